@@ -1,0 +1,46 @@
+# runbook — build, test and demo targets. Run `make help` for the list.
+GO      ?= go
+BIN     := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/runbook/runbook/engine/version.Version=$(VERSION)
+LABDIR  ?= $(CURDIR)/lab
+HOSTS   ?= 3
+TIER    ?= systemd
+
+.PHONY: help build test test-short lint fmt fmt-hcl demo lab-up lab-down bench clean
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/runbook and bin/testenv
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/runbook ./cmd/runbook
+	@if [ -d cmd/testenv ]; then $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/testenv ./cmd/testenv; fi
+
+test: ## all tests (as root this includes the lab tests)
+	$(GO) test -count=1 -timeout 25m ./...
+
+test-short: ## unit tests only, no lab
+	$(GO) test -count=1 -short ./...
+
+lint: ## gofmt check + go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fmt: build ## gofmt the Go code and canonicalise the repo's .hcl files
+	gofmt -w $$(git ls-files '*.go')
+	$(BIN)/runbook fmt runbooks docs
+
+demo: build ## start lab hosts, run the BIG-IP VE runbook twice, show results
+	@./scripts/demo.sh "$(LABDIR)" "$(HOSTS)" "$(TIER)"
+
+lab-up: build ## start the lab (TIER=ns|systemd HOSTS=N LABDIR=dir)
+	$(BIN)/testenv up --tier $(TIER) --hosts $(HOSTS) --dir $(LABDIR)
+
+lab-down: build ## stop the lab and remove every trace of it
+	$(BIN)/testenv down --dir $(LABDIR)
+
+bench: ## benchmarks
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+clean:
+	rm -rf $(BIN)
