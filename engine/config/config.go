@@ -1,0 +1,174 @@
+// Package config reads runbooks: it parses HCL files, decodes every block, and validates the
+// whole runbook before any host is touched. Every problem is reported as an hcl.Diagnostic
+// with the narrowest source range that fits, and decoding goes on after an error so that one
+// run reports everything.
+//
+// Task bodies are split in two (as Terraform does for resources): meta-arguments (when, tags,
+// notify, ...) are decoded here, while the module block's body is kept and decoded per host
+// later, against the module's own schema, with that host's values in scope.
+package config
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Runbook is a decoded runbook: one file or a directory of .hcl files.
+type Runbook struct {
+	// Path is what the user named: a file or a directory.
+	Path string
+	// Dir is where relative paths in the runbook (copy/template src) are resolved.
+	Dir string
+	// Files maps file names to their source, for rendering diagnostics.
+	Files map[string]*hcl.File
+
+	Variables []*Variable
+	Locals    []*Local
+	Plays     []*Play
+
+	// Values computed while loading: every variable's value and every local's.
+	varValues   map[string]cty.Value
+	localValues map[string]cty.Value
+}
+
+// Variable is an input variable declared with a variable block.
+type Variable struct {
+	Name        string
+	Description string
+	Type        cty.Type
+	// TypeDefaults fills optional object attributes, as in Terraform's optional().
+	TypeDefaults *typeexpr.Defaults
+	Default      cty.Value // cty.NilVal when the variable is required
+	Sensitive    bool
+	Validations  []*Validation
+	DeclRange    hcl.Range
+}
+
+// Validation is a variable's validation rule.
+type Validation struct {
+	Condition    hcl.Expression
+	ErrorMessage hcl.Expression
+	DeclRange    hcl.Range
+}
+
+// Local is one named value of a locals block.
+type Local struct {
+	Name      string
+	Expr      hcl.Expression
+	DeclRange hcl.Range
+}
+
+// Play runs tasks against the hosts its pattern selects.
+type Play struct {
+	Name string
+	// Hosts is an inventory pattern (all, a group, host globs, a:b, a:&b, a:!b, ~regex).
+	Hosts      string
+	HostsRange hcl.Range
+	Become     bool
+	BecomeUser string
+	// Serial is the rolling batch plan; empty means one batch of every host.
+	Serial            []Batch
+	MaxFailPercentage *float64
+	Forks             int
+	// Vars are evaluated per host and merged over the inventory's host vars.
+	Vars      map[string]hcl.Expression
+	VarsOrder []string
+	Tasks     []*Task
+	Handlers  []*Task
+	DeclRange hcl.Range
+
+	order []*Task
+}
+
+// Order returns the play's tasks in execution order: file order, except that a task runs
+// after the tasks it depends on.
+func (p *Play) Order() []*Task {
+	if p.order == nil {
+		return p.Tasks
+	}
+	return p.order
+}
+
+// Batch is one step of a serial plan: a host count or a percentage of the play's hosts.
+type Batch struct {
+	Count   int
+	Percent float64 // used when Count == 0
+}
+
+// Task is a task or a handler: one module invocation plus meta-arguments.
+type Task struct {
+	Name      string
+	IsHandler bool
+	Play      *Play
+
+	// Module is the module's name; Body its block's body, decoded per host at run time.
+	Module      string
+	Body        hcl.Body
+	ModuleRange hcl.Range
+
+	When    hcl.Expression // nil: always
+	ForEach hcl.Expression // nil: once
+	Until   hcl.Expression // nil: no retry condition
+
+	DependsOn  []Ref
+	Notify     []Ref
+	Tags       []string
+	Become     *bool
+	BecomeUser string
+	Timeout    time.Duration
+	Retries    int
+	Delay      time.Duration
+	OnFailure  string // "stop_host" (default) or "continue"
+	CheckMode  *bool  // nil: follow the run; false: run for real even in check mode; true: always check
+	Sensitive  bool
+
+	DeclRange hcl.Range
+	NameRange hcl.Range
+}
+
+// Ref is a reference to a task or handler by name, with where it was written.
+type Ref struct {
+	Name  string
+	Range hcl.Range
+}
+
+// Kind says "task" or "handler", for messages.
+func (t *Task) Kind() string {
+	if t.IsHandler {
+		return "handler"
+	}
+	return "task"
+}
+
+// Task returns a play's task by name.
+func (p *Play) Task(name string) *Task {
+	for _, t := range p.Tasks {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// Handler returns a play's handler by name.
+func (p *Play) Handler(name string) *Task {
+	for _, t := range p.Handlers {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// Variable returns a declared variable by name.
+func (r *Runbook) Variable(name string) *Variable {
+	for _, v := range r.Variables {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+play { # ERROR: Missing name for play
+  hosts = "all"
+}

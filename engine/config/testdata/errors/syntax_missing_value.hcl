@@ -1,0 +1,3 @@
+play "web" {
+  hosts = # ERROR: Invalid expression
+}

@@ -1,0 +1,2 @@
+play "web" { # ERROR: Unclosed configuration block
+  hosts = "all"

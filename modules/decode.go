@@ -1,0 +1,210 @@
+package modules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/agext/levenshtein"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Spec returns the hcldec spec that decodes a module body into an object value with one
+// attribute per argument.
+func (s Schema) Spec() hcldec.Spec {
+	obj := hcldec.ObjectSpec{}
+	for _, a := range s.Args {
+		var spec hcldec.Spec = &hcldec.AttrSpec{Name: a.Name, Type: a.Type, Required: a.Required}
+		if a.Default != cty.NilVal {
+			spec = &hcldec.DefaultSpec{Primary: spec, Default: &hcldec.LiteralSpec{Value: a.Default}}
+		}
+		obj[a.Name] = spec
+	}
+	return obj
+}
+
+// Decode decodes a module body against the module's schema in ctx and checks every rule the
+// schema declares. blockRange is the module block's header, used for problems that belong to
+// no single argument. Rules are checked only on known values, so decoding with placeholder
+// (unknown) host values reports exactly the problems that hold for every host.
+func Decode(m Module, body hcl.Body, ctx *hcl.EvalContext, blockRange hcl.Range) (cty.Value, hcl.Diagnostics) {
+	info := m.Info()
+	schema := info.Schema
+	spec := schema.Spec()
+	val, diags := hcldec.Decode(body, spec, ctx)
+	if diags.HasErrors() {
+		return val, diags
+	}
+	content, _, _ := body.PartialContent(hcldec.ImpliedSchema(spec))
+	attrs := content.Attributes
+	exprRange := func(name string) hcl.Range {
+		if a, ok := attrs[name]; ok {
+			return a.Expr.Range()
+		}
+		return blockRange
+	}
+	nameRange := func(name string) hcl.Range {
+		if a, ok := attrs[name]; ok {
+			return a.NameRange
+		}
+		return blockRange
+	}
+	// given reports whether an argument is set to a non-null value (or might be).
+	given := func(name string) (set, known bool) {
+		if _, ok := attrs[name]; !ok {
+			return false, true
+		}
+		v := val.GetAttr(name)
+		if !v.IsKnown() {
+			return true, false
+		}
+		return !v.IsNull(), true
+	}
+
+	for _, a := range schema.Args {
+		v := val.GetAttr(a.Name)
+		if !v.IsKnown() || v.IsNull() || a.Type != cty.String {
+			continue
+		}
+		s := v.AsString()
+		if len(a.OneOf) > 0 && !contains(a.OneOf, s) {
+			detail := fmt.Sprintf("%q is not a valid %s; expected one of: %s.", s, a.Name, strings.Join(a.OneOf, ", "))
+			if sug := Suggest(s, a.OneOf); sug != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", sug)
+			}
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Invalid value for %q", a.Name),
+				Detail:   detail,
+				Subject:  exprRange(a.Name).Ptr(),
+			})
+		}
+		if a.Pattern != nil && !a.Pattern.MatchString(s) {
+			help := a.PatternHelp
+			if help == "" {
+				help = "a value matching " + a.Pattern.String()
+			}
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Invalid value for %q", a.Name),
+				Detail:   fmt.Sprintf("%q is not valid here: expected %s.", s, help),
+				Subject:  exprRange(a.Name).Ptr(),
+			})
+		}
+	}
+
+	for _, set := range schema.ExactlyOneOf {
+		var present []string
+		unknown := false
+		for _, n := range set {
+			isSet, known := given(n)
+			if !known {
+				unknown = true
+			}
+			if isSet {
+				present = append(present, n)
+			}
+		}
+		switch {
+		case len(present) == 0 && !unknown:
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Missing required argument",
+				Detail:   fmt.Sprintf("The %s module needs exactly one of: %s.", info.Name, strings.Join(set, ", ")),
+				Subject:  blockRange.Ptr(),
+			})
+		case len(present) > 1:
+			diags = append(diags, conflict(info.Name, present, nameRange))
+		}
+	}
+	for _, set := range schema.AtMostOneOf {
+		var present []string
+		for _, n := range set {
+			if isSet, _ := given(n); isSet {
+				present = append(present, n)
+			}
+		}
+		if len(present) > 1 {
+			diags = append(diags, conflict(info.Name, present, nameRange))
+		}
+	}
+	withKeys := make([]string, 0, len(schema.RequiredWith))
+	for k := range schema.RequiredWith {
+		withKeys = append(withKeys, k)
+	}
+	sort.Strings(withKeys)
+	for _, k := range withKeys {
+		if isSet, _ := given(k); !isSet {
+			continue
+		}
+		for _, need := range schema.RequiredWith[k] {
+			if isSet, known := given(need); !isSet && known {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Missing required argument",
+					Detail:   fmt.Sprintf("%q is needed when %q is set.", need, k),
+					Subject:  nameRange(k).Ptr(),
+				})
+			}
+		}
+	}
+
+	if v, ok := m.(Validator); ok && !diags.HasErrors() && val.IsWhollyKnown() {
+		for _, e := range v.Validate(val) {
+			rng := blockRange
+			if e.Arg != "" {
+				rng = exprRange(e.Arg)
+			}
+			summary := "Invalid module arguments"
+			if e.Arg != "" {
+				summary = fmt.Sprintf("Invalid value for %q", e.Arg)
+			}
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  summary,
+				Detail:   e.Msg,
+				Subject:  rng.Ptr(),
+			})
+		}
+	}
+	return val, diags
+}
+
+func conflict(module string, present []string, nameRange func(string) hcl.Range) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Conflicting arguments",
+		Detail:   fmt.Sprintf("The %s module takes only one of %s; remove all but one.", module, strings.Join(quoteAll(present), " and ")),
+		Subject:  nameRange(present[1]).Ptr(),
+	}
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Suggest returns the candidate closest to given, if one is close enough to be a likely typo.
+func Suggest(given string, candidates []string) string {
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := levenshtein.Distance(given, c, nil); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}

@@ -1,0 +1,236 @@
+// Package modules holds the module registry and the schema language modules use to declare
+// their arguments. A module registers itself from its package's init function; the controller
+// uses the schema to validate task bodies before any host is touched, and the helper runs the
+// module's host-side code.
+package modules
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Module is what every module implements: it describes itself. Host-side capabilities
+// (check, apply, facts) are separate small interfaces found by type assertion, so a module's
+// schema can exist before its host-side code does.
+type Module interface {
+	Info() Info
+}
+
+// Validator is implemented by modules whose arguments have constraints that the schema
+// cannot express. It is called only with fully known argument values.
+type Validator interface {
+	Validate(args cty.Value) []ArgError
+}
+
+// ArgError is a problem with one argument; Arg names it so the caller can point at its
+// source range ("" means the module block as a whole).
+type ArgError struct {
+	Arg string
+	Msg string
+}
+
+func (e ArgError) Error() string {
+	if e.Arg == "" {
+		return e.Msg
+	}
+	return e.Arg + ": " + e.Msg
+}
+
+// Info describes a module: its name, documentation and argument schema.
+type Info struct {
+	// Name is the block type used in runbooks, e.g. "command" or "bond".
+	Name string
+	// Family groups modules in listings: "generic", "system", "network".
+	Family string
+	// Summary is one line; Description may be several paragraphs.
+	Summary     string
+	Description string
+	Schema      Schema
+	// Returns lists the values a task using this module registers (task.<name>.<field>).
+	Returns []Field
+	// Examples are task bodies (the module block and its task) shown by `runbook modules NAME`;
+	// every example is validated by the test suite.
+	Examples []Example
+}
+
+// Field documents one registered result value.
+type Field struct {
+	Name string
+	Type cty.Type
+	Doc  string
+}
+
+// Example is a runnable snippet: a complete task block.
+type Example struct {
+	Title string
+	HCL   string
+}
+
+// Schema declares a module's arguments and the rules between them.
+type Schema struct {
+	Args []Arg
+	// ExactlyOneOf lists sets of arguments of which exactly one must be given.
+	ExactlyOneOf [][]string
+	// AtMostOneOf lists sets of arguments that exclude each other.
+	AtMostOneOf [][]string
+	// RequiredWith maps an argument to the arguments that must be given with it. Rules that
+	// depend on values (src only when state = "link") belong in a Validator.
+	RequiredWith map[string][]string
+}
+
+// Arg is one module argument.
+type Arg struct {
+	Name     string
+	Type     cty.Type
+	Required bool
+	// Default is used when the argument is absent; cty.NilVal means "no default" (null).
+	Default cty.Value
+	// OneOf restricts a string argument to these values.
+	OneOf []string
+	// Pattern restricts a string argument to values matching this regular expression;
+	// PatternHelp says in words what is expected.
+	Pattern     *regexp.Regexp
+	PatternHelp string
+	// Sensitive values are redacted in every output.
+	Sensitive bool
+	Doc       string
+}
+
+// Arg looks an argument up by name.
+func (s Schema) Arg(name string) (Arg, bool) {
+	for _, a := range s.Args {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Arg{}, false
+}
+
+// TypeName renders a cty type the way runbook's docs write it.
+func TypeName(t cty.Type) string {
+	switch {
+	case t == cty.DynamicPseudoType:
+		return "any"
+	case t == cty.String:
+		return "string"
+	case t == cty.Number:
+		return "number"
+	case t == cty.Bool:
+		return "bool"
+	case t.IsListType():
+		return "list(" + TypeName(t.ElementType()) + ")"
+	case t.IsSetType():
+		return "set(" + TypeName(t.ElementType()) + ")"
+	case t.IsMapType():
+		return "map(" + TypeName(t.ElementType()) + ")"
+	case t.IsObjectType():
+		names := make([]string, 0, len(t.AttributeTypes()))
+		for n, at := range t.AttributeTypes() {
+			names = append(names, n+"="+TypeName(at))
+		}
+		sort.Strings(names)
+		return "object({" + strings.Join(names, ", ") + "})"
+	}
+	return t.FriendlyName()
+}
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Module{}
+)
+
+var validName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// Register adds a module. It panics on an empty, malformed or duplicate name, or on a
+// schema that contradicts itself: those are programming errors found at start-up.
+func Register(m Module) {
+	info := m.Info()
+	if info.Name == "" {
+		panic("modules: Register with an empty module name")
+	}
+	if !validName.MatchString(info.Name) {
+		panic(fmt.Sprintf("modules: invalid module name %q", info.Name))
+	}
+	if err := info.Schema.check(); err != nil {
+		panic(fmt.Sprintf("modules: %s: %v", info.Name, err))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[info.Name]; dup {
+		panic(fmt.Sprintf("modules: module %q registered twice", info.Name))
+	}
+	registry[info.Name] = m
+}
+
+// Lookup returns the module registered under name.
+func Lookup(name string) (Module, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	m, ok := registry[name]
+	return m, ok
+}
+
+// Names returns every registered module name, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// All returns the Info of every registered module, sorted by name.
+func All() []Info {
+	names := Names()
+	out := make([]Info, 0, len(names))
+	for _, n := range names {
+		m, _ := Lookup(n)
+		out = append(out, m.Info())
+	}
+	return out
+}
+
+func (s Schema) check() error {
+	seen := map[string]bool{}
+	for _, a := range s.Args {
+		if a.Name == "" || !validName.MatchString(a.Name) {
+			return fmt.Errorf("invalid argument name %q", a.Name)
+		}
+		if seen[a.Name] {
+			return fmt.Errorf("argument %q declared twice", a.Name)
+		}
+		seen[a.Name] = true
+		if a.Type == cty.NilType {
+			return fmt.Errorf("argument %q has no type", a.Name)
+		}
+		if a.Required && a.Default != cty.NilVal {
+			return fmt.Errorf("argument %q is required and has a default", a.Name)
+		}
+		if len(a.OneOf) > 0 && a.Type != cty.String {
+			return fmt.Errorf("argument %q: OneOf needs a string type", a.Name)
+		}
+	}
+	for _, set := range append(append([][]string{}, s.ExactlyOneOf...), s.AtMostOneOf...) {
+		for _, n := range set {
+			if !seen[n] {
+				return fmt.Errorf("constraint names unknown argument %q", n)
+			}
+		}
+	}
+	for k, vs := range s.RequiredWith {
+		for _, n := range append([]string{k}, vs...) {
+			if !seen[n] {
+				return fmt.Errorf("RequiredWith names unknown argument %q", n)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,7 @@
+// Package standard links every module that ships with runbook into a binary; import it for
+// its side effects.
+package standard
+
+import (
+	_ "github.com/runbook/runbook/modules/generic"
+)
