@@ -37,6 +37,9 @@ func Decode(m Module, body hcl.Body, ctx *hcl.EvalContext, blockRange hcl.Range)
 	if diags.HasErrors() {
 		return val, diags
 	}
+	// Rules look at values, not at their marks (a sensitive value is still checked); the
+	// marks stay on the returned value.
+	plain, _ := val.UnmarkDeep()
 	content, _, _ := body.PartialContent(hcldec.ImpliedSchema(spec))
 	attrs := content.Attributes
 	exprRange := func(name string) hcl.Range {
@@ -56,7 +59,7 @@ func Decode(m Module, body hcl.Body, ctx *hcl.EvalContext, blockRange hcl.Range)
 		if _, ok := attrs[name]; !ok {
 			return false, true
 		}
-		v := val.GetAttr(name)
+		v := plain.GetAttr(name)
 		if !v.IsKnown() {
 			return true, false
 		}
@@ -64,7 +67,7 @@ func Decode(m Module, body hcl.Body, ctx *hcl.EvalContext, blockRange hcl.Range)
 	}
 
 	for _, a := range schema.Args {
-		v := val.GetAttr(a.Name)
+		v := plain.GetAttr(a.Name)
 		if !v.IsKnown() || v.IsNull() || a.Type != cty.String {
 			continue
 		}
@@ -151,8 +154,8 @@ func Decode(m Module, body hcl.Body, ctx *hcl.EvalContext, blockRange hcl.Range)
 		}
 	}
 
-	if v, ok := m.(Validator); ok && !diags.HasErrors() && val.IsWhollyKnown() {
-		for _, e := range v.Validate(val) {
+	if v, ok := m.(Validator); ok && !diags.HasErrors() && plain.IsWhollyKnown() {
+		for _, e := range v.Validate(plain) {
 			rng := blockRange
 			if e.Arg != "" {
 				rng = exprRange(e.Arg)

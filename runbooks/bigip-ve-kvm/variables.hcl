@@ -1,0 +1,52 @@
+# Inputs of the BIG-IP VE hypervisor runbook. Per-host values (which NICs to bond, which PF
+# carries the VFs, the guest's name) come from the inventory: see README.md.
+
+variable "selinux_state" {
+  description = "SELinux mode the guide asks for: the guide disables it; permissive keeps the logs."
+  type        = string
+  default     = "disabled"
+  validation {
+    condition     = contains(["enforcing", "permissive", "disabled"], var.selinux_state)
+    error_message = "selinux_state is enforcing, permissive or disabled."
+  }
+}
+
+variable "bond" {
+  description = "The LACP bond built from each host's data NICs (host.vars.data_nics)."
+  type = object({
+    name             = string
+    mode             = string
+    miimon           = number
+    lacp_rate        = string
+    xmit_hash_policy = string
+  })
+  default = {
+    name             = "bond0"
+    mode             = "802.3ad"
+    miimon           = 100
+    lacp_rate        = "fast"
+    xmit_hash_policy = "layer3+4"
+  }
+}
+
+variable "mtu" {
+  description = "MTU for the bond and its slaves (jumbo frames end to end)."
+  type        = number
+  default     = 9100
+  validation {
+    condition     = var.mtu >= 1280 && var.mtu <= 9216
+    error_message = "mtu must be between 1280 and 9216."
+  }
+}
+
+variable "sriov_numvfs" {
+  description = "Virtual functions to create on each host's SR-IOV PF (host.vars.sriov_pf); 0 skips SR-IOV."
+  type        = number
+  default     = 0
+}
+
+variable "min_pcie_width" {
+  description = "Narrowest PCIe link a data NIC may sit on (the guide: x8 carries about 63 Gbps, x16 about 126 Gbps)."
+  type        = number
+  default     = 8
+}

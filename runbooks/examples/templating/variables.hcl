@@ -1,0 +1,4 @@
+variable "admins" {
+  type    = list(string)
+  default = ["ops@example.invalid"]
+}
