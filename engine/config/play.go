@@ -311,7 +311,6 @@ func (d *decoder) task(p *Play, b *hcl.Block, ctx *hcl.EvalContext) *Task {
 				detail += " Run `runbook modules` to list the modules."
 			}
 			d.errorf(mb.TypeRange.Ptr(), "Unknown module", "%s", detail)
-			t.Module = "" // keep going, but never decode an unknown module's body
 			continue
 		}
 		if len(mb.Labels) > 0 {
