@@ -345,10 +345,19 @@ func parseRawValue(raw string, ty cty.Type, rng hcl.Range) (cty.Value, hcl.Diagn
 		return cty.StringVal(raw), nil
 	}
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), rng.Filename, hcl.Pos{Line: 1, Column: 1})
-	if diags.HasErrors() {
-		return cty.NilVal, diags
+	var val cty.Value
+	if !diags.HasErrors() {
+		val, diags = expr.Value(nil)
 	}
-	return expr.Value(nil)
+	if diags.HasErrors() {
+		return cty.NilVal, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid value for variable",
+			Detail: fmt.Sprintf("%s: %q is not a %s. Values of non-string variables are read as HCL, e.g. 9100, true, [\"a\", \"b\"] or {mode = \"802.3ad\"}.",
+				strings.Trim(rng.Filename, "<>"), raw, typeexpr.TypeString(ty)),
+		}}
+	}
+	return val, nil
 }
 
 func suggestVar(rb *Runbook, name string) string {
