@@ -1,0 +1,240 @@
+// Command testenv starts, inspects, breaks and stops the lab: real Linux
+// hosts on this machine for runbook's tests, benchmarks and demo.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/runbook/runbook/testenv"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage:
+  testenv up     --tier ns|systemd --hosts N --dir DIR [--subnet CIDR]
+  testenv down   --dir DIR
+  testenv status --dir DIR
+  testenv exec   --dir DIR HOST -- CMD [ARG...]
+  testenv break  --dir DIR HOST stop|slow|drop
+  testenv heal   --dir DIR HOST
+`
+
+// run is the whole CLI; it returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet("testenv "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	dir := fs.String("dir", defaultDir(), "lab directory")
+	switch cmd {
+	case "up":
+		tier := fs.String("tier", string(testenv.TierNS), "lab tier: ns or systemd")
+		hosts := fs.Int("hosts", 3, "number of hosts")
+		subnet := fs.String("subnet", "", "management subnet (default: a free /24 of "+testenv.DefaultPool+")")
+		if _, _, err := parseArgs(fs, args); err != nil {
+			return 2
+		}
+		return up(ctx, *dir, testenv.TierName(*tier), *hosts, *subnet, stdout, stderr)
+	case "down":
+		if _, _, err := parseArgs(fs, args); err != nil {
+			return 2
+		}
+		dctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		if err := testenv.Down(dctx, *dir, stderr); err != nil {
+			fmt.Fprintln(stderr, "testenv down:", err)
+			return 1
+		}
+		return 0
+	case "status":
+		if _, _, err := parseArgs(fs, args); err != nil {
+			return 2
+		}
+		return status(ctx, *dir, stdout, stderr)
+	case "exec":
+		pos, rest, err := parseArgs(fs, args)
+		if err != nil {
+			return 2
+		}
+		if len(pos) != 1 || len(rest) == 0 {
+			fmt.Fprint(stderr, "testenv exec: want HOST -- CMD [ARG...]\n", usage)
+			return 2
+		}
+		return execIn(ctx, *dir, pos[0], rest, stdout, stderr)
+	case "break", "heal":
+		pos, _, err := parseArgs(fs, args)
+		if err != nil {
+			return 2
+		}
+		want := 2
+		if cmd == "heal" {
+			want = 1
+		}
+		if len(pos) != want {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		lab, err := testenv.Open(*dir)
+		if err != nil {
+			fmt.Fprintf(stderr, "testenv %s: %v\n", cmd, err)
+			return 1
+		}
+		if cmd == "break" {
+			err = lab.Break(pos[0], testenv.BreakMode(pos[1]))
+		} else {
+			err = lab.Heal(pos[0])
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "testenv %s: %v\n", cmd, err)
+			return 1
+		}
+		return 0
+	case "forward":
+		// Internal: the forwarder daemon that `up` starts.
+		if _, _, err := parseArgs(fs, args); err != nil {
+			return 2
+		}
+		if err := testenv.ServeForwarders(ctx, *dir); err != nil {
+			fmt.Fprintln(stderr, "testenv forward:", err)
+			return 1
+		}
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "testenv: unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+}
+
+func defaultDir() string {
+	if d := os.Getenv("RUNBOOK_LAB_DIR"); d != "" {
+		return d
+	}
+	return "lab"
+}
+
+// parseArgs parses flags that may come before or after positional arguments
+// and returns the positionals and whatever follows "--".
+func parseArgs(fs *flag.FlagSet, args []string) (pos, rest []string, err error) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, nil, err
+		}
+		left := fs.Args()
+		// flag stops at the first positional, or consumes "--" and stops.
+		consumed := args[:len(args)-len(left)]
+		if n := len(consumed); n > 0 && consumed[n-1] == "--" {
+			return pos, left, nil
+		}
+		if len(left) == 0 {
+			return pos, nil, nil
+		}
+		pos = append(pos, left[0])
+		args = left[1:]
+	}
+}
+
+func up(ctx context.Context, dir string, tier testenv.TierName, hosts int, subnet string, stdout, stderr io.Writer) int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, "testenv up:", err)
+		return 1
+	}
+	start := time.Now()
+	uctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	lab, err := testenv.Up(uctx, testenv.Options{
+		Tier: tier, Hosts: hosts, Dir: dir, Subnet: subnet, Log: stderr,
+		Daemon: []string{self, "forward", "--dir", absDir(dir)},
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "testenv up:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "inventory: %s\n", lab.Inventory)
+	fmt.Fprintf(stdout, "up: %d %s hosts in %.2fs (subnet %s, names %s-*)\n",
+		len(lab.Hosts), lab.Tier, time.Since(start).Seconds(), lab.Subnet(), lab.Prefix())
+	return 0
+}
+
+func absDir(d string) string {
+	if a, err := filepath.Abs(d); err == nil {
+		return a
+	}
+	return d
+}
+
+func status(ctx context.Context, dir string, stdout, stderr io.Writer) int {
+	lab, err := testenv.Open(dir)
+	if err != nil {
+		fmt.Fprintln(stderr, "testenv status:", err)
+		return 1
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	fmt.Fprintf(stdout, "lab %s: tier %s, subnet %s, inventory %s\n", lab.Dir, lab.Tier, lab.Subnet(), lab.Inventory)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tPORT\tMGMT_IP\tRUNNING\tSSH\tBROKEN")
+	code := 0
+	for _, s := range lab.Status(sctx) {
+		broken := string(s.Broken)
+		if broken == "" {
+			broken = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%v\t%v\t%s\n", s.Name, s.Port, s.MgmtIP, s.Running, s.SSH, broken)
+		if !s.Running {
+			code = 1
+		}
+	}
+	tw.Flush()
+	return code
+}
+
+func execIn(ctx context.Context, dir, host string, argv []string, stdout, stderr io.Writer) int {
+	lab, err := testenv.Open(dir)
+	if err != nil {
+		fmt.Fprintln(stderr, "testenv exec:", err)
+		return 1
+	}
+	cmd, err := lab.Command(ctx, host, argv...)
+	if err != nil {
+		fmt.Fprintln(stderr, "testenv exec:", err)
+		return 1
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	default:
+		fmt.Fprintln(stderr, "testenv exec:", err)
+		return 1
+	}
+}

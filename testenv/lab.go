@@ -1,0 +1,628 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options configure a lab.
+type Options struct {
+	Tier  TierName // TierNS (default) or TierSystemd
+	Hosts int      // number of hosts (default 3)
+	Dir   string   // lab directory; Start defaults it to a test temp dir
+	// Subnet is the management subnet (a private IPv4 prefix). Empty: the
+	// next free /24 of Pool.
+	Subnet string
+	// Pool to take subnets from; empty: $RUNBOOK_LAB_POOL or DefaultPool.
+	Pool string
+	// Daemon, if set, is the command line of a detached process that serves
+	// the forwarders (`testenv` re-executing itself), so they outlive Up's
+	// caller. It inherits the listeners as fds 3.. and must call
+	// ServeForwarders. Empty: forwarders run in this process until Down.
+	Daemon []string
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// Host is a lab host as a client sees it.
+type Host struct {
+	Name   string
+	Port   int    // forwarder port on 127.0.0.1
+	MgmtIP string // address inside the lab (reachable only from the lab)
+}
+
+// Lab is a running lab.
+type Lab struct {
+	Dir          string
+	Tier         TierName
+	Inventory    string // inventory.hcl
+	InventoryINI string // inventory.ini
+	KnownHosts   string
+	Key          string // client private key
+	SSHConfig    string
+	Hosts        []Host
+
+	mu      sync.Mutex
+	st      *State
+	tier    Tier
+	logf    func(string, ...any)
+	stopFwd func() // in-process forwarders
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func logfFor(w io.Writer) func(string, ...any) {
+	if w == nil {
+		return func(string, ...any) {}
+	}
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, "testenv: "+format+"\n", args...)
+	}
+}
+
+// Up starts a lab in opts.Dir. Leftovers of an earlier lab in that directory
+// are torn down first. On failure everything created so far is removed.
+func Up(ctx context.Context, opts Options) (*Lab, error) {
+	if opts.Tier == "" {
+		opts.Tier = TierNS
+	}
+	if opts.Hosts == 0 {
+		opts.Hosts = 3
+	}
+	if opts.Hosts < 1 {
+		return nil, fmt.Errorf("lab needs at least one host, got %d", opts.Hosts)
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("lab directory not set")
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("lab directory: %w", err)
+	}
+	// Paths end up in overlayfs mount options, where these characters are separators.
+	if strings.ContainsAny(dir, ",:= \t\n") {
+		return nil, fmt.Errorf("lab directory %q: must not contain ',', ':', '=' or spaces", dir)
+	}
+	tier, err := tierFor(opts.Tier)
+	if err != nil {
+		return nil, err
+	}
+	if err := tier.Check(); err != nil {
+		return nil, err
+	}
+	logf := logfFor(opts.Log)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("lab directory: %w", err)
+	}
+	if _, err := loadState(dir); err == nil {
+		logf("tearing down the previous lab in %s", dir)
+		if err := Down(ctx, dir, opts.Log); err != nil {
+			return nil, fmt.Errorf("previous lab in %s: %w", dir, err)
+		}
+	}
+
+	self, err := procOf(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	st := &State{Version: stateVersion, ID: newID(), Dir: dir, Tier: opts.Tier, Created: time.Now().UTC(), Owner: self}
+	if err := allocate(ctx, st, opts.Subnet, opts.Pool, logf); err != nil {
+		return nil, err
+	}
+	lab := &Lab{st: st, tier: tier, logf: logf}
+	if err := lab.up(ctx, opts); err != nil {
+		// Tear down with a fresh context: ctx may be what just expired.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if derr := lab.Down(dctx); derr != nil {
+			err = fmt.Errorf("%w (and teardown: %v)", err, derr)
+		}
+		return nil, err
+	}
+	return lab, nil
+}
+
+func (l *Lab) up(ctx context.Context, opts Options) error {
+	st := l.st
+	if err := planNetwork(st, opts.Hosts); err != nil {
+		return err
+	}
+	if err := st.save(); err != nil {
+		return err
+	}
+	if err := l.tier.Prepare(ctx, st, l.logf); err != nil {
+		return err
+	}
+	if err := setupNetwork(ctx, st); err != nil {
+		return err
+	}
+	pub, err := writeKey(st.Dir)
+	if err != nil {
+		return err
+	}
+	if err := l.tier.Start(ctx, st, pub, l.logf); err != nil {
+		return err
+	}
+	lns, err := listenLoopback(len(st.Hosts))
+	if err != nil {
+		return err
+	}
+	for i, h := range st.Hosts {
+		h.Port = lns[i].Addr().(*net.TCPAddr).Port
+	}
+	if err := st.save(); err != nil {
+		closeAll(lns)
+		return err
+	}
+	if len(opts.Daemon) > 0 {
+		err = l.startDaemon(opts.Daemon, lns)
+	} else {
+		err = l.startInProcess(lns)
+	}
+	if err != nil {
+		return err
+	}
+	if err := writeClientFiles(st); err != nil {
+		return err
+	}
+	// End to end: 127.0.0.1 port -> forwarder -> hub -> bridge -> sshd.
+	if err := l.waitSSH(ctx); err != nil {
+		return err
+	}
+	l.fill()
+	return st.save()
+}
+
+func closeAll(lns []net.Listener) {
+	for _, l := range lns {
+		l.Close()
+	}
+}
+
+func (l *Lab) startInProcess(lns []net.Listener) error {
+	fw, err := newForwarder(l.st, lns, log.New(io.Discard, "", 0))
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		fw.serve(ctx)
+		close(done)
+	}()
+	l.stopFwd = func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	return nil
+}
+
+// startDaemon hands the listeners to a detached forwarder process. It becomes
+// the lab's owner: while it lives, the lab is in use.
+func (l *Lab) startDaemon(argv []string, lns []net.Listener) error {
+	defer closeAll(lns) // the daemon has its own copies
+	var files []*os.File
+	for _, ln := range lns {
+		f, err := ln.(*net.TCPListener).File()
+		if err != nil {
+			return fmt.Errorf("forwarder daemon: %w", err)
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	logFile, err := os.OpenFile(filepath.Join(l.st.Dir, fileForwardLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("forwarder daemon: %w", err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.ExtraFiles = files
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("forwarder daemon: %w", err)
+	}
+	p, err := procOf(cmd.Process.Pid)
+	if err != nil {
+		return fmt.Errorf("forwarder daemon exited at once: %w", err)
+	}
+	_ = cmd.Process.Release()
+	l.st.Forwarder, l.st.Owner = p, p
+	return l.st.save()
+}
+
+// ServeForwarders is the forwarder daemon's body: it serves the lab in dir
+// with the listeners inherited as fds 3.. until ctx ends.
+func ServeForwarders(ctx context.Context, dir string) error {
+	st, err := loadState(dir)
+	if err != nil {
+		return err
+	}
+	var lns []net.Listener
+	for i := range st.Hosts {
+		f := os.NewFile(uintptr(3+i), "listener")
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			closeAll(lns)
+			return fmt.Errorf("inherited listener %d: %w", i, err)
+		}
+		lns = append(lns, ln)
+	}
+	logger := log.New(os.Stderr, "forwarder: ", log.LstdFlags)
+	fw, err := newForwarder(st, lns, logger)
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
+	logger.Printf("serving %d hosts of %s", len(lns), dir)
+	fw.serve(ctx)
+	logger.Printf("stopped")
+	return nil
+}
+
+func (l *Lab) waitSSH(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(l.st.Hosts))
+	for i, h := range l.st.Hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(h.Port))
+			var last error
+			err := pollUntil(wctx, 50*time.Millisecond, func() (bool, error) {
+				last = readBanner(wctx, dialLoopback, addr)
+				return last == nil, nil
+			})
+			if err != nil {
+				errs[i] = fmt.Errorf("host %s: sshd not reachable at %s: %v", h.Name, addr, last)
+			}
+		}()
+	}
+	wg.Wait()
+	return joinErrs(errs)
+}
+
+// fill sets the exported fields from the state.
+func (l *Lab) fill() {
+	st := l.st
+	l.Dir, l.Tier = st.Dir, st.Tier
+	l.Inventory = filepath.Join(st.Dir, fileInventory)
+	l.InventoryINI = filepath.Join(st.Dir, fileInventoryINI)
+	l.KnownHosts = filepath.Join(st.Dir, fileKnownHosts)
+	l.Key = filepath.Join(st.Dir, fileKey)
+	l.SSHConfig = filepath.Join(st.Dir, fileSSHConfig)
+	l.Hosts = nil
+	for _, h := range st.Hosts {
+		l.Hosts = append(l.Hosts, Host{Name: h.Name, Port: h.Port, MgmtIP: h.MgmtIP})
+	}
+}
+
+// Open attaches to the lab running in dir (for the CLI's other commands).
+func Open(dir string) (*Lab, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := loadState(dir)
+	if err != nil {
+		return nil, err
+	}
+	tier, err := tierFor(st.Tier)
+	if err != nil {
+		return nil, err
+	}
+	l := &Lab{st: st, tier: tier, logf: func(string, ...any) {}}
+	l.fill()
+	return l, nil
+}
+
+// Down tears down the lab of this handle.
+func (l *Lab) Down(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopFwd != nil {
+		l.stopFwd()
+		l.stopFwd = nil
+	}
+	err := teardown(ctx, l.st, l.logf)
+	if rerr := release(ctx, l.st); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	if err == nil {
+		removeLabFiles(l.st.Dir)
+	}
+	return err
+}
+
+// Down tears down whatever lab state dir records; a dir without a lab is not
+// an error.
+func Down(ctx context.Context, dir string, logw io.Writer) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	st, err := loadState(dir)
+	if errors.Is(err, errNoLab) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	l := &Lab{st: st, logf: logfFor(logw)}
+	return l.Down(ctx)
+}
+
+// teardown removes every process, namespace, cgroup, mount and route st
+// records. It does not touch the registry. Each step runs even if an earlier
+// one failed, so a second Down can finish what the first could not.
+func teardown(ctx context.Context, st *State, logf func(string, ...any)) error {
+	var errs []error
+	// Forwarder daemon first: no new connections into a dying lab.
+	if st.Forwarder.PID != 0 {
+		if err := stopProcs(ctx, []Proc{st.Forwarder}, syscall.SIGTERM, 5*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("forwarder: %w", err))
+		}
+	}
+	if tier, err := tierFor(st.Tier); err == nil {
+		if err := tier.Stop(ctx, st); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Then everything still inside the lab's namespaces or cgroups, whatever
+	// started it (sessions, commands run by tests, daemons started by modules).
+	var cgs []string
+	var mains []Proc
+	for _, h := range st.Hosts {
+		cgs = append(cgs, h.Cgroups...)
+		mains = append(mains, h.Main, h.Leader)
+	}
+	procs := append(procsInNetns(labNetnsInodes(st)), procsInCgroups(cgs)...)
+	procs = append(procs, mains...)
+	if err := stopProcs(ctx, procs, syscall.SIGKILL, 5*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if tier, err := tierFor(st.Tier); err == nil {
+		if err := tier.Cleanup(ctx, st); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := removeNetwork(ctx, st); err != nil {
+		errs = append(errs, err)
+	}
+	if err := unmountUnder(st.Dir); err != nil {
+		errs = append(errs, err)
+	}
+	if err := joinErrs(errs); err != nil {
+		return fmt.Errorf("teardown of lab %s: %w", st.Dir, err)
+	}
+	logf("lab %s is down", st.Dir)
+	return nil
+}
+
+// unmountUnder detaches any mount point below dir that is visible here (the
+// lab mounts inside private mount namespaces, so normally there is none).
+func unmountUnder(dir string) error {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- { // deepest (latest) first
+		f := strings.Fields(lines[i])
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMount(f[4])
+		if strings.HasPrefix(mp, dir+"/") {
+			if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+				errs = append(errs, fmt.Errorf("unmount %s: %w", mp, err))
+			}
+		}
+	}
+	return joinErrs(errs)
+}
+
+func unescapeMount(s string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(s)
+}
+
+// removeLabFiles deletes what the lab wrote into dir, state last, and the dir
+// itself if that leaves it empty.
+func removeLabFiles(dir string) {
+	for _, f := range labFiles {
+		_ = os.RemoveAll(filepath.Join(dir, f))
+	}
+	_ = os.Remove(filepath.Join(dir, stateFile))
+	_ = os.Remove(dir) // fails, harmlessly, if the user keeps other files there
+}
+
+func (l *Lab) host(name string) (*HostState, error) { return l.st.host(name) }
+
+// Exec runs argv inside host (its namespaces, as root, with a clean
+// environment) and returns stdout. A non-zero exit returns an error wrapping
+// *exec.ExitError with stderr included.
+func (l *Lab) Exec(ctx context.Context, host string, argv ...string) ([]byte, error) {
+	cmd, err := l.Command(ctx, host, argv...)
+	if err != nil {
+		return nil, err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("%s: %s: %w: %s", host, strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+// Command returns an unstarted command that runs argv inside host, for
+// callers that want their own stdio (the CLI's exec).
+func (l *Lab) Command(ctx context.Context, host string, argv ...string) (*exec.Cmd, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("exec: no command")
+	}
+	h, err := l.host(host)
+	if err != nil {
+		return nil, err
+	}
+	full, err := l.tier.Command(l.st, h, argv)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
+	cmd.WaitDelay = 2 * time.Second
+	return cmd, nil
+}
+
+// netemDelay and netemLoss are what "slow" puts on a link.
+const (
+	netemDelay = 150 * time.Millisecond
+	netemLoss  = "2%"
+)
+
+// Break injects a fault into host: BreakStop stops its sshd, BreakSlow adds
+// latency and loss to its management link, BreakDrop cuts that link.
+func (l *Lab) Break(host string, mode BreakMode) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h, err := l.host(host)
+	if err != nil {
+		return err
+	}
+	switch mode {
+	case BreakStop:
+		err = l.tier.StopSSH(ctx, l.st, h)
+	case BreakSlow:
+		err = l.slow(ctx, h)
+	case BreakDrop:
+		_, err = runCmd(ctx, "", "ip", "-n", l.st.HubNS, "link", "set", h.HubIf, "down")
+	default:
+		return fmt.Errorf("unknown break mode %q (want stop, slow or drop)", mode)
+	}
+	if err != nil {
+		return fmt.Errorf("break %s %s: %w", host, mode, err)
+	}
+	h.Broken = mode
+	return l.st.save()
+}
+
+// slow puts netem on both ends of the host's management link. Kernels built
+// without sch_netem get the same latency from the forwarder instead (only
+// traffic through the forwarder is slowed then).
+func (l *Lab) slow(ctx context.Context, h *HostState) error {
+	ms := strconv.Itoa(int(netemDelay / time.Millisecond))
+	netem := []string{"root", "netem", "delay", ms + "ms", "loss", netemLoss}
+	_, err := runCmd(ctx, "", "tc", append([]string{"-n", l.st.HubNS, "qdisc", "replace", "dev", h.HubIf}, netem...)...)
+	if err == nil {
+		_, err = runCmd(ctx, "", "tc", append([]string{"-n", h.NetNS, "qdisc", "replace", "dev", mgmtNIC}, netem...)...)
+		if err != nil {
+			return err
+		}
+		h.SlowVia = "netem"
+		return nil
+	}
+	if !strings.Contains(err.Error(), "unknown") {
+		return err
+	}
+	if err := writeFile(filepath.Join(l.st.hostDir(h), impairFile), []byte(ms+"\n"), 0o644); err != nil {
+		return err
+	}
+	h.SlowVia = "forwarder"
+	time.Sleep(250 * time.Millisecond) // the forwarder polls the file every 100 ms
+	return nil
+}
+
+// Heal undoes every fault Break can inject on host.
+func (l *Lab) Heal(host string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h, err := l.host(host)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if _, err := runCmd(ctx, "", "ip", "-n", l.st.HubNS, "link", "set", h.HubIf, "up"); err != nil {
+		errs = append(errs, err)
+	}
+	if h.SlowVia == "netem" {
+		_, _ = runCmd(ctx, "", "tc", "-n", l.st.HubNS, "qdisc", "del", "dev", h.HubIf, "root")
+		_, _ = runCmd(ctx, "", "tc", "-n", h.NetNS, "qdisc", "del", "dev", mgmtNIC, "root")
+	}
+	if exists(filepath.Join(l.st.hostDir(h), impairFile)) {
+		_ = os.Remove(filepath.Join(l.st.hostDir(h), impairFile))
+		time.Sleep(250 * time.Millisecond)
+	}
+	if err := l.tier.StartSSH(ctx, l.st, h); err != nil {
+		errs = append(errs, err)
+	}
+	if err := joinErrs(errs); err != nil {
+		return fmt.Errorf("heal %s: %w", host, err)
+	}
+	h.Broken, h.SlowVia = "", ""
+	return l.st.save()
+}
+
+// HostStatus is one line of Status.
+type HostStatus struct {
+	Host
+	Running bool      // the host's processes are alive
+	SSH     bool      // sshd answered through the forwarder
+	Broken  BreakMode // active fault
+}
+
+// Status checks every host.
+func (l *Lab) Status(ctx context.Context) []HostStatus {
+	var out []HostStatus
+	for _, h := range l.st.Hosts {
+		s := HostStatus{Host: Host{Name: h.Name, Port: h.Port, MgmtIP: h.MgmtIP}, Broken: h.Broken}
+		s.Running = h.Main.Alive() && (l.st.Tier != TierSystemd || h.Leader.Alive())
+		s.SSH = readBanner(ctx, dialLoopback, net.JoinHostPort("127.0.0.1", strconv.Itoa(h.Port))) == nil
+		out = append(out, s)
+	}
+	return out
+}
+
+// Subnet is the lab's management subnet.
+func (l *Lab) Subnet() string { return l.st.Subnet }
+
+// Prefix is the lab-unique prefix of its namespace and interface names.
+func (l *Lab) Prefix() string { return l.st.Prefix }
+
+// Namespaces lists the lab's named network namespaces.
+func (l *Lab) Namespaces() []string { return append([]string(nil), l.st.Namespaces...) }

@@ -1,0 +1,64 @@
+package testenv
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Start brings up a lab for a test and tears it down in t.Cleanup.
+//
+// It skips the test under -short, when not root, or when the tier's
+// prerequisites are missing, unless CI=true: then a lab that cannot start
+// fails the test, so CI can never silently skip the lab tests.
+func Start(t testing.TB, opts Options) *Lab {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("lab tests do not run with -short")
+	}
+	if opts.Tier == "" {
+		opts.Tier = TierNS
+	}
+	if err := CheckTier(opts.Tier); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and the lab cannot start: %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	if opts.Log == nil {
+		opts.Log = testLogWriter{t}
+	}
+	// Generous: a cold systemd tier includes a debootstrap.
+	timeout := 2 * time.Minute
+	if opts.Tier == TierSystemd {
+		timeout = 12 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	lab, err := Up(ctx, opts)
+	if err != nil {
+		t.Fatalf("lab up (%s, %d hosts): %v", opts.Tier, opts.Hosts, err)
+	}
+	t.Logf("lab up: %s tier, %d hosts in %s (%s)", lab.Tier, len(lab.Hosts), time.Since(start).Round(time.Millisecond), lab.Dir)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := lab.Down(ctx); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	return lab
+}
+
+type testLogWriter struct{ t testing.TB }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
