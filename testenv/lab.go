@@ -59,6 +59,7 @@ type Lab struct {
 	Hosts        []Host
 
 	mu      sync.Mutex
+	down    bool // Down succeeded: the names may belong to another lab now
 	st      *State
 	tier    Tier
 	logf    func(string, ...any)
@@ -350,18 +351,24 @@ func Open(dir string) (*Lab, error) {
 func (l *Lab) Down(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.down {
+		return nil
+	}
 	if l.stopFwd != nil {
 		l.stopFwd()
 		l.stopFwd = nil
 	}
-	err := teardown(ctx, l.st, l.logf)
-	if rerr := release(ctx, l.st); rerr != nil {
-		err = errors.Join(err, rerr)
+	if err := teardown(ctx, l.st, l.logf); err != nil {
+		// Keep the registry record: until a later Down or reclaim finishes
+		// the job, this lab's names and subnet must not be handed out again.
+		return err
 	}
-	if err == nil {
-		removeLabFiles(l.st.Dir)
+	if err := release(ctx, l.st); err != nil {
+		return err
 	}
-	return err
+	removeLabFiles(l.st.Dir)
+	l.down = true
+	return nil
 }
 
 // Down tears down whatever lab state dir records; a dir without a lab is not
@@ -548,7 +555,8 @@ func (l *Lab) slow(ctx context.Context, h *HostState) error {
 	netem := []string{"root", "netem", "delay", ms + "ms", "loss", netemLoss}
 	_, err := runCmd(ctx, "", "tc", append([]string{"-n", l.st.HubNS, "qdisc", "replace", "dev", h.HubIf}, netem...)...)
 	if err == nil {
-		_, err = runCmd(ctx, "", "tc", append([]string{"-n", h.NetNS, "qdisc", "replace", "dev", mgmtNIC}, netem...)...)
+		_, err = runCmd(ctx, "", "nsenter", append([]string{"--net=" + l.tier.NetnsPath(l.st, h), "--",
+			"tc", "qdisc", "replace", "dev", mgmtNIC}, netem...)...)
 		if err != nil {
 			return err
 		}
@@ -582,7 +590,7 @@ func (l *Lab) Heal(host string) error {
 	}
 	if h.SlowVia == "netem" {
 		_, _ = runCmd(ctx, "", "tc", "-n", l.st.HubNS, "qdisc", "del", "dev", h.HubIf, "root")
-		_, _ = runCmd(ctx, "", "tc", "-n", h.NetNS, "qdisc", "del", "dev", mgmtNIC, "root")
+		_, _ = runCmd(ctx, "", "nsenter", "--net="+l.tier.NetnsPath(l.st, h), "--", "tc", "qdisc", "del", "dev", mgmtNIC, "root")
 	}
 	if exists(filepath.Join(l.st.hostDir(h), impairFile)) {
 		_ = os.Remove(filepath.Join(l.st.hostDir(h), impairFile))
@@ -626,3 +634,79 @@ func (l *Lab) Prefix() string { return l.st.Prefix }
 
 // Namespaces lists the lab's named network namespaces.
 func (l *Lab) Namespaces() []string { return append([]string(nil), l.st.Namespaces...) }
+
+// Processes lists the lab's processes now: the recorded ones (anchors,
+// nspawn, container init, forwarder daemon) and every process inside the
+// lab's namespaces. Tests take it before Down to check teardown with Leftovers.
+func (l *Lab) Processes() []Proc {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.st
+	var procs []Proc
+	for _, p := range []Proc{st.Forwarder} {
+		if p.Alive() {
+			procs = append(procs, p)
+		}
+	}
+	for _, h := range st.Hosts {
+		for _, p := range []Proc{h.Main, h.Leader} {
+			if p.Alive() {
+				procs = append(procs, p)
+			}
+		}
+	}
+	return append(procs, procsInNetns(labNetnsInodes(st))...)
+}
+
+// Leftovers lists what of the lab still exists on the machine: namespaces,
+// interfaces named with its prefix in the root namespace, the guard route,
+// mounts under its directory, cgroups, its registry record and any of procs
+// still running. After a successful Down it must be empty.
+func (l *Lab) Leftovers(procs []Proc) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.st
+	var out []string
+	for _, ns := range st.Namespaces {
+		if exists(netnsPath(ns)) {
+			out = append(out, "netns "+ns)
+		}
+	}
+	if links, err := runCmd(context.Background(), "", "ip", "-o", "link", "show"); err == nil {
+		for _, line := range strings.Split(string(links), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], st.Prefix) {
+				out = append(out, "interface "+strings.TrimSuffix(f[1], ":"))
+			}
+		}
+	}
+	if r, err := runCmd(context.Background(), "", "ip", "-4", "route", "show", "type", "unreachable", st.Subnet); err == nil && strings.TrimSpace(string(r)) != "" {
+		out = append(out, "route unreachable "+st.Subnet)
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(unescapeMount(f[4]), st.Dir+"/") {
+				out = append(out, "mount "+f[4])
+			}
+		}
+	}
+	for _, h := range st.Hosts {
+		for _, cg := range h.Cgroups {
+			if exists(cg) {
+				out = append(out, "cgroup "+cg)
+			}
+		}
+	}
+	if b, err := os.ReadFile(slotPath(st.Slot)); err == nil && strings.Contains(string(b), st.ID) {
+		out = append(out, "registry record "+slotPath(st.Slot))
+	}
+	for _, p := range procs {
+		if p.Alive() {
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.PID))
+			out = append(out, fmt.Sprintf("process %d (%s)", p.PID, strings.TrimSpace(string(comm))))
+		}
+	}
+	if exists(filepath.Join(st.Dir, stateFile)) {
+		out = append(out, "state file "+filepath.Join(st.Dir, stateFile))
+	}
+	return out
+}

@@ -52,6 +52,8 @@ type Tier interface {
 	Stop(ctx context.Context, st *State) error
 	// Cleanup removes tier resources after all processes are gone.
 	Cleanup(ctx context.Context, st *State) error
+	// NetnsPath is the file of host h's network namespace.
+	NetnsPath(st *State, h *HostState) string
 	// Command returns the argv that runs argv inside host h.
 	Command(st *State, h *HostState, argv []string) ([]string, error)
 	// StopSSH and StartSSH stop and restart the host's sshd for Break/Heal.

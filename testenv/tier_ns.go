@@ -49,6 +49,8 @@ mount -t overlay lab-etc -o "lowerdir=/etc,upperdir=$H/etc/upper,workdir=$H/etc/
 mount -t overlay lab-var -o "lowerdir=/var,upperdir=$H/var/upper,workdir=$H/var/work" /var
 mount -t tmpfs -o mode=1777,size=512m lab-tmp /tmp
 mount -t tmpfs -o mode=755,size=64m lab-run /run
+# A sysfs mounted from inside the host's netns shows its own NICs.
+mount -t sysfs lab-sys /sys
 mkdir -p /run/sshd /var/log
 hostname "$2"
 /usr/sbin/sshd -E /var/log/sshd.log
@@ -265,3 +267,6 @@ func machineID(labID, host string) string {
 	f.Write([]byte(labID + "/" + host))
 	return hex.EncodeToString(f.Sum(nil))
 }
+
+// NetnsPath is the host's network namespace.
+func (nsTier) NetnsPath(st *State, h *HostState) string { return netnsPath(h.NetNS) }

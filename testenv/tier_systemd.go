@@ -61,16 +61,24 @@ func (systemdTier) Prepare(ctx context.Context, st *State, logf func(string, ...
 
 // nspawnScript moves itself into the host's own cgroups (nspawn, not run by a
 // systemd on this machine, otherwise puts every container in the same
-// "payload" cgroup), mounts the overlay root and execs nspawn.
+// "payload" cgroup), mounts the overlay root and execs nspawn inside the
+// host's staging netns. nspawn moves the host's NICs from there into the
+// container's own netns: only a private network gets the container its own
+// sysfs (/sys/class/net) and CAP_NET_ADMIN, which NetworkManager and
+// firewalld need. The container's ifupdown configures eth0 at boot.
 const nspawnScript = `set -eu
 base=$1 h=$2 machine=$3 ns=$4 name=$5
 shift 5
 for cg in "$@"; do mkdir -p "$cg"; echo $$ > "$cg/cgroup.procs"; done
 mount -t overlay lab-root -o "lowerdir=$base,upperdir=$h/upper,workdir=$h/work" "$h/root"
-exec systemd-nspawn --quiet --register=no --keep-unit --console=passive \
-  --resolv-conf=off --link-journal=no --timezone=off \
+# nspawn wants udev to have seen an interface before moving it, unless /sys is
+# read-only; udev never sees the lab's veths, so make /sys read-only here
+# (this mount namespace only; cgroup mounts below /sys stay writable).
+mount -o remount,bind,ro /sys
+exec nsenter --net="/run/netns/$ns" -- systemd-nspawn --quiet --register=no --keep-unit \
+  --console=passive --resolv-conf=off --link-journal=no --timezone=off \
   -D "$h/root" -M "$machine" --hostname="$name" \
-  --network-namespace-path="/run/netns/$ns" --capability=CAP_NET_ADMIN -b
+  --network-interface=eth0 --network-interface=ens1f0 --network-interface=ens1f1 -b
 `
 
 func (t systemdTier) Start(ctx context.Context, st *State, clientKey string, logf func(string, ...any)) error {
@@ -82,6 +90,9 @@ func (t systemdTier) Start(ctx context.Context, st *State, clientKey string, log
 			return fmt.Errorf("prepare %s: %w", h.Name, err)
 		}
 		if err := writeHostIdentity(filepath.Join(upper, "etc"), h, st); err != nil {
+			return fmt.Errorf("prepare %s: %w", h.Name, err)
+		}
+		if err := writeFile(filepath.Join(upper, "etc", "network", "interfaces"), []byte(ifupdownConfig(st, h)), 0o644); err != nil {
 			return fmt.Errorf("prepare %s: %w", h.Name, err)
 		}
 		if err := mkdirs(0o700, filepath.Join(upper, "root")); err != nil {
@@ -354,4 +365,27 @@ func removeCgroup(ctx context.Context, dir string) error {
 		return fmt.Errorf("remove cgroup %s: %v (%w)", dir, last, err)
 	}
 	return nil
+}
+
+// ifupdownConfig is the host's /etc/network/interfaces: the management
+// address on eth0, as the classic Debian "networking" service sets it up.
+func ifupdownConfig(st *State, h *HostState) string {
+	plen := strings.SplitN(st.Subnet, "/", 2)[1]
+	return fmt.Sprintf(`# interfaces(5) file used by ifup(8) and ifdown(8)
+auto lo
+iface lo inet loopback
+
+# Lab management link (NetworkManager leaves it alone).
+auto %s
+iface %s inet static
+    address %s/%s
+    gateway %s
+
+source /etc/network/interfaces.d/*
+`, mgmtNIC, mgmtNIC, h.MgmtIP, plen, st.HubIP)
+}
+
+// NetnsPath is the container's own network namespace.
+func (systemdTier) NetnsPath(st *State, h *HostState) string {
+	return fmt.Sprintf("/proc/%d/ns/net", h.Leader.PID)
 }
