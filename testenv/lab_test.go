@@ -201,22 +201,23 @@ func TestBreakHeal(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		mode BreakMode
-		// check judges an ssh attempt made while broken.
+		// wait bounds the ssh attempt made while broken; check judges it.
+		wait  time.Duration
 		check func(d time.Duration, err error) string
 	}{
-		{BreakStop, func(d time.Duration, err error) string {
+		{BreakStop, 5 * time.Second, func(d time.Duration, err error) string {
 			if err == nil {
 				return "ssh worked with sshd stopped"
 			}
 			return ""
 		}},
-		{BreakDrop, func(d time.Duration, err error) string {
+		{BreakDrop, 2 * time.Second, func(d time.Duration, err error) string {
 			if err == nil {
 				return "ssh worked over a cut link"
 			}
 			return ""
 		}},
-		{BreakSlow, func(d time.Duration, err error) string {
+		{BreakSlow, 8 * time.Second, func(d time.Duration, err error) string {
 			// An ssh login takes several round trips; each is at least 2x150 ms.
 			if err != nil {
 				return "ssh failed on a slow link: " + err.Error()
@@ -231,7 +232,7 @@ func TestBreakHeal(t *testing.T) {
 			if err := lab.Break(h.Name, tc.mode); err != nil {
 				t.Fatal(err)
 			}
-			if msg := tc.check(timed(8 * time.Second)); msg != "" {
+			if msg := tc.check(timed(tc.wait)); msg != "" {
 				t.Error(msg)
 			}
 			// The other host is unaffected.
