@@ -94,7 +94,17 @@ func suggest(name string, candidates []string) string {
 			best, bestD = c, d
 		}
 	}
-	if best != "" && bestD <= max(1, len(name)/3) {
+	if best == "" {
+		return ""
+	}
+	// one edit turns any short name into any other; only a case slip is a likely typo there
+	if len([]rune(name)) < 4 {
+		if strings.EqualFold(best, name) {
+			return best
+		}
+		return ""
+	}
+	if bestD <= max(1, len(name)/3) {
 		return best
 	}
 	return ""

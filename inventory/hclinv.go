@@ -121,7 +121,7 @@ func (r *hclReader) hostBlock(b *hcl.Block) {
 		if prev, dup := r.hostAt[n]; dup {
 			r.diags = append(r.diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError, Summary: "Duplicate host",
-				Detail:  fmt.Sprintf("Host %q is already defined at %s; merge the two blocks.", n, prev),
+				Detail:  fmt.Sprintf("Host %q is already defined at %s:%d; merge the two blocks.", n, prev.Filename, prev.Start.Line),
 				Subject: b.DefRange.Ptr(), Context: hcl.RangeBetween(b.TypeRange, lrng).Ptr(),
 			})
 			return
@@ -266,7 +266,7 @@ func (r *hclReader) groupBlock(b *hcl.Block) (*gnode, []hclRef) {
 	if prev, dup := r.group[name]; dup {
 		r.diags = append(r.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError, Summary: "Duplicate group",
-			Detail:  fmt.Sprintf("Group %q is already defined at %s; merge the two blocks.", name, prev),
+			Detail:  fmt.Sprintf("Group %q is already defined at %s:%d; merge the two blocks.", name, prev.Filename, prev.Start.Line),
 			Subject: b.DefRange.Ptr(), Context: hcl.RangeBetween(b.TypeRange, lrng).Ptr(),
 		})
 		return nil, nil

@@ -137,6 +137,13 @@ func (r *iniReader) parse() {
 			state = "skip"
 			continue
 		}
+		if line[0] == '[' && !r.isBracketedHost(line, state) {
+			// Ansible reads this as a host and fails on it; it is a section header gone wrong
+			r.errorf(lineRng, "Invalid section header",
+				"%s is not a valid section header: only a # comment may follow the closing \"]\", and a group name cannot contain spaces, \":\" or \"]\".", withoutComment(line))
+			state = "skip"
+			continue
+		}
 		switch state {
 		case "hosts":
 			r.hostLine(line, off, group)
@@ -163,6 +170,30 @@ func (r *iniReader) parse() {
 				parent.name, name, name, name, didYouMean(name, r.groupNames(name)))
 		}
 	}
+}
+
+// isBracketedHost tells a host line such as "[::1]:22 x=1" from a broken section header.
+func (r *iniReader) isBracketedHost(line, state string) bool {
+	if state != "hosts" {
+		return false
+	}
+	toks, err := shlexSplit(line)
+	if err != nil || len(toks) == 0 {
+		return false
+	}
+	_, _, err = splitHostPattern(toks[0].text)
+	return err == nil
+}
+
+// withoutComment drops a trailing " # comment" from a line quoted in a message.
+func withoutComment(line string) string {
+	if i := strings.Index(line, " #"); i > 0 {
+		return strings.TrimSpace(line[:i])
+	}
+	if i := strings.Index(line, "\t#"); i > 0 {
+		return strings.TrimSpace(line[:i])
+	}
+	return line
 }
 
 func (r *iniReader) groupNames(except string) []string {
@@ -291,7 +322,7 @@ func (r *iniReader) varLine(line string, off int, group *gnode, rng hcl.Range) {
 func (r *iniReader) childLine(line string, off int, group *gnode, rng hcl.Range) {
 	sm := reINIGroupName.FindStringSubmatch(line)
 	if sm == nil {
-		r.errorf(rng, "Invalid child group", "Expected a group name in [%s:children], got %q; list one group per line.", group.name, line)
+		r.errorf(rng, "Invalid child group", "Expected a group name in [%s:children], got %q; list one group per line.", group.name, withoutComment(line))
 		return
 	}
 	name := sm[1]

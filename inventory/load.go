@@ -43,16 +43,44 @@ func Load(ctx context.Context, paths ...string) (*Inventory, hcl.Diagnostics) {
 		}
 	}
 	if l.diags.HasErrors() {
+		sortDiags(l.diags)
 		return nil, l.diags
 	}
 	l.m.reconcile()
 	vf := newVarFiles(dirs)
 	vf.preload(l.m)
 	l.diags = append(l.diags, vf.diags...)
+	sortDiags(l.diags)
 	if l.diags.HasErrors() {
 		return nil, l.diags
 	}
 	return build(l.m, vf), l.diags
+}
+
+// sortDiags orders diagnostics by file (in the order files were first named) and position.
+func sortDiags(diags hcl.Diagnostics) {
+	fileAt := map[string]int{}
+	for _, d := range diags {
+		if d.Subject != nil {
+			if _, ok := fileAt[d.Subject.Filename]; !ok {
+				fileAt[d.Subject.Filename] = len(fileAt)
+			}
+		}
+	}
+	key := func(d *hcl.Diagnostic) (int, int) {
+		if d.Subject == nil {
+			return -1, 0
+		}
+		return fileAt[d.Subject.Filename], d.Subject.Start.Byte
+	}
+	sort.SliceStable(diags, func(i, j int) bool {
+		fi, bi := key(diags[i])
+		fj, bj := key(diags[j])
+		if fi != fj {
+			return fi < fj
+		}
+		return bi < bj
+	})
 }
 
 // Parse reads one inventory from memory. The format comes from the file name's
@@ -61,6 +89,7 @@ func Load(ctx context.Context, paths ...string) (*Inventory, hcl.Diagnostics) {
 func Parse(filename string, src []byte) (*Inventory, hcl.Diagnostics) {
 	m := newModel()
 	diags := parseData(filename, src, m)
+	sortDiags(diags)
 	if diags.HasErrors() {
 		return nil, diags
 	}

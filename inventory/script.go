@@ -41,7 +41,7 @@ func parseListJSON(f *srcFile, m *model, hostVars hostVarsFunc) hcl.Diagnostics 
 		if len(bytes.TrimSpace(f.src)) == 0 {
 			msg = "the output is empty"
 		}
-		return hcl.Diagnostics{errorf(rng, "Invalid inventory script output", "The --list output is not valid JSON: %s.", msg)}
+		return hcl.Diagnostics{errorf(rng, "Invalid inventory script output", "This is not valid JSON: %s.", msg)}
 	}
 	root, err := jsonNodes(f)
 	if err != nil {
@@ -251,7 +251,7 @@ func scriptSubject(path string) hcl.Range {
 func relocate(diags hcl.Diagnostics, subject hcl.Range, what string) hcl.Diagnostics {
 	for _, d := range diags {
 		if d.Subject != nil && d.Subject.Filename != subject.Filename {
-			d.Detail = fmt.Sprintf("In the %s output at line %d, column %d: %s", what, d.Subject.Start.Line, d.Subject.Start.Column, d.Detail)
+			d.Detail = fmt.Sprintf("In what %s %s printed, at line %d, column %d: %s", subject.Filename, what, d.Subject.Start.Line, d.Subject.Start.Column, d.Detail)
 			s := subject
 			d.Subject = &s
 		}

@@ -30,12 +30,13 @@ func parseYAMLInventory(d *yamlDoc, m *model) (diags hcl.Diagnostics, handled bo
 			"A YAML inventory is a mapping of group names, e.g.\n\nall:\n  hosts:\n    web1:\n  children:\n    db:\n      hosts:\n        db1:")}, false
 	}
 	r := &yamlReader{d: d, m: m}
-	mds := d.mapping(root, 0, func(k string, kn, vn *yaml.Node) {
-		if k == "plugin" {
-			r.diags = append(r.diags, errorf(nodeRange(d.f, kn), "Inventory plugins are not supported",
-				"This file configures an Ansible inventory plugin; runbook reads static INI, YAML and HCL inventories and executable inventory scripts only."))
-			return
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if kn := resolve(root.Content[i]); kn != nil && kn.Kind == yaml.ScalarNode && kn.Value == "plugin" {
+			return hcl.Diagnostics{errorf(nodeRange(d.f, kn), "Inventory plugins are not supported",
+				"This file configures an Ansible inventory plugin; runbook reads static INI, YAML and HCL inventories and executable inventory scripts only.")}, true
 		}
+	}
+	mds := d.mapping(root, 0, func(k string, kn, vn *yaml.Node) {
 		r.group(kn, vn, 0)
 	})
 	r.diags = append(r.diags, mds...)

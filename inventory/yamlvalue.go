@@ -99,6 +99,11 @@ func yamlErrorDiag(f *srcFile, err error) *hcl.Diagnostic {
 	}
 	rng := f.rng(0, 0)
 	if line > 0 {
+		if strings.HasPrefix(msg, "did not find expected key") || strings.HasPrefix(msg, "did not find expected '-'") {
+			// yaml.v3 names the line where the enclosing block starts; the mistake is
+			// the first line below it that fits no open indentation level
+			line = misindentedLine(f, line)
+		}
 		rng = f.lineRange(line)
 	}
 	detail := "The YAML parser says: " + msg + "."
@@ -110,6 +115,38 @@ func yamlErrorDiag(f *srcFile, err error) *hcl.Diagnostic {
 		detail += " YAML does not allow tabs for indentation."
 	}
 	return errorf(rng, "Invalid YAML", "%s", detail)
+}
+
+// misindentedLine finds, from the line where a block starts, the first line whose
+// indentation matches none of the blocks still open; it returns start if there is none.
+func misindentedLine(f *srcFile, start int) int {
+	var stack []int
+	for line := start; line <= len(f.lineStarts); line++ {
+		r := f.lineRange(line)
+		text := string(f.src[r.Start.Byte:r.End.Byte])
+		trimmed := strings.TrimLeft(text, " ")
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		indent := len(text) - len(trimmed)
+		if strings.HasPrefix(trimmed, "- ") || trimmed == "-" {
+			// a sequence entry may sit at its parent key's indentation
+			indent++
+		}
+		popped := false
+		for len(stack) > 0 && stack[len(stack)-1] > indent {
+			stack = stack[:len(stack)-1]
+			popped = true
+		}
+		if popped && (len(stack) == 0 || stack[len(stack)-1] != indent) {
+			// a dedent to a column where no block is open
+			return line
+		}
+		if len(stack) == 0 || stack[len(stack)-1] < indent {
+			stack = append(stack, indent)
+		}
+	}
+	return start
 }
 
 func nodeRange(f *srcFile, n *yaml.Node) hcl.Range {

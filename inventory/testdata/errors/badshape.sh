@@ -1,0 +1,3 @@
+#!/bin/sh
+# ERROR@-1: Invalid inventory script output
+echo '{"web": {"hosts": "web1"}, "_meta": {"hostvars": {}}}'
