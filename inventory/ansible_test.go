@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -181,12 +182,63 @@ func (fx fixture) fromAnsible(t *testing.T) ansibleOutputs {
 	for _, h := range fx.hosts {
 		o.hosts[h] = json.RawMessage(bytes.TrimSpace(runAnsible(t, "ansible-inventory", append(fx.iArgs(), "--host", h)...)))
 	}
-	o.patterns = map[string][]string{}
-	for _, p := range fx.patterns {
-		o.patterns[p] = parseListHosts(runAnsible(t, "ansible", append(fx.iArgs(), "--list-hosts", "--", p)...))
-	}
+	o.patterns = ansiblePatterns(t, fx.sources, fx.patterns)
 	return o
 }
+
+// ansiblePatterns asks Ansible which hosts each pattern selects. One ansible-playbook
+// run with a play per pattern and --list-hosts answers them all, which is much cheaper
+// than one ansible run per pattern and uses the same pattern code.
+func ansiblePatterns(t *testing.T, sources, patterns []string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	if len(patterns) == 0 {
+		return out
+	}
+	var pb strings.Builder
+	for i, p := range patterns {
+		q, _ := json.Marshal(p)
+		fmt.Fprintf(&pb, "- name: p%d\n  hosts: %s\n  gather_facts: false\n  tasks: []\n", i, q)
+	}
+	path := filepath.Join(t.TempDir(), "patterns.yml")
+	if err := os.WriteFile(path, []byte(pb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, s := range sources {
+		args = append(args, "-i", s)
+	}
+	res := runAnsible(t, "ansible-playbook", append(args, "--list-hosts", path)...)
+	play := -1
+	inHosts := false
+	for _, line := range strings.Split(string(res), "\n") {
+		if m := rePlayHeader.FindStringSubmatch(line); m != nil {
+			play, _ = strconv.Atoi(m[1])
+			inHosts = false
+			if play < len(patterns) {
+				out[patterns[play]] = []string{}
+			}
+			continue
+		}
+		if reListHostsHeader.MatchString(line) {
+			inHosts = true
+			continue
+		}
+		if inHosts && strings.TrimSpace(line) != "" && play >= 0 && play < len(patterns) {
+			out[patterns[play]] = append(out[patterns[play]], strings.TrimSpace(line))
+		}
+	}
+	// ansible-playbook lists a play's hosts through a set, so the order means nothing
+	for p := range out {
+		sort.Strings(out[p])
+	}
+	if len(out) != len(patterns) {
+		t.Fatalf("ansible-playbook --list-hosts answered %d of %d patterns:\n%s", len(out), len(patterns), res)
+	}
+	return out
+}
+
+var rePlayHeader = regexp.MustCompile(`^\s*play #\d+ \(.*\): p(\d+)\s`)
 
 var reListHostsHeader = regexp.MustCompile(`^\s*hosts \(\d+\):\s*$`)
 
