@@ -1,0 +1,215 @@
+package inventory
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"reflect"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+func TestHCLInventory(t *testing.T) {
+	inv, diags := Load(context.Background(), "testdata/hcl/lab.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	var names []string
+	for _, h := range inv.Hosts() {
+		names = append(names, h.Name)
+	}
+	wantNames := []string{"kvm01", "kvm02", "kvm03", "kvm04", "edge-a", "edge-b", "kvm08", "kvm10", "kvm12"}
+	if !reflect.DeepEqual(names, wantNames) {
+		t.Errorf("hosts = %v, want %v", names, wantNames)
+	}
+	kvm01, _ := inv.Host("kvm01")
+	want := map[string]any{
+		"ansible_host":                 "127.0.0.1",
+		"ansible_port":                 int64(2201),
+		"ansible_user":                 "root",
+		"ansible_ssh_private_key_file": "~/.ssh/id",
+		"ansible_ssh_common_args":      "-o ProxyJump=bastion",
+		"data_nics":                    []any{"ens1f0", "ens1f1"},
+		"ratio":                        1.5,
+		"nested":                       map[string]any{"a": int64(1), "b": []any{true, nil}},
+		"bond_mtu":                     int64(9100),
+		"ntp":                          "pool",
+		"rack":                         "a",
+	}
+	if !reflect.DeepEqual(kvm01.Vars, want) {
+		t.Errorf("kvm01 vars = %#v", kvm01.Vars)
+	}
+	if c := kvm01.Connection(); c != (Connection{Address: "127.0.0.1", Port: 2201, User: "root", IdentityFile: "~/.ssh/id", ProxyJump: "bastion"}) {
+		t.Errorf("kvm01 connection = %+v", c)
+	}
+	// host vars beat group vars, edge (deeper, priority 5) beats kvm
+	kvm03, _ := inv.Host("kvm03")
+	edgeA, _ := inv.Host("edge-a")
+	edgeB, _ := inv.Host("edge-b")
+	if kvm03.Vars["rack"] != "b" || edgeA.Vars["role"] != "edge" || edgeA.Vars["rack"] != "a" || edgeB.Vars["rack"] != "none" {
+		t.Errorf("precedence: kvm03 %v, edge-a %v, edge-b %v", kvm03.Vars, edgeA.Vars, edgeB.Vars)
+	}
+	if _, ok := edgeA.Vars["ansible_group_priority"]; ok {
+		t.Error("ansible_group_priority is the group's priority, not a variable")
+	}
+	if !reflect.DeepEqual(edgeA.Groups, []string{"all", "kvm", "edge"}) || !reflect.DeepEqual(edgeB.Groups, []string{"all", "ungrouped"}) {
+		t.Errorf("groups: edge-a %v, edge-b %v", edgeA.Groups, edgeB.Groups)
+	}
+	if c := edgeB.Connection(); c.Address != "edge-b" || c.Port != 0 {
+		t.Errorf("a host without settings connects to its name: %+v", c)
+	}
+	g, ok := inv.Group("kvm")
+	if !ok || !reflect.DeepEqual(g.Children, []string{"edge"}) || len(g.Hosts) != 7 || g.Vars["bond_mtu"] != int64(9100) {
+		t.Errorf("group kvm = %+v", g)
+	}
+	var groupNames []string
+	for _, g := range inv.Groups() {
+		groupNames = append(groupNames, g.Name)
+	}
+	if !reflect.DeepEqual(groupNames, []string{"all", "edge", "kvm", "ungrouped"}) {
+		t.Errorf("groups = %v", groupNames)
+	}
+	list, err := inv.ListJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed map[string]any
+	if err := json.Unmarshal(list, &parsed); err != nil {
+		t.Fatalf("ListJSON is not JSON: %v", err)
+	}
+	if got := parsed["all"]; !reflect.DeepEqual(got, map[string]any{"children": []any{"ungrouped", "kvm"}}) {
+		t.Errorf("all = %v", got)
+	}
+	var graph bytes.Buffer
+	if err := inv.Graph(&graph, false); err != nil {
+		t.Fatal(err)
+	}
+	wantGraph := `@all:
+  |--@ungrouped:
+  |  |--edge-b
+  |--@kvm:
+  |  |--@edge:
+  |  |  |--edge-a
+  |  |--kvm01
+  |  |--kvm02
+  |  |--kvm03
+  |  |--kvm04
+  |  |--kvm08
+  |  |--kvm10
+  |  |--kvm12
+`
+	if graph.String() != wantGraph {
+		t.Errorf("graph:\n%s", graph.String())
+	}
+}
+
+func TestHCLSameAsINI(t *testing.T) {
+	hclSrc := `
+host "a1" {
+  port = 2222
+  vars = { x = 1 }
+}
+group "g" {
+  hosts = ["a1", "a2"]
+  vars  = { y = "g" }
+}
+group "p" {
+  children = ["g"]
+}
+`
+	iniSrc := `
+[g]
+a1 ansible_port=2222 x=1
+a2
+[g:vars]
+y=g
+[p:children]
+g
+`
+	a, diags := Parse("x.hcl", []byte(hclSrc))
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	b, diags := Parse("x.ini", []byte(iniSrc))
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	la, _ := a.ListJSON()
+	lb, _ := b.ListJSON()
+	if !bytes.Equal(la, lb) {
+		t.Errorf("HCL and INI differ:\n%s\n%s", la, lb)
+	}
+}
+
+func TestConnection(t *testing.T) {
+	tests := []struct {
+		vars map[string]any
+		want Connection
+	}{
+		{map[string]any{}, Connection{Address: "h"}},
+		{map[string]any{"ansible_host": "10.0.0.1", "ansible_port": "2222", "ansible_user": "u", "ansible_password": "pw"},
+			Connection{Address: "10.0.0.1", Port: 2222, User: "u", Password: "pw"}},
+		// Ansible reads the older names last, so they win
+		{map[string]any{"ansible_host": "a", "ansible_ssh_host": "b", "ansible_user": "u1", "ansible_ssh_user": "u2", "ansible_ssh_port": int64(22), "ansible_ssh_pass": "p"},
+			Connection{Address: "b", Port: 22, User: "u2", Password: "p"}},
+		{map[string]any{"ansible_private_key_file": "k1", "ansible_ssh_private_key_file": "k2"}, Connection{Address: "h", IdentityFile: "k2"}},
+		{map[string]any{"ansible_port": int64(70000)}, Connection{Address: "h"}},
+		{map[string]any{"ansible_host": nil}, Connection{Address: "h"}},
+		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=jump@bastion:2222"}, Connection{Address: "h", ProxyJump: "jump@bastion:2222"}},
+		{map[string]any{"ansible_ssh_common_args": "-J bastion -o StrictHostKeyChecking=no"}, Connection{Address: "h", ProxyJump: "bastion"}},
+		{map[string]any{"ansible_ssh_common_args": "-oProxyJump=b1,b2"}, Connection{Address: "h", ProxyJump: "b1,b2"}},
+		{map[string]any{"ansible_ssh_common_args": `-o "ProxyJump b3"`}, Connection{Address: "h", ProxyJump: "b3"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p -q admin@bastion -p 2200"`}, Connection{Address: "h", ProxyJump: "admin@bastion:2200"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="nc -X 5 -x proxy:1080 %h %p"`}, Connection{Address: "h"}},
+		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=a", "ansible_ssh_extra_args": "-J b"}, Connection{Address: "h", ProxyJump: "b"}},
+	}
+	for _, tt := range tests {
+		h := &Host{Name: "h", Vars: tt.vars}
+		if got := h.Connection(); got != tt.want {
+			t.Errorf("Connection(%v) = %+v, want %+v", tt.vars, got, tt.want)
+		}
+	}
+}
+
+func TestCtyValue(t *testing.T) {
+	v := CtyValue(map[string]any{
+		"s": "x", "b": true, "i": int64(3), "f": 1.5, "n": nil, "big": json.Number("123456789012345678901234"),
+		"l": []any{int64(1), "a"}, "e": []any{}, "m": map[string]any{}, "nan": nanValue(),
+	})
+	if !v.Type().IsObjectType() {
+		t.Fatalf("type %s", v.Type().FriendlyName())
+	}
+	if got := v.GetAttr("i"); !got.RawEquals(cty.NumberIntVal(3)) {
+		t.Errorf("i = %#v", got)
+	}
+	if got := v.GetAttr("l"); !got.Type().IsTupleType() || got.LengthInt() != 2 {
+		t.Errorf("l = %#v", got)
+	}
+	if got := v.GetAttr("big"); got.Type() != cty.Number || got.AsBigFloat().Text('f', 0) != "123456789012345678901234" {
+		t.Errorf("big = %#v", got.AsBigFloat().String())
+	}
+	if got := v.GetAttr("nan"); !got.IsNull() {
+		t.Errorf("NaN = %#v", got)
+	}
+	if got := v.GetAttr("n"); !got.IsNull() {
+		t.Errorf("nil = %#v", got)
+	}
+	if !v.GetAttr("e").RawEquals(cty.EmptyTupleVal) || !v.GetAttr("m").RawEquals(cty.EmptyObjectVal) {
+		t.Error("empty collections")
+	}
+}
+
+func nanValue() float64 {
+	zero := 0.0
+	return zero / zero
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if ansibleEnvDir != "" {
+		os.RemoveAll(ansibleEnvDir)
+	}
+	os.Exit(code)
+}
