@@ -83,6 +83,11 @@ func (inv *Inventory) HostJSON(name string) ([]byte, error) {
 // Graph writes the group tree as ansible-inventory --graph does, with each host's and
 // group's variables when withVars is set (--graph --vars).
 func (inv *Inventory) Graph(w io.Writer, withVars bool) error {
+	// a group under several parents is printed under each, as Ansible does; stacked
+	// diamonds of groups would make that exponential, so the tree is sized first
+	if n := inv.graphLines(inv.m.groups["all"], map[*gnode]int{}); n > maxGraphLines {
+		return fmt.Errorf("the group tree has more than %d lines once groups under several parents are repeated", maxGraphLines)
+	}
 	bw := bufio.NewWriter(w)
 	line := func(depth int, text string) {
 		if depth > 0 {
@@ -131,4 +136,22 @@ func copyMap(m map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+const maxGraphLines = 1 << 20
+
+// graphLines counts the group and host lines of g's subtree, memoized per group.
+func (inv *Inventory) graphLines(g *gnode, memo map[*gnode]int) int {
+	if n, ok := memo[g]; ok {
+		return n
+	}
+	n := 1 + len(g.hosts)
+	for _, c := range g.children {
+		n += inv.graphLines(c, memo)
+		if n > maxGraphLines {
+			break
+		}
+	}
+	memo[g] = n
+	return n
 }

@@ -91,7 +91,9 @@ func parseTerm(p string) (patternTerm, error) {
 	if t.text[0] == '~' {
 		re, err := regexp.Compile(`^(?:` + t.text[1:] + `)`)
 		if err != nil {
-			return t, fmt.Errorf("invalid regular expression in host pattern %q: %v", p, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+			msg := strings.TrimPrefix(err.Error(), "error parsing regexp: ")
+			msg = strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(msg)
+			return t, fmt.Errorf("invalid regular expression in host pattern %q: %s", p, msg)
 		}
 		t.match, t.special = re, true
 		return t, nil

@@ -13,9 +13,10 @@ import (
 // reader, with a warning diagnostic.
 
 type yamlReader struct {
-	d     *yamlDoc
-	m     *model
-	diags hcl.Diagnostics
+	d          *yamlDoc
+	m          *model
+	diags      hcl.Diagnostics
+	overBudget bool
 }
 
 // parseYAMLInventory reads a YAML (or JSON) inventory. handled is false when the
@@ -76,6 +77,17 @@ func (r *yamlReader) group(kn, vn *yaml.Node, depth int) *gnode {
 		return nil
 	}
 	body := resolve(vn)
+	// aliases can make one group body appear many times over; bound the work
+	if body != nil {
+		r.d.budget -= 1 + len(body.Content)
+	}
+	if r.d.budget < 0 {
+		if !r.overBudget {
+			r.overBudget = true
+			r.errorf(kn, "YAML too deep", "This inventory repeats group definitions through aliases beyond what an inventory needs.")
+		}
+		return nil
+	}
 	if body != nil && body.Kind == yaml.ScalarNode {
 		if v, _ := r.d.value(body); v == nil {
 			body = nil
