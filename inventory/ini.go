@@ -297,8 +297,16 @@ func (r *iniReader) hostLine(line string, off int, group *gnode) {
 	}
 	for _, n := range names {
 		h := r.m.addHost(n, group, port)
+		warned := false
 		for _, e := range vars {
-			h.vars[e.k] = e.v
+			redirected, err := r.m.setHostVar(h, e.k, e.v)
+			if err != nil {
+				r.errorf(hrng, "Invalid group priority", "%s.", err)
+			}
+			if redirected && !warned {
+				warned = true
+				r.diags = append(r.diags, sameNameDiag(hrng, n))
+			}
 		}
 	}
 }

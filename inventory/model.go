@@ -304,6 +304,22 @@ func (m *model) setGroupVar(g *gnode, k string, v any) error {
 	return nil
 }
 
+// setHostVar sets an inline host variable the way Ansible's readers do: when a group has
+// the host's name, the variable goes to that group instead (Ansible looks groups up
+// first). redirected tells the caller, which warns.
+func (m *model) setHostVar(h *hnode, k string, v any) (redirected bool, err error) {
+	if g, ok := m.groups[h.name]; ok {
+		return true, m.setGroupVar(g, k, v)
+	}
+	h.vars[k] = v
+	return false, nil
+}
+
+func sameNameDiag(rng hcl.Range, name string) *hcl.Diagnostic {
+	return warnf(rng, "Host and group share a name",
+		"%q is both a host and a group, so Ansible, and runbook with it, give this host's variables to the group %q (and so to all its hosts). Rename one of them.", name, name)
+}
+
 func cycleDiag(rng hcl.Range, err *cycleError) *hcl.Diagnostic {
 	if len(err.path) == 2 && err.path[0] == err.path[1] {
 		return errorf(rng, "Group cycle", "The group %q lists itself as a child; a group cannot contain itself.", err.path[0])

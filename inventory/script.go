@@ -103,8 +103,16 @@ func parseListJSON(f *srcFile, m *model, hostVars hostVarsFunc) hcl.Diagnostics 
 			vars = v
 		}
 		h := m.hosts[name]
-		for k, v := range vars {
-			h.vars[k] = v
+		warned := false
+		for _, k := range sortedKeys(vars) {
+			redirected, err := m.setHostVar(h, k, vars[k])
+			if err != nil {
+				r.diags = append(r.diags, errorf(f.rng(0, 0), "Invalid group priority", "%s.", err))
+			}
+			if redirected && !warned {
+				warned = true
+				r.diags = append(r.diags, sameNameDiag(f.rng(0, 0), name))
+			}
 		}
 	}
 	return r.diags

@@ -253,8 +253,16 @@ func (r *yamlReader) entry(g *gnode, section string, kn *yaml.Node, key string, 
 		}
 		for _, n := range names {
 			h := r.m.addHost(n, g, port)
-			for k, v := range vars {
-				h.vars[k] = deepCopy(v)
+			warned := false
+			for _, k := range sortedKeys(vars) {
+				redirected, err := r.m.setHostVar(h, k, deepCopy(vars[k]))
+				if err != nil {
+					r.errorf(kn, "Invalid group priority", "%s.", err)
+				}
+				if redirected && !warned {
+					warned = true
+					r.diags = append(r.diags, sameNameDiag(nodeRange(r.d.f, kn), n))
+				}
 			}
 		}
 	}
