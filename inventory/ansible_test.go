@@ -86,15 +86,16 @@ func loadFixtures(t *testing.T) []fixture {
 // against Ansible is skipped, except in CI, where it must run.
 func realAnsible(t *testing.T) bool {
 	t.Helper()
-	_, errInv := exec.LookPath("ansible-inventory")
-	_, errAns := exec.LookPath("ansible")
-	if errInv == nil && errAns == nil {
-		return true
+	for _, tool := range []string{"ansible-inventory", "ansible", "ansible-playbook"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s must be installed in CI (Debian package ansible-core): the inventory parity tests compare against it", tool)
+			}
+			t.Logf("%s is not installed: comparing with the committed goldens only", tool)
+			return false
+		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("ansible-inventory and ansible must be installed in CI (Debian package ansible-core): the inventory parity tests compare against them")
-	}
-	return false
+	return true
 }
 
 var (

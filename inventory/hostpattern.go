@@ -67,7 +67,7 @@ func parseAddress(s string, allowRanges bool) (host string, port int, ok bool) {
 	for _, re := range []*regexp.Regexp{reBracketedHostPort, reHostPort} {
 		if m := re.FindStringSubmatch(s); m != nil {
 			p, err := strconv.Atoi(m[2])
-			if err != nil || p > 1<<31-1 {
+			if err != nil {
 				return "", -1, false
 			}
 			s, port = m[1], p

@@ -20,6 +20,8 @@ func TestParseDetectsFormat(t *testing.T) {
 		{"hosts", "", nil},
 		{"hosts", "# just a comment\n", nil},
 		{"hosts", "w1\nw2\n", []string{"w1", "w2"}},
+		{"hosts", "[web]\r\nw1 a=1\r\n[web:vars]\r\nx = 2\r\n", []string{"w1"}},
+		{"hosts", "\ufeff[web]\nw1\n", []string{"w1"}},
 		{"hosts", "{\"web\": {\"hosts\": {\"j1\": null}}}", []string{"j1"}},
 		// Ansible falls back to INI when a .yml file is not a YAML mapping
 		{"inv.yml", "w1 a=1\nw2\n", []string{"w1", "w2"}},
