@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbook/runbook/inventory"
 	"github.com/runbook/runbook/modules"
 )
 
@@ -426,5 +427,5 @@ func quoteJoin(ss []string, sep string) string {
 // ValidatePattern checks a host pattern's syntax; which hosts it matches depends on the
 // inventory.
 func ValidatePattern(pattern string) error {
-	return validatePattern(pattern)
+	return inventory.ValidatePattern(pattern)
 }

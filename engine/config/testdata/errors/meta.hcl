@@ -38,3 +38,7 @@ play "meta" {
 play "empty pattern" {
   hosts = "" # ERROR: Invalid host pattern
 }
+
+play "bad regex" {
+  hosts = "~kvm(" # ERROR: Invalid host pattern
+}

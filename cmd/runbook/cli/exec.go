@@ -1,0 +1,176 @@
+package cli
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/spf13/cobra"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/diag"
+	"github.com/runbook/runbook/modules"
+)
+
+// runFlags are the flags shared by exec, check and run.
+type runFlags struct {
+	vars     varFlags
+	inv      []string
+	limit    string
+	tags     []string
+	skipTags []string
+	task     string
+	check    bool
+	diff     bool
+	forks    int
+}
+
+func (f *runFlags) add(cmd *cobra.Command, withVars bool) {
+	fl := cmd.Flags()
+	fl.StringArrayVarP(&f.inv, "inventory", "i", nil, "inventory: an HCL, INI or YAML file, an executable, or a directory (repeatable)")
+	fl.StringVarP(&f.limit, "limit", "l", "", "further limit the hosts with a pattern (e.g. 'kvm*:!kvm03')")
+	fl.BoolVar(&f.diff, "diff", false, "show before/after differences of what changes (or would change)")
+	fl.IntVarP(&f.forks, "forks", "f", 50, "how many hosts run at once")
+	if withVars {
+		f.vars.add(cmd)
+		fl.StringSliceVarP(&f.tags, "tags", "t", nil, "run only tasks with one of these tags")
+		fl.StringSliceVar(&f.skipTags, "skip-tags", nil, "skip tasks with any of these tags")
+		fl.StringVar(&f.task, "task", "", "run only the task of this name")
+	}
+	_ = cmd.MarkFlagRequired("inventory")
+}
+
+func (a *app) execCmd(name string) *cobra.Command {
+	var f runFlags
+	short, long := "Run a runbook against the hosts of an inventory", `Connects to every host the runbook's plays select, pushes the helper when it is missing, and
+runs the tasks in order on each host (many hosts at once, --forks). With --check, nothing is
+changed: every task reports whether the host is in sync or drifts, with a diff.`
+	if name == "check" {
+		short, long = "Check hosts against a runbook without changing them (exec --check)", `Runs the runbook in check mode: nothing on the hosts is changed. Each task reports whether the
+host is in sync or drifts, with a diff. Exit code 4 means drift was found.`
+	}
+	cmd := &cobra.Command{
+		Use:   name + " [flags] RUNBOOK -i INVENTORY",
+		Short: short,
+		Long:  long,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if name == "check" {
+				f.check = true
+			}
+			if f.forks < 1 {
+				a.report(nil, hcl.Diagnostics{diag.Errorf("Invalid --forks", "--forks must be at least 1, not %d.", f.forks)})
+				return fail(ExitInvalid)
+			}
+			rb, diags := config.Load(args[0], f.vars.inputs(a.env, false))
+			files := map[string]*hcl.File{}
+			if rb != nil {
+				files = rb.Files
+			}
+			if diags.HasErrors() {
+				a.report(files, diags)
+				return fail(ExitInvalid)
+			}
+			return a.plan(cmd, rb, &f, diags)
+		},
+	}
+	f.add(cmd, true)
+	if name == "exec" {
+		cmd.Flags().BoolVarP(&f.check, "check", "C", false, "check only: change nothing, report drift (exit 4 when found)")
+	}
+	a.outputFlag(cmd, "text", "json", "junit")
+	return cmd
+}
+
+func (a *app) runCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [flags] -i INVENTORY PATTERN MODULE [ARG=VALUE...]",
+		Short: "Run one module ad hoc on the hosts a pattern selects",
+		Long: `Runs a single module on the hosts that PATTERN selects, through the same path as exec.
+Arguments are ARG=VALUE; a string argument takes VALUE as it is, any other type reads VALUE as
+an HCL expression (e.g. mtu=9100, slaves='["ens1f0","ens1f1"]', enabled=false).
+
+  runbook run -i lab/inventory.hcl all command cmd='cat /proc/loadavg'`,
+		Args: cobra.MinimumNArgs(2),
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 1 {
+				return modules.Names(), cobra.ShellCompDirectiveNoFileComp
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, diags := adHocRunbook(args[0], args[1], args[2:])
+			if diags.HasErrors() {
+				a.report(nil, diags)
+				return fail(ExitInvalid)
+			}
+			rb, diags := config.Parse([]config.Source{{Name: "ad-hoc.hcl", Src: src}}, config.Inputs{})
+			if diags.HasErrors() {
+				a.report(rb.Files, diags)
+				return fail(ExitInvalid)
+			}
+			rb.Dir = "."
+			return a.plan(cmd, rb, &f, diags)
+		},
+	}
+	f.add(cmd, false)
+	cmd.Flags().BoolVarP(&f.check, "check", "C", false, "check only: change nothing, report drift (exit 4 when found)")
+	a.outputFlag(cmd, "text", "json", "junit")
+	return cmd
+}
+
+// adHocRunbook writes the runbook that `runbook run` executes: one play, one task.
+func adHocRunbook(pattern, module string, kvs []string) ([]byte, hcl.Diagnostics) {
+	m, ok := modules.Lookup(module)
+	if !ok {
+		detail := fmt.Sprintf("There is no module named %q.", module)
+		if s := modules.Suggest(module, modules.Names()); s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		}
+		return nil, hcl.Diagnostics{diag.Errorf("Unknown module", "%s Run `runbook modules` to list them.", detail)}
+	}
+	schema := m.Info().Schema
+	f := hclwrite.NewEmptyFile()
+	play := f.Body().AppendNewBlock("play", []string{"ad-hoc"}).Body()
+	play.SetAttributeValue("hosts", cty.StringVal(pattern))
+	body := play.AppendNewBlock("task", []string{module}).Body().AppendNewBlock(module, nil).Body()
+	var diags hcl.Diagnostics
+	seen := map[string]bool{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || !hclsyntax.ValidIdentifier(k) {
+			diags = append(diags, diag.Errorf("Invalid module argument", "%q is not of the form ARG=VALUE.", kv))
+			continue
+		}
+		if seen[k] {
+			diags = append(diags, diag.Errorf("Duplicate module argument", "%s is given twice.", k))
+			continue
+		}
+		seen[k] = true
+		arg, known := schema.Arg(k)
+		if !known {
+			var names []string
+			for _, a := range schema.Args {
+				names = append(names, a.Name)
+			}
+			sort.Strings(names)
+			detail := fmt.Sprintf("The %s module has no argument %q.", module, k)
+			if s := modules.Suggest(k, names); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+			}
+			diags = append(diags, diag.Errorf("Unsupported argument", "%s It takes: %s.", detail, strings.Join(names, ", ")))
+			continue
+		}
+		if arg.Type == cty.String {
+			body.SetAttributeValue(k, cty.StringVal(v))
+			continue
+		}
+		body.SetAttributeRaw(k, hclwrite.Tokens{{Type: hclsyntax.TokenIdent, Bytes: []byte(v)}})
+	}
+	return f.Bytes(), diags
+}

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/spf13/cobra"
+
+	"github.com/runbook/runbook/engine/diag"
+)
+
+func (a *app) inventoryCmd() *cobra.Command {
+	var (
+		paths    []string
+		list     bool
+		host     string
+		graph    bool
+		withVars bool
+	)
+	cmd := &cobra.Command{
+		Use:   "inventory -i INVENTORY [--list | --host NAME | --graph [--vars]]",
+		Short: "Show an inventory as runbook reads it (Ansible-shaped JSON, one host, or a tree)",
+		Long: `Reads an inventory (HCL, Ansible INI or YAML, an executable printing Ansible's --list JSON, or a
+directory of them, with group_vars/ and host_vars/) and prints it: --list as Ansible-shaped JSON
+(_meta.hostvars merged per host), --host NAME as one host's merged vars, --graph as a tree.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n := 0
+			for _, b := range []bool{list, host != "", graph} {
+				if b {
+					n++
+				}
+			}
+			if n > 1 {
+				a.report(nil, hcl.Diagnostics{diag.Errorf("Conflicting options", "Use one of --list, --host and --graph.")})
+				return fail(ExitInvalid)
+			}
+			inv, diags := loadInventory(cmd.Context(), paths)
+			if a.report(nil, diags) {
+				return fail(ExitInvalid)
+			}
+			switch {
+			case host != "":
+				if _, ok := inv.Host(host); !ok {
+					a.report(nil, hcl.Diagnostics{diag.Errorf("Unknown host", "The inventory has no host named %q.", host)})
+					return fail(ExitInvalid)
+				}
+				b, err := inv.HostJSON(host)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(a.stdout, string(b))
+			case graph:
+				return inv.Graph(a.stdout, withVars)
+			default:
+				b, err := inv.ListJSON()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(a.stdout, string(b))
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVarP(&paths, "inventory", "i", nil, "inventory source (repeatable)")
+	fl.BoolVar(&list, "list", false, "print every group and host as Ansible-shaped JSON (the default)")
+	fl.StringVar(&host, "host", "", "print one host's merged variables")
+	fl.BoolVar(&graph, "graph", false, "print the group tree")
+	fl.BoolVar(&withVars, "vars", false, "with --graph: show variables too")
+	_ = cmd.MarkFlagRequired("inventory")
+	return cmd
+}

@@ -1,0 +1,183 @@
+// Package plan decides what a run does: which hosts each play runs on and which of its tasks
+// run, from the runbook, the inventory and the selection flags. It touches no host.
+package plan
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/inventory"
+	"github.com/runbook/runbook/modules"
+)
+
+// Options are the selection flags of a run.
+type Options struct {
+	Limit    string   // pattern further limiting every play's hosts
+	Tags     []string // run only tasks with one of these tags (plus tasks tagged "always")
+	SkipTags []string // never run tasks with one of these tags
+	Task     string   // run only the task of this name
+	Check    bool
+}
+
+// Always is the tag that selects a task whatever --tags says (unless --skip-tags names it).
+const Always = "always"
+
+// Plan is what a run will do.
+type Plan struct {
+	Plays []*Play
+}
+
+// Play is one play with its selected hosts and tasks.
+type Play struct {
+	Play  *config.Play
+	Hosts []*inventory.Host
+	Tasks []*config.Task // in execution order
+}
+
+// Build selects hosts and tasks. Problems that mean the user asked for something that does
+// not exist (an unknown tag or task name, a malformed --limit) are errors: a run that quietly
+// does nothing is worse than one that refuses.
+func Build(rb *config.Runbook, inv *inventory.Inventory, opts Options) (*Plan, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	errorf := func(summary, format string, args ...any) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, args...)})
+	}
+	var limit map[string]bool
+	if opts.Limit != "" {
+		hosts, err := inv.Select(opts.Limit)
+		if err != nil {
+			errorf("Invalid --limit", "%s", err)
+		} else {
+			limit = map[string]bool{}
+			for _, h := range hosts {
+				limit[h.Name] = true
+			}
+			if len(hosts) == 0 {
+				errorf("No hosts match --limit", "The pattern %q selects no host of the inventory.", opts.Limit)
+			}
+		}
+	}
+
+	known := map[string]bool{Always: true}
+	var taskNames []string
+	taskFound := false
+	for _, p := range rb.Plays {
+		for _, t := range p.Tasks {
+			taskNames = append(taskNames, t.Name)
+			if t.Name == opts.Task {
+				taskFound = true
+			}
+			for _, tag := range t.Tags {
+				known[tag] = true
+			}
+		}
+	}
+	knownList := make([]string, 0, len(known))
+	for t := range known {
+		knownList = append(knownList, t)
+	}
+	sort.Strings(knownList)
+	for _, flag := range []struct {
+		name string
+		tags []string
+	}{{"--tags", opts.Tags}, {"--skip-tags", opts.SkipTags}} {
+		for _, tag := range flag.tags {
+			if !known[tag] {
+				detail := fmt.Sprintf("%s names %q, but no task has that tag.", flag.name, tag)
+				if s := modules.Suggest(tag, knownList); s != "" {
+					detail += fmt.Sprintf(" Did you mean %q?", s)
+				}
+				errorf("Unknown tag", "%s Tags in this runbook: %s.", detail, strings.Join(knownList, ", "))
+			}
+		}
+	}
+	if opts.Task != "" && !taskFound {
+		detail := fmt.Sprintf("--task names %q, but the runbook has no task of that name.", opts.Task)
+		if s := modules.Suggest(opts.Task, taskNames); s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		}
+		errorf("Unknown task", "%s", detail)
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+
+	pl := &Plan{}
+	for _, p := range rb.Plays {
+		hosts, err := inv.Select(p.Hosts)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid host pattern", Detail: err.Error(), Subject: p.HostsRange.Ptr()})
+			continue
+		}
+		if limit != nil {
+			kept := hosts[:0:0]
+			for _, h := range hosts {
+				if limit[h.Name] {
+					kept = append(kept, h)
+				}
+			}
+			hosts = kept
+		}
+		pp := &Play{Play: p, Hosts: hosts}
+		for _, t := range p.Order() {
+			if selected(t, opts) {
+				pp.Tasks = append(pp.Tasks, t)
+			}
+		}
+		pl.Plays = append(pl.Plays, pp)
+	}
+	return pl, diags
+}
+
+func selected(t *config.Task, opts Options) bool {
+	if opts.Task != "" && t.Name != opts.Task {
+		return false
+	}
+	for _, s := range opts.SkipTags {
+		if has(t.Tags, s) {
+			return false
+		}
+	}
+	if len(opts.Tags) == 0 || has(t.Tags, Always) {
+		return true
+	}
+	for _, tag := range opts.Tags {
+		if has(t.Tags, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+func has(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckPlayHosts warns about plays whose pattern selects no host of the inventory.
+func CheckPlayHosts(rb *config.Runbook, inv *inventory.Inventory) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, p := range rb.Plays {
+		hosts, err := inv.Select(p.Hosts)
+		switch {
+		case err != nil:
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid host pattern", Detail: err.Error(), Subject: p.HostsRange.Ptr()})
+		case len(hosts) == 0:
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Play matches no hosts",
+				Detail:   fmt.Sprintf("play %q selects hosts %q, and no host of the inventory matches; it will do nothing.", p.Name, p.Hosts),
+				Subject:  p.HostsRange.Ptr(),
+			})
+		}
+	}
+	return diags
+}
