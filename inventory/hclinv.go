@@ -77,8 +77,7 @@ func parseHCL(filename string, src []byte, m *model) hcl.Diagnostics {
 	}
 	// children may name groups declared further down, so they are linked at the end
 	for _, c := range children {
-		child, ok := r.group[c.name]
-		if !ok {
+		if _, ok := r.group[c.name]; !ok {
 			var names []string
 			for n := range r.group {
 				names = append(names, n)
@@ -86,7 +85,6 @@ func parseHCL(filename string, src []byte, m *model) hcl.Diagnostics {
 			r.errorf(c.rng, "Undefined group", "Group %q lists %q as a child, but there is no group block of that name.%s", c.parent.name, c.name, didYouMean(c.name, names))
 			continue
 		}
-		_ = child
 		if err := m.addChild(c.parent, m.groups[c.name]); err != nil {
 			if ce, ok := err.(*cycleError); ok {
 				r.diags = append(r.diags, cycleDiag(c.rng, ce))

@@ -35,11 +35,8 @@ func parseListJSON(f *srcFile, m *model, hostVars hostVarsFunc) hcl.Diagnostics 
 			rng = f.rng(off, min(off+1, len(f.src)))
 		}
 		msg := "the output is empty"
-		if err != nil {
+		if err != nil && len(bytes.TrimSpace(f.src)) > 0 {
 			msg = err.Error()
-		}
-		if len(bytes.TrimSpace(f.src)) == 0 {
-			msg = "the output is empty"
 		}
 		return hcl.Diagnostics{errorf(rng, "Invalid inventory script output", "This is not valid JSON: %s.", msg)}
 	}

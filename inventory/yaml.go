@@ -122,10 +122,7 @@ func (r *yamlReader) group(kn, vn *yaml.Node, depth int) *gnode {
 			r.errorf(svn, fmt.Sprintf("Invalid %s section", k), "The %s of group %q must be a mapping, not a %s.%s",
 				k, name, kindName(sv), sectionHint(k))
 		default:
-			if !isNull && sv.Kind != yaml.MappingNode {
-				r.warnf(skn, "Unexpected key", "Ansible skips the key %q in group %q: only hosts, vars and children are read.", k, name)
-				return
-			}
+			// Ansible skips these too, silently when they are empty
 			if !isNull {
 				r.warnf(skn, "Unexpected key", "Ansible skips the key %q in group %q: only hosts, vars and children are read.%s",
 					k, name, didYouMean(k, []string{"hosts", "vars", "children"}))
