@@ -1,7 +1,6 @@
 package inventory
 
 import (
-	"fmt"
 	"sort"
 )
 
@@ -132,8 +131,4 @@ func build(m *model, vf *varFiles) *Inventory {
 		inv.byNode[h] = pub
 	}
 	return inv
-}
-
-func (inv *Inventory) String() string {
-	return fmt.Sprintf("inventory (%d hosts, %d groups)", len(inv.hosts), len(inv.groups))
 }

@@ -2,6 +2,8 @@ package inventory
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -155,5 +157,28 @@ func TestWarningsKeepInventory(t *testing.T) {
 	inv, diags := Parse("inv.yml", []byte("web:\n  hosts:\n    w1:\n  host:\n    w2:\n"))
 	if inv == nil || diags.HasErrors() || len(diags) != 1 || diags[0].Summary != "Unexpected key" {
 		t.Fatalf("inv %v, diags %v", inv, diags)
+	}
+}
+
+func TestGraphOfDiamonds(t *testing.T) {
+	// each level doubles the paths to the bottom: printed like Ansible it would never end
+	var b strings.Builder
+	for i := 0; i < 30; i++ {
+		fmt.Fprintf(&b, "[l%d:children]\na%d\nb%d\n[a%d:children]\nl%d\n[b%d:children]\nl%d\n", i, i, i, i, i+1, i, i+1)
+	}
+	b.WriteString("[l30]\nh1\n")
+	inv, diags := Parse("diamonds.ini", []byte(b.String()))
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	if err := inv.Graph(io.Discard, false); err == nil {
+		t.Error("an exponential graph was printed")
+	}
+	if _, err := inv.ListJSON(); err != nil {
+		t.Error(err)
+	}
+	h, _ := inv.Host("h1")
+	if len(h.Groups) != 92 {
+		t.Errorf("h1 is in %d groups", len(h.Groups))
 	}
 }
