@@ -22,13 +22,14 @@ test: ## all tests (as root this includes the lab tests)
 test-short: ## unit tests only, no lab
 	$(GO) test -count=1 -short ./...
 
-lint: ## gofmt check + go vet
+lint: ## gofmt check + go vet + runbook fmt --check on the repo's runbooks
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run ./cmd/runbook fmt --check runbooks
 
 fmt: build ## gofmt the Go code and canonicalise the repo's .hcl files
 	gofmt -w $$(git ls-files '*.go')
-	$(BIN)/runbook fmt runbooks docs
+	$(BIN)/runbook fmt runbooks
 
 demo: build ## start lab hosts, run the BIG-IP VE runbook twice, show results
 	@./scripts/demo.sh "$(LABDIR)" "$(HOSTS)" "$(TIER)"

@@ -13,7 +13,7 @@ play "loops" {
 
   task "sysctl drop-ins" {
     for_each = {
-      "net.ipv4.ip_forward"          = "1"
+      "net.ipv4.ip_forward"         = "1"
       "net.core.netdev_max_backlog" = "250000"
     }
     line {
