@@ -1,0 +1,336 @@
+package modules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+// Statuses a Runner reports. A failure is not a status: it is the error Run returns.
+const (
+	// StatusOK means the host already is as wanted (or the module only reads).
+	StatusOK = "ok"
+	// StatusChanged means apply changed the host.
+	StatusChanged = "changed"
+	// StatusDrift means check found a difference that apply would fix.
+	StatusDrift = "drift"
+	// StatusUnknown means check cannot predict what apply would do.
+	StatusUnknown = "unknown"
+)
+
+// DefaultOutputLimit caps each captured output stream (stdout, stderr) of a command. Output
+// is registered and travels to the controller in one protocol line, so it must stay small.
+const DefaultOutputLimit = 1 << 20
+
+// Env is the host-side context a Runner works in. The helper builds one per request.
+type Env struct {
+	// OutputLimit caps each captured output stream in bytes; 0 means DefaultOutputLimit.
+	OutputLimit int
+	// Logger receives debug output; nil discards it. It must never be given argument values
+	// that are sensitive.
+	Logger *slog.Logger
+	// StateDir is a directory the helper owns on the host (markers, caches); may be "".
+	StateDir string
+	// Now returns the current time; nil means time.Now. Tests set it for stable backup names.
+	Now func() time.Time
+	// sensitive names the top-level arguments whose values must never be shown.
+	sensitive map[string]bool
+}
+
+// NewEnv returns an Env for one run of a module: the arguments the module's schema marks
+// Sensitive plus extra (arguments whose values came from sensitive variables) are secret.
+func NewEnv(info Info, extra []string) *Env {
+	env := &Env{sensitive: map[string]bool{}}
+	for _, a := range info.Schema.Args {
+		if a.Sensitive {
+			env.sensitive[a.Name] = true
+		}
+	}
+	for _, n := range extra {
+		env.sensitive[n] = true
+	}
+	return env
+}
+
+// Sensitive reports whether the value of the named argument must never be shown, in a diff,
+// a message, or a log.
+func (e *Env) Sensitive(arg string) bool { return e != nil && e.sensitive[arg] }
+
+// SensitiveArgs returns the names of the sensitive arguments, sorted.
+func (e *Env) SensitiveArgs() []string {
+	if e == nil {
+		return nil
+	}
+	out := make([]string, 0, len(e.sensitive))
+	for n := range e.sensitive {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Limit returns the output cap in bytes.
+func (e *Env) Limit() int {
+	if e == nil || e.OutputLimit <= 0 {
+		return DefaultOutputLimit
+	}
+	return e.OutputLimit
+}
+
+// Log returns the logger, never nil.
+func (e *Env) Log() *slog.Logger {
+	if e == nil || e.Logger == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return e.Logger
+}
+
+// Time returns the current time.
+func (e *Env) Time() time.Time {
+	if e == nil || e.Now == nil {
+		return time.Now()
+	}
+	return e.Now()
+}
+
+// Runner is the host-side code of a module. Check and apply are one code path: Run reads
+// the current state, compares it with args, returns early when they agree, and changes the
+// host only when apply is true. With apply false it must not change anything and reports
+// StatusDrift (or StatusUnknown) where apply would act.
+//
+// A failed run returns an error; it may return a Result as well, whose Data is still
+// registered (a command's rc and output when its exit code is not accepted).
+type Runner interface {
+	Run(ctx context.Context, env *Env, args cty.Value, apply bool) (*Result, error)
+}
+
+// ControllerEnv is what controller-side module code sees.
+type ControllerEnv struct {
+	// Dir is the runbook's directory; relative src paths are resolved against it.
+	Dir string
+	// EvalContext is the task's per-host evaluation context (var, local, host, facts,
+	// task and the functions); templates are rendered in a child of it. May be nil.
+	EvalContext *hcl.EvalContext
+}
+
+// ControllerRunner is implemented by modules that run entirely on the controller and never
+// reach the host, such as assert. check decides nothing for them: they run the same in
+// check mode because they change nothing.
+type ControllerRunner interface {
+	RunOnController(ctx context.Context, env *ControllerEnv, args cty.Value) (*Result, error)
+}
+
+// Preparer is implemented by modules that need a controller-side step before the host
+// runs them: copy reads src on the controller, template renders. Prepare returns the
+// arguments to send to the host. Marks (sensitive) on args carry over to what is derived
+// from them.
+type Preparer interface {
+	Prepare(ctx context.Context, env *ControllerEnv, args cty.Value) (cty.Value, error)
+}
+
+// Result is what one run of a module reports.
+type Result struct {
+	// Status is one of StatusOK, StatusChanged, StatusDrift, StatusUnknown.
+	Status string
+	// Diff shows what changed (apply) or would change (check); nil when there is nothing to
+	// show.
+	Diff *Diff
+	// Data holds the registered values, by the names declared in Info.Returns. Values are
+	// JSON-friendly Go values (string, bool, numbers, nil, []any, map[string]any).
+	Data map[string]any
+	// Msg is one line for people.
+	Msg      string
+	Warnings []string
+	// RebootRequired says the change takes full effect only after a reboot.
+	RebootRequired bool
+}
+
+// Diff is a before/after pair that the controller renders as a unified diff. Headers name
+// the two sides (usually the path, with "(before)" / "(after)" or /dev/null).
+type Diff struct {
+	Before, After             string
+	BeforeHeader, AfterHeader string
+}
+
+// Failure is an error with the output that explains it, such as a command's stderr; the
+// protocol sends Stderr beside the message.
+type Failure struct {
+	Msg    string
+	Stderr string
+}
+
+func (f *Failure) Error() string { return f.Msg }
+
+// Redacted is what replaces a sensitive value in any output.
+const Redacted = "(sensitive value)"
+
+// Redact replaces every occurrence of each secret in the result's text (message, warnings,
+// diff, string data) with Redacted. Modules already keep sensitive arguments out of their
+// output; this is the net under them, e.g. for a command that echoes its stdin. Secrets
+// shorter than 4 bytes are skipped: replacing them would mangle ordinary text while
+// hiding little.
+func (r *Result) Redact(secrets []string) {
+	if r == nil {
+		return
+	}
+	rep := Replacer(secrets)
+	if rep == nil {
+		return
+	}
+	r.Msg = rep.Replace(r.Msg)
+	for i, w := range r.Warnings {
+		r.Warnings[i] = rep.Replace(w)
+	}
+	if r.Diff != nil {
+		r.Diff.Before = rep.Replace(r.Diff.Before)
+		r.Diff.After = rep.Replace(r.Diff.After)
+		r.Diff.BeforeHeader = rep.Replace(r.Diff.BeforeHeader)
+		r.Diff.AfterHeader = rep.Replace(r.Diff.AfterHeader)
+	}
+	for k, v := range r.Data {
+		r.Data[k] = redactAny(rep, v)
+	}
+}
+
+// Replacer returns a replacer of the secrets (longest first, so a secret that contains
+// another is hidden whole), or nil when there is nothing to replace.
+func Replacer(secrets []string) *strings.Replacer {
+	var s []string
+	for _, x := range secrets {
+		if len(x) >= 4 {
+			s = append(s, x)
+		}
+	}
+	if len(s) == 0 {
+		return nil
+	}
+	sort.Slice(s, func(i, j int) bool { return len(s[i]) > len(s[j]) })
+	pairs := make([]string, 0, 2*len(s))
+	for _, x := range s {
+		pairs = append(pairs, x, Redacted)
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+func redactAny(rep *strings.Replacer, v any) any {
+	switch x := v.(type) {
+	case string:
+		return rep.Replace(x)
+	case []any:
+		for i := range x {
+			x[i] = redactAny(rep, x[i])
+		}
+		return x
+	case []string:
+		for i := range x {
+			x[i] = rep.Replace(x[i])
+		}
+		return x
+	case map[string]any:
+		for k := range x {
+			x[k] = redactAny(rep, x[k])
+		}
+		return x
+	}
+	return v
+}
+
+// SecretStrings returns the string values found in the named top-level attributes of args
+// (strings, and strings inside collections), for Redact.
+func SecretStrings(args cty.Value, names []string) []string {
+	if args.IsNull() || !args.IsKnown() || !(args.Type().IsObjectType() || args.Type().IsMapType()) {
+		return nil
+	}
+	var out []string
+	for _, n := range names {
+		var v cty.Value
+		if args.Type().IsObjectType() {
+			if !args.Type().HasAttribute(n) {
+				continue
+			}
+			v = args.GetAttr(n)
+		} else {
+			v = args.Index(cty.StringVal(n))
+		}
+		_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
+			x, _ = x.Unmark()
+			if x.IsKnown() && !x.IsNull() && x.Type() == cty.String {
+				out = append(out, x.AsString())
+			}
+			return true, nil
+		})
+	}
+	return out
+}
+
+// ObjectType is the type of the value a module body decodes to: one attribute per argument.
+func (s Schema) ObjectType() cty.Type {
+	attrs := make(map[string]cty.Type, len(s.Args))
+	for _, a := range s.Args {
+		attrs[a.Name] = a.Type
+	}
+	return cty.Object(attrs)
+}
+
+// Normalize turns arguments received over the wire into exactly the value Decode would have
+// produced: every argument present (absent ones get their default or null), each converted
+// to its declared type. An attribute the schema does not know is an error, so host code can
+// rely on GetAttr without guarding against a malformed request.
+func (s Schema) Normalize(args cty.Value) (cty.Value, error) {
+	if args.IsNull() {
+		args = cty.EmptyObjectVal
+	}
+	if !args.IsWhollyKnown() {
+		return cty.NilVal, errors.New("arguments contain unknown values")
+	}
+	ty := args.Type()
+	if !ty.IsObjectType() && !ty.IsMapType() {
+		return cty.NilVal, fmt.Errorf("arguments must be an object, not %s", ty.FriendlyName())
+	}
+	given := map[string]cty.Value{}
+	for it := args.ElementIterator(); it.Next(); {
+		k, v := it.Element()
+		given[k.AsString()] = v
+	}
+	out := make(map[string]cty.Value, len(s.Args))
+	for _, a := range s.Args {
+		v, ok := given[a.Name]
+		delete(given, a.Name)
+		if !ok || v.IsNull() {
+			switch {
+			case a.Default != cty.NilVal:
+				v = a.Default
+			case a.Required:
+				return cty.NilVal, fmt.Errorf("argument %q is required", a.Name)
+			default:
+				v = cty.NullVal(a.Type)
+			}
+		}
+		if a.Type != cty.DynamicPseudoType {
+			cv, err := convert.Convert(v, a.Type)
+			if err != nil {
+				return cty.NilVal, fmt.Errorf("argument %q: %w", a.Name, err)
+			}
+			v = cv
+		}
+		out[a.Name] = v
+	}
+	if len(given) > 0 {
+		names := make([]string, 0, len(given))
+		for n := range given {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return cty.NilVal, fmt.Errorf("unsupported argument %q", names[0])
+	}
+	return cty.ObjectVal(out), nil
+}
