@@ -1,0 +1,202 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/runbook/runbook/modules"
+)
+
+// Scope is what per-host expressions see at one point of a run.
+type Scope struct {
+	Host   string
+	Groups []string
+	// Vars are the host's variables: inventory vars, with the play's vars merged over them.
+	Vars cty.Value
+	// Facts are the host's facts; cty.NilVal when none were gathered.
+	Facts cty.Value
+	// Tasks maps the names of tasks that already ran on the host to their results.
+	Tasks map[string]cty.Value
+	// Each is the current for_each element, when there is one.
+	Each *Item
+	// Self is the current attempt's result, for until.
+	Self cty.Value
+}
+
+// Item is one element of a for_each collection.
+type Item struct {
+	Key   cty.Value
+	Value cty.Value
+}
+
+// EvalContext builds the context for evaluating expressions in s.
+func (rb *Runbook) EvalContext(s Scope) *hcl.EvalContext {
+	ctx := &hcl.EvalContext{
+		Variables: map[string]cty.Value{
+			"var":   objectOrEmpty(rb.varValues),
+			"local": objectOrEmpty(rb.localValues),
+		},
+		Functions: Functions(),
+	}
+	groups := make([]cty.Value, 0, len(s.Groups))
+	for _, g := range s.Groups {
+		groups = append(groups, cty.StringVal(g))
+	}
+	groupList := cty.ListValEmpty(cty.String)
+	if len(groups) > 0 {
+		groupList = cty.ListVal(groups)
+	}
+	vars := s.Vars
+	if vars == cty.NilVal || vars.IsNull() {
+		vars = cty.EmptyObjectVal
+	}
+	ctx.Variables["host"] = cty.ObjectVal(map[string]cty.Value{
+		"name":   cty.StringVal(s.Host),
+		"vars":   vars,
+		"groups": groupList,
+	})
+	if s.Facts != cty.NilVal {
+		ctx.Variables["facts"] = s.Facts
+	} else {
+		ctx.Variables["facts"] = cty.EmptyObjectVal
+	}
+	ctx.Variables["task"] = objectOrEmpty(s.Tasks)
+	if s.Each != nil {
+		ctx.Variables["each"] = cty.ObjectVal(map[string]cty.Value{"key": s.Each.Key, "value": s.Each.Value})
+	}
+	if s.Self != cty.NilVal {
+		ctx.Variables["self"] = s.Self
+	}
+	return ctx
+}
+
+// HostVars merges the play's vars, evaluated for one host, over its inventory vars.
+func (rb *Runbook) HostVars(p *Play, host string, groups []string, inventoryVars cty.Value) (cty.Value, hcl.Diagnostics) {
+	merged := map[string]cty.Value{}
+	if inventoryVars != cty.NilVal && !inventoryVars.IsNull() && inventoryVars.CanIterateElements() {
+		for it := inventoryVars.ElementIterator(); it.Next(); {
+			k, v := it.Element()
+			merged[k.AsString()] = v
+		}
+	}
+	if len(p.Vars) == 0 {
+		return objectOrEmpty(merged), nil
+	}
+	// Play vars see the inventory's vars, not each other: the order they are written in
+	// then does not matter.
+	ctx := rb.EvalContext(Scope{Host: host, Groups: groups, Vars: objectOrEmpty(merged)})
+	var diags hcl.Diagnostics
+	for _, name := range p.VarsOrder {
+		v, d := p.Vars[name].Value(ctx)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			merged[name] = v
+		}
+	}
+	return objectOrEmpty(merged), diags
+}
+
+// WhenTrue evaluates a task's condition; a task without one always runs.
+func (t *Task) WhenTrue(ctx *hcl.EvalContext) (bool, hcl.Diagnostics) {
+	if t.When == nil {
+		return true, nil
+	}
+	return evalBool(t.When, ctx, "when")
+}
+
+// UntilTrue evaluates a task's until condition with self set.
+func (t *Task) UntilTrue(ctx *hcl.EvalContext) (bool, hcl.Diagnostics) {
+	if t.Until == nil {
+		return true, nil
+	}
+	return evalBool(t.Until, ctx, "until")
+}
+
+func evalBool(expr hcl.Expression, ctx *hcl.EvalContext, name string) (bool, hcl.Diagnostics) {
+	v, diags := expr.Value(ctx)
+	if diags.HasErrors() {
+		return false, diags
+	}
+	v, _ = v.UnmarkDeep()
+	b, err := convert.Convert(v, cty.Bool)
+	if err != nil || b.IsNull() || !b.IsKnown() {
+		return false, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid " + name,
+			Detail:   fmt.Sprintf("%s must be true or false for this host, not %s.", name, friendly(v.Type())),
+			Subject:  expr.Range().Ptr(),
+		}}
+	}
+	return b.True(), nil
+}
+
+// Items evaluates a task's for_each for one host: its elements in a stable order (list
+// order; map and set elements sorted by key). A task without for_each has no items.
+func (t *Task) Items(ctx *hcl.EvalContext) ([]Item, hcl.Diagnostics) {
+	if t.ForEach == nil {
+		return nil, nil
+	}
+	v, diags := t.ForEach.Value(ctx)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	bad := func(msg string) hcl.Diagnostics {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid for_each", Detail: msg, Subject: t.ForEach.Range().Ptr()}}
+	}
+	if v.IsNull() || !v.IsWhollyKnown() {
+		return nil, bad("for_each must be a known list, set or map for this host.")
+	}
+	ty := v.Type()
+	var items []Item
+	switch {
+	case ty.IsListType() || ty.IsTupleType():
+		i := 0
+		for it := v.ElementIterator(); it.Next(); i++ {
+			_, e := it.Element()
+			items = append(items, Item{Key: cty.NumberIntVal(int64(i)), Value: e})
+		}
+	case ty.IsSetType():
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			items = append(items, Item{Key: e, Value: e})
+		}
+	case ty.IsMapType() || ty.IsObjectType():
+		for it := v.ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			items = append(items, Item{Key: k, Value: e})
+		}
+	default:
+		return nil, bad(fmt.Sprintf("for_each needs a list, set or map, not %s.", friendly(ty)))
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		if items[i].Key.Type() == cty.String && items[j].Key.Type() == cty.String {
+			a, _ := items[i].Key.Unmark()
+			b, _ := items[j].Key.Unmark()
+			return a.AsString() < b.AsString()
+		}
+		return false
+	})
+	return items, nil
+}
+
+// Args decodes the task's module arguments for one host.
+func (t *Task) Args(ctx *hcl.EvalContext) (modules.Module, cty.Value, hcl.Diagnostics) {
+	m, ok := modules.Lookup(t.Module)
+	if !ok {
+		return nil, cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown module", Detail: t.Module, Subject: t.ModuleRange.Ptr()}}
+	}
+	v, diags := modules.Decode(m, t.Body, ctx, t.ModuleRange)
+	if !diags.HasErrors() && !v.IsWhollyKnown() {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Unknown module argument",
+			Detail:   "An argument depends on a value that is not known for this host (for example a result of a task that only checked).",
+			Subject:  t.ModuleRange.Ptr(),
+		})
+	}
+	return m, v, diags
+}
