@@ -182,3 +182,21 @@ func TestGraphOfDiamonds(t *testing.T) {
 		t.Errorf("h1 is in %d groups", len(h.Groups))
 	}
 }
+
+func TestYAMLGroupBomb(t *testing.T) {
+	// every level names the level below eight times through an alias
+	src := "a: &a {hosts: {h1: {x: 1}}}\n"
+	prev := "a"
+	for _, l := range []string{"b", "c", "d", "e", "f", "g"} {
+		var kids []string
+		for i := 1; i <= 8; i++ {
+			kids = append(kids, fmt.Sprintf("%s%d: *%s", prev, i, prev))
+		}
+		src += fmt.Sprintf("%s: &%s {children: {%s}}\n", l, l, strings.Join(kids, ", "))
+		prev = l
+	}
+	inv, diags := Parse("bomb.yml", []byte(src))
+	if inv != nil || len(diags) != 1 || diags[0].Summary != "YAML too deep" {
+		t.Errorf("inventory %v, diagnostics %v", inv != nil, diags)
+	}
+}

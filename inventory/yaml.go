@@ -13,10 +13,9 @@ import (
 // reader, with a warning diagnostic.
 
 type yamlReader struct {
-	d          *yamlDoc
-	m          *model
-	diags      hcl.Diagnostics
-	overBudget bool
+	d     *yamlDoc
+	m     *model
+	diags hcl.Diagnostics
 }
 
 // parseYAMLInventory reads a YAML (or JSON) inventory. handled is false when the
@@ -68,6 +67,9 @@ func (r *yamlReader) groupName(kn *yaml.Node) (string, bool) {
 
 // group reads one group definition and returns it, or nil when the name is unusable.
 func (r *yamlReader) group(kn, vn *yaml.Node, depth int) *gnode {
+	if r.d.exhausted {
+		return nil
+	}
 	name, ok := r.groupName(kn)
 	if !ok {
 		return nil
@@ -82,10 +84,7 @@ func (r *yamlReader) group(kn, vn *yaml.Node, depth int) *gnode {
 		r.d.budget -= 1 + len(body.Content)
 	}
 	if r.d.budget < 0 {
-		if !r.overBudget {
-			r.overBudget = true
-			r.errorf(kn, "YAML too deep", "This inventory repeats group definitions through aliases beyond what an inventory needs.")
-		}
+		r.diags = append(r.diags, r.d.tooDeep(kn)...)
 		return nil
 	}
 	if body != nil && body.Kind == yaml.ScalarNode {

@@ -39,7 +39,8 @@ type yamlDoc struct {
 	root *yaml.Node
 	json bool
 	// budget bounds alias expansion, so "billion laughs" files fail instead of eating memory
-	budget int
+	budget    int
+	exhausted bool
 }
 
 const yamlNodeBudget = 1 << 20
@@ -207,6 +208,16 @@ func decodeRune(b []byte) (rune, int) {
 	return r, sz
 }
 
+// tooDeep reports, once per document, a value that nests or expands beyond reason;
+// after that the document has failed and further values are dropped quietly.
+func (d *yamlDoc) tooDeep(n *yaml.Node) hcl.Diagnostics {
+	if d.exhausted {
+		return nil
+	}
+	d.exhausted = true
+	return hcl.Diagnostics{errorf(nodeRange(d.f, n), "YAML too deep", "This value nests or expands aliases beyond what an inventory needs; it may be an alias loop.")}
+}
+
 // resolve follows an alias to the node it names.
 func resolve(n *yaml.Node) *yaml.Node {
 	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
@@ -223,7 +234,7 @@ func (d *yamlDoc) value(n *yaml.Node) (any, hcl.Diagnostics) {
 func (d *yamlDoc) valueDepth(n *yaml.Node, depth int) (any, hcl.Diagnostics) {
 	d.budget--
 	if d.budget < 0 || depth > 500 {
-		return nil, hcl.Diagnostics{errorf(nodeRange(d.f, n), "YAML too deep", "This value nests or expands aliases beyond what an inventory needs; it may be an alias loop.")}
+		return nil, d.tooDeep(n)
 	}
 	n = resolve(n)
 	if n == nil {
@@ -288,7 +299,7 @@ func (d *yamlDoc) mapping(n *yaml.Node, depth int, fn func(key string, kn, vn *y
 				}
 				d.budget -= len(s.Content)
 				if d.budget < 0 || depth > 500 {
-					return append(diags, errorf(nodeRange(d.f, n), "YAML too deep", "This value nests or expands aliases beyond what an inventory needs; it may be an alias loop."))
+					return append(diags, d.tooDeep(n)...)
 				}
 				mds := d.mapping(s, depth+1, func(_ string, k, v *yaml.Node) { merged = append(merged, entry{k, v}) })
 				diags = append(diags, mds...)
@@ -306,6 +317,9 @@ func (d *yamlDoc) mapping(n *yaml.Node, depth int, fn func(key string, kn, vn *y
 	var list []keyed
 	at := map[string]int{}
 	for i, e := range append(merged, own...) {
+		if d.exhausted {
+			return diags
+		}
 		k, ds := d.key(e.k)
 		diags = append(diags, ds...)
 		if ds.HasErrors() {
@@ -324,6 +338,9 @@ func (d *yamlDoc) mapping(n *yaml.Node, depth int, fn func(key string, kn, vn *y
 		list = append(list, keyed{k, e, i >= len(merged)})
 	}
 	for _, x := range list {
+		if d.exhausted {
+			break
+		}
 		fn(x.k, x.e.k, x.e.v)
 	}
 	return diags
@@ -331,6 +348,10 @@ func (d *yamlDoc) mapping(n *yaml.Node, depth int, fn func(key string, kn, vn *y
 
 // key converts a mapping key to the string Python's json module would write for it.
 func (d *yamlDoc) key(kn *yaml.Node) (string, hcl.Diagnostics) {
+	// only scalars make keys; checking first also stops a key that aliases its own mapping
+	if k := resolve(kn); k == nil || k.Kind != yaml.ScalarNode {
+		return "", hcl.Diagnostics{errorf(nodeRange(d.f, kn), "Invalid mapping key", "A mapping key must be a plain value such as a name or a number, not a list or mapping.")}
+	}
 	v, diags := d.valueDepth(kn, 0)
 	if diags.HasErrors() {
 		return "", diags
