@@ -1,0 +1,647 @@
+// Package run executes a plan: every selected host at once (bounded by forks), tasks in order
+// on each host, one connection and one helper per host for the whole run. Hosts are
+// independent: a failed or unreachable host never stops another.
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/plan"
+	"github.com/runbook/runbook/inventory"
+	"github.com/runbook/runbook/modules"
+)
+
+// Status is the outcome of one task on one host.
+type Status string
+
+// Statuses, in the order a recap lists them.
+const (
+	OK          Status = "ok"
+	Changed     Status = "changed"
+	Drift       Status = "drift"
+	Unknown     Status = "unknown"
+	Skipped     Status = "skipped"
+	Failed      Status = "failed"
+	Unreachable Status = "unreachable"
+)
+
+// Result is one task (or one for_each element of it) on one host.
+type Result struct {
+	Host     string
+	Play     string
+	Task     string
+	Module   string
+	Item     string // the for_each key, "" without for_each
+	Handler  bool
+	Status   Status
+	Msg      string
+	Diff     *modules.Diff
+	Data     map[string]any
+	Warnings []string
+	// RebootRequired says the change takes full effect only after a reboot.
+	RebootRequired bool
+	Duration       time.Duration
+}
+
+// Observer receives a run's events as they happen; views implement it. Calls for one host
+// come in order; calls for different hosts may come concurrently.
+type Observer interface {
+	HostStarted(host string)
+	TaskDone(r Result)
+	HostDone(host string, s Stats)
+}
+
+// Executor runs modules on one host: the helper process behind one SSH session.
+type Executor interface {
+	Run(ctx context.Context, module string, args cty.Value, apply bool) (*modules.Result, error)
+	Close() error
+}
+
+// Connector opens an Executor for a host; an error means the host is unreachable.
+type Connector interface {
+	Connect(ctx context.Context, h *inventory.Host, p *config.Play) (Executor, error)
+}
+
+// Options tune a run.
+type Options struct {
+	Forks int
+	// Check runs every module in check mode: nothing changes, drift is reported.
+	Check bool
+	// HostTimeout bounds everything one host does in one play; 0 means no bound.
+	HostTimeout time.Duration
+}
+
+// Stats counts one host's results.
+type Stats struct {
+	OK, Changed, Drift, Unknown, Skipped, Failed, Unreachable int
+	RebootRequired                                            bool
+}
+
+func (s *Stats) add(st Status) {
+	switch st {
+	case OK:
+		s.OK++
+	case Changed:
+		s.Changed++
+	case Drift:
+		s.Drift++
+	case Unknown:
+		s.Unknown++
+	case Skipped:
+		s.Skipped++
+	case Failed:
+		s.Failed++
+	case Unreachable:
+		s.Unreachable++
+	}
+}
+
+// Recap is a whole run's outcome.
+type Recap struct {
+	Hosts    map[string]*Stats
+	Duration time.Duration
+	// Interrupted is set when the run was cancelled before it finished.
+	Interrupted bool
+}
+
+// Exit codes, as documented for the CLI: the lowest non-zero that applies wins.
+const (
+	ExitOK          = 0
+	ExitFailed      = 2
+	ExitUnreachable = 3
+	ExitDrift       = 4
+)
+
+// ExitCode summarises the recap.
+func (r *Recap) ExitCode() int {
+	failed, unreachable, drift := false, false, false
+	for _, s := range r.Hosts {
+		failed = failed || s.Failed > 0
+		unreachable = unreachable || s.Unreachable > 0
+		drift = drift || s.Drift > 0
+	}
+	switch {
+	case failed || r.Interrupted:
+		return ExitFailed
+	case unreachable:
+		return ExitUnreachable
+	case drift:
+		return ExitDrift
+	}
+	return ExitOK
+}
+
+// Engine runs plans.
+type Engine struct {
+	Runbook   *config.Runbook
+	Connector Connector
+	Observer  Observer
+	Options   Options
+
+	mu    sync.Mutex
+	execs map[string]Executor
+	dead  map[string]bool // unreachable hosts: later plays skip them
+	recap *Recap
+}
+
+// Run executes the plan and returns its recap. Cancelling ctx stops every host at its next
+// task boundary (a running task is cancelled) and returns the recap so far.
+func (e *Engine) Run(ctx context.Context, pl *plan.Plan) *Recap {
+	start := time.Now()
+	e.execs = map[string]Executor{}
+	e.dead = map[string]bool{}
+	e.recap = &Recap{Hosts: map[string]*Stats{}}
+	defer e.closeAll()
+	for _, p := range pl.Plays {
+		if ctx.Err() != nil {
+			break
+		}
+		e.play(ctx, p)
+	}
+	e.recap.Duration = time.Since(start)
+	e.recap.Interrupted = ctx.Err() != nil
+	return e.recap
+}
+
+func (e *Engine) closeAll() {
+	for _, x := range e.execs {
+		_ = x.Close()
+	}
+}
+
+// play runs one play in serial batches; within a batch every host runs on its own.
+func (e *Engine) play(ctx context.Context, p *plan.Play) {
+	forks := e.Options.Forks
+	if p.Play.Forks > 0 {
+		forks = p.Play.Forks
+	}
+	if forks < 1 {
+		forks = 1
+	}
+	for _, batch := range Batches(len(p.Hosts), p.Play.Serial) {
+		hosts := p.Hosts[batch[0]:batch[1]]
+		sem := make(chan struct{}, forks)
+		var wg sync.WaitGroup
+		var failedMu sync.Mutex
+		failed := 0
+		for _, h := range hosts {
+			if ctx.Err() != nil {
+				break
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func(h *inventory.Host) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if !e.host(ctx, p, h) {
+					failedMu.Lock()
+					failed++
+					failedMu.Unlock()
+				}
+			}(h)
+		}
+		wg.Wait()
+		if mfp := p.Play.MaxFailPercentage; mfp != nil && len(hosts) > 0 {
+			if float64(failed)*100/float64(len(hosts)) > *mfp {
+				return
+			}
+		}
+	}
+}
+
+// Batches splits n hosts into serial batches [from, to). Without a serial plan there is one
+// batch; the last batch size repeats until every host is covered.
+func Batches(n int, serial []config.Batch) [][2]int {
+	if n == 0 {
+		return nil
+	}
+	if len(serial) == 0 {
+		return [][2]int{{0, n}}
+	}
+	var out [][2]int
+	for from, i := 0, 0; from < n; i++ {
+		b := serial[min(i, len(serial)-1)]
+		size := b.Count
+		if size == 0 {
+			size = int(float64(n) * b.Percent / 100)
+			if size < 1 {
+				size = 1
+			}
+		}
+		to := min(from+size, n)
+		out = append(out, [2]int{from, to})
+		from = to
+	}
+	return out
+}
+
+// hostRun is the state of one host in one play.
+type hostRun struct {
+	e        *Engine
+	p        *plan.Play
+	h        *inventory.Host
+	exec     Executor
+	vars     cty.Value
+	results  map[string]cty.Value
+	statuses map[string]Status // per task: its overall status
+	notified map[string]bool
+	stats    *Stats
+}
+
+// host runs a play's tasks on one host; it returns false when the host failed or was
+// unreachable.
+func (e *Engine) host(ctx context.Context, p *plan.Play, h *inventory.Host) bool {
+	e.mu.Lock()
+	stats := e.recap.Hosts[h.Name]
+	if stats == nil {
+		stats = &Stats{}
+		e.recap.Hosts[h.Name] = stats
+	}
+	dead := e.dead[h.Name]
+	e.mu.Unlock()
+	if dead {
+		return false
+	}
+	if e.Observer != nil {
+		e.Observer.HostStarted(h.Name)
+	}
+	if e.Options.HostTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.Options.HostTimeout)
+		defer cancel()
+	}
+	hr := &hostRun{e: e, p: p, h: h, stats: stats, results: map[string]cty.Value{},
+		statuses: map[string]Status{}, notified: map[string]bool{}}
+	ok := hr.run(ctx)
+	if e.Observer != nil {
+		e.mu.Lock()
+		s := *stats
+		e.mu.Unlock()
+		e.Observer.HostDone(h.Name, s)
+	}
+	return ok
+}
+
+func (hr *hostRun) report(r Result) {
+	r.Host, r.Play = hr.h.Name, hr.p.Play.Name
+	hr.e.mu.Lock()
+	hr.stats.add(r.Status)
+	if r.RebootRequired {
+		hr.stats.RebootRequired = true
+	}
+	hr.e.mu.Unlock()
+	if hr.e.Observer != nil {
+		hr.e.Observer.TaskDone(r)
+	}
+}
+
+func (hr *hostRun) run(ctx context.Context) bool {
+	vars, diags := hr.e.Runbook.HostVars(hr.p.Play, hr.h.Name, hr.h.Groups, inventory.CtyValue(hr.h.Vars))
+	if diags.HasErrors() {
+		hr.report(Result{Task: "play vars", Status: Failed, Msg: diagText(diags)})
+		return false
+	}
+	hr.vars = vars
+	if len(hr.p.Tasks) == 0 {
+		return true
+	}
+	x, err := hr.executor(ctx)
+	if err != nil {
+		hr.report(Result{Task: "connect", Status: Unreachable, Msg: err.Error()})
+		hr.e.mu.Lock()
+		hr.e.dead[hr.h.Name] = true
+		hr.e.mu.Unlock()
+		return false
+	}
+	hr.exec = x
+	ok := true
+	for _, t := range hr.p.Tasks {
+		if ctx.Err() != nil {
+			return false
+		}
+		st := hr.task(ctx, t)
+		hr.statuses[t.Name] = st
+		if st == Failed {
+			ok = false
+			if t.OnFailure != config.OnFailureContinue {
+				// The host stops here; handlers do not run on a host that failed, as
+				// their trigger may be half done.
+				return false
+			}
+		}
+		if st == Unreachable {
+			return false
+		}
+	}
+	for _, h := range hr.p.Play.Handlers {
+		if !hr.notified[h.Name] || ctx.Err() != nil {
+			continue
+		}
+		if hr.task(ctx, h) == Failed {
+			ok = false
+		}
+	}
+	return ok
+}
+
+func (hr *hostRun) executor(ctx context.Context) (Executor, error) {
+	hr.e.mu.Lock()
+	x := hr.e.execs[hr.h.Name]
+	hr.e.mu.Unlock()
+	if x != nil {
+		return x, nil
+	}
+	x, err := hr.e.Connector.Connect(ctx, hr.h, hr.p.Play)
+	if err != nil {
+		return nil, err
+	}
+	hr.e.mu.Lock()
+	hr.e.execs[hr.h.Name] = x
+	hr.e.mu.Unlock()
+	return x, nil
+}
+
+// task runs one task (all its for_each elements) and returns its overall status.
+func (hr *hostRun) task(ctx context.Context, t *config.Task) Status {
+	base := Result{Task: t.Name, Module: t.Module, Handler: t.IsHandler}
+	for _, dep := range t.DependsOn {
+		if st := hr.statuses[dep.Name]; st == Failed || st == Unreachable || (st == Skipped && hr.results[dep.Name] == cty.NilVal) {
+			r := base
+			r.Status, r.Msg = Skipped, fmt.Sprintf("skipped: depends on %q, which did not succeed", dep.Name)
+			hr.report(r)
+			return Skipped
+		}
+	}
+	scope := config.Scope{Host: hr.h.Name, Groups: hr.h.Groups, Vars: hr.vars, Tasks: hr.results}
+	rb := hr.e.Runbook
+	items, diags := t.Items(rb.EvalContext(scope))
+	if diags.HasErrors() {
+		r := base
+		r.Status, r.Msg = Failed, diagText(diags)
+		hr.report(r)
+		return Failed
+	}
+	single := t.ForEach == nil
+	if single {
+		items = []config.Item{{}}
+	}
+	overall := Skipped
+	perItem := map[string]cty.Value{}
+	var last cty.Value
+	for _, it := range items {
+		s := scope
+		key := ""
+		if !single {
+			it := it
+			s.Each = &it
+			key = keyString(it.Key)
+		}
+		r := hr.item(ctx, t, s)
+		r.Item = key
+		hr.report(r)
+		overall = worse(overall, r.Status)
+		last = resultValue(r)
+		if !single {
+			perItem[key] = last
+		}
+		if r.Status == Failed && t.OnFailure != config.OnFailureContinue {
+			break
+		}
+	}
+	if single {
+		hr.results[t.Name] = last
+	} else {
+		hr.results[t.Name] = cty.ObjectVal(map[string]cty.Value{
+			"results": objectOrEmpty(perItem),
+			"changed": cty.BoolVal(overall == Changed),
+			"status":  cty.StringVal(string(overall)),
+		})
+	}
+	if overall == Changed || (hr.e.Options.Check && overall == Drift) {
+		for _, n := range t.Notify {
+			hr.notified[n.Name] = true
+		}
+	}
+	return overall
+}
+
+// worse combines statuses: failed beats changed beats drift beats ok beats skipped.
+func worse(a, b Status) Status {
+	rank := map[Status]int{Skipped: 0, OK: 1, Unknown: 2, Drift: 3, Changed: 4, Failed: 5, Unreachable: 6}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
+
+// item runs one element of a task: when, args, then the module (with retries).
+func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope) Result {
+	start := time.Now()
+	r := Result{Task: t.Name, Module: t.Module, Handler: t.IsHandler}
+	done := func(st Status, msg string) Result {
+		r.Status, r.Msg, r.Duration = st, msg, time.Since(start)
+		return r
+	}
+	rb := hr.e.Runbook
+	ectx := rb.EvalContext(s)
+	run, diags := t.WhenTrue(ectx)
+	if diags.HasErrors() {
+		return done(Failed, diagText(diags))
+	}
+	if !run {
+		return done(Skipped, "skipped: when is false")
+	}
+	m, args, diags := t.Args(ectx)
+	if diags.HasErrors() {
+		return done(Failed, diagText(diags))
+	}
+	apply := !hr.e.Options.Check
+	if t.CheckMode != nil {
+		apply = !*t.CheckMode
+	}
+	secrets := secretStrings(args)
+	plain, _ := args.UnmarkDeep()
+	attempts := t.Retries + 1
+	var res *modules.Result
+	var err error
+	for attempt := 1; attempt <= attempts; attempt++ {
+		res, err = hr.runModule(ctx, t, m, plain, apply, ectx)
+		if ctx.Err() != nil {
+			break
+		}
+		if t.Until != nil && err == nil {
+			uctx := rb.EvalContext(config.Scope{Host: s.Host, Groups: s.Groups, Vars: s.Vars, Tasks: s.Tasks, Each: s.Each,
+				Self: resultValue(fromModule(r, res, nil))})
+			okUntil, udiags := t.UntilTrue(uctx)
+			if udiags.HasErrors() {
+				return done(Failed, diagText(udiags))
+			}
+			if okUntil {
+				break
+			}
+			err = fmt.Errorf("until condition still false after %d attempt(s)", attempt)
+		} else if err == nil {
+			break
+		}
+		if attempt < attempts && t.Delay > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(t.Delay):
+			}
+		}
+	}
+	if res != nil {
+		res.Redact(secrets)
+	}
+	r = fromModule(r, res, err)
+	r.Duration = time.Since(start)
+	if t.Sensitive {
+		r.Diff, r.Msg = nil, modules.Redacted
+		r.Data = nil
+	} else if len(secrets) > 0 {
+		redactResult(&r, secrets)
+	}
+	return r
+}
+
+func (hr *hostRun) runModule(ctx context.Context, t *config.Task, m modules.Module, args cty.Value, apply bool, ectx *hcl.EvalContext) (*modules.Result, error) {
+	if t.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
+		defer cancel()
+	}
+	cenv := &modules.ControllerEnv{Dir: hr.e.Runbook.Dir, EvalContext: ectx}
+	if cr, ok := m.(modules.ControllerRunner); ok {
+		return cr.RunOnController(ctx, cenv, args)
+	}
+	if pr, ok := m.(modules.Preparer); ok {
+		var err error
+		if args, err = pr.Prepare(ctx, cenv, args); err != nil {
+			return nil, err
+		}
+	}
+	res, err := hr.exec.Run(ctx, t.Module, args, apply)
+	if err != nil && ctx.Err() != nil && t.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return res, fmt.Errorf("timed out after %s", t.Timeout)
+	}
+	return res, err
+}
+
+func fromModule(r Result, res *modules.Result, err error) Result {
+	if res != nil {
+		r.Diff, r.Data, r.Msg, r.Warnings, r.RebootRequired = res.Diff, res.Data, res.Msg, res.Warnings, res.RebootRequired
+		switch res.Status {
+		case modules.StatusChanged:
+			r.Status = Changed
+		case modules.StatusDrift:
+			r.Status = Drift
+		case modules.StatusUnknown:
+			r.Status = Unknown
+		default:
+			r.Status = OK
+		}
+	}
+	if err != nil {
+		r.Status = Failed
+		msg := err.Error()
+		var f *modules.Failure
+		if errors.As(err, &f) && f.Stderr != "" {
+			msg += ": " + strings.TrimSpace(f.Stderr)
+		}
+		if r.Msg != "" && r.Msg != msg {
+			msg = r.Msg + ": " + msg
+		}
+		r.Msg = msg
+	}
+	return r
+}
+
+// resultValue is what task["name"] shows later: the module's registered data plus status.
+func resultValue(r Result) cty.Value {
+	m := map[string]cty.Value{}
+	for k, v := range r.Data {
+		m[k] = inventory.CtyValue(v)
+	}
+	m["status"] = cty.StringVal(string(r.Status))
+	m["changed"] = cty.BoolVal(r.Status == Changed)
+	m["failed"] = cty.BoolVal(r.Status == Failed)
+	m["skipped"] = cty.BoolVal(r.Status == Skipped)
+	m["msg"] = cty.StringVal(r.Msg)
+	return cty.ObjectVal(m)
+}
+
+func keyString(k cty.Value) string {
+	k, _ = k.Unmark()
+	switch {
+	case k.IsNull() || !k.IsKnown():
+		return ""
+	case k.Type() == cty.String:
+		return k.AsString()
+	case k.Type() == cty.Number:
+		return k.AsBigFloat().Text('f', -1)
+	}
+	return fmt.Sprintf("%#v", k)
+}
+
+func objectOrEmpty(m map[string]cty.Value) cty.Value {
+	if len(m) == 0 {
+		return cty.EmptyObjectVal
+	}
+	return cty.ObjectVal(m)
+}
+
+// secretStrings collects every string in args that carries the sensitive mark.
+func secretStrings(args cty.Value) []string {
+	var out []string
+	_ = cty.Walk(args, func(_ cty.Path, v cty.Value) (bool, error) {
+		if v.HasMark(config.Sensitive) {
+			_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
+				x, _ = x.Unmark()
+				if x.IsKnown() && !x.IsNull() && x.Type() == cty.String {
+					out = append(out, x.AsString())
+				}
+				return true, nil
+			})
+			return false, nil
+		}
+		return true, nil
+	})
+	sort.Strings(out)
+	return out
+}
+
+func redactResult(r *Result, secrets []string) {
+	rep := modules.Replacer(secrets)
+	if rep == nil {
+		return
+	}
+	r.Msg = rep.Replace(r.Msg)
+}
+
+func diagText(diags hcl.Diagnostics) string {
+	var parts []string
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		s := d.Summary
+		if d.Detail != "" {
+			s += ": " + d.Detail
+		}
+		if d.Subject != nil {
+			s += " (" + d.Subject.String() + ")"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}

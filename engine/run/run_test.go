@@ -1,0 +1,359 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/plan"
+	"github.com/runbook/runbook/inventory"
+	"github.com/runbook/runbook/modules"
+	_ "github.com/runbook/runbook/modules/standard"
+)
+
+// fakeHost is a host whose only state is a set of paths; the fake executor runs the file
+// module against it (check → drift, apply → changed, then ok) and the command module as
+// "exit 1 when argv[0] is false". It stands in for the helper in these unit tests of the
+// engine's logic; the real helper is tested against lab hosts.
+type fakeHost struct {
+	mu    sync.Mutex
+	paths map[string]bool
+	calls []string
+}
+
+type fakeExec struct{ h *fakeHost }
+
+func (x fakeExec) Run(_ context.Context, module string, args cty.Value, apply bool) (*modules.Result, error) {
+	x.h.mu.Lock()
+	defer x.h.mu.Unlock()
+	mode := "check"
+	if apply {
+		mode = "apply"
+	}
+	switch module {
+	case "file":
+		p := args.GetAttr("path").AsString()
+		x.h.calls = append(x.h.calls, mode+" file "+p)
+		if x.h.paths[p] {
+			return &modules.Result{Status: modules.StatusOK}, nil
+		}
+		if !apply {
+			return &modules.Result{Status: modules.StatusDrift, Diff: &modules.Diff{Before: "", After: p}}, nil
+		}
+		x.h.paths[p] = true
+		return &modules.Result{Status: modules.StatusChanged}, nil
+	case "command":
+		argv := args.GetAttr("argv").AsValueSlice()
+		x.h.calls = append(x.h.calls, mode+" command "+argv[0].AsString())
+		if argv[0].AsString() == "false" {
+			return &modules.Result{Status: modules.StatusChanged, Data: map[string]any{"rc": 1}},
+				&modules.Failure{Msg: "command exited 1", Stderr: "boom " + strings.Join(stringsOf(argv), " ")}
+		}
+		if !apply {
+			return &modules.Result{Status: modules.StatusDrift}, nil
+		}
+		return &modules.Result{Status: modules.StatusChanged, Data: map[string]any{"rc": 0, "stdout": "hello"}}, nil
+	}
+	return nil, fmt.Errorf("fake executor has no module %s", module)
+}
+
+func stringsOf(vs []cty.Value) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.AsString()
+	}
+	return out
+}
+
+func (fakeExec) Close() error { return nil }
+
+type fakeConnector struct {
+	hosts       map[string]*fakeHost
+	unreachable map[string]bool
+}
+
+func (c *fakeConnector) Connect(_ context.Context, h *inventory.Host, _ *config.Play) (Executor, error) {
+	if c.unreachable[h.Name] {
+		return nil, errors.New("dial tcp 127.0.0.1:1: connection refused")
+	}
+	return fakeExec{c.hosts[h.Name]}, nil
+}
+
+type recorder struct {
+	mu      sync.Mutex
+	results []Result
+}
+
+func (r *recorder) HostStarted(string) {}
+func (r *recorder) HostDone(string, Stats) {}
+func (r *recorder) TaskDone(res Result) {
+	r.mu.Lock()
+	r.results = append(r.results, res)
+	r.mu.Unlock()
+}
+
+// lines renders results as "host task[item] status" sorted, for comparisons.
+func (r *recorder) lines() []string {
+	var out []string
+	for _, res := range r.results {
+		name := res.Task
+		if res.Item != "" {
+			name += "[" + res.Item + "]"
+		}
+		out = append(out, fmt.Sprintf("%s %s %s", res.Host, name, res.Status))
+	}
+	sort.Strings(out)
+	return out
+}
+
+type lab struct {
+	t    *testing.T
+	rb   *config.Runbook
+	inv  *inventory.Inventory
+	conn *fakeConnector
+}
+
+func newLab(t *testing.T, runbook string, hosts ...string) *lab {
+	t.Helper()
+	rb, diags := config.Parse([]config.Source{{Name: "t.hcl", Src: []byte(runbook)}}, config.Inputs{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var inv strings.Builder
+	for _, h := range hosts {
+		fmt.Fprintf(&inv, "host %q {\n  address = \"127.0.0.1\"\n}\n", h)
+	}
+	fmt.Fprintf(&inv, "group \"kvm\" {\n  hosts = [%s]\n}\n", `"`+strings.Join(hosts, `", "`)+`"`)
+	iv, idiags := inventory.Parse("inv.hcl", []byte(inv.String()))
+	if idiags.HasErrors() {
+		t.Fatal(idiags)
+	}
+	c := &fakeConnector{hosts: map[string]*fakeHost{}, unreachable: map[string]bool{}}
+	for _, h := range hosts {
+		c.hosts[h] = &fakeHost{paths: map[string]bool{}}
+	}
+	return &lab{t: t, rb: rb, inv: iv, conn: c}
+}
+
+func (l *lab) run(check bool, opts plan.Options) (*Recap, *recorder) {
+	l.t.Helper()
+	pl, diags := plan.Build(l.rb, l.inv, opts)
+	if diags.HasErrors() {
+		l.t.Fatal(diags)
+	}
+	rec := &recorder{}
+	e := &Engine{Runbook: l.rb, Connector: l.conn, Observer: rec, Options: Options{Forks: 4, Check: check}}
+	return e.Run(context.Background(), pl), rec
+}
+
+func eq(t *testing.T, got, want []string) {
+	t.Helper()
+	sort.Strings(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+const dirsRunbook = `
+play "p" {
+  hosts = "kvm"
+  task "dir" {
+    notify = ["reload", "reload2"]
+    file {
+      path  = "/srv/${host.name}"
+      state = "directory"
+    }
+  }
+  task "again" {
+    notify = ["reload"]
+    file {
+      path  = "/srv/${host.name}"
+      state = "directory"
+    }
+  }
+  handler "reload" {
+    command {
+      argv = ["reload"]
+    }
+  }
+  handler "reload2" {
+    command {
+      argv = ["reload2"]
+    }
+  }
+}
+`
+
+func TestTimelineAndHandlers(t *testing.T) {
+	l := newLab(t, dirsRunbook, "a", "b")
+
+	recap, rec := l.run(true, plan.Options{})
+	// In check mode, handlers that drifting tasks notify report what they would do.
+	eq(t, rec.lines(), []string{"a dir drift", "a again drift", "a reload drift", "a reload2 drift",
+		"b dir drift", "b again drift", "b reload drift", "b reload2 drift"})
+	if recap.ExitCode() != ExitDrift {
+		t.Errorf("check with drift: exit %d", recap.ExitCode())
+	}
+	if l.conn.hosts["a"].paths["/srv/a"] {
+		t.Fatal("check mode changed the host")
+	}
+
+	recap, rec = l.run(false, plan.Options{})
+	eq(t, rec.lines(), []string{"a dir changed", "a again ok", "a reload changed", "a reload2 changed",
+		"b dir changed", "b again ok", "b reload changed", "b reload2 changed"})
+	if recap.ExitCode() != ExitOK {
+		t.Errorf("apply: exit %d", recap.ExitCode())
+	}
+	if n := strings.Count(strings.Join(l.conn.hosts["a"].calls, ","), "apply command reload,"); n != 1 {
+		t.Errorf("handler ran %d times, want once: %v", n, l.conn.hosts["a"].calls)
+	}
+
+	recap, rec = l.run(true, plan.Options{})
+	eq(t, rec.lines(), []string{"a dir ok", "a again ok", "b dir ok", "b again ok"})
+	if recap.ExitCode() != ExitOK {
+		t.Errorf("in sync: exit %d", recap.ExitCode())
+	}
+	_, rec = l.run(false, plan.Options{})
+	eq(t, rec.lines(), []string{"a dir ok", "a again ok", "b dir ok", "b again ok"})
+}
+
+const failRunbook = `
+play "p" {
+  hosts = "kvm"
+  task "breaks" {
+    when       = host.name == "a"
+    on_failure = "continue"
+    command {
+      argv = ["false"]
+    }
+  }
+  task "needs breaks" {
+    depends_on = ["breaks"]
+    command {
+      argv = ["true"]
+    }
+  }
+  task "stops a" {
+    when = host.name == "a"
+    command {
+      argv = ["false", "--token", var.token]
+    }
+  }
+  task "after" {
+    command {
+      argv = ["true"]
+    }
+  }
+}
+variable "token" {
+  default   = "hunter2-secret"
+  sensitive = true
+}
+`
+
+func TestFailuresStayOnTheirHost(t *testing.T) {
+	l := newLab(t, failRunbook, "a", "b", "c")
+	l.conn.unreachable["c"] = true
+	recap, rec := l.run(false, plan.Options{})
+	eq(t, rec.lines(), []string{
+		"a breaks failed", "a needs breaks skipped", "a stops a failed",
+		"b breaks skipped", "b needs breaks changed", "b stops a skipped", "b after changed",
+		"c connect unreachable",
+	})
+	if recap.ExitCode() != ExitFailed {
+		t.Errorf("exit %d, want %d", recap.ExitCode(), ExitFailed)
+	}
+	for _, r := range rec.results {
+		if strings.Contains(r.Msg, "hunter2-secret") {
+			t.Errorf("secret in message: %q", r.Msg)
+		}
+		if r.Host == "a" && r.Task == "stops a" && !strings.Contains(r.Msg, "command exited 1") {
+			t.Errorf("failure message lost: %q", r.Msg)
+		}
+	}
+	// Only unreachable: exit 3.
+	l2 := newLab(t, dirsRunbook, "a", "b")
+	l2.conn.unreachable["b"] = true
+	if recap, _ := l2.run(false, plan.Options{}); recap.ExitCode() != ExitUnreachable {
+		t.Errorf("exit %d, want %d", recap.ExitCode(), ExitUnreachable)
+	}
+}
+
+const resultsRunbook = `
+play "p" {
+  hosts = "kvm"
+  task "probe" {
+    command {
+      argv = ["echo"]
+    }
+  }
+  task "dirs" {
+    for_each = toset(["x", "y"])
+    when     = task["probe"].stdout == "hello" && each.value != "y"
+    file {
+      path = "/d/${each.value}"
+    }
+  }
+}
+`
+
+func TestResultsAndForEach(t *testing.T) {
+	l := newLab(t, resultsRunbook, "a")
+	_, rec := l.run(false, plan.Options{})
+	eq(t, rec.lines(), []string{"a probe changed", "a dirs[x] changed", "a dirs[y] skipped"})
+}
+
+func TestSerialMaxFail(t *testing.T) {
+	src := `
+play "p" {
+  hosts               = "kvm"
+  serial              = 1
+  max_fail_percentage = 0
+  task "t" {
+    command {
+      argv = [host.name == "a" ? "false" : "true"]
+    }
+  }
+}`
+	l := newLab(t, src, "a", "b", "c")
+	_, rec := l.run(false, plan.Options{})
+	eq(t, rec.lines(), []string{"a t failed"})
+}
+
+func TestBatches(t *testing.T) {
+	tests := []struct {
+		n      int
+		serial []config.Batch
+		want   string
+	}{
+		{5, nil, "[[0 5]]"},
+		{0, nil, "[]"},
+		{5, []config.Batch{{Count: 2}}, "[[0 2] [2 4] [4 5]]"},
+		{10, []config.Batch{{Count: 1}, {Percent: 50}}, "[[0 1] [1 6] [6 10]]"},
+		{3, []config.Batch{{Percent: 10}}, "[[0 1] [1 2] [2 3]]"},
+	}
+	for _, tt := range tests {
+		if got := fmt.Sprint(Batches(tt.n, tt.serial)); got != tt.want {
+			t.Errorf("Batches(%d, %v) = %s, want %s", tt.n, tt.serial, got, tt.want)
+		}
+	}
+}
+
+func TestCancelStopsTheRun(t *testing.T) {
+	l := newLab(t, dirsRunbook, "a")
+	pl, _ := plan.Build(l.rb, l.inv, plan.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	e := &Engine{Runbook: l.rb, Connector: l.conn, Options: Options{Forks: 1}}
+	recap := e.Run(ctx, pl)
+	if !recap.Interrupted || recap.ExitCode() == ExitOK {
+		t.Errorf("recap = %+v", recap)
+	}
+}
