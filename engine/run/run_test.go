@@ -91,7 +91,7 @@ type recorder struct {
 	results []Result
 }
 
-func (r *recorder) HostStarted(string) {}
+func (r *recorder) HostStarted(string)     {}
 func (r *recorder) HostDone(string, Stats) {}
 func (r *recorder) TaskDone(res Result) {
 	r.mu.Lock()
