@@ -1,0 +1,422 @@
+// Package view shows a run's events: for people (coloured lines as results arrive and a
+// recap table), as JSON lines, and as JUnit XML. Every view implements run.Observer plus
+// Finish, fed by the same engine events.
+package view
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fatih/color"
+
+	"github.com/runbook/runbook/engine/run"
+	"github.com/runbook/runbook/modules"
+)
+
+// View is an engine observer that can also close the run's output.
+type View interface {
+	run.Observer
+	Finish(r *run.Recap) error
+}
+
+// Human prints a line per result as it arrives and a recap at the end.
+type Human struct {
+	W     io.Writer
+	Color bool
+	// Quiet hides ok and skipped results.
+	Quiet bool
+	// Diff shows before/after differences.
+	Diff bool
+
+	mu sync.Mutex
+}
+
+var hostColors = []color.Attribute{color.FgCyan, color.FgMagenta, color.FgBlue, color.FgGreen, color.FgYellow, color.FgHiCyan, color.FgHiMagenta, color.FgHiBlue}
+
+func (h *Human) paint(s string, attrs ...color.Attribute) string {
+	if !h.Color {
+		return s
+	}
+	c := color.New(attrs...)
+	c.EnableColor()
+	return c.Sprint(s)
+}
+
+// hostTag gives each host a colour that stays the same from run to run.
+func (h *Human) hostTag(host string) string {
+	f := fnv.New32a()
+	f.Write([]byte(host))
+	return h.paint(host, hostColors[int(f.Sum32())%len(hostColors)])
+}
+
+func statusColor(s run.Status) []color.Attribute {
+	switch s {
+	case run.Changed:
+		return []color.Attribute{color.FgYellow}
+	case run.Drift, run.Unknown:
+		return []color.Attribute{color.FgMagenta}
+	case run.Failed, run.Unreachable:
+		return []color.Attribute{color.FgRed, color.Bold}
+	case run.Skipped:
+		return []color.Attribute{color.FgHiBlack}
+	}
+	return []color.Attribute{color.FgGreen}
+}
+
+func (h *Human) HostStarted(string)         {}
+func (h *Human) HostDone(string, run.Stats) {}
+
+// TaskDone prints one result.
+func (h *Human) TaskDone(r run.Result) {
+	if h.Quiet && (r.Status == run.OK || r.Status == run.Skipped) {
+		return
+	}
+	name := r.Task
+	if r.Handler {
+		name = "handler " + name
+	}
+	if r.Item != "" {
+		name += " [" + r.Item + "]"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %-11s %s", h.hostTag(r.Host), h.paint(string(r.Status), statusColor(r.Status)...), name)
+	if r.Duration >= 100*time.Millisecond {
+		fmt.Fprintf(&b, " (%s)", r.Duration.Round(10*time.Millisecond))
+	}
+	if r.RebootRequired {
+		b.WriteString(" " + h.paint("[reboot required]", color.FgYellow))
+	}
+	if r.Msg != "" && (r.Status == run.Failed || r.Status == run.Unreachable || r.Status == run.Changed || r.Status == run.Drift || r.Status == run.Unknown) {
+		b.WriteString(": " + firstLines(r.Msg, 6))
+	}
+	b.WriteString("\n")
+	if h.Diff && r.Diff != nil {
+		b.WriteString(indent(Unified(r.Diff), "    "))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	io.WriteString(h.W, b.String())
+}
+
+// Finish prints the recap table.
+func (h *Human) Finish(r *run.Recap) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hosts := make([]string, 0, len(r.Hosts))
+	for name := range r.Hosts {
+		hosts = append(hosts, name)
+	}
+	sort.Strings(hosts)
+	fmt.Fprintf(h.W, "\nRECAP\n")
+	width := 4
+	for _, n := range hosts {
+		width = max(width, len(n))
+	}
+	for _, n := range hosts {
+		s := r.Hosts[n]
+		line := fmt.Sprintf("  %-*s  ok=%d changed=%d drift=%d failed=%d unreachable=%d skipped=%d", width, n, s.OK, s.Changed, s.Drift, s.Failed, s.Unreachable, s.Skipped)
+		if s.Unknown > 0 {
+			line += fmt.Sprintf(" unknown=%d", s.Unknown)
+		}
+		if s.RebootRequired {
+			line += " reboot_required"
+		}
+		fmt.Fprintln(h.W, line)
+	}
+	state := "finished"
+	if r.Interrupted {
+		state = "interrupted"
+	}
+	_, err := fmt.Fprintf(h.W, "\n%s: %d hosts in %s, exit code %d\n", state, len(hosts), r.Duration.Round(time.Millisecond), r.ExitCode())
+	return err
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], fmt.Sprintf("... (%d more lines)", len(lines)-n))
+	}
+	return strings.Join(lines, "\n    ")
+}
+
+func indent(s, pre string) string {
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return pre + strings.Join(lines, "\n"+pre) + "\n"
+}
+
+// JSON writes one object per line: a "result" per host per task as it arrives, then a
+// final "recap".
+type JSON struct {
+	W  io.Writer
+	mu sync.Mutex
+}
+
+type jsonResult struct {
+	Type           string         `json:"type"`
+	Host           string         `json:"host"`
+	Play           string         `json:"play"`
+	Task           string         `json:"task"`
+	Module         string         `json:"module"`
+	Item           string         `json:"item,omitempty"`
+	Handler        bool           `json:"handler,omitempty"`
+	Status         string         `json:"status"`
+	Changed        bool           `json:"changed"`
+	Msg            string         `json:"msg,omitempty"`
+	RC             *int           `json:"rc,omitempty"`
+	Diff           string         `json:"diff,omitempty"`
+	Data           map[string]any `json:"data,omitempty"`
+	RebootRequired bool           `json:"reboot_required,omitempty"`
+	DurationMS     int64          `json:"duration_ms"`
+}
+
+func (j *JSON) HostStarted(string)         {}
+func (j *JSON) HostDone(string, run.Stats) {}
+
+// TaskDone writes one result line.
+func (j *JSON) TaskDone(r run.Result) {
+	out := jsonResult{Type: "result", Host: r.Host, Play: r.Play, Task: r.Task, Module: r.Module, Item: r.Item, Handler: r.Handler,
+		Status: string(r.Status), Changed: r.Status == run.Changed, Msg: r.Msg, Data: r.Data, RebootRequired: r.RebootRequired,
+		DurationMS: r.Duration.Milliseconds()}
+	if rc, ok := intOf(r.Data["rc"]); ok {
+		out.RC = &rc
+	}
+	if r.Diff != nil {
+		out.Diff = Unified(r.Diff)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_ = json.NewEncoder(j.W).Encode(out)
+}
+
+func intOf(v any) (int, bool) {
+	switch x := v.(type) {
+	case int:
+		return x, true
+	case int64:
+		return int(x), true
+	case float64:
+		return int(x), true
+	case json.Number:
+		n, err := x.Int64()
+		return int(n), err == nil
+	}
+	return 0, false
+}
+
+// Finish writes the recap line.
+func (j *JSON) Finish(r *run.Recap) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	hosts := map[string]map[string]any{}
+	for n, s := range r.Hosts {
+		hosts[n] = map[string]any{"ok": s.OK, "changed": s.Changed, "drift": s.Drift, "unknown": s.Unknown, "failed": s.Failed,
+			"unreachable": s.Unreachable, "skipped": s.Skipped, "reboot_required": s.RebootRequired}
+	}
+	return json.NewEncoder(j.W).Encode(map[string]any{"type": "recap", "hosts": hosts, "exit_code": r.ExitCode(),
+		"interrupted": r.Interrupted, "duration_ms": r.Duration.Milliseconds()})
+}
+
+// JUnit collects results and writes JUnit XML at the end: one test suite per host, one test
+// case per task (and for_each element); failed and unreachable are failures, drift is a
+// failure in check mode (it is what a compliance job looks for), skipped is skipped.
+type JUnit struct {
+	W  io.Writer
+	mu sync.Mutex
+	rs []run.Result
+}
+
+func (u *JUnit) HostStarted(string)         {}
+func (u *JUnit) HostDone(string, run.Stats) {}
+
+// TaskDone keeps the result.
+func (u *JUnit) TaskDone(r run.Result) {
+	u.mu.Lock()
+	u.rs = append(u.rs, r)
+	u.mu.Unlock()
+}
+
+type junitSuites struct {
+	XMLName xml.Name     `xml:"testsuites"`
+	Suites  []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Skipped  int         `xml:"skipped,attr"`
+	Time     string      `xml:"time,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Time      string        `xml:"time,attr"`
+	Failure   *junitMessage `xml:"failure,omitempty"`
+	Skipped   *junitMessage `xml:"skipped,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitMessage struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr,omitempty"`
+	Body    string `xml:",chardata"`
+}
+
+// Finish writes the XML document.
+func (u *JUnit) Finish(_ *run.Recap) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	byHost := map[string]*junitSuite{}
+	var order []string
+	for _, r := range u.rs {
+		s := byHost[r.Host]
+		if s == nil {
+			s = &junitSuite{Name: r.Host}
+			byHost[r.Host] = s
+			order = append(order, r.Host)
+		}
+		name := r.Task
+		if r.Item != "" {
+			name += " [" + r.Item + "]"
+		}
+		c := junitCase{Name: name, Classname: r.Play, Time: fmt.Sprintf("%.3f", r.Duration.Seconds())}
+		switch r.Status {
+		case run.Failed, run.Unreachable, run.Drift:
+			body := r.Msg
+			if r.Diff != nil {
+				body += "\n" + Unified(r.Diff)
+			}
+			c.Failure = &junitMessage{Message: string(r.Status) + ": " + firstLines(r.Msg, 1), Type: string(r.Status), Body: body}
+			s.Failures++
+		case run.Skipped:
+			c.Skipped = &junitMessage{Message: r.Msg}
+			s.Skipped++
+		default:
+			c.SystemOut = string(r.Status)
+		}
+		s.Tests++
+		s.Cases = append(s.Cases, c)
+	}
+	sort.Strings(order)
+	doc := junitSuites{}
+	for _, h := range order {
+		doc.Suites = append(doc.Suites, *byHost[h])
+	}
+	if _, err := io.WriteString(u.W, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(u.W)
+	enc.Indent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	_, err := io.WriteString(u.W, "\n")
+	return err
+}
+
+// Unified renders a diff as unified-diff text with a few lines of context.
+func Unified(d *modules.Diff) string {
+	if d == nil {
+		return ""
+	}
+	before, after := d.BeforeHeader, d.AfterHeader
+	if before == "" {
+		before = "before"
+	}
+	if after == "" {
+		after = "after"
+	}
+	a, b := splitLines(d.Before), splitLines(d.After)
+	var out strings.Builder
+	fmt.Fprintf(&out, "--- %s\n+++ %s\n", before, after)
+	for _, op := range diffLines(a, b) {
+		out.WriteString(op)
+		out.WriteString("\n")
+	}
+	return out.String()
+}
+
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}
+
+// diffLines is a longest-common-subsequence line diff, keeping 3 lines of context around
+// changes. Inputs are configuration files: small enough for the quadratic table.
+func diffLines(a, b []string) []string {
+	const maxCells = 4_000_000
+	if len(a)*len(b) > maxCells {
+		var out []string
+		for _, l := range a {
+			out = append(out, "-"+l)
+		}
+		for _, l := range b {
+			out = append(out, "+"+l)
+		}
+		return out
+	}
+	lcs := make([][]int, len(a)+1)
+	for i := range lcs {
+		lcs[i] = make([]int, len(b)+1)
+	}
+	for i := len(a) - 1; i >= 0; i-- {
+		for j := len(b) - 1; j >= 0; j-- {
+			if a[i] == b[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	var ops []string
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case i < len(a) && j < len(b) && a[i] == b[j]:
+			ops = append(ops, " "+a[i])
+			i++
+			j++
+		case i < len(a) && (j == len(b) || lcs[i+1][j] >= lcs[i][j+1]):
+			ops = append(ops, "-"+a[i])
+			i++
+		default:
+			ops = append(ops, "+"+b[j])
+			j++
+		}
+	}
+	// Keep context lines only near changes.
+	keep := make([]bool, len(ops))
+	for k, op := range ops {
+		if op[0] != ' ' {
+			for c := max(0, k-3); c <= min(len(ops)-1, k+3); c++ {
+				keep[c] = true
+			}
+		}
+	}
+	var out []string
+	skipped := false
+	for k, op := range ops {
+		if keep[k] {
+			out = append(out, op)
+			skipped = false
+		} else if !skipped {
+			out = append(out, "@@")
+			skipped = true
+		}
+	}
+	return out
+}
