@@ -1,0 +1,234 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Client is the controller's end of one helper's conversation. Its methods are safe for
+// concurrent use; responses are matched to calls by id, so several calls can be in flight.
+type Client struct {
+	w     io.Writer
+	wmu   sync.Mutex
+	hello Hello
+
+	mu      sync.Mutex
+	pending map[uint64]chan *Response
+	nextID  uint64
+	err     error // why the conversation ended; set once, before done is closed
+	done    chan struct{}
+
+	orphans chan *Response
+}
+
+// NewClient reads the helper's hello from r and checks its protocol version; then it reads
+// responses in the background until r ends. ctx bounds only the wait for the hello. When
+// NewClient fails, or when the caller is done with the client, the caller closes the
+// transport (the ssh session), which ends the background reader.
+func NewClient(ctx context.Context, r io.Reader, w io.Writer) (*Client, error) {
+	c := &Client{w: w, pending: map[uint64]chan *Response{}, done: make(chan struct{}), orphans: make(chan *Response, 16)}
+	lr := newLineReader(r, MaxLine)
+	type helloResult struct {
+		h   *Hello
+		err error
+	}
+	hc := make(chan helloResult, 1)
+	go func() {
+		line, err := lr.next()
+		if err != nil {
+			if err == io.EOF {
+				err = errors.New("the helper exited before saying hello")
+			}
+			hc <- helloResult{nil, fmt.Errorf("read hello: %w", err)}
+			return
+		}
+		h, err := DecodeHello(line)
+		hc <- helloResult{h, err}
+		if err != nil {
+			return
+		}
+		c.readLoop(lr)
+	}()
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for the helper's hello: %w", ctx.Err())
+	case hr := <-hc:
+		if hr.err != nil {
+			return nil, hr.err
+		}
+		c.hello = *hr.h
+		return c, nil
+	}
+}
+
+// Hello returns what the helper said first.
+func (c *Client) Hello() Hello { return c.hello }
+
+// Done is closed when the conversation has ended (the helper exited or broke the protocol);
+// Err then says why.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns why the conversation ended, or nil while it goes on.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Orphans delivers responses that answer no call in flight: late answers to cancelled
+// calls, and the helper's answers to lines it could not parse (id 0). When nobody reads
+// them, they are dropped.
+func (c *Client) Orphans() <-chan *Response { return c.orphans }
+
+func (c *Client) readLoop(lr *lineReader) {
+	for {
+		line, err := lr.next()
+		if err != nil {
+			if err == io.EOF {
+				err = errors.New("the helper exited")
+			} else {
+				err = fmt.Errorf("read from the helper: %w", err)
+			}
+			c.fail(err)
+			return
+		}
+		if len(line) == 0 {
+			continue
+		}
+		resp, err := DecodeResponse(line)
+		if err != nil {
+			// A helper that writes garbage cannot be trusted with the next answer either.
+			c.fail(fmt.Errorf("the helper broke the protocol: %w", err))
+			return
+		}
+		c.mu.Lock()
+		ch, ok := c.pending[resp.ID]
+		delete(c.pending, resp.ID)
+		c.mu.Unlock()
+		if ok {
+			ch <- resp // buffered: never blocks
+			continue
+		}
+		select {
+		case c.orphans <- resp:
+		default:
+		}
+	}
+}
+
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	close(c.done)
+}
+
+// Call sends req and waits for its response. A zero req.ID is replaced with a fresh one.
+// With no TimeoutMS, the helper is given ctx's deadline. When ctx ends first, Call tells
+// the helper to cancel the request and returns ctx's error. A module's failure is not an
+// error of Call: it is a response with status "failed" (see Response.Err).
+func (c *Client) Call(ctx context.Context, req *Request) (*Response, error) {
+	r := *req
+	ch := make(chan *Response, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	if r.ID == 0 {
+		for {
+			c.nextID++
+			if _, busy := c.pending[c.nextID]; !busy && c.nextID != 0 {
+				break
+			}
+		}
+		r.ID = c.nextID
+	} else if _, busy := c.pending[r.ID]; busy {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("request id %d is already in flight", r.ID)
+	}
+	c.pending[r.ID] = ch
+	c.mu.Unlock()
+	forget := func() {
+		c.mu.Lock()
+		delete(c.pending, r.ID)
+		c.mu.Unlock()
+	}
+
+	if r.TimeoutMS == 0 {
+		if dl, ok := ctx.Deadline(); ok {
+			r.TimeoutMS = max(time.Until(dl).Milliseconds(), 1)
+		}
+	}
+	line, err := EncodeRequest(&r)
+	if err != nil {
+		forget()
+		return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, err)
+	}
+	if err := c.send(ctx, line); err != nil {
+		forget()
+		return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, err)
+	}
+	select {
+	case resp := <-ch:
+		return resp, nil
+	case <-c.done:
+		forget()
+		return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, c.Err())
+	case <-ctx.Done():
+		forget()
+		// Best effort, with its own short deadline: the helper stops the module, and its
+		// late answer goes to Orphans.
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if b, err := EncodeRequest(&Request{ID: r.ID, Op: OpCancel}); err == nil {
+			_ = c.send(cctx, b)
+		}
+		return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, ctx.Err())
+	}
+}
+
+// send writes one line. A write to a helper that stopped reading would block forever, so
+// it happens in a goroutine raced against ctx; after such a timeout the conversation is
+// over, as a half-written line cannot be taken back.
+func (c *Client) send(ctx context.Context, line []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err // nothing written yet: the conversation is intact
+	}
+	errc := make(chan error, 1)
+	go func() {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		_, err := c.w.Write(line)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err != nil {
+			err = fmt.Errorf("write to the helper: %w", err)
+			c.fail(err)
+		}
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-errc: // the write finished after all
+			if err == nil {
+				return nil
+			}
+		default:
+		}
+		err := fmt.Errorf("write to the helper: %w", ctx.Err())
+		c.fail(err)
+		return err
+	case <-c.done:
+		return c.Err()
+	}
+}

@@ -1,0 +1,391 @@
+// Package protocol is the conversation between the controller and runbook-helper on a host:
+// newline-delimited JSON over the helper's stdin and stdout. The helper speaks first with a
+// hello; then the controller sends requests and the helper answers each with one response
+// carrying the same id. See docs/helper.md.
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/runbook/runbook/modules"
+)
+
+// Version is the protocol this build speaks. Both sides must speak the same one: the
+// controller pushes the helper it embeds, so a mismatch means a stale or foreign helper.
+const Version = 1
+
+// MaxLine bounds one message. Arguments (a copied file's content) and results (a command's
+// output, itself capped) travel in one line each; anything larger is a bug or an attack.
+const MaxLine = 64 << 20
+
+// Operations a request can ask for.
+const (
+	OpPing   = "ping"
+	OpFacts  = "facts"
+	OpCheck  = "check"
+	OpApply  = "apply"
+	OpCancel = "cancel" // id names the request to cancel; the helper sends no response to it
+)
+
+// StatusFailed is the response status of a request that did not complete; the module
+// statuses (ok, changed, drift, unknown) are those of package modules.
+const StatusFailed = "failed"
+
+// Hello is the helper's first line.
+type Hello struct {
+	Type     string   `json:"type"` // always "hello"
+	Protocol int      `json:"protocol"`
+	Build    string   `json:"build"` // sha256 of the helper binary, hex
+	Modules  []string `json:"modules"`
+	OS       string   `json:"os"`
+	Arch     string   `json:"arch"`
+	UID      int      `json:"uid"`
+}
+
+// Request asks the helper to do one thing.
+type Request struct {
+	// ID is chosen by the controller, unique among requests in flight, never 0.
+	ID     uint64
+	Op     string
+	Module string
+	// Args is the module's arguments, an object. Marks are not sent: a top-level argument
+	// holding a marked (sensitive) value is named in Sensitive instead.
+	Args cty.Value
+	// Sensitive names arguments whose values must never be shown.
+	Sensitive []string
+	// TimeoutMS bounds the request on the helper; 0 means the helper's default.
+	TimeoutMS int64
+}
+
+type wireRequest struct {
+	ID        uint64          `json:"id"`
+	Op        string          `json:"op"`
+	Module    string          `json:"module,omitempty"`
+	Args      json.RawMessage `json:"args,omitempty"`
+	Sensitive []string        `json:"sensitive,omitempty"`
+	TimeoutMS int64           `json:"timeout_ms,omitempty"`
+}
+
+// Diff is a before/after pair, rendered as a unified diff by the controller.
+type Diff struct {
+	Before       string `json:"before"`
+	After        string `json:"after"`
+	BeforeHeader string `json:"before_header,omitempty"`
+	AfterHeader  string `json:"after_header,omitempty"`
+}
+
+// Error says why a request failed.
+type Error struct {
+	Message string `json:"message"`
+	// Stderr is the output that explains the failure, e.g. a failing command's stderr.
+	Stderr string `json:"stderr,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Response answers the request with the same ID.
+type Response struct {
+	ID     uint64 `json:"id"`
+	Status string `json:"status"`
+	Diff   *Diff  `json:"diff,omitempty"`
+	// Data is a JSON object of registered values; see DataValue.
+	Data           json.RawMessage `json:"data,omitempty"`
+	Msg            string          `json:"msg,omitempty"`
+	Warnings       []string        `json:"warnings,omitempty"`
+	RebootRequired bool            `json:"reboot_required,omitempty"`
+	Error          *Error          `json:"error,omitempty"`
+	DurationMS     int64           `json:"duration_ms"`
+}
+
+// Err returns the response's error, or nil when the request succeeded.
+func (r *Response) Err() error {
+	if r.Error == nil {
+		return nil
+	}
+	return r.Error
+}
+
+var validStatus = map[string]bool{"ok": true, "changed": true, "drift": true, "unknown": true, StatusFailed: true}
+
+var validOp = map[string]bool{OpPing: true, OpFacts: true, OpCheck: true, OpApply: true, OpCancel: true}
+
+// EncodeArgs turns module arguments into their wire form: cty's JSON with the type beside
+// the value, so the helper recovers exactly the value's type. It also returns the names of
+// top-level arguments that carried marks (sensitive values).
+func EncodeArgs(args cty.Value) (json.RawMessage, []string, error) {
+	if args == cty.NilVal || args.IsNull() {
+		return nil, nil, nil // absent arguments: the module's defaults apply
+	}
+	plain, pvm := args.UnmarkDeepWithPaths()
+	names := map[string]bool{}
+	for _, pm := range pvm {
+		if len(pm.Path) == 0 {
+			// The whole object is marked: every argument is sensitive.
+			if plain.Type().IsObjectType() {
+				for n := range plain.Type().AttributeTypes() {
+					names[n] = true
+				}
+			}
+			continue
+		}
+		switch s := pm.Path[0].(type) {
+		case cty.GetAttrStep:
+			names[s.Name] = true
+		case cty.IndexStep:
+			if s.Key.Type() == cty.String {
+				names[s.Key.AsString()] = true
+			}
+		}
+	}
+	if !plain.IsWhollyKnown() {
+		return nil, nil, errors.New("arguments contain values not known yet")
+	}
+	b, err := ctyjson.Marshal(plain, cty.DynamicPseudoType)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode arguments: %w", err)
+	}
+	sens := make([]string, 0, len(names))
+	for n := range names {
+		sens = append(sens, n)
+	}
+	sort.Strings(sens)
+	return b, sens, nil
+}
+
+// DecodeArgs is EncodeArgs' inverse.
+func DecodeArgs(raw json.RawMessage) (cty.Value, error) {
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return cty.NullVal(cty.DynamicPseudoType), nil
+	}
+	v, err := ctyjson.Unmarshal(raw, cty.DynamicPseudoType)
+	if err != nil {
+		return cty.NilVal, fmt.Errorf("decode arguments: %w", err)
+	}
+	if v.IsNull() {
+		return cty.NullVal(cty.DynamicPseudoType), nil
+	}
+	return v, nil
+}
+
+// EncodeRequest renders a request as one line, newline included.
+func EncodeRequest(req *Request) ([]byte, error) {
+	w := wireRequest{ID: req.ID, Op: req.Op, Module: req.Module, TimeoutMS: req.TimeoutMS}
+	args, sens, err := EncodeArgs(req.Args)
+	if err != nil {
+		return nil, err
+	}
+	w.Args = args
+	w.Sensitive = mergeNames(req.Sensitive, sens)
+	b, err := json.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// DecodeRequest parses one request line (without or with its newline). Unknown fields are
+// errors: both ends come from one build, so an unknown field is a bug worth seeing.
+func DecodeRequest(line []byte) (*Request, error) {
+	var w wireRequest
+	if err := strictUnmarshal(line, &w); err != nil {
+		return nil, fmt.Errorf("malformed request: %w", err)
+	}
+	if w.ID == 0 {
+		return nil, errors.New("malformed request: id must be a positive integer")
+	}
+	if !validOp[w.Op] {
+		return nil, fmt.Errorf("malformed request %d: unknown op %q", w.ID, w.Op)
+	}
+	if (w.Op == OpCheck || w.Op == OpApply) && w.Module == "" {
+		return nil, fmt.Errorf("malformed request %d: op %q needs a module", w.ID, w.Op)
+	}
+	if w.TimeoutMS < 0 {
+		return nil, fmt.Errorf("malformed request %d: negative timeout_ms", w.ID)
+	}
+	args, err := DecodeArgs(w.Args)
+	if err != nil {
+		return nil, fmt.Errorf("malformed request %d: %w", w.ID, err)
+	}
+	return &Request{ID: w.ID, Op: w.Op, Module: w.Module, Args: args, Sensitive: w.Sensitive, TimeoutMS: w.TimeoutMS}, nil
+}
+
+// EncodeResponse renders a response as one line, newline included.
+func EncodeResponse(resp *Response) ([]byte, error) {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return nil, fmt.Errorf("encode response %d: %w", resp.ID, err)
+	}
+	return append(b, '\n'), nil
+}
+
+// DecodeResponse parses one response line.
+func DecodeResponse(line []byte) (*Response, error) {
+	var r Response
+	if err := strictUnmarshal(line, &r); err != nil {
+		return nil, fmt.Errorf("malformed response: %w", err)
+	}
+	if !validStatus[r.Status] {
+		return nil, fmt.Errorf("malformed response %d: unknown status %q", r.ID, r.Status)
+	}
+	if (r.Status == StatusFailed) != (r.Error != nil) {
+		return nil, fmt.Errorf("malformed response %d: status %q does not agree with error", r.ID, r.Status)
+	}
+	if len(r.Data) > 0 && !bytes.Equal(r.Data, []byte("null")) {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(r.Data, &obj); err != nil {
+			return nil, fmt.Errorf("malformed response %d: data must be an object: %w", r.ID, err)
+		}
+	}
+	return &r, nil
+}
+
+// DecodeHello parses the helper's first line and checks the protocol version.
+func DecodeHello(line []byte) (*Hello, error) {
+	var h Hello
+	if err := json.Unmarshal(line, &h); err != nil || h.Type != "hello" {
+		return nil, fmt.Errorf("the helper did not start with a hello; its first line was %q", clip(line, 200))
+	}
+	if h.Protocol != Version {
+		return nil, fmt.Errorf("the helper speaks protocol %d but this runbook speaks protocol %d; replace the helper (build %s) with the one this runbook ships",
+			h.Protocol, Version, clip([]byte(h.Build), 64))
+	}
+	return &h, nil
+}
+
+// DataValue converts the response's data into an object with one attribute per field,
+// each of its declared type (absent ones null). With no fields, every attribute is taken
+// with the type its JSON implies.
+func (r *Response) DataValue(fields []modules.Field) (cty.Value, error) {
+	obj := map[string]json.RawMessage{}
+	if len(r.Data) > 0 && !bytes.Equal(r.Data, []byte("null")) {
+		if err := json.Unmarshal(r.Data, &obj); err != nil {
+			return cty.NilVal, fmt.Errorf("data: %w", err)
+		}
+	}
+	if fields == nil {
+		for k := range obj {
+			fields = append(fields, modules.Field{Name: k, Type: cty.DynamicPseudoType})
+		}
+	}
+	out := make(map[string]cty.Value, len(fields))
+	for _, f := range fields {
+		raw, ok := obj[f.Name]
+		if !ok || bytes.Equal(raw, []byte("null")) {
+			out[f.Name] = cty.NullVal(f.Type)
+			continue
+		}
+		t := f.Type
+		if t == cty.DynamicPseudoType {
+			it, err := ctyjson.ImpliedType(raw)
+			if err != nil {
+				return cty.NilVal, fmt.Errorf("data %q: %w", f.Name, err)
+			}
+			t = it
+		}
+		v, err := ctyjson.Unmarshal(raw, t)
+		if err != nil {
+			return cty.NilVal, fmt.Errorf("data %q: %w", f.Name, err)
+		}
+		out[f.Name] = v
+	}
+	return cty.ObjectVal(out), nil
+}
+
+func strictUnmarshal(line []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("more than one JSON value on the line")
+	}
+	// A second value separated by whitespace only is caught by More; trailing garbage
+	// that is not a value is caught here.
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+func mergeNames(a, b []string) []string {
+	if len(a) == 0 && len(b) == 0 {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, n := range append(append([]string{}, a...), b...) {
+		set[n] = true
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func clip(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+// ErrLineTooLong is returned for a line longer than the limit; the line is skipped, so the
+// stream can go on with the next one.
+var ErrLineTooLong = fmt.Errorf("line longer than %d bytes", MaxLine)
+
+// lineReader reads newline-terminated lines up to a limit without ever holding more than
+// the limit in memory.
+type lineReader struct {
+	r   *bufio.Reader
+	max int
+}
+
+func newLineReader(r io.Reader, max int) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+}
+
+// next returns the next line without its newline. A last line without a newline is
+// returned as a line; io.EOF follows it.
+func (l *lineReader) next() ([]byte, error) {
+	var buf []byte
+	tooLong := false
+	for {
+		chunk, err := l.r.ReadSlice('\n')
+		if !tooLong {
+			if len(buf)+len(chunk) > l.max+1 { // +1: the newline does not count
+				tooLong = true
+				buf = nil
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF && (len(buf) > 0 || tooLong):
+			if tooLong {
+				return nil, ErrLineTooLong
+			}
+			return buf, nil
+		case err != nil:
+			return nil, err
+		}
+		if tooLong {
+			return nil, ErrLineTooLong
+		}
+		buf = bytes.TrimSuffix(buf, []byte("\n"))
+		buf = bytes.TrimSuffix(buf, []byte("\r"))
+		return buf, nil
+	}
+}

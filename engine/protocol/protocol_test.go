@@ -1,0 +1,510 @@
+package protocol
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+// testModule is a Runner whose behaviour is a function, so each test states it inline.
+type testModule struct {
+	info modules.Info
+	run  func(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error)
+}
+
+func (m testModule) Info() modules.Info { return m.info }
+func (m testModule) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+	return m.run(ctx, env, args, apply)
+}
+
+type controllerOnly struct{}
+
+func (controllerOnly) Info() modules.Info { return modules.Info{Name: "ctl"} }
+func (controllerOnly) RunOnController(context.Context, *modules.ControllerEnv, cty.Value) (*modules.Result, error) {
+	return &modules.Result{Status: modules.StatusOK}, nil
+}
+
+type mapRegistry map[string]modules.Module
+
+func (r mapRegistry) Lookup(n string) (modules.Module, bool) { m, ok := r[n]; return m, ok }
+func (r mapRegistry) Names() []string {
+	var out []string
+	for n := range r {
+		out = append(out, n)
+	}
+	return out
+}
+
+var textArg = modules.Schema{Args: []modules.Arg{
+	{Name: "text", Type: cty.String},
+	{Name: "secret", Type: cty.String, Sensitive: true},
+	{Name: "ms", Type: cty.Number, Default: cty.Zero},
+}}
+
+func testRegistry() mapRegistry {
+	return mapRegistry{
+		"echo": testModule{info: modules.Info{Name: "echo", Schema: textArg}, run: func(_ context.Context, _ *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+			status := modules.StatusDrift
+			if apply {
+				status = modules.StatusChanged
+			}
+			t := args.GetAttr("text")
+			text := ""
+			if !t.IsNull() {
+				text = t.AsString()
+			}
+			s := args.GetAttr("secret")
+			msg := "said " + text
+			if !s.IsNull() {
+				msg += " and " + s.AsString() // a careless module: the server must redact
+			}
+			return &modules.Result{Status: status, Msg: msg, Data: map[string]any{"text": text, "n": 3},
+				Diff: &modules.Diff{Before: "", After: text + "\n", AfterHeader: "echo"}}, nil
+		}},
+		"slow": testModule{info: modules.Info{Name: "slow", Schema: textArg}, run: func(ctx context.Context, _ *modules.Env, args cty.Value, _ bool) (*modules.Result, error) {
+			ms, _ := args.GetAttr("ms").AsBigFloat().Int64()
+			select {
+			case <-time.After(time.Duration(ms) * time.Millisecond):
+				return &modules.Result{Status: modules.StatusOK, Data: map[string]any{"ms": ms}}, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}},
+		"boom": testModule{info: modules.Info{Name: "boom"}, run: func(context.Context, *modules.Env, cty.Value, bool) (*modules.Result, error) {
+			var m map[string]int
+			m["x"] = 1 // nil map write: a module bug
+			return nil, nil
+		}},
+		"fail": testModule{info: modules.Info{Name: "fail", Schema: textArg}, run: func(context.Context, *modules.Env, cty.Value, bool) (*modules.Result, error) {
+			return &modules.Result{Status: modules.StatusChanged, Data: map[string]any{"rc": 2}}, &modules.Failure{Msg: "exit status 2", Stderr: "no such thing"}
+		}},
+		"liar": testModule{info: modules.Info{Name: "liar"}, run: func(context.Context, *modules.Env, cty.Value, bool) (*modules.Result, error) {
+			return &modules.Result{Status: modules.StatusChanged}, nil
+		}},
+		"ctl": controllerOnly{},
+	}
+}
+
+// pair starts a server on pipes and returns a client talking to it, the raw writer to
+// the server (for malformed input) and a function that closes the input and returns
+// Serve's result.
+func pair(t *testing.T, srv *Server) (*Client, io.Writer, func() error) {
+	t.Helper()
+	reqR, reqW := io.Pipe()
+	respR, respW := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- srv.Serve(context.Background(), reqR, respW)
+		respW.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := NewClient(ctx, respR, reqW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := func() error {
+		reqW.Close()
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(5 * time.Second):
+			t.Fatal("Serve did not return after its input closed")
+			return nil
+		}
+	}
+	t.Cleanup(func() { reqW.Close(); respR.Close() })
+	return c, reqW, stop
+}
+
+func obj(kv ...any) cty.Value {
+	m := map[string]cty.Value{}
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1].(cty.Value)
+	}
+	return cty.ObjectVal(m)
+}
+
+func TestServeRequests(t *testing.T) {
+	c, _, stop := pair(t, &Server{Registry: testRegistry(), Build: "test-build"})
+	h := c.Hello()
+	if h.Type != "hello" || h.Protocol != Version || h.Build != "test-build" || len(h.Modules) != len(testRegistry()) {
+		t.Errorf("hello = %+v", h)
+	}
+	tests := []struct {
+		name       string
+		req        Request
+		wantStatus string
+		wantErr    string // substring of the error message
+		wantMsg    string
+		check      func(t *testing.T, r *Response)
+	}{
+		{name: "ping", req: Request{Op: OpPing}, wantStatus: "ok", wantMsg: "pong"},
+		{name: "base facts", req: Request{Op: OpFacts}, wantStatus: "ok", check: func(t *testing.T, r *Response) {
+			v, err := r.DataValue(nil)
+			if err != nil || v.GetAttr("arch").AsString() == "" {
+				t.Errorf("facts = %#v, %v", v, err)
+			}
+		}},
+		{name: "check", req: Request{Op: OpCheck, Module: "echo", Args: obj("text", cty.StringVal("hi"))}, wantStatus: "drift", wantMsg: "said hi"},
+		{name: "apply", req: Request{Op: OpApply, Module: "echo", Args: obj("text", cty.StringVal("hi"))}, wantStatus: "changed", check: func(t *testing.T, r *Response) {
+			v, err := r.DataValue([]modules.Field{{Name: "text", Type: cty.String}, {Name: "n", Type: cty.Number}, {Name: "absent", Type: cty.Bool}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.GetAttr("text").AsString() != "hi" || !v.GetAttr("n").RawEquals(cty.NumberIntVal(3)) || !v.GetAttr("absent").IsNull() {
+				t.Errorf("data = %#v", v)
+			}
+			if r.Diff == nil || r.Diff.After != "hi\n" {
+				t.Errorf("diff = %+v", r.Diff)
+			}
+		}},
+		{name: "schema-sensitive redacted", req: Request{Op: OpCheck, Module: "echo", Args: obj("text", cty.StringVal("hi"), "secret", cty.StringVal("p4ssw0rd"))},
+			wantStatus: "drift", wantMsg: "said hi and " + modules.Redacted},
+		{name: "marked value redacted", req: Request{Op: OpCheck, Module: "echo", Args: obj("text", cty.StringVal("t0ps3cret").Mark("sensitive"))},
+			wantStatus: "drift", check: func(t *testing.T, r *Response) {
+				if strings.Contains(string(r.Data)+r.Msg+r.Diff.After, "t0ps3cret") {
+					t.Errorf("secret leaked: %s %q %q", r.Data, r.Msg, r.Diff.After)
+				}
+			}},
+		{name: "unknown module", req: Request{Op: OpCheck, Module: "ecko"}, wantStatus: "failed", wantErr: `unknown module "ecko"; did you mean "echo"?`},
+		{name: "controller module", req: Request{Op: OpCheck, Module: "ctl"}, wantStatus: "failed", wantErr: "runs on the controller"},
+		{name: "bad args", req: Request{Op: OpCheck, Module: "echo", Args: obj("txt", cty.True)}, wantStatus: "failed", wantErr: `unsupported argument "txt"`},
+		{name: "panic", req: Request{Op: OpApply, Module: "boom"}, wantStatus: "failed", wantErr: "module boom panicked"},
+		{name: "failure keeps data and stderr", req: Request{Op: OpApply, Module: "fail"}, wantStatus: "failed", wantErr: "exit status 2", check: func(t *testing.T, r *Response) {
+			if r.Error.Stderr != "no such thing" || !strings.Contains(string(r.Data), `"rc":2`) {
+				t.Errorf("response = %+v", r)
+			}
+		}},
+		{name: "change in check mode is refused", req: Request{Op: OpCheck, Module: "liar"}, wantStatus: "failed", wantErr: "reported a change in check mode"},
+		{name: "timeout", req: Request{Op: OpCheck, Module: "slow", Args: obj("ms", cty.NumberIntVal(5000)), TimeoutMS: 30}, wantStatus: "failed", wantErr: "timed out after 30ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			r, err := c.Call(ctx, &tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status != tt.wantStatus {
+				t.Errorf("status = %q, want %q (%+v)", r.Status, tt.wantStatus, r.Error)
+			}
+			if tt.wantErr != "" && (r.Error == nil || !strings.Contains(r.Error.Message, tt.wantErr)) {
+				t.Errorf("error = %+v, want %q", r.Error, tt.wantErr)
+			}
+			if tt.wantMsg != "" && r.Msg != tt.wantMsg {
+				t.Errorf("msg = %q, want %q", r.Msg, tt.wantMsg)
+			}
+			if tt.check != nil {
+				tt.check(t, r)
+			}
+		})
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Serve = %v, want nil on EOF", err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("client did not notice the helper exit")
+	}
+	if _, err := c.Call(context.Background(), &Request{Op: OpPing}); err == nil {
+		t.Error("Call after the helper exited must fail")
+	}
+}
+
+func TestConcurrentCallsAndCancel(t *testing.T) {
+	c, _, stop := pair(t, &Server{Registry: testRegistry(), Build: "b"})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ms := int64(40 - 5*i) // later calls finish first: answers arrive out of order
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			r, err := c.Call(ctx, &Request{Op: OpCheck, Module: "slow", Args: obj("ms", cty.NumberIntVal(ms))})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			v, err := r.DataValue([]modules.Field{{Name: "ms", Type: cty.Number}})
+			if err != nil || !v.GetAttr("ms").RawEquals(cty.NumberIntVal(ms)) {
+				t.Errorf("call %d got %s (%v)", i, r.Data, err)
+			}
+		}()
+	}
+	wg.Wait()
+
+	// A cancelled call returns at once; the helper stops the module and its late answer
+	// is an orphan.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Call(ctx, &Request{Op: OpCheck, Module: "slow", Args: obj("ms", cty.NumberIntVal(10000)), TimeoutMS: 60000})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	select {
+	case r := <-c.Orphans():
+		if r.Status != StatusFailed || time.Since(start) > 3*time.Second {
+			t.Errorf("orphan = %+v after %s", r, time.Since(start))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the cancelled module was not stopped")
+	}
+	// The conversation survives a cancel.
+	if r, err := c.Call(context.Background(), &Request{Op: OpPing}); err != nil || r.Status != "ok" {
+		t.Fatalf("ping after cancel: %v %v", r, err)
+	}
+	if err := stop(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestMalformedLines(t *testing.T) {
+	c, raw, stop := pair(t, &Server{Registry: testRegistry(), Build: "b"})
+	tests := []struct {
+		line    string
+		wantID  uint64
+		wantErr string
+	}{
+		{"this is not json\n", 0, "malformed request"},
+		{`{"id":7,"op":"explode"}` + "\n", 7, `unknown op "explode"`},
+		{`{"id":8,"op":"check"}` + "\n", 8, "needs a module"},
+		{`{"id":9,"op":"ping","colour":"red"}` + "\n", 9, "unknown field"},
+		{`{"id":10,"op":"check","module":"echo","args":{"value":1}}` + "\n", 10, "decode arguments"},
+		{`{"id":0,"op":"ping"}` + "\n", 0, "positive integer"},
+	}
+	for _, tt := range tests {
+		if _, err := io.WriteString(raw, tt.line); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-c.Orphans():
+			if r.ID != tt.wantID || r.Status != StatusFailed || !strings.Contains(r.Error.Message, tt.wantErr) {
+				t.Errorf("%q: got %+v %+v, want id %d and %q", tt.line, r, r.Error, tt.wantID, tt.wantErr)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%q: no answer", tt.line)
+		}
+	}
+	if r, err := c.Call(context.Background(), &Request{Op: OpPing}); err != nil || r.Status != "ok" {
+		t.Fatalf("the helper must keep serving: %v %v", r, err)
+	}
+	if err := stop(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestEOFStopsRunningRequests(t *testing.T) {
+	c, _, stop := pair(t, &Server{Registry: testRegistry(), Build: "b"})
+	go func() {
+		_, _ = c.Call(context.Background(), &Request{Op: OpCheck, Module: "slow", Args: obj("ms", cty.NumberIntVal(60000))})
+	}()
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Error(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Serve took %s to return", d)
+	}
+}
+
+func TestHello(t *testing.T) {
+	tests := []struct {
+		name, first string
+		wantErr     string
+	}{
+		{"good", `{"type":"hello","protocol":1,"build":"abc","modules":["file"],"os":"linux","arch":"amd64","uid":0}`, ""},
+		{"newer helper", `{"type":"hello","protocol":2,"build":"abc"}`, "the helper speaks protocol 2 but this runbook speaks protocol 1"},
+		{"not a hello", `sudo: a password is required`, `first line was "sudo: a password is required"`},
+		{"empty", ``, "exited before saying hello"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.first
+			if in != "" {
+				in += "\n"
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c, err := NewClient(ctx, strings.NewReader(in), io.Discard)
+			if tt.wantErr == "" {
+				if err != nil || c.Hello().Build != "abc" {
+					t.Fatalf("NewClient = %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	// A helper that never speaks: the wait ends with ctx.
+	r, w := io.Pipe()
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := NewClient(ctx, r, io.Discard); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestClientRejectsGarbageResponse(t *testing.T) {
+	in := `{"type":"hello","protocol":1,"build":"abc"}` + "\n" + `{"id":1,"status":"fine"}` + "\n"
+	c, err := NewClient(context.Background(), strings.NewReader(in), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+		if !strings.Contains(c.Err().Error(), `broke the protocol: malformed response 1: unknown status "fine"`) {
+			t.Errorf("err = %v", c.Err())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no error")
+	}
+}
+
+func TestLineReader(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	lr := newLineReader(strings.NewReader("a\r\n"+long+"\nb\n"+long+"\nlast"), 50)
+	var got []string
+	for {
+		line, err := lr.next()
+		if err == io.EOF {
+			break
+		}
+		if err == ErrLineTooLong {
+			got = append(got, "TOO LONG")
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(line))
+	}
+	want := []string{"a", "TOO LONG", "b", "TOO LONG", "last"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if !strings.Contains(ErrLineTooLong.Error(), "67108864") {
+		t.Errorf("the error should name the limit: %v", ErrLineTooLong)
+	}
+}
+
+func TestArgsRoundTrip(t *testing.T) {
+	args := obj(
+		"s", cty.StringVal("x").Mark("sensitive"),
+		"n", cty.NumberFloatVal(1.5),
+		"l", cty.ListVal([]cty.Value{cty.StringVal("a")}),
+		"m", cty.MapVal(map[string]cty.Value{"k": cty.StringVal("v").Mark("sensitive")}),
+		"d", cty.NullVal(cty.DynamicPseudoType),
+		"o", obj("b", cty.True),
+	)
+	b, sens, err := EncodeArgs(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(sens, ",") != "m,s" {
+		t.Errorf("sensitive = %q", sens)
+	}
+	got, err := DecodeArgs(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := args.UnmarkDeep()
+	if !got.RawEquals(plain) {
+		t.Errorf("round trip:\n got %#v\nwant %#v", got, plain)
+	}
+	if _, _, err := EncodeArgs(obj("u", cty.UnknownVal(cty.String))); err == nil {
+		t.Error("unknown values must not be sent")
+	}
+}
+
+// roundTrip checks that what decodes also re-encodes to something that decodes the same.
+func roundTripRequest(t *testing.T, line []byte) {
+	req, err := DecodeRequest(line)
+	if err != nil {
+		return
+	}
+	b, err := EncodeRequest(req)
+	if err != nil {
+		t.Fatalf("decoded %q but cannot encode it: %v", line, err)
+	}
+	req2, err := DecodeRequest(b)
+	if err != nil {
+		t.Fatalf("re-encoded %q does not decode: %v", b, err)
+	}
+	b2, _ := EncodeRequest(req2)
+	if !bytes.Equal(b, b2) {
+		t.Fatalf("unstable encoding:\n%s\n%s", b, b2)
+	}
+}
+
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"id":1,"op":"ping"}`,
+		`{"id":2,"op":"check","module":"file","args":{"value":{"path":"/tmp/x","state":"directory"},"type":["object",{"path":"string","state":"string"}]},"timeout_ms":1000}`,
+		`{"id":3,"op":"apply","module":"copy","args":{"value":{"content":"x"},"type":["object",{"content":"string"}]},"sensitive":["content"]}`,
+		`{"id":4,"op":"cancel"}`,
+		`{"id":5,"op":"facts"}`,
+		`{"id":6,"op":"check","module":"x","args":{"value":[1,"a"],"type":["tuple",["number","string"]]}}`,
+		`{"id":7,"op":"check","module":"x","args":{"value":null,"type":"dynamic"}}`,
+		`{"id":1,"op":"ping"} {}`,
+		`{"id":-1}`, `[]`, `null`, `"`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) { roundTripRequest(t, line) })
+}
+
+func FuzzDecodeResponse(f *testing.F) {
+	for _, s := range []string{
+		`{"id":1,"status":"ok","duration_ms":3}`,
+		`{"id":2,"status":"changed","diff":{"before":"a\n","after":"b\n","before_header":"/etc/x (before)"},"data":{"rc":0,"stdout":"hi"},"msg":"m","warnings":["w"],"reboot_required":true,"duration_ms":1}`,
+		`{"id":3,"status":"failed","error":{"message":"exit status 1","stderr":"boom"},"duration_ms":1}`,
+		`{"id":4,"status":"failed","duration_ms":1}`,
+		`{"id":5,"status":"ok","data":[1]}`,
+		`{"id":6,"status":"drift","data":null}`,
+		`{}`, `{"id":1e400}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		r, err := DecodeResponse(line)
+		if err != nil {
+			return
+		}
+		b, err := EncodeResponse(r)
+		if err != nil {
+			t.Fatalf("decoded %q but cannot encode it: %v", line, err)
+		}
+		r2, err := DecodeResponse(b)
+		if err != nil {
+			t.Fatalf("re-encoded %q does not decode: %v", b, err)
+		}
+		b2, _ := EncodeResponse(r2)
+		if !bytes.Equal(b, b2) {
+			t.Fatalf("unstable encoding:\n%s\n%s", b, b2)
+		}
+		_, _ = r.DataValue(nil)
+		var anyv any
+		if json.Unmarshal(b, &anyv) != nil {
+			t.Fatal("encoded response is not JSON")
+		}
+	})
+}

@@ -1,0 +1,434 @@
+package protocol
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/runbook/runbook/modules"
+)
+
+// Registry is where the server finds modules.
+type Registry interface {
+	Lookup(name string) (modules.Module, bool)
+	Names() []string
+}
+
+type globalRegistry struct{}
+
+func (globalRegistry) Lookup(name string) (modules.Module, bool) { return modules.Lookup(name) }
+func (globalRegistry) Names() []string                           { return modules.Names() }
+
+// Modules is the registry of every module linked into the binary.
+var Modules Registry = globalRegistry{}
+
+// DefaultTimeout bounds a request that names no timeout, so that a stuck module cannot
+// hold the helper forever.
+const DefaultTimeout = time.Hour
+
+// Server serves the protocol. The zero value plus a Registry is ready to use.
+type Server struct {
+	Registry Registry
+	// Build identifies the binary in the hello; "" means Self().
+	Build string
+	// MaxInFlight bounds concurrent requests; 0 means 16. Requests beyond it fail at once
+	// rather than queue, so the reader keeps reading (and can see cancels).
+	MaxInFlight int
+	// OutputLimit is passed to modules (modules.Env.OutputLimit).
+	OutputLimit int
+	// StateDir is passed to modules (modules.Env.StateDir).
+	StateDir string
+	Logger   *slog.Logger
+	// DrainTimeout bounds the wait for cancelled requests when the input ends; 0 means 10s.
+	DrainTimeout time.Duration
+}
+
+// Serve serves the protocol on r and w with the modules of reg until r ends (the controller
+// went away: not an error) or ctx is cancelled.
+func Serve(ctx context.Context, r io.Reader, w io.Writer, reg Registry) error {
+	return (&Server{Registry: reg}).Serve(ctx, r, w)
+}
+
+// Self identifies the running binary: the sha256 of its executable, which is also the name
+// of its content-addressed path on hosts. When the executable cannot be read it falls back
+// to the module build info.
+func Self() string {
+	selfOnce.Do(func() {
+		if p, err := os.Executable(); err == nil {
+			if f, err := os.Open(p); err == nil {
+				h := sha256.New()
+				_, err := io.Copy(h, f)
+				f.Close()
+				if err == nil {
+					selfBuild = hex.EncodeToString(h.Sum(nil))
+					return
+				}
+			}
+		}
+		selfBuild = "unknown"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					selfBuild = "vcs:" + s.Value
+				}
+			}
+		}
+	})
+	return selfBuild
+}
+
+var (
+	selfOnce  sync.Once
+	selfBuild string
+)
+
+type server struct {
+	*Server
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	wmu  sync.Mutex
+	w    io.Writer
+	werr error
+
+	mu       sync.Mutex
+	inFlight map[uint64]context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+type readResult struct {
+	line []byte
+	err  error
+}
+
+// Serve is the method form of the package's Serve.
+func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
+	if s.Registry == nil {
+		return errors.New("protocol: Serve with no registry")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := &server{Server: s, ctx: ctx, cancel: cancel, w: w, inFlight: map[uint64]context.CancelFunc{}}
+
+	build := s.Build
+	if build == "" {
+		build = Self()
+	}
+	hello := Hello{Type: "hello", Protocol: Version, Build: build, Modules: s.Registry.Names(),
+		OS: runtime.GOOS, Arch: runtime.GOARCH, UID: os.Geteuid()}
+	b, err := json.Marshal(hello)
+	if err != nil {
+		return fmt.Errorf("encode hello: %w", err)
+	}
+	if err := srv.write(append(b, '\n')); err != nil {
+		return err
+	}
+
+	// The reader runs on its own so that a cancelled ctx (a signal) ends Serve even while
+	// the read blocks; the goroutine dies with the process or when r is closed.
+	lines := make(chan readResult)
+	go func() {
+		lr := newLineReader(r, MaxLine)
+		for {
+			line, err := lr.next()
+			select {
+			case lines <- readResult{line, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil && err != ErrLineTooLong {
+				return
+			}
+		}
+	}()
+
+	var result error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			result = context.Cause(ctx)
+			break loop
+		case rr := <-lines:
+			switch {
+			case rr.err == ErrLineTooLong:
+				srv.respond(&Response{Status: StatusFailed, Error: &Error{Message: "request too long: " + rr.err.Error()}})
+			case rr.err == io.EOF:
+				break loop
+			case rr.err != nil:
+				result = fmt.Errorf("read requests: %w", rr.err)
+				break loop
+			default:
+				srv.dispatch(rr.line)
+			}
+		}
+	}
+	// The controller is gone or we were told to stop: nobody will read what the running
+	// requests produce, so stop them and wait (boundedly) for them to clean up.
+	srv.mu.Lock()
+	for _, c := range srv.inFlight {
+		c()
+	}
+	srv.mu.Unlock()
+	drained := make(chan struct{})
+	go func() { srv.wg.Wait(); close(drained) }()
+	drain := s.DrainTimeout
+	if drain == 0 {
+		drain = 10 * time.Second
+	}
+	select {
+	case <-drained:
+	case <-time.After(drain):
+		s.log().Warn("requests still running after the input ended", "wait", drain)
+	}
+	srv.wmu.Lock()
+	if srv.werr != nil {
+		// A failed write cancelled ctx; the write error is the real story.
+		result = srv.werr
+	}
+	srv.wmu.Unlock()
+	return result
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return s.Logger
+}
+
+func (srv *server) write(line []byte) error {
+	srv.wmu.Lock()
+	defer srv.wmu.Unlock()
+	if srv.werr != nil {
+		return srv.werr
+	}
+	if _, err := srv.w.Write(line); err != nil {
+		// The controller cannot hear us any more; stop serving.
+		srv.werr = fmt.Errorf("write response: %w", err)
+		srv.cancel()
+		return srv.werr
+	}
+	return nil
+}
+
+func (srv *server) respond(resp *Response) {
+	b, err := EncodeResponse(resp)
+	if err != nil {
+		// Data a module produced did not encode; say so instead of going silent.
+		b, _ = EncodeResponse(&Response{ID: resp.ID, Status: StatusFailed, DurationMS: resp.DurationMS,
+			Error: &Error{Message: err.Error()}})
+	}
+	if len(b) > MaxLine {
+		b, _ = EncodeResponse(&Response{ID: resp.ID, Status: StatusFailed, DurationMS: resp.DurationMS,
+			Error: &Error{Message: fmt.Sprintf("response of %d bytes is over the %d-byte line limit", len(b), MaxLine)}})
+	}
+	_ = srv.write(b)
+}
+
+func (srv *server) dispatch(line []byte) {
+	if len(bytes.TrimSpace(line)) == 0 {
+		return
+	}
+	req, err := DecodeRequest(line)
+	if err != nil {
+		// Answer with the id when the line has one, so the caller is not left waiting.
+		var probe struct {
+			ID uint64 `json:"id"`
+		}
+		_ = json.Unmarshal(line, &probe)
+		srv.respond(&Response{ID: probe.ID, Status: StatusFailed, Error: &Error{Message: err.Error()}})
+		return
+	}
+	if req.Op == OpCancel {
+		srv.mu.Lock()
+		if c, ok := srv.inFlight[req.ID]; ok {
+			c()
+		}
+		srv.mu.Unlock()
+		return
+	}
+	timeout := DefaultTimeout
+	if req.TimeoutMS > 0 {
+		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
+	}
+	max := srv.MaxInFlight
+	if max <= 0 {
+		max = 16
+	}
+	srv.mu.Lock()
+	if _, dup := srv.inFlight[req.ID]; dup {
+		srv.mu.Unlock()
+		srv.respond(&Response{ID: req.ID, Status: StatusFailed, Error: &Error{Message: fmt.Sprintf("request id %d is already in flight", req.ID)}})
+		return
+	}
+	if len(srv.inFlight) >= max {
+		srv.mu.Unlock()
+		srv.respond(&Response{ID: req.ID, Status: StatusFailed, Error: &Error{Message: fmt.Sprintf("too many requests in flight (limit %d)", max)}})
+		return
+	}
+	ctx, cancel := context.WithTimeout(srv.ctx, timeout)
+	srv.inFlight[req.ID] = cancel
+	srv.wg.Add(1)
+	srv.mu.Unlock()
+
+	go func() {
+		defer srv.wg.Done()
+		start := time.Now()
+		resp := srv.handle(ctx, req, timeout)
+		cancel()
+		srv.mu.Lock()
+		delete(srv.inFlight, req.ID)
+		srv.mu.Unlock()
+		resp.ID = req.ID
+		resp.DurationMS = time.Since(start).Milliseconds()
+		srv.respond(resp)
+	}()
+}
+
+// handle runs one request. A panicking module is a bug, but one bug must not take down the
+// helper and every task after it: the panic becomes this request's error.
+func (srv *server) handle(ctx context.Context, req *Request, timeout time.Duration) (resp *Response) {
+	defer func() {
+		if p := recover(); p != nil {
+			resp = &Response{Status: StatusFailed, Error: &Error{
+				Message: fmt.Sprintf("module %s panicked: %v", req.Module, p),
+				Stderr:  string(debug.Stack()),
+			}}
+		}
+	}()
+	switch req.Op {
+	case OpPing:
+		return &Response{Status: modules.StatusOK, Msg: "pong"}
+	case OpFacts:
+		if req.Module == "" {
+			return dataResponse(baseFacts(ctx))
+		}
+	}
+	m, ok := srv.Registry.Lookup(req.Module)
+	if !ok {
+		msg := fmt.Sprintf("unknown module %q", req.Module)
+		if s := modules.Suggest(req.Module, srv.Registry.Names()); s != "" {
+			msg += fmt.Sprintf("; did you mean %q?", s)
+		}
+		return failed(errors.New(msg + " (the helper and the controller come from different builds?)"))
+	}
+	runner, ok := m.(modules.Runner)
+	if !ok {
+		if _, ctl := m.(modules.ControllerRunner); ctl {
+			return failed(fmt.Errorf("module %s runs on the controller, not on hosts", req.Module))
+		}
+		return failed(fmt.Errorf("module %s has no host-side code", req.Module))
+	}
+	info := m.Info()
+	args, err := info.Schema.Normalize(req.Args)
+	if err != nil {
+		return failed(fmt.Errorf("%s: %w", req.Module, err))
+	}
+	if v, ok := m.(modules.Validator); ok {
+		if errs := v.Validate(args); len(errs) > 0 {
+			msgs := make([]string, len(errs))
+			for i, e := range errs {
+				msgs[i] = e.Error()
+			}
+			return failed(fmt.Errorf("%s: invalid arguments: %s", req.Module, strings.Join(msgs, "; ")))
+		}
+	}
+	env := modules.NewEnv(info, req.Sensitive)
+	env.OutputLimit = srv.OutputLimit
+	env.StateDir = srv.StateDir
+	env.Logger = srv.Logger
+	res, runErr := runner.Run(ctx, env, args, req.Op == OpApply)
+	secrets := modules.SecretStrings(args, env.SensitiveArgs())
+	res.Redact(secrets)
+	resp = &Response{Status: StatusFailed}
+	if res != nil {
+		resp.Status = res.Status
+		resp.Msg = res.Msg
+		resp.Warnings = res.Warnings
+		resp.RebootRequired = res.RebootRequired
+		if res.Diff != nil {
+			resp.Diff = &Diff{Before: res.Diff.Before, After: res.Diff.After, BeforeHeader: res.Diff.BeforeHeader, AfterHeader: res.Diff.AfterHeader}
+		}
+		if res.Data != nil {
+			b, err := json.Marshal(res.Data)
+			if err != nil {
+				return failed(fmt.Errorf("%s: encode data: %w", req.Module, err))
+			}
+			resp.Data = b
+		}
+	}
+	if runErr != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			runErr = fmt.Errorf("timed out after %s: %w", timeout, runErr)
+		}
+		e := &Error{Message: runErr.Error()}
+		var f *modules.Failure
+		if errors.As(runErr, &f) {
+			e.Stderr = f.Stderr
+		}
+		if rep := modules.Replacer(secrets); rep != nil {
+			e.Message, e.Stderr = rep.Replace(e.Message), rep.Replace(e.Stderr)
+		}
+		resp.Status, resp.Error = StatusFailed, e
+		return resp
+	}
+	if res == nil {
+		return failed(fmt.Errorf("%s returned no result", req.Module))
+	}
+	if !validStatus[res.Status] || res.Status == StatusFailed {
+		return failed(fmt.Errorf("%s returned an invalid status %q", req.Module, res.Status))
+	}
+	if req.Op != OpApply && res.Status == modules.StatusChanged {
+		return failed(fmt.Errorf("%s reported a change in check mode", req.Module))
+	}
+	return resp
+}
+
+func failed(err error) *Response {
+	return &Response{Status: StatusFailed, Error: &Error{Message: err.Error()}}
+}
+
+func dataResponse(data map[string]any) *Response {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return failed(fmt.Errorf("encode facts: %w", err))
+	}
+	return &Response{Status: modules.StatusOK, Data: b}
+}
+
+// baseFacts are the facts every host has, answered without a module.
+func baseFacts(ctx context.Context) map[string]any {
+	_ = ctx // reading a few small files from /proc and /etc does not block
+	f := map[string]any{"os": runtime.GOOS, "arch": runtime.GOARCH, "uid": os.Geteuid()}
+	if h, err := os.Hostname(); err == nil {
+		f["hostname"] = h
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		f["kernel"] = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/etc/os-release"); err == nil {
+		rel := map[string]any{}
+		for _, l := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(l, "=")
+			if !ok || strings.HasPrefix(k, "#") {
+				continue
+			}
+			rel[strings.ToLower(strings.TrimSpace(k))] = strings.Trim(strings.TrimSpace(v), `"'`)
+		}
+		f["os_release"] = rel
+	}
+	return f
+}
