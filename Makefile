@@ -7,12 +7,20 @@ LABDIR  ?= $(CURDIR)/lab
 HOSTS   ?= 3
 TIER    ?= systemd
 
-.PHONY: help build test test-short lint fmt fmt-hcl demo lab-up lab-down bench clean
+.PHONY: help helpers build test test-short lint fmt fmt-hcl demo lab-up lab-down bench clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/runbook and bin/testenv
+HELPER_ARCHES := amd64 arm64
+
+helpers: ## build the static helpers that bin/runbook embeds
+	@if [ -d cmd/runbook-helper ]; then for a in $(HELPER_ARCHES); do \
+	  echo "helper linux/$$a"; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o engine/helperbin/bin/runbook-helper-linux-$$a ./cmd/runbook-helper || exit 1; \
+	done; fi
+
+build: helpers ## build bin/runbook (with the helpers embedded) and bin/testenv
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/runbook ./cmd/runbook
 	@if [ -d cmd/testenv ]; then $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/testenv ./cmd/testenv; fi
 
@@ -44,4 +52,4 @@ bench: ## benchmarks
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) engine/helperbin/bin/runbook-helper-*
