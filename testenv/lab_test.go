@@ -235,8 +235,9 @@ func TestBreakHeal(t *testing.T) {
 			if msg := tc.check(timed(tc.wait)); msg != "" {
 				t.Error(msg)
 			}
-			// The other host is unaffected.
-			if _, err := sshHost(t, lab, other, 10*time.Second, "true"); err != nil {
+			// The other host is unaffected. The bound is generous: CI runs other
+			// packages' tests (and their labs) on the same two cores meanwhile.
+			if _, err := sshHost(t, lab, other, 30*time.Second, "true"); err != nil {
 				t.Errorf("other host broken too: %v", err)
 			}
 			if err := lab.Heal(h.Name); err != nil {
