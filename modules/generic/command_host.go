@@ -1,0 +1,167 @@
+package generic
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+var (
+	_ modules.Runner = Command{}
+	_ modules.Runner = Shell{}
+)
+
+// Run runs the program unless a guard says there is nothing to do.
+func (Command) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+	var argv []string
+	if v := args.GetAttr("argv"); !v.IsNull() {
+		for _, e := range v.AsValueSlice() {
+			argv = append(argv, e.AsString())
+		}
+	} else {
+		words, err := splitWords(str(args, "cmd"))
+		if err != nil {
+			return nil, fmt.Errorf("cmd: %w", err)
+		}
+		argv = words
+	}
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("the command is empty")
+	}
+	return runGuarded(ctx, env, args, apply, argv, "/bin/sh")
+}
+
+// Run runs the command line with the shell unless a guard says there is nothing to do.
+func (Shell) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+	sh := str(args, "executable")
+	return runGuarded(ctx, env, args, apply, []string{sh, "-c", str(args, "cmd")}, sh)
+}
+
+// runGuarded is the shared core of command and shell: guards first (they only read, so
+// they run in check mode too), then the command itself only when applying.
+func runGuarded(ctx context.Context, env *modules.Env, args cty.Value, apply bool, argv []string, shell string) (*modules.Result, error) {
+	dir := str(args, "chdir")
+	vars := map[string]string{}
+	if v := args.GetAttr("env"); !v.IsNull() {
+		for k, e := range v.AsValueMap() {
+			vars[k] = e.AsString()
+		}
+	}
+	okCodes := map[int]bool{}
+	if v := args.GetAttr("ok_codes"); !v.IsNull() {
+		for _, e := range v.AsValueSlice() {
+			n, acc := e.AsBigFloat().Int64()
+			if acc != big.Exact {
+				return nil, fmt.Errorf("ok_codes: %s is not a whole number", e.AsBigFloat().String())
+			}
+			okCodes[int(n)] = true
+		}
+	}
+	data := map[string]any{"rc": nil, "stdout": "", "stderr": "", "skipped_by": ""}
+	skip := func(guard, why string) (*modules.Result, error) {
+		data["skipped_by"] = guard
+		return &modules.Result{Status: modules.StatusOK, Data: data, Msg: why}, nil
+	}
+	inDir := func(p string) string {
+		if dir != "" && !filepath.IsAbs(p) {
+			return filepath.Join(dir, p)
+		}
+		return p
+	}
+
+	if p := str(args, "creates"); p != "" {
+		exists, err := pathMatches(inDir(p))
+		if err != nil {
+			return nil, fmt.Errorf("creates: %w", err)
+		}
+		if exists {
+			return skip("creates", fmt.Sprintf("not run: %s exists", p))
+		}
+	}
+	if p := str(args, "removes"); p != "" {
+		exists, err := pathMatches(inDir(p))
+		if err != nil {
+			return nil, fmt.Errorf("removes: %w", err)
+		}
+		if !exists {
+			return skip("removes", fmt.Sprintf("not run: %s does not exist", p))
+		}
+	}
+	if u := str(args, "unless"); u != "" {
+		rc, _, stderr, err := runProcess(ctx, env, process{argv: []string{shell, "-c", u}, dir: dir, env: vars})
+		if err != nil {
+			return nil, fmt.Errorf("unless: %w", err)
+		}
+		if rc == 0 {
+			return skip("unless", "not run: the unless command succeeded")
+		}
+		env.Log().Debug("unless guard failed; the command will run", "rc", rc, "stderr", stderr)
+	}
+
+	shown := commandLine(env, argv)
+	if !apply {
+		return &modules.Result{Status: modules.StatusDrift, Data: data, Msg: "would run: " + shown}, nil
+	}
+	rc, stdout, stderr, err := runProcess(ctx, env, process{argv: argv, dir: dir, env: vars, stdin: str(args, "stdin")})
+	data["stdout"], data["stderr"] = stdout, stderr
+	if rc >= 0 {
+		data["rc"] = rc
+	}
+	res := &modules.Result{Status: modules.StatusChanged, Data: data, Msg: "ran: " + shown}
+	if err != nil {
+		return res, &modules.Failure{Msg: err.Error(), Stderr: stderr}
+	}
+	if !okCodes[rc] {
+		codes := make([]int, 0, len(okCodes))
+		for c := range okCodes {
+			codes = append(codes, c)
+		}
+		sort.Ints(codes)
+		return res, &modules.Failure{Msg: fmt.Sprintf("%s exited with %d (accepted: %v)", shown, rc, codes), Stderr: stderr}
+	}
+	return res, nil
+}
+
+// pathMatches reports whether p exists, or, when p is a glob, whether anything matches it.
+func pathMatches(p string) (bool, error) {
+	if strings.ContainsAny(p, "*?[") {
+		m, err := filepath.Glob(p)
+		if err != nil {
+			return false, fmt.Errorf("bad pattern %q: %w", p, err)
+		}
+		return len(m) > 0, nil
+	}
+	_, err := os.Lstat(p)
+	if err == nil {
+		return true, nil
+	}
+	if os.IsNotExist(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+// commandLine renders argv for messages, shortened, so a long script does not flood output.
+func commandLine(env *modules.Env, argv []string) string {
+	parts := make([]string, len(argv))
+	for i, a := range argv {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}();&|<>") {
+			parts[i] = shellQuote(a)
+		} else {
+			parts[i] = a
+		}
+	}
+	s := strings.Join(parts, " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

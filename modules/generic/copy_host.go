@@ -1,0 +1,284 @@
+package generic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+var (
+	_ modules.Runner           = Copy{}
+	_ modules.Preparer         = Copy{}
+	_ modules.Runner           = Template{}
+	_ modules.Preparer         = Template{}
+	_ modules.ControllerRunner = Assert{}
+)
+
+// Run writes content to dest when it differs, and sets mode and owner.
+func (Copy) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+	if args.GetAttr("content").IsNull() {
+		return nil, errors.New("copy: src must be read on the controller and sent as content")
+	}
+	return writeContent(ctx, env, args, apply)
+}
+
+// Prepare reads src on the controller and hands the host its content.
+func (Copy) Prepare(_ context.Context, env *modules.ControllerEnv, args cty.Value) (cty.Value, error) {
+	src := args.GetAttr("src")
+	if src.IsNull() {
+		return args, nil
+	}
+	plain, marks := src.Unmark()
+	b, err := os.ReadFile(controllerPath(env, plain.AsString()))
+	if err != nil {
+		return cty.NilVal, fmt.Errorf("copy src: %w", err)
+	}
+	return setAttrs(args, map[string]cty.Value{
+		"content": cty.StringVal(string(b)).WithMarks(marks),
+		"src":     cty.NullVal(cty.String),
+	}), nil
+}
+
+// Run writes the content the controller rendered; it is copy's code.
+func (Template) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+	if args.GetAttr("content").IsNull() {
+		return nil, errors.New("template: the template must be rendered on the controller and sent as content")
+	}
+	return writeContent(ctx, env, args, apply)
+}
+
+// Prepare renders the template for one host. The template sees the task's evaluation
+// context (var, local, host, facts, task and functions) plus vars by name. A sensitive
+// input makes the rendered content sensitive.
+func (Template) Prepare(_ context.Context, env *modules.ControllerEnv, args cty.Value) (cty.Value, error) {
+	plain, pvm := args.UnmarkDeepWithPaths()
+	var text, name string
+	if src := plain.GetAttr("src"); !src.IsNull() {
+		name = controllerPath(env, src.AsString())
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return cty.NilVal, fmt.Errorf("template src: %w", err)
+		}
+		text = string(b)
+	} else {
+		name = "<content>"
+		text = plain.GetAttr("content").AsString()
+	}
+	expr, diags := hclsyntax.ParseTemplate([]byte(text), name, hcl.InitialPos)
+	if diags.HasErrors() {
+		return cty.NilVal, fmt.Errorf("template: %s", diags.Error())
+	}
+	var ectx *hcl.EvalContext
+	if env != nil && env.EvalContext != nil {
+		ectx = env.EvalContext.NewChild()
+	} else {
+		ectx = &hcl.EvalContext{}
+	}
+	ectx.Variables = map[string]cty.Value{}
+	if vars := args.GetAttr("vars"); !vars.IsNull() {
+		// Keep marks here so a sensitive var marks the output.
+		for it := vars.ElementIterator(); it.Next(); {
+			k, v := it.Element()
+			k, _ = k.Unmark()
+			ectx.Variables[k.AsString()] = v
+		}
+	}
+	out, diags := expr.Value(ectx)
+	if diags.HasErrors() {
+		return cty.NilVal, fmt.Errorf("template: %s", diags.Error())
+	}
+	out, outMarks := out.Unmark()
+	if out.IsNull() || !out.IsKnown() {
+		return cty.NilVal, errors.New("template: rendered to no value")
+	}
+	rendered, err := convertToString(out)
+	if err != nil {
+		return cty.NilVal, fmt.Errorf("template: %w", err)
+	}
+	content := cty.StringVal(rendered).WithMarks(outMarks)
+	// Marks on src or content (the template text itself) carry over as well.
+	for _, pm := range pvm {
+		if len(pm.Path) > 0 {
+			if s, ok := pm.Path[0].(cty.GetAttrStep); ok && (s.Name == "src" || s.Name == "content") {
+				content = content.WithMarks(pm.Marks)
+			}
+		}
+	}
+	return setAttrs(args, map[string]cty.Value{
+		"content": content,
+		"src":     cty.NullVal(cty.String),
+		"vars":    cty.NullVal(cty.DynamicPseudoType),
+	}), nil
+}
+
+// RunOnController checks the conditions; it never touches the host.
+func (Assert) RunOnController(_ context.Context, _ *modules.ControllerEnv, args cty.Value) (*modules.Result, error) {
+	that, _ := args.GetAttr("that").Unmark()
+	failMsg, _ := args.GetAttr("fail_msg").Unmark()
+	okMsg, _ := args.GetAttr("success_msg").Unmark()
+	if that.IsNull() {
+		return nil, errors.New("assert: that is null")
+	}
+	unknown := false
+	for i, c := range that.AsValueSlice() {
+		c, _ = c.Unmark()
+		switch {
+		case !c.IsKnown():
+			unknown = true // check mode before the value can be known
+		case c.IsNull() || c.False():
+			msg := fmt.Sprintf("condition %d of %d is false", i+1, that.LengthInt())
+			if !failMsg.IsNull() {
+				msg = failMsg.AsString() + " (" + msg + ")"
+			}
+			return nil, errors.New(msg)
+		}
+	}
+	if unknown {
+		return &modules.Result{Status: modules.StatusUnknown, Msg: "a condition depends on a value known only after apply"}, nil
+	}
+	msg := "all conditions hold"
+	if !okMsg.IsNull() {
+		msg = okMsg.AsString()
+	}
+	return &modules.Result{Status: modules.StatusOK, Msg: msg}, nil
+}
+
+func convertToString(v cty.Value) (string, error) {
+	if v.Type() == cty.String {
+		return v.AsString(), nil
+	}
+	if v.Type().IsPrimitiveType() {
+		return v.GoString(), nil
+	}
+	return "", fmt.Errorf("rendered to %s, not text", v.Type().FriendlyName())
+}
+
+func controllerPath(env *modules.ControllerEnv, p string) string {
+	if filepath.IsAbs(p) || env == nil || env.Dir == "" {
+		return p
+	}
+	return filepath.Join(env.Dir, p)
+}
+
+// setAttrs returns obj with some attributes replaced, keeping the rest (and their marks).
+func setAttrs(obj cty.Value, set map[string]cty.Value) cty.Value {
+	obj, marks := obj.Unmark()
+	attrs := map[string]cty.Value{}
+	for it := obj.ElementIterator(); it.Next(); {
+		k, v := it.Element()
+		attrs[k.AsString()] = v
+	}
+	for k, v := range set {
+		attrs[k] = v
+	}
+	return cty.ObjectVal(attrs).WithMarks(marks)
+}
+
+// resolveDest follows a symbolic link at path, so that writing the file keeps the link
+// and changes what it points to (as editing the file by hand would). A link to nothing
+// is an error: writing through it could create a file anywhere.
+func resolveDest(path string) (string, error) {
+	path = filepath.Clean(path)
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return path, nil
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		t, _ := os.Readlink(path)
+		return "", fmt.Errorf("%s is a link to %s, which does not exist", path, t)
+	}
+	return real, nil
+}
+
+// writeContent is the host side of copy and template.
+func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+	dest, err := resolveDest(str(args, "dest"))
+	if err != nil {
+		return nil, err
+	}
+	want, err := parseMeta(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	content := []byte(str(args, "content"))
+	sum := checksum(content)
+	res := &modules.Result{Status: modules.StatusOK, Data: map[string]any{"checksum": sum, "backup_file": ""}}
+	if dest != filepath.Clean(str(args, "dest")) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s is a link; writing its target %s", str(args, "dest"), dest))
+	}
+	fi, err := os.Stat(dest)
+	exists := err == nil
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if dfi, derr := os.Stat(filepath.Dir(dest)); derr != nil || !dfi.IsDir() {
+			return nil, fmt.Errorf("directory %s does not exist; create it first (file module, state = \"directory\")", filepath.Dir(dest))
+		}
+	case err != nil:
+		return nil, fmt.Errorf("inspect %s: %w", dest, err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s is a %s, not a regular file", dest, typeName(fi))
+	}
+	var old []byte
+	if exists {
+		if old, err = os.ReadFile(dest); err != nil {
+			return nil, fmt.Errorf("read %s: %w", dest, err)
+		}
+	}
+	contentChanged := !exists || checksum(old) != sum
+	var what []string
+	if contentChanged {
+		if exists {
+			what = append(what, verb(apply, "wrote new content", "would write new content"))
+		} else {
+			what = append(what, verb(apply, "created the file", "would create the file"))
+		}
+		res.Diff = contentDiff(dest, old, content, exists, true, env.Sensitive("content"))
+	}
+	if exists {
+		if ch := want.changes(fi); len(ch) > 0 {
+			what = append(what, verb(apply, "set ", "would set ")+strings.Join(ch, ", "))
+		}
+	}
+	if len(what) == 0 {
+		res.Msg = dest + " is as wanted"
+		return res, nil
+	}
+	res.Status = statusFor(apply)
+	res.Msg = dest + ": " + strings.Join(what, "; ")
+	if !apply {
+		return res, nil
+	}
+	if contentChanged {
+		if exists && boolArg(args, "backup") {
+			name, err := backupFile(ctx, env, dest, fi)
+			if err != nil {
+				return nil, err
+			}
+			res.Data["backup_file"] = name
+		}
+		o := keepOpts(fi, want)
+		if !exists {
+			o = keepOpts(nil, want)
+		}
+		o.validate = str(args, "validate")
+		if err := writeAtomic(ctx, env, dest, content, o); err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
+	if err := want.apply(dest, false); err != nil {
+		return nil, err
+	}
+	return res, nil
+}

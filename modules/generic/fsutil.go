@@ -1,0 +1,409 @@
+package generic
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+// specialBits are the mode bits besides the permissions that a mode string can set.
+const specialBits = fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+
+// meta is the wanted metadata of a path; unset parts are left as they are.
+type meta struct {
+	mode     fs.FileMode
+	hasMode  bool
+	uid, gid int // -1: unmanaged
+	owner    string
+	group    string
+}
+
+// str returns a string argument, "" when null.
+func str(args cty.Value, name string) string {
+	v := args.GetAttr(name)
+	if v.IsNull() {
+		return ""
+	}
+	return v.AsString()
+}
+
+func boolArg(args cty.Value, name string) bool {
+	v := args.GetAttr(name)
+	return !v.IsNull() && v.True()
+}
+
+// parseMeta reads mode, owner and group. Names are looked up on the host, so a name the
+// host does not know is an error even in check mode: apply could not succeed.
+func parseMeta(ctx context.Context, args cty.Value) (meta, error) {
+	m := meta{uid: -1, gid: -1, owner: str(args, "owner"), group: str(args, "group")}
+	if s := str(args, "mode"); s != "" {
+		mode, err := parseMode(s)
+		if err != nil {
+			return m, err
+		}
+		m.mode, m.hasMode = mode, true
+	}
+	if m.owner != "" {
+		uid, err := lookupID(ctx, m.owner, "passwd")
+		if err != nil {
+			return m, err
+		}
+		m.uid = uid
+	}
+	if m.group != "" {
+		gid, err := lookupID(ctx, m.group, "group")
+		if err != nil {
+			return m, err
+		}
+		m.gid = gid
+	}
+	return m, nil
+}
+
+// parseMode turns "0644", "644" or "2755" into an fs.FileMode with Go's special bits.
+func parseMode(s string) (fs.FileMode, error) {
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n > 07777 {
+		return 0, fmt.Errorf("mode %q is not an octal mode such as \"0644\"", s)
+	}
+	m := fs.FileMode(n & 0777)
+	if n&04000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if n&02000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if n&01000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m, nil
+}
+
+// fmtMode renders a mode the way runbooks write it.
+func fmtMode(m fs.FileMode) string {
+	n := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		n |= 04000
+	}
+	if m&fs.ModeSetgid != 0 {
+		n |= 02000
+	}
+	if m&fs.ModeSticky != 0 {
+		n |= 01000
+	}
+	return fmt.Sprintf("%04o", n)
+}
+
+// lookupID resolves a user (db "passwd") or group (db "group") name or numeric id. The
+// pure-Go lookup only reads /etc/passwd and /etc/group (the helper is built without cgo),
+// so names from LDAP or SSSD are asked of getent as well.
+func lookupID(ctx context.Context, name, db string) (int, error) {
+	if n, err := strconv.Atoi(name); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("%s id %d is negative", db, n)
+		}
+		return n, nil
+	}
+	var id string
+	var err error
+	if db == "passwd" {
+		var u *user.User
+		if u, err = user.Lookup(name); err == nil {
+			id = u.Uid
+		}
+	} else {
+		var g *user.Group
+		if g, err = user.LookupGroup(name); err == nil {
+			id = g.Gid
+		}
+	}
+	if err != nil {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		out, gerr := exec.CommandContext(cctx, "getent", db, name).Output()
+		if fields := strings.Split(strings.TrimSpace(string(out)), ":"); gerr == nil && len(fields) >= 3 {
+			id = fields[2]
+		} else {
+			what := "user"
+			if db == "group" {
+				what = "group"
+			}
+			return 0, fmt.Errorf("no %s named %q on this host", what, name)
+		}
+	}
+	n, err := strconv.Atoi(id)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q has a non-numeric id %q", db, name, id)
+	}
+	return n, nil
+}
+
+func nameOfUID(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(uid)
+}
+
+func nameOfGID(gid int) string {
+	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
+		return g.Name
+	}
+	return strconv.Itoa(gid)
+}
+
+// changes lists how fi differs from m, e.g. "mode 0600 → 0644". For a symbolic link the mode
+// is not compared: Linux ignores a link's own permissions.
+func (m meta) changes(fi fs.FileInfo) []string {
+	var out []string
+	if m.hasMode && fi.Mode()&fs.ModeSymlink == 0 {
+		if cur := fi.Mode() & (fs.ModePerm | specialBits); cur != m.mode {
+			out = append(out, fmt.Sprintf("mode %s → %s", fmtMode(cur), fmtMode(m.mode)))
+		}
+	}
+	uid, gid, ok := fileOwner(fi)
+	if ok && m.uid >= 0 && uid != m.uid {
+		out = append(out, fmt.Sprintf("owner %s → %s", nameOfUID(uid), nameOfUID(m.uid)))
+	}
+	if ok && m.gid >= 0 && gid != m.gid {
+		out = append(out, fmt.Sprintf("group %s → %s", nameOfGID(gid), nameOfGID(m.gid)))
+	}
+	return out
+}
+
+// apply sets the metadata on path (on the link itself when link). Ownership goes first:
+// chown clears the setuid and setgid bits, which chmod then sets again.
+func (m meta) apply(path string, link bool) error {
+	if m.uid >= 0 || m.gid >= 0 {
+		chown := os.Chown
+		if link {
+			chown = os.Lchown
+		}
+		if err := chown(path, m.uid, m.gid); err != nil {
+			return fmt.Errorf("set owner of %s: %w", path, err)
+		}
+	}
+	if m.hasMode && !link {
+		if err := os.Chmod(path, m.mode); err != nil {
+			return fmt.Errorf("set mode of %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// describe renders a path's type and metadata as a few lines, the two sides of a diff for
+// modules that manage paths rather than content.
+func describe(fi fs.FileInfo, target string) string {
+	if fi == nil {
+		return "state: absent\n"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "state: %s\n", typeName(fi))
+	if target != "" {
+		fmt.Fprintf(&b, "src: %s\n", target)
+	}
+	if fi.Mode()&fs.ModeSymlink == 0 {
+		fmt.Fprintf(&b, "mode: %s\n", fmtMode(fi.Mode()&(fs.ModePerm|specialBits)))
+	}
+	if uid, gid, ok := fileOwner(fi); ok {
+		fmt.Fprintf(&b, "owner: %s\ngroup: %s\n", nameOfUID(uid), nameOfGID(gid))
+	}
+	return b.String()
+}
+
+func typeName(fi fs.FileInfo) string {
+	switch {
+	case fi == nil:
+		return "absent"
+	case fi.Mode().IsRegular():
+		return "file"
+	case fi.IsDir():
+		return "directory"
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return "link"
+	}
+	return "other"
+}
+
+// lstat is os.Lstat with "does not exist" as a nil FileInfo and no error.
+func lstat(path string) (fs.FileInfo, error) {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return fi, nil
+}
+
+// writeOpts says how writeAtomic creates the file.
+type writeOpts struct {
+	mode     fs.FileMode
+	uid, gid int    // -1: the writer's
+	validate string // a command with %s for the temporary file's path; "" for none
+}
+
+// writeAtomic replaces path with content so that readers see the old file or the new one,
+// never a mix, and a crash leaves one of them: a temporary file in the same directory
+// (same filesystem, so rename is atomic) is written, synced and renamed over path, then
+// the directory is synced so the rename itself survives a crash.
+func writeAtomic(ctx context.Context, env *modules.Env, path string, content []byte, o writeOpts) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".runbook-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(content); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if o.uid >= 0 || o.gid >= 0 {
+		if err := f.Chown(o.uid, o.gid); err != nil {
+			return fmt.Errorf("set owner of %s: %w", path, err)
+		}
+	}
+	// CreateTemp makes 0600 files; set the wanted mode explicitly, unaffected by umask.
+	if err := f.Chmod(o.mode); err != nil {
+		return fmt.Errorf("set mode of %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if o.validate != "" {
+		cmd := strings.ReplaceAll(o.validate, "%s", shellQuote(tmp))
+		rc, stdout, stderr, err := runProcess(ctx, env, process{argv: []string{"/bin/sh", "-c", cmd}})
+		if err != nil {
+			return fmt.Errorf("validate %s: %w", path, err)
+		}
+		if rc != 0 {
+			msg := strings.TrimSpace(stderr)
+			if msg == "" {
+				msg = strings.TrimSpace(stdout)
+			}
+			return &modules.Failure{Msg: fmt.Sprintf("validate %s: %q exited with %d; %s left unchanged", path, o.validate, rc, path), Stderr: msg}
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	done = true
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // some filesystems cannot sync a directory; the rename is done anyway
+		d.Close()
+	}
+	return nil
+}
+
+// backupFile copies path beside itself, named with the time, keeping mode and owner.
+func backupFile(ctx context.Context, env *modules.Env, path string, fi fs.FileInfo) (string, error) {
+	content, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("back up %s: %w", path, err)
+	}
+	stamp := env.Time().UTC().Format("20060102T150405Z")
+	name := path + "." + stamp + ".bak"
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		name = fmt.Sprintf("%s.%s-%d.bak", path, stamp, i)
+	}
+	o := writeOpts{mode: fi.Mode() & (fs.ModePerm | specialBits), uid: -1, gid: -1}
+	if uid, gid, ok := fileOwner(fi); ok && os.Geteuid() == 0 {
+		o.uid, o.gid = uid, gid
+	}
+	if err := writeAtomic(ctx, env, name, content, o); err != nil {
+		return "", fmt.Errorf("back up %s: %w", path, err)
+	}
+	return name, nil
+}
+
+// maxDiff is the largest content shown in a diff; larger files are summarised.
+const maxDiff = 256 << 10
+
+// contentDiff builds the diff of a file's content. Sensitive, binary or very large
+// content is replaced by a one-line summary, so no secret and no megabytes reach the
+// controller's output.
+func contentDiff(path string, before, after []byte, existedBefore, existsAfter, sensitive bool) *modules.Diff {
+	d := &modules.Diff{BeforeHeader: path + " (before)", AfterHeader: path + " (after)"}
+	if !existedBefore {
+		d.BeforeHeader = "/dev/null"
+	}
+	if !existsAfter {
+		d.AfterHeader = "/dev/null"
+	}
+	show := func(b []byte, exists bool) string {
+		if !exists {
+			return ""
+		}
+		switch {
+		case sensitive:
+			return fmt.Sprintf("(sensitive content, %d bytes, sha256 %s)\n", len(b), shortSum(b))
+		case len(b) > maxDiff:
+			return fmt.Sprintf("(%d bytes, too large to show, sha256 %s)\n", len(b), shortSum(b))
+		case bytes.IndexByte(b, 0) >= 0 || !utf8.Valid(b):
+			return fmt.Sprintf("(binary content, %d bytes, sha256 %s)\n", len(b), shortSum(b))
+		}
+		return string(b)
+	}
+	d.Before, d.After = show(before, existedBefore), show(after, existsAfter)
+	return d
+}
+
+func checksum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func shortSum(b []byte) string { return checksum(b)[:16] }
+
+// shellQuote quotes s for /bin/sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// statusFor returns the status of a run that found a difference.
+func statusFor(apply bool) string {
+	if apply {
+		return modules.StatusChanged
+	}
+	return modules.StatusDrift
+}
+
+// verb picks the message's tense: what was done, or what would be.
+func verb(apply bool, done, would string) string {
+	if apply {
+		return done
+	}
+	return would
+}

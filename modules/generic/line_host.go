@@ -1,0 +1,264 @@
+package generic
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+var _ modules.Runner = Line{}
+
+// fileLine is one line of a file and the terminator it had ("\n", "\r\n", or "" for a last
+// line without one), so that untouched lines are written back byte for byte.
+type fileLine struct {
+	text, eol string
+}
+
+func splitLines(b []byte) []fileLine {
+	var out []fileLine
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			out = append(out, fileLine{text: string(b)})
+			break
+		}
+		l := fileLine{text: string(b[:i]), eol: "\n"}
+		if strings.HasSuffix(l.text, "\r") {
+			l.text, l.eol = l.text[:len(l.text)-1], "\r\n"
+		}
+		out = append(out, l)
+		b = b[i+1:]
+	}
+	return out
+}
+
+func joinLines(lines []fileLine) []byte {
+	var b bytes.Buffer
+	for _, l := range lines {
+		b.WriteString(l.text)
+		b.WriteString(l.eol)
+	}
+	return b.Bytes()
+}
+
+// Run edits one line of the file. The rules, in order: with regexp, the last matching line
+// is replaced (nothing changes when it already is line); without a match, or without
+// regexp, a line equal to line means nothing to do; otherwise line is inserted after the
+// last insert_after match (EOF: at the end), before the first insert_before match (BOF: at
+// the start), or at the end when those match nothing. state = "absent" removes every line
+// matching regexp, or equal to line.
+func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+	path, err := resolveDest(str(args, "path"))
+	if err != nil {
+		return nil, err
+	}
+	want, err := parseMeta(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	compile := func(name string) (*regexp.Regexp, error) {
+		s := str(args, name)
+		if s == "" || (name == "insert_after" && s == "EOF") || (name == "insert_before" && s == "BOF") {
+			return nil, nil
+		}
+		re, err := regexp.Compile(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: not a valid regular expression: %w", name, err)
+		}
+		return re, nil
+	}
+	re, err := compile("regexp")
+	if err != nil {
+		return nil, err
+	}
+	after, err := compile("insert_after")
+	if err != nil {
+		return nil, err
+	}
+	before, err := compile("insert_before")
+	if err != nil {
+		return nil, err
+	}
+	lineArg := args.GetAttr("line")
+	present := str(args, "state") != "absent"
+
+	res := &modules.Result{Status: modules.StatusOK, Data: map[string]any{"backup_file": ""}}
+	fi, err := os.Stat(path)
+	exists := err == nil
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if !present {
+			res.Msg = path + " does not exist; nothing to remove"
+			return res, nil
+		}
+		if !boolArg(args, "create") {
+			return nil, fmt.Errorf("%s does not exist; set create = true to create it", path)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("inspect %s: %w", path, err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s is a %s, not a regular file", path, typeName(fi))
+	}
+	var old []byte
+	if exists {
+		if old, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+	}
+	lines := splitLines(old)
+	var msg string
+	if present {
+		lines, msg = ensureLine(lines, lineArg.AsString(), re, after, before, str(args, "insert_after") == "EOF", str(args, "insert_before") == "BOF")
+	} else {
+		var text *string
+		if !lineArg.IsNull() {
+			s := lineArg.AsString()
+			text = &s
+		}
+		lines, msg = removeLines(lines, text, re)
+	}
+	content := joinLines(lines)
+	contentChanged := !exists || !bytes.Equal(content, old)
+
+	var what []string
+	if contentChanged {
+		what = append(what, verb(apply, "", "would: ")+msg)
+		res.Diff = contentDiff(path, old, content, exists, true, env.Sensitive("line"))
+	}
+	var metaChanges []string
+	if exists {
+		metaChanges = want.changes(fi)
+	}
+	if len(metaChanges) > 0 {
+		what = append(what, verb(apply, "set ", "would set ")+strings.Join(metaChanges, ", "))
+	}
+	if len(what) == 0 {
+		res.Msg = path + ": " + msg
+		return res, nil
+	}
+	res.Status = statusFor(apply)
+	res.Msg = path + ": " + strings.Join(what, "; ")
+	if !apply {
+		return res, nil
+	}
+	if contentChanged {
+		if exists && boolArg(args, "backup") {
+			name, err := backupFile(ctx, env, path, fi)
+			if err != nil {
+				return nil, err
+			}
+			res.Data["backup_file"] = name
+		}
+		if err := writeAtomic(ctx, env, path, content, keepOpts(fi, want)); err != nil {
+			return nil, err
+		}
+	} else if err := want.apply(path, false); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// keepOpts gives a rewritten file the wanted metadata, or else the old file's, or else
+// 0644 and the writer's owner for a new file.
+func keepOpts(fi fs.FileInfo, want meta) writeOpts {
+	o := writeOpts{mode: 0o644, uid: -1, gid: -1}
+	if fi != nil {
+		o.mode = fi.Mode() & (fs.ModePerm | specialBits)
+		if uid, gid, ok := fileOwner(fi); ok && os.Geteuid() == 0 {
+			o.uid, o.gid = uid, gid
+		}
+	}
+	if want.hasMode {
+		o.mode = want.mode
+	}
+	if want.uid >= 0 {
+		o.uid = want.uid
+	}
+	if want.gid >= 0 {
+		o.gid = want.gid
+	}
+	return o
+}
+
+func ensureLine(lines []fileLine, line string, re, after, before *regexp.Regexp, eof, bof bool) ([]fileLine, string) {
+	if re != nil {
+		last := -1
+		for i, l := range lines {
+			if re.MatchString(l.text) {
+				last = i
+			}
+		}
+		if last >= 0 {
+			if lines[last].text == line {
+				return lines, "line already present"
+			}
+			out := append([]fileLine(nil), lines...)
+			out[last].text = line
+			return out, fmt.Sprintf("replaced line %d", last+1)
+		}
+	}
+	for _, l := range lines {
+		if l.text == line {
+			return lines, "line already present"
+		}
+	}
+	eol := "\n"
+	if len(lines) > 0 && lines[0].eol == "\r\n" {
+		eol = "\r\n" // a CRLF file gets a CRLF line
+	}
+	at := len(lines) // the end, unless an anchor says otherwise
+	switch {
+	case bof:
+		at = 0
+	case before != nil:
+		for i, l := range lines {
+			if before.MatchString(l.text) {
+				at = i
+				break
+			}
+		}
+	case after != nil && !eof:
+		for i, l := range lines {
+			if after.MatchString(l.text) {
+				at = i + 1
+			}
+		}
+	}
+	out := make([]fileLine, 0, len(lines)+1)
+	out = append(out, lines[:at]...)
+	nl := fileLine{text: line, eol: eol}
+	if at == len(lines) && at > 0 && lines[at-1].eol == "" {
+		// The file ended without a newline: the old last line gets one, as it is no
+		// longer last, and the new last line goes without, keeping the file's shape.
+		out[at-1].eol = eol
+		nl.eol = ""
+	}
+	out = append(out, nl)
+	out = append(out, lines[at:]...)
+	return out, fmt.Sprintf("inserted line %d", at+1)
+}
+
+func removeLines(lines []fileLine, text *string, re *regexp.Regexp) ([]fileLine, string) {
+	out := make([]fileLine, 0, len(lines))
+	removed := 0
+	for _, l := range lines {
+		if (re != nil && re.MatchString(l.text)) || (re == nil && text != nil && l.text == *text) {
+			removed++
+			continue
+		}
+		out = append(out, l)
+	}
+	if removed == 0 {
+		return lines, "no matching line"
+	}
+	return out, fmt.Sprintf("removed %d line(s)", removed)
+}
