@@ -177,7 +177,10 @@ func TestTimelines(t *testing.T) {
 			},
 			after: both(content("f", "keep me\n"), modeIs("f", 0o640))},
 		{name: "file absent removes a tree", module: File{},
-			setup: func(t *testing.T, d string) { os.MkdirAll(d+"/tree/sub", 0o755); os.WriteFile(d+"/tree/sub/f", nil, 0o644) },
+			setup: func(t *testing.T, d string) {
+				os.MkdirAll(d+"/tree/sub", 0o755)
+				os.WriteFile(d+"/tree/sub/f", nil, 0o644)
+			},
 			args: func(d string) map[string]cty.Value {
 				return map[string]cty.Value{"path": s(d + "/tree"), "state": s("absent")}
 			},
@@ -287,7 +290,10 @@ func TestTimelines(t *testing.T) {
 			},
 			after: modeIs("out", 0o400)},
 		{name: "copy through a link", module: Copy{},
-			setup: func(t *testing.T, d string) { os.WriteFile(d+"/real", []byte("x"), 0o644); os.Symlink("real", d+"/alias") },
+			setup: func(t *testing.T, d string) {
+				os.WriteFile(d+"/real", []byte("x"), 0o644)
+				os.Symlink("real", d+"/alias")
+			},
 			args: func(d string) map[string]cty.Value {
 				return map[string]cty.Value{"dest": s(d + "/alias"), "content": s("y")}
 			},
