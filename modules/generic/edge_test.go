@@ -1,0 +1,363 @@
+package generic
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
+
+	"github.com/runbook/runbook/modules"
+)
+
+// TestErrors covers runs that must fail, and fail without touching anything.
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		module  modules.Module
+		setup   func(t *testing.T, dir string)
+		args    func(dir string) map[string]cty.Value
+		apply   bool
+		raw     bool // skip Validate, as for values known only per host
+		wantErr string
+	}{
+		{name: "line on a missing file without create", module: Line{}, apply: true,
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"path": s(d + "/nope"), "line": s("x")}
+			}, wantErr: "does not exist; set create = true"},
+		{name: "line bad regexp at run time", module: Line{}, raw: true, setup: func(t *testing.T, d string) { os.WriteFile(d+"/f", nil, 0o644) },
+			args: func(d string) map[string]cty.Value {
+				// Validate would catch a literal; a value that came from a variable reaches the host.
+				return map[string]cty.Value{"path": s(d + "/f"), "line": s("x"), "insert_after": s("([")}
+			}, wantErr: "insert_after: not a valid regular expression"},
+		{name: "line on a directory", module: Line{}, setup: func(t *testing.T, d string) { os.Mkdir(d+"/dir", 0o755) },
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"path": s(d + "/dir"), "line": s("x")}
+			}, wantErr: "is a directory, not a regular file"},
+		{name: "line through a dangling link", module: Line{}, setup: func(t *testing.T, d string) { os.Symlink("missing", d+"/l") },
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"path": s(d + "/l"), "line": s("x"), "create": cty.True}
+			}, wantErr: "is a link to missing, which does not exist"},
+		{name: "copy into a missing directory", module: Copy{}, apply: true,
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"dest": s(d + "/no/such/file"), "content": s("x")}
+			}, wantErr: "does not exist; create it first"},
+		{name: "copy validate fails, dest untouched", module: Copy{}, apply: true,
+			setup: func(t *testing.T, d string) { os.WriteFile(d+"/f", []byte("old"), 0o644) },
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"dest": s(d + "/f"), "content": s("bad"), "validate": s("grep -q good %s")}
+			}, wantErr: "exited with 1; " /* dir path follows */},
+		{name: "copy to a directory", module: Copy{}, setup: func(t *testing.T, d string) { os.Mkdir(d+"/dir", 0o755) },
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"dest": s(d + "/dir"), "content": s("x")}
+			}, wantErr: "is a directory, not a regular file"},
+		{name: "copy src not resolved", module: Copy{},
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"dest": s(d + "/f"), "src": s("files/f")}
+			}, wantErr: "src must be read on the controller"},
+		{name: "file over a directory without force", module: File{}, setup: func(t *testing.T, d string) { os.Mkdir(d+"/dir", 0o755) },
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"path": s(d + "/dir"), "state": s("file")}
+			}, wantErr: "is a directory, not a file; set force = true"},
+		{name: "force never removes a full directory", module: File{}, apply: true,
+			setup: func(t *testing.T, d string) { os.Mkdir(d+"/dir", 0o755); os.WriteFile(d+"/dir/precious", nil, 0o644) },
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"path": s(d + "/dir"), "state": s("link"), "src": s("/etc"), "force": cty.True}
+			}, wantErr: "is a directory with 1 entries"},
+		{name: "link over a file without force", module: File{}, setup: func(t *testing.T, d string) { os.WriteFile(d+"/f", nil, 0o644) },
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"path": s(d + "/f"), "state": s("link"), "src": s("/etc")}
+			}, wantErr: "is a file, not a link; set force = true"},
+		{name: "file through a dangling link", module: File{}, setup: func(t *testing.T, d string) { os.Symlink("missing", d+"/l") },
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"path": s(d + "/l")}
+			}, wantErr: "which does not exist; set force = true"},
+		{name: "unknown owner", module: File{}, setup: func(t *testing.T, d string) { os.WriteFile(d+"/f", nil, 0o644) },
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"path": s(d + "/f"), "owner": s("no-such-user-here")}
+			}, wantErr: `no user named "no-such-user-here"`},
+		{name: "unknown group", module: File{}, setup: func(t *testing.T, d string) { os.WriteFile(d+"/f", nil, 0o644) },
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"path": s(d + "/f"), "group": s("no-such-group-here")}
+			}, wantErr: `no group named "no-such-group-here"`},
+		{name: "command not found", module: Command{}, apply: true,
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"argv": cty.ListVal([]cty.Value{s("/no/such/program")})}
+			}, wantErr: "no such file or directory"},
+		{name: "command with an unterminated quote", module: Command{},
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"cmd": s(`echo "oops`)}
+			}, wantErr: "unterminated double quote"},
+		{name: "command exit code not accepted", module: Shell{}, apply: true,
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"cmd": s("echo bad >&2; exit 3")}
+			}, wantErr: "exited with 3 (accepted: [0])"},
+		{name: "unless in a missing directory", module: Shell{},
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"cmd": s("true"), "unless": s("true"), "chdir": s(d + "/nope")}
+			}, wantErr: "unless:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.setup != nil {
+				tt.setup(t, dir)
+			}
+			before := snapshotOpt(t, dir, false)
+			_, err := runArgs(t, tt.module, tt.args(dir), tt.apply, !tt.raw)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if after := snapshotOpt(t, dir, false); after != before {
+				t.Errorf("a failed run changed the directory:\n%s\n---\n%s", before, after)
+			}
+		})
+	}
+}
+
+func TestCommandResults(t *testing.T) {
+	res, err := run(t, Command{}, map[string]cty.Value{"cmd": s(`sh -c 'cat; echo "to err $0" >&2; exit 4' "a b"`),
+		"stdin": s("from stdin\n"), "ok_codes": cty.ListVal([]cty.Value{cty.Zero, cty.NumberIntVal(4)})}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != modules.StatusChanged || res.Data["rc"] != 4 || res.Data["stdout"] != "from stdin\n" || res.Data["stderr"] != "to err a b\n" {
+		t.Errorf("result = %+v %v", res, res.Data)
+	}
+
+	// A failure still registers rc and output and carries stderr for the report.
+	res, err = run(t, Shell{}, map[string]cty.Value{"cmd": s("echo out; echo why >&2; exit 2")}, true)
+	var f *modules.Failure
+	if !errors.As(err, &f) || f.Stderr != "why\n" || res == nil || res.Data["rc"] != 2 || res.Data["stdout"] != "out\n" {
+		t.Errorf("err = %v, result = %+v", err, res)
+	}
+
+	// Check mode never runs the command, and says what it would run.
+	dir := t.TempDir()
+	res, err = run(t, Shell{}, map[string]cty.Value{"cmd": s("touch " + dir + "/ran")}, false)
+	if err != nil || res.Status != modules.StatusDrift || !strings.Contains(res.Msg, "would run: /bin/sh -c") {
+		t.Errorf("check = %+v, %v", res, err)
+	}
+	if _, err := os.Stat(dir + "/ran"); err == nil {
+		t.Error("check mode ran the command")
+	}
+	// ...and a guard that says there is nothing to do is ok in both modes.
+	res, _ = run(t, Command{}, map[string]cty.Value{"cmd": s("false"), "unless": s("true")}, false)
+	if res.Status != modules.StatusOK || res.Data["skipped_by"] != "unless" {
+		t.Errorf("unless = %+v", res)
+	}
+}
+
+func TestCommandOutputCapped(t *testing.T) {
+	info := Shell{}.Info()
+	args, _ := info.Schema.Normalize(cty.ObjectVal(map[string]cty.Value{"cmd": s("head -c 5000 /dev/zero | tr '\\0' x")}))
+	env := modules.NewEnv(info, nil)
+	env.OutputLimit = 1000
+	res, err := Shell{}.Run(context.Background(), env, args, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := res.Data["stdout"].(string)
+	if !strings.HasPrefix(out, strings.Repeat("x", 1000)+"\n[output truncated: 4000 more bytes") {
+		t.Errorf("stdout = %q…", out[:min(len(out), 1100)])
+	}
+}
+
+func TestCommandTimeoutKillsChildren(t *testing.T) {
+	info := Shell{}.Info()
+	// The background sleep keeps stdout open: without killing the process group, the run
+	// would wait for it.
+	args, _ := info.Schema.Normalize(cty.ObjectVal(map[string]cty.Value{"cmd": s("sleep 30 & sleep 30")}))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := Shell{}.Run(ctx, modules.NewEnv(info, nil), args, true)
+	if err == nil || !strings.Contains(err.Error(), "stopped") {
+		t.Errorf("err = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s", d)
+	}
+}
+
+func TestSensitiveContentNeverShown(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(dir+"/secret", []byte("old-password\n"), 0o600)
+	info := Copy{}.Info()
+	args, _ := info.Schema.Normalize(cty.ObjectVal(map[string]cty.Value{"dest": s(dir + "/secret"), "content": s("new-password\n")}))
+	for _, apply := range []bool{false, true} {
+		env := modules.NewEnv(info, []string{"content"}) // content came from a sensitive variable
+		res, err := Copy{}.Run(context.Background(), env, args, apply)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := res.Msg + res.Diff.Before + res.Diff.After + strings.Join(res.Warnings, "")
+		if strings.Contains(all, "password") || !strings.Contains(res.Diff.After, "(sensitive content, 13 bytes, sha256 ") {
+			t.Errorf("apply=%v shows a secret: %+v %+v", apply, res, res.Diff)
+		}
+	}
+}
+
+func TestBinaryAndLargeDiffs(t *testing.T) {
+	d := contentDiff("/f", []byte("a\x00b"), []byte(strings.Repeat("y", maxDiff+1)), true, true, false)
+	if !strings.HasPrefix(d.Before, "(binary content, 3 bytes") || !strings.HasPrefix(d.After, "(262145 bytes, too large to show") {
+		t.Errorf("diff = %+v", d)
+	}
+	d = contentDiff("/f", nil, []byte("x\n"), false, true, false)
+	if d.BeforeHeader != "/dev/null" || d.After != "x\n" {
+		t.Errorf("diff = %+v", d)
+	}
+}
+
+func TestOwnerNeedsRoot(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("needs a user that cannot chown; running as root")
+	}
+	dir := t.TempDir()
+	os.WriteFile(dir+"/f", nil, 0o644)
+	res, err := run(t, File{}, map[string]cty.Value{"path": s(dir + "/f"), "owner": s("0")}, false)
+	if err != nil || res.Status != modules.StatusDrift {
+		t.Fatalf("check = %+v, %v", res, err)
+	}
+	if _, err := run(t, File{}, map[string]cty.Value{"path": s(dir + "/f"), "owner": s("0")}, true); err == nil || !strings.Contains(err.Error(), "operation not permitted") {
+		t.Fatalf("apply err = %v", err)
+	}
+}
+
+func TestSplitWords(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+		err  string
+	}{
+		{"cat /proc/loadavg", []string{"cat", "/proc/loadavg"}, ""},
+		{`  a   'b c'  "d \"e\" $f" g\ h ''`, []string{"a", "b c", `d "e" $f`, "g h", ""}, ""},
+		{`it's`, nil, "unterminated single quote"},
+		{`x"y`, nil, "unterminated double quote"},
+		{`a"b"'c'd`, []string{"abcd"}, ""},
+		{"", nil, ""},
+	}
+	for _, tt := range tests {
+		got, err := splitWords(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: err = %v", tt.in, err)
+			}
+			continue
+		}
+		if err != nil || strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
+			t.Errorf("%q = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestTemplatePrepare(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "motd.tpl"), []byte("%{ for n in nics ~}\n${n}: ${upper(host)}\n%{ endfor ~}\n"), 0o644)
+	env := &modules.ControllerEnv{Dir: dir, EvalContext: &hcl.EvalContext{
+		Variables: map[string]cty.Value{"host": s("web1")},
+		Functions: map[string]function.Function{"upper": stdlib.UpperFunc},
+	}}
+	tests := []struct {
+		name      string
+		args      map[string]cty.Value
+		want      string
+		sensitive bool
+		wantErr   string
+	}{
+		{"inline with vars", map[string]cty.Value{"content": s("This is ${name}.\n"), "vars": cty.ObjectVal(map[string]cty.Value{"name": s("web1")})}, "This is web1.\n", false, ""},
+		{"file with context and functions", map[string]cty.Value{"src": s("motd.tpl"), "vars": cty.ObjectVal(map[string]cty.Value{"nics": cty.TupleVal([]cty.Value{s("eth0"), s("eth1")})})},
+			"eth0: WEB1\neth1: WEB1\n", false, ""},
+		{"sensitive var marks the output", map[string]cty.Value{"content": s("pw=${pw}\n"), "vars": cty.ObjectVal(map[string]cty.Value{"pw": s("x").Mark("sensitive")})}, "pw=x\n", true, ""},
+		{"undefined name", map[string]cty.Value{"content": s("${nope}")}, "", false, "Unknown variable"},
+		{"syntax error", map[string]cty.Value{"content": s("%{ if }")}, "", false, "template:"},
+		{"missing file", map[string]cty.Value{"src": s("nope.tpl")}, "", false, "nope.tpl"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.args["dest"] = s("/etc/motd")
+			args, err := Template{}.Info().Schema.Normalize(cty.ObjectVal(tt.args))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := Template{}.Prepare(context.Background(), env, args)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			content := out.GetAttr("content")
+			if content.IsMarked() != tt.sensitive {
+				t.Errorf("marked = %v", content.IsMarked())
+			}
+			content, _ = content.Unmark()
+			if content.AsString() != tt.want || !out.GetAttr("src").IsNull() || !out.GetAttr("vars").IsNull() {
+				t.Errorf("prepared = %#v", out)
+			}
+			// What the controller sends is what the host accepts.
+			plain, _ := out.UnmarkDeep()
+			if _, err := (Template{}).Info().Schema.Normalize(plain); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestCopyPrepare(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "ifcfg"), []byte("DEVICE=bond0\n"), 0o644)
+	args, _ := Copy{}.Info().Schema.Normalize(cty.ObjectVal(map[string]cty.Value{"dest": s("/x"), "src": s("ifcfg")}))
+	out, err := Copy{}.Prepare(context.Background(), &modules.ControllerEnv{Dir: dir}, args)
+	if err != nil || out.GetAttr("content").AsString() != "DEVICE=bond0\n" || !out.GetAttr("src").IsNull() {
+		t.Fatalf("prepared = %#v, %v", out, err)
+	}
+	if _, err := (Copy{}).Prepare(context.Background(), &modules.ControllerEnv{Dir: dir},
+		setAttrs(args, map[string]cty.Value{"src": s("missing")})); err == nil {
+		t.Error("a missing src must fail")
+	}
+}
+
+func TestAssert(t *testing.T) {
+	list := func(vs ...cty.Value) cty.Value { return cty.ListVal(vs) }
+	tests := []struct {
+		name       string
+		args       map[string]cty.Value
+		wantStatus string
+		wantErr    string
+	}{
+		{"all true", map[string]cty.Value{"that": list(cty.True, cty.True), "success_msg": s("fine")}, modules.StatusOK, ""},
+		{"one false", map[string]cty.Value{"that": list(cty.True, cty.False)}, "", "condition 2 of 2 is false"},
+		{"fail_msg", map[string]cty.Value{"that": list(cty.False), "fail_msg": s("MTU is wrong")}, "", "MTU is wrong (condition 1 of 1 is false)"},
+		{"unknown in check", map[string]cty.Value{"that": list(cty.UnknownVal(cty.Bool))}, modules.StatusUnknown, ""},
+		{"marked", map[string]cty.Value{"that": list(cty.True.Mark("sensitive"))}, modules.StatusOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := map[string]cty.Value{"fail_msg": cty.NullVal(cty.String), "success_msg": cty.NullVal(cty.String)}
+			for k, v := range tt.args {
+				args[k] = v
+			}
+			res, err := Assert{}.RunOnController(context.Background(), nil, cty.ObjectVal(args))
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || res.Status != tt.wantStatus {
+				t.Fatalf("result = %+v, %v", res, err)
+			}
+		})
+	}
+}
