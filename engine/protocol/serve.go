@@ -126,7 +126,17 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	if build == "" {
 		build = Self()
 	}
-	hello := Hello{Type: "hello", Protocol: Version, Build: build, Modules: s.Registry.Names(),
+	// The hello lists the modules this helper can run; controller-only ones (assert) are
+	// not its business.
+	var names []string
+	for _, n := range s.Registry.Names() {
+		if m, ok := s.Registry.Lookup(n); ok {
+			if _, ok := m.(modules.Runner); ok {
+				names = append(names, n)
+			}
+		}
+	}
+	hello := Hello{Type: "hello", Protocol: Version, Build: build, Modules: names,
 		OS: runtime.GOOS, Arch: runtime.GOARCH, UID: os.Geteuid()}
 	b, err := json.Marshal(hello)
 	if err != nil {
