@@ -470,12 +470,11 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope) Res
 		apply = !*t.CheckMode
 	}
 	secrets := secretStrings(args)
-	plain, _ := args.UnmarkDeep()
 	attempts := t.Retries + 1
 	var res *modules.Result
 	var err error
 	for attempt := 1; attempt <= attempts; attempt++ {
-		res, err = hr.runModule(ctx, t, m, plain, apply, ectx)
+		res, err = hr.runModule(ctx, t, m, args, apply, ectx)
 		if ctx.Err() != nil {
 			break
 		}
@@ -514,7 +513,10 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope) Res
 	return r
 }
 
+// runModule runs one attempt. args keep their sensitive marks for the executor, which tells
+// the helper which arguments must never be shown; controller-side code gets plain values.
 func (hr *hostRun) runModule(ctx context.Context, t *config.Task, m modules.Module, args cty.Value, apply bool, ectx *hcl.EvalContext) (*modules.Result, error) {
+	plain, _ := args.UnmarkDeep()
 	if t.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
@@ -522,13 +524,16 @@ func (hr *hostRun) runModule(ctx context.Context, t *config.Task, m modules.Modu
 	}
 	cenv := &modules.ControllerEnv{Dir: hr.e.Runbook.Dir, EvalContext: ectx}
 	if cr, ok := m.(modules.ControllerRunner); ok {
-		return cr.RunOnController(ctx, cenv, args)
+		return cr.RunOnController(ctx, cenv, plain)
 	}
 	if pr, ok := m.(modules.Preparer); ok {
-		var err error
-		if args, err = pr.Prepare(ctx, cenv, args); err != nil {
+		prepared, err := pr.Prepare(ctx, cenv, plain)
+		if err != nil {
 			return nil, err
 		}
+		// Preparing (reading src, rendering a template) loses marks; whatever it produced
+		// from a sensitive argument is still redacted from the result by the caller.
+		args = prepared
 	}
 	res, err := hr.exec.Run(ctx, t.Module, args, apply)
 	if err != nil && ctx.Err() != nil && t.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
