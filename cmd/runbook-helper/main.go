@@ -1,0 +1,95 @@
+// Command runbook-helper runs on managed hosts. The controller starts it over ssh (under
+// sudo when the task needs root) and talks to it on stdin and stdout with the protocol of
+// package engine/protocol; it runs every standard module's check and apply. It is built
+// static (CGO_ENABLED=0), so one binary per architecture works on any Linux.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/runbook/runbook/engine/protocol"
+	_ "github.com/runbook/runbook/modules/standard"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole program, callable from tests. Its output on stdout belongs to the
+// protocol; everything for people goes to stderr.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("runbook-helper", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	version := fs.Bool("version", false, "print the protocol version and build, then exit")
+	verbose := fs.Bool("debug", false, "log module debug output to stderr")
+	stateDir := fs.String("state-dir", "", "a directory the helper may keep state in")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: runbook-helper [--version] [--debug] [--state-dir DIR]\n\n"+
+			"Serves runbook's helper protocol on stdin and stdout; the runbook controller starts it.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "runbook-helper: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *version {
+		fmt.Fprintf(stdout, "runbook-helper protocol %d build %s %s %s/%s%s\n",
+			protocol.Version, protocol.Self(), runtime.Version(), runtime.GOOS, runtime.GOARCH, vcs())
+		return 0
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	srv := &protocol.Server{
+		Registry: protocol.Modules,
+		StateDir: *stateDir,
+		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	}
+	if err := srv.Serve(ctx, stdin, stdout); err != nil {
+		fmt.Fprintf(stderr, "runbook-helper: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// vcs names the source revision the binary was built from, when the build recorded it.
+func vcs() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	rev, dirty := "", ""
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return ""
+	}
+	return " rev " + rev + dirty
+}
