@@ -106,7 +106,7 @@ func runGuarded(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		env.Log().Debug("unless guard failed; the command will run", "rc", rc, "stderr", stderr)
 	}
 
-	shown := commandLine(env, argv)
+	shown := commandLine(argv)
 	if !apply {
 		return &modules.Result{Status: modules.StatusDrift, Data: data, Msg: "would run: " + shown}, nil
 	}
@@ -150,7 +150,7 @@ func pathMatches(p string) (bool, error) {
 }
 
 // commandLine renders argv for messages, shortened, so a long script does not flood output.
-func commandLine(env *modules.Env, argv []string) string {
+func commandLine(argv []string) string {
 	parts := make([]string, len(argv))
 	for i, a := range argv {
 		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}();&|<>") {

@@ -361,3 +361,33 @@ func TestAssert(t *testing.T) {
 		})
 	}
 }
+
+// FuzzLines checks that splitting a file into lines and joining them gives back every
+// byte, and that adding a line that is already there changes nothing.
+func FuzzLines(f *testing.F) {
+	for _, s := range []string{"", "a", "a\n", "a\r\nb", "\n\n", "x=1\r\n\ry\n", "\xff\x00\n"} {
+		f.Add([]byte(s), "a")
+		f.Add([]byte(s), "")
+	}
+	f.Fuzz(func(t *testing.T, b []byte, line string) {
+		lines := splitLines(b)
+		if got := joinLines(lines); string(got) != string(b) {
+			t.Fatalf("round trip %q -> %q", b, got)
+		}
+		if strings.ContainsAny(line, "\r\n") {
+			return
+		}
+		once, _ := ensureLine(lines, line, nil, nil, nil, false, false)
+		// The second run reads the file the first one wrote.
+		twice, msg := ensureLine(splitLines(joinLines(once)), line, nil, nil, nil, false, false)
+		if string(joinLines(once)) != string(joinLines(twice)) || msg != "line already present" {
+			t.Fatalf("not idempotent: %q -> %q -> %q (%s)", b, joinLines(once), joinLines(twice), msg)
+		}
+		removed, _ := removeLines(splitLines(joinLines(twice)), &line, nil)
+		for _, l := range removed {
+			if l.text == line {
+				t.Fatalf("absent left %q in %q", line, joinLines(removed))
+			}
+		}
+	})
+}

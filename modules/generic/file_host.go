@@ -37,7 +37,10 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	if before != nil && before.Mode()&fs.ModeSymlink != 0 {
 		beforeTarget, _ = os.Readlink(path)
 	}
-	beforeDesc := describe(before, beforeTarget)
+	// Diffs show what the module manages: the link itself for "link" and "absent", what
+	// the path resolves to otherwise.
+	follow := state != "link" && state != "absent"
+	beforeDesc := view(path, follow)
 
 	var what []string // what was (or would be) done, for Msg
 	creating := false // path is (or would be) made anew, so its current metadata says nothing
@@ -204,14 +207,18 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	}
 	res.Status = statusFor(apply)
 	res.Msg = strings.Join(what, "; ")
-	after := "(as described: " + strings.Join(what, "; ") + ")\n"
+	var after string
 	if apply {
-		afi, _ := lstat(path)
-		target := ""
-		if afi != nil && afi.Mode()&fs.ModeSymlink != 0 {
-			target, _ = os.Readlink(path)
+		after = view(path, follow)
+	} else {
+		var curFI fs.FileInfo
+		if !creating {
+			curFI, _ = os.Stat(path)
+			if !follow {
+				curFI, _ = os.Lstat(path)
+			}
 		}
-		after = describe(afi, target)
+		after = predict(state, str(args, "src"), want, curFI)
 	}
 	res.Diff = &modules.Diff{Before: beforeDesc, After: after, BeforeHeader: path + " (before)", AfterHeader: path + " (after)"}
 	return res, nil
@@ -259,4 +266,62 @@ func resolveLink(path, src string) string {
 		return src
 	}
 	return filepath.Join(filepath.Dir(path), src)
+}
+
+// view describes path as a diff side, following a link when follow is set and the link
+// leads somewhere.
+func view(path string, follow bool) string {
+	fi, _ := lstat(path)
+	if fi != nil && fi.Mode()&fs.ModeSymlink != 0 {
+		if t, err := os.Stat(path); follow && err == nil {
+			return describe(t, "")
+		}
+		target, _ := os.Readlink(path)
+		return describe(fi, target)
+	}
+	return describe(fi, "")
+}
+
+// predict describes what apply would leave at the path, in describe's format, so that a
+// check shows the same diff that apply will. cur is the current path when it is kept (nil
+// when it would be created anew).
+func predict(state, src string, want meta, cur fs.FileInfo) string {
+	if state == "absent" {
+		return describe(nil, "")
+	}
+	typ := state
+	if typ == "touch" {
+		typ = "file"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "state: %s\n", typ)
+	if typ == "link" {
+		fmt.Fprintf(&b, "src: %s\n", src)
+	} else {
+		mode := fs.FileMode(0o644)
+		if typ == "directory" {
+			mode = 0o755
+		}
+		if cur != nil {
+			mode = cur.Mode() & (fs.ModePerm | specialBits)
+		}
+		if want.hasMode {
+			mode = want.mode
+		}
+		fmt.Fprintf(&b, "mode: %s\n", fmtMode(mode))
+	}
+	uid, gid := os.Geteuid(), os.Getegid()
+	if cur != nil {
+		if u, g, ok := fileOwner(cur); ok {
+			uid, gid = u, g
+		}
+	}
+	if want.uid >= 0 {
+		uid = want.uid
+	}
+	if want.gid >= 0 {
+		gid = want.gid
+	}
+	fmt.Fprintf(&b, "owner: %s\ngroup: %s\n", nameOfUID(uid), nameOfGID(gid))
+	return b.String()
 }

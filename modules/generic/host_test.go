@@ -378,8 +378,12 @@ func TestTimelines(t *testing.T) {
 				}
 				return res
 			}
-			step(false, modules.StatusDrift)
-			step(true, modules.StatusChanged)
+			checked := step(false, modules.StatusDrift)
+			applied := step(true, modules.StatusChanged)
+			// Check shows the very diff that apply then makes.
+			if (checked.Diff == nil) != (applied.Diff == nil) || (checked.Diff != nil && *checked.Diff != *applied.Diff) {
+				t.Errorf("check's diff differs from apply's:\ncheck: %+v\napply: %+v", checked.Diff, applied.Diff)
+			}
 			if tc.repeats {
 				step(false, modules.StatusDrift)
 				step(true, modules.StatusChanged)

@@ -238,9 +238,12 @@ func ensureLine(lines []fileLine, line string, re, after, before *regexp.Regexp,
 	nl := fileLine{text: line, eol: eol}
 	if at == len(lines) && at > 0 && lines[at-1].eol == "" {
 		// The file ended without a newline: the old last line gets one, as it is no
-		// longer last, and the new last line goes without, keeping the file's shape.
+		// longer last, and the new last line goes without, keeping the file's shape. An
+		// empty line needs its newline, or it would not be there at all.
 		out[at-1].eol = eol
-		nl.eol = ""
+		if line != "" {
+			nl.eol = ""
+		}
 	}
 	out = append(out, nl)
 	out = append(out, lines[at:]...)
