@@ -185,11 +185,23 @@ func EncodeRequest(req *Request) ([]byte, error) {
 	}
 	w.Args = args
 	w.Sensitive = mergeNames(req.Sensitive, sens)
-	b, err := json.Marshal(w)
+	b, err := marshalLine(w)
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
-	return append(b, '\n'), nil
+	return b, nil
+}
+
+// marshalLine encodes v as one line. HTML escaping is off: messages carry shell commands
+// and file content, and "2>&1" should read as itself in a trace.
+func marshalLine(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // DecodeRequest parses one request line (without or with its newline). Unknown fields are
@@ -220,11 +232,11 @@ func DecodeRequest(line []byte) (*Request, error) {
 
 // EncodeResponse renders a response as one line, newline included.
 func EncodeResponse(resp *Response) ([]byte, error) {
-	b, err := json.Marshal(resp)
+	b, err := marshalLine(resp)
 	if err != nil {
 		return nil, fmt.Errorf("encode response %d: %w", resp.ID, err)
 	}
-	return append(b, '\n'), nil
+	return b, nil
 }
 
 // DecodeResponse parses one response line.

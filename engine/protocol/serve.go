@@ -97,7 +97,7 @@ var (
 type server struct {
 	*Server
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 
 	wmu  sync.Mutex
 	w    io.Writer
@@ -107,6 +107,9 @@ type server struct {
 	inFlight map[uint64]context.CancelFunc
 	wg       sync.WaitGroup
 }
+
+// errControllerGone is why running requests stop when the input ends.
+var errControllerGone = errors.New("the controller closed the connection")
 
 type readResult struct {
 	line []byte
@@ -118,9 +121,9 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	if s.Registry == nil {
 		return errors.New("protocol: Serve with no registry")
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	srv := &server{Server: s, ctx: ctx, cancel: cancel, w: w, inFlight: map[uint64]context.CancelFunc{}}
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	defer cancelCause(nil)
+	srv := &server{Server: s, ctx: ctx, cancel: cancelCause, w: w, inFlight: map[uint64]context.CancelFunc{}}
 
 	build := s.Build
 	if build == "" {
@@ -187,6 +190,9 @@ loop:
 	}
 	// The controller is gone or we were told to stop: nobody will read what the running
 	// requests produce, so stop them and wait (boundedly) for them to clean up.
+	if result == nil {
+		srv.cancel(errControllerGone)
+	}
 	srv.mu.Lock()
 	for _, c := range srv.inFlight {
 		c()
@@ -228,7 +234,7 @@ func (srv *server) write(line []byte) error {
 	if _, err := srv.w.Write(line); err != nil {
 		// The controller cannot hear us any more; stop serving.
 		srv.werr = fmt.Errorf("write response: %w", err)
-		srv.cancel()
+		srv.cancel(srv.werr)
 		return srv.werr
 	}
 	return nil

@@ -52,7 +52,8 @@ func runProcess(ctx context.Context, env *modules.Env, p process) (rc int, stdou
 	case runErr == nil:
 		return 0, stdout, stderr, nil
 	case ctx.Err() != nil:
-		return -1, stdout, stderr, fmt.Errorf("%s: stopped: %w", p.argv[0], ctx.Err())
+		// The cause says why (a timeout, the controller gone) better than "canceled".
+		return -1, stdout, stderr, fmt.Errorf("%s: stopped: %w", p.argv[0], context.Cause(ctx))
 	case errors.As(runErr, &exitErr):
 		if code := exitErr.ExitCode(); code >= 0 {
 			return code, stdout, stderr, nil
