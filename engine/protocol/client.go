@@ -136,6 +136,9 @@ func (c *Client) fail(err error) {
 // error of Call: it is a response with status "failed" (see Response.Err).
 func (c *Client) Call(ctx context.Context, req *Request) (*Response, error) {
 	r := *req
+	if r.Op == OpCancel {
+		return nil, errors.New("cancel a call by ending its context, not with a cancel request")
+	}
 	ch := make(chan *Response, 1)
 	c.mu.Lock()
 	if c.err != nil {

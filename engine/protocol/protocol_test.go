@@ -273,6 +273,29 @@ func TestConcurrentCallsAndCancel(t *testing.T) {
 	}
 }
 
+func TestInFlightLimit(t *testing.T) {
+	c, _, stop := pair(t, &Server{Registry: testRegistry(), Build: "b", MaxInFlight: 1})
+	done := make(chan *Response, 1)
+	go func() {
+		r, _ := c.Call(context.Background(), &Request{Op: OpCheck, Module: "slow", Args: obj("ms", cty.NumberIntVal(300))})
+		done <- r
+	}()
+	time.Sleep(50 * time.Millisecond)
+	r, err := c.Call(context.Background(), &Request{Op: OpPing})
+	if err != nil || r.Status != StatusFailed || !strings.Contains(r.Error.Message, "too many requests in flight (limit 1)") {
+		t.Errorf("second call = %+v, %v", r, err)
+	}
+	if r := <-done; r == nil || r.Status != "ok" {
+		t.Errorf("first call = %+v", r)
+	}
+	if _, err := c.Call(context.Background(), &Request{Op: OpCancel, ID: 1}); err == nil {
+		t.Error("a cancel request must be refused")
+	}
+	if err := stop(); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestMalformedLines(t *testing.T) {
 	c, raw, stop := pair(t, &Server{Registry: testRegistry(), Build: "b"})
 	tests := []struct {
@@ -299,6 +322,36 @@ func TestMalformedLines(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%q: no answer", tt.line)
 		}
+	}
+	if r, err := c.Call(context.Background(), &Request{Op: OpPing}); err != nil || r.Status != "ok" {
+		t.Fatalf("the helper must keep serving: %v %v", r, err)
+	}
+	if err := stop(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestServeLineTooLong(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 65 MiB")
+	}
+	c, raw, stop := pair(t, &Server{Registry: testRegistry(), Build: "b"})
+	go func() {
+		chunk := bytes.Repeat([]byte("x"), 1<<20)
+		for range 65 {
+			if _, err := raw.Write(chunk); err != nil {
+				return
+			}
+		}
+		_, _ = raw.Write([]byte("\n"))
+	}()
+	select {
+	case r := <-c.Orphans():
+		if r.Status != StatusFailed || !strings.Contains(r.Error.Message, "request too long: line longer than 67108864 bytes") {
+			t.Errorf("got %+v %+v", r, r.Error)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no answer to an overlong line")
 	}
 	if r, err := c.Call(context.Background(), &Request{Op: OpPing}); err != nil || r.Status != "ok" {
 		t.Fatalf("the helper must keep serving: %v %v", r, err)
