@@ -1,0 +1,157 @@
+package transport
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// credentials are the signers offered to one host, and what we tried and
+// could not use, for the error message.
+type credentials struct {
+	signers []ssh.Signer
+	tried   []string
+	notes   []string
+	agent   net.Conn
+}
+
+func (c *credentials) close() {
+	if c.agent != nil {
+		c.agent.Close()
+	}
+}
+
+// loadCredentials collects agent keys and key files for t. Agent keys come
+// first (they need no passphrase); with IdentitiesOnly only agent keys that
+// match one of t's key files are used.
+func (d *Dialer) loadCredentials(t Target) *credentials {
+	cr := &credentials{}
+	files := t.IdentityFiles
+	if t.IdentityFile != "" {
+		files = append([]string{t.IdentityFile}, files...)
+	}
+	explicit := len(files) > 0
+	if !explicit {
+		home := homeDir()
+		for _, n := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+			files = append(files, filepath.Join(home, ".ssh", n))
+		}
+	}
+
+	// Public halves of the key files, to pick agent keys under IdentitiesOnly
+	// and to skip an encrypted file whose key the agent holds.
+	type fileKey struct {
+		path   string
+		signer ssh.Signer
+		pub    ssh.PublicKey
+		err    error
+	}
+	var keys []fileKey
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			// Like ssh: a missing default or ssh_config key is skipped quietly.
+			if f == t.IdentityFile || !errors.Is(err, fs.ErrNotExist) {
+				cr.notes = append(cr.notes, fmt.Sprintf("identity file %s: %v", f, unwrapPathErr(err)))
+			}
+			continue
+		}
+		fk := fileKey{path: f}
+		fk.signer, fk.err = ssh.ParsePrivateKey(b)
+		if fk.signer != nil {
+			fk.pub = fk.signer.PublicKey()
+		} else if pb, err := os.ReadFile(f + ".pub"); err == nil {
+			fk.pub, _, _, _, _ = ssh.ParseAuthorizedKey(pb)
+		}
+		keys = append(keys, fk)
+	}
+
+	agentSock := os.Getenv("SSH_AUTH_SOCK")
+	if t.IdentityAgent != "" {
+		agentSock = t.IdentityAgent
+	}
+	var agentKeys []ssh.PublicKey
+	if d.Agent && agentSock != "" && !strings.EqualFold(agentSock, "none") {
+		conn, err := net.Dial("unix", agentSock)
+		if err != nil {
+			cr.notes = append(cr.notes, fmt.Sprintf("ssh-agent at %s: %v", agentSock, unwrapPathErr(err)))
+		} else {
+			ac := agent.NewClient(conn)
+			signers, err := ac.Signers()
+			if err != nil {
+				conn.Close()
+				cr.notes = append(cr.notes, fmt.Sprintf("ssh-agent at %s: %v", agentSock, err))
+			} else {
+				n := 0
+				for _, s := range signers {
+					if t.IdentitiesOnly && explicit && !matchesAny(s.PublicKey(), keys, func(k fileKey) ssh.PublicKey { return k.pub }) {
+						continue
+					}
+					cr.signers = append(cr.signers, s)
+					agentKeys = append(agentKeys, s.PublicKey())
+					n++
+				}
+				cr.agent = conn
+				if n > 0 {
+					cr.tried = append(cr.tried, fmt.Sprintf("ssh-agent (%d keys)", n))
+				} else {
+					cr.notes = append(cr.notes, "ssh-agent has no usable keys")
+				}
+			}
+		}
+	}
+
+	for _, k := range keys {
+		switch {
+		case k.signer != nil:
+			cr.signers = append(cr.signers, k.signer)
+			cr.tried = append(cr.tried, "key "+k.path)
+		case isPassphraseMissing(k.err):
+			if k.pub != nil && containsKey(agentKeys, k.pub) {
+				continue // the agent offers it already
+			}
+			cr.notes = append(cr.notes, fmt.Sprintf("identity file %s is encrypted with a passphrase: add it to ssh-agent (ssh-add %s) or use an unencrypted key", k.path, k.path))
+		default:
+			cr.notes = append(cr.notes, fmt.Sprintf("identity file %s: %v", k.path, k.err))
+		}
+	}
+	return cr
+}
+
+func isPassphraseMissing(err error) bool {
+	var pm *ssh.PassphraseMissingError
+	return errors.As(err, &pm)
+}
+
+func matchesAny[T any](pub ssh.PublicKey, list []T, get func(T) ssh.PublicKey) bool {
+	for _, x := range list {
+		if p := get(x); p != nil && bytes.Equal(p.Marshal(), pub.Marshal()) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsKey(list []ssh.PublicKey, pub ssh.PublicKey) bool {
+	return matchesAny(pub, list, func(k ssh.PublicKey) ssh.PublicKey { return k })
+}
+
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}

@@ -1,0 +1,124 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeSudo behaves like `sudo -S -p PROMPT`: it prompts on stderr, reads a
+// password line from stdin, says "Sorry, try again." up to three times,
+// then runs the command. Its password is in sudo.password next to it
+// (empty: NOPASSWD; HANG: never prompts).
+const fakeSudo = `#!/bin/sh
+prompt='Password:'
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -p) prompt=$2; shift 2;;
+    -u) shift 2;;
+    -H|-S) shift;;
+    --) shift; break;;
+    *) break;;
+  esac
+done
+want=$(cat "$(dirname "$0")/sudo.password")
+if [ "$want" = HANG ]; then exec sleep 30; fi
+if [ -n "$want" ]; then
+  n=0
+  while :; do
+    printf '%s' "$prompt" >&2
+    IFS= read -r pw || { echo "sudo: no password was provided" >&2; exit 1; }
+    [ "$pw" = "$want" ] && break
+    n=$((n+1))
+    if [ $n -ge 3 ]; then echo "sudo: 3 incorrect password attempts" >&2; exit 1; fi
+    echo "Sorry, try again." >&2
+  done
+fi
+exec "$@"
+`
+
+func TestBecomeSudo(t *testing.T) {
+	srv := startTestServer(t)
+	if err := os.WriteFile(filepath.Join(srv.BinDir, "sudo"), []byte(fakeSudo), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, &Dialer{}, srv.Target(t))
+	const secret = "s3cr3t 'quoted' $x"
+	tests := []struct {
+		name       string
+		sudoPW     string // what the fake sudo wants
+		become     Become
+		wantOut    string
+		wantErr    string
+		wantErrIs  error
+		maxLatency time.Duration
+	}{
+		{name: "password", sudoPW: secret, become: Become{Method: "sudo", Password: secret}, wantOut: "input\n"},
+		{name: "nopasswd", sudoPW: "", become: Become{Method: "sudo"}, wantOut: "input\n"},
+		{name: "nopasswd with a password set", sudoPW: "", become: Become{Method: "sudo", Password: secret}, wantOut: "input\n"},
+		{name: "wrong password", sudoPW: "other", become: Become{Method: "sudo", Password: secret},
+			wantErr: "become password rejected by sudo on test", wantErrIs: ErrBecomePassword},
+		{name: "no password set", sudoPW: "other", become: Become{Method: "sudo"}, wantErr: "asks for a password and no become password is set"},
+		{name: "prompt timeout", sudoPW: "HANG", become: Become{Method: "sudo", Password: secret, PromptTimeout: 300 * time.Millisecond},
+			wantErr: "no its password prompt or the command's start within 300ms", maxLatency: 2 * time.Second},
+		{name: "su", become: Become{Method: "su", Password: secret}, wantErr: `"su" is not supported`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(srv.BinDir, "sudo.password"), []byte(tt.sudoPW), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			start := time.Now()
+			code, err := c.RunAs(context.Background(), tt.become, "cat; echo done >&2", strings.NewReader("input\n"), &out, &errb)
+			if tt.maxLatency > 0 && time.Since(start) > tt.maxLatency {
+				t.Errorf("took %s", time.Since(start))
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v; want %q", err, tt.wantErr)
+				}
+				if tt.wantErrIs != nil && !errors.Is(err, tt.wantErrIs) {
+					t.Errorf("err = %v; want errors.Is %v", err, tt.wantErrIs)
+				}
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error shows the password: %v", err)
+				}
+				if IsUnreachable(err) {
+					t.Errorf("a become failure is a task failure, not unreachable: %v", err)
+				}
+				return
+			}
+			if err != nil || code != 0 {
+				t.Fatalf("RunAs = %d, %v (stderr %q)", code, err, errb.String())
+			}
+			if out.String() != tt.wantOut || errb.String() != "done\n" {
+				t.Errorf("stdout %q stderr %q; want %q and %q", out.String(), errb.String(), tt.wantOut, "done\n")
+			}
+		})
+	}
+	for _, cmd := range srv.Commands() {
+		if strings.Contains(cmd, "s3cr3t") {
+			t.Errorf("password on a command line: %q", cmd)
+		}
+	}
+	// The connection survives all of the above.
+	if code, err := c.Run(context.Background(), "true", nil, nil, nil); err != nil || code != 0 {
+		t.Errorf("run afterwards: %d %v", code, err)
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"root": "root", "": "''", "a b": "'a b'", "it's": `'it'\''s'`, "[runbook-sudo-1]": "'[runbook-sudo-1]'",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s; want %s", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,352 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// Dialer opens connections. The zero value is usable: no agent, no
+// keepalives, a 30 s connect timeout.
+type Dialer struct {
+	// Agent enables ssh-agent ($SSH_AUTH_SOCK or the target's IdentityAgent).
+	Agent bool
+	// Keepalive is the interval of keepalive@openssh.com requests; a
+	// connection that leaves KeepaliveCountMax of them unanswered is closed
+	// (like ServerAliveInterval/ServerAliveCountMax). 0: no keepalives.
+	Keepalive         time.Duration
+	KeepaliveCountMax int // 0: 3
+	// ConnectTimeout applies to targets that set none (dial + handshake +
+	// auth, per hop). 0: 30 s.
+	ConnectTimeout time.Duration
+	// ResolveJump resolves a ProxyJump hop ("host" with user and port from
+	// the jump spec already in partial) into a full target. nil: ResolveTarget
+	// with SSHConfig.
+	ResolveJump func(name string, partial Target) (Target, error)
+	// SSHConfig is the -F file used to resolve ProxyJump hops; "" means the
+	// default files.
+	SSHConfig string
+	// BecomePromptTimeout bounds the wait for sudo's prompt or the command's
+	// start. 0: 10 s.
+	BecomePromptTimeout time.Duration
+	// NoWarmup skips the request that is sent right after authentication to
+	// avoid the server's delayed first session (for benchmarks).
+	NoWarmup bool
+}
+
+// Conn is one authenticated SSH connection to a target. Its methods are
+// safe for concurrent use.
+type Conn struct {
+	Target Target
+	client *ssh.Client
+	jumps  []*ssh.Client // hops, closed after client
+	d      *Dialer
+
+	mu      sync.Mutex
+	sftp    *sftp.Client
+	lostErr error // set when keepalives declared the connection dead
+	closed  bool
+	done    chan struct{}
+}
+
+func (d *Dialer) connectTimeout(t Target) time.Duration {
+	if t.ConnectTimeout > 0 {
+		return t.ConnectTimeout
+	}
+	if d.ConnectTimeout > 0 {
+		return d.ConnectTimeout
+	}
+	return 30 * time.Second
+}
+
+// Dial connects to t, verifies its host key and authenticates. Every error
+// it returns satisfies IsUnreachable.
+func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
+	name := t.Name
+	if name == "" {
+		name = t.address()
+	}
+	var jumps []*ssh.Client
+	closeJumps := func() {
+		for i := len(jumps) - 1; i >= 0; i-- {
+			jumps[i].Close()
+		}
+	}
+	var via *ssh.Client
+	if t.ProxyJump != "" && !strings.EqualFold(t.ProxyJump, "none") {
+		hops, err := parseJumps(t.ProxyJump)
+		if err != nil {
+			return nil, unreachable(name, "proxy", err)
+		}
+		for i, h := range hops {
+			ht, err := d.resolveJump(h)
+			if err != nil {
+				closeJumps()
+				return nil, unreachable(name, "proxy", fmt.Errorf("jump host %s: %w", h.Name, err))
+			}
+			ht.ProxyJump = ""
+			if i > 0 {
+				ht.ProxyCommand = ""
+			}
+			c, err := d.dialOne(ctx, ht, via)
+			if err != nil {
+				closeJumps()
+				return nil, unreachable(name, "proxy", fmt.Errorf("jump host %s: %w", h.Name, err))
+			}
+			jumps = append(jumps, c)
+			via = c
+		}
+		t.ProxyCommand = ""
+	}
+	c, err := d.dialOne(ctx, t, via)
+	if err != nil {
+		closeJumps()
+		return nil, err
+	}
+	conn := &Conn{Target: t, client: c, jumps: jumps, d: d, done: make(chan struct{})}
+	if !d.NoWarmup {
+		conn.warmup()
+	}
+	if d.Keepalive > 0 {
+		go conn.keepalive(d.Keepalive, d.KeepaliveCountMax)
+	}
+	return conn, nil
+}
+
+func (d *Dialer) resolveJump(h Target) (Target, error) {
+	if d.ResolveJump != nil {
+		return d.ResolveJump(h.Name, h)
+	}
+	return ResolveTarget(h.Name, h, d.SSHConfig)
+}
+
+// parseJumps parses a ProxyJump list: [user@]host[:port] or ssh:// URIs.
+func parseJumps(s string) ([]Target, error) {
+	var out []Target
+	for _, hop := range strings.Split(s, ",") {
+		hop = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(hop), "ssh://"))
+		if hop == "" {
+			return nil, fmt.Errorf("ProxyJump %q: empty hop", s)
+		}
+		var t Target
+		if i := strings.LastIndex(hop, "@"); i >= 0 {
+			t.User, hop = hop[:i], hop[i+1:]
+		}
+		host, port := hop, ""
+		if h, p, err := net.SplitHostPort(hop); err == nil {
+			host, port = h, p
+		} else if strings.Count(hop, ":") == 1 {
+			return nil, fmt.Errorf("ProxyJump hop %q: %v", hop, err)
+		}
+		if port != "" {
+			n, err := strconv.Atoi(port)
+			if err != nil || n < 1 || n > 65535 {
+				return nil, fmt.Errorf("ProxyJump hop %q: bad port", hop)
+			}
+			t.Port = n
+		}
+		t.Name = host
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// dialOne connects to one hop: over via if set, else through t's
+// ProxyCommand or TCP. The whole of it (dial, handshake, auth) is bounded by
+// ctx and the connect timeout.
+func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (*ssh.Client, error) {
+	name := t.Name
+	if name == "" {
+		name = t.address()
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.connectTimeout(t))
+	defer cancel()
+	addr := t.hostPort()
+
+	hostKeyCB, algos, err := hostKeyCheck(t)
+	if err != nil {
+		return nil, unreachable(name, "host key", err)
+	}
+	var hkErr error
+	cfg := &ssh.ClientConfig{
+		User: t.User,
+		HostKeyCallback: func(h string, r net.Addr, k ssh.PublicKey) error {
+			hkErr = hostKeyCB(h, r, k)
+			return hkErr
+		},
+		HostKeyAlgorithms: algos,
+		Timeout:           d.connectTimeout(t),
+	}
+	cr := d.loadCredentials(t)
+	defer cr.close()
+	cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(cr.signers...)}
+
+	var nc net.Conn
+	switch {
+	case via != nil:
+		nc, err = via.DialContext(ctx, "tcp", addr)
+	case t.ProxyCommand != "":
+		nc, err = startProxyCommand(t.ProxyCommand)
+	default:
+		var nd net.Dialer
+		nc, err = nd.DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		return nil, unreachable(name, "dial", fmt.Errorf("%s: %w", addr, err))
+	}
+	// The handshake honours ctx: a deadline for the timeout, and a close on
+	// cancel.
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	if !stop() || ctx.Err() != nil {
+		if err == nil {
+			sc.Close()
+		}
+		nc.Close()
+		return nil, unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, context.Cause(ctx)))
+	}
+	if err != nil {
+		nc.Close()
+		switch {
+		case hkErr != nil:
+			return nil, unreachable(name, "host key", hkErr)
+		case strings.Contains(err.Error(), "unable to authenticate"):
+			return nil, unreachable(name, "auth", &AuthError{User: t.User, Host: fmt.Sprintf("%s (%s)", name, addr), Tried: cr.tried, Notes: cr.notes})
+		case isProxyConn(nc):
+			return nil, unreachable(name, "handshake", fmt.Errorf("%s: %w%s", addr, err, nc.(*proxyConn).stderrTail()))
+		default:
+			return nil, unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, err))
+		}
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return ssh.NewClient(sc, chans, reqs), nil
+}
+
+// warmup sends one global request and waits for the reply before the
+// first session is opened. See bench_test.go: against OpenSSH the first
+// session right after authentication is otherwise served tens of
+// milliseconds late.
+func (c *Conn) warmup() {
+	_, _, _ = c.client.SendRequest("keepalive@openssh.com", true, nil)
+}
+
+// keepalive sends keepalive@openssh.com every interval and closes the
+// connection when a reply is missing for countMax intervals (like OpenSSH's
+// ServerAliveInterval and ServerAliveCountMax). One request is outstanding
+// at a time.
+func (c *Conn) keepalive(interval time.Duration, countMax int) {
+	if countMax <= 0 {
+		countMax = 3
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		reply := make(chan error, 1)
+		go func() {
+			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		limit := time.NewTimer(time.Duration(countMax) * interval)
+		select {
+		case <-c.done:
+			limit.Stop()
+			return
+		case err := <-reply:
+			limit.Stop()
+			if err != nil {
+				c.lost(fmt.Errorf("connection lost: %w", err))
+				return
+			}
+		case <-limit.C:
+			c.lost(fmt.Errorf("no answer to keepalive for %s (%d × %s)", time.Duration(countMax)*interval, countMax, interval))
+			return
+		}
+	}
+}
+
+func (c *Conn) lost(err error) {
+	c.mu.Lock()
+	if c.lostErr == nil {
+		c.lostErr = unreachable(c.Target.Name, "connection", err)
+	}
+	c.mu.Unlock()
+	c.closeAll()
+}
+
+// Err is the reason the connection was closed by a failed keepalive, or nil.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lostErr
+}
+
+// Close closes the SFTP client, the connection and its jump hosts.
+func (c *Conn) Close() error {
+	return c.closeAll()
+}
+
+func (c *Conn) closeAll() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.done)
+	s := c.sftp
+	c.sftp = nil
+	c.mu.Unlock()
+	if s != nil {
+		s.Close()
+	}
+	err := c.client.Close()
+	for i := len(c.jumps) - 1; i >= 0; i-- {
+		c.jumps[i].Close()
+	}
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Wait blocks until the connection is closed (by Close, the server or a
+// failed keepalive) and returns the reason.
+func (c *Conn) Wait() error {
+	err := c.client.Wait()
+	if lerr := c.Err(); lerr != nil {
+		return lerr
+	}
+	return err
+}
+
+// connErr turns an error from a session on a dead connection into an
+// unreachable error, so a host that vanishes mid-run is reported as such.
+func (c *Conn) connErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if lerr := c.Err(); lerr != nil {
+		return lerr
+	}
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
+		return unreachable(c.Target.Name, "connection", err)
+	}
+	return err
+}

@@ -1,0 +1,120 @@
+package transport
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// proxyConn is a ProxyCommand's stdio as a net.Conn.
+type proxyConn struct {
+	cmd    *exec.Cmd
+	r      *os.File // the command's stdout
+	w      *os.File // the command's stdin
+	stderr *tailBuffer
+	once   sync.Once
+}
+
+func startProxyCommand(command string) (net.Conn, error) {
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return nil, err
+	}
+	cmd := exec.Command("/bin/sh", "-c", command)
+	cmd.Stdin, cmd.Stdout = inR, outW
+	tail := &tailBuffer{max: 2048}
+	cmd.Stderr = tail
+	if err := cmd.Start(); err != nil {
+		inR.Close()
+		inW.Close()
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("ProxyCommand: %w", err)
+	}
+	inR.Close()
+	outW.Close()
+	return &proxyConn{cmd: cmd, r: outR, w: inW, stderr: tail}, nil
+}
+
+func isProxyConn(c net.Conn) bool {
+	_, ok := c.(*proxyConn)
+	return ok
+}
+
+func (p *proxyConn) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p *proxyConn) Write(b []byte) (int, error) { return p.w.Write(b) }
+
+func (p *proxyConn) Close() error {
+	p.once.Do(func() {
+		p.w.Close()
+		p.r.Close()
+		// Give the command a moment to exit on EOF, then stop it.
+		done := make(chan struct{})
+		go func() { _ = p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+			_ = p.cmd.Process.Kill()
+			<-done
+		}
+	})
+	return nil
+}
+
+func (p *proxyConn) LocalAddr() net.Addr  { return proxyAddr{} }
+func (p *proxyConn) RemoteAddr() net.Addr { return proxyAddr{} }
+
+func (p *proxyConn) SetDeadline(t time.Time) error {
+	if err := p.r.SetDeadline(t); err != nil {
+		return err
+	}
+	return p.w.SetDeadline(t)
+}
+func (p *proxyConn) SetReadDeadline(t time.Time) error  { return p.r.SetReadDeadline(t) }
+func (p *proxyConn) SetWriteDeadline(t time.Time) error { return p.w.SetWriteDeadline(t) }
+
+func (p *proxyConn) stderrTail() string {
+	s := strings.TrimSpace(p.stderr.String())
+	if s == "" {
+		return ""
+	}
+	return " (ProxyCommand stderr: " + s + ")"
+}
+
+type proxyAddr struct{}
+
+func (proxyAddr) Network() string { return "proxycommand" }
+func (proxyAddr) String() string  { return "proxycommand" }
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}

@@ -1,0 +1,146 @@
+package transport
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestResolveTarget(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	cfg := filepath.Join("testdata", "ssh_config")
+	defaultKH := []string{filepath.Join(home, ".ssh", "known_hosts"), "/etc/ssh/ssh_known_hosts"}
+	tests := []struct {
+		name    string
+		inv     Target
+		want    Target
+		wantErr string
+	}{
+		{
+			name: "web1",
+			want: Target{Name: "web1", Address: "10.0.0.11", Port: 2222, User: "deploy",
+				IdentityFiles:  []string{filepath.Join(home, ".ssh/web_key"), "/keys/deploy@10.0.0.11"},
+				IdentitiesOnly: true, IdentityAgent: filepath.Join(home, "agent.sock"),
+				KnownHostsFiles:       []string{filepath.Join(home, ".ssh/kh1"), "/etc/kh2", "/etc/ssh/ssh_known_hosts"},
+				StrictHostKeyChecking: "accept-new", ConnectTimeout: 7 * time.Second},
+		},
+		{
+			name: "web1",
+			inv: Target{Address: "192.0.2.1", Port: 22, User: "root", IdentityFile: "~/inv_key",
+				StrictHostKeyChecking: "yes", ConnectTimeout: time.Second, KnownHostsFiles: []string{"~/inv_kh"},
+				BecomeMethod: "sudo", BecomePassword: "pw"},
+			want: Target{Name: "web1", Address: "192.0.2.1", Port: 22, User: "root",
+				IdentityFile:   filepath.Join(home, "inv_key"),
+				IdentityFiles:  []string{filepath.Join(home, ".ssh/web_key"), "/keys/root@192.0.2.1"},
+				IdentitiesOnly: true, IdentityAgent: filepath.Join(home, "agent.sock"),
+				KnownHostsFiles:       []string{filepath.Join(home, "inv_kh")},
+				StrictHostKeyChecking: "yes", ConnectTimeout: time.Second,
+				BecomeMethod: "sudo", BecomeUser: "root", BecomePassword: "pw"},
+		},
+		{
+			name: "db-main",
+			want: Target{Name: "db-main", Address: "db-main.internal", Port: 22, User: "fallback",
+				ProxyJump: "admin@bastion:2200,jump2", KnownHostsFiles: defaultKH, StrictHostKeyChecking: "yes"},
+		},
+		{
+			name: "db-old", // its ProxyJump none comes first and wins over db-*
+			want: Target{Name: "db-old", Address: "db-old.internal", Port: 22, User: "fallback",
+				KnownHostsFiles: defaultKH, StrictHostKeyChecking: "yes"},
+		},
+		{
+			name: "db-main",
+			inv:  Target{ProxyJump: "none"},
+			want: Target{Name: "db-main", Address: "db-main.internal", Port: 22, User: "fallback",
+				KnownHostsFiles: defaultKH, StrictHostKeyChecking: "yes"},
+		},
+		{
+			name: "app.corp",
+			want: Target{Name: "app.corp", Address: "app.corp", Port: 22, User: "corp",
+				ProxyCommand: "nc -x proxy:1080 app.corp 22", KnownHostsFiles: defaultKH, StrictHostKeyChecking: "yes"},
+		},
+		{
+			name: "skip.corp", // negated pattern
+			want: Target{Name: "skip.corp", Address: "skip.corp", Port: 22, User: "fallback",
+				KnownHostsFiles: defaultKH, StrictHostKeyChecking: "yes"},
+		},
+		{
+			name: "app.corp",
+			inv:  Target{ProxyJump: "gw"}, // the inventory's jump replaces ssh_config's ProxyCommand
+			want: Target{Name: "app.corp", Address: "app.corp", Port: 22, User: "corp",
+				ProxyJump: "gw", KnownHostsFiles: defaultKH, StrictHostKeyChecking: "yes"},
+		},
+		{
+			name: "legacy",
+			want: Target{Name: "legacy", Address: "legacy", Port: 22, User: "fallback",
+				IdentityAgent: "none", StrictHostKeyChecking: "no"},
+		},
+		{name: "bad-timeout", wantErr: `ConnectTimeout "soon"`},
+		{name: "bad-strict", wantErr: `StrictHostKeyChecking "maybe"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ResolveTarget(tt.name, tt.inv, cfg)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v; want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got  %#v\nwant %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestResolveTargetDefaults(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	got, err := ResolveTarget("h", Target{}, "none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Target{Name: "h", Address: "h", Port: 22, User: localUser(), StrictHostKeyChecking: "yes",
+		KnownHostsFiles: []string{filepath.Join(home, ".ssh", "known_hosts"), "/etc/ssh/ssh_known_hosts"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %#v\nwant %#v", got, want)
+	}
+	if _, err := ResolveTarget("h", Target{}, filepath.Join(home, "missing")); err == nil {
+		t.Error("a missing -F file must be an error")
+	}
+}
+
+func TestTargetHidesPassword(t *testing.T) {
+	tg := Target{Name: "h", BecomePassword: "hunter2"}
+	for _, s := range []string{tg.String(), tg.GoString()} {
+		if strings.Contains(s, "hunter2") {
+			t.Errorf("%q shows the password", s)
+		}
+	}
+}
+
+func TestParseJumps(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []Target
+		wantErr bool
+	}{
+		{in: "bastion", want: []Target{{Name: "bastion"}}},
+		{in: "admin@bastion:2200, jump2", want: []Target{{Name: "bastion", User: "admin", Port: 2200}, {Name: "jump2"}}},
+		{in: "ssh://u@[::1]:22", want: []Target{{Name: "::1", User: "u", Port: 22}}},
+		{in: "a,,b", wantErr: true},
+		{in: "a:99999", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := parseJumps(tt.in)
+		if (err != nil) != tt.wantErr || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parseJumps(%q) = %v, %v; want %v (err %v)", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

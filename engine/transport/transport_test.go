@@ -1,0 +1,325 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+func dial(t *testing.T, d *Dialer, tg Target) *Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.Dial(ctx, tg)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestRunBasics(t *testing.T) {
+	srv := startTestServer(t)
+	c := dial(t, &Dialer{}, srv.Target(t))
+	tests := []struct {
+		cmd, stdin, stdout, stderr string
+		code                       int
+	}{
+		{cmd: "echo hello", stdout: "hello\n"},
+		{cmd: "cat", stdin: "piped\n", stdout: "piped\n"},
+		{cmd: "echo oops >&2; exit 3", stderr: "oops\n", code: 3},
+		{cmd: "kill -9 $$", code: 128 + 9},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cmd, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code, err := c.Run(context.Background(), tt.cmd, strings.NewReader(tt.stdin), &out, &errb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code || out.String() != tt.stdout || errb.String() != tt.stderr {
+				t.Errorf("got code %d stdout %q stderr %q; want %d %q %q", code, out.String(), errb.String(), tt.code, tt.stdout, tt.stderr)
+			}
+		})
+	}
+}
+
+func TestHostKey(t *testing.T) {
+	srv := startTestServer(t)
+	other, _ := newKey(t)
+	hostPort := "[127.0.0.1]:" + strconv.Itoa(srv.Port)
+	entry := func(hosts string, k ssh.PublicKey) string {
+		return hosts + " " + string(ssh.MarshalAuthorizedKey(k))
+	}
+	fp := ssh.FingerprintSHA256(srv.HostKey.PublicKey())
+	tests := []struct {
+		name       string
+		knownHosts string // "" : no file
+		strict     string
+		wantErr    []string // substrings; nil: success
+	}{
+		{name: "known", knownHosts: entry(hostPort, srv.HostKey.PublicKey()), strict: "yes"},
+		{name: "hashed entry", knownHosts: entry(knownhosts.HashHostname(hostPort), srv.HostKey.PublicKey()), strict: "yes"},
+		{name: "mismatch", knownHosts: "# comment\n" + entry(hostPort, other.PublicKey()), strict: "yes",
+			wantErr: []string{"CHANGED", fp, "known_hosts:2", ssh.FingerprintSHA256(other.PublicKey()), "ssh-keygen -R"}},
+		{name: "mismatch not fixed by accept-new", knownHosts: entry(hostPort, other.PublicKey()), strict: "accept-new",
+			wantErr: []string{"CHANGED", fp}},
+		{name: "unknown", knownHosts: entry("[127.0.0.1]:1", srv.HostKey.PublicKey()), strict: "yes",
+			wantErr: []string{"unknown host key", fp, "ssh-keyscan -p " + strconv.Itoa(srv.Port) + " 127.0.0.1 >>", "accept-new"}},
+		{name: "unknown, no file", strict: "yes", wantErr: []string{"unknown host key", fp}},
+		{name: "revoked", knownHosts: "@revoked * " + string(ssh.MarshalAuthorizedKey(srv.HostKey.PublicKey())), strict: "yes",
+			wantErr: []string{"revoked", fp}},
+		{name: "no checking when asked", knownHosts: entry(hostPort, other.PublicKey()), strict: "no"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg := srv.Target(t)
+			tg.KnownHostsFiles = []string{filepath.Join(t.TempDir(), "known_hosts")}
+			if tt.knownHosts != "" {
+				if err := os.WriteFile(tg.KnownHostsFiles[0], []byte(tt.knownHosts), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tg.StrictHostKeyChecking = tt.strict
+			c, err := (&Dialer{}).Dial(context.Background(), tg)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("dial: %v", err)
+				}
+				c.Close()
+				return
+			}
+			if err == nil {
+				c.Close()
+				t.Fatal("dial succeeded; want refusal")
+			}
+			if !IsUnreachable(err) {
+				t.Errorf("IsUnreachable(%v) = false", err)
+			}
+			var hk *HostKeyError
+			if !errors.As(err, &hk) {
+				t.Errorf("error %T is not a *HostKeyError", err)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestAcceptNew(t *testing.T) {
+	srv := startTestServer(t)
+	tg := srv.Target(t)
+	kh := filepath.Join(t.TempDir(), "sub", "known_hosts")
+	tg.KnownHostsFiles = []string{kh}
+	tg.StrictHostKeyChecking = "accept-new"
+	c := dial(t, &Dialer{}, tg)
+	c.Close()
+	b, err := os.ReadFile(kh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[127.0.0.1]:" + strconv.Itoa(srv.Port) + " ssh-ed25519 "; !strings.HasPrefix(string(b), want) || strings.Count(string(b), "\n") != 1 {
+		t.Fatalf("known_hosts = %q; want one line starting %q", b, want)
+	}
+	// Now it is known: strict checking passes, and accept-new adds nothing.
+	for _, mode := range []string{"yes", "accept-new"} {
+		tg.StrictHostKeyChecking = mode
+		dial(t, &Dialer{}, tg).Close()
+	}
+	if b2, _ := os.ReadFile(kh); !bytes.Equal(b, b2) {
+		t.Errorf("known_hosts changed on a known host: %q", b2)
+	}
+}
+
+func TestAuthFailure(t *testing.T) {
+	srv := startTestServer(t)
+	dir := t.TempDir()
+	_, wrongPEM := newKey(t)
+	wrong := filepath.Join(dir, "wrong")
+	if err := os.WriteFile(wrong, wrongPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// An encrypted key: the error must say so and name the file.
+	enc := filepath.Join(dir, "encrypted")
+	{
+		priv, err := ssh.ParseRawPrivateKey(wrongPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("secret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(enc, pem.EncodeToMemory(blk), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name    string
+		user    string
+		key     string
+		wantErr []string
+	}{
+		{name: "wrong key", user: "tester", key: wrong, wantErr: []string{`"tester"`, "test (127.0.0.1:", "key " + wrong}},
+		{name: "wrong user", user: "nobody", key: srv.ClientKeyFile, wantErr: []string{`"nobody"`, "key " + srv.ClientKeyFile}},
+		{name: "encrypted key", user: "tester", key: enc, wantErr: []string{enc + " is encrypted", "ssh-add " + enc}},
+		{name: "missing key", user: "tester", key: filepath.Join(dir, "nope"), wantErr: []string{"identity file " + filepath.Join(dir, "nope"), "no such file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg := srv.Target(t)
+			tg.User, tg.IdentityFile = tt.user, tt.key
+			_, err := (&Dialer{Agent: true}).Dial(context.Background(), tg)
+			if err == nil {
+				t.Fatal("dial succeeded")
+			}
+			var ae *AuthError
+			if !errors.As(err, &ae) || !IsUnreachable(err) {
+				t.Errorf("error %v: want an unreachable *AuthError", err)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDialUnreachable(t *testing.T) {
+	// A port nobody listens on: connection refused, quickly.
+	srv := startTestServer(t)
+	tg := srv.Target(t)
+	srv.Close()
+	start := time.Now()
+	_, err := (&Dialer{}).Dial(context.Background(), tg)
+	if err == nil || !IsUnreachable(err) {
+		t.Fatalf("err = %v; want unreachable", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %s", d)
+	}
+}
+
+func TestConnectTimeout(t *testing.T) {
+	// A listener that accepts and never speaks: the handshake must time out.
+	srv := startTestServer(t)
+	srv.freeze.Store(true)
+	tg := srv.Target(t)
+	tg.ConnectTimeout = 300 * time.Millisecond
+	start := time.Now()
+	_, err := (&Dialer{}).Dial(context.Background(), tg)
+	if err == nil || !IsUnreachable(err) {
+		t.Fatalf("err = %v; want unreachable", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("timeout took %s", d)
+	}
+}
+
+func TestKeepaliveClosesDeadConnection(t *testing.T) {
+	srv := startTestServer(t)
+	c := dial(t, &Dialer{Keepalive: 50 * time.Millisecond, KeepaliveCountMax: 2}, srv.Target(t))
+	if code, err := c.Run(context.Background(), "true", nil, nil, nil); err != nil || code != 0 {
+		t.Fatalf("run: %d %v", code, err)
+	}
+	srv.freeze.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		if !IsUnreachable(err) || !strings.Contains(err.Error(), "keepalive") {
+			t.Errorf("Wait = %v; want an unreachable keepalive error", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("dead connection not closed by keepalives")
+	}
+	if _, err := c.Run(context.Background(), "true", nil, nil, nil); !IsUnreachable(err) {
+		t.Errorf("run on a dead connection: %v; want unreachable", err)
+	}
+}
+
+func TestRunCancelKillsSession(t *testing.T) {
+	srv := startTestServer(t)
+	c := dial(t, &Dialer{}, srv.Target(t))
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	code, err := c.Run(ctx, "echo $$ > "+pidFile+"; exec sleep 30", nil, nil, nil)
+	if !errors.Is(err, context.DeadlineExceeded) || code != -1 {
+		t.Fatalf("Run = %d, %v; want -1, deadline exceeded", code, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("cancel took %s", d)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	deadline := time.Now().Add(2 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("remote process %d still runs after cancel", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The connection is still usable.
+	if code, err := c.Run(context.Background(), "true", nil, nil, nil); err != nil || code != 0 {
+		t.Errorf("run after cancel: %d %v", code, err)
+	}
+}
+
+func TestStartSession(t *testing.T) {
+	srv := startTestServer(t)
+	c := dial(t, &Dialer{}, srv.Target(t))
+	s, err := c.Start(context.Background(), "while read l; do echo got $l; done")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	go func() {
+		for i := range 3 {
+			_, _ = s.Stdin.Write([]byte(strconv.Itoa(i) + "\n"))
+		}
+		s.Stdin.Close()
+	}()
+	var out bytes.Buffer
+	if _, err := out.ReadFrom(s.Stdout); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := s.Wait(); err != nil || code != 0 {
+		t.Fatalf("wait: %d %v", code, err)
+	}
+	if out.String() != "got 0\ngot 1\ngot 2\n" {
+		t.Errorf("stdout %q", out.String())
+	}
+}
+
+func TestUploadInProcess(t *testing.T) {
+	// The in-process server has no SFTP subsystem: Upload must fail with
+	// an error naming the host, not hang.
+	srv := startTestServer(t)
+	c := dial(t, &Dialer{}, srv.Target(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := c.Upload(ctx, strings.NewReader("x"), "/tmp/x", 0o644)
+	if err == nil || !strings.Contains(err.Error(), "sftp") {
+		t.Errorf("Upload = %v; want an sftp error", err)
+	}
+}
