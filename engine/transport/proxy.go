@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -34,6 +35,11 @@ func startProxyCommand(command string) (net.Conn, error) {
 	cmd.Stdin, cmd.Stdout = inR, outW
 	tail := &tailBuffer{max: 2048}
 	cmd.Stderr = tail
+	// Its own process group, so Close can end the children a shell
+	// command line may have started; and a bounded Wait even if one of
+	// them keeps stderr open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
 		inR.Close()
 		inW.Close()
@@ -64,7 +70,7 @@ func (p *proxyConn) Close() error {
 		select {
 		case <-done:
 		case <-time.After(time.Second):
-			_ = p.cmd.Process.Kill()
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
 	})
@@ -94,7 +100,7 @@ func (p *proxyConn) stderrTail() string {
 type proxyAddr struct{}
 
 func (proxyAddr) Network() string { return "proxycommand" }
-func (proxyAddr) String() string  { return "proxycommand" }
+func (proxyAddr) String() string  { return "proxycommand:0" } // host:port, as knownhosts parses it
 
 // tailBuffer keeps the last max bytes written to it.
 type tailBuffer struct {

@@ -323,3 +323,42 @@ func TestUploadInProcess(t *testing.T) {
 		t.Errorf("Upload = %v; want an sftp error", err)
 	}
 }
+
+func TestProxyCommand(t *testing.T) {
+	srv := startTestServer(t)
+	tests := []struct {
+		name    string
+		command string
+		wantErr string
+	}{
+		{name: "ok", command: proxyCommand(t, "127.0.0.1:"+strconv.Itoa(srv.Port))},
+		{name: "fails", command: "echo no route to nowhere >&2; exit 1", wantErr: "no route to nowhere"},
+		{name: "hangs", command: "exec sleep 30", wantErr: "deadline exceeded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg := srv.Target(t)
+			tg.ProxyCommand = tt.command
+			tg.ConnectTimeout = 500 * time.Millisecond
+			start := time.Now()
+			c, err := (&Dialer{}).Dial(context.Background(), tg)
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("Dial took %s", d)
+			}
+			if tt.wantErr != "" {
+				if err == nil || !IsUnreachable(err) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v; want unreachable, %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var out bytes.Buffer
+			if code, err := c.Run(context.Background(), "echo via proxy", nil, &out, nil); err != nil || code != 0 || out.String() != "via proxy\n" {
+				t.Errorf("Run = %d %v %q", code, err, out.String())
+			}
+		})
+	}
+}
