@@ -38,9 +38,12 @@ type Dialer struct {
 	// BecomePromptTimeout bounds the wait for sudo's prompt or the command's
 	// start. 0: 10 s.
 	BecomePromptTimeout time.Duration
-	// NoWarmup skips the request that is sent right after authentication to
-	// avoid the server's delayed first session (for benchmarks).
-	NoWarmup bool
+	// NetDial opens the TCP connection of a direct (first) hop; nil:
+	// net.Dialer.
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// NoQuickAck turns off the TCP_QUICKACK workaround for OpenSSH's slow
+	// first session (see quickack.go); for benchmarks.
+	NoQuickAck bool
 }
 
 // Conn is one authenticated SSH connection to a target. Its methods are
@@ -53,7 +56,8 @@ type Conn struct {
 
 	mu      sync.Mutex
 	sftp    *sftp.Client
-	lostErr error // set when keepalives declared the connection dead
+	qa      *quickAckConn // until the first command starts
+	lostErr error         // set when keepalives declared the connection dead
 	closed  bool
 	done    chan struct{}
 }
@@ -97,7 +101,7 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 			if i > 0 {
 				ht.ProxyCommand = ""
 			}
-			c, err := d.dialOne(ctx, ht, via)
+			c, _, err := d.dialOne(ctx, ht, via)
 			if err != nil {
 				closeJumps()
 				return nil, unreachable(name, "proxy", fmt.Errorf("jump host %s: %w", h.Name, err))
@@ -107,15 +111,13 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 		}
 		t.ProxyCommand = ""
 	}
-	c, err := d.dialOne(ctx, t, via)
+	c, nc, err := d.dialOne(ctx, t, via)
 	if err != nil {
 		closeJumps()
 		return nil, err
 	}
 	conn := &Conn{Target: t, client: c, jumps: jumps, d: d, done: make(chan struct{})}
-	if !d.NoWarmup {
-		conn.warmup()
-	}
+	conn.qa, _ = nc.(*quickAckConn)
 	if d.Keepalive > 0 {
 		go conn.keepalive(d.Keepalive, d.KeepaliveCountMax)
 	}
@@ -163,7 +165,7 @@ func parseJumps(s string) ([]Target, error) {
 // dialOne connects to one hop: over via if set, else through t's
 // ProxyCommand or TCP. The whole of it (dial, handshake, auth) is bounded by
 // ctx and the connect timeout.
-func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (*ssh.Client, error) {
+func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (*ssh.Client, net.Conn, error) {
 	name := t.Name
 	if name == "" {
 		name = t.address()
@@ -174,7 +176,7 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (*ssh.C
 
 	hostKeyCB, algos, err := hostKeyCheck(t)
 	if err != nil {
-		return nil, unreachable(name, "host key", err)
+		return nil, nil, unreachable(name, "host key", err)
 	}
 	var hkErr error
 	cfg := &ssh.ClientConfig{
@@ -196,12 +198,17 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (*ssh.C
 		nc, err = via.DialContext(ctx, "tcp", addr)
 	case t.ProxyCommand != "":
 		nc, err = startProxyCommand(t.ProxyCommand)
+	case d.NetDial != nil:
+		nc, err = d.NetDial(ctx, "tcp", addr)
 	default:
 		var nd net.Dialer
 		nc, err = nd.DialContext(ctx, "tcp", addr)
 	}
+	if err == nil && !d.NoQuickAck && via == nil {
+		nc = withQuickAck(nc)
+	}
 	if err != nil {
-		return nil, unreachable(name, "dial", fmt.Errorf("%s: %w", addr, err))
+		return nil, nil, unreachable(name, "dial", fmt.Errorf("%s: %w", addr, err))
 	}
 	// The handshake honours ctx: a deadline for the timeout, and a close on
 	// cancel.
@@ -215,31 +222,23 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (*ssh.C
 			sc.Close()
 		}
 		nc.Close()
-		return nil, unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, context.Cause(ctx)))
+		return nil, nil, unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, context.Cause(ctx)))
 	}
 	if err != nil {
 		nc.Close()
 		switch {
 		case hkErr != nil:
-			return nil, unreachable(name, "host key", hkErr)
+			return nil, nil, unreachable(name, "host key", hkErr)
 		case strings.Contains(err.Error(), "unable to authenticate"):
-			return nil, unreachable(name, "auth", &AuthError{User: t.User, Host: fmt.Sprintf("%s (%s)", name, addr), Tried: cr.tried, Notes: cr.notes})
+			return nil, nil, unreachable(name, "auth", &AuthError{User: t.User, Host: fmt.Sprintf("%s (%s)", name, addr), Tried: cr.tried, Notes: cr.notes})
 		case isProxyConn(nc):
-			return nil, unreachable(name, "handshake", fmt.Errorf("%s: %w%s", addr, err, nc.(*proxyConn).stderrTail()))
+			return nil, nil, unreachable(name, "handshake", fmt.Errorf("%s: %w%s", addr, err, nc.(*proxyConn).stderrTail()))
 		default:
-			return nil, unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, err))
+			return nil, nil, unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, err))
 		}
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return ssh.NewClient(sc, chans, reqs), nil
-}
-
-// warmup sends one global request and waits for the reply before the
-// first session is opened. See bench_test.go: against OpenSSH the first
-// session right after authentication is otherwise served tens of
-// milliseconds late.
-func (c *Conn) warmup() {
-	_, _, _ = c.client.SendRequest("keepalive@openssh.com", true, nil)
+	return ssh.NewClient(sc, chans, reqs), nc, nil
 }
 
 // keepalive sends keepalive@openssh.com every interval and closes the
@@ -349,4 +348,12 @@ func (c *Conn) connErr(err error) error {
 		return unreachable(c.Target.Name, "connection", err)
 	}
 	return err
+}
+
+// started notes that a command started: sshd has set TCP_NODELAY, so the
+// quick acknowledgements can stop.
+func (c *Conn) started() {
+	if c.qa != nil {
+		c.qa.setupDone()
+	}
 }

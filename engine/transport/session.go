@@ -29,6 +29,7 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	if err := s.Start(cmd); err != nil {
 		return -1, c.connErr(fmt.Errorf("start command on %s: %w", c.Target.Name, err))
 	}
+	c.started()
 	done := make(chan error, 1)
 	go func() { done <- s.Wait() }()
 	select {
@@ -164,6 +165,7 @@ func (c *Conn) StartAs(ctx context.Context, b Become, cmd string) (*Session, err
 		s.Close()
 		return nil, c.connErr(fmt.Errorf("start command on %s: %w", c.Target.Name, err))
 	}
+	c.started()
 	ss.stop = context.AfterFunc(ctx, func() { kill(s) })
 	if bc != nil {
 		timeout := b.PromptTimeout
