@@ -112,6 +112,10 @@ type Task struct {
 	When    hcl.Expression // nil: always
 	ForEach hcl.Expression // nil: once
 	Until   hcl.Expression // nil: no retry condition
+	// ChangedWhen and FailedWhen override the module's verdict, evaluated with self set to
+	// the result (changed_when = false for read-only probes).
+	ChangedWhen hcl.Expression
+	FailedWhen  hcl.Expression
 
 	DependsOn  []Ref
 	Notify     []Ref

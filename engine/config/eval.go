@@ -116,6 +116,24 @@ func (t *Task) UntilTrue(ctx *hcl.EvalContext) (bool, hcl.Diagnostics) {
 	return evalBool(t.Until, ctx, "until")
 }
 
+// Verdict applies changed_when and failed_when to a result; ctx must have self set. It
+// returns whether each expression exists and its value.
+func (t *Task) Verdict(ctx *hcl.EvalContext) (changed, hasChanged, failed, hasFailed bool, diags hcl.Diagnostics) {
+	if t.ChangedWhen != nil {
+		hasChanged = true
+		var d hcl.Diagnostics
+		changed, d = evalBool(t.ChangedWhen, ctx, "changed_when")
+		diags = append(diags, d...)
+	}
+	if t.FailedWhen != nil {
+		hasFailed = true
+		var d hcl.Diagnostics
+		failed, d = evalBool(t.FailedWhen, ctx, "failed_when")
+		diags = append(diags, d...)
+	}
+	return
+}
+
 func evalBool(expr hcl.Expression, ctx *hcl.EvalContext, name string) (bool, hcl.Diagnostics) {
 	v, diags := expr.Value(ctx)
 	if diags.HasErrors() {

@@ -44,6 +44,8 @@ var taskMeta = []hcl.AttributeSchema{
 	{Name: "retries"},
 	{Name: "delay"},
 	{Name: "until"},
+	{Name: "changed_when"},
+	{Name: "failed_when"},
 	{Name: "on_failure"},
 	{Name: "check_mode"},
 	{Name: "sensitive"},
@@ -338,6 +340,12 @@ func (d *decoder) task(p *Play, b *hcl.Block, ctx *hcl.EvalContext) *Task {
 	}
 	if a, ok := attrs["until"]; ok {
 		t.Until = a.Expr
+	}
+	if a, ok := attrs["changed_when"]; ok {
+		t.ChangedWhen = a.Expr
+	}
+	if a, ok := attrs["failed_when"]; ok {
+		t.FailedWhen = a.Expr
 	}
 	if a, ok := attrs["depends_on"]; ok {
 		if t.IsHandler {

@@ -28,7 +28,7 @@ var rootDocs = map[string]string{
 	"facts": "the facts gathered from the current host",
 	"task":  "the results of earlier tasks (task[\"name\"])",
 	"each":  "the current for_each element (each.key, each.value)",
-	"self":  "the result of this task's current attempt",
+	"self":  "the result of this task's current attempt (in until, changed_when and failed_when)",
 }
 
 // scope says which roots an expression may use.
@@ -273,10 +273,12 @@ func (d *decoder) checkPlay(p *Play) {
 				return ""
 			})
 		}
-		if t.Until != nil {
-			us := sc
-			us.self, us.where = true, "until"
-			d.checkRefs(t.Until, us)
+		for name, e := range map[string]hcl.Expression{"until": t.Until, "changed_when": t.ChangedWhen, "failed_when": t.FailedWhen} {
+			if e != nil {
+				us := sc
+				us.self, us.where = true, name
+				d.checkRefs(e, us)
+			}
 		}
 		if t.Body == nil {
 			return

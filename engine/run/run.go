@@ -503,6 +503,32 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope) Res
 		res.Redact(secrets)
 	}
 	r = fromModule(r, res, err)
+	if (t.ChangedWhen != nil || t.FailedWhen != nil) && ctx.Err() == nil {
+		vctx := rb.EvalContext(config.Scope{Host: s.Host, Groups: s.Groups, Vars: s.Vars, Tasks: s.Tasks, Each: s.Each, Self: resultValue(r)})
+		changed, hasChanged, failed, hasFailed, vdiags := t.Verdict(vctx)
+		switch {
+		case vdiags.HasErrors():
+			r.Status, r.Msg = Failed, diagText(vdiags)
+		case hasFailed && failed:
+			r.Status = Failed
+			if r.Msg == "" {
+				r.Msg = "failed_when is true"
+			}
+		case hasFailed && !failed && r.Status == Failed:
+			r.Status = OK
+		}
+		if hasChanged && r.Status != Failed {
+			switch {
+			case !changed && (r.Status == Changed || r.Status == Drift):
+				r.Status = OK
+			case changed && r.Status == OK:
+				r.Status = Changed
+				if !apply {
+					r.Status = Drift
+				}
+			}
+		}
+	}
 	r.Duration = time.Since(start)
 	if t.Sensitive {
 		r.Diff, r.Msg = nil, modules.Redacted

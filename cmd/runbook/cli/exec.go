@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -27,6 +28,14 @@ type runFlags struct {
 	check    bool
 	diff     bool
 	forks    int
+
+	quiet          bool
+	list           bool
+	sshConfig      string
+	askBecomePass  bool
+	connectTimeout time.Duration
+	keepalive      time.Duration
+	hostTimeout    time.Duration
 }
 
 func (f *runFlags) add(cmd *cobra.Command, withVars bool) {
@@ -35,6 +44,13 @@ func (f *runFlags) add(cmd *cobra.Command, withVars bool) {
 	fl.StringVarP(&f.limit, "limit", "l", "", "further limit the hosts with a pattern (e.g. 'kvm*:!kvm03')")
 	fl.BoolVar(&f.diff, "diff", false, "show before/after differences of what changes (or would change)")
 	fl.IntVarP(&f.forks, "forks", "f", 50, "how many hosts run at once")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "show only changed, drifting and failed results")
+	fl.BoolVar(&f.list, "list", false, "print the hosts and tasks that would run, and connect to nothing")
+	fl.StringVarP(&f.sshConfig, "ssh-config", "F", "", "OpenSSH client config file (default ~/.ssh/config and /etc/ssh/ssh_config)")
+	fl.BoolVarP(&f.askBecomePass, "ask-become-pass", "K", false, "ask once for the sudo password (read from standard input without a terminal)")
+	fl.DurationVar(&f.connectTimeout, "connect-timeout", 0, "bound on connecting to one host (default 30s, or ssh_config's ConnectTimeout)")
+	fl.DurationVar(&f.keepalive, "keepalive", 15*time.Second, "interval of SSH keepalives; a host that misses 3 is unreachable")
+	fl.DurationVar(&f.hostTimeout, "host-timeout", 0, "bound on everything one host does in one play (0: none)")
 	if withVars {
 		f.vars.add(cmd)
 		fl.StringSliceVarP(&f.tags, "tags", "t", nil, "run only tasks with one of these tags")

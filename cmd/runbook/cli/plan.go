@@ -4,12 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-
+	"strings"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/runbook/runbook/engine/config"
-	"github.com/runbook/runbook/engine/diag"
 	"github.com/runbook/runbook/engine/plan"
 	"github.com/runbook/runbook/inventory"
 )
@@ -39,24 +38,38 @@ func (a *app) plan(cmd *cobra.Command, rb *config.Runbook, f *runFlags, warnings
 	if a.report(rb.Files, diags) {
 		return fail(ExitInvalid)
 	}
-	hosts := map[string]bool{}
-	tasks := 0
-	for _, p := range pl.Plays {
-		for _, h := range p.Hosts {
-			hosts[h.Name] = true
-		}
-		tasks += len(p.Tasks) * len(p.Hosts)
+	if f.list {
+		return a.listPlan(pl)
 	}
+	return a.execute(cmd, rb, pl, f)
+}
+
+// listPlan prints what a run would do without connecting anywhere.
+func (a *app) listPlan(pl *plan.Plan) error {
 	if a.output == "json" {
-		_ = json.NewEncoder(a.stdout).Encode(map[string]any{"type": "plan", "hosts": len(hosts), "task_runs": tasks, "check": f.check})
-	} else {
+		var plays []map[string]any
 		for _, p := range pl.Plays {
-			fmt.Fprintf(a.stdout, "play %q: %s, %s\n", p.Play.Name, plural(len(p.Hosts), "host"), plural(len(p.Tasks), "task"))
+			var hosts, tasks []string
+			for _, h := range p.Hosts {
+				hosts = append(hosts, h.Name)
+			}
+			for _, t := range p.Tasks {
+				tasks = append(tasks, t.Name)
+			}
+			plays = append(plays, map[string]any{"play": p.Play.Name, "hosts": hosts, "tasks": tasks})
+		}
+		return json.NewEncoder(a.stdout).Encode(map[string]any{"type": "plan", "plays": plays})
+	}
+	for _, p := range pl.Plays {
+		fmt.Fprintf(a.stdout, "play %q: %s, %s\n", p.Play.Name, plural(len(p.Hosts), "host"), plural(len(p.Tasks), "task"))
+		names := make([]string, len(p.Hosts))
+		for i, h := range p.Hosts {
+			names[i] = h.Name
+		}
+		fmt.Fprintf(a.stdout, "  hosts: %s\n", strings.Join(names, " "))
+		for _, t := range p.Tasks {
+			fmt.Fprintf(a.stdout, "  task %q (%s)\n", t.Name, t.Module)
 		}
 	}
-	// The runbook, inventory and selection are valid; executing needs the SSH transport.
-	a.report(rb.Files, hcl.Diagnostics{diag.Errorf("No transport yet",
-		"The runbook and inventory are valid and %s would run on %s, but this build of runbook cannot connect to hosts yet: the SSH transport is not part of it.",
-		plural(tasks, "task run"), plural(len(hosts), "host"))})
-	return fail(ExitInvalid)
+	return nil
 }

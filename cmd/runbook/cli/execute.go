@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/diag"
+	"github.com/runbook/runbook/engine/plan"
+	"github.com/runbook/runbook/engine/remote"
+	"github.com/runbook/runbook/engine/run"
+	"github.com/runbook/runbook/engine/transport"
+	"github.com/runbook/runbook/engine/view"
+)
+
+// execute runs a plan against the hosts and shows the results.
+func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *runFlags) error {
+	conn := &remote.Connector{
+		SSHConfig: f.sshConfig,
+		Dialer:    &transport.Dialer{Agent: true, Keepalive: f.keepalive, ConnectTimeout: f.connectTimeout, SSHConfig: f.sshConfig},
+	}
+	if f.askBecomePass {
+		pw, err := a.readPassword("BECOME password: ")
+		if err != nil {
+			a.report(nil, hcl.Diagnostics{diag.Errorf("Cannot read the become password", "%s", err)})
+			return fail(ExitInvalid)
+		}
+		conn.BecomePassword = pw
+	}
+	var v view.View
+	switch a.output {
+	case "json":
+		v = &view.JSON{W: a.stdout}
+	case "junit":
+		v = &view.JUnit{W: a.stdout}
+	default:
+		v = &view.Human{W: a.stdout, Color: a.color(a.stdout), Quiet: f.quiet, Diff: f.diff}
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	eng := &run.Engine{Runbook: rb, Connector: conn, Observer: v,
+		Options: run.Options{Forks: f.forks, Check: f.check, HostTimeout: f.hostTimeout}}
+	recap := eng.Run(ctx, pl)
+	if err := v.Finish(recap); err != nil {
+		return err
+	}
+	if code := recap.ExitCode(); code != 0 {
+		return fail(code)
+	}
+	return nil
+}
+
+// readPassword asks on the terminal without echo; without a terminal it reads one line from
+// standard input, so scripts can pipe it. It never appears in argv.
+func (a *app) readPassword(prompt string) (string, error) {
+	if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(a.stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(a.stderr)
+		return string(b), err
+	}
+	if a.stdin == nil {
+		return "", fmt.Errorf("no terminal and no standard input to read it from")
+	}
+	line, err := bufio.NewReader(a.stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("read standard input: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/runbook/runbook/engine/helperbin"
+	"github.com/runbook/runbook/testenv"
+)
+
+// buildHelper compiles the static helper for this machine's architecture into a directory
+// that RUNBOOK_HELPER_DIR then names: tests do not depend on `make build`.
+func buildHelper(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	out := filepath.Join(dir, helperbin.Name("amd64"))
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "../runbook-helper")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build helper: %v\n%s", err, b)
+	}
+	return dir
+}
+
+// TestLabScripts runs the CLI end to end against real lab hosts (OpenSSH in namespaces):
+// exec, check and run, with unreachable hosts, host-key mismatches and failing tasks. It
+// needs root; testenv.Start skips without it (and fails under CI=true).
+func TestLabScripts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab tests are skipped in -short mode")
+	}
+	if err := testenv.CheckTier(testenv.TierNS); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and the lab cannot start: %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+	helpers := buildHelper(t)
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/lab",
+		// Every script gets a lab of its own (three ns-tier hosts start in about 0.1 s), so
+		// scripts that break hosts run in parallel with the others safely.
+		Setup: func(env *testscript.Env) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			lab, err := testenv.Up(ctx, testenv.Options{Tier: testenv.TierNS, Hosts: 3, Dir: filepath.Join(env.WorkDir, ".lab")})
+			if err != nil {
+				return err
+			}
+			env.Defer(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				if err := lab.Down(ctx); err != nil {
+					env.T().Log("lab down:", err)
+				}
+			})
+			env.Values["lab"] = lab
+			env.Setenv("NO_COLOR", "1")
+			env.Setenv("INV", lab.Inventory)
+			env.Setenv("LABDIR", lab.Dir)
+			env.Setenv("KNOWN_HOSTS", lab.KnownHosts)
+			env.Setenv(helperbin.EnvDir, helpers)
+			// A home of the script's own, so no ~/.ssh of the machine's takes part.
+			env.Setenv("HOME", env.WorkDir)
+			env.Setenv("SSH_AUTH_SOCK", "")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// lab break HOST stop|drop|slow / lab heal HOST / lab exec HOST CMD...
+			"lab": func(ts *testscript.TestScript, neg bool, args []string) {
+				lab := ts.Value("lab").(*testenv.Lab)
+				if len(args) < 2 {
+					ts.Fatalf("usage: lab break|heal|exec HOST ...")
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				var err error
+				switch args[0] {
+				case "break":
+					err = lab.Break(args[1], testenv.BreakMode(args[2]))
+				case "heal":
+					err = lab.Heal(args[1])
+				case "exec":
+					var out []byte
+					out, err = lab.Exec(ctx, args[1], args[2:]...)
+					ts.Stdout().Write(out)
+				default:
+					ts.Fatalf("unknown lab command %q", args[0])
+				}
+				if err != nil && !neg {
+					ts.Fatalf("lab %s: %v", strings.Join(args, " "), err)
+				}
+				if err == nil && neg {
+					ts.Fatalf("lab %s: unexpected success", strings.Join(args, " "))
+				}
+			},
+		},
+		RequireExplicitExec: true,
+	})
+}

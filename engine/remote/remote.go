@@ -1,0 +1,400 @@
+// Package remote connects the engine to hosts: one SSH connection per host, the helper
+// installed at a content-addressed path (pushed only when missing, verified by hash before it
+// runs), and one helper process per host for the whole run, driven over the protocol.
+package remote
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/helperbin"
+	"github.com/runbook/runbook/engine/protocol"
+	"github.com/runbook/runbook/engine/run"
+	"github.com/runbook/runbook/engine/transport"
+	"github.com/runbook/runbook/inventory"
+	"github.com/runbook/runbook/modules"
+)
+
+// Connector opens executors over SSH. It implements run.Connector.
+type Connector struct {
+	Dialer *transport.Dialer
+	// SSHConfig is the OpenSSH client config file (-F); "" reads the default files.
+	SSHConfig string
+	// BecomePassword is used for sudo when the inventory gives none for a host.
+	BecomePassword string
+	// Stats counts helper pushes, for reports and tests.
+	Stats Stats
+}
+
+// Stats counts what the connector did.
+type Stats struct {
+	mu     sync.Mutex
+	Pushed int // helpers uploaded
+	Reused int // helpers found in place
+}
+
+func (s *Stats) add(pushed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pushed {
+		s.Pushed++
+	} else {
+		s.Reused++
+	}
+}
+
+// Counts returns the pushed and reused counts.
+func (s *Stats) Counts() (pushed, reused int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Pushed, s.Reused
+}
+
+var _ run.Connector = (*Connector)(nil)
+
+// Target builds the SSH target of an inventory host: the inventory's connection values,
+// the OpenSSH options given in ansible_ssh_common_args, then ssh_config for the rest.
+func (c *Connector) Target(h *inventory.Host, p *config.Play) (transport.Target, error) {
+	conn := h.Connection()
+	t := transport.Target{Name: h.Name, Address: conn.Address, Port: conn.Port, User: conn.User,
+		IdentityFile: conn.IdentityFile, ProxyJump: conn.ProxyJump}
+	if s, ok := h.Vars["ansible_ssh_common_args"].(string); ok {
+		if err := applySSHArgs(&t, s); err != nil {
+			return t, fmt.Errorf("%s: ansible_ssh_common_args: %w", h.Name, err)
+		}
+	}
+	if p != nil && p.Become {
+		t.BecomeMethod, t.BecomeUser = "sudo", p.BecomeUser
+		t.BecomePassword = c.BecomePassword
+		for _, k := range []string{"ansible_become_password", "ansible_become_pass"} {
+			if s, ok := h.Vars[k].(string); ok && s != "" {
+				t.BecomePassword = s
+			}
+		}
+	}
+	return transport.ResolveTarget(h.Name, t, c.SSHConfig)
+}
+
+// applySSHArgs reads the -o options (and -J, -p, -i) runbook understands from an OpenSSH
+// argument string.
+func applySSHArgs(t *transport.Target, s string) error {
+	args := strings.Fields(s)
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		val := func() (string, error) {
+			if len(a) > 2 {
+				return a[2:], nil
+			}
+			if i+1 >= len(args) {
+				return "", fmt.Errorf("%s needs a value", a)
+			}
+			i++
+			return args[i], nil
+		}
+		switch {
+		case strings.HasPrefix(a, "-o"):
+			v, err := val()
+			if err != nil {
+				return err
+			}
+			k, optVal, ok := strings.Cut(v, "=")
+			if !ok {
+				if i+1 >= len(args) {
+					return fmt.Errorf("-o %s needs a value", v)
+				}
+				i++
+				optVal = args[i]
+			}
+			switch strings.ToLower(k) {
+			case "userknownhostsfile":
+				t.KnownHostsFiles = append(t.KnownHostsFiles, strings.Fields(optVal)...)
+			case "stricthostkeychecking":
+				t.StrictHostKeyChecking = strings.ToLower(optVal)
+			case "proxyjump":
+				t.ProxyJump = optVal
+			case "proxycommand":
+				t.ProxyCommand = optVal
+			case "identitiesonly":
+				t.IdentitiesOnly = strings.EqualFold(optVal, "yes")
+			case "connecttimeout":
+				n, err := strconv.Atoi(optVal)
+				if err != nil {
+					return fmt.Errorf("ConnectTimeout %q is not a number of seconds", optVal)
+				}
+				t.ConnectTimeout = time.Duration(n) * time.Second
+			}
+		case strings.HasPrefix(a, "-J"):
+			v, err := val()
+			if err != nil {
+				return err
+			}
+			t.ProxyJump = v
+		}
+	}
+	return nil
+}
+
+// Connect dials the host, makes sure the helper is there and starts it.
+func (c *Connector) Connect(ctx context.Context, h *inventory.Host, p *config.Play) (run.Executor, error) {
+	t, err := c.Target(h, p)
+	if err != nil {
+		return nil, err
+	}
+	d := c.Dialer
+	if d == nil {
+		d = &transport.Dialer{Agent: true, Keepalive: 15 * time.Second}
+	}
+	conn, err := d.Dial(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	x, err := c.start(ctx, conn, t)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return x, nil
+}
+
+// probe is what the controller learns about a host before starting the helper.
+type probe struct {
+	arch string
+	uid  int
+	home string
+}
+
+func (c *Connector) probe(ctx context.Context, conn *transport.Conn) (probe, error) {
+	var out, errb bytes.Buffer
+	code, err := conn.Run(ctx, `uname -m; id -u; printf '%s\n' "$HOME"`, nil, &out, &errb)
+	if err != nil {
+		return probe{}, err
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if code != 0 || len(lines) < 2 {
+		return probe{}, fmt.Errorf("probe %s: exit %d: %s", conn.Target.Name, code, strings.TrimSpace(errb.String()))
+	}
+	arch, err := helperbin.Arch(strings.TrimSpace(lines[0]))
+	if err != nil {
+		return probe{}, fmt.Errorf("%s: %w", conn.Target.Name, err)
+	}
+	uid, err := strconv.Atoi(strings.TrimSpace(lines[1]))
+	if err != nil {
+		return probe{}, fmt.Errorf("probe %s: bad uid %q", conn.Target.Name, lines[1])
+	}
+	pr := probe{arch: arch, uid: uid}
+	if len(lines) > 2 {
+		pr.home = strings.TrimSpace(lines[2])
+	}
+	return pr, nil
+}
+
+// helperDirs lists where the helper may live on a host, best first: a system path for root,
+// the user's cache otherwise; the second choice is used when the first is on a noexec mount.
+func helperDirs(pr probe) []string {
+	home := pr.home
+	if home == "" || home == "/" {
+		home = "/tmp/runbook-" + strconv.Itoa(pr.uid)
+	}
+	if pr.uid == 0 {
+		return []string{"/var/lib/runbook/helper", home + "/.cache/runbook/helper"}
+	}
+	return []string{home + "/.cache/runbook/helper"}
+}
+
+// Exit codes of the start script, chosen to not clash with a shell's own (126, 127).
+const (
+	exitHelperMissing = 97
+)
+
+func startScript(path, sha string) string {
+	// The hash is checked right before exec, so a helper that was altered on the host since
+	// it was pushed never runs.
+	return fmt.Sprintf(`p=%s; s=$(sha256sum "$p" 2>/dev/null) || exit %d; [ "${s%%%% *}" = %s ] || exit %d; exec "$p"`,
+		shellQuote(path), exitHelperMissing, sha, exitHelperMissing)
+}
+
+func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport.Target) (*Executor, error) {
+	pr, err := c.probe(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	h, err := helperbin.Get(pr.arch)
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for _, dir := range helperDirs(pr) {
+		path := dir + "/" + h.SHA256
+		x, code, err := c.launch(ctx, conn, t, path, h.SHA256)
+		if err == nil {
+			c.Stats.add(false)
+			return x, nil
+		}
+		if code != exitHelperMissing {
+			return nil, err
+		}
+		if err := c.push(ctx, conn, h, dir, path); err != nil {
+			return nil, err
+		}
+		x, code, err = c.launch(ctx, conn, t, path, h.SHA256)
+		if err == nil {
+			c.Stats.add(true)
+			return x, nil
+		}
+		lastErr = err
+		if code != 126 {
+			return nil, err
+		}
+		lastErr = fmt.Errorf("%s: the helper at %s cannot be executed (is %s on a noexec mount?): %w", t.Name, path, dir, err)
+	}
+	return nil, lastErr
+}
+
+// push uploads the helper to a temporary name, verifies its hash on the host and renames it
+// into place, so a half-written helper never sits at the content-addressed path.
+func (c *Connector) push(ctx context.Context, conn *transport.Conn, h *helperbin.Helper, dir, path string) error {
+	var errb bytes.Buffer
+	if code, err := conn.Run(ctx, "mkdir -p -m 0755 "+shellQuote(dir), nil, nil, &errb); err != nil || code != 0 {
+		return fmt.Errorf("push helper to %s: mkdir %s: exit %d %v %s", conn.Target.Name, dir, code, err, strings.TrimSpace(errb.String()))
+	}
+	tmp := fmt.Sprintf("%s/.%s.%d.tmp", dir, h.SHA256[:16], time.Now().UnixNano())
+	if err := conn.Upload(ctx, bytes.NewReader(h.Data), tmp, 0o755); err != nil {
+		return fmt.Errorf("push helper to %s: %w", conn.Target.Name, err)
+	}
+	errb.Reset()
+	script := fmt.Sprintf(`t=%s; s=$(sha256sum "$t") && [ "${s%%%% *}" = %s ] && chmod 0755 "$t" && mv -f "$t" %s || { rm -f "$t"; echo "hash mismatch after upload" >&2; exit 1; }`,
+		shellQuote(tmp), h.SHA256, shellQuote(path))
+	if code, err := conn.Run(ctx, script, nil, nil, &errb); err != nil || code != 0 {
+		return fmt.Errorf("push helper to %s: verify %s: exit %d %v %s", conn.Target.Name, path, code, err, strings.TrimSpace(errb.String()))
+	}
+	return nil
+}
+
+// launch starts the helper and reads its hello. On failure it returns the start script's
+// exit code when the session ended with one.
+func (c *Connector) launch(ctx context.Context, conn *transport.Conn, t transport.Target, path, sha string) (*Executor, int, error) {
+	// The helper lives as long as the run, not as long as this call's context.
+	sess, err := conn.StartAs(context.WithoutCancel(ctx), t.Become(), startScript(path, sha))
+	if err != nil {
+		return nil, -1, err
+	}
+	stderr := &tailBuffer{max: 64 << 10}
+	go func() { _, _ = copyTo(stderr, sess.Stderr) }()
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	client, err := protocol.NewClient(hctx, sess.Stdout, sess.Stdin)
+	if err != nil {
+		sess.Stdin.Close()
+		code, _ := waitTimeout(sess, 5*time.Second)
+		msg := strings.TrimSpace(stderr.String())
+		if msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
+		return nil, code, fmt.Errorf("start helper on %s: %w", t.Name, err)
+	}
+	if hb := client.Hello().Build; hb != "" && hb != sha {
+		sess.Close()
+		return nil, -1, fmt.Errorf("start helper on %s: it reports build %s, but %s was started", t.Name, short(hb), short(sha))
+	}
+	return &Executor{conn: conn, sess: sess, client: client, stderr: stderr, host: t.Name}, 0, nil
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+func waitTimeout(s *transport.Session, d time.Duration) (int, error) {
+	type res struct {
+		code int
+		err  error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		code, err := s.Wait()
+		ch <- res{code, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.code, r.err
+	case <-time.After(d):
+		s.Close()
+		return -1, errors.New("helper did not exit")
+	}
+}
+
+// Executor drives one helper process. It implements run.Executor.
+type Executor struct {
+	host   string
+	conn   *transport.Conn
+	sess   *transport.Session
+	client *protocol.Client
+	stderr *tailBuffer
+	once   sync.Once
+}
+
+var _ run.Executor = (*Executor)(nil)
+
+// Run sends one check or apply request and waits for its response.
+func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply bool) (*modules.Result, error) {
+	op := "check"
+	if apply {
+		op = "apply"
+	}
+	req := &protocol.Request{Op: op, Module: module, Args: args}
+	if dl, ok := ctx.Deadline(); ok {
+		req.TimeoutMS = time.Until(dl).Milliseconds()
+	}
+	resp, err := x.client.Call(ctx, req)
+	if err != nil {
+		if x.conn.Err() != nil {
+			return nil, fmt.Errorf("connection to %s lost: %w", x.host, x.conn.Err())
+		}
+		if tail := strings.TrimSpace(x.stderr.String()); tail != "" && x.client.Err() != nil {
+			return nil, fmt.Errorf("%w (helper stderr: %s)", err, tail)
+		}
+		return nil, err
+	}
+	res := &modules.Result{Status: resp.Status, Msg: resp.Msg, Warnings: resp.Warnings, RebootRequired: resp.RebootRequired}
+	if resp.Diff != nil {
+		res.Diff = &modules.Diff{Before: resp.Diff.Before, After: resp.Diff.After, BeforeHeader: resp.Diff.BeforeHeader, AfterHeader: resp.Diff.AfterHeader}
+	}
+	if len(resp.Data) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(resp.Data))
+		dec.UseNumber()
+		var data map[string]any
+		if err := dec.Decode(&data); err == nil {
+			res.Data = data
+		}
+	}
+	if resp.Error != nil {
+		return res, &modules.Failure{Msg: resp.Error.Message, Stderr: resp.Error.Stderr}
+	}
+	return res, nil
+}
+
+// Close ends the helper (its stdin closes, it exits) and the connection.
+func (x *Executor) Close() error {
+	x.once.Do(func() {
+		x.sess.Stdin.Close()
+		_, _ = waitTimeout(x.sess, 5*time.Second)
+		x.conn.Close()
+	})
+	return nil
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
