@@ -8,12 +8,52 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
+
+// knownHostsCache keeps parsed known_hosts files between dials: a run over
+// thousands of hosts would otherwise parse the same files once per host.
+// An entry is reused only while every file's size and mtime are unchanged.
+var knownHostsCache = struct {
+	sync.Mutex
+	m map[string]cachedDB
+}{m: map[string]cachedDB{}}
+
+type cachedDB struct {
+	stamp string
+	cb    ssh.HostKeyCallback
+}
+
+// knownHostsDB returns a callback over the files that exist, nil if none.
+func knownHostsDB(paths []string) (ssh.HostKeyCallback, error) {
+	files := existing(paths)
+	if len(files) == 0 {
+		return nil, nil
+	}
+	key := strings.Join(files, "\x00")
+	var stamp strings.Builder
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			fmt.Fprintf(&stamp, "%d/%d;", st.Size(), st.ModTime().UnixNano())
+		}
+	}
+	knownHostsCache.Lock()
+	defer knownHostsCache.Unlock()
+	if e, ok := knownHostsCache.m[key]; ok && e.stamp == stamp.String() {
+		return e.cb, nil
+	}
+	cb, err := knownhosts.New(files...)
+	if err != nil {
+		return nil, fmt.Errorf("read known_hosts: %w", err)
+	}
+	knownHostsCache.m[key] = cachedDB{stamp: stamp.String(), cb: cb}
+	return cb, nil
+}
 
 // knownHostsMu serialises accept-new appends inside this process; flock
 // serialises them against other processes (ssh, another runbook).
@@ -32,13 +72,9 @@ func hostKeyCheck(t Target) (ssh.HostKeyCallback, []string, error) {
 		// StrictHostKeyChecking=no with a throwaway known_hosts would.
 		return func(string, net.Addr, ssh.PublicKey) error { return nil }, nil, nil
 	}
-	files := existing(t.KnownHostsFiles)
-	var cb ssh.HostKeyCallback
-	if len(files) > 0 {
-		cb, err = knownhosts.New(files...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read known_hosts: %w", err)
-		}
+	cb, err := knownHostsDB(t.KnownHostsFiles)
+	if err != nil {
+		return nil, nil, err
 	}
 	algos := knownAlgorithms(cb, t.hostPort())
 

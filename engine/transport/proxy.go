@@ -64,7 +64,8 @@ func (p *proxyConn) Close() error {
 	p.once.Do(func() {
 		p.w.Close()
 		p.r.Close()
-		// Give the command a moment to exit on EOF, then stop it.
+		// Like ssh: hang up the command, and kill it if that is not enough.
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGHUP)
 		done := make(chan struct{})
 		go func() { _ = p.cmd.Wait(); close(done) }()
 		select {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
@@ -361,4 +363,84 @@ func TestProxyCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestAgentAuth(t *testing.T) {
+	srv := startTestServer(t)
+	priv, err := ssh.ParseRawPrivateKey(mustRead(t, srv.ClientKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherPEM := newKey(t)
+	other, _ := ssh.ParseRawPrivateKey(otherPEM)
+	keyring := agent.NewKeyring()
+	for _, k := range []any{other, priv} {
+		if err := keyring.Add(agent.AddedKey{PrivateKey: k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = agent.ServeAgent(keyring, c); c.Close() }()
+		}
+	}()
+	// Only the agent: no key files (HOME has none).
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("SSH_AUTH_SOCK", "")
+	tests := []struct {
+		name    string
+		mod     func(*Target)
+		d       Dialer
+		wantErr string
+	}{
+		{name: "IdentityAgent", d: Dialer{Agent: true}, mod: func(tg *Target) { tg.IdentityAgent = sock }},
+		{name: "SSH_AUTH_SOCK", d: Dialer{Agent: true}, mod: func(tg *Target) { t.Setenv("SSH_AUTH_SOCK", sock) }},
+		{name: "agent off", d: Dialer{}, mod: func(tg *Target) { tg.IdentityAgent = sock }, wantErr: "no usable credentials"},
+		{name: "IdentitiesOnly picks the agent key matching the file", d: Dialer{Agent: true}, mod: func(tg *Target) {
+			tg.IdentityAgent = sock
+			tg.IdentityFile = srv.ClientKeyFile
+		}},
+		{name: "agent socket missing", d: Dialer{Agent: true}, mod: func(tg *Target) { tg.IdentityAgent = sock + ".gone" },
+			wantErr: "ssh-agent at " + sock + ".gone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg := srv.Target(t)
+			tg.IdentityFile, tg.IdentityAgent, tg.IdentitiesOnly = "", "", false
+			tt.mod(&tg)
+			if tg.IdentityFile != "" {
+				tg.IdentitiesOnly = true
+			}
+			c, err := tt.d.Dial(context.Background(), tg)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v; want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
