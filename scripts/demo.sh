@@ -38,11 +38,17 @@ ssh -F none -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=
 step "Validating $runbook against the lab inventory"
 bin/runbook validate "$runbook" -i "$labdir/inventory.hcl"
 
-step "runbook exec $runbook"
-# The SSH transport and the helper are the next capability to land; until then exec checks
-# everything and stops before connecting, with exit code 1.
-set +e
-bin/runbook exec "$runbook" -i "$labdir/inventory.hcl"
-code=$?
-set -e
-echo "(runbook exec exited $code)"
+step "First run: runbook exec $runbook (the helper is pushed to each host on first contact)"
+start=$(date +%s.%N)
+bin/runbook exec "$runbook" -i "$labdir/inventory.hcl" -q || echo "(exit code $?)"
+first=$(echo "$(date +%s.%N) - $start" | bc)
+
+step "Second run: nothing left to change"
+start=$(date +%s.%N)
+bin/runbook exec "$runbook" -i "$labdir/inventory.hcl" -q || echo "(exit code $?)"
+second=$(echo "$(date +%s.%N) - $start" | bc)
+
+step "Compliance check: runbook check $runbook (changes nothing; exit 4 would mean drift)"
+bin/runbook check "$runbook" -i "$labdir/inventory.hcl" -q || echo "(exit code $?)"
+
+printf '\nfirst run %.1fs, second run %.1fs\n' "$first" "$second"

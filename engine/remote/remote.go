@@ -228,6 +228,10 @@ func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport
 	if err != nil {
 		return nil, err
 	}
+	if pr.uid == 0 && (t.BecomeUser == "" || t.BecomeUser == "root") {
+		// Already root: sudo would add nothing but a dependency on sudo being installed.
+		t.BecomeMethod = ""
+	}
 	h, err := helperbin.Get(pr.arch)
 	if err != nil {
 		return nil, err

@@ -23,8 +23,9 @@ play "bigip-ve-hypervisors" {
 
   # Guide step 1: look at the iptables rules before anything changes them.
   task "list iptables rules" {
-    tags       = ["firewall", "checks"]
-    check_mode = false # read-only: also runs in check mode
+    tags         = ["firewall", "checks"]
+    check_mode   = false # read-only: also runs in check mode
+    changed_when = false
     command {
       argv     = ["sh", "-c", "command -v iptables >/dev/null || exit 0; iptables -L -n -v"]
       ok_codes = [0]
@@ -86,9 +87,22 @@ play "bigip-ve-hypervisors" {
     }
   }
 
+  # EL7/8 ship the legacy network service (network-scripts); hosts without it skip the
+  # next task, visibly.
+  task "legacy network unit" {
+    tags         = ["network"]
+    check_mode   = false
+    changed_when = false
+    failed_when  = false
+    command {
+      argv = ["systemctl", "cat", "network.service"]
+    }
+  }
+
   task "network service on" {
     tags       = ["network"]
-    depends_on = ["NetworkManager off"]
+    depends_on = ["NetworkManager off", "legacy network unit"]
+    when       = task["legacy network unit"].rc == 0
     shell {
       cmd    = "systemctl enable network && systemctl start network"
       unless = "systemctl is-enabled --quiet network && systemctl is-active --quiet network"
@@ -106,6 +120,16 @@ play "bigip-ve-hypervisors" {
 
   # The LACP bond (802.3ad, mode 4) over the data NICs, at MTU 9100, for the legacy
   # network service (ifcfg files).
+  task "network-scripts dir" {
+    tags = ["network", "bond"]
+    when = length(host.vars.data_nics) > 0
+    file {
+      path  = local.ifcfg_dir
+      state = "directory"
+      mode  = "0755"
+    }
+  }
+
   task "ifcfg bond" {
     tags   = ["network", "bond"]
     when   = length(host.vars.data_nics) > 0
@@ -191,24 +215,27 @@ play "bigip-ve-hypervisors" {
 
   # Guide step 6 (checks): drivers, bus info, PCIe link width of each data NIC.
   task "data NIC drivers" {
-    tags       = ["checks"]
-    for_each   = toset(host.vars.data_nics)
-    check_mode = false
-    command {
-      argv = ["readlink", "-f", "/sys/class/net/${each.value}/device/driver"]
+    tags         = ["checks"]
+    for_each     = toset(host.vars.data_nics)
+    check_mode   = false
+    changed_when = false
+    shell {
+      cmd = "if command -v ethtool >/dev/null; then ethtool -i ${each.value} | sed -n 's/^driver: //p'; else d=$(readlink /sys/class/net/${each.value}/device/driver); echo \"$${d##*/}\"; fi"
     }
   }
 
   task "data NIC PCIe width" {
-    tags       = ["checks"]
-    for_each   = toset(host.vars.data_nics)
-    check_mode = false
+    tags         = ["checks"]
+    for_each     = toset(host.vars.data_nics)
+    check_mode   = false
+    changed_when = false
     shell {
       cmd = "f=/sys/class/net/${each.value}/device/current_link_width; if [ -r $f ]; then cat $f; else echo none; fi"
     }
   }
 
   handler "restart network" {
+    when = task["legacy network unit"].rc == 0
     shell {
       cmd = "systemctl restart network"
     }
