@@ -59,7 +59,8 @@ type Conn struct {
 	qa      *quickAckConn // until the first command starts
 	lostErr error         // set when keepalives declared the connection dead
 	closed  bool
-	done    chan struct{}
+	done    chan struct{} // closed by Close
+	dead    chan struct{} // closed when the SSH connection has ended, for whatever reason
 }
 
 func (d *Dialer) connectTimeout(t Target) time.Duration {
@@ -116,8 +117,12 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 		closeJumps()
 		return nil, err
 	}
-	conn := &Conn{Target: t, client: c, jumps: jumps, d: d, done: make(chan struct{})}
+	conn := &Conn{Target: t, client: c, jumps: jumps, d: d, done: make(chan struct{}), dead: make(chan struct{})}
 	conn.qa, _ = nc.(*quickAckConn)
+	go func() {
+		_ = c.Wait()
+		close(conn.dead)
+	}()
 	if d.Keepalive > 0 {
 		go conn.keepalive(d.Keepalive, d.KeepaliveCountMax)
 	}
@@ -344,10 +349,32 @@ func (c *Conn) connErr(err error) error {
 	if lerr := c.Err(); lerr != nil {
 		return lerr
 	}
-	if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || c.isDead(0) {
 		return unreachable(c.Target.Name, "connection", err)
 	}
 	return err
+}
+
+// isDead reports whether the SSH connection has ended, waiting up to wait
+// for it: a channel can see the end of a broken connection a moment before
+// the connection itself reports it.
+func (c *Conn) isDead(wait time.Duration) bool {
+	select {
+	case <-c.dead:
+		return true
+	default:
+	}
+	if wait <= 0 {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-c.dead:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // started notes that a command started: sshd has set TCP_NODELAY, so the

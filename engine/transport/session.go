@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -103,6 +104,9 @@ func (c *Conn) exitStatus(err error) (int, error) {
 	if errors.As(err, &em) {
 		if lerr := c.Err(); lerr != nil {
 			return -1, lerr
+		}
+		if c.isDead(200 * time.Millisecond) {
+			return -1, unreachable(c.Target.Name, "connection", errors.New("connection lost while the command ran"))
 		}
 		return -1, fmt.Errorf("%s: the command ended without an exit status", c.Target.Name)
 	}

@@ -444,3 +444,19 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+func TestConnectionLostDuringRun(t *testing.T) {
+	srv := startTestServer(t)
+	c := dial(t, &Dialer{}, srv.Target(t))
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		srv.Close() // the server goes away mid-command
+	}()
+	code, err := c.Run(context.Background(), "sleep 5", nil, nil, nil)
+	if !IsUnreachable(err) || code != -1 {
+		t.Fatalf("Run = %d, %v; want -1 and an unreachable error", code, err)
+	}
+	if _, err := c.Run(context.Background(), "true", nil, nil, nil); !IsUnreachable(err) {
+		t.Errorf("Run afterwards: %v; want unreachable", err)
+	}
+}
