@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/diag"
 	"github.com/runbook/runbook/engine/plan"
 	"github.com/runbook/runbook/inventory"
 )
@@ -40,6 +41,16 @@ func (a *app) plan(cmd *cobra.Command, rb *config.Runbook, f *runFlags, warnings
 	}
 	if f.list {
 		return a.listPlan(pl)
+	}
+	total := 0
+	for _, p := range pl.Plays {
+		total += len(p.Hosts)
+	}
+	if total == 0 {
+		// A run (or a nightly check) that touches nothing must not look like a success.
+		a.report(rb.Files, hcl.Diagnostics{diag.Errorf("No hosts selected",
+			"No play selects any host of the inventory, so nothing would run. Check the hosts patterns and --limit (`runbook inventory -i INV --graph` shows the groups).")})
+		return fail(ExitInvalid)
 	}
 	return a.execute(cmd, rb, pl, f)
 }
