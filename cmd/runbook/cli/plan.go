@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
+	"strings"
 
 	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/engine/diag"
