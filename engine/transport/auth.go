@@ -101,7 +101,7 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 				}
 				cr.agent = conn
 				if n > 0 {
-					cr.tried = append(cr.tried, fmt.Sprintf("ssh-agent (%d keys)", n))
+					cr.tried = append(cr.tried, fmt.Sprintf("ssh-agent (%d %s)", n, map[bool]string{true: "key", false: "keys"}[n == 1]))
 				} else {
 					cr.notes = append(cr.notes, "ssh-agent has no usable keys")
 				}
