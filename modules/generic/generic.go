@@ -241,7 +241,17 @@ func (Line) Validate(args cty.Value) []modules.ArgError {
 	if !line.IsNull() && containsNewline(line.AsString()) {
 		errs = append(errs, modules.ArgError{Arg: "line", Msg: "line must be a single line; use copy or template for blocks of text."})
 	}
+	errs = append(errs, absolute(args, "path")...)
 	return errs
+}
+
+// absolute requires an absolute path: the helper's working directory is nothing a runbook
+// should depend on.
+func absolute(args cty.Value, name string) []modules.ArgError {
+	if v := args.GetAttr(name); !v.IsNull() && !isAbs(v.AsString()) {
+		return []modules.ArgError{{Arg: name, Msg: name + " must be an absolute path."}}
+	}
+	return nil
 }
 
 // Copy writes content to a file.
@@ -288,12 +298,13 @@ failing check leaves dest untouched.`,
 	}
 }
 
-// Validate checks that validate has its placeholder.
+// Validate checks that dest is absolute and that validate has its placeholder.
 func (Copy) Validate(args cty.Value) []modules.ArgError {
+	errs := absolute(args, "dest")
 	if v := args.GetAttr("validate"); !v.IsNull() && !containsPlaceholder(v.AsString()) {
-		return []modules.ArgError{{Arg: "validate", Msg: "The validate command must contain %s, where the new file's path goes."}}
+		errs = append(errs, modules.ArgError{Arg: "validate", Msg: "The validate command must contain %s, where the new file's path goes."})
 	}
-	return nil
+	return errs
 }
 
 // Template renders a template and writes the result to a file.
@@ -335,9 +346,9 @@ copy: atomically, only when it differs. src is relative to the runbook's directo
 	}
 }
 
-// Validate checks the vars object and the validate placeholder.
+// Validate checks dest, the vars object and the validate placeholder.
 func (Template) Validate(args cty.Value) []modules.ArgError {
-	var errs []modules.ArgError
+	errs := absolute(args, "dest")
 	if v := args.GetAttr("vars"); !v.IsNull() && !(v.Type().IsObjectType() || v.Type().IsMapType()) {
 		errs = append(errs, modules.ArgError{Arg: "vars", Msg: "vars must be an object, e.g. { name = host.name }."})
 	}
