@@ -96,7 +96,7 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 			ht, err := d.resolveJump(h)
 			if err != nil {
 				closeJumps()
-				return nil, unreachable(name, "proxy", fmt.Errorf("jump host %s: %w", h.Name, err))
+				return nil, &UnreachableError{Host: name, Op: "proxy", Err: fmt.Errorf("jump host %s: %w", h.Name, err)}
 			}
 			ht.ProxyJump = ""
 			if i > 0 {
@@ -105,7 +105,7 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 			c, _, err := d.dialOne(ctx, ht, via)
 			if err != nil {
 				closeJumps()
-				return nil, unreachable(name, "proxy", fmt.Errorf("jump host %s: %w", h.Name, err))
+				return nil, &UnreachableError{Host: name, Op: "proxy", Err: fmt.Errorf("jump host %s: %w", h.Name, err)}
 			}
 			jumps = append(jumps, c)
 			via = c

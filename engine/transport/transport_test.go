@@ -460,3 +460,38 @@ func TestConnectionLostDuringRun(t *testing.T) {
 		t.Errorf("Run afterwards: %v; want unreachable", err)
 	}
 }
+
+func TestJumpHostErrors(t *testing.T) {
+	srv := startTestServer(t)
+	tests := []struct {
+		name    string
+		jump    string
+		resolve func(string, Target) (Target, error)
+		wantErr []string
+	}{
+		{name: "jump host key unknown", jump: "bastion", resolve: func(name string, p Target) (Target, error) {
+			tg := srv.Target(t)
+			tg.Name, tg.KnownHostsFiles = name, nil
+			return tg, nil
+		}, wantErr: []string{"target: proxy: jump host bastion", "unknown host key"}},
+		{name: "jump host down", jump: "bastion", resolve: func(name string, p Target) (Target, error) {
+			return Target{Name: name, Address: "127.0.0.1", Port: 1, User: "x", StrictHostKeyChecking: "yes"}, nil
+		}, wantErr: []string{"jump host bastion", "connection refused"}},
+		{name: "bad spec", jump: "a,,b", wantErr: []string{"empty hop"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg := srv.Target(t)
+			tg.Name, tg.ProxyJump = "target", tt.jump
+			_, err := (&Dialer{ResolveJump: tt.resolve}).Dial(context.Background(), tg)
+			if err == nil || !IsUnreachable(err) {
+				t.Fatalf("err = %v; want unreachable", err)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
