@@ -23,7 +23,10 @@ var (
 func (Command) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
 	var argv []string
 	if v := args.GetAttr("argv"); !v.IsNull() {
-		for _, e := range v.AsValueSlice() {
+		for i, e := range v.AsValueSlice() {
+			if e.IsNull() {
+				return nil, fmt.Errorf("argv[%d] is null", i)
+			}
 			argv = append(argv, e.AsString())
 		}
 	} else {
@@ -52,12 +55,18 @@ func runGuarded(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	vars := map[string]string{}
 	if v := args.GetAttr("env"); !v.IsNull() {
 		for k, e := range v.AsValueMap() {
+			if e.IsNull() {
+				return nil, fmt.Errorf("env %q is null", k)
+			}
 			vars[k] = e.AsString()
 		}
 	}
 	okCodes := map[int]bool{}
 	if v := args.GetAttr("ok_codes"); !v.IsNull() {
 		for _, e := range v.AsValueSlice() {
+			if e.IsNull() {
+				return nil, fmt.Errorf("ok_codes contains null")
+			}
 			n, acc := e.AsBigFloat().Int64()
 			if acc != big.Exact {
 				return nil, fmt.Errorf("ok_codes: %s is not a whole number", e.AsBigFloat().String())

@@ -99,6 +99,18 @@ func TestErrors(t *testing.T) {
 			args: func(d string) map[string]cty.Value {
 				return map[string]cty.Value{"cmd": s("echo bad >&2; exit 3")}
 			}, wantErr: "exited with 3 (accepted: [0])"},
+		{name: "null in argv", module: Command{}, apply: true,
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"argv": cty.ListVal([]cty.Value{s("echo"), cty.NullVal(cty.String)})}
+			}, wantErr: "argv[1] is null"},
+		{name: "null in env", module: Shell{}, apply: true,
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"cmd": s("true"), "env": cty.MapVal(map[string]cty.Value{"A": cty.NullVal(cty.String)})}
+			}, wantErr: `env "A" is null`},
+		{name: "fractional ok_code", module: Shell{}, apply: true,
+			args: func(d string) map[string]cty.Value {
+				return map[string]cty.Value{"cmd": s("true"), "ok_codes": cty.ListVal([]cty.Value{cty.NumberFloatVal(0.5)})}
+			}, wantErr: "0.5 is not a whole number"},
 		{name: "unless in a missing directory", module: Shell{},
 			args: func(d string) map[string]cty.Value {
 				return map[string]cty.Value{"cmd": s("true"), "unless": s("true"), "chdir": s(d + "/nope")}
