@@ -268,9 +268,6 @@ func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply b
 			res.Data["backup_file"] = name
 		}
 		o := keepOpts(fi, want)
-		if !exists {
-			o = keepOpts(nil, want)
-		}
 		o.validate = str(args, "validate")
 		if err := writeAtomic(ctx, env, dest, content, o); err != nil {
 			return nil, err
