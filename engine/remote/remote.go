@@ -88,7 +88,10 @@ func (c *Connector) Target(h *inventory.Host, p *config.Play) (transport.Target,
 // applySSHArgs reads the -o options (and -J, -p, -i) runbook understands from an OpenSSH
 // argument string.
 func applySSHArgs(t *transport.Target, s string) error {
-	args := strings.Fields(s)
+	args, err := splitWords(s)
+	if err != nil {
+		return err
+	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		val := func() (string, error) {
@@ -142,6 +145,42 @@ func applySSHArgs(t *transport.Target, s string) error {
 		}
 	}
 	return nil
+}
+
+// splitWords splits like a shell: whitespace separates words, single and double quotes group
+// them (Ansible passes ansible_ssh_common_args through a shell-like split too).
+func splitWords(s string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	in, quote := false, rune(0)
+	for _, r := range s {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else {
+				cur.WriteRune(r)
+			}
+		case r == '\'' || r == '"':
+			quote, in = r, true
+		case r == ' ' || r == '\t' || r == '\n':
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unterminated quote in %q", s)
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out, nil
 }
 
 // Connect dials the host, makes sure the helper is there and starts it.
