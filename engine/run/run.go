@@ -503,6 +503,9 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope) Res
 		res.Redact(secrets)
 	}
 	r = fromModule(r, res, err)
+	if ctx.Err() != nil && r.Status == Failed {
+		r.Msg = "interrupted: " + r.Msg
+	}
 	if (t.ChangedWhen != nil || t.FailedWhen != nil) && ctx.Err() == nil {
 		vctx := rb.EvalContext(config.Scope{Host: s.Host, Groups: s.Groups, Vars: s.Vars, Tasks: s.Tasks, Each: s.Each, Self: resultValue(r)})
 		changed, hasChanged, failed, hasFailed, vdiags := t.Verdict(vctx)
