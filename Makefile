@@ -49,7 +49,9 @@ lab-down: build ## stop the lab and remove every trace of it
 	$(BIN)/testenv down --dir $(LABDIR)
 
 bench: ## benchmarks
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	$(MAKE) build
+	$(GO) build -o $(BIN)/runbench ./bench/cmd/runbench
+	$(BIN)/runbench -repo $(CURDIR) $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN) engine/helperbin/bin/runbook-helper-*
