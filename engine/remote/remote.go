@@ -403,7 +403,7 @@ func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply
 	resp, err := x.client.Call(ctx, req)
 	if err != nil {
 		if x.conn.Err() != nil {
-			return nil, fmt.Errorf("connection to %s lost: %w", x.host, x.conn.Err())
+			return nil, fmt.Errorf("%w: connection to %s lost: %v", run.ErrUnreachable, x.host, x.conn.Err())
 		}
 		if tail := strings.TrimSpace(x.stderr.String()); tail != "" && x.client.Err() != nil {
 			return nil, fmt.Errorf("%w (helper stderr: %s)", err, tail)

@@ -61,6 +61,10 @@ type Observer interface {
 	HostDone(host string, s Stats)
 }
 
+// ErrUnreachable marks executor errors that mean the host itself is gone (a dropped
+// connection), not that the task failed.
+var ErrUnreachable = errors.New("host unreachable")
+
 // Executor runs modules on one host: the helper process behind one SSH session.
 type Executor interface {
 	Run(ctx context.Context, module string, args cty.Value, apply bool) (*modules.Result, error)
@@ -340,6 +344,10 @@ func (hr *hostRun) run(ctx context.Context) bool {
 			}
 		}
 		if st == Unreachable {
+			// The connection is gone: later plays skip this host rather than reuse it.
+			hr.e.mu.Lock()
+			hr.e.dead[hr.h.Name] = true
+			hr.e.mu.Unlock()
 			return false
 		}
 	}
@@ -587,6 +595,9 @@ func fromModule(r Result, res *modules.Result, err error) Result {
 	}
 	if err != nil {
 		r.Status = Failed
+		if errors.Is(err, ErrUnreachable) {
+			r.Status = Unreachable
+		}
 		msg := err.Error()
 		var f *modules.Failure
 		if errors.As(err, &f) && f.Stderr != "" {

@@ -52,6 +52,9 @@ func (x fakeExec) Run(_ context.Context, module string, args cty.Value, apply bo
 		return &modules.Result{Status: modules.StatusChanged}, nil
 	case "command":
 		argv := args.GetAttr("argv").AsValueSlice()
+		if argv[0].AsString() == "drop" {
+			return nil, fmt.Errorf("%w: connection to %s lost: EOF", ErrUnreachable, "fake")
+		}
 		x.h.calls = append(x.h.calls, mode+" command "+argv[0].AsString())
 		if argv[0].AsString() == "false" {
 			return &modules.Result{Status: modules.StatusChanged, Data: map[string]any{"rc": 1}},
@@ -304,6 +307,37 @@ play "p" {
   }
 }
 `
+
+func TestDroppedConnectionIsUnreachable(t *testing.T) {
+	src := `
+play "one" {
+  hosts = "kvm"
+  task "t" {
+    command {
+      argv = [host.name == "a" ? "drop" : "true"]
+    }
+  }
+  task "after" {
+    command {
+      argv = ["true"]
+    }
+  }
+}
+play "two" {
+  hosts = "kvm"
+  task "later" {
+    command {
+      argv = ["true"]
+    }
+  }
+}`
+	l := newLab(t, src, "a", "b")
+	recap, rec := l.run(false, plan.Options{})
+	eq(t, rec.lines(), []string{"a t unreachable", "b t changed", "b after changed", "b later changed"})
+	if recap.ExitCode() != ExitUnreachable {
+		t.Errorf("exit %d", recap.ExitCode())
+	}
+}
 
 func TestResultsAndForEach(t *testing.T) {
 	l := newLab(t, resultsRunbook, "a")
