@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/runbook/runbook/engine/protocol"
 	"github.com/runbook/runbook/engine/run"
 	"github.com/runbook/runbook/engine/transport"
+	"github.com/runbook/runbook/internal/tail"
 	"github.com/runbook/runbook/inventory"
 	"github.com/runbook/runbook/modules"
 )
@@ -331,8 +333,8 @@ func (c *Connector) launch(ctx context.Context, conn *transport.Conn, t transpor
 	if err != nil {
 		return nil, -1, err
 	}
-	stderr := &tailBuffer{max: 64 << 10}
-	go func() { _, _ = copyTo(stderr, sess.Stderr) }()
+	stderr := &tail.Buffer{Max: 64 << 10}
+	go func() { _, _ = io.Copy(stderr, sess.Stderr) }()
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	client, err := protocol.NewClient(hctx, sess.Stdout, sess.Stdin)
@@ -384,7 +386,7 @@ type Executor struct {
 	conn   *transport.Conn
 	sess   *transport.Session
 	client *protocol.Client
-	stderr *tailBuffer
+	stderr *tail.Buffer
 	once   sync.Once
 }
 

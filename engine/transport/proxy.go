@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/runbook/runbook/internal/tail"
 )
 
 // proxyConn is a ProxyCommand's stdio as a net.Conn.
@@ -16,7 +18,7 @@ type proxyConn struct {
 	cmd    *exec.Cmd
 	r      *os.File // the command's stdout
 	w      *os.File // the command's stdin
-	stderr *tailBuffer
+	stderr *tail.Buffer
 	once   sync.Once
 }
 
@@ -33,8 +35,8 @@ func startProxyCommand(command string) (net.Conn, error) {
 	}
 	cmd := exec.Command("/bin/sh", "-c", command)
 	cmd.Stdin, cmd.Stdout = inR, outW
-	tail := &tailBuffer{max: 2048}
-	cmd.Stderr = tail
+	errTail := &tail.Buffer{Max: 2048}
+	cmd.Stderr = errTail
 	// Its own process group, so Close can end the children a shell
 	// command line may have started; and a bounded Wait even if one of
 	// them keeps stderr open.
@@ -49,7 +51,7 @@ func startProxyCommand(command string) (net.Conn, error) {
 	}
 	inR.Close()
 	outW.Close()
-	return &proxyConn{cmd: cmd, r: outR, w: inW, stderr: tail}, nil
+	return &proxyConn{cmd: cmd, r: outR, w: inW, stderr: errTail}, nil
 }
 
 func isProxyConn(c net.Conn) bool {
@@ -102,26 +104,3 @@ type proxyAddr struct{}
 
 func (proxyAddr) Network() string { return "proxycommand" }
 func (proxyAddr) String() string  { return "proxycommand:0" } // host:port, as knownhosts parses it
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
-}

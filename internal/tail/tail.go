@@ -1,0 +1,31 @@
+// Package tail keeps the end of a stream: the last bytes a helper or a ProxyCommand wrote to
+// stderr, for error messages, without letting a chatty process grow the controller's memory.
+package tail
+
+import "sync"
+
+// Buffer keeps the last Max bytes written to it. It is safe for concurrent use.
+type Buffer struct {
+	Max int
+
+	mu sync.Mutex
+	b  []byte
+}
+
+// Write appends p, dropping the oldest bytes beyond Max.
+func (t *Buffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.Max {
+		t.b = append([]byte(nil), t.b[len(t.b)-t.Max:]...)
+	}
+	return len(p), nil
+}
+
+// String returns what is kept.
+func (t *Buffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
