@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/runbook/runbook/internal/diagtest"
 )
 
 // Every file in testdata/errors is a mistake people make. Each expected diagnostic is a
@@ -24,29 +24,15 @@ type marker struct {
 	summary  string
 }
 
-var markerRE = regexp.MustCompile(`#\s*(ERROR|WARNING)(@[-+]\d+)?:\s*(.+?)\s*$`)
-
 func readMarkers(t *testing.T, src []byte) []marker {
 	t.Helper()
-	var out []marker
-	for i, line := range strings.Split(string(src), "\n") {
-		m := markerRE.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		n := i + 1
-		if m[2] != "" {
-			off, err := strconv.Atoi(m[2][1:])
-			if err != nil {
-				t.Fatalf("bad marker offset %q", m[2])
-			}
-			n += off
-		}
-		sev := hcl.DiagError
-		if m[1] == "WARNING" {
-			sev = hcl.DiagWarning
-		}
-		out = append(out, marker{line: n, severity: sev, summary: m[3]})
+	all, err := diagtest.Markers(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]marker, len(all))
+	for i, m := range all {
+		out[i] = marker{line: m.Line, severity: m.Severity, summary: m.Summary}
 	}
 	return out
 }

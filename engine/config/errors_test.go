@@ -4,48 +4,32 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/runbook/runbook/internal/diagtest"
 	_ "github.com/runbook/runbook/modules/standard"
 )
 
-// marker is an expected diagnostic: "# ERROR: summary" on the offending line, or
-// "# ERROR@-1: summary" when the offending line is the one above.
 type marker struct {
 	line    int
 	summary string
 }
 
-var markerRE = regexp.MustCompile(`#\s*(ERROR|WARNING)(@[-+]\d+)?:\s*(.+?)\s*$`)
-
-// Markers reads the expected diagnostics of a fixture; it is shared with other packages' tests
-// through a copy of the convention, not of the code.
+// markers splits a fixture's markers by severity.
 func markers(t *testing.T, src []byte) (errs, warns []marker) {
 	t.Helper()
-	for i, line := range strings.Split(string(src), "\n") {
-		m := markerRE.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		n := i + 1
-		if m[2] != "" {
-			off, err := strconv.Atoi(m[2][1:])
-			if err != nil {
-				t.Fatalf("bad marker offset %q", m[2])
-			}
-			n += off
-		}
-		mk := marker{line: n, summary: m[3]}
-		if m[1] == "ERROR" {
-			errs = append(errs, mk)
+	all, err := diagtest.Markers(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range all {
+		if m.Severity == hcl.DiagError {
+			errs = append(errs, marker{m.Line, m.Summary})
 		} else {
-			warns = append(warns, mk)
+			warns = append(warns, marker{m.Line, m.Summary})
 		}
 	}
 	return errs, warns
