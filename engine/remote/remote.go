@@ -265,6 +265,25 @@ func startScript(path, sha string) string {
 }
 
 func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport.Target) (*Executor, error) {
+	if t.User == "root" && (t.BecomeUser == "" || t.BecomeUser == "root") {
+		t.BecomeMethod = ""
+	}
+	if t.BecomeMethod == "" {
+		// The usual case, one session: the script picks the helper for the host's machine
+		// type and user, verifies its hash and starts it. Only when it is missing (or the
+		// login needs become) does the slower path below probe the host and push it.
+		script, known := fastStartScript()
+		if script != "" {
+			x, code, err := c.launch(ctx, conn, t, script, known)
+			if err == nil {
+				c.Stats.add(false)
+				return x, nil
+			}
+			if code != exitHelperMissing {
+				return nil, err
+			}
+		}
+	}
 	pr, err := c.probe(ctx, conn)
 	if err != nil {
 		return nil, err
@@ -280,7 +299,8 @@ func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport
 	var lastErr error
 	for _, dir := range helperDirs(pr) {
 		path := dir + "/" + h.SHA256
-		x, code, err := c.launch(ctx, conn, t, path, h.SHA256)
+		only := map[string]bool{h.SHA256: true}
+		x, code, err := c.launch(ctx, conn, t, startScript(path, h.SHA256), only)
 		if err == nil {
 			c.Stats.add(false)
 			return x, nil
@@ -291,7 +311,7 @@ func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport
 		if err := c.push(ctx, conn, h, dir, path); err != nil {
 			return nil, err
 		}
-		x, code, err = c.launch(ctx, conn, t, path, h.SHA256)
+		x, code, err = c.launch(ctx, conn, t, startScript(path, h.SHA256), only)
 		if err == nil {
 			c.Stats.add(true)
 			return x, nil
@@ -325,11 +345,36 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, h *helperbin
 	return nil
 }
 
-// launch starts the helper and reads its hello. On failure it returns the start script's
-// exit code when the session ended with one.
-func (c *Connector) launch(ctx context.Context, conn *transport.Conn, t transport.Target, path, sha string) (*Executor, int, error) {
+// fastStartScript finds, verifies and starts the helper without knowing the host first: it
+// maps `uname -m` to the embedded helpers' hashes and `id -u` to the helper directory, the
+// same choices as the probe path's helperDirs. It also returns the hashes it may start.
+func fastStartScript() (string, map[string]bool) {
+	known := map[string]bool{}
+	var cases strings.Builder
+	for _, m := range []struct{ arch, uname string }{{"amd64", "x86_64|amd64"}, {"arm64", "aarch64|arm64"}} {
+		h, err := helperbin.Get(m.arch)
+		if err != nil {
+			continue
+		}
+		known[h.SHA256] = true
+		fmt.Fprintf(&cases, "%s) s=%s;; ", m.uname, h.SHA256)
+	}
+	if len(known) == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf(`case "$(uname -m)" in %s*) exit %d;; esac; u=$(id -u); `+
+		`case "$HOME" in ""|/) hm=/tmp/runbook-$u;; *) hm=$HOME;; esac; `+
+		`if [ "$u" = 0 ]; then d=/var/lib/runbook/helper; else d="$hm/.cache/runbook/helper"; fi; `+
+		`p="$d/$s"; h=$(sha256sum "$p" 2>/dev/null) || exit %d; [ "${h%%%% *}" = "$s" ] || exit %d; exec "$p"`,
+		cases.String(), exitHelperMissing, exitHelperMissing, exitHelperMissing), known
+}
+
+// launch starts the helper with script and reads its hello, which must name one of the
+// builds in want. On failure it returns the script's exit code when the session ended
+// with one.
+func (c *Connector) launch(ctx context.Context, conn *transport.Conn, t transport.Target, script string, want map[string]bool) (*Executor, int, error) {
 	// The helper lives as long as the run, not as long as this call's context.
-	sess, err := conn.StartAs(context.WithoutCancel(ctx), t.Become(), startScript(path, sha))
+	sess, err := conn.StartAs(context.WithoutCancel(ctx), t.Become(), script)
 	if err != nil {
 		return nil, -1, err
 	}
@@ -347,9 +392,9 @@ func (c *Connector) launch(ctx context.Context, conn *transport.Conn, t transpor
 		}
 		return nil, code, fmt.Errorf("start helper on %s: %w", t.Name, err)
 	}
-	if hb := client.Hello().Build; hb != "" && hb != sha {
+	if hb := client.Hello().Build; !want[hb] {
 		sess.Close()
-		return nil, -1, fmt.Errorf("start helper on %s: it reports build %s, but %s was started", t.Name, short(hb), short(sha))
+		return nil, -1, fmt.Errorf("start helper on %s: it reports build %s, which is not a helper this runbook started", t.Name, short(hb))
 	}
 	return &Executor{conn: conn, sess: sess, client: client, stderr: stderr, host: t.Name}, 0, nil
 }
