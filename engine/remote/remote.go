@@ -252,6 +252,14 @@ func helperDirs(pr probe) []string {
 	return []string{home + "/.cache/runbook/helper"}
 }
 
+// hashOf is a shell command printing the sha256 of file first on its line. openssl uses the
+// CPU's SHA instructions and is about twice as fast as coreutils' sha256sum on the 4.8 MB
+// helper, which every start hashes; sha256sum is the fallback.
+func hashOf(file string) string {
+	return fmt.Sprintf(`if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r "%[1]s" 2>/dev/null; else sha256sum "%[1]s" 2>/dev/null; fi`,
+		strings.Trim(file, `"`))
+}
+
 // Exit codes of the start script, chosen to not clash with a shell's own (126, 127).
 const (
 	exitHelperMissing = 97
@@ -260,8 +268,8 @@ const (
 func startScript(path, sha string) string {
 	// The hash is checked right before exec, so a helper that was altered on the host since
 	// it was pushed never runs.
-	return fmt.Sprintf(`p=%s; s=$(sha256sum "$p" 2>/dev/null) || exit %d; [ "${s%%%% *}" = %s ] || exit %d; exec "$p"`,
-		shellQuote(path), exitHelperMissing, sha, exitHelperMissing)
+	return fmt.Sprintf(`p=%s; s=$(%s) || exit %d; [ "${s%%%% *}" = %s ] || exit %d; exec "$p"`,
+		shellQuote(path), hashOf("$p"), exitHelperMissing, sha, exitHelperMissing)
 }
 
 func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport.Target) (*Executor, error) {
@@ -337,7 +345,7 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, h *helperbin
 		return fmt.Errorf("push helper to %s: %w", conn.Target.Name, err)
 	}
 	errb.Reset()
-	script := fmt.Sprintf(`t=%s; s=$(sha256sum "$t") && [ "${s%%%% *}" = %s ] && chmod 0755 "$t" && mv -f "$t" %s || { rm -f "$t"; echo "hash mismatch after upload" >&2; exit 1; }`,
+	script := fmt.Sprintf(`t=%s; s=$(`+hashOf("$t")+`) && [ "${s%%%% *}" = %s ] && chmod 0755 "$t" && mv -f "$t" %s || { rm -f "$t"; echo "hash mismatch after upload" >&2; exit 1; }`,
 		shellQuote(tmp), h.SHA256, shellQuote(path))
 	if code, err := conn.Run(ctx, script, nil, nil, &errb); err != nil || code != 0 {
 		return fmt.Errorf("push helper to %s: verify %s: exit %d %v %s", conn.Target.Name, path, code, err, strings.TrimSpace(errb.String()))
@@ -365,7 +373,7 @@ func fastStartScript() (string, map[string]bool) {
 	return fmt.Sprintf(`case "$(uname -m)" in %s*) exit %d;; esac; u=$(id -u); `+
 		`case "$HOME" in ""|/) hm=/tmp/runbook-$u;; *) hm=$HOME;; esac; `+
 		`if [ "$u" = 0 ]; then d=/var/lib/runbook/helper; else d="$hm/.cache/runbook/helper"; fi; `+
-		`p="$d/$s"; h=$(sha256sum "$p" 2>/dev/null) || exit %d; [ "${h%%%% *}" = "$s" ] || exit %d; exec "$p"`,
+		`p="$d/$s"; h=$(`+hashOf("$p")+`) || exit %d; [ "${h%%%% *}" = "$s" ] || exit %d; exec "$p"`,
 		cases.String(), exitHelperMissing, exitHelperMissing, exitHelperMissing), known
 }
 
