@@ -2,6 +2,7 @@ package config
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
 	"github.com/zclconf/go-cty/cty"
@@ -11,8 +12,11 @@ import (
 
 // Functions returns the functions available in runbook expressions. The set is fixed and small
 // enough to document in docs/language.md; none of them touches the network or the filesystem,
-// so evaluating an expression never has side effects.
-func Functions() map[string]function.Function {
+// so evaluating an expression never has side effects. The map is built once and shared:
+// every task on every host gets an evaluation context, and callers must not change it.
+func Functions() map[string]function.Function { return functions() }
+
+var functions = sync.OnceValue(func() map[string]function.Function {
 	return map[string]function.Function{
 		"abs":             stdlib.AbsoluteFunc,
 		"can":             tryfunc.CanFunc,
@@ -79,7 +83,7 @@ func Functions() map[string]function.Function {
 		"values":          stdlib.ValuesFunc,
 		"zipmap":          stdlib.ZipmapFunc,
 	}
-}
+})
 
 var startsWithFunc = stringPredicate(strings.HasPrefix)
 var endsWithFunc = stringPredicate(strings.HasSuffix)
