@@ -75,9 +75,6 @@ Exit codes: 0 ok (in check mode: in sync), 1 invalid runbook, inventory or flags
 run), 2 a task failed, 3 a host was unreachable, 4 drift found in check mode.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		CompletionOptions: cobra.CompletionOptions{
-			HiddenDefaultCmd: false,
-		},
 	}
 	root.PersistentFlags().BoolVar(&a.noColor, "no-color", false, "never colour the output (NO_COLOR in the environment does the same)")
 	root.AddCommand(
