@@ -568,15 +568,34 @@ func (hr *hostRun) runModule(ctx context.Context, t *config.Task, m modules.Modu
 		if err != nil {
 			return nil, err
 		}
-		// Preparing (reading src, rendering a template) loses marks; whatever it produced
-		// from a sensitive argument is still redacted from the result by the caller.
-		args = prepared
+		// Preparing (reading src, rendering a template) works on plain values; put the marks
+		// back so the helper is told which arguments are secret and hides them in diffs.
+		args = remark(args, prepared)
 	}
 	res, err := hr.exec.Run(ctx, t.Module, args, apply)
 	if err != nil && ctx.Err() != nil && t.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return res, fmt.Errorf("timed out after %s", t.Timeout)
 	}
 	return res, err
+}
+
+// remark marks the attributes of prepared that came from sensitive arguments: those whose
+// original value carried a mark, and content rendered from any sensitive input.
+func remark(orig, prepared cty.Value) cty.Value {
+	if !orig.ContainsMarked() || prepared.IsNull() || !prepared.Type().IsObjectType() {
+		return prepared
+	}
+	attrs := prepared.AsValueMap()
+	for name, v := range attrs {
+		if orig.Type().IsObjectType() && orig.Type().HasAttribute(name) {
+			if ov := orig.GetAttr(name); ov.ContainsMarked() || (name == "content" && !ov.RawEquals(v)) {
+				attrs[name] = v.Mark(config.Sensitive)
+			}
+		} else if name == "content" {
+			attrs[name] = v.Mark(config.Sensitive)
+		}
+	}
+	return cty.ObjectVal(attrs)
 }
 
 func fromModule(r Result, res *modules.Result, err error) Result {
