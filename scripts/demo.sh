@@ -11,6 +11,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "make demo needs root: the lab makes network namespaces and containers." >&2
   exit 1
 fi
+scripts/install-deps.sh
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 cleanup() {

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages runbook's lab, tests and demo use (as root). Packages
+# already installed are left alone; apt's own mirror configuration is used.
+set -euo pipefail
+# openssh-*: the lab's sshd and the real client the lab tests use
+# ansible-core: ansible-inventory/ansible-playbook, the reference for inventory tests and make bench
+# debootstrap, systemd-container: the lab's systemd tier
+# iproute2, iptables: namespaces, veth, bridges, routes for the lab
+# sudo: the transport's become tests; bc: make demo's timings
+pkgs=(openssh-server openssh-client ansible-core debootstrap systemd-container iproute2 iptables
+  sudo bc ca-certificates git make)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "missing packages: ${missing[*]} (run as root to install them)" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
