@@ -72,9 +72,33 @@ func portOf(v any) (int, bool) {
 // proxyJump finds the jump host in ssh arguments: -J host, -o ProxyJump=host,
 // -o "ProxyJump host", or a ProxyCommand of the form "ssh ... -W %h:%p [user@]host".
 func proxyJump(args string) string {
+	jump, _ := sshArgs(args)
+	return jump
+}
+
+// SSHOptions returns the OpenSSH -o options given in ansible_ssh_common_args and
+// ansible_ssh_extra_args (extra wins), keyed by lower-case option name, so the transport
+// can honour UserKnownHostsFile, StrictHostKeyChecking, ProxyCommand and the like.
+func (h *Host) SSHOptions() map[string]string {
+	out := map[string]string{}
+	for _, n := range []string{"ansible_ssh_common_args", "ansible_ssh_extra_args"} {
+		if v, ok := h.Vars[n].(string); ok {
+			_, opts := sshArgs(v)
+			for k, val := range opts {
+				out[k] = val
+			}
+		}
+	}
+	return out
+}
+
+// sshArgs reads ssh command-line arguments the way ssh does: the jump host (-J, ProxyJump,
+// or a ProxyCommand of the form "ssh -W") and every -o option.
+func sshArgs(args string) (string, map[string]string) {
+	opts := map[string]string{}
 	toks, err := shlexSplit(args)
 	if err != nil {
-		return ""
+		return "", opts
 	}
 	words := make([]string, len(toks))
 	for i, t := range toks {
@@ -101,6 +125,7 @@ func proxyJump(args string) string {
 			continue
 		}
 		key, val := splitSSHOption(opt)
+		opts[strings.ToLower(key)] = val
 		switch strings.ToLower(key) {
 		case "proxyjump":
 			if !strings.EqualFold(val, "none") {
@@ -112,7 +137,7 @@ func proxyJump(args string) string {
 			}
 		}
 	}
-	return out
+	return out, opts
 }
 
 func splitSSHOption(opt string) (string, string) {

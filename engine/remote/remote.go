@@ -70,10 +70,8 @@ func (c *Connector) Target(h *inventory.Host, p *config.Play) (transport.Target,
 	conn := h.Connection()
 	t := transport.Target{Name: h.Name, Address: conn.Address, Port: conn.Port, User: conn.User,
 		IdentityFile: conn.IdentityFile, ProxyJump: conn.ProxyJump}
-	if s, ok := h.Vars["ansible_ssh_common_args"].(string); ok {
-		if err := applySSHArgs(&t, s); err != nil {
-			return t, fmt.Errorf("%s: ansible_ssh_common_args: %w", h.Name, err)
-		}
+	if err := applySSHOptions(&t, h.SSHOptions()); err != nil {
+		return t, fmt.Errorf("%s: ansible_ssh_common_args: %w", h.Name, err)
 	}
 	if p != nil && p.Become {
 		t.BecomeMethod, t.BecomeUser = "sudo", p.BecomeUser
@@ -87,102 +85,30 @@ func (c *Connector) Target(h *inventory.Host, p *config.Play) (transport.Target,
 	return transport.ResolveTarget(h.Name, t, c.SSHConfig)
 }
 
-// applySSHArgs reads the -o options (and -J, -p, -i) runbook understands from an OpenSSH
-// argument string.
-func applySSHArgs(t *transport.Target, s string) error {
-	args, err := splitWords(s)
-	if err != nil {
-		return err
+// applySSHOptions applies the OpenSSH -o options the inventory gave for a host (parsed by
+// inventory.Host.SSHOptions) that the transport understands; ssh_config fills in the rest.
+func applySSHOptions(t *transport.Target, opts map[string]string) error {
+	if v := opts["userknownhostsfile"]; v != "" {
+		t.KnownHostsFiles = append(t.KnownHostsFiles, strings.Fields(v)...)
 	}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		val := func() (string, error) {
-			if len(a) > 2 {
-				return a[2:], nil
-			}
-			if i+1 >= len(args) {
-				return "", fmt.Errorf("%s needs a value", a)
-			}
-			i++
-			return args[i], nil
+	if v := opts["stricthostkeychecking"]; v != "" {
+		t.StrictHostKeyChecking = strings.ToLower(v)
+	}
+	// The inventory already turned ProxyJump (and "ssh -W" ProxyCommands) into the jump host.
+	if v := opts["proxycommand"]; v != "" && t.ProxyJump == "" {
+		t.ProxyCommand = v
+	}
+	if v := opts["identitiesonly"]; v != "" {
+		t.IdentitiesOnly = strings.EqualFold(v, "yes")
+	}
+	if v := opts["connecttimeout"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("ConnectTimeout %q is not a number of seconds", v)
 		}
-		switch {
-		case strings.HasPrefix(a, "-o"):
-			v, err := val()
-			if err != nil {
-				return err
-			}
-			k, optVal, ok := strings.Cut(v, "=")
-			if !ok {
-				if i+1 >= len(args) {
-					return fmt.Errorf("-o %s needs a value", v)
-				}
-				i++
-				optVal = args[i]
-			}
-			switch strings.ToLower(k) {
-			case "userknownhostsfile":
-				t.KnownHostsFiles = append(t.KnownHostsFiles, strings.Fields(optVal)...)
-			case "stricthostkeychecking":
-				t.StrictHostKeyChecking = strings.ToLower(optVal)
-			case "proxyjump":
-				t.ProxyJump = optVal
-			case "proxycommand":
-				t.ProxyCommand = optVal
-			case "identitiesonly":
-				t.IdentitiesOnly = strings.EqualFold(optVal, "yes")
-			case "connecttimeout":
-				n, err := strconv.Atoi(optVal)
-				if err != nil {
-					return fmt.Errorf("ConnectTimeout %q is not a number of seconds", optVal)
-				}
-				t.ConnectTimeout = time.Duration(n) * time.Second
-			}
-		case strings.HasPrefix(a, "-J"):
-			v, err := val()
-			if err != nil {
-				return err
-			}
-			t.ProxyJump = v
-		}
+		t.ConnectTimeout = time.Duration(n) * time.Second
 	}
 	return nil
-}
-
-// splitWords splits like a shell: whitespace separates words, single and double quotes group
-// them (Ansible passes ansible_ssh_common_args through a shell-like split too).
-func splitWords(s string) ([]string, error) {
-	var out []string
-	var cur strings.Builder
-	in, quote := false, rune(0)
-	for _, r := range s {
-		switch {
-		case quote != 0:
-			if r == quote {
-				quote = 0
-			} else {
-				cur.WriteRune(r)
-			}
-		case r == '\'' || r == '"':
-			quote, in = r, true
-		case r == ' ' || r == '\t' || r == '\n':
-			if in {
-				out = append(out, cur.String())
-				cur.Reset()
-				in = false
-			}
-		default:
-			cur.WriteRune(r)
-			in = true
-		}
-	}
-	if quote != 0 {
-		return nil, fmt.Errorf("unterminated quote in %q", s)
-	}
-	if in {
-		out = append(out, cur.String())
-	}
-	return out, nil
 }
 
 // Connect dials the host, makes sure the helper is there and starts it.

@@ -5,38 +5,43 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/runbook/runbook/engine/transport"
+	"github.com/runbook/runbook/inventory"
 )
 
-func TestApplySSHArgs(t *testing.T) {
+func TestTargetFromInventory(t *testing.T) {
 	tests := []struct {
-		in   string
+		args string
 		want transport.Target
 		err  bool
 	}{
-		{in: "-o UserKnownHostsFile=/lab/known_hosts -o StrictHostKeyChecking=yes",
+		{args: "-o UserKnownHostsFile=/lab/known_hosts -o StrictHostKeyChecking=yes",
 			want: transport.Target{KnownHostsFiles: []string{"/lab/known_hosts"}, StrictHostKeyChecking: "yes"}},
-		{in: "-o ProxyJump=bastion -o ConnectTimeout=5", want: transport.Target{ProxyJump: "bastion", ConnectTimeout: 5 * time.Second}},
-		{in: "-J jump1,jump2", want: transport.Target{ProxyJump: "jump1,jump2"}},
-		{in: "-oIdentitiesOnly=yes -o UserKnownHostsFile '/a /b'", want: transport.Target{IdentitiesOnly: true, KnownHostsFiles: []string{"/a", "/b"}}},
-		{in: `-o "UserKnownHostsFile=/x y"`, want: transport.Target{KnownHostsFiles: []string{"/x", "y"}}},
-		{in: "-o 'ProxyJump=a", err: true},
-		{in: "-o StrictHostKeyChecking accept-new", want: transport.Target{StrictHostKeyChecking: "accept-new"}},
-		{in: "-o ConnectTimeout=soon", err: true},
-		{in: "-o", err: true},
+		{args: "-o ProxyJump=bastion -o ConnectTimeout=5", want: transport.Target{ProxyJump: "bastion", ConnectTimeout: 5 * time.Second}},
+		{args: "-J jump1,jump2", want: transport.Target{ProxyJump: "jump1,jump2"}},
+		{args: "-oIdentitiesOnly=yes -o \"UserKnownHostsFile /a /b\"", want: transport.Target{IdentitiesOnly: true, KnownHostsFiles: []string{"/a", "/b"}}},
+		{args: "-o 'ProxyCommand=nc -X 5 -x proxy:1080 %h %p'", want: transport.Target{ProxyCommand: "nc -X 5 -x proxy:1080 %h %p"}},
+		{args: "-o ProxyCommand='ssh -W %h:%p bastion'", want: transport.Target{ProxyJump: "bastion"}},
+		{args: "-o ConnectTimeout=soon", err: true},
 	}
 	for _, tt := range tests {
-		var got transport.Target
-		err := applySSHArgs(&got, tt.in)
+		inv, diags := inventory.Parse("inv.ini", []byte("h ansible_ssh_common_args=\""+strings.ReplaceAll(tt.args, `"`, `\"`)+"\"\n"))
+		if diags.HasErrors() {
+			t.Fatalf("%q: %v", tt.args, diags)
+		}
+		h, _ := inv.Host("h")
+		got := transport.Target{ProxyJump: h.Connection().ProxyJump}
+		err := applySSHOptions(&got, h.SSHOptions())
 		if (err != nil) != tt.err {
-			t.Errorf("%q: err = %v", tt.in, err)
+			t.Errorf("%q: err = %v", tt.args, err)
 			continue
 		}
 		if !tt.err && !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("%q: got %+v, want %+v", tt.in, got, tt.want)
+			t.Errorf("%q: got %+v, want %+v", tt.args, got, tt.want)
 		}
 	}
 }
