@@ -2,6 +2,7 @@ package modules
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -72,7 +73,7 @@ func Decode(m Module, body hcl.Body, ctx *hcl.EvalContext, blockRange hcl.Range)
 			continue
 		}
 		s := v.AsString()
-		if len(a.OneOf) > 0 && !contains(a.OneOf, s) {
+		if len(a.OneOf) > 0 && !slices.Contains(a.OneOf, s) {
 			detail := fmt.Sprintf("%q is not a valid %s; expected one of: %s.", s, a.Name, strings.Join(a.OneOf, ", "))
 			if sug := Suggest(s, a.OneOf); sug != "" {
 				detail += fmt.Sprintf(" Did you mean %q?", sug)
@@ -190,15 +191,6 @@ func quoteAll(ss []string) []string {
 		out[i] = fmt.Sprintf("%q", s)
 	}
 	return out
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Suggest returns the candidate closest to given, if one is close enough to be a likely typo.

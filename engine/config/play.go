@@ -307,7 +307,7 @@ func (d *decoder) task(p *Play, b *hcl.Block, ctx *hcl.EvalContext) *Task {
 	for _, mb := range content.Blocks {
 		if _, ok := modules.Lookup(mb.Type); !ok {
 			detail := fmt.Sprintf("runbook has no module named %q.", mb.Type)
-			if s := suggest(mb.Type, modules.Names()); s != "" {
+			if s := modules.Suggest(mb.Type, modules.Names()); s != "" {
 				detail += fmt.Sprintf(" Did you mean %q?", s)
 			} else {
 				detail += " Run `runbook modules` to list the modules."

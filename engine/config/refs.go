@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/zclconf/go-cty/cty"
@@ -91,7 +90,7 @@ func (d *decoder) checkTraversal(tr hcl.Traversal, sc scope) bool {
 		}
 		sort.Strings(names)
 		detail := fmt.Sprintf("There is no variable named %q. Expressions can use: %s.", root, strings.Join(names, ", "))
-		if s := suggest(root, names); s != "" {
+		if s := modules.Suggest(root, names); s != "" {
 			detail = fmt.Sprintf("There is no variable named %q. Did you mean %q?", root, s)
 		}
 		d.errorf(rng.Ptr(), "Unknown variable", "%s", detail)
@@ -122,7 +121,7 @@ func (d *decoder) checkTraversal(tr hcl.Traversal, sc scope) bool {
 		}
 		if _, ok := d.localsSeen[name]; !ok {
 			detail := fmt.Sprintf("No local value named %q is declared in a locals block.", name)
-			if s := suggest(name, sortedKeys(d.localsSeen)); s != "" {
+			if s := modules.Suggest(name, sortedKeys(d.localsSeen)); s != "" {
 				detail += fmt.Sprintf(" Did you mean %q?", s)
 			}
 			d.errorf(tr[:2].SourceRange().Ptr(), "Reference to undeclared local value", "%s", detail)
@@ -179,20 +178,10 @@ func (d *decoder) taskRefError(rng hcl.Range, name string, sc scope) {
 		}
 	}
 	detail := fmt.Sprintf("This play has no task named %q.", name)
-	if s := suggest(name, names); s != "" {
+	if s := modules.Suggest(name, names); s != "" {
 		detail += fmt.Sprintf(" Did you mean %q?", s)
 	}
 	d.errorf(rng.Ptr(), "Reference to undeclared task", "%s", detail)
-}
-
-func suggest(given string, candidates []string) string {
-	best, bestDist := "", 3
-	for _, c := range candidates {
-		if dist := levenshtein.Distance(given, c, nil); dist < bestDist {
-			best, bestDist = c, dist
-		}
-	}
-	return best
 }
 
 // checkPlay checks everything that relates tasks to each other and decodes every module body
@@ -210,7 +199,7 @@ func (d *decoder) checkPlay(p *Play) {
 				detail := fmt.Sprintf("depends_on names %q, but this play has no task of that name.", r.Name)
 				if p.Handler(r.Name) != nil {
 					detail = fmt.Sprintf("%q is a handler; handlers run when notified, so tasks cannot depend on them.", r.Name)
-				} else if s := suggest(r.Name, taskNames(p.Tasks)); s != "" {
+				} else if s := modules.Suggest(r.Name, taskNames(p.Tasks)); s != "" {
 					detail += fmt.Sprintf(" Did you mean %q?", s)
 				}
 				d.errorf(r.Range.Ptr(), "Reference to undeclared task", "%s", detail)
@@ -225,7 +214,7 @@ func (d *decoder) checkPlay(p *Play) {
 			detail := fmt.Sprintf("notify names %q, but this play has no handler of that name.", r.Name)
 			if p.Task(r.Name) != nil {
 				detail = fmt.Sprintf("%q is a task; notify names handlers (handler blocks).", r.Name)
-			} else if s := suggest(r.Name, taskNames(p.Handlers)); s != "" {
+			} else if s := modules.Suggest(r.Name, taskNames(p.Handlers)); s != "" {
 				detail += fmt.Sprintf(" Did you mean %q?", s)
 			}
 			d.errorf(r.Range.Ptr(), "Reference to undeclared handler", "%s", detail)

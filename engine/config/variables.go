@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/runbook/runbook/modules"
 )
 
 // Inputs are the values given for a runbook's variables from outside it. Later layers win:
@@ -365,7 +367,7 @@ func suggestVar(rb *Runbook, name string) string {
 	for _, v := range rb.Variables {
 		names = append(names, v.Name)
 	}
-	if s := suggest(name, names); s != "" {
+	if s := modules.Suggest(name, names); s != "" {
 		return fmt.Sprintf(" Did you mean %q?", s)
 	}
 	return ""

@@ -4,6 +4,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -138,24 +139,15 @@ func selected(t *config.Task, opts Options) bool {
 		return false
 	}
 	for _, s := range opts.SkipTags {
-		if has(t.Tags, s) {
+		if slices.Contains(t.Tags, s) {
 			return false
 		}
 	}
-	if len(opts.Tags) == 0 || has(t.Tags, Always) {
+	if len(opts.Tags) == 0 || slices.Contains(t.Tags, Always) {
 		return true
 	}
 	for _, tag := range opts.Tags {
-		if has(t.Tags, tag) {
-			return true
-		}
-	}
-	return false
-}
-
-func has(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
+		if slices.Contains(t.Tags, tag) {
 			return true
 		}
 	}
