@@ -22,6 +22,7 @@ import (
 	"github.com/runbook/runbook/engine/protocol"
 	"github.com/runbook/runbook/engine/run"
 	"github.com/runbook/runbook/engine/transport"
+	"github.com/runbook/runbook/internal/sh"
 	"github.com/runbook/runbook/internal/tail"
 	"github.com/runbook/runbook/inventory"
 	"github.com/runbook/runbook/modules"
@@ -195,7 +196,7 @@ func startScript(path, sha string) string {
 	// The hash is checked right before exec, so a helper that was altered on the host since
 	// it was pushed never runs.
 	return fmt.Sprintf(`p=%s; s=$(%s) || exit %d; [ "${s%%%% *}" = %s ] || exit %d; exec "$p"`,
-		shellQuote(path), hashOf("$p"), exitHelperMissing, sha, exitHelperMissing)
+		sh.Quote(path), hashOf("$p"), exitHelperMissing, sha, exitHelperMissing)
 }
 
 func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport.Target) (*Executor, error) {
@@ -263,7 +264,7 @@ func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport
 // into place, so a half-written helper never sits at the content-addressed path.
 func (c *Connector) push(ctx context.Context, conn *transport.Conn, h *helperbin.Helper, dir, path string) error {
 	var errb bytes.Buffer
-	if code, err := conn.Run(ctx, "mkdir -p -m 0755 "+shellQuote(dir), nil, nil, &errb); err != nil || code != 0 {
+	if code, err := conn.Run(ctx, "mkdir -p -m 0755 "+sh.Quote(dir), nil, nil, &errb); err != nil || code != 0 {
 		return fmt.Errorf("push helper to %s: mkdir %s: exit %d %v %s", conn.Target.Name, dir, code, err, strings.TrimSpace(errb.String()))
 	}
 	tmp := fmt.Sprintf("%s/.%s.%d.tmp", dir, h.SHA256[:16], time.Now().UnixNano())
@@ -272,7 +273,7 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, h *helperbin
 	}
 	errb.Reset()
 	script := fmt.Sprintf(`t=%s; s=$(`+hashOf("$t")+`) && [ "${s%%%% *}" = %s ] && chmod 0755 "$t" && mv -f "$t" %s || { rm -f "$t"; echo "hash mismatch after upload" >&2; exit 1; }`,
-		shellQuote(tmp), h.SHA256, shellQuote(path))
+		sh.Quote(tmp), h.SHA256, sh.Quote(path))
 	if code, err := conn.Run(ctx, script, nil, nil, &errb); err != nil || code != 0 {
 		return fmt.Errorf("push helper to %s: verify %s: exit %d %v %s", conn.Target.Name, path, code, err, strings.TrimSpace(errb.String()))
 	}
@@ -417,8 +418,4 @@ func (x *Executor) Close() error {
 		x.conn.Close()
 	})
 	return nil
-}
-
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -10,6 +10,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/runbook/runbook/internal/sh"
 )
 
 // Become is privilege escalation for one command.
@@ -61,8 +63,8 @@ func newBecome(b Become, cmd string) (*becomeCmd, error) {
 		user:     user,
 	}
 	inner := "echo " + string(bc.marker) + " >&2; " + cmd
-	bc.command = "sudo -H -S -p " + shellQuote(string(bc.prompt)) + " -u " + shellQuote(user) +
-		" -- /bin/sh -c " + shellQuote(inner)
+	bc.command = "sudo -H -S -p " + sh.Quote(string(bc.prompt)) + " -u " + sh.Quote(user) +
+		" -- /bin/sh -c " + sh.Quote(inner)
 	return bc, nil
 }
 
@@ -133,13 +135,6 @@ func (bc *becomeCmd) scrub(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(s, bc.password, "********")
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func randomHex(n int) string {

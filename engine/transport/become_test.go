@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runbook/runbook/internal/sh"
 )
 
 // fakeSudo behaves like `sudo -S -p PROMPT`: it prompts on stderr, reads a
@@ -117,8 +119,8 @@ func TestShellQuote(t *testing.T) {
 	for in, want := range map[string]string{
 		"root": "root", "": "''", "a b": "'a b'", "it's": `'it'\''s'`, "[runbook-sudo-1]": "'[runbook-sudo-1]'",
 	} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %s; want %s", in, got, want)
+		if got := sh.Quote(in); got != want {
+			t.Errorf("sh.Quote(%q) = %s; want %s", in, got, want)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runbook/runbook/internal/sh"
 	"github.com/runbook/runbook/testenv"
 )
 
@@ -192,11 +193,11 @@ func labSudo(ctx context.Context, t *testing.T, lab *testenv.Lab, d *Dialer) {
 	// The home lives on the host's own /tmp: /home is shared with the machine.
 	script := `set -e
 useradd -m -d /tmp/` + user + ` -s /bin/sh ` + user + `
-echo ` + shellQuote(user+":"+password) + ` | chpasswd
-echo ` + shellQuote(user+" ALL=(ALL:ALL) ALL") + ` > /etc/sudoers.d/` + user + `
+echo ` + sh.Quote(user+":"+password) + ` | chpasswd
+echo ` + sh.Quote(user+" ALL=(ALL:ALL) ALL") + ` > /etc/sudoers.d/` + user + `
 chmod 440 /etc/sudoers.d/` + user + `
 install -d -m 700 -o ` + user + ` /tmp/` + user + `/.ssh
-echo ` + shellQuote(strings.TrimSpace(string(pub))) + ` > /tmp/` + user + `/.ssh/authorized_keys
+echo ` + sh.Quote(strings.TrimSpace(string(pub))) + ` > /tmp/` + user + `/.ssh/authorized_keys
 chown ` + user + ` /tmp/` + user + `/.ssh/authorized_keys
 `
 	if out, err := lab.Exec(ctx, h, "/bin/sh", "-c", script); err != nil {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 	"testing"
+
+	"github.com/runbook/runbook/internal/sh"
 )
 
 // TestMain doubles as a ProxyCommand: with RUNBOOK_TEST_PROXY=host:port the
@@ -30,5 +32,5 @@ func proxyCommand(t testing.TB, addr string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "RUNBOOK_TEST_PROXY=" + shellQuote(addr) + " exec " + shellQuote(exe)
+	return "RUNBOOK_TEST_PROXY=" + sh.Quote(addr) + " exec " + sh.Quote(exe)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbook/runbook/internal/sh"
 	"github.com/runbook/runbook/modules"
 )
 
@@ -163,7 +164,7 @@ func commandLine(argv []string) string {
 	parts := make([]string, len(argv))
 	for i, a := range argv {
 		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}();&|<>") {
-			parts[i] = shellQuote(a)
+			parts[i] = sh.Quote(a)
 		} else {
 			parts[i] = a
 		}

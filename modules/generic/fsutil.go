@@ -19,6 +19,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbook/runbook/internal/sh"
 	"github.com/runbook/runbook/modules"
 )
 
@@ -300,7 +301,7 @@ func writeAtomic(ctx context.Context, env *modules.Env, path string, content []b
 		return fmt.Errorf("close %s: %w", tmp, err)
 	}
 	if o.validate != "" {
-		cmd := strings.ReplaceAll(o.validate, "%s", shellQuote(tmp))
+		cmd := strings.ReplaceAll(o.validate, "%s", sh.Quote(tmp))
 		rc, stdout, stderr, err := runProcess(ctx, env, process{argv: []string{"/bin/sh", "-c", cmd}})
 		if err != nil {
 			return fmt.Errorf("validate %s: %w", path, err)
@@ -386,11 +387,6 @@ func checksum(b []byte) string {
 }
 
 func shortSum(b []byte) string { return checksum(b)[:16] }
-
-// shellQuote quotes s for /bin/sh.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
 
 // statusFor returns the status of a run that found a difference.
 func statusFor(apply bool) string {
