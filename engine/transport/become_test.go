@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/runbook/runbook/internal/sh"
 )
 
 // fakeSudo behaves like `sudo -S -p PROMPT`: it prompts on stderr, reads a
@@ -112,15 +110,5 @@ func TestBecomeSudo(t *testing.T) {
 	// The connection survives all of the above.
 	if code, err := c.Run(context.Background(), "true", nil, nil, nil); err != nil || code != 0 {
 		t.Errorf("run afterwards: %d %v", code, err)
-	}
-}
-
-func TestShellQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"root": "root", "": "''", "a b": "'a b'", "it's": `'it'\''s'`, "[runbook-sudo-1]": "'[runbook-sudo-1]'",
-	} {
-		if got := sh.Quote(in); got != want {
-			t.Errorf("sh.Quote(%q) = %s; want %s", in, got, want)
-		}
 	}
 }
