@@ -114,6 +114,9 @@ func Build(rb *config.Runbook, inv *inventory.Inventory, opts Options) (*Plan, h
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid host pattern", Detail: err.Error(), Subject: p.HostsRange.Ptr()})
 			continue
 		}
+		if len(hosts) == 0 {
+			diags = append(diags, noHosts(p))
+		}
 		if limit != nil {
 			kept := hosts[:0:0]
 			for _, h := range hosts {
@@ -154,7 +157,8 @@ func selected(t *config.Task, opts Options) bool {
 	return false
 }
 
-// CheckPlayHosts warns about plays whose pattern selects no host of the inventory.
+// CheckPlayHosts warns about plays whose pattern selects no host of the inventory, for
+// validate; Build gives the same warnings as it selects.
 func CheckPlayHosts(rb *config.Runbook, inv *inventory.Inventory) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, p := range rb.Plays {
@@ -163,13 +167,17 @@ func CheckPlayHosts(rb *config.Runbook, inv *inventory.Inventory) hcl.Diagnostic
 		case err != nil:
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid host pattern", Detail: err.Error(), Subject: p.HostsRange.Ptr()})
 		case len(hosts) == 0:
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagWarning,
-				Summary:  "Play matches no hosts",
-				Detail:   fmt.Sprintf("play %q selects hosts %q, and no host of the inventory matches; it will do nothing.", p.Name, p.Hosts),
-				Subject:  p.HostsRange.Ptr(),
-			})
+			diags = append(diags, noHosts(p))
 		}
 	}
 	return diags
+}
+
+func noHosts(p *config.Play) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagWarning,
+		Summary:  "Play matches no hosts",
+		Detail:   fmt.Sprintf("play %q selects hosts %q, and no host of the inventory matches; it will do nothing.", p.Name, p.Hosts),
+		Subject:  p.HostsRange.Ptr(),
+	}
 }

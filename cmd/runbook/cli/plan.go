@@ -21,10 +21,6 @@ func loadInventory(ctx context.Context, paths []string) (*inventory.Inventory, h
 	return inventory.Load(ctx, paths...)
 }
 
-func checkPlayHosts(rb *config.Runbook, inv *inventory.Inventory) hcl.Diagnostics {
-	return plan.CheckPlayHosts(rb, inv)
-}
-
 // plan resolves hosts and tasks for exec, check and run, and reports what would run.
 func (a *app) plan(cmd *cobra.Command, rb *config.Runbook, f *runFlags, warnings hcl.Diagnostics) error {
 	inv, diags := loadInventory(cmd.Context(), f.inv)
@@ -33,7 +29,6 @@ func (a *app) plan(cmd *cobra.Command, rb *config.Runbook, f *runFlags, warnings
 		a.report(rb.Files, diags)
 		return fail(ExitInvalid)
 	}
-	diags = append(diags, checkPlayHosts(rb, inv)...)
 	pl, pdiags := plan.Build(rb, inv, plan.Options{Limit: f.limit, Tags: f.tags, SkipTags: f.skipTags, Task: f.task, Check: f.check})
 	diags = append(diags, pdiags...)
 	if a.report(rb.Files, diags) {

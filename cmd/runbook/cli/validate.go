@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/plan"
 )
 
 // varFlags are the flags that give values to a runbook's variables.
@@ -51,7 +52,7 @@ Variables without a value are treated as unknown, so validate needs no --var.`,
 					inv, idiags := loadInventory(cmd.Context(), invPaths)
 					diags = append(diags, idiags...)
 					if inv != nil {
-						diags = append(diags, checkPlayHosts(rb, inv)...)
+						diags = append(diags, plan.CheckPlayHosts(rb, inv)...)
 					}
 				}
 				if a.report(files, diags) {
