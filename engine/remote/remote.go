@@ -143,27 +143,43 @@ type probe struct {
 
 func (c *Connector) probe(ctx context.Context, conn *transport.Conn) (probe, error) {
 	var out, errb bytes.Buffer
-	code, err := conn.Run(ctx, `uname -m; id -u; printf '%s\n' "$HOME"`, nil, &out, &errb)
+	code, err := conn.Run(ctx, probeLine, nil, &out, &errb)
 	if err != nil {
 		return probe{}, err
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if code != 0 || len(lines) < 2 {
+	if code != 0 {
 		return probe{}, fmt.Errorf("probe %s: exit %d: %s", conn.Target.Name, code, strings.TrimSpace(errb.String()))
 	}
-	arch, err := helperbin.Arch(strings.TrimSpace(lines[0]))
+	pr, ok, err := parseProbe(out.String())
+	if !ok {
+		return probe{}, fmt.Errorf("probe %s: unexpected output %q", conn.Target.Name, strings.TrimSpace(out.String()))
+	}
 	if err != nil {
 		return probe{}, fmt.Errorf("%s: %w", conn.Target.Name, err)
 	}
-	uid, err := strconv.Atoi(strings.TrimSpace(lines[1]))
-	if err != nil {
-		return probe{}, fmt.Errorf("probe %s: bad uid %q", conn.Target.Name, lines[1])
-	}
-	pr := probe{arch: arch, uid: uid}
-	if len(lines) > 2 {
-		pr.home = strings.TrimSpace(lines[2])
-	}
 	return pr, nil
+}
+
+// probeLine prints what the controller needs to know to place the helper; the fast start
+// script prints the same line on stderr when the helper is missing, which saves the
+// separate probe session on first contact.
+const probeLine = `printf 'runbook-probe\t%s\t%s\t%s\n' "$(uname -m)" "$(id -u)" "$HOME"`
+
+// parseProbe finds a probe line in text; ok is false when there is none.
+func parseProbe(text string) (pr probe, ok bool, err error) {
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Split(strings.TrimRight(line, "\r"), "\t")
+		if len(f) != 4 || f[0] != "runbook-probe" {
+			continue
+		}
+		uid, uerr := strconv.Atoi(f[2])
+		if uerr != nil {
+			continue
+		}
+		arch, aerr := helperbin.Arch(f[1])
+		return probe{arch: arch, uid: uid, home: f[3]}, true, aerr
+	}
+	return probe{}, false, nil
 }
 
 // helperDirs lists where the helper may live on a host, best first: a system path for root,
@@ -209,7 +225,7 @@ func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport
 		// login needs become) does the slower path below probe the host and push it.
 		script, known := fastStartScript()
 		if script != "" {
-			x, code, err := c.launch(ctx, conn, t, script, known)
+			x, code, stderr, err := c.launchOut(ctx, conn, t, script, known)
 			if err == nil {
 				c.Stats.add(false)
 				return x, nil
@@ -217,12 +233,25 @@ func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport
 			if code != exitHelperMissing {
 				return nil, err
 			}
+			// The script said what it found; no separate probe session is needed.
+			if pr, ok, perr := parseProbe(stderr); ok {
+				if perr != nil {
+					return nil, fmt.Errorf("%s: %w", t.Name, perr)
+				}
+				return c.install(ctx, conn, t, pr)
+			}
 		}
 	}
 	pr, err := c.probe(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
+	return c.install(ctx, conn, t, pr)
+}
+
+// install pushes the helper where pr says it belongs (when it is not there already) and
+// starts it.
+func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transport.Target, pr probe) (*Executor, error) {
 	if pr.uid == 0 && (t.BecomeUser == "" || t.BecomeUser == "root") {
 		// Already root: sudo would add nothing but a dependency on sudo being installed.
 		t.BecomeMethod = ""
@@ -297,21 +326,29 @@ func fastStartScript() (string, map[string]bool) {
 	if len(known) == 0 {
 		return "", nil
 	}
-	return fmt.Sprintf(`case "$(uname -m)" in %s*) exit %d;; esac; u=$(id -u); `+
+	return fmt.Sprintf(`m=$(uname -m); u=$(id -u); `+
+		`miss() { printf 'runbook-probe\t%%s\t%%s\t%%s\n' "$m" "$u" "$HOME" >&2; exit %d; }; `+
+		`case "$m" in %s*) miss;; esac; `+
 		`case "$HOME" in ""|/) hm=/tmp/runbook-$u;; *) hm=$HOME;; esac; `+
 		`if [ "$u" = 0 ]; then d=/var/lib/runbook/helper; else d="$hm/.cache/runbook/helper"; fi; `+
-		`p="$d/$s"; h=$(`+hashOf("$p")+`) || exit %d; [ "${h%%%% *}" = "$s" ] || exit %d; exec "$p"`,
-		cases.String(), exitHelperMissing, exitHelperMissing, exitHelperMissing), known
+		`p="$d/$s"; h=$(`+hashOf("$p")+`) || miss; [ "${h%%%% *}" = "$s" ] || miss; exec "$p"`,
+		exitHelperMissing, cases.String()), known
 }
 
 // launch starts the helper with script and reads its hello, which must name one of the
 // builds in want. On failure it returns the script's exit code when the session ended
 // with one.
 func (c *Connector) launch(ctx context.Context, conn *transport.Conn, t transport.Target, script string, want map[string]bool) (*Executor, int, error) {
+	x, code, _, err := c.launchOut(ctx, conn, t, script, want)
+	return x, code, err
+}
+
+// launchOut is launch that also returns what the script wrote on stderr when it failed.
+func (c *Connector) launchOut(ctx context.Context, conn *transport.Conn, t transport.Target, script string, want map[string]bool) (*Executor, int, string, error) {
 	// The helper lives as long as the run, not as long as this call's context.
 	sess, err := conn.StartAs(context.WithoutCancel(ctx), t.Become(), script)
 	if err != nil {
-		return nil, -1, err
+		return nil, -1, "", err
 	}
 	stderr := &tail.Buffer{Max: 64 << 10}
 	go func() { _, _ = io.Copy(stderr, sess.Stderr) }()
@@ -322,16 +359,16 @@ func (c *Connector) launch(ctx context.Context, conn *transport.Conn, t transpor
 		sess.Stdin.Close()
 		code, _ := waitTimeout(sess, 5*time.Second)
 		msg := strings.TrimSpace(stderr.String())
-		if msg != "" {
+		if msg != "" && code != exitHelperMissing {
 			err = fmt.Errorf("%w: %s", err, msg)
 		}
-		return nil, code, fmt.Errorf("start helper on %s: %w", t.Name, err)
+		return nil, code, msg, fmt.Errorf("start helper on %s: %w", t.Name, err)
 	}
 	if hb := client.Hello().Build; !want[hb] {
 		sess.Close()
-		return nil, -1, fmt.Errorf("start helper on %s: it reports build %s, which is not a helper this runbook started", t.Name, short(hb))
+		return nil, -1, "", fmt.Errorf("start helper on %s: it reports build %s, which is not a helper this runbook started", t.Name, short(hb))
 	}
-	return &Executor{conn: conn, sess: sess, client: client, stderr: stderr, host: t.Name}, 0, nil
+	return &Executor{conn: conn, sess: sess, client: client, stderr: stderr, host: t.Name}, 0, "", nil
 }
 
 func short(s string) string {

@@ -84,3 +84,31 @@ func TestHelperDirs(t *testing.T) {
 		t.Errorf("no home: %v", got)
 	}
 }
+
+func TestParseProbe(t *testing.T) {
+	tests := []struct {
+		text    string
+		want    probe
+		ok, err bool
+	}{
+		{text: "runbook-probe\tx86_64\t0\t/root\n", want: probe{arch: "amd64", uid: 0, home: "/root"}, ok: true},
+		{text: "motd noise\nrunbook-probe\taarch64\t1000\t/home/op\r\n", want: probe{arch: "arm64", uid: 1000, home: "/home/op"}, ok: true},
+		{text: "runbook-probe\tppc64le\t0\t/root\n", ok: true, err: true},
+		{text: "runbook-probe\tx86_64\tnobody\t/\n"},
+		{text: "sha256sum: not found\n"},
+	}
+	for _, tt := range tests {
+		got, ok, err := parseProbe(tt.text)
+		if ok != tt.ok || (err != nil) != tt.err || (ok && !tt.err && got != tt.want) {
+			t.Errorf("parseProbe(%q) = %+v, %v, %v", tt.text, got, ok, err)
+		}
+	}
+	// The probe line the fast start script and the probe session print parses.
+	out, err := exec.Command("sh", "-c", probeLine).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := parseProbe(string(out)); !ok || err != nil {
+		t.Errorf("probe line %q: ok=%v err=%v", out, ok, err)
+	}
+}
