@@ -321,7 +321,8 @@ func (hr *hostRun) run(ctx context.Context) bool {
 	}
 	x, err := hr.executor(ctx)
 	if err != nil {
-		hr.report(Result{Task: "connect", Status: Unreachable, Msg: err.Error()})
+		// Results already carry the host name; transport errors start with it too.
+		hr.report(Result{Task: "connect", Status: Unreachable, Msg: strings.TrimPrefix(err.Error(), hr.h.Name+": ")})
 		hr.e.mu.Lock()
 		hr.e.dead[hr.h.Name] = true
 		hr.e.mu.Unlock()
