@@ -1,0 +1,3 @@
+// Package security holds the modules for a host's security layers: SELinux and the
+// firewall (firewalld and iptables).
+package security
