@@ -76,9 +76,12 @@ type Play struct {
 	// Vars are evaluated per host and merged over the inventory's host vars.
 	Vars      map[string]hcl.Expression
 	VarsOrder []string
-	Tasks     []*Task
-	Handlers  []*Task
-	DeclRange hcl.Range
+	// VarsUseFacts says a play var refers to facts: the engine gathers them before it
+	// evaluates the vars.
+	VarsUseFacts bool
+	Tasks        []*Task
+	Handlers     []*Task
+	DeclRange    hcl.Range
 
 	order []*Task
 }
@@ -128,6 +131,9 @@ type Task struct {
 	OnFailure  string // "stop_host" (default) or "continue"
 	CheckMode  *bool  // nil: follow the run; false: run for real even in check mode; true: always check
 	Sensitive  bool
+	// UsesFacts says an expression of the task refers to facts, so the engine gathers the
+	// host's facts (once) before evaluating it.
+	UsesFacts bool
 
 	DeclRange hcl.Range
 	NameRange hcl.Range

@@ -76,6 +76,11 @@ func (rb *Runbook) EvalContext(s Scope) *hcl.EvalContext {
 
 // HostVars merges the play's vars, evaluated for one host, over its inventory vars.
 func (rb *Runbook) HostVars(p *Play, host string, groups []string, inventoryVars cty.Value) (cty.Value, hcl.Diagnostics) {
+	return rb.HostVarsFacts(p, host, groups, inventoryVars, cty.NilVal)
+}
+
+// HostVarsFacts is HostVars for plays whose vars refer to the host's facts.
+func (rb *Runbook) HostVarsFacts(p *Play, host string, groups []string, inventoryVars, facts cty.Value) (cty.Value, hcl.Diagnostics) {
 	merged := map[string]cty.Value{}
 	if inventoryVars != cty.NilVal && !inventoryVars.IsNull() && inventoryVars.CanIterateElements() {
 		for it := inventoryVars.ElementIterator(); it.Next(); {
@@ -88,7 +93,7 @@ func (rb *Runbook) HostVars(p *Play, host string, groups []string, inventoryVars
 	}
 	// Play vars see the inventory's vars, not each other: the order they are written in
 	// then does not matter.
-	ctx := rb.EvalContext(Scope{Host: host, Groups: groups, Vars: objectOrEmpty(merged)})
+	ctx := rb.EvalContext(Scope{Host: host, Groups: groups, Vars: objectOrEmpty(merged), Facts: facts})
 	var diags hcl.Diagnostics
 	for _, name := range p.VarsOrder {
 		v, d := p.Vars[name].Value(ctx)

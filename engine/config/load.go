@@ -126,6 +126,9 @@ type decoder struct {
 	varsSeen   map[string]hcl.Range
 	playsSeen  map[string]hcl.Range
 	curPlay    *Play
+	// factsUsed is set when a checked expression refers to facts; checkPlay resets and
+	// reads it around each task and the play's vars.
+	factsUsed bool
 }
 
 func newDecoder(rb *Runbook, in Inputs) *decoder {

@@ -96,6 +96,9 @@ func (d *decoder) checkTraversal(tr hcl.Traversal, sc scope) bool {
 		d.errorf(rng.Ptr(), "Unknown variable", "%s", detail)
 		return false
 	}
+	if root == "facts" {
+		d.factsUsed = true
+	}
 	if len(tr) < 2 {
 		switch root {
 		case "var", "local", "task", "each":
@@ -233,11 +236,15 @@ func (d *decoder) checkPlay(p *Play) {
 	}
 
 	hostCtx := scope{host: true, where: "play vars"}
+	d.factsUsed = false
 	for _, name := range p.VarsOrder {
 		d.checkRefs(p.Vars[name], hostCtx)
 	}
+	p.VarsUseFacts = d.factsUsed
 
 	check := func(t *Task, visible map[string]bool) {
+		d.factsUsed = false
+		defer func() { t.UsesFacts = d.factsUsed }()
 		sc := scope{host: true, tasks: visible}
 		if t.ForEach != nil {
 			sc.where = "for_each"

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/runbook/runbook/modules"
 )
 
@@ -330,7 +332,7 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 		return &Response{Status: modules.StatusOK, Msg: "pong"}
 	case OpFacts:
 		if req.Module == "" {
-			return dataResponse(baseFacts(ctx))
+			return dataResponse(srv.facts(ctx))
 		}
 	}
 	m, ok := srv.Registry.Lookup(req.Module)
@@ -423,6 +425,33 @@ func dataResponse(data map[string]any) *Response {
 		return failed(fmt.Errorf("encode facts: %w", err))
 	}
 	return &Response{Status: modules.StatusOK, Data: b}
+}
+
+// facts answers the facts op: what the "facts" module gathers when the helper has one,
+// the base facts otherwise. The base facts are always there, under their own names.
+func (srv *Server) facts(ctx context.Context) map[string]any {
+	f := baseFacts(ctx)
+	m, ok := srv.Registry.Lookup("facts")
+	if !ok {
+		return f
+	}
+	runner, ok := m.(modules.Runner)
+	if !ok {
+		return f
+	}
+	args, err := m.Info().Schema.Normalize(cty.EmptyObjectVal)
+	if err != nil {
+		return f
+	}
+	res, err := runner.Run(ctx, modules.NewEnv(m.Info(), nil), args, false)
+	if err != nil || res == nil {
+		f["facts_error"] = fmt.Sprint(err)
+		return f
+	}
+	for k, v := range res.Data {
+		f[k] = v
+	}
+	return f
 }
 
 // baseFacts are the facts every host has, answered without a module.

@@ -447,6 +447,33 @@ func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply
 	return res, nil
 }
 
+// Facts asks the helper for the host's facts. It implements run.FactGatherer.
+func (x *Executor) Facts(ctx context.Context) (map[string]any, error) {
+	req := &protocol.Request{Op: protocol.OpFacts}
+	if dl, ok := ctx.Deadline(); ok {
+		req.TimeoutMS = time.Until(dl).Milliseconds()
+	}
+	resp, err := x.client.Call(ctx, req)
+	if err != nil {
+		if x.conn.Err() != nil {
+			return nil, fmt.Errorf("%w: connection to %s lost: %v", run.ErrUnreachable, x.host, x.conn.Err())
+		}
+		return nil, err
+	}
+	if resp.Error != nil {
+		return nil, &modules.Failure{Msg: resp.Error.Message, Stderr: resp.Error.Stderr}
+	}
+	dec := json.NewDecoder(bytes.NewReader(resp.Data))
+	dec.UseNumber()
+	var data map[string]any
+	if err := dec.Decode(&data); err != nil {
+		return nil, fmt.Errorf("facts from the helper: %w", err)
+	}
+	return data, nil
+}
+
+var _ run.FactGatherer = (*Executor)(nil)
+
 // Close ends the helper (its stdin closes, it exits) and the connection.
 func (x *Executor) Close() error {
 	x.once.Do(func() {

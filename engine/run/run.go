@@ -154,7 +154,8 @@ type Engine struct {
 
 	mu    sync.Mutex
 	execs map[string]Executor
-	dead  map[string]bool // unreachable hosts: later plays skip them
+	dead  map[string]bool      // unreachable hosts: later plays skip them
+	facts map[string]cty.Value // facts by host, gathered when first needed
 	recap *Recap
 }
 
@@ -310,25 +311,50 @@ func (hr *hostRun) report(r Result) {
 }
 
 func (hr *hostRun) run(ctx context.Context) bool {
-	vars, diags := hr.e.Runbook.HostVars(hr.p.Play, hr.h.Name, hr.h.Groups, inventory.CtyValue(hr.h.Vars))
+	if len(hr.p.Tasks) == 0 {
+		_, diags := hr.e.Runbook.HostVars(hr.p.Play, hr.h.Name, hr.h.Groups, inventory.CtyValue(hr.h.Vars))
+		if diags.HasErrors() {
+			hr.report(Result{Task: "play vars", Status: Failed, Msg: diagText(diags)})
+			return false
+		}
+		return true
+	}
+	// Play vars that use facts need the host first; others are evaluated before connecting,
+	// so a bad expression costs no connection.
+	connect := func() bool {
+		x, err := hr.executor(ctx)
+		if err != nil {
+			// Results already carry the host name; transport errors start with it too.
+			hr.report(Result{Task: "connect", Status: Unreachable, Msg: strings.TrimPrefix(err.Error(), hr.h.Name+": ")})
+			hr.markDead()
+			return false
+		}
+		hr.exec = x
+		return true
+	}
+	facts := cty.NilVal
+	if hr.p.Play.VarsUseFacts {
+		if !connect() {
+			return false
+		}
+		if st, msg := hr.ensureFacts(ctx); st != OK {
+			hr.report(Result{Task: "gather facts", Status: st, Msg: msg})
+			if st == Unreachable {
+				hr.markDead()
+			}
+			return false
+		}
+		facts = hr.facts()
+	}
+	vars, diags := hr.e.Runbook.HostVarsFacts(hr.p.Play, hr.h.Name, hr.h.Groups, inventory.CtyValue(hr.h.Vars), facts)
 	if diags.HasErrors() {
 		hr.report(Result{Task: "play vars", Status: Failed, Msg: diagText(diags)})
 		return false
 	}
 	hr.vars = vars
-	if len(hr.p.Tasks) == 0 {
-		return true
-	}
-	x, err := hr.executor(ctx)
-	if err != nil {
-		// Results already carry the host name; transport errors start with it too.
-		hr.report(Result{Task: "connect", Status: Unreachable, Msg: strings.TrimPrefix(err.Error(), hr.h.Name+": ")})
-		hr.e.mu.Lock()
-		hr.e.dead[hr.h.Name] = true
-		hr.e.mu.Unlock()
+	if hr.exec == nil && !connect() {
 		return false
 	}
-	hr.exec = x
 	ok := true
 	for _, t := range hr.p.Tasks {
 		if ctx.Err() != nil {
@@ -363,6 +389,58 @@ func (hr *hostRun) run(ctx context.Context) bool {
 	return ok
 }
 
+func (hr *hostRun) markDead() {
+	hr.e.mu.Lock()
+	hr.e.dead[hr.h.Name] = true
+	hr.e.mu.Unlock()
+}
+
+// FactGatherer is implemented by executors that can report the host's facts (the helper's
+// facts op). Facts are gathered once per host and run, when an expression first needs them.
+type FactGatherer interface {
+	Facts(ctx context.Context) (map[string]any, error)
+}
+
+// facts returns the host's facts gathered so far, or cty.NilVal.
+func (hr *hostRun) facts() cty.Value {
+	hr.e.mu.Lock()
+	defer hr.e.mu.Unlock()
+	if v, ok := hr.e.facts[hr.h.Name]; ok {
+		return v
+	}
+	return cty.NilVal
+}
+
+// ensureFacts gathers the host's facts unless that was done already. It returns OK, or the
+// status and message of the failure.
+func (hr *hostRun) ensureFacts(ctx context.Context) (Status, string) {
+	if hr.facts() != cty.NilVal {
+		return OK, ""
+	}
+	g, ok := hr.exec.(FactGatherer)
+	if !ok {
+		return Failed, "this connection cannot gather facts"
+	}
+	data, err := g.Facts(ctx)
+	if err != nil {
+		if errors.Is(err, ErrUnreachable) {
+			return Unreachable, strings.TrimPrefix(err.Error(), hr.h.Name+": ")
+		}
+		return Failed, "gathering facts: " + err.Error()
+	}
+	m := map[string]cty.Value{}
+	for k, v := range data {
+		m[k] = inventory.CtyValue(v)
+	}
+	hr.e.mu.Lock()
+	if hr.e.facts == nil {
+		hr.e.facts = map[string]cty.Value{}
+	}
+	hr.e.facts[hr.h.Name] = cty.ObjectVal(m)
+	hr.e.mu.Unlock()
+	return OK, ""
+}
+
 func (hr *hostRun) executor(ctx context.Context) (Executor, error) {
 	hr.e.mu.Lock()
 	x := hr.e.execs[hr.h.Name]
@@ -391,7 +469,15 @@ func (hr *hostRun) task(ctx context.Context, t *config.Task) Status {
 			return Skipped
 		}
 	}
-	scope := config.Scope{Host: hr.h.Name, Groups: hr.h.Groups, Vars: hr.vars, Tasks: hr.results}
+	if t.UsesFacts {
+		if st, msg := hr.ensureFacts(ctx); st != OK {
+			r := base
+			r.Status, r.Msg = st, msg
+			hr.report(r)
+			return st
+		}
+	}
+	scope := config.Scope{Host: hr.h.Name, Groups: hr.h.Groups, Vars: hr.vars, Tasks: hr.results, Facts: hr.facts()}
 	rb := hr.e.Runbook
 	items, diags := t.Items(rb.EvalContext(scope))
 	if diags.HasErrors() {
@@ -488,7 +574,7 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope) Res
 			break
 		}
 		if t.Until != nil && err == nil {
-			uctx := rb.EvalContext(config.Scope{Host: s.Host, Groups: s.Groups, Vars: s.Vars, Tasks: s.Tasks, Each: s.Each,
+			uctx := rb.EvalContext(config.Scope{Host: s.Host, Groups: s.Groups, Vars: s.Vars, Tasks: s.Tasks, Each: s.Each, Facts: s.Facts,
 				Self: resultValue(fromModule(r, res, nil))})
 			okUntil, udiags := t.UntilTrue(uctx)
 			if udiags.HasErrors() {
@@ -516,7 +602,7 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope) Res
 		r.Msg = "interrupted: " + r.Msg
 	}
 	if (t.ChangedWhen != nil || t.FailedWhen != nil) && ctx.Err() == nil {
-		vctx := rb.EvalContext(config.Scope{Host: s.Host, Groups: s.Groups, Vars: s.Vars, Tasks: s.Tasks, Each: s.Each, Self: resultValue(r)})
+		vctx := rb.EvalContext(config.Scope{Host: s.Host, Groups: s.Groups, Vars: s.Vars, Tasks: s.Tasks, Each: s.Each, Facts: s.Facts, Self: resultValue(r)})
 		changed, hasChanged, failed, hasFailed, vdiags := t.Verdict(vctx)
 		switch {
 		case vdiags.HasErrors():

@@ -26,6 +26,19 @@ type fakeHost struct {
 	mu    sync.Mutex
 	paths map[string]bool
 	calls []string
+	osID  string // the facts' os.id; "" means "debian"
+}
+
+// Facts answers the facts op with the host's OS id and records the call.
+func (x fakeExec) Facts(context.Context) (map[string]any, error) {
+	x.h.mu.Lock()
+	defer x.h.mu.Unlock()
+	x.h.calls = append(x.h.calls, "facts")
+	id := x.h.osID
+	if id == "" {
+		id = "debian"
+	}
+	return map[string]any{"os": map[string]any{"id": id}}, nil
 }
 
 type fakeExec struct{ h *fakeHost }
@@ -390,5 +403,90 @@ func TestCancelStopsTheRun(t *testing.T) {
 	recap := e.Run(ctx, pl)
 	if !recap.Interrupted || recap.ExitCode() == ExitOK {
 		t.Errorf("recap = %+v", recap)
+	}
+}
+
+// TestFactsGatheredLazilyOnce: facts are asked for only when an expression uses them, once
+// per host for the whole run (across plays), and play vars may use them.
+func TestFactsGatheredLazilyOnce(t *testing.T) {
+	tests := []struct {
+		name      string
+		runbook   string
+		wantCalls map[string][]string
+		want      []string
+	}{
+		{
+			name: "no facts used",
+			runbook: `
+play "p" {
+  hosts = "kvm"
+  task "d" {
+    file {
+      path  = "/srv/x"
+      state = "directory"
+    }
+  }
+}`,
+			wantCalls: map[string][]string{"a": {"apply file /srv/x"}, "b": {"apply file /srv/x"}},
+			want:      []string{"a d changed", "b d changed"},
+		},
+		{
+			name: "when and args use facts, in two plays",
+			runbook: `
+play "p" {
+  hosts = "kvm"
+  task "plain" {
+    file {
+      path  = "/srv/plain"
+      state = "directory"
+    }
+  }
+  task "debian only" {
+    when = facts.os.id == "debian"
+    file {
+      path  = "/srv/deb"
+      state = "directory"
+    }
+  }
+  task "named by os" {
+    file {
+      path  = "/srv/${facts.os.id}"
+      state = "directory"
+    }
+  }
+}
+play "q" {
+  hosts = "kvm"
+  vars = {
+    dir = "/srv/q-${facts.os.id}"
+  }
+  task "from vars" {
+    file {
+      path  = host.vars.dir
+      state = "directory"
+    }
+  }
+}`,
+			wantCalls: map[string][]string{
+				"a": {"apply file /srv/plain", "facts", "apply file /srv/deb", "apply file /srv/debian", "apply file /srv/q-debian"},
+				"b": {"apply file /srv/plain", "facts", "apply file /srv/el", "apply file /srv/q-el"},
+			},
+			want: []string{"a plain changed", "a debian only changed", "a named by os changed", "a from vars changed",
+				"b plain changed", "b debian only skipped", "b named by os changed", "b from vars changed"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLab(t, tt.runbook, "a", "b")
+			l.conn.hosts["b"].osID = "el"
+			_, rec := l.run(false, plan.Options{})
+			eq(t, rec.lines(), tt.want)
+			for h, want := range tt.wantCalls {
+				got := l.conn.hosts[h].calls
+				if strings.Join(got, "; ") != strings.Join(want, "; ") {
+					t.Errorf("%s calls:\n  got  %v\n  want %v", h, got, want)
+				}
+			}
+		})
 	}
 }
