@@ -10,6 +10,8 @@
 //     the transport, scale tests and file-level modules.
 //   - TierSystemd: systemd-nspawn containers booted from a cached debootstrap'd
 //     Debian bookworm tree; for services, hostnamectl, NetworkManager, firewalld.
+//     Options.Layers adds optional cached package layers over that tree
+//     (LayerLibvirt: libvirt and QEMU) for the tests that need them.
 //
 // The controller reaches a host only through 127.0.0.1: a forwarder listens on
 // one loopback port per host and dials the host's sshd from inside the lab's hub

@@ -38,6 +38,9 @@ type Options struct {
 	Daemon []string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// Layers names optional package layers (LayerLibvirt) every host of a
+	// systemd-tier lab gets over the base tree, built once and cached.
+	Layers []string
 }
 
 // Host is a lab host as a client sees it.
@@ -111,6 +114,9 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkLayers(opts.Tier, opts.Layers); err != nil {
+		return nil, err
+	}
 	if err := tier.Check(); err != nil {
 		return nil, err
 	}
@@ -129,7 +135,8 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &State{Version: stateVersion, ID: newID(), Dir: dir, Tier: opts.Tier, Created: time.Now().UTC(), Owner: self}
+	st := &State{Version: stateVersion, ID: newID(), Dir: dir, Tier: opts.Tier, Created: time.Now().UTC(), Owner: self,
+		Layers: opts.Layers}
 	if err := allocate(ctx, st, opts.Subnet, opts.Pool, logf); err != nil {
 		return nil, err
 	}

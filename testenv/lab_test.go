@@ -413,3 +413,26 @@ func BenchmarkUpDown50(b *testing.B) {
 	b.ReportMetric(up.Seconds()/float64(b.N), "s-up/op")
 	b.ReportMetric(down.Seconds()/float64(b.N), "s-down/op")
 }
+
+// TestLibvirtLayer brings up a host with the libvirt layer and defines a
+// domain there (type qemu: lab hosts have no KVM), which needs libvirt's
+// daemon running with its QEMU driver.
+func TestLibvirtLayer(t *testing.T) {
+	lab := Start(t, Options{Tier: TierSystemd, Hosts: 1, Layers: []string{LayerLibvirt}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd, err := lab.Command(ctx, "lab01", "sh", "-c",
+		"cat > /tmp/probe.xml && virsh -q -c qemu:///system define /tmp/probe.xml >/dev/null && virsh -c qemu:///system domstate layerprobe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin = strings.NewReader(`<domain type='qemu'>
+  <name>layerprobe</name>
+  <memory unit='MiB'>64</memory>
+  <os><type arch='x86_64'>hvm</type></os>
+</domain>`)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "shut off" {
+		t.Fatalf("define a domain: %v\n%s", err, out)
+	}
+}

@@ -45,6 +45,10 @@ type State struct {
 
 	// BaseTree is the systemd tier's read-only root (empty for ns).
 	BaseTree string `json:"base_tree,omitempty"`
+	// Layers are the optional layers the lab's hosts get (names), and
+	// LayerTrees their cached directories, bottom first.
+	Layers     []string `json:"layers,omitempty"`
+	LayerTrees []string `json:"layer_trees,omitempty"`
 	// InotifyRaised is set when this lab raised fs.inotify.max_user_instances.
 	InotifyRaised bool `json:"inotify_raised,omitempty"`
 

@@ -12,7 +12,9 @@ import (
 //
 // It skips the test under -short, when not root, or when the tier's
 // prerequisites are missing, unless CI=true: then a lab that cannot start
-// fails the test, so CI can never silently skip the lab tests.
+// fails the test, so CI can never silently skip the lab tests. Layers the
+// lab asks for are built first; one that cannot be built skips the test in
+// the same way.
 func Start(t testing.TB, opts Options) *Lab {
 	t.Helper()
 	if testing.Short() {
@@ -32,6 +34,21 @@ func Start(t testing.TB, opts Options) *Lab {
 	}
 	if opts.Log == nil {
 		opts.Log = testLogWriter{t}
+	}
+	if len(opts.Layers) > 0 && opts.Tier == TierSystemd && !LayersBuilt(opts.Layers) {
+		// A layer needs the mirror; where it cannot be built, only the tests
+		// that asked for it skip (never under CI=true).
+		lctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		start := time.Now()
+		_, err := EnsureLayers(lctx, opts.Layers, logfFor(opts.Log))
+		cancel()
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("CI=true and the lab layers %v cannot be built: %v", opts.Layers, err)
+			}
+			t.Skipf("skipping: lab layers %v cannot be built here: %v", opts.Layers, err)
+		}
+		t.Logf("lab layers %v built in %s", opts.Layers, time.Since(start).Round(time.Millisecond))
 	}
 	// Generous: a cold systemd tier includes a debootstrap.
 	timeout := 2 * time.Minute

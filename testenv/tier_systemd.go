@@ -18,7 +18,7 @@ import (
 func init() { registerTier(systemdTier{}) }
 
 // systemdTier boots each host as a systemd-nspawn container from the shared,
-// read-only base tree with a per-host overlay. The overlay is mounted in a
+// read-only base tree (under the lab's optional layers) with a per-host overlay. The overlay is mounted in a
 // private mount namespace that dies with nspawn, so it can never outlive the
 // host. The container runs in the netns the lab prepared for the host.
 type systemdTier struct{}
@@ -49,6 +49,11 @@ func (systemdTier) Prepare(ctx context.Context, st *State, logf func(string, ...
 		return err
 	}
 	st.BaseTree = base
+	if len(st.Layers) > 0 {
+		if st.LayerTrees, err = EnsureLayers(ctx, st.Layers, logf); err != nil {
+			return err
+		}
+	}
 	// Each container's systemd, journald, logind... take inotify instances;
 	// the usual limit of 128 per user runs out at about 15 containers.
 	raised, err := raiseInotify(4096)
@@ -67,10 +72,10 @@ func (systemdTier) Prepare(ctx context.Context, st *State, logf func(string, ...
 // sysfs (/sys/class/net) and CAP_NET_ADMIN, which NetworkManager and
 // firewalld need. The container's ifupdown configures eth0 at boot.
 const nspawnScript = `set -eu
-base=$1 h=$2 machine=$3 ns=$4 name=$5
+lower=$1 h=$2 machine=$3 ns=$4 name=$5
 shift 5
 for cg in "$@"; do mkdir -p "$cg"; echo $$ > "$cg/cgroup.procs"; done
-mount -t overlay lab-root -o "lowerdir=$base,upperdir=$h/upper,workdir=$h/work" "$h/root"
+mount -t overlay lab-root -o "lowerdir=$lower,upperdir=$h/upper,workdir=$h/work" "$h/root"
 # nspawn wants udev to have seen an interface before moving it, unless /sys is
 # read-only; udev never sees the lab's veths, so make /sys read-only here
 # (this mount namespace only; cgroup mounts below /sys stay writable).
@@ -116,7 +121,7 @@ func (t systemdTier) Start(ctx context.Context, st *State, clientKey string, log
 			return fmt.Errorf("start %s: %w", h.Name, err)
 		}
 		args := []string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", nspawnScript, "sh",
-			st.BaseTree, dir, h.NetNS, h.NetNS, h.Name}
+			st.lowerDirs(), dir, h.NetNS, h.NetNS, h.Name}
 		cmd := exec.Command("unshare", append(args, h.Cgroups...)...)
 		cmd.Stdin = nil
 		cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -218,6 +223,16 @@ func (t systemdTier) waitBooted(ctx context.Context, st *State, h *HostState) er
 		return fmt.Errorf("host %s boot (last state %q): %w", h.Name, last, err)
 	}
 	return nil
+}
+
+// lowerDirs is the overlay lowerdir option of every host: the layers, top
+// first, over the base tree.
+func (st *State) lowerDirs() string {
+	dirs := []string{st.BaseTree}
+	for _, l := range st.LayerTrees {
+		dirs = append([]string{l}, dirs...)
+	}
+	return strings.Join(dirs, ":")
 }
 
 // children lists the child PIDs of pid (all its threads).

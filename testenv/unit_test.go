@@ -133,3 +133,63 @@ func TestPlanAndClientFiles(t *testing.T) {
 		t.Errorf("ssh_config:\n%s", cfg)
 	}
 }
+
+func TestCheckLayers(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		tier    TierName
+		layers  []string
+		wantErr string
+	}{
+		{"none on ns", TierNS, nil, ""},
+		{"none on systemd", TierSystemd, nil, ""},
+		{"libvirt on systemd", TierSystemd, []string{LayerLibvirt}, ""},
+		{"libvirt on ns", TierNS, []string{LayerLibvirt}, "need the systemd tier"},
+		{"unknown", TierSystemd, []string{"libvrt"}, `unknown lab layer "libvrt"`},
+		{"twice", TierSystemd, []string{LayerLibvirt, LayerLibvirt}, "given twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkLayers(tc.tier, tc.layers)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("checkLayers(%s, %v) = %v, want error containing %q", tc.tier, tc.layers, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestLayerHashes: a layer's cache key covers the base tree and its own
+// recipe, and a lab without layers keeps the base tree's key.
+func TestLayerHashes(t *testing.T) {
+	base := baseHash()
+	h1 := layerHashes([]string{LayerLibvirt})
+	if len(h1) != 1 || h1[0] == base || len(h1[0]) != len(base) {
+		t.Fatalf("layer hash %v (base %s)", h1, base)
+	}
+	if again := layerHashes([]string{LayerLibvirt}); again[0] != h1[0] {
+		t.Fatalf("layer hash not stable: %s then %s", h1[0], again[0])
+	}
+	saved := layerDefs[LayerLibvirt]
+	t.Cleanup(func() { layerDefs[LayerLibvirt] = saved })
+	for _, change := range []func(d *layerDef){
+		func(d *layerDef) { d.recipe += "x" },
+		func(d *layerDef) { d.packages = append(append([]string{}, d.packages...), "ovmf") },
+	} {
+		d := saved
+		change(&d)
+		layerDefs[LayerLibvirt] = d
+		if h := layerHashes([]string{LayerLibvirt}); h[0] == h1[0] {
+			t.Errorf("a changed layer kept its hash %s", h[0])
+		}
+		layerDefs[LayerLibvirt] = saved
+	}
+	if baseHash() != base {
+		t.Fatal("layers changed the base hash")
+	}
+	st := &State{BaseTree: "/c/base/rootfs", LayerTrees: []string{"/c/l1/upper", "/c/l2/upper"}}
+	if got, want := st.lowerDirs(), "/c/l2/upper:/c/l1/upper:/c/base/rootfs"; got != want {
+		t.Errorf("lowerDirs = %q, want %q", got, want)
+	}
+	if got := (&State{BaseTree: "/c/base/rootfs"}).lowerDirs(); got != "/c/base/rootfs" {
+		t.Errorf("lowerDirs without layers = %q", got)
+	}
+}
