@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/runbook/runbook/engine/protocol"
@@ -61,6 +63,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	srv := &protocol.Server{
 		Registry: protocol.Modules,
+		Build:    verifiedBuild(),
 		StateDir: *stateDir,
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	}
@@ -69,6 +72,31 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 	return 0
+}
+
+// EnvVerified is set by the controller's start script to the sha256 it has just checked
+// the helper's file against; the file's content-addressed name is that same hash.
+const EnvVerified = "RUNBOOK_HELPER_VERIFIED"
+
+// verifiedBuild returns the build hash the start script verified, so the helper need not
+// hash its own executable again; "" (hash it) when the script did not say, or when what it
+// said is not this executable's name. The variable is removed so commands do not inherit it.
+func verifiedBuild() string {
+	v := os.Getenv(EnvVerified)
+	os.Unsetenv(EnvVerified)
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return checkVerified(v, exe)
+}
+
+// checkVerified returns v when it is a sha256 in hex and the executable's file name.
+func checkVerified(v, exe string) string {
+	if len(v) != 64 || strings.Trim(v, "0123456789abcdef") != "" || filepath.Base(exe) != v {
+		return ""
+	}
+	return v
 }
 
 // vcs names the source revision the binary was built from, when the build recorded it.

@@ -283,3 +283,24 @@ func TestHelperStopsRunningCommandOnEOF(t *testing.T) {
 		t.Fatal("helper did not exit")
 	}
 }
+
+func TestCheckVerified(t *testing.T) {
+	sha := strings.Repeat("ab", 32)
+	tests := []struct {
+		name, v, exe, want string
+	}{
+		{"verified", sha, "/var/lib/runbook/helper/" + sha, sha},
+		{"unset", "", "/var/lib/runbook/helper/" + sha, ""},
+		{"other file", sha, "/usr/local/bin/runbook-helper", ""},
+		{"not hex", strings.Repeat("zz", 32), "/x/" + strings.Repeat("zz", 32), ""},
+		{"short", "abc", "/x/abc", ""},
+		{"upper case", strings.ToUpper(sha), "/x/" + strings.ToUpper(sha), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := checkVerified(tt.v, tt.exe); got != tt.want {
+				t.Errorf("checkVerified(%q, %q) = %q, want %q", tt.v, tt.exe, got, tt.want)
+			}
+		})
+	}
+}

@@ -203,6 +203,10 @@ func hashOf(file string) string {
 		strings.Trim(file, `"`))
 }
 
+// envVerified tells the helper which hash the start script verified its file against
+// (cmd/runbook-helper reads it), so it need not hash itself again for its hello.
+const envVerified = "RUNBOOK_HELPER_VERIFIED"
+
 // Exit codes of the start script, chosen to not clash with a shell's own (126, 127).
 const (
 	exitHelperMissing = 97
@@ -211,8 +215,8 @@ const (
 func startScript(path, sha string) string {
 	// The hash is checked right before exec, so a helper that was altered on the host since
 	// it was pushed never runs.
-	return fmt.Sprintf(`p=%s; s=$(%s) || exit %d; [ "${s%%%% *}" = %s ] || exit %d; exec "$p"`,
-		sh.Quote(path), hashOf("$p"), exitHelperMissing, sha, exitHelperMissing)
+	return fmt.Sprintf(`p=%s; s=$(%s) || exit %d; [ "${s%%%% *}" = %s ] || exit %d; export %s=%s; exec "$p"`,
+		sh.Quote(path), hashOf("$p"), exitHelperMissing, sha, exitHelperMissing, envVerified, sha)
 }
 
 func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport.Target) (*Executor, error) {
@@ -326,12 +330,15 @@ func fastStartScript() (string, map[string]bool) {
 	if len(known) == 0 {
 		return "", nil
 	}
-	return fmt.Sprintf(`m=$(uname -m); u=$(id -u); `+
+	// bash knows the machine type and uid without a fork (HOSTTYPE, EUID); other shells
+	// ask uname and id. A HOSTTYPE that names no helper (a 32-bit bash on a 64-bit
+	// kernel) only sends the start down the probe path, which asks uname.
+	return fmt.Sprintf(`m=${HOSTTYPE:-$(uname -m)}; u=${EUID:-$(id -u)}; `+
 		`miss() { printf 'runbook-probe\t%%s\t%%s\t%%s\n' "$m" "$u" "$HOME" >&2; exit %d; }; `+
 		`case "$m" in %s*) miss;; esac; `+
 		`case "$HOME" in ""|/) hm=/tmp/runbook-$u;; *) hm=$HOME;; esac; `+
 		`if [ "$u" = 0 ]; then d=/var/lib/runbook/helper; else d="$hm/.cache/runbook/helper"; fi; `+
-		`p="$d/$s"; h=$(`+hashOf("$p")+`) || miss; [ "${h%%%% *}" = "$s" ] || miss; exec "$p"`,
+		`p="$d/$s"; h=$(`+hashOf("$p")+`) || miss; [ "${h%%%% *}" = "$s" ] || miss; export `+envVerified+`=$s; exec "$p"`,
 		exitHelperMissing, cases.String()), known
 }
 
