@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -50,6 +51,7 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 	// and to skip an encrypted file whose key the agent holds.
 	type fileKey struct {
 		path   string
+		raw    []byte
 		signer ssh.Signer
 		pub    ssh.PublicKey
 		err    error
@@ -64,7 +66,7 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 			}
 			continue
 		}
-		fk := fileKey{path: f}
+		fk := fileKey{path: f, raw: b}
 		fk.signer, fk.err = ssh.ParsePrivateKey(b)
 		if fk.signer != nil {
 			fk.pub = fk.signer.PublicKey()
@@ -118,12 +120,48 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 			if k.pub != nil && containsKey(agentKeys, k.pub) {
 				continue // the agent offers it already
 			}
-			cr.notes = append(cr.notes, fmt.Sprintf("identity file %s is encrypted with a passphrase: add it to ssh-agent (ssh-add %s) or use an unencrypted key", k.path, k.path))
+			if d.Passphrase != nil {
+				signer, err := d.decrypt(k.path, k.raw)
+				if err == nil {
+					cr.signers = append(cr.signers, signer)
+					cr.tried = append(cr.tried, "key "+k.path)
+					continue
+				}
+				cr.notes = append(cr.notes, fmt.Sprintf("identity file %s: %v", k.path, err))
+				continue
+			}
+			cr.notes = append(cr.notes, fmt.Sprintf("identity file %s is encrypted with a passphrase: add it to ssh-agent (ssh-add %s), run on a terminal to be asked for it, or use an unencrypted key", k.path, k.path))
 		default:
 			cr.notes = append(cr.notes, fmt.Sprintf("identity file %s: %v", k.path, k.err))
 		}
 	}
 	return cr
+}
+
+// decrypt asks for a key file's passphrase (once per file; concurrent hosts wait for the
+// one prompt) and parses the key with it.
+func (d *Dialer) decrypt(path string, raw []byte) (ssh.Signer, error) {
+	ks := d.keys()
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if r, ok := ks.done[path]; ok {
+		return r.signer, r.err
+	}
+	var r keyResult
+	pass, err := d.Passphrase(path)
+	if err != nil {
+		r.err = fmt.Errorf("encrypted, and its passphrase could not be read: %w", err)
+	} else {
+		r.signer, err = ssh.ParsePrivateKeyWithPassphrase(raw, pass)
+		clear(pass)
+		if errors.Is(err, x509.IncorrectPasswordError) || (err != nil && strings.Contains(err.Error(), "decryption password incorrect")) {
+			r.err = errors.New("wrong passphrase")
+		} else if err != nil {
+			r.err = err
+		}
+	}
+	ks.done[path] = r
+	return r.signer, r.err
 }
 
 func isPassphraseMissing(err error) bool {

@@ -44,6 +44,30 @@ type Dialer struct {
 	// NoQuickAck turns off the TCP_QUICKACK workaround for OpenSSH's slow
 	// first session (see quickack.go); for benchmarks.
 	NoQuickAck bool
+	// Passphrase, when set, is asked for the passphrase of an encrypted key file that
+	// the agent does not hold (on a terminal: the CLI prompts). It is called at most once
+	// per file for the Dialer's life, however many hosts use the key.
+	Passphrase func(path string) ([]byte, error)
+}
+
+// keyResult is the outcome of decrypting one key file.
+type keyResult struct {
+	signer ssh.Signer
+	err    error
+}
+
+// keyStore holds one Dialer's decrypted key files by path. It lives outside the Dialer so
+// that Dialers stay plain values.
+type keyStore struct {
+	mu   sync.Mutex
+	done map[string]keyResult
+}
+
+var keyStores sync.Map // *Dialer → *keyStore
+
+func (d *Dialer) keys() *keyStore {
+	ks, _ := keyStores.LoadOrStore(d, &keyStore{done: map[string]keyResult{}})
+	return ks.(*keyStore)
 }
 
 // Conn is one authenticated SSH connection to a target. Its methods are

@@ -500,3 +500,63 @@ func TestJumpHostErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestEncryptedKeyPassphrase: with a Passphrase callback an encrypted key is decrypted
+// (asked once however many connections use it); a wrong passphrase is a clear error.
+func TestEncryptedKeyPassphrase(t *testing.T) {
+	srv := startTestServer(t)
+	raw, err := os.ReadFile(srv.ClientKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := ssh.ParseRawPrivateKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("open sesame"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := filepath.Join(t.TempDir(), "id_enc")
+	if err := os.WriteFile(enc, pem.EncodeToMemory(blk), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		pass    string
+		wantErr string
+	}{
+		{name: "right passphrase", pass: "open sesame"},
+		{name: "wrong passphrase", pass: "nope", wantErr: enc + ": wrong passphrase"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			asked := 0
+			d := &Dialer{Passphrase: func(path string) ([]byte, error) {
+				asked++
+				if path != enc {
+					t.Errorf("asked for %s, want %s", path, enc)
+				}
+				return []byte(tt.pass), nil
+			}}
+			for i := 0; i < 2; i++ {
+				tg := srv.Target(t)
+				tg.IdentityFile = enc
+				c, err := d.Dial(context.Background(), tg)
+				if tt.wantErr == "" {
+					if err != nil {
+						t.Fatalf("dial %d: %v", i, err)
+					}
+					c.Close()
+					continue
+				}
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("dial %d: error %v, want %q", i, err, tt.wantErr)
+				}
+			}
+			if asked != 1 {
+				t.Errorf("passphrase asked %d times, want once", asked)
+			}
+		})
+	}
+}

@@ -27,6 +27,15 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 		SSHConfig: f.sshConfig,
 		Dialer:    &transport.Dialer{Agent: true, Keepalive: f.keepalive, ConnectTimeout: f.connectTimeout, SSHConfig: f.sshConfig},
 	}
+	if tty, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(tty.Fd())) {
+		// An encrypted key that the agent does not hold: ask once, on the terminal.
+		conn.Dialer.Passphrase = func(path string) ([]byte, error) {
+			fmt.Fprintf(a.stderr, "Enter passphrase for key '%s': ", path)
+			b, err := term.ReadPassword(int(tty.Fd()))
+			fmt.Fprintln(a.stderr)
+			return b, err
+		}
+	}
 	if f.askBecomePass {
 		pw, err := a.readPassword("BECOME password: ")
 		if err != nil {
