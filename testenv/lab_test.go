@@ -414,15 +414,17 @@ func BenchmarkUpDown50(b *testing.B) {
 	b.ReportMetric(down.Seconds()/float64(b.N), "s-down/op")
 }
 
-// TestLibvirtLayer brings up a host with the libvirt layer and defines a
-// domain there (type qemu: lab hosts have no KVM), which needs libvirt's
-// daemon running with its QEMU driver.
+// TestLibvirtLayer brings up a host with the libvirt layer, defines a domain
+// there (type qemu: lab hosts have no KVM), which needs libvirt's daemon
+// running with its QEMU driver, and starts it paused (QEMU runs, the guest
+// uses no CPU), which needs the layer's cgroup setting.
 func TestLibvirtLayer(t *testing.T) {
 	lab := Start(t, Options{Tier: TierSystemd, Hosts: 1, Layers: []string{LayerLibvirt}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd, err := lab.Command(ctx, "lab01", "sh", "-c",
-		"cat > /tmp/probe.xml && virsh -q -c qemu:///system define /tmp/probe.xml >/dev/null && virsh -c qemu:///system domstate layerprobe")
+		`cat > /tmp/probe.xml && v="virsh -q -c qemu:///system" && $v define /tmp/probe.xml >/dev/null &&
+$v domstate layerprobe && $v start --paused layerprobe >/dev/null && $v domstate layerprobe && $v destroy layerprobe >/dev/null`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +434,7 @@ func TestLibvirtLayer(t *testing.T) {
   <os><type arch='x86_64'>hvm</type></os>
 </domain>`)
 	out, err := cmd.CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "shut off" {
-		t.Fatalf("define a domain: %v\n%s", err, out)
+	if got := strings.Fields(string(out)); err != nil || strings.Join(got, " ") != "shut off paused" {
+		t.Fatalf("define and start a domain: want states shut off, paused; got %v\n%s", err, out)
 	}
 }

@@ -40,11 +40,9 @@ const LayerLibvirt = "libvirt"
 
 var layerDefs = map[string]layerDef{
 	LayerLibvirt: {
-		packages: []string{"libvirt-daemon-system", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86"},
-		recipe:   "libvirt-1",
-		// libvirt-guests suspends or shuts down guests when the host stops;
-		// lab hosts are killed, and it would only slow their boot.
-		customize: func(root string) error { return maskUnits(root, "libvirt-guests.service") },
+		packages:  []string{"libvirt-daemon-system", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86"},
+		recipe:    "libvirt-2",
+		customize: customizeLibvirt,
 		doc:       "libvirt daemon, virsh and QEMU (domains of type qemu, no KVM)",
 	},
 }
@@ -229,6 +227,28 @@ func ensureLayer(ctx context.Context, name, hash string, lowers []string, logf f
 	}
 	logf("layer %s built in %s", name, time.Since(start).Round(100*time.Millisecond))
 	return upper, nil
+}
+
+// customizeLibvirt makes guests startable in a container: the container's
+// cgroup hierarchy is read-only apart from its own subtree, so QEMU's driver
+// must not try to make cgroups of its own (guests then stay in libvirtd's).
+// Lab tests start guests paused at most, for a domain that is running.
+// libvirt-guests would suspend or stop guests when the host stops; lab hosts
+// are killed, and it would only slow their boot.
+func customizeLibvirt(upper string) error {
+	conf := filepath.Join(upper, "etc", "libvirt", "qemu.conf")
+	f, err := os.OpenFile(conf, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString("\n# Lab host (testenv): no cgroups of QEMU's own inside the container.\ncgroup_controllers = [ ]\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return maskUnits(upper, "libvirt-guests.service")
 }
 
 // maskUnits links units to /dev/null in the tree at root.
