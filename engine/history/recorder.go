@@ -1,0 +1,156 @@
+package history
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/runbook/runbook/engine/run"
+)
+
+// writeTimeout bounds one write: a stuck database must not hold up the run's end forever.
+const writeTimeout = 30 * time.Second
+
+// Recorder is a run.Observer that writes the run to a Store as it happens: the run when it
+// starts, each host's results in one transaction when the host finishes (a play), the
+// totals at the end. Writes go on after the run's context is cancelled, so an interrupted
+// run keeps every host that finished. After the first failed write the Recorder stops
+// writing and reports the error once through Warn: history never fails a run.
+type Recorder struct {
+	store Store
+	warn  func(error)
+	run   Run
+
+	mu     sync.Mutex
+	hosts  map[string]*hostBuf
+	broken bool
+}
+
+type hostBuf struct {
+	started time.Time
+	seq     int
+	tasks   []TaskResult
+}
+
+var _ run.Observer = (*Recorder)(nil)
+
+// Begin records r as started and returns its Recorder. warn, when not nil, hears about the
+// first write that fails later.
+func Begin(ctx context.Context, store Store, r Run, warn func(error)) (*Recorder, error) {
+	if r.StartedAt.IsZero() {
+		r.StartedAt = time.Now()
+	}
+	r.Runbook = RunbookKey(r.Runbook)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	id, err := store.BeginRun(wctx, r)
+	if err != nil {
+		return nil, err
+	}
+	r.ID = id
+	return &Recorder{store: store, warn: warn, run: r, hosts: map[string]*hostBuf{}}, nil
+}
+
+// RunID is the recorded run's id.
+func (rec *Recorder) RunID() int64 { return rec.run.ID }
+
+// Store is where the run is recorded.
+func (rec *Recorder) Store() Store { return rec.store }
+
+func (rec *Recorder) host(name string) *hostBuf {
+	b := rec.hosts[name]
+	if b == nil {
+		b = &hostBuf{started: time.Now()}
+		rec.hosts[name] = b
+	}
+	return b
+}
+
+// HostStarted notes when the host began (its first play).
+func (rec *Recorder) HostStarted(host string) {
+	rec.mu.Lock()
+	rec.host(host)
+	rec.mu.Unlock()
+}
+
+// TaskDone keeps the result until its host finishes.
+func (rec *Recorder) TaskDone(r run.Result) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	b := rec.host(r.Host)
+	b.seq++
+	b.tasks = append(b.tasks, TaskResult{RunID: rec.run.ID, Host: r.Host, Seq: b.seq, Play: r.Play, Task: r.Task,
+		Module: r.Module, Item: r.Item, Handler: r.Handler, Status: string(r.Status), Msg: r.Msg, Diff: r.Diff,
+		RebootRequired: r.RebootRequired, Changed: r.Status == run.Changed, Duration: r.Duration})
+}
+
+// HostDone writes the host's result (its counts so far over all plays) and the tasks it ran
+// since its last write, in one transaction.
+func (rec *Recorder) HostDone(host string, s run.Stats) {
+	rec.mu.Lock()
+	if rec.broken {
+		rec.mu.Unlock()
+		return
+	}
+	b := rec.host(host)
+	tasks := b.tasks
+	b.tasks = nil
+	hr := HostResult{RunID: rec.run.ID, Host: host, Counts: countsOf(s), RebootRequired: s.RebootRequired,
+		Duration: time.Since(b.started)}
+	rec.mu.Unlock()
+	hr.Status = hr.Counts.HostStatus()
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	if err := rec.store.RecordHost(ctx, hr, tasks); err != nil {
+		rec.fail(err)
+	}
+}
+
+func (rec *Recorder) fail(err error) {
+	rec.mu.Lock()
+	first := !rec.broken
+	rec.broken = true
+	rec.mu.Unlock()
+	if first && rec.warn != nil {
+		rec.warn(err)
+	}
+}
+
+// Finish records the run's totals and exit code. It returns the first error of the whole
+// recording, so the caller can tell whether the record is complete.
+func (rec *Recorder) Finish(recap *run.Recap) error {
+	rec.mu.Lock()
+	broken := rec.broken
+	rec.mu.Unlock()
+	if broken {
+		return errBroken
+	}
+	r := rec.run
+	r.FinishedAt = time.Now()
+	r.ExitCode = recap.ExitCode()
+	r.Interrupted = recap.Interrupted
+	r.Duration = recap.Duration
+	r.Hosts = len(recap.Hosts)
+	for _, s := range recap.Hosts {
+		r.Counts.Add(countsOf(*s))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	if err := rec.store.FinishRun(ctx, r); err != nil {
+		rec.fail(err)
+		return err
+	}
+	rec.run = r
+	return nil
+}
+
+type brokenError struct{}
+
+func (brokenError) Error() string { return "the history record is incomplete: a write failed" }
+
+var errBroken error = brokenError{}
+
+func countsOf(s run.Stats) Counts {
+	return Counts{OK: s.OK, Changed: s.Changed, Drift: s.Drift, Unknown: s.Unknown, Skipped: s.Skipped, Failed: s.Failed,
+		Unreachable: s.Unreachable}
+}
