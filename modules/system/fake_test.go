@@ -1,0 +1,245 @@
+package system
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+// fakeUnit is one unit of the fake systemd.
+type fakeUnit struct {
+	load, active, sub, fileState, fragment, source string
+	canReload, needReload                          bool
+	// savedFileState is what unmask brings back.
+	savedFileState string
+	// failStart makes start fail like a unit whose ExecStart exits non-zero.
+	failStart bool
+}
+
+// fakeHost is a machine whose systemctl (and chkconfig, update-rc.d, modprobe) are
+// simulated in memory, with a temporary directory as its root. Every program run is
+// recorded, so tests can prove check mode ran nothing but reads.
+type fakeHost struct {
+	t     *testing.T
+	root  string
+	units map[string]*fakeUnit
+	// pending units appear at the next daemon-reload.
+	pending map[string]*fakeUnit
+	calls   [][]string
+	// tools are the programs lookPath finds.
+	tools map[string]bool
+	// external handles programs the fake does not simulate; nil runs them for real.
+	external func(argv []string) (int, string, string, error)
+}
+
+func newFakeHost(t *testing.T, systemd bool) *fakeHost {
+	t.Helper()
+	h := &fakeHost{t: t, root: t.TempDir(), units: map[string]*fakeUnit{}, pending: map[string]*fakeUnit{},
+		tools: map[string]bool{"systemctl": true}}
+	if systemd {
+		h.mkdir("/run/systemd/system")
+	}
+	return h
+}
+
+func (h *fakeHost) mkdir(p string) {
+	h.t.Helper()
+	if err := os.MkdirAll(filepath.Join(h.root, p), 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *fakeHost) write(p, content string, mode os.FileMode) {
+	h.t.Helper()
+	h.mkdir(filepath.Dir(p))
+	if err := os.WriteFile(filepath.Join(h.root, p), []byte(content), mode); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *fakeHost) machine() *machine {
+	return &machine{
+		root: h.root,
+		run:  h.run,
+		lookPath: func(name string) string {
+			if h.tools[name] {
+				return name
+			}
+			return ""
+		},
+	}
+}
+
+// mutating lists the programs run other than reads (systemctl show, an init script's
+// status).
+func (h *fakeHost) mutating() []string {
+	var out []string
+	for _, c := range h.calls {
+		base := filepath.Base(c[0])
+		if base == "systemctl" && len(c) > 1 && c[1] == "show" {
+			continue
+		}
+		if len(c) > 1 && c[len(c)-1] == "status" {
+			continue
+		}
+		out = append(out, strings.Join(c, " "))
+	}
+	return out
+}
+
+func (h *fakeHost) run(ctx context.Context, argv ...string) (int, string, string, error) {
+	h.calls = append(h.calls, argv)
+	switch filepath.Base(argv[0]) {
+	case "systemctl":
+		return h.systemctl(argv[1:])
+	}
+	if h.external != nil {
+		return h.external(argv)
+	}
+	return realRun(ctx, argv)
+}
+
+// realRun runs a program for real (init scripts in the fixture tree).
+func realRun(ctx context.Context, argv []string) (int, string, string, error) {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), out.String(), errb.String(), nil
+	}
+	return 0, out.String(), errb.String(), err
+}
+
+func (h *fakeHost) systemctl(args []string) (int, string, string, error) {
+	// Drop options the module passes; keep the verb and the unit.
+	var verb, unit string
+	runtime := false
+	for _, a := range args {
+		switch {
+		case a == "--":
+		case a == "--runtime":
+			runtime = true
+		case strings.HasPrefix(a, "--"):
+		case verb == "":
+			verb = a
+		default:
+			unit = a
+		}
+	}
+	u := h.units[unit]
+	if verb == "daemon-reload" {
+		for _, x := range h.units {
+			x.needReload = false
+		}
+		for n, x := range h.pending {
+			h.units[n] = x
+			delete(h.pending, n)
+		}
+		return 0, "", "", nil
+	}
+	if u == nil {
+		if verb == "show" {
+			return 0, fmt.Sprintf("Id=%s\nLoadState=not-found\nActiveState=inactive\nSubState=dead\nFragmentPath=\nSourcePath=\nUnitFileState=\nCanReload=no\nNeedDaemonReload=no\n", unit), "", nil
+		}
+		if verb == "mask" {
+			h.units[unit] = &fakeUnit{load: "masked", active: "inactive", sub: "dead", fileState: "masked", savedFileState: "gone"}
+			return 0, "", "", nil
+		}
+		return 5, "", fmt.Sprintf("Failed to %s %s: Unit %s not found.\n", verb, unit, unit), nil
+	}
+	yn := map[bool]string{true: "yes", false: "no"}
+	switch verb {
+	case "show":
+		return 0, fmt.Sprintf("Id=%s\nLoadState=%s\nActiveState=%s\nSubState=%s\nFragmentPath=%s\nSourcePath=%s\nUnitFileState=%s\nCanReload=%s\nNeedDaemonReload=%s\n",
+			unit, u.load, u.active, u.sub, u.fragment, u.source, u.fileState, yn[u.canReload], yn[u.needReload]), "", nil
+	case "start", "restart", "reload":
+		if u.load == "masked" {
+			return 1, "", "Failed to start " + unit + ": Unit " + unit + " is masked.\n", nil
+		}
+		if verb == "reload" && !u.canReload {
+			return 1, "", "Failed to reload " + unit + ": Job type reload is not applicable for unit " + unit + ".\n", nil
+		}
+		if u.failStart {
+			u.active, u.sub = "failed", "failed"
+			return 1, "", "Job for " + unit + " failed because the control process exited with error code.\n", nil
+		}
+		u.active, u.sub = "active", "running"
+	case "stop":
+		u.active, u.sub = "inactive", "dead"
+	case "enable":
+		if u.load == "masked" {
+			return 1, "", "Failed to enable unit: Unit file " + unit + " is masked.\n", nil
+		}
+		u.fileState = "enabled"
+	case "disable":
+		if runtime || u.fileState == "enabled" {
+			u.fileState = "disabled"
+		}
+	case "mask":
+		u.savedFileState, u.load, u.fileState = u.fileState, "masked", "masked"
+		if runtime {
+			u.fileState = "masked-runtime"
+		}
+	case "unmask":
+		if u.savedFileState == "gone" {
+			delete(h.units, unit)
+			return 0, "", "", nil
+		}
+		u.load, u.fileState = "loaded", u.savedFileState
+	default:
+		return 1, "", "fake systemctl: unknown verb " + verb + "\n", nil
+	}
+	return 0, "", "", nil
+}
+
+// args normalises and validates arguments as the helper does before a module runs.
+func args(t *testing.T, m modules.Module, a map[string]cty.Value) cty.Value {
+	t.Helper()
+	v, err := m.Info().Schema.Normalize(cty.ObjectVal(a))
+	if err != nil {
+		t.Fatalf("normalize: %v", err)
+	}
+	if val, ok := m.(modules.Validator); ok {
+		if errs := val.Validate(v); len(errs) > 0 {
+			t.Fatalf("validate: %v", errs)
+		}
+	}
+	return v
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func s(v string) cty.Value { return cty.StringVal(v) }
+
+// onlyReads fails the test when check mode ran anything but reads.
+func (h *fakeHost) onlyReads(t *testing.T, what string) {
+	t.Helper()
+	if m := h.mutating(); len(m) > 0 {
+		t.Fatalf("%s ran programs that change the host: %v", what, m)
+	}
+}
+
+// ran reports whether a program with these leading words was run.
+func (h *fakeHost) ran(words ...string) bool {
+	for _, c := range h.calls {
+		if len(c) >= len(words) && slices.Equal(c[:len(words)], words) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,181 @@
+package system_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runbook/runbook/internal/labtest"
+	"github.com/runbook/runbook/testenv"
+)
+
+// labHost is one systemd lab host and the CLI runner against it.
+type labHost struct {
+	t   *testing.T
+	lab *testenv.Lab
+	r   *labtest.Runner
+}
+
+func startLab(t *testing.T) *labHost {
+	t.Helper()
+	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1})
+	return &labHost{t: t, lab: lab, r: labtest.New(t, lab)}
+}
+
+// sh runs a shell command on lab01 and returns its output; a failure fails the test.
+func (h *labHost) sh(cmd string) string {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := h.lab.Exec(ctx, "lab01", "sh", "-c", cmd)
+	if err != nil {
+		h.t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+	return string(out)
+}
+
+// shOK is sh that tolerates a failing command (its output is the snapshot).
+func (h *labHost) shOK(cmd string) string {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, _ := h.lab.Exec(ctx, "lab01", "sh", "-c", cmd+" 2>&1")
+	return string(out)
+}
+
+// result is one JSON result line of `runbook run -o json`.
+type result struct {
+	Status string         `json:"status"`
+	Msg    string         `json:"msg"`
+	Data   map[string]any `json:"data"`
+}
+
+// module runs a module with -o json and returns the exit code and its result.
+func (h *labHost) module(module string, args ...string) (int, result, string) {
+	h.t.Helper()
+	res := h.r.Module("lab01", module, append(args, "-o", "json")...)
+	var out result
+	for _, l := range strings.Split(res.Out, "\n") {
+		if strings.Contains(l, `"type":"result"`) {
+			if err := json.Unmarshal([]byte(l), &out); err != nil {
+				h.t.Fatalf("decode %s: %v", l, err)
+			}
+		}
+	}
+	return res.Code, out, res.Out
+}
+
+// units is a snapshot of units' states and the rc links of SysV scripts.
+func (h *labHost) units(names ...string) func() string {
+	return func() string {
+		return h.shOK("systemctl show -p Id,LoadState,ActiveState,SubState,UnitFileState -- " + strings.Join(names, " ") +
+			"; ls -l /etc/rc?.d /etc/systemd/system | grep -v '^total'")
+	}
+}
+
+const labDemoScript = `#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          rbdemo
+# Required-Start:    $local_fs
+# Required-Stop:     $local_fs
+# Default-Start:     2 3 4 5
+# Default-Stop:      0 1 6
+# Short-Description: runbook lab service
+### END INIT INFO
+case "$1" in
+  start) touch /run/rbdemo.running ;;
+  stop) rm -f /run/rbdemo.running ;;
+  status) [ -e /run/rbdemo.running ] || exit 3 ;;
+  restart|force-reload) touch /run/rbdemo.running ;;
+  *) echo "usage: $0 {start|stop|status|restart}" >&2; exit 3 ;;
+esac
+`
+
+// TestServiceLab drives real units on a systemd lab host through the CLI: firewalld and
+// NetworkManager (native units), a SysV script seen through systemd's generator, a unit
+// that does not exist, and arguments that must be refused before any host is touched.
+func TestServiceLab(t *testing.T) {
+	h := startLab(t)
+
+	for _, unit := range []string{"firewalld", "NetworkManager"} {
+		t.Run(unit+" off", func(t *testing.T) {
+			snap := h.units(unit + ".service")
+			if got := snap(); !strings.Contains(got, "ActiveState=active") || !strings.Contains(got, "UnitFileState=enabled") {
+				t.Fatalf("%s should start active and enabled on the lab:\n%s", unit, got)
+			}
+			h.r.Timeline("lab01", "service", []string{"name=" + unit, "state=stopped", "enabled=false"}, snap)
+			got := h.sh("systemctl show -p ActiveState,UnitFileState " + unit)
+			if !strings.Contains(got, "ActiveState=inactive") || !strings.Contains(got, "UnitFileState=disabled") {
+				t.Errorf("after the timeline:\n%s", got)
+			}
+		})
+	}
+
+	t.Run("masking changes nothing in check mode", func(t *testing.T) {
+		snap := h.units("firewalld.service")
+		before := snap()
+		res := h.r.Module("lab01", "service", "name=firewalld", "masked=true", "--check", "--diff")
+		if res.Code != 4 || !strings.Contains(res.Out, "would mask") || !strings.Contains(res.Out, "+masked: true") {
+			t.Fatalf("check: exit %d\n%s", res.Code, res.Out)
+		}
+		if after := snap(); after != before {
+			t.Fatalf("check mode changed the host:\n%s\n---\n%s", before, after)
+		}
+	})
+
+	t.Run("SysV script through the generator", func(t *testing.T) {
+		h.sh("cat > /etc/init.d/rbdemo <<'EOF'\n" + labDemoScript + "EOF\nchmod 755 /etc/init.d/rbdemo && systemctl daemon-reload")
+		snap := h.units("rbdemo.service")
+		if got := snap(); !strings.Contains(got, "UnitFileState=generated") {
+			t.Fatalf("rbdemo is not a generated unit:\n%s", got)
+		}
+		h.r.Timeline("lab01", "service", []string{"name=rbdemo", "enabled=true", "state=started"}, snap)
+		code, res, out := h.module("service", "name=rbdemo")
+		if code != 0 || res.Data["enabled"] != true || res.Data["active_state"] != "active" || res.Data["unit_file_state"] != "generated" {
+			t.Fatalf("after enabling: exit %d\n%s", code, out)
+		}
+		if got := h.sh("ls /etc/rc2.d /etc/rc5.d; ls /run/rbdemo.running"); strings.Count(got, "S01rbdemo") != 2 {
+			t.Errorf("no start links after enabling:\n%s", got)
+		}
+
+		h.r.Timeline("lab01", "service", []string{"name=rbdemo.service", "enabled=false", "state=stopped"}, snap)
+		code, res, out = h.module("service", "name=rbdemo")
+		if code != 0 || res.Data["enabled"] != false || res.Data["active_state"] != "inactive" {
+			t.Fatalf("after disabling: exit %d\n%s", code, out)
+		}
+		if got := h.shOK("ls /etc/rc?.d | grep rbdemo; ls /run/rbdemo.running"); strings.Contains(got, "S01rbdemo") || !strings.Contains(got, "No such file") {
+			t.Errorf("start links or the running marker left:\n%s", got)
+		}
+	})
+
+	t.Run("a unit that does not exist", func(t *testing.T) {
+		res := h.r.Module("lab01", "service", "name=rb-no-such-unit", "state=started")
+		if res.Code != 2 || !strings.Contains(res.Out, "unit rb-no-such-unit.service does not exist on this host") {
+			t.Errorf("start: exit %d\n%s", res.Code, res.Out)
+		}
+		code, r, out := h.module("service", "name=rb-no-such-unit", "state=stopped", "enabled=false")
+		if code != 0 || r.Status != "ok" || !strings.Contains(r.Msg, "nothing to stop or disable") {
+			t.Errorf("stop: exit %d\n%s", code, out)
+		}
+	})
+
+	t.Run("bad arguments touch no host", func(t *testing.T) {
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"name=firewalld", "bogus=1"}, `has no argument "bogus"`},
+			{[]string{"name=firewalld", "state=sarted"}, `Did you mean "started"?`},
+			{[]string{"name=firewalld", "state=started", "masked=true"}, "A masked unit cannot be started"},
+			{[]string{"state=started"}, `The argument "name" is required`},
+			{[]string{"name=fire walld"}, "a unit name such as"},
+		} {
+			res := h.r.Module("lab01", "service", tc.args...)
+			if res.Code != 1 || !strings.Contains(res.Out, tc.want) || strings.Contains(res.Out, "RECAP") {
+				t.Errorf("%v: want exit 1 with %q before any host, got %d\n%s", tc.args, tc.want, res.Code, res.Out)
+			}
+		}
+	})
+}

@@ -1,0 +1,947 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+var (
+	_ modules.Runner    = Service{}
+	_ modules.Validator = Service{}
+)
+
+// Service manages a systemd unit, or a SysV init script.
+type Service struct{}
+
+var unitNamePattern = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+$`)
+
+func (Service) Info() modules.Info {
+	return modules.Info{
+		Name:    "service",
+		Family:  "system",
+		Summary: "Start, stop, restart, enable, disable or mask a service: systemd units and SysV init scripts.",
+		Description: `Reads the unit's state from systemd ("systemctl show": LoadState, ActiveState, SubState,
+UnitFileState, SourcePath...) and changes only what differs: unmask, enable or disable, start or stop,
+then mask, in that order. A name without a unit type means a service: "network" and "network.service"
+are the same unit. state = "restarted" and "reloaded" act on every apply and always report changed
+(a reload of a stopped unit starts it). Check mode only reads; it never runs a verb that changes
+anything.
+
+A unit that does not exist is an error ("unit X does not exist on this host") when it should run or
+be enabled; stopping or disabling it is fine and the message says there was nothing to do. Masking a
+unit that does not exist is allowed: it makes sure nothing can ever start it.
+
+Legacy SysV scripts (the "network" service of EL7/EL8, anything in /etc/init.d without a native
+unit) reach systemd through its generator: UnitFileState "generated", SourcePath /etc/init.d/NAME.
+"systemctl enable" cannot enable those, so the module enables and disables them with chkconfig when
+the host has it, else update-rc.d, else by managing the /etc/rcN.d links itself (S links in the
+levels of the script's Default-Start, K links elsewhere), and reports enabled from those links: an S
+link in any of runlevels 2 to 5. The manager is reloaded afterwards so systemd sees the change.
+
+Static, indirect and other generated units have no [Install] section of their own: asking to enable
+them is an error that says why, and disabling them has nothing to do.
+
+On a host whose PID 1 is not systemd (no /run/systemd/system) the module drives /etc/init.d
+scripts with "service NAME start|stop|restart|reload" (the script itself when there is no service
+command) and reads their state from "status" (exit 0 running, 1 to 3 stopped); enabling works as
+above and masking is refused. A host with neither is refused with a message that says so.`,
+		Schema: modules.Schema{
+			Args: []modules.Arg{
+				{Name: "name", Type: cty.String, Required: true, Pattern: unitNamePattern,
+					PatternHelp: `a unit name such as "sshd", "network.service" or "getty@tty1"`,
+					Doc:         `The unit. Without a type suffix it is a service: "network" means "network.service".`},
+				{Name: "state", Type: cty.String, OneOf: []string{"started", "stopped", "restarted", "reloaded"},
+					Doc: `"started" and "stopped" act only when needed; "restarted" and "reloaded" act every time (the task reports changed). Unset leaves the unit running or not.`},
+				{Name: "enabled", Type: cty.Bool, Doc: "Whether the unit starts at boot. Unset leaves it as it is."},
+				{Name: "masked", Type: cty.Bool, Doc: "Whether the unit is masked (linked to /dev/null, so nothing can start it). Unset leaves it as it is."},
+				{Name: "daemon_reload", Type: cty.Bool, Default: cty.False,
+					Doc: "Reload systemd's configuration first when it reports the unit's files changed on disk (NeedDaemonReload), or when the unit is not loaded yet (a unit file or init script just written)."},
+			},
+		},
+		Returns: []modules.Field{
+			{Name: "name", Type: cty.String, Doc: `The unit's full name, e.g. "network.service".`},
+			{Name: "active_state", Type: cty.String, Doc: `systemd's ActiveState after the task: "active", "inactive", "failed", ...`},
+			{Name: "sub_state", Type: cty.String, Doc: `systemd's SubState: "running", "exited", "dead", ...`},
+			{Name: "enabled", Type: cty.Bool, Doc: "Whether the unit starts at boot (for a SysV script: an S link in runlevels 2-5)."},
+			{Name: "unit_file_state", Type: cty.String, Doc: `systemd's UnitFileState: "enabled", "disabled", "static", "masked", "generated", ... ("" when the unit does not exist).`},
+			{Name: "masked", Type: cty.Bool, Doc: "Whether the unit is masked."},
+			{Name: "load_state", Type: cty.String, Doc: `systemd's LoadState: "loaded", "not-found", "masked", ...`},
+			{Name: "manager", Type: cty.String, Doc: `"systemd", or "sysv" on a host whose PID 1 is not systemd.`},
+		},
+		Examples: []modules.Example{
+			{Title: "NetworkManager off and never started at boot", HCL: `task "NetworkManager off" {
+  service {
+    name    = "NetworkManager"
+    state   = "stopped"
+    enabled = false
+  }
+}`},
+			{Title: "The legacy network service (a SysV script on EL7/EL8) on at boot and running", HCL: `task "network service" {
+  service {
+    name    = "network"
+    state   = "started"
+    enabled = true
+  }
+}`},
+			{Title: "firewalld stopped and masked, so nothing pulls it in again", HCL: `task "no firewalld" {
+  service {
+    name   = "firewalld"
+    state  = "stopped"
+    masked = true
+  }
+}`},
+			{Title: "Restart a service after its unit file changed", HCL: `task "restart app" {
+  service {
+    name          = "app.service"
+    state         = "restarted"
+    daemon_reload = true
+  }
+}`},
+		},
+	}
+}
+
+// Validate rejects combinations that no unit can satisfy.
+func (Service) Validate(args cty.Value) []modules.ArgError {
+	var errs []modules.ArgError
+	masked, maskedSet := optBool(args, "masked")
+	enabled, enabledSet := optBool(args, "enabled")
+	state := str(args, "state")
+	if maskedSet && masked {
+		if state != "" && state != "stopped" {
+			errs = append(errs, modules.ArgError{Arg: "state", Msg: fmt.Sprintf("A masked unit cannot be %s; use state = \"stopped\" with masked = true.", state)})
+		}
+		if enabledSet && enabled {
+			errs = append(errs, modules.ArgError{Arg: "enabled", Msg: "A masked unit cannot be enabled; use enabled = false with masked = true."})
+		}
+	}
+	if n := str(args, "name"); n != "" && strings.HasPrefix(n, "-") {
+		errs = append(errs, modules.ArgError{Arg: "name", Msg: "A unit name cannot start with a dash."})
+	}
+	return errs
+}
+
+// unitSuffixes are systemd's unit types; a name without one is a service.
+var unitSuffixes = []string{".service", ".socket", ".target", ".timer", ".mount", ".automount",
+	".path", ".slice", ".scope", ".swap", ".device"}
+
+// unitName gives name its unit type: "network" → "network.service".
+func unitName(name string) string {
+	for _, s := range unitSuffixes {
+		if strings.HasSuffix(name, s) && len(name) > len(s) {
+			return name
+		}
+	}
+	return name + ".service"
+}
+
+// unitState is what systemctl show says about a unit.
+type unitState struct {
+	id, load, active, sub, fileState, fragment, source string
+	needReload, canReload                              bool
+}
+
+var showProps = []string{"Id", "LoadState", "ActiveState", "SubState", "UnitFileState", "FragmentPath",
+	"SourcePath", "NeedDaemonReload", "CanReload"}
+
+// parseShow reads "systemctl show" output: one Key=Value per line (values may hold "=").
+func parseShow(out string) unitState {
+	kv := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			kv[k] = v
+		}
+	}
+	return unitState{
+		id: kv["Id"], load: kv["LoadState"], active: kv["ActiveState"], sub: kv["SubState"],
+		fileState: kv["UnitFileState"], fragment: kv["FragmentPath"], source: kv["SourcePath"],
+		needReload: kv["NeedDaemonReload"] == "yes", canReload: kv["CanReload"] == "yes",
+	}
+}
+
+func (m *machine) showUnit(ctx context.Context, unit string) (unitState, error) {
+	out, err := m.runOK(ctx, "systemctl", "show", "--property="+strings.Join(showProps, ","), "--", unit)
+	if err != nil {
+		return unitState{}, fmt.Errorf("read the state of %s: %w", unit, err)
+	}
+	st := parseShow(out)
+	if st.load == "" {
+		return st, fmt.Errorf("read the state of %s: systemctl show printed no LoadState", unit)
+	}
+	return st, nil
+}
+
+// systemdBooted reports whether PID 1 is systemd, the way sd_booted(3) tells.
+func (m *machine) systemdBooted() bool {
+	fi, err := os.Stat(m.path("/run/systemd/system"))
+	return err == nil && fi.IsDir()
+}
+
+func (s unitState) masked() bool {
+	return s.load == "masked" || s.fileState == "masked" || s.fileState == "masked-runtime"
+}
+
+func (s unitState) running() bool {
+	return s.active == "active" || s.active == "reloading" || s.active == "activating"
+}
+
+func (s unitState) stopped() bool { return s.active == "inactive" || s.active == "failed" }
+
+// sysvScript returns the init script behind a unit that systemd's SysV generator made, or "".
+func (s unitState) sysvScript() string {
+	if s.fileState != "generated" || s.source == "" {
+		return ""
+	}
+	if filepath.Base(filepath.Dir(s.source)) != "init.d" {
+		return ""
+	}
+	return s.source
+}
+
+// serviceWant is the task's arguments, decoded.
+type serviceWant struct {
+	unit, state                string
+	enabled, masked            bool
+	enabledSet, maskedSet      bool
+	daemonReload               bool
+	stateGiven, anythingWanted bool
+}
+
+func decodeService(args cty.Value) serviceWant {
+	w := serviceWant{unit: unitName(str(args, "name")), state: str(args, "state"), daemonReload: boolArg(args, "daemon_reload")}
+	w.enabled, w.enabledSet = optBool(args, "enabled")
+	w.masked, w.maskedSet = optBool(args, "masked")
+	return w
+}
+
+// step is one change the module makes, in order.
+type step struct {
+	desc, would string   // "started", "would start"
+	argv        []string // the program that makes it; nil for do
+	do          func(ctx context.Context) error
+}
+
+// Run reads the unit, works out the steps that bring it to what the task wants, and runs
+// them when applying.
+func (Service) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+	return runService(ctx, realMachine(env), decodeService(args), apply)
+}
+
+func runService(ctx context.Context, m *machine, w serviceWant, apply bool) (*modules.Result, error) {
+	if !m.systemdBooted() {
+		return runSysVService(ctx, m, w, apply)
+	}
+	if m.lookPath("systemctl") == "" {
+		return nil, errors.New("PID 1 is systemd (/run/systemd/system exists) but there is no systemctl on this host")
+	}
+	st, err := m.showUnit(ctx, w.unit)
+	if err != nil {
+		return nil, err
+	}
+	var steps []step
+	var notes []string
+	res := &modules.Result{Status: modules.StatusOK}
+
+	if w.daemonReload {
+		switch {
+		case st.needReload:
+			steps = append(steps, step{desc: "reloaded systemd (unit files changed on disk)", would: "would reload systemd (unit files changed on disk)",
+				argv: []string{"systemctl", "daemon-reload"}})
+		case st.load == "not-found" && apply:
+			// A unit file or init script may just have been written: reload, then look
+			// again. It is a change only when the unit appears.
+			if _, err := m.runOK(ctx, "systemctl", "daemon-reload"); err != nil {
+				return nil, err
+			}
+			if st, err = m.showUnit(ctx, w.unit); err != nil {
+				return nil, err
+			}
+			if st.load != "not-found" {
+				notes = append(notes, "reloaded systemd, which found the unit")
+				res.Status = modules.StatusChanged
+			}
+		case st.load == "not-found":
+			if src := unitSource(m, w.unit); src != "" {
+				res.Status = modules.StatusUnknown
+				res.Msg = fmt.Sprintf("%s is not loaded; a daemon-reload would load it from %s, so what follows cannot be predicted", w.unit, src)
+				res.Data = serviceData(w.unit, st, false, "systemd")
+				return res, nil
+			}
+		}
+	}
+	before := st
+	sysv := st.sysvScript()
+	enabledNow := st.fileState == "enabled" || st.fileState == "enabled-runtime"
+	if sysv != "" {
+		enabledNow = rcEnabled(m.rcLinks(filepath.Base(sysv)))
+	}
+
+	if st.load == "not-found" {
+		switch {
+		case w.state == "started" || w.state == "restarted" || w.state == "reloaded":
+			return nil, fmt.Errorf("unit %s does not exist on this host", w.unit)
+		case w.enabledSet && w.enabled:
+			return nil, fmt.Errorf("unit %s does not exist on this host, so it cannot be enabled", w.unit)
+		}
+		if w.maskedSet && w.masked {
+			steps = append(steps, step{desc: "masked", would: "would mask", argv: []string{"systemctl", "mask", "--", w.unit}})
+		} else {
+			var what []string
+			if w.state == "stopped" {
+				what = append(what, "stop")
+			}
+			if w.enabledSet {
+				what = append(what, "disable")
+			}
+			if w.maskedSet {
+				what = append(what, "unmask")
+			}
+			msg := fmt.Sprintf("unit %s does not exist on this host", w.unit)
+			if len(what) > 0 {
+				msg += "; nothing to " + strings.Join(what, " or ")
+			}
+			notes = append(notes, msg)
+		}
+		return finishService(ctx, m, w, res, before, enabledNow, steps, notes, apply)
+	}
+
+	// Unmask first: nothing else works on a masked unit.
+	if st.masked() {
+		switch {
+		case w.maskedSet && !w.masked:
+			argv := []string{"systemctl", "unmask", "--", w.unit}
+			if st.fileState == "masked-runtime" {
+				argv = []string{"systemctl", "unmask", "--runtime", "--", w.unit}
+			}
+			steps = append(steps, step{desc: "unmasked", would: "would unmask", argv: argv})
+		case w.state == "started" || w.state == "restarted" || w.state == "reloaded":
+			return nil, fmt.Errorf("unit %s is masked, so it cannot be %s; set masked = false to unmask it", w.unit, w.state)
+		case w.enabledSet && w.enabled:
+			return nil, fmt.Errorf("unit %s is masked, so it cannot be enabled; set masked = false to unmask it", w.unit)
+		}
+	}
+
+	if w.enabledSet {
+		s, note, err := enableSteps(m, w, st, sysv, enabledNow)
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, s...)
+		if note != "" {
+			notes = append(notes, note)
+		}
+	}
+
+	switch w.state {
+	case "started":
+		if !st.running() {
+			steps = append(steps, step{desc: "started", would: "would start", argv: []string{"systemctl", "start", "--", w.unit}})
+		}
+	case "stopped":
+		if !st.stopped() {
+			steps = append(steps, step{desc: "stopped", would: "would stop", argv: []string{"systemctl", "stop", "--", w.unit}})
+		}
+	case "restarted":
+		steps = append(steps, step{desc: "restarted", would: "would restart", argv: []string{"systemctl", "restart", "--", w.unit}})
+	case "reloaded":
+		switch {
+		case !st.running():
+			steps = append(steps, step{desc: "started (it was not running, so there was nothing to reload)", would: "would start (it is not running)",
+				argv: []string{"systemctl", "start", "--", w.unit}})
+		case !st.canReload:
+			return nil, fmt.Errorf("unit %s cannot reload (it has no ExecReload=); use state = \"restarted\"", w.unit)
+		default:
+			steps = append(steps, step{desc: "reloaded", would: "would reload", argv: []string{"systemctl", "reload", "--", w.unit}})
+		}
+	}
+
+	if w.maskedSet && w.masked && !st.masked() {
+		steps = append(steps, step{desc: "masked", would: "would mask", argv: []string{"systemctl", "mask", "--", w.unit}})
+	}
+	return finishService(ctx, m, w, res, before, enabledNow, steps, notes, apply)
+}
+
+// enableSteps returns what makes the unit enabled or disabled as wanted, or an error
+// when its kind of unit cannot be.
+func enableSteps(m *machine, w serviceWant, st unitState, sysv string, enabledNow bool) ([]step, string, error) {
+	if sysv != "" {
+		if enabledNow == w.enabled {
+			return nil, "", nil
+		}
+		name := filepath.Base(sysv)
+		desc, would := "enabled (SysV script)", "would enable (SysV script)"
+		if !w.enabled {
+			desc, would = "disabled (SysV script)", "would disable (SysV script)"
+		}
+		return []step{{desc: desc, would: would, do: func(ctx context.Context) error {
+			if err := setSysVEnabled(ctx, m, name, w.enabled); err != nil {
+				return err
+			}
+			// The generator reads the rc links: let systemd see the change.
+			_, err := m.runOK(ctx, "systemctl", "daemon-reload")
+			return err
+		}}}, "", nil
+	}
+	switch st.fileState {
+	case "enabled":
+		if !w.enabled {
+			return []step{{desc: "disabled", would: "would disable", argv: []string{"systemctl", "disable", "--", w.unit}}}, "", nil
+		}
+	case "enabled-runtime":
+		// Enabled only until the next boot (links under /run).
+		if w.enabled {
+			return []step{{desc: "enabled (it was enabled only until reboot)", would: "would enable (it is enabled only until reboot)",
+				argv: []string{"systemctl", "enable", "--", w.unit}}}, "", nil
+		}
+		return []step{{desc: "disabled", would: "would disable", argv: []string{"systemctl", "disable", "--runtime", "--", w.unit}}}, "", nil
+	case "disabled", "linked", "linked-runtime":
+		if w.enabled {
+			return []step{{desc: "enabled", would: "would enable", argv: []string{"systemctl", "enable", "--", w.unit}}}, "", nil
+		}
+	case "masked", "masked-runtime":
+		// Unmasking comes first; a masked unit is not enabled.
+		if w.enabled {
+			return []step{{desc: "enabled", would: "would enable", argv: []string{"systemctl", "enable", "--", w.unit}}}, "", nil
+		}
+	case "static", "indirect", "generated", "transient", "alias", "":
+		why := map[string]string{
+			"static":    "it is static: it has no [Install] section and starts when another unit needs it",
+			"indirect":  "it is indirect: it has no [Install] rules of its own (only Also= or a template instance)",
+			"generated": "it is generated by a systemd generator from " + orDash(st.source) + "; enable it where it comes from",
+			"transient": "it is transient: made at runtime, gone at reboot",
+			"alias":     "it is an alias; enable the unit it names",
+			"":          "systemd reports no unit file state for it",
+		}[st.fileState]
+		if w.enabled {
+			return nil, "", fmt.Errorf("unit %s cannot be enabled: %s", w.unit, why)
+		}
+		return nil, fmt.Sprintf("nothing to disable: %s", why), nil
+	default:
+		return nil, "", fmt.Errorf("unit %s has unit file state %q, which cannot be enabled or disabled", w.unit, st.fileState)
+	}
+	return nil, "", nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// unitSource finds a file that a daemon-reload would load unit from, or "".
+func unitSource(m *machine, unit string) string {
+	for _, dir := range []string{"/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
+		"/usr/lib/systemd/system", "/lib/systemd/system"} {
+		if _, err := os.Stat(m.path(filepath.Join(dir, unit))); err == nil {
+			return filepath.Join(dir, unit)
+		}
+	}
+	if name, ok := strings.CutSuffix(unit, ".service"); ok {
+		if _, err := os.Stat(m.path("/etc/init.d/" + name)); err == nil {
+			return "/etc/init.d/" + name
+		}
+	}
+	return ""
+}
+
+// finishService reports the steps (and runs them when applying), with the diff and data.
+func finishService(ctx context.Context, m *machine, w serviceWant, res *modules.Result, before unitState, enabledBefore bool, steps []step, notes []string, apply bool) (*modules.Result, error) {
+	after := predictUnit(w, before, enabledBefore)
+	var done []string
+	for _, s := range steps {
+		done = append(done, tense(apply, s.desc, s.would))
+	}
+	if len(steps) > 0 {
+		res.Status = statusFor(apply)
+	}
+	if apply {
+		for _, s := range steps {
+			var err error
+			if s.do != nil {
+				err = s.do(ctx)
+			} else {
+				_, err = m.runOK(ctx, s.argv...)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	final, enabledFinal := before, enabledBefore
+	if apply && (len(steps) > 0 || res.Status == modules.StatusChanged) {
+		var err error
+		if final, err = m.showUnit(ctx, w.unit); err != nil {
+			return nil, err
+		}
+		enabledFinal = final.fileState == "enabled" || final.fileState == "enabled-runtime"
+		if s := final.sysvScript(); s != "" {
+			enabledFinal = rcEnabled(m.rcLinks(filepath.Base(s)))
+		}
+		if w.state == "started" && final.active == "failed" {
+			return nil, fmt.Errorf("unit %s failed right after it was started (SubState %s); see journalctl -u %s", w.unit, final.sub, w.unit)
+		}
+	}
+	res.Data = serviceData(w.unit, final, enabledFinal, "systemd")
+	if res.Status != modules.StatusOK {
+		res.Diff = &modules.Diff{
+			Before: describeUnit(before.active, enabledBefore, before.masked(), w), After: after,
+			BeforeHeader: w.unit + " (before)", AfterHeader: w.unit + " (after)",
+		}
+	}
+	parts := append(done, notes...)
+	if len(parts) == 0 {
+		parts = append(parts, summary(before, enabledBefore))
+	}
+	res.Msg = w.unit + ": " + strings.Join(parts, ", ")
+	return res, nil
+}
+
+// summary is the one-line state of a unit that needed nothing.
+func summary(st unitState, enabled bool) string {
+	s := st.active
+	if st.sub != "" && st.sub != st.active {
+		s += " (" + st.sub + ")"
+	}
+	switch {
+	case st.masked():
+		s += ", masked"
+	case enabled:
+		s += ", enabled"
+	case st.fileState != "":
+		s += ", " + st.fileState
+	}
+	return s
+}
+
+// predictUnit describes the unit as the steps leave it.
+func predictUnit(w serviceWant, st unitState, enabled bool) string {
+	active := st.active
+	switch w.state {
+	case "started":
+		if !st.running() {
+			active = "active"
+		}
+	case "stopped":
+		if !st.stopped() {
+			active = "inactive"
+		}
+	case "restarted":
+		active = "active (restarted)"
+	case "reloaded":
+		if st.running() {
+			active = "active (reloaded)"
+		} else {
+			active = "active"
+		}
+	}
+	if w.enabledSet && st.load != "not-found" {
+		enabled = w.enabled
+	}
+	masked := st.masked()
+	if w.maskedSet {
+		masked = w.masked
+	}
+	return describeUnit(active, enabled, masked, w)
+}
+
+func describeUnit(active string, enabled, masked bool, w serviceWant) string {
+	if active == "" {
+		active = "inactive"
+	}
+	s := fmt.Sprintf("state: %s\nenabled: %t\n", active, enabled)
+	if w.maskedSet || masked {
+		s += fmt.Sprintf("masked: %t\n", masked)
+	}
+	return s
+}
+
+func serviceData(unit string, st unitState, enabled bool, manager string) map[string]any {
+	return map[string]any{
+		"name":            unit,
+		"active_state":    st.active,
+		"sub_state":       st.sub,
+		"enabled":         enabled,
+		"unit_file_state": st.fileState,
+		"masked":          st.masked(),
+		"load_state":      st.load,
+		"manager":         manager,
+	}
+}
+
+// runSysVService manages an init script on a host whose PID 1 is not systemd.
+func runSysVService(ctx context.Context, m *machine, w serviceWant, apply bool) (*modules.Result, error) {
+	name, ok := strings.CutSuffix(w.unit, ".service")
+	if !ok {
+		return nil, fmt.Errorf("%s is a systemd unit, and this host does not run systemd (no /run/systemd/system)", w.unit)
+	}
+	if fi, err := os.Stat(m.path("/etc/init.d")); err != nil || !fi.IsDir() {
+		return nil, errors.New("this host runs neither systemd (no /run/systemd/system) nor SysV init scripts (no /etc/init.d): the service module cannot manage its services")
+	}
+	res := &modules.Result{Status: modules.StatusOK}
+	script := "/etc/init.d/" + name
+	st := unitState{id: w.unit, load: "loaded", active: "inactive", sub: "dead"}
+	var warnings []string
+	if w.daemonReload {
+		warnings = append(warnings, "daemon_reload ignored: this host does not run systemd")
+	}
+	fi, err := os.Stat(m.path(script))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		st.load = "not-found"
+	case err != nil:
+		return nil, fmt.Errorf("inspect %s: %w", script, err)
+	case !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0:
+		return nil, fmt.Errorf("%s is not an executable file", script)
+	}
+	if w.maskedSet && w.masked {
+		return nil, fmt.Errorf("masking needs systemd, and this host does not run it (no /run/systemd/system)")
+	}
+	if st.load == "not-found" {
+		if w.state == "started" || w.state == "restarted" || w.state == "reloaded" || (w.enabledSet && w.enabled) {
+			return nil, fmt.Errorf("unit %s does not exist on this host (no %s)", w.unit, script)
+		}
+		res.Msg = fmt.Sprintf("%s: unit %s does not exist on this host (no %s); nothing to do", w.unit, w.unit, script)
+		res.Data = serviceData(w.unit, unitState{load: "not-found", active: "inactive", sub: "dead"}, false, "sysv")
+		res.Warnings = warnings
+		return res, nil
+	}
+	control := func(verb string) []string {
+		if p := m.lookPath("service"); p != "" {
+			return []string{p, name, verb}
+		}
+		return []string{m.path(script), verb}
+	}
+	// status is read-only for every LSB script: 0 running, 1-3 not running, 4 unknown.
+	running, known := false, true
+	rc, _, _, err := m.run(ctx, control("status")...)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%s status: %w", name, err)
+	case rc == 0:
+		running = true
+	case rc >= 1 && rc <= 3:
+	default:
+		known = false
+	}
+	if running {
+		st.active, st.sub = "active", "running"
+	}
+	links := m.rcLinks(name)
+	enabledNow := rcEnabled(links)
+	st.fileState = "disabled"
+	if enabledNow {
+		st.fileState = "enabled"
+	}
+
+	var steps []step
+	if w.enabledSet && enabledNow != w.enabled {
+		desc, would := "enabled", "would enable"
+		if !w.enabled {
+			desc, would = "disabled", "would disable"
+		}
+		en := w.enabled
+		steps = append(steps, step{desc: desc, would: would, do: func(ctx context.Context) error { return setSysVEnabled(ctx, m, name, en) }})
+	}
+	if !known && (w.state == "started" || w.state == "stopped") && !apply {
+		res.Status = modules.StatusUnknown
+		res.Msg = fmt.Sprintf("%s: cannot tell whether it runs (%s status exited %d)", w.unit, name, rc)
+		res.Data = serviceData(w.unit, st, enabledNow, "sysv")
+		res.Warnings = warnings
+		return res, nil
+	}
+	// When the status is unknown, apply runs start or stop anyway: LSB scripts make both
+	// idempotent.
+	switch w.state {
+	case "started":
+		if !running || !known {
+			steps = append(steps, step{desc: "started", would: "would start", argv: control("start")})
+		}
+	case "stopped":
+		if running || !known {
+			steps = append(steps, step{desc: "stopped", would: "would stop", argv: control("stop")})
+		}
+	case "restarted":
+		steps = append(steps, step{desc: "restarted", would: "would restart", argv: control("restart")})
+	case "reloaded":
+		if running {
+			steps = append(steps, step{desc: "reloaded", would: "would reload", argv: control("reload")})
+		} else {
+			steps = append(steps, step{desc: "started (it was not running)", would: "would start (it is not running)", argv: control("start")})
+		}
+	}
+	res.Warnings = warnings
+	after := predictUnit(w, st, enabledNow)
+	var done []string
+	for _, s := range steps {
+		done = append(done, tense(apply, s.desc, s.would))
+	}
+	final, enabledFinal := st, enabledNow
+	if len(steps) > 0 {
+		res.Status = statusFor(apply)
+		res.Diff = &modules.Diff{Before: describeUnit(st.active, enabledNow, false, w), After: after,
+			BeforeHeader: w.unit + " (before)", AfterHeader: w.unit + " (after)"}
+	}
+	if apply && len(steps) > 0 {
+		for _, s := range steps {
+			var err error
+			if s.do != nil {
+				err = s.do(ctx)
+			} else {
+				_, err = m.runOK(ctx, s.argv...)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		enabledFinal = rcEnabled(m.rcLinks(name))
+		if rc, _, _, err := m.run(ctx, control("status")...); err == nil {
+			final.active, final.sub = "inactive", "dead"
+			if rc == 0 {
+				final.active, final.sub = "active", "running"
+			}
+		}
+		final.fileState = "disabled"
+		if enabledFinal {
+			final.fileState = "enabled"
+		}
+	}
+	res.Data = serviceData(w.unit, final, enabledFinal, "sysv")
+	if len(done) == 0 {
+		done = append(done, summary(st, enabledNow))
+	}
+	res.Msg = w.unit + ": " + strings.Join(done, ", ")
+	return res, nil
+}
+
+// rcLevels are the SysV runlevels with link directories; a script is enabled when it has
+// an S link in one of 2-5, the multi-user levels.
+var rcLevels = []string{"0", "1", "2", "3", "4", "5", "6"}
+
+// rcDir finds the link directory of a runlevel: /etc/rcN.d (Debian; a link to
+// /etc/rc.d/rcN.d on EL) or /etc/rc.d/rcN.d.
+func (m *machine) rcDir(level string) string {
+	for _, d := range []string{"/etc/rc" + level + ".d", "/etc/rc.d/rc" + level + ".d"} {
+		if fi, err := os.Stat(m.path(d)); err == nil && fi.IsDir() {
+			return d
+		}
+	}
+	return ""
+}
+
+// rcLink is one runlevel link of a script: S or K, with its two-digit order.
+type rcLink struct {
+	level, kind, order, file string // file: the link's host path
+}
+
+// rcLinkName matches "S20network" / "K90network"; the name part is compared separately.
+var rcLinkName = regexp.MustCompile(`^([SK])([0-9]{2})(.+)$`)
+
+// rcLinks lists the runlevel links of the script name.
+func (m *machine) rcLinks(name string) []rcLink {
+	var out []rcLink
+	for _, lvl := range rcLevels {
+		dir := m.rcDir(lvl)
+		if dir == "" {
+			continue
+		}
+		ents, err := os.ReadDir(m.path(dir))
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if sm := rcLinkName.FindStringSubmatch(e.Name()); sm != nil && sm[3] == name {
+				out = append(out, rcLink{level: lvl, kind: sm[1], order: sm[2], file: filepath.Join(dir, e.Name())})
+			}
+		}
+	}
+	return out
+}
+
+func rcEnabled(links []rcLink) bool {
+	for _, l := range links {
+		if l.kind == "S" && l.level >= "2" && l.level <= "5" {
+			return true
+		}
+	}
+	return false
+}
+
+// setSysVEnabled enables or disables an init script at boot with the host's own tool
+// (chkconfig on EL, update-rc.d on Debian) or, lacking both, by managing its rc links;
+// then it checks the links say what was wanted.
+func setSysVEnabled(ctx context.Context, m *machine, name string, enable bool) error {
+	links := m.rcLinks(name)
+	onOff := map[bool]string{true: "on", false: "off"}[enable]
+	switch {
+	case m.lookPath("chkconfig") != "":
+		if len(links) == 0 {
+			if _, err := m.runOK(ctx, "chkconfig", "--add", name); err != nil {
+				return err
+			}
+		}
+		if _, err := m.runOK(ctx, "chkconfig", name, onOff); err != nil {
+			return err
+		}
+	case m.lookPath("update-rc.d") != "":
+		if len(links) == 0 {
+			if !enable {
+				return nil
+			}
+			if _, err := m.runOK(ctx, "update-rc.d", name, "defaults"); err != nil {
+				return err
+			}
+		}
+		verb := map[bool]string{true: "enable", false: "disable"}[enable]
+		if _, err := m.runOK(ctx, "update-rc.d", name, verb); err != nil {
+			return err
+		}
+	default:
+		if err := setRCLinks(m, name, enable, links); err != nil {
+			return err
+		}
+	}
+	if got := rcEnabled(m.rcLinks(name)); got != enable {
+		return fmt.Errorf("%s is still %s at boot after turning it %s: its runlevel links in /etc/rc[2-5].d did not change (does /etc/init.d/%s have an LSB or chkconfig header?)",
+			name, map[bool]string{true: "enabled", false: "disabled"}[got], onOff, name)
+	}
+	return nil
+}
+
+// initHeader is what an init script's header says about its runlevels and order.
+type initHeader struct {
+	start, stop           []string
+	startOrder, stopOrder string
+}
+
+// parseInitHeader reads the LSB block (Default-Start, Default-Stop) and the chkconfig line
+// ("# chkconfig: 2345 10 90"). Without either, a script starts in 2-5 and stops in 0, 1
+// and 6, at order 50.
+func parseInitHeader(b []byte) initHeader {
+	h := initHeader{startOrder: "50", stopOrder: "50"}
+	var lsbStart, lsbStop []string
+	var ckLevels []string
+	lsbStartSet, lsbStopSet := false, false
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if !strings.HasPrefix(l, "#") {
+			continue
+		}
+		l = strings.TrimSpace(strings.TrimPrefix(l, "#"))
+		if v, ok := strings.CutPrefix(l, "Default-Start:"); ok {
+			lsbStart, lsbStartSet = levelsOf(v), true
+		} else if v, ok := strings.CutPrefix(l, "Default-Stop:"); ok {
+			lsbStop, lsbStopSet = levelsOf(v), true
+		} else if v, ok := strings.CutPrefix(l, "chkconfig:"); ok {
+			f := strings.Fields(v)
+			if len(f) == 3 {
+				if f[0] != "-" {
+					for _, c := range f[0] {
+						ckLevels = append(ckLevels, string(c))
+					}
+				}
+				h.startOrder, h.stopOrder = twoDigits(f[1]), twoDigits(f[2])
+			}
+		}
+	}
+	switch {
+	case lsbStartSet:
+		h.start = lsbStart
+	case ckLevels != nil:
+		h.start = ckLevels
+	default:
+		h.start = []string{"2", "3", "4", "5"}
+	}
+	if lsbStopSet {
+		h.stop = lsbStop
+	} else {
+		for _, l := range rcLevels {
+			if !slices.Contains(h.start, l) {
+				h.stop = append(h.stop, l)
+			}
+		}
+	}
+	return h
+}
+
+func levelsOf(s string) []string {
+	var out []string
+	for _, f := range strings.Fields(s) {
+		if slices.Contains(rcLevels, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func twoDigits(s string) string {
+	switch {
+	case len(s) == 1 && s[0] >= '0' && s[0] <= '9':
+		return "0" + s
+	case len(s) == 2 && s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9':
+		return s
+	}
+	return "50"
+}
+
+// setRCLinks enables a script with S links in its start levels (K links elsewhere), or
+// disables it by turning its S links into K links, as update-rc.d and chkconfig do.
+func setRCLinks(m *machine, name string, enable bool, links []rcLink) error {
+	script, err := os.ReadFile(m.path("/etc/init.d/" + name))
+	if err != nil {
+		return fmt.Errorf("read /etc/init.d/%s: %w", name, err)
+	}
+	h := parseInitHeader(script)
+	target := "../init.d/" + name
+	byLevel := map[string][]rcLink{}
+	for _, l := range links {
+		byLevel[l.level] = append(byLevel[l.level], l)
+	}
+	put := func(level, kind, order string) error {
+		dir := m.rcDir(level)
+		if dir == "" {
+			dir = "/etc/rc" + level + ".d"
+			if err := os.MkdirAll(m.path(dir), 0o755); err != nil {
+				return fmt.Errorf("create %s: %w", dir, err)
+			}
+		}
+		for _, l := range byLevel[level] {
+			if l.kind == kind {
+				return nil
+			}
+			if err := os.Remove(m.path(l.file)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove %s: %w", l.file, err)
+			}
+		}
+		link := filepath.Join(dir, kind+order+name)
+		if err := os.Symlink(target, m.path(link)); err != nil {
+			return fmt.Errorf("link %s: %w", link, err)
+		}
+		return nil
+	}
+	for _, lvl := range rcLevels {
+		switch {
+		case enable && slices.Contains(h.start, lvl):
+			err = put(lvl, "S", h.startOrder)
+		case enable && slices.Contains(h.stop, lvl):
+			err = put(lvl, "K", h.stopOrder)
+		case !enable && len(byLevel[lvl]) > 0:
+			err = put(lvl, "K", h.stopOrder)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,289 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+func init() {
+	modules.Register(Service{})
+}
+
+// machine is the host a module works on: where its files are and how it runs programs.
+// The modules' logic goes through it only, so unit tests can point it at a fixture tree
+// and a scripted fake of systemctl, and prove which programs check mode runs.
+type machine struct {
+	// root prefixes every absolute path the module reads or writes; "" is the real root.
+	root string
+	// run runs a program and returns its exit code and output; err only when it could not
+	// run at all or was stopped.
+	run func(ctx context.Context, argv ...string) (rc int, stdout, stderr string, err error)
+	// lookPath finds a program in PATH, "" when there is none.
+	lookPath func(name string) string
+}
+
+// realMachine is the host the helper runs on.
+func realMachine(env *modules.Env) *machine {
+	return &machine{
+		root: "",
+		run: func(ctx context.Context, argv ...string) (int, string, string, error) {
+			return runProgram(ctx, env, argv)
+		},
+		lookPath: func(name string) string {
+			p, err := exec.LookPath(name)
+			if err != nil {
+				// sbin directories are often missing from a non-login PATH over SSH.
+				for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+					if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+						return filepath.Join(dir, name)
+					}
+				}
+				return ""
+			}
+			return p
+		},
+	}
+}
+
+// path maps an absolute host path into the machine's root.
+func (m *machine) path(p string) string {
+	if m.root == "" {
+		return p
+	}
+	return filepath.Join(m.root, p)
+}
+
+// runOK runs a program and turns a non-zero exit into a Failure carrying its stderr.
+func (m *machine) runOK(ctx context.Context, argv ...string) (string, error) {
+	rc, stdout, stderr, err := m.run(ctx, argv...)
+	if err != nil {
+		return stdout, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
+	}
+	if rc != 0 {
+		msg := strings.TrimSpace(stderr)
+		if msg == "" {
+			msg = strings.TrimSpace(stdout)
+		}
+		return stdout, &modules.Failure{Msg: fmt.Sprintf("%s exited with %d", strings.Join(argv, " "), rc), Stderr: msg}
+	}
+	return stdout, nil
+}
+
+// runProgram runs argv with the output capped at the Env's limit. The program gets its
+// own process group, so a cancelled run also stops what it started.
+func runProgram(ctx context.Context, env *modules.Env, argv []string) (rc int, stdout, stderr string, err error) {
+	if len(argv) == 0 {
+		return -1, "", "", errors.New("empty command")
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	// A stable, C-locale environment: messages parsed or shown do not depend on the
+	// login's language, and sbin is on the path.
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0",
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	out := &capped{limit: env.Limit()}
+	errb := &capped{limit: env.Limit()}
+	cmd.Stdout, cmd.Stderr = out, errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		if cmd.Process == nil {
+			return nil
+		}
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	// An init script may leave a daemon holding the output pipes; do not wait for it.
+	cmd.WaitDelay = 2 * time.Second
+	runErr := cmd.Run()
+	stdout, stderr = out.String(), errb.String()
+	var exitErr *exec.ExitError
+	switch {
+	case runErr == nil:
+		return 0, stdout, stderr, nil
+	case ctx.Err() != nil:
+		return -1, stdout, stderr, fmt.Errorf("stopped: %w", context.Cause(ctx))
+	case errors.As(runErr, &exitErr) && exitErr.ExitCode() >= 0:
+		return exitErr.ExitCode(), stdout, stderr, nil
+	case errors.Is(runErr, exec.ErrWaitDelay):
+		return cmd.ProcessState.ExitCode(), stdout, stderr, nil
+	}
+	return -1, stdout, stderr, runErr
+}
+
+// capped keeps the first limit bytes written to it.
+type capped struct {
+	limit   int
+	buf     []byte
+	dropped int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	n := min(max(c.limit-len(c.buf), 0), len(p))
+	c.buf = append(c.buf, p[:n]...)
+	c.dropped += len(p) - n
+	return len(p), nil
+}
+
+func (c *capped) String() string {
+	if c.dropped == 0 {
+		return string(c.buf)
+	}
+	return string(c.buf) + fmt.Sprintf("\n[output truncated: %d more bytes not kept]\n", c.dropped)
+}
+
+// str returns a string argument, "" when null.
+func str(args cty.Value, name string) string {
+	v := args.GetAttr(name)
+	if v.IsNull() {
+		return ""
+	}
+	return v.AsString()
+}
+
+// optBool returns a bool argument and whether it was given.
+func optBool(args cty.Value, name string) (val, set bool) {
+	v := args.GetAttr(name)
+	if v.IsNull() {
+		return false, false
+	}
+	return v.True(), true
+}
+
+func boolArg(args cty.Value, name string) bool {
+	v, _ := optBool(args, name)
+	return v
+}
+
+// statusFor returns the status of a run that found a difference.
+func statusFor(apply bool) string {
+	if apply {
+		return modules.StatusChanged
+	}
+	return modules.StatusDrift
+}
+
+// tense picks the message's wording: what was done, or what would be.
+func tense(apply bool, done, would string) string {
+	if apply {
+		return done
+	}
+	return would
+}
+
+// readFileOpt reads a file; a missing file is (nil, false, nil).
+func readFileOpt(path string) ([]byte, bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return b, true, nil
+}
+
+// writeAtomic replaces path with content so that readers see the old file or the new one,
+// never a mix: a temporary file in the same directory is written, synced and renamed over
+// path, then the directory is synced. An existing file keeps its mode and owner; a new one
+// gets mode.
+func writeAtomic(path string, content []byte, mode fs.FileMode) error {
+	dir, base := filepath.Split(path)
+	var uid, gid = -1, -1
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+			uid, gid = int(st.Uid), int(st.Gid)
+		}
+	}
+	f, err := os.CreateTemp(dir, "."+base+".runbook-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(content); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if uid >= 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			return fmt.Errorf("set owner of %s: %w", path, err)
+		}
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fmt.Errorf("set mode of %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	ok = true
+	syncDir(dir)
+	return nil
+}
+
+// removeFile removes path (a missing file is fine) and syncs its directory.
+func removeFile(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // some filesystems cannot sync a directory; the change is made anyway
+		d.Close()
+	}
+}
+
+// fileDiff is the diff of a whole config file, "/dev/null" on the missing side.
+func fileDiff(path string, before, after []byte, existed, exists bool) *modules.Diff {
+	d := &modules.Diff{Before: string(before), After: string(after), BeforeHeader: path + " (before)", AfterHeader: path + " (after)"}
+	if !existed {
+		d.BeforeHeader = "/dev/null"
+	}
+	if !exists {
+		d.AfterHeader = "/dev/null"
+	}
+	return d
+}
+
+// splitKeep splits text into lines, each without its newline; a final line without a
+// newline is kept as it is, and joinKeep puts a newline after every line.
+func splitKeep(b []byte) []string {
+	s := string(b)
+	if s == "" {
+		return nil
+	}
+	s = strings.TrimSuffix(s, "\n")
+	return strings.Split(s, "\n")
+}
+
+func joinKeep(lines []string) []byte {
+	if len(lines) == 0 {
+		return nil
+	}
+	return []byte(strings.Join(lines, "\n") + "\n")
+}
