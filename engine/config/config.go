@@ -73,6 +73,8 @@ type Play struct {
 	Serial            []Batch
 	MaxFailPercentage *float64
 	Forks             int
+	// Strategy is StrategyFree or StrategyLinear; "" means the run's default.
+	Strategy string
 	// Vars are evaluated per host and merged over the inventory's host vars.
 	Vars      map[string]hcl.Expression
 	VarsOrder []string
@@ -131,6 +133,9 @@ type Task struct {
 	OnFailure  string // "stop_host" (default) or "continue"
 	CheckMode  *bool  // nil: follow the run; false: run for real even in check mode; true: always check
 	Sensitive  bool
+	// RunOnce runs the task on one host of each batch (the first to reach it); the other
+	// hosts of the batch take its result as their own.
+	RunOnce bool
 	// UsesFacts says an expression of the task refers to facts, so the engine gathers the
 	// host's facts (once) before evaluating it.
 	UsesFacts bool

@@ -23,6 +23,7 @@ var playSchema = &hcl.BodySchema{
 		{Name: "serial"},
 		{Name: "max_fail_percentage"},
 		{Name: "forks"},
+		{Name: "strategy"},
 		{Name: "vars"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
@@ -49,7 +50,16 @@ var taskMeta = []hcl.AttributeSchema{
 	{Name: "on_failure"},
 	{Name: "check_mode"},
 	{Name: "sensitive"},
+	{Name: "run_once"},
 }
+
+// Strategies: how the hosts of a batch move through a play's tasks.
+const (
+	// StrategyFree lets every host run its tasks as fast as it can (the default).
+	StrategyFree = "free"
+	// StrategyLinear has every host of a batch finish task i before any starts task i+1.
+	StrategyLinear = "linear"
+)
 
 // OnFailure values.
 const (
@@ -112,6 +122,16 @@ func (d *decoder) play(b *hcl.Block) *Play {
 				d.errorf(a.Expr.Range().Ptr(), "Invalid forks", "forks must be a whole number of at least 1.")
 			} else {
 				p.Forks = int(n)
+			}
+		}
+	}
+	if a, ok := content.Attributes["strategy"]; ok {
+		if v, ok := d.static(a, ctx, cty.String); ok {
+			switch st := v.AsString(); st {
+			case StrategyFree, StrategyLinear:
+				p.Strategy = st
+			default:
+				d.errorf(a.Expr.Range().Ptr(), "Invalid strategy", "strategy is %q or %q, not %q.", StrategyFree, StrategyLinear, st)
 			}
 		}
 	}
@@ -408,6 +428,14 @@ func (d *decoder) task(p *Play, b *hcl.Block, ctx *hcl.EvalContext) *Task {
 	if a, ok := attrs["sensitive"]; ok {
 		if v, ok := d.static(a, ctx, cty.Bool); ok {
 			t.Sensitive = v.True()
+		}
+	}
+	if a, ok := attrs["run_once"]; ok {
+		if v, ok := d.static(a, ctx, cty.Bool); ok {
+			t.RunOnce = v.True()
+			if t.RunOnce && t.IsHandler {
+				d.errorf(a.Expr.Range().Ptr(), "Invalid run_once", "run_once is for tasks; a handler runs once per notified host.")
+			}
 		}
 	}
 	if t.Until != nil && t.Retries == 0 {

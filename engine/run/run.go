@@ -83,6 +83,9 @@ type Options struct {
 	Check bool
 	// HostTimeout bounds everything one host does in one play; 0 means no bound.
 	HostTimeout time.Duration
+	// Strategy is the default for plays that set none: config.StrategyFree ("" too) or
+	// config.StrategyLinear.
+	Strategy string
 }
 
 // Stats counts one host's results.
@@ -116,6 +119,9 @@ type Recap struct {
 	Duration time.Duration
 	// Interrupted is set when the run was cancelled before it finished.
 	Interrupted bool
+	// Stopped says why the run stopped early because too many hosts failed
+	// (max_fail_percentage); "" when it did not.
+	Stopped string
 }
 
 // Exit codes, as documented for the CLI: the lowest non-zero that applies wins.
@@ -154,7 +160,7 @@ type Engine struct {
 
 	mu    sync.Mutex
 	execs map[string]Executor
-	dead  map[string]bool      // unreachable hosts: later plays skip them
+	dead  map[string]bool      // hosts that failed or were unreachable: later plays skip them
 	facts map[string]cty.Value // facts by host, gathered when first needed
 	recap *Recap
 }
@@ -171,7 +177,9 @@ func (e *Engine) Run(ctx context.Context, pl *plan.Plan) *Recap {
 		if ctx.Err() != nil {
 			break
 		}
-		e.play(ctx, p)
+		if !e.play(ctx, p) {
+			break
+		}
 	}
 	e.recap.Duration = time.Since(start)
 	e.recap.Interrupted = ctx.Err() != nil
@@ -184,8 +192,15 @@ func (e *Engine) closeAll() {
 	}
 }
 
-// play runs one play in serial batches; within a batch every host runs on its own.
-func (e *Engine) play(ctx context.Context, p *plan.Play) {
+// play runs one play in serial batches. Within a batch, with the free strategy every host
+// runs its tasks on its own, holding one of the forks for its whole play; with the linear
+// strategy every host of the batch finishes task i before any starts task i+1, and a fork
+// is held per task (so hosts waiting for the others hold none).
+//
+// After each batch, max_fail_percentage compares the hosts of that batch that failed or were
+// unreachable in this play with the batch's size: when failed*100/size is greater than the
+// setting, no further batch and no later play runs, and play returns false.
+func (e *Engine) play(ctx context.Context, p *plan.Play) bool {
 	forks := e.Options.Forks
 	if p.Play.Forks > 0 {
 		forks = p.Play.Forks
@@ -193,35 +208,151 @@ func (e *Engine) play(ctx context.Context, p *plan.Play) {
 	if forks < 1 {
 		forks = 1
 	}
-	for _, batch := range Batches(len(p.Hosts), p.Play.Serial) {
-		hosts := p.Hosts[batch[0]:batch[1]]
+	strategy := p.Play.Strategy
+	if strategy == "" {
+		strategy = e.Options.Strategy
+	}
+	linear := strategy == config.StrategyLinear
+	// Hosts that failed or were unreachable in an earlier play take no part.
+	e.mu.Lock()
+	live := make([]*inventory.Host, 0, len(p.Hosts))
+	for _, h := range p.Hosts {
+		if !e.dead[h.Name] {
+			live = append(live, h)
+		}
+	}
+	e.mu.Unlock()
+	for bi, batch := range Batches(len(live), p.Play.Serial) {
+		hosts := live[batch[0]:batch[1]]
 		sem := make(chan struct{}, forks)
+		b := &batchRun{once: map[string]*onceRun{}}
+		if linear {
+			b.step = newStepper(len(hosts))
+			b.slot = func() func() {
+				sem <- struct{}{}
+				return func() { <-sem }
+			}
+		}
 		var wg sync.WaitGroup
 		var failedMu sync.Mutex
 		failed := 0
-		for _, h := range hosts {
+		for i, h := range hosts {
 			if ctx.Err() != nil {
+				if b.step != nil {
+					for range hosts[i:] {
+						b.step.leave()
+					}
+				}
 				break
 			}
-			sem <- struct{}{}
+			if !linear {
+				sem <- struct{}{}
+			}
 			wg.Add(1)
 			go func(h *inventory.Host) {
 				defer wg.Done()
-				defer func() { <-sem }()
-				if !e.host(ctx, p, h) {
+				if linear {
+					defer b.step.leave()
+				} else {
+					defer func() { <-sem }()
+				}
+				if !e.host(ctx, p, h, b) {
 					failedMu.Lock()
 					failed++
 					failedMu.Unlock()
+					// A host that failed may be half done: later plays leave it alone.
+					e.mu.Lock()
+					e.dead[h.Name] = true
+					e.mu.Unlock()
 				}
 			}(h)
 		}
 		wg.Wait()
 		if mfp := p.Play.MaxFailPercentage; mfp != nil && len(hosts) > 0 {
-			if float64(failed)*100/float64(len(hosts)) > *mfp {
-				return
+			if pct := float64(failed) * 100 / float64(len(hosts)); pct > *mfp {
+				e.recap.Stopped = fmt.Sprintf("play %q stopped after batch %d: %d of %d hosts failed (%.4g%% > max_fail_percentage %g)",
+					p.Play.Name, bi+1, failed, len(hosts), pct, *mfp)
+				return false
 			}
 		}
 	}
+	return true
+}
+
+// batchRun is what the hosts of one serial batch share.
+type batchRun struct {
+	once map[string]*onceRun // run_once tasks by name
+	mu   sync.Mutex
+	// step and slot are set with the linear strategy: the barrier between tasks, and a
+	// fork taken for the length of one task.
+	step *stepper
+	slot func() (release func())
+}
+
+// onceRun is one run_once task of a batch: the first host to reach it runs it, the others
+// wait for its result.
+type onceRun struct {
+	done   chan struct{}
+	host   string
+	status Status
+	result cty.Value
+}
+
+// claim returns the task's onceRun and whether the caller is the host that runs it.
+func (b *batchRun) claim(task, host string) (*onceRun, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if o, ok := b.once[task]; ok {
+		return o, false
+	}
+	o := &onceRun{done: make(chan struct{}), host: host}
+	b.once[task] = o
+	return o, true
+}
+
+// stepper is a reusable barrier for a changing number of hosts: wait returns when every
+// host still in the play has arrived; leave takes a host out (finished, failed, or never
+// started).
+type stepper struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	active  int
+	arrived int
+	gen     int
+}
+
+func newStepper(n int) *stepper {
+	s := &stepper{active: n}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+func (s *stepper) wait() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.arrived++
+	if s.arrived >= s.active {
+		s.next()
+		return
+	}
+	for g := s.gen; g == s.gen; {
+		s.cond.Wait()
+	}
+}
+
+func (s *stepper) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.arrived > 0 && s.arrived >= s.active {
+		s.next()
+	}
+}
+
+func (s *stepper) next() {
+	s.arrived = 0
+	s.gen++
+	s.cond.Broadcast()
 }
 
 // Batches splits n hosts into serial batches [from, to). Without a serial plan there is one
@@ -254,6 +385,7 @@ func Batches(n int, serial []config.Batch) [][2]int {
 type hostRun struct {
 	e        *Engine
 	p        *plan.Play
+	b        *batchRun
 	h        *inventory.Host
 	exec     Executor
 	vars     cty.Value
@@ -265,7 +397,7 @@ type hostRun struct {
 
 // host runs a play's tasks on one host; it returns false when the host failed or was
 // unreachable.
-func (e *Engine) host(ctx context.Context, p *plan.Play, h *inventory.Host) bool {
+func (e *Engine) host(ctx context.Context, p *plan.Play, h *inventory.Host, b *batchRun) bool {
 	e.mu.Lock()
 	stats := e.recap.Hosts[h.Name]
 	if stats == nil {
@@ -285,7 +417,7 @@ func (e *Engine) host(ctx context.Context, p *plan.Play, h *inventory.Host) bool
 		ctx, cancel = context.WithTimeout(ctx, e.Options.HostTimeout)
 		defer cancel()
 	}
-	hr := &hostRun{e: e, p: p, h: h, stats: stats, results: map[string]cty.Value{},
+	hr := &hostRun{e: e, p: p, h: h, b: b, stats: stats, results: map[string]cty.Value{},
 		statuses: map[string]Status{}, notified: map[string]bool{}}
 	ok := hr.run(ctx)
 	if e.Observer != nil {
@@ -322,6 +454,7 @@ func (hr *hostRun) run(ctx context.Context) bool {
 	// Play vars that use facts need the host first; others are evaluated before connecting,
 	// so a bad expression costs no connection.
 	connect := func() bool {
+		defer hr.slot()()
 		x, err := hr.executor(ctx)
 		if err != nil {
 			// Results already carry the host name; transport errors start with it too.
@@ -356,11 +489,19 @@ func (hr *hostRun) run(ctx context.Context) bool {
 		return false
 	}
 	ok := true
-	for _, t := range hr.p.Tasks {
+	for i, t := range hr.p.Tasks {
 		if ctx.Err() != nil {
 			return false
 		}
+		if hr.b.step != nil && i > 0 {
+			hr.b.step.wait()
+			if ctx.Err() != nil {
+				return false
+			}
+		}
+		release := hr.slot()
 		st := hr.task(ctx, t)
+		release()
 		hr.statuses[t.Name] = st
 		if st == Failed {
 			ok = false
@@ -382,11 +523,22 @@ func (hr *hostRun) run(ctx context.Context) bool {
 		if !hr.notified[h.Name] || ctx.Err() != nil {
 			continue
 		}
-		if hr.task(ctx, h) == Failed {
+		release := hr.slot()
+		st := hr.task(ctx, h)
+		release()
+		if st == Failed {
 			ok = false
 		}
 	}
 	return ok
+}
+
+// slot takes a fork for one step under the linear strategy; it returns the release.
+func (hr *hostRun) slot() func() {
+	if hr.b == nil || hr.b.slot == nil {
+		return func() {}
+	}
+	return hr.b.slot()
 }
 
 func (hr *hostRun) markDead() {
@@ -460,6 +612,42 @@ func (hr *hostRun) executor(ctx context.Context) (Executor, error) {
 
 // task runs one task (all its for_each elements) and returns its overall status.
 func (hr *hostRun) task(ctx context.Context, t *config.Task) Status {
+	if !t.RunOnce || t.IsHandler || hr.b == nil {
+		return hr.runTask(ctx, t)
+	}
+	o, mine := hr.b.claim(t.Name, hr.h.Name)
+	if mine {
+		st := hr.runTask(ctx, t)
+		o.status, o.result = st, hr.results[t.Name]
+		close(o.done)
+		return st
+	}
+	// Another host of the batch runs it; this one takes its result.
+	r := Result{Task: t.Name, Module: t.Module}
+	select {
+	case <-o.done:
+	case <-ctx.Done():
+		r.Status, r.Msg = Failed, "cancelled while waiting for the run_once task on "+o.host
+		hr.report(r)
+		return Failed
+	}
+	switch o.status {
+	case Failed, Unreachable:
+		r.Status, r.Msg = Failed, fmt.Sprintf("run_once: the task failed on %s", o.host)
+	case Skipped:
+		r.Status, r.Msg = Skipped, fmt.Sprintf("run_once: skipped on %s", o.host)
+	default:
+		r.Status, r.Msg = OK, fmt.Sprintf("run_once: ran on %s (%s)", o.host, o.status)
+	}
+	if o.result != cty.NilVal {
+		hr.results[t.Name] = o.result
+	}
+	hr.report(r)
+	return r.Status
+}
+
+// runTask runs one task (all its for_each elements) on this host.
+func (hr *hostRun) runTask(ctx context.Context, t *config.Task) Status {
 	base := Result{Task: t.Name, Module: t.Module, Handler: t.IsHandler}
 	for _, dep := range t.DependsOn {
 		if st := hr.statuses[dep.Name]; st == Failed || st == Unreachable || (st == Skipped && hr.results[dep.Name] == cty.NilVal) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -26,6 +27,8 @@ type fakeHost struct {
 	mu    sync.Mutex
 	paths map[string]bool
 	calls []string
+	name  string
+	log   *globalLog // every host's calls in the order they happened, when set
 	osID  string // the facts' os.id; "" means "debian"
 }
 
@@ -65,6 +68,15 @@ func (x fakeExec) Run(_ context.Context, module string, args cty.Value, apply bo
 		return &modules.Result{Status: modules.StatusChanged}, nil
 	case "command":
 		argv := args.GetAttr("argv").AsValueSlice()
+		if x.h.log != nil {
+			x.h.log.add(x.h.name + " " + argv[0].AsString() + " start")
+			if argv[0].AsString() == "slow" {
+				x.h.mu.Unlock()
+				time.Sleep(40 * time.Millisecond)
+				x.h.mu.Lock()
+			}
+			defer x.h.log.add(x.h.name + " " + argv[0].AsString() + " end")
+		}
 		if argv[0].AsString() == "drop" {
 			return nil, fmt.Errorf("%w: connection to %s lost: EOF", ErrUnreachable, "fake")
 		}
@@ -79,6 +91,18 @@ func (x fakeExec) Run(_ context.Context, module string, args cty.Value, apply bo
 		return &modules.Result{Status: modules.StatusChanged, Data: map[string]any{"rc": 0, "stdout": "hello"}}, nil
 	}
 	return nil, fmt.Errorf("fake executor has no module %s", module)
+}
+
+// globalLog records events of all hosts in one order.
+type globalLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (g *globalLog) add(e string) {
+	g.mu.Lock()
+	g.events = append(g.events, e)
+	g.mu.Unlock()
 }
 
 func stringsOf(vs []cty.Value) []string {
@@ -358,21 +382,54 @@ func TestResultsAndForEach(t *testing.T) {
 	eq(t, rec.lines(), []string{"a probe changed", "a dirs[x] changed", "a dirs[y] skipped"})
 }
 
+// TestSerialMaxFail: after each batch, failed*100/size > max_fail_percentage stops the run
+// (later batches and later plays); at or under the threshold it goes on.
 func TestSerialMaxFail(t *testing.T) {
-	src := `
+	const src = `
 play "p" {
   hosts               = "kvm"
-  serial              = 1
-  max_fail_percentage = 0
+  serial              = %s
+  max_fail_percentage = %d
   task "t" {
     command {
-      argv = [host.name == "a" ? "false" : "true"]
+      argv = [contains(%s, host.name) ? "false" : "true"]
+    }
+  }
+}
+play "later" {
+  hosts = "kvm"
+  task "u" {
+    command {
+      argv = ["true"]
     }
   }
 }`
-	l := newLab(t, src, "a", "b", "c")
-	_, rec := l.run(false, plan.Options{})
-	eq(t, rec.lines(), []string{"a t failed"})
+	tests := []struct {
+		name    string
+		serial  string
+		mfp     int
+		failing string
+		want    []string
+		stopped string
+	}{
+		{name: "zero tolerance stops at the first failure", serial: "1", mfp: 0, failing: `["a"]`,
+			want: []string{"a t failed"}, stopped: `play "p" stopped after batch 1: 1 of 1 hosts failed (100% > max_fail_percentage 0)`},
+		{name: "exactly at the threshold goes on", serial: "2", mfp: 50, failing: `["a"]`,
+			want: []string{"a t failed", "b t changed", "c t changed", "d t changed", "b u changed", "c u changed", "d u changed"}},
+		{name: "over the threshold in the second batch", serial: "[1, 3]", mfp: 50, failing: `["c", "d"]`,
+			want:    []string{"a t changed", "b t changed", "c t failed", "d t failed"},
+			stopped: `play "p" stopped after batch 2: 2 of 3 hosts failed (66.67% > max_fail_percentage 50)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLab(t, fmt.Sprintf(src, tt.serial, tt.mfp, tt.failing), "a", "b", "c", "d")
+			recap, rec := l.run(false, plan.Options{})
+			eq(t, rec.lines(), tt.want)
+			if recap.Stopped != tt.stopped {
+				t.Errorf("stopped = %q, want %q", recap.Stopped, tt.stopped)
+			}
+		})
+	}
 }
 
 func TestBatches(t *testing.T) {
@@ -486,6 +543,141 @@ play "q" {
 				if strings.Join(got, "; ") != strings.Join(want, "; ") {
 					t.Errorf("%s calls:\n  got  %v\n  want %v", h, got, want)
 				}
+			}
+		})
+	}
+}
+
+// TestStrategies: with linear every host finishes a task before any host starts the next
+// (also with fewer forks than hosts); with free a fast host runs ahead of a slow one.
+func TestStrategies(t *testing.T) {
+	const rb = `
+play "p" {
+  hosts    = "kvm"
+  strategy = "%s"
+  task "one" {
+    command {
+      argv = [host.name == "a" ? "slow" : "fast1"]
+    }
+  }
+  task "two" {
+    command {
+      argv = ["second"]
+    }
+  }
+  task "three" {
+    command {
+      argv = ["third"]
+    }
+  }
+}`
+	tests := []struct {
+		strategy string
+		forks    int
+		linear   bool
+	}{
+		{"linear", 4, true},
+		{"linear", 1, true},
+		{"free", 4, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/forks=%d", tt.strategy, tt.forks), func(t *testing.T) {
+			l := newLab(t, fmt.Sprintf(rb, tt.strategy), "a", "b", "c")
+			log := &globalLog{}
+			for name, h := range l.conn.hosts {
+				h.name, h.log = name, log
+			}
+			pl, diags := plan.Build(l.rb, l.inv, plan.Options{})
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			rec := &recorder{}
+			e := &Engine{Runbook: l.rb, Connector: l.conn, Observer: rec, Options: Options{Forks: tt.forks}}
+			done := make(chan *Recap)
+			go func() { done <- e.Run(context.Background(), pl) }()
+			select {
+			case recap := <-done:
+				if code := recap.ExitCode(); code != 0 {
+					t.Fatalf("exit %d: %v", code, rec.lines())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("run did not finish (deadlock?); events so far: %v", log.events)
+			}
+			// The first "second" start must come after every host's first task ended.
+			firstSecond, lastOneEnd := -1, -1
+			for i, ev := range log.events {
+				if strings.HasSuffix(ev, " second start") && firstSecond < 0 {
+					firstSecond = i
+				}
+				if strings.HasSuffix(ev, "slow end") || strings.HasSuffix(ev, "fast1 end") {
+					lastOneEnd = i
+				}
+			}
+			if got := firstSecond > lastOneEnd; got != tt.linear {
+				t.Errorf("task two started after all of task one ended: %v, want %v\n%s", got, tt.linear, strings.Join(log.events, "\n"))
+			}
+			if len(log.events) != 18 {
+				t.Errorf("%d events, want 18 (3 hosts × 3 tasks × start/end)", len(log.events))
+			}
+		})
+	}
+}
+
+// TestRunOnce: a run_once task runs on one host of each serial batch; the others take its
+// result (so later expressions can use it), and a failure there fails them too.
+func TestRunOnce(t *testing.T) {
+	const rb = `
+play "p" {
+  hosts  = "kvm"
+  serial = [%d]
+  task "once" {
+    run_once = true
+    command {
+      argv = ["%s"]
+    }
+  }
+  task "after" {
+    file {
+      path  = "/srv/${task.once.status}"
+      state = "directory"
+    }
+  }
+}`
+	tests := []struct {
+		name     string
+		serial   int
+		argv     string
+		wantOnce int // hosts that really ran it
+		want     map[Status]int
+	}{
+		{name: "one batch", serial: 4, argv: "migrate", wantOnce: 1, want: map[Status]int{Changed: 1 + 4, OK: 3}},
+		{name: "two batches", serial: 2, argv: "migrate", wantOnce: 2, want: map[Status]int{Changed: 2 + 4, OK: 2}},
+		{name: "failure fails the batch", serial: 4, argv: "false", wantOnce: 1, want: map[Status]int{Failed: 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLab(t, fmt.Sprintf(rb, tt.serial, tt.argv), "a", "b", "c", "d")
+			_, rec := l.run(false, plan.Options{})
+			ran := 0
+			for _, h := range l.conn.hosts {
+				for _, c := range h.calls {
+					if c == "apply command "+tt.argv {
+						ran++
+					}
+				}
+			}
+			if ran != tt.wantOnce {
+				t.Errorf("the run_once task ran on %d hosts, want %d", ran, tt.wantOnce)
+			}
+			got := map[Status]int{}
+			for _, r := range rec.results {
+				got[r.Status]++
+				if r.Task == "after" && r.Status == Changed && !l.conn.hosts[r.Host].paths["/srv/changed"] {
+					t.Errorf("%s: task.once.status did not carry over", r.Host)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("statuses %v, want %v\n%v", got, tt.want, rec.lines())
 			}
 		})
 	}

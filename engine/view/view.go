@@ -134,6 +134,10 @@ func (h *Human) Finish(r *run.Recap) error {
 	if r.Interrupted {
 		state = "interrupted"
 	}
+	if r.Stopped != "" {
+		state = "stopped"
+		fmt.Fprintf(h.W, "\n%s\n", r.Stopped)
+	}
 	_, err := fmt.Fprintf(h.W, "\n%s: %d hosts in %s, exit code %d\n", state, len(hosts), r.Duration.Round(time.Millisecond), r.ExitCode())
 	return err
 }
@@ -223,7 +227,7 @@ func (j *JSON) Finish(r *run.Recap) error {
 			"unreachable": s.Unreachable, "skipped": s.Skipped, "reboot_required": s.RebootRequired}
 	}
 	return json.NewEncoder(j.W).Encode(map[string]any{"type": "recap", "hosts": hosts, "exit_code": r.ExitCode(),
-		"interrupted": r.Interrupted, "duration_ms": r.Duration.Milliseconds()})
+		"interrupted": r.Interrupted, "stopped": r.Stopped, "duration_ms": r.Duration.Milliseconds()})
 }
 
 // JUnit collects results and writes JUnit XML at the end: one test suite per host, one test

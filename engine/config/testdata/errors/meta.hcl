@@ -4,6 +4,7 @@ play "meta" {
   max_fail_percentage = 150 # ERROR: Invalid max_fail_percentage
   forks               = 0 # ERROR: Invalid forks
   become              = "sometimes" # ERROR: Incorrect attribute value type
+  strategy            = "fastest" # ERROR: Invalid strategy
 
   task "slow" {
     timeout = "5 minutes" # ERROR: Invalid duration
@@ -41,4 +42,11 @@ play "empty pattern" {
 
 play "bad regex" {
   hosts = "~kvm(" # ERROR: Invalid host pattern
+
+  handler "once only" {
+    run_once = true # ERROR: Invalid run_once
+    command {
+      cmd = "true"
+    }
+  }
 }
