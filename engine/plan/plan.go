@@ -4,6 +4,7 @@ package plan
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -17,11 +18,19 @@ import (
 
 // Options are the selection flags of a run.
 type Options struct {
-	Limit    string   // pattern further limiting every play's hosts
+	// Limit is a pattern further limiting every play's hosts, or "@FILE": the host names
+	// in FILE, one per line (blank lines and # comments ignored), each of which must be in
+	// the inventory.
+	Limit    string
 	Tags     []string // run only tasks with one of these tags (plus tasks tagged "always")
 	SkipTags []string // never run tasks with one of these tags
 	Task     string   // run only the task of this name
-	Check    bool
+	// WithDeps adds, to Task, the tasks it depends on (transitively), in their order.
+	WithDeps bool
+	// StartAt skips every task before the first task of this name, in runbook order
+	// (earlier plays entirely).
+	StartAt string
+	Check   bool
 }
 
 // Always is the tag that selects a task whatever --tags says (unless --skip-tags names it).
@@ -48,7 +57,17 @@ func Build(rb *config.Runbook, inv *inventory.Inventory, opts Options) (*Plan, h
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, args...)})
 	}
 	var limit map[string]bool
-	if opts.Limit != "" {
+	if strings.HasPrefix(opts.Limit, "@") {
+		names, err := readLimitFile(strings.TrimPrefix(opts.Limit, "@"), inv)
+		if err != nil {
+			errorf("Invalid --limit", "%s", err)
+		} else {
+			limit = map[string]bool{}
+			for _, n := range names {
+				limit[n] = true
+			}
+		}
+	} else if opts.Limit != "" {
 		hosts, err := inv.Select(opts.Limit)
 		if err != nil {
 			errorf("Invalid --limit", "%s", err)
@@ -96,6 +115,16 @@ func Build(rb *config.Runbook, inv *inventory.Inventory, opts Options) (*Plan, h
 			}
 		}
 	}
+	if opts.StartAt != "" && !slices.Contains(taskNames, opts.StartAt) {
+		detail := fmt.Sprintf("--start-at-task names %q, but the runbook has no task of that name.", opts.StartAt)
+		if s := modules.Suggest(opts.StartAt, taskNames); s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		}
+		errorf("Unknown task", "%s", detail)
+	}
+	if opts.WithDeps && opts.Task == "" {
+		errorf("Invalid flags", "--with-deps adds the dependencies of --task; name the task with --task.")
+	}
 	if opts.Task != "" && !taskFound {
 		detail := fmt.Sprintf("--task names %q, but the runbook has no task of that name.", opts.Task)
 		if s := modules.Suggest(opts.Task, taskNames); s != "" {
@@ -108,6 +137,7 @@ func Build(rb *config.Runbook, inv *inventory.Inventory, opts Options) (*Plan, h
 	}
 
 	pl := &Plan{}
+	started := opts.StartAt == ""
 	for _, p := range rb.Plays {
 		hosts, err := inv.Select(p.Hosts)
 		if err != nil {
@@ -127,14 +157,77 @@ func Build(rb *config.Runbook, inv *inventory.Inventory, opts Options) (*Plan, h
 			hosts = kept
 		}
 		pp := &Play{Play: p, Hosts: hosts}
+		wanted := map[string]bool{}
+		if opts.Task != "" && opts.WithDeps && p.Task(opts.Task) != nil {
+			addDeps(p, opts.Task, wanted)
+		}
 		for _, t := range p.Order() {
-			if selected(t, opts) {
+			if t.Name == opts.StartAt {
+				started = true
+			}
+			if !started {
+				continue
+			}
+			if wanted[t.Name] || selected(t, opts) {
 				pp.Tasks = append(pp.Tasks, t)
 			}
 		}
 		pl.Plays = append(pl.Plays, pp)
 	}
 	return pl, diags
+}
+
+// addDeps marks name and everything it depends on, transitively.
+func addDeps(p *config.Play, name string, into map[string]bool) {
+	if into[name] {
+		return
+	}
+	into[name] = true
+	if t := p.Task(name); t != nil {
+		for _, d := range t.DependsOn {
+			addDeps(p, d.Name, into)
+		}
+	}
+}
+
+// readLimitFile reads host names for --limit @FILE: one per line, blank lines and
+// # comments ignored. A name the inventory does not have is an error.
+func readLimitFile(path string, inv *inventory.Inventory) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	all := map[string]bool{}
+	var allNames []string
+	if hosts, err := inv.Select("all"); err == nil {
+		for _, h := range hosts {
+			all[h.Name] = true
+			allNames = append(allNames, h.Name)
+		}
+	}
+	var names, unknown []string
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if !all[l] {
+			u := fmt.Sprintf("%q", l)
+			if s := modules.Suggest(l, allNames); s != "" {
+				u += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			unknown = append(unknown, u)
+			continue
+		}
+		names = append(names, l)
+	}
+	switch {
+	case len(unknown) > 0:
+		return nil, fmt.Errorf("%s names hosts that are not in the inventory: %s", path, strings.Join(unknown, ", "))
+	case len(names) == 0:
+		return nil, fmt.Errorf("%s names no hosts", path)
+	}
+	return names, nil
 }
 
 func selected(t *config.Task, opts Options) bool {

@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,7 +27,8 @@ play "p" {
     }
   }
   task "c" {
-    tags = ["net", "slow"]
+    tags       = ["net", "slow"]
+    depends_on = ["a"]
     command {
       cmd = "c"
     }
@@ -48,6 +51,15 @@ group "kvm" {
 `
 
 func TestBuild(t *testing.T) {
+	dir := t.TempDir()
+	limitFile := filepath.Join(dir, "retry")
+	if err := os.WriteFile(limitFile, []byte("# failed last time\nkvm04\n\nkvm01\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badFile := filepath.Join(dir, "bad")
+	if err := os.WriteFile(badFile, []byte("kvm01\nkvm5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	rb, diags := config.Parse([]config.Source{{Name: "t.hcl", Src: []byte(src)}}, config.Inputs{})
 	if diags.HasErrors() {
 		t.Fatal(diags)
@@ -71,6 +83,14 @@ func TestBuild(t *testing.T) {
 		{name: "one task", opts: Options{Task: "c"}, hosts: "kvm01 kvm02 kvm04", tasks: "c"},
 		{name: "limit", opts: Options{Limit: "kvm:!kvm01"}, hosts: "kvm02 kvm04", tasks: "a b c d"},
 		{name: "limit by name", opts: Options{Limit: "kvm02,kvm03"}, hosts: "kvm02", tasks: "a b c d"},
+		{name: "one task with its dependencies", opts: Options{Task: "c", WithDeps: true}, hosts: "kvm01 kvm02 kvm04", tasks: "a c"},
+		{name: "with-deps needs a task", opts: Options{WithDeps: true}, wantErr: "Invalid flags"},
+		{name: "start at", opts: Options{StartAt: "c"}, hosts: "kvm01 kvm02 kvm04", tasks: "c d"},
+		{name: "start at, with tags", opts: Options{StartAt: "b", Tags: []string{"net"}}, hosts: "kvm01 kvm02 kvm04", tasks: "b c"},
+		{name: "start at an unknown task", opts: Options{StartAt: "cc"}, wantErr: "Unknown task", wantDetail: `--start-at-task names "cc"`},
+		{name: "limit from a file", opts: Options{Limit: "@" + limitFile}, hosts: "kvm01 kvm04", tasks: "a b c d"},
+		{name: "limit file with an unknown host", opts: Options{Limit: "@" + badFile}, wantErr: "Invalid --limit", wantDetail: `"kvm5" (did you mean "kvm01"?)`},
+		{name: "missing limit file", opts: Options{Limit: "@" + filepath.Join(dir, "nope")}, wantErr: "Invalid --limit", wantDetail: "no such file"},
 		{name: "unknown tag", opts: Options{Tags: []string{"nett"}}, wantErr: "Unknown tag", wantDetail: `Did you mean "net"?`},
 		{name: "unknown task", opts: Options{Task: "e"}, wantErr: "Unknown task"},
 		{name: "limit matches nothing", opts: Options{Limit: "web*"}, wantErr: "No hosts match --limit"},
