@@ -26,16 +26,55 @@ type View interface {
 	Finish(r *run.Recap) error
 }
 
-// Human prints a line per result as it arrives and a recap at the end.
+// Human prints a line per result as it arrives and a recap at the end. By default only
+// results that matter get a line (changed, drift, unknown, failed, unreachable, and any
+// result with warnings); ok and skipped ones are counted in the recap. Verbose prints
+// every result; Quiet only failures.
 type Human struct {
 	W     io.Writer
 	Color bool
-	// Quiet hides ok and skipped results.
+	// Verbose prints every result, ok and skipped too, and every host in the recap.
+	Verbose bool
+	// Quiet prints only failed and unreachable results (and the recap).
 	Quiet bool
 	// Diff shows before/after differences.
 	Diff bool
+	// Live redraws a progress line (hosts done of Total, counts per status, the host
+	// waiting longest) below the results; for terminals only.
+	Live  bool
+	Total int
 
-	mu sync.Mutex
+	mu       sync.Mutex
+	progress progress
+	stop     chan struct{}
+	stopped  chan struct{}
+}
+
+// progress is what the live line shows.
+type progress struct {
+	started, done int
+	counts        map[run.Status]int
+	last          map[string]time.Time // running hosts: when they last reported
+	lastTask      map[string]string
+	drawn         bool
+}
+
+// RecapHostsAll is how many hosts the recap lists in full; past it, hosts with nothing but
+// ok and skipped results are summed up in one line (unless Verbose).
+const RecapHostsAll = 20
+
+func (h *Human) shows(r run.Result) bool {
+	switch {
+	case h.Verbose:
+		return true
+	case r.Status == run.Failed || r.Status == run.Unreachable:
+		return true
+	case h.Quiet:
+		return false
+	case r.Status == run.OK || r.Status == run.Skipped:
+		return len(r.Warnings) > 0 || r.RebootRequired
+	}
+	return true
 }
 
 var hostColors = []color.Attribute{color.FgCyan, color.FgMagenta, color.FgBlue, color.FgGreen, color.FgYellow, color.FgHiCyan, color.FgHiMagenta, color.FgHiBlue}
@@ -70,12 +109,104 @@ func statusColor(s run.Status) []color.Attribute {
 	return []color.Attribute{color.FgGreen}
 }
 
-func (h *Human) HostStarted(string)         {}
-func (h *Human) HostDone(string, run.Stats) {}
+// HostStarted counts the host for the live line.
+func (h *Human) HostStarted(host string) {
+	if !h.Live {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := &h.progress
+	if p.last == nil {
+		p.last, p.lastTask, p.counts = map[string]time.Time{}, map[string]string{}, map[run.Status]int{}
+		h.stop, h.stopped = make(chan struct{}), make(chan struct{})
+		go h.tick()
+	}
+	p.started++
+	p.last[host] = time.Now()
+}
+
+// HostDone counts the host as done for the live line.
+func (h *Human) HostDone(host string, _ run.Stats) {
+	if !h.Live {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.progress.done++
+	delete(h.progress.last, host)
+	delete(h.progress.lastTask, host)
+}
+
+// tick redraws the live line a few times a second until Finish.
+func (h *Human) tick() {
+	defer close(h.stopped)
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			h.mu.Lock()
+			h.draw()
+			h.mu.Unlock()
+		}
+	}
+}
+
+// clearLine removes the live line so a result can take its place; h.mu is held.
+func (h *Human) clearLine() {
+	if h.progress.drawn {
+		io.WriteString(h.W, "\r\033[K")
+		h.progress.drawn = false
+	}
+}
+
+// draw writes the live line; h.mu is held.
+func (h *Human) draw() {
+	p := &h.progress
+	h.clearLine()
+	var b strings.Builder
+	total := h.Total
+	if total < p.started {
+		total = p.started
+	}
+	fmt.Fprintf(&b, "[%d/%d hosts done]", p.done, total)
+	for _, st := range []run.Status{run.OK, run.Changed, run.Drift, run.Failed, run.Unreachable} {
+		if n := p.counts[st]; n > 0 {
+			fmt.Fprintf(&b, " %s=%d", st, n)
+		}
+	}
+	var slow string
+	var since time.Time
+	for host, t := range p.last {
+		if slow == "" || t.Before(since) || (t.Equal(since) && host < slow) {
+			slow, since = host, t
+		}
+	}
+	if slow != "" {
+		fmt.Fprintf(&b, "  waiting longest: %s %s", slow, time.Since(since).Round(100*time.Millisecond))
+		if t := p.lastTask[slow]; t != "" {
+			fmt.Fprintf(&b, " (after %q)", t)
+		}
+	}
+	io.WriteString(h.W, h.paint(b.String(), color.FgHiBlack))
+	p.drawn = true
+}
 
 // TaskDone prints one result.
 func (h *Human) TaskDone(r run.Result) {
-	if h.Quiet && (r.Status == run.OK || r.Status == run.Skipped) {
+	if h.Live {
+		h.mu.Lock()
+		if h.progress.counts != nil {
+			h.progress.counts[r.Status]++
+			h.progress.last[r.Host] = time.Now()
+			h.progress.lastTask[r.Host] = r.Task
+		}
+		h.mu.Unlock()
+	}
+	if !h.shows(r) {
 		return
 	}
 	name := r.Task
@@ -100,15 +231,27 @@ func (h *Human) TaskDone(r run.Result) {
 	if h.Diff && r.Diff != nil {
 		b.WriteString(indent(Unified(r.Diff), "    "))
 	}
+	if len(r.Warnings) > 0 {
+		for _, w := range r.Warnings {
+			b.WriteString("    " + h.paint("warning: ", color.FgYellow) + w + "\n")
+		}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.clearLine()
 	io.WriteString(h.W, b.String())
 }
 
 // Finish prints the recap table.
 func (h *Human) Finish(r *run.Recap) error {
+	if h.stop != nil {
+		close(h.stop)
+		<-h.stopped
+		h.stop = nil
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.clearLine()
 	hosts := make([]string, 0, len(r.Hosts))
 	for name := range r.Hosts {
 		hosts = append(hosts, name)
@@ -119,8 +262,15 @@ func (h *Human) Finish(r *run.Recap) error {
 	for _, n := range hosts {
 		width = max(width, len(n))
 	}
+	summed, allOK := 0, map[run.Status]int{}
 	for _, n := range hosts {
 		s := r.Hosts[n]
+		if !h.Verbose && len(hosts) > RecapHostsAll && s.Changed+s.Drift+s.Failed+s.Unreachable+s.Unknown == 0 && !s.RebootRequired {
+			summed++
+			allOK[run.OK] += s.OK
+			allOK[run.Skipped] += s.Skipped
+			continue
+		}
 		line := fmt.Sprintf("  %-*s  ok=%d changed=%d drift=%d failed=%d unreachable=%d skipped=%d", width, n, s.OK, s.Changed, s.Drift, s.Failed, s.Unreachable, s.Skipped)
 		if s.Unknown > 0 {
 			line += fmt.Sprintf(" unknown=%d", s.Unknown)
@@ -129,6 +279,9 @@ func (h *Human) Finish(r *run.Recap) error {
 			line += " reboot_required"
 		}
 		fmt.Fprintln(h.W, line)
+	}
+	if summed > 0 {
+		fmt.Fprintf(h.W, "  %d more hosts with nothing to report (ok=%d skipped=%d in all; -v lists them)\n", summed, allOK[run.OK], allOK[run.Skipped])
 	}
 	state := "finished"
 	if r.Interrupted {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,22 +41,15 @@ func feed(v View) error {
 }
 
 func TestHuman(t *testing.T) {
-	var b bytes.Buffer
-	if err := feed(&Human{W: &b, Diff: true}); err != nil {
-		t.Fatal(err)
-	}
-	want := `kvm01 changed     selinux config (120ms) [reboot required]
+	const diff = `kvm01 changed     selinux config (120ms) [reboot required]
     --- /etc/selinux/config (before)
     +++ /etc/selinux/config (after)
      # c
     -SELINUX=enforcing
     +SELINUX=disabled
      SELINUXTYPE=targeted
-kvm01 ok          uptime
-kvm02 failed      uptime: command exited 1: boom
-kvm03 unreachable connect: connection refused
-kvm01 skipped     dirs [b]
-
+`
+	const recap = `
 RECAP
   kvm01  ok=1 changed=1 drift=0 failed=0 unreachable=0 skipped=1 reboot_required
   kvm02  ok=0 changed=0 drift=0 failed=1 unreachable=0 skipped=0
@@ -62,14 +57,104 @@ RECAP
 
 finished: 3 hosts in 1.5s, exit code 2
 `
-	if b.String() != want {
-		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	const failures = `kvm02 failed      uptime: command exited 1: boom
+kvm03 unreachable connect: connection refused
+`
+	tests := []struct {
+		name string
+		h    Human
+		want string
+	}{
+		{name: "verbose: every result", h: Human{Verbose: true, Diff: true},
+			want: diff + "kvm01 ok          uptime\n" + failures + "kvm01 skipped     dirs [b]\n" + recap},
+		{name: "default: what matters", h: Human{Diff: true}, want: diff + failures + recap},
+		{name: "quiet: failures only", h: Human{Quiet: true, Diff: true}, want: failures + recap},
 	}
-	b.Reset()
-	feed(&Human{W: &b, Quiet: true})
-	if strings.Contains(b.String(), " ok ") || strings.Contains(b.String(), "skipped     dirs") {
-		t.Errorf("quiet view shows ok/skipped results:\n%s", b.String())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			h := tt.h
+			h.W = &b
+			if err := feed(&h); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tt.want {
+				t.Errorf("got:\n%s\nwant:\n%s", b.String(), tt.want)
+			}
+		})
 	}
+}
+
+// TestHumanAtScale: past RecapHostsAll hosts, hosts with nothing to report are summed up
+// in the recap; with Verbose every host is listed.
+func TestHumanAtScale(t *testing.T) {
+	recap := &run.Recap{Hosts: map[string]*run.Stats{}}
+	for i := 0; i < 25; i++ {
+		recap.Hosts[fmt.Sprintf("kvm%02d", i)] = &run.Stats{OK: 8, Skipped: 1}
+	}
+	recap.Hosts["kvm07"].Changed = 1
+	recap.Hosts["kvm09"].Failed = 1
+	for _, verbose := range []bool{false, true} {
+		var b bytes.Buffer
+		(&Human{W: &b, Verbose: verbose}).Finish(recap)
+		lines := strings.Count(b.String(), " ok=")
+		if verbose {
+			if lines != 25 {
+				t.Errorf("verbose recap lists %d hosts, want 25:\n%s", lines, b.String())
+			}
+			continue
+		}
+		if lines != 2 || !strings.Contains(b.String(), "  23 more hosts with nothing to report (ok=184 skipped=23 in all; -v lists them)") {
+			t.Errorf("recap:\n%s", b.String())
+		}
+	}
+}
+
+// TestHumanLive: on a terminal a progress line shows hosts done, counts and the host
+// waiting longest; results and the recap replace it cleanly.
+func TestHumanLive(t *testing.T) {
+	var b syncBuffer
+	h := &Human{W: &b, Live: true, Total: 3}
+	h.HostStarted("kvm01")
+	h.HostStarted("kvm02")
+	h.TaskDone(run.Result{Host: "kvm02", Task: "uptime", Status: run.OK})
+	h.HostDone("kvm02", run.Stats{OK: 1})
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(b.String(), "waiting longest") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	out := b.String()
+	for _, want := range []string{"[1/3 hosts done] ok=1", "waiting longest: kvm01 "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("live line lacks %q:\n%q", want, out)
+		}
+	}
+	h.TaskDone(run.Result{Host: "kvm01", Task: "flush", Status: run.Changed})
+	h.Finish(&run.Recap{Hosts: map[string]*run.Stats{"kvm01": {Changed: 1}, "kvm02": {OK: 1}}})
+	out = b.String()
+	if !strings.Contains(out, "\r\033[Kkvm01 changed     flush") || !strings.Contains(out, "\nRECAP\n") {
+		t.Errorf("result and recap do not replace the live line:\n%q", out)
+	}
+	if strings.HasSuffix(strings.TrimRight(out, "\n"), "hosts done]") {
+		t.Errorf("live line left at the end:\n%q", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestJSON(t *testing.T) {
