@@ -40,6 +40,9 @@ type fakeHost struct {
 	tools map[string]bool
 	// external handles programs the fake does not simulate; nil runs them for real.
 	external func(argv []string) (int, string, string, error)
+	// nodename is the kernel's hostname; setErr makes sethostname fail.
+	nodename string
+	setErr   error
 }
 
 func newFakeHost(t *testing.T, systemd bool) *fakeHost {
@@ -76,6 +79,15 @@ func (h *fakeHost) machine() *machine {
 				return name
 			}
 			return ""
+		},
+		nodename: func() (string, error) { return h.nodename, nil },
+		sethostname: func(name string) error {
+			h.calls = append(h.calls, []string{"sethostname(2)", name})
+			if h.setErr != nil {
+				return h.setErr
+			}
+			h.nodename = name
+			return nil
 		},
 	}
 }
@@ -242,4 +254,47 @@ func (h *fakeHost) ran(words ...string) bool {
 		}
 	}
 	return false
+}
+
+// tree describes every path under the fake root: type, mode, content and link target.
+// Two equal descriptions mean nothing changed.
+func (h *fakeHost) tree() string {
+	h.t.Helper()
+	var lines []string
+	err := filepath.WalkDir(h.root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		l := fmt.Sprintf("%s %v mtime=%d", strings.TrimPrefix(p, h.root), fi.Mode(), fi.ModTime().UnixNano())
+		switch {
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			l += fmt.Sprintf(" %q", b)
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			l += " -> " + target
+		}
+		lines = append(lines, l)
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (h *fakeHost) read(p string) string {
+	h.t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.root, p))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return string(b)
 }

@@ -179,3 +179,49 @@ func TestServiceLab(t *testing.T) {
 		}
 	})
 }
+
+// TestHostnameLab renames a systemd lab host through the CLI (kernel name, /etc/hostname,
+// its /etc/hosts line and the pretty name via hostnamectl), then shows runtime drift alone.
+func TestHostnameLab(t *testing.T) {
+	h := startLab(t)
+	snap := func() string {
+		return h.shOK("uname -n; cat /etc/hostname /etc/hosts /etc/machine-info")
+	}
+	if got := h.sh("uname -n"); got != "lab01\n" {
+		t.Fatalf("the lab host is named %q", got)
+	}
+	h.r.Timeline("lab01", "hostname", []string{"name=rbtest01", "update_hosts=true", "pretty=Runbook lab host"}, snap)
+	got := h.sh("uname -n; cat /etc/hostname; grep -c rbtest01 /etc/hosts; grep -c lab01 /etc/hosts || true; cat /etc/machine-info")
+	if got != "rbtest01\nrbtest01\n1\n0\nPRETTY_HOSTNAME=\"Runbook lab host\"\n" {
+		t.Errorf("after the timeline:\n%s", got)
+	}
+
+	// The kernel's name drifts alone: check reports runtime drift only and changes nothing.
+	h.sh("hostname rescue")
+	before := snap()
+	code, res, out := h.module("hostname", "name=rbtest01", "--check")
+	if code != 4 || res.Data["runtime"] != "rescue" || res.Data["persistent"] != "rbtest01" ||
+		!strings.Contains(res.Msg, "runtime rescue → rbtest01") || strings.Contains(res.Msg, "/etc/hostname") {
+		t.Fatalf("check with runtime drift: exit %d\n%s", code, out)
+	}
+	if after := snap(); after != before {
+		t.Fatalf("check mode changed the host:\n%s\n---\n%s", before, after)
+	}
+	if code, res, out := h.module("hostname", "name=rbtest01"); code != 0 || res.Status != "changed" || h.sh("uname -n") != "rbtest01\n" {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"name=bad_name"}, "a hostname: letters, digits and dashes"},
+		{[]string{"name=" + strings.Repeat("a", 60) + ".example"}, "at most 64 characters"},
+		{[]string{"name=ok", "update_hosts=maybe"}, "update_hosts"},
+	} {
+		res := h.r.Module("lab01", "hostname", tc.args...)
+		if res.Code != 1 || !strings.Contains(res.Out, tc.want) || strings.Contains(res.Out, "RECAP") {
+			t.Errorf("%v: want exit 1 with %q before any host, got %d\n%s", tc.args, tc.want, res.Code, res.Out)
+		}
+	}
+}

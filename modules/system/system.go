@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/sys/unix"
 
 	"github.com/runbook/runbook/modules"
 )
 
 func init() {
 	modules.Register(Service{})
+	modules.Register(Hostname{})
 }
 
 // machine is the host a module works on: where its files are and how it runs programs.
@@ -32,6 +34,9 @@ type machine struct {
 	run func(ctx context.Context, argv ...string) (rc int, stdout, stderr string, err error)
 	// lookPath finds a program in PATH, "" when there is none.
 	lookPath func(name string) string
+	// nodename returns the kernel's hostname (uname); sethostname sets it.
+	nodename    func() (string, error)
+	sethostname func(name string) error
 }
 
 // realMachine is the host the helper runs on.
@@ -54,6 +59,14 @@ func realMachine(env *modules.Env) *machine {
 			}
 			return p
 		},
+		nodename: func() (string, error) {
+			var u unix.Utsname
+			if err := unix.Uname(&u); err != nil {
+				return "", fmt.Errorf("uname: %w", err)
+			}
+			return unix.ByteSliceToString(u.Nodename[:]), nil
+		},
+		sethostname: func(name string) error { return unix.Sethostname([]byte(name)) },
 	}
 }
 
