@@ -1,0 +1,207 @@
+package virt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/runbook/runbook/modules"
+)
+
+var _ modules.Runner = VMNIC{}
+
+// virshTimeout bounds one virsh call: libvirtd answers in milliseconds, unless it hangs.
+const virshTimeout = 2 * time.Minute
+
+// Run reads the domain's definition, plans its interfaces and, when applying, defines the
+// domain anew with them.
+//
+// libvirt is reached through virsh rather than its RPC socket: the helper stays one static
+// binary without cgo, virsh already knows every URI form (qemu+ssh, polkit, the modular
+// daemons' sockets) and the protocol version the daemon speaks, and its error text is
+// libvirt's own, which is what a failed task must show.
+func (VMNIC) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+	want, errs := parseNICs(args.GetAttr("interfaces"))
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	name := args.GetAttr("domain").AsString()
+	exclusive := args.GetAttr("exclusive").True()
+	v := virsh{uri: args.GetAttr("uri").AsString(), env: env}
+
+	// The live XML of a running domain has an id; of a stopped one, it is the persistent
+	// definition already, which saves the second call.
+	live, err := v.dumpXML(ctx, name, false)
+	if err != nil {
+		return nil, err
+	}
+	persistent := live
+	if live.active {
+		if persistent, err = v.dumpXML(ctx, name, true); err != nil {
+			return nil, err
+		}
+	}
+	p := planNICs(persistent.ifaces, want, exclusive)
+	data := map[string]any{"uuid": persistent.uuid, "restart_required": false}
+	var res *modules.Result
+	if !p.changed() {
+		data["interfaces"] = describeAll(persistent.ifaces)
+		res = &modules.Result{Status: modules.StatusOK, Data: data, Msg: fmt.Sprintf("%s: NICs as wanted (%s)", name, p.summary())}
+		return withRestart(res, name, live, persistent.ifaces), nil
+	}
+	diff := &modules.Diff{
+		Before:       listXML(persistent.ifaces),
+		After:        listXML(p.interfaces()),
+		BeforeHeader: "domain " + name + " interfaces (before)",
+		AfterHeader:  "domain " + name + " interfaces (after)",
+	}
+	if !apply {
+		data["interfaces"] = describeAll(p.interfaces())
+		res = &modules.Result{Status: modules.StatusDrift, Diff: diff, Data: data, Msg: fmt.Sprintf("%s: would define NICs: %s", name, p.summary())}
+		return withRestart(res, name, live, p.interfaces()), nil
+	}
+
+	if err := v.define(ctx, persistent.withInterfaces(p.elements(persistent))); err != nil {
+		return nil, err
+	}
+	now, err := v.dumpXML(ctx, name, true)
+	if err != nil {
+		return nil, err
+	}
+	diff.After = listXML(now.ifaces)
+	data["interfaces"] = describeAll(now.ifaces)
+	data["uuid"] = now.uuid
+	res = &modules.Result{Status: modules.StatusChanged, Diff: diff, Data: data, Msg: fmt.Sprintf("%s: defined NICs: %s", name, p.summary())}
+	if now.uuid != persistent.uuid {
+		return res, &modules.Failure{Msg: fmt.Sprintf("domain %s: its UUID changed from %s to %s on define", name, persistent.uuid, now.uuid)}
+	}
+	// What libvirt stored must be what was planned, or the next run would change it again.
+	if again := planNICs(now.ifaces, want, exclusive); again.changed() {
+		return res, &modules.Failure{Msg: fmt.Sprintf("domain %s: libvirt stored NICs other than the ones defined (a second run would find: %s); its definition is now:\n%s",
+			name, again.summary(), listXML(now.ifaces))}
+	}
+	return withRestart(res, name, live, now.ifaces), nil
+}
+
+// withRestart sets restart_required, with a warning, when the domain is running with NICs
+// other than those it is (or would be) defined with.
+func withRestart(res *modules.Result, name string, live *domainDoc, defined []libvirtxml.DomainInterface) *modules.Result {
+	if !live.active || sameDevices(live.ifaces, defined) {
+		return res
+	}
+	res.Data["restart_required"] = true
+	verb := "is"
+	if res.Status == modules.StatusDrift {
+		verb = "would be"
+	}
+	res.Warnings = append(res.Warnings, fmt.Sprintf("domain %s is running with NICs other than the ones it %s defined with: they take effect when it is shut down and started again (a reboot inside the guest keeps the old ones)", name, verb))
+	return res
+}
+
+// virsh runs libvirt's command-line client against one connection URI.
+type virsh struct {
+	uri string
+	env *modules.Env
+}
+
+func (v virsh) run(ctx context.Context, what string, args ...string) ([]byte, error) {
+	cctx, cancel := context.WithTimeout(ctx, virshTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "virsh", append([]string{"-q", "-c", v.uri}, args...)...)
+	// Error text in one language, so it reads the same in every log.
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 2 * time.Second
+	v.env.Log().Debug("virsh", "args", args)
+	err := cmd.Run()
+	if err == nil {
+		return stdout.Bytes(), nil
+	}
+	errText := capText(stderr.String(), v.env.Limit())
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		return nil, &modules.Failure{Msg: "virsh not found: vm_nic needs libvirt's client (Debian: libvirt-clients, RHEL: libvirt-client) on the host"}
+	case cctx.Err() != nil:
+		return nil, &modules.Failure{Msg: fmt.Sprintf("%s: virsh did not answer: %v", what, context.Cause(cctx)), Stderr: errText}
+	}
+	// libvirt's own words are the message; virsh's raw output is kept only when it has
+	// none, since the controller shows a failure's stderr after its message.
+	if msg := libvirtError(stderr.String()); msg != "" {
+		return nil, &modules.Failure{Msg: fmt.Sprintf("%s: %s", what, msg)}
+	}
+	return nil, &modules.Failure{Msg: fmt.Sprintf("%s: virsh: %v", what, err), Stderr: errText}
+}
+
+// dumpXML reads the domain's XML: the persistent definition with inactive, otherwise what
+// it runs with (the same as the definition when it is stopped).
+func (v virsh) dumpXML(ctx context.Context, name string, inactive bool) (*domainDoc, error) {
+	args := []string{"dumpxml"}
+	if inactive {
+		args = append(args, "--inactive")
+	}
+	out, err := v.run(ctx, "read domain "+name, append(args, "--domain", name)...)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := parseDomain(out)
+	if err != nil {
+		return nil, fmt.Errorf("domain %s: %w", name, err)
+	}
+	return doc, nil
+}
+
+// define hands libvirt the domain's new definition; libvirt checks it against its schema
+// and its drivers' rules and refuses it whole, leaving the old one in place.
+func (v virsh) define(ctx context.Context, xmlDoc []byte) error {
+	f, err := os.CreateTemp("", "runbook-vm_nic-*.xml")
+	if err != nil {
+		return fmt.Errorf("define: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, werr := f.Write(xmlDoc)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("define: %w", werr)
+	}
+	_, err = v.run(ctx, "define domain", "define", "--validate", "--file", f.Name())
+	return err
+}
+
+// libvirtError is the message of virsh's "error: ..." lines, without the line that only
+// names the temporary file a definition was read from.
+func libvirtError(stderr string) string {
+	var parts []string
+	for _, line := range strings.Split(stderr, "\n") {
+		line = strings.TrimSpace(line)
+		msg, ok := strings.CutPrefix(line, "error: ")
+		if !ok {
+			if line != "" && len(parts) > 0 { // schema errors continue on further lines
+				parts[len(parts)-1] += "; " + line
+			}
+			continue
+		}
+		if strings.HasPrefix(msg, "Failed to define domain from ") {
+			continue
+		}
+		parts = append(parts, msg)
+	}
+	return strings.Join(parts, ": ")
+}
+
+func capText(s string, limit int) string {
+	if len(s) > limit {
+		return s[:limit] + "\n[truncated]"
+	}
+	return s
+}
