@@ -7,8 +7,11 @@ set -euo pipefail
 # debootstrap, systemd-container: the lab's systemd tier
 # iproute2, iptables: namespaces, veth, bridges, routes for the lab
 # sudo: the transport's become tests; bc: make demo's timings
+# postgresql: the history store's PostgreSQL backend is tested against a real server that the
+#   test starts itself (initdb into a temporary directory, its own port)
+# chromium, fonts-dejavu-core: the HTML compliance report is checked in a headless browser
 pkgs=(openssh-server openssh-client ansible-core debootstrap systemd-container iproute2 iptables
-  sudo bc ca-certificates git make)
+  sudo bc ca-certificates git make postgresql chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

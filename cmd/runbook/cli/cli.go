@@ -86,6 +86,7 @@ run), 2 a task failed, 3 a host was unreachable, 4 drift found in check mode.`,
 		a.execCmd("exec"),
 		a.execCmd("check"),
 		a.runCmd(),
+		a.reportCmd(),
 	)
 	return root
 }

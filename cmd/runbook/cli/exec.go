@@ -36,6 +36,8 @@ type runFlags struct {
 	connectTimeout time.Duration
 	keepalive      time.Duration
 	hostTimeout    time.Duration
+
+	comp complianceFlags // exec and check: history and metrics
 }
 
 func (f *runFlags) add(cmd *cobra.Command, withVars bool) {
@@ -95,6 +97,7 @@ host is in sync or drifts, with a diff. Exit code 4 means drift was found.`
 		},
 	}
 	f.add(cmd, true)
+	f.comp.add(cmd)
 	if name == "exec" {
 		cmd.Flags().BoolVarP(&f.check, "check", "C", false, "check only: change nothing, report drift (exit 4 when found)")
 	}

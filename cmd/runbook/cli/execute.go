@@ -55,10 +55,13 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	eng := &run.Engine{Runbook: rb, Connector: conn, Observer: v,
+	obs, comp := a.startCompliance(cmd, rb, f, v)
+	eng := &run.Engine{Runbook: rb, Connector: conn, Observer: obs,
 		Options: run.Options{Forks: f.forks, Check: f.check, HostTimeout: f.hostTimeout}}
 	recap := eng.Run(ctx, pl)
-	if err := v.Finish(recap); err != nil {
+	err := v.Finish(recap)
+	comp.finish(recap)
+	if err != nil {
 		return err
 	}
 	if code := recap.ExitCode(); code != 0 {

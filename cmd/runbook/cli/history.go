@@ -1,0 +1,256 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/diag"
+	"github.com/runbook/runbook/engine/history"
+	"github.com/runbook/runbook/engine/report"
+	"github.com/runbook/runbook/engine/run"
+	"github.com/runbook/runbook/engine/view"
+	"github.com/runbook/runbook/modules"
+)
+
+// historyEnv names the history for exec, check and report when --history is not given.
+const historyEnv = "RUNBOOK_HISTORY"
+
+// historyOff is the --history (and RUNBOOK_HISTORY) value that keeps no record.
+const historyOff = "off"
+
+// complianceFlags are the flags of exec and check for the record a run leaves: the history
+// and a Prometheus textfile. Ad-hoc `runbook run` keeps no record.
+type complianceFlags struct {
+	enabled   bool
+	history   string
+	noHistory bool
+	metrics   string
+}
+
+func (c *complianceFlags) add(cmd *cobra.Command) {
+	c.enabled = true
+	fl := cmd.Flags()
+	fl.StringVar(&c.history, "history", "", "record the run in this SQLite file or postgres:// URL, or 'off' (default $"+historyEnv+
+		", else $XDG_STATE_HOME/runbook/history.db or ~/.local/state/runbook/history.db)")
+	fl.BoolVar(&c.noHistory, "no-history", false, "keep no record of this run (same as --history=off)")
+	fl.StringVar(&c.metrics, "metrics", "", "write the run's outcome to this file as Prometheus text (atomically), for node_exporter's textfile collector")
+}
+
+// historyLocation resolves where the history is: the flag, else $RUNBOOK_HISTORY, else the
+// default path. An empty location with no error means history is off.
+func (a *app) historyLocation(flag string, off bool) (string, error) {
+	loc := flag
+	if loc == "" {
+		loc = a.getenv(historyEnv)
+	}
+	if off || loc == historyOff {
+		return "", nil
+	}
+	if loc != "" {
+		return loc, nil
+	}
+	return history.DefaultPath(a.getenv)
+}
+
+// warn writes a warning on stderr: what goes wrong with the record never fails a run.
+func (a *app) warn(summary, format string, args ...any) {
+	p := &diag.Printer{Color: a.color(a.stderr)}
+	p.Text(a.stderr, hcl.Diagnostics{{Severity: hcl.DiagWarning, Summary: summary, Detail: fmt.Sprintf(format, args...)}})
+}
+
+// compliance is what a run keeps besides its view: the history record, the drift report
+// (check mode, human view) and the metrics file.
+type compliance struct {
+	a       *app
+	f       *runFlags
+	rb      *config.Runbook
+	human   bool
+	started time.Time
+	rec     *history.Recorder
+	drift   *view.Drift
+}
+
+// startCompliance opens the history and starts the run's record; it returns the observer
+// the engine must feed (the view and whatever else listens).
+func (a *app) startCompliance(cmd *cobra.Command, rb *config.Runbook, f *runFlags, v view.View) (run.Observer, *compliance) {
+	c := &compliance{a: a, f: f, rb: rb, started: time.Now()}
+	_, c.human = v.(*view.Human)
+	obs := observers{v}
+	if f.check && c.human {
+		c.drift = &view.Drift{Color: a.color(a.stdout)}
+		obs = append(obs, c.drift)
+	}
+	if !f.comp.enabled {
+		return obs, c
+	}
+	loc, err := a.historyLocation(f.comp.history, f.comp.noHistory)
+	if err != nil {
+		a.warn("History not kept", "This run is not recorded: %s. Name a place with --history PATH or $%s, or turn the record off with --history=off.", err, historyEnv)
+		return obs, c
+	}
+	if loc == "" {
+		return obs, c
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
+	defer cancel()
+	store, err := history.Open(ctx, loc, history.Options{Create: true})
+	if err != nil {
+		a.warn("History not kept", "This run is not recorded: cannot open the history: %s.", err)
+		return obs, c
+	}
+	mode := history.ModeExec
+	if f.check {
+		mode = history.ModeCheck
+	}
+	rec, err := history.Begin(ctx, store, history.Run{StartedAt: c.started, Runbook: rb.Path, RunbookSHA256: runbookSHA256(rb),
+		User: a.userName(), Controller: hostname(), Mode: mode, Argv: redactedArgv(cmd, rb)},
+		func(err error) {
+			a.warn("History incomplete", "Recording this run in %s failed; the record stops here: %s.", store.Location(), err)
+		})
+	if err != nil {
+		store.Close()
+		a.warn("History not kept", "This run is not recorded in %s: %s.", store.Location(), err)
+		return obs, c
+	}
+	c.rec = rec
+	return append(obs, rec), c
+}
+
+// finish completes the record after the view's recap: the run's totals in the history, the
+// metrics file, then (human view) the drift report and where the record is.
+func (c *compliance) finish(recap *run.Recap) {
+	a := c.a
+	recorded := false
+	if c.rec != nil {
+		recorded = c.rec.Finish(recap) == nil
+		defer c.rec.Store().Close()
+	}
+	if c.f.comp.metrics != "" {
+		mode := history.ModeExec
+		if c.f.check {
+			mode = history.ModeCheck
+		}
+		if err := report.WriteMetrics(c.f.comp.metrics, report.MetricsRun{Runbook: c.rb.Path, Mode: mode, Started: c.started, Recap: recap}); err != nil {
+			a.warn("Metrics not written", "Cannot write %s: %s.", c.f.comp.metrics, err)
+		}
+	}
+	if !c.human {
+		return
+	}
+	if c.drift != nil {
+		_ = c.drift.Write(a.stdout)
+	}
+	if recorded {
+		fmt.Fprintf(a.stdout, "history: run %d in %s\n", c.rec.RunID(), c.rec.Store().Location())
+	}
+}
+
+// observers feeds every engine event to each observer in turn.
+type observers []run.Observer
+
+func (o observers) HostStarted(host string) {
+	for _, x := range o {
+		x.HostStarted(host)
+	}
+}
+
+func (o observers) TaskDone(r run.Result) {
+	for _, x := range o {
+		x.TaskDone(r)
+	}
+}
+
+func (o observers) HostDone(host string, s run.Stats) {
+	for _, x := range o {
+		x.HostDone(host, s)
+	}
+}
+
+// runbookSHA256 hashes the runbook's files, by base name in order, so runs of different
+// versions of a runbook can be told apart.
+func runbookSHA256(rb *config.Runbook) string {
+	names := make([]string, 0, len(rb.Files))
+	for n := range rb.Files {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return filepath.Base(names[i]) < filepath.Base(names[j]) })
+	h := sha256.New()
+	for _, n := range names {
+		io.WriteString(h, filepath.Base(n))
+		h.Write([]byte{0})
+		if f := rb.Files[n]; f != nil {
+			h.Write(f.Bytes)
+		}
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// redactedArgv is the command line as the history keeps it: the command, the flags that
+// were set and the runbook, with the values of sensitive variables and a database password
+// replaced.
+func redactedArgv(cmd *cobra.Command, rb *config.Runbook) []string {
+	sensitive := map[string]bool{}
+	for _, v := range rb.Variables {
+		if v.Sensitive {
+			sensitive[v.Name] = true
+		}
+	}
+	out := strings.Fields(cmd.CommandPath())
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		vals := []string{fl.Value.String()}
+		if sv, ok := fl.Value.(pflag.SliceValue); ok {
+			vals = sv.GetSlice()
+		}
+		for _, v := range vals {
+			switch fl.Name {
+			case "var":
+				if name, _, ok := strings.Cut(v, "="); ok && sensitive[strings.TrimSpace(name)] {
+					v = name + "=" + modules.Redacted
+				}
+			case "history":
+				v = history.Redact(v)
+			}
+			if fl.Value.Type() == "bool" {
+				out = append(out, "--"+fl.Name+"="+v)
+				continue
+			}
+			out = append(out, "--"+fl.Name, v)
+		}
+	})
+	return append(out, rb.Path)
+}
+
+func (a *app) userName() string {
+	for _, k := range []string{"USER", "LOGNAME"} {
+		if u := a.getenv(k); u != "" {
+			return u
+		}
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return fmt.Sprint(os.Getuid())
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "unknown"
+	}
+	return h
+}

@@ -1,0 +1,132 @@
+package report
+
+import (
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+	"time"
+)
+
+//go:embed report.html
+var htmlSource string
+
+var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"when": func(t time.Time) string { return t.Local().Format(timeFormat) },
+	"join": strings.Join,
+	"sub":  func(a float64, b int) float64 { return a - float64(b) },
+	"diffLines": func(s string) []diffLine {
+		var out []diffLine
+		for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+			c := "ctx"
+			switch {
+			case strings.HasPrefix(l, "+++") || strings.HasPrefix(l, "---") || strings.HasPrefix(l, "@@"):
+				c = "hdr"
+			case strings.HasPrefix(l, "+"):
+				c = "add"
+			case strings.HasPrefix(l, "-"):
+				c = "del"
+			}
+			out = append(out, diffLine{Class: c, Text: l})
+		}
+		return out
+	},
+	"history": func(hh []HostHistory, host string) string {
+		for _, h := range hh {
+			if h.Host == host {
+				marks := make([]string, len(h.Statuses))
+				for i, st := range h.Statuses {
+					marks[i] = statusMark(st)
+				}
+				return strings.Join(marks, "")
+			}
+		}
+		return ""
+	},
+}).Parse(htmlSource))
+
+type diffLine struct{ Class, Text string }
+
+// htmlData is the report with what the page needs besides: the trend chart's geometry and
+// the hosts to show in detail.
+type htmlData struct {
+	*Report
+	Trend    trend
+	Problems []Host
+}
+
+// trend is an SVG bar chart: one stacked bar per run, hosts by state.
+type trend struct {
+	Width, Height, Left, LabelY float64
+	Bars                        []trendBar
+	Ticks                       []trendTick
+}
+
+type trendBar struct {
+	Label, Title string
+	LabelX       float64
+	Segs         []trendSeg
+}
+
+type trendSeg struct {
+	Class      string
+	X, Y, W, H float64
+}
+
+type trendTick struct {
+	Y     float64
+	Label string
+}
+
+func round1(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
+
+func buildTrend(runs []RunPoint) trend {
+	t := trend{Width: 960, Height: 200, Left: 40}
+	top, bottom := 10.0, t.Height-24
+	t.LabelY = t.Height - 8
+	maxHosts := 1
+	for _, p := range runs {
+		maxHosts = max(maxHosts, p.Hosts)
+	}
+	// Ticks at 0, half and the maximum.
+	for _, v := range []int{0, (maxHosts + 1) / 2, maxHosts} {
+		y := bottom - (bottom-top)*float64(v)/float64(maxHosts)
+		t.Ticks = append(t.Ticks, trendTick{Y: round1(y), Label: fmt.Sprint(v)})
+	}
+	n := max(len(runs), 1)
+	slot := (t.Width - t.Left - 8) / float64(n)
+	w := min(48, slot*0.7)
+	for i, p := range runs {
+		x := t.Left + 4 + slot*float64(i) + (slot-w)/2
+		b := trendBar{Label: fmt.Sprint(p.Run), LabelX: round1(x + w/2),
+			Title: fmt.Sprintf("run %d, %s (%s): %d hosts: %d in sync, %d drifting, %d failed, %d unreachable",
+				p.Run, p.When.Local().Format(timeFormat), p.Mode, p.Hosts, p.InSync, p.Drifting, p.Failed, p.Unreachable)}
+		y := bottom
+		for _, s := range []struct {
+			class string
+			n     int
+		}{{"ok", p.InSync}, {"drift", p.Drifting}, {"failed", p.Failed}, {"unreachable", p.Unreachable}} {
+			if s.n == 0 {
+				continue
+			}
+			h := (bottom - top) * float64(s.n) / float64(maxHosts)
+			y -= h
+			b.Segs = append(b.Segs, trendSeg{Class: s.class, X: round1(x), Y: round1(y), W: round1(w), H: round1(h)})
+		}
+		t.Bars = append(t.Bars, b)
+	}
+	return t
+}
+
+// HTML writes the report as one self-contained page: inline CSS, SVG and a few lines of
+// script to filter hosts by state; it loads nothing from anywhere.
+func (r *Report) HTML(w io.Writer) error {
+	d := htmlData{Report: r, Trend: buildTrend(r.Runs)}
+	for _, h := range r.Hosts {
+		if len(h.Drift) > 0 || len(h.Failed) > 0 {
+			d.Problems = append(d.Problems, h)
+		}
+	}
+	return htmlTemplate.Execute(w, d)
+}

@@ -1,0 +1,251 @@
+// Package report reads the run history back for people and machines: each host's state in
+// its last run with what drifts, drift over the last runs, the tasks that drift most, as
+// text, JSON or a self-contained HTML page; and it writes a run's outcome as a Prometheus
+// textfile for node_exporter.
+package report
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/runbook/runbook/engine/history"
+	"github.com/runbook/runbook/engine/view"
+)
+
+// DefaultRuns is how many runs the drift history and the trend cover without --runs.
+const DefaultRuns = 20
+
+// Options say what to read.
+type Options struct {
+	Filter history.Filter
+	// Runs is how many of the last runs the drift history and trend cover (0: DefaultRuns).
+	Runs int
+	// Top is how many of the most drifting tasks to list (0: none).
+	Top int
+	// Now stamps the report; nil means time.Now.
+	Now func() time.Time
+}
+
+// Report is everything a report shows.
+type Report struct {
+	GeneratedAt time.Time `json:"generated_at"`
+	History     string    `json:"history"`
+	Filter      Filter    `json:"filter"`
+	Summary     Summary   `json:"summary"`
+	// Hosts is each host's last run, by name.
+	Hosts []Host `json:"hosts"`
+	// Runs are the last runs, oldest first, with how many hosts were in each state.
+	Runs []RunPoint `json:"runs"`
+	// DriftHistory is per host its status in each of Runs.
+	DriftHistory []HostHistory `json:"drift_history"`
+	// Top lists the tasks that drifted most over Runs.
+	Top []history.TaskCount `json:"top,omitempty"`
+}
+
+// Filter is the report's filter as given.
+type Filter struct {
+	Runbook string   `json:"runbook,omitempty"`
+	Hosts   []string `json:"hosts,omitempty"`
+	Runs    int      `json:"runs"`
+}
+
+// Summary counts hosts by their state in their last run.
+type Summary struct {
+	Hosts       int `json:"hosts"`
+	InSync      int `json:"in_sync"`
+	Drifting    int `json:"drifting"`
+	Failed      int `json:"failed"`
+	Unreachable int `json:"unreachable"`
+}
+
+func (s *Summary) add(status string) {
+	s.Hosts++
+	switch status {
+	case history.HostUnreachable:
+		s.Unreachable++
+	case history.HostFailed:
+		s.Failed++
+	case history.HostDrift:
+		s.Drifting++
+	default:
+		s.InSync++
+	}
+}
+
+// RunRef points at a run.
+type RunRef struct {
+	Run  int64     `json:"run"`
+	When time.Time `json:"when"`
+}
+
+// Host is one host's state in its last run.
+type Host struct {
+	Host           string         `json:"host"`
+	Run            int64          `json:"run"`
+	Runbook        string         `json:"runbook"`
+	When           time.Time      `json:"when"`
+	Mode           string         `json:"mode"`
+	Status         string         `json:"status"`
+	Counts         history.Counts `json:"counts"`
+	RebootRequired bool           `json:"reboot_required"`
+	// FirstDrifted is the first run of the host's current drift streak.
+	FirstDrifted *RunRef `json:"first_drifted,omitempty"`
+	// Drift are the tasks that drifted in the last run; Failed those that failed or found
+	// the host unreachable.
+	Drift  []Task `json:"drift"`
+	Failed []Task `json:"failed"`
+}
+
+// Task is one drifting or failed task of a host.
+type Task struct {
+	Play           string `json:"play"`
+	Task           string `json:"task"`
+	Module         string `json:"module"`
+	Item           string `json:"item,omitempty"`
+	Status         string `json:"status"`
+	Msg            string `json:"msg,omitempty"`
+	Diff           string `json:"diff,omitempty"`
+	RebootRequired bool   `json:"reboot_required"`
+}
+
+// Name is the task's name with its for_each key.
+func (t Task) Name() string {
+	if t.Item != "" {
+		return t.Task + " [" + t.Item + "]"
+	}
+	return t.Task
+}
+
+// RunPoint is one run in the trend.
+type RunPoint struct {
+	Run         int64     `json:"run"`
+	When        time.Time `json:"when"`
+	Mode        string    `json:"mode"`
+	Runbook     string    `json:"runbook"`
+	ExitCode    int       `json:"exit_code"`
+	Finished    bool      `json:"finished"`
+	Hosts       int       `json:"hosts"`
+	InSync      int       `json:"in_sync"`
+	Drifting    int       `json:"drifting"`
+	Failed      int       `json:"failed"`
+	Unreachable int       `json:"unreachable"`
+}
+
+// HostHistory is a host's status in each run of the report's Runs ("" where the host was
+// not part of the run).
+type HostHistory struct {
+	Host     string   `json:"host"`
+	Drifted  int      `json:"drifted"`
+	Runs     int      `json:"runs"`
+	Statuses []string `json:"statuses"`
+}
+
+// Build reads the report from the store.
+func Build(ctx context.Context, s history.Store, o Options) (*Report, error) {
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	if o.Runs <= 0 {
+		o.Runs = DefaultRuns
+	}
+	f := o.Filter
+	rep := &Report{GeneratedAt: now(), History: s.Location(), Filter: Filter{Runbook: f.Runbook, Hosts: f.Hosts, Runs: o.Runs},
+		Hosts: []Host{}, Runs: []RunPoint{}, DriftHistory: []HostHistory{}}
+	if f.Runbook != "" {
+		rep.Filter.Runbook = history.RunbookKey(f.Runbook)
+	}
+
+	latest, err := s.Latest(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	first, err := s.FirstDrifted(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, hr := range latest {
+		h := Host{Host: hr.Host.Host, Run: hr.Run.ID, Runbook: hr.Run.Runbook, When: hr.Run.StartedAt, Mode: hr.Run.Mode,
+			Status: hr.Host.Status, Counts: hr.Host.Counts, RebootRequired: hr.Host.RebootRequired, Drift: []Task{}, Failed: []Task{}}
+		if r, ok := first[h.Host]; ok && h.Status == history.HostDrift {
+			h.FirstDrifted = &RunRef{Run: r.ID, When: r.StartedAt}
+		}
+		if h.Counts.Drift+h.Counts.Failed+h.Counts.Unreachable > 0 {
+			tasks, err := s.Tasks(ctx, hr.Run.ID, h.Host, "drift", "failed", "unreachable")
+			if err != nil {
+				return nil, err
+			}
+			for _, t := range tasks {
+				x := Task{Play: t.Play, Task: t.Task, Module: t.Module, Item: t.Item, Status: t.Status, Msg: t.Msg,
+					RebootRequired: t.RebootRequired}
+				if t.Diff != nil {
+					x.Diff = view.Unified(t.Diff)
+				}
+				if t.Status == "drift" {
+					h.Drift = append(h.Drift, x)
+				} else {
+					h.Failed = append(h.Failed, x)
+				}
+			}
+		}
+		rep.Summary.add(h.Status)
+		rep.Hosts = append(rep.Hosts, h)
+	}
+
+	runs, err := s.Runs(ctx, f, o.Runs)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(runs))
+	index := map[int64]int{}
+	for i := range runs {
+		// Oldest first.
+		r := runs[len(runs)-1-i]
+		ids[i] = r.ID
+		index[r.ID] = i
+		rep.Runs = append(rep.Runs, RunPoint{Run: r.ID, When: r.StartedAt, Mode: r.Mode, Runbook: r.Runbook,
+			ExitCode: r.ExitCode, Finished: r.Finished()})
+	}
+	hrs, err := s.HostRuns(ctx, ids, f.Hosts)
+	if err != nil {
+		return nil, err
+	}
+	byHost := map[string]*HostHistory{}
+	for _, hr := range hrs {
+		p := &rep.Runs[index[hr.Run.ID]]
+		p.Hosts++
+		switch hr.Host.Status {
+		case history.HostUnreachable:
+			p.Unreachable++
+		case history.HostFailed:
+			p.Failed++
+		case history.HostDrift:
+			p.Drifting++
+		default:
+			p.InSync++
+		}
+		hh := byHost[hr.Host.Host]
+		if hh == nil {
+			hh = &HostHistory{Host: hr.Host.Host, Statuses: make([]string, len(ids))}
+			byHost[hr.Host.Host] = hh
+		}
+		hh.Statuses[index[hr.Run.ID]] = hr.Host.Status
+		hh.Runs++
+		if hr.Host.Counts.Drift > 0 {
+			hh.Drifted++
+		}
+	}
+	for _, hh := range byHost {
+		rep.DriftHistory = append(rep.DriftHistory, *hh)
+	}
+	sort.Slice(rep.DriftHistory, func(i, j int) bool { return rep.DriftHistory[i].Host < rep.DriftHistory[j].Host })
+
+	if o.Top > 0 {
+		rep.Top, err = s.TopDrift(ctx, ids, f.Hosts, o.Top)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
