@@ -225,3 +225,60 @@ func TestHostnameLab(t *testing.T) {
 		}
 	}
 }
+
+// TestSysctlLab sets keys that a container's own network namespace lets it write, at
+// runtime and in sysctl.d, and shows runtime drift, a read-only key and a missing key.
+func TestSysctlLab(t *testing.T) {
+	h := startLab(t)
+	snap := func() string {
+		return h.shOK("cat /proc/sys/net/ipv4/ip_local_port_range /proc/sys/net/ipv4/conf/all/forwarding; ls /etc/sysctl.d; cat /etc/sysctl.d/*.conf")
+	}
+	h.r.Timeline("lab01", "sysctl", []string{"name=net.ipv4.ip_local_port_range", "value=20000 60999"}, snap)
+	h.r.Timeline("lab01", "sysctl", []string{"name=net/ipv4/conf/all/forwarding", "value=1", "file=/etc/sysctl.d/60-forwarding.conf"}, snap)
+	got := h.sh("cat /proc/sys/net/ipv4/ip_local_port_range /proc/sys/net/ipv4/conf/all/forwarding /etc/sysctl.d/90-runbook.conf /etc/sysctl.d/60-forwarding.conf")
+	if got != "20000\t60999\n1\nnet.ipv4.ip_local_port_range = 20000 60999\nnet.ipv4.conf.all.forwarding = 1\n" {
+		t.Errorf("after the timelines:\n%s", got)
+	}
+
+	// The running value drifts alone.
+	h.sh("echo 32768 60999 > /proc/sys/net/ipv4/ip_local_port_range")
+	before := snap()
+	code, res, out := h.module("sysctl", "name=net.ipv4.ip_local_port_range", "value=20000 60999", "--check")
+	if code != 4 || res.Data["runtime_drift"] != true || res.Data["persistent_drift"] != false || res.Data["runtime_value"] != "32768 60999" {
+		t.Fatalf("check with runtime drift: exit %d\n%s", code, out)
+	}
+	if after := snap(); after != before {
+		t.Fatalf("check mode changed the host:\n%s\n---\n%s", before, after)
+	}
+
+	// Outside net.*, a container's /proc/sys is read-only: check already says apply would
+	// fail, and a failed apply leaves the file alone.
+	for _, flags := range [][]string{{"--check"}, nil} {
+		res := h.r.Module("lab01", "sysctl", append([]string{"name=vm.swappiness", "value=10"}, flags...)...)
+		if res.Code != 2 || !strings.Contains(res.Out, "read-only file system") {
+			t.Errorf("vm.swappiness %v: exit %d\n%s", flags, res.Code, res.Out)
+		}
+	}
+	if got := h.sh("cat /etc/sysctl.d/90-runbook.conf"); strings.Contains(got, "swappiness") {
+		t.Errorf("a failed task wrote the file:\n%s", got)
+	}
+	res2 := h.r.Module("lab01", "sysctl", "name=net.ipv4.no_such_key", "value=1")
+	if res2.Code != 2 || !strings.Contains(res2.Out, "no sysctl key net.ipv4.no_such_key on this host") {
+		t.Errorf("missing key: exit %d\n%s", res2.Code, res2.Out)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"name=net.ipv4.ip_forward"}, `state = "present" needs value`},
+		{[]string{"name=net..ipv4", "value=1"}, "is not a sysctl key"},
+		{[]string{"name=net.ipv4.ip_forward", "value=1", "state=gone"}, "expected one of: present, absent"},
+		{[]string{"name=net.ipv4.ip_forward", "value=1", "bogus=1"}, `has no argument "bogus"`},
+	} {
+		res := h.r.Module("lab01", "sysctl", tc.args...)
+		if res.Code != 1 || !strings.Contains(res.Out, tc.want) || strings.Contains(res.Out, "RECAP") {
+			t.Errorf("%v: want exit 1 with %q before any host, got %d\n%s", tc.args, tc.want, res.Code, res.Out)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 func init() {
 	modules.Register(Service{})
 	modules.Register(Hostname{})
+	modules.Register(Sysctl{})
 }
 
 // machine is the host a module works on: where its files are and how it runs programs.
