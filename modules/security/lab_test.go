@@ -3,6 +3,10 @@ package security_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -90,7 +94,7 @@ func TestSELinuxOnLabHost(t *testing.T) {
 	want := labSELinuxConfig
 	for _, state := range []string{"disabled", "permissive"} {
 		res := h.r.Timeline("lab01", "selinux", []string{"state=" + state}, snap)
-		if !strings.Contains(res[0].Out, "-SELINUX=") || !strings.Contains(res[0].Out, "+SELINUX="+state) || !strings.Contains(res[0].Out, "+++ selinux (after; runtime: not available)") {
+		if !strings.Contains(res[0].Out, "-SELINUX=") || !strings.Contains(res[0].Out, "+SELINUX="+state) || !strings.Contains(res[0].Out, "+++ /etc/selinux/config (after; runtime: not available)") {
 			t.Errorf("check diff for %s:\n%s", state, res[0].Out)
 		}
 		if strings.Contains(res[1].Out, "reboot required") {
@@ -113,5 +117,240 @@ func TestSELinuxOnLabHost(t *testing.T) {
 	// The host's own tools agree: SELinux is off in the kernel, the file says permissive.
 	if out, _ := h.try("sestatus"); !strings.Contains(out, "disabled") {
 		t.Errorf("sestatus: %s", out)
+	}
+}
+
+// unitState is firewalld's state as systemd reports it.
+func (h *labHost) unitState(unit string) string {
+	h.t.Helper()
+	return h.sh("systemctl show -p LoadState,ActiveState,UnitFileState " + unit)
+}
+
+// TestFirewalldOnLabHost: firewalld runs and is enabled on a fresh lab host. Disabled,
+// masked and disabled again (the mask lifted) each go check → apply → check → apply, with
+// check proven to leave the unit as it was; bad arguments fail before the host is touched.
+func TestFirewalldOnLabHost(t *testing.T) {
+	h := startLab(t)
+	_, _ = h.try("systemctl is-system-running --wait") // the boot settles; degraded is fine
+	snap := func() string { return h.unitState("firewalld.service") }
+	if got := snap(); !strings.Contains(got, "ActiveState=active") || !strings.Contains(got, "UnitFileState=enabled") {
+		t.Fatalf("the lab host's firewalld should run and be enabled at start:\n%s", got)
+	}
+
+	for _, bad := range [][]string{{"firewalld=off"}, {"firewalld=disabled", "bogus=1"}, {"iptables_flush=true", `tables=["filtre"]`},
+		{`policies={INPUT="REJECT"}`}, {"iptables_flush=false"}} {
+		before := snap()
+		if res := h.r.Module("lab01", "firewall", bad...); res.Code != 1 {
+			t.Errorf("firewall %v: exit %d, want 1\n%s", bad, res.Code, res.Out)
+		}
+		if after := snap(); after != before {
+			t.Fatalf("a rejected task changed the host:\n%s\n->\n%s", before, after)
+		}
+	}
+
+	for _, step := range []struct{ want, check, state string }{
+		{"disabled", "would disable and stop firewalld.service", "ActiveState=inactive\nUnitFileState=disabled"},
+		{"masked", "would mask firewalld.service", "LoadState=masked\nActiveState=inactive\nUnitFileState=masked"},
+		{"disabled", "would unmask and disable firewalld.service", "LoadState=loaded\nActiveState=inactive\nUnitFileState=disabled"},
+	} {
+		res := h.r.Timeline("lab01", "firewall", []string{"firewalld=" + step.want}, snap)
+		if !strings.Contains(res[0].Out, step.check) {
+			t.Errorf("check for %s: want %q in\n%s", step.want, step.check, res[0].Out)
+		}
+		if got := snap(); !strings.Contains(got, step.state) {
+			t.Errorf("after %s:\n%s\nwant %q", step.want, got, step.state)
+		}
+	}
+	code, v := h.result("firewall", "firewalld=disabled")
+	if data, _ := v["data"].(map[string]any); code != 0 || v["status"] != "ok" || data["firewalld"] != "inactive, disabled" {
+		t.Errorf("result: exit %d %v", code, v)
+	}
+	// The dbus alias went with the enablement: nothing can activate firewalld by name.
+	if out, _ := h.try("systemctl is-enabled dbus-org.fedoraproject.FirewallD1.service"); strings.Contains(out, "enabled") {
+		t.Errorf("firewalld's D-Bus alias is still enabled: %s", out)
+	}
+}
+
+// iptablesPkgs are the Debian packages iptables needs.
+var iptablesPkgs = []string{"iptables", "libip4tc2", "libip6tc2", "libxtables12", "libnftnl11", "libmnl0", "libnetfilter-conntrack3", "libnfnetlink0"}
+
+// provisionIptables copies the iptables this machine has installed into the lab host,
+// when both are the same Debian release (the lab base has no iptables, and its hosts have
+// no network to install it). It returns why it could not, or "".
+func (h *labHost) provisionIptables() string {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	status := func(out string) map[string]string {
+		m := map[string]string{}
+		for line := range strings.SplitSeq(out, "\n") {
+			if f := strings.Fields(line); len(f) == 3 && f[2] == "installed" {
+				m[f[0]] = f[1]
+			}
+		}
+		return m
+	}
+	query := "dpkg-query -W -f='${Package} ${Version} ${db:Status-Status}\\n' " + strings.Join(iptablesPkgs, " ") + " 2>/dev/null; true"
+	local, _ := exec.CommandContext(ctx, "sh", "-c", query).Output()
+	mine, theirs := status(string(local)), status(h.sh(query))
+	var files []string
+	for _, p := range iptablesPkgs {
+		if mine[p] == "" {
+			return "this machine has no " + p + " package to copy"
+		}
+		if v, ok := theirs[p]; ok {
+			if v != mine[p] {
+				return fmt.Sprintf("the lab host has %s %s, this machine %s", p, v, mine[p])
+			}
+			continue
+		}
+		list, err := exec.CommandContext(ctx, "dpkg", "-L", p).Output()
+		if err != nil {
+			return "dpkg -L " + p + ": " + err.Error()
+		}
+		for f := range strings.SplitSeq(string(list), "\n") {
+			if fi, err := os.Lstat(f); err == nil && (fi.Mode().IsRegular() || fi.Mode()&os.ModeSymlink != 0) {
+				files = append(files, strings.TrimPrefix(f, "/"))
+			}
+		}
+	}
+	pack := exec.CommandContext(ctx, "tar", append([]string{"-C", "/", "--no-recursion", "-cf", "-"}, files...)...)
+	unpack, err := h.lab.Command(ctx, "lab01", "tar", "-C", "/", "-xf", "-")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	pipe, err := pack.StdoutPipe()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	unpack.Stdin = pipe
+	if err := pack.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	if out, err := unpack.CombinedOutput(); err != nil {
+		h.t.Fatalf("copy iptables into the lab host: %v\n%s", err, out)
+	}
+	if err := pack.Wait(); err != nil {
+		h.t.Fatalf("tar: %v", err)
+	}
+	h.useBackend("nft")
+	h.sh("ldconfig")
+	return ""
+}
+
+// useBackend points the plain iptables names at a backend, as update-alternatives would.
+func (h *labHost) useBackend(b string) {
+	h.t.Helper()
+	var cmds []string
+	for _, fam := range []string{"iptables", "ip6tables"} {
+		for _, tool := range []string{"", "-save", "-restore"} {
+			cmds = append(cmds, fmt.Sprintf("ln -sfn %s-%s%s /usr/sbin/%s%s", fam, b, tool, fam, tool))
+		}
+	}
+	h.sh(strings.Join(cmds, " && "))
+}
+
+// rules is the host's ruleset without comments and counters.
+func (h *labHost) rules(tool string) string {
+	h.t.Helper()
+	return h.sh(tool + ` | grep -v '^#' | sed 's/ \[[0-9]*:[0-9]*\]$//; s/^\[[0-9]*:[0-9]*\] //'`)
+}
+
+// addRules gives the host a ruleset to flush: 3 filter rules (one in a user chain), 1
+// nat rule, one IPv6 rule. The addresses are none the lab uses.
+func (h *labHost) addRules() {
+	h.t.Helper()
+	h.sh(`iptables -A INPUT -s 10.99.0.0/16 -j DROP && iptables -N RBTEST && iptables -A RBTEST -p tcp --dport 22 -j ACCEPT &&
+iptables -A INPUT -j RBTEST && iptables -t nat -A POSTROUTING -s 10.99.0.0/16 -j MASQUERADE && ip6tables -A INPUT -s fd00:99::/32 -j DROP`)
+}
+
+// TestIptablesOnLabHost flushes iptables on a systemd host with firewalld running. The
+// lab base has no iptables: the module says so (ok, backend "not installed"); then this
+// machine's iptables is copied in, rules are added and iptables_flush goes check → apply →
+// check → apply with check proven to leave the rules alone, and the counts are checked,
+// with the nf_tables backend and then the legacy one, IPv6 and save included.
+func TestIptablesOnLabHost(t *testing.T) {
+	h := startLab(t)
+	if strings.HasPrefix(h.lab.Subnet(), "10.99.") {
+		t.Fatalf("the lab subnet %s is the one the test's rules drop", h.lab.Subnet())
+	}
+	progs := strings.TrimSpace(h.sh("ls -1 /usr/sbin/*tables* /usr/sbin/nft /sbin/*tables* 2>/dev/null | tr '\\n' ' '; true"))
+	if progs == "" {
+		progs = "none"
+	}
+	t.Logf("the lab host's iptables and nft programs: %s", progs)
+	if _, err := h.try("command -v iptables"); err != nil {
+		code, v := h.result("firewall", "iptables_flush=true")
+		if data, _ := v["data"].(map[string]any); code != 0 || v["status"] != "ok" || data["backend"] != "not installed" {
+			t.Fatalf("without iptables: exit %d %v", code, v)
+		}
+		if why := h.provisionIptables(); why != "" {
+			t.Skipf("cannot give the lab host iptables: %s", why)
+		}
+	}
+	_, _ = h.try("systemctl is-system-running --wait")
+	h.addRules()
+	snap := func() string { return h.rules("iptables-save") + h.rules("ip6tables-save") }
+	before := h.rules("iptables-save")
+
+	res := h.r.Timeline("lab01", "firewall", []string{"iptables_flush=true"}, snap)
+	if !strings.Contains(res[0].Out, "would flush 4 rules (filter 3, nat 1) and 1 user chain") ||
+		!strings.Contains(res[0].Out, "-A INPUT -s 10.99.0.0/16 -j DROP") || !strings.Contains(res[0].Out, "iptables-nft-save (nf_tables)") {
+		t.Errorf("check:\n%s", res[0].Out)
+	}
+	after := h.rules("iptables-save")
+	if strings.Contains(after, "-A ") || strings.Contains(after, "RBTEST") || !strings.Contains(before, "RBTEST") {
+		t.Errorf("rules before:\n%s\nafter:\n%s", before, after)
+	}
+	if !strings.Contains(h.rules("ip6tables-save"), "fd00:99::/32") {
+		t.Error("IPv6 rules were flushed without ipv6 = true")
+	}
+
+	// An apply's registered counts, with IPv6 and a save where Debian's boot scripts look.
+	h.sh("iptables -F && iptables -X && iptables -t nat -F && ip6tables -F")
+	h.addRules()
+	h.sh("mkdir -p /etc/iptables")
+	args := []string{"iptables_flush=true", "ipv6=true", "save=true", `policies={INPUT="ACCEPT"}`}
+	code, v := h.result("firewall", args...)
+	data, _ := v["data"].(map[string]any)
+	if code != 0 || v["status"] != "changed" || data["backend"] != "nf_tables" {
+		t.Fatalf("apply: exit %d %v", code, v)
+	}
+	wantData := map[string]any{
+		"removed":        map[string]any{"filter": 3.0, "nat": 1.0},
+		"removed6":       map[string]any{"filter": 1.0},
+		"chains_removed": map[string]any{"filter": 1.0},
+		"saved":          []any{"/etc/iptables/rules.v4", "/etc/iptables/rules.v6"},
+	}
+	for k, want := range wantData {
+		if !reflect.DeepEqual(data[k], want) {
+			t.Errorf("data.%s = %v, want %v", k, data[k], want)
+		}
+	}
+	if saved := h.sh("cat /etc/iptables/rules.v4 /etc/iptables/rules.v6"); strings.Contains(saved, "-A ") || !strings.Contains(saved, "*filter") {
+		t.Errorf("saved rules:\n%s", saved)
+	}
+	if code, v := h.result("firewall", args...); code != 0 || v["status"] != "ok" {
+		t.Errorf("apply again: exit %d %v", code, v)
+	}
+
+	// The legacy backend: the host's iptables now names it, and so does the result.
+	h.useBackend("legacy")
+	h.addRules()
+	legacyBefore := h.rules("iptables-save")
+	code, v = h.result("firewall", append(args, "--check")...)
+	if code != 4 || v["status"] != "drift" || h.rules("iptables-save") != legacyBefore {
+		t.Fatalf("legacy check: exit %d %v", code, v)
+	}
+	code, v = h.result("firewall", args...)
+	data, _ = v["data"].(map[string]any)
+	if code != 0 || v["status"] != "changed" || data["backend"] != "legacy" || !reflect.DeepEqual(data["removed"], wantData["removed"]) {
+		t.Fatalf("legacy apply: exit %d %v", code, v)
+	}
+	if left := h.rules("iptables-legacy-save") + h.rules("ip6tables-legacy-save"); strings.Contains(left, "-A ") {
+		t.Errorf("legacy rules left:\n%s", left)
+	}
+	if code, v := h.result("firewall", args...); code != 0 || v["status"] != "ok" {
+		t.Errorf("legacy apply again: exit %d %v", code, v)
 	}
 }

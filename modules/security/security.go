@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -17,6 +16,7 @@ import (
 
 func init() {
 	modules.Register(SELinux{})
+	modules.Register(Firewall{})
 }
 
 // str returns a string argument, "" when null.
@@ -137,22 +137,28 @@ type section struct {
 	before, after string
 }
 
-// sectionsDiff joins the sections that differ into one diff; nil when none does.
+// sectionsDiff joins the sections that differ into one diff; nil when none does. A diff of
+// one section is named after it; several are each headed by their title.
 func sectionsDiff(name string, secs []section) *modules.Diff {
-	if !slices.ContainsFunc(secs, func(s section) bool { return s.before != s.after }) {
+	var changed []section
+	for _, s := range secs {
+		if s.before != s.after {
+			changed = append(changed, s)
+		}
+	}
+	switch len(changed) {
+	case 0:
 		return nil
+	case 1:
+		s := changed[0]
+		return &modules.Diff{Before: withNewline(s.before), After: withNewline(s.after), BeforeHeader: s.title + " (before)", AfterHeader: s.title + " (after)"}
 	}
 	var b, a strings.Builder
-	n := 0
-	for _, s := range secs {
-		if s.before == s.after {
-			continue
-		}
-		if n > 0 {
+	for i, s := range changed {
+		if i > 0 {
 			b.WriteString("\n")
 			a.WriteString("\n")
 		}
-		n++
 		fmt.Fprintf(&b, "==> %s <==\n%s", s.title, withNewline(s.before))
 		fmt.Fprintf(&a, "==> %s <==\n%s", s.title, withNewline(s.after))
 	}

@@ -53,7 +53,7 @@ reboot is reported, since rebooting the same kernel would not change anything.`,
 		Schema: modules.Schema{
 			Args: []modules.Arg{
 				{Name: "state", Type: cty.String, Required: true, OneOf: []string{seEnforcing, sePermissive, seDisabled},
-					Doc: `The SELinux mode: "enforcing", "permissive" or "disabled".`},
+					Doc: "The SELinux mode, in the config file and, where the kernel allows it, at runtime."},
 				{Name: "policy", Type: cty.String, Pattern: policyPattern, PatternHelp: `a policy name such as "targeted"`,
 					Doc: `The policy type for SELINUXTYPE=, e.g. "targeted" or "mls" (a directory under /etc/selinux). Unset leaves the line alone.`},
 				{Name: "config", Type: cty.String, Default: cty.StringVal(DefaultSELinuxConfig),

@@ -116,8 +116,8 @@ func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, appl
 		{title: "runtime", before: "mode: " + kern.state, after: "mode: " + rtAfter},
 		fileSection(cfgArg, old, content, exists),
 	})
-	res.Diff.BeforeHeader = "selinux (before; runtime: " + kern.state + ")"
-	res.Diff.AfterHeader = "selinux (after; runtime: " + rtAfter + ")"
+	res.Diff.BeforeHeader = strings.TrimSuffix(res.Diff.BeforeHeader, ")") + "; runtime: " + kern.state + ")"
+	res.Diff.AfterHeader = strings.TrimSuffix(res.Diff.AfterHeader, ")") + "; runtime: " + rtAfter + ")"
 	if apply {
 		if fileChanged {
 			mode := fileMode(fi, 0o644)

@@ -347,7 +347,8 @@ func TestSELinuxTimeline(t *testing.T) {
 	}
 }
 
-// TestSELinuxDiff checks the first check's diff: the runtime line and the file's lines.
+// TestSELinuxDiff checks the first check's diff: the runtime, in the headers and as a
+// section when it changes, and the file's lines.
 func TestSELinuxDiff(t *testing.T) {
 	root := t.TempDir()
 	writeTree(t, root, with(kernEnforcing, map[string]string{"etc/selinux/config": rhelConfig}))
@@ -371,6 +372,17 @@ func TestSELinuxDiff(t *testing.T) {
 	}
 	if !strings.Contains(res.Msg, "would set SELINUX=enforcing → disabled in /etc/selinux/config") || !strings.Contains(res.Msg, "would switch runtime enforcing → permissive") {
 		t.Errorf("msg = %q", res.Msg)
+	}
+
+	// Only the file changes: the diff is the file's, with the runtime in its headers.
+	root = t.TempDir()
+	writeTree(t, root, with(kernNone, map[string]string{"etc/selinux/config": rhelConfig}))
+	res, err = run(t, SELinux{root: root}, map[string]cty.Value{"state": s("permissive")}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := res.Diff.AfterHeader; h != "/etc/selinux/config (after; runtime: not available)" || strings.Contains(res.Diff.After, "==>") {
+		t.Errorf("file-only diff: %q\n%s", h, res.Diff.After)
 	}
 }
 

@@ -1,0 +1,525 @@
+package security
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+var _ modules.Runner = Firewall{}
+
+// fwRun collects one run's findings: what it did or would do, what was already right, the
+// diff sections and the warnings.
+type fwRun struct {
+	apply   bool
+	res     *modules.Result
+	did     []string
+	fine    []string
+	secs    []section
+	changed bool
+}
+
+func (r *fwRun) change(msg string, sec ...section) {
+	r.changed = true
+	r.did = append(r.did, msg)
+	r.secs = append(r.secs, sec...)
+}
+
+func (r *fwRun) warn(format string, a ...any) {
+	r.res.Warnings = append(r.res.Warnings, fmt.Sprintf(format, a...))
+}
+
+// Run turns the firewall parts the arguments name off, in order: firewalld, the iptables
+// services, the flush and policies, the save. Check and apply share this path; only apply
+// changes the host.
+func (m Firewall) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+	policies, perrs := policiesOf(args.GetAttr("policies"))
+	if len(perrs) > 0 {
+		return nil, perrs[0]
+	}
+	r := &fwRun{apply: apply, res: &modules.Result{Status: modules.StatusOK, Data: map[string]any{
+		"backend": "", "rules": "", "rules6": "", "removed": map[string]any{}, "removed6": map[string]any{},
+		"chains_removed": map[string]any{}, "firewalld": "", "units": map[string]any{}, "saved": []any{},
+	}}}
+	ipv6 := boolArg(args, "ipv6")
+
+	if want := str(args, "firewalld"); want != "" {
+		sc, err := m.systemctl()
+		if err != nil {
+			return nil, fmt.Errorf("firewalld: %w", err)
+		}
+		u, err := sc.show(ctx, "firewalld.service")
+		if err != nil {
+			return r.result(), err
+		}
+		if u, err = r.unit(ctx, sc, u, want); err != nil {
+			return r.result(), err
+		}
+		r.res.Data["firewalld"] = strings.TrimPrefix(u.describe(), u.name+": ")
+	}
+	if want := str(args, "iptables_service"); want != "" {
+		sc, err := m.systemctl()
+		if err != nil {
+			return nil, fmt.Errorf("iptables_service: %w", err)
+		}
+		names := []string{"iptables.service", "netfilter-persistent.service"}
+		if ipv6 {
+			names = append(names, "ip6tables.service")
+		}
+		units := r.res.Data["units"].(map[string]any)
+		for _, n := range names {
+			u, err := sc.show(ctx, n)
+			if err != nil {
+				return r.result(), err
+			}
+			if !u.installed() {
+				continue
+			}
+			if u, err = r.unit(ctx, sc, u, want); err != nil {
+				return r.result(), err
+			}
+			units[n] = strings.TrimPrefix(u.describe(), u.name+": ")
+		}
+		if len(units) == 0 {
+			r.fine = append(r.fine, "no iptables service installed")
+		}
+	}
+	flush, save := boolArg(args, "iptables_flush"), boolArg(args, "save")
+	if flush || save || len(policies) > 0 {
+		if err := m.iptables(ctx, r, args, policies, flush, save, ipv6); err != nil {
+			return r.result(), err
+		}
+	}
+	return r.result(), nil
+}
+
+// result finishes the Result: status, message and diff.
+func (r *fwRun) result() *modules.Result {
+	res := r.res
+	if r.changed {
+		res.Status = statusFor(r.apply)
+		res.Msg = strings.Join(r.did, "; ")
+		res.Diff = sectionsDiff("firewall", r.secs)
+	} else {
+		res.Msg = strings.Join(r.fine, "; ")
+	}
+	return res
+}
+
+// systemctl finds systemctl; the firewalld and service parts need a systemd host.
+func (m Firewall) systemctl() (systemctl, error) {
+	p := lookTool(m.dirs, "systemctl")
+	if p == "" {
+		return systemctl{}, errors.New("systemctl not found: managing units needs a host that runs systemd")
+	}
+	return systemctl{path: p}, nil
+}
+
+// unit brings a unit from its state u to want (apply) or says what that would take
+// (check), and returns its state after the task (in check mode, as it is).
+func (r *fwRun) unit(ctx context.Context, sc systemctl, u unitState, want string) (unitState, error) {
+	name := u.name
+	if !u.installed() {
+		r.fine = append(r.fine, name+" is not installed")
+		return u, nil
+	}
+	steps, after := unitSteps(u, want)
+	if len(steps) == 0 {
+		r.fine = append(r.fine, u.describe())
+		return u, nil
+	}
+	r.change(verb(r.apply, "", "would ")+stepWords(steps, r.apply)+" "+name,
+		section{title: name, before: u.describe(), after: after.describe()})
+	if !r.apply {
+		return u, nil
+	}
+	return sc.converge(ctx, u, want)
+}
+
+// stepWords renders systemctl steps for a message: "disable and stop", "disabled and stopped".
+func stepWords(steps [][]string, past bool) string {
+	pastOf := map[string]string{"stop": "stopped", "disable": "disabled", "mask": "masked", "unmask": "unmasked"}
+	words := make([]string, 0, len(steps))
+	for _, s := range steps {
+		w := s[0]
+		if p, ok := pastOf[w]; ok && past {
+			w = p
+		}
+		if !slices.Contains(words, w) {
+			words = append(words, w)
+		}
+	}
+	return strings.Join(words, " and ")
+}
+
+// iptables does the flush, policies and save for each address family.
+func (m Firewall) iptables(ctx context.Context, r *fwRun, args cty.Value, policies map[string]string, flush, save, ipv6 bool) error {
+	procRoot := under(m.root, "/proc/thread-self/net")
+	backend, tools, err := findTools(ctx, m.dirs, procRoot, ipv6)
+	r.res.Data["backend"] = backend
+	if err != nil {
+		return err
+	}
+	if backend == backendMissing {
+		// Without the tools, the kernel's list of legacy tables is the only truth there is.
+		for _, f := range []string{"ip_tables_names", "ip6_tables_names"} {
+			if t := legacyTables(filepath.Join(procRoot, f)); len(t) > 0 && (ipv6 || f == "ip_tables_names") {
+				return fmt.Errorf("the kernel holds legacy iptables tables (%s), but iptables is not installed to read or flush them", strings.Join(t, ", "))
+			}
+		}
+		r.warn("iptables is not installed: there are no iptables rules to flush, set or save")
+		r.fine = append(r.fine, "iptables is not installed")
+		return nil
+	}
+	var selected []string
+	if v := args.GetAttr("tables"); !v.IsNull() {
+		for it := v.ElementIterator(); it.Next(); {
+			_, t := it.Element()
+			selected = append(selected, t.AsString())
+		}
+	}
+	chainsRemoved := r.res.Data["chains_removed"].(map[string]any)
+	for _, t := range tools {
+		fam, err := m.family(ctx, r, t, backend, policies, flush, selected, chainsRemoved)
+		if err != nil {
+			return err
+		}
+		if save {
+			if err := m.save(ctx, r, args, t, fam); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// famState is one address family's ruleset after the task (in check mode, as planned).
+type famState struct {
+	after ruleset
+}
+
+// family flushes and sets policies for one address family (IPv4 or IPv6).
+func (m Firewall) family(ctx context.Context, r *fwRun, t ipTools, backend string, policies map[string]string, flush bool,
+	selected []string, chainsRemoved map[string]any) (famState, error) {
+	v6 := t.family == "IPv6"
+	key := func(k string) string {
+		if v6 {
+			return k + "6"
+		}
+		return k
+	}
+	out, err := runTool(ctx, "", t.save)
+	if err != nil {
+		return famState{}, err
+	}
+	before, err := parseSave(out)
+	if err != nil {
+		return famState{}, fmt.Errorf("read %s: %w", filepath.Base(t.save), err)
+	}
+	r.res.Data[key("rules")] = before.text()
+	for _, n := range before.notes {
+		if !strings.HasPrefix(n, "Table `") {
+			r.warn("%s: %s", filepath.Base(t.save), n)
+		}
+	}
+	if backend == backendNFT {
+		if lt := legacyTables(t.procNames); len(lt) > 0 {
+			r.warn("%s legacy iptables tables exist too (%s); they are not touched: the host's iptables uses nf_tables", t.family, strings.Join(lt, ", "))
+		}
+	}
+
+	plan, err := planFlush(before, policies, flush, selected)
+	if err != nil {
+		return famState{}, fmt.Errorf("%s: %w", t.family, err)
+	}
+	removed := r.res.Data[key("removed")].(map[string]any)
+	for name, n := range plan.removed {
+		removed[name] = n
+	}
+	for name, n := range plan.chains {
+		if n > 0 {
+			prev, _ := chainsRemoved[name].(int)
+			chainsRemoved[name] = prev + n
+		}
+	}
+	st := famState{after: plan.after}
+	tool := filepath.Base(t.save)
+	if !plan.changes() {
+		var what []string
+		if flush {
+			what = append(what, "no rules to flush")
+		}
+		if len(policies) > 0 {
+			what = append(what, "policies as wanted")
+		}
+		if len(what) == 0 {
+			what = append(what, "ruleset read")
+		}
+		r.fine = append(r.fine, fmt.Sprintf("%s: %s (%s)", t.family, strings.Join(what, ", "), backend))
+		return st, nil
+	}
+	r.change(plan.message(t.family, r.apply), section{title: tool + " (" + backend + ")", before: before.text(), after: plan.after.text()})
+	if !r.apply {
+		return st, nil
+	}
+	if len(plan.restore) > 0 {
+		if _, err := runTool(ctx, restoreInput(plan.restore), t.restore); err != nil {
+			return st, fmt.Errorf("flush %s: %w", t.family, err)
+		}
+	}
+	for _, c := range plan.setPolicies {
+		if _, err := runTool(ctx, "", t.cmd, "-w", "-t", "filter", "-P", c, policies[c]); err != nil {
+			return st, fmt.Errorf("set %s policy: %w", c, err)
+		}
+	}
+	// The rules as the kernel has them now are the result; a table that still has rules
+	// (something re-added them) is a failure, not a success.
+	out, err = runTool(ctx, "", t.save)
+	if err != nil {
+		return st, err
+	}
+	now, err := parseSave(out)
+	if err != nil {
+		return st, fmt.Errorf("read %s after the flush: %w", tool, err)
+	}
+	st.after = now
+	if again, _ := planFlush(now, policies, flush, selected); again.changes() {
+		return st, fmt.Errorf("%s: after the flush, %s still shows: %s", t.family, tool, again.message(t.family, false))
+	}
+	return st, nil
+}
+
+// flushPlan is what a family's ruleset needs.
+type flushPlan struct {
+	// after is the ruleset as it will be.
+	after ruleset
+	// restore are the tables to replace with their flushed form.
+	restore []ipTable
+	// setPolicies are filter chains whose policy is set on its own (no flush of filter).
+	setPolicies []string
+	// removed counts the rules per flushed table; chains the user chains.
+	removed, chains map[string]int
+	// policyChanges says which policies change, e.g. "INPUT DROP → ACCEPT".
+	policyChanges []string
+}
+
+func (p flushPlan) changes() bool { return len(p.restore) > 0 || len(p.setPolicies) > 0 }
+
+// message says what the plan does: "flushed 12 rules (filter 9, nat 3), 1 user chain;
+// policy INPUT DROP → ACCEPT".
+func (p flushPlan) message(family string, apply bool) string {
+	total, chains := 0, 0
+	var per []string
+	for _, name := range tableOrder(p.removed) {
+		total += p.removed[name]
+		chains += p.chains[name]
+		if p.removed[name] > 0 {
+			per = append(per, fmt.Sprintf("%s %d", name, p.removed[name]))
+		}
+	}
+	var parts []string
+	if total > 0 || chains > 0 {
+		s := fmt.Sprintf("%s %d %s", verb(apply, "flushed", "would flush"), total, plural(total, "rule", "rules"))
+		if len(per) > 0 {
+			s += " (" + strings.Join(per, ", ") + ")"
+		}
+		if chains > 0 {
+			s += fmt.Sprintf(" and %d user %s", chains, plural(chains, "chain", "chains"))
+		}
+		parts = append(parts, s)
+	}
+	if len(p.policyChanges) > 0 {
+		parts = append(parts, verb(apply, "set", "would set")+" filter "+plural(len(p.policyChanges), "policy", "policies")+" "+strings.Join(p.policyChanges, ", "))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, verb(apply, "reset", "would reset")+" the flushed tables")
+	}
+	msg := strings.Join(parts, ", ")
+	if family == "IPv6" {
+		msg = "IPv6: " + msg
+	}
+	return msg
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// tableOrder returns the keys of a per-table map in report order.
+func tableOrder[V any](m map[string]V) []string {
+	var names []string
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		ia, ib := slices.Index(knownTables, a), slices.Index(knownTables, b)
+		if ia < 0 {
+			ia = len(knownTables)
+		}
+		if ib < 0 {
+			ib = len(knownTables)
+		}
+		if ia != ib {
+			return ia - ib
+		}
+		return strings.Compare(a, b)
+	})
+	return names
+}
+
+// planFlush decides, from the current ruleset, what the flush and the policies change. A
+// flushed table holds no rules and no user chains; policies apply to the filter table,
+// with the flush when filter is flushed, else on their own. A table that does not exist
+// is not created for a flush; for a policy other than ACCEPT it is (iptables -P does
+// that), since an absent filter table accepts everything.
+func planFlush(cur ruleset, policies map[string]string, flush bool, selected []string) (flushPlan, error) {
+	p := flushPlan{removed: map[string]int{}, chains: map[string]int{}}
+	filterFlushed := false
+	var after []ipTable
+	for _, t := range cur.tables {
+		if !flush || (len(selected) > 0 && !slices.Contains(selected, t.name)) {
+			after = append(after, t)
+			continue
+		}
+		if t.incompatible {
+			return p, fmt.Errorf("table %s holds rules iptables cannot read (made with nft); remove them with nft", t.name)
+		}
+		p.removed[t.name] = len(t.rules)
+		p.chains[t.name] = len(t.userChains())
+		ft := t.flushed(policies)
+		if t.name == "filter" {
+			filterFlushed = true
+			if len(t.rules) > 0 {
+				// Without rules, a DROP policy on INPUT or OUTPUT drops everything, the
+				// controller's connection included: only an explicit policy says that is meant.
+				for _, c := range []string{"INPUT", "OUTPUT"} {
+					if _, explicit := policies[c]; !explicit && ft.policy(c) == "DROP" {
+						return p, fmt.Errorf("flushing the filter table with the %s policy DROP would cut this host off (runbook's connection included); set policies = { %s = \"ACCEPT\" }, or \"DROP\" if that is meant", c, c)
+					}
+				}
+			}
+		}
+		if ft.text() != t.text() {
+			p.restore = append(p.restore, ft)
+		}
+		after = append(after, ft)
+	}
+	if len(policies) > 0 && !filterFlushed {
+		idx := slices.IndexFunc(after, func(t ipTable) bool { return t.name == "filter" })
+		var ft ipTable
+		if idx >= 0 {
+			ft = after[idx]
+		} else {
+			ft = ipTable{name: "filter", chains: []ipChain{{"INPUT", "ACCEPT"}, {"FORWARD", "ACCEPT"}, {"OUTPUT", "ACCEPT"}}}
+		}
+		nt := ipTable{name: "filter", rules: ft.rules, incompatible: ft.incompatible}
+		for _, c := range ft.chains {
+			if want, ok := policies[c.name]; ok && c.policy != "-" && c.policy != want {
+				p.setPolicies = append(p.setPolicies, c.name)
+				c.policy = want
+			}
+			nt.chains = append(nt.chains, c)
+		}
+		if len(p.setPolicies) > 0 {
+			if idx >= 0 {
+				after[idx] = nt
+			} else {
+				after = append(after, nt)
+			}
+		}
+	}
+	if filter, ok := cur.table("filter"); ok {
+		for _, c := range filterChains {
+			want, ok := policies[c]
+			if old := filter.policy(c); ok && old != "" && old != want {
+				p.policyChanges = append(p.policyChanges, fmt.Sprintf("%s %s → %s", c, old, want))
+			}
+		}
+	} else {
+		for _, c := range p.setPolicies {
+			p.policyChanges = append(p.policyChanges, fmt.Sprintf("%s ACCEPT → %s", c, policies[c]))
+		}
+	}
+	p.after = ruleset{tables: after}
+	return p, nil
+}
+
+// savePath is where save writes a family's ruleset: the explicit path, else the place the
+// distribution's boot scripts read it from.
+func (m Firewall) savePath(args cty.Value, family string) (string, error) {
+	arg, sysconfig, debian := "save_path", "/etc/sysconfig/iptables", "/etc/iptables/rules.v4"
+	if family == "IPv6" {
+		arg, sysconfig, debian = "save_path6", "/etc/sysconfig/ip6tables", "/etc/iptables/rules.v6"
+	}
+	if p := str(args, arg); p != "" {
+		return p, nil
+	}
+	for _, p := range []string{sysconfig, debian} {
+		if fi, err := os.Stat(under(m.root, filepath.Dir(p))); err == nil && fi.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("save: this host has neither /etc/sysconfig nor /etc/iptables; set %s", arg)
+}
+
+// save writes the family's ruleset after the task where the boot scripts restore it from,
+// when the file's rules differ from it (comments and counters aside).
+func (m Firewall) save(ctx context.Context, r *fwRun, args cty.Value, t ipTools, fam famState) error {
+	path, err := m.savePath(args, t.family)
+	if err != nil {
+		return err
+	}
+	r.res.Data["saved"] = append(r.res.Data["saved"].([]any), path)
+	file := under(m.root, path)
+	fi, err := os.Lstat(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		fi = nil
+		if dfi, err := os.Stat(filepath.Dir(file)); err != nil || !dfi.IsDir() {
+			return fmt.Errorf("save: %s does not exist; create it first", filepath.Dir(path))
+		}
+	case err != nil:
+		return fmt.Errorf("save: inspect %s: %w", path, err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("save: %s is not a regular file", path)
+	}
+	old, exists, err := readOptional(file)
+	if err != nil {
+		return fmt.Errorf("save: read %s: %w", path, err)
+	}
+	want := fam.after.text()
+	if exists {
+		if cur, err := parseSave(string(old)); err == nil && cur.text() == want {
+			r.fine = append(r.fine, path+" holds the ruleset")
+			return nil
+		}
+	}
+	content := want
+	if r.apply {
+		// Write what iptables-save prints, the form the restore service expects.
+		if content, err = runTool(ctx, "", t.save); err != nil {
+			return err
+		}
+	}
+	before := string(old)
+	if !exists {
+		before = "(absent)\n"
+	}
+	r.change(verb(r.apply, "saved the ", "would save the ")+t.family+" ruleset to "+path, section{title: path, before: before, after: content})
+	if !r.apply {
+		return nil
+	}
+	return writeAtomic(file, []byte(content), fileMode(fi, 0o600), fi)
+}
