@@ -461,3 +461,43 @@ func TestConcurrentRecorders(t *testing.T) {
 		}
 	}
 }
+
+// TestRecorderInterruptedAndBroken: hosts that finish after the run's context is cancelled
+// are still written; a store that fails makes the Recorder warn once and stop, and Finish
+// says the record is incomplete.
+func TestRecorderInterruptedAndBroken(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "history.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	rec, err := Begin(ctx, s, Run{Runbook: "/srv/x.hcl", Mode: ModeExec}, func(err error) { t.Error(err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	rec.TaskDone(run.Result{Host: "a", Task: "t", Status: run.Failed, Msg: "interrupted: context canceled"})
+	rec.HostDone("a", run.Stats{Failed: 1})
+	if err := rec.Finish(&run.Recap{Hosts: map[string]*run.Stats{"a": {Failed: 1}}, Interrupted: true}); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := s.Runs(context.Background(), Filter{}, 0)
+	if err != nil || len(runs) != 1 || !runs[0].Interrupted || runs[0].ExitCode != run.ExitFailed {
+		t.Fatalf("runs %+v %v", runs, err)
+	}
+	if tasks, err := s.Tasks(context.Background(), rec.RunID(), "a"); err != nil || len(tasks) != 1 {
+		t.Errorf("tasks of the interrupted host: %v %v", tasks, err)
+	}
+
+	warned := 0
+	rec, err = Begin(context.Background(), s, Run{Runbook: "/srv/x.hcl", Mode: ModeExec}, func(error) { warned++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	rec.HostDone("a", run.Stats{OK: 1})
+	rec.HostDone("b", run.Stats{OK: 1})
+	if err := rec.Finish(&run.Recap{Hosts: map[string]*run.Stats{}}); err == nil {
+		t.Error("Finish after failed writes reported no error")
+	}
+	if warned != 1 {
+		t.Errorf("warned %d times, want once", warned)
+	}
+}
