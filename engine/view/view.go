@@ -333,6 +333,7 @@ type jsonResult struct {
 	Diff           string         `json:"diff,omitempty"`
 	Data           map[string]any `json:"data,omitempty"`
 	RebootRequired bool           `json:"reboot_required,omitempty"`
+	Warnings       []string       `json:"warnings,omitempty"`
 	DurationMS     int64          `json:"duration_ms"`
 }
 
@@ -343,7 +344,7 @@ func (j *JSON) HostDone(string, run.Stats) {}
 func (j *JSON) TaskDone(r run.Result) {
 	out := jsonResult{Type: "result", Host: r.Host, Play: r.Play, Task: r.Task, Module: r.Module, Item: r.Item, Handler: r.Handler,
 		Status: string(r.Status), Changed: r.Status == run.Changed, Msg: r.Msg, Data: r.Data, RebootRequired: r.RebootRequired,
-		DurationMS: r.Duration.Milliseconds()}
+		Warnings: r.Warnings, DurationMS: r.Duration.Milliseconds()}
 	if rc, ok := intOf(r.Data["rc"]); ok {
 		out.RC = &rc
 	}

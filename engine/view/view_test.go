@@ -20,7 +20,8 @@ func sample() ([]run.Result, *run.Recap) {
 			Diff: &modules.Diff{Before: "# c\nSELINUX=enforcing\nSELINUXTYPE=targeted\n", After: "# c\nSELINUX=disabled\nSELINUXTYPE=targeted\n",
 				BeforeHeader: "/etc/selinux/config (before)", AfterHeader: "/etc/selinux/config (after)"}, RebootRequired: true},
 		{Host: "kvm01", Play: "p", Task: "uptime", Module: "command", Status: run.OK, Data: map[string]any{"rc": 0}},
-		{Host: "kvm02", Play: "p", Task: "uptime", Module: "command", Status: run.Failed, Msg: "command exited 1: boom", Data: map[string]any{"rc": 1}},
+		{Host: "kvm02", Play: "p", Task: "uptime", Module: "command", Status: run.Failed, Msg: "command exited 1: boom", Data: map[string]any{"rc": 1},
+			Warnings: []string{"uptime is not installed"}},
 		{Host: "kvm03", Play: "p", Task: "connect", Status: run.Unreachable, Msg: "connection refused"},
 		{Host: "kvm01", Play: "p", Task: "dirs", Item: "b", Module: "file", Status: run.Skipped, Msg: "skipped: when is false"},
 	}
@@ -58,6 +59,7 @@ RECAP
 finished: 3 hosts in 1.5s, exit code 2
 `
 	const failures = `kvm02 failed      uptime: command exited 1: boom
+    warning: uptime is not installed
 kvm03 unreachable connect: connection refused
 `
 	tests := []struct {
@@ -173,7 +175,7 @@ func TestJSON(t *testing.T) {
 	if first["type"] != "result" || first["status"] != "changed" || first["changed"] != true || !strings.Contains(first["diff"].(string), "+SELINUX=disabled") {
 		t.Errorf("first = %v", first)
 	}
-	if failed["rc"] != float64(1) || failed["msg"] != "command exited 1: boom" {
+	if failed["rc"] != float64(1) || failed["msg"] != "command exited 1: boom" || fmt.Sprint(failed["warnings"]) != "[uptime is not installed]" {
 		t.Errorf("failed = %v", failed)
 	}
 	if recap["type"] != "recap" || recap["exit_code"] != float64(2) {
