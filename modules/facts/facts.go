@@ -1,0 +1,188 @@
+package facts
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Subsets are the parts Gather can read, in the order they are gathered.
+var Subsets = []string{"os", "init", "selinux", "network", "nics"}
+
+// Options select what Gather reads. Root is the filesystem root the readers use ("/" when
+// empty); tests point it at fixture trees under testdata/. Subsets limits what is gathered
+// ("os", "init", "selinux", "network", "nics"); empty means all.
+type Options struct {
+	Root    string
+	Subsets []string
+}
+
+// Gather reads the host's facts. The map is JSON-friendly (strings, bools, ints, float64,
+// nil, []any, map[string]any); its keys are documented in the facts module's Returns.
+//
+// Each subset fills these top-level keys:
+//
+//	os       os, kernel, arch, hostname
+//	init     init
+//	selinux  selinux
+//	network  network
+//	nics     nics, pcie_devices
+//
+// A fact that cannot be read is reported as unknown ("" or null), never as an error: a
+// container without /sys/fs/selinux or a NIC without a PCIe link is normal. Only an
+// unknown subset or a cancelled context fails.
+func Gather(ctx context.Context, opts Options) (map[string]any, error) {
+	want := map[string]bool{}
+	for _, s := range opts.Subsets {
+		if !slices.Contains(Subsets, s) {
+			return nil, fmt.Errorf("unknown facts subset %q (known: %s)", s, strings.Join(Subsets, ", "))
+		}
+		want[s] = true
+	}
+	all := len(want) == 0
+	fs := newFS(opts.Root)
+	out := map[string]any{}
+	for _, s := range Subsets {
+		if !all && !want[s] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		switch s {
+		case "os":
+			out["os"] = gatherOS(fs)
+			out["kernel"], out["arch"] = kernelArch(fs)
+			out["hostname"] = hostname(fs)
+		case "init":
+			out["init"] = initSystem(fs)
+		case "selinux":
+			out["selinux"] = gatherSELinux(fs)
+		case "network":
+			out["network"] = gatherNetwork(fs)
+		case "nics":
+			nics, devices, err := gatherNICs(ctx, fs)
+			if err != nil {
+				return nil, err
+			}
+			out["nics"], out["pcie_devices"] = nics, devices
+		}
+	}
+	return out, nil
+}
+
+// rootFS reads files below a root directory. real says the root is the running system's,
+// so kernel interfaces (uname, ioctls) may fill what the files do not say.
+type rootFS struct {
+	root string
+	real bool
+}
+
+func newFS(root string) rootFS {
+	if root == "" {
+		root = "/"
+	}
+	root = filepath.Clean(root)
+	return rootFS{root: root, real: root == "/"}
+}
+
+// path maps an absolute path on the host to the path below the root.
+func (f rootFS) path(p string) string { return filepath.Join(f.root, p) }
+
+// read returns a file's content with surrounding white space trimmed; ok is false when it
+// cannot be read.
+func (f rootFS) read(p string) (string, bool) {
+	b, err := os.ReadFile(f.path(p))
+	if err != nil {
+		return "", false
+	}
+	return strings.TrimSpace(string(b)), true
+}
+
+// str returns a file's trimmed content, or "" when it cannot be read.
+func (f rootFS) str(p string) string {
+	s, _ := f.read(p)
+	return s
+}
+
+// num reads a decimal integer; ok is false when the file is missing or holds no number.
+func (f rootFS) num(p string) (int, bool) {
+	s, ok := f.read(p)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
+}
+
+func (f rootFS) exists(p string) bool {
+	_, err := os.Lstat(f.path(p))
+	return err == nil
+}
+
+func (f rootFS) isDir(p string) bool {
+	fi, err := os.Stat(f.path(p))
+	return err == nil && fi.IsDir()
+}
+
+// linkBase returns the last element of a symbolic link's target ("" when p is no link).
+func (f rootFS) linkBase(p string) string {
+	t, err := os.Readlink(f.path(p))
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(t)
+}
+
+// resolve follows every link in p and returns the host path it leads to (relative to the
+// root), or "" when it does not resolve inside the root. sysfs links are relative, so a
+// fixture tree resolves the same way the real /sys does.
+func (f rootFS) resolve(p string) string {
+	r, err := filepath.EvalSymlinks(f.path(p))
+	if err != nil {
+		return ""
+	}
+	rel, err := filepath.Rel(f.root, r)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return ""
+	}
+	return "/" + rel
+}
+
+// names lists a directory's entries, sorted; nil when it cannot be read.
+func (f rootFS) names(p string) []string {
+	ents, err := os.ReadDir(f.path(p))
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// glob matches a pattern below the root and returns host paths, sorted.
+func (f rootFS) glob(pattern string) []string {
+	m, _ := filepath.Glob(f.path(pattern))
+	out := make([]string, 0, len(m))
+	for _, p := range m {
+		rel, err := filepath.Rel(f.root, p)
+		if err == nil {
+			out = append(out, "/"+rel)
+		}
+	}
+	return out
+}
+
+// nullable turns "not known" into nil so the JSON says null.
+func nullable(n int, ok bool) any {
+	if !ok {
+		return nil
+	}
+	return n
+}

@@ -1,0 +1,171 @@
+package facts
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// parseOSRelease reads os-release(5) syntax: KEY=value lines, values optionally quoted
+// with single or double quotes, backslash escapes inside double quotes.
+func parseOSRelease(text string) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		out[strings.TrimSpace(k)] = unquote(strings.TrimSpace(v))
+	}
+	return out
+}
+
+func unquote(v string) string {
+	if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+		return v[1 : len(v)-1]
+	}
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+		var b strings.Builder
+		for i := 0; i < len(v); i++ {
+			if v[i] == '\\' && i+1 < len(v) {
+				i++
+			}
+			b.WriteByte(v[i])
+		}
+		return b.String()
+	}
+	return v
+}
+
+// osFamily groups distributions the way runbooks branch on them.
+func osFamily(id string, like []string) string {
+	for _, x := range append([]string{id}, like...) {
+		switch x {
+		case "rhel", "centos", "rocky", "almalinux", "alma", "fedora", "ol", "redhat", "scientific", "eurolinux", "circle", "amzn":
+			return "redhat"
+		case "debian", "ubuntu", "linuxmint", "raspbian":
+			return "debian"
+		case "suse", "sles", "sled", "opensuse", "opensuse-leap", "opensuse-tumbleweed":
+			return "suse"
+		}
+	}
+	return id
+}
+
+// leadingInt parses the digits a version string starts with ("8.9" → 8, "12" → 12).
+func leadingInt(s string) (int, bool) {
+	end := 0
+	for end < len(s) && s[end] >= '0' && s[end] <= '9' {
+		end++
+	}
+	if end == 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s[:end])
+	return n, err == nil
+}
+
+func gatherOS(f rootFS) map[string]any {
+	text, ok := f.read("/etc/os-release")
+	if !ok {
+		text, _ = f.read("/usr/lib/os-release")
+	}
+	rel := parseOSRelease(text)
+	id := strings.ToLower(rel["ID"])
+	like := strings.Fields(strings.ToLower(rel["ID_LIKE"]))
+	major, ok := leadingInt(rel["VERSION_ID"])
+	likeAny := make([]any, len(like))
+	for i, l := range like {
+		likeAny[i] = l
+	}
+	return map[string]any{
+		"id":            id,
+		"id_like":       likeAny,
+		"version_id":    rel["VERSION_ID"],
+		"version_major": nullable(major, ok),
+		"name":          rel["NAME"],
+		"pretty_name":   rel["PRETTY_NAME"],
+		"family":        osFamily(id, like),
+	}
+}
+
+// kernelArch returns the kernel release and the machine architecture. procfs holds both on
+// current kernels (kernel.arch since 6.1); uname fills them in on the running system.
+func kernelArch(f rootFS) (string, string) {
+	release := f.str("/proc/sys/kernel/osrelease")
+	arch := f.str("/proc/sys/kernel/arch")
+	if f.real && (release == "" || arch == "") {
+		r, m := uname()
+		if release == "" {
+			release = r
+		}
+		if arch == "" {
+			arch = m
+		}
+	}
+	return release, arch
+}
+
+// hostname is the kernel's (UTS namespace) name, falling back to /etc/hostname.
+func hostname(f rootFS) string {
+	if h := f.str("/proc/sys/kernel/hostname"); h != "" {
+		return h
+	}
+	return f.str("/etc/hostname")
+}
+
+// initSystem names the service manager: systemd creates /run/systemd/system when it boots
+// the system (sd_booted's test); otherwise PID 1's name and the files of each init tell.
+func initSystem(f rootFS) string {
+	if f.isDir("/run/systemd/system") {
+		return "systemd"
+	}
+	switch comm := f.str("/proc/1/comm"); comm {
+	case "systemd":
+		return "systemd"
+	case "openrc-init":
+		return "openrc"
+	case "init":
+		switch {
+		case f.isDir("/run/openrc") || f.exists("/sbin/openrc"):
+			return "openrc"
+		case f.exists("/etc/inittab"):
+			return "sysv"
+		case f.isDir("/etc/init") && f.exists("/sbin/initctl"):
+			return "upstart"
+		}
+	}
+	return "unknown"
+}
+
+// gatherSELinux reports the runtime mode from selinuxfs and the persistent one from
+// /etc/selinux/config.
+func gatherSELinux(f rootFS) map[string]any {
+	conf := parseOSRelease(f.str("/etc/selinux/config"))
+	persistent := strings.ToLower(conf["SELINUX"])
+	if !slices.Contains([]string{"enforcing", "permissive", "disabled"}, persistent) {
+		persistent = ""
+	}
+	enforce, mounted := f.read("/sys/fs/selinux/enforce")
+	runtime := "not available"
+	switch {
+	case mounted && enforce == "1":
+		runtime = "enforcing"
+	case mounted:
+		runtime = "permissive"
+	case f.exists("/etc/selinux/config"):
+		// SELinux is installed but its filesystem is not mounted: off at boot.
+		runtime = "disabled"
+	}
+	return map[string]any{
+		"available":  mounted,
+		"runtime":    runtime,
+		"persistent": persistent,
+		"policy":     conf["SELINUXTYPE"],
+	}
+}
