@@ -14,7 +14,8 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver for PostgreSQL
+	_ "modernc.org/sqlite"             // the "sqlite" database/sql driver, pure Go
 )
 
 // dialect holds what differs between the backends.
@@ -284,7 +285,10 @@ func openSQLite(ctx context.Context, path string, opts Options) (Store, error) {
 }
 
 func openPostgres(ctx context.Context, url string) (Store, error) {
-	db := sql.OpenDB(pgConnector{dsn: url})
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Redact(url), err)
+	}
 	db.SetMaxOpenConns(4)
 	db.SetConnMaxIdleTime(time.Minute)
 	s := &sqlStore{db: db, d: postgresDialect, location: Redact(url)}
