@@ -81,6 +81,7 @@ func (h *fakeHost) machine() *machine {
 			return ""
 		},
 		nodename: func() (string, error) { return h.nodename, nil },
+		release:  func() string { return "6.1.0-test" },
 		sethostname: func(name string) error {
 			h.calls = append(h.calls, []string{"sethostname(2)", name})
 			if h.setErr != nil {

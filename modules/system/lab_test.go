@@ -41,7 +41,7 @@ func (h *labHost) shOK(cmd string) string {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, _ := h.lab.Exec(ctx, "lab01", "sh", "-c", cmd+" 2>&1")
+	out, _ := h.lab.Exec(ctx, "lab01", "sh", "-c", "{ "+cmd+"; } 2>&1")
 	return string(out)
 }
 
@@ -277,6 +277,63 @@ func TestSysctlLab(t *testing.T) {
 		{[]string{"name=net.ipv4.ip_forward", "value=1", "bogus=1"}, `has no argument "bogus"`},
 	} {
 		res := h.r.Module("lab01", "sysctl", tc.args...)
+		if res.Code != 1 || !strings.Contains(res.Out, tc.want) || strings.Contains(res.Out, "RECAP") {
+			t.Errorf("%v: want exit 1 with %q before any host, got %d\n%s", tc.args, tc.want, res.Code, res.Out)
+		}
+	}
+}
+
+// TestKernelModuleLab proves the boot-time files on a systemd lab host. The lab's
+// containers see neither /proc/modules nor /sys/module, and the lab machine's kernel has no
+// loadable modules at all, so the runtime part is "unknown" there, which the test checks is
+// reported as such; loading and unloading are covered by the unit tests' fixtures.
+func TestKernelModuleLab(t *testing.T) {
+	h := startLab(t)
+	if got := h.shOK("ls /proc/modules /sys/module"); !strings.Contains(got, "No such file") {
+		t.Logf("the lab host sees its kernel's modules; the unknown-runtime assertions below may not hold:\n%s", got)
+	}
+	snap := func() string {
+		return h.shOK("ls -l /etc/modules-load.d /etc/modprobe.d; cat /etc/modules-load.d/*.conf /etc/modprobe.d/*.conf")
+	}
+	// loop is built into the lab machine's kernel (it is in /sys/module there).
+	res := h.r.Timeline("lab01", "kernel_module", []string{"name=loop", `params={max_loop="16"}`}, snap)
+	if !strings.Contains(res[2].Out, "lab01 unknown") {
+		t.Errorf("check after apply should say the runtime is unknown:\n%s", res[2].Out)
+	}
+	if got := h.sh("cat /etc/modules-load.d/loop.conf /etc/modprobe.d/loop.conf"); got != "loop\noptions loop max_loop=16\n" {
+		t.Errorf("files:\n%s", got)
+	}
+	code, r, out := h.module("kernel_module", "name=loop", `params={max_loop="16"}`)
+	if code != 0 || r.Status != "ok" || r.Data["runtime"] != "unknown" || r.Data["persistent"] != true || r.Data["options"] != "options loop max_loop=16" {
+		t.Fatalf("registered data: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "runtime state unknown: the running kernel's modules cannot be seen here") {
+		t.Errorf("no warning about the unknown runtime:\n%s", out)
+	}
+
+	// Files only, by choice: no warning, and in sync once written.
+	h.r.Timeline("lab01", "kernel_module", []string{"name=bonding", "runtime=false", `params={max_bonds="0", miimon="100"}`}, snap)
+	if got := h.sh("cat /etc/modprobe.d/bonding.conf"); got != "options bonding max_bonds=0 miimon=100\n" {
+		t.Errorf("bonding options:\n%s", got)
+	}
+
+	// absent removes both files; the kernel is left alone since it cannot be seen.
+	h.sh("printf 'blacklist pcspkr\\n' >> /etc/modprobe.d/loop.conf")
+	h.r.Timeline("lab01", "kernel_module", []string{"name=loop", "state=absent"}, snap)
+	if got := h.shOK("cat /etc/modules-load.d/loop.conf; cat /etc/modprobe.d/loop.conf"); !strings.Contains(got, "No such file") || !strings.HasSuffix(got, "blacklist pcspkr\n") {
+		t.Errorf("after absent:\n%s", got)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"name=loop", "state=absent", `params={max_loop="8"}`}, `params is not used with state = "absent"`},
+		{[]string{"name=lo op"}, "a module name such as"},
+		{[]string{"name=loop", `params={"max-loop"="8"}`}, "not a module parameter name"},
+		{[]string{"name=loop", "persistent=sometimes"}, "persistent"},
+	} {
+		res := h.r.Module("lab01", "kernel_module", tc.args...)
 		if res.Code != 1 || !strings.Contains(res.Out, tc.want) || strings.Contains(res.Out, "RECAP") {
 			t.Errorf("%v: want exit 1 with %q before any host, got %d\n%s", tc.args, tc.want, res.Code, res.Out)
 		}

@@ -22,6 +22,7 @@ func init() {
 	modules.Register(Service{})
 	modules.Register(Hostname{})
 	modules.Register(Sysctl{})
+	modules.Register(KernelModule{})
 }
 
 // machine is the host a module works on: where its files are and how it runs programs.
@@ -38,6 +39,8 @@ type machine struct {
 	// nodename returns the kernel's hostname (uname); sethostname sets it.
 	nodename    func() (string, error)
 	sethostname func(name string) error
+	// release returns the running kernel's release (uname -r).
+	release func() string
 }
 
 // realMachine is the host the helper runs on.
@@ -68,6 +71,13 @@ func realMachine(env *modules.Env) *machine {
 			return unix.ByteSliceToString(u.Nodename[:]), nil
 		},
 		sethostname: func(name string) error { return unix.Sethostname([]byte(name)) },
+		release: func() string {
+			var u unix.Utsname
+			if err := unix.Uname(&u); err != nil {
+				return ""
+			}
+			return unix.ByteSliceToString(u.Release[:])
+		},
 	}
 }
 
