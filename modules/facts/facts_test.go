@@ -137,7 +137,7 @@ func TestGatherFixtures(t *testing.T) {
 			"nics.ens1f0.pcie.max_speed_gts": 8.0, "nics.ens1f0.pcie.generation": 3,
 			"nics.ens1f0.pcie.bandwidth_gbps": 63.0, "nics.ens1f0.pcie.degraded": false,
 			"nics.ens1f0.pcie_oversubscribed": false,
-			"nics.ens1f0.bond_slave.state": "active", "nics.ens1f0.bond_slave.ad_aggregator_id": 1,
+			"nics.ens1f0.bond_slave.state":    "active", "nics.ens1f0.bond_slave.ad_aggregator_id": 1,
 			"nics.ens1f0.bond_slave.in_active_aggregator": true,
 			// sysfs hides ens1f1's aggregator; /proc/net/bonding/bond0 says 2: not the active one.
 			"nics.ens1f1.bond_slave.ad_aggregator_id": 2, "nics.ens1f1.bond_slave.in_active_aggregator": false,

@@ -85,7 +85,7 @@ task.<name>.nics.ens1f0.pcie.bandwidth_gbps. The same values are what facts.* ho
 		},
 		Returns: Returns,
 		Examples: []modules.Example{
-			{Title: "Read the NICs and refuse hosts whose PCIe slots cannot carry their ports", HCL: `task "nic facts" {
+			{Title: "Read only the NICs and their PCIe slots; later tasks use task.nic_facts.nics", HCL: `task "nic_facts" {
   facts {
     gather = ["nics"]
   }
