@@ -20,7 +20,12 @@ type labHost struct {
 
 func startLab(t *testing.T) *labHost {
 	t.Helper()
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1})
+	return startTier(t, testenv.TierSystemd)
+}
+
+func startTier(t *testing.T, tier testenv.TierName) *labHost {
+	t.Helper()
+	lab := testenv.Start(t, testenv.Options{Tier: tier, Hosts: 1})
 	return &labHost{t: t, lab: lab, r: labtest.New(t, lab)}
 }
 
@@ -178,6 +183,39 @@ func TestServiceLab(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestServiceSysVHostLab drives an init script on a host whose PID 1 is not systemd: a
+// namespace-tier lab host (private /etc and /run, no /run/systemd/system), where the
+// module uses "service" and update-rc.d.
+func TestServiceSysVHostLab(t *testing.T) {
+	h := startTier(t, testenv.TierNS)
+	if got := h.shOK("ls -d /run/systemd/system; command -v service; command -v update-rc.d"); !strings.Contains(got, "No such file") || !strings.Contains(got, "update-rc.d") {
+		t.Skipf("this namespace host is not a SysV host with update-rc.d:\n%s", got)
+	}
+	h.sh("cat > /etc/init.d/rbdemo <<'EOF'\n" + labDemoScript + "EOF\nchmod 755 /etc/init.d/rbdemo")
+	snap := func() string { return h.shOK("ls /etc/rc2.d /etc/rc0.d /run/rbdemo.running") }
+	h.r.Timeline("lab01", "service", []string{"name=rbdemo", "state=started", "enabled=true"}, snap)
+	code, res, out := h.module("service", "name=rbdemo")
+	if code != 0 || res.Data["manager"] != "sysv" || res.Data["enabled"] != true || res.Data["active_state"] != "active" {
+		t.Fatalf("after starting: exit %d\n%s", code, out)
+	}
+	h.r.Timeline("lab01", "service", []string{"name=rbdemo", "state=stopped", "enabled=false"}, snap)
+	if got := snap(); strings.Contains(got, "S01rbdemo") || !strings.Contains(got, "No such file") {
+		t.Errorf("after stopping and disabling:\n%s", got)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"name=rbdemo", "masked=true"}, "masking needs systemd"},
+		{[]string{"name=rb-no-such-script", "state=started"}, "unit rb-no-such-script.service does not exist on this host (no /etc/init.d/rb-no-such-script)"},
+	} {
+		res := h.r.Module("lab01", "service", tc.args...)
+		if res.Code != 2 || !strings.Contains(res.Out, tc.want) {
+			t.Errorf("%v: exit %d\n%s", tc.args, res.Code, res.Out)
+		}
+	}
 }
 
 // TestHostnameLab renames a systemd lab host through the CLI (kernel name, /etc/hostname,

@@ -410,9 +410,13 @@ func enableSteps(m *machine, w serviceWant, st unitState, sysv string, enabledNo
 			return []step{{desc: "enabled", would: "would enable", argv: []string{"systemctl", "enable", "--", w.unit}}}, "", nil
 		}
 	case "masked", "masked-runtime":
-		// Unmasking comes first; a masked unit is not enabled.
+		// Unmasking comes first, and what the mask hid is unknown until then: enable, or
+		// disable in case the unit was enabled under its mask (a no-op otherwise).
 		if w.enabled {
 			return []step{{desc: "enabled", would: "would enable", argv: []string{"systemctl", "enable", "--", w.unit}}}, "", nil
+		}
+		if w.maskedSet && !w.masked {
+			return []step{{desc: "disabled", would: "would disable", argv: []string{"systemctl", "disable", "--", w.unit}}}, "", nil
 		}
 	case "static", "indirect", "generated", "transient", "alias", "":
 		why := map[string]string{

@@ -149,6 +149,15 @@ func TestServiceTimelines(t *testing.T) {
 			setup: func(h *fakeHost) { h.units["rbdemo.service"] = unitFrom(t, "rbdemo-masked.txt") },
 			args:  map[string]cty.Value{"name": s("rbdemo"), "state": s("started"), "masked": cty.False},
 			steps: []string{"systemctl unmask -- rbdemo.service", "systemctl start -- rbdemo.service"}},
+		{name: "unmask and disable: what the mask hid may have been enabled", systemd: true,
+			setup: func(h *fakeHost) {
+				u := unitFrom(t, "rbdemo-masked.txt")
+				u.savedFileState = "enabled"
+				h.units["rbdemo.service"] = u
+			},
+			args:  map[string]cty.Value{"name": s("rbdemo"), "masked": cty.False, "enabled": cty.False},
+			steps: []string{"systemctl unmask -- rbdemo.service", "systemctl disable -- rbdemo.service"},
+			data:  map[string]any{"enabled": false, "unit_file_state": "disabled", "masked": false}},
 		{name: "mask a unit that does not exist", systemd: true,
 			args:  map[string]cty.Value{"name": s("nosuch"), "masked": cty.True},
 			steps: []string{"systemctl mask -- nosuch.service"}},
