@@ -169,7 +169,7 @@ func TestGatherFixtures(t *testing.T) {
 		{fixture: "el9", want: want{
 			"os.id": "rhel", "os.family": "redhat", "os.version_major": 9, "os.version_id": "9.3",
 			"kernel": "5.14.0-362.8.1.el9_3.x86_64", "hostname": "guest9", "init": "systemd",
-			"selinux.available": true, "selinux.runtime": "permissive", "selinux.persistent": "enforcing",
+			"selinux.available": true, "selinux.runtime": "permissive", "selinux.persistent": "enforcing", "selinux.policy": "targeted",
 			"network.backend":                   "NetworkManager",
 			"network.backends_present":          []any{"NetworkManager"},
 			"network.network_scripts_available": false,
@@ -189,7 +189,7 @@ func TestGatherFixtures(t *testing.T) {
 
 		{fixture: "debian", want: want{
 			"os.id": "debian", "os.family": "debian", "os.version_major": 12, "init": "systemd",
-			"selinux.available": false, "selinux.runtime": "not available", "selinux.persistent": "", "selinux.policy": "",
+			"selinux.available": false, "selinux.runtime": "disabled", "selinux.persistent": "permissive", "selinux.policy": "default",
 			"network.backend": "ifupdown", "network.backends_present": []any{"ifupdown"},
 			"network.backends_active": []any{"ifupdown"}, "network.network_scripts_available": false,
 			"nics.eno1.driver": "ixgbe", "nics.eno1.driver_version": "5.1.0-k", "nics.eno1.speed_mbps": 10000,
@@ -210,12 +210,13 @@ func TestGatherFixtures(t *testing.T) {
 			"nics.ens3.bus_info":       "0000:00:03.0", "nics.ens4.bus_info": "0000:00:04.0",
 			"nics.ens4.master": "br0", "nics.br0.kind": "bridge", "nics.br0.bridge_ports": []any{"ens4"},
 			"nics.br0.virtual": true, "nics.ens3.bridge_ports": nil,
-			"selinux.runtime": "not available",
+			"selinux.runtime": "not available", "selinux.available": false, "selinux.persistent": "",
 		}},
 
 		{fixture: "alpine", want: want{
 			"os.id": "alpine", "os.family": "alpine", "os.version_major": 3, "os.id_like": []any{},
 			"hostname": "alpine1", "kernel": "6.6.14-0-lts", "arch": "", "init": "openrc",
+			"selinux.runtime": "not available", "selinux.available": false,
 			"network.backend": "ifupdown", "nics": map[string]any{}, "pcie_devices": []any{},
 		}},
 	}

@@ -37,9 +37,9 @@ otherwise the id. Subset "os".`},
 	{Name: "init", Type: cty.String, Doc: `The service manager: "systemd" (/run/systemd/system exists), "sysv", "openrc", "upstart" or
 "unknown" (from PID 1's name and each init's files). Subset "init".`},
 	{Name: "selinux", Type: cty.Object(map[string]cty.Type{"available": cty.Bool, "runtime": cty.String, "persistent": cty.String, "policy": cty.String}),
-		Doc: `available: selinuxfs is mounted (/sys/fs/selinux); runtime: "enforcing", "permissive", "disabled" (installed,
-not mounted) or "not available"; persistent: SELINUX= of /etc/selinux/config ("" without it); policy: SELINUXTYPE=.
-Subset "selinux".`},
+		Doc: `available: selinuxfs is mounted; runtime: "enforcing", "permissive", "disabled" (the kernel has SELinux but
+does not run it) or "not available" (the kernel has no SELinux), as the selinux module reports it; persistent:
+SELINUX= of /etc/selinux/config ("" without it); policy: SELINUXTYPE=. Subset "selinux".`},
 	{Name: "network", Type: cty.DynamicPseudoType, Doc: `backend: the stack that manages the interfaces, decided from files
 ("netplan" when its files define devices; else the first running of "NetworkManager", "systemd-networkd",
 "network-scripts" (legacy network service with ifcfg files), "ifupdown"; else the first enabled at boot; else

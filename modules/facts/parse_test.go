@@ -228,3 +228,34 @@ func TestFirstFieldAndOr(t *testing.T) {
 		t.Error("orInt")
 	}
 }
+
+func TestSELinuxfsMount(t *testing.T) {
+	cases := []struct {
+		name, mountinfo, want string
+	}{
+		{"usual place", "23 22 0:22 / /sys/fs/selinux rw,relatime shared:3 - selinuxfs selinuxfs rw\n", "/sys/fs/selinux"},
+		{"old place", "40 1 0:30 / /selinux rw,relatime - selinuxfs none rw\n", "/selinux"},
+		{"escaped", "40 1 0:30 / /mnt/se\\040linux rw - selinuxfs none rw\n", "/mnt/se linux"},
+		{"not mounted", "22 1 0:21 / /sys rw shared:2 - sysfs sysfs rw\n", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			// The enforce file at the usual place must not matter when the table says otherwise.
+			for _, p := range []string{"proc/self", "sys/fs/selinux"} {
+				if err := os.MkdirAll(root+"/"+p, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(root+"/sys/fs/selinux/enforce", []byte("1\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(root+"/proc/self/mountinfo", []byte(c.mountinfo), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if got := selinuxfsMount(newFS(root)); got != c.want {
+				t.Errorf("selinuxfsMount = %q, want %q", got, c.want)
+			}
+		})
+	}
+}

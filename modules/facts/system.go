@@ -143,23 +143,31 @@ func initSystem(f rootFS) string {
 	return "unknown"
 }
 
-// gatherSELinux reports the runtime mode from selinuxfs and the persistent one from
-// /etc/selinux/config.
+// gatherSELinux reports the runtime mode from the kernel and the persistent one from
+// /etc/selinux/config, with the same meanings as the selinux module: runtime is
+// "enforcing" or "permissive" when selinuxfs is mounted; "disabled" when the kernel has
+// SELinux but does not run it (selinux=0 on the command line, listed among the security
+// modules, or selinuxfs registered but not mounted); "not available" otherwise.
 func gatherSELinux(f rootFS) map[string]any {
 	conf := parseOSRelease(f.str("/etc/selinux/config"))
 	persistent := strings.ToLower(conf["SELINUX"])
 	if !slices.Contains([]string{"enforcing", "permissive", "disabled"}, persistent) {
 		persistent = ""
 	}
-	enforce, mounted := f.read("/sys/fs/selinux/enforce")
+	mnt := selinuxfsMount(f)
+	enforce, mounted := "", false
+	if mnt != "" {
+		enforce, mounted = f.read(mnt + "/enforce")
+	}
 	runtime := "not available"
 	switch {
 	case mounted && enforce == "1":
 		runtime = "enforcing"
 	case mounted:
 		runtime = "permissive"
-	case f.exists("/etc/selinux/config"):
-		// SELinux is installed but its filesystem is not mounted: off at boot.
+	case slices.Contains(strings.Fields(f.str("/proc/cmdline")), "selinux=0"),
+		slices.Contains(strings.Split(f.str("/sys/kernel/security/lsm"), ","), "selinux"),
+		slices.Contains(strings.Fields(f.str("/proc/filesystems")), "selinuxfs"):
 		runtime = "disabled"
 	}
 	return map[string]any{
@@ -168,4 +176,29 @@ func gatherSELinux(f rootFS) map[string]any {
 		"persistent": persistent,
 		"policy":     conf["SELINUXTYPE"],
 	}
+}
+
+// selinuxfsMount returns where selinuxfs is mounted ("" when it is not), from the mount
+// table; without one (a fixture tree) the usual mount point is asked.
+func selinuxfsMount(f rootFS) string {
+	text, ok := f.read("/proc/self/mountinfo")
+	if !ok {
+		if f.exists("/sys/fs/selinux/enforce") {
+			return "/sys/fs/selinux"
+		}
+		return ""
+	}
+	for _, line := range strings.Split(text, "\n") {
+		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok {
+			continue
+		}
+		a, b := strings.Fields(pre), strings.Fields(post)
+		if len(a) >= 5 && len(b) >= 1 && b[0] == "selinuxfs" {
+			// The table escapes white space as octal (\040).
+			return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(a[4])
+		}
+	}
+	return ""
 }
