@@ -41,15 +41,15 @@ bin/runbook validate "$runbook" -i "$labdir/inventory.hcl"
 
 step "First run: runbook exec $runbook (the helper is pushed to each host on first contact)"
 start=$(date +%s.%N)
-bin/runbook exec "$runbook" -i "$labdir/inventory.hcl" -q || echo "(exit code $?)"
+bin/runbook exec "$runbook" -i "$labdir/inventory.hcl" || echo "(exit code $?)"
 first=$(echo "$(date +%s.%N) - $start" | bc)
 
 step "Second run: nothing left to change"
 start=$(date +%s.%N)
-bin/runbook exec "$runbook" -i "$labdir/inventory.hcl" -q || echo "(exit code $?)"
+bin/runbook exec "$runbook" -i "$labdir/inventory.hcl" || echo "(exit code $?)"
 second=$(echo "$(date +%s.%N) - $start" | bc)
 
 step "Compliance check: runbook check $runbook (changes nothing; exit 4 would mean drift)"
-bin/runbook check "$runbook" -i "$labdir/inventory.hcl" -q || echo "(exit code $?)"
+bin/runbook check "$runbook" -i "$labdir/inventory.hcl" || echo "(exit code $?)"
 
 printf '\nfirst run %.1fs, second run %.1fs\n' "$first" "$second"

@@ -46,6 +46,8 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("NO_COLOR", "")
 			env.Setenv("REPO", repoRoot())
+			// Runs keep their history in the script's own directory.
+			env.Setenv("XDG_STATE_HOME", env.WorkDir+"/state")
 			return nil
 		},
 		RequireExplicitExec: true,

@@ -25,6 +25,9 @@ type Options struct {
 	Tags     []string // run only tasks with one of these tags (plus tasks tagged "always")
 	SkipTags []string // never run tasks with one of these tags
 	Task     string   // run only the task of this name
+	// Only, when not nil, keeps just these hosts (exact names, e.g. those that failed in the
+	// last run); it narrows Limit further.
+	Only []string
 	// WithDeps adds, to Task, the tasks it depends on (transitively), in their order.
 	WithDeps bool
 	// StartAt skips every task before the first task of this name, in runbook order
@@ -80,6 +83,16 @@ func Build(rb *config.Runbook, inv *inventory.Inventory, opts Options) (*Plan, h
 				errorf("No hosts match --limit", "The pattern %q selects no host of the inventory.", opts.Limit)
 			}
 		}
+	}
+
+	if opts.Only != nil {
+		only := map[string]bool{}
+		for _, n := range opts.Only {
+			if limit == nil || limit[n] {
+				only[n] = true
+			}
+		}
+		limit = only
 	}
 
 	known := map[string]bool{Always: true}

@@ -29,7 +29,7 @@ type fakeHost struct {
 	calls []string
 	name  string
 	log   *globalLog // every host's calls in the order they happened, when set
-	osID  string // the facts' os.id; "" means "debian"
+	osID  string     // the facts' os.id; "" means "debian"
 }
 
 // Facts answers the facts op with the host's OS id and records the call.

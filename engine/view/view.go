@@ -224,7 +224,7 @@ func (h *Human) TaskDone(r run.Result) {
 	if r.RebootRequired {
 		b.WriteString(" " + h.paint("[reboot required]", color.FgYellow))
 	}
-	if r.Msg != "" && (r.Status == run.Failed || r.Status == run.Unreachable || r.Status == run.Changed || r.Status == run.Drift || r.Status == run.Unknown) {
+	if r.Msg != "" && (h.Verbose || r.Status == run.Failed || r.Status == run.Unreachable || r.Status == run.Changed || r.Status == run.Drift || r.Status == run.Unknown) {
 		b.WriteString(": " + firstLines(r.Msg, 6))
 	}
 	b.WriteString("\n")

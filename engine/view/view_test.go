@@ -63,21 +63,20 @@ finished: 3 hosts in 1.5s, exit code 2
 kvm03 unreachable connect: connection refused
 `
 	tests := []struct {
-		name string
-		h    Human
-		want string
+		name           string
+		verbose, quiet bool
+		want           string
 	}{
-		{name: "verbose: every result", h: Human{Verbose: true, Diff: true},
-			want: diff + "kvm01 ok          uptime\n" + failures + "kvm01 skipped     dirs [b]\n" + recap},
-		{name: "default: what matters", h: Human{Diff: true}, want: diff + failures + recap},
-		{name: "quiet: failures only", h: Human{Quiet: true, Diff: true}, want: failures + recap},
+		{name: "verbose: every result", verbose: true,
+			want: diff + "kvm01 ok          uptime\n" + failures + "kvm01 skipped     dirs [b]: skipped: when is false\n" + recap},
+		{name: "default: what matters", want: diff + failures + recap},
+		{name: "quiet: failures only", quiet: true, want: failures + recap},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var b bytes.Buffer
-			h := tt.h
-			h.W = &b
-			if err := feed(&h); err != nil {
+			h := &Human{W: &b, Verbose: tt.verbose, Quiet: tt.quiet, Diff: true}
+			if err := feed(h); err != nil {
 				t.Fatal(err)
 			}
 			if b.String() != tt.want {

@@ -84,6 +84,7 @@ func New(t testing.TB, lab *testenv.Lab) *Runner {
 	t.Helper()
 	t.Setenv(helperbin.EnvDir, Helpers(t))
 	t.Setenv("HOME", t.TempDir())
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	t.Setenv("SSH_AUTH_SOCK", "")
 	return &Runner{t: t, Lab: lab}
 }

@@ -30,6 +30,11 @@ type runFlags struct {
 	forks    int
 
 	quiet          bool
+	verbose        bool
+	strategy       string
+	startAt        string
+	withDeps       bool
+	rerun          string
 	list           bool
 	sshConfig      string
 	askBecomePass  bool
@@ -46,7 +51,9 @@ func (f *runFlags) add(cmd *cobra.Command, withVars bool) {
 	fl.StringVarP(&f.limit, "limit", "l", "", "further limit the hosts with a pattern (e.g. 'kvm*:!kvm03')")
 	fl.BoolVar(&f.diff, "diff", false, "show before/after differences of what changes (or would change)")
 	fl.IntVarP(&f.forks, "forks", "f", 50, "how many hosts run at once")
-	fl.BoolVarP(&f.quiet, "quiet", "q", false, "show only changed, drifting and failed results")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "show only failed and unreachable results, then the recap")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "show every result, ok and skipped too, and every host in the recap")
+	fl.StringVar(&f.strategy, "strategy", "free", "how hosts move through a play's tasks: free (each host runs on) or linear (all hosts finish a task before the next); a play's strategy wins")
 	fl.BoolVar(&f.list, "list", false, "print the hosts and tasks that would run, and connect to nothing")
 	fl.StringVarP(&f.sshConfig, "ssh-config", "F", "", "OpenSSH client config file (default ~/.ssh/config and /etc/ssh/ssh_config)")
 	fl.BoolVarP(&f.askBecomePass, "ask-become-pass", "K", false, "ask once for the sudo password (read from standard input without a terminal)")
@@ -58,6 +65,8 @@ func (f *runFlags) add(cmd *cobra.Command, withVars bool) {
 		fl.StringSliceVarP(&f.tags, "tags", "t", nil, "run only tasks with one of these tags")
 		fl.StringSliceVar(&f.skipTags, "skip-tags", nil, "skip tasks with any of these tags")
 		fl.StringVar(&f.task, "task", "", "run only the task of this name")
+		fl.BoolVar(&f.withDeps, "with-deps", false, "with --task: also run the tasks it depends on")
+		fl.StringVar(&f.startAt, "start-at-task", "", "skip every task before the first task of this name")
 	}
 	_ = cmd.MarkFlagRequired("inventory")
 }
@@ -84,6 +93,14 @@ host is in sync or drifts, with a diff. Exit code 4 means drift was found.`
 				a.report(nil, hcl.Diagnostics{diag.Errorf("Invalid --forks", "--forks must be at least 1, not %d.", f.forks)})
 				return fail(ExitInvalid)
 			}
+			if f.strategy != config.StrategyFree && f.strategy != config.StrategyLinear {
+				a.report(nil, hcl.Diagnostics{diag.Errorf("Invalid --strategy", "--strategy is %q or %q, not %q.", config.StrategyFree, config.StrategyLinear, f.strategy)})
+				return fail(ExitInvalid)
+			}
+			if f.rerun != "" && f.rerun != "failed" {
+				a.report(nil, hcl.Diagnostics{diag.Errorf("Invalid --rerun", "--rerun takes \"failed\" (the hosts that failed or were unreachable in the last run of this runbook), not %q.", f.rerun)})
+				return fail(ExitInvalid)
+			}
 			rb, diags := config.Load(args[0], f.vars.inputs(a.env, false))
 			files := map[string]*hcl.File{}
 			if rb != nil {
@@ -98,6 +115,7 @@ host is in sync or drifts, with a diff. Exit code 4 means drift was found.`
 	}
 	f.add(cmd, true)
 	f.comp.add(cmd)
+	cmd.Flags().StringVar(&f.rerun, "rerun", "", "\"failed\": run only on the hosts that failed or were unreachable in the last recorded run of this runbook")
 	if name == "exec" {
 		cmd.Flags().BoolVarP(&f.check, "check", "C", false, "check only: change nothing, report drift (exit 4 when found)")
 	}

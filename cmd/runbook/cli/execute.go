@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -51,13 +52,24 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 	case "junit":
 		v = &view.JUnit{W: a.stdout}
 	default:
-		v = &view.Human{W: a.stdout, Color: a.color(a.stdout), Quiet: f.quiet, Diff: f.diff}
+		h := &view.Human{W: a.stdout, Color: a.color(a.stdout), Quiet: f.quiet, Verbose: f.verbose, Diff: f.diff}
+		if out, ok := a.stdout.(*os.File); ok && isatty.IsTerminal(out.Fd()) && a.getenv("TERM") != "dumb" {
+			h.Live = true
+			seen := map[string]bool{}
+			for _, p := range pl.Plays {
+				for _, host := range p.Hosts {
+					seen[host.Name] = true
+				}
+			}
+			h.Total = len(seen)
+		}
+		v = h
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	obs, comp := a.startCompliance(cmd, rb, f, v)
 	eng := &run.Engine{Runbook: rb, Connector: conn, Observer: obs,
-		Options: run.Options{Forks: f.forks, Check: f.check, HostTimeout: f.hostTimeout}}
+		Options: run.Options{Forks: f.forks, Check: f.check, HostTimeout: f.hostTimeout, Strategy: f.strategy}}
 	recap := eng.Run(ctx, pl)
 	err := v.Finish(recap)
 	comp.finish(recap)

@@ -254,3 +254,31 @@ func hostname() string {
 	}
 	return h
 }
+
+// lastFailed returns the hosts that failed or were unreachable in the last recorded run of
+// rb, for --rerun failed.
+func (a *app) lastFailed(ctx context.Context, rb *config.Runbook, f *runFlags) ([]string, error) {
+	loc, err := a.historyLocation(f.comp.history, f.comp.noHistory)
+	if err != nil {
+		return nil, err
+	}
+	if loc == "" {
+		return nil, fmt.Errorf("--rerun failed reads the history, and history is off")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	store, err := history.Open(ctx, loc, history.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the history %s: %w", loc, err)
+	}
+	defer store.Close()
+	key := history.RunbookKey(rb.Path)
+	runs, err := store.Runs(ctx, history.Filter{Runbook: key}, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("the history %s has no run of %s yet", store.Location(), key)
+	}
+	return store.LastFailedHosts(ctx, key)
+}

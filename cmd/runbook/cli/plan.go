@@ -29,7 +29,21 @@ func (a *app) plan(cmd *cobra.Command, rb *config.Runbook, f *runFlags, warnings
 		a.report(rb.Files, diags)
 		return fail(ExitInvalid)
 	}
-	pl, pdiags := plan.Build(rb, inv, plan.Options{Limit: f.limit, Tags: f.tags, SkipTags: f.skipTags, Task: f.task, Check: f.check})
+	opts := plan.Options{Limit: f.limit, Tags: f.tags, SkipTags: f.skipTags, Task: f.task, WithDeps: f.withDeps, StartAt: f.startAt, Check: f.check}
+	if f.rerun == "failed" {
+		hosts, err := a.lastFailed(cmd.Context(), rb, f)
+		if err != nil {
+			a.report(rb.Files, hcl.Diagnostics{diag.Errorf("Cannot rerun failed hosts", "%s", err)})
+			return fail(ExitInvalid)
+		}
+		if len(hosts) == 0 {
+			fmt.Fprintln(a.stdout, "Nothing to rerun: no host failed or was unreachable in the last recorded run of this runbook.")
+			return nil
+		}
+		fmt.Fprintf(a.stdout, "Rerunning %s that failed last time: %s\n", plural(len(hosts), "host"), strings.Join(hosts, " "))
+		opts.Only = hosts
+	}
+	pl, pdiags := plan.Build(rb, inv, opts)
 	diags = append(diags, pdiags...)
 	if a.report(rb.Files, diags) {
 		return fail(ExitInvalid)
