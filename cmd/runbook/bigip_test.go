@@ -22,9 +22,10 @@ func TestBigIPRunbookOnSystemdHosts(t *testing.T) {
 	t.Setenv(helperbin.EnvDir, buildHelper(t))
 	t.Setenv("HOME", t.TempDir())
 	t.Setenv("SSH_AUTH_SOCK", "")
+	state := t.TempDir()
 	runbook := func(args ...string) (int, string) {
 		var out, errb bytes.Buffer
-		code := cli.Run(args, nil, &out, &errb, []string{"NO_COLOR=1"})
+		code := cli.Run(args, nil, &out, &errb, []string{"NO_COLOR=1", "XDG_STATE_HOME=" + state})
 		return code, out.String() + errb.String()
 	}
 	args := []string{"exec", "../../runbooks/bigip-ve-kvm", "-i", lab.Inventory}

@@ -93,7 +93,13 @@ func New(t testing.TB, lab *testenv.Lab) *Runner {
 func (r *Runner) Run(args ...string) Result {
 	r.t.Helper()
 	var out, errb bytes.Buffer
-	code := cli.Run(args, nil, &out, &errb, []string{"NO_COLOR=1"})
+	env := []string{"NO_COLOR=1"}
+	for _, k := range []string{"HOME", "XDG_STATE_HOME", "RUNBOOK_HISTORY"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	code := cli.Run(args, nil, &out, &errb, env)
 	return Result{Code: code, Out: out.String() + errb.String()}
 }
 

@@ -380,7 +380,7 @@ aggregator").`,
 		Examples: []modules.Example{
 			{Title: "Jumbo frames on the data NICs", HCL: `task "mtu is 9100" {
   assert {
-    that     = [for nic in host.vars.data_nics : facts.network.interfaces[nic].mtu == 9100]
+    that     = [for nic in host.vars.data_nics : facts.nics[nic].mtu == 9100]
     fail_msg = "a data NIC is not at MTU 9100"
   }
 }`},

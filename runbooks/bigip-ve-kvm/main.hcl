@@ -4,9 +4,9 @@
 # bond at MTU 9100, SR-IOV VFs in trusted mode, the guest's NICs, and checks of drivers,
 # bus info and PCIe link width.
 #
-# Today every step is written with the generic modules (shell/command guarded so that a
-# second run changes nothing); the dedicated service, selinux, firewall, hostname, bond,
-# sriov, vm_nic and facts modules replace them as they land.
+# Services, SELinux, the firewall, the hostname, the guest's NICs and the checks use their
+# own modules; the bond, MTU and SR-IOV steps are still written with the generic modules
+# (guarded so that a second run changes nothing) until the network modules replace them.
 
 locals {
   ifcfg_dir = "/etc/sysconfig/network-scripts"
@@ -21,100 +21,63 @@ play "bigip-ve-hypervisors" {
     hostname  = try(host.vars.hostname, host.name)
   }
 
-  # Guide step 1: look at the iptables rules before anything changes them.
-  task "list iptables rules" {
-    tags         = ["firewall", "checks"]
-    check_mode   = false # read-only: also runs in check mode
-    changed_when = false
-    command {
-      argv     = ["sh", "-c", "command -v iptables >/dev/null || exit 0; iptables -L -n -v"]
-      ok_codes = [0]
-    }
-  }
-
-  task "flush iptables" {
+  # Guide step 1: iptables listed (the task registers the rules it found), flushed, saved
+  # empty and its boot-time service stopped. Check mode only reports what would go.
+  task "iptables flushed" {
     tags = ["firewall"]
-    shell {
-      cmd    = "for t in filter nat mangle raw; do iptables -t $t -F && iptables -t $t -X; done"
-      unless = "! command -v iptables >/dev/null || [ \"$(iptables-save | grep -c '^-A')\" = 0 ]"
+    firewall {
+      iptables_flush   = true
+      policies         = { INPUT = "ACCEPT", FORWARD = "ACCEPT", OUTPUT = "ACCEPT" }
+      save             = true
+      iptables_service = "disabled"
     }
   }
 
-  task "stop iptables service" {
-    tags = ["firewall"]
-    shell {
-      cmd    = "systemctl disable --now iptables"
-      unless = "! systemctl cat iptables >/dev/null 2>&1 || { ! systemctl is-enabled --quiet iptables && ! systemctl is-active --quiet iptables; }"
-    }
-  }
-
-  # Guide step 2: SELinux, persistently (takes full effect at the next boot) and at runtime.
-  task "selinux config" {
+  # Guide step 2: SELinux, in /etc/selinux/config (comments kept) and at runtime where the
+  # kernel runs it; the result says when only a reboot is left.
+  task "selinux" {
     tags = ["selinux"]
-    when = var.selinux_state != ""
-    line {
-      path   = "/etc/selinux/config"
-      regexp = "^SELINUX="
-      line   = "SELINUX=${var.selinux_state}"
-      create = true
-      mode   = "0644"
-    }
-  }
-
-  task "selinux runtime" {
-    tags = ["selinux"]
-    shell {
-      cmd    = "setenforce ${var.selinux_state == "enforcing" ? 1 : 0}"
-      unless = "! command -v getenforce >/dev/null || [ \"$(getenforce)\" = Disabled ] || [ \"$(getenforce | tr A-Z a-z)\" = ${var.selinux_state == "disabled" ? "permissive" : var.selinux_state} ]"
+    selinux {
+      state = var.selinux_state
     }
   }
 
   # Guide step 3: firewalld off.
   task "firewalld off" {
     tags = ["firewall"]
-    shell {
-      cmd    = "systemctl disable --now firewalld"
-      unless = "! systemctl cat firewalld >/dev/null 2>&1 || { ! systemctl is-enabled --quiet firewalld && ! systemctl is-active --quiet firewalld; }"
+    firewall {
+      firewalld = "disabled"
     }
   }
 
-  # Guide step 4: NetworkManager off, the legacy network service on.
+  # Guide step 4: NetworkManager off, the legacy network service on. EL7/8 ship the legacy
+  # service (network-scripts); hosts without it skip the second task, visibly.
   task "NetworkManager off" {
     tags = ["network"]
-    shell {
-      cmd    = "systemctl disable --now NetworkManager"
-      unless = "! systemctl cat NetworkManager >/dev/null 2>&1 || { ! systemctl is-enabled --quiet NetworkManager && ! systemctl is-active --quiet NetworkManager; }"
-    }
-  }
-
-  # EL7/8 ship the legacy network service (network-scripts); hosts without it skip the
-  # next task, visibly.
-  task "legacy network unit" {
-    tags         = ["network"]
-    check_mode   = false
-    changed_when = false
-    failed_when  = false
-    command {
-      argv = ["systemctl", "cat", "network.service"]
+    service {
+      name    = "NetworkManager"
+      state   = "stopped"
+      enabled = false
     }
   }
 
   task "network service on" {
     tags       = ["network"]
-    depends_on = ["NetworkManager off", "legacy network unit"]
-    when       = task["legacy network unit"].rc == 0
-    shell {
-      cmd    = "systemctl enable network && systemctl start network"
-      unless = "systemctl is-enabled --quiet network && systemctl is-active --quiet network"
+    depends_on = ["NetworkManager off"]
+    when       = facts.network.network_scripts_available
+    service {
+      name    = "network"
+      state   = "started"
+      enabled = true
     }
   }
 
-  # Guide step 5: the hostname.
+  # Guide step 5: the hostname (static and running), without needing hostnamectl.
   task "hostname" {
     tags = ["system"]
-    shell {
-      cmd    = "hostnamectl set-hostname ${host.vars.hostname}"
-      unless = "[ \"$(hostname)\" = ${host.vars.hostname} ]"
+    hostname {
+      name         = host.vars.hostname
+      update_hosts = true
     }
   }
 
@@ -201,43 +164,55 @@ play "bigip-ve-hypervisors" {
     }
   }
 
-  # The guest's NICs: one virtio NIC on the bond's bridge per entry of host.vars.guest_nics,
-  # added to the guest's persistent (inactive) definition.
+  # The guest's NICs, in its persistent libvirt definition: host.vars.guest_nics is the
+  # ordered list vm_nic takes (bridge, direct passthrough, or hostdev VFs with a VLAN).
+  # Existing NICs keep their MACs; a running guest is told to restart.
   task "guest NICs" {
-    tags     = ["guest"]
-    for_each = try(host.vars.guest_nics, {})
-    when     = try(host.vars.guest_domain, "") != ""
-    shell {
-      cmd    = "printf '<interface type=\"bridge\"><source bridge=\"%s\"/><mac address=\"%s\"/><model type=\"virtio\"/><mtu size=\"${var.mtu}\"/></interface>' ${each.value.bridge} ${each.value.mac} > /run/runbook-nic.xml && virsh attach-device ${host.vars.guest_domain} /run/runbook-nic.xml --config"
-      unless = "virsh dumpxml --inactive ${host.vars.guest_domain} | grep -qi \"${each.value.mac}\""
+    tags = ["guest"]
+    when = try(host.vars.guest_domain, "") != ""
+    vm_nic {
+      domain     = host.vars.guest_domain
+      interfaces = host.vars.guest_nics
     }
   }
 
-  # Guide step 6 (checks): drivers, bus info, PCIe link width of each data NIC.
-  task "data NIC drivers" {
-    tags         = ["checks"]
-    for_each     = toset(host.vars.data_nics)
-    check_mode   = false
-    changed_when = false
-    shell {
-      cmd = "if command -v ethtool >/dev/null; then ethtool -i ${each.value} | sed -n 's/^driver: //p'; else d=$(readlink /sys/class/net/${each.value}/device/driver); echo \"$${d##*/}\"; fi"
+  # Guide step 6 (checks), from the host's facts rather than lshw and ethtool text: each data
+  # NIC is there, its driver and bus info are reported, its PCIe link is at least
+  # min_pcie_width lanes wide, and no card carries more than its slot can (x8 ≈ 63 Gbps).
+  task "data NICs" {
+    tags = ["checks"]
+    when = length(host.vars.data_nics) > 0
+    assert {
+      that        = [for n in host.vars.data_nics : contains(keys(facts.nics), n)]
+      fail_msg    = "a data NIC in host.vars.data_nics is not on the host: it has ${join(", ", sort(keys(facts.nics)))}"
+      success_msg = join("; ", [for n in host.vars.data_nics : "${n}: driver ${facts.nics[n].driver}, bus ${facts.nics[n].bus_info == "" ? "none" : facts.nics[n].bus_info}, mtu ${facts.nics[n].mtu}" if contains(keys(facts.nics), n)])
     }
   }
 
   task "data NIC PCIe width" {
-    tags         = ["checks"]
-    for_each     = toset(host.vars.data_nics)
-    check_mode   = false
-    changed_when = false
-    shell {
-      cmd = "f=/sys/class/net/${each.value}/device/current_link_width; if [ -r $f ]; then cat $f; else echo none; fi"
+    tags       = ["checks"]
+    depends_on = ["data NICs"]
+    when       = length(host.vars.data_nics) > 0
+    assert {
+      that     = [for n in host.vars.data_nics : try(facts.nics[n].pcie.width, var.min_pcie_width) >= var.min_pcie_width]
+      fail_msg = "a data NIC sits on a PCIe link narrower than x${var.min_pcie_width}: ${join(", ", [for n in host.vars.data_nics : "${n} x${try(facts.nics[n].pcie.width, "?")}"])}"
+    }
+  }
+
+  task "PCIe slots not oversubscribed" {
+    tags = ["checks"]
+    when = length(try(facts.pcie_devices, [])) > 0
+    assert {
+      that     = [for d in try(facts.pcie_devices, []) : !d.oversubscribed]
+      fail_msg = "these cards' ports can carry more than their PCIe slot: ${join(", ", [for d in try(facts.pcie_devices, []) : "${d.address} (${d.port_speed_total_gbps} Gbps on a ${d.slot_bandwidth_gbps} Gbps link)" if d.oversubscribed])}"
     }
   }
 
   handler "restart network" {
-    when = task["legacy network unit"].rc == 0
-    shell {
-      cmd = "systemctl restart network"
+    when = facts.network.network_scripts_available
+    service {
+      name  = "network"
+      state = "restarted"
     }
   }
 }
