@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -56,5 +58,65 @@ func TestBigIPRunbookOnSystemdHosts(t *testing.T) {
 	}
 	if got, _ := lab.Exec(ctx, "lab02", "systemctl", "is-active", "firewalld"); strings.TrimSpace(string(got)) != "active" {
 		t.Errorf("check mode changed the host: firewalld is %q", got)
+	}
+}
+
+// TestBigIPGuestNICs runs the whole BIG-IP VE runbook on a host with libvirt and a defined
+// (stopped) guest: the guest gets the NICs the inventory lists, its first NIC keeps its MAC,
+// and a second run changes nothing.
+func TestBigIPGuestNICs(t *testing.T) {
+	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1, Layers: []string{testenv.LayerLibvirt}})
+	t.Setenv(helperbin.EnvDir, buildHelper(t))
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("SSH_AUTH_SOCK", "")
+	state := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const guest = `<domain type='qemu'><name>bigip1</name><memory unit='MiB'>64</memory>
+<os><type arch='x86_64'>hvm</type></os><devices>
+<interface type='bridge'><mac address='52:54:00:0b:19:01'/><source bridge='br-mgmt'/><model type='virtio'/></interface>
+</devices></domain>`
+	cmd, err := lab.Command(ctx, "lab01", "sh", "-c", "cat > /tmp/bigip1.xml && virsh -q define /tmp/bigip1.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin = strings.NewReader(guest)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("define the guest: %v\n%s", err, out)
+	}
+	guestInv := filepath.Join(t.TempDir(), "guests.hcl")
+	if err := os.WriteFile(guestInv, []byte(`host "lab01" {
+  vars = {
+    guest_domain = "bigip1"
+    guest_nics = [
+      { type = "bridge", source = "br-mgmt" },
+      { type = "direct", source = "ens1f0", mode = "passthrough" },
+      { type = "hostdev", source = "0000:3b:02.1", vlan = 101 },
+    ]
+  }
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runbook := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := cli.Run(args, nil, &out, &errb, []string{"NO_COLOR=1", "XDG_STATE_HOME=" + state})
+		return code, out.String() + errb.String()
+	}
+	args := []string{"exec", "../../runbooks/bigip-ve-kvm", "-i", lab.Inventory, "-i", guestInv}
+	if code, out := runbook(args...); code != 0 || !regexp.MustCompile(`(?m)^lab01 +changed +guest NICs`).MatchString(out) {
+		t.Fatalf("first run: exit %d\n%s", code, out)
+	}
+	xml, err := lab.Exec(ctx, "lab01", "virsh", "-q", "dumpxml", "--inactive", "bigip1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"52:54:00:0b:19:01", "<source dev='ens1f0' mode='passthrough'/>", "bus='0x3b' slot='0x02' function='0x1'", "<tag id='101'/>"} {
+		if !strings.Contains(string(xml), want) {
+			t.Errorf("the guest's definition lacks %s:\n%s", want, xml)
+		}
+	}
+	if code, out := runbook(args...); code != 0 || strings.Contains(out, " changed ") {
+		t.Fatalf("second run should change nothing: exit %d\n%s", code, out)
 	}
 }
