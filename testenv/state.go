@@ -45,6 +45,8 @@ type State struct {
 
 	// BaseTree is the systemd tier's read-only root (empty for ns).
 	BaseTree string `json:"base_tree,omitempty"`
+	// VMAssets is the vm tier's cached kernel and initramfs directory.
+	VMAssets string `json:"vm_assets,omitempty"`
 	// Layers are the optional layers the lab's hosts get (names), and
 	// LayerTrees their cached directories, bottom first.
 	Layers     []string `json:"layers,omitempty"`

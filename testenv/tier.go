@@ -17,8 +17,9 @@ const (
 	// TierSystemd: systemd-nspawn containers booting Debian with systemd,
 	// NetworkManager and firewalld.
 	TierSystemd TierName = "systemd"
-	// A micro-VM tier (QEMU TCG, a kernel with the bonding driver) will be a
-	// third implementation of Tier.
+	// TierVM: QEMU micro-VMs (TCG) booting Debian's kernel with an initramfs
+	// userland; for network modules that need a real kernel (bonding, 802.1Q).
+	TierVM TierName = "vm"
 )
 
 // BreakMode is a fault Break injects into a host.

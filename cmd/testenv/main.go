@@ -24,7 +24,7 @@ func main() {
 }
 
 const usage = `usage:
-  testenv up     --tier ns|systemd --hosts N --dir DIR [--subnet CIDR]
+  testenv up     --tier ns|systemd|vm --hosts N --dir DIR [--subnet CIDR]
   testenv down   --dir DIR
   testenv status --dir DIR
   testenv exec   --dir DIR HOST -- CMD [ARG...]
@@ -47,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", defaultDir(), "lab directory")
 	switch cmd {
 	case "up":
-		tier := fs.String("tier", string(testenv.TierNS), "lab tier: ns or systemd")
+		tier := fs.String("tier", string(testenv.TierNS), "lab tier: ns, systemd or vm")
 		hosts := fs.Int("hosts", 3, "number of hosts")
 		subnet := fs.String("subnet", "", "management subnet (default: a free /24 of "+testenv.DefaultPool+")")
 		if _, _, err := parseArgs(fs, args); err != nil {
