@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -25,12 +27,18 @@ const EnvDir = "RUNBOOK_HELPER_DIR"
 // Name is the file name of the helper for a Linux architecture (GOARCH spelling).
 func Name(arch string) string { return "runbook-helper-linux-" + arch }
 
-// Helper is one helper binary with its content address.
+// Helper is one helper binary with its content address. Its bytes are read only when a
+// host needs it pushed.
 type Helper struct {
 	Arch   string
-	Data   []byte
 	SHA256 string
+	Size   int64
+
+	load func() ([]byte, error)
 }
+
+// Bytes returns the binary.
+func (h *Helper) Bytes() ([]byte, error) { return h.load() }
 
 var (
 	mu    sync.Mutex
@@ -41,31 +49,63 @@ var (
 var ErrMissing = errors.New("no helper binary")
 
 // Get returns the helper for arch ("amd64", "arm64"): from $RUNBOOK_HELPER_DIR when set, else
-// the embedded one. The result is cached: hashing a few megabytes once per run is enough.
+// the embedded one. An embedded helper's hash comes from the NAME.sha256 file `make helpers`
+// writes beside it (checked against its size), so a run does not hash megabytes it will
+// usually not send; a helper from the directory is hashed once per run.
 func Get(arch string) (*Helper, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	if h := cache[arch]; h != nil {
 		return h, nil
 	}
-	var data []byte
-	var err error
+	var h *Helper
 	if dir := os.Getenv(EnvDir); dir != "" {
-		data, err = os.ReadFile(filepath.Join(dir, Name(arch)))
+		data, err := os.ReadFile(filepath.Join(dir, Name(arch)))
 		if err != nil {
 			return nil, fmt.Errorf("%w for linux/%s in %s=%s: %v", ErrMissing, arch, EnvDir, dir, err)
 		}
+		h = fromData(arch, data)
 	} else {
-		data, err = fs.ReadFile(embedded, "bin/"+Name(arch))
+		name := "bin/" + Name(arch)
+		fi, err := fs.Stat(embedded, name)
 		if err != nil {
 			return nil, fmt.Errorf("%w for linux/%s: this runbook was built without embedded helpers; build it with `make build`, or set %s to a directory holding %s (CGO_ENABLED=0 GOOS=linux GOARCH=%s go build -trimpath -ldflags '-s -w' -o DIR/%s ./cmd/runbook-helper)",
 				ErrMissing, arch, EnvDir, Name(arch), arch, Name(arch))
 		}
+		// Read once however many hosts need it (embed copies on every read).
+		load := sync.OnceValues(func() ([]byte, error) { return fs.ReadFile(embedded, name) })
+		if sum, ok := sidecar(name+".sha256", fi.Size()); ok {
+			h = &Helper{Arch: arch, SHA256: sum, Size: fi.Size(), load: load}
+		} else {
+			data, err := load()
+			if err != nil {
+				return nil, err
+			}
+			h = fromData(arch, data)
+		}
 	}
-	sum := sha256.Sum256(data)
-	h := &Helper{Arch: arch, Data: data, SHA256: hex.EncodeToString(sum[:])}
 	cache[arch] = h
 	return h, nil
+}
+
+func fromData(arch string, data []byte) *Helper {
+	sum := sha256.Sum256(data)
+	return &Helper{Arch: arch, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)),
+		load: func() ([]byte, error) { return data, nil }}
+}
+
+// sidecar reads an embedded "SHA256 SIZE" file; ok is false when it is missing, malformed
+// or names another size (a helper rebuilt without it).
+func sidecar(name string, size int64) (string, bool) {
+	b, err := fs.ReadFile(embedded, name)
+	if err != nil {
+		return "", false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 || len(f[0]) != 64 || strings.Trim(f[0], "0123456789abcdef") != "" || f[1] != strconv.FormatInt(size, 10) {
+		return "", false
+	}
+	return f[0], true
 }
 
 // Arch maps `uname -m` output to a GOARCH name.

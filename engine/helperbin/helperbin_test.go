@@ -19,8 +19,9 @@ func TestGetFromDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte("helper"))
-	if h.SHA256 != hex.EncodeToString(sum[:]) || string(h.Data) != "helper" {
-		t.Errorf("helper = %q %s", h.Data, h.SHA256)
+	data, err := h.Bytes()
+	if err != nil || h.SHA256 != hex.EncodeToString(sum[:]) || string(data) != "helper" || h.Size != 6 {
+		t.Errorf("helper = %q %s %d %v", data, h.SHA256, h.Size, err)
 	}
 	if _, err := Get("riscv64"); !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), EnvDir) {
 		t.Errorf("err = %v", err)

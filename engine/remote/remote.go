@@ -301,7 +301,11 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, h *helperbin
 		return fmt.Errorf("push helper to %s: mkdir %s: exit %d %v %s", conn.Target.Name, dir, code, err, strings.TrimSpace(errb.String()))
 	}
 	tmp := fmt.Sprintf("%s/.%s.%d.tmp", dir, h.SHA256[:16], time.Now().UnixNano())
-	if err := conn.Upload(ctx, bytes.NewReader(h.Data), tmp, 0o755); err != nil {
+	data, err := h.Bytes()
+	if err != nil {
+		return fmt.Errorf("read the helper for linux/%s: %w", h.Arch, err)
+	}
+	if err := conn.Upload(ctx, bytes.NewReader(data), tmp, 0o755); err != nil {
 		return fmt.Errorf("push helper to %s: %w", conn.Target.Name, err)
 	}
 	errb.Reset()
