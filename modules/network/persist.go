@@ -1,0 +1,371 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/runbook/runbook/modules/facts"
+)
+
+// Backends runbook writes persistent configuration for.
+const (
+	backendAuto           = "auto"
+	backendNM             = "NetworkManager"
+	backendIfcfg          = "network-scripts"
+	backendNetworkd       = "systemd-networkd"
+	backendIfupdown       = "ifupdown"
+	backendNone           = "none"
+	managedComment        = "Managed by runbook"
+	nmConnectionsDir      = "/etc/NetworkManager/system-connections"
+	ifcfgDir              = "/etc/sysconfig/network-scripts"
+	networkdDir           = "/etc/systemd/network"
+	ifupdownMain          = "/etc/network/interfaces"
+	ifupdownDir           = "/etc/network/interfaces.d"
+	networkdPrefix        = "10-"
+	nmPortInfix           = "-port-"
+	nmKeyfileSuffix       = ".nmconnection"
+	errUnknownBackendText = "cannot tell which network backend manages this host"
+)
+
+var backendNames = []string{backendAuto, backendNM, backendIfcfg, backendNetworkd, backendIfupdown, backendNone}
+
+// hostFS reads and writes host files below root ("/" on a host, a directory in tests).
+type hostFS struct {
+	root string
+	// real: root is the running system's, so its daemons may be told about changes.
+	real bool
+}
+
+func newHostFS(root string) *hostFS {
+	if root == "" {
+		root = "/"
+	}
+	return &hostFS{root: root, real: root == "/"}
+}
+
+func (f *hostFS) path(p string) string { return filepath.Join(f.root, p) }
+
+// read returns a file's content; a missing file is ("", false, nil).
+func (f *hostFS) read(p string) (string, bool, error) {
+	b, err := os.ReadFile(f.path(p))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return string(b), true, nil
+}
+
+func (f *hostFS) exists(p string) bool {
+	_, err := os.Stat(f.path(p))
+	return err == nil
+}
+
+// list returns the regular files of a directory (host paths), sorted by name.
+func (f *hostFS) list(dir string) []string {
+	ents, err := os.ReadDir(f.path(dir))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Type().IsRegular() || e.Type()&fs.ModeSymlink != 0 {
+			out = append(out, path.Join(dir, e.Name()))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// glob returns host paths matching a pattern, sorted.
+func (f *hostFS) glob(pattern string) []string {
+	m, _ := filepath.Glob(f.path(pattern))
+	out := make([]string, 0, len(m))
+	for _, p := range m {
+		rel, err := filepath.Rel(f.root, p)
+		if err == nil {
+			out = append(out, "/"+filepath.ToSlash(rel))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// writeAtomic replaces a file through a temporary file in the same directory, so a reader
+// (or a crash) never sees half a file. Missing directories are made.
+func (f *hostFS) writeAtomic(p, content string, mode fs.FileMode) error {
+	full := f.path(p)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(p), err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(full), "."+filepath.Base(full)+".runbook-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := os.Rename(tmp.Name(), full); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
+func (f *hostFS) remove(p string) error {
+	if err := os.Remove(f.path(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", p, err)
+	}
+	return nil
+}
+
+// wsFile is one file a plan reads and maybe changes.
+type wsFile struct {
+	path     string
+	orig     string
+	cur      string
+	existed  bool
+	removed  bool
+	origMode fs.FileMode
+	// mode is what the file is written with; 0 keeps an existing file's mode (0644 for a
+	// new one).
+	mode fs.FileMode
+}
+
+func (w *wsFile) changed() bool {
+	if w.removed {
+		return w.existed
+	}
+	return !w.existed || w.cur != w.orig || (w.mode != 0 && w.mode != w.origMode)
+}
+
+// workspace collects a plan's edits in memory: backends read files through it (seeing their
+// own earlier edits) and nothing reaches the host until apply.
+type workspace struct {
+	fs    *hostFS
+	files map[string]*wsFile
+	order []string
+}
+
+func newWorkspace(f *hostFS) *workspace {
+	return &workspace{fs: f, files: map[string]*wsFile{}}
+}
+
+func (w *workspace) file(p string) (*wsFile, error) {
+	if x, ok := w.files[p]; ok {
+		return x, nil
+	}
+	content, ok, err := w.fs.read(p)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	x := &wsFile{path: p, orig: content, cur: content, existed: ok}
+	if ok {
+		if fi, err := os.Stat(w.fs.path(p)); err == nil {
+			x.origMode = fi.Mode().Perm()
+		}
+	}
+	w.files[p] = x
+	w.order = append(w.order, p)
+	return x, nil
+}
+
+// read returns a file's content as the plan has it so far.
+func (w *workspace) read(p string) (string, bool, error) {
+	x, err := w.file(p)
+	if err != nil {
+		return "", false, err
+	}
+	if x.removed || (!x.existed && x.cur == "") {
+		return "", false, nil
+	}
+	return x.cur, true, nil
+}
+
+func (w *workspace) write(p, content string, mode fs.FileMode) error {
+	x, err := w.file(p)
+	if err != nil {
+		return err
+	}
+	x.cur, x.removed, x.mode = content, false, mode
+	return nil
+}
+
+func (w *workspace) remove(p string) error {
+	x, err := w.file(p)
+	if err != nil {
+		return err
+	}
+	x.removed = true
+	return nil
+}
+
+// list returns the files of a directory as the plan has it: files on disk that were not
+// removed, plus files the plan made.
+func (w *workspace) list(dir string) []string {
+	set := map[string]bool{}
+	for _, p := range w.fs.list(dir) {
+		set[p] = true
+	}
+	for p, x := range w.files {
+		if path.Dir(p) == dir {
+			set[p] = !x.removed && (x.existed || x.cur != "")
+		}
+	}
+	var out []string
+	for p, ok := range set {
+		if ok {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// changes lists the files the plan changes, in the order they were first read.
+func (w *workspace) changes() []*wsFile {
+	var out []*wsFile
+	for _, p := range w.order {
+		if x := w.files[p]; x.changed() {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// apply writes the changed files.
+func (w *workspace) apply() error {
+	for _, x := range w.changes() {
+		var err error
+		if x.removed {
+			err = w.fs.remove(x.path)
+		} else {
+			mode := x.mode
+			if mode == 0 {
+				mode = x.origMode
+			}
+			if mode == 0 {
+				mode = 0o644
+			}
+			err = w.fs.writeAtomic(x.path, x.cur, mode)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// persistPlan is what bringing a backend's files in line with the wanted state takes.
+type persistPlan struct {
+	backend  string
+	drift    []string
+	ws       *workspace
+	warnings []string
+	// reload says which files the backend's daemon should be told about after apply.
+	reload func(ctx context.Context, changed []*wsFile) []string
+}
+
+// backendPlanner computes a plan for a set of interfaces. The wants come in order: a bond
+// before its slaves, a VLAN's parent before the VLAN.
+type backendPlanner func(ws *workspace, wants []ifWant) (drift, warnings []string, err error)
+
+func plannerFor(backend string) backendPlanner {
+	switch backend {
+	case backendNM:
+		return planNM
+	case backendIfcfg:
+		return planIfcfg
+	case backendNetworkd:
+		return planNetworkd
+	case backendIfupdown:
+		return planIfupdown
+	}
+	return nil
+}
+
+// planPersist reads the backend's files and computes the edits that make them say what
+// wants says.
+func planPersist(ctx context.Context, f *hostFS, backend string, wants []ifWant) (*persistPlan, error) {
+	p := &persistPlan{backend: backend, ws: newWorkspace(f)}
+	planner := plannerFor(backend)
+	if planner == nil {
+		return nil, fmt.Errorf("no persistent configuration writer for backend %q", backend)
+	}
+	drift, warnings, err := planner(p.ws, wants)
+	if err != nil {
+		return nil, fmt.Errorf("%s configuration: %w", backend, err)
+	}
+	p.drift, p.warnings = drift, warnings
+	if backend == backendNM {
+		p.reload = nmReload(f)
+	}
+	return p, nil
+}
+
+// chooseBackend resolves "auto" from the host's network facts.
+func chooseBackend(ctx context.Context, root, want string) (string, []string, error) {
+	if want != backendAuto {
+		return want, nil, nil
+	}
+	gathered, err := facts.Gather(ctx, facts.Options{Root: root, Subsets: []string{"network"}})
+	if err != nil {
+		return "", nil, fmt.Errorf("detect the network backend: %w", err)
+	}
+	netFacts, _ := gathered["network"].(map[string]any)
+	found, _ := netFacts["backend"].(string)
+	switch found {
+	case backendNM, backendIfcfg, backendNetworkd, backendIfupdown:
+		return found, nil, nil
+	case "netplan":
+		renderer, _ := netFacts["netplan_renderer"].(string)
+		b := backendNetworkd
+		if renderer == backendNM {
+			b = backendNM
+		}
+		return b, []string{fmt.Sprintf("netplan generates this host's network configuration; runbook writes %s files beside it, which netplan does not manage (set backend to choose)", b)}, nil
+	}
+	return "", nil, fmt.Errorf("%s (facts say %q); set backend to one of %s", errUnknownBackendText, found,
+		strings.Join(slices.DeleteFunc(slices.Clone(backendNames), func(s string) bool { return s == backendAuto }), ", "))
+}
+
+// describeFiles renders files for a diff: each under a header line with its path.
+func describeFiles(files []*wsFile, after bool) string {
+	var b strings.Builder
+	for _, x := range files {
+		content, exists := x.orig, x.existed
+		if after {
+			content, exists = x.cur, !x.removed
+		}
+		if !exists {
+			fmt.Fprintf(&b, "# %s: (absent)\n", x.path)
+			continue
+		}
+		fmt.Fprintf(&b, "# %s:\n%s", x.path, content)
+		if !strings.HasSuffix(content, "\n") {
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}

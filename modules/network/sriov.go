@@ -1,0 +1,684 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+// SRIOV manages the virtual functions of an SR-IOV physical function.
+type SRIOV struct {
+	root string
+	open opener
+	// systemctl runs systemctl; nil runs the real one.
+	systemctl func(ctx context.Context, args ...string) error
+	// settle is how long to wait for the VFs to appear after changing their number.
+	settle time.Duration
+}
+
+var (
+	_ modules.Runner    = SRIOV{}
+	_ modules.Validator = SRIOV{}
+)
+
+var vfObject = cty.ObjectWithOptionalAttrs(map[string]cty.Type{
+	"index":    cty.Number,
+	"trust":    cty.Bool,
+	"spoofchk": cty.Bool,
+	"mac":      cty.String,
+	"vlan":     cty.Number,
+}, []string{"trust", "spoofchk", "mac", "vlan"})
+
+const (
+	sriovUnitDir   = "/etc/systemd/system"
+	sriovWantsDir  = "/etc/systemd/system/multi-user.target.wants"
+	sriovUnitStem  = "runbook-sriov-"
+	maxVFs         = 4096
+	defaultSettle  = 30 * time.Second
+	sysClassNet    = "/sys/class/net"
+	sriovNumFile   = "sriov_numvfs"
+	sriovTotalFile = "sriov_totalvfs"
+)
+
+func (SRIOV) Info() modules.Info {
+	return modules.Info{
+		Name:    "sriov",
+		Family:  "network",
+		Summary: "SR-IOV virtual functions of a NIC: how many, and each VF's trust, spoof checking, MAC and VLAN.",
+		Description: `Sets the number of virtual functions of the physical function device (sysfs sriov_numvfs) and
+the settings of the VFs listed in vfs (over netlink, as ip link set DEV vf N does): trust (let the
+guest change its MAC and use promiscuous modes, which a BIG-IP VE needs), spoofchk, mac and vlan (0 is
+untagged). A VF setting left unset is not managed.
+
+The kernel changes the number of VFs only from or to zero, so going from N to M VFs writes 0 first:
+every existing VF is removed and made again (guests using them lose them), and a warning says so.
+A request the device cannot meet is refused before anything changes: num_vfs above sriov_totalvfs, a
+VF index not below num_vfs (this one already when the runbook is loaded), a device without SR-IOV.
+
+Persistent: the VFs do not survive a reboot by themselves. runbook writes a systemd unit,
+/etc/systemd/system/runbook-sriov-DEVICE.service, a oneshot bound to the device, ordered before
+network-pre.target (so the VFs exist before NetworkManager, networkd or the network service configure
+interfaces) and enabled for multi-user.target; it sets sriov_numvfs (0 first when needed) and runs ip
+link set for each VF's settings. A unit rather than a udev rule: a udev rule can write sriov_numvfs
+but must not run long or order itself against the network stack, fails when VFs already exist, and
+leaves VF settings to a RUN+= program udev may kill; the unit is ordered, shows in systemctl status
+and the journal, and does both steps. The unit is compared by what it sets, not by its text.`,
+		Schema: modules.Schema{
+			Args: []modules.Arg{
+				{Name: "device", Type: cty.String, Required: true, Pattern: ifNamePattern, PatternHelp: ifNameHelp, Doc: `The physical function's interface, e.g. "ens1f0".`},
+				{Name: "num_vfs", Type: cty.Number, Required: true, Doc: "Number of virtual functions (0 removes them all)."},
+				{Name: "vfs", Type: cty.List(vfObject),
+					Doc: `Settings of single VFs, each an object: index (required, below num_vfs), trust (bool), spoofchk (bool), mac ("02:00:00:00:01:01"), vlan (0-4095; 0 untagged).`},
+				{Name: "persist", Type: cty.Bool, Default: cty.True, Doc: "Keep the VFs and their settings across reboots with a systemd unit (see above)."},
+			},
+		},
+		Returns: []modules.Field{
+			{Name: "total_vfs", Type: cty.Number, Doc: "sriov_totalvfs: the most VFs the device offers (null when the device does not say)."},
+			{Name: "num_vfs", Type: cty.Number, Doc: "The number of VFs now."},
+			{Name: "vfs", Type: cty.List(cty.Object(map[string]cty.Type{"index": cty.Number, "mac": cty.String, "vlan": cty.Number, "trust": cty.Bool, "spoofchk": cty.Bool})),
+				Doc: "Every VF's settings as netlink reports them."},
+			{Name: "runtime_drift", Type: cty.List(cty.String), Doc: "What differed on the device."},
+			{Name: "persistent_drift", Type: cty.List(cty.String), Doc: "What differed in the boot-time unit."},
+			{Name: "unit", Type: cty.String, Doc: `The unit that sets the VFs at boot ("" with persist = false).`},
+		},
+		Examples: []modules.Example{
+			{Title: "Eight VFs for BIG-IP VE guests, the first two trusted without spoof checking", HCL: `task "ens1f0 VFs" {
+  sriov {
+    device  = "ens1f0"
+    num_vfs = 8
+    vfs = [
+      { index = 0, trust = true, spoofchk = false },
+      { index = 1, trust = true, spoofchk = false, vlan = 101 },
+    ]
+  }
+}`},
+		},
+	}
+}
+
+// vfSpec is one VF's managed settings; nil fields are not managed.
+type vfSpec struct {
+	Index    int
+	Trust    *bool
+	Spoofchk *bool
+	MAC      string
+	VLAN     *int
+}
+
+type sriovSpec struct {
+	device  string
+	numVFs  int
+	vfs     []vfSpec // by index
+	persist bool
+}
+
+func wholeNumber(v cty.Value, min, max int64) (int, bool) {
+	bf := v.AsBigFloat()
+	n, _ := bf.Int64()
+	return int(n), bf.IsInt() && bf.Cmp(big.NewFloat(float64(min))) >= 0 && bf.Cmp(big.NewFloat(float64(max))) <= 0
+}
+
+func parseSRIOV(args cty.Value) (*sriovSpec, []modules.ArgError) {
+	var errs []modules.ArgError
+	s := &sriovSpec{device: str(args, "device"), persist: boolArg(args, "persist", true)}
+	if !validIfName(s.device) {
+		errs = append(errs, modules.ArgError{Arg: "device", Msg: fmt.Sprintf("%q is not %s", s.device, ifNameHelp)})
+	}
+	if v := args.GetAttr("num_vfs"); !v.IsNull() {
+		n, ok := wholeNumber(v, 0, maxVFs)
+		if !ok {
+			errs = append(errs, modules.ArgError{Arg: "num_vfs", Msg: fmt.Sprintf("num_vfs must be a whole number from 0 to %d, not %s", maxVFs, v.AsBigFloat().Text('g', -1))})
+		}
+		s.numVFs = n
+	}
+	seen := map[int]bool{}
+	if list := args.GetAttr("vfs"); !list.IsNull() {
+		for it := list.ElementIterator(); it.Next(); {
+			_, o := it.Element()
+			var vf vfSpec
+			idx := o.GetAttr("index")
+			if idx.IsNull() {
+				errs = append(errs, modules.ArgError{Arg: "vfs", Msg: "every VF needs an index"})
+				continue
+			}
+			n, ok := wholeNumber(idx, 0, maxVFs-1)
+			if !ok {
+				errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF index %s is not a whole number from 0", idx.AsBigFloat().Text('g', -1))})
+				continue
+			}
+			vf.Index = n
+			if n >= s.numVFs {
+				errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF index %d does not exist with num_vfs = %d (indexes run from 0 to num_vfs-1)", n, s.numVFs)})
+			}
+			if seen[n] {
+				errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d is listed twice", n)})
+			}
+			seen[n] = true
+			if t := o.GetAttr("trust"); !t.IsNull() {
+				b := t.True()
+				vf.Trust = &b
+			}
+			if t := o.GetAttr("spoofchk"); !t.IsNull() {
+				b := t.True()
+				vf.Spoofchk = &b
+			}
+			if m := o.GetAttr("mac"); !m.IsNull() {
+				hw, err := net.ParseMAC(m.AsString())
+				switch {
+				case err != nil || len(hw) != 6:
+					errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d: %q is not an Ethernet MAC address", n, m.AsString())})
+				case hw[0]&1 == 1:
+					errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d: %s is a multicast address", n, hw)})
+				case hw.String() == zeroMAC:
+					errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d: the MAC must not be all zeros", n)})
+				default:
+					vf.MAC = hw.String()
+				}
+			}
+			if v := o.GetAttr("vlan"); !v.IsNull() {
+				x, ok := wholeNumber(v, 0, 4095)
+				if !ok {
+					errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d: vlan must be a whole number from 0 to 4095", n)})
+				}
+				vf.VLAN = &x
+			}
+			s.vfs = append(s.vfs, vf)
+		}
+	}
+	slices.SortFunc(s.vfs, func(a, b vfSpec) int { return a.Index - b.Index })
+	return s, errs
+}
+
+// Validate refuses what no device could do: a VF index at or above num_vfs, a bad MAC.
+func (SRIOV) Validate(args cty.Value) []modules.ArgError {
+	_, errs := parseSRIOV(args)
+	return errs
+}
+
+// vfDrift compares one VF's running settings with the wanted ones.
+func vfDrift(w vfSpec, have *netlink.VfInfo) []string {
+	var out []string
+	onOff := func(b bool) string {
+		if b {
+			return "on"
+		}
+		return "off"
+	}
+	if w.Trust != nil && (have == nil || (have.Trust != 0) != *w.Trust) {
+		from := "?"
+		if have != nil {
+			from = onOff(have.Trust != 0)
+		}
+		out = append(out, fmt.Sprintf("vf %d: trust %s → %s", w.Index, from, onOff(*w.Trust)))
+	}
+	if w.Spoofchk != nil && (have == nil || have.Spoofchk != *w.Spoofchk) {
+		from := "?"
+		if have != nil {
+			from = onOff(have.Spoofchk)
+		}
+		out = append(out, fmt.Sprintf("vf %d: spoofchk %s → %s", w.Index, from, onOff(*w.Spoofchk)))
+	}
+	if w.MAC != "" && (have == nil || strings.ToLower(have.Mac.String()) != w.MAC) {
+		from := "?"
+		if have != nil {
+			from = have.Mac.String()
+		}
+		out = append(out, fmt.Sprintf("vf %d: mac %s → %s", w.Index, from, w.MAC))
+	}
+	if w.VLAN != nil && (have == nil || have.Vlan != *w.VLAN) {
+		from := "?"
+		if have != nil {
+			from = strconv.Itoa(have.Vlan)
+		}
+		out = append(out, fmt.Sprintf("vf %d: vlan %s → %d", w.Index, from, *w.VLAN))
+	}
+	return out
+}
+
+func findVF(vfs []netlink.VfInfo, idx int) *netlink.VfInfo {
+	for i := range vfs {
+		if vfs[i].ID == idx {
+			return &vfs[i]
+		}
+	}
+	return nil
+}
+
+// writeSysfs writes a sysfs attribute (no temporary file: sysfs has no rename).
+func (f *hostFS) writeSysfs(p, value string) error {
+	fh, err := os.OpenFile(f.path(p), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := fh.WriteString(value); err != nil {
+		fh.Close()
+		return err
+	}
+	return fh.Close()
+}
+
+func (r SRIOV) opener() opener {
+	if r.open != nil {
+		return r.open
+	}
+	return openNetlink
+}
+
+// Run compares the device's VFs and the boot-time unit with the arguments and, when
+// applying, changes what differs.
+func (r SRIOV) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+	s, errs := parseSRIOV(args)
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	f := newHostFS(r.root)
+	devDir := path.Join(sysClassNet, s.device, "device")
+	if !f.exists(path.Join(sysClassNet, s.device)) {
+		return nil, fmt.Errorf("no interface %s", s.device)
+	}
+	numText, ok, err := f.read(path.Join(devDir, sriovNumFile))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path.Join(devDir, sriovNumFile), err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s has no SR-IOV virtual functions to manage (no %s in %s: not a physical function, or its driver does not offer SR-IOV)", s.device, sriovNumFile, devDir)
+	}
+	cur, err := strconv.Atoi(strings.TrimSpace(numText))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %q is not a number", path.Join(devDir, sriovNumFile), numText)
+	}
+	res := &modules.Result{Data: map[string]any{"total_vfs": nil, "num_vfs": cur, "vfs": []any{}, "unit": ""}}
+	if t, ok, _ := f.read(path.Join(devDir, sriovTotalFile)); ok {
+		total, err := strconv.Atoi(strings.TrimSpace(t))
+		if err == nil {
+			res.Data["total_vfs"] = total
+			if s.numVFs > total {
+				return nil, fmt.Errorf("%s offers at most %d VFs (sriov_totalvfs); num_vfs = %d is more", s.device, total, s.numVFs)
+			}
+		}
+	} else {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s does not say how many VFs it offers (no %s)", s.device, sriovTotalFile))
+	}
+
+	ops, closeOps, err := r.opener()()
+	if err != nil {
+		return nil, err
+	}
+	defer closeOps()
+	pf, err := ops.LinkByName(s.device)
+	if err != nil {
+		return nil, fmt.Errorf("read link %s: %w", s.device, err)
+	}
+	var rtDrift []string
+	remake := cur != s.numVFs
+	if remake {
+		line := fmt.Sprintf("%s: num_vfs %d → %d", s.device, cur, s.numVFs)
+		if cur > 0 && s.numVFs > 0 {
+			line += " (through 0: the existing VFs are removed and made again)"
+			res.Warnings = append(res.Warnings, fmt.Sprintf("changing %s from %d to %d VFs removes every VF first; guests using them lose them", s.device, cur, s.numVFs))
+		}
+		rtDrift = append(rtDrift, line)
+	}
+	for _, vf := range s.vfs {
+		var have *netlink.VfInfo
+		if !remake || cur == 0 {
+			have = findVF(pf.Attrs().Vfs, vf.Index)
+		}
+		rtDrift = append(rtDrift, vfDrift(vf, have)...)
+	}
+	if apply && len(rtDrift) > 0 {
+		if pf, err = r.applyVFs(ctx, f, ops, s, cur, devDir); err != nil {
+			return nil, err
+		}
+		res.Data["num_vfs"] = s.numVFs
+	}
+	var vfs []any
+	for _, v := range pf.Attrs().Vfs {
+		vfs = append(vfs, map[string]any{"index": v.ID, "mac": v.Mac.String(), "vlan": v.Vlan, "trust": v.Trust != 0, "spoofchk": v.Spoofchk})
+	}
+	if vfs != nil {
+		res.Data["vfs"] = vfs
+	}
+
+	var pDrift []string
+	var changes []*wsFile
+	if s.persist {
+		unit := sriovUnitName(s.device)
+		res.Data["unit"] = unit
+		ws := newWorkspace(f)
+		if pDrift, err = planSRIOVUnit(ws, s); err != nil {
+			return nil, err
+		}
+		changes = ws.changes()
+		if apply && len(pDrift) > 0 {
+			if err := ws.apply(); err != nil {
+				return nil, err
+			}
+			if err := r.enable(ctx, f, unit); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	res.Data["runtime_drift"], res.Data["persistent_drift"] = anyList(rtDrift), anyList(pDrift)
+	if len(rtDrift)+len(pDrift) == 0 {
+		res.Status = modules.StatusOK
+		res.Msg = fmt.Sprintf("%s has %d VFs as wanted", s.device, cur)
+		return res, nil
+	}
+	res.Status = statusFor(apply)
+	var parts []string
+	if len(rtDrift) > 0 {
+		parts = append(parts, "runtime: "+strings.Join(rtDrift, "; "))
+	}
+	if len(pDrift) > 0 {
+		parts = append(parts, "boot: "+strings.Join(pDrift, "; "))
+	}
+	res.Msg = tense(apply, "changed ", "would change ") + "SR-IOV of " + s.device + ": " + strings.Join(parts, " | ")
+	before := "# runtime:\n" + joinLines(rtDrift) + describeFiles(changes, false)
+	after := "# runtime:\n" + tense(apply, "(changed)\n", "(as the task says)\n") + describeFiles(changes, true)
+	res.Diff = &modules.Diff{Before: before, After: after, BeforeHeader: s.device + " SR-IOV (before)", AfterHeader: s.device + " SR-IOV (after)"}
+	return res, nil
+}
+
+// applyVFs sets the number of VFs (0 first when going from some to others, the kernel's
+// rule) and then each listed VF's settings. It returns the PF as read afterwards.
+func (r SRIOV) applyVFs(ctx context.Context, f *hostFS, ops linkOps, s *sriovSpec, cur int, devDir string) (netlink.Link, error) {
+	num := path.Join(devDir, sriovNumFile)
+	if cur != s.numVFs {
+		if cur > 0 && s.numVFs > 0 {
+			if err := f.writeSysfs(num, "0"); err != nil {
+				return nil, fmt.Errorf("remove the VFs of %s (write 0 to %s): %w", s.device, num, err)
+			}
+		}
+		if err := f.writeSysfs(num, strconv.Itoa(s.numVFs)); err != nil {
+			return nil, fmt.Errorf("make %d VFs on %s (write %s): %w", s.numVFs, s.device, num, err)
+		}
+	}
+	// The PF lists its VFs once the driver has made them.
+	settle := r.settle
+	if settle == 0 {
+		settle = defaultSettle
+	}
+	deadline := time.Now().Add(settle)
+	var pf netlink.Link
+	for {
+		var err error
+		if pf, err = ops.LinkByName(s.device); err != nil {
+			return nil, fmt.Errorf("read link %s: %w", s.device, err)
+		}
+		if len(pf.Attrs().Vfs) >= s.numVFs {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s lists %d VFs %s after asking for %d", s.device, len(pf.Attrs().Vfs), settle, s.numVFs)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	for _, vf := range s.vfs {
+		have := findVF(pf.Attrs().Vfs, vf.Index)
+		if have == nil {
+			return nil, fmt.Errorf("%s has no VF %d", s.device, vf.Index)
+		}
+		if vf.MAC != "" && strings.ToLower(have.Mac.String()) != vf.MAC {
+			hw, _ := net.ParseMAC(vf.MAC)
+			if err := ops.LinkSetVfHardwareAddr(pf, vf.Index, hw); err != nil {
+				return nil, kernelErr(fmt.Sprintf("set %s vf %d mac %s", s.device, vf.Index, vf.MAC), err)
+			}
+		}
+		if vf.VLAN != nil && have.Vlan != *vf.VLAN {
+			if err := ops.LinkSetVfVlan(pf, vf.Index, *vf.VLAN); err != nil {
+				return nil, kernelErr(fmt.Sprintf("set %s vf %d vlan %d", s.device, vf.Index, *vf.VLAN), err)
+			}
+		}
+		if vf.Spoofchk != nil && have.Spoofchk != *vf.Spoofchk {
+			if err := ops.LinkSetVfSpoofchk(pf, vf.Index, *vf.Spoofchk); err != nil {
+				return nil, kernelErr(fmt.Sprintf("set %s vf %d spoofchk", s.device, vf.Index), err)
+			}
+		}
+		if vf.Trust != nil && (have.Trust != 0) != *vf.Trust {
+			if err := ops.LinkSetVfTrust(pf, vf.Index, *vf.Trust); err != nil {
+				return nil, kernelErr(fmt.Sprintf("set %s vf %d trust", s.device, vf.Index), err)
+			}
+		}
+	}
+	pf, err := ops.LinkByName(s.device)
+	if err != nil {
+		return nil, fmt.Errorf("read link %s: %w", s.device, err)
+	}
+	return pf, nil
+}
+
+// systemdEscape escapes a string for a unit name as systemd-escape does.
+func systemdEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '/':
+			b.WriteByte('-')
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || (c == '.' && i > 0):
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+	}
+	return b.String()
+}
+
+func sriovUnitName(dev string) string { return sriovUnitStem + systemdEscape(dev) + ".service" }
+
+// renderSRIOVUnit writes the unit that sets the VFs at boot.
+func renderSRIOVUnit(s *sriovSpec) string {
+	dev := "sys-subsystem-net-devices-" + systemdEscape(s.device) + ".device"
+	num := path.Join(sysClassNet, s.device, "device", sriovNumFile)
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s: SR-IOV virtual functions of %s, made before the network is configured.\n", managedComment, s.device)
+	fmt.Fprintf(&b, "[Unit]\nDescription=SR-IOV virtual functions of %s (runbook)\n", s.device)
+	fmt.Fprintf(&b, "BindsTo=%s\nAfter=%s\nBefore=network-pre.target\nWants=network-pre.target\n\n", dev, dev)
+	b.WriteString("[Service]\nType=oneshot\nRemainAfterExit=yes\n")
+	// The kernel changes the number only from or to zero.
+	fmt.Fprintf(&b, "ExecStart=/bin/sh -c 'f=%s; n=$$(cat $$f); [ \"$$n\" = %d ] || { [ \"$$n\" = 0 ] || echo 0 > $$f; echo %d > $$f; }'\n", num, s.numVFs, s.numVFs)
+	for _, vf := range s.vfs {
+		if args := vfArgs(vf); len(args) > 0 {
+			fmt.Fprintf(&b, "ExecStart=ip link set dev %s vf %d %s\n", s.device, vf.Index, strings.Join(args, " "))
+		}
+	}
+	b.WriteString("\n[Install]\nWantedBy=multi-user.target\n")
+	return b.String()
+}
+
+func vfArgs(vf vfSpec) []string {
+	var out []string
+	onOff := func(b bool) string {
+		if b {
+			return "on"
+		}
+		return "off"
+	}
+	if vf.MAC != "" {
+		out = append(out, "mac", vf.MAC)
+	}
+	if vf.VLAN != nil {
+		out = append(out, "vlan", strconv.Itoa(*vf.VLAN))
+	}
+	if vf.Spoofchk != nil {
+		out = append(out, "spoofchk", onOff(*vf.Spoofchk))
+	}
+	if vf.Trust != nil {
+		out = append(out, "trust", onOff(*vf.Trust))
+	}
+	return out
+}
+
+var (
+	unitNumVFs = regexp.MustCompile(`\[ "\$\$n" = ([0-9]+) \]`)
+	unitDevice = regexp.MustCompile(`f=/sys/class/net/([^/ ]+)/device/sriov_numvfs`)
+)
+
+// parseSRIOVUnit reads back what a unit sets: the device, the number of VFs and each VF's
+// settings; ok is false when the unit is not one runbook can read.
+func parseSRIOVUnit(text string) (dev string, num int, vfs map[int]vfSpec, ok bool) {
+	doc := parseINI(text)
+	vfs = map[int]vfSpec{}
+	num = -1
+	for _, line := range doc.getAll("Service", "ExecStart") {
+		if m := unitNumVFs.FindStringSubmatch(line); m != nil {
+			num, _ = strconv.Atoi(m[1])
+			if d := unitDevice.FindStringSubmatch(line); d != nil {
+				dev = d[1]
+			}
+			continue
+		}
+		f := strings.Fields(line)
+		// [path/]ip link set dev DEV vf N key value...
+		if len(f) < 7 || path.Base(f[0]) != "ip" || f[1] != "link" || f[2] != "set" || f[3] != "dev" || f[5] != "vf" {
+			continue
+		}
+		idx, err := strconv.Atoi(f[6])
+		if err != nil {
+			continue
+		}
+		vf := vfs[idx]
+		vf.Index = idx
+		for i := 7; i+1 < len(f); i += 2 {
+			switch k, v := f[i], f[i+1]; k {
+			case "trust":
+				b := v == "on"
+				vf.Trust = &b
+			case "spoofchk":
+				b := v == "on"
+				vf.Spoofchk = &b
+			case "mac":
+				if hw, err := net.ParseMAC(v); err == nil {
+					vf.MAC = hw.String()
+				}
+			case "vlan":
+				n, _ := strconv.Atoi(v)
+				vf.VLAN = &n
+			}
+		}
+		vfs[idx] = vf
+	}
+	return dev, num, vfs, num >= 0
+}
+
+func sameVF(a, b vfSpec) bool {
+	eqB := func(x, y *bool) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	eqI := func(x, y *int) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return a.Index == b.Index && a.MAC == b.MAC && eqB(a.Trust, b.Trust) && eqB(a.Spoofchk, b.Spoofchk) && eqI(a.VLAN, b.VLAN)
+}
+
+// planSRIOVUnit compares the unit (and its enable link) with the spec and stages the new
+// unit in ws when they differ.
+func planSRIOVUnit(ws *workspace, s *sriovSpec) ([]string, error) {
+	unit := sriovUnitName(s.device)
+	p := path.Join(sriovUnitDir, unit)
+	text, exists, err := ws.read(p)
+	if err != nil {
+		return nil, err
+	}
+	var drift []string
+	if !exists {
+		drift = append(drift, p+": absent")
+	} else if dev, num, vfs, ok := parseSRIOVUnit(text); !ok || dev != s.device {
+		drift = append(drift, p+": not a unit runbook can read; written anew")
+	} else {
+		if num != s.numVFs {
+			drift = append(drift, fmt.Sprintf("%s: num_vfs %d → %d", unit, num, s.numVFs))
+		}
+		want := map[int]vfSpec{}
+		for _, vf := range s.vfs {
+			if len(vfArgs(vf)) > 0 {
+				want[vf.Index] = vf
+			}
+		}
+		for _, idx := range sortedInts(want, vfs) {
+			w, wok := want[idx]
+			h, hok := vfs[idx]
+			if wok != hok || !sameVF(w, h) {
+				drift = append(drift, fmt.Sprintf("%s: vf %d %s → %s", unit, idx, orNone(strings.Join(vfArgs(h), " ")), orNone(strings.Join(vfArgs(w), " "))))
+			}
+		}
+	}
+	link := path.Join(sriovWantsDir, unit)
+	if target, err := os.Readlink(ws.fs.path(link)); err != nil || (target != p && path.Join(sriovWantsDir, target) != p) {
+		drift = append(drift, unit+": not enabled")
+	}
+	if len(drift) > 0 {
+		if err := ws.write(p, renderSRIOVUnit(s), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return drift, nil
+}
+
+func sortedInts(maps ...map[int]vfSpec) []int {
+	var out []int
+	for _, m := range maps {
+		for k := range m {
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// enable links the unit into multi-user.target.wants (what systemctl enable does for its
+// WantedBy) and has a running systemd read it.
+func (r SRIOV) enable(ctx context.Context, f *hostFS, unit string) error {
+	link := path.Join(sriovWantsDir, unit)
+	target := path.Join(sriovUnitDir, unit)
+	if cur, err := os.Readlink(f.path(link)); err != nil || cur != target {
+		if err := os.MkdirAll(f.path(sriovWantsDir), 0o755); err != nil {
+			return fmt.Errorf("enable %s: %w", unit, err)
+		}
+		if err := os.Remove(f.path(link)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("enable %s: %w", unit, err)
+		}
+		if err := os.Symlink(target, f.path(link)); err != nil {
+			return fmt.Errorf("enable %s: %w", unit, err)
+		}
+	}
+	if !f.exists("/run/systemd/system") {
+		return nil
+	}
+	run := r.systemctl
+	if run == nil {
+		if !f.real {
+			return nil
+		}
+		run = func(ctx context.Context, args ...string) error {
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(cctx, "systemctl", args...).CombinedOutput()
+			if err != nil {
+				return &modules.Failure{Msg: fmt.Sprintf("systemctl %s: %v", strings.Join(args, " "), err), Stderr: string(out)}
+			}
+			return nil
+		}
+	}
+	return run(ctx, "daemon-reload")
+}
