@@ -39,7 +39,7 @@ const (
 // vmBootModules are loaded at boot, in this order (modprobe pulls in their
 // dependencies). bonding and dummy get the options a systemd Debian uses
 // (no bond0 or dummy0 made at load).
-var vmBootModules = []string{"virtio_pci", "virtio_net", "bonding", "8021q"}
+var vmBootModules = []string{"virtio_pci", "virtio_net", "virtio_balloon", "bonding", "8021q"}
 
 // vmExtraModules are in the initramfs for modprobe (and the kernel's own
 // module requests) without being loaded at boot.
@@ -55,11 +55,19 @@ var vmModuleOptions = map[string]string{
 }
 
 // vmBinaries are the programs copied from this machine, with every shared
-// library ldd names. busybox (Debian's package, fetched with apt) supplies
-// the rest of the userland; /bin/sh is dash, as on Debian.
+// library ldd names. busybox (see vmAptPackages) supplies the rest of the
+// userland; /bin/sh is dash, as on Debian.
 var vmBinaries = []string{
 	"dash", "bash", "sshd", "/usr/lib/openssh/sftp-server", "ip", "bridge", "ss", "tc",
 }
+
+// vmAptPackages are Debian packages fetched with apt whose programs (and
+// their symlinks) in bin and sbin, and modprobe.d files, go into the guest,
+// with the libraries ldd names. Debian's busybox package, unlike
+// busybox-static, runs programs found in PATH before its own applets of the
+// same name (so `env ip` is iproute2's); kmod gives the real modprobe,
+// lsmod, modinfo and depmod.
+var vmAptPackages = []string{"busybox", "kmod"}
 
 // vmSkipApplets are busybox applets left out: a guest with a fake dpkg or rpm
 // would mislead anything that detects the package manager.
@@ -93,13 +101,14 @@ type hostFile struct {
 // vmInputs is everything the assets are made from, known before building.
 type vmInputs struct {
 	kernelPkg, kernelVersion string
-	busyboxVersion           string
-	files                    []hostFile
+	// pkgs are vmAptPackages as name=version.
+	pkgs  []string
+	files []hostFile
 }
 
 func (in *vmInputs) hash() (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s %s\nbusybox %s\n%s\n%s\n%s\n", vmRecipe, in.kernelPkg, in.kernelVersion, in.busyboxVersion,
+	fmt.Fprintf(h, "%s\n%s %s\n%s\n%s\n%s\n%s\n", vmRecipe, in.kernelPkg, in.kernelVersion, strings.Join(in.pkgs, " "),
 		vmRCS, vmOSRelease(), vmCtlScript)
 	var etc []string
 	for p := range vmEtcFiles {
@@ -197,8 +206,12 @@ func gatherVMInputs(ctx context.Context) (*vmInputs, error) {
 			}
 		}
 	}
-	if in.busyboxVersion, err = aptCandidate(ctx, "busybox"); err != nil {
-		return nil, err
+	for _, p := range vmAptPackages {
+		v, err := aptCandidate(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		in.pkgs = append(in.pkgs, p+"="+v)
 	}
 	return in, nil
 }
@@ -415,54 +428,20 @@ func moduleClosure(all map[string]*kmod, builtin map[string]bool, want []string)
 	return out, nil
 }
 
-// modulesDep renders modules.dep and modules.alias for mods (what modprobe
-// reads). As depmod writes it, a module's line lists all its dependencies,
-// direct or not, in the reverse of their load order: modprobe loads the list
-// from its end.
-func modulesDep(mods []*kmod) (dep, alias string) {
-	byName := map[string]*kmod{}
-	for _, m := range mods {
-		byName[m.name] = m
-	}
-	var d, a strings.Builder
-	for _, m := range mods {
-		var load []string // dependencies first
-		seen := map[string]bool{}
-		var walk func(*kmod)
-		walk = func(x *kmod) {
-			for _, n := range x.depends {
-				if dm := byName[strings.ReplaceAll(n, "-", "_")]; dm != nil && !seen[dm.name] {
-					seen[dm.name] = true
-					walk(dm)
-					load = append(load, dm.rel)
-				}
-			}
-		}
-		walk(m)
-		fmt.Fprintf(&d, "%s:", m.rel)
-		for i := len(load) - 1; i >= 0; i-- {
-			fmt.Fprintf(&d, " %s", load[i])
-		}
-		d.WriteString("\n")
-		for _, al := range m.aliases {
-			fmt.Fprintf(&a, "alias %s %s\n", al, m.name)
-		}
-	}
-	return d.String(), a.String()
-}
-
 // kernelPackage is what the build takes from the kernel .deb.
 type kernelPackage struct {
 	release string
 	vmlinuz []byte
-	builtin []byte // modules.builtin
+	// extra are files of /lib/modules/<release>/ depmod reads besides the
+	// modules: modules.builtin, modules.builtin.modinfo, modules.order.
+	extra   map[string][]byte
 	modules map[string]*kmod
 }
 
 // readKernelDeb reads the kernel image and modules from the data of a
 // linux-image .deb (as `dpkg-deb --fsys-tarfile` gives it).
 func readKernelDeb(r io.Reader) (*kernelPackage, error) {
-	kp := &kernelPackage{modules: map[string]*kmod{}}
+	kp := &kernelPackage{modules: map[string]*kmod{}, extra: map[string][]byte{}}
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -489,8 +468,8 @@ func readKernelDeb(r io.Reader) (*kernelPackage, error) {
 				continue
 			}
 			switch {
-			case rel == "modules.builtin":
-				if kp.builtin, err = io.ReadAll(tr); err != nil {
+			case rel == "modules.builtin" || rel == "modules.builtin.modinfo" || rel == "modules.order":
+				if kp.extra[rel], err = io.ReadAll(tr); err != nil {
 					return nil, err
 				}
 			case strings.HasSuffix(rel, ".ko"):
@@ -577,34 +556,50 @@ func readDeb(ctx context.Context, deb string, read func(io.Reader) error) error 
 	return nil
 }
 
-// extractBusybox writes the busybox binary of the busybox .deb to dst.
-// Debian's busybox package, unlike busybox-static, runs programs found in
-// PATH before its own applets of the same name (so `env ip` is iproute2's).
-func extractBusybox(ctx context.Context, deb, dst string) error {
-	return readDeb(ctx, deb, func(r io.Reader) error {
-		tr := tar.NewReader(r)
-		for {
-			hdr, err := tr.Next()
-			if err == io.EOF {
-				return errors.New("no busybox binary in the package")
-			}
-			if err != nil {
-				return err
-			}
-			if n := path.Clean("/" + hdr.Name); hdr.Typeflag == tar.TypeReg && (n == "/bin/busybox" || n == "/usr/bin/busybox") {
-				b, err := io.ReadAll(tr)
-				if err != nil {
-					return err
-				}
-				return writeFile(dst, b, 0o755)
-			}
+// debProgram is a file of a package that goes into the guest.
+type debProgram struct {
+	path string // in the package, e.g. /sbin/modprobe
+	link string // symlink target, or "" for a regular file
+	mode os.FileMode
+	data []byte
+}
+
+// debPrograms reads what of a package's tree the guest gets: programs and
+// their symlinks in bin and sbin directories, and modprobe.d files.
+func debPrograms(r io.Reader) ([]debProgram, error) {
+	var out []debProgram
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return out, nil
 		}
-	})
+		if err != nil {
+			return nil, err
+		}
+		p := path.Clean("/" + hdr.Name)
+		dir := path.Dir(p)
+		switch dir {
+		case "/bin", "/sbin", "/usr/bin", "/usr/sbin", "/lib/modprobe.d", "/usr/lib/modprobe.d":
+		default:
+			continue
+		}
+		switch hdr.Typeflag {
+		case tar.TypeSymlink:
+			out = append(out, debProgram{path: p, link: hdr.Linkname})
+		case tar.TypeReg:
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, debProgram{path: p, mode: hdr.FileInfo().Mode().Perm(), data: b})
+		}
+	}
 }
 
 // buildVMAssets writes vmlinuz, initrd.cpio and release into dir.
 func buildVMAssets(ctx context.Context, in *vmInputs, dir string) error {
-	debs, err := aptDownload(ctx, dir, in.kernelPkg+"="+in.kernelVersion, "busybox="+in.busyboxVersion)
+	debs, err := aptDownload(ctx, dir, append([]string{in.kernelPkg + "=" + in.kernelVersion}, in.pkgs...)...)
 	if err != nil {
 		return err
 	}
@@ -615,33 +610,59 @@ func buildVMAssets(ctx context.Context, in *vmInputs, dir string) error {
 	}); err != nil {
 		return err
 	}
-	bb := filepath.Join(dir, "busybox")
-	if err := extractBusybox(ctx, debs[1], bb); err != nil {
-		return err
+	// Package programs are unpacked into pkgroot (ldd and depmod run them
+	// here), then copied into the archive.
+	pkgroot := filepath.Join(dir, "pkgroot")
+	files := append([]hostFile{}, in.files...)
+	links := map[string]string{}
+	for _, deb := range debs[1:] {
+		var progs []debProgram
+		if err := readDeb(ctx, deb, func(r io.Reader) (err error) {
+			progs, err = debPrograms(r)
+			return err
+		}); err != nil {
+			return err
+		}
+		for _, p := range progs {
+			if p.link != "" {
+				links[mergedUsr(p.path)] = p.link
+				continue
+			}
+			src := filepath.Join(pkgroot, p.path)
+			if err := writeFile(src, p.data, p.mode); err != nil {
+				return err
+			}
+			if p.mode&0o111 == 0 {
+				files = append(files, hostFile{src: src, dst: mergedUsr(p.path)})
+				continue
+			}
+			fs, err := withLibraries(ctx, src)
+			if err != nil {
+				return err
+			}
+			fs[0].dst = mergedUsr(p.path)
+			files = append(files, fs...)
+		}
 	}
+	defer os.RemoveAll(pkgroot)
 	for _, d := range debs {
 		_ = os.Remove(d)
 	}
-	bbFiles, err := withLibraries(ctx, bb)
-	if err != nil {
-		return err
-	}
-	bbFiles[0].dst = "/usr/bin/busybox"
-	out, err := runCmd(ctx, "", bb, "--list-full")
+	busybox := filepath.Join(pkgroot, "bin", "busybox")
+	out, err := runCmd(ctx, "", busybox, "--list-full")
 	if err != nil {
 		return fmt.Errorf("busybox applets: %w", err)
 	}
-	files := append(append([]hostFile{}, in.files...), bbFiles...)
-	builtin := builtinModules(kp.builtin)
+	builtin := builtinModules(kp.extra["modules.builtin"])
 	mods, err := moduleClosure(kp.modules, builtin, append(append([]string{}, vmBootModules...), vmExtraModules...))
 	if err != nil {
 		return err
 	}
 	t := newCpioTree()
-	if err := vmUserland(t, files, strings.Fields(string(out)), in.kernelPkg+" "+in.kernelVersion); err != nil {
+	if err := vmUserland(t, files, links, strings.Fields(string(out)), in.kernelPkg+" "+in.kernelVersion); err != nil {
 		return err
 	}
-	if err := vmKernelModules(t, kp, mods); err != nil {
+	if err := vmKernelModules(ctx, t, kp, mods, filepath.Join(pkgroot, "bin", "kmod"), filepath.Join(dir, "stage")); err != nil {
 		return err
 	}
 	if err := writeFile(filepath.Join(dir, "vmlinuz"), kp.vmlinuz, 0o644); err != nil {
@@ -663,21 +684,46 @@ func buildVMAssets(ctx context.Context, in *vmInputs, dir string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	_ = os.Remove(bb)
 	return writeFile(filepath.Join(dir, "release"), []byte(kp.release+"\n"), 0o644)
 }
 
-func vmKernelModules(t *cpioTree, kp *kernelPackage, mods []*kmod) error {
-	base := "/usr/lib/modules/" + kp.release + "/"
+// vmKernelModules adds mods to t with the index files kmod's depmod makes
+// for them (run here, from the package, on a staging copy), the boot list
+// and the modprobe.d options.
+func vmKernelModules(ctx context.Context, t *cpioTree, kp *kernelPackage, mods []*kmod, kmodBin, stage string) error {
+	defer os.RemoveAll(stage)
+	mdir := filepath.Join(stage, "lib", "modules", kp.release)
 	for _, m := range mods {
-		if err := t.File(base+m.rel, m.data, 0o644); err != nil {
+		if err := writeFile(filepath.Join(mdir, m.rel), m.data, 0o644); err != nil {
 			return err
 		}
 	}
-	dep, alias := modulesDep(mods)
-	var order strings.Builder
-	for _, m := range mods {
-		order.WriteString(m.rel + "\n")
+	for name, b := range kp.extra {
+		if err := writeFile(filepath.Join(mdir, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	// kmod acts by the name it is run as.
+	depmod := filepath.Join(stage, "depmod")
+	if err := os.Symlink(kmodBin, depmod); err != nil {
+		return err
+	}
+	if _, err := runCmd(ctx, "", depmod, "-b", stage, kp.release); err != nil {
+		return err
+	}
+	err := filepath.WalkDir(mdir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(mdir, p)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return t.File("/usr/lib/modules/"+kp.release+"/"+filepath.ToSlash(rel), b, 0o644)
+	})
+	if err != nil {
+		return err
 	}
 	var opts strings.Builder
 	names := make([]string, 0, len(vmModuleOptions))
@@ -689,23 +735,14 @@ func vmKernelModules(t *cpioTree, kp *kernelPackage, mods []*kmod) error {
 		fmt.Fprintf(&opts, "options %s %s\n", n, vmModuleOptions[n])
 	}
 	var boot strings.Builder
-	builtin := builtinModules(kp.builtin)
+	builtin := builtinModules(kp.extra["modules.builtin"])
 	for _, n := range vmBootModules {
 		if !builtin[n] {
 			boot.WriteString(n + "\n")
 		}
 	}
-	for name, content := range map[string]string{
-		base + "modules.dep":               dep,
-		base + "modules.alias":             alias,
-		base + "modules.order":             order.String(),
-		base + "modules.builtin":           string(kp.builtin),
-		"/etc/modprobe.d/runbook-lab.conf": "# Written by testenv (vm tier), as a systemd Debian has it.\n" + opts.String(),
-		"/etc/runbook-lab/modules":         boot.String(),
-	} {
-		if err := t.File(name, []byte(content), 0o644); err != nil {
-			return err
-		}
+	if err := t.File("/etc/modprobe.d/runbook-lab.conf", []byte("# Written by testenv (vm tier), as a systemd Debian has it.\n"+opts.String()), 0o644); err != nil {
+		return err
 	}
-	return nil
+	return t.File("/etc/runbook-lab/modules", []byte(boot.String()), 0o644)
 }

@@ -120,7 +120,7 @@ func vmOSRelease() string {
 
 // vmUserland adds the userland to t: the layout, binaries with their
 // libraries, busybox applets, /etc and the boot script.
-func vmUserland(t *cpioTree, files []hostFile, applets []string, kernel string) error {
+func vmUserland(t *cpioTree, files []hostFile, links map[string]string, applets []string, kernel string) error {
 	for _, d := range []struct {
 		p    string
 		perm uint32
@@ -171,6 +171,12 @@ func vmUserland(t *cpioTree, files []hostFile, applets []string, kernel string) 
 	real := map[string]bool{}
 	for _, f := range files {
 		real[path.Base(f.dst)] = true
+	}
+	for p, target := range links {
+		if err := t.Symlink(p, target); err != nil {
+			return err
+		}
+		real[path.Base(p)] = true
 	}
 	for _, a := range applets {
 		p := mergedUsr(a)
