@@ -253,6 +253,11 @@ func applyBond(ops linkOps, s *bondSpec, snap *bondSnap) error {
 			if err := ops.LinkSetNoMaster(l); err != nil {
 				return kernelErr(fmt.Sprintf("release %s from its bond", n), err)
 			}
+			// Released, it is down now.
+			if l, err = byName(n); err != nil {
+				return err
+			}
+			a = l.Attrs()
 		}
 		if a.Flags&netFlagUp != 0 {
 			if err := ops.LinkSetDown(l); err != nil {

@@ -1,0 +1,471 @@
+package network
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// fakeKernel is an in-memory network stack with the rules the kernel applies to bonds
+// (drivers/net/bonding: mode only without slaves and down; lacp_rate and ad_select only
+// down; lacp_rate only in 802.3ad, primary only in active-backup/tlb/alb; no enslaving an
+// up device; a released slave goes down; the bond's MTU goes to its slaves), VLANs and
+// SR-IOV VFs. Every change is logged in calls.
+type fakeKernel struct {
+	links      map[int]*fakeLink
+	next       int
+	calls      []string
+	noBonding  bool
+	noVLAN     bool
+	failOnCall string // a call prefix that fails with EIO
+}
+
+type fakeLink struct {
+	name   string
+	index  int
+	kind   string // "device", "bond", "vlan"
+	mtu    int
+	up     bool
+	master int
+	parent int
+	vlanID int
+	bond   netlink.Bond // options only
+	addrs  []string
+	vfs    []netlink.VfInfo
+}
+
+func newFakeKernel() *fakeKernel { return &fakeKernel{links: map[int]*fakeLink{}, next: 1} }
+
+func (k *fakeKernel) add(l *fakeLink) *fakeLink {
+	l.index = k.next
+	k.next++
+	if l.mtu == 0 {
+		l.mtu = 1500
+	}
+	if l.kind == "" {
+		l.kind = "device"
+	}
+	k.links[l.index] = l
+	return l
+}
+
+// nic adds an Ethernet NIC.
+func (k *fakeKernel) nic(name string, up bool) *fakeLink {
+	return k.add(&fakeLink{name: name, up: up})
+}
+
+func (k *fakeKernel) byName(name string) *fakeLink {
+	for _, l := range k.links {
+		if l.name == name {
+			return l
+		}
+	}
+	return nil
+}
+
+func (k *fakeKernel) log(format string, a ...any) error {
+	c := fmt.Sprintf(format, a...)
+	k.calls = append(k.calls, c)
+	if k.failOnCall != "" && strings.HasPrefix(c, k.failOnCall) {
+		return unix.EIO
+	}
+	return nil
+}
+
+func (k *fakeKernel) slaves(b *fakeLink) []*fakeLink {
+	var out []*fakeLink
+	for _, l := range k.links {
+		if l.master == b.index {
+			out = append(out, l)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+func (k *fakeKernel) view(l *fakeLink) netlink.Link {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.Index, attrs.MTU, attrs.MasterIndex, attrs.ParentIndex = l.name, l.index, l.mtu, l.master, l.parent
+	if l.up {
+		attrs.Flags |= net.FlagUp
+		attrs.OperState = netlink.OperUp
+		attrs.RawFlags |= unix.IFF_UP | unix.IFF_LOWER_UP
+	}
+	attrs.Vfs = slices.Clone(l.vfs)
+	switch l.kind {
+	case "bond":
+		b := l.bond
+		b.LinkAttrs = attrs
+		return &b
+	case "vlan":
+		return &netlink.Vlan{LinkAttrs: attrs, VlanId: l.vlanID}
+	}
+	return &netlink.Device{LinkAttrs: attrs}
+}
+
+func (k *fakeKernel) find(link netlink.Link) (*fakeLink, error) {
+	a := link.Attrs()
+	if a.Index != 0 {
+		if l := k.links[a.Index]; l != nil {
+			return l, nil
+		}
+	}
+	if l := k.byName(a.Name); l != nil {
+		return l, nil
+	}
+	return nil, unix.ENODEV
+}
+
+func (k *fakeKernel) LinkByName(name string) (netlink.Link, error) {
+	if l := k.byName(name); l != nil {
+		return k.view(l), nil
+	}
+	return nil, netlink.LinkNotFoundError{}
+}
+
+func (k *fakeKernel) LinkByIndex(i int) (netlink.Link, error) {
+	if l := k.links[i]; l != nil {
+		return k.view(l), nil
+	}
+	return nil, netlink.LinkNotFoundError{}
+}
+
+func (k *fakeKernel) LinkList() ([]netlink.Link, error) {
+	var out []netlink.Link
+	for _, l := range k.links {
+		out = append(out, k.view(l))
+	}
+	return out, nil
+}
+
+var bondDefaults = netlink.Bond{Mode: 0, Miimon: 0, LacpRate: 0, XmitHashPolicy: 0, AdSelect: 0, MinLinks: 0, Primary: 0}
+
+func (k *fakeKernel) LinkAdd(link netlink.Link) error {
+	a := link.Attrs()
+	if k.byName(a.Name) != nil {
+		return unix.EEXIST
+	}
+	switch x := link.(type) {
+	case *netlink.Bond:
+		if err := k.log("add bond %s", a.Name); err != nil {
+			return err
+		}
+		if k.noBonding {
+			return unix.EOPNOTSUPP
+		}
+		l := k.add(&fakeLink{name: a.Name, kind: "bond", bond: bondDefaults})
+		return k.setBond(l, x, true)
+	case *netlink.Vlan:
+		if err := k.log("add vlan %s id %d parent %d", a.Name, x.VlanId, a.ParentIndex); err != nil {
+			return err
+		}
+		if k.noVLAN {
+			return unix.EOPNOTSUPP
+		}
+		p := k.links[a.ParentIndex]
+		if p == nil {
+			return unix.ENODEV
+		}
+		k.add(&fakeLink{name: a.Name, kind: "vlan", parent: p.index, vlanID: x.VlanId, mtu: p.mtu})
+		return nil
+	}
+	return unix.EOPNOTSUPP
+}
+
+// setBond applies the options a netlink message carries (fields >= 0), mode first, with
+// the kernel's checks.
+func (k *fakeKernel) setBond(l *fakeLink, x *netlink.Bond, creating bool) error {
+	mode := l.bond.Mode
+	hasSlaves := len(k.slaves(l)) > 0
+	if x.Mode >= 0 {
+		if hasSlaves {
+			return unix.ENOTEMPTY
+		}
+		if l.up {
+			return unix.EBUSY
+		}
+		mode = x.Mode
+		l.bond.Mode = x.Mode
+	}
+	if x.LacpRate >= 0 {
+		if mode != netlink.BOND_MODE_802_3AD {
+			return unix.EACCES
+		}
+		if l.up {
+			return unix.EBUSY
+		}
+		l.bond.LacpRate = x.LacpRate
+	}
+	if x.AdSelect >= 0 {
+		if l.up {
+			return unix.EBUSY
+		}
+		l.bond.AdSelect = x.AdSelect
+	}
+	if x.XmitHashPolicy >= 0 {
+		l.bond.XmitHashPolicy = x.XmitHashPolicy
+	}
+	if x.Miimon >= 0 {
+		l.bond.Miimon = x.Miimon
+	}
+	if x.MinLinks >= 0 {
+		l.bond.MinLinks = x.MinLinks
+	}
+	if x.Primary >= 0 {
+		if mode != netlink.BOND_MODE_ACTIVE_BACKUP && mode != netlink.BOND_MODE_BALANCE_TLB && mode != netlink.BOND_MODE_BALANCE_ALB {
+			return unix.EACCES
+		}
+		l.bond.Primary = x.Primary
+	}
+	return nil
+}
+
+func (k *fakeKernel) LinkModify(link netlink.Link) error {
+	l, err := k.find(link)
+	if err != nil {
+		return err
+	}
+	x, ok := link.(*netlink.Bond)
+	if !ok || l.kind != "bond" {
+		return unix.EOPNOTSUPP
+	}
+	var set []string
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"mode", int(x.Mode)}, {"lacp_rate", int(x.LacpRate)}, {"ad_select", int(x.AdSelect)}, {"xmit_hash_policy", int(x.XmitHashPolicy)},
+		{"miimon", x.Miimon}, {"min_links", x.MinLinks}, {"primary", x.Primary}} {
+		if f.v >= 0 {
+			set = append(set, fmt.Sprintf("%s=%d", f.name, f.v))
+		}
+	}
+	if err := k.log("modify %s %s", l.name, strings.Join(set, " ")); err != nil {
+		return err
+	}
+	return k.setBond(l, x, false)
+}
+
+func (k *fakeKernel) LinkDel(link netlink.Link) error {
+	l, err := k.find(link)
+	if err != nil {
+		return err
+	}
+	if err := k.log("del %s", l.name); err != nil {
+		return err
+	}
+	delete(k.links, l.index)
+	return nil
+}
+
+func (k *fakeKernel) LinkSetUp(link netlink.Link) error {
+	l, err := k.find(link)
+	if err != nil {
+		return err
+	}
+	if err := k.log("up %s", l.name); err != nil {
+		return err
+	}
+	l.up = true
+	return nil
+}
+
+func (k *fakeKernel) LinkSetDown(link netlink.Link) error {
+	l, err := k.find(link)
+	if err != nil {
+		return err
+	}
+	if err := k.log("down %s", l.name); err != nil {
+		return err
+	}
+	l.up = false
+	return nil
+}
+
+func (k *fakeKernel) LinkSetMTU(link netlink.Link, mtu int) error {
+	l, err := k.find(link)
+	if err != nil {
+		return err
+	}
+	if err := k.log("mtu %s %d", l.name, mtu); err != nil {
+		return err
+	}
+	l.mtu = mtu
+	if l.kind == "bond" {
+		for _, s := range k.slaves(l) {
+			s.mtu = mtu
+		}
+	}
+	return nil
+}
+
+func (k *fakeKernel) LinkSetMasterByIndex(link netlink.Link, master int) error {
+	l, err := k.find(link)
+	if err != nil {
+		return err
+	}
+	b := k.links[master]
+	if err := k.log("enslave %s %s", l.name, b.name); err != nil {
+		return err
+	}
+	switch {
+	case b == nil || b.kind != "bond":
+		return unix.EOPNOTSUPP
+	case l.master != 0:
+		return unix.EBUSY
+	case l.up:
+		return unix.EPERM // "Device can not be enslaved while up"
+	}
+	l.master, l.mtu, l.up = master, b.mtu, true
+	return nil
+}
+
+func (k *fakeKernel) LinkSetNoMaster(link netlink.Link) error {
+	l, err := k.find(link)
+	if err != nil {
+		return err
+	}
+	if err := k.log("release %s", l.name); err != nil {
+		return err
+	}
+	l.master, l.up = 0, false
+	return nil
+}
+
+func (k *fakeKernel) AddrList(link netlink.Link, family int) ([]netlink.Addr, error) {
+	l, err := k.find(link)
+	if err != nil {
+		return nil, err
+	}
+	var out []netlink.Addr
+	for _, a := range l.addrs {
+		x, _ := parseAddr(a)
+		out = append(out, *x)
+	}
+	return out, nil
+}
+
+func (k *fakeKernel) AddrAdd(link netlink.Link, addr *netlink.Addr) error {
+	l, err := k.find(link)
+	if err != nil {
+		return err
+	}
+	c, _ := globalAddr(*addr)
+	if err := k.log("addr add %s %s", l.name, c); err != nil {
+		return err
+	}
+	if contains(l.addrs, c) {
+		return unix.EEXIST
+	}
+	l.addrs = append(l.addrs, c)
+	return nil
+}
+
+func (k *fakeKernel) AddrDel(link netlink.Link, addr *netlink.Addr) error {
+	l, err := k.find(link)
+	if err != nil {
+		return err
+	}
+	c, _ := globalAddr(*addr)
+	if err := k.log("addr del %s %s", l.name, c); err != nil {
+		return err
+	}
+	if !contains(l.addrs, c) {
+		return unix.EADDRNOTAVAIL
+	}
+	l.addrs = remove(l.addrs, c)
+	return nil
+}
+
+func (k *fakeKernel) vf(link netlink.Link, i int) (*fakeLink, *netlink.VfInfo, error) {
+	l, err := k.find(link)
+	if err != nil {
+		return nil, nil, err
+	}
+	for j := range l.vfs {
+		if l.vfs[j].ID == i {
+			return l, &l.vfs[j], nil
+		}
+	}
+	return nil, nil, unix.EINVAL
+}
+
+func (k *fakeKernel) LinkSetVfHardwareAddr(link netlink.Link, i int, hw net.HardwareAddr) error {
+	l, v, err := k.vf(link, i)
+	if err != nil {
+		return err
+	}
+	v.Mac = hw
+	return k.log("vf %s %d mac %s", l.name, i, hw)
+}
+
+func (k *fakeKernel) LinkSetVfVlan(link netlink.Link, i, vlan int) error {
+	l, v, err := k.vf(link, i)
+	if err != nil {
+		return err
+	}
+	v.Vlan = vlan
+	return k.log("vf %s %d vlan %d", l.name, i, vlan)
+}
+
+func (k *fakeKernel) LinkSetVfSpoofchk(link netlink.Link, i int, on bool) error {
+	l, v, err := k.vf(link, i)
+	if err != nil {
+		return err
+	}
+	v.Spoofchk = on
+	return k.log("vf %s %d spoofchk %v", l.name, i, on)
+}
+
+func (k *fakeKernel) LinkSetVfTrust(link netlink.Link, i int, on bool) error {
+	l, v, err := k.vf(link, i)
+	if err != nil {
+		return err
+	}
+	v.Trust = 0
+	if on {
+		v.Trust = 1
+	}
+	return k.log("vf %s %d trust %v", l.name, i, on)
+}
+
+// setNumVFs is what writing sriov_numvfs does: only from or to zero; new VFs have spoof
+// checking on, no trust, no MAC and no VLAN.
+func (k *fakeKernel) setNumVFs(pf string, n int) error {
+	l := k.byName(pf)
+	if l == nil {
+		return unix.ENODEV
+	}
+	if err := k.log("numvfs %s %d", pf, n); err != nil {
+		return err
+	}
+	if len(l.vfs) > 0 && n > 0 && n != len(l.vfs) {
+		return unix.EBUSY
+	}
+	l.vfs = nil
+	for i := 0; i < n; i++ {
+		l.vfs = append(l.vfs, netlink.VfInfo{ID: i, Mac: net.HardwareAddr{0, 0, 0, 0, 0, 0}, Spoofchk: true})
+	}
+	return nil
+}
+
+// state renders every link, for comparing before and after.
+func (k *fakeKernel) state() string {
+	var lines []string
+	for _, l := range k.links {
+		lines = append(lines, fmt.Sprintf("%s %s mtu=%d up=%v master=%d bond=%d/%d/%d/%d/%d/%d/%d addrs=%v vfs=%v", l.name, l.kind, l.mtu, l.up, l.master,
+			l.bond.Mode, l.bond.Miimon, l.bond.LacpRate, l.bond.XmitHashPolicy, l.bond.AdSelect, l.bond.MinLinks, l.bond.Primary, l.addrs, l.vfs))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func (k *fakeKernel) opener() opener {
+	return func() (linkOps, func(), error) { return k, func() {}, nil }
+}
+
+var _ linkOps = (*fakeKernel)(nil)
