@@ -122,6 +122,7 @@ func vmQemuArgs(a *vmAssets, hostDir string, nics []vmNIC) []string {
 		"-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none", "-no-reboot",
 		"-serial", "file:" + filepath.Join(hostDir, "console.log"),
 		"-kernel", a.Kernel, "-initrd", filepath.Join(hostDir, "initrd.img"),
+		// No zeroing of every allocation (Debian's default) on an emulated CPU.
 		"-append", "console=ttyS0 panic=-1 loglevel=4 init_on_alloc=0 random.trust_cpu=on i8042.noaux i8042.nokbd i8042.nopnp",
 		// Management: the tap bridged to the lab.
 		"-netdev", "tap,id=mgmt,ifname=" + vmTap + ",script=no,downscript=no",
@@ -138,6 +139,7 @@ func vmQemuArgs(a *vmAssets, hostDir string, nics []vmNIC) []string {
 				"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s,speed=10000,duplex=full", id, n.mac))
 		}
 	}
+	// The guest hands memory it frees back to QEMU (its initrd, for one).
 	args = append(args, "-device", "virtio-balloon-pci,free-page-reporting=on")
 	if exists(vmQboot) {
 		args = append(args, "-bios", vmQboot)
