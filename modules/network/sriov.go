@@ -30,6 +30,8 @@ type SRIOV struct {
 	systemctl func(ctx context.Context, args ...string) error
 	// settle is how long to wait for the VFs to appear after changing their number.
 	settle time.Duration
+	// sysfsWrite writes a sysfs attribute (host path); nil writes the file.
+	sysfsWrite func(p, value string) error
 }
 
 var (
@@ -401,13 +403,17 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args cty.Value, apply 
 // rule) and then each listed VF's settings. It returns the PF as read afterwards.
 func (r SRIOV) applyVFs(ctx context.Context, f *hostFS, ops linkOps, s *sriovSpec, cur int, devDir string) (netlink.Link, error) {
 	num := path.Join(devDir, sriovNumFile)
+	write := r.sysfsWrite
+	if write == nil {
+		write = f.writeSysfs
+	}
 	if cur != s.numVFs {
 		if cur > 0 && s.numVFs > 0 {
-			if err := f.writeSysfs(num, "0"); err != nil {
+			if err := write(num, "0"); err != nil {
 				return nil, fmt.Errorf("remove the VFs of %s (write 0 to %s): %w", s.device, num, err)
 			}
 		}
-		if err := f.writeSysfs(num, strconv.Itoa(s.numVFs)); err != nil {
+		if err := write(num, strconv.Itoa(s.numVFs)); err != nil {
 			return nil, fmt.Errorf("make %d VFs on %s (write %s): %w", s.numVFs, s.device, num, err)
 		}
 	}
