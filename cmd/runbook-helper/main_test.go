@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -169,8 +170,13 @@ func TestHelperEndToEnd(t *testing.T) {
 	if hello.Build != hex.EncodeToString(sum[:]) {
 		t.Errorf("build %q is not the binary's sha256", hello.Build)
 	}
-	if hello.Protocol != protocol.Version || hello.OS != "linux" || hello.UID != os.Geteuid() || !strings.Contains(strings.Join(hello.Modules, ","), "command,copy,file,line,shell,template") {
+	if hello.Protocol != protocol.Version || hello.OS != "linux" || hello.UID != os.Geteuid() {
 		t.Errorf("hello = %+v", hello)
+	}
+	for _, m := range []string{"command", "copy", "file", "line", "shell", "template", "service", "bond", "vm_nic", "facts"} {
+		if !slices.Contains(hello.Modules, m) {
+			t.Errorf("the helper does not offer %s: %v", m, hello.Modules)
+		}
 	}
 
 	// A file module timeline, the way the engine will drive it.

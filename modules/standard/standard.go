@@ -5,6 +5,7 @@ package standard
 import (
 	_ "github.com/runbook/runbook/modules/facts"
 	_ "github.com/runbook/runbook/modules/generic"
+	_ "github.com/runbook/runbook/modules/network"
 	_ "github.com/runbook/runbook/modules/security"
 	_ "github.com/runbook/runbook/modules/system"
 	_ "github.com/runbook/runbook/modules/virt"
