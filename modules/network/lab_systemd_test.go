@@ -19,7 +19,7 @@ func TestNetworkOnSystemdHost(t *testing.T) {
 	h := &labHost{t: t, lab: lab, r: labRunner(t, lab)}
 
 	t.Run("interface", func(t *testing.T) {
-		h.t = t
+		h.t, h.r = t, labRunner(t, lab)
 		snap := func() string {
 			return h.sh("ip -o link show ens1f1 | sed 's/ qlen.*//'; ip -o addr show dev ens1f1 scope global; cat /etc/network/interfaces; ls /etc/network/interfaces.d; cat /etc/network/interfaces.d/* 2>/dev/null; true")
 		}
@@ -74,7 +74,7 @@ func TestNetworkOnSystemdHost(t *testing.T) {
 	})
 
 	t.Run("bond keyfiles for NetworkManager", func(t *testing.T) {
-		h.t = t
+		h.t, h.r = t, labRunner(t, lab)
 		dir := "/etc/NetworkManager/system-connections"
 		snap := func() string {
 			return h.sh("ls -l --time-style=+ " + dir + " | tail -n +2; for f in " + dir + "/*; do [ -f \"$f\" ] && cat \"$f\"; done; true")
@@ -129,7 +129,7 @@ func TestNetworkOnSystemdHost(t *testing.T) {
 	})
 
 	t.Run("what the kernel cannot do", func(t *testing.T) {
-		h.t = t
+		h.t, h.r = t, labRunner(t, lab)
 		if _, err := h.try("test -e /sys/class/net/bonding_masters || modprobe -q bonding"); err != nil {
 			res := h.r.Module("lab01", "bond", "name=bond9", "mode=4", `slaves=["ens1f0"]`, "backend=none")
 			if res.Code != 2 || !strings.Contains(res.Out, "modprobe bonding") {

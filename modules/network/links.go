@@ -41,7 +41,9 @@ var _ linkOps = (*netlink.Handle)(nil)
 type opener func() (linkOps, func(), error)
 
 func openNetlink() (linkOps, func(), error) {
-	h, err := netlink.NewHandle()
+	// Only rtnetlink: a kernel without XFRM or netfilter netlink (a minimal one) refuses
+	// the other families, and links, addresses and VFs need none of them.
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open netlink: %w", err)
 	}
