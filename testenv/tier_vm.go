@@ -123,7 +123,7 @@ func vmQemuArgs(a *vmAssets, hostDir string, nics []vmNIC) []string {
 		"-serial", "file:" + filepath.Join(hostDir, "console.log"),
 		"-kernel", a.Kernel, "-initrd", filepath.Join(hostDir, "initrd.img"),
 		// No zeroing of every allocation (Debian's default) on an emulated CPU.
-		"-append", "console=ttyS0 panic=-1 loglevel=4 init_on_alloc=0 random.trust_cpu=on i8042.noaux i8042.nokbd i8042.nopnp",
+		"-append", "console=ttyS0 panic=-1 loglevel=4 init_on_alloc=0 edd=off random.trust_cpu=on i8042.noaux i8042.nokbd i8042.nopnp",
 		// Management: the tap bridged to the lab.
 		"-netdev", "tap,id=mgmt,ifname=" + vmTap + ",script=no,downscript=no",
 		"-device", "virtio-net-pci,netdev=mgmt,mac=" + nics[0].mac,

@@ -178,15 +178,43 @@ func ensureVMAssets(ctx context.Context, logf func(string, ...any)) (*vmAssets, 
 		return nil, fmt.Errorf("vm assets: %w", err)
 	}
 	logf("vm assets built in %s", time.Since(start).Round(100*time.Millisecond))
+	pruneVMAssets(dir)
 	return loadVMAssets(dir)
 }
 
+// pruneVMAssets removes the asset directories of earlier inputs (a kernel
+// or sshd since updated), except keep; a directory whose lock someone holds
+// (being built) stays.
+func pruneVMAssets(keep string) {
+	dirs, _ := filepath.Glob(filepath.Join(baseCacheDir, "vm-*"))
+	for _, d := range dirs {
+		if d == keep || strings.HasSuffix(d, ".lock") || strings.HasSuffix(d, ".tmp") {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		unlock, err := lockFile(lctx, d+".lock")
+		cancel()
+		if err != nil {
+			continue
+		}
+		_ = os.RemoveAll(d)
+		_ = os.RemoveAll(d + ".tmp")
+		_ = os.Remove(d + ".lock")
+		unlock()
+	}
+}
+
 func gatherVMInputs(ctx context.Context) (*vmInputs, error) {
-	pkg, ver, err := resolveKernelPackage(ctx, vmKernelPackage)
+	// One apt-cache run (loading apt's cache is most of its cost): the
+	// metapackage's version moves with the kernel it names.
+	vers, err := aptCandidates(ctx, append([]string{vmKernelPackage}, vmAptPackages...)...)
 	if err != nil {
 		return nil, err
 	}
-	in := &vmInputs{kernelPkg: pkg, kernelVersion: ver}
+	in := &vmInputs{kernelPkg: vmKernelPackage, kernelVersion: vers[0]}
+	for i, p := range vmAptPackages {
+		in.pkgs = append(in.pkgs, p+"="+vers[i+1])
+	}
 	seen := map[string]bool{}
 	for _, b := range vmBinaries {
 		p := b
@@ -206,13 +234,6 @@ func gatherVMInputs(ctx context.Context) (*vmInputs, error) {
 			}
 		}
 	}
-	for _, p := range vmAptPackages {
-		v, err := aptCandidate(ctx, p)
-		if err != nil {
-			return nil, err
-		}
-		in.pkgs = append(in.pkgs, p+"="+v)
-	}
 	return in, nil
 }
 
@@ -227,21 +248,28 @@ func resolveKernelPackage(ctx context.Context, meta string) (pkg, version string
 	if pkg == "" {
 		return "", "", fmt.Errorf("vm assets: %s names no linux-image package (is `apt-get update` done?)", meta)
 	}
-	version, err = aptCandidate(ctx, pkg)
-	return pkg, version, err
+	v, err := aptCandidates(ctx, pkg)
+	if err != nil {
+		return "", "", err
+	}
+	return pkg, v[0], nil
 }
 
-// aptCandidate is the version apt would install of pkg.
-func aptCandidate(ctx context.Context, pkg string) (string, error) {
-	out, err := runCmd(ctx, "", "apt-cache", "policy", pkg)
+// aptCandidates are the versions apt would install of pkgs, in order.
+func aptCandidates(ctx context.Context, pkgs ...string) ([]string, error) {
+	out, err := runCmd(ctx, "", "apt-cache", append([]string{"policy"}, pkgs...)...)
 	if err != nil {
-		return "", fmt.Errorf("vm assets: %w", err)
+		return nil, fmt.Errorf("vm assets: %w", err)
 	}
-	version := parseAptCandidate(string(out))
-	if version == "" {
-		return "", fmt.Errorf("vm assets: apt has no candidate version of %s (is `apt-get update` done?)", pkg)
+	cand := parseAptPolicy(string(out))
+	var vers []string
+	for _, p := range pkgs {
+		if cand[p] == "" {
+			return nil, fmt.Errorf("vm assets: apt has no candidate version of %s (is `apt-get update` done?)", p)
+		}
+		vers = append(vers, cand[p])
 	}
-	return version, nil
+	return vers, nil
 }
 
 // parseAptDepends returns the first dependency in `apt-cache depends` output
@@ -256,17 +284,23 @@ func parseAptDepends(out, prefix string) string {
 	return ""
 }
 
-// parseAptCandidate returns the Candidate of `apt-cache policy` output.
-func parseAptCandidate(out string) string {
+// parseAptPolicy returns the Candidate of each package in `apt-cache
+// policy` output (packages without one are left out).
+func parseAptPolicy(out string) map[string]string {
+	cand := map[string]string{}
+	var pkg string
 	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Candidate:"); ok {
-			v = strings.TrimSpace(v)
-			if v != "(none)" {
-				return v
+		if line != "" && line[0] != ' ' && strings.HasSuffix(line, ":") {
+			pkg = strings.TrimSuffix(line, ":")
+			continue
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Candidate:"); ok && pkg != "" {
+			if v = strings.TrimSpace(v); v != "(none)" {
+				cand[pkg] = v
 			}
 		}
 	}
-	return ""
+	return cand
 }
 
 // withLibraries returns bin and the shared libraries (and dynamic loader) ldd
@@ -599,7 +633,11 @@ func debPrograms(r io.Reader) ([]debProgram, error) {
 
 // buildVMAssets writes vmlinuz, initrd.cpio and release into dir.
 func buildVMAssets(ctx context.Context, in *vmInputs, dir string) error {
-	debs, err := aptDownload(ctx, dir, append([]string{in.kernelPkg + "=" + in.kernelVersion}, in.pkgs...)...)
+	image, imageVersion, err := resolveKernelPackage(ctx, in.kernelPkg)
+	if err != nil {
+		return err
+	}
+	debs, err := aptDownload(ctx, dir, append([]string{image + "=" + imageVersion}, in.pkgs...)...)
 	if err != nil {
 		return err
 	}
@@ -659,7 +697,7 @@ func buildVMAssets(ctx context.Context, in *vmInputs, dir string) error {
 		return err
 	}
 	t := newCpioTree()
-	if err := vmUserland(t, files, links, strings.Fields(string(out)), in.kernelPkg+" "+in.kernelVersion); err != nil {
+	if err := vmUserland(t, files, links, strings.Fields(string(out)), image+" "+imageVersion); err != nil {
 		return err
 	}
 	if err := vmKernelModules(ctx, t, kp, mods, filepath.Join(pkgroot, "bin", "kmod"), filepath.Join(dir, "stage")); err != nil {

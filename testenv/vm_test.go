@@ -228,8 +228,10 @@ func TestParseApt(t *testing.T) {
 		{"depends", parseAptDepends(string(dep), "linux-image-"), "linux-image-6.1.0-56-cloud-amd64"},
 		{"depends, other prefix", parseAptDepends(string(dep), "busybox"), ""},
 		{"depends, alternatives", parseAptDepends("x\n |Depends: linux-image-a\n  Depends: linux-image-b\n", "linux-image-"), "linux-image-a"},
-		{"candidate", parseAptCandidate(string(pol)), "6.1.192-2"},
-		{"no candidate", parseAptCandidate("x:\n  Installed: (none)\n  Candidate: (none)\n"), ""},
+		{"candidate", parseAptPolicy(string(pol))["linux-image-6.1.0-56-cloud-amd64"], "6.1.192-2"},
+		{"no candidate", parseAptPolicy("x:\n  Installed: (none)\n  Candidate: (none)\n")["x"], ""},
+		{"second package", parseAptPolicy(string(pol) + "kmod:\n  Installed: 30+20221128-1\n  Candidate: 30+20221128-1\n")["kmod"], "30+20221128-1"},
+		{"first of two", parseAptPolicy(string(pol) + "kmod:\n  Candidate: 30\n")["linux-image-6.1.0-56-cloud-amd64"], "6.1.192-2"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
