@@ -137,7 +137,7 @@ func intArg(args cty.Value, name string) (string, *modules.ArgError) {
 	return strconv.FormatInt(n, 10), nil
 }
 
-// modesOf says in which modes an option means something, for the messages.
+// optionModesText says in which modes an option means something, for the messages.
 var optionModesText = map[string]string{
 	"lacp_rate":        "802.3ad",
 	"ad_select":        "802.3ad",

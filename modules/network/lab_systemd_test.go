@@ -123,6 +123,11 @@ func TestNetworkOnSystemdHost(t *testing.T) {
 		if code, _ := h.result("bond", args...); code != 0 {
 			t.Errorf("apply: exit %d", code)
 		}
+		// backend = "auto" finds NetworkManager (running, enabled) on this host.
+		auto := append([]string{}, args[:len(args)-1]...)
+		if code, v := h.result("bond", append(auto, "--check")...); code != 0 || data(v)["backend"] != "NetworkManager" {
+			t.Errorf("backend auto: exit %d %v", code, v)
+		}
 		if got := h.sh("nmcli -g bond.options connection show bond0"); !strings.Contains(got, "lacp_rate=fast") {
 			t.Errorf("NetworkManager did not reload the profile: %s", got)
 		}

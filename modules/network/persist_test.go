@@ -77,6 +77,9 @@ func TestPersistGolden(t *testing.T) {
 			return bondWants(t, with(lacpBond, "mode", n(4), "lacp_rate", n(1), "mtu", n(1500)))
 		}, nil},
 		{"nm-vlan", backendNM, func(t *testing.T) []ifWant { return ifaceWants(t, vlanArgs) }, []string{"bond0.100: not configured"}},
+		{"nm-iface-on-bond", backendNM, func(t *testing.T) []ifWant {
+			return ifaceWants(t, map[string]cty.Value{"name": s("bond0"), "mtu": n(9000), "state": s("up")})
+		}, []string{"bond0: mtu auto → 9000"}},
 		{"ifcfg-bond-new", backendIfcfg, func(t *testing.T) []ifWant { return bondWants(t, lacpBond) }, []string{
 			"bond0: not configured", "ens1f0: not configured", "ens1f1: not configured"}},
 		{"ifcfg-bond-existing", backendIfcfg, func(t *testing.T) []ifWant {
@@ -188,3 +191,45 @@ func merge(a, b map[string]string) map[string]string {
 }
 
 var _ = modules.StatusOK
+
+// TestChooseBackend: "auto" follows the facts module's network.backend.
+func TestChooseBackend(t *testing.T) {
+	cases := []struct {
+		files map[string]string
+		want  string
+		warn  bool
+		err   string
+	}{
+		{map[string]string{"run/systemd/units/invocation:NetworkManager.service": "x"}, backendNM, false, ""},
+		{map[string]string{"run/systemd/units/invocation:systemd-networkd.service": "x"}, backendNetworkd, false, ""},
+		{map[string]string{"etc/network/interfaces": "auto eth0\niface eth0 inet dhcp\n", "run/network/ifstate": "eth0=eth0\n"}, backendIfupdown, false, ""},
+		{map[string]string{"etc/netplan/50-cloud-init.yaml": "network:\n  version: 2\n  ethernets:\n    eth0:\n      dhcp4: true\n"}, backendNetworkd, true, ""},
+		{map[string]string{"etc/netplan/01.yaml": "network:\n  renderer: NetworkManager\n  ethernets:\n    eth0: {}\n"}, backendNM, true, ""},
+		{map[string]string{"etc/hostname": "x\n"}, "", false, errUnknownBackendText},
+	}
+	for i, c := range cases {
+		root := t.TempDir()
+		for p, content := range c.files {
+			full := filepath.Join(root, p)
+			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, warns, err := chooseBackend(context.Background(), root, backendAuto)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("case %d: err %v", i, err)
+			}
+			continue
+		}
+		if err != nil || got != c.want || (len(warns) > 0) != c.warn {
+			t.Errorf("case %d: %q %q %v, want %q", i, got, warns, err, c.want)
+		}
+	}
+	if got, _, _ := chooseBackend(context.Background(), t.TempDir(), backendIfcfg); got != backendIfcfg {
+		t.Errorf("an explicit backend is kept: %q", got)
+	}
+}
