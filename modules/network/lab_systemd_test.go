@@ -150,4 +150,32 @@ func TestNetworkOnSystemdHost(t *testing.T) {
 		snap := func() string { return h.sh("ls /etc/systemd/system") }
 		h.rejected(snap, "sriov", "device=ens1f0", "num_vfs=2", `vfs=[{index=2,trust=true}]`)
 	})
+
+	t.Run("sriov boot unit", func(t *testing.T) {
+		h.t, h.r = t, labRunner(t, lab)
+		unit := "runbook-sriov-ens1f0.service"
+		snap := func() string {
+			return h.sh("ls -l /etc/systemd/system/multi-user.target.wants; cat /etc/systemd/system/" + unit + " 2>&1; systemctl is-enabled " + unit + " 2>&1; true")
+		}
+		args := []string{"device=ens1f0", "num_vfs=8", `vfs=[{index=0,trust=true,spoofchk=false},{index=7,mac="02:00:00:00:00:07",vlan=101}]`, "runtime=false"}
+		h.r.Timeline("lab01", "sriov", args, snap)
+		// systemd reads the unit as runbook wrote it: enabled, ordered before the network.
+		if got := h.sh("systemctl is-enabled " + unit); got != "enabled\n" {
+			t.Errorf("is-enabled: %q", got)
+		}
+		props := h.sh("systemctl show -p Type,RemainAfterExit,Before,BindsTo,WantedBy " + unit)
+		for _, want := range []string{"Type=oneshot", "RemainAfterExit=yes", "network-pre.target", "BindsTo=sys-subsystem-net-devices-ens1f0.device", "WantedBy=multi-user.target"} {
+			if !strings.Contains(props, want) {
+				t.Errorf("systemctl show lacks %q:\n%s", want, props)
+			}
+		}
+		if out, err := h.try("systemd-analyze verify /etc/systemd/system/" + unit); err != nil || strings.Contains(out, unit+":") {
+			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+		}
+		// Another VF setting is drift in the unit only.
+		code, v := h.result("sriov", "device=ens1f0", "num_vfs=8", `vfs=[{index=0,trust=true,spoofchk=false}]`, "runtime=false", "--check")
+		if d := data(v); code != 4 || len(list(d["persistent_drift"])) != 1 || len(list(d["runtime_drift"])) != 0 {
+			t.Errorf("a VF dropped: exit %d %v", code, d)
+		}
+	})
 }

@@ -88,6 +88,7 @@ and the journal, and does both steps. The unit is compared by what it sets, not 
 				{Name: "vfs", Type: cty.List(vfObject),
 					Doc: `Settings of single VFs, each an object: index (required, below num_vfs), trust (bool), spoofchk (bool), mac ("02:00:00:00:01:01"), vlan (0-4095; 0 untagged).`},
 				{Name: "persist", Type: cty.Bool, Default: cty.True, Doc: "Keep the VFs and their settings across reboots with a systemd unit (see above)."},
+				{Name: "runtime", Type: cty.Bool, Default: cty.True, Doc: "Change the device now. false writes only the boot-time unit (for a device whose driver is not loaded yet, or a change left to the next boot)."},
 			},
 		},
 		Returns: []modules.Field{
@@ -128,6 +129,7 @@ type sriovSpec struct {
 	numVFs  int
 	vfs     []vfSpec // by index
 	persist bool
+	runtime bool
 }
 
 func wholeNumber(v cty.Value, min, max int64) (int, bool) {
@@ -138,7 +140,7 @@ func wholeNumber(v cty.Value, min, max int64) (int, bool) {
 
 func parseSRIOV(args cty.Value) (*sriovSpec, []modules.ArgError) {
 	var errs []modules.ArgError
-	s := &sriovSpec{device: str(args, "device"), persist: boolArg(args, "persist", true)}
+	s := &sriovSpec{device: str(args, "device"), persist: boolArg(args, "persist", true), runtime: boolArg(args, "runtime", true)}
 	if !validIfName(s.device) {
 		errs = append(errs, modules.ArgError{Arg: "device", Msg: fmt.Sprintf("%q is not %s", s.device, ifNameHelp)})
 	}
@@ -204,6 +206,9 @@ func parseSRIOV(args cty.Value) (*sriovSpec, []modules.ArgError) {
 		}
 	}
 	slices.SortFunc(s.vfs, func(a, b vfSpec) int { return a.Index - b.Index })
+	if !s.runtime && !s.persist {
+		errs = append(errs, modules.ArgError{Msg: "runtime = false with persist = false leaves nothing to manage"})
+	}
 	return s, errs
 }
 
@@ -290,6 +295,65 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args cty.Value, apply 
 		return nil, errs[0]
 	}
 	f := newHostFS(r.root)
+	res := &modules.Result{Data: map[string]any{"total_vfs": nil, "num_vfs": nil, "vfs": []any{}, "unit": ""}}
+	var rtDrift []string
+	if s.runtime {
+		var err error
+		if rtDrift, err = r.runtime(ctx, f, s, res, apply); err != nil {
+			return nil, err
+		}
+	}
+
+	var pDrift []string
+	var changes []*wsFile
+	if s.persist {
+		unit := sriovUnitName(s.device)
+		res.Data["unit"] = unit
+		ws := newWorkspace(f)
+		var err error
+		if pDrift, err = planSRIOVUnit(ws, s); err != nil {
+			return nil, err
+		}
+		changes = ws.changes()
+		if apply && len(pDrift) > 0 {
+			if err := ws.apply(); err != nil {
+				return nil, err
+			}
+			if err := r.enable(ctx, f, unit); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	res.Data["runtime_drift"], res.Data["persistent_drift"] = anyList(rtDrift), anyList(pDrift)
+	if len(rtDrift)+len(pDrift) == 0 {
+		res.Status = modules.StatusOK
+		res.Msg = fmt.Sprintf("SR-IOV of %s is in sync (%d VFs)", s.device, s.numVFs)
+		return res, nil
+	}
+	res.Status = statusFor(apply)
+	var parts []string
+	if len(rtDrift) > 0 {
+		parts = append(parts, "runtime: "+strings.Join(rtDrift, "; "))
+	}
+	if len(pDrift) > 0 {
+		parts = append(parts, "boot: "+strings.Join(pDrift, "; "))
+	}
+	res.Msg = tense(apply, "changed ", "would change ") + "SR-IOV of " + s.device + ": " + strings.Join(parts, " | ")
+	before, after := "", ""
+	if len(rtDrift) > 0 {
+		before = "# runtime:\n" + joinLines(rtDrift)
+		after = "# runtime:\n" + tense(apply, "(changed)\n", "(as the task says)\n")
+	}
+	before += describeFiles(changes, false)
+	after += describeFiles(changes, true)
+	res.Diff = &modules.Diff{Before: before, After: after, BeforeHeader: s.device + " SR-IOV (before)", AfterHeader: s.device + " SR-IOV (after)"}
+	return res, nil
+}
+
+// runtime compares the device's VFs with the spec and, when applying, changes them. It
+// fills the result's data about the device.
+func (r SRIOV) runtime(ctx context.Context, f *hostFS, s *sriovSpec, res *modules.Result, apply bool) ([]string, error) {
 	devDir := path.Join(sysClassNet, s.device, "device")
 	if !f.exists(path.Join(sysClassNet, s.device)) {
 		return nil, fmt.Errorf("no interface %s", s.device)
@@ -305,7 +369,7 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args cty.Value, apply 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %q is not a number", path.Join(devDir, sriovNumFile), numText)
 	}
-	res := &modules.Result{Data: map[string]any{"total_vfs": nil, "num_vfs": cur, "vfs": []any{}, "unit": ""}}
+	res.Data["num_vfs"] = cur
 	if t, ok, _ := f.read(path.Join(devDir, sriovTotalFile)); ok {
 		total, err := strconv.Atoi(strings.TrimSpace(t))
 		if err == nil {
@@ -357,46 +421,7 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args cty.Value, apply 
 	if vfs != nil {
 		res.Data["vfs"] = vfs
 	}
-
-	var pDrift []string
-	var changes []*wsFile
-	if s.persist {
-		unit := sriovUnitName(s.device)
-		res.Data["unit"] = unit
-		ws := newWorkspace(f)
-		if pDrift, err = planSRIOVUnit(ws, s); err != nil {
-			return nil, err
-		}
-		changes = ws.changes()
-		if apply && len(pDrift) > 0 {
-			if err := ws.apply(); err != nil {
-				return nil, err
-			}
-			if err := r.enable(ctx, f, unit); err != nil {
-				return nil, err
-			}
-		}
-	}
-
-	res.Data["runtime_drift"], res.Data["persistent_drift"] = anyList(rtDrift), anyList(pDrift)
-	if len(rtDrift)+len(pDrift) == 0 {
-		res.Status = modules.StatusOK
-		res.Msg = fmt.Sprintf("%s has %d VFs as wanted", s.device, cur)
-		return res, nil
-	}
-	res.Status = statusFor(apply)
-	var parts []string
-	if len(rtDrift) > 0 {
-		parts = append(parts, "runtime: "+strings.Join(rtDrift, "; "))
-	}
-	if len(pDrift) > 0 {
-		parts = append(parts, "boot: "+strings.Join(pDrift, "; "))
-	}
-	res.Msg = tense(apply, "changed ", "would change ") + "SR-IOV of " + s.device + ": " + strings.Join(parts, " | ")
-	before := "# runtime:\n" + joinLines(rtDrift) + describeFiles(changes, false)
-	after := "# runtime:\n" + tense(apply, "(changed)\n", "(as the task says)\n") + describeFiles(changes, true)
-	res.Diff = &modules.Diff{Before: before, After: after, BeforeHeader: s.device + " SR-IOV (before)", AfterHeader: s.device + " SR-IOV (after)"}
-	return res, nil
+	return rtDrift, nil
 }
 
 // applyVFs sets the number of VFs (0 first when going from some to others, the kernel's

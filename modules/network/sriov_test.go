@@ -161,3 +161,25 @@ func TestSystemdEscape(t *testing.T) {
 		}
 	}
 }
+
+// TestSRIOVBootOnly: runtime = false never reads the device (its driver may not be loaded
+// yet) and writes only the unit.
+func TestSRIOVBootOnly(t *testing.T) {
+	root := t.TempDir()
+	opened := false
+	m := SRIOV{root: root, open: func() (linkOps, func(), error) { opened = true; return nil, nil, nil }}
+	args := map[string]cty.Value{"device": s("ens2f0"), "num_vfs": n(4), "runtime": cty.False}
+	res, err := runModule(t, m, args, true)
+	if err != nil || res.Status != modules.StatusChanged || opened || res.Data["num_vfs"] != nil {
+		t.Fatalf("apply: %v %+v opened %v", err, res, opened)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/systemd/system/runbook-sriov-ens2f0.service")); err != nil {
+		t.Fatal(err)
+	}
+	if res, err = runModule(t, m, args, false); err != nil || res.Status != modules.StatusOK {
+		t.Fatalf("check: %v %+v", err, res)
+	}
+	if errs := validate(t, SRIOV{}, with(args, "persist", cty.False)); len(errs) != 1 || !strings.Contains(errs[0].Msg, "nothing to manage") {
+		t.Errorf("runtime and persist false: %v", errs)
+	}
+}
