@@ -306,7 +306,7 @@ func applyBond(ops linkOps, s *bondSpec, snap *bondSnap) error {
 
 // addAddrs adds the addresses a link lacks.
 func addAddrs(ops linkOps, l netlink.Link, want []string) error {
-	have, err := ops.AddrList(l, netlink.FAMILY_ALL)
+	have, err := ops.AddrList(l, familyAll)
 	if err != nil {
 		return fmt.Errorf("read addresses of %s: %w", l.Attrs().Name, err)
 	}

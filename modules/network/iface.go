@@ -270,7 +270,7 @@ func applyIface(ops linkOps, s *ifaceSpec, cur *rtLink) error {
 		return err
 	}
 	if s.exclusive {
-		have, err := ops.AddrList(l, netlink.FAMILY_ALL)
+		have, err := ops.AddrList(l, familyAll)
 		if err != nil {
 			return fmt.Errorf("read addresses of %s: %w", s.name, err)
 		}

@@ -35,20 +35,15 @@ type linkOps interface {
 	LinkSetVfTrust(link netlink.Link, vf int, state bool) error
 }
 
-var _ linkOps = (*netlink.Handle)(nil)
-
 // opener makes the netlink handle a run uses; tests replace it.
 type opener func() (linkOps, func(), error)
 
-func openNetlink() (linkOps, func(), error) {
-	// Only rtnetlink: a kernel without XFRM or netfilter netlink (a minimal one) refuses
-	// the other families, and links, addresses and VFs need none of them.
-	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open netlink: %w", err)
-	}
-	return h, h.Close, nil
-}
+// familyAll asks AddrList for every address family (AF_UNSPEC); iffLowerUp is the kernel's
+// carrier flag. Both are spelled out so the schemas build on any system.
+const (
+	familyAll  = 0
+	iffLowerUp = 0x10000
+)
 
 // isNotFound reports a missing link.
 func isNotFound(err error) bool {
@@ -84,7 +79,7 @@ func readLink(ops linkOps, name string) (*rtLink, bool, error) {
 	}
 	a := l.Attrs()
 	r := &rtLink{Name: a.Name, Index: a.Index, Type: l.Type(), MTU: a.MTU, Up: a.Flags&net.FlagUp != 0,
-		Carrier: a.OperState == netlink.OperUp || a.RawFlags&unix.IFF_LOWER_UP != 0, link: l}
+		Carrier: a.OperState == netlink.OperUp || a.RawFlags&iffLowerUp != 0, link: l}
 	if a.MasterIndex != 0 {
 		m, err := ops.LinkByIndex(a.MasterIndex)
 		if err != nil {
@@ -103,7 +98,7 @@ func readLink(ops linkOps, name string) (*rtLink, bool, error) {
 		}
 		r.VLAN = &vlanSpec{Parent: parent, ID: x.VlanId}
 	}
-	addrs, err := ops.AddrList(l, netlink.FAMILY_ALL)
+	addrs, err := ops.AddrList(l, familyAll)
 	if err != nil {
 		return nil, false, fmt.Errorf("read addresses of %s: %w", name, err)
 	}
