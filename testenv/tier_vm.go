@@ -29,8 +29,8 @@ func init() { registerTier(vmTier{}) }
 //
 // Each guest has two data NICs (named like the other tiers' hosts, ens1f0
 // and ens1f1), each wired by a QEMU hub to a NIC in the guest's own
-// "switch" namespace, where an 802.3ad bond answers LACP; see vmPartner*. A
-// fifth NIC (QEMU user-mode networking, restrict=on) sits in the guest's
+// "switch" namespace, where an 802.3ad bond answers LACP; see VMPartner*. A
+// sixth NIC (QEMU user-mode networking, restrict=on) sits in the guest's
 // "labctl" namespace with a second sshd: the lab's control channel, reached
 // from the host's lab namespace at 127.0.0.1:vmCtlPort.
 type vmTier struct{}
@@ -100,8 +100,8 @@ type vmNIC struct {
 	name, mac string
 }
 
-// vmNICs are host h's guest NICs in QEMU's device order: management, the two
-// data NICs, their two partners, control.
+// vmNICs are host h's guest NICs: management, the two data NICs, their two
+// partners, control. The guest names them by MAC address at boot.
 func vmNICs(st *State, h *HostState) []vmNIC {
 	names := []string{mgmtNIC, h.DataIfs[0], h.DataIfs[1], "swp0", "swp1", "labctl0"}
 	var out []vmNIC
@@ -196,6 +196,7 @@ func (vmTier) prepareHost(st *State, h *HostState, a *vmAssets, clientKey string
 			return err
 		}
 	}
+	// Copies keep their modes (the host key is 0600, which sshd insists on).
 	for _, f := range []string{"hostname", "hosts", "machine-id", "ssh/ssh_host_ed25519_key", "ssh/ssh_host_ed25519_key.pub"} {
 		if err := t.CopyFile("/etc/"+f, filepath.Join(etc, f)); err != nil {
 			return err
@@ -221,11 +222,6 @@ func (vmTier) prepareHost(st *State, h *HostState, a *vmAssets, clientKey string
 			return err
 		}
 	}
-	if err := os.Chmod(filepath.Join(etc, "ssh", "ssh_host_ed25519_key"), 0o600); err != nil {
-		return err
-	}
-	// The guest's host key is private to it: 0600 in the archive too.
-	t.entries["/etc/ssh/ssh_host_ed25519_key"].mode = syscall.S_IFREG | 0o600
 
 	out, err := os.Create(filepath.Join(dir, "initrd.img"))
 	if err != nil {
@@ -260,7 +256,7 @@ func (vmTier) prepareHost(st *State, h *HostState, a *vmAssets, clientKey string
 // vmNetnsSetup turns the host's lab namespace into a cable: the management
 // address moves from the namespace's eth0 to the guest, and a bridge joins
 // eth0 with the tap QEMU opens.
-func vmNetnsSetup(st *State, h *HostState) []string {
+func vmNetnsSetup() []string {
 	return []string{
 		"addr flush dev " + mgmtNIC,
 		"link add name " + vmBridge + " type bridge",
@@ -281,7 +277,7 @@ func (t vmTier) Start(ctx context.Context, st *State, clientKey string, logf fun
 		if err := t.prepareHost(st, h, a, clientKey); err != nil {
 			return fmt.Errorf("prepare %s: %w", h.Name, err)
 		}
-		if err := ipBatch(ctx, h.NetNS, false, vmNetnsSetup(st, h)); err != nil {
+		if err := ipBatch(ctx, h.NetNS, false, vmNetnsSetup()); err != nil {
 			return fmt.Errorf("prepare %s: %w", h.Name, err)
 		}
 	}
