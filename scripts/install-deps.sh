@@ -10,12 +10,17 @@ set -euo pipefail
 # postgresql: the history store's PostgreSQL backend is tested against a real server that the
 #   test starts itself (initdb into a temporary directory, its own port)
 # chromium, fonts-dejavu-core: the HTML compliance report is checked in a headless browser
+# qemu-system-x86: the lab's vm tier (micro-VMs under TCG with Debian's own kernel, for bonds)
 pkgs=(openssh-server openssh-client ansible-core debootstrap systemd-container iproute2 iptables
-  sudo bc ca-certificates git make postgresql chromium fonts-dejavu-core)
+  sudo bc ca-certificates git make postgresql chromium fonts-dejavu-core qemu-system-x86)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The vm tier downloads Debian's kernel and busybox packages with apt: it needs package lists.
+if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt-get update -q >/dev/null
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -12,6 +12,9 @@
 //     Debian bookworm tree; for services, hostnamectl, NetworkManager, firewalld.
 //     Options.Layers adds optional cached package layers over that tree
 //     (LayerLibvirt: libvirt and QEMU) for the tests that need them.
+//   - TierVM: QEMU micro-VMs under TCG booting Debian's own kernel from a cached
+//     initramfs, for what the machine's kernel lacks: bonding (the data NICs are
+//     wired to an 802.3ad partner inside each VM), 8021q VLANs, real modprobe.
 //
 // The controller reaches a host only through 127.0.0.1: a forwarder listens on
 // one loopback port per host and dials the host's sshd from inside the lab's hub
