@@ -6,6 +6,7 @@ LDFLAGS := -s -w -X github.com/runbook/runbook/engine/version.Version=$(VERSION)
 LABDIR  ?= $(CURDIR)/lab
 HOSTS   ?= 3
 TIER    ?= systemd
+LAYERS  ?=
 
 .PHONY: help helpers build test test-short lint fmt fmt-hcl demo lab-up lab-down bench clean
 
@@ -43,8 +44,8 @@ fmt: build ## gofmt the Go code and canonicalise the repo's .hcl files
 demo: build ## start lab hosts, run the BIG-IP VE runbook twice, show results
 	@./scripts/demo.sh "$(LABDIR)" "$(HOSTS)" "$(TIER)"
 
-lab-up: build ## start the lab (TIER=ns|systemd HOSTS=N LABDIR=dir)
-	$(BIN)/testenv up --tier $(TIER) --hosts $(HOSTS) --dir $(LABDIR)
+lab-up: build ## start the lab (TIER=ns|systemd|vm HOSTS=N LABDIR=dir LAYERS=libvirt)
+	$(BIN)/testenv up --tier $(TIER) --hosts $(HOSTS) --dir $(LABDIR) $(if $(LAYERS),--layer $(LAYERS))
 
 lab-down: build ## stop the lab and remove every trace of it
 	$(BIN)/testenv down --dir $(LABDIR)

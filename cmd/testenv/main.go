@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -24,7 +25,7 @@ func main() {
 }
 
 const usage = `usage:
-  testenv up     --tier ns|systemd|vm --hosts N --dir DIR [--subnet CIDR]
+  testenv up     --tier ns|systemd|vm --hosts N --dir DIR [--subnet CIDR] [--layer libvirt]
   testenv down   --dir DIR
   testenv status --dir DIR
   testenv exec   --dir DIR HOST -- CMD [ARG...]
@@ -50,10 +51,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		tier := fs.String("tier", string(testenv.TierNS), "lab tier: ns, systemd or vm")
 		hosts := fs.Int("hosts", 3, "number of hosts")
 		subnet := fs.String("subnet", "", "management subnet (default: a free /24 of "+testenv.DefaultPool+")")
+		layers := fs.String("layer", "", "systemd tier: comma-separated package layers over the base tree (libvirt)")
 		if _, _, err := parseArgs(fs, args); err != nil {
 			return 2
 		}
-		return up(ctx, *dir, testenv.TierName(*tier), *hosts, *subnet, stdout, stderr)
+		var ls []string
+		for _, l := range strings.Split(*layers, ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				ls = append(ls, l)
+			}
+		}
+		return up(ctx, *dir, testenv.TierName(*tier), *hosts, *subnet, ls, stdout, stderr)
 	case "down":
 		if _, _, err := parseArgs(fs, args); err != nil {
 			return 2
@@ -155,7 +163,7 @@ func parseArgs(fs *flag.FlagSet, args []string) (pos, rest []string, err error) 
 	}
 }
 
-func up(ctx context.Context, dir string, tier testenv.TierName, hosts int, subnet string, stdout, stderr io.Writer) int {
+func up(ctx context.Context, dir string, tier testenv.TierName, hosts int, subnet string, layers []string, stdout, stderr io.Writer) int {
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(stderr, "testenv up:", err)
@@ -165,7 +173,7 @@ func up(ctx context.Context, dir string, tier testenv.TierName, hosts int, subne
 	uctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 	lab, err := testenv.Up(uctx, testenv.Options{
-		Tier: tier, Hosts: hosts, Dir: dir, Subnet: subnet, Log: stderr,
+		Tier: tier, Hosts: hosts, Dir: dir, Subnet: subnet, Layers: layers, Log: stderr,
 		Daemon: []string{self, "forward", "--dir", absDir(dir)},
 	})
 	if err != nil {
