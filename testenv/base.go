@@ -28,6 +28,8 @@ var basePackages = []string{
 	"systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server",
 	"network-manager", "firewalld", "selinux-utils", "policycoreutils",
 	"iproute2", "ethtool", "ifupdown", "netbase", "kmod", "udev", "procps",
+	// iptables: a stock EL hypervisor has it, and the firewall module flushes and saves it.
+	"iptables",
 }
 
 func baseHash() string {

@@ -21,14 +21,17 @@ play "bigip-ve-hypervisors" {
     hostname  = try(host.vars.hostname, host.name)
   }
 
-  # Guide step 1: iptables listed (the task registers the rules it found), flushed, saved
-  # empty and its boot-time service stopped. Check mode only reports what would go.
+  # Guide step 1: iptables listed (the task registers the rules it found), flushed, and its
+  # boot-time service stopped. EL hosts also get the empty ruleset saved in
+  # /etc/sysconfig/iptables, which the iptables service would otherwise restore at boot;
+  # elsewhere nothing restores rules unless a service does, and that one is stopped.
+  # Check mode only reports what would go.
   task "iptables flushed" {
     tags = ["firewall"]
     firewall {
       iptables_flush   = true
       policies         = { INPUT = "ACCEPT", FORWARD = "ACCEPT", OUTPUT = "ACCEPT" }
-      save             = true
+      save             = facts.os.family == "redhat"
       iptables_service = "disabled"
     }
   }
