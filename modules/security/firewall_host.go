@@ -52,7 +52,7 @@ func (m Firewall) Run(ctx context.Context, env *modules.Env, args cty.Value, app
 	}}}
 	ipv6 := boolArg(args, "ipv6")
 
-	if want := str(args, "firewalld"); want != "" {
+	if want := str(args, "firewalld"); want != "" && !m.noSystemdNoScripts("firewalld") {
 		sc, err := m.systemctl()
 		if err != nil {
 			return nil, fmt.Errorf("firewalld: %w", err)
@@ -66,7 +66,13 @@ func (m Firewall) Run(ctx context.Context, env *modules.Env, args cty.Value, app
 		}
 		r.res.Data["firewalld"] = strings.TrimPrefix(u.describe(), u.name+": ")
 	}
-	if want := str(args, "iptables_service"); want != "" {
+	if want := str(args, "firewalld"); want != "" && m.noSystemdNoScripts("firewalld") {
+		r.res.Data["firewalld"] = "not installed"
+		r.fine = append(r.fine, "firewalld is not installed")
+	}
+	if want := str(args, "iptables_service"); want != "" && m.noSystemdNoScripts("iptables", "ip6tables", "netfilter-persistent") {
+		r.fine = append(r.fine, "no iptables service installed")
+	} else if want != "" {
 		sc, err := m.systemctl()
 		if err != nil {
 			return nil, fmt.Errorf("iptables_service: %w", err)
@@ -113,6 +119,21 @@ func (r *fwRun) result() *modules.Result {
 		res.Msg = strings.Join(r.fine, "; ")
 	}
 	return res
+}
+
+// noSystemdNoScripts reports a host without systemctl that has none of the named services
+// as init scripts either: on it those services are simply not installed, which every
+// wanted state accepts.
+func (m Firewall) noSystemdNoScripts(names ...string) bool {
+	if lookTool(m.dirs, "systemctl") != "" {
+		return false
+	}
+	for _, n := range names {
+		if _, err := os.Stat(under(m.root, "/etc/init.d/"+n)); err == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // systemctl finds systemctl; the firewalld and service parts need a systemd host.

@@ -485,6 +485,39 @@ func TestFirewallWithoutIptables(t *testing.T) {
 	})
 }
 
+// TestFirewallWithoutSystemd: on a host without systemd, services that have no init script
+// either are not installed, which every wanted state accepts; one that has a script needs
+// systemd to be managed, and says so.
+func TestFirewallWithoutSystemd(t *testing.T) {
+	args := map[string]cty.Value{"firewalld": s("disabled"), "iptables_service": s("disabled")}
+	tests := []struct {
+		name    string
+		tree    map[string]string
+		wantErr string
+	}{
+		{name: "nothing installed", tree: map[string]string{"proc/thread-self/net/ip_tables_names": ""}},
+		{name: "an init script", tree: map[string]string{"etc/init.d/iptables": "#!/bin/sh\n"}, wantErr: "iptables_service: systemctl not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeTree(t, root, tt.tree)
+			for _, apply := range []bool{false, true} {
+				res, err := run(t, Firewall{root: root, dirs: []string{root}}, args, apply)
+				if tt.wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+						t.Fatalf("err = %v, want %q", err, tt.wantErr)
+					}
+					continue
+				}
+				if err != nil || res.Status != modules.StatusOK || res.Data["firewalld"] != "not installed" || !strings.Contains(res.Msg, "no iptables service installed") {
+					t.Fatalf("apply=%v: %+v %v", apply, res, err)
+				}
+			}
+		})
+	}
+}
+
 func TestFirewallValidate(t *testing.T) {
 	schema := Firewall{}.Info().Schema
 	list := func(v ...string) cty.Value {

@@ -4,12 +4,17 @@
 # bond at MTU 9100, SR-IOV VFs in trusted mode, the guest's NICs, and checks of drivers,
 # bus info and PCIe link width.
 #
-# Services, SELinux, the firewall, the hostname, the guest's NICs and the checks use their
-# own modules; the bond, MTU and SR-IOV steps are still written with the generic modules
-# (guarded so that a second run changes nothing) until the network modules replace them.
+# Every step uses its module: firewall, selinux, service, hostname, bond, interface (VLANs),
+# sriov, vm_nic, and asserts over the host's facts for the checks. Per-host values come from
+# the inventory: data_nics, hostname, network_backend, sriov_pf, guest_domain, guest_nics.
 
 locals {
-  ifcfg_dir = "/etc/sysconfig/network-scripts"
+  # The service that brings the network up at boot once NetworkManager is off, per backend.
+  network_services = {
+    "network-scripts"  = "network"
+    "ifupdown"         = "networking"
+    "systemd-networkd" = "systemd-networkd"
+  }
 }
 
 play "bigip-ve-hypervisors" {
@@ -17,8 +22,20 @@ play "bigip-ve-hypervisors" {
   become = true
 
   vars = {
-    data_nics = try(host.vars.data_nics, [])
-    hostname  = try(host.vars.hostname, host.name)
+    data_nics       = try(host.vars.data_nics, [])
+    hostname        = try(host.vars.hostname, host.name)
+    network_backend = try(host.vars.network_backend, var.network_backend)
+  }
+
+  # Refuse what cannot work before changing anything on the host: the guide's path (legacy
+  # network service instead of NetworkManager) needs network-scripts, which EL9 and
+  # Debian do not ship.
+  task "network backend possible" {
+    tags = ["network", "always"]
+    assert {
+      that     = [host.vars.network_backend != "network-scripts" || facts.network.network_scripts_available]
+      fail_msg = "${host.name}: network_backend is network-scripts, but ${try(facts.os.pretty_name, facts.os.id)} has no legacy network service (network-scripts); keep NetworkManager (network_backend = \"NetworkManager\") or name the backend this host uses (ifupdown, systemd-networkd)"
+    }
   }
 
   # Guide step 1: iptables listed (the task registers the rules it found), flushed, and its
@@ -53,10 +70,13 @@ play "bigip-ve-hypervisors" {
     }
   }
 
-  # Guide step 4: NetworkManager off, the legacy network service on. EL7/8 ship the legacy
-  # service (network-scripts); hosts without it skip the second task, visibly.
+  # Guide step 4: NetworkManager off and the legacy network service on (network-scripts'
+  # "network" on EL7/8; the same idea for the other backends). Kept when NetworkManager is
+  # the chosen backend.
   task "NetworkManager off" {
-    tags = ["network"]
+    tags       = ["network"]
+    depends_on = ["network backend possible"]
+    when       = !contains(["NetworkManager", "none"], host.vars.network_backend)
     service {
       name    = "NetworkManager"
       state   = "stopped"
@@ -67,9 +87,9 @@ play "bigip-ve-hypervisors" {
   task "network service on" {
     tags       = ["network"]
     depends_on = ["NetworkManager off"]
-    when       = facts.network.network_scripts_available
+    when       = !contains(["NetworkManager", "none"], host.vars.network_backend)
     service {
-      name    = "network"
+      name    = local.network_services[host.vars.network_backend]
       state   = "started"
       enabled = true
     }
@@ -84,86 +104,69 @@ play "bigip-ve-hypervisors" {
     }
   }
 
-  # The LACP bond (802.3ad, mode 4) over the data NICs, at MTU 9100, for the legacy
-  # network service (ifcfg files).
-  task "network-scripts dir" {
-    tags = ["network", "bond"]
-    when = length(host.vars.data_nics) > 0
-    file {
-      path  = local.ifcfg_dir
-      state = "directory"
-      mode  = "0755"
+  # The LACP bond (802.3ad, mode 4) over the data NICs with MTU 9100 on the bond and its
+  # slaves: set in the running kernel (netlink) and written for the host's network backend.
+  task "bond" {
+    tags       = ["network", "bond", "mtu"]
+    depends_on = ["network backend possible"]
+    when       = length(host.vars.data_nics) > 0
+    bond {
+      name             = var.bond.name
+      mode             = var.bond.mode
+      slaves           = host.vars.data_nics
+      miimon           = var.bond.miimon
+      lacp_rate        = var.bond.lacp_rate
+      xmit_hash_policy = var.bond.xmit_hash_policy
+      mtu              = tostring(var.mtu)
+      backend          = host.vars.network_backend
+      runtime          = var.network_runtime
     }
   }
 
-  task "ifcfg bond" {
-    tags   = ["network", "bond"]
-    when   = length(host.vars.data_nics) > 0
-    notify = ["restart network"]
-    copy {
-      dest    = "${local.ifcfg_dir}/ifcfg-${var.bond.name}"
-      mode    = "0644"
-      content = <<-EOT
-        DEVICE=${var.bond.name}
-        NAME=${var.bond.name}
-        TYPE=Bond
-        BONDING_MASTER=yes
-        BONDING_OPTS="mode=${var.bond.mode} miimon=${var.bond.miimon} lacp_rate=${var.bond.lacp_rate} xmit_hash_policy=${var.bond.xmit_hash_policy}"
-        MTU=${var.mtu}
-        BOOTPROTO=none
-        ONBOOT=yes
-      EOT
+  # LACP really negotiated: the bond read again (check only) until every slave is in one
+  # aggregator with the switch as partner; negotiation takes a few seconds after a change.
+  task "lacp negotiated" {
+    tags         = ["network", "bond", "checks"]
+    depends_on   = ["bond"]
+    when         = length(host.vars.data_nics) > 0 && var.network_runtime && var.bond.mode == "802.3ad"
+    check_mode   = true
+    changed_when = false
+    retries      = 20
+    delay        = "1s"
+    until        = self.lacp_ok
+    bond {
+      name    = var.bond.name
+      mode    = var.bond.mode
+      slaves  = host.vars.data_nics
+      backend = "none"
     }
   }
 
-  task "ifcfg bond slaves" {
-    tags     = ["network", "bond"]
-    for_each = toset(host.vars.data_nics)
-    notify   = ["restart network"]
-    copy {
-      dest    = "${local.ifcfg_dir}/ifcfg-${each.value}"
-      mode    = "0644"
-      content = <<-EOT
-        DEVICE=${each.value}
-        NAME=${each.value}
-        TYPE=Ethernet
-        MASTER=${var.bond.name}
-        SLAVE=yes
-        MTU=${var.mtu}
-        BOOTPROTO=none
-        ONBOOT=yes
-      EOT
+  # VLAN sub-interfaces on the bond, e.g. { internal = 100, external = 200 }.
+  task "vlans" {
+    tags       = ["network", "vlan"]
+    depends_on = ["bond"]
+    for_each   = length(host.vars.data_nics) > 0 ? var.vlans : {}
+    interface {
+      name    = "${var.bond.name}.${each.value}"
+      vlan    = { parent = var.bond.name, id = each.value }
+      mtu     = tostring(var.mtu)
+      state   = "up"
+      backend = host.vars.network_backend
+      runtime = var.network_runtime
     }
   }
 
-  # Guide step 6: MTU 9100 on the data NICs now, without waiting for a network restart.
-  task "data NIC MTU" {
-    tags     = ["network", "mtu"]
-    for_each = toset(host.vars.data_nics)
-    command {
-      argv   = ["ip", "link", "set", "dev", each.value, "mtu", tostring(var.mtu)]
-      unless = "[ \"$(cat /sys/class/net/${each.value}/mtu)\" = ${var.mtu} ]"
-    }
-  }
-
-  # SR-IOV: VFs on the PF, each trusted so the BIG-IP VE guest may change its MAC.
+  # SR-IOV: VFs on the PF, each trusted (and without spoof checking) so the BIG-IP VE guest
+  # may change its MAC; kept across reboots by a systemd unit.
   task "sriov vfs" {
     tags = ["sriov"]
     when = var.sriov_numvfs > 0 && try(host.vars.sriov_pf, "") != ""
-    shell {
-      cmd    = "echo 0 > /sys/class/net/${host.vars.sriov_pf}/device/sriov_numvfs && echo ${var.sriov_numvfs} > /sys/class/net/${host.vars.sriov_pf}/device/sriov_numvfs"
-      unless = "[ \"$(cat /sys/class/net/${host.vars.sriov_pf}/device/sriov_numvfs)\" = ${var.sriov_numvfs} ]"
-    }
-  }
-
-  task "sriov vfs trusted" {
-    tags       = ["sriov"]
-    depends_on = ["sriov vfs"]
-    when       = var.sriov_numvfs > 0 && try(host.vars.sriov_pf, "") != ""
-    for_each   = range(var.sriov_numvfs)
-    command {
-      argv   = ["ip", "link", "set", "dev", host.vars.sriov_pf, "vf", tostring(each.value), "trust", "on", "spoofchk", "off"]
-      unless = "ip -d link show dev ${host.vars.sriov_pf} | grep -E '^ +vf ${each.value} .*trust on'"
+    sriov {
+      device  = host.vars.sriov_pf
+      num_vfs = var.sriov_numvfs
+      vfs     = [for i in range(var.sriov_numvfs) : { index = i, trust = true, spoofchk = false }]
+      runtime = var.network_runtime
     }
   }
 
@@ -208,14 +211,6 @@ play "bigip-ve-hypervisors" {
     assert {
       that     = [for d in try(facts.pcie_devices, []) : !d.oversubscribed]
       fail_msg = "these cards' ports can carry more than their PCIe slot: ${join(", ", [for d in try(facts.pcie_devices, []) : "${d.address} (${d.port_speed_total_gbps} Gbps on a ${d.slot_bandwidth_gbps} Gbps link)" if d.oversubscribed])}"
-    }
-  }
-
-  handler "restart network" {
-    when = facts.network.network_scripts_available
-    service {
-      name  = "network"
-      state = "restarted"
     }
   }
 }

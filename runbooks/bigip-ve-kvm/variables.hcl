@@ -50,3 +50,25 @@ variable "min_pcie_width" {
   type        = number
   default     = 8
 }
+
+variable "network_backend" {
+  description = "Where the bond and VLANs are made persistent, unless host.vars.network_backend says otherwise: the guide's network-scripts (legacy network service), NetworkManager, ifupdown, systemd-networkd, or none (running kernel only; the network services are left alone)."
+  type        = string
+  default     = "network-scripts"
+  validation {
+    condition     = contains(["network-scripts", "NetworkManager", "ifupdown", "systemd-networkd", "none"], var.network_backend)
+    error_message = "network_backend is network-scripts, NetworkManager, ifupdown, systemd-networkd or none."
+  }
+}
+
+variable "network_runtime" {
+  description = "Also change the running kernel (bond, VLANs, VFs); false writes only the persistent configuration, for hosts whose kernel lacks the driver until a reboot."
+  type        = bool
+  default     = true
+}
+
+variable "vlans" {
+  description = "VLAN sub-interfaces to make on the bond, by name: { internal = 100, external = 200 }."
+  type        = map(number)
+  default     = {}
+}
