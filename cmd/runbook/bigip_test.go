@@ -34,7 +34,14 @@ func TestBigIPRunbookOnSystemdHosts(t *testing.T) {
 	// bonding driver, so the bond is written to the backend's files only.
 	args := []string{"exec", "../../runbooks/bigip-ve-kvm", "-i", lab.Inventory, "--var", "network_backend=ifupdown", "--var", "network_runtime=false"}
 
-	code, out := runbook(args...)
+	// The guide's network-scripts path on Debian hosts is refused before anything changes.
+	code, out := runbook("exec", "../../runbooks/bigip-ve-kvm", "-i", lab.Inventory, "--limit", "lab01")
+	if code != 2 || !strings.Contains(out, "lab01: network_backend is network-scripts, but Debian GNU/Linux 12 (bookworm) has no legacy network service") ||
+		strings.Contains(out, " changed ") {
+		t.Fatalf("network-scripts on Debian: exit %d\n%s", code, out)
+	}
+
+	code, out = runbook(args...)
 	if code != 0 || !regexp.MustCompile(`lab01 +changed +firewalld off`).MatchString(out) {
 		t.Fatalf("first run: exit %d\n%s", code, out)
 	}
