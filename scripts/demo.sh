@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # make demo: start lab hosts, run the BIG-IP VE hypervisor runbook against them, show the
-# results. Usage: scripts/demo.sh LABDIR HOSTS TIER. KEEP_LAB=1 leaves the lab up afterwards.
+# results, run it again (0 changed), then check for drift and read the history back.
+#
+# Usage: scripts/demo.sh LABDIR HOSTS TIER. TIER is systemd (default: containers with
+# systemd, NetworkManager, firewalld; their kernel is this machine's, without bonding, so
+# the bond is written to the network backend's files only) or vm (micro-VMs booting
+# Debian's kernel: the bond really negotiates LACP). With TIER=systemd the demo ends with a
+# one-host vm lab for the bond, unless DEMO_VM=0. KEEP_LAB=1 leaves the labs up.
 set -euo pipefail
 labdir=${1:-$PWD/lab}
 hosts=${2:-3}
@@ -8,48 +14,100 @@ tier=${3:-systemd}
 runbook=runbooks/bigip-ve-kvm
 
 if [ "$(id -u)" != 0 ]; then
-  echo "make demo needs root: the lab makes network namespaces and containers." >&2
+  echo "make demo needs root: the lab makes network namespaces, containers and VMs." >&2
   exit 1
 fi
 scripts/install-deps.sh
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc; }
 
+labs=()
+histdir=$(mktemp -d /tmp/runbook-demo-history.XXXXXX)
 cleanup() {
-  if [ "${KEEP_LAB:-0}" = 1 ]; then
-    echo "The lab stays up (KEEP_LAB=1): bin/testenv status --dir $labdir; make lab-down LABDIR=$labdir"
-  else
-    step "Tearing the lab down"
-    bin/testenv down --dir "$labdir"
-  fi
+  rm -rf "$histdir"
+  for l in "${labs[@]}"; do
+    if [ "${KEEP_LAB:-0}" = 1 ]; then
+      echo "The lab stays up (KEEP_LAB=1): bin/testenv status --dir $l; make lab-down LABDIR=$l"
+    else
+      step "Tearing the lab down ($l)"
+      bin/testenv down --dir "$l"
+    fi
+  done
 }
-
-step "Starting $hosts $tier-tier lab hosts in $labdir (the first systemd-tier start builds a Debian base tree: about a minute)"
-bin/testenv up --tier "$tier" --hosts "$hosts" --dir "$labdir"
 trap cleanup EXIT
 
-step "The lab's inventory"
-bin/runbook inventory -i "$labdir/inventory.hcl" --graph
+# demo TIER HOSTS DIR VARS...: one lab, the runbook twice, check, drift, report.
+demo() {
+  local tier=$1 hosts=$2 dir=$3
+  shift 3
+  local vars=("$@") hist="$histdir/$(basename "$dir").db"
+  step "Starting $hosts $tier-tier lab hosts in $dir (a first start builds and caches the lab's base: a Debian tree for systemd, a kernel and initramfs for vm)"
+  local t0
+  t0=$(now)
+  bin/testenv up --tier "$tier" --hosts "$hosts" --dir "$dir"
+  labs+=("$dir")
+  printf 'lab up in %.1fs\n' "$(since "$t0")"
+  local inv="$dir/inventory.hcl"
 
-step "Each host is a real sshd with its own host key, reached through 127.0.0.1 with strict host-key checking"
-port=$(sed -n 's/^ *port *= *\([0-9]*\)/\1/p' "$labdir/inventory.hcl" | head -n1)
-ssh -F none -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$labdir/known_hosts" \
-  -i "$labdir/id_ed25519" -p "$port" root@127.0.0.1 \
-  'echo "$(hostname): NICs $(ls /sys/class/net | tr "\n" " ")"; systemctl is-active NetworkManager firewalld 2>/dev/null || true'
+  step "The lab's inventory"
+  bin/runbook inventory -i "$inv" --graph
 
-step "Validating $runbook against the lab inventory"
-bin/runbook validate "$runbook" -i "$labdir/inventory.hcl"
+  step "Each host is a real sshd with its own host key, reached through 127.0.0.1 with strict host-key checking"
+  local port
+  port=$(sed -n 's/^ *port *= *\([0-9]*\)/\1/p' "$inv" | head -n1)
+  ssh -F none -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$dir/known_hosts" \
+    -i "$dir/id_ed25519" -p "$port" root@127.0.0.1 \
+    'echo "$(hostname): kernel $(uname -r), NICs $(ls /sys/class/net | tr "\n" " ")"; command -v systemctl >/dev/null && systemctl is-active NetworkManager firewalld 2>/dev/null || true'
 
-step "First run: runbook exec $runbook (the helper is pushed to each host on first contact)"
-start=$(date +%s.%N)
-bin/runbook exec "$runbook" -i "$labdir/inventory.hcl" || echo "(exit code $?)"
-first=$(echo "$(date +%s.%N) - $start" | bc)
+  step "Validating $runbook against the lab inventory (${vars[*]})"
+  bin/runbook validate "$runbook" -i "$inv" "${vars[@]}"
 
-step "Second run: nothing left to change"
-start=$(date +%s.%N)
-bin/runbook exec "$runbook" -i "$labdir/inventory.hcl" || echo "(exit code $?)"
-second=$(echo "$(date +%s.%N) - $start" | bc)
+  step "First run: runbook exec $runbook (the helper is pushed to each host on first contact)"
+  t0=$(now)
+  bin/runbook exec "$runbook" -i "$inv" "${vars[@]}" --history "$hist" || echo "(exit code $?)"
+  first=$(since "$t0")
 
-step "Compliance check: runbook check $runbook (changes nothing; exit 4 would mean drift)"
-bin/runbook check "$runbook" -i "$labdir/inventory.hcl" || echo "(exit code $?)"
+  step "Second run: nothing left to change"
+  t0=$(now)
+  bin/runbook exec "$runbook" -i "$inv" "${vars[@]}" --history "$hist" || echo "(exit code $?)"
+  second=$(since "$t0")
 
-printf '\nfirst run %.1fs, second run %.1fs\n' "$first" "$second"
+  step "Compliance check: runbook check $runbook (changes nothing; exit 0 means in sync)"
+  bin/runbook check "$runbook" -i "$inv" "${vars[@]}" --history "$hist" || echo "(exit code $?)"
+
+  local victim=${hosts}
+  victim=$(printf 'lab%02d' "$victim")
+  if [ "$tier" = vm ]; then
+    step "Someone takes ens1f1 out of the bond on $victim; check reports drift on the bond (exit 4) and changes nothing"
+    bin/testenv exec --dir "$dir" "$victim" -- ip link set ens1f1 nomaster
+  else
+    step "Someone re-enables firewalld on $victim; check reports drift on exactly that task (exit 4) and changes nothing"
+    bin/testenv exec --dir "$dir" "$victim" -- systemctl enable --now firewalld
+  fi
+  bin/runbook check "$runbook" -i "$inv" "${vars[@]}" --history "$hist" --diff || echo "(exit code $?)"
+
+  step "runbook report: what the history holds (last run per host, drift)"
+  bin/runbook report --history "$hist" --runs 4
+
+  printf '\n%s tier: first run %.1fs, second run %.1fs\n' "$tier" "$first" "$second"
+}
+
+total=$(now)
+case "$tier" in
+systemd)
+  # Debian hosts: ifupdown is their legacy network service; their kernel has no bonding.
+  demo systemd "$hosts" "$labdir" --var network_backend=ifupdown --var network_runtime=false
+  if [ "${DEMO_VM:-1}" = 1 ]; then
+    demo vm 1 "$labdir-vm" --var network_backend=none --var mtu=9000 --var 'vlans={internal=100}'
+  fi
+  ;;
+vm)
+  demo vm "$hosts" "$labdir" --var network_backend=none --var mtu=9000 --var 'vlans={internal=100}'
+  ;;
+*)
+  echo "make demo runs on the systemd or vm tier, not $tier" >&2
+  exit 1
+  ;;
+esac
+printf '\ndemo done in %.0fs\n' "$(since "$total")"
