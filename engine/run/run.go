@@ -83,6 +83,8 @@ type Options struct {
 	Check bool
 	// HostTimeout bounds everything one host does in one play; 0 means no bound.
 	HostTimeout time.Duration
+	// ForceHandlers runs the notified handlers of a host even when a task failed on it.
+	ForceHandlers bool
 	// Strategy is the default for plays that set none: config.StrategyFree ("" too) or
 	// config.StrategyLinear.
 	Strategy string
@@ -507,7 +509,10 @@ func (hr *hostRun) run(ctx context.Context) bool {
 			ok = false
 			if t.OnFailure != config.OnFailureContinue {
 				// The host stops here; handlers do not run on a host that failed, as
-				// their trigger may be half done.
+				// their trigger may be half done, unless --force-handlers says they must.
+				if hr.e.Options.ForceHandlers {
+					hr.handlers(ctx)
+				}
 				return false
 			}
 		}
@@ -519,6 +524,16 @@ func (hr *hostRun) run(ctx context.Context) bool {
 			return false
 		}
 	}
+	if !hr.handlers(ctx) {
+		ok = false
+	}
+	return ok
+}
+
+// handlers runs the play's notified handlers, in the order the play lists them; it returns
+// false when one failed.
+func (hr *hostRun) handlers(ctx context.Context) bool {
+	ok := true
 	for _, h := range hr.p.Play.Handlers {
 		if !hr.notified[h.Name] || ctx.Err() != nil {
 			continue
@@ -906,8 +921,20 @@ func fromModule(r Result, res *modules.Result, err error) Result {
 }
 
 // resultValue is what task["name"] shows later: the module's registered data plus status.
+// Every field the module declares is there: one it did not report (the task was skipped,
+// or check mode could not know it, e.g. a command's rc when the command did not run) is
+// null, so a later when that tests it reads null instead of failing.
 func resultValue(r Result) cty.Value {
 	m := map[string]cty.Value{}
+	if mod, ok := modules.Lookup(r.Module); ok && r.Module != "" {
+		for _, f := range mod.Info().Returns {
+			ty := f.Type
+			if ty == cty.NilType {
+				ty = cty.DynamicPseudoType
+			}
+			m[f.Name] = cty.NullVal(ty)
+		}
+	}
 	for k, v := range r.Data {
 		m[k] = inventory.CtyValue(v)
 	}

@@ -682,3 +682,78 @@ play "p" {
 		})
 	}
 }
+
+// TestForceHandlers: a host that fails after notifying a handler skips it, unless
+// ForceHandlers says it must run.
+func TestForceHandlers(t *testing.T) {
+	const src = `
+play "p" {
+  hosts = "kvm"
+  task "config" {
+    notify = ["reload"]
+    file {
+      path  = "/srv/conf"
+      state = "directory"
+    }
+  }
+  task "breaks" {
+    command {
+      argv = ["false"]
+    }
+  }
+  handler "reload" {
+    command {
+      argv = ["reload"]
+    }
+  }
+}`
+	for _, force := range []bool{false, true} {
+		t.Run(fmt.Sprint("force=", force), func(t *testing.T) {
+			l := newLab(t, src, "a")
+			pl, _ := plan.Build(l.rb, l.inv, plan.Options{})
+			rec := &recorder{}
+			e := &Engine{Runbook: l.rb, Connector: l.conn, Observer: rec, Options: Options{Forks: 1, ForceHandlers: force}}
+			if code := e.Run(context.Background(), pl).ExitCode(); code != ExitFailed {
+				t.Errorf("exit %d, want %d", code, ExitFailed)
+			}
+			want := []string{"a config changed", "a breaks failed"}
+			if force {
+				want = append(want, "a reload changed")
+			}
+			eq(t, rec.lines(), want)
+		})
+	}
+}
+
+// TestCheckModeRegisteredValues: in check mode a command does not run, so it registers no
+// rc; a later when that tests task.probe.rc reads null (and skips) instead of failing, and a
+// skipped task registers its declared fields as null too.
+func TestCheckModeRegisteredValues(t *testing.T) {
+	const src = `
+play "p" {
+  hosts = "kvm"
+  task "probe" {
+    command {
+      argv = ["probe"]
+    }
+  }
+  task "never" {
+    when = false
+    command {
+      argv = ["never"]
+    }
+  }
+  task "after probe" {
+    when = task.probe.rc == 0 && task.never.stdout == null
+    file {
+      path  = "/srv/x"
+      state = "directory"
+    }
+  }
+}`
+	l := newLab(t, src, "a")
+	_, rec := l.run(true, plan.Options{})
+	eq(t, rec.lines(), []string{"a probe drift", "a never skipped", "a after probe skipped"})
+	_, rec = l.run(false, plan.Options{})
+	eq(t, rec.lines(), []string{"a probe changed", "a never skipped", "a after probe changed"})
+}

@@ -34,6 +34,7 @@ type runFlags struct {
 	strategy       string
 	startAt        string
 	withDeps       bool
+	forceHandlers  bool
 	rerun          string
 	list           bool
 	sshConfig      string
@@ -67,6 +68,7 @@ func (f *runFlags) add(cmd *cobra.Command, withVars bool) {
 		fl.StringVar(&f.task, "task", "", "run only the task of this name")
 		fl.BoolVar(&f.withDeps, "with-deps", false, "with --task: also run the tasks it depends on")
 		fl.StringVar(&f.startAt, "start-at-task", "", "skip every task before the first task of this name")
+		fl.BoolVar(&f.forceHandlers, "force-handlers", false, "run notified handlers on a host even after a task failed there")
 	}
 	_ = cmd.MarkFlagRequired("inventory")
 }

@@ -69,7 +69,7 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 	defer stop()
 	obs, comp := a.startCompliance(cmd, rb, f, v)
 	eng := &run.Engine{Runbook: rb, Connector: conn, Observer: obs,
-		Options: run.Options{Forks: f.forks, Check: f.check, HostTimeout: f.hostTimeout, Strategy: f.strategy}}
+		Options: run.Options{Forks: f.forks, Check: f.check, HostTimeout: f.hostTimeout, Strategy: f.strategy, ForceHandlers: f.forceHandlers}}
 	recap := eng.Run(ctx, pl)
 	err := v.Finish(recap)
 	comp.finish(recap)
