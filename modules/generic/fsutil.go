@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/runbook/runbook/internal/sh"
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 // specialBits are the mode bits besides the permissions that a mode string can set.
@@ -261,68 +261,28 @@ type writeOpts struct {
 	validate string // a command with %s for the temporary file's path; "" for none
 }
 
-// writeAtomic replaces path with content so that readers see the old file or the new one,
-// never a mix, and a crash leaves one of them: a temporary file in the same directory
-// (same filesystem, so rename is atomic) is written, synced and renamed over path, then
-// the directory is synced so the rename itself survives a crash.
+// writeAtomic replaces path with content atomically (hostfs.WriteAtomic); with a validate
+// command, the complete temporary file is checked by it before it replaces path.
 func writeAtomic(ctx context.Context, env *modules.Env, path string, content []byte, o writeOpts) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".runbook-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(content); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if o.uid >= 0 || o.gid >= 0 {
-		if err := f.Chown(o.uid, o.gid); err != nil {
-			return fmt.Errorf("set owner of %s: %w", path, err)
-		}
-	}
-	// CreateTemp makes 0600 files; set the wanted mode explicitly, unaffected by umask.
-	if err := f.Chmod(o.mode); err != nil {
-		return fmt.Errorf("set mode of %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
+	ho := hostfs.Options{Mode: o.mode, UID: o.uid, GID: o.gid}
 	if o.validate != "" {
-		cmd := strings.ReplaceAll(o.validate, "%s", sh.Quote(tmp))
-		rc, stdout, stderr, err := runProcess(ctx, env, process{argv: []string{"/bin/sh", "-c", cmd}})
-		if err != nil {
-			return fmt.Errorf("validate %s: %w", path, err)
-		}
-		if rc != 0 {
-			msg := strings.TrimSpace(stderr)
-			if msg == "" {
-				msg = strings.TrimSpace(stdout)
+		ho.Validate = func(tmp string) error {
+			cmd := strings.ReplaceAll(o.validate, "%s", sh.Quote(tmp))
+			rc, stdout, stderr, err := runProcess(ctx, env, process{argv: []string{"/bin/sh", "-c", cmd}})
+			if err != nil {
+				return fmt.Errorf("validate %s: %w", path, err)
 			}
-			return &modules.Failure{Msg: fmt.Sprintf("validate %s: %q exited with %d; %s left unchanged", path, o.validate, rc, path), Stderr: msg}
+			if rc != 0 {
+				msg := strings.TrimSpace(stderr)
+				if msg == "" {
+					msg = strings.TrimSpace(stdout)
+				}
+				return &modules.Failure{Msg: fmt.Sprintf("validate %s: %q exited with %d; %s left unchanged", path, o.validate, rc, path), Stderr: msg}
+			}
+			return nil
 		}
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	done = true
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // some filesystems cannot sync a directory; the rename is done anyway
-		d.Close()
-	}
-	return nil
+	return hostfs.WriteAtomic(path, content, ho)
 }
 
 // backupFile copies path beside itself, named with the time, keeping mode and owner.

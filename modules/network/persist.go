@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/runbook/runbook/modules/facts"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 // Backends runbook writes persistent configuration for.
@@ -100,45 +101,13 @@ func (f *hostFS) glob(pattern string) []string {
 	return out
 }
 
-// writeAtomic replaces a file through a temporary file in the same directory, so a reader
-// (or a crash) never sees half a file. Missing directories are made.
+// writeAtomic replaces a file atomically (hostfs.WriteAtomic), so a reader (or a crash)
+// never sees half a file. Missing directories are made.
 func (f *hostFS) writeAtomic(p, content string, mode fs.FileMode) error {
-	full := f.path(p)
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", filepath.Dir(p), err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(full), "."+filepath.Base(full)+".runbook-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(content); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := os.Rename(tmp.Name(), full); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	return nil
+	return hostfs.WriteAtomic(f.path(p), []byte(content), hostfs.Options{Mode: mode, UID: -1, GID: -1, MkdirAll: true})
 }
 
-func (f *hostFS) remove(p string) error {
-	if err := os.Remove(f.path(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", p, err)
-	}
-	return nil
-}
+func (f *hostFS) remove(p string) error { return hostfs.Remove(f.path(p)) }
 
 // wsFile is one file a plan reads and maybe changes.
 type wsFile struct {

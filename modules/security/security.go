@@ -1,17 +1,15 @@
 package security
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 func init() {
@@ -59,67 +57,13 @@ func under(root, path string) string {
 }
 
 // readOptional reads a file; a missing file is (nil, false, nil).
-func readOptional(path string) ([]byte, bool, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return b, true, nil
-}
+func readOptional(path string) ([]byte, bool, error) { return hostfs.ReadOptional(path) }
 
-// writeAtomic replaces path with content: a temporary file in the same directory is
-// written, given mode (and the old file's owner when keep is set), synced and renamed over
-// path, then the directory is synced, so readers and a crash see the old file or the new
-// one, never a mix.
+// writeAtomic replaces path with content atomically (hostfs.WriteAtomic), with mode and,
+// when keep is set, the old file's owner.
 func writeAtomic(path string, content []byte, mode fs.FileMode, keep fs.FileInfo) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".runbook-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(content); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if keep != nil && os.Geteuid() == 0 {
-		if st, ok := keep.Sys().(*syscall.Stat_t); ok {
-			if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil {
-				return fmt.Errorf("set owner of %s: %w", path, err)
-			}
-		}
-	}
-	// CreateTemp makes 0600 files; set the mode explicitly, unaffected by umask.
-	if err := f.Chmod(mode); err != nil {
-		return fmt.Errorf("set mode of %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	done = true
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // some filesystems cannot sync a directory; the rename is done anyway
-		d.Close()
-	}
-	return nil
+	uid, gid := hostfs.KeepOwner(keep)
+	return hostfs.WriteAtomic(path, content, hostfs.Options{Mode: mode, UID: uid, GID: gid})
 }
 
 // fileMode is the mode an existing file keeps when rewritten, or def for a new one.

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 func init() {
@@ -205,82 +206,21 @@ func tense(apply bool, done, would string) string {
 }
 
 // readFileOpt reads a file; a missing file is (nil, false, nil).
-func readFileOpt(path string) ([]byte, bool, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return b, true, nil
-}
+func readFileOpt(path string) ([]byte, bool, error) { return hostfs.ReadOptional(path) }
 
-// writeAtomic replaces path with content so that readers see the old file or the new one,
-// never a mix: a temporary file in the same directory is written, synced and renamed over
-// path, then the directory is synced. An existing file keeps its mode and owner; a new one
-// gets mode.
+// writeAtomic replaces path with content atomically (hostfs.WriteAtomic). An existing file
+// keeps its mode and owner; a new one gets mode.
 func writeAtomic(path string, content []byte, mode fs.FileMode) error {
-	dir, base := filepath.Split(path)
-	var uid, gid = -1, -1
+	uid, gid := -1, -1
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-			uid, gid = int(st.Uid), int(st.Gid)
-		}
+		uid, gid = hostfs.KeepOwner(fi)
 	}
-	f, err := os.CreateTemp(dir, "."+base+".runbook-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(content); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if uid >= 0 {
-		if err := f.Chown(uid, gid); err != nil {
-			return fmt.Errorf("set owner of %s: %w", path, err)
-		}
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fmt.Errorf("set mode of %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	syncDir(dir)
-	return nil
+	return hostfs.WriteAtomic(path, content, hostfs.Options{Mode: mode, UID: uid, GID: gid})
 }
 
 // removeFile removes path (a missing file is fine) and syncs its directory.
-func removeFile(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", path, err)
-	}
-	syncDir(filepath.Dir(path))
-	return nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // some filesystems cannot sync a directory; the change is made anyway
-		d.Close()
-	}
-}
+func removeFile(path string) error { return hostfs.Remove(path) }
 
 // fileDiff is the diff of a whole config file, "/dev/null" on the missing side.
 func fileDiff(path string, before, after []byte, existed, exists bool) *modules.Diff {

@@ -1,0 +1,126 @@
+// Package hostfs holds the file operations every module family needs on the host: replacing
+// a file atomically, removing one, and reading one that may be missing. One implementation,
+// so every module writes files the same careful way.
+package hostfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Options say how WriteAtomic makes the new file.
+type Options struct {
+	// Mode is the new file's permission bits, set explicitly (unaffected by the umask).
+	Mode fs.FileMode
+	// UID and GID own the new file; -1 leaves the writer's. Only root can give a file to
+	// another user (others may still pick one of their groups).
+	UID, GID int
+	// MkdirAll makes missing parent directories (mode 0755).
+	MkdirAll bool
+	// Validate, when set, is called with the complete temporary file before it replaces
+	// path; an error leaves path unchanged and is returned as it is.
+	Validate func(tmp string) error
+}
+
+// KeepOwner returns fi's owner, for Options.UID/GID that keep an existing file's owner when
+// running as root; -1, -1 (the writer's) when fi is nil or the writer is not root, who could
+// not give the file away anyway.
+func KeepOwner(fi fs.FileInfo) (uid, gid int) {
+	if fi != nil && os.Geteuid() == 0 {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			return int(st.Uid), int(st.Gid)
+		}
+	}
+	return -1, -1
+}
+
+// WriteAtomic replaces path with content so that readers see the old file or the new one,
+// never a mix, and a crash leaves one of them: a temporary file in the same directory (same
+// filesystem, so the rename is atomic) is written, given its mode and owner, synced,
+// validated, and renamed over path; then the directory is synced so that the rename itself
+// survives a crash.
+func WriteAtomic(path string, content []byte, o Options) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	if o.MkdirAll {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	f, err := os.CreateTemp(dir, "."+base+".runbook-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(content); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if o.UID >= 0 || o.GID >= 0 {
+		if err := f.Chown(o.UID, o.GID); err != nil {
+			return fmt.Errorf("set owner of %s: %w", path, err)
+		}
+	}
+	if err := f.Chmod(o.Mode); err != nil {
+		return fmt.Errorf("set mode of %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if o.Validate != nil {
+		if err := o.Validate(tmp); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	done = true
+	SyncDir(dir)
+	return nil
+}
+
+// Remove removes path (a missing file is fine) and syncs its directory.
+func Remove(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	SyncDir(filepath.Dir(path))
+	return nil
+}
+
+// SyncDir syncs a directory, so that a rename or removal in it survives a crash. Some
+// filesystems cannot sync a directory; the change is made anyway, so errors are ignored.
+func SyncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// ReadOptional reads a file that may be missing: ok is false (and err nil) when it is.
+func ReadOptional(path string) (b []byte, ok bool, err error) {
+	b, err = os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return b, true, nil
+}
