@@ -104,6 +104,10 @@ type vmInputs struct {
 	// pkgs are vmAptPackages as name=version.
 	pkgs  []string
 	files []hostFile
+	// netdevsim fingerprints the tools that build netdevsim.ko (see
+	// vm_netdevsim.go); netdevsimMissing are those this machine lacks.
+	netdevsim        string
+	netdevsimMissing []string
 }
 
 func (in *vmInputs) hash() (string, error) {
@@ -124,7 +128,7 @@ func (in *vmInputs) hash() (string, error) {
 		opts = append(opts, m+"="+o)
 	}
 	sort.Strings(opts)
-	fmt.Fprintf(h, "options %s\nskip %v\n", strings.Join(opts, ";"), vmSkipApplets)
+	fmt.Fprintf(h, "options %s\nskip %v\nnetdevsim %s %s\n", strings.Join(opts, ";"), vmSkipApplets, in.netdevsim, VMSriovPF)
 	for _, f := range in.files {
 		b, err := os.ReadFile(f.src)
 		if err != nil {
@@ -212,6 +216,7 @@ func gatherVMInputs(ctx context.Context) (*vmInputs, error) {
 		return nil, err
 	}
 	in := &vmInputs{kernelPkg: vmKernelPackage, kernelVersion: vers[0]}
+	in.netdevsim, in.netdevsimMissing = netdevsimToolchain()
 	for i, p := range vmAptPackages {
 		in.pkgs = append(in.pkgs, p+"="+vers[i+1])
 	}
@@ -691,13 +696,29 @@ func buildVMAssets(ctx context.Context, in *vmInputs, dir string) error {
 	if err != nil {
 		return fmt.Errorf("busybox applets: %w", err)
 	}
+	want := append(append([]string{}, vmBootModules...), vmExtraModules...)
+	sriov, err := vmNetdevsim(ctx, in, kp, image, imageVersion, filepath.Join(dir, "netdevsim"))
+	if err != nil {
+		return err
+	}
+	if sriov == "" {
+		want = append(want, "netdevsim")
+	}
 	builtin := builtinModules(kp.extra["modules.builtin"])
-	mods, err := moduleClosure(kp.modules, builtin, append(append([]string{}, vmBootModules...), vmExtraModules...))
+	mods, err := moduleClosure(kp.modules, builtin, want)
 	if err != nil {
 		return err
 	}
 	t := newCpioTree()
 	if err := vmUserland(t, files, links, strings.Fields(string(out)), image+" "+imageVersion); err != nil {
+		return err
+	}
+	if sriov == "" {
+		err = t.File("/etc/runbook-lab/sriov", []byte(VMSriovPF+"\n"), 0o644)
+	} else {
+		err = t.File("/etc/runbook-lab/sriov-skip", []byte(sriov+"\n"), 0o644)
+	}
+	if err != nil {
 		return err
 	}
 	if err := vmKernelModules(ctx, t, kp, mods, filepath.Join(pkgroot, "bin", "kmod"), filepath.Join(dir, "stage")); err != nil {
