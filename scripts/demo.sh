@@ -93,17 +93,29 @@ demo() {
   printf '\n%s tier: first run %.1fs, second run %.1fs\n' "$tier" "$first" "$second"
 }
 
+# vm hosts: each has a netdevsim PF (ens2f0) whose VFs the runbook makes and trusts.
+vm_sriov() {
+  local f="$histdir/sriov-$1.hcl"
+  for i in $(seq 1 "$1"); do
+    printf 'host "lab%02d" {\n  vars = {\n    sriov_pf = "ens2f0"\n  }\n}\n' "$i"
+  done >"$f"
+  echo "$f"
+}
+vm_vars() { echo "--var network_backend=none --var mtu=9000 --var vlans={internal=100} --var sriov_numvfs=2 -i $(vm_sriov "$1")"; }
+
 total=$(now)
 case "$tier" in
 systemd)
   # Debian hosts: ifupdown is their legacy network service; their kernel has no bonding.
   demo systemd "$hosts" "$labdir" --var network_backend=ifupdown --var network_runtime=false
   if [ "${DEMO_VM:-1}" = 1 ]; then
-    demo vm 1 "$labdir-vm" --var network_backend=none --var mtu=9000 --var 'vlans={internal=100}'
+    # shellcheck disable=SC2046 # the words are flags
+    demo vm 1 "$labdir-vm" $(vm_vars 1)
   fi
   ;;
 vm)
-  demo vm "$hosts" "$labdir" --var network_backend=none --var mtu=9000 --var 'vlans={internal=100}'
+  # shellcheck disable=SC2046 # the words are flags
+  demo vm "$hosts" "$labdir" $(vm_vars "$hosts")
   ;;
 *)
   echo "make demo runs on the systemd or vm tier, not $tier" >&2

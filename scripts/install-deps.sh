@@ -11,8 +11,10 @@ set -euo pipefail
 #   test starts itself (initdb into a temporary directory, its own port)
 # chromium, fonts-dejavu-core: the HTML compliance report is checked in a headless browser
 # qemu-system-x86: the lab's vm tier (micro-VMs under TCG with Debian's own kernel, for bonds)
+# gcc-12, binutils, xz-utils: the vm tier builds netdevsim (SR-IOV VFs) for that kernel
 pkgs=(openssh-server openssh-client ansible-core debootstrap systemd-container iproute2 iptables
-  sudo bc ca-certificates git make postgresql chromium fonts-dejavu-core qemu-system-x86)
+  sudo bc ca-certificates git make postgresql chromium fonts-dejavu-core qemu-system-x86
+  gcc-12 binutils xz-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -131,9 +131,9 @@ func TestBigIPGuestNICs(t *testing.T) {
 }
 
 // TestBigIPOnVM runs the BIG-IP VE runbook on a vm-tier host, whose own kernel has the
-// bonding and 802.1Q drivers: the bond really negotiates LACP with the lab's partner, the
-// VLAN comes up, a second run changes nothing, and a slave taken down shows in check as
-// drift on the bond.
+// bonding and 802.1Q drivers and a netdevsim PF: the bond really negotiates LACP with the
+// lab's partner, the VLAN comes up, two VFs are made and trusted, a second run changes
+// nothing, and a slave taken down shows in check as drift on the bond.
 func TestBigIPOnVM(t *testing.T) {
 	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1})
 	t.Setenv(helperbin.EnvDir, buildHelper(t))
@@ -145,10 +145,20 @@ func TestBigIPOnVM(t *testing.T) {
 		code := cli.Run(args, nil, &out, &errb, []string{"NO_COLOR=1", "XDG_STATE_HOME=" + state})
 		return code, out.String() + errb.String()
 	}
-	// The vm host has no NetworkManager or network service: its network is the kernel's.
-	flags := []string{"-i", lab.Inventory, "--var", "network_backend=none", "--var", "mtu=9000", "--var", `vlans={internal=100}`}
+	// The vm host has no NetworkManager or network service: its network is the kernel's. Its
+	// SR-IOV PF is a netdevsim device.
+	pfInv := filepath.Join(t.TempDir(), "sriov.hcl")
+	if err := os.WriteFile(pfInv, []byte(`host "lab01" {
+  vars = {
+    sriov_pf = "`+testenv.VMSriovPF+`"
+  }
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"-i", lab.Inventory, "-i", pfInv, "--var", "network_backend=none", "--var", "mtu=9000", "--var", `vlans={internal=100}`, "--var", "sriov_numvfs=2"}
 	code, out := runbook(append([]string{"exec", "../../runbooks/bigip-ve-kvm", "-v"}, flags...)...)
-	for _, want := range []string{`(?m)^lab01 +changed +bond`, `(?m)^lab01 +ok +lacp negotiated`, `(?m)^lab01 +changed +vlans \[internal\]`} {
+	for _, want := range []string{`(?m)^lab01 +changed +bond`, `(?m)^lab01 +ok +lacp negotiated`, `(?m)^lab01 +changed +vlans \[internal\]`, `(?m)^lab01 +changed +sriov vfs`} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("first run: no %s", want)
 		}
@@ -161,6 +171,10 @@ func TestBigIPOnVM(t *testing.T) {
 	bonding, err := lab.Exec(ctx, "lab01", "cat", "/proc/net/bonding/bond0")
 	if err != nil || !strings.Contains(string(bonding), "IEEE 802.3ad Dynamic link aggregation") || strings.Count(string(bonding), "Slave Interface:") != 2 {
 		t.Fatalf("bond0 on the host: %v\n%s", err, bonding)
+	}
+	vfs, err := lab.Exec(ctx, "lab01", "ip", "link", "show", testenv.VMSriovPF)
+	if err != nil || strings.Count(string(vfs), "trust on") != 2 {
+		t.Fatalf("the PF's VFs are not both trusted: %v\n%s", err, vfs)
 	}
 	if code, out := runbook(append([]string{"exec", "../../runbooks/bigip-ve-kvm"}, flags...)...); code != 0 || strings.Contains(out, " changed ") {
 		t.Fatalf("second run should change nothing: exit %d\n%s", code, out)

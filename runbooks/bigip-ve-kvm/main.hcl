@@ -167,6 +167,7 @@ play "bigip-ve-hypervisors" {
       num_vfs = var.sriov_numvfs
       vfs     = [for i in range(var.sriov_numvfs) : { index = i, trust = true, spoofchk = false }]
       runtime = var.network_runtime
+      persist = host.vars.network_backend != "none"
     }
   }
 
