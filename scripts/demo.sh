@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: start lab hosts, run the BIG-IP VE hypervisor runbook against them, show the
-# results, run it again (0 changed), then check for drift and read the history back.
+# results, run it again (0 changed), then check for drift and read the history back. The
+# systemd hosts carry libvirt and a defined guest, whose NICs the runbook sets.
 #
 # Usage: scripts/demo.sh LABDIR HOSTS TIER. TIER is systemd (default: containers with
 # systemd, NetworkManager, firewalld; their kernel is this machine's, without bonding, so
@@ -45,10 +46,24 @@ demo() {
   step "Starting $hosts $tier-tier lab hosts in $dir (a first start builds and caches the lab's base: a Debian tree for systemd, a kernel and initramfs for vm)"
   local t0
   t0=$(now)
-  bin/testenv up --tier "$tier" --hosts "$hosts" --dir "$dir"
+  local layer=()
+  [ "$tier" = systemd ] && layer=(--layer libvirt)
+  bin/testenv up --tier "$tier" --hosts "$hosts" --dir "$dir" "${layer[@]}"
   labs+=("$dir")
   printf 'lab up in %.1fs\n' "$(since "$t0")"
   local inv="$dir/inventory.hcl"
+  if [ "$tier" = systemd ]; then
+    step "Each host gets a stopped BIG-IP VE guest (bigip1) in its libvirt, with one NIC: the runbook gives it its NICs"
+    for i in $(seq 1 "$hosts"); do
+      bin/testenv exec --dir "$dir" "$(printf 'lab%02d' "$i")" -- sh -c "cat > /tmp/bigip1.xml <<'XML'
+<domain type='qemu'><name>bigip1</name><memory unit='MiB'>64</memory>
+<os><type arch='x86_64'>hvm</type></os><devices>
+<interface type='bridge'><mac address='52:54:00:0b:19:0$i'/><source bridge='br-mgmt'/><model type='virtio'/></interface>
+</devices></domain>
+XML
+virsh -q define /tmp/bigip1.xml && virsh -q domiflist bigip1"
+    done
+  fi
 
   step "The lab's inventory"
   bin/runbook inventory -i "$inv" --graph
@@ -93,6 +108,15 @@ demo() {
   printf '\n%s tier: first run %.1fs, second run %.1fs\n' "$tier" "$first" "$second"
 }
 
+# systemd hosts: the guest's NICs (vm_nic) for each host.
+guest_inv() {
+  local f="$histdir/guests-$1.hcl"
+  for i in $(seq 1 "$1"); do
+    printf 'host "lab%02d" {\n  vars = {\n    guest_domain = "bigip1"\n    guest_nics = [\n      { type = "bridge", source = "br-mgmt" },\n      { type = "direct", source = "ens1f0", mode = "passthrough" },\n      { type = "hostdev", source = "0000:3b:02.1", vlan = 101 },\n    ]\n  }\n}\n' "$i"
+  done >"$f"
+  echo "$f"
+}
+
 # vm hosts: each has a netdevsim PF (ens2f0) whose VFs the runbook makes and trusts.
 vm_sriov() {
   local f="$histdir/sriov-$1.hcl"
@@ -107,7 +131,7 @@ total=$(now)
 case "$tier" in
 systemd)
   # Debian hosts: ifupdown is their legacy network service; their kernel has no bonding.
-  demo systemd "$hosts" "$labdir" --var network_backend=ifupdown --var network_runtime=false
+  demo systemd "$hosts" "$labdir" --var network_backend=ifupdown --var network_runtime=false -i "$(guest_inv "$hosts")"
   if [ "${DEMO_VM:-1}" = 1 ]; then
     # shellcheck disable=SC2046 # the words are flags
     demo vm 1 "$labdir-vm" $(vm_vars 1)
