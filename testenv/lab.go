@@ -41,6 +41,9 @@ type Options struct {
 	// Layers names optional package layers (LayerLibvirt) every host of a
 	// systemd-tier lab gets over the base tree, built once and cached.
 	Layers []string
+	// VMUserland is what vm-tier guests run: VMUserlandBusybox (default)
+	// or VMUserlandSystemd (the systemd tier's base tree as root disk).
+	VMUserland string
 }
 
 // Host is a lab host as a client sees it.
@@ -117,6 +120,9 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	if err := checkLayers(opts.Tier, opts.Layers); err != nil {
 		return nil, err
 	}
+	if err := checkVMUserland(opts.Tier, opts.VMUserland, opts.Layers); err != nil {
+		return nil, err
+	}
 	if err := tier.Check(); err != nil {
 		return nil, err
 	}
@@ -136,7 +142,7 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 		return nil, err
 	}
 	st := &State{Version: stateVersion, ID: newID(), Dir: dir, Tier: opts.Tier, Created: time.Now().UTC(), Owner: self,
-		Layers: opts.Layers}
+		Layers: opts.Layers, VMUserland: opts.VMUserland}
 	if err := allocate(ctx, st, opts.Subnet, opts.Pool, logf); err != nil {
 		return nil, err
 	}

@@ -47,6 +47,10 @@ type State struct {
 	BaseTree string `json:"base_tree,omitempty"`
 	// VMAssets is the vm tier's cached kernel and initramfs directory.
 	VMAssets string `json:"vm_assets,omitempty"`
+	// VMUserland is the vm guests' userland ("" busybox, or systemd) and
+	// VMRootImage the systemd userland's cached root disk image.
+	VMUserland  string `json:"vm_userland,omitempty"`
+	VMRootImage string `json:"vm_root_image,omitempty"`
 	// Layers are the optional layers the lab's hosts get (names), and
 	// LayerTrees their cached directories, bottom first.
 	Layers     []string `json:"layers,omitempty"`

@@ -92,6 +92,9 @@ func (vmTier) Prepare(ctx context.Context, st *State, logf func(string, ...any))
 		return err
 	}
 	st.VMAssets = a.Dir
+	if err := vmSystemdPrepare(ctx, st, logf); err != nil {
+		return err
+	}
 	return st.save()
 }
 
@@ -222,6 +225,9 @@ func (vmTier) prepareHost(st *State, h *HostState, a *vmAssets, clientKey string
 			return err
 		}
 	}
+	if err := vmSystemdHostFiles(t, st, h); err != nil {
+		return err
+	}
 
 	out, err := os.Create(filepath.Join(dir, "initrd.img"))
 	if err != nil {
@@ -291,10 +297,10 @@ func (t vmTier) Start(ctx context.Context, st *State, clientKey string, logf fun
 			return fmt.Errorf("start %s: %w", h.Name, err)
 		}
 		// nsenter execs QEMU, so the PID is QEMU's.
-		args := append([]string{"--net=" + netnsPath(h.NetNS), "--", "qemu-system-x86_64"}, vmQemuArgs(a, dir, vmNICs(st, h))...)
+		args := append([]string{"--net=" + netnsPath(h.NetNS), "--", "qemu-system-x86_64"}, vmSystemdQemuArgs(st, vmQemuArgs(a, dir, vmNICs(st, h)))...)
 		cmd := exec.Command("nsenter", args...)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.Env = cleanEnv()
+		cmd.Env = vmQemuEnv(st, dir)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		err = cmd.Start()
 		logFile.Close()
@@ -441,11 +447,13 @@ const (
 )
 
 func (t vmTier) StopSSH(ctx context.Context, st *State, h *HostState) error {
-	return t.run(ctx, st, h, vmStopSSH)
+	stop, _ := vmSSHScripts(st)
+	return t.run(ctx, st, h, stop)
 }
 
 func (t vmTier) StartSSH(ctx context.Context, st *State, h *HostState) error {
-	return t.run(ctx, st, h, vmStartSSH)
+	_, start := vmSSHScripts(st)
+	return t.run(ctx, st, h, start)
 }
 
 func (t vmTier) run(ctx context.Context, st *State, h *HostState, script string) error {

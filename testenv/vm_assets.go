@@ -47,6 +47,8 @@ var vmExtraModules = []string{
 	"bridge", "dummy", "veth", "macvlan", "ipvlan", "vxlan", "tun",
 	"team", "team_mode_activebackup", "team_mode_loadbalance", "team_mode_roundrobin", "team_mode_broadcast",
 	"sch_netem", "sch_htb", "sch_tbf", "sch_fq_codel", "cls_u32", "act_mirred",
+	// The systemd userland's root disk.
+	"virtio_blk",
 }
 
 var vmModuleOptions = map[string]string{
