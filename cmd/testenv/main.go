@@ -25,7 +25,7 @@ func main() {
 }
 
 const usage = `usage:
-  testenv up     --tier ns|systemd|vm --hosts N --dir DIR [--subnet CIDR] [--layer libvirt]
+  testenv up     --tier ns|systemd|vm --hosts N --dir DIR [--subnet CIDR] [--layer libvirt] [--userland busybox|systemd]
   testenv down   --dir DIR
   testenv status --dir DIR
   testenv exec   --dir DIR HOST -- CMD [ARG...]
@@ -52,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		hosts := fs.Int("hosts", 3, "number of hosts")
 		subnet := fs.String("subnet", "", "management subnet (default: a free /24 of "+testenv.DefaultPool+")")
 		layers := fs.String("layer", "", "systemd tier: comma-separated package layers over the base tree (libvirt)")
+		userland := fs.String("userland", "", "vm tier: the guests' userland, busybox (default) or systemd (the systemd tier's base tree as root disk)")
 		if _, _, err := parseArgs(fs, args); err != nil {
 			return 2
 		}
@@ -61,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				ls = append(ls, l)
 			}
 		}
-		return up(ctx, *dir, testenv.TierName(*tier), *hosts, *subnet, ls, stdout, stderr)
+		return up(ctx, *dir, testenv.TierName(*tier), *hosts, *subnet, ls, *userland, stdout, stderr)
 	case "down":
 		if _, _, err := parseArgs(fs, args); err != nil {
 			return 2
@@ -163,7 +164,7 @@ func parseArgs(fs *flag.FlagSet, args []string) (pos, rest []string, err error) 
 	}
 }
 
-func up(ctx context.Context, dir string, tier testenv.TierName, hosts int, subnet string, layers []string, stdout, stderr io.Writer) int {
+func up(ctx context.Context, dir string, tier testenv.TierName, hosts int, subnet string, layers []string, userland string, stdout, stderr io.Writer) int {
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(stderr, "testenv up:", err)
@@ -173,7 +174,7 @@ func up(ctx context.Context, dir string, tier testenv.TierName, hosts int, subne
 	uctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 	lab, err := testenv.Up(uctx, testenv.Options{
-		Tier: tier, Hosts: hosts, Dir: dir, Subnet: subnet, Layers: layers, Log: stderr,
+		Tier: tier, Hosts: hosts, Dir: dir, Subnet: subnet, Layers: layers, VMUserland: userland, Log: stderr,
 		Daemon: []string{self, "forward", "--dir", absDir(dir)},
 	})
 	if err != nil {
