@@ -188,3 +188,81 @@ func TestBigIPOnVM(t *testing.T) {
 		t.Fatalf("check after a slave left the bond: exit %d, drift %v\n%s", code, drifts, out)
 	}
 }
+
+// TestBigIPOnVMSystemd runs the whole BIG-IP VE runbook on one vm host with the systemd
+// userland (the systemd tier's Debian with its own kernel), so every step really applies:
+// iptables flushed, firewalld and NetworkManager stopped and disabled, ifupdown's
+// networking on, the hostname, an 802.3ad bond that negotiates with the partner, a VLAN,
+// and two trusted VFs on the netdevsim PF kept by a unit. The second run changes nothing.
+// About a minute under TCG: 33 s to boot, 19 s the first run, 3 s the second.
+func TestBigIPOnVMSystemd(t *testing.T) {
+	start := time.Now()
+	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1, VMUserland: testenv.VMUserlandSystemd})
+	t.Logf("host up in %s", time.Since(start).Round(100*time.Millisecond))
+	t.Setenv(helperbin.EnvDir, buildHelper(t))
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("SSH_AUTH_SOCK", "")
+	state := t.TempDir()
+	runbook := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := cli.Run(args, nil, &out, &errb, []string{"NO_COLOR=1", "XDG_STATE_HOME=" + state})
+		return code, out.String() + errb.String()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	sh := func(script string) string {
+		t.Helper()
+		out, err := lab.Exec(ctx, "lab01", "sh", "-c", script)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, out)
+		}
+		return string(out)
+	}
+	if s := strings.TrimSpace(sh("timeout 120 systemctl is-system-running --wait || true")); s != "running" && s != "degraded" {
+		t.Fatalf("host not booted: %s", s)
+	}
+	if skip, err := lab.Exec(ctx, "lab01", "cat", "/etc/runbook-lab/sriov-skip"); err == nil {
+		t.Skipf("no SR-IOV in this lab: %s", skip)
+	}
+	pfInv := filepath.Join(t.TempDir(), "sriov.hcl")
+	if err := os.WriteFile(pfInv, []byte(`host "lab01" {
+  vars = {
+    sriov_pf = "`+testenv.VMSriovPF+`"
+  }
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"-i", lab.Inventory, "-i", pfInv, "--var", "network_backend=ifupdown", "--var", "mtu=9000", "--var", `vlans={internal=100}`, "--var", "sriov_numvfs=2"}
+	t0 := time.Now()
+	code, out := runbook(append([]string{"exec", "../../runbooks/bigip-ve-kvm", "-v"}, flags...)...)
+	t.Logf("first run: %s\n%s", time.Since(t0).Round(100*time.Millisecond), out)
+	for _, want := range []string{
+		`(?m)^lab01 +changed +firewalld off`, `(?m)^lab01 +changed +NetworkManager off`,
+		`(?m)^lab01 +changed +bond`, `(?m)^lab01 +ok +lacp negotiated`,
+		`(?m)^lab01 +changed +vlans \[internal\]`, `(?m)^lab01 +changed +sriov vfs`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("first run: no %s", want)
+		}
+	}
+	if code != 0 || t.Failed() {
+		t.Fatalf("first run: exit %d\n%s", code, out)
+	}
+	got := sh(`systemctl is-active firewalld NetworkManager networking; systemctl is-enabled firewalld NetworkManager networking
+grep -c 'Slave Interface' /proc/net/bonding/bond0; grep -h 'IEEE 802.3ad' /proc/net/bonding/bond0
+ip link show ` + testenv.VMSriovPF + ` | grep -c 'trust on'; cat /sys/class/net/bond0.100/mtu`)
+	want := "inactive\ninactive\nactive\ndisabled\ndisabled\nenabled\n2\nBonding Mode: IEEE 802.3ad Dynamic link aggregation\n2\n9000\n"
+	if got != want {
+		t.Errorf("host after the first run:\n%s\nwant:\n%s", got, want)
+	}
+	if files := sh("grep -rl bond0 /etc/network/interfaces /etc/network/interfaces.d || true"); strings.TrimSpace(files) == "" {
+		t.Error("the bond is not written for ifupdown")
+	}
+	t0 = time.Now()
+	code, out = runbook(append([]string{"exec", "../../runbooks/bigip-ve-kvm"}, flags...)...)
+	t.Logf("second run: %s; whole test %s", time.Since(t0).Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
+	if code != 0 || strings.Contains(out, " changed ") {
+		t.Fatalf("second run should change nothing: exit %d\n%s", code, out)
+	}
+}
