@@ -52,6 +52,12 @@ var vmSystemdMasked = []string{
 	"systemd-update-done.service", "systemd-fsck-root.service", "e2scrub_reap.service",
 	"man-db.timer", "dpkg-db-backup.timer", "e2scrub_all.timer", "fstrim.timer",
 	"systemd-tmpfiles-clean.timer",
+	// udevadm settle before ifup (10 s under TCG): the lab's eth0 is there
+	// before systemd starts, and no interface is hotplugged at boot.
+	"ifupdown-pre.service",
+	// Kernel debugging and binfmt file systems nothing in the lab uses.
+	"sys-kernel-debug.mount", "sys-kernel-tracing.mount", "sys-fs-fuse-connections.mount",
+	"dev-hugepages.mount", "systemd-binfmt.service",
 }
 
 // vmSystemdCtlUnit runs the control sshd in the labctl namespace (made by
