@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -191,7 +192,29 @@ func ensureVMRootImage(ctx context.Context, base string, a *vmAssets, logf func(
 		return "", fmt.Errorf("vm root image: %w", err)
 	}
 	logf("root image made in %s", time.Since(start).Round(100*time.Millisecond))
+	pruneVMRootImages(dir)
 	return img, nil
+}
+
+// pruneVMRootImages removes the root images of earlier inputs (an updated
+// base tree or kernel), except keep; one whose lock someone holds (being
+// made) stays. A running guest keeps its open image until it stops.
+func pruneVMRootImages(keep string) {
+	dirs, _ := filepath.Glob(filepath.Join(baseCacheDir, "vmroot-*"))
+	for _, d := range dirs {
+		if d == keep || strings.HasSuffix(d, ".lock") {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		unlock, err := lockFile(lctx, d+".lock")
+		cancel()
+		if err != nil {
+			continue
+		}
+		_ = os.RemoveAll(d)
+		_ = os.Remove(d + ".lock")
+		unlock()
+	}
 }
 
 // buildVMRootImage writes the image to img: a staging copy of the base tree
