@@ -12,9 +12,10 @@ set -euo pipefail
 # chromium, fonts-dejavu-core: the HTML compliance report is checked in a headless browser
 # qemu-system-x86: the lab's vm tier (micro-VMs under TCG with Debian's own kernel, for bonds)
 # gcc-12, binutils, xz-utils: the vm tier builds netdevsim (SR-IOV VFs) for that kernel
+# e2fsprogs, cpio: the vm tier's systemd userland is an ext4 image of the base tree
 pkgs=(openssh-server openssh-client ansible-core debootstrap systemd-container iproute2 iptables
   sudo bc ca-certificates git make postgresql chromium fonts-dejavu-core qemu-system-x86
-  gcc-12 binutils xz-utils)
+  gcc-12 binutils xz-utils e2fsprogs cpio)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
