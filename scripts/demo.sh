@@ -4,10 +4,12 @@
 # systemd hosts carry libvirt and a defined guest, whose NICs the runbook sets.
 #
 # Usage: scripts/demo.sh LABDIR HOSTS TIER. TIER is systemd (default: containers with
-# systemd, NetworkManager, firewalld; their kernel is this machine's, without bonding, so
-# the bond is written to the network backend's files only) or vm (micro-VMs booting
-# Debian's kernel: the bond really negotiates LACP). With TIER=systemd the demo ends with a
-# one-host vm lab for the bond, unless DEMO_VM=0. KEEP_LAB=1 leaves the labs up.
+# systemd, NetworkManager, firewalld and libvirt; their kernel is this machine's, without
+# bonding, so the bond is written to the network backend's files only) or vm (busybox
+# micro-VMs booting Debian's kernel: the bond really negotiates LACP). With TIER=systemd the
+# demo ends with one micro-VM that runs the systemd base and libvirt on Debian's kernel, where
+# every step of the runbook applies on the one host, unless DEMO_VM=0. KEEP_LAB=1 leaves the
+# labs up.
 set -euo pipefail
 labdir=${1:-$PWD/lab}
 hosts=${2:-3}
@@ -38,21 +40,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# demo TIER HOSTS DIR VARS...: one lab, the runbook twice, check, drift, report.
+# demo KIND HOSTS DIR VARS...: one lab, the runbook twice, check, drift, report. KIND is
+# systemd (containers with libvirt), vm (busybox micro-VMs) or vmsys (micro-VMs with the
+# systemd base and libvirt).
 demo() {
-  local tier=$1 hosts=$2 dir=$3
+  local kind=$1 hosts=$2 dir=$3
   shift 3
-  local vars=("$@") hist="$histdir/$(basename "$dir").db"
-  step "Starting $hosts $tier-tier lab hosts in $dir (a first start builds and caches the lab's base: a Debian tree for systemd, a kernel and initramfs for vm)"
+  local vars=("$@") hist="$histdir/$(basename "$dir").db" up=() what
+  case "$kind" in
+  systemd) up=(--tier systemd --layer libvirt) what="systemd-container hosts with libvirt" ;;
+  vm) up=(--tier vm) what="micro-VM hosts (busybox userland, Debian's kernel)" ;;
+  vmsys) up=(--tier vm --userland systemd ${VMSYS_LAYER:-}) what="micro-VM host with the systemd base on Debian's kernel (it boots systemd under TCG: about half a minute)" ;;
+  esac
+  step "Starting $hosts $what in $dir (a first start builds and caches the lab's base: a Debian tree, a kernel, initramfs and root image)"
   local t0
   t0=$(now)
-  local layer=()
-  [ "$tier" = systemd ] && layer=(--layer libvirt)
-  bin/testenv up --tier "$tier" --hosts "$hosts" --dir "$dir" "${layer[@]}"
+  bin/testenv up "${up[@]}" --hosts "$hosts" --dir "$dir"
   labs+=("$dir")
   printf 'lab up in %.1fs\n' "$(since "$t0")"
   local inv="$dir/inventory.hcl"
-  if [ "$tier" = systemd ]; then
+  if [ "$kind" = systemd ] || { [ "$kind" = vmsys ] && [ -n "${VMSYS_LAYER:-}" ]; }; then
     step "Each host gets a stopped BIG-IP VE guest (bigip1) in its libvirt, with one NIC: the runbook gives it its NICs"
     for i in $(seq 1 "$hosts"); do
       bin/testenv exec --dir "$dir" "$(printf 'lab%02d' "$i")" -- sh -c "cat > /tmp/bigip1.xml <<'XML'
@@ -93,7 +100,7 @@ virsh -q define /tmp/bigip1.xml && virsh -q domiflist bigip1"
 
   local victim=${hosts}
   victim=$(printf 'lab%02d' "$victim")
-  if [ "$tier" = vm ]; then
+  if [ "$kind" = vm ]; then
     step "Someone takes ens1f1 out of the bond on $victim; check reports drift on the bond (exit 4) and changes nothing"
     bin/testenv exec --dir "$dir" "$victim" -- ip link set ens1f1 nomaster
   else
@@ -105,7 +112,7 @@ virsh -q define /tmp/bigip1.xml && virsh -q domiflist bigip1"
   step "runbook report: what the history holds (last run per host, drift)"
   bin/runbook report --history "$hist" --runs 4
 
-  printf '\n%s tier: first run %.1fs, second run %.1fs\n' "$tier" "$first" "$second"
+  printf '\n%s: first run %.1fs, second run %.1fs\n' "$what" "$first" "$second"
 }
 
 # systemd hosts: the guest's NICs (vm_nic) for each host.
@@ -126,6 +133,11 @@ vm_sriov() {
   echo "$f"
 }
 vm_vars() { echo "--var network_backend=none --var mtu=9000 --var vlans={internal=100} --var sriov_numvfs=2 -i $(vm_sriov "$1")"; }
+vmsys_vars() {
+  local v="--var network_backend=ifupdown --var mtu=9000 --var vlans={internal=100} --var sriov_numvfs=2 -i $(vm_sriov "$1")"
+  [ -n "${VMSYS_LAYER:-}" ] && v="$v -i $(guest_inv "$1")"
+  echo "$v"
+}
 
 total=$(now)
 case "$tier" in
@@ -134,7 +146,7 @@ systemd)
   demo systemd "$hosts" "$labdir" --var network_backend=ifupdown --var network_runtime=false -i "$(guest_inv "$hosts")"
   if [ "${DEMO_VM:-1}" = 1 ]; then
     # shellcheck disable=SC2046 # the words are flags
-    demo vm 1 "$labdir-vm" $(vm_vars 1)
+    demo vmsys 1 "$labdir-vm" $(vmsys_vars 1)
   fi
   ;;
 vm)
