@@ -61,8 +61,8 @@ func checkLayers(tier TierName, names []string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	if tier != TierSystemd {
-		return fmt.Errorf("layers %v need the %s tier, not %s", names, TierSystemd, tier)
+	if tier != TierSystemd && tier != TierVM {
+		return fmt.Errorf("layers %v need the %s tier (or %s with the %s userland), not %s", names, TierSystemd, TierVM, VMUserlandSystemd, tier)
 	}
 	for i, n := range names {
 		if _, ok := layerDefs[n]; !ok {

@@ -32,6 +32,9 @@ const (
 	// vmSystemdMemoryMiB: systemd, journald, udevd, NetworkManager and
 	// firewalld need more than the busybox guest's 256 MiB.
 	vmSystemdMemoryMiB = 512
+	// vmSystemdLayersMemoryMiB is a guest's memory with layers: libvirt's
+	// daemons and the QEMU they run to probe its capabilities.
+	vmSystemdLayersMemoryMiB = 640
 	// vmSystemdImageSize is the root image's (sparse) size; the base tree
 	// is about 400 MiB.
 	vmSystemdImageSize = 2 << 30
@@ -102,15 +105,15 @@ RuntimeDirectoryPreserve=yes
 func checkVMUserland(tier TierName, userland string, layers []string) error {
 	switch userland {
 	case "", VMUserlandBusybox:
+		if tier == TierVM && len(layers) > 0 {
+			return fmt.Errorf("layers %v need the vm tier's %s userland", layers, VMUserlandSystemd)
+		}
 		return nil
 	case VMUserlandSystemd:
 		if tier != TierVM {
 			return fmt.Errorf("userland %q is for the vm tier, not %s", userland, tier)
 		}
-		if len(layers) > 0 {
-			return fmt.Errorf("layers are not available with the vm tier's systemd userland")
-		}
-		return nil
+		return checkLayers(TierSystemd, layers)
 	}
 	return fmt.Errorf("unknown vm userland %q (have %s, %s)", userland, VMUserlandBusybox, VMUserlandSystemd)
 }
@@ -137,11 +140,16 @@ func vmSystemdPrepare(ctx context.Context, st *State, logf func(string, ...any))
 		return err
 	}
 	st.BaseTree = base
+	if len(st.Layers) > 0 {
+		if st.LayerTrees, err = EnsureLayers(ctx, st.Layers, logf); err != nil {
+			return err
+		}
+	}
 	a, err := loadVMAssets(st.VMAssets)
 	if err != nil {
 		return err
 	}
-	img, err := ensureVMRootImage(ctx, base, a, logf)
+	img, err := ensureVMRootImage(ctx, base, st.Layers, st.LayerTrees, a, logf)
 	if err != nil {
 		return err
 	}
@@ -149,12 +157,20 @@ func vmSystemdPrepare(ctx context.Context, st *State, logf func(string, ...any))
 	return st.save()
 }
 
-// ensureVMRootImage returns the cached ext4 image of the base tree with
-// the guest kernel's whole module tree, making it first if needed. Guests
-// open it read-only with a per-host snapshot.
-func ensureVMRootImage(ctx context.Context, base string, a *vmAssets, logf func(string, ...any)) (string, error) {
-	sum := sha256.Sum256([]byte(vmSystemdRecipe + "\n" + base + "\n" + a.Dir + "\n" + strconv.Itoa(vmSystemdImageSize)))
-	dir := filepath.Join(baseCacheDir, "vmroot-"+hex.EncodeToString(sum[:8]))
+// ensureVMRootImage returns the cached ext4 image of the base tree (under
+// the lab's layers, bottom first, if any) with the guest kernel's whole
+// module tree, making it first if needed. Guests open it read-only with a
+// per-host snapshot. Each set of layers has an image of its own, keyed by
+// the layers' cache directories (which carry their hashes).
+func ensureVMRootImage(ctx context.Context, base string, names, layers []string, a *vmAssets, logf func(string, ...any)) (string, error) {
+	key := vmSystemdRecipe + "\n" + base + "\n" + a.Dir + "\n" + strconv.Itoa(vmSystemdImageSize)
+	prefix := "vmroot-"
+	if len(layers) > 0 {
+		key += "\n" + vmSystemdLayerRecipe + "\n" + strings.Join(layers, "\n")
+		prefix = "vmroot-layers-"
+	}
+	sum := sha256.Sum256([]byte(key))
+	dir := filepath.Join(baseCacheDir, prefix+hex.EncodeToString(sum[:8]))
 	img := filepath.Join(dir, "root.ext4")
 	done := filepath.Join(dir, "complete")
 	if exists(done) {
@@ -171,7 +187,7 @@ func ensureVMRootImage(ctx context.Context, base string, a *vmAssets, logf func(
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("vm root image: %w", err)
 	}
-	logf("making the vm tier's systemd root image from %s and %s (once; cached in %s)", base, a.Release, dir)
+	logf("making the vm tier's systemd root image from %s, layers %v and %s (once; cached in %s)", base, layers, a.Release, dir)
 	start := time.Now()
 	work := filepath.Join(dir, "work")
 	_ = os.RemoveAll(work)
@@ -181,7 +197,7 @@ func ensureVMRootImage(ctx context.Context, base string, a *vmAssets, logf func(
 	}
 	tmp := img + ".tmp"
 	_ = os.Remove(tmp)
-	if err := buildVMRootImage(ctx, base, a, work, tmp); err != nil {
+	if err := buildVMRootImage(ctx, base, names, layers, a, work, tmp); err != nil {
 		_ = os.Remove(tmp)
 		return "", fmt.Errorf("vm root image: %w", err)
 	}
@@ -192,17 +208,20 @@ func ensureVMRootImage(ctx context.Context, base string, a *vmAssets, logf func(
 		return "", fmt.Errorf("vm root image: %w", err)
 	}
 	logf("root image made in %s", time.Since(start).Round(100*time.Millisecond))
-	pruneVMRootImages(dir)
+	pruneVMRootImages(prefix, dir)
 	return img, nil
 }
 
 // pruneVMRootImages removes the root images of earlier inputs (an updated
-// base tree or kernel), except keep; one whose lock someone holds (being
-// made) stays. A running guest keeps its open image until it stops.
-func pruneVMRootImages(keep string) {
-	dirs, _ := filepath.Glob(filepath.Join(baseCacheDir, "vmroot-*"))
+// base tree, layer or kernel) named prefix<hash>, except keep: images of
+// the other kind (with or without layers) stay. One whose lock someone
+// holds (being made) stays. A running guest keeps its open image until it
+// stops.
+func pruneVMRootImages(prefix, keep string) {
+	dirs, _ := filepath.Glob(filepath.Join(baseCacheDir, prefix+"*"))
 	for _, d := range dirs {
-		if d == keep || strings.HasSuffix(d, ".lock") {
+		rest := strings.TrimPrefix(filepath.Base(d), prefix)
+		if d == keep || strings.Contains(rest, "-") || strings.Contains(rest, ".") {
 			continue
 		}
 		lctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
@@ -222,11 +241,21 @@ func pruneVMRootImages(keep string) {
 // /usr/lib/modules/<release> from the kernel package, netdevsim from the
 // initramfs, and the indexes of the base tree's own depmod; mkfs.ext4 -d
 // then copies it with owners and modes, no mount needed.
-func buildVMRootImage(ctx context.Context, base string, a *vmAssets, work, img string) error {
+//
+// With layers, the stage is instead the upper directory of an overlay whose
+// lower directories are the layers and the base tree: depmod and mkfs.ext4
+// run on the merged view (vmSystemdLayerScript), where the layers'
+// whiteouts hide what they remove, after the layers' tweaks for a guest
+// (vmSystemdLayerTweaks).
+func buildVMRootImage(ctx context.Context, base string, names, layers []string, a *vmAssets, work, img string) error {
 	bctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	stage := filepath.Join(work, "stage")
-	if _, err := runCmd(bctx, "", "cp", "-al", base, stage); err != nil {
+	if len(layers) == 0 {
+		if _, err := runCmd(bctx, "", "cp", "-al", base, stage); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(stage, 0o755); err != nil {
 		return err
 	}
 	debs, err := aptDownload(bctx, work, "linux-image-"+a.Release)
@@ -263,9 +292,6 @@ func buildVMRootImage(ctx context.Context, base string, a *vmAssets, work, img s
 			}
 		}
 	}
-	if _, err := runCmd(bctx, "", "chroot", stage, "/usr/sbin/depmod", "-a", a.Release); err != nil {
-		return fmt.Errorf("depmod: %w", err)
-	}
 	f, err := os.Create(img)
 	if err == nil {
 		err = f.Truncate(vmSystemdImageSize)
@@ -276,11 +302,59 @@ func buildVMRootImage(ctx context.Context, base string, a *vmAssets, work, img s
 	if err != nil {
 		return err
 	}
+	if len(layers) > 0 {
+		lowers := []string{base}
+		for _, l := range layers {
+			lowers = append([]string{l}, lowers...)
+		}
+		var tweaks []string
+		for _, n := range names {
+			if tw, ok := vmSystemdLayerTweaks[n]; ok {
+				tweaks = append(tweaks, tw)
+			}
+		}
+		if out, err := runCmd(bctx, "", "unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+			vmSystemdLayerScript, "sh", strings.Join(lowers, ":"), stage, work, a.Release, img, strings.Join(tweaks, "\n")); err != nil {
+			return fmt.Errorf("%w\n%s", err, tail(string(out), 3000))
+		}
+		return nil
+	}
+	if _, err := runCmd(bctx, "", "chroot", stage, "/usr/sbin/depmod", "-a", a.Release); err != nil {
+		return fmt.Errorf("depmod: %w", err)
+	}
 	if _, err := runCmd(bctx, "", "mkfs.ext4", "-q", "-F", "-L", "runbook-root", "-E", "root_owner=0:0", "-d", stage, img); err != nil {
 		return fmt.Errorf("mkfs.ext4: %w", err)
 	}
 	return nil
 }
+
+// vmSystemdLayerRecipe versions how an image with layers is made
+// (vmSystemdLayerScript and the layers' guest tweaks).
+const vmSystemdLayerRecipe = "vm-systemd-layers-2"
+
+// vmSystemdLayerTweaks are shell commands run on a guest's merged tree
+// ($root) per layer: they undo what a layer does only for containers.
+var vmSystemdLayerTweaks = map[string]string{
+	// A guest has a cgroup hierarchy of its own and systemd-machined:
+	// libvirt puts each QEMU in a scope under machine.slice, as on a real
+	// host, so the container-only cgroup_controllers line goes.
+	LayerLibvirt: `sed -i -e '/^# Lab host (testenv): no cgroups/d' -e '/^cgroup_controllers = \[ \]$/d' "$root/etc/libvirt/qemu.conf"`,
+}
+
+// vmSystemdLayerScript makes the root image of a lab with layers, in a
+// private mount namespace (the mount dies with it): the layers (top first)
+// and the base tree under the stage with the kernel's modules, merged
+// read-write so depmod can write its indexes to the stage and the layers'
+// tweaks ($6) their changes; mkfs.ext4 -d then copies the merged view.
+const vmSystemdLayerScript = `set -eu
+lower=$1 stage=$2 work=$3 release=$4 img=$5 tweaks=$6
+mkdir -p "$work/ovl-work" "$work/root"
+mount -t overlay lab-vmroot -o "lowerdir=$lower,upperdir=$stage,workdir=$work/ovl-work" "$work/root"
+root=$work/root
+eval "$tweaks"
+chroot "$root" /usr/sbin/depmod -a "$release"
+mkfs.ext4 -q -F -L runbook-root -E root_owner=0:0 -d "$root" "$img"
+`
 
 // vmSystemdHostFiles adds to host h's initramfs archive the first stage and
 // /etc/runbook-lab/overlay, which the first stage copies over the root disk:
@@ -332,6 +406,9 @@ func vmSystemdQemuArgs(st *State, args []string) []string {
 		switch out[i] {
 		case "-m":
 			out[i+1] = strconv.Itoa(vmSystemdMemoryMiB)
+			if len(st.Layers) > 0 {
+				out[i+1] = strconv.Itoa(vmSystemdLayersMemoryMiB)
+			}
 		case "-append":
 			out[i+1] += " rdinit=/etc/runbook-lab/systemd-init systemd.show_status=0 systemd.firstboot=0 systemd.gpt_auto=0"
 		}

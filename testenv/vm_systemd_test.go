@@ -21,7 +21,11 @@ func TestCheckVMUserland(t *testing.T) {
 		{TierVM, VMUserlandBusybox, nil, true},
 		{TierVM, VMUserlandSystemd, nil, true},
 		{TierSystemd, VMUserlandSystemd, nil, false},
-		{TierVM, VMUserlandSystemd, []string{LayerLibvirt}, false},
+		{TierVM, VMUserlandSystemd, []string{LayerLibvirt}, true},
+		{TierVM, VMUserlandSystemd, []string{"nope"}, false},
+		{TierVM, VMUserlandSystemd, []string{LayerLibvirt, LayerLibvirt}, false},
+		{TierVM, VMUserlandBusybox, []string{LayerLibvirt}, false},
+		{TierVM, "", []string{LayerLibvirt}, false},
 		{TierVM, "alpine", nil, false},
 	} {
 		if err := checkVMUserland(c.tier, c.userland, c.layers); (err == nil) != c.ok {
@@ -48,6 +52,10 @@ func TestVMSystemdQemuArgs(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("systemd guest's args lack %q:\n%s", want, got)
 		}
+	}
+	st.Layers = []string{LayerLibvirt}
+	if got := strings.Join(vmSystemdQemuArgs(st, base), " "); !strings.Contains(got, " -m 640 ") {
+		t.Errorf("systemd guest with layers: memory not 640 MiB:\n%s", got)
 	}
 	if env := strings.Join(vmQemuEnv(st, "/lab/hosts/lab01"), " "); !strings.Contains(env, "TMPDIR=/lab/hosts/lab01") {
 		t.Errorf("snapshot not in the host's directory: %s", env)
@@ -161,5 +169,50 @@ ip addr add 198.51.100.1/24 dev bond0.100`)
 		if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/comm"); strings.HasPrefix(string(comm), "qemu-system") {
 			t.Logf("VM process %d RSS %d MiB", p.PID, vmRSS(p.PID)>>20)
 		}
+	}
+}
+
+// TestVMSystemdLibvirt boots one vm host with the systemd userland and the
+// libvirt layer: libvirt's daemon (libvirtd, started at boot and by its socket) comes up
+// with its QEMU driver, defines a domain of type qemu (the guest has no
+// KVM) and starts it paused, which runs a QEMU inside the guest, in a
+// scope under machine.slice as on a real host (the guest's libvirt has no
+// container-only cgroup setting).
+func TestVMSystemdLibvirt(t *testing.T) {
+	requireSSHClient(t)
+	start := time.Now()
+	lab := Start(t, Options{Tier: TierVM, Hosts: 1, VMUserland: VMUserlandSystemd, Layers: []string{LayerLibvirt}})
+	t.Logf("lab up (boot to both sshds) in %s", time.Since(start).Round(100*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	h := lab.Hosts[0]
+	state, _ := lab.Exec(ctx, h.Name, "timeout", "120", "systemctl", "is-system-running", "--wait")
+	t.Logf("system %s %s after start", strings.TrimSpace(string(state)), time.Since(start).Round(100*time.Millisecond))
+	if s := strings.TrimSpace(string(state)); s != "running" && s != "degraded" {
+		failed, _ := lab.Exec(ctx, h.Name, "systemctl", "--failed", "--no-legend", "--plain")
+		t.Errorf("is-system-running = %q; failed units:\n%s", s, failed)
+	}
+	defStart := time.Now()
+	cmd, err := lab.Command(ctx, h.Name, "sh", "-c",
+		`cat > /tmp/probe.xml && v="virsh -q -c qemu:///system" && $v define /tmp/probe.xml >/dev/null &&
+$v domstate layerprobe && $v start --paused layerprobe >/dev/null && $v domstate layerprobe &&
+cat /proc/$(cat /run/libvirt/qemu/layerprobe.pid)/cgroup && $v destroy layerprobe >/dev/null`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin = strings.NewReader(`<domain type='qemu'>
+  <name>layerprobe</name>
+  <memory unit='MiB'>32</memory>
+  <os><type arch='x86_64'>hvm</type></os>
+</domain>`)
+	out, err := cmd.CombinedOutput()
+	got := strings.Fields(string(out))
+	if err != nil || len(got) != 4 || strings.Join(got[:3], " ") != "shut off paused" || !strings.HasPrefix(got[3], "0::/machine.slice/") {
+		j, _ := lab.Exec(ctx, h.Name, "sh", "-c", "journalctl -b --no-pager -n 40 -u 'libvirtd*' -u 'virtqemud*'; free -m")
+		t.Fatalf("define and start a domain: want states shut off, paused and QEMU under machine.slice; got %v\n%s\n%s", err, out, j)
+	}
+	t.Logf("define, start paused, destroy: %s", time.Since(defStart).Round(100*time.Millisecond))
+	if out, err := lab.Exec(ctx, h.Name, "sh", "-c", "free -m | sed -n 2p"); err == nil {
+		t.Logf("guest memory (MiB total used free ...): %s", strings.Join(strings.Fields(string(out)), " "))
 	}
 }
