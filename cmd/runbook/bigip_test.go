@@ -189,15 +189,18 @@ func TestBigIPOnVM(t *testing.T) {
 	}
 }
 
-// TestBigIPOnVMSystemd runs the whole BIG-IP VE runbook on one vm host with the systemd
-// userland (the systemd tier's Debian with its own kernel), so every step really applies:
-// iptables flushed, firewalld and NetworkManager stopped and disabled, ifupdown's
-// networking on, the hostname, an 802.3ad bond that negotiates with the partner, a VLAN,
-// and two trusted VFs on the netdevsim PF kept by a unit. The second run changes nothing.
-// About a minute under TCG: 33 s to boot, 19 s the first run, 3 s the second.
-func TestBigIPOnVMSystemd(t *testing.T) {
+// TestBigIPOnVMSystemdLibvirt runs the whole BIG-IP VE runbook on one vm host with the
+// systemd userland (the systemd tier's Debian with its own kernel) and the libvirt layer,
+// holding a defined, stopped guest bigip1, so every step really applies on one host:
+// iptables flushed, SELinux's file, firewalld and NetworkManager stopped and disabled,
+// ifupdown's networking on, the hostname, an 802.3ad bond that negotiates with the
+// partner, a VLAN, two trusted VFs on the netdevsim PF kept by a unit, and the guest's NICs
+// in its libvirt definition (its first NIC keeps its MAC). The second run changes nothing.
+// One boot covers what a host without libvirt would and the guest's NICs.
+func TestBigIPOnVMSystemdLibvirt(t *testing.T) {
 	start := time.Now()
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1, VMUserland: testenv.VMUserlandSystemd})
+	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1, VMUserland: testenv.VMUserlandSystemd,
+		Layers: []string{testenv.LayerLibvirt}})
 	t.Logf("host up in %s", time.Since(start).Round(100*time.Millisecond))
 	t.Setenv(helperbin.EnvDir, buildHelper(t))
 	t.Setenv("HOME", t.TempDir())
@@ -224,23 +227,45 @@ func TestBigIPOnVMSystemd(t *testing.T) {
 	if skip, err := lab.Exec(ctx, "lab01", "cat", "/etc/runbook-lab/sriov-skip"); err == nil {
 		t.Skipf("no SR-IOV in this lab: %s", skip)
 	}
-	pfInv := filepath.Join(t.TempDir(), "sriov.hcl")
-	if err := os.WriteFile(pfInv, []byte(`host "lab01" {
+	t0 := time.Now()
+	const guest = `<domain type='qemu'><name>bigip1</name><memory unit='MiB'>64</memory>
+<os><type arch='x86_64'>hvm</type></os><devices>
+<interface type='bridge'><mac address='52:54:00:0b:19:01'/><source bridge='br-mgmt'/><model type='virtio'/></interface>
+</devices></domain>`
+	cmd, err := lab.Command(ctx, "lab01", "sh", "-c", "cat > /tmp/bigip1.xml && virsh -q -c qemu:///system define /tmp/bigip1.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin = strings.NewReader(guest)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("define the guest: %v\n%s", err, out)
+	}
+	t.Logf("guest defined in %s", time.Since(t0).Round(100*time.Millisecond))
+	inv := filepath.Join(t.TempDir(), "host.hcl")
+	if err := os.WriteFile(inv, []byte(`host "lab01" {
   vars = {
-    sriov_pf = "`+testenv.VMSriovPF+`"
+    sriov_pf     = "`+testenv.VMSriovPF+`"
+    hostname     = "hv1.lab.test"
+    guest_domain = "bigip1"
+    guest_nics = [
+      { type = "bridge", source = "br-mgmt" },
+      { type = "direct", source = "ens1f0", mode = "passthrough" },
+      { type = "hostdev", source = "0000:3b:02.1", vlan = 101 },
+    ]
   }
 }
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	flags := []string{"-i", lab.Inventory, "-i", pfInv, "--var", "network_backend=ifupdown", "--var", "mtu=9000", "--var", `vlans={internal=100}`, "--var", "sriov_numvfs=2"}
-	t0 := time.Now()
+	flags := []string{"-i", lab.Inventory, "-i", inv, "--var", "network_backend=ifupdown", "--var", "mtu=9000", "--var", `vlans={internal=100}`, "--var", "sriov_numvfs=2"}
+	t0 = time.Now()
 	code, out := runbook(append([]string{"exec", "../../runbooks/bigip-ve-kvm", "-v"}, flags...)...)
 	t.Logf("first run: %s\n%s", time.Since(t0).Round(100*time.Millisecond), out)
 	for _, want := range []string{
 		`(?m)^lab01 +changed +firewalld off`, `(?m)^lab01 +changed +NetworkManager off`,
 		`(?m)^lab01 +changed +bond`, `(?m)^lab01 +ok +lacp negotiated`,
 		`(?m)^lab01 +changed +vlans \[internal\]`, `(?m)^lab01 +changed +sriov vfs`,
+		`(?m)^lab01 +changed +guest NICs`, `(?m)^lab01 +changed +selinux`, `(?m)^lab01 +changed +hostname`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("first run: no %s", want)
@@ -251,13 +276,21 @@ func TestBigIPOnVMSystemd(t *testing.T) {
 	}
 	got := sh(`systemctl is-active firewalld NetworkManager networking; systemctl is-enabled firewalld NetworkManager networking
 grep -c 'Slave Interface' /proc/net/bonding/bond0; grep -h 'IEEE 802.3ad' /proc/net/bonding/bond0
-ip link show ` + testenv.VMSriovPF + ` | grep -c 'trust on'; cat /sys/class/net/bond0.100/mtu`)
-	want := "inactive\ninactive\nactive\ndisabled\ndisabled\nenabled\n2\nBonding Mode: IEEE 802.3ad Dynamic link aggregation\n2\n9000\n"
+ip link show ` + testenv.VMSriovPF + ` | grep -c 'trust on'; cat /sys/class/net/bond0.100/mtu
+hostname; cat /etc/hostname; grep '^SELINUX=' /etc/selinux/config`)
+	want := "inactive\ninactive\nactive\ndisabled\ndisabled\nenabled\n2\nBonding Mode: IEEE 802.3ad Dynamic link aggregation\n2\n9000\n" +
+		"hv1.lab.test\nhv1.lab.test\nSELINUX=disabled\n"
 	if got != want {
 		t.Errorf("host after the first run:\n%s\nwant:\n%s", got, want)
 	}
 	if files := sh("grep -rl bond0 /etc/network/interfaces /etc/network/interfaces.d || true"); strings.TrimSpace(files) == "" {
 		t.Error("the bond is not written for ifupdown")
+	}
+	xml := sh("virsh -q -c qemu:///system dumpxml --inactive bigip1")
+	for _, want := range []string{"52:54:00:0b:19:01", "<source dev='ens1f0' mode='passthrough'/>", "bus='0x3b' slot='0x02' function='0x1'", "<tag id='101'/>"} {
+		if !strings.Contains(xml, want) {
+			t.Errorf("the guest's definition lacks %s:\n%s", want, xml)
+		}
 	}
 	t0 = time.Now()
 	code, out = runbook(append([]string{"exec", "../../runbooks/bigip-ve-kvm"}, flags...)...)
