@@ -50,7 +50,7 @@ demo() {
   case "$kind" in
   systemd) up=(--tier systemd --layer libvirt) what="systemd-container hosts with libvirt" ;;
   vm) up=(--tier vm) what="micro-VM hosts (busybox userland, Debian's kernel)" ;;
-  vmsys) up=(--tier vm --userland systemd ${VMSYS_LAYER:-}) what="micro-VM host with the systemd base on Debian's kernel (it boots systemd under TCG: about half a minute)" ;;
+  vmsys) up=(--tier vm --userland systemd --layer libvirt) what="micro-VM host with the systemd base and libvirt on Debian's kernel (it boots systemd under TCG: about half a minute)" ;;
   esac
   step "Starting $hosts $what in $dir (a first start builds and caches the lab's base: a Debian tree, a kernel, initramfs and root image)"
   local t0
@@ -59,7 +59,7 @@ demo() {
   labs+=("$dir")
   printf 'lab up in %.1fs\n' "$(since "$t0")"
   local inv="$dir/inventory.hcl"
-  if [ "$kind" = systemd ] || { [ "$kind" = vmsys ] && [ -n "${VMSYS_LAYER:-}" ]; }; then
+  if [ "$kind" = systemd ] || [ "$kind" = vmsys ]; then
     step "Each host gets a stopped BIG-IP VE guest (bigip1) in its libvirt, with one NIC: the runbook gives it its NICs"
     for i in $(seq 1 "$hosts"); do
       bin/testenv exec --dir "$dir" "$(printf 'lab%02d' "$i")" -- sh -c "cat > /tmp/bigip1.xml <<'XML'
@@ -133,10 +133,16 @@ vm_sriov() {
   echo "$f"
 }
 vm_vars() { echo "--var network_backend=none --var mtu=9000 --var vlans={internal=100} --var sriov_numvfs=2 -i $(vm_sriov "$1")"; }
+# The one vm host with everything: its hostname set too (hv01.lab.test).
+vm_names() {
+  local f="$histdir/names-$1.hcl"
+  for i in $(seq 1 "$1"); do
+    printf 'host "lab%02d" {\n  vars = {\n    hostname = "hv%02d.lab.test"\n  }\n}\n' "$i" "$i"
+  done >"$f"
+  echo "$f"
+}
 vmsys_vars() {
-  local v="--var network_backend=ifupdown --var mtu=9000 --var vlans={internal=100} --var sriov_numvfs=2 -i $(vm_sriov "$1")"
-  [ -n "${VMSYS_LAYER:-}" ] && v="$v -i $(guest_inv "$1")"
-  echo "$v"
+  echo "--var network_backend=ifupdown --var mtu=9000 --var vlans={internal=100} --var sriov_numvfs=2 -i $(vm_sriov "$1") -i $(guest_inv "$1") -i $(vm_names "$1")"
 }
 
 total=$(now)

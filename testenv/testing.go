@@ -35,7 +35,7 @@ func Start(t testing.TB, opts Options) *Lab {
 	if opts.Log == nil {
 		opts.Log = testLogWriter{t}
 	}
-	if len(opts.Layers) > 0 && opts.Tier == TierSystemd && !LayersBuilt(opts.Layers) {
+	if len(opts.Layers) > 0 && (opts.Tier == TierSystemd || opts.Tier == TierVM) && !LayersBuilt(opts.Layers) {
 		// A layer needs the mirror; where it cannot be built, only the tests
 		// that asked for it skip (never under CI=true).
 		lctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)

@@ -51,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		tier := fs.String("tier", string(testenv.TierNS), "lab tier: ns, systemd or vm")
 		hosts := fs.Int("hosts", 3, "number of hosts")
 		subnet := fs.String("subnet", "", "management subnet (default: a free /24 of "+testenv.DefaultPool+")")
-		layers := fs.String("layer", "", "systemd tier: comma-separated package layers over the base tree (libvirt)")
+		layers := fs.String("layer", "", "package layers over the base tree, comma-separated (libvirt): systemd tier, or vm with --userland systemd")
 		userland := fs.String("userland", "", "vm tier: the guests' userland, busybox (default) or systemd (the systemd tier's base tree as root disk)")
 		if _, _, err := parseArgs(fs, args); err != nil {
 			return 2
