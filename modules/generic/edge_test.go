@@ -15,6 +15,7 @@ import (
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 // TestErrors covers runs that must fail, and fail without touching anything.
@@ -382,8 +383,8 @@ func FuzzLines(f *testing.F) {
 		f.Add([]byte(s), "")
 	}
 	f.Fuzz(func(t *testing.T, b []byte, line string) {
-		lines := splitLines(b)
-		if got := joinLines(lines); string(got) != string(b) {
+		lines := hostfs.SplitLines(b)
+		if got := hostfs.JoinLines(lines); string(got) != string(b) {
 			t.Fatalf("round trip %q -> %q", b, got)
 		}
 		if strings.ContainsAny(line, "\r\n") {
@@ -391,14 +392,14 @@ func FuzzLines(f *testing.F) {
 		}
 		once, _ := ensureLine(lines, line, nil, nil, nil, false, false)
 		// The second run reads the file the first one wrote.
-		twice, msg := ensureLine(splitLines(joinLines(once)), line, nil, nil, nil, false, false)
-		if string(joinLines(once)) != string(joinLines(twice)) || msg != "line already present" {
-			t.Fatalf("not idempotent: %q -> %q -> %q (%s)", b, joinLines(once), joinLines(twice), msg)
+		twice, msg := ensureLine(hostfs.SplitLines(hostfs.JoinLines(once)), line, nil, nil, nil, false, false)
+		if string(hostfs.JoinLines(once)) != string(hostfs.JoinLines(twice)) || msg != "line already present" {
+			t.Fatalf("not idempotent: %q -> %q -> %q (%s)", b, hostfs.JoinLines(once), hostfs.JoinLines(twice), msg)
 		}
-		removed, _ := removeLines(splitLines(joinLines(twice)), &line, nil)
+		removed, _ := removeLines(hostfs.SplitLines(hostfs.JoinLines(twice)), &line, nil)
 		for _, l := range removed {
-			if l.text == line {
-				t.Fatalf("absent left %q in %q", line, joinLines(removed))
+			if l.Text == line {
+				t.Fatalf("absent left %q in %q", line, hostfs.JoinLines(removed))
 			}
 		}
 	})

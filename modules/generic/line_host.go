@@ -13,42 +13,10 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 var _ modules.Runner = Line{}
-
-// fileLine is one line of a file and the terminator it had ("\n", "\r\n", or "" for a last
-// line without one), so that untouched lines are written back byte for byte.
-type fileLine struct {
-	text, eol string
-}
-
-func splitLines(b []byte) []fileLine {
-	var out []fileLine
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			out = append(out, fileLine{text: string(b)})
-			break
-		}
-		l := fileLine{text: string(b[:i]), eol: "\n"}
-		if strings.HasSuffix(l.text, "\r") {
-			l.text, l.eol = l.text[:len(l.text)-1], "\r\n"
-		}
-		out = append(out, l)
-		b = b[i+1:]
-	}
-	return out
-}
-
-func joinLines(lines []fileLine) []byte {
-	var b bytes.Buffer
-	for _, l := range lines {
-		b.WriteString(l.text)
-		b.WriteString(l.eol)
-	}
-	return b.Bytes()
-}
 
 // Run edits one line of the file. The rules, in order: with regexp, the last matching line
 // is replaced (nothing changes when it already is line); without a match, or without
@@ -114,7 +82,7 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 			return nil, fmt.Errorf("read %s: %w", path, err)
 		}
 	}
-	lines := splitLines(old)
+	lines := hostfs.SplitLines(old)
 	var msg string
 	if present {
 		lines, msg = ensureLine(lines, lineArg.AsString(), re, after, before, str(args, "insert_after") == "EOF", str(args, "insert_before") == "BOF")
@@ -126,7 +94,7 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		}
 		lines, msg = removeLines(lines, text, re)
 	}
-	content := joinLines(lines)
+	content := hostfs.JoinLines(lines)
 	contentChanged := !exists || !bytes.Equal(content, old)
 
 	var what []string
@@ -189,30 +157,30 @@ func keepOpts(fi fs.FileInfo, want meta) writeOpts {
 	return o
 }
 
-func ensureLine(lines []fileLine, line string, re, after, before *regexp.Regexp, eof, bof bool) ([]fileLine, string) {
+func ensureLine(lines []hostfs.Line, line string, re, after, before *regexp.Regexp, eof, bof bool) ([]hostfs.Line, string) {
 	if re != nil {
 		last := -1
 		for i, l := range lines {
-			if re.MatchString(l.text) {
+			if re.MatchString(l.Text) {
 				last = i
 			}
 		}
 		if last >= 0 {
-			if lines[last].text == line {
+			if lines[last].Text == line {
 				return lines, "line already present"
 			}
-			out := append([]fileLine(nil), lines...)
-			out[last].text = line
+			out := append([]hostfs.Line(nil), lines...)
+			out[last].Text = line
 			return out, fmt.Sprintf("replaced line %d", last+1)
 		}
 	}
 	for _, l := range lines {
-		if l.text == line {
+		if l.Text == line {
 			return lines, "line already present"
 		}
 	}
 	eol := "\n"
-	if len(lines) > 0 && lines[0].eol == "\r\n" {
+	if len(lines) > 0 && lines[0].EOL == "\r\n" {
 		eol = "\r\n" // a CRLF file gets a CRLF line
 	}
 	at := len(lines) // the end, unless an anchor says otherwise
@@ -221,28 +189,28 @@ func ensureLine(lines []fileLine, line string, re, after, before *regexp.Regexp,
 		at = 0
 	case before != nil:
 		for i, l := range lines {
-			if before.MatchString(l.text) {
+			if before.MatchString(l.Text) {
 				at = i
 				break
 			}
 		}
 	case after != nil && !eof:
 		for i, l := range lines {
-			if after.MatchString(l.text) {
+			if after.MatchString(l.Text) {
 				at = i + 1
 			}
 		}
 	}
-	out := make([]fileLine, 0, len(lines)+1)
+	out := make([]hostfs.Line, 0, len(lines)+1)
 	out = append(out, lines[:at]...)
-	nl := fileLine{text: line, eol: eol}
-	if at == len(lines) && at > 0 && lines[at-1].eol == "" {
+	nl := hostfs.Line{Text: line, EOL: eol}
+	if at == len(lines) && at > 0 && lines[at-1].EOL == "" {
 		// The file ended without a newline: the old last line gets one, as it is no
 		// longer last, and the new last line goes without, keeping the file's shape. An
 		// empty line needs its newline, or it would not be there at all.
-		out[at-1].eol = eol
+		out[at-1].EOL = eol
 		if line != "" {
-			nl.eol = ""
+			nl.EOL = ""
 		}
 	}
 	out = append(out, nl)
@@ -250,11 +218,11 @@ func ensureLine(lines []fileLine, line string, re, after, before *regexp.Regexp,
 	return out, fmt.Sprintf("inserted line %d", at+1)
 }
 
-func removeLines(lines []fileLine, text *string, re *regexp.Regexp) ([]fileLine, string) {
-	out := make([]fileLine, 0, len(lines))
+func removeLines(lines []hostfs.Line, text *string, re *regexp.Regexp) ([]hostfs.Line, string) {
+	out := make([]hostfs.Line, 0, len(lines))
 	removed := 0
 	for _, l := range lines {
-		if (re != nil && re.MatchString(l.text)) || (re == nil && text != nil && l.text == *text) {
+		if (re != nil && re.MatchString(l.Text)) || (re == nil && text != nil && l.Text == *text) {
 			removed++
 			continue
 		}

@@ -4,11 +4,13 @@
 package hostfs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -123,4 +125,40 @@ func ReadOptional(path string) (b []byte, ok bool, err error) {
 		return nil, false, err
 	}
 	return b, true, nil
+}
+
+// Line is one line of a text file and the terminator it had ("\n", "\r\n", or "" for a
+// last line without one), so that lines a module does not touch are written back byte for
+// byte.
+type Line struct {
+	Text, EOL string
+}
+
+// SplitLines splits file content into lines, keeping each one's terminator.
+func SplitLines(b []byte) []Line {
+	var out []Line
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			out = append(out, Line{Text: string(b)})
+			break
+		}
+		l := Line{Text: string(b[:i]), EOL: "\n"}
+		if strings.HasSuffix(l.Text, "\r") {
+			l.Text, l.EOL = l.Text[:len(l.Text)-1], "\r\n"
+		}
+		out = append(out, l)
+		b = b[i+1:]
+	}
+	return out
+}
+
+// JoinLines is the inverse of SplitLines.
+func JoinLines(lines []Line) []byte {
+	var b bytes.Buffer
+	for _, l := range lines {
+		b.WriteString(l.Text)
+		b.WriteString(l.EOL)
+	}
+	return b.Bytes()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 var _ modules.Runner = SELinux{}
@@ -201,12 +202,12 @@ func lineValue(line string) string {
 // parseSEConfig returns the SELINUX= and SELINUXTYPE= values of a config file (the mode in
 // lower case). The last assignment wins, as when the file is sourced by a shell.
 func parseSEConfig(b []byte) (mode, policy string) {
-	for _, l := range splitLines(b) {
+	for _, l := range hostfs.SplitLines(b) {
 		switch {
-		case seModeLine.MatchString(l.text):
-			mode = strings.ToLower(lineValue(l.text))
-		case sePolicyLine.MatchString(l.text):
-			policy = lineValue(l.text)
+		case seModeLine.MatchString(l.Text):
+			mode = strings.ToLower(lineValue(l.Text))
+		case sePolicyLine.MatchString(l.Text):
+			policy = lineValue(l.Text)
 		}
 	}
 	return mode, policy
@@ -223,33 +224,33 @@ func editSEConfig(old []byte, exists bool, mode, policy, defPolicy string) ([]by
 		}
 		return []byte(newSEConfig(mode, policy)), true
 	}
-	lines := splitLines(old)
+	lines := hostfs.SplitLines(old)
 	sawMode, sawPolicy := false, false
 	for i, l := range lines {
 		switch {
-		case seModeLine.MatchString(l.text):
+		case seModeLine.MatchString(l.Text):
 			sawMode = true
-			if !strings.EqualFold(lineValue(l.text), mode) {
-				lines[i].text = "SELINUX=" + mode
+			if !strings.EqualFold(lineValue(l.Text), mode) {
+				lines[i].Text = "SELINUX=" + mode
 			}
-		case sePolicyLine.MatchString(l.text) && policy != "":
+		case sePolicyLine.MatchString(l.Text) && policy != "":
 			sawPolicy = true
-			if lineValue(l.text) != policy {
-				lines[i].text = "SELINUXTYPE=" + policy
+			if lineValue(l.Text) != policy {
+				lines[i].Text = "SELINUXTYPE=" + policy
 			}
 		}
 	}
 	add := func(text string) {
 		eol := "\n"
 		if len(lines) > 0 {
-			if lines[0].eol == "\r\n" {
+			if lines[0].EOL == "\r\n" {
 				eol = "\r\n"
 			}
-			if last := &lines[len(lines)-1]; last.eol == "" {
-				last.eol = eol
+			if last := &lines[len(lines)-1]; last.EOL == "" {
+				last.EOL = eol
 			}
 		}
-		lines = append(lines, fileLine{text: text, eol: eol})
+		lines = append(lines, hostfs.Line{Text: text, EOL: eol})
 	}
 	if !sawMode {
 		add("SELINUX=" + mode)
@@ -257,7 +258,7 @@ func editSEConfig(old []byte, exists bool, mode, policy, defPolicy string) ([]by
 	if policy != "" && !sawPolicy {
 		add("SELINUXTYPE=" + policy)
 	}
-	out := joinLines(lines)
+	out := hostfs.JoinLines(lines)
 	return out, !bytes.Equal(out, old)
 }
 
@@ -286,39 +287,6 @@ func installedPolicy(dir string) string {
 		return found[0]
 	}
 	return "targeted"
-}
-
-// fileLine is one line and the terminator it had ("\n", "\r\n", or "" for a last line
-// without one), so untouched lines are written back byte for byte.
-type fileLine struct {
-	text, eol string
-}
-
-func splitLines(b []byte) []fileLine {
-	var out []fileLine
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			out = append(out, fileLine{text: string(b)})
-			break
-		}
-		l := fileLine{text: string(b[:i]), eol: "\n"}
-		if strings.HasSuffix(l.text, "\r") {
-			l.text, l.eol = l.text[:len(l.text)-1], "\r\n"
-		}
-		out = append(out, l)
-		b = b[i+1:]
-	}
-	return out
-}
-
-func joinLines(lines []fileLine) []byte {
-	var b bytes.Buffer
-	for _, l := range lines {
-		b.WriteString(l.text)
-		b.WriteString(l.eol)
-	}
-	return b.Bytes()
 }
 
 // seKernel is what the running kernel says about SELinux.
