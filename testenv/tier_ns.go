@@ -93,20 +93,10 @@ func (t nsTier) Start(ctx context.Context, st *State, clientKey string, logf fun
 		cmd := exec.Command("nsenter", "--net="+netnsPath(h.NetNS), "--",
 			"unshare", "--mount", "--uts", "--propagation", "private", "--",
 			"/bin/sh", "-c", nsHostScript, "sh", dir, h.Name)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.Env = cleanEnv()
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		err = cmd.Start()
-		logFile.Close()
-		if err != nil {
-			return fmt.Errorf("start %s: %w", h.Name, err)
+		if err := startHostProcess(h, cmd, logFile); err != nil {
+			return err
 		}
-		h.Main = Proc{PID: cmd.Process.Pid}
-		if p, err := procOf(cmd.Process.Pid); err == nil {
-			h.Main = p
-		}
-		// Reap it whenever it ends (matters only while this process lives).
-		go func() { _ = cmd.Wait() }()
 	}
 	if err := st.save(); err != nil {
 		return err

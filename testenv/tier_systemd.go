@@ -123,20 +123,10 @@ func (t systemdTier) Start(ctx context.Context, st *State, clientKey string, log
 		args := []string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", nspawnScript, "sh",
 			st.lowerDirs(), dir, h.NetNS, h.NetNS, h.Name}
 		cmd := exec.Command("unshare", append(args, h.Cgroups...)...)
-		cmd.Stdin = nil
-		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.Env = cleanEnv()
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		err = cmd.Start()
-		logFile.Close()
-		if err != nil {
-			return fmt.Errorf("start %s: %w", h.Name, err)
+		if err := startHostProcess(h, cmd, logFile); err != nil {
+			return err
 		}
-		h.Main = Proc{PID: cmd.Process.Pid}
-		if p, err := procOf(cmd.Process.Pid); err == nil {
-			h.Main = p
-		}
-		go func() { _ = cmd.Wait() }()
 	}
 	if err := st.save(); err != nil {
 		return err

@@ -299,19 +299,10 @@ func (t vmTier) Start(ctx context.Context, st *State, clientKey string, logf fun
 		// nsenter execs QEMU, so the PID is QEMU's.
 		args := append([]string{"--net=" + netnsPath(h.NetNS), "--", "qemu-system-x86_64"}, vmSystemdQemuArgs(st, vmQemuArgs(a, dir, vmNICs(st, h)))...)
 		cmd := exec.Command("nsenter", args...)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.Env = vmQemuEnv(st, dir)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		err = cmd.Start()
-		logFile.Close()
-		if err != nil {
-			return fmt.Errorf("start %s: %w", h.Name, err)
+		if err := startHostProcess(h, cmd, logFile); err != nil {
+			return err
 		}
-		h.Main = Proc{PID: cmd.Process.Pid}
-		if p, err := procOf(cmd.Process.Pid); err == nil {
-			h.Main = p
-		}
-		go func() { _ = cmd.Wait() }()
 	}
 	if err := st.save(); err != nil {
 		return err

@@ -254,3 +254,23 @@ func lookPath(name string) (string, error) {
 	}
 	return "", fmt.Errorf("%s not found", name)
 }
+
+// startHostProcess starts a host's main process (in a session of its own, output to
+// logFile, which it closes), records it as h.Main, and reaps it whenever it ends (which
+// matters only while this process lives).
+func startHostProcess(h *HostState, cmd *exec.Cmd, logFile *os.File) error {
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err := cmd.Start()
+	logFile.Close()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", h.Name, err)
+	}
+	h.Main = Proc{PID: cmd.Process.Pid}
+	if p, err := procOf(cmd.Process.Pid); err == nil {
+		h.Main = p
+	}
+	go func() { _ = cmd.Wait() }()
+	return nil
+}
