@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -10,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runbook/runbook/cmd/runbook/cli"
-	"github.com/runbook/runbook/engine/helperbin"
+	"github.com/runbook/runbook/internal/labtest"
 	"github.com/runbook/runbook/testenv"
 )
 
@@ -21,15 +19,7 @@ import (
 // on exactly that task with exit code 4.
 func TestBigIPRunbookOnSystemdHosts(t *testing.T) {
 	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 3})
-	t.Setenv(helperbin.EnvDir, buildHelper(t))
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("SSH_AUTH_SOCK", "")
-	state := t.TempDir()
-	runbook := func(args ...string) (int, string) {
-		var out, errb bytes.Buffer
-		code := cli.Run(args, nil, &out, &errb, []string{"NO_COLOR=1", "XDG_STATE_HOME=" + state})
-		return code, out.String() + errb.String()
-	}
+	runbook := runbookCLI(t, lab)
 	// Debian hosts: ifupdown is their legacy network service; the container's kernel has no
 	// bonding driver, so the bond is written to the backend's files only.
 	args := []string{"exec", "../../runbooks/bigip-ve-kvm", "-i", lab.Inventory, "--var", "network_backend=ifupdown", "--var", "network_runtime=false"}
@@ -75,10 +65,7 @@ func TestBigIPRunbookOnSystemdHosts(t *testing.T) {
 // and a second run changes nothing.
 func TestBigIPGuestNICs(t *testing.T) {
 	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1, Layers: []string{testenv.LayerLibvirt}})
-	t.Setenv(helperbin.EnvDir, buildHelper(t))
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("SSH_AUTH_SOCK", "")
-	state := t.TempDir()
+	runbook := runbookCLI(t, lab)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const guest = `<domain type='qemu'><name>bigip1</name><memory unit='MiB'>64</memory>
@@ -107,11 +94,6 @@ func TestBigIPGuestNICs(t *testing.T) {
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runbook := func(args ...string) (int, string) {
-		var out, errb bytes.Buffer
-		code := cli.Run(args, nil, &out, &errb, []string{"NO_COLOR=1", "XDG_STATE_HOME=" + state})
-		return code, out.String() + errb.String()
-	}
 	args := []string{"exec", "../../runbooks/bigip-ve-kvm", "-i", lab.Inventory, "-i", guestInv, "--var", "network_backend=ifupdown", "--var", "network_runtime=false"}
 	if code, out := runbook(args...); code != 0 || !regexp.MustCompile(`(?m)^lab01 +changed +guest NICs`).MatchString(out) {
 		t.Fatalf("first run: exit %d\n%s", code, out)
@@ -136,15 +118,7 @@ func TestBigIPGuestNICs(t *testing.T) {
 // nothing, and a slave taken down shows in check as drift on the bond.
 func TestBigIPOnVM(t *testing.T) {
 	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1})
-	t.Setenv(helperbin.EnvDir, buildHelper(t))
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("SSH_AUTH_SOCK", "")
-	state := t.TempDir()
-	runbook := func(args ...string) (int, string) {
-		var out, errb bytes.Buffer
-		code := cli.Run(args, nil, &out, &errb, []string{"NO_COLOR=1", "XDG_STATE_HOME=" + state})
-		return code, out.String() + errb.String()
-	}
+	runbook := runbookCLI(t, lab)
 	// The vm host has no NetworkManager or network service: its network is the kernel's. Its
 	// SR-IOV PF is a netdevsim device.
 	pfInv := filepath.Join(t.TempDir(), "sriov.hcl")
@@ -202,15 +176,7 @@ func TestBigIPOnVMSystemdLibvirt(t *testing.T) {
 	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1, VMUserland: testenv.VMUserlandSystemd,
 		Layers: []string{testenv.LayerLibvirt}})
 	t.Logf("host up in %s", time.Since(start).Round(100*time.Millisecond))
-	t.Setenv(helperbin.EnvDir, buildHelper(t))
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("SSH_AUTH_SOCK", "")
-	state := t.TempDir()
-	runbook := func(args ...string) (int, string) {
-		var out, errb bytes.Buffer
-		code := cli.Run(args, nil, &out, &errb, []string{"NO_COLOR=1", "XDG_STATE_HOME=" + state})
-		return code, out.String() + errb.String()
-	}
+	runbook := runbookCLI(t, lab)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	sh := func(script string) string {
@@ -297,5 +263,15 @@ hostname; cat /etc/hostname; grep '^SELINUX=' /etc/selinux/config`)
 	t.Logf("second run: %s; whole test %s", time.Since(t0).Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
 	if code != 0 || strings.Contains(out, " changed ") {
 		t.Fatalf("second run should change nothing: exit %d\n%s", code, out)
+	}
+}
+
+// runbookCLI prepares the test for CLI runs against lab (the helper, a clean home and
+// history; labtest.New) and returns `runbook ARGS...` as exit code and output.
+func runbookCLI(t *testing.T, lab *testenv.Lab) func(args ...string) (int, string) {
+	r := labtest.New(t, lab)
+	return func(args ...string) (int, string) {
+		res := r.Run(args...)
+		return res.Code, res.Out
 	}
 }
