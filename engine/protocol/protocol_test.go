@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -560,4 +562,40 @@ func FuzzDecodeResponse(f *testing.F) {
 			t.Fatal("encoded response is not JSON")
 		}
 	})
+}
+
+// TestFactsOp: the facts op answers the facts module's data over the base facts, and a facts
+// module that fails fails the op with its reason (not half the facts).
+func TestFactsOp(t *testing.T) {
+	gather := func(res *modules.Result, err error) mapRegistry {
+		return mapRegistry{"facts": testModule{info: modules.Info{Name: "facts"}, run: func(context.Context, *modules.Env, cty.Value, bool) (*modules.Result, error) {
+			return res, err
+		}}}
+	}
+	tests := []struct {
+		name    string
+		reg     mapRegistry
+		wantOS  any // facts["os"]
+		wantErr string
+	}{
+		{name: "no facts module", reg: mapRegistry{}, wantOS: runtime.GOOS},
+		{name: "module data over base facts", reg: gather(&modules.Result{Status: modules.StatusOK, Data: map[string]any{"os": map[string]any{"id": "debian"}}}, nil),
+			wantOS: map[string]any{"id": "debian"}},
+		{name: "module fails", reg: gather(nil, errors.New("read /sys/class/net: permission denied")), wantErr: "facts: read /sys/class/net: permission denied"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := &Server{Registry: tt.reg}
+			f, err := srv.facts(context.Background())
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || fmt.Sprint(f["os"]) != fmt.Sprint(tt.wantOS) || f["arch"] != runtime.GOARCH {
+				t.Errorf("facts = %v, %v", f, err)
+			}
+		})
+	}
 }

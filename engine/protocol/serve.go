@@ -332,7 +332,11 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 		return &Response{Status: modules.StatusOK, Msg: "pong"}
 	case OpFacts:
 		if req.Module == "" {
-			return dataResponse(srv.facts(ctx))
+			f, err := srv.facts(ctx)
+			if err != nil {
+				return failed(err)
+			}
+			return dataResponse(f)
 		}
 	}
 	m, ok := srv.Registry.Lookup(req.Module)
@@ -428,30 +432,33 @@ func dataResponse(data map[string]any) *Response {
 }
 
 // facts answers the facts op: what the "facts" module gathers when the helper has one,
-// the base facts otherwise. The base facts are always there, under their own names.
-func (srv *Server) facts(ctx context.Context) map[string]any {
+// over the base facts. A facts module that fails fails the op, so the task that needed the
+// facts reports why rather than a missing attribute.
+func (srv *Server) facts(ctx context.Context) (map[string]any, error) {
 	f := baseFacts(ctx)
 	m, ok := srv.Registry.Lookup("facts")
 	if !ok {
-		return f
+		return f, nil
 	}
 	runner, ok := m.(modules.Runner)
 	if !ok {
-		return f
+		return f, nil
 	}
 	args, err := m.Info().Schema.Normalize(cty.EmptyObjectVal)
 	if err != nil {
-		return f
+		return nil, fmt.Errorf("facts: %w", err)
 	}
 	res, err := runner.Run(ctx, modules.NewEnv(m.Info(), nil), args, false)
-	if err != nil || res == nil {
-		f["facts_error"] = fmt.Sprint(err)
-		return f
+	if err != nil {
+		return nil, fmt.Errorf("facts: %w", err)
+	}
+	if res == nil {
+		return nil, errors.New("facts returned no result")
 	}
 	for k, v := range res.Data {
 		f[k] = v
 	}
-	return f
+	return f, nil
 }
 
 // baseFacts are the facts every host has, answered without a module.

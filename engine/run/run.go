@@ -446,6 +446,9 @@ func (hr *hostRun) report(r Result) {
 
 func (hr *hostRun) run(ctx context.Context) bool {
 	if len(hr.p.Tasks) == 0 {
+		if hr.p.Play.VarsUseFacts {
+			return true // nothing to run, and no reason to connect for the vars' facts
+		}
 		_, diags := hr.e.Runbook.HostVars(hr.p.Play, hr.h.Name, hr.h.Groups, inventory.CtyValue(hr.h.Vars))
 		if diags.HasErrors() {
 			hr.report(Result{Task: "play vars", Status: Failed, Msg: diagText(diags)})

@@ -757,3 +757,36 @@ play "p" {
 	_, rec = l.run(false, plan.Options{})
 	eq(t, rec.lines(), []string{"a probe changed", "a never skipped", "a after probe changed"})
 }
+
+// TestFactsNotGatheredForAnEmptyPlay: a play whose vars use facts but that has no task
+// selected neither connects nor gathers facts, and does not fail.
+func TestFactsNotGatheredForAnEmptyPlay(t *testing.T) {
+	const src = `
+play "p" {
+  hosts = "kvm"
+  vars = {
+    dir = "/srv/${facts.os.id}"
+  }
+  task "a" {
+    file {
+      path  = host.vars.dir
+      state = "directory"
+    }
+  }
+}
+play "q" {
+  hosts = "kvm"
+  task "b" {
+    file {
+      path  = "/srv/b"
+      state = "directory"
+    }
+  }
+}`
+	l := newLab(t, src, "a")
+	recap, rec := l.run(false, plan.Options{Task: "b"})
+	eq(t, rec.lines(), []string{"a b changed"})
+	if calls := l.conn.hosts["a"].calls; strings.Join(calls, "; ") != "apply file /srv/b" || recap.ExitCode() != ExitOK {
+		t.Errorf("calls %v, exit %d", calls, recap.ExitCode())
+	}
+}
