@@ -142,6 +142,7 @@ func TypeName(t cty.Type) string {
 var (
 	mu       sync.RWMutex
 	registry = map[string]Module{}
+	infos    = map[string]Info{} // each module's Info, taken once at Register
 )
 
 var validName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -165,6 +166,16 @@ func Register(m Module) {
 		panic(fmt.Sprintf("modules: module %q registered twice", info.Name))
 	}
 	registry[info.Name] = m
+	infos[info.Name] = info
+}
+
+// InfoOf returns the Info of the module registered under name, as it was at registration,
+// without building it again (for hot paths such as registering every task's result).
+func InfoOf(name string) (Info, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	info, ok := infos[name]
+	return info, ok
 }
 
 // Lookup returns the module registered under name.

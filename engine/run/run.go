@@ -929,8 +929,8 @@ func fromModule(r Result, res *modules.Result, err error) Result {
 // null, so a later when that tests it reads null instead of failing.
 func resultValue(r Result) cty.Value {
 	m := map[string]cty.Value{}
-	if mod, ok := modules.Lookup(r.Module); ok && r.Module != "" {
-		for _, f := range mod.Info().Returns {
+	if info, ok := modules.InfoOf(r.Module); ok && r.Module != "" {
+		for _, f := range info.Returns {
 			ty := f.Type
 			if ty == cty.NilType {
 				ty = cty.DynamicPseudoType
