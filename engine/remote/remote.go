@@ -420,13 +420,9 @@ type Executor struct {
 
 var _ run.Executor = (*Executor)(nil)
 
-// Run sends one check or apply request and waits for its response.
-func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply bool) (*modules.Result, error) {
-	op := "check"
-	if apply {
-		op = "apply"
-	}
-	req := &protocol.Request{Op: op, Module: module, Args: args}
+// call sends one request, bounded by ctx's deadline, and waits for its response. A lost
+// connection is run.ErrUnreachable; a helper that died says what it wrote on stderr.
+func (x *Executor) call(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		req.TimeoutMS = time.Until(dl).Milliseconds()
 	}
@@ -438,6 +434,19 @@ func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply
 		if tail := strings.TrimSpace(x.stderr.String()); tail != "" && x.client.Err() != nil {
 			return nil, fmt.Errorf("%w (helper stderr: %s)", err, tail)
 		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// Run sends one check or apply request and waits for its response.
+func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply bool) (*modules.Result, error) {
+	op := "check"
+	if apply {
+		op = "apply"
+	}
+	resp, err := x.call(ctx, &protocol.Request{Op: op, Module: module, Args: args})
+	if err != nil {
 		return nil, err
 	}
 	res := &modules.Result{Status: resp.Status, Msg: resp.Msg, Warnings: resp.Warnings, RebootRequired: resp.RebootRequired}
@@ -460,15 +469,8 @@ func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply
 
 // Facts asks the helper for the host's facts. It implements run.FactGatherer.
 func (x *Executor) Facts(ctx context.Context) (map[string]any, error) {
-	req := &protocol.Request{Op: protocol.OpFacts}
-	if dl, ok := ctx.Deadline(); ok {
-		req.TimeoutMS = time.Until(dl).Milliseconds()
-	}
-	resp, err := x.client.Call(ctx, req)
+	resp, err := x.call(ctx, &protocol.Request{Op: protocol.OpFacts})
 	if err != nil {
-		if x.conn.Err() != nil {
-			return nil, fmt.Errorf("%w: connection to %s lost: %v", run.ErrUnreachable, x.host, x.conn.Err())
-		}
 		return nil, err
 	}
 	if resp.Error != nil {
