@@ -299,3 +299,18 @@ func (h *fakeHost) read(p string) string {
 	}
 	return string(b)
 }
+
+// checkFiles compares files under the fake host's root with want (path → content; "" means
+// the file must not exist).
+func (h *fakeHost) checkFiles(t *testing.T, want map[string]string) {
+	t.Helper()
+	for p, w := range want {
+		b, err := os.ReadFile(filepath.Join(h.root, p))
+		switch {
+		case w == "" && !os.IsNotExist(err):
+			t.Errorf("%s should be gone: %v %q", p, err, b)
+		case w != "" && string(b) != w:
+			t.Errorf("%s:\n%q\nwant\n%q", p, b, w)
+		}
+	}
+}

@@ -238,15 +238,7 @@ func TestKernelModuleTimelines(t *testing.T) {
 			}
 			step(false, tc.settled)
 			step(true, modules.StatusOK)
-			for p, want := range tc.want {
-				b, err := os.ReadFile(filepath.Join(h.root, p))
-				switch {
-				case want == "" && !os.IsNotExist(err):
-					t.Errorf("%s should be gone: %v %q", p, err, b)
-				case want != "" && string(b) != want:
-					t.Errorf("%s:\n%q\nwant\n%q", p, b, want)
-				}
-			}
+			h.checkFiles(t, tc.want)
 		})
 	}
 }

@@ -155,15 +155,7 @@ func TestSysctlTimelines(t *testing.T) {
 				t.Errorf("drift after apply: %v", again.Data)
 			}
 			step(true, modules.StatusOK)
-			for p, want := range tc.want {
-				b, err := os.ReadFile(filepath.Join(h.root, p))
-				switch {
-				case want == "" && !os.IsNotExist(err):
-					t.Errorf("%s should be gone: %v %q", p, err, b)
-				case want != "" && string(b) != want:
-					t.Errorf("%s:\n%q\nwant\n%q", p, b, want)
-				}
-			}
+			h.checkFiles(t, tc.want)
 		})
 	}
 }
