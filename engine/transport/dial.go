@@ -74,9 +74,12 @@ func (d *Dialer) keys() *keyStore {
 // safe for concurrent use.
 type Conn struct {
 	Target Target
-	client *ssh.Client
-	jumps  []*ssh.Client // hops, closed after client
-	d      *Dialer
+	// HostKey is the SHA256 fingerprint of the key the host presented (the last hop's,
+	// through jump hosts), as known_hosts accepted it.
+	HostKey string
+	client  *ssh.Client
+	jumps   []*ssh.Client // hops, closed after client
+	d       *Dialer
 
 	mu      sync.Mutex
 	sftp    *sftp.Client
@@ -126,7 +129,7 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 			if i > 0 {
 				ht.ProxyCommand = ""
 			}
-			c, _, err := d.dialOne(ctx, ht, via)
+			c, _, _, err := d.dialOne(ctx, ht, via)
 			if err != nil {
 				closeJumps()
 				return nil, &UnreachableError{Host: name, Op: "proxy", Err: fmt.Errorf("jump host %s: %w", h.Name, err)}
@@ -136,12 +139,12 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 		}
 		t.ProxyCommand = ""
 	}
-	c, nc, err := d.dialOne(ctx, t, via)
+	c, nc, hostKey, err := d.dialOne(ctx, t, via)
 	if err != nil {
 		closeJumps()
 		return nil, err
 	}
-	conn := &Conn{Target: t, client: c, jumps: jumps, d: d, done: make(chan struct{}), dead: make(chan struct{})}
+	conn := &Conn{Target: t, HostKey: hostKey, client: c, jumps: jumps, d: d, done: make(chan struct{}), dead: make(chan struct{})}
 	conn.qa, _ = nc.(*quickAckConn)
 	go func() {
 		_ = c.Wait()
@@ -194,7 +197,7 @@ func parseJumps(s string) ([]Target, error) {
 // dialOne connects to one hop: over via if set, else through t's
 // ProxyCommand or TCP. The whole of it (dial, handshake, auth) is bounded by
 // ctx and the connect timeout.
-func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (*ssh.Client, net.Conn, error) {
+func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh.Client, _ net.Conn, hostKey string, err error) {
 	name := t.Name
 	if name == "" {
 		name = t.address()
@@ -205,13 +208,14 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (*ssh.C
 
 	hostKeyCB, algos, err := hostKeyCheck(t)
 	if err != nil {
-		return nil, nil, unreachable(name, "host key", err)
+		return nil, nil, "", unreachable(name, "host key", err)
 	}
 	var hkErr error
 	cfg := &ssh.ClientConfig{
 		User: t.User,
 		HostKeyCallback: func(h string, r net.Addr, k ssh.PublicKey) error {
 			hkErr = hostKeyCB(h, r, k)
+			hostKey = ssh.FingerprintSHA256(k)
 			return hkErr
 		},
 		HostKeyAlgorithms: algos,
@@ -237,7 +241,7 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (*ssh.C
 		nc = withQuickAck(nc)
 	}
 	if err != nil {
-		return nil, nil, unreachable(name, "dial", fmt.Errorf("%s: %w", addr, err))
+		return nil, nil, "", unreachable(name, "dial", fmt.Errorf("%s: %w", addr, err))
 	}
 	// The handshake honours ctx: a deadline for the timeout, and a close on
 	// cancel.
@@ -251,23 +255,23 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (*ssh.C
 			sc.Close()
 		}
 		nc.Close()
-		return nil, nil, unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, context.Cause(ctx)))
+		return nil, nil, "", unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, context.Cause(ctx)))
 	}
 	if err != nil {
 		nc.Close()
 		switch {
 		case hkErr != nil:
-			return nil, nil, unreachable(name, "host key", hkErr)
+			return nil, nil, "", unreachable(name, "host key", hkErr)
 		case strings.Contains(err.Error(), "unable to authenticate"):
-			return nil, nil, unreachable(name, "auth", &AuthError{User: t.User, Host: fmt.Sprintf("%s (%s)", name, addr), Tried: cr.tried, Notes: cr.notes})
+			return nil, nil, "", unreachable(name, "auth", &AuthError{User: t.User, Host: fmt.Sprintf("%s (%s)", name, addr), Tried: cr.tried, Notes: cr.notes})
 		case isProxyConn(nc):
-			return nil, nil, unreachable(name, "handshake", fmt.Errorf("%s: %w%s", addr, err, nc.(*proxyConn).stderrTail()))
+			return nil, nil, "", unreachable(name, "handshake", fmt.Errorf("%s: %w%s", addr, err, nc.(*proxyConn).stderrTail()))
 		default:
-			return nil, nil, unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, err))
+			return nil, nil, "", unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, err))
 		}
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return ssh.NewClient(sc, chans, reqs), nc, nil
+	return ssh.NewClient(sc, chans, reqs), nc, hostKey, nil
 }
 
 // keepalive sends keepalive@openssh.com every interval and closes the
