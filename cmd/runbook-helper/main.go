@@ -61,9 +61,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *verbose {
 		level = slog.LevelDebug
 	}
+	build := verifiedBuild()
 	srv := &protocol.Server{
 		Registry: protocol.Modules,
-		Build:    verifiedBuild(),
+		Build:    build,
+		Verified: verifiedHow(build),
 		StateDir: *stateDir,
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	}
@@ -94,6 +96,20 @@ func verifiedBuild() string {
 // checkVerified returns v when it is a sha256 in hex and the executable's file name.
 func checkVerified(v, exe string) string {
 	if len(v) != 64 || strings.Trim(v, "0123456789abcdef") != "" || filepath.Base(exe) != v {
+		return ""
+	}
+	return v
+}
+
+// EnvHow is set by the start script to how it verified the helper (Hello.Verified).
+const EnvHow = "RUNBOOK_HELPER_HOW"
+
+// verifiedHow returns what the start script said in EnvHow, only when it also named the
+// verified build; the variable is removed so commands do not inherit it.
+func verifiedHow(build string) string {
+	v := os.Getenv(EnvHow)
+	os.Unsetenv(EnvHow)
+	if build == "" || len(v) > 200 || strings.ContainsAny(v, "\n\r\t") {
 		return ""
 	}
 	return v

@@ -310,3 +310,27 @@ func TestCheckVerified(t *testing.T) {
 		})
 	}
 }
+
+func TestVerifiedHow(t *testing.T) {
+	sha := strings.Repeat("ab", 32)
+	tests := []struct {
+		name, how, build, want string
+	}{
+		{"hashed with a stamp", "hash 1:2:3:81ed:0:4.000000001:5.000000001", sha, "hash 1:2:3:81ed:0:4.000000001:5.000000001"},
+		{"stamp", "stamp", sha, "stamp"},
+		{"unverified build", "stamp", "", ""},
+		{"newline", "hash 1\nx", sha, ""},
+		{"too long", "hash " + strings.Repeat("1", 300), sha, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(EnvHow, tt.how)
+			if got := verifiedHow(tt.build); got != tt.want {
+				t.Errorf("verifiedHow(%q) with %q = %q, want %q", tt.build, tt.how, got, tt.want)
+			}
+			if v, ok := os.LookupEnv(EnvHow); ok {
+				t.Errorf("%s is still set (%q): commands would inherit it", EnvHow, v)
+			}
+		})
+	}
+}

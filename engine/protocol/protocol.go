@@ -49,6 +49,11 @@ type Hello struct {
 	OS       string   `json:"os"`
 	Arch     string   `json:"arch"`
 	UID      int      `json:"uid"`
+	// Verified says how the start script verified the helper's file before it ran it:
+	// "hash" when it hashed it, "hash STAMP" when it also read the file's identity (stat's
+	// device, inode, size, mode, owner, mtime and ctime) just before hashing, and "stamp"
+	// when that identity matched the one the controller recorded at an earlier hash.
+	Verified string `json:"verified,omitempty"`
 }
 
 // Request asks the helper to do one thing.

@@ -45,6 +45,8 @@ type Server struct {
 	Registry Registry
 	// Build identifies the binary in the hello; "" means Self().
 	Build string
+	// Verified is sent in the hello (Hello.Verified).
+	Verified string
 	// MaxInFlight bounds concurrent requests; 0 means 16. Requests beyond it fail at once
 	// rather than queue, so the reader keeps reading (and can see cancels).
 	MaxInFlight int
@@ -142,7 +144,7 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 		}
 	}
 	hello := Hello{Type: "hello", Protocol: Version, Build: build, Modules: names,
-		OS: runtime.GOOS, Arch: runtime.GOARCH, UID: os.Geteuid()}
+		OS: runtime.GOOS, Arch: runtime.GOARCH, UID: os.Geteuid(), Verified: srv.Verified}
 	b, err := json.Marshal(hello)
 	if err != nil {
 		return fmt.Errorf("encode hello: %w", err)
