@@ -35,15 +35,20 @@ type Connector struct {
 	SSHConfig string
 	// BecomePassword is used for sudo when the inventory gives none for a host.
 	BecomePassword string
+	// Stamps, when set, lets a start skip hashing a helper file that this controller has
+	// verified before (see Stamps); nil hashes at every start.
+	Stamps *Stamps
 	// Stats counts helper pushes, for reports and tests.
 	Stats Stats
 }
 
 // Stats counts what the connector did.
 type Stats struct {
-	mu     sync.Mutex
-	Pushed int // helpers uploaded
-	Reused int // helpers found in place
+	mu      sync.Mutex
+	Pushed  int // helpers uploaded
+	Reused  int // helpers found in place
+	Hashed  int // starts that hashed the helper's file
+	Stamped int // starts that found the very file verified before (Stamps)
 }
 
 func (s *Stats) add(pushed bool) {
@@ -56,11 +61,29 @@ func (s *Stats) add(pushed bool) {
 	}
 }
 
+func (s *Stats) verified(stamped bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if stamped {
+		s.Stamped++
+	} else {
+		s.Hashed++
+	}
+}
+
 // Counts returns the pushed and reused counts.
 func (s *Stats) Counts() (pushed, reused int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.Pushed, s.Reused
+}
+
+// Verifications returns how many starts hashed the helper and how many found the file
+// verified before.
+func (s *Stats) Verifications() (hashed, stamped int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Hashed, s.Stamped
 }
 
 var _ run.Connector = (*Connector)(nil)
@@ -212,11 +235,35 @@ const (
 	exitHelperMissing = 97
 )
 
-func startScript(path, sha string) string {
+// envHow tells the helper how the start script verified it, for its hello
+// (protocol.Hello.Verified).
+const envHow = "RUNBOOK_HELPER_HOW"
+
+// startScript verifies the helper at path by hash and starts it. With stamp it also reads
+// the file's identity first, for the controller to record (Stamps).
+func startScript(path, sha string, stamp bool) string {
 	// The hash is checked right before exec, so a helper that was altered on the host since
 	// it was pushed never runs.
-	return fmt.Sprintf(`p=%s; s=$(%s) || exit %d; [ "${s%%%% *}" = %s ] || exit %d; export %s=%s; exec "$p"`,
-		sh.Quote(path), hashOf("$p"), exitHelperMissing, sha, exitHelperMissing, envVerified, sha)
+	return fmt.Sprintf(`p=%s; %ss=$(%s) || exit %d; [ "${s%%%% *}" = %s ] || exit %d; export %s=%s %s="hash$f"; exec "$p"`,
+		sh.Quote(path), statLine(stamp), hashOf("$p"), exitHelperMissing, sha, exitHelperMissing, envVerified, sha, envHow)
+}
+
+// statLine sets f to " STAMP" (the helper file's identity) when stamp is set, else to "".
+func statLine(stamp bool) string {
+	if !stamp {
+		return `f=; `
+	}
+	return `f=$(stat -c ` + sh.Quote(stampFormat) + ` "$p" 2>/dev/null) && f=" $f"; `
+}
+
+// noteVerified counts how the start script verified the helper and, when it hashed the file
+// and read its identity (and record is set: no become), records that identity.
+func (c *Connector) noteVerified(key string, h protocol.Hello, record bool) {
+	how, stamp := parseVerified(h.Verified)
+	c.Stats.verified(how == "stamp")
+	if how == "hash" && record && c.Stamps != nil {
+		c.Stamps.record(key, h.Build, stamp)
+	}
 }
 
 func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport.Target) (*Executor, error) {
@@ -227,11 +274,14 @@ func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport
 		// The usual case, one session: the script picks the helper for the host's machine
 		// type and user, verifies its hash and starts it. Only when it is missing (or the
 		// login needs become) does the slower path below probe the host and push it.
-		script, known := fastStartScript()
+		key := stampKey(conn.Target.User, conn.Target.Address, conn.Target.Port, conn.HostKey)
+		build, expect := c.Stamps.lookup(key)
+		script, known := fastStartScript(c.Stamps != nil, build, expect)
 		if script != "" {
 			x, code, stderr, err := c.launchOut(ctx, conn, t, script, known)
 			if err == nil {
 				c.Stats.add(false)
+				c.noteVerified(key, x.client.Hello(), true)
 				return x, nil
 			}
 			if code != exitHelperMissing {
@@ -264,13 +314,19 @@ func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transpo
 	if err != nil {
 		return nil, err
 	}
+	// Without become the login user runs the helper, and the file's identity may be
+	// recorded so that later starts need not hash it (Stamps); with become, never.
+	direct := t.BecomeMethod == ""
+	stamp := direct && c.Stamps != nil
+	key := stampKey(conn.Target.User, conn.Target.Address, conn.Target.Port, conn.HostKey)
 	var lastErr error
 	for _, dir := range helperDirs(pr) {
 		path := dir + "/" + h.SHA256
 		only := map[string]bool{h.SHA256: true}
-		x, code, err := c.launch(ctx, conn, t, startScript(path, h.SHA256), only)
+		x, code, err := c.launch(ctx, conn, t, startScript(path, h.SHA256, stamp), only)
 		if err == nil {
 			c.Stats.add(false)
+			c.noteVerified(key, x.client.Hello(), direct)
 			return x, nil
 		}
 		if code != exitHelperMissing {
@@ -279,9 +335,10 @@ func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transpo
 		if err := c.push(ctx, conn, h, dir, path); err != nil {
 			return nil, err
 		}
-		x, code, err = c.launch(ctx, conn, t, startScript(path, h.SHA256), only)
+		x, code, err = c.launch(ctx, conn, t, startScript(path, h.SHA256, stamp), only)
 		if err == nil {
 			c.Stats.add(true)
+			c.noteVerified(key, x.client.Hello(), direct)
 			return x, nil
 		}
 		lastErr = err
@@ -320,19 +377,36 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, h *helperbin
 // fastStartScript finds, verifies and starts the helper without knowing the host first: it
 // maps `uname -m` to the embedded helpers' hashes and `id -u` to the helper directory, the
 // same choices as the probe path's helperDirs. It also returns the hashes it may start.
-func fastStartScript() (string, map[string]bool) {
+// With stamp it reads the file's identity (Stamps); when that equals the identity recorded
+// for build at an earlier hash (expect), the file is the very one verified then and is not
+// hashed again.
+func fastStartScript(stamp bool, build, expect string) (string, map[string]bool) {
+	var builds []archBuild
+	for _, m := range []struct{ arch, uname string }{{"amd64", "x86_64|amd64"}, {"arm64", "aarch64|arm64"}} {
+		if h, err := helperbin.Get(m.arch); err == nil {
+			builds = append(builds, archBuild{m.uname, h.SHA256})
+		}
+	}
+	return fastStartScriptFor(builds, stamp, build, expect)
+}
+
+// archBuild is a helper build and the `uname -m` names (a case pattern) it runs on.
+type archBuild struct{ uname, sha string }
+
+func fastStartScriptFor(builds []archBuild, stamp bool, build, expect string) (string, map[string]bool) {
 	known := map[string]bool{}
 	var cases strings.Builder
-	for _, m := range []struct{ arch, uname string }{{"amd64", "x86_64|amd64"}, {"arm64", "aarch64|arm64"}} {
-		h, err := helperbin.Get(m.arch)
-		if err != nil {
-			continue
-		}
-		known[h.SHA256] = true
-		fmt.Fprintf(&cases, "%s) s=%s;; ", m.uname, h.SHA256)
+	for _, b := range builds {
+		known[b.sha] = true
+		fmt.Fprintf(&cases, "%s) s=%s;; ", b.uname, b.sha)
 	}
 	if len(known) == 0 {
 		return "", nil
+	}
+	var skip string
+	if stamp && known[build] && validStamp(expect) {
+		skip = fmt.Sprintf(`if [ "$s$f" = %s ]; then export %s=$s %s=stamp; exec "$p"; fi; `,
+			sh.Quote(build+" "+expect), envVerified, envHow)
 	}
 	// bash knows the machine type and uid without a fork (HOSTTYPE, EUID); other shells
 	// ask uname and id. A HOSTTYPE that names no helper (a 32-bit bash on a 64-bit
@@ -342,8 +416,9 @@ func fastStartScript() (string, map[string]bool) {
 		`case "$m" in %s*) miss;; esac; `+
 		`case "$HOME" in ""|/) hm=/tmp/runbook-$u;; *) hm=$HOME;; esac; `+
 		`if [ "$u" = 0 ]; then d=/var/lib/runbook/helper; else d="$hm/.cache/runbook/helper"; fi; `+
-		`p="$d/$s"; h=$(`+hashOf("$p")+`) || miss; [ "${h%%%% *}" = "$s" ] || miss; export `+envVerified+`=$s; exec "$p"`,
-		exitHelperMissing, cases.String()), known
+		`p="$d/$s"; %s%s`+
+		`h=$(`+hashOf("$p")+`) || miss; [ "${h%%%% *}" = "$s" ] || miss; export `+envVerified+`=$s %s="hash$f"; exec "$p"`,
+		exitHelperMissing, cases.String(), statLine(stamp), skip, envHow), known
 }
 
 // launch starts the helper with script and reads its hello, which must name one of the

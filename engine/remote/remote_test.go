@@ -1,6 +1,8 @@
 package remote
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,29 +49,107 @@ func TestTargetFromInventory(t *testing.T) {
 }
 
 // TestStartScript runs the start script with sh: it must exec a helper whose hash matches
-// and refuse (exit 97) one that is missing or altered.
+// and refuse (exit 97) one that is missing or altered, with and without reading the file's
+// identity for the stamp store.
 func TestStartScript(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "helper")
-	os.WriteFile(p, []byte("#!/bin/sh\necho started\n"), 0o755)
-	sum, err := exec.Command("sha256sum", p).Output()
-	if err != nil {
-		t.Skip("no sha256sum:", err)
-	}
-	sha := string(sum[:64])
-	out, err := exec.Command("sh", "-c", startScript(p, sha)).Output()
-	if err != nil || string(out) != "started\n" {
-		t.Fatalf("good helper: %q %v", out, err)
-	}
-	for name, setup := range map[string]func(){
-		"altered": func() { os.WriteFile(p, []byte("#!/bin/sh\necho evil\n"), 0o755) },
-		"missing": func() { os.Remove(p) },
-	} {
-		setup()
-		err := exec.Command("sh", "-c", startScript(p, sha)).Run()
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitHelperMissing {
-			t.Errorf("%s helper: err = %v, want exit %d", name, err, exitHelperMissing)
+	for _, stamp := range []bool{false, true} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "helper")
+		os.WriteFile(p, []byte("#!/bin/sh\necho started $RUNBOOK_HELPER_HOW\n"), 0o755)
+		sha := fileSHA(t, p)
+		out, err := exec.Command("sh", "-c", startScript(p, sha, stamp)).Output()
+		how, st := parseVerified(strings.TrimPrefix(strings.TrimSpace(string(out)), "started "))
+		if err != nil || how != "hash" || (st != "") != stamp || (stamp && !validStamp(st)) {
+			t.Fatalf("stamp=%v: good helper: %q %v", stamp, out, err)
 		}
+		for name, setup := range map[string]func(){
+			"altered": func() { os.WriteFile(p, []byte("#!/bin/sh\necho evil\n"), 0o755) },
+			"missing": func() { os.Remove(p) },
+		} {
+			setup()
+			err := exec.Command("sh", "-c", startScript(p, sha, stamp)).Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitHelperMissing {
+				t.Errorf("stamp=%v: %s helper: err = %v, want exit %d", stamp, name, err, exitHelperMissing)
+			}
+		}
+	}
+}
+
+func fileSHA(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(b))
+}
+
+// TestFastStartScriptStamps runs the fast start script with sh as a user whose helper lives
+// in $HOME/.cache: the first start hashes and reports the file's identity; a start that is
+// told that identity skips the hash; a file changed since (even with its size and mtime put
+// back) is hashed again and refused.
+func TestFastStartScriptStamps(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, ".cache", "runbook", "helper")
+	os.MkdirAll(dir, 0o700)
+	body := "#!/bin/sh\necho started $RUNBOOK_HELPER_HOW\n"
+	tmp := filepath.Join(home, "h")
+	os.WriteFile(tmp, []byte(body), 0o755)
+	sha := fileSHA(t, tmp)
+	p := filepath.Join(dir, sha)
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	other := strings.Repeat("b", 64)
+	builds := []archBuild{{"x86_64|amd64", sha}, {"aarch64|arm64", other}}
+	start := func(stamp bool, build, expect string) (string, int) {
+		script, known := fastStartScriptFor(builds, stamp, build, expect)
+		if !known[sha] || !known[other] {
+			t.Fatalf("known = %v", known)
+		}
+		cmd := exec.Command("sh", "-c", script)
+		// dash does not set these itself; the script reads them as bash would set them.
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "EUID=1000", "HOSTTYPE=x86_64"}
+		out, err := cmd.Output()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(strings.TrimPrefix(string(out), "started ")), 0
+	}
+	if out, code := start(false, "", ""); code != 0 || out != "hash" {
+		t.Fatalf("no stamps: %q exit %d", out, code)
+	}
+	out, code := start(true, "", "")
+	how, stamp := parseVerified(out)
+	if code != 0 || how != "hash" || !validStamp(stamp) {
+		t.Fatalf("first start: %q exit %d", out, code)
+	}
+	tests := []struct {
+		name          string
+		build, expect string
+		want          string
+	}{
+		{"same file", sha, stamp, "stamp"},
+		{"stamp of another build", other, stamp, "hash " + stamp},
+		{"another stamp", sha, strings.Replace(stamp, ":", "9:", 1), "hash " + stamp},
+		{"no stamp", sha, "", "hash " + stamp},
+	}
+	for _, tt := range tests {
+		if out, code := start(true, tt.build, tt.expect); code != 0 || out != tt.want {
+			t.Errorf("%s: %q exit %d, want %q", tt.name, out, code, tt.want)
+		}
+	}
+	// Alter the file in place: same size, mtime put back. Only its ctime tells.
+	st, _ := os.Stat(p)
+	evil := strings.Replace(body, "started", "evilish", 1)
+	if err := os.WriteFile(p, []byte(evil), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(p, st.ModTime(), st.ModTime())
+	if out, code := start(true, sha, stamp); code != exitHelperMissing {
+		t.Errorf("altered file with the old stamp: %q exit %d, want exit %d", out, code, exitHelperMissing)
 	}
 }
 

@@ -42,6 +42,7 @@ type runFlags struct {
 	connectTimeout time.Duration
 	keepalive      time.Duration
 	hostTimeout    time.Duration
+	verifyHelper   string
 
 	comp complianceFlags // exec and check: history and metrics
 }
@@ -61,6 +62,7 @@ func (f *runFlags) add(cmd *cobra.Command, withVars bool) {
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 0, "bound on connecting to one host (default 30s, or ssh_config's ConnectTimeout)")
 	fl.DurationVar(&f.keepalive, "keepalive", 15*time.Second, "interval of SSH keepalives; a host that misses 3 is unreachable")
 	fl.DurationVar(&f.hostTimeout, "host-timeout", 0, "bound on everything one host does in one play (0: none)")
+	fl.StringVar(&f.verifyHelper, "verify-helper", "stamp", "how each start verifies the helper's file on a host: stamp (hash it, and later skip the hash while the file is provably the one hashed: same inode, size and ctime, for a day, without become) or always (hash it every time)")
 	if withVars {
 		f.vars.add(cmd)
 		fl.StringSliceVarP(&f.tags, "tags", "t", nil, "run only tasks with one of these tags")

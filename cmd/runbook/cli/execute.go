@@ -28,6 +28,14 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 		SSHConfig: f.sshConfig,
 		Dialer:    &transport.Dialer{Agent: true, Keepalive: f.keepalive, ConnectTimeout: f.connectTimeout, SSHConfig: f.sshConfig},
 	}
+	switch f.verifyHelper {
+	case "stamp":
+		conn.Stamps = &remote.Stamps{Path: remote.DefaultStampsPath(a.getenv)}
+	case "always":
+	default:
+		a.report(nil, hcl.Diagnostics{diag.Errorf("Invalid --verify-helper", "--verify-helper is \"stamp\" or \"always\", not %q.", f.verifyHelper)})
+		return fail(ExitInvalid)
+	}
 	if tty, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(tty.Fd())) {
 		// An encrypted key that the agent does not hold: ask once, on the terminal.
 		conn.Dialer.Passphrase = func(path string) ([]byte, error) {
@@ -71,8 +79,17 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 	eng := &run.Engine{Runbook: rb, Connector: conn, Observer: obs,
 		Options: run.Options{Forks: f.forks, Check: f.check, HostTimeout: f.hostTimeout, Strategy: f.strategy, ForceHandlers: f.forceHandlers}}
 	recap := eng.Run(ctx, pl)
+	if err := conn.Stamps.Save(); err != nil {
+		fmt.Fprintf(a.stderr, "warning: %v (the next run hashes each helper again)\n", err)
+	}
 	err := v.Finish(recap)
 	comp.finish(recap)
+	if h, ok := v.(*view.Human); ok && h.Verbose {
+		pushed, reused := conn.Stats.Counts()
+		hashed, stamped := conn.Stats.Verifications()
+		fmt.Fprintf(a.stdout, "helper: started on %d hosts (pushed to %d); verified by hash on %d, unchanged since a hash on %d\n",
+			pushed+reused, pushed, hashed, stamped)
+	}
 	if err != nil {
 		return err
 	}
