@@ -216,6 +216,9 @@ func benchSize(ctx context.Context, cfg config, n int) (rows []row, err error) {
 	// The run is recorded in a history of the benchmark's own, as a real run would be.
 	runbookArgs := []string{cfg.runbook, "exec", site, "-i", lab.Inventory, "--forks", strconv.Itoa(n), "-q", "--no-color",
 		"--history", filepath.Join(tmp, "history.db")}
+	// runbook keeps what it knows of the hosts' helpers (helper-stamps.json) in a state
+	// directory of the benchmark's own, as it would in the operator's.
+	rbEnv := append(os.Environ(), "XDG_STATE_HOME="+filepath.Join(tmp, "state"))
 	rbCheck := func(out string) error {
 		c := len(rbRecap.FindAllString(out, -1))
 		// Past 20 hosts the recap sums up the hosts with nothing to report in one line.
@@ -292,10 +295,10 @@ func benchSize(ctx context.Context, cfg config, n int) (rows []row, err error) {
 	// Warm up: the first runbook run creates the files and installs the helper; then
 	// every tool must find nothing to change.
 	fmt.Fprintf(os.Stderr, "   warm-up\n")
-	if _, _, err := measured(ctx, cfg, runbookArgs, nil, tmp, nil); err != nil {
+	if _, _, err := measured(ctx, cfg, runbookArgs, rbEnv, tmp, nil); err != nil {
 		return nil, err
 	}
-	if _, _, err := measured(ctx, cfg, runbookArgs, nil, tmp, rbCheck); err != nil {
+	if _, _, err := measured(ctx, cfg, runbookArgs, rbEnv, tmp, rbCheck); err != nil {
 		return nil, err
 	}
 	a, env, dir := ansibleRun(0)
@@ -316,9 +319,10 @@ func benchSize(ctx context.Context, cfg config, n int) (rows []row, err error) {
 	plain := func(argv []string) func(int) ([]string, []string, string) {
 		return func(int) ([]string, []string, string) { return argv, nil, tmp }
 	}
+	rb := func(int) ([]string, []string, string) { return runbookArgs, rbEnv, tmp }
 	variants := []variant{
-		{"runbook, helper installed", cfg.runs, nil, plain(runbookArgs), rbCheck},
-		{"runbook, first contact", cfg.runs, wipeHelper, plain(runbookArgs), rbCheck},
+		{"runbook, helper installed", cfg.runs, nil, rb, rbCheck},
+		{"runbook, first contact", cfg.runs, wipeHelper, rb, rbCheck},
 		{"ansible-playbook", cfg.ansibleRuns, nil, func(i int) ([]string, []string, string) { return ansibleRun(i + 1) }, anCheck},
 		{"floor, 1 session/host", cfg.runs, nil, plain(floorArgs(1, false)), floorCheck},
 		{"floor, 7 sessions/host", cfg.runs, nil, plain(floorArgs(7, false)), floorCheck},
@@ -359,7 +363,7 @@ func benchSize(ctx context.Context, cfg config, n int) (rows []row, err error) {
 			prof := filepath.Join(cfg.profileDir, fmt.Sprintf("runbook-%d-%s.pprof", n, c.name))
 			argv := append([]string{cfg.self, "profile", prof, "--"}, runbookArgs[1:]...)
 			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-			cmd.Env = append(os.Environ(), "RUNBOOK_HELPER_DIR="+filepath.Dir(cfg.helper))
+			cmd.Env = append(rbEnv, "RUNBOOK_HELPER_DIR="+filepath.Dir(cfg.helper))
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return rows, fmt.Errorf("profile: %v\n%s", err, out)
 			}
