@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/kevinburke/ssh_config"
@@ -316,21 +318,63 @@ func loadConfigs(path string) ([]configFile, error) {
 	}
 	var out []configFile
 	for _, p := range paths {
-		f, err := os.Open(p)
+		cfg, err := parsedConfig(p)
 		if err != nil {
 			if !explicit && errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
-			return nil, fmt.Errorf("ssh config: %w", err)
-		}
-		cfg, err := ssh_config.Decode(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("ssh config %s: %w", p, err)
+			return nil, err
 		}
 		out = append(out, configFile{path: p, cfg: cfg})
 	}
 	return out, nil
+}
+
+// parsedConfigs keeps each ssh_config file parsed once while it is unchanged (same size,
+// mtime and inode): a run resolves every host against the same files. A parsed Config is
+// only read afterwards.
+var parsedConfigs struct {
+	sync.Mutex
+	m map[string]parsedEntry
+}
+
+type parsedEntry struct {
+	size, ino int64
+	mtime     time.Time
+	cfg       *ssh_config.Config
+}
+
+func parsedConfig(p string) (*ssh_config.Config, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("ssh config: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("ssh config: %w", err)
+	}
+	var ino int64
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		ino = int64(sys.Ino)
+	}
+	parsedConfigs.Lock()
+	e, ok := parsedConfigs.m[p]
+	parsedConfigs.Unlock()
+	if ok && e.size == st.Size() && e.ino == ino && e.mtime.Equal(st.ModTime()) {
+		return e.cfg, nil
+	}
+	cfg, err := ssh_config.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("ssh config %s: %w", p, err)
+	}
+	parsedConfigs.Lock()
+	if parsedConfigs.m == nil {
+		parsedConfigs.m = map[string]parsedEntry{}
+	}
+	parsedConfigs.m[p] = parsedEntry{size: st.Size(), ino: ino, mtime: st.ModTime(), cfg: cfg}
+	parsedConfigs.Unlock()
+	return cfg, nil
 }
 
 func homeDir() string {

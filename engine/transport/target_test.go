@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +143,26 @@ func TestParseJumps(t *testing.T) {
 		got, err := parseJumps(tt.in)
 		if (err != nil) != tt.wantErr || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("parseJumps(%q) = %v, %v; want %v (err %v)", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+// TestResolveTargetSeesConfigChanges: a parsed ssh_config is reused only while the file is
+// unchanged; an edit (even within the same second, of the same size) is read again.
+func TestResolveTargetSeesConfigChanges(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config")
+	for i, port := range []string{"2201", "2202", "2203"} {
+		if err := os.WriteFile(cfg+".new", []byte("Host web\n  Port "+port+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(cfg+".new", cfg); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			got, err := ResolveTarget("web", Target{}, cfg)
+			if err != nil || strconv.Itoa(got.Port) != port {
+				t.Fatalf("edit %d: port %d, %v; want %s", i, got.Port, err, port)
+			}
 		}
 	}
 }
