@@ -322,6 +322,10 @@ func benchSize(ctx context.Context, cfg config, n int) (rows []row, err error) {
 	rb := func(int) ([]string, []string, string) { return runbookArgs, rbEnv, tmp }
 	variants := []variant{
 		{"runbook, helper installed", cfg.runs, nil, rb, rbCheck},
+		// The same with every start hashing the helper (no stamps), to show what that costs.
+		{"runbook, installed, --verify-helper always", cfg.runs, nil, func(int) ([]string, []string, string) {
+			return append(append([]string(nil), runbookArgs...), "--verify-helper", "always"), rbEnv, tmp
+		}, rbCheck},
 		{"runbook, first contact", cfg.runs, wipeHelper, rb, rbCheck},
 		{"ansible-playbook", cfg.ansibleRuns, nil, func(i int) ([]string, []string, string) { return ansibleRun(i + 1) }, anCheck},
 		{"floor, 1 session/host", cfg.runs, nil, plain(floorArgs(1, false)), floorCheck},
@@ -450,6 +454,7 @@ func printTable(w io.Writer, rows []row) {
 		ratio("ansible-playbook ÷ runbook (installed)", "ansible-playbook", "runbook, helper installed")
 		ratio("runbook (installed) ÷ floor, 1 session", "runbook, helper installed", "floor, 1 session/host")
 		ratio("runbook (installed) ÷ floor, 7 sessions", "runbook, helper installed", "floor, 7 sessions/host")
+		ratio("runbook (--verify-helper always) ÷ floor, 1 session", "runbook, installed, --verify-helper always", "floor, 1 session/host")
 		ratio("runbook (first contact) ÷ floor + upload", "runbook, first contact", "floor + SFTP upload, 1 session/host")
 	}
 }
