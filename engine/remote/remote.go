@@ -1,6 +1,8 @@
 // Package remote connects the engine to hosts: one SSH connection per host, the helper
-// installed at a content-addressed path (pushed only when missing, verified by hash before it
-// runs), and one helper process per host for the whole run, driven over the protocol.
+// installed at a content-addressed path (pushed only when missing, and verified before it
+// runs: by hash, or, without become, by the identity of the very file this controller hashed
+// before; see Stamps), and one helper process per host for the whole run, driven over the
+// protocol.
 package remote
 
 import (
