@@ -1,6 +1,7 @@
 package facts
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 )
@@ -85,16 +86,6 @@ func orInt(s string) any {
 	return n
 }
 
-// or returns the first non-empty string.
-func or(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // readBond reads a bond's state from /sys/class/net/BOND/bonding, with /proc/net/bonding
 // filling the gaps.
 func readBond(f rootFS, name string) map[string]any {
@@ -113,16 +104,16 @@ func readBond(f rootFS, name string) map[string]any {
 		hash = firstField(p.bond["Transmit Hash Policy"])
 	}
 	return map[string]any{
-		"mode":             or(firstField(f.str(d+"mode")), procBondModes[p.bond["Bonding Mode"]]),
+		"mode":             cmp.Or(firstField(f.str(d+"mode")), procBondModes[p.bond["Bonding Mode"]]),
 		"slaves":           slaves,
-		"active_slave":     or(f.str(d+"active_slave"), p.bond["Currently Active Slave"]),
-		"mii_status":       or(f.str(d+"mii_status"), p.bond["MII Status"]),
-		"miimon":           orInt(or(f.str(d+"miimon"), p.bond["MII Polling Interval (ms)"])),
-		"lacp_rate":        or(firstField(f.str(d+"lacp_rate")), p.bond["LACP rate"]),
+		"active_slave":     cmp.Or(f.str(d+"active_slave"), p.bond["Currently Active Slave"]),
+		"mii_status":       cmp.Or(f.str(d+"mii_status"), p.bond["MII Status"]),
+		"miimon":           orInt(cmp.Or(f.str(d+"miimon"), p.bond["MII Polling Interval (ms)"])),
+		"lacp_rate":        cmp.Or(firstField(f.str(d+"lacp_rate")), p.bond["LACP rate"]),
 		"xmit_hash_policy": hash,
-		"ad_aggregator":    orInt(or(f.str(d+"ad_aggregator"), p.bond["active Aggregator ID"])),
-		"ad_num_ports":     orInt(or(f.str(d+"ad_num_ports"), p.bond["active Number of ports"])),
-		"ad_partner_mac":   or(f.str(d+"ad_partner_mac"), p.bond["active Partner Mac Address"]),
+		"ad_aggregator":    orInt(cmp.Or(f.str(d+"ad_aggregator"), p.bond["active Aggregator ID"])),
+		"ad_num_ports":     orInt(cmp.Or(f.str(d+"ad_num_ports"), p.bond["active Number of ports"])),
+		"ad_partner_mac":   cmp.Or(f.str(d+"ad_partner_mac"), p.bond["active Partner Mac Address"]),
 	}
 }
 
@@ -133,10 +124,10 @@ func readBondSlave(f rootFS, name, master string) map[string]any {
 	p := parseProcBonding(f.str("/proc/net/bonding/" + master)).slaves[name]
 	return map[string]any{
 		"state":              f.str(d + "state"),
-		"mii_status":         or(f.str(d+"mii_status"), p["MII Status"]),
-		"link_failure_count": orInt(or(f.str(d+"link_failure_count"), p["Link Failure Count"])),
-		"perm_hwaddr":        or(f.str(d+"perm_hwaddr"), p["Permanent HW addr"]),
-		"ad_aggregator_id":   orInt(or(f.str(d+"ad_aggregator_id"), p["Aggregator ID"])),
+		"mii_status":         cmp.Or(f.str(d+"mii_status"), p["MII Status"]),
+		"link_failure_count": orInt(cmp.Or(f.str(d+"link_failure_count"), p["Link Failure Count"])),
+		"perm_hwaddr":        cmp.Or(f.str(d+"perm_hwaddr"), p["Permanent HW addr"]),
+		"ad_aggregator_id":   orInt(cmp.Or(f.str(d+"ad_aggregator_id"), p["Aggregator ID"])),
 		// Filled in once the master is read: whether this port is in the aggregator
 		// that carries the bond's traffic (a port in another one carries nothing).
 		"in_active_aggregator": nil,

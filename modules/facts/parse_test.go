@@ -217,12 +217,9 @@ func TestBondFromProcOnly(t *testing.T) {
 	}
 }
 
-func TestFirstFieldAndOr(t *testing.T) {
+func TestFirstFieldAndOrInt(t *testing.T) {
 	if firstField("802.3ad 4") != "802.3ad" || firstField("") != "" || firstField("fast 1") != "fast" {
 		t.Error("firstField")
-	}
-	if or("", "", "b", "c") != "b" || or() != "" {
-		t.Error("or")
 	}
 	if orInt(" 7 ") != 7 || orInt("") != nil || orInt("x") != nil {
 		t.Error("orInt")

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"cmp"
 	"path"
 	"strconv"
 	"strings"
@@ -131,7 +132,7 @@ func lacpState(f *hostFS, bond string) (state map[string]any, ok, exists bool) {
 		}
 	}
 	activeAgg := atoiOr(read(path.Join(dir, "ad_aggregator")), atoiOr(proc.active["Aggregator ID"], 0))
-	bondPartner := or(read(path.Join(dir, "ad_partner_mac")), proc.active["Partner Mac Address"])
+	bondPartner := cmp.Or(read(path.Join(dir, "ad_partner_mac")), proc.active["Partner Mac Address"])
 
 	slaves := map[string]any{}
 	var aggs []int
@@ -165,7 +166,7 @@ func lacpState(f *hostFS, bond string) (state map[string]any, ok, exists bool) {
 			"actor_oper_flags":     portFlags(actor),
 			"partner_oper_state":   partner,
 			"partner_oper_flags":   portFlags(partner),
-			"mii_status":           or(read(path.Join(sd, "mii_status")), ps.fields["MII Status"]),
+			"mii_status":           cmp.Or(read(path.Join(sd, "mii_status")), ps.fields["MII Status"]),
 			"in_active_aggregator": agg != 0 && agg == activeAgg,
 		}
 	}
@@ -177,7 +178,7 @@ func lacpState(f *hostFS, bond string) (state map[string]any, ok, exists bool) {
 	return map[string]any{
 		"mode":                 mode,
 		"active_aggregator_id": activeAgg,
-		"partner_mac":          strings.ToLower(or(bondPartner, zeroMAC)),
+		"partner_mac":          strings.ToLower(cmp.Or(bondPartner, zeroMAC)),
 		"slaves":               slaves,
 	}, ok, true
 }
@@ -195,13 +196,4 @@ func atoiOr(s string, def int) int {
 		return def
 	}
 	return n
-}
-
-func or(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
