@@ -149,53 +149,6 @@ not a line
 	}
 }
 
-func TestParseProcBonding(t *testing.T) {
-	p := parseProcBonding(`Ethernet Channel Bonding Driver: v6.1.0
-
-Bonding Mode: fault-tolerance (active-backup)
-Primary Slave: None
-Currently Active Slave: eth1
-MII Status: up
-MII Polling Interval (ms): 100
-
-Slave Interface: eth1
-MII Status: up
-Speed: 10000 Mbps
-Link Failure Count: 0
-Permanent HW addr: 52:54:00:00:00:01
-Slave queue ID: 0
-
-Slave Interface: eth2
-MII Status: down
-Speed: Unknown
-Link Failure Count: 3
-Permanent HW addr: 52:54:00:00:00:02
-Slave queue ID: 0
-`)
-	checks := []struct {
-		got, want string
-	}{
-		{procBondModes[p.bond["Bonding Mode"]], "active-backup"},
-		{p.bond["Currently Active Slave"], "eth1"},
-		{p.bond["MII Polling Interval (ms)"], "100"},
-		{p.slaves["eth1"]["Permanent HW addr"], "52:54:00:00:00:01"},
-		{p.slaves["eth2"]["MII Status"], "down"},
-		{p.slaves["eth2"]["Link Failure Count"], "3"},
-	}
-	for i, c := range checks {
-		if c.got != c.want {
-			t.Errorf("check %d: %q, want %q", i, c.got, c.want)
-		}
-	}
-	if !reflect.DeepEqual(p.order, []string{"eth1", "eth2"}) {
-		t.Errorf("slaves %v", p.order)
-	}
-	// A bond without /proc/net/bonding: nothing, no panic.
-	if e := parseProcBonding(""); len(e.bond) != 0 || len(e.slaves) != 0 {
-		t.Errorf("empty text parsed as %#v", e)
-	}
-}
-
 // TestBondFromProcOnly reads a bond whose sysfs bonding directory is empty (an old kernel,
 // or a reader without the rights), so every value comes from /proc/net/bonding.
 func TestBondFromProcOnly(t *testing.T) {
@@ -217,10 +170,7 @@ func TestBondFromProcOnly(t *testing.T) {
 	}
 }
 
-func TestFirstFieldAndOrInt(t *testing.T) {
-	if firstField("802.3ad 4") != "802.3ad" || firstField("") != "" || firstField("fast 1") != "fast" {
-		t.Error("firstField")
-	}
+func TestOrInt(t *testing.T) {
 	if orInt(" 7 ") != 7 || orInt("") != nil || orInt("x") != nil {
 		t.Error("orInt")
 	}
