@@ -27,6 +27,24 @@ const (
 	StatusUnknown = "unknown"
 )
 
+// DiffStatus is the status of a run that found the host not as wanted: StatusChanged when
+// it applied the difference, StatusDrift when it only checked.
+func DiffStatus(apply bool) string {
+	if apply {
+		return StatusChanged
+	}
+	return StatusDrift
+}
+
+// Tense picks a message's wording: what was done when applying, what would be when
+// checking ("stopped" or "would stop").
+func Tense(apply bool, done, would string) string {
+	if apply {
+		return done
+	}
+	return would
+}
+
 // DefaultOutputLimit caps each captured output stream (stdout, stderr) of a command. Output
 // is registered and travels to the controller in one protocol line, so it must stay small.
 const DefaultOutputLimit = 1 << 20

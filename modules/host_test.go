@@ -92,3 +92,21 @@ func TestNewEnvSensitive(t *testing.T) {
 		t.Error("nil Env must be usable")
 	}
 }
+
+func TestDiffStatusAndTense(t *testing.T) {
+	tests := []struct {
+		apply       bool
+		status, msg string
+	}{
+		{true, StatusChanged, "stopped"},
+		{false, StatusDrift, "would stop"},
+	}
+	for _, tt := range tests {
+		if got := DiffStatus(tt.apply); got != tt.status {
+			t.Errorf("DiffStatus(%v) = %q, want %q", tt.apply, got, tt.status)
+		}
+		if got := Tense(tt.apply, "stopped", "would stop"); got != tt.msg {
+			t.Errorf("Tense(%v) = %q, want %q", tt.apply, got, tt.msg)
+		}
+	}
+}

@@ -239,22 +239,22 @@ func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply b
 	var what []string
 	if contentChanged {
 		if exists {
-			what = append(what, verb(apply, "wrote new content", "would write new content"))
+			what = append(what, modules.Tense(apply, "wrote new content", "would write new content"))
 		} else {
-			what = append(what, verb(apply, "created the file", "would create the file"))
+			what = append(what, modules.Tense(apply, "created the file", "would create the file"))
 		}
 		res.Diff = contentDiff(dest, old, content, exists, true, env.Sensitive("content"))
 	}
 	if exists {
 		if ch := want.changes(fi); len(ch) > 0 {
-			what = append(what, verb(apply, "set ", "would set ")+strings.Join(ch, ", "))
+			what = append(what, modules.Tense(apply, "set ", "would set ")+strings.Join(ch, ", "))
 		}
 	}
 	if len(what) == 0 {
 		res.Msg = dest + " is as wanted"
 		return res, nil
 	}
-	res.Status = statusFor(apply)
+	res.Status = modules.DiffStatus(apply)
 	res.Msg = dest + ": " + strings.Join(what, "; ")
 	if !apply {
 		return res, nil

@@ -50,13 +50,13 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 			res.Msg = path + " is absent"
 			return res, nil
 		}
-		what = append(what, verb(apply, "removed ", "would remove ")+typeName(before)+" "+path)
+		what = append(what, modules.Tense(apply, "removed ", "would remove ")+typeName(before)+" "+path)
 		if apply {
 			if err := os.RemoveAll(path); err != nil {
 				return nil, fmt.Errorf("remove %s: %w", path, err)
 			}
 		}
-		res.Status = statusFor(apply)
+		res.Status = modules.DiffStatus(apply)
 		res.Msg = strings.Join(what, "; ")
 		res.Diff = &modules.Diff{Before: beforeDesc, After: describe(nil, ""), BeforeHeader: path + " (before)", AfterHeader: path + " (after)"}
 		return res, nil
@@ -76,9 +76,9 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		}
 		creating = true
 		if before == nil {
-			what = append(what, verb(apply, "created", "would create")+" link "+path+" → "+src)
+			what = append(what, modules.Tense(apply, "created", "would create")+" link "+path+" → "+src)
 		} else {
-			what = append(what, verb(apply, "replaced", "would replace")+" "+typeName(before)+" "+path+" with a link to "+src)
+			what = append(what, modules.Tense(apply, "replaced", "would replace")+" "+typeName(before)+" "+path+" with a link to "+src)
 		}
 		if _, err := os.Stat(resolveLink(path, src)); err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("the link's target %s does not exist (yet)", src))
@@ -107,7 +107,7 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 				}
 			}
 			creating = true
-			what = append(what, verb(apply, "created", "would create")+" directory "+path)
+			what = append(what, modules.Tense(apply, "created", "would create")+" directory "+path)
 			if apply {
 				if fi != nil {
 					if err := os.Remove(path); err != nil {
@@ -140,7 +140,7 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		switch {
 		case fi != nil && fi.Mode().IsRegular():
 			if state == "touch" {
-				what = append(what, verb(apply, "touched", "would touch")+" "+path)
+				what = append(what, modules.Tense(apply, "touched", "would touch")+" "+path)
 				if apply {
 					now := env.Time()
 					if err := os.Chtimes(path, now, now); err != nil {
@@ -157,7 +157,7 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 				}
 			}
 			creating = true
-			what = append(what, verb(apply, "created", "would create")+" empty file "+path)
+			what = append(what, modules.Tense(apply, "created", "would create")+" empty file "+path)
 			if apply {
 				if fi != nil {
 					if err := os.Remove(path); err != nil {
@@ -191,7 +191,7 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	switch {
 	case err == nil && (!creating || apply):
 		if ch := want.changes(cur); len(ch) > 0 {
-			what = append(what, verb(apply, "set ", "would set ")+strings.Join(ch, ", "))
+			what = append(what, modules.Tense(apply, "set ", "would set ")+strings.Join(ch, ", "))
 			if apply {
 				if err := want.apply(path, link); err != nil {
 					return nil, err
@@ -205,7 +205,7 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		res.Msg = path + " is as wanted"
 		return res, nil
 	}
-	res.Status = statusFor(apply)
+	res.Status = modules.DiffStatus(apply)
 	res.Msg = strings.Join(what, "; ")
 	var after string
 	if apply {

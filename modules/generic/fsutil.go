@@ -347,19 +347,3 @@ func checksum(b []byte) string {
 }
 
 func shortSum(b []byte) string { return checksum(b)[:16] }
-
-// statusFor returns the status of a run that found a difference.
-func statusFor(apply bool) string {
-	if apply {
-		return modules.StatusChanged
-	}
-	return modules.StatusDrift
-}
-
-// verb picks the message's tense: what was done, or what would be.
-func verb(apply bool, done, would string) string {
-	if apply {
-		return done
-	}
-	return would
-}

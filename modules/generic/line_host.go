@@ -99,7 +99,7 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 
 	var what []string
 	if contentChanged {
-		what = append(what, verb(apply, "", "would: ")+msg)
+		what = append(what, modules.Tense(apply, "", "would: ")+msg)
 		res.Diff = contentDiff(path, old, content, exists, true, env.Sensitive("line"))
 	}
 	var metaChanges []string
@@ -107,13 +107,13 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		metaChanges = want.changes(fi)
 	}
 	if len(metaChanges) > 0 {
-		what = append(what, verb(apply, "set ", "would set ")+strings.Join(metaChanges, ", "))
+		what = append(what, modules.Tense(apply, "set ", "would set ")+strings.Join(metaChanges, ", "))
 	}
 	if len(what) == 0 {
 		res.Msg = path + ": " + msg
 		return res, nil
 	}
-	res.Status = statusFor(apply)
+	res.Status = modules.DiffStatus(apply)
 	res.Msg = path + ": " + strings.Join(what, "; ")
 	if !apply {
 		return res, nil

@@ -77,7 +77,7 @@ func finish(res *modules.Result, apply bool, subject string, rtDrift []string, r
 		}
 		return
 	}
-	res.Status = statusFor(apply)
+	res.Status = modules.DiffStatus(apply)
 	var parts []string
 	if len(rtDrift) > 0 {
 		parts = append(parts, fmt.Sprintf("runtime: %s", strings.Join(rtDrift, "; ")))
@@ -85,7 +85,7 @@ func finish(res *modules.Result, apply bool, subject string, rtDrift []string, r
 	if len(p.drift) > 0 {
 		parts = append(parts, fmt.Sprintf("%s: %s", p.backend, strings.Join(p.drift, "; ")))
 	}
-	res.Msg = tense(apply, "changed ", "would change ") + subject + ": " + strings.Join(parts, " | ")
+	res.Msg = modules.Tense(apply, "changed ", "would change ") + subject + ": " + strings.Join(parts, " | ")
 	var before, after strings.Builder
 	if rtBefore != rtAfter {
 		before.WriteString("# runtime:\n" + rtBefore)

@@ -90,20 +90,6 @@ func canonAddrs(arg string, v cty.Value) ([]string, []modules.ArgError) {
 	return out, errs
 }
 
-func statusFor(apply bool) string {
-	if apply {
-		return modules.StatusChanged
-	}
-	return modules.StatusDrift
-}
-
-func tense(apply bool, done, would string) string {
-	if apply {
-		return done
-	}
-	return would
-}
-
 func anyList(l []string) []any {
 	out := make([]any, 0, len(l))
 	for _, s := range l {

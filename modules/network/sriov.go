@@ -331,7 +331,7 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args cty.Value, apply 
 		res.Msg = fmt.Sprintf("SR-IOV of %s is in sync (%d VFs)", s.device, s.numVFs)
 		return res, nil
 	}
-	res.Status = statusFor(apply)
+	res.Status = modules.DiffStatus(apply)
 	var parts []string
 	if len(rtDrift) > 0 {
 		parts = append(parts, "runtime: "+strings.Join(rtDrift, "; "))
@@ -339,11 +339,11 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args cty.Value, apply 
 	if len(pDrift) > 0 {
 		parts = append(parts, "boot: "+strings.Join(pDrift, "; "))
 	}
-	res.Msg = tense(apply, "changed ", "would change ") + "SR-IOV of " + s.device + ": " + strings.Join(parts, " | ")
+	res.Msg = modules.Tense(apply, "changed ", "would change ") + "SR-IOV of " + s.device + ": " + strings.Join(parts, " | ")
 	before, after := "", ""
 	if len(rtDrift) > 0 {
 		before = "# runtime:\n" + joinLines(rtDrift)
-		after = "# runtime:\n" + tense(apply, "(changed)\n", "(as the task says)\n")
+		after = "# runtime:\n" + modules.Tense(apply, "(changed)\n", "(as the task says)\n")
 	}
 	before += describeFiles(changes, false)
 	after += describeFiles(changes, true)

@@ -112,7 +112,7 @@ func (m Firewall) Run(ctx context.Context, env *modules.Env, args cty.Value, app
 func (r *fwRun) result() *modules.Result {
 	res := r.res
 	if r.changed {
-		res.Status = statusFor(r.apply)
+		res.Status = modules.DiffStatus(r.apply)
 		res.Msg = strings.Join(r.did, "; ")
 		res.Diff = sectionsDiff("firewall", r.secs)
 	} else {
@@ -158,7 +158,7 @@ func (r *fwRun) unit(ctx context.Context, sc systemctl, u unitState, want string
 		r.fine = append(r.fine, u.describe())
 		return u, nil
 	}
-	r.change(verb(r.apply, "", "would ")+stepWords(steps, r.apply)+" "+name,
+	r.change(modules.Tense(r.apply, "", "would ")+stepWords(steps, r.apply)+" "+name,
 		section{title: name, before: u.describe(), after: after.describe()})
 	if !r.apply {
 		return u, nil
@@ -349,7 +349,7 @@ func (p flushPlan) message(family string, apply bool) string {
 	}
 	var parts []string
 	if total > 0 || chains > 0 {
-		s := fmt.Sprintf("%s %d %s", verb(apply, "flushed", "would flush"), total, plural(total, "rule", "rules"))
+		s := fmt.Sprintf("%s %d %s", modules.Tense(apply, "flushed", "would flush"), total, plural(total, "rule", "rules"))
 		if len(per) > 0 {
 			s += " (" + strings.Join(per, ", ") + ")"
 		}
@@ -359,10 +359,10 @@ func (p flushPlan) message(family string, apply bool) string {
 		parts = append(parts, s)
 	}
 	if len(p.policyChanges) > 0 {
-		parts = append(parts, verb(apply, "set", "would set")+" filter "+plural(len(p.policyChanges), "policy", "policies")+" "+strings.Join(p.policyChanges, ", "))
+		parts = append(parts, modules.Tense(apply, "set", "would set")+" filter "+plural(len(p.policyChanges), "policy", "policies")+" "+strings.Join(p.policyChanges, ", "))
 	}
 	if len(parts) == 0 {
-		parts = append(parts, verb(apply, "reset", "would reset")+" the flushed tables")
+		parts = append(parts, modules.Tense(apply, "reset", "would reset")+" the flushed tables")
 	}
 	msg := strings.Join(parts, ", ")
 	if family == "IPv6" {
@@ -538,7 +538,7 @@ func (m Firewall) save(ctx context.Context, r *fwRun, args cty.Value, t ipTools,
 	if !exists {
 		before = "(absent)\n"
 	}
-	r.change(verb(r.apply, "saved the ", "would save the ")+t.family+" ruleset to "+path, section{title: path, before: before, after: content})
+	r.change(modules.Tense(r.apply, "saved the ", "would save the ")+t.family+" ruleset to "+path, section{title: path, before: before, after: content})
 	if !r.apply {
 		return nil
 	}

@@ -31,22 +31,6 @@ func boolArg(args cty.Value, name string) bool {
 	return !v.IsNull() && v.True()
 }
 
-// statusFor returns the status of a run that found a difference.
-func statusFor(apply bool) string {
-	if apply {
-		return modules.StatusChanged
-	}
-	return modules.StatusDrift
-}
-
-// verb picks the message's tense: what was done, or what would be.
-func verb(apply bool, done, would string) string {
-	if apply {
-		return done
-	}
-	return would
-}
-
 // under joins an absolute host path to root, the directory the module treats as "/" (tests
 // point it at a fake tree; on a host it is "" or "/").
 func under(root, path string) string {

@@ -65,7 +65,7 @@ func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, appl
 	var did []string
 	if fileChanged {
 		if !exists {
-			did = append(did, verb(apply, "created ", "would create ")+cfgArg+" with SELINUX="+want)
+			did = append(did, modules.Tense(apply, "created ", "would create ")+cfgArg+" with SELINUX="+want)
 		} else {
 			var what []string
 			if !strings.EqualFold(modeBefore, modeAfter) || modeBefore == "" {
@@ -77,11 +77,11 @@ func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, appl
 			if len(what) == 0 {
 				what = append(what, "SELINUX="+want) // only a duplicate line or quoting differed
 			}
-			did = append(did, verb(apply, "set ", "would set ")+strings.Join(what, ", ")+" in "+cfgArg)
+			did = append(did, modules.Tense(apply, "set ", "would set ")+strings.Join(what, ", ")+" in "+cfgArg)
 		}
 	}
 	if plan.setTo != "" {
-		did = append(did, fmt.Sprintf("%sruntime %s → %s", verb(apply, "switched ", "would switch "), kern.state, plan.setTo))
+		did = append(did, fmt.Sprintf("%sruntime %s → %s", modules.Tense(apply, "switched ", "would switch "), kern.state, plan.setTo))
 	}
 	runtimeAfter := kern.state
 	if plan.setTo != "" {
@@ -98,7 +98,7 @@ func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, appl
 		return res, nil
 	}
 
-	res.Status = statusFor(apply)
+	res.Status = modules.DiffStatus(apply)
 	msg := strings.Join(did, "; ")
 	switch {
 	case plan.reboot:

@@ -182,8 +182,8 @@ func runHostname(ctx context.Context, m *machine, w hostnameWant, apply bool) (*
 		res.Msg = fmt.Sprintf("hostname is %s (runtime and /etc/hostname)", w.name)
 		return res, nil
 	}
-	res.Status = statusFor(apply)
-	res.Msg = tense(apply, "changed: ", "would change: ") + strings.Join(what, "; ")
+	res.Status = modules.DiffStatus(apply)
+	res.Msg = modules.Tense(apply, "changed: ", "would change: ") + strings.Join(what, "; ")
 	res.Diff = &modules.Diff{Before: before.String(), After: after.String(), BeforeHeader: "hostname (before)", AfterHeader: "hostname (after)"}
 	if !apply {
 		return res, nil

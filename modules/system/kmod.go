@@ -511,7 +511,7 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 		res.Warnings = append(res.Warnings, "runtime state unknown: "+rt.why+"; the module is neither loaded nor unloaded")
 	case w.present && rt.state == "absent":
 		runtimeStep = []string{"modprobe", "--", w.name}
-		what = append(what, tense(apply, "loaded", "would load"))
+		what = append(what, modules.Tense(apply, "loaded", "would load"))
 	case !w.present && rt.state == "builtin":
 		return nil, fmt.Errorf("%s is built into the kernel and cannot be unloaded", name)
 	case !w.present && rt.state == "loaded":
@@ -523,7 +523,7 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 			return nil, fmt.Errorf("%s is in use (by %s, %d references), so it cannot be unloaded", name, users, rt.mod.refs)
 		}
 		runtimeStep = []string{"modprobe", "-r", "--", w.name}
-		what = append(what, tense(apply, "unloaded", "would unload"))
+		what = append(what, modules.Tense(apply, "unloaded", "would unload"))
 	}
 	if runtimeStep != nil {
 		if rt.cannotLoad != "" {
@@ -578,16 +578,16 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 	}
 
 	if opts.changed {
-		what = append(what, fmt.Sprintf("%s %s", optsPath, tense(apply, "written", "would be written")))
+		what = append(what, fmt.Sprintf("%s %s", optsPath, modules.Tense(apply, "written", "would be written")))
 		if opts.new == nil {
-			what[len(what)-1] = fmt.Sprintf("%s %s", optsPath, tense(apply, "removed", "would be removed"))
+			what[len(what)-1] = fmt.Sprintf("%s %s", optsPath, modules.Tense(apply, "removed", "would be removed"))
 		}
 		res.RebootRequired = differ
 	}
 	if load.changed {
-		what = append(what, fmt.Sprintf("%s %s", loadPath, tense(apply, "written", "would be written")))
+		what = append(what, fmt.Sprintf("%s %s", loadPath, modules.Tense(apply, "written", "would be written")))
 		if load.new == nil {
-			what[len(what)-1] = fmt.Sprintf("%s %s", loadPath, tense(apply, "removed", "would be removed"))
+			what[len(what)-1] = fmt.Sprintf("%s %s", loadPath, modules.Tense(apply, "removed", "would be removed"))
 		}
 	}
 	if !w.present || !w.persistent {
@@ -635,7 +635,7 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 		res.Msg = fmt.Sprintf("%s: runtime %s, loaded at boot: %t", name, rt.state, listsModule(load.old, name))
 		return res, nil
 	}
-	res.Status = statusFor(apply)
+	res.Status = modules.DiffStatus(apply)
 	res.Msg = name + ": " + strings.Join(what, "; ")
 	res.Diff = &modules.Diff{Before: describe(rt.state, load.old, opts.old), After: describe(after, afterLoad, afterOpts),
 		BeforeHeader: name + " (before)", AfterHeader: name + " (after)"}

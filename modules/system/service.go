@@ -465,10 +465,10 @@ func finishService(ctx context.Context, m *machine, w serviceWant, res *modules.
 	after := predictUnit(w, before, enabledBefore)
 	var done []string
 	for _, s := range steps {
-		done = append(done, tense(apply, s.desc, s.would))
+		done = append(done, modules.Tense(apply, s.desc, s.would))
 	}
 	if len(steps) > 0 {
-		res.Status = statusFor(apply)
+		res.Status = modules.DiffStatus(apply)
 	}
 	if apply {
 		for _, s := range steps {
@@ -689,11 +689,11 @@ func runSysVService(ctx context.Context, m *machine, w serviceWant, apply bool) 
 	after := predictUnit(w, st, enabledNow)
 	var done []string
 	for _, s := range steps {
-		done = append(done, tense(apply, s.desc, s.would))
+		done = append(done, modules.Tense(apply, s.desc, s.would))
 	}
 	final, enabledFinal := st, enabledNow
 	if len(steps) > 0 {
-		res.Status = statusFor(apply)
+		res.Status = modules.DiffStatus(apply)
 		res.Diff = &modules.Diff{Before: describeUnit(st.active, enabledNow, false, w), After: after,
 			BeforeHeader: w.unit + " (before)", AfterHeader: w.unit + " (after)"}
 	}

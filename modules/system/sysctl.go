@@ -241,8 +241,8 @@ func runSysctl(_ context.Context, m *machine, w sysctlWant, apply bool) (*module
 			return nil, fmt.Errorf("cannot set %s at runtime: %s: %w", key, procPath, explainProcErr(err))
 		}
 	}
-	res.Status = statusFor(apply)
-	res.Msg = key + ": " + tense(apply, "", "would change ") + strings.Join(what, "; ")
+	res.Status = modules.DiffStatus(apply)
+	res.Msg = key + ": " + modules.Tense(apply, "", "would change ") + strings.Join(what, "; ")
 	describe := func(rt, pv string) string {
 		s := ""
 		if managed {

@@ -189,22 +189,6 @@ func boolArg(args cty.Value, name string) bool {
 	return v
 }
 
-// statusFor returns the status of a run that found a difference.
-func statusFor(apply bool) string {
-	if apply {
-		return modules.StatusChanged
-	}
-	return modules.StatusDrift
-}
-
-// tense picks the message's wording: what was done, or what would be.
-func tense(apply bool, done, would string) string {
-	if apply {
-		return done
-	}
-	return would
-}
-
 // readFileOpt reads a file; a missing file is (nil, false, nil).
 func readFileOpt(path string) ([]byte, bool, error) { return hostfs.ReadOptional(path) }
 
