@@ -4,42 +4,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
-// parseOSRelease reads os-release(5) syntax: KEY=value lines, values optionally quoted
-// with single or double quotes, backslash escapes inside double quotes.
+// parseOSRelease reads os-release(5): KEY=value lines with shell quoting.
 func parseOSRelease(text string) map[string]string {
-	out := map[string]string{}
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		out[strings.TrimSpace(k)] = unquote(strings.TrimSpace(v))
-	}
-	return out
-}
-
-func unquote(v string) string {
-	if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
-		return v[1 : len(v)-1]
-	}
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		v = v[1 : len(v)-1]
-		var b strings.Builder
-		for i := 0; i < len(v); i++ {
-			if v[i] == '\\' && i+1 < len(v) {
-				i++
-			}
-			b.WriteByte(v[i])
-		}
-		return b.String()
-	}
-	return v
+	return hostfs.ParseEnvFile(text)
 }
 
 // osFamily groups distributions the way runbooks branch on them.

@@ -162,3 +162,64 @@ func JoinLines(lines []Line) []byte {
 	}
 	return b.Bytes()
 }
+
+// ShellUnquote reads a value of a shell-style variable file (ifcfg, os-release,
+// /etc/machine-info) the way their readers do: double quotes with backslash escapes of
+// " \ $ and `, single quotes literally, a backslash outside quotes escaping the next
+// character, and an unquoted blank or a leading # ending the value.
+func ShellUnquote(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				b.WriteString(s[i+1:])
+				return b.String()
+			}
+			b.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+		case '"':
+			for i++; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) && strings.ContainsRune("\"\\$`", rune(s[i+1])) {
+					i++
+				}
+				b.WriteByte(s[i])
+			}
+		case '\\':
+			if i+1 < len(s) {
+				i++
+				b.WriteByte(s[i])
+			}
+		case ' ', '\t':
+			return b.String()
+		case '#':
+			if i == 0 {
+				return b.String()
+			}
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// ParseEnvFile reads KEY=value lines (an optional "export " before the key) as
+// os-release(5) and /etc/machine-info have them, skipping blank and # lines; values are
+// unquoted with ShellUnquote. Where a key repeats, the last one wins, as for the shell.
+func ParseEnvFile(text string) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		if !ok {
+			continue
+		}
+		out[strings.TrimSpace(k)] = ShellUnquote(strings.TrimSpace(v))
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -79,5 +80,43 @@ func TestRemoveAndReadOptional(t *testing.T) {
 	}
 	if _, err := os.Stat(p); !os.IsNotExist(err) {
 		t.Errorf("still there: %v", err)
+	}
+}
+
+func TestShellUnquote(t *testing.T) {
+	for in, want := range map[string]string{
+		`"mode=4 miimon=100"`: "mode=4 miimon=100",
+		`'a b'`:               "a b",
+		`plain`:               "plain",
+		`"a\"b\$c"`:           `a"b$c`,
+		`"A \"b\" c"`:         `A "b" c`,
+		`"keep \n"`:           `keep \n`,
+		`9100  # jumbo`:       "9100",
+		`#comment`:            "",
+		`a#b`:                 "a#b",
+		`"x"y`:                "xy",
+		`a\ b`:                "a b",
+		`""`:                  "",
+		`'unterminated`:       "unterminated",
+	} {
+		if got := ShellUnquote(in); got != want {
+			t.Errorf("ShellUnquote(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseEnvFile(t *testing.T) {
+	got := ParseEnvFile(`# os-release
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+ID=debian
+
+export PRETTY_HOSTNAME='KVM host 01'
+BROKEN LINE
+ID=debian2
+`)
+	want := map[string]string{"NAME": "Debian GNU/Linux", "VERSION_ID": "12", "ID": "debian2", "PRETTY_HOSTNAME": "KVM host 01"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseEnvFile = %v, want %v", got, want)
 	}
 }

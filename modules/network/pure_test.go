@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 func TestNormBondOption(t *testing.T) {
@@ -158,21 +160,8 @@ func TestTimeSpansAndSizes(t *testing.T) {
 }
 
 func TestShellValues(t *testing.T) {
-	for in, want := range map[string]string{
-		`"mode=4 miimon=100"`: "mode=4 miimon=100",
-		`'a b'`:               "a b",
-		`plain`:               "plain",
-		`"a\"b\$c"`:           `a"b$c`,
-		`9100  # jumbo`:       "9100",
-		`"x"y`:                "xy",
-		`a\ b`:                "a b",
-	} {
-		if got := shUnquote(in); got != want {
-			t.Errorf("%s: %q, want %q", in, got, want)
-		}
-	}
 	for _, v := range []string{"plain", "mode=4 miimon=100", `a"b$c`, "", "x`y`"} {
-		if got := shUnquote(shQuote(v)); got != v {
+		if got := hostfs.ShellUnquote(shQuote(v)); got != v {
 			t.Errorf("round trip %q: %q (quoted %s)", v, got, shQuote(v))
 		}
 	}

@@ -3,6 +3,8 @@ package network
 import (
 	"regexp"
 	"strings"
+
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 // shDoc is a file of shell variable assignments (ifcfg), kept line by line so that editing
@@ -27,52 +29,12 @@ func parseSh(text string) *shDoc {
 	}
 	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
 		if m := shAssign.FindStringSubmatch(line); m != nil && !strings.HasPrefix(strings.TrimSpace(line), "#") {
-			d.lines = append(d.lines, shLine{key: m[1], value: shUnquote(m[2]), kv: true})
+			d.lines = append(d.lines, shLine{key: m[1], value: hostfs.ShellUnquote(m[2]), kv: true})
 			continue
 		}
 		d.lines = append(d.lines, shLine{raw: line})
 	}
 	return d
-}
-
-// shUnquote reads a shell word the way the ifcfg readers do: double quotes with backslash
-// escapes, single quotes literally, an unquoted # starting a comment.
-func shUnquote(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\'':
-			j := strings.IndexByte(s[i+1:], '\'')
-			if j < 0 {
-				b.WriteString(s[i+1:])
-				return b.String()
-			}
-			b.WriteString(s[i+1 : i+1+j])
-			i += j + 1
-		case '"':
-			for i++; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) && strings.ContainsRune("\"\\$`", rune(s[i+1])) {
-					i++
-				}
-				b.WriteByte(s[i])
-			}
-		case '\\':
-			if i+1 < len(s) {
-				i++
-				b.WriteByte(s[i])
-			}
-		case ' ', '\t':
-			return b.String()
-		case '#':
-			if i == 0 {
-				return b.String()
-			}
-			b.WriteByte(c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
 }
 
 var shSafe = regexp.MustCompile(`^[A-Za-z0-9_./:,+@%=-]*$`)

@@ -10,6 +10,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 var (
@@ -259,32 +260,7 @@ func readPretty(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "PRETTY_HOSTNAME="); ok {
-			return shellUnquote(v), nil
-		}
-	}
-	return "", nil
-}
-
-// shellUnquote undoes the quoting of a value in an environment file: "..." with
-// backslash escapes, '...' literally, or a bare word with backslash escapes.
-func shellUnquote(v string) string {
-	v = strings.TrimSpace(v)
-	if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
-		return v[1 : len(v)-1]
-	}
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		v = v[1 : len(v)-1]
-	}
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		if v[i] == '\\' && i+1 < len(v) {
-			i++
-		}
-		b.WriteByte(v[i])
-	}
-	return b.String()
+	return hostfs.ParseEnvFile(string(b))["PRETTY_HOSTNAME"], nil
 }
 
 // localNames are never renamed in /etc/hosts: they name loopback, not the host.

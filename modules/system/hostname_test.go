@@ -202,10 +202,21 @@ func TestHostnameFileAndPretty(t *testing.T) {
 			t.Errorf("parseHostnameFile(%q) = %q, want %q", in, got, want)
 		}
 	}
-	for in, want := range map[string]string{`"A \"b\" c"`: `A "b" c`, `'x y'`: "x y", `plain`: "plain", `a\ b`: "a b", `""`: ""} {
-		if got := shellUnquote(in); got != want {
-			t.Errorf("shellUnquote(%s) = %q, want %q", in, got, want)
+	mi := filepath.Join(t.TempDir(), "machine-info")
+	for text, want := range map[string]string{
+		"PRETTY_HOSTNAME=\"KVM host 01, rack 4\"\nCHASSIS=server\n": "KVM host 01, rack 4",
+		"# none\nCHASSIS=vm\n":                                  "",
+		"PRETTY_HOSTNAME='a \"b\"'\n":                           `a "b"`,
+	} {
+		if err := os.WriteFile(mi, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
 		}
+		if got, err := readPretty(mi); err != nil || got != want {
+			t.Errorf("readPretty(%q) = %q, %v; want %q", text, got, err, want)
+		}
+	}
+	if got, err := readPretty(mi + ".missing"); err != nil || got != "" {
+		t.Errorf("missing machine-info: %q, %v", got, err)
 	}
 }
 
