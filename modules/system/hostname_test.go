@@ -205,8 +205,8 @@ func TestHostnameFileAndPretty(t *testing.T) {
 	mi := filepath.Join(t.TempDir(), "machine-info")
 	for text, want := range map[string]string{
 		"PRETTY_HOSTNAME=\"KVM host 01, rack 4\"\nCHASSIS=server\n": "KVM host 01, rack 4",
-		"# none\nCHASSIS=vm\n":                                  "",
-		"PRETTY_HOSTNAME='a \"b\"'\n":                           `a "b"`,
+		"# none\nCHASSIS=vm\n":        "",
+		"PRETTY_HOSTNAME='a \"b\"'\n": `a "b"`,
 	} {
 		if err := os.WriteFile(mi, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
