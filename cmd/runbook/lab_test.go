@@ -66,6 +66,12 @@ func TestLabScripts(t *testing.T) {
 			env.Setenv("INV", lab.Inventory)
 			env.Setenv("LABDIR", lab.Dir)
 			env.Setenv("KNOWN_HOSTS", lab.KnownHosts)
+			// The lab key's public half, for scripts that let another account log in.
+			pub, err := os.ReadFile(lab.Key + ".pub")
+			if err != nil {
+				return err
+			}
+			env.Setenv("LAB_PUBKEY", strings.TrimSpace(string(pub)))
 			env.Setenv(helperbin.EnvDir, helpers)
 			// A home of the script's own, so no ~/.ssh of the machine's takes part.
 			env.Setenv("HOME", env.WorkDir)
