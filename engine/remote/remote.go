@@ -235,6 +235,8 @@ const envVerified = "RUNBOOK_HELPER_VERIFIED"
 // Exit codes of the start script, chosen to not clash with a shell's own (126, 127).
 const (
 	exitHelperMissing = 97
+	// exitNotExecutable is the shell's own code for a file it cannot execute.
+	exitNotExecutable = 126
 )
 
 // envHow tells the helper how the start script verified it, for its hello
@@ -331,6 +333,11 @@ func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transpo
 			c.noteVerified(key, x.client.Hello(), direct)
 			return x, nil
 		}
+		if code == exitNotExecutable {
+			// There, but it cannot run there (a noexec mount): the next place.
+			lastErr = noexecError(t.Name, path, dir, err)
+			continue
+		}
 		if code != exitHelperMissing {
 			return nil, err
 		}
@@ -343,13 +350,16 @@ func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transpo
 			c.noteVerified(key, x.client.Hello(), direct)
 			return x, nil
 		}
-		lastErr = err
-		if code != 126 {
+		if code != exitNotExecutable {
 			return nil, err
 		}
-		lastErr = fmt.Errorf("%s: the helper at %s cannot be executed (is %s on a noexec mount?): %w", t.Name, path, dir, err)
+		lastErr = noexecError(t.Name, path, dir, err)
 	}
 	return nil, lastErr
+}
+
+func noexecError(host, path, dir string, err error) error {
+	return fmt.Errorf("%s: the helper at %s cannot be executed (is %s on a noexec mount?): %w", host, path, dir, err)
 }
 
 // push uploads the helper to a temporary name, verifies its hash on the host and renames it
@@ -417,8 +427,11 @@ func fastStartScriptFor(builds []archBuild, stamp bool, build, expect string) (s
 		`miss() { printf 'runbook-probe\t%%s\t%%s\t%%s\n' "$m" "$u" "$HOME" >&2; exit %d; }; `+
 		`case "$m" in %s*) miss;; esac; `+
 		`case "$HOME" in ""|/) hm=/tmp/runbook-$u;; *) hm=$HOME;; esac; `+
-		`if [ "$u" = 0 ]; then d=/var/lib/runbook/helper; else d="$hm/.cache/runbook/helper"; fi; `+
-		`p="$d/$s"; %s%s`+
+		// The same places, in the same order, as helperDirs; the first that holds the build
+		// executable wins. test -x fails on a noexec mount, so a copy left on one is passed
+		// over for the next place.
+		`if [ "$u" = 0 ]; then set -- /var/lib/runbook/helper "$hm/.cache/runbook/helper"; else set -- "$hm/.cache/runbook/helper"; fi; `+
+		`p=; for d do if [ -x "$d/$s" ]; then p="$d/$s"; break; fi; done; [ -n "$p" ] || miss; %s%s`+
 		`h=$(`+hashOf("$p")+`) || miss; [ "${h%%%% *}" = "$s" ] || miss; export `+envVerified+`=$s %s="hash$f"; exec "$p"`,
 		exitHelperMissing, cases.String(), statLine(stamp), skip, envHow), known
 }
