@@ -50,10 +50,14 @@ func Start(t testing.TB, opts Options) *Lab {
 		}
 		t.Logf("lab layers %v built in %s", opts.Layers, time.Since(start).Round(time.Millisecond))
 	}
-	// Generous: a cold systemd tier includes a debootstrap.
+	// Generous: a cold systemd tier, or a vm with the systemd userland, includes a
+	// debootstrap; a vm waits up to vmBootTimeout for its boot alone.
 	timeout := 2 * time.Minute
-	if opts.Tier == TierSystemd {
+	switch {
+	case opts.Tier == TierSystemd, opts.Tier == TierVM && opts.VMUserland == VMUserlandSystemd:
 		timeout = 12 * time.Minute
+	case opts.Tier == TierVM:
+		timeout = vmBootTimeout + 2*time.Minute
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
