@@ -257,7 +257,7 @@ func statLine(stamp bool) string {
 	if !stamp {
 		return `f=; `
 	}
-	return `f=$(stat -c ` + sh.Quote(stampFormat) + ` "$p" 2>/dev/null) && f=" $f"; `
+	return `f=$(stat -L -c ` + sh.Quote(stampFormat) + ` "$p" 2>/dev/null) && f=" $f"; `
 }
 
 // noteVerified counts how the start script verified the helper and, when it hashed the file

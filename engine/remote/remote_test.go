@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,6 +143,34 @@ func TestFastStartScriptStamps(t *testing.T) {
 			t.Errorf("%s: %q exit %d, want %q", tt.name, out, code, tt.want)
 		}
 	}
+	// Reached through a symbolic link, the identity is the file's, not the link's (a link
+	// retargeted to another file then shows another inode).
+	real := filepath.Join(home, "real-helper")
+	if err := os.Rename(p, real); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, p); err != nil {
+		t.Fatal(err)
+	}
+	out, code = start(true, "", "")
+	_, linkStamp := parseVerified(out)
+	var rs syscall.Stat_t
+	if err := syscall.Stat(real, &rs); err != nil {
+		t.Fatal(err)
+	}
+	if f := strings.Split(linkStamp, ":"); code != 0 || len(f) < 4 || f[1] != strconv.FormatUint(rs.Ino, 10) || f[3] != "81ed" {
+		t.Errorf("through a link: %q exit %d, want the identity of inode %d", out, code, rs.Ino)
+	}
+	os.Remove(p)
+	if err := os.Rename(real, p); err != nil {
+		t.Fatal(err)
+	}
+	out, code = start(true, "", "")
+	how, stamp = parseVerified(out)
+	if code != 0 || how != "hash" || !validStamp(stamp) {
+		t.Fatalf("after the link: %q exit %d", out, code)
+	}
+
 	// Alter the file in place: same size, mtime put back. Only its ctime tells.
 	st, _ := os.Stat(p)
 	evil := strings.Replace(body, "started", "evilish", 1)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,19 +52,24 @@ type stampFile struct {
 	Hosts   map[string]stampEntry `json:"hosts"`
 }
 
-// stampFormat is the stat(1) format of a stamp; stampRE what a usable stamp looks like:
-// nanosecond times (a file system or stat without them gives no stamp, so every start
-// hashes).
+// stampFormat is the stat(1) format of a stamp, read with -L so that it describes the file
+// that the hash reads and exec runs, not a symbolic link to it; stampRE is what a usable
+// stamp looks like: nanosecond times (a file system or stat without them gives no stamp, so
+// every start hashes).
 const stampFormat = "%d:%i:%s:%f:%u:%.9Y:%.9Z"
 
-var stampRE = regexp.MustCompile(`^[0-9]+:[0-9]+:[0-9]+:[0-9a-f]+:[0-9]+:[0-9]+\.[0-9]{9}:[0-9]+\.([0-9]{9})$`)
+var stampRE = regexp.MustCompile(`^[0-9]+:[0-9]+:[0-9]+:([0-9a-f]+):[0-9]+:[0-9]+\.[0-9]{9}:[0-9]+\.([0-9]{9})$`)
 
 // validStamp reports whether s is a stamp that identifies a file well enough: the format's
-// fields, and a ctime with a fractional part (an all-zero one means the file system keeps
-// whole seconds, which would let a change in the same second go unnoticed).
+// fields, a regular file, and a ctime with a fractional part (an all-zero one means the file
+// system keeps whole seconds, which would let a change in the same second go unnoticed).
 func validStamp(s string) bool {
 	m := stampRE.FindStringSubmatch(s)
-	return m != nil && m[1] != "000000000"
+	if m == nil || m[2] == "000000000" {
+		return false
+	}
+	mode, err := strconv.ParseUint(m[1], 16, 32)
+	return err == nil && mode&0o170000 == 0o100000
 }
 
 // DefaultStampsPath is $XDG_STATE_HOME/runbook/helper-stamps.json, else

@@ -17,6 +17,9 @@ func TestValidStamp(t *testing.T) {
 		{"65024:1196041:6094434:81ed:0:1795465940.000000000:1795465940.028888641", true},
 		// whole-second ctimes: a change in the same second would go unnoticed
 		{"65024:1196041:6094434:81ed:0:1795465940.000000000:1795465940.000000000", false},
+		// a symbolic link (a stat without -L) or a directory is not the file that runs
+		{"65024:1196041:72:a1ff:0:1795465940.028888641:1795465940.028888641", false},
+		{"65024:1196041:4096:41ed:0:1795465940.028888641:1795465940.028888641", false},
 		// a stat without %.9Y (busybox) prints something else
 		{"65024:1196041:6094434:81ed:0:1795465940:1795465940", false},
 		{"65024:1196041:6094434:81ed:0:?:?", false},
