@@ -54,8 +54,9 @@ func (VMNIC) Info() modules.Info {
 		Summary: "Give a libvirt guest exactly the NICs listed, keeping the MACs and PCI slots of those it already has.",
 		Description: `Edits the persistent definition of a libvirt domain (what it boots with next) so that its
 <interface> devices are the ones listed, in order. The definition is read with virsh dumpxml
---inactive, only its interfaces are replaced, and the result is written back with virsh define:
-everything else in the domain, its UUID included, stays as it was.
+--inactive --security-info (so secrets such as a console password are kept), only its
+interfaces are replaced, and the result is written back with virsh define: everything else in
+the domain, its UUID included, stays as it was.
 
 A listed NIC is the same NIC as the domain's interface at the same position when both have the
 same type and source; it then keeps its MAC address, guest PCI slot and any settings runbook does

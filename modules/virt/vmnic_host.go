@@ -142,9 +142,12 @@ func (v virsh) run(ctx context.Context, what string, args ...string) ([]byte, er
 }
 
 // dumpXML reads the domain's XML: the persistent definition with inactive, otherwise what
-// it runs with (the same as the definition when it is stopped).
+// it runs with (the same as the definition when it is stopped, which Run then defines back).
+// It reads with --security-info, as `virsh edit` does: without it libvirt leaves out secrets
+// such as the console password, and defining the XML back would drop them. Only the
+// <interface> elements ever leave the helper (in diffs and data).
 func (v virsh) dumpXML(ctx context.Context, name string, inactive bool) (*domainDoc, error) {
-	args := []string{"dumpxml"}
+	args := []string{"dumpxml", "--security-info"}
 	if inactive {
 		args = append(args, "--inactive")
 	}

@@ -14,7 +14,8 @@ import (
 )
 
 // bigip1 is a stopped guest with one NIC (an e1000 on the management bridge) whose MAC must
-// survive vm_nic, and no disk: the lab defines domains, it does not boot them.
+// survive vm_nic, a VNC console password (which libvirt shows only with --security-info)
+// that must survive it too, and no disk: the lab defines domains, it does not boot them.
 const bigip1 = `<domain type='qemu'>
   <name>bigip1</name>
   <memory unit='MiB'>64</memory>
@@ -25,6 +26,7 @@ const bigip1 = `<domain type='qemu'>
       <source bridge='br-mgmt'/>
       <model type='e1000'/>
     </interface>
+    <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='Vnc-s3c9'/>
   </devices>
 </domain>`
 
@@ -93,6 +95,12 @@ func TestVMNICLab(t *testing.T) {
 		t.Errorf("check's diff does not show the planned NICs:\n%s", res[0].Out)
 	}
 	after := dump("bigip1")
+	if !strings.Contains(sh("", virsh+"dumpxml --inactive --security-info bigip1"), "passwd='Vnc-s3c9'") {
+		t.Errorf("vm_nic dropped the guest's VNC password from its definition")
+	}
+	if strings.Contains(res[0].Out+res[1].Out, "Vnc-s3c9") {
+		t.Errorf("the VNC password shows in vm_nic's output")
+	}
 	if after.UUID != before.UUID {
 		t.Errorf("UUID changed: %s, was %s", after.UUID, before.UUID)
 	}

@@ -439,6 +439,8 @@ shift 3 # -q -c URI
 case "$1" in
 dumpxml)
   shift
+  [ "$1" = --security-info ] || { echo "error: dumpxml without --security-info" >&2; exit 1; }
+  shift
   inactive=
   [ "$1" = --inactive ] && { inactive=1; shift; }
   name=$2
