@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -72,33 +73,39 @@ func portOf(v any) (int, bool) {
 // proxyJump finds the jump host in ssh arguments: -J host, -o ProxyJump=host,
 // -o "ProxyJump host", or a ProxyCommand of the form "ssh ... -W %h:%p [user@]host".
 func proxyJump(args string) string {
-	jump, _ := sshArgs(args)
+	jump, _, _ := sshArgs(args)
 	return jump
 }
 
 // SSHOptions returns the OpenSSH -o options given in ansible_ssh_common_args and
 // ansible_ssh_extra_args (extra wins), keyed by lower-case option name, so the transport
-// can honour UserKnownHostsFile, StrictHostKeyChecking, ProxyCommand and the like.
-func (h *Host) SSHOptions() map[string]string {
+// can honour UserKnownHostsFile, StrictHostKeyChecking, ProxyCommand and the like. Arguments
+// that ssh itself would refuse (an unterminated quote, -o without a value) are an error
+// naming the variable: ignoring them could connect without the proxy or known_hosts file
+// they name.
+func (h *Host) SSHOptions() (map[string]string, error) {
 	out := map[string]string{}
 	for _, n := range []string{"ansible_ssh_common_args", "ansible_ssh_extra_args"} {
 		if v, ok := h.Vars[n].(string); ok {
-			_, opts := sshArgs(v)
+			_, opts, err := sshArgs(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", n, err)
+			}
 			for k, val := range opts {
 				out[k] = val
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // sshArgs reads ssh command-line arguments the way ssh does: the jump host (-J, ProxyJump,
 // or a ProxyCommand of the form "ssh -W") and every -o option.
-func sshArgs(args string) (string, map[string]string) {
+func sshArgs(args string) (string, map[string]string, error) {
 	opts := map[string]string{}
 	toks, err := shlexSplit(args)
 	if err != nil {
-		return "", opts
+		return "", opts, fmt.Errorf("%q: %w", args, err)
 	}
 	words := make([]string, len(toks))
 	for i, t := range toks {
@@ -116,6 +123,8 @@ func sshArgs(args string) (string, map[string]string) {
 		case strings.HasPrefix(w, "-J") && len(w) > 2:
 			out = w[2:]
 			continue
+		case (w == "-o" || w == "-J") && i+1 == len(words):
+			return "", opts, fmt.Errorf("%q: %s needs a value", args, w)
 		case w == "-o" && i+1 < len(words):
 			opt = words[i+1]
 			i++
@@ -137,7 +146,7 @@ func sshArgs(args string) (string, map[string]string) {
 			}
 		}
 	}
-	return out, opts
+	return out, opts, nil
 }
 
 func splitSSHOption(opt string) (string, string) {

@@ -96,7 +96,11 @@ func (c *Connector) Target(h *inventory.Host, p *config.Play) (transport.Target,
 	conn := h.Connection()
 	t := transport.Target{Name: h.Name, Address: conn.Address, Port: conn.Port, User: conn.User,
 		IdentityFile: conn.IdentityFile, ProxyJump: conn.ProxyJump}
-	if err := applySSHOptions(&t, h.SSHOptions()); err != nil {
+	opts, err := h.SSHOptions()
+	if err != nil {
+		return t, fmt.Errorf("%s: %w", h.Name, err)
+	}
+	if err := applySSHOptions(&t, opts); err != nil {
 		return t, fmt.Errorf("%s: ansible_ssh_common_args: %w", h.Name, err)
 	}
 	if p != nil && p.Become {

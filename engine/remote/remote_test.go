@@ -31,6 +31,9 @@ func TestTargetFromInventory(t *testing.T) {
 		{args: "-o 'ProxyCommand=nc -X 5 -x proxy:1080 %h %p'", want: transport.Target{ProxyCommand: "nc -X 5 -x proxy:1080 %h %p"}},
 		{args: "-o ProxyCommand='ssh -W %h:%p bastion'", want: transport.Target{ProxyJump: "bastion"}},
 		{args: "-o ConnectTimeout=soon", err: true},
+		// what ssh itself refuses is an error, not options quietly dropped
+		{args: "-o 'ProxyCommand=nc -X 5 -x proxy:1080 %h %p", err: true},
+		{args: "-o UserKnownHostsFile=/lab/known_hosts -o", err: true},
 	}
 	for _, tt := range tests {
 		inv, diags := inventory.Parse("inv.ini", []byte("h ansible_ssh_common_args=\""+strings.ReplaceAll(tt.args, `"`, `\"`)+"\"\n"))
@@ -39,7 +42,10 @@ func TestTargetFromInventory(t *testing.T) {
 		}
 		h, _ := inv.Host("h")
 		got := transport.Target{ProxyJump: h.Connection().ProxyJump}
-		err := applySSHOptions(&got, h.SSHOptions())
+		opts, err := h.SSHOptions()
+		if err == nil {
+			err = applySSHOptions(&got, opts)
+		}
 		if (err != nil) != tt.err {
 			t.Errorf("%q: err = %v", tt.args, err)
 			continue
