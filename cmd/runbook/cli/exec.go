@@ -93,17 +93,8 @@ host is in sync or drifts, with a diff. Exit code 4 means drift was found.`
 			if name == "check" {
 				f.check = true
 			}
-			if f.forks < 1 {
-				a.report(nil, hcl.Diagnostics{diag.Errorf("Invalid --forks", "--forks must be at least 1, not %d.", f.forks)})
-				return fail(ExitInvalid)
-			}
-			if f.strategy != config.StrategyFree && f.strategy != config.StrategyLinear {
-				a.report(nil, hcl.Diagnostics{diag.Errorf("Invalid --strategy", "--strategy is %q or %q, not %q.", config.StrategyFree, config.StrategyLinear, f.strategy)})
-				return fail(ExitInvalid)
-			}
-			if f.rerun != "" && f.rerun != "failed" {
-				a.report(nil, hcl.Diagnostics{diag.Errorf("Invalid --rerun", "--rerun takes \"failed\" (the hosts that failed or were unreachable in the last run of this runbook), not %q.", f.rerun)})
-				return fail(ExitInvalid)
+			if err := a.checkFlags(&f); err != nil {
+				return err
 			}
 			rb, diags := config.Load(args[0], f.vars.inputs(a.env, false))
 			files := map[string]*hcl.File{}
@@ -127,6 +118,26 @@ host is in sync or drifts, with a diff. Exit code 4 means drift was found.`
 	return cmd
 }
 
+// checkFlags refuses flag values that no run can use, before anything is read or touched;
+// exec, check and run share it.
+func (a *app) checkFlags(f *runFlags) error {
+	var d *hcl.Diagnostic
+	switch {
+	case f.forks < 1:
+		d = diag.Errorf("Invalid --forks", "--forks must be at least 1, not %d.", f.forks)
+	case f.strategy != config.StrategyFree && f.strategy != config.StrategyLinear:
+		d = diag.Errorf("Invalid --strategy", "--strategy is %q or %q, not %q.", config.StrategyFree, config.StrategyLinear, f.strategy)
+	case f.rerun != "" && f.rerun != "failed":
+		d = diag.Errorf("Invalid --rerun", "--rerun takes \"failed\" (the hosts that failed or were unreachable in the last run of this runbook), not %q.", f.rerun)
+	case f.verifyHelper != "stamp" && f.verifyHelper != "always":
+		d = diag.Errorf("Invalid --verify-helper", "--verify-helper is \"stamp\" or \"always\", not %q.", f.verifyHelper)
+	default:
+		return nil
+	}
+	a.report(nil, hcl.Diagnostics{d})
+	return fail(ExitInvalid)
+}
+
 func (a *app) runCmd() *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
@@ -145,6 +156,9 @@ an HCL expression (e.g. mtu=9100, slaves='["ens1f0","ens1f1"]', enabled=false).
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.checkFlags(&f); err != nil {
+				return err
+			}
 			src, diags := adHocRunbook(args[0], args[1], args[2:])
 			if diags.HasErrors() {
 				a.report(nil, diags)

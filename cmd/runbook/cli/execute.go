@@ -28,13 +28,8 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 		SSHConfig: f.sshConfig,
 		Dialer:    &transport.Dialer{Agent: true, Keepalive: f.keepalive, ConnectTimeout: f.connectTimeout, SSHConfig: f.sshConfig},
 	}
-	switch f.verifyHelper {
-	case "stamp":
+	if f.verifyHelper == "stamp" { // checkFlags allowed only stamp and always
 		conn.Stamps = &remote.Stamps{Path: remote.DefaultStampsPath(a.getenv)}
-	case "always":
-	default:
-		a.report(nil, hcl.Diagnostics{diag.Errorf("Invalid --verify-helper", "--verify-helper is \"stamp\" or \"always\", not %q.", f.verifyHelper)})
-		return fail(ExitInvalid)
 	}
 	if tty, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(tty.Fd())) {
 		// An encrypted key that the agent does not hold: ask once, on the terminal.
