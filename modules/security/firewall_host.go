@@ -209,8 +209,19 @@ func (m Firewall) iptables(ctx context.Context, r *fwRun, args cty.Value, polici
 		}
 	}
 	chainsRemoved := r.res.Data["chains_removed"].(map[string]any)
+	// Every family is read and planned before any is changed, so that a refusal (the
+	// lockout guard on IPv6, say) leaves IPv4 untouched too.
+	var preps []famPrep
 	for _, t := range tools {
-		fam, err := m.family(ctx, r, t, backend, policies, flush, selected, chainsRemoved)
+		p, err := m.prepare(ctx, r, t, backend, policies, flush, selected)
+		if err != nil {
+			return err
+		}
+		preps = append(preps, p)
+	}
+	for _, p := range preps {
+		t := p.t
+		fam, err := m.family(ctx, r, p, policies, flush, selected, chainsRemoved)
 		if err != nil {
 			return err
 		}
@@ -228,23 +239,34 @@ type famState struct {
 	after ruleset
 }
 
-// family flushes and sets policies for one address family (IPv4 or IPv6).
-func (m Firewall) family(ctx context.Context, r *fwRun, t ipTools, backend string, policies map[string]string, flush bool,
-	selected []string, chainsRemoved map[string]any) (famState, error) {
-	v6 := t.family == "IPv6"
-	key := func(k string) string {
-		if v6 {
-			return k + "6"
-		}
-		return k
+// famPrep is one address family as read, and what it needs.
+type famPrep struct {
+	t       ipTools
+	backend string
+	before  ruleset
+	plan    flushPlan
+}
+
+// dataKey names a family's entry in the result's data: "rules", or "rules6" for IPv6.
+func (t ipTools) dataKey(k string) string {
+	if t.family == "IPv6" {
+		return k + "6"
 	}
+	return k
+}
+
+// prepare reads one address family's ruleset (IPv4 or IPv6) and plans its flush and
+// policies; it changes nothing.
+func (m Firewall) prepare(ctx context.Context, r *fwRun, t ipTools, backend string, policies map[string]string, flush bool,
+	selected []string) (famPrep, error) {
+	key := t.dataKey
 	out, err := runTool(ctx, "", t.save)
 	if err != nil {
-		return famState{}, err
+		return famPrep{}, err
 	}
 	before, err := parseSave(out)
 	if err != nil {
-		return famState{}, fmt.Errorf("read %s: %w", filepath.Base(t.save), err)
+		return famPrep{}, fmt.Errorf("read %s: %w", filepath.Base(t.save), err)
 	}
 	r.res.Data[key("rules")] = before.text()
 	for _, n := range before.notes {
@@ -260,9 +282,16 @@ func (m Firewall) family(ctx context.Context, r *fwRun, t ipTools, backend strin
 
 	plan, err := planFlush(before, policies, flush, selected)
 	if err != nil {
-		return famState{}, fmt.Errorf("%s: %w", t.family, err)
+		return famPrep{}, fmt.Errorf("%s: %w", t.family, err)
 	}
-	removed := r.res.Data[key("removed")].(map[string]any)
+	return famPrep{t: t, backend: backend, before: before, plan: plan}, nil
+}
+
+// family flushes and sets policies for one address family as prepared.
+func (m Firewall) family(ctx context.Context, r *fwRun, p famPrep, policies map[string]string, flush bool,
+	selected []string, chainsRemoved map[string]any) (famState, error) {
+	t, backend, before, plan := p.t, p.backend, p.before, p.plan
+	removed := r.res.Data[t.dataKey("removed")].(map[string]any)
 	for name, n := range plan.removed {
 		removed[name] = n
 	}
@@ -304,7 +333,7 @@ func (m Firewall) family(ctx context.Context, r *fwRun, t ipTools, backend strin
 	}
 	// The rules as the kernel has them now are the result; a table that still has rules
 	// (something re-added them) is a failure, not a success.
-	out, err = runTool(ctx, "", t.save)
+	out, err := runTool(ctx, "", t.save)
 	if err != nil {
 		return st, err
 	}

@@ -199,3 +199,35 @@ func TestIptablesLockoutReal(t *testing.T) {
 		t.Errorf("the refused flush changed the rules:\n%s\n->\n%s", a.text(), b.text())
 	}
 }
+
+// TestIptablesLockoutIPv6LeavesIPv4: the lockout guard refusing IPv6 stops the task before
+// IPv4, which it would otherwise flush first, is touched: both families are planned before
+// either is changed.
+func TestIptablesLockoutIPv6LeavesIPv4(t *testing.T) {
+	dir := backendDir(t, "-nft")
+	inNewNetns(t)
+	for _, c := range [][]string{
+		{"iptables", "-A", "INPUT", "-s", "10.99.0.0/16", "-j", "DROP"},
+		{"ip6tables", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"},
+		{"ip6tables", "-P", "INPUT", "DROP"},
+	} {
+		if out, err := exec.Command(filepath.Join(dir, c[0]), c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v %s", c, err, out)
+		}
+	}
+	save := func() string {
+		v4, _ := exec.Command(filepath.Join(dir, "iptables-save")).Output()
+		v6, _ := exec.Command(filepath.Join(dir, "ip6tables-save")).Output()
+		a, _ := parseSave(string(v4))
+		b, _ := parseSave(string(v6))
+		return a.text() + b.text()
+	}
+	before := save()
+	_, err := run(t, Firewall{dirs: []string{dir}}, map[string]cty.Value{"iptables_flush": cty.True, "ipv6": cty.True}, true)
+	if err == nil || !strings.Contains(err.Error(), "IPv6") || !strings.Contains(err.Error(), "would cut this host off") {
+		t.Fatalf("err = %v", err)
+	}
+	if after := save(); after != before || !strings.Contains(after, "10.99.0.0/16") {
+		t.Errorf("the refused flush changed the rules:\n%s\n->\n%s", before, after)
+	}
+}
