@@ -49,21 +49,16 @@ func realMachine(env *modules.Env) *machine {
 	return &machine{
 		root: "",
 		run: func(ctx context.Context, argv ...string) (int, string, string, error) {
+			// The program is found the way lookPath found it, sbin fallbacks included: the
+			// PATH given to the child does not change where exec looks for the child itself.
+			if len(argv) > 0 && !strings.Contains(argv[0], "/") {
+				if p := findProgram(argv[0]); p != "" {
+					argv = append([]string{p}, argv[1:]...)
+				}
+			}
 			return runProgram(ctx, env, argv)
 		},
-		lookPath: func(name string) string {
-			p, err := exec.LookPath(name)
-			if err != nil {
-				// sbin directories are often missing from a non-login PATH over SSH.
-				for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
-					if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-						return filepath.Join(dir, name)
-					}
-				}
-				return ""
-			}
-			return p
-		},
+		lookPath: findProgram,
 		nodename: func() (string, error) {
 			var u unix.Utsname
 			if err := unix.Uname(&u); err != nil {
@@ -80,6 +75,20 @@ func realMachine(env *modules.Env) *machine {
 			return unix.ByteSliceToString(u.Release[:])
 		},
 	}
+}
+
+// findProgram finds a program in PATH, then in the sbin and bin directories, which are often
+// missing from a non-login PATH over SSH; "" when there is none.
+func findProgram(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return filepath.Join(dir, name)
+		}
+	}
+	return ""
 }
 
 // path maps an absolute host path into the machine's root.
