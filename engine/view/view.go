@@ -52,8 +52,10 @@ type Human struct {
 
 // progress is what the live line shows.
 type progress struct {
-	started, done int
-	counts        map[run.Status]int
+	// seen are the hosts that have started (a host runs once per play); idle those that
+	// have finished their last play so far and not started another.
+	seen, idle map[string]bool
+	counts     map[run.Status]int
 	last          map[string]time.Time // running hosts: when they last reported
 	lastTask      map[string]string
 	drawn         bool
@@ -119,10 +121,12 @@ func (h *Human) HostStarted(host string) {
 	p := &h.progress
 	if p.last == nil {
 		p.last, p.lastTask, p.counts = map[string]time.Time{}, map[string]string{}, map[run.Status]int{}
+		p.seen, p.idle = map[string]bool{}, map[string]bool{}
 		h.stop, h.stopped = make(chan struct{}), make(chan struct{})
 		go h.tick()
 	}
-	p.started++
+	p.seen[host] = true
+	delete(p.idle, host)
 	p.last[host] = time.Now()
 }
 
@@ -133,7 +137,7 @@ func (h *Human) HostDone(host string, _ run.Stats) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.progress.done++
+	h.progress.idle[host] = true
 	delete(h.progress.last, host)
 	delete(h.progress.lastTask, host)
 }
@@ -168,11 +172,8 @@ func (h *Human) draw() {
 	p := &h.progress
 	h.clearLine()
 	var b strings.Builder
-	total := h.Total
-	if total < p.started {
-		total = p.started
-	}
-	fmt.Fprintf(&b, "[%d/%d hosts done]", p.done, total)
+	total := max(h.Total, len(p.seen))
+	fmt.Fprintf(&b, "[%d/%d hosts done]", len(p.idle), total)
 	for _, st := range []run.Status{run.OK, run.Changed, run.Drift, run.Failed, run.Unreachable} {
 		if n := p.counts[st]; n > 0 {
 			fmt.Fprintf(&b, " %s=%d", st, n)

@@ -130,6 +130,17 @@ func TestHumanLive(t *testing.T) {
 			t.Errorf("live line lacks %q:\n%q", want, out)
 		}
 	}
+	// A second play: each host starts and finishes again, and still counts once.
+	h.HostDone("kvm01", run.Stats{})
+	h.HostStarted("kvm02")
+	h.HostDone("kvm02", run.Stats{})
+	h.HostStarted("kvm01")
+	h.mu.Lock()
+	h.draw()
+	h.mu.Unlock()
+	if out := b.String(); !strings.Contains(out[strings.LastIndex(out, "\r"):], "[1/3 hosts done]") {
+		t.Errorf("after a second play's start and end, the live line should count hosts, not plays:\n%q", out)
+	}
 	h.TaskDone(run.Result{Host: "kvm01", Task: "flush", Status: run.Changed})
 	h.Finish(&run.Recap{Hosts: map[string]*run.Stats{"kvm01": {Changed: 1}, "kvm02": {OK: 1}}})
 	out = b.String()
