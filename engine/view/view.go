@@ -56,9 +56,9 @@ type progress struct {
 	// have finished their last play so far and not started another.
 	seen, idle map[string]bool
 	counts     map[run.Status]int
-	last          map[string]time.Time // running hosts: when they last reported
-	lastTask      map[string]string
-	drawn         bool
+	last       map[string]time.Time // running hosts: when they last reported
+	lastTask   map[string]string
+	drawn      bool
 }
 
 // RecapHostsAll is how many hosts the recap lists in full; past it, hosts with nothing but
