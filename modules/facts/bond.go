@@ -21,7 +21,7 @@ func orInt(s string) any {
 // filling the gaps.
 func readBond(f rootFS, name string) map[string]any {
 	d := "/sys/class/net/" + name + "/bonding/"
-	p := bonding.Parse(f.str("/proc/net/bonding/" + name))
+	p := f.bondReport(name)
 	slaves := []any{}
 	names := strings.Fields(f.str(d + "slaves"))
 	if len(names) == 0 {
@@ -50,11 +50,23 @@ func readBond(f rootFS, name string) map[string]any {
 	}
 }
 
+// bondReport parses /proc/net/bonding/BOND once per gathering.
+func (f rootFS) bondReport(bond string) *bonding.Report {
+	if r := f.bonds[bond]; r != nil {
+		return r
+	}
+	r := bonding.Parse(f.str("/proc/net/bonding/" + bond))
+	if f.bonds != nil {
+		f.bonds[bond] = r
+	}
+	return r
+}
+
 // readBondSlave reads an enslaved NIC's side from /sys/class/net/NIC/bonding_slave, with
 // the master's /proc/net/bonding section filling the gaps.
 func readBondSlave(f rootFS, name, master string) map[string]any {
 	d := "/sys/class/net/" + name + "/bonding_slave/"
-	p := bonding.Parse(f.str("/proc/net/bonding/" + master)).Slave(name).Fields
+	p := f.bondReport(master).Slave(name).Fields
 	return map[string]any{
 		"state":              f.str(d + "state"),
 		"mii_status":         cmp.Or(f.str(d+"mii_status"), p["MII Status"]),

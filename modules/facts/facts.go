@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/runbook/runbook/modules/internal/bonding"
 )
 
 // Subsets are the parts Gather can read, in the order they are gathered.
@@ -80,6 +82,9 @@ func Gather(ctx context.Context, opts Options) (map[string]any, error) {
 type rootFS struct {
 	root string
 	real bool
+	// bonds holds each /proc/net/bonding report once parsed: a bond's and each of its
+	// slaves' facts read the same one.
+	bonds map[string]*bonding.Report
 }
 
 func newFS(root string) rootFS {
@@ -87,7 +92,7 @@ func newFS(root string) rootFS {
 		root = "/"
 	}
 	root = filepath.Clean(root)
-	return rootFS{root: root, real: root == "/"}
+	return rootFS{root: root, real: root == "/", bonds: map[string]*bonding.Report{}}
 }
 
 // path maps an absolute path on the host to the path below the root.
