@@ -425,6 +425,46 @@ func ifuRender(w ifWant, have *ifConf, old []*ifuStanza, up bool, autoWord strin
 	return out
 }
 
+// ifuDropBondMaster removes "bond-master BOND" from the stanzas of interfaces that are not
+// among the bond's wanted slaves, and says what it removed.
+func ifuDropBondMaster(ws *workspace, files []*ifuFile, w ifWant) ([]string, error) {
+	var freed []string
+	for _, f := range files {
+		drop := map[int]bool{}
+		for i, l := range f.lines {
+			if l.kind != "iface" || len(l.fields) < 2 || l.fields[1] == w.Name || contains(w.Slaves, l.fields[1]) {
+				continue
+			}
+			for _, st := range f.stanzas(l.fields[1]) {
+				if st.start != i {
+					continue
+				}
+				for j := st.start + 1; j < st.end; j++ {
+					o := f.lines[j]
+					if o.kind == "option" && len(o.fields) >= 2 && ifuOptName(o.fields[0]) == "bond-master" && o.fields[1] == w.Name {
+						drop[j] = true
+						freed = append(freed, fmt.Sprintf("%s: bond-master %s → none (not a slave of %s any more)", l.fields[1], w.Name, w.Name))
+					}
+				}
+			}
+		}
+		if len(drop) == 0 {
+			continue
+		}
+		var kept []ifuLine
+		for i, l := range f.lines {
+			if !drop[i] {
+				kept = append(kept, l)
+			}
+		}
+		f.lines = kept
+		if err := ws.write(f.path, f.String(), 0); err != nil {
+			return nil, err
+		}
+	}
+	return freed, nil
+}
+
 func linesOf(s *ifuStanza) []string {
 	var out []string
 	for _, l := range s.file.lines[s.start:s.end] {
@@ -438,6 +478,20 @@ func planIfupdown(ws *workspace, wants []ifWant) (drift, warnings []string, err 
 		files, readsDir, err := ifuFiles(ws)
 		if err != nil {
 			return nil, nil, err
+		}
+		if w.Kind == kindBond {
+			// A NIC that is no longer a slave keeps no bond-master line naming the bond:
+			// ifupdown would still count it as one, and put it back into the bond at boot.
+			freed, err := ifuDropBondMaster(ws, files, w)
+			if err != nil {
+				return nil, nil, err
+			}
+			drift = append(drift, freed...)
+			if len(freed) > 0 {
+				if files, readsDir, err = ifuFiles(ws); err != nil {
+					return nil, nil, err
+				}
+			}
 		}
 		have, err := ifuConf(files, w.Name)
 		if err != nil {

@@ -111,6 +111,8 @@ func TestPersistGolden(t *testing.T) {
 			"bond0: lacp_rate (unset) → fast", "bond0: slaves ens1f0 → ens1f0, ens1f1",
 			"ens1f1: mtu auto → 9100", "ens1f1: addressing inet dhcp → static"}},
 		{"ifupdown-semantic", backendIfupdown, func(t *testing.T) []ifWant { return bondWants(t, lacpBond) }, nil},
+		{"ifupdown-bond-slave-left", backendIfupdown, func(t *testing.T) []ifWant { return bondWants(t, lacpBond) }, []string{
+			"ens1f2: bond-master bond0 → none (not a slave of bond0 any more)"}},
 		{"ifupdown-vlan", backendIfupdown, func(t *testing.T) []ifWant { return ifaceWants(t, vlanArgs) }, []string{"bond0.100: not configured"}},
 		{"ifupdown-iface-down", backendIfupdown, func(t *testing.T) []ifWant {
 			return ifaceWants(t, map[string]cty.Value{"name": s("ens1f1"), "state": s("down"), "mtu": s("auto")})
