@@ -35,6 +35,22 @@ func TestBigIPRunbookOnSystemdHosts(t *testing.T) {
 		t.Fatalf("network-scripts on Debian: exit %d\n%s", code, out)
 	}
 
+	// So are a host's data NIC that is not there and a backend the runbook does not know
+	// (host vars are not checked like runbook variables).
+	for _, tc := range []struct{ vars, want string }{
+		{`data_nics = ["ens1f0", "ens9f9"]`, "lab01: data NICs ens9f9 are not on the host; it has "},
+		{`network_backend = "netplan"`, `lab01: network_backend is "netplan"; it is network-scripts, NetworkManager, ifupdown, systemd-networkd or none`},
+	} {
+		extra := filepath.Join(t.TempDir(), "extra.hcl")
+		if err := os.WriteFile(extra, []byte("host \"lab01\" {\n  vars = { "+tc.vars+" }\n}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out := runbook(append(append([]string{}, args...), "-i", extra, "--limit", "lab01")...)
+		if code != 2 || !strings.Contains(out, tc.want) || strings.Contains(out, " changed ") {
+			t.Fatalf("%s: exit %d, want exit 2, %q and nothing changed\n%s", tc.vars, code, tc.want, out)
+		}
+	}
+
 	code, out = runbook(args...)
 	if code != 0 || !regexp.MustCompile(`lab01 +changed +firewalld off`).MatchString(out) {
 		t.Fatalf("first run: exit %d\n%s", code, out)

@@ -27,14 +27,29 @@ play "bigip-ve-hypervisors" {
     network_backend = try(host.vars.network_backend, var.network_backend)
   }
 
-  # Refuse what cannot work before changing anything on the host: the guide's path (legacy
-  # network service instead of NetworkManager) needs network-scripts, which EL9 and
-  # Debian do not ship.
+  # Refuse what cannot work before changing anything on the host: a backend this runbook
+  # does not know (an inventory's host.vars.network_backend is not checked like
+  # var.network_backend), and the guide's path (legacy network service instead of
+  # NetworkManager), which needs network-scripts, which EL9 and Debian do not ship.
   task "network backend possible" {
     tags = ["network", "always"]
     assert {
-      that     = [host.vars.network_backend != "network-scripts" || facts.network.network_scripts_available]
-      fail_msg = "${host.name}: network_backend is network-scripts, but ${try(facts.os.pretty_name, facts.os.id)} has no legacy network service (network-scripts); keep NetworkManager (network_backend = \"NetworkManager\") or name the backend this host uses (ifupdown, systemd-networkd)"
+      that = [
+        contains(["network-scripts", "NetworkManager", "ifupdown", "systemd-networkd", "none"], host.vars.network_backend),
+        host.vars.network_backend != "network-scripts" || facts.network.network_scripts_available,
+      ]
+      fail_msg = contains(["network-scripts", "NetworkManager", "ifupdown", "systemd-networkd", "none"], host.vars.network_backend) ? "${host.name}: network_backend is network-scripts, but ${try(facts.os.pretty_name, facts.os.id)} has no legacy network service (network-scripts); keep NetworkManager (network_backend = \"NetworkManager\") or name the backend this host uses (ifupdown, systemd-networkd)" : "${host.name}: network_backend is \"${host.vars.network_backend}\"; it is network-scripts, NetworkManager, ifupdown, systemd-networkd or none"
+    }
+  }
+
+  # The bond is built from the data NICs: every one must be on the host before anything
+  # changes (a typo would otherwise stop NetworkManager and then fail at the bond).
+  task "data NICs present" {
+    tags = ["network", "bond", "always"]
+    when = length(host.vars.data_nics) > 0
+    assert {
+      that     = [for n in host.vars.data_nics : contains(keys(facts.nics), n)]
+      fail_msg = "${host.name}: data NICs ${join(", ", [for n in host.vars.data_nics : n if !contains(keys(facts.nics), n)])} are not on the host; it has ${join(", ", sort(keys(facts.nics)))}"
     }
   }
 
@@ -75,7 +90,7 @@ play "bigip-ve-hypervisors" {
   # the chosen backend.
   task "NetworkManager off" {
     tags       = ["network"]
-    depends_on = ["network backend possible"]
+    depends_on = ["network backend possible", "data NICs present"]
     when       = !contains(["NetworkManager", "none"], host.vars.network_backend)
     service {
       name    = "NetworkManager"
@@ -108,7 +123,7 @@ play "bigip-ve-hypervisors" {
   # slaves: set in the running kernel (netlink) and written for the host's network backend.
   task "bond" {
     tags       = ["network", "bond", "mtu"]
-    depends_on = ["network backend possible"]
+    depends_on = ["network backend possible", "data NICs present"]
     when       = length(host.vars.data_nics) > 0
     bond {
       name             = var.bond.name
