@@ -14,8 +14,10 @@ const writeTimeout = 30 * time.Second
 // Recorder is a run.Observer that writes the run to a Store as it happens: the run when it
 // starts, each host's results in one transaction when the host finishes (a play), the
 // totals at the end. Writes go on after the run's context is cancelled, so an interrupted
-// run keeps every host that finished. After the first failed write the Recorder stops
-// writing and reports the error once through Warn: history never fails a run.
+// run keeps every host that finished. After a failed write the Recorder reports the error
+// once through Warn and keeps later hosts' results in memory rather than wait on the store
+// again; Finish writes what is pending once more, so a passing failure loses nothing.
+// History never fails a run.
 type Recorder struct {
 	store Store
 	warn  func(error)
@@ -23,13 +25,15 @@ type Recorder struct {
 
 	mu     sync.Mutex
 	hosts  map[string]*hostBuf
-	broken bool
+	broken bool // a write failed: hosts wait for Finish
 }
 
 type hostBuf struct {
 	started time.Time
 	seq     int
-	tasks   []TaskResult
+	tasks   []TaskResult // not yet written
+	// pending is the host's latest result when it is not yet written.
+	pending *HostResult
 }
 
 var _ run.Observer = (*Recorder)(nil)
@@ -88,22 +92,53 @@ func (rec *Recorder) TaskDone(r run.Result) {
 // since its last write, in one transaction.
 func (rec *Recorder) HostDone(host string, s run.Stats) {
 	rec.mu.Lock()
+	b := rec.host(host)
+	hr := HostResult{RunID: rec.run.ID, Host: host, Counts: countsOf(s), RebootRequired: s.RebootRequired,
+		Duration: time.Since(b.started)}
+	hr.Status = hr.Counts.HostStatus()
 	if rec.broken {
+		b.pending = &hr
 		rec.mu.Unlock()
 		return
 	}
-	b := rec.host(host)
 	tasks := b.tasks
 	b.tasks = nil
-	hr := HostResult{RunID: rec.run.ID, Host: host, Counts: countsOf(s), RebootRequired: s.RebootRequired,
-		Duration: time.Since(b.started)}
 	rec.mu.Unlock()
-	hr.Status = hr.Counts.HostStatus()
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	if err := rec.store.RecordHost(ctx, hr, tasks); err != nil {
+		// The transaction wrote nothing: keep it all for Finish.
+		rec.mu.Lock()
+		b.tasks = append(tasks, b.tasks...)
+		if b.pending == nil {
+			b.pending = &hr
+		}
+		rec.mu.Unlock()
 		rec.fail(err)
 	}
+}
+
+// flush writes every host result that is still pending, once; it returns the first error.
+func (rec *Recorder) flush() error {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var first error
+	for _, b := range rec.hosts {
+		if b.pending == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		err := rec.store.RecordHost(ctx, *b.pending, b.tasks)
+		cancel()
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		b.pending, b.tasks = nil, nil
+	}
+	return first
 }
 
 func (rec *Recorder) fail(err error) {
@@ -123,7 +158,9 @@ func (rec *Recorder) Finish(recap *run.Recap) error {
 	broken := rec.broken
 	rec.mu.Unlock()
 	if broken {
-		return errBroken
+		if err := rec.flush(); err != nil {
+			return errBroken
+		}
 	}
 	r := rec.run
 	r.FinishedAt = time.Now()

@@ -501,3 +501,51 @@ func TestRecorderInterruptedAndBroken(t *testing.T) {
 		t.Errorf("warned %d times, want once", warned)
 	}
 }
+
+// flakyStore fails the first n RecordHost calls, then passes them to the real store.
+type flakyStore struct {
+	Store
+	n int
+}
+
+func (f *flakyStore) RecordHost(ctx context.Context, h HostResult, tasks []TaskResult) error {
+	if f.n > 0 {
+		f.n--
+		return errors.New("database is locked")
+	}
+	return f.Store.RecordHost(ctx, h, tasks)
+}
+
+// TestRecorderRetriesAtFinish: a write that fails once loses nothing. The Recorder warns
+// once, keeps the failed host and the hosts after it in memory, and Finish writes them all
+// with every task, then the run's totals.
+func TestRecorderRetriesAtFinish(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "history.db"))
+	flaky := &flakyStore{Store: s, n: 1}
+	warned := 0
+	rec, err := Begin(context.Background(), flaky, Run{Runbook: "/srv/x.hcl", Mode: ModeExec}, func(error) { warned++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"a", "b", "c"} {
+		rec.TaskDone(run.Result{Host: h, Task: "t1", Status: run.OK})
+		rec.TaskDone(run.Result{Host: h, Task: "t2", Status: run.Changed})
+		rec.HostDone(h, run.Stats{OK: 1, Changed: 1})
+	}
+	recap := &run.Recap{Hosts: map[string]*run.Stats{"a": {OK: 1, Changed: 1}, "b": {OK: 1, Changed: 1}, "c": {OK: 1, Changed: 1}}}
+	if err := rec.Finish(recap); err != nil {
+		t.Fatalf("Finish after one failed write: %v", err)
+	}
+	if warned != 1 {
+		t.Errorf("warned %d times, want once", warned)
+	}
+	runs, err := s.Runs(context.Background(), Filter{}, 0)
+	if err != nil || len(runs) != 1 || runs[0].FinishedAt.IsZero() || runs[0].Hosts != 3 {
+		t.Fatalf("runs %+v %v", runs, err)
+	}
+	for _, h := range []string{"a", "b", "c"} {
+		if tasks, err := s.Tasks(context.Background(), rec.RunID(), h); err != nil || len(tasks) != 2 {
+			t.Errorf("host %s: tasks %v %v", h, tasks, err)
+		}
+	}
+}
