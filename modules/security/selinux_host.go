@@ -183,31 +183,52 @@ func resolveConfig(path string) (string, fs.FileInfo, error) {
 	return path, fi, nil
 }
 
-// seLine matches an assignment of the config file; SELINUXTYPE= is not SELINUX=.
+// seModeLine and sePolicyLine match anything that looks like an assignment of the config
+// file (SELINUXTYPE= is not SELINUX=); whether libselinux reads it is another matter.
 var (
 	seModeLine   = regexp.MustCompile(`^\s*SELINUX\s*=`)
 	sePolicyLine = regexp.MustCompile(`^\s*SELINUXTYPE\s*=`)
 )
 
-// lineValue returns the value of a KEY=value line: spaces and one pair of quotes removed.
-func lineValue(line string) string {
-	_, v, _ := strings.Cut(line, "=")
-	v = strings.TrimSpace(v)
-	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
-		v = v[1 : len(v)-1]
+// bootMode is the mode a SELINUX= line sets as libselinux reads the file at boot
+// (selinux_getenforcemode): the line must start with exactly "SELINUX=", blanks may follow,
+// and the value is matched by prefix in any case, without quotes. ok is false for a line
+// libselinux passes over ("SELINUX=\"disabled\"", "  SELINUX = disabled").
+func bootMode(line string) (mode string, ok bool) {
+	v, found := strings.CutPrefix(line, "SELINUX=")
+	if !found {
+		return "", false
 	}
-	return strings.TrimSpace(v)
+	v = strings.ToLower(strings.TrimLeft(v, " \t"))
+	for _, m := range []string{"enforcing", "permissive", "disabled"} {
+		if strings.HasPrefix(v, m) {
+			return m, true
+		}
+	}
+	return "", false
 }
 
-// parseSEConfig returns the SELINUX= and SELINUXTYPE= values of a config file (the mode in
-// lower case). The last assignment wins, as when the file is sourced by a shell.
+// bootPolicy is the policy a SELINUXTYPE= line names as libselinux reads it: the tag in any
+// case after leading blanks, then the rest of the line with blanks trimmed. Quotes are not
+// removed: SELINUXTYPE="targeted" names a policy directory called "targeted" with quotes.
+func bootPolicy(line string) (policy string, ok bool) {
+	t := strings.TrimLeft(line, " \t")
+	const tag = "SELINUXTYPE="
+	if len(t) < len(tag) || !strings.EqualFold(t[:len(tag)], tag) {
+		return "", false
+	}
+	return strings.TrimSpace(t[len(tag):]), true
+}
+
+// parseSEConfig returns the mode and policy a config file sets at boot, as libselinux reads
+// it: the first SELINUX= line it understands, and the last SELINUXTYPE= line.
 func parseSEConfig(b []byte) (mode, policy string) {
 	for _, l := range hostfs.SplitLines(b) {
-		switch {
-		case seModeLine.MatchString(l.Text):
-			mode = strings.ToLower(lineValue(l.Text))
-		case sePolicyLine.MatchString(l.Text):
-			policy = lineValue(l.Text)
+		if m, ok := bootMode(l.Text); ok && mode == "" {
+			mode = m
+		}
+		if p, ok := bootPolicy(l.Text); ok {
+			policy = p
 		}
 	}
 	return mode, policy
@@ -215,7 +236,8 @@ func parseSEConfig(b []byte) (mode, policy string) {
 
 // editSEConfig returns the config with every SELINUX= line set to mode and, when policy is
 // given, every SELINUXTYPE= line set to policy; missing lines are added at the end. A line
-// that already holds the value (in any case, for the mode) is left exactly as it is. A file
+// that libselinux already reads as the value (bootMode, bootPolicy) is left exactly as it
+// is; one it would not read (quoted, indented, spaced around "=") is rewritten. A file
 // that does not exist gets a short comment, the mode and defPolicy.
 func editSEConfig(old []byte, exists bool, mode, policy, defPolicy string) ([]byte, bool) {
 	if !exists {
@@ -230,12 +252,12 @@ func editSEConfig(old []byte, exists bool, mode, policy, defPolicy string) ([]by
 		switch {
 		case seModeLine.MatchString(l.Text):
 			sawMode = true
-			if !strings.EqualFold(lineValue(l.Text), mode) {
+			if m, ok := bootMode(l.Text); !ok || m != mode {
 				lines[i].Text = "SELINUX=" + mode
 			}
 		case sePolicyLine.MatchString(l.Text) && policy != "":
 			sawPolicy = true
-			if lineValue(l.Text) != policy {
+			if p, ok := bootPolicy(l.Text); !ok || p != policy {
 				lines[i].Text = "SELINUXTYPE=" + policy
 			}
 		}

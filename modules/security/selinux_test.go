@@ -41,7 +41,12 @@ func TestEditSEConfig(t *testing.T) {
 			want: strings.Replace(rhelConfig, "SELINUX=enforcing", "SELINUX=disabled", 1), wantChanged: true},
 		{name: "already so", old: rhelConfig, mode: "enforcing", want: rhelConfig},
 		{name: "value in another case is already so", old: "SELINUX=Enforcing\n", mode: "enforcing", want: "SELINUX=Enforcing\n"},
-		{name: "quoted value is already so", old: "SELINUX=\"permissive\"\n", mode: "permissive", want: "SELINUX=\"permissive\"\n"},
+		{name: "value after blanks is already so", old: "SELINUX= permissive # for now\n", mode: "permissive", want: "SELINUX= permissive # for now\n"},
+		// libselinux reads neither quotes nor an indented line: the boot would not see them.
+		{name: "quoted value is rewritten", old: "SELINUX=\"permissive\"\n", mode: "permissive", want: "SELINUX=permissive\n", wantChanged: true},
+		{name: "indented line is rewritten", old: "  SELINUX=permissive\n", mode: "permissive", want: "SELINUX=permissive\n", wantChanged: true},
+		{name: "quoted policy is rewritten", old: "SELINUX=enforcing\nSELINUXTYPE=\"mls\"\n", mode: "enforcing", policy: "mls",
+			want: "SELINUX=enforcing\nSELINUXTYPE=mls\n", wantChanged: true},
 		{name: "spaces around the equals sign", old: "  SELINUX = enforcing\nSELINUXTYPE=targeted\n", mode: "permissive",
 			want: "SELINUX=permissive\nSELINUXTYPE=targeted\n", wantChanged: true},
 		{name: "SELINUXTYPE is not SELINUX", old: "SELINUXTYPE=targeted\n", mode: "disabled",
@@ -89,9 +94,13 @@ func TestParseSEConfig(t *testing.T) {
 		in, mode, policy string
 	}{
 		{rhelConfig, "enforcing", "targeted"},
-		{"SELINUX=Permissive\nSELINUXTYPE='mls'\n", "permissive", "mls"},
+		{"SELINUX=Permissive\nSELINUXTYPE=mls\n", "permissive", "mls"},
 		{"# SELINUX=enforcing\n", "", ""},
-		{"SELINUX=enforcing\nSELINUX=disabled\n", "disabled", ""},
+		// as libselinux reads it at boot: the first SELINUX= line it understands, quotes kept
+		{"SELINUX=enforcing\nSELINUX=disabled\n", "enforcing", ""},
+		{"SELINUX=\"disabled\"\nSELINUX=permissive\n", "permissive", ""},
+		{"  SELINUX=disabled\nSELINUX = disabled\n", "", ""},
+		{"SELINUX=disabled # no\n  selinuxtype= targeted \nSELINUXTYPE='mls'\n", "disabled", "'mls'"},
 		{"", "", ""},
 	}
 	for _, tt := range tests {
