@@ -138,8 +138,12 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 	return cr
 }
 
-// decrypt asks for a key file's passphrase (once per file; concurrent hosts wait for the
-// one prompt) and parses the key with it.
+// passphraseTries is how many times a key file's passphrase is asked for before it counts
+// as wrong, as ssh does.
+const passphraseTries = 3
+
+// decrypt asks for a key file's passphrase (once per file, with passphraseTries tries;
+// concurrent hosts wait for the one prompt) and parses the key with it.
 func (d *Dialer) decrypt(path string, raw []byte) (ssh.Signer, error) {
 	ks := d.keys()
 	ks.mu.Lock()
@@ -148,17 +152,20 @@ func (d *Dialer) decrypt(path string, raw []byte) (ssh.Signer, error) {
 		return r.signer, r.err
 	}
 	var r keyResult
-	pass, err := d.Passphrase(path)
-	if err != nil {
-		r.err = fmt.Errorf("encrypted, and its passphrase could not be read: %w", err)
-	} else {
+	for try := 1; try <= passphraseTries; try++ {
+		pass, err := d.Passphrase(path)
+		if err != nil {
+			r.err = fmt.Errorf("encrypted, and its passphrase could not be read: %w", err)
+			break
+		}
 		r.signer, err = ssh.ParsePrivateKeyWithPassphrase(raw, pass)
 		clear(pass)
 		if errors.Is(err, x509.IncorrectPasswordError) || (err != nil && strings.Contains(err.Error(), "decryption password incorrect")) {
-			r.err = errors.New("wrong passphrase")
-		} else if err != nil {
-			r.err = err
+			r.err = fmt.Errorf("wrong passphrase (%d tries)", try)
+			continue
 		}
+		r.err = err
+		break
 	}
 	ks.done[path] = r
 	return r.signer, r.err

@@ -202,6 +202,10 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 	if name == "" {
 		name = t.address()
 	}
+	// Credentials first: a passphrase prompt waits for a person, and that wait must not count
+	// against this host's (or, as every host waits for the one prompt, any host's) timeout.
+	cr := d.loadCredentials(t)
+	defer cr.close()
 	ctx, cancel := context.WithTimeout(ctx, d.connectTimeout(t))
 	defer cancel()
 	addr := t.hostPort()
@@ -221,8 +225,6 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 		HostKeyAlgorithms: algos,
 		Timeout:           d.connectTimeout(t),
 	}
-	cr := d.loadCredentials(t)
-	defer cr.close()
 	cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(cr.signers...)}
 
 	var nc net.Conn

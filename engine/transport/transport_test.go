@@ -524,11 +524,13 @@ func TestEncryptedKeyPassphrase(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		pass    string
+		answers []string // one per prompt; the last repeats
 		wantErr string
+		asked   int
 	}{
-		{name: "right passphrase", pass: "open sesame"},
-		{name: "wrong passphrase", pass: "nope", wantErr: enc + ": wrong passphrase"},
+		{name: "right passphrase", answers: []string{"open sesame"}, asked: 1},
+		{name: "a typo, then right", answers: []string{"open sesam", "open sesame"}, asked: 2},
+		{name: "wrong passphrase", answers: []string{"nope"}, wantErr: enc + ": wrong passphrase (3 tries)", asked: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -538,7 +540,7 @@ func TestEncryptedKeyPassphrase(t *testing.T) {
 				if path != enc {
 					t.Errorf("asked for %s, want %s", path, enc)
 				}
-				return []byte(tt.pass), nil
+				return []byte(tt.answers[min(asked, len(tt.answers))-1]), nil
 			}}
 			for i := 0; i < 2; i++ {
 				tg := srv.Target(t)
@@ -555,8 +557,8 @@ func TestEncryptedKeyPassphrase(t *testing.T) {
 					t.Fatalf("dial %d: error %v, want %q", i, err, tt.wantErr)
 				}
 			}
-			if asked != 1 {
-				t.Errorf("passphrase asked %d times, want once", asked)
+			if asked != tt.asked {
+				t.Errorf("passphrase asked %d times, want %d (for both connections)", asked, tt.asked)
 			}
 		})
 	}

@@ -142,6 +142,15 @@ func (h *Human) HostDone(host string, _ run.Stats) {
 	delete(h.progress.lastTask, host)
 }
 
+// Hold runs fn with the live line cleared and not redrawn, and no result printed, until fn
+// returns: for a prompt on the same terminal (a key's passphrase).
+func (h *Human) Hold(fn func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.clearLine()
+	fn()
+}
+
 // tick redraws the live line a few times a second until Finish.
 func (h *Human) tick() {
 	defer close(h.stopped)

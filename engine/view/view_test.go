@@ -222,3 +222,26 @@ func TestUnifiedKeepsContextOnly(t *testing.T) {
 		t.Errorf("diff:\n%s", got)
 	}
 }
+
+// TestHumanHold: a prompt run under Hold finds the live line cleared, and the line is not
+// redrawn over it while the prompt waits.
+func TestHumanHold(t *testing.T) {
+	var b syncBuffer
+	h := &Human{W: &b, Live: true, Total: 2}
+	h.HostStarted("kvm01")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(b.String(), "hosts done]") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.Hold(func() {
+		out := b.String()
+		if !strings.HasSuffix(out, "\r\033[K") {
+			t.Errorf("the live line was not cleared for the prompt: %q", out)
+		}
+		time.Sleep(600 * time.Millisecond) // more than two redraw periods
+		if after := b.String(); after != out {
+			t.Errorf("the live line was redrawn during the prompt: %q", after[len(out):])
+		}
+	})
+	h.Finish(&run.Recap{Hosts: map[string]*run.Stats{"kvm01": {}}})
+}

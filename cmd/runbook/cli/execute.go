@@ -31,15 +31,6 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 	if f.verifyHelper == "stamp" { // checkFlags allowed only stamp and always
 		conn.Stamps = &remote.Stamps{Path: remote.DefaultStampsPath(a.getenv)}
 	}
-	if tty, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(tty.Fd())) {
-		// An encrypted key that the agent does not hold: ask once, on the terminal.
-		conn.Dialer.Passphrase = func(path string) ([]byte, error) {
-			fmt.Fprintf(a.stderr, "Enter passphrase for key '%s': ", path)
-			b, err := term.ReadPassword(int(tty.Fd()))
-			fmt.Fprintln(a.stderr)
-			return b, err
-		}
-	}
 	if f.askBecomePass {
 		pw, err := a.readPassword("BECOME password: ")
 		if err != nil {
@@ -67,6 +58,23 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 			h.Total = len(seen)
 		}
 		v = h
+	}
+	if tty, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(tty.Fd())) {
+		// An encrypted key that the agent does not hold: ask once, on the terminal, with the
+		// live line held so that its redraws do not wipe the prompt.
+		conn.Dialer.Passphrase = func(path string) (b []byte, err error) {
+			ask := func() {
+				fmt.Fprintf(a.stderr, "Enter passphrase for key '%s': ", path)
+				b, err = term.ReadPassword(int(tty.Fd()))
+				fmt.Fprintln(a.stderr)
+			}
+			if h, ok := v.(*view.Human); ok {
+				h.Hold(ask)
+			} else {
+				ask()
+			}
+			return b, err
+		}
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
