@@ -280,5 +280,9 @@ func (a *app) lastFailed(ctx context.Context, rb *config.Runbook, f *runFlags) (
 	if len(runs) == 0 {
 		return nil, fmt.Errorf("the history %s has no run of %s yet", store.Location(), key)
 	}
+	if last := runs[0]; last.Interrupted || last.FinishedAt.IsZero() {
+		// Hosts that had not started when the run stopped left no result to rerun.
+		fmt.Fprintf(a.stderr, "warning: the last run of this runbook (run %d) did not finish; hosts it had not reached are not in the history, so --rerun failed leaves them out (run without --rerun to reach them)\n", last.ID)
+	}
 	return store.LastFailedHosts(ctx, key)
 }
