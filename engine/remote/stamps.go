@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 // Stamps remembers, per host, the identity of the helper file that this controller last
@@ -206,22 +208,10 @@ func (s *Stamps) Save() error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(s.Path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
 		return fmt.Errorf("helper stamps: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".helper-stamps-*")
-	if err != nil {
-		return fmt.Errorf("helper stamps: %w", err)
-	}
-	_, werr := tmp.Write(append(b, '\n'))
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("helper stamps: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.Path); err != nil {
-		os.Remove(tmp.Name())
+	if err := hostfs.WriteAtomic(s.Path, append(b, '\n'), hostfs.Options{Mode: 0o600, UID: -1, GID: -1}); err != nil {
 		return fmt.Errorf("helper stamps: %w", err)
 	}
 	s.changed = map[string]bool{}

@@ -2,8 +2,6 @@ package report
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,6 +9,8 @@ import (
 
 	"github.com/runbook/runbook/engine/history"
 	"github.com/runbook/runbook/engine/run"
+
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 // MetricsRun is what a Prometheus textfile says about one run.
@@ -74,30 +74,9 @@ func labelValue(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
 
-// WriteMetrics writes the run's metrics to path atomically: a temporary file in the same
-// directory, synced, then renamed over path, so the collector never reads half a file.
+// WriteMetrics writes the run's metrics to path atomically (hostfs.WriteAtomic: a
+// temporary file in the same directory, synced, then renamed over path), so the collector
+// never reads half a file.
 func WriteMetrics(path string, m MetricsRun) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after the rename there is nothing left to remove
-	if _, err := f.WriteString(Metrics(m)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return hostfs.WriteAtomic(path, []byte(Metrics(m)), hostfs.Options{Mode: 0o644, UID: -1, GID: -1})
 }

@@ -1,6 +1,7 @@
 // Package hostfs holds the file operations every module family needs on the host: replacing
 // a file atomically, removing one, and reading one that may be missing. One implementation,
-// so every module writes files the same careful way.
+// so every module writes files the same careful way; the controller writes its own files
+// (reports, metrics, formatted runbooks, helper stamps) with it too.
 package hostfs
 
 import (

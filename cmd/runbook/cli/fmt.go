@@ -13,6 +13,7 @@ import (
 
 	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/engine/diag"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 func (a *app) fmtCmd() *cobra.Command {
@@ -104,21 +105,5 @@ func writeAtomic(name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(info.Mode().Perm()); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
+	return hostfs.WriteAtomic(name, data, hostfs.Options{Mode: info.Mode().Perm(), UID: -1, GID: -1})
 }

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -15,6 +13,7 @@ import (
 	"github.com/runbook/runbook/engine/diag"
 	"github.com/runbook/runbook/engine/history"
 	"github.com/runbook/runbook/engine/report"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 func (a *app) reportCmd() *cobra.Command {
@@ -75,7 +74,7 @@ the default file that exec and check write.
 				if err := rep.HTML(&buf); err != nil {
 					return err
 				}
-				if err := writeFileAtomic(htmlOut, buf.Bytes(), 0o644); err != nil {
+				if err := hostfs.WriteAtomic(htmlOut, buf.Bytes(), hostfs.Options{Mode: 0o644, UID: -1, GID: -1}); err != nil {
 					return invalid("Cannot write the HTML report", "%s", err)
 				}
 				fmt.Fprintf(a.stderr, "report: wrote %s (%d hosts, %d runs)\n", htmlOut, len(rep.Hosts), len(rep.Runs))
@@ -97,25 +96,4 @@ the default file that exec and check write.
 	fl.StringVar(&htmlOut, "html", "", "write a self-contained HTML report to this file instead")
 	a.outputFlag(cmd, "text", "json")
 	return cmd
-}
-
-// writeFileAtomic replaces path with data through a temporary file in the same directory.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
