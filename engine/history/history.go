@@ -9,14 +9,14 @@ package history
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/runbook/runbook/modules"
+
+	"github.com/runbook/runbook/internal/statedir"
 )
 
 // Mode is how a run was made.
@@ -232,21 +232,15 @@ func Redact(location string) string {
 	return u.Redacted()
 }
 
-// DefaultPath is where the history lives without --history: $XDG_STATE_HOME/runbook/
-// history.db, else ~/.local/state/runbook/history.db. getenv reads the environment. A home
-// that does not exist is an error: runbook never creates one.
+// DefaultPath is where the history lives without --history: history.db in runbook's state
+// directory ($XDG_STATE_HOME/runbook, else ~/.local/state/runbook; statedir.Dir). getenv
+// reads the environment. A home that does not exist is an error: runbook never creates one.
 func DefaultPath(getenv func(string) string) (string, error) {
-	if d := getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "runbook", "history.db"), nil
+	dir, err := statedir.Dir(getenv)
+	if err != nil {
+		return "", err
 	}
-	home := getenv("HOME")
-	if home == "" {
-		return "", errors.New("neither XDG_STATE_HOME nor HOME is set")
-	}
-	if st, err := os.Stat(home); err != nil || !st.IsDir() {
-		return "", fmt.Errorf("home directory %s does not exist", home)
-	}
-	return filepath.Join(home, ".local", "state", "runbook", "history.db"), nil
+	return filepath.Join(dir, "history.db"), nil
 }
 
 // RunbookKey is how a runbook path is stored: absolute and clean, so runs started from

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/runbook/runbook/internal/statedir"
 	"github.com/runbook/runbook/modules/hostfs"
 )
 
@@ -74,18 +75,14 @@ func validStamp(s string) bool {
 	return err == nil && mode&0o170000 == 0o100000
 }
 
-// DefaultStampsPath is $XDG_STATE_HOME/runbook/helper-stamps.json, else
-// ~/.local/state/runbook/helper-stamps.json; "" when neither can be found.
+// DefaultStampsPath is helper-stamps.json in runbook's state directory (statedir.Dir), or
+// "" when there is none: the stamps then last for this run only.
 func DefaultStampsPath(getenv func(string) string) string {
-	if d := getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "runbook", "helper-stamps.json")
+	dir, err := statedir.Dir(getenv)
+	if err != nil {
+		return ""
 	}
-	if h := getenv("HOME"); h != "" && filepath.IsAbs(h) {
-		if st, err := os.Stat(h); err == nil && st.IsDir() {
-			return filepath.Join(h, ".local", "state", "runbook", "helper-stamps.json")
-		}
-	}
-	return ""
+	return filepath.Join(dir, "helper-stamps.json")
 }
 
 // stampKey names a host for the store: login user, address and port, and the host key the
