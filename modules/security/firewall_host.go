@@ -13,6 +13,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 var _ modules.Runner = Firewall{}
@@ -545,7 +546,7 @@ func (m Firewall) save(ctx context.Context, r *fwRun, args cty.Value, t ipTools,
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("save: %s is not a regular file", path)
 	}
-	old, exists, err := readOptional(file)
+	old, exists, err := hostfs.ReadOptional(file)
 	if err != nil {
 		return fmt.Errorf("save: read %s: %w", path, err)
 	}

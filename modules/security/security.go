@@ -40,9 +40,6 @@ func under(root, path string) string {
 	return filepath.Join(root, path)
 }
 
-// readOptional reads a file; a missing file is (nil, false, nil).
-func readOptional(path string) ([]byte, bool, error) { return hostfs.ReadOptional(path) }
-
 // writeAtomic replaces path with content atomically (hostfs.WriteAtomic), with mode and,
 // when keep is set, the old file's owner.
 func writeAtomic(path string, content []byte, mode fs.FileMode, keep fs.FileInfo) error {

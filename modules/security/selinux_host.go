@@ -38,7 +38,7 @@ func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, appl
 	if err != nil {
 		return nil, err
 	}
-	old, exists, err := readOptional(cfg)
+	old, exists, err := hostfs.ReadOptional(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", cfgArg, err)
 	}
@@ -329,7 +329,7 @@ type seKernel struct {
 // active security modules with no policy loaded, selinuxfs registered, or selinux=0 on the
 // command line), and "not available" otherwise.
 func readKernel(root string) (seKernel, error) {
-	cmdline, _, _ := readOptional(under(root, "/proc/cmdline"))
+	cmdline, _, _ := hostfs.ReadOptional(under(root, "/proc/cmdline"))
 	k := seKernel{bootOff: slices.Contains(strings.Fields(string(cmdline)), "selinux=0")}
 	if mnt := selinuxfsMount(root); mnt != "" {
 		k.enforce = filepath.Join(mnt, "enforce")
@@ -347,8 +347,8 @@ func readKernel(root string) (seKernel, error) {
 		}
 		return k, nil
 	}
-	lsm, _, _ := readOptional(under(root, "/sys/kernel/security/lsm"))
-	filesystems, _, _ := readOptional(under(root, "/proc/filesystems"))
+	lsm, _, _ := hostfs.ReadOptional(under(root, "/sys/kernel/security/lsm"))
+	filesystems, _, _ := hostfs.ReadOptional(under(root, "/proc/filesystems"))
 	switch {
 	case k.bootOff:
 		k.state, k.why = seDisabled, "the kernel command line has selinux=0"
@@ -366,7 +366,7 @@ func readKernel(root string) (seKernel, error) {
 // mount table is the truth; a host whose /proc cannot be read is asked at the usual
 // mount point.
 func selinuxfsMount(root string) string {
-	b, ok, err := readOptional(under(root, "/proc/self/mountinfo"))
+	b, ok, err := hostfs.ReadOptional(under(root, "/proc/self/mountinfo"))
 	if err != nil || !ok {
 		if fi, err := os.Stat(under(root, "/sys/fs/selinux/enforce")); err == nil && fi.Mode().IsRegular() {
 			return under(root, "/sys/fs/selinux")

@@ -120,7 +120,7 @@ func runHostname(ctx context.Context, m *machine, w hostnameWant, apply bool) (*
 		return nil, err
 	}
 	hostnameFile := m.path("/etc/hostname")
-	raw, _, err := readFileOpt(hostnameFile)
+	raw, _, err := hostfs.ReadOptional(hostnameFile)
 	if err != nil {
 		return nil, fmt.Errorf("read /etc/hostname: %w", err)
 	}
@@ -145,7 +145,7 @@ func runHostname(ctx context.Context, m *machine, w hostnameWant, apply bool) (*
 	var hostsOld, hostsNew []byte
 	hostsChanged := false
 	if w.updateHosts {
-		hostsOld, _, err = readFileOpt(m.path("/etc/hosts"))
+		hostsOld, _, err = hostfs.ReadOptional(m.path("/etc/hosts"))
 		if err != nil {
 			return nil, fmt.Errorf("read /etc/hosts: %w", err)
 		}
@@ -256,7 +256,7 @@ func setHostnameFile(b []byte, name string) []byte {
 // readPretty reads PRETTY_HOSTNAME from /etc/machine-info (an environment-style file with
 // shell quoting); "" when unset or when the file does not exist.
 func readPretty(path string) (string, error) {
-	b, _, err := readFileOpt(path)
+	b, _, err := hostfs.ReadOptional(path)
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 var (
@@ -422,7 +423,7 @@ type fileEdit struct {
 }
 
 func planEdit(m *machine, path string, edit func([]byte) ([]byte, bool)) (fileEdit, error) {
-	old, existed, err := readFileOpt(m.path(path))
+	old, existed, err := hostfs.ReadOptional(m.path(path))
 	if err != nil {
 		return fileEdit{}, fmt.Errorf("read %s: %w", path, err)
 	}
@@ -442,7 +443,7 @@ func (e fileEdit) apply(m *machine) error {
 	}
 	if e.new == nil {
 		if e.existed {
-			return removeFile(m.path(e.path))
+			return hostfs.Remove(m.path(e.path))
 		}
 		return nil
 	}
@@ -498,7 +499,7 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 		if opts, err = planEdit(m, optsPath, func(b []byte) ([]byte, bool) { return editOptions(b, name, w.name, params) }); err != nil {
 			return nil, err
 		}
-	} else if opts.old, opts.existed, err = readFileOpt(m.path(optsPath)); err != nil {
+	} else if opts.old, opts.existed, err = hostfs.ReadOptional(m.path(optsPath)); err != nil {
 		return nil, fmt.Errorf("read %s: %w", optsPath, err)
 	}
 

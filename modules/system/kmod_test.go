@@ -11,6 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 // withKernel gives the fake host a kernel with loadable modules: /proc/modules from the
@@ -60,7 +61,7 @@ func withKernel(t *testing.T, h *fakeHost, available ...string) {
 		}
 		h.write("/proc/modules", h.read("/proc/modules")+name+" 16384 0 - Live 0xffffffffc0000000\n", 0o644)
 		h.mkdir("/sys/module/" + name + "/parameters")
-		opts, _, _ := readFileOpt(filepath.Join(h.root, "etc/modprobe.d", argv[len(argv)-1]+".conf"))
+		opts, _, _ := hostfs.ReadOptional(filepath.Join(h.root, "etc/modprobe.d", argv[len(argv)-1]+".conf"))
 		for _, l := range splitKeep(opts) {
 			if p, ok := parseOptionsLine(l, name); ok {
 				for k, v := range p {

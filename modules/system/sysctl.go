@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 var (
@@ -198,7 +199,7 @@ func runSysctl(_ context.Context, m *machine, w sysctlWant, apply bool) (*module
 	runtimeDrift := managed && runtimeValue != w.value
 
 	// Persistent.
-	old, existed, err := readFileOpt(m.path(w.file))
+	old, existed, err := hostfs.ReadOptional(m.path(w.file))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", w.file, err)
 	}
@@ -277,7 +278,7 @@ func runSysctl(_ context.Context, m *machine, w sysctlWant, apply bool) (*module
 	}
 	if persistentDrift {
 		if len(content) == 0 && existed {
-			if err := removeFile(m.path(w.file)); err != nil {
+			if err := hostfs.Remove(m.path(w.file)); err != nil {
 				return nil, err
 			}
 		} else if len(content) > 0 {
@@ -433,7 +434,7 @@ func sysctlOverrides(m *machine, file, name, value string) []string {
 			continue // Debian's 99-sysctl.conf is a link to /etc/sysctl.conf
 		}
 		seen[real] = true
-		b, _, err := readFileOpt(m.path(f))
+		b, _, err := hostfs.ReadOptional(m.path(f))
 		if err != nil {
 			continue
 		}

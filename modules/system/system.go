@@ -198,9 +198,6 @@ func boolArg(args cty.Value, name string) bool {
 	return v
 }
 
-// readFileOpt reads a file; a missing file is (nil, false, nil).
-func readFileOpt(path string) ([]byte, bool, error) { return hostfs.ReadOptional(path) }
-
 // writeAtomic replaces path with content atomically (hostfs.WriteAtomic). An existing file
 // keeps its mode and owner; a new one gets mode.
 func writeAtomic(path string, content []byte, mode fs.FileMode) error {
@@ -211,9 +208,6 @@ func writeAtomic(path string, content []byte, mode fs.FileMode) error {
 	}
 	return hostfs.WriteAtomic(path, content, hostfs.Options{Mode: mode, UID: uid, GID: gid})
 }
-
-// removeFile removes path (a missing file is fine) and syncs its directory.
-func removeFile(path string) error { return hostfs.Remove(path) }
 
 // fileDiff is the diff of a whole config file, "/dev/null" on the missing side.
 func fileDiff(path string, before, after []byte, existed, exists bool) *modules.Diff {
