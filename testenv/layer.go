@@ -29,8 +29,6 @@ type layerDef struct {
 	recipe string
 	// customize adjusts the merged tree after the install (may be nil).
 	customize func(root string) error
-	// doc says what the layer is for, in the list of known layers.
-	doc string
 }
 
 // LayerLibvirt gives hosts libvirt's daemon and virsh with the QEMU driver
@@ -43,7 +41,6 @@ var layerDefs = map[string]layerDef{
 		packages:  []string{"libvirt-daemon-system", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86"},
 		recipe:    "libvirt-2",
 		customize: customizeLibvirt,
-		doc:       "libvirt daemon, virsh and QEMU (domains of type qemu, no KVM)",
 	},
 }
 

@@ -9,7 +9,7 @@ import (
 
 // What the vm tier's initramfs holds besides binaries and modules. Per-host
 // files (hostname, host key, addresses, authorized_keys) come in a second
-// archive appended for each host; see vmHostArchive.
+// archive appended for each host; see vmTier.prepareHost.
 
 // vmInittab: busybox init runs rcS once and then only reaps orphans.
 const vmInittab = `# Written by testenv (vm tier).

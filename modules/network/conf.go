@@ -51,14 +51,6 @@ func (m mtuSpec) String() string {
 	return strconv.Itoa(m.n)
 }
 
-// persisted is the value a configuration file should carry: 0 for "auto" (no MTU key).
-func (m mtuSpec) persisted() int {
-	if m.auto {
-		return 0
-	}
-	return m.n
-}
-
 // matchesPersisted compares with an MTU read from a file (0: the file sets none). A file
 // without an MTU is in sync with "auto", and with 1500 for an Ethernet NIC or bond, since
 // that is what they get; writing 1500 there would change nothing on the host.

@@ -109,5 +109,3 @@ func strs(vs ...string) cty.Value {
 	}
 	return cty.ListVal(out)
 }
-
-func boolp(b bool) *bool { return &b }

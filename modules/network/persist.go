@@ -87,20 +87,6 @@ func (f *hostFS) list(dir string) []string {
 	return out
 }
 
-// glob returns host paths matching a pattern, sorted.
-func (f *hostFS) glob(pattern string) []string {
-	m, _ := filepath.Glob(f.path(pattern))
-	out := make([]string, 0, len(m))
-	for _, p := range m {
-		rel, err := filepath.Rel(f.root, p)
-		if err == nil {
-			out = append(out, "/"+filepath.ToSlash(rel))
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // writeAtomic replaces a file atomically (hostfs.WriteAtomic), so a reader (or a crash)
 // never sees half a file. Missing directories are made.
 func (f *hostFS) writeAtomic(p, content string, mode fs.FileMode) error {

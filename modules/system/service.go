@@ -211,11 +211,10 @@ func (s unitState) sysvScript() string {
 
 // serviceWant is the task's arguments, decoded.
 type serviceWant struct {
-	unit, state                string
-	enabled, masked            bool
-	enabledSet, maskedSet      bool
-	daemonReload               bool
-	stateGiven, anythingWanted bool
+	unit, state           string
+	enabled, masked       bool
+	enabledSet, maskedSet bool
+	daemonReload          bool
 }
 
 func decodeService(args cty.Value) serviceWant {

@@ -209,18 +209,6 @@ func writeAtomic(path string, content []byte, mode fs.FileMode) error {
 	return hostfs.WriteAtomic(path, content, hostfs.Options{Mode: mode, UID: uid, GID: gid})
 }
 
-// fileDiff is the diff of a whole config file, "/dev/null" on the missing side.
-func fileDiff(path string, before, after []byte, existed, exists bool) *modules.Diff {
-	d := &modules.Diff{Before: string(before), After: string(after), BeforeHeader: path + " (before)", AfterHeader: path + " (after)"}
-	if !existed {
-		d.BeforeHeader = "/dev/null"
-	}
-	if !exists {
-		d.AfterHeader = "/dev/null"
-	}
-	return d
-}
-
 // splitKeep splits text into lines, each without its newline; a final line without a
 // newline is kept as it is, and joinKeep puts a newline after every line.
 func splitKeep(b []byte) []string {
