@@ -75,7 +75,7 @@ func Get(arch string) (*Helper, error) {
 		// Read once however many hosts need it (embed copies on every read).
 		load := sync.OnceValues(func() ([]byte, error) { return fs.ReadFile(embedded, name) })
 		if sum, ok := sidecar(name+".sha256", fi.Size()); ok {
-			h = &Helper{Arch: arch, SHA256: sum, Size: fi.Size(), load: load}
+			h = &Helper{Arch: arch, SHA256: sum, Size: fi.Size(), load: verified(load, sum, arch)}
 		} else {
 			data, err := load()
 			if err != nil {
@@ -86,6 +86,22 @@ func Get(arch string) (*Helper, error) {
 	}
 	cache[arch] = h
 	return h, nil
+}
+
+// verified checks, the one time the binary is read (to push it), that it has the hash its
+// sidecar gave: a helper rebuilt at the same size without `make helpers` would otherwise be
+// pushed under a name that is not its hash, and every host would refuse it after upload.
+func verified(load func() ([]byte, error), sum, arch string) func() ([]byte, error) {
+	return sync.OnceValues(func() ([]byte, error) {
+		data, err := load()
+		if err != nil {
+			return nil, err
+		}
+		if got := sha256.Sum256(data); hex.EncodeToString(got[:]) != sum {
+			return nil, fmt.Errorf("the embedded helper for linux/%s does not match its .sha256 file (it was rebuilt without `make helpers`): run `make build`", arch)
+		}
+		return data, nil
+	})
 }
 
 func fromData(arch string, data []byte) *Helper {

@@ -38,3 +38,15 @@ func TestArch(t *testing.T) {
 		t.Error("ppc64le accepted")
 	}
 }
+
+func TestVerifiedLoad(t *testing.T) {
+	data := []byte("helper bytes")
+	sum := sha256.Sum256(data)
+	load := func() ([]byte, error) { return data, nil }
+	if got, err := verified(load, hex.EncodeToString(sum[:]), "amd64")(); err != nil || string(got) != string(data) {
+		t.Errorf("matching hash: %q %v", got, err)
+	}
+	if _, err := verified(load, strings.Repeat("0", 64), "amd64")(); err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Errorf("stale sidecar: err = %v", err)
+	}
+}
