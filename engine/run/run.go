@@ -312,6 +312,15 @@ func (b *batchRun) claim(task, host string) (*onceRun, bool) {
 	return o, true
 }
 
+// release gives up a claim so that the next host to ask runs the task.
+func (b *batchRun) release(task string, o *onceRun) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.once[task] == o {
+		delete(b.once, task)
+	}
+}
+
 // stepper is a reusable barrier for a changing number of hosts: wait returns when every
 // host still in the play has arrived; leave takes a host out (finished, failed, or never
 // started).
@@ -633,21 +642,33 @@ func (hr *hostRun) task(ctx context.Context, t *config.Task) Status {
 	if !t.RunOnce || t.IsHandler || hr.b == nil {
 		return hr.runTask(ctx, t)
 	}
-	o, mine := hr.b.claim(t.Name, hr.h.Name)
-	if mine {
-		st := hr.runTask(ctx, t)
-		o.status, o.result = st, hr.results[t.Name]
-		close(o.done)
-		return st
-	}
-	// Another host of the batch runs it; this one takes its result.
+	var o *onceRun
 	r := Result{Task: t.Name, Module: t.Module}
-	select {
-	case <-o.done:
-	case <-ctx.Done():
-		r.Status, r.Msg = Failed, "cancelled while waiting for the run_once task on "+o.host
-		hr.report(r)
-		return Failed
+	for {
+		var mine bool
+		o, mine = hr.b.claim(t.Name, hr.h.Name)
+		if mine {
+			st := hr.runTask(ctx, t)
+			o.status, o.result = st, hr.results[t.Name]
+			if st == Unreachable {
+				// The host dropped off, so the task did not fail: another host of the
+				// batch takes it over.
+				hr.b.release(t.Name, o)
+			}
+			close(o.done)
+			return st
+		}
+		// Another host of the batch runs it; this one takes its result.
+		select {
+		case <-o.done:
+		case <-ctx.Done():
+			r.Status, r.Msg = Failed, "cancelled while waiting for the run_once task on "+o.host
+			hr.report(r)
+			return Failed
+		}
+		if o.status != Unreachable {
+			break
+		}
 	}
 	switch o.status {
 	case Failed, Unreachable:

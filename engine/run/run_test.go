@@ -77,7 +77,7 @@ func (x fakeExec) Run(_ context.Context, module string, args cty.Value, apply bo
 			}
 			defer x.h.log.add(x.h.name + " " + argv[0].AsString() + " end")
 		}
-		if argv[0].AsString() == "drop" {
+		if argv[0].AsString() == "drop" || (argv[0].AsString() == "drop-on-a" && x.h.name == "a") {
 			return nil, fmt.Errorf("%w: connection to %s lost: EOF", ErrUnreachable, "fake")
 		}
 		x.h.calls = append(x.h.calls, mode+" command "+argv[0].AsString())
@@ -178,7 +178,7 @@ func newLab(t *testing.T, runbook string, hosts ...string) *lab {
 	}
 	c := &fakeConnector{hosts: map[string]*fakeHost{}, unreachable: map[string]bool{}}
 	for _, h := range hosts {
-		c.hosts[h] = &fakeHost{paths: map[string]bool{}}
+		c.hosts[h] = &fakeHost{name: h, paths: map[string]bool{}}
 	}
 	return &lab{t: t, rb: rb, inv: iv, conn: c}
 }
@@ -680,6 +680,35 @@ play "p" {
 				t.Errorf("statuses %v, want %v\n%v", got, tt.want, rec.lines())
 			}
 		})
+	}
+}
+
+// TestRunOnceTakeover: when the host that runs a run_once task drops off, the task has not
+// failed: the next host of the batch runs it, and the rest take that result.
+func TestRunOnceTakeover(t *testing.T) {
+	l := newLab(t, `
+play "p" {
+  hosts = "kvm"
+  task "once" {
+    run_once = true
+    command {
+      argv = ["drop-on-a"]
+    }
+  }
+}`, "a", "b", "c")
+	rec := &recorder{}
+	e := &Engine{Runbook: l.rb, Connector: l.conn, Observer: rec, Options: Options{Forks: 1}}
+	pl, diags := plan.Build(l.rb, l.inv, plan.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	recap := e.Run(context.Background(), pl)
+	got := map[string]Status{}
+	for _, r := range rec.results {
+		got[r.Host] = r.Status
+	}
+	if got["a"] != Unreachable || got["b"] != Changed || got["c"] != OK || recap.ExitCode() != ExitUnreachable {
+		t.Errorf("statuses %v (exit %d), want a unreachable, b changed (took it over), c ok\n%v", got, recap.ExitCode(), rec.lines())
 	}
 }
 
