@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/runbook/runbook/modules/hostfs"
+
+	"github.com/runbook/runbook/modules/internal/selinuxconf"
 )
 
 // parseOSRelease reads os-release(5): KEY=value lines with shell quoting.
@@ -120,11 +122,8 @@ func initSystem(f rootFS) string {
 // SELinux but does not run it (selinux=0 on the command line, listed among the security
 // modules, or selinuxfs registered but not mounted); "not available" otherwise.
 func gatherSELinux(f rootFS) map[string]any {
-	conf := parseOSRelease(f.str("/etc/selinux/config"))
-	persistent := strings.ToLower(conf["SELINUX"])
-	if !slices.Contains([]string{"enforcing", "permissive", "disabled"}, persistent) {
-		persistent = ""
-	}
+	// As the boot reads it (selinuxconf), not as a shell would: libselinux keeps quotes.
+	persistent, policy := selinuxconf.Parse([]byte(f.str("/etc/selinux/config")))
 	mnt := selinuxfsMount(f)
 	enforce, mounted := "", false
 	if mnt != "" {
@@ -145,7 +144,7 @@ func gatherSELinux(f rootFS) map[string]any {
 		"available":  mounted,
 		"runtime":    runtime,
 		"persistent": persistent,
-		"policy":     conf["SELINUXTYPE"],
+		"policy":     policy,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/hostfs"
+	"github.com/runbook/runbook/modules/internal/selinuxconf"
 )
 
 var _ modules.Runner = SELinux{}
@@ -190,53 +191,12 @@ var (
 	sePolicyLine = regexp.MustCompile(`^\s*SELINUXTYPE\s*=`)
 )
 
-// bootMode is the mode a SELINUX= line sets as libselinux reads the file at boot
-// (selinux_getenforcemode): the line must start with exactly "SELINUX=", blanks may follow,
-// and the value is matched by prefix in any case, without quotes. ok is false for a line
-// libselinux passes over ("SELINUX=\"disabled\"", "  SELINUX = disabled").
-func bootMode(line string) (mode string, ok bool) {
-	v, found := strings.CutPrefix(line, "SELINUX=")
-	if !found {
-		return "", false
-	}
-	v = strings.ToLower(strings.TrimLeft(v, " \t"))
-	for _, m := range []string{"enforcing", "permissive", "disabled"} {
-		if strings.HasPrefix(v, m) {
-			return m, true
-		}
-	}
-	return "", false
-}
-
-// bootPolicy is the policy a SELINUXTYPE= line names as libselinux reads it: the tag in any
-// case after leading blanks, then the rest of the line with blanks trimmed. Quotes are not
-// removed: SELINUXTYPE="targeted" names a policy directory called "targeted" with quotes.
-func bootPolicy(line string) (policy string, ok bool) {
-	t := strings.TrimLeft(line, " \t")
-	const tag = "SELINUXTYPE="
-	if len(t) < len(tag) || !strings.EqualFold(t[:len(tag)], tag) {
-		return "", false
-	}
-	return strings.TrimSpace(t[len(tag):]), true
-}
-
-// parseSEConfig returns the mode and policy a config file sets at boot, as libselinux reads
-// it: the first SELINUX= line it understands, and the last SELINUXTYPE= line.
-func parseSEConfig(b []byte) (mode, policy string) {
-	for _, l := range hostfs.SplitLines(b) {
-		if m, ok := bootMode(l.Text); ok && mode == "" {
-			mode = m
-		}
-		if p, ok := bootPolicy(l.Text); ok {
-			policy = p
-		}
-	}
-	return mode, policy
-}
+// parseSEConfig returns the mode and policy a config file sets at boot (selinuxconf.Parse).
+func parseSEConfig(b []byte) (mode, policy string) { return selinuxconf.Parse(b) }
 
 // editSEConfig returns the config with every SELINUX= line set to mode and, when policy is
 // given, every SELINUXTYPE= line set to policy; missing lines are added at the end. A line
-// that libselinux already reads as the value (bootMode, bootPolicy) is left exactly as it
+// that libselinux already reads as the value (selinuxconf.BootMode, BootPolicy) is left as it
 // is; one it would not read (quoted, indented, spaced around "=") is rewritten. A file
 // that does not exist gets a short comment, the mode and defPolicy.
 func editSEConfig(old []byte, exists bool, mode, policy, defPolicy string) ([]byte, bool) {
@@ -252,12 +212,12 @@ func editSEConfig(old []byte, exists bool, mode, policy, defPolicy string) ([]by
 		switch {
 		case seModeLine.MatchString(l.Text):
 			sawMode = true
-			if m, ok := bootMode(l.Text); !ok || m != mode {
+			if m, ok := selinuxconf.BootMode(l.Text); !ok || m != mode {
 				lines[i].Text = "SELINUX=" + mode
 			}
 		case sePolicyLine.MatchString(l.Text) && policy != "":
 			sawPolicy = true
-			if p, ok := bootPolicy(l.Text); !ok || p != policy {
+			if p, ok := selinuxconf.BootPolicy(l.Text); !ok || p != policy {
 				lines[i].Text = "SELINUXTYPE=" + policy
 			}
 		}
