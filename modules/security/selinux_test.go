@@ -89,28 +89,6 @@ func TestEditSEConfig(t *testing.T) {
 	}
 }
 
-func TestParseSEConfig(t *testing.T) {
-	tests := []struct {
-		in, mode, policy string
-	}{
-		{rhelConfig, "enforcing", "targeted"},
-		{"SELINUX=Permissive\nSELINUXTYPE=mls\n", "permissive", "mls"},
-		{"# SELINUX=enforcing\n", "", ""},
-		// as libselinux reads it at boot: the first SELINUX= line it understands, quotes kept
-		{"SELINUX=enforcing\nSELINUX=disabled\n", "enforcing", ""},
-		{"SELINUX=\"disabled\"\nSELINUX=permissive\n", "permissive", ""},
-		{"  SELINUX=disabled\nSELINUX = disabled\n", "", ""},
-		{"SELINUX=disabled # no\n  selinuxtype= targeted \nSELINUXTYPE='mls'\n", "disabled", "'mls'"},
-		{"", "", ""},
-	}
-	for _, tt := range tests {
-		mode, policy := parseSEConfig([]byte(tt.in))
-		if mode != tt.mode || policy != tt.policy {
-			t.Errorf("parseSEConfig(%q) = %q, %q; want %q, %q", tt.in, mode, policy, tt.mode, tt.policy)
-		}
-	}
-}
-
 // TestPlanRuntime is the whole table of runtime state × wanted state.
 func TestPlanRuntime(t *testing.T) {
 	tests := []struct {
