@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runbook/runbook/internal/sh"
+	"github.com/runbook/runbook/internal/tail"
 )
 
 // Become is privilege escalation for one command.
@@ -33,16 +34,23 @@ func (d *Dialer) becomePromptTimeout() time.Duration {
 
 type becomeCmd struct {
 	command  string
-	prompt   []byte // sudo's prompt, unique per command
+	prompt   []byte // sudo's prompt, unique per command and never on a command line
 	marker   []byte // printed on stderr once sudo runs the command
 	password string
 	user     string
 }
 
-// newBecome wraps cmd for sudo. sudo reads the password from stdin (-S)
-// after printing our unique prompt on stderr; the wrapped shell prints a
-// unique marker on stderr before running cmd, so the controller knows when
-// sudo is done and cmd's stdin begins. -H sets HOME to the target user's.
+// newBecome wraps cmd for sudo. sudo reads the password from stdin (-S) after printing our
+// prompt on stderr; the wrapped shell prints a marker line on stderr before running cmd, so
+// the controller knows when sudo is done and cmd's stdin begins. -H sets HOME to the target
+// user's.
+//
+// The prompt is a fresh random token that never appears in argv, where any local user could
+// read it: the first line the controller writes on stdin carries it, a shell reads that line
+// and hands it to sudo in SUDO_PROMPT (sudo's environment is readable only by root). A
+// process that merely watches the host's process list therefore cannot print a prompt the
+// controller would answer. The outer /bin/sh makes the wrapper independent of the login
+// shell's syntax.
 func newBecome(b Become, cmd string) (*becomeCmd, error) {
 	switch b.Method {
 	case "sudo":
@@ -55,40 +63,65 @@ func newBecome(b Become, cmd string) (*becomeCmd, error) {
 	if user == "" {
 		user = "root"
 	}
-	id := randomHex(8)
 	bc := &becomeCmd{
-		prompt:   []byte("[runbook-sudo-" + id + "]"),
-		marker:   []byte("runbook-become-" + id),
+		prompt:   []byte("[runbook-sudo-" + randomHex(16) + "]"),
+		marker:   []byte("runbook-become-" + randomHex(8)),
 		password: b.Password,
 		user:     user,
 	}
 	inner := "echo " + string(bc.marker) + " >&2; " + cmd
-	bc.command = "sudo -H -S -p " + sh.Quote(string(bc.prompt)) + " -u " + sh.Quote(user) +
+	outer := `IFS= read -r p || exit 1; SUDO_PROMPT=$p; export SUDO_PROMPT; exec sudo -H -S -u ` + sh.Quote(user) +
 		" -- /bin/sh -c " + sh.Quote(inner)
+	bc.command = "exec /bin/sh -c " + sh.Quote(outer)
 	return bc, nil
 }
 
-// handshake reads the session's stderr until sudo's prompt (then writes the
-// password) or the marker (then cmd runs and s.Stderr is left at the byte
-// after the marker line). A second prompt means the password was wrong.
+// Bounds of the handshake: what sudo (with PAM and a lecture) may print before the
+// command starts, and how much of it an error message quotes.
+const (
+	maxBecomeOutput = 256 << 10
+	becomeTailSize  = 4 << 10
+)
+
+// handshake sends the prompt token, then reads the session's stderr until sudo's prompt
+// (then writes the password) or the marker line (then cmd runs and s.Stderr is left at the
+// byte after the marker line). A second prompt means the password was wrong.
+//
+// It holds only a window of the stream (the bytes that may start a token split across two
+// reads) and a short tail for error messages, so each byte is searched a bounded number of
+// times and a host that floods stderr costs no memory; after maxBecomeOutput bytes without
+// the command's start it gives up.
 func (bc *becomeCmd) handshake(ctx context.Context, s *Session, host string, timeout time.Duration) error {
 	timedOut := make(chan struct{})
 	timer := time.AfterFunc(timeout, func() { close(timedOut); _ = s.s.Close() })
 	defer timer.Stop()
 
-	var buf []byte
+	if _, err := s.Stdin.Write(append(append([]byte(nil), bc.prompt...), '\n')); err != nil {
+		return fmt.Errorf("sudo on %s: send the prompt: %w", host, err)
+	}
+	markerLine := append(append([]byte(nil), bc.marker...), '\n')
+	keep := max(len(bc.prompt), len(markerLine)) - 1
+	last := &tail.Buffer{Max: becomeTailSize}
+	var win []byte
 	chunk := make([]byte, 4096)
+	total := 0
 	sent := false
 	for {
 		n, rerr := s.Stderr.Read(chunk)
-		buf = append(buf, chunk[:n]...)
-		if i := bytes.Index(buf, bc.marker); i >= 0 && bytes.IndexByte(buf[i:], '\n') >= 0 {
-			rest := buf[i+len(bc.marker):]
-			rest = rest[bytes.IndexByte(rest, '\n')+1:]
-			s.Stderr = io.MultiReader(bytes.NewReader(append([]byte(nil), rest...)), s.Stderr)
-			return nil
-		}
-		if i := bytes.Index(buf, bc.prompt); i >= 0 {
+		total += n
+		_, _ = last.Write(chunk[:n])
+		win = append(win, chunk[:n]...)
+		for {
+			mi := bytes.Index(win, markerLine)
+			pi := bytes.Index(win, bc.prompt)
+			if mi >= 0 && (pi < 0 || mi < pi) {
+				rest := append([]byte(nil), win[mi+len(markerLine):]...)
+				s.Stderr = io.MultiReader(bytes.NewReader(rest), s.Stderr)
+				return nil
+			}
+			if pi < 0 {
+				break
+			}
 			if sent {
 				return fmt.Errorf("%w by sudo on %s (for user %s)", ErrBecomePassword, host, bc.user)
 			}
@@ -99,8 +132,15 @@ func (bc *becomeCmd) handshake(ctx context.Context, s *Session, host string, tim
 				return fmt.Errorf("sudo on %s: send password: %w", host, err)
 			}
 			sent = true
-			buf = buf[i+len(bc.prompt):]
+			win = win[pi+len(bc.prompt):]
 			timer.Reset(timeout)
+		}
+		if len(win) > keep {
+			win = append(win[:0], win[len(win)-keep:]...)
+		}
+		if total > maxBecomeOutput && rerr == nil {
+			return fmt.Errorf("sudo on %s wrote more than %d KiB to stderr without starting the command: %s",
+				host, maxBecomeOutput>>10, bc.scrub(strings.TrimSpace(last.String())))
 		}
 		if rerr != nil {
 			select {
@@ -115,7 +155,7 @@ func (bc *becomeCmd) handshake(ctx context.Context, s *Session, host string, tim
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			msg := bc.scrub(strings.TrimSpace(string(buf)))
+			msg := bc.scrub(strings.TrimSpace(last.String()))
 			if sent && strings.Contains(msg, "incorrect password") {
 				return fmt.Errorf("%w by sudo on %s (for user %s)", ErrBecomePassword, host, bc.user)
 			}

@@ -11,12 +11,14 @@ import (
 	"time"
 )
 
-// fakeSudo behaves like `sudo -S -p PROMPT`: it prompts on stderr, reads a
-// password line from stdin, says "Sorry, try again." up to three times,
-// then runs the command. Its password is in sudo.password next to it
-// (empty: NOPASSWD; HANG: never prompts).
+// fakeSudo behaves like `sudo -S` with SUDO_PROMPT (or -p PROMPT): it prompts on
+// stderr, reads a password line from stdin, says "Sorry, try again." up to three times,
+// then runs the command. Its password is in sudo.password next to it (empty: NOPASSWD;
+// HANG: never prompts). A mode in sudo.mode changes how it prompts: "flood" writes 20 MB
+// to stderr first, "split" writes the prompt in two parts a moment apart.
 const fakeSudo = `#!/bin/sh
-prompt='Password:'
+prompt=${SUDO_PROMPT:-Password:}
+mode=$(cat "$(dirname "$0")/sudo.mode" 2>/dev/null)
 while [ $# -gt 0 ]; do
   case "$1" in
     -p) prompt=$2; shift 2;;
@@ -30,8 +32,14 @@ want=$(cat "$(dirname "$0")/sudo.password")
 if [ "$want" = HANG ]; then exec sleep 30; fi
 if [ -n "$want" ]; then
   n=0
+  [ "$mode" = flood ] && head -c 20000000 /dev/zero | tr '\0' x >&2
   while :; do
-    printf '%s' "$prompt" >&2
+    if [ "$mode" = split ]; then
+      head=${prompt%??????}
+      printf '%s' "$head" >&2; sleep 0.2; printf '%s' "${prompt#"$head"}" >&2
+    else
+      printf '%s' "$prompt" >&2
+    fi
     IFS= read -r pw || { echo "sudo: no password was provided" >&2; exit 1; }
     [ "$pw" = "$want" ] && break
     n=$((n+1))
@@ -52,6 +60,7 @@ func TestBecomeSudo(t *testing.T) {
 	tests := []struct {
 		name       string
 		sudoPW     string // what the fake sudo wants
+		mode       string // how it prompts (fakeSudo)
 		become     Become
 		wantOut    string
 		wantErr    string
@@ -66,11 +75,17 @@ func TestBecomeSudo(t *testing.T) {
 		{name: "no password set", sudoPW: "other", become: Become{Method: "sudo"}, wantErr: "asks for a password and no become password is set"},
 		{name: "prompt timeout", sudoPW: "HANG", become: Become{Method: "sudo", Password: secret, PromptTimeout: 300 * time.Millisecond},
 			wantErr: "no its password prompt or the command's start within 300ms", maxLatency: 2 * time.Second},
+		{name: "prompt split across reads", sudoPW: secret, mode: "split", become: Become{Method: "sudo", Password: secret}, wantOut: "input\n"},
+		{name: "20 MB before the prompt", sudoPW: secret, mode: "flood", become: Become{Method: "sudo", Password: secret},
+			wantErr: "wrote more than 256 KiB to stderr without starting the command", maxLatency: 5 * time.Second},
 		{name: "su", become: Become{Method: "su", Password: secret}, wantErr: `"su" is not supported`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(srv.BinDir, "sudo.password"), []byte(tt.sudoPW), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(srv.BinDir, "sudo.mode"), []byte(tt.mode), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			var out, errb bytes.Buffer
@@ -105,6 +120,11 @@ func TestBecomeSudo(t *testing.T) {
 	for _, cmd := range srv.Commands() {
 		if strings.Contains(cmd, "s3cr3t") {
 			t.Errorf("password on a command line: %q", cmd)
+		}
+		// The prompt travels on stdin only: a local user who reads the process list cannot
+		// print a prompt the controller would answer.
+		if strings.Contains(cmd, "runbook-sudo-") || strings.Contains(cmd, " -p ") {
+			t.Errorf("sudo's prompt on a command line: %q", cmd)
 		}
 	}
 	// The connection survives all of the above.
