@@ -21,7 +21,7 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	if err := ctx.Err(); err != nil {
 		return -1, err
 	}
-	s, err := c.newSession()
+	s, err := c.newSession(ctx)
 	if err != nil {
 		return -1, err
 	}
@@ -73,15 +73,49 @@ func (c *Conn) RunAs(ctx context.Context, b Become, cmd string, stdin io.Reader,
 	return s.Wait()
 }
 
-func (c *Conn) newSession() (*ssh.Session, error) {
+// sessionOpenTimeout bounds the wait for the server to open a session channel. Keepalives
+// find a dead connection; this finds a live server that never answers.
+const sessionOpenTimeout = 30 * time.Second
+
+// newSession opens a session channel, waiting no longer than ctx allows or
+// sessionOpenTimeout. A channel that opens after the caller gave up is closed.
+func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
-	s, err := c.client.NewSession()
-	if err != nil {
-		return nil, c.connErr(fmt.Errorf("open session on %s: %w", c.Target.Name, err))
+	ch := make(chan sessionResult, 1)
+	go func() {
+		s, err := c.client.NewSession()
+		ch <- sessionResult{s, err}
+	}()
+	timer := time.NewTimer(sessionOpenTimeout)
+	defer timer.Stop()
+	var r sessionResult
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		go closeLate(ch)
+		return nil, ctx.Err()
+	case <-timer.C:
+		go closeLate(ch)
+		return nil, c.connErr(fmt.Errorf("open session on %s: no answer within %s", c.Target.Name, sessionOpenTimeout))
 	}
-	return s, nil
+	if r.err != nil {
+		return nil, c.connErr(fmt.Errorf("open session on %s: %w", c.Target.Name, r.err))
+	}
+	return r.s, nil
+}
+
+type sessionResult struct {
+	s   *ssh.Session
+	err error
+}
+
+// closeLate closes a session that opened after its caller stopped waiting.
+func closeLate(ch <-chan sessionResult) {
+	if r := <-ch; r.s != nil {
+		r.s.Close()
+	}
 }
 
 // kill signals the remote process and closes the session. OpenSSH delivers
@@ -151,7 +185,7 @@ func (c *Conn) StartAs(ctx context.Context, b Become, cmd string) (*Session, err
 		}
 		cmd = bc.command
 	}
-	s, err := c.newSession()
+	s, err := c.newSession(ctx)
 	if err != nil {
 		return nil, err
 	}
