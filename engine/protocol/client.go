@@ -31,7 +31,11 @@ type Client struct {
 // transport (the ssh session), which ends the background reader.
 func NewClient(ctx context.Context, r io.Reader, w io.Writer) (*Client, error) {
 	c := &Client{w: w, pending: map[uint64]chan *Response{}, done: make(chan struct{}), orphans: make(chan *Response, 16)}
+	// A helper that writes a line over the limit is broken (its own responses stay under
+	// it): the conversation ends at the limit, so an endless line fails the calls in flight
+	// instead of keeping them waiting while the controller reads and drops it forever.
 	lr := newLineReader(r, MaxLine)
+	lr.stop = true
 	type helloResult struct {
 		h   *Hello
 		err error

@@ -366,6 +366,9 @@ var ErrLineTooLong = fmt.Errorf("line longer than %d bytes", MaxLine)
 type lineReader struct {
 	r   *bufio.Reader
 	max int
+	// stop makes a line over max an error at once, instead of one returned after the
+	// line's end was skipped: a peer that writes an endless line then fails at the limit.
+	stop bool
 }
 
 func newLineReader(r io.Reader, max int) *lineReader {
@@ -381,6 +384,9 @@ func (l *lineReader) next() ([]byte, error) {
 		chunk, err := l.r.ReadSlice('\n')
 		if !tooLong {
 			if len(buf)+len(chunk) > l.max+1 { // +1: the newline does not count
+				if l.stop {
+					return nil, ErrLineTooLong
+				}
 				tooLong = true
 				buf = nil
 			} else {

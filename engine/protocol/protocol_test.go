@@ -434,6 +434,43 @@ func TestClientRejectsGarbageResponse(t *testing.T) {
 	}
 }
 
+// endless is a helper that says hello and then writes one line that never ends.
+type endless struct{ hello []byte }
+
+func (e *endless) Read(p []byte) (int, error) {
+	if len(e.hello) > 0 {
+		n := copy(p, e.hello)
+		e.hello = e.hello[n:]
+		return n, nil
+	}
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}
+
+// TestClientEndlessLine: a call without a deadline to a helper that streams an endless line
+// fails once the line passes the limit; it does not wait for a newline that never comes.
+func TestClientEndlessLine(t *testing.T) {
+	c, err := NewClient(context.Background(), &endless{hello: []byte(`{"type":"hello","protocol":1,"build":"abc"}` + "\n")}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Call(context.Background(), &Request{Op: OpPing})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "line longer than") {
+			t.Errorf("Call = %v, want the line limit", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Call still waits on an endless line")
+	}
+}
+
 func TestLineReader(t *testing.T) {
 	long := strings.Repeat("x", 100)
 	lr := newLineReader(strings.NewReader("a\r\n"+long+"\nb\n"+long+"\nlast"), 50)
