@@ -188,10 +188,18 @@ func (e *Engine) Run(ctx context.Context, pl *plan.Plan) *Recap {
 	return e.recap
 }
 
+// closeAll ends every host's helper and connection, all at once: each Close waits a
+// little for its helper to exit, and a fleet should not wait for those one after another.
 func (e *Engine) closeAll() {
+	var wg sync.WaitGroup
 	for _, x := range e.execs {
-		_ = x.Close()
+		wg.Add(1)
+		go func(x Executor) {
+			defer wg.Done()
+			_ = x.Close()
+		}(x)
 	}
+	wg.Wait()
 }
 
 // play runs one play in serial batches. Within a batch, with the free strategy every host
