@@ -13,9 +13,10 @@ set -euo pipefail
 # qemu-system-x86: the lab's vm tier (micro-VMs under TCG with Debian's own kernel, for bonds)
 # gcc-12, binutils, xz-utils: the vm tier builds netdevsim (SR-IOV VFs) for that kernel
 # e2fsprogs, cpio: the vm tier's systemd userland is an ext4 image of the base tree
+# busybox: the helper's start and install scripts are tested with its shell and applets
 pkgs=(openssh-server openssh-client ansible-core debootstrap systemd-container iproute2 iptables
   sudo bc ca-certificates git make postgresql chromium fonts-dejavu-core qemu-system-x86
-  gcc-12 binutils xz-utils e2fsprogs cpio)
+  gcc-12 binutils xz-utils e2fsprogs cpio busybox)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,7 +80,8 @@ func TestLabScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			// lab break HOST stop|drop|slow / lab heal HOST / lab exec HOST CMD...
+			// lab break HOST stop|drop|slow / lab heal HOST / lab exec HOST CMD... /
+			// lab put HOST FILE PATH MODE (the script's FILE to PATH on the host, as root)
 			"lab": func(ts *testscript.TestScript, neg bool, args []string) {
 				lab := ts.Value("lab").(*testenv.Lab)
 				if len(args) < 2 {
@@ -97,6 +99,11 @@ func TestLabScripts(t *testing.T) {
 					var out []byte
 					out, err = lab.Exec(ctx, args[1], args[2:]...)
 					ts.Stdout().Write(out)
+				case "put":
+					if len(args) != 5 {
+						ts.Fatalf("usage: lab put HOST FILE PATH MODE")
+					}
+					err = labPut(ctx, lab, args[1], ts.MkAbs(args[2]), args[3], args[4])
 				default:
 					ts.Fatalf("unknown lab command %q", args[0])
 				}
@@ -110,4 +117,23 @@ func TestLabScripts(t *testing.T) {
 		},
 		RequireExplicitExec: true,
 	})
+}
+
+// labPut copies a local file to path on a lab host with mode, for scripts that need a
+// program of their own there (the hosts have their own /tmp, which the script cannot see).
+func labPut(ctx context.Context, lab *testenv.Lab, host, file, path, mode string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd, err := lab.Command(ctx, host, "sh", "-c", `cat > "$1" && chmod "$2" "$1"`, "_", path, mode)
+	if err != nil {
+		return err
+	}
+	cmd.Stdin = f
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("put %s on %s: %w: %s", path, host, err, out)
+	}
+	return nil
 }

@@ -8,6 +8,8 @@ package remote
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +42,10 @@ type Connector struct {
 	// Stamps, when set, lets a start skip hashing a helper file that this controller has
 	// verified before (see Stamps); nil hashes at every start.
 	Stamps *Stamps
+	// ProbeTimeout, PushTimeout and StartTimeout bound the steps of a start, each on its
+	// own: the probe of the host (default 30 s); the upload, hash and rename of the helper
+	// (5 min); and the start script up to the helper's hello, its hash included (30 s).
+	ProbeTimeout, PushTimeout, StartTimeout time.Duration
 	// Stats counts helper pushes, for reports and tests.
 	Stats Stats
 }
@@ -163,17 +169,39 @@ func (c *Connector) Connect(ctx context.Context, h *inventory.Host, p *config.Pl
 	return x, nil
 }
 
-// probe is what the controller learns about a host before starting the helper.
+// probe is what the controller learns about a host before starting the helper: about the
+// identity that will run it (the login user, or the become user under become).
 type probe struct {
 	arch string
 	uid  int
 	home string
 }
 
-func (c *Connector) probe(ctx context.Context, conn *transport.Conn) (probe, error) {
-	var out, errb bytes.Buffer
-	code, err := conn.Run(ctx, probeLine, nil, &out, &errb)
+// Default bounds of the steps of a start. A host's context may have no deadline at all
+// (--host-timeout defaults to none), so each step that waits on the host has its own.
+const (
+	defaultProbeTimeout = 30 * time.Second
+	defaultPushTimeout  = 5 * time.Minute
+	defaultStartTimeout = 30 * time.Second
+)
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func (c *Connector) probe(ctx context.Context, conn *transport.Conn, b transport.Become) (probe, error) {
+	ctx, cancel := context.WithTimeout(ctx, orDefault(c.ProbeTimeout, defaultProbeTimeout))
+	defer cancel()
+	// A host decides what it prints: keep only the end of it.
+	out, errb := &tail.Buffer{Max: 64 << 10}, &tail.Buffer{Max: 4 << 10}
+	code, err := conn.RunAs(ctx, b, probeLine, nil, out, errb)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return probe{}, fmt.Errorf("probe %s: no answer within %s", conn.Target.Name, orDefault(c.ProbeTimeout, defaultProbeTimeout))
+		}
 		return probe{}, err
 	}
 	if code != 0 {
@@ -181,12 +209,21 @@ func (c *Connector) probe(ctx context.Context, conn *transport.Conn) (probe, err
 	}
 	pr, ok, err := parseProbe(out.String())
 	if !ok {
-		return probe{}, fmt.Errorf("probe %s: unexpected output %q", conn.Target.Name, strings.TrimSpace(out.String()))
+		return probe{}, fmt.Errorf("probe %s: unexpected output %q", conn.Target.Name, firstLine(out.String(), 200))
 	}
 	if err != nil {
 		return probe{}, fmt.Errorf("%s: %w", conn.Target.Name, err)
 	}
 	return pr, nil
+}
+
+// firstLine is s's first line, at most n bytes of it.
+func firstLine(s string, n int) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "") + "…"
+	}
+	return s
 }
 
 // probeLine prints what the controller needs to know to place the helper; the fast start
@@ -202,7 +239,7 @@ func parseProbe(text string) (pr probe, ok bool, err error) {
 			continue
 		}
 		uid, uerr := strconv.Atoi(f[2])
-		if uerr != nil {
+		if uerr != nil || uid < 0 {
 			continue
 		}
 		arch, aerr := helperbin.Arch(f[1])
@@ -213,9 +250,11 @@ func parseProbe(text string) (pr probe, ok bool, err error) {
 
 // helperDirs lists where the helper may live on a host, best first: a system path for root,
 // the user's cache otherwise; the second choice is used when the first is on a noexec mount.
+// A home that is not an absolute path (none, or "/") is replaced by /tmp/runbook-UID, which
+// the start and install scripts accept only when it belongs to that user (checkFunc).
 func helperDirs(pr probe) []string {
 	home := pr.home
-	if home == "" || home == "/" {
+	if !strings.HasPrefix(home, "/") || home == "/" {
 		home = "/tmp/runbook-" + strconv.Itoa(pr.uid)
 	}
 	if pr.uid == 0 {
@@ -225,8 +264,8 @@ func helperDirs(pr probe) []string {
 }
 
 // hashOf is a shell command printing the sha256 of file first on its line. openssl uses the
-// CPU's SHA instructions and is about twice as fast as coreutils' sha256sum on the 4.8 MB
-// helper, which every start hashes; sha256sum is the fallback.
+// CPU's SHA instructions and is about twice as fast as coreutils' sha256sum on the helper,
+// which a start hashes; sha256sum is the fallback.
 func hashOf(file string) string {
 	return fmt.Sprintf(`if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r "%[1]s" 2>/dev/null; else sha256sum "%[1]s" 2>/dev/null; fi`,
 		strings.Trim(file, `"`))
@@ -236,9 +275,13 @@ func hashOf(file string) string {
 // (cmd/runbook-helper reads it), so it need not hash itself again for its hello.
 const envVerified = "RUNBOOK_HELPER_VERIFIED"
 
-// Exit codes of the start script, chosen to not clash with a shell's own (126, 127).
+// Exit codes of the start and install scripts, chosen to not clash with a shell's own (126,
+// 127).
 const (
 	exitHelperMissing = 97
+	// exitUnsafe: a directory on the helper's path, or the file itself, could be changed by
+	// another user (checkFunc); the script said which on stderr.
+	exitUnsafe = 98
 	// exitNotExecutable is the shell's own code for a file it cannot execute.
 	exitNotExecutable = 126
 )
@@ -247,21 +290,93 @@ const (
 // (protocol.Hello.Verified).
 const envHow = "RUNBOOK_HELPER_HOW"
 
-// startScript verifies the helper at path by hash and starts it. With stamp it also reads
-// the file's identity first, for the controller to record (Stamps).
-func startScript(path, sha string, stamp bool) string {
-	// The hash is checked right before exec, so a helper that was altered on the host since
-	// it was pushed never runs.
-	return fmt.Sprintf(`p=%s; %ss=$(%s) || exit %d; [ "${s%%%% *}" = %s ] || exit %d; export %s=%s %s="hash$f"; exec "$p"`,
-		sh.Quote(path), statLine(stamp), hashOf("$p"), exitHelperMissing, sha, exitHelperMissing, envVerified, sha, envHow)
+// checkFunc defines the shell function ck, the one check every start and install runs
+// before it trusts a place: `ck DIR [FILE]`, with DIR a physical path (no symbolic links,
+// from `cd -P`) and $u the uid that will run the helper. Every component of DIR, from /
+// down, and FILE must be owned by root or $u and not writable by group or others; only a
+// root-owned sticky directory above DIR (such as /tmp) may be world-writable, since nobody
+// but an entry's owner can rename or remove the entry there. `ck -p DIR` checks a parent
+// that the caller will create its own directory in: DIR itself may then be such a sticky
+// directory. A failure is explained on stderr and exits exitUnsafe. One stat(1) reads them
+// all; it leaves in L the identity (stampFormat) of the last one, the file. Its variables
+// are upper-case, the scripts' own lower-case. The mode is stat's raw mode in hex: 18 is
+// 022 (group and other write) and 512 is 01000 (sticky).
+//
+// With DIR and every directory above it writable only by root and $u, nobody else can
+// rename, replace or alter anything under DIR between the check, the hash and the exec.
+var checkFunc = strings.ReplaceAll(`ck() { K=1; if [ "$1" = -p ]; then K=0; shift; fi; C=$1; if [ -n "$2" ]; then K=2; set -- "$2"; else set --; fi; `+
+	`while :; do set -- "$C" "$@"; [ "$C" = / ] && break; C=${C%/*}; C=${C:-/}; done; `+
+	`X=$(stat -L -c '`+stampFormat+`' "$@" 2>&1) || { echo "runbook: cannot read the owner and mode of $*: $X" >&2; exit EXIT; }; `+
+	`I=0; N=$#; for C do I=$((I+1)); L=${X%%"$nl"*}; X=${X#*"$nl"}; `+
+	`O=${L#*:*:*:*:}; O=${O%%:*}; M=${L#*:*:*:}; M=${M%%:*}; `+
+	`case "$O:$M" in *[!0-9a-f:]*|:*|*:) echo "runbook: cannot read the owner and mode of $C" >&2; exit EXIT;; esac; `+
+	`if [ "$O" != 0 ] && [ "$O" != "$u" ]; then echo "runbook: $C belongs to uid $O, not to root or to uid $u who runs the helper" >&2; exit EXIT; fi; `+
+	`if [ $((0x$M & 18)) != 0 ] && { [ $((0x$M & 512)) = 0 ] || [ "$O" != 0 ] || [ $I -gt $((N-K)) ]; }; then `+
+	`echo "runbook: $C is writable by users other than its owner (mode $(printf %o $((0x$M & 4095))))" >&2; exit EXIT; fi; `+
+	`done; }`, "EXIT", strconv.Itoa(exitUnsafe))
+
+// nlVar sets nl to a newline, for checkFunc.
+const nlVar = "nl='\n'; "
+
+// runHelper is the end of every start script: with $p the directory that holds the helper
+// and $s its sha256, it resolves the directory to its physical path, checks it (checkFunc),
+// reads the file's identity (for the stamp store when stamp is set), execs the file without
+// hashing when skip says so, and else hashes it and execs it only when the hash is $s.
+// Everything after the check uses the physical path, so no link is followed again.
+func runHelper(stamp bool, skip string) string {
+	f := `f=; `
+	if stamp {
+		f = `f=" $L"; `
+	}
+	return `o=$PWD; cd -P "$p" 2>/dev/null || miss; p=$PWD; cd "$o" 2>/dev/null || cd /; p=$p/$s; ` +
+		`[ -L "$p" ] && miss; ck "${p%/*}" "$p"; ` + f + skip +
+		`h=$(` + hashOf("$p") + `) || miss; [ "${h%% *}" = "$s" ] || miss; export ` + envVerified + `=$s ` + envHow + `="hash$f"; exec "$p"`
 }
 
-// statLine sets f to " STAMP" (the helper file's identity) when stamp is set, else to "".
-func statLine(stamp bool) string {
-	if !stamp {
-		return `f=; `
-	}
-	return `f=$(stat -L -c ` + sh.Quote(stampFormat) + ` "$p" 2>/dev/null) && f=" $f"; `
+// startScript verifies the helper sha in dir and starts it; a helper that is missing or
+// altered exits exitHelperMissing. With stamp it also reports the file's identity, for the
+// controller to record (Stamps).
+func startScript(dir, sha string, stamp bool) string {
+	return `u=${EUID:-$(id -u)}; ` + nlVar + `miss() { exit ` + strconv.Itoa(exitHelperMissing) + `; }; ` + checkFunc + `; ` +
+		`p=` + sh.Quote(dir) + `; s=` + sha + `; [ -f "$p/$s" ] || miss; ` + runHelper(stamp, "")
+}
+
+// placeScript prepares dir, as the identity that will run the helper, to receive it: it
+// checks (checkFunc) the deepest part of dir that exists before it creates anything below
+// it, so nothing is made in a place another user controls; it creates the rest (private to
+// that user) and checks the whole. It leaves d set to dir's physical path.
+func placeScript(dir string) string {
+	return `umask 077; u=${EUID:-$(id -u)}; ` + nlVar + checkFunc + `; d=` + sh.Quote(dir) + `; o=$PWD; ` +
+		`e=$d; while [ ! -d "$e" ]; do e=${e%/*}; e=${e:-/}; done; r=${d#"$e"}; ` +
+		`cd -P "$e" || exit 1; e=$PWD; ck -p "$e"; d=${e%/}/${r#/}; ` +
+		`mkdir -p "$d" || exit 1; cd -P "$d" || exit 1; d=$PWD; cd "$o" 2>/dev/null || cd /; ck "$d"; `
+}
+
+// keepScript verifies the upload $t in the checked directory $d against sha and renames it
+// to its content address; a half-written or altered upload never sits at the final name.
+func keepScript(sha string) string {
+	return `h=$(` + hashOf("$t") + `); [ "${h%% *}" = ` + sha + ` ] || { rm -f "$t"; echo "runbook: the helper's sha256 differs after the upload to $t" >&2; exit 1; }; ` +
+		`chmod 0755 "$t" && mv -f "$t" "$d/` + sha + `" || { rm -f "$t"; exit 1; }`
+}
+
+// tmpName is the name of one upload's temporary file in the helper's directory.
+func tmpName(sha, tag string) string { return "." + sha[:16] + "." + tag + ".tmp" }
+
+// streamScript stores the helper read from stdin as dir/sha, in one session: placeScript,
+// a temporary file it creates exclusively (noclobber: O_EXCL, so no link or file planted at
+// that name is written through), then keepScript.
+func streamScript(dir, sha, tag string) string {
+	return placeScript(dir) + `t=$d/` + tmpName(sha, tag) + `; rm -f "$t"; ` +
+		`(set -C; cat > "$t") || { rm -f "$t"; echo "runbook: cannot write $t" >&2; exit 1; }; ` + keepScript(sha)
+}
+
+// keepUploadScript is keepScript for a file uploaded over SFTP to the physical directory
+// dir that placeScript printed: the directory is checked again first (it must still be
+// that physical path, and safe), and the upload must be a regular file.
+func keepUploadScript(dir, sha, tag string) string {
+	return `u=${EUID:-$(id -u)}; ` + nlVar + checkFunc + `; d=` + sh.Quote(dir) + `; o=$PWD; ` +
+		`cd -P "$d" && [ "$PWD" = "$d" ] || { echo "runbook: $d moved during the upload" >&2; exit 1; }; cd "$o" 2>/dev/null || cd /; ck "$d"; ` +
+		`t=$d/` + tmpName(sha, tag) + `; if [ -L "$t" ] || [ ! -f "$t" ]; then rm -f "$t"; echo "runbook: $t is not the uploaded file" >&2; exit 1; fi; ` + keepScript(sha)
 }
 
 // noteVerified counts how the start script verified the helper and, when it hashed the file
@@ -274,64 +389,65 @@ func (c *Connector) noteVerified(key string, h protocol.Hello, record bool) {
 	}
 }
 
+// start starts the helper as the identity the target runs tasks as: the login user, or
+// under become the become user, whose own places the helper is stored in and started from
+// (helperDirs). Root therefore only ever runs a helper from a root-owned directory, never
+// one from the login user's cache.
 func (c *Connector) start(ctx context.Context, conn *transport.Conn, t transport.Target) (*Executor, error) {
 	if t.User == "root" && (t.BecomeUser == "" || t.BecomeUser == "root") {
 		t.BecomeMethod = ""
 	}
-	if t.BecomeMethod == "" {
-		// The usual case, one session: the script picks the helper for the host's machine
-		// type and user, verifies its hash and starts it. Only when it is missing (or the
-		// login needs become) does the slower path below probe the host and push it.
-		key := stampKey(conn.Target.User, conn.Target.Address, conn.Target.Port, conn.HostKey)
-		build, expect := c.Stamps.lookup(key)
-		script, known := fastStartScript(c.Stamps != nil, build, expect)
-		if script != "" {
-			x, code, stderr, err := c.launchOut(ctx, conn, t, script, known)
-			if err == nil {
-				c.Stats.add(false)
-				c.noteVerified(key, x.client.Hello(), true)
-				return x, nil
+	b := t.Become()
+	// Without become the login user runs the helper, and the file's identity may be
+	// recorded so that later starts need not hash it (Stamps); with become, never.
+	direct := b.Method == ""
+	key := stampKey(conn.Target.User, conn.Target.Address, conn.Target.Port, conn.HostKey)
+	var build, expect string
+	if direct {
+		build, expect = c.Stamps.lookup(key)
+	}
+	// The usual case, one session: the script picks the helper for the host's machine type
+	// and user, checks where it lies, verifies its hash and starts it. Only when it is
+	// missing does the slower path below push it.
+	script, known := fastStartScript(direct && c.Stamps != nil, build, expect)
+	if script != "" {
+		x, code, stderr, err := c.launchOut(ctx, conn, t, script, known)
+		if err == nil {
+			c.Stats.add(false)
+			c.noteVerified(key, x.client.Hello(), direct)
+			return x, nil
+		}
+		if code != exitHelperMissing {
+			return nil, err
+		}
+		// The script said what it found; no separate probe session is needed.
+		if pr, ok, perr := parseProbe(stderr); ok {
+			if perr != nil {
+				return nil, fmt.Errorf("%s: %w", t.Name, perr)
 			}
-			if code != exitHelperMissing {
-				return nil, err
-			}
-			// The script said what it found; no separate probe session is needed.
-			if pr, ok, perr := parseProbe(stderr); ok {
-				if perr != nil {
-					return nil, fmt.Errorf("%s: %w", t.Name, perr)
-				}
-				return c.install(ctx, conn, t, pr)
-			}
+			return c.install(ctx, conn, t, pr, key)
 		}
 	}
-	pr, err := c.probe(ctx, conn)
+	pr, err := c.probe(ctx, conn, b)
 	if err != nil {
 		return nil, err
 	}
-	return c.install(ctx, conn, t, pr)
+	return c.install(ctx, conn, t, pr, key)
 }
 
 // install pushes the helper where pr says it belongs (when it is not there already) and
 // starts it.
-func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transport.Target, pr probe) (*Executor, error) {
-	if pr.uid == 0 && (t.BecomeUser == "" || t.BecomeUser == "root") {
-		// Already root: sudo would add nothing but a dependency on sudo being installed.
-		t.BecomeMethod = ""
-	}
+func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transport.Target, pr probe, key string) (*Executor, error) {
 	h, err := helperbin.Get(pr.arch)
 	if err != nil {
 		return nil, err
 	}
-	// Without become the login user runs the helper, and the file's identity may be
-	// recorded so that later starts need not hash it (Stamps); with become, never.
 	direct := t.BecomeMethod == ""
 	stamp := direct && c.Stamps != nil
-	key := stampKey(conn.Target.User, conn.Target.Address, conn.Target.Port, conn.HostKey)
+	only := map[string]bool{h.SHA256: true}
 	var lastErr error
 	for _, dir := range helperDirs(pr) {
-		path := dir + "/" + h.SHA256
-		only := map[string]bool{h.SHA256: true}
-		x, code, err := c.launch(ctx, conn, t, startScript(path, h.SHA256, stamp), only)
+		x, code, err := c.launch(ctx, conn, t, startScript(dir, h.SHA256, stamp), only)
 		if err == nil {
 			c.Stats.add(false)
 			c.noteVerified(key, x.client.Hello(), direct)
@@ -339,16 +455,16 @@ func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transpo
 		}
 		if code == exitNotExecutable {
 			// There, but it cannot run there (a noexec mount): the next place.
-			lastErr = noexecError(t.Name, path, dir, err)
+			lastErr = noexecError(t.Name, dir, h.SHA256, err)
 			continue
 		}
 		if code != exitHelperMissing {
 			return nil, err
 		}
-		if err := c.push(ctx, conn, h, dir, path); err != nil {
+		if err := c.push(ctx, conn, t, h, dir); err != nil {
 			return nil, err
 		}
-		x, code, err = c.launch(ctx, conn, t, startScript(path, h.SHA256, stamp), only)
+		x, code, err = c.launch(ctx, conn, t, startScript(dir, h.SHA256, stamp), only)
 		if err == nil {
 			c.Stats.add(true)
 			c.noteVerified(key, x.client.Hello(), direct)
@@ -357,37 +473,78 @@ func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transpo
 		if code != exitNotExecutable {
 			return nil, err
 		}
-		lastErr = noexecError(t.Name, path, dir, err)
+		lastErr = noexecError(t.Name, dir, h.SHA256, err)
 	}
 	return nil, lastErr
 }
 
-func noexecError(host, path, dir string, err error) error {
-	return fmt.Errorf("%s: the helper at %s cannot be executed (is %s on a noexec mount?): %w", host, path, dir, err)
+func noexecError(host, dir, sha string, err error) error {
+	return fmt.Errorf("%s: the helper at %s/%s cannot be executed (is %s on a noexec mount?): %w", host, dir, sha, dir, err)
 }
 
-// push uploads the helper to a temporary name, verifies its hash on the host and renames it
-// into place, so a half-written helper never sits at the content-addressed path.
-func (c *Connector) push(ctx context.Context, conn *transport.Conn, h *helperbin.Helper, dir, path string) error {
-	var errb bytes.Buffer
-	if code, err := conn.Run(ctx, "mkdir -p -m 0755 "+sh.Quote(dir), nil, nil, &errb); err != nil || code != 0 {
-		return fmt.Errorf("push helper to %s: mkdir %s: exit %d %v %s", conn.Target.Name, dir, code, err, strings.TrimSpace(errb.String()))
-	}
-	tmp := fmt.Sprintf("%s/.%s.%d.tmp", dir, h.SHA256[:16], time.Now().UnixNano())
+// push stores the helper in dir on the host, as the identity that will run it, so no file
+// ever passes through another user's hands. Without become that is the login user: the
+// directory is prepared and checked (placeScript), the file uploaded over SFTP under a
+// name created exclusively, then verified and renamed (keepUploadScript). With become the
+// bytes go over the stdin of one session under sudo (streamScript); SFTP runs as the login
+// user only.
+func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.Target, h *helperbin.Helper, dir string) error {
 	data, err := h.Bytes()
 	if err != nil {
 		return fmt.Errorf("read the helper for linux/%s: %w", h.Arch, err)
 	}
-	if err := conn.Upload(ctx, bytes.NewReader(data), tmp, 0o755); err != nil {
-		return fmt.Errorf("push helper to %s: %w", conn.Target.Name, err)
+	limit := orDefault(c.PushTimeout, defaultPushTimeout)
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	tag := randomTag()
+	// run runs one step of the push and turns its failure into an error.
+	run := func(script string, stdin io.Reader, stdout io.Writer) error {
+		errb := &tail.Buffer{Max: 4 << 10}
+		code, err := conn.RunAs(ctx, t.Become(), script, stdin, stdout, errb)
+		msg := strings.TrimSpace(errb.String())
+		switch {
+		case err != nil:
+			return pushError(t.Name, dir, limit, err)
+		case code == exitUnsafe:
+			return unsafeError(t.Name, msg)
+		case code != 0:
+			return fmt.Errorf("push helper to %s: store it in %s: exit %d: %s", t.Name, dir, code, msg)
+		}
+		return nil
 	}
-	errb.Reset()
-	script := fmt.Sprintf(`t=%s; s=$(`+hashOf("$t")+`) && [ "${s%%%% *}" = %s ] && chmod 0755 "$t" && mv -f "$t" %s || { rm -f "$t"; echo "hash mismatch after upload" >&2; exit 1; }`,
-		sh.Quote(tmp), h.SHA256, sh.Quote(path))
-	if code, err := conn.Run(ctx, script, nil, nil, &errb); err != nil || code != 0 {
-		return fmt.Errorf("push helper to %s: verify %s: exit %d %v %s", conn.Target.Name, path, code, err, strings.TrimSpace(errb.String()))
+	if t.BecomeMethod != "" {
+		return run(streamScript(dir, h.SHA256, tag), bytes.NewReader(data), nil)
 	}
-	return nil
+	out := &tail.Buffer{Max: 4 << 10}
+	if err := run(placeScript(dir)+`printf '%s\n' "$d"`, nil, out); err != nil {
+		return err
+	}
+	phys := strings.TrimSuffix(out.String(), "\n")
+	if !strings.HasPrefix(phys, "/") || strings.Contains(phys, "\n") {
+		return fmt.Errorf("push helper to %s: %s resolves to %q", t.Name, dir, phys)
+	}
+	if err := conn.Upload(ctx, bytes.NewReader(data), phys+"/"+tmpName(h.SHA256, tag), 0o600); err != nil {
+		return pushError(t.Name, dir, limit, err)
+	}
+	return run(keepUploadScript(phys, h.SHA256, tag), nil, nil)
+}
+
+func pushError(host, dir string, limit time.Duration, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("push helper to %s: not stored in %s within %s", host, dir, limit)
+	}
+	return fmt.Errorf("push helper to %s: %w", host, err)
+}
+
+func unsafeError(host, msg string) error {
+	return fmt.Errorf("%s: refusing to store or run the helper where another user could change it: %s", host, strings.TrimPrefix(msg, "runbook: "))
+}
+
+// randomTag names one upload's temporary file.
+func randomTag() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // fastStartScript finds, verifies and starts the helper without knowing the host first: it
@@ -428,16 +585,16 @@ func fastStartScriptFor(builds []archBuild, stamp bool, build, expect string) (s
 	// ask uname and id. A HOSTTYPE that names no helper (a 32-bit bash on a 64-bit
 	// kernel) only sends the start down the probe path, which asks uname.
 	return fmt.Sprintf(`m=${HOSTTYPE:-$(uname -m)}; u=${EUID:-$(id -u)}; `+
-		`miss() { printf 'runbook-probe\t%%s\t%%s\t%%s\n' "$m" "$u" "$HOME" >&2; exit %d; }; `+
+		`miss() { printf 'runbook-probe\t%%s\t%%s\t%%s\n' "$m" "$u" "$HOME" >&2; exit %d; }; `, exitHelperMissing) +
+		nlVar + checkFunc + `; ` + fmt.Sprintf(
 		`case "$m" in %s*) miss;; esac; `+
-		`case "$HOME" in ""|/) hm=/tmp/runbook-$u;; *) hm=$HOME;; esac; `+
-		// The same places, in the same order, as helperDirs; the first that holds the build
-		// executable wins. test -x fails on a noexec mount, so a copy left on one is passed
-		// over for the next place.
-		`if [ "$u" = 0 ]; then set -- /var/lib/runbook/helper "$hm/.cache/runbook/helper"; else set -- "$hm/.cache/runbook/helper"; fi; `+
-		`p=; for d do if [ -x "$d/$s" ]; then p="$d/$s"; break; fi; done; [ -n "$p" ] || miss; %s%s`+
-		`h=$(`+hashOf("$p")+`) || miss; [ "${h%%%% *}" = "$s" ] || miss; export `+envVerified+`=$s %s="hash$f"; exec "$p"`,
-		exitHelperMissing, cases.String(), statLine(stamp), skip, envHow), known
+			`case "$HOME" in /?*) hm=$HOME;; *) hm=/tmp/runbook-$u;; esac; `+
+			// The same places, in the same order, as helperDirs; the first that holds the build
+			// executable wins. test -x fails on a noexec mount, so a copy left on one is passed
+			// over for the next place.
+			`if [ "$u" = 0 ]; then set -- /var/lib/runbook/helper "$hm/.cache/runbook/helper"; else set -- "$hm/.cache/runbook/helper"; fi; `+
+			`p=; for d do if [ -x "$d/$s" ]; then p=$d; break; fi; done; [ -n "$p" ] || miss; `,
+		cases.String()) + runHelper(stamp, skip), known
 }
 
 // launch starts the helper with script and reads its hello, which must name one of the
@@ -457,13 +614,16 @@ func (c *Connector) launchOut(ctx context.Context, conn *transport.Conn, t trans
 	}
 	stderr := &tail.Buffer{Max: 64 << 10}
 	go func() { _, _ = io.Copy(stderr, sess.Stderr) }()
-	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	hctx, cancel := context.WithTimeout(ctx, orDefault(c.StartTimeout, defaultStartTimeout))
 	defer cancel()
 	client, err := protocol.NewClient(hctx, sess.Stdout, sess.Stdin)
 	if err != nil {
 		sess.Stdin.Close()
 		code, _ := waitTimeout(sess, 5*time.Second)
 		msg := strings.TrimSpace(stderr.String())
+		if code == exitUnsafe {
+			return nil, code, msg, unsafeError(t.Name, msg)
+		}
 		if msg != "" && code != exitHelperMissing {
 			err = fmt.Errorf("%w: %s", err, msg)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/runbook/runbook/engine/transport"
+	"github.com/runbook/runbook/internal/sh"
 	"github.com/runbook/runbook/inventory"
 )
 
@@ -56,29 +57,287 @@ func TestTargetFromInventory(t *testing.T) {
 	}
 }
 
-// TestStartScript runs the start script with sh: it must exec a helper whose hash matches
-// and refuse (exit 97) one that is missing or altered, with and without reading the file's
-// identity for the stamp store.
-func TestStartScript(t *testing.T) {
-	for _, stamp := range []bool{false, true} {
-		dir := t.TempDir()
-		p := filepath.Join(dir, "helper")
-		os.WriteFile(p, []byte("#!/bin/sh\necho started $RUNBOOK_HELPER_HOW\n"), 0o755)
-		sha := fileSHA(t, p)
-		out, err := exec.Command("sh", "-c", startScript(p, sha, stamp)).Output()
-		how, st := parseVerified(strings.TrimPrefix(strings.TrimSpace(string(out)), "started "))
-		if err != nil || how != "hash" || (st != "") != stamp || (stamp && !validStamp(st)) {
-			t.Fatalf("stamp=%v: good helper: %q %v", stamp, out, err)
+// shell is a POSIX shell the scripts are run with, and the PATH it gets.
+type shell struct{ name, bin, path string }
+
+// shells are the shells the scripts are tested with: dash (Debian's sh) and bash with this
+// machine's tools, and busybox's ash with nothing but busybox's applets (its stat, mkdir,
+// sha256sum...), as on the smallest hosts. busybox is one of the packages the tests need
+// (scripts/install-deps.sh); without it, CI fails and a local run skips that shell.
+func shells(t *testing.T) []shell {
+	out := []shell{{"dash", "sh", os.Getenv("PATH")}, {"bash", "bash", os.Getenv("PATH")}}
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and busybox is not installed: %v", err)
 		}
-		for name, setup := range map[string]func(){
-			"altered": func() { os.WriteFile(p, []byte("#!/bin/sh\necho evil\n"), 0o755) },
-			"missing": func() { os.Remove(p) },
-		} {
-			setup()
-			err := exec.Command("sh", "-c", startScript(p, sha, stamp)).Run()
-			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitHelperMissing {
-				t.Errorf("stamp=%v: %s helper: err = %v, want exit %d", stamp, name, err, exitHelperMissing)
+		t.Logf("busybox is not installed: the scripts are not tried with its shell")
+		return out
+	}
+	dir := t.TempDir()
+	for _, applet := range []string{"sh", "stat", "mkdir", "mv", "chmod", "rm", "cat", "sha256sum", "id", "uname", "printf"} {
+		if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return append(out, shell{"busybox", filepath.Join(dir, "sh"), dir})
+}
+
+// runScript runs script with sh as uid u (the scripts read $EUID first, so a test run by
+// root can stand for another user), in env, with stdin; it returns stdout, stderr and the
+// exit code.
+func runScript(t *testing.T, sl shell, script string, u int, stdin string, env ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(sl.bin, "-c", script)
+	cmd.Env = append([]string{"PATH=" + sl.path, "EUID=" + strconv.Itoa(u), "HOSTTYPE=x86_64"}, env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// TestStartScript runs the start script: it must exec a helper whose hash matches and
+// refuse (exit 97) one that is missing, altered or a symbolic link, with and without reading
+// the file's identity for the stamp store.
+func TestStartScript(t *testing.T) {
+	for _, shell := range shells(t) {
+		for _, stamp := range []bool{false, true} {
+			dir := t.TempDir()
+			p := filepath.Join(dir, "helper")
+			body := []byte("#!/bin/sh\necho started $RUNBOOK_HELPER_HOW\n")
+			os.WriteFile(p, body, 0o755)
+			sha := fileSHA(t, p)
+			if err := os.Rename(p, filepath.Join(dir, sha)); err != nil {
+				t.Fatal(err)
 			}
+			p = filepath.Join(dir, sha)
+			out, errs, code := runScript(t, shell, startScript(dir, sha, stamp), 0, "")
+			how, st := parseVerified(strings.TrimPrefix(strings.TrimSpace(out), "started "))
+			// busybox's stat has no nanosecond times: its identity is no usable stamp.
+			if code != 0 || how != "hash" || (st != "") != stamp || (stamp && validStamp(st) == (shell.name == "busybox")) {
+				t.Fatalf("%s stamp=%v: good helper: %q %q exit %d", shell.name, stamp, out, errs, code)
+			}
+			for _, tc := range []struct {
+				name  string
+				setup func()
+			}{
+				{"altered", func() { os.WriteFile(p, []byte("#!/bin/sh\necho evil\n"), 0o755) }},
+				{"a link to a good copy", func() {
+					os.WriteFile(p+".real", body, 0o755)
+					os.Remove(p)
+					os.Symlink(p+".real", p)
+				}},
+				{"missing", func() { os.Remove(p) }},
+			} {
+				tc.setup()
+				if out, errs, code := runScript(t, shell, startScript(dir, sha, stamp), 0, ""); code != exitHelperMissing {
+					t.Errorf("%s stamp=%v: %s helper: %q %q exit %d, want exit %d", shell.name, stamp, tc.name, out, errs, code, exitHelperMissing)
+				}
+			}
+		}
+	}
+}
+
+// TestCheckFunc runs the place check of every start and install against directories with
+// the owners and modes an attacker with a local account could leave, as the user 4242.
+func TestCheckFunc(t *testing.T) {
+	const u = 4242
+	tests := []struct {
+		name string
+		// the directory tree under a root-owned 0755 base: each level's owner and mode,
+		// outermost first; the last level is the helper directory
+		levels []struct {
+			uid  int
+			mode os.FileMode
+		}
+		file    os.FileMode // the helper file's mode; 0: no file
+		fileUID int
+		want    string // "" for a pass, else a part of the message
+	}{
+		{name: "private home cache", levels: lv(u, 0o755, u, 0o700), file: 0o755, fileUID: u},
+		{name: "root-owned tree", levels: lv(0, 0o755, 0, 0o700), file: 0o755, fileUID: 0},
+		{name: "the user's dir under a sticky /tmp", levels: lv(0, 0o1777, u, 0o700), file: 0o700, fileUID: u},
+		{name: "planted by another user", levels: lv(0, 0o1777, 1001, 0o777), want: "belongs to uid 1001, not to root or to uid 4242"},
+		{name: "another user's private dir", levels: lv(1001, 0o700, u, 0o700), want: "belongs to uid 1001"},
+		{name: "group-writable helper dir", levels: lv(u, 0o755, u, 0o770), want: "is writable by users other than its owner (mode 770)"},
+		{name: "world-writable parent without sticky bit", levels: lv(0, 0o777, u, 0o700), want: "(mode 777)"},
+		{name: "sticky but not root's", levels: lv(1001, 0o1777, u, 0o700), want: "belongs to uid 1001"},
+		{name: "a sticky helper dir itself", levels: lv(u, 0o755, 0, 0o1777), want: "(mode 1777)"},
+		{name: "group-writable file", levels: lv(u, 0o755, u, 0o700), file: 0o775, fileUID: u, want: "(mode 775)"},
+		{name: "another user's file", levels: lv(u, 0o755, u, 0o700), file: 0o755, fileUID: 1001, want: "belongs to uid 1001"},
+	}
+	for _, shell := range shells(t) {
+		for _, tt := range tests {
+			base := filepath.Join(t.TempDir(), "base")
+			os.Mkdir(base, 0o755)
+			dir := base
+			for i, l := range tt.levels {
+				dir = filepath.Join(dir, "d"+strconv.Itoa(i))
+				if err := os.Mkdir(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				syscall.Chmod(dir, uint32(l.mode)) // os.Chmod would not take 0o1000 as the sticky bit
+				os.Chown(dir, l.uid, -1)
+			}
+			args := sh.Quote(dir)
+			if tt.file != 0 {
+				f := filepath.Join(dir, "helper")
+				os.WriteFile(f, nil, 0o600)
+				syscall.Chmod(f, uint32(tt.file))
+				os.Chown(f, tt.fileUID, -1)
+				args += " " + sh.Quote(f)
+			}
+			out, errs, code := runScript(t, shell, "u=$EUID; "+nlVar+checkFunc+"; ck "+args+"; echo passed", u, "")
+			switch {
+			case tt.want == "" && (code != 0 || out != "passed\n"):
+				t.Errorf("%s: %s: %q %q exit %d, want a pass", shell.name, tt.name, out, errs, code)
+			case tt.want != "" && (code != exitUnsafe || !strings.Contains(errs, tt.want) || out != ""):
+				t.Errorf("%s: %s: %q %q exit %d, want exit %d saying %q", shell.name, tt.name, out, errs, code, exitUnsafe, tt.want)
+			}
+		}
+	}
+}
+
+// lv makes the levels of a TestCheckFunc case from uid, mode pairs.
+func lv(pairs ...any) []struct {
+	uid  int
+	mode os.FileMode
+} {
+	var out []struct {
+		uid  int
+		mode os.FileMode
+	}
+	for i := 0; i < len(pairs); i += 2 {
+		out = append(out, struct {
+			uid  int
+			mode os.FileMode
+		}{pairs[i].(int), os.FileMode(pairs[i+1].(int))})
+	}
+	return out
+}
+
+// TestStreamScript stores a helper the way a push under become does, from stdin, and checks what it
+// refuses: a directory another user could change, a link planted at the temporary name,
+// content whose hash is not the build's.
+func TestStreamScript(t *testing.T) {
+	body := "#!/bin/sh\necho started\n"
+	sha := fmt.Sprintf("%x", sha256.Sum256([]byte(body)))
+	for _, shell := range shells(t) {
+		home := t.TempDir()
+		dir := filepath.Join(home, ".cache", "runbook", "helper")
+		_, errs, code := runScript(t, shell, streamScript(dir, sha, "tag1"), 0, body)
+		if code != 0 {
+			t.Fatalf("%s: install: exit %d %q", shell.name, code, errs)
+		}
+		fi, err := os.Stat(filepath.Join(dir, sha))
+		if err != nil || fi.Mode().Perm() != 0o755 {
+			t.Fatalf("%s: installed helper: %v %v", shell.name, fi, err)
+		}
+		for _, d := range []string{filepath.Join(home, ".cache"), dir} {
+			if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
+				t.Errorf("%s: new directory %s: %v %v, want mode 0700", shell.name, d, fi, err)
+			}
+		}
+		if out, errs, code := runScript(t, shell, startScript(dir, sha, false), 0, ""); code != 0 || out != "started\n" {
+			t.Errorf("%s: start after install: %q %q exit %d", shell.name, out, errs, code)
+		}
+
+		// A link planted at the temporary name is not written through.
+		victim := filepath.Join(home, "victim")
+		os.WriteFile(victim, []byte("keep"), 0o600)
+		tmp := filepath.Join(dir, "."+sha[:16]+".tag2.tmp")
+		os.Remove(filepath.Join(dir, sha))
+		os.Symlink(victim, tmp)
+		runScript(t, shell, streamScript(dir, sha, "tag2"), 0, body)
+		if b, _ := os.ReadFile(victim); string(b) != "keep" {
+			t.Errorf("%s: the upload wrote through a planted link: victim holds %q", shell.name, b)
+		}
+
+		// Another content than the build's is never stored.
+		os.Remove(filepath.Join(dir, sha))
+		_, errs, code = runScript(t, shell, streamScript(dir, sha, "tag3"), 0, "#!/bin/sh\necho evil\n")
+		if code == 0 || !strings.Contains(errs, "sha256 differs") {
+			t.Errorf("%s: altered upload: exit %d %q", shell.name, code, errs)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) > 1 { // the planted link may stay
+			t.Errorf("%s: altered upload left %v", shell.name, ents)
+		}
+
+		// In a sticky directory such as /tmp, the user's own new directory is fine...
+		sticky := filepath.Join(t.TempDir(), "tmp")
+		os.Mkdir(sticky, 0o700)
+		syscall.Chmod(sticky, 0o1777)
+		mine := filepath.Join(sticky, "runbook-4242", ".cache/runbook/helper")
+		if _, errs, code := runScript(t, shell, streamScript(mine, sha, "tag4"), 4242, body); code != 0 {
+			t.Errorf("%s: new directory in a sticky one: exit %d %q", shell.name, code, errs)
+		}
+		// ...but one another user made there first is refused, and nothing is made in it.
+		other := filepath.Join(sticky, "runbook-4243")
+		os.Mkdir(other, 0o777)
+		os.Chmod(other, 0o777)
+		os.Chown(other, 1001, 1001)
+		_, errs, code = runScript(t, shell, streamScript(filepath.Join(other, ".cache/runbook/helper"), sha, "tag5"), 4243, body)
+		if code != exitUnsafe || !strings.Contains(errs, other+" belongs to uid 1001") {
+			t.Errorf("%s: planted directory: exit %d %q", shell.name, code, errs)
+		}
+		if ents, _ := os.ReadDir(other); len(ents) != 0 {
+			t.Errorf("%s: the install made %v in a directory another user owns", shell.name, ents)
+		}
+	}
+}
+
+// TestUploadScripts runs the two scripts around an SFTP upload (no become): the first
+// prepares and checks the directory and prints its physical path, the second checks it
+// again and keeps the uploaded file only when its hash is the build's.
+func TestUploadScripts(t *testing.T) {
+	body := "#!/bin/sh\necho started\n"
+	sha := fmt.Sprintf("%x", sha256.Sum256([]byte(body)))
+	for _, shell := range shells(t) {
+		home := t.TempDir()
+		os.Symlink(home, home+".link")
+		dir := filepath.Join(home+".link", ".cache", "runbook", "helper")
+		out, errs, code := runScript(t, shell, placeScript(dir)+`printf '%s\n' "$d"`, 0, "")
+		phys := strings.TrimSuffix(out, "\n")
+		if code != 0 || phys != filepath.Join(home, ".cache", "runbook", "helper") {
+			t.Fatalf("%s: place: %q %q exit %d", shell.name, out, errs, code)
+		}
+		for _, tc := range []struct {
+			name, content string
+			link          bool
+			want          int
+		}{
+			{name: "altered upload", content: "#!/bin/sh\necho evil\n", want: 1},
+			{name: "a link at the name", content: body, link: true, want: 1},
+			{name: "good upload", content: body},
+		} {
+			tmp := filepath.Join(phys, tmpName(sha, "tag"))
+			if tc.link {
+				os.WriteFile(tmp+".real", []byte(tc.content), 0o600)
+				os.Symlink(tmp+".real", tmp)
+			} else {
+				os.WriteFile(tmp, []byte(tc.content), 0o600)
+			}
+			_, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "tag"), 0, "")
+			_, serr := os.Lstat(filepath.Join(phys, sha))
+			if code != tc.want || (serr == nil) != (tc.want == 0) {
+				t.Errorf("%s: %s: exit %d %q, stored: %v", shell.name, tc.name, code, errs, serr == nil)
+			}
+			if _, err := os.Lstat(tmp); err == nil {
+				t.Errorf("%s: %s: the temporary name is left", shell.name, tc.name)
+			}
+		}
+		// The directory made writable by others between the two steps: refused.
+		os.Chmod(phys, 0o777)
+		os.WriteFile(filepath.Join(phys, tmpName(sha, "tag")), []byte(body), 0o600)
+		if _, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "tag"), 0, ""); code != exitUnsafe {
+			t.Errorf("%s: a directory opened up during the upload: exit %d %q", shell.name, code, errs)
 		}
 	}
 }
@@ -149,8 +408,8 @@ func TestFastStartScriptStamps(t *testing.T) {
 			t.Errorf("%s: %q exit %d, want %q", tt.name, out, code, tt.want)
 		}
 	}
-	// Reached through a symbolic link, the identity is the file's, not the link's (a link
-	// retargeted to another file then shows another inode).
+	// A symbolic link at the helper's path is not followed, even to a good copy: the start
+	// reports the helper missing, and a push replaces the link with the file.
 	real := filepath.Join(home, "real-helper")
 	if err := os.Rename(p, real); err != nil {
 		t.Fatal(err)
@@ -158,14 +417,8 @@ func TestFastStartScriptStamps(t *testing.T) {
 	if err := os.Symlink(real, p); err != nil {
 		t.Fatal(err)
 	}
-	out, code = start(true, "", "")
-	_, linkStamp := parseVerified(out)
-	var rs syscall.Stat_t
-	if err := syscall.Stat(real, &rs); err != nil {
-		t.Fatal(err)
-	}
-	if f := strings.Split(linkStamp, ":"); code != 0 || len(f) < 4 || f[1] != strconv.FormatUint(rs.Ino, 10) || f[3] != "81ed" {
-		t.Errorf("through a link: %q exit %d, want the identity of inode %d", out, code, rs.Ino)
+	if out, code = start(true, sha, stamp); code != exitHelperMissing {
+		t.Errorf("through a link: %q exit %d, want exit %d", out, code, exitHelperMissing)
 	}
 	os.Remove(p)
 	if err := os.Rename(real, p); err != nil {

@@ -108,6 +108,21 @@ func TestLab(t *testing.T) {
 		if out.String() != want {
 			t.Errorf("on the host: %q; want %q", out.String(), want)
 		}
+		// The name is created exclusively: neither a file nor a link planted there is
+		// written (through).
+		if err := c.Upload(ctx, strings.NewReader("again"), "/tmp/upload.bin", 0o600); err == nil {
+			t.Error("a second upload to the same name overwrote the file")
+		}
+		if code, err := c.Run(ctx, "echo keep > /tmp/victim && ln -s /tmp/victim /tmp/planted", nil, nil, nil); err != nil || code != 0 {
+			t.Fatalf("plant a link: %d %v", code, err)
+		}
+		if err := c.Upload(ctx, strings.NewReader("evil"), "/tmp/planted", 0o600); err == nil {
+			t.Error("an upload to a planted link succeeded")
+		}
+		out.Reset()
+		if code, err := c.Run(ctx, "cat /tmp/victim", nil, &out, nil); err != nil || code != 0 || out.String() != "keep\n" {
+			t.Errorf("the link's target: %q %d %v", out.String(), code, err)
+		}
 	})
 
 	t.Run("wrong known_hosts", func(t *testing.T) {

@@ -61,7 +61,7 @@ func (c *Conn) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	return r.s, nil
 }
 
-// Upload writes r to remoteTmpPath (created or truncated) with mode, over
+// Upload writes r to remoteTmpPath, which must not exist yet, with mode, over
 // the connection's SFTP session (opened once, kept). Writes go one at a time
 // (a single stream). The caller verifies and renames the file. On ctx's end
 // the SFTP session is closed (the next Upload opens a new one).
@@ -81,7 +81,9 @@ func (c *Conn) Upload(ctx context.Context, r io.Reader, remoteTmpPath string, mo
 		}
 		return c.connErr(fmt.Errorf("upload to %s:%s: %s: %w", c.Target.Name, remoteTmpPath, op, err))
 	}
-	f, err := s.OpenFile(remoteTmpPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	// Created exclusively: a file or a link already at the name (planted by someone else)
+	// is an error, never written through.
+	f, err := s.OpenFile(remoteTmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
 		return wrap("create", err)
 	}
