@@ -41,7 +41,7 @@ func TestNetworkOnVM(t *testing.T) {
 	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1})
 	h := &labHost{t: t, lab: lab, r: labRunner(t, lab)}
 	snap := func() string {
-		return h.sh("ip -o link show | sed 's/ qlen.*//'; ip -o addr show scope global; cat /proc/net/bonding/bond0 2>/dev/null | grep -v -e Churn -e 'port state' -e 'Link Failure'; true")
+		return h.sh("ip -o link show | sed 's/ qlen.*//'; ip -o addr show scope global | sed 's/ tentative//'; cat /proc/net/bonding/bond0 2>/dev/null | grep -v -e Churn -e 'port state' -e 'Link Failure'; true")
 	}
 
 	t.Run("bond 802.3ad", func(t *testing.T) {

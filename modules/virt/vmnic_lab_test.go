@@ -149,7 +149,7 @@ func TestVMNICLab(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"domain=nosuch", "interfaces=[]"}, "vm_nic: read domain nosuch: failed to get domain 'nosuch'"},
+		{[]string{"domain=nosuch", "interfaces=[]"}, "read domain nosuch: failed to get domain 'nosuch'"},
 		{[]string{"domain=bigip1", "uri=lxc:///", "interfaces=[]"}, "no connection driver available for lxc:///"},
 	} {
 		out = r.Module(host, "vm_nic", tc.args...)
