@@ -134,9 +134,9 @@ func parseKey(f []string) (ssh.PublicKey, error) {
 	case err != nil && !supportedKeyTypes[f[0]]:
 		return nil, fmt.Errorf("key type %q is not supported", f[0])
 	case derr != nil:
-		return nil, fmt.Errorf("the %s key is not valid base64 (truncated?)", f[0])
+		return nil, fmt.Errorf("%s key is not valid base64, perhaps truncated", f[0])
 	case err != nil:
-		return nil, fmt.Errorf("the %s key cannot be read (truncated?): %v", f[0], err)
+		return nil, fmt.Errorf("%s key cannot be parsed, perhaps truncated: %v", f[0], err)
 	case key.Type() != f[0]:
 		return nil, fmt.Errorf("the key is of type %s, the line says %q", key.Type(), f[0])
 	}
@@ -272,9 +272,9 @@ type UnreadableEntryError struct {
 
 func (e *UnreadableEntryError) Error() string {
 	if e.Revoked {
-		return fmt.Sprintf("the @revoked line %s cannot be read (%s) and may revoke this key; fix or remove that line", e.Where, e.Reason)
+		return fmt.Sprintf("the @revoked line %s cannot be read (%s), and it may revoke this key; fix or remove that line", e.Where, e.Reason)
 	}
-	return fmt.Sprintf("its known_hosts entry %s cannot be read (%s); fix or remove that line", e.Where, e.Reason)
+	return fmt.Sprintf("its known_hosts entry %s cannot be read: %s; fix or remove that line", e.Where, e.Reason)
 }
 
 // check verifies a plain host key, with x/crypto's errors: *knownhosts.RevokedError, or a

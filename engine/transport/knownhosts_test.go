@@ -67,12 +67,12 @@ func TestKnownHostsReader(t *testing.T) {
 	}
 	want := []string{
 		`kh:3: key type "ssh-xmss@openssh.com" is not supported`,
-		"kh:4: the ssh-ed25519 key cannot be read (truncated?): ssh: short read",
+		"kh:4: ssh-ed25519 key cannot be parsed, perhaps truncated: ssh: short read",
 		"kh:5: malformed hashed host name (its salt or hash is not valid base64)",
 		"kh:6: no key",
-		"kh:9: the ssh-ed25519 key cannot be read (truncated?): ssh: short read",
+		"kh:9: ssh-ed25519 key cannot be parsed, perhaps truncated: ssh: short read",
 		`kh:10: unknown marker "@bogus"`,
-		"kh:12: the ssh-ed25519 key is not valid base64 (truncated?)",
+		"kh:12: ssh-ed25519 key is not valid base64, perhaps truncated",
 		`kh:13: the key is of type ssh-ed25519, the line says "ssh-rsa"`,
 		`kh:14: host pattern "[h.example": want [host]:port`,
 	}
@@ -299,7 +299,7 @@ func TestKnownHostsWarnOnce(t *testing.T) {
 	t.Cleanup(func() { SetWarnings(nil) })
 	want := []string{
 		tg.KnownHostsFiles[0] + `:1 skipped: key type "ssh-xmss@openssh.com" is not supported`,
-		tg.KnownHostsFiles[0] + ":2 skipped: the ssh-ed25519 key",
+		tg.KnownHostsFiles[0] + ":2 skipped: ssh-ed25519 key cannot be parsed",
 		tg.KnownHostsFiles[0] + ":3 skipped: malformed hashed host name",
 	}
 	check := func(when string) {
