@@ -122,7 +122,7 @@ func hostKeyCheck(t Target) (ssh.HostKeyCallback, []string, error) {
 
 	check := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		err := verdict(cb, hostname, remote, key)
-		if err != errUnknownHost {
+		if !errors.Is(err, errUnknownHost) {
 			return err
 		}
 		// Unknown host. A line that cannot be read may be its entry: never record a key
@@ -255,7 +255,7 @@ func acceptNew(files []string, hostname string, remote net.Addr, key ssh.PublicK
 	if err != nil {
 		return fmt.Errorf("accept-new: %w", err)
 	}
-	if err := verdict(db.callback(), hostname, remote, key); err != errUnknownHost {
+	if err := verdict(db.callback(), hostname, remote, key); !errors.Is(err, errUnknownHost) {
 		return err
 	}
 	if u := db.unattributed(); len(u) > 0 {
