@@ -63,10 +63,11 @@ func (e *AuthError) Error() string {
 
 func (e *AuthError) Unwrap() error { return e.Err }
 
-// HostKeyError is a refused host key: unknown, changed or revoked.
+// HostKeyError is a refused host key: unknown, changed, revoked, or unverifiable because
+// the host's own known_hosts entry cannot be read.
 type HostKeyError struct {
 	Host        string // host as looked up in known_hosts, e.g. "[127.0.0.1]:2201"
-	Kind        string // "unknown", "mismatch", "revoked"
+	Kind        string // "unknown", "mismatch", "revoked", "unreadable"
 	Fingerprint string // SHA256 fingerprint of the key the server offered
 	KeyType     string
 	Detail      string // where the known key is, and how to fix it
@@ -78,6 +79,8 @@ func (e *HostKeyError) Error() string {
 		return fmt.Sprintf("host key for %s has CHANGED: the server offered %s %s; %s", e.Host, e.KeyType, e.Fingerprint, e.Detail)
 	case "revoked":
 		return fmt.Sprintf("host key %s %s of %s is revoked in %s", e.KeyType, e.Fingerprint, e.Host, e.Detail)
+	case "unreadable":
+		return fmt.Sprintf("host key %s %s of %s cannot be verified: %s", e.KeyType, e.Fingerprint, e.Host, e.Detail)
 	default:
 		return fmt.Sprintf("unknown host key for %s: %s %s; %s", e.Host, e.KeyType, e.Fingerprint, e.Detail)
 	}

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,9 +15,9 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
-// knownHostsCache keeps parsed known_hosts files between dials: a run over
-// thousands of hosts would otherwise parse the same files once per host.
-// An entry is reused only while every file's size and mtime are unchanged.
+// knownHostsCache keeps read known_hosts files between dials: a run over thousands of hosts
+// would otherwise read the same files once per host. An entry is reused only while every
+// file's size and mtime are unchanged.
 var knownHostsCache = struct {
 	sync.Mutex
 	m map[string]cachedDB
@@ -26,11 +25,12 @@ var knownHostsCache = struct {
 
 type cachedDB struct {
 	stamp string
-	cb    ssh.HostKeyCallback
+	db    *knownHostsDB
 }
 
-// knownHostsDB returns a callback over the files that exist, nil if none.
-func knownHostsDB(paths []string) (ssh.HostKeyCallback, error) {
+// loadKnownHosts returns the files that exist, read; nil if there are none. Each line that
+// cannot be read is warned about once (see SetWarnings) and left out.
+func loadKnownHosts(paths []string) (*knownHostsDB, error) {
 	files := existing(paths)
 	if len(files) == 0 {
 		return nil, nil
@@ -43,16 +43,54 @@ func knownHostsDB(paths []string) (ssh.HostKeyCallback, error) {
 		}
 	}
 	knownHostsCache.Lock()
-	defer knownHostsCache.Unlock()
-	if e, ok := knownHostsCache.m[key]; ok && e.stamp == stamp.String() {
-		return e.cb, nil
+	e, ok := knownHostsCache.m[key]
+	if !ok || e.stamp != stamp.String() {
+		db, err := readKnownHosts(files)
+		if err != nil {
+			knownHostsCache.Unlock()
+			return nil, err
+		}
+		e = cachedDB{stamp: stamp.String(), db: db}
+		knownHostsCache.m[key] = e
 	}
-	cb, err := knownhosts.New(files...)
-	if err != nil {
-		return nil, fmt.Errorf("read known_hosts: %w", err)
+	knownHostsCache.Unlock()
+	for _, b := range e.db.broken {
+		warnOnce(b.where()+"\x00"+b.reason, fmt.Sprintf("known_hosts %s skipped: %s", b.where(), b.reason))
 	}
-	knownHostsCache.m[key] = cachedDB{stamp: stamp.String(), cb: cb}
-	return cb, nil
+	return e.db, nil
+}
+
+// warnings is where the transport's warnings go, and the ones already given.
+var warnings struct {
+	sync.Mutex
+	sink  func(string)
+	given map[string]bool
+}
+
+// SetWarnings sends the transport's warnings to sink (nil: standard error) and forgets the
+// ones already given. They are about the controller's own files, such as a known_hosts line
+// that cannot be read, so each is given once however many hosts the file serves.
+func SetWarnings(sink func(msg string)) {
+	warnings.Lock()
+	defer warnings.Unlock()
+	warnings.sink, warnings.given = sink, nil
+}
+
+func warnOnce(key, msg string) {
+	warnings.Lock()
+	defer warnings.Unlock()
+	if warnings.given[key] {
+		return
+	}
+	if warnings.given == nil {
+		warnings.given = map[string]bool{}
+	}
+	warnings.given[key] = true
+	if warnings.sink != nil {
+		warnings.sink(msg)
+	} else {
+		fmt.Fprintln(os.Stderr, "warning: "+msg)
+	}
 }
 
 // knownHostsMu serialises accept-new appends inside this process; flock
@@ -72,34 +110,28 @@ func hostKeyCheck(t Target) (ssh.HostKeyCallback, []string, error) {
 		// StrictHostKeyChecking=no with a throwaway known_hosts would.
 		return func(string, net.Addr, ssh.PublicKey) error { return nil }, nil, nil
 	}
-	cb, err := knownHostsDB(t.KnownHostsFiles)
+	db, err := loadKnownHosts(t.KnownHostsFiles)
 	if err != nil {
 		return nil, nil, err
 	}
-	algos := knownAlgorithms(cb, t.hostPort())
+	var cb ssh.HostKeyCallback
+	if db != nil {
+		cb = db.callback()
+	}
+	algos := knownAlgorithms(db, t.hostPort())
 
 	check := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		var kerr *knownhosts.KeyError
-		if cb != nil {
-			err := cb(hostname, remote, key)
-			if err == nil {
-				return nil
-			}
-			var rerr *knownhosts.RevokedError
-			if errors.As(err, &rerr) {
-				return &HostKeyError{Host: knownhosts.Normalize(hostname), Kind: "revoked",
-					KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key),
-					Detail: fmt.Sprintf("%s:%d", rerr.Revoked.Filename, rerr.Revoked.Line)}
-			}
-			if !errors.As(err, &kerr) {
-				return err
-			}
-			if len(kerr.Want) > 0 {
-				return mismatch(hostname, key, kerr.Want)
-			}
+		err := verdict(cb, hostname, remote, key)
+		if !errors.Is(err, errUnknownHost) {
+			return err
 		}
-		// Unknown host.
-		if mode == "accept-new" {
+		// Unknown host. A line that cannot be read may be its entry: never record a key
+		// over it.
+		var maybe []string
+		if db != nil {
+			maybe = db.unattributed()
+		}
+		if mode == "accept-new" && len(maybe) == 0 {
 			return acceptNew(t.KnownHostsFiles, hostname, remote, key)
 		}
 		first := "~/.ssh/known_hosts"
@@ -107,12 +139,50 @@ func hostKeyCheck(t Target) (ssh.HostKeyCallback, []string, error) {
 			first = t.KnownHostsFiles[0]
 		}
 		host, port := splitHostPort(hostname)
+		detail := fmt.Sprintf("StrictHostKeyChecking is yes and no known_hosts file (%s) has it; after verifying the fingerprint: ssh-keyscan -p %s %s >> %s (or set StrictHostKeyChecking=accept-new)",
+			joinList(t.KnownHostsFiles), port, host, first)
+		if len(maybe) > 0 {
+			detail = fmt.Sprintf("no known_hosts file (%s) has it, but %s cannot be read and may be its entry, so it is not accepted as new; fix or remove that line, or after verifying the fingerprint: ssh-keyscan -p %s %s >> %s",
+				joinList(t.KnownHostsFiles), joinList(maybe), port, host, first)
+		}
 		return &HostKeyError{Host: knownhosts.Normalize(hostname), Kind: "unknown",
-			KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key),
-			Detail: fmt.Sprintf("StrictHostKeyChecking is yes and no known_hosts file (%s) has it; after verifying the fingerprint: ssh-keyscan -p %s %s >> %s (or set StrictHostKeyChecking=accept-new)",
-				joinList(t.KnownHostsFiles), port, host, first)}
+			KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), Detail: detail}
 	}
 	return check, algos, nil
+}
+
+// errUnknownHost is verdict's answer for a host that known_hosts says nothing about.
+var errUnknownHost = errors.New("unknown host")
+
+// verdict verifies key with a known_hosts callback (nil: no files): nil if an entry has it,
+// errUnknownHost if no entry is about the host, else the refusal (a *HostKeyError for a
+// revoked or changed key, or for a host whose own entry cannot be read).
+func verdict(cb ssh.HostKeyCallback, hostname string, remote net.Addr, key ssh.PublicKey) error {
+	if cb == nil {
+		return errUnknownHost
+	}
+	err := cb(hostname, remote, key)
+	var (
+		rerr *knownhosts.RevokedError
+		uerr *UnreadableEntryError
+		kerr *knownhosts.KeyError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &rerr):
+		return &HostKeyError{Host: knownhosts.Normalize(hostname), Kind: "revoked",
+			KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key),
+			Detail: fmt.Sprintf("%s:%d", rerr.Revoked.Filename, rerr.Revoked.Line)}
+	case errors.As(err, &uerr):
+		return &HostKeyError{Host: knownhosts.Normalize(hostname), Kind: "unreadable",
+			KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), Detail: uerr.Error()}
+	case errors.As(err, &kerr) && len(kerr.Want) > 0:
+		return mismatch(hostname, key, kerr.Want)
+	case errors.As(err, &kerr):
+		return errUnknownHost
+	}
+	return err
 }
 
 func mismatch(hostname string, key ssh.PublicKey, want []knownhosts.KnownKey) error {
@@ -123,21 +193,18 @@ func mismatch(hostname string, key ssh.PublicKey, want []knownhosts.KnownKey) er
 			k.Filename, k.Line, k.Key.Type(), ssh.FingerprintSHA256(k.Key), host, k.Filename)}
 }
 
-// knownAlgorithms returns the host key algorithms of hostPort's known_hosts
-// entries, in x/crypto's preference order; nil (x/crypto's default) when
-// there are none.
-func knownAlgorithms(cb ssh.HostKeyCallback, hostPort string) []string {
-	if cb == nil {
+// knownAlgorithms returns the host key algorithms of hostPort's readable known_hosts
+// entries, in x/crypto's preference order; nil (x/crypto's default) when there are none.
+func knownAlgorithms(db *knownHostsDB, hostPort string) []string {
+	if db == nil {
 		return nil
 	}
-	// A throwaway key can never be known: the KeyError lists the known ones.
-	err := cb(hostPort, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, probeKey)
-	var kerr *knownhosts.KeyError
-	if !errors.As(err, &kerr) || len(kerr.Want) == 0 {
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
 		return nil
 	}
 	have := map[string]bool{}
-	for _, k := range kerr.Want {
+	for _, k := range db.keysFor(host, port) {
 		switch k.Key.Type() {
 		case ssh.KeyAlgoRSA:
 			have[ssh.KeyAlgoRSASHA512], have[ssh.KeyAlgoRSASHA256], have[ssh.KeyAlgoRSA] = true, true, true
@@ -183,18 +250,16 @@ func acceptNew(files []string, hostname string, remote net.Addr, key ssh.PublicK
 		return fmt.Errorf("accept-new: lock %s: %w", path, err)
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing the file unlocks too
-	// Re-check under the lock.
-	if cb, err := knownhosts.New(existing(files)...); err == nil {
-		err := cb(hostname, remote, key)
-		if err == nil {
-			return nil
-		}
-		var kerr *knownhosts.KeyError
-		if errors.As(err, &kerr) && len(kerr.Want) > 0 {
-			return mismatch(hostname, key, kerr.Want)
-		} else if !errors.As(err, &kerr) {
-			return err
-		}
+	// Re-check under the lock: another process may have recorded the host meanwhile.
+	db, err := readKnownHosts(existing(files))
+	if err != nil {
+		return fmt.Errorf("accept-new: %w", err)
+	}
+	if err := verdict(db.callback(), hostname, remote, key); !errors.Is(err, errUnknownHost) {
+		return err
+	}
+	if u := db.unattributed(); len(u) > 0 {
+		return fmt.Errorf("accept-new: %s cannot be read and may be the entry of %s; not recording its key", joinList(u), knownhosts.Normalize(hostname))
 	}
 	line := knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key) + "\n"
 	if st, err := f.Stat(); err == nil && st.Size() > 0 {
@@ -216,7 +281,7 @@ func existing(files []string) []string {
 		if _, err := os.Stat(f); err == nil {
 			out = append(out, f)
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			// Unreadable for another reason: let knownhosts.New report it.
+			// Unreadable for another reason: let readKnownHosts report it.
 			out = append(out, f)
 		}
 	}
@@ -241,13 +306,3 @@ func joinList(s []string) string {
 	}
 	return out
 }
-
-// probeKey is a fixed key nobody has in known_hosts, used to list the keys
-// known for a host.
-var probeKey = func() ssh.PublicKey {
-	k, err := ssh.NewPublicKey(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)).Public())
-	if err != nil {
-		panic(err)
-	}
-	return k
-}()

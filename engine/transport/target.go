@@ -28,8 +28,10 @@ type Target struct {
 	IdentitiesOnly bool     // use only the keys named here, also from the agent
 	IdentityAgent  string   // agent socket; "none" disables the agent; empty: $SSH_AUTH_SOCK
 
-	ProxyJump    string // "[user@]host[:port][,…]"; "none" or empty: direct
-	ProxyCommand string // run with sh -c; its stdio is the connection
+	ProxyJump string // "[user@]host[:port][,…]"; "none" or empty: direct
+	// ProxyCommand is run with sh -c; its stdio is the connection. Given to ResolveTarget,
+	// it is as written (with %-tokens); ResolveTarget returns it expanded.
+	ProxyCommand string
 
 	KnownHostsFiles []string // verified in order; accept-new writes to the first
 	// StrictHostKeyChecking: "yes" (default), "accept-new" or "no". "no"
@@ -135,10 +137,8 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 	home := homeDir()
 
 	if t.Address == "" {
-		t.Address = str("HostName")
-		if t.Address != "" {
-			t.Address = strings.ReplaceAll(t.Address, "%h", name)
-		}
+		// HostName takes %h (the name looked up) and %%.
+		t.Address = expander{host: name}.text(str("HostName"), "h")
 	}
 	if t.Address == "" {
 		t.Address = name
@@ -201,11 +201,6 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 			t.ProxyJump = ""
 		} else if t.ProxyJump == "" {
 			t.ProxyCommand = str("ProxyCommand")
-			if strings.EqualFold(t.ProxyCommand, "none") {
-				t.ProxyCommand = ""
-			} else if t.ProxyCommand != "" {
-				t.ProxyCommand = exp.tokens(t.ProxyCommand)
-			}
 		}
 	}
 	if strings.EqualFold(t.ProxyJump, "none") {
@@ -213,6 +208,15 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 	}
 	if strings.EqualFold(t.ProxyCommand, "none") {
 		t.ProxyCommand = ""
+	}
+	// The command is expanded where it is used, whoever wrote it (ssh_config or the
+	// inventory's ssh arguments); a ProxyJump replaces it.
+	if t.ProxyJump == "" && t.ProxyCommand != "" {
+		cmd, err := exp.command("ProxyCommand", t.ProxyCommand)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		t.ProxyCommand = cmd
 	}
 
 	if len(t.KnownHostsFiles) == 0 {
@@ -392,53 +396,4 @@ func localUser() string {
 		return u.Username
 	}
 	return os.Getenv("USER")
-}
-
-// expander applies the ssh_config tokens and ~ that OpenSSH expands in
-// IdentityFile, UserKnownHostsFile, IdentityAgent and ProxyCommand.
-type expander struct {
-	home, local, host, alias, user string
-	port                           int
-}
-
-func (e expander) tokens(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		i++
-		switch s[i] {
-		case '%':
-			b.WriteByte('%')
-		case 'h':
-			b.WriteString(e.host)
-		case 'n':
-			b.WriteString(e.alias)
-		case 'p':
-			b.WriteString(strconv.Itoa(e.port))
-		case 'r':
-			b.WriteString(e.user)
-		case 'u':
-			b.WriteString(e.local)
-		case 'd':
-			b.WriteString(e.home)
-		default:
-			b.WriteByte('%')
-			b.WriteByte(s[i])
-		}
-	}
-	return b.String()
-}
-
-func (e expander) path(s string) string {
-	s = e.tokens(s)
-	if s == "~" {
-		return e.home
-	}
-	if strings.HasPrefix(s, "~/") {
-		return filepath.Join(e.home, s[2:])
-	}
-	return s
 }

@@ -79,6 +79,23 @@ func TestResolveTarget(t *testing.T) {
 			want: Target{Name: "legacy", Address: "legacy", Port: 22, User: "fallback",
 				IdentityAgent: "none", StrictHostKeyChecking: "no"},
 		},
+		{
+			name: "app.corp", // the inventory's ProxyCommand (from ansible_ssh_common_args) is expanded too
+			inv:  Target{Address: "10.1.2.3", User: "ops", ProxyCommand: "ssh -W '%h:%p' %r@gw # %n"},
+			want: Target{Name: "app.corp", Address: "10.1.2.3", Port: 22, User: "ops",
+				ProxyCommand: "ssh -W '10.1.2.3:22' ops@gw # app.corp", KnownHostsFiles: defaultKH, StrictHostKeyChecking: "yes"},
+		},
+		{
+			name: "app.corp", // a hostile address is harmless where no shell sees it
+			inv:  Target{Address: "127.0.0.1;touch${IFS}x;#", ProxyJump: "gw"},
+			want: Target{Name: "app.corp", Address: "127.0.0.1;touch${IFS}x;#", Port: 22, User: "corp",
+				ProxyJump: "gw", KnownHostsFiles: defaultKH, StrictHostKeyChecking: "yes"},
+		},
+		{name: "app.corp", inv: Target{Address: "127.0.0.1;touch${IFS}x;#"},
+			wantErr: `app.corp: ProxyCommand "nc -x proxy:1080 %h %p": %h would expand to the host name "127.0.0.1;touch${IFS}x;#", which contains ';'`},
+		{name: "app.corp", inv: Target{Address: "127.0.0.1", User: "`id`", ProxyCommand: "nc %h %p # %r"},
+			wantErr: "%r would expand to the remote user \"`id`\""},
+		{name: "$(id).corp", wantErr: `%h would expand to the host name "$(id).corp"`},
 		{name: "bad-timeout", wantErr: `ConnectTimeout "soon"`},
 		{name: "bad-strict", wantErr: `StrictHostKeyChecking "maybe"`},
 	}

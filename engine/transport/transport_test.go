@@ -84,6 +84,22 @@ func TestHostKey(t *testing.T) {
 		{name: "revoked", knownHosts: "@revoked * " + string(ssh.MarshalAuthorizedKey(srv.HostKey.PublicKey())), strict: "yes",
 			wantErr: []string{"revoked", fp}},
 		{name: "no checking when asked", knownHosts: entry(hostPort, other.PublicKey()), strict: "no"},
+		// Lines that cannot be read are skipped; the host's own entry still verifies it.
+		{name: "unreadable lines of others", strict: "yes", knownHosts: "a.example " + xmssKey() + "\n" +
+			"b.example " + truncated(other.PublicKey()) + "\n|1|bad!|bad! " + khKey(other.PublicKey()) + "\n" +
+			hostPort + " " + xmssKey() + "\n" + entry(hostPort, srv.HostKey.PublicKey())},
+		// The host's own entry cannot be read: refused, not accepted as new.
+		{name: "own entry unreadable", strict: "accept-new", knownHosts: entry(hostPort, srv.HostKey.PublicKey())[:60] + "\n",
+			wantErr: []string{"cannot be verified", fp, "known_hosts:1 cannot be read", "fix or remove"}},
+		{name: "own hashed entry unreadable", strict: "accept-new", knownHosts: knownhosts.HashHostname(hostPort) + " " + truncated(srv.HostKey.PublicKey()),
+			wantErr: []string{"cannot be verified", "known_hosts:1 cannot be read"}},
+		{name: "own entry of an unknown type", strict: "accept-new", knownHosts: hostPort + " " + xmssKey(),
+			wantErr: []string{"cannot be verified", `"ssh-xmss@openssh.com" is not supported`}},
+		// A line whose host cannot be read may be this host's: not accepted as new either.
+		{name: "a line of unknown host", strict: "accept-new", knownHosts: "|1|bad!|bad! " + khKey(srv.HostKey.PublicKey()) + "\n",
+			wantErr: []string{"unknown host key", fp, "known_hosts:1 cannot be read and may be its entry"}},
+		{name: "a @revoked line that may name the key", strict: "yes", knownHosts: "@revoked * " + truncated(srv.HostKey.PublicKey()) + "\n" + entry(hostPort, srv.HostKey.PublicKey()),
+			wantErr: []string{"cannot be verified", "@revoked line", "known_hosts:1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,6 +122,9 @@ func TestHostKey(t *testing.T) {
 			if err == nil {
 				c.Close()
 				t.Fatal("dial succeeded; want refusal")
+			}
+			if b, _ := os.ReadFile(tg.KnownHostsFiles[0]); string(b) != tt.knownHosts {
+				t.Errorf("a refused host changed known_hosts to %q", b)
 			}
 			if !IsUnreachable(err) {
 				t.Errorf("IsUnreachable(%v) = false", err)

@@ -76,6 +76,17 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 			return b, err
 		}
 	}
+	// Warnings about the controller's own files (a known_hosts line that cannot be read),
+	// once per run, above the live line.
+	transport.SetWarnings(func(msg string) {
+		say := func() { fmt.Fprintf(a.stderr, "warning: %s\n", msg) }
+		if h, ok := v.(*view.Human); ok {
+			h.Hold(say)
+		} else {
+			say()
+		}
+	})
+	defer transport.SetWarnings(nil)
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	obs, comp := a.startCompliance(cmd, rb, f, v)

@@ -1,0 +1,233 @@
+package transport
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/runbook/runbook/internal/sh"
+)
+
+// expander applies the ssh_config %-tokens, and ~ in file names, for one host. Every option
+// that takes tokens goes through it: path for the file names (IdentityFile,
+// UserKnownHostsFile, IdentityAgent), command for the ProxyCommand that /bin/sh runs,
+// whether it comes from ssh_config or from the inventory's ssh arguments.
+type expander struct {
+	home, local, host, alias, user string
+	port                           int
+}
+
+// tokenValue returns what token c stands for and what it is called in errors. fromHost is
+// true for the values that describe the host rather than the controller (%h, %n, %r): they
+// may come from a dynamic inventory, so they are checked before a shell sees them.
+func (e expander) tokenValue(c byte) (val, what string, fromHost, ok bool) {
+	switch c {
+	case 'h':
+		return e.host, "host name", true, true
+	case 'n':
+		return e.alias, "host alias", true, true
+	case 'r':
+		return e.user, "remote user", true, true
+	case 'p':
+		return strconv.Itoa(e.port), "port", false, true
+	case 'u':
+		return e.local, "local user", false, true
+	case 'd':
+		return e.home, "local home directory", false, true
+	}
+	return "", "", false, false
+}
+
+// text expands %% and the tokens named in which; any other % sequence is left as written.
+func (e expander) text(s, which string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		v, _, _, ok := e.tokenValue(s[i])
+		switch {
+		case s[i] == '%':
+			b.WriteByte('%')
+		case ok && strings.IndexByte(which, s[i]) >= 0:
+			b.WriteString(v)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// path expands the tokens of a file name, and a leading ~. No shell reads the result, so
+// nothing is quoted or refused.
+func (e expander) path(s string) string {
+	s = e.text(s, "hnprud")
+	if s == "~" {
+		return e.home
+	}
+	if strings.HasPrefix(s, "~/") {
+		return filepath.Join(e.home, s[2:])
+	}
+	return s
+}
+
+// UnsafeTokenError is a host name, alias or user that a %-token would put into a shell
+// command although the shell would read part of it as syntax. OpenSSH (since 9.6) refuses
+// such names from its command line; runbook refuses them from anywhere, since the
+// inventory that supplies them may be generated from data others control.
+type UnsafeTokenError struct {
+	Option  string // "ProxyCommand"
+	Command string // the command as written, before expansion
+	Token   byte   // 'h', 'n', 'r', 'u' or 'd'
+	What    string // "host name", "remote user", ...
+	Value   string
+	Problem string // what is wrong with Value
+}
+
+func (e *UnsafeTokenError) Error() string {
+	return fmt.Sprintf("%s %q: %%%c would expand to the %s %q, which %s; refused: a value expanded into a shell command may not contain shell metacharacters, spaces or control characters",
+		e.Option, e.Command, e.Token, e.What, e.Value, e.Problem)
+}
+
+// shellMeta are the characters that mean something to a POSIX shell (or to bash, or to a
+// second shell the command may start, such as ssh's remote one) somewhere in a word.
+const shellMeta = "'\"`$\\;&|<>(){}[]*?!#~^"
+
+// unsafeForShell says what makes s unfit to be expanded into a shell command, "" if nothing.
+// Host values (fromHost) must be plain words; the controller's own user and home need
+// only be free of control characters, as quoting takes care of the rest.
+func unsafeForShell(s string, fromHost bool) string {
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Sprintf("contains the control character %q", r)
+		}
+	}
+	if !fromHost {
+		return ""
+	}
+	if strings.HasPrefix(s, "-") {
+		return "starts with '-', which a command would read as an option"
+	}
+	for _, r := range s {
+		switch {
+		case unicode.IsSpace(r):
+			return fmt.Sprintf("contains the space %q", r)
+		case strings.ContainsRune(shellMeta, r):
+			return fmt.Sprintf("contains %q, a shell metacharacter", r)
+		}
+	}
+	return ""
+}
+
+// command expands the tokens of a command line that /bin/sh will run. A host name, alias or
+// user with anything a shell would interpret is refused (UnsafeTokenError); every
+// expansion is quoted for where it stands in the command: outside quotes as one word,
+// inside '…' or "…" as literal text of that quoted string.
+func (e expander) command(option, s string) (string, error) {
+	state, escaped := unquoted, false
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' && i+1 < len(s) {
+			i++
+			t := s[i]
+			if t == '%' {
+				b.WriteByte('%')
+				escaped = false
+				continue
+			}
+			v, what, fromHost, ok := e.tokenValue(t)
+			if !ok {
+				// Left as written, as for file names.
+				b.WriteByte('%')
+				b.WriteByte(t)
+				escaped = false
+				continue
+			}
+			if p := unsafeForShell(v, fromHost); p != "" {
+				return "", &UnsafeTokenError{Option: option, Command: s, Token: t, What: what, Value: v, Problem: p}
+			}
+			b.WriteString(quoteIn(state, escaped, v))
+			escaped = false
+			continue
+		}
+		b.WriteByte(c)
+		switch {
+		case escaped:
+			escaped = false
+		case state == inSingle:
+			if c == '\'' {
+				state = unquoted
+			}
+		case c == '\\':
+			escaped = true
+		case state == inDouble:
+			if c == '"' {
+				state = unquoted
+			}
+		case c == '\'':
+			state = inSingle
+		case c == '"':
+			state = inDouble
+		}
+	}
+	return b.String(), nil
+}
+
+// quoteState is where a point of a shell command stands: outside quotes, inside '…' or
+// inside "…".
+type quoteState int
+
+const (
+	unquoted quoteState = iota
+	inSingle
+	inDouble
+)
+
+// quoteIn renders v so that the shell reads it as literal text at a point of a command in
+// the given quoting state; escaped says that a backslash of the command's own comes just
+// before it. v has no control characters.
+func quoteIn(state quoteState, escaped bool, v string) string {
+	switch state {
+	case inSingle: // only ' itself needs care
+		return strings.ReplaceAll(v, "'", `'\''`)
+	case inDouble:
+		var b strings.Builder
+		if escaped {
+			// The command's backslash stays a literal backslash before v, as it would be
+			// before any text that does not start with one of $ ` " \.
+			b.WriteByte('\\')
+		}
+		for _, r := range v {
+			if strings.ContainsRune("$`\"\\", r) {
+				b.WriteByte('\\')
+			}
+			b.WriteRune(r)
+		}
+		return b.String()
+	}
+	if v == "" {
+		if escaped {
+			return ""
+		}
+		return "''"
+	}
+	if escaped {
+		// The command's backslash makes the first character literal; the rest is quoted.
+		_, n := utf8.DecodeRuneInString(v)
+		if n == len(v) {
+			return v
+		}
+		return v[:n] + sh.Quote(v[n:])
+	}
+	return sh.Quote(v)
+}
