@@ -1011,11 +1011,7 @@ func secretStrings(args cty.Value) []string {
 }
 
 func redactResult(r *Result, secrets []string) {
-	rep := modules.Replacer(secrets)
-	if rep == nil {
-		return
-	}
-	r.Msg = rep.Replace(r.Msg)
+	r.Msg = modules.NewRedactor(secrets).Redact(r.Msg)
 }
 
 func diagText(diags hcl.Diagnostics) string {
