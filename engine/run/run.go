@@ -791,7 +791,7 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope) Res
 	if t.CheckMode != nil {
 		apply = !*t.CheckMode
 	}
-	secrets := secretStrings(args)
+	secrets := append(secretStrings(args), sensitiveValues(ectx)...)
 	attempts := t.Retries + 1
 	var res *modules.Result
 	var err error
@@ -1007,6 +1007,20 @@ func secretStrings(args cty.Value) []string {
 		return true, nil
 	})
 	sort.Strings(out)
+	return out
+}
+
+// sensitiveValues returns the strings of the sensitive variables and locals (and of a
+// sensitive for_each element). A task that puts one inside a longer string ("echo
+// ${var.token}") sends only the whole string marked, while what the host prints back may
+// hold the variable's value alone.
+func sensitiveValues(ectx *hcl.EvalContext) []string {
+	var out []string
+	for _, name := range []string{"var", "local", "each"} {
+		if v, ok := ectx.Variables[name]; ok {
+			out = append(out, secretStrings(v)...)
+		}
+	}
 	return out
 }
 
