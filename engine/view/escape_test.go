@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/runbook/runbook/engine/run"
 	"github.com/runbook/runbook/modules"
@@ -28,6 +29,8 @@ func hostileResults() []run.Result {
 			Diff:     &modules.Diff{BeforeHeader: "/etc/motd (before)", Before: "hi" + clipboard + "\n", AfterHeader: "/etc/motd (after)", After: "hi\n"},
 			Warnings: []string{"look" + title + "\nlab02 ok          deploy"}},
 		{Host: "lab\x1b[8m03", Play: "p", Task: "x\u009b2K\u202edeliaf", Module: "command", Status: run.Changed, Msg: "ran\x00\x7f"},
+		// A transport error that quotes what the host said (a banner, sudo's output).
+		{Host: "lab04", Play: "p", Task: "connect", Status: run.Unreachable, Msg: "start helper on lab04: sudo said: \x1b]0;pwned\x07\xff"},
 	}
 }
 
@@ -42,17 +45,17 @@ func TestHumanEscapesHostText(t *testing.T) {
 		for _, r := range hostileResults() {
 			h.TaskDone(r)
 		}
-		h.Finish(&run.Recap{Hosts: map[string]*run.Stats{"lab02": {Failed: 1, Drift: 1}, "lab\x1b[8m03": {Changed: 1}}})
+		h.Finish(&run.Recap{Hosts: map[string]*run.Stats{"lab02": {Failed: 1, Drift: 1}, "lab\x1b[8m03": {Changed: 1}, "lab04": {Unreachable: 1}}})
 		out := b.String()
 		rest := printerEscape.ReplaceAllString(out, "")
-		if i := strings.IndexAny(rest, "\x1b\r\x00\x07\x7f\u009b\u202e"); i >= 0 {
+		if i := strings.IndexAny(rest, "\x1b\r\x00\x07\x7f\u009b\u202e\ufffd"); i >= 0 || !utf8.ValidString(rest) {
 			t.Errorf("colour=%v: a control character reached the terminal at %d: %q", colour, i, rest[max(0, i-20):min(len(rest), i+20)])
 		}
 		for _, want := range []string{
 			`exited with 1: boom\r\x1b[2Klab02 ok          deploy`,
 			`hi\x1b]52;c;cm0gLXJmIH4=\x07`,
 			`look\x1b]0;all good\x1b\` + "\n      lab02 ok", // the warning's second line is indented
-			`lab\x1b[8m03`, `x\u009b2K\u202edeliaf`, `ran\x00\x7f`,
+			`lab\x1b[8m03`, `x\u009b2K\u202edeliaf`, `ran\x00\x7f`, `sudo said: \x1b]0;pwned\x07\xff`,
 		} {
 			if !strings.Contains(rest, want) {
 				t.Errorf("colour=%v: output lacks %q:\n%s", colour, want, rest)
@@ -107,7 +110,7 @@ func TestMachineOutputKeepsHostText(t *testing.T) {
 	if err := xml.Unmarshal(x.Bytes(), &doc); err != nil {
 		t.Fatalf("JUnit is not XML: %v\n%q", err, x.String())
 	}
-	if len(doc.Suites) != 2 || doc.Suites[1].Cases[0].Failure == nil || !strings.Contains(doc.Suites[1].Cases[0].Failure.Body, "lab02 ok") {
+	if len(doc.Suites) != 3 || doc.Suites[1].Cases[0].Failure == nil || !strings.Contains(doc.Suites[1].Cases[0].Failure.Body, "lab02 ok") {
 		t.Errorf("JUnit = %+v", doc.Suites)
 	}
 }
