@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -62,6 +61,8 @@ type Env struct {
 	Now func() time.Time
 	// sensitive names the top-level arguments whose values must never be shown.
 	sensitive map[string]bool
+	// redactor hides the values of those arguments; nil when there are none.
+	redactor *Redactor
 }
 
 // NewEnv returns an Env for one run of a module: the arguments the module's schema marks
@@ -94,6 +95,20 @@ func (e *Env) SensitiveArgs() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// SetSecrets gives the Env the values of the sensitive arguments (SecretStrings of the
+// arguments and SensitiveArgs), so that what a module shows while it runs (a command line,
+// captured output) is redacted before it is cut.
+func (e *Env) SetSecrets(secrets []string) { e.redactor = NewRedactor(secrets) }
+
+// Redactor returns the Redactor of the secrets given to SetSecrets; nil (which redacts
+// nothing) when there are none.
+func (e *Env) Redactor() *Redactor {
+	if e == nil {
+		return nil
+	}
+	return e.redactor
 }
 
 // Limit returns the output cap in bytes.
@@ -187,108 +202,6 @@ type Failure struct {
 }
 
 func (f *Failure) Error() string { return f.Msg }
-
-// Redacted is what replaces a sensitive value in any output.
-const Redacted = "(sensitive value)"
-
-// Redact replaces every occurrence of each secret in the result's text (message, warnings,
-// diff, string data) with Redacted. Modules already keep sensitive arguments out of their
-// output; this is the net under them, e.g. for a command that echoes its stdin. Secrets
-// shorter than 4 bytes are skipped: replacing them would mangle ordinary text while
-// hiding little.
-func (r *Result) Redact(secrets []string) {
-	if r == nil {
-		return
-	}
-	rep := Replacer(secrets)
-	if rep == nil {
-		return
-	}
-	r.Msg = rep.Replace(r.Msg)
-	for i, w := range r.Warnings {
-		r.Warnings[i] = rep.Replace(w)
-	}
-	if r.Diff != nil {
-		r.Diff.Before = rep.Replace(r.Diff.Before)
-		r.Diff.After = rep.Replace(r.Diff.After)
-		r.Diff.BeforeHeader = rep.Replace(r.Diff.BeforeHeader)
-		r.Diff.AfterHeader = rep.Replace(r.Diff.AfterHeader)
-	}
-	for k, v := range r.Data {
-		r.Data[k] = redactAny(rep, v)
-	}
-}
-
-// Replacer returns a replacer of the secrets (longest first, so a secret that contains
-// another is hidden whole), or nil when there is nothing to replace.
-func Replacer(secrets []string) *strings.Replacer {
-	var s []string
-	for _, x := range secrets {
-		if len(x) >= 4 {
-			s = append(s, x)
-		}
-	}
-	if len(s) == 0 {
-		return nil
-	}
-	sort.Slice(s, func(i, j int) bool { return len(s[i]) > len(s[j]) })
-	pairs := make([]string, 0, 2*len(s))
-	for _, x := range s {
-		pairs = append(pairs, x, Redacted)
-	}
-	return strings.NewReplacer(pairs...)
-}
-
-func redactAny(rep *strings.Replacer, v any) any {
-	switch x := v.(type) {
-	case string:
-		return rep.Replace(x)
-	case []any:
-		for i := range x {
-			x[i] = redactAny(rep, x[i])
-		}
-		return x
-	case []string:
-		for i := range x {
-			x[i] = rep.Replace(x[i])
-		}
-		return x
-	case map[string]any:
-		for k := range x {
-			x[k] = redactAny(rep, x[k])
-		}
-		return x
-	}
-	return v
-}
-
-// SecretStrings returns the string values found in the named top-level attributes of args
-// (strings, and strings inside collections), for Redact.
-func SecretStrings(args cty.Value, names []string) []string {
-	if args.IsNull() || !args.IsKnown() || !(args.Type().IsObjectType() || args.Type().IsMapType()) {
-		return nil
-	}
-	var out []string
-	for _, n := range names {
-		var v cty.Value
-		if args.Type().IsObjectType() {
-			if !args.Type().HasAttribute(n) {
-				continue
-			}
-			v = args.GetAttr(n)
-		} else {
-			v = args.Index(cty.StringVal(n))
-		}
-		_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
-			x, _ = x.Unmark()
-			if x.IsKnown() && !x.IsNull() && x.Type() == cty.String {
-				out = append(out, x.AsString())
-			}
-			return true, nil
-		})
-	}
-	return out
-}
 
 // ObjectType is the type of the value a module body decodes to: one attribute per argument.
 func (s Schema) ObjectType() cty.Type {

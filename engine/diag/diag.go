@@ -16,6 +16,8 @@ import (
 	"github.com/fatih/color"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/runbook/runbook/internal/termsafe"
 )
 
 // Printer renders diagnostics. It reads source lines from Files first, then from disk, so
@@ -60,10 +62,12 @@ func (p *Printer) one(w io.Writer, d *hcl.Diagnostic) {
 			c.DisableColor()
 		}
 	}
-	fmt.Fprintf(w, "%s %s\n", paint.Sprint(sev+":"), bold.Sprint(d.Summary))
+	// A summary or detail can quote what a host, an inventory script or a file said: it is
+	// shown escaped (termsafe), so that only the colours here reach the terminal.
+	fmt.Fprintf(w, "%s %s\n", paint.Sprint(sev+":"), bold.Sprint(termsafe.Line(d.Summary)))
 	if d.Subject != nil && d.Subject.Filename != "" && d.Subject.Start.Line > 0 {
 		rng := *d.Subject
-		fmt.Fprintf(w, "\n  on %s line %d%s:\n", rng.Filename, rng.Start.Line, p.context(rng))
+		fmt.Fprintf(w, "\n  on %s line %d%s:\n", termsafe.Line(rng.Filename), rng.Start.Line, termsafe.Line(p.context(rng)))
 		lines := p.lines(rng.Filename)
 		last := rng.End.Line
 		if last < rng.Start.Line {
@@ -76,7 +80,7 @@ func (p *Printer) one(w io.Writer, d *hcl.Diagnostic) {
 		width := len(fmt.Sprint(last))
 		for ln := rng.Start.Line; ln <= last && ln <= len(lines); ln++ {
 			text := strings.ReplaceAll(lines[ln-1], "\t", " ")
-			fmt.Fprintf(w, "  %*d: %s\n", width, ln, text)
+			fmt.Fprintf(w, "  %*d: %s\n", width, ln, termsafe.Line(text))
 			from, to := 1, len([]rune(text))+1
 			if ln == rng.Start.Line {
 				from = rng.Start.Column
@@ -90,10 +94,10 @@ func (p *Printer) one(w io.Writer, d *hcl.Diagnostic) {
 			fmt.Fprintf(w, "  %s  %s%s\n", strings.Repeat(" ", width), strings.Repeat(" ", from-1), under.Sprint(strings.Repeat("^", to-from)))
 		}
 	} else if d.Subject != nil && d.Subject.Filename != "" {
-		fmt.Fprintf(w, "\n  in %s:\n", d.Subject.Filename)
+		fmt.Fprintf(w, "\n  in %s:\n", termsafe.Line(d.Subject.Filename))
 	}
 	if d.Detail != "" {
-		fmt.Fprintf(w, "\n%s\n", d.Detail)
+		fmt.Fprintf(w, "\n%s\n", termsafe.Text(d.Detail))
 	}
 	fmt.Fprintln(w)
 }

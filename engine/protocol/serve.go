@@ -374,8 +374,12 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 	env.OutputLimit = srv.OutputLimit
 	env.StateDir = srv.StateDir
 	env.Logger = srv.Logger
-	res, runErr := runner.Run(ctx, env, args, req.Op == OpApply)
+	// The module gets the secrets too: what it shortens (a command line, captured output)
+	// it must redact first, or a cut through a secret would leave a part of it that the
+	// redaction below no longer recognises.
 	secrets := modules.SecretStrings(args, env.SensitiveArgs())
+	env.SetSecrets(secrets)
+	res, runErr := runner.Run(ctx, env, args, req.Op == OpApply)
 	res.Redact(secrets)
 	resp = &Response{Status: StatusFailed}
 	if res != nil {
@@ -403,9 +407,8 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 		if errors.As(runErr, &f) {
 			e.Stderr = f.Stderr
 		}
-		if rep := modules.Replacer(secrets); rep != nil {
-			e.Message, e.Stderr = rep.Replace(e.Message), rep.Replace(e.Stderr)
-		}
+		red := env.Redactor()
+		e.Message, e.Stderr = red.Redact(e.Message), red.Redact(e.Stderr)
 		resp.Status, resp.Error = StatusFailed, e
 		return resp
 	}

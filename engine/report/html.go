@@ -122,6 +122,9 @@ func buildTrend(runs []RunPoint) trend {
 // HTML writes the report as one self-contained page: inline CSS, SVG and a few lines of
 // script to filter hosts by state; it loads nothing from anywhere.
 func (r *Report) HTML(w io.Writer) error {
+	// html/template escapes markup, not the controls and bidi overrides that would hide or
+	// reorder text on the page.
+	r = r.forPeople()
 	d := htmlData{Report: r, Trend: buildTrend(r.Runs)}
 	for _, h := range r.Hosts {
 		if len(h.Drift) > 0 || len(h.Failed) > 0 {

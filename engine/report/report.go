@@ -11,6 +11,7 @@ import (
 
 	"github.com/runbook/runbook/engine/history"
 	"github.com/runbook/runbook/engine/view"
+	"github.com/runbook/runbook/internal/termsafe"
 )
 
 // DefaultRuns is how many runs the drift history and the trend cover without --runs.
@@ -248,4 +249,60 @@ func Build(ctx context.Context, s history.Store, o Options) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// forPeople returns a copy of the report for the text and HTML forms: every text in it that
+// a host, a file or an inventory could have written is made safe to show (termsafe), names
+// to stay on one line. JSON shows the report as it is.
+func (r *Report) forPeople() *Report {
+	line := termsafe.Line
+	c := *r
+	c.History, c.Filter.Runbook = line(r.History), line(r.Filter.Runbook)
+	c.Filter.Hosts = mapStrings(r.Filter.Hosts, line)
+	c.Hosts = make([]Host, len(r.Hosts))
+	for i, h := range r.Hosts {
+		h.Host, h.Runbook, h.Mode, h.Status = line(h.Host), line(h.Runbook), line(h.Mode), line(h.Status)
+		h.Drift, h.Failed = tasksForPeople(h.Drift), tasksForPeople(h.Failed)
+		c.Hosts[i] = h
+	}
+	c.Runs = make([]RunPoint, len(r.Runs))
+	for i, p := range r.Runs {
+		p.Mode, p.Runbook = line(p.Mode), line(p.Runbook)
+		c.Runs[i] = p
+	}
+	c.DriftHistory = make([]HostHistory, len(r.DriftHistory))
+	for i, hh := range r.DriftHistory {
+		hh.Host = line(hh.Host)
+		c.DriftHistory[i] = hh
+	}
+	if r.Top != nil {
+		c.Top = make([]history.TaskCount, len(r.Top))
+		for i, t := range r.Top {
+			t.Runbook, t.Play, t.Task, t.Module = line(t.Runbook), line(t.Play), line(t.Task), line(t.Module)
+			c.Top[i] = t
+		}
+	}
+	return &c
+}
+
+func tasksForPeople(ts []Task) []Task {
+	out := make([]Task, len(ts))
+	for i, t := range ts {
+		t.Play, t.Task, t.Module, t.Item, t.Status = termsafe.Line(t.Play), termsafe.Line(t.Task), termsafe.Line(t.Module),
+			termsafe.Line(t.Item), termsafe.Line(t.Status)
+		t.Msg, t.Diff = termsafe.Text(t.Msg), termsafe.Text(t.Diff)
+		out[i] = t
+	}
+	return out
+}
+
+func mapStrings(ss []string, f func(string) string) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = f(s)
+	}
+	return out
 }

@@ -24,6 +24,7 @@ const timeFormat = "2006-01-02 15:04"
 // fails there, then the fleet summary; with History the status of each host over the last
 // runs; with Top the tasks that drift most.
 func (r *Report) Text(w io.Writer, o TextOptions) error {
+	r = r.forPeople()
 	var b strings.Builder
 	if len(r.Hosts) == 0 {
 		fmt.Fprintf(&b, "no runs recorded in %s", r.History)

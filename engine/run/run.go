@@ -799,7 +799,7 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope) Res
 	if t.CheckMode != nil {
 		apply = !*t.CheckMode
 	}
-	secrets := secretStrings(args)
+	secrets := append(secretStrings(args), sensitiveValues(ectx)...)
 	attempts := t.Retries + 1
 	var res *modules.Result
 	var err error
@@ -1018,12 +1018,22 @@ func secretStrings(args cty.Value) []string {
 	return out
 }
 
-func redactResult(r *Result, secrets []string) {
-	rep := modules.Replacer(secrets)
-	if rep == nil {
-		return
+// sensitiveValues returns the strings of the sensitive variables and locals (and of a
+// sensitive for_each element). A task that puts one inside a longer string ("echo
+// ${var.token}") sends only the whole string marked, while what the host prints back may
+// hold the variable's value alone.
+func sensitiveValues(ectx *hcl.EvalContext) []string {
+	var out []string
+	for _, name := range []string{"var", "local", "each"} {
+		if v, ok := ectx.Variables[name]; ok {
+			out = append(out, secretStrings(v)...)
+		}
 	}
-	r.Msg = rep.Replace(r.Msg)
+	return out
+}
+
+func redactResult(r *Result, secrets []string) {
+	r.Msg = modules.NewRedactor(secrets).Redact(r.Msg)
 }
 
 func diagText(diags hcl.Diagnostics) string {

@@ -36,6 +36,7 @@ func (d *Drift) TaskDone(r run.Result) {
 	if r.Status != run.Drift {
 		return
 	}
+	r = forPeople(r)
 	d.mu.Lock()
 	d.rs = append(d.rs, r)
 	d.mu.Unlock()

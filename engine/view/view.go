@@ -17,6 +17,7 @@ import (
 	"github.com/fatih/color"
 
 	"github.com/runbook/runbook/engine/run"
+	"github.com/runbook/runbook/internal/termsafe"
 	"github.com/runbook/runbook/modules"
 )
 
@@ -196,9 +197,9 @@ func (h *Human) draw() {
 		}
 	}
 	if slow != "" {
-		fmt.Fprintf(&b, "  waiting longest: %s %s", slow, time.Since(since).Round(100*time.Millisecond))
+		fmt.Fprintf(&b, "  waiting longest: %s %s", termsafe.Line(slow), time.Since(since).Round(100*time.Millisecond))
 		if t := p.lastTask[slow]; t != "" {
-			fmt.Fprintf(&b, " (after %q)", t)
+			fmt.Fprintf(&b, " (after \"%s\")", termsafe.Line(t))
 		}
 	}
 	io.WriteString(h.W, h.paint(b.String(), color.FgHiBlack))
@@ -219,6 +220,7 @@ func (h *Human) TaskDone(r run.Result) {
 	if !h.shows(r) {
 		return
 	}
+	r = forPeople(r)
 	name := r.Task
 	if r.Handler {
 		name = "handler " + name
@@ -241,10 +243,8 @@ func (h *Human) TaskDone(r run.Result) {
 	if h.Diff && r.Diff != nil {
 		b.WriteString(indent(Unified(r.Diff), "    "))
 	}
-	if len(r.Warnings) > 0 {
-		for _, w := range r.Warnings {
-			b.WriteString("    " + h.paint("warning: ", color.FgYellow) + w + "\n")
-		}
+	for _, w := range r.Warnings {
+		b.WriteString("    " + h.paint("warning: ", color.FgYellow) + strings.ReplaceAll(strings.TrimRight(w, "\n"), "\n", "\n      ") + "\n")
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -270,7 +270,7 @@ func (h *Human) Finish(r *run.Recap) error {
 	fmt.Fprintf(h.W, "\nRECAP\n")
 	width := 4
 	for _, n := range hosts {
-		width = max(width, len(n))
+		width = max(width, len(termsafe.Line(n)))
 	}
 	summed, allOK := 0, map[run.Status]int{}
 	for _, n := range hosts {
@@ -281,7 +281,7 @@ func (h *Human) Finish(r *run.Recap) error {
 			allOK[run.Skipped] += s.Skipped
 			continue
 		}
-		line := fmt.Sprintf("  %-*s  ok=%d changed=%d drift=%d failed=%d unreachable=%d skipped=%d", width, n, s.OK, s.Changed, s.Drift, s.Failed, s.Unreachable, s.Skipped)
+		line := fmt.Sprintf("  %-*s  ok=%d changed=%d drift=%d failed=%d unreachable=%d skipped=%d", width, termsafe.Line(n), s.OK, s.Changed, s.Drift, s.Failed, s.Unreachable, s.Skipped)
 		if s.Unknown > 0 {
 			line += fmt.Sprintf(" unknown=%d", s.Unknown)
 		}
@@ -299,10 +299,32 @@ func (h *Human) Finish(r *run.Recap) error {
 	}
 	if r.Stopped != "" {
 		state = "stopped"
-		fmt.Fprintf(h.W, "\n%s\n", r.Stopped)
+		fmt.Fprintf(h.W, "\n%s\n", termsafe.Text(r.Stopped))
 	}
 	_, err := fmt.Fprintf(h.W, "\n%s: %d hosts in %s, exit code %d\n", state, len(hosts), r.Duration.Round(time.Millisecond), r.ExitCode())
 	return err
+}
+
+// forPeople is r as the human views print it: every text in it that a host, a file or an
+// inventory could have written is made safe for the terminal (termsafe), names to stay on
+// one line. The views take each result through it before anything else, so the escapes
+// they add themselves (colours, the live line) are the only ones that reach the terminal.
+func forPeople(r run.Result) run.Result {
+	r.Host, r.Play, r.Task, r.Module, r.Item = termsafe.Line(r.Host), termsafe.Line(r.Play), termsafe.Line(r.Task),
+		termsafe.Line(r.Module), termsafe.Line(r.Item)
+	r.Msg = termsafe.Text(r.Msg)
+	if r.Diff != nil {
+		r.Diff = &modules.Diff{Before: termsafe.Text(r.Diff.Before), After: termsafe.Text(r.Diff.After),
+			BeforeHeader: termsafe.Line(r.Diff.BeforeHeader), AfterHeader: termsafe.Line(r.Diff.AfterHeader)}
+	}
+	if r.Warnings != nil {
+		ws := make([]string, len(r.Warnings))
+		for i, w := range r.Warnings {
+			ws[i] = termsafe.Text(w)
+		}
+		r.Warnings = ws
+	}
+	return r
 }
 
 func firstLines(s string, n int) string {

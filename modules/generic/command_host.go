@@ -23,6 +23,9 @@ var (
 // Run runs the program unless a guard says there is nothing to do.
 func (Command) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
 	var argv []string
+	// The line shown is rebuilt from argv, quoted anew: a cmd that is secret as a whole
+	// would not be recognised in it, so it is not shown at all.
+	hide := false
 	if v := args.GetAttr("argv"); !v.IsNull() {
 		for i, e := range v.AsValueSlice() {
 			if e.IsNull() {
@@ -35,23 +38,29 @@ func (Command) Run(ctx context.Context, env *modules.Env, args cty.Value, apply 
 		if err != nil {
 			return nil, fmt.Errorf("cmd: %w", err)
 		}
-		argv = words
+		argv, hide = words, env.Sensitive("cmd")
 	}
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("the command is empty")
 	}
-	return runGuarded(ctx, env, args, apply, argv, "/bin/sh")
+	shown := modules.Redacted
+	if !hide {
+		shown = commandLine(env.Redactor(), argv)
+	}
+	return runGuarded(ctx, env, args, apply, argv, "/bin/sh", shown)
 }
 
 // Run runs the command line with the shell unless a guard says there is nothing to do.
 func (Shell) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
 	sh := str(args, "executable")
-	return runGuarded(ctx, env, args, apply, []string{sh, "-c", str(args, "cmd")}, sh)
+	argv := []string{sh, "-c", str(args, "cmd")}
+	return runGuarded(ctx, env, args, apply, argv, sh, commandLine(env.Redactor(), argv))
 }
 
 // runGuarded is the shared core of command and shell: guards first (they only read, so
-// they run in check mode too), then the command itself only when applying.
-func runGuarded(ctx context.Context, env *modules.Env, args cty.Value, apply bool, argv []string, shell string) (*modules.Result, error) {
+// they run in check mode too), then the command itself only when applying. shown is the
+// command line as messages show it.
+func runGuarded(ctx context.Context, env *modules.Env, args cty.Value, apply bool, argv []string, shell, shown string) (*modules.Result, error) {
 	dir := str(args, "chdir")
 	vars := map[string]string{}
 	if v := args.GetAttr("env"); !v.IsNull() {
@@ -116,7 +125,6 @@ func runGuarded(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		env.Log().Debug("unless guard failed; the command will run", "rc", rc, "stderr", stderr)
 	}
 
-	shown := commandLine(argv)
 	if !apply {
 		return &modules.Result{Status: modules.StatusDrift, Data: data, Msg: "would run: " + shown}, nil
 	}
@@ -159,19 +167,27 @@ func pathMatches(p string) (bool, error) {
 	return false, err
 }
 
-// commandLine renders argv for messages, shortened, so a long script does not flood output.
-func commandLine(argv []string) string {
+// maxCommandLine bounds the command line in messages, so a long script does not flood
+// the output.
+const maxCommandLine = 200
+
+// commandLine renders argv for messages: redacted, then shortened. Each word is redacted
+// before it is quoted, since quoting can split a secret (one with a quote in it).
+func commandLine(red *modules.Redactor, argv []string) string {
 	parts := make([]string, len(argv))
 	for i, a := range argv {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}();&|<>") {
+		a = red.Redact(a)
+		// The placeholder is not shell text; only the rest of the word decides the quoting.
+		if plain := strings.ReplaceAll(a, modules.Redacted, "x"); plain == "" || strings.ContainsAny(plain, " \t\n'\"\\$`*?[]{}();&|<>") {
 			parts[i] = sh.Quote(a)
 		} else {
 			parts[i] = a
 		}
 	}
-	s := strings.Join(parts, " ")
-	if len(s) > 200 {
-		s = s[:200] + "…"
+	line := strings.Join(parts, " ")
+	s, kept := red.Clip(line, maxCommandLine)
+	if kept < len(line) {
+		s += "…"
 	}
 	return s
 }

@@ -21,8 +21,9 @@ type process struct {
 }
 
 // runProcess runs p until it exits or ctx ends and returns its exit code and its output,
-// each stream capped at env.Limit() bytes with a note saying how much was dropped. err is
-// set only when the program could not run or was stopped; a non-zero exit is rc.
+// each stream redacted and capped at env.Limit() bytes with a note saying how much was
+// dropped (modules.Capture). err is set only when the program could not run or was stopped;
+// a non-zero exit is rc.
 func runProcess(ctx context.Context, env *modules.Env, p process) (rc int, stdout, stderr string, err error) {
 	if len(p.argv) == 0 || p.argv[0] == "" {
 		return -1, "", "", errors.New("empty command")
@@ -38,8 +39,7 @@ func runProcess(ctx context.Context, env *modules.Env, p process) (rc int, stdou
 	if p.stdin != "" {
 		cmd.Stdin = strings.NewReader(p.stdin)
 	}
-	out := &cappedBuffer{limit: env.Limit()}
-	errb := &cappedBuffer{limit: env.Limit()}
+	out, errb := env.NewCapture(), env.NewCapture()
 	cmd.Stdout, cmd.Stderr = out, errb
 	ownProcessGroup(cmd)
 	// A daemon started by the command may inherit its output pipes; do not wait for it
@@ -63,32 +63,6 @@ func runProcess(ctx context.Context, env *modules.Env, p process) (rc int, stdou
 		return cmd.ProcessState.ExitCode(), stdout, stderr, nil
 	}
 	return -1, stdout, stderr, fmt.Errorf("run %s: %w", p.argv[0], runErr)
-}
-
-// cappedBuffer keeps the first limit bytes written to it and counts the rest.
-type cappedBuffer struct {
-	limit   int
-	buf     []byte
-	dropped int64
-}
-
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	room := b.limit - len(b.buf)
-	if room > 0 {
-		n := min(room, len(p))
-		b.buf = append(b.buf, p[:n]...)
-		b.dropped += int64(len(p) - n)
-	} else {
-		b.dropped += int64(len(p))
-	}
-	return len(p), nil // never an error: the command must not die of a full buffer
-}
-
-func (b *cappedBuffer) String() string {
-	if b.dropped == 0 {
-		return string(b.buf)
-	}
-	return string(b.buf) + fmt.Sprintf("\n[output truncated: %d more bytes not kept]\n", b.dropped)
 }
 
 // splitWords splits a command line into words as a POSIX shell would, with quotes and

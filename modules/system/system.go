@@ -115,8 +115,8 @@ func (m *machine) runOK(ctx context.Context, argv ...string) (string, error) {
 	return stdout, nil
 }
 
-// runProgram runs argv with the output capped at the Env's limit. The program gets its
-// own process group, so a cancelled run also stops what it started.
+// runProgram runs argv with the output redacted and capped at the Env's limit. The
+// program gets its own process group, so a cancelled run also stops what it started.
 func runProgram(ctx context.Context, env *modules.Env, argv []string) (rc int, stdout, stderr string, err error) {
 	if len(argv) == 0 {
 		return -1, "", "", errors.New("empty command")
@@ -126,8 +126,7 @@ func runProgram(ctx context.Context, env *modules.Env, argv []string) (rc int, s
 	// login's language, and sbin is on the path.
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0",
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-	out := &capped{limit: env.Limit()}
-	errb := &capped{limit: env.Limit()}
+	out, errb := env.NewCapture(), env.NewCapture()
 	cmd.Stdout, cmd.Stderr = out, errb
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
@@ -152,27 +151,6 @@ func runProgram(ctx context.Context, env *modules.Env, argv []string) (rc int, s
 		return cmd.ProcessState.ExitCode(), stdout, stderr, nil
 	}
 	return -1, stdout, stderr, runErr
-}
-
-// capped keeps the first limit bytes written to it.
-type capped struct {
-	limit   int
-	buf     []byte
-	dropped int
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	n := min(max(c.limit-len(c.buf), 0), len(p))
-	c.buf = append(c.buf, p[:n]...)
-	c.dropped += len(p) - n
-	return len(p), nil
-}
-
-func (c *capped) String() string {
-	if c.dropped == 0 {
-		return string(c.buf)
-	}
-	return string(c.buf) + fmt.Sprintf("\n[output truncated: %d more bytes not kept]\n", c.dropped)
 }
 
 // str returns a string argument, "" when null.

@@ -118,15 +118,16 @@ func (v virsh) run(ctx context.Context, what string, args ...string) ([]byte, er
 	cmd := exec.CommandContext(cctx, "virsh", append([]string{"-q", "-c", v.uri}, args...)...)
 	// Error text in one language, so it reads the same in every log.
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var stdout bytes.Buffer
+	stderr := v.env.NewCapture()
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
 	cmd.WaitDelay = 2 * time.Second
 	v.env.Log().Debug("virsh", "args", args)
 	err := cmd.Run()
 	if err == nil {
 		return stdout.Bytes(), nil
 	}
-	errText := capText(stderr.String(), v.env.Limit())
+	errText := stderr.String()
 	switch {
 	case errors.Is(err, exec.ErrNotFound):
 		return nil, &modules.Failure{Msg: "virsh not found: vm_nic needs libvirt's client (Debian: libvirt-clients, RHEL: libvirt-client) on the host"}
@@ -135,7 +136,7 @@ func (v virsh) run(ctx context.Context, what string, args ...string) ([]byte, er
 	}
 	// libvirt's own words are the message; virsh's raw output is kept only when it has
 	// none, since the controller shows a failure's stderr after its message.
-	if msg := libvirtError(stderr.String()); msg != "" {
+	if msg := libvirtError(errText); msg != "" {
 		return nil, &modules.Failure{Msg: fmt.Sprintf("%s: %s", what, msg)}
 	}
 	return nil, &modules.Failure{Msg: fmt.Sprintf("%s: virsh: %v", what, err), Stderr: errText}
@@ -200,11 +201,4 @@ func libvirtError(stderr string) string {
 		parts = append(parts, msg)
 	}
 	return strings.Join(parts, ": ")
-}
-
-func capText(s string, limit int) string {
-	if len(s) > limit {
-		return s[:limit] + "\n[truncated]"
-	}
-	return s
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runbook/runbook/engine/diag"
+	"github.com/runbook/runbook/internal/termsafe"
 	_ "github.com/runbook/runbook/modules/standard" // every module's schema
 )
 
@@ -52,7 +53,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, env []string)
 		if errors.As(err, &ce) {
 			return ce.code
 		}
-		fmt.Fprintf(stderr, "Error: %s\n\nRun 'runbook --help' for usage.\n", err)
+		fmt.Fprintf(stderr, "Error: %s\n\nRun 'runbook --help' for usage.\n", termsafe.Text(err.Error()))
 		return ExitInvalid
 	}
 	return a.code

@@ -20,6 +20,7 @@ import (
 	"github.com/runbook/runbook/engine/run"
 	"github.com/runbook/runbook/engine/transport"
 	"github.com/runbook/runbook/engine/view"
+	"github.com/runbook/runbook/internal/termsafe"
 )
 
 // execute runs a plan against the hosts and shows the results.
@@ -94,7 +95,7 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 		Options: run.Options{Forks: f.forks, Check: f.check, HostTimeout: f.hostTimeout, Strategy: f.strategy, ForceHandlers: f.forceHandlers}}
 	recap := eng.Run(ctx, pl)
 	if err := conn.Stamps.Save(); err != nil {
-		fmt.Fprintf(a.stderr, "warning: %v (the next run hashes each helper again)\n", err)
+		fmt.Fprintf(a.stderr, "warning: %s (the next run hashes each helper again)\n", termsafe.Text(err.Error()))
 	}
 	err := v.Finish(recap)
 	comp.finish(recap)

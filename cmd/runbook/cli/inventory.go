@@ -2,11 +2,14 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/runbook/runbook/engine/diag"
+	"github.com/runbook/runbook/internal/termsafe"
 )
 
 func (a *app) inventoryCmd() *cobra.Command {
@@ -51,7 +54,14 @@ directory of them, with group_vars/ and host_vars/) and prints it: --list as Ans
 				}
 				fmt.Fprintln(a.stdout, string(b))
 			case graph:
-				return inv.Graph(a.stdout, withVars)
+				// Names and values can come from a script's output: the tree is escaped
+				// (termsafe) as a whole.
+				var b strings.Builder
+				if err := inv.Graph(&b, withVars); err != nil {
+					return err
+				}
+				_, err := io.WriteString(a.stdout, termsafe.Text(b.String()))
+				return err
 			default:
 				b, err := inv.ListJSON()
 				if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/engine/diag"
 	"github.com/runbook/runbook/engine/plan"
+	"github.com/runbook/runbook/internal/termsafe"
 	"github.com/runbook/runbook/inventory"
 )
 
@@ -40,7 +41,7 @@ func (a *app) plan(cmd *cobra.Command, rb *config.Runbook, f *runFlags, warnings
 			fmt.Fprintln(a.stdout, "Nothing to rerun: no host failed or was unreachable in the last recorded run of this runbook.")
 			return nil
 		}
-		fmt.Fprintf(a.stdout, "Rerunning %s that failed last time: %s\n", plural(len(hosts), "host"), strings.Join(hosts, " "))
+		fmt.Fprintf(a.stdout, "Rerunning %s that failed last time: %s\n", plural(len(hosts), "host"), termsafe.Line(strings.Join(hosts, " ")))
 		opts.Only = hosts
 	}
 	pl, pdiags := plan.Build(rb, inv, opts)
@@ -84,7 +85,7 @@ func (a *app) listPlan(pl *plan.Plan) error {
 		fmt.Fprintf(a.stdout, "play %q: %s, %s\n", p.Play.Name, plural(len(p.Hosts), "host"), plural(len(p.Tasks), "task"))
 		names := make([]string, len(p.Hosts))
 		for i, h := range p.Hosts {
-			names[i] = h.Name
+			names[i] = termsafe.Line(h.Name)
 		}
 		fmt.Fprintf(a.stdout, "  hosts: %s\n", strings.Join(names, " "))
 		for _, t := range p.Tasks {

@@ -1,0 +1,75 @@
+package run
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/plan"
+	"github.com/runbook/runbook/inventory"
+	"github.com/runbook/runbook/modules"
+)
+
+// wordsExec answers every command with its argv split into words, one per line, as a
+// command that prints its arguments would: the host's output holds a sensitive variable's
+// value alone although the task only sent it inside a longer string.
+type wordsExec struct{}
+
+func (wordsExec) Run(_ context.Context, _ string, args cty.Value, _ bool) (*modules.Result, error) {
+	args, _ = args.UnmarkDeep()
+	var words []string
+	for _, v := range args.GetAttr("argv").AsValueSlice() {
+		words = append(words, strings.Fields(v.AsString())...)
+	}
+	out := strings.Join(words, "\n")
+	return &modules.Result{Status: modules.StatusChanged, Msg: "printed " + out, Data: map[string]any{"stdout": out}},
+		&modules.Failure{Msg: "exited with 1", Stderr: out}
+}
+
+func (wordsExec) Facts(context.Context) (map[string]any, error) { return map[string]any{}, nil }
+func (wordsExec) Close() error                                  { return nil }
+
+type wordsConnector struct{}
+
+func (wordsConnector) Connect(context.Context, *inventory.Host, *config.Play) (Executor, error) {
+	return wordsExec{}, nil
+}
+
+func TestSensitiveValuesInsideLongerStrings(t *testing.T) {
+	src := `
+variable "token" {
+  default   = "hunter2-secret"
+  sensitive = true
+}
+locals {
+  url = "https://admin:${var.token}@db.example"
+}
+play "p" {
+  hosts = "kvm"
+  task "echo" {
+    command {
+      argv = ["echo", "token=${var.token} url ${local.url}"]
+    }
+  }
+}
+`
+	l := newLab(t, src, "a")
+	pl, diags := plan.Build(l.rb, l.inv, plan.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	rec := &recorder{}
+	(&Engine{Runbook: l.rb, Connector: wordsConnector{}, Observer: rec, Options: Options{Forks: 1}}).Run(context.Background(), pl)
+	if len(rec.results) == 0 {
+		t.Fatal("no results")
+	}
+	for _, r := range rec.results {
+		shown := r.Msg + " " + r.Data["stdout"].(string)
+		if strings.Contains(shown, "hunter2") || !strings.Contains(shown, modules.Redacted) {
+			t.Errorf("%s: %q", r.Task, shown)
+		}
+	}
+}

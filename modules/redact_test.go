@@ -1,0 +1,137 @@
+package modules
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+const secret = "hunter2-very-secret"
+
+func TestClip(t *testing.T) {
+	pad := func(n int) string { return strings.Repeat("x", n) }
+	tests := []struct {
+		name    string
+		secrets []string
+		in      string
+		n       int
+		want    string
+		kept    int
+	}{
+		{name: "short text is only redacted", secrets: []string{secret}, in: "a " + secret + " b", n: 200,
+			want: "a " + Redacted + " b", kept: 23},
+		{name: "a secret straddling the cut is replaced whole", secrets: []string{secret}, in: pad(195) + secret + "tail", n: 200,
+			want: pad(195) + Redacted, kept: 195 + len(secret)},
+		{name: "a secret starting one byte before the cut", secrets: []string{secret}, in: pad(199) + secret, n: 200,
+			want: pad(199) + Redacted, kept: 199 + len(secret)},
+		{name: "a secret starting at the cut is left out", secrets: []string{secret}, in: pad(200) + secret, n: 200,
+			want: pad(200), kept: 200},
+		{name: "a secret ending at the cut", secrets: []string{secret}, in: pad(200-len(secret)) + secret + "yz", n: 200,
+			want: pad(200-len(secret)) + Redacted, kept: 200},
+		{name: "a two-byte character at the cut", in: pad(199) + "é" + "z", n: 200, want: pad(199), kept: 199},
+		{name: "a four-byte character at the cut", in: pad(198) + "𝄞" + "z", n: 200, want: pad(198), kept: 198},
+		{name: "a character ending at the cut", in: pad(198) + "é" + "z", n: 200, want: pad(198) + "é", kept: 200},
+		{name: "bytes that are not UTF-8 are cut where they are", in: pad(199) + "\x80\x80z", n: 200, want: pad(199) + "\x80", kept: 200},
+		{name: "the longest secret wins", secrets: []string{"pass", "password1"}, in: "password1 pass", n: 100,
+			want: Redacted + " " + Redacted, kept: 14},
+		{name: "secrets shorter than 4 bytes are left alone", secrets: []string{"abc"}, in: "abc abc", n: 100, want: "abc abc", kept: 7},
+		{name: "no secrets: a plain cut", in: pad(300), n: 200, want: pad(200), kept: 200},
+		{name: "a negative length keeps nothing", secrets: []string{secret}, in: secret, n: -1, want: "", kept: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, kept := NewRedactor(tt.secrets).Clip(tt.in, tt.n)
+			if got != tt.want || kept != tt.kept {
+				t.Errorf("Clip = %q, %d\nwant   %q, %d", got, kept, tt.want, tt.kept)
+			}
+			if utf8.ValidString(tt.in) && !utf8.ValidString(got) {
+				t.Errorf("Clip split a character: %q", got)
+			}
+		})
+	}
+}
+
+// No part of a secret survives a cut anywhere in or around it: not its head, not its tail.
+func TestClipNeverShowsAPart(t *testing.T) {
+	r := NewRedactor([]string{secret})
+	in := "abc " + secret + " def"
+	for n := 0; n <= len(in); n++ {
+		got, _ := r.Clip(in, n)
+		if part := partOf(got, secret); part != "" {
+			t.Errorf("n=%d: %q shows in %q", n, part, got)
+		}
+	}
+}
+
+// partOf returns a part of secret at least 4 bytes long that shows in s, "" when none does.
+func partOf(s, secret string) string {
+	for i := 0; i+4 <= len(secret); i++ {
+		for j := i + 4; j <= len(secret); j++ {
+			if strings.Contains(s, secret[i:j]) {
+				return secret[i:j]
+			}
+		}
+	}
+	return ""
+}
+
+func TestCapture(t *testing.T) {
+	const limit = 1 << 20
+	tests := []struct {
+		name   string
+		writes []string
+		want   string // the start of what is shown, after the limit's worth of x
+		note   string
+	}{
+		{name: "a secret straddling the cap", writes: []string{strings.Repeat("x", limit-5), secret + "after"},
+			want: strings.Repeat("x", limit-5) + Redacted, note: "\n[output truncated: 5 more bytes not kept]\n"},
+		{name: "a secret straddling the cap across writes", writes: []string{strings.Repeat("x", limit-5), "hunte", "r2-very", "-secret", strings.Repeat("y", 1000)},
+			want: strings.Repeat("x", limit-5) + Redacted, note: "\n[output truncated: 1000 more bytes not kept]\n"},
+		{name: "a secret that would start at the cap is left out", writes: []string{strings.Repeat("x", limit), secret},
+			want: strings.Repeat("x", limit), note: fmt.Sprintf("\n[output truncated: %d more bytes not kept]\n", len(secret))},
+		{name: "a character straddling the cap", writes: []string{strings.Repeat("x", limit-1), "ééé"},
+			want: strings.Repeat("x", limit-1), note: "\n[output truncated: 6 more bytes not kept]\n"},
+		{name: "output under the cap is only redacted", writes: []string{"token=" + secret + "\n"}, want: "token=" + Redacted + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := &Env{}
+			env.SetSecrets([]string{secret})
+			c := env.NewCapture()
+			for _, w := range tt.writes {
+				if n, err := c.Write([]byte(w)); n != len(w) || err != nil {
+					t.Fatalf("Write = %d, %v", n, err)
+				}
+			}
+			if len(c.buf) > limit+len(secret)-1 {
+				t.Errorf("kept %d bytes, more than the cap and the longest secret", len(c.buf))
+			}
+			got := c.String()
+			if got != tt.want+tt.note {
+				t.Errorf("String() ends %q\nwant          %q", tail(got), tail(tt.want+tt.note))
+			}
+			if part := partOf(got, secret); part != "" {
+				t.Errorf("%q shows in %q", part, tail(got))
+			}
+		})
+	}
+}
+
+func tail(s string) string { return s[max(0, len(s)-80):] }
+
+func TestEnvSecrets(t *testing.T) {
+	var nilEnv *Env
+	if nilEnv.Redactor() != nil || nilEnv.NewCapture() == nil {
+		t.Error("a nil Env must be usable")
+	}
+	env := &Env{}
+	env.SetSecrets([]string{"ab", ""})
+	if env.Redactor() != nil {
+		t.Error("secrets too short to redact give no Redactor")
+	}
+	env.SetSecrets([]string{secret})
+	if got := env.Redactor().Redact("say " + secret); got != "say "+Redacted {
+		t.Errorf("Redact = %q", got)
+	}
+}
