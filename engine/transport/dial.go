@@ -44,6 +44,10 @@ type Dialer struct {
 	// NoQuickAck turns off the TCP_QUICKACK workaround for OpenSSH's slow
 	// first session (see quickack.go); for benchmarks.
 	NoQuickAck bool
+	// Warn receives the transport's warnings about the controller's own files (a
+	// known_hosts line that cannot be read), each once for the Dialer's life; nil: standard
+	// error.
+	Warn func(msg string)
 	// Passphrase, when set, is asked for the passphrase of an encrypted key file that
 	// the agent does not hold (on a terminal: the CLI prompts). It is called at most once
 	// per file for the Dialer's life, however many hosts use the key.
@@ -210,7 +214,7 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 	defer cancel()
 	addr := t.hostPort()
 
-	hostKeyCB, algos, err := hostKeyCheck(t)
+	hostKeyCB, algos, err := hostKeyCheck(t, d.warnOnce)
 	if err != nil {
 		return nil, nil, "", unreachable(name, "host key", err)
 	}

@@ -29,8 +29,8 @@ type cachedDB struct {
 }
 
 // loadKnownHosts returns the files that exist, read; nil if there are none. Each line that
-// cannot be read is warned about once (see SetWarnings) and left out.
-func loadKnownHosts(paths []string) (*knownHostsDB, error) {
+// cannot be read is passed to warn (see Dialer.Warn) and left out.
+func loadKnownHosts(paths []string, warn func(key, msg string)) (*knownHostsDB, error) {
 	files := existing(paths)
 	if len(files) == 0 {
 		return nil, nil
@@ -55,39 +55,35 @@ func loadKnownHosts(paths []string) (*knownHostsDB, error) {
 	}
 	knownHostsCache.Unlock()
 	for _, b := range e.db.broken {
-		warnOnce(b.where()+"\x00"+b.reason, fmt.Sprintf("known_hosts %s skipped: %s", b.where(), b.reason))
+		warn(b.where()+"\x00"+b.reason, fmt.Sprintf("known_hosts %s skipped: %s", b.where(), b.reason))
 	}
 	return e.db, nil
 }
 
-// warnings is where the transport's warnings go, and the ones already given.
-var warnings struct {
+// warnedSets holds, per Dialer, the warnings already given (outside the Dialer, so that
+// Dialers stay plain values).
+var warnedSets sync.Map // *Dialer → *warnedSet
+
+type warnedSet struct {
 	sync.Mutex
-	sink  func(string)
 	given map[string]bool
 }
 
-// SetWarnings sends the transport's warnings to sink (nil: standard error) and forgets the
-// ones already given. They are about the controller's own files, such as a known_hosts line
-// that cannot be read, so each is given once however many hosts the file serves.
-func SetWarnings(sink func(msg string)) {
-	warnings.Lock()
-	defer warnings.Unlock()
-	warnings.sink, warnings.given = sink, nil
-}
-
-func warnOnce(key, msg string) {
-	warnings.Lock()
-	defer warnings.Unlock()
-	if warnings.given[key] {
+// warnOnce gives msg to d.Warn (nil: standard error) unless a warning with key was given
+// before by this Dialer. The transport's warnings are about the controller's own files,
+// such as a known_hosts line that cannot be read, so each is given once however many hosts
+// the file serves.
+func (d *Dialer) warnOnce(key, msg string) {
+	v, _ := warnedSets.LoadOrStore(d, &warnedSet{given: map[string]bool{}})
+	w := v.(*warnedSet)
+	w.Lock()
+	defer w.Unlock()
+	if w.given[key] {
 		return
 	}
-	if warnings.given == nil {
-		warnings.given = map[string]bool{}
-	}
-	warnings.given[key] = true
-	if warnings.sink != nil {
-		warnings.sink(msg)
+	w.given[key] = true
+	if d.Warn != nil {
+		d.Warn(msg)
 	} else {
 		fmt.Fprintln(os.Stderr, "warning: "+msg)
 	}
@@ -100,7 +96,7 @@ var knownHostsMu sync.Mutex
 // hostKeyCheck builds the HostKeyCallback and the host key algorithms to
 // ask for, so the server offers a key type known_hosts has (otherwise a
 // host with an ed25519 entry that also has an RSA key would look changed).
-func hostKeyCheck(t Target) (ssh.HostKeyCallback, []string, error) {
+func hostKeyCheck(t Target, warn func(key, msg string)) (ssh.HostKeyCallback, []string, error) {
 	mode, err := normalizeStrict(t.StrictHostKeyChecking)
 	if err != nil {
 		return nil, nil, err
@@ -110,7 +106,7 @@ func hostKeyCheck(t Target) (ssh.HostKeyCallback, []string, error) {
 		// StrictHostKeyChecking=no with a throwaway known_hosts would.
 		return func(string, net.Addr, ssh.PublicKey) error { return nil }, nil, nil
 	}
-	db, err := loadKnownHosts(t.KnownHostsFiles)
+	db, err := loadKnownHosts(t.KnownHostsFiles, warn)
 	if err != nil {
 		return nil, nil, err
 	}

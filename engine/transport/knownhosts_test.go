@@ -280,8 +280,8 @@ func FuzzKnownHosts(f *testing.F) {
 	})
 }
 
-// Each unreadable line is warned about once per run (SetWarnings starts one), however many
-// hosts the file serves and even after the file changes.
+// Each unreadable line is warned about once for a Dialer's life (a run has one), however
+// many hosts the file serves and even after the file changes.
 func TestKnownHostsWarnOnce(t *testing.T) {
 	srv := startTestServer(t)
 	other, _ := newKey(t)
@@ -295,8 +295,7 @@ func TestKnownHostsWarnOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	SetWarnings(func(msg string) { got = append(got, msg) })
-	t.Cleanup(func() { SetWarnings(nil) })
+	d := &Dialer{Warn: func(msg string) { got = append(got, msg) }}
 	want := []string{
 		tg.KnownHostsFiles[0] + `:1 skipped: key type "ssh-xmss@openssh.com" is not supported`,
 		tg.KnownHostsFiles[0] + ":2 skipped: ssh-ed25519 key cannot be parsed",
@@ -314,7 +313,7 @@ func TestKnownHostsWarnOnce(t *testing.T) {
 		}
 	}
 	for range 3 {
-		dial(t, &Dialer{}, tg).Close()
+		dial(t, d, tg).Close()
 	}
 	check("three dials")
 	f, err := os.OpenFile(tg.KnownHostsFiles[0], os.O_APPEND|os.O_WRONLY, 0)
@@ -323,10 +322,9 @@ func TestKnownHostsWarnOnce(t *testing.T) {
 	}
 	f.WriteString("# an edit\n")
 	f.Close()
-	dial(t, &Dialer{}, tg).Close()
+	dial(t, d, tg).Close()
 	check("after an edit")
-	SetWarnings(func(msg string) { got = append(got, msg) })
 	got = nil
-	dial(t, &Dialer{}, tg).Close()
+	dial(t, &Dialer{Warn: d.Warn}, tg).Close()
 	check("a new run")
 }

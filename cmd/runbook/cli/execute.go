@@ -79,15 +79,14 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 	}
 	// Warnings about the controller's own files (a known_hosts line that cannot be read),
 	// once per run, above the live line.
-	transport.SetWarnings(func(msg string) {
-		say := func() { fmt.Fprintf(a.stderr, "warning: %s\n", msg) }
+	conn.Dialer.Warn = func(msg string) {
+		say := func() { fmt.Fprintf(a.stderr, "warning: %s\n", termsafe.Text(msg)) }
 		if h, ok := v.(*view.Human); ok {
 			h.Hold(say)
 		} else {
 			say()
 		}
-	})
-	defer transport.SetWarnings(nil)
+	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	obs, comp := a.startCompliance(cmd, rb, f, v)
