@@ -67,6 +67,11 @@ type Request struct {
 	Args cty.Value
 	// Sensitive names arguments whose values must never be shown.
 	Sensitive []string
+	// Redact holds more values that must never be shown: those of sensitive variables that
+	// an argument holds inside a longer string ("echo ${var.token}"), which the host may
+	// print back alone. The helper redacts them like the sensitive arguments' values,
+	// before anything it returns is shortened.
+	Redact []string
 	// TimeoutMS bounds the request on the helper; 0 means the helper's default.
 	TimeoutMS int64
 }
@@ -77,6 +82,7 @@ type wireRequest struct {
 	Module    string          `json:"module,omitempty"`
 	Args      json.RawMessage `json:"args,omitempty"`
 	Sensitive []string        `json:"sensitive,omitempty"`
+	Redact    []string        `json:"redact,omitempty"`
 	TimeoutMS int64           `json:"timeout_ms,omitempty"`
 }
 
@@ -183,7 +189,7 @@ func DecodeArgs(raw json.RawMessage) (cty.Value, error) {
 
 // EncodeRequest renders a request as one line, newline included.
 func EncodeRequest(req *Request) ([]byte, error) {
-	w := wireRequest{ID: req.ID, Op: req.Op, Module: req.Module, TimeoutMS: req.TimeoutMS}
+	w := wireRequest{ID: req.ID, Op: req.Op, Module: req.Module, Redact: req.Redact, TimeoutMS: req.TimeoutMS}
 	args, sens, err := EncodeArgs(req.Args)
 	if err != nil {
 		return nil, err
@@ -232,7 +238,7 @@ func DecodeRequest(line []byte) (*Request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("malformed request %d: %w", w.ID, err)
 	}
-	return &Request{ID: w.ID, Op: w.Op, Module: w.Module, Args: args, Sensitive: w.Sensitive, TimeoutMS: w.TimeoutMS}, nil
+	return &Request{ID: w.ID, Op: w.Op, Module: w.Module, Args: args, Sensitive: w.Sensitive, Redact: w.Redact, TimeoutMS: w.TimeoutMS}, nil
 }
 
 // EncodeResponse renders a response as one line, newline included.

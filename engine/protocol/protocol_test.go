@@ -179,6 +179,14 @@ func TestServeRequests(t *testing.T) {
 					t.Errorf("secret leaked: %s %q %q", r.Data, r.Msg, r.Diff.After)
 				}
 			}},
+		// A sensitive variable's value inside a longer, unmarked argument: the controller
+		// names the value, and the helper redacts it wherever it shows.
+		{name: "value to redact", req: Request{Op: OpCheck, Module: "echo", Args: obj("text", cty.StringVal("token=t0ps3cret")), Redact: []string{"t0ps3cret"}},
+			wantStatus: "drift", check: func(t *testing.T, r *Response) {
+				if strings.Contains(string(r.Data)+r.Msg+r.Diff.After, "t0ps3cret") || !strings.Contains(r.Msg, "token="+modules.Redacted) {
+					t.Errorf("not redacted: %s %q %q", r.Data, r.Msg, r.Diff.After)
+				}
+			}},
 		{name: "unknown module", req: Request{Op: OpCheck, Module: "ecko"}, wantStatus: "failed", wantErr: `unknown module "ecko"; did you mean "echo"?`},
 		{name: "controller module", req: Request{Op: OpCheck, Module: "ctl"}, wantStatus: "failed", wantErr: "runs on the controller"},
 		{name: "bad args", req: Request{Op: OpCheck, Module: "echo", Args: obj("txt", cty.True)}, wantStatus: "failed", wantErr: `unsupported argument "txt"`},

@@ -377,7 +377,7 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 	// The module gets the secrets too: what it shortens (a command line, captured output)
 	// it must redact first, or a cut through a secret would leave a part of it that the
 	// redaction below no longer recognises.
-	secrets := modules.SecretStrings(args, env.SensitiveArgs())
+	secrets := append(modules.SecretStrings(args, env.SensitiveArgs()), req.Redact...)
 	env.SetSecrets(secrets)
 	res, runErr := runner.Run(ctx, env, args, req.Op == OpApply)
 	res.Redact(secrets)

@@ -699,7 +699,7 @@ func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply
 	if apply {
 		op = "apply"
 	}
-	resp, err := x.call(ctx, &protocol.Request{Op: op, Module: module, Args: args})
+	resp, err := x.call(ctx, &protocol.Request{Op: op, Module: module, Args: args, Redact: run.Secrets(ctx)})
 	if err != nil {
 		return nil, err
 	}

@@ -799,12 +799,13 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope) Res
 	if t.CheckMode != nil {
 		apply = !*t.CheckMode
 	}
-	secrets := append(secretStrings(args), sensitiveValues(ectx)...)
+	vals := sensitiveValues(ectx)
+	secrets := append(secretStrings(args), vals...)
 	attempts := t.Retries + 1
 	var res *modules.Result
 	var err error
 	for attempt := 1; attempt <= attempts; attempt++ {
-		res, err = hr.runModule(ctx, t, m, args, apply, ectx)
+		res, err = hr.runModule(WithSecrets(ctx, vals), t, m, args, apply, ectx)
 		if ctx.Err() != nil {
 			break
 		}
@@ -1030,6 +1031,25 @@ func sensitiveValues(ectx *hcl.EvalContext) []string {
 		}
 	}
 	return out
+}
+
+type secretsKey struct{}
+
+// WithSecrets returns ctx carrying the values of sensitive variables that a task's
+// arguments may hold inside longer strings. An Executor sends them along with the task, so
+// that the host redacts them too (before it shortens anything), not only the values of the
+// arguments that are marked sensitive as a whole.
+func WithSecrets(ctx context.Context, vals []string) context.Context {
+	if len(vals) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, secretsKey{}, vals)
+}
+
+// Secrets returns the values WithSecrets put in ctx.
+func Secrets(ctx context.Context) []string {
+	vals, _ := ctx.Value(secretsKey{}).([]string)
+	return vals
 }
 
 func redactResult(r *Result, secrets []string) {
