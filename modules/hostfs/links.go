@@ -45,7 +45,7 @@ type UntrustedLinkError struct {
 }
 
 func (e *UntrustedLinkError) Error() string {
-	return fmt.Sprintf("%s is a link owned by %s to %s, owned by %s: not followed, since runbook follows a link only when its owner is root, the user runbook runs as, or the owner of its target (if the link is meant, chown -h it to one of them)",
+	return fmt.Sprintf("%s is a link owned by %s to %s, owned by %s: not followed, as only links owned by root, by the user runbook runs as or by their target's owner are (chown -h the link if it is meant)",
 		e.Link, userName(e.LinkUID), e.Target, userName(e.TargetUID))
 }
 

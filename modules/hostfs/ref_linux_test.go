@@ -314,3 +314,69 @@ func TestRemoveAllKeepsLinkTargets(t *testing.T) {
 		t.Errorf("a link's target went: %v", err)
 	}
 }
+
+// TestPathFunctions holds WriteAtomic, ReadOptional and Remove, which the system, security
+// and network modules use, to the same rule: a planted link is never read through, and a
+// write or removal acts on the link itself, never on what it leads to.
+func TestPathFunctions(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("planting a link owned by another user needs root")
+	}
+	tests := []struct {
+		name    string
+		op      func(d string) error
+		wantErr string
+		check   func(t *testing.T, d string)
+	}{
+		{name: "read through a planted link", wantErr: "/pub/l is a link owned by nobody",
+			op: func(d string) error {
+				b, _, err := ReadOptional(d + "/pub/l")
+				if strings.Contains(string(b), "secret") {
+					return errors.New("read the secret")
+				}
+				return err
+			}},
+		{name: "read below a planted directory link", wantErr: "/pub/dir is a link owned by nobody",
+			op: func(d string) error { _, _, err := ReadOptional(d + "/pub/dir/secret"); return err }},
+		{name: "write over a planted link replaces the link",
+			op: func(d string) error {
+				return WriteAtomic(d+"/pub/l", []byte("mine\n"), Options{Mode: 0o644, UID: -1, GID: -1})
+			},
+			check: func(t *testing.T, d string) {
+				if fi, err := os.Lstat(d + "/pub/l"); err != nil || !fi.Mode().IsRegular() {
+					t.Errorf("the link is still there: %v", err)
+				}
+			}},
+		{name: "write below a planted directory link", wantErr: "/pub/dir is a link owned by nobody",
+			op: func(d string) error {
+				return WriteAtomic(d+"/pub/dir/secret", []byte("mine\n"), Options{Mode: 0o644, UID: -1, GID: -1, MkdirAll: true})
+			}},
+		{name: "remove a planted link removes the link",
+			op: func(d string) error { return Remove(d + "/pub/l") },
+			check: func(t *testing.T, d string) {
+				if _, err := os.Lstat(d + "/pub/l"); !os.IsNotExist(err) {
+					t.Errorf("the link is still there: %v", err)
+				}
+			}},
+		{name: "remove below a planted directory link", wantErr: "/pub/dir is a link owned by nobody",
+			op: func(d string) error { return Remove(d + "/pub/dir/secret") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := tree(t)
+			plant(t, d+"/private/secret", d+"/pub/l", other)
+			plant(t, d+"/private", d+"/pub/dir", other)
+			secretBefore := describeFile(t, d+"/private/secret")
+			err := tt.op(d)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if got := describeFile(t, d+"/private/secret"); got != secretBefore {
+				t.Errorf("the secret changed:\n%s\n%s", secretBefore, got)
+			}
+			if tt.check != nil {
+				tt.check(t, d)
+			}
+		})
+	}
+}
