@@ -27,6 +27,7 @@ func (*Ref) Dir() string                             { return "" }
 func (*Ref) Name() string                            { return "" }
 func (*Ref) Lstat() (fs.FileInfo, error)             { return nil, errNotLinux }
 func (*Ref) Stat() (fs.FileInfo, error)              { return nil, errNotLinux }
+func (*Ref) Follow() (*Ref, error)                   { return nil, errNotLinux }
 func (*Ref) ReadFile() ([]byte, error)               { return nil, errNotLinux }
 func (*Ref) ReadDirNames() ([]string, error)         { return nil, errNotLinux }
 func (*Ref) Readlink() (string, error)               { return "", errNotLinux }
