@@ -10,6 +10,7 @@ package hostfs
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
 	"strings"
@@ -40,6 +41,26 @@ func KeepOwner(fi fs.FileInfo) (uid, gid int) {
 		}
 	}
 	return -1, -1
+}
+
+// fill writes content to f, a new temporary file that is to replace path, gives it o's
+// owner and mode, and syncs it.
+func fill(f *os.File, path string, content []byte, o Options) error {
+	if _, err := f.Write(content); err != nil {
+		return fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	if o.UID >= 0 || o.GID >= 0 {
+		if err := f.Chown(o.UID, o.GID); err != nil {
+			return fmt.Errorf("set owner of %s: %w", path, err)
+		}
+	}
+	if err := f.Chmod(o.Mode); err != nil {
+		return fmt.Errorf("set mode of %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", f.Name(), err)
+	}
+	return nil
 }
 
 // Line is one line of a text file and the terminator it had ("\n", "\r\n", or "" for a

@@ -371,19 +371,8 @@ func (r *Ref) WriteAtomic(content []byte, o Options) error {
 			unix.Unlinkat(r.dir, tmp, 0)
 		}
 	}()
-	if _, err := f.Write(content); err != nil {
-		return fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	if o.UID >= 0 || o.GID >= 0 {
-		if err := f.Chown(o.UID, o.GID); err != nil {
-			return fmt.Errorf("set owner of %s: %w", path, err)
-		}
-	}
-	if err := f.Chmod(o.Mode); err != nil {
-		return fmt.Errorf("set mode of %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", f.Name(), err)
+	if err := fill(f, path, content, o); err != nil {
+		return err
 	}
 	if o.Validate != nil {
 		if err := o.Validate(f.Name()); err != nil {
@@ -416,7 +405,11 @@ func (r *Ref) Backup(name func(i int) string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer src.Close()
+	content, err := io.ReadAll(src)
+	src.Close()
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", r.Path(), err)
+	}
 	tmp, f, err := r.createTemp()
 	if err != nil {
 		return "", err
@@ -425,19 +418,10 @@ func (r *Ref) Backup(name func(i int) string) (string, error) {
 		f.Close()
 		unix.Unlinkat(r.dir, tmp, 0)
 	}()
-	if _, err := io.Copy(f, src); err != nil {
-		return "", fmt.Errorf("copy %s: %w", r.Path(), err)
-	}
-	if uid, gid := KeepOwner(fi); uid >= 0 {
-		if err := f.Chown(uid, gid); err != nil {
-			return "", fmt.Errorf("set owner of %s: %w", f.Name(), err)
-		}
-	}
-	if err := f.Chmod(fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)); err != nil {
-		return "", fmt.Errorf("set mode of %s: %w", f.Name(), err)
-	}
-	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("sync %s: %w", f.Name(), err)
+	uid, gid := KeepOwner(fi)
+	o := Options{Mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), UID: uid, GID: gid}
+	if err := fill(f, f.Name(), content, o); err != nil {
+		return "", err
 	}
 	for i := range 1000 {
 		n := name(i)

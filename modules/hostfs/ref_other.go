@@ -66,19 +66,8 @@ func WriteAtomic(path string, content []byte, o Options) error {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := f.Write(content); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if o.UID >= 0 || o.GID >= 0 {
-		if err := f.Chown(o.UID, o.GID); err != nil {
-			return fmt.Errorf("set owner of %s: %w", path, err)
-		}
-	}
-	if err := f.Chmod(o.Mode); err != nil {
-		return fmt.Errorf("set mode of %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp, err)
+	if err := fill(f, path, content, o); err != nil {
+		return err
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp, err)
