@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,29 +183,18 @@ func setAttrs(obj cty.Value, set map[string]cty.Value) cty.Value {
 	return cty.ObjectVal(attrs).WithMarks(marks)
 }
 
-// resolveDest follows a symbolic link at path, so that writing the file keeps the link
-// and changes what it points to (as editing the file by hand would). A link to nothing
-// is an error: writing through it could create a file anywhere.
-func resolveDest(path string) (string, error) {
-	path = filepath.Clean(path)
-	fi, err := os.Lstat(path)
-	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
-		return path, nil
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		t, _ := os.Readlink(path)
-		return "", fmt.Errorf("%s is a link to %s, which does not exist", path, t)
-	}
-	return real, nil
-}
-
 // writeContent is the host side of copy and template.
 func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	dest, err := resolveDest(str(args, "dest"))
+	asked := filepath.Clean(str(args, "dest"))
+	r, err := resolveFile(asked)
 	if err != nil {
 		return nil, err
 	}
+	if r == nil {
+		return nil, fmt.Errorf("directory %s does not exist; create it first (file module, state = \"directory\")", filepath.Dir(asked))
+	}
+	defer r.Close()
+	dest := r.Path()
 	want, err := parseMeta(ctx, args)
 	if err != nil {
 		return nil, err
@@ -214,25 +202,21 @@ func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply b
 	content := []byte(str(args, "content"))
 	sum := checksum(content)
 	res := &modules.Result{Status: modules.StatusOK, Data: map[string]any{"checksum": sum, "backup_file": ""}}
-	if dest != filepath.Clean(str(args, "dest")) {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%s is a link; writing its target %s", str(args, "dest"), dest))
+	if dest != asked {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s is a link; writing its target %s", asked, dest))
 	}
-	fi, err := os.Stat(dest)
-	exists := err == nil
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if dfi, derr := os.Stat(filepath.Dir(dest)); derr != nil || !dfi.IsDir() {
-			return nil, fmt.Errorf("directory %s does not exist; create it first (file module, state = \"directory\")", filepath.Dir(dest))
-		}
-	case err != nil:
+	fi, err := r.Lstat()
+	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", dest, err)
-	case !fi.Mode().IsRegular():
+	}
+	exists := fi != nil
+	if exists && !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is a %s, not a regular file", dest, typeName(fi))
 	}
 	var old []byte
 	if exists {
-		if old, err = os.ReadFile(dest); err != nil {
-			return nil, fmt.Errorf("read %s: %w", dest, err)
+		if old, err = r.ReadFile(); err != nil {
+			return nil, err
 		}
 	}
 	contentChanged := !exists || checksum(old) != sum
@@ -261,7 +245,7 @@ func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply b
 	}
 	if contentChanged {
 		if exists && boolArg(args, "backup") {
-			name, err := backupFile(ctx, env, dest, fi)
+			name, err := backupFile(env, r)
 			if err != nil {
 				return nil, err
 			}
@@ -269,12 +253,12 @@ func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply b
 		}
 		o := keepOpts(fi, want)
 		o.validate = str(args, "validate")
-		if err := writeAtomic(ctx, env, dest, content, o); err != nil {
+		if err := writeAtomic(ctx, env, r, content, o); err != nil {
 			return nil, err
 		}
 		return res, nil
 	}
-	if err := want.apply(dest, false); err != nil {
+	if err := want.apply(r, fi); err != nil {
 		return nil, err
 	}
 	return res, nil

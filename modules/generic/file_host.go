@@ -8,18 +8,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 var _ modules.Runner = File{}
 
-// Run brings path to the wanted state. Symbolic links are followed for "file" and
+// Run brings path to the wanted state. Symbolic links are followed for "file", "touch" and
 // "directory" (the target's metadata is managed, as chmod would), never for "link" and
-// "absent" (the link itself is managed or removed).
+// "absent" (the link itself is managed or removed). A link is followed only when trusted
+// (hostfs.Resolve); an untrusted one is an error for the states that would follow it.
 func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
 	path := filepath.Clean(str(args, "path"))
 	state := str(args, "state")
@@ -28,19 +29,51 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	if err != nil {
 		return nil, err
 	}
-	before, err := lstat(path)
-	if err != nil {
-		return nil, fmt.Errorf("inspect %s: %w", path, err)
+	// ref names the path itself; nil while its directory does not exist. obj is what the
+	// task manages: ref, or what a link at ref leads to for the states that follow it.
+	ref, err := hostfs.Resolve(path, hostfs.NoFollow)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		ref = nil
+	case err != nil:
+		return nil, err
+	}
+	obj := ref
+	defer func() {
+		obj.Close()
+		ref.Close()
+	}()
+	var before fs.FileInfo
+	if ref != nil {
+		if before, err = ref.Lstat(); err != nil {
+			return nil, fmt.Errorf("inspect %s: %w", path, err)
+		}
 	}
 	res := &modules.Result{Status: modules.StatusOK, Data: map[string]any{"exists": before != nil, "type": typeName(before)}}
+	isLink := before != nil && before.Mode()&fs.ModeSymlink != 0
 	beforeTarget := ""
-	if before != nil && before.Mode()&fs.ModeSymlink != 0 {
-		beforeTarget, _ = os.Readlink(path)
+	if isLink {
+		beforeTarget, _ = ref.Readlink()
+	}
+	follow := state != "link" && state != "absent"
+	objFI := before // what obj is; a link to nothing stays the link
+	if follow && isLink {
+		t, err := ref.Follow()
+		var dangling *hostfs.DanglingLinkError
+		switch {
+		case errors.As(err, &dangling):
+		case err != nil:
+			return nil, err
+		default:
+			obj = t
+			if objFI, err = t.Lstat(); err != nil {
+				return nil, fmt.Errorf("inspect %s: %w", t.Path(), err)
+			}
+		}
 	}
 	// Diffs show what the module manages: the link itself for "link" and "absent", what
 	// the path resolves to otherwise.
-	follow := state != "link" && state != "absent"
-	beforeDesc := view(path, follow)
+	beforeDesc := view(ref, follow)
 
 	var what []string // what was (or would be) done, for Msg
 	creating := false // path is (or would be) made anew, so its current metadata says nothing
@@ -52,8 +85,8 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		}
 		what = append(what, modules.Tense(apply, "removed ", "would remove ")+typeName(before)+" "+path)
 		if apply {
-			if err := os.RemoveAll(path); err != nil {
-				return nil, fmt.Errorf("remove %s: %w", path, err)
+			if err := ref.RemoveAll(); err != nil {
+				return nil, err
 			}
 		}
 		res.Status = modules.DiffStatus(apply)
@@ -63,14 +96,14 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 
 	case "link":
 		src := str(args, "src")
-		if before != nil && before.Mode()&fs.ModeSymlink != 0 && beforeTarget == src {
+		if isLink && beforeTarget == src {
 			break // the right link: only its owner may differ
 		}
-		if before != nil && before.Mode()&fs.ModeSymlink == 0 {
+		if before != nil && !isLink {
 			if !force {
 				return nil, fmt.Errorf("%s is a %s, not a link; set force = true to replace it", path, typeName(before))
 			}
-			if err := replaceable(path, before); err != nil {
+			if err := replaceable(path, ref, before); err != nil {
 				return nil, err
 			}
 		}
@@ -84,17 +117,24 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 			res.Warnings = append(res.Warnings, fmt.Sprintf("the link's target %s does not exist (yet)", src))
 		}
 		if apply {
-			if err := makeLink(path, src, before); err != nil {
+			if ref, err = resolveAgain(ref, path, hostfs.NoFollow); err != nil {
+				return nil, err
+			}
+			if before != nil && before.IsDir() {
+				// rename cannot replace a directory with a link; replaceable checked it is empty.
+				if err := ref.Remove(); err != nil {
+					return nil, err
+				}
+			}
+			if err := ref.Symlink(src); err != nil {
 				return nil, err
 			}
 		}
 
 	case "directory":
-		fi := before
-		if fi != nil && fi.Mode()&fs.ModeSymlink != 0 {
-			if t, err := os.Stat(path); err == nil && t.IsDir() {
-				fi = t // a link to a directory is a directory here, as for mkdir -p
-			}
+		fi, at := objFI, obj
+		if obj != ref && (fi == nil || !fi.IsDir()) {
+			fi, at = before, ref // a link to a directory is a directory here, as for mkdir -p; to anything else it is a link
 		}
 		switch {
 		case fi != nil && fi.IsDir():
@@ -102,49 +142,38 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 			return nil, fmt.Errorf("%s is a %s, not a directory; set force = true to replace it", path, typeName(fi))
 		default:
 			if fi != nil {
-				if err := replaceable(path, fi); err != nil {
+				if err := replaceable(path, at, fi); err != nil {
 					return nil, err
 				}
 			}
 			creating = true
 			what = append(what, modules.Tense(apply, "created", "would create")+" directory "+path)
 			if apply {
+				if ref, err = resolveAgain(ref, path, hostfs.MakeParents); err != nil {
+					return nil, err
+				}
 				if fi != nil {
-					if err := os.Remove(path); err != nil {
+					if err := ref.Remove(); err != nil {
 						return nil, fmt.Errorf("replace %s: %w", path, err)
 					}
 				}
-				if err := os.MkdirAll(path, 0o755); err != nil {
-					return nil, fmt.Errorf("create directory %s: %w", path, err)
-				}
-				if !want.hasMode {
-					// MkdirAll's mode goes through the umask; new directories get 0755.
-					if err := os.Chmod(path, 0o755); err != nil {
-						return nil, fmt.Errorf("set mode of %s: %w", path, err)
-					}
+				if err := ref.Mkdir(0o755); err != nil {
+					return nil, err
 				}
 			}
 		}
 
 	case "file", "touch":
-		fi := before
-		if fi != nil && fi.Mode()&fs.ModeSymlink != 0 {
-			t, err := os.Stat(path)
-			switch {
-			case err == nil:
-				fi = t
-			case !force:
-				return nil, fmt.Errorf("%s is a link to %s, which does not exist; set force = true to replace the link with a file", path, beforeTarget)
-			}
+		if isLink && obj == ref && !force {
+			return nil, fmt.Errorf("%s is a link to %s, which does not exist; set force = true to replace the link with a file", path, beforeTarget)
 		}
-		switch {
+		switch fi := objFI; {
 		case fi != nil && fi.Mode().IsRegular():
 			if state == "touch" {
 				what = append(what, modules.Tense(apply, "touched", "would touch")+" "+path)
 				if apply {
-					now := env.Time()
-					if err := os.Chtimes(path, now, now); err != nil {
-						return nil, fmt.Errorf("touch %s: %w", path, err)
+					if err := obj.Chtimes(env.Time()); err != nil {
+						return nil, err
 					}
 				}
 			}
@@ -152,15 +181,18 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 			return nil, fmt.Errorf("%s is a %s, not a file; set force = true to replace it", path, typeName(fi))
 		default:
 			if fi != nil {
-				if err := replaceable(path, fi); err != nil {
+				if err := replaceable(path, obj, fi); err != nil {
 					return nil, err
 				}
 			}
 			creating = true
 			what = append(what, modules.Tense(apply, "created", "would create")+" empty file "+path)
 			if apply {
+				if ref, err = resolveAgain(ref, path, hostfs.NoFollow); err != nil {
+					return nil, err
+				}
 				if fi != nil {
-					if err := os.Remove(path); err != nil {
+					if err := ref.Remove(); err != nil {
 						return nil, fmt.Errorf("replace %s: %w", path, err)
 					}
 				}
@@ -168,38 +200,39 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 				if want.hasMode {
 					mode = want.mode
 				}
-				if err := writeAtomic(ctx, env, path, nil, writeOpts{mode: mode, uid: want.uid, gid: want.gid}); err != nil {
+				if err := writeAtomic(ctx, env, ref, nil, writeOpts{mode: mode, uid: want.uid, gid: want.gid}); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
 
-	// Metadata: of the path itself for links, of what it resolves to otherwise. In check
-	// mode a path that does not exist yet has no metadata to compare; creating it already
-	// counts as the difference.
+	// Metadata: of the path itself for links and for what was just made there, of what it
+	// resolves to otherwise. In check mode a path that does not exist yet has no metadata
+	// to compare; creating it already counts as the difference.
 	link := state == "link"
+	at := obj
+	if link || creating {
+		at = ref
+	}
 	var cur fs.FileInfo
-	if link {
-		cur, err = os.Lstat(path)
-	} else {
-		cur, err = os.Stat(path)
+	if at != nil && (!creating || apply) {
+		if cur, err = at.Lstat(); err != nil {
+			return nil, fmt.Errorf("inspect %s: %w", path, err)
+		}
 	}
 	if link && want.hasMode {
 		res.Warnings = append(res.Warnings, "mode is ignored for links: Linux does not use a link's own permissions")
 	}
-	switch {
-	case err == nil && (!creating || apply):
+	if cur != nil {
 		if ch := want.changes(cur); len(ch) > 0 {
 			what = append(what, modules.Tense(apply, "set ", "would set ")+strings.Join(ch, ", "))
 			if apply {
-				if err := want.apply(path, link); err != nil {
+				if err := want.apply(at, cur); err != nil {
 					return nil, err
 				}
 			}
 		}
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("inspect %s: %w", path, err)
 	}
 	if len(what) == 0 {
 		res.Msg = path + " is as wanted"
@@ -209,14 +242,11 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	res.Msg = strings.Join(what, "; ")
 	var after string
 	if apply {
-		after = view(path, follow)
+		after = view(ref, follow)
 	} else {
 		var curFI fs.FileInfo
 		if !creating {
-			curFI, _ = os.Stat(path)
-			if !follow {
-				curFI, _ = os.Lstat(path)
-			}
+			curFI = objFI
 		}
 		after = predict(state, str(args, "src"), want, curFI)
 	}
@@ -224,38 +254,32 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	return res, nil
 }
 
+// resolveAgain returns r, or when the path's directory did not exist at the check (r is
+// nil), resolves it now: an error says why it still cannot be reached.
+func resolveAgain(r *hostfs.Ref, path string, how hostfs.How) (*hostfs.Ref, error) {
+	if r != nil {
+		return r, nil
+	}
+	r, err := hostfs.Resolve(path, how)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
 // replaceable refuses to replace a directory that has something in it: force is meant for
-// a stray file or link, and removing a tree by accident cannot be undone.
-func replaceable(path string, fi fs.FileInfo) error {
+// a stray file or link, and removing a tree by accident cannot be undone. r names the
+// directory fi describes.
+func replaceable(path string, r *hostfs.Ref, fi fs.FileInfo) error {
 	if !fi.IsDir() {
 		return nil
 	}
-	entries, err := os.ReadDir(path)
+	entries, err := r.ReadDirNames()
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", path, err)
 	}
 	if len(entries) > 0 {
 		return fmt.Errorf("%s is a directory with %d entries; remove it first (state = \"absent\") if it should go", path, len(entries))
-	}
-	return nil
-}
-
-// makeLink points path at src atomically: a link under a temporary name is renamed over
-// path, so path never disappears in between.
-func makeLink(path, src string, before fs.FileInfo) error {
-	if before != nil && before.IsDir() {
-		// rename cannot replace a directory with a link; replaceable checked it is empty.
-		if err := os.Remove(path); err != nil {
-			return fmt.Errorf("replace %s: %w", path, err)
-		}
-	}
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.runbook-%d", filepath.Base(path), time.Now().UnixNano()))
-	if err := os.Symlink(src, tmp); err != nil {
-		return fmt.Errorf("create link %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("create link %s: %w", path, err)
 	}
 	return nil
 }
@@ -268,15 +292,20 @@ func resolveLink(path, src string) string {
 	return filepath.Join(filepath.Dir(path), src)
 }
 
-// view describes path as a diff side, following a link when follow is set and the link
-// leads somewhere.
-func view(path string, follow bool) string {
-	fi, _ := lstat(path)
+// view describes what r names as a diff side, following a link when follow is set and the
+// link leads somewhere it may be followed to.
+func view(r *hostfs.Ref, follow bool) string {
+	var fi fs.FileInfo
+	if r != nil {
+		fi, _ = r.Lstat()
+	}
 	if fi != nil && fi.Mode()&fs.ModeSymlink != 0 {
-		if t, err := os.Stat(path); follow && err == nil {
-			return describe(t, "")
+		if follow {
+			if t, err := r.Stat(); err == nil && t != nil {
+				return describe(t, "")
+			}
 		}
-		target, _ := os.Readlink(path)
+		target, _ := r.Readlink()
 		return describe(fi, target)
 	}
 	return describe(fi, "")

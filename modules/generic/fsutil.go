@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"os/exec"
 	"os/user"
 	"strconv"
@@ -188,21 +187,18 @@ func (m meta) changes(fi fs.FileInfo) []string {
 	return out
 }
 
-// apply sets the metadata on path (on the link itself when link). Ownership goes first:
-// chown clears the setuid and setgid bits, which chmod then sets again.
-func (m meta) apply(path string, link bool) error {
+// apply sets the metadata on what r names (a link's own owner, for a link), which must
+// still be what fi describes. Ownership goes first: chown clears the setuid and setgid
+// bits, which chmod then sets again.
+func (m meta) apply(r *hostfs.Ref, fi fs.FileInfo) error {
 	if m.uid >= 0 || m.gid >= 0 {
-		chown := os.Chown
-		if link {
-			chown = os.Lchown
-		}
-		if err := chown(path, m.uid, m.gid); err != nil {
-			return fmt.Errorf("set owner of %s: %w", path, err)
+		if err := r.Chown(fi, m.uid, m.gid); err != nil {
+			return err
 		}
 	}
-	if m.hasMode && !link {
-		if err := os.Chmod(path, m.mode); err != nil {
-			return fmt.Errorf("set mode of %s: %w", path, err)
+	if m.hasMode && fi.Mode()&fs.ModeSymlink == 0 {
+		if err := r.Chmod(fi, m.mode); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -242,16 +238,20 @@ func typeName(fi fs.FileInfo) string {
 	return "other"
 }
 
-// lstat is os.Lstat with "does not exist" as a nil FileInfo and no error.
-func lstat(path string) (fs.FileInfo, error) {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
+// resolveFile resolves the file that copy, template and line write. A link in its place is
+// followed, as editing the file by hand would follow it, but only when trusted
+// (hostfs.Resolve): an untrusted link, or one that leads nowhere, is an error, found before
+// anything is read, in check mode too. r is nil when the file's directory does not exist.
+func resolveFile(path string) (*hostfs.Ref, error) {
+	r, err := hostfs.Resolve(path, hostfs.FollowLast)
+	var dangling *hostfs.DanglingLinkError
+	switch {
+	case errors.As(err, &dangling):
+		return nil, err
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	return fi, nil
+	return r, err
 }
 
 // writeOpts says how writeAtomic creates the file.
@@ -261,9 +261,11 @@ type writeOpts struct {
 	validate string // a command with %s for the temporary file's path; "" for none
 }
 
-// writeAtomic replaces path with content atomically (hostfs.WriteAtomic); with a validate
-// command, the complete temporary file is checked by it before it replaces path.
-func writeAtomic(ctx context.Context, env *modules.Env, path string, content []byte, o writeOpts) error {
+// writeAtomic replaces the file r names with content atomically (hostfs.Ref.WriteAtomic);
+// with a validate command, the complete temporary file is checked by it before it replaces
+// the file.
+func writeAtomic(ctx context.Context, env *modules.Env, r *hostfs.Ref, content []byte, o writeOpts) error {
+	path := r.Path()
 	ho := hostfs.Options{Mode: o.mode, UID: o.uid, GID: o.gid}
 	if o.validate != "" {
 		ho.Validate = func(tmp string) error {
@@ -282,29 +284,21 @@ func writeAtomic(ctx context.Context, env *modules.Env, path string, content []b
 			return nil
 		}
 	}
-	return hostfs.WriteAtomic(path, content, ho)
+	return r.WriteAtomic(content, ho)
 }
 
-// backupFile copies path beside itself, named with the time, keeping mode and owner.
-func backupFile(ctx context.Context, env *modules.Env, path string, fi fs.FileInfo) (string, error) {
-	content, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("back up %s: %w", path, err)
-	}
+// backupFile copies the file r names beside itself, named with the time, keeping mode and
+// owner (hostfs.Ref.Backup).
+func backupFile(env *modules.Env, r *hostfs.Ref) (string, error) {
 	stamp := env.Time().UTC().Format("20060102T150405Z")
-	name := path + "." + stamp + ".bak"
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
-			break
+	name, err := r.Backup(func(i int) string {
+		if i == 0 {
+			return r.Name() + "." + stamp + ".bak"
 		}
-		name = fmt.Sprintf("%s.%s-%d.bak", path, stamp, i)
-	}
-	o := writeOpts{mode: fi.Mode() & (fs.ModePerm | specialBits), uid: -1, gid: -1}
-	if uid, gid, ok := fileOwner(fi); ok && os.Geteuid() == 0 {
-		o.uid, o.gid = uid, gid
-	}
-	if err := writeAtomic(ctx, env, name, content, o); err != nil {
-		return "", fmt.Errorf("back up %s: %w", path, err)
+		return fmt.Sprintf("%s.%s-%d.bak", r.Name(), stamp, i)
+	})
+	if err != nil {
+		return "", fmt.Errorf("back up %s: %w", r.Path(), err)
 	}
 	return name, nil
 }

@@ -134,7 +134,12 @@ func (File) Info() modules.Info {
 		Description: `Ensures path is in the given state. "file" creates an empty file when missing and never
 changes existing content (use copy or template for content); "directory" creates parents as needed;
 "link" makes path a symbolic link to src; "absent" removes a file, link or (recursively) a directory;
-"touch" creates the file or updates its times. Mode, owner and group are applied to the path itself.`,
+"touch" creates the file or updates its times. Mode, owner and group are applied to the path itself.
+
+When path is a symbolic link, "file", "touch" and "directory" act on what it leads to, but only when
+the link is trusted, as copy describes (runbook modules copy): an untrusted link fails the task, in
+check mode too, naming the link and both owners. "link" and "absent" act on the link itself and
+never follow it. A link in a parent directory of path is held to the same rule in every state.`,
 		Schema: modules.Schema{
 			Args: append([]modules.Arg{
 				{Name: "path", Type: cty.String, Required: true, Doc: "Absolute path on the host."},
@@ -189,7 +194,8 @@ func (Line) Info() modules.Info {
 line is added after the last line matching insert_after (or before the first matching insert_before),
 or at the end of the file. When line is already there, nothing changes. With state = "absent": every
 line matching regexp (or equal to line) is removed. The file is rewritten atomically, keeping its
-mode and owner; other lines, comments included, are never touched.`,
+mode and owner; other lines, comments included, are never touched. A symbolic link at path is
+followed and its target edited, only when trusted, as copy describes (runbook modules copy).`,
 		Schema: modules.Schema{
 			Args: append([]modules.Arg{
 				{Name: "path", Type: cty.String, Required: true, Doc: "The file to edit."},
@@ -265,7 +271,17 @@ func (Copy) Info() modules.Info {
 		Description: `Writes dest atomically (a temporary file in the same directory, then a rename) when its content
 differs. src is read on the controller, relative to the runbook's directory. With validate, the new
 content is checked first by running the command with %s replaced by the temporary file's path; a
-failing check leaves dest untouched.`,
+failing check leaves dest untouched.
+
+Symbolic links: when dest is a link, its target is written and the link stays (a warning says so),
+but only when the link is trusted: owned by root, by the user runbook runs as, or by the owner of
+the file it leads to. Any other link could have been planted by a local user to make root write or
+reveal a file of their choosing, so it is refused: the task fails, in check mode too, with an error
+that names the link, its owner, its target and the target's owner, and nothing behind the link is
+read, shown in a diff or written. A link in a parent directory of dest is held to the same rule. A
+link to nothing is an error. If a refused link is meant, give it to root or to its target's owner
+(chown -h); else remove it (file, state = "absent"). The file is read and replaced through its
+opened directory, so a link put in its place during the task is replaced, never written through.`,
 		Schema: modules.Schema{
 			Args: append([]modules.Arg{
 				{Name: "dest", Type: cty.String, Required: true, Doc: "The file to write on the host."},
@@ -318,7 +334,8 @@ func (Template) Info() modules.Info {
 		Description: `Templates use HCL's template syntax, the same as strings in runbooks: ${expr} interpolates and
 %{ if }/%{ for } directives control the text. A template is rendered on the controller for each host with
 vars plus everything an expression in the task can see (var, local, host, facts, task), then written like
-copy: atomically, only when it differs. src is relative to the runbook's directory.`,
+copy: atomically, only when it differs, and following a link at dest only when trusted (runbook
+modules copy). src is relative to the runbook's directory.`,
 		Schema: modules.Schema{
 			Args: append([]modules.Arg{
 				{Name: "dest", Type: cty.String, Required: true, Doc: "The file to write on the host."},

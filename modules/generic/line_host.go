@@ -3,10 +3,10 @@ package generic
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -25,9 +25,14 @@ var _ modules.Runner = Line{}
 // the start), or at the end when those match nothing. state = "absent" removes every line
 // matching regexp, or equal to line.
 func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	path, err := resolveDest(str(args, "path"))
+	path := filepath.Clean(str(args, "path"))
+	r, err := resolveFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if r != nil {
+		defer r.Close()
+		path = r.Path()
 	}
 	want, err := parseMeta(ctx, args)
 	if err != nil {
@@ -60,26 +65,26 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	present := str(args, "state") != "absent"
 
 	res := &modules.Result{Status: modules.StatusOK, Data: map[string]any{"backup_file": ""}}
-	fi, err := os.Stat(path)
-	exists := err == nil
+	var fi fs.FileInfo
+	if r != nil {
+		if fi, err = r.Lstat(); err != nil {
+			return nil, fmt.Errorf("inspect %s: %w", path, err)
+		}
+	}
+	exists := fi != nil
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if !present {
-			res.Msg = path + " does not exist; nothing to remove"
-			return res, nil
-		}
-		if !boolArg(args, "create") {
-			return nil, fmt.Errorf("%s does not exist; set create = true to create it", path)
-		}
-	case err != nil:
-		return nil, fmt.Errorf("inspect %s: %w", path, err)
-	case !fi.Mode().IsRegular():
+	case !exists && !present:
+		res.Msg = path + " does not exist; nothing to remove"
+		return res, nil
+	case !exists && !boolArg(args, "create"):
+		return nil, fmt.Errorf("%s does not exist; set create = true to create it", path)
+	case exists && !fi.Mode().IsRegular():
 		return nil, fmt.Errorf("%s is a %s, not a regular file", path, typeName(fi))
 	}
 	var old []byte
 	if exists {
-		if old, err = os.ReadFile(path); err != nil {
-			return nil, fmt.Errorf("read %s: %w", path, err)
+		if old, err = r.ReadFile(); err != nil {
+			return nil, err
 		}
 	}
 	lines := hostfs.SplitLines(old)
@@ -118,18 +123,21 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	if !apply {
 		return res, nil
 	}
+	if r == nil {
+		return nil, fmt.Errorf("directory %s does not exist; create it first (file module, state = \"directory\")", filepath.Dir(path))
+	}
 	if contentChanged {
 		if exists && boolArg(args, "backup") {
-			name, err := backupFile(ctx, env, path, fi)
+			name, err := backupFile(env, r)
 			if err != nil {
 				return nil, err
 			}
 			res.Data["backup_file"] = name
 		}
-		if err := writeAtomic(ctx, env, path, content, keepOpts(fi, want)); err != nil {
+		if err := writeAtomic(ctx, env, r, content, keepOpts(fi, want)); err != nil {
 			return nil, err
 		}
-	} else if err := want.apply(path, false); err != nil {
+	} else if err := want.apply(r, fi); err != nil {
 		return nil, err
 	}
 	return res, nil

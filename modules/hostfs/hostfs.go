@@ -1,16 +1,18 @@
 // Package hostfs holds the file operations every module family needs on the host: replacing
-// a file atomically, removing one, and reading one that may be missing. One implementation,
-// so every module writes files the same careful way; the controller writes its own files
-// (reports, metrics, formatted runbooks, helper stamps) with it too.
+// a file atomically, removing one, reading one that may be missing, and, through a Ref,
+// everything the file modules do to a path. One implementation, so every module reaches
+// files the same careful way: paths are resolved one component at a time from open
+// directories, a link is followed only when its owner may choose where it leads (see
+// trusted), and every change acts on descriptors, so nothing swapped in between a check and
+// a change redirects it. The controller writes its own files (reports, metrics, formatted
+// runbooks, helper stamps) with it too.
 package hostfs
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -41,35 +43,11 @@ func KeepOwner(fi fs.FileInfo) (uid, gid int) {
 	return -1, -1
 }
 
-// WriteAtomic replaces path with content so that readers see the old file or the new one,
-// never a mix, and a crash leaves one of them: a temporary file in the same directory (same
-// filesystem, so the rename is atomic) is written, given its mode and owner, synced,
-// validated, and renamed over path; then the directory is synced so that the rename itself
-// survives a crash.
-func WriteAtomic(path string, content []byte, o Options) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	if o.MkdirAll {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", dir, err)
-		}
-	}
-	f, err := os.CreateTemp(dir, "."+base+".runbook-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
+// fill writes content to f, a new temporary file that is to replace path, gives it o's
+// owner and mode, and syncs it.
+func fill(f *os.File, path string, content []byte, o Options) error {
 	if _, err := f.Write(content); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
+		return fmt.Errorf("write %s: %w", f.Name(), err)
 	}
 	if o.UID >= 0 || o.GID >= 0 {
 		if err := f.Chown(o.UID, o.GID); err != nil {
@@ -80,52 +58,9 @@ func WriteAtomic(path string, content []byte, o Options) error {
 		return fmt.Errorf("set mode of %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp, err)
+		return fmt.Errorf("sync %s: %w", f.Name(), err)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if o.Validate != nil {
-		if err := o.Validate(tmp); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	done = true
-	SyncDir(dir)
 	return nil
-}
-
-// Remove removes path (a missing file is fine) and syncs its directory.
-func Remove(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", path, err)
-	}
-	SyncDir(filepath.Dir(path))
-	return nil
-}
-
-// SyncDir syncs a directory, so that a rename or removal in it survives a crash. Some
-// filesystems cannot sync a directory; the change is made anyway, so errors are ignored.
-func SyncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-}
-
-// ReadOptional reads a file that may be missing: ok is false (and err nil) when it is.
-func ReadOptional(path string) (b []byte, ok bool, err error) {
-	b, err = os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return b, true, nil
 }
 
 // Line is one line of a text file and the terminator it had ("\n", "\r\n", or "" for a

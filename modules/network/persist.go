@@ -2,7 +2,6 @@ package network
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -54,16 +53,11 @@ func newHostFS(root string) *hostFS {
 
 func (f *hostFS) path(p string) string { return filepath.Join(f.root, p) }
 
-// read returns a file's content; a missing file is ("", false, nil).
+// read returns a file's content; a missing file is ("", false, nil). A link is followed
+// only when trusted (hostfs.ReadOptional): what a plan reads may reach a diff.
 func (f *hostFS) read(p string) (string, bool, error) {
-	b, err := os.ReadFile(f.path(p))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, err
-	}
-	return string(b), true, nil
+	b, ok, err := hostfs.ReadOptional(f.path(p))
+	return string(b), ok, err
 }
 
 func (f *hostFS) exists(p string) bool {

@@ -40,11 +40,11 @@ func under(root, path string) string {
 	return filepath.Join(root, path)
 }
 
-// writeAtomic replaces path with content atomically (hostfs.WriteAtomic), with mode and,
-// when keep is set, the old file's owner.
+// writeAtomic replaces path with content atomically (hostfs.WriteAtomic), making missing
+// directories, with mode and, when keep is set, the old file's owner.
 func writeAtomic(path string, content []byte, mode fs.FileMode, keep fs.FileInfo) error {
 	uid, gid := hostfs.KeepOwner(keep)
-	return hostfs.WriteAtomic(path, content, hostfs.Options{Mode: mode, UID: uid, GID: gid})
+	return hostfs.WriteAtomic(path, content, hostfs.Options{Mode: mode, UID: uid, GID: gid, MkdirAll: true})
 }
 
 // fileMode is the mode an existing file keeps when rewritten, or def for a new one.

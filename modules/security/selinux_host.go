@@ -123,11 +123,6 @@ func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, appl
 	if apply {
 		if fileChanged {
 			mode := fileMode(fi, 0o644)
-			if !exists {
-				if err := os.MkdirAll(filepath.Dir(cfg), 0o755); err != nil {
-					return nil, fmt.Errorf("create %s: %w", filepath.Dir(cfgArg), err)
-				}
-			}
 			if err := writeAtomic(cfg, content, mode, fi); err != nil {
 				return nil, err
 			}
@@ -159,29 +154,30 @@ func fileSection(title string, before, after []byte, existed bool) section {
 }
 
 // resolveConfig follows a symbolic link to the real file, so an atomic rewrite replaces the
-// file and keeps the link. fi is nil when the file does not exist.
+// file and keeps the link; only a trusted link is followed (hostfs.Resolve), an untrusted
+// one is an error before the file is read. fi is nil when the file does not exist.
 func resolveConfig(path string) (string, fs.FileInfo, error) {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return path, nil, nil
+	r, err := hostfs.Resolve(path, hostfs.FollowLast)
+	var dangling *hostfs.DanglingLinkError
+	switch {
+	case errors.As(err, &dangling):
+		return "", nil, fmt.Errorf("%s is a link that does not resolve: %w", path, err)
+	case errors.Is(err, fs.ErrNotExist):
+		return path, nil, nil // its directory is made when the file is written
+	case err != nil:
+		return "", nil, err
 	}
-	if err != nil {
+	defer r.Close()
+	fi, err := r.Lstat()
+	switch {
+	case err != nil:
 		return "", nil, fmt.Errorf("inspect %s: %w", path, err)
+	case fi == nil:
+		return path, nil, nil
+	case !fi.Mode().IsRegular():
+		return "", nil, fmt.Errorf("%s is not a regular file", r.Path())
 	}
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		real, err := filepath.EvalSymlinks(path)
-		if err != nil {
-			return "", nil, fmt.Errorf("%s is a link that does not resolve: %w", path, err)
-		}
-		path = real
-		if fi, err = os.Stat(path); err != nil {
-			return "", nil, fmt.Errorf("inspect %s: %w", path, err)
-		}
-	}
-	if !fi.Mode().IsRegular() {
-		return "", nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	return path, fi, nil
+	return r.Path(), fi, nil
 }
 
 // seModeLine and sePolicyLine match anything that looks like an assignment of the config

@@ -447,9 +447,6 @@ func (e fileEdit) apply(m *machine) error {
 		}
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(m.path(e.path)), 0o755); err != nil {
-		return fmt.Errorf("create the directory of %s: %w", e.path, err)
-	}
 	return writeAtomic(m.path(e.path), e.new, 0o644)
 }
 

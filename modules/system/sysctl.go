@@ -282,9 +282,6 @@ func runSysctl(_ context.Context, m *machine, w sysctlWant, apply bool) (*module
 				return nil, err
 			}
 		} else if len(content) > 0 {
-			if err := os.MkdirAll(filepath.Dir(m.path(w.file)), 0o755); err != nil {
-				return nil, fmt.Errorf("create the directory of %s: %w", w.file, err)
-			}
 			if err := writeAtomic(m.path(w.file), content, 0o644); err != nil {
 				return nil, err
 			}
@@ -427,8 +424,9 @@ func sysctlOverrides(m *machine, file, name, value string) []string {
 	seen := map[string]bool{}
 	for _, f := range later {
 		real := m.path(f)
-		if r, err := filepath.EvalSymlinks(real); err == nil {
-			real = r
+		if r, err := hostfs.Resolve(real, hostfs.FollowLast); err == nil {
+			real = r.Path()
+			r.Close()
 		}
 		if seen[real] {
 			continue // Debian's 99-sysctl.conf is a link to /etc/sysctl.conf

@@ -176,15 +176,22 @@ func boolArg(args cty.Value, name string) bool {
 	return v
 }
 
-// writeAtomic replaces path with content atomically (hostfs.WriteAtomic). An existing file
-// keeps its mode and owner; a new one gets mode.
+// writeAtomic replaces path with content atomically (hostfs.Ref.WriteAtomic), making
+// missing directories. An existing file keeps its mode and owner (a link's target's, when
+// the link is trusted; the link itself is replaced); a new one gets mode. The mode and
+// owner are read from the same resolved directory the file is then written in.
 func writeAtomic(path string, content []byte, mode fs.FileMode) error {
+	r, err := hostfs.Resolve(path, hostfs.MakeParents)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer r.Close()
 	uid, gid := -1, -1
-	if fi, err := os.Stat(path); err == nil {
+	if fi, err := r.Stat(); err == nil && fi != nil {
 		mode = fi.Mode().Perm()
 		uid, gid = hostfs.KeepOwner(fi)
 	}
-	return hostfs.WriteAtomic(path, content, hostfs.Options{Mode: mode, UID: uid, GID: gid})
+	return r.WriteAtomic(content, hostfs.Options{Mode: mode, UID: uid, GID: gid})
 }
 
 // splitKeep splits text into lines, each without its newline; a final line without a

@@ -1,0 +1,649 @@
+//go:build linux
+
+package hostfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// dirFlags open a directory only to resolve names in it: no read permission needed.
+	dirFlags = unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC
+	// readFlags open the content of what Resolve named, never through a link. O_NONBLOCK
+	// keeps a FIFO put there from blocking the open; its type is checked after.
+	readFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
+)
+
+// Ref is a path resolved to its parent directory, held open, and a name in it. Every
+// operation goes through the directory's descriptor and none follows a link in the name,
+// so nothing resolves the path again between a check and a change: a link or directory
+// swapped in after Resolve cannot redirect a read or a write.
+type Ref struct {
+	dir     int    // the parent directory, opened with O_PATH
+	dirPath string // its resolved path, for messages and for commands handed a path
+	name    string // the last component; "." when the path is a directory itself ("/")
+}
+
+// Resolve walks path from "/" (or the working directory, for a relative path) one
+// component at a time, holding each directory open, and follows the links it meets only
+// when trusted (see trusted): a link in a parent directory always, a link in the last
+// component with FollowLast. A missing last component is fine (Lstat says nil); a missing
+// parent is an error that errors.Is fs.ErrNotExist, unless how is MakeParents. The path is
+// cleaned first, so ".." in it is taken lexically; in a link's target it is not.
+func Resolve(path string, how How) (*Ref, error) {
+	w := walker{mkdir: how == MakeParents}
+	return w.walk(unix.AT_FDCWD, ".", filepath.Clean(path), how == FollowLast)
+}
+
+// walker carries the state of one resolution across the links it follows.
+type walker struct {
+	links int  // links followed so far
+	mkdir bool // create missing parent directories
+}
+
+// walk resolves p, relative to the directory dir (path dirPath) unless p is absolute.
+func (w *walker) walk(dir int, dirPath, p string, followLast bool) (*Ref, error) {
+	start := "."
+	if strings.HasPrefix(p, "/") {
+		start, dirPath = "/", "/"
+	}
+	cur, err := unix.Openat(dir, start, dirFlags, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dirPath, Err: err}
+	}
+	curPath := dirPath
+	var comps []string
+	for _, c := range strings.Split(p, "/") {
+		if c != "" {
+			comps = append(comps, c)
+		}
+	}
+	if len(comps) == 0 {
+		return &Ref{dir: cur, dirPath: curPath, name: "."}, nil
+	}
+	fail := func(err error) (*Ref, error) {
+		unix.Close(cur)
+		return nil, err
+	}
+	for i, c := range comps {
+		last := i == len(comps)-1
+		if c == "." || c == ".." {
+			if c == ".." {
+				nd, err := unix.Openat(cur, "..", dirFlags, 0)
+				if err != nil {
+					return fail(&fs.PathError{Op: "open", Path: filepath.Join(curPath, ".."), Err: err})
+				}
+				unix.Close(cur)
+				cur, curPath = nd, filepath.Join(curPath, "..")
+			}
+			if last {
+				return &Ref{dir: cur, dirPath: curPath, name: "."}, nil
+			}
+			continue
+		}
+		if last && !followLast {
+			return &Ref{dir: cur, dirPath: curPath, name: c}, nil
+		}
+		p := filepath.Join(curPath, c)
+		var st unix.Stat_t
+		err := unix.Fstatat(cur, c, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err == unix.ENOENT && last {
+			return &Ref{dir: cur, dirPath: curPath, name: c}, nil
+		}
+		if err == unix.ENOENT && w.mkdir {
+			if err := unix.Mkdirat(cur, c, 0o755); err != nil && err != unix.EEXIST {
+				return fail(&fs.PathError{Op: "mkdir", Path: p, Err: err})
+			}
+			err = unix.Fstatat(cur, c, &st, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		if err != nil {
+			return fail(&fs.PathError{Op: "lstat", Path: p, Err: err})
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			next, err := w.follow(cur, curPath, c, st.Uid)
+			if err != nil {
+				return fail(err)
+			}
+			if last {
+				unix.Close(cur)
+				return next, nil
+			}
+			np := next.Path()
+			nd, err := unix.Openat(next.dir, next.name, dirFlags|unix.O_NOFOLLOW, 0)
+			next.Close()
+			if err != nil {
+				return fail(&fs.PathError{Op: "open", Path: np, Err: err})
+			}
+			unix.Close(cur)
+			cur, curPath = nd, np
+			continue
+		}
+		if last {
+			return &Ref{dir: cur, dirPath: curPath, name: c}, nil
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fail(&fs.PathError{Op: "open", Path: p, Err: unix.ENOTDIR})
+		}
+		// O_NOFOLLOW: a directory swapped for a link since the fstatat is not entered.
+		nd, err := unix.Openat(cur, c, dirFlags|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return fail(&fs.PathError{Op: "open", Path: p, Err: err})
+		}
+		unix.Close(cur)
+		cur, curPath = nd, p
+	}
+	panic("unreachable")
+}
+
+// follow resolves the link name in dir (owned by linkUID) to what it leads to, and
+// refuses it unless trusted. No directory is created on the way: the link's target is
+// not known to be trusted before it is resolved.
+func (w *walker) follow(dir int, dirPath, name string, linkUID uint32) (*Ref, error) {
+	link := filepath.Join(dirPath, name)
+	if w.links++; w.links > maxLinks {
+		return nil, &fs.PathError{Op: "resolve", Path: link, Err: unix.ELOOP}
+	}
+	target, err := readlinkat(dir, name)
+	if err != nil {
+		return nil, &fs.PathError{Op: "readlink", Path: link, Err: err}
+	}
+	mkdir := w.mkdir
+	w.mkdir = false
+	ref, err := w.walk(dir, dirPath, target, true)
+	w.mkdir = mkdir
+	if err != nil {
+		var untrusted *UntrustedLinkError
+		if !errors.As(err, &untrusted) && errors.Is(err, fs.ErrNotExist) {
+			return nil, &DanglingLinkError{Link: link, Target: target}
+		}
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(ref.dir, ref.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		ref.Close()
+		if err == unix.ENOENT {
+			return nil, &DanglingLinkError{Link: link, Target: target}
+		}
+		return nil, &fs.PathError{Op: "lstat", Path: ref.Path(), Err: err}
+	}
+	if !trusted(linkUID, st.Uid) {
+		p := ref.Path()
+		ref.Close()
+		return nil, &UntrustedLinkError{Link: link, Target: p, LinkUID: int(linkUID), TargetUID: int(st.Uid)}
+	}
+	return ref, nil
+}
+
+func readlinkat(dir int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dir, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// Close releases the directory.
+func (r *Ref) Close() error {
+	if r == nil || r.dir < 0 {
+		return nil
+	}
+	err := unix.Close(r.dir)
+	r.dir = -1
+	return err
+}
+
+// Path is the resolved path: the parent directory's real path and the name.
+func (r *Ref) Path() string {
+	if r.name == "." {
+		return r.dirPath
+	}
+	return filepath.Join(r.dirPath, r.name)
+}
+
+// Dir is the resolved path of the parent directory.
+func (r *Ref) Dir() string { return r.dirPath }
+
+// Name is the last component.
+func (r *Ref) Name() string { return r.name }
+
+// Lstat describes the name itself (a link is not followed); nil, without an error, when
+// nothing is there.
+func (r *Ref) Lstat() (fs.FileInfo, error) {
+	fd, err := unix.Openat(r.dir, r.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ENOENT {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: r.Path(), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), r.Path())
+	defer f.Close()
+	return f.Stat()
+}
+
+// Follow returns a Ref to what a link at the name leads to, when the link is trusted, as
+// Resolve with FollowLast would; for anything else (nothing included) a Ref to the name
+// itself. Close it as well.
+func (r *Ref) Follow() (*Ref, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(r.dir, r.name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		w := walker{}
+		return w.follow(r.dir, r.dirPath, r.name, st.Uid)
+	}
+	if err != nil && err != unix.ENOENT {
+		return nil, &fs.PathError{Op: "lstat", Path: r.Path(), Err: err}
+	}
+	d, err := unix.Openat(r.dir, ".", dirFlags, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: r.dirPath, Err: err}
+	}
+	return &Ref{dir: d, dirPath: r.dirPath, name: r.name}, nil
+}
+
+// Stat is Lstat that follows a link in the name, when trusted, to describe its target.
+func (r *Ref) Stat() (fs.FileInfo, error) {
+	t, err := r.Follow()
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	return t.Lstat()
+}
+
+// open opens the name itself, never through a link.
+func (r *Ref) open(flags int) (*os.File, error) {
+	fd, err := unix.Openat(r.dir, r.name, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ELOOP {
+		return nil, fmt.Errorf("open %s: it is a symbolic link, which is not followed here (was it just put there?)", r.Path())
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: r.Path(), Err: err}
+	}
+	return os.NewFile(uintptr(fd), r.Path()), nil
+}
+
+// openRegular opens a regular file for reading; anything else is an error.
+func (r *Ref) openRegular() (*os.File, fs.FileInfo, error) {
+	f, err := r.open(readFlags)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", r.Path())
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+// ReadFile reads the regular file at the name.
+func (r *Ref) ReadFile() ([]byte, error) {
+	f, _, err := r.openRegular()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", r.Path(), err)
+	}
+	return b, nil
+}
+
+// ReadDirNames lists the directory at the name.
+func (r *Ref) ReadDirNames() ([]string, error) {
+	f, err := r.open(unix.O_RDONLY | unix.O_DIRECTORY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// Readlink returns the target of the link at the name.
+func (r *Ref) Readlink() (string, error) {
+	t, err := readlinkat(r.dir, r.name)
+	if err != nil {
+		return "", &fs.PathError{Op: "readlink", Path: r.Path(), Err: err}
+	}
+	return t, nil
+}
+
+// createTemp creates a new file beside the name, exclusively and never through a link,
+// so that nothing put there first is written to.
+func (r *Ref) createTemp() (string, *os.File, error) {
+	for range 100 {
+		name := fmt.Sprintf(".%s.runbook-%d", r.name, rand.Uint64())
+		fd, err := unix.Openat(r.dir, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err == unix.EEXIST {
+			continue
+		}
+		if err != nil {
+			return "", nil, &fs.PathError{Op: "create", Path: filepath.Join(r.dirPath, name), Err: err}
+		}
+		return name, os.NewFile(uintptr(fd), filepath.Join(r.dirPath, name)), nil
+	}
+	return "", nil, fmt.Errorf("create a temporary file in %s: every name tried exists", r.dirPath)
+}
+
+// sameAt says whether name in the directory is still the file f.
+func (r *Ref) sameAt(name string, f *os.File) bool {
+	var a, b unix.Stat_t
+	return unix.Fstatat(r.dir, name, &a, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+		unix.Fstat(int(f.Fd()), &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino
+}
+
+// WriteAtomic replaces the name with content so that readers see the old file or the new
+// one, never a mix, and a crash leaves one of them: a temporary file in the same directory
+// is created exclusively, written, given its mode and owner, synced, validated, and renamed
+// over the name (a link there is replaced, not followed); then the directory is synced.
+func (r *Ref) WriteAtomic(content []byte, o Options) error {
+	path := r.Path()
+	tmp, f, err := r.createTemp()
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	closed, renamed := false, false
+	defer func() {
+		if !closed {
+			f.Close()
+		}
+		if !renamed {
+			unix.Unlinkat(r.dir, tmp, 0)
+		}
+	}()
+	if err := fill(f, path, content, o); err != nil {
+		return err
+	}
+	if o.Validate != nil {
+		if err := o.Validate(f.Name()); err != nil {
+			return err
+		}
+		if !r.sameAt(tmp, f) {
+			return fmt.Errorf("write %s: %s was replaced while it was validated; %s left unchanged", path, f.Name(), path)
+		}
+	}
+	closed = true
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", f.Name(), err)
+	}
+	if err := renameat(r.dir, tmp, r.name); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	renamed = true
+	r.syncDir()
+	return nil
+}
+
+func renameat(dir int, from, to string) error { return unix.Renameat(dir, from, dir, to) }
+
+// Backup copies the regular file at the name beside it, keeping its mode and (as root) its
+// owner, under the first of name(0), name(1), ... that does not exist yet. The copy is
+// complete before it gets its name, and the name is taken exclusively (a hard link, which
+// never replaces anything). It returns the backup's path.
+func (r *Ref) Backup(name func(i int) string) (string, error) {
+	src, fi, err := r.openRegular()
+	if err != nil {
+		return "", err
+	}
+	content, err := io.ReadAll(src)
+	src.Close()
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", r.Path(), err)
+	}
+	tmp, f, err := r.createTemp()
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		f.Close()
+		unix.Unlinkat(r.dir, tmp, 0)
+	}()
+	uid, gid := KeepOwner(fi)
+	o := Options{Mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), UID: uid, GID: gid}
+	if err := fill(f, f.Name(), content, o); err != nil {
+		return "", err
+	}
+	for i := range 1000 {
+		n := name(i)
+		err := unix.Linkat(r.dir, tmp, r.dir, n, 0)
+		if err == unix.EEXIST {
+			continue
+		}
+		if err != nil {
+			return "", &fs.PathError{Op: "link", Path: filepath.Join(r.dirPath, n), Err: err}
+		}
+		r.syncDir()
+		return filepath.Join(r.dirPath, n), nil
+	}
+	return "", fmt.Errorf("back up %s: every name tried exists", r.Path())
+}
+
+// Chown sets the owner of the name itself (a link's own, for a link), acting on a
+// descriptor of it: expect, when given, must still describe it (the same file, of the same
+// type), or nothing is changed.
+func (r *Ref) Chown(expect fs.FileInfo, uid, gid int) error {
+	fd, err := unix.Openat(r.dir, r.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "set owner of", Path: r.Path(), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), r.Path())
+	defer f.Close()
+	if err := r.same(expect, f); err != nil {
+		return err
+	}
+	if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
+		return &fs.PathError{Op: "set owner of", Path: r.Path(), Err: err}
+	}
+	return nil
+}
+
+// Chmod sets the mode of the file or directory at the name, acting on a descriptor of it;
+// expect as for Chown. Links have no mode of their own: a link at the name is an error.
+func (r *Ref) Chmod(expect fs.FileInfo, mode fs.FileMode) error {
+	f, err := r.open(readFlags)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := r.same(expect, f); err != nil {
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fmt.Errorf("set mode of %s: %w", r.Path(), err)
+	}
+	return nil
+}
+
+func (r *Ref) same(expect fs.FileInfo, f *os.File) error {
+	if expect == nil {
+		return nil
+	}
+	cur, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	// The type too: a file removed and a link made in its place can get its inode number.
+	if !os.SameFile(expect, cur) || expect.Mode().Type() != cur.Mode().Type() {
+		return fmt.Errorf("%s was replaced while runbook was working on it; nothing was changed", r.Path())
+	}
+	return nil
+}
+
+// Chtimes sets the access and modification times of the name itself.
+func (r *Ref) Chtimes(t time.Time) error {
+	ts := unix.NsecToTimespec(t.UnixNano())
+	if err := unix.UtimesNanoAt(r.dir, r.name, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &fs.PathError{Op: "touch", Path: r.Path(), Err: err}
+	}
+	return nil
+}
+
+// Mkdir creates a directory at the name with exactly mode (the umask aside).
+func (r *Ref) Mkdir(mode fs.FileMode) error {
+	if err := unix.Mkdirat(r.dir, r.name, 0o700); err != nil {
+		return &fs.PathError{Op: "create directory", Path: r.Path(), Err: err}
+	}
+	return r.Chmod(nil, mode)
+}
+
+// Symlink makes the name a link to target atomically: a link under a temporary name is
+// renamed over it, so the name never disappears in between.
+func (r *Ref) Symlink(target string) error {
+	for range 100 {
+		tmp := fmt.Sprintf(".%s.runbook-%d", r.name, rand.Uint64())
+		err := unix.Symlinkat(target, r.dir, tmp)
+		if err == unix.EEXIST {
+			continue
+		}
+		if err != nil {
+			return &fs.PathError{Op: "create link", Path: r.Path(), Err: err}
+		}
+		if err := renameat(r.dir, tmp, r.name); err != nil {
+			unix.Unlinkat(r.dir, tmp, 0)
+			return &fs.PathError{Op: "create link", Path: r.Path(), Err: err}
+		}
+		r.syncDir()
+		return nil
+	}
+	return fmt.Errorf("create link %s: every temporary name tried exists", r.Path())
+}
+
+// Remove removes the file, link or empty directory at the name; nothing there is fine.
+func (r *Ref) Remove() error {
+	err := unix.Unlinkat(r.dir, r.name, 0)
+	if err == unix.EISDIR {
+		err = unix.Unlinkat(r.dir, r.name, unix.AT_REMOVEDIR)
+	}
+	if err != nil && err != unix.ENOENT {
+		return &fs.PathError{Op: "remove", Path: r.Path(), Err: err}
+	}
+	r.syncDir()
+	return nil
+}
+
+// RemoveAll removes the name and, for a directory, everything in it; links in the tree
+// are removed, never followed.
+func (r *Ref) RemoveAll() error {
+	if err := removeAt(r.dir, r.dirPath, r.name); err != nil {
+		return err
+	}
+	r.syncDir()
+	return nil
+}
+
+func removeAt(dir int, dirPath, name string) error {
+	p := filepath.Join(dirPath, name)
+	err := unix.Unlinkat(dir, name, 0)
+	if err == nil || err == unix.ENOENT {
+		return nil
+	}
+	if err != unix.EISDIR {
+		return &fs.PathError{Op: "remove", Path: p, Err: err}
+	}
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	d := os.NewFile(uintptr(fd), p)
+	defer d.Close()
+	for {
+		names, err := d.Readdirnames(1024)
+		for _, n := range names {
+			if err := removeAt(fd, p, n); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF || len(names) == 0 {
+			break
+		}
+		if err != nil {
+			return &fs.PathError{Op: "read directory", Path: p, Err: err}
+		}
+	}
+	if err := unix.Unlinkat(dir, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+		return &fs.PathError{Op: "remove", Path: p, Err: err}
+	}
+	return nil
+}
+
+// syncDir syncs the parent directory, so that a rename or removal in it survives a crash.
+// Some filesystems cannot sync a directory; the change is made anyway, so errors are
+// ignored.
+func (r *Ref) syncDir() {
+	fd, err := unix.Openat(r.dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		_ = unix.Fsync(fd)
+		unix.Close(fd)
+	}
+}
+
+// WriteAtomic replaces path with content (Ref.WriteAtomic); a link at path is replaced,
+// links in its parent directories are followed only when trusted. With o.MkdirAll,
+// missing directories are made.
+func WriteAtomic(path string, content []byte, o Options) error {
+	how := NoFollow
+	if o.MkdirAll {
+		how = MakeParents
+	}
+	r, err := Resolve(path, how)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer r.Close()
+	return r.WriteAtomic(content, o)
+}
+
+// Remove removes path (a missing file is fine; a link is removed, not followed) and syncs
+// its directory.
+func Remove(path string) error {
+	r, err := Resolve(path, NoFollow)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	defer r.Close()
+	return r.Remove()
+}
+
+// ReadOptional reads a file that may be missing: ok is false (and err nil) when it is. A
+// link is followed only when trusted; one that leads nowhere counts as missing.
+func ReadOptional(path string) (b []byte, ok bool, err error) {
+	r, err := Resolve(path, FollowLast)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer r.Close()
+	b, err = r.ReadFile()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return b, true, nil
+}
