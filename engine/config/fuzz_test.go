@@ -114,24 +114,8 @@ func evalMarked(shapeN uint8, forEach, when, arg, state, secret string) string {
 		// an argument with allowed values, whose error quotes the value
 		state = "\n      state = " + state
 	}
-	src := fmt.Sprintf(`variable "s" {
-  type      = %s
-  sensitive = true
-}
-play "p" {
-  hosts = "all"
-  task "prev" {
-    command {
-      cmd = "true"
-    }
-  }
-  task "t" {
-%s    file {
-      path = %s%s
-    }
-  }
-}
-`, shape.ty, task.String(), arg, state)
+	fmt.Fprintf(&task, "    file {\n      path = %s%s\n    }", arg, state)
+	src := fmt.Sprintf("variable \"s\" {\n  type      = %s\n  sensitive = true\n}\n", shape.ty) + sensitivePlay(task.String())
 	in := Inputs{Vars: []string{"s=" + strings.ReplaceAll(shape.raw, "S", secret)}}
 	if shape.ty == "string" {
 		in.Vars = []string{"s=" + secret}
@@ -147,15 +131,7 @@ play "p" {
 	if tk == nil {
 		return ""
 	}
-	vars := cty.ObjectVal(map[string]cty.Value{
-		"more":  cty.TupleVal([]cty.Value{cty.StringVal(secret)}).Mark(Sensitive),
-		"plain": cty.StringVal("p"),
-	})
-	tasks := map[string]cty.Value{"prev": cty.ObjectVal(map[string]cty.Value{
-		"results": cty.ObjectVal(map[string]cty.Value{secret: cty.ObjectVal(map[string]cty.Value{"changed": cty.True})}).Mark(Sensitive),
-		"status":  cty.StringVal("changed"),
-	})}
-	scope := Scope{Host: "h1", Groups: []string{"all"}, Vars: vars, Tasks: tasks}
+	scope := sensitiveScope(secret)
 	items, diags := tk.Items(rb.EvalContext(scope))
 	if where := shownIn(diags, secret); where != "" {
 		return "for_each: " + where

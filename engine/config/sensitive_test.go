@@ -1,7 +1,6 @@
 package config
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -34,7 +33,12 @@ variable "token" {
   sensitive = true
   default   = "` + secret + `"
 }
-play "p" {
+` + sensitivePlay(task)
+}
+
+// sensitivePlay is a play of a task "prev" and a task "t" with the given body.
+func sensitivePlay(task string) string {
+	return `play "p" {
   hosts = "all"
   task "prev" {
     command {
@@ -48,57 +52,29 @@ play "p" {
 `
 }
 
-// leaks reports whether v holds the secret in a string that carries no mark (itself or
-// through a marked collection around it), or in an attribute or key name of an unmarked
-// map or object.
-func leaks(v cty.Value) bool {
-	if v.IsMarked() || !v.IsKnown() || v.IsNull() {
-		return false
-	}
-	ty := v.Type()
-	switch {
-	case ty == cty.String:
-		return strings.Contains(v.AsString(), secret)
-	case ty.IsMapType() || ty.IsObjectType():
-		for it := v.ElementIterator(); it.Next(); {
-			k, e := it.Element()
-			if strings.Contains(k.AsString(), secret) || leaks(e) {
-				return true
-			}
-		}
-	case ty.IsListType() || ty.IsTupleType() || ty.IsSetType():
-		for it := v.ElementIterator(); it.Next(); {
-			if _, e := it.Element(); leaks(e) {
-				return true
-			}
-		}
-	}
-	return false
+// sensitiveScope is a host's scope holding secret as the engine gives sensitive values:
+// in a host var and as the key of an earlier task's per-item results.
+func sensitiveScope(secret string) Scope {
+	vars := cty.ObjectVal(map[string]cty.Value{
+		"more":  cty.TupleVal([]cty.Value{cty.StringVal(secret)}).Mark(Sensitive),
+		"plain": cty.StringVal("p"),
+	})
+	tasks := map[string]cty.Value{"prev": cty.ObjectVal(map[string]cty.Value{
+		"results": cty.ObjectVal(map[string]cty.Value{secret: cty.ObjectVal(map[string]cty.Value{"changed": cty.True})}).Mark(Sensitive),
+		"status":  cty.StringVal("changed"),
+	})}
+	return Scope{Host: "h1", Groups: []string{"all"}, Vars: vars, Tasks: tasks}
 }
 
-func diagsShow(diags hcl.Diagnostics) bool {
-	for _, d := range diags {
-		if strings.Contains(d.Summary+d.Detail, secret) {
-			return true
-		}
-	}
-	return false
-}
+func leaks(v cty.Value) bool { return unmarkedSecret(v, secret) }
+
+func diagsShow(diags hcl.Diagnostics) bool { return shownIn(diags, secret) != "" }
 
 // TestSensitiveEvaluation: a sensitive collection can be iterated (for_each, for
 // expressions), compared (when, changed_when, failed_when, until) and passed as
 // arguments. Every key, value and argument computed from it stays marked, and no error
 // message shows it.
 func TestSensitiveEvaluation(t *testing.T) {
-	// the host carries sensitive values too, as the engine gives them: a sensitive
-	// inventory-derived value and results keyed by a sensitive key
-	vars := cty.ObjectVal(map[string]cty.Value{
-		"more": cty.TupleVal([]cty.Value{cty.StringVal(secret)}).Mark(Sensitive),
-	})
-	tasks := map[string]cty.Value{"prev": cty.ObjectVal(map[string]cty.Value{
-		"results": cty.ObjectVal(map[string]cty.Value{secret: cty.ObjectVal(map[string]cty.Value{"changed": cty.True})}).Mark(Sensitive),
-		"status":  cty.StringVal("changed"),
-	})}
 	tests := []struct {
 		name  string
 		task  string
@@ -148,7 +124,7 @@ command { cmd = "true" }`, -1, true},
 				t.Errorf("load diagnostics show the secret: %v", diags)
 			}
 			task := rb.Plays[0].Task("t")
-			scope := Scope{Host: "h1", Groups: []string{"all"}, Vars: vars, Tasks: tasks}
+			scope := sensitiveScope(secret)
 			items, diags := task.Items(rb.EvalContext(scope))
 			if diags.HasErrors() {
 				t.Fatal(diags)

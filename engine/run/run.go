@@ -1103,20 +1103,7 @@ func objectOrEmpty(m map[string]cty.Value) cty.Value {
 
 // secretStrings collects every string in args that carries the sensitive mark.
 func secretStrings(args cty.Value) []string {
-	var out []string
-	_ = cty.Walk(args, func(_ cty.Path, v cty.Value) (bool, error) {
-		if v.HasMark(config.Sensitive) {
-			_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
-				x, _ = x.Unmark()
-				if x.IsKnown() && !x.IsNull() && x.Type() == cty.String {
-					out = append(out, x.AsString())
-				}
-				return true, nil
-			})
-			return false, nil
-		}
-		return true, nil
-	})
+	out := config.SensitiveStrings(args)
 	sort.Strings(out)
 	return out
 }
