@@ -16,6 +16,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/runbook/runbook/internal/tail"
 )
 
 // An executable inventory prints Ansible's inventory-script JSON when run with --list:
@@ -304,7 +306,7 @@ func (r *scriptRun) run(ctx context.Context, args ...string) ([]byte, hcl.Diagno
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	stdout := &cappedBuffer{limit: r.maxOutput, full: func() { stop(errOutputTooLong) }}
-	stderr := &tailBuffer{max: stderrTail}
+	stderr := &tail.Buffer{Max: stderrTail}
 	name := r.path
 	if !strings.ContainsRune(name, os.PathSeparator) {
 		// the file named, not a program of that name found in $PATH
@@ -338,11 +340,11 @@ func (r *scriptRun) run(ctx context.Context, args ...string) ([]byte, hcl.Diagno
 	case errors.Is(cause, errScriptTimeout):
 		return nil, hcl.Diagnostics{errorf(r.subject, "Inventory script timed out",
 			"%s did not finish within %s, so it and every process it started were stopped. Raise the limit with --inventory-timeout or %s.%s",
-			what, r.timeout, TimeoutEnvVar, stderr.quote())}
+			what, r.timeout, TimeoutEnvVar, stderrQuote(stderr))}
 	case cause != nil:
 		return nil, hcl.Diagnostics{errorf(r.subject, "Inventory script failed", "%s was stopped: %s.", what, cause)}
 	}
-	return nil, hcl.Diagnostics{errorf(r.subject, "Inventory script failed", "%s failed: %s.%s", what, err, stderr.quote())}
+	return nil, hcl.Diagnostics{errorf(r.subject, "Inventory script failed", "%s failed: %s.%s", what, err, stderrQuote(stderr))}
 }
 
 // killGroup kills the process group led by pid.
@@ -391,38 +393,22 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 // Bytes returns what was kept.
 func (b *cappedBuffer) Bytes() []byte { return b.buf }
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	buf []byte
-	max int
-	cut bool
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	n := len(p)
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.max; over > 0 {
-		b.cut = true
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return n, nil
-}
-
-// quote is the text for an error message: a blank line and the end of what the script
-// wrote to standard error, or nothing.
-func (b *tailBuffer) quote() string {
-	s := b.buf
-	if b.cut {
+// stderrQuote is the text for an error message: a blank line and the end of what the
+// script wrote to standard error, or nothing.
+func stderrQuote(b *tail.Buffer) string {
+	s := b.String()
+	cut := len(s) >= b.Max
+	if cut {
 		// start on a whole character
 		for len(s) > 0 && !utf8.RuneStart(s[0]) {
 			s = s[1:]
 		}
 	}
-	msg := strings.TrimSpace(string(s))
+	msg := strings.TrimSpace(s)
 	if msg == "" {
 		return ""
 	}
-	if b.cut {
+	if cut {
 		msg = "..." + msg
 	}
 	return "\n\n" + msg
