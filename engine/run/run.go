@@ -462,9 +462,7 @@ func (hr *hostRun) guardedRun(ctx context.Context) (ok bool) {
 func (hr *hostRun) reportBug(r Result, p any, secrets []string) {
 	defer func() { _ = recover() }()
 	r.Status, r.Msg = Failed, internalError(p)
-	if rep := modules.Replacer(secrets); rep != nil {
-		r.Msg = rep.Replace(r.Msg)
-	}
+	redactResult(&r, secrets)
 	hr.report(r)
 }
 
