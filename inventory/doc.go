@@ -11,7 +11,8 @@
 //   - Ansible YAML (.yml, .yaml, and .json, which Ansible reads the same way): nested
 //     hosts, vars and children under group names.
 //   - An executable inventory script, run with --list (and --host NAME when its output
-//     has no _meta.hostvars).
+//     has no _meta.hostvars), with a timeout, an output limit, its own process group and
+//     a filtered environment (LoadOptions, ScriptEnv).
 //   - A directory of any of these, and several sources merged in order.
 //
 // group_vars/ and host_vars/ beside each source are applied with Ansible's precedence,

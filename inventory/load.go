@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -18,12 +19,64 @@ import (
 // Load reads inventory sources and merges them in order, as Ansible merges several -i
 // options: a file (HCL, INI, YAML or JSON), an executable inventory script, a directory
 // (every inventory file in it), or a comma-separated host list. group_vars/ and
-// host_vars/ beside each source are applied. On errors the inventory is nil.
+// host_vars/ beside each source are applied. On errors the inventory is nil. Scripts run
+// with the defaults of LoadOptions.
 func Load(ctx context.Context, paths ...string) (*Inventory, hcl.Diagnostics) {
+	return LoadWith(ctx, LoadOptions{}, paths...)
+}
+
+// LoadOptions bound what executable inventories may do.
+type LoadOptions struct {
+	// ScriptTimeout bounds each executable inventory: its --list run and all its --host
+	// runs together. 0 means DefaultScriptTimeout.
+	ScriptTimeout time.Duration
+	// Environ is the environment that ScriptEnv filters for scripts, as "NAME=value"
+	// pairs; nil means the process environment.
+	Environ []string
+
+	// outputLimit replaces MaxScriptOutput (in tests).
+	outputLimit int64
+}
+
+// DefaultScriptTimeout is how long an executable inventory may take, --list and --host
+// runs together, unless LoadOptions says otherwise.
+const DefaultScriptTimeout = 60 * time.Second
+
+// TimeoutEnvVar sets the script timeout for the runbook command when --inventory-timeout
+// does not.
+const TimeoutEnvVar = "RUNBOOK_INVENTORY_TIMEOUT"
+
+// MaxScriptOutput is how much one run of an inventory script may print on its standard
+// output; a script that prints more is stopped and its inventory is an error.
+const MaxScriptOutput = 64 << 20
+
+func (o LoadOptions) scriptTimeout() time.Duration {
+	if o.ScriptTimeout > 0 {
+		return o.ScriptTimeout
+	}
+	return DefaultScriptTimeout
+}
+
+func (o LoadOptions) environ() []string {
+	if o.Environ == nil {
+		return os.Environ()
+	}
+	return o.Environ
+}
+
+func (o LoadOptions) maxOutput() int64 {
+	if o.outputLimit > 0 {
+		return o.outputLimit
+	}
+	return MaxScriptOutput
+}
+
+// LoadWith is Load with options for executable inventories.
+func LoadWith(ctx context.Context, opts LoadOptions, paths ...string) (*Inventory, hcl.Diagnostics) {
 	if len(paths) == 0 {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No inventory", Detail: "Name at least one inventory file or directory."}}
 	}
-	l := &loader{ctx: ctx, m: newModel(), visited: map[string]bool{}}
+	l := &loader{ctx: ctx, opts: opts, m: newModel(), visited: map[string]bool{}}
 	var dirs []string
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -99,6 +152,7 @@ func Parse(filename string, src []byte) (*Inventory, hcl.Diagnostics) {
 
 type loader struct {
 	ctx     context.Context
+	opts    LoadOptions
 	m       *model
 	diags   hcl.Diagnostics
 	visited map[string]bool
@@ -171,7 +225,7 @@ func (l *loader) file(path string, st fs.FileInfo) {
 	case ".hcl", ".ini", ".yml", ".yaml":
 	default:
 		if st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
-			l.diags = append(l.diags, runScript(l.ctx, path, l.m)...)
+			l.diags = append(l.diags, runScript(l.ctx, path, l.m, l.opts)...)
 			return
 		}
 	}

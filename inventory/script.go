@@ -6,12 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/runbook/runbook/internal/tail"
 )
 
 // An executable inventory prints Ansible's inventory-script JSON when run with --list:
@@ -213,15 +219,20 @@ func (r *scriptReader) group(name string, kn, vn *yaml.Node) {
 }
 
 // runScript runs an executable inventory and reads its output into m. Diagnostics point
-// at the script itself; where the output is at fault, the detail says where in it.
-func runScript(ctx context.Context, path string, m *model) hcl.Diagnostics {
+// at the script itself; where the output is at fault, the detail says where in it. The
+// script's --list run and its --host runs share one timeout.
+func runScript(ctx context.Context, path string, m *model, opts LoadOptions) hcl.Diagnostics {
 	subject := scriptSubject(path)
-	out, diags := runInventoryCommand(ctx, path, subject, "--list")
+	timeout := opts.scriptTimeout()
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errScriptTimeout)
+	defer cancel()
+	r := &scriptRun{path: path, subject: subject, env: ScriptEnv(opts.environ()), timeout: timeout, maxOutput: opts.maxOutput()}
+	out, diags := r.run(ctx, "--list")
 	if diags.HasErrors() {
 		return diags
 	}
 	hostVars := func(host string) (map[string]any, hcl.Diagnostics) {
-		out, diags := runInventoryCommand(ctx, path, subject, "--host", host)
+		out, diags := r.run(ctx, "--host", host)
 		if diags.HasErrors() || len(bytes.TrimSpace(out)) == 0 {
 			return nil, diags
 		}
@@ -264,25 +275,197 @@ func relocate(diags hcl.Diagnostics, subject hcl.Range, what string) hcl.Diagnos
 	return diags
 }
 
-func runInventoryCommand(ctx context.Context, path string, subject hcl.Range, args ...string) ([]byte, hcl.Diagnostics) {
-	cmd := exec.CommandContext(ctx, path, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if len(msg) > 2000 {
-			msg = msg[:2000] + "..."
-		}
-		if ctx.Err() != nil {
-			return nil, hcl.Diagnostics{errorf(subject, "Inventory script failed", "%s %s was stopped: %s.", path, strings.Join(args, " "), ctx.Err())}
-		}
-		if msg != "" {
-			msg = "\n\n" + msg
-		}
-		return nil, hcl.Diagnostics{errorf(subject, "Inventory script failed", "%s %s failed: %s.%s", path, strings.Join(args, " "), err, msg)}
+var (
+	errScriptTimeout = errors.New("inventory timeout")
+	errOutputTooLong = errors.New("output over the limit")
+)
+
+// scriptWaitDelay is how long a run waits, once the script has exited or been killed, for
+// the pipes to close: a process that escaped the script's process group and still holds
+// its standard output cannot keep Load waiting longer than this.
+const scriptWaitDelay = time.Second
+
+// stderrTail is how much of the end of a script's standard error an error message quotes.
+const stderrTail = 2000
+
+// scriptRun is one executable inventory being read: the same environment and limits for
+// its --list run and each --host run.
+type scriptRun struct {
+	path      string
+	subject   hcl.Range
+	env       []string
+	timeout   time.Duration
+	maxOutput int64
+}
+
+// run runs the script once with args. The script starts in a process group of its own,
+// and on timeout, cancellation or too much output that whole group is killed, so children
+// it started (which may hold its standard output open) go with it.
+func (r *scriptRun) run(ctx context.Context, args ...string) ([]byte, hcl.Diagnostics) {
+	what := r.path + " " + strings.Join(args, " ")
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	stdout := &cappedBuffer{limit: r.maxOutput, full: func() { stop(errOutputTooLong) }}
+	stderr := &tail.Buffer{Max: stderrTail}
+	name := r.path
+	if !strings.ContainsRune(name, os.PathSeparator) {
+		// the file named, not a program of that name found in $PATH
+		name = "./" + name
 	}
-	if !utf8.Valid(stdout.Bytes()) {
-		return nil, hcl.Diagnostics{errorf(subject, "Invalid inventory script output", "%s %s printed text that is not UTF-8.", path, strings.Join(args, " "))}
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = r.env
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	cmd.WaitDelay = scriptWaitDelay
+	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The script exited, but something it started still holds its output open.
+		_ = killGroup(cmd.Process.Pid)
+		if cmd.ProcessState != nil && cmd.ProcessState.Success() {
+			err = nil
+		}
 	}
-	return stdout.Bytes(), nil
+	if err == nil {
+		if !utf8.Valid(stdout.Bytes()) {
+			return nil, hcl.Diagnostics{errorf(r.subject, "Invalid inventory script output", "%s printed text that is not UTF-8.", what)}
+		}
+		return stdout.Bytes(), nil
+	}
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errOutputTooLong):
+		return nil, hcl.Diagnostics{errorf(r.subject, "Inventory script output too large",
+			"%s printed more than %s on its standard output, so it was stopped. An inventory script's output is limited to %s.",
+			what, sizeText(r.maxOutput), sizeText(r.maxOutput))}
+	case errors.Is(cause, errScriptTimeout):
+		return nil, hcl.Diagnostics{errorf(r.subject, "Inventory script timed out",
+			"%s did not finish within %s, so it and every process it started were stopped. Raise the limit with --inventory-timeout or %s.%s",
+			what, r.timeout, TimeoutEnvVar, stderrQuote(stderr))}
+	case cause != nil:
+		return nil, hcl.Diagnostics{errorf(r.subject, "Inventory script failed", "%s was stopped: %s.", what, cause)}
+	}
+	return nil, hcl.Diagnostics{errorf(r.subject, "Inventory script failed", "%s failed: %s.%s", what, err, stderrQuote(stderr))}
+}
+
+// killGroup kills the process group led by pid.
+func killGroup(pid int) error {
+	err := syscall.Kill(-pid, syscall.SIGKILL)
+	if errors.Is(err, syscall.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+func sizeText(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// cappedBuffer keeps what is written up to limit bytes; the write that would go over it
+// calls full and fails, so nothing past the limit is kept or read. It grows by doubling
+// but never past the limit, so it allocates at most about twice the limit in all.
+type cappedBuffer struct {
+	buf   []byte
+	limit int64
+	full  func()
+	over  bool
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if b.over || int64(len(b.buf))+int64(len(p)) > b.limit {
+		if !b.over {
+			b.over = true
+			b.full()
+		}
+		return 0, errOutputTooLong
+	}
+	if need := len(b.buf) + len(p); need > cap(b.buf) {
+		grown := make([]byte, len(b.buf), min(max(2*cap(b.buf), need, 4096), int(b.limit)))
+		copy(grown, b.buf)
+		b.buf = grown
+	}
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+// Bytes returns what was kept.
+func (b *cappedBuffer) Bytes() []byte { return b.buf }
+
+// stderrQuote is the text for an error message: a blank line and the end of what the
+// script wrote to standard error, or nothing.
+func stderrQuote(b *tail.Buffer) string {
+	s := b.String()
+	cut := len(s) >= b.Max
+	if cut {
+		// start on a whole character
+		for len(s) > 0 && !utf8.RuneStart(s[0]) {
+			s = s[1:]
+		}
+	}
+	msg := strings.TrimSpace(s)
+	if msg == "" {
+		return ""
+	}
+	if cut {
+		msg = "..." + msg
+	}
+	return "\n\n" + msg
+}
+
+// PassEnvVar names more variables for inventory scripts to get: names separated by spaces
+// or commas, each a name or a prefix ending in "*" ("AWS_*"); "*" alone passes everything.
+const PassEnvVar = "RUNBOOK_INVENTORY_PASSENV"
+
+// scriptEnvNames and scriptEnvPrefixes are what every inventory script gets from the
+// environment: what a program needs to find its tools, home, user, locale, time zone and
+// temporary directory; the proxy and CA settings a script needs to reach its API; Ansible's
+// settings; and variables meant for inventories. Nothing else passes (runbook's variables,
+// the SSH agent's socket, cloud credentials) unless PassEnvVar names it.
+var (
+	scriptEnvNames = []string{"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+		"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+		"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"}
+	scriptEnvPrefixes = []string{"LC_", "ANSIBLE_", "RUNBOOK_INVENTORY_"}
+)
+
+// ScriptEnv is the environment inventory scripts run with: the variables of environ that
+// scriptEnvNames, scriptEnvPrefixes and PassEnvVar allow, in environ's order.
+func ScriptEnv(environ []string) []string {
+	names := append([]string(nil), scriptEnvNames...)
+	prefixes := append([]string(nil), scriptEnvPrefixes...)
+	all := false
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if k != PassEnvVar {
+			continue
+		}
+		for _, n := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+			switch p, ok := strings.CutSuffix(n, "*"); {
+			case n == "*":
+				all = true
+			case ok:
+				prefixes = append(prefixes, p)
+			default:
+				names = append(names, n)
+			}
+		}
+	}
+	// not nil: a nil environment would make exec pass runbook's whole environment
+	out := []string{}
+	for _, kv := range environ {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			continue
+		}
+		pass := all || slices.Contains(names, k)
+		for _, p := range prefixes {
+			pass = pass || strings.HasPrefix(k, p)
+		}
+		if pass {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

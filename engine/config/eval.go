@@ -27,11 +27,16 @@ type Scope struct {
 	Self cty.Value
 }
 
-// Item is one element of a for_each collection.
+// Item is one element of a for_each collection. When the collection is sensitive, its
+// marks are on Key and Value, and on everything computed from them.
 type Item struct {
 	Key   cty.Value
 	Value cty.Value
 }
+
+// Hidden reports whether the item's key is marked, so that it must not be shown, not
+// even as the item's label.
+func (it Item) Hidden() bool { return it.Key.IsMarked() }
 
 // EvalContext builds the context for evaluating expressions in s.
 func (rb *Runbook) EvalContext(s Scope) *hcl.EvalContext {
@@ -102,7 +107,7 @@ func (rb *Runbook) HostVarsFacts(p *Play, host string, groups []string, inventor
 			merged[name] = v
 		}
 	}
-	return objectOrEmpty(merged), diags
+	return objectOrEmpty(merged), redact(diags, ctx)
 }
 
 // WhenTrue evaluates a task's condition; a task without one always runs.
@@ -110,7 +115,8 @@ func (t *Task) WhenTrue(ctx *hcl.EvalContext) (bool, hcl.Diagnostics) {
 	if t.When == nil {
 		return true, nil
 	}
-	return evalBool(t.When, ctx, "when")
+	b, diags := evalBool(t.When, ctx, "when")
+	return b, redact(diags, ctx)
 }
 
 // UntilTrue evaluates a task's until condition with self set.
@@ -118,7 +124,8 @@ func (t *Task) UntilTrue(ctx *hcl.EvalContext) (bool, hcl.Diagnostics) {
 	if t.Until == nil {
 		return true, nil
 	}
-	return evalBool(t.Until, ctx, "until")
+	b, diags := evalBool(t.Until, ctx, "until")
+	return b, redact(diags, ctx)
 }
 
 // Verdict applies changed_when and failed_when to a result; ctx must have self set. It
@@ -136,6 +143,7 @@ func (t *Task) Verdict(ctx *hcl.EvalContext) (changed, hasChanged, failed, hasFa
 		failed, d = evalBool(t.FailedWhen, ctx, "failed_when")
 		diags = append(diags, d...)
 	}
+	diags = redact(diags, ctx)
 	return
 }
 
@@ -158,14 +166,15 @@ func evalBool(expr hcl.Expression, ctx *hcl.EvalContext, name string) (bool, hcl
 }
 
 // Items evaluates a task's for_each for one host: its elements in a stable order (list
-// order; map and set elements sorted by key). A task without for_each has no items.
+// order; map and set elements sorted by key). A task without for_each has no items. A
+// sensitive collection is iterated without its marks, which go onto every key and value.
 func (t *Task) Items(ctx *hcl.EvalContext) ([]Item, hcl.Diagnostics) {
 	if t.ForEach == nil {
 		return nil, nil
 	}
 	v, diags := t.ForEach.Value(ctx)
 	if diags.HasErrors() {
-		return nil, diags
+		return nil, redact(diags, ctx)
 	}
 	bad := func(msg string) hcl.Diagnostics {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid for_each", Detail: msg, Subject: t.ForEach.Range().Ptr()}}
@@ -173,32 +182,36 @@ func (t *Task) Items(ctx *hcl.EvalContext) ([]Item, hcl.Diagnostics) {
 	if v.IsNull() || !v.IsWhollyKnown() {
 		return nil, bad("for_each must be a known list, set or map for this host.")
 	}
+	v, marks := v.Unmark()
 	ty := v.Type()
 	var items []Item
+	add := func(k, e cty.Value) {
+		items = append(items, Item{Key: k.WithMarks(marks), Value: e.WithMarks(marks)})
+	}
 	switch {
 	case ty.IsListType() || ty.IsTupleType():
 		i := 0
 		for it := v.ElementIterator(); it.Next(); i++ {
 			_, e := it.Element()
-			items = append(items, Item{Key: cty.NumberIntVal(int64(i)), Value: e})
+			add(cty.NumberIntVal(int64(i)), e)
 		}
 	case ty.IsSetType():
 		for it := v.ElementIterator(); it.Next(); {
 			_, e := it.Element()
-			items = append(items, Item{Key: e, Value: e})
+			add(e, e)
 		}
 	case ty.IsMapType() || ty.IsObjectType():
 		for it := v.ElementIterator(); it.Next(); {
 			k, e := it.Element()
-			items = append(items, Item{Key: k, Value: e})
+			add(k, e)
 		}
 	default:
 		return nil, bad(fmt.Sprintf("for_each needs a list, set or map, not %s.", friendly(ty)))
 	}
 	sort.SliceStable(items, func(i, j int) bool {
-		if items[i].Key.Type() == cty.String && items[j].Key.Type() == cty.String {
-			a, _ := items[i].Key.Unmark()
-			b, _ := items[j].Key.Unmark()
+		a, _ := items[i].Key.Unmark()
+		b, _ := items[j].Key.Unmark()
+		if a.Type() == cty.String && b.Type() == cty.String {
 			return a.AsString() < b.AsString()
 		}
 		return false
@@ -213,6 +226,7 @@ func (t *Task) Args(ctx *hcl.EvalContext) (modules.Module, cty.Value, hcl.Diagno
 		return nil, cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown module", Detail: t.Module, Subject: t.ModuleRange.Ptr()}}
 	}
 	v, diags := modules.Decode(m, t.Body, ctx, t.ModuleRange)
+	diags = redact(diags, ctx)
 	if !diags.HasErrors() && !v.IsWhollyKnown() {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,

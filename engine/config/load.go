@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // Load reads the runbook at path (a .hcl file or a directory of them), resolves its input
@@ -105,7 +106,7 @@ func Parse(srcs []Source, in Inputs) (*Runbook, hcl.Diagnostics) {
 		d.file(body)
 	}
 	d.finish()
-	return rb, append(diags, d.diags...)
+	return rb, append(diags, d.redacted()...)
 }
 
 var fileSchema = &hcl.BodySchema{
@@ -142,6 +143,19 @@ func newDecoder(rb *Runbook, in Inputs) *decoder {
 }
 
 func (d *decoder) add(ds ...*hcl.Diagnostic) { d.diags = append(d.diags, ds...) }
+
+// redacted is the decoder's diagnostics with every sensitive string of the variables and
+// locals hidden: a message about a value (a duration that does not parse, a module
+// argument that is not allowed) must not show a secret.
+func (d *decoder) redacted() hcl.Diagnostics {
+	var secrets []string
+	for _, vals := range []map[string]cty.Value{d.rb.varValues, d.rb.localValues} {
+		for _, v := range vals {
+			secrets = append(secrets, SensitiveStrings(v)...)
+		}
+	}
+	return redactSecrets(d.diags, secrets)
+}
 
 func (d *decoder) errorf(rng *hcl.Range, summary, format string, args ...any) {
 	d.add(&hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, args...), Subject: rng})

@@ -197,7 +197,7 @@ func (d *decoder) serial(a *hcl.Attribute, ctx *hcl.EvalContext) []Batch {
 	if diags.HasErrors() || !val.IsWhollyKnown() {
 		return nil
 	}
-	val, _ = val.Unmark()
+	val, _ = val.UnmarkDeep()
 	items := []cty.Value{val}
 	if val.Type().IsTupleType() || val.Type().IsListType() {
 		items = val.AsValueSlice()
@@ -266,7 +266,9 @@ func (d *decoder) static(a *hcl.Attribute, ctx *hcl.EvalContext, ty cty.Type) (c
 	if diags.HasErrors() || !val.IsWhollyKnown() {
 		return cty.NilVal, false
 	}
-	val, _ = val.Unmark()
+	// The same for every host, and used by runbook itself (names, durations, counts):
+	// the marks of a sensitive value go, its text is kept out of messages by Parse.
+	val, _ = val.UnmarkDeep()
 	conv, err := convert.Convert(val, ty)
 	if err != nil {
 		d.errorf(a.Expr.Range().Ptr(), "Incorrect attribute value type",

@@ -193,7 +193,7 @@ func (d *decoder) resolveVariables() {
 			continue
 		}
 		rng := hcl.Range{Filename: fmt.Sprintf("<environment %s%s>", EnvPrefix, name)}
-		val, diags := parseRawValue(raw, v.Type, rng)
+		val, diags := parseRawValue(raw, v, rng)
 		d.add(diags...)
 		if !diags.HasErrors() {
 			given[name] = inputValue{val, rng}
@@ -245,7 +245,7 @@ func (d *decoder) resolveVariables() {
 				"A --var option sets %q, but the runbook declares no such variable.%s", name, suggestVar(d.rb, name))
 			continue
 		}
-		val, diags := parseRawValue(raw, v.Type, rng)
+		val, diags := parseRawValue(raw, v, rng)
 		d.add(diags...)
 		if !diags.HasErrors() {
 			given[name] = inputValue{val, rng}
@@ -341,10 +341,16 @@ func (d *decoder) validateVariable(v *Variable, val cty.Value, in inputValue, gi
 
 // parseRawValue reads a value given as a string on the command line or in the environment:
 // a string variable takes it as it is; any other type parses it as an HCL expression, so
-// --var 'nics=["ens1f0","ens1f1"]' works.
-func parseRawValue(raw string, ty cty.Type, rng hcl.Range) (cty.Value, hcl.Diagnostics) {
+// --var 'nics=["ens1f0","ens1f1"]' works. The error quotes the value unless the variable
+// is sensitive.
+func parseRawValue(raw string, v *Variable, rng hcl.Range) (cty.Value, hcl.Diagnostics) {
+	ty := v.Type
 	if ty == cty.String || ty == cty.DynamicPseudoType {
 		return cty.StringVal(raw), nil
+	}
+	shown := fmt.Sprintf("%q", raw)
+	if v.Sensitive {
+		shown = "the value (sensitive, not shown)"
 	}
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), rng.Filename, hcl.Pos{Line: 1, Column: 1})
 	var val cty.Value
@@ -355,8 +361,8 @@ func parseRawValue(raw string, ty cty.Type, rng hcl.Range) (cty.Value, hcl.Diagn
 		return cty.NilVal, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Invalid value for variable",
-			Detail: fmt.Sprintf("%s: %q is not a %s. Values of non-string variables are read as HCL, e.g. 9100, true, [\"a\", \"b\"] or {mode = \"802.3ad\"}.",
-				strings.Trim(rng.Filename, "<>"), raw, typeexpr.TypeString(ty)),
+			Detail: fmt.Sprintf("%s: %s is not a %s. Values of non-string variables are read as HCL, e.g. 9100, true, [\"a\", \"b\"] or {mode = \"802.3ad\"}.",
+				strings.Trim(rng.Filename, "<>"), shown, typeexpr.TypeString(ty)),
 		}}
 	}
 	return val, nil

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -402,6 +404,7 @@ func Batches(n int, serial []config.Batch) [][2]int {
 
 // hostRun is the state of one host in one play.
 type hostRun struct {
+	stage    string // what the host is doing outside a task, for a bug report
 	e        *Engine
 	p        *plan.Play
 	b        *batchRun
@@ -438,7 +441,7 @@ func (e *Engine) host(ctx context.Context, p *plan.Play, h *inventory.Host, b *b
 	}
 	hr := &hostRun{e: e, p: p, h: h, b: b, stats: stats, results: map[string]cty.Value{},
 		statuses: map[string]Status{}, notified: map[string]bool{}}
-	ok := hr.run(ctx)
+	ok := hr.guardedRun(ctx)
 	if e.Observer != nil {
 		e.mu.Lock()
 		s := *stats
@@ -446,6 +449,77 @@ func (e *Engine) host(ctx context.Context, p *plan.Play, h *inventory.Host, b *b
 		e.Observer.HostDone(h.Name, s)
 	}
 	return ok
+}
+
+// guardedRun is run with a net under it: a panic on this host's path (a bug) fails the
+// host with a message to report, and the run goes on with the other hosts.
+func (hr *hostRun) guardedRun(ctx context.Context) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			ok = false
+			hr.markDead()
+			hr.reportBug(Result{Task: hr.stage}, p, nil)
+		}
+	}()
+	return hr.run(ctx)
+}
+
+// reportBug reports r as failed with the internal error that p (a recovered panic) is,
+// hiding secrets in it. A panic while reporting (in an observer) is dropped: the result
+// cannot be shown, but the run must go on.
+func (hr *hostRun) reportBug(r Result, p any, secrets []string) {
+	defer func() { _ = recover() }()
+	r.Status, r.Msg = Failed, internalError(p)
+	redactResult(&r, secrets)
+	hr.report(r)
+}
+
+// internalError is the message for a recovered panic: what it said and where, for a bug
+// report.
+func internalError(p any) string {
+	return fmt.Sprintf("internal error (a bug in runbook; please report it): %v at %s", p, panicSite())
+}
+
+// panicSite names the innermost function of runbook's own on the panicking stack, and the
+// function that panicked when that is another (a library's).
+func panicSite() string {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(1, pcs)])
+	inPanic, site := false, ""
+	for {
+		f, more := frames.Next()
+		switch {
+		case f.Function == "runtime.gopanic":
+			inPanic = true
+		case !inPanic || strings.HasPrefix(f.Function, "runtime."):
+		case strings.HasPrefix(f.Function, "github.com/runbook/runbook/"):
+			at := fmt.Sprintf("%s (%s:%d)", shortName(f.Function), shortFile(f.File), f.Line)
+			if site != "" {
+				at += " in " + site
+			}
+			return at
+		case site == "":
+			site = shortName(f.Function)
+		}
+		if !more {
+			break
+		}
+	}
+	if site == "" {
+		return "an unknown place"
+	}
+	return site
+}
+
+// shortName drops a function's package path: "config.(*Task).Items".
+func shortName(fn string) string {
+	return fn[strings.LastIndexByte(fn, '/')+1:]
+}
+
+// shortFile keeps a file's directory and name: "config/eval.go".
+func shortFile(path string) string {
+	dir, file := filepath.Split(path)
+	return filepath.Join(filepath.Base(dir), file)
 }
 
 func (hr *hostRun) report(r Result) {
@@ -462,6 +536,7 @@ func (hr *hostRun) report(r Result) {
 }
 
 func (hr *hostRun) run(ctx context.Context) bool {
+	hr.stage = "play vars"
 	if len(hr.p.Tasks) == 0 {
 		if hr.p.Play.VarsUseFacts {
 			return true // nothing to run, and no reason to connect for the vars' facts
@@ -476,6 +551,7 @@ func (hr *hostRun) run(ctx context.Context) bool {
 	// Play vars that use facts need the host first; others are evaluated before connecting,
 	// so a bad expression costs no connection.
 	connect := func() bool {
+		hr.stage = "connect"
 		defer hr.slot()()
 		x, err := hr.executor(ctx)
 		if err != nil {
@@ -492,6 +568,7 @@ func (hr *hostRun) run(ctx context.Context) bool {
 		if !connect() {
 			return false
 		}
+		hr.stage = "gather facts"
 		if st, msg := hr.ensureFacts(ctx); st != OK {
 			hr.report(Result{Task: "gather facts", Status: st, Msg: msg})
 			if st == Unreachable {
@@ -501,6 +578,7 @@ func (hr *hostRun) run(ctx context.Context) bool {
 		}
 		facts = hr.facts()
 	}
+	hr.stage = "play vars"
 	vars, diags := hr.e.Runbook.HostVarsFacts(hr.p.Play, hr.h.Name, hr.h.Groups, inventory.CtyValue(hr.h.Vars), facts)
 	if diags.HasErrors() {
 		hr.report(Result{Task: "play vars", Status: Failed, Msg: diagText(diags)})
@@ -521,6 +599,7 @@ func (hr *hostRun) run(ctx context.Context) bool {
 				return false
 			}
 		}
+		hr.stage = t.Name
 		release := hr.slot()
 		st := hr.task(ctx, t)
 		release()
@@ -558,6 +637,7 @@ func (hr *hostRun) handlers(ctx context.Context) bool {
 		if !hr.notified[h.Name] || ctx.Err() != nil {
 			continue
 		}
+		hr.stage = "handler " + h.Name
 		release := hr.slot()
 		st := hr.task(ctx, h)
 		release()
@@ -693,9 +773,20 @@ func (hr *hostRun) task(ctx context.Context, t *config.Task) Status {
 	return r.Status
 }
 
-// runTask runs one task (all its for_each elements) on this host.
-func (hr *hostRun) runTask(ctx context.Context, t *config.Task) Status {
+// runTask runs one task (all its for_each elements) on this host. A panic in it (a bug,
+// in evaluation or anywhere on the task's path) becomes the task's failure on this host.
+func (hr *hostRun) runTask(ctx context.Context, t *config.Task) (status Status) {
 	base := Result{Task: t.Name, Module: t.Module, Handler: t.IsHandler}
+	var ectx *hcl.EvalContext // what a panic message could reveal secrets of
+	defer func() {
+		if p := recover(); p != nil {
+			status = Failed
+			r := base
+			r.Status = Failed
+			hr.results[t.Name] = resultValue(r)
+			hr.reportBug(r, p, config.ContextSecrets(ectx))
+		}
+	}()
 	for _, dep := range t.DependsOn {
 		if st := hr.statuses[dep.Name]; st == Failed || st == Unreachable || (st == Skipped && hr.results[dep.Name] == cty.NilVal) {
 			r := base
@@ -714,7 +805,8 @@ func (hr *hostRun) runTask(ctx context.Context, t *config.Task) Status {
 	}
 	scope := config.Scope{Host: hr.h.Name, Groups: hr.h.Groups, Vars: hr.vars, Tasks: hr.results, Facts: hr.facts()}
 	rb := hr.e.Runbook
-	items, diags := t.Items(rb.EvalContext(scope))
+	ectx = rb.EvalContext(scope)
+	items, diags := t.Items(ectx)
 	if diags.HasErrors() {
 		r := base
 		r.Status, r.Msg = Failed, diagText(diags)
@@ -727,22 +819,22 @@ func (hr *hostRun) runTask(ctx context.Context, t *config.Task) Status {
 	}
 	overall := Skipped
 	perItem := map[string]cty.Value{}
+	hidden := false
 	var last cty.Value
-	for _, it := range items {
+	for i, it := range items {
 		s := scope
-		key := ""
 		if !single {
 			it := it
 			s.Each = &it
-			key = keyString(it.Key)
+			hidden = hidden || it.Hidden()
 		}
 		r := hr.item(ctx, t, s)
-		r.Item = key
+		r.Item = itemLabel(it, i, single)
 		hr.report(r)
 		overall = worse(overall, r.Status)
 		last = resultValue(r)
 		if !single {
-			perItem[key] = last
+			perItem[keyString(it.Key)] = last
 		}
 		if r.Status == Failed && t.OnFailure != config.OnFailureContinue {
 			break
@@ -751,8 +843,13 @@ func (hr *hostRun) runTask(ctx context.Context, t *config.Task) Status {
 	if single {
 		hr.results[t.Name] = last
 	} else {
+		results := objectOrEmpty(perItem)
+		if hidden {
+			// its attribute names are the sensitive keys
+			results = results.Mark(config.Sensitive)
+		}
 		hr.results[t.Name] = cty.ObjectVal(map[string]cty.Value{
-			"results": objectOrEmpty(perItem),
+			"results": results,
 			"changed": cty.BoolVal(overall == Changed),
 			"status":  cty.StringVal(string(overall)),
 		})
@@ -979,6 +1076,18 @@ func resultValue(r Result) cty.Value {
 	return cty.ObjectVal(m)
 }
 
+// itemLabel is how results show a for_each element: its key, or for a sensitive key
+// its position, "(sensitive value #2)".
+func itemLabel(it config.Item, i int, single bool) string {
+	switch {
+	case single:
+		return ""
+	case it.Hidden():
+		return fmt.Sprintf("(sensitive value #%d)", i+1)
+	}
+	return keyString(it.Key)
+}
+
 func keyString(k cty.Value) string {
 	k, _ = k.Unmark()
 	switch {
@@ -1001,20 +1110,7 @@ func objectOrEmpty(m map[string]cty.Value) cty.Value {
 
 // secretStrings collects every string in args that carries the sensitive mark.
 func secretStrings(args cty.Value) []string {
-	var out []string
-	_ = cty.Walk(args, func(_ cty.Path, v cty.Value) (bool, error) {
-		if v.HasMark(config.Sensitive) {
-			_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
-				x, _ = x.Unmark()
-				if x.IsKnown() && !x.IsNull() && x.Type() == cty.String {
-					out = append(out, x.AsString())
-				}
-				return true, nil
-			})
-			return false, nil
-		}
-		return true, nil
-	})
+	out := config.SensitiveStrings(args)
 	sort.Strings(out)
 	return out
 }

@@ -77,6 +77,10 @@ func (x fakeExec) Run(_ context.Context, module string, args cty.Value, apply bo
 			}
 			defer x.h.log.add(x.h.name + " " + argv[0].AsString() + " end")
 		}
+		if argv[0].AsString() == "panic" || (argv[0].AsString() == "panic-on-a" && x.h.name == "a") {
+			// a bug on the task's path, as a panic in evaluation or a module would be
+			panic("boom in the executor")
+		}
 		if argv[0].AsString() == "drop" || (argv[0].AsString() == "drop-on-a" && x.h.name == "a") {
 			return nil, fmt.Errorf("%w: connection to %s lost: EOF", ErrUnreachable, "fake")
 		}
@@ -118,9 +122,13 @@ func (fakeExec) Close() error { return nil }
 type fakeConnector struct {
 	hosts       map[string]*fakeHost
 	unreachable map[string]bool
+	panics      map[string]bool // hosts whose connection panics (a bug in the connector)
 }
 
 func (c *fakeConnector) Connect(_ context.Context, h *inventory.Host, _ *config.Play) (Executor, error) {
+	if c.panics[h.Name] {
+		panic("boom in the connector")
+	}
 	if c.unreachable[h.Name] {
 		return nil, errors.New("dial tcp 127.0.0.1:1: connection refused")
 	}

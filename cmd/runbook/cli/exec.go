@@ -50,6 +50,7 @@ type runFlags struct {
 func (f *runFlags) add(cmd *cobra.Command, withVars bool) {
 	fl := cmd.Flags()
 	fl.StringArrayVarP(&f.inv, "inventory", "i", nil, "inventory: an HCL, INI or YAML file, an executable, or a directory (repeatable)")
+	inventoryTimeoutFlag(cmd)
 	fl.StringVarP(&f.limit, "limit", "l", "", "further limit the hosts with a pattern (e.g. 'kvm*:!kvm03')")
 	fl.BoolVar(&f.diff, "diff", false, "show before/after differences of what changes (or would change)")
 	fl.IntVarP(&f.forks, "forks", "f", 50, "how many hosts run at once")

@@ -38,7 +38,7 @@ directory of them, with group_vars/ and host_vars/) and prints it: --list as Ans
 				a.report(nil, hcl.Diagnostics{diag.Errorf("Conflicting options", "Use one of --list, --host and --graph.")})
 				return fail(ExitInvalid)
 			}
-			inv, diags := loadInventory(cmd.Context(), paths)
+			inv, diags := a.loadInventory(cmd, paths)
 			if a.report(nil, diags) {
 				return fail(ExitInvalid)
 			}
@@ -78,6 +78,7 @@ directory of them, with group_vars/ and host_vars/) and prints it: --list as Ans
 	fl.StringVar(&host, "host", "", "print one host's merged variables")
 	fl.BoolVar(&graph, "graph", false, "print the group tree")
 	fl.BoolVar(&withVars, "vars", false, "with --graph: show variables too")
+	inventoryTimeoutFlag(cmd)
 	_ = cmd.MarkFlagRequired("inventory")
 	return cmd
 }

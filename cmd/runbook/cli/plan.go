@@ -4,9 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
-	"strings"
 
 	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/engine/diag"
@@ -15,16 +20,59 @@ import (
 	"github.com/runbook/runbook/inventory"
 )
 
-func loadInventory(ctx context.Context, paths []string) (*inventory.Inventory, hcl.Diagnostics) {
+// inventoryTimeoutFlag adds --inventory-timeout to a command that loads inventories.
+func inventoryTimeoutFlag(cmd *cobra.Command) {
+	cmd.Flags().Duration("inventory-timeout", 0, fmt.Sprintf("bound on each executable inventory, its --list and --host runs together (default %gs, or %s)",
+		inventory.DefaultScriptTimeout.Seconds(), inventory.TimeoutEnvVar))
+}
+
+// inventoryTimeout is --inventory-timeout if given, else RUNBOOK_INVENTORY_TIMEOUT if set,
+// else 0 (the inventory package's default).
+func (a *app) inventoryTimeout(cmd *cobra.Command) (time.Duration, *hcl.Diagnostic) {
+	if fl := cmd.Flags().Lookup("inventory-timeout"); fl != nil && fl.Changed {
+		d, _ := cmd.Flags().GetDuration("inventory-timeout")
+		if d <= 0 {
+			return 0, diag.Errorf("Invalid --inventory-timeout", "--inventory-timeout must be a positive duration such as 90s or 5m, not %s.", fl.Value)
+		}
+		return d, nil
+	}
+	raw := a.getenv(inventory.TimeoutEnvVar)
+	if raw == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d <= 0 {
+		return 0, diag.Errorf("Invalid "+inventory.TimeoutEnvVar, "%s in the environment must be a positive duration such as 90s or 5m, not %q.", inventory.TimeoutEnvVar, raw)
+	}
+	return d, nil
+}
+
+// loadInventory loads the inventories cmd names. Executable inventories get the
+// environment the command was given (filtered by the inventory package) and the timeout
+// of --inventory-timeout; an interrupt while they run stops them.
+func (a *app) loadInventory(cmd *cobra.Command, paths []string) (*inventory.Inventory, hcl.Diagnostics) {
+	timeout, d := a.inventoryTimeout(cmd)
+	if d != nil {
+		return nil, hcl.Diagnostics{d}
+	}
+	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return inventory.Load(ctx, paths...)
+	// Scripts run in process groups of their own, out of reach of the terminal's Ctrl-C:
+	// runbook stops them itself.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	env := a.env
+	if env == nil {
+		env = []string{}
+	}
+	return inventory.LoadWith(ctx, inventory.LoadOptions{ScriptTimeout: timeout, Environ: env}, paths...)
 }
 
 // plan resolves hosts and tasks for exec, check and run, and reports what would run.
 func (a *app) plan(cmd *cobra.Command, rb *config.Runbook, f *runFlags, warnings hcl.Diagnostics) error {
-	inv, diags := loadInventory(cmd.Context(), f.inv)
+	inv, diags := a.loadInventory(cmd, f.inv)
 	diags = append(warnings, diags...)
 	if diags.HasErrors() {
 		a.report(rb.Files, diags)

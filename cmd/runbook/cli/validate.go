@@ -49,7 +49,7 @@ Variables without a value are treated as unknown, so validate needs no --var.`,
 					files = rb.Files
 				}
 				if !diags.HasErrors() && len(invPaths) > 0 {
-					inv, idiags := loadInventory(cmd.Context(), invPaths)
+					inv, idiags := a.loadInventory(cmd, invPaths)
 					diags = append(diags, idiags...)
 					if inv != nil {
 						diags = append(diags, plan.CheckPlayHosts(rb, inv)...)
@@ -79,6 +79,7 @@ Variables without a value are treated as unknown, so validate needs no --var.`,
 	}
 	vf.add(cmd)
 	cmd.Flags().StringArrayVarP(&invPaths, "inventory", "i", nil, "also check host patterns against this inventory (repeatable)")
+	inventoryTimeoutFlag(cmd)
 	a.outputFlag(cmd, "text", "json")
 	return cmd
 }

@@ -1,0 +1,70 @@
+package config
+
+import (
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+// SensitiveStrings returns every string in v that carries the Sensitive mark, itself or
+// through a collection that holds it.
+func SensitiveStrings(v cty.Value) []string {
+	var out []string
+	_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
+		if !x.HasMark(Sensitive) {
+			return true, nil
+		}
+		_ = cty.Walk(x, func(_ cty.Path, y cty.Value) (bool, error) {
+			y, _ = y.Unmark()
+			if y.IsKnown() && !y.IsNull() && y.Type() == cty.String {
+				out = append(out, y.AsString())
+			}
+			return true, nil
+		})
+		return false, nil
+	})
+	return out
+}
+
+// ContextSecrets returns the sensitive strings that the values of ctx (and its parents)
+// hold: what an expression evaluated in ctx could reveal. The results of earlier tasks
+// are left out: their text was redacted before it was recorded, and where they are marked
+// (the results of a for_each over sensitive keys) the mark guards their attribute names,
+// while their strings are statuses and messages that must stay readable.
+func ContextSecrets(ctx *hcl.EvalContext) []string {
+	var out []string
+	for c := ctx; c != nil; c = c.Parent() {
+		for name, v := range c.Variables {
+			if name != "task" {
+				out = append(out, SensitiveStrings(v)...)
+			}
+		}
+	}
+	return out
+}
+
+// redact hides every sensitive string of ctx in the text of diags. An error about a
+// value (a duplicate key of a for expression, an argument that is not one of the allowed
+// values, a function that cannot parse its input) may quote it, and these messages reach
+// the terminal, the history and reports.
+func redact(diags hcl.Diagnostics, ctx *hcl.EvalContext) hcl.Diagnostics {
+	if len(diags) == 0 {
+		return diags
+	}
+	return redactSecrets(diags, ContextSecrets(ctx))
+}
+
+func redactSecrets(diags hcl.Diagnostics, secrets []string) hcl.Diagnostics {
+	rep := modules.Replacer(secrets)
+	if rep == nil {
+		return diags
+	}
+	out := make(hcl.Diagnostics, len(diags))
+	for i, d := range diags {
+		c := *d
+		c.Summary, c.Detail = rep.Replace(d.Summary), rep.Replace(d.Detail)
+		out[i] = &c
+	}
+	return out
+}

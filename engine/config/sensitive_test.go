@@ -1,0 +1,266 @@
+package config
+
+import (
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+const secret = "hunter2-very-secret"
+
+// sensitiveRunbook declares sensitive variables of several shapes around one task whose
+// meta-arguments and module body the tests fill in.
+func sensitiveRunbook(task string) string {
+	return `
+variable "users" {
+  type      = set(string)
+  sensitive = true
+  default   = ["alice", "` + secret + `"]
+}
+variable "list" {
+  type      = list(string)
+  sensitive = true
+  default   = ["` + secret + `", "b"]
+}
+variable "map" {
+  type      = map(string)
+  sensitive = true
+  default   = { "` + secret + `" = "v", k = "` + secret + `" }
+}
+variable "token" {
+  type      = string
+  sensitive = true
+  default   = "` + secret + `"
+}
+` + sensitivePlay(task)
+}
+
+// sensitivePlay is a play of a task "prev" and a task "t" with the given body.
+func sensitivePlay(task string) string {
+	return `play "p" {
+  hosts = "all"
+  task "prev" {
+    command {
+      cmd = "true"
+    }
+  }
+  task "t" {
+` + task + `
+  }
+}
+`
+}
+
+// sensitiveScope is a host's scope holding secret as the engine gives sensitive values:
+// in a host var and as the key of an earlier task's per-item results.
+func sensitiveScope(secret string) Scope {
+	vars := cty.ObjectVal(map[string]cty.Value{
+		"more":  cty.TupleVal([]cty.Value{cty.StringVal(secret)}).Mark(Sensitive),
+		"plain": cty.StringVal("p"),
+	})
+	tasks := map[string]cty.Value{"prev": cty.ObjectVal(map[string]cty.Value{
+		"results": cty.ObjectVal(map[string]cty.Value{secret: cty.ObjectVal(map[string]cty.Value{"changed": cty.True})}).Mark(Sensitive),
+		"status":  cty.StringVal("changed"),
+	})}
+	return Scope{Host: "h1", Groups: []string{"all"}, Vars: vars, Tasks: tasks}
+}
+
+func leaks(v cty.Value) bool { return unmarkedSecret(v, secret) }
+
+func diagsShow(diags hcl.Diagnostics) bool { return shownIn(diags, secret) != "" }
+
+// TestSensitiveEvaluation: a sensitive collection can be iterated (for_each, for
+// expressions), compared (when, changed_when, failed_when, until) and passed as
+// arguments. Every key, value and argument computed from it stays marked, and no error
+// message shows it.
+func TestSensitiveEvaluation(t *testing.T) {
+	tests := []struct {
+		name  string
+		task  string
+		items int  // -1: no for_each
+		fail  bool // evaluation fails for the host (with a message that hides the secret)
+	}{
+		{"for_each over a sensitive set", `for_each = var.users
+command { argv = ["useradd", each.value, each.key] }`, 2, false},
+		{"for_each over a sensitive list", `for_each = var.list
+command { argv = ["echo", each.value, tostring(each.key)] }`, 2, false},
+		{"for_each over a sensitive map", `for_each = var.map
+command { argv = ["echo", each.key, each.value] }`, 2, false},
+		{"for expression with a sensitive key", `for_each = { for u in var.users : u => upper(u) }
+command { argv = ["echo", each.key, each.value] }`, 2, false},
+		{"for expression grouping by a sensitive key", `for_each = { for u in var.list : u => u... }
+command { argv = concat(["echo", each.key], each.value) }`, 2, false},
+		{"object built with a sensitive key", `for_each = { (var.token) = "x", plain = var.token }
+command { argv = ["echo", each.key, each.value] }`, 2, false},
+		{"tuple holding one sensitive element", `for_each = [var.token, "plain"]
+command { argv = ["echo", each.value] }`, 2, false},
+		{"earlier results keyed by a sensitive key", `for_each = task.prev.results
+when = each.value.changed
+command { argv = ["echo", each.key] }`, 1, false},
+		{"host values that are sensitive", `for_each = toset(host.vars.more)
+command { argv = ["echo", each.key] }`, 1, false},
+		{"when, changed_when, failed_when and until on sensitive values", `when = contains(var.users, "alice") && length(keys({ for u in var.list : u => 1 })) == 2
+changed_when = self.status != var.token
+failed_when = contains(keys(var.map), var.token) == false
+until = var.token != ""
+retries = 1
+command { argv = ["echo", jsonencode(var.map), "${var.token}-suffix"] }`, -1, false},
+		{"a duplicate sensitive key for this host", `when = length(keys({ for u in concat(var.list, host.vars.more) : u => 1 })) > 0
+command { cmd = "true" }`, -1, true},
+		{"an argument that is not an allowed value", `file {
+  path  = "/tmp/x"
+  state = host.vars.more[0]
+}`, -1, true},
+		{"a function that cannot read a sensitive value", `command { argv = [tostring(parseint(host.vars.more[0], 10))] }`, -1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(sensitiveRunbook(tt.task))}}, Inputs{})
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			if diagsShow(diags) {
+				t.Errorf("load diagnostics show the secret: %v", diags)
+			}
+			task := rb.Plays[0].Task("t")
+			scope := sensitiveScope(secret)
+			items, diags := task.Items(rb.EvalContext(scope))
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			if tt.items < 0 {
+				items = []Item{{}}
+			} else if len(items) != tt.items {
+				t.Fatalf("%d items, want %d", len(items), tt.items)
+			}
+			var failed hcl.Diagnostics
+			for _, it := range items {
+				s := scope
+				if tt.items >= 0 {
+					it := it
+					s.Each = &it
+					if leaks(it.Key) || leaks(it.Value) {
+						t.Errorf("item %#v shows the secret unmarked", it)
+					}
+				}
+				ctx := rb.EvalContext(s)
+				_, d := task.WhenTrue(ctx)
+				failed = append(failed, d...)
+				_, args, d := task.Args(ctx)
+				failed = append(failed, d...)
+				if !d.HasErrors() && leaks(args) {
+					t.Errorf("arguments %#v show the secret unmarked", args)
+				}
+				s.Self = cty.ObjectVal(map[string]cty.Value{"status": cty.StringVal("ok")})
+				_, _, _, _, d = task.Verdict(rb.EvalContext(s))
+				failed = append(failed, d...)
+				_, d = task.UntilTrue(rb.EvalContext(s))
+				failed = append(failed, d...)
+			}
+			if failed.HasErrors() != tt.fail {
+				t.Errorf("failed %v, want %v: %v", failed.HasErrors(), tt.fail, failed)
+			}
+			if diagsShow(failed) {
+				t.Errorf("diagnostics show the secret: %v", failed)
+			}
+		})
+	}
+}
+
+// TestSensitiveKeysAreHidden: an item whose key came from a sensitive value says so.
+func TestSensitiveKeysAreHidden(t *testing.T) {
+	rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(sensitiveRunbook(`for_each = var.users
+command { argv = ["echo", each.value] }`))}}, Inputs{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	items, diags := rb.Plays[0].Task("t").Items(rb.EvalContext(Scope{Host: "h1"}))
+	if diags.HasErrors() || len(items) != 2 {
+		t.Fatal(items, diags)
+	}
+	for _, it := range items {
+		if !it.Hidden() || !it.Value.HasMark(Sensitive) {
+			t.Errorf("item %#v is not hidden", it)
+		}
+	}
+	plain, _ := Parse([]Source{{Name: "p.hcl", Src: []byte(`play "p" {
+  hosts = "all"
+  task "t" {
+    for_each = ["a"]
+    command { argv = ["echo", each.value] }
+  }
+}`)}}, Inputs{})
+	items, _ = plain.Plays[0].Task("t").Items(plain.EvalContext(Scope{Host: "h1"}))
+	if len(items) != 1 || items[0].Hidden() {
+		t.Errorf("a plain item is hidden: %#v", items)
+	}
+}
+
+// TestSensitiveStaticArguments: meta-arguments that are the same for every host may use a
+// sensitive value without crashing the loader, and their errors do not show it.
+func TestSensitiveStaticArguments(t *testing.T) {
+	tests := []struct {
+		name string
+		task string
+		err  string // "" means no error
+	}{
+		{"tags from a sensitive list", `tags = concat([var.token], [])
+command { cmd = "true" }`, ""},
+		{"notify from a sensitive list", `notify = tolist([var.token])
+command { cmd = "true" }`, "Reference to undeclared handler"},
+		{"a duration that is a secret", `timeout = var.token
+command { cmd = "true" }`, "Invalid duration"},
+		{"an argument checked at load", `file {
+  path  = "/tmp/x"
+  state = var.token
+}`, `Invalid value for "state"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(sensitiveRunbook(tt.task))}}, Inputs{})
+			if tt.err == "" && diags.HasErrors() || tt.err != "" && (!diags.HasErrors() || diags[0].Summary != tt.err) {
+				t.Errorf("diagnostics %v, want %q", diags, tt.err)
+			}
+			if diagsShow(diags) {
+				t.Errorf("diagnostics show the secret: %v", diags)
+			}
+		})
+	}
+	// serial takes numbers, which redaction cannot hide; it must not crash either
+	_, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(`
+variable "n" {
+  type      = number
+  sensitive = true
+  default   = 2
+}
+play "p" {
+  hosts  = "all"
+  serial = [var.n, "50%"]
+  task "t" {
+    command { cmd = "true" }
+  }
+}`)}}, Inputs{})
+	if diags.HasErrors() {
+		t.Error(diags)
+	}
+}
+
+// TestSensitiveValueNotQuoted: a sensitive variable's value that does not parse is not
+// quoted in the error.
+func TestSensitiveValueNotQuoted(t *testing.T) {
+	src := `
+variable "ids" {
+  type      = list(number)
+  sensitive = true
+}`
+	for _, in := range []Inputs{
+		{Vars: []string{"ids=[" + secret}},
+		{Environ: []string{EnvPrefix + "ids=[" + secret}},
+	} {
+		_, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(src)}}, in)
+		if !diags.HasErrors() || diagsShow(diags) {
+			t.Errorf("diagnostics %v", diags)
+		}
+	}
+}
