@@ -56,14 +56,14 @@ func redact(diags hcl.Diagnostics, ctx *hcl.EvalContext) hcl.Diagnostics {
 }
 
 func redactSecrets(diags hcl.Diagnostics, secrets []string) hcl.Diagnostics {
-	rep := modules.Replacer(secrets)
+	rep := modules.NewRedactor(secrets)
 	if rep == nil {
 		return diags
 	}
 	out := make(hcl.Diagnostics, len(diags))
 	for i, d := range diags {
 		c := *d
-		c.Summary, c.Detail = rep.Replace(d.Summary), rep.Replace(d.Detail)
+		c.Summary, c.Detail = rep.Redact(d.Summary), rep.Redact(d.Detail)
 		out[i] = &c
 	}
 	return out

@@ -73,3 +73,58 @@ play "p" {
 		}
 	}
 }
+
+// secretsExec records the values the engine hands the executor for the host to redact.
+type secretsExec struct{ got *[][]string }
+
+func (x secretsExec) Run(ctx context.Context, _ string, _ cty.Value, _ bool) (*modules.Result, error) {
+	*x.got = append(*x.got, Secrets(ctx))
+	return &modules.Result{Status: modules.StatusChanged}, nil
+}
+func (secretsExec) Facts(context.Context) (map[string]any, error) { return map[string]any{}, nil }
+func (secretsExec) Close() error                                  { return nil }
+
+type secretsConnector struct{ got *[][]string }
+
+func (c secretsConnector) Connect(context.Context, *inventory.Host, *config.Play) (Executor, error) {
+	return secretsExec(c), nil
+}
+
+// TestSecretsSentToTheHost: the host is told the sensitive values that a task's arguments
+// hold inside longer strings, so that it redacts them before it cuts its output; it is
+// never told one that the task does not send it anyway.
+func TestSecretsSentToTheHost(t *testing.T) {
+	src := `
+variable "token" {
+  default   = "hunter2-secret"
+  sensitive = true
+}
+variable "other" {
+  default   = "other-host-secret"
+  sensitive = true
+}
+play "p" {
+  hosts = "kvm"
+  task "uses token" {
+    command {
+      argv = ["echo", "token=${var.token}"]
+    }
+  }
+  task "uses none" {
+    command {
+      argv = ["true"]
+    }
+  }
+}
+`
+	l := newLab(t, src, "a")
+	pl, diags := plan.Build(l.rb, l.inv, plan.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var got [][]string
+	(&Engine{Runbook: l.rb, Connector: secretsConnector{&got}, Observer: &recorder{}, Options: Options{Forks: 1}}).Run(context.Background(), pl)
+	if len(got) != 2 || strings.Join(got[0], ",") != "hunter2-secret" || len(got[1]) != 0 {
+		t.Errorf("values sent to the host: %q; want [hunter2-secret] then none", got)
+	}
+}

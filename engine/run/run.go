@@ -896,8 +896,10 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope) Res
 	if t.CheckMode != nil {
 		apply = !*t.CheckMode
 	}
-	vals := sensitiveValues(ectx)
-	secrets := append(secretStrings(args), vals...)
+	scope := config.ContextSecrets(ectx)
+	secrets := append(secretStrings(args), scope...)
+	// The host learns only the values its arguments already hold.
+	vals := heldIn(args, scope)
 	attempts := t.Retries + 1
 	var res *modules.Result
 	var err error
@@ -1115,15 +1117,25 @@ func secretStrings(args cty.Value) []string {
 	return out
 }
 
-// sensitiveValues returns the strings of the sensitive variables and locals (and of a
-// sensitive for_each element). A task that puts one inside a longer string ("echo
-// ${var.token}") sends only the whole string marked, while what the host prints back may
-// hold the variable's value alone.
-func sensitiveValues(ectx *hcl.EvalContext) []string {
+// heldIn returns the values that some string of args holds: the sensitive values a task
+// may have put inside a longer string ("echo ${var.token}"), which the host may print back
+// alone. Values the arguments do not hold are never sent to the host.
+func heldIn(args cty.Value, vals []string) []string {
+	var strs []string
+	_ = cty.Walk(args, func(_ cty.Path, x cty.Value) (bool, error) {
+		x, _ = x.Unmark()
+		if x.IsKnown() && !x.IsNull() && x.Type() == cty.String {
+			strs = append(strs, x.AsString())
+		}
+		return true, nil
+	})
 	var out []string
-	for _, name := range []string{"var", "local", "each"} {
-		if v, ok := ectx.Variables[name]; ok {
-			out = append(out, secretStrings(v)...)
+	for _, v := range vals {
+		for _, s := range strs {
+			if v != "" && strings.Contains(s, v) {
+				out = append(out, v)
+				break
+			}
 		}
 	}
 	return out
