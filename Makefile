@@ -8,7 +8,7 @@ HOSTS   ?= 3
 TIER    ?= systemd
 LAYERS  ?=
 
-.PHONY: help helpers build test test-short lint fmt fmt-hcl demo lab-up lab-down bench clean
+.PHONY: help helpers build test test-short fuzz lint fmt fmt-hcl demo lab-up lab-down bench clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,18 @@ test: ## all tests (as root this includes the lab tests)
 
 test-short: ## unit tests only, no lab
 	$(GO) test -count=1 -short ./...
+
+# The fuzz targets that guard a trust boundary: what hosts, dynamic inventories and the
+# operator's ssh arguments and known_hosts can feed in, and evaluation with sensitive values.
+# `go test` already runs their committed corpora; this also searches for new inputs for
+# FUZZTIME each (CI: 10s). A finding is written to testdata/fuzz and fails the target.
+FUZZTIME ?= 10s
+FUZZ := engine/transport:FuzzProxyCommand engine/transport:FuzzKnownHosts inventory:FuzzSSHArgs \
+	engine/config:FuzzEvalMarked engine/protocol:FuzzDecodeRequest engine/protocol:FuzzDecodeResponse \
+	internal/termsafe:FuzzText modules:FuzzClip
+fuzz: ## search the security fuzz targets for new failing inputs (FUZZTIME each)
+	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t#*:}; echo "fuzz $$pkg $$fn"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -parallel 2 ./$$pkg || exit 1; done
 
 lint: ## gofmt check + go vet + runbook fmt --check on the repo's runbooks
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

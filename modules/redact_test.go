@@ -135,3 +135,25 @@ func TestEnvSecrets(t *testing.T) {
 		t.Errorf("Redact = %q", got)
 	}
 }
+
+// FuzzClip: a secret inside any text, cut anywhere, shows no part of itself (4 bytes or
+// more) in what Clip keeps, and the cut never splits a character.
+func FuzzClip(f *testing.F) {
+	f.Add("abc ", " def", 5)
+	f.Add("", "", 0)
+	f.Add("é", "ü\xff", 3)
+	f.Fuzz(func(t *testing.T, before, after string, n int) {
+		if partOf(before+"\x00"+after, secret) != "" {
+			t.Skip() // the text itself holds a part of the secret
+		}
+		in := before + secret + after
+		n = ((n % (len(in) + 1)) + len(in) + 1) % (len(in) + 1)
+		got, _ := NewRedactor([]string{secret}).Clip(in, n)
+		if part := partOf(got, secret); part != "" {
+			t.Fatalf("cut at %d of %q: %q shows in %q", n, in, part, got)
+		}
+		if utf8.ValidString(in) && !utf8.ValidString(got) {
+			t.Fatalf("cut at %d of %q split a character: %q", n, in, got)
+		}
+	})
+}

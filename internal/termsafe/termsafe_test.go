@@ -3,6 +3,7 @@ package termsafe
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestText(t *testing.T) {
@@ -57,4 +58,30 @@ func TestNothingUnsafeComesOut(t *testing.T) {
 			t.Fatal("a newline was added")
 		}
 	}
+}
+
+// FuzzText: whatever a host writes, what Text and Line print holds nothing a terminal
+// obeys, Line keeps it on one line, and text that was safe already is left as it is.
+func FuzzText(f *testing.F) {
+	for _, s := range []string{"ok", "\x1b]52;c;aGk=\x07", "a\r\x1b[2Kok", "\xff\xfe", "\u202eevil", "tab\there\nline", "\u009b31m"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, out := range []string{Text(s), Line(s)} {
+			if !utf8.ValidString(out) {
+				t.Fatalf("%q: not UTF-8: %q", s, out)
+			}
+			for _, r := range out {
+				if r != '\n' && r != '\t' && (r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == utf8.RuneError || unsafeRune(r)) {
+					t.Fatalf("%q: unsafe rune %U in %q", s, r, out)
+				}
+			}
+		}
+		if strings.Contains(Line(s), "\n") {
+			t.Fatalf("%q: Line kept a newline", s)
+		}
+		if firstUnsafe(s, false) == len(s) && Text(s) != s {
+			t.Fatalf("%q: safe text changed to %q", s, Text(s))
+		}
+	})
 }
