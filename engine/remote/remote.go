@@ -249,18 +249,24 @@ func parseProbe(text string) (pr probe, ok bool, err error) {
 }
 
 // helperDirs lists where the helper may live on a host, best first: a system path for root,
-// the user's cache otherwise; the second choice is used when the first is on a noexec mount.
-// A home that is not an absolute path (none, or "/") is replaced by /tmp/runbook-UID, which
-// the start and install scripts accept only when it belongs to that user (checkFunc).
+// the user's cache otherwise. The next place is used when one cannot be made (a service
+// account whose home it cannot write) or is on a noexec mount; for a user other than root
+// the last is /tmp/runbook-UID, which the start and install scripts accept only when it
+// belongs to that user (checkFunc). A home that is not an absolute path (none, or "/") is
+// replaced by that place.
 func helperDirs(pr probe) []string {
+	tmp := "/tmp/runbook-" + strconv.Itoa(pr.uid)
 	home := pr.home
 	if !strings.HasPrefix(home, "/") || home == "/" {
-		home = "/tmp/runbook-" + strconv.Itoa(pr.uid)
+		home = tmp
 	}
 	if pr.uid == 0 {
 		return []string{"/var/lib/runbook/helper", home + "/.cache/runbook/helper"}
 	}
-	return []string{home + "/.cache/runbook/helper"}
+	if home == tmp {
+		return []string{tmp + "/.cache/runbook/helper"}
+	}
+	return []string{home + "/.cache/runbook/helper", tmp + "/.cache/runbook/helper"}
 }
 
 // hashOf is a shell command printing the sha256 of file first on its line. openssl uses the
@@ -282,6 +288,9 @@ const (
 	// exitUnsafe: a directory on the helper's path, or the file itself, could be changed by
 	// another user (checkFunc); the script said which on stderr.
 	exitUnsafe = 98
+	// exitNoPlace: the helper's directory could not be made or entered (the script said
+	// why on stderr); the next place is tried.
+	exitNoPlace = 99
 	// exitNotExecutable is the shell's own code for a file it cannot execute.
 	exitNotExecutable = 126
 )
@@ -306,17 +315,18 @@ const envHow = "RUNBOOK_HELPER_HOW"
 // rename, replace or alter anything under DIR between the check, the hash and the exec.
 var checkFunc = strings.ReplaceAll(`ck() { K=1; if [ "$1" = -p ]; then K=0; shift; fi; C=$1; if [ -n "$2" ]; then K=2; set -- "$2"; else set --; fi; `+
 	`while :; do set -- "$C" "$@"; [ "$C" = / ] && break; C=${C%/*}; C=${C:-/}; done; `+
-	`X=$(stat -L -c '`+stampFormat+`' "$@" 2>&1) || { echo "runbook: cannot read the owner and mode of $*: $X" >&2; exit EXIT; }; `+
-	`I=0; N=$#; for C do I=$((I+1)); L=${X%%"$nl"*}; X=${X#*"$nl"}; `+
+	`X=$(stat -L -c '`+stampFormat+`' "$@" 2>&1) || { printf 'runbook: cannot read the owner and mode of %s: %s\n' "$*" "$X" >&2; exit EXIT; }; `+
+	`I=0; N=$#; for C do I=$((I+1)); L=${X%%[[:space:]]*}; X=${X#*[[:space:]]}; `+
 	`O=${L#*:*:*:*:}; O=${O%%:*}; M=${L#*:*:*:}; M=${M%%:*}; `+
-	`case "$O:$M" in *[!0-9a-f:]*|:*|*:) echo "runbook: cannot read the owner and mode of $C" >&2; exit EXIT;; esac; `+
-	`if [ "$O" != 0 ] && [ "$O" != "$u" ]; then echo "runbook: $C belongs to uid $O, not to root or to uid $u who runs the helper" >&2; exit EXIT; fi; `+
+	`case "$O:$M" in *[!0-9a-f:]*|:*|*:) printf 'runbook: cannot read the owner and mode of %s\n' "$C" >&2; exit EXIT;; esac; `+
+	`if [ "$O" != 0 ] && [ "$O" != "$u" ]; then printf 'runbook: %s belongs to uid %s, not to root or to uid %s who runs the helper\n' "$C" "$O" "$u" >&2; exit EXIT; fi; `+
 	`if [ $((0x$M & 18)) != 0 ] && { [ $((0x$M & 512)) = 0 ] || [ "$O" != 0 ] || [ $I -gt $((N-K)) ]; }; then `+
-	`echo "runbook: $C is writable by users other than its owner (mode $(printf %o $((0x$M & 4095))))" >&2; exit EXIT; fi; `+
+	`printf 'runbook: %s is writable by users other than its owner (mode %o)\n' "$C" $((0x$M & 4095)) >&2; exit EXIT; fi; `+
 	`done; }`, "EXIT", strconv.Itoa(exitUnsafe))
 
-// nlVar sets nl to a newline, for checkFunc.
-const nlVar = "nl='\n'; "
+// uidVar sets u to the uid that runs the helper. It asks id(1), never the environment: a
+// shell takes $EUID from there when it is set.
+const uidVar = `u=$(id -u); `
 
 // runHelper is the end of every start script: with $p the directory that holds the helper
 // and $s its sha256, it resolves the directory to its physical path, checks it (checkFunc),
@@ -337,7 +347,7 @@ func runHelper(stamp bool, skip string) string {
 // altered exits exitHelperMissing. With stamp it also reports the file's identity, for the
 // controller to record (Stamps).
 func startScript(dir, sha string, stamp bool) string {
-	return `u=${EUID:-$(id -u)}; ` + nlVar + `miss() { exit ` + strconv.Itoa(exitHelperMissing) + `; }; ` + checkFunc + `; ` +
+	return uidVar + `miss() { exit ` + strconv.Itoa(exitHelperMissing) + `; }; ` + checkFunc + `; ` +
 		`p=` + sh.Quote(dir) + `; s=` + sha + `; [ -f "$p/$s" ] || miss; ` + runHelper(stamp, "")
 }
 
@@ -346,16 +356,16 @@ func startScript(dir, sha string, stamp bool) string {
 // it, so nothing is made in a place another user controls; it creates the rest (private to
 // that user) and checks the whole. It leaves d set to dir's physical path.
 func placeScript(dir string) string {
-	return `umask 077; u=${EUID:-$(id -u)}; ` + nlVar + checkFunc + `; d=` + sh.Quote(dir) + `; o=$PWD; ` +
+	return `umask 077; ` + uidVar + checkFunc + `; d=` + sh.Quote(dir) + `; o=$PWD; ` +
 		`e=$d; while [ ! -d "$e" ]; do e=${e%/*}; e=${e:-/}; done; r=${d#"$e"}; ` +
-		`cd -P "$e" || exit 1; e=$PWD; ck -p "$e"; d=${e%/}/${r#/}; ` +
-		`mkdir -p "$d" || exit 1; cd -P "$d" || exit 1; d=$PWD; cd "$o" 2>/dev/null || cd /; ck "$d"; `
+		`cd -P "$e" || exit ` + strconv.Itoa(exitNoPlace) + `; e=$PWD; ck -p "$e"; d=${e%/}/${r#/}; ` +
+		`mkdir -p "$d" || exit ` + strconv.Itoa(exitNoPlace) + `; cd -P "$d" || exit ` + strconv.Itoa(exitNoPlace) + `; d=$PWD; cd "$o" 2>/dev/null || cd /; ck "$d"; `
 }
 
 // keepScript verifies the upload $t in the checked directory $d against sha and renames it
 // to its content address; a half-written or altered upload never sits at the final name.
 func keepScript(sha string) string {
-	return `h=$(` + hashOf("$t") + `); [ "${h%% *}" = ` + sha + ` ] || { rm -f "$t"; echo "runbook: the helper's sha256 differs after the upload to $t" >&2; exit 1; }; ` +
+	return `h=$(` + hashOf("$t") + `); [ "${h%% *}" = ` + sha + ` ] || { rm -f "$t"; printf 'runbook: the sha256 of the upload %s is not the helper'"'"'s\n' "$t" >&2; exit 1; }; ` +
 		`chmod 0755 "$t" && mv -f "$t" "$d/` + sha + `" || { rm -f "$t"; exit 1; }`
 }
 
@@ -367,16 +377,16 @@ func tmpName(sha, tag string) string { return "." + sha[:16] + "." + tag + ".tmp
 // that name is written through), then keepScript.
 func streamScript(dir, sha, tag string) string {
 	return placeScript(dir) + `t=$d/` + tmpName(sha, tag) + `; rm -f "$t"; ` +
-		`(set -C; cat > "$t") || { rm -f "$t"; echo "runbook: cannot write $t" >&2; exit 1; }; ` + keepScript(sha)
+		`(set -C; cat > "$t") || { rm -f "$t"; printf 'runbook: cannot write %s\n' "$t" >&2; exit 1; }; ` + keepScript(sha)
 }
 
 // keepUploadScript is keepScript for a file uploaded over SFTP to the physical directory
 // dir that placeScript printed: the directory is checked again first (it must still be
 // that physical path, and safe), and the upload must be a regular file.
 func keepUploadScript(dir, sha, tag string) string {
-	return `u=${EUID:-$(id -u)}; ` + nlVar + checkFunc + `; d=` + sh.Quote(dir) + `; o=$PWD; ` +
-		`cd -P "$d" && [ "$PWD" = "$d" ] || { echo "runbook: $d moved during the upload" >&2; exit 1; }; cd "$o" 2>/dev/null || cd /; ck "$d"; ` +
-		`t=$d/` + tmpName(sha, tag) + `; if [ -L "$t" ] || [ ! -f "$t" ]; then rm -f "$t"; echo "runbook: $t is not the uploaded file" >&2; exit 1; fi; ` + keepScript(sha)
+	return uidVar + checkFunc + `; d=` + sh.Quote(dir) + `; o=$PWD; ` +
+		`cd -P "$d" && [ "$PWD" = "$d" ] || { printf 'runbook: %s moved during the upload\n' "$d" >&2; exit 1; }; cd "$o" 2>/dev/null || cd /; ck "$d"; ` +
+		`t=$d/` + tmpName(sha, tag) + `; if [ -L "$t" ] || [ ! -f "$t" ]; then rm -f "$t"; printf 'runbook: %s is not the uploaded file\n' "$t" >&2; exit 1; fi; ` + keepScript(sha)
 }
 
 // noteVerified counts how the start script verified the helper and, when it hashed the file
@@ -462,6 +472,12 @@ func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transpo
 			return nil, err
 		}
 		if err := c.push(ctx, conn, t, h, dir); err != nil {
+			var np *noPlaceError
+			if errors.As(err, &np) {
+				// It cannot be made there (a home the user cannot write): the next place.
+				lastErr = err
+				continue
+			}
 			return nil, err
 		}
 		x, code, err = c.launch(ctx, conn, t, startScript(dir, h.SHA256, stamp), only)
@@ -507,6 +523,8 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.
 			return pushError(t.Name, dir, limit, err)
 		case code == exitUnsafe:
 			return unsafeError(t.Name, msg)
+		case code == exitNoPlace:
+			return &noPlaceError{host: t.Name, dir: dir, msg: msg}
 		case code != 0:
 			return fmt.Errorf("push helper to %s: store it in %s: exit %d: %s", t.Name, dir, code, msg)
 		}
@@ -523,10 +541,22 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.
 	if !strings.HasPrefix(phys, "/") || strings.Contains(phys, "\n") {
 		return fmt.Errorf("push helper to %s: %s resolves to %q", t.Name, dir, phys)
 	}
-	if err := conn.Upload(ctx, bytes.NewReader(data), phys+"/"+tmpName(h.SHA256, tag), 0o600); err != nil {
+	tmp := phys + "/" + tmpName(h.SHA256, tag)
+	if err := conn.Upload(ctx, bytes.NewReader(data), tmp, 0o600); err != nil {
+		// Leave no half upload behind, when the connection still allows.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		_, _ = conn.Run(cctx, "rm -f "+sh.Quote(tmp), nil, nil, nil)
+		cancel()
 		return pushError(t.Name, dir, limit, err)
 	}
 	return run(keepUploadScript(phys, h.SHA256, tag), nil, nil)
+}
+
+// noPlaceError says that the helper's directory could not be made or entered.
+type noPlaceError struct{ host, dir, msg string }
+
+func (e *noPlaceError) Error() string {
+	return fmt.Sprintf("push helper to %s: cannot make %s: %s", e.host, e.dir, e.msg)
 }
 
 func pushError(host, dir string, limit time.Duration, err error) error {
@@ -581,18 +611,19 @@ func fastStartScriptFor(builds []archBuild, stamp bool, build, expect string) (s
 		skip = fmt.Sprintf(`if [ "$s$f" = %s ]; then export %s=$s %s=stamp; exec "$p"; fi; `,
 			sh.Quote(build+" "+expect), envVerified, envHow)
 	}
-	// bash knows the machine type and uid without a fork (HOSTTYPE, EUID); other shells
-	// ask uname and id. A HOSTTYPE that names no helper (a 32-bit bash on a 64-bit
-	// kernel) only sends the start down the probe path, which asks uname.
-	return fmt.Sprintf(`m=${HOSTTYPE:-$(uname -m)}; u=${EUID:-$(id -u)}; `+
+	// bash knows the machine type without a fork (HOSTTYPE); other shells ask uname. A
+	// HOSTTYPE that names no helper (a 32-bit bash on a 64-bit kernel) only sends the start
+	// down the probe path, which asks uname.
+	return fmt.Sprintf(`m=${HOSTTYPE:-$(uname -m)}; `+uidVar+
 		`miss() { printf 'runbook-probe\t%%s\t%%s\t%%s\n' "$m" "$u" "$HOME" >&2; exit %d; }; `, exitHelperMissing) +
-		nlVar + checkFunc + `; ` + fmt.Sprintf(
+		checkFunc + `; ` + fmt.Sprintf(
 		`case "$m" in %s*) miss;; esac; `+
 			`case "$HOME" in /?*) hm=$HOME;; *) hm=/tmp/runbook-$u;; esac; `+
 			// The same places, in the same order, as helperDirs; the first that holds the build
 			// executable wins. test -x fails on a noexec mount, so a copy left on one is passed
 			// over for the next place.
-			`if [ "$u" = 0 ]; then set -- /var/lib/runbook/helper "$hm/.cache/runbook/helper"; else set -- "$hm/.cache/runbook/helper"; fi; `+
+			`if [ "$u" = 0 ]; then set -- /var/lib/runbook/helper "$hm/.cache/runbook/helper"; `+
+			`else set -- "$hm/.cache/runbook/helper"; [ "$hm" = /tmp/runbook-$u ] || set -- "$@" /tmp/runbook-$u/.cache/runbook/helper; fi; `+
 			`p=; for d do if [ -x "$d/$s" ]; then p=$d; break; fi; done; [ -n "$p" ] || miss; `,
 		cases.String()) + runHelper(stamp, skip), known
 }

@@ -74,7 +74,7 @@ func shells(t *testing.T) []shell {
 		t.Logf("busybox is not installed: the scripts are not tried with its shell")
 		return out
 	}
-	dir := t.TempDir()
+	dir := traversable(t, t.TempDir())
 	for _, applet := range []string{"sh", "stat", "mkdir", "mv", "chmod", "rm", "cat", "sha256sum", "id", "uname", "printf"} {
 		if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
 			t.Fatal(err)
@@ -83,13 +83,16 @@ func shells(t *testing.T) []shell {
 	return append(out, shell{"busybox", filepath.Join(dir, "sh"), dir})
 }
 
-// runScript runs script with sh as uid u (the scripts read $EUID first, so a test run by
-// root can stand for another user), in env, with stdin; it returns stdout, stderr and the
-// exit code.
+// runScript runs script with sh as uid and gid u (the test runs as root), in env, with
+// stdin; it returns stdout, stderr and the exit code. A user other than root needs the
+// test's directories opened to it (traversable).
 func runScript(t *testing.T, sl shell, script string, u int, stdin string, env ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(sl.bin, "-c", script)
-	cmd.Env = append([]string{"PATH=" + sl.path, "EUID=" + strconv.Itoa(u), "HOSTTYPE=x86_64"}, env...)
+	cmd.Env = append([]string{"PATH=" + sl.path, "HOSTTYPE=x86_64"}, env...)
+	if u != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u), Gid: uint32(u)}}
+	}
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -101,6 +104,19 @@ func runScript(t *testing.T, sl shell, script string, u int, stdin string, env .
 		t.Fatal(err)
 	}
 	return out.String(), errb.String(), code
+}
+
+// traversable opens a test's temporary directory, and the directory the test package made
+// for it, to other users (0755, still root's), so that a script run as another user can
+// reach what the test puts there.
+func traversable(t *testing.T, dir string) string {
+	t.Helper()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // TestStartScript runs the start script: it must exec a helper whose hash matches and
@@ -162,10 +178,10 @@ func TestCheckFunc(t *testing.T) {
 		want    string // "" for a pass, else a part of the message
 	}{
 		{name: "private home cache", levels: lv(u, 0o755, u, 0o700), file: 0o755, fileUID: u},
-		{name: "root-owned tree", levels: lv(0, 0o755, 0, 0o700), file: 0o755, fileUID: 0},
+		{name: "root-owned tree", levels: lv(0, 0o755, 0, 0o755), file: 0o755, fileUID: 0},
 		{name: "the user's dir under a sticky /tmp", levels: lv(0, 0o1777, u, 0o700), file: 0o700, fileUID: u},
 		{name: "planted by another user", levels: lv(0, 0o1777, 1001, 0o777), want: "belongs to uid 1001, not to root or to uid 4242"},
-		{name: "another user's private dir", levels: lv(1001, 0o700, u, 0o700), want: "belongs to uid 1001"},
+		{name: "another user's dir", levels: lv(1001, 0o755, u, 0o700), want: "belongs to uid 1001"},
 		{name: "group-writable helper dir", levels: lv(u, 0o755, u, 0o770), want: "is writable by users other than its owner (mode 770)"},
 		{name: "world-writable parent without sticky bit", levels: lv(0, 0o777, u, 0o700), want: "(mode 777)"},
 		{name: "sticky but not root's", levels: lv(1001, 0o1777, u, 0o700), want: "belongs to uid 1001"},
@@ -175,7 +191,7 @@ func TestCheckFunc(t *testing.T) {
 	}
 	for _, shell := range shells(t) {
 		for _, tt := range tests {
-			base := filepath.Join(t.TempDir(), "base")
+			base := filepath.Join(traversable(t, t.TempDir()), "base")
 			os.Mkdir(base, 0o755)
 			dir := base
 			for i, l := range tt.levels {
@@ -194,7 +210,7 @@ func TestCheckFunc(t *testing.T) {
 				os.Chown(f, tt.fileUID, -1)
 				args += " " + sh.Quote(f)
 			}
-			out, errs, code := runScript(t, shell, "u=$EUID; "+nlVar+checkFunc+"; ck "+args+"; echo passed", u, "")
+			out, errs, code := runScript(t, shell, uidVar+checkFunc+"; ck "+args+"; echo passed", u, "")
 			switch {
 			case tt.want == "" && (code != 0 || out != "passed\n"):
 				t.Errorf("%s: %s: %q %q exit %d, want a pass", shell.name, tt.name, out, errs, code)
@@ -263,7 +279,7 @@ func TestStreamScript(t *testing.T) {
 		// Another content than the build's is never stored.
 		os.Remove(filepath.Join(dir, sha))
 		_, errs, code = runScript(t, shell, streamScript(dir, sha, "tag3"), 0, "#!/bin/sh\necho evil\n")
-		if code == 0 || !strings.Contains(errs, "sha256 differs") {
+		if code == 0 || !strings.Contains(errs, "is not the helper's") {
 			t.Errorf("%s: altered upload: exit %d %q", shell.name, code, errs)
 		}
 		if ents, _ := os.ReadDir(dir); len(ents) > 1 { // the planted link may stay
@@ -271,7 +287,7 @@ func TestStreamScript(t *testing.T) {
 		}
 
 		// In a sticky directory such as /tmp, the user's own new directory is fine...
-		sticky := filepath.Join(t.TempDir(), "tmp")
+		sticky := filepath.Join(traversable(t, t.TempDir()), "tmp")
 		os.Mkdir(sticky, 0o700)
 		syscall.Chmod(sticky, 0o1777)
 		mine := filepath.Join(sticky, "runbook-4242", ".cache/runbook/helper")
@@ -376,7 +392,7 @@ func TestFastStartScriptStamps(t *testing.T) {
 		}
 		cmd := exec.Command("sh", "-c", script)
 		// dash does not set these itself; the script reads them as bash would set them.
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "EUID=1000", "HOSTTYPE=x86_64"}
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "HOSTTYPE=x86_64"}
 		out, err := cmd.Output()
 		if ee, ok := err.(*exec.ExitError); ok {
 			return string(out), ee.ExitCode()
@@ -443,14 +459,20 @@ func TestFastStartScriptStamps(t *testing.T) {
 }
 
 func TestHelperDirs(t *testing.T) {
-	if got := helperDirs(probe{uid: 0, home: "/root"}); got[0] != "/var/lib/runbook/helper" || got[1] != "/root/.cache/runbook/helper" {
-		t.Errorf("root: %v", got)
+	tests := []struct {
+		pr   probe
+		want []string
+	}{
+		{probe{uid: 0, home: "/root"}, []string{"/var/lib/runbook/helper", "/root/.cache/runbook/helper"}},
+		{probe{uid: 1000, home: "/home/op"}, []string{"/home/op/.cache/runbook/helper", "/tmp/runbook-1000/.cache/runbook/helper"}},
+		{probe{uid: 1000, home: "/"}, []string{"/tmp/runbook-1000/.cache/runbook/helper"}},
+		{probe{uid: 1000, home: ""}, []string{"/tmp/runbook-1000/.cache/runbook/helper"}},
+		{probe{uid: 33, home: "var/www"}, []string{"/tmp/runbook-33/.cache/runbook/helper"}},
 	}
-	if got := helperDirs(probe{uid: 1000, home: "/home/op"}); len(got) != 1 || got[0] != "/home/op/.cache/runbook/helper" {
-		t.Errorf("user: %v", got)
-	}
-	if got := helperDirs(probe{uid: 1000, home: "/"}); got[0] != "/tmp/runbook-1000/.cache/runbook/helper" {
-		t.Errorf("no home: %v", got)
+	for _, tt := range tests {
+		if got := helperDirs(tt.pr); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%+v: %q, want %q", tt.pr, got, tt.want)
+		}
 	}
 }
 
