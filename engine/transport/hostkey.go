@@ -141,10 +141,18 @@ func hostKeyCheck(t Target, warn func(key, msg string)) (ssh.HostKeyCallback, []
 			detail = fmt.Sprintf("no known_hosts file (%s) has it, but %s cannot be read and may be its entry, so it is not accepted as new; fix or remove that line, or after verifying the fingerprint: ssh-keyscan -p %s %s >> %s",
 				joinList(t.KnownHostsFiles), joinList(maybe), port, host, first)
 		}
-		return &HostKeyError{Host: knownhosts.Normalize(hostname), Kind: "unknown",
+		return &HostKeyError{Host: displayName(hostname), Kind: "unknown",
 			KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), Detail: detail}
 	}
 	return check, algos, nil
+}
+
+// displayName is the name known_hosts knows hostname ("host:port") by, for messages.
+func displayName(hostname string) string {
+	if name, ok := lookupNameOf(hostname); ok {
+		return name
+	}
+	return hostname
 }
 
 // errUnknownHost is verdict's answer for a host that known_hosts says nothing about.
@@ -167,11 +175,11 @@ func verdict(cb ssh.HostKeyCallback, hostname string, remote net.Addr, key ssh.P
 	case err == nil:
 		return nil
 	case errors.As(err, &rerr):
-		return &HostKeyError{Host: knownhosts.Normalize(hostname), Kind: "revoked",
+		return &HostKeyError{Host: displayName(hostname), Kind: "revoked",
 			KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key),
 			Detail: fmt.Sprintf("%s:%d", rerr.Revoked.Filename, rerr.Revoked.Line)}
 	case errors.As(err, &uerr):
-		return &HostKeyError{Host: knownhosts.Normalize(hostname), Kind: "unreadable",
+		return &HostKeyError{Host: displayName(hostname), Kind: "unreadable",
 			KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), Detail: uerr.Error()}
 	case errors.As(err, &kerr) && len(kerr.Want) > 0:
 		return mismatch(hostname, key, kerr.Want)
@@ -183,7 +191,7 @@ func verdict(cb ssh.HostKeyCallback, hostname string, remote net.Addr, key ssh.P
 
 func mismatch(hostname string, key ssh.PublicKey, want []knownhosts.KnownKey) error {
 	k := want[0]
-	host := knownhosts.Normalize(hostname)
+	host := displayName(hostname)
 	return &HostKeyError{Host: host, Kind: "mismatch", KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key),
 		Detail: fmt.Sprintf("%s:%d expects %s %s; if the host was reinstalled, verify the new key and remove the old entry: ssh-keygen -R '%s' -f %s",
 			k.Filename, k.Line, k.Key.Type(), ssh.FingerprintSHA256(k.Key), host, k.Filename)}
@@ -195,12 +203,12 @@ func knownAlgorithms(db *knownHostsDB, hostPort string) []string {
 	if db == nil {
 		return nil
 	}
-	host, port, err := net.SplitHostPort(hostPort)
-	if err != nil {
+	name, ok := lookupNameOf(hostPort)
+	if !ok {
 		return nil
 	}
 	have := map[string]bool{}
-	for _, k := range db.keysFor(host, port) {
+	for _, k := range db.keysFor(name) {
 		switch k.Key.Type() {
 		case ssh.KeyAlgoRSA:
 			have[ssh.KeyAlgoRSASHA512], have[ssh.KeyAlgoRSASHA256], have[ssh.KeyAlgoRSA] = true, true, true
@@ -255,9 +263,10 @@ func acceptNew(files []string, hostname string, remote net.Addr, key ssh.PublicK
 		return err
 	}
 	if u := db.unattributed(); len(u) > 0 {
-		return fmt.Errorf("accept-new: %s cannot be read and may be the entry of %s; not recording its key", joinList(u), knownhosts.Normalize(hostname))
+		return fmt.Errorf("accept-new: %s cannot be read and may be the entry of %s; not recording its key", joinList(u), displayName(hostname))
 	}
-	line := knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key) + "\n"
+	// Under the lower-case name OpenSSH looks the host up by.
+	line := displayName(hostname) + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))) + "\n"
 	if st, err := f.Stat(); err == nil && st.Size() > 0 {
 		// Make sure we start on a new line.
 		buf := make([]byte, 1)

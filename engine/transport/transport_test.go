@@ -167,6 +167,23 @@ func TestAcceptNew(t *testing.T) {
 	}
 }
 
+// accept-new records hosts under the lower-case name OpenSSH looks them up by.
+func TestAcceptNewLowerCase(t *testing.T) {
+	srv := startTestServer(t)
+	tg := srv.Target(t)
+	tg.Address = "LOCALHOST"
+	tg.KnownHostsFiles = []string{filepath.Join(t.TempDir(), "known_hosts")}
+	tg.StrictHostKeyChecking = "accept-new"
+	dial(t, &Dialer{}, tg).Close()
+	b, err := os.ReadFile(tg.KnownHostsFiles[0])
+	if want := "[localhost]:" + strconv.Itoa(srv.Port) + " ssh-ed25519 "; err != nil || !strings.HasPrefix(string(b), want) {
+		t.Fatalf("known_hosts = %q, %v; want a line starting %q", b, err, want)
+	}
+	tg.StrictHostKeyChecking = "yes"
+	tg.Address = "localhost"
+	dial(t, &Dialer{}, tg).Close()
+}
+
 func TestAuthFailure(t *testing.T) {
 	srv := startTestServer(t)
 	dir := t.TempDir()
