@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -345,12 +346,13 @@ func (e *UnreadableEntryError) Error() string {
 // revocation refuses a key that a @revoked line names (*knownhosts.RevokedError), or that
 // an unreadable @revoked line may name (*UnreadableEntryError): one of the key's type, or of
 // no type it shows. A @revoked line counts for any host, whatever its host field says.
-func (db *knownHostsDB) revocation(key ssh.PublicKey) error {
+// types are further key types the line would also be about (a certificate's own).
+func (db *knownHostsDB) revocation(key ssh.PublicKey, types ...string) error {
 	if r, ok := db.revoked[string(key.Marshal())]; ok {
 		return &knownhosts.RevokedError{Revoked: r}
 	}
 	for _, b := range db.broken {
-		if b.marker == "@revoked" && (b.keyType == "" || b.keyType == key.Type()) {
+		if b.marker == "@revoked" && (b.keyType == "" || b.keyType == key.Type() || slices.Contains(types, b.keyType)) {
 			return &UnreadableEntryError{Where: b.where(), Reason: b.reason, Revoked: true}
 		}
 	}
@@ -425,8 +427,27 @@ func (db *knownHostsDB) isRevoked(cert *ssh.Certificate) bool {
 	return k || ca
 }
 
-// callback verifies host keys and host certificates, as knownhosts.New's callback does.
+// callback verifies host keys and host certificates, as knownhosts.New's callback does. A
+// certificate is first held to the same @revoked rules as a plain key, for both its key and
+// the CA's that signed it: CertChecker only asks whether a key is revoked, not whether an
+// unreadable line may revoke it.
 func (db *knownHostsDB) callback() ssh.HostKeyCallback {
 	c := &ssh.CertChecker{IsHostAuthority: db.isHostAuthority, IsRevoked: db.isRevoked, HostKeyFallback: db.check}
-	return c.CheckHostKey
+	return func(address string, remote net.Addr, key ssh.PublicKey) error {
+		cert, ok := key.(*ssh.Certificate)
+		if !ok {
+			return c.CheckHostKey(address, remote, key)
+		}
+		if err := db.revocation(cert.Key, cert.Type()); err != nil {
+			return err
+		}
+		if err := db.revocation(cert.SignatureKey); err != nil {
+			return err
+		}
+		// The principals are compared with the host as OpenSSH names it: in lower case.
+		if host, port, err := net.SplitHostPort(address); err == nil {
+			address = net.JoinHostPort(canonicalHost(host), port)
+		}
+		return c.CheckHostKey(address, remote, key)
+	}
 }

@@ -264,6 +264,60 @@ func TestKnownHostsHashedSalt(t *testing.T) {
 	}
 }
 
+// Host certificates are held to the @revoked rules of plain keys: a @revoked line, readable
+// or not, refuses the certificate's key and the key of the CA that signed it.
+func TestKnownHostsCertificates(t *testing.T) {
+	hostS, _ := newKey(t)
+	otherS, _ := newKey(t)
+	caS := rsaSigner(t)
+	host, ca := hostS.PublicKey(), caS.PublicKey()
+	cert := &ssh.Certificate{Key: host, CertType: ssh.HostCert, ValidPrincipals: []string{"h"}, ValidBefore: ssh.CertTimeInfinity}
+	if err := cert.SignCert(rand.Reader, caS); err != nil {
+		t.Fatal(err)
+	}
+	authority := "@cert-authority * " + khKey(ca) + "\n"
+	tests := []struct {
+		name, content, want string
+	}{
+		{"signed by a known CA", authority, "ok"},
+		{"by no known CA", "@cert-authority * " + khKey(rsaSigner(t).PublicKey()), "error"},
+		{"the host key revoked", authority + "@revoked * " + khKey(host), "revoked kh:2"},
+		{"the CA revoked", authority + "@revoked * " + khKey(ca), "revoked kh:2"},
+		{"an unreadable @revoked of the host key's type", authority + "@revoked * " + truncated(host), "unreadable-revoked kh:2"},
+		{"an unreadable @revoked of the CA's type", authority + "@revoked * " + truncated(ca), "unreadable-revoked kh:2"},
+		{"an unreadable @revoked of no type", authority + "@revoked *", "unreadable-revoked kh:2"},
+		{"an unreadable @revoked of the certificate's type", authority + "@revoked * " + cert.Type() + " AAAA", "unreadable-revoked kh:2"},
+		{"an unreadable @revoked of another type", authority + "@revoked * " + xmssKey(), "ok"},
+		{"another key revoked", authority + "@revoked * " + khKey(otherS.PublicKey()), "ok"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := &knownHostsDB{revoked: map[string]knownhosts.KnownKey{}}
+			db.add("kh", []byte(tt.content))
+			if got := describeCheck(db.callback()("h:22", &net.TCPAddr{}, cert)); !strings.HasPrefix(got, tt.want) {
+				t.Errorf("%s; want %s", got, tt.want)
+			}
+			if got := describeCheck(db.callback()("H:22", &net.TCPAddr{}, cert)); !strings.HasPrefix(got, tt.want) {
+				t.Errorf("host H: %s; want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// rsaSigner is a small RSA key, to tell key types apart.
+func rsaSigner(t *testing.T) ssh.Signer {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // FuzzKnownHosts feeds arbitrary files to the reader. Nothing may panic; each unreadable
 // line is reported once with its own line number; and wherever refKnownHosts, an independent
 // reading of OpenSSH's rules, reads the whole file, the reader finds no unreadable line and
