@@ -105,11 +105,15 @@ func (d *Dialer) connectTimeout(t Target) time.Duration {
 }
 
 // Dial connects to t, verifies its host key and authenticates. Every error
-// it returns satisfies IsUnreachable.
+// it returns satisfies IsUnreachable. A target or jump host whose address or user is unfit
+// to name a host (see checkTarget) is refused before anything is dialled.
 func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 	name := t.Name
 	if name == "" {
 		name = t.address()
+	}
+	if err := checkTarget(t); err != nil {
+		return nil, unreachable(name, "dial", err)
 	}
 	var jumps []*ssh.Client
 	closeJumps := func() {
@@ -205,6 +209,10 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 	name := t.Name
 	if name == "" {
 		name = t.address()
+	}
+	// Every hop is checked here, however it was resolved (Dialer.ResolveJump may be anyone's).
+	if err := checkTarget(t); err != nil {
+		return nil, nil, "", unreachable(name, "dial", err)
 	}
 	// Credentials first: a passphrase prompt waits for a person, and that wait must not count
 	// against this host's (or, as every host waits for the one prompt, any host's) timeout.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -316,6 +317,52 @@ func rsaSigner(t *testing.T) ssh.Signer {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// The line accept-new writes is the host's lower-case lookup name and its key, and nothing
+// else: a name that would read back as anything else (a list, a pattern, a negation, a
+// marker, a comment, a second line, a hashed name) is refused, however it got there.
+func TestKnownHostsLine(t *testing.T) {
+	ks, _ := newKey(t)
+	k := ks.PublicKey()
+	for _, tt := range []struct{ hostname, want string }{
+		{"web1:22", "web1 " + khKey(k) + "\n"},
+		{"Web1.Example.COM:2222", "[web1.example.com]:2222 " + khKey(k) + "\n"},
+		{"[::1]:22", "::1 " + khKey(k) + "\n"},
+		{"[FE80::1%eth0]:2200", "[fe80::1%eth0]:2200 " + khKey(k) + "\n"},
+		{"a,*:22", "refused"},
+		{"*:22", "refused"},
+		{"h?:22", "refused"},
+		{"!h:22", "refused"},
+		{"[::ffff:127.0.0.1%x\n* " + khKey(k) + "\n#]:22", "refused"},
+		{"a\rb:22", "refused"},
+		{"a b:22", "refused"},
+		{"a\tb:22", "refused"},
+		{"#a:22", "refused"},
+		{"@revoked:22", "refused"},
+		{"@cert-authority:22", "refused"},
+		{"|1|" + base64.StdEncoding.EncodeToString(make([]byte, 20)) + "|" + base64.StdEncoding.EncodeToString(make([]byte, 20)) + ":22", "refused"},
+		{"nohostport", "refused"},
+	} {
+		got, err := knownHostsLine(tt.hostname, k)
+		if err != nil {
+			got = "refused"
+			if !strings.Contains(err.Error(), "not recording the key of") && tt.hostname != "nohostport" {
+				t.Errorf("%q: error %v does not name the host", tt.hostname, err)
+			}
+		}
+		if got != tt.want {
+			t.Errorf("knownHostsLine(%q) = %q, %v; want %q", tt.hostname, got, err, tt.want)
+		}
+	}
+	// Refused before any file is touched.
+	kh := filepath.Join(t.TempDir(), "sub", "known_hosts")
+	if err := acceptNew([]string{kh}, "*:22", &net.TCPAddr{}, k); err == nil {
+		t.Error("acceptNew recorded a key for *")
+	}
+	if _, err := os.Stat(filepath.Dir(kh)); err == nil {
+		t.Error("a refused accept-new created the known_hosts directory")
+	}
 }
 
 // FuzzKnownHosts feeds arbitrary files to the reader. Nothing may panic; each unreadable

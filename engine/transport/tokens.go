@@ -64,35 +64,59 @@ func (e expander) text(s, which string) string {
 	return b.String()
 }
 
-// path expands the tokens of a file name, and a leading ~. No shell reads the result, so
-// nothing is quoted or refused.
-func (e expander) path(s string) string {
-	s = e.text(s, "hnprud")
+// path expands a leading ~ of a file name, then its tokens, as OpenSSH does (so a value
+// cannot become a ~). No shell reads the result, so nothing is quoted; a host name, alias or
+// user that would not be one plain file name component (a '/', a name of dots, a space, a
+// control or pattern character: see valueProblem) is refused with an *UnsafeTokenError.
+// Other % sequences are left as written.
+func (e expander) path(option, s string) (string, error) {
 	if s == "~" {
-		return e.home
+		return e.home, nil
 	}
-	if strings.HasPrefix(s, "~/") {
-		return filepath.Join(e.home, s[2:])
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		i++
+		v, what, fromHost, ok := e.tokenValue(s[i])
+		if !ok || !fromHost {
+			continue
+		}
+		forbidden := forbiddenInHost
+		if s[i] == 'r' {
+			forbidden = forbiddenInUser
+		}
+		if p := valueProblem(v, forbidden); p != "" {
+			return "", &UnsafeTokenError{Option: option, Command: s, Token: s[i], What: what, Value: v, Problem: p, FileName: true}
+		}
 	}
-	return s
+	if rest, ok := strings.CutPrefix(s, "~/"); ok {
+		return filepath.Join(e.home, e.text(rest, "hnprud")), nil
+	}
+	return e.text(s, "hnprud"), nil
 }
 
 // UnsafeTokenError is a host name, alias or user that a %-token would put into a shell
-// command although the shell would read part of it as syntax. OpenSSH (since 9.6) refuses
-// such names from its command line; runbook refuses them from anywhere, since the
-// inventory that supplies them may be generated from data others control.
+// command although the shell would read part of it as syntax, or into a file name although
+// it is not one plain component of a name. The inventory that supplies these values may be
+// generated from data others control, so they are refused wherever they come from.
 type UnsafeTokenError struct {
-	Option  string // "ProxyCommand"
-	Command string // the command as written, before expansion
-	Token   byte   // 'h', 'n', 'r', 'u' or 'd'
-	What    string // "host name", "remote user", ...
-	Value   string
-	Problem string // what is wrong with Value
+	Option   string // "ProxyCommand", "IdentityFile", "UserKnownHostsFile", ...
+	Command  string // the command or file name as written, before expansion
+	Token    byte   // 'h', 'n', 'r', 'u' or 'd'
+	What     string // "host name", "remote user", ...
+	Value    string
+	Problem  string // what is wrong with Value
+	FileName bool   // Command is a file name, not a shell command
 }
 
 func (e *UnsafeTokenError) Error() string {
-	return fmt.Sprintf("%s %q: %%%c would expand to the %s %q, which %s; refused: a value expanded into a shell command may not contain shell metacharacters, spaces or control characters",
-		e.Option, e.Command, e.Token, e.What, e.Value, e.Problem)
+	rule := "a value expanded into a shell command may not contain shell metacharacters, spaces or control characters"
+	if e.FileName {
+		rule = "a host value expanded into a file name may not contain '/', spaces, control characters or pattern characters, nor be made of dots"
+	}
+	return fmt.Sprintf("%s %q: %%%c would expand to the %s %q, which %s; refused: %s",
+		e.Option, e.Command, e.Token, e.What, e.Value, e.Problem, rule)
 }
 
 // shellMeta are the characters that mean something to a POSIX shell (or to bash, or to a

@@ -71,6 +71,56 @@ func TestExpandCommandChecksOnlyUsedTokens(t *testing.T) {
 	}
 }
 
+// File names: ~ is expanded before the tokens, so no value becomes a ~; a host name, alias
+// or user that is not one plain component of a name is refused, so none climbs out of the
+// directory the operator named.
+func TestExpandPath(t *testing.T) {
+	e := expander{host: "db-1.example.net", alias: "db1", user: "deploy", port: 2222, local: "me", home: "/home/me"}
+	tests := []struct {
+		name    string
+		e       expander
+		path    string
+		want    string
+		wantErr []string
+	}{
+		{name: "tokens", e: e, path: "~/.ssh/%n/%r@%h:%p", want: "/home/me/.ssh/db1/deploy@db-1.example.net:2222"},
+		{name: "home alone", e: e, path: "~", want: "/home/me"},
+		{name: "local user and home", e: e, path: "%d/keys/%u", want: "/home/me/keys/me"},
+		{name: "an IPv6 address", e: expander{host: "fe80::1%eth0"}, path: "/kh/%h", want: "/kh/fe80::1%eth0"},
+		{name: "a user with @", e: expander{user: "alice@corp.example"}, path: "/keys/%r", want: "/keys/alice@corp.example"},
+		{name: "other % sequences stay", e: e, path: "/k/%C", want: "/k/%C"},
+		{name: "a value is not a ~", e: expander{host: "~", home: "/home/me"}, path: "%h/x", want: "~/x"},
+
+		{name: "a / in the alias", e: expander{alias: "../../etc/cron.d/x"}, path: "~/.ssh/known_hosts.d/%n",
+			wantErr: []string{`UserKnownHostsFile "~/.ssh/known_hosts.d/%n": %n would expand to the host alias "../../etc/cron.d/x", which contains '/'`}},
+		{name: "dots", e: expander{host: ".."}, path: "/kh/%h/known_hosts", wantErr: []string{"%h", "made of dots only"}},
+		{name: "a zone with a /", e: expander{host: "::ffff:127.0.0.1%/../../x"}, path: "/kh/%h", wantErr: []string{"'/'"}},
+		{name: "a newline", e: expander{host: "a\n* ssh-ed25519 AAAA"}, path: "/kh/%h", wantErr: []string{`control character '\n'`}},
+		{name: "a pattern", e: expander{host: "*"}, path: "/kh/%h", wantErr: []string{"'*'"}},
+		{name: "a / in the user", e: expander{user: "a/../b"}, path: "/keys/%r", wantErr: []string{"%r", "remote user", "'/'"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.e.path("UserKnownHostsFile", tt.path)
+			if tt.wantErr != nil {
+				var ue *UnsafeTokenError
+				if !errors.As(err, &ue) {
+					t.Fatalf("got %q, %v; want an UnsafeTokenError", got, err)
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not mention %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
 // contexts are the places a token can stand in a command; for each, the literal text the
 // shell must see for the value v.
 var contexts = []struct {
