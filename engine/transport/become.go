@@ -59,6 +59,11 @@ func newBecome(b Become, cmd string) (*becomeCmd, error) {
 	default:
 		return nil, fmt.Errorf("unknown become method %q (want sudo)", b.Method)
 	}
+	// sudo -S reads the password up to a line break; whatever follows would reach the
+	// command's stdin (the helper's protocol stream, or a pushed file) instead.
+	if i := strings.IndexAny(b.Password, "\r\n"); i >= 0 {
+		return nil, fmt.Errorf("the become password contains a line break (%q), which sudo would take as its end, passing the rest to the command; refused before anything was sent", b.Password[i])
+	}
 	user := b.User
 	if user == "" {
 		user = "root"

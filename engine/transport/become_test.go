@@ -132,3 +132,30 @@ func TestBecomeSudo(t *testing.T) {
 		t.Errorf("run afterwards: %d %v", code, err)
 	}
 }
+
+// A become password with a line break is refused before anything reaches the host: sudo
+// would take the part before the break and pass the rest to the command's stdin.
+func TestBecomePasswordLineBreak(t *testing.T) {
+	srv := startTestServer(t)
+	if err := os.WriteFile(filepath.Join(srv.BinDir, "sudo"), []byte(fakeSudo), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(srv.BinDir, "sudo.password"), []byte("first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, &Dialer{}, srv.Target(t))
+	for _, pw := range []string{"first\nrm -rf /tmp/x", "first\r", "\nsecond"} {
+		before := srv.Execs.Load()
+		var out bytes.Buffer
+		_, err := c.RunAs(context.Background(), Become{Method: "sudo", Password: pw}, "cat", strings.NewReader("input\n"), &out, nil)
+		if err == nil || !strings.Contains(err.Error(), "test: the become password contains a line break") {
+			t.Errorf("%q: err = %v; want a refusal naming the host", pw, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "first") || strings.Contains(err.Error(), "second")) {
+			t.Errorf("the error shows the password: %v", err)
+		}
+		if n := srv.Execs.Load(); n != before {
+			t.Errorf("%q: %d commands ran", pw, n-before)
+		}
+	}
+}
