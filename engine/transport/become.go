@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/runbook/runbook/internal/sh"
@@ -98,7 +99,8 @@ const (
 // the command's start it gives up.
 func (bc *becomeCmd) handshake(ctx context.Context, s *Session, host string, timeout time.Duration) error {
 	timedOut := make(chan struct{})
-	timer := time.AfterFunc(timeout, func() { close(timedOut); _ = s.s.Close() })
+	var expire sync.Once // Reset re-arms a timer that may have fired already
+	timer := time.AfterFunc(timeout, func() { expire.Do(func() { close(timedOut) }); _ = s.s.Close() })
 	defer timer.Stop()
 
 	if _, err := s.Stdin.Write(append(append([]byte(nil), bc.prompt...), '\n')); err != nil {

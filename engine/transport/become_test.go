@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,3 +160,51 @@ func TestBecomePasswordLineBreak(t *testing.T) {
 		}
 	}
 }
+
+// The prompt timer may fire while the handshake is about to answer a prompt; answering
+// re-arms it, and its second firing must not close the timeout channel again (a panic that
+// would take the whole controller down).
+func TestBecomeTimerFiresTwice(t *testing.T) {
+	srv := startTestServer(t)
+	c := dial(t, &Dialer{}, srv.Target(t))
+	sess, err := c.client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	bc, err := newBecome(Become{Method: "sudo", Password: "pw"}, "true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 50 * time.Millisecond
+	// stderr gives sudo's prompt only after the timer has fired, then nothing until it has
+	// fired again.
+	stderr := &slowReader{delay: 3 * timeout, chunks: [][]byte{bc.prompt}}
+	s := &Session{Stdin: nopWriteCloser{}, Stderr: stderr, s: sess, c: c}
+	err = bc.handshake(context.Background(), s, "test", timeout)
+	if err == nil || !strings.Contains(err.Error(), "no the command's start after the password within 50ms") {
+		t.Errorf("err = %v; want a timeout after the password", err)
+	}
+	time.Sleep(2 * timeout) // a late third firing, had there been one
+}
+
+// slowReader returns each chunk after delay, then io.EOF after delay.
+type slowReader struct {
+	delay  time.Duration
+	chunks [][]byte
+}
+
+func (r *slowReader) Read(b []byte) (int, error) {
+	time.Sleep(r.delay)
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, r.chunks[0])
+	r.chunks = r.chunks[1:]
+	return n, nil
+}
+
+type nopWriteCloser struct{}
+
+func (nopWriteCloser) Write(b []byte) (int, error) { return len(b), nil }
+func (nopWriteCloser) Close() error                { return nil }
