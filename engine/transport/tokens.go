@@ -119,6 +119,21 @@ func (e *UnsafeTokenError) Error() string {
 		e.Option, e.Command, e.Token, e.What, e.Value, e.Problem, rule)
 }
 
+// TokenError is a ProxyCommand with a % sequence runbook does not expand. OpenSSH refuses
+// such a command too rather than run it with the sequence left in.
+type TokenError struct {
+	Option  string // "ProxyCommand"
+	Command string // as written
+	Token   byte   // the character after %; 0: the command ends with a lone %
+}
+
+func (e *TokenError) Error() string {
+	if e.Token == 0 {
+		return fmt.Sprintf("%s %q ends with a lone '%%' (write %%%% for a percent sign)", e.Option, e.Command)
+	}
+	return fmt.Sprintf("%s %q: unknown token %%%c (runbook expands %%h %%n %%p %%r %%u %%d and %%%%)", e.Option, e.Command, e.Token)
+}
+
 // shellMeta are the characters that mean something to a POSIX shell (or to bash, or to a
 // second shell the command may start, such as ssh's remote one) somewhere in a word.
 const shellMeta = "'\"`$\\;&|<>(){}[]*?!#~^"
@@ -153,15 +168,22 @@ func unsafeForShell(s string, fromHost bool) string {
 }
 
 // command expands the tokens of a command line that /bin/sh will run. A host name, alias or
-// user with anything a shell would interpret is refused (UnsafeTokenError); every
-// expansion is quoted for where it stands in the command: outside quotes as one word,
-// inside '…' or "…" as literal text of that quoted string.
+// user with anything a shell would interpret is refused (UnsafeTokenError), and so is a %
+// sequence that is not a token (TokenError). Every expansion is quoted for where it stands
+// as far as quotes and backslashes tell: outside quotes as one word, inside '…' or "…" as
+// literal text of that quoted string. The tracker does not follow $(…), `…` or ${…}: there
+// it quotes for the enclosing quotes only. That is enough for the host's values, which have
+// no character a shell would read anywhere; the controller's own user and home, which may,
+// are the operator's.
 func (e expander) command(option, s string) (string, error) {
 	state, escaped := unquoted, false
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c == '%' && i+1 < len(s) {
+		if c == '%' && i+1 == len(s) {
+			return "", &TokenError{Option: option, Command: s}
+		}
+		if c == '%' {
 			i++
 			t := s[i]
 			if t == '%' {
@@ -171,11 +193,7 @@ func (e expander) command(option, s string) (string, error) {
 			}
 			v, what, fromHost, ok := e.tokenValue(t)
 			if !ok {
-				// Left as written, as for file names.
-				b.WriteByte('%')
-				b.WriteByte(t)
-				escaped = false
-				continue
+				return "", &TokenError{Option: option, Command: s, Token: t}
 			}
 			if p := unsafeForShell(v, fromHost); p != "" {
 				return "", &UnsafeTokenError{Option: option, Command: s, Token: t, What: what, Value: v, Problem: p}
