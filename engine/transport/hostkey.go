@@ -21,7 +21,8 @@ import (
 
 // knownHostsCache keeps read known_hosts files between dials: a run over thousands of hosts
 // would otherwise read the same files once per host. An entry is reused only while every
-// file's size and mtime are unchanged.
+// file's size, mtime, device and inode are unchanged (a file replaced by another of the same
+// size within the clock's resolution is seen by its inode).
 var knownHostsCache = struct {
 	sync.Mutex
 	m map[string]cachedDB
@@ -43,8 +44,12 @@ func loadKnownHosts(paths []string, warn func(key, msg string)) (*knownHostsDB, 
 	var stamp strings.Builder
 	for _, f := range files {
 		if st, err := os.Stat(f); err == nil {
-			fmt.Fprintf(&stamp, "%d/%d;", st.Size(), st.ModTime().UnixNano())
+			fmt.Fprintf(&stamp, "%d/%d", st.Size(), st.ModTime().UnixNano())
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				fmt.Fprintf(&stamp, "/%d/%d", sys.Dev, sys.Ino)
+			}
 		}
+		stamp.WriteByte(';')
 	}
 	knownHostsCache.Lock()
 	e, ok := knownHostsCache.m[key]

@@ -678,3 +678,45 @@ func TestKnownHostsWarnOnce(t *testing.T) {
 	dial(t, &Dialer{Warn: d.Warn}, tg).Close()
 	check("a new run")
 }
+
+// The cache of read files sees a file replaced by another of the same size and mtime (an
+// edit within the clock's resolution, or a restored copy): by its inode.
+func TestKnownHostsCacheSeesReplacement(t *testing.T) {
+	k1s, _ := newKey(t)
+	k2s, _ := newKey(t)
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	write := func(name string, k ssh.PublicKey) {
+		if err := os.WriteFile(name, []byte("h "+khKey(k)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(kh, k1s.PublicKey())
+	st, err := os.Stat(kh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func() string {
+		t.Helper()
+		db, err := loadKnownHosts([]string{kh}, func(string, string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return describeCheck(db.check("h:22", nil, k2s.PublicKey()))
+	}
+	if got := load(); got != "mismatch "+kh+":1" {
+		t.Fatalf("before: %s", got)
+	}
+	write(kh+".new", k2s.PublicKey())
+	if err := os.Chtimes(kh+".new", st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(kh+".new", kh); err != nil {
+		t.Fatal(err)
+	}
+	if st2, _ := os.Stat(kh); st2.Size() != st.Size() || !st2.ModTime().Equal(st.ModTime()) {
+		t.Fatal("the replacement differs in size or mtime; the test needs them equal")
+	}
+	if got := load(); got != "ok" {
+		t.Errorf("after the replacement: %s; want ok (the cache served the old file)", got)
+	}
+}
