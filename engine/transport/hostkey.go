@@ -69,10 +69,7 @@ func loadKnownHosts(paths []string, warn func(key, msg string)) (*knownHostsDB, 
 	return e.db, nil
 }
 
-// warnedSets holds, per Dialer, the warnings already given (outside the Dialer, so that
-// Dialers stay plain values).
-var warnedSets sync.Map // *Dialer → *warnedSet
-
+// warnedSet is the warnings a Dialer has given, by key.
 type warnedSet struct {
 	sync.Mutex
 	given map[string]bool
@@ -83,8 +80,7 @@ type warnedSet struct {
 // such as a known_hosts line that cannot be read, so each is given once however many hosts
 // the file serves.
 func (d *Dialer) warnOnce(key, msg string) {
-	v, _ := warnedSets.LoadOrStore(d, &warnedSet{given: map[string]bool{}})
-	w := v.(*warnedSet)
+	w := &d.state().warned
 	w.Lock()
 	defer w.Unlock()
 	if w.given[key] {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -758,5 +759,28 @@ func TestEncryptedKeyPassphrase(t *testing.T) {
 				t.Errorf("passphrase asked %d times, want %d (for both connections)", asked, tt.asked)
 			}
 		})
+	}
+}
+
+// What a Dialer remembers (decrypted keys, warnings given) goes away with it: a program that
+// makes a Dialer per host must not keep them all.
+func TestDialerStateIsCollected(t *testing.T) {
+	collected := make(chan struct{})
+	func() {
+		d := &Dialer{Warn: func(string) {}}
+		d.warnOnce("k", "a warning")
+		_ = d.keys()
+		runtime.SetFinalizer(d, func(*Dialer) { close(collected) })
+	}()
+	deadline := time.After(5 * time.Second)
+	for {
+		runtime.GC()
+		select {
+		case <-collected:
+			return
+		case <-deadline:
+			t.Fatal("a Dialer no longer used was not collected: something still holds it")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
