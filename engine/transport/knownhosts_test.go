@@ -146,18 +146,7 @@ func TestKnownHostsRevoked(t *testing.T) {
 	}
 }
 
-func rsaKey(t *testing.T) ssh.PublicKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := ssh.NewPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pk
-}
+func rsaKey(t *testing.T) ssh.PublicKey { return rsaSigner(t).PublicKey() }
 
 // describeCheck names the outcome of knownHostsDB.check for tables.
 func describeCheck(err error) string {

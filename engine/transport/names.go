@@ -37,28 +37,50 @@ func (e *NameError) Error() string {
 		e.What, e.Value, e.Problem)
 }
 
-// valueProblem says what makes s unfit to name a host or user, "" if nothing: invalid
-// UTF-8, a leading '-', a space, a control character, a character of forbidden, or a name
-// made of dots only (a directory, in a file name).
+// valueProblem says what makes s unfit to name a host or user, "" if nothing: see
+// charProblem, and a name made of dots only (a directory, in a file name).
 func valueProblem(s, forbidden string) string {
-	if !utf8.ValidString(s) {
-		return "is not valid UTF-8"
+	if p := charProblem(s, forbidden, ""); p != "" {
+		return p
+	}
+	if s != "" && strings.Trim(s, ".") == "" {
+		return "is made of dots only"
+	}
+	return ""
+}
+
+// charProblem says what makes s unfit as a word that names something, "" if nothing:
+// invalid UTF-8, a leading '-', a control character, a space, or a character of forbidden
+// (called what, if not "").
+func charProblem(s, forbidden, what string) string {
+	if p := controlProblem(s); p != "" {
+		return p
 	}
 	if strings.HasPrefix(s, "-") {
 		return "starts with '-', which a command would read as an option"
 	}
 	for _, r := range s {
 		switch {
-		case unicode.IsControl(r):
-			return fmt.Sprintf("contains the control character %q", r)
 		case unicode.IsSpace(r):
 			return fmt.Sprintf("contains the space %q", r)
+		case strings.ContainsRune(forbidden, r) && what != "":
+			return fmt.Sprintf("contains %q, %s", r, what)
 		case strings.ContainsRune(forbidden, r):
 			return fmt.Sprintf("contains %q", r)
 		}
 	}
-	if s != "" && strings.Trim(s, ".") == "" {
-		return "is made of dots only"
+	return ""
+}
+
+// controlProblem says whether s is invalid UTF-8 or holds a control character.
+func controlProblem(s string) string {
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Sprintf("contains the control character %q", r)
+		}
 	}
 	return ""
 }

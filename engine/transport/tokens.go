@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/runbook/runbook/internal/sh"
@@ -142,29 +141,10 @@ const shellMeta = "'\"`$\\;&|<>(){}[]*?!#~^"
 // Host values (fromHost) must be plain words; the controller's own user and home need
 // only be free of control characters, as quoting takes care of the rest.
 func unsafeForShell(s string, fromHost bool) string {
-	if !utf8.ValidString(s) {
-		return "is not valid UTF-8"
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return fmt.Sprintf("contains the control character %q", r)
-		}
-	}
 	if !fromHost {
-		return ""
+		return controlProblem(s)
 	}
-	if strings.HasPrefix(s, "-") {
-		return "starts with '-', which a command would read as an option"
-	}
-	for _, r := range s {
-		switch {
-		case unicode.IsSpace(r):
-			return fmt.Sprintf("contains the space %q", r)
-		case strings.ContainsRune(shellMeta, r):
-			return fmt.Sprintf("contains %q, a shell metacharacter", r)
-		}
-	}
-	return ""
+	return charProblem(s, shellMeta, "a shell metacharacter")
 }
 
 // command expands the tokens of a command line that /bin/sh will run. A host name, alias or

@@ -42,22 +42,29 @@ func TestExpandCommand(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := tt.e.command("ProxyCommand", tt.cmd)
-			if tt.wantErr != nil {
-				var ue *UnsafeTokenError
-				if !errors.As(err, &ue) {
-					t.Fatalf("got %q, %v; want an UnsafeTokenError", got, err)
-				}
-				for _, w := range tt.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not mention %q", err, w)
-					}
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("got %q, %v; want %q", got, err, tt.want)
-			}
+			checkExpanded(t, got, err, tt.want, tt.wantErr)
 		})
+	}
+}
+
+// checkExpanded checks an expansion: got, or an *UnsafeTokenError that mentions each of
+// wantErr when there are any.
+func checkExpanded(t *testing.T, got string, err error, want string, wantErr []string) {
+	t.Helper()
+	if wantErr != nil {
+		var ue *UnsafeTokenError
+		if !errors.As(err, &ue) {
+			t.Fatalf("got %q, %v; want an UnsafeTokenError", got, err)
+		}
+		for _, w := range wantErr {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not mention %q", err, w)
+			}
+		}
+		return
+	}
+	if err != nil || got != want {
+		t.Errorf("got %q, %v; want %q", got, err, want)
 	}
 }
 
@@ -123,21 +130,7 @@ func TestExpandPath(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := tt.e.path("UserKnownHostsFile", tt.path)
-			if tt.wantErr != nil {
-				var ue *UnsafeTokenError
-				if !errors.As(err, &ue) {
-					t.Fatalf("got %q, %v; want an UnsafeTokenError", got, err)
-				}
-				for _, w := range tt.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not mention %q", err, w)
-					}
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("got %q, %v; want %q", got, err, tt.want)
-			}
+			checkExpanded(t, got, err, tt.want, tt.wantErr)
 		})
 	}
 }
