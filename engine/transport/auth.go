@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/runbook/runbook/internal/sh"
 )
 
 // credentials are the signers offered to one host, and what we tried and
@@ -130,7 +132,7 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 				cr.notes = append(cr.notes, fmt.Sprintf("identity file %s: %v", k.path, err))
 				continue
 			}
-			cr.notes = append(cr.notes, fmt.Sprintf("identity file %s is encrypted with a passphrase: add it to ssh-agent (ssh-add %s), run on a terminal to be asked for it, or use an unencrypted key", k.path, k.path))
+			cr.notes = append(cr.notes, fmt.Sprintf("identity file %s is encrypted with a passphrase: add it to ssh-agent (ssh-add %s), run on a terminal to be asked for it, or use an unencrypted key", k.path, sh.Quote(k.path)))
 		default:
 			cr.notes = append(cr.notes, fmt.Sprintf("identity file %s: %v", k.path, k.err))
 		}

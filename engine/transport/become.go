@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/runbook/runbook/internal/sh"
@@ -59,6 +60,11 @@ func newBecome(b Become, cmd string) (*becomeCmd, error) {
 	default:
 		return nil, fmt.Errorf("unknown become method %q (want sudo)", b.Method)
 	}
+	// sudo -S reads the password up to a line break; whatever follows would reach the
+	// command's stdin (the helper's protocol stream, or a pushed file) instead.
+	if i := strings.IndexAny(b.Password, "\r\n"); i >= 0 {
+		return nil, fmt.Errorf("the become password contains a line break (%q), which sudo would take as its end, passing the rest to the command; refused before anything was sent", b.Password[i])
+	}
 	user := b.User
 	if user == "" {
 		user = "root"
@@ -93,7 +99,8 @@ const (
 // the command's start it gives up.
 func (bc *becomeCmd) handshake(ctx context.Context, s *Session, host string, timeout time.Duration) error {
 	timedOut := make(chan struct{})
-	timer := time.AfterFunc(timeout, func() { close(timedOut); _ = s.s.Close() })
+	var expire sync.Once // Reset re-arms a timer that may have fired already
+	timer := time.AfterFunc(timeout, func() { expire.Do(func() { close(timedOut) }); _ = s.s.Close() })
 	defer timer.Stop()
 
 	if _, err := s.Stdin.Write(append(append([]byte(nil), bc.prompt...), '\n')); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,3 +133,78 @@ func TestBecomeSudo(t *testing.T) {
 		t.Errorf("run afterwards: %d %v", code, err)
 	}
 }
+
+// A become password with a line break is refused before anything reaches the host: sudo
+// would take the part before the break and pass the rest to the command's stdin.
+func TestBecomePasswordLineBreak(t *testing.T) {
+	srv := startTestServer(t)
+	if err := os.WriteFile(filepath.Join(srv.BinDir, "sudo"), []byte(fakeSudo), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(srv.BinDir, "sudo.password"), []byte("first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, &Dialer{}, srv.Target(t))
+	for _, pw := range []string{"first\nrm -rf /tmp/x", "first\r", "\nsecond"} {
+		before := srv.Execs.Load()
+		var out bytes.Buffer
+		_, err := c.RunAs(context.Background(), Become{Method: "sudo", Password: pw}, "cat", strings.NewReader("input\n"), &out, nil)
+		if err == nil || !strings.Contains(err.Error(), "test: the become password contains a line break") {
+			t.Errorf("%q: err = %v; want a refusal naming the host", pw, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "first") || strings.Contains(err.Error(), "second")) {
+			t.Errorf("the error shows the password: %v", err)
+		}
+		if n := srv.Execs.Load(); n != before {
+			t.Errorf("%q: %d commands ran", pw, n-before)
+		}
+	}
+}
+
+// The prompt timer may fire while the handshake is about to answer a prompt; answering
+// re-arms it, and its second firing must not close the timeout channel again (a panic that
+// would take the whole controller down).
+func TestBecomeTimerFiresTwice(t *testing.T) {
+	srv := startTestServer(t)
+	c := dial(t, &Dialer{}, srv.Target(t))
+	sess, err := c.client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	bc, err := newBecome(Become{Method: "sudo", Password: "pw"}, "true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 50 * time.Millisecond
+	// stderr gives sudo's prompt only after the timer has fired, then nothing until it has
+	// fired again.
+	stderr := &slowReader{delay: 3 * timeout, chunks: [][]byte{bc.prompt}}
+	s := &Session{Stdin: nopWriteCloser{}, Stderr: stderr, s: sess, c: c}
+	err = bc.handshake(context.Background(), s, "test", timeout)
+	if err == nil || !strings.Contains(err.Error(), "no the command's start after the password within 50ms") {
+		t.Errorf("err = %v; want a timeout after the password", err)
+	}
+	time.Sleep(2 * timeout) // a late third firing, had there been one
+}
+
+// slowReader returns each chunk after delay, then io.EOF after delay.
+type slowReader struct {
+	delay  time.Duration
+	chunks [][]byte
+}
+
+func (r *slowReader) Read(b []byte) (int, error) {
+	time.Sleep(r.delay)
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, r.chunks[0])
+	r.chunks = r.chunks[1:]
+	return n, nil
+}
+
+type nopWriteCloser struct{}
+
+func (nopWriteCloser) Write(b []byte) (int, error) { return len(b), nil }
+func (nopWriteCloser) Close() error                { return nil }

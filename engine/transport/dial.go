@@ -52,6 +52,28 @@ type Dialer struct {
 	// the agent does not hold (on a terminal: the CLI prompts). It is called at most once
 	// per file for the Dialer's life, however many hosts use the key.
 	Passphrase func(path string) ([]byte, error)
+
+	// st is what the Dialer remembers between dials, made on first use; it goes away with
+	// the Dialer. A pointer, so that copying a Dialer copies no lock.
+	st *dialerState
+}
+
+// dialerState is a Dialer's memory: decrypted key files, and the warnings already given.
+type dialerState struct {
+	keys   keyStore
+	warned warnedSet
+}
+
+// dialerStateMu guards the creation of Dialer.st.
+var dialerStateMu sync.Mutex
+
+func (d *Dialer) state() *dialerState {
+	dialerStateMu.Lock()
+	defer dialerStateMu.Unlock()
+	if d.st == nil {
+		d.st = &dialerState{keys: keyStore{done: map[string]keyResult{}}, warned: warnedSet{given: map[string]bool{}}}
+	}
+	return d.st
 }
 
 // keyResult is the outcome of decrypting one key file.
@@ -60,19 +82,13 @@ type keyResult struct {
 	err    error
 }
 
-// keyStore holds one Dialer's decrypted key files by path. It lives outside the Dialer so
-// that Dialers stay plain values.
+// keyStore holds one Dialer's decrypted key files by path.
 type keyStore struct {
 	mu   sync.Mutex
 	done map[string]keyResult
 }
 
-var keyStores sync.Map // *Dialer → *keyStore
-
-func (d *Dialer) keys() *keyStore {
-	ks, _ := keyStores.LoadOrStore(d, &keyStore{done: map[string]keyResult{}})
-	return ks.(*keyStore)
-}
+func (d *Dialer) keys() *keyStore { return &d.state().keys }
 
 // Conn is one authenticated SSH connection to a target. Its methods are
 // safe for concurrent use.
@@ -105,11 +121,15 @@ func (d *Dialer) connectTimeout(t Target) time.Duration {
 }
 
 // Dial connects to t, verifies its host key and authenticates. Every error
-// it returns satisfies IsUnreachable.
+// it returns satisfies IsUnreachable. A target or jump host whose address or user is unfit
+// to name a host (see checkTarget) is refused before anything is dialled.
 func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 	name := t.Name
 	if name == "" {
 		name = t.address()
+	}
+	if err := checkTarget(t); err != nil {
+		return nil, unreachable(name, "dial", err)
 	}
 	var jumps []*ssh.Client
 	closeJumps := func() {
@@ -205,6 +225,10 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 	name := t.Name
 	if name == "" {
 		name = t.address()
+	}
+	// Every hop is checked here, however it was resolved (Dialer.ResolveJump may be anyone's).
+	if err := checkTarget(t); err != nil {
+		return nil, nil, "", unreachable(name, "dial", err)
 	}
 	// Credentials first: a passphrase prompt waits for a person, and that wait must not count
 	// against this host's (or, as every host waits for the one prompt, any host's) timeout.

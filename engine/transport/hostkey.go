@@ -1,23 +1,28 @@
 package transport
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/runbook/runbook/internal/sh"
 )
 
 // knownHostsCache keeps read known_hosts files between dials: a run over thousands of hosts
 // would otherwise read the same files once per host. An entry is reused only while every
-// file's size and mtime are unchanged.
+// file's size, mtime, device and inode are unchanged (a file replaced by another of the same
+// size within the clock's resolution is seen by its inode).
 var knownHostsCache = struct {
 	sync.Mutex
 	m map[string]cachedDB
@@ -39,8 +44,12 @@ func loadKnownHosts(paths []string, warn func(key, msg string)) (*knownHostsDB, 
 	var stamp strings.Builder
 	for _, f := range files {
 		if st, err := os.Stat(f); err == nil {
-			fmt.Fprintf(&stamp, "%d/%d;", st.Size(), st.ModTime().UnixNano())
+			fmt.Fprintf(&stamp, "%d/%d", st.Size(), st.ModTime().UnixNano())
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				fmt.Fprintf(&stamp, "/%d/%d", sys.Dev, sys.Ino)
+			}
 		}
+		stamp.WriteByte(';')
 	}
 	knownHostsCache.Lock()
 	e, ok := knownHostsCache.m[key]
@@ -60,10 +69,7 @@ func loadKnownHosts(paths []string, warn func(key, msg string)) (*knownHostsDB, 
 	return e.db, nil
 }
 
-// warnedSets holds, per Dialer, the warnings already given (outside the Dialer, so that
-// Dialers stay plain values).
-var warnedSets sync.Map // *Dialer → *warnedSet
-
+// warnedSet is the warnings a Dialer has given, by key.
 type warnedSet struct {
 	sync.Mutex
 	given map[string]bool
@@ -74,8 +80,7 @@ type warnedSet struct {
 // such as a known_hosts line that cannot be read, so each is given once however many hosts
 // the file serves.
 func (d *Dialer) warnOnce(key, msg string) {
-	v, _ := warnedSets.LoadOrStore(d, &warnedSet{given: map[string]bool{}})
-	w := v.(*warnedSet)
+	w := &d.state().warned
 	w.Lock()
 	defer w.Unlock()
 	if w.given[key] {
@@ -134,17 +139,34 @@ func hostKeyCheck(t Target, warn func(key, msg string)) (ssh.HostKeyCallback, []
 		if len(t.KnownHostsFiles) > 0 {
 			first = t.KnownHostsFiles[0]
 		}
-		host, port := splitHostPort(hostname)
-		detail := fmt.Sprintf("StrictHostKeyChecking is yes and no known_hosts file (%s) has it; after verifying the fingerprint: ssh-keyscan -p %s %s >> %s (or set StrictHostKeyChecking=accept-new)",
-			joinList(t.KnownHostsFiles), port, host, first)
+		keyscan := keyscanCommand(hostname, first)
+		detail := fmt.Sprintf("StrictHostKeyChecking is yes and no known_hosts file (%s) has it; after verifying the fingerprint: %s (or set StrictHostKeyChecking=accept-new)",
+			joinList(t.KnownHostsFiles), keyscan)
 		if len(maybe) > 0 {
-			detail = fmt.Sprintf("no known_hosts file (%s) has it, but %s cannot be read and may be its entry, so it is not accepted as new; fix or remove that line, or after verifying the fingerprint: ssh-keyscan -p %s %s >> %s",
-				joinList(t.KnownHostsFiles), joinList(maybe), port, host, first)
+			detail = fmt.Sprintf("no known_hosts file (%s) has it, but %s cannot be read and may be its entry, so it is not accepted as new; fix or remove that line, or after verifying the fingerprint: %s",
+				joinList(t.KnownHostsFiles), joinList(maybe), keyscan)
 		}
-		return &HostKeyError{Host: knownhosts.Normalize(hostname), Kind: "unknown",
+		return &HostKeyError{Host: displayName(hostname), Kind: "unknown",
 			KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), Detail: detail}
 	}
 	return check, algos, nil
+}
+
+// keyscanCommand is the command that records hostname's keys in file, quoted for a shell:
+// the host and file may hold anything a shell would read (a host is checked before it is
+// dialled, but a suggestion must be safe to paste whatever it names). OpenSSH records a host
+// in lower case, so the suggestion asks for it so.
+func keyscanCommand(hostname, file string) string {
+	host, port := splitHostPort(hostname)
+	return fmt.Sprintf("ssh-keyscan -p %s %s >> %s", sh.Quote(port), sh.Quote(canonicalHost(host)), sh.Quote(file))
+}
+
+// displayName is the name known_hosts knows hostname ("host:port") by, for messages.
+func displayName(hostname string) string {
+	if name, ok := lookupNameOf(hostname); ok {
+		return name
+	}
+	return hostname
 }
 
 // errUnknownHost is verdict's answer for a host that known_hosts says nothing about.
@@ -167,11 +189,11 @@ func verdict(cb ssh.HostKeyCallback, hostname string, remote net.Addr, key ssh.P
 	case err == nil:
 		return nil
 	case errors.As(err, &rerr):
-		return &HostKeyError{Host: knownhosts.Normalize(hostname), Kind: "revoked",
+		return &HostKeyError{Host: displayName(hostname), Kind: "revoked",
 			KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key),
 			Detail: fmt.Sprintf("%s:%d", rerr.Revoked.Filename, rerr.Revoked.Line)}
 	case errors.As(err, &uerr):
-		return &HostKeyError{Host: knownhosts.Normalize(hostname), Kind: "unreadable",
+		return &HostKeyError{Host: displayName(hostname), Kind: "unreadable",
 			KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), Detail: uerr.Error()}
 	case errors.As(err, &kerr) && len(kerr.Want) > 0:
 		return mismatch(hostname, key, kerr.Want)
@@ -183,10 +205,10 @@ func verdict(cb ssh.HostKeyCallback, hostname string, remote net.Addr, key ssh.P
 
 func mismatch(hostname string, key ssh.PublicKey, want []knownhosts.KnownKey) error {
 	k := want[0]
-	host := knownhosts.Normalize(hostname)
+	host := displayName(hostname)
 	return &HostKeyError{Host: host, Kind: "mismatch", KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key),
-		Detail: fmt.Sprintf("%s:%d expects %s %s; if the host was reinstalled, verify the new key and remove the old entry: ssh-keygen -R '%s' -f %s",
-			k.Filename, k.Line, k.Key.Type(), ssh.FingerprintSHA256(k.Key), host, k.Filename)}
+		Detail: fmt.Sprintf("%s:%d expects %s %s; if the host was reinstalled, verify the new key and remove the old entry: ssh-keygen -R %s -f %s",
+			k.Filename, k.Line, k.Key.Type(), ssh.FingerprintSHA256(k.Key), sh.Quote(host), sh.Quote(k.Filename))}
 }
 
 // knownAlgorithms returns the host key algorithms of hostPort's readable known_hosts
@@ -195,12 +217,12 @@ func knownAlgorithms(db *knownHostsDB, hostPort string) []string {
 	if db == nil {
 		return nil
 	}
-	host, port, err := net.SplitHostPort(hostPort)
-	if err != nil {
+	name, ok := lookupNameOf(hostPort)
+	if !ok {
 		return nil
 	}
 	have := map[string]bool{}
-	for _, k := range db.keysFor(host, port) {
+	for _, k := range db.keysFor(name) {
 		switch k.Key.Type() {
 		case ssh.KeyAlgoRSA:
 			have[ssh.KeyAlgoRSASHA512], have[ssh.KeyAlgoRSASHA256], have[ssh.KeyAlgoRSA] = true, true, true
@@ -226,10 +248,15 @@ var preferredHostKeyAlgos = []string{
 
 // acceptNew records an unknown host's key in the first known_hosts file,
 // under an exclusive flock, unless another process recorded a key for the
-// host meanwhile (then that entry is what we verify against).
+// host meanwhile (then that entry is what we verify against). The line is made,
+// and checked, before any file is touched.
 func acceptNew(files []string, hostname string, remote net.Addr, key ssh.PublicKey) error {
 	if len(files) == 0 {
 		return errors.New("StrictHostKeyChecking=accept-new but no known_hosts file to record the key in")
+	}
+	line, err := knownHostsLine(hostname, key)
+	if err != nil {
+		return fmt.Errorf("accept-new: %w", err)
 	}
 	path := files[0]
 	knownHostsMu.Lock()
@@ -255,9 +282,8 @@ func acceptNew(files []string, hostname string, remote net.Addr, key ssh.PublicK
 		return err
 	}
 	if u := db.unattributed(); len(u) > 0 {
-		return fmt.Errorf("accept-new: %s cannot be read and may be the entry of %s; not recording its key", joinList(u), knownhosts.Normalize(hostname))
+		return fmt.Errorf("accept-new: %s cannot be read and may be the entry of %s; not recording its key", joinList(u), displayName(hostname))
 	}
-	line := knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key) + "\n"
 	if st, err := f.Stat(); err == nil && st.Size() > 0 {
 		// Make sure we start on a new line.
 		buf := make([]byte, 1)
@@ -269,6 +295,39 @@ func acceptNew(files []string, hostname string, remote net.Addr, key ssh.PublicK
 		return fmt.Errorf("accept-new: write %s: %w", path, err)
 	}
 	return nil
+}
+
+// knownHostsLine is the known_hosts line that records key for hostname ("host:port"), under
+// the lower-case name OpenSSH looks the host up by. Before it is written, the line is read
+// back with the reader's own parser: it must be one line, of one plain pattern (no list, no
+// wildcard, no negation, no marker) that is that very name, and the key. So a name that
+// slipped past every check still cannot write a pattern or a second line.
+func knownHostsLine(hostname string, key ssh.PublicKey) (string, error) {
+	name, ok := lookupNameOf(hostname)
+	if !ok {
+		return "", fmt.Errorf("%q is not host:port", hostname)
+	}
+	line := name + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))) + "\n"
+	db := &knownHostsDB{revoked: map[string]knownhosts.KnownKey{}}
+	db.add("new line", []byte(line))
+	refuse := func(why string) (string, error) {
+		return "", fmt.Errorf("not recording the key of %q: the known_hosts line would %s", name, why)
+	}
+	switch {
+	case strings.ContainsAny(name, "\r\n"):
+		return refuse("be more than one line")
+	case len(db.broken) > 0 || len(db.revoked) > 0 || len(db.entries) != 1:
+		return refuse("not read back as one entry")
+	case db.entries[0].ca:
+		return refuse("be a @cert-authority line")
+	case !bytes.Equal(db.entries[0].key.Key.Marshal(), key.Marshal()):
+		return refuse("not hold the key")
+	}
+	ps, ok := db.entries[0].hosts.(patternList)
+	if p, plain := ps.plain(); !ok || !plain || p != name {
+		return refuse("not be read back as the one plain name " + strconv.Quote(name))
+	}
+	return line, nil
 }
 
 func existing(files []string) []string {

@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -19,9 +22,11 @@ import (
 // cannot read (a key type it does not know, a truncated key, a malformed hashed name), which
 // would make every host in the file unreachable. OpenSSH skips such lines; so does this
 // reader, keeping each one so that a host whose own entry is among them fails closed
-// instead of looking unknown. It keeps x/crypto's meaning of every line it can read
-// (patterns, hashed names, @cert-authority, @revoked for any host) and its error types,
-// so the policy in hostkey.go is the same for both.
+// instead of looking unknown. A line it can read means what it means to OpenSSH (a host is
+// looked up by the same lower-case name, its patterns and hashed names match as OpenSSH's
+// do: see parseHostField), except that a @revoked line counts for every host, whatever its
+// host field says, as it does for x/crypto. Errors are x/crypto's types, so the policy in
+// hostkey.go reads them as it would x/crypto's.
 
 // knownHostsDB is the readable content of some known_hosts files, and what could not be read.
 type knownHostsDB struct {
@@ -49,9 +54,10 @@ type khBroken struct {
 
 func (b khBroken) where() string { return fmt.Sprintf("%s:%d", b.file, b.line) }
 
-// hostMatcher is the host field of a line: patterns, or one hashed name.
+// hostMatcher is the host field of a line: patterns, or one hashed name. It is asked about
+// a host's lookup name (lookupName).
 type hostMatcher interface {
-	match(host, port string) bool
+	match(name string) bool
 }
 
 // readKnownHosts reads files in order. Only a file that cannot be read at all is an error.
@@ -150,7 +156,12 @@ var supportedKeyTypes = map[string]bool{
 	ssh.KeyAlgoSKED25519: true, ssh.KeyAlgoSKECDSA256: true,
 }
 
-// parseHostField reads a comma-separated pattern list or a hashed name (|1|salt|hash).
+// parseHostField reads a host field: a hashed name (|1|salt|hash) or a comma-separated list
+// of patterns, as OpenSSH reads them: each pattern, '!' for negation aside, is text with the
+// wildcards * and ?, compared in lower case with the whole of a host's lookup name
+// (lookupName), brackets and port included. So "*" matches "[b.example]:2200" too,
+// "[*.example]:*" matches "[a.example]:2222", and "[h]:22" matches nothing, since a host on
+// port 22 is looked up as "h". Only a hashed name can be malformed.
 func parseHostField(s string) (hostMatcher, error) {
 	if strings.HasPrefix(s, "|") {
 		parts := strings.Split(s, "|")
@@ -158,50 +169,51 @@ func parseHostField(s string) (hostMatcher, error) {
 			return nil, errors.New("malformed hashed host name (want |1|salt|hash)")
 		}
 		salt, err1 := base64.StdEncoding.DecodeString(parts[2])
-		hash, err2 := base64.StdEncoding.DecodeString(parts[3])
+		_, err2 := base64.StdEncoding.DecodeString(parts[3])
 		if err1 != nil || err2 != nil {
 			return nil, errors.New("malformed hashed host name (its salt or hash is not valid base64)")
 		}
-		return hashedHost{salt: salt, hash: hash}, nil
+		if len(salt) != sha1.Size {
+			return nil, fmt.Errorf("malformed hashed host name (its salt is %d bytes, not %d)", len(salt), sha1.Size)
+		}
+		return hashedHost{salt: salt, text: s}, nil
 	}
 	var ps patternList
 	for _, p := range strings.Split(s, ",") {
-		if p == "" {
-			continue
-		}
 		var hp hostPattern
-		if p[0] == '!' {
+		if strings.HasPrefix(p, "!") {
 			hp.negate, p = true, p[1:]
-			if p == "" {
-				return nil, errors.New("a host pattern is a lone '!'")
-			}
 		}
-		h, port, err := net.SplitHostPort(p)
-		switch {
-		case err == nil:
-			hp.host, hp.port = h, port
-		case p[0] == '[':
-			return nil, fmt.Errorf("host pattern %q: want [host]:port", p)
-		default:
-			hp.host, hp.port = p, "22"
-		}
+		hp.pattern = lowerASCII(p)
+		// OpenSSH gives up on a list at a pattern too long for its buffer: from there on,
+		// nothing matches.
+		hp.tooLong = len(p) >= maxPatternLen
 		ps = append(ps, hp)
 	}
 	return ps, nil
 }
 
+// maxPatternLen is the length from which OpenSSH's matcher treats a pattern list as
+// matching nothing.
+const maxPatternLen = 1023
+
 type hostPattern struct {
-	negate     bool
-	host, port string // host may have * and ? wildcards
+	negate  bool
+	pattern string // lower case; may have * and ? wildcards
+	tooLong bool
 }
 
 type patternList []hostPattern
 
-// match: some pattern matches and no negated one does.
-func (ps patternList) match(host, port string) bool {
+// match: some pattern matches and no negated one does. An empty pattern matches only an
+// empty name, so never a host.
+func (ps patternList) match(name string) bool {
 	matched := false
 	for _, p := range ps {
-		if p.port != port || !wildcardMatch(p.host, host) {
+		if p.tooLong {
+			return false
+		}
+		if !wildcardMatch(p.pattern, name) {
 			continue
 		}
 		if p.negate {
@@ -210,6 +222,15 @@ func (ps patternList) match(host, port string) bool {
 		matched = true
 	}
 	return matched
+}
+
+// plain returns the one pattern of a list that has a single pattern, not negated and without
+// wildcards; ok is false for any other list.
+func (ps patternList) plain() (string, bool) {
+	if len(ps) != 1 || ps[0].negate || ps[0].tooLong || strings.ContainsAny(ps[0].pattern, "*?") {
+		return "", false
+	}
+	return ps[0].pattern, true
 }
 
 // wildcardMatch matches s against a pattern of literal bytes, * (any run) and ? (any byte).
@@ -239,21 +260,66 @@ func wildcardMatch(pat, s string) bool {
 	return p == len(pat)
 }
 
-type hashedHost struct{ salt, hash []byte }
-
-// match compares the hash of the name as known_hosts writes it: host, or [host]:port off
-// port 22.
-func (h hashedHost) match(host, port string) bool {
-	mac := hmac.New(sha1.New, h.salt)
-	mac.Write([]byte(knownhosts.Normalize(net.JoinHostPort(host, port))))
-	return hmac.Equal(mac.Sum(nil), h.hash)
+// hashedHost is a hashed name: HMAC-SHA1 of the lookup name under salt, written as
+// |1|base64(salt)|base64(hash).
+type hashedHost struct {
+	salt []byte
+	text string // as written
 }
 
-// keysFor returns the readable host keys (not CAs) of host:port.
-func (db *knownHostsDB) keysFor(host, port string) []knownhosts.KnownKey {
+// match compares the name's hash written out with the field as written, as OpenSSH does.
+func (h hashedHost) match(name string) bool {
+	mac := hmac.New(sha1.New, h.salt)
+	mac.Write([]byte(name))
+	want := "|1|" + base64.StdEncoding.EncodeToString(h.salt) + "|" + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	return hmac.Equal([]byte(want), []byte(h.text))
+}
+
+// lookupName is the name a host is known by in known_hosts, as OpenSSH looks it up and
+// records it: the host in lower case (an IP address in its canonical form), written
+// [host]:port when the port is not 22.
+func lookupName(host, port string) string {
+	host = canonicalHost(host)
+	if n, err := strconv.Atoi(port); err == nil && (n == 0 || n == 22) {
+		return host
+	}
+	return "[" + host + "]:" + port
+}
+
+// lookupNameOf is lookupName of a "host:port" address; ok is false if it is not one.
+func lookupNameOf(address string) (string, bool) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return "", false
+	}
+	return lookupName(host, port), true
+}
+
+// canonicalHost is host as OpenSSH names it: an IP address in its canonical form, any other
+// name in lower case.
+func canonicalHost(host string) string {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.String()
+	}
+	return lowerASCII(host)
+}
+
+// lowerASCII lowers A-Z only, as OpenSSH's C-locale tolower does.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// keysFor returns the readable host keys (not CAs) of the host known as name (lookupName).
+func (db *knownHostsDB) keysFor(name string) []knownhosts.KnownKey {
 	var out []knownhosts.KnownKey
 	for _, e := range db.entries {
-		if !e.ca && e.hosts.match(host, port) {
+		if !e.ca && e.hosts.match(name) {
 			out = append(out, e.key)
 		}
 	}
@@ -277,32 +343,41 @@ func (e *UnreadableEntryError) Error() string {
 	return fmt.Sprintf("its known_hosts entry %s cannot be read: %s; fix or remove that line", e.Where, e.Reason)
 }
 
+// revocation refuses a key that a @revoked line names (*knownhosts.RevokedError), or that
+// an unreadable @revoked line may name (*UnreadableEntryError): one of the key's type, or of
+// no type it shows. A @revoked line counts for any host, whatever its host field says.
+// types are further key types the line would also be about (a certificate's own).
+func (db *knownHostsDB) revocation(key ssh.PublicKey, types ...string) error {
+	if r, ok := db.revoked[string(key.Marshal())]; ok {
+		return &knownhosts.RevokedError{Revoked: r}
+	}
+	for _, b := range db.broken {
+		if b.marker == "@revoked" && (b.keyType == "" || b.keyType == key.Type() || slices.Contains(types, b.keyType)) {
+			return &UnreadableEntryError{Where: b.where(), Reason: b.reason, Revoked: true}
+		}
+	}
+	return nil
+}
+
 // check verifies a plain host key, with x/crypto's errors: *knownhosts.RevokedError, or a
 // *knownhosts.KeyError listing the host's known keys (none: the host is unknown). A host
 // with a line of its own that cannot be read gets an *UnreadableEntryError instead of an
 // unknown-host error, and so does any key an unreadable @revoked line may name.
 func (db *knownHostsDB) check(address string, remote net.Addr, key ssh.PublicKey) error {
-	if r, ok := db.revoked[string(key.Marshal())]; ok {
-		return &knownhosts.RevokedError{Revoked: r}
+	if err := db.revocation(key); err != nil {
+		return err
 	}
 	hp := address
 	if hp == "" {
 		hp = remote.String()
 	}
-	host, port, err := net.SplitHostPort(hp)
-	if err != nil {
-		return fmt.Errorf("known_hosts: %s: %v", hp, err)
-	}
-	for _, b := range db.broken {
-		// A @revoked line counts for any host, read or not; only its key type may show
-		// that it cannot be about this key.
-		if b.marker == "@revoked" && (b.keyType == "" || b.keyType == key.Type()) {
-			return &UnreadableEntryError{Where: b.where(), Reason: b.reason, Revoked: true}
-		}
+	name, ok := lookupNameOf(hp)
+	if !ok {
+		return fmt.Errorf("known_hosts: %q is not host:port", hp)
 	}
 	kerr := &knownhosts.KeyError{}
 	for _, e := range db.entries {
-		if e.ca || !e.hosts.match(host, port) {
+		if e.ca || !e.hosts.match(name) {
 			continue
 		}
 		kerr.Want = append(kerr.Want, e.key)
@@ -312,7 +387,7 @@ func (db *knownHostsDB) check(address string, remote net.Addr, key ssh.PublicKey
 	}
 	if len(kerr.Want) == 0 {
 		for _, b := range db.broken {
-			if b.marker != "@revoked" && b.hosts != nil && b.hosts.match(host, port) {
+			if b.marker != "@revoked" && b.hosts != nil && b.hosts.match(name) {
 				return &UnreadableEntryError{Where: b.where(), Reason: b.reason}
 			}
 		}
@@ -334,12 +409,12 @@ func (db *knownHostsDB) unattributed() []string {
 
 // isHostAuthority and isRevoked serve ssh.CertChecker for host certificates.
 func (db *knownHostsDB) isHostAuthority(ca ssh.PublicKey, address string) bool {
-	host, port, err := net.SplitHostPort(address)
-	if err != nil {
+	name, ok := lookupNameOf(address)
+	if !ok {
 		return false
 	}
 	for _, e := range db.entries {
-		if e.ca && e.hosts.match(host, port) && bytes.Equal(e.key.Key.Marshal(), ca.Marshal()) {
+		if e.ca && e.hosts.match(name) && bytes.Equal(e.key.Key.Marshal(), ca.Marshal()) {
 			return true
 		}
 	}
@@ -352,8 +427,27 @@ func (db *knownHostsDB) isRevoked(cert *ssh.Certificate) bool {
 	return k || ca
 }
 
-// callback verifies host keys and host certificates, as knownhosts.New's callback does.
+// callback verifies host keys and host certificates, as knownhosts.New's callback does. A
+// certificate is first held to the same @revoked rules as a plain key, for both its key and
+// the CA's that signed it: CertChecker only asks whether a key is revoked, not whether an
+// unreadable line may revoke it.
 func (db *knownHostsDB) callback() ssh.HostKeyCallback {
 	c := &ssh.CertChecker{IsHostAuthority: db.isHostAuthority, IsRevoked: db.isRevoked, HostKeyFallback: db.check}
-	return c.CheckHostKey
+	return func(address string, remote net.Addr, key ssh.PublicKey) error {
+		cert, ok := key.(*ssh.Certificate)
+		if !ok {
+			return c.CheckHostKey(address, remote, key)
+		}
+		if err := db.revocation(cert.Key, cert.Type()); err != nil {
+			return err
+		}
+		if err := db.revocation(cert.SignatureKey); err != nil {
+			return err
+		}
+		// The principals are compared with the host as OpenSSH names it: in lower case.
+		if host, port, err := net.SplitHostPort(address); err == nil {
+			address = net.JoinHostPort(canonicalHost(host), port)
+		}
+		return c.CheckHostKey(address, remote, key)
+	}
 }

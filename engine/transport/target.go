@@ -18,7 +18,7 @@ import (
 
 // Target is one host to connect to, after inventory and ssh_config are merged.
 type Target struct {
-	Name    string // inventory name; also the alias ssh_config Host patterns match
+	Name    string // inventory name, for display; the alias ssh_config Host patterns match and %n
 	Address string // host name or IP to dial; empty: Name
 	Port    int    // 0: 22
 	User    string // empty: the local user
@@ -94,6 +94,11 @@ func (t Target) GoString() string {
 // sshConfigPath is the -F file; empty reads ~/.ssh/config (if it exists) and
 // then /etc/ssh/ssh_config, first value wins, as ssh does. "none" reads no
 // configuration.
+//
+// An address or user unfit to name a host (a *NameError: see checkTarget), and a name,
+// address or user that a %-token would put into a file name or a ProxyCommand although it
+// does not fit there (an *UnsafeTokenError), are refused: inventories may be generated from
+// data others control.
 func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error) {
 	cfgs, err := loadConfigs(sshConfigPath)
 	if err != nil {
@@ -164,35 +169,6 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 
 	exp := expander{home: home, local: local, host: t.Address, alias: name, port: t.Port, user: t.User}
 
-	if t.IdentityFile != "" {
-		t.IdentityFile = exp.path(t.IdentityFile)
-	}
-	if len(t.IdentityFiles) == 0 {
-		files, err := getAll("IdentityFile")
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, f := range files {
-			if strings.EqualFold(f, "none") {
-				continue
-			}
-			t.IdentityFiles = appendUnique(t.IdentityFiles, exp.path(f))
-		}
-	}
-	if !inv.IdentitiesOnly {
-		t.IdentitiesOnly = yes(str("IdentitiesOnly"))
-	}
-	if t.IdentityAgent == "" {
-		if v := str("IdentityAgent"); v != "" && v != "SSH_AUTH_SOCK" {
-			if strings.HasPrefix(v, "$") {
-				v = os.Getenv(strings.Trim(v[1:], "{}"))
-			} else if !strings.EqualFold(v, "none") {
-				v = exp.path(v)
-			}
-			t.IdentityAgent = v
-		}
-	}
-
 	// OpenSSH uses whichever of ProxyJump and ProxyCommand comes first; we
 	// cannot see the order across keys, so ProxyJump wins when both are set.
 	if t.ProxyJump == "" && t.ProxyCommand == "" {
@@ -211,12 +187,60 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 	}
 	// The command is expanded where it is used, whoever wrote it (ssh_config or the
 	// inventory's ssh arguments); a ProxyJump replaces it.
+	var unsafe *UnsafeTokenError
 	if t.ProxyJump == "" && t.ProxyCommand != "" {
 		cmd, err := exp.command("ProxyCommand", t.ProxyCommand)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			errors.As(err, &unsafe)
 		}
 		t.ProxyCommand = cmd
+	}
+	// The address and user go into known_hosts, file names and commands: nothing more is
+	// worked out for a host whose values are unfit. A value the ProxyCommand already
+	// refused is reported once, by the ProxyCommand.
+	if err := checkTarget(t); err != nil {
+		var ne *NameError
+		if !errors.As(err, &ne) || unsafe == nil || unsafe.Value != ne.Value {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		return Target{}, errors.Join(errs...)
+	}
+	path := func(option, f string) string {
+		p, err := exp.path(option, f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		return p
+	}
+
+	if t.IdentityFile != "" {
+		t.IdentityFile = path("IdentityFile", t.IdentityFile)
+	}
+	if len(t.IdentityFiles) == 0 {
+		files, err := getAll("IdentityFile")
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, f := range files {
+			if strings.EqualFold(f, "none") {
+				continue
+			}
+			t.IdentityFiles = appendUnique(t.IdentityFiles, path("IdentityFile", f))
+		}
+	}
+	if !inv.IdentitiesOnly {
+		t.IdentitiesOnly = yes(str("IdentitiesOnly"))
+	}
+	if t.IdentityAgent == "" {
+		if v := str("IdentityAgent"); v != "" && v != "SSH_AUTH_SOCK" {
+			if strings.HasPrefix(v, "$") {
+				v = os.Getenv(strings.Trim(v[1:], "{}"))
+			} else if !strings.EqualFold(v, "none") {
+				v = path("IdentityAgent", v)
+			}
+			t.IdentityAgent = v
+		}
 	}
 
 	if len(t.KnownHostsFiles) == 0 {
@@ -224,7 +248,7 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 		if v := str("UserKnownHostsFile"); v != "" {
 			if !strings.EqualFold(v, "none") {
 				for _, f := range strings.Fields(v) {
-					files = append(files, exp.path(f))
+					files = append(files, path("UserKnownHostsFile", f))
 				}
 			}
 		} else {
@@ -233,7 +257,7 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 		if v := str("GlobalKnownHostsFile"); v != "" {
 			if !strings.EqualFold(v, "none") {
 				for _, f := range strings.Fields(v) {
-					files = append(files, exp.path(f))
+					files = append(files, path("GlobalKnownHostsFile", f))
 				}
 			}
 		} else {
@@ -241,9 +265,11 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 		}
 		t.KnownHostsFiles = files
 	} else {
+		files := make([]string, len(t.KnownHostsFiles))
 		for i, f := range t.KnownHostsFiles {
-			t.KnownHostsFiles[i] = exp.path(f)
+			files[i] = path("UserKnownHostsFile", f)
 		}
+		t.KnownHostsFiles = files
 	}
 
 	if t.StrictHostKeyChecking == "" {

@@ -85,17 +85,19 @@ func TestResolveTarget(t *testing.T) {
 			want: Target{Name: "app.corp", Address: "10.1.2.3", Port: 22, User: "ops",
 				ProxyCommand: "ssh -W '10.1.2.3:22' ops@gw # app.corp", KnownHostsFiles: defaultKH, StrictHostKeyChecking: "yes"},
 		},
-		{
-			name: "app.corp", // a hostile address is harmless where no shell sees it
-			inv:  Target{Address: "127.0.0.1;touch${IFS}x;#", ProxyJump: "gw"},
-			want: Target{Name: "app.corp", Address: "127.0.0.1;touch${IFS}x;#", Port: 22, User: "corp",
-				ProxyJump: "gw", KnownHostsFiles: defaultKH, StrictHostKeyChecking: "yes"},
-		},
+		// A hostile address is refused even where no shell sees it: it would reach
+		// known_hosts and file names.
+		{name: "app.corp", inv: Target{Address: "127.0.0.1;touch${IFS}x;#", ProxyJump: "gw"},
+			wantErr: `app.corp: address "127.0.0.1;touch${IFS}x;#" contains ';'`},
 		{name: "app.corp", inv: Target{Address: "127.0.0.1;touch${IFS}x;#"},
 			wantErr: `app.corp: ProxyCommand "nc -x proxy:1080 %h %p": %h would expand to the host name "127.0.0.1;touch${IFS}x;#", which contains ';'`},
 		{name: "app.corp", inv: Target{Address: "127.0.0.1", User: "`id`", ProxyCommand: "nc %h %p # %r"},
 			wantErr: "%r would expand to the remote user \"`id`\""},
 		{name: "$(id).corp", wantErr: `%h would expand to the host name "$(id).corp"`},
+		{name: "web1", inv: Target{Address: "::ffff:127.0.0.1%x\n* ssh-ed25519 AAAA\n#"},
+			wantErr: `web1: address "::ffff:127.0.0.1%x\n* ssh-ed25519 AAAA\n#" contains the control character '\n'`},
+		{name: "web1", inv: Target{User: "root;id"}, wantErr: `web1: remote user "root;id" contains ';'`},
+		{name: "db-x/../../y", wantErr: `db-x/../../y: address "db-x/../../y.internal" contains '/'`}, // HostName %h.internal
 		{name: "bad-timeout", wantErr: `ConnectTimeout "soon"`},
 		{name: "bad-strict", wantErr: `StrictHostKeyChecking "maybe"`},
 	}
@@ -113,6 +115,53 @@ func TestResolveTarget(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got  %#v\nwant %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+// The name is for display and for matching ssh_config; where %n puts it into a file name
+// it must be a plain component of a name, and so must %h and %r.
+func TestResolveTargetFileNames(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	cfg := filepath.Join(home, "config")
+	if err := os.WriteFile(cfg, []byte("Host *\n  UserKnownHostsFile ~/.ssh/kh.d/%n\n  IdentityFile ~/.ssh/keys/%r@%n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		inv     Target
+		want    []string // known_hosts files, then identity files
+		wantErr []string
+	}{
+		{name: "web-01.example.com", inv: Target{User: "deploy"},
+			want: []string{home + "/.ssh/kh.d/web-01.example.com", home + "/.ssh/keys/deploy@web-01.example.com"}},
+		{name: "web 1 (eu)", inv: Target{Address: "10.0.0.1", User: "deploy"}, // a display name, used as a file name
+			wantErr: []string{`web 1 (eu): UserKnownHostsFile "~/.ssh/kh.d/%n": %n would expand to the host alias "web 1 (eu)", which contains the space`}},
+		{name: "../../.config/autostart/x", inv: Target{Address: "10.0.0.1", User: "deploy"},
+			wantErr: []string{`%n would expand to the host alias "../../.config/autostart/x", which contains '/'`}},
+		{name: "..", inv: Target{Address: "10.0.0.1", User: "deploy"}, wantErr: []string{"made of dots only"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ResolveTarget(tt.name, tt.inv, cfg)
+			if tt.wantErr != nil {
+				if err == nil {
+					t.Fatalf("resolved to %v, %v; want an error", got.KnownHostsFiles, got.IdentityFiles)
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not mention %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if files := append(got.KnownHostsFiles[:1:1], got.IdentityFiles...); !reflect.DeepEqual(files, tt.want) {
+				t.Errorf("files %q; want %q", files, tt.want)
 			}
 		})
 	}

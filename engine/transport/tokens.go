@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/runbook/runbook/internal/sh"
@@ -64,35 +63,74 @@ func (e expander) text(s, which string) string {
 	return b.String()
 }
 
-// path expands the tokens of a file name, and a leading ~. No shell reads the result, so
-// nothing is quoted or refused.
-func (e expander) path(s string) string {
-	s = e.text(s, "hnprud")
+// path expands a leading ~ of a file name, then its tokens, as OpenSSH does (so a value
+// cannot become a ~). No shell reads the result, so nothing is quoted; a host name, alias or
+// user that would not be one plain file name component (a '/', a name of dots, a space, a
+// control or pattern character: see valueProblem) is refused with an *UnsafeTokenError.
+// Other % sequences are left as written.
+func (e expander) path(option, s string) (string, error) {
 	if s == "~" {
-		return e.home
+		return e.home, nil
 	}
-	if strings.HasPrefix(s, "~/") {
-		return filepath.Join(e.home, s[2:])
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		i++
+		v, what, fromHost, ok := e.tokenValue(s[i])
+		if !ok || !fromHost {
+			continue
+		}
+		forbidden := forbiddenInHost
+		if s[i] == 'r' {
+			forbidden = forbiddenInUser
+		}
+		if p := valueProblem(v, forbidden); p != "" {
+			return "", &UnsafeTokenError{Option: option, Command: s, Token: s[i], What: what, Value: v, Problem: p, FileName: true}
+		}
 	}
-	return s
+	if rest, ok := strings.CutPrefix(s, "~/"); ok {
+		return filepath.Join(e.home, e.text(rest, "hnprud")), nil
+	}
+	return e.text(s, "hnprud"), nil
 }
 
 // UnsafeTokenError is a host name, alias or user that a %-token would put into a shell
-// command although the shell would read part of it as syntax. OpenSSH (since 9.6) refuses
-// such names from its command line; runbook refuses them from anywhere, since the
-// inventory that supplies them may be generated from data others control.
+// command although the shell would read part of it as syntax, or into a file name although
+// it is not one plain component of a name. The inventory that supplies these values may be
+// generated from data others control, so they are refused wherever they come from.
 type UnsafeTokenError struct {
-	Option  string // "ProxyCommand"
-	Command string // the command as written, before expansion
-	Token   byte   // 'h', 'n', 'r', 'u' or 'd'
-	What    string // "host name", "remote user", ...
-	Value   string
-	Problem string // what is wrong with Value
+	Option   string // "ProxyCommand", "IdentityFile", "UserKnownHostsFile", ...
+	Command  string // the command or file name as written, before expansion
+	Token    byte   // 'h', 'n', 'r', 'u' or 'd'
+	What     string // "host name", "remote user", ...
+	Value    string
+	Problem  string // what is wrong with Value
+	FileName bool   // Command is a file name, not a shell command
 }
 
 func (e *UnsafeTokenError) Error() string {
-	return fmt.Sprintf("%s %q: %%%c would expand to the %s %q, which %s; refused: a value expanded into a shell command may not contain shell metacharacters, spaces or control characters",
-		e.Option, e.Command, e.Token, e.What, e.Value, e.Problem)
+	rule := "a value expanded into a shell command may not contain shell metacharacters, spaces or control characters"
+	if e.FileName {
+		rule = "a host value expanded into a file name may not contain '/', spaces, control characters or pattern characters, nor be made of dots"
+	}
+	return fmt.Sprintf("%s %q: %%%c would expand to the %s %q, which %s; refused: %s",
+		e.Option, e.Command, e.Token, e.What, e.Value, e.Problem, rule)
+}
+
+// TokenError is a ProxyCommand with a % sequence runbook does not expand. OpenSSH refuses
+// such a command too rather than run it with the sequence left in.
+type TokenError struct {
+	Option  string // "ProxyCommand"
+	Command string // as written
+	Token   byte   // the character after %; 0: the command ends with a lone %
+}
+
+func (e *TokenError) Error() string {
+	if e.Token == 0 {
+		return fmt.Sprintf("%s %q ends with a lone '%%' (write %%%% for a percent sign)", e.Option, e.Command)
+	}
+	return fmt.Sprintf("%s %q: unknown token %%%c (runbook expands %%h %%n %%p %%r %%u %%d and %%%%)", e.Option, e.Command, e.Token)
 }
 
 // shellMeta are the characters that mean something to a POSIX shell (or to bash, or to a
@@ -103,41 +141,29 @@ const shellMeta = "'\"`$\\;&|<>(){}[]*?!#~^"
 // Host values (fromHost) must be plain words; the controller's own user and home need
 // only be free of control characters, as quoting takes care of the rest.
 func unsafeForShell(s string, fromHost bool) string {
-	if !utf8.ValidString(s) {
-		return "is not valid UTF-8"
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return fmt.Sprintf("contains the control character %q", r)
-		}
-	}
 	if !fromHost {
-		return ""
+		return controlProblem(s)
 	}
-	if strings.HasPrefix(s, "-") {
-		return "starts with '-', which a command would read as an option"
-	}
-	for _, r := range s {
-		switch {
-		case unicode.IsSpace(r):
-			return fmt.Sprintf("contains the space %q", r)
-		case strings.ContainsRune(shellMeta, r):
-			return fmt.Sprintf("contains %q, a shell metacharacter", r)
-		}
-	}
-	return ""
+	return charProblem(s, shellMeta, "a shell metacharacter")
 }
 
 // command expands the tokens of a command line that /bin/sh will run. A host name, alias or
-// user with anything a shell would interpret is refused (UnsafeTokenError); every
-// expansion is quoted for where it stands in the command: outside quotes as one word,
-// inside '…' or "…" as literal text of that quoted string.
+// user with anything a shell would interpret is refused (UnsafeTokenError), and so is a %
+// sequence that is not a token (TokenError). Every expansion is quoted for where it stands
+// as far as quotes and backslashes tell: outside quotes as one word, inside '…' or "…" as
+// literal text of that quoted string. The tracker does not follow $(…), `…` or ${…}: there
+// it quotes for the enclosing quotes only. That is enough for the host's values, which have
+// no character a shell would read anywhere; the controller's own user and home, which may,
+// are the operator's.
 func (e expander) command(option, s string) (string, error) {
 	state, escaped := unquoted, false
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c == '%' && i+1 < len(s) {
+		if c == '%' && i+1 == len(s) {
+			return "", &TokenError{Option: option, Command: s}
+		}
+		if c == '%' {
 			i++
 			t := s[i]
 			if t == '%' {
@@ -147,11 +173,7 @@ func (e expander) command(option, s string) (string, error) {
 			}
 			v, what, fromHost, ok := e.tokenValue(t)
 			if !ok {
-				// Left as written, as for file names.
-				b.WriteByte('%')
-				b.WriteByte(t)
-				escaped = false
-				continue
+				return "", &TokenError{Option: option, Command: s, Token: t}
 			}
 			if p := unsafeForShell(v, fromHost); p != "" {
 				return "", &UnsafeTokenError{Option: option, Command: s, Token: t, What: what, Value: v, Problem: p}

@@ -17,14 +17,14 @@ func TestExpandCommand(t *testing.T) {
 		wantErr   []string // substrings of the refusal
 	}{
 		{name: "words", e: e, cmd: "nc -X 5 -x proxy:1080 %h %p", want: "nc -X 5 -x proxy:1080 db-1.example.net 2222"},
-		{name: "every token", e: e, cmd: "p %h %n %r %p %u %d %% %x", want: "p db-1.example.net db1 deploy 2222 me /home/me % %x"},
+		{name: "every token", e: e, cmd: "p %h %n %r %p %u %d %%", want: "p db-1.example.net db1 deploy 2222 me /home/me %"},
 		{name: "inside quotes", e: e, cmd: `ssh -W '%h:%p' "%r@bastion"`, want: `ssh -W 'db-1.example.net:2222' "deploy@bastion"`},
 		{name: "IPv6 with a zone", e: expander{host: "fe80::1%eth0", port: 22}, cmd: "nc %h %p", want: "nc fe80::1%eth0 22"},
 		{name: "non-ASCII host is quoted", e: expander{host: "bücher.example"}, cmd: "nc %h", want: "nc 'bücher.example'"},
 		{name: "local home with a space is quoted", e: expander{home: "/home/a b"}, cmd: "%d/bin/p x", want: "'/home/a b'/bin/p x"},
 		{name: "local home in double quotes", e: expander{home: `/h/$x"y`}, cmd: `p "%d"`, want: `p "/h/\$x\"y"`},
 		{name: "local home in single quotes", e: expander{home: "/h/it's"}, cmd: `p '%d'`, want: `p '/h/it'\''s'`},
-		{name: "a trailing % stays", e: e, cmd: "p 100%", want: "p 100%"},
+		{name: "a percent sign", e: e, cmd: "p 100%%", want: "p 100%"},
 
 		{name: "semicolon", e: expander{host: "127.0.0.1;touch${IFS}/tmp/x;#"}, cmd: "nc %h %p",
 			wantErr: []string{`ProxyCommand "nc %h %p"`, `%h would expand to the host name "127.0.0.1;touch${IFS}/tmp/x;#"`, "';'"}},
@@ -42,22 +42,29 @@ func TestExpandCommand(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := tt.e.command("ProxyCommand", tt.cmd)
-			if tt.wantErr != nil {
-				var ue *UnsafeTokenError
-				if !errors.As(err, &ue) {
-					t.Fatalf("got %q, %v; want an UnsafeTokenError", got, err)
-				}
-				for _, w := range tt.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not mention %q", err, w)
-					}
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("got %q, %v; want %q", got, err, tt.want)
-			}
+			checkExpanded(t, got, err, tt.want, tt.wantErr)
 		})
+	}
+}
+
+// checkExpanded checks an expansion: got, or an *UnsafeTokenError that mentions each of
+// wantErr when there are any.
+func checkExpanded(t *testing.T, got string, err error, want string, wantErr []string) {
+	t.Helper()
+	if wantErr != nil {
+		var ue *UnsafeTokenError
+		if !errors.As(err, &ue) {
+			t.Fatalf("got %q, %v; want an UnsafeTokenError", got, err)
+		}
+		for _, w := range wantErr {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not mention %q", err, w)
+			}
+		}
+		return
+	}
+	if err != nil || got != want {
+		t.Errorf("got %q, %v; want %q", got, err, want)
 	}
 }
 
@@ -68,6 +75,63 @@ func TestExpandCommandChecksOnlyUsedTokens(t *testing.T) {
 	got, err := e.command("ProxyCommand", "nc %h %p")
 	if err != nil || got != "nc 127.0.0.1 22" {
 		t.Errorf("got %q, %v", got, err)
+	}
+}
+
+// A % sequence that is not a token is an error, as in OpenSSH, rather than text the shell
+// would see as written: %C, %L, %l, %k, %j, %i and the others are not expanded by runbook.
+func TestExpandCommandUnknownTokens(t *testing.T) {
+	e := expander{host: "h", port: 22}
+	for _, tt := range []struct{ cmd, want string }{
+		{"nc %C", `ProxyCommand "nc %C": unknown token %C`},
+		{"nc %L %h", "unknown token %L"},
+		{"nc %h %l", "unknown token %l"},
+		{"nc %k", "unknown token %k"},
+		{"p %j %i", "unknown token %j"},
+		{"p '%x'", "unknown token %x"},
+		{"p 100%", `ProxyCommand "p 100%" ends with a lone '%'`},
+	} {
+		got, err := e.command("ProxyCommand", tt.cmd)
+		var te *TokenError
+		if !errors.As(err, &te) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %q, %v; want a TokenError %q", tt.cmd, got, err, tt.want)
+		}
+	}
+}
+
+// File names: ~ is expanded before the tokens, so no value becomes a ~; a host name, alias
+// or user that is not one plain component of a name is refused, so none climbs out of the
+// directory the operator named.
+func TestExpandPath(t *testing.T) {
+	e := expander{host: "db-1.example.net", alias: "db1", user: "deploy", port: 2222, local: "me", home: "/home/me"}
+	tests := []struct {
+		name    string
+		e       expander
+		path    string
+		want    string
+		wantErr []string
+	}{
+		{name: "tokens", e: e, path: "~/.ssh/%n/%r@%h:%p", want: "/home/me/.ssh/db1/deploy@db-1.example.net:2222"},
+		{name: "home alone", e: e, path: "~", want: "/home/me"},
+		{name: "local user and home", e: e, path: "%d/keys/%u", want: "/home/me/keys/me"},
+		{name: "an IPv6 address", e: expander{host: "fe80::1%eth0"}, path: "/kh/%h", want: "/kh/fe80::1%eth0"},
+		{name: "a user with @", e: expander{user: "alice@corp.example"}, path: "/keys/%r", want: "/keys/alice@corp.example"},
+		{name: "other % sequences stay", e: e, path: "/k/%C", want: "/k/%C"},
+		{name: "a value is not a ~", e: expander{host: "~", home: "/home/me"}, path: "%h/x", want: "~/x"},
+
+		{name: "a / in the alias", e: expander{alias: "../../etc/cron.d/x"}, path: "~/.ssh/known_hosts.d/%n",
+			wantErr: []string{`UserKnownHostsFile "~/.ssh/known_hosts.d/%n": %n would expand to the host alias "../../etc/cron.d/x", which contains '/'`}},
+		{name: "dots", e: expander{host: ".."}, path: "/kh/%h/known_hosts", wantErr: []string{"%h", "made of dots only"}},
+		{name: "a zone with a /", e: expander{host: "::ffff:127.0.0.1%/../../x"}, path: "/kh/%h", wantErr: []string{"'/'"}},
+		{name: "a newline", e: expander{host: "a\n* ssh-ed25519 AAAA"}, path: "/kh/%h", wantErr: []string{`control character '\n'`}},
+		{name: "a pattern", e: expander{host: "*"}, path: "/kh/%h", wantErr: []string{"'*'"}},
+		{name: "a / in the user", e: expander{user: "a/../b"}, path: "/keys/%r", wantErr: []string{"%r", "remote user", "'/'"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.e.path("UserKnownHostsFile", tt.path)
+			checkExpanded(t, got, err, tt.want, tt.wantErr)
+		})
 	}
 }
 
@@ -141,7 +205,8 @@ func FuzzProxyCommand(f *testing.F) {
 		e := expander{host: host, alias: host, user: user, local: user, home: user, port: 22}
 		_, err := e.command("ProxyCommand", cmd)
 		var ue *UnsafeTokenError
-		if err != nil && !errors.As(err, &ue) {
+		var te *TokenError
+		if err != nil && !errors.As(err, &ue) && !errors.As(err, &te) {
 			t.Fatalf("error of type %T: %v", err, err)
 		}
 		if err == nil {

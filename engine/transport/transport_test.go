@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -165,6 +169,181 @@ func TestAcceptNew(t *testing.T) {
 	if b2, _ := os.ReadFile(kh); !bytes.Equal(b, b2) {
 		t.Errorf("known_hosts changed on a known host: %q", b2)
 	}
+}
+
+// accept-new records hosts under the lower-case name OpenSSH looks them up by.
+func TestAcceptNewLowerCase(t *testing.T) {
+	srv := startTestServer(t)
+	tg := srv.Target(t)
+	tg.Address = "LOCALHOST"
+	tg.KnownHostsFiles = []string{filepath.Join(t.TempDir(), "known_hosts")}
+	tg.StrictHostKeyChecking = "accept-new"
+	dial(t, &Dialer{}, tg).Close()
+	b, err := os.ReadFile(tg.KnownHostsFiles[0])
+	if want := "[localhost]:" + strconv.Itoa(srv.Port) + " ssh-ed25519 "; err != nil || !strings.HasPrefix(string(b), want) {
+		t.Fatalf("known_hosts = %q, %v; want a line starting %q", b, err, want)
+	}
+	tg.StrictHostKeyChecking = "yes"
+	tg.Address = "localhost"
+	dial(t, &Dialer{}, tg).Close()
+}
+
+// The reviewer's attack on known_hosts, end to end: Go's resolver dials an IPv6 literal
+// whatever its zone says, so an address from a generated inventory that carries a newline
+// and a "*" line in its zone reaches the server. Under accept-new it must not write
+// anything, and the host is refused before it is dialled, whether the target went through
+// ResolveTarget or not, and as a jump host too.
+func TestHostileAddressKnownHosts(t *testing.T) {
+	srv := startTestServer(t)
+	attacker, _ := newKey(t)
+	hostile := "::ffff:127.0.0.1%x\n* " + khKey(attacker.PublicKey()) + "\n#"
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	base := srv.Target(t)
+	base.KnownHostsFiles, base.StrictHostKeyChecking = []string{kh}, "accept-new"
+
+	direct := base
+	direct.Name, direct.Address = "evil", hostile
+	jumped := base
+	jumped.Name, jumped.ProxyJump = "inner", "jump"
+	d := &Dialer{ResolveJump: func(name string, partial Target) (Target, error) {
+		hop := base
+		hop.Name, hop.Address = name, hostile
+		return hop, nil
+	}}
+	tests := []struct {
+		name    string
+		dial    func() error
+		wantErr []string
+	}{
+		{"resolved", func() error {
+			_, err := ResolveTarget("evil", direct, "none")
+			return err
+		}, []string{"evil: ", `contains the control character '\n'`}},
+		{"dialled", func() error {
+			c, err := (&Dialer{}).Dial(context.Background(), direct)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}, []string{"evil: dial: address", `contains the control character '\n'`}},
+		{"as a jump host", func() error {
+			c, err := d.Dial(context.Background(), jumped)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}, []string{"inner: proxy: jump host jump", `contains the control character '\n'`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.dial()
+			if err == nil {
+				t.Error("not refused")
+			}
+			for _, w := range tt.wantErr {
+				if err != nil && !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if b, err := os.ReadFile(kh); err == nil {
+				t.Fatalf("known_hosts written: %q", b)
+			}
+		})
+	}
+	if n := srv.Execs.Load(); n != 0 {
+		t.Errorf("%d commands ran", n)
+	}
+}
+
+// The reviewer's attack on file names, end to end: a host value expanded by %h or %n into
+// UserKnownHostsFile must not lead accept-new to create or append to a file outside the
+// directory the operator named.
+func TestHostileValueFileNames(t *testing.T) {
+	srv := startTestServer(t)
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	cfg := filepath.Join(home, "config")
+	if err := os.WriteFile(cfg, []byte("Host by-address\n  UserKnownHostsFile ~/.ssh/known_hosts.d/%h\n"+
+		"Host *\n  UserKnownHostsFile ~/.ssh/kh.d/%n\n  StrictHostKeyChecking accept-new\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv := Target{Port: srv.Port, User: "tester", IdentityFile: srv.ClientKeyFile, IdentitiesOnly: true, IdentityAgent: "none"}
+	tests := []struct {
+		name, address string
+		want          string
+	}{
+		{"by-address", "::ffff:127.0.0.1%/../../../../pwned-by-address", `contains '/'`},
+		{"../../pwned-by-name", "127.0.0.1", `%n would expand to the host alias "../../pwned-by-name", which contains '/'`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := inv
+			in.Address = tt.address
+			tg, err := ResolveTarget(tt.name, in, cfg)
+			if err == nil {
+				// Not refused: see what the dial does with the files.
+				if c, err := (&Dialer{}).Dial(context.Background(), tg); err == nil {
+					c.Close()
+				}
+				t.Errorf("not refused; known_hosts files %q", tg.KnownHostsFiles)
+			} else if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+	_ = filepath.WalkDir(filepath.Dir(home), func(p string, de fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(de.Name(), "pwned") {
+			t.Errorf("%s was created", p)
+		}
+		return nil
+	})
+}
+
+// Commands suggested in errors are quoted for a shell, whatever host and file they name.
+func TestSuggestedCommandsQuoted(t *testing.T) {
+	ks, _ := newKey(t)
+	other, _ := newKey(t)
+	const host, file = "it's;$(id)", "/tmp/my known_hosts"
+	words := func(t *testing.T, cmd string) []string {
+		t.Helper()
+		w, err := shellWords(cmd)
+		if err != nil {
+			t.Fatalf("%q: %v", cmd, err)
+		}
+		return w
+	}
+	t.Run("ssh-keyscan", func(t *testing.T) {
+		cmd, target, ok := strings.Cut(keyscanCommand(host+":2222", file), " >> ")
+		if !ok {
+			t.Fatalf("no >> in %q", cmd)
+		}
+		if got, want := words(t, cmd), []string{"ssh-keyscan", "-p", "2222", host}; !reflect.DeepEqual(got, want) {
+			t.Errorf("%q reads as %q; want %q", cmd, got, want)
+		}
+		if got := words(t, target); !reflect.DeepEqual(got, []string{file}) {
+			t.Errorf("%q reads as %q", target, got)
+		}
+	})
+	t.Run("ssh-keygen", func(t *testing.T) {
+		err := mismatch(host+":22", ks.PublicKey(), []knownhosts.KnownKey{{Key: other.PublicKey(), Filename: file, Line: 1}})
+		_, cmd, ok := strings.Cut(err.Error(), "remove the old entry: ")
+		if !ok {
+			t.Fatalf("no command in %q", err)
+		}
+		if got, want := words(t, cmd), []string{"ssh-keygen", "-R", host, "-f", file}; !reflect.DeepEqual(got, want) {
+			t.Errorf("%q reads as %q; want %q", cmd, got, want)
+		}
+	})
+	t.Run("unknown host", func(t *testing.T) {
+		check, _, err := hostKeyCheck(Target{KnownHostsFiles: []string{file}, StrictHostKeyChecking: "yes"}, func(string, string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = check("UPPER.example:2222", &net.TCPAddr{}, ks.PublicKey())
+		if !strings.Contains(fmt.Sprint(err), "ssh-keyscan -p 2222 upper.example >> '/tmp/my known_hosts'") {
+			t.Errorf("%v", err)
+		}
+	})
 }
 
 func TestAuthFailure(t *testing.T) {
@@ -580,5 +759,28 @@ func TestEncryptedKeyPassphrase(t *testing.T) {
 				t.Errorf("passphrase asked %d times, want %d (for both connections)", asked, tt.asked)
 			}
 		})
+	}
+}
+
+// What a Dialer remembers (decrypted keys, warnings given) goes away with it: a program that
+// makes a Dialer per host must not keep them all.
+func TestDialerStateIsCollected(t *testing.T) {
+	collected := make(chan struct{})
+	func() {
+		d := &Dialer{Warn: func(string) {}}
+		d.warnOnce("k", "a warning")
+		_ = d.keys()
+		runtime.SetFinalizer(d, func(*Dialer) { close(collected) })
+	}()
+	deadline := time.After(5 * time.Second)
+	for {
+		runtime.GC()
+		select {
+		case <-collected:
+			return
+		case <-deadline:
+			t.Fatal("a Dialer no longer used was not collected: something still holds it")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
