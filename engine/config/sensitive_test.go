@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -261,6 +263,77 @@ variable "ids" {
 		_, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(src)}}, in)
 		if !diags.HasErrors() || diagsShow(diags) {
 			t.Errorf("diagnostics %v", diags)
+		}
+	}
+}
+
+// TestSensitiveStrings: the keys of maps and the attribute names of objects inside a
+// marked value are secrets like its strings; outside the mark they are not.
+func TestSensitiveStrings(t *testing.T) {
+	s := cty.StringVal
+	tests := []struct {
+		name string
+		v    cty.Value
+		want []string
+	}{
+		{"a marked string", s("tok-1").Mark(Sensitive), []string{"tok-1"}},
+		{"the keys of a marked map", cty.MapVal(map[string]cty.Value{"key-1": s("v")}).Mark(Sensitive), []string{"key-1", "v"}},
+		{"the attribute names of a marked object", cty.ObjectVal(map[string]cty.Value{"key-1": cty.True}).Mark(Sensitive), []string{"key-1"}},
+		{"nested inside a marked value", cty.ListVal([]cty.Value{cty.MapVal(map[string]cty.Value{"key-1": cty.ObjectVal(map[string]cty.Value{"key-2": s("v")})})}).Mark(Sensitive),
+			[]string{"key-1", "key-2", "v"}},
+		{"a marked set", cty.SetVal([]cty.Value{s("tok-1")}).Mark(Sensitive), []string{"tok-1"}},
+		{"keys outside the mark are not secrets", cty.ObjectVal(map[string]cty.Value{"plain": cty.MapVal(map[string]cty.Value{"key-1": s("tok-1").Mark(Sensitive)})}),
+			[]string{"tok-1"}},
+		{"nothing marked", cty.MapVal(map[string]cty.Value{"key-1": s("v")}), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := SensitiveStrings(tt.v)
+			slices.Sort(got)
+			got = slices.Compact(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("SensitiveStrings = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSensitiveKeysInErrors: an error about a key of a sensitive map or object (here one
+// that is not a number) does not quote it, whether loading evaluates the argument or the
+// run does, per host.
+func TestSensitiveKeysInErrors(t *testing.T) {
+	const key = "hunter3-tokenkey"
+	decls := map[string]string{
+		"map":        `type = map(string)` + "\n" + `default = { "` + key + `" = "svc-a" }`,
+		"object":     `default = { "` + key + `" = "svc-a" }`,
+		"nested map": `type = map(map(string))` + "\n" + `default = { a = { "` + key + `" = "svc-a" } }`,
+	}
+	for name, decl := range decls {
+		for _, perHost := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/per host=%v", name, perHost), func(t *testing.T) {
+				expr := `keys(var.tokens)[0]`
+				if name == "nested map" {
+					expr = `keys(var.tokens.a)[0]`
+				}
+				if perHost {
+					expr = `host.name == "h1" ? ` + expr + ` : "1"`
+				}
+				src := "variable \"tokens\" {\n  sensitive = true\n  " + decl + "\n}\n" +
+					sensitivePlay(`command { argv = [tostring(tonumber(`+expr+`))] }`)
+				rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(src)}}, Inputs{})
+				if perHost {
+					if diags.HasErrors() {
+						t.Fatal(diags)
+					}
+					_, _, diags = rb.Plays[0].Task("t").Args(rb.EvalContext(Scope{Host: "h1"}))
+				}
+				if !diags.HasErrors() {
+					t.Fatal("the argument evaluated")
+				}
+				if shown := shownIn(diags, key); shown != "" {
+					t.Errorf("a diagnostic shows the key: %s", shown)
+				}
+			})
 		}
 	}
 }
