@@ -2,11 +2,16 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/engine/diag"
 )
 
 const secret = "hunter2-very-secret"
@@ -335,5 +340,47 @@ func TestSensitiveKeysInErrors(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestVarFileLinesNotShown: a diagnostic about a --var-file names the file, line and
+// column, but its lines, which hold the values of sensitive variables, are not printed,
+// whether the printer has the file parsed or reads it from disk.
+func TestVarFileLinesNotShown(t *testing.T) {
+	src := `
+variable "token" {
+  type      = string
+  sensitive = true
+}
+variable "port" {
+  type      = number
+  sensitive = true
+}
+` + sensitivePlay(`command { cmd = "true" }`)
+	tests := []struct {
+		name, vars, want string
+	}{
+		{"a syntax error", `token = "` + secret + `\q"`, "line 1, column"},
+		{"a value of the wrong type", "token = \"x\"\nport = \"" + secret + `"`, "line 2, column 8"},
+		{"an undeclared variable", "token = \"x\"\ntokne = \"" + secret + `"`, "line 2, column 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "secrets.rbvars")
+			if err := os.WriteFile(path, []byte(tt.vars), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(src)}}, Inputs{VarFiles: []string{path}})
+			if len(diags) == 0 {
+				t.Fatal("no diagnostics")
+			}
+			for _, files := range []map[string]*hcl.File{rb.Files, nil} {
+				var b strings.Builder
+				(&diag.Printer{Files: files}).Text(&b, diags)
+				if out := b.String(); strings.Contains(out, "hunter2") || !strings.Contains(out, path+" "+tt.want) {
+					t.Errorf("printed:\n%s", out)
+				}
+			}
+		})
 	}
 }
