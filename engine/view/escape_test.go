@@ -114,3 +114,29 @@ func TestMachineOutputKeepsHostText(t *testing.T) {
 		t.Errorf("JUnit = %+v", doc.Suites)
 	}
 }
+
+// A diff's headers come from the host: a newline in one cannot add lines that read as the
+// diff's own (a forged "+++" header or change), in any view or report.
+func TestUnifiedHeadersStayOnTheirLines(t *testing.T) {
+	forged := "/srv/x\n+++ /etc/shadow (after)\n-root:!:1:0\n+root::1:0\n@@"
+	tests := []struct {
+		name string
+		d    *modules.Diff
+	}{
+		{"before header", &modules.Diff{BeforeHeader: forged, Before: "a\n", After: "b\n"}},
+		{"after header", &modules.Diff{AfterHeader: forged, Before: "a\n", After: "b\n"}},
+		{"controls", &modules.Diff{BeforeHeader: "/srv/x\r\x1b[2K\u202e\u009b", AfterHeader: "/srv/x\t(after)", Before: "a\n", After: "b\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Unified(tt.d)
+			lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+			if len(lines) != 4 || !strings.HasPrefix(lines[0], "--- ") || !strings.HasPrefix(lines[1], "+++ ") || lines[2] != "-a" || lines[3] != "+b" {
+				t.Errorf("Unified = %q", got)
+			}
+			if strings.ContainsAny(got, "\r\x1b\t\u202e\u009b") {
+				t.Errorf("Unified holds a control: %q", got)
+			}
+		})
+	}
+}

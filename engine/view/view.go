@@ -516,12 +516,14 @@ func (u *JUnit) Finish(_ *run.Recap) error {
 	return err
 }
 
-// Unified renders a diff as unified-diff text with a few lines of context.
+// Unified renders a diff as unified-diff text with a few lines of context. The headers
+// come from the host (a path) and are escaped to one line each (termsafe.Line), so that a
+// header cannot add lines that read as the diff's own, in any printer or report.
 func Unified(d *modules.Diff) string {
 	if d == nil {
 		return ""
 	}
-	before, after := d.BeforeHeader, d.AfterHeader
+	before, after := termsafe.Line(d.BeforeHeader), termsafe.Line(d.AfterHeader)
 	if before == "" {
 		before = "before"
 	}
