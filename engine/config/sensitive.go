@@ -4,6 +4,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbook/runbook/inventory"
 	"github.com/runbook/runbook/modules"
 )
 
@@ -38,6 +39,16 @@ func SensitiveStrings(v cty.Value) []string {
 		return false, nil
 	})
 	return out
+}
+
+// inventoryValue is an inventory variable's value as host.vars holds it: marked Sensitive
+// when it is a password (inventory.SecretVar: ansible_password, ansible_become_pass, ...),
+// so that it is hidden like a sensitive variable wherever it could show.
+func inventoryValue(name string, v cty.Value) cty.Value {
+	if inventory.SecretVar(name) {
+		return v.Mark(Sensitive)
+	}
+	return v
 }
 
 // ContextSecrets returns the sensitive strings that the values of ctx (and its parents)

@@ -384,3 +384,42 @@ variable "port" {
 		})
 	}
 }
+
+// TestInventoryPasswords: the passwords an inventory gives (ansible_password,
+// ansible_become_pass, ...) are sensitive in host.vars, and in the play vars made from
+// them; an error that quotes one hides it. Other inventory variables are not.
+func TestInventoryPasswords(t *testing.T) {
+	src := sensitivePlay(`command { argv = [tostring(tonumber(host.vars.ansible_become_pass))] }`)
+	src = strings.Replace(src, `hosts = "all"`, `hosts = "all"
+  vars = {
+    login = "${host.vars.ansible_user}:${host.vars.ansible_password}"
+  }`, 1)
+	rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(src)}}, Inputs{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	inv := cty.ObjectVal(map[string]cty.Value{
+		"ansible_user":        cty.StringVal("deploy"),
+		"ansible_password":    cty.StringVal(secret),
+		"ansible_become_pass": cty.StringVal(secret + "-become"),
+		"ansible_ssh_pass":    cty.StringVal(secret + "-ssh"),
+		"motd":                cty.StringVal("hello"),
+	})
+	vars, diags := rb.HostVars(rb.Plays[0], "h1", []string{"all"}, inv)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	for name, marked := range map[string]bool{"ansible_password": true, "ansible_become_pass": true, "ansible_ssh_pass": true,
+		"login": true, "ansible_user": false, "motd": false} {
+		if vars.GetAttr(name).HasMark(Sensitive) != marked {
+			t.Errorf("host.vars.%s marked: %v, want %v", name, !marked, marked)
+		}
+	}
+	_, _, diags = rb.Plays[0].Task("t").Args(rb.EvalContext(Scope{Host: "h1", Groups: []string{"all"}, Vars: vars}))
+	if !diags.HasErrors() {
+		t.Fatal("the argument evaluated")
+	}
+	if shown := shownIn(diags, secret); shown != "" {
+		t.Errorf("a diagnostic shows the password: %s", shown)
+	}
+}
