@@ -52,6 +52,23 @@ func (h *Host) Connection() Connection {
 	return c
 }
 
+// SecretVar reports whether the variable named holds a credential: a password that
+// Ansible's connections and become methods read (ansible_password, ansible_ssh_pass,
+// ansible_become_password, ansible_become_pass, ansible_sudo_pass, ...), that is every
+// ansible_ variable whose name ends in _pass, _password or _passphrase. Runbooks see such a
+// value marked sensitive, and --graph --vars does not print it.
+func SecretVar(name string) bool {
+	if !strings.HasPrefix(name, "ansible_") {
+		return false
+	}
+	for _, end := range []string{"_pass", "_password", "_passphrase"} {
+		if strings.HasSuffix(name, end) {
+			return true
+		}
+	}
+	return false
+}
+
 func portOf(v any) (int, bool) {
 	switch x := v.(type) {
 	case int64:

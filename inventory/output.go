@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/runbook/runbook/internal/termsafe"
+	"github.com/runbook/runbook/modules"
 )
 
 // internalVars are the names ansible-inventory removes from what it prints, because
@@ -81,7 +84,10 @@ func (inv *Inventory) HostJSON(name string) ([]byte, error) {
 }
 
 // Graph writes the group tree as ansible-inventory --graph does, with each host's and
-// group's variables when withVars is set (--graph --vars).
+// group's variables when withVars is set (--graph --vars), passwords (SecretVar) shown as
+// modules.Redacted. Names, keys and values can come from a script's output or a CMDB
+// field: each is escaped to one line (termsafe.Line), so that none can draw lines of the
+// tree or drive the terminal.
 func (inv *Inventory) Graph(w io.Writer, withVars bool) error {
 	// a group under several parents is printed under each, as Ansible does; stacked
 	// diamonds of groups would make that exponential, so the tree is sized first
@@ -100,18 +106,22 @@ func (inv *Inventory) Graph(w io.Writer, withVars bool) error {
 	showVars := func(vars map[string]any, depth int) {
 		vars = printable(vars)
 		for _, k := range sortedKeys(vars) {
-			line(depth, "{"+k+" = "+pyStr(vars[k])+"}")
+			v := termsafe.Line(pyStr(vars[k]))
+			if SecretVar(k) {
+				v = modules.Redacted
+			}
+			line(depth, "{"+termsafe.Line(k)+" = "+v+"}")
 		}
 	}
 	var walk func(g *gnode, depth int)
 	walk = func(g *gnode, depth int) {
-		line(depth, "@"+g.name+":")
+		line(depth, "@"+termsafe.Line(g.name)+":")
 		for _, c := range g.children {
 			walk(c, depth+1)
 		}
 		if g.name != "all" {
 			for _, h := range g.hosts {
-				line(depth+1, h.name)
+				line(depth+1, termsafe.Line(h.name))
 				if withVars {
 					showVars(inv.byNode[h].Vars, depth+2)
 				}

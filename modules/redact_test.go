@@ -2,6 +2,7 @@ package modules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -49,6 +50,66 @@ func TestClip(t *testing.T) {
 				t.Errorf("Clip split a character: %q", got)
 			}
 		})
+	}
+}
+
+// Occurrences that overlap are one region, replaced once: no secret's tail is left after
+// another's placeholder. Secrets that start at or after the cut do not extend a region.
+func TestRedactOverlaps(t *testing.T) {
+	tests := []struct {
+		name    string
+		secrets []string
+		in      string
+		n       int // -1: the whole text
+		want    string
+		kept    int
+	}{
+		{name: "one secret's tail is another's head", secrets: []string{"aaaaBBBB", "BBBBcccc"}, in: "x aaaaBBBBcccc y", n: -1,
+			want: "x " + Redacted + " y"},
+		{name: "the same, listed the other way", secrets: []string{"BBBBcccc", "aaaaBBBB"}, in: "x aaaaBBBBcccc y", n: -1,
+			want: "x " + Redacted + " y"},
+		{name: "a chain of three", secrets: []string{"abcdef", "defghi", "ghijkl"}, in: "<abcdefghijkl>", n: -1,
+			want: "<" + Redacted + ">"},
+		{name: "a password and the address built on it", secrets: []string{"user:pw-1234", "pw-1234@10.0.0.5:5432/prod?key=SECRETKEY"},
+			in: "connecting user:pw-1234@10.0.0.5:5432/prod?key=SECRETKEY now", n: -1, want: "connecting " + Redacted + " now"},
+		{name: "a secret inside another", secrets: []string{"0123456789", "3456"}, in: "a 0123456789 b 3456", n: -1,
+			want: "a " + Redacted + " b " + Redacted},
+		{name: "a longer secret ending later covers regions found before it", secrets: []string{"0123456789", "1234", "5678"},
+			in: "x0123456789y", n: -1, want: "x" + Redacted + "y"},
+		{name: "secrets side by side stay two", secrets: []string{"1234", "5678"}, in: "123456789", n: -1,
+			want: Redacted + Redacted + "9"},
+		{name: "a secret starting at the cut does not extend a region", secrets: []string{"aaaaBBBB", "BBBBcccc"}, in: "aaaaBBBBcccc tail", n: 4,
+			want: Redacted, kept: 8},
+		{name: "a secret starting before the cut does", secrets: []string{"aaaaBBBB", "BBBBcccc"}, in: "aaaaBBBBcccc tail", n: 5,
+			want: Redacted, kept: 12},
+		{name: "the same secret overlapping itself", secrets: []string{"abab"}, in: "xabababy", n: -1, want: "x" + Redacted + "y"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, kept := tt.n, tt.kept
+			if n < 0 {
+				n, kept = len(tt.in), len(tt.in)
+			}
+			got, k := NewRedactor(tt.secrets).Clip(tt.in, n)
+			if got != tt.want || k != kept {
+				t.Errorf("Clip = %q, %d\nwant   %q, %d", got, k, tt.want, kept)
+			}
+		})
+	}
+}
+
+// A secret that the placeholder holds is not redacted: it would be found again inside
+// every placeholder, each time a text is redacted.
+func TestRedactPlaceholder(t *testing.T) {
+	for _, secret := range []string{"value", "sensitive", "(sensitive value)", "e va"} {
+		if r := NewRedactor([]string{secret}); r != nil {
+			t.Errorf("NewRedactor(%q) redacts", secret)
+		}
+	}
+	r := NewRedactor([]string{"value", "hunter2"})
+	once := r.Redact("the value of hunter2")
+	if twice := r.Redact(once); once != "the value of "+Redacted || twice != once {
+		t.Errorf("Redact = %q, then %q", once, twice)
 	}
 }
 
@@ -134,6 +195,63 @@ func TestEnvSecrets(t *testing.T) {
 	if got := env.Redactor().Redact("say " + secret); got != "say "+Redacted {
 		t.Errorf("Redact = %q", got)
 	}
+}
+
+// FuzzRedactor: Clip agrees with the obvious way of doing it (find every occurrence of
+// every secret that starts before the cut, join those that overlap, replace each joined
+// region) for up to three secrets that may overlap each other and the text.
+func FuzzRedactor(f *testing.F) {
+	f.Add("aaaaBBBB", "BBBBcccc", "x", "x aaaaBBBBcccc y", 9)
+	f.Add("0123456789", "1234", "5678", "x0123456789y", 12)
+	f.Add("abab", "baba", "value", "abababab value", 3)
+	f.Add("héllo-wörld", "wörld-secret", "abcd", "xx héllo-wörld-secret yy abcdefgh", 14)
+	f.Fuzz(func(t *testing.T, a, b, c, in string, n int) {
+		secrets := []string{a, b, c}
+		n = ((n % (len(in) + 1)) + len(in) + 1) % (len(in) + 1)
+		got, kept := NewRedactor(secrets).Clip(in, n)
+		want, wantKept := naiveClip(secrets, in, n)
+		if got != want || kept != wantKept {
+			t.Fatalf("Clip(%q, %d) with %q = %q, %d\nwant %q, %d", in, n, secrets, got, kept, want, wantKept)
+		}
+	})
+}
+
+// naiveClip is Clip done the slow, obvious way.
+func naiveClip(secrets []string, s string, n int) (string, int) {
+	type span struct{ start, end int }
+	var spans []span
+	for _, x := range secrets {
+		if len(x) < minSecret || strings.Contains(Redacted, x) {
+			continue
+		}
+		for i := 0; i < n && i+len(x) <= len(s); i++ {
+			if s[i:i+len(x)] == x {
+				spans = append(spans, span{i, i + len(x)})
+			}
+		}
+	}
+	slices.SortFunc(spans, func(p, q span) int { return p.start - q.start })
+	var joined []span
+	for _, sp := range spans {
+		if k := len(joined) - 1; k >= 0 && sp.start < joined[k].end {
+			joined[k].end = max(joined[k].end, sp.end)
+			continue
+		}
+		joined = append(joined, sp)
+	}
+	end := runeCut(s, n)
+	if len(joined) > 0 {
+		end = max(end, joined[len(joined)-1].end)
+	}
+	var b strings.Builder
+	at := 0
+	for _, sp := range joined {
+		b.WriteString(s[at:sp.start])
+		b.WriteString(Redacted)
+		at = sp.end
+	}
+	b.WriteString(s[at:end])
+	return b.String(), end
 }
 
 // FuzzClip: a secret inside any text, cut anywhere, shows no part of itself (4 bytes or

@@ -90,7 +90,7 @@ func (rb *Runbook) HostVarsFacts(p *Play, host string, groups []string, inventor
 	if inventoryVars != cty.NilVal && !inventoryVars.IsNull() && inventoryVars.CanIterateElements() {
 		for it := inventoryVars.ElementIterator(); it.Next(); {
 			k, v := it.Element()
-			merged[k.AsString()] = v
+			merged[k.AsString()] = inventoryValue(k.AsString(), v)
 		}
 	}
 	if len(p.Vars) == 0 {

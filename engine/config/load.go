@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/engine/diag"
 )
 
 // Load reads the runbook at path (a .hcl file or a directory of them), resolves its input
@@ -106,7 +109,20 @@ func Parse(srcs []Source, in Inputs) (*Runbook, hcl.Diagnostics) {
 		d.file(body)
 	}
 	d.finish()
-	return rb, append(diags, d.redacted()...)
+	return rb, append(diags, hideVarFiles(d.redacted(), in.VarFiles)...)
+}
+
+// hideVarFiles marks the diagnostics about variables files so that they are printed
+// without the file's lines: those lines are the values of sensitive variables.
+func hideVarFiles(diags hcl.Diagnostics, varFiles []string) hcl.Diagnostics {
+	for _, d := range diags {
+		for _, rng := range []*hcl.Range{d.Subject, d.Context} {
+			if rng != nil && slices.Contains(varFiles, rng.Filename) {
+				diag.HideSource(d)
+			}
+		}
+	}
+	return diags
 }
 
 var fileSchema = &hcl.BodySchema{

@@ -4,18 +4,32 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbook/runbook/inventory"
 	"github.com/runbook/runbook/modules"
 )
 
 // SensitiveStrings returns every string in v that carries the Sensitive mark, itself or
-// through a collection that holds it.
+// through a collection that holds it: the strings, and the keys of maps and the attribute
+// names of objects inside a marked value. A key is data as much as a value is (keys of a
+// sensitive map, an object built by a for expression over secrets), and an error about it
+// quotes it: `keys(var.tokens)` passed to tonumber.
 func SensitiveStrings(v cty.Value) []string {
 	var out []string
 	_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
 		if !x.HasMark(Sensitive) {
 			return true, nil
 		}
-		_ = cty.Walk(x, func(_ cty.Path, y cty.Value) (bool, error) {
+		_ = cty.Walk(x, func(p cty.Path, y cty.Value) (bool, error) {
+			if len(p) > 0 {
+				switch step := p[len(p)-1].(type) {
+				case cty.GetAttrStep:
+					out = append(out, step.Name)
+				case cty.IndexStep:
+					if k, _ := step.Key.Unmark(); k.IsKnown() && !k.IsNull() && k.Type() == cty.String {
+						out = append(out, k.AsString())
+					}
+				}
+			}
 			y, _ = y.Unmark()
 			if y.IsKnown() && !y.IsNull() && y.Type() == cty.String {
 				out = append(out, y.AsString())
@@ -27,11 +41,22 @@ func SensitiveStrings(v cty.Value) []string {
 	return out
 }
 
+// inventoryValue is an inventory variable's value as host.vars holds it: marked Sensitive
+// when it is a password (inventory.SecretVar: ansible_password, ansible_become_pass, ...),
+// so that it is hidden like a sensitive variable wherever it could show.
+func inventoryValue(name string, v cty.Value) cty.Value {
+	if inventory.SecretVar(name) {
+		return v.Mark(Sensitive)
+	}
+	return v
+}
+
 // ContextSecrets returns the sensitive strings that the values of ctx (and its parents)
 // hold: what an expression evaluated in ctx could reveal. The results of earlier tasks
 // are left out: their text was redacted before it was recorded, and where they are marked
 // (the results of a for_each over sensitive keys) the mark guards their attribute names,
-// while their strings are statuses and messages that must stay readable.
+// the keys, which the sensitive values they came from give anyway, while the names and
+// strings inside are statuses and messages ("changed", "stdout") that must stay readable.
 func ContextSecrets(ctx *hcl.EvalContext) []string {
 	var out []string
 	for c := ctx; c != nil; c = c.Parent() {

@@ -1,10 +1,17 @@
 package config
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/engine/diag"
 )
 
 const secret = "hunter2-very-secret"
@@ -262,5 +269,157 @@ variable "ids" {
 		if !diags.HasErrors() || diagsShow(diags) {
 			t.Errorf("diagnostics %v", diags)
 		}
+	}
+}
+
+// TestSensitiveStrings: the keys of maps and the attribute names of objects inside a
+// marked value are secrets like its strings; outside the mark they are not.
+func TestSensitiveStrings(t *testing.T) {
+	s := cty.StringVal
+	tests := []struct {
+		name string
+		v    cty.Value
+		want []string
+	}{
+		{"a marked string", s("tok-1").Mark(Sensitive), []string{"tok-1"}},
+		{"the keys of a marked map", cty.MapVal(map[string]cty.Value{"key-1": s("v")}).Mark(Sensitive), []string{"key-1", "v"}},
+		{"the attribute names of a marked object", cty.ObjectVal(map[string]cty.Value{"key-1": cty.True}).Mark(Sensitive), []string{"key-1"}},
+		{"nested inside a marked value", cty.ListVal([]cty.Value{cty.MapVal(map[string]cty.Value{"key-1": cty.ObjectVal(map[string]cty.Value{"key-2": s("v")})})}).Mark(Sensitive),
+			[]string{"key-1", "key-2", "v"}},
+		{"a marked set", cty.SetVal([]cty.Value{s("tok-1")}).Mark(Sensitive), []string{"tok-1"}},
+		{"keys outside the mark are not secrets", cty.ObjectVal(map[string]cty.Value{"plain": cty.MapVal(map[string]cty.Value{"key-1": s("tok-1").Mark(Sensitive)})}),
+			[]string{"tok-1"}},
+		{"nothing marked", cty.MapVal(map[string]cty.Value{"key-1": s("v")}), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := SensitiveStrings(tt.v)
+			slices.Sort(got)
+			got = slices.Compact(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("SensitiveStrings = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSensitiveKeysInErrors: an error about a key of a sensitive map or object (here one
+// that is not a number) does not quote it, whether loading evaluates the argument or the
+// run does, per host.
+func TestSensitiveKeysInErrors(t *testing.T) {
+	const key = "hunter3-tokenkey"
+	decls := map[string]string{
+		"map":        `type = map(string)` + "\n" + `default = { "` + key + `" = "svc-a" }`,
+		"object":     `default = { "` + key + `" = "svc-a" }`,
+		"nested map": `type = map(map(string))` + "\n" + `default = { a = { "` + key + `" = "svc-a" } }`,
+	}
+	for name, decl := range decls {
+		for _, perHost := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/per host=%v", name, perHost), func(t *testing.T) {
+				expr := `keys(var.tokens)[0]`
+				if name == "nested map" {
+					expr = `keys(var.tokens.a)[0]`
+				}
+				if perHost {
+					expr = `host.name == "h1" ? ` + expr + ` : "1"`
+				}
+				src := "variable \"tokens\" {\n  sensitive = true\n  " + decl + "\n}\n" +
+					sensitivePlay(`command { argv = [tostring(tonumber(`+expr+`))] }`)
+				rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(src)}}, Inputs{})
+				if perHost {
+					if diags.HasErrors() {
+						t.Fatal(diags)
+					}
+					_, _, diags = rb.Plays[0].Task("t").Args(rb.EvalContext(Scope{Host: "h1"}))
+				}
+				if !diags.HasErrors() {
+					t.Fatal("the argument evaluated")
+				}
+				if shown := shownIn(diags, key); shown != "" {
+					t.Errorf("a diagnostic shows the key: %s", shown)
+				}
+			})
+		}
+	}
+}
+
+// TestVarFileLinesNotShown: a diagnostic about a --var-file names the file, line and
+// column, but its lines, which hold the values of sensitive variables, are not printed,
+// whether the printer has the file parsed or reads it from disk.
+func TestVarFileLinesNotShown(t *testing.T) {
+	src := `
+variable "token" {
+  type      = string
+  sensitive = true
+}
+variable "port" {
+  type      = number
+  sensitive = true
+}
+` + sensitivePlay(`command { cmd = "true" }`)
+	tests := []struct {
+		name, vars, want string
+	}{
+		{"a syntax error", `token = "` + secret + `\q"`, "line 1, column"},
+		{"a value of the wrong type", "token = \"x\"\nport = \"" + secret + `"`, "line 2, column 8"},
+		{"an undeclared variable", "token = \"x\"\ntokne = \"" + secret + `"`, "line 2, column 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "secrets.rbvars")
+			if err := os.WriteFile(path, []byte(tt.vars), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(src)}}, Inputs{VarFiles: []string{path}})
+			if len(diags) == 0 {
+				t.Fatal("no diagnostics")
+			}
+			for _, files := range []map[string]*hcl.File{rb.Files, nil} {
+				var b strings.Builder
+				(&diag.Printer{Files: files}).Text(&b, diags)
+				if out := b.String(); strings.Contains(out, "hunter2") || !strings.Contains(out, path+" "+tt.want) {
+					t.Errorf("printed:\n%s", out)
+				}
+			}
+		})
+	}
+}
+
+// TestInventoryPasswords: the passwords an inventory gives (ansible_password,
+// ansible_become_pass, ...) are sensitive in host.vars, and in the play vars made from
+// them; an error that quotes one hides it. Other inventory variables are not.
+func TestInventoryPasswords(t *testing.T) {
+	src := sensitivePlay(`command { argv = [tostring(tonumber(host.vars.ansible_become_pass))] }`)
+	src = strings.Replace(src, `hosts = "all"`, `hosts = "all"
+  vars = {
+    login = "${host.vars.ansible_user}:${host.vars.ansible_password}"
+  }`, 1)
+	rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(src)}}, Inputs{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	inv := cty.ObjectVal(map[string]cty.Value{
+		"ansible_user":        cty.StringVal("deploy"),
+		"ansible_password":    cty.StringVal(secret),
+		"ansible_become_pass": cty.StringVal(secret + "-become"),
+		"ansible_ssh_pass":    cty.StringVal(secret + "-ssh"),
+		"motd":                cty.StringVal("hello"),
+	})
+	vars, diags := rb.HostVars(rb.Plays[0], "h1", []string{"all"}, inv)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	for name, marked := range map[string]bool{"ansible_password": true, "ansible_become_pass": true, "ansible_ssh_pass": true,
+		"login": true, "ansible_user": false, "motd": false} {
+		if vars.GetAttr(name).HasMark(Sensitive) != marked {
+			t.Errorf("host.vars.%s marked: %v, want %v", name, !marked, marked)
+		}
+	}
+	_, _, diags = rb.Plays[0].Task("t").Args(rb.EvalContext(Scope{Host: "h1", Groups: []string{"all"}, Vars: vars}))
+	if !diags.HasErrors() {
+		t.Fatal("the argument evaluated")
+	}
+	if shown := shownIn(diags, secret); shown != "" {
+		t.Errorf("a diagnostic shows the password: %s", shown)
 	}
 }

@@ -21,7 +21,8 @@ import (
 )
 
 // Printer renders diagnostics. It reads source lines from Files first, then from disk, so
-// errors in inventories and variable files get snippets too.
+// errors in inventories get snippets too; a diagnostic marked by HideSource (one about a
+// variables file) names its place without them.
 type Printer struct {
 	Files map[string]*hcl.File
 	Color bool
@@ -67,8 +68,15 @@ func (p *Printer) one(w io.Writer, d *hcl.Diagnostic) {
 	fmt.Fprintf(w, "%s %s\n", paint.Sprint(sev+":"), bold.Sprint(termsafe.Line(d.Summary)))
 	if d.Subject != nil && d.Subject.Filename != "" && d.Subject.Start.Line > 0 {
 		rng := *d.Subject
-		fmt.Fprintf(w, "\n  on %s line %d%s:\n", termsafe.Line(rng.Filename), rng.Start.Line, termsafe.Line(p.context(rng)))
-		lines := p.lines(rng.Filename)
+		var lines []string
+		if _, hidden := hcl.DiagnosticExtra[secretSource](d); hidden {
+			// The place only: the file's lines may hold secrets.
+			fmt.Fprintf(w, "\n  on %s line %d, column %d (its lines are not shown: they may hold secrets)\n",
+				termsafe.Line(rng.Filename), rng.Start.Line, rng.Start.Column)
+		} else {
+			fmt.Fprintf(w, "\n  on %s line %d%s:\n", termsafe.Line(rng.Filename), rng.Start.Line, termsafe.Line(p.context(rng)))
+			lines = p.lines(rng.Filename)
+		}
 		last := rng.End.Line
 		if last < rng.Start.Line {
 			last = rng.Start.Line
@@ -100,6 +108,22 @@ func (p *Printer) one(w io.Writer, d *hcl.Diagnostic) {
 		fmt.Fprintf(w, "\n%s\n", termsafe.Text(d.Detail))
 	}
 	fmt.Fprintln(w)
+}
+
+// secretSource marks a diagnostic about a file whose lines must not be shown, keeping what
+// was in Extra before.
+type secretSource struct{ extra any }
+
+func (s secretSource) UnwrapDiagnosticExtra() any { return s.extra }
+
+// HideSource marks d so that Text names the place it is about (file, line and column) but
+// never quotes the file's lines: a variables file holds the values of sensitive variables,
+// and the line of a diagnostic about it (a syntax error, a value of the wrong type) would
+// show them in the clear.
+func HideSource(d *hcl.Diagnostic) {
+	if _, done := hcl.DiagnosticExtra[secretSource](d); !done {
+		d.Extra = secretSource{d.Extra}
+	}
 }
 
 // context names the innermost labelled block a range is in, e.g. `, in task "x"`: in a

@@ -87,6 +87,9 @@ func testRegistry() mapRegistry {
 			m["x"] = 1 // nil map write: a module bug
 			return nil, nil
 		}},
+		"blurt": testModule{info: modules.Info{Name: "blurt", Schema: textArg}, run: func(_ context.Context, _ *modules.Env, args cty.Value, _ bool) (*modules.Result, error) {
+			panic(fmt.Sprintf("cannot say %#v", args)) // a module bug that quotes its arguments
+		}},
 		"fail": testModule{info: modules.Info{Name: "fail", Schema: textArg}, run: func(context.Context, *modules.Env, cty.Value, bool) (*modules.Result, error) {
 			return &modules.Result{Status: modules.StatusChanged, Data: map[string]any{"rc": 2}}, &modules.Failure{Msg: "exit status 2", Stderr: "no such thing"}
 		}},
@@ -94,6 +97,15 @@ func testRegistry() mapRegistry {
 			return &modules.Result{Status: modules.StatusChanged}, nil
 		}},
 		"ctl": controllerOnly{},
+	}
+}
+
+// notShown checks that secret is nowhere in a response.
+func notShown(secret string) func(*testing.T, *Response) {
+	return func(t *testing.T, r *Response) {
+		if b, _ := json.Marshal(r); strings.Contains(string(b), secret) {
+			t.Errorf("%q shows in %s", secret, b)
+		}
 	}
 }
 
@@ -191,6 +203,13 @@ func TestServeRequests(t *testing.T) {
 		{name: "controller module", req: Request{Op: OpCheck, Module: "ctl"}, wantStatus: "failed", wantErr: "runs on the controller"},
 		{name: "bad args", req: Request{Op: OpCheck, Module: "echo", Args: obj("txt", cty.True)}, wantStatus: "failed", wantErr: `unsupported argument "txt"`},
 		{name: "panic", req: Request{Op: OpApply, Module: "boom"}, wantStatus: "failed", wantErr: "module boom panicked"},
+		// A panic that quotes the arguments is redacted like any other error.
+		{name: "panic quoting a schema-sensitive argument", req: Request{Op: OpApply, Module: "blurt", Args: obj("text", cty.StringVal("hi"), "secret", cty.StringVal("p4ssw0rd"))},
+			wantStatus: "failed", wantErr: "module blurt panicked", check: notShown("p4ssw0rd")},
+		{name: "panic quoting a marked value", req: Request{Op: OpApply, Module: "blurt", Args: obj("text", cty.StringVal("t0ps3cret").Mark("sensitive"))},
+			wantStatus: "failed", wantErr: "module blurt panicked", check: notShown("t0ps3cret")},
+		{name: "panic quoting a value to redact", req: Request{Op: OpApply, Module: "blurt", Args: obj("text", cty.StringVal("token=t0ps3cret")), Redact: []string{"t0ps3cret"}},
+			wantStatus: "failed", wantErr: "module blurt panicked", check: notShown("t0ps3cret")},
 		{name: "failure keeps data and stderr", req: Request{Op: OpApply, Module: "fail"}, wantStatus: "failed", wantErr: "exit status 2", check: func(t *testing.T, r *Response) {
 			if r.Error.Stderr != "no such thing" || !strings.Contains(string(r.Data), `"rc":2`) {
 				t.Errorf("response = %+v", r)

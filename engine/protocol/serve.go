@@ -323,9 +323,11 @@ func (srv *server) dispatch(line []byte) {
 func (srv *server) handle(ctx context.Context, req *Request, timeout time.Duration) (resp *Response) {
 	defer func() {
 		if p := recover(); p != nil {
+			// The panic may quote an argument: it is redacted like any other error.
+			red := modules.NewRedactor(srv.requestSecrets(req))
 			resp = &Response{Status: StatusFailed, Error: &Error{
-				Message: fmt.Sprintf("module %s panicked: %v", req.Module, p),
-				Stderr:  string(debug.Stack()),
+				Message: red.Redact(fmt.Sprintf("module %s panicked: %v", req.Module, p)),
+				Stderr:  red.Redact(string(debug.Stack())),
 			}}
 		}
 	}()
@@ -422,6 +424,18 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 		return failed(fmt.Errorf("%s reported a change in check mode", req.Module))
 	}
 	return resp
+}
+
+// requestSecrets returns the values a request says must never be shown, for a panic that
+// may have come before the arguments were checked: the strings of its sensitive arguments
+// (named in the request or by the module's schema, when the module is known) and the
+// values to redact.
+func (srv *server) requestSecrets(req *Request) []string {
+	var info modules.Info
+	if m, ok := srv.Registry.Lookup(req.Module); ok {
+		info = m.Info()
+	}
+	return append(modules.SecretStrings(req.Args, modules.NewEnv(info, req.Sensitive).SensitiveArgs()), req.Redact...)
 }
 
 func failed(err error) *Response {

@@ -2,12 +2,18 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"html"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/runbook/runbook/engine/history"
+	"github.com/runbook/runbook/engine/run"
+	"github.com/runbook/runbook/modules"
 )
 
 // hostileReport holds what a hostile host could have put in the history: a failure whose
@@ -65,5 +71,44 @@ func TestReportsEscapeHostText(t *testing.T) {
 	var back Report
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Hosts[0].Failed[0].Msg != rep.Hosts[0].Failed[0].Msg || back.Hosts[1].Host != rep.Hosts[1].Host {
 		t.Errorf("JSON does not keep the exact text: %v", err)
+	}
+}
+
+// A diff header recorded from a host cannot forge lines of the diff in the text or HTML
+// report: it is shown on its own line, with the newlines in it escaped.
+func TestReportDiffHeaderStaysOnItsLine(t *testing.T) {
+	s, err := history.Open(context.Background(), filepath.Join(t.TempDir(), "history.db"), history.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rec, err := history.Begin(context.Background(), s, history.Run{StartedAt: time.Date(2026, 5, 4, 2, 0, 0, 0, time.Local),
+		Runbook: "/srv/site.hcl", Mode: history.ModeCheck}, func(err error) { t.Error(err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.HostStarted("web1")
+	rec.TaskDone(run.Result{Host: "web1", Play: "base", Task: "x", Module: "copy", Status: run.Drift,
+		Diff: &modules.Diff{BeforeHeader: "/srv/x\n+++ /etc/shadow (after)\n-root:!:1:0\n+root::1:0\n@@", Before: "a\n", AfterHeader: "/srv/x (after)", After: "b\n"}})
+	rec.HostDone("web1", run.Stats{Drift: 1})
+	if err := rec.Finish(&run.Recap{Hosts: map[string]*run.Stats{"web1": {Drift: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Build(context.Background(), s, Options{Runs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text, page bytes.Buffer
+	if err := rep.Text(&text, TextOptions{Diffs: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.HTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	forged := regexp.MustCompile(`(?m)^\s*(\+\+\+ /etc/shadow|-root|\+root)`)
+	for name, out := range map[string]string{"text": text.String(), "HTML": html.UnescapeString(page.String())} {
+		if forged.MatchString(out) || !strings.Contains(out, `--- /srv/x\n+++ /etc/shadow (after)\n-root:!:1:0\n+root::1:0\n@@`) {
+			t.Errorf("%s report:\n%s", name, out)
+		}
 	}
 }

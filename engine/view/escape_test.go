@@ -114,3 +114,66 @@ func TestMachineOutputKeepsHostText(t *testing.T) {
 		t.Errorf("JUnit = %+v", doc.Suites)
 	}
 }
+
+// A diff's headers come from the host: a newline in one cannot add lines that read as the
+// diff's own (a forged "+++" header or change), in any view or report.
+func TestUnifiedHeadersStayOnTheirLines(t *testing.T) {
+	forged := "/srv/x\n+++ /etc/shadow (after)\n-root:!:1:0\n+root::1:0\n@@"
+	tests := []struct {
+		name string
+		d    *modules.Diff
+	}{
+		{"before header", &modules.Diff{BeforeHeader: forged, Before: "a\n", After: "b\n"}},
+		{"after header", &modules.Diff{AfterHeader: forged, Before: "a\n", After: "b\n"}},
+		{"controls", &modules.Diff{BeforeHeader: "/srv/x\r\x1b[2K\u202e\u009b", AfterHeader: "/srv/x\t(after)", Before: "a\n", After: "b\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Unified(tt.d)
+			lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+			if len(lines) != 4 || !strings.HasPrefix(lines[0], "--- ") || !strings.HasPrefix(lines[1], "+++ ") || lines[2] != "-a" || lines[3] != "+b" {
+				t.Errorf("Unified = %q", got)
+			}
+			if strings.ContainsAny(got, "\r\x1b\t\u202e\u009b") {
+				t.Errorf("Unified holds a control: %q", got)
+			}
+		})
+	}
+}
+
+// JUnit reports are read by people on a CI page: host text in them shows the terminal's
+// escapes, C1 controls and bidirectional overrides included, and attributes stay on one
+// line; the document stays XML.
+func TestJUnitEscapesHostText(t *testing.T) {
+	var x bytes.Buffer
+	u := &JUnit{W: &x}
+	for _, r := range append(hostileResults(),
+		run.Result{Host: "web1", Play: "p\u2066", Task: "deploy\u202edeliaf", Item: "a\nb", Status: run.Failed, Msg: "boom\x1b[2K\u009b\u202e\nsecond\nthird"},
+		run.Result{Host: "web1", Play: "p", Task: "t", Status: run.Skipped, Msg: "skipped:\n\u202eok"}) {
+		u.TaskDone(r)
+	}
+	if err := u.Finish(&run.Recap{}); err != nil {
+		t.Fatal(err)
+	}
+	out := x.String()
+	if i := strings.IndexAny(out, "\x1b\r\x07\u009b\u202e\u2066\ufffd"); i >= 0 {
+		t.Errorf("a control at %d: %q", i, out[max(0, i-30):min(len(out), i+30)])
+	}
+	var doc junitSuites
+	if err := xml.Unmarshal(x.Bytes(), &doc); err != nil {
+		t.Fatalf("JUnit is not XML: %v\n%s", err, out)
+	}
+	web1 := doc.Suites[len(doc.Suites)-1]
+	failed, skipped := web1.Cases[0], web1.Cases[1]
+	for _, c := range [][2]string{
+		{failed.Name, `deploy\u202edeliaf [a\nb]`},
+		{failed.Classname, `p\u2066`},
+		{failed.Failure.Message, `failed: boom\x1b[2K\u009b\u202e ... (2 more lines)`},
+		{failed.Failure.Body, "boom\\x1b[2K\\u009b\\u202e\nsecond\nthird"},
+		{skipped.Skipped.Message, `skipped:\n\u202eok`},
+	} {
+		if c[0] != c[1] {
+			t.Errorf("got %q, want %q", c[0], c[1])
+		}
+	}
+}

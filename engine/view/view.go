@@ -419,6 +419,11 @@ func (j *JSON) Finish(r *run.Recap) error {
 // JUnit collects results and writes JUnit XML at the end: one test suite per host, one test
 // case per task (and for_each element); failed and unreachable are failures, drift is a
 // failure in check mode (it is what a compliance job looks for), skipped is skipped.
+//
+// A CI page shows the report to people, so host text is escaped as on a terminal
+// (termsafe): controls, C1 controls and bidirectional overrides, which XML would keep or
+// turn into U+FFFD, read as \x1b, \u009b, \u202e; attributes (names, messages) stay on
+// one line.
 type JUnit struct {
 	W  io.Writer
 	mu sync.Mutex
@@ -464,6 +469,15 @@ type junitMessage struct {
 	Body    string `xml:",chardata"`
 }
 
+// junitFirstLine is the first line of msg, escaped, saying how many more there are.
+func junitFirstLine(msg string) string {
+	first, rest, more := strings.Cut(strings.TrimRight(msg, "\n"), "\n")
+	if !more {
+		return termsafe.Line(first)
+	}
+	return fmt.Sprintf("%s ... (%d more lines)", termsafe.Line(first), strings.Count(rest, "\n")+1)
+}
+
 // Finish writes the XML document.
 func (u *JUnit) Finish(_ *run.Recap) error {
 	u.mu.Lock()
@@ -473,7 +487,7 @@ func (u *JUnit) Finish(_ *run.Recap) error {
 	for _, r := range u.rs {
 		s := byHost[r.Host]
 		if s == nil {
-			s = &junitSuite{Name: r.Host}
+			s = &junitSuite{Name: termsafe.Line(r.Host)}
 			byHost[r.Host] = s
 			order = append(order, r.Host)
 		}
@@ -481,17 +495,18 @@ func (u *JUnit) Finish(_ *run.Recap) error {
 		if r.Item != "" {
 			name += " [" + r.Item + "]"
 		}
-		c := junitCase{Name: name, Classname: r.Play, Time: fmt.Sprintf("%.3f", r.Duration.Seconds())}
+		c := junitCase{Name: termsafe.Line(name), Classname: termsafe.Line(r.Play), Time: fmt.Sprintf("%.3f", r.Duration.Seconds())}
 		switch r.Status {
 		case run.Failed, run.Unreachable, run.Drift:
 			body := r.Msg
 			if r.Diff != nil {
 				body += "\n" + Unified(r.Diff)
 			}
-			c.Failure = &junitMessage{Message: string(r.Status) + ": " + firstLines(r.Msg, 1), Type: string(r.Status), Body: body}
+			c.Failure = &junitMessage{Message: string(r.Status) + ": " + junitFirstLine(r.Msg), Type: string(r.Status),
+				Body: termsafe.Text(body)}
 			s.Failures++
 		case run.Skipped:
-			c.Skipped = &junitMessage{Message: r.Msg}
+			c.Skipped = &junitMessage{Message: termsafe.Line(r.Msg)}
 			s.Skipped++
 		default:
 			c.SystemOut = string(r.Status)
@@ -516,12 +531,14 @@ func (u *JUnit) Finish(_ *run.Recap) error {
 	return err
 }
 
-// Unified renders a diff as unified-diff text with a few lines of context.
+// Unified renders a diff as unified-diff text with a few lines of context. The headers
+// come from the host (a path) and are escaped to one line each (termsafe.Line), so that a
+// header cannot add lines that read as the diff's own, in any printer or report.
 func Unified(d *modules.Diff) string {
 	if d == nil {
 		return ""
 	}
-	before, after := d.BeforeHeader, d.AfterHeader
+	before, after := termsafe.Line(d.BeforeHeader), termsafe.Line(d.AfterHeader)
 	if before == "" {
 		before = "before"
 	}

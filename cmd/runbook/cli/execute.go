@@ -65,7 +65,7 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 		// live line held so that its redraws do not wipe the prompt.
 		conn.Dialer.Passphrase = func(path string) (b []byte, err error) {
 			ask := func() {
-				fmt.Fprintf(a.stderr, "Enter passphrase for key '%s': ", path)
+				fmt.Fprint(a.stderr, passphrasePrompt(path))
 				b, err = term.ReadPassword(int(tty.Fd()))
 				fmt.Fprintln(a.stderr)
 			}
@@ -130,4 +130,11 @@ func (a *app) readPassword(prompt string) (string, error) {
 		return "", fmt.Errorf("read standard input: %w", err)
 	}
 	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// passphrasePrompt asks for the passphrase of the key at path. The path can come from a
+// dynamic inventory (ansible_ssh_private_key_file): it is shown escaped, on the prompt's
+// line, so that it cannot repaint the terminal or put words of its own before the prompt.
+func passphrasePrompt(path string) string {
+	return fmt.Sprintf("Enter passphrase for key '%s': ", termsafe.Line(path))
 }

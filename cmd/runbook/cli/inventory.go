@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runbook/runbook/engine/diag"
-	"github.com/runbook/runbook/internal/termsafe"
 )
 
 func (a *app) inventoryCmd() *cobra.Command {
@@ -54,13 +53,13 @@ directory of them, with group_vars/ and host_vars/) and prints it: --list as Ans
 				}
 				fmt.Fprintln(a.stdout, string(b))
 			case graph:
-				// Names and values can come from a script's output: the tree is escaped
-				// (termsafe) as a whole.
+				// Graph escapes each name and value itself (termsafe.Line); escaping
+				// the tree as a whole would keep the newlines in them.
 				var b strings.Builder
 				if err := inv.Graph(&b, withVars); err != nil {
 					return err
 				}
-				_, err := io.WriteString(a.stdout, termsafe.Text(b.String()))
+				_, err := io.WriteString(a.stdout, b.String())
 				return err
 			default:
 				b, err := inv.ListJSON()

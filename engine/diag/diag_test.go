@@ -1,0 +1,47 @@
+package diag
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+)
+
+// A diagnostic marked by HideSource names its place but never quotes the file's lines;
+// another keeps its snippet. A mark put twice, or over another Extra, is one mark.
+func TestHideSource(t *testing.T) {
+	f, diags := hclparse.NewParser().ParseHCL([]byte("token = \"hunter2-very-secret\"\n"), "secrets.rbvars")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	rng := hcl.Range{Filename: "secrets.rbvars", Start: hcl.Pos{Line: 1, Column: 9, Byte: 8}, End: hcl.Pos{Line: 1, Column: 30, Byte: 29}}
+	type other struct{}
+	tests := []struct {
+		name  string
+		mark  func(*hcl.Diagnostic)
+		shown bool
+	}{
+		{"not marked", func(*hcl.Diagnostic) {}, true},
+		{"marked", HideSource, false},
+		{"marked twice over another Extra", func(d *hcl.Diagnostic) { d.Extra = other{}; HideSource(d); HideSource(d) }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid value", Subject: rng.Ptr()}
+			tt.mark(d)
+			var b strings.Builder
+			(&Printer{Files: map[string]*hcl.File{"secrets.rbvars": f}}).Text(&b, hcl.Diagnostics{d})
+			out := b.String()
+			if strings.Contains(out, "hunter2") != tt.shown {
+				t.Errorf("printed:\n%s", out)
+			}
+			if !tt.shown && !strings.Contains(out, "on secrets.rbvars line 1, column 9 ") {
+				t.Errorf("the place is not named:\n%s", out)
+			}
+			if _, ok := hcl.DiagnosticExtra[other](d); tt.name == "marked twice over another Extra" && !ok {
+				t.Error("the Extra that was there is lost")
+			}
+		})
+	}
+}
