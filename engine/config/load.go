@@ -168,6 +168,7 @@ func (d *decoder) redacted() hcl.Diagnostics {
 	for _, vals := range []map[string]cty.Value{d.rb.varValues, d.rb.localValues} {
 		for _, v := range vals {
 			secrets = append(secrets, SensitiveStrings(v)...)
+			secrets = append(secrets, sensitiveNames(v)...)
 		}
 	}
 	return redactSecrets(d.diags, secrets)

@@ -9,10 +9,11 @@ import (
 )
 
 // SensitiveStrings returns every string in v that carries the Sensitive mark, itself or
-// through a collection that holds it: the strings, and the keys of maps and the attribute
-// names of objects inside a marked value. A key is data as much as a value is (keys of a
-// sensitive map, an object built by a for expression over secrets), and an error about it
-// quotes it: `keys(var.tokens)` passed to tonumber.
+// through a collection that holds it: the strings, and the keys of maps inside a marked
+// value. A key is data as much as a value is, and an error about it quotes it:
+// `keys(var.tokens)` passed to tonumber. An object's attribute names are its shape (user,
+// host, password) and are left to sensitiveNames: hiding such words in every result in
+// scope would hide half of each message.
 func SensitiveStrings(v cty.Value) []string {
 	var out []string
 	_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
@@ -21,10 +22,7 @@ func SensitiveStrings(v cty.Value) []string {
 		}
 		_ = cty.Walk(x, func(p cty.Path, y cty.Value) (bool, error) {
 			if len(p) > 0 {
-				switch step := p[len(p)-1].(type) {
-				case cty.GetAttrStep:
-					out = append(out, step.Name)
-				case cty.IndexStep:
+				if step, ok := p[len(p)-1].(cty.IndexStep); ok {
 					if k, _ := step.Key.Unmark(); k.IsKnown() && !k.IsNull() && k.Type() == cty.String {
 						out = append(out, k.AsString())
 					}
@@ -69,15 +67,46 @@ func ContextSecrets(ctx *hcl.EvalContext) []string {
 	return out
 }
 
-// redact hides every sensitive string of ctx in the text of diags. An error about a
-// value (a duplicate key of a for expression, an argument that is not one of the allowed
-// values, a function that cannot parse its input) may quote it, and these messages reach
-// the terminal, the history and reports.
+// sensitiveNames returns the attribute names of the objects inside marked values in v. An
+// object whose names are data (a variable without a type whose default is `{ "KEY" = ...
+// }`) may have an error quote one, so diagnostics hide them too; results do not (see
+// SensitiveStrings).
+func sensitiveNames(v cty.Value) []string {
+	var out []string
+	_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
+		if !x.HasMark(Sensitive) {
+			return true, nil
+		}
+		_ = cty.Walk(x, func(p cty.Path, _ cty.Value) (bool, error) {
+			if len(p) > 0 {
+				if step, ok := p[len(p)-1].(cty.GetAttrStep); ok {
+					out = append(out, step.Name)
+				}
+			}
+			return true, nil
+		})
+		return false, nil
+	})
+	return out
+}
+
+// redact hides every sensitive string of ctx, and the attribute names of sensitive objects,
+// in the text of diags. An error about a value (a duplicate key of a for expression, an
+// argument that is not one of the allowed values, a function that cannot parse its input)
+// may quote it, and these messages reach the terminal, the history and reports.
 func redact(diags hcl.Diagnostics, ctx *hcl.EvalContext) hcl.Diagnostics {
 	if len(diags) == 0 {
 		return diags
 	}
-	return redactSecrets(diags, ContextSecrets(ctx))
+	secrets := ContextSecrets(ctx)
+	for c := ctx; c != nil; c = c.Parent() {
+		for name, v := range c.Variables {
+			if name != "task" {
+				secrets = append(secrets, sensitiveNames(v)...)
+			}
+		}
+	}
+	return redactSecrets(diags, secrets)
 }
 
 func redactSecrets(diags hcl.Diagnostics, secrets []string) hcl.Diagnostics {
