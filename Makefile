@@ -39,7 +39,7 @@ test-short: ## unit tests only, no lab
 FUZZTIME ?= 10s
 FUZZ := engine/transport:FuzzProxyCommand engine/transport:FuzzKnownHosts inventory:FuzzSSHArgs \
 	engine/config:FuzzEvalMarked engine/protocol:FuzzDecodeRequest engine/protocol:FuzzDecodeResponse \
-	internal/termsafe:FuzzText modules:FuzzClip
+	internal/termsafe:FuzzText modules:FuzzClip modules:FuzzRedactor
 fuzz: ## search the security fuzz targets for new failing inputs (FUZZTIME each)
 	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t#*:}; echo "fuzz $$pkg $$fn"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -parallel 2 ./$$pkg || exit 1; done
