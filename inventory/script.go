@@ -372,8 +372,12 @@ func (r *scriptRun) failure(what string, err error, stopped bool, stderr *tail.B
 	case stopped:
 		return hcl.Diagnostics{errorf(r.subject, "Inventory script failed", "%s was stopped: %s.", what, err)}
 	}
-	return hcl.Diagnostics{errorf(r.subject, "Inventory script failed", "%s failed: %s.%s", what, err, stderrQuote(stderr))}
+	return hcl.Diagnostics{errorf(r.subject, "Inventory script failed", "%s failed: %s. %s%s", what, err, passEnvHint, stderrQuote(stderr))}
 }
+
+// passEnvHint follows a failed script's exit status: a script that fails for want of a
+// variable usually says so only in its own words.
+const passEnvHint = "The script gets only part of runbook's environment; name the other variables it needs in " + PassEnvVar + "."
 
 // stopGroup waits until the process pid (the leader of its own process group) exits or ctx
 // ends, then kills the process and its whole group, and returns whether ctx ended first.
@@ -479,14 +483,19 @@ const PassEnvVar = "RUNBOOK_INVENTORY_PASSENV"
 
 // scriptEnvNames and scriptEnvPrefixes are what every inventory script gets from the
 // environment: what a program needs to find its tools, home, user, locale, time zone and
-// temporary directory; the proxy and CA settings a script needs to reach its API; Ansible's
-// settings; and variables meant for inventories. Nothing else passes (runbook's variables,
-// the SSH agent's socket, cloud credentials) unless PassEnvVar names it.
+// temporary directory; the proxy and CA settings a script needs to reach its API; the
+// Ansible settings that say where Ansible's files are and how to print (by name: other
+// ANSIBLE_ variables carry passwords, ANSIBLE_BECOME_PASS, ANSIBLE_NET_PASSWORD); and
+// variables meant for inventories. Nothing else passes (runbook's variables, the SSH
+// agent's socket, cloud credentials) unless PassEnvVar names it. This keeps secrets from
+// reaching a script by accident; it does not confine a script, which runs as the operator.
 var (
 	scriptEnvNames = []string{"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
 		"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
-		"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"}
-	scriptEnvPrefixes = []string{"LC_", "ANSIBLE_", "RUNBOOK_INVENTORY_"}
+		"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+		"ANSIBLE_CONFIG", "ANSIBLE_HOME", "ANSIBLE_INVENTORY", "ANSIBLE_LOCAL_TEMP",
+		"ANSIBLE_NOCOLOR", "ANSIBLE_FORCE_COLOR", "ANSIBLE_VERBOSITY"}
+	scriptEnvPrefixes = []string{"LC_", "RUNBOOK_INVENTORY_"}
 )
 
 // ScriptEnv is the environment inventory scripts run with: the variables of environ that

@@ -273,12 +273,14 @@ func TestScriptEnvironment(t *testing.T) {
 	base := []string{
 		"PATH=/usr/bin:/bin", "HOME=/home/op", "USER=op", "LOGNAME=op", "LANG=C.UTF-8", "LANGUAGE=en",
 		"LC_ALL=C", "LC_TIME=C", "TZ=UTC", "TMPDIR=/tmp/op",
-		"ANSIBLE_CONFIG=/etc/ansible.cfg", "RUNBOOK_INVENTORY_REGION=eu",
+		"ANSIBLE_CONFIG=/etc/ansible.cfg", "ANSIBLE_HOME=/home/op/.ansible", "RUNBOOK_INVENTORY_REGION=eu",
 		"https_proxy=http://proxy:3128", "NO_PROXY=.lan", "SSL_CERT_FILE=/etc/ca.pem", "REQUESTS_CA_BUNDLE=/etc/ca.pem",
 		"RUNBOOK_VAR_token=hunter2", "SSH_AUTH_SOCK=/run/agent", "AWS_SECRET_ACCESS_KEY=k", "AWS_PROFILE=p",
 		"OS_CLOUD=c", "SHELL=/bin/bash", "PS1=$ ",
+		// Ansible's settings pass by name; those that hold passwords do not
+		"ANSIBLE_BECOME_PASS=b", "ANSIBLE_NET_PASSWORD=n", "ANSIBLE_SUDO_PASS=s", "ANSIBLE_GALAXY_TOKEN=g",
 	}
-	allowed := base[:16]
+	allowed := base[:17]
 	tests := []struct {
 		name    string
 		environ []string
@@ -316,7 +318,8 @@ func TestScriptEnvironment(t *testing.T) {
 }
 
 // TestScriptStderrTail: a failing script's error quotes the end of its standard error,
-// which is where the reason usually is, and no more than stderrTail bytes of it.
+// which is where the reason usually is, and no more than stderrTail bytes of it. It says
+// how to pass a variable the script may be missing.
 func TestScriptStderrTail(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
 		"fail.sh": "#!/bin/sh\nyes 'noise line' | head -c 1000000 >&2\necho 'Traceback: the real reason' >&2\nexit 3\n",
@@ -326,7 +329,7 @@ func TestScriptStderrTail(t *testing.T) {
 		t.Fatalf("diagnostics: %v", diags)
 	}
 	d := diags[0].Detail
-	if !strings.Contains(d, "exit status 3") || !strings.HasSuffix(d, "Traceback: the real reason") || len(d) > stderrTail+500 {
+	if !strings.Contains(d, "exit status 3. The script gets only part of runbook's environment; name the other variables it needs in RUNBOOK_INVENTORY_PASSENV.") || !strings.HasSuffix(d, "Traceback: the real reason") || len(d) > stderrTail+500 {
 		t.Errorf("detail (%d bytes): %.300s ... %s", len(d), d, d[max(0, len(d)-100):])
 	}
 }
