@@ -793,6 +793,8 @@ func (hr *hostRun) task(ctx context.Context, t *config.Task) Status {
 		var mine bool
 		o, mine = hr.b.claim(t.Name, hr.h.Name)
 		if mine {
+			// the hosts waiting for the result are let go however this ends
+			defer close(o.done)
 			st := hr.runTask(ctx, t)
 			o.status, o.result = st, hr.results[t.Name]
 			if st == Unreachable {
@@ -800,7 +802,6 @@ func (hr *hostRun) task(ctx context.Context, t *config.Task) Status {
 				// batch takes it over.
 				hr.b.release(t.Name, o)
 			}
-			close(o.done)
 			return st
 		}
 		// Another host of the batch runs it; this one takes its result.
