@@ -326,6 +326,7 @@ func (d *decoder) validateVariable(v *Variable, val cty.Value, in inputValue, gi
 					// it shows the sensitive value, in whatever form
 					msg = "The value is not valid; the rule's error message is built from the sensitive value, so it is not shown."
 				} else {
+					s, _ = s.Unmark()
 					msg = s.AsString()
 				}
 			}
