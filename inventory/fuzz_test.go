@@ -147,7 +147,7 @@ func FuzzParseListJSON(f *testing.F) {
 	addFixtureSeeds(f, func(p string) bool { return strings.HasSuffix(p, ".json") })
 	f.Fuzz(func(t *testing.T, src []byte) {
 		m := newModel()
-		hostVars := func(h string) (map[string]any, hcl.Diagnostics) { return map[string]any{"from": h}, nil }
+		hostVars := func(h string) (map[string]any, hcl.Diagnostics, bool) { return map[string]any{"from": h}, nil, true }
 		diags := parseListJSON(newSrcFile("fuzz --list", src), m, hostVars)
 		var inv *Inventory
 		if !diags.HasErrors() {

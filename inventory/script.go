@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/runbook/runbook/internal/tail"
 )
@@ -24,7 +25,9 @@ import (
 // groups with hosts, vars and children, and usually _meta.hostvars. Without _meta the
 // script is asked for each host's variables with --host NAME, as Ansible does.
 
-type hostVarsFunc func(host string) (map[string]any, hcl.Diagnostics)
+// hostVarsFunc returns a host's variables from its --host run; more is false when no other
+// host's run could succeed (the time is up), so none is tried.
+type hostVarsFunc func(host string) (vars map[string]any, diags hcl.Diagnostics, more bool)
 
 // parseListJSON reads the --list output in f into m.
 func parseListJSON(f *srcFile, m *model, hostVars hostVarsFunc) hcl.Diagnostics {
@@ -101,8 +104,11 @@ func parseListJSON(f *srcFile, m *model, hostVars hostVarsFunc) hcl.Diagnostics 
 			}
 			vars = mv
 		} else if hostVars != nil {
-			v, diags := hostVars(name)
+			v, diags, more := hostVars(name)
 			r.diags = append(r.diags, diags...)
+			if !more {
+				break
+			}
 			vars = v
 		}
 		h := m.hosts[name]
@@ -231,26 +237,31 @@ func runScript(ctx context.Context, path string, m *model, opts LoadOptions) hcl
 	if diags.HasErrors() {
 		return diags
 	}
-	hostVars := func(host string) (map[string]any, hcl.Diagnostics) {
+	hostVars := func(host string) (map[string]any, hcl.Diagnostics, bool) {
 		out, diags := r.run(ctx, "--host", host)
-		if diags.HasErrors() || len(bytes.TrimSpace(out)) == 0 {
-			return nil, diags
+		if diags.HasErrors() {
+			// Past the timeout, or once runbook is stopping, one error says it for every
+			// host left.
+			return nil, diags, ctx.Err() == nil
+		}
+		if len(bytes.TrimSpace(out)) == 0 {
+			return nil, nil, true
 		}
 		name := fmt.Sprintf("%s --host %s", path, host)
 		doc, ds := parseYAMLDoc(name, out)
 		if ds.HasErrors() {
-			return nil, relocate(ds, subject, "--host "+host)
+			return nil, relocate(ds, subject, "--host "+host), true
 		}
 		v, ds := doc.value(doc.root)
 		if ds.HasErrors() {
-			return nil, relocate(ds, subject, "--host "+host)
+			return nil, relocate(ds, subject, "--host "+host), true
 		}
 		vars, ok := v.(map[string]any)
 		if !ok {
 			return nil, hcl.Diagnostics{errorf(subject, "Invalid inventory script output",
-				"%s --host %s must print a JSON object of variables, not %s.", path, host, pyRepr(v))}
+				"%s --host %s must print a JSON object of variables, not %s.", path, host, pyRepr(v))}, true
 		}
-		return vars, nil
+		return vars, nil, true
 	}
 	f := newSrcFile(path+" --list", out)
 	return relocate(parseListJSON(f, m, hostVars), subject, "--list")
@@ -299,8 +310,9 @@ type scriptRun struct {
 }
 
 // run runs the script once with args. The script starts in a process group of its own,
-// and on timeout, cancellation or too much output that whole group is killed, so children
-// it started (which may hold its standard output open) go with it.
+// and when the run ends (the script exited, the timeout, cancellation, too much output)
+// that whole group is killed, so the children it started (which may hold its standard
+// output open) go with it. A process that left the group (setsid) is out of reach.
 func (r *scriptRun) run(ctx context.Context, args ...string) ([]byte, hcl.Diagnostics) {
 	what := r.path + " " + strings.Join(args, " ")
 	ctx, stop := context.WithCancelCause(ctx)
@@ -312,48 +324,99 @@ func (r *scriptRun) run(ctx context.Context, args ...string) ([]byte, hcl.Diagno
 		// the file named, not a program of that name found in $PATH
 		name = "./" + name
 	}
-	cmd := exec.CommandContext(ctx, name, args...)
+	// Not exec.CommandContext: its Cancel would signal the group at a moment of its own
+	// choosing, possibly after the script was reaped; stopGroup kills it before that.
+	cmd := exec.Command(name, args...)
 	cmd.Env = r.env
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 	cmd.WaitDelay = scriptWaitDelay
-	err := cmd.Run()
+	if ctx.Err() != nil {
+		// the time is up already: not worth starting
+		return nil, r.failure(what, context.Cause(ctx), true, stderr)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, hcl.Diagnostics{errorf(r.subject, "Inventory script failed", "%s failed: %s.", what, err)}
+	}
+	stopped := stopGroup(ctx, cmd.Process.Pid)
+	err := cmd.Wait()
 	if errors.Is(err, exec.ErrWaitDelay) {
-		// The script exited, but something it started still holds its output open.
-		_ = killGroup(cmd.Process.Pid)
-		if cmd.ProcessState != nil && cmd.ProcessState.Success() {
-			err = nil
-		}
+		// The script exited successfully, but a process that left its group still holds
+		// its output: what the script printed is all there.
+		err = nil
 	}
-	if err == nil {
-		if !utf8.Valid(stdout.Bytes()) {
-			return nil, hcl.Diagnostics{errorf(r.subject, "Invalid inventory script output", "%s printed text that is not UTF-8.", what)}
-		}
-		return stdout.Bytes(), nil
+	if stopped || stdout.over {
+		err = context.Cause(ctx)
 	}
-	switch cause := context.Cause(ctx); {
-	case errors.Is(cause, errOutputTooLong):
-		return nil, hcl.Diagnostics{errorf(r.subject, "Inventory script output too large",
-			"%s printed more than %s on its standard output, so it was stopped. An inventory script's output is limited to %s.",
-			what, sizeText(r.maxOutput), sizeText(r.maxOutput))}
-	case errors.Is(cause, errScriptTimeout):
-		return nil, hcl.Diagnostics{errorf(r.subject, "Inventory script timed out",
-			"%s did not finish within %s, so it and every process it started were stopped. Raise the limit with --inventory-timeout or %s.%s",
-			what, r.timeout, TimeoutEnvVar, stderrQuote(stderr))}
-	case cause != nil:
-		return nil, hcl.Diagnostics{errorf(r.subject, "Inventory script failed", "%s was stopped: %s.", what, cause)}
+	if err != nil {
+		return nil, r.failure(what, err, stopped, stderr)
 	}
-	return nil, hcl.Diagnostics{errorf(r.subject, "Inventory script failed", "%s failed: %s.%s", what, err, stderrQuote(stderr))}
+	if !utf8.Valid(stdout.Bytes()) {
+		return nil, hcl.Diagnostics{errorf(r.subject, "Invalid inventory script output", "%s printed text that is not UTF-8.", what)}
+	}
+	return stdout.Bytes(), nil
 }
 
-// killGroup kills the process group led by pid.
-func killGroup(pid int) error {
-	err := syscall.Kill(-pid, syscall.SIGKILL)
-	if errors.Is(err, syscall.ESRCH) {
-		return os.ErrProcessDone
+// failure is the error of a run that did not succeed: err is why, and stopped says that
+// runbook stopped it.
+func (r *scriptRun) failure(what string, err error, stopped bool, stderr *tail.Buffer) hcl.Diagnostics {
+	switch {
+	case errors.Is(err, errOutputTooLong):
+		return hcl.Diagnostics{errorf(r.subject, "Inventory script output too large",
+			"%s printed more than %s on its standard output, so it was stopped. An inventory script's output is limited to %s.",
+			what, sizeText(r.maxOutput), sizeText(r.maxOutput))}
+	case errors.Is(err, errScriptTimeout):
+		return hcl.Diagnostics{errorf(r.subject, "Inventory script timed out",
+			"%s did not finish within %s, so it was killed with every process still in its process group. Raise the limit with --inventory-timeout or %s.%s",
+			what, r.timeout, TimeoutEnvVar, stderrQuote(stderr))}
+	case stopped:
+		return hcl.Diagnostics{errorf(r.subject, "Inventory script failed", "%s was stopped: %s.", what, err)}
 	}
-	return err
+	return hcl.Diagnostics{errorf(r.subject, "Inventory script failed", "%s failed: %s. %s%s", what, err, passEnvHint, stderrQuote(stderr))}
+}
+
+// passEnvHint follows a failed script's exit status: a script that fails for want of a
+// variable usually says so only in its own words.
+const passEnvHint = "The script gets only part of runbook's environment; name the other variables it needs in " + PassEnvVar + "."
+
+// stopGroup waits until the process pid (the leader of its own process group) exits or ctx
+// ends, then kills the process and its whole group, and returns whether ctx ended first.
+// It kills while the leader is not yet reaped (at most a zombie, since only cmd.Wait reaps
+// it, and that comes later), so the group's ID, which is the leader's PID, cannot have
+// been reused by an unrelated process group. The leader is killed by its PID too, in case
+// it moved itself to another group; when stopGroup returns it has exited.
+func stopGroup(ctx context.Context, pid int) (stopped bool) {
+	exited := make(chan error, 1)
+	go func() {
+		var info unix.Siginfo
+		for {
+			// WNOWAIT: learn that it exited, and leave it to be reaped by cmd.Wait
+			err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+			if err != unix.EINTR {
+				exited <- err
+				return
+			}
+		}
+	}()
+	var err error
+	select {
+	case err = <-exited:
+	case <-ctx.Done():
+		stopped = true
+	}
+	if err != nil {
+		// Not a child of ours to wait for: nothing tells us the PID is still its, so
+		// nothing is killed.
+		return stopped
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	if stopped {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		// wait for the exit, so that the goroutine is done before cmd.Wait reaps the
+		// process and its PID may be reused
+		<-exited
+	}
+	return stopped
 }
 
 func sizeText(n int64) string {
@@ -420,14 +483,19 @@ const PassEnvVar = "RUNBOOK_INVENTORY_PASSENV"
 
 // scriptEnvNames and scriptEnvPrefixes are what every inventory script gets from the
 // environment: what a program needs to find its tools, home, user, locale, time zone and
-// temporary directory; the proxy and CA settings a script needs to reach its API; Ansible's
-// settings; and variables meant for inventories. Nothing else passes (runbook's variables,
-// the SSH agent's socket, cloud credentials) unless PassEnvVar names it.
+// temporary directory; the proxy and CA settings a script needs to reach its API; the
+// Ansible settings that say where Ansible's files are and how to print (by name: other
+// ANSIBLE_ variables carry passwords, ANSIBLE_BECOME_PASS, ANSIBLE_NET_PASSWORD); and
+// variables meant for inventories. Nothing else passes (runbook's variables, the SSH
+// agent's socket, cloud credentials) unless PassEnvVar names it. This keeps secrets from
+// reaching a script by accident; it does not confine a script, which runs as the operator.
 var (
 	scriptEnvNames = []string{"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
 		"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
-		"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"}
-	scriptEnvPrefixes = []string{"LC_", "ANSIBLE_", "RUNBOOK_INVENTORY_"}
+		"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+		"ANSIBLE_CONFIG", "ANSIBLE_HOME", "ANSIBLE_INVENTORY", "ANSIBLE_LOCAL_TEMP",
+		"ANSIBLE_NOCOLOR", "ANSIBLE_FORCE_COLOR", "ANSIBLE_VERBOSITY"}
+	scriptEnvPrefixes = []string{"LC_", "RUNBOOK_INVENTORY_"}
 )
 
 // ScriptEnv is the environment inventory scripts run with: the variables of environ that

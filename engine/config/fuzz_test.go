@@ -36,10 +36,12 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// fuzzSecrets are two values for the sensitive inputs: an output that shows the first is
-// a leak only if, run again with the second, it shows the second (the value came from the
-// input, not from text the fuzzer wrote into an expression).
-var fuzzSecrets = [2]string{"Zq7-secret-Kx9", "Wp4-hidden-Rm2"}
+// fuzzSecrets are two values for the sensitive inputs: an output that shows (a part of)
+// the first is a leak only if, run again with the second, it shows the second (the value
+// came from the input, not from text the fuzzer wrote into an expression). They are
+// random text, so that no message shows four bytes of one by chance, with separators for
+// expressions to split them at.
+var fuzzSecrets = [2]string{"Zq7x-Kx9w-Pm3j", "Wp4v-Rm2b-Tn8c"}
 
 // fuzzShapes are the sensitive variable's type and its value (as --var gives it) for the
 // secret S.
@@ -83,6 +85,13 @@ func FuzzEvalMarked(f *testing.F) {
 		{2, "var.s", "true", "each.value", "each.value"},
 		{0, "", "true", `"/tmp/x"`, "var.s"},
 		{3, "", "true", `"/tmp/x"`, "host.vars.more[0]"},
+		// values computed from the secret, which redacting its text cannot hide
+		{0, "", "tonumber(upper(var.s)) > 0", `"/tmp/x"`, ""},
+		{0, "", "true", `tostring(tonumber(split("-", var.s)[1]))`, ""},
+		{0, "", `regex("(${lower(var.s)}", "x") == ""`, `"/tmp/x"`, ""},
+		{1, "{ for u in var.s : upper(u) => 1 }", "true", "each.key", "lower(each.key)"},
+		{0, "", "length({ for u in [var.s, var.s] : upper(u) => 1 }) > 0", `"/tmp/x"`, ""},
+		{0, "", "true", `"/tmp/x"`, `replace(var.s, "-", "")`},
 	}
 	for _, s := range seeds {
 		f.Add(s.shape, s.forEach, s.when, s.arg, s.state)
@@ -173,18 +182,19 @@ func evalMarked(shapeN uint8, forEach, when, arg, state, secret string) string {
 	return ""
 }
 
-// shownIn returns the first diagnostic whose text holds secret, or "".
+// shownIn returns the first diagnostic whose text holds secret, or a part of it in any
+// case (a value computed from it: upper(var.s), split("-", var.s)[1]), or "".
 func shownIn(diags hcl.Diagnostics, secret string) string {
 	for _, d := range diags {
-		if strings.Contains(d.Summary+d.Detail, secret) {
+		if showsPart(d.Summary+" "+d.Detail, secret) != "" {
 			return d.Error()
 		}
 	}
 	return ""
 }
 
-// unmarkedSecret reports whether v holds secret in a string, or in a key of a map or
-// object, that no mark covers.
+// unmarkedSecret reports whether v holds secret, or a part of it in any case, in a
+// string or in a key of a map or object, that no mark covers.
 func unmarkedSecret(v cty.Value, secret string) bool {
 	if v == cty.NilVal || v.IsMarked() || !v.IsKnown() || v.IsNull() {
 		return false
@@ -192,11 +202,11 @@ func unmarkedSecret(v cty.Value, secret string) bool {
 	ty := v.Type()
 	switch {
 	case ty == cty.String:
-		return strings.Contains(v.AsString(), secret)
+		return showsPart(v.AsString(), secret) != ""
 	case ty.IsMapType() || ty.IsObjectType():
 		for it := v.ElementIterator(); it.Next(); {
 			k, e := it.Element()
-			if strings.Contains(k.AsString(), secret) || unmarkedSecret(e, secret) {
+			if showsPart(k.AsString(), secret) != "" || unmarkedSecret(e, secret) {
 				return true
 			}
 		}

@@ -284,8 +284,9 @@ func (d *decoder) checkPlay(p *Play) {
 		if !d.checkTraversals(hcldec.Variables(t.Body, m.Info().Schema.Spec()), sc) {
 			return
 		}
-		_, diags := modules.Decode(m, t.Body, d.placeholderCtx(sc), t.ModuleRange)
-		d.add(diags...)
+		ctx := d.placeholderCtx(sc)
+		_, diags := modules.Decode(m, t.Body, ctx, t.ModuleRange)
+		d.add(withArgExprs(diags, t.Body, ctx)...)
 	}
 	for _, t := range order {
 		visible := map[string]bool{}

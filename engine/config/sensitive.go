@@ -2,6 +2,7 @@ package config
 
 import (
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/inventory"
@@ -90,10 +91,12 @@ func sensitiveNames(v cty.Value) []string {
 	return out
 }
 
-// redact hides every sensitive string of ctx, and the attribute names of sensitive objects,
-// in the text of diags. An error about a value (a duplicate key of a for expression, an
-// argument that is not one of the allowed values, a function that cannot parse its input)
-// may quote it, and these messages reach the terminal, the history and reports.
+// hiddenDetail replaces the detail of an error about a sensitive value.
+const hiddenDetail = "(the value is sensitive and not shown)"
+
+// redact hides secrets in diags, whose messages reach the terminal, the history and
+// reports; see redactSecrets. ctx is where the expressions were evaluated. Its secrets are
+// the sensitive strings in scope and the attribute names of sensitive objects.
 func redact(diags hcl.Diagnostics, ctx *hcl.EvalContext) hcl.Diagnostics {
 	if len(diags) == 0 {
 		return diags
@@ -109,16 +112,103 @@ func redact(diags hcl.Diagnostics, ctx *hcl.EvalContext) hcl.Diagnostics {
 	return redactSecrets(diags, secrets)
 }
 
+// redactSecrets hides secrets in the text of diags. An error about a value (a function
+// that cannot parse its input, a duplicate key of a for expression, an argument outside a
+// module's allowed values) may quote it, and a value computed from a secret
+// (upper(var.token), a part that split cut off, a regular expression built from it) is
+// no longer the secret's text: so a diagnostic about an expression that works on a
+// sensitive value loses its detail, whatever the detail says. In every other diagnostic
+// the sensitive strings (secrets) are replaced. Summaries name what is wrong, never a
+// value, and keep their text.
 func redactSecrets(diags hcl.Diagnostics, secrets []string) hcl.Diagnostics {
-	rep := modules.NewRedactor(secrets)
-	if rep == nil {
+	if len(diags) == 0 {
 		return diags
 	}
+	rep := modules.NewRedactor(secrets)
 	out := make(hcl.Diagnostics, len(diags))
 	for i, d := range diags {
 		c := *d
-		c.Summary, c.Detail = rep.Redact(d.Summary), rep.Redact(d.Detail)
+		if aboutSensitive(d) {
+			c.Detail = hiddenDetail
+		}
+		if rep != nil {
+			c.Summary, c.Detail = rep.Redact(c.Summary), rep.Redact(c.Detail)
+		}
 		out[i] = &c
 	}
 	return out
+}
+
+// aboutSensitive reports whether d is about an expression that works on a sensitive value:
+// its value is marked, or so is a value it refers to. A reference that cannot be followed
+// to its end counts when the part that can be followed is marked itself: an object whose
+// attribute names are secrets may be named in the error.
+func aboutSensitive(d *hcl.Diagnostic) bool {
+	if d.Expression == nil || d.EvalContext == nil {
+		return false
+	}
+	for _, tr := range d.Expression.Variables() {
+		v, diags := tr.TraverseAbs(d.EvalContext)
+		if !diags.HasErrors() {
+			if containsSensitive(v) {
+				return true
+			}
+			continue
+		}
+		for n := len(tr) - 1; n > 0; n-- {
+			if v, diags := tr[:n].TraverseAbs(d.EvalContext); !diags.HasErrors() {
+				if v.HasMark(Sensitive) {
+					return true
+				}
+				break
+			}
+		}
+	}
+	v, _ := d.Expression.Value(d.EvalContext)
+	return containsSensitive(v)
+}
+
+// containsSensitive reports whether v or anything in it carries the Sensitive mark.
+func containsSensitive(v cty.Value) bool {
+	if v == cty.NilVal || !v.ContainsMarked() {
+		return false
+	}
+	_, marks := v.UnmarkDeepWithPaths()
+	for _, pm := range marks {
+		if _, ok := pm.Marks[Sensitive]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// withArgExprs gives each diagnostic of a module's body that names no expression (a rule
+// of the module: an allowed value, a pattern) the argument whose expression is its
+// subject, evaluated in ctx, so that redactSecrets can tell whether it is about a
+// sensitive value.
+func withArgExprs(diags hcl.Diagnostics, body hcl.Body, ctx *hcl.EvalContext) hcl.Diagnostics {
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok || !diags.HasErrors() {
+		return diags
+	}
+	exprs := map[hcl.Range]hcl.Expression{}
+	var collect func(b *hclsyntax.Body)
+	collect = func(b *hclsyntax.Body) {
+		for _, a := range b.Attributes {
+			exprs[a.Expr.Range()] = a.Expr
+		}
+		for _, blk := range b.Blocks {
+			collect(blk.Body)
+		}
+	}
+	collect(sb)
+	for _, d := range diags {
+		if d.Expression != nil || d.Subject == nil {
+			continue
+		}
+		if e, ok := exprs[*d.Subject]; ok {
+			d.Expression, d.EvalContext = e, ctx
+		}
+	}
+	return diags
 }

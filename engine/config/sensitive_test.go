@@ -14,7 +14,9 @@ import (
 	"github.com/runbook/runbook/engine/diag"
 )
 
-const secret = "hunter2-very-secret"
+// secret is random text with separators: the leak checks look for any four bytes of it,
+// which no message holds by chance.
+const secret = "hunter2-Vq8x-sEc7rT"
 
 // sensitiveRunbook declares sensitive variables of several shapes around one task whose
 // meta-arguments and module body the tests fill in.
@@ -269,6 +271,92 @@ variable "ids" {
 		if !diags.HasErrors() || diagsShow(diags) {
 			t.Errorf("diagnostics %v", diags)
 		}
+	}
+}
+
+// showsPart returns a part of secret (four bytes or more, in any case) that text shows,
+// or "": a value computed from a secret is seldom the secret itself.
+func showsPart(text, secret string) string {
+	text, secret = strings.ToLower(text), strings.ToLower(secret)
+	for i := 0; i+4 <= len(secret); i++ {
+		if w := secret[i : i+4]; strings.Contains(text, w) {
+			return w
+		}
+	}
+	return ""
+}
+
+// TestSensitiveDerivedNotShown: an error about a value computed from a sensitive value
+// (another case, a part, a regular expression built from it, a duplicate key) shows no
+// part of it, when the runbook loads as when a host evaluates it; an error about plain
+// values keeps its detail.
+func TestSensitiveDerivedNotShown(t *testing.T) {
+	const token = "Zq7x-Kx9w-Pm3j"
+	tests := []struct {
+		name    string
+		task    string
+		rule    string // a validation block for var.token
+		atLoad  bool   // the error comes when the runbook loads, else when a host evaluates
+		summary string
+		shown   string // "": the detail is hidden; else a text it keeps
+	}{
+		{"another case", `when = tonumber(upper(var.token)) > 0`, "", true, "Invalid function argument", ""},
+		{"a part", `when = tonumber(split("-", var.token)[1]) > 0`, "", true, "Invalid function argument", ""},
+		{"a replacement", `when = tonumber(replace(var.token, "-", " ")) > 0`, "", true, "Invalid function argument", ""},
+		{"a duplicate key", `when = length({ for u in [var.token, var.token] : upper(u) => 1 }) > 0`, "", true, "Duplicate object key", ""},
+		{"a regular expression", `when = regex("(${upper(var.token)}", "x") == ""`, "", true, "Invalid function argument", ""},
+		{"an argument outside the allowed values", "file {\n  path = \"/tmp/x\"\n  state = upper(var.token)\n}", "", true, `Invalid value for "state"`, ""},
+		{"for a host: another case", `when = tonumber(upper("${var.token}${host.name}")) > 0`, "", false, "Invalid function argument", ""},
+		{"for a host: a part", `command { argv = ["x", tostring(tonumber(split("-", "${var.token}${host.name}")[1]))] }`, "", false, "Invalid function argument", ""},
+		{"for a host: an argument outside the allowed values", "file {\n  path = \"/tmp/x\"\n  state = lower(\"${var.token}${host.name}\")\n}", "", false, `Invalid value for "state"`, ""},
+		{"a validation message built from the value", "", `validation {
+    condition     = var.token == "x"
+    error_message = "not ${upper(var.token)}"
+  }`, true, "Invalid value for variable", "the rule's error message is built from the sensitive value"},
+		{"a validation message of its own", "", `validation {
+    condition     = var.token == "x"
+    error_message = "Not x."
+  }`, true, "Invalid value for variable", "Not x."},
+		{"a plain value", `when = tonumber(upper(local.plain)) > 0`, "", true, "Invalid function argument", "ABC-DEF"},
+		{"a misspelt variable", `when = var.tokn == ""`, "", true, "Reference to undeclared input variable", `Did you mean "token"?`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			task := tt.task
+			if !strings.Contains(task, "command {") && !strings.Contains(task, "file {") {
+				task += "\ncommand { cmd = \"true\" }"
+			}
+			src := `variable "token" {
+  type      = string
+  sensitive = true
+  default   = "` + token + `"
+  ` + tt.rule + `
+}
+locals {
+  plain = "abc-def"
+}
+` + sensitivePlay(task)
+			rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(src)}}, Inputs{})
+			if !tt.atLoad {
+				if diags.HasErrors() {
+					t.Fatal(diags)
+				}
+				ctx := rb.EvalContext(Scope{Host: "h1", Groups: []string{"all"}})
+				tk := rb.Plays[0].Task("t")
+				_, diags = tk.WhenTrue(ctx)
+				_, _, d := tk.Args(ctx)
+				diags = append(diags, d...)
+			}
+			if !diags.HasErrors() || diags[0].Summary != tt.summary {
+				t.Fatalf("diagnostics %v, want %q", diags, tt.summary)
+			}
+			if w := showsPart(diags.Error(), token); w != "" {
+				t.Errorf("the diagnostics show %q: %v", w, diags)
+			}
+			if detail := diags[0].Detail; tt.shown == "" && detail != "(the value is sensitive and not shown)" || tt.shown != "" && !strings.Contains(detail, tt.shown) {
+				t.Errorf("detail %q, want %q", detail, tt.shown)
+			}
+		})
 	}
 }
 

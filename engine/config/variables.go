@@ -322,8 +322,13 @@ func (d *decoder) validateVariable(v *Variable, val cty.Value, in inputValue, gi
 		msg := "The value is not valid."
 		if !mdiags.HasErrors() {
 			if s, err := convert.Convert(msgVal, cty.String); err == nil && s.IsKnown() && !s.IsNull() {
-				s, _ = s.Unmark()
-				msg = s.AsString()
+				if containsSensitive(s) {
+					// it shows the sensitive value, in whatever form
+					msg = "The value is not valid; the rule's error message is built from the sensitive value, so it is not shown."
+				} else {
+					s, _ = s.Unmark()
+					msg = s.AsString()
+				}
 			}
 		}
 		subject := rule.Condition.Range().Ptr()

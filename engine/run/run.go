@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -98,22 +99,22 @@ type Stats struct {
 	RebootRequired                                            bool
 }
 
-func (s *Stats) add(st Status) {
+func (s *Stats) add(st Status, n int) {
 	switch st {
 	case OK:
-		s.OK++
+		s.OK += n
 	case Changed:
-		s.Changed++
+		s.Changed += n
 	case Drift:
-		s.Drift++
+		s.Drift += n
 	case Unknown:
-		s.Unknown++
+		s.Unknown += n
 	case Skipped:
-		s.Skipped++
+		s.Skipped += n
 	case Failed:
-		s.Failed++
+		s.Failed += n
 	case Unreachable:
-		s.Unreachable++
+		s.Unreachable += n
 	}
 }
 
@@ -415,6 +416,9 @@ type hostRun struct {
 	statuses map[string]Status // per task: its overall status
 	notified map[string]bool
 	stats    *Stats
+	// delivering is the result being handed to the observer, counted already: when the
+	// observer panics on it, the failure that reports the bug takes its place in the count.
+	delivering *Result
 }
 
 // host runs a play's tasks on one host; it returns false when the host failed or was
@@ -431,9 +435,6 @@ func (e *Engine) host(ctx context.Context, p *plan.Play, h *inventory.Host, b *b
 	if dead {
 		return false
 	}
-	if e.Observer != nil {
-		e.Observer.HostStarted(h.Name)
-	}
 	if e.Options.HostTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.Options.HostTimeout)
@@ -442,42 +443,88 @@ func (e *Engine) host(ctx context.Context, p *plan.Play, h *inventory.Host, b *b
 	hr := &hostRun{e: e, p: p, h: h, b: b, stats: stats, results: map[string]cty.Value{},
 		statuses: map[string]Status{}, notified: map[string]bool{}}
 	ok := hr.guardedRun(ctx)
-	if e.Observer != nil {
-		e.mu.Lock()
-		s := *stats
-		e.mu.Unlock()
-		e.Observer.HostDone(h.Name, s)
-	}
+	hr.hostDone()
 	return ok
 }
 
-// guardedRun is run with a net under it: a panic on this host's path (a bug) fails the
-// host with a message to report, and the run goes on with the other hosts.
+// guardedRun is run with a net under it: a panic on this host's path (a bug, in runbook
+// or in a view) fails the host with a message to report, and the run goes on with the
+// other hosts.
 func (hr *hostRun) guardedRun(ctx context.Context) (ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			ok = false
 			hr.markDead()
-			hr.reportBug(Result{Task: hr.stage}, p, nil)
+			hr.reportBug(Result{Task: hr.stage}, p, hr.hostSecrets)
 		}
 	}()
+	hr.stage = "start"
+	if hr.e.Observer != nil {
+		hr.e.Observer.HostStarted(hr.h.Name)
+	}
 	return hr.run(ctx)
 }
 
-// reportBug reports r as failed with the internal error that p (a recovered panic) is,
-// hiding secrets in it. A panic while reporting (in an observer) is dropped: the result
-// cannot be shown, but the run must go on.
-func (hr *hostRun) reportBug(r Result, p any, secrets []string) {
+// hostDone tells the observer the host is done. A panic there (a bug in a view) is
+// dropped: there is nothing left to show for the host, and the run must go on.
+func (hr *hostRun) hostDone() {
 	defer func() { _ = recover() }()
-	r.Status, r.Msg = Failed, internalError(p)
+	if hr.e.Observer == nil {
+		return
+	}
+	hr.e.mu.Lock()
+	s := *hr.stats
+	hr.e.mu.Unlock()
+	hr.e.Observer.HostDone(hr.h.Name, s)
+}
+
+// hostSecrets returns the sensitive strings in scope on the host's path outside a task:
+// the runbook's variables and locals, and the host's variables.
+func (hr *hostRun) hostSecrets() []string {
+	vars := hr.vars
+	if vars == cty.NilVal {
+		vars = inventory.CtyValue(hr.h.Vars)
+	}
+	return config.ContextSecrets(hr.e.Runbook.EvalContext(config.Scope{Host: hr.h.Name, Groups: hr.h.Groups, Vars: vars, Facts: hr.facts()}))
+}
+
+// reportBug reports r as failed with the internal error that p (a recovered panic) is,
+// hiding the secrets that scope returns, and returns what it reported. When the panic
+// came from the observer, on a result that was counted already, the failure replaces
+// that result in the count. A panic while reporting (in an observer) is dropped: the
+// result cannot be shown, but the run must go on.
+func (hr *hostRun) reportBug(r Result, p any, scope func() []string) (reported Result) {
+	defer func() {
+		// counted, not shown
+		hr.delivering = nil
+		_ = recover()
+	}()
+	site := panicSite()
+	r.Status, r.Msg = Failed, internalError(p, site)
+	var secrets []string
+	func() {
+		defer func() {
+			if recover() != nil {
+				// the secrets are unknown, and the panic's own words might hold one
+				r.Msg = internalError("(its message is not shown)", site)
+			}
+		}()
+		secrets = scope()
+	}()
 	redactResult(&r, secrets)
+	if d := hr.delivering; d != nil {
+		hr.count(*d, -1)
+		hr.delivering = nil
+	}
+	reported = r
 	hr.report(r)
+	return r
 }
 
 // internalError is the message for a recovered panic: what it said and where, for a bug
 // report.
-func internalError(p any) string {
-	return fmt.Sprintf("internal error (a bug in runbook; please report it): %v at %s", p, panicSite())
+func internalError(p any, site string) string {
+	return fmt.Sprintf("internal error (a bug in runbook; please report it): %v at %s", p, site)
 }
 
 // panicSite names the innermost function of runbook's own on the panicking stack, and the
@@ -524,14 +571,21 @@ func shortFile(path string) string {
 
 func (hr *hostRun) report(r Result) {
 	r.Host, r.Play = hr.h.Name, hr.p.Play.Name
-	hr.e.mu.Lock()
-	hr.stats.add(r.Status)
-	if r.RebootRequired {
-		hr.stats.RebootRequired = true
-	}
-	hr.e.mu.Unlock()
+	hr.count(r, 1)
 	if hr.e.Observer != nil {
+		hr.delivering = &r
 		hr.e.Observer.TaskDone(r)
+		hr.delivering = nil
+	}
+}
+
+// count adds r to the host's stats (n = 1) or takes it out again (n = -1).
+func (hr *hostRun) count(r Result, n int) {
+	hr.e.mu.Lock()
+	defer hr.e.mu.Unlock()
+	hr.stats.add(r.Status, n)
+	if r.RebootRequired && n > 0 {
+		hr.stats.RebootRequired = true
 	}
 }
 
@@ -600,9 +654,7 @@ func (hr *hostRun) run(ctx context.Context) bool {
 			}
 		}
 		hr.stage = t.Name
-		release := hr.slot()
-		st := hr.task(ctx, t)
-		release()
+		st := hr.taskInSlot(ctx, t)
 		hr.statuses[t.Name] = st
 		if st == Failed {
 			ok = false
@@ -638,14 +690,19 @@ func (hr *hostRun) handlers(ctx context.Context) bool {
 			continue
 		}
 		hr.stage = "handler " + h.Name
-		release := hr.slot()
-		st := hr.task(ctx, h)
-		release()
-		if st == Failed {
+		if hr.taskInSlot(ctx, h) == Failed {
 			ok = false
 		}
 	}
 	return ok
+}
+
+// taskInSlot runs one task holding a fork under the linear strategy, and gives the fork
+// back however the task ends: a panic that leaves it taken would stop the batch's other
+// hosts for good.
+func (hr *hostRun) taskInSlot(ctx context.Context, t *config.Task) Status {
+	defer hr.slot()()
+	return hr.task(ctx, t)
 }
 
 // slot takes a fork for one step under the linear strategy; it returns the release.
@@ -736,6 +793,8 @@ func (hr *hostRun) task(ctx context.Context, t *config.Task) Status {
 		var mine bool
 		o, mine = hr.b.claim(t.Name, hr.h.Name)
 		if mine {
+			// the hosts waiting for the result are let go however this ends
+			defer close(o.done)
 			st := hr.runTask(ctx, t)
 			o.status, o.result = st, hr.results[t.Name]
 			if st == Unreachable {
@@ -743,7 +802,6 @@ func (hr *hostRun) task(ctx context.Context, t *config.Task) Status {
 				// batch takes it over.
 				hr.b.release(t.Name, o)
 			}
-			close(o.done)
 			return st
 		}
 		// Another host of the batch runs it; this one takes its result.
@@ -774,17 +832,29 @@ func (hr *hostRun) task(ctx context.Context, t *config.Task) Status {
 }
 
 // runTask runs one task (all its for_each elements) on this host. A panic in it (a bug,
-// in evaluation or anywhere on the task's path) becomes the task's failure on this host.
+// in evaluation, anywhere on the task's path, or in a view) becomes the task's failure on
+// this host, recorded like any other failure.
 func (hr *hostRun) runTask(ctx context.Context, t *config.Task) (status Status) {
 	base := Result{Task: t.Name, Module: t.Module, Handler: t.IsHandler}
-	var ectx *hcl.EvalContext // what a panic message could reveal secrets of
+	out := &taskOutcome{single: t.ForEach == nil, overall: Skipped, perItem: map[string]cty.Value{}}
+	// secrets are the sensitive strings in scope for every element: computed once, as
+	// walking the facts for each element would cost as much as the element itself
+	var secrets []string
+	scoped := false
 	defer func() {
 		if p := recover(); p != nil {
-			status = Failed
 			r := base
+			scope := hr.hostSecrets
+			if scoped {
+				scope = func() []string { return append(slices.Clip(secrets), eachSecrets(out.cur)...) }
+			}
+			if out.cur != nil {
+				r.Item = out.curLabel
+			}
+			r = hr.reportBug(r, p, scope)
 			r.Status = Failed
-			hr.results[t.Name] = resultValue(r)
-			hr.reportBug(r, p, config.ContextSecrets(ectx))
+			out.add(r)
+			status = hr.finishTask(t, out)
 		}
 	}()
 	for _, dep := range t.DependsOn {
@@ -804,8 +874,8 @@ func (hr *hostRun) runTask(ctx context.Context, t *config.Task) (status Status) 
 		}
 	}
 	scope := config.Scope{Host: hr.h.Name, Groups: hr.h.Groups, Vars: hr.vars, Tasks: hr.results, Facts: hr.facts()}
-	rb := hr.e.Runbook
-	ectx = rb.EvalContext(scope)
+	ectx := hr.e.Runbook.EvalContext(scope)
+	secrets, scoped = config.ContextSecrets(ectx), true
 	items, diags := t.Items(ectx)
 	if diags.HasErrors() {
 		r := base
@@ -813,53 +883,80 @@ func (hr *hostRun) runTask(ctx context.Context, t *config.Task) (status Status) 
 		hr.report(r)
 		return Failed
 	}
-	single := t.ForEach == nil
-	if single {
+	if out.single {
 		items = []config.Item{{}}
 	}
-	overall := Skipped
-	perItem := map[string]cty.Value{}
-	hidden := false
-	var last cty.Value
 	for i, it := range items {
 		s := scope
-		if !single {
-			it := it
+		if !out.single {
 			s.Each = &it
-			hidden = hidden || it.Hidden()
+			out.hidden = out.hidden || it.Hidden()
 		}
-		r := hr.item(ctx, t, s)
-		r.Item = itemLabel(it, i, single)
+		out.cur, out.curLabel = &it, itemLabel(it, i, out.single)
+		r := hr.item(ctx, t, s, secrets)
+		r.Item = out.curLabel
 		hr.report(r)
-		overall = worse(overall, r.Status)
-		last = resultValue(r)
-		if !single {
-			perItem[keyString(it.Key)] = last
-		}
+		out.add(r)
 		if r.Status == Failed && t.OnFailure != config.OnFailureContinue {
 			break
 		}
 	}
-	if single {
-		hr.results[t.Name] = last
+	return hr.finishTask(t, out)
+}
+
+// taskOutcome gathers one task's results on one host, element by element.
+type taskOutcome struct {
+	single  bool // no for_each
+	overall Status
+	last    cty.Value            // the last element's result
+	perItem map[string]cty.Value // the results by for_each key
+	hidden  bool                 // some key is sensitive
+	// cur is the element being run, and curLabel how results show it
+	cur      *config.Item
+	curLabel string
+}
+
+// add records the result of the current element.
+func (o *taskOutcome) add(r Result) {
+	o.overall = worse(o.overall, r.Status)
+	o.last = resultValue(r)
+	if !o.single && o.cur != nil {
+		o.perItem[keyString(o.cur.Key)] = o.last
+	}
+	o.cur, o.curLabel = nil, ""
+}
+
+// finishTask makes the task's outcome what later tasks see as task.NAME, notifies its
+// handlers when it changed something, and returns its status.
+func (hr *hostRun) finishTask(t *config.Task, o *taskOutcome) Status {
+	if o.single {
+		hr.results[t.Name] = o.last
 	} else {
-		results := objectOrEmpty(perItem)
-		if hidden {
+		results := objectOrEmpty(o.perItem)
+		if o.hidden {
 			// its attribute names are the sensitive keys
 			results = results.Mark(config.Sensitive)
 		}
 		hr.results[t.Name] = cty.ObjectVal(map[string]cty.Value{
 			"results": results,
-			"changed": cty.BoolVal(overall == Changed),
-			"status":  cty.StringVal(string(overall)),
+			"changed": cty.BoolVal(o.overall == Changed),
+			"status":  cty.StringVal(string(o.overall)),
 		})
 	}
-	if overall == Changed || (hr.e.Options.Check && overall == Drift) {
+	if o.overall == Changed || (hr.e.Options.Check && o.overall == Drift) {
 		for _, n := range t.Notify {
 			hr.notified[n.Name] = true
 		}
 	}
-	return overall
+	return o.overall
+}
+
+// eachSecrets returns the sensitive strings of a for_each element.
+func eachSecrets(it *config.Item) []string {
+	if it == nil || it.Key == cty.NilVal {
+		return nil
+	}
+	return append(config.SensitiveStrings(it.Key), config.SensitiveStrings(it.Value)...)
 }
 
 // worse combines statuses: failed beats changed beats drift beats ok beats skipped.
@@ -872,7 +969,7 @@ func worse(a, b Status) Status {
 }
 
 // item runs one element of a task: when, args, then the module (with retries).
-func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope) Result {
+func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope, taskSecrets []string) Result {
 	start := time.Now()
 	r := Result{Task: t.Name, Module: t.Module, Handler: t.IsHandler}
 	done := func(st Status, msg string) Result {
@@ -896,7 +993,8 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope) Res
 	if t.CheckMode != nil {
 		apply = !*t.CheckMode
 	}
-	scope := config.ContextSecrets(ectx)
+	// what ContextSecrets(ectx) returns, without walking the task's scope once more
+	scope := append(slices.Clip(taskSecrets), eachSecrets(s.Each)...)
 	secrets := append(secretStrings(args), scope...)
 	// The host learns only the values its arguments already hold.
 	vals := heldIn(args, scope)

@@ -123,10 +123,14 @@ type fakeConnector struct {
 	hosts       map[string]*fakeHost
 	unreachable map[string]bool
 	panics      map[string]bool // hosts whose connection panics (a bug in the connector)
+	panicMsg    string          // what it panics with, when not "boom in the connector"
 }
 
 func (c *fakeConnector) Connect(_ context.Context, h *inventory.Host, _ *config.Play) (Executor, error) {
 	if c.panics[h.Name] {
+		if c.panicMsg != "" {
+			panic(c.panicMsg)
+		}
 		panic("boom in the connector")
 	}
 	if c.unreachable[h.Name] {

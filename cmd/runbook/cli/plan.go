@@ -47,6 +47,30 @@ func (a *app) inventoryTimeout(cmd *cobra.Command) (time.Duration, *hcl.Diagnost
 	return d, nil
 }
 
+// stopSignals are the signals that stop runbook in order: scripts killed, hosts stopped at
+// their next task boundary, the history recorded. One that runbook was started with
+// ignored stays ignored, as whoever started it asked (nohup ignores SIGHUP; a shell
+// ignores SIGINT for a background job). That is read once, at start: after signal.Notify,
+// signal.Ignored no longer tells.
+var stopSignals = func() []os.Signal {
+	var out []os.Signal
+	for _, s := range []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}()
+
+// notifyStop returns a context that ends on one of stopSignals.
+func notifyStop(ctx context.Context) (context.Context, context.CancelFunc) {
+	if len(stopSignals) == 0 {
+		// signal.NotifyContext with no signals would catch every signal
+		return context.WithCancel(ctx)
+	}
+	return signal.NotifyContext(ctx, stopSignals...)
+}
+
 // loadInventory loads the inventories cmd names. Executable inventories get the
 // environment the command was given (filtered by the inventory package) and the timeout
 // of --inventory-timeout; an interrupt while they run stops them.
@@ -61,7 +85,7 @@ func (a *app) loadInventory(cmd *cobra.Command, paths []string) (*inventory.Inve
 	}
 	// Scripts run in process groups of their own, out of reach of the terminal's Ctrl-C:
 	// runbook stops them itself.
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := notifyStop(ctx)
 	defer stop()
 	env := a.env
 	if env == nil {
