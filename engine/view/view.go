@@ -209,13 +209,17 @@ func (h *Human) draw() {
 // TaskDone prints one result.
 func (h *Human) TaskDone(r run.Result) {
 	if h.Live {
-		h.mu.Lock()
-		if h.progress.counts != nil {
-			h.progress.counts[r.Status]++
-			h.progress.last[r.Host] = time.Now()
-			h.progress.lastTask[r.Host] = r.Task
-		}
-		h.mu.Unlock()
+		// Unlocked by defer: the engine recovers a panic in a view, and a lock left held
+		// would stop every host at its next result.
+		func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.progress.counts != nil {
+				h.progress.counts[r.Status]++
+				h.progress.last[r.Host] = time.Now()
+				h.progress.lastTask[r.Host] = r.Task
+			}
+		}()
 	}
 	if !h.shows(r) {
 		return
