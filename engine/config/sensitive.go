@@ -17,27 +17,37 @@ import (
 // scope would hide half of each message.
 func SensitiveStrings(v cty.Value) []string {
 	var out []string
+	walkSensitive(v, func(last cty.PathStep, y cty.Value) {
+		if step, ok := last.(cty.IndexStep); ok {
+			if k, _ := step.Key.Unmark(); k.IsKnown() && !k.IsNull() && k.Type() == cty.String {
+				out = append(out, k.AsString())
+			}
+		}
+		y, _ = y.Unmark()
+		if y.IsKnown() && !y.IsNull() && y.Type() == cty.String {
+			out = append(out, y.AsString())
+		}
+	})
+	return out
+}
+
+// walkSensitive calls fn for every value inside (and including) each marked value in v,
+// with the last step of its path there (nil for the marked value itself).
+func walkSensitive(v cty.Value, fn func(last cty.PathStep, y cty.Value)) {
 	_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
 		if !x.HasMark(Sensitive) {
 			return true, nil
 		}
 		_ = cty.Walk(x, func(p cty.Path, y cty.Value) (bool, error) {
+			var last cty.PathStep
 			if len(p) > 0 {
-				if step, ok := p[len(p)-1].(cty.IndexStep); ok {
-					if k, _ := step.Key.Unmark(); k.IsKnown() && !k.IsNull() && k.Type() == cty.String {
-						out = append(out, k.AsString())
-					}
-				}
+				last = p[len(p)-1]
 			}
-			y, _ = y.Unmark()
-			if y.IsKnown() && !y.IsNull() && y.Type() == cty.String {
-				out = append(out, y.AsString())
-			}
+			fn(last, y)
 			return true, nil
 		})
 		return false, nil
 	})
-	return out
 }
 
 // inventoryValue is an inventory variable's value as host.vars holds it: marked Sensitive
@@ -74,19 +84,10 @@ func ContextSecrets(ctx *hcl.EvalContext) []string {
 // SensitiveStrings).
 func sensitiveNames(v cty.Value) []string {
 	var out []string
-	_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
-		if !x.HasMark(Sensitive) {
-			return true, nil
+	walkSensitive(v, func(last cty.PathStep, _ cty.Value) {
+		if step, ok := last.(cty.GetAttrStep); ok {
+			out = append(out, step.Name)
 		}
-		_ = cty.Walk(x, func(p cty.Path, _ cty.Value) (bool, error) {
-			if len(p) > 0 {
-				if step, ok := p[len(p)-1].(cty.GetAttrStep); ok {
-					out = append(out, step.Name)
-				}
-			}
-			return true, nil
-		})
-		return false, nil
 	})
 	return out
 }
