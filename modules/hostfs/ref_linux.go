@@ -110,7 +110,7 @@ func (w *walker) walk(dir int, dirPath, p string, followLast bool) (*Ref, error)
 			return fail(&fs.PathError{Op: "lstat", Path: p, Err: err})
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			next, err := w.follow(cur, curPath, c, st.Uid)
+			next, err := w.follow(cur, curPath, c, &st)
 			if err != nil {
 				return fail(err)
 			}
@@ -145,17 +145,17 @@ func (w *walker) walk(dir int, dirPath, p string, followLast bool) (*Ref, error)
 	panic("unreachable")
 }
 
-// follow resolves the link name in dir (owned by linkUID) to what it leads to, and
+// follow resolves the link name in dir, which link describes, to what it leads to, and
 // refuses it unless trusted. No directory is created on the way: the link's target is
 // not known to be trusted before it is resolved.
-func (w *walker) follow(dir int, dirPath, name string, linkUID uint32) (*Ref, error) {
-	link := filepath.Join(dirPath, name)
+func (w *walker) follow(dir int, dirPath, name string, link *unix.Stat_t) (*Ref, error) {
+	lp := filepath.Join(dirPath, name)
 	if w.links++; w.links > maxLinks {
-		return nil, &fs.PathError{Op: "resolve", Path: link, Err: unix.ELOOP}
+		return nil, &fs.PathError{Op: "resolve", Path: lp, Err: unix.ELOOP}
 	}
 	target, err := readlinkat(dir, name)
 	if err != nil {
-		return nil, &fs.PathError{Op: "readlink", Path: link, Err: err}
+		return nil, &fs.PathError{Op: "readlink", Path: lp, Err: err}
 	}
 	mkdir := w.mkdir
 	w.mkdir = false
@@ -164,22 +164,28 @@ func (w *walker) follow(dir int, dirPath, name string, linkUID uint32) (*Ref, er
 	if err != nil {
 		var untrusted *UntrustedLinkError
 		if !errors.As(err, &untrusted) && errors.Is(err, fs.ErrNotExist) {
-			return nil, &DanglingLinkError{Link: link, Target: target}
+			return nil, &DanglingLinkError{Link: lp, Target: target}
 		}
 		return nil, err
 	}
-	var st unix.Stat_t
+	var st, ds unix.Stat_t
 	if err := unix.Fstatat(ref.dir, ref.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		ref.Close()
 		if err == unix.ENOENT {
-			return nil, &DanglingLinkError{Link: link, Target: target}
+			return nil, &DanglingLinkError{Link: lp, Target: target}
 		}
 		return nil, &fs.PathError{Op: "lstat", Path: ref.Path(), Err: err}
 	}
-	if !trusted(linkUID, st.Uid) {
+	if err := unix.Fstat(dir, &ds); err != nil {
+		ref.Close()
+		return nil, &fs.PathError{Op: "stat", Path: dirPath, Err: err}
+	}
+	facts := linkFacts{linkUID: link.Uid, names: uint64(link.Nlink), dirUID: ds.Uid, dirMode: ds.Mode & 0o7777, targetUID: st.Uid}
+	if why, ok := trusted(facts); !ok {
 		p := ref.Path()
 		ref.Close()
-		return nil, &UntrustedLinkError{Link: link, Target: p, LinkUID: int(linkUID), TargetUID: int(st.Uid)}
+		return nil, &UntrustedLinkError{Link: lp, Target: p, LinkUID: int(link.Uid), TargetUID: int(st.Uid),
+			Names: int(link.Nlink), Dir: dirPath, DirUID: int(ds.Uid), DirGID: int(ds.Gid), DirMode: facts.dirMode, reason: why}
 	}
 	return ref, nil
 }
@@ -244,7 +250,7 @@ func (r *Ref) Follow() (*Ref, error) {
 	err := unix.Fstatat(r.dir, r.name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		w := walker{}
-		return w.follow(r.dir, r.dirPath, r.name, st.Uid)
+		return w.follow(r.dir, r.dirPath, r.name, &st)
 	}
 	if err != nil && err != unix.ENOENT {
 		return nil, &fs.PathError{Op: "lstat", Path: r.Path(), Err: err}

@@ -1,0 +1,246 @@
+//go:build linux
+
+package generic
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+// The attacks below are played by a real unprivileged process: uid and gid 65534 with no
+// other groups, a local user of a managed host who owns a directory (home) that runbook,
+// as root, is told to manage files in.
+const (
+	attackerUID = 65534
+	rootSecret  = "root-only-secret-3f9a"
+)
+
+// attackTree makes d/private/secret (root's, 0600, in a 0700 directory) and d/home, the
+// attacker's own directory; d and its parent can be entered by anyone.
+func attackTree(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("playing root and another user needs root")
+	}
+	d, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []error{
+		os.Chmod(filepath.Dir(d), 0o755),
+		os.Chmod(d, 0o755),
+		os.Mkdir(d+"/private", 0o700),
+		os.WriteFile(d+"/private/secret", []byte(rootSecret+"\n"), 0o600),
+		os.Mkdir(d+"/home", 0o755),
+		os.Chown(d+"/home", attackerUID, attackerUID),
+	} {
+		if step != nil {
+			t.Fatal(step)
+		}
+	}
+	return d
+}
+
+// asAttacker runs argv as the attacker, with d as the last argument.
+func asAttacker(t *testing.T, d string, argv ...string) *exec.Cmd {
+	t.Helper()
+	for _, tool := range []string{"setpriv", argv[0]} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	id := fmt.Sprint(attackerUID)
+	args := append([]string{"--reuid=" + id, "--regid=" + id, "--clear-groups"}, argv...)
+	return exec.Command("setpriv", append(args, d)...)
+}
+
+// attacker starts a perl loop as the attacker, its working directory d/home, for the rest
+// of the test.
+func attacker(t *testing.T, d, script string) {
+	t.Helper()
+	cmd := asAttacker(t, d, "perl", "-e", `my $d = shift; chdir "$d/home" or die; `+script)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	time.Sleep(50 * time.Millisecond)
+}
+
+// secretSafe checks that root's secret is as it was.
+func secretSafe(t *testing.T, d string) bool {
+	t.Helper()
+	b, err := os.ReadFile(d + "/private/secret")
+	fi, serr := os.Stat(d + "/private/secret")
+	if err != nil || serr != nil || string(b) != rootSecret+"\n" || fi.Mode() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("the secret changed: %q %v %v %v", b, fi.Mode(), err, serr)
+		return false
+	}
+	return true
+}
+
+// told is everything a run tells the operator: the error (with a failure's stderr), the
+// message, the warnings and the diff.
+func told(res *modules.Result, err error) string {
+	var b strings.Builder
+	if err != nil {
+		b.WriteString(err.Error())
+		var f *modules.Failure
+		if errors.As(err, &f) {
+			b.WriteString(" " + f.Stderr)
+		}
+	}
+	if res != nil {
+		b.WriteString(" " + res.Msg + " " + strings.Join(res.Warnings, " "))
+		if res.Diff != nil {
+			b.WriteString(" " + res.Diff.Before + res.Diff.After)
+		}
+	}
+	return b.String()
+}
+
+// TestRacingUser runs modules many times while the attacker races them. Each case fails
+// on the first run that breaks what it checks; the secret must stay as it was and out of
+// every output.
+func TestRacingUser(t *testing.T) {
+	type attempt func(t *testing.T, d string) (*modules.Result, error)
+	tests := []struct {
+		name   string
+		setup  func(t *testing.T, d string)
+		script string // perl, looping for ever in d/home
+		tries  int
+		run    attempt
+		// breach says what went wrong after a run, "" when nothing did.
+		breach func(t *testing.T, d string, res *modules.Result, err error) string
+	}{
+		{
+			// Files and directories swapped for links to root's files and back, under
+			// every module that reads, writes or changes them.
+			name: "files and directories swapped for links",
+			setup: func(t *testing.T, d string) {
+				for _, step := range []error{
+					os.WriteFile(d+"/home/f", []byte("mine\n"), 0o644),
+					os.Chown(d+"/home/f", attackerUID, attackerUID),
+					os.Mkdir(d+"/home/sub", 0o755),
+					os.Chown(d+"/home/sub", attackerUID, attackerUID),
+					os.WriteFile(d+"/home/sub/secret", []byte("mine\n"), 0o644),
+				} {
+					if step != nil {
+						t.Fatal(step)
+					}
+				}
+			},
+			script: `while (1) { rename "f", "f.real"; symlink "$d/private/secret", "f"; unlink "f"; rename "f.real", "f"; rename "sub", "sub.real"; symlink "$d/private", "sub"; unlink "sub"; rename "sub.real", "sub" }`,
+			tries:  150,
+			run: func(t *testing.T, d string) (*modules.Result, error) {
+				var out []string
+				var errs []error
+				for _, c := range []struct {
+					m    modules.Module
+					args map[string]cty.Value
+				}{
+					{Line{}, map[string]cty.Value{"path": s(d + "/home/f"), "line": s("added"), "state": s("absent")}},
+					{Line{}, map[string]cty.Value{"path": s(d + "/home/sub/secret"), "line": s("added")}},
+					{Copy{}, map[string]cty.Value{"dest": s(d + "/home/sub/secret"), "content": s("mine\n"), "mode": s("0644")}},
+					{Copy{}, map[string]cty.Value{"dest": s(d + "/home/f"), "content": s("mine\n"), "backup": cty.True}},
+					{File{}, map[string]cty.Value{"path": s(d + "/home/f"), "mode": s("0644")}},
+					{File{}, map[string]cty.Value{"path": s(d + "/home/sub/secret"), "mode": s("0644"), "owner": s("65534")}},
+				} {
+					for _, apply := range []bool{false, true} {
+						res, err := run(t, c.m, c.args, apply)
+						out = append(out, told(res, err))
+						errs = append(errs, err)
+					}
+				}
+				return &modules.Result{Msg: strings.Join(out, "\n")}, nil
+			},
+			breach: func(t *testing.T, d string, res *modules.Result, err error) string {
+				if strings.Contains(res.Msg, rootSecret) {
+					return "the secret came back: " + res.Msg
+				}
+				return ""
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := attackTree(t)
+			if tt.setup != nil {
+				tt.setup(t, d)
+			}
+			attacker(t, d, tt.script)
+			for i := 0; i < tt.tries; i++ {
+				res, err := tt.run(t, d)
+				if why := tt.breach(t, d, res, err); why != "" {
+					t.Fatalf("run %d: %s", i+1, why)
+				}
+				if !secretSafe(t, d) {
+					t.FailNow()
+				}
+			}
+		})
+	}
+}
+
+// TestMovedLink makes runbook create a link in the attacker's directory, to a file of
+// root's; the attacker renames it to a name a later task writes or edits there. The
+// link is root's, yet it is not followed there: its directory is the attacker's.
+func TestMovedLink(t *testing.T) {
+	tests := []struct {
+		name  string
+		m     modules.Module
+		args  func(p string) map[string]cty.Value
+		apply bool
+	}{
+		{"line, check", Line{}, func(p string) map[string]cty.Value {
+			return map[string]cty.Value{"path": s(p), "line": s("User-agent: *")}
+		}, false},
+		{"line", Line{}, func(p string) map[string]cty.Value {
+			return map[string]cty.Value{"path": s(p), "line": s("User-agent: *")}
+		}, true},
+		{"copy, check", Copy{}, func(p string) map[string]cty.Value {
+			return map[string]cty.Value{"dest": s(p), "content": s("User-agent: *\n")}
+		}, false},
+		{"copy", Copy{}, func(p string) map[string]cty.Value {
+			return map[string]cty.Value{"dest": s(p), "content": s("User-agent: *\n"), "backup": cty.True}
+		}, true},
+		{"file mode", File{}, func(p string) map[string]cty.Value {
+			return map[string]cty.Value{"path": s(p), "mode": s("0644"), "owner": s("65534")}
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := attackTree(t)
+			if _, err := run(t, File{}, map[string]cty.Value{"path": s(d + "/home/config.yml"), "state": s("link"), "src": s(d + "/private/secret")}, true); err != nil {
+				t.Fatal(err)
+			}
+			mv := asAttacker(t, d+"/home/robots.txt", "mv", d+"/home/config.yml")
+			if out, err := mv.CombinedOutput(); err != nil {
+				t.Fatalf("mv: %v %s", err, out)
+			}
+			res, err := run(t, tt.m, tt.args(d+"/home/robots.txt"), tt.apply)
+			want := d + "/home/robots.txt is a link owned by root (uid 0) to " + d + "/private/secret, in " + d + "/home, which belongs to nobody (uid 65534): not followed"
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("err = %v, want %q", err, want)
+			}
+			if strings.Contains(told(res, err), rootSecret) {
+				t.Errorf("the secret came back: %s", told(res, err))
+			}
+			secretSafe(t, d)
+		})
+	}
+}
