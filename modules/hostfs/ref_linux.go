@@ -22,6 +22,9 @@ const (
 	// readFlags open the content of what Resolve named, never through a link. O_NONBLOCK
 	// keeps a FIFO put there from blocking the open; its type is checked after.
 	readFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
+	// pathFlags open the name itself, whatever it is, without opening its content: a
+	// device or FIFO put there is not opened, a link is not followed.
+	pathFlags = unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC
 )
 
 // Ref is a path resolved to its parent directory, held open, and a name in it. Every
@@ -230,16 +233,25 @@ func (r *Ref) Name() string { return r.name }
 // Lstat describes the name itself (a link is not followed); nil, without an error, when
 // nothing is there.
 func (r *Ref) Lstat() (fs.FileInfo, error) {
-	fd, err := unix.Openat(r.dir, r.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err == unix.ENOENT {
+	f, err := r.openPath("lstat")
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, &fs.PathError{Op: "lstat", Path: r.Path(), Err: err}
+		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), r.Path())
 	defer f.Close()
 	return f.Stat()
+}
+
+// openPath opens the name itself with O_PATH: a descriptor that names it, through which
+// its owner and mode can be changed, without opening its content or following a link.
+func (r *Ref) openPath(op string) (*os.File, error) {
+	fd, err := unix.Openat(r.dir, r.name, pathFlags, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: op, Path: r.Path(), Err: err}
+	}
+	return os.NewFile(uintptr(fd), r.Path()), nil
 }
 
 // Follow returns a Ref to what a link at the name leads to, when the link is trusted, as
@@ -276,12 +288,17 @@ func (r *Ref) Stat() (fs.FileInfo, error) {
 func (r *Ref) open(flags int) (*os.File, error) {
 	fd, err := unix.Openat(r.dir, r.name, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err == unix.ELOOP {
-		return nil, fmt.Errorf("open %s: it is a symbolic link, which is not followed here (was it just put there?)", r.Path())
+		return nil, r.isLink()
 	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: r.Path(), Err: err}
 	}
 	return os.NewFile(uintptr(fd), r.Path()), nil
+}
+
+// isLink is the error for a link found where runbook acts on the name itself.
+func (r *Ref) isLink() error {
+	return fmt.Errorf("open %s: it is a symbolic link, which is not followed here (was it just put there?)", r.Path())
 }
 
 // openRegular opens a regular file for reading; anything else is an error.
@@ -448,51 +465,87 @@ func (r *Ref) Backup(name func(i int) string) (string, error) {
 // descriptor of it: expect, when given, must still describe it (the same file, of the same
 // type), or nothing is changed.
 func (r *Ref) Chown(expect fs.FileInfo, uid, gid int) error {
-	fd, err := unix.Openat(r.dir, r.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	f, err := r.openPath("set owner of")
 	if err != nil {
-		return &fs.PathError{Op: "set owner of", Path: r.Path(), Err: err}
-	}
-	f := os.NewFile(uintptr(fd), r.Path())
-	defer f.Close()
-	if err := r.same(expect, f); err != nil {
 		return err
 	}
-	if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
+	defer f.Close()
+	if _, err := r.same(expect, f); err != nil {
+		return err
+	}
+	if err := unix.Fchownat(int(f.Fd()), "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
 		return &fs.PathError{Op: "set owner of", Path: r.Path(), Err: err}
 	}
 	return nil
 }
 
-// Chmod sets the mode of the file or directory at the name, acting on a descriptor of it;
-// expect as for Chown. Links have no mode of their own: a link at the name is an error.
+// Chmod sets the mode of what is at the name, acting on a descriptor of it that does not
+// open its content (a device or FIFO put there is not opened); expect as for Chown. Links
+// have no mode of their own: a link at the name is an error.
 func (r *Ref) Chmod(expect fs.FileInfo, mode fs.FileMode) error {
-	f, err := r.open(readFlags)
+	f, err := r.openPath("set mode of")
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if err := r.same(expect, f); err != nil {
+	fi, err := r.same(expect, f)
+	if err != nil {
 		return err
 	}
-	if err := f.Chmod(mode); err != nil {
-		return fmt.Errorf("set mode of %s: %w", r.Path(), err)
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return r.isLink()
+	}
+	if err := chmodFD(int(f.Fd()), mode); err != nil {
+		return &fs.PathError{Op: "set mode of", Path: r.Path(), Err: err}
 	}
 	return nil
 }
 
-func (r *Ref) same(expect fs.FileInfo, f *os.File) error {
-	if expect == nil {
-		return nil
+// chmodFD sets the mode of what the O_PATH descriptor fd names (a variable, so that tests
+// can take the older kernels' way).
+var chmodFD = chmodAt
+
+// chmodAt sets the mode of what the O_PATH descriptor fd names: with fchmodat2 (Linux
+// 6.6), else through its /proc/self/fd link, which leads to that very file.
+func chmodAt(fd int, mode fs.FileMode) error {
+	m := unixMode(mode)
+	err := unix.Fchmodat(fd, "", m, unix.AT_EMPTY_PATH)
+	if err == unix.EOPNOTSUPP || err == unix.ENOSYS {
+		err = chmodProc(fd, m)
 	}
+	return err
+}
+
+func chmodProc(fd int, m uint32) error {
+	return unix.Fchmodat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), m, 0)
+}
+
+// unixMode turns an fs.FileMode's permissions and special bits into chmod's.
+func unixMode(mode fs.FileMode) uint32 {
+	m := uint32(mode.Perm())
+	if mode&fs.ModeSetuid != 0 {
+		m |= unix.S_ISUID
+	}
+	if mode&fs.ModeSetgid != 0 {
+		m |= unix.S_ISGID
+	}
+	if mode&fs.ModeSticky != 0 {
+		m |= unix.S_ISVTX
+	}
+	return m
+}
+
+// same describes what f names, and checks that it is what expect (when given) describes.
+func (r *Ref) same(expect fs.FileInfo, f *os.File) (fs.FileInfo, error) {
 	cur, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The type too: a file removed and a link made in its place can get its inode number.
-	if !os.SameFile(expect, cur) || expect.Mode().Type() != cur.Mode().Type() {
-		return fmt.Errorf("%s was replaced while runbook was working on it; nothing was changed", r.Path())
+	if expect != nil && (!os.SameFile(expect, cur) || expect.Mode().Type() != cur.Mode().Type()) {
+		return nil, fmt.Errorf("%s was replaced while runbook was working on it; nothing was changed", r.Path())
 	}
-	return nil
+	return cur, nil
 }
 
 // Chtimes sets the access and modification times of the name itself.

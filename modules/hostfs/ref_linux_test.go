@@ -254,7 +254,8 @@ func TestSwapAfterResolve(t *testing.T) {
 		wantErr string // "" when the op succeeds on the link itself
 	}{
 		{name: "read", op: func(r *Ref, _ fs.FileInfo) error { _, err := r.ReadFile(); return err }, wantErr: "is a symbolic link, which is not followed"},
-		{name: "chmod", op: func(r *Ref, fi fs.FileInfo) error { return r.Chmod(fi, 0o666) }, wantErr: "is a symbolic link, which is not followed"},
+		{name: "chmod", op: func(r *Ref, fi fs.FileInfo) error { return r.Chmod(fi, 0o666) }, wantErr: "was replaced while runbook was working on it"},
+		{name: "chmod, nothing expected", op: func(r *Ref, _ fs.FileInfo) error { return r.Chmod(nil, 0o666) }, wantErr: "is a symbolic link, which is not followed"},
 		{name: "chown", op: func(r *Ref, fi fs.FileInfo) error { return r.Chown(fi, other, other) }, wantErr: "was replaced while runbook was working on it"},
 		{name: "backup", op: func(r *Ref, _ fs.FileInfo) error {
 			_, err := r.Backup(func(i int) string { return fmt.Sprintf("bak%d", i) })
