@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -241,6 +242,71 @@ func TestMovedLink(t *testing.T) {
 				t.Errorf("the secret came back: %s", told(res, err))
 			}
 			secretSafe(t, d)
+		})
+	}
+}
+
+// TestLargeFiles gives line and copy another user's huge sparse file: line, which must
+// hold the file to edit it, refuses it with the limit; copy compares by size and sha256
+// read as a stream, and its diff summarises. Neither takes memory for it.
+func TestLargeFiles(t *testing.T) {
+	const huge = 256 << 20
+	tests := []struct {
+		name     string
+		size     int64
+		m        modules.Module
+		args     func(p string) map[string]cty.Value
+		wantErr  string
+		want     string // the diff's before side
+		wantStat string
+	}{
+		{name: "line", size: huge, m: Line{}, wantErr: "is 268435456 bytes, more than the 64 MiB that runbook reads of a file into memory",
+			args: func(p string) map[string]cty.Value {
+				return map[string]cty.Value{"path": s(p), "line": s("export X=1")}
+			}},
+		{name: "copy, another size", size: huge, m: Copy{}, want: "(268435456 bytes, too large to show)\n", wantStat: modules.StatusDrift,
+			args: func(p string) map[string]cty.Value {
+				return map[string]cty.Value{"dest": s(p), "content": s("small\n")}
+			}},
+		{name: "copy, the same size", size: 1 << 20, m: Copy{}, want: "(1048576 bytes, too large to show, sha256 30e14955ebf1352", wantStat: modules.StatusDrift,
+			args: func(p string) map[string]cty.Value {
+				return map[string]cty.Value{"dest": s(p), "content": s(strings.Repeat("x", 1<<20))}
+			}},
+		{name: "copy, the same content", size: 1 << 20, m: Copy{}, wantStat: modules.StatusOK,
+			args: func(p string) map[string]cty.Value {
+				return map[string]cty.Value{"dest": s(p), "content": s(strings.Repeat("\x00", 1<<20))}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := attackTree(t)
+			p := d + "/home/big"
+			f, err := os.Create(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := errors.Join(f.Truncate(tt.size), f.Close(), os.Chown(p, attackerUID, attackerUID)); err != nil {
+				t.Fatal(err)
+			}
+			args := tt.args(p)
+			var a, b runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&a)
+			res, err := run(t, tt.m, args, false)
+			runtime.ReadMemStats(&b)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if res != nil && (res.Status != tt.wantStat || tt.want != "" && (res.Diff == nil || !strings.HasPrefix(res.Diff.Before, tt.want))) {
+				t.Errorf("status %s, diff %+v; want %s, %q", res.Status, res.Diff, tt.wantStat, tt.want)
+			}
+			if n := b.TotalAlloc - a.TotalAlloc; n > 16<<20 {
+				t.Errorf("allocated %d MiB", n>>20)
+			}
 		})
 	}
 }

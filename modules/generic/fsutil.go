@@ -306,10 +306,21 @@ func backupFile(env *modules.Env, r *hostfs.Ref) (string, error) {
 // maxDiff is the largest content shown in a diff; larger files are summarised.
 const maxDiff = 256 << 10
 
+// blob is one side of a content diff: the content itself, or for a file that was not read
+// whole (too large to show) its size and, when it was hashed, its sha256.
+type blob struct {
+	b     []byte
+	whole bool // b is all of it
+	size  int64
+	sum   string // hex; "" when not known
+}
+
+func bytesBlob(b []byte) blob { return blob{b: b, whole: true, size: int64(len(b)), sum: checksum(b)} }
+
 // contentDiff builds the diff of a file's content. Sensitive, binary or very large
 // content is replaced by a one-line summary, so no secret and no megabytes reach the
 // controller's output.
-func contentDiff(path string, before, after []byte, existedBefore, existsAfter, sensitive bool) *modules.Diff {
+func contentDiff(path string, before, after blob, existedBefore, existsAfter, sensitive bool) *modules.Diff {
 	d := &modules.Diff{BeforeHeader: path + " (before)", AfterHeader: path + " (after)"}
 	if !existedBefore {
 		d.BeforeHeader = "/dev/null"
@@ -317,19 +328,23 @@ func contentDiff(path string, before, after []byte, existedBefore, existsAfter, 
 	if !existsAfter {
 		d.AfterHeader = "/dev/null"
 	}
-	show := func(b []byte, exists bool) string {
+	show := func(x blob, exists bool) string {
 		if !exists {
 			return ""
 		}
+		sum := ""
+		if x.sum != "" {
+			sum = ", sha256 " + x.sum[:16]
+		}
 		switch {
 		case sensitive:
-			return fmt.Sprintf("(sensitive content, %d bytes, sha256 %s)\n", len(b), shortSum(b))
-		case len(b) > maxDiff:
-			return fmt.Sprintf("(%d bytes, too large to show, sha256 %s)\n", len(b), shortSum(b))
-		case bytes.IndexByte(b, 0) >= 0 || !utf8.Valid(b):
-			return fmt.Sprintf("(binary content, %d bytes, sha256 %s)\n", len(b), shortSum(b))
+			return fmt.Sprintf("(sensitive content, %d bytes%s)\n", x.size, sum)
+		case !x.whole || x.size > maxDiff:
+			return fmt.Sprintf("(%d bytes, too large to show%s)\n", x.size, sum)
+		case bytes.IndexByte(x.b, 0) >= 0 || !utf8.Valid(x.b):
+			return fmt.Sprintf("(binary content, %d bytes%s)\n", x.size, sum)
 		}
-		return string(b)
+		return string(x.b)
 	}
 	d.Before, d.After = show(before, existedBefore), show(after, existsAfter)
 	return d
@@ -339,5 +354,3 @@ func checksum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
-
-func shortSum(b []byte) string { return checksum(b)[:16] }

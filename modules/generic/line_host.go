@@ -105,7 +105,7 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	var what []string
 	if contentChanged {
 		what = append(what, modules.Tense(apply, "", "would: ")+msg)
-		res.Diff = contentDiff(path, old, content, exists, true, env.Sensitive("line"))
+		res.Diff = contentDiff(path, bytesBlob(old), bytesBlob(content), exists, true, env.Sensitive("line"))
 	}
 	var metaChanges []string
 	if exists {

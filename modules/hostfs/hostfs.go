@@ -11,6 +11,7 @@ package hostfs
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -43,10 +44,11 @@ func KeepOwner(fi fs.FileInfo) (uid, gid int) {
 	return -1, -1
 }
 
-// fill writes content to f, a new temporary file that is to replace path, gives it o's
-// owner and mode, and syncs it.
-func fill(f *os.File, path string, content []byte, o Options) error {
-	if _, err := f.Write(content); err != nil {
+// fill writes what src holds to f, a new file that is to become path, gives it o's owner
+// and mode, and syncs it. The owner comes first, as chown clears the setuid and setgid
+// bits that the mode may set.
+func fill(f *os.File, path string, src io.Reader, o Options) error {
+	if _, err := io.Copy(f, src); err != nil {
 		return fmt.Errorf("write %s: %w", f.Name(), err)
 	}
 	if o.UID >= 0 || o.GID >= 0 {

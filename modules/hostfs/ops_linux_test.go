@@ -3,15 +3,86 @@
 package hostfs
 
 import (
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
+
+// allocated returns how many bytes f allocates.
+func allocated(f func()) uint64 {
+	var a, b runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&a)
+	f()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc
+}
+
+// sparse makes a file of size bytes that takes no room on disk.
+func sparse(t *testing.T, p string, size int64) {
+	t.Helper()
+	f, err := os.Create(p)
+	must(t, err)
+	must(t, f.Truncate(size))
+	must(t, f.Close())
+}
+
+// TestLargeFiles reads a file only within MaxRead, and never reads a whole file into
+// memory to hash or back it up: another user's sparse file of any size costs nothing.
+func TestLargeFiles(t *testing.T) {
+	tests := []struct {
+		name     string
+		size     int64
+		op       func(r *Ref) error
+		wantErr  string
+		maxAlloc uint64
+	}{
+		{name: "read, over the limit", size: 256 << 20, wantErr: "is 268435456 bytes, more than the 64 MiB that runbook reads of a file into memory",
+			op: func(r *Ref) error { _, err := r.ReadFile(); return err }, maxAlloc: 1 << 20},
+		{name: "read, within it", size: 1 << 20,
+			op: func(r *Ref) error { _, err := r.ReadFile(); return err }, maxAlloc: 8 << 20},
+		{name: "sum", size: 256 << 20,
+			op: func(r *Ref) error {
+				sum, size, err := r.Sum()
+				if err == nil && (size != 256<<20 || len(sum) != 64) {
+					err = fmt.Errorf("sum %s size %d", sum, size)
+				}
+				return err
+			}, maxAlloc: 1 << 20},
+		{name: "backup", size: 32 << 20,
+			op: func(r *Ref) error {
+				p, err := r.Backup(func(i int) string { return fmt.Sprintf("bak%d", i) })
+				if fi, serr := os.Stat(p); err == nil && (serr != nil || fi.Size() != 32<<20) {
+					err = fmt.Errorf("backup %v %v", fi, serr)
+				}
+				return err
+			}, maxAlloc: 4 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := t.TempDir()
+			sparse(t, d+"/big", tt.size)
+			r, err := Resolve(d+"/big", FollowLast)
+			must(t, err)
+			defer r.Close()
+			var opErr error
+			n := allocated(func() { opErr = tt.op(r) })
+			if tt.wantErr == "" && opErr != nil || tt.wantErr != "" && (opErr == nil || !strings.Contains(opErr.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", opErr, tt.wantErr)
+			}
+			if n > tt.maxAlloc {
+				t.Errorf("allocated %d MiB, want at most %d", n>>20, tt.maxAlloc>>20)
+			}
+		})
+	}
+}
 
 // TestChmodDoesNotOpen changes a mode through a descriptor that never opens what is at the
 // name: a device or FIFO swapped in is not opened as root (inotify sees no open), and a

@@ -3,6 +3,8 @@
 package hostfs
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +28,11 @@ const (
 	// device or FIFO put there is not opened, a link is not followed.
 	pathFlags = unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC
 )
+
+// MaxRead is the most of a file that ReadFile (and so ReadOptional) reads into memory:
+// 64 MiB, what one message of the helper's protocol carries. A larger file is an error
+// that says so, instead of memory that another user's sparse file could fill.
+const MaxRead = 64 << 20
 
 // Ref is a path resolved to its parent directory, held open, and a name in it. Every
 // operation goes through the directory's descriptor and none follows a link in the name,
@@ -318,18 +325,44 @@ func (r *Ref) openRegular() (*os.File, fs.FileInfo, error) {
 	return f, fi, nil
 }
 
-// ReadFile reads the regular file at the name.
+// ReadFile reads the regular file at the name: at most MaxRead bytes, a larger file is
+// an error.
 func (r *Ref) ReadFile() ([]byte, error) {
-	f, _, err := r.openRegular()
+	f, fi, err := r.openRegular()
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(f)
+	tooLarge := func(size string) error {
+		return fmt.Errorf("%s is %s, more than the %d MiB that runbook reads of a file into memory", r.Path(), size, MaxRead>>20)
+	}
+	if fi.Size() > MaxRead {
+		return nil, tooLarge(fmt.Sprintf("%d bytes", fi.Size()))
+	}
+	// The limit holds for a file that grows, or whose size says nothing (/proc), too.
+	b, err := io.ReadAll(io.LimitReader(f, MaxRead+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", r.Path(), err)
 	}
+	if len(b) > MaxRead {
+		return nil, tooLarge("larger")
+	}
 	return b, nil
+}
+
+// Sum returns the sha256 (hex) and the size of the regular file at the name, read as a
+// stream, so a file of any size costs no memory.
+func (r *Ref) Sum() (sum string, size int64, err error) {
+	f, _, err := r.openRegular()
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if size, err = io.Copy(h, f); err != nil {
+		return "", 0, fmt.Errorf("read %s: %w", r.Path(), err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil)), size, nil
 }
 
 // ReadDirNames lists the directory at the name.
@@ -394,7 +427,7 @@ func (r *Ref) WriteAtomic(content []byte, o Options) error {
 			unix.Unlinkat(r.dir, tmp, 0)
 		}
 	}()
-	if err := fill(f, path, content, o); err != nil {
+	if err := fill(f, path, bytes.NewReader(content), o); err != nil {
 		return err
 	}
 	if o.Validate != nil {
@@ -420,19 +453,16 @@ func (r *Ref) WriteAtomic(content []byte, o Options) error {
 func renameat(dir int, from, to string) error { return unix.Renameat(dir, from, dir, to) }
 
 // Backup copies the regular file at the name beside it, keeping its mode and (as root) its
-// owner, under the first of name(0), name(1), ... that does not exist yet. The copy is
-// complete before it gets its name, and the name is taken exclusively (a hard link, which
-// never replaces anything). It returns the backup's path.
+// owner, under the first of name(0), name(1), ... that does not exist yet. The content
+// goes from descriptor to descriptor, never whole into memory. The copy is complete before
+// it gets its name, and the name is taken exclusively (a hard link, which never replaces
+// anything). It returns the backup's path.
 func (r *Ref) Backup(name func(i int) string) (string, error) {
 	src, fi, err := r.openRegular()
 	if err != nil {
 		return "", err
 	}
-	content, err := io.ReadAll(src)
-	src.Close()
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", r.Path(), err)
-	}
+	defer src.Close()
 	tmp, f, err := r.createTemp()
 	if err != nil {
 		return "", err
@@ -443,7 +473,7 @@ func (r *Ref) Backup(name func(i int) string) (string, error) {
 	}()
 	uid, gid := KeepOwner(fi)
 	o := Options{Mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), UID: uid, GID: gid}
-	if err := fill(f, f.Name(), content, o); err != nil {
+	if err := fill(f, f.Name(), src, o); err != nil {
 		return "", err
 	}
 	for i := range 1000 {

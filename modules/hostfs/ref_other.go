@@ -3,6 +3,7 @@
 package hostfs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -31,6 +32,7 @@ func (*Ref) Follow() (*Ref, error)                   { return nil, errNotLinux }
 func (*Ref) ReadFile() ([]byte, error)               { return nil, errNotLinux }
 func (*Ref) ReadDirNames() ([]string, error)         { return nil, errNotLinux }
 func (*Ref) Readlink() (string, error)               { return "", errNotLinux }
+func (*Ref) Sum() (string, int64, error)             { return "", 0, errNotLinux }
 func (*Ref) WriteAtomic([]byte, Options) error       { return errNotLinux }
 func (*Ref) Backup(func(int) string) (string, error) { return "", errNotLinux }
 func (*Ref) Chown(fs.FileInfo, int, int) error       { return errNotLinux }
@@ -66,7 +68,7 @@ func WriteAtomic(path string, content []byte, o Options) error {
 			os.Remove(tmp)
 		}
 	}()
-	if err := fill(f, path, content, o); err != nil {
+	if err := fill(f, path, bytes.NewReader(content), o); err != nil {
 		return err
 	}
 	if err := f.Close(); err != nil {
@@ -100,6 +102,9 @@ func syncDir(dir string) {
 		d.Close()
 	}
 }
+
+// MaxRead is the most of a file that ReadOptional reads into memory on Linux.
+const MaxRead = 64 << 20
 
 // ReadOptional reads a file that may be missing: ok is false (and err nil) when it is.
 func ReadOptional(path string) (b []byte, ok bool, err error) {
