@@ -246,6 +246,67 @@ func TestMovedLink(t *testing.T) {
 	}
 }
 
+// TestHardLinkedFiles links root's secret into the attacker's directory, as the attacker
+// can while fs.protected_hardlinks is 0 (root makes the link here: this machine may have
+// the protection on). No module reads it into a diff, backs it up, or changes its owner
+// or mode; each fails naming the file and both owners. A hard link to a link of root's is
+// not followed either.
+func TestHardLinkedFiles(t *testing.T) {
+	tests := []struct {
+		name  string
+		link  func(t *testing.T, d string) // makes d/home/x
+		m     modules.Module
+		args  func(p string) map[string]cty.Value
+		apply bool
+		want  string // in the error, after the tree's path
+	}{
+		{name: "line, check", m: Line{}, want: "/home/x has 2 names (hard links) and belongs to root (uid 0), while its directory belongs to nobody (uid 65534)",
+			args: func(p string) map[string]cty.Value { return map[string]cty.Value{"path": s(p), "line": s("x")} }},
+		{name: "copy, check", m: Copy{}, want: "/home/x has 2 names",
+			args: func(p string) map[string]cty.Value { return map[string]cty.Value{"dest": s(p), "content": s("x\n")} }},
+		{name: "copy with a backup", m: Copy{}, apply: true, want: "/home/x has 2 names",
+			args: func(p string) map[string]cty.Value {
+				return map[string]cty.Value{"dest": s(p), "content": s("x\n"), "backup": cty.True}
+			}},
+		{name: "file mode and owner", m: File{}, apply: true, want: "/home/x has 2 names",
+			args: func(p string) map[string]cty.Value {
+				return map[string]cty.Value{"path": s(p), "mode": s("0644"), "owner": s("65534")}
+			}},
+		{name: "a hard link to root's link, line", m: Line{}, want: "/home/x is a link owned by root (uid 0) to %s/private/secret, with 2 names",
+			link: func(t *testing.T, d string) {
+				if err := os.Symlink(d+"/private/secret", d+"/rootlink"); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Link(d+"/rootlink", d+"/home/x"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			args: func(p string) map[string]cty.Value { return map[string]cty.Value{"path": s(p), "line": s("x")} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := attackTree(t)
+			if tt.link != nil {
+				tt.link(t, d)
+			} else if err := os.Link(d+"/private/secret", d+"/home/x"); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshotOpt(t, d, false)
+			res, err := run(t, tt.m, tt.args(d+"/home/x"), tt.apply)
+			want := d + strings.ReplaceAll(tt.want, "%s", d)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("err = %v, want %q", err, want)
+			}
+			if strings.Contains(told(res, err), rootSecret) {
+				t.Errorf("the secret came back: %s", told(res, err))
+			}
+			if after := snapshotOpt(t, d, false); after != before || !secretSafe(t, d) {
+				t.Errorf("the tree changed:\n%s\n---\n%s", before, after)
+			}
+		})
+	}
+}
+
 // TestLargeFiles gives line and copy another user's huge sparse file: line, which must
 // hold the file to edit it, refuses it with the limit; copy compares by size and sha256
 // read as a stream, and its diff summarises. Neither takes memory for it.

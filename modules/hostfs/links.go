@@ -143,6 +143,22 @@ func (e *DanglingLinkError) Error() string {
 
 func (e *DanglingLinkError) Unwrap() error { return fs.ErrNotExist }
 
+// HardLinkError is a regular file with more than one name that belongs to someone other
+// than the owner of the directory it was found in: another user may have linked a file of
+// someone else's there (the kernel allows that while fs.protected_hardlinks is 0), so it
+// is neither read nor has its owner or mode changed.
+type HardLinkError struct {
+	Path   string
+	UID    int // the file's owner
+	Names  int
+	DirUID int // the owner of the directory it was found in
+}
+
+func (e *HardLinkError) Error() string {
+	return fmt.Sprintf("%s has %d names (hard links) and belongs to %s, while its directory belongs to %s: not read or changed, as another user may have linked someone else's file there (remove the extra names, or give the file to the directory's owner, if it is meant)",
+		e.Path, e.Names, userName(e.UID), userName(e.DirUID))
+}
+
 // userName renders a uid for a message: "nobody (uid 65534)".
 func userName(uid int) string {
 	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {

@@ -3,6 +3,7 @@
 package hostfs
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -14,6 +15,80 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// needRoot skips a test that plays root and another user.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the files are root's and another user's: needs root")
+	}
+}
+
+// TestHardLinks holds a file with several names to the rule of checkNames: a file of
+// root's that another user linked into their own directory (the kernel lets them while
+// fs.protected_hardlinks is 0) is neither read nor backed up, chowned or chmodded through
+// that name; files whose owner or directory's owner linked them are.
+func TestHardLinks(t *testing.T) {
+	needRoot(t)
+	ops := []struct {
+		name string
+		op   func(r *Ref) error
+	}{
+		{"read", func(r *Ref) error { _, err := r.ReadFile(); return err }},
+		{"sum", func(r *Ref) error { _, _, err := r.Sum(); return err }},
+		{"backup", func(r *Ref) error {
+			_, err := r.Backup(func(i int) string { return fmt.Sprintf("bak%d", i) })
+			return err
+		}},
+		{"chown", func(r *Ref) error { fi, _ := r.Lstat(); return r.Chown(fi, other, other) }},
+		{"chmod", func(r *Ref) error { fi, _ := r.Lstat(); return r.Chmod(fi, 0o644) }},
+	}
+	cases := []struct {
+		name    string
+		setup   func(t *testing.T, d string)
+		path    string
+		wantErr string
+	}{
+		{name: "root's file linked into another user's directory", path: "/home/x",
+			setup:   func(t *testing.T, d string) { must(t, os.Link(d+"/private/secret", d+"/home/x")) },
+			wantErr: "/home/x has 2 names (hard links) and belongs to root (uid 0), while its directory belongs to nobody (uid 65534): not read or changed"},
+		{name: "root's file linked in root's directory", path: "/private/again",
+			setup: func(t *testing.T, d string) { must(t, os.Link(d+"/private/secret", d+"/private/again")) }},
+		{name: "a user's file linked in their own directory", path: "/home/b",
+			setup: func(t *testing.T, d string) {
+				must(t, os.WriteFile(d+"/home/a", []byte("theirs\n"), 0o600))
+				must(t, os.Chown(d+"/home/a", other, other))
+				must(t, os.Link(d+"/home/a", d+"/home/b"))
+			}},
+	}
+	for _, c := range cases {
+		for _, op := range ops {
+			t.Run(c.name+", "+op.name, func(t *testing.T) {
+				d := tree(t)
+				c.setup(t, d)
+				before := describeFile(t, d+"/private/secret")
+				r, err := Resolve(d+c.path, FollowLast)
+				must(t, err)
+				defer r.Close()
+				err = op.op(r)
+				if c.wantErr == "" {
+					must(t, err)
+					return
+				}
+				var hl *HardLinkError
+				if err == nil || !strings.Contains(err.Error(), d+c.wantErr) || !errors.As(err, &hl) {
+					t.Fatalf("err = %v, want %q", err, c.wantErr)
+				}
+				if after := describeFile(t, d+"/private/secret"); after != before {
+					t.Errorf("the secret changed:\n%s\n%s", before, after)
+				}
+				if m, _ := filepath.Glob(d + "/home/bak*"); len(m) > 0 {
+					t.Errorf("backed up: %v", m)
+				}
+			})
+		}
+	}
+}
 
 // allocated returns how many bytes f allocates.
 func allocated(f func()) uint64 {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -308,7 +309,26 @@ func (r *Ref) isLink() error {
 	return fmt.Errorf("open %s: it is a symbolic link, which is not followed here (was it just put there?)", r.Path())
 }
 
-// openRegular opens a regular file for reading; anything else is an error.
+// checkNames refuses a regular file with more than one name that belongs to someone other
+// than the owner of the directory it was found in (HardLinkError): it is read, backed up,
+// chowned or chmodded only when its owner, or the directory's, put it there.
+func (r *Ref) checkNames(fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || !fi.Mode().IsRegular() || st.Nlink <= 1 {
+		return nil
+	}
+	var ds unix.Stat_t
+	if err := unix.Fstat(r.dir, &ds); err != nil {
+		return &fs.PathError{Op: "stat", Path: r.dirPath, Err: err}
+	}
+	if ds.Uid == st.Uid {
+		return nil
+	}
+	return &HardLinkError{Path: r.Path(), UID: int(st.Uid), Names: int(st.Nlink), DirUID: int(ds.Uid)}
+}
+
+// openRegular opens a regular file for reading; anything else is an error, and so is a
+// file with several names that checkNames refuses.
 func (r *Ref) openRegular() (*os.File, fs.FileInfo, error) {
 	f, err := r.open(readFlags)
 	if err != nil {
@@ -317,6 +337,9 @@ func (r *Ref) openRegular() (*os.File, fs.FileInfo, error) {
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
 		err = fmt.Errorf("%s is not a regular file", r.Path())
+	}
+	if err == nil {
+		err = r.checkNames(fi)
 	}
 	if err != nil {
 		f.Close()
@@ -493,7 +516,7 @@ func (r *Ref) Backup(name func(i int) string) (string, error) {
 
 // Chown sets the owner of the name itself (a link's own, for a link), acting on a
 // descriptor of it: expect, when given, must still describe it (the same file, of the same
-// type), or nothing is changed.
+// type), or nothing is changed. A regular file that checkNames refuses is not changed.
 func (r *Ref) Chown(expect fs.FileInfo, uid, gid int) error {
 	f, err := r.openPath("set owner of")
 	if err != nil {
@@ -565,7 +588,8 @@ func unixMode(mode fs.FileMode) uint32 {
 	return m
 }
 
-// same describes what f names, and checks that it is what expect (when given) describes.
+// same describes what f names, and checks that it is what expect (when given) describes
+// and that checkNames lets it be changed.
 func (r *Ref) same(expect fs.FileInfo, f *os.File) (fs.FileInfo, error) {
 	cur, err := f.Stat()
 	if err != nil {
@@ -574,6 +598,9 @@ func (r *Ref) same(expect fs.FileInfo, f *os.File) (fs.FileInfo, error) {
 	// The type too: a file removed and a link made in its place can get its inode number.
 	if expect != nil && (!os.SameFile(expect, cur) || expect.Mode().Type() != cur.Mode().Type()) {
 		return nil, fmt.Errorf("%s was replaced while runbook was working on it; nothing was changed", r.Path())
+	}
+	if err := r.checkNames(cur); err != nil {
+		return nil, err
 	}
 	return cur, nil
 }
