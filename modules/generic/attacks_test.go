@@ -129,6 +129,42 @@ func TestRacingUser(t *testing.T) {
 		breach func(t *testing.T, d string, res *modules.Result, err error) string
 	}{
 		{
+			// The validate command is handed a path; in the attacker's directory, the
+			// attacker renames the temporary file away and puts a link to the secret at
+			// its name, and the command's stderr (quoting the file) reaches the result.
+			name:   "validate reads what the attacker puts at its path",
+			script: `my $n = 0; while (1) { opendir D, "."; for (readdir D) { next unless /\.runbook-/; next if -l $_; if (rename $_, "moved" . $n++) { symlink "$d/private/secret", $_ } } closedir D }`,
+			tries:  50,
+			run: func(t *testing.T, d string) (*modules.Result, error) {
+				return run(t, Copy{}, map[string]cty.Value{"dest": s(d + "/home/cfg"), "content": s("Port 22\n"),
+					"validate": s(`awk '{print "%s line " NR ": Bad configuration option: " $1 > "/dev/stderr"} END {exit 1}' %s`)}, true)
+			},
+			breach: func(t *testing.T, d string, res *modules.Result, err error) string {
+				if strings.Contains(told(res, err), rootSecret) {
+					return "the validate command read the secret: " + told(res, err)
+				}
+				return ""
+			},
+		},
+		{
+			// The attacker swaps a file that passes the command in for the temporary
+			// file while the command runs, and the temporary file back after: the
+			// content the command refused is installed.
+			name:   "validate checks other content than what is installed",
+			script: `while (1) { opendir D, "."; for (readdir D) { next unless /^\.cfg\.runbook-/ && -s $_; if (rename $_, "held") { open F, ">", $_; print F "Port 22\n"; close F; select undef, undef, undef, 0.001; rename "held", $_ } } closedir D }`,
+			tries:  50,
+			run: func(t *testing.T, d string) (*modules.Result, error) {
+				return run(t, Copy{}, map[string]cty.Value{"dest": s(d + "/home/cfg"), "content": s("Bogus yes\n"),
+					"validate": s(`grep -q '^Port ' %s`)}, true)
+			},
+			breach: func(t *testing.T, d string, res *modules.Result, err error) string {
+				if b, rerr := os.ReadFile(d + "/home/cfg"); rerr == nil {
+					return fmt.Sprintf("content the command refused was installed: %q (err %v)", b, err)
+				}
+				return ""
+			},
+		},
+		{
 			// Files and directories swapped for links to root's files and back, under
 			// every module that reads, writes or changes them.
 			name: "files and directories swapped for links",

@@ -258,18 +258,18 @@ func resolveFile(path string) (*hostfs.Ref, error) {
 type writeOpts struct {
 	mode     fs.FileMode
 	uid, gid int    // -1: the writer's
-	validate string // a command with %s for the temporary file's path; "" for none
+	validate string // a command with %s for the path of a copy of the new file; "" for none
 }
 
 // writeAtomic replaces the file r names with content atomically (hostfs.Ref.WriteAtomic);
-// with a validate command, the complete temporary file is checked by it before it replaces
-// the file.
+// with a validate command, a copy of the complete new file is checked by it first (see
+// hostfs.Options.Validate).
 func writeAtomic(ctx context.Context, env *modules.Env, r *hostfs.Ref, content []byte, o writeOpts) error {
 	path := r.Path()
 	ho := hostfs.Options{Mode: o.mode, UID: o.uid, GID: o.gid}
 	if o.validate != "" {
-		ho.Validate = func(tmp string) error {
-			cmd := strings.ReplaceAll(o.validate, "%s", sh.Quote(tmp))
+		ho.Validate = func(copy string) error {
+			cmd := strings.ReplaceAll(o.validate, "%s", sh.Quote(copy))
 			rc, stdout, stderr, err := runProcess(ctx, env, process{argv: []string{"/bin/sh", "-c", cmd}})
 			if err != nil {
 				return fmt.Errorf("validate %s: %w", path, err)

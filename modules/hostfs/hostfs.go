@@ -27,9 +27,11 @@ type Options struct {
 	UID, GID int
 	// MkdirAll makes missing parent directories (mode 0755).
 	MkdirAll bool
-	// Validate, when set, is called with the complete temporary file before it replaces
-	// path; an error leaves path unchanged and is returned as it is.
-	Validate func(tmp string) error
+	// Validate, when set, is called before the new file replaces path, with the path of a
+	// copy of it: the same name, content, mode and owner, in a new directory that only the
+	// user runbook runs as may enter (on Linux; elsewhere the temporary file itself). An
+	// error leaves path unchanged and is returned as it is.
+	Validate func(copy string) error
 }
 
 // KeepOwner returns fi's owner, for Options.UID/GID that keep an existing file's owner when

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -21,6 +22,138 @@ func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the files are root's and another user's: needs root")
+	}
+}
+
+// temps lists the temporary files runbook left in dir.
+func temps(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, ".*.runbook-*"))
+	must(t, err)
+	return m
+}
+
+// TestValidate checks what a validate command is handed: a copy of the new file in a
+// directory of its own that only root may enter, never a path in the destination's
+// directory (which another user may write, and where the temporary file could be renamed
+// and a link put in its place); and that the file renamed into place is the one written,
+// holding exactly the content, whatever happened to it meanwhile.
+func TestValidate(t *testing.T) {
+	needRoot(t)
+	tests := []struct {
+		name string
+		// tmpdir makes the directory TMPDIR names; nil keeps the default.
+		tmpdir func(t *testing.T, d string) string
+		// validate is the command; dir is the destination's directory.
+		validate func(t *testing.T, dir, copy string) error
+		wantErr  string // "" for success, which installs "new\n"
+	}{
+		{name: "a private copy, with the file's name, mode and owner",
+			validate: func(t *testing.T, dir, copy string) error {
+				if filepath.Dir(copy) == dir || filepath.Base(copy) != "f" {
+					t.Errorf("validate got %s", copy)
+				}
+				fi, err := os.Lstat(copy)
+				must(t, err)
+				st := fi.Sys().(*syscall.Stat_t)
+				if b, _ := os.ReadFile(copy); string(b) != "new\n" || fi.Mode() != 0o640 || st.Uid != other || st.Gid != other {
+					t.Errorf("copy: %q %v %d:%d", b, fi.Mode(), st.Uid, st.Gid)
+				}
+				di, err := os.Lstat(filepath.Dir(copy))
+				must(t, err)
+				if di.Mode() != fs.ModeDir|0o700 || di.Sys().(*syscall.Stat_t).Uid != 0 {
+					t.Errorf("its directory: %v uid %d", di.Mode(), di.Sys().(*syscall.Stat_t).Uid)
+				}
+				return nil
+			}},
+		{name: "what the command reads is what is installed",
+			validate: func(t *testing.T, dir, copy string) error {
+				// Another file at the temporary name while the command reads, the temporary
+				// file back before the command ends.
+				tmps := temps(t, dir)
+				for i, tmp := range tmps {
+					must(t, os.Rename(tmp, fmt.Sprintf("%s/held%d", dir, i)))
+					must(t, os.WriteFile(tmp, []byte("passes\n"), 0o640))
+				}
+				b, err := os.ReadFile(copy)
+				for i, tmp := range tmps {
+					must(t, os.Rename(fmt.Sprintf("%s/held%d", dir, i), tmp))
+				}
+				if err != nil || string(b) != "new\n" {
+					return fmt.Errorf("the command read %q (%v), not the content installed", b, err)
+				}
+				return nil
+			}},
+		{name: "a refusal leaves the file as it was", wantErr: "refused",
+			validate: func(*testing.T, string, string) error { return errors.New("refused") }},
+		{name: "the temporary file replaced while the command runs",
+			wantErr: "was replaced while the new content was validated",
+			validate: func(t *testing.T, dir, _ string) error {
+				for _, tmp := range temps(t, dir) {
+					must(t, os.Rename(tmp, dir+"/moved"))
+					must(t, os.WriteFile(tmp, []byte("new\n"), 0o640))
+				}
+				return nil
+			}},
+		{name: "the temporary file written by its new owner while the command runs",
+			wantErr: "its content changed after runbook wrote it",
+			validate: func(t *testing.T, dir, _ string) error {
+				for _, tmp := range temps(t, dir) {
+					f, err := os.OpenFile(tmp, os.O_WRONLY, 0)
+					must(t, err)
+					_, err = f.WriteAt([]byte("owned\n"), 0)
+					must(t, err)
+					f.Close()
+				}
+				return nil
+			}},
+		{name: "a temporary directory others may write", wantErr: "may be written by others (mode 0777, not sticky)",
+			tmpdir: func(t *testing.T, d string) string {
+				mkdirs(t, d, 0o777, 0, "/open")
+				return d + "/open"
+			}},
+		{name: "a temporary directory of another user's", wantErr: "/home belongs to nobody (uid 65534)",
+			tmpdir: func(t *testing.T, d string) string { return d + "/home" }},
+		{name: "a temporary directory behind a link of another user's", wantErr: "/pub/tmp is a link owned by nobody",
+			tmpdir: func(t *testing.T, d string) string {
+				plant(t, d+"/private", d+"/pub/tmp", other)
+				return d + "/pub/tmp"
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := tree(t)
+			dir := d + "/home"
+			if tt.tmpdir != nil {
+				t.Setenv("TMPDIR", tt.tmpdir(t, d))
+			}
+			var copy string
+			err := WriteAtomic(dir+"/f", []byte("new\n"), Options{Mode: 0o640, UID: other, GID: other, Validate: func(c string) error {
+				copy = c
+				if tt.validate == nil {
+					return nil
+				}
+				return tt.validate(t, dir, c)
+			}})
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			b, rerr := os.ReadFile(dir + "/f")
+			switch {
+			case tt.wantErr == "" && string(b) != "new\n":
+				t.Errorf("f = %q %v", b, rerr)
+			case tt.wantErr != "" && !os.IsNotExist(rerr):
+				t.Errorf("f was written: %q %v", b, rerr)
+			}
+			if left := temps(t, dir); len(left) > 0 {
+				t.Errorf("left %v", left)
+			}
+			if copy != "" {
+				if _, err := os.Lstat(filepath.Dir(copy)); !os.IsNotExist(err) {
+					t.Errorf("the private directory %s is still there: %v", filepath.Dir(copy), err)
+				}
+			}
+		})
 	}
 }
 

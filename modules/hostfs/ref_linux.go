@@ -41,7 +41,7 @@ const MaxRead = 64 << 20
 // swapped in after Resolve cannot redirect a read or a write.
 type Ref struct {
 	dir     int    // the parent directory, opened with O_PATH
-	dirPath string // its resolved path, for messages and for commands handed a path
+	dirPath string // its resolved path, for messages
 	name    string // the last component; "." when the path is a directory itself ("/")
 }
 
@@ -60,6 +60,12 @@ func Resolve(path string, how How) (*Ref, error) {
 type walker struct {
 	links int  // links followed so far
 	mkdir bool // create missing parent directories
+}
+
+// changed is the error for something that stopped being what runbook made or found there
+// a moment before: it says so, rather than that something is missing.
+func changed(p string) error {
+	return fmt.Errorf("%s was replaced or removed while runbook resolved it; nothing was done", p)
 }
 
 // walk resolves p, relative to the directory dir (path dirPath) unless p is absolute.
@@ -431,10 +437,27 @@ func (r *Ref) sameAt(name string, f *os.File) bool {
 		unix.Fstat(int(f.Fd()), &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino
 }
 
+// holds says whether f holds exactly content, read back through its descriptor.
+func holds(f *os.File, content []byte) (bool, error) {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() != int64(len(content)) {
+		return false, err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, fi.Size()+1)); err != nil {
+		return false, err
+	}
+	want := sha256.Sum256(content)
+	return bytes.Equal(h.Sum(nil), want[:]), nil
+}
+
 // WriteAtomic replaces the name with content so that readers see the old file or the new
 // one, never a mix, and a crash leaves one of them: a temporary file in the same directory
-// is created exclusively, written, given its mode and owner, synced, validated, and renamed
-// over the name (a link there is replaced, not followed); then the directory is synced.
+// is created exclusively, written, given its owner and mode, synced, validated (see
+// Options.Validate), read back through its descriptor, and renamed over the name (a link
+// there is replaced, not followed); then the directory is synced. The read back makes sure
+// the file holds content and nothing else: once it is given to another user, that user
+// could write it before its mode is set.
 func (r *Ref) WriteAtomic(content []byte, o Options) error {
 	path := r.Path()
 	tmp, f, err := r.createTemp()
@@ -454,12 +477,18 @@ func (r *Ref) WriteAtomic(content []byte, o Options) error {
 		return err
 	}
 	if o.Validate != nil {
-		if err := o.Validate(f.Name()); err != nil {
+		if err := r.validate(content, o); err != nil {
 			return err
 		}
 		if !r.sameAt(tmp, f) {
-			return fmt.Errorf("write %s: %s was replaced while it was validated; %s left unchanged", path, f.Name(), path)
+			return fmt.Errorf("write %s: %s was replaced while the new content was validated; %s left unchanged", path, f.Name(), path)
 		}
+	}
+	if ok, err := holds(f, content); err != nil || !ok {
+		if err == nil {
+			err = errors.New("its content changed after runbook wrote it")
+		}
+		return fmt.Errorf("write %s: %s: %w; %s left unchanged", path, f.Name(), err, path)
 	}
 	closed = true
 	if err := f.Close(); err != nil {
@@ -474,6 +503,135 @@ func (r *Ref) WriteAtomic(content []byte, o Options) error {
 }
 
 func renameat(dir int, from, to string) error { return unix.Renameat(dir, from, dir, to) }
+
+// validate writes content, with o's owner and mode, under the name into a directory of its
+// own that only the user runbook runs as may enter (newScratch), and runs o.Validate on
+// that path: nobody else can rename, replace or change the file the command reads, and
+// the command is never handed a path in a directory another user may write.
+func (r *Ref) validate(content []byte, o Options) error {
+	s, err := newScratch()
+	if err != nil {
+		return fmt.Errorf("validate %s: %w", r.Path(), err)
+	}
+	defer s.remove()
+	name := r.name
+	p := filepath.Join(s.path(), name)
+	fd, err := unix.Openat(s.dir, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("validate %s: %w", r.Path(), &fs.PathError{Op: "create", Path: p, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), p)
+	err = fill(f, p, bytes.NewReader(content), o)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("validate %s: %w", r.Path(), err)
+	}
+	return o.Validate(p)
+}
+
+// scratch is a new directory that only the user runbook runs as may enter, made in the
+// temporary directory (TMPDIR, else /tmp) for a file that a command reads by path.
+type scratch struct {
+	parent     int // the temporary directory, held open
+	parentPath string
+	name       string
+	dir        int // the scratch directory, held open
+}
+
+func (s *scratch) path() string { return filepath.Join(s.parentPath, s.name) }
+
+// remove removes the directory and what is in it, and releases both descriptors.
+func (s *scratch) remove() {
+	_ = removeAt(s.parent, s.parentPath, s.name)
+	unix.Close(s.dir)
+	unix.Close(s.parent)
+}
+
+// newScratch makes a scratch directory. The temporary directory is resolved to its
+// physical path, then every directory from "/" down to it must belong to root or to the
+// user runbook runs as and be writable by nobody else, unless sticky (as /tmp is): then
+// nobody else can rename the new directory or anything on the way to it, so the path
+// handed to a command leads to it and nowhere else. The new directory is made mode 0700
+// under a random name, exclusively, and checked to be runbook's own.
+func newScratch() (*scratch, error) {
+	base, err := Resolve(os.TempDir(), FollowLast)
+	if err != nil {
+		return nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	basePath := base.Path()
+	base.Close()
+	parent, err := openPrivateChain(basePath)
+	if err != nil {
+		return nil, err
+	}
+	for range 100 {
+		name := fmt.Sprintf("runbook-%d", rand.Uint64())
+		err := unix.Mkdirat(parent, name, 0o700)
+		if err == unix.EEXIST {
+			continue
+		}
+		if err != nil {
+			unix.Close(parent)
+			return nil, &fs.PathError{Op: "create directory", Path: filepath.Join(basePath, name), Err: err}
+		}
+		p := filepath.Join(basePath, name)
+		fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			unix.Close(parent)
+			return nil, changed(p)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || st.Uid != uint32(os.Geteuid()) || st.Mode&0o077 != 0 {
+			unix.Close(fd)
+			unix.Close(parent)
+			return nil, changed(p)
+		}
+		return &scratch{parent: parent, parentPath: basePath, name: name, dir: fd}, nil
+	}
+	unix.Close(parent)
+	return nil, fmt.Errorf("create a directory in %s: every name tried exists", basePath)
+}
+
+// openPrivateChain opens the directory at the physical path p, checking it and every
+// directory above it as newScratch describes, without following any link.
+func openPrivateChain(p string) (int, error) {
+	me := uint32(os.Geteuid())
+	cur, err := unix.Open("/", dirFlags, 0)
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: "/", Err: err}
+	}
+	curPath := "/"
+	for _, c := range append([]string{""}, strings.Split(strings.TrimPrefix(filepath.Clean(p), "/"), "/")...) {
+		if c != "" {
+			nd, err := unix.Openat(cur, c, dirFlags|unix.O_NOFOLLOW, 0)
+			unix.Close(cur)
+			curPath = filepath.Join(curPath, c)
+			if err != nil {
+				return -1, &fs.PathError{Op: "open", Path: curPath, Err: err}
+			}
+			cur = nd
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(cur, &st); err != nil {
+			unix.Close(cur)
+			return -1, &fs.PathError{Op: "stat", Path: curPath, Err: err}
+		}
+		var why string
+		switch {
+		case st.Uid != 0 && st.Uid != me:
+			why = "belongs to " + userName(int(st.Uid))
+		case st.Mode&modeGroupOtherWrite != 0 && st.Mode&modeSticky == 0:
+			why = fmt.Sprintf("may be written by others (mode %04o, not sticky)", st.Mode&0o7777)
+		}
+		if why != "" {
+			unix.Close(cur)
+			return -1, fmt.Errorf("%s %s: a command is handed a file only in a place that nobody but root and the user runbook runs as can change (set TMPDIR to one)", curPath, why)
+		}
+	}
+	return cur, nil
+}
 
 // Backup copies the regular file at the name beside it, keeping its mode and (as root) its
 // owner, under the first of name(0), name(1), ... that does not exist yet. The content

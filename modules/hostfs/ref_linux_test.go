@@ -325,24 +325,6 @@ func TestParentSwapAfterResolve(t *testing.T) {
 	}
 }
 
-// TestValidatedFileSwapped refuses to rename a temporary file that was replaced while the
-// validate command ran.
-func TestValidatedFileSwapped(t *testing.T) {
-	d := t.TempDir()
-	err := WriteAtomic(d+"/f", []byte("new\n"), Options{Mode: 0o644, UID: -1, GID: -1, Validate: func(tmp string) error {
-		if err := os.Remove(tmp); err != nil {
-			return err
-		}
-		return os.WriteFile(tmp, []byte("other\n"), 0o644)
-	}})
-	if err == nil || !strings.Contains(err.Error(), "was replaced while it was validated") {
-		t.Fatalf("err = %v", err)
-	}
-	if _, err := os.Lstat(d + "/f"); !os.IsNotExist(err) {
-		t.Errorf("f was written: %v", err)
-	}
-}
-
 // TestBackupNames takes the first free name, and never writes through a link that holds
 // one.
 func TestBackupNames(t *testing.T) {
