@@ -165,6 +165,28 @@ func TestRacingUser(t *testing.T) {
 			},
 		},
 		{
+			// Right after file makes the directory, the attacker removes it and puts
+			// a program of theirs there, which got the task's group and setgid mode.
+			name:   "the new directory swapped for the attacker's program",
+			script: `while (1) { if (rmdir "new") { open F, ">", "new"; print F "#!/bin/sh\nid\n"; close F; chmod 0755, "new" } }`,
+			tries:  400,
+			run: func(t *testing.T, d string) (*modules.Result, error) {
+				return run(t, File{}, map[string]cty.Value{"path": s(d + "/home/new"), "state": s("directory"), "mode": s("2775"), "group": s("4")}, true)
+			},
+			breach: setgidProgram,
+		},
+		{
+			// The same for a new empty file: the attacker removes it and puts their own
+			// program at the name before the mode and group are set.
+			name:   "the new file swapped for the attacker's program",
+			script: `while (1) { if (-f "new" && !-o "new" && unlink "new") { open F, ">", "new"; print F "#!/bin/sh\nid\n"; close F; chmod 0755, "new" } }`,
+			tries:  400,
+			run: func(t *testing.T, d string) (*modules.Result, error) {
+				return run(t, File{}, map[string]cty.Value{"path": s(d + "/home/new"), "state": s("file"), "mode": s("2775"), "group": s("4")}, true)
+			},
+			breach: setgidProgram,
+		},
+		{
 			// Files and directories swapped for links to root's files and back, under
 			// every module that reads, writes or changes them.
 			name: "files and directories swapped for links",
@@ -231,6 +253,23 @@ func TestRacingUser(t *testing.T) {
 			}
 		})
 	}
+}
+
+// setgidProgram is a breach when the run made d/home/new and a program of the attacker's
+// is there now with the setgid bit, which runs with the task's group; it removes
+// d/home/new for the next run. (A program the attacker put there before the run gets
+// the mode and group, as the task says: that is no race.)
+func setgidProgram(t *testing.T, d string, res *modules.Result, _ error) string {
+	p := d + "/home/new"
+	defer os.RemoveAll(p)
+	if res == nil || res.Data["exists"] != false {
+		return ""
+	}
+	fi, err := os.Lstat(p)
+	if err == nil && fi.Mode().IsRegular() && fi.Mode()&os.ModeSetgid != 0 && fi.Sys().(*syscall.Stat_t).Uid == attackerUID {
+		return fmt.Sprintf("%s is the attacker's program, mode %v, group %d", p, fi.Mode(), fi.Sys().(*syscall.Stat_t).Gid)
+	}
+	return ""
 }
 
 // TestMovedLink makes runbook create a link in the attacker's directory, to a file of

@@ -253,7 +253,7 @@ func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply b
 		}
 		o := keepOpts(fi, want)
 		o.validate = str(args, "validate")
-		if err := writeAtomic(ctx, env, r, content, o); err != nil {
+		if _, err := writeAtomic(ctx, env, r, content, o); err != nil {
 			return nil, err
 		}
 		return res, nil

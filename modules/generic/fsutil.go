@@ -261,10 +261,10 @@ type writeOpts struct {
 	validate string // a command with %s for the path of a copy of the new file; "" for none
 }
 
-// writeAtomic replaces the file r names with content atomically (hostfs.Ref.WriteAtomic);
+// writeAtomic replaces the file r names with content atomically (hostfs.Ref.Install);
 // with a validate command, a copy of the complete new file is checked by it first (see
-// hostfs.Options.Validate).
-func writeAtomic(ctx context.Context, env *modules.Env, r *hostfs.Ref, content []byte, o writeOpts) error {
+// hostfs.Options.Validate). It returns what it put at the name.
+func writeAtomic(ctx context.Context, env *modules.Env, r *hostfs.Ref, content []byte, o writeOpts) (fs.FileInfo, error) {
 	path := r.Path()
 	ho := hostfs.Options{Mode: o.mode, UID: o.uid, GID: o.gid}
 	if o.validate != "" {
@@ -284,7 +284,7 @@ func writeAtomic(ctx context.Context, env *modules.Env, r *hostfs.Ref, content [
 			return nil
 		}
 	}
-	return r.WriteAtomic(content, ho)
+	return r.Install(content, ho)
 }
 
 // backupFile copies the file r names beside itself, named with the time, keeping mode and

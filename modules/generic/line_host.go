@@ -134,7 +134,7 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 			}
 			res.Data["backup_file"] = name
 		}
-		if err := writeAtomic(ctx, env, r, content, keepOpts(fi, want)); err != nil {
+		if _, err := writeAtomic(ctx, env, r, content, keepOpts(fi, want)); err != nil {
 			return nil, err
 		}
 	} else if err := want.apply(r, fi); err != nil {

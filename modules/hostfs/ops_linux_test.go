@@ -356,3 +356,56 @@ func TestChmodDoesNotOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestMadeIsChecked makes directories and links and gives them their mode and owner
+// through a descriptor of what was made; something else at the name instead (another
+// user's, as it would be after a swap) is refused and left as it is.
+func TestMadeIsChecked(t *testing.T) {
+	needRoot(t)
+	tests := []struct {
+		name string
+		op   func(r *Ref) (fs.FileInfo, error)
+		want fs.FileMode
+	}{
+		{"directory", func(r *Ref) (fs.FileInfo, error) { return r.Mkdir(0o775|fs.ModeSetgid, other, 4) }, fs.ModeDir | fs.ModeSetgid | 0o775},
+		{"link", func(r *Ref) (fs.FileInfo, error) { return r.Symlink("/etc/hostname", other, 4) }, fs.ModeSymlink | 0o777},
+		{"file", func(r *Ref) (fs.FileInfo, error) {
+			return r.Install(nil, Options{Mode: 0o775 | fs.ModeSetgid, UID: other, GID: 4})
+		}, fs.ModeSetgid | 0o775},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := tree(t)
+			r, err := Resolve(d+"/home/new", NoFollow)
+			must(t, err)
+			defer r.Close()
+			fi, err := tt.op(r)
+			must(t, err)
+			st := fi.Sys().(*syscall.Stat_t)
+			if fi.Mode() != tt.want || st.Uid != other || st.Gid != 4 {
+				t.Errorf("made %v %d:%d, want %v %d:4", fi.Mode(), st.Uid, st.Gid, tt.want, other)
+			}
+			now, err := os.Lstat(d + "/home/new")
+			must(t, err)
+			if !os.SameFile(fi, now) {
+				t.Error("what it returned is not what is at the name")
+			}
+		})
+	}
+	t.Run("another user's file in the directory's place", func(t *testing.T) {
+		d := tree(t)
+		r, err := Resolve(d+"/home/new", NoFollow)
+		must(t, err)
+		defer r.Close()
+		// What a swap right after the mkdir leaves: the other user's own file.
+		mustMade := func(f *os.File) error { _, err := r.made(f, fs.ModeDir); return err }
+		must(t, os.WriteFile(d+"/home/new", nil, 0o755))
+		must(t, os.Chown(d+"/home/new", other, other))
+		f, err := os.Open(d + "/home/new")
+		must(t, err)
+		defer f.Close()
+		if err := mustMade(f); err == nil || !strings.Contains(err.Error(), "was replaced right after runbook made it") {
+			t.Errorf("err = %v", err)
+		}
+	})
+}

@@ -451,18 +451,25 @@ func holds(f *os.File, content []byte) (bool, error) {
 	return bytes.Equal(h.Sum(nil), want[:]), nil
 }
 
-// WriteAtomic replaces the name with content so that readers see the old file or the new
-// one, never a mix, and a crash leaves one of them: a temporary file in the same directory
-// is created exclusively, written, given its owner and mode, synced, validated (see
+// WriteAtomic is Install without what it installed.
+func (r *Ref) WriteAtomic(content []byte, o Options) error {
+	_, err := r.Install(content, o)
+	return err
+}
+
+// Install replaces the name with content so that readers see the old file or the new one,
+// never a mix, and a crash leaves one of them: a temporary file in the same directory is
+// created exclusively, written, given its owner and mode, synced, validated (see
 // Options.Validate), read back through its descriptor, and renamed over the name (a link
 // there is replaced, not followed); then the directory is synced. The read back makes sure
 // the file holds content and nothing else: once it is given to another user, that user
-// could write it before its mode is set.
-func (r *Ref) WriteAtomic(content []byte, o Options) error {
+// could write it before its mode is set. Install returns what it put at the name, for the
+// changes that follow to check that they act on it.
+func (r *Ref) Install(content []byte, o Options) (fs.FileInfo, error) {
 	path := r.Path()
 	tmp, f, err := r.createTemp()
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
 	closed, renamed := false, false
 	defer func() {
@@ -474,32 +481,36 @@ func (r *Ref) WriteAtomic(content []byte, o Options) error {
 		}
 	}()
 	if err := fill(f, path, bytes.NewReader(content), o); err != nil {
-		return err
+		return nil, err
 	}
 	if o.Validate != nil {
 		if err := r.validate(content, o); err != nil {
-			return err
+			return nil, err
 		}
 		if !r.sameAt(tmp, f) {
-			return fmt.Errorf("write %s: %s was replaced while the new content was validated; %s left unchanged", path, f.Name(), path)
+			return nil, fmt.Errorf("write %s: %s was replaced while the new content was validated; %s left unchanged", path, f.Name(), path)
 		}
 	}
 	if ok, err := holds(f, content); err != nil || !ok {
 		if err == nil {
 			err = errors.New("its content changed after runbook wrote it")
 		}
-		return fmt.Errorf("write %s: %s: %w; %s left unchanged", path, f.Name(), err, path)
+		return nil, fmt.Errorf("write %s: %s: %w; %s left unchanged", path, f.Name(), err, path)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
 	}
 	closed = true
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("close %s: %w", f.Name(), err)
 	}
 	if err := renameat(r.dir, tmp, r.name); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
 	renamed = true
 	r.syncDir()
-	return nil
+	return fi, nil
 }
 
 func renameat(dir int, from, to string) error { return unix.Renameat(dir, from, dir, to) }
@@ -772,17 +783,60 @@ func (r *Ref) Chtimes(t time.Time) error {
 	return nil
 }
 
-// Mkdir creates a directory at the name with exactly mode (the umask aside).
-func (r *Ref) Mkdir(mode fs.FileMode) error {
-	if err := unix.Mkdirat(r.dir, r.name, 0o700); err != nil {
-		return &fs.PathError{Op: "create directory", Path: r.Path(), Err: err}
+// made checks that what f names is what runbook just made at the name: of type typ and
+// owned by the user runbook runs as, which nobody else can make.
+func (r *Ref) made(f *os.File, typ fs.FileMode) (fs.FileInfo, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
 	}
-	return r.Chmod(nil, mode)
+	if uid, ok := fileUID(fi); fi.Mode().Type() != typ || !ok || uid != os.Geteuid() {
+		return nil, fmt.Errorf("%s was replaced right after runbook made it; nothing was changed", r.Path())
+	}
+	return fi, nil
+}
+
+func fileUID(fi fs.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
+}
+
+// Mkdir creates a directory at the name and gives it exactly mode (the umask aside) and,
+// when uid or gid is not -1, that owner. It is made 0700, opened (never through a link),
+// checked to be the directory runbook made, and changed through that descriptor, so
+// nothing swapped in meanwhile gets the mode or owner. It returns what it made.
+func (r *Ref) Mkdir(mode fs.FileMode, uid, gid int) (fs.FileInfo, error) {
+	if err := unix.Mkdirat(r.dir, r.name, 0o700); err != nil {
+		return nil, &fs.PathError{Op: "create directory", Path: r.Path(), Err: err}
+	}
+	r.syncDir()
+	fd, err := unix.Openat(r.dir, r.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, changed(r.Path())
+	}
+	f := os.NewFile(uintptr(fd), r.Path())
+	defer f.Close()
+	if _, err := r.made(f, fs.ModeDir); err != nil {
+		return nil, err
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			return nil, fmt.Errorf("set owner of %s: %w", r.Path(), err)
+		}
+	}
+	if err := f.Chmod(mode); err != nil {
+		return nil, fmt.Errorf("set mode of %s: %w", r.Path(), err)
+	}
+	return f.Stat()
 }
 
 // Symlink makes the name a link to target atomically: a link under a temporary name is
-// renamed over it, so the name never disappears in between.
-func (r *Ref) Symlink(target string) error {
+// made, given the owner uid and gid (-1 keeps runbook's), and renamed over it, so the
+// name never disappears in between. It returns the link it made.
+func (r *Ref) Symlink(target string, uid, gid int) (fs.FileInfo, error) {
 	for range 100 {
 		tmp := fmt.Sprintf(".%s.runbook-%d", r.name, rand.Uint64())
 		err := unix.Symlinkat(target, r.dir, tmp)
@@ -790,16 +844,40 @@ func (r *Ref) Symlink(target string) error {
 			continue
 		}
 		if err != nil {
-			return &fs.PathError{Op: "create link", Path: r.Path(), Err: err}
+			return nil, &fs.PathError{Op: "create link", Path: r.Path(), Err: err}
 		}
-		if err := renameat(r.dir, tmp, r.name); err != nil {
+		fi, err := r.ownLink(tmp, uid, gid)
+		if err == nil {
+			err = renameat(r.dir, tmp, r.name)
+		}
+		if err != nil {
 			unix.Unlinkat(r.dir, tmp, 0)
-			return &fs.PathError{Op: "create link", Path: r.Path(), Err: err}
+			return nil, fmt.Errorf("create link %s: %w", r.Path(), err)
 		}
 		r.syncDir()
-		return nil
+		return fi, nil
 	}
-	return fmt.Errorf("create link %s: every temporary name tried exists", r.Path())
+	return nil, fmt.Errorf("create link %s: every temporary name tried exists", r.Path())
+}
+
+// ownLink gives the link runbook just made under tmp its owner, through a descriptor of
+// the link checked to be that one.
+func (r *Ref) ownLink(tmp string, uid, gid int) (fs.FileInfo, error) {
+	t := &Ref{dir: r.dir, dirPath: r.dirPath, name: tmp}
+	f, err := t.openPath("open")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := t.made(f, fs.ModeSymlink); err != nil {
+		return nil, err
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := unix.Fchownat(int(f.Fd()), "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
+			return nil, &fs.PathError{Op: "set owner of", Path: r.Path(), Err: err}
+		}
+	}
+	return f.Stat()
 }
 
 // Remove removes the file, link or empty directory at the name; nothing there is fine.

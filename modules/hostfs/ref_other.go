@@ -21,27 +21,28 @@ var errNotLinux = errors.New("host file operations need Linux")
 // Ref is a resolved path; Resolve makes one on Linux only.
 type Ref struct{}
 
-func Resolve(string, How) (*Ref, error)              { return nil, errNotLinux }
-func (*Ref) Close() error                            { return nil }
-func (*Ref) Path() string                            { return "" }
-func (*Ref) Dir() string                             { return "" }
-func (*Ref) Name() string                            { return "" }
-func (*Ref) Lstat() (fs.FileInfo, error)             { return nil, errNotLinux }
-func (*Ref) Stat() (fs.FileInfo, error)              { return nil, errNotLinux }
-func (*Ref) Follow() (*Ref, error)                   { return nil, errNotLinux }
-func (*Ref) ReadFile() ([]byte, error)               { return nil, errNotLinux }
-func (*Ref) ReadDirNames() ([]string, error)         { return nil, errNotLinux }
-func (*Ref) Readlink() (string, error)               { return "", errNotLinux }
-func (*Ref) Sum() (string, int64, error)             { return "", 0, errNotLinux }
-func (*Ref) WriteAtomic([]byte, Options) error       { return errNotLinux }
-func (*Ref) Backup(func(int) string) (string, error) { return "", errNotLinux }
-func (*Ref) Chown(fs.FileInfo, int, int) error       { return errNotLinux }
-func (*Ref) Chmod(fs.FileInfo, fs.FileMode) error    { return errNotLinux }
-func (*Ref) Chtimes(time.Time) error                 { return errNotLinux }
-func (*Ref) Mkdir(fs.FileMode) error                 { return errNotLinux }
-func (*Ref) Symlink(string) error                    { return errNotLinux }
-func (*Ref) Remove() error                           { return errNotLinux }
-func (*Ref) RemoveAll() error                        { return errNotLinux }
+func Resolve(string, How) (*Ref, error)                       { return nil, errNotLinux }
+func (*Ref) Close() error                                     { return nil }
+func (*Ref) Path() string                                     { return "" }
+func (*Ref) Dir() string                                      { return "" }
+func (*Ref) Name() string                                     { return "" }
+func (*Ref) Lstat() (fs.FileInfo, error)                      { return nil, errNotLinux }
+func (*Ref) Stat() (fs.FileInfo, error)                       { return nil, errNotLinux }
+func (*Ref) Follow() (*Ref, error)                            { return nil, errNotLinux }
+func (*Ref) ReadFile() ([]byte, error)                        { return nil, errNotLinux }
+func (*Ref) ReadDirNames() ([]string, error)                  { return nil, errNotLinux }
+func (*Ref) Readlink() (string, error)                        { return "", errNotLinux }
+func (*Ref) Sum() (string, int64, error)                      { return "", 0, errNotLinux }
+func (*Ref) WriteAtomic([]byte, Options) error                { return errNotLinux }
+func (*Ref) Install([]byte, Options) (fs.FileInfo, error)     { return nil, errNotLinux }
+func (*Ref) Backup(func(int) string) (string, error)          { return "", errNotLinux }
+func (*Ref) Chown(fs.FileInfo, int, int) error                { return errNotLinux }
+func (*Ref) Chmod(fs.FileInfo, fs.FileMode) error             { return errNotLinux }
+func (*Ref) Chtimes(time.Time) error                          { return errNotLinux }
+func (*Ref) Mkdir(fs.FileMode, int, int) (fs.FileInfo, error) { return nil, errNotLinux }
+func (*Ref) Symlink(string, int, int) (fs.FileInfo, error)    { return nil, errNotLinux }
+func (*Ref) Remove() error                                    { return errNotLinux }
+func (*Ref) RemoveAll() error                                 { return errNotLinux }
 
 // WriteAtomic replaces path with content: a temporary file in the same directory is
 // written, given its mode and owner, synced, validated and renamed over path, and the
