@@ -409,3 +409,35 @@ func TestMadeIsChecked(t *testing.T) {
 		}
 	})
 }
+
+// TestRaceMessages says what happened when a component changes between two steps of a
+// resolution: a link that is no longer one is not reported as a missing directory.
+func TestRaceMessages(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, d string)
+	}{
+		{"the link became a directory", func(t *testing.T, d string) { must(t, os.Mkdir(d+"/x", 0o755)) }},
+		{"the link became a file", func(t *testing.T, d string) { must(t, os.WriteFile(d+"/x", nil, 0o644)) }},
+		{"the link went", func(*testing.T, string) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := filepath.EvalSymlinks(t.TempDir())
+			must(t, err)
+			tt.setup(t, d)
+			dir, err := unix.Open(d, dirFlags, 0)
+			must(t, err)
+			defer unix.Close(dir)
+			// follow is called on a name that was a link when the walk looked at it.
+			var st unix.Stat_t
+			st.Nlink = 1
+			w := walker{}
+			_, err = w.follow(dir, d, "x", &st)
+			want := d + "/x was replaced or removed while runbook resolved it"
+			if err == nil || !strings.Contains(err.Error(), want) || errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("err = %v, want %q (and not a missing file)", err, want)
+			}
+		})
+	}
+}

@@ -62,8 +62,9 @@ type walker struct {
 	mkdir bool // create missing parent directories
 }
 
-// changed is the error for something that stopped being what runbook made or found there
-// a moment before: it says so, rather than that something is missing.
+// changed is the error for a component that stopped being what the walk found a moment
+// before (a link gone or turned into a directory, a directory turned into a link): it is
+// not a missing file, and says so rather than that a directory does not exist.
 func changed(p string) error {
 	return fmt.Errorf("%s was replaced or removed while runbook resolved it; nothing was done", p)
 }
@@ -121,7 +122,9 @@ func (w *walker) walk(dir int, dirPath, p string, followLast bool) (*Ref, error)
 			if err := unix.Mkdirat(cur, c, 0o755); err != nil && err != unix.EEXIST {
 				return fail(&fs.PathError{Op: "mkdir", Path: p, Err: err})
 			}
-			err = unix.Fstatat(cur, c, &st, unix.AT_SYMLINK_NOFOLLOW)
+			if err = unix.Fstatat(cur, c, &st, unix.AT_SYMLINK_NOFOLLOW); err == unix.ENOENT {
+				return fail(changed(p))
+			}
 		}
 		if err != nil {
 			return fail(&fs.PathError{Op: "lstat", Path: p, Err: err})
@@ -138,7 +141,10 @@ func (w *walker) walk(dir int, dirPath, p string, followLast bool) (*Ref, error)
 			np := next.Path()
 			nd, err := unix.Openat(next.dir, next.name, dirFlags|unix.O_NOFOLLOW, 0)
 			next.Close()
-			if err != nil {
+			switch {
+			case err == unix.ELOOP || err == unix.ENOENT:
+				return fail(changed(np))
+			case err != nil:
 				return fail(&fs.PathError{Op: "open", Path: np, Err: err})
 			}
 			unix.Close(cur)
@@ -153,7 +159,10 @@ func (w *walker) walk(dir int, dirPath, p string, followLast bool) (*Ref, error)
 		}
 		// O_NOFOLLOW: a directory swapped for a link since the fstatat is not entered.
 		nd, err := unix.Openat(cur, c, dirFlags|unix.O_NOFOLLOW, 0)
-		if err != nil {
+		switch {
+		case err == unix.ELOOP || err == unix.ENOTDIR || err == unix.ENOENT:
+			return fail(changed(p))
+		case err != nil:
 			return fail(&fs.PathError{Op: "open", Path: p, Err: err})
 		}
 		unix.Close(cur)
@@ -171,6 +180,9 @@ func (w *walker) follow(dir int, dirPath, name string, link *unix.Stat_t) (*Ref,
 		return nil, &fs.PathError{Op: "resolve", Path: lp, Err: unix.ELOOP}
 	}
 	target, err := readlinkat(dir, name)
+	if err == unix.EINVAL || err == unix.ENOENT {
+		return nil, changed(lp) // no longer a link
+	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "readlink", Path: lp, Err: err}
 	}
