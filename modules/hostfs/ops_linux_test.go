@@ -441,3 +441,40 @@ func TestRaceMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoveAllDepth removes a deep tree and refuses one deeper than maxDepth instead of
+// holding a directory open per level without end.
+func TestRemoveAllDepth(t *testing.T) {
+	tests := []struct {
+		depth   int
+		wantErr string
+	}{
+		{depth: maxDepth},
+		{depth: maxDepth + 2, wantErr: fmt.Sprintf("is more than %d directories deep", maxDepth)},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.depth), func(t *testing.T) {
+			d := t.TempDir()
+			dir, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+			must(t, err)
+			for i := 0; i < tt.depth; i++ {
+				must(t, unix.Mkdirat(dir, "d", 0o755))
+				nd, err := unix.Openat(dir, "d", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+				must(t, err)
+				unix.Close(dir)
+				dir = nd
+			}
+			unix.Close(dir)
+			r, err := Resolve(d+"/d", NoFollow)
+			must(t, err)
+			defer r.Close()
+			err = r.RemoveAll()
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if _, err := os.Lstat(d + "/d"); tt.wantErr == "" && !os.IsNotExist(err) {
+				t.Errorf("still there: %v", err)
+			}
+		})
+	}
+}

@@ -35,6 +35,9 @@ const (
 // that says so, instead of memory that another user's sparse file could fill.
 const MaxRead = 64 << 20
 
+// maxDepth bounds how deep RemoveAll goes: each level holds a directory open.
+const maxDepth = 256
+
 // Ref is a path resolved to its parent directory, held open, and a name in it. Every
 // operation goes through the directory's descriptor and none follows a link in the name,
 // so nothing resolves the path again between a check and a change: a link or directory
@@ -567,7 +570,7 @@ func (s *scratch) path() string { return filepath.Join(s.parentPath, s.name) }
 
 // remove removes the directory and what is in it, and releases both descriptors.
 func (s *scratch) remove() {
-	_ = removeAt(s.parent, s.parentPath, s.name)
+	_ = removeAt(s.parent, s.parentPath, s.name, 0)
 	unix.Close(s.dir)
 	unix.Close(s.parent)
 }
@@ -906,16 +909,17 @@ func (r *Ref) Remove() error {
 }
 
 // RemoveAll removes the name and, for a directory, everything in it; links in the tree
-// are removed, never followed.
+// are removed, never followed. A tree deeper than maxDepth (256) directories is an error,
+// as each level holds one directory open.
 func (r *Ref) RemoveAll() error {
-	if err := removeAt(r.dir, r.dirPath, r.name); err != nil {
+	if err := removeAt(r.dir, r.dirPath, r.name, 0); err != nil {
 		return err
 	}
 	r.syncDir()
 	return nil
 }
 
-func removeAt(dir int, dirPath, name string) error {
+func removeAt(dir int, dirPath, name string, depth int) error {
 	p := filepath.Join(dirPath, name)
 	err := unix.Unlinkat(dir, name, 0)
 	if err == nil || err == unix.ENOENT {
@@ -923,6 +927,9 @@ func removeAt(dir int, dirPath, name string) error {
 	}
 	if err != unix.EISDIR {
 		return &fs.PathError{Op: "remove", Path: p, Err: err}
+	}
+	if depth >= maxDepth {
+		return fmt.Errorf("remove %s: it is more than %d directories deep; remove the deepest part first", p, maxDepth)
 	}
 	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -933,7 +940,7 @@ func removeAt(dir int, dirPath, name string) error {
 	for {
 		names, err := d.Readdirnames(1024)
 		for _, n := range names {
-			if err := removeAt(fd, p, n); err != nil {
+			if err := removeAt(fd, p, n, depth+1); err != nil {
 				return err
 			}
 		}
