@@ -292,6 +292,36 @@ func TestLargeFiles(t *testing.T) {
 	}
 }
 
+// TestBackupMode keeps a backup's permissions and owner but never its setuid, setgid or
+// sticky bits: a copy of a program is not one to run.
+func TestBackupMode(t *testing.T) {
+	tests := []struct {
+		mode, want fs.FileMode
+	}{
+		{0o640, 0o640},
+		{0o755 | fs.ModeSetuid, 0o755},
+		{0o2750 | fs.ModeSetgid, 0o750},
+		{0o644 | fs.ModeSticky, 0o644},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode.String(), func(t *testing.T) {
+			d := t.TempDir()
+			must(t, os.WriteFile(d+"/f", []byte("old\n"), 0o600))
+			must(t, os.Chmod(d+"/f", tt.mode))
+			r, err := Resolve(d+"/f", FollowLast)
+			must(t, err)
+			defer r.Close()
+			p, err := r.Backup(func(i int) string { return fmt.Sprintf("f.bak%d", i) })
+			must(t, err)
+			fi, err := os.Lstat(p)
+			must(t, err)
+			if b, _ := os.ReadFile(p); string(b) != "old\n" || fi.Mode() != tt.want {
+				t.Errorf("backup %q %v, want %v", b, fi.Mode(), tt.want)
+			}
+		})
+	}
+}
+
 // TestChmodDoesNotOpen changes a mode through a descriptor that never opens what is at the
 // name: a device or FIFO swapped in is not opened as root (inotify sees no open), and a
 // socket, which cannot be opened at all, gets its mode too.

@@ -659,10 +659,11 @@ func openPrivateChain(p string) (int, error) {
 	return cur, nil
 }
 
-// Backup copies the regular file at the name beside it, keeping its mode and (as root) its
-// owner, under the first of name(0), name(1), ... that does not exist yet. The content
-// goes from descriptor to descriptor, never whole into memory. The copy is complete before
-// it gets its name, and the name is taken exclusively (a hard link, which never replaces
+// Backup copies the regular file at the name beside it, keeping its permissions (not the
+// setuid, setgid and sticky bits: a copy is no program to run) and, as root, its owner,
+// under the first of name(0), name(1), ... that does not exist yet. The content goes from
+// descriptor to descriptor, never whole into memory. The copy is complete before it gets
+// its name, and the name is taken exclusively (a hard link, which never replaces
 // anything). It returns the backup's path.
 func (r *Ref) Backup(name func(i int) string) (string, error) {
 	src, fi, err := r.openRegular()
@@ -679,7 +680,7 @@ func (r *Ref) Backup(name func(i int) string) (string, error) {
 		unix.Unlinkat(r.dir, tmp, 0)
 	}()
 	uid, gid := KeepOwner(fi)
-	o := Options{Mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), UID: uid, GID: gid}
+	o := Options{Mode: fi.Mode().Perm(), UID: uid, GID: gid}
 	if err := fill(f, f.Name(), src, o); err != nil {
 		return "", err
 	}
