@@ -446,3 +446,45 @@ func TestLargeFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestLinkWarnings says so when line or copy writes through a link, and when a link that
+// file makes leads nowhere runbook may follow.
+func TestLinkWarnings(t *testing.T) {
+	tests := []struct {
+		name string
+		m    modules.Module
+		args func(d string) map[string]cty.Value
+		want string // a warning, after the tree's path
+	}{
+		{"line", Line{}, func(d string) map[string]cty.Value {
+			return map[string]cty.Value{"path": s(d + "/link"), "line": s("x")}
+		}, "/link is a link; editing its target %s/file"},
+		{"copy", Copy{}, func(d string) map[string]cty.Value {
+			return map[string]cty.Value{"dest": s(d + "/link"), "content": s("x\n")}
+		}, "/link is a link; writing its target %s/file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := attackTree(t)
+			for _, err := range []error{
+				os.WriteFile(d+"/file", []byte("a\n"), 0o644),
+				os.Symlink("file", d+"/link"),
+			} {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := run(t, tt.m, tt.args(d), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := strings.ReplaceAll(tt.want, "%s", d)
+			if !strings.HasPrefix(want, "the") {
+				want = d + want
+			}
+			if !strings.Contains(strings.Join(res.Warnings, "\n"), want) {
+				t.Errorf("warnings %q, want %q", res.Warnings, want)
+			}
+		})
+	}
+}
