@@ -462,6 +462,12 @@ func TestLinkWarnings(t *testing.T) {
 		{"copy", Copy{}, func(d string) map[string]cty.Value {
 			return map[string]cty.Value{"dest": s(d + "/link"), "content": s("x\n")}
 		}, "/link is a link; writing its target %s/file"},
+		{"file link through another user's link", File{}, func(d string) map[string]cty.Value {
+			return map[string]cty.Value{"path": s(d + "/new"), "state": s("link"), "src": s(d + "/home/theirs/secret")}
+		}, "the link's target %s/home/theirs/secret cannot be reached: %s/home/theirs is a link owned by nobody"},
+		{"file link to nothing yet", File{}, func(d string) map[string]cty.Value {
+			return map[string]cty.Value{"path": s(d + "/new"), "state": s("link"), "src": s("nothing")}
+		}, "the link's target nothing does not exist (yet)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -469,6 +475,8 @@ func TestLinkWarnings(t *testing.T) {
 			for _, err := range []error{
 				os.WriteFile(d+"/file", []byte("a\n"), 0o644),
 				os.Symlink("file", d+"/link"),
+				os.Symlink(d+"/private", d+"/home/theirs"),
+				os.Lchown(d+"/home/theirs", attackerUID, attackerUID),
 			} {
 				if err != nil {
 					t.Fatal(err)

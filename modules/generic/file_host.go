@@ -114,8 +114,8 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		} else {
 			what = append(what, modules.Tense(apply, "replaced", "would replace")+" "+typeName(before)+" "+path+" with a link to "+src)
 		}
-		if _, err := os.Stat(resolveLink(path, src)); err != nil {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("the link's target %s does not exist (yet)", src))
+		if w := targetWarning(path, src); w != "" {
+			res.Warnings = append(res.Warnings, w)
 		}
 		if apply {
 			if ref, err = resolveAgain(ref, path, hostfs.NoFollow); err != nil {
@@ -297,12 +297,21 @@ func replaceable(path string, r *hostfs.Ref, fi fs.FileInfo) error {
 	return nil
 }
 
-// resolveLink returns where a link at path with target src points.
-func resolveLink(path, src string) string {
-	if filepath.IsAbs(src) {
-		return src
+// targetWarning says when a link at path to src would lead nowhere (yet), or nowhere
+// runbook may follow it: the target is looked up through hostfs, as a read would.
+func targetWarning(path, src string) string {
+	target := src
+	if !filepath.IsAbs(src) {
+		target = filepath.Join(filepath.Dir(path), src)
 	}
-	return filepath.Join(filepath.Dir(path), src)
+	fi, err := hostfs.Stat(target)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("the link's target %s cannot be reached: %v", src, err)
+	case fi == nil:
+		return fmt.Sprintf("the link's target %s does not exist (yet)", src)
+	}
+	return ""
 }
 
 // view describes what r names as a diff side, following a link when follow is set and the

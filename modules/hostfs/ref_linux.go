@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -417,6 +418,21 @@ func (r *Ref) ReadDirNames() ([]string, error) {
 	}
 	defer f.Close()
 	return f.Readdirnames(-1)
+}
+
+// ReadDir lists the directory at the name, sorted by name.
+func (r *Ref) ReadDir() ([]fs.DirEntry, error) {
+	f, err := r.open(unix.O_RDONLY | unix.O_DIRECTORY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ents, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("read directory %s: %w", r.Path(), err)
+	}
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return ents, nil
 }
 
 // Readlink returns the target of the link at the name.
@@ -1018,4 +1034,34 @@ func ReadOptional(path string) (b []byte, ok bool, err error) {
 		return nil, false, err
 	}
 	return b, true, nil
+}
+
+// Stat describes what path names, following links (in the last component too) only when
+// trusted; nil, without an error, when nothing is there, a link that leads nowhere
+// included.
+func Stat(path string) (fs.FileInfo, error) { return stat(path, FollowLast) }
+
+// Lstat is Stat that describes a link in the last component itself.
+func Lstat(path string) (fs.FileInfo, error) { return stat(path, NoFollow) }
+
+func stat(path string, how How) (fs.FileInfo, error) {
+	r, err := Resolve(path, how)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.Lstat()
+}
+
+// ReadDir lists the directory path, sorted by name; links are followed only when trusted.
+func ReadDir(path string) ([]fs.DirEntry, error) {
+	r, err := Resolve(path, FollowLast)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.ReadDir()
 }

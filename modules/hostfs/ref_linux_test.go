@@ -421,6 +421,25 @@ func TestPathFunctions(t *testing.T) {
 			}},
 		{name: "remove below a planted directory link", wantErr: "/pub/dir is a link owned by nobody",
 			op: func(d string) error { return Remove(d + "/pub/dir/secret") }},
+		{name: "stat through a planted link", wantErr: "/pub/l is a link owned by nobody",
+			op: func(d string) error { _, err := Stat(d + "/pub/l"); return err }},
+		{name: "lstat of a planted link describes the link",
+			op: func(d string) error {
+				fi, err := Lstat(d + "/pub/l")
+				if err == nil && fi.Mode()&fs.ModeSymlink == 0 {
+					err = fmt.Errorf("lstat: %v", fi.Mode())
+				}
+				return err
+			}},
+		{name: "stat of nothing",
+			op: func(d string) error {
+				if fi, err := Stat(d + "/pub/none/x"); fi != nil || err != nil {
+					return fmt.Errorf("stat: %v %v", fi, err)
+				}
+				return nil
+			}},
+		{name: "list below a planted directory link", wantErr: "/pub/dir is a link owned by nobody",
+			op: func(d string) error { _, err := ReadDir(d + "/pub/dir"); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

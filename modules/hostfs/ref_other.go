@@ -32,6 +32,7 @@ func (*Ref) Follow() (*Ref, error)                            { return nil, errN
 func (*Ref) ReadFile() ([]byte, error)                        { return nil, errNotLinux }
 func (*Ref) ReadDirNames() ([]string, error)                  { return nil, errNotLinux }
 func (*Ref) Readlink() (string, error)                        { return "", errNotLinux }
+func (*Ref) ReadDir() ([]fs.DirEntry, error)                  { return nil, errNotLinux }
 func (*Ref) Sum() (string, int64, error)                      { return "", 0, errNotLinux }
 func (*Ref) WriteAtomic([]byte, Options) error                { return errNotLinux }
 func (*Ref) Install([]byte, Options) (fs.FileInfo, error)     { return nil, errNotLinux }
@@ -106,6 +107,22 @@ func syncDir(dir string) {
 
 // MaxRead is the most of a file that ReadOptional reads into memory on Linux.
 const MaxRead = 64 << 20
+
+// Stat describes path, nil when nothing is there.
+func Stat(path string) (fs.FileInfo, error) { return optional(os.Stat(path)) }
+
+// Lstat is Stat that describes a link at path itself.
+func Lstat(path string) (fs.FileInfo, error) { return optional(os.Lstat(path)) }
+
+func optional(fi fs.FileInfo, err error) (fs.FileInfo, error) {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return fi, err
+}
+
+// ReadDir lists the directory path, sorted by name.
+func ReadDir(path string) ([]fs.DirEntry, error) { return os.ReadDir(path) }
 
 // ReadOptional reads a file that may be missing: ok is false (and err nil) when it is.
 func ReadOptional(path string) (b []byte, ok bool, err error) {
