@@ -70,9 +70,9 @@ const (
 //   - A link owned by a user other than root that leads to a file of that same user is
 //     followed wherever it is: whoever moved it there, it only leads where its owner may
 //     write anyway.
-//   - A link owned by root or by the user runbook runs as is followed only in a directory
-//     that belongs to root or to that user and that its group and others may not write,
-//     unless the directory is sticky (as /tmp is: there, only an entry's owner may rename
+//   - Any other link owned by root or by the user runbook runs as is followed only in a
+//     directory that belongs to root or to that user and that its group and others may not
+//     write, unless the directory is sticky (as /tmp is: there, only an entry's owner may rename
 //     it). Elsewhere another user could have moved or renamed the link, and it may lead
 //     anywhere.
 //   - Any other link (owned by another user and leading to someone else's file) is not
