@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 var (
@@ -213,13 +215,11 @@ func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply b
 	if exists && !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is a %s, not a regular file", dest, typeName(fi))
 	}
-	var old []byte
-	if exists {
-		if old, err = r.ReadFile(); err != nil {
-			return nil, err
-		}
+	old, err := readOld(r, fi, int64(len(content)))
+	if err != nil {
+		return nil, err
 	}
-	contentChanged := !exists || checksum(old) != sum
+	contentChanged := !exists || old.sum != sum
 	var what []string
 	if contentChanged {
 		if exists {
@@ -227,7 +227,7 @@ func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply b
 		} else {
 			what = append(what, modules.Tense(apply, "created the file", "would create the file"))
 		}
-		res.Diff = contentDiff(dest, old, content, exists, true, env.Sensitive("content"))
+		res.Diff = contentDiff(dest, old, bytesBlob(content), exists, true, env.Sensitive("content"))
 	}
 	if exists {
 		if ch := want.changes(fi); len(ch) > 0 {
@@ -253,7 +253,7 @@ func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply b
 		}
 		o := keepOpts(fi, want)
 		o.validate = str(args, "validate")
-		if err := writeAtomic(ctx, env, r, content, o); err != nil {
+		if _, err := writeAtomic(ctx, env, r, content, o); err != nil {
 			return nil, err
 		}
 		return res, nil
@@ -262,4 +262,25 @@ func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply b
 		return nil, err
 	}
 	return res, nil
+}
+
+// readOld reads what the file r names holds now, as far as comparing it with new content
+// of size n and showing it in a diff need: the bytes when they are few enough to show,
+// else the sha256, read as a stream, when the sizes are equal, else (the content differs
+// anyway) only the size. fi is nil when there is no file.
+func readOld(r *hostfs.Ref, fi fs.FileInfo, n int64) (blob, error) {
+	switch {
+	case fi == nil:
+		return blob{}, nil
+	case fi.Size() <= maxDiff:
+		b, err := r.ReadFile()
+		if err != nil {
+			return blob{}, err
+		}
+		return bytesBlob(b), nil
+	case fi.Size() == n:
+		sum, size, err := r.Sum()
+		return blob{size: size, sum: sum}, err
+	}
+	return blob{size: fi.Size()}, nil
 }

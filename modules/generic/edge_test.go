@@ -219,11 +219,11 @@ func TestSensitiveContentNeverShown(t *testing.T) {
 }
 
 func TestBinaryAndLargeDiffs(t *testing.T) {
-	d := contentDiff("/f", []byte("a\x00b"), []byte(strings.Repeat("y", maxDiff+1)), true, true, false)
+	d := contentDiff("/f", bytesBlob([]byte("a\x00b")), bytesBlob([]byte(strings.Repeat("y", maxDiff+1))), true, true, false)
 	if !strings.HasPrefix(d.Before, "(binary content, 3 bytes") || !strings.HasPrefix(d.After, "(262145 bytes, too large to show") {
 		t.Errorf("diff = %+v", d)
 	}
-	d = contentDiff("/f", nil, []byte("x\n"), false, true, false)
+	d = contentDiff("/f", blob{}, bytesBlob([]byte("x\n")), false, true, false)
 	if d.BeforeHeader != "/dev/null" || d.After != "x\n" {
 		t.Errorf("diff = %+v", d)
 	}

@@ -75,8 +75,9 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	// the path resolves to otherwise.
 	beforeDesc := view(ref, follow)
 
-	var what []string // what was (or would be) done, for Msg
-	creating := false // path is (or would be) made anew, so its current metadata says nothing
+	var what []string    // what was (or would be) done, for Msg
+	creating := false    // path is (or would be) made anew, so its current metadata says nothing
+	var made fs.FileInfo // what apply made at the path, with the wanted mode and owner already
 	switch state {
 	case "absent":
 		if before == nil {
@@ -113,8 +114,8 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		} else {
 			what = append(what, modules.Tense(apply, "replaced", "would replace")+" "+typeName(before)+" "+path+" with a link to "+src)
 		}
-		if _, err := os.Stat(resolveLink(path, src)); err != nil {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("the link's target %s does not exist (yet)", src))
+		if w := targetWarning(path, src); w != "" {
+			res.Warnings = append(res.Warnings, w)
 		}
 		if apply {
 			if ref, err = resolveAgain(ref, path, hostfs.NoFollow); err != nil {
@@ -126,7 +127,7 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 					return nil, err
 				}
 			}
-			if err := ref.Symlink(src); err != nil {
+			if made, err = ref.Symlink(src, want.uid, want.gid); err != nil {
 				return nil, err
 			}
 		}
@@ -157,7 +158,11 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 						return nil, fmt.Errorf("replace %s: %w", path, err)
 					}
 				}
-				if err := ref.Mkdir(0o755); err != nil {
+				mode := fs.FileMode(0o755)
+				if want.hasMode {
+					mode = want.mode
+				}
+				if made, err = ref.Mkdir(mode, want.uid, want.gid); err != nil {
 					return nil, err
 				}
 			}
@@ -200,26 +205,25 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 				if want.hasMode {
 					mode = want.mode
 				}
-				if err := writeAtomic(ctx, env, ref, nil, writeOpts{mode: mode, uid: want.uid, gid: want.gid}); err != nil {
+				if made, err = writeAtomic(ctx, env, ref, nil, writeOpts{mode: mode, uid: want.uid, gid: want.gid}); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
 
-	// Metadata: of the path itself for links and for what was just made there, of what it
-	// resolves to otherwise. In check mode a path that does not exist yet has no metadata
-	// to compare; creating it already counts as the difference.
+	// Metadata: of the path itself for links, of what it resolves to otherwise, as the
+	// check above found them; the changes act only on that very file (hostfs.Ref.Chown,
+	// Chmod). What apply just made has its mode and owner already; in check mode a path
+	// that does not exist yet has no metadata to compare, creating it already counts as
+	// the difference.
 	link := state == "link"
-	at := obj
-	if link || creating {
-		at = ref
-	}
-	var cur fs.FileInfo
-	if at != nil && (!creating || apply) {
-		if cur, err = at.Lstat(); err != nil {
-			return nil, fmt.Errorf("inspect %s: %w", path, err)
-		}
+	at, cur := obj, objFI
+	switch {
+	case creating:
+		at, cur = ref, made
+	case link:
+		at, cur = ref, before
 	}
 	if link && want.hasMode {
 		res.Warnings = append(res.Warnings, "mode is ignored for links: Linux does not use a link's own permissions")
@@ -255,7 +259,8 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 }
 
 // resolveAgain returns r, or when the path's directory did not exist at the check (r is
-// nil), resolves it now: an error says why it still cannot be reached.
+// nil), resolves it now: an error says why it still cannot be reached, or that something
+// is at the path now, which the check did not see.
 func resolveAgain(r *hostfs.Ref, path string, how hostfs.How) (*hostfs.Ref, error) {
 	if r != nil {
 		return r, nil
@@ -263,6 +268,14 @@ func resolveAgain(r *hostfs.Ref, path string, how hostfs.How) (*hostfs.Ref, erro
 	r, err := hostfs.Resolve(path, how)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	switch fi, err := r.Lstat(); {
+	case err != nil:
+		r.Close()
+		return nil, fmt.Errorf("inspect %s: %w", path, err)
+	case fi != nil:
+		r.Close()
+		return nil, fmt.Errorf("%s appeared while runbook was working on it; nothing was changed", path)
 	}
 	return r, nil
 }
@@ -284,12 +297,21 @@ func replaceable(path string, r *hostfs.Ref, fi fs.FileInfo) error {
 	return nil
 }
 
-// resolveLink returns where a link at path with target src points.
-func resolveLink(path, src string) string {
-	if filepath.IsAbs(src) {
-		return src
+// targetWarning says when a link at path to src would lead nowhere (yet), or nowhere
+// runbook may follow it: the target is looked up through hostfs, as a read would.
+func targetWarning(path, src string) string {
+	target := src
+	if !filepath.IsAbs(src) {
+		target = filepath.Join(filepath.Dir(path), src)
 	}
-	return filepath.Join(filepath.Dir(path), src)
+	fi, err := hostfs.Stat(target)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("the link's target %s cannot be reached: %v", src, err)
+	case fi == nil:
+		return fmt.Sprintf("the link's target %s does not exist (yet)", src)
+	}
+	return ""
 }
 
 // view describes what r names as a diff side, following a link when follow is set and the

@@ -258,18 +258,18 @@ func resolveFile(path string) (*hostfs.Ref, error) {
 type writeOpts struct {
 	mode     fs.FileMode
 	uid, gid int    // -1: the writer's
-	validate string // a command with %s for the temporary file's path; "" for none
+	validate string // a command with %s for the path of a copy of the new file; "" for none
 }
 
-// writeAtomic replaces the file r names with content atomically (hostfs.Ref.WriteAtomic);
-// with a validate command, the complete temporary file is checked by it before it replaces
-// the file.
-func writeAtomic(ctx context.Context, env *modules.Env, r *hostfs.Ref, content []byte, o writeOpts) error {
+// writeAtomic replaces the file r names with content atomically (hostfs.Ref.Install);
+// with a validate command, a copy of the complete new file is checked by it first (see
+// hostfs.Options.Validate). It returns what it put at the name.
+func writeAtomic(ctx context.Context, env *modules.Env, r *hostfs.Ref, content []byte, o writeOpts) (fs.FileInfo, error) {
 	path := r.Path()
 	ho := hostfs.Options{Mode: o.mode, UID: o.uid, GID: o.gid}
 	if o.validate != "" {
-		ho.Validate = func(tmp string) error {
-			cmd := strings.ReplaceAll(o.validate, "%s", sh.Quote(tmp))
+		ho.Validate = func(copy string) error {
+			cmd := strings.ReplaceAll(o.validate, "%s", sh.Quote(copy))
 			rc, stdout, stderr, err := runProcess(ctx, env, process{argv: []string{"/bin/sh", "-c", cmd}})
 			if err != nil {
 				return fmt.Errorf("validate %s: %w", path, err)
@@ -284,7 +284,7 @@ func writeAtomic(ctx context.Context, env *modules.Env, r *hostfs.Ref, content [
 			return nil
 		}
 	}
-	return r.WriteAtomic(content, ho)
+	return r.Install(content, ho)
 }
 
 // backupFile copies the file r names beside itself, named with the time, keeping mode and
@@ -306,10 +306,21 @@ func backupFile(env *modules.Env, r *hostfs.Ref) (string, error) {
 // maxDiff is the largest content shown in a diff; larger files are summarised.
 const maxDiff = 256 << 10
 
+// blob is one side of a content diff: the content itself, or for a file that was not read
+// whole (too large to show) its size and, when it was hashed, its sha256.
+type blob struct {
+	b     []byte
+	whole bool // b is all of it
+	size  int64
+	sum   string // hex; "" when not known
+}
+
+func bytesBlob(b []byte) blob { return blob{b: b, whole: true, size: int64(len(b)), sum: checksum(b)} }
+
 // contentDiff builds the diff of a file's content. Sensitive, binary or very large
 // content is replaced by a one-line summary, so no secret and no megabytes reach the
 // controller's output.
-func contentDiff(path string, before, after []byte, existedBefore, existsAfter, sensitive bool) *modules.Diff {
+func contentDiff(path string, before, after blob, existedBefore, existsAfter, sensitive bool) *modules.Diff {
 	d := &modules.Diff{BeforeHeader: path + " (before)", AfterHeader: path + " (after)"}
 	if !existedBefore {
 		d.BeforeHeader = "/dev/null"
@@ -317,19 +328,23 @@ func contentDiff(path string, before, after []byte, existedBefore, existsAfter, 
 	if !existsAfter {
 		d.AfterHeader = "/dev/null"
 	}
-	show := func(b []byte, exists bool) string {
+	show := func(x blob, exists bool) string {
 		if !exists {
 			return ""
 		}
+		sum := ""
+		if x.sum != "" {
+			sum = ", sha256 " + x.sum[:16]
+		}
 		switch {
 		case sensitive:
-			return fmt.Sprintf("(sensitive content, %d bytes, sha256 %s)\n", len(b), shortSum(b))
-		case len(b) > maxDiff:
-			return fmt.Sprintf("(%d bytes, too large to show, sha256 %s)\n", len(b), shortSum(b))
-		case bytes.IndexByte(b, 0) >= 0 || !utf8.Valid(b):
-			return fmt.Sprintf("(binary content, %d bytes, sha256 %s)\n", len(b), shortSum(b))
+			return fmt.Sprintf("(sensitive content, %d bytes%s)\n", x.size, sum)
+		case !x.whole || x.size > maxDiff:
+			return fmt.Sprintf("(%d bytes, too large to show%s)\n", x.size, sum)
+		case bytes.IndexByte(x.b, 0) >= 0 || !utf8.Valid(x.b):
+			return fmt.Sprintf("(binary content, %d bytes%s)\n", x.size, sum)
 		}
-		return string(b)
+		return string(x.b)
 	}
 	d.Before, d.After = show(before, existedBefore), show(after, existsAfter)
 	return d
@@ -339,5 +354,3 @@ func checksum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
-
-func shortSum(b []byte) string { return checksum(b)[:16] }

@@ -270,25 +270,30 @@ func (Copy) Info() modules.Info {
 		Summary: "Write a file from inline content or from a file next to the runbook.",
 		Description: `Writes dest atomically (a temporary file in the same directory, then a rename) when its content
 differs. src is read on the controller, relative to the runbook's directory. With validate, the new
-content is checked first by running the command with %s replaced by the temporary file's path; a
-failing check leaves dest untouched.
+content is checked first by running the command with %s replaced by the path of a copy of the new
+file (its name, content, mode and owner) in a directory of its own that only the helper's user may
+enter, made in $TMPDIR or /tmp; a failing check leaves dest untouched.
 
 Symbolic links: when dest is a link, its target is written and the link stays (a warning says so),
-but only when the link is trusted: owned by root, by the user runbook runs as, or by the owner of
-the file it leads to. Any other link could have been planted by a local user to make root write or
-reveal a file of their choosing, so it is refused: the task fails, in check mode too, with an error
-that names the link, its owner, its target and the target's owner, and nothing behind the link is
-read, shown in a diff or written. A link in a parent directory of dest is held to the same rule. A
-link to nothing is an error. If a refused link is meant, give it to root or to its target's owner
-(chown -h); else remove it (file, state = "absent"). The file is read and replaced through its
-opened directory, so a link put in its place during the task is replaced, never written through.`,
+but only when the link is trusted: it leads to a file of its owner's own, or it is root's or the
+helper user's and nobody else could have moved it there (it is in a directory of root's or that
+user's that no one else may write, unless the directory is sticky); never a link with more than
+one name. Any other link could have been planted, or moved there, by a local user to make root
+write or reveal a file of their choosing, so it is refused: the task fails, in check mode too, with
+an error that names the link, its owner, its target and why, and nothing behind the link is read,
+shown in a diff or written. A link in a parent directory of dest is held to the same rule. A link to
+nothing is an error. If a refused link is meant, give it to its target's owner (chown -h) or move it
+to a directory only root may write; else remove it (file, state = "absent"). The file is read and
+replaced through its opened directory, so a link put in its place during the task is replaced,
+never written through. A file with several names (hard links) that belongs to someone other than
+its directory's owner is neither read nor backed up.`,
 		Schema: modules.Schema{
 			Args: append([]modules.Arg{
 				{Name: "dest", Type: cty.String, Required: true, Doc: "The file to write on the host."},
 				{Name: "content", Type: cty.String, Doc: "The file's content."},
 				{Name: "src", Type: cty.String, Doc: "A file on the controller, relative to the runbook's directory."},
 				{Name: "backup", Type: cty.Bool, Default: cty.False, Doc: "Keep the previous version beside dest, named with a timestamp."},
-				{Name: "validate", Type: cty.String, Doc: `A command that must succeed on the new content first; %s is the temporary file's path.`},
+				{Name: "validate", Type: cty.String, Doc: `A command that must succeed on the new content first; %s is the path of a private copy of the new file.`},
 			}, ownership()...),
 			ExactlyOneOf: [][]string{{"content", "src"}},
 		},
@@ -343,7 +348,7 @@ modules copy). src is relative to the runbook's directory.`,
 				{Name: "content", Type: cty.String, Doc: "The template inline (escape ${ as $${ in it if the runbook itself should not expand it)."},
 				{Name: "vars", Type: cty.DynamicPseudoType, Doc: "An object of extra values the template sees by name."},
 				{Name: "backup", Type: cty.Bool, Default: cty.False, Doc: "Keep the previous version beside dest, named with a timestamp."},
-				{Name: "validate", Type: cty.String, Doc: `A command that must succeed on the rendered file first; %s is its temporary path.`},
+				{Name: "validate", Type: cty.String, Doc: `A command that must succeed on the rendered file first; %s is the path of a private copy of it.`},
 			}, ownership()...),
 			ExactlyOneOf: [][]string{{"src", "content"}},
 		},

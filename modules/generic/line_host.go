@@ -25,7 +25,8 @@ var _ modules.Runner = Line{}
 // the start), or at the end when those match nothing. state = "absent" removes every line
 // matching regexp, or equal to line.
 func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	path := filepath.Clean(str(args, "path"))
+	asked := filepath.Clean(str(args, "path"))
+	path := asked
 	r, err := resolveFile(path)
 	if err != nil {
 		return nil, err
@@ -65,6 +66,9 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	present := str(args, "state") != "absent"
 
 	res := &modules.Result{Status: modules.StatusOK, Data: map[string]any{"backup_file": ""}}
+	if path != asked {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s is a link; editing its target %s", asked, path))
+	}
 	var fi fs.FileInfo
 	if r != nil {
 		if fi, err = r.Lstat(); err != nil {
@@ -105,7 +109,7 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	var what []string
 	if contentChanged {
 		what = append(what, modules.Tense(apply, "", "would: ")+msg)
-		res.Diff = contentDiff(path, old, content, exists, true, env.Sensitive("line"))
+		res.Diff = contentDiff(path, bytesBlob(old), bytesBlob(content), exists, true, env.Sensitive("line"))
 	}
 	var metaChanges []string
 	if exists {
@@ -134,7 +138,7 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 			}
 			res.Data["backup_file"] = name
 		}
-		if err := writeAtomic(ctx, env, r, content, keepOpts(fi, want)); err != nil {
+		if _, err := writeAtomic(ctx, env, r, content, keepOpts(fi, want)); err != nil {
 			return nil, err
 		}
 	} else if err := want.apply(r, fi); err != nil {

@@ -11,6 +11,7 @@ package hostfs
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -26,9 +27,11 @@ type Options struct {
 	UID, GID int
 	// MkdirAll makes missing parent directories (mode 0755).
 	MkdirAll bool
-	// Validate, when set, is called with the complete temporary file before it replaces
-	// path; an error leaves path unchanged and is returned as it is.
-	Validate func(tmp string) error
+	// Validate, when set, is called before the new file replaces path, with the path of a
+	// copy of it: the same name, content, mode and owner, in a new directory that only the
+	// user runbook runs as may enter (on Linux; elsewhere the temporary file itself). An
+	// error leaves path unchanged and is returned as it is.
+	Validate func(copy string) error
 }
 
 // KeepOwner returns fi's owner, for Options.UID/GID that keep an existing file's owner when
@@ -43,10 +46,11 @@ func KeepOwner(fi fs.FileInfo) (uid, gid int) {
 	return -1, -1
 }
 
-// fill writes content to f, a new temporary file that is to replace path, gives it o's
-// owner and mode, and syncs it.
-func fill(f *os.File, path string, content []byte, o Options) error {
-	if _, err := f.Write(content); err != nil {
+// fill writes what src holds to f, a new file that is to become path, gives it o's owner
+// and mode, and syncs it. The owner comes first, as chown clears the setuid and setgid
+// bits that the mode may set.
+func fill(f *os.File, path string, src io.Reader, o Options) error {
+	if _, err := io.Copy(f, src); err != nil {
 		return fmt.Errorf("write %s: %w", f.Name(), err)
 	}
 	if o.UID >= 0 || o.GID >= 0 {

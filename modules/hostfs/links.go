@@ -28,12 +28,70 @@ const (
 	MakeParents
 )
 
-// trusted is the rule for following a link: its owner is root, the user runbook runs as,
-// or the owner of what it leads to. A link anyone else made may point anywhere, and
-// following it would let that user choose the file root reads or writes: the rule of the
-// kernel's fs.protected_symlinks, applied everywhere since runbook resolves links itself.
-func trusted(linkUID, targetUID uint32) bool {
-	return linkUID == 0 || linkUID == targetUID || int64(linkUID) == int64(os.Geteuid())
+// Permission bits of a directory, as stat(2) gives them.
+const (
+	modeGroupOtherWrite = 0o022
+	modeOtherWrite      = 0o002
+	modeSticky          = 0o1000
+)
+
+// linkFacts are what the rule for following a link looks at: the link itself, the
+// directory that holds it, and what it leads to.
+type linkFacts struct {
+	linkUID   uint32
+	names     uint64 // the link's hard link count
+	dirUID    uint32
+	dirMode   uint32 // the directory's permission bits, sticky included
+	targetUID uint32
+}
+
+// linkReason says why a link is not followed.
+type linkReason int
+
+const (
+	// reasonOwner: the link's owner is neither root nor the user runbook runs as, and
+	// does not own what it leads to.
+	reasonOwner linkReason = iota
+	// reasonNames: the link has more than one name.
+	reasonNames
+	// reasonDirOwner: a link of root or of runbook's user sits in another user's directory.
+	reasonDirOwner
+	// reasonDirWritable: a link of root or of runbook's user sits in a directory that
+	// its group or others may write, without the sticky bit.
+	reasonDirWritable
+)
+
+// trusted is the rule for following a link. Whoever could have put a link at its name
+// chooses what root reads or writes there, so a link is followed only when nobody else
+// could have:
+//
+//   - A link with more than one name is never followed: a hard link to a link puts it
+//     where its owner never did (the kernel allows that while fs.protected_hardlinks is 0).
+//   - A link owned by a user other than root that leads to a file of that same user is
+//     followed wherever it is: whoever moved it there, it only leads where its owner may
+//     write anyway.
+//   - Any other link owned by root or by the user runbook runs as is followed only in a
+//     directory that belongs to root or to that user and that its group and others may not
+//     write, unless the directory is sticky (as /tmp is: there, only an entry's owner may rename
+//     it). Elsewhere another user could have moved or renamed the link, and it may lead
+//     anywhere.
+//   - Any other link (owned by another user and leading to someone else's file) is not
+//     followed.
+func trusted(f linkFacts) (linkReason, bool) {
+	me := uint32(os.Geteuid())
+	switch {
+	case f.names > 1:
+		return reasonNames, false
+	case f.linkUID == f.targetUID && f.linkUID != 0:
+		return 0, true
+	case f.linkUID != 0 && f.linkUID != me:
+		return reasonOwner, false
+	case f.dirUID != 0 && f.dirUID != me:
+		return reasonDirOwner, false
+	case f.dirMode&modeGroupOtherWrite != 0 && f.dirMode&modeSticky == 0:
+		return reasonDirWritable, false
+	}
+	return 0, true
 }
 
 // UntrustedLinkError is a link that Resolve refuses to follow (see trusted).
@@ -42,11 +100,34 @@ type UntrustedLinkError struct {
 	Target    string // the resolved path it leads to
 	LinkUID   int
 	TargetUID int
+	// Names is the link's hard link count.
+	Names int
+	// Dir is the directory that holds the link, DirUID and DirGID its owner and DirMode
+	// its permission bits.
+	Dir            string
+	DirUID, DirGID int
+	DirMode        uint32
+	reason         linkReason
 }
 
 func (e *UntrustedLinkError) Error() string {
-	return fmt.Sprintf("%s is a link owned by %s to %s, owned by %s: not followed, as only links owned by root, by the user runbook runs as or by their target's owner are (chown -h the link if it is meant)",
-		e.Link, userName(e.LinkUID), e.Target, userName(e.TargetUID))
+	head := fmt.Sprintf("%s is a link owned by %s to %s", e.Link, userName(e.LinkUID), e.Target)
+	switch e.reason {
+	case reasonNames:
+		return fmt.Sprintf("%s, with %d names (hard links to one link): not followed, as another name can put a link where its owner never did", head, e.Names)
+	case reasonDirOwner:
+		return fmt.Sprintf("%s, in %s, which belongs to %s: not followed, as that user could have moved the link there (a link of root or of the user runbook runs as is followed only in a directory of theirs that no one else may write)",
+			head, e.Dir, userName(e.DirUID))
+	case reasonDirWritable:
+		who := "group " + groupName(e.DirGID)
+		if e.DirMode&modeOtherWrite != 0 {
+			who = "anyone"
+		}
+		return fmt.Sprintf("%s, in %s, which %s may write (mode %04o, not sticky): not followed, as they could have moved the link there (a link of root or of the user runbook runs as is followed only in a directory of theirs that no one else may write)",
+			head, e.Dir, who, e.DirMode)
+	}
+	return fmt.Sprintf("%s, owned by %s: not followed, as only links owned by root, by the user runbook runs as or by their target's owner are (chown -h the link if it is meant)",
+		head, userName(e.TargetUID))
 }
 
 // DanglingLinkError is a link whose target does not exist. It counts as a missing file
@@ -62,10 +143,34 @@ func (e *DanglingLinkError) Error() string {
 
 func (e *DanglingLinkError) Unwrap() error { return fs.ErrNotExist }
 
+// HardLinkError is a regular file with more than one name that belongs to someone other
+// than the owner of the directory it was found in: another user may have linked a file of
+// someone else's there (the kernel allows that while fs.protected_hardlinks is 0), so it
+// is neither read nor has its owner or mode changed.
+type HardLinkError struct {
+	Path   string
+	UID    int // the file's owner
+	Names  int
+	DirUID int // the owner of the directory it was found in
+}
+
+func (e *HardLinkError) Error() string {
+	return fmt.Sprintf("%s has %d names (hard links) and belongs to %s, while its directory belongs to %s: not read or changed, as another user may have linked someone else's file there (remove the extra names, or give the file to the directory's owner, if it is meant)",
+		e.Path, e.Names, userName(e.UID), userName(e.DirUID))
+}
+
 // userName renders a uid for a message: "nobody (uid 65534)".
 func userName(uid int) string {
 	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
 		return fmt.Sprintf("%s (uid %d)", u.Username, uid)
 	}
 	return fmt.Sprintf("uid %d", uid)
+}
+
+// groupName renders a gid for a message: "adm (gid 4)".
+func groupName(gid int) string {
+	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
+		return fmt.Sprintf("%s (gid %d)", g.Name, gid)
+	}
+	return fmt.Sprintf("gid %d", gid)
 }

@@ -18,8 +18,9 @@ import (
 // runbook to find.
 const other = 65534
 
-// tree makes a temporary tree: a root-owned 0600 secret, a directory holding it, and a
-// sticky world-writable directory like /tmp for others to plant links in.
+// tree makes a temporary tree: a root-owned 0600 secret, a directory holding it, a
+// sticky world-writable directory like /tmp for others to plant links in, and home, the
+// other user's own directory.
 func tree(t *testing.T) string {
 	t.Helper()
 	d, err := filepath.EvalSymlinks(t.TempDir())
@@ -30,7 +31,19 @@ func tree(t *testing.T) string {
 	must(t, os.WriteFile(d+"/private/secret", []byte("the secret\n"), 0o600))
 	must(t, os.Mkdir(d+"/pub", 0o777))
 	must(t, os.Chmod(d+"/pub", 0o777|fs.ModeSticky))
+	must(t, os.Mkdir(d+"/home", 0o755))
+	must(t, os.Chown(d+"/home", other, other))
 	return d
+}
+
+// mkdirs makes directories with mode and owner, parents first.
+func mkdirs(t *testing.T, d string, mode fs.FileMode, uid int, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		must(t, os.Mkdir(d+p, mode))
+		must(t, os.Chmod(d+p, mode))
+		must(t, os.Chown(d+p, uid, uid))
+	}
 }
 
 func must(t *testing.T, err error) {
@@ -127,6 +140,67 @@ func TestResolve(t *testing.T) {
 		{name: "no parents made through an untrusted link", how: MakeParents, dangling: true,
 			setup: func(t *testing.T, d string) { plant(t, d+"/private/made", d+"/pub/l", other) },
 			path:  "/pub/l/z", wantErr: "/pub/l is a link to " /* whose target is missing and stays so */},
+
+		// Where a link is matters, not only whose it is: another user may have moved a link
+		// of root's there (a link runbook made in their directory, renamed by them).
+		{name: "root's link in another user's directory", how: FollowLast,
+			setup: func(t *testing.T, d string) { plant(t, d+"/private/secret", d+"/home/l", me) },
+			path:  "/home/l", wantErr: "/home/l is a link owned by root (uid 0) to %[1]s/private/secret, in %[1]s/home, which belongs to nobody (uid 65534): not followed"},
+		{name: "root's link as a parent in another user's directory", how: NoFollow,
+			setup: func(t *testing.T, d string) { plant(t, d+"/private", d+"/home/dir", me) },
+			path:  "/home/dir/secret", wantErr: "/home/dir is a link owned by root (uid 0) to %[1]s/private, in %[1]s/home, which belongs to nobody"},
+		{name: "root's link in a group-writable directory", how: FollowLast,
+			setup: func(t *testing.T, d string) {
+				mkdirs(t, d, 0o775, 0, "/shared")
+				plant(t, d+"/private/secret", d+"/shared/l", me)
+			},
+			path: "/shared/l", wantErr: "/shared/l is a link owned by root (uid 0) to %[1]s/private/secret, in %[1]s/shared, which group root (gid 0) may write (mode 0775, not sticky)"},
+		{name: "root's link in a world-writable directory", how: FollowLast,
+			setup: func(t *testing.T, d string) {
+				mkdirs(t, d, 0o777, 0, "/open")
+				plant(t, d+"/private/secret", d+"/open/l", me)
+			},
+			path: "/open/l", wantErr: "in %[1]s/open, which anyone may write (mode 0777, not sticky)"},
+		{name: "a link with two names", how: FollowLast,
+			setup: func(t *testing.T, d string) {
+				plant(t, d+"/private/secret", d+"/pub/l", me)
+				must(t, os.Link(d+"/pub/l", d+"/pub/l2")) // link(2) links the link itself
+			},
+			path: "/pub/l2", wantErr: "/pub/l2 is a link owned by root (uid 0) to %[1]s/private/secret, with 2 names (hard links to one link): not followed"},
+		{name: "another user's link to their own file, in a directory others may write", how: FollowLast,
+			setup: func(t *testing.T, d string) {
+				mkdirs(t, d, 0o777, 0, "/open")
+				must(t, os.WriteFile(d+"/home/theirs", nil, 0o644))
+				must(t, os.Chown(d+"/home/theirs", other, other))
+				plant(t, "../home/theirs", d+"/open/l", other)
+			},
+			path: "/open/l", want: "/home/theirs"},
+
+		// What hosts have, which must keep working.
+		{name: "resolv.conf, root's relative link to a file of systemd-resolved's", how: FollowLast,
+			setup: func(t *testing.T, d string) {
+				mkdirs(t, d, 0o755, 0, "/etc", "/run", "/run/systemd", "/run/systemd/resolve")
+				must(t, os.WriteFile(d+"/run/systemd/resolve/stub-resolv.conf", nil, 0o644))
+				must(t, os.Chown(d+"/run/systemd/resolve/stub-resolv.conf", 101, 101))
+				plant(t, "../run/systemd/resolve/stub-resolv.conf", d+"/etc/resolv.conf", me)
+			},
+			path: "/etc/resolv.conf", want: "/run/systemd/resolve/stub-resolv.conf"},
+		{name: "an alternatives chain", how: FollowLast,
+			setup: func(t *testing.T, d string) {
+				mkdirs(t, d, 0o755, 0, "/etc", "/etc/alternatives", "/usr", "/usr/bin")
+				must(t, os.WriteFile(d+"/usr/bin/vim.basic", nil, 0o755))
+				plant(t, d+"/usr/bin/vim.basic", d+"/etc/alternatives/editor", me)
+				plant(t, "../../etc/alternatives/editor", d+"/usr/bin/editor", me)
+			},
+			path: "/usr/bin/editor", want: "/usr/bin/vim.basic"},
+		{name: "a service user's current release", how: NoFollow,
+			setup: func(t *testing.T, d string) {
+				mkdirs(t, d, 0o755, 0, "/srv")
+				mkdirs(t, d, 0o755, 999, "/srv/app", "/srv/app/releases", "/srv/app/releases/1")
+				plant(t, "releases/1", d+"/srv/app/current", 999)
+			},
+			path: "/srv/app/current/app.conf", want: "/srv/app/releases/1/app.conf"},
+		{name: "the system's own links", how: FollowLast, path: "/proc/self/root/etc/hostname", want: "/etc/hostname"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,10 +208,14 @@ func TestResolve(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, d)
 			}
-			r, err := Resolve(d+tt.path, tt.how)
+			p := d + tt.path
+			if strings.HasPrefix(tt.path, "/proc/") {
+				p, d = tt.path, ""
+			}
+			r, err := Resolve(p, tt.how)
 			if tt.wantErr != "" {
 				want := tt.wantErr
-				if strings.Contains(want, "%s") {
+				if strings.Contains(want, "%") {
 					want = fmt.Sprintf(want, d)
 				}
 				if err == nil || !strings.Contains(err.Error(), want) {
@@ -176,7 +254,8 @@ func TestSwapAfterResolve(t *testing.T) {
 		wantErr string // "" when the op succeeds on the link itself
 	}{
 		{name: "read", op: func(r *Ref, _ fs.FileInfo) error { _, err := r.ReadFile(); return err }, wantErr: "is a symbolic link, which is not followed"},
-		{name: "chmod", op: func(r *Ref, fi fs.FileInfo) error { return r.Chmod(fi, 0o666) }, wantErr: "is a symbolic link, which is not followed"},
+		{name: "chmod", op: func(r *Ref, fi fs.FileInfo) error { return r.Chmod(fi, 0o666) }, wantErr: "was replaced while runbook was working on it"},
+		{name: "chmod, nothing expected", op: func(r *Ref, _ fs.FileInfo) error { return r.Chmod(nil, 0o666) }, wantErr: "is a symbolic link, which is not followed"},
 		{name: "chown", op: func(r *Ref, fi fs.FileInfo) error { return r.Chown(fi, other, other) }, wantErr: "was replaced while runbook was working on it"},
 		{name: "backup", op: func(r *Ref, _ fs.FileInfo) error {
 			_, err := r.Backup(func(i int) string { return fmt.Sprintf("bak%d", i) })
@@ -243,24 +322,6 @@ func TestParentSwapAfterResolve(t *testing.T) {
 	}
 	if b, err := os.ReadFile(d + "/pub/moved/secret"); err != nil || string(b) != "mine\n" {
 		t.Errorf("the write went elsewhere: %q %v", b, err)
-	}
-}
-
-// TestValidatedFileSwapped refuses to rename a temporary file that was replaced while the
-// validate command ran.
-func TestValidatedFileSwapped(t *testing.T) {
-	d := t.TempDir()
-	err := WriteAtomic(d+"/f", []byte("new\n"), Options{Mode: 0o644, UID: -1, GID: -1, Validate: func(tmp string) error {
-		if err := os.Remove(tmp); err != nil {
-			return err
-		}
-		return os.WriteFile(tmp, []byte("other\n"), 0o644)
-	}})
-	if err == nil || !strings.Contains(err.Error(), "was replaced while it was validated") {
-		t.Fatalf("err = %v", err)
-	}
-	if _, err := os.Lstat(d + "/f"); !os.IsNotExist(err) {
-		t.Errorf("f was written: %v", err)
 	}
 }
 
@@ -360,6 +421,25 @@ func TestPathFunctions(t *testing.T) {
 			}},
 		{name: "remove below a planted directory link", wantErr: "/pub/dir is a link owned by nobody",
 			op: func(d string) error { return Remove(d + "/pub/dir/secret") }},
+		{name: "stat through a planted link", wantErr: "/pub/l is a link owned by nobody",
+			op: func(d string) error { _, err := Stat(d + "/pub/l"); return err }},
+		{name: "lstat of a planted link describes the link",
+			op: func(d string) error {
+				fi, err := Lstat(d + "/pub/l")
+				if err == nil && fi.Mode()&fs.ModeSymlink == 0 {
+					err = fmt.Errorf("lstat: %v", fi.Mode())
+				}
+				return err
+			}},
+		{name: "stat of nothing",
+			op: func(d string) error {
+				if fi, err := Stat(d + "/pub/none/x"); fi != nil || err != nil {
+					return fmt.Errorf("stat: %v %v", fi, err)
+				}
+				return nil
+			}},
+		{name: "list below a planted directory link", wantErr: "/pub/dir is a link owned by nobody",
+			op: func(d string) error { _, err := ReadDir(d + "/pub/dir"); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -60,14 +59,16 @@ func (f *hostFS) read(p string) (string, bool, error) {
 	return string(b), ok, err
 }
 
+// exists says whether p is there; links are followed only when trusted (hostfs.Stat).
 func (f *hostFS) exists(p string) bool {
-	_, err := os.Stat(f.path(p))
-	return err == nil
+	fi, err := hostfs.Stat(f.path(p))
+	return err == nil && fi != nil
 }
 
-// list returns the regular files of a directory (host paths), sorted by name.
+// list returns the regular files and links of a directory (host paths), sorted by name;
+// links on the way are followed only when trusted (hostfs.ReadDir).
 func (f *hostFS) list(dir string) []string {
-	ents, err := os.ReadDir(f.path(dir))
+	ents, err := hostfs.ReadDir(f.path(dir))
 	if err != nil {
 		return nil
 	}
@@ -131,7 +132,7 @@ func (w *workspace) file(p string) (*wsFile, error) {
 	}
 	x := &wsFile{path: p, orig: content, cur: content, existed: ok}
 	if ok {
-		if fi, err := os.Stat(w.fs.path(p)); err == nil {
+		if fi, err := hostfs.Stat(w.fs.path(p)); err == nil && fi != nil {
 			x.origMode = fi.Mode().Perm()
 		}
 	}

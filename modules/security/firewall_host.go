@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -130,7 +128,7 @@ func (m Firewall) noSystemdNoScripts(names ...string) bool {
 		return false
 	}
 	for _, n := range names {
-		if _, err := os.Stat(under(m.root, "/etc/init.d/"+n)); err == nil {
+		if fi, err := hostfs.Stat(under(m.root, "/etc/init.d/"+n)); err == nil && fi != nil {
 			return false
 		}
 	}
@@ -518,7 +516,7 @@ func (m Firewall) savePath(args cty.Value, family string) (string, error) {
 		return p, nil
 	}
 	for _, p := range []string{sysconfig, debian} {
-		if fi, err := os.Stat(under(m.root, filepath.Dir(p))); err == nil && fi.IsDir() {
+		if fi, err := hostfs.Stat(under(m.root, filepath.Dir(p))); err == nil && fi != nil && fi.IsDir() {
 			return p, nil
 		}
 	}
@@ -534,11 +532,10 @@ func (m Firewall) save(ctx context.Context, r *fwRun, args cty.Value, t ipTools,
 	}
 	r.res.Data["saved"] = append(r.res.Data["saved"].([]any), path)
 	file := under(m.root, path)
-	fi, err := os.Lstat(file)
+	fi, err := hostfs.Lstat(file)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		fi = nil
-		if dfi, err := os.Stat(filepath.Dir(file)); err != nil || !dfi.IsDir() {
+	case err == nil && fi == nil:
+		if dfi, err := hostfs.Stat(filepath.Dir(file)); err != nil || dfi == nil || !dfi.IsDir() {
 			return fmt.Errorf("save: %s does not exist; create it first", filepath.Dir(path))
 		}
 	case err != nil:

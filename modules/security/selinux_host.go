@@ -35,13 +35,23 @@ func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, appl
 		return nil, err
 	}
 
-	cfg, fi, err := resolveConfig(under(m.root, cfgArg))
+	// One Ref to the config file from the read to the write: the file read, whose mode
+	// and owner the rewrite keeps, is the one replaced.
+	ref, fi, err := resolveConfig(under(m.root, cfgArg))
 	if err != nil {
 		return nil, err
 	}
-	old, exists, err := hostfs.ReadOptional(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", cfgArg, err)
+	defer ref.Close()
+	cfg := under(m.root, cfgArg)
+	var old []byte
+	exists := fi != nil
+	if ref != nil {
+		cfg = ref.Path()
+	}
+	if exists {
+		if old, err = ref.ReadFile(); err != nil {
+			return nil, fmt.Errorf("read %s: %w", cfgArg, err)
+		}
 	}
 	modeBefore, policyBefore := parseSEConfig(old)
 	defPolicy := policy
@@ -122,8 +132,7 @@ func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, appl
 	res.Diff.AfterHeader = strings.TrimSuffix(res.Diff.AfterHeader, ")") + "; runtime: " + rtAfter + ")"
 	if apply {
 		if fileChanged {
-			mode := fileMode(fi, 0o644)
-			if err := writeAtomic(cfg, content, mode, fi); err != nil {
+			if err := writeConfig(ref, cfg, content, fi); err != nil {
 				return nil, err
 			}
 		}
@@ -155,29 +164,54 @@ func fileSection(title string, before, after []byte, existed bool) section {
 
 // resolveConfig follows a symbolic link to the real file, so an atomic rewrite replaces the
 // file and keeps the link; only a trusted link is followed (hostfs.Resolve), an untrusted
-// one is an error before the file is read. fi is nil when the file does not exist.
-func resolveConfig(path string) (string, fs.FileInfo, error) {
+// one is an error before the file is read. The Ref is nil when the file's directory does
+// not exist (it is made when the file is written), fi nil when the file does not exist.
+func resolveConfig(path string) (*hostfs.Ref, fs.FileInfo, error) {
 	r, err := hostfs.Resolve(path, hostfs.FollowLast)
 	var dangling *hostfs.DanglingLinkError
 	switch {
 	case errors.As(err, &dangling):
-		return "", nil, fmt.Errorf("%s is a link that does not resolve: %w", path, err)
+		return nil, nil, fmt.Errorf("%s is a link that does not resolve: %w", path, err)
 	case errors.Is(err, fs.ErrNotExist):
-		return path, nil, nil // its directory is made when the file is written
+		return nil, nil, nil
 	case err != nil:
-		return "", nil, err
+		return nil, nil, err
 	}
-	defer r.Close()
 	fi, err := r.Lstat()
 	switch {
 	case err != nil:
-		return "", nil, fmt.Errorf("inspect %s: %w", path, err)
-	case fi == nil:
-		return path, nil, nil
-	case !fi.Mode().IsRegular():
-		return "", nil, fmt.Errorf("%s is not a regular file", r.Path())
+		err = fmt.Errorf("inspect %s: %w", path, err)
+	case fi != nil && !fi.Mode().IsRegular():
+		err = fmt.Errorf("%s is not a regular file", r.Path())
 	}
-	return r.Path(), fi, nil
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	return r, fi, nil
+}
+
+// writeConfig replaces the config file that ref names, keeping the mode and owner of fi,
+// the file that was read; without a ref (its directory did not exist) path is resolved
+// now, making the missing directories, and must still be missing: a file that appeared
+// meanwhile was not read, and is not replaced.
+func writeConfig(ref *hostfs.Ref, path string, content []byte, fi fs.FileInfo) error {
+	if ref == nil {
+		r, err := hostfs.Resolve(path, hostfs.MakeParents)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		defer r.Close()
+		switch now, err := r.Lstat(); {
+		case err != nil:
+			return fmt.Errorf("write %s: %w", path, err)
+		case now != nil:
+			return fmt.Errorf("write %s: it appeared while runbook was working on it; nothing was changed", path)
+		}
+		ref = r
+	}
+	uid, gid := hostfs.KeepOwner(fi)
+	return ref.WriteAtomic(content, hostfs.Options{Mode: fileMode(fi, 0o644), UID: uid, GID: gid})
 }
 
 // seModeLine and sePolicyLine match anything that looks like an assignment of the config
