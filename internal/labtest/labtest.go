@@ -6,6 +6,8 @@ package labtest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,22 +39,37 @@ func Root() string {
 }
 
 // Helpers builds the helper for linux/amd64 once per test binary and returns the
-// directory that RUNBOOK_HELPER_DIR must name. The directory lives until the process ends.
+// directory that RUNBOOK_HELPER_DIR must name. The directory is one per checkout and test
+// package (under the temporary directory, mode 0700), rebuilt by each run and reused by
+// the next, so runs leave no directory behind them; the binary is built beside it and
+// renamed into place, so a run of the same package next to this one sees a whole file.
 func Helpers(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "runbook-labtest-helper-")
-		if err != nil {
+		sum := sha256.Sum256([]byte(Root() + "\x00" + filepath.Base(os.Args[0])))
+		dir := filepath.Join(os.TempDir(), "runbook-labtest-helper-"+hex.EncodeToString(sum[:8]))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			buildErr = err
 			return
 		}
 		out := filepath.Join(dir, helperbin.Name("amd64"))
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/runbook-helper")
+		tmp, err := os.CreateTemp(dir, ".build-*")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp.Name(), "./cmd/runbook-helper")
 		cmd.Dir = Root()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			buildErr = err
 			helperDir = string(b)
+			return
+		}
+		if err := os.Rename(tmp.Name(), out); err != nil {
+			buildErr = err
 			return
 		}
 		helperDir = dir
