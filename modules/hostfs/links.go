@@ -65,30 +65,31 @@ const (
 // chooses what root reads or writes there, so a link is followed only when nobody else
 // could have:
 //
-//   - A link with more than one name is never followed: a hard link to a link puts it
-//     where its owner never did (the kernel allows that while fs.protected_hardlinks is 0).
 //   - A link owned by a user other than root that leads to a file of that same user is
-//     followed wherever it is: whoever moved it there, it only leads where its owner may
-//     write anyway.
+//     followed wherever it is, as long as it has one name: whoever moved it there, it only
+//     leads where its owner may write anyway. A second name (a hard link to the link,
+//     which the kernel allows while fs.protected_hardlinks is 0) could put it where its
+//     owner never did, leading another user's task to that user's files.
 //   - Any other link owned by root or by the user runbook runs as is followed only in a
 //     directory that belongs to root or to that user and that its group and others may not
-//     write, unless the directory is sticky (as /tmp is: there, only an entry's owner may rename
-//     it). Elsewhere another user could have moved or renamed the link, and it may lead
-//     anywhere.
+//     write, sticky or not: whoever may write a directory may rename a link of root's into
+//     it from another directory of theirs (the sticky bit stops renaming out, not in).
+//     Nobody else can put a link, or a second name of one, in such a directory.
 //   - Any other link (owned by another user and leading to someone else's file) is not
 //     followed.
 func trusted(f linkFacts) (linkReason, bool) {
 	me := uint32(os.Geteuid())
 	switch {
-	case f.names > 1:
-		return reasonNames, false
 	case f.linkUID == f.targetUID && f.linkUID != 0:
+		if f.names > 1 {
+			return reasonNames, false
+		}
 		return 0, true
 	case f.linkUID != 0 && f.linkUID != me:
 		return reasonOwner, false
 	case f.dirUID != 0 && f.dirUID != me:
 		return reasonDirOwner, false
-	case f.dirMode&modeGroupOtherWrite != 0 && f.dirMode&modeSticky == 0:
+	case f.dirMode&modeGroupOtherWrite != 0:
 		return reasonDirWritable, false
 	}
 	return 0, true
@@ -123,7 +124,7 @@ func (e *UntrustedLinkError) Error() string {
 		if e.DirMode&modeOtherWrite != 0 {
 			who = "anyone"
 		}
-		return fmt.Sprintf("%s, in %s, which %s may write (mode %04o, not sticky): not followed, as they could have moved the link there (a link of root or of the user runbook runs as is followed only in a directory of theirs that no one else may write)",
+		return fmt.Sprintf("%s, in %s, which %s may write (mode %04o): not followed, as they could have moved the link there (a link of root or of the user runbook runs as is followed only in a directory of theirs that no one else may write)",
 			head, e.Dir, who, e.DirMode)
 	}
 	return fmt.Sprintf("%s, owned by %s: not followed, as only links owned by root, by the user runbook runs as or by their target's owner are (chown -h the link if it is meant)",
@@ -148,13 +149,18 @@ func (e *DanglingLinkError) Unwrap() error { return fs.ErrNotExist }
 // someone else's there (the kernel allows that while fs.protected_hardlinks is 0), so it
 // is neither read nor has its owner or mode changed.
 type HardLinkError struct {
-	Path   string
-	UID    int // the file's owner
-	Names  int
-	DirUID int // the owner of the directory it was found in
+	Path    string
+	UID     int // the file's owner
+	Names   int
+	DirUID  int    // the owner of the directory it was found in
+	DirMode uint32 // that directory's permission bits
 }
 
 func (e *HardLinkError) Error() string {
+	if e.UID == e.DirUID {
+		return fmt.Sprintf("%s has %d names (hard links), and its directory may be written by others (mode %04o): not read or changed, as another user may have linked someone else's file there (remove the extra names if it is meant)",
+			e.Path, e.Names, e.DirMode)
+	}
 	return fmt.Sprintf("%s has %d names (hard links) and belongs to %s, while its directory belongs to %s: not read or changed, as another user may have linked someone else's file there (remove the extra names, or give the file to the directory's owner, if it is meant)",
 		e.Path, e.Names, userName(e.UID), userName(e.DirUID))
 }

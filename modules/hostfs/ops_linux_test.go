@@ -112,6 +112,14 @@ func TestValidate(t *testing.T) {
 				mkdirs(t, d, 0o777, 0, "/open")
 				return d + "/open"
 			}},
+		{name: "a relative TMPDIR is not taken from the command's working directory",
+			tmpdir: func(t *testing.T, d string) string { return "tmp" },
+			validate: func(t *testing.T, _, copy string) error {
+				if !strings.HasPrefix(copy, "/tmp/runbook-") {
+					t.Errorf("validate got %s, want a private directory under /tmp", copy)
+				}
+				return nil
+			}},
 		{name: "a temporary directory of another user's", wantErr: "/home belongs to nobody (uid 65534)",
 			tmpdir: func(t *testing.T, d string) string { return d + "/home" }},
 		{name: "a temporary directory behind a link of another user's", wantErr: "/pub/tmp is a link owned by nobody",
@@ -185,6 +193,10 @@ func TestHardLinks(t *testing.T) {
 		{name: "root's file linked into another user's directory", path: "/home/x",
 			setup:   func(t *testing.T, d string) { must(t, os.Link(d+"/private/secret", d+"/home/x")) },
 			wantErr: "/home/x has 2 names (hard links) and belongs to root (uid 0), while its directory belongs to nobody (uid 65534): not read or changed"},
+		// The sticky bit keeps others from removing a name, not from adding one.
+		{name: "root's file linked into a sticky world-writable directory", path: "/pub/x",
+			setup:   func(t *testing.T, d string) { must(t, os.Link(d+"/private/secret", d+"/pub/x")) },
+			wantErr: "/pub/x has 2 names (hard links), and its directory may be written by others (mode 1777): not read or changed"},
 		{name: "root's file linked in root's directory", path: "/private/again",
 			setup: func(t *testing.T, d string) { must(t, os.Link(d+"/private/secret", d+"/private/again")) }},
 		{name: "a user's file linked in their own directory", path: "/home/b",
@@ -419,6 +431,32 @@ func TestMadeIsChecked(t *testing.T) {
 			must(t, err)
 			if !os.SameFile(fi, now) {
 				t.Error("what it returned is not what is at the name")
+			}
+		})
+	}
+	// What a rename right after the mkdir leaves, in a directory others may write without
+	// the sticky bit: another directory of root's in its place.
+	for _, c := range []struct {
+		name  string
+		setup func(t *testing.T, p string)
+	}{
+		{"root's directory of another mode", func(t *testing.T, p string) { must(t, os.Mkdir(p, 0o755)) }},
+		{"root's 0700 directory that is not empty", func(t *testing.T, p string) {
+			must(t, os.Mkdir(p, 0o700))
+			must(t, os.WriteFile(p+"/x", nil, 0o600))
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := tree(t)
+			r, err := Resolve(d+"/etc/new", NoFollow)
+			must(t, err)
+			defer r.Close()
+			c.setup(t, d+"/etc/new")
+			f, err := os.Open(d + "/etc/new")
+			must(t, err)
+			defer f.Close()
+			if _, err := r.made(f, fs.ModeDir); err == nil || !strings.Contains(err.Error(), "was replaced right after runbook made it") {
+				t.Errorf("err = %v", err)
 			}
 		})
 	}

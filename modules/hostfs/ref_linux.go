@@ -331,9 +331,10 @@ func (r *Ref) isLink() error {
 	return fmt.Errorf("open %s: it is a symbolic link, which is not followed here (was it just put there?)", r.Path())
 }
 
-// checkNames refuses a regular file with more than one name that belongs to someone other
-// than the owner of the directory it was found in (HardLinkError): it is read, backed up,
-// chowned or chmodded only when its owner, or the directory's, put it there.
+// checkNames refuses a regular file with more than one name unless it belongs to the owner
+// of the directory it was found in and nobody else may write that directory (HardLinkError):
+// it is read, backed up, chowned or chmodded only when its owner, or the directory's, put
+// it there.
 func (r *Ref) checkNames(fi fs.FileInfo) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || !fi.Mode().IsRegular() || st.Nlink <= 1 {
@@ -343,10 +344,12 @@ func (r *Ref) checkNames(fi fs.FileInfo) error {
 	if err := unix.Fstat(r.dir, &ds); err != nil {
 		return &fs.PathError{Op: "stat", Path: r.dirPath, Err: err}
 	}
-	if ds.Uid == st.Uid {
+	// Whoever may write the directory may have put the name there, sticky or not (the
+	// sticky bit stops removing names, not adding them).
+	if ds.Uid == st.Uid && ds.Mode&modeGroupOtherWrite == 0 {
 		return nil
 	}
-	return &HardLinkError{Path: r.Path(), UID: int(st.Uid), Names: int(st.Nlink), DirUID: int(ds.Uid)}
+	return &HardLinkError{Path: r.Path(), UID: int(st.Uid), Names: int(st.Nlink), DirUID: int(ds.Uid), DirMode: ds.Mode & 0o7777}
 }
 
 // openRegular opens a regular file for reading; anything else is an error, and so is a
@@ -598,7 +601,11 @@ func (s *scratch) remove() {
 // handed to a command leads to it and nowhere else. The new directory is made mode 0700
 // under a random name, exclusively, and checked to be runbook's own.
 func newScratch() (*scratch, error) {
-	base, err := Resolve(os.TempDir(), FollowLast)
+	tmp := os.TempDir()
+	if !filepath.IsAbs(tmp) {
+		tmp = "/tmp" // a relative TMPDIR would be taken from the command's working directory
+	}
+	base, err := Resolve(tmp, FollowLast)
 	if err != nil {
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
@@ -764,7 +771,9 @@ var chmodFD = chmodAt
 func chmodAt(fd int, mode fs.FileMode) error {
 	m := unixMode(mode)
 	err := unix.Fchmodat(fd, "", m, unix.AT_EMPTY_PATH)
-	if err == unix.EOPNOTSUPP || err == unix.ENOSYS {
+	// EPERM too: a system call filter written before fchmodat2 may refuse it so. The
+	// fallback acts on the same descriptor.
+	if err == unix.EOPNOTSUPP || err == unix.ENOSYS || err == unix.EPERM {
 		err = chmodProc(fd, m)
 	}
 	return err
@@ -816,14 +825,26 @@ func (r *Ref) Chtimes(t time.Time) error {
 }
 
 // made checks that what f names is what runbook just made at the name: of type typ and
-// owned by the user runbook runs as, which nobody else can make.
+// owned by the user runbook runs as, which nobody else can make; a directory also still
+// empty and mode 0700, as made. In a directory others may write (without the sticky bit),
+// one of them could rename another directory of root's to the name in between; it would
+// have to be empty and 0700 to pass for the new one.
 func (r *Ref) made(f *os.File, typ fs.FileMode) (fs.FileInfo, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
+	replaced := fmt.Errorf("%s was replaced right after runbook made it; nothing was changed", r.Path())
 	if uid, ok := fileUID(fi); fi.Mode().Type() != typ || !ok || uid != os.Geteuid() {
-		return nil, fmt.Errorf("%s was replaced right after runbook made it; nothing was changed", r.Path())
+		return nil, replaced
+	}
+	if typ == fs.ModeDir {
+		if fi.Mode().Perm() != 0o700 || fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
+			return nil, replaced
+		}
+		if names, _ := f.Readdirnames(1); len(names) > 0 {
+			return nil, replaced
+		}
 	}
 	return fi, nil
 }
@@ -878,7 +899,7 @@ func (r *Ref) Symlink(target string, uid, gid int) (fs.FileInfo, error) {
 		if err != nil {
 			return nil, &fs.PathError{Op: "create link", Path: r.Path(), Err: err}
 		}
-		fi, err := r.ownLink(tmp, uid, gid)
+		fi, err := r.ownLink(tmp, target, uid, gid)
 		if err == nil {
 			err = renameat(r.dir, tmp, r.name)
 		}
@@ -893,8 +914,8 @@ func (r *Ref) Symlink(target string, uid, gid int) (fs.FileInfo, error) {
 }
 
 // ownLink gives the link runbook just made under tmp its owner, through a descriptor of
-// the link checked to be that one.
-func (r *Ref) ownLink(tmp string, uid, gid int) (fs.FileInfo, error) {
+// the link checked to be that one: runbook's, and leading to target.
+func (r *Ref) ownLink(tmp, target string, uid, gid int) (fs.FileInfo, error) {
 	t := &Ref{dir: r.dir, dirPath: r.dirPath, name: tmp}
 	f, err := t.openPath("open")
 	if err != nil {
@@ -903,6 +924,10 @@ func (r *Ref) ownLink(tmp string, uid, gid int) (fs.FileInfo, error) {
 	defer f.Close()
 	if _, err := t.made(f, fs.ModeSymlink); err != nil {
 		return nil, err
+	}
+	buf := make([]byte, len(target)+1)
+	if n, err := unix.Readlinkat(int(f.Fd()), "", buf); err != nil || string(buf[:n]) != target {
+		return nil, fmt.Errorf("%s was replaced right after runbook made it; nothing was changed", r.Path())
 	}
 	if uid >= 0 || gid >= 0 {
 		if err := unix.Fchownat(int(f.Fd()), "", uid, gid, unix.AT_EMPTY_PATH); err != nil {

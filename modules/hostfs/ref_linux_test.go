@@ -19,8 +19,9 @@ import (
 const other = 65534
 
 // tree makes a temporary tree: a root-owned 0600 secret, a directory holding it, a
-// sticky world-writable directory like /tmp for others to plant links in, and home, the
-// other user's own directory.
+// sticky world-writable directory like /tmp for others to plant links in, home, the other
+// user's own directory, and etc, root's own 0755 directory, where root's links are
+// followed.
 func tree(t *testing.T) string {
 	t.Helper()
 	d, err := filepath.EvalSymlinks(t.TempDir())
@@ -33,6 +34,7 @@ func tree(t *testing.T) string {
 	must(t, os.Chmod(d+"/pub", 0o777|fs.ModeSticky))
 	must(t, os.Mkdir(d+"/home", 0o755))
 	must(t, os.Chown(d+"/home", other, other))
+	must(t, os.Mkdir(d+"/etc", 0o755))
 	return d
 }
 
@@ -79,8 +81,8 @@ func TestResolve(t *testing.T) {
 		{name: "plain file", path: "/private/secret", how: FollowLast, want: "/private/secret"},
 		{name: "missing last component", path: "/pub/new", how: FollowLast, want: "/pub/new"},
 		{name: "trusted link, last component", how: FollowLast,
-			setup: func(t *testing.T, d string) { plant(t, d+"/private/secret", d+"/pub/l", me) },
-			path:  "/pub/l", want: "/private/secret"},
+			setup: func(t *testing.T, d string) { plant(t, d+"/private/secret", d+"/etc/l", me) },
+			path:  "/etc/l", want: "/private/secret"},
 		{name: "a link not followed is the link", how: NoFollow,
 			setup: func(t *testing.T, d string) { plant(t, d+"/private/secret", d+"/pub/l", other) },
 			path:  "/pub/l", want: "/pub/l"},
@@ -98,8 +100,8 @@ func TestResolve(t *testing.T) {
 			setup: func(t *testing.T, d string) { plant(t, d+"/private", d+"/pub/dir", other) },
 			path:  "/pub/dir/secret", wantErr: "/pub/dir is a link owned by nobody (uid 65534) to %s/private, owned by root"},
 		{name: "trusted link, parent component", how: NoFollow,
-			setup: func(t *testing.T, d string) { plant(t, "../private", d+"/pub/dir", me) },
-			path:  "/pub/dir/secret", want: "/private/secret"},
+			setup: func(t *testing.T, d string) { plant(t, "../private", d+"/etc/dir", me) },
+			path:  "/etc/dir/secret", want: "/private/secret"},
 		{name: "untrusted link behind a trusted one", how: FollowLast,
 			setup: func(t *testing.T, d string) {
 				plant(t, d+"/private/secret", d+"/pub/inner", other)
@@ -108,17 +110,17 @@ func TestResolve(t *testing.T) {
 			path: "/pub/outer", wantErr: "/pub/inner is a link owned by nobody"},
 		{name: "untrusted link in front of a trusted one", how: FollowLast,
 			setup: func(t *testing.T, d string) {
-				plant(t, d+"/private/secret", d+"/pub/inner", me)
-				plant(t, "inner", d+"/pub/outer", other)
+				plant(t, d+"/private/secret", d+"/etc/inner", me)
+				plant(t, "../etc/inner", d+"/pub/outer", other)
 			},
 			path: "/pub/outer", wantErr: "/pub/outer is a link owned by nobody (uid 65534) to %s/private/secret"},
 		{name: "dotdot in a link target is taken after the link", how: FollowLast,
 			setup: func(t *testing.T, d string) {
 				must(t, os.MkdirAll(d+"/a/b", 0o755))
-				plant(t, d+"/a/b", d+"/pub/b", me)
-				plant(t, "b/../../private/secret", d+"/pub/l", me)
+				plant(t, d+"/a/b", d+"/etc/b", me)
+				plant(t, "b/../../private/secret", d+"/etc/l", me)
 			},
-			path: "/pub/l", want: "/private/secret"},
+			path: "/etc/l", want: "/private/secret"},
 		{name: "link loop", how: FollowLast,
 			setup: func(t *testing.T, d string) {
 				plant(t, "b", d+"/pub/a", me)
@@ -154,19 +156,36 @@ func TestResolve(t *testing.T) {
 				mkdirs(t, d, 0o775, 0, "/shared")
 				plant(t, d+"/private/secret", d+"/shared/l", me)
 			},
-			path: "/shared/l", wantErr: "/shared/l is a link owned by root (uid 0) to %[1]s/private/secret, in %[1]s/shared, which group root (gid 0) may write (mode 0775, not sticky)"},
+			path: "/shared/l", wantErr: "/shared/l is a link owned by root (uid 0) to %[1]s/private/secret, in %[1]s/shared, which group root (gid 0) may write (mode 0775): not followed"},
 		{name: "root's link in a world-writable directory", how: FollowLast,
 			setup: func(t *testing.T, d string) {
 				mkdirs(t, d, 0o777, 0, "/open")
 				plant(t, d+"/private/secret", d+"/open/l", me)
 			},
-			path: "/open/l", wantErr: "in %[1]s/open, which anyone may write (mode 0777, not sticky)"},
-		{name: "a link with two names", how: FollowLast,
+			path: "/open/l", wantErr: "in %[1]s/open, which anyone may write (mode 0777): not followed"},
+		// The sticky bit keeps others from renaming a link out of /tmp, not from renaming
+		// one of root's in, from a directory of theirs on the same file system.
+		{name: "root's link in a sticky world-writable directory", how: FollowLast,
+			setup: func(t *testing.T, d string) { plant(t, d+"/private/secret", d+"/pub/l", me) },
+			path:  "/pub/l", wantErr: "in %[1]s/pub, which anyone may write (mode 1777): not followed"},
+		// A second name of a user's link, put in another user's directory, would lead that
+		// user's task to the first user's files.
+		{name: "a user's link to their own file, with two names", how: FollowLast,
 			setup: func(t *testing.T, d string) {
-				plant(t, d+"/private/secret", d+"/pub/l", me)
-				must(t, os.Link(d+"/pub/l", d+"/pub/l2")) // link(2) links the link itself
+				must(t, os.WriteFile(d+"/home/theirs", nil, 0o644))
+				must(t, os.Chown(d+"/home/theirs", other, other))
+				plant(t, "theirs", d+"/home/l", other)
+				must(t, os.Link(d+"/home/l", d+"/home/l2")) // link(2) links the link itself
 			},
-			path: "/pub/l2", wantErr: "/pub/l2 is a link owned by root (uid 0) to %[1]s/private/secret, with 2 names (hard links to one link): not followed"},
+			path: "/home/l2", wantErr: "/home/l2 is a link owned by nobody (uid 65534) to %[1]s/home/theirs, with 2 names (hard links to one link): not followed"},
+		// Root's link with two names, both in root's own directory: nobody else could have
+		// put either there.
+		{name: "root's link with two names in root's directory", how: FollowLast,
+			setup: func(t *testing.T, d string) {
+				plant(t, d+"/private/secret", d+"/etc/l", me)
+				must(t, os.Link(d+"/etc/l", d+"/etc/l2"))
+			},
+			path: "/etc/l2", want: "/private/secret"},
 		{name: "another user's link to their own file, in a directory others may write", how: FollowLast,
 			setup: func(t *testing.T, d string) {
 				mkdirs(t, d, 0o777, 0, "/open")
@@ -179,7 +198,7 @@ func TestResolve(t *testing.T) {
 		// What hosts have, which must keep working.
 		{name: "resolv.conf, root's relative link to a file of systemd-resolved's", how: FollowLast,
 			setup: func(t *testing.T, d string) {
-				mkdirs(t, d, 0o755, 0, "/etc", "/run", "/run/systemd", "/run/systemd/resolve")
+				mkdirs(t, d, 0o755, 0, "/run", "/run/systemd", "/run/systemd/resolve")
 				must(t, os.WriteFile(d+"/run/systemd/resolve/stub-resolv.conf", nil, 0o644))
 				must(t, os.Chown(d+"/run/systemd/resolve/stub-resolv.conf", 101, 101))
 				plant(t, "../run/systemd/resolve/stub-resolv.conf", d+"/etc/resolv.conf", me)
@@ -187,7 +206,7 @@ func TestResolve(t *testing.T) {
 			path: "/etc/resolv.conf", want: "/run/systemd/resolve/stub-resolv.conf"},
 		{name: "an alternatives chain", how: FollowLast,
 			setup: func(t *testing.T, d string) {
-				mkdirs(t, d, 0o755, 0, "/etc", "/etc/alternatives", "/usr", "/usr/bin")
+				mkdirs(t, d, 0o755, 0, "/etc/alternatives", "/usr", "/usr/bin")
 				must(t, os.WriteFile(d+"/usr/bin/vim.basic", nil, 0o755))
 				plant(t, d+"/usr/bin/vim.basic", d+"/etc/alternatives/editor", me)
 				plant(t, "../../etc/alternatives/editor", d+"/usr/bin/editor", me)
