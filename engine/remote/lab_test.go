@@ -1,16 +1,16 @@
-package remote
+package remote_test
 
 import (
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/runbook/runbook/engine/helperbin"
+	"github.com/runbook/runbook/engine/remote"
 	"github.com/runbook/runbook/engine/transport"
+	"github.com/runbook/runbook/internal/labtest"
 	"github.com/runbook/runbook/inventory"
 	"github.com/runbook/runbook/testenv"
 )
@@ -40,7 +40,7 @@ func TestLabStepBounds(t *testing.T) {
 		t.Skip("lab tests are skipped in -short mode")
 	}
 	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierNS, Hosts: 1})
-	useBuiltHelper(t)
+	t.Setenv(helperbin.EnvDir, labtest.Helpers(t))
 	ctx := context.Background()
 	host := lab.Hosts[0].Name
 	pub, err := os.ReadFile(lab.Key + ".pub")
@@ -77,7 +77,7 @@ chmod 755 /tmp/stall-shell && useradd -m -d /tmp/slow -s /tmp/stall-shell slow &
 		if _, err := lab.Exec(ctx, host, "sh", "-c", `printf %s "$1" > /tmp/stall`, "_", tt.stall); err != nil {
 			t.Fatal(err)
 		}
-		c := &Connector{Dialer: &transport.Dialer{SSHConfig: lab.SSHConfig}, SSHConfig: lab.SSHConfig,
+		c := &remote.Connector{Dialer: &transport.Dialer{SSHConfig: lab.SSHConfig}, SSHConfig: lab.SSHConfig,
 			ProbeTimeout: bound, PushTimeout: bound, StartTimeout: bound}
 		start := time.Now()
 		x, err := c.Connect(ctx, h, nil)
@@ -102,18 +102,4 @@ chmod 755 /tmp/stall-shell && useradd -m -d /tmp/slow -s /tmp/stall-shell slow &
 			t.Errorf("stall %s: Connect took %s", tt.stall, took)
 		}
 	}
-}
-
-// useBuiltHelper compiles the static helper for this machine's architecture and has
-// helperbin serve it from there ($RUNBOOK_HELPER_DIR): the test does not depend on `make
-// build` having embedded one.
-func useBuiltHelper(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir, helperbin.Name("amd64")), "../../cmd/runbook-helper")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build helper: %v\n%s", err, b)
-	}
-	t.Setenv(helperbin.EnvDir, dir)
 }

@@ -7,6 +7,7 @@ package remote
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -185,22 +186,16 @@ const (
 	defaultStartTimeout = 30 * time.Second
 )
 
-func orDefault(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
-}
-
 func (c *Connector) probe(ctx context.Context, conn *transport.Conn, b transport.Become) (probe, error) {
-	ctx, cancel := context.WithTimeout(ctx, orDefault(c.ProbeTimeout, defaultProbeTimeout))
+	limit := cmp.Or(c.ProbeTimeout, defaultProbeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	// A host decides what it prints: keep only the end of it.
 	out, errb := &tail.Buffer{Max: 64 << 10}, &tail.Buffer{Max: 4 << 10}
 	code, err := conn.RunAs(ctx, b, probeLine, nil, out, errb)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return probe{}, fmt.Errorf("probe %s: no answer within %s", conn.Target.Name, orDefault(c.ProbeTimeout, defaultProbeTimeout))
+			return probe{}, fmt.Errorf("probe %s: no answer within %s", conn.Target.Name, limit)
 		}
 		return probe{}, err
 	}
@@ -509,7 +504,7 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.
 	if err != nil {
 		return fmt.Errorf("read the helper for linux/%s: %w", h.Arch, err)
 	}
-	limit := orDefault(c.PushTimeout, defaultPushTimeout)
+	limit := cmp.Or(c.PushTimeout, defaultPushTimeout)
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	tag := randomTag()
@@ -645,7 +640,7 @@ func (c *Connector) launchOut(ctx context.Context, conn *transport.Conn, t trans
 	}
 	stderr := &tail.Buffer{Max: 64 << 10}
 	go func() { _, _ = io.Copy(stderr, sess.Stderr) }()
-	hctx, cancel := context.WithTimeout(ctx, orDefault(c.StartTimeout, defaultStartTimeout))
+	hctx, cancel := context.WithTimeout(ctx, cmp.Or(c.StartTimeout, defaultStartTimeout))
 	defer cancel()
 	client, err := protocol.NewClient(hctx, sess.Stdout, sess.Stdin)
 	if err != nil {

@@ -22,7 +22,6 @@ type barrierExec struct {
 type closeBarrier struct {
 	arrived sync.WaitGroup
 	all     chan struct{}
-	once    sync.Once
 	mu      sync.Mutex
 	gaveUp  int
 }

@@ -36,13 +36,12 @@ func TestSELinuxConfigSwapped(t *testing.T) {
 	}
 	writeTree(t, root, kernNone)
 	type side struct {
-		name     string // its name in home at the start
-		uid      int
-		mode     os.FileMode
-		marker   string
-		dir      int // held open, wherever the user moves it
-		foreign  string
-		origName string
+		name    string // its name in home at the start
+		uid     int
+		mode    os.FileMode
+		marker  string
+		dir     int // held open, wherever the user moves it
+		foreign string
 	}
 	sides := []*side{
 		{name: "se", uid: 65534, mode: 0o644, marker: "# the user's\n", foreign: "# root's\n"},
