@@ -349,12 +349,15 @@ func startScript(dir, sha string, stamp bool) string {
 // placeScript prepares dir, as the identity that will run the helper, to receive it: it
 // checks (checkFunc) the deepest part of dir that exists before it creates anything below
 // it, so nothing is made in a place another user controls; it creates the rest (private to
-// that user) and checks the whole. It leaves d set to dir's physical path.
+// that user) and checks the whole. It leaves d set to dir's physical path. Temporary files
+// of uploads an hour old or more (a run cut off half-way) are removed; a push takes 5
+// minutes at most.
 func placeScript(dir string) string {
 	return `umask 077; ` + uidVar + checkFunc + `; d=` + sh.Quote(dir) + `; o=$PWD; ` +
 		`e=$d; while [ ! -d "$e" ]; do e=${e%/*}; e=${e:-/}; done; r=${d#"$e"}; ` +
 		`cd -P "$e" || exit ` + strconv.Itoa(exitNoPlace) + `; e=$PWD; ck -p "$e"; d=${e%/}/${r#/}; ` +
-		`mkdir -p "$d" || exit ` + strconv.Itoa(exitNoPlace) + `; cd -P "$d" || exit ` + strconv.Itoa(exitNoPlace) + `; d=$PWD; cd "$o" 2>/dev/null || cd /; ck "$d"; `
+		`mkdir -p "$d" || exit ` + strconv.Itoa(exitNoPlace) + `; cd -P "$d" || exit ` + strconv.Itoa(exitNoPlace) + `; d=$PWD; cd "$o" 2>/dev/null || cd /; ck "$d"; ` +
+		`find "$d" -maxdepth 1 -type f -name '.*.tmp' -mmin +60 -exec rm -f {} + 2>/dev/null; `
 }
 
 // keepScript verifies the upload $t in the checked directory $d against sha and renames it

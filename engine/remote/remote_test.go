@@ -75,7 +75,7 @@ func shells(t *testing.T) []shell {
 		return out
 	}
 	dir := traversable(t, t.TempDir())
-	for _, applet := range []string{"sh", "stat", "mkdir", "mv", "chmod", "rm", "cat", "sha256sum", "id", "uname", "printf"} {
+	for _, applet := range []string{"sh", "stat", "mkdir", "mv", "chmod", "rm", "cat", "sha256sum", "id", "uname", "printf", "find"} {
 		if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
 			t.Fatal(err)
 		}
@@ -264,6 +264,24 @@ func TestStreamScript(t *testing.T) {
 		if out, errs, code := runScript(t, shell, startScript(dir, sha, false), 0, ""); code != 0 || out != "started\n" {
 			t.Errorf("%s: start after install: %q %q exit %d", shell.name, out, errs, code)
 		}
+
+		// What an upload cut off two hours ago left is removed by the next push; an upload
+		// under way (a fresh temporary file) is not.
+		stale, fresh := filepath.Join(dir, "."+sha[:16]+".old.tmp"), filepath.Join(dir, "."+sha[:16]+".busy.tmp")
+		os.WriteFile(stale, []byte("half"), 0o600)
+		os.WriteFile(fresh, []byte("half"), 0o600)
+		old := time.Now().Add(-2 * time.Hour)
+		os.Chtimes(stale, old, old)
+		if _, errs, code := runScript(t, shell, streamScript(dir, sha, "tag0"), 0, body); code != 0 {
+			t.Fatalf("%s: second install: exit %d %q", shell.name, code, errs)
+		}
+		if _, err := os.Lstat(stale); err == nil {
+			t.Errorf("%s: a stale temporary file stayed", shell.name)
+		}
+		if _, err := os.Lstat(fresh); err != nil {
+			t.Errorf("%s: a fresh temporary file was removed: %v", shell.name, err)
+		}
+		os.Remove(fresh)
 
 		// A link planted at the temporary name is not written through.
 		victim := filepath.Join(home, "victim")
