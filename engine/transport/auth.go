@@ -24,6 +24,7 @@ type credentials struct {
 	tried   []string
 	notes   []string
 	agent   net.Conn
+	pw      passwordState
 }
 
 func (c *credentials) close() {
@@ -201,4 +202,60 @@ func unwrapPathErr(err error) error {
 		return oe.Err
 	}
 	return err
+}
+
+// passwordState is what became of a target's password during one dial, for the error
+// message: whether the host asked for it at all.
+type passwordState struct {
+	set   bool // the target has a password
+	asked bool // the host took it (password) or asked for it (keyboard-interactive)
+	extra bool // keyboard-interactive asked for more than one password
+}
+
+// passwordMethods returns the password and keyboard-interactive methods that log in with
+// t.Password, to try after the keys (nil without a password). Keyboard-interactive (what
+// sshd offers with PAM) gets the password as the answer to its one hidden prompt, once; a
+// host that asks anything else (a visible prompt, a second round after the password: a
+// one-time code) gets empty answers, and the login fails. The password goes only to the host
+// whose key was verified: ssh checks the host key before any authentication.
+func passwordMethods(t Target, cr *credentials) []ssh.AuthMethod {
+	if t.Password == "" {
+		return nil
+	}
+	cr.pw.set = true
+	password := ssh.PasswordCallback(func() (string, error) {
+		cr.pw.asked = true
+		return t.Password, nil
+	})
+	answered := false
+	kbd := ssh.KeyboardInteractive(func(_, _ string, questions []string, echos []bool) ([]string, error) {
+		if len(questions) == 0 {
+			return nil, nil // a message only (a banner, PAM's info text)
+		}
+		if answered || len(questions) != 1 || echos[0] {
+			// Empty answers fail this method (an error here would end the whole handshake,
+			// and the message that says why with it).
+			cr.pw.extra = true
+			return make([]string, len(questions)), nil
+		}
+		answered, cr.pw.asked = true, true
+		return []string{t.Password}, nil
+	})
+	return []ssh.AuthMethod{password, kbd}
+}
+
+// authNotes are the notes of a failed login: why some keys could not be used, and what
+// became of the password. The password itself never appears.
+func (c *credentials) authNotes() []string {
+	notes := c.notes
+	switch {
+	case !c.pw.set:
+	case c.pw.extra:
+		notes = append(notes, "the host asks for more than the inventory's password (a one-time code?); runbook answers the password prompt only")
+	case c.pw.asked:
+		notes = append(notes, "the inventory's password (ansible_password) was refused")
+	default:
+		notes = append(notes, "the host accepts no password login (password and keyboard-interactive not offered), so the inventory's password was not used")
+	}
+	return notes
 }

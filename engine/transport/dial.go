@@ -254,6 +254,7 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 		Timeout:           d.connectTimeout(t),
 	}
 	cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(cr.signers...)}
+	cfg.Auth = append(cfg.Auth, passwordMethods(t, cr)...)
 
 	var nc net.Conn
 	switch {
@@ -293,7 +294,7 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 		case hkErr != nil:
 			return nil, nil, "", unreachable(name, "host key", hkErr)
 		case strings.Contains(err.Error(), "unable to authenticate"):
-			return nil, nil, "", unreachable(name, "auth", &AuthError{User: t.User, Host: fmt.Sprintf("%s (%s)", name, addr), Tried: cr.tried, Notes: cr.notes})
+			return nil, nil, "", unreachable(name, "auth", &AuthError{User: t.User, Host: fmt.Sprintf("%s (%s)", name, addr), Tried: cr.tried, Notes: cr.authNotes()})
 		case isProxyConn(nc):
 			return nil, nil, "", unreachable(name, "handshake", fmt.Errorf("%s: %w%s", addr, err, nc.(*proxyConn).stderrTail()))
 		default:

@@ -39,6 +39,11 @@ type Target struct {
 	StrictHostKeyChecking string
 	ConnectTimeout        time.Duration // 0: the Dialer's default
 
+	// Password is the login password (the inventory's ansible_password), tried with the
+	// password and keyboard-interactive methods after the keys; never logged, never in argv
+	// or errors.
+	Password string
+
 	BecomeMethod   string // "sudo" or ""
 	BecomeUser     string // empty: root
 	BecomePassword string // never logged, never in argv or errors
@@ -75,14 +80,15 @@ func (t Target) Become() Become {
 	return Become{Method: t.BecomeMethod, User: t.BecomeUser, Password: t.BecomePassword}
 }
 
-// String never includes the become password.
+// String never includes the passwords.
 func (t Target) String() string {
 	return fmt.Sprintf("%s (%s@%s)", t.Name, t.User, t.hostPort())
 }
 
-// GoString keeps %#v from printing the become password.
+// GoString keeps %#v from printing the passwords.
 func (t Target) GoString() string {
 	t.BecomePassword = strings.Repeat("*", min(len(t.BecomePassword), 1)*8)
+	t.Password = strings.Repeat("*", min(len(t.Password), 1)*8)
 	type plain Target
 	return fmt.Sprintf("%#v", plain(t))
 }

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -185,9 +186,9 @@ func TestResolveTargetDefaults(t *testing.T) {
 }
 
 func TestTargetHidesPassword(t *testing.T) {
-	tg := Target{Name: "h", BecomePassword: "hunter2"}
-	for _, s := range []string{tg.String(), tg.GoString()} {
-		if strings.Contains(s, "hunter2") {
+	tg := Target{Name: "h", BecomePassword: "hunter2", Password: "s3cr3t-login"}
+	for _, s := range []string{tg.String(), tg.GoString(), fmt.Sprintf("%v %+v %#v %s", tg, tg, tg, tg)} {
+		if strings.Contains(s, "hunter2") || strings.Contains(s, "s3cr3t") {
 			t.Errorf("%q shows the password", s)
 		}
 	}

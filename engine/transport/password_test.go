@@ -1,0 +1,154 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// passwordServer accepts one login method: "password", or "keyboard-interactive" asking
+// the questions of each round in turn (a round of none is a message only). It records
+// the passwords and the non-empty answers it was sent.
+func passwordServer(t *testing.T, method string, rounds [][]string) (Target, *[]string) {
+	t.Helper()
+	hk, _ := newKey(t)
+	var got []string
+	cfg := &ssh.ServerConfig{}
+	const want = "c0rrect h0rse"
+	switch method {
+	case "password":
+		cfg.PasswordCallback = func(md ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
+			got = append(got, string(pw))
+			if md.User() == "op" && string(pw) == want {
+				return nil, nil
+			}
+			return nil, errors.New("wrong")
+		}
+	case "keyboard-interactive":
+		cfg.KeyboardInteractiveCallback = func(md ssh.ConnMetadata, ask ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			ok := true
+			for _, qs := range rounds {
+				echos := make([]bool, len(qs))
+				ans, err := ask("", "", qs, echos)
+				if err != nil {
+					return nil, err
+				}
+				for _, a := range ans {
+					if a != "" {
+						got = append(got, a)
+					}
+					ok = ok && a == want
+				}
+			}
+			if ok && len(got) > 0 {
+				return nil, nil
+			}
+			return nil, errors.New("wrong")
+		}
+	}
+	if method == "none" {
+		cfg.PublicKeyCallback = func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
+			return nil, errors.New("no key is authorized")
+		}
+	}
+	cfg.AddHostKey(hk)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				sc, chans, reqs, err := ssh.NewServerConn(c, cfg)
+				if err != nil {
+					return
+				}
+				defer sc.Close()
+				go ssh.DiscardRequests(reqs)
+				for nc := range chans {
+					_ = nc.Reject(ssh.Prohibited, "no sessions here")
+				}
+			}()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	line := "[127.0.0.1]:" + strconv.Itoa(port) + " " + string(ssh.MarshalAuthorizedKey(hk.PublicKey()))
+	if err := os.WriteFile(kh, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return Target{Name: "pw", Address: "127.0.0.1", Port: port, User: "op", IdentitiesOnly: true,
+		IdentityFile: filepath.Join(t.TempDir(), "none"), KnownHostsFiles: []string{kh},
+		StrictHostKeyChecking: "yes", IdentityAgent: "none"}, &got
+}
+
+// A target's password logs in with the password method and with keyboard-interactive
+// (sshd with PAM), after the keys; a wrong one, or a host that asks for more than the
+// password, is an authentication error that says so and never shows the password.
+func TestPasswordLogin(t *testing.T) {
+	const right, wrong = "c0rrect h0rse", "wr0ng-s3cret"
+	tests := []struct {
+		name     string
+		method   string
+		rounds   [][]string
+		password string
+		err      string // "" : logged in
+		sent     int    // answers the server got
+	}{
+		{name: "password", method: "password", password: right, sent: 1},
+		{name: "password wrong", method: "password", password: wrong, err: "the inventory's password (ansible_password) was refused", sent: 1},
+		{name: "no password", method: "password", err: "no usable credentials"},
+		{name: "kbd", method: "keyboard-interactive", rounds: [][]string{{"Password: "}}, password: right, sent: 1},
+		{name: "kbd with a message first", method: "keyboard-interactive", rounds: [][]string{{}, {"Password: "}}, password: right, sent: 1},
+		{name: "kbd wrong", method: "keyboard-interactive", rounds: [][]string{{"Password: "}}, password: wrong, err: "was refused", sent: 1},
+		{name: "kbd one-time code", method: "keyboard-interactive", rounds: [][]string{{"Password: "}, {"Verification code: "}}, password: right,
+			err: "asks for more than the inventory's password", sent: 1},
+		{name: "kbd two questions", method: "keyboard-interactive", rounds: [][]string{{"Password: ", "Code: "}}, password: right,
+			err: "asks for more than the inventory's password"},
+		{name: "publickey only", method: "none", password: right, err: "accepts no password login"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg, got := passwordServer(t, tt.method, tt.rounds)
+			tg.Password = tt.password
+			d := &Dialer{ConnectTimeout: 10 * time.Second}
+			c, err := d.Dial(context.Background(), tg)
+			if c != nil {
+				c.Close()
+			}
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("Dial: %v", err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Fatalf("Dial: %v, want an error with %q", err, tt.err)
+			}
+			if err != nil {
+				var ae *AuthError
+				if !errors.As(err, &ae) || !IsUnreachable(err) {
+					t.Errorf("%T is not an unreachable *AuthError", err)
+				}
+				if s := fmt.Sprintf("%v %+v %#v", err, err, err); strings.Contains(s, "s3cret") || strings.Contains(s, "h0rse") {
+					t.Errorf("the error shows the password: %s", s)
+				}
+			}
+			if len(*got) != tt.sent {
+				t.Errorf("the server got %d answers, want %d", len(*got), tt.sent)
+			}
+		})
+	}
+}
