@@ -10,63 +10,274 @@ import (
 // Connection is how to reach a host over SSH, taken from its merged variables.
 type Connection struct {
 	Address      string // ansible_host, else the host's name
-	Port         int    // ansible_port; 0 when unset
-	User         string // ansible_user
-	IdentityFile string // ansible_ssh_private_key_file
-	ProxyJump    string // from ansible_ssh_common_args/ansible_ssh_extra_args: -o ProxyJump=, -J, or ProxyCommand ssh -W
-	Password     string // ansible_password
+	Port         int    // ansible_port, else -p/-o Port in the ssh arguments; 0 when unset
+	User         string // ansible_user, else -l/-o User in the ssh arguments
+	IdentityFile string // ansible_ssh_private_key_file, else -i/-o IdentityFile in the ssh arguments
+	ProxyJump    string // from the ssh arguments: -o ProxyJump=, -J, or ProxyCommand ssh -W
+	Password     string // ansible_password: the login password (never shown)
+
+	// Become is ansible_become: Unset when the inventory does not say, so that a play's
+	// or a task's become decides.
+	Become         Tristate
+	BecomeUser     string // ansible_become_user (or ansible_sudo_user, ansible_su_user, ...)
+	BecomeMethod   string // ansible_become_method: "sudo", "su", "doas", or "" when unset
+	BecomePassword string // ansible_become_password (or _pass, ansible_sudo_pass, ...; never shown)
 }
+
+// Tristate is a yes/no setting that an inventory may leave unset.
+type Tristate int8
+
+// The values of a Tristate.
+const (
+	Unset Tristate = iota
+	No
+	Yes
+)
+
+// IsSet reports whether the inventory gave the setting.
+func (t Tristate) IsSet() bool { return t != Unset }
+
+// Bool is the setting, false when unset.
+func (t Tristate) Bool() bool { return t == Yes }
 
 // Connection reads the connection variables as Ansible's ssh connection does, including
 // the older names (ansible_ssh_host, ansible_ssh_user, ansible_ssh_port, ansible_ssh_pass,
 // ansible_private_key_file); where several are set, the one Ansible reads last wins.
+// Values that CheckConnection refuses are left out (a port that is not a port reads as
+// unset): a caller that connects must call CheckConnection first.
 func (h *Host) Connection() Connection {
 	c := Connection{Address: h.Name}
-	str := func(names ...string) string {
-		out := ""
-		for _, n := range names {
-			if v, ok := h.Vars[n]; ok && v != nil {
-				out = pyStr(v)
-			}
-		}
-		return out
-	}
-	if a := str("ansible_host", "ansible_ssh_host"); a != "" {
+	str := h.lastStr
+	if a := str(h.aliases("ansible_host", "ansible_ssh_host")...); a != "" {
 		c.Address = a
 	}
-	for _, n := range []string{"ansible_port", "ansible_ssh_port"} {
-		if p, ok := portOf(h.Vars[n]); ok {
+	s := h.sshSettings()
+	c.ProxyJump = s.jump
+	if v, ok := s.opts["port"]; ok {
+		if p, ok := portOf(v.val); ok {
 			c.Port = p
 		}
 	}
-	c.User = str("ansible_user", "ansible_ssh_user")
-	c.IdentityFile = str("ansible_private_key_file", "ansible_ssh_private_key_file")
-	c.Password = str("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
-	for _, n := range []string{"ansible_ssh_common_args", "ansible_ssh_extra_args"} {
-		if v, ok := h.Vars[n].(string); ok {
-			if j := proxyJump(v); j != "" {
-				c.ProxyJump = j
-			}
-		}
-	}
+	c.User = s.opts["user"].val
+	c.IdentityFile = s.opts["identityfile"].val
+	c.Password = str(h.aliases("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")...)
+
+	c.Become = h.becomeSetting()
+	c.BecomeMethod = h.becomeMethod()
+	m := methodName(c.BecomeMethod)
+	c.BecomeUser = str("ansible_become_user", "ansible_"+m+"_user")
+	c.BecomePassword = str(becomePassNames(m)...)
 	return c
 }
 
-// SecretVar reports whether the variable named holds a credential: a password that
-// Ansible's connections and become methods read (ansible_password, ansible_ssh_pass,
-// ansible_become_password, ansible_become_pass, ansible_sudo_pass, ...), that is every
-// ansible_ variable whose name ends in _pass, _password or _passphrase. Runbooks see such a
-// value marked sensitive, and --graph --vars does not print it.
+// lastStr is the value of the last of names that is set (not null), as text.
+func (h *Host) lastStr(names ...string) string {
+	out := ""
+	for _, n := range names {
+		if v, ok := h.Vars[n]; ok && v != nil {
+			out = pyStr(v)
+		}
+	}
+	return out
+}
+
+// last is the name and value of the last of names that is set (not null).
+func (h *Host) last(names ...string) (string, any, bool) {
+	var name string
+	var val any
+	found := false
+	for _, n := range names {
+		if v, ok := h.Vars[n]; ok && v != nil {
+			name, val, found = n, v, true
+		}
+	}
+	return name, val, found
+}
+
+// aliases adds the paramiko connection's own names for a setting when the host uses it:
+// ansible_paramiko_host, _user, _pass, _password and _host_key_checking are read by that
+// connection only, after the common names.
+func (h *Host) aliases(names ...string) []string {
+	if !h.paramiko() {
+		return names
+	}
+	switch names[0] {
+	case "ansible_host":
+		return append(names, "ansible_paramiko_host")
+	case "ansible_user":
+		return append(names, "ansible_paramiko_user")
+	case "ansible_password":
+		return append(names, "ansible_paramiko_pass", "ansible_paramiko_password")
+	case "ansible_host_key_checking":
+		return append(names, "ansible_paramiko_host_key_checking")
+	}
+	return names
+}
+
+func (h *Host) paramiko() bool {
+	switch c, _ := h.Vars["ansible_connection"].(string); strings.TrimPrefix(c, "ansible.builtin.") {
+	case "paramiko", "paramiko_ssh":
+		return true
+	}
+	return false
+}
+
+// becomeSetting is ansible_become read with Ansible's boolean rules; Unset when it is not
+// set or is not a boolean (CheckConnection refuses that).
+func (h *Host) becomeSetting() Tristate {
+	v, ok := h.Vars["ansible_become"]
+	if !ok || v == nil {
+		return Unset
+	}
+	b, ok := ansibleBool(v)
+	switch {
+	case !ok:
+		return Unset
+	case b:
+		return Yes
+	}
+	return No
+}
+
+// becomeMethod is ansible_become_method as runbook names it: "sudo", "su", "doas", "" when
+// unset, or the value as written when runbook has no such method (CheckConnection refuses
+// it).
+func (h *Host) becomeMethod() string {
+	v, ok := h.Vars["ansible_become_method"]
+	if !ok || v == nil {
+		return ""
+	}
+	s := pyStr(v)
+	if m, ok := becomeMethods[s]; ok {
+		return m
+	}
+	return s
+}
+
+// becomeMethods are the values of ansible_become_method runbook accepts, short or
+// fully qualified, and the method each names.
+var becomeMethods = map[string]string{
+	"sudo": "sudo", "ansible.builtin.sudo": "sudo",
+	"su": "su", "ansible.builtin.su": "su",
+	"doas": "doas", "community.general.doas": "doas",
+}
+
+// methodName is the method whose own variables (ansible_sudo_pass, ansible_su_user, ...)
+// count: the one given, else sudo, Ansible's default.
+func methodName(m string) string {
+	if _, ok := becomeMethods[m]; ok {
+		return m
+	}
+	return "sudo"
+}
+
+// becomePassNames are the variables the become method m reads its password from, in the
+// order Ansible reads them (the last one set wins).
+func becomePassNames(m string) []string {
+	names := []string{"ansible_become_password", "ansible_become_pass", "ansible_" + m + "_pass"}
+	if m == "su" {
+		names = append(names, "ansible_su_password")
+	}
+	return names
+}
+
+// ansibleBool reads a value as Ansible's boolean() does in strict mode.
+func ansibleBool(v any) (bool, bool) {
+	switch x := v.(type) {
+	case bool:
+		return x, true
+	case int64:
+		if x == 0 || x == 1 {
+			return x == 1, true
+		}
+	case float64:
+		if x == 0 || x == 1 {
+			return x == 1, true
+		}
+	case string:
+		switch strings.ToLower(strings.TrimSpace(x)) {
+		case "y", "yes", "on", "1", "true", "t", "1.0":
+			return true, true
+		case "n", "no", "off", "0", "false", "f", "0.0":
+			return false, true
+		}
+	}
+	return false, false
+}
+
+// SecretVar reports whether the variable named holds a secret, so that its value is
+// marked sensitive in runbooks and printed as modules.Redacted by `runbook inventory`.
+// The rule works on the name's words (split at "_", "-", "." and between a lower-case
+// letter and an upper-case one, compared in lower case):
+//
+//   - a word that names a secret: password(s), passwd, passphrase, secret(s), token(s),
+//     apikey, credential(s), privkey; or pass or pwd as the last word (ansible_become_pass);
+//   - two words that name key material together: private key, api key, secret key,
+//     access key, auth key, signing key, encryption key, client key, tls key, ssl key;
+//
+// unless the name's last word says that the value only points at a secret or describes
+// it: file, path, dir, name, id, user, username, url, uri, host, type, length, size,
+// method, prompt, fingerprint, algorithm, expiry, expires (ansible_ssh_private_key_file,
+// vault_password_file, token_url, api_key_id are not secrets). A public key is not a
+// secret (public_key). Key names alone (ssh_key, host_key) are not secrets: they name
+// public keys as often as private ones.
 func SecretVar(name string) bool {
-	if !strings.HasPrefix(name, "ansible_") {
+	words := nameWords(name)
+	if len(words) == 0 {
 		return false
 	}
-	for _, end := range []string{"_pass", "_password", "_passphrase"} {
-		if strings.HasSuffix(name, end) {
+	switch words[len(words)-1] {
+	case "file", "files", "path", "dir", "name", "id", "user", "username", "url", "uri", "host",
+		"type", "length", "size", "method", "prompt", "fingerprint", "algorithm", "expiry", "expires":
+		return false
+	}
+	for i, w := range words {
+		switch w {
+		case "password", "passwd", "passphrase", "secret", "token", "apikey", "credential",
+			"credentials", "privkey", "passwords", "secrets", "tokens":
 			return true
+		case "pass", "pwd":
+			// only at the end: ansible_become_pass, db_pwd; not first_pass_done
+			if i == len(words)-1 {
+				return true
+			}
+		case "key", "keys":
+			if i > 0 {
+				switch words[i-1] {
+				case "private", "api", "secret", "access", "auth", "signing", "encryption", "client", "tls", "ssl":
+					return true
+				}
+			}
 		}
 	}
 	return false
+}
+
+// nameWords splits a variable name into lower-case words (see SecretVar).
+func nameWords(name string) []string {
+	var words []string
+	var b strings.Builder
+	flush := func() {
+		if b.Len() > 0 {
+			words = append(words, strings.ToLower(b.String()))
+			b.Reset()
+		}
+	}
+	prevLower := false
+	for _, r := range name {
+		switch {
+		case r == '_' || r == '-' || r == '.' || r == ' ':
+			flush()
+			prevLower = false
+			continue
+		case r >= 'A' && r <= 'Z' && prevLower:
+			flush()
+		}
+		b.WriteRune(r)
+		prevLower = r >= 'a' && r <= 'z' || r >= '0' && r <= '9'
+	}
+	flush()
+	return words
 }
 
 func portOf(v any) (int, bool) {
@@ -74,6 +285,10 @@ func portOf(v any) (int, bool) {
 	case int64:
 		if x > 0 && x <= 65535 {
 			return int(x), true
+		}
+	case int:
+		if x > 0 && x <= 65535 {
+			return x, true
 		}
 	case float64:
 		if x == math.Trunc(x) && x > 0 && x <= 65535 {
@@ -94,76 +309,204 @@ func proxyJump(args string) string {
 	return jump
 }
 
-// SSHOptions returns the OpenSSH -o options given in ansible_ssh_common_args and
-// ansible_ssh_extra_args (extra wins), keyed by lower-case option name, so the transport
-// can honour UserKnownHostsFile, StrictHostKeyChecking, ProxyCommand and the like. Arguments
+// SSHOptions returns the OpenSSH options that the host's ssh arguments and connection
+// variables give, keyed by lower-case option name, so the transport can honour
+// UserKnownHostsFile, StrictHostKeyChecking, ProxyCommand and the like. As ssh reads its
+// command line, the first value of an option wins, in the order Ansible's ssh connection
+// writes them: ansible_ssh_args; StrictHostKeyChecking=no when ansible_host_key_checking
+// is false, Port, IdentityFile, User and ConnectTimeout from ansible_port,
+// ansible_ssh_private_key_file, ansible_user and ansible_timeout; then
+// ansible_ssh_common_args; then ansible_ssh_extra_args. Flags are given under their
+// option's name (-p as port, -J as proxyjump, -i as identityfile, -l as user). Arguments
 // that ssh itself would refuse (an unterminated quote, -o without a value) are an error
 // naming the variable: ignoring them could connect without the proxy or known_hosts file
-// they name.
+// they name. Options runbook cannot honour are in the map too: CheckConnection refuses
+// them.
 func (h *Host) SSHOptions() (map[string]string, error) {
-	out := map[string]string{}
-	for _, n := range []string{"ansible_ssh_common_args", "ansible_ssh_extra_args"} {
-		if v, ok := h.Vars[n].(string); ok {
-			_, opts, err := sshArgs(v)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", n, err)
-			}
-			for k, val := range opts {
-				out[k] = val
-			}
-		}
+	s := h.sshSettings()
+	if len(s.errs) > 0 {
+		return nil, s.errs[0]
+	}
+	out := make(map[string]string, len(s.opts))
+	for k, o := range s.opts {
+		out[k] = o.val
 	}
 	return out, nil
 }
 
+// sshOpt is one option given to ssh, and where.
+type sshOpt struct {
+	val  string
+	from string // the variable that gave it
+	as   string // as written: "-o LocalForward", "-L"
+}
+
+// sshSettings is the merge of a host's ssh arguments and connection variables, the first
+// value of each option winning (see SSHOptions).
+type sshSettings struct {
+	opts map[string]sshOpt
+	jump string
+	// all is every option in the order given, duplicates included, for CheckConnection
+	all  []sshArg
+	errs []error
+}
+
+type sshArg struct {
+	key string
+	sshOpt
+}
+
+// sshArgVars are the variables that hold ssh arguments, in the order Ansible's ssh
+// connection writes them on ssh's command line.
+var sshArgVars = []string{"ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args"}
+
+func (h *Host) sshSettings() sshSettings {
+	s := sshSettings{opts: map[string]sshOpt{}}
+	add := func(key string, o sshOpt) {
+		s.all = append(s.all, sshArg{key, o})
+		// ProxyJump and ProxyCommand compete: whichever comes first wins (ssh_config(5)).
+		if key == "proxyjump" || key == "proxycommand" {
+			if _, ok := s.opts["proxyjump"]; ok {
+				return
+			}
+			if _, ok := s.opts["proxycommand"]; ok {
+				return
+			}
+		}
+		if _, ok := s.opts[key]; !ok {
+			s.opts[key] = o
+		}
+	}
+	fromArgs := func(n string) {
+		v, ok := h.Vars[n].(string)
+		if !ok {
+			return
+		}
+		args, err := parseSSHArgs(v)
+		if err != nil {
+			s.errs = append(s.errs, &ConnError{Host: h.Name, Var: n, Msg: ": " + err.Error()})
+			return
+		}
+		for _, a := range args {
+			a.from = n
+			add(a.key, a.sshOpt)
+		}
+	}
+	fromArgs("ansible_ssh_args")
+	if n, v, ok := h.last(h.aliases("ansible_host_key_checking", "ansible_ssh_host_key_checking")...); ok {
+		if b, ok := ansibleBool(v); ok && !b {
+			add("stricthostkeychecking", sshOpt{val: "no", from: n, as: n})
+		}
+	}
+	if n, v, ok := h.last("ansible_port", "ansible_ssh_port"); ok {
+		add("port", sshOpt{val: pyStr(v), from: n, as: n})
+	}
+	if n, v, ok := h.last("ansible_private_key_file", "ansible_ssh_private_key_file"); ok {
+		add("identityfile", sshOpt{val: pyStr(v), from: n, as: n})
+	}
+	if n, v, ok := h.last(h.aliases("ansible_user", "ansible_ssh_user")...); ok {
+		add("user", sshOpt{val: pyStr(v), from: n, as: n})
+	}
+	if n, v, ok := h.last("ansible_timeout", "ansible_ssh_timeout"); ok {
+		add("connecttimeout", sshOpt{val: pyStr(v), from: n, as: n})
+	}
+	fromArgs("ansible_ssh_common_args")
+	fromArgs("ansible_ssh_extra_args")
+	if o, ok := s.opts["proxyjump"]; ok && !strings.EqualFold(o.val, "none") {
+		s.jump = o.val
+	} else if o, ok := s.opts["proxycommand"]; ok {
+		s.jump = jumpFromProxyCommand(o.val)
+	}
+	return s
+}
+
 // sshArgs reads ssh command-line arguments the way ssh does: the jump host (-J, ProxyJump,
-// or a ProxyCommand of the form "ssh -W") and every -o option.
+// or a ProxyCommand of the form "ssh -W", whichever comes first) and every option, the
+// first value of each winning.
 func sshArgs(args string) (string, map[string]string, error) {
+	h := &Host{Vars: map[string]any{"ansible_ssh_common_args": args}}
+	s := h.sshSettings()
 	opts := map[string]string{}
+	if len(s.errs) > 0 {
+		return "", opts, s.errs[0]
+	}
+	for k, o := range s.opts {
+		opts[k] = o.val
+	}
+	return s.jump, opts, nil
+}
+
+// sshFlags are ssh's one-letter flags: the option each sets (with the value it sets, for
+// flags without an argument), and whether it takes an argument. A flag with no option
+// ("-f") is kept under its own name, for CheckConnection.
+var sshFlags = map[byte]struct {
+	key, val string
+	arg      bool
+}{
+	'4': {"addressfamily", "inet", false}, '6': {"addressfamily", "inet6", false},
+	'A': {"forwardagent", "yes", false}, 'a': {"forwardagent", "no", false},
+	'C': {"compression", "yes", false}, 'f': {"-f", "", false}, 'G': {"-G", "", false},
+	'g': {"gatewayports", "yes", false}, 'K': {"gssapidelegatecredentials", "yes", false},
+	'k': {"gssapidelegatecredentials", "no", false}, 'M': {"controlmaster", "yes", false},
+	'N': {"-N", "", false}, 'n': {"-n", "", false}, 'q': {"loglevel", "quiet", false},
+	's': {"-s", "", false}, 'T': {"requesttty", "no", false}, 't': {"requesttty", "yes", false},
+	'V': {"-V", "", false}, 'v': {"loglevel", "verbose", false}, 'X': {"forwardx11", "yes", false},
+	'x': {"forwardx11", "no", false}, 'Y': {"forwardx11trusted", "yes", false}, 'y': {"-y", "", false},
+	'B': {"bindinterface", "", true}, 'b': {"bindaddress", "", true}, 'c': {"ciphers", "", true},
+	'D': {"dynamicforward", "", true}, 'E': {"-E", "", true}, 'e': {"escapechar", "", true},
+	'F': {"-F", "", true}, 'I': {"pkcs11provider", "", true}, 'i': {"identityfile", "", true},
+	'J': {"proxyjump", "", true}, 'L': {"localforward", "", true}, 'l': {"user", "", true},
+	'm': {"macs", "", true}, 'O': {"-O", "", true}, 'P': {"tag", "", true}, 'p': {"port", "", true},
+	'Q': {"-Q", "", true}, 'R': {"remoteforward", "", true}, 'S': {"controlpath", "", true},
+	'W': {"-W", "", true}, 'w': {"tunnel", "", true},
+	'o': {"", "", true},
+}
+
+// parseSSHArgs splits ssh arguments (as Ansible does, shell-style) and reads them as ssh's
+// getopt does: flags may be grouped (-qC), a flag's argument may follow it in the same
+// word (-p2222, -oPort=2222) or be the next word. A word that is not an option (ssh would
+// take it for the host or a command) is kept as the pseudo-option "" for CheckConnection.
+func parseSSHArgs(args string) ([]sshArg, error) {
 	toks, err := shlexSplit(args)
 	if err != nil {
-		return "", opts, fmt.Errorf("%q: %w", args, err)
+		return nil, fmt.Errorf("cannot split %s: %w", showValue(args), err)
 	}
-	words := make([]string, len(toks))
-	for i, t := range toks {
-		words[i] = t.text
-	}
-	out := ""
-	for i := 0; i < len(words); i++ {
-		w := words[i]
-		var opt string
-		switch {
-		case w == "-J" && i+1 < len(words):
-			out = words[i+1]
-			i++
-			continue
-		case strings.HasPrefix(w, "-J") && len(w) > 2:
-			out = w[2:]
-			continue
-		case (w == "-o" || w == "-J") && i+1 == len(words):
-			return "", opts, fmt.Errorf("%q: %s needs a value", args, w)
-		case w == "-o" && i+1 < len(words):
-			opt = words[i+1]
-			i++
-		case strings.HasPrefix(w, "-o") && len(w) > 2:
-			opt = w[2:]
-		default:
+	var out []sshArg
+	for i := 0; i < len(toks); i++ {
+		w := toks[i].text
+		if len(w) < 2 || w[0] != '-' {
+			out = append(out, sshArg{"", sshOpt{val: w, as: w}})
 			continue
 		}
-		key, val := splitSSHOption(opt)
-		opts[strings.ToLower(key)] = val
-		switch strings.ToLower(key) {
-		case "proxyjump":
-			if !strings.EqualFold(val, "none") {
-				out = val
+	letters:
+		for j := 1; j < len(w); j++ {
+			f, ok := sshFlags[w[j]]
+			if !ok {
+				out = append(out, sshArg{"-" + string(w[j]), sshOpt{as: "-" + string(w[j])}})
+				continue
 			}
-		case "proxycommand":
-			if j := jumpFromProxyCommand(val); j != "" {
-				out = j
+			if !f.arg {
+				out = append(out, sshArg{f.key, sshOpt{val: f.val, as: "-" + string(w[j])}})
+				continue
 			}
+			val := w[j+1:]
+			if val == "" {
+				if i+1 == len(toks) {
+					return nil, fmt.Errorf("-%c at the end of %s needs a value", w[j], showValue(args))
+				}
+				i++
+				val = toks[i].text
+			}
+			if w[j] != 'o' {
+				out = append(out, sshArg{f.key, sshOpt{val: val, as: "-" + string(w[j])}})
+				break letters
+			}
+			key, v := splitSSHOption(val)
+			out = append(out, sshArg{strings.ToLower(key), sshOpt{val: v, as: "-o " + key}})
+			break letters
 		}
 	}
-	return out, opts, nil
+	return out, nil
 }
 
 func splitSSHOption(opt string) (string, string) {

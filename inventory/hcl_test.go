@@ -163,7 +163,30 @@ func TestConnection(t *testing.T) {
 		{map[string]any{"ansible_ssh_common_args": `-o "ProxyJump b3"`}, Connection{Address: "h", ProxyJump: "b3"}},
 		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p -q admin@bastion -p 2200"`}, Connection{Address: "h", ProxyJump: "admin@bastion:2200"}},
 		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="nc -X 5 -x proxy:1080 %h %p"`}, Connection{Address: "h"}},
-		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=a", "ansible_ssh_extra_args": "-J b"}, Connection{Address: "h", ProxyJump: "b"}},
+		// as ssh reads its command line, the first value wins: common args come before extra
+		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=a", "ansible_ssh_extra_args": "-J b"}, Connection{Address: "h", ProxyJump: "a"}},
+		// ProxyJump and ProxyCommand compete: the first given wins
+		{map[string]any{"ansible_ssh_common_args": "-o 'ProxyCommand=ssh -W %h:%p c' -J d"}, Connection{Address: "h", ProxyJump: "c"}},
+		{map[string]any{"ansible_ssh_common_args": "-o 'ProxyCommand=nc %h %p' -J d"}, Connection{Address: "h"}},
+		{map[string]any{"ansible_ssh_args": "-J first", "ansible_ssh_common_args": "-J second"}, Connection{Address: "h", ProxyJump: "first"}},
+		// port, user and key from the ssh arguments when the variables do not give them
+		{map[string]any{"ansible_ssh_common_args": "-p 2200 -l admin -i ~/.ssh/k"}, Connection{Address: "h", Port: 2200, User: "admin", IdentityFile: "~/.ssh/k"}},
+		{map[string]any{"ansible_ssh_extra_args": "-qp2201 -oUser=op"}, Connection{Address: "h", Port: 2201, User: "op"}},
+		{map[string]any{"ansible_port": int64(2222), "ansible_user": "u", "ansible_ssh_common_args": "-p 2200 -o User=x"}, Connection{Address: "h", Port: 2222, User: "u"}},
+		{map[string]any{"ansible_port": "nope"}, Connection{Address: "h"}},
+		// become, with the become method's own variables read after the common ones
+		{map[string]any{"ansible_become": "yes", "ansible_become_user": "svc", "ansible_become_password": "bp"},
+			Connection{Address: "h", Become: Yes, BecomeUser: "svc", BecomePassword: "bp"}},
+		{map[string]any{"ansible_become": false}, Connection{Address: "h", Become: No}},
+		{map[string]any{"ansible_become": "maybe"}, Connection{Address: "h"}},
+		{map[string]any{"ansible_become_method": "su", "ansible_become_pass": "a", "ansible_su_pass": "b", "ansible_sudo_pass": "c", "ansible_su_user": "op"},
+			Connection{Address: "h", BecomeMethod: "su", BecomeUser: "op", BecomePassword: "b"}},
+		{map[string]any{"ansible_become_pass": "a", "ansible_sudo_pass": "c", "ansible_su_pass": "b"}, Connection{Address: "h", BecomePassword: "c"}},
+		{map[string]any{"ansible_become_method": "community.general.doas", "ansible_doas_user": "d"}, Connection{Address: "h", BecomeMethod: "doas", BecomeUser: "d"}},
+		// the paramiko connection's own names count under that connection only
+		{map[string]any{"ansible_connection": "paramiko", "ansible_paramiko_user": "pu", "ansible_paramiko_pass": "pp"},
+			Connection{Address: "h", User: "pu", Password: "pp"}},
+		{map[string]any{"ansible_paramiko_user": "pu", "ansible_paramiko_pass": "pp"}, Connection{Address: "h"}},
 	}
 	for _, tt := range tests {
 		h := &Host{Name: "h", Vars: tt.vars}

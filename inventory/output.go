@@ -20,6 +20,8 @@ var internalVars = map[string]bool{
 	"groups": true, "group_names": true, "omit": true, "playbook_dir": true,
 }
 
+// printable is what runbook inventory prints of a host's or group's variables: not the ones
+// Ansible sets itself, and secrets (see Redact) replaced.
 func printable(vars map[string]any) map[string]any {
 	out := make(map[string]any, len(vars))
 	for k, v := range vars {
@@ -27,12 +29,67 @@ func printable(vars map[string]any) map[string]any {
 			out[k] = v
 		}
 	}
-	return out
+	return Redact(out).(map[string]any)
+}
+
+// Redact returns v with the value of every mapping key named like a secret (SecretVar),
+// at any depth, replaced by modules.Redacted: {"db": {"password": "x"}} becomes {"db":
+// {"password": "(sensitive value)"}}. A null stays null (it holds nothing). v is not
+// changed; what holds no secret is shared, not copied.
+func Redact(v any) any {
+	r, _ := redact(v)
+	return r
+}
+
+// redact is Redact, and whether it replaced anything.
+func redact(v any) (any, bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		var out map[string]any
+		for k, e := range x {
+			r, changed := redact(e)
+			if SecretVar(k) && e != nil {
+				r, changed = modules.Redacted, true
+			}
+			if !changed {
+				continue
+			}
+			if out == nil {
+				out = make(map[string]any, len(x))
+				for k2, e2 := range x {
+					out[k2] = e2
+				}
+			}
+			out[k] = r
+		}
+		if out == nil {
+			return x, false
+		}
+		return out, true
+	case []any:
+		var out []any
+		for i, e := range x {
+			r, changed := redact(e)
+			if !changed {
+				continue
+			}
+			if out == nil {
+				out = append([]any(nil), x...)
+			}
+			out[i] = r
+		}
+		if out == nil {
+			return x, false
+		}
+		return out, true
+	}
+	return v, false
 }
 
 // ListJSON returns the inventory as ansible-inventory --list prints it: each group with
 // its hosts and children (empty ones left out), "all" with its children, and
-// _meta.hostvars with every host's merged variables.
+// _meta.hostvars with every host's merged variables, secrets (Redact) shown as
+// modules.Redacted.
 func (inv *Inventory) ListJSON() ([]byte, error) {
 	out := map[string]any{}
 	seen := map[*gnode]bool{}
@@ -74,7 +131,8 @@ func (inv *Inventory) ListJSON() ([]byte, error) {
 	return pyJSON(out), nil
 }
 
-// HostJSON returns one host's merged variables as ansible-inventory --host prints them.
+// HostJSON returns one host's merged variables as ansible-inventory --host prints them,
+// secrets (Redact) shown as modules.Redacted.
 func (inv *Inventory) HostJSON(name string) ([]byte, error) {
 	h, ok := inv.hostByName[name]
 	if !ok {
@@ -84,7 +142,7 @@ func (inv *Inventory) HostJSON(name string) ([]byte, error) {
 }
 
 // Graph writes the group tree as ansible-inventory --graph does, with each host's and
-// group's variables when withVars is set (--graph --vars), passwords (SecretVar) shown as
+// group's variables when withVars is set (--graph --vars), secrets (Redact) shown as
 // modules.Redacted. Names, keys and values can come from a script's output or a CMDB
 // field: each is escaped to one line (termsafe.Line), so that none can draw lines of the
 // tree or drive the terminal.
@@ -106,11 +164,7 @@ func (inv *Inventory) Graph(w io.Writer, withVars bool) error {
 	showVars := func(vars map[string]any, depth int) {
 		vars = printable(vars)
 		for _, k := range sortedKeys(vars) {
-			v := termsafe.Line(pyStr(vars[k]))
-			if SecretVar(k) {
-				v = modules.Redacted
-			}
-			line(depth, "{"+termsafe.Line(k)+" = "+v+"}")
+			line(depth, "{"+termsafe.Line(k)+" = "+termsafe.Line(pyStr(vars[k]))+"}")
 		}
 	}
 	var walk func(g *gnode, depth int)

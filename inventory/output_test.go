@@ -52,7 +52,20 @@ func TestSecretVar(t *testing.T) {
 		"ansible_become_password": true, "ansible_become_pass": true, "ansible_sudo_pass": true,
 		"ansible_su_password": true, "ansible_winrm_password": true, "ansible_httpapi_pass": true,
 		"ansible_user": false, "ansible_become_user": false, "ansible_passwords_dir": false,
-		"db_password": false, "password": false, "ansible_ssh_private_key_file": false,
+		"ansible_ssh_private_key_file": false, "ansible_private_key_file": false,
+		"ansible_ssh_private_key_passphrase": true, "ansible_paramiko_pass": true,
+		// any variable named like a secret, not only Ansible's
+		"db_password": true, "password": true, "dbPassword": true, "DB_PASSWD": true, "mysql_root_pwd": true,
+		"api_token": true, "vault_token": true, "github-token": true, "client_secret": true,
+		"aws_secret_access_key": true, "api_key": true, "apiKey": true, "APIKEY": true,
+		"ssh_private_key": true, "tls_key": true, "signing_key": true, "smtp_credentials": true,
+		"secrets": true, "oauth.token": true,
+		// pointers at a secret, descriptions of it, and public keys are not secrets
+		"vault_password_file": false, "token_url": false, "secret_name": false, "aws_access_key_id": false,
+		"ssh_key_file": false, "tls_key_path": false, "password_min_length": false, "become_password_prompt": false,
+		"ssh_key": false, "public_key": false, "host_key": false, "ssh_public_key": false, "key": false,
+		"first_pass_done": false, "bypass": false, "passenger_version": false, "tokenizer": false,
+		"keyboard": false, "monkey": false, "private_network": false, "": false,
 	} {
 		if got := SecretVar(name); got != want {
 			t.Errorf("SecretVar(%q) = %v, want %v", name, got, want)

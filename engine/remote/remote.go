@@ -99,13 +99,19 @@ var _ run.Connector = (*Connector)(nil)
 
 // Target builds the SSH target of an inventory host: the inventory's connection values,
 // the OpenSSH options given in ansible_ssh_common_args, then ssh_config for the rest.
+//
+// A host with connection variables runbook cannot honour (inventory.Host.CheckConnection)
+// is refused: the CLI reports them before any host is touched, this is for other callers.
 func (c *Connector) Target(h *inventory.Host, p *config.Play) (transport.Target, error) {
+	if errs := h.CheckConnection(); len(errs) > 0 {
+		return transport.Target{Name: h.Name}, errors.Join(errs...)
+	}
 	conn := h.Connection()
 	t := transport.Target{Name: h.Name, Address: conn.Address, Port: conn.Port, User: conn.User,
-		IdentityFile: conn.IdentityFile, ProxyJump: conn.ProxyJump}
+		IdentityFile: conn.IdentityFile, ProxyJump: conn.ProxyJump, Password: conn.Password}
 	opts, err := h.SSHOptions()
 	if err != nil {
-		return t, fmt.Errorf("%s: %w", h.Name, err)
+		return t, err
 	}
 	if err := applySSHOptions(&t, opts); err != nil {
 		return t, fmt.Errorf("%s: ansible_ssh_common_args: %w", h.Name, err)
@@ -137,6 +143,13 @@ func applySSHOptions(t *transport.Target, opts map[string]string) error {
 	}
 	if v := opts["identitiesonly"]; v != "" {
 		t.IdentitiesOnly = strings.EqualFold(v, "yes")
+	}
+	if v := opts["identityagent"]; v != "" {
+		t.IdentityAgent = v
+	}
+	// ssh uses a HostName option over the name it was given (Ansible gives ansible_host).
+	if v := opts["hostname"]; v != "" {
+		t.Address = v
 	}
 	if v := opts["connecttimeout"]; v != "" {
 		n, err := strconv.Atoi(v)

@@ -32,6 +32,9 @@ func TestTargetFromInventory(t *testing.T) {
 		{args: "-o 'ProxyCommand=nc -X 5 -x proxy:1080 %h %p'", want: transport.Target{ProxyCommand: "nc -X 5 -x proxy:1080 %h %p"}},
 		{args: "-o ProxyCommand='ssh -W %h:%p bastion'", want: transport.Target{ProxyJump: "bastion"}},
 		{args: "-o ConnectTimeout=soon", err: true},
+		{args: "-o HostName=10.9.9.9 -o IdentityAgent=none", want: transport.Target{Address: "10.9.9.9", IdentityAgent: "none"}},
+		// the first value of an option wins, as ssh reads its command line
+		{args: "-o StrictHostKeyChecking=accept-new -o StrictHostKeyChecking=no", want: transport.Target{StrictHostKeyChecking: "accept-new"}},
 		// what ssh itself refuses is an error, not options quietly dropped
 		{args: "-o 'ProxyCommand=nc -X 5 -x proxy:1080 %h %p", err: true},
 		{args: "-o UserKnownHostsFile=/lab/known_hosts -o", err: true},
@@ -519,5 +522,25 @@ func TestParseProbe(t *testing.T) {
 	}
 	if _, ok, err := parseProbe(string(out)); !ok || err != nil {
 		t.Errorf("probe line %q: ok=%v err=%v", out, ok, err)
+	}
+}
+
+// The connector refuses a host whose connection variables runbook cannot honour (for
+// callers other than the CLI, which checks every host first), and gives the transport the
+// inventory's login password.
+func TestTargetRefusesAndPassword(t *testing.T) {
+	c := &Connector{SSHConfig: "none"}
+	inv, diags := inventory.Parse("inv.ini", []byte("win ansible_connection=winrm ansible_password=s3cr3t-w\nok ansible_host=127.0.0.1 ansible_password=s3cr3t-ok\n"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	win, _ := inv.Host("win")
+	if _, err := c.Target(win, nil); err == nil || !strings.Contains(err.Error(), `host win: ansible_connection="winrm" is not supported`) || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("Target(win): %v", err)
+	}
+	ok, _ := inv.Host("ok")
+	tg, err := c.Target(ok, nil)
+	if err != nil || tg.Password != "s3cr3t-ok" {
+		t.Errorf("Target(ok) = %#v, %v", tg, err)
 	}
 }

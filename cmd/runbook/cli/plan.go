@@ -118,6 +118,15 @@ func (a *app) plan(cmd *cobra.Command, rb *config.Runbook, f *runFlags, warnings
 	}
 	pl, pdiags := plan.Build(rb, inv, opts)
 	diags = append(diags, pdiags...)
+	if !diags.HasErrors() {
+		// Before any host is touched: a connection variable runbook cannot honour on any
+		// planned host stops the run (--list included: it shows what a run would do).
+		var hosts []*inventory.Host
+		for _, p := range pl.Plays {
+			hosts = append(hosts, p.Hosts...)
+		}
+		diags = append(diags, connectionDiags(hosts)...)
+	}
 	if a.report(rb.Files, diags) {
 		return fail(ExitInvalid)
 	}
@@ -165,4 +174,22 @@ func (a *app) listPlan(pl *plan.Plan) error {
 		}
 	}
 	return nil
+}
+
+// connectionDiags reports, per host, every connection variable of the hosts that runbook
+// would not honour (inventory.Host.CheckConnection): an error each, naming the host and
+// the variable, never a secret's value. A host listed several times is checked once.
+func connectionDiags(hosts []*inventory.Host) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		if seen[h.Name] {
+			continue
+		}
+		seen[h.Name] = true
+		for _, err := range h.CheckConnection() {
+			diags = append(diags, diag.Errorf("Unsupported connection variable", "%s", err))
+		}
+	}
+	return diags
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/engine/plan"
+	"github.com/runbook/runbook/inventory"
 )
 
 // varFlags are the flags that give values to a runbook's variables.
@@ -53,6 +54,12 @@ Variables without a value are treated as unknown, so validate needs no --var.`,
 					diags = append(diags, idiags...)
 					if inv != nil {
 						diags = append(diags, plan.CheckPlayHosts(rb, inv)...)
+						var hosts []*inventory.Host
+						for _, p := range rb.Plays {
+							sel, _ := inv.Select(p.Hosts)
+							hosts = append(hosts, sel...)
+						}
+						diags = append(diags, connectionDiags(hosts)...)
 					}
 				}
 				if a.report(files, diags) {
