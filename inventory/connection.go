@@ -253,6 +253,27 @@ func SecretVar(name string) bool {
 	return false
 }
 
+// MentionsSecret reports whether src (an inventory file) has a word that SecretVar takes
+// for a secret's name, anywhere: a line of it shown in an error (a syntax error, the lines
+// around a YAML error) could then be that secret's value.
+func MentionsSecret(src []byte) bool {
+	start := -1
+	for i := 0; i <= len(src); i++ {
+		word := i < len(src) && (src[i] == '_' || src[i] == '-' || src[i] == '.' ||
+			src[i] >= 'a' && src[i] <= 'z' || src[i] >= 'A' && src[i] <= 'Z' || src[i] >= '0' && src[i] <= '9')
+		switch {
+		case word && start < 0:
+			start = i
+		case !word && start >= 0:
+			if i-start <= 256 && SecretVar(string(src[start:i])) {
+				return true
+			}
+			start = -1
+		}
+	}
+	return false
+}
+
 // nameWords splits a variable name into lower-case words (see SecretVar).
 func nameWords(name string) []string {
 	var words []string

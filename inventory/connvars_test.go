@@ -136,3 +136,27 @@ func TestConnectionDocs(t *testing.T) {
 		}
 	}
 }
+
+// A file (or a line) that names a secret anywhere: errors about it show none of its text.
+func TestMentionsSecret(t *testing.T) {
+	for src, want := range map[string]bool{
+		"[web]\nw1 ansible_become_password=x\n":    true,
+		"all:\n  vars:\n    db_password: |\n  x\n": true,
+		"w1 api_token=abc":                         true,
+		"w1 ansible_ssh_private_key_file=~/.ssh/k": false,
+		"[web]\nw1 motd=hello ansible_user=deploy": false,
+		"": false,
+	} {
+		if got := MentionsSecret([]byte(src)); got != want {
+			t.Errorf("MentionsSecret(%q) = %v, want %v", src, got, want)
+		}
+	}
+	_, diags := Parse("inv.ini", []byte("[web]\nw1\n[web:vars]\nansible_become_password Hunter2\n"))
+	if !diags.HasErrors() || strings.Contains(diags.Error(), "Hunter2") {
+		t.Errorf("diagnostics %v", diags)
+	}
+	_, diags = Parse("inv.yml", []byte("all:\n  hosts:\n    w1: \"ansible_password=Hunter2\"\n"))
+	if !diags.HasErrors() || strings.Contains(diags.Error(), "Hunter2") {
+		t.Errorf("diagnostics %v", diags)
+	}
+}

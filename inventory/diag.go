@@ -140,3 +140,22 @@ func levenshtein(a, b string) int {
 	}
 	return prev[len(rb)]
 }
+
+// quoteUnlessSecret quotes a line of an inventory for an error message, unless it names a
+// secret (MentionsSecret): then the line may hold that secret's value, and the message says
+// so instead.
+func quoteUnlessSecret(line string) string {
+	if MentionsSecret([]byte(line)) {
+		return "a line that names a secret (not shown)"
+	}
+	return fmt.Sprintf("%q", line)
+}
+
+// reprUnlessSecret is pyRepr(v) for an error message, unless it names a secret.
+func reprUnlessSecret(v any) string {
+	s := pyRepr(v)
+	if MentionsSecret([]byte(s)) {
+		return "a value that names a secret (not shown)"
+	}
+	return s
+}

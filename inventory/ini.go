@@ -314,7 +314,7 @@ func (r *iniReader) hostLine(line string, off int, group *gnode) {
 func (r *iniReader) varLine(line string, off int, group *gnode, rng hcl.Range) {
 	k, v, ok := strings.Cut(line, "=")
 	if !ok {
-		r.errorf(rng, "Invalid variable line", "Expected key=value in [%s:vars], got %q.", group.name, line)
+		r.errorf(rng, "Invalid variable line", "Expected key=value in [%s:vars], got %s.", group.name, quoteUnlessSecret(line))
 		return
 	}
 	k, v = pyStrip(k), pyStrip(v)

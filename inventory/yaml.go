@@ -147,7 +147,7 @@ func (r *yamlReader) group(kn, vn *yaml.Node, depth int) *gnode {
 				r.warnf(s.v, "Variable without value", "vars: %s sets %q to null in group %q; write vars as key: value lines.", str, str, name)
 			}
 			if !ok {
-				r.errorf(s.v, fmt.Sprintf("Invalid %s section", k), "The %s of group %q must be a mapping; %s is not a name.%s", k, name, pyRepr(v), sectionHint(k))
+				r.errorf(s.v, fmt.Sprintf("Invalid %s section", k), "The %s of group %q must be a mapping; %s is not a name.%s", k, name, reprUnlessSecret(v), sectionHint(k))
 				continue
 			}
 			r.entry(g, k, sv, str, nil, depth)
@@ -242,7 +242,7 @@ func (r *yamlReader) entry(g *gnode, section string, kn *yaml.Node, key string, 
 			default:
 				// Ansible treats any false-ish value as "no variables"
 				if pyTruthy(v) {
-					r.errorf(vn, "Invalid host variables", "The variables of host %q must be a mapping of names to values, not %s.", pattern, pyRepr(v))
+					r.errorf(vn, "Invalid host variables", "The variables of host %q must be a mapping of names to values, not %s.", pattern, reprUnlessSecret(v))
 					return
 				}
 			}

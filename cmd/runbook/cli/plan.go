@@ -91,7 +91,33 @@ func (a *app) loadInventory(cmd *cobra.Command, paths []string) (*inventory.Inve
 	if env == nil {
 		env = []string{}
 	}
-	return inventory.LoadWith(ctx, inventory.LoadOptions{ScriptTimeout: timeout, Environ: env}, paths...)
+	inv, diags := inventory.LoadWith(ctx, inventory.LoadOptions{ScriptTimeout: timeout, Environ: env}, paths...)
+	hideSecretSources(diags)
+	return inv, diags
+}
+
+// hideSecretSources keeps the lines of an inventory file that holds a variable named like
+// a secret (inventory.MentionsSecret) out of the errors about it: the line of a syntax
+// error, or the lines around it, may be that secret's. The errors still name the file,
+// line and column.
+func hideSecretSources(diags hcl.Diagnostics) {
+	secret := map[string]bool{}
+	for _, d := range diags {
+		if d.Subject == nil || d.Subject.Filename == "" {
+			continue
+		}
+		name := d.Subject.Filename
+		hide, ok := secret[name]
+		if !ok {
+			b, err := os.ReadFile(name)
+			// a file that cannot be read now shows no lines anyway
+			hide = err == nil && inventory.MentionsSecret(b)
+			secret[name] = hide
+		}
+		if hide {
+			diag.HideSource(d)
+		}
+	}
 }
 
 // plan resolves hosts and tasks for exec, check and run, and reports what would run.
