@@ -385,6 +385,9 @@ func (h *Host) sshSettings() sshSettings {
 	s := sshSettings{opts: map[string]sshOpt{}}
 	add := func(key string, o sshOpt) {
 		s.all = append(s.all, sshArg{key, o})
+		if key == "" || strings.HasPrefix(key, "-") {
+			return // not an option: a word, or a flag such as -F, for CheckConnection only
+		}
 		// ProxyJump and ProxyCommand compete: whichever comes first wins (ssh_config(5)).
 		if key == "proxyjump" || key == "proxycommand" {
 			if _, ok := s.opts["proxyjump"]; ok {
@@ -399,10 +402,11 @@ func (h *Host) sshSettings() sshSettings {
 		}
 	}
 	fromArgs := func(n string) {
-		v, ok := h.Vars[n].(string)
-		if !ok {
-			return
+		raw, ok := h.Vars[n]
+		if !ok || raw == nil || !scalar(raw) {
+			return // a list or a mapping: CheckConnection refuses it
 		}
+		v := pyStr(raw) // as Ansible makes text of a number or a boolean
 		args, err := parseSSHArgs(v)
 		if err != nil {
 			s.errs = append(s.errs, &ConnError{Host: h.Name, Var: n, Msg: ": " + err.Error()})

@@ -73,6 +73,11 @@ func checkParsed(t *testing.T, inv *Inventory, diags hcl.Diagnostics) {
 			t.Fatal(err)
 		}
 		_ = h.Connection()
+		for _, err := range h.CheckConnection() {
+			if _, ok := err.(*ConnError); !ok {
+				t.Fatalf("CheckConnection: %T", err)
+			}
+		}
 		_ = CtyValue(h.Vars)
 	}
 	if _, err := inv.Select("all"); err != nil {
