@@ -40,7 +40,7 @@ type Target struct {
 	// HostKeyAlias is the name looked up in (and recorded to) known_hosts instead of the
 	// address and port.
 	HostKeyAlias   string
-	ConnectTimeout        time.Duration // 0: the Dialer's default
+	ConnectTimeout time.Duration // 0: the Dialer's default
 
 	BecomeMethod   string // "sudo" or ""
 	BecomeUser     string // empty: root
