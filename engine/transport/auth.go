@@ -60,6 +60,9 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 	}
 	var keys []fileKey
 	for _, f := range files {
+		if f == "none" { // ssh_config's IdentityFile none: no key files, not even the defaults
+			continue
+		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			// Like ssh: a missing default or ssh_config key is skipped quietly.

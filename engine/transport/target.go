@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -133,6 +134,11 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 	if t.Address == "" {
 		t.Address = name
 	}
+	// As ssh: a host name is used in lower case (in known_hosts, tokens and the dial); an
+	// address, or a value refused below, as written.
+	if _, err := netip.ParseAddr(t.Address); err != nil && hostProblem(t.Address) == "" {
+		t.Address = strings.ToLower(t.Address)
+	}
 	if t.Port == 0 {
 		if v := str("Port"); v != "" {
 			p, err := strconv.Atoi(v)
@@ -212,6 +218,8 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 	if len(t.IdentityFiles) == 0 {
 		for _, f := range opts.lists["identityfile"] {
 			if strings.EqualFold(f.arg(), "none") {
+				// No key file, and not the default ones either (auth.go skips it).
+				t.IdentityFiles = appendUnique(t.IdentityFiles, "none")
 				continue
 			}
 			t.IdentityFiles = appendUnique(t.IdentityFiles, path("IdentityFile", f.arg()))
