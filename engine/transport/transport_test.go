@@ -171,6 +171,51 @@ func TestAcceptNew(t *testing.T) {
 	}
 }
 
+// HostKeyAlias: known_hosts is searched for the alias instead of the address and port, and
+// accept-new records the key under it.
+func TestHostKeyAlias(t *testing.T) {
+	srv := startTestServer(t)
+	other, _ := newKey(t)
+	line := func(host string, k ssh.PublicKey) string { return host + " " + string(ssh.MarshalAuthorizedKey(k)) }
+	hostPort := "[127.0.0.1]:" + strconv.Itoa(srv.Port)
+	tests := []struct {
+		name, alias, knownHosts, strict string
+		wantErr                         string
+		wantFile                        string // known_hosts afterwards; "": unchanged
+	}{
+		{name: "alias known", alias: "db-cluster", knownHosts: line("db-cluster", srv.HostKey.PublicKey()), strict: "yes"},
+		{name: "only the address known", alias: "db-cluster", knownHosts: line(hostPort, srv.HostKey.PublicKey()), strict: "yes", wantErr: "unknown host key"},
+		{name: "alias with another key", alias: "db-cluster", knownHosts: line("db-cluster", other.PublicKey()) + line(hostPort, srv.HostKey.PublicKey()), strict: "yes", wantErr: "CHANGED"},
+		{name: "accept-new records the alias (in lower case, as ssh)", alias: "Db-Cluster", strict: "accept-new", wantFile: "db-cluster ssh-ed25519 "},
+		{name: "alias unfit for known_hosts", alias: "a\n* x", strict: "accept-new", wantErr: "HostKeyAlias"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg := srv.Target(t)
+			tg.HostKeyAlias = tt.alias
+			tg.KnownHostsFiles = []string{filepath.Join(t.TempDir(), "known_hosts")}
+			tg.StrictHostKeyChecking = tt.strict
+			if err := os.WriteFile(tg.KnownHostsFiles[0], []byte(tt.knownHosts), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := (&Dialer{}).Dial(context.Background(), tg)
+			if err == nil {
+				c.Close()
+			}
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("dial: %v; want an error mentioning %q", err, tt.wantErr)
+			}
+			b, _ := os.ReadFile(tg.KnownHostsFiles[0])
+			if tt.wantFile == "" && string(b) != tt.knownHosts || tt.wantFile != "" && !strings.HasPrefix(string(b), tt.wantFile) {
+				t.Errorf("known_hosts = %q", b)
+			}
+		})
+	}
+}
+
 // accept-new records hosts under the lower-case name OpenSSH looks them up by.
 func TestAcceptNewLowerCase(t *testing.T) {
 	srv := startTestServer(t)
