@@ -40,6 +40,9 @@ type testServer struct {
 	cmdMu   sync.Mutex
 	cmds    []string // every exec'd command line
 	authKey ssh.PublicKey
+	// UserCA, set before dialling, makes the server accept only user certificates it
+	// signed (for user "tester"), no plain key.
+	UserCA ssh.PublicKey
 }
 
 func newKey(t testing.TB) (ssh.Signer, []byte) {
@@ -80,6 +83,10 @@ func startTestServer(t testing.TB) *testServer {
 		ClientKeyFile: keyFile, BinDir: bin, ln: ln, authKey: ck.PublicKey()}
 	cfg := &ssh.ServerConfig{
 		PublicKeyCallback: func(md ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+			if s.UserCA != nil {
+				cc := ssh.CertChecker{IsUserAuthority: func(a ssh.PublicKey) bool { return string(a.Marshal()) == string(s.UserCA.Marshal()) }}
+				return cc.Authenticate(md, k)
+			}
 			if md.User() == "tester" && string(k.Marshal()) == string(s.authKey.Marshal()) {
 				return nil, nil
 			}
