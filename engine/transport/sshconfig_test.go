@@ -230,3 +230,99 @@ func TestSSHConfigAgreesWithOpenSSH(t *testing.T) {
 		})
 	}
 }
+
+// TestSSHConfigEvaluation covers what ssh -G cannot be asked about, or what runbook refuses
+// where ssh would do something runbook does not (Match exec, options it cannot honour).
+func TestSSHConfigEvaluation(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("RB_UNSET_FOR_TEST", "")
+	os.Unsetenv("RB_UNSET_FOR_TEST")
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(p, s string, mode os.FileMode) {
+		if err := os.WriteFile(p, []byte(s), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(home, ".ssh", "inc.conf"), "Host a\n  HostName included.example\n", 0o644)
+	write(filepath.Join(home, ".ssh", "loop.conf"), "Include loop.conf\n", 0o644)
+	write(filepath.Join(home, ".ssh", "writable.conf"), "Host *\n  User w\n", 0o666)
+
+	tests := []struct {
+		name, config, host string
+		inv                Target
+		check              func(Target) string // "" if fine
+		wantErr            []string
+	}{
+		{name: "Match exec refused, with file and line", config: "Host *\n  Port 22\nMatch exec \"test -e /x\"\n  User x\n", host: "a",
+			wantErr: []string{"config:3", "Match exec", "does not run commands"}},
+		{name: "Match exec after a failed criterion is not run", config: "Match host nomatch exec \"false\"\n  User x\n", host: "a",
+			check: func(g Target) string { return want(g.User, localUser()) }},
+		{name: "unknown Match criterion", config: "Match tagged prod\n  User x\n", host: "a", wantErr: []string{"config:1", `"tagged" is not supported`}},
+		{name: "Match all with others", config: "Match all host a\n", host: "a", wantErr: []string{"Match all cannot be combined"}},
+		{name: "unknown option", config: "Host zz\n  Frobnicate yes\n", host: "a", wantErr: []string{"config:2", `unknown option "frobnicate"`}},
+		{name: "IgnoreUnknown", config: "IgnoreUnknown Frob*,UseKeychain\nFrobnicate yes\nUseKeychain yes\n", host: "a",
+			check: func(g Target) string { return want(g.Address, "a") }},
+		{name: "relative Include is in ~/.ssh", config: "Include inc.conf\n", host: "a",
+			check: func(g Target) string { return want(g.Address, "included.example") }},
+		{name: "Include under a Host that does not apply", config: "Host b\n  Include inc.conf\n", host: "a",
+			check: func(g Target) string { return want(g.Address, "a") }},
+		{name: "Include loop", config: "Include loop.conf\n", host: "a", wantErr: []string{"nested Include"}},
+		{name: "included file writable by others", config: "Include writable.conf\n", host: "a", wantErr: []string{"writable.conf", "bad owner or permissions"}},
+		{name: "CanonicalizeHostname refused", config: "Host a\n  CanonicalizeHostname yes\n", host: "a",
+			wantErr: []string{"config:2", "CanonicalizeHostname yes is not supported"}},
+		{name: "CanonicalizeHostname elsewhere", config: "Host b\n  CanonicalizeHostname yes\nHost *\n  CanonicalizeHostname no\n", host: "a",
+			check: func(g Target) string { return want(g.Address, "a") }},
+		{name: "KnownHostsCommand refused", config: "KnownHostsCommand /bin/x %H\n", host: "a", wantErr: []string{"KnownHostsCommand"}},
+		{name: "CheckHostIP ignored", config: "CheckHostIP yes\n", host: "a", check: func(g Target) string { return want(g.Address, "a") }},
+		{name: "Match user sees the inventory's user", config: "Match user admin\n  Port 2200\n", host: "a", inv: Target{User: "admin"},
+			check: func(g Target) string { return want(strconv.Itoa(g.Port), "2200") }},
+		{name: "Match host sees the inventory's address", config: "Match host 10.9.*\n  User net\n", host: "a", inv: Target{Address: "10.9.9.9"},
+			check: func(g Target) string { return want(g.Address+" "+g.User, "10.9.9.9 net") }},
+		{name: "the inventory's address beats HostName", config: "Host a\n  HostName 10.1.1.1\n", host: "a", inv: Target{Address: "192.0.2.7"},
+			check: func(g Target) string { return want(g.Address, "192.0.2.7") }},
+		{name: "ProxyCommand obtained before ProxyJump wins", config: "Host a\n  ProxyCommand nc %h %p\nHost *\n  ProxyJump j\n", host: "a",
+			check: func(g Target) string { return want(g.ProxyCommand+"|"+g.ProxyJump, "nc a 22|") }},
+		{name: "unset environment variable", config: "IdentityFile ${RB_UNSET_FOR_TEST}/k\n", host: "a", wantErr: []string{`"RB_UNSET_FOR_TEST" is not set`}},
+		{name: "ConnectTimeout with units", config: "ConnectTimeout 1m30s\n", host: "a", check: func(g Target) string { return want(g.ConnectTimeout.String(), "1m30s") }},
+		{name: "BatchMode", config: "BatchMode yes\n", host: "a", check: func(g Target) string { return want(strconv.FormatBool(g.BatchMode), "true") }},
+		{name: "bad BatchMode", config: "BatchMode maybe\n", host: "a", wantErr: []string{"BatchMode"}},
+		{name: "unterminated quote", config: "Host \"a\n", host: "a", wantErr: []string{"config:1", "unterminated quote"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "config")
+			write(cfg, tt.config, 0o644)
+			got, err := ResolveTarget(tt.host, tt.inv, cfg)
+			if tt.wantErr != nil {
+				if err == nil {
+					t.Fatalf("ResolveTarget = %+v; want an error", got)
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not mention %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ResolveTarget: %v", err)
+			}
+			if msg := tt.check(got); msg != "" {
+				t.Error(msg)
+			}
+		})
+	}
+}
+
+func want(got, want string) string {
+	if got != want {
+		return fmt.Sprintf("got %q, want %q", got, want)
+	}
+	return ""
+}
