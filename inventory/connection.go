@@ -9,7 +9,7 @@ import (
 
 // Connection is how to reach a host over SSH, taken from its merged variables.
 type Connection struct {
-	Address      string // ansible_host, else the host's name
+	Address      string // ansible_host; empty: ssh_config's HostName for the name, else the name
 	Port         int    // ansible_port; 0 when unset
 	User         string // ansible_user
 	IdentityFile string // ansible_ssh_private_key_file
@@ -21,7 +21,7 @@ type Connection struct {
 // the older names (ansible_ssh_host, ansible_ssh_user, ansible_ssh_port, ansible_ssh_pass,
 // ansible_private_key_file); where several are set, the one Ansible reads last wins.
 func (h *Host) Connection() Connection {
-	c := Connection{Address: h.Name}
+	var c Connection
 	str := func(names ...string) string {
 		out := ""
 		for _, n := range names {

@@ -57,8 +57,8 @@ func TestHCLInventory(t *testing.T) {
 	if !reflect.DeepEqual(edgeA.Groups, []string{"all", "kvm", "edge"}) || !reflect.DeepEqual(edgeB.Groups, []string{"all", "ungrouped"}) {
 		t.Errorf("groups: edge-a %v, edge-b %v", edgeA.Groups, edgeB.Groups)
 	}
-	if c := edgeB.Connection(); c.Address != "edge-b" || c.Port != 0 {
-		t.Errorf("a host without settings connects to its name: %+v", c)
+	if c := edgeB.Connection(); c.Address != "" || c.Port != 0 {
+		t.Errorf("a host without settings has no address of its own (ssh_config or its name decide): %+v", c)
 	}
 	g, ok := inv.Group("kvm")
 	if !ok || !reflect.DeepEqual(g.Children, []string{"edge"}) || len(g.Hosts) != 7 || g.Vars["bond_mtu"] != int64(9100) {
@@ -148,22 +148,22 @@ func TestConnection(t *testing.T) {
 		vars map[string]any
 		want Connection
 	}{
-		{map[string]any{}, Connection{Address: "h"}},
+		{map[string]any{}, Connection{}},
 		{map[string]any{"ansible_host": "10.0.0.1", "ansible_port": "2222", "ansible_user": "u", "ansible_password": "pw"},
 			Connection{Address: "10.0.0.1", Port: 2222, User: "u", Password: "pw"}},
 		// Ansible reads the older names last, so they win
 		{map[string]any{"ansible_host": "a", "ansible_ssh_host": "b", "ansible_user": "u1", "ansible_ssh_user": "u2", "ansible_ssh_port": int64(22), "ansible_ssh_pass": "p"},
 			Connection{Address: "b", Port: 22, User: "u2", Password: "p"}},
-		{map[string]any{"ansible_private_key_file": "k1", "ansible_ssh_private_key_file": "k2"}, Connection{Address: "h", IdentityFile: "k2"}},
-		{map[string]any{"ansible_port": int64(70000)}, Connection{Address: "h"}},
-		{map[string]any{"ansible_host": nil}, Connection{Address: "h"}},
-		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=jump@bastion:2222"}, Connection{Address: "h", ProxyJump: "jump@bastion:2222"}},
-		{map[string]any{"ansible_ssh_common_args": "-J bastion -o StrictHostKeyChecking=no"}, Connection{Address: "h", ProxyJump: "bastion"}},
-		{map[string]any{"ansible_ssh_common_args": "-oProxyJump=b1,b2"}, Connection{Address: "h", ProxyJump: "b1,b2"}},
-		{map[string]any{"ansible_ssh_common_args": `-o "ProxyJump b3"`}, Connection{Address: "h", ProxyJump: "b3"}},
-		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p -q admin@bastion -p 2200"`}, Connection{Address: "h", ProxyJump: "admin@bastion:2200"}},
-		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="nc -X 5 -x proxy:1080 %h %p"`}, Connection{Address: "h"}},
-		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=a", "ansible_ssh_extra_args": "-J b"}, Connection{Address: "h", ProxyJump: "b"}},
+		{map[string]any{"ansible_private_key_file": "k1", "ansible_ssh_private_key_file": "k2"}, Connection{IdentityFile: "k2"}},
+		{map[string]any{"ansible_port": int64(70000)}, Connection{}},
+		{map[string]any{"ansible_host": nil}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=jump@bastion:2222"}, Connection{ProxyJump: "jump@bastion:2222"}},
+		{map[string]any{"ansible_ssh_common_args": "-J bastion -o StrictHostKeyChecking=no"}, Connection{ProxyJump: "bastion"}},
+		{map[string]any{"ansible_ssh_common_args": "-oProxyJump=b1,b2"}, Connection{ProxyJump: "b1,b2"}},
+		{map[string]any{"ansible_ssh_common_args": `-o "ProxyJump b3"`}, Connection{ProxyJump: "b3"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p -q admin@bastion -p 2200"`}, Connection{ProxyJump: "admin@bastion:2200"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="nc -X 5 -x proxy:1080 %h %p"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=a", "ansible_ssh_extra_args": "-J b"}, Connection{ProxyJump: "b"}},
 	}
 	for _, tt := range tests {
 		h := &Host{Name: "h", Vars: tt.vars}
