@@ -292,6 +292,12 @@ func TestSSHConfigEvaluation(t *testing.T) {
 		{name: "ConnectTimeout with units", config: "ConnectTimeout 1m30s\n", host: "a", check: func(g Target) string { return want(g.ConnectTimeout.String(), "1m30s") }},
 		{name: "BatchMode", config: "BatchMode yes\n", host: "a", check: func(g Target) string { return want(strconv.FormatBool(g.BatchMode), "true") }},
 		{name: "bad BatchMode", config: "BatchMode maybe\n", host: "a", wantErr: []string{"BatchMode"}},
+		// A ProxyJump hop reaches ResolveTarget as dial.go's parseJumps leaves it: the alias
+		// as the name, no address, the hop's own user and port if written.
+		{name: "a ProxyJump hop named by alias", config: "Host bastion\n  HostName 10.0.0.1\n  Port 22\n  User ops\n", host: "bastion", inv: Target{User: "admin", Port: 2200},
+			check: func(g Target) string {
+				return want(g.Address+" "+strconv.Itoa(g.Port)+" "+g.User, "10.0.0.1 2200 admin")
+			}},
 		{name: "unterminated quote", config: "Host \"a\n", host: "a", wantErr: []string{"config:1", "unterminated quote"}},
 	}
 	for _, tt := range tests {
