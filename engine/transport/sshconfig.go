@@ -478,8 +478,9 @@ func parsedConfig(p string, checkPerm bool) ([]confLine, error) {
 	return lines, nil
 }
 
-// sshOptionNames are the client options OpenSSH knows (9.x, with Debian's GSSAPI ones and
-// the deprecated names it still accepts). Another keyword is an error, as in ssh, unless an
+// sshOptionNames are the client options OpenSSH knows (9.x and 10.x, with Debian's GSSAPI
+// ones, the deprecated names it still accepts, and macOS's UseKeychain, which Apple's ssh
+// accepts and which only concerns its keychain). Another keyword is an error, as in ssh, unless an
 // IgnoreUnknown obtained before names it. What runbook does with each is in
 // docs/transport.md; ResolveTarget reads the ones it honours or refuses.
 var sshOptionNames = strings.Fields(`
@@ -508,6 +509,7 @@ afstokenpassing cipher compressionlevel dsaauthentication fallbacktorsh
 globalknownhostsfile2 kerberosauthentication kerberostgtpassing protocol rhostsauthentication
 rhostsrsaauthentication rsaauthentication skeyauthentication smartcarddevice
 tisauthentication useprivilegedport userknownhostsfile2 useroaming usersh
+refuseconnection warnweakcrypto usekeychain
 `)
 
 var sshOptionSet = func() map[string]bool {

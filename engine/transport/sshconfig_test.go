@@ -278,6 +278,7 @@ func TestSSHConfigEvaluation(t *testing.T) {
 			wantErr: []string{"config:2", "CanonicalizeHostname yes is not supported"}},
 		{name: "CanonicalizeHostname elsewhere", config: "Host b\n  CanonicalizeHostname yes\nHost *\n  CanonicalizeHostname no\n", host: "a",
 			check: func(g Target) string { return want(g.Address, "a") }},
+		{name: "RefuseConnection", config: "Match originalhost a\n  RefuseConnection yes\n", host: "a", wantErr: []string{"config:2", "RefuseConnection yes is not supported: ssh_config says not to connect"}},
 		{name: "KnownHostsCommand refused", config: "KnownHostsCommand /bin/x %H\n", host: "a", wantErr: []string{"KnownHostsCommand"}},
 		{name: "CheckHostIP ignored", config: "CheckHostIP yes\n", host: "a", check: func(g Target) string { return want(g.Address, "a") }},
 		{name: "Match user sees the inventory's user", config: "Match user admin\n  Port 2200\n", host: "a", inv: Target{User: "admin"},

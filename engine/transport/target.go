@@ -379,6 +379,7 @@ var refusedOptions = []struct {
 	{"bindaddress", "BindAddress", func(string) bool { return false }, "runbook does not choose the local address"},
 	{"bindinterface", "BindInterface", func(string) bool { return false }, "runbook does not choose the local interface"},
 	{"proxyusefdpass", "ProxyUseFdpass", isNo, "runbook talks to a ProxyCommand over its standard input and output"},
+	{"refuseconnection", "RefuseConnection", isNo, "ssh_config says not to connect to this host"},
 }
 
 func isNo(v string) bool {
