@@ -149,8 +149,8 @@ func (ev *evaluation) file(path string, user, mustExist bool, active *bool, neve
 	}
 	lines, err := parsedConfig(path, depth > 0)
 	if err != nil {
-		if !mustExist && errors.Is(err, fs.ErrNotExist) {
-			return nil
+		if !mustExist && errors.Is(err, fs.ErrNotExist) || depth > 0 && errors.Is(err, errIsDir) {
+			return nil // as ssh: a directory an Include glob matches reads as empty
 		}
 		return err
 	}
@@ -399,6 +399,8 @@ func splitConfigLine(line string) (kw string, args []string, rest string, ok boo
 	return kw, args, rest, true, nil
 }
 
+var errIsDir = errors.New("is a directory")
+
 // maxConfigSize bounds one ssh_config file.
 const maxConfigSize = 4 << 20
 
@@ -443,7 +445,7 @@ func parsedConfig(p string, checkPerm bool) ([]confLine, error) {
 		return nil, fmt.Errorf("ssh config: %w", err)
 	}
 	if st.IsDir() {
-		return nil, fmt.Errorf("ssh config %s: is a directory", p)
+		return nil, fmt.Errorf("ssh config %s: %w", p, errIsDir)
 	}
 	var ino int64
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {

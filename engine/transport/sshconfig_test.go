@@ -250,6 +250,10 @@ func TestSSHConfigEvaluation(t *testing.T) {
 		}
 	}
 	write(filepath.Join(home, ".ssh", "inc.conf"), "Host a\n  HostName included.example\n", 0o644)
+	if err := os.MkdirAll(filepath.Join(home, ".ssh", "d", "a-dir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(home, ".ssh", "d", "b.conf"), "Host a\n  HostName from-d.example\n", 0o644)
 	write(filepath.Join(home, ".ssh", "loop.conf"), "Include loop.conf\n", 0o644)
 	write(filepath.Join(home, ".ssh", "writable.conf"), "Host *\n  User w\n", 0o666)
 
@@ -272,6 +276,8 @@ func TestSSHConfigEvaluation(t *testing.T) {
 			check: func(g Target) string { return want(g.Address, "included.example") }},
 		{name: "Include under a Host that does not apply", config: "Host b\n  Include inc.conf\n", host: "a",
 			check: func(g Target) string { return want(g.Address, "a") }},
+		{name: "Include glob matching a directory", config: "Include d/*\n", host: "a",
+			check: func(g Target) string { return want(g.Address, "from-d.example") }},
 		{name: "Include loop", config: "Include loop.conf\n", host: "a", wantErr: []string{"nested Include"}},
 		{name: "included file writable by others", config: "Include writable.conf\n", host: "a", wantErr: []string{"writable.conf", "bad owner or permissions"}},
 		{name: "CanonicalizeHostname refused", config: "Host a\n  CanonicalizeHostname yes\n", host: "a",

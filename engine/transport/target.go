@@ -163,8 +163,6 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 	}
 	exp := newExpander(home, local, t.Address, name, t.Port, t.User, t.HostKeyAlias)
 
-	// OpenSSH uses whichever of ProxyJump and ProxyCommand comes first; we
-	// cannot see the order across keys, so ProxyJump wins when both are set.
 	if t.ProxyJump == "" && t.ProxyCommand == "" {
 		// Whichever of ProxyJump and ProxyCommand was obtained first; "none" for either
 		// means a direct connection.
