@@ -305,6 +305,8 @@ func TestSSHConfigEvaluation(t *testing.T) {
 			check: func(g Target) string {
 				return want(g.Address+" "+strconv.Itoa(g.Port)+" "+g.User, "10.0.0.1 2200 admin")
 			}},
+		{name: "tokens in ProxyJump", config: "Host a\n  HostName 10.0.0.9\n  ProxyJump jump-%n,ops@gw-%h:%p\n", host: "a",
+			check: func(g Target) string { return want(g.ProxyJump, "jump-a,ops@gw-10.0.0.9:22") }},
 		{name: "unterminated quote", config: "Host \"a\n", host: "a", wantErr: []string{"config:1", "unterminated quote"}},
 	}
 	for _, tt := range tests {

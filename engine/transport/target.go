@@ -202,6 +202,9 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 		}
 		return Target{}, errors.Join(errs...)
 	}
+	// ProxyJump takes %h %n %p %r and %% (ssh_config(5)); the values passed checkTarget just
+	// above, so none adds a hop or a port, and each hop is checked again when dialled.
+	t.ProxyJump = exp.text(t.ProxyJump, "hnpr")
 	path := func(option, f string) string {
 		p, err := exp.path(option, f)
 		if err != nil {
