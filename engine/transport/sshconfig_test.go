@@ -341,3 +341,31 @@ func want(got, want string) string {
 	}
 	return ""
 }
+
+// FuzzSSHConfig: any ssh_config text resolves to a target or an error, never a panic, and
+// a resolved target's values passed the name rules.
+func FuzzSSHConfig(f *testing.F) {
+	for _, s := range []string{
+		"Host a\n  HostName %h.x\n  Port 2200\n",
+		"Match host a,!b user \"x y\" originalhost a final\n  User u\nMatch all\n  ProxyJump j\n",
+		"Host=a\nHostName = b\nInclude nothing/*.conf\nIdentityFile ~/%C/%k\n",
+		"Match exec \"true\"\nMatch !all\nHost \"unterminated\n",
+		"ConnectTimeout 1w2d3h4m5s\nBatchMode yes\nCertificateFile ${HOME}/c\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, conf string) {
+		t.Setenv("HOME", "/nonexistent-home")
+		cfg := filepath.Join(t.TempDir(), "config")
+		if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ResolveTarget("a", Target{}, cfg)
+		if err != nil {
+			return
+		}
+		if err := checkTarget(got); err != nil {
+			t.Fatalf("resolved %+v, which checkTarget refuses: %v", got, err)
+		}
+	})
+}
