@@ -100,6 +100,11 @@ func (e expander) text(s, which string) string {
 // control or pattern character: see valueProblem) is refused with an *UnsafeTokenError.
 // Other % sequences are left as written.
 func (e expander) path(option, s string) (string, error) {
+	// ${VAR} first: whatever it brings in is checked and expanded like the rest.
+	s, err := expandEnv(option, s)
+	if err != nil {
+		return "", err
+	}
 	if s == "~" {
 		return e.home, nil
 	}
@@ -122,10 +127,6 @@ func (e expander) path(option, s string) (string, error) {
 		if p := valueProblem(v, forbidden); p != "" {
 			return "", &UnsafeTokenError{Option: option, Command: s, Token: s[i], What: what, Value: v, Problem: p, FileName: true}
 		}
-	}
-	s, err := expandEnv(option, s)
-	if err != nil {
-		return "", err
 	}
 	if rest, ok := strings.CutPrefix(s, "~/"); ok {
 		return filepath.Join(e.home, e.text(rest, pathTokens)), nil

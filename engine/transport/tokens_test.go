@@ -108,6 +108,7 @@ func TestExpandCommandUnknownTokens(t *testing.T) {
 func TestExpandPath(t *testing.T) {
 	hostname, _ := os.Hostname()
 	t.Setenv("RB_TEST_KEYDIR", "/env/dir")
+	t.Setenv("RB_TEST_TOKEN", "%n")
 	e := expander{host: "db-1.example.net", alias: "db1", user: "deploy", port: 2222, local: "me", home: "/home/me"}
 	tests := []struct {
 		name    string
@@ -126,6 +127,7 @@ func TestExpandPath(t *testing.T) {
 			path: "/c/%C-%i-%l-%L-%k", want: fmt.Sprintf("/c/%x-%d-%s-%s-db1", sha1.Sum([]byte(hostname+"db-1.example.net2222deploy")), os.Getuid(), hostname, strings.Split(hostname, ".")[0])},
 		{name: "host key alias", e: newExpander("/home/me", "me", "h", "db1", 22, "u", "kh-alias"), path: "/c/%k", want: "/c/kh-alias"},
 		{name: "environment", e: e, path: "${RB_TEST_KEYDIR}/%n", want: "/env/dir/db1"},
+		{name: "a token from the environment is checked", e: expander{alias: "../x"}, path: "/k/${RB_TEST_TOKEN}", wantErr: []string{"%n", "'/'"}},
 		{name: "a / in the key alias", e: newExpander("/home/me", "me", "h", "db1", 22, "u", "a/b"), path: "/c/%k", wantErr: []string{"%k", "'/'"}},
 		{name: "a value is not a ~", e: expander{host: "~", home: "/home/me"}, path: "%h/x", want: "~/x"},
 
