@@ -1122,6 +1122,8 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope, tas
 		if x, err = hr.executor(ctx, hr.identity(t)); err != nil {
 			return done(Unreachable, err.Error())
 		}
+		// starting the helper is the connection's time, not the task's
+		start = time.Now()
 	}
 	attempts := t.Retries + 1
 	var res *modules.Result
