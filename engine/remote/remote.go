@@ -59,6 +59,24 @@ type Stats struct {
 	Reused  int // helpers found in place
 	Hashed  int // starts that hashed the helper's file
 	Stamped int // starts that found the very file verified before (Stamps)
+	hosts   map[string]bool
+}
+
+// startedOn notes a helper started on the host: a host may run several, one per identity.
+func (s *Stats) startedOn(host string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hosts == nil {
+		s.hosts = map[string]bool{}
+	}
+	s.hosts[host] = true
+}
+
+// Hosts returns on how many hosts helpers started.
+func (s *Stats) Hosts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.hosts)
 }
 
 func (s *Stats) add(pushed bool) {
@@ -81,7 +99,8 @@ func (s *Stats) verified(stamped bool) {
 	}
 }
 
-// Counts returns the pushed and reused counts.
+// Counts returns the pushed and reused counts: every helper started was either pushed first
+// or found in place.
 func (s *Stats) Counts() (pushed, reused int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -222,6 +241,7 @@ func (x *Connection) Executor(ctx context.Context, id run.Identity) (run.Executo
 	if err != nil {
 		return nil, err
 	}
+	x.c.Stats.startedOn(x.t.Name)
 	x.helpers[id] = e
 	return e, nil
 }
