@@ -201,6 +201,12 @@ type Connection struct {
 
 var _ run.Connection = (*Connection)(nil)
 
+// String names the connection's target; never the become password.
+func (x *Connection) String() string { return "connection to " + x.t.String() }
+
+// GoString keeps %#v from printing the become password.
+func (x *Connection) GoString() string { return x.String() }
+
 // identity is the helper id runs on: a root login that would become root needs no become
 // (start drops it too), so both share the login's helper.
 func (x *Connection) identity(id run.Identity) run.Identity {
@@ -218,7 +224,8 @@ func (x *Connection) identity(id run.Identity) run.Identity {
 
 // Executor returns the helper that runs tasks as id, starting it on the connection the
 // first time id is asked for. The start places and verifies the helper as that identity
-// (start): each identity has its own helper file, in its own places.
+// (start): each identity has its own helper file, in its own places. The engine asks for
+// one host's executors one at a time; a second caller would wait for the first's start.
 func (x *Connection) Executor(ctx context.Context, id run.Identity) (run.Executor, error) {
 	id = x.identity(id)
 	x.mu.Lock()
