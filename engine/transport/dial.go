@@ -272,7 +272,8 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 		if err == nil {
 			return c, nc, hostKey, nil
 		}
-		if try >= tries || !retryable(err) || hkErr != nil {
+		var viaErr *viaDialError
+		if try >= tries || !retryable(err) || hkErr != nil || errors.As(err, &viaErr) {
 			return nil, nil, "", withTries(err, try)
 		}
 		wait := d.backoff(try)
@@ -326,6 +327,12 @@ func retryable(err error) bool {
 		(errors.As(err, &ne) && ne.Timeout())
 }
 
+// viaDialError is a jump host's failure to open the channel to the next hop.
+type viaDialError struct{ err error }
+
+func (e *viaDialError) Error() string { return e.err.Error() }
+func (e *viaDialError) Unwrap() error { return e.err }
+
 // withTries notes on err how many tries it took, when more than one.
 func withTries(err error, tries int) error {
 	var u *UnreachableError
@@ -347,7 +354,11 @@ func (d *Dialer) tryOne(ctx context.Context, t Target, via *ssh.Client, cfg *ssh
 	var err error
 	switch {
 	case via != nil:
-		nc, err = via.DialContext(ctx, "tcp", addr)
+		if nc, err = via.DialContext(ctx, "tcp", addr); err != nil {
+			// The jump host refused the channel, or its connection is gone: trying again
+			// over the same connection would not help.
+			err = &viaDialError{err}
+		}
 	case t.ProxyCommand != "":
 		nc, err = startProxyCommand(t.ProxyCommand)
 	case d.NetDial != nil:
