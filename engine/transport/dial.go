@@ -459,7 +459,8 @@ func (c *Conn) Err() error {
 	return c.lostErr
 }
 
-// Close closes the SFTP client, the connection and its jump hosts.
+// Close closes the SFTP client and the connection, and gives back its jump hosts: a jump
+// host's connection is closed with the last target using it.
 func (c *Conn) Close() error {
 	return c.closeAll()
 }
