@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -152,12 +151,12 @@ func labPut(ctx context.Context, lab *testenv.Lab, host, file, path, mode string
 }
 
 // labHold opens a TCP connection to host's sshd (through its forwarder) and holds it
-// unauthenticated, one of sshd's MaxStartups, until the host's sshd log says it dropped a
-// connection past MaxStartups drops times after the hold began (or 30 s passed, or the
-// script ended).
-// It returns once sshd has sent its banner: from then on the connection counts. With
-// `MaxStartups 1` on the host, the next connection is dropped, then the next is served:
-// a deterministic "sshd is busy" for connect retries.
+// unauthenticated, one of sshd's MaxStartups, until the host's sshd log shows that drops
+// more connections were dropped past MaxStartups (or 30 s passed, or the script ended; the
+// log must be at LogLevel VERBOSE, which logs every drop). It returns once sshd has sent its
+// banner: from then on the connection counts. With `MaxStartups 1` on the host, the next
+// connections are dropped until the hold lets go: a deterministic "sshd is busy" for
+// connect retries.
 func labHold(ts *testscript.TestScript, lab *testenv.Lab, host string, drops int) error {
 	port := 0
 	for _, h := range lab.Hosts {
@@ -193,9 +192,7 @@ func labHold(ts *testscript.TestScript, lab *testenv.Lab, host string, drops int
 		return fmt.Errorf("no banner from %s: %q %v", host, banner, err)
 	}
 	done := make(chan struct{})
-	var once sync.Once
-	stop := func() { once.Do(func() { close(done) }) }
-	ts.Defer(stop)
+	ts.Defer(func() { close(done) })
 	go func() {
 		defer c.Close()
 		deadline := time.Now().Add(30 * time.Second)
