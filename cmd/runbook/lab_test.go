@@ -154,7 +154,8 @@ func labPut(ctx context.Context, lab *testenv.Lab, host, file, path, mode string
 // unauthenticated, one of sshd's MaxStartups, until the host's sshd log shows that drops
 // more connections were dropped past MaxStartups (or 30 s passed, or the script ended; the
 // log must be at LogLevel VERBOSE, which logs every drop). It returns once sshd has sent its
-// banner: from then on the connection counts. With `MaxStartups 1` on the host, the next
+// banner (from then on the connection counts) and the host's sshd log has been emptied (so
+// that the script counts only the drops that follow). With `MaxStartups 1` on the host, the next
 // connections are dropped until the hold lets go: a deterministic "sshd is busy" for
 // connect retries.
 func labHold(ts *testscript.TestScript, lab *testenv.Lab, host string, drops int) error {
@@ -177,19 +178,34 @@ func labHold(ts *testscript.TestScript, lab *testenv.Lab, host string, drops int
 		}
 		return n
 	}
-	before := count()
-	if before < 0 {
-		return fmt.Errorf("cannot read the sshd log of %s", host)
-	}
-	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 10*time.Second)
-	if err != nil {
-		return err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	banner, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil || !strings.HasPrefix(banner, "SSH-") {
+	// sshd may still count a connection that just ended (the lab's own check that it is up,
+	// say) and drop this one: try again for a while. The drops counted start after.
+	var c net.Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		c, err = net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 10*time.Second)
+		if err != nil {
+			return err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		banner, err := bufio.NewReader(c).ReadString('\n')
+		if err == nil && strings.HasPrefix(banner, "SSH-") {
+			break
+		}
 		c.Close()
-		return fmt.Errorf("no banner from %s: %q %v", host, banner, err)
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no banner from %s: %q %v", host, banner, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The log starts afresh, so that the script counts only the drops that follow.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	out, err := lab.Exec(ctx, host, "sh", "-c", ": > /var/log/sshd.log")
+	cancel()
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("empty the sshd log of %s: %v: %s", host, err, out)
 	}
 	done := make(chan struct{})
 	ts.Defer(func() { close(done) })
@@ -202,7 +218,7 @@ func labHold(ts *testscript.TestScript, lab *testenv.Lab, host string, drops int
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			if count() >= before+drops {
+			if count() >= drops {
 				return
 			}
 		}
