@@ -369,3 +369,45 @@ func running(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
 }
+
+// A target that gives up while another dials the hop it waits for leaves the hop to the
+// others, and its reference goes with it.
+func TestJumpHostWaiterGivesUp(t *testing.T) {
+	bastion, target := startTestServer(t), startTestServer(t)
+	gate := make(chan struct{})
+	d := jumpDialer(t, &Dialer{}, map[string]*testServer{"bastion": bastion})
+	d.NetDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		<-gate
+		var nd net.Dialer
+		return nd.DialContext(ctx, network, addr)
+	}
+	first := make(chan error, 1)
+	var c1 *Conn
+	go func() {
+		var err error
+		c1, err = d.Dial(context.Background(), behind(t, target, "first", "bastion"))
+		first <- err
+	}()
+	waitFor(t, "the first dial to start", func() bool { return waiting(d) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := d.Dial(ctx, behind(t, target, "impatient", "bastion")); err == nil || !IsUnreachable(err) ||
+		!errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the impatient target: %v; want unreachable, deadline exceeded", err)
+	}
+	if got := waiting(d); got != 1 {
+		t.Errorf("%d references on the hop after the impatient target gave up; want 1", got)
+	}
+	close(gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	runOK(t, c1, "echo first", "first\n")
+	c1.Close()
+	if got := d.openHops(); got != 0 {
+		t.Errorf("%d hops open; want 0", got)
+	}
+	if got := bastion.Accepted(); got != 1 {
+		t.Errorf("the bastion accepted %d connections; want 1", got)
+	}
+}
