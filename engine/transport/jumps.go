@@ -19,8 +19,8 @@ import (
 // see their connections end, as they would without sharing.
 //
 // Concurrent first dials of a hop make one connection: the others wait for it, and all of
-// them get its error if it fails. A failed dial is not remembered: the next target dials
-// again.
+// them get its error if it fails (unless the target that dialled it gave up: then the next
+// waiter dials it). A failed dial is not remembered: the next target dials again.
 
 // hopPool is a Dialer's shared jump-host connections, by key.
 type hopPool struct {
@@ -33,11 +33,14 @@ type sharedHop struct {
 	key    string
 	parent *sharedHop // the hop before this one, referenced while this one lives; guarded by pool.mu
 
-	ready  chan struct{} // closed when the dial has finished, successfully or not
-	err    error         // the dial's failure; written before ready is closed
-	client *ssh.Client   // written before ready is closed
-	dead   chan struct{} // closed when the connection has ended, for whatever reason
-	done   chan struct{} // closed when the last reference has gone
+	ready chan struct{} // closed when the dial has finished, successfully or not
+	err   error         // the dial's failure; written before ready is closed
+	// abandoned: the dial failed because the target dialling it gave up (its context
+	// ended), not because of the hop; written before ready is closed
+	abandoned bool
+	client    *ssh.Client   // written before ready is closed
+	dead      chan struct{} // closed when the connection has ended, for whatever reason
+	done      chan struct{} // closed when the last reference has gone
 
 	refs int // guarded by pool.mu
 }
@@ -81,26 +84,37 @@ func (d *Dialer) dialJumps(ctx context.Context, hops []Target) (*ssh.Client, fun
 func (d *Dialer) acquireHop(ctx context.Context, t Target, parent *sharedHop) (*sharedHop, error) {
 	p := d.hopPool()
 	key := hopKey(t, parent)
-	p.mu.Lock()
-	if p.hops == nil {
-		p.hops = map[string]*sharedHop{}
-	}
-	if h := p.hops[key]; h != nil && !h.isDead() {
+	for {
+		p.mu.Lock()
+		if p.hops == nil {
+			p.hops = map[string]*sharedHop{}
+		}
+		h := p.hops[key]
+		if h == nil || h.isDead() {
+			break // with p.mu held
+		}
 		h.refs++
 		p.mu.Unlock()
-		// h holds a reference on its own parent (the same hop as the caller's).
-		d.releaseHop(parent)
 		select {
 		case <-h.ready:
 		case <-ctx.Done():
 			d.releaseHop(h)
+			d.releaseHop(parent)
 			return nil, context.Cause(ctx)
 		}
-		if h.err != nil {
-			d.releaseHop(h)
-			return nil, h.err
+		if h.err == nil {
+			// h holds a reference on its own parent (the same hop as the caller's).
+			d.releaseHop(parent)
+			return h, nil
 		}
-		return h, nil
+		d.releaseHop(h)
+		if h.abandoned && ctx.Err() == nil {
+			// The target that dialled it gave up (its own deadline or cancellation), which
+			// says nothing about the hop: dial it again.
+			continue
+		}
+		d.releaseHop(parent)
+		return nil, h.err
 	}
 	h := &sharedHop{key: key, parent: parent, refs: 1,
 		ready: make(chan struct{}), dead: make(chan struct{}), done: make(chan struct{})}
@@ -114,7 +128,7 @@ func (d *Dialer) acquireHop(ctx context.Context, t Target, parent *sharedHop) (*
 	c, _, _, err := d.dialOne(ctx, t, via)
 	p.mu.Lock()
 	if err != nil {
-		h.err = err
+		h.err, h.abandoned = err, ctx.Err() != nil
 		if p.hops[key] == h {
 			delete(p.hops, key)
 		}

@@ -411,3 +411,53 @@ func TestJumpHostWaiterGivesUp(t *testing.T) {
 		t.Errorf("the bastion accepted %d connections; want 1", got)
 	}
 }
+
+// The target dialling a hop gives up (its own deadline): the targets waiting for the hop
+// are not failed with that, one of them dials the hop again.
+func TestJumpHostDiallerGivesUp(t *testing.T) {
+	bastion, target := startTestServer(t), startTestServer(t)
+	gate := make(chan struct{})
+	var netDials atomic.Int32
+	d := jumpDialer(t, &Dialer{}, map[string]*testServer{"bastion": bastion})
+	d.NetDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		netDials.Add(1)
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		var nd net.Dialer
+		return nd.DialContext(ctx, network, addr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := d.Dial(ctx, behind(t, target, "first", "bastion"))
+		first <- err
+	}()
+	waitFor(t, "the first dial to start", func() bool { return netDials.Load() == 1 })
+	patient := make(chan error, 1)
+	var c2 *Conn
+	go func() {
+		var err error
+		c2, err = d.Dial(context.Background(), behind(t, target, "patient", "bastion"))
+		patient <- err
+	}()
+	waitFor(t, "the second target to wait for the hop", func() bool { return waiting(d) == 2 })
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the first target: %v; want canceled", err)
+	}
+	close(gate)
+	if err := <-patient; err != nil {
+		t.Fatalf("the waiting target failed with the first one's cancellation: %v", err)
+	}
+	runOK(t, c2, "echo patient", "patient\n")
+	if got := netDials.Load(); got != 2 {
+		t.Errorf("%d dials of the bastion; want 2", got)
+	}
+	c2.Close()
+	if got := d.openHops(); got != 0 {
+		t.Errorf("%d hops open; want 0", got)
+	}
+}
