@@ -25,7 +25,8 @@ import (
 func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *runFlags) error {
 	conn := &remote.Connector{
 		SSHConfig: f.sshConfig,
-		Dialer:    &transport.Dialer{Agent: true, Keepalive: f.keepalive, ConnectTimeout: f.connectTimeout, SSHConfig: f.sshConfig},
+		Dialer: &transport.Dialer{Agent: true, Keepalive: f.keepalive, ConnectTimeout: f.connectTimeout,
+			ConnectTries: f.connectRetries + 1, SSHConfig: f.sshConfig},
 	}
 	if f.verifyHelper == "stamp" { // checkFlags allowed only stamp and always
 		conn.Stamps = &remote.Stamps{Path: remote.DefaultStampsPath(a.getenv)}
