@@ -9,7 +9,7 @@ import (
 
 // Connection is how to reach a host over SSH, taken from its merged variables.
 type Connection struct {
-	Address      string // ansible_host, else the host's name
+	Address      string // ansible_host; empty: ssh_config's HostName for the name, else the name
 	Port         int    // ansible_port, else -p/-o Port in the ssh arguments; 0 when unset
 	User         string // ansible_user, else -l/-o User in the ssh arguments
 	IdentityFile string // ansible_ssh_private_key_file, else -i/-o IdentityFile in the ssh arguments
@@ -46,7 +46,7 @@ func (t Tristate) Bool() bool { return t == Yes }
 // Values that CheckConnection refuses are left out (a port that is not a port reads as
 // unset): a caller that connects must call CheckConnection first.
 func (h *Host) Connection() Connection {
-	c := Connection{Address: h.Name}
+	var c Connection
 	str := h.lastStr
 	if a := str(h.aliases("ansible_host", "ansible_ssh_host")...); a != "" {
 		c.Address = a

@@ -57,8 +57,8 @@ func TestHCLInventory(t *testing.T) {
 	if !reflect.DeepEqual(edgeA.Groups, []string{"all", "kvm", "edge"}) || !reflect.DeepEqual(edgeB.Groups, []string{"all", "ungrouped"}) {
 		t.Errorf("groups: edge-a %v, edge-b %v", edgeA.Groups, edgeB.Groups)
 	}
-	if c := edgeB.Connection(); c.Address != "edge-b" || c.Port != 0 {
-		t.Errorf("a host without settings connects to its name: %+v", c)
+	if c := edgeB.Connection(); c.Address != "" || c.Port != 0 {
+		t.Errorf("a host without settings has no address of its own (ssh_config or its name decide): %+v", c)
 	}
 	g, ok := inv.Group("kvm")
 	if !ok || !reflect.DeepEqual(g.Children, []string{"edge"}) || len(g.Hosts) != 7 || g.Vars["bond_mtu"] != int64(9100) {
@@ -148,45 +148,45 @@ func TestConnection(t *testing.T) {
 		vars map[string]any
 		want Connection
 	}{
-		{map[string]any{}, Connection{Address: "h"}},
+		{map[string]any{}, Connection{}},
 		{map[string]any{"ansible_host": "10.0.0.1", "ansible_port": "2222", "ansible_user": "u", "ansible_password": "pw"},
 			Connection{Address: "10.0.0.1", Port: 2222, User: "u", Password: "pw"}},
 		// Ansible reads the older names last, so they win
 		{map[string]any{"ansible_host": "a", "ansible_ssh_host": "b", "ansible_user": "u1", "ansible_ssh_user": "u2", "ansible_ssh_port": int64(22), "ansible_ssh_pass": "p"},
 			Connection{Address: "b", Port: 22, User: "u2", Password: "p"}},
-		{map[string]any{"ansible_private_key_file": "k1", "ansible_ssh_private_key_file": "k2"}, Connection{Address: "h", IdentityFile: "k2"}},
-		{map[string]any{"ansible_port": int64(70000)}, Connection{Address: "h"}},
-		{map[string]any{"ansible_host": nil}, Connection{Address: "h"}},
-		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=jump@bastion:2222"}, Connection{Address: "h", ProxyJump: "jump@bastion:2222"}},
-		{map[string]any{"ansible_ssh_common_args": "-J bastion -o StrictHostKeyChecking=no"}, Connection{Address: "h", ProxyJump: "bastion"}},
-		{map[string]any{"ansible_ssh_common_args": "-oProxyJump=b1,b2"}, Connection{Address: "h", ProxyJump: "b1,b2"}},
-		{map[string]any{"ansible_ssh_common_args": `-o "ProxyJump b3"`}, Connection{Address: "h", ProxyJump: "b3"}},
-		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p -q admin@bastion -p 2200"`}, Connection{Address: "h", ProxyJump: "admin@bastion:2200"}},
-		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="nc -X 5 -x proxy:1080 %h %p"`}, Connection{Address: "h"}},
+		{map[string]any{"ansible_private_key_file": "k1", "ansible_ssh_private_key_file": "k2"}, Connection{IdentityFile: "k2"}},
+		{map[string]any{"ansible_port": int64(70000)}, Connection{}},
+		{map[string]any{"ansible_host": nil}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=jump@bastion:2222"}, Connection{ProxyJump: "jump@bastion:2222"}},
+		{map[string]any{"ansible_ssh_common_args": "-J bastion -o StrictHostKeyChecking=no"}, Connection{ProxyJump: "bastion"}},
+		{map[string]any{"ansible_ssh_common_args": "-oProxyJump=b1,b2"}, Connection{ProxyJump: "b1,b2"}},
+		{map[string]any{"ansible_ssh_common_args": `-o "ProxyJump b3"`}, Connection{ProxyJump: "b3"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p -q admin@bastion -p 2200"`}, Connection{ProxyJump: "admin@bastion:2200"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="nc -X 5 -x proxy:1080 %h %p"`}, Connection{}},
 		// as ssh reads its command line, the first value wins: common args come before extra
-		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=a", "ansible_ssh_extra_args": "-J b"}, Connection{Address: "h", ProxyJump: "a"}},
+		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=a", "ansible_ssh_extra_args": "-J b"}, Connection{ProxyJump: "a"}},
 		// ProxyJump and ProxyCommand compete: the first given wins
-		{map[string]any{"ansible_ssh_common_args": "-o 'ProxyCommand=ssh -W %h:%p c' -J d"}, Connection{Address: "h", ProxyJump: "c"}},
-		{map[string]any{"ansible_ssh_common_args": "-o 'ProxyCommand=nc %h %p' -J d"}, Connection{Address: "h"}},
-		{map[string]any{"ansible_ssh_args": "-J first", "ansible_ssh_common_args": "-J second"}, Connection{Address: "h", ProxyJump: "first"}},
+		{map[string]any{"ansible_ssh_common_args": "-o 'ProxyCommand=ssh -W %h:%p c' -J d"}, Connection{ProxyJump: "c"}},
+		{map[string]any{"ansible_ssh_common_args": "-o 'ProxyCommand=nc %h %p' -J d"}, Connection{}},
+		{map[string]any{"ansible_ssh_args": "-J first", "ansible_ssh_common_args": "-J second"}, Connection{ProxyJump: "first"}},
 		// port, user and key from the ssh arguments when the variables do not give them
-		{map[string]any{"ansible_ssh_common_args": "-p 2200 -l admin -i ~/.ssh/k"}, Connection{Address: "h", Port: 2200, User: "admin", IdentityFile: "~/.ssh/k"}},
-		{map[string]any{"ansible_ssh_extra_args": "-qp2201 -oUser=op"}, Connection{Address: "h", Port: 2201, User: "op"}},
-		{map[string]any{"ansible_port": int64(2222), "ansible_user": "u", "ansible_ssh_common_args": "-p 2200 -o User=x"}, Connection{Address: "h", Port: 2222, User: "u"}},
-		{map[string]any{"ansible_port": "nope"}, Connection{Address: "h"}},
+		{map[string]any{"ansible_ssh_common_args": "-p 2200 -l admin -i ~/.ssh/k"}, Connection{Port: 2200, User: "admin", IdentityFile: "~/.ssh/k"}},
+		{map[string]any{"ansible_ssh_extra_args": "-qp2201 -oUser=op"}, Connection{Port: 2201, User: "op"}},
+		{map[string]any{"ansible_port": int64(2222), "ansible_user": "u", "ansible_ssh_common_args": "-p 2200 -o User=x"}, Connection{Port: 2222, User: "u"}},
+		{map[string]any{"ansible_port": "nope"}, Connection{}},
 		// become, with the become method's own variables read after the common ones
 		{map[string]any{"ansible_become": "yes", "ansible_become_user": "svc", "ansible_become_password": "bp"},
-			Connection{Address: "h", Become: Yes, BecomeUser: "svc", BecomePassword: "bp"}},
-		{map[string]any{"ansible_become": false}, Connection{Address: "h", Become: No}},
-		{map[string]any{"ansible_become": "maybe"}, Connection{Address: "h"}},
+			Connection{Become: Yes, BecomeUser: "svc", BecomePassword: "bp"}},
+		{map[string]any{"ansible_become": false}, Connection{Become: No}},
+		{map[string]any{"ansible_become": "maybe"}, Connection{}},
 		{map[string]any{"ansible_become_method": "su", "ansible_become_pass": "a", "ansible_su_pass": "b", "ansible_sudo_pass": "c", "ansible_su_user": "op"},
-			Connection{Address: "h", BecomeMethod: "su", BecomeUser: "op", BecomePassword: "b"}},
-		{map[string]any{"ansible_become_pass": "a", "ansible_sudo_pass": "c", "ansible_su_pass": "b"}, Connection{Address: "h", BecomePassword: "c"}},
-		{map[string]any{"ansible_become_method": "community.general.doas", "ansible_doas_user": "d"}, Connection{Address: "h", BecomeMethod: "doas", BecomeUser: "d"}},
+			Connection{BecomeMethod: "su", BecomeUser: "op", BecomePassword: "b"}},
+		{map[string]any{"ansible_become_pass": "a", "ansible_sudo_pass": "c", "ansible_su_pass": "b"}, Connection{BecomePassword: "c"}},
+		{map[string]any{"ansible_become_method": "community.general.doas", "ansible_doas_user": "d"}, Connection{BecomeMethod: "doas", BecomeUser: "d"}},
 		// the paramiko connection's own names count under that connection only
 		{map[string]any{"ansible_connection": "paramiko", "ansible_paramiko_user": "pu", "ansible_paramiko_pass": "pp"},
-			Connection{Address: "h", User: "pu", Password: "pp"}},
-		{map[string]any{"ansible_paramiko_user": "pu", "ansible_paramiko_pass": "pp"}, Connection{Address: "h"}},
+			Connection{User: "pu", Password: "pp"}},
+		{map[string]any{"ansible_paramiko_user": "pu", "ansible_paramiko_pass": "pp"}, Connection{}},
 	}
 	for _, tt := range tests {
 		h := &Host{Name: "h", Vars: tt.vars}

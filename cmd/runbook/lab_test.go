@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,7 +84,8 @@ func TestLabScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			// lab break HOST stop|drop|slow / lab heal HOST / lab exec HOST CMD... /
-			// lab put HOST FILE PATH MODE (the script's FILE to PATH on the host, as root)
+			// lab put HOST FILE PATH MODE (the script's FILE to PATH on the host, as root) /
+			// lab hold HOST [N] (one unauthenticated connection held until sshd drops N others)
 			"lab": func(ts *testscript.TestScript, neg bool, args []string) {
 				lab := ts.Value("lab").(*testenv.Lab)
 				if len(args) < 2 {
@@ -99,6 +103,14 @@ func TestLabScripts(t *testing.T) {
 					var out []byte
 					out, err = lab.Exec(ctx, args[1], args[2:]...)
 					ts.Stdout().Write(out)
+				case "hold":
+					drops := 1
+					if len(args) > 2 {
+						if drops, err = strconv.Atoi(args[2]); err != nil || drops < 1 {
+							ts.Fatalf("usage: lab hold HOST [DROPS]")
+						}
+					}
+					err = labHold(ts, lab, args[1], drops)
 				case "put":
 					if len(args) != 5 {
 						ts.Fatalf("usage: lab put HOST FILE PATH MODE")
@@ -135,5 +147,81 @@ func labPut(ctx context.Context, lab *testenv.Lab, host, file, path, mode string
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("put %s on %s: %w: %s", path, host, err, out)
 	}
+	return nil
+}
+
+// labHold opens a TCP connection to host's sshd (through its forwarder) and holds it
+// unauthenticated, one of sshd's MaxStartups, until the host's sshd log shows that drops
+// more connections were dropped past MaxStartups (or 30 s passed, or the script ended; the
+// log must be at LogLevel VERBOSE, which logs every drop). It returns once sshd has sent its
+// banner (from then on the connection counts) and the host's sshd log has been emptied (so
+// that the script counts only the drops that follow). With `MaxStartups 1` on the host, the next
+// connections are dropped until the hold lets go: a deterministic "sshd is busy" for
+// connect retries.
+func labHold(ts *testscript.TestScript, lab *testenv.Lab, host string, drops int) error {
+	port := 0
+	for _, h := range lab.Hosts {
+		if h.Name == host {
+			port = h.Port
+		}
+	}
+	if port == 0 {
+		return fmt.Errorf("no lab host %q", host)
+	}
+	count := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, _ := lab.Exec(ctx, host, "grep", "-c", "past MaxStartups", "/var/log/sshd.log")
+		n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+	// sshd may still count a connection that just ended (the lab's own check that it is up,
+	// say) and drop this one: try again for a while. The drops counted start after.
+	var c net.Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		c, err = net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 10*time.Second)
+		if err != nil {
+			return err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		banner, err := bufio.NewReader(c).ReadString('\n')
+		if err == nil && strings.HasPrefix(banner, "SSH-") {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no banner from %s: %q %v", host, banner, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The log starts afresh, so that the script counts only the drops that follow.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	out, err := lab.Exec(ctx, host, "sh", "-c", ": > /var/log/sshd.log")
+	cancel()
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("empty the sshd log of %s: %v: %s", host, err, out)
+	}
+	done := make(chan struct{})
+	ts.Defer(func() { close(done) })
+	go func() {
+		defer c.Close()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if count() >= drops {
+				return
+			}
+		}
+	}()
 	return nil
 }

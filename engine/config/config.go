@@ -67,7 +67,10 @@ type Play struct {
 	// Hosts is an inventory pattern (all, a group, host globs, a:b, a:&b, a:!b, ~regex).
 	Hosts      string
 	HostsRange hcl.Range
-	Become     bool
+	// Become is the play's become; nil when the play does not set it (the inventory's
+	// ansible_become then decides).
+	Become *bool
+	// BecomeUser is the play's become_user; "" when unset.
 	BecomeUser string
 	// Serial is the rolling batch plan; empty means one batch of every host.
 	Serial            []Batch
@@ -125,8 +128,8 @@ type Task struct {
 	DependsOn  []Ref
 	Notify     []Ref
 	Tags       []string
-	Become     *bool
-	BecomeUser string
+	Become     *bool  // nil: the play's (then the inventory's)
+	BecomeUser string // "": the play's (then the inventory's, then root)
 	Timeout    time.Duration
 	Retries    int
 	Delay      time.Duration

@@ -94,7 +94,8 @@ func (d *decoder) play(b *hcl.Block) *Play {
 	}
 	if a, ok := content.Attributes["become"]; ok {
 		if v, ok := d.static(a, ctx, cty.Bool); ok {
-			p.Become = v.True()
+			b := v.True()
+			p.Become = &b
 		}
 	}
 	if a, ok := content.Attributes["become_user"]; ok {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runbook/runbook/engine/helperbin"
 	"github.com/runbook/runbook/engine/remote"
+	"github.com/runbook/runbook/engine/run"
 	"github.com/runbook/runbook/engine/transport"
 	"github.com/runbook/runbook/internal/labtest"
 	"github.com/runbook/runbook/inventory"
@@ -80,18 +81,21 @@ chmod 755 /tmp/stall-shell && useradd -m -d /tmp/slow -s /tmp/stall-shell slow &
 		c := &remote.Connector{Dialer: &transport.Dialer{SSHConfig: lab.SSHConfig}, SSHConfig: lab.SSHConfig,
 			ProbeTimeout: bound, PushTimeout: bound, StartTimeout: bound}
 		start := time.Now()
-		x, err := c.Connect(ctx, h, nil)
+		x, err := c.Connect(ctx, h)
+		if err != nil {
+			t.Fatalf("stall %s: connect: %v", tt.stall, err)
+		}
+		_, err = x.Executor(ctx, run.Login)
 		took := time.Since(start)
+		x.Close()
 		if tt.want == "" {
 			if err != nil {
 				t.Fatalf("no stall: %v", err)
 			}
-			x.Close()
 			continue
 		}
 		if err == nil {
-			x.Close()
-			t.Errorf("stall %s: connected", tt.stall)
+			t.Errorf("stall %s: started", tt.stall)
 			continue
 		}
 		if !strings.Contains(err.Error(), tt.want) {

@@ -1,8 +1,9 @@
 // Package remote connects the engine to hosts: one SSH connection per host, the helper
 // installed at a content-addressed path (pushed only when missing, and verified before it
 // runs: by hash, or, without become, by the identity of the very file this controller hashed
-// before; see Stamps), and one helper process per host for the whole run, driven over the
-// protocol.
+// before; see Stamps), and on that connection one helper process per identity a task runs
+// as (the login user, or a become user), each started the first time it is needed and
+// driven over the protocol.
 package remote
 
 import (
@@ -22,7 +23,6 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/engine/helperbin"
 	"github.com/runbook/runbook/engine/protocol"
 	"github.com/runbook/runbook/engine/run"
@@ -33,12 +33,13 @@ import (
 	"github.com/runbook/runbook/modules"
 )
 
-// Connector opens executors over SSH. It implements run.Connector.
+// Connector opens connections over SSH. It implements run.Connector.
 type Connector struct {
 	Dialer *transport.Dialer
 	// SSHConfig is the OpenSSH client config file (-F); "" reads the default files.
 	SSHConfig string
-	// BecomePassword is used for sudo when the inventory gives none for a host.
+	// BecomePassword is used for become when the inventory gives none for a host
+	// (ansible_become_password).
 	BecomePassword string
 	// Stamps, when set, lets a start skip hashing a helper file that this controller has
 	// verified before (see Stamps); nil hashes at every start.
@@ -58,6 +59,24 @@ type Stats struct {
 	Reused  int // helpers found in place
 	Hashed  int // starts that hashed the helper's file
 	Stamped int // starts that found the very file verified before (Stamps)
+	hosts   map[string]bool
+}
+
+// startedOn notes a helper started on the host: a host may run several, one per identity.
+func (s *Stats) startedOn(host string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hosts == nil {
+		s.hosts = map[string]bool{}
+	}
+	s.hosts[host] = true
+}
+
+// Hosts returns on how many hosts helpers started.
+func (s *Stats) Hosts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.hosts)
 }
 
 func (s *Stats) add(pushed bool) {
@@ -80,7 +99,8 @@ func (s *Stats) verified(stamped bool) {
 	}
 }
 
-// Counts returns the pushed and reused counts.
+// Counts returns the pushed and reused counts: every helper started was either pushed first
+// or found in place.
 func (s *Stats) Counts() (pushed, reused int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -98,11 +118,12 @@ func (s *Stats) Verifications() (hashed, stamped int) {
 var _ run.Connector = (*Connector)(nil)
 
 // Target builds the SSH target of an inventory host: the inventory's connection values,
-// the OpenSSH options given in ansible_ssh_common_args, then ssh_config for the rest.
+// the OpenSSH options given in ansible_ssh_common_args, then ssh_config for the rest. It
+// has no become: each helper's identity adds its own (Connection.Executor).
 //
 // A host with connection variables runbook cannot honour (inventory.Host.CheckConnection)
 // is refused: the CLI reports them before any host is touched, this is for other callers.
-func (c *Connector) Target(h *inventory.Host, p *config.Play) (transport.Target, error) {
+func (c *Connector) Target(h *inventory.Host) (transport.Target, error) {
 	if errs := h.CheckConnection(); len(errs) > 0 {
 		return transport.Target{Name: h.Name}, errors.Join(errs...)
 	}
@@ -115,15 +136,6 @@ func (c *Connector) Target(h *inventory.Host, p *config.Play) (transport.Target,
 	}
 	if err := applySSHOptions(&t, opts); err != nil {
 		return t, fmt.Errorf("%s: ansible_ssh_common_args: %w", h.Name, err)
-	}
-	if p != nil && p.Become {
-		t.BecomeMethod, t.BecomeUser = "sudo", p.BecomeUser
-		t.BecomePassword = c.BecomePassword
-		for _, k := range []string{"ansible_become_password", "ansible_become_pass"} {
-			if s, ok := h.Vars[k].(string); ok && s != "" {
-				t.BecomePassword = s
-			}
-		}
 	}
 	return transport.ResolveTarget(h.Name, t, c.SSHConfig)
 }
@@ -161,9 +173,14 @@ func applySSHOptions(t *transport.Target, opts map[string]string) error {
 	return nil
 }
 
-// Connect dials the host, makes sure the helper is there and starts it.
-func (c *Connector) Connect(ctx context.Context, h *inventory.Host, p *config.Play) (run.Executor, error) {
-	t, err := c.Target(h, p)
+// Connect dials the host. No helper starts yet: Connection.Executor starts one per
+// identity, the first time a task needs it.
+func (c *Connector) Connect(ctx context.Context, h *inventory.Host) (run.Connection, error) {
+	hb, err := run.InventoryBecome(h)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.Target(h)
 	if err != nil {
 		return nil, err
 	}
@@ -175,12 +192,102 @@ func (c *Connector) Connect(ctx context.Context, h *inventory.Host, p *config.Pl
 	if err != nil {
 		return nil, err
 	}
-	x, err := c.start(ctx, conn, t)
+	pw := hb.Password
+	if pw == "" {
+		pw = c.BecomePassword
+	}
+	return &Connection{c: c, conn: conn, t: t, password: pw, helpers: map[run.Identity]*Executor{}}, nil
+}
+
+// Connection is one SSH connection to a host and the helpers started on it, one per
+// identity. It implements run.Connection.
+type Connection struct {
+	c        *Connector
+	conn     *transport.Conn
+	t        transport.Target // without become
+	password string           // the host's become password: the inventory's, else -K's
+
+	mu      sync.Mutex
+	helpers map[run.Identity]*Executor
+	closed  bool
+}
+
+var _ run.Connection = (*Connection)(nil)
+
+// String names the connection's target; never the become password.
+func (x *Connection) String() string { return "connection to " + x.t.String() }
+
+// GoString keeps %#v from printing the become password.
+func (x *Connection) GoString() string { return x.String() }
+
+// identity is the helper id runs on: a root login that would become root needs no become
+// (start drops it too), so both share the login's helper.
+func (x *Connection) identity(id run.Identity) run.Identity {
+	if id.Method == "" {
+		return run.Login
+	}
+	if id.User == "" {
+		id.User = "root"
+	}
+	if x.t.User == "root" && id.User == "root" {
+		return run.Login
+	}
+	return id
+}
+
+// Executor returns the helper that runs tasks as id, starting it on the connection the
+// first time id is asked for. The start places and verifies the helper as that identity
+// (start): each identity has its own helper file, in its own places. The engine asks for
+// one host's executors one at a time; a second caller would wait for the first's start.
+func (x *Connection) Executor(ctx context.Context, id run.Identity) (run.Executor, error) {
+	id = x.identity(id)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed {
+		return nil, fmt.Errorf("%w: the connection to %s is closed", run.ErrUnreachable, x.t.Name)
+	}
+	if e := x.helpers[id]; e != nil {
+		return e, nil
+	}
+	if err := x.conn.Err(); err != nil {
+		return nil, fmt.Errorf("%w: connection to %s lost: %v", run.ErrUnreachable, x.t.Name, err)
+	}
+	t := x.t
+	t.BecomeMethod, t.BecomeUser = id.Method, id.User
+	if id.Method != "" {
+		t.BecomePassword = x.password
+	}
+	e, err := x.c.start(ctx, x.conn, t)
 	if err != nil {
-		conn.Close()
 		return nil, err
 	}
-	return x, nil
+	x.c.Stats.startedOn(x.t.Name)
+	x.helpers[id] = e
+	return e, nil
+}
+
+// Close ends every helper on the connection, at once (each waits a little for its helper
+// to exit), then the connection, and with it a ProxyCommand's process.
+func (x *Connection) Close() error {
+	x.mu.Lock()
+	if x.closed {
+		x.mu.Unlock()
+		return nil
+	}
+	x.closed = true
+	helpers := x.helpers
+	x.helpers = nil
+	x.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, e := range helpers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.close()
+		}()
+	}
+	wg.Wait()
+	return x.conn.Close()
 }
 
 // probe is what the controller learns about a host before starting the helper: about the
@@ -783,12 +890,11 @@ func (x *Executor) Facts(ctx context.Context) (map[string]any, error) {
 
 var _ run.FactGatherer = (*Executor)(nil)
 
-// Close ends the helper (its stdin closes, it exits) and the connection.
-func (x *Executor) Close() error {
+// close ends the helper: its stdin closes, it exits. The connection stays open for the
+// others (Connection.Close closes it).
+func (x *Executor) close() {
 	x.once.Do(func() {
 		x.sess.Stdin.Close()
 		_, _ = waitTimeout(x.sess, 5*time.Second)
-		x.conn.Close()
 	})
-	return nil
 }

@@ -535,11 +535,11 @@ func TestTargetRefusesAndPassword(t *testing.T) {
 		t.Fatal(diags)
 	}
 	win, _ := inv.Host("win")
-	if _, err := c.Target(win, nil); err == nil || !strings.Contains(err.Error(), `host win: ansible_connection="winrm" is not supported`) || strings.Contains(err.Error(), "s3cr3t") {
+	if _, err := c.Target(win); err == nil || !strings.Contains(err.Error(), `host win: ansible_connection="winrm" is not supported`) || strings.Contains(err.Error(), "s3cr3t") {
 		t.Errorf("Target(win): %v", err)
 	}
 	ok, _ := inv.Host("ok")
-	tg, err := c.Target(ok, nil)
+	tg, err := c.Target(ok)
 	if err != nil || tg.Password != "s3cr3t-ok" {
 		t.Errorf("Target(ok) = %#v, %v", tg, err)
 	}

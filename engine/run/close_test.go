@@ -6,16 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/engine/plan"
 	"github.com/runbook/runbook/inventory"
 )
 
-// barrierExec is a fakeExec whose Close returns only once every host's Close has begun (or
+// barrierConn is a fakeConn whose Close returns only once every host's Close has begun (or
 // after a while, noting that it gave up): connections closed one after another never get
 // there.
-type barrierExec struct {
-	fakeExec
+type barrierConn struct {
+	*fakeConn
 	b *closeBarrier
 }
 
@@ -26,7 +25,7 @@ type closeBarrier struct {
 	gaveUp  int
 }
 
-func (x barrierExec) Close() error {
+func (x barrierConn) Close() error {
 	x.b.arrived.Done()
 	select {
 	case <-x.b.all:
@@ -35,7 +34,7 @@ func (x barrierExec) Close() error {
 		x.b.gaveUp++
 		x.b.mu.Unlock()
 	}
-	return nil
+	return x.fakeConn.Close()
 }
 
 type barrierConnector struct {
@@ -43,12 +42,12 @@ type barrierConnector struct {
 	b *closeBarrier
 }
 
-func (c *barrierConnector) Connect(ctx context.Context, h *inventory.Host, p *config.Play) (Executor, error) {
-	x, err := c.fakeConnector.Connect(ctx, h, p)
+func (c *barrierConnector) Connect(ctx context.Context, h *inventory.Host) (Connection, error) {
+	x, err := c.fakeConnector.Connect(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	return barrierExec{x.(fakeExec), c.b}, nil
+	return barrierConn{x.(*fakeConn), c.b}, nil
 }
 
 // TestCloseAllAtOnce: at the end of a run, the hosts' connections are closed at the same

@@ -7,7 +7,6 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/engine/plan"
 	"github.com/runbook/runbook/inventory"
 	"github.com/runbook/runbook/modules"
@@ -30,12 +29,11 @@ func (wordsExec) Run(_ context.Context, _ string, args cty.Value, _ bool) (*modu
 }
 
 func (wordsExec) Facts(context.Context) (map[string]any, error) { return map[string]any{}, nil }
-func (wordsExec) Close() error                                  { return nil }
 
 type wordsConnector struct{}
 
-func (wordsConnector) Connect(context.Context, *inventory.Host, *config.Play) (Executor, error) {
-	return wordsExec{}, nil
+func (wordsConnector) Connect(context.Context, *inventory.Host) (Connection, error) {
+	return single{wordsExec{}}, nil
 }
 
 func TestSensitiveValuesInsideLongerStrings(t *testing.T) {
@@ -82,12 +80,11 @@ func (x secretsExec) Run(ctx context.Context, _ string, _ cty.Value, _ bool) (*m
 	return &modules.Result{Status: modules.StatusChanged}, nil
 }
 func (secretsExec) Facts(context.Context) (map[string]any, error) { return map[string]any{}, nil }
-func (secretsExec) Close() error                                  { return nil }
 
 type secretsConnector struct{ got *[][]string }
 
-func (c secretsConnector) Connect(context.Context, *inventory.Host, *config.Play) (Executor, error) {
-	return secretsExec(c), nil
+func (c secretsConnector) Connect(context.Context, *inventory.Host) (Connection, error) {
+	return single{secretsExec(c)}, nil
 }
 
 // TestSecretsSentToTheHost: the host is told the sensitive values that a task's arguments

@@ -1,6 +1,8 @@
 // Package run executes a plan: every selected host at once (bounded by forks), tasks in order
-// on each host, one connection and one helper per host for the whole run. Hosts are
-// independent: a failed or unreachable host never stops another.
+// on each host. A host has one connection, opened before its first play and closed as soon as
+// it has no more plays to run; on it, one helper per identity (the login user, or a become
+// user) that some task of the host runs as, each started the first time a task needs it.
+// Hosts are independent: a failed or unreachable host never stops another.
 package run
 
 import (
@@ -68,15 +70,26 @@ type Observer interface {
 // connection), not that the task failed.
 var ErrUnreachable = errors.New("host unreachable")
 
-// Executor runs modules on one host: the helper process behind one SSH session.
+// Executor runs modules on one host as one identity: the helper process behind one
+// session of the host's connection. The Connection that handed it out ends it.
 type Executor interface {
 	Run(ctx context.Context, module string, args cty.Value, apply bool) (*modules.Result, error)
+}
+
+// Connection is one connection to a host, which hands out an executor per identity.
+type Connection interface {
+	// Executor returns the executor that runs tasks as id, starting its helper on the
+	// connection the first time id is asked for; later calls with id return the same
+	// executor. An error means the helper could not start: the host is unreachable as id.
+	Executor(ctx context.Context, id Identity) (Executor, error)
+	// Close ends every helper started on the connection, then the connection.
 	Close() error
 }
 
-// Connector opens an Executor for a host; an error means the host is unreachable.
+// Connector connects to hosts; an error means the host is unreachable. Connect starts no
+// helper.
 type Connector interface {
-	Connect(ctx context.Context, h *inventory.Host, p *config.Play) (Executor, error)
+	Connect(ctx context.Context, h *inventory.Host) (Connection, error)
 }
 
 // Options tune a run.
@@ -164,25 +177,38 @@ type Engine struct {
 	Options   Options
 
 	mu    sync.Mutex
-	execs map[string]Executor
-	dead  map[string]bool      // hosts that failed or were unreachable: later plays skip them
-	facts map[string]cty.Value // facts by host, gathered when first needed
-	recap *Recap
+	conns map[string]Connection // open connections by host
+	// last is the index of the last play with tasks that each host takes part in: its
+	// connection is closed once that play is done with it.
+	last    map[string]int
+	closing sync.WaitGroup       // connections being closed
+	dead    map[string]bool      // hosts that failed or were unreachable: later plays skip them
+	facts   map[string]cty.Value // facts by host, gathered when first needed
+	recap   *Recap
 }
 
 // Run executes the plan and returns its recap. Cancelling ctx stops every host at its next
 // task boundary (a running task is cancelled) and returns the recap so far.
 func (e *Engine) Run(ctx context.Context, pl *plan.Plan) *Recap {
 	start := time.Now()
-	e.execs = map[string]Executor{}
+	e.conns = map[string]Connection{}
+	e.last = map[string]int{}
 	e.dead = map[string]bool{}
 	e.recap = &Recap{Hosts: map[string]*Stats{}}
 	defer e.closeAll()
-	for _, p := range pl.Plays {
+	for i, p := range pl.Plays {
+		if len(p.Tasks) == 0 {
+			continue // such a play connects to nobody
+		}
+		for _, h := range p.Hosts {
+			e.last[h.Name] = i
+		}
+	}
+	for i, p := range pl.Plays {
 		if ctx.Err() != nil {
 			break
 		}
-		if !e.play(ctx, p) {
+		if !e.play(ctx, i, p) {
 			break
 		}
 	}
@@ -191,18 +217,48 @@ func (e *Engine) Run(ctx context.Context, pl *plan.Plan) *Recap {
 	return e.recap
 }
 
-// closeAll ends every host's helper and connection, all at once: each Close waits a
-// little for its helper to exit, and a fleet should not wait for those one after another.
-func (e *Engine) closeAll() {
-	var wg sync.WaitGroup
-	for _, x := range e.execs {
-		wg.Add(1)
-		go func(x Executor) {
-			defer wg.Done()
-			_ = x.Close()
-		}(x)
+// closeHost ends the host's helpers and connection, when it has them, without waiting: each
+// Close waits a little for its helpers to exit, and neither the host's fork nor the other
+// hosts should wait for that. closeAll waits for every close.
+func (e *Engine) closeHost(name string) {
+	e.mu.Lock()
+	c := e.conns[name]
+	delete(e.conns, name)
+	e.mu.Unlock()
+	if c == nil {
+		return
 	}
-	wg.Wait()
+	e.closing.Add(1)
+	go func() {
+		defer e.closing.Done()
+		_ = c.Close()
+	}()
+}
+
+// closeAll ends the connections still open (a run cut short leaves some), all at once, and
+// waits until every close, these and those begun earlier, is done.
+func (e *Engine) closeAll() {
+	e.mu.Lock()
+	names := make([]string, 0, len(e.conns))
+	for name := range e.conns {
+		names = append(names, name)
+	}
+	e.mu.Unlock()
+	for _, name := range names {
+		e.closeHost(name)
+	}
+	e.closing.Wait()
+}
+
+// doneWith closes the host's connection when play i was the last it takes part in, or
+// when the host failed or is unreachable (later plays skip it).
+func (e *Engine) doneWith(h string, i int, ok bool) {
+	e.mu.Lock()
+	last, dead := e.last[h], e.dead[h]
+	e.mu.Unlock()
+	if !ok || dead || last <= i {
+		e.closeHost(h)
+	}
 }
 
 // play runs one play in serial batches. Within a batch, with the free strategy every host
@@ -213,7 +269,7 @@ func (e *Engine) closeAll() {
 // After each batch, max_fail_percentage compares the hosts of that batch that failed or were
 // unreachable in this play with the batch's size: when failed*100/size is greater than the
 // setting, no further batch and no later play runs, and play returns false.
-func (e *Engine) play(ctx context.Context, p *plan.Play) bool {
+func (e *Engine) play(ctx context.Context, pi int, p *plan.Play) bool {
 	forks := e.Options.Forks
 	if p.Play.Forks > 0 {
 		forks = p.Play.Forks
@@ -269,7 +325,8 @@ func (e *Engine) play(ctx context.Context, p *plan.Play) bool {
 				} else {
 					defer func() { <-sem }()
 				}
-				if !e.host(ctx, p, h, b) {
+				ok := e.host(ctx, p, h, b)
+				if !ok {
 					failedMu.Lock()
 					failed++
 					failedMu.Unlock()
@@ -278,6 +335,7 @@ func (e *Engine) play(ctx context.Context, p *plan.Play) bool {
 					e.dead[h.Name] = true
 					e.mu.Unlock()
 				}
+				e.doneWith(h.Name, pi, ok)
 			}(h)
 		}
 		wg.Wait()
@@ -405,17 +463,21 @@ func Batches(n int, serial []config.Batch) [][2]int {
 
 // hostRun is the state of one host in one play.
 type hostRun struct {
-	stage    string // what the host is doing outside a task, for a bug report
-	e        *Engine
-	p        *plan.Play
-	b        *batchRun
-	h        *inventory.Host
-	exec     Executor
-	vars     cty.Value
-	results  map[string]cty.Value
-	statuses map[string]Status // per task: its overall status
-	notified map[string]bool
-	stats    *Stats
+	stage  string // what the host is doing outside a task, for a bug report
+	e      *Engine
+	p      *plan.Play
+	b      *batchRun
+	h      *inventory.Host
+	conn   Connection
+	become HostBecome // what the host's inventory says about become
+	// startFailed is set when a helper could not start: that was reported as the host's
+	// "connect" step, and the host is unreachable.
+	startFailed bool
+	vars        cty.Value
+	results     map[string]cty.Value
+	statuses    map[string]Status // per task: its overall status
+	notified    map[string]bool
+	stats       *Stats
 	// delivering is the result being handed to the observer, counted already: when the
 	// observer panics on it, the failure that reports the bug takes its place in the count.
 	delivering *Result
@@ -602,19 +664,24 @@ func (hr *hostRun) run(ctx context.Context) bool {
 		}
 		return true
 	}
+	hr.stage = "become"
+	hb, err := InventoryBecome(hr.h)
+	if err != nil {
+		hr.report(Result{Task: "become", Status: Failed, Msg: strings.TrimPrefix(err.Error(), "host "+hr.h.Name+": ")})
+		return false
+	}
+	hr.become = hb
 	// Play vars that use facts need the host first; others are evaluated before connecting,
 	// so a bad expression costs no connection.
 	connect := func() bool {
 		hr.stage = "connect"
 		defer hr.slot()()
-		x, err := hr.executor(ctx)
+		c, err := hr.connection(ctx)
 		if err != nil {
-			// Results already carry the host name; transport errors start with it too.
-			hr.report(Result{Task: "connect", Status: Unreachable, Msg: strings.TrimPrefix(err.Error(), hr.h.Name+": ")})
-			hr.markDead()
+			hr.connectFailed(err)
 			return false
 		}
-		hr.exec = x
+		hr.conn = c
 		return true
 	}
 	facts := cty.NilVal
@@ -623,8 +690,11 @@ func (hr *hostRun) run(ctx context.Context) bool {
 			return false
 		}
 		hr.stage = "gather facts"
-		if st, msg := hr.ensureFacts(ctx); st != OK {
-			hr.report(Result{Task: "gather facts", Status: st, Msg: msg})
+		// under the play's identity: the vars are the play's
+		if st, msg := hr.ensureFacts(ctx, EffectiveIdentity(nil, hr.p.Play, hr.become)); st != OK {
+			if !hr.startFailed {
+				hr.report(Result{Task: "gather facts", Status: st, Msg: msg})
+			}
 			if st == Unreachable {
 				hr.markDead()
 			}
@@ -639,7 +709,7 @@ func (hr *hostRun) run(ctx context.Context) bool {
 		return false
 	}
 	hr.vars = vars
-	if hr.exec == nil && !connect() {
+	if hr.conn == nil && !connect() {
 		return false
 	}
 	ok := true
@@ -682,7 +752,7 @@ func (hr *hostRun) run(ctx context.Context) bool {
 }
 
 // handlers runs the play's notified handlers, in the order the play lists them; it returns
-// false when one failed.
+// false when one failed. When the host becomes unreachable, the rest do not run.
 func (hr *hostRun) handlers(ctx context.Context) bool {
 	ok := true
 	for _, h := range hr.p.Play.Handlers {
@@ -690,8 +760,13 @@ func (hr *hostRun) handlers(ctx context.Context) bool {
 			continue
 		}
 		hr.stage = "handler " + h.Name
-		if hr.taskInSlot(ctx, h) == Failed {
+		switch hr.taskInSlot(ctx, h) {
+		case Failed:
 			ok = false
+		case Unreachable:
+			// the connection is gone, or the handler's helper could not start
+			hr.markDead()
+			return false
 		}
 	}
 	return ok
@@ -735,13 +810,18 @@ func (hr *hostRun) facts() cty.Value {
 	return cty.NilVal
 }
 
-// ensureFacts gathers the host's facts unless that was done already. It returns OK, or the
-// status and message of the failure.
-func (hr *hostRun) ensureFacts(ctx context.Context) (Status, string) {
+// ensureFacts gathers the host's facts unless that was done already, with the helper of id
+// (started for it when none runs yet). It returns OK, or the status and message of the
+// failure; when the helper could not start, that was reported already (startFailed).
+func (hr *hostRun) ensureFacts(ctx context.Context, id Identity) (Status, string) {
 	if hr.facts() != cty.NilVal {
 		return OK, ""
 	}
-	g, ok := hr.exec.(FactGatherer)
+	x, err := hr.executor(ctx, id)
+	if err != nil {
+		return Unreachable, err.Error()
+	}
+	g, ok := x.(FactGatherer)
 	if !ok {
 		return Failed, "this connection cannot gather facts"
 	}
@@ -765,21 +845,48 @@ func (hr *hostRun) ensureFacts(ctx context.Context) (Status, string) {
 	return OK, ""
 }
 
-func (hr *hostRun) executor(ctx context.Context) (Executor, error) {
+// connection returns the host's connection, opening it on the host's first play.
+func (hr *hostRun) connection(ctx context.Context) (Connection, error) {
 	hr.e.mu.Lock()
-	x := hr.e.execs[hr.h.Name]
+	c := hr.e.conns[hr.h.Name]
 	hr.e.mu.Unlock()
-	if x != nil {
-		return x, nil
+	if c != nil {
+		return c, nil
 	}
-	x, err := hr.e.Connector.Connect(ctx, hr.h, hr.p.Play)
+	c, err := hr.e.Connector.Connect(ctx, hr.h)
 	if err != nil {
 		return nil, err
 	}
 	hr.e.mu.Lock()
-	hr.e.execs[hr.h.Name] = x
+	hr.e.conns[hr.h.Name] = c
 	hr.e.mu.Unlock()
+	return c, nil
+}
+
+// connectFailed reports that the host could not be connected to, or that a helper could not
+// start on it, as the host's "connect" step: the host is unreachable.
+func (hr *hostRun) connectFailed(err error) {
+	// Results already carry the host name; transport errors start with it too.
+	hr.report(Result{Task: "connect", Status: Unreachable, Msg: strings.TrimPrefix(err.Error(), hr.h.Name+": ")})
+	hr.markDead()
+}
+
+// executor returns the executor of identity id on the host's connection; its helper starts
+// the first time id is needed. A helper that cannot start is reported as connectFailed, and
+// startFailed set.
+func (hr *hostRun) executor(ctx context.Context, id Identity) (Executor, error) {
+	x, err := hr.conn.Executor(ctx, id)
+	if err != nil {
+		hr.startFailed = true
+		hr.connectFailed(err)
+		return nil, err
+	}
 	return x, nil
+}
+
+// identity is the identity task (or handler) t runs as on this host.
+func (hr *hostRun) identity(t *config.Task) Identity {
+	return EffectiveIdentity(t, hr.p.Play, hr.become)
 }
 
 // task runs one task (all its for_each elements) and returns its overall status.
@@ -866,7 +973,10 @@ func (hr *hostRun) runTask(ctx context.Context, t *config.Task) (status Status) 
 		}
 	}
 	if t.UsesFacts {
-		if st, msg := hr.ensureFacts(ctx); st != OK {
+		if st, msg := hr.ensureFacts(ctx, hr.identity(t)); st != OK {
+			if hr.startFailed {
+				return Unreachable
+			}
 			r := base
 			r.Status, r.Msg = st, msg
 			hr.report(r)
@@ -895,6 +1005,11 @@ func (hr *hostRun) runTask(ctx context.Context, t *config.Task) (status Status) 
 		out.cur, out.curLabel = &it, itemLabel(it, i, out.single)
 		r := hr.item(ctx, t, s, secrets)
 		r.Item = out.curLabel
+		if hr.startFailed {
+			// reported as the host's connect step; the host stops
+			out.add(r)
+			return hr.finishTask(t, out)
+		}
 		hr.report(r)
 		out.add(r)
 		if r.Status == Failed && t.OnFailure != config.OnFailureContinue {
@@ -998,11 +1113,23 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope, tas
 	secrets := append(secretStrings(args), scope...)
 	// The host learns only the values its arguments already hold.
 	vals := heldIn(args, scope)
+	// The helper of the task's identity, started now when it is the first task that needs
+	// it: once, outside the attempts, which never start a helper again (a rejected become
+	// password is not tried twice) and outside the task's timeout.
+	var x Executor
+	if _, local := m.(modules.ControllerRunner); !local {
+		var err error
+		if x, err = hr.executor(ctx, hr.identity(t)); err != nil {
+			return done(Unreachable, err.Error())
+		}
+		// starting the helper is the connection's time, not the task's
+		start = time.Now()
+	}
 	attempts := t.Retries + 1
 	var res *modules.Result
 	var err error
 	for attempt := 1; attempt <= attempts; attempt++ {
-		res, err = hr.runModule(WithSecrets(ctx, vals), t, m, args, apply, ectx)
+		res, err = hr.runModule(WithSecrets(ctx, vals), x, t, m, args, apply, ectx)
 		if ctx.Err() != nil {
 			break
 		}
@@ -1072,7 +1199,7 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope, tas
 
 // runModule runs one attempt. args keep their sensitive marks for the executor, which tells
 // the helper which arguments must never be shown; controller-side code gets plain values.
-func (hr *hostRun) runModule(ctx context.Context, t *config.Task, m modules.Module, args cty.Value, apply bool, ectx *hcl.EvalContext) (*modules.Result, error) {
+func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m modules.Module, args cty.Value, apply bool, ectx *hcl.EvalContext) (*modules.Result, error) {
 	plain, _ := args.UnmarkDeep()
 	if t.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -1092,7 +1219,7 @@ func (hr *hostRun) runModule(ctx context.Context, t *config.Task, m modules.Modu
 		// back so the helper is told which arguments are secret and hides them in diffs.
 		args = remark(args, prepared)
 	}
-	res, err := hr.exec.Run(ctx, t.Module, args, apply)
+	res, err := x.Run(ctx, t.Module, args, apply)
 	if err != nil && ctx.Err() != nil && t.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return res, fmt.Errorf("timed out after %s", t.Timeout)
 	}

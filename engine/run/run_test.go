@@ -30,13 +30,65 @@ type fakeHost struct {
 	name  string
 	log   *globalLog // every host's calls in the order they happened, when set
 	osID  string     // the facts' os.id; "" means "debian"
+	// ran records each command as "argv[0] as IDENTITY", and facts as "facts as IDENTITY".
+	ran []string
+	// starts lists the identities whose helper was started, in order.
+	starts []Identity
+	// startFails names identities (Identity.String()) whose helper cannot start.
+	startFails map[string]bool
+	// connects and closes count the connections opened and closed.
+	connects, closes int
+	open             bool // a connection is open
+	// hooks run (without the host's lock) before the command whose argv[0] names them.
+	hooks map[string]func()
+}
+
+// fakeConn is a connection to a fakeHost: it starts a "helper" per identity, and once
+// closed runs nothing more.
+type fakeConn struct {
+	h       *fakeHost
+	helpers map[Identity]fakeExec
+	closed  bool
+}
+
+func (c *fakeConn) Executor(_ context.Context, id Identity) (Executor, error) {
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("%w: the connection is closed", ErrUnreachable)
+	}
+	if x, ok := c.helpers[id]; ok {
+		return x, nil
+	}
+	if c.h.startFails[id.String()] {
+		return nil, fmt.Errorf("%s: become password rejected by sudo (for user %s)", c.h.name, id.User)
+	}
+	c.h.starts = append(c.h.starts, id)
+	x := fakeExec{h: c.h, id: id, conn: c}
+	c.helpers[id] = x
+	return x, nil
+}
+
+func (c *fakeConn) Close() error {
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		c.h.closes++
+		c.h.open = false
+	}
+	return nil
 }
 
 // Facts answers the facts op with the host's OS id and records the call.
 func (x fakeExec) Facts(context.Context) (map[string]any, error) {
 	x.h.mu.Lock()
 	defer x.h.mu.Unlock()
+	if x.conn.closed {
+		return nil, fmt.Errorf("%w: the connection is closed", ErrUnreachable)
+	}
 	x.h.calls = append(x.h.calls, "facts")
+	x.h.ran = append(x.h.ran, "facts as "+x.id.String())
 	id := x.h.osID
 	if id == "" {
 		id = "debian"
@@ -44,12 +96,19 @@ func (x fakeExec) Facts(context.Context) (map[string]any, error) {
 	return map[string]any{"os": map[string]any{"id": id}}, nil
 }
 
-type fakeExec struct{ h *fakeHost }
+type fakeExec struct {
+	h    *fakeHost
+	id   Identity
+	conn *fakeConn
+}
 
 func (x fakeExec) Run(_ context.Context, module string, args cty.Value, apply bool) (*modules.Result, error) {
 	args, _ = args.UnmarkDeep()
 	x.h.mu.Lock()
 	defer x.h.mu.Unlock()
+	if x.conn.closed {
+		return nil, fmt.Errorf("%w: the connection is closed", ErrUnreachable)
+	}
 	mode := "check"
 	if apply {
 		mode = "apply"
@@ -68,6 +127,12 @@ func (x fakeExec) Run(_ context.Context, module string, args cty.Value, apply bo
 		return &modules.Result{Status: modules.StatusChanged}, nil
 	case "command":
 		argv := args.GetAttr("argv").AsValueSlice()
+		x.h.ran = append(x.h.ran, argv[0].AsString()+" as "+x.id.String())
+		if hook := x.h.hooks[argv[0].AsString()]; hook != nil {
+			x.h.mu.Unlock()
+			hook()
+			x.h.mu.Lock()
+		}
 		if x.h.log != nil {
 			x.h.log.add(x.h.name + " " + argv[0].AsString() + " start")
 			if argv[0].AsString() == "slow" {
@@ -117,7 +182,11 @@ func stringsOf(vs []cty.Value) []string {
 	return out
 }
 
-func (fakeExec) Close() error { return nil }
+// single is a connection whose every identity runs on the one executor x.
+type single struct{ x Executor }
+
+func (s single) Executor(context.Context, Identity) (Executor, error) { return s.x, nil }
+func (single) Close() error                                           { return nil }
 
 type fakeConnector struct {
 	hosts       map[string]*fakeHost
@@ -126,7 +195,7 @@ type fakeConnector struct {
 	panicMsg    string          // what it panics with, when not "boom in the connector"
 }
 
-func (c *fakeConnector) Connect(_ context.Context, h *inventory.Host, _ *config.Play) (Executor, error) {
+func (c *fakeConnector) Connect(_ context.Context, h *inventory.Host) (Connection, error) {
 	if c.panics[h.Name] {
 		if c.panicMsg != "" {
 			panic(c.panicMsg)
@@ -136,7 +205,16 @@ func (c *fakeConnector) Connect(_ context.Context, h *inventory.Host, _ *config.
 	if c.unreachable[h.Name] {
 		return nil, errors.New("dial tcp 127.0.0.1:1: connection refused")
 	}
-	return fakeExec{c.hosts[h.Name]}, nil
+	fh := c.hosts[h.Name]
+	fh.mu.Lock()
+	defer fh.mu.Unlock()
+	if fh.open {
+		// the engine keeps one connection per host
+		panic("a second connection to " + h.Name + " while one is open")
+	}
+	fh.open = true
+	fh.connects++
+	return &fakeConn{h: fh, helpers: map[Identity]fakeExec{}}, nil
 }
 
 type recorder struct {

@@ -61,6 +61,9 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 	}
 	var keys []fileKey
 	for _, f := range files {
+		if f == "none" { // ssh_config's IdentityFile none: no key files, not even the defaults
+			continue
+		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			// Like ssh: a missing default or ssh_config key is skipped quietly.
@@ -78,6 +81,8 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 		}
 		keys = append(keys, fk)
 	}
+
+	certs := loadCertificates(t, files, cr)
 
 	agentSock := os.Getenv("SSH_AUTH_SOCK")
 	if t.IdentityAgent != "" {
@@ -97,7 +102,8 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 			} else {
 				n := 0
 				for _, s := range signers {
-					if t.IdentitiesOnly && explicit && !matchesAny(s.PublicKey(), keys, func(k fileKey) ssh.PublicKey { return k.pub }) {
+					if t.IdentitiesOnly && explicit && !matchesAny(s.PublicKey(), keys, func(k fileKey) ssh.PublicKey { return k.pub }) &&
+						!matchesAny(s.PublicKey(), certs, func(c userCert) ssh.PublicKey { return c.cert.Key }) {
 						continue
 					}
 					cr.signers = append(cr.signers, s)
@@ -123,7 +129,7 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 			if k.pub != nil && containsKey(agentKeys, k.pub) {
 				continue // the agent offers it already
 			}
-			if d.Passphrase != nil {
+			if d.Passphrase != nil && !t.BatchMode {
 				signer, err := d.decrypt(k.path, k.raw)
 				if err == nil {
 					cr.signers = append(cr.signers, signer)
@@ -133,12 +139,91 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 				cr.notes = append(cr.notes, fmt.Sprintf("identity file %s: %v", k.path, err))
 				continue
 			}
-			cr.notes = append(cr.notes, fmt.Sprintf("identity file %s is encrypted with a passphrase: add it to ssh-agent (ssh-add %s), run on a terminal to be asked for it, or use an unencrypted key", k.path, sh.Quote(k.path)))
+			how := "run on a terminal to be asked for it"
+			if t.BatchMode {
+				how = "turn BatchMode off and run on a terminal to be asked for it"
+			}
+			cr.notes = append(cr.notes, fmt.Sprintf("identity file %s is encrypted with a passphrase: add it to ssh-agent (ssh-add %s), %s, or use an unencrypted key", k.path, sh.Quote(k.path), how))
 		default:
 			cr.notes = append(cr.notes, fmt.Sprintf("identity file %s: %v", k.path, k.err))
 		}
 	}
+	cr.signers = withCertificates(cr, certs)
 	return cr
+}
+
+// userCert is a user certificate from a CertificateFile or a <key>-cert.pub file.
+type userCert struct {
+	path string
+	cert *ssh.Certificate
+}
+
+// loadCertificates reads t's CertificateFiles and, as ssh does, the <key>-cert.pub next to
+// each key file (a missing one quietly). A file that is not a user certificate, or a
+// CertificateFile that cannot be read, is a note for the error message.
+func loadCertificates(t Target, keyFiles []string, cr *credentials) []userCert {
+	var out []userCert
+	try := func(path string, implicit bool) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			if !implicit || !errors.Is(err, fs.ErrNotExist) {
+				cr.notes = append(cr.notes, fmt.Sprintf("certificate file %s: %v", path, unwrapPathErr(err)))
+			}
+			return
+		}
+		pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
+		cert, ok := pub.(*ssh.Certificate)
+		switch {
+		case err != nil:
+			cr.notes = append(cr.notes, fmt.Sprintf("certificate file %s: %v", path, err))
+		case !ok || cert.CertType != ssh.UserCert:
+			cr.notes = append(cr.notes, fmt.Sprintf("certificate file %s: not a user certificate", path))
+		default:
+			out = append(out, userCert{path: path, cert: cert})
+		}
+	}
+	for _, f := range t.CertificateFiles {
+		try(f, false)
+	}
+	for _, f := range keyFiles {
+		if f != "none" {
+			try(f+"-cert.pub", true)
+		}
+	}
+	return out
+}
+
+// withCertificates puts, before each key that a certificate is for, that key with the
+// certificate; the key is still offered alone after it, as ssh does. A certificate for no
+// key offered is a note.
+func withCertificates(cr *credentials, certs []userCert) []ssh.Signer {
+	if len(certs) == 0 {
+		return cr.signers
+	}
+	used := make([]bool, len(certs))
+	var out []ssh.Signer
+	for _, s := range cr.signers {
+		for i, c := range certs {
+			if !bytes.Equal(c.cert.Key.Marshal(), s.PublicKey().Marshal()) {
+				continue
+			}
+			cs, err := ssh.NewCertSigner(c.cert, s)
+			if err != nil {
+				cr.notes = append(cr.notes, fmt.Sprintf("certificate file %s: %v", c.path, err))
+				continue
+			}
+			used[i] = true
+			out = append(out, cs)
+			cr.tried = append(cr.tried, "certificate "+c.path)
+		}
+		out = append(out, s)
+	}
+	for i, c := range certs {
+		if !used[i] {
+			cr.notes = append(cr.notes, fmt.Sprintf("certificate file %s: no key offered is the certificate's (%s)", c.path, ssh.FingerprintSHA256(c.cert.Key)))
+		}
+	}
+	return out
 }
 
 // passphraseTries is how many times a key file's passphrase is asked for before it counts

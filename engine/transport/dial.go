@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -28,6 +31,12 @@ type Dialer struct {
 	// ConnectTimeout applies to targets that set none (dial + handshake +
 	// auth, per hop). 0: 30 s.
 	ConnectTimeout time.Duration
+	// ConnectTries is how many times a connection that fails before authentication
+	// completed (reset, closed, timed out by the network) is tried, all within the connect
+	// timeout, with a jittered backoff between tries. 0: 3.
+	ConnectTries int
+	// retryBase is the first backoff (doubled for each further try); 0: 250 ms. For tests.
+	retryBase time.Duration
 	// ResolveJump resolves a ProxyJump hop ("host" with user and port from
 	// the jump spec already in partial) into a full target. nil: ResolveTarget
 	// with SSHConfig.
@@ -58,10 +67,12 @@ type Dialer struct {
 	st *dialerState
 }
 
-// dialerState is a Dialer's memory: decrypted key files, and the warnings already given.
+// dialerState is a Dialer's memory: decrypted key files, the warnings already given, and
+// the jump-host connections its targets share.
 type dialerState struct {
 	keys   keyStore
 	warned warnedSet
+	hops   hopPool // shared jump-host connections (jumps.go)
 }
 
 // dialerStateMu guards the creation of Dialer.st.
@@ -98,7 +109,7 @@ type Conn struct {
 	// through jump hosts), as known_hosts accepted it.
 	HostKey string
 	client  *ssh.Client
-	jumps   []*ssh.Client // hops, closed after client
+	release func() // gives back the shared jump hosts, after client is closed
 	d       *Dialer
 
 	mu      sync.Mutex
@@ -131,51 +142,47 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 	if err := checkTarget(t); err != nil {
 		return nil, unreachable(name, "dial", err)
 	}
-	var jumps []*ssh.Client
-	closeJumps := func() {
-		for i := len(jumps) - 1; i >= 0; i-- {
-			jumps[i].Close()
-		}
-	}
 	var via *ssh.Client
+	release := func() {}
 	if t.ProxyJump != "" && !strings.EqualFold(t.ProxyJump, "none") {
 		hops, err := parseJumps(t.ProxyJump)
 		if err != nil {
 			return nil, unreachable(name, "proxy", err)
 		}
+		resolved := make([]Target, len(hops))
 		for i, h := range hops {
 			ht, err := d.resolveJump(h)
 			if err != nil {
-				closeJumps()
 				return nil, &UnreachableError{Host: name, Op: "proxy", Err: fmt.Errorf("jump host %s: %w", h.Name, err)}
 			}
 			ht.ProxyJump = ""
 			if i > 0 {
 				ht.ProxyCommand = ""
 			}
-			c, _, _, err := d.dialOne(ctx, ht, via)
-			if err != nil {
-				closeJumps()
-				return nil, &UnreachableError{Host: name, Op: "proxy", Err: fmt.Errorf("jump host %s: %w", h.Name, err)}
+			if ht.Name == "" {
+				ht.Name = h.Name
 			}
-			jumps = append(jumps, c)
-			via = c
+			resolved[i] = ht
+		}
+		via, release, err = d.dialJumps(ctx, resolved)
+		if err != nil {
+			return nil, &UnreachableError{Host: name, Op: "proxy", Err: err}
 		}
 		t.ProxyCommand = ""
 	}
 	c, nc, hostKey, err := d.dialOne(ctx, t, via)
 	if err != nil {
-		closeJumps()
+		release()
 		return nil, err
 	}
-	conn := &Conn{Target: t, HostKey: hostKey, client: c, jumps: jumps, d: d, done: make(chan struct{}), dead: make(chan struct{})}
+	conn := &Conn{Target: t, HostKey: hostKey, client: c, release: release, d: d, done: make(chan struct{}), dead: make(chan struct{})}
 	conn.qa, _ = nc.(*quickAckConn)
 	go func() {
 		_ = c.Wait()
 		close(conn.dead)
 	}()
 	if d.Keepalive > 0 {
-		go conn.keepalive(d.Keepalive, d.KeepaliveCountMax)
+		go keepalive(c, d.Keepalive, d.KeepaliveCountMax, conn.done, conn.lost)
 	}
 	return conn, nil
 }
@@ -236,7 +243,6 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 	defer cr.close()
 	ctx, cancel := context.WithTimeout(ctx, d.connectTimeout(t))
 	defer cancel()
-	addr := t.hostPort()
 
 	hostKeyCB, algos, err := hostKeyCheck(t, d.warnOnce)
 	if err != nil {
@@ -256,10 +262,104 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 	cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(cr.signers...)}
 	cfg.Auth = append(cfg.Auth, passwordMethods(t, cr)...)
 
+	// Failures before authentication completed (a reset, an EOF, a timeout of the network's
+	// own: sshd's MaxStartups, a busy host) are tried again within the connect timeout, which
+	// bounds all the tries together; nothing has run yet. A host key or authentication
+	// failure is not transient, and is not tried again; neither is a refused connection.
+	tries := d.connectTries()
+	for try := 1; ; try++ {
+		hkErr = nil
+		c, nc, err := d.tryOne(ctx, t, via, cfg, cr, &hkErr)
+		if err == nil {
+			return c, nc, hostKey, nil
+		}
+		var viaErr *viaDialError
+		if try >= tries || !retryable(err) || hkErr != nil || errors.As(err, &viaErr) {
+			return nil, nil, "", withTries(err, try)
+		}
+		wait := d.backoff(try)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+minTry {
+			return nil, nil, "", withTries(err, try)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, nil, "", withTries(err, try)
+		}
+	}
+}
+
+// minTry is the least time worth a try of its own.
+const minTry = 100 * time.Millisecond
+
+// connectTries is how many times a connection failing before authentication is tried.
+func (d *Dialer) connectTries() int {
+	if d.ConnectTries > 0 {
+		return d.ConnectTries
+	}
+	return 3
+}
+
+// backoff is the wait before try+1: exponential from the Dialer's base (250 ms), jittered
+// between half and all of it so that hosts refused together do not come back together.
+func (d *Dialer) backoff(try int) time.Duration {
+	base := d.retryBase
+	if base <= 0 {
+		base = 250 * time.Millisecond
+	}
+	b := base << (try - 1)
+	return b/2 + rand.N(b/2+1)
+}
+
+// retryable reports whether a failure before authentication may be transient: the
+// connection was reset, closed or timed out. A refused connection (nothing listens), a
+// refused channel on a jump host, a host key or authentication failure are not.
+func retryable(err error) bool {
+	var ae *AuthError
+	var hk *HostKeyError
+	if errors.As(err, &ae) || errors.As(err, &hk) {
+		return false
+	}
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ETIMEDOUT) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}
+
+// viaDialError is a jump host's failure to open the channel to the next hop.
+type viaDialError struct{ err error }
+
+func (e *viaDialError) Error() string { return e.err.Error() }
+func (e *viaDialError) Unwrap() error { return e.err }
+
+// withTries notes on err how many tries it took, when more than one.
+func withTries(err error, tries int) error {
+	var u *UnreachableError
+	if tries > 1 && errors.As(err, &u) {
+		u.Tries = tries
+	}
+	return err
+}
+
+// tryOne is one try at connecting to t: dial (over via, through t's ProxyCommand, or TCP),
+// handshake, authentication, bounded by ctx (what is left of the connect timeout).
+func (d *Dialer) tryOne(ctx context.Context, t Target, via *ssh.Client, cfg *ssh.ClientConfig, cr *credentials, hkErr *error) (*ssh.Client, net.Conn, error) {
+	name := t.Name
+	if name == "" {
+		name = t.address()
+	}
+	addr := t.hostPort()
 	var nc net.Conn
+	var err error
 	switch {
 	case via != nil:
-		nc, err = via.DialContext(ctx, "tcp", addr)
+		if nc, err = via.DialContext(ctx, "tcp", addr); err != nil {
+			// The jump host refused the channel, or its connection is gone: trying again
+			// over the same connection would not help.
+			err = &viaDialError{err}
+		}
 	case t.ProxyCommand != "":
 		nc, err = startProxyCommand(t.ProxyCommand)
 	case d.NetDial != nil:
@@ -272,7 +372,7 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 		nc = withQuickAck(nc)
 	}
 	if err != nil {
-		return nil, nil, "", unreachable(name, "dial", fmt.Errorf("%s: %w", addr, err))
+		return nil, nil, unreachable(name, "dial", fmt.Errorf("%s: %w", addr, err))
 	}
 	// The handshake honours ctx: a deadline for the timeout, and a close on
 	// cancel.
@@ -286,30 +386,30 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 			sc.Close()
 		}
 		nc.Close()
-		return nil, nil, "", unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, context.Cause(ctx)))
+		return nil, nil, unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, context.Cause(ctx)))
 	}
 	if err != nil {
 		nc.Close()
 		switch {
-		case hkErr != nil:
-			return nil, nil, "", unreachable(name, "host key", hkErr)
+		case *hkErr != nil:
+			return nil, nil, unreachable(name, "host key", *hkErr)
 		case strings.Contains(err.Error(), "unable to authenticate"):
-			return nil, nil, "", unreachable(name, "auth", &AuthError{User: t.User, Host: fmt.Sprintf("%s (%s)", name, addr), Tried: cr.tried, Notes: cr.authNotes()})
+			return nil, nil, unreachable(name, "auth", &AuthError{User: t.User, Host: fmt.Sprintf("%s (%s)", name, addr), Tried: cr.tried, Notes: cr.authNotes()})
 		case isProxyConn(nc):
-			return nil, nil, "", unreachable(name, "handshake", fmt.Errorf("%s: %w%s", addr, err, nc.(*proxyConn).stderrTail()))
+			return nil, nil, unreachable(name, "handshake", fmt.Errorf("%s: %w%s", addr, err, nc.(*proxyConn).stderrTail()))
 		default:
-			return nil, nil, "", unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, err))
+			return nil, nil, unreachable(name, "handshake", fmt.Errorf("%s: %w", addr, err))
 		}
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return ssh.NewClient(sc, chans, reqs), nc, hostKey, nil
+	return ssh.NewClient(sc, chans, reqs), nc, nil
 }
 
-// keepalive sends keepalive@openssh.com every interval and closes the
-// connection when a reply is missing for countMax intervals (like OpenSSH's
-// ServerAliveInterval and ServerAliveCountMax). One request is outstanding
-// at a time.
-func (c *Conn) keepalive(interval time.Duration, countMax int) {
+// keepalive sends keepalive@openssh.com on c every interval and calls lost when a reply
+// is missing for countMax intervals (like OpenSSH's ServerAliveInterval and
+// ServerAliveCountMax), or when the request fails. One request is outstanding at a time.
+// It returns when done is closed.
+func keepalive(c *ssh.Client, interval time.Duration, countMax int, done <-chan struct{}, lost func(error)) {
 	if countMax <= 0 {
 		countMax = 3
 	}
@@ -317,28 +417,28 @@ func (c *Conn) keepalive(interval time.Duration, countMax int) {
 	defer tick.Stop()
 	for {
 		select {
-		case <-c.done:
+		case <-done:
 			return
 		case <-tick.C:
 		}
 		reply := make(chan error, 1)
 		go func() {
-			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+			_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
 			reply <- err
 		}()
 		limit := time.NewTimer(time.Duration(countMax) * interval)
 		select {
-		case <-c.done:
+		case <-done:
 			limit.Stop()
 			return
 		case err := <-reply:
 			limit.Stop()
 			if err != nil {
-				c.lost(fmt.Errorf("connection lost: %w", err))
+				lost(fmt.Errorf("connection lost: %w", err))
 				return
 			}
 		case <-limit.C:
-			c.lost(fmt.Errorf("no answer to keepalive for %s (%d × %s)", time.Duration(countMax)*interval, countMax, interval))
+			lost(fmt.Errorf("no answer to keepalive for %s (%d × %s)", time.Duration(countMax)*interval, countMax, interval))
 			return
 		}
 	}
@@ -360,7 +460,8 @@ func (c *Conn) Err() error {
 	return c.lostErr
 }
 
-// Close closes the SFTP client, the connection and its jump hosts.
+// Close closes the SFTP client and the connection, and gives back its jump hosts: a jump
+// host's connection is closed with the last target using it.
 func (c *Conn) Close() error {
 	return c.closeAll()
 }
@@ -380,9 +481,7 @@ func (c *Conn) closeAll() error {
 		s.Close()
 	}
 	err := c.client.Close()
-	for i := len(c.jumps) - 1; i >= 0; i-- {
-		c.jumps[i].Close()
-	}
+	c.release()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}

@@ -12,9 +12,15 @@ type UnreachableError struct {
 	Host string // the target's name
 	Op   string // "dial", "handshake", "host key", "auth", "proxy", "connection"
 	Err  error
+	// Tries is how many times the connection was tried (when more than once: failures
+	// before authentication are tried again, see Dialer.ConnectTries).
+	Tries int
 }
 
 func (e *UnreachableError) Error() string {
+	if e.Tries > 1 {
+		return fmt.Sprintf("%s: %s: %v (after %d tries)", e.Host, e.Op, e.Err, e.Tries)
+	}
 	return fmt.Sprintf("%s: %s: %v", e.Host, e.Op, e.Err)
 }
 

@@ -119,9 +119,21 @@ func hostKeyCheck(t Target, warn func(key, msg string)) (ssh.HostKeyCallback, []
 	if db != nil {
 		cb = db.callback()
 	}
-	algos := knownAlgorithms(db, t.hostPort())
+	// HostKeyAlias: known_hosts is searched for (and accept-new records) the alias, as
+	// written, instead of the address and port.
+	lookup := t.hostPort()
+	if t.HostKeyAlias != "" {
+		if p := hostProblem(t.HostKeyAlias); p != "" {
+			return nil, nil, &NameError{What: "HostKeyAlias", Value: t.HostKeyAlias, Problem: p}
+		}
+		lookup = joinHostPort(t.HostKeyAlias, 22)
+	}
+	algos := knownAlgorithms(db, lookup)
 
 	check := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		if t.HostKeyAlias != "" {
+			hostname = lookup
+		}
 		err := verdict(cb, hostname, remote, key)
 		if !errors.Is(err, errUnknownHost) {
 			return err

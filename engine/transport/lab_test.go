@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,6 +162,114 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	t.Run("targets share the bastion's connection", func(t *testing.T) {
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		if err := os.WriteFile(kh, []byte(h2.MgmtIP+" "+knownHostsKey(t, lab, 1)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		jd := &Dialer{SSHConfig: lab.SSHConfig, Keepalive: 5 * time.Second}
+		const n = 12
+		// The test's own connection to host 1 (c) is there already.
+		before := established(ctx, t, lab, h1.Name, "sport")
+		var conns []*Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for i := range n {
+			tg := labTarget(t, lab, 1)
+			tg.Name = "t" + strconv.Itoa(i)
+			tg.Address, tg.Port, tg.KnownHostsFiles, tg.ProxyJump = h2.MgmtIP, 22, []string{kh}, h1.Name
+			c, err := jd.Dial(ctx, tg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		// On the bastion: one SSH connection in (from the controller, through the lab's
+		// forwarder), and one out to host 2 per target.
+		in, out := established(ctx, t, lab, h1.Name, "sport")-before, established(ctx, t, lab, h1.Name, "dport")
+		if in != 1 || out != n {
+			t.Errorf("bastion: %d connections in, %d out with %d targets open; want 1 and %d", in, out, n, n)
+		}
+		t.Logf("bastion with %d targets behind it: %d SSH connection in, %d out", n, in, out)
+		for _, c := range conns {
+			var o bytes.Buffer
+			if code, err := c.Run(ctx, "hostname", nil, &o, nil); err != nil || code != 0 || strings.TrimSpace(o.String()) != h2.Name {
+				t.Fatalf("hostname via the shared bastion: %d %v %q", code, err, o.String())
+			}
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+		// The last target gone, the bastion's connection goes too.
+		deadline := time.Now().Add(5 * time.Second)
+		for established(ctx, t, lab, h1.Name, "sport") != before {
+			if time.Now().After(deadline) {
+				t.Fatal("the bastion connection is still open after every target closed")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	t.Run("the bastion's connection dropped: dialled again", func(t *testing.T) {
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		if err := os.WriteFile(kh, []byte(h2.MgmtIP+" "+knownHostsKey(t, lab, 1)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		jd := &Dialer{SSHConfig: lab.SSHConfig}
+		behind := func(name string) Target {
+			tg := labTarget(t, lab, 1)
+			tg.Name = name
+			tg.Address, tg.Port, tg.KnownHostsFiles, tg.ProxyJump = h2.MgmtIP, 22, []string{kh}, h1.Name
+			return tg
+		}
+		old := sshdConns(ctx, t, lab, h1.Name)
+		c1, err := jd.Dial(ctx, behind("t1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c1.Close()
+		var pids []string
+		for peer, p := range sshdConns(ctx, t, lab, h1.Name) {
+			if _, ok := old[peer]; !ok {
+				pids = append(pids, p...)
+			}
+		}
+		if len(pids) == 0 {
+			t.Fatal("no new sshd connection on the bastion")
+		}
+		// The bastion ends our session (its sshd processes for it, by PID).
+		if out, err := lab.Exec(ctx, h1.Name, append([]string{"kill", "-KILL"}, pids...)...); err != nil {
+			t.Fatalf("kill %v on the bastion: %v: %s", pids, err, out)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c1.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the target behind the dropped bastion connection did not see it end")
+		}
+		if _, err := c1.Run(ctx, "true", nil, nil, nil); !IsUnreachable(err) {
+			t.Errorf("run behind the dropped bastion connection: %v; want unreachable", err)
+		}
+		before := len(sshdConns(ctx, t, lab, h1.Name))
+		c2, err := jd.Dial(ctx, behind("t2"))
+		if err != nil {
+			t.Fatalf("dial after the bastion dropped the shared connection: %v", err)
+		}
+		defer c2.Close()
+		var out bytes.Buffer
+		if code, err := c2.Run(ctx, "hostname", nil, &out, nil); err != nil || code != 0 || strings.TrimSpace(out.String()) != h2.Name {
+			t.Fatalf("hostname through the new bastion connection: %d %v %q", code, err, out.String())
+		}
+		if got := len(sshdConns(ctx, t, lab, h1.Name)) - before; got != 1 {
+			t.Errorf("%d new connections on the bastion; want 1", got)
+		}
+	})
+
 	t.Run("ProxyCommand", func(t *testing.T) {
 		tg := labTarget(t, lab, 0)
 		tg.ProxyCommand = proxyCommand(t, "127.0.0.1:"+strconv.Itoa(h1.Port))
@@ -258,4 +367,44 @@ chown ` + user + ` /tmp/` + user + `/.ssh/authorized_keys
 			}
 		})
 	}
+}
+
+// established counts the TCP connections in state established on a lab host whose source
+// ("sport") or destination ("dport") port is 22.
+func established(ctx context.Context, t *testing.T, lab *testenv.Lab, host, which string) int {
+	t.Helper()
+	out, err := lab.Exec(ctx, host, "ss", "-Htn", "state", "established", "( "+which+" = :22 )")
+	if err != nil {
+		t.Fatalf("ss on %s: %v: %s", host, err, out)
+	}
+	n := 0
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(l) != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// sshdConns returns the established SSH connections into a lab host: the peer address and
+// port of each, with the PIDs of the sshd processes that hold it.
+func sshdConns(ctx context.Context, t *testing.T, lab *testenv.Lab, host string) map[string][]string {
+	t.Helper()
+	out, err := lab.Exec(ctx, host, "ss", "-Htnp", "state", "established", "( sport = :22 )")
+	if err != nil {
+		t.Fatalf("ss on %s: %v: %s", host, err, out)
+	}
+	conns := map[string][]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 4 {
+			continue
+		}
+		var pids []string
+		for _, m := range regexp.MustCompile(`pid=([0-9]+)`).FindAllStringSubmatch(l, -1) {
+			pids = append(pids, m[1])
+		}
+		conns[f[3]] = pids
+	}
+	return conns
 }

@@ -31,15 +31,20 @@ type testServer struct {
 	// BinDir is put first on the PATH of commands (the fake sudo lives there).
 	BinDir string
 
-	ln      net.Listener
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	conns   []net.Conn
-	freeze  atomic.Bool // stop answering anything, as a dead peer would
-	Execs   atomic.Int32
-	cmdMu   sync.Mutex
-	cmds    []string // every exec'd command line
-	authKey ssh.PublicKey
+	ln     net.Listener
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  []net.Conn
+	freeze atomic.Bool // stop answering anything, as a dead peer would
+	Execs  atomic.Int32
+	// Forwards counts the direct-tcpip channels served (as a jump host).
+	Forwards atomic.Int32
+	cmdMu    sync.Mutex
+	cmds     []string // every exec'd command line
+	authKey  ssh.PublicKey
+	// UserCA, set before dialling, makes the server accept only user certificates it
+	// signed (for user "tester"), no plain key.
+	UserCA ssh.PublicKey
 }
 
 func newKey(t testing.TB) (ssh.Signer, []byte) {
@@ -80,6 +85,10 @@ func startTestServer(t testing.TB) *testServer {
 		ClientKeyFile: keyFile, BinDir: bin, ln: ln, authKey: ck.PublicKey()}
 	cfg := &ssh.ServerConfig{
 		PublicKeyCallback: func(md ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+			if s.UserCA != nil {
+				cc := ssh.CertChecker{IsUserAuthority: func(a ssh.PublicKey) bool { return string(a.Marshal()) == string(s.UserCA.Marshal()) }}
+				return cc.Authenticate(md, k)
+			}
 			if md.User() == "tester" && string(k.Marshal()) == string(s.authKey.Marshal()) {
 				return nil, nil
 			}
@@ -165,6 +174,10 @@ func (s *testServer) serve(c net.Conn, cfg *ssh.ServerConfig) {
 		}
 	}()
 	for nc := range chans {
+		if nc.ChannelType() == "direct-tcpip" {
+			go s.forward(nc)
+			continue
+		}
 		if nc.ChannelType() != "session" {
 			_ = nc.Reject(ssh.UnknownChannelType, "only sessions")
 			continue
@@ -248,6 +261,54 @@ func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
+	}
+}
+
+// forward serves a direct-tcpip channel (a client using this server as its jump host),
+// to loopback addresses only.
+func (s *testServer) forward(nc ssh.NewChannel) {
+	var p struct {
+		Host     string
+		Port     uint32
+		OrigHost string
+		OrigPort uint32
+	}
+	if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil || p.Host != "127.0.0.1" {
+		_ = nc.Reject(ssh.Prohibited, "loopback only")
+		return
+	}
+	c, err := net.Dial("tcp", net.JoinHostPort(p.Host, strconv.Itoa(int(p.Port))))
+	if err != nil {
+		_ = nc.Reject(ssh.ConnectionFailed, err.Error())
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		c.Close()
+		return
+	}
+	s.Forwards.Add(1)
+	go ssh.DiscardRequests(reqs)
+	go func() { _, _ = io.Copy(c, ch); c.(*net.TCPConn).CloseWrite() }()
+	_, _ = io.Copy(ch, c)
+	ch.Close()
+	c.Close()
+}
+
+// Accepted is the number of TCP connections the server has accepted.
+func (s *testServer) Accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// DropConnections closes every connection the server has accepted so far, as a restarted
+// host would.
+func (s *testServer) DropConnections() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
 	}
 }
 

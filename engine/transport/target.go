@@ -3,17 +3,13 @@ package transport
 import (
 	"errors"
 	"fmt"
-	"io/fs"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
-
-	"github.com/kevinburke/ssh_config"
 )
 
 // Target is one host to connect to, after inventory and ssh_config are merged.
@@ -28,6 +24,11 @@ type Target struct {
 	IdentitiesOnly bool     // use only the keys named here, also from the agent
 	IdentityAgent  string   // agent socket; "none" disables the agent; empty: $SSH_AUTH_SOCK
 
+	CertificateFiles []string // user certificates (CertificateFile); <key>-cert.pub is also tried
+	// BatchMode: never ask for anything (a key's passphrase); runbook never asks for
+	// passwords in any case.
+	BatchMode bool
+
 	ProxyJump string // "[user@]host[:port][,…]"; "none" or empty: direct
 	// ProxyCommand is run with sh -c; its stdio is the connection. Given to ResolveTarget,
 	// it is as written (with %-tokens); ResolveTarget returns it expanded.
@@ -37,7 +38,10 @@ type Target struct {
 	// StrictHostKeyChecking: "yes" (default), "accept-new" or "no". "no"
 	// accepts any key and is honoured only when set explicitly.
 	StrictHostKeyChecking string
-	ConnectTimeout        time.Duration // 0: the Dialer's default
+	// HostKeyAlias is the name looked up in (and recorded to) known_hosts instead of the
+	// address and port.
+	HostKeyAlias   string
+	ConnectTimeout time.Duration // 0: the Dialer's default
 
 	// Password is the login password (the inventory's ansible_password), tried with the
 	// password and keyboard-interactive methods after the keys; never logged, never in argv
@@ -106,40 +110,22 @@ func (t Target) GoString() string {
 // does not fit there (an *UnsafeTokenError), are refused: inventories may be generated from
 // data others control.
 func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error) {
-	cfgs, err := loadConfigs(sshConfigPath)
+	files, err := configSources(sshConfigPath)
 	if err != nil {
 		return Target{}, err
 	}
-	get := func(key string) (string, error) {
-		for _, c := range cfgs {
-			v, err := c.cfg.Get(name, key)
-			if err != nil {
-				return "", fmt.Errorf("%s: %s: %w", c.path, key, err)
-			}
-			if v != "" {
-				return v, nil
-			}
-		}
-		return "", nil
-	}
-	getAll := func(key string) ([]string, error) {
-		var all []string
-		for _, c := range cfgs {
-			v, err := c.cfg.GetAll(name, key)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %s: %w", c.path, key, err)
-			}
-			all = append(all, v...)
-		}
-		return all, nil
+	opts, err := evaluateConfig(files, name, inv.Address, inv.User)
+	if err != nil {
+		return Target{}, fmt.Errorf("%s: %w", name, err)
 	}
 	var errs []error
-	str := func(key string) string {
-		v, err := get(key)
-		if err != nil {
-			errs = append(errs, err)
+	str := opts.str
+	// Options whose effect runbook cannot give are refused rather than ignored: each would
+	// change where the connection goes or which host keys count.
+	for _, r := range refusedOptions {
+		if v, ok := opts.get(r.kw); ok && !r.harmless(v.arg()) {
+			errs = append(errs, fmt.Errorf("%s: ssh config %s: %s %s is not supported: %s", name, v.where, r.name, v.rest, r.why))
 		}
-		return v
 	}
 
 	t := inv
@@ -153,6 +139,11 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 	}
 	if t.Address == "" {
 		t.Address = name
+	}
+	// As ssh: a host name is used in lower case (in known_hosts, tokens and the dial); an
+	// address, or a value refused below, as written.
+	if _, err := netip.ParseAddr(t.Address); err != nil && hostProblem(t.Address) == "" {
+		t.Address = strings.ToLower(t.Address)
 	}
 	if t.Port == 0 {
 		if v := str("Port"); v != "" {
@@ -173,16 +164,21 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 		t.User = local
 	}
 
-	exp := expander{home: home, local: local, host: t.Address, alias: name, port: t.Port, user: t.User}
+	if t.HostKeyAlias == "" {
+		t.HostKeyAlias = str("hostkeyalias")
+	}
+	exp := newExpander(home, local, t.Address, name, t.Port, t.User, t.HostKeyAlias)
 
-	// OpenSSH uses whichever of ProxyJump and ProxyCommand comes first; we
-	// cannot see the order across keys, so ProxyJump wins when both are set.
 	if t.ProxyJump == "" && t.ProxyCommand == "" {
-		t.ProxyJump = str("ProxyJump")
-		if strings.EqualFold(t.ProxyJump, "none") {
-			t.ProxyJump = ""
-		} else if t.ProxyJump == "" {
-			t.ProxyCommand = str("ProxyCommand")
+		// Whichever of ProxyJump and ProxyCommand was obtained first; "none" for either
+		// means a direct connection.
+		if v, ok := opts.get("proxy"); ok {
+			val := strings.TrimSpace(v.rest)
+			if v.kw == "proxyjump" {
+				t.ProxyJump = val
+			} else {
+				t.ProxyCommand = val
+			}
 		}
 	}
 	if strings.EqualFold(t.ProxyJump, "none") {
@@ -212,6 +208,9 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 		}
 		return Target{}, errors.Join(errs...)
 	}
+	// ProxyJump takes %h %n %p %r and %% (ssh_config(5)); the values passed checkTarget just
+	// above, so none adds a hop or a port, and each hop is checked again when dialled.
+	t.ProxyJump = exp.text(t.ProxyJump, "hnpr")
 	path := func(option, f string) string {
 		p, err := exp.path(option, f)
 		if err != nil {
@@ -224,15 +223,34 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 		t.IdentityFile = path("IdentityFile", t.IdentityFile)
 	}
 	if len(t.IdentityFiles) == 0 {
-		files, err := getAll("IdentityFile")
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, f := range files {
-			if strings.EqualFold(f, "none") {
+		for _, f := range opts.lists["identityfile"] {
+			if strings.EqualFold(f.arg(), "none") {
+				// No key file, and not the default ones either (auth.go skips it).
+				t.IdentityFiles = appendUnique(t.IdentityFiles, "none")
 				continue
 			}
-			t.IdentityFiles = appendUnique(t.IdentityFiles, path("IdentityFile", f))
+			t.IdentityFiles = appendUnique(t.IdentityFiles, path("IdentityFile", f.arg()))
+		}
+	}
+	if len(t.CertificateFiles) == 0 {
+		for _, f := range opts.lists["certificatefile"] {
+			if strings.EqualFold(f.arg(), "none") {
+				continue
+			}
+			t.CertificateFiles = appendUnique(t.CertificateFiles, path("CertificateFile", f.arg()))
+		}
+	} else {
+		for i, f := range t.CertificateFiles {
+			t.CertificateFiles[i] = path("CertificateFile", f)
+		}
+	}
+	if !inv.BatchMode {
+		if v := str("batchmode"); v != "" {
+			b, ok := flag(v)
+			if !ok {
+				errs = append(errs, fmt.Errorf("ssh_config BatchMode %q for %s: want yes or no", v, name))
+			}
+			t.BatchMode = b
 		}
 	}
 	if !inv.IdentitiesOnly {
@@ -251,18 +269,18 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 
 	if len(t.KnownHostsFiles) == 0 {
 		var files []string
-		if v := str("UserKnownHostsFile"); v != "" {
-			if !strings.EqualFold(v, "none") {
-				for _, f := range strings.Fields(v) {
+		if v, ok := opts.get("userknownhostsfile"); ok {
+			if !strings.EqualFold(v.arg(), "none") {
+				for _, f := range v.args {
 					files = append(files, path("UserKnownHostsFile", f))
 				}
 			}
 		} else {
 			files = []string{filepath.Join(home, ".ssh", "known_hosts")}
 		}
-		if v := str("GlobalKnownHostsFile"); v != "" {
-			if !strings.EqualFold(v, "none") {
-				for _, f := range strings.Fields(v) {
+		if v, ok := opts.get("globalknownhostsfile"); ok {
+			if !strings.EqualFold(v.arg(), "none") {
+				for _, f := range v.args {
 					files = append(files, path("GlobalKnownHostsFile", f))
 				}
 			}
@@ -289,11 +307,11 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 
 	if t.ConnectTimeout == 0 {
 		if v := str("ConnectTimeout"); v != "" && !strings.EqualFold(v, "none") {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				errs = append(errs, fmt.Errorf("ssh_config ConnectTimeout %q for %s: want whole seconds", v, name))
+			d, err := sshDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("ssh_config ConnectTimeout %q for %s: %v", v, name, err))
 			}
-			t.ConnectTimeout = time.Duration(n) * time.Second
+			t.ConnectTimeout = d
 		}
 	}
 	if t.BecomeMethod != "" && t.BecomeUser == "" {
@@ -336,81 +354,99 @@ func appendUnique(list []string, s string) []string {
 	return append(list, s)
 }
 
-type configFile struct {
-	path string
-	cfg  *ssh_config.Config
-}
-
-func loadConfigs(path string) ([]configFile, error) {
-	var paths []string
-	explicit := path != ""
+// configSources are the files ResolveTarget reads: the -F file (which must exist), or
+// ~/.ssh/config and /etc/ssh/ssh_config where they exist; "none": no file.
+func configSources(path string) ([]configSource, error) {
 	switch {
 	case strings.EqualFold(path, "none"):
 		return nil, nil
-	case explicit:
-		paths = []string{path}
-	default:
-		paths = []string{filepath.Join(homeDir(), ".ssh", "config"), "/etc/ssh/ssh_config"}
-	}
-	var out []configFile
-	for _, p := range paths {
-		cfg, err := parsedConfig(p)
-		if err != nil {
-			if !explicit && errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return nil, err
+	case path != "":
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("ssh config: %w", err)
 		}
-		out = append(out, configFile{path: p, cfg: cfg})
+		return []configSource{{path: path, user: true, explicit: true}}, nil
 	}
-	return out, nil
+	return []configSource{
+		{path: filepath.Join(homeDir(), ".ssh", "config"), user: true},
+		{path: "/etc/ssh/ssh_config"},
+	}, nil
 }
 
-// parsedConfigs keeps each ssh_config file parsed once while it is unchanged (same size,
-// mtime and inode): a run resolves every host against the same files. A parsed Config is
-// only read afterwards.
-var parsedConfigs struct {
-	sync.Mutex
-	m map[string]parsedEntry
+// refusedOptions are the ssh_config options whose effect runbook cannot give and that would
+// change where a connection goes or which host keys are accepted: set for a host (to
+// anything but harmless values), they are an error, not silently ignored.
+var refusedOptions = []struct {
+	kw, name string
+	harmless func(string) bool
+	why      string
+}{
+	{"canonicalizehostname", "CanonicalizeHostname", isNo, "runbook does not canonicalize host names; set it to no for these hosts or give the full name as HostName"},
+	{"knownhostscommand", "KnownHostsCommand", isNone, "runbook does not run commands to find host keys; list them in a known_hosts file"},
+	{"revokedhostkeys", "RevokedHostKeys", isNone, "mark revoked keys with @revoked lines in a known_hosts file instead"},
+	{"bindaddress", "BindAddress", func(string) bool { return false }, "runbook does not choose the local address"},
+	{"bindinterface", "BindInterface", func(string) bool { return false }, "runbook does not choose the local interface"},
+	{"proxyusefdpass", "ProxyUseFdpass", isNo, "runbook talks to a ProxyCommand over its standard input and output"},
+	{"refuseconnection", "RefuseConnection", isNo, "ssh_config says not to connect to this host"},
 }
 
-type parsedEntry struct {
-	size, ino int64
-	mtime     time.Time
-	cfg       *ssh_config.Config
+func isNo(v string) bool {
+	b, ok := flag(v)
+	return ok && !b
 }
 
-func parsedConfig(p string) (*ssh_config.Config, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, fmt.Errorf("ssh config: %w", err)
+func isNone(v string) bool { return strings.EqualFold(v, "none") }
+
+// flag reads an ssh_config yes/no value.
+func flag(v string) (value, ok bool) {
+	switch strings.ToLower(v) {
+	case "yes", "true":
+		return true, true
+	case "no", "false":
+		return false, true
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("ssh config: %w", err)
+	return false, false
+}
+
+// sshDuration reads an ssh_config time: whole seconds, or a sequence of numbers each with
+// a unit s, m, h, d or w (as sshd_config(5) TIME FORMATS).
+func sshDuration(v string) (time.Duration, error) {
+	bad := errors.New("want a time such as 10, 30s or 1m30s")
+	var total time.Duration
+	for s := v; s != ""; {
+		i := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == 0 || i > 9 {
+			return 0, bad
+		}
+		n, _ := strconv.Atoi(s[:i])
+		unit := time.Second
+		s = s[i:]
+		if s != "" {
+			switch s[0] {
+			case 's', 'S':
+			case 'm', 'M':
+				unit = time.Minute
+			case 'h', 'H':
+				unit = time.Hour
+			case 'd', 'D':
+				unit = 24 * time.Hour
+			case 'w', 'W':
+				unit = 7 * 24 * time.Hour
+			default:
+				return 0, bad
+			}
+			s = s[1:]
+		} else if i != len(v) {
+			return 0, bad // a bare number only on its own
+		}
+		total += time.Duration(n) * unit
+		if total > 365*24*time.Hour {
+			return 0, errors.New("longer than a year")
+		}
 	}
-	var ino int64
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		ino = int64(sys.Ino)
-	}
-	parsedConfigs.Lock()
-	e, ok := parsedConfigs.m[p]
-	parsedConfigs.Unlock()
-	if ok && e.size == st.Size() && e.ino == ino && e.mtime.Equal(st.ModTime()) {
-		return e.cfg, nil
-	}
-	cfg, err := ssh_config.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("ssh config %s: %w", p, err)
-	}
-	parsedConfigs.Lock()
-	if parsedConfigs.m == nil {
-		parsedConfigs.m = map[string]parsedEntry{}
-	}
-	parsedConfigs.m[p] = parsedEntry{size: st.Size(), ino: ino, mtime: st.ModTime(), cfg: cfg}
-	parsedConfigs.Unlock()
-	return cfg, nil
+	return total, nil
 }
 
 func homeDir() string {

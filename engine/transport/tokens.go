@@ -1,7 +1,11 @@
 package transport
 
 import (
+	"cmp"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +21,22 @@ import (
 type expander struct {
 	home, local, host, alias, user string
 	port                           int
+
+	keyAlias string // %k: HostKeyAlias, else the alias
+	connHash string // %C
+	uid      string // %i
+	fqdn     string // %l: the local host name with its domain
+}
+
+// newExpander sets up the tokens for a host: the controller's values (%d %u %i %l %L) and
+// the host's (%h %n %p %r, %k, and %C, ssh's hash of %l%h%p%r).
+func newExpander(home, local, host, alias string, port int, user, hostKeyAlias string) expander {
+	fqdn, _ := os.Hostname()
+	e := expander{home: home, local: local, host: host, alias: alias, port: port, user: user,
+		keyAlias: cmp.Or(hostKeyAlias, alias), uid: strconv.Itoa(os.Getuid()), fqdn: fqdn}
+	sum := sha1.Sum([]byte(fqdn + host + strconv.Itoa(port) + user))
+	e.connHash = hex.EncodeToString(sum[:])
+	return e
 }
 
 // tokenValue returns what token c stands for and what it is called in errors. fromHost is
@@ -36,6 +56,17 @@ func (e expander) tokenValue(c byte) (val, what string, fromHost, ok bool) {
 		return e.local, "local user", false, true
 	case 'd':
 		return e.home, "local home directory", false, true
+	case 'k':
+		return e.keyAlias, "host key alias", true, true
+	case 'C':
+		return e.connHash, "connection hash", false, true
+	case 'i':
+		return e.uid, "local user ID", false, true
+	case 'l':
+		return e.fqdn, "local host name", false, true
+	case 'L':
+		short, _, _ := strings.Cut(e.fqdn, ".")
+		return short, "local host name", false, true
 	}
 	return "", "", false, false
 }
@@ -69,6 +100,11 @@ func (e expander) text(s, which string) string {
 // control or pattern character: see valueProblem) is refused with an *UnsafeTokenError.
 // Other % sequences are left as written.
 func (e expander) path(option, s string) (string, error) {
+	// ${VAR} first: whatever it brings in is checked and expanded like the rest.
+	s, err := expandEnv(option, s)
+	if err != nil {
+		return "", err
+	}
 	if s == "~" {
 		return e.home, nil
 	}
@@ -81,6 +117,9 @@ func (e expander) path(option, s string) (string, error) {
 		if !ok || !fromHost {
 			continue
 		}
+		if strings.IndexByte(pathTokens, s[i]) < 0 {
+			continue
+		}
 		forbidden := forbiddenInHost
 		if s[i] == 'r' {
 			forbidden = forbiddenInUser
@@ -90,9 +129,41 @@ func (e expander) path(option, s string) (string, error) {
 		}
 	}
 	if rest, ok := strings.CutPrefix(s, "~/"); ok {
-		return filepath.Join(e.home, e.text(rest, "hnprud")), nil
+		return filepath.Join(e.home, e.text(rest, pathTokens)), nil
 	}
-	return e.text(s, "hnprud"), nil
+	return e.text(s, pathTokens), nil
+}
+
+// commandTokens are the tokens expanded in a ProxyCommand: OpenSSH's %h %n %p %r, and %u %d.
+const commandTokens = "hnprud"
+
+// pathTokens are the tokens OpenSSH expands in file names (IdentityFile, CertificateFile,
+// UserKnownHostsFile, IdentityAgent, ControlPath).
+const pathTokens = "hnprudkCilL"
+
+// expandEnv replaces ${NAME} with the controller's environment variable, as OpenSSH does in
+// file names; an unset variable is an error, as there.
+func expandEnv(option, s string) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			return "", fmt.Errorf("%s %q: unterminated ${", option, s)
+		}
+		name := s[i+2 : i+j]
+		v, ok := os.LookupEnv(name)
+		if !ok || name == "" {
+			return "", fmt.Errorf("%s %q: environment variable %q is not set", option, s, name)
+		}
+		b.WriteString(s[:i])
+		b.WriteString(v)
+		s = s[i+j+1:]
+	}
 }
 
 // UnsafeTokenError is a host name, alias or user that a %-token would put into a shell
@@ -172,7 +243,7 @@ func (e expander) command(option, s string) (string, error) {
 				continue
 			}
 			v, what, fromHost, ok := e.tokenValue(t)
-			if !ok {
+			if !ok || strings.IndexByte(commandTokens, t) < 0 {
 				return "", &TokenError{Option: option, Command: s, Token: t}
 			}
 			if p := unsafeForShell(v, fromHost); p != "" {

@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"crypto/sha1"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -79,7 +81,8 @@ func TestExpandCommandChecksOnlyUsedTokens(t *testing.T) {
 }
 
 // A % sequence that is not a token is an error, as in OpenSSH, rather than text the shell
-// would see as written: %C, %L, %l, %k, %j, %i and the others are not expanded by runbook.
+// would see as written: OpenSSH expands only %h %n %p %r in a ProxyCommand (runbook also %u
+// %d); %C, %L, %l, %k, %j, %i and the others are errors there.
 func TestExpandCommandUnknownTokens(t *testing.T) {
 	e := expander{host: "h", port: 22}
 	for _, tt := range []struct{ cmd, want string }{
@@ -103,6 +106,9 @@ func TestExpandCommandUnknownTokens(t *testing.T) {
 // or user that is not one plain component of a name is refused, so none climbs out of the
 // directory the operator named.
 func TestExpandPath(t *testing.T) {
+	hostname, _ := os.Hostname()
+	t.Setenv("RB_TEST_KEYDIR", "/env/dir")
+	t.Setenv("RB_TEST_TOKEN", "%n")
 	e := expander{host: "db-1.example.net", alias: "db1", user: "deploy", port: 2222, local: "me", home: "/home/me"}
 	tests := []struct {
 		name    string
@@ -116,7 +122,13 @@ func TestExpandPath(t *testing.T) {
 		{name: "local user and home", e: e, path: "%d/keys/%u", want: "/home/me/keys/me"},
 		{name: "an IPv6 address", e: expander{host: "fe80::1%eth0"}, path: "/kh/%h", want: "/kh/fe80::1%eth0"},
 		{name: "a user with @", e: expander{user: "alice@corp.example"}, path: "/keys/%r", want: "/keys/alice@corp.example"},
-		{name: "other % sequences stay", e: e, path: "/k/%C", want: "/k/%C"},
+		{name: "other % sequences stay", e: e, path: "/k/%Z%j", want: "/k/%Z%j"},
+		{name: "connection hash, uid, local host", e: newExpander("/home/me", "me", "db-1.example.net", "db1", 2222, "deploy", ""),
+			path: "/c/%C-%i-%l-%L-%k", want: fmt.Sprintf("/c/%x-%d-%s-%s-db1", sha1.Sum([]byte(hostname+"db-1.example.net2222deploy")), os.Getuid(), hostname, strings.Split(hostname, ".")[0])},
+		{name: "host key alias", e: newExpander("/home/me", "me", "h", "db1", 22, "u", "kh-alias"), path: "/c/%k", want: "/c/kh-alias"},
+		{name: "environment", e: e, path: "${RB_TEST_KEYDIR}/%n", want: "/env/dir/db1"},
+		{name: "a token from the environment is checked", e: expander{alias: "../x"}, path: "/k/${RB_TEST_TOKEN}", wantErr: []string{"%n", "'/'"}},
+		{name: "a / in the key alias", e: newExpander("/home/me", "me", "h", "db1", 22, "u", "a/b"), path: "/c/%k", wantErr: []string{"%k", "'/'"}},
 		{name: "a value is not a ~", e: expander{host: "~", home: "/home/me"}, path: "%h/x", want: "~/x"},
 
 		{name: "a / in the alias", e: expander{alias: "../../etc/cron.d/x"}, path: "~/.ssh/known_hosts.d/%n",

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -168,6 +169,51 @@ func TestAcceptNew(t *testing.T) {
 	}
 	if b2, _ := os.ReadFile(kh); !bytes.Equal(b, b2) {
 		t.Errorf("known_hosts changed on a known host: %q", b2)
+	}
+}
+
+// HostKeyAlias: known_hosts is searched for the alias instead of the address and port, and
+// accept-new records the key under it.
+func TestHostKeyAlias(t *testing.T) {
+	srv := startTestServer(t)
+	other, _ := newKey(t)
+	line := func(host string, k ssh.PublicKey) string { return host + " " + string(ssh.MarshalAuthorizedKey(k)) }
+	hostPort := "[127.0.0.1]:" + strconv.Itoa(srv.Port)
+	tests := []struct {
+		name, alias, knownHosts, strict string
+		wantErr                         string
+		wantFile                        string // known_hosts afterwards; "": unchanged
+	}{
+		{name: "alias known", alias: "db-cluster", knownHosts: line("db-cluster", srv.HostKey.PublicKey()), strict: "yes"},
+		{name: "only the address known", alias: "db-cluster", knownHosts: line(hostPort, srv.HostKey.PublicKey()), strict: "yes", wantErr: "unknown host key"},
+		{name: "alias with another key", alias: "db-cluster", knownHosts: line("db-cluster", other.PublicKey()) + line(hostPort, srv.HostKey.PublicKey()), strict: "yes", wantErr: "CHANGED"},
+		{name: "accept-new records the alias (in lower case, as ssh)", alias: "Db-Cluster", strict: "accept-new", wantFile: "db-cluster ssh-ed25519 "},
+		{name: "alias unfit for known_hosts", alias: "a\n* x", strict: "accept-new", wantErr: "HostKeyAlias"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg := srv.Target(t)
+			tg.HostKeyAlias = tt.alias
+			tg.KnownHostsFiles = []string{filepath.Join(t.TempDir(), "known_hosts")}
+			tg.StrictHostKeyChecking = tt.strict
+			if err := os.WriteFile(tg.KnownHostsFiles[0], []byte(tt.knownHosts), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := (&Dialer{}).Dial(context.Background(), tg)
+			if err == nil {
+				c.Close()
+			}
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("dial: %v; want an error mentioning %q", err, tt.wantErr)
+			}
+			b, _ := os.ReadFile(tg.KnownHostsFiles[0])
+			if tt.wantFile == "" && string(b) != tt.knownHosts || tt.wantFile != "" && !strings.HasPrefix(string(b), tt.wantFile) {
+				t.Errorf("known_hosts = %q", b)
+			}
+		})
 	}
 }
 
@@ -781,6 +827,114 @@ func TestDialerStateIsCollected(t *testing.T) {
 		case <-deadline:
 			t.Fatal("a Dialer no longer used was not collected: something still holds it")
 		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// User certificates: CertificateFile, and the <key>-cert.pub ssh also reads, are offered
+// with their key to a server that accepts only certificates.
+func TestCertificateAuth(t *testing.T) {
+	srv := startTestServer(t)
+	ca, _ := newKey(t)
+	srv.UserCA = ca.PublicKey()
+	key, keyPEM := newKey(t)
+	otherKey, _ := newKey(t)
+	certFor := func(k ssh.PublicKey, principal string) []byte {
+		c := &ssh.Certificate{Key: k, CertType: ssh.UserCert, KeyId: "test", ValidPrincipals: []string{principal}, ValidBefore: ssh.CertTimeInfinity}
+		if err := c.SignCert(rand.Reader, ca); err != nil {
+			t.Fatal(err)
+		}
+		return ssh.MarshalAuthorizedKey(c)
+	}
+	tests := []struct {
+		name     string
+		files    map[string][]byte // in a temporary directory; "key" is the identity file
+		certFile string            // CertificateFile, in that directory
+		wantErr  []string
+	}{
+		{name: "key-cert.pub next to the key", files: map[string][]byte{"key": keyPEM, "key-cert.pub": certFor(key.PublicKey(), "tester")}},
+		{name: "CertificateFile", files: map[string][]byte{"key": keyPEM, "c.pub": certFor(key.PublicKey(), "tester")}, certFile: "c.pub"},
+		{name: "no certificate", files: map[string][]byte{"key": keyPEM}, wantErr: []string{"key "}},
+		{name: "certificate for another key", files: map[string][]byte{"key": keyPEM, "c.pub": certFor(otherKey.PublicKey(), "tester")}, certFile: "c.pub",
+			wantErr: []string{"c.pub: no key offered is the certificate's"}},
+		{name: "not a certificate", files: map[string][]byte{"key": keyPEM, "c.pub": ssh.MarshalAuthorizedKey(key.PublicKey())}, certFile: "c.pub",
+			wantErr: []string{"c.pub: not a user certificate"}},
+		{name: "missing CertificateFile", files: map[string][]byte{"key": keyPEM}, certFile: "nope.pub", wantErr: []string{"nope.pub: no such file"}},
+		{name: "wrong principal", files: map[string][]byte{"key": keyPEM, "key-cert.pub": certFor(key.PublicKey(), "someone")}, wantErr: []string{"certificate"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for n, b := range tt.files {
+				if err := os.WriteFile(filepath.Join(dir, n), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tg := srv.Target(t)
+			tg.IdentityFile = filepath.Join(dir, "key")
+			if tt.certFile != "" {
+				tg.CertificateFiles = []string{filepath.Join(dir, tt.certFile)}
+			}
+			c, err := (&Dialer{}).Dial(context.Background(), tg)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("dial: %v", err)
+				}
+				c.Close()
+				return
+			}
+			if err == nil {
+				c.Close()
+				t.Fatal("dial succeeded; want an authentication failure")
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// BatchMode: an encrypted key's passphrase is not asked for; the error says why.
+func TestBatchModeNoPassphrasePrompt(t *testing.T) {
+	srv := startTestServer(t)
+	raw, err := os.ReadFile(srv.ClientKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := ssh.ParseRawPrivateKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("sesame"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := filepath.Join(t.TempDir(), "enc_key")
+	if err := os.WriteFile(enc, pem.EncodeToMemory(blk), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, batch := range []bool{false, true} {
+		asked := 0
+		d := &Dialer{Passphrase: func(string) ([]byte, error) { asked++; return []byte("sesame"), nil }}
+		tg := srv.Target(t)
+		tg.IdentityFile = enc
+		tg.BatchMode = batch
+		c, err := d.Dial(context.Background(), tg)
+		if !batch {
+			if err != nil || asked != 1 {
+				t.Fatalf("without BatchMode: dial err %v, asked %d times; want success after one prompt", err, asked)
+			}
+			c.Close()
+			continue
+		}
+		if err == nil {
+			c.Close()
+			t.Fatal("BatchMode: dial succeeded; want the encrypted key unused")
+		}
+		if asked != 0 || !strings.Contains(err.Error(), "BatchMode") {
+			t.Errorf("BatchMode: asked %d times, error %q; want no prompt and an error naming BatchMode", asked, err)
 		}
 	}
 }

@@ -40,6 +40,7 @@ type runFlags struct {
 	sshConfig      string
 	askBecomePass  bool
 	connectTimeout time.Duration
+	connectRetries int
 	keepalive      time.Duration
 	hostTimeout    time.Duration
 	verifyHelper   string
@@ -61,6 +62,7 @@ func (f *runFlags) add(cmd *cobra.Command, withVars bool) {
 	fl.StringVarP(&f.sshConfig, "ssh-config", "F", "", "OpenSSH client config file (default ~/.ssh/config and /etc/ssh/ssh_config)")
 	fl.BoolVarP(&f.askBecomePass, "ask-become-pass", "K", false, "ask once for the sudo password (read from standard input without a terminal)")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 0, "bound on connecting to one host (default 30s, or ssh_config's ConnectTimeout)")
+	fl.IntVar(&f.connectRetries, "connect-retries", 2, "how many times to try a host again whose connection is reset or closed before login (a busy sshd's MaxStartups), with a growing jittered wait, all within --connect-timeout; never after login")
 	fl.DurationVar(&f.keepalive, "keepalive", 15*time.Second, "interval of SSH keepalives; a host that misses 3 is unreachable")
 	fl.DurationVar(&f.hostTimeout, "host-timeout", 0, "bound on everything one host does in one play (0: none)")
 	fl.StringVar(&f.verifyHelper, "verify-helper", "stamp", "how each start verifies the helper's file on a host: stamp (hash it, and later skip the hash while the file is provably the one hashed: same inode, size and ctime, for a day, without become) or always (hash it every time)")
@@ -126,6 +128,8 @@ func (a *app) checkFlags(f *runFlags) error {
 	switch {
 	case f.forks < 1:
 		d = diag.Errorf("Invalid --forks", "--forks must be at least 1, not %d.", f.forks)
+	case f.connectRetries < 0:
+		d = diag.Errorf("Invalid --connect-retries", "--connect-retries must be 0 (one try) or more, not %d.", f.connectRetries)
 	case f.strategy != config.StrategyFree && f.strategy != config.StrategyLinear:
 		d = diag.Errorf("Invalid --strategy", "--strategy is %q or %q, not %q.", config.StrategyFree, config.StrategyLinear, f.strategy)
 	case f.rerun != "" && f.rerun != "failed":

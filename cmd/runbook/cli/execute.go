@@ -25,7 +25,8 @@ import (
 func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *runFlags) error {
 	conn := &remote.Connector{
 		SSHConfig: f.sshConfig,
-		Dialer:    &transport.Dialer{Agent: true, Keepalive: f.keepalive, ConnectTimeout: f.connectTimeout, SSHConfig: f.sshConfig},
+		Dialer: &transport.Dialer{Agent: true, Keepalive: f.keepalive, ConnectTimeout: f.connectTimeout,
+			ConnectTries: f.connectRetries + 1, SSHConfig: f.sshConfig},
 	}
 	if f.verifyHelper == "stamp" { // checkFlags allowed only stamp and always
 		conn.Stamps = &remote.Stamps{Path: remote.DefaultStampsPath(a.getenv)}
@@ -99,8 +100,14 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 	if h, ok := v.(*view.Human); ok && h.Verbose {
 		pushed, reused := conn.Stats.Counts()
 		hashed, stamped := conn.Stats.Verifications()
-		fmt.Fprintf(a.stdout, "helper: started on %d hosts (pushed to %d); verified by hash on %d, unchanged since a hash on %d\n",
-			pushed+reused, pushed, hashed, stamped)
+		// A host runs a helper per identity its tasks run as (become): say so when a host ran
+		// more than one.
+		started := ""
+		if hosts := conn.Stats.Hosts(); hosts != pushed+reused {
+			started = fmt.Sprintf("%d helpers; ", pushed+reused)
+		}
+		fmt.Fprintf(a.stdout, "helper: started on %d hosts (%spushed to %d); verified by hash on %d, unchanged since a hash on %d\n",
+			conn.Stats.Hosts(), started, pushed, hashed, stamped)
 	}
 	if err != nil {
 		return err
