@@ -154,13 +154,10 @@ func (h *Host) becomeMethod() string {
 	return s
 }
 
-// becomeMethods are the values of ansible_become_method runbook accepts, short or
-// fully qualified, and the method each names.
-var becomeMethods = map[string]string{
-	"sudo": "sudo", "ansible.builtin.sudo": "sudo",
-	"su": "su", "ansible.builtin.su": "su",
-	"doas": "doas", "community.general.doas": "doas",
-}
+// becomeMethods are the values of ansible_become_method runbook accepts, and the method
+// each names. Fully qualified names (ansible.builtin.sudo) are refused: the run's become
+// (engine/run.InventoryBecome) reads the variable as written.
+var becomeMethods = map[string]string{"sudo": "sudo", "su": "su", "doas": "doas"}
 
 // methodName is the method whose own variables (ansible_sudo_pass, ansible_su_user, ...)
 // count: the one given, else sudo, Ansible's default.

@@ -91,6 +91,19 @@ func (h *Host) CheckConnection() []error {
 			refuse("ansible_become_method", "=%s is not supported (runbook becomes another user with sudo, su or doas)", shown(v))
 		}
 	}
+	// The method's own names (ansible_sudo_pass, ansible_su_user, ...), which Ansible reads
+	// after the common ones: Connection reads them, but the run's become
+	// (engine/run.InventoryBecome) reads ansible_become_user, ansible_become_password and
+	// ansible_become_pass only, so they are refused rather than ignored.
+	for _, n := range []string{"ansible_" + method + "_user", "ansible_" + method + "_pass", "ansible_" + method + "_password"} {
+		if _, ok := get(n); ok && n != "ansible_sudo_password" && n != "ansible_doas_password" {
+			instead := "ansible_become_password"
+			if strings.HasSuffix(n, "_user") {
+				instead = "ansible_become_user"
+			}
+			refuse(n, " is not supported: give it as %s", instead)
+		}
+	}
 	for _, n := range []string{"ansible_become_exe", "ansible_" + method + "_exe"} {
 		if v, ok := get(n); ok && pyStr(v) != method {
 			refuse(n, "=%s is not supported (runbook runs %s as the host's PATH finds it)", shown(v), method)

@@ -24,7 +24,9 @@ func TestCheckConnection(t *testing.T) {
 		{vars: map[string]any{"ansible_connection": "smart"}},
 		{vars: map[string]any{"ansible_connection": "ansible.builtin.paramiko_ssh"}},
 		{vars: map[string]any{"ansible_become_method": "doas"}},
-		{vars: map[string]any{"ansible_become_method": "ansible.builtin.sudo", "ansible_become_flags": "-H  -S -n"}},
+		{vars: map[string]any{"ansible_become_method": "sudo", "ansible_become_flags": "-H  -S -n"}},
+		// another method's own variables are ignored, as Ansible ignores them
+		{vars: map[string]any{"ansible_become_method": "sudo", "ansible_su_pass": "s3cr3t-su", "ansible_doas_user": "x"}},
 		{vars: map[string]any{"ansible_ssh_common_args": `-J b -o StrictHostKeyChecking=accept-new -o "UserKnownHostsFile /a /b" -o IdentitiesOnly=yes -p 22 -l u -i k -o ConnectTimeout=5 -o HostName=10.1.1.1 -o IdentityAgent=none`}},
 		// ignored: harmless
 		{vars: map[string]any{"ansible_ssh_args": "-C -o ControlMaster=auto -o ControlPersist=60s",
@@ -39,6 +41,13 @@ func TestCheckConnection(t *testing.T) {
 		{vars: map[string]any{"ansible_become_method": "pbrun"},
 			want: []string{`^inventory: host h: ansible_become_method="pbrun" is not supported \(runbook becomes another user with sudo, su or doas\)$`}},
 		{vars: map[string]any{"ansible_become_method": "SUDO"}, want: []string{`ansible_become_method="SUDO" is not supported`}},
+		{vars: map[string]any{"ansible_become_method": "ansible.builtin.sudo"}, want: []string{`ansible_become_method="ansible.builtin.sudo" is not supported`}},
+		// the method's own names: the run's become reads the common ones only
+		{vars: map[string]any{"ansible_sudo_pass": "s3cr3t-sudo", "ansible_sudo_user": "svc"},
+			want: []string{`^inventory: host h: ansible_sudo_user is not supported: give it as ansible_become_user$`,
+				`^inventory: host h: ansible_sudo_pass is not supported: give it as ansible_become_password$`}},
+		{vars: map[string]any{"ansible_become_method": "su", "ansible_su_password": "s3cr3t-su"},
+			want: []string{`ansible_su_password is not supported: give it as ansible_become_password`}},
 		{vars: map[string]any{"ansible_port": "http"}, want: []string{`^inventory: host h: ansible_port="http" is not a port number \(1-65535\)$`}},
 		{vars: map[string]any{"ansible_ssh_port": int64(70000)}, want: []string{`ansible_ssh_port="70000" is not a port number`}},
 		{vars: map[string]any{"ansible_become": "maybe"}, want: []string{`ansible_become="maybe" is not a boolean`}},
