@@ -302,8 +302,10 @@ type passwordState struct {
 // sshd offers with PAM) gets the password as the answer to its one hidden prompt, once; a
 // host that asks anything else (a visible prompt, a second round after the password: a
 // one-time code) gets empty answers, and the login fails. The password goes only to the host
-// whose key was verified: ssh checks the host key before any authentication.
+// whose key was verified: ssh checks the host key before any authentication. Each
+// connection (a try after a reset before authentication is another) needs its own.
 func passwordMethods(t Target, cr *credentials) []ssh.AuthMethod {
+	cr.pw = passwordState{}
 	if t.Password == "" {
 		return nil
 	}

@@ -260,7 +260,6 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 		Timeout:           d.connectTimeout(t),
 	}
 	cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(cr.signers...)}
-	cfg.Auth = append(cfg.Auth, passwordMethods(t, cr)...)
 
 	// Failures before authentication completed (a reset, an EOF, a timeout of the network's
 	// own: sshd's MaxStartups, a busy host) are tried again within the connect timeout, which
@@ -269,6 +268,8 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 	tries := d.connectTries()
 	for try := 1; ; try++ {
 		hkErr = nil
+		// the password methods keep what became of the password, per connection
+		cfg.Auth = append(cfg.Auth[:1:1], passwordMethods(t, cr)...)
 		c, nc, err := d.tryOne(ctx, t, via, cfg, cr, &hkErr)
 		if err == nil {
 			return c, nc, hostKey, nil

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,18 +17,34 @@ import (
 )
 
 // passwordServer accepts one login method: "password", or "keyboard-interactive" asking
-// the questions of each round in turn (a round of none is a message only). It records
-// the passwords and the non-empty answers it was sent.
-func passwordServer(t *testing.T, method string, rounds [][]string) (Target, *[]string) {
+// the questions of each round in turn (a round of none is a message only); with
+// "keyboard-interactive-drop" it drops the first connection once answered, as a host that
+// resets it before authentication completes. It records the passwords and the non-empty
+// answers it was sent.
+func passwordServer(t *testing.T, method string, rounds [][]string) (Target, func() []string) {
 	t.Helper()
 	hk, _ := newKey(t)
-	var got []string
+	var (
+		mu      sync.Mutex
+		got     []string
+		conns   = map[string]net.Conn{}
+		dropped bool
+	)
+	record := func(a string) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, a)
+	}
+	drop := method == "keyboard-interactive-drop"
+	if drop {
+		method = "keyboard-interactive"
+	}
 	cfg := &ssh.ServerConfig{}
 	const want = "c0rrect h0rse"
 	switch method {
 	case "password":
 		cfg.PasswordCallback = func(md ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
-			got = append(got, string(pw))
+			record(string(pw))
 			if md.User() == "op" && string(pw) == want {
 				return nil, nil
 			}
@@ -44,12 +61,20 @@ func passwordServer(t *testing.T, method string, rounds [][]string) (Target, *[]
 				}
 				for _, a := range ans {
 					if a != "" {
-						got = append(got, a)
+						record(a)
 					}
 					ok = ok && a == want
 				}
 			}
-			if ok && len(got) > 0 {
+			mu.Lock()
+			c, first := conns[md.RemoteAddr().String()], drop && !dropped
+			dropped = dropped || first
+			mu.Unlock()
+			if first {
+				c.Close()
+				return nil, errors.New("dropped")
+			}
+			if ok && len(rounds) > 0 {
 				return nil, nil
 			}
 			return nil, errors.New("wrong")
@@ -72,6 +97,9 @@ func passwordServer(t *testing.T, method string, rounds [][]string) (Target, *[]
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			conns[c.RemoteAddr().String()] = c
+			mu.Unlock()
 			go func() {
 				defer c.Close()
 				sc, chans, reqs, err := ssh.NewServerConn(c, cfg)
@@ -93,8 +121,12 @@ func passwordServer(t *testing.T, method string, rounds [][]string) (Target, *[]
 		t.Fatal(err)
 	}
 	return Target{Name: "pw", Address: "127.0.0.1", Port: port, User: "op", IdentitiesOnly: true,
-		IdentityFile: filepath.Join(t.TempDir(), "none"), KnownHostsFiles: []string{kh},
-		StrictHostKeyChecking: "yes", IdentityAgent: "none"}, &got
+			IdentityFile: filepath.Join(t.TempDir(), "none"), KnownHostsFiles: []string{kh},
+			StrictHostKeyChecking: "yes", IdentityAgent: "none"}, func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]string(nil), got...)
+		}
 }
 
 // A target's password logs in with the password method and with keyboard-interactive
@@ -121,6 +153,9 @@ func TestPasswordLogin(t *testing.T) {
 		{name: "kbd two questions", method: "keyboard-interactive", rounds: [][]string{{"Password: ", "Code: "}}, password: right,
 			err: "asks for more than the inventory's password"},
 		{name: "publickey only", method: "none", password: right, err: "accepts no password login"},
+		// a connection reset before authentication completed is tried again, and the
+		// password is given again on the new connection
+		{name: "kbd after a reset", method: "keyboard-interactive-drop", rounds: [][]string{{"Password: "}}, password: right, sent: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,8 +181,8 @@ func TestPasswordLogin(t *testing.T) {
 					t.Errorf("the error shows the password: %s", s)
 				}
 			}
-			if len(*got) != tt.sent {
-				t.Errorf("the server got %d answers, want %d", len(*got), tt.sent)
+			if n := len(got()); n != tt.sent {
+				t.Errorf("the server got %d answers, want %d", n, tt.sent)
 			}
 		})
 	}
