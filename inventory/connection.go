@@ -374,10 +374,6 @@ type sshArg struct {
 	sshOpt
 }
 
-// sshArgVars are the variables that hold ssh arguments, in the order Ansible's ssh
-// connection writes them on ssh's command line.
-var sshArgVars = []string{"ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args"}
-
 func (h *Host) sshSettings() sshSettings {
 	s := sshSettings{opts: map[string]sshOpt{}}
 	add := func(key string, o sshOpt) {

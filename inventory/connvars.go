@@ -69,17 +69,23 @@ func (h *Host) CheckConnection() []error {
 			}
 		}
 	}
-	// Strings that must be strings: a list or a mapping here is a mistake, not a name.
+	// Strings that must be strings: a list or a mapping here is a mistake, not a name. A
+	// number or a boolean reads as its text, as in Ansible.
 	for _, n := range []string{"ansible_host", "ansible_ssh_host", "ansible_user", "ansible_ssh_user",
-		"ansible_private_key_file", "ansible_ssh_private_key_file", "ansible_become_user",
-		"ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args"} {
+		"ansible_private_key_file", "ansible_ssh_private_key_file", "ansible_password", "ansible_ssh_pass",
+		"ansible_ssh_password", "ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args"} {
 		if v, ok := get(n); ok && !scalar(v) {
 			refuse(n, " is a %s, not a string", kindOf(v))
 		}
 	}
-	for _, n := range append([]string{"ansible_password", "ansible_ssh_pass", "ansible_ssh_password"}, becomePassNames(methodName(h.becomeMethod()))...) {
-		if v, ok := get(n); ok && !scalar(v) {
-			refuse(n, " is a %s, not a string", kindOf(v))
+	// The run's become (engine/run.InventoryBecome) takes text only: a number here (an INI
+	// inventory types ansible_become_password=123456 as one) is refused now rather than
+	// when the host is reached. The value is never shown, only its kind.
+	for _, n := range []string{"ansible_become_user", "ansible_become_method", "ansible_become_password", "ansible_become_pass"} {
+		if v, ok := get(n); ok {
+			if _, isStr := v.(string); !isStr {
+				refuse(n, " is a %s, not a string (quote it so that it stays text: in INI, %s=\"'...'\")", kindOf(v), n)
+			}
 		}
 	}
 
@@ -383,10 +389,17 @@ func scalar(v any) bool {
 }
 
 func kindOf(v any) string {
-	if _, ok := v.([]any); ok {
+	switch v.(type) {
+	case []any:
 		return "list"
+	case map[string]any:
+		return "mapping"
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
 	}
-	return "mapping"
+	return "number"
 }
 
 // ignoredVars are the connection variables of Ansible's ssh connection and become

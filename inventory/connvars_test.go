@@ -77,6 +77,9 @@ func TestCheckConnection(t *testing.T) {
 		{vars: map[string]any{"ansible_ssh_common_args": "-o"}, want: []string{`ansible_ssh_common_args: -o at the end of "-o" needs a value`}},
 		{vars: map[string]any{"ansible_ssh_private_key_file": "k1", "ansible_ssh_common_args": "-i k2"},
 			want: []string{`ansible_ssh_common_args: -i \(IdentityFile\) names a second key file`}},
+		// the run's become takes text only; the value is not shown
+		{vars: map[string]any{"ansible_become_password": int64(123456), "ansible_become_user": int64(1000)},
+			want: []string{`^inventory: host h: ansible_become_user is a number, not a string \(quote it`, `ansible_become_password is a number, not a string`}},
 		// secrets: a wrong kind is named, the value is not shown
 		{vars: map[string]any{"ansible_become_password": map[string]any{"s3cr3t-inside": "x"}, "ansible_password": []any{"s3cr3t-too"}},
 			want: []string{`ansible_password is a list, not a string`, `ansible_become_password is a mapping, not a string`}},
