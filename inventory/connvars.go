@@ -145,6 +145,12 @@ func (h *Host) CheckConnection() []error {
 			refuse(a.from, ": %s%s", optionLabel(a), msg)
 		}
 	}
+	// The transport keeps a login password from a host whose key it does not verify.
+	if n, _, ok := h.last(h.aliases("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")...); ok {
+		if o, ok := s.opts["stricthostkeychecking"]; ok && is("no", "off", "false")(strings.ToLower(o.val)) {
+			refuse(n, " is not sent to a host whose key is not verified, and %s turns host key checking off: use StrictHostKeyChecking=accept-new (it verifies every key after the first)", o.from)
+		}
+	}
 	// Two keys would both be offered by ssh; runbook tries one from the inventory.
 	first := map[string]string{}
 	for _, a := range s.all {

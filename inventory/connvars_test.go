@@ -19,7 +19,7 @@ func TestCheckConnection(t *testing.T) {
 		{vars: map[string]any{"ansible_host": "10.0.0.1", "ansible_port": "2222", "ansible_user": "u",
 			"ansible_password": "pw", "ansible_ssh_private_key_file": "~/.ssh/k", "ansible_connection": "ssh",
 			"ansible_become": "yes", "ansible_become_user": "svc", "ansible_become_method": "su",
-			"ansible_become_password": "s3cr3t", "ansible_timeout": int64(20), "ansible_host_key_checking": false,
+			"ansible_become_password": "s3cr3t", "ansible_timeout": int64(20), "ansible_host_key_checking": true,
 			"ansible_shell_type": "sh", "ansible_ssh_executable": "/usr/bin/ssh", "ansible_become_exe": "su"}},
 		{vars: map[string]any{"ansible_connection": "smart"}},
 		{vars: map[string]any{"ansible_connection": "ansible.builtin.paramiko_ssh"}},
@@ -77,6 +77,13 @@ func TestCheckConnection(t *testing.T) {
 		{vars: map[string]any{"ansible_ssh_common_args": "-o"}, want: []string{`ansible_ssh_common_args: -o at the end of "-o" needs a value`}},
 		{vars: map[string]any{"ansible_ssh_private_key_file": "k1", "ansible_ssh_common_args": "-i k2"},
 			want: []string{`ansible_ssh_common_args: -i \(IdentityFile\) names a second key file`}},
+		// a login password is not sent to a host whose key is not verified
+		{vars: map[string]any{"ansible_password": "s3cr3t", "ansible_host_key_checking": false},
+			want: []string{`^inventory: host h: ansible_password is not sent to a host whose key is not verified, and ansible_host_key_checking turns host key checking off: use StrictHostKeyChecking=accept-new`}},
+		{vars: map[string]any{"ansible_ssh_pass": "s3cr3t", "ansible_ssh_common_args": "-o StrictHostKeyChecking=no"},
+			want: []string{`ansible_ssh_pass is not sent to a host whose key is not verified, and ansible_ssh_common_args turns`}},
+		{vars: map[string]any{"ansible_password": "s3cr3t", "ansible_ssh_common_args": "-o StrictHostKeyChecking=accept-new"}},
+		{vars: map[string]any{"ansible_host_key_checking": false}},
 		// the run's become takes text only; the value is not shown
 		{vars: map[string]any{"ansible_become_password": int64(123456), "ansible_become_user": int64(1000)},
 			want: []string{`^inventory: host h: ansible_become_user is a number, not a string \(quote it`, `ansible_become_password is a number, not a string`}},

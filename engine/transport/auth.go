@@ -293,6 +293,7 @@ func unwrapPathErr(err error) error {
 // message: whether the host asked for it at all.
 type passwordState struct {
 	set   bool // the target has a password
+	held  bool // not offered: the host key is not verified (StrictHostKeyChecking no)
 	asked bool // the host took it (password) or asked for it (keyboard-interactive)
 	extra bool // keyboard-interactive asked for more than one password
 }
@@ -302,7 +303,8 @@ type passwordState struct {
 // sshd offers with PAM) gets the password as the answer to its one hidden prompt, once; a
 // host that asks anything else (a visible prompt, a second round after the password: a
 // one-time code) gets empty answers, and the login fails. The password goes only to the host
-// whose key was verified: ssh checks the host key before any authentication. Each
+// whose key was verified: ssh checks the host key before any authentication, and under
+// StrictHostKeyChecking no (nothing verified) there are no password methods. Each
 // connection (a try after a reset before authentication is another) needs its own.
 func passwordMethods(t Target, cr *credentials) []ssh.AuthMethod {
 	cr.pw = passwordState{}
@@ -310,6 +312,13 @@ func passwordMethods(t Target, cr *credentials) []ssh.AuthMethod {
 		return nil
 	}
 	cr.pw.set = true
+	// Under StrictHostKeyChecking no any host key is accepted, so the password would go to
+	// whoever answers at the address: it is held back (OpenSSH, too, keeps passwords from a
+	// host whose key changed). accept-new verifies every key but the first.
+	if mode, err := normalizeStrict(t.StrictHostKeyChecking); err != nil || mode == "no" {
+		cr.pw.held = true
+		return nil
+	}
 	password := ssh.PasswordCallback(func() (string, error) {
 		cr.pw.asked = true
 		return t.Password, nil
@@ -337,6 +346,8 @@ func (c *credentials) authNotes() []string {
 	notes := c.notes
 	switch {
 	case !c.pw.set:
+	case c.pw.held:
+		notes = append(notes, "the inventory's password was not sent: StrictHostKeyChecking is no, so the host's key was not verified (use accept-new)")
 	case c.pw.extra:
 		notes = append(notes, "the host asks for more than the inventory's password (a one-time code?); runbook answers the password prompt only")
 	case c.pw.asked:

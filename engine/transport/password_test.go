@@ -139,6 +139,7 @@ func TestPasswordLogin(t *testing.T) {
 		method   string
 		rounds   [][]string
 		password string
+		strict   string // StrictHostKeyChecking; "": yes
 		err      string // "" : logged in
 		sent     int    // answers the server got
 	}{
@@ -153,6 +154,10 @@ func TestPasswordLogin(t *testing.T) {
 		{name: "kbd two questions", method: "keyboard-interactive", rounds: [][]string{{"Password: ", "Code: "}}, password: right,
 			err: "asks for more than the inventory's password"},
 		{name: "publickey only", method: "none", password: right, err: "accepts no password login"},
+		// a host whose key is not verified does not get the password
+		{name: "host key not checked", method: "password", password: right, strict: "no", err: "was not sent: StrictHostKeyChecking is no"},
+		{name: "host key not checked (off)", method: "keyboard-interactive", rounds: [][]string{{"Password: "}}, password: right, strict: "off", err: "was not sent"},
+		{name: "accept-new", method: "password", password: right, strict: "accept-new", sent: 1},
 		// a connection reset before authentication completed is tried again, and the
 		// password is given again on the new connection
 		{name: "kbd after a reset", method: "keyboard-interactive-drop", rounds: [][]string{{"Password: "}}, password: right, sent: 2},
@@ -161,6 +166,9 @@ func TestPasswordLogin(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tg, got := passwordServer(t, tt.method, tt.rounds)
 			tg.Password = tt.password
+			if tt.strict != "" {
+				tg.StrictHostKeyChecking = tt.strict
+			}
 			d := &Dialer{ConnectTimeout: 10 * time.Second}
 			c, err := d.Dial(context.Background(), tg)
 			if c != nil {
