@@ -17,7 +17,13 @@
 //
 // group_vars/ and host_vars/ beside each source are applied with Ansible's precedence,
 // and ListJSON, HostJSON and Graph print what ansible-inventory prints for the same
-// sources. Select evaluates Ansible host patterns.
+// sources, but for the values of variables named like secrets (SecretVar), which they
+// print as modules.Redacted. Select evaluates Ansible host patterns.
+//
+// Host.Connection reads the connection and become variables of Ansible's ssh connection;
+// Host.CheckConnection refuses, naming the host and the variable, those runbook cannot
+// honour (another connection, an unknown become method, ssh arguments that forward ports
+// or change algorithms), for callers to report before they connect to any host.
 //
 // Errors are hcl.Diagnostics that point at file:line:col in every format.
 package inventory
