@@ -155,8 +155,7 @@ func (h *Host) becomeMethod() string {
 }
 
 // becomeMethods are the values of ansible_become_method runbook accepts, and the method
-// each names. Fully qualified names (ansible.builtin.sudo) are refused: the run's become
-// (engine/run.InventoryBecome) reads the variable as written.
+// each names. Fully qualified names (ansible.builtin.sudo) are refused.
 var becomeMethods = map[string]string{"sudo": "sudo", "su": "su", "doas": "doas"}
 
 // methodName is the method whose own variables (ansible_sudo_pass, ansible_su_user, ...)

@@ -78,14 +78,12 @@ func (h *Host) CheckConnection() []error {
 			refuse(n, " is a %s, not a string", kindOf(v))
 		}
 	}
-	// The run's become (engine/run.InventoryBecome) takes text only: a number here (an INI
-	// inventory types ansible_become_password=123456 as one) is refused now rather than
-	// when the host is reached. The value is never shown, only its kind.
+	// Become names and passwords: a number reads as its text, as in Ansible (an INI
+	// inventory types ansible_become_password=123456 as one); a list or a mapping is a
+	// mistake. The value is never shown, only its kind.
 	for _, n := range []string{"ansible_become_user", "ansible_become_method", "ansible_become_password", "ansible_become_pass"} {
-		if v, ok := get(n); ok {
-			if _, isStr := v.(string); !isStr {
-				refuse(n, " is a %s, not a string (quote it so that it stays text: in INI, %s=\"'...'\")", kindOf(v), n)
-			}
+		if v, ok := get(n); ok && !scalar(v) {
+			refuse(n, " is a %s, not a string", kindOf(v))
 		}
 	}
 
@@ -97,17 +95,11 @@ func (h *Host) CheckConnection() []error {
 			refuse("ansible_become_method", "=%s is not supported (runbook becomes another user with sudo, su or doas)", shown(v))
 		}
 	}
-	// The method's own names (ansible_sudo_pass, ansible_su_user, ...), which Ansible reads
-	// after the common ones: Connection reads them, but the run's become
-	// (engine/run.InventoryBecome) reads ansible_become_user, ansible_become_password and
-	// ansible_become_pass only, so they are refused rather than ignored.
+	// The method's own names (ansible_sudo_pass, ansible_su_user, ...) are read after the
+	// common ones (Connection); the same kinds apply.
 	for _, n := range []string{"ansible_" + method + "_user", "ansible_" + method + "_pass", "ansible_" + method + "_password"} {
-		if _, ok := get(n); ok && n != "ansible_sudo_password" && n != "ansible_doas_password" {
-			instead := "ansible_become_password"
-			if strings.HasSuffix(n, "_user") {
-				instead = "ansible_become_user"
-			}
-			refuse(n, " is not supported: give it as %s", instead)
+		if v, ok := get(n); ok && !scalar(v) {
+			refuse(n, " is a %s, not a string", kindOf(v))
 		}
 	}
 	for _, n := range []string{"ansible_become_exe", "ansible_" + method + "_exe"} {

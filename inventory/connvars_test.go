@@ -42,12 +42,14 @@ func TestCheckConnection(t *testing.T) {
 			want: []string{`^inventory: host h: ansible_become_method="pbrun" is not supported \(runbook becomes another user with sudo, su or doas\)$`}},
 		{vars: map[string]any{"ansible_become_method": "SUDO"}, want: []string{`ansible_become_method="SUDO" is not supported`}},
 		{vars: map[string]any{"ansible_become_method": "ansible.builtin.sudo"}, want: []string{`ansible_become_method="ansible.builtin.sudo" is not supported`}},
-		// the method's own names: the run's become reads the common ones only
-		{vars: map[string]any{"ansible_sudo_pass": "s3cr3t-sudo", "ansible_sudo_user": "svc"},
-			want: []string{`^inventory: host h: ansible_sudo_user is not supported: give it as ansible_become_user$`,
-				`^inventory: host h: ansible_sudo_pass is not supported: give it as ansible_become_password$`}},
-		{vars: map[string]any{"ansible_become_method": "su", "ansible_su_password": "s3cr3t-su"},
-			want: []string{`ansible_su_password is not supported: give it as ansible_become_password`}},
+		// the method's own names are read after the common ones; numbers read as text
+		{vars: map[string]any{"ansible_sudo_pass": "s3cr3t-sudo", "ansible_sudo_user": "svc"}},
+		{vars: map[string]any{"ansible_become_method": "su", "ansible_su_password": "s3cr3t-su"}},
+		{vars: map[string]any{"ansible_become_password": int64(123456), "ansible_become_user": int64(0)}},
+		{vars: map[string]any{"ansible_become_method": "su", "ansible_su_user": []any{"a"}},
+			want: []string{`^inventory: host h: ansible_su_user is a list, not a string$`}},
+		{vars: map[string]any{"ansible_become_password": map[string]any{"a": "b"}},
+			want: []string{`^inventory: host h: ansible_become_password is a mapping, not a string$`}},
 		{vars: map[string]any{"ansible_port": "http"}, want: []string{`^inventory: host h: ansible_port="http" is not a port number \(1-65535\)$`}},
 		{vars: map[string]any{"ansible_ssh_port": int64(70000)}, want: []string{`ansible_ssh_port="70000" is not a port number`}},
 		{vars: map[string]any{"ansible_become": "maybe"}, want: []string{`ansible_become="maybe" is not a boolean`}},
@@ -84,9 +86,6 @@ func TestCheckConnection(t *testing.T) {
 			want: []string{`ansible_ssh_pass is not sent to a host whose key is not verified, and ansible_ssh_common_args turns`}},
 		{vars: map[string]any{"ansible_password": "s3cr3t", "ansible_ssh_common_args": "-o StrictHostKeyChecking=accept-new"}},
 		{vars: map[string]any{"ansible_host_key_checking": false}},
-		// the run's become takes text only; the value is not shown
-		{vars: map[string]any{"ansible_become_password": int64(123456), "ansible_become_user": int64(1000)},
-			want: []string{`^inventory: host h: ansible_become_user is a number, not a string \(quote it`, `ansible_become_password is a number, not a string`}},
 		// secrets: a wrong kind is named, the value is not shown
 		{vars: map[string]any{"ansible_become_password": map[string]any{"s3cr3t-inside": "x"}, "ansible_password": []any{"s3cr3t-too"}},
 			want: []string{`ansible_password is a list, not a string`, `ansible_become_password is a mapping, not a string`}},

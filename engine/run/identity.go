@@ -1,7 +1,7 @@
 package run
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -44,109 +44,30 @@ type HostBecome struct {
 // DefaultBecomeMethod is the method used when the inventory names none.
 const DefaultBecomeMethod = "sudo"
 
-// InventoryBecome reads the become variables of a host's inventory: ansible_become (a bool,
-// or a string or number Ansible reads as one: yes/no, true/false, on/off, 1/0, y/n, t/f),
-// ansible_become_user, ansible_become_method, and ansible_become_password or
-// ansible_become_pass (the latter wins when both are set, as before). A value of the wrong
-// type is an error that names the variable and the host.
+// InventoryBecome is what a host's inventory says about become, as inventory.Host.Connection
+// reads it (ansible_become with Ansible's boolean rules; ansible_become_user,
+// ansible_become_method and the become password, each also under the method's own names
+// such as ansible_sudo_pass or ansible_su_user, the one Ansible reads last winning). A value
+// runbook cannot honour (a become that is not a boolean, an unknown method, a list where a
+// name belongs) is an error that names the variable and the host, never a secret's value;
+// the CLI reports those for every host before it connects to any.
 //
 // This is the one place the engine reads these variables.
 func InventoryBecome(h *inventory.Host) (HostBecome, error) {
 	var hb HostBecome
-	if v, ok := h.Vars["ansible_become"]; ok && v != nil {
-		b, ok := ansibleBool(v)
-		if !ok {
-			return hb, fmt.Errorf("host %s: ansible_become is %s, which is not a boolean (want true or false, yes or no)", h.Name, describe(v))
-		}
+	if errs := h.CheckConnection(); len(errs) > 0 {
+		return hb, errors.Join(errs...)
+	}
+	c := h.Connection()
+	if c.Become.IsSet() {
+		b := c.Become.Bool()
 		hb.Become = &b
 	}
-	str := func(name string) (string, error) {
-		v, ok := h.Vars[name]
-		if !ok || v == nil {
-			return "", nil
-		}
-		s, ok := v.(string)
-		if !ok {
-			return "", fmt.Errorf("host %s: %s is %s, not a string", h.Name, name, describe(v))
-		}
-		return s, nil
-	}
-	var err error
-	if hb.User, err = str("ansible_become_user"); err != nil {
-		return hb, err
-	}
+	hb.User, hb.Method, hb.Password = c.BecomeUser, c.BecomeMethod, c.BecomePassword
 	if hb.User != "" && strings.TrimSpace(hb.User) != hb.User {
 		return hb, fmt.Errorf("host %s: ansible_become_user %q has spaces around the name", h.Name, hb.User)
 	}
-	if hb.Method, err = str("ansible_become_method"); err != nil {
-		return hb, err
-	}
-	hb.Method = strings.TrimSpace(hb.Method)
-	for _, name := range []string{"ansible_become_password", "ansible_become_pass"} {
-		// never quoted in the error: it may be the password itself, of the wrong type
-		v, ok := h.Vars[name]
-		if !ok || v == nil {
-			continue
-		}
-		s, ok := v.(string)
-		if !ok {
-			return hb, fmt.Errorf("host %s: %s is not a string", h.Name, name)
-		}
-		if s != "" {
-			hb.Password = s
-		}
-	}
 	return hb, nil
-}
-
-// ansibleBool reads a value as Ansible's boolean() does.
-func ansibleBool(v any) (bool, bool) {
-	switch x := v.(type) {
-	case bool:
-		return x, true
-	case string:
-		switch strings.ToLower(strings.TrimSpace(x)) {
-		case "yes", "y", "true", "t", "on", "1":
-			return true, true
-		case "no", "n", "false", "f", "off", "0":
-			return false, true
-		}
-	case int64:
-		if x == 0 || x == 1 {
-			return x == 1, true
-		}
-	case int:
-		if x == 0 || x == 1 {
-			return x == 1, true
-		}
-	case float64:
-		if x == 0 || x == 1 {
-			return x == 1, true
-		}
-	case json.Number:
-		return ansibleBool(x.String())
-	}
-	return false, false
-}
-
-// describe shows an inventory value in an error: short, and quoted when a string.
-func describe(v any) string {
-	switch x := v.(type) {
-	case string:
-		if len(x) > 40 {
-			x = x[:40] + "…"
-		}
-		return fmt.Sprintf("%q", x)
-	case map[string]any:
-		return "a mapping"
-	case []any:
-		return "a list"
-	}
-	s := fmt.Sprint(v)
-	if len(s) > 40 {
-		s = s[:40] + "…"
-	}
-	return s
 }
 
 // EffectiveIdentity is the identity task t runs as on a host whose inventory says hb: each

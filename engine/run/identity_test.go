@@ -29,21 +29,29 @@ func TestInventoryBecome(t *testing.T) {
 		{vars: map[string]any{"ansible_become": float64(0)}, want: HostBecome{Become: &no}},
 		{vars: map[string]any{"ansible_become": false}, want: HostBecome{Become: &no}},
 		{vars: map[string]any{"ansible_become": nil}, want: HostBecome{}},
-		{vars: map[string]any{"ansible_become": "maybe"}, err: `ansible_become is "maybe", which is not a boolean`},
-		{vars: map[string]any{"ansible_become": int64(2)}, err: `ansible_become is 2, which is not a boolean`},
-		{vars: map[string]any{"ansible_become": []any{"yes"}}, err: `ansible_become is a list, which is not a boolean`},
+		{vars: map[string]any{"ansible_become": "maybe"}, err: `ansible_become="maybe" is not a boolean`},
+		{vars: map[string]any{"ansible_become": int64(2)}, err: `ansible_become="2" is not a boolean`},
+		{vars: map[string]any{"ansible_become": []any{"yes"}}, err: `is not a boolean`},
 		{vars: map[string]any{"ansible_become_user": "postgres", "ansible_become_method": "sudo"},
 			want: HostBecome{User: "postgres", Method: "sudo"}},
 		{vars: map[string]any{"ansible_become_method": "su"}, want: HostBecome{Method: "su"}},
-		{vars: map[string]any{"ansible_become_user": int64(0)}, err: "ansible_become_user is 0, not a string"},
+		{vars: map[string]any{"ansible_become_user": []any{"root"}}, err: "ansible_become_user is a list, not a string"},
+		// a number reads as its text, as in Ansible
+		{vars: map[string]any{"ansible_become_user": int64(1000)}, want: HostBecome{User: "1000"}},
+		// the method's own names are read after the common ones
+		{vars: map[string]any{"ansible_become_method": "su", "ansible_become_password": "a", "ansible_su_pass": "b"},
+			want: HostBecome{Method: "su", Password: "b"}},
 		{vars: map[string]any{"ansible_become_user": " root"}, err: `ansible_become_user " root" has spaces around the name`},
-		{vars: map[string]any{"ansible_become_method": true}, err: "ansible_become_method is true, not a string"},
+		{vars: map[string]any{"ansible_become_method": true}, err: `ansible_become_method="True" is not supported`},
+		{vars: map[string]any{"ansible_become_method": "pbrun"}, err: `ansible_become_method="pbrun" is not supported`},
 		{vars: map[string]any{"ansible_become_password": "s3cret"}, want: HostBecome{Password: "s3cret"}},
 		{vars: map[string]any{"ansible_become_pass": "s3cret"}, want: HostBecome{Password: "s3cret"}},
 		{vars: map[string]any{"ansible_become_password": "a", "ansible_become_pass": "b"}, want: HostBecome{Password: "b"}},
-		{vars: map[string]any{"ansible_become_password": "a", "ansible_become_pass": ""}, want: HostBecome{Password: "a"}},
-		// a password of the wrong type is refused without being shown
-		{vars: map[string]any{"ansible_become_password": int64(123456)}, err: "ansible_become_password is not a string"},
+		// the last one set wins, even when it is empty (as Ansible reads them)
+		{vars: map[string]any{"ansible_become_password": "a", "ansible_become_pass": ""}, want: HostBecome{Password: ""}},
+		// a password of the wrong kind is refused without being shown; a number is its text
+		{vars: map[string]any{"ansible_become_password": map[string]any{"p": "123456"}}, err: "ansible_become_password is a mapping, not a string"},
+		{vars: map[string]any{"ansible_become_password": int64(123456)}, want: HostBecome{Password: "123456"}},
 	}
 	for _, tt := range tests {
 		h := &inventory.Host{Name: "web1", Vars: tt.vars}
@@ -300,7 +308,7 @@ func TestIdentityErrors(t *testing.T) {
 	for _, r := range rec.results {
 		switch r.Host {
 		case "a":
-			if !strings.Contains(r.Msg, `ansible_become is "maybe"`) {
+			if !strings.Contains(r.Msg, `ansible_become="maybe" is not a boolean`) {
 				t.Errorf("a: %q", r.Msg)
 			}
 		case "b":
