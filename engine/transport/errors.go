@@ -53,7 +53,7 @@ func (e *AuthError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "authentication as %q on %s failed", e.User, e.Host)
 	if len(e.Tried) == 0 {
-		b.WriteString(": no usable credentials (no agent keys, no readable key files)")
+		b.WriteString(": no usable keys (no agent keys, no readable key files)")
 	} else {
 		fmt.Fprintf(&b, "; tried publickey with %s", strings.Join(e.Tried, ", "))
 	}

@@ -145,7 +145,7 @@ func TestPasswordLogin(t *testing.T) {
 	}{
 		{name: "password", method: "password", password: right, sent: 1},
 		{name: "password wrong", method: "password", password: wrong, err: "the inventory's password (ansible_password) was refused", sent: 1},
-		{name: "no password", method: "password", err: "no usable credentials"},
+		{name: "no password", method: "password", err: "no usable keys"},
 		{name: "kbd", method: "keyboard-interactive", rounds: [][]string{{"Password: "}}, password: right, sent: 1},
 		{name: "kbd with a message first", method: "keyboard-interactive", rounds: [][]string{{}, {"Password: "}}, password: right, sent: 1},
 		{name: "kbd wrong", method: "keyboard-interactive", rounds: [][]string{{"Password: "}}, password: wrong, err: "was refused", sent: 1},

@@ -655,7 +655,7 @@ func TestAgentAuth(t *testing.T) {
 	}{
 		{name: "IdentityAgent", d: Dialer{Agent: true}, mod: func(tg *Target) { tg.IdentityAgent = sock }},
 		{name: "SSH_AUTH_SOCK", d: Dialer{Agent: true}, mod: func(tg *Target) { t.Setenv("SSH_AUTH_SOCK", sock) }},
-		{name: "agent off", d: Dialer{}, mod: func(tg *Target) { tg.IdentityAgent = sock }, wantErr: "no usable credentials"},
+		{name: "agent off", d: Dialer{}, mod: func(tg *Target) { tg.IdentityAgent = sock }, wantErr: "no usable keys"},
 		{name: "IdentitiesOnly picks the agent key matching the file", d: Dialer{Agent: true}, mod: func(tg *Target) {
 			tg.IdentityAgent = sock
 			tg.IdentityFile = srv.ClientKeyFile
