@@ -42,10 +42,15 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	}
 }
 
-// RunAs is Run under b (sudo) when b.Method is set.
+// RunAs is Run under b when b.Method is set. Under su and doas the command runs on a
+// terminal, which has no end of input: a command given stdin must read exactly its
+// length (head -c N), and its stderr arrives (its last 4 KiB) once it has exited.
 func (c *Conn) RunAs(ctx context.Context, b Become, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	if b.Method == "" {
 		return c.Run(ctx, cmd, stdin, stdout, stderr)
+	}
+	if ttyMethods[b.Method] {
+		return c.runTTY(ctx, b, cmd, stdin, stdout, stderr)
 	}
 	s, err := c.StartAs(ctx, b, cmd)
 	if err != nil {
@@ -171,11 +176,23 @@ func (c *Conn) Start(ctx context.Context, cmd string) (*Session, error) {
 	return c.StartAs(ctx, Become{}, cmd)
 }
 
-// StartAs starts cmd under b when b.Method is set. For sudo it returns once
-// sudo has accepted the password (or needed none) and cmd is running.
+// StartAs starts cmd under b when b.Method is set. It returns once sudo, su or
+// doas has accepted the password (or needed none) and cmd is running. Under su and
+// doas cmd runs on a terminal: see RunAs, and Stdin.Close hangs the terminal up.
 func (c *Conn) StartAs(ctx context.Context, b Become, cmd string) (*Session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	timeout := b.PromptTimeout
+	if timeout == 0 {
+		timeout = c.d.becomePromptTimeout()
+	}
+	if ttyMethods[b.Method] {
+		tb, err := newTTYBecome(b, cmd)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Target.Name, err)
+		}
+		return c.startTTY(ctx, tb, timeout)
 	}
 	var bc *becomeCmd
 	if b.Method != "" {
@@ -206,10 +223,6 @@ func (c *Conn) StartAs(ctx context.Context, b Become, cmd string) (*Session, err
 	c.started()
 	ss.stop = context.AfterFunc(ctx, func() { kill(s) })
 	if bc != nil {
-		timeout := b.PromptTimeout
-		if timeout == 0 {
-			timeout = c.d.becomePromptTimeout()
-		}
 		if err := bc.handshake(ctx, ss, c.Target.Name, timeout); err != nil {
 			ss.stop()
 			kill(s)
