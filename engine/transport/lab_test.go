@@ -304,6 +304,9 @@ echo ` + sh.Quote("rbother:"+otherPW) + ` | chpasswd
 	if out, err := lab.Exec(ctx, h, "/bin/sh", "-c", `(while :; do cat /proc/[0-9]*/cmdline; echo; done >/tmp/watch.log 2>/dev/null </dev/null & echo $! >/tmp/watch.pid)`); err != nil {
 		t.Fatalf("watcher: %v %s", err, out)
 	}
+	t.Cleanup(func() {
+		_, _ = lab.Exec(context.Background(), h, "/bin/sh", "-c", "kill $(cat /tmp/watch.pid) 2>/dev/null; true")
+	})
 	tg := labTarget(t, lab, 0)
 	tg.User = login
 	c, err := d.Dial(ctx, tg)
@@ -371,6 +374,8 @@ echo ` + sh.Quote("rbother:"+otherPW) + ` | chpasswd
 		}
 		in = append(in, bytes.Repeat([]byte("\x03\x04\x1a\x11\x13\r\n\x7f\x15\x16\x1e"), 100)...)
 		var out bytes.Buffer
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
 		code, err := c.RunAs(ctx, Become{Method: method, Password: pw}, "head -c "+strconv.Itoa(len(in)), bytes.NewReader(in), &out, nil)
 		if err != nil || code != 0 {
 			t.Fatalf("RunAs = %d %v", code, err)
