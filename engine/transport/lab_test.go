@@ -179,6 +179,7 @@ func TestLab(t *testing.T) {
 
 	t.Run("sudo become", func(t *testing.T) { labSudo(ctx, t, lab, d) })
 	t.Run("su become", func(t *testing.T) { labTTYBecome(ctx, t, lab, d, "su") })
+	t.Run("doas become", func(t *testing.T) { labTTYBecome(ctx, t, lab, d, "doas") })
 
 	t.Run("stopped sshd", func(t *testing.T) {
 		if err := lab.Break(h2.Name, testenv.BreakStop); err != nil {
@@ -294,6 +295,9 @@ echo ` + sh.Quote("rbother:"+otherPW) + ` | chpasswd
 `
 	if method == "doas" {
 		if _, err := exec.LookPath("doas"); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("CI=true and %v (scripts/install-deps.sh installs it)", err)
+			}
 			t.Skip("doas is not installed on this machine (the ns tier shares its binaries): apt-get install opendoas")
 		}
 		setup += `printf 'permit rbsu as root\npermit rbsu as rbother\n' > /etc/doas.conf; chmod 600 /etc/doas.conf
