@@ -103,8 +103,12 @@ func newTTYBecome(b Become, cmd string) (*ttyBecome, error) {
 		inner += `unset LC_ALL; `
 	}
 	// c is the text after the last line break (the status), e the text before it.
-	inner += `printf '%s\n' ` + string(tb.marker) + `; exec 3>&1; ` +
-		`e=$( { /bin/sh -c ` + sh.Quote(cmd) + ` 2>&1 >&3 3>&-; printf '\n%d' "$?"; } | tail -c ` + fmt.Sprint(ptyStderrTail) + ` ); ` +
+	// setsid: the command has the terminal as stdin and stdout but not as its controlling
+	// terminal, so nothing it runs can open /dev/tty to prompt (ssh, git, sudo) and write
+	// into the stream or read from it. -w waits when setsid has to fork.
+	inner += `s=; setsid -w true 2>/dev/null && s='setsid -w'; ` +
+		`printf '%s\n' ` + string(tb.marker) + `; exec 3>&1; ` +
+		`e=$( { $s /bin/sh -c ` + sh.Quote(cmd) + ` 2>&1 >&3 3>&-; printf '\n%d' "$?"; } | tail -c ` + fmt.Sprint(ptyStderrTail) + ` ); ` +
 		"c=${e##*\n}; e=${e%\n*}; case $c in ''|*[!0-9]*) c=1;; esac; " +
 		`printf '\036%s\036%s' ` + strings.Trim(string(tb.end), "\x1e") + ` "$e"; exit "$c"`
 	var become string
