@@ -102,13 +102,13 @@ func newTTYBecome(b Become, cmd string) (*ttyBecome, error) {
 	if b.Method == "su" {
 		inner += `unset LC_ALL; `
 	}
-	// c is the text after the last line break (the status), e the text before it.
 	// setsid: the command has the terminal as stdin and stdout but not as its controlling
 	// terminal, so nothing it runs can open /dev/tty to prompt (ssh, git, sudo) and write
 	// into the stream or read from it. -w waits when setsid has to fork.
 	inner += `s=; setsid -w true 2>/dev/null && s='setsid -w'; ` +
 		`printf '%s\n' ` + string(tb.marker) + `; exec 3>&1; ` +
 		`e=$( { $s /bin/sh -c ` + sh.Quote(cmd) + ` 2>&1 >&3 3>&-; printf '\n%d' "$?"; } | tail -c ` + fmt.Sprint(ptyStderrTail) + ` ); ` +
+		// c is the text after the last line break (the status), e the text before it.
 		"c=${e##*\n}; e=${e%\n*}; case $c in ''|*[!0-9]*) c=1;; esac; " +
 		`printf '\036%s\036%s' ` + strings.Trim(string(tb.end), "\x1e") + ` "$e"; exit "$c"`
 	var become string
@@ -133,9 +133,7 @@ var ptyModes = ssh.TerminalModes{
 // Texts of su and doas in the C locale: a prompt ends with "assword:" and maybe a space
 // (su: "Password: ", doas: "doas (user@host) password: "); a refusal says
 // "Authentication failure" (su) or "Authentication failed" (doas).
-var (
-	authFailure = []byte("Authentication fail")
-)
+var authFailure = []byte("Authentication fail")
 
 func isPrompt(win []byte) bool {
 	w := bytes.TrimSuffix(win, []byte(" "))
@@ -252,19 +250,14 @@ func demux(r io.Reader, end []byte, stdout *io.PipeWriter, stderr *boundedPipe) 
 		data := append(pend, buf[:n]...)
 		pend = nil
 		if i := bytes.Index(data, end); i >= 0 {
-			if _, werr := stdout.Write(data[:i]); werr != nil {
-				_ = werr
-			}
+			_, _ = stdout.Write(data[:i])
 			stdout.Close()
 			_, _ = stderr.Write(data[i+len(end):])
 			_, _ = io.Copy(stderr, r)
 			return
 		}
 		h := heldBack(data, end)
-		if _, werr := stdout.Write(data[:len(data)-h]); werr != nil {
-			// Nobody reads stdout any more: keep draining so the session can end.
-			_ = werr
-		}
+		_, _ = stdout.Write(data[:len(data)-h])
 		pend = append([]byte(nil), data[len(data)-h:]...)
 		if err != nil {
 			_, _ = stdout.Write(pend)
