@@ -390,13 +390,18 @@ func (c *Conn) startTTY(ctx context.Context, tb *ttyBecome, timeout time.Duratio
 	}
 	// Wait keeps its result, so waiting here costs callers nothing; Stdin.Close learns
 	// from it whether the command has ended.
+	pr, pw := io.Pipe()
+	errp := newBoundedPipe(maxPtyStderr)
+	demuxed := make(chan struct{})
+	ss.Stdout, ss.Stderr, ss.demuxed = pr, errp, demuxed
+	ss.closeOut = func() { _ = pr.CloseWithError(io.ErrClosedPipe) }
+	go func() {
+		demux(io.MultiReader(bytes.NewReader(rest), out), tb.end, pw, errp)
+		close(demuxed)
+	}()
 	done := make(chan struct{})
 	go func() { _, _ = ss.Wait(); close(done) }()
 	ss.Stdin = &ptyStdin{WriteCloser: stdin, s: s, done: done}
-	pr, pw := io.Pipe()
-	errp := newBoundedPipe(maxPtyStderr)
-	ss.Stdout, ss.Stderr = pr, errp
-	go demux(io.MultiReader(bytes.NewReader(rest), out), tb.end, pw, errp)
 	return ss, nil
 }
 

@@ -165,6 +165,11 @@ type Session struct {
 	ctx  context.Context
 	stop func() bool // stops the ctx watcher
 
+	// On a terminal (su, doas): closed once Stdout and Stderr have all the command wrote,
+	// and what Close uses to let go of Stdout.
+	demuxed  <-chan struct{}
+	closeOut func()
+
 	once    sync.Once
 	waitErr error
 	code    int
@@ -237,6 +242,14 @@ func (c *Conn) StartAs(ctx context.Context, b Become, cmd string) (*Session, err
 func (s *Session) Wait() (int, error) {
 	s.once.Do(func() {
 		err := s.s.Wait()
+		if s.demuxed != nil {
+			// The command's stderr follows its stdout on the terminal: have it all before
+			// the status (unless nobody reads Stdout).
+			select {
+			case <-s.demuxed:
+			case <-time.After(time.Second):
+			}
+		}
 		stopped := s.stop()
 		if !stopped && s.ctx.Err() != nil {
 			s.code, s.waitErr = -1, s.ctx.Err()
@@ -254,6 +267,9 @@ func (s *Session) Signal(sig ssh.Signal) error { return s.s.Signal(sig) }
 // output goes nowhere. Use Signal first to end it for certain.
 func (s *Session) Close() error {
 	s.stop()
+	if s.closeOut != nil {
+		s.closeOut()
+	}
 	err := s.s.Close()
 	if errors.Is(err, io.EOF) {
 		err = nil
