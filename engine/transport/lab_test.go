@@ -390,6 +390,25 @@ echo ` + sh.Quote("rbother:"+otherPW) + ` | chpasswd
 		}
 	})
 
+	// 8 MiB of random bytes in and back out, timed: what a helper push or a large request
+	// costs on a terminal.
+	t.Run("8 MiB", func(t *testing.T) {
+		in := make([]byte, 8<<20)
+		_, _ = rand.Read(in)
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		var out bytes.Buffer
+		start := time.Now()
+		code, err := c.RunAs(ctx, Become{Method: method, Password: pw}, "head -c "+strconv.Itoa(len(in)), bytes.NewReader(in), &out, nil)
+		if err != nil || code != 0 {
+			t.Fatalf("RunAs = %d %v", code, err)
+		}
+		if !bytes.Equal(out.Bytes(), in) {
+			t.Errorf("got %d bytes back, want the %d sent (first difference at %d)", out.Len(), len(in), firstDiff(out.Bytes(), in))
+		}
+		t.Logf("8 MiB in and out under %s: %s", method, time.Since(start).Round(time.Millisecond))
+	})
+
 	// A long-lived command (as the helper): lines both ways, then Close ends it at once.
 	t.Run("session", func(t *testing.T) {
 		s, err := c.StartAs(ctx, Become{Method: method, Password: pw}, `while IFS= read -r l; do echo "got $l"; done`)
