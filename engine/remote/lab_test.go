@@ -110,8 +110,9 @@ chmod 755 /tmp/stall-shell && useradd -m -d /tmp/slow -s /tmp/stall-shell slow &
 	}
 }
 
-// TestLabBecomeTTY starts the real helper under su and doas on a host that has none: the
-// login user has no sudo rights; the helper is pushed over the terminal, started, and runs
+// TestLabBecomeTTY starts the real helper under su and doas (and sudo, to compare) on a
+// host that has none (su asks for root's password, doas and sudo for the login user's):
+// the helper is pushed over the terminal, started, and runs
 // a module as root; a second start finds it in place; a wrong password is refused.
 func TestLabBecomeTTY(t *testing.T) {
 	if testing.Short() {
@@ -135,12 +136,14 @@ install -d -m 700 -o rbsu /tmp/rbsu/.ssh
 echo "$1" > /tmp/rbsu/.ssh/authorized_keys
 chown rbsu /tmp/rbsu/.ssh/authorized_keys
 printf 'permit rbsu as root\n' > /etc/doas.conf; chmod 600 /etc/doas.conf
+echo 'rbsu ALL=(ALL:ALL) ALL' > /etc/sudoers.d/rbsu; chmod 440 /etc/sudoers.d/rbsu
 rm -rf /var/lib/runbook
 `
 	if out, err := lab.Exec(ctx, host, "sh", "-c", setup, "_", strings.TrimSpace(string(pub))); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	for _, tt := range []struct{ method, password string }{{"su", rootPW}, {"doas", loginPW}} {
+	// sudo too: its push reads the helper's length as well.
+	for _, tt := range []struct{ method, password string }{{"su", rootPW}, {"doas", loginPW}, {"sudo", loginPW}} {
 		t.Run(tt.method, func(t *testing.T) {
 			if _, err := exec.LookPath(tt.method); err != nil {
 				if os.Getenv("CI") == "true" {
