@@ -112,8 +112,8 @@ chmod 755 /tmp/stall-shell && useradd -m -d /tmp/slow -s /tmp/stall-shell slow &
 
 // TestLabBecomeTTY starts the real helper under su and doas (and sudo, to compare) on a
 // host that has none (su asks for root's password, doas and sudo for the login user's):
-// the helper is pushed over the terminal, started, and runs
-// a module as root; a second start finds it in place; a wrong password is refused.
+// the helper is pushed over the terminal, started, and runs a module as root; a second
+// start finds it in place; a wrong password is refused.
 func TestLabBecomeTTY(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab tests are skipped in -short mode")
