@@ -338,6 +338,8 @@ echo ` + sh.Quote("rbother:"+otherPW) + ` | chpasswd
 		{name: "as root", become: Become{Method: method, Password: pw}, cmd: `echo "$(id -u) $(head -c 3)"`, stdin: []byte("in\n"), wantOut: "0 in\n"},
 		{name: "as another user", become: Become{Method: method, User: "rbother", Password: otherUserPW}, cmd: `id -un`, wantOut: "rbother\n"},
 		{name: "no controlling terminal", become: Become{Method: method, Password: pw}, cmd: `(: >/dev/tty) 2>/dev/null && echo a terminal || echo none`, wantOut: "none\n"},
+		// Only the login user (and root) may write to the terminal: mesg n.
+		{name: "terminal closed to others", become: Become{Method: method, Password: pw}, cmd: `stat -c %a "$(tty)"`, wantOut: "600\n"},
 		{name: "stderr and status", become: Become{Method: method, Password: pw}, cmd: `echo out; echo err >&2; exit 3`, wantOut: "out\n", errOut: "err\n", code: 3},
 		{name: "wrong password", become: Become{Method: method, Password: "wrong"}, cmd: "id -u",
 			wantErr: "become password rejected by " + method + " on " + h, wantIs: ErrBecomePassword},
