@@ -11,3 +11,10 @@ import (
 func (c *Connector) StartOn(ctx context.Context, conn *transport.Conn, t transport.Target) (*Executor, error) {
 	return c.start(ctx, conn, t)
 }
+
+// ProbeOn runs the separate probe (the start's fallback when its own script found nothing
+// to say) on conn under b.
+func (c *Connector) ProbeOn(ctx context.Context, conn *transport.Conn, b transport.Become) (arch string, uid int, home string, err error) {
+	pr, err := c.probe(ctx, conn, b)
+	return pr.arch, pr.uid, pr.home, err
+}

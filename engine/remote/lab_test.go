@@ -171,6 +171,16 @@ rm -rf /var/lib/runbook
 				}
 				return x, err
 			}
+			// The separate probe, which a start falls back on.
+			conn, err := (&transport.Dialer{SSHConfig: lab.SSHConfig}).Dial(ctx, tg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			arch, uid, home, err := c.ProbeOn(ctx, conn, tg.Become())
+			conn.Close()
+			if err != nil || arch != "amd64" || uid != 0 || home != "/root" {
+				t.Errorf("probe under %s: %q %d %q %v", tt.method, arch, uid, home, err)
+			}
 			for i, wantPushed := range []int{1, 1} {
 				began := time.Now()
 				x, err := start(tg)
