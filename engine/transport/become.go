@@ -25,6 +25,21 @@ type Become struct {
 	PromptTimeout time.Duration
 }
 
+// CheckBecomeMethod returns nil for the become methods runbook implements (sudo, su, doas)
+// and an error naming method otherwise: Ansible's other methods (pbrun, pfexec, dzdo, ksu,
+// machinectl, runas, …) are refused by name, anything else ("" too) as unknown. Callers
+// that read a method from an inventory can check it before connecting.
+func CheckBecomeMethod(method string) error {
+	switch {
+	case method == "sudo" || ttyMethods[method]:
+		return nil
+	case unsupportedMethods[method]:
+		return fmt.Errorf("become method %q is not supported (runbook supports sudo, su and doas)", method)
+	default:
+		return fmt.Errorf("unknown become method %q (want sudo, su or doas)", method)
+	}
+}
+
 func (d *Dialer) becomePromptTimeout() time.Duration {
 	if d != nil && d.BecomePromptTimeout > 0 {
 		return d.BecomePromptTimeout
@@ -52,14 +67,11 @@ type becomeCmd struct {
 // controller would answer. The outer /bin/sh makes the wrapper independent of the login
 // shell's syntax.
 func newBecome(b Become, cmd string) (*becomeCmd, error) {
-	switch {
-	case b.Method == "sudo":
-	case ttyMethods[b.Method]:
+	if err := CheckBecomeMethod(b.Method); err != nil {
+		return nil, err
+	}
+	if b.Method != "sudo" {
 		return nil, fmt.Errorf("internal error: become method %q needs a terminal", b.Method)
-	case unsupportedMethods[b.Method]:
-		return nil, fmt.Errorf("become method %q is not supported (runbook supports sudo, su and doas)", b.Method)
-	default:
-		return nil, fmt.Errorf("unknown become method %q (want sudo, su or doas)", b.Method)
 	}
 	// sudo -S reads the password up to a line break; whatever follows would reach the
 	// command's stdin (the helper's protocol stream, or a pushed file) instead.

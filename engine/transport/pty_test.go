@@ -237,3 +237,22 @@ func TestDemuxStreams(t *testing.T) {
 	}
 	hw.Close()
 }
+
+func TestCheckBecomeMethod(t *testing.T) {
+	for _, m := range []string{"sudo", "su", "doas"} {
+		if err := CheckBecomeMethod(m); err != nil {
+			t.Errorf("%s: %v", m, err)
+		}
+	}
+	for _, m := range []string{"pbrun", "pfexec", "dzdo", "ksu", "machinectl", "runas", "pmrun", "sesu", "enable"} {
+		want := `become method "` + m + `" is not supported (runbook supports sudo, su and doas)`
+		if err := CheckBecomeMethod(m); err == nil || err.Error() != want {
+			t.Errorf("%s: %v; want %q", m, err, want)
+		}
+	}
+	for _, m := range []string{"", "SUDO", "su ", "sudo -i"} {
+		if err := CheckBecomeMethod(m); err == nil || !strings.Contains(err.Error(), "unknown become method") {
+			t.Errorf("%q: %v; want unknown", m, err)
+		}
+	}
+}
