@@ -44,7 +44,7 @@ var unsupportedMethods = map[string]bool{
 	"pmrun": true, "sesu": true, "enable": true,
 }
 
-// validBecomeUser is what su and doas get as the user: a name or a uid, never something
+// validBecomeUser is what su and doas get as the user: a plain user name, never something
 // their option parsers could take for an option.
 var validBecomeUser = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@-]*\$?$`)
 
@@ -388,8 +388,6 @@ func (c *Conn) startTTY(ctx context.Context, tb *ttyBecome, timeout time.Duratio
 		kill(s)
 		return nil, err
 	}
-	// Wait keeps its result, so waiting here costs callers nothing; Stdin.Close learns
-	// from it whether the command has ended.
 	pr, pw := io.Pipe()
 	errp := newBoundedPipe(maxPtyStderr)
 	demuxed := make(chan struct{})
@@ -399,6 +397,8 @@ func (c *Conn) startTTY(ctx context.Context, tb *ttyBecome, timeout time.Duratio
 		demux(io.MultiReader(bytes.NewReader(rest), out), tb.end, pw, errp)
 		close(demuxed)
 	}()
+	// Wait keeps its result, so waiting here costs callers nothing; Stdin.Close learns
+	// from it whether the command has ended.
 	done := make(chan struct{})
 	go func() { _, _ = ss.Wait(); close(done) }()
 	ss.Stdin = &ptyStdin{WriteCloser: stdin, s: s, done: done}
