@@ -207,11 +207,16 @@ func (tb *ttyBecome) handshake(ctx context.Context, r io.Reader, w io.Writer, ho
 		if rerr != nil {
 			select {
 			case <-timedOut:
-				what := "its password prompt or the command's start"
+				what := "neither a password prompt nor the command's start"
 				if sent {
-					what = "the command's start after the password"
+					what = "no command start after the password"
 				}
-				return nil, fmt.Errorf("%s on %s: no %s within %s", tb.method, host, what, timeout)
+				// A prompt of another kind (a one-time code) is worth showing.
+				said := ""
+				if msg := strings.TrimSpace(last.String()); msg != "" && ready {
+					said = "; it printed: " + tb.scrub(msg)
+				}
+				return nil, fmt.Errorf("%s on %s: %s within %s%s", tb.method, host, what, timeout, said)
 			default:
 			}
 			if err := ctx.Err(); err != nil {
