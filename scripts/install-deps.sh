@@ -6,7 +6,8 @@ set -euo pipefail
 # ansible-core: ansible-inventory/ansible-playbook, the reference for inventory tests and make bench
 # debootstrap, systemd-container: the lab's systemd tier
 # iproute2, iptables: namespaces, veth, bridges, routes for the lab
-# sudo: the transport's become tests; bc: make demo's timings
+# sudo, opendoas: the transport's and the helper start's become tests (su is in util-linux);
+#   bc: make demo's timings
 # postgresql: the history store's PostgreSQL backend is tested against a real server that the
 #   test starts itself (initdb into a temporary directory, its own port)
 # chromium, fonts-dejavu-core: the HTML compliance report is checked in a headless browser
@@ -15,7 +16,7 @@ set -euo pipefail
 # e2fsprogs, cpio: the vm tier's systemd userland is an ext4 image of the base tree
 # busybox: the helper's start and install scripts are tested with its shell and applets
 pkgs=(openssh-server openssh-client ansible-core debootstrap systemd-container iproute2 iptables
-  sudo bc ca-certificates git make postgresql chromium fonts-dejavu-core qemu-system-x86
+  sudo opendoas bc ca-certificates git make postgresql chromium fonts-dejavu-core qemu-system-x86
   gcc-12 binutils xz-utils e2fsprogs cpio busybox)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -490,12 +490,14 @@ func keepScript(sha string) string {
 // tmpName is the name of one upload's temporary file in the helper's directory.
 func tmpName(sha, tag string) string { return "." + sha[:16] + "." + tag + ".tmp" }
 
-// streamScript stores the helper read from stdin as dir/sha, in one session: placeScript,
-// a temporary file it creates exclusively (noclobber: O_EXCL, so no link or file planted at
-// that name is written through), then keepScript.
-func streamScript(dir, sha, tag string) string {
+// streamScript stores the helper, size bytes read from stdin, as dir/sha, in one session:
+// placeScript, a temporary file it creates exclusively (noclobber: O_EXCL, so no link or
+// file planted at that name is written through), then keepScript. It reads exactly size
+// bytes rather than up to the end of stdin: under su and doas stdin is a terminal, which
+// has no end.
+func streamScript(dir, sha, tag string, size int) string {
 	return placeScript(dir) + `t=$d/` + tmpName(sha, tag) + `; rm -f "$t"; ` +
-		`(set -C; cat > "$t") || { rm -f "$t"; printf 'runbook: cannot write %s\n' "$t" >&2; exit 1; }; ` + keepScript(sha)
+		`(set -C; head -c ` + strconv.Itoa(size) + ` > "$t") || { rm -f "$t"; printf 'runbook: cannot write %s\n' "$t" >&2; exit 1; }; ` + keepScript(sha)
 }
 
 // keepUploadScript is keepScript for a file uploaded over SFTP to the physical directory
@@ -620,8 +622,8 @@ func noexecError(host, dir, sha string, err error) error {
 // ever passes through another user's hands. Without become that is the login user: the
 // directory is prepared and checked (placeScript), the file uploaded over SFTP under a
 // name created exclusively, then verified and renamed (keepUploadScript). With become the
-// bytes go over the stdin of one session under sudo (streamScript); SFTP runs as the login
-// user only.
+// bytes go over the stdin of one session under sudo, su or doas (streamScript); SFTP runs
+// as the login user only.
 func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.Target, h *helperbin.Helper, dir string) error {
 	data, err := h.Bytes()
 	if err != nil {
@@ -649,7 +651,7 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.
 		return nil
 	}
 	if t.BecomeMethod != "" {
-		return run(streamScript(dir, h.SHA256, tag), bytes.NewReader(data), nil)
+		return run(streamScript(dir, h.SHA256, tag, len(data)), bytes.NewReader(data), nil)
 	}
 	out := &tail.Buffer{Max: 4 << 10}
 	if err := run(placeScript(dir)+`printf '%s\n' "$d"`, nil, out); err != nil {

@@ -78,7 +78,7 @@ func shells(t *testing.T) []shell {
 		return out
 	}
 	dir := traversable(t, t.TempDir())
-	for _, applet := range []string{"sh", "stat", "mkdir", "mv", "chmod", "rm", "cat", "sha256sum", "id", "uname", "printf", "find"} {
+	for _, applet := range []string{"sh", "stat", "mkdir", "mv", "chmod", "rm", "cat", "head", "sha256sum", "id", "uname", "printf", "find"} {
 		if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +251,7 @@ func TestStreamScript(t *testing.T) {
 	for _, shell := range shells(t) {
 		home := t.TempDir()
 		dir := filepath.Join(home, ".cache", "runbook", "helper")
-		_, errs, code := runScript(t, shell, streamScript(dir, sha, "tag1"), 0, body)
+		_, errs, code := runScript(t, shell, streamScript(dir, sha, "tag1", len(body)), 0, body)
 		if code != 0 {
 			t.Fatalf("%s: install: exit %d %q", shell.name, code, errs)
 		}
@@ -275,7 +275,7 @@ func TestStreamScript(t *testing.T) {
 		os.WriteFile(fresh, []byte("half"), 0o600)
 		old := time.Now().Add(-2 * time.Hour)
 		os.Chtimes(stale, old, old)
-		if _, errs, code := runScript(t, shell, streamScript(dir, sha, "tag0"), 0, body); code != 0 {
+		if _, errs, code := runScript(t, shell, streamScript(dir, sha, "tag0", len(body)), 0, body); code != 0 {
 			t.Fatalf("%s: second install: exit %d %q", shell.name, code, errs)
 		}
 		if _, err := os.Lstat(stale); err == nil {
@@ -292,14 +292,14 @@ func TestStreamScript(t *testing.T) {
 		tmp := filepath.Join(dir, "."+sha[:16]+".tag2.tmp")
 		os.Remove(filepath.Join(dir, sha))
 		os.Symlink(victim, tmp)
-		runScript(t, shell, streamScript(dir, sha, "tag2"), 0, body)
+		runScript(t, shell, streamScript(dir, sha, "tag2", len(body)), 0, body)
 		if b, _ := os.ReadFile(victim); string(b) != "keep" {
 			t.Errorf("%s: the upload wrote through a planted link: victim holds %q", shell.name, b)
 		}
 
 		// Another content than the build's is never stored.
 		os.Remove(filepath.Join(dir, sha))
-		_, errs, code = runScript(t, shell, streamScript(dir, sha, "tag3"), 0, "#!/bin/sh\necho evil\n")
+		_, errs, code = runScript(t, shell, streamScript(dir, sha, "tag3", len(body)), 0, "#!/bin/sh\necho evil\n")
 		if code == 0 || !strings.Contains(errs, "is not the helper's") {
 			t.Errorf("%s: altered upload: exit %d %q", shell.name, code, errs)
 		}
@@ -312,7 +312,7 @@ func TestStreamScript(t *testing.T) {
 		os.Mkdir(sticky, 0o700)
 		syscall.Chmod(sticky, 0o1777)
 		mine := filepath.Join(sticky, "runbook-4242", ".cache/runbook/helper")
-		if _, errs, code := runScript(t, shell, streamScript(mine, sha, "tag4"), 4242, body); code != 0 {
+		if _, errs, code := runScript(t, shell, streamScript(mine, sha, "tag4", len(body)), 4242, body); code != 0 {
 			t.Errorf("%s: new directory in a sticky one: exit %d %q", shell.name, code, errs)
 		}
 		// ...but one another user made there first is refused, and nothing is made in it.
@@ -320,12 +320,55 @@ func TestStreamScript(t *testing.T) {
 		os.Mkdir(other, 0o777)
 		os.Chmod(other, 0o777)
 		os.Chown(other, 1001, 1001)
-		_, errs, code = runScript(t, shell, streamScript(filepath.Join(other, ".cache/runbook/helper"), sha, "tag5"), 4243, body)
+		_, errs, code = runScript(t, shell, streamScript(filepath.Join(other, ".cache/runbook/helper"), sha, "tag5", len(body)), 4243, body)
 		if code != exitUnsafe || !strings.Contains(errs, other+" belongs to uid 1001") {
 			t.Errorf("%s: planted directory: exit %d %q", shell.name, code, errs)
 		}
 		if ents, _ := os.ReadDir(other); len(ents) != 0 {
 			t.Errorf("%s: the install made %v in a directory another user owns", shell.name, ents)
+		}
+	}
+}
+
+// TestStreamScriptReadsItsLength: under su and doas the helper goes over a terminal's
+// input, which never ends; the push reads the helper's length and stops, whatever follows.
+func TestStreamScriptReadsItsLength(t *testing.T) {
+	body := "#!/bin/sh\necho started\n"
+	sha := fmt.Sprintf("%x", sha256.Sum256([]byte(body)))
+	for _, shell := range shells(t) {
+		dir := filepath.Join(t.TempDir(), "helper")
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(shell.bin, "-c", streamScript(dir, sha, "tagL", len(body)))
+		cmd.Env = []string{"PATH=" + shell.path}
+		cmd.Stdin = r
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		// The helper, then what a terminal may hold after it; the input stays open.
+		if _, err := w.WriteString(body + "more input\n"); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v %q", shell.name, err, errb.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s: the push still waits for the end of its input", shell.name)
+			w.Close()
+			<-done
+		}
+		w.Close()
+		if b, err := os.ReadFile(filepath.Join(dir, sha)); err != nil || string(b) != body {
+			t.Errorf("%s: stored %q %v", shell.name, b, err)
 		}
 	}
 }

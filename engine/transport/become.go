@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -18,12 +17,27 @@ import (
 
 // Become is privilege escalation for one command.
 type Become struct {
-	Method   string // "sudo"; "" runs as the login user
+	Method   string // "sudo", "su" or "doas"; "" runs as the login user
 	User     string // empty: root
-	Password string // sent on stdin when sudo prompts; never in argv, logs or errors
-	// PromptTimeout bounds the wait for sudo's prompt or the command's
+	Password string // sent when sudo, su or doas prompts; never in argv, logs or errors
+	// PromptTimeout bounds the wait for the prompt or the command's
 	// start. 0: the Dialer's BecomePromptTimeout (default 10 s).
 	PromptTimeout time.Duration
+}
+
+// CheckBecomeMethod returns nil for the become methods runbook implements (sudo, su, doas)
+// and an error naming method otherwise: Ansible's other methods (pbrun, pfexec, dzdo, ksu,
+// machinectl, runas, …) are refused by name, anything else ("" too) as unknown. Callers
+// that read a method from an inventory can check it before connecting.
+func CheckBecomeMethod(method string) error {
+	switch {
+	case method == "sudo" || ttyMethods[method]:
+		return nil
+	case unsupportedMethods[method]:
+		return fmt.Errorf("become method %q is not supported (runbook supports sudo, su and doas)", method)
+	default:
+		return fmt.Errorf("unknown become method %q (want sudo, su or doas)", method)
+	}
 }
 
 func (d *Dialer) becomePromptTimeout() time.Duration {
@@ -53,12 +67,11 @@ type becomeCmd struct {
 // controller would answer. The outer /bin/sh makes the wrapper independent of the login
 // shell's syntax.
 func newBecome(b Become, cmd string) (*becomeCmd, error) {
-	switch b.Method {
-	case "sudo":
-	case "su":
-		return nil, errors.New(`become method "su" is not supported: su reads the password from a terminal, not stdin; use sudo`)
-	default:
-		return nil, fmt.Errorf("unknown become method %q (want sudo)", b.Method)
+	if err := CheckBecomeMethod(b.Method); err != nil {
+		return nil, err
+	}
+	if b.Method != "sudo" {
+		return nil, fmt.Errorf("internal error: become method %q needs a terminal", b.Method)
 	}
 	// sudo -S reads the password up to a line break; whatever follows would reach the
 	// command's stdin (the helper's protocol stream, or a pushed file) instead.

@@ -79,7 +79,10 @@ func TestBecomeSudo(t *testing.T) {
 		{name: "prompt split across reads", sudoPW: secret, mode: "split", become: Become{Method: "sudo", Password: secret}, wantOut: "input\n"},
 		{name: "20 MB before the prompt", sudoPW: secret, mode: "flood", become: Become{Method: "sudo", Password: secret},
 			wantErr: "wrote more than 256 KiB to stderr without starting the command", maxLatency: 5 * time.Second},
-		{name: "su", become: Become{Method: "su", Password: secret}, wantErr: `"su" is not supported`},
+		{name: "pbrun", become: Become{Method: "pbrun", Password: secret}, wantErr: `become method "pbrun" is not supported (runbook supports sudo, su and doas)`},
+		{name: "unknown", become: Become{Method: "sudoo", Password: secret}, wantErr: `unknown become method "sudoo" (want sudo, su or doas)`},
+		// su needs a terminal; a server that refuses one says so.
+		{name: "su without a terminal", become: Become{Method: "su", Password: secret}, wantErr: `su on test: request a terminal`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

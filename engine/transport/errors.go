@@ -92,5 +92,6 @@ func (e *HostKeyError) Error() string {
 	}
 }
 
-// ErrBecomePassword is returned (wrapped) when sudo rejects the become password.
+// ErrBecomePassword is returned (wrapped) when sudo, su or doas rejects the become
+// password.
 var ErrBecomePassword = errors.New("become password rejected")

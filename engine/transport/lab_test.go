@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -285,6 +287,8 @@ func TestLab(t *testing.T) {
 	})
 
 	t.Run("sudo become", func(t *testing.T) { labSudo(ctx, t, lab, d) })
+	t.Run("su become", func(t *testing.T) { labTTYBecome(ctx, t, lab, d, "su") })
+	t.Run("doas become", func(t *testing.T) { labTTYBecome(ctx, t, lab, d, "doas") })
 
 	t.Run("stopped sshd", func(t *testing.T) {
 		if err := lab.Break(h2.Name, testenv.BreakStop); err != nil {
@@ -407,4 +411,207 @@ func sshdConns(ctx context.Context, t *testing.T, lab *testenv.Lab, host string)
 		conns[f[3]] = pids
 	}
 	return conns
+}
+
+// labUser creates user (password pw, home on the host's /tmp, login with the lab key)
+// on lab host i and runs script as root after.
+func labUser(ctx context.Context, t *testing.T, lab *testenv.Lab, i int, user, pw, script string) {
+	t.Helper()
+	pub, err := os.ReadFile(lab.Key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := `set -e
+id ` + user + ` >/dev/null 2>&1 || useradd -m -d /tmp/` + user + ` -s /bin/sh ` + user + `
+echo ` + sh.Quote(user+":"+pw) + ` | chpasswd
+install -d -m 700 -o ` + user + ` /tmp/` + user + `/.ssh
+echo ` + sh.Quote(strings.TrimSpace(string(pub))) + ` > /tmp/` + user + `/.ssh/authorized_keys
+chown ` + user + ` /tmp/` + user + `/.ssh/authorized_keys
+` + script
+	if out, err := lab.Exec(ctx, lab.Hosts[i].Name, "/bin/sh", "-c", s); err != nil {
+		t.Fatalf("create %s: %v %s", user, err, out)
+	}
+}
+
+// labTTYBecome logs in as a user without any sudo rights on lab host 1 and becomes root
+// (whose password it sets) and another user with method ("su" or "doas").
+func labTTYBecome(ctx context.Context, t *testing.T, lab *testenv.Lab, d *Dialer, method string) {
+	h := lab.Hosts[0].Name
+	const login, rootPW, otherPW = "rbsu", "R00t pass 'q' $x \\ \"", "0ther-pass"
+	setup := `echo ` + sh.Quote("root:"+rootPW) + ` | chpasswd
+id rbother >/dev/null 2>&1 || useradd -m -d /tmp/rbother -s /bin/sh rbother
+echo ` + sh.Quote("rbother:"+otherPW) + ` | chpasswd
+`
+	if method == "doas" {
+		if _, err := exec.LookPath("doas"); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("CI=true and %v (scripts/install-deps.sh installs it)", err)
+			}
+			t.Skip("doas is not installed on this machine (the ns tier shares its binaries): apt-get install opendoas")
+		}
+		setup += `printf 'permit rbsu as root\npermit rbsu as rbother\n' > /etc/doas.conf; chmod 600 /etc/doas.conf
+`
+	}
+	labUser(ctx, t, lab, 0, login, "login-pass", setup)
+	// A watcher, as any user could, reads the arguments of every process.
+	if out, err := lab.Exec(ctx, h, "/bin/sh", "-c", `(while :; do cat /proc/[0-9]*/cmdline; echo; done >/tmp/watch.log 2>/dev/null </dev/null & echo $! >/tmp/watch.pid)`); err != nil {
+		t.Fatalf("watcher: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		_, _ = lab.Exec(context.Background(), h, "/bin/sh", "-c", "kill $(cat /tmp/watch.pid) 2>/dev/null; true")
+	})
+	tg := labTarget(t, lab, 0)
+	tg.User = login
+	c, err := d.Dial(ctx, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pw := rootPW
+	otherUserPW := otherPW
+	if method == "doas" {
+		// doas asks for the login user's own password.
+		pw, otherUserPW = "login-pass", "login-pass"
+	}
+	tests := []struct {
+		name    string
+		become  Become
+		cmd     string
+		stdin   []byte
+		wantOut string
+		wantErr string
+		wantIs  error
+		errOut  string
+		code    int
+	}{
+		{name: "as root", become: Become{Method: method, Password: pw}, cmd: `echo "$(id -u) $(head -c 3)"`, stdin: []byte("in\n"), wantOut: "0 in\n"},
+		{name: "as another user", become: Become{Method: method, User: "rbother", Password: otherUserPW}, cmd: `id -un`, wantOut: "rbother\n"},
+		{name: "no controlling terminal", become: Become{Method: method, Password: pw}, cmd: `(: >/dev/tty) 2>/dev/null && echo a terminal || echo none`, wantOut: "none\n"},
+		// Only the login user (and root) may write to the terminal: mesg n.
+		{name: "terminal closed to others", become: Become{Method: method, Password: pw}, cmd: `stat -c %a "$(tty)"`, wantOut: "600\n"},
+		{name: "stderr and status", become: Become{Method: method, Password: pw}, cmd: `echo out; echo err >&2; exit 3`, wantOut: "out\n", errOut: "err\n", code: 3},
+		{name: "wrong password", become: Become{Method: method, Password: "wrong"}, cmd: "id -u",
+			wantErr: "become password rejected by " + method + " on " + h, wantIs: ErrBecomePassword},
+		{name: "no password", become: Become{Method: method}, cmd: "id -u", wantErr: "asks for a password and no become password is set"},
+		{name: "no such user", become: Become{Method: method, User: "nosuchuser", Password: pw}, cmd: "id -u", wantErr: "did not run the command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			start := time.Now()
+			code, err := c.RunAs(ctx, tt.become, tt.cmd, bytes.NewReader(tt.stdin), &out, &errb)
+			t.Logf("%s: %s", tt.name, time.Since(start).Round(time.Millisecond))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v; want %q", err, tt.wantErr)
+				}
+				if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+					t.Errorf("err = %v; want errors.Is %v", err, tt.wantIs)
+				}
+				for _, p := range []string{rootPW, otherPW, "login-pass"} {
+					if strings.Contains(err.Error(), p) {
+						t.Errorf("the error shows a password: %v", err)
+					}
+				}
+				t.Log(err)
+				return
+			}
+			if err != nil || code != tt.code || out.String() != tt.wantOut || errb.String() != tt.errOut {
+				t.Fatalf("RunAs = %d %v, stdout %q stderr %q; want %d %q %q", code, err, out.String(), errb.String(), tt.code, tt.wantOut, tt.errOut)
+			}
+		})
+	}
+
+	// Every byte value, both ways, through the raw terminal.
+	t.Run("binary", func(t *testing.T) {
+		var in []byte
+		for i := range 3 * 256 {
+			in = append(in, byte(i))
+		}
+		in = append(in, bytes.Repeat([]byte("\x03\x04\x1a\x11\x13\r\n\x7f\x15\x16\x1e"), 100)...)
+		var out bytes.Buffer
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		code, err := c.RunAs(ctx, Become{Method: method, Password: pw}, "head -c "+strconv.Itoa(len(in)), bytes.NewReader(in), &out, nil)
+		if err != nil || code != 0 {
+			t.Fatalf("RunAs = %d %v", code, err)
+		}
+		if !bytes.Equal(out.Bytes(), in) {
+			t.Errorf("got %d bytes back, want the %d sent (first difference at %d)", out.Len(), len(in), firstDiff(out.Bytes(), in))
+		}
+	})
+
+	// 8 MiB of random bytes in and back out, timed: what a helper push or a large request
+	// costs on a terminal.
+	t.Run("8 MiB", func(t *testing.T) {
+		in := make([]byte, 8<<20)
+		_, _ = rand.Read(in)
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		var out bytes.Buffer
+		start := time.Now()
+		code, err := c.RunAs(ctx, Become{Method: method, Password: pw}, "head -c "+strconv.Itoa(len(in)), bytes.NewReader(in), &out, nil)
+		if err != nil || code != 0 {
+			t.Fatalf("RunAs = %d %v", code, err)
+		}
+		if !bytes.Equal(out.Bytes(), in) {
+			t.Errorf("got %d bytes back, want the %d sent (first difference at %d)", out.Len(), len(in), firstDiff(out.Bytes(), in))
+		}
+		t.Logf("8 MiB in and out under %s: %s", method, time.Since(start).Round(time.Millisecond))
+	})
+
+	// A long-lived command (as the helper): lines both ways, then Close ends it at once.
+	t.Run("session", func(t *testing.T) {
+		s, err := c.StartAs(ctx, Become{Method: method, Password: pw}, `while IFS= read -r l; do echo "got $l"; done`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _, _ = io.Copy(io.Discard, s.Stderr) }()
+		r := bufio.NewReader(s.Stdout)
+		for _, l := range []string{"one", "two"} {
+			if _, err := io.WriteString(s.Stdin, l+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.ReadString('\n')
+			if err != nil || got != "got "+l+"\n" {
+				t.Fatalf("read %q %v", got, err)
+			}
+		}
+		start := time.Now()
+		s.Stdin.Close()
+		_, _ = io.Copy(io.Discard, r)
+		_, _ = s.Wait()
+		if el := time.Since(start); el > 2*time.Second {
+			t.Errorf("the command ended %s after Stdin.Close", el)
+		}
+	})
+
+	// No password on a command line: a watcher read every process's arguments while the
+	// tests above ran.
+	procs, err := lab.Exec(ctx, h, "/bin/sh", "-c", "kill $(cat /tmp/watch.pid) && cat /tmp/watch.log")
+	if err != nil {
+		t.Fatalf("watcher: %v %s", err, procs)
+	}
+	procs = bytes.ReplaceAll(procs, []byte{0}, []byte{' '})
+	seen := "su rbother -c"
+	if method == "doas" {
+		seen = "doas -u rbother"
+	}
+	if !bytes.Contains(procs, []byte(seen)) {
+		t.Errorf("the watcher saw no become command: %d bytes", len(procs))
+	}
+	for _, p := range []string{rootPW, otherPW, "login-pass"} {
+		if bytes.Contains(procs, []byte(p)) {
+			t.Errorf("a password on a command line")
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

@@ -42,10 +42,15 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	}
 }
 
-// RunAs is Run under b (sudo) when b.Method is set.
+// RunAs is Run under b when b.Method is set. Under su and doas the command runs on a
+// terminal, which has no end of input: a command given stdin must read exactly its
+// length (head -c N), and its stderr arrives (its last 4 KiB) once it has exited.
 func (c *Conn) RunAs(ctx context.Context, b Become, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	if b.Method == "" {
 		return c.Run(ctx, cmd, stdin, stdout, stderr)
+	}
+	if ttyMethods[b.Method] {
+		return c.runTTY(ctx, b, cmd, stdin, stdout, stderr)
 	}
 	s, err := c.StartAs(ctx, b, cmd)
 	if err != nil {
@@ -160,6 +165,11 @@ type Session struct {
 	ctx  context.Context
 	stop func() bool // stops the ctx watcher
 
+	// On a terminal (su, doas): closed once Stdout and Stderr have all the command wrote,
+	// and what Close uses to let go of Stdout.
+	demuxed  <-chan struct{}
+	closeOut func()
+
 	once    sync.Once
 	waitErr error
 	code    int
@@ -171,11 +181,23 @@ func (c *Conn) Start(ctx context.Context, cmd string) (*Session, error) {
 	return c.StartAs(ctx, Become{}, cmd)
 }
 
-// StartAs starts cmd under b when b.Method is set. For sudo it returns once
-// sudo has accepted the password (or needed none) and cmd is running.
+// StartAs starts cmd under b when b.Method is set. It returns once sudo, su or
+// doas has accepted the password (or needed none) and cmd is running. Under su and
+// doas cmd runs on a terminal: see RunAs, and Stdin.Close hangs the terminal up.
 func (c *Conn) StartAs(ctx context.Context, b Become, cmd string) (*Session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	timeout := b.PromptTimeout
+	if timeout == 0 {
+		timeout = c.d.becomePromptTimeout()
+	}
+	if ttyMethods[b.Method] {
+		tb, err := newTTYBecome(b, cmd)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Target.Name, err)
+		}
+		return c.startTTY(ctx, tb, timeout)
 	}
 	var bc *becomeCmd
 	if b.Method != "" {
@@ -206,10 +228,6 @@ func (c *Conn) StartAs(ctx context.Context, b Become, cmd string) (*Session, err
 	c.started()
 	ss.stop = context.AfterFunc(ctx, func() { kill(s) })
 	if bc != nil {
-		timeout := b.PromptTimeout
-		if timeout == 0 {
-			timeout = c.d.becomePromptTimeout()
-		}
 		if err := bc.handshake(ctx, ss, c.Target.Name, timeout); err != nil {
 			ss.stop()
 			kill(s)
@@ -224,6 +242,14 @@ func (c *Conn) StartAs(ctx context.Context, b Become, cmd string) (*Session, err
 func (s *Session) Wait() (int, error) {
 	s.once.Do(func() {
 		err := s.s.Wait()
+		if s.demuxed != nil {
+			// The command's stderr follows its stdout on the terminal: have it all before
+			// the status (unless nobody reads Stdout).
+			select {
+			case <-s.demuxed:
+			case <-time.After(time.Second):
+			}
+		}
 		stopped := s.stop()
 		if !stopped && s.ctx.Err() != nil {
 			s.code, s.waitErr = -1, s.ctx.Err()
@@ -241,6 +267,9 @@ func (s *Session) Signal(sig ssh.Signal) error { return s.s.Signal(sig) }
 // output goes nowhere. Use Signal first to end it for certain.
 func (s *Session) Close() error {
 	s.stop()
+	if s.closeOut != nil {
+		s.closeOut()
+	}
 	err := s.s.Close()
 	if errors.Is(err, io.EOF) {
 		err = nil
