@@ -44,7 +44,7 @@ type Dialer struct {
 	// SSHConfig is the -F file used to resolve ProxyJump hops; "" means the
 	// default files.
 	SSHConfig string
-	// BecomePromptTimeout bounds the wait for sudo's prompt or the command's
+	// BecomePromptTimeout bounds the wait for the become method's (sudo's, su's, doas') prompt or the command's
 	// start. 0: 10 s.
 	BecomePromptTimeout time.Duration
 	// NetDial opens the TCP connection of a direct (first) hop; nil:

@@ -48,7 +48,7 @@ type Target struct {
 	// or errors.
 	Password string
 
-	BecomeMethod   string // "sudo" or ""
+	BecomeMethod   string // "sudo", "su", "doas" or "" (no become)
 	BecomeUser     string // empty: root
 	BecomePassword string // never logged, never in argv or errors
 }
