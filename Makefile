@@ -32,12 +32,12 @@ test: ## all tests (as root this includes the lab tests)
 test-short: ## unit tests only, no lab
 	$(GO) test -count=1 -short ./...
 
-# The fuzz targets that guard a trust boundary: what hosts, dynamic inventories and the
+# The fuzz targets that guard a trust boundary: what hosts, dynamic inventories, ssh_config and the
 # operator's ssh arguments and known_hosts can feed in, and evaluation with sensitive values.
 # `go test` already runs their committed corpora; this also searches for new inputs for
 # FUZZTIME each (CI: 10s). A finding is written to testdata/fuzz and fails the target.
 FUZZTIME ?= 10s
-FUZZ := engine/transport:FuzzProxyCommand engine/transport:FuzzKnownHosts inventory:FuzzSSHArgs \
+FUZZ := engine/transport:FuzzProxyCommand engine/transport:FuzzKnownHosts engine/transport:FuzzSSHConfig inventory:FuzzSSHArgs \
 	engine/config:FuzzEvalMarked engine/protocol:FuzzDecodeRequest engine/protocol:FuzzDecodeResponse \
 	internal/termsafe:FuzzText modules:FuzzClip modules:FuzzRedactor
 fuzz: ## search the security fuzz targets for new failing inputs (FUZZTIME each)
