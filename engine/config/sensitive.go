@@ -50,12 +50,81 @@ func walkSensitive(v cty.Value, fn func(last cty.PathStep, y cty.Value)) {
 	})
 }
 
-// inventoryValue is an inventory variable's value as host.vars holds it: marked Sensitive
-// when it is a password (inventory.SecretVar: ansible_password, ansible_become_pass, ...),
-// so that it is hidden like a sensitive variable wherever it could show.
+// InventoryVars is a host's inventory variables (an object, as inventory.CtyValue makes
+// them) as host.vars holds them: every value that is a secret (inventorySecret), at any
+// depth, is marked Sensitive, so that it is hidden like a sensitive variable wherever it
+// could show. It is the rule `runbook inventory` redacts by (inventory.Redact).
+func InventoryVars(vars cty.Value) cty.Value {
+	if vars == cty.NilVal || vars.IsNull() || !vars.IsKnown() || !vars.CanIterateElements() {
+		return vars
+	}
+	return markInventorySecrets(vars, 0)
+}
+
+// inventoryValue is an inventory variable's value, named name, as host.vars holds it.
 func inventoryValue(name string, v cty.Value) cty.Value {
-	if inventory.SecretVar(name) {
+	if inventorySecret(name, v) {
 		return v.Mark(Sensitive)
+	}
+	return markInventorySecrets(v, 0)
+}
+
+// inventorySecret says whether the inventory value v, found under the key name ("" for a
+// list's element), is a secret: the key is named like one (inventory.SecretVar:
+// ansible_password, ansible_become_pass, mysql.root_password, ...). A null is nothing to
+// hide. A rule on the value itself belongs here, beside the name's.
+func inventorySecret(name string, v cty.Value) bool {
+	if v.IsNull() {
+		return false
+	}
+	return name != "" && inventory.SecretVar(name)
+}
+
+// markInventorySecrets marks the secrets inside v, a value from the inventory: the elements
+// of its mappings and lists, at any depth (bounded as inventory.CtyValue bounds it).
+func markInventorySecrets(v cty.Value, depth int) cty.Value {
+	if depth > 1000 || !v.IsKnown() || v.IsNull() || v.IsMarked() {
+		return v
+	}
+	ty := v.Type()
+	switch {
+	case ty.IsObjectType():
+		attrs := make(map[string]cty.Value, len(ty.AttributeTypes()))
+		for name := range ty.AttributeTypes() {
+			e := v.GetAttr(name)
+			if inventorySecret(name, e) {
+				attrs[name] = e.Mark(Sensitive)
+			} else {
+				attrs[name] = markInventorySecrets(e, depth+1)
+			}
+		}
+		return cty.ObjectVal(attrs)
+	case ty.IsMapType() && v.LengthInt() > 0:
+		m := make(map[string]cty.Value, v.LengthInt())
+		for it := v.ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			if inventorySecret(k.AsString(), e) {
+				m[k.AsString()] = e.Mark(Sensitive)
+			} else {
+				m[k.AsString()] = markInventorySecrets(e, depth+1)
+			}
+		}
+		return cty.MapVal(m)
+	case (ty.IsTupleType() || ty.IsListType()) && v.LengthInt() > 0:
+		l := make([]cty.Value, 0, v.LengthInt())
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			if inventorySecret("", e) {
+				e = e.Mark(Sensitive)
+			} else {
+				e = markInventorySecrets(e, depth+1)
+			}
+			l = append(l, e)
+		}
+		if ty.IsListType() {
+			return cty.ListVal(l)
+		}
+		return cty.TupleVal(l)
 	}
 	return v
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/engine/diag"
+	"github.com/runbook/runbook/inventory"
 )
 
 // secret is random text with separators: the leak checks look for any four bytes of it,
@@ -510,5 +511,70 @@ func TestInventoryPasswords(t *testing.T) {
 	}
 	if shown := shownIn(diags, secret); shown != "" {
 		t.Errorf("a diagnostic shows the password: %s", shown)
+	}
+}
+
+// TestInventorySecretsAtAnyDepth: a value under a key named like a secret is marked
+// sensitive wherever it is in host.vars, as `runbook inventory` redacts it; its neighbours
+// are not.
+func TestInventorySecretsAtAnyDepth(t *testing.T) {
+	rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(`
+play "p" {
+  hosts = "all"
+  task "t" {
+    command {
+      argv = ["true"]
+    }
+  }
+}`)}}, Inputs{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	inv := inventory.CtyValue(map[string]any{
+		"ansible_become_password": "top",
+		"mysql":                   map[string]any{"root_password": "hunter22", "port": int64(3306), "user": "root"},
+		"apps": []any{
+			map[string]any{"name": "a", "api_token": "tok-1", "creds": map[string]any{"db_pass": "deep"}},
+			"plain",
+		},
+		"unset_password": nil,
+	})
+	vars, diags := rb.HostVars(rb.Plays[0], "h1", []string{"all"}, inv)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	tests := []struct {
+		path      cty.Path
+		sensitive bool
+	}{
+		{cty.GetAttrPath("ansible_become_password"), true},
+		{cty.GetAttrPath("mysql").GetAttr("root_password"), true},
+		{cty.GetAttrPath("mysql").GetAttr("port"), false},
+		{cty.GetAttrPath("mysql").GetAttr("user"), false},
+		{cty.GetAttrPath("apps").IndexInt(0).GetAttr("api_token"), true},
+		{cty.GetAttrPath("apps").IndexInt(0).GetAttr("name"), false},
+		{cty.GetAttrPath("apps").IndexInt(0).GetAttr("creds").GetAttr("db_pass"), true},
+		{cty.GetAttrPath("apps").IndexInt(1), false},
+		{cty.GetAttrPath("unset_password"), false},
+	}
+	for _, tt := range tests {
+		v, err := tt.path.Apply(vars)
+		if err != nil {
+			t.Errorf("%#v: %v", tt.path, err)
+			continue
+		}
+		if got := v.HasMark(Sensitive); got != tt.sensitive {
+			t.Errorf("%#v: sensitive %v, want %v", tt.path, got, tt.sensitive)
+		}
+	}
+	got := strings.Join(ContextSecrets(rb.EvalContext(Scope{Host: "h1", Vars: vars})), ",")
+	for _, s := range []string{"top", "hunter22", "tok-1", "deep"} {
+		if !strings.Contains(got, s) {
+			t.Errorf("the secrets in scope %q miss %q", got, s)
+		}
+	}
+	// the same rule for a host's vars outside a play (InventoryVars)
+	if v := InventoryVars(inv).GetAttr("mysql").GetAttr("root_password"); !v.HasMark(Sensitive) {
+		t.Error("InventoryVars: mysql.root_password is not marked")
 	}
 }

@@ -545,7 +545,7 @@ func (hr *hostRun) hostDone() {
 func (hr *hostRun) hostSecrets() []string {
 	vars := hr.vars
 	if vars == cty.NilVal {
-		vars = inventory.CtyValue(hr.h.Vars)
+		vars = config.InventoryVars(inventory.CtyValue(hr.h.Vars))
 	}
 	return config.ContextSecrets(hr.e.Runbook.EvalContext(config.Scope{Host: hr.h.Name, Groups: hr.h.Groups, Vars: vars, Facts: hr.facts()}))
 }
