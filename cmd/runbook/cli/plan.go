@@ -144,11 +144,20 @@ func (a *app) plan(cmd *cobra.Command, rb *config.Runbook, f *runFlags, warnings
 	}
 	pl, pdiags := plan.Build(rb, inv, opts)
 	diags = append(diags, pdiags...)
-	if !diags.HasErrors() {
-		// Before any host is touched: a connection variable runbook cannot honour on any
-		// planned host stops the run (--list included: it shows what a run would do).
+	// Before any host is touched: a connection variable runbook cannot honour on any planned
+	// host stops the run (--list included: it shows what a run would do). The refusals are
+	// shown together with the plan's other errors, so that one attempt shows everything to
+	// fix. Which hosts run does not depend on the task selection: when only that failed (an
+	// unknown tag, --task or --start-at-task), the hosts are those of a plan without it.
+	// When --limit itself is wrong the hosts are unknown, and their connection variables
+	// are checked once it is fixed; an inventory that did not load stopped the run above.
+	hostsOf := pl
+	if hostsOf == nil {
+		hostsOf, _ = plan.Build(rb, inv, plan.Options{Limit: opts.Limit, Only: opts.Only})
+	}
+	if hostsOf != nil {
 		var hosts []*inventory.Host
-		for _, p := range pl.Plays {
+		for _, p := range hostsOf.Plays {
 			hosts = append(hosts, p.Hosts...)
 		}
 		diags = append(diags, connectionDiags(hosts)...)
