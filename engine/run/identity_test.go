@@ -328,14 +328,19 @@ func TestIdentityErrors(t *testing.T) {
 	}
 }
 
-// TestFactsIdentity: facts are gathered by the helper of whatever needs them first: the
-// play's identity for play vars, the task's own for a task; no helper starts only for facts.
+// TestFactsIdentity: facts are gathered once per host by a helper that runs already (the
+// task's own identity when it is one, else the play's, else the first started), else by the
+// play's identity; a task's own identity never starts only for facts, so a become task whose
+// when is false starts no helper, even where its helper could not start.
 func TestFactsIdentity(t *testing.T) {
 	tests := []struct {
 		name, runbook string
-		ran           string
+		startFails    string   // an identity whose helper cannot start
+		ran           string   // what ran, in order
+		starts        string   // the helpers started, in order
+		lines         []string // the results, when they matter
 	}{
-		{"play vars", `
+		{name: "play vars", runbook: `
 play "p" {
   hosts  = "kvm"
   become = true
@@ -346,8 +351,8 @@ play "p" {
       argv = ["t"]
     }
   }
-}`, "facts as root (sudo),t as the login user"},
-		{"a task's when", `
+}`, ran: "facts as root (sudo),t as the login user", starts: "root (sudo),the login user"},
+		{name: "a task's when, no helper yet: the play's identity", runbook: `
 play "p" {
   hosts = "kvm"
   task "t" {
@@ -357,18 +362,141 @@ play "p" {
       argv = ["t"]
     }
   }
-}`, "facts as root (sudo),t as root (sudo)"},
+}`, ran: "facts as the login user,t as root (sudo)", starts: "the login user,root (sudo)"},
+		{name: "a skipped become task starts no helper, even one that cannot start", runbook: `
+play "p" {
+  hosts = "kvm"
+  task "rhel only" {
+    become = true
+    when   = facts.os.id == "rhel"
+    command {
+      argv = ["rhel"]
+    }
+  }
+  task "after" {
+    command {
+      argv = ["after"]
+    }
+  }
+}`, startFails: "root (sudo)", ran: "facts as the login user,after as the login user", starts: "the login user",
+			lines: []string{"a after changed", "a rhel only skipped"}},
+		{name: "a running helper gathers them", runbook: `
+play "p" {
+  hosts = "kvm"
+  task "first" {
+    become = true
+    command {
+      argv = ["first"]
+    }
+  }
+  task "skipped" {
+    become = false
+    when   = facts.os.id == "rhel"
+    command {
+      argv = ["skipped"]
+    }
+  }
+}`, ran: "first as root (sudo),facts as root (sudo)", starts: "root (sudo)"},
+		{name: "the task's own when it runs", runbook: `
+play "p" {
+  hosts = "kvm"
+  task "first" {
+    command {
+      argv = ["first"]
+    }
+  }
+  task "second" {
+    become = true
+    command {
+      argv = ["second"]
+    }
+  }
+  task "third" {
+    become = true
+    when   = facts.os.id == "debian"
+    command {
+      argv = ["third"]
+    }
+  }
+}`, ran: "first as the login user,second as root (sudo),facts as root (sudo),third as root (sudo)", starts: "the login user,root (sudo)"},
 	}
 	for _, tt := range tests {
-		l := newLab(t, tt.runbook, "a")
-		l.run(false, plan.Options{})
-		fh := l.conn.hosts["a"]
-		if got := strings.Join(fh.ran, ","); got != tt.ran {
-			t.Errorf("%s: ran %q, want %q", tt.name, got, tt.ran)
-		}
-		if tt.name == "a task's when" && len(fh.starts) != 1 {
-			t.Errorf("%s: helpers started for %v, want only root's", tt.name, fh.starts)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLab(t, tt.runbook, "a")
+			fh := l.conn.hosts["a"]
+			if tt.startFails != "" {
+				fh.startFails = map[string]bool{tt.startFails: true}
+			}
+			_, rec := l.run(false, plan.Options{})
+			if got := strings.Join(fh.ran, ","); got != tt.ran {
+				t.Errorf("ran %q, want %q", got, tt.ran)
+			}
+			var starts []string
+			for _, id := range fh.starts {
+				starts = append(starts, id.String())
+			}
+			if got := strings.Join(starts, ","); got != tt.starts {
+				t.Errorf("started helpers for %q, want %q", got, tt.starts)
+			}
+			if tt.lines != nil {
+				eq(t, rec.lines(), tt.lines)
+			}
+		})
+	}
+}
+
+// TestCancelWhileHelperStarts: a run cancelled while a helper starts reports the step as
+// interrupted (failed), not as the host's connect step, and the host is not unreachable.
+func TestCancelWhileHelperStarts(t *testing.T) {
+	for _, tt := range []struct{ name, runbook, task string }{
+		{"a task's helper", `
+play "p" {
+  hosts = "kvm"
+  task "t" {
+    become = true
+    command {
+      argv = ["t"]
+    }
+  }
+}`, "t"},
+		{"facts for the play's vars", `
+play "p" {
+  hosts  = "kvm"
+  become = true
+  vars   = { os = facts.os.id }
+  task "t" {
+    command {
+      argv = ["t"]
+    }
+  }
+}`, "gather facts"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLab(t, tt.runbook, "a")
+			fh := l.conn.hosts["a"]
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			fh.startBlocks = map[string]chan struct{}{"root (sudo)": make(chan struct{})}
+			go func() {
+				<-fh.startBlocks["root (sudo)"]
+				cancel()
+			}()
+			pl, diags := plan.Build(l.rb, l.inv, plan.Options{})
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			rec := &recorder{}
+			recap := (&Engine{Runbook: l.rb, Connector: l.conn, Observer: rec, Options: Options{Forks: 4}}).Run(ctx, pl)
+			eq(t, rec.lines(), []string{"a " + tt.task + " failed"})
+			for _, r := range rec.results {
+				if !strings.HasPrefix(r.Msg, "interrupted: ") || strings.Contains(r.Msg, "a: ") {
+					t.Errorf("%s: message %q, want one that starts with interrupted: and does not repeat the host", r.Task, r.Msg)
+				}
+			}
+			if !recap.Interrupted || recap.Hosts["a"].Unreachable != 0 {
+				t.Errorf("interrupted %v, a %+v", recap.Interrupted, recap.Hosts["a"])
+			}
+		})
 	}
 }
 

@@ -184,6 +184,9 @@ type Engine struct {
 	closing sync.WaitGroup       // connections being closed
 	dead    map[string]bool      // hosts that failed or were unreachable: later plays skip them
 	facts   map[string]cty.Value // facts by host, gathered when first needed
+	// helpers lists, by host, the identities whose helper runs on its open connection, in
+	// the order they started.
+	helpers map[string][]Identity
 	recap   *Recap
 }
 
@@ -194,6 +197,7 @@ func (e *Engine) Run(ctx context.Context, pl *plan.Plan) *Recap {
 	e.conns = map[string]Connection{}
 	e.last = map[string]int{}
 	e.dead = map[string]bool{}
+	e.helpers = map[string][]Identity{}
 	e.recap = &Recap{Hosts: map[string]*Stats{}}
 	defer e.closeAll()
 	for i, p := range pl.Plays {
@@ -224,6 +228,7 @@ func (e *Engine) closeHost(name string) {
 	e.mu.Lock()
 	c := e.conns[name]
 	delete(e.conns, name)
+	delete(e.helpers, name)
 	e.mu.Unlock()
 	if c == nil {
 		return
@@ -678,6 +683,11 @@ func (hr *hostRun) run(ctx context.Context) bool {
 		defer hr.slot()()
 		c, err := hr.connection(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				// the run was cancelled (or the host's time is up) while connecting
+				hr.report(Result{Task: "connect", Status: Failed, Msg: hr.interrupted(err).Error()})
+				return false
+			}
 			hr.connectFailed(err)
 			return false
 		}
@@ -690,8 +700,7 @@ func (hr *hostRun) run(ctx context.Context) bool {
 			return false
 		}
 		hr.stage = "gather facts"
-		// under the play's identity: the vars are the play's
-		if st, msg := hr.ensureFacts(ctx, EffectiveIdentity(nil, hr.p.Play, hr.become)); st != OK {
+		if st, msg := hr.ensureFacts(ctx, nil); st != OK {
 			if !hr.startFailed {
 				hr.report(Result{Task: "gather facts", Status: st, Msg: msg})
 			}
@@ -810,16 +819,17 @@ func (hr *hostRun) facts() cty.Value {
 	return cty.NilVal
 }
 
-// ensureFacts gathers the host's facts unless that was done already, with the helper of id
-// (started for it when none runs yet). It returns OK, or the status and message of the
-// failure; when the helper could not start, that was reported already (startFailed).
-func (hr *hostRun) ensureFacts(ctx context.Context, id Identity) (Status, string) {
+// ensureFacts gathers the host's facts unless that was done already (facts are gathered
+// once per host and run, by the helper factsIdentity picks for task t, nil for the play's
+// vars). It returns OK, or the status and message of the failure; when the helper could not
+// start, that was reported already (startFailed).
+func (hr *hostRun) ensureFacts(ctx context.Context, t *config.Task) (Status, string) {
 	if hr.facts() != cty.NilVal {
 		return OK, ""
 	}
-	x, err := hr.executor(ctx, id)
+	x, err := hr.executor(ctx, hr.factsIdentity(t))
 	if err != nil {
-		return Unreachable, err.Error()
+		return startStatus(err), err.Error()
 	}
 	g, ok := x.(FactGatherer)
 	if !ok {
@@ -871,17 +881,73 @@ func (hr *hostRun) connectFailed(err error) {
 	hr.markDead()
 }
 
+// factsIdentity is the identity whose helper gathers the host's facts for task t (nil: for
+// the play's vars): a helper already running on the host, the task's own identity when it
+// is one of them, else the play's, else the first started; when none runs yet, the play's
+// identity (the login user's when the play does not become). The task's own identity is
+// never started just for facts: its when, which may be what needs them, may skip it, and
+// a task that is skipped starts no helper.
+func (hr *hostRun) factsIdentity(t *config.Task) Identity {
+	play := EffectiveIdentity(nil, hr.p.Play, hr.become)
+	hr.e.mu.Lock()
+	running := hr.e.helpers[hr.h.Name]
+	hr.e.mu.Unlock()
+	if t != nil && slices.Contains(running, hr.identity(t)) {
+		return hr.identity(t)
+	}
+	if len(running) == 0 || slices.Contains(running, play) {
+		return play
+	}
+	return running[0]
+}
+
 // executor returns the executor of identity id on the host's connection; its helper starts
 // the first time id is needed. A helper that cannot start is reported as connectFailed, and
-// startFailed set.
+// startFailed set. When the run (or the host's time) ended meanwhile, the failure is that
+// interruption, not the host's: nothing is reported here, the host is not marked
+// unreachable, and the error says "interrupted".
 func (hr *hostRun) executor(ctx context.Context, id Identity) (Executor, error) {
 	x, err := hr.conn.Executor(ctx, id)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, hr.interrupted(err)
+		}
 		hr.startFailed = true
 		hr.connectFailed(err)
 		return nil, err
 	}
+	hr.e.mu.Lock()
+	if !slices.Contains(hr.e.helpers[hr.h.Name], id) {
+		hr.e.helpers[hr.h.Name] = append(hr.e.helpers[hr.h.Name], id)
+	}
+	hr.e.mu.Unlock()
 	return x, nil
+}
+
+// startStatus is the status of a step whose helper could not start with err: failed when
+// the run was interrupted meanwhile, else unreachable.
+func startStatus(err error) Status {
+	var ie *interruptedError
+	if errors.As(err, &ie) {
+		return Failed
+	}
+	return Unreachable
+}
+
+// interruptedError is a helper's start cut short by the run's cancellation or the host's
+// timeout.
+type interruptedError struct {
+	msg string // without the host's name, which results carry
+	err error
+}
+
+func (e *interruptedError) Error() string { return "interrupted: " + e.msg }
+func (e *interruptedError) Unwrap() error { return e.err }
+
+// interrupted is err, the failure of a connect or a helper's start that the run's
+// cancellation (or the host's timeout) cut short.
+func (hr *hostRun) interrupted(err error) error {
+	return &interruptedError{msg: strings.TrimPrefix(strings.TrimPrefix(err.Error(), hr.h.Name+": "), "interrupted: "), err: err}
 }
 
 // identity is the identity task (or handler) t runs as on this host.
@@ -973,7 +1039,7 @@ func (hr *hostRun) runTask(ctx context.Context, t *config.Task) (status Status) 
 		}
 	}
 	if t.UsesFacts {
-		if st, msg := hr.ensureFacts(ctx, hr.identity(t)); st != OK {
+		if st, msg := hr.ensureFacts(ctx, t); st != OK {
 			if hr.startFailed {
 				return Unreachable
 			}
@@ -1120,7 +1186,7 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope, tas
 	if _, local := m.(modules.ControllerRunner); !local {
 		var err error
 		if x, err = hr.executor(ctx, hr.identity(t)); err != nil {
-			return done(Unreachable, err.Error())
+			return done(startStatus(err), err.Error())
 		}
 		// starting the helper is the connection's time, not the task's
 		start = time.Now()

@@ -36,6 +36,9 @@ type fakeHost struct {
 	starts []Identity
 	// startFails names identities (Identity.String()) whose helper cannot start.
 	startFails map[string]bool
+	// startBlocks names identities whose helper start waits until it is cancelled; their
+	// channel is closed when it begins waiting.
+	startBlocks map[string]chan struct{}
 	// connects and closes count the connections opened and closed.
 	connects, closes int
 	open             bool // a connection is open
@@ -51,7 +54,12 @@ type fakeConn struct {
 	closed  bool
 }
 
-func (c *fakeConn) Executor(_ context.Context, id Identity) (Executor, error) {
+func (c *fakeConn) Executor(ctx context.Context, id Identity) (Executor, error) {
+	if ch := c.h.startBlocks[id.String()]; ch != nil {
+		close(ch)
+		<-ctx.Done()
+		return nil, fmt.Errorf("%s: starting the helper as %s: %w", c.h.name, id, ctx.Err())
+	}
 	c.h.mu.Lock()
 	defer c.h.mu.Unlock()
 	if c.closed {
