@@ -41,6 +41,23 @@ type HostBecome struct {
 	Password string
 }
 
+// String describes hb without its password, which it only says is set: a HostBecome printed
+// with %v, %+v or %s (in a message, a log, a test's failure) never shows the password.
+func (hb HostBecome) String() string {
+	b := "unset"
+	if hb.Become != nil {
+		b = fmt.Sprint(*hb.Become)
+	}
+	pw := "unset"
+	if hb.Password != "" {
+		pw = "(sensitive value)"
+	}
+	return fmt.Sprintf("become=%s user=%q method=%q password=%s", b, hb.User, hb.Method, pw)
+}
+
+// GoString is String, for %#v.
+func (hb HostBecome) GoString() string { return "run.HostBecome{" + hb.String() + "}" }
+
 // DefaultBecomeMethod is the method used when the inventory names none.
 const DefaultBecomeMethod = "sudo"
 

@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -562,5 +563,27 @@ play "later" {
 		if h := l.conn.hosts[name]; h.connects != 1 || h.closes != 1 {
 			t.Errorf("%s: %d connections opened, %d closed; want 1 and 1", name, h.connects, h.closes)
 		}
+	}
+}
+
+// TestHostBecomeHidesPassword: however a HostBecome is formatted, its password does not
+// show; that one is set does.
+func TestHostBecomeHidesPassword(t *testing.T) {
+	yes := true
+	hb := HostBecome{Become: &yes, User: "app", Method: "su", Password: "Pw-s3cr3t-9"}
+	for _, format := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+		got := fmt.Sprintf(format, hb)
+		if strings.Contains(got, "s3cr3t") {
+			t.Errorf("%s shows the password: %s", format, got)
+		}
+		if !strings.Contains(got, "app") || !strings.Contains(got, "sensitive") {
+			t.Errorf("%s: %s, want the user and that a password is set", format, got)
+		}
+	}
+	if got := fmt.Sprintf("%v", &hb); strings.Contains(got, "s3cr3t") {
+		t.Errorf("a pointer shows the password: %s", got)
+	}
+	if got := fmt.Sprint(HostBecome{}); strings.Contains(got, "sensitive") {
+		t.Errorf("no password set: %s", got)
 	}
 }
