@@ -446,10 +446,19 @@ play "p" {
 	}
 }
 
-// TestCancelWhileHelperStarts: a run cancelled while a helper starts reports the step as
-// interrupted (failed), not as the host's connect step, and the host is not unreachable.
+// TestCancelWhileHelperStarts: a run cancelled while a helper starts (or the connection
+// opens) reports the step as interrupted (failed), not as an unreachable host.
 func TestCancelWhileHelperStarts(t *testing.T) {
 	for _, tt := range []struct{ name, runbook, task string }{
+		{"the connection", `
+play "p" {
+  hosts = "kvm"
+  task "t" {
+    command {
+      argv = ["t"]
+    }
+  }
+}`, "connect"},
 		{"a task's helper", `
 play "p" {
   hosts = "kvm"
@@ -477,9 +486,14 @@ play "p" {
 			fh := l.conn.hosts["a"]
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			fh.startBlocks = map[string]chan struct{}{"root (sudo)": make(chan struct{})}
+			blocked := make(chan struct{})
+			if tt.task == "connect" {
+				l.conn.blocks = map[string]chan struct{}{"a": blocked}
+			} else {
+				fh.startBlocks = map[string]chan struct{}{"root (sudo)": blocked}
+			}
 			go func() {
-				<-fh.startBlocks["root (sudo)"]
+				<-blocked
 				cancel()
 			}()
 			pl, diags := plan.Build(l.rb, l.inv, plan.Options{})

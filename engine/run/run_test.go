@@ -201,9 +201,17 @@ type fakeConnector struct {
 	unreachable map[string]bool
 	panics      map[string]bool // hosts whose connection panics (a bug in the connector)
 	panicMsg    string          // what it panics with, when not "boom in the connector"
+	// blocks: hosts whose connect waits until it is cancelled; the channel is closed when
+	// it begins waiting
+	blocks map[string]chan struct{}
 }
 
-func (c *fakeConnector) Connect(_ context.Context, h *inventory.Host) (Connection, error) {
+func (c *fakeConnector) Connect(ctx context.Context, h *inventory.Host) (Connection, error) {
+	if ch := c.blocks[h.Name]; ch != nil {
+		close(ch)
+		<-ctx.Done()
+		return nil, fmt.Errorf("%s: dial tcp 127.0.0.1:22: %w", h.Name, ctx.Err())
+	}
 	if c.panics[h.Name] {
 		if c.panicMsg != "" {
 			panic(c.panicMsg)
