@@ -3,6 +3,7 @@ package inventory
 import (
 	"fmt"
 	"math"
+	"path"
 	"strconv"
 	"strings"
 )
@@ -13,8 +14,11 @@ type Connection struct {
 	Port         int    // ansible_port, else -p/-o Port in the ssh arguments; 0 when unset
 	User         string // ansible_user, else -l/-o User in the ssh arguments
 	IdentityFile string // ansible_ssh_private_key_file, else -i/-o IdentityFile in the ssh arguments
-	ProxyJump    string // from the ssh arguments: -o ProxyJump=, -J, or ProxyCommand ssh -W
-	Password     string // ansible_password: the login password (never shown)
+	// ProxyJump is from the ssh arguments: -o ProxyJump=, -J, or a ProxyCommand that only
+	// runs "ssh -W %h:%p" through one jump host (jumpFromProxyCommand); "none" (a direct
+	// connection, whatever ssh_config says) as given.
+	ProxyJump string
+	Password  string // ansible_password: the login password (never shown)
 
 	// Become is ansible_become: Unset when the inventory does not say, so that a play's
 	// or a task's become decides.
@@ -356,6 +360,7 @@ type sshOpt struct {
 	val  string
 	from string // the variable that gave it
 	as   string // as written: "-o LocalForward", "-L"
+	word int    // where: the option's word in the variable, from 1 (0: not from ssh arguments)
 }
 
 // sshSettings is the merge of a host's ssh arguments and connection variables, the first
@@ -429,8 +434,13 @@ func (h *Host) sshSettings() sshSettings {
 	}
 	fromArgs("ansible_ssh_common_args")
 	fromArgs("ansible_ssh_extra_args")
-	if o, ok := s.opts["proxyjump"]; ok && !strings.EqualFold(o.val, "none") {
+	// "none" is kept: it says to connect directly whatever ssh_config says, and the
+	// transport reads ssh_config's ProxyJump only when the inventory gives none.
+	if o, ok := s.opts["proxyjump"]; ok {
 		s.jump = o.val
+		if strings.EqualFold(o.val, "none") {
+			s.jump = "none"
+		}
 	} else if o, ok := s.opts["proxycommand"]; ok {
 		s.jump = jumpFromProxyCommand(o.val)
 	}
@@ -486,40 +496,47 @@ var sshFlags = map[byte]struct {
 func parseSSHArgs(args string) ([]sshArg, error) {
 	toks, err := shlexSplit(args)
 	if err != nil {
-		return nil, fmt.Errorf("cannot split %s: %w", showValue(args), err)
+		// the text is not shown: it may hold a password (sshpass -p in a ProxyCommand)
+		return nil, fmt.Errorf("cannot be split as a shell splits words: %w", err)
 	}
+	return parseSSHWords(toks)
+}
+
+// parseSSHWords is parseSSHArgs on words already split.
+func parseSSHWords(toks []shToken) ([]sshArg, error) {
 	var out []sshArg
 	for i := 0; i < len(toks); i++ {
 		w := toks[i].text
 		if len(w) < 2 || w[0] != '-' {
-			out = append(out, sshArg{"", sshOpt{val: w, as: w}})
+			out = append(out, sshArg{"", sshOpt{val: w, as: w, word: i + 1}})
 			continue
 		}
+		word := i + 1
 	letters:
 		for j := 1; j < len(w); j++ {
 			f, ok := sshFlags[w[j]]
 			if !ok {
-				out = append(out, sshArg{"-" + string(w[j]), sshOpt{as: "-" + string(w[j])}})
+				out = append(out, sshArg{"-" + string(w[j]), sshOpt{as: "-" + string(w[j]), word: word}})
 				continue
 			}
 			if !f.arg {
-				out = append(out, sshArg{f.key, sshOpt{val: f.val, as: "-" + string(w[j])}})
+				out = append(out, sshArg{f.key, sshOpt{val: f.val, as: "-" + string(w[j]), word: word}})
 				continue
 			}
 			val := w[j+1:]
 			if val == "" {
 				if i+1 == len(toks) {
-					return nil, fmt.Errorf("-%c at the end of %s needs a value", w[j], showValue(args))
+					return nil, fmt.Errorf("-%c at the end needs a value", w[j])
 				}
 				i++
 				val = toks[i].text
 			}
 			if w[j] != 'o' {
-				out = append(out, sshArg{f.key, sshOpt{val: val, as: "-" + string(w[j])}})
+				out = append(out, sshArg{f.key, sshOpt{val: val, as: "-" + string(w[j]), word: word}})
 				break letters
 			}
 			key, v := splitSSHOption(val)
-			out = append(out, sshArg{strings.ToLower(key), sshOpt{val: v, as: "-o " + key}})
+			out = append(out, sshArg{strings.ToLower(key), sshOpt{val: v, as: "-o " + key, word: word}})
 			break letters
 		}
 	}
@@ -535,45 +552,114 @@ func splitSSHOption(opt string) (string, string) {
 	return k, strings.TrimSpace(v)
 }
 
-// jumpFromProxyCommand understands the common "ssh -W %h:%p [-p port] [user@]bastion".
+// jumpFromProxyCommand turns a ProxyCommand that does nothing but reach the host through
+// one jump host with ssh into that jump host, "[user@]host[:port]", so that the transport
+// dials it itself (and shares one connection to it among the hosts behind it). That is a
+// command of the form "ssh -W %h:%p [user@]host", with -p/-l (-o Port, -o User, glued or
+// not) and options that change nothing about where the connection goes or how the jump
+// host is verified or logged into (proxyDroppable). Any other command, "" here, is kept
+// as written: the transport runs it, expanding and checking its %-tokens. That includes
+// ssh with -J, -i, -F, -o UserKnownHostsFile or StrictHostKeyChecking, a -W to a fixed
+// address, a destination given as an ssh:// URI or with %-tokens, and anything with shell
+// syntax ($, ;, |, quotes that sh would read differently...).
 func jumpFromProxyCommand(cmd string) string {
+	if strings.ContainsAny(cmd, "$`\\;&|<>(){}*?[]~!#\n\r") {
+		return ""
+	}
 	toks, err := shlexSplit(cmd)
-	if err != nil || len(toks) == 0 || !strings.HasSuffix(toks[0].text, "ssh") {
+	if err != nil || len(toks) < 2 || path.Base(toks[0].text) != "ssh" {
+		return ""
+	}
+	args, err := parseSSHWords(toks[1:])
+	if err != nil {
 		return ""
 	}
 	var dest, port, user string
 	forward := false
-	for i := 1; i < len(toks); i++ {
-		w := toks[i].text
+	for _, a := range args {
 		switch {
-		case w == "-W" && i+1 < len(toks):
+		case a.key == "-W":
+			if a.val != "%h:%p" || forward {
+				return ""
+			}
 			forward = true
-			i++
-		case w == "-p" && i+1 < len(toks):
-			port = toks[i+1].text
-			i++
-		case w == "-l" && i+1 < len(toks):
-			user = toks[i+1].text
-			i++
-		case strings.HasPrefix(w, "-"):
-			// options with an argument
-			if len(w) == 2 && strings.Contains("bcDEeFIiJLmOoQRSw", w[1:]) && i+1 < len(toks) {
-				i++
+		case a.key == "":
+			if dest != "" || strings.HasPrefix(a.val, "ssh://") {
+				return "" // a second word is a command, which ssh refuses with -W
 			}
-		default:
-			if dest == "" {
-				dest = w
+			dest = a.val
+			if i := strings.LastIndex(dest, "@"); i >= 0 {
+				if user == "" {
+					user = dest[:i]
+				}
+				dest = dest[i+1:]
 			}
+		case a.key == "port":
+			if port == "" {
+				p, ok := portOf(a.val)
+				if !ok {
+					return ""
+				}
+				port = strconv.Itoa(p)
+			}
+		case a.key == "user":
+			if user == "" {
+				user = a.val
+			}
+		case !proxyDroppable(a.key, a.val):
+			return ""
 		}
 	}
-	if !forward || dest == "" {
+	if !forward || !plainHop(dest) || user != "" && (!plainHop(user) || strings.Contains(user, ":")) {
 		return ""
 	}
-	if user != "" && !strings.Contains(dest, "@") {
+	if strings.Contains(dest, ":") {
+		if strings.Count(dest, ":") < 2 || strings.Contains(dest, "@") {
+			return ""
+		}
+		if port != "" {
+			dest = "[" + dest + "]" // an IPv6 address
+		}
+	}
+	if user != "" {
 		dest = user + "@" + dest
 	}
 	if port != "" {
 		dest += ":" + port
 	}
 	return dest
+}
+
+// plainHop is a host or user name that reads as itself in a ProxyJump list: no "," (another
+// hop), no "@" (a user), no %-token, no space or control character, not an option.
+func plainHop(s string) bool {
+	if s == "" || s[0] == '-' || strings.ContainsAny(s, ",@%/") {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// proxyDroppable reports whether an option of the ssh a ProxyCommand runs can be left out
+// when runbook dials the jump host itself: the options runbook ignores for a host
+// (sshOptionRules: connection sharing, keepalives, logging, terminals, compression,
+// authentication methods it tries or not anyway), and -N, which -W implies.
+func proxyDroppable(key, val string) bool {
+	if key == "-N" {
+		return true
+	}
+	r, ok := sshOptionRules[key]
+	switch {
+	case !ok:
+		return false
+	case r.kind == ignore:
+		return true
+	case r.kind == ignoreUnless:
+		return r.harmless(strings.ToLower(val))
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package inventory
 import (
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/runbook/runbook/internal/termsafe"
@@ -164,7 +165,11 @@ func optionLabel(a sshArg) string {
 		return a.from
 	}
 	if a.key == "" {
-		return fmt.Sprintf("the word %s", showValue(a.val))
+		return fmt.Sprintf("the %s word", ordinal(a.word))
+	}
+	if _, known := sshOptionRules[a.key]; !known && strings.HasPrefix(a.as, "-o ") {
+		// an option runbook does not know is named by where it is, not by its text
+		return fmt.Sprintf("the -o in the %s word", ordinal(a.word))
 	}
 	if strings.HasPrefix(a.as, "-o ") || strings.HasPrefix(a.key, "-") {
 		return termsafe.Line(a.as)
@@ -173,7 +178,9 @@ func optionLabel(a sshArg) string {
 }
 
 // checkSSHOption says why runbook cannot honour an ssh option, or "" when it honours it or
-// may ignore it (see sshOptionRules).
+// may ignore it (see sshOptionRules). It never quotes the value: ssh arguments can hold a
+// password (a ProxyCommand running sshpass -p), and a value split the wrong way round is
+// anywhere.
 func checkSSHOption(key, val string) string {
 	r, ok := sshOptionRules[key]
 	if !ok {
@@ -241,13 +248,13 @@ var sshOptionRules = map[string]optionRule{
 	"identityagent":         {kind: honour},
 	"connecttimeout": {kind: honour, check: func(v string) string {
 		if _, ok := seconds(v); !ok {
-			return "=" + showValue(v) + " is not a whole number of seconds"
+			return "is not a whole number of seconds"
 		}
 		return ""
 	}},
 	"port": {kind: honour, check: func(v string) string {
 		if _, ok := portOf(v); !ok {
-			return "=" + showValue(v) + " is not a port number (1-65535)"
+			return "is not a port number (1-65535)"
 		}
 		return ""
 	}},
@@ -353,7 +360,7 @@ func oneOf(vals ...string) func(string) string {
 		if is(vals...)(strings.ToLower(v)) {
 			return ""
 		}
-		return "=" + showValue(v) + " is not one of " + strings.Join(vals, ", ")
+		return "is not one of " + strings.Join(vals, ", ")
 	}
 }
 
@@ -368,6 +375,21 @@ func seconds(s string) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, n > 0
+}
+
+// ordinal is 1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st.
+func ordinal(n int) string {
+	suffix := "th"
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+	case n%10 == 1:
+		suffix = "st"
+	case n%10 == 2:
+		suffix = "nd"
+	case n%10 == 3:
+		suffix = "rd"
+	}
+	return strconv.Itoa(n) + suffix
 }
 
 // showValue quotes a value for a message: on one line, and at most 80 bytes of it.

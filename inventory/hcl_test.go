@@ -163,6 +163,30 @@ func TestConnection(t *testing.T) {
 		{map[string]any{"ansible_ssh_common_args": `-o "ProxyJump b3"`}, Connection{ProxyJump: "b3"}},
 		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p -q admin@bastion -p 2200"`}, Connection{ProxyJump: "admin@bastion:2200"}},
 		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="nc -X 5 -x proxy:1080 %h %p"`}, Connection{}},
+		// a ProxyCommand is a jump host only when dropping the rest of it changes nothing:
+		// otherwise it is kept as written (Connection{}: no jump host) and the transport runs it
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -p2222 -W %h:%p bastion"`}, Connection{ProxyJump: "bastion:2222"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="/usr/bin/ssh -qTN -oPort=2201 -W%h:%p -lops bastion -o ServerAliveInterval=30 -o ControlMaster=no"`}, Connection{ProxyJump: "ops@bastion:2201"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -l first -W %h:%p second@bastion"`}, Connection{ProxyJump: "first@bastion"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p -p 2222 fd00::1"`}, Connection{ProxyJump: "[fd00::1]:2222"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -J outer -W %h:%p inner"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W 10.9.9.9:22 bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -i /k/bastion -W %h:%p bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -o UserKnownHostsFile=/k/kh -W %h:%p bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -F other -W %h:%p bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -o StrictHostKeyChecking=no -W %h:%p bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -A -W %h:%p bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p %r@bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p b1,b2"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p ssh://bastion:2222"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p bastion uptime"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p $BASTION"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p bastion; touch /tmp/x"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="sshpass -p pw ssh -W %h:%p bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -p nope -W %h:%p bastion"`}, Connection{}},
+		// ProxyJump=none is a direct connection whatever ssh_config says, so it is kept
+		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=none"}, Connection{ProxyJump: "none"}},
+		{map[string]any{"ansible_ssh_common_args": "-J NONE -J b"}, Connection{ProxyJump: "none"}},
 		// as ssh reads its command line, the first value wins: common args come before extra
 		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=a", "ansible_ssh_extra_args": "-J b"}, Connection{ProxyJump: "a"}},
 		// ProxyJump and ProxyCommand compete: the first given wins

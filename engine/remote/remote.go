@@ -149,7 +149,11 @@ func applySSHOptions(t *transport.Target, opts map[string]string) error {
 	if v := opts["stricthostkeychecking"]; v != "" {
 		t.StrictHostKeyChecking = strings.ToLower(v)
 	}
-	// The inventory already turned ProxyJump (and "ssh -W" ProxyCommands) into the jump host.
+	// ProxyJump and ProxyCommand compete in the inventory (the first given wins), so opts
+	// holds one of them. The inventory turned a ProxyJump, and a ProxyCommand that only runs
+	// "ssh -W %h:%p" through one jump host, into t.ProxyJump ("none" included: ResolveTarget
+	// then reads no ssh_config proxy and connects directly); any other ProxyCommand is kept
+	// as written, and the transport runs it.
 	if v := opts["proxycommand"]; v != "" && t.ProxyJump == "" {
 		t.ProxyCommand = v
 	}
