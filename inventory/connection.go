@@ -159,8 +159,12 @@ func (h *Host) becomeMethod() string {
 }
 
 // becomeMethods are the values of ansible_become_method runbook accepts, and the method
-// each names. Fully qualified names (ansible.builtin.sudo) are refused.
-var becomeMethods = map[string]string{"sudo": "sudo", "su": "su", "doas": "doas"}
+// each names: also by their fully qualified names (ansible.builtin.sudo), as
+// ansible_connection accepts ansible.builtin.ssh. doas is community.general's plugin.
+var becomeMethods = map[string]string{
+	"sudo": "sudo", "su": "su", "doas": "doas",
+	"ansible.builtin.sudo": "sudo", "ansible.builtin.su": "su", "community.general.doas": "doas",
+}
 
 // methodName is the method whose own variables (ansible_sudo_pass, ansible_su_user, ...)
 // count: the one given, else sudo, Ansible's default.

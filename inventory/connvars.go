@@ -103,9 +103,26 @@ func (h *Host) CheckConnection() []error {
 			refuse(n, " is a %s, not a string", kindOf(v))
 		}
 	}
+	// The user to become, from whichever name gives it: spaces around it are a mistake
+	// (sudo -u " root" is no user), found before any host is touched rather than when a
+	// task first becomes.
+	if n, v, ok := h.last("ansible_become_user", "ansible_"+method+"_user"); ok && scalar(v) {
+		if u := pyStr(v); strings.TrimSpace(u) != u {
+			refuse(n, " %s has spaces around the name", shown(v))
+		}
+	}
+	// runbook runs the method by its name, as the host's PATH finds it: it cannot run a
+	// program at a given path, and it cannot know before connecting whether a path such as
+	// /usr/bin/sudo is the one PATH finds. Accepting the path would ignore it silently
+	// wherever it is not.
 	for _, n := range []string{"ansible_become_exe", "ansible_" + method + "_exe"} {
-		if v, ok := get(n); ok && pyStr(v) != method {
-			refuse(n, "=%s is not supported (runbook runs %s as the host's PATH finds it)", shown(v), method)
+		v, ok := get(n)
+		switch exe := pyStr(v); {
+		case !ok || exe == method:
+		case path.Base(exe) == method:
+			refuse(n, "=%s is not supported: runbook runs %s by name, as the host's PATH finds it, and cannot run it from a given path (leave %s out if that is the one PATH finds)", shown(v), method, n)
+		default:
+			refuse(n, "=%s is not supported (runbook runs %s as the host's PATH finds it, not another program)", shown(v), method)
 		}
 	}
 	for _, n := range []string{"ansible_become_flags", "ansible_" + method + "_flags"} {

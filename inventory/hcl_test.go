@@ -207,6 +207,8 @@ func TestConnection(t *testing.T) {
 			Connection{BecomeMethod: "su", BecomeUser: "op", BecomePassword: "b"}},
 		{map[string]any{"ansible_become_pass": "a", "ansible_sudo_pass": "c", "ansible_su_pass": "b"}, Connection{BecomePassword: "c"}},
 		{map[string]any{"ansible_become_method": "doas", "ansible_doas_user": "d"}, Connection{BecomeMethod: "doas", BecomeUser: "d"}},
+		{map[string]any{"ansible_become_method": "ansible.builtin.su", "ansible_su_pass": "b", "ansible_sudo_pass": "c"},
+			Connection{BecomeMethod: "su", BecomePassword: "b"}},
 		// the paramiko connection's own names count under that connection only
 		{map[string]any{"ansible_connection": "paramiko", "ansible_paramiko_user": "pu", "ansible_paramiko_pass": "pp"},
 			Connection{User: "pu", Password: "pp"}},
