@@ -214,47 +214,128 @@ func ansibleBool(v any) (bool, bool) {
 // The rule works on the name's words (split at "_", "-", "." and between a lower-case
 // letter and an upper-case one, compared in lower case):
 //
-//   - a word that names a secret: password(s), passwd, passphrase, secret(s), token(s),
-//     apikey, credential(s), privkey; or pass or pwd as the last word (ansible_become_pass);
-//   - two words that name key material together: private key, api key, secret key,
-//     access key, auth key, signing key, encryption key, client key, tls key, ssl key;
+//   - a word that names a secret: secret(s), token(s), credential(s), privkey; a word that
+//     contains password, passwd, passphrase, privatekey or apikey (pgpassword, htpasswd,
+//     wireguard_privatekey); pass, pwd or pw as the last word (ansible_become_pass,
+//     ldap_bind_pw);
+//   - key or keys after a word that makes it key material: private, api, secret, access,
+//     auth, signing, encryption, decryption, client, server, tls, ssl, cert, certificate,
+//     crt, ca, master, session, shared, preshared, hmac, jwt, aes, account (ssl_cert_key,
+//     ca_key, server_key);
 //
-// unless the name's last word says that the value only points at a secret or describes
-// it: file, path, dir, name, id, user, username, url, uri, host, type, length, size,
-// method, prompt, fingerprint, algorithm, expiry, expires (ansible_ssh_private_key_file,
-// vault_password_file, token_url, api_key_id are not secrets). A public key is not a
-// secret (public_key). Key names alone (ssh_key, host_key) are not secrets: they name
-// public keys as often as private ones.
+// unless the name's last word says that the value only points at a secret, describes it or
+// is a setting about it (secretExempt: ansible_ssh_private_key_file, vault_password_file,
+// token_url, api_key_id, token_ttl, password_authentication, csrf_token_enabled) — but an
+// id after secret is the secret (vault_secret_id, AppRole's). A public key is not a secret
+// (public_key). Key names alone (ssh_key, host_key) are not secrets: they name public keys
+// as often as private ones.
+//
+// Whether a value is hidden also depends on the value: see Secret.
 func SecretVar(name string) bool {
 	words := nameWords(name)
 	if len(words) == 0 {
 		return false
 	}
-	switch words[len(words)-1] {
-	case "file", "files", "path", "dir", "name", "id", "user", "username", "url", "uri", "host",
-		"type", "length", "size", "method", "prompt", "fingerprint", "algorithm", "expiry", "expires":
+	last := words[len(words)-1]
+	if secretExempt[last] && !(last == "id" && len(words) > 1 && words[len(words)-2] == "secret") {
 		return false
 	}
 	for i, w := range words {
 		switch w {
-		case "password", "passwd", "passphrase", "secret", "token", "apikey", "credential",
-			"credentials", "privkey", "passwords", "secrets", "tokens":
+		case "secret", "token", "credential", "credentials", "privkey", "secrets", "tokens":
 			return true
-		case "pass", "pwd":
+		case "pass", "pwd", "pw":
 			// only at the end: ansible_become_pass, db_pwd; not first_pass_done
 			if i == len(words)-1 {
 				return true
 			}
 		case "key", "keys":
-			if i > 0 {
-				switch words[i-1] {
-				case "private", "api", "secret", "access", "auth", "signing", "encryption", "client", "tls", "ssl":
-					return true
-				}
+			if i > 0 && keyMaterial[words[i-1]] {
+				return true
+			}
+		}
+		for _, part := range []string{"password", "passwd", "passphrase", "privatekey", "apikey"} {
+			if strings.Contains(w, part) {
+				return true
 			}
 		}
 	}
 	return false
+}
+
+// secretExempt are the last words of a name that make it not a secret, whatever comes
+// before: what points at a secret (file, path, url, id, name, ...), describes it (type,
+// length, fingerprint, expiry, ...) or is a setting about it (enabled, authentication,
+// ttl, policy, ...).
+var secretExempt = map[string]bool{
+	// where a secret is, or whose
+	"file": true, "files": true, "path": true, "dir": true, "name": true, "id": true, "user": true,
+	"username": true, "url": true, "uri": true, "host": true, "env": true, "var": true,
+	// what it is like
+	"type": true, "length": true, "size": true, "bits": true, "method": true, "prompt": true,
+	"fingerprint": true, "algorithm": true, "expiry": true, "expires": true, "expiration": true,
+	// settings about it
+	"enabled": true, "enable": true, "disabled": true, "disable": true, "authentication": true,
+	"ttl": true, "lifetime": true, "timeout": true, "policy": true, "policies": true,
+	"required": true, "rotation": true, "interval": true, "retries": true, "attempts": true,
+	"version": true, "format": true, "mode": true,
+}
+
+// keyMaterial are the words that make a following key (or keys) a secret key.
+var keyMaterial = map[string]bool{
+	"private": true, "api": true, "secret": true, "access": true, "auth": true, "signing": true,
+	"encryption": true, "decryption": true, "client": true, "server": true, "tls": true, "ssl": true,
+	"cert": true, "certificate": true, "crt": true, "ca": true, "master": true, "session": true,
+	"shared": true, "preshared": true, "hmac": true, "jwt": true, "aes": true, "account": true,
+}
+
+// Secret reports whether the variable named, holding v, is a secret whose value is hidden:
+// a name SecretVar takes for a secret's, unless v is a boolean (true or false holds no
+// secret: ssh_password_authentication, first_pass); or, whatever the name, a value that
+// holds a private key (SecretValue). A null is not hidden (it holds nothing). Numbers named
+// like a secret are hidden: an INI inventory types ansible_become_password=123456 as one.
+func Secret(name string, v any) bool {
+	return secretByName(name, v) || SecretValue(v)
+}
+
+// secretByName is Secret without looking for private keys in v.
+func secretByName(name string, v any) bool {
+	switch v.(type) {
+	case nil, bool:
+		return false
+	}
+	return SecretVar(name)
+}
+
+// SecretValue reports whether v holds a private key, at any depth (a string, or a list or
+// mapping with such a string): PEM ("-----BEGIN ... PRIVATE KEY-----", OpenSSH's, PKCS#8's,
+// PGP's "PRIVATE KEY BLOCK") or PuTTY's key files. Such a value is a secret whatever its
+// variable is named.
+func SecretValue(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return privateKeyText(x)
+	case []any:
+		for _, e := range x {
+			if SecretValue(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if SecretValue(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func privateKeyText(s string) bool {
+	if i := strings.Index(s, "-----BEGIN "); i >= 0 && strings.Contains(s[i:], "PRIVATE KEY") {
+		return true
+	}
+	return strings.Contains(s, "PuTTY-User-Key-File-") && strings.Contains(s, "Private-Lines:")
 }
 
 // MentionsSecret reports whether src (an inventory file) has a word that SecretVar takes
