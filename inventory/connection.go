@@ -28,6 +28,40 @@ type Connection struct {
 	BecomePassword string // ansible_become_password (or _pass, ansible_sudo_pass, ...; never shown)
 }
 
+// String never includes the passwords: "user@address:port", with what is unset left out.
+func (c Connection) String() string {
+	s := c.Address
+	if c.User != "" {
+		s = c.User + "@" + s
+	}
+	if c.Port != 0 {
+		s += ":" + strconv.Itoa(c.Port)
+	}
+	if c.ProxyJump != "" {
+		s += " via " + c.ProxyJump
+	}
+	return s
+}
+
+// GoString keeps %#v (and %+v through it, in tests) from printing the passwords: each
+// that is set shows as ********.
+func (c Connection) GoString() string {
+	c.Password = strings.Repeat("*", min(len(c.Password), 1)*8)
+	c.BecomePassword = strings.Repeat("*", min(len(c.BecomePassword), 1)*8)
+	type plain Connection
+	return fmt.Sprintf("%#v", plain(c))
+}
+
+// Format prints a Connection with any verb as String does (%v, %s, %+v, %q), and with
+// %#v as GoString: no verb shows a password.
+func (c Connection) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, c.GoString())
+		return
+	}
+	fmt.Fprint(f, c.String())
+}
+
 // Tristate is a yes/no setting that an inventory may leave unset.
 type Tristate int8
 

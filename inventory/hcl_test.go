@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
@@ -217,8 +219,31 @@ func TestConnection(t *testing.T) {
 	for _, tt := range tests {
 		h := &Host{Name: "h", Vars: tt.vars}
 		if got := h.Connection(); got != tt.want {
-			t.Errorf("Connection(%v) = %+v, want %+v", tt.vars, got, tt.want)
+			t.Errorf("Connection(%v) = %#v, want %#v", tt.vars, got, tt.want)
 		}
+	}
+}
+
+// No verb prints a Connection's passwords; %#v shows the rest, and which are set.
+func TestConnectionHidesPasswords(t *testing.T) {
+	c := Connection{Address: "10.0.0.1", Port: 2222, User: "deploy", ProxyJump: "bastion",
+		Password: "s3cr3t-login", BecomeUser: "svc", BecomePassword: "s3cr3t-become"}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d", "%60v", "%-v"} {
+		out := fmt.Sprintf(verb, c) + fmt.Sprintf(verb, &c) + fmt.Sprintf(verb, []Connection{c}) +
+			fmt.Sprintf(verb, struct{ C Connection }{c})
+		if strings.Contains(out, "s3cr3t") || strings.Contains(out, "73336372337") /* hex */ {
+			t.Errorf("%s shows a password: %s", verb, out)
+		}
+	}
+	if got := fmt.Sprint(c); got != "deploy@10.0.0.1:2222 via bastion" {
+		t.Errorf("String() = %q", got)
+	}
+	if got := fmt.Sprintf("%#v", c); !strings.Contains(got, `BecomeUser:"svc"`) || !strings.Contains(got, `Password:"********"`) ||
+		!strings.Contains(got, `BecomePassword:"********"`) {
+		t.Errorf("GoString() = %s", got)
+	}
+	if got := fmt.Sprintf("%#v", Connection{User: "u"}); !strings.Contains(got, `Password:""`) {
+		t.Errorf("GoString() of a connection without passwords = %s", got)
 	}
 }
 
