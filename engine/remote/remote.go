@@ -135,7 +135,7 @@ func (c *Connector) Target(h *inventory.Host) (transport.Target, error) {
 		return t, err
 	}
 	if err := applySSHOptions(&t, opts); err != nil {
-		return t, fmt.Errorf("%s: ansible_ssh_common_args: %w", h.Name, err)
+		return t, fmt.Errorf("%s: ssh arguments: %w", h.Name, err)
 	}
 	return transport.ResolveTarget(h.Name, t, c.SSHConfig)
 }
@@ -170,7 +170,7 @@ func applySSHOptions(t *transport.Target, opts map[string]string) error {
 	if v := opts["connecttimeout"]; v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return fmt.Errorf("ConnectTimeout %q is not a number of seconds", v)
+			return errors.New("ConnectTimeout is not a number of seconds") // the value is not shown: ssh arguments can hold a password
 		}
 		t.ConnectTimeout = time.Duration(n) * time.Second
 	}
