@@ -54,6 +54,9 @@ func TestTargetFromInventory(t *testing.T) {
 			t.Errorf("%q: err = %v", tt.args, err)
 			continue
 		}
+		if err != nil && strings.Contains(err.Error(), "soon") {
+			t.Errorf("%q: the error shows the value: %v", tt.args, err)
+		}
 		if !tt.err && !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%q: got %+v, want %+v", tt.args, got, tt.want)
 		}
