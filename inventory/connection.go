@@ -373,9 +373,13 @@ func privateKeyText(s string) bool {
 }
 
 // MentionsSecret reports whether src (an inventory file) has a word that SecretVar takes
-// for a secret's name, anywhere: a line of it shown in an error (a syntax error, the lines
-// around a YAML error) could then be that secret's value.
+// for a secret's name, anywhere, or a private key (SecretValue's "-----BEGIN ... PRIVATE
+// KEY"): a line of it shown in an error (a syntax error, the lines around a YAML error)
+// could then be that secret's value, or a line of the key.
 func MentionsSecret(src []byte) bool {
+	if privateKeyText(string(src)) {
+		return true
+	}
 	start := -1
 	for i := 0; i <= len(src); i++ {
 		word := i < len(src) && (src[i] == '_' || src[i] == '-' || src[i] == '.' ||

@@ -180,11 +180,13 @@ func TestConnectionDocs(t *testing.T) {
 // A file (or a line) that names a secret anywhere: errors about it show none of its text.
 func TestMentionsSecret(t *testing.T) {
 	for src, want := range map[string]bool{
-		"[web]\nw1 ansible_become_password=x\n":    true,
-		"all:\n  vars:\n    db_password: |\n  x\n": true,
-		"w1 api_token=abc":                         true,
-		"w1 ansible_ssh_private_key_file=~/.ssh/k": false,
-		"[web]\nw1 motd=hello ansible_user=deploy": false,
+		"[web]\nw1 ansible_become_password=x\n":                                 true,
+		"all:\n  vars:\n    db_password: |\n  x\n":                              true,
+		"w1 api_token=abc":                                                      true,
+		"w1 motd=x\ndeploy: |\n  -----BEGIN OPENSSH PRIVATE KEY-----\n  b3Bl\n": true,
+		"w1 ca=\"-----BEGIN CERTIFICATE-----\"":                                 false,
+		"w1 ansible_ssh_private_key_file=~/.ssh/k":                              false,
+		"[web]\nw1 motd=hello ansible_user=deploy":                              false,
 		"": false,
 	} {
 		if got := MentionsSecret([]byte(src)); got != want {
