@@ -562,8 +562,9 @@ func TestAnsibleParity(t *testing.T) {
 }
 
 // redactGolden turns what Ansible printed into what runbook prints instead: the value of
-// every key named like a secret (SecretVar), at any depth, replaced by (sensitive value);
-// a null stays a null. Nothing else changes.
+// every key named like a secret (SecretVar), at any depth, replaced by (sensitive value),
+// and every string holding a private key; a null stays a null, a boolean stays itself.
+// Nothing else changes.
 func redactGolden(t *testing.T, o ansibleOutputs) ansibleOutputs {
 	t.Helper()
 	var walk func(v any) any
@@ -571,7 +572,7 @@ func redactGolden(t *testing.T, o ansibleOutputs) ansibleOutputs {
 		switch x := v.(type) {
 		case map[string]any:
 			for k, e := range x {
-				if SecretVar(k) && e != nil {
+				if secretByName(k, e) || privateKeyString(e) {
 					x[k] = modules.Redacted
 				} else {
 					x[k] = walk(e)
@@ -579,6 +580,10 @@ func redactGolden(t *testing.T, o ansibleOutputs) ansibleOutputs {
 			}
 		case []any:
 			for i := range x {
+				if privateKeyString(x[i]) {
+					x[i] = modules.Redacted
+					continue
+				}
 				x[i] = walk(x[i])
 			}
 		}
@@ -613,7 +618,7 @@ func redactGolden(t *testing.T, o ansibleOutputs) ansibleOutputs {
 		if m == nil {
 			continue
 		}
-		if SecretVar(m[2]) && m[3] != "None" {
+		if SecretVar(m[2]) && m[3] != "None" && m[3] != "True" && m[3] != "False" {
 			lines[i] = m[1] + m[2] + " = " + modules.Redacted + "}"
 			continue
 		}
@@ -627,6 +632,11 @@ func redactGolden(t *testing.T, o ansibleOutputs) ansibleOutputs {
 	}
 	r.graphVars = []byte(strings.Join(lines, "\n"))
 	return r
+}
+
+func privateKeyString(v any) bool {
+	s, ok := v.(string)
+	return ok && privateKeyText(s)
 }
 
 var (

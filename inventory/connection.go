@@ -3,6 +3,7 @@ package inventory
 import (
 	"fmt"
 	"math"
+	"path"
 	"strconv"
 	"strings"
 )
@@ -13,8 +14,11 @@ type Connection struct {
 	Port         int    // ansible_port, else -p/-o Port in the ssh arguments; 0 when unset
 	User         string // ansible_user, else -l/-o User in the ssh arguments
 	IdentityFile string // ansible_ssh_private_key_file, else -i/-o IdentityFile in the ssh arguments
-	ProxyJump    string // from the ssh arguments: -o ProxyJump=, -J, or ProxyCommand ssh -W
-	Password     string // ansible_password: the login password (never shown)
+	// ProxyJump is from the ssh arguments: -o ProxyJump=, -J, or a ProxyCommand that only
+	// runs "ssh -W %h:%p" through one jump host (jumpFromProxyCommand); "none" (a direct
+	// connection, whatever ssh_config says) as given.
+	ProxyJump string
+	Password  string // ansible_password: the login password (never shown)
 
 	// Become is ansible_become: Unset when the inventory does not say, so that a play's
 	// or a task's become decides.
@@ -22,6 +26,40 @@ type Connection struct {
 	BecomeUser     string // ansible_become_user (or ansible_sudo_user, ansible_su_user, ...)
 	BecomeMethod   string // ansible_become_method: "sudo", "su", "doas", or "" when unset
 	BecomePassword string // ansible_become_password (or _pass, ansible_sudo_pass, ...; never shown)
+}
+
+// String never includes the passwords: "user@address:port", with what is unset left out.
+func (c Connection) String() string {
+	s := c.Address
+	if c.User != "" {
+		s = c.User + "@" + s
+	}
+	if c.Port != 0 {
+		s += ":" + strconv.Itoa(c.Port)
+	}
+	if c.ProxyJump != "" {
+		s += " via " + c.ProxyJump
+	}
+	return s
+}
+
+// GoString keeps %#v (and %+v through it, in tests) from printing the passwords: each
+// that is set shows as ********.
+func (c Connection) GoString() string {
+	c.Password = strings.Repeat("*", min(len(c.Password), 1)*8)
+	c.BecomePassword = strings.Repeat("*", min(len(c.BecomePassword), 1)*8)
+	type plain Connection
+	return fmt.Sprintf("%#v", plain(c))
+}
+
+// Format prints a Connection with any verb as String does (%v, %s, %+v, %q), and with
+// %#v as GoString: no verb shows a password.
+func (c Connection) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, c.GoString())
+		return
+	}
+	fmt.Fprint(f, c.String())
 }
 
 // Tristate is a yes/no setting that an inventory may leave unset.
@@ -155,8 +193,12 @@ func (h *Host) becomeMethod() string {
 }
 
 // becomeMethods are the values of ansible_become_method runbook accepts, and the method
-// each names. Fully qualified names (ansible.builtin.sudo) are refused.
-var becomeMethods = map[string]string{"sudo": "sudo", "su": "su", "doas": "doas"}
+// each names: also by their fully qualified names (ansible.builtin.sudo), as
+// ansible_connection accepts ansible.builtin.ssh. doas is community.general's plugin.
+var becomeMethods = map[string]string{
+	"sudo": "sudo", "su": "su", "doas": "doas",
+	"ansible.builtin.sudo": "sudo", "ansible.builtin.su": "su", "community.general.doas": "doas",
+}
 
 // methodName is the method whose own variables (ansible_sudo_pass, ansible_su_user, ...)
 // count: the one given, else sudo, Ansible's default.
@@ -206,53 +248,138 @@ func ansibleBool(v any) (bool, bool) {
 // The rule works on the name's words (split at "_", "-", "." and between a lower-case
 // letter and an upper-case one, compared in lower case):
 //
-//   - a word that names a secret: password(s), passwd, passphrase, secret(s), token(s),
-//     apikey, credential(s), privkey; or pass or pwd as the last word (ansible_become_pass);
-//   - two words that name key material together: private key, api key, secret key,
-//     access key, auth key, signing key, encryption key, client key, tls key, ssl key;
+//   - a word that names a secret: secret(s), token(s), credential(s), privkey; a word that
+//     contains password, passwd, passphrase, privatekey or apikey (pgpassword, htpasswd,
+//     wireguard_privatekey); pass, pwd or pw as the last word (ansible_become_pass,
+//     ldap_bind_pw);
+//   - key or keys after a word that makes it key material: private, api, secret, access,
+//     auth, signing, encryption, decryption, client, server, tls, ssl, cert, certificate,
+//     crt, ca, master, session, shared, preshared, hmac, jwt, aes, account (ssl_cert_key,
+//     ca_key, server_key);
 //
-// unless the name's last word says that the value only points at a secret or describes
-// it: file, path, dir, name, id, user, username, url, uri, host, type, length, size,
-// method, prompt, fingerprint, algorithm, expiry, expires (ansible_ssh_private_key_file,
-// vault_password_file, token_url, api_key_id are not secrets). A public key is not a
-// secret (public_key). Key names alone (ssh_key, host_key) are not secrets: they name
-// public keys as often as private ones.
+// unless the name's last word says that the value only points at a secret, describes it or
+// is a setting about it (secretExempt: ansible_ssh_private_key_file, vault_password_file,
+// token_url, api_key_id, token_ttl, password_authentication, csrf_token_enabled) — but an
+// id after secret is the secret (vault_secret_id, AppRole's). A public key is not a secret
+// (public_key). Key names alone (ssh_key, host_key) are not secrets: they name public keys
+// as often as private ones.
+//
+// Whether a value is hidden also depends on the value: see Secret.
 func SecretVar(name string) bool {
 	words := nameWords(name)
 	if len(words) == 0 {
 		return false
 	}
-	switch words[len(words)-1] {
-	case "file", "files", "path", "dir", "name", "id", "user", "username", "url", "uri", "host",
-		"type", "length", "size", "method", "prompt", "fingerprint", "algorithm", "expiry", "expires":
+	last := words[len(words)-1]
+	if secretExempt[last] && !(last == "id" && len(words) > 1 && words[len(words)-2] == "secret") {
 		return false
 	}
 	for i, w := range words {
 		switch w {
-		case "password", "passwd", "passphrase", "secret", "token", "apikey", "credential",
-			"credentials", "privkey", "passwords", "secrets", "tokens":
+		case "secret", "token", "credential", "credentials", "privkey", "secrets", "tokens":
 			return true
-		case "pass", "pwd":
+		case "pass", "pwd", "pw":
 			// only at the end: ansible_become_pass, db_pwd; not first_pass_done
 			if i == len(words)-1 {
 				return true
 			}
 		case "key", "keys":
-			if i > 0 {
-				switch words[i-1] {
-				case "private", "api", "secret", "access", "auth", "signing", "encryption", "client", "tls", "ssl":
-					return true
-				}
+			if i > 0 && keyMaterial[words[i-1]] {
+				return true
+			}
+		}
+		for _, part := range []string{"password", "passwd", "passphrase", "privatekey", "apikey"} {
+			if strings.Contains(w, part) {
+				return true
 			}
 		}
 	}
 	return false
 }
 
+// secretExempt are the last words of a name that make it not a secret, whatever comes
+// before: what points at a secret (file, path, url, id, name, ...), describes it (type,
+// length, fingerprint, expiry, ...) or is a setting about it (enabled, authentication,
+// ttl, policy, ...).
+var secretExempt = map[string]bool{
+	// where a secret is, or whose
+	"file": true, "files": true, "path": true, "dir": true, "name": true, "id": true, "user": true,
+	"username": true, "url": true, "uri": true, "host": true, "env": true, "var": true,
+	// what it is like
+	"type": true, "length": true, "size": true, "bits": true, "method": true, "prompt": true,
+	"fingerprint": true, "algorithm": true, "expiry": true, "expires": true, "expiration": true,
+	// settings about it
+	"enabled": true, "enable": true, "disabled": true, "disable": true, "authentication": true,
+	"ttl": true, "lifetime": true, "timeout": true, "policy": true, "policies": true,
+	"required": true, "rotation": true, "interval": true, "retries": true, "attempts": true,
+	"version": true, "format": true, "mode": true,
+}
+
+// keyMaterial are the words that make a following key (or keys) a secret key.
+var keyMaterial = map[string]bool{
+	"private": true, "api": true, "secret": true, "access": true, "auth": true, "signing": true,
+	"encryption": true, "decryption": true, "client": true, "server": true, "tls": true, "ssl": true,
+	"cert": true, "certificate": true, "crt": true, "ca": true, "master": true, "session": true,
+	"shared": true, "preshared": true, "hmac": true, "jwt": true, "aes": true, "account": true,
+}
+
+// Secret reports whether the variable named, holding v, is a secret whose value is hidden:
+// a name SecretVar takes for a secret's, unless v is a boolean (true or false holds no
+// secret: ssh_password_authentication, first_pass); or, whatever the name, a value that
+// holds a private key (SecretValue). A null is not hidden (it holds nothing). Numbers named
+// like a secret are hidden: an INI inventory types ansible_become_password=123456 as one.
+func Secret(name string, v any) bool {
+	return secretByName(name, v) || SecretValue(v)
+}
+
+// secretByName is Secret without looking for private keys in v.
+func secretByName(name string, v any) bool {
+	switch v.(type) {
+	case nil, bool:
+		return false
+	}
+	return SecretVar(name)
+}
+
+// SecretValue reports whether v holds a private key, at any depth (a string, or a list or
+// mapping with such a string): PEM ("-----BEGIN ... PRIVATE KEY-----", OpenSSH's, PKCS#8's,
+// PGP's "PRIVATE KEY BLOCK") or PuTTY's key files. Such a value is a secret whatever its
+// variable is named.
+func SecretValue(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return privateKeyText(x)
+	case []any:
+		for _, e := range x {
+			if SecretValue(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if SecretValue(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func privateKeyText(s string) bool {
+	if i := strings.Index(s, "-----BEGIN "); i >= 0 && strings.Contains(s[i:], "PRIVATE KEY") {
+		return true
+	}
+	return strings.Contains(s, "PuTTY-User-Key-File-") && strings.Contains(s, "Private-Lines:")
+}
+
 // MentionsSecret reports whether src (an inventory file) has a word that SecretVar takes
-// for a secret's name, anywhere: a line of it shown in an error (a syntax error, the lines
-// around a YAML error) could then be that secret's value.
+// for a secret's name, anywhere, or a private key (SecretValue's "-----BEGIN ... PRIVATE
+// KEY"): a line of it shown in an error (a syntax error, the lines around a YAML error)
+// could then be that secret's value, or a line of the key.
 func MentionsSecret(src []byte) bool {
+	if privateKeyText(string(src)) {
+		return true
+	}
 	start := -1
 	for i := 0; i <= len(src); i++ {
 		word := i < len(src) && (src[i] == '_' || src[i] == '-' || src[i] == '.' ||
@@ -356,6 +483,7 @@ type sshOpt struct {
 	val  string
 	from string // the variable that gave it
 	as   string // as written: "-o LocalForward", "-L"
+	word int    // where: the option's word in the variable, from 1 (0: not from ssh arguments)
 }
 
 // sshSettings is the merge of a host's ssh arguments and connection variables, the first
@@ -429,8 +557,13 @@ func (h *Host) sshSettings() sshSettings {
 	}
 	fromArgs("ansible_ssh_common_args")
 	fromArgs("ansible_ssh_extra_args")
-	if o, ok := s.opts["proxyjump"]; ok && !strings.EqualFold(o.val, "none") {
+	// "none" is kept: it says to connect directly whatever ssh_config says, and the
+	// transport reads ssh_config's ProxyJump only when the inventory gives none.
+	if o, ok := s.opts["proxyjump"]; ok {
 		s.jump = o.val
+		if strings.EqualFold(o.val, "none") {
+			s.jump = "none"
+		}
 	} else if o, ok := s.opts["proxycommand"]; ok {
 		s.jump = jumpFromProxyCommand(o.val)
 	}
@@ -486,40 +619,47 @@ var sshFlags = map[byte]struct {
 func parseSSHArgs(args string) ([]sshArg, error) {
 	toks, err := shlexSplit(args)
 	if err != nil {
-		return nil, fmt.Errorf("cannot split %s: %w", showValue(args), err)
+		// the text is not shown: it may hold a password (sshpass -p in a ProxyCommand)
+		return nil, fmt.Errorf("cannot be split as a shell splits words: %w", err)
 	}
+	return parseSSHWords(toks)
+}
+
+// parseSSHWords is parseSSHArgs on words already split.
+func parseSSHWords(toks []shToken) ([]sshArg, error) {
 	var out []sshArg
 	for i := 0; i < len(toks); i++ {
 		w := toks[i].text
 		if len(w) < 2 || w[0] != '-' {
-			out = append(out, sshArg{"", sshOpt{val: w, as: w}})
+			out = append(out, sshArg{"", sshOpt{val: w, as: w, word: i + 1}})
 			continue
 		}
+		word := i + 1
 	letters:
 		for j := 1; j < len(w); j++ {
 			f, ok := sshFlags[w[j]]
 			if !ok {
-				out = append(out, sshArg{"-" + string(w[j]), sshOpt{as: "-" + string(w[j])}})
+				out = append(out, sshArg{"-" + string(w[j]), sshOpt{as: "-" + string(w[j]), word: word}})
 				continue
 			}
 			if !f.arg {
-				out = append(out, sshArg{f.key, sshOpt{val: f.val, as: "-" + string(w[j])}})
+				out = append(out, sshArg{f.key, sshOpt{val: f.val, as: "-" + string(w[j]), word: word}})
 				continue
 			}
 			val := w[j+1:]
 			if val == "" {
 				if i+1 == len(toks) {
-					return nil, fmt.Errorf("-%c at the end of %s needs a value", w[j], showValue(args))
+					return nil, fmt.Errorf("-%c at the end needs a value", w[j])
 				}
 				i++
 				val = toks[i].text
 			}
 			if w[j] != 'o' {
-				out = append(out, sshArg{f.key, sshOpt{val: val, as: "-" + string(w[j])}})
+				out = append(out, sshArg{f.key, sshOpt{val: val, as: "-" + string(w[j]), word: word}})
 				break letters
 			}
 			key, v := splitSSHOption(val)
-			out = append(out, sshArg{strings.ToLower(key), sshOpt{val: v, as: "-o " + key}})
+			out = append(out, sshArg{strings.ToLower(key), sshOpt{val: v, as: "-o " + key, word: word}})
 			break letters
 		}
 	}
@@ -535,45 +675,114 @@ func splitSSHOption(opt string) (string, string) {
 	return k, strings.TrimSpace(v)
 }
 
-// jumpFromProxyCommand understands the common "ssh -W %h:%p [-p port] [user@]bastion".
+// jumpFromProxyCommand turns a ProxyCommand that does nothing but reach the host through
+// one jump host with ssh into that jump host, "[user@]host[:port]", so that the transport
+// dials it itself (and shares one connection to it among the hosts behind it). That is a
+// command of the form "ssh -W %h:%p [user@]host", with -p/-l (-o Port, -o User, glued or
+// not) and options that change nothing about where the connection goes or how the jump
+// host is verified or logged into (proxyDroppable). Any other command, "" here, is kept
+// as written: the transport runs it, expanding and checking its %-tokens. That includes
+// ssh with -J, -i, -F, -o UserKnownHostsFile or StrictHostKeyChecking, a -W to a fixed
+// address, a destination given as an ssh:// URI or with %-tokens, and anything with shell
+// syntax ($, ;, |, quotes that sh would read differently...).
 func jumpFromProxyCommand(cmd string) string {
+	if strings.ContainsAny(cmd, "$`\\;&|<>(){}*?[]~!#\n\r") {
+		return ""
+	}
 	toks, err := shlexSplit(cmd)
-	if err != nil || len(toks) == 0 || !strings.HasSuffix(toks[0].text, "ssh") {
+	if err != nil || len(toks) < 2 || path.Base(toks[0].text) != "ssh" {
+		return ""
+	}
+	args, err := parseSSHWords(toks[1:])
+	if err != nil {
 		return ""
 	}
 	var dest, port, user string
 	forward := false
-	for i := 1; i < len(toks); i++ {
-		w := toks[i].text
+	for _, a := range args {
 		switch {
-		case w == "-W" && i+1 < len(toks):
+		case a.key == "-W":
+			if a.val != "%h:%p" || forward {
+				return ""
+			}
 			forward = true
-			i++
-		case w == "-p" && i+1 < len(toks):
-			port = toks[i+1].text
-			i++
-		case w == "-l" && i+1 < len(toks):
-			user = toks[i+1].text
-			i++
-		case strings.HasPrefix(w, "-"):
-			// options with an argument
-			if len(w) == 2 && strings.Contains("bcDEeFIiJLmOoQRSw", w[1:]) && i+1 < len(toks) {
-				i++
+		case a.key == "":
+			if dest != "" || strings.HasPrefix(a.val, "ssh://") {
+				return "" // a second word is a command, which ssh refuses with -W
 			}
-		default:
-			if dest == "" {
-				dest = w
+			dest = a.val
+			if i := strings.LastIndex(dest, "@"); i >= 0 {
+				if user == "" {
+					user = dest[:i]
+				}
+				dest = dest[i+1:]
 			}
+		case a.key == "port":
+			if port == "" {
+				p, ok := portOf(a.val)
+				if !ok {
+					return ""
+				}
+				port = strconv.Itoa(p)
+			}
+		case a.key == "user":
+			if user == "" {
+				user = a.val
+			}
+		case !proxyDroppable(a.key, a.val):
+			return ""
 		}
 	}
-	if !forward || dest == "" {
+	if !forward || !plainHop(dest) || user != "" && (!plainHop(user) || strings.Contains(user, ":")) {
 		return ""
 	}
-	if user != "" && !strings.Contains(dest, "@") {
+	if strings.Contains(dest, ":") {
+		if strings.Count(dest, ":") < 2 || strings.Contains(dest, "@") {
+			return ""
+		}
+		if port != "" {
+			dest = "[" + dest + "]" // an IPv6 address
+		}
+	}
+	if user != "" {
 		dest = user + "@" + dest
 	}
 	if port != "" {
 		dest += ":" + port
 	}
 	return dest
+}
+
+// plainHop is a host or user name that reads as itself in a ProxyJump list: no "," (another
+// hop), no "@" (a user), no %-token, no space or control character, not an option.
+func plainHop(s string) bool {
+	if s == "" || s[0] == '-' || strings.ContainsAny(s, ",@%/") {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// proxyDroppable reports whether an option of the ssh a ProxyCommand runs can be left out
+// when runbook dials the jump host itself: the options runbook ignores for a host
+// (sshOptionRules: connection sharing, keepalives, logging, terminals, compression,
+// authentication methods it tries or not anyway), and -N, which -W implies.
+func proxyDroppable(key, val string) bool {
+	if key == "-N" {
+		return true
+	}
+	r, ok := sshOptionRules[key]
+	switch {
+	case !ok:
+		return false
+	case r.kind == ignore:
+		return true
+	case r.kind == ignoreUnless:
+		return r.harmless(strings.ToLower(val))
+	}
+	return false
 }

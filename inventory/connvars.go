@@ -3,6 +3,7 @@ package inventory
 import (
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/runbook/runbook/internal/termsafe"
@@ -102,9 +103,26 @@ func (h *Host) CheckConnection() []error {
 			refuse(n, " is a %s, not a string", kindOf(v))
 		}
 	}
+	// The user to become, from whichever name gives it: spaces around it are a mistake
+	// (sudo -u " root" is no user), found before any host is touched rather than when a
+	// task first becomes.
+	if n, v, ok := h.last("ansible_become_user", "ansible_"+method+"_user"); ok && scalar(v) {
+		if u := pyStr(v); strings.TrimSpace(u) != u {
+			refuse(n, " %s has spaces around the name", shown(v))
+		}
+	}
+	// runbook runs the method by its name, as the host's PATH finds it: it cannot run a
+	// program at a given path, and it cannot know before connecting whether a path such as
+	// /usr/bin/sudo is the one PATH finds. Accepting the path would ignore it silently
+	// wherever it is not.
 	for _, n := range []string{"ansible_become_exe", "ansible_" + method + "_exe"} {
-		if v, ok := get(n); ok && pyStr(v) != method {
-			refuse(n, "=%s is not supported (runbook runs %s as the host's PATH finds it)", shown(v), method)
+		v, ok := get(n)
+		switch exe := pyStr(v); {
+		case !ok || exe == method:
+		case path.Base(exe) == method:
+			refuse(n, "=%s is not supported: runbook runs %s by name, as the host's PATH finds it, and cannot run it from a given path (leave %s out if that is the one PATH finds)", shown(v), method, n)
+		default:
+			refuse(n, "=%s is not supported (runbook runs %s as the host's PATH finds it, not another program)", shown(v), method)
 		}
 	}
 	for _, n := range []string{"ansible_become_flags", "ansible_" + method + "_flags"} {
@@ -164,7 +182,11 @@ func optionLabel(a sshArg) string {
 		return a.from
 	}
 	if a.key == "" {
-		return fmt.Sprintf("the word %s", showValue(a.val))
+		return fmt.Sprintf("the %s word", ordinal(a.word))
+	}
+	if _, known := sshOptionRules[a.key]; !known && strings.HasPrefix(a.as, "-o ") {
+		// an option runbook does not know is named by where it is, not by its text
+		return fmt.Sprintf("the -o in the %s word", ordinal(a.word))
 	}
 	if strings.HasPrefix(a.as, "-o ") || strings.HasPrefix(a.key, "-") {
 		return termsafe.Line(a.as)
@@ -173,7 +195,9 @@ func optionLabel(a sshArg) string {
 }
 
 // checkSSHOption says why runbook cannot honour an ssh option, or "" when it honours it or
-// may ignore it (see sshOptionRules).
+// may ignore it (see sshOptionRules). It never quotes the value: ssh arguments can hold a
+// password (a ProxyCommand running sshpass -p), and a value split the wrong way round is
+// anywhere.
 func checkSSHOption(key, val string) string {
 	r, ok := sshOptionRules[key]
 	if !ok {
@@ -241,13 +265,13 @@ var sshOptionRules = map[string]optionRule{
 	"identityagent":         {kind: honour},
 	"connecttimeout": {kind: honour, check: func(v string) string {
 		if _, ok := seconds(v); !ok {
-			return "=" + showValue(v) + " is not a whole number of seconds"
+			return "is not a whole number of seconds"
 		}
 		return ""
 	}},
 	"port": {kind: honour, check: func(v string) string {
 		if _, ok := portOf(v); !ok {
-			return "=" + showValue(v) + " is not a port number (1-65535)"
+			return "is not a port number (1-65535)"
 		}
 		return ""
 	}},
@@ -353,7 +377,7 @@ func oneOf(vals ...string) func(string) string {
 		if is(vals...)(strings.ToLower(v)) {
 			return ""
 		}
-		return "=" + showValue(v) + " is not one of " + strings.Join(vals, ", ")
+		return "is not one of " + strings.Join(vals, ", ")
 	}
 }
 
@@ -368,6 +392,21 @@ func seconds(s string) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, n > 0
+}
+
+// ordinal is 1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st.
+func ordinal(n int) string {
+	suffix := "th"
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+	case n%10 == 1:
+		suffix = "st"
+	case n%10 == 2:
+		suffix = "nd"
+	case n%10 == 3:
+		suffix = "rd"
+	}
+	return strconv.Itoa(n) + suffix
 }
 
 // showValue quotes a value for a message: on one line, and at most 80 bytes of it.

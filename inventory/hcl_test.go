@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
@@ -163,6 +165,30 @@ func TestConnection(t *testing.T) {
 		{map[string]any{"ansible_ssh_common_args": `-o "ProxyJump b3"`}, Connection{ProxyJump: "b3"}},
 		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p -q admin@bastion -p 2200"`}, Connection{ProxyJump: "admin@bastion:2200"}},
 		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="nc -X 5 -x proxy:1080 %h %p"`}, Connection{}},
+		// a ProxyCommand is a jump host only when dropping the rest of it changes nothing:
+		// otherwise it is kept as written (Connection{}: no jump host) and the transport runs it
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -p2222 -W %h:%p bastion"`}, Connection{ProxyJump: "bastion:2222"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="/usr/bin/ssh -qTN -oPort=2201 -W%h:%p -lops bastion -o ServerAliveInterval=30 -o ControlMaster=no"`}, Connection{ProxyJump: "ops@bastion:2201"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -l first -W %h:%p second@bastion"`}, Connection{ProxyJump: "first@bastion"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p -p 2222 fd00::1"`}, Connection{ProxyJump: "[fd00::1]:2222"}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -J outer -W %h:%p inner"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W 10.9.9.9:22 bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -i /k/bastion -W %h:%p bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -o UserKnownHostsFile=/k/kh -W %h:%p bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -F other -W %h:%p bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -o StrictHostKeyChecking=no -W %h:%p bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -A -W %h:%p bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p %r@bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p b1,b2"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p ssh://bastion:2222"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p bastion uptime"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p $BASTION"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -W %h:%p bastion; touch /tmp/x"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="sshpass -p pw ssh -W %h:%p bastion"`}, Connection{}},
+		{map[string]any{"ansible_ssh_common_args": `-o ProxyCommand="ssh -p nope -W %h:%p bastion"`}, Connection{}},
+		// ProxyJump=none is a direct connection whatever ssh_config says, so it is kept
+		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=none"}, Connection{ProxyJump: "none"}},
+		{map[string]any{"ansible_ssh_common_args": "-J NONE -J b"}, Connection{ProxyJump: "none"}},
 		// as ssh reads its command line, the first value wins: common args come before extra
 		{map[string]any{"ansible_ssh_common_args": "-o ProxyJump=a", "ansible_ssh_extra_args": "-J b"}, Connection{ProxyJump: "a"}},
 		// ProxyJump and ProxyCommand compete: the first given wins
@@ -183,6 +209,8 @@ func TestConnection(t *testing.T) {
 			Connection{BecomeMethod: "su", BecomeUser: "op", BecomePassword: "b"}},
 		{map[string]any{"ansible_become_pass": "a", "ansible_sudo_pass": "c", "ansible_su_pass": "b"}, Connection{BecomePassword: "c"}},
 		{map[string]any{"ansible_become_method": "doas", "ansible_doas_user": "d"}, Connection{BecomeMethod: "doas", BecomeUser: "d"}},
+		{map[string]any{"ansible_become_method": "ansible.builtin.su", "ansible_su_pass": "b", "ansible_sudo_pass": "c"},
+			Connection{BecomeMethod: "su", BecomePassword: "b"}},
 		// the paramiko connection's own names count under that connection only
 		{map[string]any{"ansible_connection": "paramiko", "ansible_paramiko_user": "pu", "ansible_paramiko_pass": "pp"},
 			Connection{User: "pu", Password: "pp"}},
@@ -191,8 +219,31 @@ func TestConnection(t *testing.T) {
 	for _, tt := range tests {
 		h := &Host{Name: "h", Vars: tt.vars}
 		if got := h.Connection(); got != tt.want {
-			t.Errorf("Connection(%v) = %+v, want %+v", tt.vars, got, tt.want)
+			t.Errorf("Connection(%v) = %#v, want %#v", tt.vars, got, tt.want)
 		}
+	}
+}
+
+// No verb prints a Connection's passwords; %#v shows the rest, and which are set.
+func TestConnectionHidesPasswords(t *testing.T) {
+	c := Connection{Address: "10.0.0.1", Port: 2222, User: "deploy", ProxyJump: "bastion",
+		Password: "s3cr3t-login", BecomeUser: "svc", BecomePassword: "s3cr3t-become"}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d", "%60v", "%-v"} {
+		out := fmt.Sprintf(verb, c) + fmt.Sprintf(verb, &c) + fmt.Sprintf(verb, []Connection{c}) +
+			fmt.Sprintf(verb, struct{ C Connection }{c})
+		if strings.Contains(out, "s3cr3t") || strings.Contains(out, "73336372337") /* hex */ {
+			t.Errorf("%s shows a password: %s", verb, out)
+		}
+	}
+	if got := fmt.Sprint(c); got != "deploy@10.0.0.1:2222 via bastion" {
+		t.Errorf("String() = %q", got)
+	}
+	if got := fmt.Sprintf("%#v", c); !strings.Contains(got, `BecomeUser:"svc"`) || !strings.Contains(got, `Password:"********"`) ||
+		!strings.Contains(got, `BecomePassword:"********"`) {
+		t.Errorf("GoString() = %s", got)
+	}
+	if got := fmt.Sprintf("%#v", Connection{User: "u"}); !strings.Contains(got, `Password:""`) {
+		t.Errorf("GoString() of a connection without passwords = %s", got)
 	}
 }
 

@@ -32,10 +32,11 @@ func printable(vars map[string]any) map[string]any {
 	return Redact(out).(map[string]any)
 }
 
-// Redact returns v with the value of every mapping key named like a secret (SecretVar),
-// at any depth, replaced by modules.Redacted: {"db": {"password": "x"}} becomes {"db":
-// {"password": "(sensitive value)"}}. A null stays null (it holds nothing). v is not
-// changed; what holds no secret is shared, not copied.
+// Redact returns v with the value of every mapping key named like a secret (Secret), and
+// every string that holds a private key (SecretValue), at any depth, replaced by
+// modules.Redacted: {"db": {"password": "x"}} becomes {"db": {"password": "(sensitive
+// value)"}}. A null stays null (it holds nothing), a boolean stays itself (true or false
+// is no secret). v is not changed; what holds no secret is shared, not copied.
 func Redact(v any) any {
 	r, _ := redact(v)
 	return r
@@ -48,7 +49,7 @@ func redact(v any) (any, bool) {
 		var out map[string]any
 		for k, e := range x {
 			r, changed := redact(e)
-			if SecretVar(k) && e != nil {
+			if secretByName(k, e) { // a private key deeper in e is hidden where it is
 				r, changed = modules.Redacted, true
 			}
 			if !changed {
@@ -82,6 +83,10 @@ func redact(v any) (any, bool) {
 			return x, false
 		}
 		return out, true
+	case string:
+		if privateKeyText(x) {
+			return modules.Redacted, true
+		}
 	}
 	return v, false
 }

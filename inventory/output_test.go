@@ -1,8 +1,11 @@
 package inventory
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/runbook/runbook/modules"
 )
 
 // Names, keys and values from an inventory (a script's output, a CMDB field) are printed by
@@ -66,6 +69,22 @@ func TestSecretVar(t *testing.T) {
 		"ssh_key": false, "public_key": false, "host_key": false, "ssh_public_key": false, "key": false,
 		"first_pass_done": false, "bypass": false, "passenger_version": false, "tokenizer": false,
 		"keyboard": false, "monkey": false, "private_network": false, "": false,
+		// an id after secret is the secret (Vault's AppRole); other ids point at one
+		"vault_secret_id": true, "approle_secret_id": true, "secret_id": true, "VAULT_SECRET_ID": true,
+		"api_key_id": false, "token_id": false,
+		// compound words and short forms
+		"pgpassword": true, "PGPASSWORD": true, "htpasswd": true, "wireguard_privatekey": true,
+		"ldap_bind_pw": true, "mysql_root_pw": true, "myApiKey": true, "db_passphrase": true,
+		"pw_hash_rounds": false, "powershell_version": false,
+		// key material
+		"ssl_cert_key": true, "tls_cert_key": true, "ca_key": true, "server_key": true, "jwt_keys": true,
+		"hmac_key": true, "storage_account_key": true, "ca_key_file": false, "server_key_path": false,
+		// settings about a secret, not the secret
+		"ssh_password_authentication": false, "password_authentication": false, "csrf_token_enabled": false,
+		"secret_store_enabled": false, "token_ttl": false, "password_policy": false, "token_lifetime": false,
+		"password_expiration": false, "vault_token_env": false,
+		// first_pass: the name reads as a secret's; a boolean value is not hidden (Secret)
+		"first_pass": true,
 	} {
 		if got := SecretVar(name); got != want {
 			t.Errorf("SecretVar(%q) = %v, want %v", name, got, want)
@@ -90,5 +109,51 @@ func TestGraphHidesPasswords(t *testing.T) {
 	}
 	if h, _ := inv.Host("w1"); h.Connection().Password != "hunter2-ssh" {
 		t.Errorf("Connection().Password = %q", h.Connection().Password)
+	}
+}
+
+// Secret: a name SecretVar takes for a secret's, unless the value is a boolean or null; a
+// private key whatever the name. Redact hides both, at any depth.
+func TestSecretAndRedact(t *testing.T) {
+	const pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+	const putty = "PuTTY-User-Key-File-3: ssh-ed25519\nPublic-Lines: 2\nAAAA\nPrivate-Lines: 1\nBBBB\n"
+	for _, tt := range []struct {
+		name string
+		v    any
+		want bool
+	}{
+		{"db_password", "x", true}, {"db_password", int64(123456), true}, {"db_password", 1.5, true},
+		{"db_password", map[string]any{"a": "b"}, true}, {"db_password", []any{"a"}, true},
+		{"db_password", true, false}, {"first_pass", false, false}, {"db_password", nil, false},
+		{"ssh_password_authentication", "yes", false}, {"first_pass", "abc", true},
+		{"deploy_material", pem, true}, {"motd", "x\n" + pem, true}, {"putty", putty, true},
+		{"ssh_key", pem, true}, {"certs", []any{"a", map[string]any{"k": pem}}, true},
+		{"ca_bundle", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", false},
+		{"doc", "PRIVATE KEY files start with -----BEGIN", false},
+		{"public", "ssh-ed25519 AAAAC3Nza user@host", false},
+	} {
+		if got := Secret(tt.name, tt.v); got != tt.want {
+			t.Errorf("Secret(%q, %.30q) = %v, want %v", tt.name, tt.v, got, tt.want)
+		}
+	}
+	in := map[string]any{
+		"motd": "hello", "enabled": true, "ssh_password_authentication": "no", "first_pass": true,
+		"ldap_bind_pw": "s3cr3t-pw", "app": map[string]any{"tls_cert_key": "s3cr3t-k", "port": int64(443),
+			"keys": []any{"ok", pem}, "csrf_token_enabled": true, "token_ttl": int64(60)},
+		"deploy": pem, "db_password": int64(123456), "n_password": nil,
+	}
+	out := Redact(in).(map[string]any)
+	r := modules.Redacted
+	want := map[string]any{
+		"motd": "hello", "enabled": true, "ssh_password_authentication": "no", "first_pass": true,
+		"ldap_bind_pw": r, "app": map[string]any{"tls_cert_key": r, "port": int64(443),
+			"keys": []any{"ok", r}, "csrf_token_enabled": true, "token_ttl": int64(60)},
+		"deploy": r, "db_password": r, "n_password": nil,
+	}
+	if !reflect.DeepEqual(out, want) {
+		t.Errorf("Redact:\n got %v\nwant %v", out, want)
+	}
+	if in["deploy"] != pem || in["app"].(map[string]any)["keys"].([]any)[1] != pem {
+		t.Error("Redact changed its argument")
 	}
 }

@@ -135,7 +135,7 @@ func (c *Connector) Target(h *inventory.Host) (transport.Target, error) {
 		return t, err
 	}
 	if err := applySSHOptions(&t, opts); err != nil {
-		return t, fmt.Errorf("%s: ansible_ssh_common_args: %w", h.Name, err)
+		return t, fmt.Errorf("%s: ssh arguments: %w", h.Name, err)
 	}
 	return transport.ResolveTarget(h.Name, t, c.SSHConfig)
 }
@@ -149,7 +149,11 @@ func applySSHOptions(t *transport.Target, opts map[string]string) error {
 	if v := opts["stricthostkeychecking"]; v != "" {
 		t.StrictHostKeyChecking = strings.ToLower(v)
 	}
-	// The inventory already turned ProxyJump (and "ssh -W" ProxyCommands) into the jump host.
+	// ProxyJump and ProxyCommand compete in the inventory (the first given wins), so opts
+	// holds one of them. The inventory turned a ProxyJump, and a ProxyCommand that only runs
+	// "ssh -W %h:%p" through one jump host, into t.ProxyJump ("none" included: ResolveTarget
+	// then reads no ssh_config proxy and connects directly); any other ProxyCommand is kept
+	// as written, and the transport runs it.
 	if v := opts["proxycommand"]; v != "" && t.ProxyJump == "" {
 		t.ProxyCommand = v
 	}
@@ -166,7 +170,7 @@ func applySSHOptions(t *transport.Target, opts map[string]string) error {
 	if v := opts["connecttimeout"]; v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return fmt.Errorf("ConnectTimeout %q is not a number of seconds", v)
+			return errors.New("ConnectTimeout is not a number of seconds") // the value is not shown: ssh arguments can hold a password
 		}
 		t.ConnectTimeout = time.Duration(n) * time.Second
 	}

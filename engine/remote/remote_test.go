@@ -54,6 +54,9 @@ func TestTargetFromInventory(t *testing.T) {
 			t.Errorf("%q: err = %v", tt.args, err)
 			continue
 		}
+		if err != nil && strings.Contains(err.Error(), "soon") {
+			t.Errorf("%q: the error shows the value: %v", tt.args, err)
+		}
 		if !tt.err && !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%q: got %+v, want %+v", tt.args, got, tt.want)
 		}
@@ -585,5 +588,48 @@ func TestTargetRefusesAndPassword(t *testing.T) {
 	tg, err := c.Target(ok)
 	if err != nil || tg.Password != "s3cr3t-ok" {
 		t.Errorf("Target(ok) = %#v, %v", tg, err)
+	}
+}
+
+// Where the inventory's ssh arguments send a host, through Connector.Target with an
+// ssh_config that gives every host a jump host: ProxyJump=none (or ProxyCommand=none) in
+// the inventory connects directly, as ssh does; a ProxyCommand that runs ssh with more than
+// a jump host needs is run as written, not cut down to the jump host.
+func TestTargetProxyFromInventory(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "ssh_config")
+	if err := os.WriteFile(cfg, []byte("Host web1\n  ProxyJump b\n  UserKnownHostsFile /dev/null\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &Connector{SSHConfig: cfg}
+	tests := []struct {
+		args             string
+		jump, proxy, err string
+	}{
+		{args: "", jump: "b"},
+		{args: "-o ProxyJump=none", jump: "", proxy: ""},
+		{args: "-J none", jump: "", proxy: ""},
+		{args: "-o ProxyCommand=none", jump: "", proxy: ""},
+		{args: "-J other", jump: "other"},
+		{args: "-o 'ProxyCommand=ssh -p2222 -W %h:%p bastion'", jump: "bastion:2222"},
+		{args: "-o 'ProxyCommand=ssh -J outer -W %h:%p inner'", proxy: "ssh -J outer -W web1:22 inner"},
+		{args: "-o 'ProxyCommand=ssh -W 10.9.9.9:22 bastion'", proxy: "ssh -W 10.9.9.9:22 bastion"},
+		{args: "-o 'ProxyCommand=ssh -i /keys/b -o UserKnownHostsFile=/keys/kh -W %h:%p bastion'",
+			proxy: "ssh -i /keys/b -o UserKnownHostsFile=/keys/kh -W web1:22 bastion"},
+	}
+	for _, tt := range tests {
+		inv, diags := inventory.Parse("inv.ini", []byte("web1 ansible_ssh_common_args=\""+tt.args+"\"\n"))
+		if diags.HasErrors() {
+			t.Fatalf("%q: %v", tt.args, diags)
+		}
+		h, _ := inv.Host("web1")
+		tg, err := c.Target(h)
+		if err != nil {
+			t.Errorf("%q: %v", tt.args, err)
+			continue
+		}
+		if tg.ProxyJump != tt.jump || tg.ProxyCommand != tt.proxy {
+			t.Errorf("%q: ProxyJump %q, ProxyCommand %q; want %q, %q", tt.args, tg.ProxyJump, tg.ProxyCommand, tt.jump, tt.proxy)
+		}
 	}
 }
