@@ -70,14 +70,20 @@ func inventoryValue(name string, v cty.Value) cty.Value {
 }
 
 // inventorySecret says whether the inventory value v, found under the key name ("" for a
-// list's element), is a secret: the key is named like one (inventory.SecretVar:
-// ansible_password, ansible_become_pass, mysql.root_password, ...). A null is nothing to
-// hide. A rule on the value itself belongs here, beside the name's.
+// list's element), is a secret, by the rules `runbook inventory` hides values by
+// (inventory.Secret): the key is named like one (ansible_password, mysql.root_password, ...)
+// and v is not a boolean, or v is a string that holds a private key, whatever its name. A
+// null is nothing to hide.
 func inventorySecret(name string, v cty.Value) bool {
-	if v.IsNull() {
+	if v.IsNull() || !v.IsKnown() {
 		return false
 	}
-	return name != "" && inventory.SecretVar(name)
+	if v.Type() == cty.String {
+		if inventory.SecretValue(v.AsString()) {
+			return true
+		}
+	}
+	return name != "" && v.Type() != cty.Bool && inventory.SecretVar(name)
 }
 
 // markInventorySecrets marks the secrets inside v, a value from the inventory: the elements

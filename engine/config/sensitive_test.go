@@ -538,6 +538,9 @@ play "p" {
 			"plain",
 		},
 		"unset_password": nil,
+		// a private key is a secret whatever its name; a boolean named like a secret is not
+		"tls":                         map[string]any{"material": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"},
+		"ssh_password_authentication": false,
 	})
 	vars, diags := rb.HostVars(rb.Plays[0], "h1", []string{"all"}, inv)
 	if diags.HasErrors() {
@@ -556,6 +559,8 @@ play "p" {
 		{cty.GetAttrPath("apps").IndexInt(0).GetAttr("creds").GetAttr("db_pass"), true},
 		{cty.GetAttrPath("apps").IndexInt(1), false},
 		{cty.GetAttrPath("unset_password"), false},
+		{cty.GetAttrPath("tls").GetAttr("material"), true},
+		{cty.GetAttrPath("ssh_password_authentication"), false},
 	}
 	for _, tt := range tests {
 		v, err := tt.path.Apply(vars)

@@ -3,7 +3,6 @@ package run
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/inventory"
@@ -81,9 +80,6 @@ func InventoryBecome(h *inventory.Host) (HostBecome, error) {
 		hb.Become = &b
 	}
 	hb.User, hb.Method, hb.Password = c.BecomeUser, c.BecomeMethod, c.BecomePassword
-	if hb.User != "" && strings.TrimSpace(hb.User) != hb.User {
-		return hb, fmt.Errorf("host %s: ansible_become_user %q has spaces around the name", h.Name, hb.User)
-	}
 	return hb, nil
 }
 
