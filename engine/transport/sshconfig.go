@@ -21,6 +21,10 @@ import (
 // maxIncludeDepth bounds nested Include lines, as OpenSSH's READCONF_MAX_DEPTH does.
 const maxIncludeDepth = 16
 
+// maxIncludedFiles bounds the files one evaluation reads through Include lines (each pass),
+// so a glob over a huge directory or a fan-out of nested globs cannot stall a run.
+const maxIncludedFiles = 1024
+
 // confLine is one option line of an ssh_config file.
 type confLine struct {
 	kw   string   // the keyword, lower case
@@ -82,6 +86,7 @@ type evaluation struct {
 	home       string
 
 	wantFinal bool // a Match line asks for a final pass
+	included  int  // files read through Include in this pass
 	opts      *sshOptions
 }
 
@@ -103,6 +108,7 @@ func evaluateConfig(files []configSource, name, presetHost, presetUser string) (
 	// As ssh: the configuration is read once more, with Host patterns now matching the
 	// host name to connect to, and Match final true. Values already obtained stay.
 	ev.final = true
+	ev.included = 0
 	ev.host = strings.ToLower(ev.hostName())
 	for _, f := range files {
 		active := true
@@ -313,11 +319,10 @@ func (ev *evaluation) include(l confLine, where string, user bool, active *bool,
 		case !strings.HasPrefix(p, "/"):
 			p = filepath.Join("/etc/ssh", p)
 		}
-		matches, err := filepath.Glob(p)
-		if err != nil {
-			return &ConfigError{Where: where, Msg: fmt.Sprintf("Include %q: %v", arg, err)}
-		}
-		for _, m := range matches {
+		for _, m := range includeGlob(p) {
+			if ev.included++; ev.included > maxIncludedFiles {
+				return &ConfigError{Where: where, Msg: fmt.Sprintf("Include %q: more than %d included files in all", arg, maxIncludedFiles)}
+			}
 			if err := ev.file(m, user, false, active, never || !outer, depth+1); err != nil {
 				return err
 			}

@@ -96,7 +96,7 @@ func TestSSHConfigAgreesWithOpenSSH(t *testing.T) {
 	dir := copyFixture(t, "sshg")
 	cfg := filepath.Join(dir, "config")
 
-	names := []string{"web1", "web2", "web3", "Web4", "db-1", "db-2", "db-3", "app", "app-old", "app-x", "other", "plain"}
+	names := []string{"web1", "web2", "web3", "Web4", "db-1", "db-2", "db-3", "app", "app-old", "app-x", "other", "plain", "dotted", "neg"}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			g := sshG(t, ssh, cfg, name)
@@ -254,7 +254,14 @@ func TestSSHConfigEvaluation(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(filepath.Join(home, ".ssh", "d", "b.conf"), "Host a\n  HostName from-d.example\n", 0o644)
+	write(filepath.Join(home, ".ssh", "d", ".b.conf.swp"), "Host b\n  HostName leftover.example\n", 0o644)
 	write(filepath.Join(home, ".ssh", "loop.conf"), "Include loop.conf\n", 0o644)
+	if err := os.MkdirAll(filepath.Join(home, ".ssh", "wide"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1025 {
+		write(filepath.Join(home, ".ssh", "wide", fmt.Sprintf("%04d.conf", i)), "", 0o644)
+	}
 	write(filepath.Join(home, ".ssh", "writable.conf"), "Host *\n  User w\n", 0o666)
 
 	tests := []struct {
@@ -278,6 +285,9 @@ func TestSSHConfigEvaluation(t *testing.T) {
 			check: func(g Target) string { return want(g.Address, "a") }},
 		{name: "Include glob matching a directory", config: "Include d/*\n", host: "a",
 			check: func(g Target) string { return want(g.Address, "from-d.example") }},
+		{name: "Include fan-out bounded", config: "Include wide/*\n", host: "a", wantErr: []string{"config:1", "more than 1024 included files"}},
+		{name: "Include glob skips dotfiles", config: "Include d/*\n", host: "b",
+			check: func(g Target) string { return want(g.Address, "b") }},
 		{name: "Include loop", config: "Include loop.conf\n", host: "a", wantErr: []string{"nested Include"}},
 		{name: "included file writable by others", config: "Include writable.conf\n", host: "a", wantErr: []string{"writable.conf", "bad owner or permissions"}},
 		{name: "CanonicalizeHostname refused", config: "Host a\n  CanonicalizeHostname yes\n", host: "a",
