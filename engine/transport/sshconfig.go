@@ -247,7 +247,9 @@ func (ev *evaluation) match(args []string, where string) (bool, error) {
 			}
 			r = true
 		case "canonical":
-			r = false // runbook never canonicalizes host names
+			// runbook never canonicalizes host names, but as in ssh the final pass counts
+			// as canonical (ssh's post_canon): true there, false before.
+			r = ev.final
 		case "final":
 			ev.wantFinal = true
 			r = ev.final
