@@ -296,7 +296,15 @@ type passwordState struct {
 	held  bool // not offered: the host key is not verified (StrictHostKeyChecking no)
 	asked bool // the host took it (password) or asked for it (keyboard-interactive)
 	extra bool // keyboard-interactive asked for more than one password
+	// firstContact: accept-new has just recorded the host's key (known_hosts knew nothing
+	// about the host), so nothing verified it; withheld: the host then asked for the
+	// password, and it was not sent.
+	firstContact, withheld bool
 }
+
+// errPasswordWithheld ends a handshake in which an unverified host asked for the password:
+// neither method may answer it (an empty answer would count as a failed login).
+var errPasswordWithheld = errors.New("password withheld from a host whose key was not verified")
 
 // passwordMethods returns the password and keyboard-interactive methods that log in with
 // t.Password, to try after the keys (nil without a password). Keyboard-interactive (what
@@ -314,12 +322,18 @@ func passwordMethods(t Target, cr *credentials) []ssh.AuthMethod {
 	cr.pw.set = true
 	// Under StrictHostKeyChecking no any host key is accepted, so the password would go to
 	// whoever answers at the address: it is held back (OpenSSH, too, keeps passwords from a
-	// host whose key changed). accept-new verifies every key but the first.
+	// host whose key changed). accept-new verifies every key but the first: on the
+	// connection where it records a new host's key (firstContact, set by the host key
+	// check before authentication starts), the methods refuse to answer.
 	if mode, err := normalizeStrict(t.StrictHostKeyChecking); err != nil || mode == "no" {
 		cr.pw.held = true
 		return nil
 	}
 	password := ssh.PasswordCallback(func() (string, error) {
+		if cr.pw.firstContact {
+			cr.pw.withheld = true
+			return "", errPasswordWithheld
+		}
 		cr.pw.asked = true
 		return t.Password, nil
 	})
@@ -327,6 +341,10 @@ func passwordMethods(t Target, cr *credentials) []ssh.AuthMethod {
 	kbd := ssh.KeyboardInteractive(func(_, _ string, questions []string, echos []bool) ([]string, error) {
 		if len(questions) == 0 {
 			return nil, nil // a message only (a banner, PAM's info text)
+		}
+		if cr.pw.firstContact {
+			cr.pw.withheld = true
+			return nil, errPasswordWithheld
 		}
 		if answered || len(questions) != 1 || echos[0] {
 			// Empty answers fail this method (an error here would end the whole handshake,
@@ -347,7 +365,9 @@ func (c *credentials) authNotes() []string {
 	switch {
 	case !c.pw.set:
 	case c.pw.held:
-		notes = append(notes, "the inventory's password was not sent: StrictHostKeyChecking is no, so the host's key was not verified (use accept-new)")
+		notes = append(notes, "the inventory's password was not sent: StrictHostKeyChecking is no, so the host's key was not verified (record the host's key in known_hosts and use yes)")
+	case c.pw.withheld:
+		notes = append(notes, "the inventory's password was not sent: this was the first contact with the host, whose key StrictHostKeyChecking=accept-new has just recorded without verifying it; connect once with a key, or record the key in known_hosts after checking its fingerprint")
 	case c.pw.extra:
 		notes = append(notes, "the host asks for more than the inventory's password (a one-time code?); runbook answers the password prompt only")
 	case c.pw.asked:

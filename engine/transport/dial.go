@@ -244,7 +244,9 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 	ctx, cancel := context.WithTimeout(ctx, d.connectTimeout(t))
 	defer cancel()
 
-	hostKeyCB, algos, err := hostKeyCheck(t, d.warnOnce)
+	// A key accept-new has just recorded was verified by nothing: the password is not sent
+	// over that connection (passwordMethods).
+	hostKeyCB, algos, err := hostKeyCheck(t, d.warnOnce, func() { cr.pw.firstContact = true })
 	if err != nil {
 		return nil, nil, "", unreachable(name, "host key", err)
 	}
@@ -263,7 +265,8 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 
 	// Failures before authentication completed (a reset, an EOF, a timeout of the network's
 	// own: sshd's MaxStartups, a busy host) are tried again within the connect timeout, which
-	// bounds all the tries together; nothing has run yet. A host key or authentication
+	// bounds all the tries together; nothing has run yet. Not once the password was sent,
+	// though: each try would be one more login attempt with it. A host key or authentication
 	// failure is not transient, and is not tried again; neither is a refused connection.
 	tries := d.connectTries()
 	for try := 1; ; try++ {
@@ -276,6 +279,16 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 		}
 		var viaErr *viaDialError
 		if try >= tries || !retryable(err) || hkErr != nil || errors.As(err, &viaErr) {
+			return nil, nil, "", withTries(err, try)
+		}
+		if cr.pw.asked || cr.pw.extra {
+			// The password (or an answer to the host's prompt) went out on this connection:
+			// another try would be another login attempt with it, and hosts lock accounts
+			// after a few.
+			var u *UnreachableError
+			if errors.As(err, &u) {
+				u.Err = fmt.Errorf("%w (not tried again: the password was already sent on this connection, and another try would be another login attempt)", u.Err)
+			}
 			return nil, nil, "", withTries(err, try)
 		}
 		wait := d.backoff(try)
@@ -394,6 +407,8 @@ func (d *Dialer) tryOne(ctx context.Context, t Target, via *ssh.Client, cfg *ssh
 		switch {
 		case *hkErr != nil:
 			return nil, nil, unreachable(name, "host key", *hkErr)
+		case cr.pw.withheld:
+			return nil, nil, unreachable(name, "auth", &AuthError{User: t.User, Host: fmt.Sprintf("%s (%s)", name, addr), Tried: cr.tried, Notes: cr.authNotes()})
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, nil, unreachable(name, "auth", &AuthError{User: t.User, Host: fmt.Sprintf("%s (%s)", name, addr), Tried: cr.tried, Notes: cr.authNotes()})
 		case isProxyConn(nc):

@@ -101,7 +101,10 @@ var knownHostsMu sync.Mutex
 // hostKeyCheck builds the HostKeyCallback and the host key algorithms to
 // ask for, so the server offers a key type known_hosts has (otherwise a
 // host with an ed25519 entry that also has an RSA key would look changed).
-func hostKeyCheck(t Target, warn func(key, msg string)) (ssh.HostKeyCallback, []string, error) {
+//
+// recorded, if not nil, is called when accept-new has just recorded the key of a host
+// known_hosts knew nothing about: that key was not verified by anything.
+func hostKeyCheck(t Target, warn func(key, msg string), recorded func()) (ssh.HostKeyCallback, []string, error) {
 	mode, err := normalizeStrict(t.StrictHostKeyChecking)
 	if err != nil {
 		return nil, nil, err
@@ -145,7 +148,11 @@ func hostKeyCheck(t Target, warn func(key, msg string)) (ssh.HostKeyCallback, []
 			maybe = db.unattributed()
 		}
 		if mode == "accept-new" && len(maybe) == 0 {
-			return acceptNew(t.KnownHostsFiles, hostname, remote, key)
+			wrote, err := acceptNew(t.KnownHostsFiles, hostname, remote, key)
+			if wrote && err == nil && recorded != nil {
+				recorded()
+			}
+			return err
 		}
 		first := "~/.ssh/known_hosts"
 		if len(t.KnownHostsFiles) > 0 {
@@ -258,43 +265,44 @@ var preferredHostKeyAlgos = []string{
 	ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA,
 }
 
-// acceptNew records an unknown host's key in the first known_hosts file,
+// acceptNew records an unknown host's key in the first known_hosts file (wrote is then
+// true),
 // under an exclusive flock, unless another process recorded a key for the
 // host meanwhile (then that entry is what we verify against). The line is made,
 // and checked, before any file is touched.
-func acceptNew(files []string, hostname string, remote net.Addr, key ssh.PublicKey) error {
+func acceptNew(files []string, hostname string, remote net.Addr, key ssh.PublicKey) (wrote bool, _ error) {
 	if len(files) == 0 {
-		return errors.New("StrictHostKeyChecking=accept-new but no known_hosts file to record the key in")
+		return false, errors.New("StrictHostKeyChecking=accept-new but no known_hosts file to record the key in")
 	}
 	line, err := knownHostsLine(hostname, key)
 	if err != nil {
-		return fmt.Errorf("accept-new: %w", err)
+		return false, fmt.Errorf("accept-new: %w", err)
 	}
 	path := files[0]
 	knownHostsMu.Lock()
 	defer knownHostsMu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("accept-new: %w", err)
+		return false, fmt.Errorf("accept-new: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("accept-new: %w", err)
+		return false, fmt.Errorf("accept-new: %w", err)
 	}
 	defer f.Close()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("accept-new: lock %s: %w", path, err)
+		return false, fmt.Errorf("accept-new: lock %s: %w", path, err)
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing the file unlocks too
 	// Re-check under the lock: another process may have recorded the host meanwhile.
 	db, err := readKnownHosts(existing(files))
 	if err != nil {
-		return fmt.Errorf("accept-new: %w", err)
+		return false, fmt.Errorf("accept-new: %w", err)
 	}
 	if err := verdict(db.callback(), hostname, remote, key); !errors.Is(err, errUnknownHost) {
-		return err
+		return false, err
 	}
 	if u := db.unattributed(); len(u) > 0 {
-		return fmt.Errorf("accept-new: %s cannot be read and may be the entry of %s; not recording its key", joinList(u), displayName(hostname))
+		return false, fmt.Errorf("accept-new: %s cannot be read and may be the entry of %s; not recording its key", joinList(u), displayName(hostname))
 	}
 	if st, err := f.Stat(); err == nil && st.Size() > 0 {
 		// Make sure we start on a new line.
@@ -304,9 +312,9 @@ func acceptNew(files []string, hostname string, remote net.Addr, key ssh.PublicK
 		}
 	}
 	if _, err := f.WriteString(line); err != nil {
-		return fmt.Errorf("accept-new: write %s: %w", path, err)
+		return false, fmt.Errorf("accept-new: write %s: %w", path, err)
 	}
-	return nil
+	return true, nil
 }
 
 // knownHostsLine is the known_hosts line that records key for hostname ("host:port"), under

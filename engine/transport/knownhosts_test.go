@@ -346,7 +346,7 @@ func TestKnownHostsLine(t *testing.T) {
 	}
 	// Refused before any file is touched.
 	kh := filepath.Join(t.TempDir(), "sub", "known_hosts")
-	if err := acceptNew([]string{kh}, "*:22", &net.TCPAddr{}, k); err == nil {
+	if _, err := acceptNew([]string{kh}, "*:22", &net.TCPAddr{}, k); err == nil {
 		t.Error("acceptNew recorded a key for *")
 	}
 	if _, err := os.Stat(filepath.Dir(kh)); err == nil {

@@ -18,7 +18,7 @@ import (
 
 // passwordServer accepts one login method: "password", or "keyboard-interactive" asking
 // the questions of each round in turn (a round of none is a message only); with
-// "keyboard-interactive-drop" it drops the first connection once answered, as a host that
+// a "-drop" suffix it drops the first connection once the password was sent, as a host that
 // resets it before authentication completes. It records the passwords and the non-empty
 // answers it was sent.
 func passwordServer(t *testing.T, method string, rounds [][]string) (Target, func() []string) {
@@ -35,9 +35,18 @@ func passwordServer(t *testing.T, method string, rounds [][]string) (Target, fun
 		defer mu.Unlock()
 		got = append(got, a)
 	}
-	drop := method == "keyboard-interactive-drop"
-	if drop {
-		method = "keyboard-interactive"
+	drop := strings.HasSuffix(method, "-drop")
+	method = strings.TrimSuffix(method, "-drop")
+	// dropNow closes the connection the first time it is asked (and says whether it did).
+	dropNow := func(md ssh.ConnMetadata) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		c, first := conns[md.RemoteAddr().String()], drop && !dropped
+		dropped = dropped || first
+		if first {
+			c.Close()
+		}
+		return first
 	}
 	cfg := &ssh.ServerConfig{}
 	const want = "c0rrect h0rse"
@@ -45,6 +54,9 @@ func passwordServer(t *testing.T, method string, rounds [][]string) (Target, fun
 	case "password":
 		cfg.PasswordCallback = func(md ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
 			record(string(pw))
+			if dropNow(md) {
+				return nil, errors.New("dropped")
+			}
 			if md.User() == "op" && string(pw) == want {
 				return nil, nil
 			}
@@ -66,12 +78,7 @@ func passwordServer(t *testing.T, method string, rounds [][]string) (Target, fun
 					ok = ok && a == want
 				}
 			}
-			mu.Lock()
-			c, first := conns[md.RemoteAddr().String()], drop && !dropped
-			dropped = dropped || first
-			mu.Unlock()
-			if first {
-				c.Close()
+			if dropNow(md) {
 				return nil, errors.New("dropped")
 			}
 			if ok && len(rounds) > 0 {
@@ -140,6 +147,7 @@ func TestPasswordLogin(t *testing.T) {
 		rounds   [][]string
 		password string
 		strict   string // StrictHostKeyChecking; "": yes
+		fresh    bool   // known_hosts starts empty: first contact
 		err      string // "" : logged in
 		sent     int    // answers the server got
 	}{
@@ -158,9 +166,17 @@ func TestPasswordLogin(t *testing.T) {
 		{name: "host key not checked", method: "password", password: right, strict: "no", err: "was not sent: StrictHostKeyChecking is no"},
 		{name: "host key not checked (off)", method: "keyboard-interactive", rounds: [][]string{{"Password: "}}, password: right, strict: "off", err: "was not sent"},
 		{name: "accept-new", method: "password", password: right, strict: "accept-new", sent: 1},
-		// a connection reset before authentication completed is tried again, and the
-		// password is given again on the new connection
-		{name: "kbd after a reset", method: "keyboard-interactive-drop", rounds: [][]string{{"Password: "}}, password: right, sent: 2},
+		// accept-new's first contact records a key nothing verified: no password goes to it
+		{name: "accept-new first contact", method: "password", password: right, strict: "accept-new", fresh: true,
+			err: "first contact with the host"},
+		{name: "accept-new first contact kbd", method: "keyboard-interactive", rounds: [][]string{{"Password: "}}, password: right, strict: "accept-new", fresh: true,
+			err: "connect once with a key"},
+		// a connection reset once the password was sent is not tried again: a second try
+		// would be a second login attempt with it (account lockouts)
+		{name: "kbd reset after the password", method: "keyboard-interactive-drop", rounds: [][]string{{"Password: "}}, password: right,
+			err: "not tried again: the password was already sent", sent: 1},
+		{name: "password reset after the password", method: "password-drop", password: right,
+			err: "not tried again: the password was already sent", sent: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,6 +184,11 @@ func TestPasswordLogin(t *testing.T) {
 			tg.Password = tt.password
 			if tt.strict != "" {
 				tg.StrictHostKeyChecking = tt.strict
+			}
+			if tt.fresh {
+				if err := os.WriteFile(tg.KnownHostsFiles[0], nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
 			d := &Dialer{ConnectTimeout: 10 * time.Second}
 			c, err := d.Dial(context.Background(), tg)
@@ -182,7 +203,7 @@ func TestPasswordLogin(t *testing.T) {
 			}
 			if err != nil {
 				var ae *AuthError
-				if !errors.As(err, &ae) || !IsUnreachable(err) {
+				if !IsUnreachable(err) || (!errors.As(err, &ae) && !strings.HasSuffix(tt.method, "-drop")) {
 					t.Errorf("%T is not an unreachable *AuthError", err)
 				}
 				if s := fmt.Sprintf("%v %+v %#v", err, err, err); strings.Contains(s, "s3cret") || strings.Contains(s, "h0rse") {
@@ -191,6 +212,12 @@ func TestPasswordLogin(t *testing.T) {
 			}
 			if n := len(got()); n != tt.sent {
 				t.Errorf("the server got %d answers, want %d", n, tt.sent)
+			}
+			if tt.fresh {
+				// the key was recorded all the same: the next connection verifies it
+				if b, _ := os.ReadFile(tg.KnownHostsFiles[0]); len(b) == 0 {
+					t.Error("accept-new did not record the key")
+				}
 			}
 		})
 	}

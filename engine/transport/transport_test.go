@@ -381,7 +381,7 @@ func TestSuggestedCommandsQuoted(t *testing.T) {
 		}
 	})
 	t.Run("unknown host", func(t *testing.T) {
-		check, _, err := hostKeyCheck(Target{KnownHostsFiles: []string{file}, StrictHostKeyChecking: "yes"}, func(string, string) {})
+		check, _, err := hostKeyCheck(Target{KnownHostsFiles: []string{file}, StrictHostKeyChecking: "yes"}, func(string, string) {}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
