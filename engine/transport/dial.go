@@ -164,17 +164,34 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 			}
 			resolved[i] = ht
 		}
-		via, release, err = d.dialJumps(ctx, resolved)
-		if err != nil {
-			return nil, &UnreachableError{Host: name, Op: "proxy", Err: err}
-		}
 		t.ProxyCommand = ""
+		for again := true; ; again = false {
+			var last *sharedHop
+			via, last, release, err = d.dialJumps(ctx, resolved)
+			if err != nil {
+				return nil, &UnreachableError{Host: name, Op: "proxy", Err: err}
+			}
+			c, nc, hostKey, err := d.dialOne(ctx, t, via)
+			if err != nil {
+				release()
+				if again && d.hopFailed(ctx, last, err) {
+					continue // the last hop was dead: acquire the chain once more
+				}
+				return nil, err
+			}
+			return d.newConn(t, c, nc, hostKey, release), nil
+		}
 	}
 	c, nc, hostKey, err := d.dialOne(ctx, t, via)
 	if err != nil {
 		release()
 		return nil, err
 	}
+	return d.newConn(t, c, nc, hostKey, release), nil
+}
+
+// newConn wraps an authenticated connection to t.
+func (d *Dialer) newConn(t Target, c *ssh.Client, nc net.Conn, hostKey string, release func()) *Conn {
 	conn := &Conn{Target: t, HostKey: hostKey, client: c, release: release, d: d, done: make(chan struct{}), dead: make(chan struct{})}
 	conn.qa, _ = nc.(*quickAckConn)
 	go func() {
@@ -184,7 +201,7 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 	if d.Keepalive > 0 {
 		go keepalive(c, d.Keepalive, d.KeepaliveCountMax, conn.done, conn.lost)
 	}
-	return conn, nil
+	return conn
 }
 
 func (d *Dialer) resolveJump(h Target) (Target, error) {

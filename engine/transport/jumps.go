@@ -3,8 +3,11 @@ package transport
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -21,6 +24,14 @@ import (
 // Concurrent first dials of a hop make one connection: the others wait for it, and all of
 // them get its error if it fails (unless the target that dialled it gave up: then the next
 // waiter dials it). A failed dial is not remembered: the next target dials again.
+//
+// A hop's connection can end before the pool notices (its Wait has not returned yet), or
+// stop answering without ending (no keepalives, a vanished bastion). So when opening a
+// channel over a hop fails other than by the hop's refusal (an *ssh.OpenChannelError), the
+// hop is taken as dead: it is evicted with every hop behind it and closed, and the chain is
+// acquired once more (hopFailed). When the open timed out, the hop may only be slow to reach
+// the next host (a bastion waits for a target that does not answer): it is then probed
+// with a keepalive, and evicted and closed only if that goes unanswered too (probeHop).
 
 // hopPool is a Dialer's shared jump-host connections, by key.
 type hopPool struct {
@@ -42,7 +53,10 @@ type sharedHop struct {
 	dead      chan struct{} // closed when the connection has ended, for whatever reason
 	done      chan struct{} // closed when the last reference has gone
 
-	refs int // guarded by pool.mu
+	refs    int  // guarded by pool.mu
+	probing bool // a probeHop is under way; guarded by pool.mu
+	// timeout bounds a probe of this hop: its connect timeout.
+	timeout time.Duration
 }
 
 // hopKey identifies a hop: its resolved target (less what does not change the connection)
@@ -65,17 +79,120 @@ func (d *Dialer) hopPool() *hopPool { return &d.state().hops }
 // dialJumps returns a connection to the last of hops (each reached through the one
 // before), shared with every other target of this Dialer behind the same chain, and the
 // function that gives it back. Every error names the hop that failed.
-func (d *Dialer) dialJumps(ctx context.Context, hops []Target) (*ssh.Client, func(), error) {
+//
+// If a hop turns out dead while the next one is dialled over it (see hopFailed), the chain
+// is acquired once more.
+func (d *Dialer) dialJumps(ctx context.Context, hops []Target) (*ssh.Client, *sharedHop, func(), error) {
+	c, last, err := d.acquireChain(ctx, hops, true)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var once sync.Once
+	return c, last, func() { once.Do(func() { d.releaseHop(last) }) }, nil
+}
+
+// acquireChain acquires each hop over the one before; if one was found dead when the next
+// was dialled over it (see hopFailed), the chain is acquired once more when again is set.
+func (d *Dialer) acquireChain(ctx context.Context, hops []Target, again bool) (*ssh.Client, *sharedHop, error) {
 	var cur *sharedHop
 	for _, ht := range hops {
-		h, err := d.acquireHop(ctx, ht, cur)
+		before := cur
+		h, err := d.acquireHop(ctx, ht, before)
 		if err != nil {
+			if again && d.hopFailed(ctx, before, err) {
+				return d.acquireChain(ctx, hops, false)
+			}
 			return nil, nil, fmt.Errorf("jump host %s: %w", ht.Name, err)
 		}
 		cur = h
 	}
-	var once sync.Once
-	return cur.client, func() { once.Do(func() { d.releaseHop(cur) }) }, nil
+	return cur.client, cur, nil
+}
+
+// hopFailed is told that opening a channel over h (to the next hop or the target) failed
+// with err, and reports whether h was found dead and evicted, so that dialling again (once)
+// makes sense. A refusal by the hop (*ssh.OpenChannelError: the next host is not reachable
+// from it, or not allowed) says nothing against h, nor does the caller giving up. A timeout
+// may only mean the next host is slow: h is probed in the background. Anything else (the
+// connection ended, a write failed) means h is dead: it is evicted and closed at once.
+func (d *Dialer) hopFailed(ctx context.Context, h *sharedHop, err error) bool {
+	var viaErr *viaDialError
+	var refused *ssh.OpenChannelError
+	if h == nil || !errors.As(err, &viaErr) || errors.As(err, &refused) || ctx.Err() != nil {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		d.probeHop(h)
+		return false
+	}
+	d.evictHop(h)
+	return true
+}
+
+// evictHop forgets h and every hop behind it, so that no target gets them again, and
+// closes their connections (targets whose channels they carried see their connections end).
+func (d *Dialer) evictHop(h *sharedHop) {
+	p := d.hopPool()
+	var clients []*ssh.Client
+	p.mu.Lock()
+	for key, x := range p.hops {
+		for a := x; a != nil; a = a.parent {
+			if a == h {
+				delete(p.hops, key)
+				if x.client != nil {
+					clients = append(clients, x.client)
+				}
+				break
+			}
+		}
+	}
+	if p.hops[h.key] == h {
+		delete(p.hops, h.key)
+	}
+	if h.client != nil {
+		clients = append(clients, h.client)
+	}
+	p.mu.Unlock()
+	for _, c := range clients {
+		c.Close()
+	}
+}
+
+// probeHop sends h a keepalive request and evicts it if no answer comes within its connect
+// timeout (one probe at a time per hop). It returns at once.
+func (d *Dialer) probeHop(h *sharedHop) {
+	p := d.hopPool()
+	p.mu.Lock()
+	if h.probing || h.client == nil {
+		p.mu.Unlock()
+		return
+	}
+	h.probing = true
+	p.mu.Unlock()
+	go func() {
+		defer func() {
+			p.mu.Lock()
+			h.probing = false
+			p.mu.Unlock()
+		}()
+		answered := make(chan error, 1)
+		go func() {
+			_, _, err := h.client.SendRequest("keepalive@openssh.com", true, nil)
+			answered <- err
+		}()
+		timer := time.NewTimer(h.timeout)
+		defer timer.Stop()
+		select {
+		case err := <-answered:
+			if err == nil {
+				return // alive: the next host was only slow
+			}
+		case <-timer.C:
+		case <-h.done:
+			return
+		}
+		d.evictHop(h)
+	}()
 }
 
 // acquireHop returns the connection to t through parent (nil: directly), dialling it if
@@ -90,7 +207,9 @@ func (d *Dialer) acquireHop(ctx context.Context, t Target, parent *sharedHop) (*
 			p.hops = map[string]*sharedHop{}
 		}
 		h := p.hops[key]
-		if h == nil || h.isDead() {
+		// A hop over an earlier connection of its parent (the parent has been dialled again
+		// since) is as dead as that connection.
+		if h == nil || h.isDead() || h.parent != parent {
 			break // with p.mu held
 		}
 		h.refs++
@@ -116,7 +235,7 @@ func (d *Dialer) acquireHop(ctx context.Context, t Target, parent *sharedHop) (*
 		d.releaseHop(parent)
 		return nil, h.err
 	}
-	h := &sharedHop{key: key, parent: parent, refs: 1,
+	h := &sharedHop{key: key, parent: parent, refs: 1, timeout: d.connectTimeout(t),
 		ready: make(chan struct{}), dead: make(chan struct{}), done: make(chan struct{})}
 	p.hops[key] = h
 	p.mu.Unlock()

@@ -461,3 +461,68 @@ func TestJumpHostDiallerGivesUp(t *testing.T) {
 		t.Errorf("%d hops open; want 0", got)
 	}
 }
+
+// A target dialled right after its bastion dropped every connection, before the pool saw
+// the hop end, gets a working connection: the dead hop is evicted and dialled again, not
+// handed out. Repeated, as the window is short.
+func TestJumpHostDroppedThenDialled(t *testing.T) {
+	bastion, target := startTestServer(t), startTestServer(t)
+	d := jumpDialer(t, &Dialer{ConnectTimeout: 5 * time.Second}, map[string]*testServer{"bastion": bastion})
+	for i := range 30 {
+		c1 := dial(t, d, behind(t, target, "t1", "bastion"))
+		bastion.DropConnections()
+		c2, err := d.Dial(context.Background(), behind(t, target, "t2", "bastion"))
+		if err != nil {
+			t.Fatalf("round %d: dial right after the bastion dropped: %v", i, err)
+		}
+		runOK(t, c2, "echo two", "two\n")
+		c1.Close()
+		c2.Close()
+		waitFor(t, "every hop closed", func() bool { return d.openHops() == 0 })
+	}
+}
+
+// Without keepalives, a bastion that stops answering is found out by the first target that
+// times out over it: the hop is probed, then evicted and closed, and later targets dial a
+// new connection instead of waiting on the dead one.
+func TestJumpHostDeadWithoutKeepalive(t *testing.T) {
+	bastion, target := startTestServer(t), startTestServer(t)
+	d := jumpDialer(t, &Dialer{ConnectTimeout: 300 * time.Millisecond}, map[string]*testServer{"bastion": bastion})
+	c1 := dial(t, d, behind(t, target, "t1", "bastion"))
+	runOK(t, c1, "echo one", "one\n")
+	bastion.freeze.Store(true)
+	if _, err := d.Dial(context.Background(), behind(t, target, "t2", "bastion")); err == nil {
+		t.Fatal("dial over a silent bastion succeeded")
+	}
+	waitFor(t, "the silent hop to be evicted", func() bool { return d.openHops() == 0 })
+	if err := c1.Wait(); err == nil {
+		t.Error("the connection over the evicted hop did not end")
+	}
+	bastion.freeze.Store(false)
+	c3 := dial(t, d, behind(t, target, "t3", "bastion"))
+	runOK(t, c3, "echo three", "three\n")
+	if got := bastion.Accepted(); got != 2 {
+		t.Errorf("the bastion accepted %d connections; want 2", got)
+	}
+	c1.Close()
+	c3.Close()
+}
+
+// The same through a chain: when the first hop drops, neither it nor the hop behind it
+// (keyed by the first hop's key, which the new connection to it shares) is handed out again.
+func TestJumpChainDroppedThenDialled(t *testing.T) {
+	a, b, target := startTestServer(t), startTestServer(t), startTestServer(t)
+	d := jumpDialer(t, &Dialer{ConnectTimeout: 5 * time.Second}, map[string]*testServer{"a": a, "b": b})
+	for i := range 30 {
+		c1 := dial(t, d, behind(t, target, "t1", "a,b"))
+		a.DropConnections()
+		c2, err := d.Dial(context.Background(), behind(t, target, "t2", "a,b"))
+		if err != nil {
+			t.Fatalf("round %d: dial right after the first hop dropped: %v", i, err)
+		}
+		runOK(t, c2, "echo two", "two\n")
+		c1.Close()
+		c2.Close()
+		waitFor(t, "every hop closed", func() bool { return d.openHops() == 0 })
+	}
+}
