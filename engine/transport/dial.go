@@ -145,24 +145,9 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 	var via *ssh.Client
 	release := func() {}
 	if t.ProxyJump != "" && !strings.EqualFold(t.ProxyJump, "none") {
-		hops, err := parseJumps(t.ProxyJump)
+		resolved, err := d.jumpChain(t.ProxyJump, nil)
 		if err != nil {
 			return nil, unreachable(name, "proxy", err)
-		}
-		resolved := make([]Target, len(hops))
-		for i, h := range hops {
-			ht, err := d.resolveJump(h)
-			if err != nil {
-				return nil, &UnreachableError{Host: name, Op: "proxy", Err: fmt.Errorf("jump host %s: %w", h.Name, err)}
-			}
-			ht.ProxyJump = ""
-			if i > 0 {
-				ht.ProxyCommand = ""
-			}
-			if ht.Name == "" {
-				ht.Name = h.Name
-			}
-			resolved[i] = ht
 		}
 		t.ProxyCommand = ""
 		for again := true; ; again = false {
@@ -209,6 +194,76 @@ func (d *Dialer) resolveJump(h Target) (Target, error) {
 		return d.ResolveJump(h.Name, h)
 	}
 	return ResolveTarget(h.Name, h, d.SSHConfig)
+}
+
+// maxJumpDepth bounds how many times a first hop's own ProxyJump may lead to another.
+const maxJumpDepth = 8
+
+// jumpChain resolves a ProxyJump list into the hops to dial, in order. ssh reaches the
+// first hop of a chain with `ssh -W next:port hop`, which reads that hop's own ssh_config:
+// so the first hop's own ProxyJump is honoured (its hops are dialled before it, resolved the
+// same way) and so is its ProxyCommand. A later hop's own ProxyJump or ProxyCommand is not:
+// ssh passes it the chain before it on the command line, which overrides them. seen are
+// the first hops whose ProxyJump led here, to refuse a loop (ssh would loop until it ran
+// out of resources).
+func (d *Dialer) jumpChain(spec string, seen []string) ([]Target, error) {
+	hops, err := parseJumps(spec)
+	if err != nil {
+		return nil, err
+	}
+	var out []Target
+	for i, h := range hops {
+		ht, err := d.resolveJump(h)
+		if err != nil {
+			return nil, fmt.Errorf("jump host %s: %w", h.Name, err)
+		}
+		if ht.Name == "" {
+			ht.Name = h.Name
+		}
+		own := ht.ProxyJump
+		ht.ProxyJump = ""
+		if i > 0 {
+			ht.ProxyCommand = ""
+		} else if own != "" && !strings.EqualFold(own, "none") {
+			path := append(append([]string(nil), seen...), ht.Name)
+			for _, s := range seen {
+				if s == ht.Name {
+					return nil, fmt.Errorf("jump host %s: ProxyJump loop (%s)%s", ht.Name, strings.Join(path, " → "), d.proxyJumpWhere(h))
+				}
+			}
+			if len(seen) >= maxJumpDepth {
+				return nil, fmt.Errorf("jump host %s: more than %d jump hosts in front of one another (%s)%s", ht.Name, maxJumpDepth, strings.Join(path, " → "), d.proxyJumpWhere(h))
+			}
+			before, err := d.jumpChain(own, path)
+			if err != nil {
+				return nil, err
+			}
+			ht.ProxyCommand = ""
+			out = append(out, before...)
+		}
+		out = append(out, ht)
+	}
+	return out, nil
+}
+
+// proxyJumpWhere is ", ProxyJump at FILE:LINE" for hop h's own ProxyJump in ssh_config, for
+// an error message ("" if it is not from there).
+func (d *Dialer) proxyJumpWhere(h Target) string {
+	if d.ResolveJump != nil {
+		return ""
+	}
+	files, err := configSources(d.SSHConfig)
+	if err != nil {
+		return ""
+	}
+	opts, err := evaluateConfig(files, h.Name, h.Address, h.User)
+	if err != nil {
+		return ""
+	}
+	if v, ok := opts.get("proxy"); ok && v.kw == "proxyjump" {
+		return ", ProxyJump at " + v.where
+	}
+	return ""
 }
 
 // parseJumps parses a ProxyJump list: [user@]host[:port] or ssh:// URIs.

@@ -526,3 +526,53 @@ func TestJumpChainDroppedThenDialled(t *testing.T) {
 		waitFor(t, "every hop closed", func() bool { return d.openHops() == 0 })
 	}
 }
+
+// A first hop's own ProxyJump is honoured, as ssh's `ssh -W next hop` reads the hop's own
+// ssh_config: its hops come before it. A later hop's own ProxyJump is not (ssh -J overrides
+// it). A loop is refused with the hops named.
+func TestJumpHostOwnProxyJump(t *testing.T) {
+	x, a, b, target := startTestServer(t), startTestServer(t), startTestServer(t), startTestServer(t)
+	d := jumpDialer(t, &Dialer{}, map[string]*testServer{"x": x, "a": a, "b": b})
+	resolve := d.ResolveJump
+	own := map[string]string{"a": "x", "b": "x"}
+	d.ResolveJump = func(name string, partial Target) (Target, error) {
+		tg, err := resolve(name, partial)
+		tg.ProxyJump = own[name]
+		return tg, err
+	}
+	c := dial(t, d, behind(t, target, "t1", "a"))
+	runOK(t, c, "echo one", "one\n")
+	c.Close()
+	if x.Accepted() != 1 || x.Forwards.Load() != 1 || a.Accepted() != 1 {
+		t.Errorf("x: %d connections, %d forwards; a: %d connections; want 1, 1 (to a), 1", x.Accepted(), x.Forwards.Load(), a.Accepted())
+	}
+	// b is a later hop: its own ProxyJump (x) is not used.
+	c = dial(t, d, behind(t, target, "t2", "a,b"))
+	runOK(t, c, "echo two", "two\n")
+	c.Close()
+	if x.Accepted() != 2 || x.Forwards.Load() != 2 || b.Accepted() != 1 || a.Forwards.Load() != 2 {
+		t.Errorf("x: %d connections, %d forwards; b: %d connections; a: %d forwards; want 2, 2, 1, 2 (to t1, to b)", x.Accepted(), x.Forwards.Load(), b.Accepted(), a.Forwards.Load())
+	}
+
+	own = map[string]string{"a": "b", "b": "a"}
+	_, err := d.Dial(context.Background(), behind(t, target, "t3", "a"))
+	if err == nil || !strings.Contains(err.Error(), "ProxyJump loop (a → b → a)") {
+		t.Errorf("Dial with a ProxyJump loop: %v", err)
+	}
+}
+
+// From ssh_config, the loop error names the file and line of the ProxyJump that closes it.
+func TestJumpHostProxyJumpLoopWhere(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	cfg := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(cfg, []byte("Host a\n  ProxyJump b\nHost b\n  ProxyJump a\nHost *\n  HostName 127.0.0.1\n  Port 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := &Dialer{SSHConfig: cfg, ConnectTimeout: time.Second}
+	_, err := d.Dial(context.Background(), Target{Name: "t", Address: "127.0.0.1", Port: 1, ProxyJump: "a"})
+	for _, w := range []string{"ProxyJump loop (a → b → a)", "ProxyJump at " + cfg + ":2"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("Dial: %v; want %q", err, w)
+		}
+	}
+}
