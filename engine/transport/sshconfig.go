@@ -357,9 +357,10 @@ func matchPatternList(s, list string, fold bool) int {
 }
 
 // splitConfigLine splits a line into keyword, arguments and the text after the keyword,
-// as ssh does: the keyword ends at whitespace or '=' (one '=' may separate it from the
-// arguments), arguments are separated by whitespace and may be in double quotes. An
-// argument starting with '#' starts a comment. ok is false for a blank or comment line.
+// as ssh 9.2 does: the keyword ends at whitespace or '=' (one '=' may separate it from the
+// arguments); the arguments are split as argv_split does (splitArgs), except Match's,
+// which ssh still splits on whitespace with "double quotes". ok is false for a blank or
+// comment line.
 func splitConfigLine(line string) (kw string, args []string, rest string, ok bool, err error) {
 	line = strings.TrimRight(line, " \t\r\n\f")
 	s := strings.TrimLeft(line, " \t")
@@ -376,6 +377,65 @@ func splitConfigLine(line string) (kw string, args []string, rest string, ok boo
 		s = strings.TrimLeft(s[1:], " \t")
 	}
 	rest = s
+	if kw == "match" {
+		args, err = splitMatchArgs(s)
+	} else {
+		args, err = splitArgs(s)
+	}
+	if err != nil {
+		return "", nil, "", false, err
+	}
+	if len(args) == 0 {
+		return "", nil, "", false, fmt.Errorf("%s: missing argument", kw)
+	}
+	return kw, args, rest, true, nil
+}
+
+// splitArgs splits an option's arguments as OpenSSH's argv_split (with comments on): they
+// are separated by spaces and tabs; a '#' where an argument would start ends the line;
+// within an argument, '...' and "..." quote (a"b c" is ab c) and '\' escapes a quote, a
+// '\' or, outside quotes, a space (another '\' stays as written).
+func splitArgs(s string) ([]string, error) {
+	var args []string
+	for i := 0; i < len(s); i++ {
+		if s[i] == ' ' || s[i] == '\t' {
+			continue
+		}
+		if s[i] == '#' {
+			break
+		}
+		var b strings.Builder
+		var quote byte
+		for ; i < len(s); i++ {
+			c := s[i]
+			switch {
+			case c == '\\' && i+1 < len(s) && (s[i+1] == '\'' || s[i+1] == '"' || s[i+1] == '\\' || quote == 0 && s[i+1] == ' '):
+				i++
+				b.WriteByte(s[i])
+			case quote == 0 && (c == ' ' || c == '\t'):
+				goto done
+			case quote == 0 && (c == '"' || c == '\''):
+				quote = c
+			case quote != 0 && c == quote:
+				quote = 0
+			default:
+				b.WriteByte(c)
+			}
+		}
+		if quote != 0 {
+			return nil, errors.New("invalid quotes: unterminated quote")
+		}
+	done:
+		args = append(args, b.String())
+	}
+	return args, nil
+}
+
+// splitMatchArgs splits a Match line's criteria as ssh 9.2's strdelim: whitespace
+// separates them, "double quotes" group, and an argument starting with '#' starts a
+// comment.
+func splitMatchArgs(s string) ([]string, error) {
+	var args []string
 	for s != "" {
 		if s[0] == '#' {
 			break
@@ -384,11 +444,11 @@ func splitConfigLine(line string) (kw string, args []string, rest string, ok boo
 		if s[0] == '"' {
 			e := strings.IndexByte(s[1:], '"')
 			if e < 0 {
-				return "", nil, "", false, errors.New("unterminated quote")
+				return nil, errors.New("unterminated quote")
 			}
 			a, s = s[1:1+e], s[2+e:]
 			if s != "" && s[0] != ' ' && s[0] != '\t' {
-				return "", nil, "", false, errors.New("text right after a closing quote")
+				return nil, errors.New("text right after a closing quote")
 			}
 		} else {
 			e := strings.IndexAny(s, " \t")
@@ -400,10 +460,18 @@ func splitConfigLine(line string) (kw string, args []string, rest string, ok boo
 		args = append(args, a)
 		s = strings.TrimLeft(s, " \t")
 	}
-	if len(args) == 0 {
-		return "", nil, "", false, fmt.Errorf("%s: missing argument", kw)
-	}
-	return kw, args, rest, true, nil
+	return args, nil
+}
+
+// singleValued are the options runbook reads that take one argument: ssh refuses more
+// ("extra arguments at end of line"), so does runbook, whether or not the line applies.
+var singleValued = map[string]bool{
+	"hostname": true, "port": true, "user": true, "identityfile": true, "certificatefile": true,
+	"hostkeyalias": true, "stricthostkeychecking": true, "connecttimeout": true, "batchmode": true,
+	"identitiesonly": true, "identityagent": true, "ignoreunknown": true, "canonicalizehostname": true,
+	"refuseconnection": true, "proxyusefdpass": true, "checkhostip": true, "bindaddress": true,
+	"bindinterface": true, "revokedhostkeys": true, "serveraliveinterval": true, "serveralivecountmax": true,
+	"passwordauthentication": true, "pubkeyauthentication": true, "kbdinteractiveauthentication": true,
 }
 
 var errIsDir = errors.New("is a directory")
@@ -417,6 +485,9 @@ func parseConfig(path string, data []byte) ([]confLine, error) {
 		kw, args, rest, ok, err := splitConfigLine(line)
 		if err != nil {
 			return nil, &ConfigError{Where: fmt.Sprintf("%s:%d", path, i+1), Msg: err.Error()}
+		}
+		if ok && singleValued[kw] && len(args) > 1 {
+			return nil, &ConfigError{Where: fmt.Sprintf("%s:%d", path, i+1), Msg: fmt.Sprintf("%s takes one argument, not %d (OpenSSH refuses it too: extra arguments at end of line; quote a value with spaces)", kw, len(args))}
 		}
 		if ok {
 			out = append(out, confLine{kw: kw, args: args, rest: rest, n: i + 1})

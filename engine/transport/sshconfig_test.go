@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"crypto/sha1"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -96,7 +97,7 @@ func TestSSHConfigAgreesWithOpenSSH(t *testing.T) {
 	dir := copyFixture(t, "sshg")
 	cfg := filepath.Join(dir, "config")
 
-	names := []string{"web1", "web2", "web3", "Web4", "db-1", "db-2", "db-3", "app", "app-old", "app-x", "other", "plain", "dotted", "neg"}
+	names := []string{"web1", "web2", "web3", "Web4", "db-1", "db-2", "db-3", "app", "app-old", "app-x", "other", "plain", "dotted", "neg", "quoted"}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			g := sshG(t, ssh, cfg, name)
@@ -378,4 +379,38 @@ func FuzzSSHConfig(f *testing.F) {
 			t.Fatalf("resolved %+v, which checkTarget refuses: %v", got, err)
 		}
 	})
+}
+
+// TestSSHConfigRefusedLikeOpenSSH: lines OpenSSH's ssh -G refuses are errors for
+// ResolveTarget too, naming the file and line, not values taken in part.
+func TestSSHConfigRefusedLikeOpenSSH(t *testing.T) {
+	ssh, err := exec.LookPath("ssh")
+	if err != nil {
+		t.Skipf("no ssh: %v", err)
+	}
+	t.Setenv("HOME", t.TempDir())
+	tests := []struct{ name, config, want string }{
+		{"HostName with two words", "Host a\n  HostName a b\n", "config:2"},
+		{"Port with two", "Host *\n  Port 22 23\n", "config:2"},
+		{"IdentityFile with two", "IdentityFile /k/a /k/b\n", "config:1"},
+		{"CertificateFile with two", "Host b\n  CertificateFile /c/a b\n", "config:2"}, // even where it does not apply
+		{"unterminated quote", "Host a\n  User 'x\n", "config:2"},
+		{"User with two", "User a b # c\n", "config:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "config")
+			if err := os.WriteFile(cfg, []byte(tt.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(ssh, "-G", "-F", cfg, "a").CombinedOutput(); err == nil {
+				t.Fatalf("ssh -G accepts it:\n%s", out)
+			}
+			_, err := ResolveTarget("a", Target{}, cfg)
+			var ce *ConfigError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ResolveTarget: %v; want a ConfigError at %s", err, tt.want)
+			}
+		})
+	}
 }

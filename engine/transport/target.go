@@ -173,11 +173,17 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 		// Whichever of ProxyJump and ProxyCommand was obtained first; "none" for either
 		// means a direct connection.
 		if v, ok := opts.get("proxy"); ok {
-			val := strings.TrimSpace(v.rest)
 			if v.kw == "proxyjump" {
+				// As ssh 9.2's parse_jump: the text after the keyword, up to a '#'.
+				val, _, _ := strings.Cut(v.rest, "#")
+				val = strings.TrimSpace(val)
+				if strings.ContainsAny(val, " \t\"'\\") {
+					errs = append(errs, fmt.Errorf("%s: ssh config %s: ProxyJump %q: hops are separated by commas, without spaces or quotes", name, v.where, val))
+				}
 				t.ProxyJump = val
 			} else {
-				t.ProxyCommand = val
+				// ssh runs the command as written after the keyword, comments and all.
+				t.ProxyCommand = strings.TrimSpace(v.rest)
 			}
 		}
 	}
