@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -256,7 +257,7 @@ func (d *Dialer) proxyJumpWhere(h Target) string {
 	if err != nil {
 		return ""
 	}
-	opts, err := evaluateConfig(files, h.Name, h.Address, h.User)
+	opts, err := evaluateConfig(files, cmp.Or(h.Address, h.Name), h.User)
 	if err != nil {
 		return ""
 	}

@@ -80,7 +80,6 @@ type evaluation struct {
 	original string // the name as given (Match originalhost, %n)
 	final    bool   // this is the final pass (Match final)
 
-	presetHost string // the inventory's address: a HostName given before any file is read
 	presetUser string // the inventory's user
 	localUser  string
 	home       string
@@ -92,9 +91,10 @@ type evaluation struct {
 
 // evaluateConfig runs ssh's configuration passes for name over the files (each with
 // whether it is a user file: relative Includes are then in ~/.ssh, else in /etc/ssh).
-func evaluateConfig(files []configSource, name, presetHost, presetUser string) (*sshOptions, error) {
+// name is what ssh is given: the inventory's address if it has one, else its name.
+func evaluateConfig(files []configSource, name, presetUser string) (*sshOptions, error) {
 	opts := &sshOptions{vals: map[string]confValue{}, lists: map[string][]confValue{}}
-	ev := &evaluation{host: name, original: name, presetHost: presetHost, presetUser: presetUser,
+	ev := &evaluation{host: name, original: name, presetUser: presetUser,
 		localUser: localUser(), home: homeDir(), opts: opts}
 	for _, f := range files {
 		active := true
@@ -119,12 +119,8 @@ func evaluateConfig(files []configSource, name, presetHost, presetUser string) (
 	return opts, nil
 }
 
-// hostName is the host name obtained so far: the inventory's address, else HostName with
-// %h expanded, else the name.
+// hostName is the host name obtained so far: HostName with %h expanded, else the name.
 func (ev *evaluation) hostName() string {
-	if ev.presetHost != "" {
-		return ev.presetHost
-	}
 	if v, ok := ev.opts.get("hostname"); ok {
 		return expander{host: ev.original}.text(v.arg(), "h")
 	}

@@ -414,3 +414,47 @@ func TestSSHConfigRefusedLikeOpenSSH(t *testing.T) {
 		})
 	}
 }
+
+// TestSSHConfigAddressAsAnsible states the rule for a host whose inventory entry gives an
+// address (ansible_host): Ansible runs `ssh ADDRESS`, so ssh_config's Host and Match
+// host/originalhost patterns see the address, not the inventory name, %n is the address,
+// and a HostName in a block that matches the address applies. Without an address, the
+// name is what ssh is given. Compared with ssh -G over testdata/sshg/address.conf.
+func TestSSHConfigAddressAsAnsible(t *testing.T) {
+	ssh, err := exec.LookPath("ssh")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("OpenSSH's ssh is needed: %v", err)
+		}
+		t.Skipf("no ssh: %v", err)
+	}
+	t.Setenv("HOME", t.TempDir())
+	cfg := filepath.Join(copyFixture(t, "sshg"), "address.conf")
+	tests := []struct{ name, address string }{
+		{"web1", "10.0.1.5"}, // Host web1 does not apply; Host 10.0.* and Match originalhost do
+		{"web1", "10.0.2.5"}, // a HostName in the address's block applies
+		{"web1", ""},         // no address: ssh web1
+		{"db", "192.0.2.9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"@"+tt.address, func(t *testing.T) {
+			arg := cmp.Or(tt.address, tt.name)
+			g := sshG(t, ssh, cfg, arg)
+			one := func(k string) string {
+				if v := g[k]; len(v) > 0 {
+					return v[0]
+				}
+				return ""
+			}
+			host, port := one("hostname"), one("port")
+			pc := strings.NewReplacer("%n", arg, "%h", host, "%p", port).Replace(one("proxycommand"))
+			got, err := ResolveTarget(tt.name, Target{Address: tt.address}, cfg)
+			if err != nil {
+				t.Fatalf("ResolveTarget: %v", err)
+			}
+			if w, g := host+" "+port+" "+one("user")+" "+pc, fmt.Sprintf("%s %d %s %s", got.Address, got.Port, got.User, got.ProxyCommand); w != g {
+				t.Errorf("ssh -G %s says %q; ResolveTarget(%s, address %q) %q", arg, w, tt.name, tt.address, g)
+			}
+		})
+	}
+}

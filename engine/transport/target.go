@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -114,7 +115,13 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 	if err != nil {
 		return Target{}, err
 	}
-	opts, err := evaluateConfig(files, name, inv.Address, inv.User)
+	// As Ansible with OpenSSH: Ansible runs `ssh ADDRESS` when the inventory gives an
+	// address (ansible_host), else `ssh NAME`; ssh_config is evaluated for what ssh is given:
+	// Host and Match host/originalhost patterns match it, %n is it, and a HostName in a block
+	// that matches it applies. The inventory's user and port are given as -o options, before
+	// any file.
+	sshName := cmp.Or(inv.Address, name)
+	opts, err := evaluateConfig(files, sshName, inv.User)
 	if err != nil {
 		return Target{}, fmt.Errorf("%s: %w", name, err)
 	}
@@ -133,12 +140,10 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 	local := localUser()
 	home := homeDir()
 
+	// HostName takes %h (what ssh was given) and %%.
+	t.Address = expander{host: sshName}.text(str("HostName"), "h")
 	if t.Address == "" {
-		// HostName takes %h (the name looked up) and %%.
-		t.Address = expander{host: name}.text(str("HostName"), "h")
-	}
-	if t.Address == "" {
-		t.Address = name
+		t.Address = sshName
 	}
 	// As ssh: a host name is used in lower case (in known_hosts, tokens and the dial); an
 	// address, or a value refused below, as written.
@@ -167,7 +172,7 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 	if t.HostKeyAlias == "" {
 		t.HostKeyAlias = str("hostkeyalias")
 	}
-	exp := newExpander(home, local, t.Address, name, t.Port, t.User, t.HostKeyAlias)
+	exp := newExpander(home, local, t.Address, sshName, t.Port, t.User, t.HostKeyAlias)
 
 	if t.ProxyJump == "" && t.ProxyCommand == "" {
 		// Whichever of ProxyJump and ProxyCommand was obtained first; "none" for either

@@ -35,10 +35,10 @@ func TestResolveTarget(t *testing.T) {
 			inv: Target{Address: "192.0.2.1", Port: 22, User: "root", IdentityFile: "~/inv_key",
 				StrictHostKeyChecking: "yes", ConnectTimeout: time.Second, KnownHostsFiles: []string{"~/inv_kh"},
 				BecomeMethod: "sudo", BecomePassword: "pw"},
+			// With an address, ssh_config is read for `ssh 192.0.2.1` (as Ansible runs it):
+			// web1's block does not apply.
 			want: Target{Name: "web1", Address: "192.0.2.1", Port: 22, User: "root",
-				IdentityFile:   filepath.Join(home, "inv_key"),
-				IdentityFiles:  []string{filepath.Join(home, ".ssh/web_key"), "/keys/root@192.0.2.1"},
-				IdentitiesOnly: true, IdentityAgent: filepath.Join(home, "agent.sock"),
+				IdentityFile:          filepath.Join(home, "inv_key"),
 				KnownHostsFiles:       []string{filepath.Join(home, "inv_kh")},
 				StrictHostKeyChecking: "yes", ConnectTimeout: time.Second,
 				BecomeMethod: "sudo", BecomeUser: "root", BecomePassword: "pw"},
@@ -81,16 +81,18 @@ func TestResolveTarget(t *testing.T) {
 				IdentityAgent: "none", StrictHostKeyChecking: "no"},
 		},
 		{
-			name: "app.corp", // the inventory's ProxyCommand (from ansible_ssh_common_args) is expanded too
+			// the inventory's ProxyCommand (from ansible_ssh_common_args) is expanded too; with
+			// an address, %n is the address, as in Ansible's `ssh ADDRESS`
+			name: "app.corp",
 			inv:  Target{Address: "10.1.2.3", User: "ops", ProxyCommand: "ssh -W '%h:%p' %r@gw # %n"},
 			want: Target{Name: "app.corp", Address: "10.1.2.3", Port: 22, User: "ops",
-				ProxyCommand: "ssh -W '10.1.2.3:22' ops@gw # app.corp", KnownHostsFiles: defaultKH, StrictHostKeyChecking: "yes"},
+				ProxyCommand: "ssh -W '10.1.2.3:22' ops@gw # 10.1.2.3", KnownHostsFiles: defaultKH, StrictHostKeyChecking: "yes"},
 		},
 		// A hostile address is refused even where no shell sees it: it would reach
 		// known_hosts and file names.
 		{name: "app.corp", inv: Target{Address: "127.0.0.1;touch${IFS}x;#", ProxyJump: "gw"},
 			wantErr: `app.corp: address "127.0.0.1;touch${IFS}x;#" contains ';'`},
-		{name: "app.corp", inv: Target{Address: "127.0.0.1;touch${IFS}x;#"},
+		{name: "app.corp", inv: Target{Address: "127.0.0.1;touch${IFS}x;#", ProxyCommand: "nc -x proxy:1080 %h %p"},
 			wantErr: `app.corp: ProxyCommand "nc -x proxy:1080 %h %p": %h would expand to the host name "127.0.0.1;touch${IFS}x;#", which contains ';'`},
 		{name: "app.corp", inv: Target{Address: "127.0.0.1", User: "`id`", ProxyCommand: "nc %h %p # %r"},
 			wantErr: "%r would expand to the remote user \"`id`\""},
@@ -138,11 +140,16 @@ func TestResolveTargetFileNames(t *testing.T) {
 	}{
 		{name: "web-01.example.com", inv: Target{User: "deploy"},
 			want: []string{home + "/.ssh/kh.d/web-01.example.com", home + "/.ssh/keys/deploy@web-01.example.com"}},
-		{name: "web 1 (eu)", inv: Target{Address: "10.0.0.1", User: "deploy"}, // a display name, used as a file name
-			wantErr: []string{`web 1 (eu): UserKnownHostsFile "~/.ssh/kh.d/%n": %n would expand to the host alias "web 1 (eu)", which contains the space`}},
-		{name: "../../.config/autostart/x", inv: Target{Address: "10.0.0.1", User: "deploy"},
-			wantErr: []string{`%n would expand to the host alias "../../.config/autostart/x", which contains '/'`}},
-		{name: "..", inv: Target{Address: "10.0.0.1", User: "deploy"}, wantErr: []string{"made of dots only"}},
+		// With an address, %n is the address (Ansible runs `ssh ADDRESS`): a display name
+		// never reaches a file name.
+		{name: "web 1 (eu)", inv: Target{Address: "10.0.0.1", User: "deploy"},
+			want: []string{home + "/.ssh/kh.d/10.0.0.1", home + "/.ssh/keys/deploy@10.0.0.1"}},
+		// Without one, the name is what is dialled, and is refused as an address first.
+		{name: "web 1 (eu)", inv: Target{User: "deploy"},
+			wantErr: []string{`web 1 (eu): address "web 1 (eu)" contains the space`}},
+		{name: "../../.config/autostart/x", inv: Target{User: "deploy"},
+			wantErr: []string{`address "../../.config/autostart/x" contains '/'`}},
+		{name: "..", inv: Target{User: "deploy"}, wantErr: []string{"made of dots only"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
