@@ -98,7 +98,7 @@ func evaluateConfig(files []configSource, name, presetUser string) (*sshOptions,
 		localUser: localUser(), home: homeDir(), opts: opts}
 	for _, f := range files {
 		active := true
-		if err := ev.file(f.path, f.user, f.explicit, &active, false, 0); err != nil {
+		if err := ev.file(f.path, f.user, f.explicit, &active, false, 0, f.checkPerm); err != nil {
 			return nil, err
 		}
 	}
@@ -112,7 +112,7 @@ func evaluateConfig(files []configSource, name, presetUser string) (*sshOptions,
 	ev.host = strings.ToLower(ev.hostName())
 	for _, f := range files {
 		active := true
-		if err := ev.file(f.path, f.user, f.explicit, &active, false, 0); err != nil {
+		if err := ev.file(f.path, f.user, f.explicit, &active, false, 0, f.checkPerm); err != nil {
 			return nil, err
 		}
 	}
@@ -143,13 +143,16 @@ type configSource struct {
 	path     string
 	user     bool // a user file (-F or ~/.ssh/config), not /etc/ssh/ssh_config
 	explicit bool // named with -F: it must exist
+	// checkPerm: as ssh, the file must be owned by root or the user and writable by no one
+	// else (~/.ssh/config; ssh does not check a -F file, nor /etc/ssh/ssh_config).
+	checkPerm bool
 }
 
-func (ev *evaluation) file(path string, user, mustExist bool, active *bool, never bool, depth int) error {
+func (ev *evaluation) file(path string, user, mustExist bool, active *bool, never bool, depth int, checkPerm bool) error {
 	if depth > maxIncludeDepth {
 		return &ConfigError{Where: path, Msg: fmt.Sprintf("more than %d nested Include levels", maxIncludeDepth)}
 	}
-	lines, err := parsedConfig(path, depth > 0)
+	lines, err := parsedConfig(path, checkPerm || depth > 0)
 	if err != nil {
 		if !mustExist && errors.Is(err, fs.ErrNotExist) || depth > 0 && errors.Is(err, errIsDir) {
 			return nil // as ssh: a directory an Include glob matches reads as empty
@@ -321,7 +324,7 @@ func (ev *evaluation) include(l confLine, where string, user bool, active *bool,
 			if ev.included++; ev.included > maxIncludedFiles {
 				return &ConfigError{Where: where, Msg: fmt.Sprintf("Include %q: more than %d included files in all", arg, maxIncludedFiles)}
 			}
-			if err := ev.file(m, user, false, active, never || !outer, depth+1); err != nil {
+			if err := ev.file(m, user, false, active, never || !outer, depth+1, true); err != nil {
 				return err
 			}
 			// A Host or Match in the included file ends with it.

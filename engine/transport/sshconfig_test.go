@@ -458,3 +458,33 @@ func TestSSHConfigAddressAsAnsible(t *testing.T) {
 		})
 	}
 }
+
+// ~/.ssh/config writable by others is refused, as ssh refuses it ("Bad owner or
+// permissions"); the same file named with -F is read, as ssh reads it.
+func TestUserSSHConfigPermissions(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(home, ".ssh", "config")
+	if err := os.WriteFile(cfg, []byte("Host a\n  HostName b.example\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cfg, 0o664); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ResolveTarget("a", Target{}, "")
+	if err == nil || !strings.Contains(err.Error(), "bad owner or permissions") || !strings.Contains(err.Error(), cfg) {
+		t.Errorf("ResolveTarget with a group-writable ~/.ssh/config: %v; want bad owner or permissions", err)
+	}
+	if got, err := ResolveTarget("a", Target{}, cfg); err != nil || got.Address != "b.example" {
+		t.Errorf("the same file with -F: %+v, %v", got, err)
+	}
+	if err := os.Chmod(cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ResolveTarget("a", Target{}, ""); err != nil || got.Address != "b.example" {
+		t.Errorf("~/.ssh/config 0644: %+v, %v", got, err)
+	}
+}

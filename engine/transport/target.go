@@ -378,7 +378,7 @@ func configSources(path string) ([]configSource, error) {
 		return []configSource{{path: path, user: true, explicit: true}}, nil
 	}
 	return []configSource{
-		{path: filepath.Join(homeDir(), ".ssh", "config"), user: true},
+		{path: filepath.Join(homeDir(), ".ssh", "config"), user: true, checkPerm: true},
 		{path: "/etc/ssh/ssh_config"},
 	}, nil
 }
