@@ -593,7 +593,7 @@ echo ` + sh.Quote("rbother:"+otherPW) + ` | chpasswd
 		t.Fatalf("watcher: %v %s", err, procs)
 	}
 	procs = bytes.ReplaceAll(procs, []byte{0}, []byte{' '})
-	seen := "su rbother -c"
+	seen := "su -s /bin/sh rbother -c"
 	if method == "doas" {
 		seen = "doas -u rbother"
 	}

@@ -100,7 +100,9 @@ func newTTYBecome(b Become, cmd string) (*ttyBecome, error) {
 	inner := `stty raw -echo -echonl -iexten -ixon -ixoff -icrnl -inlcr -igncr -istrip cs8 -parenb -opost min 0 time 0 || exit 125; ` +
 		`cat >/dev/null; stty min 1 time 0 || exit 125; `
 	if b.Method == "su" {
-		inner += `unset LC_ALL; `
+		// The outer shell set LC_ALL=C for su's messages; the command gets the login's
+		// LC_ALL back (saved by the outer shell), or none if the login had none.
+		inner += `if [ -n "${RUNBOOK_LC_ALL_SET-}" ]; then LC_ALL=$RUNBOOK_LC_ALL; export LC_ALL; else unset LC_ALL; fi; unset RUNBOOK_LC_ALL RUNBOOK_LC_ALL_SET; `
 	}
 	// setsid: the command has the terminal as stdin and stdout but not as its controlling
 	// terminal, so nothing it runs can open /dev/tty to prompt (ssh, git, sudo) and write
@@ -114,8 +116,11 @@ func newTTYBecome(b Become, cmd string) (*ttyBecome, error) {
 	var become string
 	switch b.Method {
 	case "su":
-		// su hands its -c string to the user's login shell.
-		become = `LC_ALL=C exec su ` + sh.Quote(user) + ` -c ` + sh.Quote("exec /bin/sh -c "+sh.Quote(inner))
+		// su hands its -c string to the user's login shell; -s /bin/sh asks for sh instead
+		// (su honours it unless the user's shell is not in /etc/shells, nologin say, and the
+		// caller is not root: that shell then runs it, or refuses).
+		become = `RUNBOOK_LC_ALL=${LC_ALL-}; RUNBOOK_LC_ALL_SET=${LC_ALL+1}; export RUNBOOK_LC_ALL RUNBOOK_LC_ALL_SET; ` +
+			`LC_ALL=C exec su -s /bin/sh ` + sh.Quote(user) + ` -c ` + sh.Quote("exec /bin/sh -c "+sh.Quote(inner))
 	case "doas":
 		become = `LC_ALL=C exec doas -u ` + sh.Quote(user) + ` -- /bin/sh -c ` + sh.Quote(inner)
 	}
@@ -153,9 +158,9 @@ func (tb *ttyBecome) handshake(ctx context.Context, r io.Reader, w io.Writer, ho
 	timer := time.AfterFunc(timeout, func() { expire.Do(func() { close(timedOut) }); closeFn() })
 	defer timer.Stop()
 
-	readyLine := append(append([]byte(nil), tb.ready...), '\n')
-	markerLine := append(append([]byte(nil), tb.marker...), '\n')
-	keep := max(len(readyLine), len(markerLine), len(authFailure), 16) - 1
+	// A marker line may end in "\r\n": a login shell's startup file can turn the
+	// terminal's onlcr back on before the outer shell prints the ready marker.
+	keep := max(len(tb.ready)+2, len(tb.marker)+2, len(authFailure), 16) - 1
 	last := &tail.Buffer{Max: becomeTailSize}
 	var win []byte
 	chunk := make([]byte, 4096)
@@ -167,16 +172,16 @@ func (tb *ttyBecome) handshake(ctx context.Context, r io.Reader, w io.Writer, ho
 		_, _ = last.Write(chunk[:n])
 		win = append(win, chunk[:n]...)
 		if !ready {
-			if i := bytes.Index(win, readyLine); i >= 0 {
+			if i := lineEnd(win, tb.ready); i >= 0 {
 				ready = true
-				win = win[i+len(readyLine):]
+				win = win[i:]
 				last = &tail.Buffer{Max: becomeTailSize}
 				_, _ = last.Write(win)
 			}
 		}
 		if ready {
-			if i := bytes.Index(win, markerLine); i >= 0 {
-				return append([]byte(nil), win[i+len(markerLine):]...), nil
+			if i := lineEnd(win, tb.marker); i >= 0 {
+				return append([]byte(nil), win[i:]...), nil
 			}
 			if sent && bytes.Contains(win, authFailure) {
 				return nil, fmt.Errorf("%w by %s on %s (for user %s)", ErrBecomePassword, tb.method, host, tb.user)
@@ -232,6 +237,25 @@ func (tb *ttyBecome) handshake(ctx context.Context, r io.Reader, w io.Writer, ho
 			}
 			return nil, fmt.Errorf("%s on %s did not run the command (exit %d): %s", tb.method, host, code, msg)
 		}
+	}
+}
+
+// lineEnd finds token as a whole line's end in win: followed by "\n" or "\r\n". It returns
+// the index just past the line break, or -1 if there is none (yet).
+func lineEnd(win, token []byte) int {
+	for off := 0; ; {
+		i := bytes.Index(win[off:], token)
+		if i < 0 {
+			return -1
+		}
+		j := off + i + len(token)
+		if j < len(win) && win[j] == '\n' {
+			return j + 1
+		}
+		if j+1 < len(win) && win[j] == '\r' && win[j+1] == '\n' {
+			return j + 2
+		}
+		off += i + 1
 	}
 }
 

@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -62,6 +65,9 @@ func TestTTYHandshake(t *testing.T) {
 		{name: "doas prompt", method: "doas", chunks: []string{ready, "doas (rbsu@lab01) password: ", start}, wantSent: 1},
 		{name: "prompt split across reads", chunks: []string{ready + "Pass", "word", ": ", "\n" + start[:5], start[5:] + "x"}, wantSent: 1, wantRest: "x"},
 		{name: "ready marker split", chunks: []string{ready[:7], ready[7:] + "Password:", start}, wantSent: 1},
+		// a login shell's startup file turned onlcr back on: the marker lines end in \r\n
+		{name: "ready marker with CRLF", chunks: []string{strings.TrimSuffix(ready, "\n") + "\r\n" + "Password: ", start + "out"}, wantSent: 1, wantRest: "out"},
+		{name: "CRLF split after the CR", chunks: []string{strings.TrimSuffix(ready, "\n") + "\r", "\nPassword: ", strings.TrimSuffix(start, "\n") + "\r", "\nout"}, wantSent: 1, wantRest: "out"},
 		{name: "a prompt before the ready marker is not answered", chunks: []string{"Password: ", ready + "Password: ", start}, wantSent: 1},
 		{name: "a start marker before the ready marker does not count", chunks: []string{start + ready, "Password: ", start + "r"}, wantSent: 1, wantRest: "r"},
 		{name: "not the last thing printed: no prompt", chunks: []string{ready + "Password: and more"},
@@ -255,6 +261,42 @@ func TestCheckBecomeMethod(t *testing.T) {
 	for _, m := range []string{"", "SUDO", "su ", "sudo -i"} {
 		if err := CheckBecomeMethod(m); err == nil || !strings.Contains(err.Error(), "unknown become method") {
 			t.Errorf("%q: %v; want unknown", m, err)
+		}
+	}
+}
+
+// The command under su sees the login's LC_ALL (su itself runs with LC_ALL=C, so that its
+// messages can be read), or none if the login had none. The wrapper runs here with
+// stand-ins for su (which runs its -c string, the last argument) and stty (the terminal modes do not matter).
+func TestTTYBecomeKeepsLCALL(t *testing.T) {
+	bin := t.TempDir()
+	for name, body := range map[string]string{"su": "#!/bin/sh\nfor a; do c=$a; done\nexec /bin/sh -c \"$c\"\n", "stty": "#!/bin/sh\nexit 0\n"} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb, err := newTTYBecome(Become{Method: "su"}, `printf 'LC_ALL=%s' "${LC_ALL-(unset)}"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ env, want string }{
+		{"LC_ALL=de_DE.UTF-8", "LC_ALL=de_DE.UTF-8"},
+		{"LC_ALL=", "LC_ALL="},
+		{"", "LC_ALL=(unset)"},
+	} {
+		cmd := exec.Command("/bin/sh", "-c", tb.command)
+		cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin"}
+		if tt.env != "" {
+			cmd.Env = append(cmd.Env, tt.env)
+		}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v: %q", tt.env, err, out)
+		}
+		_, after, _ := bytes.Cut(out, append(append([]byte(nil), tb.marker...), '\n'))
+		got, _, _ := bytes.Cut(after, tb.end)
+		if string(got) != tt.want {
+			t.Errorf("with %q the command saw %q; want %q", tt.env, got, tt.want)
 		}
 	}
 }
