@@ -5,11 +5,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -60,11 +62,14 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 		err    error
 	}
 	var keys []fileKey
-	for _, f := range files {
-		if f == "none" { // ssh_config's IdentityFile none: no key files, not even the defaults
+	for i, f := range files {
+		if f == "none" && (i > 0 || t.IdentityFile == "") {
+			// ssh_config's IdentityFile none: no key files, not even the defaults. (The
+			// inventory's key file is a file, whatever its name: ResolveTarget refuses
+			// "none" there.)
 			continue
 		}
-		b, err := os.ReadFile(f)
+		b, err := readKeyFile(f)
 		if err != nil {
 			// Like ssh: a missing default or ssh_config key is skipped quietly.
 			if f == t.IdentityFile || !errors.Is(err, fs.ErrNotExist) {
@@ -76,7 +81,7 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 		fk.signer, fk.err = ssh.ParsePrivateKey(b)
 		if fk.signer != nil {
 			fk.pub = fk.signer.PublicKey()
-		} else if pb, err := os.ReadFile(f + ".pub"); err == nil {
+		} else if pb, err := readKeyFile(f + ".pub"); err == nil {
 			fk.pub, _, _, _, _ = ssh.ParseAuthorizedKey(pb)
 		}
 		keys = append(keys, fk)
@@ -152,6 +157,38 @@ func (d *Dialer) loadCredentials(t Target) *credentials {
 	return cr
 }
 
+// maxKeyFileSize bounds a key or certificate file (an RSA key of 16384 bits is 13 KiB).
+const maxKeyFileSize = 1 << 20
+
+// readKeyFile reads a key or certificate file, which must be a regular file of at most
+// maxKeyFileSize bytes: the name may come from an inventory, and /dev/zero or a FIFO must
+// neither fill memory nor block the dial. A FIFO is opened without blocking.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	if st.Size() > maxKeyFileSize {
+		return nil, fmt.Errorf("larger than %d KiB, not a key", maxKeyFileSize>>10)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxKeyFileSize {
+		return nil, fmt.Errorf("larger than %d KiB, not a key", maxKeyFileSize>>10)
+	}
+	return b, nil
+}
+
 // userCert is a user certificate from a CertificateFile or a <key>-cert.pub file.
 type userCert struct {
 	path string
@@ -164,7 +201,7 @@ type userCert struct {
 func loadCertificates(t Target, keyFiles []string, cr *credentials) []userCert {
 	var out []userCert
 	try := func(path string, implicit bool) {
-		b, err := os.ReadFile(path)
+		b, err := readKeyFile(path)
 		if err != nil {
 			if !implicit || !errors.Is(err, fs.ErrNotExist) {
 				cr.notes = append(cr.notes, fmt.Sprintf("certificate file %s: %v", path, unwrapPathErr(err)))

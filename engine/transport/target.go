@@ -230,7 +230,11 @@ func ResolveTarget(name string, inv Target, sshConfigPath string) (Target, error
 		return p
 	}
 
-	if t.IdentityFile != "" {
+	if strings.EqualFold(t.IdentityFile, "none") {
+		// ssh would read -o IdentityFile=none as "no key file"; from an inventory
+		// (ansible_ssh_private_key_file) it is more likely a mistake than a wish for no keys.
+		errs = append(errs, fmt.Errorf("%s: the inventory's key file is %q: remove ansible_ssh_private_key_file to use ssh_config's keys, the agent or the default ones, or give IdentityFile none in ssh_config for no key files", name, t.IdentityFile))
+	} else if t.IdentityFile != "" {
 		t.IdentityFile = path("IdentityFile", t.IdentityFile)
 	}
 	if len(t.IdentityFiles) == 0 {

@@ -101,6 +101,8 @@ func TestResolveTarget(t *testing.T) {
 			wantErr: `web1: address "::ffff:127.0.0.1%x\n* ssh-ed25519 AAAA\n#" contains the control character '\n'`},
 		{name: "web1", inv: Target{User: "root;id"}, wantErr: `web1: remote user "root;id" contains ';'`},
 		{name: "db-x/../../y", wantErr: `db-x/../../y: address "db-x/../../y.internal" contains '/'`}, // HostName %h.internal
+		// ssh's "IdentityFile none" is for ssh_config: from the inventory it is refused
+		{name: "web1", inv: Target{IdentityFile: "none"}, wantErr: `web1: the inventory's key file is "none"`},
 		{name: "bad-timeout", wantErr: `ConnectTimeout "soon"`},
 		{name: "bad-strict", wantErr: `StrictHostKeyChecking "maybe"`},
 	}

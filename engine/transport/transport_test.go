@@ -417,6 +417,14 @@ func TestAuthFailure(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(dir, "huge")
+	if err := os.WriteFile(huge, bytes.Repeat([]byte("A"), 2<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		user    string
@@ -427,6 +435,11 @@ func TestAuthFailure(t *testing.T) {
 		{name: "wrong user", user: "nobody", key: srv.ClientKeyFile, wantErr: []string{`"nobody"`, "key " + srv.ClientKeyFile}},
 		{name: "encrypted key", user: "tester", key: enc, wantErr: []string{enc + " is encrypted", "ssh-add " + enc}},
 		{name: "missing key", user: "tester", key: filepath.Join(dir, "nope"), wantErr: []string{"identity file " + filepath.Join(dir, "nope"), "no such file"}},
+		// An inventory may name anything: neither a FIFO (which would block) nor a huge file
+		// (or /dev/zero, which would fill memory) is read.
+		{name: "FIFO", user: "tester", key: fifo, wantErr: []string{"identity file " + fifo + ": not a regular file"}},
+		{name: "device", user: "tester", key: "/dev/zero", wantErr: []string{"identity file /dev/zero: not a regular file"}},
+		{name: "huge file", user: "tester", key: huge, wantErr: []string{"identity file " + huge + ": larger than 1024 KiB"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
