@@ -324,13 +324,13 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 		return nil, nil, "", unreachable(name, "host key", err)
 	}
 	var hkErr error
+	hostKeyWrap := func(h string, r net.Addr, k ssh.PublicKey) error {
+		hkErr = hostKeyCB(h, r, k)
+		hostKey = ssh.FingerprintSHA256(k)
+		return hkErr
+	}
 	cfg := &ssh.ClientConfig{
-		User: t.User,
-		HostKeyCallback: func(h string, r net.Addr, k ssh.PublicKey) error {
-			hkErr = hostKeyCB(h, r, k)
-			hostKey = ssh.FingerprintSHA256(k)
-			return hkErr
-		},
+		User:              t.User,
 		HostKeyAlgorithms: algos,
 		Timeout:           d.connectTimeout(t),
 	}
@@ -346,12 +346,35 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 		hkErr = nil
 		// the password methods keep what became of the password, per connection
 		cfg.Auth = append(cfg.Auth[:1:1], passwordMethods(t, cr)...)
-		c, nc, err := d.tryOne(ctx, t, via, cfg, cr, &hkErr)
+		// Each try but the last has its share of the time left (at least minTryShare)
+		// until the host key is seen: a host that accepts and then says nothing must not
+		// use up the tries after it. From the key exchange on, only the connect timeout
+		// counts (a slow login is no reason to start over, and a password may be on its way).
+		tryCtx, cancelTry := context.WithCancelCause(ctx)
+		var capTimer *time.Timer
+		if left := tries - try + 1; left > 1 && via == nil { // over a jump host nothing is tried again
+			if dl, ok := ctx.Deadline(); ok {
+				share := max(time.Until(dl)/time.Duration(left), minTryShare)
+				capTimer = time.AfterFunc(share, func() { cancelTry(errTryShare) })
+			}
+		}
+		cfg.HostKeyCallback = func(h string, r net.Addr, k ssh.PublicKey) error {
+			if capTimer != nil {
+				capTimer.Stop()
+			}
+			return hostKeyWrap(h, r, k)
+		}
+		c, nc, err := d.tryOne(tryCtx, t, via, cfg, cr, &hkErr)
+		if capTimer != nil {
+			capTimer.Stop()
+		}
+		capped := errors.Is(context.Cause(tryCtx), errTryShare) && ctx.Err() == nil
+		cancelTry(nil)
 		if err == nil {
 			return c, nc, hostKey, nil
 		}
 		var viaErr *viaDialError
-		if try >= tries || !retryable(err) || hkErr != nil || errors.As(err, &viaErr) {
+		if try >= tries || !(retryable(err) || capped) || hkErr != nil || errors.As(err, &viaErr) {
 			return nil, nil, "", withTries(err, try)
 		}
 		if cr.pw.asked || cr.pw.extra {
@@ -378,6 +401,14 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 
 // minTry is the least time worth a try of its own.
 const minTry = 100 * time.Millisecond
+
+// minTryShare is the least time a try that is not the last one gets to reach the key
+// exchange before the next one starts.
+const minTryShare = 2 * time.Second
+
+// errTryShare ends a try that did not reach the key exchange within its share of the
+// connect timeout; it is tried again.
+var errTryShare = fmt.Errorf("no key exchange within this try's share of the connect timeout: %w", os.ErrDeadlineExceeded)
 
 // connectTries is how many times a connection failing before authentication is tried.
 func (d *Dialer) connectTries() int {

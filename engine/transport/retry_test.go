@@ -20,9 +20,11 @@ type flakyFront struct {
 	Port     int
 	ln       net.Listener
 	fail     int32
-	how      string // "reset" or "eof"
+	how      string // "reset", "eof" or "silent" (accepted, then nothing said)
 	accepted atomic.Int32
 	wg       sync.WaitGroup
+	mu       sync.Mutex
+	held     []net.Conn // the silent ones
 }
 
 func startFlakyFront(t *testing.T, srv *testServer, fail int, how string) *flakyFront {
@@ -41,6 +43,12 @@ func startFlakyFront(t *testing.T, srv *testServer, fail int, how string) *flaky
 				return
 			}
 			if f.accepted.Add(1) <= f.fail {
+				if f.how == "silent" {
+					f.mu.Lock()
+					f.held = append(f.held, c)
+					f.mu.Unlock()
+					continue
+				}
 				if f.how == "reset" {
 					_ = c.(*net.TCPConn).SetLinger(0)
 				}
@@ -61,7 +69,14 @@ func startFlakyFront(t *testing.T, srv *testServer, fail int, how string) *flaky
 			}()
 		}
 	}()
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() {
+		ln.Close()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, c := range f.held {
+			c.Close()
+		}
+	})
 	return f
 }
 
@@ -165,4 +180,26 @@ func TestConnectRetriesWithinTimeout(t *testing.T) {
 		t.Errorf("%d tries in 400ms with a 100ms backoff", n)
 	}
 	t.Log(err)
+}
+
+// A try that hangs before the key exchange (a host that accepts and says nothing) does not
+// use up the connect timeout: each try has its share of what is left (at least 2 s) until
+// the host key is seen, so the next try still has time.
+func TestConnectRetryAfterSilentTry(t *testing.T) {
+	srv := startTestServer(t)
+	f := startFlakyFront(t, srv, 1, "silent")
+	tg := f.target(t, srv)
+	tg.ConnectTimeout = 6 * time.Second
+	start := time.Now()
+	c, err := (&Dialer{ConnectTries: 3}).Dial(context.Background(), tg)
+	if err != nil {
+		t.Fatalf("Dial after a silent first try: %v", err)
+	}
+	c.Close()
+	if el := time.Since(start); el > 4*time.Second {
+		t.Errorf("took %s; want the first try given up after about 2s", el)
+	}
+	if n := f.accepted.Load(); n != 2 {
+		t.Errorf("%d tries; want 2", n)
+	}
 }
