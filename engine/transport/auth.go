@@ -27,6 +27,10 @@ type credentials struct {
 	notes   []string
 	agent   net.Conn
 	pw      passwordState
+	// firstContact: in this dial, accept-new recorded the host's key (known_hosts knew
+	// nothing about the host), so nothing verified it; a later try of the same dial is
+	// verified only against that record, and counts as first contact too.
+	firstContact bool
 }
 
 func (c *credentials) close() {
@@ -333,10 +337,9 @@ type passwordState struct {
 	held  bool // not offered: the host key is not verified (StrictHostKeyChecking no)
 	asked bool // the host took it (password) or asked for it (keyboard-interactive)
 	extra bool // keyboard-interactive asked for more than one password
-	// firstContact: accept-new has just recorded the host's key (known_hosts knew nothing
-	// about the host), so nothing verified it; withheld: the host then asked for the
-	// password, and it was not sent.
-	firstContact, withheld bool
+	// withheld: the host asked for the password on a connection whose key nothing
+	// verified (credentials.firstContact), and it was not sent.
+	withheld bool
 }
 
 // errPasswordWithheld ends a handshake in which an unverified host asked for the password:
@@ -360,14 +363,15 @@ func passwordMethods(t Target, cr *credentials) []ssh.AuthMethod {
 	// Under StrictHostKeyChecking no any host key is accepted, so the password would go to
 	// whoever answers at the address: it is held back (OpenSSH, too, keeps passwords from a
 	// host whose key changed). accept-new verifies every key but the first: on the
-	// connection where it records a new host's key (firstContact, set by the host key
-	// check before authentication starts), the methods refuse to answer.
+	// dial where it records a new host's key (credentials.firstContact, set by the host key
+	// check before authentication starts, and kept for the later tries of the dial: their
+	// key was "verified" against what the first try recorded), the methods refuse to answer.
 	if mode, err := normalizeStrict(t.StrictHostKeyChecking); err != nil || mode == "no" {
 		cr.pw.held = true
 		return nil
 	}
 	password := ssh.PasswordCallback(func() (string, error) {
-		if cr.pw.firstContact {
+		if cr.firstContact {
 			cr.pw.withheld = true
 			return "", errPasswordWithheld
 		}
@@ -379,7 +383,7 @@ func passwordMethods(t Target, cr *credentials) []ssh.AuthMethod {
 		if len(questions) == 0 {
 			return nil, nil // a message only (a banner, PAM's info text)
 		}
-		if cr.pw.firstContact {
+		if cr.firstContact {
 			cr.pw.withheld = true
 			return nil, errPasswordWithheld
 		}

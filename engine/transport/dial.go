@@ -319,7 +319,7 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 
 	// A key accept-new has just recorded was verified by nothing: the password is not sent
 	// over that connection (passwordMethods).
-	hostKeyCB, algos, err := hostKeyCheck(t, d.warnOnce, func() { cr.pw.firstContact = true })
+	hostKeyCB, algos, err := hostKeyCheck(t, d.warnOnce, func() { cr.firstContact = true })
 	if err != nil {
 		return nil, nil, "", unreachable(name, "host key", err)
 	}

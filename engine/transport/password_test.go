@@ -35,7 +35,9 @@ func passwordServer(t *testing.T, method string, rounds [][]string) (Target, fun
 		defer mu.Unlock()
 		got = append(got, a)
 	}
-	drop := strings.HasSuffix(method, "-drop")
+	dropAuth := strings.HasSuffix(method, "-dropauth") // drop at the first login request instead
+	method = strings.TrimSuffix(method, "-dropauth")
+	drop := dropAuth || strings.HasSuffix(method, "-drop")
 	method = strings.TrimSuffix(method, "-drop")
 	// dropNow closes the connection the first time it is asked (and says whether it did).
 	dropNow := func(md ssh.ConnMetadata) bool {
@@ -90,6 +92,13 @@ func passwordServer(t *testing.T, method string, rounds [][]string) (Target, fun
 	if method == "none" {
 		cfg.PublicKeyCallback = func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
 			return nil, errors.New("no key is authorized")
+		}
+	}
+	if dropAuth {
+		// After the key exchange, at the client's first login request: before any password.
+		cfg.BannerCallback = func(md ssh.ConnMetadata) string {
+			dropNow(md)
+			return ""
 		}
 	}
 	cfg.AddHostKey(hk)
@@ -168,6 +177,10 @@ func TestPasswordLogin(t *testing.T) {
 		{name: "accept-new", method: "password", password: right, strict: "accept-new", sent: 1},
 		// accept-new's first contact records a key nothing verified: no password goes to it
 		{name: "accept-new first contact", method: "password", password: right, strict: "accept-new", fresh: true,
+			err: "first contact with the host"},
+		// first contact, then a reset before the login: the retry finds the key the first
+		// try recorded, which is no verification either
+		{name: "accept-new first contact, reset, retry", method: "password-dropauth", password: right, strict: "accept-new", fresh: true,
 			err: "first contact with the host"},
 		{name: "accept-new first contact kbd", method: "keyboard-interactive", rounds: [][]string{{"Password: "}}, password: right, strict: "accept-new", fresh: true,
 			err: "connect once with a key"},
