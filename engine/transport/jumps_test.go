@@ -487,11 +487,14 @@ func TestJumpHostDroppedThenDialled(t *testing.T) {
 // new connection instead of waiting on the dead one.
 func TestJumpHostDeadWithoutKeepalive(t *testing.T) {
 	bastion, target := startTestServer(t), startTestServer(t)
-	d := jumpDialer(t, &Dialer{ConnectTimeout: 300 * time.Millisecond}, map[string]*testServer{"bastion": bastion})
+	// The hop's connect timeout (1 s) bounds the probe; t2's own (300 ms) its dial.
+	d := jumpDialer(t, &Dialer{ConnectTimeout: time.Second}, map[string]*testServer{"bastion": bastion})
 	c1 := dial(t, d, behind(t, target, "t1", "bastion"))
 	runOK(t, c1, "echo one", "one\n")
 	bastion.freeze.Store(true)
-	if _, err := d.Dial(context.Background(), behind(t, target, "t2", "bastion")); err == nil {
+	t2 := behind(t, target, "t2", "bastion")
+	t2.ConnectTimeout = 300 * time.Millisecond
+	if _, err := d.Dial(context.Background(), t2); err == nil {
 		t.Fatal("dial over a silent bastion succeeded")
 	}
 	waitFor(t, "the silent hop to be evicted", func() bool { return d.openHops() == 0 })
