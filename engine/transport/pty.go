@@ -433,29 +433,3 @@ func (c *Conn) startTTY(ctx context.Context, tb *ttyBecome, timeout time.Duratio
 	ss.Stdin = &ptyStdin{WriteCloser: stdin, s: s, done: done}
 	return ss, nil
 }
-
-// runTTY is RunAs under su or doas: stdin is copied to the command, which must read
-// exactly what it needs; the session ends when the command exits.
-func (c *Conn) runTTY(ctx context.Context, b Become, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	s, err := c.StartAs(ctx, b, cmd)
-	if err != nil {
-		return -1, err
-	}
-	defer s.Close()
-	var wg sync.WaitGroup
-	cp := func(w io.Writer, r io.Reader) {
-		defer wg.Done()
-		if w == nil {
-			w = io.Discard
-		}
-		_, _ = io.Copy(w, r)
-	}
-	wg.Add(2)
-	go cp(stdout, s.Stdout)
-	go cp(stderr, s.Stderr)
-	if stdin != nil {
-		go func() { _, _ = io.Copy(s.Stdin, stdin) }()
-	}
-	wg.Wait()
-	return s.Wait()
-}

@@ -49,9 +49,6 @@ func (c *Conn) RunAs(ctx context.Context, b Become, cmd string, stdin io.Reader,
 	if b.Method == "" {
 		return c.Run(ctx, cmd, stdin, stdout, stderr)
 	}
-	if ttyMethods[b.Method] {
-		return c.runTTY(ctx, b, cmd, stdin, stdout, stderr)
-	}
 	s, err := c.StartAs(ctx, b, cmd)
 	if err != nil {
 		return -1, err
@@ -68,11 +65,16 @@ func (c *Conn) RunAs(ctx context.Context, b Become, cmd string, stdin io.Reader,
 	wg.Add(2)
 	go cp(stdout, s.Stdout)
 	go cp(stderr, s.Stderr)
+	// A terminal (su, doas) has no end of input, and closing stdin hangs it up: there the
+	// command reads exactly its length, and stdin stays open until the command exits.
+	closeIn := !ttyMethods[b.Method]
 	go func() {
 		if stdin != nil {
 			_, _ = io.Copy(s.Stdin, stdin)
 		}
-		s.Stdin.Close()
+		if closeIn {
+			s.Stdin.Close()
+		}
 	}()
 	wg.Wait()
 	return s.Wait()
