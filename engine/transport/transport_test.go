@@ -765,22 +765,7 @@ func TestJumpHostErrors(t *testing.T) {
 // (asked once however many connections use it); a wrong passphrase is a clear error.
 func TestEncryptedKeyPassphrase(t *testing.T) {
 	srv := startTestServer(t)
-	raw, err := os.ReadFile(srv.ClientKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := ssh.ParseRawPrivateKey(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("open sesame"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := filepath.Join(t.TempDir(), "id_enc")
-	if err := os.WriteFile(enc, pem.EncodeToMemory(blk), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	enc := encryptedKeyFile(t, srv, "open sesame")
 	tests := []struct {
 		name    string
 		answers []string // one per prompt; the last repeats
@@ -914,22 +899,7 @@ func TestCertificateAuth(t *testing.T) {
 // BatchMode: an encrypted key's passphrase is not asked for; the error says why.
 func TestBatchModeNoPassphrasePrompt(t *testing.T) {
 	srv := startTestServer(t)
-	raw, err := os.ReadFile(srv.ClientKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := ssh.ParseRawPrivateKey(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("sesame"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := filepath.Join(t.TempDir(), "enc_key")
-	if err := os.WriteFile(enc, pem.EncodeToMemory(blk), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	enc := encryptedKeyFile(t, srv, "sesame")
 	for _, batch := range []bool{false, true} {
 		asked := 0
 		d := &Dialer{Passphrase: func(string) ([]byte, error) { asked++; return []byte("sesame"), nil }}
@@ -952,4 +922,27 @@ func TestBatchModeNoPassphrasePrompt(t *testing.T) {
 			t.Errorf("BatchMode: asked %d times, error %q; want no prompt and an error naming BatchMode", asked, err)
 		}
 	}
+}
+
+// encryptedKeyFile writes the test server's client key encrypted with passphrase and
+// returns its path.
+func encryptedKeyFile(t *testing.T, srv *testServer, passphrase string) string {
+	t.Helper()
+	raw, err := os.ReadFile(srv.ClientKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := ssh.ParseRawPrivateKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte(passphrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := filepath.Join(t.TempDir(), "id_enc")
+	if err := os.WriteFile(enc, pem.EncodeToMemory(blk), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return enc
 }
