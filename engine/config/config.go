@@ -72,6 +72,9 @@ type Play struct {
 	Become *bool
 	// BecomeUser is the play's become_user; "" when unset.
 	BecomeUser string
+	// BecomeMethod is the play's become_method (sudo, su or doas); "" when unset (the
+	// inventory's ansible_become_method then decides, else sudo).
+	BecomeMethod string
 	// Serial is the rolling batch plan; empty means one batch of every host.
 	Serial            []Batch
 	MaxFailPercentage *float64
@@ -130,12 +133,14 @@ type Task struct {
 	Tags       []string
 	Become     *bool  // nil: the play's (then the inventory's)
 	BecomeUser string // "": the play's (then the inventory's, then root)
-	Timeout    time.Duration
-	Retries    int
-	Delay      time.Duration
-	OnFailure  string // "stop_host" (default) or "continue"
-	CheckMode  *bool  // nil: follow the run; false: run for real even in check mode; true: always check
-	Sensitive  bool
+	// BecomeMethod: "": the play's (then the inventory's, then sudo)
+	BecomeMethod string
+	Timeout      time.Duration
+	Retries      int
+	Delay        time.Duration
+	OnFailure    string // "stop_host" (default) or "continue"
+	CheckMode    *bool  // nil: follow the run; false: run for real even in check mode; true: always check
+	Sensitive    bool
 	// RunOnce runs the task on one host of each batch (the first to reach it); the other
 	// hosts of the batch take its result as their own.
 	RunOnce bool

@@ -20,6 +20,7 @@ var playSchema = &hcl.BodySchema{
 		{Name: "hosts", Required: true},
 		{Name: "become"},
 		{Name: "become_user"},
+		{Name: "become_method"},
 		{Name: "serial"},
 		{Name: "max_fail_percentage"},
 		{Name: "forks"},
@@ -41,6 +42,7 @@ var taskMeta = []hcl.AttributeSchema{
 	{Name: "tags"},
 	{Name: "become"},
 	{Name: "become_user"},
+	{Name: "become_method"},
 	{Name: "timeout"},
 	{Name: "retries"},
 	{Name: "delay"},
@@ -102,6 +104,9 @@ func (d *decoder) play(b *hcl.Block) *Play {
 		if v, ok := d.static(a, ctx, cty.String); ok {
 			p.BecomeUser = v.AsString()
 		}
+	}
+	if a, ok := content.Attributes["become_method"]; ok {
+		p.BecomeMethod = d.becomeMethod(a, ctx)
 	}
 	if a, ok := content.Attributes["serial"]; ok {
 		p.Serial = d.serial(a, ctx)
@@ -249,6 +254,35 @@ func parseBatch(v cty.Value) (Batch, error) {
 
 // static evaluates a meta-argument that must be the same for every host: it may use var.*,
 // local.* and functions, but nothing about hosts.
+// BecomeMethods are the values become_method takes (and the inventory's
+// ansible_become_method): the methods the transport runs.
+var BecomeMethods = []string{"sudo", "su", "doas"}
+
+// becomeMethod decodes a become_method: one of BecomeMethods, else an error at its value.
+func (d *decoder) becomeMethod(a *hcl.Attribute, ctx *hcl.EvalContext) string {
+	v, ok := d.static(a, ctx, cty.String)
+	if !ok {
+		return ""
+	}
+	m := v.AsString()
+	for _, ok := range BecomeMethods {
+		if m == ok {
+			return m
+		}
+	}
+	d.errorf(a.Expr.Range().Ptr(), "Unsupported become method",
+		"become_method is one of %s, not %q: runbook becomes another user with these only.", strings.Join(quoteAll(BecomeMethods), ", "), m)
+	return ""
+}
+
+func quoteAll(list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
+}
+
 func (d *decoder) static(a *hcl.Attribute, ctx *hcl.EvalContext, ty cty.Type) (cty.Value, bool) {
 	for _, tr := range a.Expr.Variables() {
 		switch root := tr.RootName(); root {
@@ -395,6 +429,9 @@ func (d *decoder) task(p *Play, b *hcl.Block, ctx *hcl.EvalContext) *Task {
 		if v, ok := d.static(a, ctx, cty.String); ok {
 			t.BecomeUser = v.AsString()
 		}
+	}
+	if a, ok := attrs["become_method"]; ok {
+		t.BecomeMethod = d.becomeMethod(a, ctx)
 	}
 	if a, ok := attrs["timeout"]; ok {
 		t.Timeout = d.duration(a, ctx)

@@ -84,10 +84,10 @@ func InventoryBecome(h *inventory.Host) (HostBecome, error) {
 }
 
 // EffectiveIdentity is the identity task t runs as on a host whose inventory says hb: each
-// of become and become_user is taken from the task when it sets it, else from the play,
-// else from the inventory (ansible_become, ansible_become_user); become is false and
-// become_user root when nobody sets them. The method is the inventory's
-// (ansible_become_method), sudo by default. become_user alone does not turn become on. With
+// of become, become_user and become_method is taken from the task when it sets it, else
+// from the play, else from the inventory (ansible_become, ansible_become_user,
+// ansible_become_method); become is false, become_user root and become_method sudo when
+// nobody sets them. become_user alone does not turn become on. With
 // t nil it is the play's own identity (for the play's vars and its facts).
 func EffectiveIdentity(t *config.Task, p *config.Play, hb HostBecome) Identity {
 	become := false
@@ -113,6 +113,12 @@ func EffectiveIdentity(t *config.Task, p *config.Play, hb HostBecome) Identity {
 		user = "root"
 	}
 	method := hb.Method
+	if p != nil && p.BecomeMethod != "" {
+		method = p.BecomeMethod
+	}
+	if t != nil && t.BecomeMethod != "" {
+		method = t.BecomeMethod
+	}
 	if method == "" {
 		method = DefaultBecomeMethod
 	}

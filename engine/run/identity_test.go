@@ -110,6 +110,10 @@ func TestEffectiveIdentity(t *testing.T) {
 		{"play user beats inventory user", &config.Task{}, &config.Play{Become: &yes, BecomeUser: "app"}, HostBecome{User: "db"}, app},
 		{"inventory user", &config.Task{Become: &yes}, &config.Play{}, HostBecome{User: "db"}, Identity{"sudo", "db"}},
 		{"inventory method", &config.Task{Become: &yes}, &config.Play{}, HostBecome{Method: "doas"}, Identity{"doas", "root"}},
+		{"play method beats inventory method", &config.Task{Become: &yes}, &config.Play{BecomeMethod: "su"}, HostBecome{Method: "doas"}, Identity{"su", "root"}},
+		{"task method beats play method", &config.Task{Become: &yes, BecomeMethod: "doas"}, &config.Play{BecomeMethod: "su"}, HostBecome{Method: "sudo"}, Identity{"doas", "root"}},
+		{"a method alone does not become", &config.Task{BecomeMethod: "su"}, &config.Play{BecomeMethod: "su"}, HostBecome{Method: "su"}, Login},
+		{"the play's method for its own", nil, &config.Play{Become: &yes, BecomeMethod: "su"}, HostBecome{}, Identity{"su", "root"}},
 		{"the play's own (facts, vars)", nil, &config.Play{Become: &yes, BecomeUser: "app"}, HostBecome{}, app},
 		{"the play's own, from the inventory", nil, &config.Play{}, HostBecome{Become: &yes, User: "db"}, Identity{"sudo", "db"}},
 	}

@@ -5,9 +5,11 @@ play "meta" {
   forks               = 0 # ERROR: Invalid forks
   become              = "sometimes" # ERROR: Incorrect attribute value type
   strategy            = "fastest" # ERROR: Invalid strategy
+  become_method       = "pbrun" # ERROR: Unsupported become method
 
   task "slow" {
-    timeout = "5 minutes" # ERROR: Invalid duration
+    timeout       = "5 minutes" # ERROR: Invalid duration
+    become_method = "ansible.builtin.sudo" # ERROR: Unsupported become method
     command {
       cmd = "true"
     }
