@@ -200,6 +200,10 @@ var becomeMethods = map[string]string{
 	"ansible.builtin.sudo": "sudo", "ansible.builtin.su": "su", "community.general.doas": "doas",
 }
 
+// BecomeMethods are the become methods runbook has, by the names a runbook's become_method
+// and the transport (transport.CheckBecomeMethod) use.
+var BecomeMethods = []string{"sudo", "su", "doas"}
+
 // methodName is the method whose own variables (ansible_sudo_pass, ansible_su_user, ...)
 // count: the one given, else sudo, Ansible's default.
 func methodName(m string) string {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
+	"github.com/runbook/runbook/inventory"
 	"github.com/runbook/runbook/modules"
 )
 
@@ -254,24 +256,19 @@ func parseBatch(v cty.Value) (Batch, error) {
 
 // static evaluates a meta-argument that must be the same for every host: it may use var.*,
 // local.* and functions, but nothing about hosts.
-// BecomeMethods are the values become_method takes (and the inventory's
-// ansible_become_method): the methods the transport runs.
-var BecomeMethods = []string{"sudo", "su", "doas"}
-
-// becomeMethod decodes a become_method: one of BecomeMethods, else an error at its value.
+// becomeMethod decodes a become_method: one of inventory.BecomeMethods, else an error at
+// its value.
 func (d *decoder) becomeMethod(a *hcl.Attribute, ctx *hcl.EvalContext) string {
 	v, ok := d.static(a, ctx, cty.String)
 	if !ok {
 		return ""
 	}
 	m := v.AsString()
-	for _, ok := range BecomeMethods {
-		if m == ok {
-			return m
-		}
+	if slices.Contains(inventory.BecomeMethods, m) {
+		return m
 	}
 	d.errorf(a.Expr.Range().Ptr(), "Unsupported become method",
-		"become_method is one of %s, not %q: runbook becomes another user with these only.", strings.Join(quoteAll(BecomeMethods), ", "), m)
+		"become_method is one of %s, not %q: runbook becomes another user with these only.", strings.Join(quoteAll(inventory.BecomeMethods), ", "), m)
 	return ""
 }
 

@@ -633,3 +633,23 @@ func TestTargetProxyFromInventory(t *testing.T) {
 		}
 	}
 }
+
+// TestBecomeMethodsRun: every become method the inventory and the language accept
+// (inventory.BecomeMethods, and each name ansible_become_method may give) is one the
+// transport runs.
+func TestBecomeMethodsRun(t *testing.T) {
+	for _, m := range inventory.BecomeMethods {
+		if err := transport.CheckBecomeMethod(m); err != nil {
+			t.Errorf("become_method %q is accepted but the transport refuses it: %v", m, err)
+		}
+	}
+	for _, v := range []string{"sudo", "su", "doas", "ansible.builtin.sudo", "ansible.builtin.su", "community.general.doas"} {
+		h := &inventory.Host{Name: "h", Vars: map[string]any{"ansible_become_method": v}}
+		if errs := h.CheckConnection(); len(errs) > 0 {
+			t.Fatalf("ansible_become_method=%s: %v", v, errs)
+		}
+		if m := h.Connection().BecomeMethod; transport.CheckBecomeMethod(m) != nil {
+			t.Errorf("ansible_become_method=%s reads as %q, which the transport refuses", v, m)
+		}
+	}
+}
