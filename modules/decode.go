@@ -30,7 +30,7 @@ func (s Schema) Spec() hcldec.Spec {
 // schema declares. blockRange is the module block's header, used for problems that belong to
 // no single argument. Rules are checked only on known values, so decoding with placeholder
 // (unknown) host values reports exactly the problems that hold for every host.
-func Decode(m Module, body hcl.Body, ctx *hcl.EvalContext, blockRange hcl.Range) (cty.Value, hcl.Diagnostics) {
+func Decode(m *Def, body hcl.Body, ctx *hcl.EvalContext, blockRange hcl.Range) (cty.Value, hcl.Diagnostics) {
 	info := m.Info()
 	schema := info.Schema
 	spec := schema.Spec()
@@ -155,8 +155,8 @@ func Decode(m Module, body hcl.Body, ctx *hcl.EvalContext, blockRange hcl.Range)
 		}
 	}
 
-	if v, ok := m.(Validator); ok && !diags.HasErrors() && plain.IsWhollyKnown() {
-		for _, e := range v.Validate(plain) {
+	if !diags.HasErrors() && plain.IsWhollyKnown() {
+		for _, e := range m.ValidateValue(plain) {
 			rng := blockRange
 			if e.Arg != "" {
 				rng = exprRange(e.Arg)

@@ -135,17 +135,6 @@ func (e *Env) Time() time.Time {
 	return e.Now()
 }
 
-// Runner is the host-side code of a module. Check and apply are one code path: Run reads
-// the current state, compares it with args, returns early when they agree, and changes the
-// host only when apply is true. With apply false it must not change anything and reports
-// StatusDrift (or StatusUnknown) where apply would act.
-//
-// A failed run returns an error; it may return a Result as well, whose Data is still
-// registered (a command's rc and output when its exit code is not accepted).
-type Runner interface {
-	Run(ctx context.Context, env *Env, args cty.Value, apply bool) (*Result, error)
-}
-
 // ControllerEnv is what controller-side module code sees.
 type ControllerEnv struct {
 	// Dir is the runbook's directory; relative src paths are resolved against it.
@@ -177,9 +166,11 @@ type Result struct {
 	// Diff shows what changed (apply) or would change (check); nil when there is nothing to
 	// show.
 	Diff *Diff
-	// Data holds the registered values, by the names declared in Info.Returns. Values are
-	// JSON-friendly Go values (string, bool, numbers, nil, []any, map[string]any).
-	Data map[string]any
+	// Data holds the registered values: on the host, the module's result struct (the R it
+	// was registered with; one field per Returns entry). On the controller, after the
+	// protocol, it is a cty object value with one attribute per Returns entry, each of its
+	// declared type.
+	Data any
 	// Msg is one line for people.
 	Msg      string
 	Warnings []string

@@ -1,6 +1,7 @@
 package modules
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -71,13 +72,23 @@ func TestRedact(t *testing.T) {
 		Data:     map[string]any{"stdout": "hunter22 ab", "rc": 0, "list": []any{"s3cr3t-token"}},
 	}
 	r.Redact(secrets)
-	for _, s := range []string{r.Msg, r.Warnings[0], r.Diff.Before, r.Data["stdout"].(string), r.Data["list"].([]any)[0].(string)} {
+	d := NewDef[cty.Value, map[string]any](testModule{info: Info{Name: "redact_test"}})
+	raw, err := d.Data(r.Data, NewRedactor(secrets))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(raw, &data); err != nil {
+		t.Fatal(err)
+	}
+	r.Data = data
+	for _, s := range []string{r.Msg, r.Warnings[0], r.Diff.Before, r.Data.(map[string]any)["stdout"].(string), r.Data.(map[string]any)["list"].([]any)[0].(string)} {
 		if strings.Contains(s, "hunter22") || strings.Contains(s, "s3cr3t") || !strings.Contains(s, Redacted) {
 			t.Errorf("not redacted: %q", s)
 		}
 	}
-	if !strings.HasSuffix(r.Data["stdout"].(string), " ab") {
-		t.Errorf("short secret should be left alone: %q", r.Data["stdout"])
+	if !strings.HasSuffix(r.Data.(map[string]any)["stdout"].(string), " ab") {
+		t.Errorf("short secret should be left alone: %q", r.Data.(map[string]any)["stdout"])
 	}
 }
 

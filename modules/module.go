@@ -21,12 +21,6 @@ type Module interface {
 	Info() Info
 }
 
-// Validator is implemented by modules whose arguments have constraints that the schema
-// cannot express. It is called only with fully known argument values.
-type Validator interface {
-	Validate(args cty.Value) []ArgError
-}
-
 // ArgError is a problem with one argument; Arg names it so the caller can point at its
 // source range ("" means the module block as a whole).
 type ArgError struct {
@@ -141,49 +135,27 @@ func TypeName(t cty.Type) string {
 
 var (
 	mu       sync.RWMutex
-	registry = map[string]Module{}
-	infos    = map[string]Info{} // each module's Info, taken once at Register
+	registry = map[string]*Def{}
 )
 
 var validName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
-// Register adds a module. It panics on an empty, malformed or duplicate name, or on a
-// schema that contradicts itself: those are programming errors found at start-up.
-func Register(m Module) {
-	info := m.Info()
-	if info.Name == "" {
-		panic("modules: Register with an empty module name")
-	}
-	if !validName.MatchString(info.Name) {
-		panic(fmt.Sprintf("modules: invalid module name %q", info.Name))
-	}
-	if err := info.Schema.check(); err != nil {
-		panic(fmt.Sprintf("modules: %s: %v", info.Name, err))
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := registry[info.Name]; dup {
-		panic(fmt.Sprintf("modules: module %q registered twice", info.Name))
-	}
-	registry[info.Name] = m
-	infos[info.Name] = info
-}
-
 // InfoOf returns the Info of the module registered under name, as it was at registration,
 // without building it again (for hot paths such as registering every task's result).
 func InfoOf(name string) (Info, bool) {
-	mu.RLock()
-	defer mu.RUnlock()
-	info, ok := infos[name]
-	return info, ok
+	d, ok := Lookup(name)
+	if !ok {
+		return Info{}, false
+	}
+	return d.info, true
 }
 
 // Lookup returns the module registered under name.
-func Lookup(name string) (Module, bool) {
+func Lookup(name string) (*Def, bool) {
 	mu.RLock()
 	defer mu.RUnlock()
-	m, ok := registry[name]
-	return m, ok
+	d, ok := registry[name]
+	return d, ok
 }
 
 // Names returns every registered module name, sorted.
@@ -203,8 +175,8 @@ func All() []Info {
 	names := Names()
 	out := make([]Info, 0, len(names))
 	for _, n := range names {
-		m, _ := Lookup(n)
-		out = append(out, m.Info())
+		d, _ := Lookup(n)
+		out = append(out, d.info)
 	}
 	return out
 }

@@ -41,17 +41,17 @@ func TestRegisterPanics(t *testing.T) {
 					t.Fatalf("panic = %v, want one containing %q", r, tt.want)
 				}
 			}()
-			Register(testModule{info: tt.info})
+			Register[cty.Value, map[string]any](testModule{info: tt.info})
 		})
 	}
 	t.Run("duplicate", func(t *testing.T) {
-		Register(testModule{info: Info{Name: "dup_test", Schema: ok}})
+		Register[cty.Value, map[string]any](testModule{info: Info{Name: "dup_test", Schema: ok}})
 		defer func() {
 			if r := recover(); r == nil || !strings.Contains(r.(string), "registered twice") {
 				t.Fatalf("panic = %v", r)
 			}
 		}()
-		Register(testModule{info: Info{Name: "dup_test", Schema: ok}})
+		Register[cty.Value, map[string]any](testModule{info: Info{Name: "dup_test", Schema: ok}})
 	})
 }
 
@@ -105,7 +105,7 @@ content = "x"`, check: func(t *testing.T, v cty.Value) {
 			if diags.HasErrors() {
 				t.Fatal(diags)
 			}
-			v, diags := Decode(m, f.Body, &hcl.EvalContext{Variables: tt.ctx}, hcl.Range{Filename: "t.hcl"})
+			v, diags := Decode(NewDef[cty.Value, map[string]any](m), f.Body, &hcl.EvalContext{Variables: tt.ctx}, hcl.Range{Filename: "t.hcl"})
 			var got []string
 			for _, d := range diags {
 				got = append(got, d.Summary)
@@ -130,7 +130,7 @@ func TestValidatorErrorsPointAtArgument(t *testing.T) {
 	}
 	f, _ := hclsyntax.ParseConfig([]byte("\n\na = \"x\""), "t.hcl", hcl.InitialPos)
 	block := hcl.Range{Filename: "t.hcl", Start: hcl.Pos{Line: 1, Column: 1}, End: hcl.Pos{Line: 1, Column: 2}}
-	_, diags := Decode(m, f.Body, nil, block)
+	_, diags := Decode(NewDef[cty.Value, map[string]any](m), f.Body, nil, block)
 	if len(diags) != 2 {
 		t.Fatalf("diags = %v", diags)
 	}

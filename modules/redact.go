@@ -315,7 +315,8 @@ func (c *Capture) String() string {
 }
 
 // Redact replaces every occurrence of each secret in the result's text (message, warnings,
-// diff, string data) with Redacted. Modules already keep sensitive arguments out of their
+// diff, data held as a map) with Redacted; a result struct's strings are redacted as
+// Def.Value converts them. Modules already keep sensitive arguments out of their
 // output; this is the net under them, e.g. for a command that echoes its stdin. Secrets
 // shorter than 4 bytes are skipped, as NewRedactor says.
 func (r *Result) Redact(secrets []string) {
@@ -336,9 +337,22 @@ func (r *Result) Redact(secrets []string) {
 		r.Diff.BeforeHeader = rep.Redact(r.Diff.BeforeHeader)
 		r.Diff.AfterHeader = rep.Redact(r.Diff.AfterHeader)
 	}
-	for k, v := range r.Data {
-		r.Data[k] = redactAny(rep, v)
+	if m, ok := r.Data.(map[string]any); ok {
+		r.Data = redactAny(rep, m)
 	}
+}
+
+// redactValue replaces every secret in the strings of v, at any depth.
+func redactValue(rep *Redactor, v cty.Value) (cty.Value, error) {
+	if rep == nil {
+		return v, nil
+	}
+	return cty.Transform(v, func(_ cty.Path, x cty.Value) (cty.Value, error) {
+		if x.Type() == cty.String && x.IsKnown() && !x.IsNull() {
+			return cty.StringVal(rep.Redact(x.AsString())).WithMarks(x.Marks()), nil
+		}
+		return x, nil
+	})
 }
 
 func redactAny(rep *Redactor, v any) any {

@@ -285,42 +285,9 @@ func DecodeHello(line []byte) (*Hello, error) {
 }
 
 // DataValue converts the response's data into an object with one attribute per field,
-// each of its declared type (absent ones null). With no fields, every attribute is taken
-// with the type its JSON implies.
+// each of its declared type (absent ones null); see modules.DataFromJSON.
 func (r *Response) DataValue(fields []modules.Field) (cty.Value, error) {
-	obj := map[string]json.RawMessage{}
-	if len(r.Data) > 0 && !bytes.Equal(r.Data, []byte("null")) {
-		if err := json.Unmarshal(r.Data, &obj); err != nil {
-			return cty.NilVal, fmt.Errorf("data: %w", err)
-		}
-	}
-	if fields == nil {
-		for k := range obj {
-			fields = append(fields, modules.Field{Name: k, Type: cty.DynamicPseudoType})
-		}
-	}
-	out := make(map[string]cty.Value, len(fields))
-	for _, f := range fields {
-		raw, ok := obj[f.Name]
-		if !ok || bytes.Equal(raw, []byte("null")) {
-			out[f.Name] = cty.NullVal(f.Type)
-			continue
-		}
-		t := f.Type
-		if t == cty.DynamicPseudoType {
-			it, err := ctyjson.ImpliedType(raw)
-			if err != nil {
-				return cty.NilVal, fmt.Errorf("data %q: %w", f.Name, err)
-			}
-			t = it
-		}
-		v, err := ctyjson.Unmarshal(raw, t)
-		if err != nil {
-			return cty.NilVal, fmt.Errorf("data %q: %w", f.Name, err)
-		}
-		out[f.Name] = v
-	}
-	return cty.ObjectVal(out), nil
+	return modules.DataFromJSON(r.Data, fields)
 }
 
 func strictUnmarshal(line []byte, v any) error {

@@ -38,7 +38,13 @@ func (controllerOnly) RunOnController(context.Context, *modules.ControllerEnv, c
 
 type mapRegistry map[string]modules.Module
 
-func (r mapRegistry) Lookup(n string) (modules.Module, bool) { m, ok := r[n]; return m, ok }
+func (r mapRegistry) Lookup(n string) (*modules.Def, bool) {
+	m, ok := r[n]
+	if !ok {
+		return nil, false
+	}
+	return modules.NewDef[cty.Value, map[string]any](m), true
+}
 func (r mapRegistry) Names() []string {
 	var out []string
 	for n := range r {

@@ -24,14 +24,14 @@ import (
 
 // Registry is where the server finds modules.
 type Registry interface {
-	Lookup(name string) (modules.Module, bool)
+	Lookup(name string) (*modules.Def, bool)
 	Names() []string
 }
 
 type globalRegistry struct{}
 
-func (globalRegistry) Lookup(name string) (modules.Module, bool) { return modules.Lookup(name) }
-func (globalRegistry) Names() []string                           { return modules.Names() }
+func (globalRegistry) Lookup(name string) (*modules.Def, bool) { return modules.Lookup(name) }
+func (globalRegistry) Names() []string                         { return modules.Names() }
 
 // Modules is the registry of every module linked into the binary.
 var Modules Registry = globalRegistry{}
@@ -137,10 +137,8 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	// not its business.
 	var names []string
 	for _, n := range s.Registry.Names() {
-		if m, ok := s.Registry.Lookup(n); ok {
-			if _, ok := m.(modules.Runner); ok {
-				names = append(names, n)
-			}
+		if d, ok := s.Registry.Lookup(n); ok && d.RunsOnHost() {
+			names = append(names, n)
 		}
 	}
 	hello := Hello{Type: "hello", Protocol: Version, Build: build, Modules: names,
@@ -351,26 +349,20 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 		}
 		return failed(errors.New(msg + " (the helper and the controller come from different builds?)"))
 	}
-	runner, ok := m.(modules.Runner)
-	if !ok {
-		if _, ctl := m.(modules.ControllerRunner); ctl {
-			return failed(fmt.Errorf("module %s runs on the controller, not on hosts", req.Module))
-		}
-		return failed(fmt.Errorf("module %s has no host-side code", req.Module))
+	if !m.RunsOnHost() {
+		return failed(fmt.Errorf("module %s runs on the controller, not on hosts", req.Module))
 	}
 	info := m.Info()
-	args, err := info.Schema.Normalize(req.Args)
+	args, norm, err := m.Args(req.Args)
 	if err != nil {
 		return failed(fmt.Errorf("%s: %w", req.Module, err))
 	}
-	if v, ok := m.(modules.Validator); ok {
-		if errs := v.Validate(args); len(errs) > 0 {
-			msgs := make([]string, len(errs))
-			for i, e := range errs {
-				msgs[i] = e.Error()
-			}
-			return failed(fmt.Errorf("%s: invalid arguments: %s", req.Module, strings.Join(msgs, "; ")))
+	if errs := m.Validate(args); len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
 		}
+		return failed(fmt.Errorf("%s: invalid arguments: %s", req.Module, strings.Join(msgs, "; ")))
 	}
 	env := modules.NewEnv(info, req.Sensitive)
 	env.OutputLimit = srv.OutputLimit
@@ -379,9 +371,9 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 	// The module gets the secrets too: what it shortens (a command line, captured output)
 	// it must redact first, or a cut through a secret would leave a part of it that the
 	// redaction below no longer recognises.
-	secrets := append(modules.SecretStrings(args, env.SensitiveArgs()), req.Redact...)
+	secrets := append(modules.SecretStrings(norm, env.SensitiveArgs()), req.Redact...)
 	env.SetSecrets(secrets)
-	res, runErr := runner.Run(ctx, env, args, req.Op == OpApply)
+	res, runErr := m.Run(ctx, env, args, req.Op == OpApply)
 	res.Redact(secrets)
 	resp = &Response{Status: StatusFailed}
 	if res != nil {
@@ -392,13 +384,11 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 		if res.Diff != nil {
 			resp.Diff = &Diff{Before: res.Diff.Before, After: res.Diff.After, BeforeHeader: res.Diff.BeforeHeader, AfterHeader: res.Diff.AfterHeader}
 		}
-		if res.Data != nil {
-			b, err := json.Marshal(res.Data)
-			if err != nil {
-				return failed(fmt.Errorf("%s: encode data: %w", req.Module, err))
-			}
-			resp.Data = b
+		b, err := m.Data(res.Data, modules.NewRedactor(secrets))
+		if err != nil {
+			return failed(fmt.Errorf("encode data: %w", err))
 		}
+		resp.Data = b
 	}
 	if runErr != nil {
 		if ctx.Err() == context.DeadlineExceeded {
@@ -459,22 +449,25 @@ func (srv *Server) facts(ctx context.Context) (map[string]any, error) {
 	if !ok {
 		return f, nil
 	}
-	runner, ok := m.(modules.Runner)
-	if !ok {
+	if !m.RunsOnHost() {
 		return f, nil
 	}
-	args, err := m.Info().Schema.Normalize(cty.EmptyObjectVal)
+	args, _, err := m.Args(cty.EmptyObjectVal)
 	if err != nil {
 		return nil, fmt.Errorf("facts: %w", err)
 	}
-	res, err := runner.Run(ctx, modules.NewEnv(m.Info(), nil), args, false)
+	res, err := m.Run(ctx, modules.NewEnv(m.Info(), nil), args, false)
 	if err != nil {
 		return nil, fmt.Errorf("facts: %w", err)
 	}
 	if res == nil {
 		return nil, errors.New("facts returned no result")
 	}
-	for k, v := range res.Data {
+	data, ok := res.Data.(map[string]any)
+	if res.Data != nil && !ok {
+		return nil, fmt.Errorf("facts returned data of type %T, not a map", res.Data)
+	}
+	for k, v := range data {
 		f[k] = v
 	}
 	return f, nil

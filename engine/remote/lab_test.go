@@ -3,7 +3,6 @@ package remote_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -196,7 +195,7 @@ rm -rf /var/lib/runbook
 				if err != nil {
 					t.Fatalf("command: %v", err)
 				}
-				if got := fmt.Sprint(res.Data["stdout"]); strings.TrimSpace(got) != "0" {
+				if got := res.Data.(cty.Value).GetAttr("stdout").AsString(); strings.TrimSpace(got) != "0" {
 					t.Errorf("id -u under %s: %q (%v)", tt.method, got, res.Data)
 				}
 				began = time.Now()

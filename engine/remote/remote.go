@@ -863,12 +863,15 @@ func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply
 		res.Diff = &modules.Diff{Before: resp.Diff.Before, After: resp.Diff.After, BeforeHeader: resp.Diff.BeforeHeader, AfterHeader: resp.Diff.AfterHeader}
 	}
 	if len(resp.Data) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(resp.Data))
-		dec.UseNumber()
-		var data map[string]any
-		if err := dec.Decode(&data); err == nil {
-			res.Data = data
+		var fields []modules.Field
+		if info, ok := modules.InfoOf(module); ok && len(info.Returns) > 0 {
+			fields = info.Returns
 		}
+		data, err := resp.DataValue(fields)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", module, err)
+		}
+		res.Data = data
 	}
 	if resp.Error != nil {
 		return res, &modules.Failure{Msg: resp.Error.Message, Stderr: resp.Error.Stderr}

@@ -65,7 +65,7 @@ play "p" {
 		t.Fatal("no results")
 	}
 	for _, r := range rec.results {
-		shown := r.Msg + " " + r.Data["stdout"].(string)
+		shown := r.Msg + " " + r.Data.GetAttr("stdout").AsString()
 		if strings.Contains(shown, "hunter2") || !strings.Contains(shown, modules.Redacted) {
 			t.Errorf("%s: %q", r.Task, shown)
 		}

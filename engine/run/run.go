@@ -42,16 +42,18 @@ const (
 
 // Result is one task (or one for_each element of it) on one host.
 type Result struct {
-	Host     string
-	Play     string
-	Task     string
-	Module   string
-	Item     string // the for_each key, "" without for_each
-	Handler  bool
-	Status   Status
-	Msg      string
-	Diff     *modules.Diff
-	Data     map[string]any
+	Host    string
+	Play    string
+	Task    string
+	Module  string
+	Item    string // the for_each key, "" without for_each
+	Handler bool
+	Status  Status
+	Msg     string
+	Diff    *modules.Diff
+	// Data is what the module registered: an object with one attribute per field its Info
+	// declares in Returns, each of its declared type; cty.NilVal when it registered nothing.
+	Data     cty.Value
 	Warnings []string
 	// RebootRequired says the change takes full effect only after a reboot.
 	RebootRequired bool
@@ -1256,7 +1258,7 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope, tas
 	r.Duration = time.Since(start)
 	if t.Sensitive {
 		r.Diff, r.Msg = nil, modules.Redacted
-		r.Data = nil
+		r.Data = cty.NilVal
 	} else if len(secrets) > 0 {
 		redactResult(&r, secrets)
 	}
@@ -1313,7 +1315,12 @@ func remark(orig, prepared cty.Value) cty.Value {
 
 func fromModule(r Result, res *modules.Result, err error) Result {
 	if res != nil {
-		r.Diff, r.Data, r.Msg, r.Warnings, r.RebootRequired = res.Diff, res.Data, res.Msg, res.Warnings, res.RebootRequired
+		r.Diff, r.Msg, r.Warnings, r.RebootRequired = res.Diff, res.Msg, res.Warnings, res.RebootRequired
+		data, derr := dataValue(r.Module, res.Data)
+		if derr != nil && err == nil {
+			err = derr
+		}
+		r.Data = data
 		switch res.Status {
 		case modules.StatusChanged:
 			r.Status = Changed
@@ -1343,6 +1350,23 @@ func fromModule(r Result, res *modules.Result, err error) Result {
 	return r
 }
 
+// dataValue is a module's registered data as an object of its declared Returns types: the
+// executor already converted what came over the protocol; what a module run on the
+// controller returned is converted here.
+func dataValue(module string, data any) (cty.Value, error) {
+	switch d := data.(type) {
+	case nil:
+		return cty.NilVal, nil
+	case cty.Value:
+		return d, nil
+	}
+	def, ok := modules.Lookup(module)
+	if !ok {
+		return cty.NilVal, fmt.Errorf("data of unknown module %q", module)
+	}
+	return def.Value(data, nil)
+}
+
 // resultValue is what task["name"] shows later: the module's registered data plus status.
 // Every field the module declares is there: one it did not report (the task was skipped,
 // or check mode could not know it, e.g. a command's rc when the command did not run) is
@@ -1358,8 +1382,10 @@ func resultValue(r Result) cty.Value {
 			m[f.Name] = cty.NullVal(ty)
 		}
 	}
-	for k, v := range r.Data {
-		m[k] = inventory.CtyValue(v)
+	if r.Data != cty.NilVal && !r.Data.IsNull() && r.Data.Type().IsObjectType() {
+		for k, v := range r.Data.AsValueMap() {
+			m[k] = v
+		}
 	}
 	m["status"] = cty.StringVal(string(r.Status))
 	m["changed"] = cty.BoolVal(r.Status == Changed)

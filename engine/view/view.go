@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math/big"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/fatih/color"
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/runbook/runbook/engine/run"
 	"github.com/runbook/runbook/internal/termsafe"
@@ -355,22 +358,22 @@ type JSON struct {
 }
 
 type jsonResult struct {
-	Type           string         `json:"type"`
-	Host           string         `json:"host"`
-	Play           string         `json:"play"`
-	Task           string         `json:"task"`
-	Module         string         `json:"module"`
-	Item           string         `json:"item,omitempty"`
-	Handler        bool           `json:"handler,omitempty"`
-	Status         string         `json:"status"`
-	Changed        bool           `json:"changed"`
-	Msg            string         `json:"msg,omitempty"`
-	RC             *int           `json:"rc,omitempty"`
-	Diff           string         `json:"diff,omitempty"`
-	Data           map[string]any `json:"data,omitempty"`
-	RebootRequired bool           `json:"reboot_required,omitempty"`
-	Warnings       []string       `json:"warnings,omitempty"`
-	DurationMS     int64          `json:"duration_ms"`
+	Type           string          `json:"type"`
+	Host           string          `json:"host"`
+	Play           string          `json:"play"`
+	Task           string          `json:"task"`
+	Module         string          `json:"module"`
+	Item           string          `json:"item,omitempty"`
+	Handler        bool            `json:"handler,omitempty"`
+	Status         string          `json:"status"`
+	Changed        bool            `json:"changed"`
+	Msg            string          `json:"msg,omitempty"`
+	RC             *int            `json:"rc,omitempty"`
+	Diff           string          `json:"diff,omitempty"`
+	Data           json.RawMessage `json:"data,omitempty"`
+	RebootRequired bool            `json:"reboot_required,omitempty"`
+	Warnings       []string        `json:"warnings,omitempty"`
+	DurationMS     int64           `json:"duration_ms"`
 }
 
 func (j *JSON) HostStarted(string)         {}
@@ -379,11 +382,9 @@ func (j *JSON) HostDone(string, run.Stats) {}
 // TaskDone writes one result line.
 func (j *JSON) TaskDone(r run.Result) {
 	out := jsonResult{Type: "result", Host: r.Host, Play: r.Play, Task: r.Task, Module: r.Module, Item: r.Item, Handler: r.Handler,
-		Status: string(r.Status), Changed: r.Status == run.Changed, Msg: r.Msg, Data: r.Data, RebootRequired: r.RebootRequired,
+		Status: string(r.Status), Changed: r.Status == run.Changed, Msg: r.Msg, RebootRequired: r.RebootRequired,
 		Warnings: r.Warnings, DurationMS: r.Duration.Milliseconds()}
-	if rc, ok := intOf(r.Data["rc"]); ok {
-		out.RC = &rc
-	}
+	out.Data, out.RC = jsonData(r.Data)
 	if r.Diff != nil {
 		out.Diff = Unified(r.Diff)
 	}
@@ -392,19 +393,27 @@ func (j *JSON) TaskDone(r run.Result) {
 	_ = json.NewEncoder(j.W).Encode(out)
 }
 
-func intOf(v any) (int, bool) {
-	switch x := v.(type) {
-	case int:
-		return x, true
-	case int64:
-		return int(x), true
-	case float64:
-		return int(x), true
-	case json.Number:
-		n, err := x.Int64()
-		return int(n), err == nil
+// jsonData renders a result's registered data for the JSON view, and its rc when it has
+// a whole one.
+func jsonData(data cty.Value) (json.RawMessage, *int) {
+	if data == cty.NilVal || data.IsNull() || !data.IsWhollyKnown() {
+		return nil, nil
 	}
-	return 0, false
+	data, _ = data.UnmarkDeep()
+	raw, err := ctyjson.SimpleJSONValue{Value: data}.MarshalJSON()
+	if err != nil {
+		return nil, nil
+	}
+	var rc *int
+	if data.Type().IsObjectType() && data.Type().HasAttribute("rc") {
+		if v := data.GetAttr("rc"); !v.IsNull() && v.Type() == cty.Number {
+			if n, acc := v.AsBigFloat().Int64(); acc == big.Exact {
+				i := int(n)
+				rc = &i
+			}
+		}
+	}
+	return raw, rc
 }
 
 // Finish writes the recap line.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"github.com/zclconf/go-cty/cty"
 	"strings"
 	"sync"
 	"testing"
@@ -19,8 +20,8 @@ func sample() ([]run.Result, *run.Recap) {
 		{Host: "kvm01", Play: "p", Task: "selinux config", Module: "line", Status: run.Changed, Duration: 120 * time.Millisecond,
 			Diff: &modules.Diff{Before: "# c\nSELINUX=enforcing\nSELINUXTYPE=targeted\n", After: "# c\nSELINUX=disabled\nSELINUXTYPE=targeted\n",
 				BeforeHeader: "/etc/selinux/config (before)", AfterHeader: "/etc/selinux/config (after)"}, RebootRequired: true},
-		{Host: "kvm01", Play: "p", Task: "uptime", Module: "command", Status: run.OK, Data: map[string]any{"rc": 0}},
-		{Host: "kvm02", Play: "p", Task: "uptime", Module: "command", Status: run.Failed, Msg: "command exited 1: boom", Data: map[string]any{"rc": 1},
+		{Host: "kvm01", Play: "p", Task: "uptime", Module: "command", Status: run.OK, Data: cty.ObjectVal(map[string]cty.Value{"rc": cty.NumberIntVal(0)})},
+		{Host: "kvm02", Play: "p", Task: "uptime", Module: "command", Status: run.Failed, Msg: "command exited 1: boom", Data: cty.ObjectVal(map[string]cty.Value{"rc": cty.NumberIntVal(1)}),
 			Warnings: []string{"uptime is not installed"}},
 		{Host: "kvm03", Play: "p", Task: "connect", Status: run.Unreachable, Msg: "connection refused"},
 		{Host: "kvm01", Play: "p", Task: "dirs", Item: "b", Module: "file", Status: run.Skipped, Msg: "skipped: when is false"},

@@ -13,15 +13,15 @@ import (
 )
 
 func init() {
-	modules.Register(Facts{})
+	modules.Register[cty.Value, map[string]any](Facts{})
 }
 
 // Facts is the facts module: it gathers and registers the host's facts.
 type Facts struct{}
 
 var (
-	_ modules.Runner    = Facts{}
-	_ modules.Validator = Facts{}
+	_ modules.Runner[cty.Value]    = Facts{}
+	_ modules.Validator[cty.Value] = Facts{}
 )
 
 // Returns documents every key Gather produces; it is also the reference for facts.* in

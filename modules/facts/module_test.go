@@ -146,10 +146,10 @@ func TestRunCheckAndApply(t *testing.T) {
 	if !reflect.DeepEqual(results[0].Data, results[1].Data) || results[0].Msg != results[1].Msg {
 		t.Errorf("check and apply differ:\n%v\n%v", results[0], results[1])
 	}
-	if _, ok := results[0].Data["nics"]; ok {
+	if _, ok := results[0].Data.(map[string]any)["nics"]; ok {
 		t.Error("gather = [os, init] read the NICs")
 	}
-	if !strings.Contains(results[0].Msg, results[0].Data["init"].(string)) {
+	if !strings.Contains(results[0].Msg, results[0].Data.(map[string]any)["init"].(string)) {
 		t.Errorf("msg %q does not say the init system", results[0].Msg)
 	}
 }

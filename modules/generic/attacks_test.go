@@ -262,7 +262,7 @@ func TestRacingUser(t *testing.T) {
 func setgidProgram(t *testing.T, d string, res *modules.Result, _ error) string {
 	p := d + "/home/new"
 	defer os.RemoveAll(p)
-	if res == nil || res.Data["exists"] != false {
+	if res == nil || res.Data.(map[string]any)["exists"] != false {
 		return ""
 	}
 	fi, err := os.Lstat(p)

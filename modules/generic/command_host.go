@@ -16,8 +16,8 @@ import (
 )
 
 var (
-	_ modules.Runner = Command{}
-	_ modules.Runner = Shell{}
+	_ modules.Runner[cty.Value] = Command{}
+	_ modules.Runner[cty.Value] = Shell{}
 )
 
 // Run runs the program unless a guard says there is nothing to do.

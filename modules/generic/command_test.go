@@ -63,7 +63,7 @@ func TestCommandLineRedactedBeforeItIsCut(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env, args := secretEnv(t, tt.m, tt.args, tt.sensitive...)
-			res, err := tt.m.(modules.Runner).Run(context.Background(), env, args, false)
+			res, err := tt.m.(modules.Runner[cty.Value]).Run(context.Background(), env, args, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +95,7 @@ func TestCommandOutputRedactedBeforeItIsCut(t *testing.T) {
 	}
 	// The whole secret was kept past the cap, so it is replaced whole and nothing is left out.
 	want := strings.Repeat("x", 995) + modules.Redacted
-	for name, got := range map[string]string{"stdout": res.Data["stdout"].(string), "stderr": res.Data["stderr"].(string), "failure stderr": f.Stderr} {
+	for name, got := range map[string]string{"stdout": res.Data.(map[string]any)["stdout"].(string), "stderr": res.Data.(map[string]any)["stderr"].(string), "failure stderr": f.Stderr} {
 		if got != want {
 			t.Errorf("%s = …%q; want 995 x and %s", name, got[max(0, len(got)-60):], modules.Redacted)
 		}

@@ -18,11 +18,11 @@ import (
 )
 
 var (
-	_ modules.Runner           = Copy{}
-	_ modules.Preparer         = Copy{}
-	_ modules.Runner           = Template{}
-	_ modules.Preparer         = Template{}
-	_ modules.ControllerRunner = Assert{}
+	_ modules.Runner[cty.Value] = Copy{}
+	_ modules.Preparer          = Copy{}
+	_ modules.Runner[cty.Value] = Template{}
+	_ modules.Preparer          = Template{}
+	_ modules.ControllerRunner  = Assert{}
 )
 
 // Run writes content to dest when it differs, and sets mode and owner.
@@ -249,7 +249,7 @@ func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply b
 			if err != nil {
 				return nil, err
 			}
-			res.Data["backup_file"] = name
+			res.Data.(map[string]any)["backup_file"] = name
 		}
 		o := keepOpts(fi, want)
 		o.validate = str(args, "validate")

@@ -15,7 +15,7 @@ import (
 	"github.com/runbook/runbook/modules/hostfs"
 )
 
-var _ modules.Runner = File{}
+var _ modules.Runner[cty.Value] = File{}
 
 // Run brings path to the wanted state. Symbolic links are followed for "file", "touch" and
 // "directory" (the target's metadata is managed, as chmod would), never for "link" and

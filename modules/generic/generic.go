@@ -12,13 +12,13 @@ import (
 )
 
 func init() {
-	modules.Register(Command{})
-	modules.Register(Shell{})
-	modules.Register(File{})
-	modules.Register(Line{})
-	modules.Register(Copy{})
-	modules.Register(Template{})
-	modules.Register(Assert{})
+	modules.Register[cty.Value, map[string]any](Command{})
+	modules.Register[cty.Value, map[string]any](Shell{})
+	modules.Register[cty.Value, map[string]any](File{})
+	modules.Register[cty.Value, map[string]any](Line{})
+	modules.Register[cty.Value, map[string]any](Copy{})
+	modules.Register[cty.Value, map[string]any](Template{})
+	modules.Register[cty.Value, map[string]any](Assert{})
 }
 
 var (

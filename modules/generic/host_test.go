@@ -33,7 +33,7 @@ func runArgs(t *testing.T, m modules.Module, args map[string]cty.Value, apply, v
 	if err != nil {
 		t.Fatalf("normalize: %v", err)
 	}
-	if val, ok := m.(modules.Validator); ok && validate {
+	if val, ok := m.(modules.Validator[cty.Value]); ok && validate {
 		if errs := val.Validate(v); len(errs) > 0 {
 			t.Fatalf("validate: %v", errs)
 		}
@@ -42,7 +42,7 @@ func runArgs(t *testing.T, m modules.Module, args map[string]cty.Value, apply, v
 	env.Now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return m.(modules.Runner).Run(ctx, env, v, apply)
+	return m.(modules.Runner[cty.Value]).Run(ctx, env, v, apply)
 }
 
 // snapshot describes every path under dir: type, mode, owner, times, content and link

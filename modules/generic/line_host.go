@@ -16,7 +16,7 @@ import (
 	"github.com/runbook/runbook/modules/hostfs"
 )
 
-var _ modules.Runner = Line{}
+var _ modules.Runner[cty.Value] = Line{}
 
 // Run edits one line of the file. The rules, in order: with regexp, the last matching line
 // is replaced (nothing changes when it already is line); without a match, or without
@@ -136,7 +136,7 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 			if err != nil {
 				return nil, err
 			}
-			res.Data["backup_file"] = name
+			res.Data.(map[string]any)["backup_file"] = name
 		}
 		if _, err := writeAtomic(ctx, env, r, content, keepOpts(fi, want)); err != nil {
 			return nil, err

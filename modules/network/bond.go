@@ -20,8 +20,8 @@ type Bond struct {
 }
 
 var (
-	_ modules.Runner    = Bond{}
-	_ modules.Validator = Bond{}
+	_ modules.Runner[cty.Value]    = Bond{}
+	_ modules.Validator[cty.Value] = Bond{}
 )
 
 func (Bond) Info() modules.Info {

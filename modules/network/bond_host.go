@@ -379,9 +379,9 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args cty.Value, apply b
 			rtAfter = describeBond(s, predictBond(s, snap))
 		}
 		if snap.bond != nil {
-			res.Data["mode"] = snap.bond.Bond["mode"]
-			res.Data["slaves"] = anyList(snap.bond.Slaves)
-			res.Data["mtu"] = snap.bond.MTU
+			res.Data.(map[string]any)["mode"] = snap.bond.Bond["mode"]
+			res.Data.(map[string]any)["slaves"] = anyList(snap.bond.Slaves)
+			res.Data.(map[string]any)["mtu"] = snap.bond.MTU
 			for _, n := range s.slaves {
 				if l := snap.links[n]; l != nil && l.Master == s.name && l.Up && !l.Carrier {
 					res.Warnings = append(res.Warnings, fmt.Sprintf("slave %s has no carrier", n))
@@ -396,13 +396,13 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args cty.Value, apply b
 	}
 
 	if state, ok, exists := lacpState(f, s.name); exists {
-		res.Data["lacp"], res.Data["lacp_ok"] = state, ok
+		res.Data.(map[string]any)["lacp"], res.Data.(map[string]any)["lacp_ok"] = state, ok
 		if s.runtime && state["mode"] == "802.3ad" && !ok && len(rtDrift) == 0 {
 			res.Warnings = append(res.Warnings, lacpProblem(state))
 		}
 	}
 	finish(res, apply, "bond "+s.name, rtDrift, rtBefore, rtAfter, p)
-	if res.Status == modules.StatusOK && res.Data["lacp_ok"] == true {
+	if res.Status == modules.StatusOK && res.Data.(map[string]any)["lacp_ok"] == true {
 		res.Msg = fmt.Sprintf("bond %s is in sync (%s, %d slaves, LACP negotiated)", s.name, s.opts["mode"], len(s.slaves))
 	}
 	return res, nil

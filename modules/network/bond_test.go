@@ -21,15 +21,15 @@ func runModule(t *testing.T, m modules.Module, args map[string]cty.Value, apply 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if errs := m.(modules.Validator).Validate(v); len(errs) > 0 {
+	if errs := m.(modules.Validator[cty.Value]).Validate(v); len(errs) > 0 {
 		t.Fatalf("invalid arguments: %v", errs)
 	}
-	return m.(modules.Runner).Run(context.Background(), modules.NewEnv(m.Info(), nil), v, apply)
+	return m.(modules.Runner[cty.Value]).Run(context.Background(), modules.NewEnv(m.Info(), nil), v, apply)
 }
 
 func strData(r *modules.Result, key string) []string {
 	var out []string
-	for _, x := range r.Data[key].([]any) {
+	for _, x := range r.Data.(map[string]any)[key].([]any) {
 		out = append(out, x.(string))
 	}
 	return out
@@ -71,7 +71,7 @@ func timeline(t *testing.T, k *fakeKernel, m modules.Module, args map[string]cty
 			t.Fatalf("run %d after apply: %v", i+3, err)
 		}
 		if res.Status != modules.StatusOK || len(k.calls) > 0 || res.Diff != nil {
-			t.Fatalf("run %d after apply: %s %s calls %v drift %v", i+3, res.Status, res.Msg, k.calls, res.Data["runtime_drift"])
+			t.Fatalf("run %d after apply: %s %s calls %v drift %v", i+3, res.Status, res.Msg, k.calls, res.Data.(map[string]any)["runtime_drift"])
 		}
 	}
 	return calls
@@ -217,10 +217,10 @@ func TestBondCheckChangesNothing(t *testing.T) {
 		t.Fatalf("check changed the host: calls %v", k.calls)
 	}
 	if res.Status != modules.StatusDrift || len(strData(res, "runtime_drift")) == 0 || len(strData(res, "persistent_drift")) != 5 {
-		t.Fatalf("check: %s runtime %v persistent %v", res.Status, res.Data["runtime_drift"], res.Data["persistent_drift"])
+		t.Fatalf("check: %s runtime %v persistent %v", res.Status, res.Data.(map[string]any)["runtime_drift"], res.Data.(map[string]any)["persistent_drift"])
 	}
-	if res.Data["backend"] != backendNM || len(strData(res, "files")) != 4 {
-		t.Errorf("backend %v files %v", res.Data["backend"], res.Data["files"])
+	if res.Data.(map[string]any)["backend"] != backendNM || len(strData(res, "files")) != 4 {
+		t.Errorf("backend %v files %v", res.Data.(map[string]any)["backend"], res.Data.(map[string]any)["files"])
 	}
 	for _, want := range []string{"# runtime:", "bond0: absent", "lacp_rate=slow", "lacp_rate=fast", "bond0-port-ens1f2.nmconnection: (absent)"} {
 		if !strings.Contains(res.Diff.Before+res.Diff.After, want) {
@@ -246,9 +246,9 @@ func TestBondCheckChangesNothing(t *testing.T) {
 	if err != nil || res.Status != modules.StatusOK {
 		t.Fatalf("check after apply: %v %+v", err, res)
 	}
-	if res.Data["lacp_ok"] != true || res.Data["mode"] != "802.3ad" || res.Data["mtu"] != 9100 ||
+	if res.Data.(map[string]any)["lacp_ok"] != true || res.Data.(map[string]any)["mode"] != "802.3ad" || res.Data.(map[string]any)["mtu"] != 9100 ||
 		!strings.Contains(res.Msg, "LACP negotiated") || len(res.Warnings) > 0 {
-		t.Errorf("in sync: %q lacp_ok %v mode %v mtu %v warnings %q", res.Msg, res.Data["lacp_ok"], res.Data["mode"], res.Data["mtu"], res.Warnings)
+		t.Errorf("in sync: %q lacp_ok %v mode %v mtu %v warnings %q", res.Msg, res.Data.(map[string]any)["lacp_ok"], res.Data.(map[string]any)["mode"], res.Data.(map[string]any)["mtu"], res.Warnings)
 	}
 	// A split aggregation is reported, not "fixed".
 	split := loadFixture(t, "lacp-split").root(t)
@@ -262,8 +262,8 @@ func TestBondCheckChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err = runModule(t, m, args, false)
-	if err != nil || res.Status != modules.StatusOK || res.Data["lacp_ok"] != false || len(res.Warnings) != 1 ||
+	if err != nil || res.Status != modules.StatusOK || res.Data.(map[string]any)["lacp_ok"] != false || len(res.Warnings) != 1 ||
 		!strings.Contains(res.Warnings[0], "ens1f1 in aggregator 2") {
-		t.Errorf("split: %v %s lacp_ok %v warnings %q", err, res.Status, res.Data["lacp_ok"], res.Warnings)
+		t.Errorf("split: %v %s lacp_ok %v warnings %q", err, res.Status, res.Data.(map[string]any)["lacp_ok"], res.Warnings)
 	}
 }

@@ -19,8 +19,8 @@ type Interface struct {
 }
 
 var (
-	_ modules.Runner    = Interface{}
-	_ modules.Validator = Interface{}
+	_ modules.Runner[cty.Value]    = Interface{}
+	_ modules.Validator[cty.Value] = Interface{}
 )
 
 var vlanObject = cty.Object(map[string]cty.Type{"parent": cty.String, "id": cty.Number})
@@ -351,13 +351,13 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args cty.Value, ap
 			}
 			addrs := slices.Clone(cur.Addrs)
 			slices.Sort(addrs)
-			res.Data["mtu"], res.Data["state"], res.Data["kind"], res.Data["addresses"] = cur.MTU, state, cur.Type, anyList(addrs)
+			res.Data.(map[string]any)["mtu"], res.Data.(map[string]any)["state"], res.Data.(map[string]any)["kind"], res.Data.(map[string]any)["addresses"] = cur.MTU, state, cur.Type, anyList(addrs)
 		}
 	}
 	w := s.want()
 	if w.Kind == "" && s.runtime {
 		// A bond or VLAN keeps its kind in the files; the running link says which it is.
-		if k, ok := res.Data["kind"].(string); ok && (k == kindBond || k == kindVLAN) {
+		if k, ok := res.Data.(map[string]any)["kind"].(string); ok && (k == kindBond || k == kindVLAN) {
 			w.Kind = k
 		}
 	}

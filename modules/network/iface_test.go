@@ -101,7 +101,7 @@ func TestInterfacePersistOnly(t *testing.T) {
 		t.Fatalf("apply: %v %+v opened %v", err, res, opened)
 	}
 	if got := strData(res, "persistent_drift"); len(got) != 2 || len(strData(res, "runtime_drift")) != 0 {
-		t.Errorf("drift %v / %v", got, res.Data["runtime_drift"])
+		t.Errorf("drift %v / %v", got, res.Data.(map[string]any)["runtime_drift"])
 	}
 	if res, err = runModule(t, m, args, false); err != nil || res.Status != modules.StatusOK {
 		t.Fatalf("check after apply: %v %+v", err, res)

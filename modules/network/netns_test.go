@@ -133,7 +133,7 @@ func TestInterfaceNetns(t *testing.T) {
 				t.Errorf("networkd file: %v\n%s", err, data)
 			}
 		case 2:
-			if res.Data["mtu"] != 9000 || res.Data["state"] != "up" || res.Data["kind"] != "veth" {
+			if res.Data.(map[string]any)["mtu"] != 9000 || res.Data.(map[string]any)["state"] != "up" || res.Data.(map[string]any)["kind"] != "veth" {
 				t.Errorf("data %v", res.Data)
 			}
 		}

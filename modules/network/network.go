@@ -10,9 +10,9 @@ import (
 )
 
 func init() {
-	modules.Register(Bond{})
-	modules.Register(Interface{})
-	modules.Register(SRIOV{})
+	modules.Register[cty.Value, map[string]any](Bond{})
+	modules.Register[cty.Value, map[string]any](Interface{})
+	modules.Register[cty.Value, map[string]any](SRIOV{})
 }
 
 // ifNamePattern is what the kernel takes as an interface name: at most 15 bytes, no slash,

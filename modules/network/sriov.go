@@ -35,8 +35,8 @@ type SRIOV struct {
 }
 
 var (
-	_ modules.Runner    = SRIOV{}
-	_ modules.Validator = SRIOV{}
+	_ modules.Runner[cty.Value]    = SRIOV{}
+	_ modules.Validator[cty.Value] = SRIOV{}
 )
 
 var vfObject = cty.ObjectWithOptionalAttrs(map[string]cty.Type{
@@ -308,7 +308,7 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args cty.Value, apply 
 	var changes []*wsFile
 	if s.persist {
 		unit := sriovUnitName(s.device)
-		res.Data["unit"] = unit
+		res.Data.(map[string]any)["unit"] = unit
 		ws := newWorkspace(f)
 		var err error
 		if pDrift, err = planSRIOVUnit(ws, s); err != nil {
@@ -325,7 +325,7 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args cty.Value, apply 
 		}
 	}
 
-	res.Data["runtime_drift"], res.Data["persistent_drift"] = anyList(rtDrift), anyList(pDrift)
+	res.Data.(map[string]any)["runtime_drift"], res.Data.(map[string]any)["persistent_drift"] = anyList(rtDrift), anyList(pDrift)
 	if len(rtDrift)+len(pDrift) == 0 {
 		res.Status = modules.StatusOK
 		res.Msg = fmt.Sprintf("SR-IOV of %s is in sync (%d VFs)", s.device, s.numVFs)
@@ -369,11 +369,11 @@ func (r SRIOV) runtime(ctx context.Context, f *hostFS, s *sriovSpec, res *module
 	if err != nil {
 		return nil, fmt.Errorf("%s: %q is not a number", path.Join(devDir, sriovNumFile), numText)
 	}
-	res.Data["num_vfs"] = cur
+	res.Data.(map[string]any)["num_vfs"] = cur
 	if t, ok, _ := f.read(path.Join(devDir, sriovTotalFile)); ok {
 		total, err := strconv.Atoi(strings.TrimSpace(t))
 		if err == nil {
-			res.Data["total_vfs"] = total
+			res.Data.(map[string]any)["total_vfs"] = total
 			if s.numVFs > total {
 				return nil, fmt.Errorf("%s offers at most %d VFs (sriov_totalvfs); num_vfs = %d is more", s.device, total, s.numVFs)
 			}
@@ -412,14 +412,14 @@ func (r SRIOV) runtime(ctx context.Context, f *hostFS, s *sriovSpec, res *module
 		if pf, err = r.applyVFs(ctx, f, ops, s, cur, devDir); err != nil {
 			return nil, err
 		}
-		res.Data["num_vfs"] = s.numVFs
+		res.Data.(map[string]any)["num_vfs"] = s.numVFs
 	}
 	var vfs []any
 	for _, v := range pf.Attrs().Vfs {
 		vfs = append(vfs, map[string]any{"index": v.ID, "mac": v.Mac.String(), "vlan": v.Vlan, "trust": v.Trust != 0, "spoofchk": v.Spoofchk})
 	}
 	if vfs != nil {
-		res.Data["vfs"] = vfs
+		res.Data.(map[string]any)["vfs"] = vfs
 	}
 	return rtDrift, nil
 }

@@ -98,10 +98,10 @@ func TestSRIOV(t *testing.T) {
 		t.Errorf("systemctl calls %v", *systemctl)
 	}
 	res, err := runModule(t, *m, args, false)
-	if err != nil || res.Data["total_vfs"] != 8 || res.Data["num_vfs"] != 8 || len(res.Data["vfs"].([]any)) != 8 {
+	if err != nil || res.Data.(map[string]any)["total_vfs"] != 8 || res.Data.(map[string]any)["num_vfs"] != 8 || len(res.Data.(map[string]any)["vfs"].([]any)) != 8 {
 		t.Fatalf("data: %v %v", err, res.Data)
 	}
-	vf0 := res.Data["vfs"].([]any)[0].(map[string]any)
+	vf0 := res.Data.(map[string]any)["vfs"].([]any)[0].(map[string]any)
 	if vf0["trust"] != true || vf0["spoofchk"] != false {
 		t.Errorf("vf 0: %v", vf0)
 	}
@@ -112,14 +112,14 @@ func TestSRIOV(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res, err = runModule(t, *m, args, false); err != nil || res.Status != modules.StatusOK {
-		t.Errorf("reworded unit: %v %s %v", err, res.Status, res.Data["persistent_drift"])
+		t.Errorf("reworded unit: %v %s %v", err, res.Status, res.Data.(map[string]any)["persistent_drift"])
 	}
 	// A VF setting dropped from the task is drift in the unit.
 	fewer := with(args, "vfs", vfList(t, vfVal("index", n(0), "trust", cty.True, "spoofchk", cty.False)))
 	res, err = runModule(t, *m, fewer, false)
 	if err != nil || res.Status != modules.StatusDrift ||
 		!slices.Equal(strData(res, "persistent_drift"), []string{"runbook-sriov-ens1f0.service: vf 7 mac 02:00:00:00:00:07 vlan 101 → (none)"}) {
-		t.Errorf("fewer VFs: %v %v", err, res.Data["persistent_drift"])
+		t.Errorf("fewer VFs: %v %v", err, res.Data.(map[string]any)["persistent_drift"])
 	}
 }
 
@@ -149,7 +149,7 @@ func TestSRIOVRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := runModule(t, *m, map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(2), "persist": cty.False}, true)
-	if err != nil || res.Status != modules.StatusChanged || res.Data["total_vfs"] != nil || len(res.Warnings) != 1 || res.Data["unit"] != "" {
+	if err != nil || res.Status != modules.StatusChanged || res.Data.(map[string]any)["total_vfs"] != nil || len(res.Warnings) != 1 || res.Data.(map[string]any)["unit"] != "" {
 		t.Errorf("without totalvfs: %v %+v", err, res)
 	}
 }
@@ -170,7 +170,7 @@ func TestSRIOVBootOnly(t *testing.T) {
 	m := SRIOV{root: root, open: func() (linkOps, func(), error) { opened = true; return nil, nil, nil }}
 	args := map[string]cty.Value{"device": s("ens2f0"), "num_vfs": n(4), "runtime": cty.False}
 	res, err := runModule(t, m, args, true)
-	if err != nil || res.Status != modules.StatusChanged || opened || res.Data["num_vfs"] != nil {
+	if err != nil || res.Status != modules.StatusChanged || opened || res.Data.(map[string]any)["num_vfs"] != nil {
 		t.Fatalf("apply: %v %+v opened %v", err, res, opened)
 	}
 	if _, err := os.Stat(filepath.Join(root, "etc/systemd/system/runbook-sriov-ens2f0.service")); err != nil {

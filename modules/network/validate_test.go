@@ -16,7 +16,7 @@ func validate(t *testing.T, m modules.Module, args map[string]cty.Value) []modul
 	if err != nil {
 		return []modules.ArgError{{Msg: err.Error()}}
 	}
-	return m.(modules.Validator).Validate(v)
+	return m.(modules.Validator[cty.Value]).Validate(v)
 }
 
 func TestValidate(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"github.com/runbook/runbook/modules/hostfs"
 )
 
-var _ modules.Runner = Firewall{}
+var _ modules.Runner[cty.Value] = Firewall{}
 
 // fwRun collects one run's findings: what it did or would do, what was already right, the
 // diff sections and the warnings.
@@ -63,10 +63,10 @@ func (m Firewall) Run(ctx context.Context, env *modules.Env, args cty.Value, app
 		if u, err = r.unit(ctx, sc, u, want); err != nil {
 			return r.result(), err
 		}
-		r.res.Data["firewalld"] = strings.TrimPrefix(u.describe(), u.name+": ")
+		r.res.Data.(map[string]any)["firewalld"] = strings.TrimPrefix(u.describe(), u.name+": ")
 	}
 	if want := str(args, "firewalld"); want != "" && m.noSystemdNoScripts("firewalld") {
-		r.res.Data["firewalld"] = "not installed"
+		r.res.Data.(map[string]any)["firewalld"] = "not installed"
 		r.fine = append(r.fine, "firewalld is not installed")
 	}
 	if want := str(args, "iptables_service"); want != "" && m.noSystemdNoScripts("iptables", "ip6tables", "netfilter-persistent") {
@@ -80,7 +80,7 @@ func (m Firewall) Run(ctx context.Context, env *modules.Env, args cty.Value, app
 		if ipv6 {
 			names = append(names, "ip6tables.service")
 		}
-		units := r.res.Data["units"].(map[string]any)
+		units := r.res.Data.(map[string]any)["units"].(map[string]any)
 		for _, n := range names {
 			u, err := sc.show(ctx, n)
 			if err != nil {
@@ -185,7 +185,7 @@ func stepWords(steps [][]string, past bool) string {
 func (m Firewall) iptables(ctx context.Context, r *fwRun, args cty.Value, policies map[string]string, flush, save, ipv6 bool) error {
 	procRoot := under(m.root, "/proc/thread-self/net")
 	backend, tools, err := findTools(ctx, m.dirs, procRoot, ipv6)
-	r.res.Data["backend"] = backend
+	r.res.Data.(map[string]any)["backend"] = backend
 	if err != nil {
 		return err
 	}
@@ -207,7 +207,7 @@ func (m Firewall) iptables(ctx context.Context, r *fwRun, args cty.Value, polici
 			selected = append(selected, t.AsString())
 		}
 	}
-	chainsRemoved := r.res.Data["chains_removed"].(map[string]any)
+	chainsRemoved := r.res.Data.(map[string]any)["chains_removed"].(map[string]any)
 	// Every family is read and planned before any is changed, so that a refusal (the
 	// lockout guard on IPv6, say) leaves IPv4 untouched too.
 	var preps []famPrep
@@ -267,7 +267,7 @@ func (m Firewall) prepare(ctx context.Context, r *fwRun, t ipTools, backend stri
 	if err != nil {
 		return famPrep{}, fmt.Errorf("read %s: %w", filepath.Base(t.save), err)
 	}
-	r.res.Data[key("rules")] = before.text()
+	r.res.Data.(map[string]any)[key("rules")] = before.text()
 	for _, n := range before.notes {
 		if !strings.HasPrefix(n, "Table `") {
 			r.warn("%s: %s", filepath.Base(t.save), n)
@@ -290,7 +290,7 @@ func (m Firewall) prepare(ctx context.Context, r *fwRun, t ipTools, backend stri
 func (m Firewall) family(ctx context.Context, r *fwRun, p famPrep, policies map[string]string, flush bool,
 	selected []string, chainsRemoved map[string]any) (famState, error) {
 	t, backend, before, plan := p.t, p.backend, p.before, p.plan
-	removed := r.res.Data[t.dataKey("removed")].(map[string]any)
+	removed := r.res.Data.(map[string]any)[t.dataKey("removed")].(map[string]any)
 	for name, n := range plan.removed {
 		removed[name] = n
 	}
@@ -530,7 +530,7 @@ func (m Firewall) save(ctx context.Context, r *fwRun, args cty.Value, t ipTools,
 	if err != nil {
 		return err
 	}
-	r.res.Data["saved"] = append(r.res.Data["saved"].([]any), path)
+	r.res.Data.(map[string]any)["saved"] = append(r.res.Data.(map[string]any)["saved"].([]any), path)
 	file := under(m.root, path)
 	fi, err := hostfs.Lstat(file)
 	switch {

@@ -442,8 +442,8 @@ func TestFirewallUnits(t *testing.T) {
 						t.Errorf("msg %q, want %q", res.Msg, tt.msg)
 					}
 					for k, v := range tt.data {
-						if !reflect.DeepEqual(res.Data[k], v) {
-							t.Errorf("data %s = %#v, want %#v", k, res.Data[k], v)
+						if !reflect.DeepEqual(res.Data.(map[string]any)[k], v) {
+							t.Errorf("data %s = %#v, want %#v", k, res.Data.(map[string]any)[k], v)
 						}
 					}
 				}
@@ -471,7 +471,7 @@ func TestFirewallWithoutIptables(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Status != modules.StatusOK || res.Data["backend"] != backendMissing || !contains(res.Warnings, "iptables is not installed") {
+		if res.Status != modules.StatusOK || res.Data.(map[string]any)["backend"] != backendMissing || !contains(res.Warnings, "iptables is not installed") {
 			t.Errorf("result %+v", res)
 		}
 	})
@@ -510,7 +510,7 @@ func TestFirewallWithoutSystemd(t *testing.T) {
 					}
 					continue
 				}
-				if err != nil || res.Status != modules.StatusOK || res.Data["firewalld"] != "not installed" || !strings.Contains(res.Msg, "no iptables service installed") {
+				if err != nil || res.Status != modules.StatusOK || res.Data.(map[string]any)["firewalld"] != "not installed" || !strings.Contains(res.Msg, "no iptables service installed") {
 					t.Fatalf("apply=%v: %+v %v", apply, res, err)
 				}
 			}

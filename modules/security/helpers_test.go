@@ -29,12 +29,12 @@ func run(t *testing.T, m modules.Module, args map[string]cty.Value, apply bool) 
 	if err != nil {
 		t.Fatalf("normalize: %v", err)
 	}
-	if errs := m.(modules.Validator).Validate(v); len(errs) > 0 {
+	if errs := m.(modules.Validator[cty.Value]).Validate(v); len(errs) > 0 {
 		t.Fatalf("validate: %v", errs)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return m.(modules.Runner).Run(ctx, modules.NewEnv(info, nil), v, apply)
+	return m.(modules.Runner[cty.Value]).Run(ctx, modules.NewEnv(info, nil), v, apply)
 }
 
 // writeTree creates files under root; a value of "->target" makes a symbolic link.

@@ -107,8 +107,8 @@ func TestIptablesFlushReal(t *testing.T) {
 			if _, err := os.Stat(save); err == nil {
 				t.Fatal("check mode wrote the save file")
 			}
-			if res.Status != modules.StatusDrift || res.Data["backend"] != b.backend {
-				t.Fatalf("check: %s backend %v: %s", res.Status, res.Data["backend"], res.Msg)
+			if res.Status != modules.StatusDrift || res.Data.(map[string]any)["backend"] != b.backend {
+				t.Fatalf("check: %s backend %v: %s", res.Status, res.Data.(map[string]any)["backend"], res.Msg)
 			}
 			if legacy := contains(res.Warnings, "IPv4 legacy iptables tables exist too (raw)"); legacy != (b.backend == backendNFT) {
 				t.Errorf("warnings %q", res.Warnings)
@@ -131,13 +131,13 @@ func TestIptablesFlushReal(t *testing.T) {
 				t.Fatalf("apply: %s %s", res.Status, res.Msg)
 			}
 			wantRemoved := map[string]any{"filter": 3, "nat": 1}
-			if got := res.Data["removed"].(map[string]any); len(got) != 2 || got["filter"] != 3 || got["nat"] != 1 {
+			if got := res.Data.(map[string]any)["removed"].(map[string]any); len(got) != 2 || got["filter"] != 3 || got["nat"] != 1 {
 				t.Errorf("removed %v, want %v", got, wantRemoved)
 			}
-			if got := res.Data["removed6"].(map[string]any); got["filter"] != 1 {
+			if got := res.Data.(map[string]any)["removed6"].(map[string]any); got["filter"] != 1 {
 				t.Errorf("removed6 %v", got)
 			}
-			if got := res.Data["chains_removed"].(map[string]any); got["filter"] != 1 {
+			if got := res.Data.(map[string]any)["chains_removed"].(map[string]any); got["filter"] != 1 {
 				t.Errorf("chains_removed %v", got)
 			}
 			v4, _ := parseSave(ipt("iptables-save"))

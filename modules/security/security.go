@@ -13,8 +13,8 @@ import (
 )
 
 func init() {
-	modules.Register(SELinux{})
-	modules.Register(Firewall{})
+	modules.Register[cty.Value, map[string]any](SELinux{})
+	modules.Register[cty.Value, map[string]any](Firewall{})
 }
 
 // str returns a string argument, "" when null.

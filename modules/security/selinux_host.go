@@ -19,7 +19,7 @@ import (
 	"github.com/runbook/runbook/modules/internal/selinuxconf"
 )
 
-var _ modules.Runner = SELinux{}
+var _ modules.Runner[cty.Value] = SELinux{}
 
 // Run brings the config file and, where the kernel allows it, the running mode to the
 // wanted state. Check and apply share this path; only apply writes.
@@ -141,7 +141,7 @@ func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, appl
 				return res, err
 			}
 		}
-		res.Data["persistent"], res.Data["policy"], res.Data["runtime"] = modeAfter, policyAfter, runtimeAfter
+		res.Data.(map[string]any)["persistent"], res.Data.(map[string]any)["policy"], res.Data.(map[string]any)["runtime"] = modeAfter, policyAfter, runtimeAfter
 	}
 	return res, nil
 }

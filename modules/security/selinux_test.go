@@ -292,8 +292,8 @@ func TestSELinuxTimeline(t *testing.T) {
 					}
 				}
 				wantReboot := tt.reboot || (tt.changeReboot && step.status != modules.StatusOK)
-				if res.RebootRequired != wantReboot || res.Data["reboot_required"] != wantReboot {
-					t.Errorf("run %d: reboot %v / data %v, want %v", i+1, res.RebootRequired, res.Data["reboot_required"], wantReboot)
+				if res.RebootRequired != wantReboot || res.Data.(map[string]any)["reboot_required"] != wantReboot {
+					t.Errorf("run %d: reboot %v / data %v, want %v", i+1, res.RebootRequired, res.Data.(map[string]any)["reboot_required"], wantReboot)
 				}
 				if tt.changeReboot && wantReboot && !contains(res.Warnings, "keeps its policy until a reboot") {
 					t.Errorf("run %d: warnings %q lack the policy reboot", i+1, res.Warnings)
@@ -314,11 +314,11 @@ func TestSELinuxTimeline(t *testing.T) {
 					t.Errorf("run %d: ok with a diff %+v", i+1, res.Diff)
 				}
 				if i >= 1 {
-					if res.Data["runtime"] != tt.runtime {
-						t.Errorf("run %d: runtime %v, want %s", i+1, res.Data["runtime"], tt.runtime)
+					if res.Data.(map[string]any)["runtime"] != tt.runtime {
+						t.Errorf("run %d: runtime %v, want %s", i+1, res.Data.(map[string]any)["runtime"], tt.runtime)
 					}
-					if res.Data["persistent"] != tt.args["state"].AsString() {
-						t.Errorf("run %d: persistent %v, want %s", i+1, res.Data["persistent"], tt.args["state"].AsString())
+					if res.Data.(map[string]any)["persistent"] != tt.args["state"].AsString() {
+						t.Errorf("run %d: persistent %v, want %s", i+1, res.Data.(map[string]any)["persistent"], tt.args["state"].AsString())
 					}
 				}
 			}

@@ -223,7 +223,7 @@ func args(t *testing.T, m modules.Module, a map[string]cty.Value) cty.Value {
 	if err != nil {
 		t.Fatalf("normalize: %v", err)
 	}
-	if val, ok := m.(modules.Validator); ok {
+	if val, ok := m.(modules.Validator[cty.Value]); ok {
 		if errs := val.Validate(v); len(errs) > 0 {
 			t.Fatalf("validate: %v", errs)
 		}

@@ -14,8 +14,8 @@ import (
 )
 
 var (
-	_ modules.Runner    = Hostname{}
-	_ modules.Validator = Hostname{}
+	_ modules.Runner[cty.Value]    = Hostname{}
+	_ modules.Validator[cty.Value] = Hostname{}
 )
 
 // Hostname sets the host's name, at runtime and persistently.
@@ -212,13 +212,13 @@ func runHostname(ctx context.Context, m *machine, w hostnameWant, apply bool) (*
 			return nil, fmt.Errorf("set the pretty hostname: %w", err)
 		}
 		if got, err := readPretty(m.path("/etc/machine-info")); err == nil {
-			res.Data["pretty"] = got
+			res.Data.(map[string]any)["pretty"] = got
 		}
 	}
 	if got, err := m.nodename(); err == nil {
-		res.Data["runtime"] = got
+		res.Data.(map[string]any)["runtime"] = got
 	}
-	res.Data["persistent"] = w.name
+	res.Data.(map[string]any)["persistent"] = w.name
 	return res, nil
 }
 

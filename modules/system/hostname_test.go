@@ -139,7 +139,7 @@ func TestHostnameTimelines(t *testing.T) {
 			if checked.Diff.After != tc.diff {
 				t.Errorf("diff after:\n%q\nwant:\n%q", checked.Diff.After, tc.diff)
 			}
-			if applied.Data["runtime"] != w.name || applied.Data["previous_runtime"] != tc.nodename || h.nodename != w.name {
+			if applied.Data.(map[string]any)["runtime"] != w.name || applied.Data.(map[string]any)["previous_runtime"] != tc.nodename || h.nodename != w.name {
 				t.Errorf("data %v, kernel name %q", applied.Data, h.nodename)
 			}
 			step(false, modules.StatusOK)

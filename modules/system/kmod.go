@@ -17,8 +17,8 @@ import (
 )
 
 var (
-	_ modules.Runner    = KernelModule{}
-	_ modules.Validator = KernelModule{}
+	_ modules.Runner[cty.Value]    = KernelModule{}
+	_ modules.Validator[cty.Value] = KernelModule{}
 )
 
 // KernelModule loads or unloads a kernel module and keeps its boot-time configuration.
@@ -671,10 +671,10 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 	if w.runtime && runtimeStep != nil && final.state != after {
 		return nil, fmt.Errorf("%s succeeded but the kernel reports %s as %s (is %s an alias? name the module itself)", strings.Join(runtimeStep, " "), name, final.state, w.name)
 	}
-	res.Data["runtime"] = final.state
-	res.Data["holders"] = anyStrings(final.mod.holders)
-	res.Data["persistent"] = listsModule(afterLoad, name)
-	res.Data["options"] = optionsOf(afterOpts)
+	res.Data.(map[string]any)["runtime"] = final.state
+	res.Data.(map[string]any)["holders"] = anyStrings(final.mod.holders)
+	res.Data.(map[string]any)["persistent"] = listsModule(afterLoad, name)
+	res.Data.(map[string]any)["options"] = optionsOf(afterOpts)
 	return res, nil
 }
 

@@ -231,11 +231,11 @@ func TestKernelModuleTimelines(t *testing.T) {
 			if tc.diff != "" && applied.Diff.After != tc.diff {
 				t.Errorf("diff after:\n%q\nwant\n%q", applied.Diff.After, tc.diff)
 			}
-			if applied.Data["runtime"] != tc.runtime {
-				t.Errorf("runtime %v, want %s", applied.Data["runtime"], tc.runtime)
+			if applied.Data.(map[string]any)["runtime"] != tc.runtime {
+				t.Errorf("runtime %v, want %s", applied.Data.(map[string]any)["runtime"], tc.runtime)
 			}
-			if applied.Data["persistent"] != (w.present && w.persistent) {
-				t.Errorf("persistent %v", applied.Data["persistent"])
+			if applied.Data.(map[string]any)["persistent"] != (w.present && w.persistent) {
+				t.Errorf("persistent %v", applied.Data.(map[string]any)["persistent"])
 			}
 			step(false, tc.settled)
 			step(true, modules.StatusOK)
@@ -257,8 +257,8 @@ func TestKernelModuleStaleParams(t *testing.T) {
 		if err != nil || !res.RebootRequired || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "8021q is loaded with gvrp=N (wanted 1)") {
 			t.Fatalf("apply=%v: %v %+v", apply, err, res)
 		}
-		if res.Data["runtime_params"].(map[string]any)["gvrp"] != "N" {
-			t.Errorf("runtime_params %v", res.Data["runtime_params"])
+		if res.Data.(map[string]any)["runtime_params"].(map[string]any)["gvrp"] != "N" {
+			t.Errorf("runtime_params %v", res.Data.(map[string]any)["runtime_params"])
 		}
 	}
 	res, err := runKernelModule(ctxT(t), h.machine(), w, false)

@@ -17,8 +17,8 @@ import (
 )
 
 var (
-	_ modules.Runner    = Service{}
-	_ modules.Validator = Service{}
+	_ modules.Runner[cty.Value]    = Service{}
+	_ modules.Validator[cty.Value] = Service{}
 )
 
 // Service manages a systemd unit, or a SysV init script.

@@ -297,8 +297,8 @@ func TestServiceTimelines(t *testing.T) {
 			}
 			if tc.data != nil {
 				for k, v := range tc.data {
-					if applied.Data[k] != v {
-						t.Errorf("data %s = %v, want %v", k, applied.Data[k], v)
+					if applied.Data.(map[string]any)[k] != v {
+						t.Errorf("data %s = %v, want %v", k, applied.Data.(map[string]any)[k], v)
 					}
 				}
 			}
@@ -497,7 +497,7 @@ func TestServiceDaemonReloadNewUnit(t *testing.T) {
 	if !h.ran("systemctl", "daemon-reload") || !h.ran("systemctl", "start", "--", "app.service") {
 		t.Errorf("calls: %v", h.calls)
 	}
-	if res.Data["active_state"] != "active" {
+	if res.Data.(map[string]any)["active_state"] != "active" {
 		t.Errorf("data: %v", res.Data)
 	}
 }

@@ -21,8 +21,8 @@ import (
 )
 
 var (
-	_ modules.Runner    = Sysctl{}
-	_ modules.Validator = Sysctl{}
+	_ modules.Runner[cty.Value]    = Sysctl{}
+	_ modules.Validator[cty.Value] = Sysctl{}
 )
 
 // Sysctl sets a kernel parameter at runtime and in a sysctl.d drop-in.
@@ -233,7 +233,7 @@ func runSysctl(_ context.Context, m *machine, w sysctlWant, apply bool) (*module
 		default:
 			res.Msg = fmt.Sprintf("%s = %s in %s", key, w.value, w.file)
 		}
-		res.Data["persistent_value"] = persistentAfter
+		res.Data.(map[string]any)["persistent_value"] = persistentAfter
 		return res, nil
 	}
 	if runtimeDrift && !apply {
@@ -271,7 +271,7 @@ func runSysctl(_ context.Context, m *machine, w sysctlWant, apply bool) (*module
 			return nil, fmt.Errorf("read %s back: %w", procPath, err)
 		}
 		got := normValue(string(b))
-		res.Data["runtime_value"] = got
+		res.Data.(map[string]any)["runtime_value"] = got
 		if got != w.value {
 			return res, fmt.Errorf("the kernel keeps %s = %s after %s was written (a value out of range, or one it rounds)", key, orNone(got), w.value)
 		}
@@ -287,7 +287,7 @@ func runSysctl(_ context.Context, m *machine, w sysctlWant, apply bool) (*module
 			}
 		}
 	}
-	res.Data["persistent_value"] = persistentAfter
+	res.Data.(map[string]any)["persistent_value"] = persistentAfter
 	return res, nil
 }
 

@@ -134,8 +134,8 @@ func TestSysctlTimelines(t *testing.T) {
 				return res
 			}
 			checked := step(false, modules.StatusDrift)
-			if checked.Data["runtime_drift"] != tc.drift[0] || checked.Data["persistent_drift"] != tc.drift[1] {
-				t.Errorf("drift runtime=%v persistent=%v, want %v", checked.Data["runtime_drift"], checked.Data["persistent_drift"], tc.drift)
+			if checked.Data.(map[string]any)["runtime_drift"] != tc.drift[0] || checked.Data.(map[string]any)["persistent_drift"] != tc.drift[1] {
+				t.Errorf("drift runtime=%v persistent=%v, want %v", checked.Data.(map[string]any)["runtime_drift"], checked.Data.(map[string]any)["persistent_drift"], tc.drift)
 			}
 			applied := step(true, modules.StatusChanged)
 			if checked.Diff == nil || applied.Diff == nil || *checked.Diff != *applied.Diff {
@@ -144,14 +144,14 @@ func TestSysctlTimelines(t *testing.T) {
 			if tc.diff != "" && applied.Diff.After != tc.diff {
 				t.Errorf("diff after:\n%q\nwant\n%q", applied.Diff.After, tc.diff)
 			}
-			if w.present && w.runtime && applied.Data["runtime_value"] != w.value {
-				t.Errorf("runtime_value %v", applied.Data["runtime_value"])
+			if w.present && w.runtime && applied.Data.(map[string]any)["runtime_value"] != w.value {
+				t.Errorf("runtime_value %v", applied.Data.(map[string]any)["runtime_value"])
 			}
-			if w.present && applied.Data["persistent_value"] != w.value {
-				t.Errorf("persistent_value %v", applied.Data["persistent_value"])
+			if w.present && applied.Data.(map[string]any)["persistent_value"] != w.value {
+				t.Errorf("persistent_value %v", applied.Data.(map[string]any)["persistent_value"])
 			}
 			again := step(false, modules.StatusOK)
-			if again.Data["runtime_drift"] != false || again.Data["persistent_drift"] != false {
+			if again.Data.(map[string]any)["runtime_drift"] != false || again.Data.(map[string]any)["persistent_drift"] != false {
 				t.Errorf("drift after apply: %v", again.Data)
 			}
 			step(true, modules.StatusOK)

@@ -20,10 +20,10 @@ import (
 )
 
 func init() {
-	modules.Register(Service{})
-	modules.Register(Hostname{})
-	modules.Register(Sysctl{})
-	modules.Register(KernelModule{})
+	modules.Register[cty.Value, map[string]any](Service{})
+	modules.Register[cty.Value, map[string]any](Hostname{})
+	modules.Register[cty.Value, map[string]any](Sysctl{})
+	modules.Register[cty.Value, map[string]any](KernelModule{})
 }
 
 // machine is the host a module works on: where its files are and how it runs programs.

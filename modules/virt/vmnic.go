@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	modules.Register(VMNIC{})
+	modules.Register[cty.Value, map[string]any](VMNIC{})
 }
 
 // NIC types vm_nic manages, as libvirt names them in <interface type=...>.

@@ -16,7 +16,7 @@ import (
 	"github.com/runbook/runbook/modules"
 )
 
-var _ modules.Runner = VMNIC{}
+var _ modules.Runner[cty.Value] = VMNIC{}
 
 // virshTimeout bounds one virsh call: libvirtd answers in milliseconds, unless it hangs.
 const virshTimeout = 2 * time.Minute
@@ -97,7 +97,7 @@ func withRestart(res *modules.Result, name string, live *domainDoc, defined []li
 	if !live.active || sameDevices(live.ifaces, defined) {
 		return res
 	}
-	res.Data["restart_required"] = true
+	res.Data.(map[string]any)["restart_required"] = true
 	verb := "is"
 	if res.Status == modules.StatusDrift {
 		verb = "would be"

@@ -489,7 +489,7 @@ func TestRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Status != modules.StatusDrift || res.Diff == nil || !strings.Contains(res.Diff.After, "ens1f0") || res.Data["restart_required"] != false {
+		if res.Status != modules.StatusDrift || res.Diff == nil || !strings.Contains(res.Diff.After, "ens1f0") || res.Data.(map[string]any)["restart_required"] != false {
 			t.Fatalf("check: %+v", res)
 		}
 		if _, err := os.Stat(filepath.Join(dir, "defined.xml")); err == nil {
@@ -502,12 +502,12 @@ func TestRun(t *testing.T) {
 		if res.Status != modules.StatusChanged || res.Msg != "two-bridges: defined NICs: 1 changed, 1 added, 1 removed" {
 			t.Fatalf("apply: %s %s", res.Status, res.Msg)
 		}
-		got := lines(res.Data["interfaces"].([]any))
+		got := lines(res.Data.(map[string]any)["interfaces"].([]any))
 		if want := "bridge br-mgmt model=virtio mac=52:54:00:aa:00:01|direct ens1f0 mode=passthrough model=virtio"; strings.Join(got, "|") != want {
 			t.Errorf("interfaces %q, want %q", got, want)
 		}
-		if res.Data["uuid"] != "0b1f3c1e-6f4e-4d0a-9a57-2f6c1d6b0a01" {
-			t.Errorf("uuid %v", res.Data["uuid"])
+		if res.Data.(map[string]any)["uuid"] != "0b1f3c1e-6f4e-4d0a-9a57-2f6c1d6b0a01" {
+			t.Errorf("uuid %v", res.Data.(map[string]any)["uuid"])
 		}
 		defined, _ := os.ReadFile(filepath.Join(dir, "defined.xml"))
 		if !bytes.Contains(defined, []byte("<uuid>0b1f3c1e-6f4e-4d0a-9a57-2f6c1d6b0a01</uuid>")) || !bytes.Contains(defined, []byte(`<boot order="1">`)) {
@@ -529,18 +529,18 @@ func TestRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Data["restart_required"] != true || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "shut down and started again") {
+		if res.Data.(map[string]any)["restart_required"] != true || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "shut down and started again") {
 			t.Fatalf("restart not reported: %+v", res)
 		}
 		// In sync with the definition, still out of sync with what runs.
 		res, err = VMNIC{}.Run(ctx, env, args, false)
-		if err != nil || res.Status != modules.StatusOK || res.Data["restart_required"] != true {
+		if err != nil || res.Status != modules.StatusOK || res.Data.(map[string]any)["restart_required"] != true {
 			t.Fatalf("second run: %v %+v", err, res)
 		}
 		// The definition as it was (what the domain runs with): nothing to restart.
 		args = objArgs(t, "running", `[{type="bridge", source="br0", mtu=1400}]`, "", true)
 		res, err = VMNIC{}.Run(ctx, env, args, true)
-		if err != nil || res.Data["restart_required"] != false || len(res.Warnings) != 0 {
+		if err != nil || res.Data.(map[string]any)["restart_required"] != false || len(res.Warnings) != 0 {
 			t.Fatalf("back to the live NICs: %v %+v", err, res)
 		}
 	})

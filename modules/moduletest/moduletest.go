@@ -1,0 +1,166 @@
+// Package moduletest runs modules in tests the way the helper runs them: arguments
+// normalised against the schema, decoded into the module's struct, validated, then run;
+// and it runs the timeline every module test proves: check (drift) → apply (changed) →
+// check (in sync) → apply (no change).
+package moduletest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+// Option changes how Run and Timeline run a module.
+type Option func(*options)
+
+type options struct {
+	validate  bool
+	env       func(*modules.Env)
+	timeout   time.Duration
+	unchanged func(t testing.TB, step string)
+}
+
+// NoValidate skips the Validator, as for values the controller could not check (they came
+// from a host's facts): the module must still cope.
+func NoValidate() Option { return func(o *options) { o.validate = false } }
+
+// WithEnv lets the test set the Env (a fixed clock, an output limit, secrets).
+func WithEnv(f func(*modules.Env)) Option { return func(o *options) { o.env = f } }
+
+// Timeout bounds each run; the default is 30s.
+func Timeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// Unchanged is called by Timeline after each check, and after the final apply, to fail
+// the test if the host changed (compare a snapshot, a fake's calls).
+func Unchanged(f func(t testing.TB, step string)) Option {
+	return func(o *options) { o.unchanged = f }
+}
+
+func build(opts []Option) options {
+	o := options{validate: true, timeout: 30 * time.Second}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// Def returns the registered Def of m's module, bound to m itself (a value with test seams).
+func Def(t testing.TB, m modules.Module) *modules.Def {
+	t.Helper()
+	name := m.Info().Name
+	d, ok := modules.Lookup(name)
+	if !ok {
+		t.Fatalf("module %q is not registered", name)
+	}
+	return d.With(m)
+}
+
+// Run runs m once with args. Arguments the schema rejects fail the test; so do values the
+// Validator rejects, unless NoValidate is given.
+func Run(t testing.TB, m modules.Module, args map[string]cty.Value, apply bool, opts ...Option) (*modules.Result, error) {
+	t.Helper()
+	o := build(opts)
+	return run(t, Def(t, m), args, apply, o)
+}
+
+func run(t testing.TB, d *modules.Def, args map[string]cty.Value, apply bool, o options) (*modules.Result, error) {
+	t.Helper()
+	a, norm, err := d.Args(objectOf(args))
+	if err != nil {
+		t.Fatalf("%s: arguments: %v", d.Info().Name, err)
+	}
+	if o.validate {
+		if errs := d.Validate(a); len(errs) > 0 {
+			t.Fatalf("%s: invalid arguments: %v", d.Info().Name, errs)
+		}
+	}
+	env := modules.NewEnv(d.Info(), nil)
+	env.SetSecrets(modules.SecretStrings(norm, env.SensitiveArgs()))
+	if o.env != nil {
+		o.env(env)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	res, err := d.Run(ctx, env, a, apply)
+	if res != nil && res.Data != nil {
+		// What the helper would send must convert to the declared Returns.
+		if _, derr := d.Value(res.Data, nil); derr != nil {
+			t.Fatalf("%s: %v", d.Info().Name, derr)
+		}
+	}
+	return res, err
+}
+
+// Validate returns what the module's Validator says about args (after the schema).
+func Validate(t testing.TB, m modules.Module, args map[string]cty.Value) []modules.ArgError {
+	t.Helper()
+	d := Def(t, m)
+	a, _, err := d.Args(objectOf(args))
+	if err != nil {
+		t.Fatalf("%s: arguments: %v", d.Info().Name, err)
+	}
+	return d.Validate(a)
+}
+
+// Data returns a result's data as the controller sees it: an object of the declared
+// Returns types.
+func Data(t testing.TB, m modules.Module, res *modules.Result) cty.Value {
+	t.Helper()
+	if res == nil {
+		t.Fatal("no result")
+	}
+	v, err := Def(t, m).Value(res.Data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v == cty.NilVal {
+		t.Fatal("the result has no data")
+	}
+	return v
+}
+
+// Timeline runs check, apply, check, apply with args and fails the test unless they report
+// drift (with a diff), changed, ok (no diff) and ok (no diff). It returns the four results.
+func Timeline(t testing.TB, m modules.Module, args map[string]cty.Value, opts ...Option) [4]*modules.Result {
+	t.Helper()
+	o := build(opts)
+	d := Def(t, m)
+	var out [4]*modules.Result
+	want := []string{modules.StatusDrift, modules.StatusChanged, modules.StatusOK, modules.StatusOK}
+	steps := []string{"check", "apply", "check after apply", "apply again"}
+	for i, step := range steps {
+		apply := i%2 == 1
+		res, err := run(t, d, args, apply, o)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if res == nil {
+			t.Fatalf("%s: no result", step)
+		}
+		if string(res.Status) != string(want[i]) {
+			t.Fatalf("%s: status %s (%s), want %s", step, res.Status, res.Msg, want[i])
+		}
+		switch {
+		case i == 0 && (res.Diff == nil || res.Diff.Before == res.Diff.After):
+			t.Errorf("%s: drift without a diff: %+v", step, res.Diff)
+		case i >= 2 && res.Diff != nil:
+			t.Errorf("%s: in sync but shows a diff: %+v", step, res.Diff)
+		}
+		if o.unchanged != nil && i != 1 {
+			o.unchanged(t, step)
+		}
+		out[i] = res
+	}
+	return out
+}
+
+func objectOf(args map[string]cty.Value) cty.Value {
+	if len(args) == 0 {
+		return cty.EmptyObjectVal
+	}
+	return cty.ObjectVal(args)
+}
