@@ -353,7 +353,7 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 	}
 	runner, ok := m.(modules.Runner)
 	if !ok {
-		if _, ctl := m.(modules.ControllerRunner); ctl {
+		if _, ctl := m.(modules.ControllerOnly); ctl {
 			return failed(fmt.Errorf("module %s runs on the controller, not on hosts", req.Module))
 		}
 		return failed(fmt.Errorf("module %s has no host-side code", req.Module))

@@ -410,6 +410,9 @@ aggregator").`,
 	}
 }
 
+// RunsOnController marks assert as the controller's: its code is in engine/controller.
+func (Assert) RunsOnController() {}
+
 // Validate rejects an empty condition list.
 func (Assert) Validate(args cty.Value) []modules.ArgError {
 	if args.GetAttr("that").LengthInt() == 0 {
