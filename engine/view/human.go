@@ -19,7 +19,8 @@ import (
 // Human prints a line per result as it arrives and a recap at the end. By default only
 // results that matter get a line (changed, drift, unknown, failed, unreachable, and any
 // result with warnings); ok and skipped ones are counted in the recap. Verbose prints
-// every result; Quiet only failures.
+// every result; Quiet only failures. After the recap come the drift report of a check
+// (DriftReport), where the run was recorded and, with Verbose, how the helper was started.
 type Human struct {
 	W     io.Writer
 	Color bool
@@ -33,11 +34,14 @@ type Human struct {
 	// waiting longest) below the results; for terminals only.
 	Live  bool
 	Total int
+	// DriftReport ends the output with the drift report (Drift): for check runs.
+	DriftReport bool
 
 	mu       sync.Mutex
 	progress progress
 	stop     chan struct{}
 	stopped  chan struct{}
+	drift    Drift
 }
 
 // progress is what the live line shows.
@@ -210,6 +214,9 @@ func (h *Human) TaskDone(r run.Result) {
 			}
 		}()
 	}
+	if h.DriftReport {
+		h.drift.TaskDone(r)
+	}
 	if !h.shows(r) {
 		return
 	}
@@ -296,6 +303,34 @@ func (h *Human) Finish(r *run.Recap) error {
 	}
 	_, err := fmt.Fprintf(h.W, "\n%s: %d hosts in %s, exit code %d\n", state, len(hosts), r.Duration.Round(time.Millisecond), r.ExitCode())
 	return err
+}
+
+// Footer prints, after the recap, the drift report (DriftReport), the run's place in the
+// history and, with Verbose, how the helper was started and verified.
+func (h *Human) Footer(f Footer) {
+	if h.DriftReport {
+		h.drift.Color = h.Color
+		_ = h.drift.Write(h.W)
+	}
+	if f.History != nil {
+		fmt.Fprintf(h.W, "history: run %d in %s\n", f.History.RunID, f.History.Location)
+	}
+	if h.Verbose {
+		io.WriteString(h.W, helperLine(f.Helper))
+	}
+}
+
+// helperLine says how many hosts run the helper, how many got it pushed and how its file
+// was verified.
+func helperLine(s HelperStats) string {
+	// A host runs a helper per identity its tasks run as (become): say so when a host ran
+	// more than one.
+	started := ""
+	if s.Hosts != s.Pushed+s.Reused {
+		started = fmt.Sprintf("%d helpers; ", s.Pushed+s.Reused)
+	}
+	return fmt.Sprintf("helper: started on %d hosts (%spushed to %d); verified by hash on %d, unchanged since a hash on %d\n",
+		s.Hosts, started, s.Pushed, s.Hashed, s.Stamped)
 }
 
 // forPeople is r as the human views print it: every text in it that a host, a file or an

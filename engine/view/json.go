@@ -37,20 +37,30 @@ type jsonResult struct {
 func (j *JSON) HostStarted(string)         {}
 func (j *JSON) HostDone(string, run.Stats) {}
 
+// Hold runs fn: the JSON view draws nothing between results.
+func (j *JSON) Hold(fn func()) { fn() }
+
 // TaskDone writes one result line.
 func (j *JSON) TaskDone(r run.Result) {
 	out := jsonResult{Type: "result", Host: r.Host, Play: r.Play, Task: r.Task, Module: r.Module, Item: r.Item, Handler: r.Handler,
-		Status: string(r.Status), Changed: r.Status == run.Changed, Msg: r.Msg, Data: r.Data, RebootRequired: r.RebootRequired,
+		Status: string(r.Status), Changed: r.Status == run.Changed, Msg: r.Msg, RebootRequired: r.RebootRequired,
 		Warnings: r.Warnings, DurationMS: r.Duration.Milliseconds()}
-	if rc, ok := intOf(r.Data["rc"]); ok {
-		out.RC = &rc
-	}
+	out.Data, out.RC = dataOf(r)
 	if r.Diff != nil {
 		out.Diff = Unified(r.Diff)
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	_ = json.NewEncoder(j.W).Encode(out)
+}
+
+// dataOf is what a result line shows of the module's data: the data, and a command's exit
+// code on its own (rc). It is the one place the views read run.Result.Data.
+func dataOf(r run.Result) (data map[string]any, rc *int) {
+	if n, ok := intOf(r.Data["rc"]); ok {
+		rc = &n
+	}
+	return r.Data, rc
 }
 
 func intOf(v any) (int, bool) {
@@ -80,3 +90,6 @@ func (j *JSON) Finish(r *run.Recap) error {
 	return json.NewEncoder(j.W).Encode(map[string]any{"type": "recap", "hosts": hosts, "exit_code": r.ExitCode(),
 		"interrupted": r.Interrupted, "stopped": r.Stopped, "duration_ms": r.Duration.Milliseconds()})
 }
+
+// Footer writes nothing: the recap line is the last of the stream.
+func (j *JSON) Footer(Footer) {}
