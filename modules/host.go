@@ -1,7 +1,6 @@
 package modules
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 )
@@ -135,28 +133,12 @@ func (e *Env) Time() time.Time {
 	return e.Now()
 }
 
-// ControllerEnv is what controller-side module code sees.
-type ControllerEnv struct {
-	// Dir is the runbook's directory; relative src paths are resolved against it.
-	Dir string
-	// EvalContext is the task's per-host evaluation context (var, local, host, facts,
-	// task and the functions); templates are rendered in a child of it. May be nil.
-	EvalContext *hcl.EvalContext
-}
-
-// ControllerRunner is implemented by modules that run entirely on the controller and never
-// reach the host, such as assert. check decides nothing for them: they run the same in
-// check mode because they change nothing.
-type ControllerRunner interface {
-	RunOnController(ctx context.Context, env *ControllerEnv, args cty.Value) (*Result, error)
-}
-
-// Preparer is implemented by modules that need a controller-side step before the host
-// runs them: copy reads src on the controller, template renders. Prepare returns the
-// arguments to send to the host. Marks (sensitive) on args carry over to what is derived
-// from them.
-type Preparer interface {
-	Prepare(ctx context.Context, env *ControllerEnv, args cty.Value) (cty.Value, error)
+// ControllerOnly is implemented by modules that run entirely on the controller and never
+// reach a host, such as assert. Their code is the engine's (engine/controller), which the
+// helper does not link; a helper asked to run one refuses it.
+type ControllerOnly interface {
+	Module
+	RunsOnController()
 }
 
 // Result is what one run of a module reports.

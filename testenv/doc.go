@@ -24,6 +24,7 @@
 // lab subnet. Everything a lab creates is recorded in <dir>/state.json so a
 // crashed run is cleaned up by the next Down or Up.
 //
-// Tests use Start, which skips (or, with CI=true, fails) when the lab cannot
-// run here. cmd/testenv is the CLI around the same code.
+// Tests use testlab.Start (package testenv/testlab), which skips (or, with
+// CI=true, fails) when the lab cannot run here. cmd/testenv is the CLI around
+// the same code, and links no testing package.
 package testenv

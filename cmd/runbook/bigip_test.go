@@ -11,6 +11,7 @@ import (
 
 	"github.com/runbook/runbook/internal/labtest"
 	"github.com/runbook/runbook/testenv"
+	"github.com/runbook/runbook/testenv/testlab"
 )
 
 // driftLine matches a drift result line of the human view: the host, then the task's
@@ -22,7 +23,7 @@ var driftLine = regexp.MustCompile(`(?m)^(lab\d+) +drift +(.*?)( \((\d+m)?\d+(\.
 // changes nothing, and after someone re-enables firewalld on one host, check reports drift
 // on exactly that task with exit code 4.
 func TestBigIPRunbookOnSystemdHosts(t *testing.T) {
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 3})
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 3})
 	runbook := runbookCLI(t, lab)
 	// Debian hosts: ifupdown is their legacy network service; the container's kernel has no
 	// bonding driver, so the bond is written to the backend's files only.
@@ -84,7 +85,7 @@ func TestBigIPRunbookOnSystemdHosts(t *testing.T) {
 // (stopped) guest: the guest gets the NICs the inventory lists, its first NIC keeps its MAC,
 // and a second run changes nothing.
 func TestBigIPGuestNICs(t *testing.T) {
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1, Layers: []string{testenv.LayerLibvirt}})
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1, Layers: []string{testenv.LayerLibvirt}})
 	runbook := runbookCLI(t, lab)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -137,7 +138,7 @@ func TestBigIPGuestNICs(t *testing.T) {
 // lab's partner, the VLAN comes up, two VFs are made and trusted, a second run changes
 // nothing, and a slave taken down shows in check as drift on the bond.
 func TestBigIPOnVM(t *testing.T) {
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1})
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1})
 	runbook := runbookCLI(t, lab)
 	// The vm host has no NetworkManager or network service: its network is the kernel's. Its
 	// SR-IOV PF is a netdevsim device.
@@ -193,7 +194,7 @@ func TestBigIPOnVM(t *testing.T) {
 // One boot covers what a host without libvirt would and the guest's NICs.
 func TestBigIPOnVMSystemdLibvirt(t *testing.T) {
 	start := time.Now()
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1, VMUserland: testenv.VMUserlandSystemd,
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1, VMUserland: testenv.VMUserlandSystemd,
 		Layers: []string{testenv.LayerLibvirt}})
 	t.Logf("host up in %s", time.Since(start).Round(100*time.Millisecond))
 	runbook := runbookCLI(t, lab)

@@ -35,7 +35,7 @@ func buildHelper(t *testing.T) string {
 
 // TestLabScripts runs the CLI end to end against real lab hosts (OpenSSH in namespaces):
 // exec, check and run, with unreachable hosts, host-key mismatches and failing tasks. It
-// needs root; testenv.Start skips without it (and fails under CI=true).
+// needs root; like testlab.Start it skips without it (and fails under CI=true).
 func TestLabScripts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab tests are skipped in -short mode")

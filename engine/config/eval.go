@@ -225,7 +225,7 @@ func (t *Task) Args(ctx *hcl.EvalContext) (modules.Module, cty.Value, hcl.Diagno
 	if !ok {
 		return nil, cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown module", Detail: t.Module, Subject: t.ModuleRange.Ptr()}}
 	}
-	v, diags := modules.Decode(m, t.Body, ctx, t.ModuleRange)
+	v, diags := decodeModule(m, t.Body, ctx, t.ModuleRange)
 	diags = redact(withArgExprs(diags, t.Body, ctx), ctx)
 	if !diags.HasErrors() && !v.IsWhollyKnown() {
 		diags = append(diags, &hcl.Diagnostic{

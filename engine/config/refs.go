@@ -281,11 +281,11 @@ func (d *decoder) checkPlay(p *Play) {
 		}
 		m, _ := modules.Lookup(t.Module)
 		sc.where = "module arguments"
-		if !d.checkTraversals(hcldec.Variables(t.Body, m.Info().Schema.Spec()), sc) {
+		if !d.checkTraversals(hcldec.Variables(t.Body, moduleSpec(m.Info().Schema)), sc) {
 			return
 		}
 		ctx := d.placeholderCtx(sc)
-		_, diags := modules.Decode(m, t.Body, ctx, t.ModuleRange)
+		_, diags := decodeModule(m, t.Body, ctx, t.ModuleRange)
 		d.add(withArgExprs(diags, t.Body, ctx)...)
 	}
 	for _, t := range order {

@@ -32,9 +32,7 @@ func (m testModule) Run(ctx context.Context, env *modules.Env, args cty.Value, a
 type controllerOnly struct{}
 
 func (controllerOnly) Info() modules.Info { return modules.Info{Name: "ctl"} }
-func (controllerOnly) RunOnController(context.Context, *modules.ControllerEnv, cty.Value) (*modules.Result, error) {
-	return &modules.Result{Status: modules.StatusOK}, nil
-}
+func (controllerOnly) RunsOnController()  {}
 
 type mapRegistry map[string]modules.Module
 

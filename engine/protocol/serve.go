@@ -350,7 +350,10 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 		return failed(errors.New(msg + " (the helper and the controller come from different builds?)"))
 	}
 	if !m.RunsOnHost() {
-		return failed(fmt.Errorf("module %s runs on the controller, not on hosts", req.Module))
+		if _, ctl := m.Module().(modules.ControllerOnly); ctl {
+			return failed(fmt.Errorf("module %s runs on the controller, not on hosts", req.Module))
+		}
+		return failed(fmt.Errorf("module %s has no host-side code", req.Module))
 	}
 	info := m.Info()
 	args, norm, err := m.Args(req.Args)

@@ -19,6 +19,7 @@ import (
 	"github.com/runbook/runbook/internal/sh"
 	"github.com/runbook/runbook/inventory"
 	"github.com/runbook/runbook/testenv"
+	"github.com/runbook/runbook/testenv/testlab"
 )
 
 // stallShell is the login shell of the lab's user "slow": it runs commands with sh, except
@@ -45,7 +46,7 @@ func TestLabStepBounds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab tests are skipped in -short mode")
 	}
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierNS, Hosts: 1})
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierNS, Hosts: 1})
 	t.Setenv(helperbin.EnvDir, labtest.Helpers(t))
 	ctx := context.Background()
 	host := lab.Hosts[0].Name
@@ -121,7 +122,7 @@ func TestLabBecomeTTY(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab tests are skipped in -short mode")
 	}
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierNS, Hosts: 1})
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierNS, Hosts: 1})
 	t.Setenv(helperbin.EnvDir, labtest.Helpers(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -21,6 +21,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/controller"
 	"github.com/runbook/runbook/engine/plan"
 	"github.com/runbook/runbook/inventory"
 	"github.com/runbook/runbook/modules"
@@ -1185,7 +1186,7 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope, tas
 	// it: once, outside the attempts, which never start a helper again (a rejected become
 	// password is not tried twice) and outside the task's timeout.
 	var x Executor
-	if _, local := m.(modules.ControllerRunner); !local {
+	if _, local := controller.RunnerFor(t.Module); !local {
 		var err error
 		if x, err = hr.executor(ctx, hr.identity(t)); err != nil {
 			return done(startStatus(err), err.Error())
@@ -1274,12 +1275,12 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
 		defer cancel()
 	}
-	cenv := &modules.ControllerEnv{Dir: hr.e.Runbook.Dir, EvalContext: ectx}
-	if cr, ok := m.(modules.ControllerRunner); ok {
-		return cr.RunOnController(ctx, cenv, plain)
+	cenv := &controller.Env{Dir: hr.e.Runbook.Dir, EvalContext: ectx}
+	if runOnController, ok := controller.RunnerFor(t.Module); ok {
+		return runOnController(ctx, cenv, plain)
 	}
-	if pr, ok := m.(modules.Preparer); ok {
-		prepared, err := pr.Prepare(ctx, cenv, plain)
+	if prepare, ok := controller.PreparerFor(t.Module); ok {
+		prepared, err := prepare(ctx, cenv, plain)
 		if err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/runbook/runbook/testenv"
+	"github.com/runbook/runbook/testenv/testlab"
 )
 
 // The benchmarks run against a lab host (real OpenSSH 9.x sshd reached
@@ -20,7 +21,7 @@ import (
 //	go test -run '^$' -bench . -benchtime 200x ./engine/transport
 
 func benchLab(b *testing.B) (*testenv.Lab, Target) {
-	lab := testenv.Start(b, testenv.Options{Tier: testenv.TierNS, Hosts: 1})
+	lab := testlab.Start(b, testenv.Options{Tier: testenv.TierNS, Hosts: 1})
 	return lab, labTarget(b, lab, 0)
 }
 

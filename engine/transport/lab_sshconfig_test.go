@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/runbook/runbook/testenv"
+	"github.com/runbook/runbook/testenv/testlab"
 )
 
 // TestLabSSHConfig dials real lab hosts as an operator's ssh_config describes them:
 // aliases only (HostName, Port), a three-connection ProxyJump chain whose hops are aliases
 // (one with a HostKeyAlias), and a key held by OpenSSH's own ssh-agent, not x/crypto's.
 func TestLabSSHConfig(t *testing.T) {
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierNS, Hosts: 3})
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierNS, Hosts: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	h1, h2, h3 := lab.Hosts[0], lab.Hosts[1], lab.Hosts[2]

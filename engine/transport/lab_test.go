@@ -22,6 +22,7 @@ import (
 
 	"github.com/runbook/runbook/internal/sh"
 	"github.com/runbook/runbook/testenv"
+	"github.com/runbook/runbook/testenv/testlab"
 )
 
 // labTarget is how the engine would see a lab host: its ssh_config entry
@@ -53,7 +54,7 @@ func knownHostsKey(t testing.TB, lab *testenv.Lab, i int) string {
 }
 
 func TestLab(t *testing.T) {
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierNS, Hosts: 2})
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierNS, Hosts: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	d := &Dialer{Keepalive: 5 * time.Second}

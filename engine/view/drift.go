@@ -18,7 +18,7 @@ const driftDiffLines = 12
 
 // Drift collects what drifts during a check and writes the drift report after the recap:
 // per drifting host, the tasks that drift with whether they need a reboot, and their diffs.
-// It is an observer to run beside the human view.
+// The human view feeds one in a check (Human.DriftReport) and writes it in its Footer.
 type Drift struct {
 	Color bool
 

@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/runbook/runbook/testenv"
+	"github.com/runbook/runbook/testenv/testlab"
 )
 
 // TestTimelineOnLabHost runs the timeline with the file module on a namespace-tier host,
 // and checks that the snapshot hook sees the host's real state.
 func TestTimelineOnLabHost(t *testing.T) {
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierNS, Hosts: 1})
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierNS, Hosts: 1})
 	r := New(t, lab)
 	snap := func() string {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

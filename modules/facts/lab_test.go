@@ -12,6 +12,7 @@ import (
 
 	"github.com/runbook/runbook/internal/labtest"
 	"github.com/runbook/runbook/testenv"
+	"github.com/runbook/runbook/testenv/testlab"
 )
 
 // labFacts runs the facts module on lab01 through the CLI with JSON output and returns the
@@ -49,7 +50,7 @@ func dig(v any, path string) any {
 // and the helper, and checks them against what the host says directly. The module only
 // reads: check and apply both return ok with exit 0, and the host is the same afterwards.
 func TestFactsOnLabHost(t *testing.T) {
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1})
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1})
 	r := labtest.New(t, lab)
 	sh := func(cmd string) string {
 		t.Helper()

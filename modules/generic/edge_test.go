@@ -4,15 +4,11 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/function"
-	"github.com/zclconf/go-cty/cty/function/stdlib"
 
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/hostfs"
@@ -268,110 +264,6 @@ func TestSplitWords(t *testing.T) {
 		if err != nil || strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
 			t.Errorf("%q = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
-	}
-}
-
-func TestTemplatePrepare(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "motd.tpl"), []byte("%{ for n in nics ~}\n${n}: ${upper(host)}\n%{ endfor ~}\n"), 0o644)
-	env := &modules.ControllerEnv{Dir: dir, EvalContext: &hcl.EvalContext{
-		Variables: map[string]cty.Value{"host": s("web1")},
-		Functions: map[string]function.Function{"upper": stdlib.UpperFunc},
-	}}
-	tests := []struct {
-		name      string
-		args      map[string]cty.Value
-		want      string
-		sensitive bool
-		wantErr   string
-	}{
-		{"inline with vars", map[string]cty.Value{"content": s("This is ${name}.\n"), "vars": cty.ObjectVal(map[string]cty.Value{"name": s("web1")})}, "This is web1.\n", false, ""},
-		{"file with context and functions", map[string]cty.Value{"src": s("motd.tpl"), "vars": cty.ObjectVal(map[string]cty.Value{"nics": cty.TupleVal([]cty.Value{s("eth0"), s("eth1")})})},
-			"eth0: WEB1\neth1: WEB1\n", false, ""},
-		{"sensitive var marks the output", map[string]cty.Value{"content": s("pw=${pw}\n"), "vars": cty.ObjectVal(map[string]cty.Value{"pw": s("x").Mark("sensitive")})}, "pw=x\n", true, ""},
-		{"undefined name", map[string]cty.Value{"content": s("${nope}")}, "", false, "Unknown variable"},
-		{"syntax error", map[string]cty.Value{"content": s("%{ if }")}, "", false, "template:"},
-		{"missing file", map[string]cty.Value{"src": s("nope.tpl")}, "", false, "nope.tpl"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.args["dest"] = s("/etc/motd")
-			args, err := Template{}.Info().Schema.Normalize(cty.ObjectVal(tt.args))
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := Template{}.Prepare(context.Background(), env, args)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			content := out.GetAttr("content")
-			if content.IsMarked() != tt.sensitive {
-				t.Errorf("marked = %v", content.IsMarked())
-			}
-			content, _ = content.Unmark()
-			if content.AsString() != tt.want || !out.GetAttr("src").IsNull() || !out.GetAttr("vars").IsNull() {
-				t.Errorf("prepared = %#v", out)
-			}
-			// What the controller sends is what the host accepts.
-			plain, _ := out.UnmarkDeep()
-			if _, err := (Template{}).Info().Schema.Normalize(plain); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-}
-
-func TestCopyPrepare(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "ifcfg"), []byte("DEVICE=bond0\n"), 0o644)
-	args, _ := Copy{}.Info().Schema.Normalize(cty.ObjectVal(map[string]cty.Value{"dest": s("/x"), "src": s("ifcfg")}))
-	out, err := Copy{}.Prepare(context.Background(), &modules.ControllerEnv{Dir: dir}, args)
-	if err != nil || out.GetAttr("content").AsString() != "DEVICE=bond0\n" || !out.GetAttr("src").IsNull() {
-		t.Fatalf("prepared = %#v, %v", out, err)
-	}
-	if _, err := (Copy{}).Prepare(context.Background(), &modules.ControllerEnv{Dir: dir},
-		setAttrs(args, map[string]cty.Value{"src": s("missing")})); err == nil {
-		t.Error("a missing src must fail")
-	}
-}
-
-func TestAssert(t *testing.T) {
-	list := func(vs ...cty.Value) cty.Value { return cty.ListVal(vs) }
-	tests := []struct {
-		name       string
-		args       map[string]cty.Value
-		wantStatus string
-		wantErr    string
-	}{
-		{"all true", map[string]cty.Value{"that": list(cty.True, cty.True), "success_msg": s("fine")}, modules.StatusOK, ""},
-		{"one false", map[string]cty.Value{"that": list(cty.True, cty.False)}, "", "condition 2 of 2 is false"},
-		{"fail_msg", map[string]cty.Value{"that": list(cty.False), "fail_msg": s("MTU is wrong")}, "", "MTU is wrong (condition 1 of 1 is false)"},
-		{"unknown in check", map[string]cty.Value{"that": list(cty.UnknownVal(cty.Bool))}, modules.StatusUnknown, ""},
-		{"marked", map[string]cty.Value{"that": list(cty.True.Mark("sensitive"))}, modules.StatusOK, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			args := map[string]cty.Value{"fail_msg": cty.NullVal(cty.String), "success_msg": cty.NullVal(cty.String)}
-			for k, v := range tt.args {
-				args[k] = v
-			}
-			res, err := Assert{}.RunOnController(context.Background(), nil, cty.ObjectVal(args))
-			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || res.Status != tt.wantStatus {
-				t.Fatalf("result = %+v, %v", res, err)
-			}
-		})
 	}
 }
 

@@ -1,5 +1,7 @@
 // Package generic holds the modules that work on any Linux host: running commands, managing
-// files and lines, copying and rendering content, and asserting conditions.
+// files and lines, copying and rendering content, and asserting conditions. Their schemas and
+// host-side code are here; what copy, template and assert do on the controller (read src,
+// render, check the conditions) is in engine/controller, which the helper does not link.
 package generic
 
 import (
@@ -409,6 +411,9 @@ aggregator").`,
 		},
 	}
 }
+
+// RunsOnController marks assert as the controller's: its code is in engine/controller.
+func (Assert) RunsOnController() {}
 
 // Validate rejects an empty condition list.
 func (Assert) Validate(args cty.Value) []modules.ArgError {

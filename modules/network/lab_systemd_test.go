@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/runbook/runbook/testenv"
+	"github.com/runbook/runbook/testenv/testlab"
 )
 
 // TestNetworkOnSystemdHost runs the network modules through the CLI against a systemd lab
@@ -15,7 +16,7 @@ import (
 // nmcli without drift), refusals before the host is touched, and clear failures where the
 // kernel cannot do what is asked.
 func TestNetworkOnSystemdHost(t *testing.T) {
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1})
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1})
 	h := &labHost{t: t, lab: lab, r: labRunner(t, lab)}
 
 	t.Run("interface", func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/runbook/runbook/testenv"
+	"github.com/runbook/runbook/testenv/testlab"
 )
 
 // vmBondArgs is the bond the vendor guide asks for on a hypervisor: LACP over both data
@@ -38,7 +39,7 @@ func (h *labHost) waitLACP(args []string) map[string]any {
 // host: a QEMU guest with Debian's kernel, whose data NICs ens1f0 and ens1f1 are cabled to
 // an 802.3ad partner bond (192.0.2.254/24, MTU 9000, VLAN 100 with 198.51.100.254/24).
 func TestNetworkOnVM(t *testing.T) {
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1})
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1})
 	h := &labHost{t: t, lab: lab, r: labRunner(t, lab)}
 	snap := func() string {
 		return h.sh("ip -o link show | sed 's/ qlen.*//'; ip -o addr show scope global | sed 's/ tentative//'; cat /proc/net/bonding/bond0 2>/dev/null | grep -v -e Churn -e 'port state' -e 'Link Failure'; true")

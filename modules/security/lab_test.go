@@ -14,6 +14,7 @@ import (
 
 	"github.com/runbook/runbook/internal/labtest"
 	"github.com/runbook/runbook/testenv"
+	"github.com/runbook/runbook/testenv/testlab"
 )
 
 // labHost is the one host of a systemd-tier lab, with helpers to run commands on it.
@@ -24,7 +25,7 @@ type labHost struct {
 }
 
 func startLab(t *testing.T) *labHost {
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1})
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1})
 	return &labHost{t: t, lab: lab, r: labtest.New(t, lab)}
 }
 

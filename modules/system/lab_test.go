@@ -9,6 +9,7 @@ import (
 
 	"github.com/runbook/runbook/internal/labtest"
 	"github.com/runbook/runbook/testenv"
+	"github.com/runbook/runbook/testenv/testlab"
 )
 
 // labHost is one systemd lab host and the CLI runner against it.
@@ -25,7 +26,7 @@ func startLab(t *testing.T) *labHost {
 
 func startTier(t *testing.T, tier testenv.TierName) *labHost {
 	t.Helper()
-	lab := testenv.Start(t, testenv.Options{Tier: tier, Hosts: 1})
+	lab := testlab.Start(t, testenv.Options{Tier: tier, Hosts: 1})
 	return &labHost{t: t, lab: lab, r: labtest.New(t, lab)}
 }
 

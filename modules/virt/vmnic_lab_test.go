@@ -11,6 +11,7 @@ import (
 
 	"github.com/runbook/runbook/internal/labtest"
 	"github.com/runbook/runbook/testenv"
+	"github.com/runbook/runbook/testenv/testlab"
 )
 
 // bigip1 is a stopped guest with one NIC (an e1000 on the management bridge) whose MAC must
@@ -52,7 +53,7 @@ const runner = `<domain type='qemu'>
 // domain's restart warning, and libvirt's own errors.
 func TestVMNICLab(t *testing.T) {
 	start := time.Now()
-	lab := testenv.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1, Layers: []string{testenv.LayerLibvirt}})
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1, Layers: []string{testenv.LayerLibvirt}})
 	r := labtest.New(t, lab)
 	const host = "lab01"
 	sh := func(stdin, script string) string {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/engine/diag"
+	"github.com/runbook/runbook/engine/view"
 	"github.com/runbook/runbook/modules"
 )
 
@@ -117,7 +118,7 @@ host is in sync or drifts, with a diff. Exit code 4 means drift was found.`
 	if name == "exec" {
 		cmd.Flags().BoolVarP(&f.check, "check", "C", false, "check only: change nothing, report drift (exit 4 when found)")
 	}
-	a.outputFlag(cmd, "text", "json", "junit")
+	a.outputFlag(cmd, string(view.KindHuman), string(view.KindJSON), string(view.KindJUnit))
 	return cmd
 }
 
@@ -180,7 +181,7 @@ an HCL expression (e.g. mtu=9100, slaves='["ens1f0","ens1f1"]', enabled=false).
 	}
 	f.add(cmd, false)
 	cmd.Flags().BoolVarP(&f.check, "check", "C", false, "check only: change nothing, report drift (exit 4 when found)")
-	a.outputFlag(cmd, "text", "json", "junit")
+	a.outputFlag(cmd, string(view.KindHuman), string(view.KindJSON), string(view.KindJUnit))
 	return cmd
 }
 

@@ -39,25 +39,20 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 		}
 		conn.BecomePassword = pw
 	}
-	var v view.View
-	switch a.output {
-	case "json":
-		v = &view.JSON{W: a.stdout}
-	case "junit":
-		v = &view.JUnit{W: a.stdout}
-	default:
-		h := &view.Human{W: a.stdout, Color: a.color(a.stdout), Quiet: f.quiet, Verbose: f.verbose, Diff: f.diff}
-		if out, ok := a.stdout.(*os.File); ok && isatty.IsTerminal(out.Fd()) && a.getenv("TERM") != "dumb" {
-			h.Live = true
-			seen := map[string]bool{}
-			for _, p := range pl.Plays {
-				for _, host := range p.Hosts {
-					seen[host.Name] = true
-				}
+	opts := view.Options{W: a.stdout, Color: a.color(a.stdout), Quiet: f.quiet, Verbose: f.verbose, Diff: f.diff, Check: f.check}
+	if out, ok := a.stdout.(*os.File); ok && isatty.IsTerminal(out.Fd()) && a.getenv("TERM") != "dumb" {
+		opts.Live = true
+		seen := map[string]bool{}
+		for _, p := range pl.Plays {
+			for _, host := range p.Hosts {
+				seen[host.Name] = true
 			}
-			h.Total = len(seen)
 		}
-		v = h
+		opts.Total = len(seen)
+	}
+	v, err := view.New(view.Kind(a.output), opts)
+	if err != nil {
+		return err
 	}
 	if tty, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(tty.Fd())) {
 		// An encrypted key that the agent does not hold: ask once, on the terminal, with the
@@ -68,11 +63,7 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 				b, err = term.ReadPassword(int(tty.Fd()))
 				fmt.Fprintln(a.stderr)
 			}
-			if h, ok := v.(*view.Human); ok {
-				h.Hold(ask)
-			} else {
-				ask()
-			}
+			v.Hold(ask)
 			return b, err
 		}
 	}
@@ -80,11 +71,7 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 	// once per run, above the live line.
 	conn.Dialer.Warn = func(msg string) {
 		say := func() { fmt.Fprintf(a.stderr, "warning: %s\n", termsafe.Text(msg)) }
-		if h, ok := v.(*view.Human); ok {
-			h.Hold(say)
-		} else {
-			say()
-		}
+		v.Hold(say)
 	}
 	ctx, stop := notifyStop(cmd.Context())
 	defer stop()
@@ -95,20 +82,8 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 	if err := conn.Stamps.Save(); err != nil {
 		fmt.Fprintf(a.stderr, "warning: %s (the next run hashes each helper again)\n", termsafe.Text(err.Error()))
 	}
-	err := v.Finish(recap)
-	comp.finish(recap)
-	if h, ok := v.(*view.Human); ok && h.Verbose {
-		pushed, reused := conn.Stats.Counts()
-		hashed, stamped := conn.Stats.Verifications()
-		// A host runs a helper per identity its tasks run as (become): say so when a host ran
-		// more than one.
-		started := ""
-		if hosts := conn.Stats.Hosts(); hosts != pushed+reused {
-			started = fmt.Sprintf("%d helpers; ", pushed+reused)
-		}
-		fmt.Fprintf(a.stdout, "helper: started on %d hosts (%spushed to %d); verified by hash on %d, unchanged since a hash on %d\n",
-			conn.Stats.Hosts(), started, pushed, hashed, stamped)
-	}
+	err = v.Finish(recap)
+	v.Footer(view.Footer{History: comp.finish(recap), Helper: helperStats(&conn.Stats)})
 	if err != nil {
 		return err
 	}
@@ -116,6 +91,13 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 		return fail(code)
 	}
 	return nil
+}
+
+// helperStats is what the connector counted of the helpers it started, for the view.
+func helperStats(s *remote.Stats) view.HelperStats {
+	pushed, reused := s.Counts()
+	hashed, stamped := s.Verifications()
+	return view.HelperStats{Hosts: s.Hosts(), Pushed: pushed, Reused: reused, Hashed: hashed, Stamped: stamped}
 }
 
 // readPassword asks on the terminal without echo; without a terminal it reads one line from

@@ -72,28 +72,21 @@ func (a *app) warn(summary, format string, args ...any) {
 	p.Text(a.stderr, hcl.Diagnostics{{Severity: hcl.DiagWarning, Summary: summary, Detail: fmt.Sprintf(format, args...)}})
 }
 
-// compliance is what a run keeps besides its view: the history record, the drift report
-// (check mode, human view) and the metrics file.
+// compliance is what a run keeps besides its view: the history record and the metrics
+// file.
 type compliance struct {
 	a       *app
 	f       *runFlags
 	rb      *config.Runbook
-	human   bool
 	started time.Time
 	rec     *history.Recorder
-	drift   *view.Drift
 }
 
 // startCompliance opens the history and starts the run's record; it returns the observer
 // the engine must feed (the view and whatever else listens).
 func (a *app) startCompliance(cmd *cobra.Command, rb *config.Runbook, f *runFlags, v view.View) (run.Observer, *compliance) {
 	c := &compliance{a: a, f: f, rb: rb, started: time.Now()}
-	_, c.human = v.(*view.Human)
 	obs := observers{v}
-	if f.check && c.human {
-		c.drift = &view.Drift{Color: a.color(a.stdout)}
-		obs = append(obs, c.drift)
-	}
 	if !f.comp.enabled {
 		return obs, c
 	}
@@ -130,13 +123,16 @@ func (a *app) startCompliance(cmd *cobra.Command, rb *config.Runbook, f *runFlag
 	return append(obs, rec), c
 }
 
-// finish completes the record after the view's recap: the run's totals in the history, the
-// metrics file, then (human view) the drift report and where the record is.
-func (c *compliance) finish(recap *run.Recap) {
+// finish completes the record after the view's recap: the run's totals in the history and
+// the metrics file. It returns the run's record for the view's footer, nil when none was
+// kept.
+func (c *compliance) finish(recap *run.Recap) *view.Record {
 	a := c.a
-	recorded := false
+	var recorded *view.Record
 	if c.rec != nil {
-		recorded = c.rec.Finish(recap) == nil
+		if c.rec.Finish(recap) == nil {
+			recorded = &view.Record{RunID: c.rec.RunID(), Location: c.rec.Store().Location()}
+		}
 		defer c.rec.Store().Close()
 	}
 	if c.f.comp.metrics != "" {
@@ -148,15 +144,7 @@ func (c *compliance) finish(recap *run.Recap) {
 			a.warn("Metrics not written", "Cannot write %s: %s.", c.f.comp.metrics, err)
 		}
 	}
-	if !c.human {
-		return
-	}
-	if c.drift != nil {
-		_ = c.drift.Write(a.stdout)
-	}
-	if recorded {
-		fmt.Fprintf(a.stdout, "history: run %d in %s\n", c.rec.RunID(), c.rec.Store().Location())
-	}
+	return recorded
 }
 
 // observers feeds every engine event to each observer in turn.

@@ -4,20 +4,35 @@ import (
 	"context"
 	"os"
 	"strings"
-	"testing"
 	"time"
 )
 
-// Start brings up a lab for a test and tears it down in t.Cleanup.
+// TB is the part of testing.TB that StartTest uses. testenv is linked into cmd/testenv, so
+// it does not import testing itself: tests call testlab.Start (testenv/testlab), which
+// passes a testing.TB and testing.Short.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	TempDir() string
+	Log(args ...any)
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+	Skipf(format string, args ...any)
+}
+
+// StartTest brings up a lab for a test and tears it down in t.Cleanup; short says whether
+// the test runs with -short. Tests call it through testlab.Start.
 //
 // It skips the test under -short, when not root, or when the tier's
 // prerequisites are missing, unless CI=true: then a lab that cannot start
 // fails the test, so CI can never silently skip the lab tests. Layers the
 // lab asks for are built first; one that cannot be built skips the test in
 // the same way.
-func Start(t testing.TB, opts Options) *Lab {
+func StartTest(t TB, short bool, opts Options) *Lab {
 	t.Helper()
-	if testing.Short() {
+	if short {
 		t.Skip("lab tests do not run with -short")
 	}
 	if opts.Tier == "" {
@@ -77,7 +92,7 @@ func Start(t testing.TB, opts Options) *Lab {
 	return lab
 }
 
-type testLogWriter struct{ t testing.TB }
+type testLogWriter struct{ t TB }
 
 func (w testLogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

@@ -1,4 +1,4 @@
-package modules
+package config
 
 import (
 	"fmt"
@@ -6,15 +6,16 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
 )
 
-// Spec returns the hcldec spec that decodes a module body into an object value with one
-// attribute per argument.
-func (s Schema) Spec() hcldec.Spec {
+// moduleSpec returns the hcldec spec that decodes a module body into an object value with
+// one attribute per argument.
+func moduleSpec(s modules.Schema) hcldec.Spec {
 	obj := hcldec.ObjectSpec{}
 	for _, a := range s.Args {
 		var spec hcldec.Spec = &hcldec.AttrSpec{Name: a.Name, Type: a.Type, Required: a.Required}
@@ -26,14 +27,14 @@ func (s Schema) Spec() hcldec.Spec {
 	return obj
 }
 
-// Decode decodes a module body against the module's schema in ctx and checks every rule the
+// decodeModule decodes a module body against the module's schema in ctx and checks every rule the
 // schema declares. blockRange is the module block's header, used for problems that belong to
 // no single argument. Rules are checked only on known values, so decoding with placeholder
 // (unknown) host values reports exactly the problems that hold for every host.
-func Decode(m *Def, body hcl.Body, ctx *hcl.EvalContext, blockRange hcl.Range) (cty.Value, hcl.Diagnostics) {
+func decodeModule(m *modules.Def, body hcl.Body, ctx *hcl.EvalContext, blockRange hcl.Range) (cty.Value, hcl.Diagnostics) {
 	info := m.Info()
 	schema := info.Schema
-	spec := schema.Spec()
+	spec := moduleSpec(schema)
 	val, diags := hcldec.Decode(body, spec, ctx)
 	if diags.HasErrors() {
 		return val, diags
@@ -75,7 +76,7 @@ func Decode(m *Def, body hcl.Body, ctx *hcl.EvalContext, blockRange hcl.Range) (
 		s := v.AsString()
 		if len(a.OneOf) > 0 && !slices.Contains(a.OneOf, s) {
 			detail := fmt.Sprintf("%q is not a valid %s; expected one of: %s.", s, a.Name, strings.Join(a.OneOf, ", "))
-			if sug := Suggest(s, a.OneOf); sug != "" {
+			if sug := modules.Suggest(s, a.OneOf); sug != "" {
 				detail += fmt.Sprintf(" Did you mean %q?", sug)
 			}
 			diags = append(diags, &hcl.Diagnostic{
@@ -183,31 +184,4 @@ func conflict(module string, present []string, nameRange func(string) hcl.Range)
 		Detail:   fmt.Sprintf("The %s module takes only one of %s; remove all but one.", module, strings.Join(quoteAll(present), " and ")),
 		Subject:  nameRange(present[1]).Ptr(),
 	}
-}
-
-func quoteAll(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = fmt.Sprintf("%q", s)
-	}
-	return out
-}
-
-// Suggest returns the candidate closest to given, if one is close enough to be a likely typo.
-func Suggest(given string, candidates []string) string {
-	// An abbreviation ("dir" for "directory") is a likelier intent than a distant typo.
-	if len(given) >= 2 {
-		for _, c := range candidates {
-			if strings.HasPrefix(c, given) {
-				return c
-			}
-		}
-	}
-	best, bestDist := "", 3
-	for _, c := range candidates {
-		if d := levenshtein.Distance(given, c, nil); d < bestDist {
-			best, bestDist = c, d
-		}
-	}
-	return best
 }
