@@ -14,10 +14,34 @@ import (
 )
 
 // Connector connects to hosts; an error means the host is unreachable. Connect starts no
-// helper.
+// helper: the identity each helper runs as is resolved per task and given to
+// Connection.Executor.
 type Connector interface {
-	Connect(ctx context.Context, h *inventory.Host) (Connection, error)
+	Connect(ctx context.Context, to Endpoint) (Connection, error)
 }
+
+// Endpoint is what the engine resolved about a host before it connects: the host, whose
+// connection variables (address, port, user, keys, proxy, ssh arguments) say how to reach
+// it, and what its inventory says about become (InventoryBecome, read once, by the engine),
+// whose password the connection's helpers use under become.
+type Endpoint struct {
+	Host   *inventory.Host
+	Become HostBecome
+}
+
+// String names the host and its become settings: never the host's variables, which may hold
+// passwords, nor the become password, which it only says is set. An Endpoint printed with
+// %v, %+v, %s or %#v (in a message, a log, a test's failure) goes through it.
+func (to Endpoint) String() string {
+	name := "(no host)"
+	if to.Host != nil {
+		name = to.Host.Name
+	}
+	return "host " + name + " " + to.Become.String()
+}
+
+// GoString is String, for %#v.
+func (to Endpoint) GoString() string { return "run.Endpoint{" + to.String() + "}" }
 
 // Connection is one connection to a host, which hands out an executor per identity.
 type Connection interface {
@@ -47,7 +71,7 @@ func (hr *hostRun) connection(ctx context.Context) (Connection, error) {
 	if c != nil {
 		return c, nil
 	}
-	c, err := hr.e.Connector.Connect(ctx, hr.h)
+	c, err := hr.e.Connector.Connect(ctx, Endpoint{Host: hr.h, Become: hr.become})
 	if err != nil {
 		return nil, err
 	}
