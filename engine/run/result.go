@@ -6,18 +6,20 @@ import (
 	"github.com/runbook/runbook/modules"
 )
 
-// Status is the outcome of one task on one host.
-type Status string
+// Status is the outcome of one task on one host: modules.Status, the one vocabulary the
+// helper, the protocol, the engine, the views and the history share.
+type Status = modules.Status
 
-// Statuses, in the order a recap lists them.
+// The statuses under the engine's short names, typed; the values are modules' (the one
+// list, modules.Statuses).
 const (
-	OK          Status = "ok"
-	Changed     Status = "changed"
-	Drift       Status = "drift"
-	Unknown     Status = "unknown"
-	Skipped     Status = "skipped"
-	Failed      Status = "failed"
-	Unreachable Status = "unreachable"
+	OK          Status = modules.StatusOK
+	Changed     Status = modules.StatusChanged
+	Drift       Status = modules.StatusDrift
+	Unknown     Status = modules.StatusUnknown
+	Skipped     Status = modules.StatusSkipped
+	Failed      Status = modules.StatusFailed
+	Unreachable Status = modules.StatusUnreachable
 )
 
 // Result is one task (or one for_each element of it) on one host.
@@ -74,12 +76,15 @@ type Recap struct {
 	Stopped string
 }
 
-// Exit codes, as documented for the CLI: the lowest non-zero that applies wins.
+// Exit codes of the runbook command, defined here once: a run's come from Recap.ExitCode,
+// and the CLI uses ExitInvalid for a command that ran nothing. Where several apply, the
+// lowest non-zero wins.
 const (
-	ExitOK          = 0
-	ExitFailed      = 2
-	ExitUnreachable = 3
-	ExitDrift       = 4
+	ExitOK          = 0 // everything ok; in check mode: in sync
+	ExitInvalid     = 1 // invalid runbook, inventory or flags: nothing was run
+	ExitFailed      = 2 // a task failed (or the run was interrupted)
+	ExitUnreachable = 3 // a host was unreachable
+	ExitDrift       = 4 // check mode found drift and nothing failed
 )
 
 // ExitCode summarises the recap.
