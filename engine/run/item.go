@@ -2,7 +2,6 @@ package run
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -10,7 +9,8 @@ import (
 	"github.com/runbook/runbook/modules"
 )
 
-// item runs one element of a task: when, args, then the module (with retries).
+// item runs one element of a task: when, args, the helper of its identity, the module
+// (attempts: retries and until), then changed_when and failed_when (verdict).
 func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope, taskSecrets []string) Result {
 	start := time.Now()
 	r := Result{Task: t.Name, Module: t.Module, Handler: t.IsHandler}
@@ -52,34 +52,9 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope, tas
 		// starting the helper is the connection's time, not the task's
 		start = time.Now()
 	}
-	attempts := t.Retries + 1
-	var res *modules.Result
-	var err error
-	for attempt := 1; attempt <= attempts; attempt++ {
-		res, err = hr.runModule(WithSecrets(ctx, vals), x, t, m, args, apply, ectx)
-		if ctx.Err() != nil {
-			break
-		}
-		if t.Until != nil && err == nil {
-			uctx := rb.EvalContext(config.Scope{Host: s.Host, Groups: s.Groups, Vars: s.Vars, Tasks: s.Tasks, Each: s.Each, Facts: s.Facts,
-				Self: resultValue(fromModule(r, res, nil))})
-			okUntil, udiags := t.UntilTrue(uctx)
-			if udiags.HasErrors() {
-				return done(Failed, diagText(udiags))
-			}
-			if okUntil {
-				break
-			}
-			err = fmt.Errorf("until condition still false after %d attempt(s)", attempt)
-		} else if err == nil {
-			break
-		}
-		if attempt < attempts && t.Delay > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(t.Delay):
-			}
-		}
+	res, err, udiags := hr.attempts(WithSecrets(ctx, vals), x, t, m, args, apply, ectx, s, r)
+	if udiags.HasErrors() {
+		return done(Failed, diagText(udiags))
 	}
 	if res != nil {
 		res.Redact(secrets)
@@ -89,30 +64,7 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope, tas
 		r.Msg = "interrupted: " + r.Msg
 	}
 	if (t.ChangedWhen != nil || t.FailedWhen != nil) && ctx.Err() == nil {
-		vctx := rb.EvalContext(config.Scope{Host: s.Host, Groups: s.Groups, Vars: s.Vars, Tasks: s.Tasks, Each: s.Each, Facts: s.Facts, Self: resultValue(r)})
-		changed, hasChanged, failed, hasFailed, vdiags := t.Verdict(vctx)
-		switch {
-		case vdiags.HasErrors():
-			r.Status, r.Msg = Failed, diagText(vdiags)
-		case hasFailed && failed:
-			r.Status = Failed
-			if r.Msg == "" {
-				r.Msg = "failed_when is true"
-			}
-		case hasFailed && !failed && r.Status == Failed:
-			r.Status = OK
-		}
-		if hasChanged && r.Status != Failed {
-			switch {
-			case !changed && (r.Status == Changed || r.Status == Drift):
-				r.Status = OK
-			case changed && r.Status == OK:
-				r.Status = Changed
-				if !apply {
-					r.Status = Drift
-				}
-			}
-		}
+		r = hr.verdict(t, s, r, apply)
 	}
 	r.Duration = time.Since(start)
 	if t.Sensitive {

@@ -3,6 +3,16 @@
 // it has no more plays to run; on it, one helper per identity (the login user, or a become
 // user) that some task of the host runs as, each started the first time a task needs it.
 // Hosts are independent: a failed or unreachable host never stops another.
+//
+// Where things are: run.go the Engine and a run's connections; batch.go plays, serial
+// batches and the linear strategy's barrier; host.go one host in one play (its tasks, its
+// handlers, the Observer); once.go run_once; connect.go the Connector, Connection and
+// Executor a host runs through, and the helpers' identities; facts.go facts; task.go one
+// task, item.go one for_each element of it, retry.go its attempts (retries, until),
+// verdict.go changed_when and failed_when; module.go one attempt of a module and its
+// result as task["name"] sees it; register.go what later tasks see; result.go results,
+// statuses, recaps and exit codes; secrets.go and bug.go what keeps secrets out of results
+// and what turns a panic into a reported failure; identity.go who a task runs as.
 package run
 
 import (
