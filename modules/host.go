@@ -12,18 +12,6 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 )
 
-// Statuses a Runner reports. A failure is not a status: it is the error Run returns.
-const (
-	// StatusOK means the host already is as wanted (or the module only reads).
-	StatusOK = "ok"
-	// StatusChanged means apply changed the host.
-	StatusChanged = "changed"
-	// StatusDrift means check found a difference that apply would fix.
-	StatusDrift = "drift"
-	// StatusUnknown means check cannot predict what apply would do.
-	StatusUnknown = "unknown"
-)
-
 // DiffStatus is the status of a run that found the host not as wanted: StatusChanged when
 // it applied the difference, StatusDrift when it only checked.
 func DiffStatus(apply bool) string {

@@ -25,13 +25,18 @@ const (
 	ModeCheck = "check"
 )
 
-// Host statuses, from worst to best: a host's status in a run is the worst that applies.
+// Host statuses, from worst to best: a host's status in a run is the worst that applies
+// (Counts.HostStatus). They are task statuses (modules.Status), as the history's text
+// columns hold them. Unknown (check could not predict what apply would do) ranks below
+// drift, which is known, and above changed and ok: a host with a task whose outcome nobody
+// could predict is not known to be as wanted.
 const (
-	HostUnreachable = "unreachable"
-	HostFailed      = "failed"
-	HostDrift       = "drift"
-	HostChanged     = "changed"
-	HostOK          = "ok"
+	HostUnreachable = string(modules.StatusUnreachable)
+	HostFailed      = string(modules.StatusFailed)
+	HostDrift       = string(modules.StatusDrift)
+	HostUnknown     = string(modules.StatusUnknown)
+	HostChanged     = string(modules.StatusChanged)
+	HostOK          = string(modules.StatusOK)
 )
 
 // Counts are task results by status.
@@ -56,7 +61,8 @@ func (c *Counts) Add(o Counts) {
 	c.Unreachable += o.Unreachable
 }
 
-// HostStatus is the status a host's counts stand for.
+// HostStatus is the status a host's counts stand for: the worst of its tasks' statuses in
+// the order of the Host constants; skipped tasks count as nothing.
 func (c Counts) HostStatus() string {
 	switch {
 	case c.Unreachable > 0:
@@ -65,6 +71,8 @@ func (c Counts) HostStatus() string {
 		return HostFailed
 	case c.Drift > 0:
 		return HostDrift
+	case c.Unknown > 0:
+		return HostUnknown
 	case c.Changed > 0:
 		return HostChanged
 	}

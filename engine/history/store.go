@@ -245,10 +245,12 @@ func (s *sqlStore) FirstDrifted(ctx context.Context, f Filter) (map[string]Run, 
 	a = append(a, ha...)
 	a = append(a, wa...)
 	a = append(a, ha...)
-	// The streak starts after the host's last run that positively showed it in sync.
+	// The streak starts after the host's last run that positively showed it in sync: no
+	// drift, no failure, nothing unreachable, and no task whose outcome check could not
+	// predict (unknown), which says nothing either way.
 	q := `SELECT h.host, MIN(h.run_id) FROM host_results h JOIN runs r ON r.id = h.run_id
 		LEFT JOIN (SELECT h.host AS host, MAX(h.run_id) AS run_id FROM host_results h JOIN runs r ON r.id = h.run_id
-		           WHERE ` + where + ` AND ` + hostCond + ` AND h.drift = 0 AND h.failed = 0 AND h.unreachable = 0
+		           WHERE ` + where + ` AND ` + hostCond + ` AND h.drift = 0 AND h.failed = 0 AND h.unreachable = 0 AND h.unknown = 0
 		           GROUP BY h.host) insync ON insync.host = h.host
 		WHERE ` + where + ` AND ` + hostCond + ` AND h.drift > 0 AND (insync.run_id IS NULL OR h.run_id > insync.run_id)
 		GROUP BY h.host`

@@ -98,6 +98,8 @@ func record(t *testing.T, s Store, rs runSpec, at time.Time) int64 {
 					st.Changed++
 				case run.Drift:
 					st.Drift++
+				case run.Unknown:
+					st.Unknown++
 				case run.Failed:
 					st.Failed++
 				case run.Unreachable:
@@ -155,6 +157,26 @@ func TestStoreQueries(t *testing.T) {
 			first:      map[string]int{"db1": 1, "db2": 3},
 			top:        []string{"motd:4:2"},
 			lastFailed: []string{"db2"},
+		},
+		{
+			name: "a check that could not predict a task is unknown: it neither breaks nor starts a streak",
+			runs: []runSpec{
+				{plays: []string{"vm1 motd=drift; vm2 motd=ok"}},
+				{plays: []string{"vm1 motd=ok nic=unknown; vm2 nic=unknown"}},
+				{plays: []string{"vm1 motd=drift; vm2 nic=unknown motd=drift"}},
+				{plays: []string{"vm1 motd=drift nic=unknown"}},
+			},
+			latest: map[string]string{"vm1": "4:drift", "vm2": "3:drift"},
+			first:  map[string]int{"vm1": 1, "vm2": 3},
+			top:    []string{"motd:4:2"},
+		},
+		{
+			name: "unknown is the host's status when nothing is worse",
+			runs: []runSpec{
+				{mode: ModeExec, plays: []string{"vm1 motd=changed nic=unknown; vm2 motd=ok nic=unknown skip=skipped; vm3 motd=changed"}},
+			},
+			latest: map[string]string{"vm1": "1:unknown", "vm2": "1:unknown", "vm3": "1:changed"},
+			first:  map[string]int{},
 		},
 		{
 			name: "an exec that fixed the drift ends the streak",

@@ -36,9 +36,9 @@ const (
 	OpCancel = "cancel" // id names the request to cancel; the helper sends no response to it
 )
 
-// StatusFailed is the response status of a request that did not complete; the module
-// statuses (ok, changed, drift, unknown) are those of package modules.
-const StatusFailed = "failed"
+// StatusFailed is the response status of a request that did not complete; the other
+// statuses a response may carry are those a module reports (modules.Status.FromModule).
+const StatusFailed = modules.StatusFailed
 
 // Hello is the helper's first line.
 type Hello struct {
@@ -106,7 +106,7 @@ func (e *Error) Error() string { return e.Message }
 // Response answers the request with the same ID.
 type Response struct {
 	ID     uint64 `json:"id"`
-	Status string `json:"status"`
+	Status string `json:"status"` // a modules.Status: one a module reports, or StatusFailed
 	Diff   *Diff  `json:"diff,omitempty"`
 	// Data is a JSON object of registered values; see DataValue.
 	Data           json.RawMessage `json:"data,omitempty"`
@@ -125,7 +125,9 @@ func (r *Response) Err() error {
 	return r.Error
 }
 
-var validStatus = map[string]bool{"ok": true, "changed": true, "drift": true, "unknown": true, StatusFailed: true}
+// validStatus reports whether a response may carry s: a status a module reports, or
+// StatusFailed. The engine's own statuses (skipped, unreachable) never come from a helper.
+func validStatus(s string) bool { return modules.Status(s).FromModule() || s == StatusFailed }
 
 var validOp = map[string]bool{OpPing: true, OpFacts: true, OpCheck: true, OpApply: true, OpCancel: true}
 
@@ -256,7 +258,7 @@ func DecodeResponse(line []byte) (*Response, error) {
 	if err := strictUnmarshal(line, &r); err != nil {
 		return nil, fmt.Errorf("malformed response: %w", err)
 	}
-	if !validStatus[r.Status] {
+	if !validStatus(r.Status) {
 		return nil, fmt.Errorf("malformed response %d: unknown status %q", r.ID, r.Status)
 	}
 	if (r.Status == StatusFailed) != (r.Error != nil) {

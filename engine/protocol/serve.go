@@ -410,7 +410,7 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 	if res == nil {
 		return failed(fmt.Errorf("%s returned no result", req.Module))
 	}
-	if !validStatus[res.Status] || res.Status == StatusFailed {
+	if !modules.Status(res.Status).FromModule() {
 		return failed(fmt.Errorf("%s returned an invalid status %q", req.Module, res.Status))
 	}
 	if req.Op != OpApply && res.Status == modules.StatusChanged {

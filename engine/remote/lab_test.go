@@ -87,7 +87,7 @@ chmod 755 /tmp/stall-shell && useradd -m -d /tmp/slow -s /tmp/stall-shell slow &
 		c := &remote.Connector{Dialer: &transport.Dialer{SSHConfig: lab.SSHConfig}, SSHConfig: lab.SSHConfig,
 			ProbeTimeout: bound, PushTimeout: bound, StartTimeout: bound}
 		start := time.Now()
-		x, err := c.Connect(ctx, h)
+		x, err := c.Connect(ctx, run.Endpoint{Host: h})
 		if err != nil {
 			t.Fatalf("stall %s: connect: %v", tt.stall, err)
 		}

@@ -178,12 +178,11 @@ func applySSHOptions(t *transport.Target, opts map[string]string) error {
 }
 
 // Connect dials the host. No helper starts yet: Connection.Executor starts one per
-// identity, the first time a task needs it.
-func (c *Connector) Connect(ctx context.Context, h *inventory.Host) (run.Connection, error) {
-	hb, err := run.InventoryBecome(h)
-	if err != nil {
-		return nil, err
-	}
+// identity, the first time a task needs it. The become password of to (the inventory's, as
+// the engine resolved it), else BecomePassword, is what the connection's helpers use under
+// become.
+func (c *Connector) Connect(ctx context.Context, to run.Endpoint) (run.Connection, error) {
+	h := to.Host
 	t, err := c.Target(h)
 	if err != nil {
 		return nil, err
@@ -196,7 +195,7 @@ func (c *Connector) Connect(ctx context.Context, h *inventory.Host) (run.Connect
 	if err != nil {
 		return nil, err
 	}
-	pw := hb.Password
+	pw := to.Become.Password
 	if pw == "" {
 		pw = c.BecomePassword
 	}

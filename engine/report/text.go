@@ -119,6 +119,8 @@ func statusMark(st string) string {
 		return "c"
 	case history.HostDrift:
 		return "D"
+	case history.HostUnknown:
+		return "?"
 	case history.HostFailed:
 		return "F"
 	case history.HostUnreachable:

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/runbook/runbook/engine/plan"
-	"github.com/runbook/runbook/inventory"
 )
 
 // barrierConn is a fakeConn whose Close returns only once every host's Close has begun (or
@@ -42,8 +41,8 @@ type barrierConnector struct {
 	b *closeBarrier
 }
 
-func (c *barrierConnector) Connect(ctx context.Context, h *inventory.Host) (Connection, error) {
-	x, err := c.fakeConnector.Connect(ctx, h)
+func (c *barrierConnector) Connect(ctx context.Context, to Endpoint) (Connection, error) {
+	x, err := c.fakeConnector.Connect(ctx, to)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/engine/plan"
-	"github.com/runbook/runbook/inventory"
 	"github.com/runbook/runbook/modules"
 )
 
@@ -32,7 +31,7 @@ func (wordsExec) Facts(context.Context) (map[string]any, error) { return map[str
 
 type wordsConnector struct{}
 
-func (wordsConnector) Connect(context.Context, *inventory.Host) (Connection, error) {
+func (wordsConnector) Connect(context.Context, Endpoint) (Connection, error) {
 	return single{wordsExec{}}, nil
 }
 
@@ -83,7 +82,7 @@ func (secretsExec) Facts(context.Context) (map[string]any, error) { return map[s
 
 type secretsConnector struct{ got *[][]string }
 
-func (c secretsConnector) Connect(context.Context, *inventory.Host) (Connection, error) {
+func (c secretsConnector) Connect(context.Context, Endpoint) (Connection, error) {
 	return single{secretsExec(c)}, nil
 }
 

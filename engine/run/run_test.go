@@ -206,7 +206,8 @@ type fakeConnector struct {
 	blocks map[string]chan struct{}
 }
 
-func (c *fakeConnector) Connect(ctx context.Context, h *inventory.Host) (Connection, error) {
+func (c *fakeConnector) Connect(ctx context.Context, to Endpoint) (Connection, error) {
+	h := to.Host
 	if ch := c.blocks[h.Name]; ch != nil {
 		close(ch)
 		<-ctx.Done()

@@ -14,18 +14,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runbook/runbook/engine/diag"
+	"github.com/runbook/runbook/engine/run"
 	"github.com/runbook/runbook/internal/termsafe"
 	_ "github.com/runbook/runbook/modules/standard" // every module's schema
 )
 
-// Exit codes. Where several apply, the lowest non-zero wins.
-const (
-	ExitOK          = 0 // everything ok; in check mode: in sync
-	ExitInvalid     = 1 // invalid runbook, inventory or flags: nothing was run
-	ExitFailed      = 2 // a task failed
-	ExitUnreachable = 3 // a host was unreachable
-	ExitDrift       = 4 // check mode found drift and nothing failed
-)
+// ExitInvalid is the exit code of a command that ran nothing (invalid runbook, inventory or
+// flags). Exit codes are defined once, in package run (run.ExitOK and the others); a run's
+// comes from its recap (run.Recap.ExitCode).
+const ExitInvalid = run.ExitInvalid
 
 // app is one invocation's state: its streams, environment and global flags.
 type app struct {

@@ -1,0 +1,177 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/engine/config"
+	"github.com/runbook/runbook/engine/controller"
+	"github.com/runbook/runbook/modules"
+)
+
+// runModule runs one attempt. args keep their sensitive marks for the executor, which tells
+// the helper which arguments must never be shown; controller-side code gets plain values.
+func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m modules.Module, args cty.Value, apply bool, ectx *hcl.EvalContext) (*modules.Result, error) {
+	plain, _ := args.UnmarkDeep()
+	if t.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
+		defer cancel()
+	}
+	cenv := &controller.Env{Dir: hr.e.Runbook.Dir, EvalContext: ectx}
+	if runOnController, ok := controller.RunnerFor(t.Module); ok {
+		return runOnController(ctx, cenv, plain)
+	}
+	if prepare, ok := controller.PreparerFor(t.Module); ok {
+		prepared, err := prepare(ctx, cenv, plain)
+		if err != nil {
+			return nil, err
+		}
+		// Preparing (reading src, rendering a template) works on plain values; put the marks
+		// back so the helper is told which arguments are secret and hides them in diffs.
+		args = remark(args, prepared)
+	}
+	res, err := x.Run(ctx, t.Module, args, apply)
+	if err != nil && ctx.Err() != nil && t.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return res, fmt.Errorf("timed out after %s", t.Timeout)
+	}
+	return res, err
+}
+
+// remark marks the attributes of prepared that came from sensitive arguments: those whose
+// original value carried a mark, and content rendered from any sensitive input.
+func remark(orig, prepared cty.Value) cty.Value {
+	if !orig.ContainsMarked() || prepared.IsNull() || !prepared.Type().IsObjectType() {
+		return prepared
+	}
+	attrs := prepared.AsValueMap()
+	for name, v := range attrs {
+		if orig.Type().IsObjectType() && orig.Type().HasAttribute(name) {
+			if ov := orig.GetAttr(name); ov.ContainsMarked() || (name == "content" && !ov.RawEquals(v)) {
+				attrs[name] = v.Mark(config.Sensitive)
+			}
+		} else if name == "content" {
+			attrs[name] = v.Mark(config.Sensitive)
+		}
+	}
+	return cty.ObjectVal(attrs)
+}
+
+func fromModule(r Result, res *modules.Result, err error) Result {
+	if res != nil {
+		r.Diff, r.Msg, r.Warnings, r.RebootRequired = res.Diff, res.Msg, res.Warnings, res.RebootRequired
+		data, derr := dataValue(r.Module, res.Data)
+		if derr != nil && err == nil {
+			err = derr
+		}
+		r.Data = data
+		switch res.Status {
+		case modules.StatusChanged:
+			r.Status = Changed
+		case modules.StatusDrift:
+			r.Status = Drift
+		case modules.StatusUnknown:
+			r.Status = Unknown
+		default:
+			r.Status = OK
+		}
+	}
+	if err != nil {
+		r.Status = Failed
+		if errors.Is(err, ErrUnreachable) {
+			r.Status = Unreachable
+		}
+		msg := err.Error()
+		var f *modules.Failure
+		if errors.As(err, &f) && f.Stderr != "" {
+			msg += ": " + strings.TrimSpace(f.Stderr)
+		}
+		if r.Msg != "" && r.Msg != msg {
+			msg = r.Msg + ": " + msg
+		}
+		r.Msg = msg
+	}
+	return r
+}
+
+// dataValue is a module's registered data as an object of its declared Returns types: the
+// executor already converted what came over the protocol; what a module run on the
+// controller returned is converted here.
+func dataValue(module string, data any) (cty.Value, error) {
+	switch d := data.(type) {
+	case nil:
+		return cty.NilVal, nil
+	case cty.Value:
+		return d, nil
+	}
+	def, ok := modules.Lookup(module)
+	if !ok {
+		return cty.NilVal, fmt.Errorf("data of unknown module %q", module)
+	}
+	return def.Value(data, nil)
+}
+
+// resultValue is what task["name"] shows later: the module's registered data plus status.
+// Every field the module declares is there: one it did not report (the task was skipped,
+// or check mode could not know it, e.g. a command's rc when the command did not run) is
+// null, so a later when that tests it reads null instead of failing.
+func resultValue(r Result) cty.Value {
+	m := map[string]cty.Value{}
+	if info, ok := modules.InfoOf(r.Module); ok && r.Module != "" {
+		for _, f := range info.Returns {
+			ty := f.Type
+			if ty == cty.NilType {
+				ty = cty.DynamicPseudoType
+			}
+			m[f.Name] = cty.NullVal(ty)
+		}
+	}
+	if r.Data != cty.NilVal && !r.Data.IsNull() && r.Data.Type().IsObjectType() {
+		for k, v := range r.Data.AsValueMap() {
+			m[k] = v
+		}
+	}
+	m["status"] = cty.StringVal(string(r.Status))
+	m["changed"] = cty.BoolVal(r.Status == Changed)
+	m["failed"] = cty.BoolVal(r.Status == Failed)
+	m["skipped"] = cty.BoolVal(r.Status == Skipped)
+	m["msg"] = cty.StringVal(r.Msg)
+	return cty.ObjectVal(m)
+}
+
+// secretStrings collects every string in args that carries the sensitive mark.
+func secretStrings(args cty.Value) []string {
+	out := config.SensitiveStrings(args)
+	sort.Strings(out)
+	return out
+}
+
+// heldIn returns the values that some string of args holds: the sensitive values a task
+// may have put inside a longer string ("echo ${var.token}"), which the host may print back
+// alone. Values the arguments do not hold are never sent to the host.
+func heldIn(args cty.Value, vals []string) []string {
+	var strs []string
+	_ = cty.Walk(args, func(_ cty.Path, x cty.Value) (bool, error) {
+		x, _ = x.Unmark()
+		if x.IsKnown() && !x.IsNull() && x.Type() == cty.String {
+			strs = append(strs, x.AsString())
+		}
+		return true, nil
+	})
+	var out []string
+	for _, v := range vals {
+		for _, s := range strs {
+			if v != "" && strings.Contains(s, v) {
+				out = append(out, v)
+				break
+			}
+		}
+	}
+	return out
+}
