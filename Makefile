@@ -8,7 +8,7 @@ HOSTS   ?= 3
 TIER    ?= systemd
 LAYERS  ?=
 
-.PHONY: help helpers build test test-short fuzz lint fmt fmt-hcl demo lab-up lab-down bench clean
+.PHONY: help helpers build test test-short fuzz lint fmt fmt-hcl demo lab-up lab-down bench bench-compare clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,18 @@ bench: ## benchmarks
 	$(MAKE) build
 	$(GO) build -o $(BIN)/runbench ./bench/cmd/runbench
 	$(BIN)/runbench -repo $(CURDIR) $(BENCHFLAGS)
+
+# bench-compare measures this build beside the build of BASE (a commit), run for run on the same
+# 50-host lab: the same-run comparison a change that may cost speed must show.
+BASE ?= HEAD~1
+COMPARE_HOSTS ?= 50
+bench-compare: ## this build beside the build of BASE (default HEAD~1), run for run, COMPARE_HOSTS hosts
+	$(MAKE) build
+	$(GO) build -o $(BIN)/runbench ./bench/cmd/runbench
+	rm -rf $(BIN)/base && mkdir -p $(BIN)/base/src
+	git archive $$(git rev-parse --verify '$(BASE)^{commit}') | tar -x -C $(BIN)/base/src
+	$(MAKE) -C $(BIN)/base/src build VERSION=base-$$(git rev-parse --short '$(BASE)')
+	$(BIN)/runbench -repo $(CURDIR) -hosts $(COMPARE_HOSTS) -runbook-only -baseline $(BIN)/base/src/bin/runbook $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN) engine/helperbin/bin/runbook-helper-*

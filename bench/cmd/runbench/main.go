@@ -70,6 +70,10 @@ type config struct {
 	runs, ansibleRuns           int
 	profileDir                  string
 	verbose                     bool
+	// baseline is an earlier runbook binary measured beside this one, run for run.
+	baseline string
+	// runbookOnly leaves out ansible-playbook and the floor.
+	runbookOnly bool
 }
 
 // row is one line of the table: the medians of several samples.
@@ -106,6 +110,8 @@ func driverMain(args []string) int {
 	ansibleRuns := fs.Int("ansible-runs", 3, "measured runs of ansible-playbook per lab size")
 	repo := fs.String("repo", ".", "repository root")
 	verbose := fs.Bool("v", false, "print every sample")
+	baseline := fs.String("baseline", "", "an earlier runbook binary (with its own helper embedded) to measure beside this one: each runbook run is followed by the same run of the baseline, on the same lab")
+	runbookOnly := fs.Bool("runbook-only", false, "measure runbook (and the baseline) only, not ansible-playbook or the floor")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -136,9 +142,23 @@ func driverMain(args []string) int {
 		repo: root, runbook: filepath.Join(root, "bin/runbook"),
 		helper: filepath.Join(root, "engine/helperbin/bin/runbook-helper-linux-"+runtime.GOARCH),
 		self:   self, runs: *runs, ansibleRuns: *ansibleRuns, verbose: *verbose,
-		profileDir: os.Getenv("RUNBENCH_CPUPROFILE"),
+		profileDir: os.Getenv("RUNBENCH_CPUPROFILE"), runbookOnly: *runbookOnly,
 	}
-	for _, p := range []string{cfg.runbook, cfg.helper, "/usr/bin/ansible-playbook"} {
+	if *baseline != "" {
+		if cfg.baseline, err = filepath.Abs(*baseline); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		if _, err := os.Stat(cfg.baseline); err != nil {
+			fmt.Fprintf(os.Stderr, "runbench: baseline: %v\n", err)
+			return 2
+		}
+	}
+	need := []string{cfg.runbook, cfg.helper}
+	if !cfg.runbookOnly {
+		need = append(need, "/usr/bin/ansible-playbook")
+	}
+	for _, p := range need {
 		if _, err := os.Stat(p); err != nil {
 			fmt.Fprintf(os.Stderr, "runbench: %v (run `make build`; ansible-core must be installed)\n", err)
 			return 2
@@ -301,12 +321,23 @@ func benchSize(ctx context.Context, cfg config, n int) (rows []row, err error) {
 	if _, _, err := measured(ctx, cfg, runbookArgs, rbEnv, tmp, rbCheck); err != nil {
 		return nil, err
 	}
-	a, env, dir := ansibleRun(0)
-	if _, _, err := measured(ctx, cfg, a, env, dir, anCheck); err != nil {
-		return nil, err
+	baselineArgs := func(argv []string) []string {
+		return append([]string{cfg.baseline}, argv[1:]...)
 	}
-	if _, _, err := measured(ctx, cfg, floorArgs(1, false), nil, tmp, floorCheck); err != nil {
-		return nil, err
+	if cfg.baseline != "" {
+		// The baseline installs its own helper (another build, another path).
+		if _, _, err := measured(ctx, cfg, baselineArgs(runbookArgs), rbEnv, tmp, rbCheck); err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+	}
+	if !cfg.runbookOnly {
+		a, env, dir := ansibleRun(0)
+		if _, _, err := measured(ctx, cfg, a, env, dir, anCheck); err != nil {
+			return nil, err
+		}
+		if _, _, err := measured(ctx, cfg, floorArgs(1, false), nil, tmp, floorCheck); err != nil {
+			return nil, err
+		}
 	}
 
 	type variant struct {
@@ -332,27 +363,54 @@ func benchSize(ctx context.Context, cfg config, n int) (rows []row, err error) {
 		{"floor, 7 sessions/host", cfg.runs, nil, plain(floorArgs(7, false)), floorCheck},
 		{"floor + SFTP upload, 1 session/host", cfg.runs, wipeUpload, plain(floorArgs(1, true)), floorCheck},
 	}
+	// Each group's variants run in turn, run for run, so that a baseline and this build
+	// meet the same moments of a noisy machine.
+	var groups [][]variant
 	for _, v := range variants {
-		r := row{hosts: n, name: v.name}
-		for i := 0; i < v.runs; i++ {
-			if v.before != nil {
-				if err := v.before(); err != nil {
-					return rows, err
-				}
-			}
-			argv, env, dir := v.argv(i)
-			s, _, err := measured(ctx, cfg, argv, env, dir, v.check)
-			if err != nil {
-				return rows, fmt.Errorf("%s: %w", v.name, err)
-			}
-			if cfg.verbose {
-				fmt.Fprintf(os.Stderr, "   %-36s wall %6.3fs cpu %6.3fs (direct %6.3fs, /proc %6.3fs) peak %6.1f MiB maxrss %6.1f MiB procs %d orphans %d\n",
-					v.name, s.Wall.Seconds(), s.CPU.Seconds(), s.CPUDirect.Seconds(), s.CPUProc.Seconds(), rssOf(s), float64(s.MaxRSS)/(1<<20), s.Procs, s.Orphans)
-			}
-			r.samples = append(r.samples, s)
+		isRunbook := strings.HasPrefix(v.name, "runbook")
+		if cfg.runbookOnly && !isRunbook {
+			continue
 		}
-		fmt.Fprintf(os.Stderr, "   %-36s median wall %.3fs cpu %.3fs peak %.1f MiB\n", v.name, r.med(wallOf), r.med(cpuOf), r.med(rssOf))
-		rows = append(rows, r)
+		g := []variant{v}
+		if cfg.baseline != "" && isRunbook {
+			b := v
+			b.name = "baseline" + strings.TrimPrefix(v.name, "runbook")
+			b.argv = func(i int) ([]string, []string, string) {
+				argv, env, dir := v.argv(i)
+				return baselineArgs(argv), env, dir
+			}
+			g = append(g, b)
+		}
+		groups = append(groups, g)
+	}
+	for _, g := range groups {
+		rs := make([]row, len(g))
+		for j, v := range g {
+			rs[j] = row{hosts: n, name: v.name}
+		}
+		for i := 0; i < g[0].runs; i++ {
+			for j, v := range g {
+				if v.before != nil {
+					if err := v.before(); err != nil {
+						return rows, err
+					}
+				}
+				argv, env, dir := v.argv(i)
+				s, _, err := measured(ctx, cfg, argv, env, dir, v.check)
+				if err != nil {
+					return rows, fmt.Errorf("%s: %w", v.name, err)
+				}
+				if cfg.verbose {
+					fmt.Fprintf(os.Stderr, "   %-36s wall %6.3fs cpu %6.3fs (direct %6.3fs, /proc %6.3fs) peak %6.1f MiB maxrss %6.1f MiB procs %d orphans %d\n",
+						v.name, s.Wall.Seconds(), s.CPU.Seconds(), s.CPUDirect.Seconds(), s.CPUProc.Seconds(), rssOf(s), float64(s.MaxRSS)/(1<<20), s.Procs, s.Orphans)
+				}
+				rs[j].samples = append(rs[j].samples, s)
+			}
+		}
+		for _, r := range rs {
+			fmt.Fprintf(os.Stderr, "   %-36s median wall %.3fs cpu %.3fs peak %.1f MiB\n", r.name, r.med(wallOf), r.med(cpuOf), r.med(rssOf))
+		}
+		rows = append(rows, rs...)
 	}
 	if cfg.profileDir != "" {
 		for _, c := range []struct {
@@ -456,5 +514,8 @@ func printTable(w io.Writer, rows []row) {
 		ratio("runbook (installed) ÷ floor, 7 sessions", "runbook, helper installed", "floor, 7 sessions/host")
 		ratio("runbook (--verify-helper always) ÷ floor, 1 session", "runbook, installed, --verify-helper always", "floor, 1 session/host")
 		ratio("runbook (first contact) ÷ floor + upload", "runbook, first contact", "floor + SFTP upload, 1 session/host")
+		ratio("runbook (installed) ÷ baseline (installed)", "runbook, helper installed", "baseline, helper installed")
+		ratio("runbook (--verify-helper always) ÷ baseline", "runbook, installed, --verify-helper always", "baseline, installed, --verify-helper always")
+		ratio("runbook (first contact) ÷ baseline (first contact)", "runbook, first contact", "baseline, first contact")
 	}
 }
