@@ -14,6 +14,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // fakeUnit is one unit of the fake systemd.
@@ -72,14 +73,8 @@ func (h *fakeHost) write(p, content string, mode os.FileMode) {
 
 func (h *fakeHost) machine() *machine {
 	return &machine{
-		root: h.root,
-		run:  h.run,
-		lookPath: func(name string) string {
-			if h.tools[name] {
-				return name
-			}
-			return ""
-		},
+		root:     host.Root(h.root),
+		run:      h,
 		nodename: func() (string, error) { return h.nodename, nil },
 		release:  func() string { return "6.1.0-test" },
 		sethostname: func(name string) error {
@@ -91,6 +86,20 @@ func (h *fakeHost) machine() *machine {
 			return nil
 		},
 	}
+}
+
+// Run and LookPath make the fake host a host.Runner.
+func (h *fakeHost) Run(ctx context.Context, c host.Cmd) (host.Result, error) {
+	rc, stdout, stderr, err := h.run(ctx, c.Argv...)
+	return host.Result{RC: rc, Stdout: stdout, Stderr: stderr}, err
+}
+
+// LookPath finds the programs in tools.
+func (h *fakeHost) LookPath(name string) string {
+	if h.tools[name] {
+		return name
+	}
+	return ""
 }
 
 // mutating lists the programs run other than reads (systemctl show, an init script's
