@@ -24,6 +24,10 @@ type Cmd struct {
 	// Env holds "NAME=value" entries added to the helper's environment, after the
 	// toolkit's own (LC_ALL=C and the rest, see Exec): an entry here wins.
 	Env []string
+	// User says the program is the user's (command, shell, a validate command): it gets
+	// the helper's environment and Env as they are, in the login's locale, without the
+	// toolkit's LC_ALL=C, PATH and systemd settings. Every other rule holds.
+	User bool
 	// Stdin is written to the program's standard input; "" gives it none.
 	Stdin string
 	// Timeout bounds the run besides ctx; 0 leaves only ctx.
@@ -167,7 +171,11 @@ func (e Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 	}
 	cmd := exec.CommandContext(ctx, prog, c.Argv[1:]...)
 	cmd.Dir = c.Dir
-	cmd.Env = append(baseEnv(), c.Env...)
+	if c.User {
+		cmd.Env = append(os.Environ(), c.Env...)
+	} else {
+		cmd.Env = append(baseEnv(), c.Env...)
+	}
 	if c.Stdin != "" {
 		cmd.Stdin = strings.NewReader(c.Stdin)
 	}

@@ -29,6 +29,8 @@ func envWith(limit int, secrets ...string) *modules.Env {
 }
 
 func TestExecRun(t *testing.T) {
+	t.Setenv("LC_ALL", "")
+	os.Unsetenv("LC_ALL")
 	const secret = "hunter2-very-secret"
 	tests := []struct {
 		name    string
@@ -55,6 +57,7 @@ func TestExecRun(t *testing.T) {
 		{name: "data over its bound is an error, not a cut", cmd: Cmd{Argv: []string{"sh", "-c", "head -c 1000 /dev/zero"}, Data: true, DataLimit: 999},
 			rc: 0, stdout: strings.Repeat("\x00", 999), wantErr: "printed more than 999 bytes"},
 		{name: "C locale", cmd: Cmd{Argv: []string{"sh", "-c", "echo $LC_ALL $SYSTEMD_PAGER."}}, stdout: "C .\n"},
+		{name: "a user's program keeps the login's locale", cmd: Cmd{Argv: []string{"sh", "-c", "echo ${LC_ALL-unset} $X"}, User: true, Env: []string{"X=y"}}, stdout: "unset y\n"},
 		{name: "the command's env wins", cmd: Cmd{Argv: []string{"sh", "-c", "echo $LC_ALL"}, Env: []string{"LC_ALL=de_DE.UTF-8"}}, stdout: "de_DE.UTF-8\n"},
 		{name: "sbin on the child's PATH", cmd: Cmd{Argv: []string{"sh", "-c", "case :$PATH: in *:/usr/sbin:*) echo yes;; esac"}}, stdout: "yes\n"},
 		{name: "working directory", cmd: Cmd{Argv: []string{"pwd"}, Dir: "/"}, stdout: "/\n"},
