@@ -14,6 +14,10 @@ import (
 	"github.com/runbook/runbook/modules"
 )
 
+// ErrStopped is in the error of a program that was stopped: its deadline passed, or the
+// run it belonged to was cancelled.
+var ErrStopped = errors.New("stopped")
+
 // Cmd is one program to run on the host.
 type Cmd struct {
 	// Argv is the program and its arguments. A program named without a slash is found by
@@ -204,7 +208,7 @@ func (e Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 	switch {
 	case ctx.Err() != nil:
 		// The cause says why (a timeout, the controller gone) better than "canceled".
-		return res, fmt.Errorf("stopped: %w", context.Cause(ctx))
+		return res, fmt.Errorf("%w: %w", ErrStopped, context.Cause(ctx))
 	case runErr == nil:
 		res.RC = 0
 	case errors.As(runErr, &exitErr):

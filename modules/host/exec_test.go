@@ -117,7 +117,7 @@ func TestDeadlineKillsGroup(t *testing.T) {
 		Argv:    []string{"sh", "-c", `sh -c 'sleep 300' & echo $! > "$1"; sleep 300`, "sh", pidFile},
 		Timeout: 300 * time.Millisecond,
 	})
-	if err == nil || !strings.Contains(err.Error(), "stopped") || res.RC != -1 {
+	if !errors.Is(err, ErrStopped) || !strings.Contains(err.Error(), "stopped: sh ran longer than 300ms") || res.RC != -1 {
 		t.Fatalf("rc %d err %v, want stopped", res.RC, err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
