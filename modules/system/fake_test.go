@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -133,14 +132,8 @@ func (h *fakeHost) run(ctx context.Context, argv ...string) (int, string, string
 
 // realRun runs a program for real (init scripts in the fixture tree).
 func realRun(ctx context.Context, argv []string) (int, string, string, error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode(), out.String(), errb.String(), nil
-	}
-	return 0, out.String(), errb.String(), err
+	res, err := host.Exec{}.Run(ctx, host.Cmd{Argv: argv})
+	return res.RC, res.Stdout, res.Stderr, err
 }
 
 func (h *fakeHost) systemctl(args []string) (int, string, string, error) {
