@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/runbook/runbook/modules"
 )
@@ -206,11 +207,11 @@ func (e Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 	res := Result{RC: -1, Stdout: out.String(), Stderr: errb.String()}
 	var exitErr *exec.ExitError
 	switch {
+	case runErr == nil:
+		res.RC = 0
 	case ctx.Err() != nil:
 		// The cause says why (a timeout, the controller gone) better than "canceled".
 		return res, fmt.Errorf("%w: %w", ErrStopped, context.Cause(ctx))
-	case runErr == nil:
-		res.RC = 0
 	case errors.As(runErr, &exitErr):
 		if res.RC = exitErr.ExitCode(); res.RC < 0 {
 			return res, fmt.Errorf("%s: %w", c.Argv[0], runErr)
@@ -278,6 +279,9 @@ func Tail(s string, n int) string {
 	t := s[len(s)-n:]
 	if i := strings.IndexByte(t, '\n'); i >= 0 && i < len(t)-1 {
 		t = t[i+1:]
+	}
+	for len(t) > 0 && !utf8.RuneStart(t[0]) {
+		t = t[1:]
 	}
 	return fmt.Sprintf("[%d earlier bytes not shown]\n%s", len(s)-len(t), t)
 }

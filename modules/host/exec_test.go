@@ -262,6 +262,7 @@ func TestTail(t *testing.T) {
 		{"short", 10, "short"},
 		{"line one\nline two\nline three", 14, "[18 earlier bytes not shown]\nline three"},
 		{"abcdefghij", 4, "[6 earlier bytes not shown]\nghij"},
+		{"aaaaéé", 3, "[6 earlier bytes not shown]\né"},
 	}
 	for _, tt := range tests {
 		if got := Tail(tt.in, tt.n); got != tt.want {
