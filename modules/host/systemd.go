@@ -407,7 +407,8 @@ func (s Systemctl) Available() bool { return s.R.LookPath("systemctl") != "" }
 
 // Show reads a unit's state.
 func (s Systemctl) Show(ctx context.Context, unit string) (Unit, error) {
-	out, err := s.Run(ctx, "show", "--property="+strings.Join(showProps, ","), "--", unit)
+	out, err := Output(ctx, s.R, s.Red, Cmd{Argv: []string{"systemctl", "show", "--property=" + strings.Join(showProps, ","), "--", unit},
+		Timeout: s.Timeout, Data: true})
 	if err != nil {
 		return Unit{Name: unit}, fmt.Errorf("read the state of %s: %w", unit, err)
 	}
@@ -418,10 +419,10 @@ func (s Systemctl) Show(ctx context.Context, unit string) (Unit, error) {
 	return u, nil
 }
 
-// Run runs systemctl with args and returns its stdout; a non-zero exit is a
-// *modules.Failure (Output).
+// Run runs systemctl with args and returns its stdout (bounded, redacted: for showing); a
+// non-zero exit is a *modules.Failure (Output).
 func (s Systemctl) Run(ctx context.Context, args ...string) (string, error) {
-	return Output(ctx, s.R, s.Red, Cmd{Argv: append([]string{"systemctl"}, args...), Timeout: s.Timeout, Data: true})
+	return Output(ctx, s.R, s.Red, Cmd{Argv: append([]string{"systemctl"}, args...), Timeout: s.Timeout})
 }
 
 // Apply runs the steps in order and stops at the first that fails.
