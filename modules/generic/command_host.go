@@ -13,6 +13,7 @@ import (
 
 	"github.com/runbook/runbook/internal/sh"
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 var (
@@ -62,14 +63,15 @@ func (Shell) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bo
 // command line as messages show it.
 func runGuarded(ctx context.Context, env *modules.Env, args cty.Value, apply bool, argv []string, shell, shown string) (*modules.Result, error) {
 	dir := str(args, "chdir")
-	vars := map[string]string{}
+	var vars []string
 	if v := args.GetAttr("env"); !v.IsNull() {
 		for k, e := range v.AsValueMap() {
 			if e.IsNull() {
 				return nil, fmt.Errorf("env %q is null", k)
 			}
-			vars[k] = e.AsString()
+			vars = append(vars, k+"="+e.AsString())
 		}
+		sort.Strings(vars)
 	}
 	okCodes := map[int]bool{}
 	if v := args.GetAttr("ok_codes"); !v.IsNull() {
@@ -115,21 +117,22 @@ func runGuarded(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		}
 	}
 	if u := str(args, "unless"); u != "" {
-		rc, _, stderr, err := runProcess(ctx, env, process{argv: []string{shell, "-c", u}, dir: dir, env: vars})
+		guard, err := host.Exec{Env: env}.Run(ctx, host.Cmd{Argv: []string{shell, "-c", u}, Dir: dir, Env: vars, User: true})
 		if err != nil {
 			return nil, fmt.Errorf("unless: %w", err)
 		}
-		if rc == 0 {
+		if guard.RC == 0 {
 			return skip("unless", "not run: the unless command succeeded")
 		}
-		env.Log().Debug("unless guard failed; the command will run", "rc", rc, "stderr", stderr)
+		env.Log().Debug("unless guard failed; the command will run", "rc", guard.RC, "stderr", guard.Stderr)
 	}
 
 	if !apply {
 		return &modules.Result{Status: modules.StatusDrift, Data: data, Msg: "would run: " + shown}, nil
 	}
-	rc, stdout, stderr, err := runProcess(ctx, env, process{argv: argv, dir: dir, env: vars, stdin: str(args, "stdin")})
-	data["stdout"], data["stderr"] = stdout, stderr
+	out, err := host.Exec{Env: env}.Run(ctx, host.Cmd{Argv: argv, Dir: dir, Env: vars, Stdin: str(args, "stdin"), User: true})
+	rc, stderr := out.RC, out.Stderr
+	data["stdout"], data["stderr"] = out.Stdout, stderr
 	if rc >= 0 {
 		data["rc"] = rc
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os/exec"
 	"os/user"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/runbook/runbook/internal/sh"
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 	"github.com/runbook/runbook/modules/hostfs"
 )
 
@@ -134,10 +134,8 @@ func lookupID(ctx context.Context, name, db string) (int, error) {
 		}
 	}
 	if err != nil {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		out, gerr := exec.CommandContext(cctx, "getent", db, name).Output()
-		if fields := strings.Split(strings.TrimSpace(string(out)), ":"); gerr == nil && len(fields) >= 3 {
+		out, gerr := host.Output(ctx, host.Exec{}, nil, host.Cmd{Argv: []string{"getent", db, name}, Timeout: 10 * time.Second, Data: true})
+		if fields := strings.Split(strings.TrimSpace(out), ":"); gerr == nil && len(fields) >= 3 {
 			id = fields[2]
 		} else {
 			what := "user"
@@ -270,16 +268,16 @@ func writeAtomic(ctx context.Context, env *modules.Env, r *hostfs.Ref, content [
 	if o.validate != "" {
 		ho.Validate = func(copy string) error {
 			cmd := strings.ReplaceAll(o.validate, "%s", sh.Quote(copy))
-			rc, stdout, stderr, err := runProcess(ctx, env, process{argv: []string{"/bin/sh", "-c", cmd}})
+			res, err := host.Exec{Env: env}.Run(ctx, host.Cmd{Argv: []string{"/bin/sh", "-c", cmd}, User: true})
 			if err != nil {
 				return fmt.Errorf("validate %s: %w", path, err)
 			}
-			if rc != 0 {
-				msg := strings.TrimSpace(stderr)
+			if res.RC != 0 {
+				msg := strings.TrimSpace(res.Stderr)
 				if msg == "" {
-					msg = strings.TrimSpace(stdout)
+					msg = strings.TrimSpace(res.Stdout)
 				}
-				return &modules.Failure{Msg: fmt.Sprintf("validate %s: %q exited with %d; %s left unchanged", path, o.validate, rc, path), Stderr: msg}
+				return &modules.Failure{Msg: fmt.Sprintf("validate %s: %q exited with %d; %s left unchanged", path, o.validate, res.RC, path), Stderr: msg}
 			}
 			return nil
 		}

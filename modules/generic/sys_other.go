@@ -2,13 +2,8 @@
 
 package generic
 
-import (
-	"io/fs"
-	"os/exec"
-)
+import "io/fs"
 
 // The helper runs on Linux only; these let the controller build elsewhere.
 
 func fileOwner(fs.FileInfo) (uid, gid int, ok bool) { return 0, 0, false }
-
-func ownProcessGroup(*exec.Cmd) {}

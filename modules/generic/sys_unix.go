@@ -4,7 +4,6 @@ package generic
 
 import (
 	"io/fs"
-	"os/exec"
 	"syscall"
 )
 
@@ -15,17 +14,4 @@ func fileOwner(fi fs.FileInfo) (uid, gid int, ok bool) {
 		return 0, 0, false
 	}
 	return int(st.Uid), int(st.Gid), true
-}
-
-// ownProcessGroup puts the command in its own process group and makes cancellation kill
-// the whole group: a shell's children would otherwise outlive it and keep its output
-// pipes open.
-func ownProcessGroup(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		if cmd.Process == nil {
-			return nil
-		}
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
 }

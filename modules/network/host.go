@@ -32,7 +32,7 @@ func runPersist(ctx context.Context, f *hostFS, backend string, wants []ifWant, 
 	if backend == backendNone {
 		return out, nil
 	}
-	b, warns, err := chooseBackend(ctx, f.root, backend)
+	b, warns, err := chooseBackend(ctx, string(f.root), backend)
 	if err != nil {
 		return nil, err
 	}

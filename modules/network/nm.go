@@ -3,12 +3,15 @@ package network
 import (
 	"context"
 	"crypto/sha1"
+	"errors"
 	"fmt"
-	"os/exec"
 	"path"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // NetworkManager keyfiles: one profile per file in /etc/NetworkManager/system-connections,
@@ -427,6 +430,15 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// failureText is an error with the output that explains it, for a warning.
+func failureText(err error) string {
+	var f *modules.Failure
+	if errors.As(err, &f) && f.Stderr != "" {
+		return f.Msg + ": " + f.Stderr
+	}
+	return err.Error()
+}
+
 // nmReload tells a running NetworkManager about changed keyfiles (it reads them only at
 // start or when asked): nmcli connection load for written files, reload when one was
 // removed. It returns warnings, never fails: the files are right either way.
@@ -435,14 +447,15 @@ func nmReload(f *hostFS) func(ctx context.Context, changed []*wsFile) []string {
 		if !f.real || len(changed) == 0 {
 			return nil
 		}
-		nmcli, err := exec.LookPath("nmcli")
-		if err != nil {
+		run := host.Exec{}
+		nmcli := run.LookPath("nmcli")
+		if nmcli == "" {
 			return nil
 		}
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(cctx, nmcli, "-t", "-f", "RUNNING", "general").Output()
-		if err != nil || strings.TrimSpace(string(out)) != "running" {
+		out, err := host.Output(cctx, run, nil, host.Cmd{Argv: []string{nmcli, "-t", "-f", "RUNNING", "general"}, Data: true})
+		if err != nil || strings.TrimSpace(out) != "running" {
 			return nil
 		}
 		args := []string{"connection", "load"}
@@ -456,13 +469,13 @@ func nmReload(f *hostFS) func(ctx context.Context, changed []*wsFile) []string {
 		}
 		var warns []string
 		if len(args) > 2 {
-			if out, err := exec.CommandContext(cctx, nmcli, args...).CombinedOutput(); err != nil {
-				warns = append(warns, fmt.Sprintf("nmcli connection load: %v: %s", err, strings.TrimSpace(string(out))))
+			if _, err := host.Output(cctx, run, nil, host.Cmd{Argv: append([]string{nmcli}, args...)}); err != nil {
+				warns = append(warns, "nmcli connection load: "+failureText(err))
 			}
 		}
 		if reload {
-			if out, err := exec.CommandContext(cctx, nmcli, "connection", "reload").CombinedOutput(); err != nil {
-				warns = append(warns, fmt.Sprintf("nmcli connection reload: %v: %s", err, strings.TrimSpace(string(out))))
+			if _, err := host.Output(cctx, run, nil, host.Cmd{Argv: []string{nmcli, "connection", "reload"}}); err != nil {
+				warns = append(warns, "nmcli connection reload: "+failureText(err))
 			}
 		}
 		return warns

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/runbook/runbook/modules/facts"
+	"github.com/runbook/runbook/modules/host"
 	"github.com/runbook/runbook/modules/hostfs"
 )
 
@@ -38,19 +38,17 @@ var backendNames = []string{backendAuto, backendNM, backendIfcfg, backendNetwork
 
 // hostFS reads and writes host files below root ("/" on a host, a directory in tests).
 type hostFS struct {
-	root string
+	root host.Root
 	// real: root is the running system's, so its daemons may be told about changes.
 	real bool
 }
 
 func newHostFS(root string) *hostFS {
-	if root == "" {
-		root = "/"
-	}
-	return &hostFS{root: root, real: root == "/"}
+	r := host.Root(root)
+	return &hostFS{root: r, real: r.Real()}
 }
 
-func (f *hostFS) path(p string) string { return filepath.Join(f.root, p) }
+func (f *hostFS) path(p string) string { return f.root.Path(p) }
 
 // read returns a file's content; a missing file is ("", false, nil). A link is followed
 // only when trusted (hostfs.ReadOptional): what a plan reads may reach a diff.

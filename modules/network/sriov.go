@@ -8,7 +8,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path"
 	"regexp"
 	"slices"
@@ -20,14 +19,15 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // SRIOV manages the virtual functions of an SR-IOV physical function.
 type SRIOV struct {
 	root string
 	open opener
-	// systemctl runs systemctl; nil runs the real one.
-	systemctl func(ctx context.Context, args ...string) error
+	// run runs systemctl; nil runs the real one.
+	run host.Runner
 	// settle is how long to wait for the VFs to appear after changing their number.
 	settle time.Duration
 	// sysfsWrite writes a sysfs attribute (host path); nil writes the file.
@@ -696,20 +696,13 @@ func (r SRIOV) enable(ctx context.Context, f *hostFS, unit string) error {
 	if !f.exists("/run/systemd/system") {
 		return nil
 	}
-	run := r.systemctl
+	run := r.run
 	if run == nil {
 		if !f.real {
 			return nil
 		}
-		run = func(ctx context.Context, args ...string) error {
-			cctx, cancel := context.WithTimeout(ctx, time.Minute)
-			defer cancel()
-			out, err := exec.CommandContext(cctx, "systemctl", args...).CombinedOutput()
-			if err != nil {
-				return &modules.Failure{Msg: fmt.Sprintf("systemctl %s: %v", strings.Join(args, " "), err), Stderr: string(out)}
-			}
-			return nil
-		}
+		run = host.Exec{}
 	}
-	return run(ctx, "daemon-reload")
+	_, err := host.Systemctl{R: run, Timeout: time.Minute}.Run(ctx, "daemon-reload")
+	return err
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 func vfVal(kv ...any) cty.Value {
@@ -58,10 +59,10 @@ func sriovHost(t *testing.T, numvfs int) (*fakeKernel, string, *SRIOV, *[]string
 			}
 			return os.WriteFile(filepath.Join(root, p), []byte(v+"\n"), 0o644)
 		},
-		systemctl: func(_ context.Context, args ...string) error {
-			systemctl = append(systemctl, strings.Join(args, " "))
-			return nil
-		},
+		run: host.Func(func(_ context.Context, c host.Cmd) (host.Result, error) {
+			systemctl = append(systemctl, strings.Join(c.Argv[1:], " "))
+			return host.Result{}, nil
+		}),
 	}
 	return k, root, m, &systemctl
 }

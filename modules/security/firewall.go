@@ -15,6 +15,13 @@ var filterChains = []string{"INPUT", "FORWARD", "OUTPUT"}
 
 // Firewall turns a host's firewall off: firewalld, the iptables rules and the services that
 // restore them at boot.
+// Wanted unit states, the values of firewalld and iptables_service.
+const (
+	unitStopped  = "stopped"
+	unitDisabled = "disabled"
+	unitMasked   = "masked"
+)
+
 type Firewall struct {
 	// root is where the module finds "/" for /proc and the save directories; dirs, when
 	// set, are the only places it looks for iptables and systemctl. Both are for tests.

@@ -11,6 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 	"github.com/runbook/runbook/modules/hostfs"
 )
 
@@ -19,6 +20,9 @@ var _ modules.Runner[cty.Value] = Firewall{}
 // fwRun collects one run's findings: what it did or would do, what was already right, the
 // diff sections and the warnings.
 type fwRun struct {
+	// run runs the host's programs; red redacts command lines in errors.
+	run     host.Runner
+	red     *modules.Redactor
 	apply   bool
 	res     *modules.Result
 	did     []string
@@ -45,25 +49,25 @@ func (m Firewall) Run(ctx context.Context, env *modules.Env, args cty.Value, app
 	if len(perrs) > 0 {
 		return nil, perrs[0]
 	}
-	r := &fwRun{apply: apply, res: &modules.Result{Status: modules.StatusOK, Data: map[string]any{
+	r := &fwRun{run: m.runner(env), red: env.Redactor(), apply: apply, res: &modules.Result{Status: modules.StatusOK, Data: map[string]any{
 		"backend": "", "rules": "", "rules6": "", "removed": map[string]any{}, "removed6": map[string]any{},
 		"chains_removed": map[string]any{}, "firewalld": "", "units": map[string]any{}, "saved": []any{},
 	}}}
 	ipv6 := boolArg(args, "ipv6")
 
 	if want := str(args, "firewalld"); want != "" && !m.noSystemdNoScripts("firewalld") {
-		sc, err := m.systemctl()
+		sc, err := r.systemctl()
 		if err != nil {
 			return nil, fmt.Errorf("firewalld: %w", err)
 		}
-		u, err := sc.show(ctx, "firewalld.service")
+		u, err := sc.Show(ctx, "firewalld.service")
 		if err != nil {
 			return r.result(), err
 		}
 		if u, err = r.unit(ctx, sc, u, want); err != nil {
 			return r.result(), err
 		}
-		r.res.Data.(map[string]any)["firewalld"] = strings.TrimPrefix(u.describe(), u.name+": ")
+		r.res.Data.(map[string]any)["firewalld"] = strings.TrimPrefix(u.Describe(), u.Name+": ")
 	}
 	if want := str(args, "firewalld"); want != "" && m.noSystemdNoScripts("firewalld") {
 		r.res.Data.(map[string]any)["firewalld"] = "not installed"
@@ -72,7 +76,7 @@ func (m Firewall) Run(ctx context.Context, env *modules.Env, args cty.Value, app
 	if want := str(args, "iptables_service"); want != "" && m.noSystemdNoScripts("iptables", "ip6tables", "netfilter-persistent") {
 		r.fine = append(r.fine, "no iptables service installed")
 	} else if want != "" {
-		sc, err := m.systemctl()
+		sc, err := r.systemctl()
 		if err != nil {
 			return nil, fmt.Errorf("iptables_service: %w", err)
 		}
@@ -82,17 +86,17 @@ func (m Firewall) Run(ctx context.Context, env *modules.Env, args cty.Value, app
 		}
 		units := r.res.Data.(map[string]any)["units"].(map[string]any)
 		for _, n := range names {
-			u, err := sc.show(ctx, n)
+			u, err := sc.Show(ctx, n)
 			if err != nil {
 				return r.result(), err
 			}
-			if !u.installed() {
+			if !u.Installed() {
 				continue
 			}
 			if u, err = r.unit(ctx, sc, u, want); err != nil {
 				return r.result(), err
 			}
-			units[n] = strings.TrimPrefix(u.describe(), u.name+": ")
+			units[n] = strings.TrimPrefix(u.Describe(), u.Name+": ")
 		}
 		if len(units) == 0 {
 			r.fine = append(r.fine, "no iptables service installed")
@@ -120,57 +124,78 @@ func (r *fwRun) result() *modules.Result {
 	return res
 }
 
+// runner runs the host's programs; dirs, in tests, are the only places it finds them.
+func (m Firewall) runner(env *modules.Env) host.Runner { return host.Exec{Env: env, Dirs: m.dirs} }
+
 // noSystemdNoScripts reports a host without systemctl that has none of the named services
 // as init scripts either: on it those services are simply not installed, which every
 // wanted state accepts.
 func (m Firewall) noSystemdNoScripts(names ...string) bool {
-	if lookTool(m.dirs, "systemctl") != "" {
+	if m.runner(nil).LookPath("systemctl") != "" {
 		return false
 	}
 	for _, n := range names {
-		if fi, err := hostfs.Stat(under(m.root, "/etc/init.d/"+n)); err == nil && fi != nil {
+		if fi, err := hostfs.Stat(host.Root(m.root).Path("/etc/init.d/" + n)); err == nil && fi != nil {
 			return false
 		}
 	}
 	return true
 }
 
-// systemctl finds systemctl; the firewalld and service parts need a systemd host.
-func (m Firewall) systemctl() (systemctl, error) {
-	p := lookTool(m.dirs, "systemctl")
-	if p == "" {
-		return systemctl{}, errors.New("systemctl not found: managing units needs a host that runs systemd")
+// systemctl is the firewall's way to its units, the service module's code; the firewalld
+// and service parts need a systemd host.
+func (r *fwRun) systemctl() (host.Systemctl, error) {
+	sc := host.Systemctl{R: r.run, Red: r.red, Timeout: toolTimeout}
+	if !sc.Available() {
+		return sc, errors.New("systemctl not found: managing units needs a host that runs systemd")
 	}
-	return systemctl{path: p}, nil
+	return sc, nil
+}
+
+// unitWant is what a wanted state of the firewall's units asks of systemd. "disabled" and
+// "masked" hold the unit: its enablement changes before it is stopped, so nothing (a D-Bus
+// activation, a dependency) starts it again in between.
+func unitWant(want string) host.Want {
+	no, yes := false, true
+	switch want {
+	case unitDisabled:
+		return host.Want{State: host.Stopped, Enabled: &no, Masked: &no, Hold: true}
+	case unitMasked:
+		return host.Want{State: host.Stopped, Masked: &yes, Hold: true}
+	}
+	return host.Want{State: host.Stopped}
 }
 
 // unit brings a unit from its state u to want (apply) or says what that would take
 // (check), and returns its state after the task (in check mode, as it is).
-func (r *fwRun) unit(ctx context.Context, sc systemctl, u unitState, want string) (unitState, error) {
-	name := u.name
-	if !u.installed() {
+func (r *fwRun) unit(ctx context.Context, sc host.Systemctl, u host.Unit, want string) (host.Unit, error) {
+	name := u.Name
+	if !u.Installed() {
 		r.fine = append(r.fine, name+" is not installed")
 		return u, nil
 	}
-	steps, after := unitSteps(u, want)
-	if len(steps) == 0 {
-		r.fine = append(r.fine, u.describe())
+	plan, err := host.PlanUnit(u, unitWant(want))
+	if err != nil {
+		return u, err
+	}
+	if len(plan.Steps) == 0 {
+		r.fine = append(r.fine, u.Describe())
 		return u, nil
 	}
-	r.change(modules.Tense(r.apply, "", "would ")+stepWords(steps, r.apply)+" "+name,
-		section{title: name, before: u.describe(), after: after.describe()})
+	r.change(modules.Tense(r.apply, "", "would ")+stepWords(plan.Steps, r.apply)+" "+name,
+		section{title: name, before: u.Describe(), after: plan.After.Describe()})
 	if !r.apply {
 		return u, nil
 	}
-	return sc.converge(ctx, u, want)
+	return sc.Converge(ctx, u, unitWant(want))
 }
 
-// stepWords renders systemctl steps for a message: "disable and stop", "disabled and stopped".
-func stepWords(steps [][]string, past bool) string {
+// stepWords renders unit steps for a message: "disable and stop", "disabled and stopped".
+func stepWords(steps []host.Step, past bool) string {
 	pastOf := map[string]string{"stop": "stopped", "disable": "disabled", "mask": "masked", "unmask": "unmasked"}
 	words := make([]string, 0, len(steps))
 	for _, s := range steps {
-		w := s[0]
+		w := s.Verb
 		if p, ok := pastOf[w]; ok && past {
 			w = p
 		}
@@ -183,8 +208,8 @@ func stepWords(steps [][]string, past bool) string {
 
 // iptables does the flush, policies and save for each address family.
 func (m Firewall) iptables(ctx context.Context, r *fwRun, args cty.Value, policies map[string]string, flush, save, ipv6 bool) error {
-	procRoot := under(m.root, "/proc/thread-self/net")
-	backend, tools, err := findTools(ctx, m.dirs, procRoot, ipv6)
+	procRoot := host.Root(m.root).Path("/proc/thread-self/net")
+	backend, tools, err := findTools(ctx, r.run, procRoot, ipv6)
 	r.res.Data.(map[string]any)["backend"] = backend
 	if err != nil {
 		return err
@@ -259,7 +284,7 @@ func (t ipTools) dataKey(k string) string {
 func (m Firewall) prepare(ctx context.Context, r *fwRun, t ipTools, backend string, policies map[string]string, flush bool,
 	selected []string) (famPrep, error) {
 	key := t.dataKey
-	out, err := runTool(ctx, "", t.save)
+	out, err := r.tool(ctx, "", t.save)
 	if err != nil {
 		return famPrep{}, err
 	}
@@ -321,18 +346,18 @@ func (m Firewall) family(ctx context.Context, r *fwRun, p famPrep, policies map[
 		return st, nil
 	}
 	if len(plan.restore) > 0 {
-		if _, err := runTool(ctx, restoreInput(plan.restore), t.restore); err != nil {
+		if _, err := r.tool(ctx, restoreInput(plan.restore), t.restore); err != nil {
 			return st, fmt.Errorf("flush %s: %w", t.family, err)
 		}
 	}
 	for _, c := range plan.setPolicies {
-		if _, err := runTool(ctx, "", t.cmd, "-w", "-t", "filter", "-P", c, policies[c]); err != nil {
+		if _, err := r.tool(ctx, "", t.cmd, "-w", "-t", "filter", "-P", c, policies[c]); err != nil {
 			return st, fmt.Errorf("set %s policy: %w", c, err)
 		}
 	}
 	// The rules as the kernel has them now are the result; a table that still has rules
 	// (something re-added them) is a failure, not a success.
-	out, err := runTool(ctx, "", t.save)
+	out, err := r.tool(ctx, "", t.save)
 	if err != nil {
 		return st, err
 	}
@@ -516,7 +541,7 @@ func (m Firewall) savePath(args cty.Value, family string) (string, error) {
 		return p, nil
 	}
 	for _, p := range []string{sysconfig, debian} {
-		if fi, err := hostfs.Stat(under(m.root, filepath.Dir(p))); err == nil && fi != nil && fi.IsDir() {
+		if fi, err := hostfs.Stat(host.Root(m.root).Path(filepath.Dir(p))); err == nil && fi != nil && fi.IsDir() {
 			return p, nil
 		}
 	}
@@ -531,7 +556,7 @@ func (m Firewall) save(ctx context.Context, r *fwRun, args cty.Value, t ipTools,
 		return err
 	}
 	r.res.Data.(map[string]any)["saved"] = append(r.res.Data.(map[string]any)["saved"].([]any), path)
-	file := under(m.root, path)
+	file := host.Root(m.root).Path(path)
 	fi, err := hostfs.Lstat(file)
 	switch {
 	case err == nil && fi == nil:
@@ -557,7 +582,7 @@ func (m Firewall) save(ctx context.Context, r *fwRun, args cty.Value, t ipTools,
 	content := want
 	if r.apply {
 		// Write what iptables-save prints, the form the restore service expects.
-		if content, err = runTool(ctx, "", t.save); err != nil {
+		if content, err = r.tool(ctx, "", t.save); err != nil {
 			return err
 		}
 	}

@@ -262,54 +262,6 @@ func TestRestoreInput(t *testing.T) {
 	}
 }
 
-func TestUnitSteps(t *testing.T) {
-	u := func(load, active, file string) unitState {
-		return unitState{name: "x.service", load: load, active: active, file: file}
-	}
-	tests := []struct {
-		name  string
-		cur   unitState
-		want  string
-		steps string
-		after string
-	}{
-		{"enabled and running to disabled", u("loaded", "active", "enabled"), unitDisabled, "disable x.service; stop x.service", "x.service: inactive, disabled"},
-		{"enabled and running to stopped", u("loaded", "active", "enabled"), unitStopped, "stop x.service", "x.service: inactive, enabled"},
-		{"enabled and running to masked", u("loaded", "active", "enabled"), unitMasked, "mask x.service; stop x.service", "x.service: inactive, masked"},
-		{"masked to disabled", u("masked", "inactive", "masked"), unitDisabled, "unmask x.service; disable x.service", "x.service: inactive, disabled"},
-		{"runtime mask to disabled", u("masked", "inactive", "masked-runtime"), unitDisabled, "unmask --runtime x.service; disable x.service", "x.service: inactive, disabled"},
-		{"runtime enablement to disabled", u("loaded", "inactive", "enabled-runtime"), unitDisabled, "disable --runtime x.service", "x.service: inactive, disabled"},
-		{"runtime mask to masked", u("masked", "inactive", "masked-runtime"), unitMasked, "mask x.service", "x.service: inactive, masked"},
-		{"failed counts as stopped", u("loaded", "failed", "disabled"), unitDisabled, "", "x.service: failed, disabled"},
-		{"activating is running", u("loaded", "activating", "static"), unitDisabled, "stop x.service", "x.service: inactive, static"},
-		{"static cannot be disabled", u("loaded", "inactive", "static"), unitDisabled, "", "x.service: inactive, static"},
-		{"not installed", u("not-found", "inactive", ""), unitMasked, "", "x.service: not installed"},
-		{"already masked", u("masked", "inactive", "masked"), unitMasked, "", "x.service: inactive, masked"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			steps, after := unitSteps(tt.cur, tt.want)
-			var got []string
-			for _, s := range steps {
-				got = append(got, strings.Join(s, " "))
-			}
-			if strings.Join(got, "; ") != tt.steps || after.describe() != tt.after {
-				t.Errorf("steps %q after %q, want %q %q", strings.Join(got, "; "), after.describe(), tt.steps, tt.after)
-			}
-		})
-	}
-}
-
-func TestParseShow(t *testing.T) {
-	u, err := parseShow("firewalld.service", "LoadState=loaded\nActiveState=active\nUnitFileState=enabled\n")
-	if err != nil || u != (unitState{name: "firewalld.service", load: "loaded", active: "active", file: "enabled"}) {
-		t.Errorf("parseShow = %+v, %v", u, err)
-	}
-	if _, err := parseShow("x", "Unit x could not be found.\n"); err == nil {
-		t.Error("parseShow accepted output without states")
-	}
-}
-
 // fakeSystemctl is a systemctl for tests: each unit's state is a line "load active file"
 // in units/<name>; a missing file is a unit that is not installed. Every call is logged.
 // A unit listed in units/stuck does not stop.

@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // The iptables tables runbook knows, in the order it reports them.
@@ -226,27 +225,6 @@ type ipTools struct {
 	procNames string
 }
 
-// toolDirs are searched after PATH: the helper's PATH on a host may lack the sbin
-// directories.
-var toolDirs = []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"}
-
-// lookTool finds a program in dirs (when given, tests), else in PATH and toolDirs.
-func lookTool(dirs []string, name string) string {
-	if len(dirs) == 0 {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-		dirs = toolDirs
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	return ""
-}
-
 // backendOf reads the backend from `iptables -V`: "iptables v1.8.9 (nf_tables)" or
 // "(legacy)"; versions before 1.8 have no suffix and only the legacy backend.
 func backendOf(version string) string {
@@ -261,18 +239,16 @@ func backendOf(version string) string {
 
 // findTools finds the iptables programs of the backend the host's iptables command uses,
 // for IPv4 and, with ipv6, IPv6. It returns backendMissing when there is no iptables.
-func findTools(ctx context.Context, dirs []string, procRoot string, ipv6 bool) (string, []ipTools, error) {
-	main := lookTool(dirs, "iptables")
+func findTools(ctx context.Context, run host.Runner, procRoot string, ipv6 bool) (string, []ipTools, error) {
+	main := run.LookPath("iptables")
 	if main == "" {
 		return backendMissing, nil, nil
 	}
-	vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(vctx, main, "-V").CombinedOutput()
+	out, err := host.Output(ctx, run, nil, host.Cmd{Argv: []string{main, "-V"}, Timeout: 30 * time.Second})
 	if err != nil {
-		return "", nil, fmt.Errorf("%s -V: %w: %s", main, err, strings.TrimSpace(string(out)))
+		return "", nil, err
 	}
-	backend := backendOf(string(out))
+	backend := backendOf(out)
 	suffix := "-nft"
 	if backend == backendLegacy {
 		suffix = "-legacy"
@@ -280,10 +256,10 @@ func findTools(ctx context.Context, dirs []string, procRoot string, ipv6 bool) (
 	dir := filepath.Dir(main)
 	pick := func(names ...string) string {
 		for _, n := range names {
-			if p := lookTool([]string{dir}, n); p != "" {
+			if p := (host.Exec{Dirs: []string{dir}}).LookPath(n); p != "" {
 				return p
 			}
-			if p := lookTool(dirs, n); p != "" {
+			if p := run.LookPath(n); p != "" {
 				return p
 			}
 		}
@@ -310,20 +286,13 @@ func findTools(ctx context.Context, dirs []string, procRoot string, ipv6 bool) (
 	return backend, tools, nil
 }
 
-// runTool runs one program and returns its stdout; stderr goes into the error.
-func runTool(ctx context.Context, stdin string, argv ...string) (string, error) {
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), &modules.Failure{Msg: fmt.Sprintf("%s: %v", strings.Join(argv, " "), err), Stderr: strings.TrimSpace(stderr.String())}
-	}
-	return stdout.String(), nil
+// toolTimeout bounds one run of an iptables program (or systemctl for the firewall's units).
+const toolTimeout = 2 * time.Minute
+
+// tool runs one program and returns its stdout, read whole: a ruleset is parsed and saved,
+// never cut. A non-zero exit is a Failure with the tail of stderr.
+func (r *fwRun) tool(ctx context.Context, stdin string, argv ...string) (string, error) {
+	return host.Output(ctx, r.run, r.red, host.Cmd{Argv: argv, Stdin: stdin, Timeout: toolTimeout, Data: true})
 }
 
 // legacyTables lists the legacy tables the kernel has in this network namespace.

@@ -3,7 +3,6 @@ package security
 import (
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
@@ -29,15 +28,6 @@ func str(args cty.Value, name string) string {
 func boolArg(args cty.Value, name string) bool {
 	v := args.GetAttr(name)
 	return !v.IsNull() && v.True()
-}
-
-// under joins an absolute host path to root, the directory the module treats as "/" (tests
-// point it at a fake tree; on a host it is "" or "/").
-func under(root, path string) string {
-	if root == "" || root == "/" {
-		return path
-	}
-	return filepath.Join(root, path)
 }
 
 // writeAtomic replaces path with content atomically (hostfs.WriteAtomic), making missing

@@ -15,6 +15,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 	"github.com/runbook/runbook/modules/hostfs"
 	"github.com/runbook/runbook/modules/internal/selinuxconf"
 )
@@ -37,12 +38,12 @@ func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, appl
 
 	// One Ref to the config file from the read to the write: the file read, whose mode
 	// and owner the rewrite keeps, is the one replaced.
-	ref, fi, err := resolveConfig(under(m.root, cfgArg))
+	ref, fi, err := resolveConfig(host.Root(m.root).Path(cfgArg))
 	if err != nil {
 		return nil, err
 	}
 	defer ref.Close()
-	cfg := under(m.root, cfgArg)
+	cfg := host.Root(m.root).Path(cfgArg)
 	var old []byte
 	exists := fi != nil
 	if ref != nil {
@@ -319,7 +320,7 @@ type seKernel struct {
 // active security modules with no policy loaded, selinuxfs registered, or selinux=0 on the
 // command line), and "not available" otherwise.
 func readKernel(root string) (seKernel, error) {
-	cmdline, _, _ := hostfs.ReadOptional(under(root, "/proc/cmdline"))
+	cmdline, _, _ := hostfs.ReadOptional(host.Root(root).Path("/proc/cmdline"))
 	k := seKernel{bootOff: slices.Contains(strings.Fields(string(cmdline)), "selinux=0")}
 	if mnt := selinuxfsMount(root); mnt != "" {
 		k.enforce = filepath.Join(mnt, "enforce")
@@ -337,8 +338,8 @@ func readKernel(root string) (seKernel, error) {
 		}
 		return k, nil
 	}
-	lsm, _, _ := hostfs.ReadOptional(under(root, "/sys/kernel/security/lsm"))
-	filesystems, _, _ := hostfs.ReadOptional(under(root, "/proc/filesystems"))
+	lsm, _, _ := hostfs.ReadOptional(host.Root(root).Path("/sys/kernel/security/lsm"))
+	filesystems, _, _ := hostfs.ReadOptional(host.Root(root).Path("/proc/filesystems"))
 	switch {
 	case k.bootOff:
 		k.state, k.why = seDisabled, "the kernel command line has selinux=0"
@@ -356,10 +357,10 @@ func readKernel(root string) (seKernel, error) {
 // mount table is the truth; a host whose /proc cannot be read is asked at the usual
 // mount point.
 func selinuxfsMount(root string) string {
-	b, ok, err := hostfs.ReadOptional(under(root, "/proc/self/mountinfo"))
+	b, ok, err := hostfs.ReadOptional(host.Root(root).Path("/proc/self/mountinfo"))
 	if err != nil || !ok {
-		if fi, err := os.Stat(under(root, "/sys/fs/selinux/enforce")); err == nil && fi.Mode().IsRegular() {
-			return under(root, "/sys/fs/selinux")
+		if fi, err := os.Stat(host.Root(root).Path("/sys/fs/selinux/enforce")); err == nil && fi.Mode().IsRegular() {
+			return host.Root(root).Path("/sys/fs/selinux")
 		}
 		return ""
 	}
@@ -371,7 +372,7 @@ func selinuxfsMount(root string) string {
 		}
 		f, g := strings.Fields(pre), strings.Fields(post)
 		if len(f) >= 5 && len(g) >= 1 && g[0] == "selinuxfs" {
-			return under(root, unescapeMount(f[4]))
+			return host.Root(root).Path(unescapeMount(f[4]))
 		}
 	}
 	return ""

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // fakeUnit is one unit of the fake systemd.
@@ -72,14 +72,8 @@ func (h *fakeHost) write(p, content string, mode os.FileMode) {
 
 func (h *fakeHost) machine() *machine {
 	return &machine{
-		root: h.root,
-		run:  h.run,
-		lookPath: func(name string) string {
-			if h.tools[name] {
-				return name
-			}
-			return ""
-		},
+		root:     host.Root(h.root),
+		run:      h,
 		nodename: func() (string, error) { return h.nodename, nil },
 		release:  func() string { return "6.1.0-test" },
 		sethostname: func(name string) error {
@@ -91,6 +85,20 @@ func (h *fakeHost) machine() *machine {
 			return nil
 		},
 	}
+}
+
+// Run and LookPath make the fake host a host.Runner.
+func (h *fakeHost) Run(ctx context.Context, c host.Cmd) (host.Result, error) {
+	rc, stdout, stderr, err := h.run(ctx, c.Argv...)
+	return host.Result{RC: rc, Stdout: stdout, Stderr: stderr}, err
+}
+
+// LookPath finds the programs in tools.
+func (h *fakeHost) LookPath(name string) string {
+	if h.tools[name] {
+		return name
+	}
+	return ""
 }
 
 // mutating lists the programs run other than reads (systemctl show, an init script's
@@ -124,14 +132,8 @@ func (h *fakeHost) run(ctx context.Context, argv ...string) (int, string, string
 
 // realRun runs a program for real (init scripts in the fixture tree).
 func realRun(ctx context.Context, argv []string) (int, string, string, error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode(), out.String(), errb.String(), nil
-	}
-	return 0, out.String(), errb.String(), err
+	res, err := host.Exec{}.Run(ctx, host.Cmd{Argv: argv})
+	return res.RC, res.Stdout, res.Stderr, err
 }
 
 func (h *fakeHost) systemctl(args []string) (int, string, string, error) {

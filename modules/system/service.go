@@ -14,6 +14,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 var (
@@ -40,7 +41,8 @@ anything.
 
 A unit that does not exist is an error ("unit X does not exist on this host") when it should run or
 be enabled; stopping or disabling it is fine and the message says there was nothing to do. Masking a
-unit that does not exist is allowed: it makes sure nothing can ever start it.
+unit that does not exist is allowed: it makes sure nothing can ever start it. A unit masked only
+until the next boot (masked-runtime) is masked for good when masked = true.
 
 Legacy SysV scripts (the "network" service of EL7/EL8, anything in /etc/init.d without a native
 unit) reach systemd through its generator: UnitFileState "generated", SourcePath /etc/init.d/NAME.
@@ -146,67 +148,10 @@ func unitName(name string) string {
 	return name + ".service"
 }
 
-// unitState is what systemctl show says about a unit.
-type unitState struct {
-	id, load, active, sub, fileState, fragment, source string
-	needReload, canReload                              bool
-}
-
-var showProps = []string{"Id", "LoadState", "ActiveState", "SubState", "UnitFileState", "FragmentPath",
-	"SourcePath", "NeedDaemonReload", "CanReload"}
-
-// parseShow reads "systemctl show" output: one Key=Value per line (values may hold "=").
-func parseShow(out string) unitState {
-	kv := map[string]string{}
-	for _, l := range strings.Split(out, "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			kv[k] = v
-		}
-	}
-	return unitState{
-		id: kv["Id"], load: kv["LoadState"], active: kv["ActiveState"], sub: kv["SubState"],
-		fileState: kv["UnitFileState"], fragment: kv["FragmentPath"], source: kv["SourcePath"],
-		needReload: kv["NeedDaemonReload"] == "yes", canReload: kv["CanReload"] == "yes",
-	}
-}
-
-func (m *machine) showUnit(ctx context.Context, unit string) (unitState, error) {
-	out, err := m.runOK(ctx, "systemctl", "show", "--property="+strings.Join(showProps, ","), "--", unit)
-	if err != nil {
-		return unitState{}, fmt.Errorf("read the state of %s: %w", unit, err)
-	}
-	st := parseShow(out)
-	if st.load == "" {
-		return st, fmt.Errorf("read the state of %s: systemctl show printed no LoadState", unit)
-	}
-	return st, nil
-}
-
 // systemdBooted reports whether PID 1 is systemd, the way sd_booted(3) tells.
 func (m *machine) systemdBooted() bool {
 	fi, err := os.Stat(m.path("/run/systemd/system"))
 	return err == nil && fi.IsDir()
-}
-
-func (s unitState) masked() bool {
-	return s.load == "masked" || s.fileState == "masked" || s.fileState == "masked-runtime"
-}
-
-func (s unitState) running() bool {
-	return s.active == "active" || s.active == "reloading" || s.active == "activating"
-}
-
-func (s unitState) stopped() bool { return s.active == "inactive" || s.active == "failed" }
-
-// sysvScript returns the init script behind a unit that systemd's SysV generator made, or "".
-func (s unitState) sysvScript() string {
-	if s.fileState != "generated" || s.source == "" {
-		return ""
-	}
-	if filepath.Base(filepath.Dir(s.source)) != "init.d" {
-		return ""
-	}
-	return s.source
 }
 
 // serviceWant is the task's arguments, decoded.
@@ -224,11 +169,12 @@ func decodeService(args cty.Value) serviceWant {
 	return w
 }
 
-// step is one change the module makes, in order.
-type step struct {
-	desc, would string   // "started", "would start"
-	argv        []string // the program that makes it; nil for do
-	do          func(ctx context.Context) error
+// runStep is a step that runs a program other than systemctl (an init script).
+func (m *machine) runStep(desc, would string, argv []string) host.Step {
+	return host.Step{Desc: desc, Would: would, Do: func(ctx context.Context) error {
+		_, err := m.runOK(ctx, argv...)
+		return err
+	}}
 }
 
 // Run reads the unit, works out the steps that bring it to what the task wants, and runs
@@ -244,33 +190,33 @@ func runService(ctx context.Context, m *machine, w serviceWant, apply bool) (*mo
 	if m.lookPath("systemctl") == "" {
 		return nil, errors.New("PID 1 is systemd (/run/systemd/system exists) but there is no systemctl on this host")
 	}
-	st, err := m.showUnit(ctx, w.unit)
+	st, err := m.systemctl().Show(ctx, w.unit)
 	if err != nil {
 		return nil, err
 	}
-	var steps []step
+	var steps []host.Step
 	var notes []string
 	res := &modules.Result{Status: modules.StatusOK}
 
 	if w.daemonReload {
 		switch {
-		case st.needReload:
-			steps = append(steps, step{desc: "reloaded systemd (unit files changed on disk)", would: "would reload systemd (unit files changed on disk)",
-				argv: []string{"systemctl", "daemon-reload"}})
-		case st.load == "not-found" && apply:
+		case st.NeedReload:
+			steps = append(steps, host.Step{Desc: "reloaded systemd (unit files changed on disk)", Would: "would reload systemd (unit files changed on disk)",
+				Verb: "daemon-reload"})
+		case st.Load == "not-found" && apply:
 			// A unit file or init script may just have been written: reload, then look
 			// again. It is a change only when the unit appears.
-			if _, err := m.runOK(ctx, "systemctl", "daemon-reload"); err != nil {
+			if _, err := m.systemctl().Run(ctx, "daemon-reload"); err != nil {
 				return nil, err
 			}
-			if st, err = m.showUnit(ctx, w.unit); err != nil {
+			if st, err = m.systemctl().Show(ctx, w.unit); err != nil {
 				return nil, err
 			}
-			if st.load != "not-found" {
+			if st.Load != "not-found" {
 				notes = append(notes, "reloaded systemd, which found the unit")
 				res.Status = modules.StatusChanged
 			}
-		case st.load == "not-found":
+		case st.Load == "not-found":
 			if src := unitSource(m, w.unit); src != "" {
 				res.Status = modules.StatusUnknown
 				res.Msg = fmt.Sprintf("%s is not loaded; a daemon-reload would load it from %s, so what follows cannot be predicted", w.unit, src)
@@ -280,167 +226,47 @@ func runService(ctx context.Context, m *machine, w serviceWant, apply bool) (*mo
 		}
 	}
 	before := st
-	sysv := st.sysvScript()
-	enabledNow := st.fileState == "enabled" || st.fileState == "enabled-runtime"
+	sysv := st.SysVScript()
+	enabledNow := st.Enabled()
 	if sysv != "" {
 		enabledNow = rcEnabled(m.rcLinks(filepath.Base(sysv)))
 	}
 
-	if st.load == "not-found" {
-		switch {
-		case w.state == "started" || w.state == "restarted" || w.state == "reloaded":
-			return nil, fmt.Errorf("unit %s does not exist on this host", w.unit)
-		case w.enabledSet && w.enabled:
-			return nil, fmt.Errorf("unit %s does not exist on this host, so it cannot be enabled", w.unit)
-		}
-		if w.maskedSet && w.masked {
-			steps = append(steps, step{desc: "masked", would: "would mask", argv: []string{"systemctl", "mask", "--", w.unit}})
-		} else {
-			var what []string
-			if w.state == "stopped" {
-				what = append(what, "stop")
-			}
-			if w.enabledSet {
-				what = append(what, "disable")
-			}
-			if w.maskedSet {
-				what = append(what, "unmask")
-			}
-			msg := fmt.Sprintf("unit %s does not exist on this host", w.unit)
-			if len(what) > 0 {
-				msg += "; nothing to " + strings.Join(what, " or ")
-			}
-			notes = append(notes, msg)
-		}
-		return finishService(ctx, m, w, res, before, enabledNow, steps, notes, apply)
-	}
-
-	// Unmask first: nothing else works on a masked unit.
-	if st.masked() {
-		switch {
-		case w.maskedSet && !w.masked:
-			argv := []string{"systemctl", "unmask", "--", w.unit}
-			if st.fileState == "masked-runtime" {
-				argv = []string{"systemctl", "unmask", "--runtime", "--", w.unit}
-			}
-			steps = append(steps, step{desc: "unmasked", would: "would unmask", argv: argv})
-		case w.state == "started" || w.state == "restarted" || w.state == "reloaded":
-			return nil, fmt.Errorf("unit %s is masked, so it cannot be %s; set masked = false to unmask it", w.unit, w.state)
-		case w.enabledSet && w.enabled:
-			return nil, fmt.Errorf("unit %s is masked, so it cannot be enabled; set masked = false to unmask it", w.unit)
-		}
-	}
-
+	want := host.Want{State: w.state}
 	if w.enabledSet {
-		s, note, err := enableSteps(m, w, st, sysv, enabledNow)
-		if err != nil {
-			return nil, err
-		}
-		steps = append(steps, s...)
-		if note != "" {
-			notes = append(notes, note)
-		}
+		want.Enabled = &w.enabled
 	}
-
-	switch w.state {
-	case "started":
-		if !st.running() {
-			steps = append(steps, step{desc: "started", would: "would start", argv: []string{"systemctl", "start", "--", w.unit}})
-		}
-	case "stopped":
-		if !st.stopped() {
-			steps = append(steps, step{desc: "stopped", would: "would stop", argv: []string{"systemctl", "stop", "--", w.unit}})
-		}
-	case "restarted":
-		steps = append(steps, step{desc: "restarted", would: "would restart", argv: []string{"systemctl", "restart", "--", w.unit}})
-	case "reloaded":
-		switch {
-		case !st.running():
-			steps = append(steps, step{desc: "started (it was not running, so there was nothing to reload)", would: "would start (it is not running)",
-				argv: []string{"systemctl", "start", "--", w.unit}})
-		case !st.canReload:
-			return nil, fmt.Errorf("unit %s cannot reload (it has no ExecReload=); use state = \"restarted\"", w.unit)
-		default:
-			steps = append(steps, step{desc: "reloaded", would: "would reload", argv: []string{"systemctl", "reload", "--", w.unit}})
-		}
+	if w.maskedSet {
+		want.Masked = &w.masked
 	}
-
-	if w.maskedSet && w.masked && !st.masked() {
-		steps = append(steps, step{desc: "masked", would: "would mask", argv: []string{"systemctl", "mask", "--", w.unit}})
-	}
-	return finishService(ctx, m, w, res, before, enabledNow, steps, notes, apply)
-}
-
-// enableSteps returns what makes the unit enabled or disabled as wanted, or an error
-// when its kind of unit cannot be.
-func enableSteps(m *machine, w serviceWant, st unitState, sysv string, enabledNow bool) ([]step, string, error) {
 	if sysv != "" {
-		if enabledNow == w.enabled {
-			return nil, "", nil
-		}
-		name := filepath.Base(sysv)
-		desc, would := "enabled (SysV script)", "would enable (SysV script)"
-		if !w.enabled {
-			desc, would = "disabled (SysV script)", "would disable (SysV script)"
-		}
-		return []step{{desc: desc, would: would, do: func(ctx context.Context) error {
-			if err := setSysVEnabled(ctx, m, name, w.enabled); err != nil {
-				return err
+		// A unit generated from an init script is enabled by its rc links.
+		want.Enable = func(enable bool) []host.Step {
+			if enabledNow == enable {
+				return nil
 			}
-			// The generator reads the rc links: let systemd see the change.
-			_, err := m.runOK(ctx, "systemctl", "daemon-reload")
-			return err
-		}}}, "", nil
+			name := filepath.Base(sysv)
+			desc, would := "enabled (SysV script)", "would enable (SysV script)"
+			if !enable {
+				desc, would = "disabled (SysV script)", "would disable (SysV script)"
+			}
+			return []host.Step{{Desc: desc, Would: would, Do: func(ctx context.Context) error {
+				if err := setSysVEnabled(ctx, m, name, enable); err != nil {
+					return err
+				}
+				// The generator reads the rc links: let systemd see the change.
+				_, err := m.systemctl().Run(ctx, "daemon-reload")
+				return err
+			}}}
+		}
 	}
-	switch st.fileState {
-	case "enabled":
-		if !w.enabled {
-			return []step{{desc: "disabled", would: "would disable", argv: []string{"systemctl", "disable", "--", w.unit}}}, "", nil
-		}
-	case "enabled-runtime":
-		// Enabled only until the next boot (links under /run).
-		if w.enabled {
-			return []step{{desc: "enabled (it was enabled only until reboot)", would: "would enable (it is enabled only until reboot)",
-				argv: []string{"systemctl", "enable", "--", w.unit}}}, "", nil
-		}
-		return []step{{desc: "disabled", would: "would disable", argv: []string{"systemctl", "disable", "--runtime", "--", w.unit}}}, "", nil
-	case "disabled", "linked", "linked-runtime":
-		if w.enabled {
-			return []step{{desc: "enabled", would: "would enable", argv: []string{"systemctl", "enable", "--", w.unit}}}, "", nil
-		}
-	case "masked", "masked-runtime":
-		// Unmasking comes first, and what the mask hid is unknown until then: enable, or
-		// disable in case the unit was enabled under its mask (a no-op otherwise).
-		if w.enabled {
-			return []step{{desc: "enabled", would: "would enable", argv: []string{"systemctl", "enable", "--", w.unit}}}, "", nil
-		}
-		if w.maskedSet && !w.masked {
-			return []step{{desc: "disabled", would: "would disable", argv: []string{"systemctl", "disable", "--", w.unit}}}, "", nil
-		}
-	case "static", "indirect", "generated", "transient", "alias", "":
-		why := map[string]string{
-			"static":    "it is static: it has no [Install] section and starts when another unit needs it",
-			"indirect":  "it is indirect: it has no [Install] rules of its own (only Also= or a template instance)",
-			"generated": "it is generated by a systemd generator from " + orDash(st.source) + "; enable it where it comes from",
-			"transient": "it is transient: made at runtime, gone at reboot",
-			"alias":     "it is an alias; enable the unit it names",
-			"":          "systemd reports no unit file state for it",
-		}[st.fileState]
-		if w.enabled {
-			return nil, "", fmt.Errorf("unit %s cannot be enabled: %s", w.unit, why)
-		}
-		return nil, fmt.Sprintf("nothing to disable: %s", why), nil
-	default:
-		return nil, "", fmt.Errorf("unit %s has unit file state %q, which cannot be enabled or disabled", w.unit, st.fileState)
+	plan, err := host.PlanUnit(st, want)
+	if err != nil {
+		return nil, err
 	}
-	return nil, "", nil
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+	steps = append(steps, plan.Steps...)
+	notes = append(notes, plan.Notes...)
+	return finishService(ctx, m, w, res, before, enabledNow, steps, notes, apply)
 }
 
 // unitSource finds a file that a daemon-reload would load unit from, or "".
@@ -460,46 +286,38 @@ func unitSource(m *machine, unit string) string {
 }
 
 // finishService reports the steps (and runs them when applying), with the diff and data.
-func finishService(ctx context.Context, m *machine, w serviceWant, res *modules.Result, before unitState, enabledBefore bool, steps []step, notes []string, apply bool) (*modules.Result, error) {
+func finishService(ctx context.Context, m *machine, w serviceWant, res *modules.Result, before host.Unit, enabledBefore bool, steps []host.Step, notes []string, apply bool) (*modules.Result, error) {
 	after := predictUnit(w, before, enabledBefore)
 	var done []string
 	for _, s := range steps {
-		done = append(done, modules.Tense(apply, s.desc, s.would))
+		done = append(done, modules.Tense(apply, s.Desc, s.Would))
 	}
 	if len(steps) > 0 {
 		res.Status = modules.DiffStatus(apply)
 	}
 	if apply {
-		for _, s := range steps {
-			var err error
-			if s.do != nil {
-				err = s.do(ctx)
-			} else {
-				_, err = m.runOK(ctx, s.argv...)
-			}
-			if err != nil {
-				return nil, err
-			}
+		if err := m.systemctl().Apply(ctx, steps); err != nil {
+			return nil, err
 		}
 	}
 	final, enabledFinal := before, enabledBefore
 	if apply && (len(steps) > 0 || res.Status == modules.StatusChanged) {
 		var err error
-		if final, err = m.showUnit(ctx, w.unit); err != nil {
+		if final, err = m.systemctl().Show(ctx, w.unit); err != nil {
 			return nil, err
 		}
-		enabledFinal = final.fileState == "enabled" || final.fileState == "enabled-runtime"
-		if s := final.sysvScript(); s != "" {
+		enabledFinal = final.Enabled()
+		if s := final.SysVScript(); s != "" {
 			enabledFinal = rcEnabled(m.rcLinks(filepath.Base(s)))
 		}
-		if w.state == "started" && final.active == "failed" {
-			return nil, fmt.Errorf("unit %s failed right after it was started (SubState %s); see journalctl -u %s", w.unit, final.sub, w.unit)
+		if w.state == "started" && final.Active == "failed" {
+			return nil, fmt.Errorf("unit %s failed right after it was started (SubState %s); see journalctl -u %s", w.unit, final.Sub, w.unit)
 		}
 	}
 	res.Data = serviceData(w.unit, final, enabledFinal, "systemd")
 	if res.Status != modules.StatusOK {
 		res.Diff = &modules.Diff{
-			Before: describeUnit(before.active, enabledBefore, before.masked(), w), After: after,
+			Before: describeUnit(before.Active, enabledBefore, before.Masked(), w), After: after,
 			BeforeHeader: w.unit + " (before)", AfterHeader: w.unit + " (after)",
 		}
 	}
@@ -512,47 +330,47 @@ func finishService(ctx context.Context, m *machine, w serviceWant, res *modules.
 }
 
 // summary is the one-line state of a unit that needed nothing.
-func summary(st unitState, enabled bool) string {
-	s := st.active
-	if st.sub != "" && st.sub != st.active {
-		s += " (" + st.sub + ")"
+func summary(st host.Unit, enabled bool) string {
+	s := st.Active
+	if st.Sub != "" && st.Sub != st.Active {
+		s += " (" + st.Sub + ")"
 	}
 	switch {
-	case st.masked():
+	case st.Masked():
 		s += ", masked"
 	case enabled:
 		s += ", enabled"
-	case st.fileState != "":
-		s += ", " + st.fileState
+	case st.FileState != "":
+		s += ", " + st.FileState
 	}
 	return s
 }
 
 // predictUnit describes the unit as the steps leave it.
-func predictUnit(w serviceWant, st unitState, enabled bool) string {
-	active := st.active
+func predictUnit(w serviceWant, st host.Unit, enabled bool) string {
+	active := st.Active
 	switch w.state {
 	case "started":
-		if !st.running() {
+		if !st.Running() {
 			active = "active"
 		}
 	case "stopped":
-		if !st.stopped() {
+		if !st.Stopped() {
 			active = "inactive"
 		}
 	case "restarted":
 		active = "active (restarted)"
 	case "reloaded":
-		if st.running() {
+		if st.Running() {
 			active = "active (reloaded)"
 		} else {
 			active = "active"
 		}
 	}
-	if w.enabledSet && st.load != "not-found" {
+	if w.enabledSet && st.Load != "not-found" {
 		enabled = w.enabled
 	}
-	masked := st.masked()
+	masked := st.Masked()
 	if w.maskedSet {
 		masked = w.masked
 	}
@@ -570,15 +388,15 @@ func describeUnit(active string, enabled, masked bool, w serviceWant) string {
 	return s
 }
 
-func serviceData(unit string, st unitState, enabled bool, manager string) map[string]any {
+func serviceData(unit string, st host.Unit, enabled bool, manager string) map[string]any {
 	return map[string]any{
 		"name":            unit,
-		"active_state":    st.active,
-		"sub_state":       st.sub,
+		"active_state":    st.Active,
+		"sub_state":       st.Sub,
 		"enabled":         enabled,
-		"unit_file_state": st.fileState,
-		"masked":          st.masked(),
-		"load_state":      st.load,
+		"unit_file_state": st.FileState,
+		"masked":          st.Masked(),
+		"load_state":      st.Load,
 		"manager":         manager,
 	}
 }
@@ -594,7 +412,7 @@ func runSysVService(ctx context.Context, m *machine, w serviceWant, apply bool) 
 	}
 	res := &modules.Result{Status: modules.StatusOK}
 	script := "/etc/init.d/" + name
-	st := unitState{id: w.unit, load: "loaded", active: "inactive", sub: "dead"}
+	st := host.Unit{Name: w.unit, ID: w.unit, Load: "loaded", Active: "inactive", Sub: "dead"}
 	var warnings []string
 	if w.daemonReload {
 		warnings = append(warnings, "daemon_reload ignored: this host does not run systemd")
@@ -602,7 +420,7 @@ func runSysVService(ctx context.Context, m *machine, w serviceWant, apply bool) 
 	fi, err := os.Stat(m.path(script))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		st.load = "not-found"
+		st.Load = "not-found"
 	case err != nil:
 		return nil, fmt.Errorf("inspect %s: %w", script, err)
 	case !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0:
@@ -611,12 +429,12 @@ func runSysVService(ctx context.Context, m *machine, w serviceWant, apply bool) 
 	if w.maskedSet && w.masked {
 		return nil, fmt.Errorf("masking needs systemd, and this host does not run it (no /run/systemd/system)")
 	}
-	if st.load == "not-found" {
+	if st.Load == "not-found" {
 		if w.state == "started" || w.state == "restarted" || w.state == "reloaded" || (w.enabledSet && w.enabled) {
 			return nil, fmt.Errorf("unit %s does not exist on this host (no %s)", w.unit, script)
 		}
 		res.Msg = fmt.Sprintf("%s: unit %s does not exist on this host (no %s); nothing to do", w.unit, w.unit, script)
-		res.Data = serviceData(w.unit, unitState{load: "not-found", active: "inactive", sub: "dead"}, false, "sysv")
+		res.Data = serviceData(w.unit, host.Unit{Load: "not-found", Active: "inactive", Sub: "dead"}, false, "sysv")
 		res.Warnings = warnings
 		return res, nil
 	}
@@ -628,7 +446,8 @@ func runSysVService(ctx context.Context, m *machine, w serviceWant, apply bool) 
 	}
 	// status is read-only for every LSB script: 0 running, 1-3 not running, 4 unknown.
 	running, known := false, true
-	rc, _, _, err := m.run(ctx, control("status")...)
+	status, err := m.run.Run(ctx, host.Cmd{Argv: control("status")})
+	rc := status.RC
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("%s status: %w", name, err)
@@ -639,23 +458,23 @@ func runSysVService(ctx context.Context, m *machine, w serviceWant, apply bool) 
 		known = false
 	}
 	if running {
-		st.active, st.sub = "active", "running"
+		st.Active, st.Sub = "active", "running"
 	}
 	links := m.rcLinks(name)
 	enabledNow := rcEnabled(links)
-	st.fileState = "disabled"
+	st.FileState = "disabled"
 	if enabledNow {
-		st.fileState = "enabled"
+		st.FileState = "enabled"
 	}
 
-	var steps []step
+	var steps []host.Step
 	if w.enabledSet && enabledNow != w.enabled {
 		desc, would := "enabled", "would enable"
 		if !w.enabled {
 			desc, would = "disabled", "would disable"
 		}
 		en := w.enabled
-		steps = append(steps, step{desc: desc, would: would, do: func(ctx context.Context) error { return setSysVEnabled(ctx, m, name, en) }})
+		steps = append(steps, host.Step{Desc: desc, Would: would, Do: func(ctx context.Context) error { return setSysVEnabled(ctx, m, name, en) }})
 	}
 	if !known && (w.state == "started" || w.state == "stopped") && !apply {
 		res.Status = modules.StatusUnknown
@@ -669,55 +488,47 @@ func runSysVService(ctx context.Context, m *machine, w serviceWant, apply bool) 
 	switch w.state {
 	case "started":
 		if !running || !known {
-			steps = append(steps, step{desc: "started", would: "would start", argv: control("start")})
+			steps = append(steps, m.runStep("started", "would start", control("start")))
 		}
 	case "stopped":
 		if running || !known {
-			steps = append(steps, step{desc: "stopped", would: "would stop", argv: control("stop")})
+			steps = append(steps, m.runStep("stopped", "would stop", control("stop")))
 		}
 	case "restarted":
-		steps = append(steps, step{desc: "restarted", would: "would restart", argv: control("restart")})
+		steps = append(steps, m.runStep("restarted", "would restart", control("restart")))
 	case "reloaded":
 		if running {
-			steps = append(steps, step{desc: "reloaded", would: "would reload", argv: control("reload")})
+			steps = append(steps, m.runStep("reloaded", "would reload", control("reload")))
 		} else {
-			steps = append(steps, step{desc: "started (it was not running)", would: "would start (it is not running)", argv: control("start")})
+			steps = append(steps, m.runStep("started (it was not running)", "would start (it is not running)", control("start")))
 		}
 	}
 	res.Warnings = warnings
 	after := predictUnit(w, st, enabledNow)
 	var done []string
 	for _, s := range steps {
-		done = append(done, modules.Tense(apply, s.desc, s.would))
+		done = append(done, modules.Tense(apply, s.Desc, s.Would))
 	}
 	final, enabledFinal := st, enabledNow
 	if len(steps) > 0 {
 		res.Status = modules.DiffStatus(apply)
-		res.Diff = &modules.Diff{Before: describeUnit(st.active, enabledNow, false, w), After: after,
+		res.Diff = &modules.Diff{Before: describeUnit(st.Active, enabledNow, false, w), After: after,
 			BeforeHeader: w.unit + " (before)", AfterHeader: w.unit + " (after)"}
 	}
 	if apply && len(steps) > 0 {
-		for _, s := range steps {
-			var err error
-			if s.do != nil {
-				err = s.do(ctx)
-			} else {
-				_, err = m.runOK(ctx, s.argv...)
-			}
-			if err != nil {
-				return nil, err
-			}
+		if err := m.systemctl().Apply(ctx, steps); err != nil {
+			return nil, err
 		}
 		enabledFinal = rcEnabled(m.rcLinks(name))
-		if rc, _, _, err := m.run(ctx, control("status")...); err == nil {
-			final.active, final.sub = "inactive", "dead"
-			if rc == 0 {
-				final.active, final.sub = "active", "running"
+		if status, err := m.run.Run(ctx, host.Cmd{Argv: control("status")}); err == nil {
+			final.Active, final.Sub = "inactive", "dead"
+			if status.RC == 0 {
+				final.Active, final.Sub = "active", "running"
 			}
 		}
-		final.fileState = "disabled"
+		final.FileState = "disabled"
 		if enabledFinal {
-			final.fileState = "enabled"
+			final.FileState = "enabled"
 		}
 	}
 	res.Data = serviceData(w.unit, final, enabledFinal, "sysv")

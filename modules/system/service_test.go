@@ -11,6 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // demoScript is an LSB init script that keeps its "daemon" as a file under the root it
@@ -34,13 +35,16 @@ esac
 
 func unitFrom(t *testing.T, fixture string) *fakeUnit {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "show", fixture))
+	b, err := os.ReadFile(filepath.Join("..", "host", "testdata", "show", fixture))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := parseShow(string(b))
-	return &fakeUnit{load: st.load, active: st.active, sub: st.sub, fileState: st.fileState,
-		fragment: st.fragment, source: st.source, canReload: st.canReload, needReload: st.needReload,
+	st, err := host.ParseShow(fixture, string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeUnit{load: st.Load, active: st.Active, sub: st.Sub, fileState: st.FileState,
+		fragment: st.Fragment, source: st.Source, canReload: st.CanReload, needReload: st.NeedReload,
 		savedFileState: "disabled"}
 }
 
@@ -510,41 +514,6 @@ func TestUnitName(t *testing.T) {
 		if got := unitName(in); got != want {
 			t.Errorf("unitName(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-func TestParseShow(t *testing.T) {
-	cases := []struct {
-		fixture string
-		want    unitState
-		sysv    string
-	}{
-		{"firewalld.txt", unitState{id: "firewalld.service", load: "loaded", active: "active", sub: "running", fileState: "enabled",
-			fragment: "/lib/systemd/system/firewalld.service", canReload: true}, ""},
-		{"nosuch.txt", unitState{id: "nosuch.service", load: "not-found", active: "inactive", sub: "dead"}, ""},
-		{"rbdemo.txt", unitState{id: "rbdemo.service", load: "loaded", active: "inactive", sub: "dead", fileState: "generated",
-			fragment: "/run/systemd/generator.late/rbdemo.service", source: "/etc/init.d/rbdemo"}, "/etc/init.d/rbdemo"},
-		{"el8-network.txt", unitState{id: "network.service", load: "loaded", active: "active", sub: "exited", fileState: "generated",
-			fragment: "/run/systemd/generator.late/network.service", source: "/etc/rc.d/init.d/network", canReload: true}, "/etc/rc.d/init.d/network"},
-		{"data.mount.txt", unitState{id: "data.mount", load: "loaded", active: "active", sub: "mounted", fileState: "generated",
-			fragment: "/run/systemd/generator/data.mount", source: "/etc/fstab", canReload: true}, ""},
-		{"rbdemo-masked.txt", unitState{id: "rbdemo.service", load: "masked", active: "inactive", sub: "dead", fileState: "masked",
-			fragment: "/etc/systemd/system/rbdemo.service"}, ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.fixture, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("testdata", "show", tc.fixture))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := parseShow(string(b))
-			if got != tc.want {
-				t.Errorf("parseShow:\n got %+v\nwant %+v", got, tc.want)
-			}
-			if s := got.sysvScript(); s != tc.sysv {
-				t.Errorf("sysvScript = %q, want %q", s, tc.sysv)
-			}
-		})
 	}
 }
 

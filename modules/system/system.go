@@ -2,20 +2,15 @@ package system
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/sys/unix"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 	"github.com/runbook/runbook/modules/hostfs"
 )
 
@@ -28,15 +23,14 @@ func init() {
 
 // machine is the host a module works on: where its files are and how it runs programs.
 // The modules' logic goes through it only, so unit tests can point it at a fixture tree
-// and a scripted fake of systemctl, and prove which programs check mode runs.
+// and a scripted fake of systemctl (a host.Runner), and prove which programs check mode runs.
 type machine struct {
-	// root prefixes every absolute path the module reads or writes; "" is the real root.
-	root string
-	// run runs a program and returns its exit code and output; err only when it could not
-	// run at all or was stopped.
-	run func(ctx context.Context, argv ...string) (rc int, stdout, stderr string, err error)
-	// lookPath finds a program in PATH, "" when there is none.
-	lookPath func(name string) string
+	// root is where the module finds the host's "/"; "" is the real root.
+	root host.Root
+	// run runs programs and finds them (host.Exec on a host).
+	run host.Runner
+	// red redacts command lines in errors.
+	red *modules.Redactor
 	// nodename returns the kernel's hostname (uname); sethostname sets it.
 	nodename    func() (string, error)
 	sethostname func(name string) error
@@ -48,17 +42,8 @@ type machine struct {
 func realMachine(env *modules.Env) *machine {
 	return &machine{
 		root: "",
-		run: func(ctx context.Context, argv ...string) (int, string, string, error) {
-			// The program is found the way lookPath found it, sbin fallbacks included: the
-			// PATH given to the child does not change where exec looks for the child itself.
-			if len(argv) > 0 && !strings.Contains(argv[0], "/") {
-				if p := findProgram(argv[0]); p != "" {
-					argv = append([]string{p}, argv[1:]...)
-				}
-			}
-			return runProgram(ctx, env, argv)
-		},
-		lookPath: findProgram,
+		run:  host.Exec{Env: env},
+		red:  env.Redactor(),
 		nodename: func() (string, error) {
 			var u unix.Utsname
 			if err := unix.Uname(&u); err != nil {
@@ -77,80 +62,18 @@ func realMachine(env *modules.Env) *machine {
 	}
 }
 
-// findProgram finds a program in PATH, then in the sbin and bin directories, which are often
-// missing from a non-login PATH over SSH; "" when there is none.
-func findProgram(name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
-		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return filepath.Join(dir, name)
-		}
-	}
-	return ""
-}
-
 // path maps an absolute host path into the machine's root.
-func (m *machine) path(p string) string {
-	if m.root == "" {
-		return p
-	}
-	return filepath.Join(m.root, p)
-}
+func (m *machine) path(p string) string { return m.root.Path(p) }
+
+// lookPath finds a program the way run finds it, "" when there is none.
+func (m *machine) lookPath(name string) string { return m.run.LookPath(name) }
+
+// systemctl reads and changes units through the machine's runner.
+func (m *machine) systemctl() host.Systemctl { return host.Systemctl{R: m.run, Red: m.red} }
 
 // runOK runs a program and turns a non-zero exit into a Failure carrying its stderr.
 func (m *machine) runOK(ctx context.Context, argv ...string) (string, error) {
-	rc, stdout, stderr, err := m.run(ctx, argv...)
-	if err != nil {
-		return stdout, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
-	}
-	if rc != 0 {
-		msg := strings.TrimSpace(stderr)
-		if msg == "" {
-			msg = strings.TrimSpace(stdout)
-		}
-		return stdout, &modules.Failure{Msg: fmt.Sprintf("%s exited with %d", strings.Join(argv, " "), rc), Stderr: msg}
-	}
-	return stdout, nil
-}
-
-// runProgram runs argv with the output redacted and capped at the Env's limit. The
-// program gets its own process group, so a cancelled run also stops what it started.
-func runProgram(ctx context.Context, env *modules.Env, argv []string) (rc int, stdout, stderr string, err error) {
-	if len(argv) == 0 {
-		return -1, "", "", errors.New("empty command")
-	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	// A stable, C-locale environment: messages parsed or shown do not depend on the
-	// login's language, and sbin is on the path.
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0",
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-	out, errb := env.NewCapture(), env.NewCapture()
-	cmd.Stdout, cmd.Stderr = out, errb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		if cmd.Process == nil {
-			return nil
-		}
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	// An init script may leave a daemon holding the output pipes; do not wait for it.
-	cmd.WaitDelay = 2 * time.Second
-	runErr := cmd.Run()
-	stdout, stderr = out.String(), errb.String()
-	var exitErr *exec.ExitError
-	switch {
-	case runErr == nil:
-		return 0, stdout, stderr, nil
-	case ctx.Err() != nil:
-		return -1, stdout, stderr, fmt.Errorf("stopped: %w", context.Cause(ctx))
-	case errors.As(runErr, &exitErr) && exitErr.ExitCode() >= 0:
-		return exitErr.ExitCode(), stdout, stderr, nil
-	case errors.Is(runErr, exec.ErrWaitDelay):
-		return cmd.ProcessState.ExitCode(), stdout, stderr, nil
-	}
-	return -1, stdout, stderr, runErr
+	return host.Output(ctx, m.run, m.red, host.Cmd{Argv: argv})
 }
 
 // str returns a string argument, "" when null.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // TestRealMachineFindsSbinPrograms: with a PATH that lacks the system directories (as a
@@ -15,9 +16,9 @@ func TestRealMachineFindsSbinPrograms(t *testing.T) {
 	if m.lookPath("true") == "" {
 		t.Skip("no true in /usr/bin or /bin")
 	}
-	rc, _, _, err := m.run(context.Background(), "true")
-	if err != nil || rc != 0 {
-		t.Fatalf("run true with PATH lacking its directory: rc %d, %v", rc, err)
+	res, err := m.run.Run(context.Background(), host.Cmd{Argv: []string{"true"}})
+	if rc := res.RC; err != nil || rc != 0 {
+		t.Fatalf("run true with PATH lacking its directory: rc %d, %v", res.RC, err)
 	}
 	if p := m.lookPath("no-such-program-here"); p != "" {
 		t.Errorf("lookPath found %q", p)

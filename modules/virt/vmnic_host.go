@@ -1,7 +1,6 @@
 package virt
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 var _ modules.Runner[cty.Value] = VMNIC{}
@@ -113,33 +113,28 @@ type virsh struct {
 }
 
 func (v virsh) run(ctx context.Context, what string, args ...string) ([]byte, error) {
-	cctx, cancel := context.WithTimeout(ctx, virshTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, "virsh", append([]string{"-q", "-c", v.uri}, args...)...)
-	// Error text in one language, so it reads the same in every log.
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	var stdout bytes.Buffer
-	stderr := v.env.NewCapture()
-	cmd.Stdout, cmd.Stderr = &stdout, stderr
-	cmd.WaitDelay = 2 * time.Second
 	v.env.Log().Debug("virsh", "args", args)
-	err := cmd.Run()
-	if err == nil {
-		return stdout.Bytes(), nil
+	// The XML on stdout is parsed, so it is read whole (host.Cmd.Data); error text comes in
+	// one language (LC_ALL=C), so it reads the same in every log.
+	res, err := host.Exec{Env: v.env}.Run(ctx, host.Cmd{Argv: append([]string{"virsh", "-q", "-c", v.uri}, args...), Timeout: virshTimeout, Data: true})
+	if err == nil && res.RC == 0 {
+		return []byte(res.Stdout), nil
 	}
-	errText := stderr.String()
+	errText := res.Stderr
 	switch {
 	case errors.Is(err, exec.ErrNotFound):
 		return nil, &modules.Failure{Msg: "virsh not found: vm_nic needs libvirt's client (Debian: libvirt-clients, RHEL: libvirt-client) on the host"}
-	case cctx.Err() != nil:
-		return nil, &modules.Failure{Msg: fmt.Sprintf("%s: virsh did not answer: %v", what, context.Cause(cctx)), Stderr: errText}
+	case errors.Is(err, host.ErrStopped):
+		return nil, &modules.Failure{Msg: fmt.Sprintf("%s: virsh did not answer: %v", what, err), Stderr: errText}
+	case err != nil:
+		return nil, &modules.Failure{Msg: fmt.Sprintf("%s: virsh: %v", what, err), Stderr: errText}
 	}
 	// libvirt's own words are the message; virsh's raw output is kept only when it has
 	// none, since the controller shows a failure's stderr after its message.
 	if msg := libvirtError(errText); msg != "" {
 		return nil, &modules.Failure{Msg: fmt.Sprintf("%s: %s", what, msg)}
 	}
-	return nil, &modules.Failure{Msg: fmt.Sprintf("%s: virsh: %v", what, err), Stderr: errText}
+	return nil, &modules.Failure{Msg: fmt.Sprintf("%s: virsh exited with %d", what, res.RC), Stderr: errText}
 }
 
 // dumpXML reads the domain's XML: the persistent definition with inactive, otherwise what
