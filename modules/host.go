@@ -14,7 +14,7 @@ import (
 
 // DiffStatus is the status of a run that found the host not as wanted: StatusChanged when
 // it applied the difference, StatusDrift when it only checked.
-func DiffStatus(apply bool) string {
+func DiffStatus(apply bool) Status {
 	if apply {
 		return StatusChanged
 	}
@@ -132,7 +132,7 @@ type ControllerOnly interface {
 // Result is what one run of a module reports.
 type Result struct {
 	// Status is one of StatusOK, StatusChanged, StatusDrift, StatusUnknown.
-	Status string
+	Status Status
 	// Diff shows what changed (apply) or would change (check); nil when there is nothing to
 	// show.
 	Diff *Diff

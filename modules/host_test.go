@@ -106,8 +106,9 @@ func TestNewEnvSensitive(t *testing.T) {
 
 func TestDiffStatusAndTense(t *testing.T) {
 	tests := []struct {
-		apply       bool
-		status, msg string
+		apply  bool
+		status Status
+		msg    string
 	}{
 		{true, StatusChanged, "stopped"},
 		{false, StatusDrift, "would stop"},

@@ -9,26 +9,24 @@ package modules
 // StatusFailed. StatusSkipped and StatusUnreachable are the engine's own.
 type Status string
 
-// Statuses, in the order a recap lists them. The constants are untyped, so that each is a
-// Status where a Status is wanted (engine/run names them as its typed OK, Changed, ...) and
-// also fits Result.Status, a string, and the string fields of module tests.
+// Statuses, in the order a recap lists them.
 const (
 	// StatusOK means the host already is as wanted (or the module only reads).
-	StatusOK = "ok"
+	StatusOK Status = "ok"
 	// StatusChanged means apply changed the host.
-	StatusChanged = "changed"
+	StatusChanged Status = "changed"
 	// StatusDrift means check found a difference that apply would fix.
-	StatusDrift = "drift"
+	StatusDrift Status = "drift"
 	// StatusUnknown means check cannot predict what apply would do.
-	StatusUnknown = "unknown"
+	StatusUnknown Status = "unknown"
 	// StatusSkipped means the task did not run on the host (its when was false, a task it
 	// depends on did not succeed).
-	StatusSkipped = "skipped"
+	StatusSkipped Status = "skipped"
 	// StatusFailed means the task failed on the host.
-	StatusFailed = "failed"
+	StatusFailed Status = "failed"
 	// StatusUnreachable means the host could not be reached, or dropped off, or a helper
 	// could not start on it.
-	StatusUnreachable = "unreachable"
+	StatusUnreachable Status = "unreachable"
 )
 
 // Statuses returns every status, in the order a recap lists them.

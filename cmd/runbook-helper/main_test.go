@@ -182,7 +182,10 @@ func TestHelperEndToEnd(t *testing.T) {
 	// A file module timeline, the way the engine will drive it.
 	dir := t.TempDir()
 	args := cty.ObjectVal(map[string]cty.Value{"path": cty.StringVal(dir + "/etc/app"), "state": cty.StringVal("directory"), "mode": cty.StringVal("0750")})
-	for i, step := range []struct{ op, want string }{
+	for i, step := range []struct {
+		op   string
+		want modules.Status
+	}{
 		{protocol.OpCheck, "drift"}, {protocol.OpApply, "changed"}, {protocol.OpCheck, "ok"}, {protocol.OpApply, "ok"},
 	} {
 		r := h.call(t, &protocol.Request{Op: step.op, Module: "file", Args: args})

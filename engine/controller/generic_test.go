@@ -93,7 +93,7 @@ func TestAssert(t *testing.T) {
 	tests := []struct {
 		name       string
 		args       map[string]cty.Value
-		wantStatus string
+		wantStatus modules.Status
 		wantErr    string
 	}{
 		{"all true", map[string]cty.Value{"that": list(cty.True, cty.True), "success_msg": s("fine")}, modules.StatusOK, ""},

@@ -105,9 +105,9 @@ func (e *Error) Error() string { return e.Message }
 
 // Response answers the request with the same ID.
 type Response struct {
-	ID     uint64 `json:"id"`
-	Status string `json:"status"` // a modules.Status: one a module reports, or StatusFailed
-	Diff   *Diff  `json:"diff,omitempty"`
+	ID     uint64         `json:"id"`
+	Status modules.Status `json:"status"` // one a module reports, or StatusFailed
+	Diff   *Diff          `json:"diff,omitempty"`
 	// Data is a JSON object of registered values; see DataValue.
 	Data           json.RawMessage `json:"data,omitempty"`
 	Msg            string          `json:"msg,omitempty"`
@@ -127,7 +127,7 @@ func (r *Response) Err() error {
 
 // validStatus reports whether a response may carry s: a status a module reports, or
 // StatusFailed. The engine's own statuses (skipped, unreachable) never come from a helper.
-func validStatus(s string) bool { return modules.Status(s).FromModule() || s == StatusFailed }
+func validStatus(s modules.Status) bool { return s.FromModule() || s == StatusFailed }
 
 var validOp = map[string]bool{OpPing: true, OpFacts: true, OpCheck: true, OpApply: true, OpCancel: true}
 

@@ -162,7 +162,7 @@ func TestServeRequests(t *testing.T) {
 	tests := []struct {
 		name       string
 		req        Request
-		wantStatus string
+		wantStatus modules.Status
 		wantErr    string // substring of the error message
 		wantMsg    string
 		check      func(t *testing.T, r *Response)

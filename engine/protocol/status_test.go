@@ -21,7 +21,7 @@ func TestResponseStatuses(t *testing.T) {
 		switch {
 		case wantOK && err != nil:
 			t.Errorf("%s: %v", s, err)
-		case wantOK && r.Status != string(s):
+		case wantOK && r.Status != s:
 			t.Errorf("%s: decoded as %q", s, r.Status)
 		case !wantOK && (err == nil || !strings.Contains(err.Error(), `unknown status "`+string(s)+`"`)):
 			t.Errorf("%s: a helper may not report it, got %v", s, err)

@@ -35,7 +35,7 @@ func (x *scriptedExec) Run(_ context.Context, module string, args cty.Value, app
 	x.mu.Unlock()
 	step := argv[1+min(i, len(argv)-2)]
 	st, rc, _ := strings.Cut(step, ":rc=")
-	res := &modules.Result{Status: st}
+	res := &modules.Result{Status: modules.Status(st)}
 	if rc != "" {
 		n, _ := strconv.Atoi(rc)
 		res.Data = map[string]any{"rc": n}

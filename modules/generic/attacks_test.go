@@ -394,7 +394,7 @@ func TestLargeFiles(t *testing.T) {
 		args     func(p string) map[string]cty.Value
 		wantErr  string
 		want     string // the diff's before side
-		wantStat string
+		wantStat modules.Status
 	}{
 		{name: "line", size: huge, m: Line{}, wantErr: "is 268435456 bytes, more than the 64 MiB that runbook reads of a file into memory",
 			args: func(p string) map[string]cty.Value {

@@ -358,7 +358,7 @@ func TestTimelines(t *testing.T) {
 				tc.setup(t, dir)
 			}
 			args := tc.args(dir)
-			step := func(apply bool, want string) *modules.Result {
+			step := func(apply bool, want modules.Status) *modules.Result {
 				t.Helper()
 				before := snapshot(t, dir)
 				res, err := run(t, tc.module, args, apply)

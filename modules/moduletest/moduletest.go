@@ -130,7 +130,7 @@ func Timeline(t testing.TB, m modules.Module, args map[string]cty.Value, opts ..
 	o := build(opts)
 	d := Def(t, m)
 	var out [4]*modules.Result
-	want := []string{modules.StatusDrift, modules.StatusChanged, modules.StatusOK, modules.StatusOK}
+	want := []modules.Status{modules.StatusDrift, modules.StatusChanged, modules.StatusOK, modules.StatusOK}
 	steps := []string{"check", "apply", "check after apply", "apply again"}
 	for i, step := range steps {
 		apply := i%2 == 1
@@ -141,7 +141,7 @@ func Timeline(t testing.TB, m modules.Module, args map[string]cty.Value, opts ..
 		if res == nil {
 			t.Fatalf("%s: no result", step)
 		}
-		if string(res.Status) != string(want[i]) {
+		if res.Status != want[i] {
 			t.Fatalf("%s: status %s (%s), want %s", step, res.Status, res.Msg, want[i])
 		}
 		switch {

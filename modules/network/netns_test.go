@@ -96,7 +96,7 @@ func TestInterfaceNetns(t *testing.T) {
 
 	steps := []struct {
 		apply  bool
-		status string
+		status modules.Status
 	}{{false, modules.StatusDrift}, {true, modules.StatusChanged}, {false, modules.StatusOK}, {true, modules.StatusOK}}
 	for i, st := range steps {
 		before := linkState(t, h, "rbv0")

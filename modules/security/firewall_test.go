@@ -358,7 +358,7 @@ func TestFirewallUnits(t *testing.T) {
 			}
 			for i, step := range []struct {
 				apply  bool
-				status string
+				status modules.Status
 			}{{false, modules.StatusDrift}, {true, modules.StatusChanged}, {false, modules.StatusOK}, {true, modules.StatusOK}} {
 				before := state()
 				logBefore := readFile(t, filepath.Join(dir, "units", "log"))

@@ -276,7 +276,7 @@ func TestSELinuxTimeline(t *testing.T) {
 			}
 			for i, step := range []struct {
 				apply  bool
-				status string
+				status modules.Status
 			}{{false, modules.StatusDrift}, {true, modules.StatusChanged}, {false, modules.StatusOK}, {true, modules.StatusOK}} {
 				before := snapshot(t, root)
 				res, err := run(t, m, tt.args, step.apply)

@@ -109,7 +109,7 @@ func TestHostnameTimelines(t *testing.T) {
 				}
 			}
 			w := hostnameArgs(t, tc.args)
-			step := func(apply bool, want string) *modules.Result {
+			step := func(apply bool, want modules.Status) *modules.Result {
 				t.Helper()
 				h.calls = nil
 				before := h.tree()

@@ -97,7 +97,7 @@ func TestKernelModuleTimelines(t *testing.T) {
 		args   map[string]cty.Value
 		// settled is the check status once applied: ok, or unknown where the kernel
 		// cannot be seen.
-		settled  string
+		settled  modules.Status
 		steps    []string
 		want     map[string]string // files after ("" means absent)
 		runtime  string
@@ -183,7 +183,7 @@ func TestKernelModuleTimelines(t *testing.T) {
 				tc.settled = modules.StatusOK
 			}
 			w := kmodArgs(t, tc.args)
-			step := func(apply bool, want string) *modules.Result {
+			step := func(apply bool, want modules.Status) *modules.Result {
 				t.Helper()
 				h.calls = nil
 				before := h.tree()

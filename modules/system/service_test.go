@@ -266,7 +266,7 @@ func TestServiceTimelines(t *testing.T) {
 				tc.setup(h)
 			}
 			w := serviceArgs(t, tc.args)
-			step := func(apply bool, want string) *modules.Result {
+			step := func(apply bool, want modules.Status) *modules.Result {
 				t.Helper()
 				h.calls = nil
 				res, err := runService(ctxT(t), h.machine(), w, apply)

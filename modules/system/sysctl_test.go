@@ -105,7 +105,7 @@ func TestSysctlTimelines(t *testing.T) {
 				}
 			}
 			w := sysctlArgs(t, tc.args)
-			step := func(apply bool, want string) *modules.Result {
+			step := func(apply bool, want modules.Status) *modules.Result {
 				t.Helper()
 				before := h.tree()
 				res, err := runSysctl(ctxT(t), h.machine(), w, apply)
