@@ -86,35 +86,18 @@ type wireRequest struct {
 	TimeoutMS int64           `json:"timeout_ms,omitempty"`
 }
 
-// Diff is a before/after pair, rendered as a unified diff by the controller.
-type Diff struct {
-	Before       string `json:"before"`
-	After        string `json:"after"`
-	BeforeHeader string `json:"before_header,omitempty"`
-	AfterHeader  string `json:"after_header,omitempty"`
-}
-
-// Error says why a request failed.
-type Error struct {
-	Message string `json:"message"`
-	// Stderr is the output that explains the failure, e.g. a failing command's stderr.
-	Stderr string `json:"stderr,omitempty"`
-}
-
-func (e *Error) Error() string { return e.Message }
-
 // Response answers the request with the same ID.
 type Response struct {
 	ID     uint64         `json:"id"`
 	Status modules.Status `json:"status"` // one a module reports, or StatusFailed
-	Diff   *Diff          `json:"diff,omitempty"`
+	Diff   *modules.Diff  `json:"diff,omitempty"`
 	// Data is a JSON object of registered values; see DataValue.
-	Data           json.RawMessage `json:"data,omitempty"`
-	Msg            string          `json:"msg,omitempty"`
-	Warnings       []string        `json:"warnings,omitempty"`
-	RebootRequired bool            `json:"reboot_required,omitempty"`
-	Error          *Error          `json:"error,omitempty"`
-	DurationMS     int64           `json:"duration_ms"`
+	Data           json.RawMessage  `json:"data,omitempty"`
+	Msg            string           `json:"msg,omitempty"`
+	Warnings       []string         `json:"warnings,omitempty"`
+	RebootRequired bool             `json:"reboot_required,omitempty"`
+	Error          *modules.Failure `json:"error,omitempty"`
+	DurationMS     int64            `json:"duration_ms"`
 }
 
 // Err returns the response's error, or nil when the request succeeded.

@@ -233,7 +233,7 @@ func TestServeRequests(t *testing.T) {
 			if r.Status != tt.wantStatus {
 				t.Errorf("status = %q, want %q (%+v)", r.Status, tt.wantStatus, r.Error)
 			}
-			if tt.wantErr != "" && (r.Error == nil || !strings.Contains(r.Error.Message, tt.wantErr)) {
+			if tt.wantErr != "" && (r.Error == nil || !strings.Contains(r.Error.Msg, tt.wantErr)) {
 				t.Errorf("error = %+v, want %q", r.Error, tt.wantErr)
 			}
 			if tt.wantMsg != "" && r.Msg != tt.wantMsg {
@@ -315,7 +315,7 @@ func TestInFlightLimit(t *testing.T) {
 	}()
 	time.Sleep(50 * time.Millisecond)
 	r, err := c.Call(context.Background(), &Request{Op: OpPing})
-	if err != nil || r.Status != StatusFailed || !strings.Contains(r.Error.Message, "too many requests in flight (limit 1)") {
+	if err != nil || r.Status != StatusFailed || !strings.Contains(r.Error.Msg, "too many requests in flight (limit 1)") {
 		t.Errorf("second call = %+v, %v", r, err)
 	}
 	if r := <-done; r == nil || r.Status != "ok" {
@@ -349,7 +349,7 @@ func TestMalformedLines(t *testing.T) {
 		}
 		select {
 		case r := <-c.Orphans():
-			if r.ID != tt.wantID || r.Status != StatusFailed || !strings.Contains(r.Error.Message, tt.wantErr) {
+			if r.ID != tt.wantID || r.Status != StatusFailed || !strings.Contains(r.Error.Msg, tt.wantErr) {
 				t.Errorf("%q: got %+v %+v, want id %d and %q", tt.line, r, r.Error, tt.wantID, tt.wantErr)
 			}
 		case <-time.After(5 * time.Second):
@@ -380,7 +380,7 @@ func TestServeLineTooLong(t *testing.T) {
 	}()
 	select {
 	case r := <-c.Orphans():
-		if r.Status != StatusFailed || !strings.Contains(r.Error.Message, "request too long: line longer than 67108864 bytes") {
+		if r.Status != StatusFailed || !strings.Contains(r.Error.Msg, "request too long: line longer than 67108864 bytes") {
 			t.Errorf("got %+v %+v", r, r.Error)
 		}
 	case <-time.After(20 * time.Second):

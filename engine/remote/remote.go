@@ -857,10 +857,7 @@ func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply
 	if err != nil {
 		return nil, err
 	}
-	res := &modules.Result{Status: resp.Status, Msg: resp.Msg, Warnings: resp.Warnings, RebootRequired: resp.RebootRequired}
-	if resp.Diff != nil {
-		res.Diff = &modules.Diff{Before: resp.Diff.Before, After: resp.Diff.After, BeforeHeader: resp.Diff.BeforeHeader, AfterHeader: resp.Diff.AfterHeader}
-	}
+	res := &modules.Result{Status: resp.Status, Diff: resp.Diff, Msg: resp.Msg, Warnings: resp.Warnings, RebootRequired: resp.RebootRequired}
 	if len(resp.Data) > 0 {
 		var fields []modules.Field
 		if info, ok := modules.InfoOf(module); ok && len(info.Returns) > 0 {
@@ -873,7 +870,7 @@ func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply
 		res.Data = data
 	}
 	if resp.Error != nil {
-		return res, &modules.Failure{Msg: resp.Error.Message, Stderr: resp.Error.Stderr}
+		return res, resp.Error
 	}
 	return res, nil
 }
@@ -885,7 +882,7 @@ func (x *Executor) Facts(ctx context.Context) (map[string]any, error) {
 		return nil, err
 	}
 	if resp.Error != nil {
-		return nil, &modules.Failure{Msg: resp.Error.Message, Stderr: resp.Error.Stderr}
+		return nil, resp.Error
 	}
 	dec := json.NewDecoder(bytes.NewReader(resp.Data))
 	dec.UseNumber()
