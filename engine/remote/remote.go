@@ -21,8 +21,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/zclconf/go-cty/cty"
-
 	"github.com/runbook/runbook/engine/helperbin"
 	"github.com/runbook/runbook/engine/protocol"
 	"github.com/runbook/runbook/engine/run"
@@ -848,12 +846,12 @@ func (x *Executor) call(ctx context.Context, req *protocol.Request) (*protocol.R
 }
 
 // Run sends one check or apply request and waits for its response.
-func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply bool) (*modules.Result, error) {
-	op := "check"
+func (x *Executor) Run(ctx context.Context, c run.Call, apply bool) (*modules.Result, error) {
+	op, module := "check", c.Module
 	if apply {
 		op = "apply"
 	}
-	resp, err := x.call(ctx, &protocol.Request{Op: op, Module: module, Args: args, Redact: run.Secrets(ctx)})
+	resp, err := x.call(ctx, &protocol.Request{Op: op, Module: module, Args: c.Args, Sensitive: c.Sensitive, Redact: run.Secrets(ctx)})
 	if err != nil {
 		return nil, err
 	}
