@@ -151,15 +151,18 @@ type Result struct {
 // Diff is a before/after pair that the controller renders as a unified diff. Headers name
 // the two sides (usually the path, with "(before)" / "(after)" or /dev/null).
 type Diff struct {
-	Before, After             string
-	BeforeHeader, AfterHeader string
+	Before       string `json:"before"`
+	After        string `json:"after"`
+	BeforeHeader string `json:"before_header,omitempty"`
+	AfterHeader  string `json:"after_header,omitempty"`
 }
 
 // Failure is an error with the output that explains it, such as a command's stderr; the
 // protocol sends Stderr beside the message.
 type Failure struct {
-	Msg    string
-	Stderr string
+	Msg string `json:"message"`
+	// Stderr is the output that explains the failure, e.g. a failing command's stderr.
+	Stderr string `json:"stderr,omitempty"`
 }
 
 func (f *Failure) Error() string { return f.Msg }

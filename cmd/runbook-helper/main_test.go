@@ -230,7 +230,7 @@ func TestHelperEndToEnd(t *testing.T) {
 
 	// An unknown module is an error response.
 	r = h.call(t, &protocol.Request{Op: protocol.OpCheck, Module: "fiel", Args: cty.EmptyObjectVal})
-	if r.Status != protocol.StatusFailed || !strings.Contains(r.Error.Message, `unknown module "fiel"; did you mean "file"?`) {
+	if r.Status != protocol.StatusFailed || !strings.Contains(r.Error.Msg, `unknown module "fiel"; did you mean "file"?`) {
 		t.Errorf("unknown module = %+v %+v", r, r.Error)
 	}
 
@@ -241,7 +241,7 @@ func TestHelperEndToEnd(t *testing.T) {
 	}
 	select {
 	case r := <-h.client.Orphans():
-		if r.ID != 0 || r.Status != protocol.StatusFailed || !strings.Contains(r.Error.Message, "malformed request") {
+		if r.ID != 0 || r.Status != protocol.StatusFailed || !strings.Contains(r.Error.Msg, "malformed request") {
 			t.Errorf("malformed line = %+v %+v", r, r.Error)
 		}
 	case <-time.After(10 * time.Second):

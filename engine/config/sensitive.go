@@ -1,6 +1,8 @@
 package config
 
 import (
+	"sort"
+
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
@@ -29,6 +31,43 @@ func SensitiveStrings(v cty.Value) []string {
 		}
 	})
 	return out
+}
+
+// SplitSensitive separates a task's module arguments (an object) into plain values and the
+// names of the arguments that hold a marked value anywhere inside them: the names the
+// helper is told never to show. It is computed once per attempt; what travels on from here
+// carries no marks.
+func SplitSensitive(args cty.Value) (cty.Value, []string) {
+	plain, pvm := args.UnmarkDeepWithPaths()
+	if len(pvm) == 0 {
+		return plain, nil
+	}
+	names := map[string]bool{}
+	for _, pm := range pvm {
+		if len(pm.Path) == 0 {
+			// The whole object is marked: every argument is sensitive.
+			if plain.Type().IsObjectType() {
+				for n := range plain.Type().AttributeTypes() {
+					names[n] = true
+				}
+			}
+			continue
+		}
+		switch s := pm.Path[0].(type) {
+		case cty.GetAttrStep:
+			names[s.Name] = true
+		case cty.IndexStep:
+			if s.Key.Type() == cty.String {
+				names[s.Key.AsString()] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(names))
+	for n := range names {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return plain, out
 }
 
 // walkSensitive calls fn for every value inside (and including) each marked value in v,

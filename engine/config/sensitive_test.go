@@ -583,3 +583,37 @@ play "p" {
 		t.Error("InventoryVars: mysql.root_password is not marked")
 	}
 }
+
+func TestSplitSensitive(t *testing.T) {
+	s := func(v string) cty.Value { return cty.StringVal(v) }
+	tests := []struct {
+		name string
+		args cty.Value
+		want []string
+	}{
+		{"no marks", cty.ObjectVal(map[string]cty.Value{"a": s("x")}), nil},
+		{"top-level", cty.ObjectVal(map[string]cty.Value{"a": s("x"), "b": s("y").Mark(Sensitive)}), []string{"b"}},
+		{"deep in a map", cty.ObjectVal(map[string]cty.Value{
+			"env": cty.MapVal(map[string]cty.Value{"K": s("v").Mark(Sensitive)}),
+			"l":   cty.ListVal([]cty.Value{s("1"), s("2").Mark(Sensitive)}),
+			"p":   s("plain"),
+		}), []string{"env", "l"}},
+		{"whole object", cty.ObjectVal(map[string]cty.Value{"a": s("x"), "b": s("y")}).Mark(Sensitive), []string{"a", "b"}},
+		{"map of args", cty.MapVal(map[string]cty.Value{"k": s("v").Mark(Sensitive), "j": s("w")}), []string{"k"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plain, names := SplitSensitive(tt.args)
+			if plain.ContainsMarked() {
+				t.Errorf("plain value still carries marks: %#v", plain)
+			}
+			want, _ := tt.args.UnmarkDeep()
+			if !plain.RawEquals(want) {
+				t.Errorf("plain = %#v, want %#v", plain, want)
+			}
+			if !slices.Equal(names, tt.want) {
+				t.Errorf("names = %q, want %q", names, tt.want)
+			}
+		})
+	}
+}

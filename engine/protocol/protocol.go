@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -62,8 +61,7 @@ type Request struct {
 	ID     uint64
 	Op     string
 	Module string
-	// Args is the module's arguments, an object. Marks are not sent: a top-level argument
-	// holding a marked (sensitive) value is named in Sensitive instead.
+	// Args is the module's arguments, an object of plain values (no marks).
 	Args cty.Value
 	// Sensitive names arguments whose values must never be shown.
 	Sensitive []string
@@ -86,35 +84,18 @@ type wireRequest struct {
 	TimeoutMS int64           `json:"timeout_ms,omitempty"`
 }
 
-// Diff is a before/after pair, rendered as a unified diff by the controller.
-type Diff struct {
-	Before       string `json:"before"`
-	After        string `json:"after"`
-	BeforeHeader string `json:"before_header,omitempty"`
-	AfterHeader  string `json:"after_header,omitempty"`
-}
-
-// Error says why a request failed.
-type Error struct {
-	Message string `json:"message"`
-	// Stderr is the output that explains the failure, e.g. a failing command's stderr.
-	Stderr string `json:"stderr,omitempty"`
-}
-
-func (e *Error) Error() string { return e.Message }
-
 // Response answers the request with the same ID.
 type Response struct {
 	ID     uint64         `json:"id"`
 	Status modules.Status `json:"status"` // one a module reports, or StatusFailed
-	Diff   *Diff          `json:"diff,omitempty"`
+	Diff   *modules.Diff  `json:"diff,omitempty"`
 	// Data is a JSON object of registered values; see DataValue.
-	Data           json.RawMessage `json:"data,omitempty"`
-	Msg            string          `json:"msg,omitempty"`
-	Warnings       []string        `json:"warnings,omitempty"`
-	RebootRequired bool            `json:"reboot_required,omitempty"`
-	Error          *Error          `json:"error,omitempty"`
-	DurationMS     int64           `json:"duration_ms"`
+	Data           json.RawMessage  `json:"data,omitempty"`
+	Msg            string           `json:"msg,omitempty"`
+	Warnings       []string         `json:"warnings,omitempty"`
+	RebootRequired bool             `json:"reboot_required,omitempty"`
+	Error          *modules.Failure `json:"error,omitempty"`
+	DurationMS     int64            `json:"duration_ms"`
 }
 
 // Err returns the response's error, or nil when the request succeeded.
@@ -132,46 +113,24 @@ func validStatus(s modules.Status) bool { return s.FromModule() || s == StatusFa
 var validOp = map[string]bool{OpPing: true, OpFacts: true, OpCheck: true, OpApply: true, OpCancel: true}
 
 // EncodeArgs turns module arguments into their wire form: cty's JSON with the type beside
-// the value, so the helper recovers exactly the value's type. It also returns the names of
-// top-level arguments that carried marks (sensitive values).
-func EncodeArgs(args cty.Value) (json.RawMessage, []string, error) {
+// the value, so the helper recovers exactly the value's type. The arguments carry no marks:
+// the sensitive ones are named in the request's Sensitive, and a marked value is refused
+// rather than sent as if it were plain.
+func EncodeArgs(args cty.Value) (json.RawMessage, error) {
 	if args == cty.NilVal || args.IsNull() {
-		return nil, nil, nil // absent arguments: the module's defaults apply
+		return nil, nil // absent arguments: the module's defaults apply
 	}
-	plain, pvm := args.UnmarkDeepWithPaths()
-	names := map[string]bool{}
-	for _, pm := range pvm {
-		if len(pm.Path) == 0 {
-			// The whole object is marked: every argument is sensitive.
-			if plain.Type().IsObjectType() {
-				for n := range plain.Type().AttributeTypes() {
-					names[n] = true
-				}
-			}
-			continue
-		}
-		switch s := pm.Path[0].(type) {
-		case cty.GetAttrStep:
-			names[s.Name] = true
-		case cty.IndexStep:
-			if s.Key.Type() == cty.String {
-				names[s.Key.AsString()] = true
-			}
-		}
+	if args.ContainsMarked() {
+		return nil, errors.New("arguments still carry marks: name the sensitive ones in Sensitive")
 	}
-	if !plain.IsWhollyKnown() {
-		return nil, nil, errors.New("arguments contain values not known yet")
+	if !args.IsWhollyKnown() {
+		return nil, errors.New("arguments contain values not known yet")
 	}
-	b, err := ctyjson.Marshal(plain, cty.DynamicPseudoType)
+	b, err := ctyjson.Marshal(args, cty.DynamicPseudoType)
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode arguments: %w", err)
+		return nil, fmt.Errorf("encode arguments: %w", err)
 	}
-	sens := make([]string, 0, len(names))
-	for n := range names {
-		sens = append(sens, n)
-	}
-	sort.Strings(sens)
-	return b, sens, nil
+	return b, nil
 }
 
 // DecodeArgs is EncodeArgs' inverse.
@@ -192,12 +151,11 @@ func DecodeArgs(raw json.RawMessage) (cty.Value, error) {
 // EncodeRequest renders a request as one line, newline included.
 func EncodeRequest(req *Request) ([]byte, error) {
 	w := wireRequest{ID: req.ID, Op: req.Op, Module: req.Module, Redact: req.Redact, TimeoutMS: req.TimeoutMS}
-	args, sens, err := EncodeArgs(req.Args)
+	args, err := EncodeArgs(req.Args)
 	if err != nil {
 		return nil, err
 	}
-	w.Args = args
-	w.Sensitive = mergeNames(req.Sensitive, sens)
+	w.Args, w.Sensitive = args, req.Sensitive
 	b, err := marshalLine(w)
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
@@ -307,22 +265,6 @@ func strictUnmarshal(line []byte, v any) error {
 		return errors.New("trailing data after the JSON value")
 	}
 	return nil
-}
-
-func mergeNames(a, b []string) []string {
-	if len(a) == 0 && len(b) == 0 {
-		return nil
-	}
-	set := map[string]bool{}
-	for _, n := range append(append([]string{}, a...), b...) {
-		set[n] = true
-	}
-	out := make([]string, 0, len(set))
-	for n := range set {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func clip(b []byte, n int) string {

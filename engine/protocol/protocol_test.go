@@ -189,7 +189,7 @@ func TestServeRequests(t *testing.T) {
 		}},
 		{name: "schema-sensitive redacted", req: Request{Op: OpCheck, Module: "echo", Args: obj("text", cty.StringVal("hi"), "secret", cty.StringVal("p4ssw0rd"))},
 			wantStatus: "drift", wantMsg: "said hi and " + modules.Redacted},
-		{name: "marked value redacted", req: Request{Op: OpCheck, Module: "echo", Args: obj("text", cty.StringVal("t0ps3cret").Mark("sensitive"))},
+		{name: "sensitive argument redacted", req: Request{Op: OpCheck, Module: "echo", Args: obj("text", cty.StringVal("t0ps3cret")), Sensitive: []string{"text"}},
 			wantStatus: "drift", check: func(t *testing.T, r *Response) {
 				if strings.Contains(string(r.Data)+r.Msg+r.Diff.After, "t0ps3cret") {
 					t.Errorf("secret leaked: %s %q %q", r.Data, r.Msg, r.Diff.After)
@@ -210,7 +210,7 @@ func TestServeRequests(t *testing.T) {
 		// A panic that quotes the arguments is redacted like any other error.
 		{name: "panic quoting a schema-sensitive argument", req: Request{Op: OpApply, Module: "blurt", Args: obj("text", cty.StringVal("hi"), "secret", cty.StringVal("p4ssw0rd"))},
 			wantStatus: "failed", wantErr: "module blurt panicked", check: notShown("p4ssw0rd")},
-		{name: "panic quoting a marked value", req: Request{Op: OpApply, Module: "blurt", Args: obj("text", cty.StringVal("t0ps3cret").Mark("sensitive"))},
+		{name: "panic quoting a sensitive argument", req: Request{Op: OpApply, Module: "blurt", Args: obj("text", cty.StringVal("t0ps3cret")), Sensitive: []string{"text"}},
 			wantStatus: "failed", wantErr: "module blurt panicked", check: notShown("t0ps3cret")},
 		{name: "panic quoting a value to redact", req: Request{Op: OpApply, Module: "blurt", Args: obj("text", cty.StringVal("token=t0ps3cret")), Redact: []string{"t0ps3cret"}},
 			wantStatus: "failed", wantErr: "module blurt panicked", check: notShown("t0ps3cret")},
@@ -233,7 +233,7 @@ func TestServeRequests(t *testing.T) {
 			if r.Status != tt.wantStatus {
 				t.Errorf("status = %q, want %q (%+v)", r.Status, tt.wantStatus, r.Error)
 			}
-			if tt.wantErr != "" && (r.Error == nil || !strings.Contains(r.Error.Message, tt.wantErr)) {
+			if tt.wantErr != "" && (r.Error == nil || !strings.Contains(r.Error.Msg, tt.wantErr)) {
 				t.Errorf("error = %+v, want %q", r.Error, tt.wantErr)
 			}
 			if tt.wantMsg != "" && r.Msg != tt.wantMsg {
@@ -315,7 +315,7 @@ func TestInFlightLimit(t *testing.T) {
 	}()
 	time.Sleep(50 * time.Millisecond)
 	r, err := c.Call(context.Background(), &Request{Op: OpPing})
-	if err != nil || r.Status != StatusFailed || !strings.Contains(r.Error.Message, "too many requests in flight (limit 1)") {
+	if err != nil || r.Status != StatusFailed || !strings.Contains(r.Error.Msg, "too many requests in flight (limit 1)") {
 		t.Errorf("second call = %+v, %v", r, err)
 	}
 	if r := <-done; r == nil || r.Status != "ok" {
@@ -349,7 +349,7 @@ func TestMalformedLines(t *testing.T) {
 		}
 		select {
 		case r := <-c.Orphans():
-			if r.ID != tt.wantID || r.Status != StatusFailed || !strings.Contains(r.Error.Message, tt.wantErr) {
+			if r.ID != tt.wantID || r.Status != StatusFailed || !strings.Contains(r.Error.Msg, tt.wantErr) {
 				t.Errorf("%q: got %+v %+v, want id %d and %q", tt.line, r, r.Error, tt.wantID, tt.wantErr)
 			}
 		case <-time.After(5 * time.Second):
@@ -380,7 +380,7 @@ func TestServeLineTooLong(t *testing.T) {
 	}()
 	select {
 	case r := <-c.Orphans():
-		if r.Status != StatusFailed || !strings.Contains(r.Error.Message, "request too long: line longer than 67108864 bytes") {
+		if r.Status != StatusFailed || !strings.Contains(r.Error.Msg, "request too long: line longer than 67108864 bytes") {
 			t.Errorf("got %+v %+v", r, r.Error)
 		}
 	case <-time.After(20 * time.Second):
@@ -531,30 +531,30 @@ func TestLineReader(t *testing.T) {
 
 func TestArgsRoundTrip(t *testing.T) {
 	args := obj(
-		"s", cty.StringVal("x").Mark("sensitive"),
+		"s", cty.StringVal("x"),
 		"n", cty.NumberFloatVal(1.5),
 		"l", cty.ListVal([]cty.Value{cty.StringVal("a")}),
-		"m", cty.MapVal(map[string]cty.Value{"k": cty.StringVal("v").Mark("sensitive")}),
+		"m", cty.MapVal(map[string]cty.Value{"k": cty.StringVal("v")}),
 		"d", cty.NullVal(cty.DynamicPseudoType),
 		"o", obj("b", cty.True),
 	)
-	b, sens, err := EncodeArgs(args)
+	b, err := EncodeArgs(args)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if strings.Join(sens, ",") != "m,s" {
-		t.Errorf("sensitive = %q", sens)
 	}
 	got, err := DecodeArgs(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, _ := args.UnmarkDeep()
-	if !got.RawEquals(plain) {
-		t.Errorf("round trip:\n got %#v\nwant %#v", got, plain)
+	if !got.RawEquals(args) {
+		t.Errorf("round trip:\n got %#v\nwant %#v", got, args)
 	}
-	if _, _, err := EncodeArgs(obj("u", cty.UnknownVal(cty.String))); err == nil {
+	if _, err := EncodeArgs(obj("u", cty.UnknownVal(cty.String))); err == nil {
 		t.Error("unknown values must not be sent")
+	}
+	// A mark means the caller forgot to name a secret: it is refused, never sent as plain.
+	if _, err := EncodeArgs(obj("s", cty.StringVal("x").Mark("sensitive"))); err == nil || !strings.Contains(err.Error(), "marks") {
+		t.Errorf("marked arguments must be refused, got %v", err)
 	}
 }
 

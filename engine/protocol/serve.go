@@ -179,7 +179,7 @@ loop:
 		case rr := <-lines:
 			switch {
 			case rr.err == ErrLineTooLong:
-				srv.respond(&Response{Status: StatusFailed, Error: &Error{Message: "request too long: " + rr.err.Error()}})
+				srv.respond(&Response{Status: StatusFailed, Error: &modules.Failure{Msg: "request too long: " + rr.err.Error()}})
 			case rr.err == io.EOF:
 				break loop
 			case rr.err != nil:
@@ -247,11 +247,11 @@ func (srv *server) respond(resp *Response) {
 	if err != nil {
 		// Data a module produced did not encode; say so instead of going silent.
 		b, _ = EncodeResponse(&Response{ID: resp.ID, Status: StatusFailed, DurationMS: resp.DurationMS,
-			Error: &Error{Message: err.Error()}})
+			Error: &modules.Failure{Msg: err.Error()}})
 	}
 	if len(b) > MaxLine {
 		b, _ = EncodeResponse(&Response{ID: resp.ID, Status: StatusFailed, DurationMS: resp.DurationMS,
-			Error: &Error{Message: fmt.Sprintf("response of %d bytes is over the %d-byte line limit", len(b), MaxLine)}})
+			Error: &modules.Failure{Msg: fmt.Sprintf("response of %d bytes is over the %d-byte line limit", len(b), MaxLine)}})
 	}
 	_ = srv.write(b)
 }
@@ -267,7 +267,7 @@ func (srv *server) dispatch(line []byte) {
 			ID uint64 `json:"id"`
 		}
 		_ = json.Unmarshal(line, &probe)
-		srv.respond(&Response{ID: probe.ID, Status: StatusFailed, Error: &Error{Message: err.Error()}})
+		srv.respond(&Response{ID: probe.ID, Status: StatusFailed, Error: &modules.Failure{Msg: err.Error()}})
 		return
 	}
 	if req.Op == OpCancel {
@@ -289,12 +289,12 @@ func (srv *server) dispatch(line []byte) {
 	srv.mu.Lock()
 	if _, dup := srv.inFlight[req.ID]; dup {
 		srv.mu.Unlock()
-		srv.respond(&Response{ID: req.ID, Status: StatusFailed, Error: &Error{Message: fmt.Sprintf("request id %d is already in flight", req.ID)}})
+		srv.respond(&Response{ID: req.ID, Status: StatusFailed, Error: &modules.Failure{Msg: fmt.Sprintf("request id %d is already in flight", req.ID)}})
 		return
 	}
 	if len(srv.inFlight) >= max {
 		srv.mu.Unlock()
-		srv.respond(&Response{ID: req.ID, Status: StatusFailed, Error: &Error{Message: fmt.Sprintf("too many requests in flight (limit %d)", max)}})
+		srv.respond(&Response{ID: req.ID, Status: StatusFailed, Error: &modules.Failure{Msg: fmt.Sprintf("too many requests in flight (limit %d)", max)}})
 		return
 	}
 	ctx, cancel := context.WithTimeout(srv.ctx, timeout)
@@ -323,9 +323,9 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 		if p := recover(); p != nil {
 			// The panic may quote an argument: it is redacted like any other error.
 			red := modules.NewRedactor(srv.requestSecrets(req))
-			resp = &Response{Status: StatusFailed, Error: &Error{
-				Message: red.Redact(fmt.Sprintf("module %s panicked: %v", req.Module, p)),
-				Stderr:  red.Redact(string(debug.Stack())),
+			resp = &Response{Status: StatusFailed, Error: &modules.Failure{
+				Msg:    red.Redact(fmt.Sprintf("module %s panicked: %v", req.Module, p)),
+				Stderr: red.Redact(string(debug.Stack())),
 			}}
 		}
 	}()
@@ -384,9 +384,7 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 		resp.Msg = res.Msg
 		resp.Warnings = res.Warnings
 		resp.RebootRequired = res.RebootRequired
-		if res.Diff != nil {
-			resp.Diff = &Diff{Before: res.Diff.Before, After: res.Diff.After, BeforeHeader: res.Diff.BeforeHeader, AfterHeader: res.Diff.AfterHeader}
-		}
+		resp.Diff = res.Diff
 		b, err := m.Data(res.Data, modules.NewRedactor(secrets))
 		if err != nil {
 			return failed(fmt.Errorf("encode data: %w", err))
@@ -397,13 +395,13 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 		if ctx.Err() == context.DeadlineExceeded {
 			runErr = fmt.Errorf("timed out after %s: %w", timeout, runErr)
 		}
-		e := &Error{Message: runErr.Error()}
+		e := &modules.Failure{Msg: runErr.Error()}
 		var f *modules.Failure
 		if errors.As(runErr, &f) {
 			e.Stderr = f.Stderr
 		}
 		red := env.Redactor()
-		e.Message, e.Stderr = red.Redact(e.Message), red.Redact(e.Stderr)
+		e.Msg, e.Stderr = red.Redact(e.Msg), red.Redact(e.Stderr)
 		resp.Status, resp.Error = StatusFailed, e
 		return resp
 	}
@@ -432,7 +430,7 @@ func (srv *server) requestSecrets(req *Request) []string {
 }
 
 func failed(err error) *Response {
-	return &Response{Status: StatusFailed, Error: &Error{Message: err.Error()}}
+	return &Response{Status: StatusFailed, Error: &modules.Failure{Msg: err.Error()}}
 }
 
 func dataResponse(data map[string]any) *Response {

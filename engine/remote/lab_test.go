@@ -192,7 +192,7 @@ rm -rf /var/lib/runbook
 					t.Fatalf("start %d: %v", i+1, err)
 				}
 				t.Logf("start %d: %s", i+1, time.Since(began).Round(time.Millisecond))
-				res, err := x.Run(ctx, "command", cty.ObjectVal(map[string]cty.Value{"cmd": cty.StringVal("id -u")}), true)
+				res, err := x.Run(ctx, run.Call{Module: "command", Args: cty.ObjectVal(map[string]cty.Value{"cmd": cty.StringVal("id -u")})}, true)
 				if err != nil {
 					t.Fatalf("command: %v", err)
 				}

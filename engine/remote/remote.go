@@ -21,8 +21,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/zclconf/go-cty/cty"
-
 	"github.com/runbook/runbook/engine/helperbin"
 	"github.com/runbook/runbook/engine/protocol"
 	"github.com/runbook/runbook/engine/run"
@@ -848,19 +846,16 @@ func (x *Executor) call(ctx context.Context, req *protocol.Request) (*protocol.R
 }
 
 // Run sends one check or apply request and waits for its response.
-func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply bool) (*modules.Result, error) {
-	op := "check"
+func (x *Executor) Run(ctx context.Context, c run.Call, apply bool) (*modules.Result, error) {
+	op, module := "check", c.Module
 	if apply {
 		op = "apply"
 	}
-	resp, err := x.call(ctx, &protocol.Request{Op: op, Module: module, Args: args, Redact: run.Secrets(ctx)})
+	resp, err := x.call(ctx, &protocol.Request{Op: op, Module: module, Args: c.Args, Sensitive: c.Sensitive, Redact: run.Secrets(ctx)})
 	if err != nil {
 		return nil, err
 	}
-	res := &modules.Result{Status: resp.Status, Msg: resp.Msg, Warnings: resp.Warnings, RebootRequired: resp.RebootRequired}
-	if resp.Diff != nil {
-		res.Diff = &modules.Diff{Before: resp.Diff.Before, After: resp.Diff.After, BeforeHeader: resp.Diff.BeforeHeader, AfterHeader: resp.Diff.AfterHeader}
-	}
+	res := &modules.Result{Status: resp.Status, Diff: resp.Diff, Msg: resp.Msg, Warnings: resp.Warnings, RebootRequired: resp.RebootRequired}
 	if len(resp.Data) > 0 {
 		var fields []modules.Field
 		if info, ok := modules.InfoOf(module); ok && len(info.Returns) > 0 {
@@ -873,7 +868,7 @@ func (x *Executor) Run(ctx context.Context, module string, args cty.Value, apply
 		res.Data = data
 	}
 	if resp.Error != nil {
-		return res, &modules.Failure{Msg: resp.Error.Message, Stderr: resp.Error.Stderr}
+		return res, resp.Error
 	}
 	return res, nil
 }
@@ -885,7 +880,7 @@ func (x *Executor) Facts(ctx context.Context) (map[string]any, error) {
 		return nil, err
 	}
 	if resp.Error != nil {
-		return nil, &modules.Failure{Msg: resp.Error.Message, Stderr: resp.Error.Stderr}
+		return nil, resp.Error
 	}
 	dec := json.NewDecoder(bytes.NewReader(resp.Data))
 	dec.UseNumber()

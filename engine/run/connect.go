@@ -56,7 +56,17 @@ type Connection interface {
 // Executor runs modules on one host as one identity: the helper process behind one
 // session of the host's connection. The Connection that handed it out ends it.
 type Executor interface {
-	Run(ctx context.Context, module string, args cty.Value, apply bool) (*modules.Result, error)
+	Run(ctx context.Context, c Call, apply bool) (*modules.Result, error)
+}
+
+// Call is one module run as the executor sends it: the arguments as plain values and the
+// names of those that are sensitive, worked out once from the marks (config.SplitSensitive).
+type Call struct {
+	Module string
+	// Args is an object of plain values, without marks.
+	Args cty.Value
+	// Sensitive names the arguments whose values must never be shown.
+	Sensitive []string
 }
 
 // ErrUnreachable marks executor errors that mean the host itself is gone (a dropped

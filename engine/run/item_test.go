@@ -2,12 +2,11 @@ package run
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/engine/plan"
@@ -23,8 +22,11 @@ type scriptedExec struct {
 	calls map[string]int
 }
 
-func (x *scriptedExec) Run(_ context.Context, module string, args cty.Value, apply bool) (*modules.Result, error) {
-	args, _ = args.UnmarkDeep()
+func (x *scriptedExec) Run(_ context.Context, c Call, apply bool) (*modules.Result, error) {
+	module, args := c.Module, c.Args
+	if args.ContainsMarked() {
+		return nil, fmt.Errorf("%s: the executor got marked arguments", module)
+	}
 	var argv []string
 	for _, v := range args.GetAttr("argv").AsValueSlice() {
 		argv = append(argv, v.AsString())

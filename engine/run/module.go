@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -15,10 +16,11 @@ import (
 	"github.com/runbook/runbook/modules"
 )
 
-// runModule runs one attempt. args keep their sensitive marks for the executor, which tells
-// the helper which arguments must never be shown; controller-side code gets plain values.
+// runModule runs one attempt. The marks on args say which arguments are secret: they are
+// turned into names once, here, and everything after (controller halves, the executor, the
+// helper) works on plain values beside those names.
 func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m modules.Module, args cty.Value, apply bool, ectx *hcl.EvalContext) (*modules.Result, error) {
-	plain, _ := args.UnmarkDeep()
+	plain, sensitive := config.SplitSensitive(args)
 	if t.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
@@ -33,34 +35,30 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 		if err != nil {
 			return nil, err
 		}
-		// Preparing (reading src, rendering a template) works on plain values; put the marks
-		// back so the helper is told which arguments are secret and hides them in diffs.
-		args = remark(args, prepared)
+		sensitive = preparedSensitive(sensitive, plain, prepared)
+		plain = prepared
 	}
-	res, err := x.Run(ctx, t.Module, args, apply)
+	res, err := x.Run(ctx, Call{Module: t.Module, Args: plain, Sensitive: sensitive}, apply)
 	if err != nil && ctx.Err() != nil && t.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return res, fmt.Errorf("timed out after %s", t.Timeout)
 	}
 	return res, err
 }
 
-// remark marks the attributes of prepared that came from sensitive arguments: those whose
-// original value carried a mark, and content rendered from any sensitive input.
-func remark(orig, prepared cty.Value) cty.Value {
-	if !orig.ContainsMarked() || prepared.IsNull() || !prepared.Type().IsObjectType() {
-		return prepared
+// preparedSensitive adds "content" to the sensitive names when preparing made it (read src,
+// rendered a template) rather than passed it on, and some input was secret: it may hold
+// any secret its inputs held.
+func preparedSensitive(names []string, orig, prepared cty.Value) []string {
+	if prepared.IsNull() || !prepared.Type().IsObjectType() || !prepared.Type().HasAttribute("content") || slices.Contains(names, "content") {
+		return names
 	}
-	attrs := prepared.AsValueMap()
-	for name, v := range attrs {
-		if orig.Type().IsObjectType() && orig.Type().HasAttribute(name) {
-			if ov := orig.GetAttr(name); ov.ContainsMarked() || (name == "content" && !ov.RawEquals(v)) {
-				attrs[name] = v.Mark(config.Sensitive)
-			}
-		} else if name == "content" {
-			attrs[name] = v.Mark(config.Sensitive)
-		}
+	if len(names) == 0 {
+		return names // no input was secret, so neither is what was made of them
 	}
-	return cty.ObjectVal(attrs)
+	if orig.Type().IsObjectType() && orig.Type().HasAttribute("content") && orig.GetAttr("content").RawEquals(prepared.GetAttr("content")) {
+		return names
+	}
+	return append(slices.Clone(names), "content")
 }
 
 func fromModule(r Result, res *modules.Result, err error) Result {
@@ -71,15 +69,9 @@ func fromModule(r Result, res *modules.Result, err error) Result {
 			err = derr
 		}
 		r.Data = data
-		switch res.Status {
-		case modules.StatusChanged:
-			r.Status = Changed
-		case modules.StatusDrift:
-			r.Status = Drift
-		case modules.StatusUnknown:
-			r.Status = Unknown
-		default:
-			r.Status = OK
+		r.Status = OK
+		if res.Status.FromModule() {
+			r.Status = res.Status
 		}
 	}
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zclconf/go-cty/cty"
-
 	"github.com/runbook/runbook/engine/plan"
 	"github.com/runbook/runbook/modules"
 )
@@ -16,8 +14,8 @@ import (
 // value alone although the task only sent it inside a longer string.
 type wordsExec struct{}
 
-func (wordsExec) Run(_ context.Context, _ string, args cty.Value, _ bool) (*modules.Result, error) {
-	args, _ = args.UnmarkDeep()
+func (wordsExec) Run(_ context.Context, c Call, _ bool) (*modules.Result, error) {
+	args := c.Args
 	var words []string
 	for _, v := range args.GetAttr("argv").AsValueSlice() {
 		words = append(words, strings.Fields(v.AsString())...)
@@ -74,7 +72,7 @@ play "p" {
 // secretsExec records the values the engine hands the executor for the host to redact.
 type secretsExec struct{ got *[][]string }
 
-func (x secretsExec) Run(ctx context.Context, _ string, _ cty.Value, _ bool) (*modules.Result, error) {
+func (x secretsExec) Run(ctx context.Context, _ Call, _ bool) (*modules.Result, error) {
 	*x.got = append(*x.got, Secrets(ctx))
 	return &modules.Result{Status: modules.StatusChanged}, nil
 }

@@ -110,8 +110,11 @@ type fakeExec struct {
 	conn *fakeConn
 }
 
-func (x fakeExec) Run(_ context.Context, module string, args cty.Value, apply bool) (*modules.Result, error) {
-	args, _ = args.UnmarkDeep()
+func (x fakeExec) Run(_ context.Context, c Call, apply bool) (*modules.Result, error) {
+	module, args := c.Module, c.Args
+	if args.ContainsMarked() {
+		return nil, fmt.Errorf("%s: the executor got marked arguments", module)
+	}
 	x.h.mu.Lock()
 	defer x.h.mu.Unlock()
 	if x.conn.closed {
