@@ -31,7 +31,7 @@ func hostileReport() *Report {
 				Drift: []Task{{Play: "base", Task: "motd\u202eok", Module: "copy", Status: "drift",
 					Diff: "--- /etc/motd (before)\n+++ /etc/motd (after)\n-hi\x1b]52;c;cm0gLXJm\x07\n+hi\n"}}, Failed: []Task{}},
 		},
-		Runs:         []RunPoint{{Run: 4, When: when, Mode: "check", Hosts: 2, Drifting: 1, Failed: 1}},
+		Runs:         []RunPoint{{Run: 4, When: when, Mode: "check", Summary: Summary{Hosts: 2, Drifting: 1, Failed: 1}}},
 		DriftHistory: []HostHistory{{Host: "web1", Runs: 1, Statuses: []string{"failed"}}, {Host: "web\x1b[8m2", Drifted: 1, Runs: 1, Statuses: []string{"drift"}}},
 		Top:          []history.TaskCount{{Play: "base", Task: "motd\u202eok", Module: "copy", Count: 1, Hosts: 1, LastRun: 4}},
 	}

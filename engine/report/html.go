@@ -100,13 +100,13 @@ func buildTrend(runs []RunPoint) trend {
 	for i, p := range runs {
 		x := t.Left + 4 + slot*float64(i) + (slot-w)/2
 		b := trendBar{Label: fmt.Sprint(p.Run), LabelX: round1(x + w/2),
-			Title: fmt.Sprintf("run %d, %s (%s): %d hosts: %d in sync, %d drifting, %d failed, %d unreachable",
-				p.Run, p.When.Local().Format(timeFormat), p.Mode, p.Hosts, p.InSync, p.Drifting, p.Failed, p.Unreachable)}
+			Title: fmt.Sprintf("run %d, %s (%s): %d hosts: %d in sync, %d drifting, %d unknown, %d failed, %d unreachable",
+				p.Run, p.When.Local().Format(timeFormat), p.Mode, p.Hosts, p.InSync, p.Drifting, p.Unknown, p.Failed, p.Unreachable)}
 		y := bottom
 		for _, s := range []struct {
 			class string
 			n     int
-		}{{"ok", p.InSync}, {"drift", p.Drifting}, {"failed", p.Failed}, {"unreachable", p.Unreachable}} {
+		}{{"ok", p.InSync}, {"drift", p.Drifting}, {"unknown", p.Unknown}, {"failed", p.Failed}, {"unreachable", p.Unreachable}} {
 			if s.n == 0 {
 				continue
 			}

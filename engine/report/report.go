@@ -51,11 +51,14 @@ type Filter struct {
 	Runs    int      `json:"runs"`
 }
 
-// Summary counts hosts by their state in their last run.
+// Summary counts hosts by their state in a run (the report's summary: each host's last
+// run). A host whose check could not predict a task (unknown) is not in sync: it is
+// counted apart, as the history ranks it (docs/compliance.md).
 type Summary struct {
 	Hosts       int `json:"hosts"`
 	InSync      int `json:"in_sync"`
 	Drifting    int `json:"drifting"`
+	Unknown     int `json:"unknown"`
 	Failed      int `json:"failed"`
 	Unreachable int `json:"unreachable"`
 }
@@ -69,6 +72,8 @@ func (s *Summary) add(status string) {
 		s.Failed++
 	case history.HostDrift:
 		s.Drifting++
+	case history.HostUnknown:
+		s.Unknown++
 	default:
 		s.InSync++
 	}
@@ -126,11 +131,7 @@ type RunPoint struct {
 	Runbook     string    `json:"runbook"`
 	ExitCode    int       `json:"exit_code"`
 	Finished    bool      `json:"finished"`
-	Hosts       int       `json:"hosts"`
-	InSync      int       `json:"in_sync"`
-	Drifting    int       `json:"drifting"`
-	Failed      int       `json:"failed"`
-	Unreachable int       `json:"unreachable"`
+	Summary
 }
 
 // HostHistory is a host's status in each run of the report's Runs ("" where the host was
@@ -214,18 +215,7 @@ func Build(ctx context.Context, s history.Store, o Options) (*Report, error) {
 	}
 	byHost := map[string]*HostHistory{}
 	for _, hr := range hrs {
-		p := &rep.Runs[index[hr.Run.ID]]
-		p.Hosts++
-		switch hr.Host.Status {
-		case history.HostUnreachable:
-			p.Unreachable++
-		case history.HostFailed:
-			p.Failed++
-		case history.HostDrift:
-			p.Drifting++
-		default:
-			p.InSync++
-		}
+		rep.Runs[index[hr.Run.ID]].add(hr.Host.Status)
 		hh := byHost[hr.Host.Host]
 		if hh == nil {
 			hh = &HostHistory{Host: hr.Host.Host, Statuses: make([]string, len(ids))}

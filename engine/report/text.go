@@ -69,7 +69,11 @@ func (r *Report) Text(w io.Writer, o TextOptions) error {
 		}
 	}
 	s := r.Summary
-	fmt.Fprintf(&b, "\n%d hosts: %d in sync, %d drifting, %d failed, %d unreachable\n", s.Hosts, s.InSync, s.Drifting, s.Failed, s.Unreachable)
+	unknown := ""
+	if s.Unknown > 0 {
+		unknown = fmt.Sprintf(", %d unknown", s.Unknown)
+	}
+	fmt.Fprintf(&b, "\n%d hosts: %d in sync, %d drifting%s, %d failed, %d unreachable\n", s.Hosts, s.InSync, s.Drifting, unknown, s.Failed, s.Unreachable)
 
 	if o.History && len(r.Runs) > 0 {
 		ids := make([]string, len(r.Runs))
