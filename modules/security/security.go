@@ -5,29 +5,13 @@ import (
 	"io/fs"
 	"strings"
 
-	"github.com/zclconf/go-cty/cty"
-
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/hostfs"
 )
 
 func init() {
-	modules.Register[cty.Value, map[string]any](SELinux{})
-	modules.Register[cty.Value, map[string]any](Firewall{})
-}
-
-// str returns a string argument, "" when null.
-func str(args cty.Value, name string) string {
-	v := args.GetAttr(name)
-	if v.IsNull() {
-		return ""
-	}
-	return v.AsString()
-}
-
-func boolArg(args cty.Value, name string) bool {
-	v := args.GetAttr(name)
-	return !v.IsNull() && v.True()
+	modules.Register[seArgs, seResult](SELinux{})
+	modules.Register[fwArgs, fwResult](Firewall{})
 }
 
 // writeAtomic replaces path with content atomically (hostfs.WriteAtomic), making missing
