@@ -223,7 +223,7 @@ func (m Firewall) iptables(ctx context.Context, r *fwRun, args fwArgs) error {
 	}
 	// Every family is read and planned before any is changed, so that a refusal (the
 	// lockout guard on IPv6, say) leaves IPv4 untouched too.
-	var preps []famPrep
+	var preps []familyPlan
 	for _, t := range tools {
 		p, err := m.prepare(ctx, r, t, backend, args)
 		if err != nil {
@@ -233,12 +233,12 @@ func (m Firewall) iptables(ctx context.Context, r *fwRun, args fwArgs) error {
 	}
 	for _, p := range preps {
 		t := p.t
-		fam, err := m.family(ctx, r, p, args)
+		after, err := m.family(ctx, r, p, args)
 		if err != nil {
 			return err
 		}
 		if args.Save {
-			if err := m.save(ctx, r, args, t, fam); err != nil {
+			if err := m.save(ctx, r, args, t, after); err != nil {
 				return err
 			}
 		}
@@ -246,13 +246,8 @@ func (m Firewall) iptables(ctx context.Context, r *fwRun, args fwArgs) error {
 	return nil
 }
 
-// famState is one address family's ruleset after the task (in check mode, as planned).
-type famState struct {
-	after ruleset
-}
-
-// famPrep is one address family as read, and what it needs.
-type famPrep struct {
+// familyPlan is one address family as read, and what it needs.
+type familyPlan struct {
 	t       ipTools
 	backend string
 	before  ruleset
@@ -264,14 +259,14 @@ func (t ipTools) ipv6() bool { return t.family == "IPv6" }
 
 // prepare reads one address family's ruleset (IPv4 or IPv6) and plans its flush and
 // policies; it changes nothing.
-func (m Firewall) prepare(ctx context.Context, r *fwRun, t ipTools, backend string, args fwArgs) (famPrep, error) {
+func (m Firewall) prepare(ctx context.Context, r *fwRun, t ipTools, backend string, args fwArgs) (familyPlan, error) {
 	out, err := r.tool(ctx, "", t.save)
 	if err != nil {
-		return famPrep{}, err
+		return familyPlan{}, err
 	}
 	before, err := parseSave(out)
 	if err != nil {
-		return famPrep{}, fmt.Errorf("read %s: %w", filepath.Base(t.save), err)
+		return familyPlan{}, fmt.Errorf("read %s: %w", filepath.Base(t.save), err)
 	}
 	if t.ipv6() {
 		r.data.Rules6 = before.text()
@@ -291,13 +286,14 @@ func (m Firewall) prepare(ctx context.Context, r *fwRun, t ipTools, backend stri
 
 	plan, err := planFlush(before, args.Policies, args.IptablesFlush, args.Tables)
 	if err != nil {
-		return famPrep{}, fmt.Errorf("%s: %w", t.family, err)
+		return familyPlan{}, fmt.Errorf("%s: %w", t.family, err)
 	}
-	return famPrep{t: t, backend: backend, before: before, plan: plan}, nil
+	return familyPlan{t: t, backend: backend, before: before, plan: plan}, nil
 }
 
-// family flushes and sets policies for one address family as prepared.
-func (m Firewall) family(ctx context.Context, r *fwRun, p famPrep, args fwArgs) (famState, error) {
+// family flushes and sets policies for one address family as prepared, and returns its
+// ruleset after the task (in check mode, as planned).
+func (m Firewall) family(ctx context.Context, r *fwRun, p familyPlan, args fwArgs) (ruleset, error) {
 	t, backend, before, plan := p.t, p.backend, p.before, p.plan
 	policies, flush := args.Policies, args.IptablesFlush
 	removed := r.data.Removed
@@ -312,7 +308,7 @@ func (m Firewall) family(ctx context.Context, r *fwRun, p famPrep, args fwArgs) 
 			r.data.ChainsRemoved[name] += n
 		}
 	}
-	st := famState{after: plan.after}
+	after := plan.after
 	tool := filepath.Base(t.save)
 	if !plan.changes() {
 		var what []string
@@ -326,37 +322,37 @@ func (m Firewall) family(ctx context.Context, r *fwRun, p famPrep, args fwArgs) 
 			what = append(what, "ruleset read")
 		}
 		r.fine = append(r.fine, fmt.Sprintf("%s: %s (%s)", t.family, strings.Join(what, ", "), backend))
-		return st, nil
+		return after, nil
 	}
 	r.change(plan.message(t.family, r.apply), section{title: tool + " (" + backend + ")", before: before.text(), after: plan.after.text()})
 	if !r.apply {
-		return st, nil
+		return after, nil
 	}
 	if len(plan.restore) > 0 {
 		if _, err := r.tool(ctx, restoreInput(plan.restore), t.restore); err != nil {
-			return st, fmt.Errorf("flush %s: %w", t.family, err)
+			return after, fmt.Errorf("flush %s: %w", t.family, err)
 		}
 	}
 	for _, c := range plan.setPolicies {
 		if _, err := r.tool(ctx, "", t.cmd, "-w", "-t", "filter", "-P", c, policies[c]); err != nil {
-			return st, fmt.Errorf("set %s policy: %w", c, err)
+			return after, fmt.Errorf("set %s policy: %w", c, err)
 		}
 	}
 	// The rules as the kernel has them now are the result; a table that still has rules
 	// (something re-added them) is a failure, not a success.
 	out, err := r.tool(ctx, "", t.save)
 	if err != nil {
-		return st, err
+		return after, err
 	}
 	now, err := parseSave(out)
 	if err != nil {
-		return st, fmt.Errorf("read %s after the flush: %w", tool, err)
+		return after, fmt.Errorf("read %s after the flush: %w", tool, err)
 	}
-	st.after = now
+	after = now
 	if again, _ := planFlush(now, policies, flush, args.Tables); again.changes() {
-		return st, fmt.Errorf("%s: after the flush, %s still shows: %s", t.family, tool, again.message(t.family, false))
+		return after, fmt.Errorf("%s: after the flush, %s still shows: %s", t.family, tool, again.message(t.family, false))
 	}
-	return st, nil
+	return after, nil
 }
 
 // flushPlan is what a family's ruleset needs.
@@ -537,7 +533,7 @@ func (m Firewall) savePath(args fwArgs, family string) (string, error) {
 
 // save writes the family's ruleset after the task where the boot scripts restore it from,
 // when the file's rules differ from it (comments and counters aside).
-func (m Firewall) save(ctx context.Context, r *fwRun, args fwArgs, t ipTools, fam famState) error {
+func (m Firewall) save(ctx context.Context, r *fwRun, args fwArgs, t ipTools, after ruleset) error {
 	path, err := m.savePath(args, t.family)
 	if err != nil {
 		return err
@@ -559,7 +555,7 @@ func (m Firewall) save(ctx context.Context, r *fwRun, args fwArgs, t ipTools, fa
 	if err != nil {
 		return fmt.Errorf("save: read %s: %w", path, err)
 	}
-	want := fam.after.text()
+	want := after.text()
 	if exists {
 		if cur, err := parseSave(string(old)); err == nil && cur.text() == want {
 			r.fine = append(r.fine, path+" holds the ruleset")
