@@ -150,9 +150,9 @@ could read, which fails). A unit that is not installed is ok in every wanted sta
 	}
 }
 
-// Validate checks that the task asks for something and that tables, policies and paths
-// are valid.
-func (Firewall) Validate(args fwArgs) []modules.ArgError {
+// Validate checks that the task asks for something and that the unit states (for values
+// the controller could not check), tables, policies and paths are valid.
+func (m Firewall) Validate(args fwArgs) []modules.ArgError {
 	var errs []modules.ArgError
 	if args.Firewalld == nil && !args.IptablesFlush && args.Policies == nil && !args.Save && args.IptablesService == nil {
 		errs = append(errs, modules.ArgError{Msg: "The firewall module needs at least one of firewalld, iptables_flush, policies, save or iptables_service."})
@@ -174,6 +174,7 @@ func (Firewall) Validate(args fwArgs) []modules.ArgError {
 			}
 		}
 	}
+	errs = append(errs, schemaRules(m.Info().Schema, map[string]*string{"firewalld": args.Firewalld, "iptables_service": args.IptablesService})...)
 	errs = append(errs, checkPolicies(args.Policies)...)
 	for _, p := range []struct {
 		name string

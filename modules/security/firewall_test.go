@@ -484,6 +484,10 @@ func TestFirewallValidate(t *testing.T) {
 		{map[string]cty.Value{"policies": cty.MapVal(map[string]cty.Value{"input": s("ACCEPT")})}, `"input" is not a built-in chain of the filter table; expected one of: INPUT, FORWARD, OUTPUT. Did you mean "INPUT"?`},
 		{map[string]cty.Value{"policies": cty.MapVal(map[string]cty.Value{"INPUT": s("REJECT")})}, `policy "REJECT" for INPUT is not valid`},
 		{map[string]cty.Value{"save": cty.True, "save_path": s("rules.v4")}, "save_path must be an absolute path"},
+		// Values the controller did not know (a host's facts) meet the schema's rules here.
+		{map[string]cty.Value{"firewalld": s("bogus")}, `firewalld: "bogus" is not a valid firewalld; expected one of: stopped, disabled, masked.`},
+		{map[string]cty.Value{"firewalld": s("")}, `"" is not a valid firewalld`},
+		{map[string]cty.Value{"iptables_service": s("masked")}, `"masked" is not a valid iptables_service; expected one of: stopped, disabled.`},
 	}
 	for _, tt := range tests {
 		errs := moduletest.Validate(t, Firewall{}, tt.args)

@@ -103,12 +103,14 @@ reboot is reported, since rebooting the same kernel would not change anything.`,
 	}
 }
 
-// Validate checks that config is an absolute path.
-func (SELinux) Validate(args seArgs) []modules.ArgError {
+// Validate checks that config is an absolute path, and state and policy as the schema
+// says (for values the controller could not check).
+func (m SELinux) Validate(args seArgs) []modules.ArgError {
+	errs := schemaRules(m.Info().Schema, map[string]*string{"state": &args.State, "policy": args.Policy})
 	if !isAbs(args.Config) {
-		return []modules.ArgError{{Arg: "config", Msg: "config must be an absolute path."}}
+		errs = append(errs, modules.ArgError{Arg: "config", Msg: "config must be an absolute path."})
 	}
-	return nil
+	return errs
 }
 
 func isAbs(p string) bool { return len(p) > 0 && p[0] == '/' }

@@ -423,6 +423,9 @@ func TestSELinuxValidate(t *testing.T) {
 	}{
 		{map[string]cty.Value{"state": s("disabled")}, ""},
 		{map[string]cty.Value{"state": s("disabled"), "config": s("etc/selinux/config")}, "config must be an absolute path"},
+		// Values the controller did not know (a host's facts) meet the schema's rules here.
+		{map[string]cty.Value{"state": s("enforced")}, `state: "enforced" is not a valid state; expected one of: enforcing, permissive, disabled.`},
+		{map[string]cty.Value{"state": s("disabled"), "policy": s("../x")}, `policy: "../x" is not valid here: expected a policy name such as "targeted".`},
 	}
 	for _, tt := range tests {
 		errs := moduletest.Validate(t, SELinux{}, tt.args)
