@@ -9,17 +9,18 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/runbook/runbook/modules/host"
 	"github.com/runbook/runbook/modules/internal/bonding"
 )
 
 // Subsets are the parts Gather can read, in the order they are gathered.
 var Subsets = []string{"os", "init", "selinux", "network", "nics"}
 
-// Options select what Gather reads. Root is the filesystem root the readers use ("/" when
-// empty); tests point it at fixture trees under testdata/. Subsets limits what is gathered
-// ("os", "init", "selinux", "network", "nics"); empty means all.
+// Options select what Gather reads. Root is the filesystem root the readers use (the
+// running system's when empty); tests point it at fixture trees under testdata/. Subsets
+// limits what is gathered ("os", "init", "selinux", "network", "nics"); empty means all.
 type Options struct {
-	Root    string
+	Root    host.Root
 	Subsets []string
 }
 
@@ -77,26 +78,33 @@ func Gather(ctx context.Context, opts Options) (map[string]any, error) {
 	return out, nil
 }
 
-// rootFS reads files below a root directory. real says the root is the running system's,
-// so kernel interfaces (uname, ioctls) may fill what the files do not say.
+// rootFS reads files below a root (host.Root maps the paths). real says the root is the
+// running system's, so kernel interfaces (uname, ioctls) may fill what the files do not
+// say.
 type rootFS struct {
-	root string
+	root host.Root
 	real bool
 	// bonds holds each /proc/net/bonding report once parsed: a bond's and each of its
 	// slaves' facts read the same one.
 	bonds map[string]*bonding.Report
 }
 
-func newFS(root string) rootFS {
-	if root == "" {
-		root = "/"
-	}
-	root = filepath.Clean(root)
-	return rootFS{root: root, real: root == "/", bonds: map[string]*bonding.Report{}}
+func newFS(root host.Root) rootFS {
+	return rootFS{root: root, real: root.Real(), bonds: map[string]*bonding.Report{}}
 }
 
 // path maps an absolute path on the host to the path below the root.
-func (f rootFS) path(p string) string { return filepath.Join(f.root, p) }
+func (f rootFS) path(p string) string { return f.root.Path(p) }
+
+// rel turns a path below the root back into the host's path; ok is false when it is not
+// below the root.
+func (f rootFS) rel(p string) (string, bool) {
+	rel, err := filepath.Rel(f.root.Path("/"), p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", false
+	}
+	return filepath.Join("/", rel), true
+}
 
 // read returns a file's content with surrounding white space trimmed; ok is false when it
 // cannot be read.
@@ -151,11 +159,8 @@ func (f rootFS) resolve(p string) string {
 	if err != nil {
 		return ""
 	}
-	rel, err := filepath.Rel(f.root, r)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return ""
-	}
-	return "/" + rel
+	h, _ := f.rel(r)
+	return h
 }
 
 // names lists a directory's entries, sorted; nil when it cannot be read.
@@ -176,9 +181,8 @@ func (f rootFS) glob(pattern string) []string {
 	m, _ := filepath.Glob(f.path(pattern))
 	out := make([]string, 0, len(m))
 	for _, p := range m {
-		rel, err := filepath.Rel(f.root, p)
-		if err == nil {
-			out = append(out, "/"+rel)
+		if h, ok := f.rel(p); ok {
+			out = append(out, h)
 		}
 	}
 	return out

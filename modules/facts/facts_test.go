@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/txtar"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // extract builds a fixture host tree from testdata/NAME.txtar in a temporary directory
@@ -93,7 +94,7 @@ func gather(t *testing.T, root string, subsets ...string) map[string]any {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	m, err := Gather(ctx, Options{Root: root, Subsets: subsets})
+	m, err := Gather(ctx, Options{Root: host.Root(root), Subsets: subsets})
 	if err != nil {
 		t.Fatalf("Gather(%s): %v", root, err)
 	}
@@ -292,13 +293,13 @@ func TestGatherSubsets(t *testing.T) {
 			t.Errorf("subsets %v: keys %v, want %v", c.subsets, keys, c.keys)
 		}
 	}
-	if _, err := Gather(context.Background(), Options{Root: root, Subsets: []string{"disks"}}); err == nil ||
+	if _, err := Gather(context.Background(), Options{Root: host.Root(root), Subsets: []string{"disks"}}); err == nil ||
 		!strings.Contains(err.Error(), `"disks"`) {
 		t.Errorf("unknown subset: err = %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Gather(ctx, Options{Root: root}); err == nil {
+	if _, err := Gather(ctx, Options{Root: host.Root(root)}); err == nil {
 		t.Error("a cancelled context gathered anyway")
 	}
 }

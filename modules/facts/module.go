@@ -13,15 +13,23 @@ import (
 )
 
 func init() {
-	modules.Register[cty.Value, map[string]any](Facts{})
+	// The facts are open-ended (a NIC's keys, the os object): the result is the map
+	// Gather returns, converted to Returns' types when it is registered.
+	modules.Register[factsArgs, map[string]any](Facts{})
 }
 
 // Facts is the facts module: it gathers and registers the host's facts.
 type Facts struct{}
 
+// factsArgs are the facts module's arguments.
+type factsArgs struct {
+	// Gather is nil (or empty) to read every subset.
+	Gather []string `cty:"gather"`
+}
+
 var (
-	_ modules.Runner[cty.Value]    = Facts{}
-	_ modules.Validator[cty.Value] = Facts{}
+	_ modules.Runner[factsArgs]    = Facts{}
+	_ modules.Validator[factsArgs] = Facts{}
 )
 
 // Returns documents every key Gather produces; it is also the reference for facts.* in
@@ -98,18 +106,10 @@ task.<name>.nics.ens1f0.pcie.bandwidth_gbps. The same values are what facts.* ho
 }
 
 // Validate checks the subset names before any host is touched.
-func (Facts) Validate(args cty.Value) []modules.ArgError {
-	g := args.GetAttr("gather")
-	if g.IsNull() || !g.IsKnown() {
-		return nil
-	}
+func (Facts) Validate(args factsArgs) []modules.ArgError {
 	var errs []modules.ArgError
-	for it := g.ElementIterator(); it.Next(); {
-		_, v := it.Element()
-		if v.IsNull() || !v.IsKnown() {
-			continue
-		}
-		if s := v.AsString(); !slices.Contains(Subsets, s) {
+	for _, s := range args.Gather {
+		if !slices.Contains(Subsets, s) {
 			msg := fmt.Sprintf("unknown subset %q; known: %s.", s, strings.Join(Subsets, ", "))
 			if sug := modules.Suggest(s, Subsets); sug != "" {
 				msg = fmt.Sprintf("unknown subset %q; did you mean %q?", s, sug)
@@ -121,17 +121,8 @@ func (Facts) Validate(args cty.Value) []modules.ArgError {
 }
 
 // Run gathers the facts; apply makes no difference.
-func (Facts) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	var subsets []string
-	if g := args.GetAttr("gather"); !g.IsNull() {
-		for it := g.ElementIterator(); it.Next(); {
-			_, v := it.Element()
-			if !v.IsNull() {
-				subsets = append(subsets, v.AsString())
-			}
-		}
-	}
-	data, err := Gather(ctx, Options{Root: "/", Subsets: subsets})
+func (Facts) Run(ctx context.Context, env *modules.Env, args factsArgs, apply bool) (*modules.Result, error) {
+	data, err := Gather(ctx, Options{Subsets: args.Gather})
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package facts
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -9,11 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 // TestGatherReal reads this machine and compares with what the kernel says directly.
@@ -79,8 +78,8 @@ func TestGatherReal(t *testing.T) {
 	}
 }
 
-func args(t *testing.T, gather ...string) cty.Value {
-	t.Helper()
+// args is the task's arguments: gather unset (nil) or the list given.
+func args(gather ...string) map[string]cty.Value {
 	in := map[string]cty.Value{}
 	if gather != nil {
 		vals := make([]cty.Value, len(gather))
@@ -92,11 +91,7 @@ func args(t *testing.T, gather ...string) cty.Value {
 			in["gather"] = cty.ListVal(vals)
 		}
 	}
-	v, err := (Facts{}).Info().Schema.Normalize(cty.ObjectVal(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return in
 }
 
 func TestValidate(t *testing.T) {
@@ -112,7 +107,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, c := range cases {
 		var got []string
-		for _, e := range (Facts{}).Validate(args(t, c.gather...)) {
+		for _, e := range moduletest.Validate(t, Facts{}, args(c.gather...)) {
 			if e.Arg != "gather" {
 				t.Errorf("error names %q, want gather", e.Arg)
 			}
@@ -129,12 +124,9 @@ func TestRunCheckAndApply(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("facts read Linux interfaces")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	env := modules.NewEnv(Facts{}.Info(), nil)
 	var results []*modules.Result
 	for _, apply := range []bool{false, true} {
-		res, err := (Facts{}).Run(ctx, env, args(t, "os", "init"), apply)
+		res, err := moduletest.Run(t, Facts{}, args("os", "init"), apply)
 		if err != nil {
 			t.Fatal(err)
 		}

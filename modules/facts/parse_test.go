@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/runbook/runbook/modules/host"
 )
 
 func TestParseGTs(t *testing.T) {
@@ -153,7 +155,7 @@ not a line
 // or a reader without the rights), so every value comes from /proc/net/bonding.
 func TestBondFromProcOnly(t *testing.T) {
 	root := extract(t, "el8")
-	f := newFS(root)
+	f := newFS(host.Root(root))
 	for _, a := range f.names("/sys/class/net/bond0/bonding") {
 		if err := os.Remove(f.path("/sys/class/net/bond0/bonding/" + a)); err != nil {
 			t.Fatal(err)
@@ -200,7 +202,7 @@ func TestSELinuxfsMount(t *testing.T) {
 			if err := os.WriteFile(root+"/proc/self/mountinfo", []byte(c.mountinfo), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if got := selinuxfsMount(newFS(root)); got != c.want {
+			if got := selinuxfsMount(newFS(host.Root(root))); got != c.want {
 				t.Errorf("selinuxfsMount = %q, want %q", got, c.want)
 			}
 		})

@@ -22,6 +22,7 @@ type options struct {
 	env       func(*modules.Env)
 	timeout   time.Duration
 	unchanged func(t testing.TB, step string)
+	snapshot  func(t testing.TB) string
 }
 
 // NoValidate skips the Validator, as for values the controller could not check (they came
@@ -38,6 +39,13 @@ func Timeout(d time.Duration) Option { return func(o *options) { o.timeout = d }
 // the test if the host changed (compare a snapshot, a fake's calls).
 func Unchanged(f func(t testing.TB, step string)) Option {
 	return func(o *options) { o.unchanged = f }
+}
+
+// Snapshot gives Timeline a description of the host's state (a tree's files, a fake's
+// units and calls): it is taken before each run that must not change the host (each check,
+// and the final apply) and again after it, and the test fails if the two differ.
+func Snapshot(f func(t testing.TB) string) Option {
+	return func(o *options) { o.snapshot = f }
 }
 
 func build(opts []Option) options {
@@ -134,6 +142,10 @@ func Timeline(t testing.TB, m modules.Module, args map[string]cty.Value, opts ..
 	steps := []string{"check", "apply", "check after apply", "apply again"}
 	for i, step := range steps {
 		apply := i%2 == 1
+		var before string
+		if o.snapshot != nil && i != 1 {
+			before = o.snapshot(t)
+		}
 		res, err := run(t, d, args, apply, o)
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
@@ -152,6 +164,11 @@ func Timeline(t testing.TB, m modules.Module, args map[string]cty.Value, opts ..
 		}
 		if o.unchanged != nil && i != 1 {
 			o.unchanged(t, step)
+		}
+		if o.snapshot != nil && i != 1 {
+			if after := o.snapshot(t); after != before {
+				t.Fatalf("%s changed the host:\n%s\n->\n%s", step, before, after)
+			}
 		}
 		out[i] = res
 	}

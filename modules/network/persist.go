@@ -277,7 +277,7 @@ func chooseBackend(ctx context.Context, root, want string) (string, []string, er
 	if want != backendAuto {
 		return want, nil, nil
 	}
-	gathered, err := facts.Gather(ctx, facts.Options{Root: root, Subsets: []string{"network"}})
+	gathered, err := facts.Gather(ctx, facts.Options{Root: host.Root(root), Subsets: []string{"network"}})
 	if err != nil {
 		return "", nil, fmt.Errorf("detect the network backend: %w", err)
 	}

@@ -2,19 +2,19 @@ package security
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // Built-in chains of the filter table, whose policies the firewall module sets.
 var filterChains = []string{"INPUT", "FORWARD", "OUTPUT"}
 
-// Firewall turns a host's firewall off: firewalld, the iptables rules and the services that
-// restore them at boot.
 // Wanted unit states, the values of firewalld and iptables_service.
 const (
 	unitStopped  = "stopped"
@@ -22,12 +22,44 @@ const (
 	unitMasked   = "masked"
 )
 
+// Firewall turns a host's firewall off: firewalld, the iptables rules and the services that
+// restore them at boot.
 type Firewall struct {
 	// root is where the module finds "/" for /proc and the save directories; dirs, when
 	// set, are the only places it looks for iptables and systemctl. Both are for tests.
-	root string
+	root host.Root
 	dirs []string
 }
+
+// fwArgs are the firewall module's arguments. The parts left unset (nil, false) are left
+// alone.
+type fwArgs struct {
+	Firewalld       *string           `cty:"firewalld"`
+	IptablesFlush   bool              `cty:"iptables_flush"`
+	Tables          []string          `cty:"tables"`
+	Policies        map[string]string `cty:"policies"`
+	Save            bool              `cty:"save"`
+	SavePath        *string           `cty:"save_path"`
+	SavePath6       *string           `cty:"save_path6"`
+	IptablesService *string           `cty:"iptables_service"`
+	IPv6            bool              `cty:"ipv6"`
+}
+
+// fwResult is what a firewall task registers. Every field is set (empty when the part was
+// not asked about), as the module's documentation describes.
+type fwResult struct {
+	Backend       string            `cty:"backend"`
+	Rules         string            `cty:"rules"`
+	Rules6        string            `cty:"rules6"`
+	Removed       map[string]int    `cty:"removed"`
+	Removed6      map[string]int    `cty:"removed6"`
+	ChainsRemoved map[string]int    `cty:"chains_removed"`
+	Firewalld     string            `cty:"firewalld"`
+	Units         map[string]string `cty:"units"`
+	Saved         []string          `cty:"saved"`
+}
+
+var _ modules.Validator[fwArgs] = Firewall{}
 
 func (Firewall) Info() modules.Info {
 	return modules.Info{
@@ -118,60 +150,47 @@ could read, which fails). A unit that is not installed is ok in every wanted sta
 	}
 }
 
-// Validate checks that the task asks for something and that tables, policies and paths
-// are valid.
-func (Firewall) Validate(args cty.Value) []modules.ArgError {
+// Validate checks that the task asks for something and that the unit states (for values
+// the controller could not check), tables, policies and paths are valid.
+func (m Firewall) Validate(args fwArgs) []modules.ArgError {
 	var errs []modules.ArgError
-	flush := boolArg(args, "iptables_flush")
-	if str(args, "firewalld") == "" && !flush && args.GetAttr("policies").IsNull() && !boolArg(args, "save") && str(args, "iptables_service") == "" {
+	if args.Firewalld == nil && !args.IptablesFlush && args.Policies == nil && !args.Save && args.IptablesService == nil {
 		errs = append(errs, modules.ArgError{Msg: "The firewall module needs at least one of firewalld, iptables_flush, policies, save or iptables_service."})
 	}
-	if v := args.GetAttr("tables"); !v.IsNull() {
-		if !flush {
+	if args.Tables != nil {
+		if !args.IptablesFlush {
 			errs = append(errs, modules.ArgError{Arg: "tables", Msg: "tables says what iptables_flush flushes; set iptables_flush = true."})
 		}
-		if v.LengthInt() == 0 {
+		if len(args.Tables) == 0 {
 			errs = append(errs, modules.ArgError{Arg: "tables", Msg: "tables is empty; leave it unset to flush every table."})
 		}
-		for it := v.ElementIterator(); it.Next(); {
-			_, t := it.Element()
-			if t.IsNull() || !slices.Contains(knownTables, t.AsString()) {
-				name := "null"
-				if !t.IsNull() {
-					name = fmt.Sprintf("%q", t.AsString())
-				}
-				msg := fmt.Sprintf("%s is not an iptables table; expected one of: %s.", name, strings.Join(knownTables, ", "))
-				if !t.IsNull() {
-					if s := modules.Suggest(t.AsString(), knownTables); s != "" {
-						msg += fmt.Sprintf(" Did you mean %q?", s)
-					}
+		for _, t := range args.Tables {
+			if !slices.Contains(knownTables, t) {
+				msg := fmt.Sprintf("%q is not an iptables table; expected one of: %s.", t, strings.Join(knownTables, ", "))
+				if s := modules.Suggest(t, knownTables); s != "" {
+					msg += fmt.Sprintf(" Did you mean %q?", s)
 				}
 				errs = append(errs, modules.ArgError{Arg: "tables", Msg: msg})
 			}
 		}
 	}
-	if v := args.GetAttr("policies"); !v.IsNull() {
-		_, perr := policiesOf(v)
-		errs = append(errs, perr...)
-	}
-	for _, n := range []string{"save_path", "save_path6"} {
-		if v := args.GetAttr(n); !v.IsNull() && !isAbs(v.AsString()) {
-			errs = append(errs, modules.ArgError{Arg: n, Msg: n + " must be an absolute path."})
+	errs = append(errs, schemaRules(m.Info().Schema, map[string]*string{"firewalld": args.Firewalld, "iptables_service": args.IptablesService})...)
+	errs = append(errs, checkPolicies(args.Policies)...)
+	for _, p := range []struct {
+		name string
+		v    *string
+	}{{"save_path", args.SavePath}, {"save_path6", args.SavePath6}} {
+		if p.v != nil && !isAbs(*p.v) {
+			errs = append(errs, modules.ArgError{Arg: p.name, Msg: p.name + " must be an absolute path."})
 		}
 	}
 	return errs
 }
 
-// policiesOf reads the policies map, checking chains and policies.
-func policiesOf(v cty.Value) (map[string]string, []modules.ArgError) {
-	out := map[string]string{}
-	if v.IsNull() {
-		return out, nil
-	}
+// checkPolicies checks the chains and policies of the policies argument.
+func checkPolicies(policies map[string]string) []modules.ArgError {
 	var errs []modules.ArgError
-	for it := v.ElementIterator(); it.Next(); {
-		k, p := it.Element()
-		chain := k.AsString()
+	for _, chain := range slices.Sorted(maps.Keys(policies)) {
 		if !slices.Contains(filterChains, chain) {
 			msg := fmt.Sprintf("%q is not a built-in chain of the filter table; expected one of: %s.", chain, strings.Join(filterChains, ", "))
 			if s := modules.Suggest(strings.ToUpper(chain), filterChains); s != "" {
@@ -180,15 +199,9 @@ func policiesOf(v cty.Value) (map[string]string, []modules.ArgError) {
 			errs = append(errs, modules.ArgError{Arg: "policies", Msg: msg})
 			continue
 		}
-		if p.IsNull() || (p.AsString() != "ACCEPT" && p.AsString() != "DROP") {
-			got := "null"
-			if !p.IsNull() {
-				got = fmt.Sprintf("%q", p.AsString())
-			}
-			errs = append(errs, modules.ArgError{Arg: "policies", Msg: fmt.Sprintf("policy %s for %s is not valid; expected \"ACCEPT\" or \"DROP\".", got, chain)})
-			continue
+		if p := policies[chain]; p != "ACCEPT" && p != "DROP" {
+			errs = append(errs, modules.ArgError{Arg: "policies", Msg: fmt.Sprintf("policy %q for %s is not valid; expected \"ACCEPT\" or \"DROP\".", p, chain)})
 		}
-		out[chain] = p.AsString()
 	}
-	return out, errs
+	return errs
 }

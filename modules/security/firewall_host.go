@@ -8,23 +8,23 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/zclconf/go-cty/cty"
-
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/host"
 	"github.com/runbook/runbook/modules/hostfs"
 )
 
-var _ modules.Runner[cty.Value] = Firewall{}
+var _ modules.Runner[fwArgs] = Firewall{}
 
 // fwRun collects one run's findings: what it did or would do, what was already right, the
 // diff sections and the warnings.
 type fwRun struct {
 	// run runs the host's programs; red redacts command lines in errors.
-	run     host.Runner
-	red     *modules.Redactor
-	apply   bool
-	res     *modules.Result
+	run   host.Runner
+	red   *modules.Redactor
+	apply bool
+	res   *modules.Result
+	// data is res.Data, filled in as the parts run.
+	data    *fwResult
 	did     []string
 	fine    []string
 	secs    []section
@@ -44,18 +44,16 @@ func (r *fwRun) warn(format string, a ...any) {
 // Run turns the firewall parts the arguments name off, in order: firewalld, the iptables
 // services, the flush and policies, the save. Check and apply share this path; only apply
 // changes the host.
-func (m Firewall) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	policies, perrs := policiesOf(args.GetAttr("policies"))
-	if len(perrs) > 0 {
-		return nil, perrs[0]
+func (m Firewall) Run(ctx context.Context, env *modules.Env, args fwArgs, apply bool) (*modules.Result, error) {
+	if errs := checkPolicies(args.Policies); len(errs) > 0 {
+		return nil, errs[0]
 	}
-	r := &fwRun{run: m.runner(env), red: env.Redactor(), apply: apply, res: &modules.Result{Status: modules.StatusOK, Data: map[string]any{
-		"backend": "", "rules": "", "rules6": "", "removed": map[string]any{}, "removed6": map[string]any{},
-		"chains_removed": map[string]any{}, "firewalld": "", "units": map[string]any{}, "saved": []any{},
-	}}}
-	ipv6 := boolArg(args, "ipv6")
+	data := &fwResult{Removed: map[string]int{}, Removed6: map[string]int{}, ChainsRemoved: map[string]int{},
+		Units: map[string]string{}, Saved: []string{}}
+	r := &fwRun{run: m.runner(env), red: env.Redactor(), apply: apply, data: data,
+		res: &modules.Result{Status: modules.StatusOK, Data: data}}
 
-	if want := str(args, "firewalld"); want != "" && !m.noSystemdNoScripts("firewalld") {
+	if args.Firewalld != nil && !m.noSystemdNoScripts("firewalld") {
 		sc, err := r.systemctl()
 		if err != nil {
 			return nil, fmt.Errorf("firewalld: %w", err)
@@ -64,27 +62,26 @@ func (m Firewall) Run(ctx context.Context, env *modules.Env, args cty.Value, app
 		if err != nil {
 			return r.result(), err
 		}
-		if u, err = r.unit(ctx, sc, u, want); err != nil {
+		if u, err = r.unit(ctx, sc, u, *args.Firewalld); err != nil {
 			return r.result(), err
 		}
-		r.res.Data.(map[string]any)["firewalld"] = strings.TrimPrefix(u.Describe(), u.Name+": ")
+		data.Firewalld = strings.TrimPrefix(u.Describe(), u.Name+": ")
 	}
-	if want := str(args, "firewalld"); want != "" && m.noSystemdNoScripts("firewalld") {
-		r.res.Data.(map[string]any)["firewalld"] = "not installed"
+	if args.Firewalld != nil && m.noSystemdNoScripts("firewalld") {
+		data.Firewalld = "not installed"
 		r.fine = append(r.fine, "firewalld is not installed")
 	}
-	if want := str(args, "iptables_service"); want != "" && m.noSystemdNoScripts("iptables", "ip6tables", "netfilter-persistent") {
+	if want := args.IptablesService; want != nil && m.noSystemdNoScripts("iptables", "ip6tables", "netfilter-persistent") {
 		r.fine = append(r.fine, "no iptables service installed")
-	} else if want != "" {
+	} else if want != nil {
 		sc, err := r.systemctl()
 		if err != nil {
 			return nil, fmt.Errorf("iptables_service: %w", err)
 		}
 		names := []string{"iptables.service", "netfilter-persistent.service"}
-		if ipv6 {
+		if args.IPv6 {
 			names = append(names, "ip6tables.service")
 		}
-		units := r.res.Data.(map[string]any)["units"].(map[string]any)
 		for _, n := range names {
 			u, err := sc.Show(ctx, n)
 			if err != nil {
@@ -93,18 +90,17 @@ func (m Firewall) Run(ctx context.Context, env *modules.Env, args cty.Value, app
 			if !u.Installed() {
 				continue
 			}
-			if u, err = r.unit(ctx, sc, u, want); err != nil {
+			if u, err = r.unit(ctx, sc, u, *want); err != nil {
 				return r.result(), err
 			}
-			units[n] = strings.TrimPrefix(u.Describe(), u.Name+": ")
+			data.Units[n] = strings.TrimPrefix(u.Describe(), u.Name+": ")
 		}
-		if len(units) == 0 {
+		if len(data.Units) == 0 {
 			r.fine = append(r.fine, "no iptables service installed")
 		}
 	}
-	flush, save := boolArg(args, "iptables_flush"), boolArg(args, "save")
-	if flush || save || len(policies) > 0 {
-		if err := m.iptables(ctx, r, args, policies, flush, save, ipv6); err != nil {
+	if args.IptablesFlush || args.Save || len(args.Policies) > 0 {
+		if err := m.iptables(ctx, r, args); err != nil {
 			return r.result(), err
 		}
 	}
@@ -135,7 +131,7 @@ func (m Firewall) noSystemdNoScripts(names ...string) bool {
 		return false
 	}
 	for _, n := range names {
-		if fi, err := hostfs.Stat(host.Root(m.root).Path("/etc/init.d/" + n)); err == nil && fi != nil {
+		if fi, err := hostfs.Stat(m.root.Path("/etc/init.d/" + n)); err == nil && fi != nil {
 			return false
 		}
 	}
@@ -207,17 +203,17 @@ func stepWords(steps []host.Step, past bool) string {
 }
 
 // iptables does the flush, policies and save for each address family.
-func (m Firewall) iptables(ctx context.Context, r *fwRun, args cty.Value, policies map[string]string, flush, save, ipv6 bool) error {
-	procRoot := host.Root(m.root).Path("/proc/thread-self/net")
-	backend, tools, err := findTools(ctx, r.run, procRoot, ipv6)
-	r.res.Data.(map[string]any)["backend"] = backend
+func (m Firewall) iptables(ctx context.Context, r *fwRun, args fwArgs) error {
+	procRoot := m.root.Path("/proc/thread-self/net")
+	backend, tools, err := findTools(ctx, r.run, procRoot, args.IPv6)
+	r.data.Backend = backend
 	if err != nil {
 		return err
 	}
 	if backend == backendMissing {
 		// Without the tools, the kernel's list of legacy tables is the only truth there is.
 		for _, f := range []string{"ip_tables_names", "ip6_tables_names"} {
-			if t := legacyTables(filepath.Join(procRoot, f)); len(t) > 0 && (ipv6 || f == "ip_tables_names") {
+			if t := legacyTables(filepath.Join(procRoot, f)); len(t) > 0 && (args.IPv6 || f == "ip_tables_names") {
 				return fmt.Errorf("the kernel holds legacy iptables tables (%s), but iptables is not installed to read or flush them", strings.Join(t, ", "))
 			}
 		}
@@ -225,19 +221,11 @@ func (m Firewall) iptables(ctx context.Context, r *fwRun, args cty.Value, polici
 		r.fine = append(r.fine, "iptables is not installed")
 		return nil
 	}
-	var selected []string
-	if v := args.GetAttr("tables"); !v.IsNull() {
-		for it := v.ElementIterator(); it.Next(); {
-			_, t := it.Element()
-			selected = append(selected, t.AsString())
-		}
-	}
-	chainsRemoved := r.res.Data.(map[string]any)["chains_removed"].(map[string]any)
 	// Every family is read and planned before any is changed, so that a refusal (the
 	// lockout guard on IPv6, say) leaves IPv4 untouched too.
-	var preps []famPrep
+	var preps []familyPlan
 	for _, t := range tools {
-		p, err := m.prepare(ctx, r, t, backend, policies, flush, selected)
+		p, err := m.prepare(ctx, r, t, backend, args)
 		if err != nil {
 			return err
 		}
@@ -245,12 +233,12 @@ func (m Firewall) iptables(ctx context.Context, r *fwRun, args cty.Value, polici
 	}
 	for _, p := range preps {
 		t := p.t
-		fam, err := m.family(ctx, r, p, policies, flush, selected, chainsRemoved)
+		after, err := m.family(ctx, r, p, args)
 		if err != nil {
 			return err
 		}
-		if save {
-			if err := m.save(ctx, r, args, t, fam); err != nil {
+		if args.Save {
+			if err := m.save(ctx, r, args, t, after); err != nil {
 				return err
 			}
 		}
@@ -258,41 +246,33 @@ func (m Firewall) iptables(ctx context.Context, r *fwRun, args cty.Value, polici
 	return nil
 }
 
-// famState is one address family's ruleset after the task (in check mode, as planned).
-type famState struct {
-	after ruleset
-}
-
-// famPrep is one address family as read, and what it needs.
-type famPrep struct {
+// familyPlan is one address family as read, and what it needs.
+type familyPlan struct {
 	t       ipTools
 	backend string
 	before  ruleset
 	plan    flushPlan
 }
 
-// dataKey names a family's entry in the result's data: "rules", or "rules6" for IPv6.
-func (t ipTools) dataKey(k string) string {
-	if t.family == "IPv6" {
-		return k + "6"
-	}
-	return k
-}
+// ipv6 says the tools are IPv6's, whose findings go to the result's "6" fields.
+func (t ipTools) ipv6() bool { return t.family == "IPv6" }
 
 // prepare reads one address family's ruleset (IPv4 or IPv6) and plans its flush and
 // policies; it changes nothing.
-func (m Firewall) prepare(ctx context.Context, r *fwRun, t ipTools, backend string, policies map[string]string, flush bool,
-	selected []string) (famPrep, error) {
-	key := t.dataKey
+func (m Firewall) prepare(ctx context.Context, r *fwRun, t ipTools, backend string, args fwArgs) (familyPlan, error) {
 	out, err := r.tool(ctx, "", t.save)
 	if err != nil {
-		return famPrep{}, err
+		return familyPlan{}, err
 	}
 	before, err := parseSave(out)
 	if err != nil {
-		return famPrep{}, fmt.Errorf("read %s: %w", filepath.Base(t.save), err)
+		return familyPlan{}, fmt.Errorf("read %s: %w", filepath.Base(t.save), err)
 	}
-	r.res.Data.(map[string]any)[key("rules")] = before.text()
+	if t.ipv6() {
+		r.data.Rules6 = before.text()
+	} else {
+		r.data.Rules = before.text()
+	}
 	for _, n := range before.notes {
 		if !strings.HasPrefix(n, "Table `") {
 			r.warn("%s: %s", filepath.Base(t.save), n)
@@ -304,28 +284,31 @@ func (m Firewall) prepare(ctx context.Context, r *fwRun, t ipTools, backend stri
 		}
 	}
 
-	plan, err := planFlush(before, policies, flush, selected)
+	plan, err := planFlush(before, args.Policies, args.IptablesFlush, args.Tables)
 	if err != nil {
-		return famPrep{}, fmt.Errorf("%s: %w", t.family, err)
+		return familyPlan{}, fmt.Errorf("%s: %w", t.family, err)
 	}
-	return famPrep{t: t, backend: backend, before: before, plan: plan}, nil
+	return familyPlan{t: t, backend: backend, before: before, plan: plan}, nil
 }
 
-// family flushes and sets policies for one address family as prepared.
-func (m Firewall) family(ctx context.Context, r *fwRun, p famPrep, policies map[string]string, flush bool,
-	selected []string, chainsRemoved map[string]any) (famState, error) {
+// family flushes and sets policies for one address family as prepared, and returns its
+// ruleset after the task (in check mode, as planned).
+func (m Firewall) family(ctx context.Context, r *fwRun, p familyPlan, args fwArgs) (ruleset, error) {
 	t, backend, before, plan := p.t, p.backend, p.before, p.plan
-	removed := r.res.Data.(map[string]any)[t.dataKey("removed")].(map[string]any)
+	policies, flush := args.Policies, args.IptablesFlush
+	removed := r.data.Removed
+	if t.ipv6() {
+		removed = r.data.Removed6
+	}
 	for name, n := range plan.removed {
 		removed[name] = n
 	}
 	for name, n := range plan.chains {
 		if n > 0 {
-			prev, _ := chainsRemoved[name].(int)
-			chainsRemoved[name] = prev + n
+			r.data.ChainsRemoved[name] += n
 		}
 	}
-	st := famState{after: plan.after}
+	after := plan.after
 	tool := filepath.Base(t.save)
 	if !plan.changes() {
 		var what []string
@@ -339,37 +322,37 @@ func (m Firewall) family(ctx context.Context, r *fwRun, p famPrep, policies map[
 			what = append(what, "ruleset read")
 		}
 		r.fine = append(r.fine, fmt.Sprintf("%s: %s (%s)", t.family, strings.Join(what, ", "), backend))
-		return st, nil
+		return after, nil
 	}
 	r.change(plan.message(t.family, r.apply), section{title: tool + " (" + backend + ")", before: before.text(), after: plan.after.text()})
 	if !r.apply {
-		return st, nil
+		return after, nil
 	}
 	if len(plan.restore) > 0 {
 		if _, err := r.tool(ctx, restoreInput(plan.restore), t.restore); err != nil {
-			return st, fmt.Errorf("flush %s: %w", t.family, err)
+			return after, fmt.Errorf("flush %s: %w", t.family, err)
 		}
 	}
 	for _, c := range plan.setPolicies {
 		if _, err := r.tool(ctx, "", t.cmd, "-w", "-t", "filter", "-P", c, policies[c]); err != nil {
-			return st, fmt.Errorf("set %s policy: %w", c, err)
+			return after, fmt.Errorf("set %s policy: %w", c, err)
 		}
 	}
 	// The rules as the kernel has them now are the result; a table that still has rules
 	// (something re-added them) is a failure, not a success.
 	out, err := r.tool(ctx, "", t.save)
 	if err != nil {
-		return st, err
+		return after, err
 	}
 	now, err := parseSave(out)
 	if err != nil {
-		return st, fmt.Errorf("read %s after the flush: %w", tool, err)
+		return after, fmt.Errorf("read %s after the flush: %w", tool, err)
 	}
-	st.after = now
-	if again, _ := planFlush(now, policies, flush, selected); again.changes() {
-		return st, fmt.Errorf("%s: after the flush, %s still shows: %s", t.family, tool, again.message(t.family, false))
+	after = now
+	if again, _ := planFlush(now, policies, flush, args.Tables); again.changes() {
+		return after, fmt.Errorf("%s: after the flush, %s still shows: %s", t.family, tool, again.message(t.family, false))
 	}
-	return st, nil
+	return after, nil
 }
 
 // flushPlan is what a family's ruleset needs.
@@ -532,16 +515,16 @@ func planFlush(cur ruleset, policies map[string]string, flush bool, selected []s
 
 // savePath is where save writes a family's ruleset: the explicit path, else the place the
 // distribution's boot scripts read it from.
-func (m Firewall) savePath(args cty.Value, family string) (string, error) {
-	arg, sysconfig, debian := "save_path", "/etc/sysconfig/iptables", "/etc/iptables/rules.v4"
+func (m Firewall) savePath(args fwArgs, family string) (string, error) {
+	arg, sysconfig, debian, given := "save_path", "/etc/sysconfig/iptables", "/etc/iptables/rules.v4", args.SavePath
 	if family == "IPv6" {
-		arg, sysconfig, debian = "save_path6", "/etc/sysconfig/ip6tables", "/etc/iptables/rules.v6"
+		arg, sysconfig, debian, given = "save_path6", "/etc/sysconfig/ip6tables", "/etc/iptables/rules.v6", args.SavePath6
 	}
-	if p := str(args, arg); p != "" {
-		return p, nil
+	if given != nil && *given != "" {
+		return *given, nil
 	}
 	for _, p := range []string{sysconfig, debian} {
-		if fi, err := hostfs.Stat(host.Root(m.root).Path(filepath.Dir(p))); err == nil && fi != nil && fi.IsDir() {
+		if fi, err := hostfs.Stat(m.root.Path(filepath.Dir(p))); err == nil && fi != nil && fi.IsDir() {
 			return p, nil
 		}
 	}
@@ -550,13 +533,13 @@ func (m Firewall) savePath(args cty.Value, family string) (string, error) {
 
 // save writes the family's ruleset after the task where the boot scripts restore it from,
 // when the file's rules differ from it (comments and counters aside).
-func (m Firewall) save(ctx context.Context, r *fwRun, args cty.Value, t ipTools, fam famState) error {
+func (m Firewall) save(ctx context.Context, r *fwRun, args fwArgs, t ipTools, after ruleset) error {
 	path, err := m.savePath(args, t.family)
 	if err != nil {
 		return err
 	}
-	r.res.Data.(map[string]any)["saved"] = append(r.res.Data.(map[string]any)["saved"].([]any), path)
-	file := host.Root(m.root).Path(path)
+	r.data.Saved = append(r.data.Saved, path)
+	file := m.root.Path(path)
 	fi, err := hostfs.Lstat(file)
 	switch {
 	case err == nil && fi == nil:
@@ -572,7 +555,7 @@ func (m Firewall) save(ctx context.Context, r *fwRun, args cty.Value, t ipTools,
 	if err != nil {
 		return fmt.Errorf("save: read %s: %w", path, err)
 	}
-	want := fam.after.text()
+	want := after.text()
 	if exists {
 		if cur, err := parseSave(string(old)); err == nil && cur.text() == want {
 			r.fine = append(r.fine, path+" holds the ruleset")

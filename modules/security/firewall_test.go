@@ -11,6 +11,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 func fixture(t *testing.T, name string) string {
@@ -309,14 +311,14 @@ func TestFirewallUnits(t *testing.T) {
 		args   map[string]cty.Value
 		after  map[string]string // unit state lines after apply
 		msg    string            // apply's message
-		data   map[string]any
+		data   map[string]cty.Value
 		stuck  string
 		errMsg string
 	}{
 		{name: "firewalld disabled", units: map[string]string{"firewalld.service": "loaded active enabled"},
 			args:  map[string]cty.Value{"firewalld": s("disabled")},
 			after: map[string]string{"firewalld.service": "loaded inactive disabled"}, msg: "disabled and stopped firewalld.service",
-			data: map[string]any{"firewalld": "inactive, disabled"}},
+			data: map[string]cty.Value{"firewalld": s("inactive, disabled")}},
 		{name: "firewalld masked", units: map[string]string{"firewalld.service": "loaded active enabled"},
 			args:  map[string]cty.Value{"firewalld": s("masked")},
 			after: map[string]string{"firewalld.service": "masked inactive masked"}, msg: "masked and stopped firewalld.service"},
@@ -330,7 +332,7 @@ func TestFirewallUnits(t *testing.T) {
 			args:  map[string]cty.Value{"iptables_service": s("disabled"), "ipv6": cty.True},
 			after: map[string]string{"netfilter-persistent.service": "loaded inactive disabled", "ip6tables.service": "loaded inactive disabled"},
 			msg:   "disabled and stopped netfilter-persistent.service; disabled and stopped ip6tables.service",
-			data:  map[string]any{"units": map[string]any{"netfilter-persistent.service": "inactive, disabled", "ip6tables.service": "inactive, disabled"}}},
+			data:  map[string]cty.Value{"units": cty.MapVal(map[string]cty.Value{"netfilter-persistent.service": s("inactive, disabled"), "ip6tables.service": s("inactive, disabled")})}},
 		{name: "ip6tables.service is IPv6's", units: map[string]string{"iptables.service": "loaded active enabled", "ip6tables.service": "loaded active enabled"},
 			args:  map[string]cty.Value{"iptables_service": s("stopped")},
 			after: map[string]string{"iptables.service": "loaded inactive enabled", "ip6tables.service": "loaded active enabled"},
@@ -344,8 +346,10 @@ func TestFirewallUnits(t *testing.T) {
 			if tt.stuck != "" {
 				writeTree(t, dir, map[string]string{"units/stuck": tt.stuck + "\n"})
 			}
-			m := Firewall{root: dir, dirs: []string{dir}}
-			state := func() string {
+			m := Firewall{root: host.Root(dir), dirs: []string{dir}}
+			// state is every unit's state line and every systemctl call that is not a
+			// question: a check (and an apply with nothing to do) must leave it as it is.
+			state := func(t testing.TB) string {
 				t.Helper()
 				var out []string
 				entries, _ := os.ReadDir(filepath.Join(dir, "units"))
@@ -354,54 +358,39 @@ func TestFirewallUnits(t *testing.T) {
 						out = append(out, e.Name()+"="+strings.TrimSpace(readFile(t, filepath.Join(dir, "units", e.Name()))))
 					}
 				}
+				for _, c := range strings.Split(strings.TrimSpace(readFile(t, filepath.Join(dir, "units", "log"))), "\n") {
+					if c != "" && !strings.HasPrefix(c, "show ") {
+						out = append(out, "ran systemctl "+c)
+					}
+				}
 				return strings.Join(out, "\n")
 			}
-			for i, step := range []struct {
-				apply  bool
-				status modules.Status
-			}{{false, modules.StatusDrift}, {true, modules.StatusChanged}, {false, modules.StatusOK}, {true, modules.StatusOK}} {
-				before := state()
-				logBefore := readFile(t, filepath.Join(dir, "units", "log"))
-				res, err := run(t, m, tt.args, step.apply)
-				if !step.apply {
-					// Check mode only asks systemd questions.
-					calls := strings.TrimPrefix(readFile(t, filepath.Join(dir, "units", "log")), logBefore)
-					for _, c := range strings.Split(strings.TrimSpace(calls), "\n") {
-						if !strings.HasPrefix(c, "show ") {
-							t.Errorf("run %d (check) ran systemctl %s", i+1, c)
-						}
-					}
+			if tt.errMsg != "" {
+				before := state(t)
+				res, err := moduletest.Run(t, m, tt.args, false)
+				if err != nil || res.Status != modules.StatusDrift {
+					t.Fatalf("check: %v %+v", err, res)
 				}
-				if tt.errMsg != "" && step.apply {
-					if err == nil || !strings.Contains(err.Error(), tt.errMsg) {
-						t.Fatalf("run %d: err = %v, want %q", i+1, err, tt.errMsg)
-					}
-					return
+				if after := state(t); after != before {
+					t.Fatalf("check changed units:\n%s\n->\n%s", before, after)
 				}
-				if err != nil {
-					t.Fatalf("run %d: %v", i+1, err)
+				if _, err := moduletest.Run(t, m, tt.args, true); err == nil || !strings.Contains(err.Error(), tt.errMsg) {
+					t.Fatalf("apply: err = %v, want %q", err, tt.errMsg)
 				}
-				if res.Status != step.status {
-					t.Fatalf("run %d: status %s, want %s (%s)", i+1, res.Status, step.status, res.Msg)
+				return
+			}
+			res := moduletest.Timeline(t, m, tt.args, moduletest.Snapshot(state))
+			if res[1].Msg != tt.msg {
+				t.Errorf("msg %q, want %q", res[1].Msg, tt.msg)
+			}
+			data := moduletest.Data(t, m, res[1])
+			for k, v := range tt.data {
+				if got := data.GetAttr(k); !got.RawEquals(v) {
+					t.Errorf("data %s = %#v, want %#v", k, got, v)
 				}
-				if !step.apply || step.status == modules.StatusOK {
-					if after := state(); after != before {
-						t.Fatalf("run %d changed units:\n%s\n->\n%s", i+1, before, after)
-					}
-				}
-				if step.apply && step.status == modules.StatusChanged {
-					if res.Msg != tt.msg {
-						t.Errorf("msg %q, want %q", res.Msg, tt.msg)
-					}
-					for k, v := range tt.data {
-						if !reflect.DeepEqual(res.Data.(map[string]any)[k], v) {
-							t.Errorf("data %s = %#v, want %#v", k, res.Data.(map[string]any)[k], v)
-						}
-					}
-				}
-				if step.status == modules.StatusDrift && (res.Diff == nil || !strings.Contains(res.Diff.After, "inactive")) {
-					t.Errorf("drift diff %+v", res.Diff)
-				}
+			}
+			if !strings.Contains(res[0].Diff.After, "inactive") {
+				t.Errorf("drift diff %+v", res[0].Diff)
 			}
 			for n, want := range tt.after {
 				if got := strings.TrimSpace(readFile(t, filepath.Join(dir, "units", n))); got != want {
@@ -419,18 +408,18 @@ func TestFirewallWithoutIptables(t *testing.T) {
 	t.Run("nothing to flush", func(t *testing.T) {
 		root := t.TempDir()
 		writeTree(t, root, map[string]string{"proc/thread-self/net/ip_tables_names": ""})
-		res, err := run(t, Firewall{root: root, dirs: []string{root}}, args, true)
+		res, err := moduletest.Run(t, Firewall{root: host.Root(root), dirs: []string{root}}, args, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Status != modules.StatusOK || res.Data.(map[string]any)["backend"] != backendMissing || !contains(res.Warnings, "iptables is not installed") {
+		if res.Status != modules.StatusOK || res.Data.(*fwResult).Backend != backendMissing || !contains(res.Warnings, "iptables is not installed") {
 			t.Errorf("result %+v", res)
 		}
 	})
 	t.Run("legacy tables nobody can read", func(t *testing.T) {
 		root := t.TempDir()
 		writeTree(t, root, map[string]string{"proc/thread-self/net/ip_tables_names": "nat\nfilter\n"})
-		_, err := run(t, Firewall{root: root, dirs: []string{root}}, args, false)
+		_, err := moduletest.Run(t, Firewall{root: host.Root(root), dirs: []string{root}}, args, false)
 		if err == nil || !strings.Contains(err.Error(), "legacy iptables tables (nat, filter)") {
 			t.Errorf("err = %v", err)
 		}
@@ -455,14 +444,14 @@ func TestFirewallWithoutSystemd(t *testing.T) {
 			root := t.TempDir()
 			writeTree(t, root, tt.tree)
 			for _, apply := range []bool{false, true} {
-				res, err := run(t, Firewall{root: root, dirs: []string{root}}, args, apply)
+				res, err := moduletest.Run(t, Firewall{root: host.Root(root), dirs: []string{root}}, args, apply)
 				if tt.wantErr != "" {
 					if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 						t.Fatalf("err = %v, want %q", err, tt.wantErr)
 					}
 					continue
 				}
-				if err != nil || res.Status != modules.StatusOK || res.Data.(map[string]any)["firewalld"] != "not installed" || !strings.Contains(res.Msg, "no iptables service installed") {
+				if err != nil || res.Status != modules.StatusOK || res.Data.(*fwResult).Firewalld != "not installed" || !strings.Contains(res.Msg, "no iptables service installed") {
 					t.Fatalf("apply=%v: %+v %v", apply, res, err)
 				}
 			}
@@ -471,7 +460,6 @@ func TestFirewallWithoutSystemd(t *testing.T) {
 }
 
 func TestFirewallValidate(t *testing.T) {
-	schema := Firewall{}.Info().Schema
 	list := func(v ...string) cty.Value {
 		var vs []cty.Value
 		for _, x := range v {
@@ -496,13 +484,13 @@ func TestFirewallValidate(t *testing.T) {
 		{map[string]cty.Value{"policies": cty.MapVal(map[string]cty.Value{"input": s("ACCEPT")})}, `"input" is not a built-in chain of the filter table; expected one of: INPUT, FORWARD, OUTPUT. Did you mean "INPUT"?`},
 		{map[string]cty.Value{"policies": cty.MapVal(map[string]cty.Value{"INPUT": s("REJECT")})}, `policy "REJECT" for INPUT is not valid`},
 		{map[string]cty.Value{"save": cty.True, "save_path": s("rules.v4")}, "save_path must be an absolute path"},
+		// Values the controller did not know (a host's facts) meet the schema's rules here.
+		{map[string]cty.Value{"firewalld": s("bogus")}, `firewalld: "bogus" is not a valid firewalld; expected one of: stopped, disabled, masked.`},
+		{map[string]cty.Value{"firewalld": s("")}, `"" is not a valid firewalld`},
+		{map[string]cty.Value{"iptables_service": s("masked")}, `"masked" is not a valid iptables_service; expected one of: stopped, disabled.`},
 	}
 	for _, tt := range tests {
-		v, err := schema.Normalize(cty.ObjectVal(tt.args))
-		if err != nil {
-			t.Fatal(err)
-		}
-		errs := Firewall{}.Validate(v)
+		errs := moduletest.Validate(t, Firewall{}, tt.args)
 		switch {
 		case tt.wantErr == "" && len(errs) > 0:
 			t.Errorf("%v: unexpected %v", tt.args, errs)

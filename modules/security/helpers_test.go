@@ -1,7 +1,6 @@
 package security
 
 import (
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"io/fs"
@@ -11,31 +10,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/zclconf/go-cty/cty"
-
-	"github.com/runbook/runbook/modules"
 )
 
 func s(v string) cty.Value { return cty.StringVal(v) }
-
-// run runs a module the way the helper does: arguments normalised against the schema and
-// validated first.
-func run(t *testing.T, m modules.Module, args map[string]cty.Value, apply bool) (*modules.Result, error) {
-	t.Helper()
-	info := m.Info()
-	v, err := info.Schema.Normalize(cty.ObjectVal(args))
-	if err != nil {
-		t.Fatalf("normalize: %v", err)
-	}
-	if errs := m.(modules.Validator[cty.Value]).Validate(v); len(errs) > 0 {
-		t.Fatalf("validate: %v", errs)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return m.(modules.Runner[cty.Value]).Run(ctx, modules.NewEnv(info, nil), v, apply)
-}
 
 // writeTree creates files under root; a value of "->target" makes a symbolic link.
 func writeTree(t *testing.T, root string, files map[string]string) {
@@ -59,7 +38,7 @@ func writeTree(t *testing.T, root string, files map[string]string) {
 
 // snapshot describes every path under dir: type, mode, owner, content and link target.
 // Two equal snapshots mean nothing changed.
-func snapshot(t *testing.T, dir string) string {
+func snapshot(t testing.TB, dir string) string {
 	t.Helper()
 	var lines []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -93,7 +72,7 @@ func snapshot(t *testing.T, dir string) string {
 	return strings.Join(lines, "\n")
 }
 
-func readFile(t *testing.T, p string) string {
+func readFile(t testing.TB, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {

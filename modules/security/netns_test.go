@@ -12,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 // inNewNetns moves the calling test's goroutine, locked to its thread, into a new network
@@ -97,7 +98,7 @@ func TestIptablesFlushReal(t *testing.T) {
 			m := Firewall{dirs: []string{dir}}
 
 			before := dump()
-			res, err := run(t, m, args, false)
+			res, err := moduletest.Run(t, m, args, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,8 +108,8 @@ func TestIptablesFlushReal(t *testing.T) {
 			if _, err := os.Stat(save); err == nil {
 				t.Fatal("check mode wrote the save file")
 			}
-			if res.Status != modules.StatusDrift || res.Data.(map[string]any)["backend"] != b.backend {
-				t.Fatalf("check: %s backend %v: %s", res.Status, res.Data.(map[string]any)["backend"], res.Msg)
+			if res.Status != modules.StatusDrift || res.Data.(*fwResult).Backend != b.backend {
+				t.Fatalf("check: %s backend %v: %s", res.Status, res.Data.(*fwResult).Backend, res.Msg)
 			}
 			if legacy := contains(res.Warnings, "IPv4 legacy iptables tables exist too (raw)"); legacy != (b.backend == backendNFT) {
 				t.Errorf("warnings %q", res.Warnings)
@@ -123,21 +124,22 @@ func TestIptablesFlushReal(t *testing.T) {
 				t.Errorf("diff:\n%s\n--\n%s", res.Diff.Before, res.Diff.After)
 			}
 
-			res, err = run(t, m, args, true)
+			res, err = moduletest.Run(t, m, args, true)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if res.Status != modules.StatusChanged {
 				t.Fatalf("apply: %s %s", res.Status, res.Msg)
 			}
-			wantRemoved := map[string]any{"filter": 3, "nat": 1}
-			if got := res.Data.(map[string]any)["removed"].(map[string]any); len(got) != 2 || got["filter"] != 3 || got["nat"] != 1 {
+			data := res.Data.(*fwResult)
+			wantRemoved := map[string]int{"filter": 3, "nat": 1}
+			if got := data.Removed; len(got) != 2 || got["filter"] != 3 || got["nat"] != 1 {
 				t.Errorf("removed %v, want %v", got, wantRemoved)
 			}
-			if got := res.Data.(map[string]any)["removed6"].(map[string]any); got["filter"] != 1 {
+			if got := data.Removed6; got["filter"] != 1 {
 				t.Errorf("removed6 %v", got)
 			}
-			if got := res.Data.(map[string]any)["chains_removed"].(map[string]any); got["filter"] != 1 {
+			if got := data.ChainsRemoved; got["filter"] != 1 {
 				t.Errorf("chains_removed %v", got)
 			}
 			v4, _ := parseSave(ipt("iptables-save"))
@@ -165,7 +167,7 @@ func TestIptablesFlushReal(t *testing.T) {
 			}
 
 			for i := 0; i < 2; i++ {
-				res, err = run(t, m, args, i == 1)
+				res, err = moduletest.Run(t, m, args, i == 1)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -188,7 +190,7 @@ func TestIptablesLockoutReal(t *testing.T) {
 		}
 	}
 	out, _ := exec.Command(filepath.Join(dir, "iptables-save")).Output()
-	_, err := run(t, Firewall{dirs: []string{dir}}, map[string]cty.Value{"iptables_flush": cty.True}, true)
+	_, err := moduletest.Run(t, Firewall{dirs: []string{dir}}, map[string]cty.Value{"iptables_flush": cty.True}, true)
 	if err == nil || !strings.Contains(err.Error(), "would cut this host off") {
 		t.Fatalf("err = %v", err)
 	}
@@ -223,7 +225,7 @@ func TestIptablesLockoutIPv6LeavesIPv4(t *testing.T) {
 		return a.text() + b.text()
 	}
 	before := save()
-	_, err := run(t, Firewall{dirs: []string{dir}}, map[string]cty.Value{"iptables_flush": cty.True, "ipv6": cty.True}, true)
+	_, err := moduletest.Run(t, Firewall{dirs: []string{dir}}, map[string]cty.Value{"iptables_flush": cty.True, "ipv6": cty.True}, true)
 	if err == nil || !strings.Contains(err.Error(), "IPv6") || !strings.Contains(err.Error(), "would cut this host off") {
 		t.Fatalf("err = %v", err)
 	}

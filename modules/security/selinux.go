@@ -6,6 +6,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // Values of the runtime field: the SELinux modes, plus the state of a kernel that runs
@@ -27,8 +28,27 @@ var policyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 type SELinux struct {
 	// root is where the module finds "/" (config, /proc, /sys); "" on a host. Tests point
 	// it at a fake tree.
-	root string
+	root host.Root
 }
+
+// seArgs are the selinux module's arguments.
+type seArgs struct {
+	State string `cty:"state"`
+	// Policy is nil when the task leaves SELINUXTYPE= alone.
+	Policy *string `cty:"policy"`
+	Config string  `cty:"config"`
+}
+
+// seResult is what a selinux task registers.
+type seResult struct {
+	Runtime        string `cty:"runtime"`
+	Persistent     string `cty:"persistent"`
+	Policy         string `cty:"policy"`
+	RebootRequired bool   `cty:"reboot_required"`
+	Config         string `cty:"config"`
+}
+
+var _ modules.Validator[seArgs] = SELinux{}
 
 func (SELinux) Info() modules.Info {
 	return modules.Info{
@@ -83,12 +103,14 @@ reboot is reported, since rebooting the same kernel would not change anything.`,
 	}
 }
 
-// Validate checks that config is an absolute path.
-func (SELinux) Validate(args cty.Value) []modules.ArgError {
-	if v := args.GetAttr("config"); !v.IsNull() && !isAbs(v.AsString()) {
-		return []modules.ArgError{{Arg: "config", Msg: "config must be an absolute path."}}
+// Validate checks that config is an absolute path, and state and policy as the schema
+// says (for values the controller could not check).
+func (m SELinux) Validate(args seArgs) []modules.ArgError {
+	errs := schemaRules(m.Info().Schema, map[string]*string{"state": &args.State, "policy": args.Policy})
+	if !isAbs(args.Config) {
+		errs = append(errs, modules.ArgError{Arg: "config", Msg: "config must be an absolute path."})
 	}
-	return nil
+	return errs
 }
 
 func isAbs(p string) bool { return len(p) > 0 && p[0] == '/' }

@@ -12,22 +12,22 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/zclconf/go-cty/cty"
-
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/host"
 	"github.com/runbook/runbook/modules/hostfs"
 	"github.com/runbook/runbook/modules/internal/selinuxconf"
 )
 
-var _ modules.Runner[cty.Value] = SELinux{}
+var _ modules.Runner[seArgs] = SELinux{}
 
 // Run brings the config file and, where the kernel allows it, the running mode to the
 // wanted state. Check and apply share this path; only apply writes.
-func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	want := str(args, "state")
-	policy := str(args, "policy")
-	cfgArg := str(args, "config")
+func (m SELinux) Run(ctx context.Context, env *modules.Env, args seArgs, apply bool) (*modules.Result, error) {
+	want, cfgArg := args.State, args.Config
+	policy := ""
+	if args.Policy != nil {
+		policy = *args.Policy
+	}
 	if !isAbs(cfgArg) {
 		return nil, fmt.Errorf("config %q must be an absolute path", cfgArg)
 	}
@@ -38,12 +38,12 @@ func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, appl
 
 	// One Ref to the config file from the read to the write: the file read, whose mode
 	// and owner the rewrite keeps, is the one replaced.
-	ref, fi, err := resolveConfig(host.Root(m.root).Path(cfgArg))
+	ref, fi, err := resolveConfig(m.root.Path(cfgArg))
 	if err != nil {
 		return nil, err
 	}
 	defer ref.Close()
-	cfg := host.Root(m.root).Path(cfgArg)
+	cfg := m.root.Path(cfgArg)
 	var old []byte
 	exists := fi != nil
 	if ref != nil {
@@ -67,10 +67,9 @@ func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, appl
 	policyChanged := policy != "" && policyBefore != "" && policyBefore != policy
 	plan := planRuntime(kern.state, want, policyChanged)
 
-	res := &modules.Result{Status: modules.StatusOK, Data: map[string]any{
-		"runtime": kern.state, "persistent": modeBefore, "policy": policyBefore,
-		"reboot_required": plan.reboot, "config": cfgArg,
-	}}
+	data := &seResult{Runtime: kern.state, Persistent: modeBefore, Policy: policyBefore,
+		RebootRequired: plan.reboot, Config: cfgArg}
+	res := &modules.Result{Status: modules.StatusOK, Data: data}
 	res.RebootRequired = plan.reboot
 	res.Warnings = seWarnings(kern, want, policyAfter, filepath.Dir(cfg), filepath.Dir(cfgArg), plan)
 
@@ -142,7 +141,7 @@ func (m SELinux) Run(ctx context.Context, env *modules.Env, args cty.Value, appl
 				return res, err
 			}
 		}
-		res.Data.(map[string]any)["persistent"], res.Data.(map[string]any)["policy"], res.Data.(map[string]any)["runtime"] = modeAfter, policyAfter, runtimeAfter
+		data.Persistent, data.Policy, data.Runtime = modeAfter, policyAfter, runtimeAfter
 	}
 	return res, nil
 }
@@ -319,8 +318,8 @@ type seKernel struct {
 // SELinux is "disabled" when the kernel has it but does not run it (listed among the
 // active security modules with no policy loaded, selinuxfs registered, or selinux=0 on the
 // command line), and "not available" otherwise.
-func readKernel(root string) (seKernel, error) {
-	cmdline, _, _ := hostfs.ReadOptional(host.Root(root).Path("/proc/cmdline"))
+func readKernel(root host.Root) (seKernel, error) {
+	cmdline, _, _ := hostfs.ReadOptional(root.Path("/proc/cmdline"))
 	k := seKernel{bootOff: slices.Contains(strings.Fields(string(cmdline)), "selinux=0")}
 	if mnt := selinuxfsMount(root); mnt != "" {
 		k.enforce = filepath.Join(mnt, "enforce")
@@ -338,8 +337,8 @@ func readKernel(root string) (seKernel, error) {
 		}
 		return k, nil
 	}
-	lsm, _, _ := hostfs.ReadOptional(host.Root(root).Path("/sys/kernel/security/lsm"))
-	filesystems, _, _ := hostfs.ReadOptional(host.Root(root).Path("/proc/filesystems"))
+	lsm, _, _ := hostfs.ReadOptional(root.Path("/sys/kernel/security/lsm"))
+	filesystems, _, _ := hostfs.ReadOptional(root.Path("/proc/filesystems"))
 	switch {
 	case k.bootOff:
 		k.state, k.why = seDisabled, "the kernel command line has selinux=0"
@@ -356,11 +355,11 @@ func readKernel(root string) (seKernel, error) {
 // selinuxfsMount returns where selinuxfs is mounted under root, "" when it is not. The
 // mount table is the truth; a host whose /proc cannot be read is asked at the usual
 // mount point.
-func selinuxfsMount(root string) string {
-	b, ok, err := hostfs.ReadOptional(host.Root(root).Path("/proc/self/mountinfo"))
+func selinuxfsMount(root host.Root) string {
+	b, ok, err := hostfs.ReadOptional(root.Path("/proc/self/mountinfo"))
 	if err != nil || !ok {
-		if fi, err := os.Stat(host.Root(root).Path("/sys/fs/selinux/enforce")); err == nil && fi.Mode().IsRegular() {
-			return host.Root(root).Path("/sys/fs/selinux")
+		if fi, err := os.Stat(root.Path("/sys/fs/selinux/enforce")); err == nil && fi.Mode().IsRegular() {
+			return root.Path("/sys/fs/selinux")
 		}
 		return ""
 	}
@@ -372,7 +371,7 @@ func selinuxfsMount(root string) string {
 		}
 		f, g := strings.Fields(pre), strings.Fields(post)
 		if len(f) >= 5 && len(g) >= 1 && g[0] == "selinuxfs" {
-			return host.Root(root).Path(unescapeMount(f[4]))
+			return root.Path(unescapeMount(f[4]))
 		}
 	}
 	return ""

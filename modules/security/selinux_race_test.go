@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/moduletest"
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/sys/unix"
 )
@@ -83,7 +85,7 @@ func TestSELinuxConfigSwapped(t *testing.T) {
 
 	states := []string{"disabled", "permissive"}
 	for i := 0; i < 300; i++ {
-		_, _ = run(t, SELinux{root: root}, map[string]cty.Value{"state": s(states[i%2]), "config": s("/home/se/config")}, true)
+		_, _ = moduletest.Run(t, SELinux{root: host.Root(root)}, map[string]cty.Value{"state": s(states[i%2]), "config": s("/home/se/config")}, true)
 		for _, sd := range sides {
 			var st unix.Stat_t
 			if err := unix.Fstatat(sd.dir, "config", &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {

@@ -9,6 +9,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 // rhelConfig is a config file as Red Hat systems ship it, comments and all.
@@ -165,7 +167,7 @@ func TestReadKernel(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
 			writeTree(t, root, tt.files)
-			k, err := readKernel(root)
+			k, err := readKernel(host.Root(root))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -269,31 +271,19 @@ func TestSELinuxTimeline(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
 			writeTree(t, root, tt.files)
-			m := SELinux{root: root}
+			m := SELinux{root: host.Root(root)}
 			cfgPath := "/etc/selinux/config"
 			if v, ok := tt.args["config"]; ok {
 				cfgPath = v.AsString()
 			}
-			for i, step := range []struct {
-				apply  bool
-				status modules.Status
-			}{{false, modules.StatusDrift}, {true, modules.StatusChanged}, {false, modules.StatusOK}, {true, modules.StatusOK}} {
-				before := snapshot(t, root)
-				res, err := run(t, m, tt.args, step.apply)
-				if err != nil {
-					t.Fatalf("run %d: %v", i+1, err)
-				}
-				if res.Status != step.status {
-					t.Fatalf("run %d: status %s, want %s (%s)", i+1, res.Status, step.status, res.Msg)
-				}
-				if !step.apply || step.status == modules.StatusOK {
-					if after := snapshot(t, root); after != before {
-						t.Fatalf("run %d (%s) changed files:\nbefore:\n%s\nafter:\n%s", i+1, res.Status, before, after)
-					}
-				}
-				wantReboot := tt.reboot || (tt.changeReboot && step.status != modules.StatusOK)
-				if res.RebootRequired != wantReboot || res.Data.(map[string]any)["reboot_required"] != wantReboot {
-					t.Errorf("run %d: reboot %v / data %v, want %v", i+1, res.RebootRequired, res.Data.(map[string]any)["reboot_required"], wantReboot)
+			// The timeline checks the statuses and diffs, and that no check (nor the last
+			// apply) changes a file.
+			results := moduletest.Timeline(t, m, tt.args, moduletest.Snapshot(func(t testing.TB) string { return snapshot(t, root) }))
+			for i, res := range results {
+				data := res.Data.(*seResult)
+				wantReboot := tt.reboot || (tt.changeReboot && res.Status != modules.StatusOK)
+				if res.RebootRequired != wantReboot || data.RebootRequired != wantReboot {
+					t.Errorf("run %d: reboot %v / data %v, want %v", i+1, res.RebootRequired, data.RebootRequired, wantReboot)
 				}
 				if tt.changeReboot && wantReboot && !contains(res.Warnings, "keeps its policy until a reboot") {
 					t.Errorf("run %d: warnings %q lack the policy reboot", i+1, res.Warnings)
@@ -304,21 +294,15 @@ func TestSELinuxTimeline(t *testing.T) {
 				if tt.noWarnings && len(res.Warnings) > 0 {
 					t.Errorf("run %d: unexpected warnings %q", i+1, res.Warnings)
 				}
-				if step.status == modules.StatusOK && tt.reboot && !strings.Contains(res.Msg, "reboot pending") {
+				if res.Status == modules.StatusOK && tt.reboot && !strings.Contains(res.Msg, "reboot pending") {
 					t.Errorf("run %d: ok with a pending reboot should say so: %q", i+1, res.Msg)
 				}
-				if step.status == modules.StatusDrift && res.Diff == nil {
-					t.Errorf("run %d: drift without a diff", i+1)
-				}
-				if step.status == modules.StatusOK && res.Diff != nil {
-					t.Errorf("run %d: ok with a diff %+v", i+1, res.Diff)
-				}
 				if i >= 1 {
-					if res.Data.(map[string]any)["runtime"] != tt.runtime {
-						t.Errorf("run %d: runtime %v, want %s", i+1, res.Data.(map[string]any)["runtime"], tt.runtime)
+					if data.Runtime != tt.runtime {
+						t.Errorf("run %d: runtime %v, want %s", i+1, data.Runtime, tt.runtime)
 					}
-					if res.Data.(map[string]any)["persistent"] != tt.args["state"].AsString() {
-						t.Errorf("run %d: persistent %v, want %s", i+1, res.Data.(map[string]any)["persistent"], tt.args["state"].AsString())
+					if data.Persistent != tt.args["state"].AsString() {
+						t.Errorf("run %d: persistent %v, want %s", i+1, data.Persistent, tt.args["state"].AsString())
 					}
 				}
 			}
@@ -339,7 +323,7 @@ func TestSELinuxTimeline(t *testing.T) {
 func TestSELinuxDiff(t *testing.T) {
 	root := t.TempDir()
 	writeTree(t, root, with(kernEnforcing, map[string]string{"etc/selinux/config": rhelConfig}))
-	res, err := run(t, SELinux{root: root}, map[string]cty.Value{"state": s("disabled")}, false)
+	res, err := moduletest.Run(t, SELinux{root: host.Root(root)}, map[string]cty.Value{"state": s("disabled")}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +348,7 @@ func TestSELinuxDiff(t *testing.T) {
 	// Only the file changes: the diff is the file's, with the runtime in its headers.
 	root = t.TempDir()
 	writeTree(t, root, with(kernNone, map[string]string{"etc/selinux/config": rhelConfig}))
-	res, err = run(t, SELinux{root: root}, map[string]cty.Value{"state": s("permissive")}, false)
+	res, err = moduletest.Run(t, SELinux{root: host.Root(root)}, map[string]cty.Value{"state": s("permissive")}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +368,7 @@ func TestSELinuxKeepsFile(t *testing.T) {
 	if err := os.Chmod(cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := run(t, SELinux{root: root}, map[string]cty.Value{"state": s("disabled"), "config": s("/etc/sysconfig/selinux")}, true); err != nil {
+	if _, err := moduletest.Run(t, SELinux{root: host.Root(root)}, map[string]cty.Value{"state": s("disabled"), "config": s("/etc/sysconfig/selinux")}, true); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Lstat(filepath.Join(root, "etc/sysconfig/selinux"))
@@ -421,7 +405,7 @@ func TestSELinuxErrors(t *testing.T) {
 			root := t.TempDir()
 			writeTree(t, root, tt.files)
 			before := snapshot(t, root)
-			_, err := run(t, SELinux{root: root}, tt.args, true)
+			_, err := moduletest.Run(t, SELinux{root: host.Root(root)}, tt.args, true)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
@@ -433,20 +417,18 @@ func TestSELinuxErrors(t *testing.T) {
 }
 
 func TestSELinuxValidate(t *testing.T) {
-	schema := SELinux{}.Info().Schema
 	tests := []struct {
 		args    map[string]cty.Value
 		wantErr string
 	}{
 		{map[string]cty.Value{"state": s("disabled")}, ""},
 		{map[string]cty.Value{"state": s("disabled"), "config": s("etc/selinux/config")}, "config must be an absolute path"},
+		// Values the controller did not know (a host's facts) meet the schema's rules here.
+		{map[string]cty.Value{"state": s("enforced")}, `state: "enforced" is not a valid state; expected one of: enforcing, permissive, disabled.`},
+		{map[string]cty.Value{"state": s("disabled"), "policy": s("../x")}, `policy: "../x" is not valid here: expected a policy name such as "targeted".`},
 	}
 	for _, tt := range tests {
-		v, err := schema.Normalize(cty.ObjectVal(tt.args))
-		if err != nil {
-			t.Fatal(err)
-		}
-		errs := SELinux{}.Validate(v)
+		errs := moduletest.Validate(t, SELinux{}, tt.args)
 		switch {
 		case tt.wantErr == "" && len(errs) > 0:
 			t.Errorf("%v: unexpected %v", tt.args, errs)
@@ -454,7 +436,7 @@ func TestSELinuxValidate(t *testing.T) {
 			t.Errorf("%v: errors %v, want %q", tt.args, errs, tt.wantErr)
 		}
 	}
-	if _, err := schema.Normalize(cty.ObjectVal(map[string]cty.Value{"policy": s("targeted")})); err == nil {
+	if _, err := (SELinux{}).Info().Schema.Normalize(cty.ObjectVal(map[string]cty.Value{"policy": s("targeted")})); err == nil {
 		t.Error("state is required, but Normalize accepted its absence")
 	}
 }
