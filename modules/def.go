@@ -127,12 +127,16 @@ func (d *Def) RunsOnHost() bool { return d.run != nil }
 // Args turns arguments (an object value, such as one received over the wire) into the
 // module's argument struct: every argument present (absent ones take their default or
 // null) and converted to its declared type. An attribute the schema does not know is an
-// error. It also returns the normalised object value, which names the arguments' strings
+// error, and so is a value its argument's OneOf or Pattern refuses (Schema.ValueErrors). It
+// also returns the normalised object value, which names the arguments' strings
 // for redaction.
 func (d *Def) Args(v cty.Value) (any, cty.Value, error) {
 	norm, err := d.info.Schema.Normalize(v)
 	if err != nil {
 		return nil, cty.NilVal, err
+	}
+	if errs := d.info.Schema.ValueErrors(norm); len(errs) > 0 {
+		return nil, cty.NilVal, errs[0]
 	}
 	a, err := d.decode(norm)
 	if err != nil {

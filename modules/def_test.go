@@ -3,6 +3,7 @@ package modules
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -17,6 +18,7 @@ type typedArgs struct {
 	Slaves  []string          `cty:"slaves"`
 	Env     map[string]string `cty:"env"`
 	Any     cty.Value         `cty:"any"`
+	State   string            `cty:"state"`
 }
 
 type typedData struct {
@@ -49,10 +51,11 @@ var typedSchema = Schema{Args: []Arg{
 	{Name: "name", Type: cty.String, Required: true},
 	{Name: "count", Type: cty.Number, Default: cty.NumberIntVal(2)},
 	{Name: "persist", Type: cty.Bool, Default: cty.True},
-	{Name: "mtu", Type: cty.String},
+	{Name: "mtu", Type: cty.String, Pattern: regexp.MustCompile(`^[0-9]+$`), PatternHelp: "a number"},
 	{Name: "slaves", Type: cty.List(cty.String)},
 	{Name: "env", Type: cty.Map(cty.String)},
 	{Name: "any", Type: cty.DynamicPseudoType},
+	{Name: "state", Type: cty.String, Default: cty.StringVal("up"), OneOf: []string{"up", "down"}},
 }}
 
 var typedReturns = []Field{
@@ -83,6 +86,10 @@ func TestTypedArgs(t *testing.T) {
 		{"a fraction for a whole number", map[string]cty.Value{"name": cty.StringVal("b"), "count": cty.NumberFloatVal(1.5)}, `count`, nil},
 		{"unknown argument", map[string]cty.Value{"name": cty.StringVal("b"), "nmae": cty.StringVal("x")}, `unsupported argument "nmae"`, nil},
 		{"missing required", map[string]cty.Value{}, `"name" is required`, nil},
+		// The helper holds values to the schema's own rules as the controller does: a caller
+		// that skipped the controller's checks gets the same message.
+		{"a value OneOf refuses", map[string]cty.Value{"name": cty.StringVal("b"), "state": cty.StringVal("dwon")}, `state: "dwon" is not a valid state; expected one of: up, down. Did you mean "down"?`, nil},
+		{"a value the pattern refuses", map[string]cty.Value{"name": cty.StringVal("b"), "mtu": cty.StringVal("9x")}, `mtu: "9x" is not valid here: expected a number`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,7 +112,8 @@ func TestTypedArgs(t *testing.T) {
 		t.Errorf("Validate = %v", errs)
 	}
 	v := cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal("x"), "count": cty.NumberIntVal(11), "persist": cty.True,
-		"mtu": cty.NullVal(cty.String), "slaves": cty.NullVal(cty.List(cty.String)), "env": cty.NullVal(cty.Map(cty.String)), "any": cty.NullVal(cty.DynamicPseudoType)})
+		"mtu": cty.NullVal(cty.String), "slaves": cty.NullVal(cty.List(cty.String)), "env": cty.NullVal(cty.Map(cty.String)), "any": cty.NullVal(cty.DynamicPseudoType),
+		"state": cty.StringVal("up")})
 	if errs := d.ValidateValue(v); len(errs) != 1 {
 		t.Errorf("ValidateValue = %v", errs)
 	}

@@ -7,6 +7,7 @@ package modules
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -179,6 +180,44 @@ func All() []Info {
 		out = append(out, d.info)
 	}
 	return out
+}
+
+// ValueErrors checks the rules each string argument's own value must meet (OneOf, Pattern)
+// on the known, non-null attributes of v, an object of arguments. It is the one statement
+// of those rules: the controller reports its errors as diagnostics at the argument's
+// expression, and the helper checks them again before a module runs (Def.Args), as it
+// trusts no caller.
+func (s Schema) ValueErrors(v cty.Value) []ArgError {
+	v, _ = v.UnmarkDeep()
+	if v.IsNull() || !v.IsKnown() || !v.Type().IsObjectType() {
+		return nil
+	}
+	var errs []ArgError
+	for _, a := range s.Args {
+		if a.Type != cty.String || !v.Type().HasAttribute(a.Name) {
+			continue
+		}
+		x := v.GetAttr(a.Name)
+		if !x.IsKnown() || x.IsNull() {
+			continue
+		}
+		str := x.AsString()
+		if len(a.OneOf) > 0 && !slices.Contains(a.OneOf, str) {
+			msg := fmt.Sprintf("%q is not a valid %s; expected one of: %s.", str, a.Name, strings.Join(a.OneOf, ", "))
+			if sug := Suggest(str, a.OneOf); sug != "" {
+				msg += fmt.Sprintf(" Did you mean %q?", sug)
+			}
+			errs = append(errs, ArgError{Arg: a.Name, Msg: msg})
+		}
+		if a.Pattern != nil && !a.Pattern.MatchString(str) {
+			help := a.PatternHelp
+			if help == "" {
+				help = "a value matching " + a.Pattern.String()
+			}
+			errs = append(errs, ArgError{Arg: a.Name, Msg: fmt.Sprintf("%q is not valid here: expected %s.", str, help)})
+		}
+	}
+	return errs
 }
 
 func (s Schema) check() error {

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -68,36 +67,13 @@ func decodeModule(m *modules.Def, body hcl.Body, ctx *hcl.EvalContext, blockRang
 		return !v.IsNull(), true
 	}
 
-	for _, a := range schema.Args {
-		v := plain.GetAttr(a.Name)
-		if !v.IsKnown() || v.IsNull() || a.Type != cty.String {
-			continue
-		}
-		s := v.AsString()
-		if len(a.OneOf) > 0 && !slices.Contains(a.OneOf, s) {
-			detail := fmt.Sprintf("%q is not a valid %s; expected one of: %s.", s, a.Name, strings.Join(a.OneOf, ", "))
-			if sug := modules.Suggest(s, a.OneOf); sug != "" {
-				detail += fmt.Sprintf(" Did you mean %q?", sug)
-			}
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("Invalid value for %q", a.Name),
-				Detail:   detail,
-				Subject:  exprRange(a.Name).Ptr(),
-			})
-		}
-		if a.Pattern != nil && !a.Pattern.MatchString(s) {
-			help := a.PatternHelp
-			if help == "" {
-				help = "a value matching " + a.Pattern.String()
-			}
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("Invalid value for %q", a.Name),
-				Detail:   fmt.Sprintf("%q is not valid here: expected %s.", s, help),
-				Subject:  exprRange(a.Name).Ptr(),
-			})
-		}
+	for _, e := range schema.ValueErrors(plain) {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("Invalid value for %q", e.Arg),
+			Detail:   e.Msg,
+			Subject:  exprRange(e.Arg).Ptr(),
+		})
 	}
 
 	for _, set := range schema.ExactlyOneOf {

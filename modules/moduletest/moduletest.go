@@ -6,6 +6,7 @@ package moduletest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -77,7 +78,7 @@ func Run(t testing.TB, m modules.Module, args map[string]cty.Value, apply bool, 
 
 func run(t testing.TB, d *modules.Def, args map[string]cty.Value, apply bool, o options) (*modules.Result, error) {
 	t.Helper()
-	a, norm, err := d.Args(objectOf(args))
+	a, _, err := d.Args(objectOf(args))
 	if err != nil {
 		t.Fatalf("%s: arguments: %v", d.Info().Name, err)
 	}
@@ -103,12 +104,20 @@ func run(t testing.TB, d *modules.Def, args map[string]cty.Value, apply bool, o 
 	return res, err
 }
 
-// Validate returns what the module's Validator says about args (after the schema).
+// Validate returns what the helper would refuse args for: a value its schema's OneOf or
+// Pattern refuses (Schema.ValueErrors), else what the module's Validator says. Arguments
+// that do not fit the schema at all fail the test.
 func Validate(t testing.TB, m modules.Module, args map[string]cty.Value) []modules.ArgError {
 	t.Helper()
 	d := Def(t, m)
 	a, _, err := d.Args(objectOf(args))
 	if err != nil {
+		var ae modules.ArgError
+		if errors.As(err, &ae) {
+			if norm, nerr := d.Info().Schema.Normalize(objectOf(args)); nerr == nil {
+				return d.Info().Schema.ValueErrors(norm)
+			}
+		}
 		t.Fatalf("%s: arguments: %v", d.Info().Name, err)
 	}
 	return d.Validate(a)

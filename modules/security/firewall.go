@@ -174,7 +174,6 @@ func (m Firewall) Validate(args fwArgs) []modules.ArgError {
 			}
 		}
 	}
-	errs = append(errs, schemaRules(m.Info().Schema, map[string]*string{"firewalld": args.Firewalld, "iptables_service": args.IptablesService})...)
 	errs = append(errs, checkPolicies(args.Policies)...)
 	for _, p := range []struct {
 		name string

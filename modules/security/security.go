@@ -3,7 +3,6 @@ package security
 import (
 	"fmt"
 	"io/fs"
-	"slices"
 	"strings"
 
 	"github.com/runbook/runbook/modules"
@@ -13,37 +12,6 @@ import (
 func init() {
 	modules.Register[seArgs, seResult](SELinux{})
 	modules.Register[fwArgs, fwResult](Firewall{})
-}
-
-// schemaRules holds string arguments to their schema's OneOf and Pattern, with the
-// messages the controller gives. The controller checks those rules when it decodes a task,
-// but not for values it does not know yet (a host's facts); Validate, which runs on the
-// host once every value is known, checks them again, so that an unexpected value is an
-// error rather than a state the module guesses at. vals maps argument names to their
-// values; nil ones are not given.
-func schemaRules(s modules.Schema, vals map[string]*string) []modules.ArgError {
-	var errs []modules.ArgError
-	for _, a := range s.Args {
-		v := vals[a.Name]
-		if v == nil {
-			continue
-		}
-		if len(a.OneOf) > 0 && !slices.Contains(a.OneOf, *v) {
-			msg := fmt.Sprintf("%q is not a valid %s; expected one of: %s.", *v, a.Name, strings.Join(a.OneOf, ", "))
-			if sug := modules.Suggest(*v, a.OneOf); sug != "" {
-				msg += fmt.Sprintf(" Did you mean %q?", sug)
-			}
-			errs = append(errs, modules.ArgError{Arg: a.Name, Msg: msg})
-		}
-		if a.Pattern != nil && !a.Pattern.MatchString(*v) {
-			help := a.PatternHelp
-			if help == "" {
-				help = "a value matching " + a.Pattern.String()
-			}
-			errs = append(errs, modules.ArgError{Arg: a.Name, Msg: fmt.Sprintf("%q is not valid here: expected %s.", *v, help)})
-		}
-	}
-	return errs
 }
 
 // writeAtomic replaces path with content atomically (hostfs.WriteAtomic), making missing

@@ -106,7 +106,7 @@ reboot is reported, since rebooting the same kernel would not change anything.`,
 // Validate checks that config is an absolute path, and state and policy as the schema
 // says (for values the controller could not check).
 func (m SELinux) Validate(args seArgs) []modules.ArgError {
-	errs := schemaRules(m.Info().Schema, map[string]*string{"state": &args.State, "policy": args.Policy})
+	var errs []modules.ArgError
 	if !isAbs(args.Config) {
 		errs = append(errs, modules.ArgError{Arg: "config", Msg: "config must be an absolute path."})
 	}
