@@ -11,6 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 func hostsFixture(t *testing.T, name string) string {
@@ -20,17 +21,6 @@ func hostsFixture(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-func hostnameArgs(t *testing.T, a map[string]cty.Value) hostnameWant {
-	t.Helper()
-	v := args(t, Hostname{}, a)
-	w := hostnameWant{name: str(v, "name"), updateHosts: boolArg(v, "update_hosts")}
-	if p := v.GetAttr("pretty"); !p.IsNull() {
-		ps := p.AsString()
-		w.pretty = &ps
-	}
-	return w
 }
 
 // TestHostnameTimelines: check (drift, nothing written, the exact diff apply makes) →
@@ -108,12 +98,12 @@ func TestHostnameTimelines(t *testing.T) {
 					return 0, "", "", os.WriteFile(filepath.Join(h.root, "etc/machine-info"), []byte("PRETTY_HOSTNAME=\""+v+"\"\n"), 0o644)
 				}
 			}
-			w := hostnameArgs(t, tc.args)
+			name := tc.args["name"].AsString()
 			step := func(apply bool, want modules.Status) *modules.Result {
 				t.Helper()
 				h.calls = nil
 				before := h.tree()
-				res, err := runHostname(ctxT(t), h.machine(), w, apply)
+				res, err := moduletest.Run(t, Hostname{test: h.machine()}, tc.args, apply)
 				if err != nil {
 					t.Fatalf("apply=%v: %v", apply, err)
 				}
@@ -139,8 +129,8 @@ func TestHostnameTimelines(t *testing.T) {
 			if checked.Diff.After != tc.diff {
 				t.Errorf("diff after:\n%q\nwant:\n%q", checked.Diff.After, tc.diff)
 			}
-			if applied.Data.(map[string]any)["runtime"] != w.name || applied.Data.(map[string]any)["previous_runtime"] != tc.nodename || h.nodename != w.name {
-				t.Errorf("data %v, kernel name %q", applied.Data, h.nodename)
+			if d := data(t, Hostname{}, applied); d["runtime"] != name || d["previous_runtime"] != tc.nodename || h.nodename != name {
+				t.Errorf("data %v, kernel name %q", d, h.nodename)
 			}
 			step(false, modules.StatusOK)
 			step(true, modules.StatusOK)
@@ -158,7 +148,7 @@ func TestHostnameSethostnameFails(t *testing.T) {
 	h.nodename = "a"
 	h.write("/etc/hostname", "a\n", 0o644)
 	h.setErr = syscall.EPERM
-	_, err := runHostname(ctxT(t), h.machine(), hostnameWant{name: "b"}, true)
+	_, err := moduletest.Run(t, Hostname{test: h.machine()}, map[string]cty.Value{"name": s("b")}, true)
 	if err == nil || !errors.Is(err, syscall.EPERM) || !strings.Contains(err.Error(), "set the running hostname to b") {
 		t.Fatalf("error %v", err)
 	}
@@ -231,12 +221,8 @@ func TestHostnameValidate(t *testing.T) {
 		{map[string]cty.Value{"name": s("kvm01.example.net"), "pretty": s("KVM 01")}, ""},
 	}
 	for _, tc := range cases {
-		v, err := Hostname{}.Info().Schema.Normalize(cty.ObjectVal(tc.args))
-		if err != nil {
-			t.Fatal(err)
-		}
 		var msgs []string
-		for _, e := range (Hostname{}).Validate(v) {
+		for _, e := range moduletest.Validate(t, Hostname{}, tc.args) {
 			msgs = append(msgs, e.Error())
 		}
 		got := strings.Join(msgs, "; ")
