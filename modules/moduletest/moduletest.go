@@ -22,6 +22,7 @@ type options struct {
 	env       func(*modules.Env)
 	timeout   time.Duration
 	unchanged func(t testing.TB, step string)
+	before    func(t testing.TB, step string)
 }
 
 // NoValidate skips the Validator, as for values the controller could not check (they came
@@ -38,6 +39,12 @@ func Timeout(d time.Duration) Option { return func(o *options) { o.timeout = d }
 // the test if the host changed (compare a snapshot, a fake's calls).
 func Unchanged(f func(t testing.TB, step string)) Option {
 	return func(o *options) { o.unchanged = f }
+}
+
+// Before is called by Timeline before each of its steps, apply included, to snapshot the
+// host or reset a fake's record of the programs run, for Unchanged to compare with.
+func Before(f func(t testing.TB, step string)) Option {
+	return func(o *options) { o.before = f }
 }
 
 func build(opts []Option) options {
@@ -134,6 +141,9 @@ func Timeline(t testing.TB, m modules.Module, args map[string]cty.Value, opts ..
 	steps := []string{"check", "apply", "check after apply", "apply again"}
 	for i, step := range steps {
 		apply := i%2 == 1
+		if o.before != nil {
+			o.before(t, step)
+		}
 		res, err := run(t, d, args, apply, o)
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
