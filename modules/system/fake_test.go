@@ -255,7 +255,7 @@ func ctxT(t *testing.T) context.Context {
 func s(v string) cty.Value { return cty.StringVal(v) }
 
 // onlyReads fails the test when check mode ran anything but reads.
-func (h *fakeHost) onlyReads(t *testing.T, what string) {
+func (h *fakeHost) onlyReads(t testing.TB, what string) {
 	t.Helper()
 	if m := h.mutating(); len(m) > 0 {
 		t.Fatalf("%s ran programs that change the host: %v", what, m)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/moduletest"
 )
 
@@ -99,30 +98,23 @@ func TestHostnameTimelines(t *testing.T) {
 				}
 			}
 			name := tc.args["name"].AsString()
-			step := func(apply bool, want modules.Status) *modules.Result {
-				t.Helper()
-				h.calls = nil
-				before := h.tree()
-				res, err := moduletest.Run(t, Hostname{test: h.machine()}, tc.args, apply)
-				if err != nil {
-					t.Fatalf("apply=%v: %v", apply, err)
-				}
-				if res.Status != want {
-					t.Fatalf("apply=%v: status %q, want %q (%s)", apply, res.Status, want, res.Msg)
-				}
-				if !apply || want == modules.StatusOK {
-					h.onlyReads(t, "check")
+			// Each check, and the apply after the first, runs nothing but reads and writes
+			// no file.
+			var before string
+			res := moduletest.Timeline(t, Hostname{test: h.machine()}, tc.args,
+				moduletest.Before(func(_ testing.TB, _ string) { h.calls, before = nil, h.tree() }),
+				moduletest.Unchanged(func(t testing.TB, step string) {
+					h.onlyReads(t, step)
 					if after := h.tree(); after != before {
-						t.Fatalf("apply=%v changed files:\n%s\n---\n%s", apply, before, after)
+						t.Fatalf("%s changed files:\n%s\n---\n%s", step, before, after)
 					}
+				}))
+			for i, r := range res {
+				if tc.warn != "" && (len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], tc.warn)) {
+					t.Errorf("step %d: warnings %q, want %q", i, r.Warnings, tc.warn)
 				}
-				if tc.warn != "" && (len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], tc.warn)) {
-					t.Errorf("warnings %q, want %q", res.Warnings, tc.warn)
-				}
-				return res
 			}
-			checked := step(false, modules.StatusDrift)
-			applied := step(true, modules.StatusChanged)
+			checked, applied := res[0], res[1]
 			if checked.Diff == nil || applied.Diff == nil || *checked.Diff != *applied.Diff {
 				t.Fatalf("check's diff differs from apply's:\n%+v\n%+v", checked.Diff, applied.Diff)
 			}
@@ -132,8 +124,6 @@ func TestHostnameTimelines(t *testing.T) {
 			if d := data(t, Hostname{}, applied); d["runtime"] != name || d["previous_runtime"] != tc.nodename || h.nodename != name {
 				t.Errorf("data %v, kernel name %q", d, h.nodename)
 			}
-			step(false, modules.StatusOK)
-			step(true, modules.StatusOK)
 			for p, want := range tc.files2 {
 				if got := h.read(p); got != want {
 					t.Errorf("%s:\n%q\nwant:\n%q", p, got, want)

@@ -100,39 +100,34 @@ func TestSysctlTimelines(t *testing.T) {
 			}
 			w := decoded[sysctlArgs](t, Sysctl{}, tc.args)
 			present, value := w.State != "absent", normValue(orEmpty(w.Value))
-			step := func(apply bool, want modules.Status) *modules.Result {
-				t.Helper()
-				before := h.tree()
-				res, err := moduletest.Run(t, Sysctl{test: h.machine()}, tc.args, apply)
-				if err != nil {
-					t.Fatalf("apply=%v: %v", apply, err)
-				}
-				if res.Status != want {
-					t.Fatalf("apply=%v: status %q, want %q (%s)", apply, res.Status, want, res.Msg)
-				}
-				if !apply || want == modules.StatusOK {
+			// No step runs a program; each check, and the apply after the first, writes no
+			// file.
+			var before string
+			res := moduletest.Timeline(t, Sysctl{test: h.machine()}, tc.args,
+				moduletest.Before(func(testing.TB, string) { before = h.tree() }),
+				moduletest.Unchanged(func(t testing.TB, step string) {
 					if after := h.tree(); after != before {
-						t.Fatalf("apply=%v changed files:\n%s\n---\n%s", apply, before, after)
+						t.Fatalf("%s changed files:\n%s\n---\n%s", step, before, after)
 					}
-				}
-				if len(h.calls) > 0 {
-					t.Fatalf("ran programs: %v", h.calls)
-				}
-				if len(res.Warnings) != len(tc.warnings) {
-					t.Fatalf("warnings %q, want %q", res.Warnings, tc.warnings)
+				}))
+			if len(h.calls) > 0 {
+				t.Fatalf("ran programs: %v", h.calls)
+			}
+			for _, r := range res {
+				if len(r.Warnings) != len(tc.warnings) {
+					t.Fatalf("warnings %q, want %q", r.Warnings, tc.warnings)
 				}
 				for i, wn := range tc.warnings {
-					if !strings.Contains(res.Warnings[i], wn) {
-						t.Errorf("warning %q, want %q", res.Warnings[i], wn)
+					if !strings.Contains(r.Warnings[i], wn) {
+						t.Errorf("warning %q, want %q", r.Warnings[i], wn)
 					}
 				}
-				return res
 			}
-			checked := step(false, modules.StatusDrift)
+			checked := res[0]
 			if d := data(t, Sysctl{}, checked); d["runtime_drift"] != tc.drift[0] || d["persistent_drift"] != tc.drift[1] {
 				t.Errorf("drift runtime=%v persistent=%v, want %v", d["runtime_drift"], d["persistent_drift"], tc.drift)
 			}
-			applied := step(true, modules.StatusChanged)
+			applied := res[1]
 			if checked.Diff == nil || applied.Diff == nil || *checked.Diff != *applied.Diff {
 				t.Fatalf("check's diff differs from apply's:\n%+v\n%+v", checked.Diff, applied.Diff)
 			}
@@ -146,11 +141,9 @@ func TestSysctlTimelines(t *testing.T) {
 			if present && d["persistent_value"] != value {
 				t.Errorf("persistent_value %v", d["persistent_value"])
 			}
-			again := step(false, modules.StatusOK)
-			if d := data(t, Sysctl{}, again); d["runtime_drift"] != false || d["persistent_drift"] != false {
+			if d := data(t, Sysctl{}, res[2]); d["runtime_drift"] != false || d["persistent_drift"] != false {
 				t.Errorf("drift after apply: %v", d)
 			}
-			step(true, modules.StatusOK)
 			h.checkFiles(t, tc.want)
 		})
 	}
