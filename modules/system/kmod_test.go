@@ -2,6 +2,7 @@ package system
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -436,6 +437,8 @@ func TestKernelModuleValidate(t *testing.T) {
 		{map[string]cty.Value{"name": s("bonding"), "params": cty.MapVal(map[string]cty.Value{"a-b": s("1")})}, "not a module parameter name"},
 		{map[string]cty.Value{"name": s("bonding"), "params": cty.MapVal(map[string]cty.Value{"a": s(`x"y`)})}, "without double quotes"},
 		{map[string]cty.Value{"name": s("bonding"), "params": cty.MapVal(map[string]cty.Value{"max_bonds": s("0")})}, ""},
+		// A null value leaves the parameter out.
+		{map[string]cty.Value{"name": s("bonding"), "params": cty.MapVal(map[string]cty.Value{"max_bonds": s("0"), "miimon": cty.NullVal(cty.String)})}, ""},
 	}
 	for _, tc := range cases {
 		var msgs []string
@@ -445,6 +448,25 @@ func TestKernelModuleValidate(t *testing.T) {
 		got := strings.Join(msgs, "; ")
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("Validate(%v) = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+// TestKmodParams: params unset leaves options unmanaged (nil); a null value leaves that
+// parameter out; an empty map manages an options line with no parameters.
+func TestKmodParams(t *testing.T) {
+	one := "1"
+	for _, tc := range []struct {
+		in   map[string]*string
+		want map[string]string
+	}{
+		{nil, nil},
+		{map[string]*string{}, map[string]string{}},
+		{map[string]*string{"a": &one, "b": nil}, map[string]string{"a": "1"}},
+	} {
+		got := kmodArgs{Params: tc.in}.params()
+		if (got == nil) != (tc.want == nil) || !maps.Equal(got, tc.want) {
+			t.Errorf("params(%v) = %#v, want %#v", tc.in, got, tc.want)
 		}
 	}
 }

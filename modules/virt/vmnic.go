@@ -61,8 +61,9 @@ type vmnicArgs struct {
 
 // nicArg is one element of interfaces, as given; parseNICs checks it and makes a nic.
 type nicArg struct {
-	Type   string  `cty:"type"`
-	Source string  `cty:"source"`
+	// Type and Source are required, yet may be null: parseNICs says what a NIC needs.
+	Type   *string `cty:"type"`
+	Source *string `cty:"source"`
 	Mode   *string `cty:"mode"`
 	Model  *string `cty:"model"`
 	// MTU and VLAN are numbers as given, so that a fraction or a number out of range is
@@ -225,7 +226,7 @@ func parseNICs(v []*nicArg) ([]nic, []modules.ArgError) {
 			bad(i, "type", "the NIC is null.")
 			continue
 		}
-		n := nic{Type: str(&o.Type), Source: str(&o.Source), Mode: str(o.Mode), Model: str(o.Model), MAC: strings.ToLower(str(o.MAC))}
+		n := nic{Type: str(o.Type), Source: str(o.Source), Mode: str(o.Mode), Model: str(o.Model), MAC: strings.ToLower(str(o.MAC))}
 		n.MTU = num(i, o.MTU, "mtu", 68, 65535)
 		n.VLAN = num(i, o.VLAN, "vlan", 1, 4094)
 		okType := true

@@ -383,6 +383,8 @@ func TestValidate(t *testing.T) {
 			{type="hostdev", source="0000:3b:02.1", vlan=4094}]`},
 		{name: "no NICs", interfaces: `[]`},
 		{name: "typo in type", interfaces: `[{type="bridg", source="br0"}]`, want: []string{`interfaces[0].type: "bridg" is not a NIC type; expected one of: bridge, direct, network, hostdev. Did you mean "bridge"?`}},
+		{name: "null type", interfaces: `[{type=null, source="br0"}]`, want: []string{`interfaces[0].type: "" is not a NIC type`}},
+		{name: "null source", interfaces: `[{type="bridge", source=null}]`, want: []string{"interfaces[0].source: every NIC needs a source (the host bridge's name)"}},
 		{name: "empty source", interfaces: `[{type="network", source=" "}]`, want: []string{"interfaces[0].source: every NIC needs a source (the libvirt network's name)"}},
 		{name: "bad PCI address", interfaces: `[{type="hostdev", source="3b:20.1"}]`, want: []string{`"3b:20.1" is not a PCI address`}},
 		{name: "same VF twice", interfaces: `[{type="hostdev", source="3b:02.1"}, {type="hostdev", source="0000:3b:02.1"}]`, want: []string{"the VF 0000:3b:02.1 is already interfaces[0]"}},
