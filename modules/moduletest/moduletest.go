@@ -24,6 +24,7 @@ type options struct {
 	timeout   time.Duration
 	unchanged func(t testing.TB, step string)
 	snapshot  func(t testing.TB) string
+	before    func(t testing.TB, step string)
 }
 
 // NoValidate skips the Validator, as for values the controller could not check (they came
@@ -47,6 +48,12 @@ func Unchanged(f func(t testing.TB, step string)) Option {
 // and the final apply) and again after it, and the test fails if the two differ.
 func Snapshot(f func(t testing.TB) string) Option {
 	return func(o *options) { o.snapshot = f }
+}
+
+// Before is called by Timeline before each of its steps, apply included, to snapshot the
+// host or reset a fake's record of the programs run, for Unchanged to compare with.
+func Before(f func(t testing.TB, step string)) Option {
+	return func(o *options) { o.before = f }
 }
 
 func build(opts []Option) options {
@@ -151,6 +158,9 @@ func Timeline(t testing.TB, m modules.Module, args map[string]cty.Value, opts ..
 	steps := []string{"check", "apply", "check after apply", "apply again"}
 	for i, step := range steps {
 		apply := i%2 == 1
+		if o.before != nil {
+			o.before(t, step)
+		}
 		var before string
 		if o.snapshot != nil && i != 1 {
 			before = o.snapshot(t)

@@ -2,6 +2,7 @@ package system
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,9 +12,11 @@ import (
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 // fakeUnit is one unit of the fake systemd.
@@ -218,19 +221,29 @@ func (h *fakeHost) systemctl(args []string) (int, string, string, error) {
 	return 0, "", "", nil
 }
 
-// args normalises and validates arguments as the helper does before a module runs.
-func args(t *testing.T, m modules.Module, a map[string]cty.Value) cty.Value {
+// data is a result's data as the controller sees it (the declared Returns types), as the
+// plain values its JSON decodes to: strings, bools, []any, map[string]any.
+func data(t *testing.T, m modules.Module, res *modules.Result) map[string]any {
 	t.Helper()
-	v, err := m.Info().Schema.Normalize(cty.ObjectVal(a))
+	b, err := ctyjson.SimpleJSONValue{Value: moduletest.Data(t, m, res)}.MarshalJSON()
 	if err != nil {
-		t.Fatalf("normalize: %v", err)
+		t.Fatal(err)
 	}
-	if val, ok := m.(modules.Validator[cty.Value]); ok {
-		if errs := val.Validate(v); len(errs) > 0 {
-			t.Fatalf("validate: %v", errs)
-		}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
 	}
-	return v
+	return out
+}
+
+// decoded is the argument struct the module receives for args (defaults applied).
+func decoded[A any](t *testing.T, m modules.Module, args map[string]cty.Value) A {
+	t.Helper()
+	a, _, err := moduletest.Def(t, m).Args(cty.ObjectVal(args))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.(A)
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -242,7 +255,7 @@ func ctxT(t *testing.T) context.Context {
 func s(v string) cty.Value { return cty.StringVal(v) }
 
 // onlyReads fails the test when check mode ran anything but reads.
-func (h *fakeHost) onlyReads(t *testing.T, what string) {
+func (h *fakeHost) onlyReads(t testing.TB, what string) {
 	t.Helper()
 	if m := h.mutating(); len(m) > 0 {
 		t.Fatalf("%s ran programs that change the host: %v", what, m)

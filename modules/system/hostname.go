@@ -14,12 +14,32 @@ import (
 )
 
 var (
-	_ modules.Runner[cty.Value]    = Hostname{}
-	_ modules.Validator[cty.Value] = Hostname{}
+	_ modules.Runner[hostnameArgs]    = Hostname{}
+	_ modules.Validator[hostnameArgs] = Hostname{}
 )
 
 // Hostname sets the host's name, at runtime and persistently.
-type Hostname struct{}
+type Hostname struct {
+	// test is the machine a unit test runs it on; nil: the helper's host.
+	test *machine
+}
+
+// hostnameArgs are the hostname module's arguments.
+type hostnameArgs struct {
+	Name        string  `cty:"name"`
+	UpdateHosts bool    `cty:"update_hosts"`
+	Pretty      *string `cty:"pretty"` // nil: leave it as it is
+}
+
+// hostnameResult is what the hostname module returns.
+type hostnameResult struct {
+	Name               string `cty:"name"`
+	Runtime            string `cty:"runtime"`
+	Persistent         string `cty:"persistent"`
+	PreviousRuntime    string `cty:"previous_runtime"`
+	PreviousPersistent string `cty:"previous_persistent"`
+	Pretty             string `cty:"pretty"`
+}
 
 // hostnamePattern is an RFC 1123 name: dot-separated labels of letters, digits and inner
 // dashes. The kernel takes at most 64 bytes (Validate checks the length).
@@ -83,12 +103,12 @@ exactly what apply would change and changes nothing.`,
 }
 
 // Validate checks the length, which the pattern does not.
-func (Hostname) Validate(args cty.Value) []modules.ArgError {
+func (Hostname) Validate(args hostnameArgs) []modules.ArgError {
 	var errs []modules.ArgError
-	if n := str(args, "name"); len(n) > maxHostname {
+	if n := args.Name; len(n) > maxHostname {
 		errs = append(errs, modules.ArgError{Arg: "name", Msg: fmt.Sprintf("A hostname has at most %d characters; this one has %d.", maxHostname, len(n))})
 	}
-	if p := str(args, "pretty"); strings.ContainsAny(p, "\n\r") {
+	if p := orEmpty(args.Pretty); strings.ContainsAny(p, "\n\r") {
 		errs = append(errs, modules.ArgError{Arg: "pretty", Msg: "The pretty hostname must be one line."})
 	}
 	return errs
@@ -96,24 +116,13 @@ func (Hostname) Validate(args cty.Value) []modules.ArgError {
 
 // Run reads the runtime and persistent names (and /etc/hosts, the pretty name) and changes
 // what differs when applying.
-func (Hostname) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	want := hostnameWant{name: str(args, "name"), updateHosts: boolArg(args, "update_hosts")}
-	if v := args.GetAttr("pretty"); !v.IsNull() {
-		p := v.AsString()
-		want.pretty = &p
-	}
-	return runHostname(ctx, realMachine(env), want, apply)
+func (hn Hostname) Run(ctx context.Context, env *modules.Env, args hostnameArgs, apply bool) (*modules.Result, error) {
+	return runHostname(ctx, on(hn.test, env), args, apply)
 }
 
-type hostnameWant struct {
-	name        string
-	updateHosts bool
-	pretty      *string
-}
-
-func runHostname(ctx context.Context, m *machine, w hostnameWant, apply bool) (*modules.Result, error) {
-	if !hostnamePattern.MatchString(w.name) || len(w.name) > maxHostname {
-		return nil, fmt.Errorf("%q is not a valid hostname", w.name)
+func runHostname(ctx context.Context, m *machine, w hostnameArgs, apply bool) (*modules.Result, error) {
+	if !hostnamePattern.MatchString(w.Name) || len(w.Name) > maxHostname {
+		return nil, fmt.Errorf("%q is not a valid hostname", w.Name)
 	}
 	runtime, err := m.nodename()
 	if err != nil {
@@ -134,23 +143,23 @@ func runHostname(ctx context.Context, m *machine, w hostnameWant, apply bool) (*
 	var what []string
 	before, after := &strings.Builder{}, &strings.Builder{}
 	fmt.Fprintf(before, "runtime: %s\npersistent: %s\n", runtime, orNone(persistent))
-	fmt.Fprintf(after, "runtime: %s\npersistent: %s\n", w.name, w.name)
-	if runtime != w.name {
-		what = append(what, fmt.Sprintf("runtime %s → %s", runtime, w.name))
+	fmt.Fprintf(after, "runtime: %s\npersistent: %s\n", w.Name, w.Name)
+	if runtime != w.Name {
+		what = append(what, fmt.Sprintf("runtime %s → %s", runtime, w.Name))
 	}
-	if persistent != w.name {
-		what = append(what, fmt.Sprintf("/etc/hostname %s → %s", orNone(persistent), w.name))
+	if persistent != w.Name {
+		what = append(what, fmt.Sprintf("/etc/hostname %s → %s", orNone(persistent), w.Name))
 	}
 
 	var hostsOld, hostsNew []byte
 	hostsChanged := false
-	if w.updateHosts {
+	if w.UpdateHosts {
 		hostsOld, _, err = hostfs.ReadOptional(m.path("/etc/hosts"))
 		if err != nil {
 			return nil, fmt.Errorf("read /etc/hosts: %w", err)
 		}
 		var changed []lineChange
-		hostsNew, changed = updateHosts(hostsOld, []string{runtime, persistent}, w.name)
+		hostsNew, changed = updateHosts(hostsOld, []string{runtime, persistent}, w.Name)
 		if len(changed) > 0 {
 			hostsChanged = true
 			what = append(what, fmt.Sprintf("/etc/hosts (%d line(s))", len(changed)))
@@ -164,23 +173,24 @@ func runHostname(ctx context.Context, m *machine, w hostnameWant, apply bool) (*
 	}
 
 	prettyChange := false
-	if w.pretty != nil && *w.pretty != pretty {
+	if w.Pretty != nil && *w.Pretty != pretty {
 		if m.lookPath("hostnamectl") == "" {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("pretty hostname left as %q: this host has no hostnamectl to set it", pretty))
 		} else {
 			prettyChange = true
-			what = append(what, fmt.Sprintf("pretty %q → %q", pretty, *w.pretty))
+			what = append(what, fmt.Sprintf("pretty %q → %q", pretty, *w.Pretty))
 			fmt.Fprintf(before, "pretty: %s\n", orNone(pretty))
-			fmt.Fprintf(after, "pretty: %s\n", orNone(*w.pretty))
+			fmt.Fprintf(after, "pretty: %s\n", orNone(*w.Pretty))
 		}
 	}
 
-	res.Data = map[string]any{
-		"name": w.name, "runtime": runtime, "persistent": persistent, "pretty": pretty,
-		"previous_runtime": runtime, "previous_persistent": persistent,
+	data := &hostnameResult{
+		Name: w.Name, Runtime: runtime, Persistent: persistent, Pretty: pretty,
+		PreviousRuntime: runtime, PreviousPersistent: persistent,
 	}
+	res.Data = data
 	if len(what) == 0 {
-		res.Msg = fmt.Sprintf("hostname is %s (runtime and /etc/hostname)", w.name)
+		res.Msg = fmt.Sprintf("hostname is %s (runtime and /etc/hostname)", w.Name)
 		return res, nil
 	}
 	res.Status = modules.DiffStatus(apply)
@@ -197,28 +207,28 @@ func runHostname(ctx context.Context, m *machine, w hostnameWant, apply bool) (*
 			return nil, err
 		}
 	}
-	if persistent != w.name {
-		if err := writeAtomic(hostnameFile, setHostnameFile(raw, w.name), 0o644); err != nil {
+	if persistent != w.Name {
+		if err := writeAtomic(hostnameFile, setHostnameFile(raw, w.Name), 0o644); err != nil {
 			return nil, err
 		}
 	}
-	if runtime != w.name {
-		if err := m.sethostname(w.name); err != nil {
-			return nil, fmt.Errorf("set the running hostname to %s: %w", w.name, err)
+	if runtime != w.Name {
+		if err := m.sethostname(w.Name); err != nil {
+			return nil, fmt.Errorf("set the running hostname to %s: %w", w.Name, err)
 		}
 	}
 	if prettyChange {
-		if _, err := m.runOK(ctx, "hostnamectl", "set-hostname", "--pretty", "--", *w.pretty); err != nil {
+		if _, err := m.runOK(ctx, "hostnamectl", "set-hostname", "--pretty", "--", *w.Pretty); err != nil {
 			return nil, fmt.Errorf("set the pretty hostname: %w", err)
 		}
 		if got, err := readPretty(m.path("/etc/machine-info")); err == nil {
-			res.Data.(map[string]any)["pretty"] = got
+			data.Pretty = got
 		}
 	}
 	if got, err := m.nodename(); err == nil {
-		res.Data.(map[string]any)["runtime"] = got
+		data.Runtime = got
 	}
-	res.Data.(map[string]any)["persistent"] = w.name
+	data.Persistent = w.Name
 	return res, nil
 }
 

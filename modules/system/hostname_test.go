@@ -10,7 +10,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 func hostsFixture(t *testing.T, name string) string {
@@ -20,17 +20,6 @@ func hostsFixture(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-func hostnameArgs(t *testing.T, a map[string]cty.Value) hostnameWant {
-	t.Helper()
-	v := args(t, Hostname{}, a)
-	w := hostnameWant{name: str(v, "name"), updateHosts: boolArg(v, "update_hosts")}
-	if p := v.GetAttr("pretty"); !p.IsNull() {
-		ps := p.AsString()
-		w.pretty = &ps
-	}
-	return w
 }
 
 // TestHostnameTimelines: check (drift, nothing written, the exact diff apply makes) →
@@ -108,42 +97,33 @@ func TestHostnameTimelines(t *testing.T) {
 					return 0, "", "", os.WriteFile(filepath.Join(h.root, "etc/machine-info"), []byte("PRETTY_HOSTNAME=\""+v+"\"\n"), 0o644)
 				}
 			}
-			w := hostnameArgs(t, tc.args)
-			step := func(apply bool, want modules.Status) *modules.Result {
-				t.Helper()
-				h.calls = nil
-				before := h.tree()
-				res, err := runHostname(ctxT(t), h.machine(), w, apply)
-				if err != nil {
-					t.Fatalf("apply=%v: %v", apply, err)
-				}
-				if res.Status != want {
-					t.Fatalf("apply=%v: status %q, want %q (%s)", apply, res.Status, want, res.Msg)
-				}
-				if !apply || want == modules.StatusOK {
-					h.onlyReads(t, "check")
+			name := tc.args["name"].AsString()
+			// Each check, and the apply after the first, runs nothing but reads and writes
+			// no file.
+			var before string
+			res := moduletest.Timeline(t, Hostname{test: h.machine()}, tc.args,
+				moduletest.Before(func(_ testing.TB, _ string) { h.calls, before = nil, h.tree() }),
+				moduletest.Unchanged(func(t testing.TB, step string) {
+					h.onlyReads(t, step)
 					if after := h.tree(); after != before {
-						t.Fatalf("apply=%v changed files:\n%s\n---\n%s", apply, before, after)
+						t.Fatalf("%s changed files:\n%s\n---\n%s", step, before, after)
 					}
+				}))
+			for i, r := range res {
+				if tc.warn != "" && (len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], tc.warn)) {
+					t.Errorf("step %d: warnings %q, want %q", i, r.Warnings, tc.warn)
 				}
-				if tc.warn != "" && (len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], tc.warn)) {
-					t.Errorf("warnings %q, want %q", res.Warnings, tc.warn)
-				}
-				return res
 			}
-			checked := step(false, modules.StatusDrift)
-			applied := step(true, modules.StatusChanged)
+			checked, applied := res[0], res[1]
 			if checked.Diff == nil || applied.Diff == nil || *checked.Diff != *applied.Diff {
 				t.Fatalf("check's diff differs from apply's:\n%+v\n%+v", checked.Diff, applied.Diff)
 			}
 			if checked.Diff.After != tc.diff {
 				t.Errorf("diff after:\n%q\nwant:\n%q", checked.Diff.After, tc.diff)
 			}
-			if applied.Data.(map[string]any)["runtime"] != w.name || applied.Data.(map[string]any)["previous_runtime"] != tc.nodename || h.nodename != w.name {
-				t.Errorf("data %v, kernel name %q", applied.Data, h.nodename)
+			if d := data(t, Hostname{}, applied); d["runtime"] != name || d["previous_runtime"] != tc.nodename || h.nodename != name {
+				t.Errorf("data %v, kernel name %q", d, h.nodename)
 			}
-			step(false, modules.StatusOK)
-			step(true, modules.StatusOK)
 			for p, want := range tc.files2 {
 				if got := h.read(p); got != want {
 					t.Errorf("%s:\n%q\nwant:\n%q", p, got, want)
@@ -158,7 +138,7 @@ func TestHostnameSethostnameFails(t *testing.T) {
 	h.nodename = "a"
 	h.write("/etc/hostname", "a\n", 0o644)
 	h.setErr = syscall.EPERM
-	_, err := runHostname(ctxT(t), h.machine(), hostnameWant{name: "b"}, true)
+	_, err := moduletest.Run(t, Hostname{test: h.machine()}, map[string]cty.Value{"name": s("b")}, true)
 	if err == nil || !errors.Is(err, syscall.EPERM) || !strings.Contains(err.Error(), "set the running hostname to b") {
 		t.Fatalf("error %v", err)
 	}
@@ -231,12 +211,8 @@ func TestHostnameValidate(t *testing.T) {
 		{map[string]cty.Value{"name": s("kvm01.example.net"), "pretty": s("KVM 01")}, ""},
 	}
 	for _, tc := range cases {
-		v, err := Hostname{}.Info().Schema.Normalize(cty.ObjectVal(tc.args))
-		if err != nil {
-			t.Fatal(err)
-		}
 		var msgs []string
-		for _, e := range (Hostname{}).Validate(v) {
+		for _, e := range moduletest.Validate(t, Hostname{}, tc.args) {
 			msgs = append(msgs, e.Error())
 		}
 		got := strings.Join(msgs, "; ")

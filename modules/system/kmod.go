@@ -3,9 +3,11 @@ package system
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,12 +19,52 @@ import (
 )
 
 var (
-	_ modules.Runner[cty.Value]    = KernelModule{}
-	_ modules.Validator[cty.Value] = KernelModule{}
+	_ modules.Runner[kmodArgs]    = KernelModule{}
+	_ modules.Validator[kmodArgs] = KernelModule{}
 )
 
 // KernelModule loads or unloads a kernel module and keeps its boot-time configuration.
-type KernelModule struct{}
+type KernelModule struct {
+	// test is the machine a unit test runs it on; nil: the helper's host.
+	test *machine
+}
+
+// kmodArgs are the kernel_module module's arguments.
+type kmodArgs struct {
+	Name  string `cty:"name"`
+	State string `cty:"state"`
+	// Params is nil when options are not managed; a null value leaves that parameter out.
+	Params     map[string]*string `cty:"params"`
+	Persistent bool               `cty:"persistent"`
+	Runtime    bool               `cty:"runtime"`
+}
+
+// present reports whether the module is wanted.
+func (a kmodArgs) present() bool { return a.State != "absent" }
+
+// params are the wanted parameters (null values left out), nil when unmanaged.
+func (a kmodArgs) params() map[string]string {
+	if a.Params == nil {
+		return nil
+	}
+	out := make(map[string]string, len(a.Params))
+	for k, v := range a.Params {
+		if v != nil {
+			out[k] = *v
+		}
+	}
+	return out
+}
+
+// kmodResult is what the kernel_module module returns.
+type kmodResult struct {
+	Name          string            `cty:"name"`
+	Runtime       string            `cty:"runtime"`
+	Persistent    bool              `cty:"persistent"`
+	Options       string            `cty:"options"`
+	RuntimeParams map[string]string `cty:"runtime_params"`
+	Holders       []string          `cty:"holders"`
+}
 
 var (
 	modNamePattern   = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
@@ -107,22 +149,20 @@ the lab.`,
 }
 
 // Validate checks params against state, and each parameter's name and value.
-func (KernelModule) Validate(args cty.Value) []modules.ArgError {
+func (KernelModule) Validate(args kmodArgs) []modules.ArgError {
 	var errs []modules.ArgError
-	p := args.GetAttr("params")
-	if p.IsNull() {
+	if args.Params == nil {
 		return nil
 	}
-	if str(args, "state") == "absent" {
+	if !args.present() {
 		errs = append(errs, modules.ArgError{Arg: "params", Msg: `params is not used with state = "absent" (its options line is removed).`})
 	}
-	for it := p.ElementIterator(); it.Next(); {
-		k, v := it.Element()
-		if !modParamPattern.MatchString(k.AsString()) {
-			errs = append(errs, modules.ArgError{Arg: "params", Msg: fmt.Sprintf("%q is not a module parameter name (letters, digits, underscores).", k.AsString())})
+	for _, k := range slices.Sorted(maps.Keys(args.Params)) {
+		if !modParamPattern.MatchString(k) {
+			errs = append(errs, modules.ArgError{Arg: "params", Msg: fmt.Sprintf("%q is not a module parameter name (letters, digits, underscores).", k)})
 		}
-		if !v.IsNull() && strings.ContainsAny(v.AsString(), "\"\n\r") {
-			errs = append(errs, modules.ArgError{Arg: "params", Msg: fmt.Sprintf("The value of %s must be one line without double quotes.", k.AsString())})
+		if v := args.Params[k]; v != nil && strings.ContainsAny(*v, "\"\n\r") {
+			errs = append(errs, modules.ArgError{Arg: "params", Msg: fmt.Sprintf("The value of %s must be one line without double quotes.", k)})
 		}
 	}
 	return errs
@@ -450,50 +490,33 @@ func (e fileEdit) apply(m *machine) error {
 	return writeAtomic(m.path(e.path), e.new, 0o644)
 }
 
-type kmodWant struct {
-	name                         string
-	present, persistent, runtime bool
-	params                       map[string]string // nil: unmanaged
-}
-
 // Run compares the running kernel and the two files with what is wanted.
-func (KernelModule) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	w := kmodWant{name: str(args, "name"), present: str(args, "state") != "absent",
-		persistent: boolArg(args, "persistent"), runtime: boolArg(args, "runtime")}
-	if p := args.GetAttr("params"); !p.IsNull() {
-		w.params = map[string]string{}
-		for it := p.ElementIterator(); it.Next(); {
-			k, v := it.Element()
-			if !v.IsNull() {
-				w.params[k.AsString()] = v.AsString()
-			}
-		}
-	}
-	return runKernelModule(ctx, realMachine(env), w, apply)
+func (km KernelModule) Run(ctx context.Context, env *modules.Env, args kmodArgs, apply bool) (*modules.Result, error) {
+	return runKernelModule(ctx, on(km.test, env), args, apply)
 }
 
-func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*modules.Result, error) {
-	if !modNamePattern.MatchString(w.name) {
-		return nil, fmt.Errorf("%q is not a module name", w.name)
+func runKernelModule(ctx context.Context, m *machine, w kmodArgs, apply bool) (*modules.Result, error) {
+	present, params := w.present(), w.params()
+	if !modNamePattern.MatchString(w.Name) {
+		return nil, fmt.Errorf("%q is not a module name", w.Name)
 	}
-	name := modName(w.name)
+	name := modName(w.Name)
 	res := &modules.Result{Status: modules.StatusOK}
-	loadPath := "/etc/modules-load.d/" + w.name + ".conf"
-	optsPath := "/etc/modprobe.d/" + w.name + ".conf"
+	loadPath := "/etc/modules-load.d/" + w.Name + ".conf"
+	optsPath := "/etc/modprobe.d/" + w.Name + ".conf"
 
 	load, err := planEdit(m, loadPath, func(b []byte) ([]byte, bool) {
-		return editModulesLoad(b, name, w.name, w.present && w.persistent)
+		return editModulesLoad(b, name, w.Name, present && w.Persistent)
 	})
 	if err != nil {
 		return nil, err
 	}
 	opts := fileEdit{path: optsPath}
-	if w.params != nil || !w.present {
-		params := w.params
-		if !w.present {
+	if params != nil || !present {
+		if !present {
 			params = nil
 		}
-		if opts, err = planEdit(m, optsPath, func(b []byte) ([]byte, bool) { return editOptions(b, name, w.name, params) }); err != nil {
+		if opts, err = planEdit(m, optsPath, func(b []byte) ([]byte, bool) { return editOptions(b, name, w.Name, params) }); err != nil {
 			return nil, err
 		}
 	} else if opts.old, opts.existed, err = hostfs.ReadOptional(m.path(optsPath)); err != nil {
@@ -504,15 +527,15 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 	var runtimeStep []string // the modprobe command, nil for none
 	var what []string
 	switch {
-	case !w.runtime:
+	case !w.Runtime:
 	case rt.state == "unknown":
 		res.Warnings = append(res.Warnings, "runtime state unknown: "+rt.why+"; the module is neither loaded nor unloaded")
-	case w.present && rt.state == "absent":
-		runtimeStep = []string{"modprobe", "--", w.name}
+	case present && rt.state == "absent":
+		runtimeStep = []string{"modprobe", "--", w.Name}
 		what = append(what, modules.Tense(apply, "loaded", "would load"))
-	case !w.present && rt.state == "builtin":
+	case !present && rt.state == "builtin":
 		return nil, fmt.Errorf("%s is built into the kernel and cannot be unloaded", name)
-	case !w.present && rt.state == "loaded":
+	case !present && rt.state == "loaded":
 		if len(rt.mod.holders) > 0 || rt.mod.refs > 0 {
 			users := strings.Join(rt.mod.holders, ", ")
 			if users == "" {
@@ -520,7 +543,7 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 			}
 			return nil, fmt.Errorf("%s is in use (by %s, %d references), so it cannot be unloaded", name, users, rt.mod.refs)
 		}
-		runtimeStep = []string{"modprobe", "-r", "--", w.name}
+		runtimeStep = []string{"modprobe", "-r", "--", w.Name}
 		what = append(what, modules.Tense(apply, "unloaded", "would unload"))
 	}
 	if runtimeStep != nil {
@@ -528,10 +551,10 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 			return nil, fmt.Errorf("cannot load %s: %s", name, rt.cannotLoad)
 		}
 		if why := loadBlocker(m); why != "" {
-			return nil, fmt.Errorf("cannot %s %s: %s", map[bool]string{true: "load", false: "unload"}[w.present], name, why)
+			return nil, fmt.Errorf("cannot %s %s: %s", map[bool]string{true: "load", false: "unload"}[present], name, why)
 		}
 		if m.lookPath("modprobe") == "" {
-			return nil, fmt.Errorf("cannot %s %s: there is no modprobe on this host (package kmod)", map[bool]string{true: "load", false: "unload"}[w.present], name)
+			return nil, fmt.Errorf("cannot %s %s: there is no modprobe on this host (package kmod)", map[bool]string{true: "load", false: "unload"}[present], name)
 		}
 		// modprobe resolves the name, dependencies and options without touching the
 		// kernel: check mode learns what apply would meet, and apply fails before it
@@ -543,16 +566,16 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 	}
 
 	// Parameters of a module that is already there.
-	runtimeParams := map[string]any{}
+	runtimeParams := map[string]string{}
 	differ := false
-	if w.present && len(w.params) > 0 {
+	if present && len(params) > 0 {
 		switch rt.state {
 		case "builtin":
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s is built in: modprobe.d options never apply to it; set them on the kernel command line (%s.PARAM=VALUE)", name, name))
 		case "loaded":
 			var stale []string
-			keys := make([]string, 0, len(w.params))
-			for k := range w.params {
+			keys := make([]string, 0, len(params))
+			for k := range params {
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
@@ -563,14 +586,14 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 				}
 				cur := strings.TrimSpace(string(b))
 				runtimeParams[k] = cur
-				if !sameParam(cur, w.params[k]) {
-					stale = append(stale, fmt.Sprintf("%s=%s (wanted %s)", k, cur, w.params[k]))
+				if !sameParam(cur, params[k]) {
+					stale = append(stale, fmt.Sprintf("%s=%s (wanted %s)", k, cur, params[k]))
 				}
 			}
 			if len(stale) > 0 {
 				differ = true
 				res.Warnings = append(res.Warnings, fmt.Sprintf("%s is loaded with %s; options apply at its next load (modprobe -r %s; modprobe %s) or at boot",
-					name, strings.Join(stale, ", "), w.name, w.name))
+					name, strings.Join(stale, ", "), w.Name, w.Name))
 			}
 		}
 	}
@@ -588,7 +611,7 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 			what[len(what)-1] = fmt.Sprintf("%s %s", loadPath, modules.Tense(apply, "removed", "would be removed"))
 		}
 	}
-	if !w.present || !w.persistent {
+	if !present || !w.Persistent {
 		if others := otherLoaders(m, name, loadPath); len(others) > 0 {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s is still loaded at boot by %s", name, strings.Join(others, ", ")))
 		}
@@ -596,7 +619,7 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 
 	after := rt.state
 	if runtimeStep != nil {
-		after = map[bool]string{true: "loaded", false: "absent"}[w.present]
+		after = map[bool]string{true: "loaded", false: "absent"}[present]
 	}
 	optionsOf := func(b []byte) string {
 		for _, l := range splitKeep(b) {
@@ -622,12 +645,13 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 	if load.changed {
 		afterLoad = load.new
 	}
-	res.Data = map[string]any{
-		"name": name, "runtime": rt.state, "persistent": listsModule(load.old, name), "options": optionsOf(opts.old),
-		"runtime_params": runtimeParams, "holders": anyStrings(rt.mod.holders),
+	data := &kmodResult{
+		Name: name, Runtime: rt.state, Persistent: listsModule(load.old, name), Options: optionsOf(opts.old),
+		RuntimeParams: runtimeParams, Holders: orNoStrings(rt.mod.holders),
 	}
+	res.Data = data
 	if len(what) == 0 {
-		if rt.state == "unknown" && w.runtime && !apply {
+		if rt.state == "unknown" && w.Runtime && !apply {
 			res.Status = modules.StatusUnknown
 		}
 		res.Msg = fmt.Sprintf("%s: runtime %s, loaded at boot: %t", name, rt.state, listsModule(load.old, name))
@@ -641,7 +665,7 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 		return res, nil
 	}
 
-	if w.present {
+	if present {
 		// Options first, so that modprobe loads the module with them.
 		for _, e := range []fileEdit{opts, load} {
 			if err := e.apply(m); err != nil {
@@ -668,13 +692,13 @@ func runKernelModule(ctx context.Context, m *machine, w kmodWant, apply bool) (*
 		}
 	}
 	final := moduleRuntime(m, name)
-	if w.runtime && runtimeStep != nil && final.state != after {
-		return nil, fmt.Errorf("%s succeeded but the kernel reports %s as %s (is %s an alias? name the module itself)", strings.Join(runtimeStep, " "), name, final.state, w.name)
+	if w.Runtime && runtimeStep != nil && final.state != after {
+		return nil, fmt.Errorf("%s succeeded but the kernel reports %s as %s (is %s an alias? name the module itself)", strings.Join(runtimeStep, " "), name, final.state, w.Name)
 	}
-	res.Data.(map[string]any)["runtime"] = final.state
-	res.Data.(map[string]any)["holders"] = anyStrings(final.mod.holders)
-	res.Data.(map[string]any)["persistent"] = listsModule(afterLoad, name)
-	res.Data.(map[string]any)["options"] = optionsOf(afterOpts)
+	data.Runtime = final.state
+	data.Holders = orNoStrings(final.mod.holders)
+	data.Persistent = listsModule(afterLoad, name)
+	data.Options = optionsOf(afterOpts)
 	return res, nil
 }
 
@@ -689,10 +713,10 @@ func sameParam(cur, want string) bool {
 	return okA && okB && a == b && (cur == "Y" || cur == "N")
 }
 
-func anyStrings(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
+// orNoStrings is ss, or an empty list (not null) when there are none.
+func orNoStrings(ss []string) []string {
+	if ss == nil {
+		return []string{}
 	}
-	return out
+	return ss
 }

@@ -2,6 +2,7 @@ package system
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/hostfs"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 // withKernel gives the fake host a kernel with loadable modules: /proc/modules from the
@@ -71,20 +73,6 @@ func withKernel(t *testing.T, h *fakeHost, available ...string) {
 		}
 		return 0, "", "", nil
 	}
-}
-
-func kmodArgs(t *testing.T, a map[string]cty.Value) kmodWant {
-	t.Helper()
-	v := args(t, KernelModule{}, a)
-	w := kmodWant{name: str(v, "name"), present: str(v, "state") != "absent",
-		persistent: boolArg(v, "persistent"), runtime: boolArg(v, "runtime")}
-	if p := v.GetAttr("params"); !p.IsNull() {
-		w.params = map[string]string{}
-		for k, x := range p.AsValueMap() {
-			w.params[k] = x.AsString()
-		}
-	}
-	return w
 }
 
 // TestKernelModuleTimelines: check (drift; only reads and dry runs) → apply (changed) →
@@ -182,12 +170,12 @@ func TestKernelModuleTimelines(t *testing.T) {
 			if tc.settled == "" {
 				tc.settled = modules.StatusOK
 			}
-			w := kmodArgs(t, tc.args)
+			w := decoded[kmodArgs](t, KernelModule{}, tc.args)
 			step := func(apply bool, want modules.Status) *modules.Result {
 				t.Helper()
 				h.calls = nil
 				before := h.tree()
-				res, err := runKernelModule(ctxT(t), h.machine(), w, apply)
+				res, err := moduletest.Run(t, KernelModule{test: h.machine()}, tc.args, apply)
 				if err != nil {
 					t.Fatalf("apply=%v: %v", apply, err)
 				}
@@ -231,11 +219,12 @@ func TestKernelModuleTimelines(t *testing.T) {
 			if tc.diff != "" && applied.Diff.After != tc.diff {
 				t.Errorf("diff after:\n%q\nwant\n%q", applied.Diff.After, tc.diff)
 			}
-			if applied.Data.(map[string]any)["runtime"] != tc.runtime {
-				t.Errorf("runtime %v, want %s", applied.Data.(map[string]any)["runtime"], tc.runtime)
+			d := data(t, KernelModule{}, applied)
+			if d["runtime"] != tc.runtime {
+				t.Errorf("runtime %v, want %s", d["runtime"], tc.runtime)
 			}
-			if applied.Data.(map[string]any)["persistent"] != (w.present && w.persistent) {
-				t.Errorf("persistent %v", applied.Data.(map[string]any)["persistent"])
+			if d["persistent"] != (w.present() && w.Persistent) {
+				t.Errorf("persistent %v", d["persistent"])
 			}
 			step(false, tc.settled)
 			step(true, modules.StatusOK)
@@ -251,23 +240,24 @@ func TestKernelModuleStaleParams(t *testing.T) {
 	withKernel(t, h)
 	h.write("/sys/module/8021q/parameters/gvrp", "N\n", 0o644)
 	h.write("/etc/modules-load.d/8021q.conf", "8021q\n", 0o644)
-	w := kmodArgs(t, map[string]cty.Value{"name": s("8021q"), "params": cty.MapVal(map[string]cty.Value{"gvrp": s("1")})})
+	args := map[string]cty.Value{"name": s("8021q"), "params": cty.MapVal(map[string]cty.Value{"gvrp": s("1")})}
+	km := KernelModule{test: h.machine()}
 	for _, apply := range []bool{false, true} {
-		res, err := runKernelModule(ctxT(t), h.machine(), w, apply)
+		res, err := moduletest.Run(t, km, args, apply)
 		if err != nil || !res.RebootRequired || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "8021q is loaded with gvrp=N (wanted 1)") {
 			t.Fatalf("apply=%v: %v %+v", apply, err, res)
 		}
-		if res.Data.(map[string]any)["runtime_params"].(map[string]any)["gvrp"] != "N" {
-			t.Errorf("runtime_params %v", res.Data.(map[string]any)["runtime_params"])
+		if d := data(t, km, res); d["runtime_params"].(map[string]any)["gvrp"] != "N" {
+			t.Errorf("runtime_params %v", d["runtime_params"])
 		}
 	}
-	res, err := runKernelModule(ctxT(t), h.machine(), w, false)
+	res, err := moduletest.Run(t, km, args, false)
 	if err != nil || res.Status != modules.StatusOK || res.RebootRequired || len(res.Warnings) != 1 {
 		t.Fatalf("after apply: %v %+v", err, res)
 	}
 	// Y/N in sysfs is the same as 1/0 in options.
 	h.write("/sys/module/8021q/parameters/gvrp", "Y\n", 0o644)
-	if res, _ := runKernelModule(ctxT(t), h.machine(), w, false); len(res.Warnings) != 0 {
+	if res, _ := moduletest.Run(t, km, args, false); len(res.Warnings) != 0 {
 		t.Errorf("Y vs 1 warned: %q", res.Warnings)
 	}
 }
@@ -324,7 +314,7 @@ func TestKernelModuleErrors(t *testing.T) {
 			before := h.tree()
 			for _, apply := range []bool{false, true} {
 				h.calls = nil
-				_, err := runKernelModule(ctxT(t), h.machine(), kmodArgs(t, tc.args), apply)
+				_, err := moduletest.Run(t, KernelModule{test: h.machine()}, tc.args, apply)
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("apply=%v: error %v, want %q", apply, err, tc.wantErr)
 				}
@@ -447,19 +437,36 @@ func TestKernelModuleValidate(t *testing.T) {
 		{map[string]cty.Value{"name": s("bonding"), "params": cty.MapVal(map[string]cty.Value{"a-b": s("1")})}, "not a module parameter name"},
 		{map[string]cty.Value{"name": s("bonding"), "params": cty.MapVal(map[string]cty.Value{"a": s(`x"y`)})}, "without double quotes"},
 		{map[string]cty.Value{"name": s("bonding"), "params": cty.MapVal(map[string]cty.Value{"max_bonds": s("0")})}, ""},
+		// A null value leaves the parameter out.
+		{map[string]cty.Value{"name": s("bonding"), "params": cty.MapVal(map[string]cty.Value{"max_bonds": s("0"), "miimon": cty.NullVal(cty.String)})}, ""},
 	}
 	for _, tc := range cases {
-		v, err := KernelModule{}.Info().Schema.Normalize(cty.ObjectVal(tc.args))
-		if err != nil {
-			t.Fatal(err)
-		}
 		var msgs []string
-		for _, e := range (KernelModule{}).Validate(v) {
+		for _, e := range moduletest.Validate(t, KernelModule{}, tc.args) {
 			msgs = append(msgs, e.Error())
 		}
 		got := strings.Join(msgs, "; ")
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("Validate(%v) = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+// TestKmodParams: params unset leaves options unmanaged (nil); a null value leaves that
+// parameter out; an empty map manages an options line with no parameters.
+func TestKmodParams(t *testing.T) {
+	one := "1"
+	for _, tc := range []struct {
+		in   map[string]*string
+		want map[string]string
+	}{
+		{nil, nil},
+		{map[string]*string{}, map[string]string{}},
+		{map[string]*string{"a": &one, "b": nil}, map[string]string{"a": "1"}},
+	} {
+		got := kmodArgs{Params: tc.in}.params()
+		if (got == nil) != (tc.want == nil) || !maps.Equal(got, tc.want) {
+			t.Errorf("params(%v) = %#v, want %#v", tc.in, got, tc.want)
 		}
 	}
 }

@@ -18,12 +18,42 @@ import (
 )
 
 var (
-	_ modules.Runner[cty.Value]    = Service{}
-	_ modules.Validator[cty.Value] = Service{}
+	_ modules.Runner[serviceArgs]    = Service{}
+	_ modules.Validator[serviceArgs] = Service{}
 )
 
 // Service manages a systemd unit, or a SysV init script.
-type Service struct{}
+type Service struct {
+	// test is the machine a unit test runs it on; nil: the helper's host.
+	test *machine
+}
+
+// serviceArgs are the service module's arguments.
+type serviceArgs struct {
+	Name         string  `cty:"name"`
+	State        *string `cty:"state"`
+	Enabled      *bool   `cty:"enabled"`
+	Masked       *bool   `cty:"masked"`
+	DaemonReload bool    `cty:"daemon_reload"`
+}
+
+// unit is the unit's full name: "network" → "network.service".
+func (a serviceArgs) unit() string { return unitName(a.Name) }
+
+// state is the state asked for, "" when unset.
+func (a serviceArgs) state() string { return orEmpty(a.State) }
+
+// serviceResult is what the service module returns.
+type serviceResult struct {
+	Name          string `cty:"name"`
+	ActiveState   string `cty:"active_state"`
+	SubState      string `cty:"sub_state"`
+	Enabled       bool   `cty:"enabled"`
+	UnitFileState string `cty:"unit_file_state"`
+	Masked        bool   `cty:"masked"`
+	LoadState     string `cty:"load_state"`
+	Manager       string `cty:"manager"`
+}
 
 var unitNamePattern = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+$`)
 
@@ -115,20 +145,17 @@ above and masking is refused. A host with neither is refused with a message that
 }
 
 // Validate rejects combinations that no unit can satisfy.
-func (Service) Validate(args cty.Value) []modules.ArgError {
+func (Service) Validate(args serviceArgs) []modules.ArgError {
 	var errs []modules.ArgError
-	masked, maskedSet := optBool(args, "masked")
-	enabled, enabledSet := optBool(args, "enabled")
-	state := str(args, "state")
-	if maskedSet && masked {
-		if state != "" && state != "stopped" {
+	if isTrue(args.Masked) {
+		if state := args.state(); state != "" && state != "stopped" {
 			errs = append(errs, modules.ArgError{Arg: "state", Msg: fmt.Sprintf("A masked unit cannot be %s; use state = \"stopped\" with masked = true.", state)})
 		}
-		if enabledSet && enabled {
+		if isTrue(args.Enabled) {
 			errs = append(errs, modules.ArgError{Arg: "enabled", Msg: "A masked unit cannot be enabled; use enabled = false with masked = true."})
 		}
 	}
-	if n := str(args, "name"); n != "" && strings.HasPrefix(n, "-") {
+	if strings.HasPrefix(args.Name, "-") {
 		errs = append(errs, modules.ArgError{Arg: "name", Msg: "A unit name cannot start with a dash."})
 	}
 	return errs
@@ -154,21 +181,6 @@ func (m *machine) systemdBooted() bool {
 	return err == nil && fi.IsDir()
 }
 
-// serviceWant is the task's arguments, decoded.
-type serviceWant struct {
-	unit, state           string
-	enabled, masked       bool
-	enabledSet, maskedSet bool
-	daemonReload          bool
-}
-
-func decodeService(args cty.Value) serviceWant {
-	w := serviceWant{unit: unitName(str(args, "name")), state: str(args, "state"), daemonReload: boolArg(args, "daemon_reload")}
-	w.enabled, w.enabledSet = optBool(args, "enabled")
-	w.masked, w.maskedSet = optBool(args, "masked")
-	return w
-}
-
 // runStep is a step that runs a program other than systemctl (an init script).
 func (m *machine) runStep(desc, would string, argv []string) host.Step {
 	return host.Step{Desc: desc, Would: would, Do: func(ctx context.Context) error {
@@ -179,18 +191,18 @@ func (m *machine) runStep(desc, would string, argv []string) host.Step {
 
 // Run reads the unit, works out the steps that bring it to what the task wants, and runs
 // them when applying.
-func (Service) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	return runService(ctx, realMachine(env), decodeService(args), apply)
+func (sv Service) Run(ctx context.Context, env *modules.Env, args serviceArgs, apply bool) (*modules.Result, error) {
+	return runService(ctx, on(sv.test, env), args, apply)
 }
 
-func runService(ctx context.Context, m *machine, w serviceWant, apply bool) (*modules.Result, error) {
+func runService(ctx context.Context, m *machine, w serviceArgs, apply bool) (*modules.Result, error) {
 	if !m.systemdBooted() {
 		return runSysVService(ctx, m, w, apply)
 	}
 	if m.lookPath("systemctl") == "" {
 		return nil, errors.New("PID 1 is systemd (/run/systemd/system exists) but there is no systemctl on this host")
 	}
-	st, err := m.systemctl().Show(ctx, w.unit)
+	st, err := m.systemctl().Show(ctx, w.unit())
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +210,7 @@ func runService(ctx context.Context, m *machine, w serviceWant, apply bool) (*mo
 	var notes []string
 	res := &modules.Result{Status: modules.StatusOK}
 
-	if w.daemonReload {
+	if w.DaemonReload {
 		switch {
 		case st.NeedReload:
 			steps = append(steps, host.Step{Desc: "reloaded systemd (unit files changed on disk)", Would: "would reload systemd (unit files changed on disk)",
@@ -209,7 +221,7 @@ func runService(ctx context.Context, m *machine, w serviceWant, apply bool) (*mo
 			if _, err := m.systemctl().Run(ctx, "daemon-reload"); err != nil {
 				return nil, err
 			}
-			if st, err = m.systemctl().Show(ctx, w.unit); err != nil {
+			if st, err = m.systemctl().Show(ctx, w.unit()); err != nil {
 				return nil, err
 			}
 			if st.Load != "not-found" {
@@ -217,10 +229,10 @@ func runService(ctx context.Context, m *machine, w serviceWant, apply bool) (*mo
 				res.Status = modules.StatusChanged
 			}
 		case st.Load == "not-found":
-			if src := unitSource(m, w.unit); src != "" {
+			if src := unitSource(m, w.unit()); src != "" {
 				res.Status = modules.StatusUnknown
-				res.Msg = fmt.Sprintf("%s is not loaded; a daemon-reload would load it from %s, so what follows cannot be predicted", w.unit, src)
-				res.Data = serviceData(w.unit, st, false, "systemd")
+				res.Msg = fmt.Sprintf("%s is not loaded; a daemon-reload would load it from %s, so what follows cannot be predicted", w.unit(), src)
+				res.Data = serviceData(w.unit(), st, false, "systemd")
 				return res, nil
 			}
 		}
@@ -232,13 +244,7 @@ func runService(ctx context.Context, m *machine, w serviceWant, apply bool) (*mo
 		enabledNow = rcEnabled(m.rcLinks(filepath.Base(sysv)))
 	}
 
-	want := host.Want{State: w.state}
-	if w.enabledSet {
-		want.Enabled = &w.enabled
-	}
-	if w.maskedSet {
-		want.Masked = &w.masked
-	}
+	want := host.Want{State: w.state(), Enabled: w.Enabled, Masked: w.Masked}
 	if sysv != "" {
 		// A unit generated from an init script is enabled by its rc links.
 		want.Enable = func(enable bool) []host.Step {
@@ -286,7 +292,7 @@ func unitSource(m *machine, unit string) string {
 }
 
 // finishService reports the steps (and runs them when applying), with the diff and data.
-func finishService(ctx context.Context, m *machine, w serviceWant, res *modules.Result, before host.Unit, enabledBefore bool, steps []host.Step, notes []string, apply bool) (*modules.Result, error) {
+func finishService(ctx context.Context, m *machine, w serviceArgs, res *modules.Result, before host.Unit, enabledBefore bool, steps []host.Step, notes []string, apply bool) (*modules.Result, error) {
 	after := predictUnit(w, before, enabledBefore)
 	var done []string
 	for _, s := range steps {
@@ -303,29 +309,29 @@ func finishService(ctx context.Context, m *machine, w serviceWant, res *modules.
 	final, enabledFinal := before, enabledBefore
 	if apply && (len(steps) > 0 || res.Status == modules.StatusChanged) {
 		var err error
-		if final, err = m.systemctl().Show(ctx, w.unit); err != nil {
+		if final, err = m.systemctl().Show(ctx, w.unit()); err != nil {
 			return nil, err
 		}
 		enabledFinal = final.Enabled()
 		if s := final.SysVScript(); s != "" {
 			enabledFinal = rcEnabled(m.rcLinks(filepath.Base(s)))
 		}
-		if w.state == "started" && final.Active == "failed" {
-			return nil, fmt.Errorf("unit %s failed right after it was started (SubState %s); see journalctl -u %s", w.unit, final.Sub, w.unit)
+		if w.state() == "started" && final.Active == "failed" {
+			return nil, fmt.Errorf("unit %s failed right after it was started (SubState %s); see journalctl -u %s", w.unit(), final.Sub, w.unit())
 		}
 	}
-	res.Data = serviceData(w.unit, final, enabledFinal, "systemd")
+	res.Data = serviceData(w.unit(), final, enabledFinal, "systemd")
 	if res.Status != modules.StatusOK {
 		res.Diff = &modules.Diff{
 			Before: describeUnit(before.Active, enabledBefore, before.Masked(), w), After: after,
-			BeforeHeader: w.unit + " (before)", AfterHeader: w.unit + " (after)",
+			BeforeHeader: w.unit() + " (before)", AfterHeader: w.unit() + " (after)",
 		}
 	}
 	parts := append(done, notes...)
 	if len(parts) == 0 {
 		parts = append(parts, summary(before, enabledBefore))
 	}
-	res.Msg = w.unit + ": " + strings.Join(parts, ", ")
+	res.Msg = w.unit() + ": " + strings.Join(parts, ", ")
 	return res, nil
 }
 
@@ -347,9 +353,9 @@ func summary(st host.Unit, enabled bool) string {
 }
 
 // predictUnit describes the unit as the steps leave it.
-func predictUnit(w serviceWant, st host.Unit, enabled bool) string {
+func predictUnit(w serviceArgs, st host.Unit, enabled bool) string {
 	active := st.Active
-	switch w.state {
+	switch w.state() {
 	case "started":
 		if !st.Running() {
 			active = "active"
@@ -367,54 +373,54 @@ func predictUnit(w serviceWant, st host.Unit, enabled bool) string {
 			active = "active"
 		}
 	}
-	if w.enabledSet && st.Load != "not-found" {
-		enabled = w.enabled
+	if w.Enabled != nil && st.Load != "not-found" {
+		enabled = *w.Enabled
 	}
 	masked := st.Masked()
-	if w.maskedSet {
-		masked = w.masked
+	if w.Masked != nil {
+		masked = *w.Masked
 	}
 	return describeUnit(active, enabled, masked, w)
 }
 
-func describeUnit(active string, enabled, masked bool, w serviceWant) string {
+func describeUnit(active string, enabled, masked bool, w serviceArgs) string {
 	if active == "" {
 		active = "inactive"
 	}
 	s := fmt.Sprintf("state: %s\nenabled: %t\n", active, enabled)
-	if w.maskedSet || masked {
+	if w.Masked != nil || masked {
 		s += fmt.Sprintf("masked: %t\n", masked)
 	}
 	return s
 }
 
-func serviceData(unit string, st host.Unit, enabled bool, manager string) map[string]any {
-	return map[string]any{
-		"name":            unit,
-		"active_state":    st.Active,
-		"sub_state":       st.Sub,
-		"enabled":         enabled,
-		"unit_file_state": st.FileState,
-		"masked":          st.Masked(),
-		"load_state":      st.Load,
-		"manager":         manager,
+func serviceData(unit string, st host.Unit, enabled bool, manager string) serviceResult {
+	return serviceResult{
+		Name:          unit,
+		ActiveState:   st.Active,
+		SubState:      st.Sub,
+		Enabled:       enabled,
+		UnitFileState: st.FileState,
+		Masked:        st.Masked(),
+		LoadState:     st.Load,
+		Manager:       manager,
 	}
 }
 
 // runSysVService manages an init script on a host whose PID 1 is not systemd.
-func runSysVService(ctx context.Context, m *machine, w serviceWant, apply bool) (*modules.Result, error) {
-	name, ok := strings.CutSuffix(w.unit, ".service")
+func runSysVService(ctx context.Context, m *machine, w serviceArgs, apply bool) (*modules.Result, error) {
+	name, ok := strings.CutSuffix(w.unit(), ".service")
 	if !ok {
-		return nil, fmt.Errorf("%s is a systemd unit, and this host does not run systemd (no /run/systemd/system)", w.unit)
+		return nil, fmt.Errorf("%s is a systemd unit, and this host does not run systemd (no /run/systemd/system)", w.unit())
 	}
 	if fi, err := os.Stat(m.path("/etc/init.d")); err != nil || !fi.IsDir() {
 		return nil, errors.New("this host runs neither systemd (no /run/systemd/system) nor SysV init scripts (no /etc/init.d): the service module cannot manage its services")
 	}
 	res := &modules.Result{Status: modules.StatusOK}
 	script := "/etc/init.d/" + name
-	st := host.Unit{Name: w.unit, ID: w.unit, Load: "loaded", Active: "inactive", Sub: "dead"}
+	st := host.Unit{Name: w.unit(), ID: w.unit(), Load: "loaded", Active: "inactive", Sub: "dead"}
 	var warnings []string
-	if w.daemonReload {
+	if w.DaemonReload {
 		warnings = append(warnings, "daemon_reload ignored: this host does not run systemd")
 	}
 	fi, err := os.Stat(m.path(script))
@@ -426,15 +432,15 @@ func runSysVService(ctx context.Context, m *machine, w serviceWant, apply bool) 
 	case !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0:
 		return nil, fmt.Errorf("%s is not an executable file", script)
 	}
-	if w.maskedSet && w.masked {
+	if isTrue(w.Masked) {
 		return nil, fmt.Errorf("masking needs systemd, and this host does not run it (no /run/systemd/system)")
 	}
 	if st.Load == "not-found" {
-		if w.state == "started" || w.state == "restarted" || w.state == "reloaded" || (w.enabledSet && w.enabled) {
-			return nil, fmt.Errorf("unit %s does not exist on this host (no %s)", w.unit, script)
+		if w.state() == "started" || w.state() == "restarted" || w.state() == "reloaded" || isTrue(w.Enabled) {
+			return nil, fmt.Errorf("unit %s does not exist on this host (no %s)", w.unit(), script)
 		}
-		res.Msg = fmt.Sprintf("%s: unit %s does not exist on this host (no %s); nothing to do", w.unit, w.unit, script)
-		res.Data = serviceData(w.unit, host.Unit{Load: "not-found", Active: "inactive", Sub: "dead"}, false, "sysv")
+		res.Msg = fmt.Sprintf("%s: unit %s does not exist on this host (no %s); nothing to do", w.unit(), w.unit(), script)
+		res.Data = serviceData(w.unit(), host.Unit{Load: "not-found", Active: "inactive", Sub: "dead"}, false, "sysv")
 		res.Warnings = warnings
 		return res, nil
 	}
@@ -468,24 +474,24 @@ func runSysVService(ctx context.Context, m *machine, w serviceWant, apply bool) 
 	}
 
 	var steps []host.Step
-	if w.enabledSet && enabledNow != w.enabled {
+	if w.Enabled != nil && enabledNow != *w.Enabled {
+		en := *w.Enabled
 		desc, would := "enabled", "would enable"
-		if !w.enabled {
+		if !en {
 			desc, would = "disabled", "would disable"
 		}
-		en := w.enabled
 		steps = append(steps, host.Step{Desc: desc, Would: would, Do: func(ctx context.Context) error { return setSysVEnabled(ctx, m, name, en) }})
 	}
-	if !known && (w.state == "started" || w.state == "stopped") && !apply {
+	if !known && (w.state() == "started" || w.state() == "stopped") && !apply {
 		res.Status = modules.StatusUnknown
-		res.Msg = fmt.Sprintf("%s: cannot tell whether it runs (%s status exited %d)", w.unit, name, rc)
-		res.Data = serviceData(w.unit, st, enabledNow, "sysv")
+		res.Msg = fmt.Sprintf("%s: cannot tell whether it runs (%s status exited %d)", w.unit(), name, rc)
+		res.Data = serviceData(w.unit(), st, enabledNow, "sysv")
 		res.Warnings = warnings
 		return res, nil
 	}
 	// When the status is unknown, apply runs start or stop anyway: LSB scripts make both
 	// idempotent.
-	switch w.state {
+	switch w.state() {
 	case "started":
 		if !running || !known {
 			steps = append(steps, m.runStep("started", "would start", control("start")))
@@ -513,7 +519,7 @@ func runSysVService(ctx context.Context, m *machine, w serviceWant, apply bool) 
 	if len(steps) > 0 {
 		res.Status = modules.DiffStatus(apply)
 		res.Diff = &modules.Diff{Before: describeUnit(st.Active, enabledNow, false, w), After: after,
-			BeforeHeader: w.unit + " (before)", AfterHeader: w.unit + " (after)"}
+			BeforeHeader: w.unit() + " (before)", AfterHeader: w.unit() + " (after)"}
 	}
 	if apply && len(steps) > 0 {
 		if err := m.systemctl().Apply(ctx, steps); err != nil {
@@ -531,11 +537,11 @@ func runSysVService(ctx context.Context, m *machine, w serviceWant, apply bool) 
 			final.FileState = "enabled"
 		}
 	}
-	res.Data = serviceData(w.unit, final, enabledFinal, "sysv")
+	res.Data = serviceData(w.unit(), final, enabledFinal, "sysv")
 	if len(done) == 0 {
 		done = append(done, summary(st, enabledNow))
 	}
-	res.Msg = w.unit + ": " + strings.Join(done, ", ")
+	res.Msg = w.unit() + ": " + strings.Join(done, ", ")
 	return res, nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 // demoScript is an LSB init script that keeps its "daemon" as a file under the root it
@@ -103,11 +104,6 @@ func rcListing(t *testing.T, h *fakeHost) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, "\n")
-}
-
-func serviceArgs(t *testing.T, a map[string]cty.Value) serviceWant {
-	t.Helper()
-	return decodeService(args(t, Service{}, a))
 }
 
 // TestServiceTimelines runs each case through check (drift, nothing but reads) → apply
@@ -265,11 +261,10 @@ func TestServiceTimelines(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(h)
 			}
-			w := serviceArgs(t, tc.args)
 			step := func(apply bool, want modules.Status) *modules.Result {
 				t.Helper()
 				h.calls = nil
-				res, err := runService(ctxT(t), h.machine(), w, apply)
+				res, err := moduletest.Run(t, Service{test: h.machine()}, tc.args, apply)
 				if err != nil {
 					t.Fatalf("apply=%v: %v", apply, err)
 				}
@@ -300,9 +295,10 @@ func TestServiceTimelines(t *testing.T) {
 				t.Errorf("check's diff differs from apply's:\ncheck: %+v\napply: %+v", checked.Diff, applied.Diff)
 			}
 			if tc.data != nil {
+				got := data(t, Service{}, applied)
 				for k, v := range tc.data {
-					if applied.Data.(map[string]any)[k] != v {
-						t.Errorf("data %s = %v, want %v", k, applied.Data.(map[string]any)[k], v)
+					if got[k] != v {
+						t.Errorf("data %s = %v, want %v", k, got[k], v)
 					}
 				}
 			}
@@ -371,7 +367,7 @@ func TestServiceInSync(t *testing.T) {
 			}
 			for _, apply := range []bool{false, true} {
 				h.calls = nil
-				res, err := runService(ctxT(t), h.machine(), serviceArgs(t, tc.args), apply)
+				res, err := moduletest.Run(t, Service{test: h.machine()}, tc.args, apply)
 				if err != nil {
 					t.Fatalf("apply=%v: %v", apply, err)
 				}
@@ -460,7 +456,7 @@ func TestServiceErrors(t *testing.T) {
 			before := rcListing(t, h)
 			for _, apply := range []bool{false, true} {
 				h.calls = nil
-				_, err := runService(ctxT(t), h.machine(), serviceArgs(t, tc.args), apply)
+				_, err := moduletest.Run(t, Service{test: h.machine()}, tc.args, apply)
 				if !apply && tc.checkOK {
 					if err != nil {
 						t.Fatalf("check: %v", err)
@@ -488,20 +484,20 @@ func TestServiceDaemonReloadNewUnit(t *testing.T) {
 	h := newFakeHost(t, true)
 	h.write("/etc/systemd/system/app.service", "[Service]\nExecStart=/bin/true\n", 0o644)
 	h.pending["app.service"] = &fakeUnit{load: "loaded", active: "inactive", sub: "dead", fileState: "disabled"}
-	w := serviceArgs(t, map[string]cty.Value{"name": s("app"), "state": s("started"), "daemon_reload": cty.True})
-	res, err := runService(ctxT(t), h.machine(), w, false)
+	args := map[string]cty.Value{"name": s("app"), "state": s("started"), "daemon_reload": cty.True}
+	res, err := moduletest.Run(t, Service{test: h.machine()}, args, false)
 	if err != nil || res.Status != modules.StatusUnknown || !strings.Contains(res.Msg, "/etc/systemd/system/app.service") {
 		t.Fatalf("check: %v %+v", err, res)
 	}
 	h.onlyReads(t, "check")
-	res, err = runService(ctxT(t), h.machine(), w, true)
+	res, err = moduletest.Run(t, Service{test: h.machine()}, args, true)
 	if err != nil || res.Status != modules.StatusChanged {
 		t.Fatalf("apply: %v %+v", err, res)
 	}
 	if !h.ran("systemctl", "daemon-reload") || !h.ran("systemctl", "start", "--", "app.service") {
 		t.Errorf("calls: %v", h.calls)
 	}
-	if res.Data.(map[string]any)["active_state"] != "active" {
+	if res.Data.(serviceResult).ActiveState != "active" {
 		t.Errorf("data: %v", res.Data)
 	}
 }
@@ -593,11 +589,7 @@ func TestServiceValidate(t *testing.T) {
 		{map[string]cty.Value{"name": s("x"), "masked": cty.True, "state": s("stopped"), "enabled": cty.False}, ""},
 	}
 	for _, tc := range cases {
-		v, err := Service{}.Info().Schema.Normalize(cty.ObjectVal(tc.args))
-		if err != nil {
-			t.Fatal(err)
-		}
-		errs := Service{}.Validate(v)
+		errs := moduletest.Validate(t, Service{}, tc.args)
 		var msgs []string
 		for _, e := range errs {
 			msgs = append(msgs, e.Error())

@@ -21,12 +21,35 @@ import (
 )
 
 var (
-	_ modules.Runner[cty.Value]    = Sysctl{}
-	_ modules.Validator[cty.Value] = Sysctl{}
+	_ modules.Runner[sysctlArgs]    = Sysctl{}
+	_ modules.Validator[sysctlArgs] = Sysctl{}
 )
 
 // Sysctl sets a kernel parameter at runtime and in a sysctl.d drop-in.
-type Sysctl struct{}
+type Sysctl struct {
+	// test is the machine a unit test runs it on; nil: the helper's host.
+	test *machine
+}
+
+// sysctlArgs are the sysctl module's arguments.
+type sysctlArgs struct {
+	Name    string  `cty:"name"`
+	Value   *string `cty:"value"`
+	State   string  `cty:"state"`
+	File    string  `cty:"file"`
+	Runtime bool    `cty:"runtime"`
+}
+
+// sysctlResult is what the sysctl module returns.
+type sysctlResult struct {
+	Name            string `cty:"name"`
+	Value           string `cty:"value"`
+	RuntimeValue    string `cty:"runtime_value"`
+	PersistentValue string `cty:"persistent_value"`
+	RuntimeDrift    bool   `cty:"runtime_drift"`
+	PersistentDrift bool   `cty:"persistent_drift"`
+	File            string `cty:"file"`
+}
 
 var sysctlNamePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:@/+-]*$`)
 
@@ -104,28 +127,28 @@ container's own network namespace (net.*): writing elsewhere fails with a messag
 }
 
 // Validate checks value against state, and the file's path.
-func (Sysctl) Validate(args cty.Value) []modules.ArgError {
+func (Sysctl) Validate(args sysctlArgs) []modules.ArgError {
 	var errs []modules.ArgError
-	v := args.GetAttr("value")
-	switch str(args, "state") {
+	v := args.Value
+	switch args.State {
 	case "present":
-		if v.IsNull() {
+		if v == nil {
 			errs = append(errs, modules.ArgError{Arg: "value", Msg: `state = "present" needs value.`})
-		} else if strings.TrimSpace(v.AsString()) == "" {
+		} else if strings.TrimSpace(*v) == "" {
 			errs = append(errs, modules.ArgError{Arg: "value", Msg: "value is empty."})
 		}
 	case "absent":
-		if !v.IsNull() {
+		if v != nil {
 			errs = append(errs, modules.ArgError{Arg: "value", Msg: `value is not used with state = "absent".`})
 		}
 	}
-	if !v.IsNull() && strings.ContainsAny(v.AsString(), "\n\r") {
+	if v != nil && strings.ContainsAny(*v, "\n\r") {
 		errs = append(errs, modules.ArgError{Arg: "value", Msg: "value must be one line."})
 	}
-	if f := str(args, "file"); !strings.HasPrefix(f, "/") || strings.HasSuffix(f, "/") {
+	if f := args.File; !strings.HasPrefix(f, "/") || strings.HasSuffix(f, "/") {
 		errs = append(errs, modules.ArgError{Arg: "file", Msg: "file must be an absolute path to a file."})
 	}
-	if n := str(args, "name"); strings.Contains(n, "..") || strings.Contains(n, "//") || strings.HasSuffix(n, "/") || strings.HasSuffix(n, ".") {
+	if n := args.Name; strings.Contains(n, "..") || strings.Contains(n, "//") || strings.HasSuffix(n, "/") || strings.HasSuffix(n, ".") {
 		errs = append(errs, modules.ArgError{Arg: "name", Msg: fmt.Sprintf("%q is not a sysctl key.", n)})
 	}
 	return errs
@@ -154,29 +177,23 @@ func sysctlName(name string) string {
 // normValue joins a value's words with single spaces.
 func normValue(v string) string { return strings.Join(strings.Fields(v), " ") }
 
-type sysctlWant struct {
-	name, value, file string
-	present, runtime  bool
-}
-
 // Run compares the running value and the file with what is wanted and fixes either when
 // applying.
-func (Sysctl) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	w := sysctlWant{name: str(args, "name"), value: normValue(str(args, "value")), file: str(args, "file"),
-		present: str(args, "state") != "absent", runtime: boolArg(args, "runtime")}
-	return runSysctl(ctx, realMachine(env), w, apply)
+func (sc Sysctl) Run(ctx context.Context, env *modules.Env, args sysctlArgs, apply bool) (*modules.Result, error) {
+	return runSysctl(ctx, on(sc.test, env), args, apply)
 }
 
-func runSysctl(_ context.Context, m *machine, w sysctlWant, apply bool) (*modules.Result, error) {
-	if w.present && w.value == "" {
+func runSysctl(_ context.Context, m *machine, w sysctlArgs, apply bool) (*modules.Result, error) {
+	value, present := normValue(orEmpty(w.Value)), w.State != "absent"
+	if present && value == "" {
 		return nil, errors.New(`sysctl: state = "present" needs a value`)
 	}
-	key := sysctlName(w.name)
-	procPath := "/proc/sys/" + sysctlPath(w.name)
+	key := sysctlName(w.Name)
+	procPath := "/proc/sys/" + sysctlPath(w.Name)
 	res := &modules.Result{Status: modules.StatusOK}
 
 	// Runtime.
-	managed := w.runtime && w.present
+	managed := w.Runtime && present
 	runtimeValue := ""
 	b, err := os.ReadFile(m.path(procPath))
 	switch {
@@ -184,8 +201,8 @@ func runSysctl(_ context.Context, m *machine, w sysctlWant, apply bool) (*module
 		if managed {
 			return nil, fmt.Errorf("no sysctl key %s on this host (no %s); set runtime = false to write only the file, e.g. for a key whose kernel module is not loaded yet", key, procPath)
 		}
-		if w.present {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s does not exist on the running kernel (no %s); only %s is managed", key, procPath, w.file))
+		if present {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s does not exist on the running kernel (no %s); only %s is managed", key, procPath, w.File))
 		}
 	case errors.Is(err, syscall.EISDIR):
 		return nil, fmt.Errorf("%s is a group of sysctl keys (%s is a directory), not a key", key, procPath)
@@ -196,44 +213,45 @@ func runSysctl(_ context.Context, m *machine, w sysctlWant, apply bool) (*module
 	default:
 		runtimeValue = normValue(string(b))
 	}
-	runtimeDrift := managed && runtimeValue != w.value
+	runtimeDrift := managed && runtimeValue != value
 
 	// Persistent.
-	old, existed, err := hostfs.ReadOptional(m.path(w.file))
+	old, existed, err := hostfs.ReadOptional(m.path(w.File))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", w.file, err)
+		return nil, fmt.Errorf("read %s: %w", w.File, err)
 	}
-	persistentBefore, _ := sysctlFileValue(old, w.name)
-	content, persistentDrift := editSysctlFile(old, w.name, key, w.value, w.present)
+	persistentBefore, _ := sysctlFileValue(old, w.Name)
+	content, persistentDrift := editSysctlFile(old, w.Name, key, value, present)
 	persistentAfter := ""
-	if w.present {
-		persistentAfter = w.value
+	if present {
+		persistentAfter = value
 	}
 
-	if w.present {
-		res.Warnings = append(res.Warnings, sysctlOverrides(m, w.file, w.name, w.value)...)
+	if present {
+		res.Warnings = append(res.Warnings, sysctlOverrides(m, w.File, w.Name, value)...)
 	}
-	res.Data = map[string]any{
-		"name": key, "value": persistentAfter, "runtime_value": runtimeValue, "persistent_value": persistentBefore,
-		"runtime_drift": runtimeDrift, "persistent_drift": persistentDrift, "file": w.file,
+	data := &sysctlResult{
+		Name: key, Value: persistentAfter, RuntimeValue: runtimeValue, PersistentValue: persistentBefore,
+		RuntimeDrift: runtimeDrift, PersistentDrift: persistentDrift, File: w.File,
 	}
+	res.Data = data
 	var what []string
 	if runtimeDrift {
-		what = append(what, fmt.Sprintf("runtime %s → %s", orNone(runtimeValue), w.value))
+		what = append(what, fmt.Sprintf("runtime %s → %s", orNone(runtimeValue), value))
 	}
 	if persistentDrift {
-		what = append(what, fmt.Sprintf("%s: %s → %s", w.file, orNone(persistentBefore), orNone(persistentAfter)))
+		what = append(what, fmt.Sprintf("%s: %s → %s", w.File, orNone(persistentBefore), orNone(persistentAfter)))
 	}
 	if len(what) == 0 {
 		switch {
-		case !w.present:
-			res.Msg = fmt.Sprintf("%s is not set in %s", key, w.file)
-		case w.runtime:
-			res.Msg = fmt.Sprintf("%s = %s (runtime and %s)", key, w.value, w.file)
+		case !present:
+			res.Msg = fmt.Sprintf("%s is not set in %s", key, w.File)
+		case w.Runtime:
+			res.Msg = fmt.Sprintf("%s = %s (runtime and %s)", key, value, w.File)
 		default:
-			res.Msg = fmt.Sprintf("%s = %s in %s", key, w.value, w.file)
+			res.Msg = fmt.Sprintf("%s = %s in %s", key, value, w.File)
 		}
-		res.Data.(map[string]any)["persistent_value"] = persistentAfter
+		data.PersistentValue = persistentAfter
 		return res, nil
 	}
 	if runtimeDrift && !apply {
@@ -249,11 +267,11 @@ func runSysctl(_ context.Context, m *machine, w sysctlWant, apply bool) (*module
 		if managed {
 			s += "runtime: " + orNone(rt) + "\n"
 		}
-		return s + "persistent (" + w.file + "): " + orNone(pv) + "\n"
+		return s + "persistent (" + w.File + "): " + orNone(pv) + "\n"
 	}
 	afterRuntime := runtimeValue
 	if runtimeDrift {
-		afterRuntime = w.value
+		afterRuntime = value
 	}
 	res.Diff = &modules.Diff{Before: describe(runtimeValue, persistentBefore), After: describe(afterRuntime, persistentAfter),
 		BeforeHeader: key + " (before)", AfterHeader: key + " (after)"}
@@ -263,7 +281,7 @@ func runSysctl(_ context.Context, m *machine, w sysctlWant, apply bool) (*module
 
 	// The running value first: a value the kernel refuses leaves the file as it was.
 	if runtimeDrift {
-		if err := writeSysctl(m.path(procPath), w.value); err != nil {
+		if err := writeSysctl(m.path(procPath), value); err != nil {
 			return nil, fmt.Errorf("set %s at runtime: %w", key, explainProcErr(err))
 		}
 		b, err := os.ReadFile(m.path(procPath))
@@ -271,23 +289,23 @@ func runSysctl(_ context.Context, m *machine, w sysctlWant, apply bool) (*module
 			return nil, fmt.Errorf("read %s back: %w", procPath, err)
 		}
 		got := normValue(string(b))
-		res.Data.(map[string]any)["runtime_value"] = got
-		if got != w.value {
-			return res, fmt.Errorf("the kernel keeps %s = %s after %s was written (a value out of range, or one it rounds)", key, orNone(got), w.value)
+		data.RuntimeValue = got
+		if got != value {
+			return res, fmt.Errorf("the kernel keeps %s = %s after %s was written (a value out of range, or one it rounds)", key, orNone(got), value)
 		}
 	}
 	if persistentDrift {
 		if len(content) == 0 && existed {
-			if err := hostfs.Remove(m.path(w.file)); err != nil {
+			if err := hostfs.Remove(m.path(w.File)); err != nil {
 				return nil, err
 			}
 		} else if len(content) > 0 {
-			if err := writeAtomic(m.path(w.file), content, 0o644); err != nil {
+			if err := writeAtomic(m.path(w.File), content, 0o644); err != nil {
 				return nil, err
 			}
 		}
 	}
-	res.Data.(map[string]any)["persistent_value"] = persistentAfter
+	data.PersistentValue = persistentAfter
 	return res, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 func fixture(t *testing.T, p string) string {
@@ -18,13 +19,6 @@ func fixture(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-func sysctlArgs(t *testing.T, a map[string]cty.Value) sysctlWant {
-	t.Helper()
-	v := args(t, Sysctl{}, a)
-	return sysctlWant{name: str(v, "name"), value: normValue(str(v, "value")), file: str(v, "file"),
-		present: str(v, "state") != "absent", runtime: boolArg(v, "runtime")}
 }
 
 const runbookConf = "/etc/sysctl.d/90-runbook.conf"
@@ -104,57 +98,52 @@ func TestSysctlTimelines(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			w := sysctlArgs(t, tc.args)
-			step := func(apply bool, want modules.Status) *modules.Result {
-				t.Helper()
-				before := h.tree()
-				res, err := runSysctl(ctxT(t), h.machine(), w, apply)
-				if err != nil {
-					t.Fatalf("apply=%v: %v", apply, err)
-				}
-				if res.Status != want {
-					t.Fatalf("apply=%v: status %q, want %q (%s)", apply, res.Status, want, res.Msg)
-				}
-				if !apply || want == modules.StatusOK {
+			w := decoded[sysctlArgs](t, Sysctl{}, tc.args)
+			present, value := w.State != "absent", normValue(orEmpty(w.Value))
+			// No step runs a program; each check, and the apply after the first, writes no
+			// file.
+			var before string
+			res := moduletest.Timeline(t, Sysctl{test: h.machine()}, tc.args,
+				moduletest.Before(func(testing.TB, string) { before = h.tree() }),
+				moduletest.Unchanged(func(t testing.TB, step string) {
 					if after := h.tree(); after != before {
-						t.Fatalf("apply=%v changed files:\n%s\n---\n%s", apply, before, after)
+						t.Fatalf("%s changed files:\n%s\n---\n%s", step, before, after)
 					}
-				}
-				if len(h.calls) > 0 {
-					t.Fatalf("ran programs: %v", h.calls)
-				}
-				if len(res.Warnings) != len(tc.warnings) {
-					t.Fatalf("warnings %q, want %q", res.Warnings, tc.warnings)
+				}))
+			if len(h.calls) > 0 {
+				t.Fatalf("ran programs: %v", h.calls)
+			}
+			for _, r := range res {
+				if len(r.Warnings) != len(tc.warnings) {
+					t.Fatalf("warnings %q, want %q", r.Warnings, tc.warnings)
 				}
 				for i, wn := range tc.warnings {
-					if !strings.Contains(res.Warnings[i], wn) {
-						t.Errorf("warning %q, want %q", res.Warnings[i], wn)
+					if !strings.Contains(r.Warnings[i], wn) {
+						t.Errorf("warning %q, want %q", r.Warnings[i], wn)
 					}
 				}
-				return res
 			}
-			checked := step(false, modules.StatusDrift)
-			if checked.Data.(map[string]any)["runtime_drift"] != tc.drift[0] || checked.Data.(map[string]any)["persistent_drift"] != tc.drift[1] {
-				t.Errorf("drift runtime=%v persistent=%v, want %v", checked.Data.(map[string]any)["runtime_drift"], checked.Data.(map[string]any)["persistent_drift"], tc.drift)
+			checked := res[0]
+			if d := data(t, Sysctl{}, checked); d["runtime_drift"] != tc.drift[0] || d["persistent_drift"] != tc.drift[1] {
+				t.Errorf("drift runtime=%v persistent=%v, want %v", d["runtime_drift"], d["persistent_drift"], tc.drift)
 			}
-			applied := step(true, modules.StatusChanged)
+			applied := res[1]
 			if checked.Diff == nil || applied.Diff == nil || *checked.Diff != *applied.Diff {
 				t.Fatalf("check's diff differs from apply's:\n%+v\n%+v", checked.Diff, applied.Diff)
 			}
 			if tc.diff != "" && applied.Diff.After != tc.diff {
 				t.Errorf("diff after:\n%q\nwant\n%q", applied.Diff.After, tc.diff)
 			}
-			if w.present && w.runtime && applied.Data.(map[string]any)["runtime_value"] != w.value {
-				t.Errorf("runtime_value %v", applied.Data.(map[string]any)["runtime_value"])
+			d := data(t, Sysctl{}, applied)
+			if present && w.Runtime && d["runtime_value"] != value {
+				t.Errorf("runtime_value %v", d["runtime_value"])
 			}
-			if w.present && applied.Data.(map[string]any)["persistent_value"] != w.value {
-				t.Errorf("persistent_value %v", applied.Data.(map[string]any)["persistent_value"])
+			if present && d["persistent_value"] != value {
+				t.Errorf("persistent_value %v", d["persistent_value"])
 			}
-			again := step(false, modules.StatusOK)
-			if again.Data.(map[string]any)["runtime_drift"] != false || again.Data.(map[string]any)["persistent_drift"] != false {
-				t.Errorf("drift after apply: %v", again.Data)
+			if d := data(t, Sysctl{}, res[2]); d["runtime_drift"] != false || d["persistent_drift"] != false {
+				t.Errorf("drift after apply: %v", d)
 			}
-			step(true, modules.StatusOK)
 			h.checkFiles(t, tc.want)
 		})
 	}
@@ -196,7 +185,7 @@ func TestSysctlErrors(t *testing.T) {
 			}
 			before := h.tree()
 			for _, apply := range []bool{false, true} {
-				res, err := runSysctl(ctxT(t), h.machine(), sysctlArgs(t, tc.args), apply)
+				res, err := moduletest.Run(t, Sysctl{test: h.machine()}, tc.args, apply)
 				if !apply && tc.checkOK {
 					if err != nil || res.Status != modules.StatusDrift {
 						t.Fatalf("check: %v %v", err, res)
@@ -287,12 +276,8 @@ func TestSysctlValidate(t *testing.T) {
 		{map[string]cty.Value{"name": s("a.b"), "state": s("absent")}, ""},
 	}
 	for _, tc := range cases {
-		v, err := Sysctl{}.Info().Schema.Normalize(cty.ObjectVal(tc.args))
-		if err != nil {
-			t.Fatal(err)
-		}
 		var msgs []string
-		for _, e := range (Sysctl{}).Validate(v) {
+		for _, e := range moduletest.Validate(t, Sysctl{}, tc.args) {
 			msgs = append(msgs, e.Error())
 		}
 		got := strings.Join(msgs, "; ")

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"strings"
 
-	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/sys/unix"
 
 	"github.com/runbook/runbook/modules"
@@ -15,10 +14,10 @@ import (
 )
 
 func init() {
-	modules.Register[cty.Value, map[string]any](Service{})
-	modules.Register[cty.Value, map[string]any](Hostname{})
-	modules.Register[cty.Value, map[string]any](Sysctl{})
-	modules.Register[cty.Value, map[string]any](KernelModule{})
+	modules.Register[serviceArgs, serviceResult](Service{})
+	modules.Register[hostnameArgs, hostnameResult](Hostname{})
+	modules.Register[sysctlArgs, sysctlResult](Sysctl{})
+	modules.Register[kmodArgs, kmodResult](KernelModule{})
 }
 
 // machine is the host a module works on: where its files are and how it runs programs.
@@ -62,6 +61,14 @@ func realMachine(env *modules.Env) *machine {
 	}
 }
 
+// on is the machine a module runs on: the one a test gave it, or the helper's host.
+func on(test *machine, env *modules.Env) *machine {
+	if test != nil {
+		return test
+	}
+	return realMachine(env)
+}
+
 // path maps an absolute host path into the machine's root.
 func (m *machine) path(p string) string { return m.root.Path(p) }
 
@@ -76,27 +83,15 @@ func (m *machine) runOK(ctx context.Context, argv ...string) (string, error) {
 	return host.Output(ctx, m.run, m.red, host.Cmd{Argv: argv})
 }
 
-// str returns a string argument, "" when null.
-func str(args cty.Value, name string) string {
-	v := args.GetAttr(name)
-	if v.IsNull() {
+// isTrue reports whether an optional bool argument is set and true.
+func isTrue(b *bool) bool { return b != nil && *b }
+
+// orEmpty is an optional string argument, "" when unset.
+func orEmpty(s *string) string {
+	if s == nil {
 		return ""
 	}
-	return v.AsString()
-}
-
-// optBool returns a bool argument and whether it was given.
-func optBool(args cty.Value, name string) (val, set bool) {
-	v := args.GetAttr(name)
-	if v.IsNull() {
-		return false, false
-	}
-	return v.True(), true
-}
-
-func boolArg(args cty.Value, name string) bool {
-	v, _ := optBool(args, name)
-	return v
+	return *s
 }
 
 // writeAtomic replaces path with content atomically (hostfs.Ref.WriteAtomic), making

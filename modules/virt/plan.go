@@ -205,31 +205,35 @@ func vlanIs(ifc *libvirtxml.DomainInterface, id uint) bool {
 
 // describe is an interface as vm_nic reports it in its data: the fields of its arguments,
 // null where the NIC has none (a NIC check mode would add has no MAC yet).
-func describe(ifc *libvirtxml.DomainInterface) map[string]any {
-	m := map[string]any{"type": ifaceType(ifc), "source": nil, "mode": nil, "model": nil, "mtu": nil, "mac": nil, "vlan": nil}
+func describe(ifc *libvirtxml.DomainInterface) nicData {
+	d := nicData{Type: ifaceType(ifc)}
 	if s := ifaceSource(ifc); s != "" {
-		m["source"] = s
+		d.Source = &s
 	}
 	if mode := directMode(ifc); mode != "" {
-		m["mode"] = mode
+		d.Mode = &mode
 	}
 	if ifc.Model != nil && ifc.Model.Type != "" {
-		m["model"] = ifc.Model.Type
+		model := ifc.Model.Type
+		d.Model = &model
 	}
 	if ifc.MTU != nil {
-		m["mtu"] = int(ifc.MTU.Size)
+		mtu := int(ifc.MTU.Size)
+		d.MTU = &mtu
 	}
 	if ifc.MAC != nil && ifc.MAC.Address != "" {
-		m["mac"] = strings.ToLower(ifc.MAC.Address)
+		mac := strings.ToLower(ifc.MAC.Address)
+		d.MAC = &mac
 	}
 	if ifc.VLan != nil && len(ifc.VLan.Tags) > 0 {
-		m["vlan"] = int(ifc.VLan.Tags[0].ID)
+		vlan := int(ifc.VLan.Tags[0].ID)
+		d.VLAN = &vlan
 	}
-	return m
+	return d
 }
 
-func describeAll(ifcs []libvirtxml.DomainInterface) []any {
-	out := make([]any, 0, len(ifcs))
+func describeAll(ifcs []libvirtxml.DomainInterface) []nicData {
+	out := make([]nicData, 0, len(ifcs))
 	for i := range ifcs {
 		out = append(out, describe(&ifcs[i]))
 	}

@@ -2,7 +2,7 @@ package virt
 
 import (
 	"fmt"
-	"math/big"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	modules.Register[cty.Value, map[string]any](VMNIC{})
+	modules.Register[vmnicArgs, vmnicResult](VMNIC{})
 }
 
 // NIC types vm_nic manages, as libvirt names them in <interface type=...>.
@@ -45,7 +45,52 @@ var nicObject = cty.ObjectWithOptionalAttrs(map[string]cty.Type{
 }, []string{"mode", "model", "mtu", "mac", "vlan"})
 
 // VMNIC manages the network interfaces of one libvirt domain.
-type VMNIC struct{}
+type VMNIC struct {
+	// dirs, when set, are the only directories virsh is looked for in (tests point them
+	// at a stand-in); else PATH and the sbin directories (host.Exec).
+	dirs []string
+}
+
+// vmnicArgs are the vm_nic module's arguments.
+type vmnicArgs struct {
+	Domain     string    `cty:"domain"`
+	Interfaces []*nicArg `cty:"interfaces"` // an element may be null
+	Exclusive  bool      `cty:"exclusive"`
+	URI        string    `cty:"uri"`
+}
+
+// nicArg is one element of interfaces, as given; parseNICs checks it and makes a nic.
+type nicArg struct {
+	// Type and Source are required, yet may be null: parseNICs says what a NIC needs.
+	Type   *string `cty:"type"`
+	Source *string `cty:"source"`
+	Mode   *string `cty:"mode"`
+	Model  *string `cty:"model"`
+	// MTU and VLAN are numbers as given, so that a fraction or a number out of range is
+	// reported in the words of parseNICs.
+	MTU  *float64 `cty:"mtu"`
+	MAC  *string  `cty:"mac"`
+	VLAN *float64 `cty:"vlan"`
+}
+
+// vmnicResult is what the vm_nic module returns.
+type vmnicResult struct {
+	Interfaces      []nicData `cty:"interfaces"`
+	RestartRequired bool      `cty:"restart_required"`
+	UUID            string    `cty:"uuid"`
+}
+
+// nicData is one interface of the domain as vm_nic reports it: the fields of its
+// arguments, nil where the interface has none.
+type nicData struct {
+	Type   string  `cty:"type"`
+	Source *string `cty:"source"`
+	Mode   *string `cty:"mode"`
+	Model  *string `cty:"model"`
+	MTU    *int    `cty:"mtu"`
+	MAC    *string `cty:"mac"`
+	VLAN   *int    `cty:"vlan"`
+}
 
 func (VMNIC) Info() modules.Info {
 	return modules.Info{
@@ -116,15 +161,15 @@ is defined.`,
 
 // Validate checks every NIC against the rules libvirt applies when the domain starts, so a
 // runbook learns of them before any host is touched.
-func (VMNIC) Validate(args cty.Value) []modules.ArgError {
+func (VMNIC) Validate(args vmnicArgs) []modules.ArgError {
 	var errs []modules.ArgError
-	if d := args.GetAttr("domain"); !d.IsNull() && strings.TrimSpace(d.AsString()) == "" {
+	if strings.TrimSpace(args.Domain) == "" {
 		errs = append(errs, modules.ArgError{Arg: "domain", Msg: "domain must name a libvirt domain."})
 	}
-	if u := args.GetAttr("uri"); !u.IsNull() && !strings.Contains(u.AsString(), ":") {
-		errs = append(errs, modules.ArgError{Arg: "uri", Msg: fmt.Sprintf("%q is not a libvirt URI such as qemu:///system.", u.AsString())})
+	if !strings.Contains(args.URI, ":") {
+		errs = append(errs, modules.ArgError{Arg: "uri", Msg: fmt.Sprintf("%q is not a libvirt URI such as qemu:///system.", args.URI)})
 	}
-	_, nicErrs := parseNICs(args.GetAttr("interfaces"))
+	_, nicErrs := parseNICs(args.Interfaces)
 	return append(errs, nicErrs...)
 }
 
@@ -148,8 +193,8 @@ var (
 )
 
 // parseNICs turns the interfaces argument into nics, reporting every problem at once.
-func parseNICs(v cty.Value) ([]nic, []modules.ArgError) {
-	if v.IsNull() {
+func parseNICs(v []*nicArg) ([]nic, []modules.ArgError) {
+	if v == nil {
 		return nil, []modules.ArgError{{Arg: "interfaces", Msg: "interfaces is required."}}
 	}
 	var out []nic
@@ -157,39 +202,33 @@ func parseNICs(v cty.Value) ([]nic, []modules.ArgError) {
 	bad := func(i int, field, format string, a ...any) {
 		errs = append(errs, modules.ArgError{Arg: "interfaces", Msg: fmt.Sprintf("interfaces[%d].%s: ", i, field) + fmt.Sprintf(format, a...)})
 	}
-	str := func(o cty.Value, name string) string {
-		if !o.Type().HasAttribute(name) {
+	str := func(s *string) string {
+		if s == nil {
 			return ""
 		}
-		a := o.GetAttr(name)
-		if a.IsNull() {
-			return ""
-		}
-		return strings.TrimSpace(a.AsString())
+		return strings.TrimSpace(*s)
 	}
-	num := func(i int, o cty.Value, name string, lo, hi uint) uint {
-		if !o.Type().HasAttribute(name) || o.GetAttr(name).IsNull() {
+	num := func(i int, f *float64, name string, lo, hi uint) uint {
+		if f == nil {
 			return 0
 		}
-		f := o.GetAttr(name).AsBigFloat()
-		n, acc := f.Uint64()
-		if acc != big.Exact || !f.IsInt() || n < uint64(lo) || n > uint64(hi) {
-			bad(i, name, "%s is not a whole number from %d to %d.", f.Text('f', -1), lo, hi)
+		if *f != math.Trunc(*f) || *f < float64(lo) || *f > float64(hi) {
+			bad(i, name, "%s is not a whole number from %d to %d.", strconv.FormatFloat(*f, 'f', -1, 64), lo, hi)
 			return 0
 		}
-		return uint(n)
+		return uint(*f)
 	}
 	seenPCI := map[string]int{}
 	seenMAC := map[string]int{}
 	seenPassthrough := map[string]int{}
-	for i, o := range v.AsValueSlice() {
-		if o.IsNull() {
+	for i, o := range v {
+		if o == nil {
 			bad(i, "type", "the NIC is null.")
 			continue
 		}
-		n := nic{Type: str(o, "type"), Source: str(o, "source"), Mode: str(o, "mode"), Model: str(o, "model"), MAC: strings.ToLower(str(o, "mac"))}
-		n.MTU = num(i, o, "mtu", 68, 65535)
-		n.VLAN = num(i, o, "vlan", 1, 4094)
+		n := nic{Type: str(o.Type), Source: str(o.Source), Mode: str(o.Mode), Model: str(o.Model), MAC: strings.ToLower(str(o.MAC))}
+		n.MTU = num(i, o.MTU, "mtu", 68, 65535)
+		n.VLAN = num(i, o.VLAN, "vlan", 1, 4094)
 		okType := true
 		switch n.Type {
 		case typeBridge, typeDirect, typeNetwork, typeHostdev:

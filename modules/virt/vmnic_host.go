@@ -4,19 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
 	"time"
 
-	"github.com/zclconf/go-cty/cty"
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/host"
 )
 
-var _ modules.Runner[cty.Value] = VMNIC{}
+var _ modules.Runner[vmnicArgs] = VMNIC{}
 
 // virshTimeout bounds one virsh call: libvirtd answers in milliseconds, unless it hangs.
 const virshTimeout = 2 * time.Minute
@@ -28,14 +28,14 @@ const virshTimeout = 2 * time.Minute
 // binary without cgo, virsh already knows every URI form (qemu+ssh, polkit, the modular
 // daemons' sockets) and the protocol version the daemon speaks, and its error text is
 // libvirt's own, which is what a failed task must show.
-func (VMNIC) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	want, errs := parseNICs(args.GetAttr("interfaces"))
+func (vm VMNIC) Run(ctx context.Context, env *modules.Env, args vmnicArgs, apply bool) (*modules.Result, error) {
+	want, errs := parseNICs(args.Interfaces)
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
-	name := args.GetAttr("domain").AsString()
-	exclusive := args.GetAttr("exclusive").True()
-	v := virsh{uri: args.GetAttr("uri").AsString(), env: env}
+	name := args.Domain
+	exclusive := args.Exclusive
+	v := virsh{uri: args.URI, run: host.Exec{Env: env, Dirs: vm.dirs}, log: env.Log()}
 
 	// The live XML of a running domain has an id; of a stopped one, it is the persistent
 	// definition already, which saves the second call.
@@ -50,10 +50,10 @@ func (VMNIC) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bo
 		}
 	}
 	p := planNICs(persistent.ifaces, want, exclusive)
-	data := map[string]any{"uuid": persistent.uuid, "restart_required": false}
+	data := &vmnicResult{UUID: persistent.uuid}
 	var res *modules.Result
 	if !p.changed() {
-		data["interfaces"] = describeAll(persistent.ifaces)
+		data.Interfaces = describeAll(persistent.ifaces)
 		res = &modules.Result{Status: modules.StatusOK, Data: data, Msg: fmt.Sprintf("%s: NICs as wanted (%s)", name, p.summary())}
 		return withRestart(res, name, live, persistent.ifaces), nil
 	}
@@ -64,7 +64,7 @@ func (VMNIC) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bo
 		AfterHeader:  "domain " + name + " interfaces (after)",
 	}
 	if !apply {
-		data["interfaces"] = describeAll(p.interfaces())
+		data.Interfaces = describeAll(p.interfaces())
 		res = &modules.Result{Status: modules.StatusDrift, Diff: diff, Data: data, Msg: fmt.Sprintf("%s: would define NICs: %s", name, p.summary())}
 		return withRestart(res, name, live, p.interfaces()), nil
 	}
@@ -77,8 +77,8 @@ func (VMNIC) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bo
 		return nil, err
 	}
 	diff.After = listXML(now.ifaces)
-	data["interfaces"] = describeAll(now.ifaces)
-	data["uuid"] = now.uuid
+	data.Interfaces = describeAll(now.ifaces)
+	data.UUID = now.uuid
 	res = &modules.Result{Status: modules.StatusChanged, Diff: diff, Data: data, Msg: fmt.Sprintf("%s: defined NICs: %s", name, p.summary())}
 	if now.uuid != persistent.uuid {
 		return res, &modules.Failure{Msg: fmt.Sprintf("domain %s: its UUID changed from %s to %s on define", name, persistent.uuid, now.uuid)}
@@ -97,7 +97,7 @@ func withRestart(res *modules.Result, name string, live *domainDoc, defined []li
 	if !live.active || sameDevices(live.ifaces, defined) {
 		return res
 	}
-	res.Data.(map[string]any)["restart_required"] = true
+	res.Data.(*vmnicResult).RestartRequired = true
 	verb := "is"
 	if res.Status == modules.StatusDrift {
 		verb = "would be"
@@ -109,14 +109,15 @@ func withRestart(res *modules.Result, name string, live *domainDoc, defined []li
 // virsh runs libvirt's command-line client against one connection URI.
 type virsh struct {
 	uri string
-	env *modules.Env
+	run host.Runner
+	log *slog.Logger
 }
 
-func (v virsh) run(ctx context.Context, what string, args ...string) ([]byte, error) {
-	v.env.Log().Debug("virsh", "args", args)
+func (v virsh) do(ctx context.Context, what string, args ...string) ([]byte, error) {
+	v.log.Debug("virsh", "args", args)
 	// The XML on stdout is parsed, so it is read whole (host.Cmd.Data); error text comes in
 	// one language (LC_ALL=C), so it reads the same in every log.
-	res, err := host.Exec{Env: v.env}.Run(ctx, host.Cmd{Argv: append([]string{"virsh", "-q", "-c", v.uri}, args...), Timeout: virshTimeout, Data: true})
+	res, err := v.run.Run(ctx, host.Cmd{Argv: append([]string{"virsh", "-q", "-c", v.uri}, args...), Timeout: virshTimeout, Data: true})
 	if err == nil && res.RC == 0 {
 		return []byte(res.Stdout), nil
 	}
@@ -147,7 +148,7 @@ func (v virsh) dumpXML(ctx context.Context, name string, inactive bool) (*domain
 	if inactive {
 		args = append(args, "--inactive")
 	}
-	out, err := v.run(ctx, "read domain "+name, append(args, "--domain", name)...)
+	out, err := v.do(ctx, "read domain "+name, append(args, "--domain", name)...)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +174,7 @@ func (v virsh) define(ctx context.Context, xmlDoc []byte) error {
 	if werr != nil {
 		return fmt.Errorf("define: %w", werr)
 	}
-	_, err = v.run(ctx, "define domain", "define", "--validate", "--file", f.Name())
+	_, err = v.do(ctx, "define domain", "define", "--validate", "--file", f.Name())
 	return err
 }
 

@@ -2,7 +2,6 @@ package virt
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,8 +12,10 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/gocty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 // The fixtures are `virsh dumpxml` output of libvirt 9.0 (Debian bookworm):
@@ -57,7 +58,11 @@ func wantNICs(t *testing.T, src string) []nic {
 	if err != nil {
 		t.Fatalf("%s: %v", src, err)
 	}
-	nics, errs := parseNICs(v)
+	var args []*nicArg
+	if err := gocty.FromCtyValue(v, &args); err != nil {
+		t.Fatalf("%s: %v", src, err)
+	}
+	nics, errs := parseNICs(args)
 	if len(errs) > 0 {
 		t.Fatalf("%s: %v", src, errs)
 	}
@@ -65,20 +70,38 @@ func wantNICs(t *testing.T, src string) []nic {
 }
 
 // line renders an interface as one comparable line: type, source and the managed fields.
-func line(m map[string]any) string {
-	s := fmt.Sprintf("%v %v", m["type"], m["source"])
-	for _, k := range []string{"mode", "model", "mtu", "vlan", "mac"} {
-		if m[k] != nil {
-			s += fmt.Sprintf(" %s=%v", k, m[k])
+func line(d nicData) string {
+	s := fmt.Sprintf("%v %v", d.Type, orNil(d.Source))
+	for _, f := range []struct {
+		k string
+		v any
+	}{{"mode", d.Mode}, {"model", d.Model}, {"mtu", d.MTU}, {"vlan", d.VLAN}, {"mac", d.MAC}} {
+		if v := orNil(f.v); v != nil {
+			s += fmt.Sprintf(" %s=%v", f.k, v)
 		}
 	}
 	return s
 }
 
-func lines(ifcs []any) []string {
+// orNil is what a pointer field points to, or nil.
+func orNil(p any) any {
+	switch p := p.(type) {
+	case *string:
+		if p != nil {
+			return *p
+		}
+	case *int:
+		if p != nil {
+			return *p
+		}
+	}
+	return nil
+}
+
+func lines(ifcs []nicData) []string {
 	out := make([]string, len(ifcs))
-	for i, m := range ifcs {
-		out[i] = line(m.(map[string]any))
+	for i, d := range ifcs {
+		out[i] = line(d)
 	}
 	return out
 }
@@ -360,6 +383,8 @@ func TestValidate(t *testing.T) {
 			{type="hostdev", source="0000:3b:02.1", vlan=4094}]`},
 		{name: "no NICs", interfaces: `[]`},
 		{name: "typo in type", interfaces: `[{type="bridg", source="br0"}]`, want: []string{`interfaces[0].type: "bridg" is not a NIC type; expected one of: bridge, direct, network, hostdev. Did you mean "bridge"?`}},
+		{name: "null type", interfaces: `[{type=null, source="br0"}]`, want: []string{`interfaces[0].type: "" is not a NIC type`}},
+		{name: "null source", interfaces: `[{type="bridge", source=null}]`, want: []string{"interfaces[0].source: every NIC needs a source (the host bridge's name)"}},
 		{name: "empty source", interfaces: `[{type="network", source=" "}]`, want: []string{"interfaces[0].source: every NIC needs a source (the libvirt network's name)"}},
 		{name: "bad PCI address", interfaces: `[{type="hostdev", source="3b:20.1"}]`, want: []string{`"3b:20.1" is not a PCI address`}},
 		{name: "same VF twice", interfaces: `[{type="hostdev", source="3b:02.1"}, {type="hostdev", source="0000:3b:02.1"}]`, want: []string{"the VF 0000:3b:02.1 is already interfaces[0]"}},
@@ -381,8 +406,7 @@ func TestValidate(t *testing.T) {
 		{name: "bad uri", uri: "qemu", interfaces: `[]`, want: []string{`"qemu" is not a libvirt URI`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := objArgs(t, tc.domain, tc.interfaces, tc.uri, true)
-			errs := VMNIC{}.Validate(args)
+			errs := moduletest.Validate(t, VMNIC{}, objArgs(t, tc.domain, tc.interfaces, tc.uri, true))
 			if len(errs) != len(tc.want) {
 				t.Fatalf("got %d errors %v, want %d: %q", len(errs), errs, len(tc.want), tc.want)
 			}
@@ -395,8 +419,8 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// objArgs builds the module's arguments as the helper receives them.
-func objArgs(t *testing.T, domain, interfaces, uri string, exclusive bool) cty.Value {
+// objArgs builds the module's arguments as a task gives them.
+func objArgs(t *testing.T, domain, interfaces, uri string, exclusive bool) map[string]cty.Value {
 	t.Helper()
 	if domain == "" {
 		domain = "bigip1"
@@ -405,11 +429,7 @@ func objArgs(t *testing.T, domain, interfaces, uri string, exclusive bool) cty.V
 	if uri != "" {
 		m["uri"] = cty.StringVal(uri)
 	}
-	v, err := VMNIC{}.Info().Schema.Normalize(cty.ObjectVal(m))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return m
 }
 
 func TestLibvirtError(t *testing.T) {
@@ -429,7 +449,7 @@ func TestLibvirtError(t *testing.T) {
 	}
 }
 
-// fakeVirsh puts a virsh on PATH that serves the XML files of dir (NAME.xml, and
+// fakeVirsh is a virsh that serves the XML files of dir (NAME.xml, and
 // NAME.live.xml for a running domain's live XML), stores what define is given as
 // defined.xml (and as the domain's definition), and logs every call to calls.
 const fakeVirsh = `#!/bin/sh
@@ -457,6 +477,8 @@ define)
 esac
 `
 
+// setupFakeVirsh puts fakeVirsh in a directory of its own, the only one VMNIC{dirs: ...}
+// looks for virsh in, with the domains' fixtures.
 func setupFakeVirsh(t *testing.T, domains map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -472,7 +494,6 @@ func setupFakeVirsh(t *testing.T, domains map[string]string) string {
 			t.Fatal(err)
 		}
 	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	return dir
 }
 
@@ -480,73 +501,76 @@ func setupFakeVirsh(t *testing.T, domains map[string]string) string {
 // and reports what libvirt then holds, libvirt's refusals and unknown domains are failures
 // with libvirt's text.
 func TestRun(t *testing.T) {
-	ctx := context.Background()
-	env := &modules.Env{}
 	t.Run("check, apply, in sync", func(t *testing.T) {
 		dir := setupFakeVirsh(t, map[string]string{"two-bridges": "two-bridges"})
+		vm := VMNIC{dirs: []string{dir}}
 		args := objArgs(t, "two-bridges", `[{type="bridge", source="br-mgmt"}, {type="direct", source="ens1f0", mode="passthrough"}]`, "", true)
-		res, err := VMNIC{}.Run(ctx, env, args, false)
-		if err != nil {
-			t.Fatal(err)
+		defines := func() int {
+			calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
+			return strings.Count(string(calls), " define ")
 		}
-		if res.Status != modules.StatusDrift || res.Diff == nil || !strings.Contains(res.Diff.After, "ens1f0") || res.Data.(map[string]any)["restart_required"] != false {
-			t.Fatalf("check: %+v", res)
+		// Check defines nothing; apply defines once; the check and apply after it, nothing.
+		res := moduletest.Timeline(t, vm, args, moduletest.Unchanged(func(t testing.TB, step string) {
+			want := 1
+			if step == "check" {
+				want = 0
+				if _, err := os.Stat(filepath.Join(dir, "defined.xml")); err == nil {
+					t.Fatal("check mode defined the domain")
+				}
+			}
+			if n := defines(); n != want {
+				t.Fatalf("%s: %d defines so far, want %d", step, n, want)
+			}
+		}))
+		checked, applied := res[0], res[1]
+		if !strings.Contains(checked.Diff.After, "ens1f0") || checked.Data.(*vmnicResult).RestartRequired {
+			t.Fatalf("check: %+v", checked)
 		}
-		if _, err := os.Stat(filepath.Join(dir, "defined.xml")); err == nil {
-			t.Fatal("check mode defined the domain")
+		if applied.Msg != "two-bridges: defined NICs: 1 changed, 1 added, 1 removed" {
+			t.Fatalf("apply: %s %s", applied.Status, applied.Msg)
 		}
-		res, err = VMNIC{}.Run(ctx, env, args, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Status != modules.StatusChanged || res.Msg != "two-bridges: defined NICs: 1 changed, 1 added, 1 removed" {
-			t.Fatalf("apply: %s %s", res.Status, res.Msg)
-		}
-		got := lines(res.Data.(map[string]any)["interfaces"].([]any))
+		d := applied.Data.(*vmnicResult)
+		got := lines(d.Interfaces)
 		if want := "bridge br-mgmt model=virtio mac=52:54:00:aa:00:01|direct ens1f0 mode=passthrough model=virtio"; strings.Join(got, "|") != want {
 			t.Errorf("interfaces %q, want %q", got, want)
 		}
-		if res.Data.(map[string]any)["uuid"] != "0b1f3c1e-6f4e-4d0a-9a57-2f6c1d6b0a01" {
-			t.Errorf("uuid %v", res.Data.(map[string]any)["uuid"])
+		if d.UUID != "0b1f3c1e-6f4e-4d0a-9a57-2f6c1d6b0a01" {
+			t.Errorf("uuid %v", d.UUID)
 		}
 		defined, _ := os.ReadFile(filepath.Join(dir, "defined.xml"))
 		if !bytes.Contains(defined, []byte("<uuid>0b1f3c1e-6f4e-4d0a-9a57-2f6c1d6b0a01</uuid>")) || !bytes.Contains(defined, []byte(`<boot order="1">`)) {
 			t.Errorf("the definition lost the UUID or the kept NIC's boot order:\n%s", defined)
 		}
-		res, err = VMNIC{}.Run(ctx, env, args, false)
-		if err != nil || res.Status != modules.StatusOK {
-			t.Fatalf("check after apply: %v %+v", err, res)
-		}
-		calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
-		if n := strings.Count(string(calls), " define "); n != 1 {
+		if n := defines(); n != 1 {
+			calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
 			t.Errorf("%d defines, want 1:\n%s", n, calls)
 		}
 	})
 	t.Run("running domain needs a restart", func(t *testing.T) {
-		setupFakeVirsh(t, map[string]string{"running": "running-inactive", "running.live": "running-live"})
+		vm := VMNIC{dirs: []string{setupFakeVirsh(t, map[string]string{"running": "running-inactive", "running.live": "running-live"})}}
 		args := objArgs(t, "running", `[{type="bridge", source="br0", mtu=9000}]`, "", true)
-		res, err := VMNIC{}.Run(ctx, env, args, true)
+		res, err := moduletest.Run(t, vm, args, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Data.(map[string]any)["restart_required"] != true || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "shut down and started again") {
+		if !res.Data.(*vmnicResult).RestartRequired || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "shut down and started again") {
 			t.Fatalf("restart not reported: %+v", res)
 		}
 		// In sync with the definition, still out of sync with what runs.
-		res, err = VMNIC{}.Run(ctx, env, args, false)
-		if err != nil || res.Status != modules.StatusOK || res.Data.(map[string]any)["restart_required"] != true {
+		res, err = moduletest.Run(t, vm, args, false)
+		if err != nil || res.Status != modules.StatusOK || !res.Data.(*vmnicResult).RestartRequired {
 			t.Fatalf("second run: %v %+v", err, res)
 		}
 		// The definition as it was (what the domain runs with): nothing to restart.
 		args = objArgs(t, "running", `[{type="bridge", source="br0", mtu=1400}]`, "", true)
-		res, err = VMNIC{}.Run(ctx, env, args, true)
-		if err != nil || res.Data.(map[string]any)["restart_required"] != false || len(res.Warnings) != 0 {
+		res, err = moduletest.Run(t, vm, args, true)
+		if err != nil || res.Data.(*vmnicResult).RestartRequired || len(res.Warnings) != 0 {
 			t.Fatalf("back to the live NICs: %v %+v", err, res)
 		}
 	})
 	t.Run("unknown domain", func(t *testing.T) {
-		setupFakeVirsh(t, nil)
-		_, err := VMNIC{}.Run(ctx, env, objArgs(t, "nosuch", `[]`, "", true), false)
+		vm := VMNIC{dirs: []string{setupFakeVirsh(t, nil)}}
+		_, err := moduletest.Run(t, vm, objArgs(t, "nosuch", `[]`, "", true), false)
 		f, ok := err.(*modules.Failure)
 		if !ok || f.Msg != "read domain nosuch: failed to get domain 'nosuch'" || f.Stderr != "" {
 			t.Fatalf("err = %#v", err)
@@ -555,15 +579,16 @@ func TestRun(t *testing.T) {
 	t.Run("libvirt refuses the definition", func(t *testing.T) {
 		dir := setupFakeVirsh(t, map[string]string{"two-bridges": "two-bridges"})
 		os.WriteFile(filepath.Join(dir, "refuse"), []byte("error: unsupported configuration: no way\n"), 0o644)
-		_, err := VMNIC{}.Run(ctx, env, objArgs(t, "two-bridges", `[{type="network", source="default"}]`, "", true), true)
+		_, err := moduletest.Run(t, VMNIC{dirs: []string{dir}}, objArgs(t, "two-bridges", `[{type="network", source="default"}]`, "", true), true)
 		f, ok := err.(*modules.Failure)
 		if !ok || f.Msg != "define domain: unsupported configuration: no way" {
 			t.Fatalf("err = %#v", err)
 		}
 	})
 	t.Run("no virsh", func(t *testing.T) {
-		t.Setenv("PATH", t.TempDir())
-		_, err := VMNIC{}.Run(ctx, env, objArgs(t, "x", `[]`, "", true), false)
+		// Looked for only in an empty directory: the machine's own virsh, if it has one,
+		// is not found.
+		_, err := moduletest.Run(t, VMNIC{dirs: []string{t.TempDir()}}, objArgs(t, "x", `[]`, "", true), false)
 		if err == nil || !strings.Contains(err.Error(), "virsh not found") {
 			t.Fatalf("err = %v", err)
 		}
