@@ -85,7 +85,7 @@ func Run(t testing.TB, m modules.Module, args map[string]cty.Value, apply bool, 
 
 func run(t testing.TB, d *modules.Def, args map[string]cty.Value, apply bool, o options) (*modules.Result, error) {
 	t.Helper()
-	a, _, err := d.Args(objectOf(args))
+	a, norm, err := d.Args(objectOf(args))
 	if err != nil {
 		t.Fatalf("%s: arguments: %v", d.Info().Name, err)
 	}
