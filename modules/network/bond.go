@@ -2,7 +2,7 @@ package network
 
 import (
 	"fmt"
-	"math/big"
+	"math"
 	"strconv"
 	"strings"
 
@@ -20,9 +20,41 @@ type Bond struct {
 }
 
 var (
-	_ modules.Runner[cty.Value]    = Bond{}
-	_ modules.Validator[cty.Value] = Bond{}
+	_ modules.Runner[bondArgs]    = Bond{}
+	_ modules.Validator[bondArgs] = Bond{}
 )
+
+// bondArgs are the bond module's arguments. The whole numbers are float64 so that a
+// fraction or a negative number gets the module's own message.
+type bondArgs struct {
+	Name           string   `cty:"name"`
+	Mode           string   `cty:"mode"`
+	Slaves         []string `cty:"slaves"`
+	Miimon         *float64 `cty:"miimon"`
+	LACPRate       *string  `cty:"lacp_rate"`
+	XmitHashPolicy *string  `cty:"xmit_hash_policy"`
+	ADSelect       *string  `cty:"ad_select"`
+	MinLinks       *float64 `cty:"min_links"`
+	Primary        *string  `cty:"primary"`
+	MTU            *string  `cty:"mtu"`
+	Addresses      []string `cty:"addresses"`
+	Backend        string   `cty:"backend"`
+	Persist        bool     `cty:"persist"`
+	Runtime        bool     `cty:"runtime"`
+}
+
+// bondResult is what a bond run registers.
+type bondResult struct {
+	Backend         string    `cty:"backend"`
+	RuntimeDrift    []string  `cty:"runtime_drift"`
+	PersistentDrift []string  `cty:"persistent_drift"`
+	Files           []string  `cty:"files"`
+	Mode            string    `cty:"mode"`
+	Slaves          []string  `cty:"slaves"`
+	MTU             *int      `cty:"mtu"`
+	LACPOK          bool      `cty:"lacp_ok"`
+	LACP            cty.Value `cty:"lacp"`
+}
 
 func (Bond) Info() modules.Info {
 	return modules.Info{
@@ -123,18 +155,15 @@ type bondSpec struct {
 	runtime     bool
 }
 
-// intArg reads a whole, non-negative number argument.
-func intArg(args cty.Value, name string) (string, *modules.ArgError) {
-	v := args.GetAttr(name)
-	if v.IsNull() {
+// wholeArg checks a whole, non-negative number argument; "" when it is not given.
+func wholeArg(name string, f *float64) (string, *modules.ArgError) {
+	if f == nil {
 		return "", nil
 	}
-	bf := v.AsBigFloat()
-	if !bf.IsInt() || bf.Sign() < 0 || bf.Cmp(big.NewFloat(1<<31)) >= 0 {
-		return "", &modules.ArgError{Arg: name, Msg: fmt.Sprintf("%s must be a whole number of 0 or more, not %s", name, bf.Text('g', -1))}
+	if *f != math.Trunc(*f) || *f < 0 || *f >= 1<<31 {
+		return "", &modules.ArgError{Arg: name, Msg: fmt.Sprintf("%s must be a whole number of 0 or more, not %s", name, numText(*f))}
 	}
-	n, _ := bf.Int64()
-	return strconv.FormatInt(n, 10), nil
+	return strconv.FormatInt(int64(*f), 10), nil
 }
 
 // optionModesText says in which modes an option means something, for the messages.
@@ -145,40 +174,47 @@ var optionModesText = map[string]string{
 	"primary":          "active-backup, balance-tlb and balance-alb",
 }
 
-func parseBond(args cty.Value) (*bondSpec, []modules.ArgError) {
+func parseBond(args bondArgs) (*bondSpec, []modules.ArgError) {
 	var errs []modules.ArgError
-	s := &bondSpec{name: str(args, "name"), opts: map[string]string{}, backend: str(args, "backend"),
-		persist: boolArg(args, "persist", true), runtime: boolArg(args, "runtime", true)}
-	if s.backend == "" {
-		s.backend = backendAuto
-	}
+	s := &bondSpec{name: args.Name, opts: map[string]string{}, backend: args.Backend, persist: args.Persist, runtime: args.Runtime}
 	if !validIfName(s.name) {
 		errs = append(errs, modules.ArgError{Arg: "name", Msg: fmt.Sprintf("%q is not %s", s.name, ifNameHelp)})
 	}
-	for _, k := range []string{"mode", "lacp_rate", "xmit_hash_policy", "ad_select"} {
-		v := str(args, k)
-		if v == "" {
+	named := []struct {
+		name  string
+		value *string
+	}{{"mode", &args.Mode}, {"lacp_rate", args.LACPRate}, {"xmit_hash_policy", args.XmitHashPolicy}, {"ad_select", args.ADSelect}}
+	for _, o := range named {
+		if o.value == nil || *o.value == "" {
 			continue
 		}
-		nv, err := normBondOption(k, v)
+		nv, err := normBondOption(o.name, *o.value)
 		if err != nil {
-			errs = append(errs, modules.ArgError{Arg: k, Msg: err.Error()})
+			errs = append(errs, modules.ArgError{Arg: o.name, Msg: err.Error()})
 			continue
 		}
-		s.opts[k] = nv
+		s.opts[o.name] = nv
 	}
-	for _, k := range []string{"miimon", "min_links"} {
-		v, e := intArg(args, k)
+	numbers := []struct {
+		name  string
+		value *float64
+	}{{"miimon", args.Miimon}, {"min_links", args.MinLinks}}
+	for _, o := range numbers {
+		v, e := wholeArg(o.name, o.value)
 		if e != nil {
 			errs = append(errs, *e)
 		} else if v != "" {
-			s.opts[k] = v
+			s.opts[o.name] = v
 		}
+	}
+	primary := ""
+	if args.Primary != nil {
+		primary = *args.Primary
 	}
 	mode := s.opts["mode"]
 	if mode != "" {
 		for _, k := range []string{"lacp_rate", "ad_select", "xmit_hash_policy", "primary"} {
-			given := s.opts[k] != "" || (k == "primary" && str(args, k) != "")
+			given := s.opts[k] != "" || (k == "primary" && primary != "")
 			allowed := optAllowed(k, mode)
 			switch k {
 			case "ad_select":
@@ -192,7 +228,7 @@ func parseBond(args cty.Value) (*bondSpec, []modules.ArgError) {
 		}
 	}
 	seen := map[string]bool{}
-	for _, sl := range strList(args.GetAttr("slaves")) {
+	for _, sl := range args.Slaves {
 		switch {
 		case !validIfName(sl):
 			errs = append(errs, modules.ArgError{Arg: "slaves", Msg: fmt.Sprintf("%q is not %s", sl, ifNameHelp)})
@@ -204,20 +240,20 @@ func parseBond(args cty.Value) (*bondSpec, []modules.ArgError) {
 		seen[sl] = true
 		s.slaves = append(s.slaves, sl)
 	}
-	if p := str(args, "primary"); p != "" {
+	if p := primary; p != "" {
 		if !seen[p] {
 			errs = append(errs, modules.ArgError{Arg: "primary", Msg: fmt.Sprintf("primary %q is not one of the slaves (%s)", p, strings.Join(s.slaves, ", "))})
 		}
 		s.opts["primary"] = p
 	}
-	m, err := parseMTU(str(args, "mtu"))
+	m, err := parseMTU(deref(args.MTU))
 	if err != nil {
 		errs = append(errs, modules.ArgError{Arg: "mtu", Msg: err.Error()})
 	}
 	s.mtu = m
-	if a := args.GetAttr("addresses"); !a.IsNull() {
+	if args.Addresses != nil {
 		s.manageAddrs = true
-		addrs, aerrs := canonAddrs("addresses", a)
+		addrs, aerrs := canonAddrs("addresses", args.Addresses)
 		s.addrs, errs = addrs, append(errs, aerrs...)
 	}
 	if !s.persist {
@@ -230,7 +266,7 @@ func parseBond(args cty.Value) (*bondSpec, []modules.ArgError) {
 }
 
 // Validate checks everything that does not depend on the host.
-func (Bond) Validate(args cty.Value) []modules.ArgError {
+func (Bond) Validate(args bondArgs) []modules.ArgError {
 	_, errs := parseBond(args)
 	return errs
 }

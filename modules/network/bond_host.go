@@ -340,13 +340,14 @@ func (b Bond) opener() opener {
 
 // Run compares the running bond and the persistent configuration with the arguments and,
 // when applying, changes what differs: the kernel first, then the files.
-func (b Bond) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+func (b Bond) Run(ctx context.Context, env *modules.Env, args bondArgs, apply bool) (*modules.Result, error) {
 	s, errs := parseBond(args)
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
 	f := newHostFS(b.root)
-	res := &modules.Result{Data: map[string]any{"mode": "", "slaves": []any{}, "mtu": nil, "lacp_ok": false, "lacp": nil}}
+	res := &modules.Result{}
+	data := bondResult{Slaves: []string{}, LACP: cty.NullVal(cty.DynamicPseudoType)}
 
 	var rtDrift []string
 	var rtBefore, rtAfter string
@@ -379,9 +380,10 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args cty.Value, apply b
 			rtAfter = describeBond(s, predictBond(s, snap))
 		}
 		if snap.bond != nil {
-			res.Data.(map[string]any)["mode"] = snap.bond.Bond["mode"]
-			res.Data.(map[string]any)["slaves"] = anyList(snap.bond.Slaves)
-			res.Data.(map[string]any)["mtu"] = snap.bond.MTU
+			data.Mode = snap.bond.Bond["mode"]
+			data.Slaves = orEmpty(slices.Clone(snap.bond.Slaves))
+			mtu := snap.bond.MTU
+			data.MTU = &mtu
 			for _, n := range s.slaves {
 				if l := snap.links[n]; l != nil && l.Master == s.name && l.Up && !l.Carrier {
 					res.Warnings = append(res.Warnings, fmt.Sprintf("slave %s has no carrier", n))
@@ -396,15 +398,20 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args cty.Value, apply b
 	}
 
 	if state, ok, exists := lacpState(f, s.name); exists {
-		res.Data.(map[string]any)["lacp"], res.Data.(map[string]any)["lacp_ok"] = state, ok
+		if data.LACP, err = anyValue(state); err != nil {
+			return nil, fmt.Errorf("lacp state of %s: %w", s.name, err)
+		}
+		data.LACPOK = ok
 		if s.runtime && state["mode"] == "802.3ad" && !ok && len(rtDrift) == 0 {
 			res.Warnings = append(res.Warnings, lacpProblem(state))
 		}
 	}
 	finish(res, apply, "bond "+s.name, rtDrift, rtBefore, rtAfter, p)
-	if res.Status == modules.StatusOK && res.Data.(map[string]any)["lacp_ok"] == true {
+	data.Backend, data.RuntimeDrift, data.PersistentDrift, data.Files = p.backend, orEmpty(rtDrift), orEmpty(p.drift), orEmpty(p.files())
+	if res.Status == modules.StatusOK && data.LACPOK {
 		res.Msg = fmt.Sprintf("bond %s is in sync (%s, %d slaves, LACP negotiated)", s.name, s.opts["mode"], len(s.slaves))
 	}
+	res.Data = data
 	return res, nil
 }
 

@@ -63,12 +63,8 @@ func runPersist(ctx context.Context, f *hostFS, backend string, wants []ifWant, 
 }
 
 // finish fills the parts of a result bond and interface share: status, message, diff and
-// the drift lists.
+// the persistent half's warnings. The caller puts the drift lists in its data.
 func finish(res *modules.Result, apply bool, subject string, rtDrift []string, rtBefore, rtAfter string, p *persistOutcome) {
-	res.Data.(map[string]any)["runtime_drift"] = anyList(rtDrift)
-	res.Data.(map[string]any)["persistent_drift"] = anyList(p.drift)
-	res.Data.(map[string]any)["backend"] = p.backend
-	res.Data.(map[string]any)["files"] = anyList(p.files())
 	res.Warnings = append(res.Warnings, p.warnings...)
 	if len(rtDrift) == 0 && len(p.drift) == 0 {
 		res.Status = modules.StatusOK

@@ -3,7 +3,6 @@ package network
 import (
 	"context"
 	"fmt"
-	"math/big"
 	"slices"
 
 	"github.com/vishvananda/netlink"
@@ -19,9 +18,41 @@ type Interface struct {
 }
 
 var (
-	_ modules.Runner[cty.Value]    = Interface{}
-	_ modules.Validator[cty.Value] = Interface{}
+	_ modules.Runner[ifaceArgs]    = Interface{}
+	_ modules.Validator[ifaceArgs] = Interface{}
 )
+
+// ifaceArgs are the interface module's arguments.
+type ifaceArgs struct {
+	Name      string    `cty:"name"`
+	MTU       *string   `cty:"mtu"`
+	State     *string   `cty:"state"`
+	Addresses []string  `cty:"addresses"`
+	Exclusive bool      `cty:"exclusive"`
+	VLAN      *vlanArgs `cty:"vlan"`
+	Backend   string    `cty:"backend"`
+	Persist   bool      `cty:"persist"`
+	Runtime   bool      `cty:"runtime"`
+}
+
+// vlanArgs is the vlan argument. Its members are pointers so that a null one gets the
+// module's message, and id a float64 so that a fraction does.
+type vlanArgs struct {
+	Parent *string  `cty:"parent"`
+	ID     *float64 `cty:"id"`
+}
+
+// ifaceResult is what an interface run registers.
+type ifaceResult struct {
+	Backend         string   `cty:"backend"`
+	RuntimeDrift    []string `cty:"runtime_drift"`
+	PersistentDrift []string `cty:"persistent_drift"`
+	Files           []string `cty:"files"`
+	MTU             *int     `cty:"mtu"`
+	State           string   `cty:"state"`
+	Kind            string   `cty:"kind"`
+	Addresses       []string `cty:"addresses"`
+}
 
 var vlanObject = cty.Object(map[string]cty.Type{"parent": cty.String, "id": cty.Number})
 
@@ -104,45 +135,40 @@ type ifaceSpec struct {
 	runtime     bool
 }
 
-func parseIface(args cty.Value) (*ifaceSpec, []modules.ArgError) {
+func parseIface(args ifaceArgs) (*ifaceSpec, []modules.ArgError) {
 	var errs []modules.ArgError
-	s := &ifaceSpec{name: str(args, "name"), state: str(args, "state"), exclusive: boolArg(args, "exclusive", false),
-		backend: str(args, "backend"), persist: boolArg(args, "persist", true), runtime: boolArg(args, "runtime", true)}
-	if s.backend == "" {
-		s.backend = backendAuto
-	}
+	s := &ifaceSpec{name: args.Name, state: deref(args.State), exclusive: args.Exclusive,
+		backend: args.Backend, persist: args.Persist, runtime: args.Runtime}
 	if !validIfName(s.name) {
 		errs = append(errs, modules.ArgError{Arg: "name", Msg: fmt.Sprintf("%q is not %s", s.name, ifNameHelp)})
 	}
-	m, err := parseMTU(str(args, "mtu"))
+	m, err := parseMTU(deref(args.MTU))
 	if err != nil {
 		errs = append(errs, modules.ArgError{Arg: "mtu", Msg: err.Error()})
 	}
 	s.mtu = m
-	if a := args.GetAttr("addresses"); !a.IsNull() {
+	if args.Addresses != nil {
 		s.manageAddrs = true
-		addrs, aerrs := canonAddrs("addresses", a)
+		addrs, aerrs := canonAddrs("addresses", args.Addresses)
 		s.addrs, errs = addrs, append(errs, aerrs...)
 	} else if s.exclusive {
 		errs = append(errs, modules.ArgError{Arg: "exclusive", Msg: "exclusive needs addresses (an empty list removes every address)"})
 	}
-	if v := args.GetAttr("vlan"); !v.IsNull() {
-		parent, id := v.GetAttr("parent"), v.GetAttr("id")
+	if v := args.VLAN; v != nil {
 		s.vlan = &vlanSpec{}
-		if parent.IsNull() || !validIfName(parent.AsString()) {
+		if v.Parent == nil || !validIfName(*v.Parent) {
 			errs = append(errs, modules.ArgError{Arg: "vlan", Msg: "vlan.parent must be " + ifNameHelp})
 		} else {
-			s.vlan.Parent = parent.AsString()
+			s.vlan.Parent = *v.Parent
 		}
-		if id.IsNull() {
+		if v.ID == nil {
 			errs = append(errs, modules.ArgError{Arg: "vlan", Msg: "vlan.id is required"})
 		} else {
-			bf := id.AsBigFloat()
-			n, _ := bf.Int64()
-			if !bf.IsInt() || bf.Cmp(big.NewFloat(1)) < 0 || bf.Cmp(big.NewFloat(4094)) > 0 {
-				errs = append(errs, modules.ArgError{Arg: "vlan", Msg: fmt.Sprintf("vlan.id must be a whole number from 1 to 4094, not %s", bf.Text('g', -1))})
+			n, ok := wholeNumber(*v.ID, 1, 4094)
+			if !ok {
+				errs = append(errs, modules.ArgError{Arg: "vlan", Msg: fmt.Sprintf("vlan.id must be a whole number from 1 to 4094, not %s", numText(*v.ID))})
 			}
-			s.vlan.ID = int(n)
+			s.vlan.ID = n
 		}
 		if s.vlan.Parent == s.name && s.name != "" {
 			errs = append(errs, modules.ArgError{Arg: "vlan", Msg: "a VLAN cannot be its own parent"})
@@ -158,7 +184,7 @@ func parseIface(args cty.Value) (*ifaceSpec, []modules.ArgError) {
 }
 
 // Validate checks everything that does not depend on the host.
-func (Interface) Validate(args cty.Value) []modules.ArgError {
+func (Interface) Validate(args ifaceArgs) []modules.ArgError {
 	_, errs := parseIface(args)
 	return errs
 }
@@ -299,13 +325,14 @@ func (i Interface) opener() opener {
 
 // Run compares the running interface and its persistent configuration with the arguments
 // and, when applying, changes what differs.
-func (i Interface) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+func (i Interface) Run(ctx context.Context, env *modules.Env, args ifaceArgs, apply bool) (*modules.Result, error) {
 	s, errs := parseIface(args)
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
 	f := newHostFS(i.root)
-	res := &modules.Result{Data: map[string]any{"mtu": nil, "state": "", "kind": "", "addresses": []any{}}}
+	res := &modules.Result{}
+	data := ifaceResult{Addresses: []string{}}
 	var rtDrift []string
 	var rtBefore, rtAfter string
 	if s.runtime {
@@ -349,15 +376,16 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args cty.Value, ap
 			if cur.Up {
 				state = "up"
 			}
-			addrs := slices.Clone(cur.Addrs)
+			addrs := orEmpty(slices.Clone(cur.Addrs))
 			slices.Sort(addrs)
-			res.Data.(map[string]any)["mtu"], res.Data.(map[string]any)["state"], res.Data.(map[string]any)["kind"], res.Data.(map[string]any)["addresses"] = cur.MTU, state, cur.Type, anyList(addrs)
+			mtu := cur.MTU
+			data.MTU, data.State, data.Kind, data.Addresses = &mtu, state, cur.Type, addrs
 		}
 	}
 	w := s.want()
 	if w.Kind == "" && s.runtime {
 		// A bond or VLAN keeps its kind in the files; the running link says which it is.
-		if k, ok := res.Data.(map[string]any)["kind"].(string); ok && (k == kindBond || k == kindVLAN) {
+		if k := data.Kind; k == kindBond || k == kindVLAN {
 			w.Kind = k
 		}
 	}
@@ -366,6 +394,8 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args cty.Value, ap
 		return nil, err
 	}
 	finish(res, apply, "interface "+s.name, rtDrift, rtBefore, rtAfter, p)
+	data.Backend, data.RuntimeDrift, data.PersistentDrift, data.Files = p.backend, orEmpty(rtDrift), orEmpty(p.drift), orEmpty(p.files())
+	res.Data = data
 	return res, nil
 }
 
