@@ -14,13 +14,13 @@ import (
 
 // bondSnap is the running state of a bond and the links around it.
 type bondSnap struct {
-	bond  *rtLink            // nil: no link of that name
-	links map[string]*rtLink // wanted and current slaves by name; nil: absent
+	bond  *kernelLink            // nil: no link of that name
+	links map[string]*kernelLink // wanted and current slaves by name; nil: absent
 }
 
 // readBondSnap reads the bond, its current slaves and the wanted ones.
 func readBondSnap(ops linkOps, s *bondSpec) (*bondSnap, error) {
-	snap := &bondSnap{links: map[string]*rtLink{}}
+	snap := &bondSnap{links: map[string]*kernelLink{}}
 	b, ok, err := readLink(ops, s.name)
 	if err != nil {
 		return nil, err
@@ -442,11 +442,11 @@ func describeBond(s *bondSpec, snap *bondSnap) string {
 			names = append(names, n)
 		}
 	}
-	links := map[string]*rtLink{s.name: snap.bond}
+	links := map[string]*kernelLink{s.name: snap.bond}
 	for k, v := range snap.links {
 		links[k] = v
 	}
-	return describeLinks(names, links, func(l *rtLink) string {
+	return describeLinks(names, links, func(l *kernelLink) string {
 		if l.Bond == nil {
 			return ""
 		}
@@ -460,8 +460,8 @@ func describeBond(s *bondSpec, snap *bondSnap) string {
 
 // predictBond is the state apply would leave, for check mode's diff.
 func predictBond(s *bondSpec, snap *bondSnap) *bondSnap {
-	out := &bondSnap{links: map[string]*rtLink{}}
-	b := &rtLink{Name: s.name, Type: "bond", MTU: defaultMTU, Bond: map[string]string{}}
+	out := &bondSnap{links: map[string]*kernelLink{}}
+	b := &kernelLink{Name: s.name, Type: "bond", MTU: defaultMTU, Bond: map[string]string{}}
 	if snap.bond != nil {
 		c := *snap.bond
 		b = &c

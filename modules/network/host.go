@@ -94,7 +94,7 @@ func finish(res *modules.Result, apply bool, subject string, rtDrift []string, r
 }
 
 // describeLinks renders the running state of links for a diff, one line each.
-func describeLinks(names []string, links map[string]*rtLink, extra func(*rtLink) string) string {
+func describeLinks(names []string, links map[string]*kernelLink, extra func(*kernelLink) string) string {
 	var b strings.Builder
 	for _, n := range names {
 		l := links[n]

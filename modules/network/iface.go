@@ -203,7 +203,7 @@ func (s *ifaceSpec) want() ifWant {
 
 // ifaceRuntimeDrift lists what differs in the running link. parentOK says whether a
 // wanted VLAN's parent exists.
-func ifaceRuntimeDrift(s *ifaceSpec, l *rtLink, parentOK bool) ([]string, []string, error) {
+func ifaceRuntimeDrift(s *ifaceSpec, l *kernelLink, parentOK bool) ([]string, []string, error) {
 	var out, warns []string
 	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
 	if l == nil {
@@ -260,7 +260,7 @@ func ifaceRuntimeDrift(s *ifaceSpec, l *rtLink, parentOK bool) ([]string, []stri
 // applyIface changes the running link: the VLAN first, down before anything else when
 // going down, addresses added before others are removed (so the host is never left with
 // none), up last.
-func applyIface(ops linkOps, s *ifaceSpec, cur *rtLink) error {
+func applyIface(ops linkOps, s *ifaceSpec, cur *kernelLink) error {
 	if s.vlan != nil && (cur == nil || *cur.VLAN != *s.vlan) {
 		parent, err := ops.LinkByName(s.vlan.Parent)
 		if err != nil {
@@ -399,8 +399,8 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args ifaceArgs, ap
 	return res, nil
 }
 
-func predictIface(s *ifaceSpec, cur *rtLink) *rtLink {
-	l := &rtLink{Name: s.name, Type: "vlan", MTU: defaultMTU}
+func predictIface(s *ifaceSpec, cur *kernelLink) *kernelLink {
+	l := &kernelLink{Name: s.name, Type: "vlan", MTU: defaultMTU}
 	if cur != nil {
 		c := *cur
 		l = &c
@@ -427,8 +427,8 @@ func predictIface(s *ifaceSpec, cur *rtLink) *rtLink {
 	return l
 }
 
-func describeIface(name string, l *rtLink) string {
-	return describeLinks([]string{name}, map[string]*rtLink{name: l}, func(l *rtLink) string {
+func describeIface(name string, l *kernelLink) string {
+	return describeLinks([]string{name}, map[string]*kernelLink{name: l}, func(l *kernelLink) string {
 		if l.VLAN != nil {
 			return fmt.Sprintf("vlan %d on %s", l.VLAN.ID, l.VLAN.Parent)
 		}

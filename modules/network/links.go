@@ -51,8 +51,8 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
 }
 
-// rtLink is a link as the kernel runs it, in runbook's terms.
-type rtLink struct {
+// kernelLink is a link as the kernel runs it, in runbook's terms.
+type kernelLink struct {
 	Name    string
 	Index   int
 	Type    string // netlink's kind: "device", "bond", "vlan", "veth", ...
@@ -69,7 +69,7 @@ type rtLink struct {
 }
 
 // readLink reads a link; ok is false when there is none of that name.
-func readLink(ops linkOps, name string) (*rtLink, bool, error) {
+func readLink(ops linkOps, name string) (*kernelLink, bool, error) {
 	l, err := ops.LinkByName(name)
 	if isNotFound(err) {
 		return nil, false, nil
@@ -78,7 +78,7 @@ func readLink(ops linkOps, name string) (*rtLink, bool, error) {
 		return nil, false, fmt.Errorf("read link %s: %w", name, err)
 	}
 	a := l.Attrs()
-	r := &rtLink{Name: a.Name, Index: a.Index, Type: l.Type(), MTU: a.MTU, Up: a.Flags&net.FlagUp != 0,
+	r := &kernelLink{Name: a.Name, Index: a.Index, Type: l.Type(), MTU: a.MTU, Up: a.Flags&net.FlagUp != 0,
 		Carrier: a.OperState == netlink.OperUp || a.RawFlags&iffLowerUp != 0, link: l}
 	if a.MasterIndex != 0 {
 		m, err := ops.LinkByIndex(a.MasterIndex)
