@@ -18,8 +18,8 @@ import (
 // kernelTimeline runs moduletest.Timeline with m working on k: the first check must leave
 // the kernel as it was and report wantDrift (nil: any) as its runtime drift, and neither
 // check after apply nor the second apply may call the kernel. It returns the calls the
-// apply made.
-func kernelTimeline(t *testing.T, k *fakeKernel, m modules.Module, args map[string]cty.Value, wantDrift []string) []string {
+// apply made, and the four results.
+func kernelTimeline(t *testing.T, k *fakeKernel, m modules.Module, args map[string]cty.Value, wantDrift []string) ([]string, [4]*modules.Result) {
 	t.Helper()
 	before := k.state()
 	k.runs = nil
@@ -41,7 +41,7 @@ func kernelTimeline(t *testing.T, k *fakeKernel, m modules.Module, args map[stri
 	if len(k.runs) != 4 {
 		t.Fatalf("%d runs opened the kernel, want 4", len(k.runs))
 	}
-	return k.runs[1]
+	return k.runs[1], res
 }
 
 // stringsOf reads a list of strings from result data.
@@ -126,9 +126,13 @@ func TestBondRuntime(t *testing.T) {
 			k := newFakeKernel()
 			c.setup(k)
 			m := Bond{root: t.TempDir(), open: k.opener()}
-			calls := kernelTimeline(t, k, m, runtimeOnly(c.args), c.drift)
+			calls, res := kernelTimeline(t, k, m, runtimeOnly(c.args), c.drift)
 			if !slices.Equal(calls, c.calls) {
 				t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(calls, "\n  "), strings.Join(c.calls, "\n  "))
+			}
+			// What check mode predicts is what apply leaves.
+			if res[0].Diff.After != res[1].Diff.After {
+				t.Errorf("check predicted\n%s\napply left\n%s", res[0].Diff.After, res[1].Diff.After)
 			}
 		})
 	}

@@ -56,7 +56,7 @@ func TestInterfaceRuntime(t *testing.T) {
 			k := newFakeKernel()
 			c.setup(k)
 			m := Interface{root: t.TempDir(), open: k.opener()}
-			calls := kernelTimeline(t, k, m, runtimeOnly(c.args), c.drift)
+			calls, _ := kernelTimeline(t, k, m, runtimeOnly(c.args), c.drift)
 			if !slices.Equal(calls, c.calls) {
 				t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(calls, "\n  "), strings.Join(c.calls, "\n  "))
 			}

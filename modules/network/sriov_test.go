@@ -68,7 +68,7 @@ func TestSRIOV(t *testing.T) {
 	args := map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(8), "vfs": vfList(
 		vfVal("index", n(0), "trust", cty.True, "spoofchk", cty.False),
 		vfVal("index", n(7), "mac", s("02:00:00:00:00:07"), "vlan", n(101)))}
-	calls := kernelTimeline(t, k, *m, args, []string{
+	calls, _ := kernelTimeline(t, k, *m, args, []string{
 		"ens1f0: num_vfs 4 → 8 (through 0: the existing VFs are removed and made again)",
 		"vf 0: trust ? → on", "vf 0: spoofchk ? → off", "vf 7: mac ? → 02:00:00:00:00:07", "vf 7: vlan ? → 101"})
 	want := []string{"numvfs ens1f0 0", "numvfs ens1f0 8", "vf ens1f0 0 spoofchk false", "vf ens1f0 0 trust true",
