@@ -94,12 +94,12 @@ warning, since only the switch side can fix it.`,
 					Doc: `Bonding mode by name or number: "balance-rr" (0), "active-backup" (1), "balance-xor" (2), "broadcast" (3), "802.3ad" (4, LACP), "balance-tlb" (5), "balance-alb" (6).`},
 				{Name: "slaves", Type: cty.List(cty.String), Required: true, Doc: "The interfaces to enslave, e.g. [\"ens1f0\", \"ens1f1\"]."},
 				{Name: "miimon", Type: cty.Number, Doc: "MII link monitoring interval in milliseconds (100 is usual; 0 turns it off)."},
-				{Name: "lacp_rate", Type: cty.String, Doc: `802.3ad only: how often the partner should send LACPDUs, "slow" (0, every 30 s) or "fast" (1, every second).`},
+				{Name: "lacp_rate", Type: cty.String, Doc: optDoc("lacp_rate", `how often the partner should send LACPDUs, "slow" (0, every 30 s) or "fast" (1, every second).`)},
 				{Name: "xmit_hash_policy", Type: cty.String,
-					Doc: `balance-xor, 802.3ad and balance-tlb: how flows are spread over slaves: "layer2" (0), "layer3+4" (1), "layer2+3" (2), "encap2+3" (3), "encap3+4" (4), "vlan+srcmac" (5).`},
-				{Name: "ad_select", Type: cty.String, Doc: `802.3ad only: aggregator selection, "stable" (0), "bandwidth" (1) or "count" (2).`},
+					Doc: optDoc("xmit_hash_policy", `how flows are spread over slaves: "layer2" (0), "layer3+4" (1), "layer2+3" (2), "encap2+3" (3), "encap3+4" (4), "vlan+srcmac" (5).`)},
+				{Name: "ad_select", Type: cty.String, Doc: optDoc("ad_select", `aggregator selection, "stable" (0), "bandwidth" (1) or "count" (2).`)},
 				{Name: "min_links", Type: cty.Number, Doc: "Slaves that must be up before the bond reports carrier."},
-				{Name: "primary", Type: cty.String, Doc: "active-backup, balance-tlb and balance-alb: the slave preferred as the active one; it must be listed in slaves."},
+				{Name: "primary", Type: cty.String, Doc: optDoc("primary", "the slave preferred as the active one; it must be listed in slaves.")},
 				mtuArg(`MTU of the bond and its slaves, e.g. 9000; "auto" leaves the running MTU alone and keeps it out of the persistent configuration. Unset: not managed.`),
 				{Name: "addresses", Type: cty.List(cty.String), Doc: `Addresses with prefix length for the bond, e.g. ["192.0.2.10/24"]. Added at runtime; the persistent configuration gets exactly these (static). Unset: not managed.`},
 			}, persistArgs()...),
@@ -166,14 +166,6 @@ func wholeArg(name string, f *float64) (string, *modules.ArgError) {
 	return strconv.FormatInt(int64(*f), 10), nil
 }
 
-// optionModesText says in which modes an option means something, for the messages.
-var optionModesText = map[string]string{
-	"lacp_rate":        "802.3ad",
-	"ad_select":        "802.3ad",
-	"xmit_hash_policy": "balance-xor, 802.3ad and balance-tlb",
-	"primary":          "active-backup, balance-tlb and balance-alb",
-}
-
 func parseBond(args bondArgs) (*bondSpec, []modules.ArgError) {
 	var errs []modules.ArgError
 	s := &bondSpec{name: args.Name, opts: map[string]string{}, backend: args.Backend, persist: args.Persist, runtime: args.Runtime}
@@ -213,17 +205,10 @@ func parseBond(args bondArgs) (*bondSpec, []modules.ArgError) {
 	}
 	mode := s.opts["mode"]
 	if mode != "" {
-		for _, k := range []string{"lacp_rate", "ad_select", "xmit_hash_policy", "primary"} {
-			given := s.opts[k] != "" || (k == "primary" && primary != "")
-			allowed := optAllowed(k, mode)
-			switch k {
-			case "ad_select":
-				allowed = mode == "802.3ad"
-			case "xmit_hash_policy":
-				allowed = mode == "balance-xor" || mode == "802.3ad" || mode == "balance-tlb"
-			}
-			if given && !allowed {
-				errs = append(errs, modules.ArgError{Arg: k, Msg: fmt.Sprintf("%s applies only to %s, not to mode %q", k, optionModesText[k], mode)})
+		for _, o := range bondOptions {
+			given := s.opts[o.name] != "" || (o.name == "primary" && primary != "")
+			if given && !o.allowedIn(mode) {
+				errs = append(errs, modules.ArgError{Arg: o.name, Msg: fmt.Sprintf("%s applies only to %s, not to mode %q", o.name, o.modesText(), mode)})
 			}
 		}
 	}

@@ -331,14 +331,15 @@ func (a *bondApplier) modify(changed []string) error {
 	b := a.snap.bond
 	down := false
 	for _, k := range changed {
-		if optNeedsNoSlaves[k] {
+		o, _ := bondOpt(k)
+		if o.needsNoSlaves {
 			for _, n := range b.Slaves {
 				if err := a.release(n, fmt.Sprintf(" (to change %s)", k)); err != nil {
 					return err
 				}
 			}
 		}
-		down = down || optNeedsDown[k]
+		down = down || o.needsDown
 	}
 	if down && b.Up {
 		if err := a.ops.LinkSetDown(b.link); err != nil {

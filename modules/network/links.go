@@ -89,7 +89,7 @@ func readLink(ops linkOps, name string) (*kernelLink, bool, error) {
 	}
 	switch x := l.(type) {
 	case *netlink.Bond:
-		r.Bond = bondOptions(ops, x)
+		r.Bond = runningBondOptions(ops, x)
 	case *netlink.Vlan:
 		p, err := ops.LinkByIndex(a.ParentIndex)
 		parent := ""
@@ -136,8 +136,8 @@ func parseAddr(cidr string) (*netlink.Addr, error) {
 	return &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}, nil
 }
 
-// bondOptions reads the options runbook manages from a bond's netlink attributes.
-func bondOptions(ops linkOps, b *netlink.Bond) map[string]string {
+// runningBondOptions reads the options runbook manages from a bond's netlink attributes.
+func runningBondOptions(ops linkOps, b *netlink.Bond) map[string]string {
 	out := map[string]string{}
 	if int(b.Mode) >= 0 && int(b.Mode) < len(bondModes) {
 		out["mode"] = bondModes[b.Mode]
@@ -169,9 +169,9 @@ func bondOptions(ops linkOps, b *netlink.Bond) map[string]string {
 // setBondOption puts one canonical option value into a netlink bond message.
 func setBondOption(b *netlink.Bond, name, value string, index func(string) (int, error)) error {
 	n := 0
-	if t, ok := bondOptionTables[name]; ok {
-		n = t.number(value)
-	} else if bondNumeric[name] {
+	if o, _ := bondOpt(name); o.values != nil {
+		n = o.values.number(value)
+	} else if o.numeric {
 		n, _ = strconv.Atoi(value)
 	}
 	switch name {
