@@ -9,12 +9,13 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // Bond manages a Linux bonding interface, its slaves and its persistent configuration.
 type Bond struct {
 	// root is the filesystem root (tests use a directory); "" means "/".
-	root string
+	root host.Root
 	// open makes the netlink handle; nil means the real one.
 	open opener
 }

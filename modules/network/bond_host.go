@@ -506,12 +506,12 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args bondArgs, apply bo
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
-	f := newHostFS(b.root)
+	f := &fileTree{b.root}
 	res := &modules.Result{}
 	data := bondResult{Slaves: []string{}, LACP: cty.NullVal(cty.DynamicPseudoType)}
 
-	var rtDrift []string
-	var rtBefore, rtAfter string
+	var runtimeDrift []string
+	var runtimeBefore, runtimeAfter string
 	if s.runtime {
 		ops, closeOps, err := b.opener()()
 		if err != nil {
@@ -526,10 +526,10 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args bondArgs, apply bo
 		if err != nil {
 			return nil, err
 		}
-		rtDrift = driftLines(changes)
-		rtBefore = describeBond(s, snap)
-		rtAfter = rtBefore
-		if len(rtDrift) > 0 && apply {
+		runtimeDrift = driftLines(changes)
+		runtimeBefore = describeBond(s, snap)
+		runtimeAfter = runtimeBefore
+		if len(runtimeDrift) > 0 && apply {
 			if err := applyBondChanges(ops, s, snap, changes); err != nil {
 				return nil, err
 			}
@@ -538,9 +538,9 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args bondArgs, apply bo
 			if snap, err = readBondSnap(ops, s); err != nil {
 				return nil, err
 			}
-			rtAfter = describeBond(s, snap)
-		} else if len(rtDrift) > 0 {
-			rtAfter = describeBond(s, predictBond(snap, changes))
+			runtimeAfter = describeBond(s, snap)
+		} else if len(runtimeDrift) > 0 {
+			runtimeAfter = describeBond(s, predictBond(snap, changes))
 		}
 		if snap.bond != nil {
 			data.Mode = snap.bond.Bond["mode"]
@@ -565,12 +565,12 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args bondArgs, apply bo
 			return nil, fmt.Errorf("lacp state of %s: %w", s.name, err)
 		}
 		data.LACPOK = ok
-		if s.runtime && state["mode"] == "802.3ad" && !ok && len(rtDrift) == 0 {
+		if s.runtime && state["mode"] == "802.3ad" && !ok && len(runtimeDrift) == 0 {
 			res.Warnings = append(res.Warnings, lacpProblem(state))
 		}
 	}
-	finish(res, apply, "bond "+s.name, rtDrift, rtBefore, rtAfter, p)
-	data.Backend, data.RuntimeDrift, data.PersistentDrift, data.Files = p.backend, orEmpty(rtDrift), orEmpty(p.drift), orEmpty(p.files())
+	finish(res, apply, "bond "+s.name, runtimeDrift, runtimeBefore, runtimeAfter, p)
+	data.Backend, data.RuntimeDrift, data.PersistentDrift, data.Files = p.backend, orEmpty(runtimeDrift), orEmpty(p.drift), orEmpty(p.files())
 	if res.Status == modules.StatusOK && data.LACPOK {
 		res.Msg = fmt.Sprintf("bond %s is in sync (%s, %d slaves, LACP negotiated)", s.name, s.opts["mode"], len(s.slaves))
 	}

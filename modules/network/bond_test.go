@@ -12,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty/gocty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 	"github.com/runbook/runbook/modules/moduletest"
 )
 
@@ -125,7 +126,7 @@ func TestBondRuntime(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			k := newFakeKernel()
 			c.setup(k)
-			m := Bond{root: t.TempDir(), open: k.opener()}
+			m := Bond{root: host.Root(t.TempDir()), open: k.opener()}
 			calls, res := kernelTimeline(t, k, m, runtimeOnly(c.args), c.drift)
 			if !slices.Equal(calls, c.calls) {
 				t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(calls, "\n  "), strings.Join(c.calls, "\n  "))
@@ -160,7 +161,7 @@ func TestBondRuntimeErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			k := newFakeKernel()
 			c.setup(k)
-			_, err := moduletest.Run(t, Bond{root: t.TempDir(), open: k.opener()}, runtimeOnly(c.args), c.apply)
+			_, err := moduletest.Run(t, Bond{root: host.Root(t.TempDir()), open: k.opener()}, runtimeOnly(c.args), c.apply)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err %v, want %q", err, c.want)
 			}
@@ -188,7 +189,7 @@ func TestBondCheckChangesNothing(t *testing.T) {
 		return b.String()
 	}
 	before := snapshot()
-	m := Bond{root: root, open: k.opener()}
+	m := Bond{root: host.Root(root), open: k.opener()}
 	args := with(lacpBond, "backend", s(backendNM))
 	res, err := moduletest.Run(t, m, args, false)
 	if err != nil {

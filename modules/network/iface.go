@@ -9,11 +9,12 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // Interface manages one interface's MTU, state and addresses, and 802.1Q VLAN links.
 type Interface struct {
-	root string
+	root host.Root
 	open opener
 }
 
@@ -214,8 +215,8 @@ func ifaceRuntimeDrift(s *ifaceSpec, l *kernelLink, parentOK bool) ([]string, []
 			warns = append(warns, fmt.Sprintf("the VLAN's parent %s does not exist (yet)", s.vlan.Parent))
 		}
 		add("%s: create VLAN %d on %s", s.name, s.vlan.ID, s.vlan.Parent)
-		if s.mtu.set && !s.mtu.auto {
-			add("%s: mtu %d", s.name, s.mtu.n)
+		if mtu, ok := s.mtu.fixed(); ok {
+			add("%s: mtu %d", s.name, mtu)
 		}
 		for _, a := range s.addrs {
 			add("%s: add address %s", s.name, a)
@@ -287,9 +288,9 @@ func applyIface(ops linkOps, s *ifaceSpec, cur *kernelLink) error {
 			return kernelErr("set "+s.name+" down", err)
 		}
 	}
-	if s.mtu.set && !s.mtu.auto && l.Attrs().MTU != s.mtu.n {
-		if err := ops.LinkSetMTU(l, s.mtu.n); err != nil {
-			return kernelErr(fmt.Sprintf("set %s mtu %d", s.name, s.mtu.n), err)
+	if mtu, ok := s.mtu.fixed(); ok && l.Attrs().MTU != mtu {
+		if err := ops.LinkSetMTU(l, mtu); err != nil {
+			return kernelErr(fmt.Sprintf("set %s mtu %d", s.name, mtu), err)
 		}
 	}
 	if err := addAddrs(ops, l, s.addrs); err != nil {
@@ -330,11 +331,11 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args ifaceArgs, ap
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
-	f := newHostFS(i.root)
+	f := &fileTree{i.root}
 	res := &modules.Result{}
 	data := ifaceResult{Addresses: []string{}}
-	var rtDrift []string
-	var rtBefore, rtAfter string
+	var runtimeDrift []string
+	var runtimeBefore, runtimeAfter string
 	if s.runtime {
 		ops, closeOps, err := i.opener()()
 		if err != nil {
@@ -353,14 +354,14 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args ifaceArgs, ap
 			}
 		}
 		var warns []string
-		if rtDrift, warns, err = ifaceRuntimeDrift(s, cur, parentOK); err != nil {
+		if runtimeDrift, warns, err = ifaceRuntimeDrift(s, cur, parentOK); err != nil {
 			return nil, err
 		}
 		res.Warnings = append(res.Warnings, warns...)
-		rtBefore = describeIface(s.name, cur)
-		rtAfter = rtBefore
-		if len(rtDrift) > 0 {
-			rtAfter = describeIface(s.name, predictIface(s, cur))
+		runtimeBefore = describeIface(s.name, cur)
+		runtimeAfter = runtimeBefore
+		if len(runtimeDrift) > 0 {
+			runtimeAfter = describeIface(s.name, predictIface(s, cur))
 			if apply {
 				if err := applyIface(ops, s, cur); err != nil {
 					return nil, err
@@ -368,7 +369,7 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args ifaceArgs, ap
 				if cur, _, err = readLink(ops, s.name); err != nil {
 					return nil, err
 				}
-				rtAfter = describeIface(s.name, cur)
+				runtimeAfter = describeIface(s.name, cur)
 			}
 		}
 		if cur != nil {
@@ -393,8 +394,8 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args ifaceArgs, ap
 	if err != nil {
 		return nil, err
 	}
-	finish(res, apply, "interface "+s.name, rtDrift, rtBefore, rtAfter, p)
-	data.Backend, data.RuntimeDrift, data.PersistentDrift, data.Files = p.backend, orEmpty(rtDrift), orEmpty(p.drift), orEmpty(p.files())
+	finish(res, apply, "interface "+s.name, runtimeDrift, runtimeBefore, runtimeAfter, p)
+	data.Backend, data.RuntimeDrift, data.PersistentDrift, data.Files = p.backend, orEmpty(runtimeDrift), orEmpty(p.drift), orEmpty(p.files())
 	res.Data = data
 	return res, nil
 }
@@ -406,8 +407,8 @@ func predictIface(s *ifaceSpec, cur *kernelLink) *kernelLink {
 		l = &c
 		l.Addrs = slices.Clone(cur.Addrs)
 	}
-	if s.mtu.set && !s.mtu.auto {
-		l.MTU = s.mtu.n
+	if mtu, ok := s.mtu.fixed(); ok {
+		l.MTU = mtu
 	}
 	if s.state != "" {
 		l.Up = s.state == "up"

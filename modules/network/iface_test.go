@@ -8,6 +8,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 	"github.com/runbook/runbook/modules/moduletest"
 )
 
@@ -55,7 +56,7 @@ func TestInterfaceRuntime(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			k := newFakeKernel()
 			c.setup(k)
-			m := Interface{root: t.TempDir(), open: k.opener()}
+			m := Interface{root: host.Root(t.TempDir()), open: k.opener()}
 			calls, _ := kernelTimeline(t, k, m, runtimeOnly(c.args), c.drift)
 			if !slices.Equal(calls, c.calls) {
 				t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(calls, "\n  "), strings.Join(c.calls, "\n  "))
@@ -68,7 +69,7 @@ func TestInterfaceErrors(t *testing.T) {
 	k := newFakeKernel()
 	k.nic("ens1f0", true)
 	k.noVLAN = true
-	m := Interface{root: t.TempDir(), open: k.opener()}
+	m := Interface{root: host.Root(t.TempDir()), open: k.opener()}
 	for _, c := range []struct {
 		args  map[string]cty.Value
 		apply bool
@@ -95,7 +96,7 @@ func TestInterfaceErrors(t *testing.T) {
 func TestInterfacePersistOnly(t *testing.T) {
 	root := loadFixture(t, "ifupdown-iface-down").root(t)
 	opened := false
-	m := Interface{root: root, open: func() (linkOps, func(), error) { opened = true; return nil, nil, nil }}
+	m := Interface{root: host.Root(root), open: func() (linkOps, func(), error) { opened = true; return nil, nil, nil }}
 	args := map[string]cty.Value{"name": s("ens1f1"), "state": s("down"), "mtu": s("auto"), "runtime": cty.False, "backend": s(backendIfupdown)}
 	res, err := moduletest.Run(t, m, args, true)
 	if err != nil || res.Status != modules.StatusChanged || opened {

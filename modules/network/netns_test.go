@@ -16,6 +16,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 	"github.com/runbook/runbook/modules/moduletest"
 )
 
@@ -91,7 +92,7 @@ func TestInterfaceNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	m := Interface{root: root}
+	m := Interface{root: host.Root(root)}
 	args := map[string]cty.Value{"name": s("rbv0"), "mtu": n(9000), "state": s("up"), "addresses": strs("192.0.2.1/24", "2001:db8::1/64"),
 		"exclusive": cty.True, "backend": s(backendNetworkd)}
 

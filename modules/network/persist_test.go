@@ -11,6 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 	"github.com/runbook/runbook/modules/moduletest"
 )
 
@@ -124,7 +125,7 @@ func TestPersistGolden(t *testing.T) {
 			fx := loadFixture(t, tc.fixture)
 			root := fx.root(t)
 			ctx := context.Background()
-			f := newHostFS(root)
+			f := &fileTree{host.Root(root)}
 			plan, err := planPersist(ctx, f, tc.backend, tc.wants(t))
 			if err != nil {
 				t.Fatal(err)

@@ -24,7 +24,7 @@ import (
 
 // SRIOV manages the virtual functions of an SR-IOV physical function.
 type SRIOV struct {
-	root string
+	root host.Root
 	open opener
 	// run runs systemctl; nil runs the real one.
 	run host.Runner
@@ -298,8 +298,8 @@ func findVF(vfs []netlink.VfInfo, idx int) *netlink.VfInfo {
 }
 
 // writeSysfs writes a sysfs attribute (no temporary file: sysfs has no rename).
-func (f *hostFS) writeSysfs(p, value string) error {
-	fh, err := os.OpenFile(f.path(p), os.O_WRONLY|os.O_TRUNC, 0)
+func (f *fileTree) writeSysfs(p, value string) error {
+	fh, err := os.OpenFile(f.Path(p), os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		return err
 	}
@@ -324,29 +324,29 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args sriovArgs, apply 
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
-	f := newHostFS(r.root)
+	f := &fileTree{r.root}
 	res := &modules.Result{}
 	data := sriovResult{VFs: []vfState{}}
-	var rtDrift []string
+	var runtimeDrift []string
 	if s.runtime {
 		var err error
-		if rtDrift, err = r.runtime(ctx, f, s, res, &data, apply); err != nil {
+		if runtimeDrift, err = r.runtime(ctx, f, s, res, &data, apply); err != nil {
 			return nil, err
 		}
 	}
 
-	var pDrift []string
-	var changes []*wsFile
+	var bootDrift []string
+	var changes []*stagedFile
 	if s.persist {
 		unit := sriovUnitName(s.device)
 		data.Unit = unit
 		ws := newWorkspace(f)
 		var err error
-		if pDrift, err = planSRIOVUnit(ws, s); err != nil {
+		if bootDrift, err = planSRIOVUnit(ws, s); err != nil {
 			return nil, err
 		}
 		changes = ws.changes()
-		if apply && len(pDrift) > 0 {
+		if apply && len(bootDrift) > 0 {
 			if err := ws.apply(); err != nil {
 				return nil, err
 			}
@@ -356,25 +356,25 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args sriovArgs, apply 
 		}
 	}
 
-	data.RuntimeDrift, data.PersistentDrift = orEmpty(rtDrift), orEmpty(pDrift)
+	data.RuntimeDrift, data.PersistentDrift = orEmpty(runtimeDrift), orEmpty(bootDrift)
 	res.Data = data
-	if len(rtDrift)+len(pDrift) == 0 {
+	if len(runtimeDrift)+len(bootDrift) == 0 {
 		res.Status = modules.StatusOK
 		res.Msg = fmt.Sprintf("SR-IOV of %s is in sync (%d VFs)", s.device, s.numVFs)
 		return res, nil
 	}
 	res.Status = modules.DiffStatus(apply)
 	var parts []string
-	if len(rtDrift) > 0 {
-		parts = append(parts, "runtime: "+strings.Join(rtDrift, "; "))
+	if len(runtimeDrift) > 0 {
+		parts = append(parts, "runtime: "+strings.Join(runtimeDrift, "; "))
 	}
-	if len(pDrift) > 0 {
-		parts = append(parts, "boot: "+strings.Join(pDrift, "; "))
+	if len(bootDrift) > 0 {
+		parts = append(parts, "boot: "+strings.Join(bootDrift, "; "))
 	}
 	res.Msg = modules.Tense(apply, "changed ", "would change ") + "SR-IOV of " + s.device + ": " + strings.Join(parts, " | ")
 	before, after := "", ""
-	if len(rtDrift) > 0 {
-		before = "# runtime:\n" + joinLines(rtDrift)
+	if len(runtimeDrift) > 0 {
+		before = "# runtime:\n" + joinLines(runtimeDrift)
 		after = "# runtime:\n" + modules.Tense(apply, "(changed)\n", "(as the task says)\n")
 	}
 	before += describeFiles(changes, false)
@@ -385,7 +385,7 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args sriovArgs, apply 
 
 // runtime compares the device's VFs with the spec and, when applying, changes them. It
 // fills the result's data about the device.
-func (r SRIOV) runtime(ctx context.Context, f *hostFS, s *sriovSpec, res *modules.Result, data *sriovResult, apply bool) ([]string, error) {
+func (r SRIOV) runtime(ctx context.Context, f *fileTree, s *sriovSpec, res *modules.Result, data *sriovResult, apply bool) ([]string, error) {
 	devDir := path.Join(sysClassNet, s.device, "device")
 	if !f.exists(path.Join(sysClassNet, s.device)) {
 		return nil, fmt.Errorf("no interface %s", s.device)
@@ -423,7 +423,7 @@ func (r SRIOV) runtime(ctx context.Context, f *hostFS, s *sriovSpec, res *module
 	if err != nil {
 		return nil, fmt.Errorf("read link %s: %w", s.device, err)
 	}
-	var rtDrift []string
+	var runtimeDrift []string
 	remake := cur != s.numVFs
 	if remake {
 		line := fmt.Sprintf("%s: num_vfs %d → %d", s.device, cur, s.numVFs)
@@ -431,16 +431,16 @@ func (r SRIOV) runtime(ctx context.Context, f *hostFS, s *sriovSpec, res *module
 			line += " (through 0: the existing VFs are removed and made again)"
 			res.Warnings = append(res.Warnings, fmt.Sprintf("changing %s from %d to %d VFs removes every VF first; guests using them lose them", s.device, cur, s.numVFs))
 		}
-		rtDrift = append(rtDrift, line)
+		runtimeDrift = append(runtimeDrift, line)
 	}
 	for _, vf := range s.vfs {
 		var have *netlink.VfInfo
 		if !remake || cur == 0 {
 			have = findVF(pf.Attrs().Vfs, vf.Index)
 		}
-		rtDrift = append(rtDrift, vfDrift(vf, have)...)
+		runtimeDrift = append(runtimeDrift, vfDrift(vf, have)...)
 	}
-	if apply && len(rtDrift) > 0 {
+	if apply && len(runtimeDrift) > 0 {
 		if pf, err = r.applyVFs(ctx, f, ops, s, cur, devDir); err != nil {
 			return nil, err
 		}
@@ -450,12 +450,12 @@ func (r SRIOV) runtime(ctx context.Context, f *hostFS, s *sriovSpec, res *module
 	for _, v := range pf.Attrs().Vfs {
 		data.VFs = append(data.VFs, vfState{Index: v.ID, MAC: v.Mac.String(), VLAN: v.Vlan, Trust: v.Trust != 0, Spoofchk: v.Spoofchk})
 	}
-	return rtDrift, nil
+	return runtimeDrift, nil
 }
 
 // applyVFs sets the number of VFs (0 first when going from some to others, the kernel's
 // rule) and then each listed VF's settings. It returns the PF as read afterwards.
-func (r SRIOV) applyVFs(ctx context.Context, f *hostFS, ops linkOps, s *sriovSpec, cur int, devDir string) (netlink.Link, error) {
+func (r SRIOV) applyVFs(ctx context.Context, f *fileTree, ops linkOps, s *sriovSpec, cur int, devDir string) (netlink.Link, error) {
 	num := path.Join(devDir, sriovNumFile)
 	write := r.sysfsWrite
 	if write == nil {
@@ -683,7 +683,7 @@ func planSRIOVUnit(ws *workspace, s *sriovSpec) ([]string, error) {
 		}
 	}
 	link := path.Join(sriovWantsDir, unit)
-	if target, err := os.Readlink(ws.fs.path(link)); err != nil || (target != p && path.Join(sriovWantsDir, target) != p) {
+	if target, err := os.Readlink(ws.fs.Path(link)); err != nil || (target != p && path.Join(sriovWantsDir, target) != p) {
 		drift = append(drift, unit+": not enabled")
 	}
 	if len(drift) > 0 {
@@ -709,17 +709,17 @@ func sortedInts(maps ...map[int]vfSpec) []int {
 
 // enable links the unit into multi-user.target.wants (what systemctl enable does for its
 // WantedBy) and has a running systemd read it.
-func (r SRIOV) enable(ctx context.Context, f *hostFS, unit string) error {
+func (r SRIOV) enable(ctx context.Context, f *fileTree, unit string) error {
 	link := path.Join(sriovWantsDir, unit)
 	target := path.Join(sriovUnitDir, unit)
-	if cur, err := os.Readlink(f.path(link)); err != nil || cur != target {
-		if err := os.MkdirAll(f.path(sriovWantsDir), 0o755); err != nil {
+	if cur, err := os.Readlink(f.Path(link)); err != nil || cur != target {
+		if err := os.MkdirAll(f.Path(sriovWantsDir), 0o755); err != nil {
 			return fmt.Errorf("enable %s: %w", unit, err)
 		}
-		if err := os.Remove(f.path(link)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(f.Path(link)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("enable %s: %w", unit, err)
 		}
-		if err := os.Symlink(target, f.path(link)); err != nil {
+		if err := os.Symlink(target, f.Path(link)); err != nil {
 			return fmt.Errorf("enable %s: %w", unit, err)
 		}
 	}
@@ -728,7 +728,7 @@ func (r SRIOV) enable(ctx context.Context, f *hostFS, unit string) error {
 	}
 	run := r.run
 	if run == nil {
-		if !f.real {
+		if !f.Real() {
 			return nil
 		}
 		run = host.Exec{}

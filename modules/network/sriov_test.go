@@ -42,7 +42,7 @@ func sriovHost(t *testing.T, numvfs int) (*fakeKernel, string, *SRIOV, *[]string
 	}
 	k.calls = nil
 	var systemctl []string
-	m := &SRIOV{root: root, open: k.opener(), settle: 1,
+	m := &SRIOV{root: host.Root(root), open: k.opener(), settle: 1,
 		sysfsWrite: func(p, v string) error {
 			if p != num {
 				t.Fatalf("write to %s", p)
@@ -165,7 +165,7 @@ func TestSystemdEscape(t *testing.T) {
 func TestSRIOVBootOnly(t *testing.T) {
 	root := t.TempDir()
 	opened := false
-	m := SRIOV{root: root, open: func() (linkOps, func(), error) { opened = true; return nil, nil, nil }}
+	m := SRIOV{root: host.Root(root), open: func() (linkOps, func(), error) { opened = true; return nil, nil, nil }}
 	args := map[string]cty.Value{"device": s("ens2f0"), "num_vfs": n(4), "runtime": cty.False}
 	res, err := moduletest.Run(t, m, args, true)
 	if err != nil || res.Status != modules.StatusChanged || opened || res.Data.(sriovResult).NumVFs != nil {
