@@ -200,10 +200,7 @@ func parseBond(args bondArgs) (*bondSpec, []modules.ArgError) {
 			s.opts[o.name] = v
 		}
 	}
-	primary := ""
-	if args.Primary != nil {
-		primary = *args.Primary
-	}
+	primary := deref(args.Primary)
 	mode := s.opts["mode"]
 	if mode != "" {
 		for _, o := range bondOptions {
@@ -226,11 +223,11 @@ func parseBond(args bondArgs) (*bondSpec, []modules.ArgError) {
 		seen[sl] = true
 		s.slaves = append(s.slaves, sl)
 	}
-	if p := primary; p != "" {
-		if !seen[p] {
-			errs = append(errs, modules.ArgError{Arg: "primary", Msg: fmt.Sprintf("primary %q is not one of the slaves (%s)", p, strings.Join(s.slaves, ", "))})
+	if primary != "" {
+		if !seen[primary] {
+			errs = append(errs, modules.ArgError{Arg: "primary", Msg: fmt.Sprintf("primary %q is not one of the slaves (%s)", primary, strings.Join(s.slaves, ", "))})
 		}
-		s.opts["primary"] = p
+		s.opts["primary"] = primary
 	}
 	m, err := parseMTU(deref(args.MTU))
 	if err != nil {
