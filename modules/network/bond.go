@@ -2,27 +2,60 @@ package network
 
 import (
 	"fmt"
-	"math/big"
+	"math"
 	"strconv"
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // Bond manages a Linux bonding interface, its slaves and its persistent configuration.
 type Bond struct {
 	// root is the filesystem root (tests use a directory); "" means "/".
-	root string
+	root host.Root
 	// open makes the netlink handle; nil means the real one.
 	open opener
 }
 
 var (
-	_ modules.Runner[cty.Value]    = Bond{}
-	_ modules.Validator[cty.Value] = Bond{}
+	_ modules.Runner[bondArgs]    = Bond{}
+	_ modules.Validator[bondArgs] = Bond{}
 )
+
+// bondArgs are the bond module's arguments. The whole numbers are float64 so that a
+// fraction or a negative number gets the module's own message.
+type bondArgs struct {
+	Name           string   `cty:"name"`
+	Mode           string   `cty:"mode"`
+	Slaves         []string `cty:"slaves"`
+	Miimon         *float64 `cty:"miimon"`
+	LACPRate       *string  `cty:"lacp_rate"`
+	XmitHashPolicy *string  `cty:"xmit_hash_policy"`
+	ADSelect       *string  `cty:"ad_select"`
+	MinLinks       *float64 `cty:"min_links"`
+	Primary        *string  `cty:"primary"`
+	MTU            *string  `cty:"mtu"`
+	Addresses      []string `cty:"addresses"`
+	Backend        string   `cty:"backend"`
+	Persist        bool     `cty:"persist"`
+	Runtime        bool     `cty:"runtime"`
+}
+
+// bondResult is what a bond run registers.
+type bondResult struct {
+	Backend         string    `cty:"backend"`
+	RuntimeDrift    []string  `cty:"runtime_drift"`
+	PersistentDrift []string  `cty:"persistent_drift"`
+	Files           []string  `cty:"files"`
+	Mode            string    `cty:"mode"`
+	Slaves          []string  `cty:"slaves"`
+	MTU             *int      `cty:"mtu"`
+	LACPOK          bool      `cty:"lacp_ok"`
+	LACP            cty.Value `cty:"lacp"`
+}
 
 func (Bond) Info() modules.Info {
 	return modules.Info{
@@ -62,12 +95,12 @@ warning, since only the switch side can fix it.`,
 					Doc: `Bonding mode by name or number: "balance-rr" (0), "active-backup" (1), "balance-xor" (2), "broadcast" (3), "802.3ad" (4, LACP), "balance-tlb" (5), "balance-alb" (6).`},
 				{Name: "slaves", Type: cty.List(cty.String), Required: true, Doc: "The interfaces to enslave, e.g. [\"ens1f0\", \"ens1f1\"]."},
 				{Name: "miimon", Type: cty.Number, Doc: "MII link monitoring interval in milliseconds (100 is usual; 0 turns it off)."},
-				{Name: "lacp_rate", Type: cty.String, Doc: `802.3ad only: how often the partner should send LACPDUs, "slow" (0, every 30 s) or "fast" (1, every second).`},
+				{Name: "lacp_rate", Type: cty.String, Doc: optDoc("lacp_rate", `how often the partner should send LACPDUs, "slow" (0, every 30 s) or "fast" (1, every second).`)},
 				{Name: "xmit_hash_policy", Type: cty.String,
-					Doc: `balance-xor, 802.3ad and balance-tlb: how flows are spread over slaves: "layer2" (0), "layer3+4" (1), "layer2+3" (2), "encap2+3" (3), "encap3+4" (4), "vlan+srcmac" (5).`},
-				{Name: "ad_select", Type: cty.String, Doc: `802.3ad only: aggregator selection, "stable" (0), "bandwidth" (1) or "count" (2).`},
+					Doc: optDoc("xmit_hash_policy", `how flows are spread over slaves: "layer2" (0), "layer3+4" (1), "layer2+3" (2), "encap2+3" (3), "encap3+4" (4), "vlan+srcmac" (5).`)},
+				{Name: "ad_select", Type: cty.String, Doc: optDoc("ad_select", `aggregator selection, "stable" (0), "bandwidth" (1) or "count" (2).`)},
 				{Name: "min_links", Type: cty.Number, Doc: "Slaves that must be up before the bond reports carrier."},
-				{Name: "primary", Type: cty.String, Doc: "active-backup, balance-tlb and balance-alb: the slave preferred as the active one; it must be listed in slaves."},
+				{Name: "primary", Type: cty.String, Doc: optDoc("primary", "the slave preferred as the active one; it must be listed in slaves.")},
 				mtuArg(`MTU of the bond and its slaves, e.g. 9000; "auto" leaves the running MTU alone and keeps it out of the persistent configuration. Unset: not managed.`),
 				{Name: "addresses", Type: cty.List(cty.String), Doc: `Addresses with prefix length for the bond, e.g. ["192.0.2.10/24"]. Added at runtime; the persistent configuration gets exactly these (static). Unset: not managed.`},
 			}, persistArgs()...),
@@ -123,76 +156,62 @@ type bondSpec struct {
 	runtime     bool
 }
 
-// intArg reads a whole, non-negative number argument.
-func intArg(args cty.Value, name string) (string, *modules.ArgError) {
-	v := args.GetAttr(name)
-	if v.IsNull() {
+// wholeArg checks a whole, non-negative number argument; "" when it is not given.
+func wholeArg(name string, f *float64) (string, *modules.ArgError) {
+	if f == nil {
 		return "", nil
 	}
-	bf := v.AsBigFloat()
-	if !bf.IsInt() || bf.Sign() < 0 || bf.Cmp(big.NewFloat(1<<31)) >= 0 {
-		return "", &modules.ArgError{Arg: name, Msg: fmt.Sprintf("%s must be a whole number of 0 or more, not %s", name, bf.Text('g', -1))}
+	if *f != math.Trunc(*f) || *f < 0 || *f >= 1<<31 {
+		return "", &modules.ArgError{Arg: name, Msg: fmt.Sprintf("%s must be a whole number of 0 or more, not %s", name, numText(*f))}
 	}
-	n, _ := bf.Int64()
-	return strconv.FormatInt(n, 10), nil
+	return strconv.FormatInt(int64(*f), 10), nil
 }
 
-// optionModesText says in which modes an option means something, for the messages.
-var optionModesText = map[string]string{
-	"lacp_rate":        "802.3ad",
-	"ad_select":        "802.3ad",
-	"xmit_hash_policy": "balance-xor, 802.3ad and balance-tlb",
-	"primary":          "active-backup, balance-tlb and balance-alb",
-}
-
-func parseBond(args cty.Value) (*bondSpec, []modules.ArgError) {
+func parseBond(args bondArgs) (*bondSpec, []modules.ArgError) {
 	var errs []modules.ArgError
-	s := &bondSpec{name: str(args, "name"), opts: map[string]string{}, backend: str(args, "backend"),
-		persist: boolArg(args, "persist", true), runtime: boolArg(args, "runtime", true)}
-	if s.backend == "" {
-		s.backend = backendAuto
-	}
+	s := &bondSpec{name: args.Name, opts: map[string]string{}, backend: args.Backend, persist: args.Persist, runtime: args.Runtime}
 	if !validIfName(s.name) {
 		errs = append(errs, modules.ArgError{Arg: "name", Msg: fmt.Sprintf("%q is not %s", s.name, ifNameHelp)})
 	}
-	for _, k := range []string{"mode", "lacp_rate", "xmit_hash_policy", "ad_select"} {
-		v := str(args, k)
-		if v == "" {
+	named := []struct {
+		name  string
+		value *string
+	}{{"mode", &args.Mode}, {"lacp_rate", args.LACPRate}, {"xmit_hash_policy", args.XmitHashPolicy}, {"ad_select", args.ADSelect}}
+	for _, o := range named {
+		if o.value == nil || *o.value == "" {
 			continue
 		}
-		nv, err := normBondOption(k, v)
+		nv, err := normBondOption(o.name, *o.value)
 		if err != nil {
-			errs = append(errs, modules.ArgError{Arg: k, Msg: err.Error()})
+			errs = append(errs, modules.ArgError{Arg: o.name, Msg: err.Error()})
 			continue
 		}
-		s.opts[k] = nv
+		s.opts[o.name] = nv
 	}
-	for _, k := range []string{"miimon", "min_links"} {
-		v, e := intArg(args, k)
+	numbers := []struct {
+		name  string
+		value *float64
+	}{{"miimon", args.Miimon}, {"min_links", args.MinLinks}}
+	for _, o := range numbers {
+		v, e := wholeArg(o.name, o.value)
 		if e != nil {
 			errs = append(errs, *e)
 		} else if v != "" {
-			s.opts[k] = v
+			s.opts[o.name] = v
 		}
 	}
+	primary := deref(args.Primary)
 	mode := s.opts["mode"]
 	if mode != "" {
-		for _, k := range []string{"lacp_rate", "ad_select", "xmit_hash_policy", "primary"} {
-			given := s.opts[k] != "" || (k == "primary" && str(args, k) != "")
-			allowed := optAllowed(k, mode)
-			switch k {
-			case "ad_select":
-				allowed = mode == "802.3ad"
-			case "xmit_hash_policy":
-				allowed = mode == "balance-xor" || mode == "802.3ad" || mode == "balance-tlb"
-			}
-			if given && !allowed {
-				errs = append(errs, modules.ArgError{Arg: k, Msg: fmt.Sprintf("%s applies only to %s, not to mode %q", k, optionModesText[k], mode)})
+		for _, o := range bondOptions {
+			given := s.opts[o.name] != "" || (o.name == "primary" && primary != "")
+			if given && !o.allowedIn(mode) {
+				errs = append(errs, modules.ArgError{Arg: o.name, Msg: fmt.Sprintf("%s applies only to %s, not to mode %q", o.name, o.modesText(), mode)})
 			}
 		}
 	}
 	seen := map[string]bool{}
-	for _, sl := range strList(args.GetAttr("slaves")) {
+	for _, sl := range args.Slaves {
 		switch {
 		case !validIfName(sl):
 			errs = append(errs, modules.ArgError{Arg: "slaves", Msg: fmt.Sprintf("%q is not %s", sl, ifNameHelp)})
@@ -204,20 +223,20 @@ func parseBond(args cty.Value) (*bondSpec, []modules.ArgError) {
 		seen[sl] = true
 		s.slaves = append(s.slaves, sl)
 	}
-	if p := str(args, "primary"); p != "" {
-		if !seen[p] {
-			errs = append(errs, modules.ArgError{Arg: "primary", Msg: fmt.Sprintf("primary %q is not one of the slaves (%s)", p, strings.Join(s.slaves, ", "))})
+	if primary != "" {
+		if !seen[primary] {
+			errs = append(errs, modules.ArgError{Arg: "primary", Msg: fmt.Sprintf("primary %q is not one of the slaves (%s)", primary, strings.Join(s.slaves, ", "))})
 		}
-		s.opts["primary"] = p
+		s.opts["primary"] = primary
 	}
-	m, err := parseMTU(str(args, "mtu"))
+	m, err := parseMTU(deref(args.MTU))
 	if err != nil {
 		errs = append(errs, modules.ArgError{Arg: "mtu", Msg: err.Error()})
 	}
 	s.mtu = m
-	if a := args.GetAttr("addresses"); !a.IsNull() {
+	if args.Addresses != nil {
 		s.manageAddrs = true
-		addrs, aerrs := canonAddrs("addresses", a)
+		addrs, aerrs := canonAddrs("addresses", args.Addresses)
 		s.addrs, errs = addrs, append(errs, aerrs...)
 	}
 	if !s.persist {
@@ -230,7 +249,7 @@ func parseBond(args cty.Value) (*bondSpec, []modules.ArgError) {
 }
 
 // Validate checks everything that does not depend on the host.
-func (Bond) Validate(args cty.Value) []modules.ArgError {
+func (Bond) Validate(args bondArgs) []modules.ArgError {
 	_, errs := parseBond(args)
 	return errs
 }

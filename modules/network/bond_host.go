@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -14,13 +15,13 @@ import (
 
 // bondSnap is the running state of a bond and the links around it.
 type bondSnap struct {
-	bond  *rtLink            // nil: no link of that name
-	links map[string]*rtLink // wanted and current slaves by name; nil: absent
+	bond  *kernelLink            // nil: no link of that name
+	links map[string]*kernelLink // wanted and current slaves by name; nil: absent
 }
 
 // readBondSnap reads the bond, its current slaves and the wanted ones.
 func readBondSnap(ops linkOps, s *bondSpec) (*bondSnap, error) {
-	snap := &bondSnap{links: map[string]*rtLink{}}
+	snap := &bondSnap{links: map[string]*kernelLink{}}
 	b, ok, err := readLink(ops, s.name)
 	if err != nil {
 		return nil, err
@@ -65,12 +66,40 @@ func (s *bondSnap) currentSlaves() []string {
 	return s.bond.Slaves
 }
 
-// bondRuntimeDrift lists what differs between the running bond and the spec, in the order
-// apply changes it. An error means apply could not succeed (a missing slave, a name taken
-// by a link that is not a bond).
-func bondRuntimeDrift(s *bondSpec, snap *bondSnap) ([]string, error) {
-	var out []string
-	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
+// bondChange is one step that brings the running bond in line with the task, computed once
+// from the running state and used three ways: check reports its line, apply runs its
+// apply, and check mode's diff shows the state its predict leaves. A change without a line
+// is a step apply takes only because an earlier one needs it (a bond an option change set
+// down comes back up; slaves a mode change released join again). Apply reads the live
+// state where an earlier step may have changed it.
+type bondChange struct {
+	line    string
+	phase   bondPhase
+	apply   func(*bondApplier) error
+	predict func(*bondSnap)
+}
+
+// bondPhase orders the changes as the kernel's rules need them: mode only without slaves
+// and with the bond down, lacp_rate and ad_select with the bond down; slaves that are not
+// wanted leave before the MTU is set (the bond passes it on to its slaves); a slave is
+// enslaved while it is down; the primary is set once it is a slave.
+type bondPhase int
+
+const (
+	phaseOptions bondPhase = iota // create the bond, or change its options
+	phaseRelease                  // release the slaves that are not wanted
+	phaseMTU                      // the bond's MTU
+	phaseEnslave                  // the wanted slaves join
+	phasePrimary                  // the primary slave
+	phaseUp                       // the bond up
+	phaseSlaves                   // each slave up, with the MTU
+	phaseAddrs                    // the bond's addresses
+)
+
+// bondChanges lists what differs between the running bond and the spec, in the order check
+// reports it. An error means apply could not succeed (a missing slave, a name taken by a
+// link that is not a bond).
+func bondChanges(s *bondSpec, snap *bondSnap) ([]bondChange, error) {
 	for _, n := range s.slaves {
 		l := snap.links[n]
 		if l == nil {
@@ -84,224 +113,356 @@ func bondRuntimeDrift(s *bondSpec, snap *bondSnap) ([]string, error) {
 	if b != nil && b.Type != "bond" {
 		return nil, fmt.Errorf("%s exists and is a %s link, not a bond", s.name, b.Type)
 	}
+	var out []bondChange
+	add := func(c bondChange) { out = append(out, c) }
+	lineIf := func(cond bool, format string, a ...any) string {
+		if !cond {
+			return ""
+		}
+		return fmt.Sprintf(format, a...)
+	}
+
+	// The bond and its options.
 	if b == nil {
-		add("%s: create (mode %s)", s.name, s.opts["mode"])
+		add(bondChange{line: fmt.Sprintf("%s: create (mode %s)", s.name, s.opts["mode"]), phase: phaseOptions,
+			apply: func(a *bondApplier) error { return a.create() },
+			predict: func(p *bondSnap) {
+				p.bond = &kernelLink{Name: s.name, Type: "bond", MTU: defaultMTU, Bond: maps.Clone(s.opts)}
+			}})
+		if v, ok := s.opts["primary"]; ok {
+			add(bondChange{phase: phasePrimary, apply: func(a *bondApplier) error { return a.setPrimary(v) }})
+		}
 	} else {
+		var changed []string
 		for _, k := range sortedOptNames(s.opts) {
-			if b.Bond[k] != s.opts[k] {
-				add("%s: %s %s → %s", s.name, k, orUnset(b.Bond[k]), orUnset(s.opts[k]))
+			if b.Bond[k] == s.opts[k] {
+				continue
 			}
+			c := bondChange{line: fmt.Sprintf("%s: %s %s → %s", s.name, k, orUnset(b.Bond[k]), orUnset(s.opts[k])), phase: phaseOptions,
+				predict: func(p *bondSnap) { p.bond.Bond[k] = s.opts[k] }}
+			if k == "primary" {
+				v := s.opts[k]
+				c.phase, c.apply = phasePrimary, func(a *bondApplier) error { return a.setPrimary(v) }
+			} else {
+				changed = append(changed, k)
+			}
+			add(c)
+		}
+		if len(changed) > 0 {
+			// One message sets them all.
+			add(bondChange{phase: phaseOptions, apply: func(a *bondApplier) error { return a.modify(changed) }})
 		}
 	}
+
 	for _, n := range snap.currentSlaves() {
 		if !contains(s.slaves, n) {
-			add("%s: release from %s", n, s.name)
+			add(bondChange{line: fmt.Sprintf("%s: release from %s", n, s.name), phase: phaseRelease,
+				apply: func(a *bondApplier) error { return a.release(n, "") },
+				predict: func(p *bondSnap) {
+					p.links[n].Master = ""
+					p.bond.Slaves = slices.DeleteFunc(p.bond.Slaves, func(x string) bool { return x == n })
+				}})
 		}
 	}
-	if b != nil && !s.mtu.matchesRuntime(b.MTU) {
-		add("%s: mtu %d → %d", s.name, b.MTU, s.mtu.n)
-	} else if b == nil && s.mtu.set && !s.mtu.auto {
-		add("%s: mtu %d", s.name, s.mtu.n)
+
+	mtu, fixed := s.mtu.fixed()
+	if fixed {
+		line := lineIf(b == nil, "%s: mtu %d", s.name, mtu)
+		if b != nil {
+			line = lineIf(b.MTU != mtu, "%s: mtu %d → %d", s.name, b.MTU, mtu)
+		}
+		add(bondChange{line: line, phase: phaseMTU,
+			apply:   func(a *bondApplier) error { return a.setMTU(s.name, mtu) },
+			predict: func(p *bondSnap) { p.bond.MTU = mtu }})
 	}
+
 	for _, n := range s.slaves {
 		l := snap.links[n]
+		line := ""
 		switch l.Master {
 		case s.name:
 		case "":
-			add("%s: enslave to %s", n, s.name)
+			line = fmt.Sprintf("%s: enslave to %s", n, s.name)
 		default:
-			add("%s: master %s → %s", n, l.Master, s.name)
+			line = fmt.Sprintf("%s: master %s → %s", n, l.Master, s.name)
 		}
+		add(bondChange{line: line, phase: phaseEnslave,
+			apply: func(a *bondApplier) error { return a.enslave(n) },
+			predict: func(p *bondSnap) {
+				p.links[n].Master = s.name
+				if !contains(p.bond.Slaves, n) {
+					p.bond.Slaves = append(p.bond.Slaves, n)
+					slices.Sort(p.bond.Slaves)
+				}
+			}})
 	}
-	if b == nil || !b.Up {
-		add("%s: down → up", s.name)
-	}
+
+	add(bondChange{line: lineIf(b == nil || !b.Up, "%s: down → up", s.name), phase: phaseUp,
+		apply:   func(a *bondApplier) error { return a.setUp(s.name) },
+		predict: func(p *bondSnap) { p.bond.Up = true }})
+
 	for _, n := range s.slaves {
 		l := snap.links[n]
-		if l.Master == s.name && !l.Up {
-			add("%s: down → up", n)
-		}
-		if !s.mtu.matchesRuntime(l.MTU) {
-			add("%s: mtu %d → %d", n, l.MTU, s.mtu.n)
+		add(bondChange{line: lineIf(l.Master == s.name && !l.Up, "%s: down → up", n), phase: phaseSlaves,
+			apply:   func(a *bondApplier) error { return a.setUp(n) },
+			predict: func(p *bondSnap) { p.links[n].Up = true }})
+		if fixed {
+			add(bondChange{line: lineIf(l.MTU != mtu, "%s: mtu %d → %d", n, l.MTU, mtu), phase: phaseSlaves,
+				apply:   func(a *bondApplier) error { return a.setMTU(n, mtu) },
+				predict: func(p *bondSnap) { p.links[n].MTU = mtu }})
 		}
 	}
+
 	if s.manageAddrs {
-		for _, a := range s.addrs {
-			if b == nil || !contains(b.Addrs, a) {
-				add("%s: add address %s", s.name, a)
+		for _, addr := range s.addrs {
+			if b != nil && contains(b.Addrs, addr) {
+				continue
 			}
+			add(bondChange{line: fmt.Sprintf("%s: add address %s", s.name, addr), phase: phaseAddrs,
+				apply:   func(a *bondApplier) error { return a.addAddr(addr) },
+				predict: func(p *bondSnap) { p.bond.Addrs = append(p.bond.Addrs, addr) }})
 		}
 	}
 	return out, nil
 }
 
-// applyBond brings the running bond in line with the spec. The kernel's rules decide the
-// order: mode only without slaves and with the bond down, lacp_rate and ad_select with the
-// bond down; a slave is enslaved while it is down; the primary is set once it is a slave.
-func applyBond(ops linkOps, s *bondSpec, snap *bondSnap) error {
-	byName := func(n string) (netlink.Link, error) {
-		l, err := ops.LinkByName(n)
-		if err != nil {
-			return nil, fmt.Errorf("read link %s: %w", n, err)
+// driftLines are the lines of the changes that have one.
+func driftLines(changes []bondChange) []string {
+	var out []string
+	for _, c := range changes {
+		if c.line != "" {
+			out = append(out, c.line)
 		}
-		return l, nil
 	}
-	index := func(n string) (int, error) {
-		l, err := byName(n)
-		if err != nil {
-			return 0, err
-		}
-		return l.Attrs().Index, nil
-	}
-	newBond := func(name string, idx int) *netlink.Bond {
-		attrs := netlink.NewLinkAttrs()
-		attrs.Name, attrs.Index = name, idx
-		return netlink.NewLinkBond(attrs)
-	}
+	return out
+}
 
-	b := snap.bond
-	if b == nil {
-		nb := newBond(s.name, 0)
-		for _, k := range sortedOptNames(s.opts) {
-			if k == "primary" {
-				continue
-			}
-			if err := setBondOption(nb, k, s.opts[k], index); err != nil {
-				return err
-			}
+// applyBondChanges runs the changes' apply steps in phase order.
+func applyBondChanges(ops linkOps, s *bondSpec, snap *bondSnap, changes []bondChange) error {
+	a := &bondApplier{ops: ops, s: s, snap: snap}
+	ordered := slices.Clone(changes)
+	slices.SortStableFunc(ordered, func(x, y bondChange) int { return int(x.phase) - int(y.phase) })
+	for _, c := range ordered {
+		if c.apply == nil {
+			continue
 		}
-		if err := ops.LinkAdd(nb); err != nil {
-			return kernelErr("create bond "+s.name, err)
+		if err := c.apply(a); err != nil {
+			return err
 		}
-	} else {
-		var changed []string
-		for _, k := range sortedOptNames(s.opts) {
-			if k != "primary" && b.Bond[k] != s.opts[k] {
-				changed = append(changed, k)
-			}
+	}
+	return nil
+}
+
+// predictBond is the state apply would leave, for check mode's diff: the running state
+// with every change's predict applied.
+func predictBond(snap *bondSnap, changes []bondChange) *bondSnap {
+	out := &bondSnap{links: map[string]*kernelLink{}}
+	if snap.bond != nil {
+		c := *snap.bond
+		c.Bond = maps.Clone(snap.bond.Bond)
+		c.Slaves = slices.Clone(snap.bond.Slaves)
+		c.Addrs = slices.Clone(snap.bond.Addrs)
+		out.bond = &c
+	}
+	for n, l := range snap.links {
+		if l != nil {
+			c := *l
+			out.links[n] = &c
 		}
-		if len(changed) > 0 {
-			down := false
-			for _, k := range changed {
-				if optNeedsNoSlaves[k] {
-					for _, n := range b.Slaves {
-						l, err := byName(n)
-						if err != nil {
-							return err
-						}
-						if err := ops.LinkSetNoMaster(l); err != nil {
-							return kernelErr(fmt.Sprintf("release %s from %s (to change %s)", n, s.name, k), err)
-						}
-					}
-					b.Slaves = nil
-				}
-				down = down || optNeedsDown[k]
-			}
-			if down && b.Up {
-				if err := ops.LinkSetDown(b.link); err != nil {
-					return kernelErr("set "+s.name+" down", err)
-				}
-			}
-			nb := newBond(s.name, b.Index)
-			for _, k := range changed {
-				if err := setBondOption(nb, k, s.opts[k], index); err != nil {
+	}
+	for _, c := range changes {
+		if c.predict != nil {
+			c.predict(out)
+		}
+	}
+	return out
+}
+
+// bondApplier carries out changes on the kernel.
+type bondApplier struct {
+	ops  linkOps
+	s    *bondSpec
+	snap *bondSnap
+}
+
+func (a *bondApplier) byName(n string) (netlink.Link, error) {
+	l, err := a.ops.LinkByName(n)
+	if err != nil {
+		return nil, fmt.Errorf("read link %s: %w", n, err)
+	}
+	return l, nil
+}
+
+func (a *bondApplier) index(n string) (int, error) {
+	l, err := a.byName(n)
+	if err != nil {
+		return 0, err
+	}
+	return l.Attrs().Index, nil
+}
+
+// message starts a netlink message for the bond (index 0: a new one).
+func (a *bondApplier) message(idx int) *netlink.Bond {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.Index = a.s.name, idx
+	return netlink.NewLinkBond(attrs)
+}
+
+// create makes the bond with every option but the primary (which needs its slave).
+func (a *bondApplier) create() error {
+	nb := a.message(0)
+	for _, k := range sortedOptNames(a.s.opts) {
+		if k == "primary" {
+			continue
+		}
+		if err := setBondOption(nb, k, a.s.opts[k], a.index); err != nil {
+			return err
+		}
+	}
+	if err := a.ops.LinkAdd(nb); err != nil {
+		return kernelErr("create bond "+a.s.name, err)
+	}
+	return nil
+}
+
+// modify sets changed options of the running bond: without slaves and down where the
+// kernel wants that.
+func (a *bondApplier) modify(changed []string) error {
+	b := a.snap.bond
+	down := false
+	for _, k := range changed {
+		o, _ := bondOpt(k)
+		if o.needsNoSlaves {
+			for _, n := range b.Slaves {
+				if err := a.release(n, fmt.Sprintf(" (to change %s)", k)); err != nil {
 					return err
 				}
 			}
-			if err := ops.LinkModify(nb); err != nil {
-				return kernelErr(fmt.Sprintf("set %s options %s", s.name, strings.Join(changed, ", ")), err)
-			}
+		}
+		down = down || o.needsDown
+	}
+	if down && b.Up {
+		if err := a.ops.LinkSetDown(b.link); err != nil {
+			return kernelErr("set "+a.s.name+" down", err)
 		}
 	}
-	bond, err := byName(s.name)
+	nb := a.message(b.Index)
+	for _, k := range changed {
+		if err := setBondOption(nb, k, a.s.opts[k], a.index); err != nil {
+			return err
+		}
+	}
+	if err := a.ops.LinkModify(nb); err != nil {
+		return kernelErr(fmt.Sprintf("set %s options %s", a.s.name, strings.Join(changed, ", ")), err)
+	}
+	return nil
+}
+
+// release takes slave n out of the bond if it is still in it.
+func (a *bondApplier) release(n, why string) error {
+	bondIdx, err := a.index(a.s.name)
 	if err != nil {
 		return err
 	}
-	bondIdx := bond.Attrs().Index
-
-	// Slaves that are not wanted leave first, then the MTU (the bond passes it on to its
-	// slaves), then the wanted slaves join.
-	if b != nil {
-		for _, n := range b.Slaves {
-			if contains(s.slaves, n) {
-				continue
-			}
-			l, err := byName(n)
-			if err != nil {
-				return err
-			}
-			if err := ops.LinkSetNoMaster(l); err != nil {
-				return kernelErr(fmt.Sprintf("release %s from %s", n, s.name), err)
-			}
-		}
-	}
-	if s.mtu.set && !s.mtu.auto && bond.Attrs().MTU != s.mtu.n {
-		if err := ops.LinkSetMTU(bond, s.mtu.n); err != nil {
-			return kernelErr(fmt.Sprintf("set %s mtu %d", s.name, s.mtu.n), err)
-		}
-	}
-	for _, n := range s.slaves {
-		l, err := byName(n)
-		if err != nil {
-			return err
-		}
-		a := l.Attrs()
-		if a.MasterIndex == bondIdx {
-			continue
-		}
-		if a.MasterIndex != 0 {
-			if err := ops.LinkSetNoMaster(l); err != nil {
-				return kernelErr(fmt.Sprintf("release %s from its bond", n), err)
-			}
-			// Released, it is down now.
-			if l, err = byName(n); err != nil {
-				return err
-			}
-			a = l.Attrs()
-		}
-		if a.Flags&netFlagUp != 0 {
-			if err := ops.LinkSetDown(l); err != nil {
-				return kernelErr("set "+n+" down", err)
-			}
-		}
-		if err := ops.LinkSetMasterByIndex(l, bondIdx); err != nil {
-			return kernelErr(fmt.Sprintf("enslave %s to %s", n, s.name), err)
-		}
-	}
-	if p, ok := s.opts["primary"]; ok && (b == nil || b.Bond["primary"] != p) {
-		nb := newBond(s.name, bondIdx)
-		if err := setBondOption(nb, "primary", p, index); err != nil {
-			return err
-		}
-		if err := ops.LinkModify(nb); err != nil {
-			return kernelErr(fmt.Sprintf("set %s primary %s", s.name, p), err)
-		}
-	}
-	if bond, err = byName(s.name); err != nil {
+	l, err := a.byName(n)
+	if err != nil {
 		return err
 	}
-	if bond.Attrs().Flags&netFlagUp == 0 {
-		if err := ops.LinkSetUp(bond); err != nil {
-			return kernelErr("set "+s.name+" up", err)
-		}
+	if l.Attrs().MasterIndex != bondIdx {
+		return nil
 	}
-	for _, n := range s.slaves {
-		l, err := byName(n)
-		if err != nil {
+	if err := a.ops.LinkSetNoMaster(l); err != nil {
+		return kernelErr(fmt.Sprintf("release %s from %s%s", n, a.s.name, why), err)
+	}
+	return nil
+}
+
+// setMTU sets a link's MTU if it differs.
+func (a *bondApplier) setMTU(n string, mtu int) error {
+	l, err := a.byName(n)
+	if err != nil {
+		return err
+	}
+	if l.Attrs().MTU == mtu {
+		return nil
+	}
+	if err := a.ops.LinkSetMTU(l, mtu); err != nil {
+		return kernelErr(fmt.Sprintf("set %s mtu %d", n, mtu), err)
+	}
+	return nil
+}
+
+// enslave makes n a slave of the bond: out of another bond first, and down.
+func (a *bondApplier) enslave(n string) error {
+	bondIdx, err := a.index(a.s.name)
+	if err != nil {
+		return err
+	}
+	l, err := a.byName(n)
+	if err != nil {
+		return err
+	}
+	at := l.Attrs()
+	if at.MasterIndex == bondIdx {
+		return nil
+	}
+	if at.MasterIndex != 0 {
+		if err := a.ops.LinkSetNoMaster(l); err != nil {
+			return kernelErr(fmt.Sprintf("release %s from its bond", n), err)
+		}
+		// Released, it is down now.
+		if l, err = a.byName(n); err != nil {
 			return err
 		}
-		if l.Attrs().Flags&netFlagUp == 0 {
-			if err := ops.LinkSetUp(l); err != nil {
-				return kernelErr("set "+n+" up", err)
-			}
-		}
-		if s.mtu.set && !s.mtu.auto && l.Attrs().MTU != s.mtu.n {
-			if err := ops.LinkSetMTU(l, s.mtu.n); err != nil {
-				return kernelErr(fmt.Sprintf("set %s mtu %d", n, s.mtu.n), err)
-			}
+		at = l.Attrs()
+	}
+	if at.Flags&netFlagUp != 0 {
+		if err := a.ops.LinkSetDown(l); err != nil {
+			return kernelErr("set "+n+" down", err)
 		}
 	}
-	return addAddrs(ops, bond, s.addrs)
+	if err := a.ops.LinkSetMasterByIndex(l, bondIdx); err != nil {
+		return kernelErr(fmt.Sprintf("enslave %s to %s", n, a.s.name), err)
+	}
+	return nil
+}
+
+func (a *bondApplier) setPrimary(p string) error {
+	bondIdx, err := a.index(a.s.name)
+	if err != nil {
+		return err
+	}
+	nb := a.message(bondIdx)
+	if err := setBondOption(nb, "primary", p, a.index); err != nil {
+		return err
+	}
+	if err := a.ops.LinkModify(nb); err != nil {
+		return kernelErr(fmt.Sprintf("set %s primary %s", a.s.name, p), err)
+	}
+	return nil
+}
+
+// setUp brings a link up if it is down.
+func (a *bondApplier) setUp(n string) error {
+	l, err := a.byName(n)
+	if err != nil {
+		return err
+	}
+	if l.Attrs().Flags&netFlagUp != 0 {
+		return nil
+	}
+	if err := a.ops.LinkSetUp(l); err != nil {
+		return kernelErr("set "+n+" up", err)
+	}
+	return nil
+}
+
+func (a *bondApplier) addAddr(addr string) error {
+	l, err := a.byName(a.s.name)
+	if err != nil {
+		return err
+	}
+	return addAddrs(a.ops, l, []string{addr})
 }
 
 // addAddrs adds the addresses a link lacks.
@@ -340,16 +501,17 @@ func (b Bond) opener() opener {
 
 // Run compares the running bond and the persistent configuration with the arguments and,
 // when applying, changes what differs: the kernel first, then the files.
-func (b Bond) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+func (b Bond) Run(ctx context.Context, env *modules.Env, args bondArgs, apply bool) (*modules.Result, error) {
 	s, errs := parseBond(args)
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
-	f := newHostFS(b.root)
-	res := &modules.Result{Data: map[string]any{"mode": "", "slaves": []any{}, "mtu": nil, "lacp_ok": false, "lacp": nil}}
+	f := &fileTree{b.root}
+	res := &modules.Result{}
+	data := bondResult{Slaves: []string{}, LACP: cty.NullVal(cty.DynamicPseudoType)}
 
-	var rtDrift []string
-	var rtBefore, rtAfter string
+	var runtimeDrift []string
+	var runtimeBefore, runtimeAfter string
 	if s.runtime {
 		ops, closeOps, err := b.opener()()
 		if err != nil {
@@ -360,13 +522,15 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args cty.Value, apply b
 		if err != nil {
 			return nil, err
 		}
-		if rtDrift, err = bondRuntimeDrift(s, snap); err != nil {
+		changes, err := bondChanges(s, snap)
+		if err != nil {
 			return nil, err
 		}
-		rtBefore = describeBond(s, snap)
-		rtAfter = rtBefore
-		if len(rtDrift) > 0 && apply {
-			if err := applyBond(ops, s, snap); err != nil {
+		runtimeDrift = driftLines(changes)
+		runtimeBefore = describeBond(s, snap)
+		runtimeAfter = runtimeBefore
+		if len(runtimeDrift) > 0 && apply {
+			if err := applyBondChanges(ops, s, snap, changes); err != nil {
 				return nil, err
 			}
 		}
@@ -374,14 +538,15 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args cty.Value, apply b
 			if snap, err = readBondSnap(ops, s); err != nil {
 				return nil, err
 			}
-			rtAfter = describeBond(s, snap)
-		} else if len(rtDrift) > 0 {
-			rtAfter = describeBond(s, predictBond(s, snap))
+			runtimeAfter = describeBond(s, snap)
+		} else if len(runtimeDrift) > 0 {
+			runtimeAfter = describeBond(s, predictBond(snap, changes))
 		}
 		if snap.bond != nil {
-			res.Data.(map[string]any)["mode"] = snap.bond.Bond["mode"]
-			res.Data.(map[string]any)["slaves"] = anyList(snap.bond.Slaves)
-			res.Data.(map[string]any)["mtu"] = snap.bond.MTU
+			data.Mode = snap.bond.Bond["mode"]
+			data.Slaves = orEmpty(slices.Clone(snap.bond.Slaves))
+			mtu := snap.bond.MTU
+			data.MTU = &mtu
 			for _, n := range s.slaves {
 				if l := snap.links[n]; l != nil && l.Master == s.name && l.Up && !l.Carrier {
 					res.Warnings = append(res.Warnings, fmt.Sprintf("slave %s has no carrier", n))
@@ -396,15 +561,20 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args cty.Value, apply b
 	}
 
 	if state, ok, exists := lacpState(f, s.name); exists {
-		res.Data.(map[string]any)["lacp"], res.Data.(map[string]any)["lacp_ok"] = state, ok
-		if s.runtime && state["mode"] == "802.3ad" && !ok && len(rtDrift) == 0 {
+		if data.LACP, err = anyValue(state); err != nil {
+			return nil, fmt.Errorf("lacp state of %s: %w", s.name, err)
+		}
+		data.LACPOK = ok
+		if s.runtime && state["mode"] == "802.3ad" && !ok && len(runtimeDrift) == 0 {
 			res.Warnings = append(res.Warnings, lacpProblem(state))
 		}
 	}
-	finish(res, apply, "bond "+s.name, rtDrift, rtBefore, rtAfter, p)
-	if res.Status == modules.StatusOK && res.Data.(map[string]any)["lacp_ok"] == true {
+	finish(res, apply, "bond "+s.name, runtimeDrift, runtimeBefore, runtimeAfter, p)
+	data.Backend, data.RuntimeDrift, data.PersistentDrift, data.Files = p.backend, orEmpty(runtimeDrift), orEmpty(p.drift), orEmpty(p.files())
+	if res.Status == modules.StatusOK && data.LACPOK {
 		res.Msg = fmt.Sprintf("bond %s is in sync (%s, %d slaves, LACP negotiated)", s.name, s.opts["mode"], len(s.slaves))
 	}
+	res.Data = data
 	return res, nil
 }
 
@@ -435,11 +605,11 @@ func describeBond(s *bondSpec, snap *bondSnap) string {
 			names = append(names, n)
 		}
 	}
-	links := map[string]*rtLink{s.name: snap.bond}
+	links := map[string]*kernelLink{s.name: snap.bond}
 	for k, v := range snap.links {
 		links[k] = v
 	}
-	return describeLinks(names, links, func(l *rtLink) string {
+	return describeLinks(names, links, func(l *kernelLink) string {
 		if l.Bond == nil {
 			return ""
 		}
@@ -449,47 +619,4 @@ func describeBond(s *bondSpec, snap *bondSnap) string {
 		}
 		return strings.Join(parts, ", ") + ", slaves " + listOrNone(l.Slaves)
 	})
-}
-
-// predictBond is the state apply would leave, for check mode's diff.
-func predictBond(s *bondSpec, snap *bondSnap) *bondSnap {
-	out := &bondSnap{links: map[string]*rtLink{}}
-	b := &rtLink{Name: s.name, Type: "bond", MTU: defaultMTU, Bond: map[string]string{}}
-	if snap.bond != nil {
-		c := *snap.bond
-		b = &c
-		b.Bond = map[string]string{}
-		for k, v := range snap.bond.Bond {
-			b.Bond[k] = v
-		}
-	}
-	for k, v := range s.opts {
-		b.Bond[k] = v
-	}
-	b.Up, b.Slaves = true, slices.Sorted(slices.Values(s.slaves))
-	if s.mtu.set && !s.mtu.auto {
-		b.MTU = s.mtu.n
-	}
-	for _, a := range s.addrs {
-		if !contains(b.Addrs, a) {
-			b.Addrs = append(b.Addrs, a)
-		}
-	}
-	out.bond = b
-	for n, l := range snap.links {
-		if l == nil {
-			continue
-		}
-		c := *l
-		if contains(s.slaves, n) {
-			c.Master, c.Up = s.name, true
-			if s.mtu.set && !s.mtu.auto {
-				c.MTU = s.mtu.n
-			}
-		} else if c.Master == s.name {
-			c.Master = ""
-		}
-		out.links[n] = &c
-	}
-	return out
 }

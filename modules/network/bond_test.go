@@ -1,7 +1,6 @@
 package network
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,71 +9,50 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/gocty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
-// runModule normalises args and runs a module once.
-func runModule(t *testing.T, m modules.Module, args map[string]cty.Value, apply bool) (*modules.Result, error) {
-	t.Helper()
-	v, err := m.Info().Schema.Normalize(cty.ObjectVal(args))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if errs := m.(modules.Validator[cty.Value]).Validate(v); len(errs) > 0 {
-		t.Fatalf("invalid arguments: %v", errs)
-	}
-	return m.(modules.Runner[cty.Value]).Run(context.Background(), modules.NewEnv(m.Info(), nil), v, apply)
-}
-
-func strData(r *modules.Result, key string) []string {
-	var out []string
-	for _, x := range r.Data.(map[string]any)[key].([]any) {
-		out = append(out, x.(string))
-	}
-	return out
-}
-
-// timeline runs check, apply, check, apply and checks what each must report; it returns
-// the kernel calls apply made.
-func timeline(t *testing.T, k *fakeKernel, m modules.Module, args map[string]cty.Value, wantDrift []string) []string {
+// kernelTimeline runs moduletest.Timeline with m working on k: the first check must leave
+// the kernel as it was and report wantDrift (nil: any) as its runtime drift, and neither
+// check after apply nor the second apply may call the kernel. It returns the calls the
+// apply made, and the four results.
+func kernelTimeline(t *testing.T, k *fakeKernel, m modules.Module, args map[string]cty.Value, wantDrift []string) ([]string, [4]*modules.Result) {
 	t.Helper()
 	before := k.state()
-	res, err := runModule(t, m, args, false)
-	if err != nil {
-		t.Fatalf("check: %v", err)
-	}
-	if res.Status != modules.StatusDrift {
-		t.Fatalf("check: %s %s", res.Status, res.Msg)
-	}
-	if got := strData(res, "runtime_drift"); wantDrift != nil && !slices.Equal(got, wantDrift) {
+	k.runs = nil
+	res := moduletest.Timeline(t, m, args, moduletest.Unchanged(func(t testing.TB, step string) {
+		t.Helper()
+		if n := len(k.runs); n > 0 && n != 2 && len(k.runs[n-1]) > 0 {
+			t.Fatalf("%s called the kernel: %v", step, k.runs[n-1])
+		}
+		if len(k.runs) == 1 && k.state() != before {
+			t.Fatalf("%s changed the kernel", step)
+		}
+	}))
+	if got := stringsOf(t, moduletest.Data(t, m, res[0]).GetAttr("runtime_drift")); wantDrift != nil && !slices.Equal(got, wantDrift) {
 		t.Errorf("runtime drift:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(wantDrift, "\n  "))
 	}
-	if len(k.calls) > 0 || k.state() != before {
-		t.Fatalf("check mode changed the kernel: %v", k.calls)
+	if v := moduletest.Data(t, m, res[2]).GetAttr("runtime_drift"); v.IsNull() || v.LengthInt() != 0 {
+		t.Errorf("in sync, runtime_drift is %#v, want an empty list", v)
 	}
-	if res.Diff == nil || res.Diff.Before == res.Diff.After {
-		t.Errorf("check shows no diff: %+v", res.Diff)
+	if len(k.runs) != 4 {
+		t.Fatalf("%d runs opened the kernel, want 4", len(k.runs))
 	}
-	res, err = runModule(t, m, args, true)
-	if err != nil {
-		t.Fatalf("apply: %v (calls %v)", err, k.calls)
+	return k.runs[1], res
+}
+
+// stringsOf reads a list of strings from result data.
+func stringsOf(t testing.TB, v cty.Value) []string {
+	t.Helper()
+	var out []string
+	if err := gocty.FromCtyValue(v, &out); err != nil {
+		t.Fatal(err)
 	}
-	if res.Status != modules.StatusChanged {
-		t.Fatalf("apply: %s %s", res.Status, res.Msg)
-	}
-	calls := k.calls
-	k.calls = nil
-	for i, apply := range []bool{false, true} {
-		res, err = runModule(t, m, args, apply)
-		if err != nil {
-			t.Fatalf("run %d after apply: %v", i+3, err)
-		}
-		if res.Status != modules.StatusOK || len(k.calls) > 0 || res.Diff != nil {
-			t.Fatalf("run %d after apply: %s %s calls %v drift %v", i+3, res.Status, res.Msg, k.calls, res.Data.(map[string]any)["runtime_drift"])
-		}
-	}
-	return calls
+	return out
 }
 
 func runtimeOnly(args map[string]cty.Value) map[string]cty.Value {
@@ -148,10 +126,14 @@ func TestBondRuntime(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			k := newFakeKernel()
 			c.setup(k)
-			m := Bond{root: t.TempDir(), open: k.opener()}
-			calls := timeline(t, k, m, runtimeOnly(c.args), c.drift)
+			m := Bond{root: host.Root(t.TempDir()), open: k.opener()}
+			calls, res := kernelTimeline(t, k, m, runtimeOnly(c.args), c.drift)
 			if !slices.Equal(calls, c.calls) {
 				t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(calls, "\n  "), strings.Join(c.calls, "\n  "))
+			}
+			// What check mode predicts is what apply leaves.
+			if res[0].Diff.After != res[1].Diff.After {
+				t.Errorf("check predicted\n%s\napply left\n%s", res[0].Diff.After, res[1].Diff.After)
 			}
 		})
 	}
@@ -179,7 +161,7 @@ func TestBondRuntimeErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			k := newFakeKernel()
 			c.setup(k)
-			_, err := runModule(t, Bond{root: t.TempDir(), open: k.opener()}, runtimeOnly(c.args), c.apply)
+			_, err := moduletest.Run(t, Bond{root: host.Root(t.TempDir()), open: k.opener()}, runtimeOnly(c.args), c.apply)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err %v, want %q", err, c.want)
 			}
@@ -207,20 +189,21 @@ func TestBondCheckChangesNothing(t *testing.T) {
 		return b.String()
 	}
 	before := snapshot()
-	m := Bond{root: root, open: k.opener()}
+	m := Bond{root: host.Root(root), open: k.opener()}
 	args := with(lacpBond, "backend", s(backendNM))
-	res, err := runModule(t, m, args, false)
+	res, err := moduletest.Run(t, m, args, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if snapshot() != before || len(k.calls) > 0 {
 		t.Fatalf("check changed the host: calls %v", k.calls)
 	}
-	if res.Status != modules.StatusDrift || len(strData(res, "runtime_drift")) == 0 || len(strData(res, "persistent_drift")) != 5 {
-		t.Fatalf("check: %s runtime %v persistent %v", res.Status, res.Data.(map[string]any)["runtime_drift"], res.Data.(map[string]any)["persistent_drift"])
+	d := res.Data.(bondResult)
+	if res.Status != modules.StatusDrift || len(d.RuntimeDrift) == 0 || len(d.PersistentDrift) != 5 {
+		t.Fatalf("check: %s runtime %v persistent %v", res.Status, d.RuntimeDrift, d.PersistentDrift)
 	}
-	if res.Data.(map[string]any)["backend"] != backendNM || len(strData(res, "files")) != 4 {
-		t.Errorf("backend %v files %v", res.Data.(map[string]any)["backend"], res.Data.(map[string]any)["files"])
+	if d.Backend != backendNM || len(d.Files) != 4 {
+		t.Errorf("backend %v files %v", d.Backend, d.Files)
 	}
 	for _, want := range []string{"# runtime:", "bond0: absent", "lacp_rate=slow", "lacp_rate=fast", "bond0-port-ens1f2.nmconnection: (absent)"} {
 		if !strings.Contains(res.Diff.Before+res.Diff.After, want) {
@@ -239,16 +222,20 @@ func TestBondCheckChangesNothing(t *testing.T) {
 	if err := os.Rename(filepath.Join(lacp, "proc"), filepath.Join(root, "proc")); err != nil {
 		t.Fatal(err)
 	}
-	if res, err = runModule(t, m, args, true); err != nil || res.Status != modules.StatusChanged {
+	if res, err = moduletest.Run(t, m, args, true); err != nil || res.Status != modules.StatusChanged {
 		t.Fatalf("apply: %v %v", err, res)
 	}
-	res, err = runModule(t, m, args, false)
+	res, err = moduletest.Run(t, m, args, false)
 	if err != nil || res.Status != modules.StatusOK {
 		t.Fatalf("check after apply: %v %+v", err, res)
 	}
-	if res.Data.(map[string]any)["lacp_ok"] != true || res.Data.(map[string]any)["mode"] != "802.3ad" || res.Data.(map[string]any)["mtu"] != 9100 ||
+	d = res.Data.(bondResult)
+	if !d.LACPOK || d.Mode != "802.3ad" || d.MTU == nil || *d.MTU != 9100 ||
 		!strings.Contains(res.Msg, "LACP negotiated") || len(res.Warnings) > 0 {
-		t.Errorf("in sync: %q lacp_ok %v mode %v mtu %v warnings %q", res.Msg, res.Data.(map[string]any)["lacp_ok"], res.Data.(map[string]any)["mode"], res.Data.(map[string]any)["mtu"], res.Warnings)
+		t.Errorf("in sync: %q lacp_ok %v mode %v mtu %v warnings %q", res.Msg, d.LACPOK, d.Mode, d.MTU, res.Warnings)
+	}
+	if got := moduletest.Data(t, m, res).GetAttr("lacp").GetAttr("slaves").GetAttr("ens1f1").GetAttr("partner_mac"); !got.RawEquals(cty.StringVal("00:1c:73:aa:bb:cc")) {
+		t.Errorf("lacp.slaves.ens1f1.partner_mac = %#v", got)
 	}
 	// A split aggregation is reported, not "fixed".
 	split := loadFixture(t, "lacp-split").root(t)
@@ -261,9 +248,9 @@ func TestBondCheckChangesNothing(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(root, "proc")); err != nil {
 		t.Fatal(err)
 	}
-	res, err = runModule(t, m, args, false)
-	if err != nil || res.Status != modules.StatusOK || res.Data.(map[string]any)["lacp_ok"] != false || len(res.Warnings) != 1 ||
+	res, err = moduletest.Run(t, m, args, false)
+	if err != nil || res.Status != modules.StatusOK || res.Data.(bondResult).LACPOK || len(res.Warnings) != 1 ||
 		!strings.Contains(res.Warnings[0], "ens1f1 in aggregator 2") {
-		t.Errorf("split: %v %s lacp_ok %v warnings %q", err, res.Status, res.Data.(map[string]any)["lacp_ok"], res.Warnings)
+		t.Errorf("split: %v %s lacp_ok %v warnings %q", err, res.Status, res.Data.(bondResult).LACPOK, res.Warnings)
 	}
 }

@@ -2,6 +2,7 @@ package network
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,11 +16,90 @@ type optTable []string
 var bondModes = optTable{"balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb", "balance-alb"}
 
 var (
-	lacpRates     = optTable{"slow", "fast"}
-	xmitHashes    = optTable{"layer2", "layer3+4", "layer2+3", "encap2+3", "encap3+4", "vlan+srcmac"}
-	adSelects     = optTable{"stable", "bandwidth", "count"}
-	modeNameOrder = []string{"mode", "miimon", "lacp_rate", "xmit_hash_policy", "ad_select", "min_links", "primary"}
+	lacpRates  = optTable{"slow", "fast"}
+	xmitHashes = optTable{"layer2", "layer3+4", "layer2+3", "encap2+3", "encap3+4", "vlan+srcmac"}
+	adSelects  = optTable{"stable", "bandwidth", "count"}
 )
+
+// bondOption is what runbook knows of a bond option it manages: its values, the modes it
+// means something in, and when the kernel takes it (drivers/net/bonding/bond_options.c and
+// Documentation/networking/bonding.rst).
+type bondOption struct {
+	name string
+	// values names the option's values by the kernel's numbers; nil for a plain number
+	// (numeric) or an interface name (primary).
+	values  optTable
+	numeric bool
+	// modes are the modes the option means something in, as the kernel's documentation
+	// states it; a task that sets it for another mode is refused. nil: every mode. (The
+	// kernel itself refuses lacp_rate and primary outside their modes, and takes
+	// xmit_hash_policy and ad_select in any mode, where they do nothing.)
+	modes []string
+	// needsDown: the kernel changes it only while the bond is down; needsNoSlaves: only
+	// without slaves as well.
+	needsDown, needsNoSlaves bool
+}
+
+// bondOptions are the options runbook manages, in the order they are applied: mode first,
+// since the others depend on it. It is the one statement of the rules: validation, apply,
+// the argument docs and the messages all read it.
+var bondOptions = []bondOption{
+	{name: "mode", values: bondModes, needsDown: true, needsNoSlaves: true},
+	{name: "miimon", numeric: true},
+	{name: "lacp_rate", values: lacpRates, modes: []string{"802.3ad"}, needsDown: true},
+	{name: "xmit_hash_policy", values: xmitHashes, modes: []string{"balance-xor", "802.3ad", "balance-tlb"}},
+	{name: "ad_select", values: adSelects, modes: []string{"802.3ad"}, needsDown: true},
+	{name: "min_links", numeric: true},
+	{name: "primary", modes: []string{"active-backup", "balance-tlb", "balance-alb"}},
+}
+
+// bondOpt returns the rules of a managed option; ok is false for one runbook does not
+// manage (kept verbatim in files).
+func bondOpt(name string) (bondOption, bool) {
+	for _, o := range bondOptions {
+		if o.name == name {
+			return o, true
+		}
+	}
+	return bondOption{}, false
+}
+
+// allowedIn says whether the option means something in mode.
+func (o bondOption) allowedIn(mode string) bool {
+	return o.modes == nil || slices.Contains(o.modes, mode)
+}
+
+// modesText names the option's modes for messages: "802.3ad", "balance-xor, 802.3ad and
+// balance-tlb".
+func (o bondOption) modesText() string {
+	if len(o.modes) < 2 {
+		return strings.Join(o.modes, "")
+	}
+	return strings.Join(o.modes[:len(o.modes)-1], ", ") + " and " + o.modes[len(o.modes)-1]
+}
+
+// optDoc starts an option's argument doc with the modes it applies to.
+func optDoc(name, doc string) string {
+	o, _ := bondOpt(name)
+	switch len(o.modes) {
+	case 0:
+		return doc
+	case 1:
+		return o.modesText() + " only: " + doc
+	}
+	return o.modesText() + ": " + doc
+}
+
+// optNames lists the managed options that satisfy keep, in table order.
+func optNames(keep func(bondOption) bool) []string {
+	var out []string
+	for _, o := range bondOptions {
+		if keep(o) {
+			out = append(out, o.name)
+		}
+	}
+	return out
+}
 
 // lookup turns a name or number into the canonical name.
 func (t optTable) lookup(v string) (string, bool) {
@@ -45,25 +125,14 @@ func (t optTable) number(name string) int {
 	return -1
 }
 
-// bondOptionTables are the options whose values are names; the others are numbers
-// (miimon, min_links) or an interface name (primary).
-var bondOptionTables = map[string]optTable{
-	"mode":             bondModes,
-	"lacp_rate":        lacpRates,
-	"xmit_hash_policy": xmitHashes,
-	"ad_select":        adSelects,
-}
-
-// bondNumeric are the options runbook manages whose values are plain numbers.
-var bondNumeric = map[string]bool{"miimon": true, "min_links": true}
-
 // normBondOption returns the canonical form of a bond option's value: a name for modes and
 // policies ("4" → "802.3ad"), a decimal number for intervals, the value itself otherwise
 // (an option runbook does not manage is kept verbatim, so files can carry it).
 func normBondOption(name, value string) (string, error) {
 	name = strings.ToLower(strings.ReplaceAll(strings.TrimSpace(name), "-", "_"))
 	value = strings.TrimSpace(value)
-	if t, ok := bondOptionTables[name]; ok {
+	o, _ := bondOpt(name)
+	if t := o.values; t != nil {
 		// sysfs shows "802.3ad 4": the name and its number.
 		if f := strings.Fields(value); len(f) == 2 {
 			if a, ok := t.lookup(f[0]); ok {
@@ -77,7 +146,7 @@ func normBondOption(name, value string) (string, error) {
 		}
 		return "", fmt.Errorf("%q is not a valid %s (one of: %s, or their numbers 0-%d)", value, name, strings.Join(t, ", "), len(t)-1)
 	}
-	if bondNumeric[name] {
+	if o.numeric {
 		n, err := strconv.Atoi(value)
 		if err != nil || n < 0 {
 			return "", fmt.Errorf("%s must be a whole number of 0 or more, not %q", name, value)
@@ -100,10 +169,10 @@ func normOptName(name string) string {
 func sortedOptNames(opts map[string]string) []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, n := range modeNameOrder {
-		if _, ok := opts[n]; ok {
-			out = append(out, n)
-			seen[n] = true
+	for _, o := range bondOptions {
+		if _, ok := opts[o.name]; ok {
+			out = append(out, o.name)
+			seen[o.name] = true
 		}
 	}
 	var rest []string
@@ -137,31 +206,4 @@ func parseBondingOpts(s string) (map[string]string, []string, error) {
 		opts[k] = nv
 	}
 	return opts, order, nil
-}
-
-// Kernel rules for bond options (drivers/net/bonding/bond_options.c): some can only be set
-// while the bond is down, mode only without slaves as well, and some only mean something in
-// certain modes.
-var (
-	optNeedsDown     = map[string]bool{"mode": true, "lacp_rate": true, "ad_select": true}
-	optNeedsNoSlaves = map[string]bool{"mode": true}
-	// optModes lists the modes an option is accepted in; absent means every mode.
-	optModes = map[string][]string{
-		"lacp_rate": {"802.3ad"},
-		"primary":   {"active-backup", "balance-tlb", "balance-alb"},
-	}
-)
-
-// optAllowed says whether option name can be set on a bond in mode.
-func optAllowed(name, mode string) bool {
-	modes, ok := optModes[name]
-	if !ok {
-		return true
-	}
-	for _, m := range modes {
-		if m == mode {
-			return true
-		}
-	}
-	return false
 }

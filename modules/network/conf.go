@@ -66,6 +66,10 @@ func (m mtuSpec) matchesPersisted(kind string, have int) bool {
 	return have == 0 && m.n == defaultMTU && kind != kindVLAN
 }
 
+// fixed returns the MTU to set on a running link: ok is false when the MTU is not
+// managed or is "auto", which leaves the running MTU alone.
+func (m mtuSpec) fixed() (n int, ok bool) { return m.n, m.set && !m.auto }
+
 // matchesRuntime compares with the running MTU. "auto" leaves the running MTU alone.
 func (m mtuSpec) matchesRuntime(have int) bool {
 	return !m.set || m.auto || have == m.n

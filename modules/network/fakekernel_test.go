@@ -17,9 +17,11 @@ import (
 // up device; a released slave goes down; the bond's MTU goes to its slaves), VLANs and
 // SR-IOV VFs. Every change is logged in calls.
 type fakeKernel struct {
-	links      map[int]*fakeLink
-	next       int
-	calls      []string
+	links map[int]*fakeLink
+	next  int
+	calls []string
+	// runs holds the calls again, one list per opened handle (per module run).
+	runs       [][]string
 	noBonding  bool
 	noVLAN     bool
 	failOnCall string // a call prefix that fails with EIO
@@ -71,6 +73,9 @@ func (k *fakeKernel) byName(name string) *fakeLink {
 func (k *fakeKernel) log(format string, a ...any) error {
 	c := fmt.Sprintf(format, a...)
 	k.calls = append(k.calls, c)
+	if len(k.runs) > 0 {
+		k.runs[len(k.runs)-1] = append(k.runs[len(k.runs)-1], c)
+	}
 	if k.failOnCall != "" && strings.HasPrefix(c, k.failOnCall) {
 		return unix.EIO
 	}
@@ -465,7 +470,10 @@ func (k *fakeKernel) state() string {
 }
 
 func (k *fakeKernel) opener() opener {
-	return func() (linkOps, func(), error) { return k, func() {}, nil }
+	return func() (linkOps, func(), error) {
+		k.runs = append(k.runs, nil)
+		return k, func() {}, nil
+	}
 }
 
 var _ linkOps = (*fakeKernel)(nil)

@@ -13,7 +13,7 @@ import (
 type persistOutcome struct {
 	backend  string
 	drift    []string
-	changes  []*wsFile
+	changes  []*stagedFile
 	warnings []string
 }
 
@@ -27,12 +27,12 @@ func (p *persistOutcome) files() []string {
 
 // runPersist compares the backend's files with wants and, when applying, writes them and
 // tells the backend's daemon.
-func runPersist(ctx context.Context, f *hostFS, backend string, wants []ifWant, apply bool) (*persistOutcome, error) {
+func runPersist(ctx context.Context, f *fileTree, backend string, wants []ifWant, apply bool) (*persistOutcome, error) {
 	out := &persistOutcome{backend: backendNone}
 	if backend == backendNone {
 		return out, nil
 	}
-	b, warns, err := chooseBackend(ctx, string(f.root), backend)
+	b, warns, err := chooseBackend(ctx, string(f.Root), backend)
 	if err != nil {
 		return nil, err
 	}
@@ -63,14 +63,10 @@ func runPersist(ctx context.Context, f *hostFS, backend string, wants []ifWant, 
 }
 
 // finish fills the parts of a result bond and interface share: status, message, diff and
-// the drift lists.
-func finish(res *modules.Result, apply bool, subject string, rtDrift []string, rtBefore, rtAfter string, p *persistOutcome) {
-	res.Data.(map[string]any)["runtime_drift"] = anyList(rtDrift)
-	res.Data.(map[string]any)["persistent_drift"] = anyList(p.drift)
-	res.Data.(map[string]any)["backend"] = p.backend
-	res.Data.(map[string]any)["files"] = anyList(p.files())
+// the persistent half's warnings. The caller puts the drift lists in its data.
+func finish(res *modules.Result, apply bool, subject string, runtimeDrift []string, runtimeBefore, runtimeAfter string, p *persistOutcome) {
 	res.Warnings = append(res.Warnings, p.warnings...)
-	if len(rtDrift) == 0 && len(p.drift) == 0 {
+	if len(runtimeDrift) == 0 && len(p.drift) == 0 {
 		res.Status = modules.StatusOK
 		if res.Msg == "" {
 			res.Msg = subject + " is in sync"
@@ -79,17 +75,17 @@ func finish(res *modules.Result, apply bool, subject string, rtDrift []string, r
 	}
 	res.Status = modules.DiffStatus(apply)
 	var parts []string
-	if len(rtDrift) > 0 {
-		parts = append(parts, fmt.Sprintf("runtime: %s", strings.Join(rtDrift, "; ")))
+	if len(runtimeDrift) > 0 {
+		parts = append(parts, fmt.Sprintf("runtime: %s", strings.Join(runtimeDrift, "; ")))
 	}
 	if len(p.drift) > 0 {
 		parts = append(parts, fmt.Sprintf("%s: %s", p.backend, strings.Join(p.drift, "; ")))
 	}
 	res.Msg = modules.Tense(apply, "changed ", "would change ") + subject + ": " + strings.Join(parts, " | ")
 	var before, after strings.Builder
-	if rtBefore != rtAfter {
-		before.WriteString("# runtime:\n" + rtBefore)
-		after.WriteString("# runtime:\n" + rtAfter)
+	if runtimeBefore != runtimeAfter {
+		before.WriteString("# runtime:\n" + runtimeBefore)
+		after.WriteString("# runtime:\n" + runtimeAfter)
 	}
 	before.WriteString(describeFiles(p.changes, false))
 	after.WriteString(describeFiles(p.changes, true))
@@ -98,7 +94,7 @@ func finish(res *modules.Result, apply bool, subject string, rtDrift []string, r
 }
 
 // describeLinks renders the running state of links for a diff, one line each.
-func describeLinks(names []string, links map[string]*rtLink, extra func(*rtLink) string) string {
+func describeLinks(names []string, links map[string]*kernelLink, extra func(*kernelLink) string) string {
 	var b strings.Builder
 	for _, n := range names {
 		l := links[n]

@@ -3,25 +3,57 @@ package network
 import (
 	"context"
 	"fmt"
-	"math/big"
 	"slices"
 
 	"github.com/vishvananda/netlink"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
 )
 
 // Interface manages one interface's MTU, state and addresses, and 802.1Q VLAN links.
 type Interface struct {
-	root string
+	root host.Root
 	open opener
 }
 
 var (
-	_ modules.Runner[cty.Value]    = Interface{}
-	_ modules.Validator[cty.Value] = Interface{}
+	_ modules.Runner[ifaceArgs]    = Interface{}
+	_ modules.Validator[ifaceArgs] = Interface{}
 )
+
+// ifaceArgs are the interface module's arguments.
+type ifaceArgs struct {
+	Name      string    `cty:"name"`
+	MTU       *string   `cty:"mtu"`
+	State     *string   `cty:"state"`
+	Addresses []string  `cty:"addresses"`
+	Exclusive bool      `cty:"exclusive"`
+	VLAN      *vlanArgs `cty:"vlan"`
+	Backend   string    `cty:"backend"`
+	Persist   bool      `cty:"persist"`
+	Runtime   bool      `cty:"runtime"`
+}
+
+// vlanArgs is the vlan argument. Its members are pointers so that a null one gets the
+// module's message, and id a float64 so that a fraction does.
+type vlanArgs struct {
+	Parent *string  `cty:"parent"`
+	ID     *float64 `cty:"id"`
+}
+
+// ifaceResult is what an interface run registers.
+type ifaceResult struct {
+	Backend         string   `cty:"backend"`
+	RuntimeDrift    []string `cty:"runtime_drift"`
+	PersistentDrift []string `cty:"persistent_drift"`
+	Files           []string `cty:"files"`
+	MTU             *int     `cty:"mtu"`
+	State           string   `cty:"state"`
+	Kind            string   `cty:"kind"`
+	Addresses       []string `cty:"addresses"`
+}
 
 var vlanObject = cty.Object(map[string]cty.Type{"parent": cty.String, "id": cty.Number})
 
@@ -104,45 +136,40 @@ type ifaceSpec struct {
 	runtime     bool
 }
 
-func parseIface(args cty.Value) (*ifaceSpec, []modules.ArgError) {
+func parseIface(args ifaceArgs) (*ifaceSpec, []modules.ArgError) {
 	var errs []modules.ArgError
-	s := &ifaceSpec{name: str(args, "name"), state: str(args, "state"), exclusive: boolArg(args, "exclusive", false),
-		backend: str(args, "backend"), persist: boolArg(args, "persist", true), runtime: boolArg(args, "runtime", true)}
-	if s.backend == "" {
-		s.backend = backendAuto
-	}
+	s := &ifaceSpec{name: args.Name, state: deref(args.State), exclusive: args.Exclusive,
+		backend: args.Backend, persist: args.Persist, runtime: args.Runtime}
 	if !validIfName(s.name) {
 		errs = append(errs, modules.ArgError{Arg: "name", Msg: fmt.Sprintf("%q is not %s", s.name, ifNameHelp)})
 	}
-	m, err := parseMTU(str(args, "mtu"))
+	m, err := parseMTU(deref(args.MTU))
 	if err != nil {
 		errs = append(errs, modules.ArgError{Arg: "mtu", Msg: err.Error()})
 	}
 	s.mtu = m
-	if a := args.GetAttr("addresses"); !a.IsNull() {
+	if args.Addresses != nil {
 		s.manageAddrs = true
-		addrs, aerrs := canonAddrs("addresses", a)
+		addrs, aerrs := canonAddrs("addresses", args.Addresses)
 		s.addrs, errs = addrs, append(errs, aerrs...)
 	} else if s.exclusive {
 		errs = append(errs, modules.ArgError{Arg: "exclusive", Msg: "exclusive needs addresses (an empty list removes every address)"})
 	}
-	if v := args.GetAttr("vlan"); !v.IsNull() {
-		parent, id := v.GetAttr("parent"), v.GetAttr("id")
+	if v := args.VLAN; v != nil {
 		s.vlan = &vlanSpec{}
-		if parent.IsNull() || !validIfName(parent.AsString()) {
+		if v.Parent == nil || !validIfName(*v.Parent) {
 			errs = append(errs, modules.ArgError{Arg: "vlan", Msg: "vlan.parent must be " + ifNameHelp})
 		} else {
-			s.vlan.Parent = parent.AsString()
+			s.vlan.Parent = *v.Parent
 		}
-		if id.IsNull() {
+		if v.ID == nil {
 			errs = append(errs, modules.ArgError{Arg: "vlan", Msg: "vlan.id is required"})
 		} else {
-			bf := id.AsBigFloat()
-			n, _ := bf.Int64()
-			if !bf.IsInt() || bf.Cmp(big.NewFloat(1)) < 0 || bf.Cmp(big.NewFloat(4094)) > 0 {
-				errs = append(errs, modules.ArgError{Arg: "vlan", Msg: fmt.Sprintf("vlan.id must be a whole number from 1 to 4094, not %s", bf.Text('g', -1))})
+			n, ok := wholeNumber(*v.ID, 1, 4094)
+			if !ok {
+				errs = append(errs, modules.ArgError{Arg: "vlan", Msg: fmt.Sprintf("vlan.id must be a whole number from 1 to 4094, not %s", numText(*v.ID))})
 			}
-			s.vlan.ID = int(n)
+			s.vlan.ID = n
 		}
 		if s.vlan.Parent == s.name && s.name != "" {
 			errs = append(errs, modules.ArgError{Arg: "vlan", Msg: "a VLAN cannot be its own parent"})
@@ -158,7 +185,7 @@ func parseIface(args cty.Value) (*ifaceSpec, []modules.ArgError) {
 }
 
 // Validate checks everything that does not depend on the host.
-func (Interface) Validate(args cty.Value) []modules.ArgError {
+func (Interface) Validate(args ifaceArgs) []modules.ArgError {
 	_, errs := parseIface(args)
 	return errs
 }
@@ -177,7 +204,7 @@ func (s *ifaceSpec) want() ifWant {
 
 // ifaceRuntimeDrift lists what differs in the running link. parentOK says whether a
 // wanted VLAN's parent exists.
-func ifaceRuntimeDrift(s *ifaceSpec, l *rtLink, parentOK bool) ([]string, []string, error) {
+func ifaceRuntimeDrift(s *ifaceSpec, l *kernelLink, parentOK bool) ([]string, []string, error) {
 	var out, warns []string
 	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
 	if l == nil {
@@ -188,8 +215,8 @@ func ifaceRuntimeDrift(s *ifaceSpec, l *rtLink, parentOK bool) ([]string, []stri
 			warns = append(warns, fmt.Sprintf("the VLAN's parent %s does not exist (yet)", s.vlan.Parent))
 		}
 		add("%s: create VLAN %d on %s", s.name, s.vlan.ID, s.vlan.Parent)
-		if s.mtu.set && !s.mtu.auto {
-			add("%s: mtu %d", s.name, s.mtu.n)
+		if mtu, ok := s.mtu.fixed(); ok {
+			add("%s: mtu %d", s.name, mtu)
 		}
 		for _, a := range s.addrs {
 			add("%s: add address %s", s.name, a)
@@ -234,7 +261,7 @@ func ifaceRuntimeDrift(s *ifaceSpec, l *rtLink, parentOK bool) ([]string, []stri
 // applyIface changes the running link: the VLAN first, down before anything else when
 // going down, addresses added before others are removed (so the host is never left with
 // none), up last.
-func applyIface(ops linkOps, s *ifaceSpec, cur *rtLink) error {
+func applyIface(ops linkOps, s *ifaceSpec, cur *kernelLink) error {
 	if s.vlan != nil && (cur == nil || *cur.VLAN != *s.vlan) {
 		parent, err := ops.LinkByName(s.vlan.Parent)
 		if err != nil {
@@ -261,9 +288,9 @@ func applyIface(ops linkOps, s *ifaceSpec, cur *rtLink) error {
 			return kernelErr("set "+s.name+" down", err)
 		}
 	}
-	if s.mtu.set && !s.mtu.auto && l.Attrs().MTU != s.mtu.n {
-		if err := ops.LinkSetMTU(l, s.mtu.n); err != nil {
-			return kernelErr(fmt.Sprintf("set %s mtu %d", s.name, s.mtu.n), err)
+	if mtu, ok := s.mtu.fixed(); ok && l.Attrs().MTU != mtu {
+		if err := ops.LinkSetMTU(l, mtu); err != nil {
+			return kernelErr(fmt.Sprintf("set %s mtu %d", s.name, mtu), err)
 		}
 	}
 	if err := addAddrs(ops, l, s.addrs); err != nil {
@@ -299,15 +326,16 @@ func (i Interface) opener() opener {
 
 // Run compares the running interface and its persistent configuration with the arguments
 // and, when applying, changes what differs.
-func (i Interface) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+func (i Interface) Run(ctx context.Context, env *modules.Env, args ifaceArgs, apply bool) (*modules.Result, error) {
 	s, errs := parseIface(args)
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
-	f := newHostFS(i.root)
-	res := &modules.Result{Data: map[string]any{"mtu": nil, "state": "", "kind": "", "addresses": []any{}}}
-	var rtDrift []string
-	var rtBefore, rtAfter string
+	f := &fileTree{i.root}
+	res := &modules.Result{}
+	data := ifaceResult{Addresses: []string{}}
+	var runtimeDrift []string
+	var runtimeBefore, runtimeAfter string
 	if s.runtime {
 		ops, closeOps, err := i.opener()()
 		if err != nil {
@@ -326,14 +354,14 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args cty.Value, ap
 			}
 		}
 		var warns []string
-		if rtDrift, warns, err = ifaceRuntimeDrift(s, cur, parentOK); err != nil {
+		if runtimeDrift, warns, err = ifaceRuntimeDrift(s, cur, parentOK); err != nil {
 			return nil, err
 		}
 		res.Warnings = append(res.Warnings, warns...)
-		rtBefore = describeIface(s.name, cur)
-		rtAfter = rtBefore
-		if len(rtDrift) > 0 {
-			rtAfter = describeIface(s.name, predictIface(s, cur))
+		runtimeBefore = describeIface(s.name, cur)
+		runtimeAfter = runtimeBefore
+		if len(runtimeDrift) > 0 {
+			runtimeAfter = describeIface(s.name, predictIface(s, cur))
 			if apply {
 				if err := applyIface(ops, s, cur); err != nil {
 					return nil, err
@@ -341,7 +369,7 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args cty.Value, ap
 				if cur, _, err = readLink(ops, s.name); err != nil {
 					return nil, err
 				}
-				rtAfter = describeIface(s.name, cur)
+				runtimeAfter = describeIface(s.name, cur)
 			}
 		}
 		if cur != nil {
@@ -349,15 +377,16 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args cty.Value, ap
 			if cur.Up {
 				state = "up"
 			}
-			addrs := slices.Clone(cur.Addrs)
+			addrs := orEmpty(slices.Clone(cur.Addrs))
 			slices.Sort(addrs)
-			res.Data.(map[string]any)["mtu"], res.Data.(map[string]any)["state"], res.Data.(map[string]any)["kind"], res.Data.(map[string]any)["addresses"] = cur.MTU, state, cur.Type, anyList(addrs)
+			mtu := cur.MTU
+			data.MTU, data.State, data.Kind, data.Addresses = &mtu, state, cur.Type, addrs
 		}
 	}
 	w := s.want()
 	if w.Kind == "" && s.runtime {
 		// A bond or VLAN keeps its kind in the files; the running link says which it is.
-		if k, ok := res.Data.(map[string]any)["kind"].(string); ok && (k == kindBond || k == kindVLAN) {
+		if k := data.Kind; k == kindBond || k == kindVLAN {
 			w.Kind = k
 		}
 	}
@@ -365,19 +394,21 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args cty.Value, ap
 	if err != nil {
 		return nil, err
 	}
-	finish(res, apply, "interface "+s.name, rtDrift, rtBefore, rtAfter, p)
+	finish(res, apply, "interface "+s.name, runtimeDrift, runtimeBefore, runtimeAfter, p)
+	data.Backend, data.RuntimeDrift, data.PersistentDrift, data.Files = p.backend, orEmpty(runtimeDrift), orEmpty(p.drift), orEmpty(p.files())
+	res.Data = data
 	return res, nil
 }
 
-func predictIface(s *ifaceSpec, cur *rtLink) *rtLink {
-	l := &rtLink{Name: s.name, Type: "vlan", MTU: defaultMTU}
+func predictIface(s *ifaceSpec, cur *kernelLink) *kernelLink {
+	l := &kernelLink{Name: s.name, Type: "vlan", MTU: defaultMTU}
 	if cur != nil {
 		c := *cur
 		l = &c
 		l.Addrs = slices.Clone(cur.Addrs)
 	}
-	if s.mtu.set && !s.mtu.auto {
-		l.MTU = s.mtu.n
+	if mtu, ok := s.mtu.fixed(); ok {
+		l.MTU = mtu
 	}
 	if s.state != "" {
 		l.Up = s.state == "up"
@@ -397,8 +428,8 @@ func predictIface(s *ifaceSpec, cur *rtLink) *rtLink {
 	return l
 }
 
-func describeIface(name string, l *rtLink) string {
-	return describeLinks([]string{name}, map[string]*rtLink{name: l}, func(l *rtLink) string {
+func describeIface(name string, l *kernelLink) string {
+	return describeLinks([]string{name}, map[string]*kernelLink{name: l}, func(l *kernelLink) string {
 		if l.VLAN != nil {
 			return fmt.Sprintf("vlan %d on %s", l.VLAN.ID, l.VLAN.Parent)
 		}

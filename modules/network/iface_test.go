@@ -8,6 +8,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 func vlanVal(parent string, id int) cty.Value {
@@ -54,8 +56,8 @@ func TestInterfaceRuntime(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			k := newFakeKernel()
 			c.setup(k)
-			m := Interface{root: t.TempDir(), open: k.opener()}
-			calls := timeline(t, k, m, runtimeOnly(c.args), c.drift)
+			m := Interface{root: host.Root(t.TempDir()), open: k.opener()}
+			calls, _ := kernelTimeline(t, k, m, runtimeOnly(c.args), c.drift)
 			if !slices.Equal(calls, c.calls) {
 				t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(calls, "\n  "), strings.Join(c.calls, "\n  "))
 			}
@@ -67,7 +69,7 @@ func TestInterfaceErrors(t *testing.T) {
 	k := newFakeKernel()
 	k.nic("ens1f0", true)
 	k.noVLAN = true
-	m := Interface{root: t.TempDir(), open: k.opener()}
+	m := Interface{root: host.Root(t.TempDir()), open: k.opener()}
 	for _, c := range []struct {
 		args  map[string]cty.Value
 		apply bool
@@ -78,13 +80,13 @@ func TestInterfaceErrors(t *testing.T) {
 		{map[string]cty.Value{"name": s("ens1f0.5"), "vlan": vlanVal("ens1f0", 5)}, true, "modprobe 8021q"},
 		{map[string]cty.Value{"name": s("v7"), "vlan": vlanVal("bond7", 7)}, true, "VLAN parent bond7"},
 	} {
-		_, err := runModule(t, m, runtimeOnly(c.args), c.apply)
+		_, err := moduletest.Run(t, m, runtimeOnly(c.args), c.apply)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: err %v, want %q", c.args["name"], err, c.want)
 		}
 	}
 	// A VLAN on a parent an earlier task makes: check reports it with a warning.
-	res, err := runModule(t, m, runtimeOnly(map[string]cty.Value{"name": s("v7"), "vlan": vlanVal("bond7", 7)}), false)
+	res, err := moduletest.Run(t, m, runtimeOnly(map[string]cty.Value{"name": s("v7"), "vlan": vlanVal("bond7", 7)}), false)
 	if err != nil || res.Status != modules.StatusDrift || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "bond7 does not exist (yet)") {
 		t.Errorf("check with a missing parent: %v %+v", err, res)
 	}
@@ -94,16 +96,16 @@ func TestInterfaceErrors(t *testing.T) {
 func TestInterfacePersistOnly(t *testing.T) {
 	root := loadFixture(t, "ifupdown-iface-down").root(t)
 	opened := false
-	m := Interface{root: root, open: func() (linkOps, func(), error) { opened = true; return nil, nil, nil }}
+	m := Interface{root: host.Root(root), open: func() (linkOps, func(), error) { opened = true; return nil, nil, nil }}
 	args := map[string]cty.Value{"name": s("ens1f1"), "state": s("down"), "mtu": s("auto"), "runtime": cty.False, "backend": s(backendIfupdown)}
-	res, err := runModule(t, m, args, true)
+	res, err := moduletest.Run(t, m, args, true)
 	if err != nil || res.Status != modules.StatusChanged || opened {
 		t.Fatalf("apply: %v %+v opened %v", err, res, opened)
 	}
-	if got := strData(res, "persistent_drift"); len(got) != 2 || len(strData(res, "runtime_drift")) != 0 {
-		t.Errorf("drift %v / %v", got, res.Data.(map[string]any)["runtime_drift"])
+	if d := res.Data.(ifaceResult); len(d.PersistentDrift) != 2 || len(d.RuntimeDrift) != 0 {
+		t.Errorf("drift %v / %v", d.PersistentDrift, d.RuntimeDrift)
 	}
-	if res, err = runModule(t, m, args, false); err != nil || res.Status != modules.StatusOK {
+	if res, err = moduletest.Run(t, m, args, false); err != nil || res.Status != modules.StatusOK {
 		t.Fatalf("check after apply: %v %+v", err, res)
 	}
 }

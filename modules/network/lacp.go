@@ -29,7 +29,7 @@ func portFlags(state int) []any {
 // partner's system MAC and both sides' port states, and whether the aggregation is whole
 // (lacp_ok: every slave in one aggregator, each with a partner). exists is false when the
 // host has no such bond.
-func lacpState(f *hostFS, bond string) (state map[string]any, ok, exists bool) {
+func lacpState(f *fileTree, bond string) (state map[string]any, ok, exists bool) {
 	dir := path.Join("/sys/class/net", bond, "bonding")
 	read := func(p string) string {
 		s, _, _ := f.read(p)

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/runbook/runbook/modules/host"
 )
 
 // TestLACPState reads the negotiated 802.3ad state from fixture sysfs trees and
@@ -58,7 +60,7 @@ func TestLACPState(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			state, ok, exists := lacpState(newHostFS(root), c.bond)
+			state, ok, exists := lacpState(&fileTree{host.Root(root)}, c.bond)
 			if !exists {
 				t.Fatal("bond not found")
 			}
@@ -92,7 +94,7 @@ func TestLACPState(t *testing.T) {
 			}
 		})
 	}
-	if _, _, exists := lacpState(newHostFS(t.TempDir()), "bond9"); exists {
+	if _, _, exists := lacpState(&fileTree{host.Root(t.TempDir())}, "bond9"); exists {
 		t.Error("a missing bond exists")
 	}
 }

@@ -51,8 +51,8 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
 }
 
-// rtLink is a link as the kernel runs it, in runbook's terms.
-type rtLink struct {
+// kernelLink is a link as the kernel runs it, in runbook's terms.
+type kernelLink struct {
 	Name    string
 	Index   int
 	Type    string // netlink's kind: "device", "bond", "vlan", "veth", ...
@@ -69,7 +69,7 @@ type rtLink struct {
 }
 
 // readLink reads a link; ok is false when there is none of that name.
-func readLink(ops linkOps, name string) (*rtLink, bool, error) {
+func readLink(ops linkOps, name string) (*kernelLink, bool, error) {
 	l, err := ops.LinkByName(name)
 	if isNotFound(err) {
 		return nil, false, nil
@@ -78,7 +78,7 @@ func readLink(ops linkOps, name string) (*rtLink, bool, error) {
 		return nil, false, fmt.Errorf("read link %s: %w", name, err)
 	}
 	a := l.Attrs()
-	r := &rtLink{Name: a.Name, Index: a.Index, Type: l.Type(), MTU: a.MTU, Up: a.Flags&net.FlagUp != 0,
+	r := &kernelLink{Name: a.Name, Index: a.Index, Type: l.Type(), MTU: a.MTU, Up: a.Flags&net.FlagUp != 0,
 		Carrier: a.OperState == netlink.OperUp || a.RawFlags&iffLowerUp != 0, link: l}
 	if a.MasterIndex != 0 {
 		m, err := ops.LinkByIndex(a.MasterIndex)
@@ -89,7 +89,7 @@ func readLink(ops linkOps, name string) (*rtLink, bool, error) {
 	}
 	switch x := l.(type) {
 	case *netlink.Bond:
-		r.Bond = bondOptions(ops, x)
+		r.Bond = runningBondOptions(ops, x)
 	case *netlink.Vlan:
 		p, err := ops.LinkByIndex(a.ParentIndex)
 		parent := ""
@@ -136,8 +136,8 @@ func parseAddr(cidr string) (*netlink.Addr, error) {
 	return &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}, nil
 }
 
-// bondOptions reads the options runbook manages from a bond's netlink attributes.
-func bondOptions(ops linkOps, b *netlink.Bond) map[string]string {
+// runningBondOptions reads the options runbook manages from a bond's netlink attributes.
+func runningBondOptions(ops linkOps, b *netlink.Bond) map[string]string {
 	out := map[string]string{}
 	if int(b.Mode) >= 0 && int(b.Mode) < len(bondModes) {
 		out["mode"] = bondModes[b.Mode]
@@ -169,9 +169,9 @@ func bondOptions(ops linkOps, b *netlink.Bond) map[string]string {
 // setBondOption puts one canonical option value into a netlink bond message.
 func setBondOption(b *netlink.Bond, name, value string, index func(string) (int, error)) error {
 	n := 0
-	if t, ok := bondOptionTables[name]; ok {
-		n = t.number(value)
-	} else if bondNumeric[name] {
+	if o, _ := bondOpt(name); o.values != nil {
+		n = o.values.number(value)
+	} else if o.numeric {
 		n, _ = strconv.Atoi(value)
 	}
 	switch name {

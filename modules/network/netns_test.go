@@ -16,6 +16,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 // inTestNetns moves the test's goroutine, locked to its thread, into a new named network
@@ -56,7 +58,7 @@ func inTestNetns(t *testing.T) *netlink.Handle {
 }
 
 // linkState describes a link as the kernel has it, for before/after comparisons.
-func linkState(t *testing.T, h *netlink.Handle, name string) string {
+func linkState(t testing.TB, h *netlink.Handle, name string) string {
 	t.Helper()
 	l, err := h.LinkByName(name)
 	if err != nil {
@@ -90,71 +92,59 @@ func TestInterfaceNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	m := Interface{root: root}
+	m := Interface{root: host.Root(root)}
 	args := map[string]cty.Value{"name": s("rbv0"), "mtu": n(9000), "state": s("up"), "addresses": strs("192.0.2.1/24", "2001:db8::1/64"),
 		"exclusive": cty.True, "backend": s(backendNetworkd)}
 
-	steps := []struct {
-		apply  bool
-		status modules.Status
-	}{{false, modules.StatusDrift}, {true, modules.StatusChanged}, {false, modules.StatusOK}, {true, modules.StatusOK}}
-	for i, st := range steps {
-		before := linkState(t, h, "rbv0")
-		res, err := runModule(t, m, args, st.apply)
-		if err != nil {
-			t.Fatalf("step %d: %v", i+1, err)
-		}
-		if res.Status != st.status {
-			t.Fatalf("step %d: %s, want %s: %s", i+1, res.Status, st.status, res.Msg)
-		}
-		after := linkState(t, h, "rbv0")
-		if !st.apply && after != before {
-			t.Fatalf("check mode changed the link:\n%s\n%s", before, after)
-		}
-		switch i {
-		case 0:
-			want := []string{"rbv0: mtu 1500 → 9000", "rbv0: add address 192.0.2.1/24", "rbv0: add address 2001:db8::1/64",
-				"rbv0: remove address 10.99.0.1/16", "rbv0: down → up"}
-			if got := strData(res, "runtime_drift"); !slices.Equal(got, want) {
-				t.Errorf("runtime drift %q", got)
-			}
-			if got := strData(res, "persistent_drift"); !slices.Equal(got, []string{"rbv0: not configured"}) {
-				t.Errorf("persistent drift %q", got)
-			}
-			if _, err := os.Stat(root + "/etc/systemd/network/10-rbv0.network"); err == nil {
+	initial := linkState(t, h, "rbv0")
+	const synced = "mtu=9000 up=true addrs=192.0.2.1/24,2001:db8::1/64"
+	file := root + "/etc/systemd/network/10-rbv0.network"
+	res4 := moduletest.Timeline(t, m, args, moduletest.Unchanged(func(t testing.TB, step string) {
+		t.Helper()
+		want := synced
+		if step == "check" {
+			want = initial
+			if _, err := os.Stat(file); err == nil {
 				t.Error("check mode wrote the file")
 			}
-		case 1:
-			if after != "mtu=9000 up=true addrs=192.0.2.1/24,2001:db8::1/64" {
-				t.Errorf("after apply: %s", after)
-			}
-			data, err := os.ReadFile(root + "/etc/systemd/network/10-rbv0.network")
-			if err != nil || !strings.Contains(string(data), "MTUBytes=9000") || !strings.Contains(string(data), "Address=2001:db8::1/64") {
-				t.Errorf("networkd file: %v\n%s", err, data)
-			}
-		case 2:
-			if res.Data.(map[string]any)["mtu"] != 9000 || res.Data.(map[string]any)["state"] != "up" || res.Data.(map[string]any)["kind"] != "veth" {
-				t.Errorf("data %v", res.Data)
-			}
 		}
+		if got := linkState(t, h, "rbv0"); got != want {
+			t.Fatalf("%s: the link is\n%s\nwant\n%s", step, got, want)
+		}
+	}))
+	check := res4[0].Data.(ifaceResult)
+	want := []string{"rbv0: mtu 1500 → 9000", "rbv0: add address 192.0.2.1/24", "rbv0: add address 2001:db8::1/64",
+		"rbv0: remove address 10.99.0.1/16", "rbv0: down → up"}
+	if got := check.RuntimeDrift; !slices.Equal(got, want) {
+		t.Errorf("runtime drift %q", got)
+	}
+	if got := check.PersistentDrift; !slices.Equal(got, []string{"rbv0: not configured"}) {
+		t.Errorf("persistent drift %q", got)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil || !strings.Contains(string(data), "MTUBytes=9000") || !strings.Contains(string(data), "Address=2001:db8::1/64") {
+		t.Errorf("networkd file: %v\n%s", err, data)
+	}
+	if d := res4[2].Data.(ifaceResult); d.MTU == nil || *d.MTU != 9000 || d.State != "up" || d.Kind != "veth" {
+		t.Errorf("data %+v", d)
 	}
 
 	// Down again; an MTU of "auto" leaves the kernel's 9000 and drops the file's MTU.
 	down := with(args, "state", s("down"), "mtu", s("auto"))
-	res, err := runModule(t, m, down, true)
+	res, err := moduletest.Run(t, m, down, true)
 	if err != nil || res.Status != modules.StatusChanged {
 		t.Fatalf("down: %v %+v", err, res)
 	}
 	if got := linkState(t, h, "rbv0"); !strings.HasPrefix(got, "mtu=9000 up=false") {
 		t.Errorf("after down: %s", got)
 	}
-	if res, err = runModule(t, m, down, false); err != nil || res.Status != modules.StatusOK {
+	if res, err = moduletest.Run(t, m, down, false); err != nil || res.Status != modules.StatusOK {
 		t.Errorf("check after down: %v %+v", err, res)
 	}
 
 	// A VLAN on the veth: made when the kernel has 802.1Q, else a clear error.
 	vlan := map[string]cty.Value{"name": s("rbv0.100"), "vlan": vlanVal("rbv0", 100), "state": s("up"), "backend": s("none")}
-	res, err = runModule(t, m, vlan, true)
+	res, err = moduletest.Run(t, m, vlan, true)
 	if err != nil {
 		if !strings.Contains(err.Error(), "modprobe 8021q") {
 			t.Fatalf("vlan: %v", err)
@@ -165,7 +155,7 @@ func TestInterfaceNetns(t *testing.T) {
 	if l, err := h.LinkByName("rbv0.100"); err != nil || l.(*netlink.Vlan).VlanId != 100 {
 		t.Fatalf("vlan link: %v %v", l, err)
 	}
-	if res, err = runModule(t, m, vlan, false); err != nil || res.Status != modules.StatusOK {
+	if res, err = moduletest.Run(t, m, vlan, false); err != nil || res.Status != modules.StatusOK {
 		t.Errorf("vlan check: %v %+v", err, res)
 	}
 }

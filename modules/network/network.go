@@ -1,18 +1,20 @@
 package network
 
 import (
+	"encoding/json"
 	"regexp"
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/runbook/runbook/modules"
 )
 
 func init() {
-	modules.Register[cty.Value, map[string]any](Bond{})
-	modules.Register[cty.Value, map[string]any](Interface{})
-	modules.Register[cty.Value, map[string]any](SRIOV{})
+	modules.Register[bondArgs, bondResult](Bond{})
+	modules.Register[ifaceArgs, ifaceResult](Interface{})
+	modules.Register[sriovArgs, sriovResult](SRIOV{})
 }
 
 // ifNamePattern is what the kernel takes as an interface name: at most 15 bytes, no slash,
@@ -42,42 +44,27 @@ func mtuArg(doc string) modules.Arg {
 	return modules.Arg{Name: "mtu", Type: cty.String, Pattern: mtuPattern, PatternHelp: `a number of bytes such as 9000, or "auto"`, Doc: doc}
 }
 
-// str returns a string argument, "" when null.
-func str(args cty.Value, name string) string {
-	v := args.GetAttr(name)
-	if v.IsNull() {
+// deref returns an optional string argument, "" when it is not given.
+func deref(p *string) string {
+	if p == nil {
 		return ""
 	}
-	return v.AsString()
+	return *p
 }
 
-func boolArg(args cty.Value, name string, def bool) bool {
-	v := args.GetAttr(name)
-	if v.IsNull() {
-		return def
+// orEmpty makes a nil list an empty one: the results' lists are never null.
+func orEmpty(l []string) []string {
+	if l == nil {
+		return []string{}
 	}
-	return v.True()
-}
-
-func strList(v cty.Value) []string {
-	if v.IsNull() {
-		return nil
-	}
-	var out []string
-	for it := v.ElementIterator(); it.Next(); {
-		_, e := it.Element()
-		if !e.IsNull() {
-			out = append(out, e.AsString())
-		}
-	}
-	return out
+	return l
 }
 
 // canonAddrs checks and canonicalises an addresses argument.
-func canonAddrs(arg string, v cty.Value) ([]string, []modules.ArgError) {
+func canonAddrs(arg string, addrs []string) ([]string, []modules.ArgError) {
 	var out []string
 	var errs []modules.ArgError
-	for _, a := range strList(v) {
+	for _, a := range addrs {
 		c, err := canonPrefix(a)
 		if err != nil {
 			errs = append(errs, modules.ArgError{Arg: arg, Msg: err.Error()})
@@ -90,18 +77,25 @@ func canonAddrs(arg string, v cty.Value) ([]string, []modules.ArgError) {
 	return out, errs
 }
 
-func anyList(l []string) []any {
-	out := make([]any, 0, len(l))
-	for _, s := range l {
-		out = append(out, s)
-	}
-	return out
-}
-
 // joinLines renders drift lines for a diff.
 func joinLines(l []string) string {
 	if len(l) == 0 {
 		return ""
 	}
 	return strings.Join(l, "\n") + "\n"
+}
+
+// anyValue turns data of no fixed type (maps, lists, numbers, strings, bools) into the
+// value a result field of any type holds: the one its JSON implies, as the controller reads
+// it from the wire.
+func anyValue(v any) (cty.Value, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	t, err := ctyjson.ImpliedType(raw)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	return ctyjson.Unmarshal(raw, t)
 }

@@ -442,9 +442,9 @@ func failureText(err error) string {
 // nmReload tells a running NetworkManager about changed keyfiles (it reads them only at
 // start or when asked): nmcli connection load for written files, reload when one was
 // removed. It returns warnings, never fails: the files are right either way.
-func nmReload(f *hostFS) func(ctx context.Context, changed []*wsFile) []string {
-	return func(ctx context.Context, changed []*wsFile) []string {
-		if !f.real || len(changed) == 0 {
+func nmReload(f *fileTree) func(ctx context.Context, changed []*stagedFile) []string {
+	return func(ctx context.Context, changed []*stagedFile) []string {
+		if !f.Real() || len(changed) == 0 {
 			return nil
 		}
 		run := host.Exec{}

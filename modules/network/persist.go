@@ -36,37 +36,30 @@ const (
 
 var backendNames = []string{backendAuto, backendNM, backendIfcfg, backendNetworkd, backendIfupdown, backendNone}
 
-// hostFS reads and writes host files below root ("/" on a host, a directory in tests).
-type hostFS struct {
-	root host.Root
-	// real: root is the running system's, so its daemons may be told about changes.
-	real bool
+// fileTree reads and writes the host's files below its Root ("/" on a host, a directory
+// in tests), through modules/hostfs; Real says whether the host's daemons may be told of
+// changes.
+type fileTree struct {
+	host.Root
 }
-
-func newHostFS(root string) *hostFS {
-	r := host.Root(root)
-	return &hostFS{root: r, real: r.Real()}
-}
-
-func (f *hostFS) path(p string) string { return f.root.Path(p) }
 
 // read returns a file's content; a missing file is ("", false, nil). A link is followed
 // only when trusted (hostfs.ReadOptional): what a plan reads may reach a diff.
-func (f *hostFS) read(p string) (string, bool, error) {
-	b, ok, err := hostfs.ReadOptional(f.path(p))
+func (f *fileTree) read(p string) (string, bool, error) {
+	b, ok, err := hostfs.ReadOptional(f.Path(p))
 	return string(b), ok, err
 }
 
 // exists says whether p is there; links are followed only when trusted (hostfs.Stat).
-func (f *hostFS) exists(p string) bool {
-	fi, err := hostfs.Stat(f.path(p))
+func (f *fileTree) exists(p string) bool {
+	fi, err := hostfs.Stat(f.Path(p))
 	return err == nil && fi != nil
 }
 
 // list returns the regular files and links of a directory (host paths), sorted by name;
 // links on the way are followed only when trusted (hostfs.ReadDir).
-func (f *hostFS) list(dir string) []string {
-	ents, err := hostfs.ReadDir(f.path(dir))
+func (f *fileTree) list(dir string) []string {
+	ents, err := hostfs.ReadDir(f.Path(dir))
 	if err != nil {
 		return nil
 	}
@@ -82,14 +75,14 @@ func (f *hostFS) list(dir string) []string {
 
 // writeAtomic replaces a file atomically (hostfs.WriteAtomic), so a reader (or a crash)
 // never sees half a file. Missing directories are made.
-func (f *hostFS) writeAtomic(p, content string, mode fs.FileMode) error {
-	return hostfs.WriteAtomic(f.path(p), []byte(content), hostfs.Options{Mode: mode, UID: -1, GID: -1, MkdirAll: true})
+func (f *fileTree) writeAtomic(p, content string, mode fs.FileMode) error {
+	return hostfs.WriteAtomic(f.Path(p), []byte(content), hostfs.Options{Mode: mode, UID: -1, GID: -1, MkdirAll: true})
 }
 
-func (f *hostFS) remove(p string) error { return hostfs.Remove(f.path(p)) }
+func (f *fileTree) remove(p string) error { return hostfs.Remove(f.Path(p)) }
 
-// wsFile is one file a plan reads and maybe changes.
-type wsFile struct {
+// stagedFile is one file a plan reads and maybe changes.
+type stagedFile struct {
 	path     string
 	orig     string
 	cur      string
@@ -101,7 +94,7 @@ type wsFile struct {
 	mode fs.FileMode
 }
 
-func (w *wsFile) changed() bool {
+func (w *stagedFile) changed() bool {
 	if w.removed {
 		return w.existed
 	}
@@ -111,16 +104,16 @@ func (w *wsFile) changed() bool {
 // workspace collects a plan's edits in memory: backends read files through it (seeing their
 // own earlier edits) and nothing reaches the host until apply.
 type workspace struct {
-	fs    *hostFS
-	files map[string]*wsFile
+	fs    *fileTree
+	files map[string]*stagedFile
 	order []string
 }
 
-func newWorkspace(f *hostFS) *workspace {
-	return &workspace{fs: f, files: map[string]*wsFile{}}
+func newWorkspace(f *fileTree) *workspace {
+	return &workspace{fs: f, files: map[string]*stagedFile{}}
 }
 
-func (w *workspace) file(p string) (*wsFile, error) {
+func (w *workspace) file(p string) (*stagedFile, error) {
 	if x, ok := w.files[p]; ok {
 		return x, nil
 	}
@@ -128,9 +121,9 @@ func (w *workspace) file(p string) (*wsFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
-	x := &wsFile{path: p, orig: content, cur: content, existed: ok}
+	x := &stagedFile{path: p, orig: content, cur: content, existed: ok}
 	if ok {
-		if fi, err := hostfs.Stat(w.fs.path(p)); err == nil && fi != nil {
+		if fi, err := hostfs.Stat(w.fs.Path(p)); err == nil && fi != nil {
 			x.origMode = fi.Mode().Perm()
 		}
 	}
@@ -192,8 +185,8 @@ func (w *workspace) list(dir string) []string {
 }
 
 // changes lists the files the plan changes, in the order they were first read.
-func (w *workspace) changes() []*wsFile {
-	var out []*wsFile
+func (w *workspace) changes() []*stagedFile {
+	var out []*stagedFile
 	for _, p := range w.order {
 		if x := w.files[p]; x.changed() {
 			out = append(out, x)
@@ -232,7 +225,7 @@ type persistPlan struct {
 	ws       *workspace
 	warnings []string
 	// reload says which files the backend's daemon should be told about after apply.
-	reload func(ctx context.Context, changed []*wsFile) []string
+	reload func(ctx context.Context, changed []*stagedFile) []string
 }
 
 // backendPlanner computes a plan for a set of interfaces. The wants come in order: a bond
@@ -255,7 +248,7 @@ func plannerFor(backend string) backendPlanner {
 
 // planPersist reads the backend's files and computes the edits that make them say what
 // wants says.
-func planPersist(ctx context.Context, f *hostFS, backend string, wants []ifWant) (*persistPlan, error) {
+func planPersist(ctx context.Context, f *fileTree, backend string, wants []ifWant) (*persistPlan, error) {
 	p := &persistPlan{backend: backend, ws: newWorkspace(f)}
 	planner := plannerFor(backend)
 	if planner == nil {
@@ -299,7 +292,7 @@ func chooseBackend(ctx context.Context, root, want string) (string, []string, er
 }
 
 // describeFiles renders files for a diff: each under a header line with its path.
-func describeFiles(files []*wsFile, after bool) string {
+func describeFiles(files []*stagedFile, after bool) string {
 	var b strings.Builder
 	for _, x := range files {
 		content, exists := x.orig, x.existed

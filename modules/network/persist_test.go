@@ -11,16 +11,18 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 // bondWants builds the persistent wants of a bond task from its arguments.
 func bondWants(t *testing.T, args map[string]cty.Value) []ifWant {
 	t.Helper()
-	v, err := Bond{}.Info().Schema.Normalize(cty.ObjectVal(args))
+	a, _, err := moduletest.Def(t, Bond{}).Args(cty.ObjectVal(args))
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, errs := parseBond(v)
+	spec, errs := parseBond(a.(bondArgs))
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -29,11 +31,11 @@ func bondWants(t *testing.T, args map[string]cty.Value) []ifWant {
 
 func ifaceWants(t *testing.T, args map[string]cty.Value) []ifWant {
 	t.Helper()
-	v, err := Interface{}.Info().Schema.Normalize(cty.ObjectVal(args))
+	a, _, err := moduletest.Def(t, Interface{}).Args(cty.ObjectVal(args))
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, errs := parseIface(v)
+	spec, errs := parseIface(a.(ifaceArgs))
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -123,7 +125,7 @@ func TestPersistGolden(t *testing.T) {
 			fx := loadFixture(t, tc.fixture)
 			root := fx.root(t)
 			ctx := context.Background()
-			f := newHostFS(root)
+			f := &fileTree{host.Root(root)}
 			plan, err := planPersist(ctx, f, tc.backend, tc.wants(t))
 			if err != nil {
 				t.Fatal(err)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
+	"math"
 	"net"
 	"os"
 	"path"
@@ -24,7 +24,7 @@ import (
 
 // SRIOV manages the virtual functions of an SR-IOV physical function.
 type SRIOV struct {
-	root string
+	root host.Root
 	open opener
 	// run runs systemctl; nil runs the real one.
 	run host.Runner
@@ -35,9 +35,47 @@ type SRIOV struct {
 }
 
 var (
-	_ modules.Runner[cty.Value]    = SRIOV{}
-	_ modules.Validator[cty.Value] = SRIOV{}
+	_ modules.Runner[sriovArgs]    = SRIOV{}
+	_ modules.Validator[sriovArgs] = SRIOV{}
 )
+
+// sriovArgs are the sriov module's arguments. The whole numbers are float64 so that a
+// fraction or a number out of range gets the module's own message.
+type sriovArgs struct {
+	Device  string   `cty:"device"`
+	NumVFs  *float64 `cty:"num_vfs"`
+	VFs     []vfArgs `cty:"vfs"`
+	Persist bool     `cty:"persist"`
+	Runtime bool     `cty:"runtime"`
+}
+
+// vfArgs is one element of vfs; a null member is not managed.
+type vfArgs struct {
+	Index    *float64 `cty:"index"`
+	Trust    *bool    `cty:"trust"`
+	Spoofchk *bool    `cty:"spoofchk"`
+	MAC      *string  `cty:"mac"`
+	VLAN     *float64 `cty:"vlan"`
+}
+
+// sriovResult is what an sriov run registers.
+type sriovResult struct {
+	TotalVFs        *int      `cty:"total_vfs"`
+	NumVFs          *int      `cty:"num_vfs"`
+	VFs             []vfState `cty:"vfs"`
+	RuntimeDrift    []string  `cty:"runtime_drift"`
+	PersistentDrift []string  `cty:"persistent_drift"`
+	Unit            string    `cty:"unit"`
+}
+
+// vfState is one VF as netlink reports it.
+type vfState struct {
+	Index    int    `cty:"index"`
+	MAC      string `cty:"mac"`
+	VLAN     int    `cty:"vlan"`
+	Trust    bool   `cty:"trust"`
+	Spoofchk bool   `cty:"spoofchk"`
+}
 
 var vfObject = cty.ObjectWithOptionalAttrs(map[string]cty.Type{
 	"index":    cty.Number,
@@ -132,78 +170,70 @@ type sriovSpec struct {
 	runtime bool
 }
 
-func wholeNumber(v cty.Value, min, max int64) (int, bool) {
-	bf := v.AsBigFloat()
-	n, _ := bf.Int64()
-	return int(n), bf.IsInt() && bf.Cmp(big.NewFloat(float64(min))) >= 0 && bf.Cmp(big.NewFloat(float64(max))) <= 0
+// wholeNumber checks that f is a whole number from min to max; the int is f cut to a
+// whole number either way.
+func wholeNumber(f float64, min, max int) (int, bool) {
+	return int(f), f == math.Trunc(f) && f >= float64(min) && f <= float64(max)
 }
 
-func parseSRIOV(args cty.Value) (*sriovSpec, []modules.ArgError) {
+// numText shows a number as the task gave it.
+func numText(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+func parseSRIOV(args sriovArgs) (*sriovSpec, []modules.ArgError) {
 	var errs []modules.ArgError
-	s := &sriovSpec{device: str(args, "device"), persist: boolArg(args, "persist", true), runtime: boolArg(args, "runtime", true)}
+	s := &sriovSpec{device: args.Device, persist: args.Persist, runtime: args.Runtime}
 	if !validIfName(s.device) {
 		errs = append(errs, modules.ArgError{Arg: "device", Msg: fmt.Sprintf("%q is not %s", s.device, ifNameHelp)})
 	}
-	if v := args.GetAttr("num_vfs"); !v.IsNull() {
-		n, ok := wholeNumber(v, 0, maxVFs)
+	if v := args.NumVFs; v != nil {
+		n, ok := wholeNumber(*v, 0, maxVFs)
 		if !ok {
-			errs = append(errs, modules.ArgError{Arg: "num_vfs", Msg: fmt.Sprintf("num_vfs must be a whole number from 0 to %d, not %s", maxVFs, v.AsBigFloat().Text('g', -1))})
+			errs = append(errs, modules.ArgError{Arg: "num_vfs", Msg: fmt.Sprintf("num_vfs must be a whole number from 0 to %d, not %s", maxVFs, numText(*v))})
 		}
 		s.numVFs = n
 	}
 	seen := map[int]bool{}
-	if list := args.GetAttr("vfs"); !list.IsNull() {
-		for it := list.ElementIterator(); it.Next(); {
-			_, o := it.Element()
-			var vf vfSpec
-			idx := o.GetAttr("index")
-			if idx.IsNull() {
-				errs = append(errs, modules.ArgError{Arg: "vfs", Msg: "every VF needs an index"})
-				continue
-			}
-			n, ok := wholeNumber(idx, 0, maxVFs-1)
-			if !ok {
-				errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF index %s is not a whole number from 0", idx.AsBigFloat().Text('g', -1))})
-				continue
-			}
-			vf.Index = n
-			if n >= s.numVFs {
-				errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF index %d does not exist with num_vfs = %d (indexes run from 0 to num_vfs-1)", n, s.numVFs)})
-			}
-			if seen[n] {
-				errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d is listed twice", n)})
-			}
-			seen[n] = true
-			if t := o.GetAttr("trust"); !t.IsNull() {
-				b := t.True()
-				vf.Trust = &b
-			}
-			if t := o.GetAttr("spoofchk"); !t.IsNull() {
-				b := t.True()
-				vf.Spoofchk = &b
-			}
-			if m := o.GetAttr("mac"); !m.IsNull() {
-				hw, err := net.ParseMAC(m.AsString())
-				switch {
-				case err != nil || len(hw) != 6:
-					errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d: %q is not an Ethernet MAC address", n, m.AsString())})
-				case hw[0]&1 == 1:
-					errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d: %s is a multicast address", n, hw)})
-				case hw.String() == zeroMAC:
-					errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d: the MAC must not be all zeros", n)})
-				default:
-					vf.MAC = hw.String()
-				}
-			}
-			if v := o.GetAttr("vlan"); !v.IsNull() {
-				x, ok := wholeNumber(v, 0, 4095)
-				if !ok {
-					errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d: vlan must be a whole number from 0 to 4095", n)})
-				}
-				vf.VLAN = &x
-			}
-			s.vfs = append(s.vfs, vf)
+	for _, o := range args.VFs {
+		var vf vfSpec
+		if o.Index == nil {
+			errs = append(errs, modules.ArgError{Arg: "vfs", Msg: "every VF needs an index"})
+			continue
 		}
+		n, ok := wholeNumber(*o.Index, 0, maxVFs-1)
+		if !ok {
+			errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF index %s is not a whole number from 0", numText(*o.Index))})
+			continue
+		}
+		vf.Index = n
+		if n >= s.numVFs {
+			errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF index %d does not exist with num_vfs = %d (indexes run from 0 to num_vfs-1)", n, s.numVFs)})
+		}
+		if seen[n] {
+			errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d is listed twice", n)})
+		}
+		seen[n] = true
+		vf.Trust, vf.Spoofchk = o.Trust, o.Spoofchk
+		if m := o.MAC; m != nil {
+			hw, err := net.ParseMAC(*m)
+			switch {
+			case err != nil || len(hw) != 6:
+				errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d: %q is not an Ethernet MAC address", n, *m)})
+			case hw[0]&1 == 1:
+				errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d: %s is a multicast address", n, hw)})
+			case hw.String() == zeroMAC:
+				errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d: the MAC must not be all zeros", n)})
+			default:
+				vf.MAC = hw.String()
+			}
+		}
+		if v := o.VLAN; v != nil {
+			x, ok := wholeNumber(*v, 0, 4095)
+			if !ok {
+				errs = append(errs, modules.ArgError{Arg: "vfs", Msg: fmt.Sprintf("VF %d: vlan must be a whole number from 0 to 4095", n)})
+			}
+			vf.VLAN = &x
+		}
+		s.vfs = append(s.vfs, vf)
 	}
 	slices.SortFunc(s.vfs, func(a, b vfSpec) int { return a.Index - b.Index })
 	if !s.runtime && !s.persist {
@@ -213,7 +243,7 @@ func parseSRIOV(args cty.Value) (*sriovSpec, []modules.ArgError) {
 }
 
 // Validate refuses what no device could do: a VF index at or above num_vfs, a bad MAC.
-func (SRIOV) Validate(args cty.Value) []modules.ArgError {
+func (SRIOV) Validate(args sriovArgs) []modules.ArgError {
 	_, errs := parseSRIOV(args)
 	return errs
 }
@@ -268,8 +298,8 @@ func findVF(vfs []netlink.VfInfo, idx int) *netlink.VfInfo {
 }
 
 // writeSysfs writes a sysfs attribute (no temporary file: sysfs has no rename).
-func (f *hostFS) writeSysfs(p, value string) error {
-	fh, err := os.OpenFile(f.path(p), os.O_WRONLY|os.O_TRUNC, 0)
+func (f *fileTree) writeSysfs(p, value string) error {
+	fh, err := os.OpenFile(f.Path(p), os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		return err
 	}
@@ -289,33 +319,34 @@ func (r SRIOV) opener() opener {
 
 // Run compares the device's VFs and the boot-time unit with the arguments and, when
 // applying, changes what differs.
-func (r SRIOV) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+func (r SRIOV) Run(ctx context.Context, env *modules.Env, args sriovArgs, apply bool) (*modules.Result, error) {
 	s, errs := parseSRIOV(args)
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
-	f := newHostFS(r.root)
-	res := &modules.Result{Data: map[string]any{"total_vfs": nil, "num_vfs": nil, "vfs": []any{}, "unit": ""}}
-	var rtDrift []string
+	f := &fileTree{r.root}
+	res := &modules.Result{}
+	data := sriovResult{VFs: []vfState{}}
+	var runtimeDrift []string
 	if s.runtime {
 		var err error
-		if rtDrift, err = r.runtime(ctx, f, s, res, apply); err != nil {
+		if runtimeDrift, err = r.runtime(ctx, f, s, res, &data, apply); err != nil {
 			return nil, err
 		}
 	}
 
-	var pDrift []string
-	var changes []*wsFile
+	var bootDrift []string
+	var changes []*stagedFile
 	if s.persist {
 		unit := sriovUnitName(s.device)
-		res.Data.(map[string]any)["unit"] = unit
+		data.Unit = unit
 		ws := newWorkspace(f)
 		var err error
-		if pDrift, err = planSRIOVUnit(ws, s); err != nil {
+		if bootDrift, err = planSRIOVUnit(ws, s); err != nil {
 			return nil, err
 		}
 		changes = ws.changes()
-		if apply && len(pDrift) > 0 {
+		if apply && len(bootDrift) > 0 {
 			if err := ws.apply(); err != nil {
 				return nil, err
 			}
@@ -325,24 +356,25 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args cty.Value, apply 
 		}
 	}
 
-	res.Data.(map[string]any)["runtime_drift"], res.Data.(map[string]any)["persistent_drift"] = anyList(rtDrift), anyList(pDrift)
-	if len(rtDrift)+len(pDrift) == 0 {
+	data.RuntimeDrift, data.PersistentDrift = orEmpty(runtimeDrift), orEmpty(bootDrift)
+	res.Data = data
+	if len(runtimeDrift)+len(bootDrift) == 0 {
 		res.Status = modules.StatusOK
 		res.Msg = fmt.Sprintf("SR-IOV of %s is in sync (%d VFs)", s.device, s.numVFs)
 		return res, nil
 	}
 	res.Status = modules.DiffStatus(apply)
 	var parts []string
-	if len(rtDrift) > 0 {
-		parts = append(parts, "runtime: "+strings.Join(rtDrift, "; "))
+	if len(runtimeDrift) > 0 {
+		parts = append(parts, "runtime: "+strings.Join(runtimeDrift, "; "))
 	}
-	if len(pDrift) > 0 {
-		parts = append(parts, "boot: "+strings.Join(pDrift, "; "))
+	if len(bootDrift) > 0 {
+		parts = append(parts, "boot: "+strings.Join(bootDrift, "; "))
 	}
 	res.Msg = modules.Tense(apply, "changed ", "would change ") + "SR-IOV of " + s.device + ": " + strings.Join(parts, " | ")
 	before, after := "", ""
-	if len(rtDrift) > 0 {
-		before = "# runtime:\n" + joinLines(rtDrift)
+	if len(runtimeDrift) > 0 {
+		before = "# runtime:\n" + joinLines(runtimeDrift)
 		after = "# runtime:\n" + modules.Tense(apply, "(changed)\n", "(as the task says)\n")
 	}
 	before += describeFiles(changes, false)
@@ -353,7 +385,7 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args cty.Value, apply 
 
 // runtime compares the device's VFs with the spec and, when applying, changes them. It
 // fills the result's data about the device.
-func (r SRIOV) runtime(ctx context.Context, f *hostFS, s *sriovSpec, res *modules.Result, apply bool) ([]string, error) {
+func (r SRIOV) runtime(ctx context.Context, f *fileTree, s *sriovSpec, res *modules.Result, data *sriovResult, apply bool) ([]string, error) {
 	devDir := path.Join(sysClassNet, s.device, "device")
 	if !f.exists(path.Join(sysClassNet, s.device)) {
 		return nil, fmt.Errorf("no interface %s", s.device)
@@ -369,11 +401,11 @@ func (r SRIOV) runtime(ctx context.Context, f *hostFS, s *sriovSpec, res *module
 	if err != nil {
 		return nil, fmt.Errorf("%s: %q is not a number", path.Join(devDir, sriovNumFile), numText)
 	}
-	res.Data.(map[string]any)["num_vfs"] = cur
+	data.NumVFs = &cur
 	if t, ok, _ := f.read(path.Join(devDir, sriovTotalFile)); ok {
 		total, err := strconv.Atoi(strings.TrimSpace(t))
 		if err == nil {
-			res.Data.(map[string]any)["total_vfs"] = total
+			data.TotalVFs = &total
 			if s.numVFs > total {
 				return nil, fmt.Errorf("%s offers at most %d VFs (sriov_totalvfs); num_vfs = %d is more", s.device, total, s.numVFs)
 			}
@@ -391,7 +423,7 @@ func (r SRIOV) runtime(ctx context.Context, f *hostFS, s *sriovSpec, res *module
 	if err != nil {
 		return nil, fmt.Errorf("read link %s: %w", s.device, err)
 	}
-	var rtDrift []string
+	var runtimeDrift []string
 	remake := cur != s.numVFs
 	if remake {
 		line := fmt.Sprintf("%s: num_vfs %d → %d", s.device, cur, s.numVFs)
@@ -399,34 +431,31 @@ func (r SRIOV) runtime(ctx context.Context, f *hostFS, s *sriovSpec, res *module
 			line += " (through 0: the existing VFs are removed and made again)"
 			res.Warnings = append(res.Warnings, fmt.Sprintf("changing %s from %d to %d VFs removes every VF first; guests using them lose them", s.device, cur, s.numVFs))
 		}
-		rtDrift = append(rtDrift, line)
+		runtimeDrift = append(runtimeDrift, line)
 	}
 	for _, vf := range s.vfs {
 		var have *netlink.VfInfo
 		if !remake || cur == 0 {
 			have = findVF(pf.Attrs().Vfs, vf.Index)
 		}
-		rtDrift = append(rtDrift, vfDrift(vf, have)...)
+		runtimeDrift = append(runtimeDrift, vfDrift(vf, have)...)
 	}
-	if apply && len(rtDrift) > 0 {
+	if apply && len(runtimeDrift) > 0 {
 		if pf, err = r.applyVFs(ctx, f, ops, s, cur, devDir); err != nil {
 			return nil, err
 		}
-		res.Data.(map[string]any)["num_vfs"] = s.numVFs
+		num := s.numVFs
+		data.NumVFs = &num
 	}
-	var vfs []any
 	for _, v := range pf.Attrs().Vfs {
-		vfs = append(vfs, map[string]any{"index": v.ID, "mac": v.Mac.String(), "vlan": v.Vlan, "trust": v.Trust != 0, "spoofchk": v.Spoofchk})
+		data.VFs = append(data.VFs, vfState{Index: v.ID, MAC: v.Mac.String(), VLAN: v.Vlan, Trust: v.Trust != 0, Spoofchk: v.Spoofchk})
 	}
-	if vfs != nil {
-		res.Data.(map[string]any)["vfs"] = vfs
-	}
-	return rtDrift, nil
+	return runtimeDrift, nil
 }
 
 // applyVFs sets the number of VFs (0 first when going from some to others, the kernel's
 // rule) and then each listed VF's settings. It returns the PF as read afterwards.
-func (r SRIOV) applyVFs(ctx context.Context, f *hostFS, ops linkOps, s *sriovSpec, cur int, devDir string) (netlink.Link, error) {
+func (r SRIOV) applyVFs(ctx context.Context, f *fileTree, ops linkOps, s *sriovSpec, cur int, devDir string) (netlink.Link, error) {
 	num := path.Join(devDir, sriovNumFile)
 	write := r.sysfsWrite
 	if write == nil {
@@ -531,7 +560,7 @@ func renderSRIOVUnit(s *sriovSpec) string {
 	// The kernel changes the number only from or to zero.
 	fmt.Fprintf(&b, "ExecStart=/bin/sh -c 'f=%s; n=$$(cat $$f); [ \"$$n\" = %d ] || { [ \"$$n\" = 0 ] || echo 0 > $$f; echo %d > $$f; }'\n", num, s.numVFs, s.numVFs)
 	for _, vf := range s.vfs {
-		if args := vfArgs(vf); len(args) > 0 {
+		if args := ipLinkVFWords(vf); len(args) > 0 {
 			fmt.Fprintf(&b, "ExecStart=ip link set dev %s vf %d %s\n", s.device, vf.Index, strings.Join(args, " "))
 		}
 	}
@@ -539,7 +568,8 @@ func renderSRIOVUnit(s *sriovSpec) string {
 	return b.String()
 }
 
-func vfArgs(vf vfSpec) []string {
+// ipLinkVFWords are the settings of one VF as "ip link set DEV vf N" takes them.
+func ipLinkVFWords(vf vfSpec) []string {
 	var out []string
 	onOff := func(b bool) string {
 		if b {
@@ -640,7 +670,7 @@ func planSRIOVUnit(ws *workspace, s *sriovSpec) ([]string, error) {
 		}
 		want := map[int]vfSpec{}
 		for _, vf := range s.vfs {
-			if len(vfArgs(vf)) > 0 {
+			if len(ipLinkVFWords(vf)) > 0 {
 				want[vf.Index] = vf
 			}
 		}
@@ -648,12 +678,12 @@ func planSRIOVUnit(ws *workspace, s *sriovSpec) ([]string, error) {
 			w, wok := want[idx]
 			h, hok := vfs[idx]
 			if wok != hok || !sameVF(w, h) {
-				drift = append(drift, fmt.Sprintf("%s: vf %d %s → %s", unit, idx, orNone(strings.Join(vfArgs(h), " ")), orNone(strings.Join(vfArgs(w), " "))))
+				drift = append(drift, fmt.Sprintf("%s: vf %d %s → %s", unit, idx, orNone(strings.Join(ipLinkVFWords(h), " ")), orNone(strings.Join(ipLinkVFWords(w), " "))))
 			}
 		}
 	}
 	link := path.Join(sriovWantsDir, unit)
-	if target, err := os.Readlink(ws.fs.path(link)); err != nil || (target != p && path.Join(sriovWantsDir, target) != p) {
+	if target, err := os.Readlink(ws.fs.Path(link)); err != nil || (target != p && path.Join(sriovWantsDir, target) != p) {
 		drift = append(drift, unit+": not enabled")
 	}
 	if len(drift) > 0 {
@@ -679,17 +709,17 @@ func sortedInts(maps ...map[int]vfSpec) []int {
 
 // enable links the unit into multi-user.target.wants (what systemctl enable does for its
 // WantedBy) and has a running systemd read it.
-func (r SRIOV) enable(ctx context.Context, f *hostFS, unit string) error {
+func (r SRIOV) enable(ctx context.Context, f *fileTree, unit string) error {
 	link := path.Join(sriovWantsDir, unit)
 	target := path.Join(sriovUnitDir, unit)
-	if cur, err := os.Readlink(f.path(link)); err != nil || cur != target {
-		if err := os.MkdirAll(f.path(sriovWantsDir), 0o755); err != nil {
+	if cur, err := os.Readlink(f.Path(link)); err != nil || cur != target {
+		if err := os.MkdirAll(f.Path(sriovWantsDir), 0o755); err != nil {
 			return fmt.Errorf("enable %s: %w", unit, err)
 		}
-		if err := os.Remove(f.path(link)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(f.Path(link)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("enable %s: %w", unit, err)
 		}
-		if err := os.Symlink(target, f.path(link)); err != nil {
+		if err := os.Symlink(target, f.Path(link)); err != nil {
 			return fmt.Errorf("enable %s: %w", unit, err)
 		}
 	}
@@ -698,7 +728,7 @@ func (r SRIOV) enable(ctx context.Context, f *hostFS, unit string) error {
 	}
 	run := r.run
 	if run == nil {
-		if !f.real {
+		if !f.Real() {
 			return nil
 		}
 		run = host.Exec{}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 func vfVal(kv ...any) cty.Value {
@@ -23,14 +24,7 @@ func vfVal(kv ...any) cty.Value {
 	return cty.ObjectVal(m)
 }
 
-func vfList(t *testing.T, vals ...cty.Value) cty.Value {
-	t.Helper()
-	v, err := SRIOV{}.Info().Schema.Normalize(cty.ObjectVal(map[string]cty.Value{"device": s("x"), "num_vfs": n(0), "vfs": cty.TupleVal(vals)}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v.GetAttr("vfs")
-}
+func vfList(vals ...cty.Value) cty.Value { return cty.TupleVal(vals) }
 
 // sriovHost is a fixture PF backed by the fake kernel: writes to sriov_numvfs go through the
 // kernel's rule and land in the file.
@@ -48,7 +42,7 @@ func sriovHost(t *testing.T, numvfs int) (*fakeKernel, string, *SRIOV, *[]string
 	}
 	k.calls = nil
 	var systemctl []string
-	m := &SRIOV{root: root, open: k.opener(), settle: 1,
+	m := &SRIOV{root: host.Root(root), open: k.opener(), settle: 1,
 		sysfsWrite: func(p, v string) error {
 			if p != num {
 				t.Fatalf("write to %s", p)
@@ -71,10 +65,10 @@ func sriovHost(t *testing.T, numvfs int) (*fakeKernel, string, *SRIOV, *[]string
 // get their settings; the boot unit is written, enabled and read back by value.
 func TestSRIOV(t *testing.T) {
 	k, root, m, systemctl := sriovHost(t, 4)
-	args := map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(8), "vfs": vfList(t,
+	args := map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(8), "vfs": vfList(
 		vfVal("index", n(0), "trust", cty.True, "spoofchk", cty.False),
 		vfVal("index", n(7), "mac", s("02:00:00:00:00:07"), "vlan", n(101)))}
-	calls := timeline(t, k, *m, args, []string{
+	calls, _ := kernelTimeline(t, k, *m, args, []string{
 		"ens1f0: num_vfs 4 → 8 (through 0: the existing VFs are removed and made again)",
 		"vf 0: trust ? → on", "vf 0: spoofchk ? → off", "vf 7: mac ? → 02:00:00:00:00:07", "vf 7: vlan ? → 101"})
 	want := []string{"numvfs ens1f0 0", "numvfs ens1f0 8", "vf ens1f0 0 spoofchk false", "vf ens1f0 0 trust true",
@@ -98,13 +92,16 @@ func TestSRIOV(t *testing.T) {
 	if !slices.Equal(*systemctl, []string{"daemon-reload"}) {
 		t.Errorf("systemctl calls %v", *systemctl)
 	}
-	res, err := runModule(t, *m, args, false)
-	if err != nil || res.Data.(map[string]any)["total_vfs"] != 8 || res.Data.(map[string]any)["num_vfs"] != 8 || len(res.Data.(map[string]any)["vfs"].([]any)) != 8 {
-		t.Fatalf("data: %v %v", err, res.Data)
+	res, err := moduletest.Run(t, *m, args, false)
+	if err != nil {
+		t.Fatal(err)
 	}
-	vf0 := res.Data.(map[string]any)["vfs"].([]any)[0].(map[string]any)
-	if vf0["trust"] != true || vf0["spoofchk"] != false {
-		t.Errorf("vf 0: %v", vf0)
+	if d := res.Data.(sriovResult); d.TotalVFs == nil || *d.TotalVFs != 8 || d.NumVFs == nil || *d.NumVFs != 8 || len(d.VFs) != 8 {
+		t.Fatalf("data: %+v", d)
+	}
+	vf0 := res.Data.(sriovResult).VFs[0]
+	if !vf0.Trust || vf0.Spoofchk {
+		t.Errorf("vf 0: %+v", vf0)
 	}
 
 	// The unit says the same in other words (another ip path, other key order): in sync.
@@ -112,21 +109,21 @@ func TestSRIOV(t *testing.T) {
 	if err := os.WriteFile(unit, []byte(other), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if res, err = runModule(t, *m, args, false); err != nil || res.Status != modules.StatusOK {
-		t.Errorf("reworded unit: %v %s %v", err, res.Status, res.Data.(map[string]any)["persistent_drift"])
+	if res, err = moduletest.Run(t, *m, args, false); err != nil || res.Status != modules.StatusOK {
+		t.Errorf("reworded unit: %v %s %v", err, res.Status, res.Data.(sriovResult).PersistentDrift)
 	}
 	// A VF setting dropped from the task is drift in the unit.
-	fewer := with(args, "vfs", vfList(t, vfVal("index", n(0), "trust", cty.True, "spoofchk", cty.False)))
-	res, err = runModule(t, *m, fewer, false)
+	fewer := with(args, "vfs", vfList(vfVal("index", n(0), "trust", cty.True, "spoofchk", cty.False)))
+	res, err = moduletest.Run(t, *m, fewer, false)
 	if err != nil || res.Status != modules.StatusDrift ||
-		!slices.Equal(strData(res, "persistent_drift"), []string{"runbook-sriov-ens1f0.service: vf 7 mac 02:00:00:00:00:07 vlan 101 → (none)"}) {
-		t.Errorf("fewer VFs: %v %v", err, res.Data.(map[string]any)["persistent_drift"])
+		!slices.Equal(res.Data.(sriovResult).PersistentDrift, []string{"runbook-sriov-ens1f0.service: vf 7 mac 02:00:00:00:00:07 vlan 101 → (none)"}) {
+		t.Errorf("fewer VFs: %v %v", err, res.Data.(sriovResult).PersistentDrift)
 	}
 }
 
 func TestSRIOVRefusals(t *testing.T) {
 	k, root, m, _ := sriovHost(t, 0)
-	_, err := runModule(t, *m, map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(16)}, false)
+	_, err := moduletest.Run(t, *m, map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(16)}, false)
 	if err == nil || !strings.Contains(err.Error(), "offers at most 8 VFs (sriov_totalvfs); num_vfs = 16 is more") {
 		t.Errorf("too many: %v", err)
 	}
@@ -134,11 +131,11 @@ func TestSRIOVRefusals(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "sys/class/net/eno1"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err = runModule(t, *m, map[string]cty.Value{"device": s("eno1"), "num_vfs": n(2)}, false)
+	_, err = moduletest.Run(t, *m, map[string]cty.Value{"device": s("eno1"), "num_vfs": n(2)}, false)
 	if err == nil || !strings.Contains(err.Error(), "eno1 has no SR-IOV virtual functions to manage") {
 		t.Errorf("not a PF: %v", err)
 	}
-	_, err = runModule(t, *m, map[string]cty.Value{"device": s("ens9"), "num_vfs": n(2)}, false)
+	_, err = moduletest.Run(t, *m, map[string]cty.Value{"device": s("ens9"), "num_vfs": n(2)}, false)
 	if err == nil || !strings.Contains(err.Error(), "no interface ens9") {
 		t.Errorf("no such device: %v", err)
 	}
@@ -149,8 +146,8 @@ func TestSRIOVRefusals(t *testing.T) {
 	if err := os.Remove(filepath.Join(root, "sys/class/net/ens1f0/device/sriov_totalvfs")); err != nil {
 		t.Fatal(err)
 	}
-	res, err := runModule(t, *m, map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(2), "persist": cty.False}, true)
-	if err != nil || res.Status != modules.StatusChanged || res.Data.(map[string]any)["total_vfs"] != nil || len(res.Warnings) != 1 || res.Data.(map[string]any)["unit"] != "" {
+	res, err := moduletest.Run(t, *m, map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(2), "persist": cty.False}, true)
+	if err != nil || res.Status != modules.StatusChanged || res.Data.(sriovResult).TotalVFs != nil || len(res.Warnings) != 1 || res.Data.(sriovResult).Unit != "" {
 		t.Errorf("without totalvfs: %v %+v", err, res)
 	}
 }
@@ -168,19 +165,19 @@ func TestSystemdEscape(t *testing.T) {
 func TestSRIOVBootOnly(t *testing.T) {
 	root := t.TempDir()
 	opened := false
-	m := SRIOV{root: root, open: func() (linkOps, func(), error) { opened = true; return nil, nil, nil }}
+	m := SRIOV{root: host.Root(root), open: func() (linkOps, func(), error) { opened = true; return nil, nil, nil }}
 	args := map[string]cty.Value{"device": s("ens2f0"), "num_vfs": n(4), "runtime": cty.False}
-	res, err := runModule(t, m, args, true)
-	if err != nil || res.Status != modules.StatusChanged || opened || res.Data.(map[string]any)["num_vfs"] != nil {
+	res, err := moduletest.Run(t, m, args, true)
+	if err != nil || res.Status != modules.StatusChanged || opened || res.Data.(sriovResult).NumVFs != nil {
 		t.Fatalf("apply: %v %+v opened %v", err, res, opened)
 	}
 	if _, err := os.Stat(filepath.Join(root, "etc/systemd/system/runbook-sriov-ens2f0.service")); err != nil {
 		t.Fatal(err)
 	}
-	if res, err = runModule(t, m, args, false); err != nil || res.Status != modules.StatusOK {
+	if res, err = moduletest.Run(t, m, args, false); err != nil || res.Status != modules.StatusOK {
 		t.Fatalf("check: %v %+v", err, res)
 	}
-	if errs := validate(t, SRIOV{}, with(args, "persist", cty.False)); len(errs) != 1 || !strings.Contains(errs[0].Msg, "nothing to manage") {
+	if errs := moduletest.Validate(t, SRIOV{}, with(args, "persist", cty.False)); len(errs) != 1 || !strings.Contains(errs[0].Msg, "nothing to manage") {
 		t.Errorf("runtime and persist false: %v", errs)
 	}
 }

@@ -7,16 +7,19 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
-// validate normalises args as the helper does and runs the module's Validate.
+// validate checks args as the helper does: what the schema refuses (moduletest.Validate
+// would fail the test there) is an error too.
 func validate(t *testing.T, m modules.Module, args map[string]cty.Value) []modules.ArgError {
 	t.Helper()
-	v, err := m.Info().Schema.Normalize(cty.ObjectVal(args))
+	d := moduletest.Def(t, m)
+	a, _, err := d.Args(cty.ObjectVal(args))
 	if err != nil {
 		return []modules.ArgError{{Msg: err.Error()}}
 	}
-	return m.(modules.Validator[cty.Value]).Validate(v)
+	return d.Validate(a)
 }
 
 func TestValidate(t *testing.T) {
@@ -30,13 +33,7 @@ func TestValidate(t *testing.T) {
 		}
 		return cty.ObjectVal(m)
 	}
-	vfs := func(vals ...cty.Value) cty.Value {
-		v, err := modules.Schema{Args: []modules.Arg{{Name: "vfs", Type: cty.List(vfObject)}}}.Normalize(cty.ObjectVal(map[string]cty.Value{"vfs": cty.TupleVal(vals)}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v.GetAttr("vfs")
-	}
+	vfs := func(vals ...cty.Value) cty.Value { return cty.TupleVal(vals) }
 	cases := []struct {
 		name string
 		m    modules.Module
@@ -66,6 +63,7 @@ func TestValidate(t *testing.T) {
 		{"interface vlan ok", Interface{}, map[string]cty.Value{"name": s("bond0.100"), "vlan": vlan("bond0", 100)}, ""},
 		{"interface vlan id 0", Interface{}, map[string]cty.Value{"name": s("v0"), "vlan": vlan("bond0", 0)}, "vlan.id must be a whole number from 1 to 4094"},
 		{"interface vlan id 4095", Interface{}, map[string]cty.Value{"name": s("v"), "vlan": vlan("bond0", 4095)}, "from 1 to 4094"},
+		{"interface vlan id fraction", Interface{}, map[string]cty.Value{"name": s("v"), "vlan": cty.ObjectVal(map[string]cty.Value{"parent": s("bond0"), "id": cty.NumberFloatVal(1.5)})}, "vlan.id must be a whole number from 1 to 4094, not 1.5"},
 		{"interface vlan own parent", Interface{}, map[string]cty.Value{"name": s("x"), "vlan": vlan("x", 5)}, "own parent"},
 		{"interface exclusive without addresses", Interface{}, map[string]cty.Value{"name": s("x"), "exclusive": cty.True}, "exclusive needs addresses"},
 		{"interface exclusive empty", Interface{}, map[string]cty.Value{"name": s("x"), "exclusive": cty.True, "addresses": strs()}, ""},
@@ -77,6 +75,8 @@ func TestValidate(t *testing.T) {
 		{"sriov vfs with none", SRIOV{}, map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(0), "vfs": vfs(vf("index", n(0)))}, "VF index 0 does not exist"},
 		{"sriov index twice", SRIOV{}, map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(4), "vfs": vfs(vf("index", n(1)), vf("index", n(1)))}, "VF 1 is listed twice"},
 		{"sriov negative", SRIOV{}, map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(-1)}, "num_vfs must be a whole number"},
+		{"sriov fractional num_vfs", SRIOV{}, map[string]cty.Value{"device": s("ens1f0"), "num_vfs": cty.NumberFloatVal(2.5)}, "num_vfs must be a whole number from 0 to 4096, not 2.5"},
+		{"sriov fractional index", SRIOV{}, map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(4), "vfs": vfs(vf("index", cty.NumberFloatVal(0.5)))}, "VF index 0.5 is not a whole number from 0"},
 		{"sriov multicast mac", SRIOV{}, map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(1), "vfs": vfs(vf("index", n(0), "mac", s("01:00:5e:00:00:01")))}, "multicast"},
 		{"sriov bad mac", SRIOV{}, map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(1), "vfs": vfs(vf("index", n(0), "mac", s("zz")))}, "not an Ethernet MAC"},
 		{"sriov bad vlan", SRIOV{}, map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(1), "vfs": vfs(vf("index", n(0), "vlan", n(5000)))}, "vlan must be"},
