@@ -49,7 +49,7 @@ func TestValidate(t *testing.T) {
 		{"bond primary not a slave", Bond{}, map[string]cty.Value{"name": s("bond1"), "mode": s("active-backup"), "slaves": strs("a", "b"), "primary": s("c")}, `primary "c" is not one of the slaves`},
 		{"bond slave twice", Bond{}, with(lacpBond, "slaves", strs("ens1f0", "ens1f0")), "ens1f0 is listed twice"},
 		{"bond slave is itself", Bond{}, with(lacpBond, "slaves", strs("bond0")), "its own slave"},
-		{"bond name too long", Bond{}, with(lacpBond, "name", s("bond-with-a-long-name")), "is not an interface name"},
+		{"bond name too long", Bond{}, with(lacpBond, "name", s("bond-with-a-long-name")), "expected an interface name"},
 		{"bond fractional miimon", Bond{}, with(lacpBond, "miimon", cty.NumberFloatVal(0.5)), "miimon must be a whole number"},
 		{"bond negative min_links", Bond{}, with(lacpBond, "min_links", n(-1)), "min_links must be a whole number"},
 		{"bond mtu too small", Bond{}, with(lacpBond, "mtu", n(60)), "mtu must be"},
