@@ -63,6 +63,9 @@ type Def struct {
 // schema cannot state implements Validator[A].
 func Register[A, R any](m Module) {
 	d := NewDef[A, R](m)
+	if err := shipped(d.args, d.results, m); err != nil {
+		panic(fmt.Sprintf("modules: %s: %v", d.info.Name, err))
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if _, dup := registry[d.info.Name]; dup {
@@ -71,8 +74,33 @@ func Register[A, R any](m Module) {
 	registry[d.info.Name] = d
 }
 
+// OpenData is implemented by a module whose data is open-ended: nested maps whose keys the
+// host decides (facts: a host's NICs, its mounts). Only such a module registers
+// map[string]any as its result type; its Returns still document every top-level key.
+type OpenData interface {
+	Module
+	OpenData()
+}
+
+// shipped holds a registered module to the typed contract: arguments decode into a struct,
+// never into a bare cty.Value read by name, and results are a struct unless the module's
+// data is open-ended (OpenData).
+func shipped(args, results reflect.Type, m Module) error {
+	if args.Kind() != reflect.Struct || args == ctyValueType {
+		return fmt.Errorf("arguments must decode into a struct with cty tags, not %s", args)
+	}
+	if results.Kind() == reflect.Map {
+		if _, open := m.(OpenData); !open {
+			return fmt.Errorf("results must be a struct with cty tags, not %s (only an OpenData module returns a map)", results)
+		}
+	}
+	return nil
+}
+
 // NewDef builds the Def that Register adds, without adding it (tests build registries of
-// their own). It panics where Register does.
+// their own, whose probe modules may read their arguments as one cty.Value). It panics
+// where Register does, except on those two test conveniences: a cty.Value for arguments
+// and a map for results.
 func NewDef[A, R any](m Module) *Def {
 	info := m.Info()
 	if info.Name == "" {

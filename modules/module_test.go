@@ -16,6 +16,17 @@ func (m testModule) Info() Info { return m.info }
 
 func (m testModule) Validate(cty.Value) []ArgError { return m.errs }
 
+// aArgs are the arguments of the schema {a: string}.
+type aArgs struct {
+	A *string `cty:"a"`
+}
+
+type noData struct{}
+
+type openModule struct{ testModule }
+
+func (openModule) OpenData() {}
+
 func TestRegisterPanics(t *testing.T) {
 	ok := Schema{Args: []Arg{{Name: "a", Type: cty.String}}}
 	tests := []struct {
@@ -39,17 +50,39 @@ func TestRegisterPanics(t *testing.T) {
 					t.Fatalf("panic = %v, want one containing %q", r, tt.want)
 				}
 			}()
-			Register[cty.Value, map[string]any](testModule{info: tt.info})
+			Register[aArgs, noData](testModule{info: tt.info})
 		})
 	}
+	// What ships holds to the typed contract; NewDef (tests' own registries) does not.
+	for _, tt := range []struct {
+		name     string
+		register func()
+		want     string
+	}{
+		{"arguments read as one value", func() { Register[cty.Value, noData](testModule{info: Info{Name: "untyped_args", Schema: ok}}) }, "arguments must decode into a struct"},
+		{"results as a map", func() { Register[aArgs, map[string]any](testModule{info: Info{Name: "map_results", Schema: ok}}) }, "results must be a struct"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				r := recover()
+				if r == nil || !strings.Contains(r.(string), tt.want) {
+					t.Fatalf("panic = %v, want one containing %q", r, tt.want)
+				}
+			}()
+			tt.register()
+		})
+	}
+	t.Run("open data may be a map", func(t *testing.T) {
+		Register[aArgs, map[string]any](openModule{testModule{info: Info{Name: "open_data_test", Schema: ok}}})
+	})
 	t.Run("duplicate", func(t *testing.T) {
-		Register[cty.Value, map[string]any](testModule{info: Info{Name: "dup_test", Schema: ok}})
+		Register[aArgs, noData](testModule{info: Info{Name: "dup_test", Schema: ok}})
 		defer func() {
 			if r := recover(); r == nil || !strings.Contains(r.(string), "registered twice") {
 				t.Fatalf("panic = %v", r)
 			}
 		}()
-		Register[cty.Value, map[string]any](testModule{info: Info{Name: "dup_test", Schema: ok}})
+		Register[aArgs, noData](testModule{info: Info{Name: "dup_test", Schema: ok}})
 	})
 }
 

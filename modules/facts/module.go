@@ -21,6 +21,9 @@ func init() {
 // Facts is the facts module: it gathers and registers the host's facts.
 type Facts struct{}
 
+// OpenData: the facts are nested maps whose keys the host decides.
+func (Facts) OpenData() {}
+
 // factsArgs are the facts module's arguments.
 type factsArgs struct {
 	// Gather is nil (or empty) to read every subset.
