@@ -22,6 +22,8 @@ type options struct {
 	env       func(*modules.Env)
 	timeout   time.Duration
 	unchanged func(t testing.TB, step string)
+	before    func(t testing.TB, step string)
+	sensitive []string
 }
 
 // NoValidate skips the Validator, as for values the controller could not check (they came
@@ -38,6 +40,19 @@ func Timeout(d time.Duration) Option { return func(o *options) { o.timeout = d }
 // the test if the host changed (compare a snapshot, a fake's calls).
 func Unchanged(f func(t testing.TB, step string)) Option {
 	return func(o *options) { o.unchanged = f }
+}
+
+// Before is called by Timeline before each step (apply steps included), to take the
+// snapshot that Unchanged compares with.
+func Before(f func(t testing.TB, step string)) Option {
+	return func(o *options) { o.before = f }
+}
+
+// Sensitive names arguments that are secret although the schema does not say so, as the
+// controller marks those whose values came from sensitive variables: the Env hides them
+// and their values, as the helper's would.
+func Sensitive(names ...string) Option {
+	return func(o *options) { o.sensitive = append(o.sensitive, names...) }
 }
 
 func build(opts []Option) options {
@@ -78,7 +93,7 @@ func run(t testing.TB, d *modules.Def, args map[string]cty.Value, apply bool, o 
 			t.Fatalf("%s: invalid arguments: %v", d.Info().Name, errs)
 		}
 	}
-	env := modules.NewEnv(d.Info(), nil)
+	env := modules.NewEnv(d.Info(), o.sensitive)
 	env.SetSecrets(modules.SecretStrings(norm, env.SensitiveArgs()))
 	if o.env != nil {
 		o.env(env)
@@ -134,6 +149,9 @@ func Timeline(t testing.TB, m modules.Module, args map[string]cty.Value, opts ..
 	steps := []string{"check", "apply", "check after apply", "apply again"}
 	for i, step := range steps {
 		apply := i%2 == 1
+		if o.before != nil {
+			o.before(t, step)
+		}
 		res, err := run(t, d, args, apply, o)
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
