@@ -263,7 +263,7 @@ func TestRacingUser(t *testing.T) {
 func setgidProgram(t *testing.T, d string, res *modules.Result, _ error) string {
 	p := d + "/home/new"
 	defer os.RemoveAll(p)
-	if res == nil || res.Data.(map[string]any)["exists"] != false {
+	if res == nil || res.Data.(fileResult).Exists {
 		return ""
 	}
 	fi, err := os.Lstat(p)

@@ -77,7 +77,8 @@ func TestCommandOutputRedactedBeforeItIsCut(t *testing.T) {
 	}
 	// The whole secret was kept past the cap, so it is replaced whole and nothing is left out.
 	want := strings.Repeat("x", 995) + modules.Redacted
-	for name, got := range map[string]string{"stdout": res.Data.(map[string]any)["stdout"].(string), "stderr": res.Data.(map[string]any)["stderr"].(string), "failure stderr": f.Stderr} {
+	data := res.Data.(commandResult)
+	for name, got := range map[string]string{"stdout": data.Stdout, "stderr": data.Stderr, "failure stderr": f.Stderr} {
 		if got != want {
 			t.Errorf("%s = …%q; want 995 x and %s", name, got[max(0, len(got)-60):], modules.Redacted)
 		}

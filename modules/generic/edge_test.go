@@ -144,14 +144,14 @@ func TestCommandResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != modules.StatusChanged || res.Data.(map[string]any)["rc"] != 4 || res.Data.(map[string]any)["stdout"] != "from stdin\n" || res.Data.(map[string]any)["stderr"] != "to err a b\n" {
+	if d := res.Data.(commandResult); res.Status != modules.StatusChanged || rcOf(d) != 4 || d.Stdout != "from stdin\n" || d.Stderr != "to err a b\n" {
 		t.Errorf("result = %+v %v", res, res.Data)
 	}
 
 	// A failure still registers rc and output and carries stderr for the report.
 	res, err = moduletest.Run(t, Shell{}, map[string]cty.Value{"cmd": s("echo out; echo why >&2; exit 2")}, true)
 	var f *modules.Failure
-	if !errors.As(err, &f) || f.Stderr != "why\n" || res == nil || res.Data.(map[string]any)["rc"] != 2 || res.Data.(map[string]any)["stdout"] != "out\n" {
+	if !errors.As(err, &f) || f.Stderr != "why\n" || res == nil || rcOf(res.Data.(commandResult)) != 2 || res.Data.(commandResult).Stdout != "out\n" {
 		t.Errorf("err = %v, result = %+v", err, res)
 	}
 
@@ -166,9 +166,17 @@ func TestCommandResults(t *testing.T) {
 	}
 	// ...and a guard that says there is nothing to do is ok in both modes.
 	res, _ = moduletest.Run(t, Command{}, map[string]cty.Value{"cmd": s("false"), "unless": s("true")}, false)
-	if res.Status != modules.StatusOK || res.Data.(map[string]any)["skipped_by"] != "unless" {
+	if res.Status != modules.StatusOK || res.Data.(commandResult).SkippedBy != "unless" {
 		t.Errorf("unless = %+v", res)
 	}
+}
+
+// rcOf is a command's exit code, -1 when it has none.
+func rcOf(d commandResult) int {
+	if d.RC == nil {
+		return -1
+	}
+	return *d.RC
 }
 
 func TestCommandOutputCapped(t *testing.T) {
@@ -177,7 +185,7 @@ func TestCommandOutputCapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := res.Data.(map[string]any)["stdout"].(string)
+	out := res.Data.(commandResult).Stdout
 	if !strings.HasPrefix(out, strings.Repeat("x", 1000)+"\n[output truncated: 4000 more bytes") {
 		t.Errorf("stdout = %q…", out[:min(len(out), 1100)])
 	}
