@@ -92,6 +92,27 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+// TestRedactExecutorData: data as an executor returns it (a cty object converted from what
+// the helper sent) has every secret hidden too, at any depth; other values stay as they are.
+func TestRedactExecutorData(t *testing.T) {
+	r := &Result{Data: cty.ObjectVal(map[string]cty.Value{
+		"stdout": cty.StringVal("token s3cr3t-token"),
+		"lines":  cty.ListVal([]cty.Value{cty.StringVal("s3cr3t-token"), cty.StringVal("plain")}),
+		"rc":     cty.Zero,
+		"none":   cty.NullVal(cty.String),
+	})}
+	r.Redact([]string{"s3cr3t-token"})
+	want := cty.ObjectVal(map[string]cty.Value{
+		"stdout": cty.StringVal("token " + Redacted),
+		"lines":  cty.ListVal([]cty.Value{cty.StringVal(Redacted), cty.StringVal("plain")}),
+		"rc":     cty.Zero,
+		"none":   cty.NullVal(cty.String),
+	})
+	if got, ok := r.Data.(cty.Value); !ok || !got.RawEquals(want) {
+		t.Errorf("data = %#v\nwant   %#v", r.Data, want)
+	}
+}
+
 func TestNewEnvSensitive(t *testing.T) {
 	info := Info{Schema: Schema{Args: []Arg{{Name: "a", Type: cty.String, Sensitive: true}, {Name: "b", Type: cty.String}}}}
 	env := NewEnv(info, []string{"c"})

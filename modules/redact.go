@@ -315,7 +315,7 @@ func (c *Capture) String() string {
 }
 
 // Redact replaces every occurrence of each secret in the result's text (message, warnings,
-// diff, data held as a map) with Redacted; a result struct's strings are redacted as
+// diff, data held as a map or as the cty object an executor returns) with Redacted; a result struct's strings are redacted as
 // Def.Value converts them. Modules already keep sensitive arguments out of their
 // output; this is the net under them, e.g. for a command that echoes its stdin. Secrets
 // shorter than 4 bytes are skipped, as NewRedactor says.
@@ -337,8 +337,14 @@ func (r *Result) Redact(secrets []string) {
 		r.Diff.BeforeHeader = rep.Redact(r.Diff.BeforeHeader)
 		r.Diff.AfterHeader = rep.Redact(r.Diff.AfterHeader)
 	}
-	if m, ok := r.Data.(map[string]any); ok {
-		r.Data = redactAny(rep, m)
+	switch d := r.Data.(type) {
+	case map[string]any:
+		r.Data = redactAny(rep, d)
+	case cty.Value:
+		// data as an executor returns it, converted from what the helper sent
+		if v, err := redactValue(rep, d); err == nil {
+			r.Data = v
+		}
 	}
 }
 

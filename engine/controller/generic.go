@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/generic"
 )
 
 // The controller halves of the generic modules (modules/generic): copy and template write
@@ -22,19 +24,42 @@ func init() {
 	RegisterRunner("assert", runAssert)
 }
 
+// argsOf decodes a module's arguments into its argument struct through the module's Def,
+// as the helper decodes them: every argument present or defaulted, each of its declared
+// type. v must hold no marks.
+func argsOf[A any](module string, v cty.Value) (A, error) {
+	var zero A
+	d, ok := modules.Lookup(module)
+	if !ok {
+		return zero, fmt.Errorf("module %q is not registered", module)
+	}
+	a, _, err := d.Args(v)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", module, err)
+	}
+	typed, ok := a.(A)
+	if !ok {
+		return zero, fmt.Errorf("%s: arguments decode to %T, not %T", module, a, zero)
+	}
+	return typed, nil
+}
+
 // prepareCopy reads src on the controller and hands the host its content.
 func prepareCopy(_ context.Context, env *Env, args cty.Value) (cty.Value, error) {
-	src := args.GetAttr("src")
-	if src.IsNull() {
+	plain, pvm := args.UnmarkDeepWithPaths()
+	a, err := argsOf[generic.CopyArgs]("copy", plain)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	if a.Src == nil {
 		return args, nil
 	}
-	plain, marks := src.Unmark()
-	b, err := os.ReadFile(controllerPath(env, plain.AsString()))
+	b, err := os.ReadFile(controllerPath(env, *a.Src))
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("copy src: %w", err)
 	}
 	return setAttrs(args, map[string]cty.Value{
-		"content": cty.StringVal(string(b)).WithMarks(marks),
+		"content": cty.StringVal(string(b)).MarkWithPaths(marksUnder(pvm, "src")),
 		"src":     cty.NullVal(cty.String),
 	}), nil
 }
@@ -44,17 +69,24 @@ func prepareCopy(_ context.Context, env *Env, args cty.Value) (cty.Value, error)
 // input makes the rendered content sensitive.
 func prepareTemplate(_ context.Context, env *Env, args cty.Value) (cty.Value, error) {
 	plain, pvm := args.UnmarkDeepWithPaths()
+	a, err := argsOf[generic.TemplateArgs]("template", plain)
+	if err != nil {
+		return cty.NilVal, err
+	}
 	var text, name string
-	if src := plain.GetAttr("src"); !src.IsNull() {
-		name = controllerPath(env, src.AsString())
+	switch {
+	case a.Src != nil:
+		name = controllerPath(env, *a.Src)
 		b, err := os.ReadFile(name)
 		if err != nil {
 			return cty.NilVal, fmt.Errorf("template src: %w", err)
 		}
 		text = string(b)
-	} else {
+	case a.Content != nil:
 		name = "<content>"
-		text = plain.GetAttr("content").AsString()
+		text = *a.Content
+	default:
+		return cty.NilVal, errors.New("template: neither src nor content is set")
 	}
 	expr, diags := hclsyntax.ParseTemplate([]byte(text), name, hcl.InitialPos)
 	if diags.HasErrors() {
@@ -67,12 +99,15 @@ func prepareTemplate(_ context.Context, env *Env, args cty.Value) (cty.Value, er
 		ectx = &hcl.EvalContext{}
 	}
 	ectx.Variables = map[string]cty.Value{}
-	if vars := args.GetAttr("vars"); !vars.IsNull() {
-		// Keep marks here so a sensitive var marks the output.
+	if !a.Vars.IsNull() {
+		if !(a.Vars.Type().IsObjectType() || a.Vars.Type().IsMapType()) {
+			return cty.NilVal, errors.New("template: vars must be an object")
+		}
+		// Put the marks back so that a sensitive var marks the output.
+		vars, marks := a.Vars.MarkWithPaths(marksUnder(pvm, "vars")).Unmark()
 		for it := vars.ElementIterator(); it.Next(); {
 			k, v := it.Element()
-			k, _ = k.Unmark()
-			ectx.Variables[k.AsString()] = v
+			ectx.Variables[k.AsString()] = v.WithMarks(marks)
 		}
 	}
 	out, diags := expr.Value(ectx)
@@ -87,15 +122,8 @@ func prepareTemplate(_ context.Context, env *Env, args cty.Value) (cty.Value, er
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("template: %w", err)
 	}
-	content := cty.StringVal(rendered).WithMarks(outMarks)
 	// Marks on src or content (the template text itself) carry over as well.
-	for _, pm := range pvm {
-		if len(pm.Path) > 0 {
-			if s, ok := pm.Path[0].(cty.GetAttrStep); ok && (s.Name == "src" || s.Name == "content") {
-				content = content.WithMarks(pm.Marks)
-			}
-		}
-	}
+	content := cty.StringVal(rendered).WithMarks(outMarks).MarkWithPaths(marksUnder(pvm, "src", "content"))
 	return setAttrs(args, map[string]cty.Value{
 		"content": content,
 		"src":     cty.NullVal(cty.String),
@@ -105,22 +133,30 @@ func prepareTemplate(_ context.Context, env *Env, args cty.Value) (cty.Value, er
 
 // runAssert checks the conditions; it never touches the host.
 func runAssert(_ context.Context, _ *Env, args cty.Value) (*modules.Result, error) {
-	that, _ := args.GetAttr("that").Unmark()
-	failMsg, _ := args.GetAttr("fail_msg").Unmark()
-	okMsg, _ := args.GetAttr("success_msg").Unmark()
-	if that.IsNull() {
-		return nil, errors.New("assert: that is null")
-	}
+	plain, _ := args.UnmarkDeep()
+	// A condition not known yet (check mode, before a value it reads is known) cannot fail
+	// the host now: it is taken as holding, and the result is unknown unless another
+	// condition is false.
 	unknown := false
-	for i, c := range that.AsValueSlice() {
-		c, _ = c.Unmark()
-		switch {
-		case !c.IsKnown():
-			unknown = true // check mode before the value can be known
-		case c.IsNull() || c.False():
-			msg := fmt.Sprintf("condition %d of %d is false", i+1, that.LengthInt())
-			if !failMsg.IsNull() {
-				msg = failMsg.AsString() + " (" + msg + ")"
+	known, err := cty.Transform(plain, func(_ cty.Path, v cty.Value) (cty.Value, error) {
+		if !v.IsKnown() && v.Type() == cty.Bool {
+			unknown = true
+			return cty.True, nil
+		}
+		return v, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	a, err := argsOf[generic.AssertArgs]("assert", known)
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range a.That {
+		if c == nil || !*c {
+			msg := fmt.Sprintf("condition %d of %d is false", i+1, len(a.That))
+			if a.FailMsg != nil {
+				msg = *a.FailMsg + " (" + msg + ")"
 			}
 			return nil, errors.New(msg)
 		}
@@ -129,10 +165,25 @@ func runAssert(_ context.Context, _ *Env, args cty.Value) (*modules.Result, erro
 		return &modules.Result{Status: modules.StatusUnknown, Msg: "a condition depends on a value known only after apply"}, nil
 	}
 	msg := "all conditions hold"
-	if !okMsg.IsNull() {
-		msg = okMsg.AsString()
+	if a.SuccessMsg != nil {
+		msg = *a.SuccessMsg
 	}
 	return &modules.Result{Status: modules.StatusOK, Msg: msg}, nil
+}
+
+// marksUnder returns the marks found under the named attributes, with paths relative to
+// the attribute; the marks at the attribute itself have an empty path.
+func marksUnder(pvm []cty.PathValueMarks, names ...string) []cty.PathValueMarks {
+	var out []cty.PathValueMarks
+	for _, pm := range pvm {
+		if len(pm.Path) == 0 {
+			continue
+		}
+		if s, ok := pm.Path[0].(cty.GetAttrStep); ok && slices.Contains(names, s.Name) {
+			out = append(out, cty.PathValueMarks{Path: pm.Path[1:], Marks: pm.Marks})
+		}
+	}
+	return out
 }
 
 func convertToString(v cty.Value) (string, error) {

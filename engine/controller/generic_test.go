@@ -36,6 +36,9 @@ func TestTemplatePrepare(t *testing.T) {
 		{"file with context and functions", map[string]cty.Value{"src": s("motd.tpl"), "vars": cty.ObjectVal(map[string]cty.Value{"nics": cty.TupleVal([]cty.Value{s("eth0"), s("eth1")})})},
 			"eth0: WEB1\neth1: WEB1\n", false, ""},
 		{"sensitive var marks the output", map[string]cty.Value{"content": s("pw=${pw}\n"), "vars": cty.ObjectVal(map[string]cty.Value{"pw": s("x").Mark("sensitive")})}, "pw=x\n", true, ""},
+		{"an unused sensitive var does not", map[string]cty.Value{"content": s("fixed\n"), "vars": cty.ObjectVal(map[string]cty.Value{"pw": s("x").Mark("sensitive")})}, "fixed\n", false, ""},
+		{"sensitive template text marks the output", map[string]cty.Value{"content": s("pw=x\n").Mark("sensitive")}, "pw=x\n", true, ""},
+		{"a map of vars", map[string]cty.Value{"content": s("${a}${b}"), "vars": cty.MapVal(map[string]cty.Value{"a": s("1"), "b": s("2")})}, "12", false, ""},
 		{"undefined name", map[string]cty.Value{"content": s("${nope}")}, "", false, "Unknown variable"},
 		{"syntax error", map[string]cty.Value{"content": s("%{ if }")}, "", false, "template:"},
 		{"missing file", map[string]cty.Value{"src": s("nope.tpl")}, "", false, "nope.tpl"},
@@ -86,6 +89,16 @@ func TestCopyPrepare(t *testing.T) {
 		setAttrs(args, map[string]cty.Value{"src": s("missing")})); err == nil {
 		t.Error("a missing src must fail")
 	}
+	// A sensitive src makes the content read from it sensitive.
+	out, err = prepareCopy(context.Background(), &Env{Dir: dir}, setAttrs(args, map[string]cty.Value{"src": s("ifcfg").Mark("sensitive")}))
+	if err != nil || !out.GetAttr("content").IsMarked() {
+		t.Errorf("prepared = %#v, %v", out, err)
+	}
+	// Content given inline goes on as it is.
+	inline := setAttrs(args, map[string]cty.Value{"src": cty.NullVal(cty.String), "content": s("x")})
+	if out, err = prepareCopy(context.Background(), &Env{Dir: dir}, inline); err != nil || !out.RawEquals(inline) {
+		t.Errorf("prepared = %#v, %v", out, err)
+	}
 }
 
 func TestAssert(t *testing.T) {
@@ -101,6 +114,8 @@ func TestAssert(t *testing.T) {
 		{"fail_msg", map[string]cty.Value{"that": list(cty.False), "fail_msg": s("MTU is wrong")}, "", "MTU is wrong (condition 1 of 1 is false)"},
 		{"unknown in check", map[string]cty.Value{"that": list(cty.UnknownVal(cty.Bool))}, modules.StatusUnknown, ""},
 		{"marked", map[string]cty.Value{"that": list(cty.True.Mark("sensitive"))}, modules.StatusOK, ""},
+		{"false beats unknown", map[string]cty.Value{"that": list(cty.UnknownVal(cty.Bool), cty.False)}, "", "condition 2 of 2 is false"},
+		{"null is false", map[string]cty.Value{"that": list(cty.True, cty.NullVal(cty.Bool))}, "", "condition 2 of 2 is false"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

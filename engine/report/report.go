@@ -125,12 +125,12 @@ func (t Task) Name() string {
 
 // RunPoint is one run in the trend.
 type RunPoint struct {
-	Run         int64     `json:"run"`
-	When        time.Time `json:"when"`
-	Mode        string    `json:"mode"`
-	Runbook     string    `json:"runbook"`
-	ExitCode    int       `json:"exit_code"`
-	Finished    bool      `json:"finished"`
+	Run      int64     `json:"run"`
+	When     time.Time `json:"when"`
+	Mode     string    `json:"mode"`
+	Runbook  string    `json:"runbook"`
+	ExitCode int       `json:"exit_code"`
+	Finished bool      `json:"finished"`
 	Summary
 }
 

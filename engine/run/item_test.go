@@ -40,7 +40,7 @@ func (x *scriptedExec) Run(_ context.Context, c Call, apply bool) (*modules.Resu
 	res := &modules.Result{Status: modules.Status(st)}
 	if rc != "" {
 		n, _ := strconv.Atoi(rc)
-		res.Data = map[string]any{"rc": n}
+		res.Data = wireData("command", map[string]any{"rc": n})
 	}
 	if st == "fail" {
 		res.Status = modules.StatusChanged

@@ -21,7 +21,7 @@ func (wordsExec) Run(_ context.Context, c Call, _ bool) (*modules.Result, error)
 		words = append(words, strings.Fields(v.AsString())...)
 	}
 	out := strings.Join(words, "\n")
-	return &modules.Result{Status: modules.StatusChanged, Msg: "printed " + out, Data: map[string]any{"stdout": out}},
+	return &modules.Result{Status: modules.StatusChanged, Msg: "printed " + out, Data: wireData("command", map[string]any{"stdout": out})},
 		&modules.Failure{Msg: "exited with 1", Stderr: out}
 }
 

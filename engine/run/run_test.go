@@ -162,13 +162,13 @@ func (x fakeExec) Run(_ context.Context, c Call, apply bool) (*modules.Result, e
 		}
 		x.h.calls = append(x.h.calls, mode+" command "+argv[0].AsString())
 		if argv[0].AsString() == "false" {
-			return &modules.Result{Status: modules.StatusChanged, Data: map[string]any{"rc": 1}},
+			return &modules.Result{Status: modules.StatusChanged, Data: wireData("command", map[string]any{"rc": 1})},
 				&modules.Failure{Msg: "command exited 1", Stderr: "boom " + strings.Join(stringsOf(argv), " ")}
 		}
 		if !apply {
 			return &modules.Result{Status: modules.StatusDrift}, nil
 		}
-		return &modules.Result{Status: modules.StatusChanged, Data: map[string]any{"rc": 0, "stdout": "hello"}}, nil
+		return &modules.Result{Status: modules.StatusChanged, Data: wireData("command", map[string]any{"rc": 0, "stdout": "hello"})}, nil
 	}
 	return nil, fmt.Errorf("fake executor has no module %s", module)
 }

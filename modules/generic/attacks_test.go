@@ -17,6 +17,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 // The attacks below are played by a real unprivileged process: uid and gid 65534 with no
@@ -136,7 +137,7 @@ func TestRacingUser(t *testing.T) {
 			script: `my $n = 0; while (1) { opendir D, "."; for (readdir D) { next unless /\.runbook-/; next if -l $_; if (rename $_, "moved" . $n++) { symlink "$d/private/secret", $_ } } closedir D }`,
 			tries:  50,
 			run: func(t *testing.T, d string) (*modules.Result, error) {
-				return run(t, Copy{}, map[string]cty.Value{"dest": s(d + "/home/cfg"), "content": s("Port 22\n"),
+				return moduletest.Run(t, Copy{}, map[string]cty.Value{"dest": s(d + "/home/cfg"), "content": s("Port 22\n"),
 					"validate": s(`awk '{print "%s line " NR ": Bad configuration option: " $1 > "/dev/stderr"} END {exit 1}' %s`)}, true)
 			},
 			breach: func(t *testing.T, d string, res *modules.Result, err error) string {
@@ -154,7 +155,7 @@ func TestRacingUser(t *testing.T) {
 			script: `while (1) { opendir D, "."; for (readdir D) { next unless /^\.cfg\.runbook-/ && -s $_; if (rename $_, "held") { open F, ">", $_; print F "Port 22\n"; close F; select undef, undef, undef, 0.001; rename "held", $_ } } closedir D }`,
 			tries:  50,
 			run: func(t *testing.T, d string) (*modules.Result, error) {
-				return run(t, Copy{}, map[string]cty.Value{"dest": s(d + "/home/cfg"), "content": s("Bogus yes\n"),
+				return moduletest.Run(t, Copy{}, map[string]cty.Value{"dest": s(d + "/home/cfg"), "content": s("Bogus yes\n"),
 					"validate": s(`grep -q '^Port ' %s`)}, true)
 			},
 			breach: func(t *testing.T, d string, res *modules.Result, err error) string {
@@ -171,7 +172,7 @@ func TestRacingUser(t *testing.T) {
 			script: `while (1) { if (rmdir "new") { open F, ">", "new"; print F "#!/bin/sh\nid\n"; close F; chmod 0755, "new" } }`,
 			tries:  400,
 			run: func(t *testing.T, d string) (*modules.Result, error) {
-				return run(t, File{}, map[string]cty.Value{"path": s(d + "/home/new"), "state": s("directory"), "mode": s("2775"), "group": s("4")}, true)
+				return moduletest.Run(t, File{}, map[string]cty.Value{"path": s(d + "/home/new"), "state": s("directory"), "mode": s("2775"), "group": s("4")}, true)
 			},
 			breach: setgidProgram,
 		},
@@ -182,7 +183,7 @@ func TestRacingUser(t *testing.T) {
 			script: `while (1) { if (-f "new" && !-o "new" && unlink "new") { open F, ">", "new"; print F "#!/bin/sh\nid\n"; close F; chmod 0755, "new" } }`,
 			tries:  400,
 			run: func(t *testing.T, d string) (*modules.Result, error) {
-				return run(t, File{}, map[string]cty.Value{"path": s(d + "/home/new"), "state": s("file"), "mode": s("2775"), "group": s("4")}, true)
+				return moduletest.Run(t, File{}, map[string]cty.Value{"path": s(d + "/home/new"), "state": s("file"), "mode": s("2775"), "group": s("4")}, true)
 			},
 			breach: setgidProgram,
 		},
@@ -220,7 +221,7 @@ func TestRacingUser(t *testing.T) {
 					{File{}, map[string]cty.Value{"path": s(d + "/home/sub/secret"), "mode": s("0644"), "owner": s("65534")}},
 				} {
 					for _, apply := range []bool{false, true} {
-						res, err := run(t, c.m, c.args, apply)
+						res, err := moduletest.Run(t, c.m, c.args, apply)
 						out = append(out, told(res, err))
 						errs = append(errs, err)
 					}
@@ -262,7 +263,7 @@ func TestRacingUser(t *testing.T) {
 func setgidProgram(t *testing.T, d string, res *modules.Result, _ error) string {
 	p := d + "/home/new"
 	defer os.RemoveAll(p)
-	if res == nil || res.Data.(map[string]any)["exists"] != false {
+	if res == nil || res.Data.(fileResult).Exists {
 		return ""
 	}
 	fi, err := os.Lstat(p)
@@ -301,14 +302,14 @@ func TestMovedLink(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := attackTree(t)
-			if _, err := run(t, File{}, map[string]cty.Value{"path": s(d + "/home/config.yml"), "state": s("link"), "src": s(d + "/private/secret")}, true); err != nil {
+			if _, err := moduletest.Run(t, File{}, map[string]cty.Value{"path": s(d + "/home/config.yml"), "state": s("link"), "src": s(d + "/private/secret")}, true); err != nil {
 				t.Fatal(err)
 			}
 			mv := asAttacker(t, d+"/home/robots.txt", "mv", d+"/home/config.yml")
 			if out, err := mv.CombinedOutput(); err != nil {
 				t.Fatalf("mv: %v %s", err, out)
 			}
-			res, err := run(t, tt.m, tt.args(d+"/home/robots.txt"), tt.apply)
+			res, err := moduletest.Run(t, tt.m, tt.args(d+"/home/robots.txt"), tt.apply)
 			want := d + "/home/robots.txt is a link owned by root (uid 0) to " + d + "/private/secret, in " + d + "/home, which belongs to nobody (uid 65534): not followed"
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("err = %v, want %q", err, want)
@@ -367,7 +368,7 @@ func TestHardLinkedFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := snapshotOpt(t, d, false)
-			res, err := run(t, tt.m, tt.args(d+"/home/x"), tt.apply)
+			res, err := moduletest.Run(t, tt.m, tt.args(d+"/home/x"), tt.apply)
 			want := d + strings.ReplaceAll(tt.want, "%s", d)
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("err = %v, want %q", err, want)
@@ -428,7 +429,7 @@ func TestLargeFiles(t *testing.T) {
 			var a, b runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&a)
-			res, err := run(t, tt.m, args, false)
+			res, err := moduletest.Run(t, tt.m, args, false)
 			runtime.ReadMemStats(&b)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -482,7 +483,7 @@ func TestLinkWarnings(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			res, err := run(t, tt.m, tt.args(d), false)
+			res, err := moduletest.Run(t, tt.m, tt.args(d), false)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,33 +9,99 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/zclconf/go-cty/cty"
-
 	"github.com/runbook/runbook/internal/sh"
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/host"
 )
 
 var (
-	_ modules.Runner[cty.Value] = Command{}
-	_ modules.Runner[cty.Value] = Shell{}
+	_ modules.Runner[commandArgs] = Command{}
+	_ modules.Runner[shellArgs]   = Shell{}
 )
 
+// commandArgs are command's arguments. Elements of argv, env and ok_codes may be null (a
+// variable that is), which Run reports; an ok_code may be a fraction, which Run refuses
+// with a message of its own.
+type commandArgs struct {
+	Cmd     *string            `cty:"cmd"`
+	Argv    []*string          `cty:"argv"`
+	Chdir   *string            `cty:"chdir"`
+	Creates *string            `cty:"creates"`
+	Removes *string            `cty:"removes"`
+	Unless  *string            `cty:"unless"`
+	Env     map[string]*string `cty:"env"`
+	Stdin   *string            `cty:"stdin"`
+	OKCodes []*float64         `cty:"ok_codes"`
+}
+
+// shellArgs are shell's arguments; the guards are command's.
+type shellArgs struct {
+	Cmd        string             `cty:"cmd"`
+	Executable string             `cty:"executable"`
+	Chdir      *string            `cty:"chdir"`
+	Creates    *string            `cty:"creates"`
+	Removes    *string            `cty:"removes"`
+	Unless     *string            `cty:"unless"`
+	Env        map[string]*string `cty:"env"`
+	Stdin      *string            `cty:"stdin"`
+	OKCodes    []*float64         `cty:"ok_codes"`
+}
+
+// commandResult is what command and shell register.
+type commandResult struct {
+	// RC is nil when the command did not run (a guard, check mode) or was stopped.
+	RC        *int   `cty:"rc"`
+	Stdout    string `cty:"stdout"`
+	Stderr    string `cty:"stderr"`
+	SkippedBy string `cty:"skipped_by"`
+}
+
+// guardSpec is what command and shell share: the guards and how the program runs, with env
+// as sorted "NAME=value" entries and ok_codes as a set of whole numbers.
+type guardSpec struct {
+	dir, creates, removes, unless, stdin string
+	env                                  []string
+	okCodes                              map[int]bool
+}
+
+// newGuardSpec checks and canonicalises the arguments command and shell share.
+func newGuardSpec(chdir, creates, removes, unless, stdin *string, env map[string]*string, okCodes []*float64) (guardSpec, error) {
+	g := guardSpec{dir: deref(chdir), creates: deref(creates), removes: deref(removes), unless: deref(unless), stdin: deref(stdin), okCodes: map[int]bool{}}
+	for k, v := range env {
+		if v == nil {
+			return g, fmt.Errorf("env %q is null", k)
+		}
+		g.env = append(g.env, k+"="+*v)
+	}
+	sort.Strings(g.env)
+	for _, c := range okCodes {
+		if c == nil {
+			return g, fmt.Errorf("ok_codes contains null")
+		}
+		n, acc := big.NewFloat(*c).Int64()
+		if acc != big.Exact {
+			return g, fmt.Errorf("ok_codes: %s is not a whole number", big.NewFloat(*c).String())
+		}
+		g.okCodes[int(n)] = true
+	}
+	return g, nil
+}
+
 // Run runs the program unless a guard says there is nothing to do.
-func (Command) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
+func (Command) Run(ctx context.Context, env *modules.Env, args commandArgs, apply bool) (*modules.Result, error) {
 	var argv []string
 	// The line shown is rebuilt from argv, quoted anew: a cmd that is secret as a whole
 	// would not be recognised in it, so it is not shown at all.
 	hide := false
-	if v := args.GetAttr("argv"); !v.IsNull() {
-		for i, e := range v.AsValueSlice() {
-			if e.IsNull() {
+	if args.Argv != nil {
+		for i, e := range args.Argv {
+			if e == nil {
 				return nil, fmt.Errorf("argv[%d] is null", i)
 			}
-			argv = append(argv, e.AsString())
+			argv = append(argv, *e)
 		}
 	} else {
-		words, err := splitWords(str(args, "cmd"))
+		words, err := splitWords(deref(args.Cmd))
 		if err != nil {
 			return nil, fmt.Errorf("cmd: %w", err)
 		}
@@ -44,61 +110,44 @@ func (Command) Run(ctx context.Context, env *modules.Env, args cty.Value, apply 
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("the command is empty")
 	}
+	g, err := newGuardSpec(args.Chdir, args.Creates, args.Removes, args.Unless, args.Stdin, args.Env, args.OKCodes)
+	if err != nil {
+		return nil, err
+	}
 	shown := modules.Redacted
 	if !hide {
 		shown = commandLine(env.Redactor(), argv)
 	}
-	return runGuarded(ctx, env, args, apply, argv, "/bin/sh", shown)
+	return runGuarded(ctx, env, g, apply, argv, "/bin/sh", shown)
 }
 
 // Run runs the command line with the shell unless a guard says there is nothing to do.
-func (Shell) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	sh := str(args, "executable")
-	argv := []string{sh, "-c", str(args, "cmd")}
-	return runGuarded(ctx, env, args, apply, argv, sh, commandLine(env.Redactor(), argv))
+func (Shell) Run(ctx context.Context, env *modules.Env, args shellArgs, apply bool) (*modules.Result, error) {
+	g, err := newGuardSpec(args.Chdir, args.Creates, args.Removes, args.Unless, args.Stdin, args.Env, args.OKCodes)
+	if err != nil {
+		return nil, err
+	}
+	argv := []string{args.Executable, "-c", args.Cmd}
+	return runGuarded(ctx, env, g, apply, argv, args.Executable, commandLine(env.Redactor(), argv))
 }
 
 // runGuarded is the shared core of command and shell: guards first (they only read, so
 // they run in check mode too), then the command itself only when applying. shown is the
 // command line as messages show it.
-func runGuarded(ctx context.Context, env *modules.Env, args cty.Value, apply bool, argv []string, shell, shown string) (*modules.Result, error) {
-	dir := str(args, "chdir")
-	var vars []string
-	if v := args.GetAttr("env"); !v.IsNull() {
-		for k, e := range v.AsValueMap() {
-			if e.IsNull() {
-				return nil, fmt.Errorf("env %q is null", k)
-			}
-			vars = append(vars, k+"="+e.AsString())
-		}
-		sort.Strings(vars)
-	}
-	okCodes := map[int]bool{}
-	if v := args.GetAttr("ok_codes"); !v.IsNull() {
-		for _, e := range v.AsValueSlice() {
-			if e.IsNull() {
-				return nil, fmt.Errorf("ok_codes contains null")
-			}
-			n, acc := e.AsBigFloat().Int64()
-			if acc != big.Exact {
-				return nil, fmt.Errorf("ok_codes: %s is not a whole number", e.AsBigFloat().String())
-			}
-			okCodes[int(n)] = true
-		}
-	}
-	data := map[string]any{"rc": nil, "stdout": "", "stderr": "", "skipped_by": ""}
+func runGuarded(ctx context.Context, env *modules.Env, g guardSpec, apply bool, argv []string, shell, shown string) (*modules.Result, error) {
+	var data commandResult
 	skip := func(guard, why string) (*modules.Result, error) {
-		data["skipped_by"] = guard
+		data.SkippedBy = guard
 		return &modules.Result{Status: modules.StatusOK, Data: data, Msg: why}, nil
 	}
 	inDir := func(p string) string {
-		if dir != "" && !filepath.IsAbs(p) {
-			return filepath.Join(dir, p)
+		if g.dir != "" && !filepath.IsAbs(p) {
+			return filepath.Join(g.dir, p)
 		}
 		return p
 	}
 
-	if p := str(args, "creates"); p != "" {
+	if p := g.creates; p != "" {
 		exists, err := pathMatches(inDir(p))
 		if err != nil {
 			return nil, fmt.Errorf("creates: %w", err)
@@ -107,7 +156,7 @@ func runGuarded(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 			return skip("creates", fmt.Sprintf("not run: %s exists", p))
 		}
 	}
-	if p := str(args, "removes"); p != "" {
+	if p := g.removes; p != "" {
 		exists, err := pathMatches(inDir(p))
 		if err != nil {
 			return nil, fmt.Errorf("removes: %w", err)
@@ -116,8 +165,8 @@ func runGuarded(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 			return skip("removes", fmt.Sprintf("not run: %s does not exist", p))
 		}
 	}
-	if u := str(args, "unless"); u != "" {
-		guard, err := host.Exec{Env: env}.Run(ctx, host.Cmd{Argv: []string{shell, "-c", u}, Dir: dir, Env: vars, User: true})
+	if u := g.unless; u != "" {
+		guard, err := host.Exec{Env: env}.Run(ctx, host.Cmd{Argv: []string{shell, "-c", u}, Dir: g.dir, Env: g.env, User: true})
 		if err != nil {
 			return nil, fmt.Errorf("unless: %w", err)
 		}
@@ -130,19 +179,19 @@ func runGuarded(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	if !apply {
 		return &modules.Result{Status: modules.StatusDrift, Data: data, Msg: "would run: " + shown}, nil
 	}
-	out, err := host.Exec{Env: env}.Run(ctx, host.Cmd{Argv: argv, Dir: dir, Env: vars, Stdin: str(args, "stdin"), User: true})
+	out, err := host.Exec{Env: env}.Run(ctx, host.Cmd{Argv: argv, Dir: g.dir, Env: g.env, Stdin: g.stdin, User: true})
 	rc, stderr := out.RC, out.Stderr
-	data["stdout"], data["stderr"] = out.Stdout, stderr
+	data.Stdout, data.Stderr = out.Stdout, stderr
 	if rc >= 0 {
-		data["rc"] = rc
+		data.RC = &rc
 	}
 	res := &modules.Result{Status: modules.StatusChanged, Data: data, Msg: "ran: " + shown}
 	if err != nil {
 		return res, &modules.Failure{Msg: err.Error(), Stderr: stderr}
 	}
-	if !okCodes[rc] {
-		codes := make([]int, 0, len(okCodes))
-		for c := range okCodes {
+	if !g.okCodes[rc] {
+		codes := make([]int, 0, len(g.okCodes))
+		for c := range g.okCodes {
 			codes = append(codes, c)
 		}
 		sort.Ints(codes)

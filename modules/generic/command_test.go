@@ -1,7 +1,6 @@
 package generic
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -11,23 +10,10 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 const token = "hunter2-very-secret"
-
-// secretEnv is the Env the helper builds: the named arguments are sensitive and their
-// values are the secrets.
-func secretEnv(t *testing.T, m modules.Module, args map[string]cty.Value, sensitive ...string) (*modules.Env, cty.Value) {
-	t.Helper()
-	info := m.Info()
-	v, err := info.Schema.Normalize(cty.ObjectVal(args))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := modules.NewEnv(info, sensitive)
-	env.SetSecrets(modules.SecretStrings(v, env.SensitiveArgs()))
-	return env, v
-}
 
 func TestCommandLineRedactedBeforeItIsCut(t *testing.T) {
 	list := func(ws ...string) cty.Value {
@@ -62,8 +48,7 @@ func TestCommandLineRedactedBeforeItIsCut(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env, args := secretEnv(t, tt.m, tt.args, tt.sensitive...)
-			res, err := tt.m.(modules.Runner[cty.Value]).Run(context.Background(), env, args, false)
+			res, err := moduletest.Run(t, tt.m, tt.args, false, moduletest.Sensitive(tt.sensitive...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,18 +69,16 @@ func TestCommandOutputRedactedBeforeItIsCut(t *testing.T) {
 		"cmd": s(`head -c 995 /dev/zero | tr '\0' x; printf %s "$T"; head -c 995 /dev/zero | tr '\0' x >&2; printf %s "$T" >&2; exit 3`),
 		"env": cty.MapVal(map[string]cty.Value{"T": s(token)}),
 	}
-	env, v := secretEnv(t, Shell{}, args, "env")
-	env.OutputLimit = 1000
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := Shell{}.Run(ctx, env, v, true)
+	res, err := moduletest.Run(t, Shell{}, args, true, moduletest.Sensitive("env"),
+		moduletest.WithEnv(func(e *modules.Env) { e.OutputLimit = 1000 }), moduletest.Timeout(10*time.Second))
 	var f *modules.Failure
 	if !errors.As(err, &f) || res == nil {
 		t.Fatalf("err = %v, res = %+v", err, res)
 	}
 	// The whole secret was kept past the cap, so it is replaced whole and nothing is left out.
 	want := strings.Repeat("x", 995) + modules.Redacted
-	for name, got := range map[string]string{"stdout": res.Data.(map[string]any)["stdout"].(string), "stderr": res.Data.(map[string]any)["stderr"].(string), "failure stderr": f.Stderr} {
+	data := res.Data.(commandResult)
+	for name, got := range map[string]string{"stdout": data.Stdout, "stderr": data.Stderr, "failure stderr": f.Stderr} {
 		if got != want {
 			t.Errorf("%s = …%q; want 995 x and %s", name, got[max(0, len(got)-60):], modules.Redacted)
 		}

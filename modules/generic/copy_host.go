@@ -15,30 +15,66 @@ import (
 )
 
 var (
-	_ modules.Runner[cty.Value] = Copy{}
-	_ modules.Runner[cty.Value] = Template{}
-	_ modules.ControllerOnly    = Assert{}
+	_ modules.Runner[CopyArgs]     = Copy{}
+	_ modules.Runner[TemplateArgs] = Template{}
+	_ modules.ControllerOnly       = Assert{}
 )
 
+// CopyArgs are copy's arguments. The controller reads src (engine/controller) and sends
+// its content instead.
+type CopyArgs struct {
+	Dest     string  `cty:"dest"`
+	Content  *string `cty:"content"`
+	Src      *string `cty:"src"`
+	Backup   bool    `cty:"backup"`
+	Validate *string `cty:"validate"`
+	Mode     *string `cty:"mode"`
+	Owner    *string `cty:"owner"`
+	Group    *string `cty:"group"`
+}
+
+// TemplateArgs are template's arguments. The controller renders src or content with vars
+// (engine/controller) and sends the result as content, without src and vars.
+type TemplateArgs struct {
+	Dest    string  `cty:"dest"`
+	Src     *string `cty:"src"`
+	Content *string `cty:"content"`
+	// Vars is an object (or map) of any values, checked by Validate.
+	Vars     cty.Value `cty:"vars"`
+	Backup   bool      `cty:"backup"`
+	Validate *string   `cty:"validate"`
+	Mode     *string   `cty:"mode"`
+	Owner    *string   `cty:"owner"`
+	Group    *string   `cty:"group"`
+}
+
+// writeResult is what copy and template register.
+type writeResult struct {
+	Checksum string `cty:"checksum"`
+	// BackupFile is the backup's path, "" when none was made.
+	BackupFile string `cty:"backup_file"`
+}
+
 // Run writes content to dest when it differs, and sets mode and owner.
-func (Copy) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	if args.GetAttr("content").IsNull() {
+func (Copy) Run(ctx context.Context, env *modules.Env, args CopyArgs, apply bool) (*modules.Result, error) {
+	if args.Content == nil {
 		return nil, errors.New("copy: src must be read on the controller and sent as content")
 	}
 	return writeContent(ctx, env, args, apply)
 }
 
 // Run writes the content the controller rendered; it is copy's code.
-func (Template) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	if args.GetAttr("content").IsNull() {
+func (Template) Run(ctx context.Context, env *modules.Env, args TemplateArgs, apply bool) (*modules.Result, error) {
+	if args.Content == nil {
 		return nil, errors.New("template: the template must be rendered on the controller and sent as content")
 	}
-	return writeContent(ctx, env, args, apply)
+	return writeContent(ctx, env, CopyArgs{Dest: args.Dest, Content: args.Content, Backup: args.Backup,
+		Validate: args.Validate, Mode: args.Mode, Owner: args.Owner, Group: args.Group}, apply)
 }
 
-// writeContent is the host side of copy and template.
-func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	asked := filepath.Clean(str(args, "dest"))
+// writeContent is the host side of copy and template: args.Content is set.
+func writeContent(ctx context.Context, env *modules.Env, args CopyArgs, apply bool) (*modules.Result, error) {
+	asked := filepath.Clean(args.Dest)
 	r, err := resolveFile(asked)
 	if err != nil {
 		return nil, err
@@ -48,13 +84,14 @@ func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply b
 	}
 	defer r.Close()
 	dest := r.Path()
-	want, err := parseMeta(ctx, args)
+	want, err := parseMeta(ctx, args.Mode, args.Owner, args.Group)
 	if err != nil {
 		return nil, err
 	}
-	content := []byte(str(args, "content"))
+	content := []byte(*args.Content)
 	sum := checksum(content)
-	res := &modules.Result{Status: modules.StatusOK, Data: map[string]any{"checksum": sum, "backup_file": ""}}
+	data := writeResult{Checksum: sum}
+	res := &modules.Result{Status: modules.StatusOK, Data: data}
 	if dest != asked {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s is a link; writing its target %s", asked, dest))
 	}
@@ -95,15 +132,14 @@ func writeContent(ctx context.Context, env *modules.Env, args cty.Value, apply b
 		return res, nil
 	}
 	if contentChanged {
-		if exists && boolArg(args, "backup") {
-			name, err := backupFile(env, r)
-			if err != nil {
+		if exists && args.Backup {
+			if data.BackupFile, err = backupFile(env, r); err != nil {
 				return nil, err
 			}
-			res.Data.(map[string]any)["backup_file"] = name
+			res.Data = data
 		}
 		o := keepOpts(fi, want)
-		o.validate = str(args, "validate")
+		o.validate = deref(args.Validate)
 		if _, err := writeAtomic(ctx, env, r, content, o); err != nil {
 			return nil, err
 		}

@@ -1,7 +1,6 @@
 package generic
 
 import (
-	"context"
 	"errors"
 	"os"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/hostfs"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 // TestErrors covers runs that must fail, and fail without touching anything.
@@ -120,7 +120,11 @@ func TestErrors(t *testing.T) {
 				tt.setup(t, dir)
 			}
 			before := snapshotOpt(t, dir, false)
-			_, err := runArgs(t, tt.module, tt.args(dir), tt.apply, !tt.raw)
+			var opts []moduletest.Option
+			if tt.raw {
+				opts = append(opts, moduletest.NoValidate())
+			}
+			_, err := moduletest.Run(t, tt.module, tt.args(dir), tt.apply, opts...)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
@@ -132,25 +136,28 @@ func TestErrors(t *testing.T) {
 }
 
 func TestCommandResults(t *testing.T) {
-	res, err := run(t, Command{}, map[string]cty.Value{"cmd": s(`sh -c 'cat; echo "to err $0" >&2; exit 4' "a b"`),
-		"stdin": s("from stdin\n"), "ok_codes": cty.ListVal([]cty.Value{cty.Zero, cty.NumberIntVal(4)})}, true)
+	res, err := moduletest.Run(t, Command{}, map[string]cty.Value{"cmd": s(`sh -c 'cat; echo "to err $0" >&2; exit 4' "a b"`),
+		"stdin": s("from stdin\n"), "ok_codes": cty.ListVal([]cty.Value{cty.Zero, cty.NumberIntVal(4)})}, true,
+		// stdin is sensitive, so the helper would hide it where the program prints it back;
+		// here the output must show it arrived.
+		moduletest.WithEnv(func(e *modules.Env) { e.SetSecrets(nil) }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != modules.StatusChanged || res.Data.(map[string]any)["rc"] != 4 || res.Data.(map[string]any)["stdout"] != "from stdin\n" || res.Data.(map[string]any)["stderr"] != "to err a b\n" {
+	if d := res.Data.(commandResult); res.Status != modules.StatusChanged || rcOf(d) != 4 || d.Stdout != "from stdin\n" || d.Stderr != "to err a b\n" {
 		t.Errorf("result = %+v %v", res, res.Data)
 	}
 
 	// A failure still registers rc and output and carries stderr for the report.
-	res, err = run(t, Shell{}, map[string]cty.Value{"cmd": s("echo out; echo why >&2; exit 2")}, true)
+	res, err = moduletest.Run(t, Shell{}, map[string]cty.Value{"cmd": s("echo out; echo why >&2; exit 2")}, true)
 	var f *modules.Failure
-	if !errors.As(err, &f) || f.Stderr != "why\n" || res == nil || res.Data.(map[string]any)["rc"] != 2 || res.Data.(map[string]any)["stdout"] != "out\n" {
+	if !errors.As(err, &f) || f.Stderr != "why\n" || res == nil || rcOf(res.Data.(commandResult)) != 2 || res.Data.(commandResult).Stdout != "out\n" {
 		t.Errorf("err = %v, result = %+v", err, res)
 	}
 
 	// Check mode never runs the command, and says what it would run.
 	dir := t.TempDir()
-	res, err = run(t, Shell{}, map[string]cty.Value{"cmd": s("touch " + dir + "/ran")}, false)
+	res, err = moduletest.Run(t, Shell{}, map[string]cty.Value{"cmd": s("touch " + dir + "/ran")}, false)
 	if err != nil || res.Status != modules.StatusDrift || !strings.Contains(res.Msg, "would run: /bin/sh -c") {
 		t.Errorf("check = %+v, %v", res, err)
 	}
@@ -158,36 +165,37 @@ func TestCommandResults(t *testing.T) {
 		t.Error("check mode ran the command")
 	}
 	// ...and a guard that says there is nothing to do is ok in both modes.
-	res, _ = run(t, Command{}, map[string]cty.Value{"cmd": s("false"), "unless": s("true")}, false)
-	if res.Status != modules.StatusOK || res.Data.(map[string]any)["skipped_by"] != "unless" {
+	res, _ = moduletest.Run(t, Command{}, map[string]cty.Value{"cmd": s("false"), "unless": s("true")}, false)
+	if res.Status != modules.StatusOK || res.Data.(commandResult).SkippedBy != "unless" {
 		t.Errorf("unless = %+v", res)
 	}
 }
 
+// rcOf is a command's exit code, -1 when it has none.
+func rcOf(d commandResult) int {
+	if d.RC == nil {
+		return -1
+	}
+	return *d.RC
+}
+
 func TestCommandOutputCapped(t *testing.T) {
-	info := Shell{}.Info()
-	args, _ := info.Schema.Normalize(cty.ObjectVal(map[string]cty.Value{"cmd": s("head -c 5000 /dev/zero | tr '\\0' x")}))
-	env := modules.NewEnv(info, nil)
-	env.OutputLimit = 1000
-	res, err := Shell{}.Run(context.Background(), env, args, true)
+	res, err := moduletest.Run(t, Shell{}, map[string]cty.Value{"cmd": s("head -c 5000 /dev/zero | tr '\\0' x")}, true,
+		moduletest.WithEnv(func(e *modules.Env) { e.OutputLimit = 1000 }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := res.Data.(map[string]any)["stdout"].(string)
+	out := res.Data.(commandResult).Stdout
 	if !strings.HasPrefix(out, strings.Repeat("x", 1000)+"\n[output truncated: 4000 more bytes") {
 		t.Errorf("stdout = %q…", out[:min(len(out), 1100)])
 	}
 }
 
 func TestCommandTimeoutKillsChildren(t *testing.T) {
-	info := Shell{}.Info()
 	// The background sleep keeps stdout open: without killing the process group, the run
 	// would wait for it.
-	args, _ := info.Schema.Normalize(cty.ObjectVal(map[string]cty.Value{"cmd": s("sleep 30 & sleep 30")}))
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
 	start := time.Now()
-	_, err := Shell{}.Run(ctx, modules.NewEnv(info, nil), args, true)
+	_, err := moduletest.Run(t, Shell{}, map[string]cty.Value{"cmd": s("sleep 30 & sleep 30")}, true, moduletest.Timeout(200*time.Millisecond))
 	if err == nil || !strings.Contains(err.Error(), "stopped") {
 		t.Errorf("err = %v", err)
 	}
@@ -199,11 +207,10 @@ func TestCommandTimeoutKillsChildren(t *testing.T) {
 func TestSensitiveContentNeverShown(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(dir+"/secret", []byte("old-password\n"), 0o600)
-	info := Copy{}.Info()
-	args, _ := info.Schema.Normalize(cty.ObjectVal(map[string]cty.Value{"dest": s(dir + "/secret"), "content": s("new-password\n")}))
+	args := map[string]cty.Value{"dest": s(dir + "/secret"), "content": s("new-password\n")}
 	for _, apply := range []bool{false, true} {
-		env := modules.NewEnv(info, []string{"content"}) // content came from a sensitive variable
-		res, err := Copy{}.Run(context.Background(), env, args, apply)
+		// content came from a sensitive variable
+		res, err := moduletest.Run(t, Copy{}, args, apply, moduletest.Sensitive("content"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,11 +238,11 @@ func TestOwnerNeedsRoot(t *testing.T) {
 	}
 	dir := t.TempDir()
 	os.WriteFile(dir+"/f", nil, 0o644)
-	res, err := run(t, File{}, map[string]cty.Value{"path": s(dir + "/f"), "owner": s("0")}, false)
+	res, err := moduletest.Run(t, File{}, map[string]cty.Value{"path": s(dir + "/f"), "owner": s("0")}, false)
 	if err != nil || res.Status != modules.StatusDrift {
 		t.Fatalf("check = %+v, %v", res, err)
 	}
-	if _, err := run(t, File{}, map[string]cty.Value{"path": s(dir + "/f"), "owner": s("0")}, true); err == nil || !strings.Contains(err.Error(), "operation not permitted") {
+	if _, err := moduletest.Run(t, File{}, map[string]cty.Value{"path": s(dir + "/f"), "owner": s("0")}, true); err == nil || !strings.Contains(err.Error(), "operation not permitted") {
 		t.Fatalf("apply err = %v", err)
 	}
 }

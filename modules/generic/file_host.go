@@ -9,23 +9,37 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/zclconf/go-cty/cty"
-
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/hostfs"
 )
 
-var _ modules.Runner[cty.Value] = File{}
+var _ modules.Runner[fileArgs] = File{}
+
+// fileArgs are file's arguments.
+type fileArgs struct {
+	Path  string  `cty:"path"`
+	State string  `cty:"state"`
+	Src   *string `cty:"src"`
+	Force bool    `cty:"force"`
+	Mode  *string `cty:"mode"`
+	Owner *string `cty:"owner"`
+	Group *string `cty:"group"`
+}
+
+// fileResult is what file registers: the path as it was before the task.
+type fileResult struct {
+	Exists bool   `cty:"exists"`
+	Type   string `cty:"type"`
+}
 
 // Run brings path to the wanted state. Symbolic links are followed for "file", "touch" and
 // "directory" (the target's metadata is managed, as chmod would), never for "link" and
 // "absent" (the link itself is managed or removed). A link is followed only when trusted
 // (hostfs.Resolve); an untrusted one is an error for the states that would follow it.
-func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	path := filepath.Clean(str(args, "path"))
-	state := str(args, "state")
-	force := boolArg(args, "force")
-	want, err := parseMeta(ctx, args)
+func (File) Run(ctx context.Context, env *modules.Env, args fileArgs, apply bool) (*modules.Result, error) {
+	path := filepath.Clean(args.Path)
+	state, src, force := args.State, deref(args.Src), args.Force
+	want, err := parseMeta(ctx, args.Mode, args.Owner, args.Group)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +63,7 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 			return nil, fmt.Errorf("inspect %s: %w", path, err)
 		}
 	}
-	res := &modules.Result{Status: modules.StatusOK, Data: map[string]any{"exists": before != nil, "type": typeName(before)}}
+	res := &modules.Result{Status: modules.StatusOK, Data: fileResult{Exists: before != nil, Type: typeName(before)}}
 	isLink := before != nil && before.Mode()&fs.ModeSymlink != 0
 	beforeTarget := ""
 	if isLink {
@@ -96,7 +110,6 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		return res, nil
 
 	case "link":
-		src := str(args, "src")
 		if isLink && beforeTarget == src {
 			break // the right link: only its owner may differ
 		}
@@ -252,7 +265,7 @@ func (File) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		if !creating {
 			curFI = objFI
 		}
-		after = predict(state, str(args, "src"), want, curFI)
+		after = predict(state, src, want, curFI)
 	}
 	res.Diff = &modules.Diff{Before: beforeDesc, After: after, BeforeHeader: path + " (before)", AfterHeader: path + " (after)"}
 	return res, nil

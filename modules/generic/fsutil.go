@@ -14,8 +14,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/zclconf/go-cty/cty"
-
 	"github.com/runbook/runbook/internal/sh"
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/host"
@@ -34,25 +32,20 @@ type meta struct {
 	group    string
 }
 
-// str returns a string argument, "" when null.
-func str(args cty.Value, name string) string {
-	v := args.GetAttr(name)
-	if v.IsNull() {
+// deref returns what p points to, "" for nil (an optional argument not given).
+func deref(p *string) string {
+	if p == nil {
 		return ""
 	}
-	return v.AsString()
+	return *p
 }
 
-func boolArg(args cty.Value, name string) bool {
-	v := args.GetAttr(name)
-	return !v.IsNull() && v.True()
-}
-
-// parseMeta reads mode, owner and group. Names are looked up on the host, so a name the
-// host does not know is an error even in check mode: apply could not succeed.
-func parseMeta(ctx context.Context, args cty.Value) (meta, error) {
-	m := meta{uid: -1, gid: -1, owner: str(args, "owner"), group: str(args, "group")}
-	if s := str(args, "mode"); s != "" {
+// parseMeta reads the mode, owner and group arguments (nil: unmanaged). Names are looked
+// up on the host, so a name the host does not know is an error even in check mode: apply
+// could not succeed.
+func parseMeta(ctx context.Context, mode, owner, group *string) (meta, error) {
+	m := meta{uid: -1, gid: -1, owner: deref(owner), group: deref(group)}
+	if s := deref(mode); s != "" {
 		mode, err := parseMode(s)
 		if err != nil {
 			return m, err

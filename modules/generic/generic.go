@@ -14,13 +14,13 @@ import (
 )
 
 func init() {
-	modules.Register[cty.Value, map[string]any](Command{})
-	modules.Register[cty.Value, map[string]any](Shell{})
-	modules.Register[cty.Value, map[string]any](File{})
-	modules.Register[cty.Value, map[string]any](Line{})
-	modules.Register[cty.Value, map[string]any](Copy{})
-	modules.Register[cty.Value, map[string]any](Template{})
-	modules.Register[cty.Value, map[string]any](Assert{})
+	modules.Register[commandArgs, commandResult](Command{})
+	modules.Register[shellArgs, commandResult](Shell{})
+	modules.Register[fileArgs, fileResult](File{})
+	modules.Register[lineArgs, lineResult](Line{})
+	modules.Register[CopyArgs, writeResult](Copy{})
+	modules.Register[TemplateArgs, writeResult](Template{})
+	modules.Register[AssertArgs, struct{}](Assert{})
 }
 
 var (
@@ -168,17 +168,15 @@ never follow it. A link in a parent directory of path is held to the same rule i
 }
 
 // Validate enforces the rules between state and src.
-func (File) Validate(args cty.Value) []modules.ArgError {
-	state := args.GetAttr("state").AsString()
-	src := args.GetAttr("src")
+func (File) Validate(args fileArgs) []modules.ArgError {
 	var errs []modules.ArgError
-	if state == "link" && src.IsNull() {
+	if args.State == "link" && args.Src == nil {
 		errs = append(errs, modules.ArgError{Arg: "state", Msg: `state = "link" needs src, the link's target.`})
 	}
-	if state != "link" && !src.IsNull() {
+	if args.State != "link" && args.Src != nil {
 		errs = append(errs, modules.ArgError{Arg: "src", Msg: `src is only used with state = "link".`})
 	}
-	if !args.GetAttr("path").IsNull() && !isAbs(args.GetAttr("path").AsString()) {
+	if !isAbs(args.Path) {
 		errs = append(errs, modules.ArgError{Arg: "path", Msg: "path must be absolute."})
 	}
 	return errs
@@ -227,36 +225,37 @@ followed and its target edited, only when trusted, as copy describes (runbook mo
 }
 
 // Validate enforces the rules between state, line and regexp.
-func (Line) Validate(args cty.Value) []modules.ArgError {
+func (Line) Validate(args lineArgs) []modules.ArgError {
 	var errs []modules.ArgError
-	state := args.GetAttr("state").AsString()
-	line, re := args.GetAttr("line"), args.GetAttr("regexp")
-	if state == "present" && line.IsNull() {
+	if args.State == "present" && args.Line == nil {
 		errs = append(errs, modules.ArgError{Arg: "", Msg: `state = "present" needs line, the text that should be in the file.`})
 	}
-	if state == "absent" && line.IsNull() && re.IsNull() {
+	if args.State == "absent" && args.Line == nil && args.Regexp == nil {
 		errs = append(errs, modules.ArgError{Arg: "state", Msg: `state = "absent" needs regexp or line to find what to remove.`})
 	}
-	for _, name := range []string{"regexp", "insert_after", "insert_before"} {
-		v := args.GetAttr(name)
-		if v.IsNull() || (name == "insert_after" && v.AsString() == "EOF") || (name == "insert_before" && v.AsString() == "BOF") {
+	for _, re := range []struct {
+		name   string
+		v      *string
+		anchor string // the word that is no regexp but the start or end
+	}{{"regexp", args.Regexp, ""}, {"insert_after", args.InsertAfter, "EOF"}, {"insert_before", args.InsertBefore, "BOF"}} {
+		if re.v == nil || (re.anchor != "" && *re.v == re.anchor) {
 			continue
 		}
-		if _, err := regexp.Compile(v.AsString()); err != nil {
-			errs = append(errs, modules.ArgError{Arg: name, Msg: "Not a valid regular expression: " + err.Error()})
+		if _, err := regexp.Compile(*re.v); err != nil {
+			errs = append(errs, modules.ArgError{Arg: re.name, Msg: "Not a valid regular expression: " + err.Error()})
 		}
 	}
-	if !line.IsNull() && containsNewline(line.AsString()) {
+	if args.Line != nil && containsNewline(*args.Line) {
 		errs = append(errs, modules.ArgError{Arg: "line", Msg: "line must be a single line; use copy or template for blocks of text."})
 	}
-	errs = append(errs, absolute(args, "path")...)
+	errs = append(errs, absolute("path", args.Path)...)
 	return errs
 }
 
 // absolute requires an absolute path: the helper's working directory is nothing a runbook
 // should depend on.
-func absolute(args cty.Value, name string) []modules.ArgError {
-	if v := args.GetAttr(name); !v.IsNull() && !isAbs(v.AsString()) {
+func absolute(name, path string) []modules.ArgError {
+	if !isAbs(path) {
 		return []modules.ArgError{{Arg: name, Msg: name + " must be an absolute path."}}
 	}
 	return nil
@@ -322,9 +321,9 @@ its directory's owner is neither read nor backed up.`,
 }
 
 // Validate checks that dest is absolute and that validate has its placeholder.
-func (Copy) Validate(args cty.Value) []modules.ArgError {
-	errs := absolute(args, "dest")
-	if v := args.GetAttr("validate"); !v.IsNull() && !containsPlaceholder(v.AsString()) {
+func (Copy) Validate(args CopyArgs) []modules.ArgError {
+	errs := absolute("dest", args.Dest)
+	if args.Validate != nil && !containsPlaceholder(*args.Validate) {
 		errs = append(errs, modules.ArgError{Arg: "validate", Msg: "The validate command must contain %s, where the new file's path goes."})
 	}
 	return errs
@@ -371,12 +370,12 @@ modules copy). src is relative to the runbook's directory.`,
 }
 
 // Validate checks dest, the vars object and the validate placeholder.
-func (Template) Validate(args cty.Value) []modules.ArgError {
-	errs := absolute(args, "dest")
-	if v := args.GetAttr("vars"); !v.IsNull() && !(v.Type().IsObjectType() || v.Type().IsMapType()) {
+func (Template) Validate(args TemplateArgs) []modules.ArgError {
+	errs := absolute("dest", args.Dest)
+	if v := args.Vars; !v.IsNull() && !(v.Type().IsObjectType() || v.Type().IsMapType()) {
 		errs = append(errs, modules.ArgError{Arg: "vars", Msg: "vars must be an object, e.g. { name = host.name }."})
 	}
-	if v := args.GetAttr("validate"); !v.IsNull() && !containsPlaceholder(v.AsString()) {
+	if args.Validate != nil && !containsPlaceholder(*args.Validate) {
 		errs = append(errs, modules.ArgError{Arg: "validate", Msg: "The validate command must contain %s, where the new file's path goes."})
 	}
 	return errs
@@ -415,9 +414,17 @@ aggregator").`,
 // RunsOnController marks assert as the controller's: its code is in engine/controller.
 func (Assert) RunsOnController() {}
 
+// AssertArgs are assert's arguments, which the controller checks (engine/controller). A
+// condition may be null, which counts as false.
+type AssertArgs struct {
+	That       []*bool `cty:"that"`
+	FailMsg    *string `cty:"fail_msg"`
+	SuccessMsg *string `cty:"success_msg"`
+}
+
 // Validate rejects an empty condition list.
-func (Assert) Validate(args cty.Value) []modules.ArgError {
-	if args.GetAttr("that").LengthInt() == 0 {
+func (Assert) Validate(args AssertArgs) []modules.ArgError {
+	if len(args.That) == 0 {
 		return []modules.ArgError{{Arg: "that", Msg: "that needs at least one condition."}}
 	}
 	return nil

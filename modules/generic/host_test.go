@@ -1,7 +1,6 @@
 package generic
 
 import (
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"io/fs"
@@ -15,46 +14,24 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
-// run runs a module the way the helper does: arguments normalised against the schema and
-// validated first.
-func run(t *testing.T, m modules.Module, args map[string]cty.Value, apply bool) (*modules.Result, error) {
-	t.Helper()
-	return runArgs(t, m, args, apply, true)
-}
-
-// runArgs is run with validation optional: values that come from variables reach the host
-// without the controller having seen them.
-func runArgs(t *testing.T, m modules.Module, args map[string]cty.Value, apply, validate bool) (*modules.Result, error) {
-	t.Helper()
-	info := m.Info()
-	v, err := info.Schema.Normalize(cty.ObjectVal(args))
-	if err != nil {
-		t.Fatalf("normalize: %v", err)
-	}
-	if val, ok := m.(modules.Validator[cty.Value]); ok && validate {
-		if errs := val.Validate(v); len(errs) > 0 {
-			t.Fatalf("validate: %v", errs)
-		}
-	}
-	env := modules.NewEnv(info, nil)
-	env.Now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return m.(modules.Runner[cty.Value]).Run(ctx, env, v, apply)
-}
+// fixedClock runs a module at a known time, so that backups have known names.
+var fixedClock = moduletest.WithEnv(func(e *modules.Env) {
+	e.Now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+})
 
 // snapshot describes every path under dir: type, mode, owner, times, content and link
 // target. Two equal snapshots mean nothing changed.
-func snapshot(t *testing.T, dir string) string {
+func snapshot(t testing.TB, dir string) string {
 	t.Helper()
 	return snapshotOpt(t, dir, true)
 }
 
 // snapshotOpt can leave out directory times, which a failed write changes legitimately
 // (its temporary file came and went).
-func snapshotOpt(t *testing.T, dir string, dirTimes bool) string {
+func snapshotOpt(t testing.TB, dir string, dirTimes bool) string {
 	t.Helper()
 	var lines []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -103,11 +80,16 @@ type timelineCase struct {
 	// repeats marks modules that act every time (touch): apply is changed again and
 	// check reports drift again.
 	repeats bool
+	// noDiff marks runs that change the host without a diff to show: a command, a change
+	// of mode alone for copy.
+	noDiff bool
 }
 
 // TestTimelines runs every case through check (drift) → apply (changed) → check (ok) →
 // apply (ok), proving on a real directory that check changes nothing and that a second
-// apply has nothing left to do.
+// apply has nothing left to do. moduletest.Timeline runs the cases that converge with a
+// diff; the few it cannot (touch acts every time, commands and copy's mode alone have no
+// diff) are stepped through here with the same checks.
 func TestTimelines(t *testing.T) {
 	writeFile := func(name, content string, mode fs.FileMode) func(*testing.T, string) {
 		return func(t *testing.T, dir string) {
@@ -151,21 +133,21 @@ func TestTimelines(t *testing.T) {
 		}
 	}
 	cases := []timelineCase{
-		{name: "command creates", module: Command{},
+		{name: "command creates", noDiff: true, module: Command{},
 			args: func(d string) map[string]cty.Value {
 				return map[string]cty.Value{"argv": cty.ListVal([]cty.Value{s("touch"), s(d + "/marker")}), "creates": s(d + "/marker")}
 			}},
-		{name: "command removes", module: Command{},
+		{name: "command removes", noDiff: true, module: Command{},
 			setup: writeFile("junk", "x", 0o644),
 			args: func(d string) map[string]cty.Value {
 				return map[string]cty.Value{"cmd": s("rm '" + d + "/junk'"), "removes": s(d + "/junk")}
 			}},
-		{name: "shell unless", module: Shell{},
+		{name: "shell unless", noDiff: true, module: Shell{},
 			args: func(d string) map[string]cty.Value {
 				return map[string]cty.Value{"cmd": s("echo on > state"), "chdir": s(d), "unless": s(`grep -qx on state`)}
 			},
 			after: content("state", "on\n")},
-		{name: "shell creates with glob and env", module: Shell{},
+		{name: "shell creates with glob and env", noDiff: true, module: Shell{},
 			args: func(d string) map[string]cty.Value {
 				return map[string]cty.Value{"cmd": s(`printf %s "$GREETING" > out.txt`), "chdir": s(d), "creates": s("*.txt"),
 					"env": cty.MapVal(map[string]cty.Value{"GREETING": s("hello")})}
@@ -300,7 +282,7 @@ func TestTimelines(t *testing.T) {
 				return map[string]cty.Value{"dest": s(d + "/out"), "content": s("new\n"), "backup": cty.True, "validate": s("grep -q new %s")}
 			},
 			after: both(content("out", "new\n"), modeIs("out", 0o600), content("out.20260102T030405Z.bak", "old\n"))},
-		{name: "copy mode only", module: Copy{},
+		{name: "copy mode only", noDiff: true, module: Copy{},
 			setup: writeFile("out", "same\n", 0o644),
 			args: func(d string) map[string]cty.Value {
 				return map[string]cty.Value{"dest": s(d + "/out"), "content": s("same\n"), "mode": s("0400")}
@@ -358,42 +340,64 @@ func TestTimelines(t *testing.T) {
 				tc.setup(t, dir)
 			}
 			args := tc.args(dir)
-			step := func(apply bool, want modules.Status) *modules.Result {
-				t.Helper()
-				before := snapshot(t, dir)
-				res, err := run(t, tc.module, args, apply)
-				if err != nil {
-					t.Fatalf("apply=%v: %v", apply, err)
-				}
-				if res.Status != want {
-					t.Fatalf("apply=%v: status %q, want %q (%s)", apply, res.Status, want, res.Msg)
-				}
-				if !apply || want == modules.StatusOK {
-					if after := snapshot(t, dir); after != before {
-						t.Fatalf("apply=%v changed the directory (status %s):\nbefore:\n%s\nafter:\n%s", apply, res.Status, before, after)
-					}
-				}
-				if want != modules.StatusOK && res.Msg == "" {
-					t.Errorf("apply=%v: no message", apply)
-				}
-				return res
-			}
-			checked := step(false, modules.StatusDrift)
-			applied := step(true, modules.StatusChanged)
-			// Check shows the very diff that apply then makes.
-			if (checked.Diff == nil) != (applied.Diff == nil) || (checked.Diff != nil && *checked.Diff != *applied.Diff) {
-				t.Errorf("check's diff differs from apply's:\ncheck: %+v\napply: %+v", checked.Diff, applied.Diff)
-			}
-			if tc.repeats {
-				step(false, modules.StatusDrift)
-				step(true, modules.StatusChanged)
+			var res [4]*modules.Result
+			if tc.repeats || tc.noDiff {
+				res = stepThrough(t, tc, dir, args)
 			} else {
-				step(false, modules.StatusOK)
-				step(true, modules.StatusOK)
+				var before string
+				res = moduletest.Timeline(t, tc.module, args, fixedClock,
+					moduletest.Before(func(t testing.TB, _ string) { before = snapshot(t, dir) }),
+					moduletest.Unchanged(func(t testing.TB, step string) {
+						if after := snapshot(t, dir); after != before {
+							t.Fatalf("%s changed the directory:\nbefore:\n%s\nafter:\n%s", step, before, after)
+						}
+					}))
+			}
+			for i, r := range res[:2] {
+				if r.Msg == "" {
+					t.Errorf("step %d (%s): no message", i+1, r.Status)
+				}
+			}
+			// Check shows the very diff that apply then makes.
+			if checked, applied := res[0], res[1]; (checked.Diff == nil) != (applied.Diff == nil) || (checked.Diff != nil && *checked.Diff != *applied.Diff) {
+				t.Errorf("check's diff differs from apply's:\ncheck: %+v\napply: %+v", checked.Diff, applied.Diff)
 			}
 			if tc.after != nil {
 				tc.after(t, dir)
 			}
 		})
 	}
+}
+
+// stepThrough runs a case's timeline step by step: check (drift), apply (changed), then
+// check and apply again, ok or, for a case that repeats, drift and changed once more. A
+// check, and an apply with nothing to do, must leave the directory as it was.
+func stepThrough(t *testing.T, tc timelineCase, dir string, args map[string]cty.Value) [4]*modules.Result {
+	t.Helper()
+	want := [4]modules.Status{modules.StatusDrift, modules.StatusChanged, modules.StatusOK, modules.StatusOK}
+	if tc.repeats {
+		want[2], want[3] = modules.StatusDrift, modules.StatusChanged
+	}
+	var out [4]*modules.Result
+	for i, w := range want {
+		apply := i%2 == 1
+		before := snapshot(t, dir)
+		res, err := moduletest.Run(t, tc.module, args, apply, fixedClock)
+		if err != nil {
+			t.Fatalf("apply=%v: %v", apply, err)
+		}
+		if res.Status != w {
+			t.Fatalf("apply=%v: status %q, want %q (%s)", apply, res.Status, w, res.Msg)
+		}
+		if !apply || w == modules.StatusOK {
+			if after := snapshot(t, dir); after != before {
+				t.Fatalf("apply=%v changed the directory (status %s):\nbefore:\n%s\nafter:\n%s", apply, res.Status, before, after)
+			}
+		}
+		if w != modules.StatusOK && res.Msg == "" {
+			t.Errorf("apply=%v: no message", apply)
+		}
+		out[i] = res
+	}
+	return out
 }

@@ -10,13 +10,32 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/zclconf/go-cty/cty"
-
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/hostfs"
 )
 
-var _ modules.Runner[cty.Value] = Line{}
+var _ modules.Runner[lineArgs] = Line{}
+
+// lineArgs are line's arguments.
+type lineArgs struct {
+	Path         string  `cty:"path"`
+	Line         *string `cty:"line"`
+	Regexp       *string `cty:"regexp"`
+	State        string  `cty:"state"`
+	InsertAfter  *string `cty:"insert_after"`
+	InsertBefore *string `cty:"insert_before"`
+	Create       bool    `cty:"create"`
+	Backup       bool    `cty:"backup"`
+	Mode         *string `cty:"mode"`
+	Owner        *string `cty:"owner"`
+	Group        *string `cty:"group"`
+}
+
+// lineResult is what line registers.
+type lineResult struct {
+	// BackupFile is the backup's path, "" when none was made.
+	BackupFile string `cty:"backup_file"`
+}
 
 // Run edits one line of the file. The rules, in order: with regexp, the last matching line
 // is replaced (nothing changes when it already is line); without a match, or without
@@ -24,8 +43,8 @@ var _ modules.Runner[cty.Value] = Line{}
 // last insert_after match (EOF: at the end), before the first insert_before match (BOF: at
 // the start), or at the end when those match nothing. state = "absent" removes every line
 // matching regexp, or equal to line.
-func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply bool) (*modules.Result, error) {
-	asked := filepath.Clean(str(args, "path"))
+func (Line) Run(ctx context.Context, env *modules.Env, args lineArgs, apply bool) (*modules.Result, error) {
+	asked := filepath.Clean(args.Path)
 	path := asked
 	r, err := resolveFile(path)
 	if err != nil {
@@ -35,13 +54,14 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		defer r.Close()
 		path = r.Path()
 	}
-	want, err := parseMeta(ctx, args)
+	want, err := parseMeta(ctx, args.Mode, args.Owner, args.Group)
 	if err != nil {
 		return nil, err
 	}
-	compile := func(name string) (*regexp.Regexp, error) {
-		s := str(args, name)
-		if s == "" || (name == "insert_after" && s == "EOF") || (name == "insert_before" && s == "BOF") {
+	eof, bof := deref(args.InsertAfter) == "EOF", deref(args.InsertBefore) == "BOF"
+	compile := func(name string, p *string, anchor bool) (*regexp.Regexp, error) {
+		s := deref(p)
+		if s == "" || anchor {
 			return nil, nil
 		}
 		re, err := regexp.Compile(s)
@@ -50,22 +70,22 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		}
 		return re, nil
 	}
-	re, err := compile("regexp")
+	re, err := compile("regexp", args.Regexp, false)
 	if err != nil {
 		return nil, err
 	}
-	after, err := compile("insert_after")
+	after, err := compile("insert_after", args.InsertAfter, eof)
 	if err != nil {
 		return nil, err
 	}
-	before, err := compile("insert_before")
+	before, err := compile("insert_before", args.InsertBefore, bof)
 	if err != nil {
 		return nil, err
 	}
-	lineArg := args.GetAttr("line")
-	present := str(args, "state") != "absent"
+	present := args.State != "absent"
 
-	res := &modules.Result{Status: modules.StatusOK, Data: map[string]any{"backup_file": ""}}
+	var data lineResult
+	res := &modules.Result{Status: modules.StatusOK, Data: data}
 	if path != asked {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s is a link; editing its target %s", asked, path))
 	}
@@ -80,7 +100,7 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	case !exists && !present:
 		res.Msg = path + " does not exist; nothing to remove"
 		return res, nil
-	case !exists && !boolArg(args, "create"):
+	case !exists && !args.Create:
 		return nil, fmt.Errorf("%s does not exist; set create = true to create it", path)
 	case exists && !fi.Mode().IsRegular():
 		return nil, fmt.Errorf("%s is a %s, not a regular file", path, typeName(fi))
@@ -94,14 +114,9 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 	lines := hostfs.SplitLines(old)
 	var msg string
 	if present {
-		lines, msg = ensureLine(lines, lineArg.AsString(), re, after, before, str(args, "insert_after") == "EOF", str(args, "insert_before") == "BOF")
+		lines, msg = ensureLine(lines, deref(args.Line), re, after, before, eof, bof)
 	} else {
-		var text *string
-		if !lineArg.IsNull() {
-			s := lineArg.AsString()
-			text = &s
-		}
-		lines, msg = removeLines(lines, text, re)
+		lines, msg = removeLines(lines, args.Line, re)
 	}
 	content := hostfs.JoinLines(lines)
 	contentChanged := !exists || !bytes.Equal(content, old)
@@ -131,12 +146,11 @@ func (Line) Run(ctx context.Context, env *modules.Env, args cty.Value, apply boo
 		return nil, fmt.Errorf("directory %s does not exist; create it first (file module, state = \"directory\")", filepath.Dir(path))
 	}
 	if contentChanged {
-		if exists && boolArg(args, "backup") {
-			name, err := backupFile(env, r)
-			if err != nil {
+		if exists && args.Backup {
+			if data.BackupFile, err = backupFile(env, r); err != nil {
 				return nil, err
 			}
-			res.Data.(map[string]any)["backup_file"] = name
+			res.Data = data
 		}
 		if _, err := writeAtomic(ctx, env, r, content, keepOpts(fi, want)); err != nil {
 			return nil, err

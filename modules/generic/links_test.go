@@ -11,6 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/moduletest"
 )
 
 // TestUntrustedLinks plants, in a sticky world-writable directory, a link owned by another
@@ -96,7 +97,7 @@ func TestUntrustedLinks(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				d := setup(t)
 				before := snapshot(t, d)
-				res, err := run(t, tt.module, tt.args(d), apply)
+				res, err := moduletest.Run(t, tt.module, tt.args(d), apply)
 				if err == nil {
 					t.Fatalf("no error: %+v", res)
 				}
@@ -119,7 +120,7 @@ func TestUntrustedLinks(t *testing.T) {
 	// What acts on the link itself, not through it, still works: the secret stays as it is.
 	t.Run("file absent removes the link itself", func(t *testing.T) {
 		d := setup(t)
-		if _, err := run(t, File{}, map[string]cty.Value{"path": s(d + "/pub/link"), "state": s("absent")}, true); err != nil {
+		if _, err := moduletest.Run(t, File{}, map[string]cty.Value{"path": s(d + "/pub/link"), "state": s("absent")}, true); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Lstat(d + "/pub/link"); !os.IsNotExist(err) {
@@ -131,7 +132,7 @@ func TestUntrustedLinks(t *testing.T) {
 	})
 	t.Run("file link retargets the link itself", func(t *testing.T) {
 		d := setup(t)
-		if _, err := run(t, File{}, map[string]cty.Value{"path": s(d + "/pub/link"), "state": s("link"), "src": s("/etc/hostname"), "owner": s("0")}, true); err != nil {
+		if _, err := moduletest.Run(t, File{}, map[string]cty.Value{"path": s(d + "/pub/link"), "state": s("link"), "src": s("/etc/hostname"), "owner": s("0")}, true); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := os.Readlink(d + "/pub/link"); got != "/etc/hostname" {

@@ -25,6 +25,7 @@ type options struct {
 	unchanged func(t testing.TB, step string)
 	snapshot  func(t testing.TB) string
 	before    func(t testing.TB, step string)
+	sensitive []string
 }
 
 // NoValidate skips the Validator, as for values the controller could not check (they came
@@ -54,6 +55,13 @@ func Snapshot(f func(t testing.TB) string) Option {
 // host or reset a fake's record of the programs run, for Unchanged to compare with.
 func Before(f func(t testing.TB, step string)) Option {
 	return func(o *options) { o.before = f }
+}
+
+// Sensitive names arguments that are secret although the schema does not say so, as the
+// controller marks those whose values came from sensitive variables: the Env hides them
+// and their values, as the helper's would.
+func Sensitive(names ...string) Option {
+	return func(o *options) { o.sensitive = append(o.sensitive, names...) }
 }
 
 func build(opts []Option) options {
@@ -94,7 +102,7 @@ func run(t testing.TB, d *modules.Def, args map[string]cty.Value, apply bool, o 
 			t.Fatalf("%s: invalid arguments: %v", d.Info().Name, errs)
 		}
 	}
-	env := modules.NewEnv(d.Info(), nil)
+	env := modules.NewEnv(d.Info(), o.sensitive)
 	env.SetSecrets(modules.SecretStrings(norm, env.SensitiveArgs()))
 	if o.env != nil {
 		o.env(env)

@@ -13,9 +13,9 @@ import (
 	"github.com/runbook/runbook/modules"
 )
 
-// probeHost is the "host" of the probe module: a value, and a count of the times anything
+// leakHost is the "host" of the leakProbe module: a value, and a count of the times anything
 // touched it.
-type probeHost struct {
+type leakHost struct {
 	value  string
 	writes int
 	// leak names the run that touches the host although it must not: "check" or "noop"
@@ -23,36 +23,36 @@ type probeHost struct {
 	leak string
 }
 
-func (h *probeHost) snapshot(testing.TB) string { return fmt.Sprintf("%s/%d", h.value, h.writes) }
+func (h *leakHost) snapshot(testing.TB) string { return fmt.Sprintf("%s/%d", h.value, h.writes) }
 
-// probe sets the host's value; it is right unless its host leaks.
-type probe struct{ h *probeHost }
+// leakProbe sets the host's value; it is right unless its host leaks.
+type leakProbe struct{ h *leakHost }
 
-type probeArgs struct {
+type leakArgs struct {
 	Value string `cty:"value"`
 }
 
-type probeResult struct {
+type leakResult struct {
 	Value string `cty:"value"`
 }
 
-func (probe) Info() modules.Info {
+func (leakProbe) Info() modules.Info {
 	return modules.Info{
-		Name: "moduletest_probe", Family: "test", Summary: "Test module.",
+		Name: "moduletest_leak", Family: "test", Summary: "Test module.",
 		Schema:  modules.Schema{Args: []modules.Arg{{Name: "value", Type: cty.String, Required: true, Doc: "The value."}}},
 		Returns: []modules.Field{{Name: "value", Type: cty.String, Doc: "The value."}},
 	}
 }
 
-func (p probe) Run(_ context.Context, _ *modules.Env, args probeArgs, apply bool) (*modules.Result, error) {
+func (p leakProbe) Run(_ context.Context, _ *modules.Env, args leakArgs, apply bool) (*modules.Result, error) {
 	h := p.h
 	if h.value == args.Value {
 		if apply && h.leak == "noop" {
 			h.writes++
 		}
-		return &modules.Result{Status: modules.StatusOK, Data: probeResult{h.value}}, nil
+		return &modules.Result{Status: modules.StatusOK, Data: leakResult{h.value}}, nil
 	}
-	res := &modules.Result{Status: modules.DiffStatus(apply), Data: probeResult{args.Value},
+	res := &modules.Result{Status: modules.DiffStatus(apply), Data: leakResult{args.Value},
 		Diff: &modules.Diff{Before: h.value + "\n", After: args.Value + "\n"}}
 	if apply || h.leak == "check" {
 		h.writes++
@@ -63,7 +63,7 @@ func (p probe) Run(_ context.Context, _ *modules.Env, args probeArgs, apply bool
 	return res, nil
 }
 
-func init() { modules.Register[probeArgs, probeResult](probe{}) }
+func init() { modules.Register[leakArgs, leakResult](leakProbe{}) }
 
 // recorder is a testing.TB whose failures are recorded, not reported; Fatal ends the
 // goroutine that Timeline runs in, as it ends a test.
@@ -116,12 +116,12 @@ func TestTimelineSnapshot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := &probeHost{value: "a", leak: tt.leak}
+			h := &leakHost{value: "a", leak: tt.leak}
 			var opts []Option
 			if tt.snapshot {
 				opts = append(opts, Snapshot(h.snapshot))
 			}
-			failed := timeline(t, probe{h}, args, opts...)
+			failed := timeline(t, leakProbe{h}, args, opts...)
 			switch {
 			case tt.want == "" && len(failed) > 0:
 				t.Errorf("failures %q, want none", failed)
