@@ -16,9 +16,11 @@ import (
 	"github.com/runbook/runbook/modules"
 )
 
-// runModule runs one attempt. The marks on args say which arguments are secret: they are
-// turned into names once, here, and everything after (controller halves, the executor, the
-// helper) works on plain values beside those names.
+// runModule runs one attempt. The marks on args say which arguments are secret; they are
+// turned into names once, just before the executor, and what goes to the host is plain
+// values beside those names. A controller half that prepares the arguments (copy reads
+// src, template renders) gets them marked, and what it derives from a secret (rendered
+// content) comes back marked, so the split after it sees every secret.
 func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m modules.Module, args cty.Value, apply bool, ectx *hcl.EvalContext) (*modules.Result, error) {
 	plain, sensitive := config.SplitSensitive(args)
 	if t.Timeout > 0 {
@@ -31,12 +33,13 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 		return runOnController(ctx, cenv, plain)
 	}
 	if prepare, ok := controller.PreparerFor(t.Module); ok {
-		prepared, err := prepare(ctx, cenv, plain)
+		prepared, err := prepare(ctx, cenv, args)
 		if err != nil {
 			return nil, err
 		}
-		sensitive = preparedSensitive(sensitive, plain, prepared)
-		plain = prepared
+		preparedPlain, more := config.SplitSensitive(prepared)
+		sensitive = preparedSensitive(union(sensitive, more), plain, preparedPlain)
+		plain = preparedPlain
 	}
 	res, err := x.Run(ctx, Call{Module: t.Module, Args: plain, Sensitive: sensitive}, apply)
 	if err != nil && ctx.Err() != nil && t.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -45,9 +48,19 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 	return res, err
 }
 
+// union is the sorted names of a and b, each once.
+func union(a, b []string) []string {
+	if len(b) == 0 {
+		return a
+	}
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // preparedSensitive adds "content" to the sensitive names when preparing made it (read src,
-// rendered a template) rather than passed it on, and some input was secret: it may hold
-// any secret its inputs held.
+// rendered a template) rather than passed it on, and some input argument was secret: it may
+// hold any secret its inputs held, whether or not the preparer carried the mark over.
 func preparedSensitive(names []string, orig, prepared cty.Value) []string {
 	if prepared.IsNull() || !prepared.Type().IsObjectType() || !prepared.Type().HasAttribute("content") || slices.Contains(names, "content") {
 		return names

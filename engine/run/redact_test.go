@@ -2,6 +2,8 @@ package run
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,5 +122,81 @@ play "p" {
 	(&Engine{Runbook: l.rb, Connector: secretsConnector{&got}, Observer: &recorder{}, Options: Options{Forks: 1}}).Run(context.Background(), pl)
 	if len(got) != 2 || strings.Join(got[0], ",") != "hunter2-secret" || len(got[1]) != 0 {
 		t.Errorf("values sent to the host: %q; want [hunter2-secret] then none", got)
+	}
+}
+
+// callsExec records the calls the engine makes; it refuses marked arguments, as the wire
+// does.
+type callsExec struct{ got *[]Call }
+
+func (x callsExec) Run(_ context.Context, c Call, _ bool) (*modules.Result, error) {
+	if c.Args.ContainsMarked() {
+		return nil, errors.New("marked arguments reached the executor")
+	}
+	*x.got = append(*x.got, c)
+	return &modules.Result{Status: modules.StatusOK}, nil
+}
+
+func (callsExec) Facts(context.Context) (map[string]any, error) { return map[string]any{}, nil }
+
+type callsConnector struct{ got *[]Call }
+
+func (c callsConnector) Connect(context.Context, Endpoint) (Connection, error) {
+	return single{callsExec(c)}, nil
+}
+
+// TestRenderedSecretsAreNamed: content a template renders from a sensitive variable is
+// named sensitive although no argument of the task held the secret itself; an argument
+// that did stays named.
+func TestRenderedSecretsAreNamed(t *testing.T) {
+	src := `
+variable "token" {
+  default   = "hunter2-secret"
+  sensitive = true
+}
+play "p" {
+  hosts = "kvm"
+  task "rendered" {
+    template {
+      content = "token = $${upper(var.token)}\n"
+      dest    = "/etc/app.conf"
+    }
+  }
+  task "plain" {
+    template {
+      content = "nothing secret\n"
+      dest    = "/etc/plain.conf"
+    }
+  }
+  task "direct" {
+    copy {
+      content = var.token
+      dest    = "/etc/token"
+    }
+  }
+}
+`
+	l := newLab(t, src, "a")
+	pl, diags := plan.Build(l.rb, l.inv, plan.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var calls []Call
+	rec := &recorder{}
+	(&Engine{Runbook: l.rb, Connector: callsConnector{&calls}, Observer: rec, Options: Options{Forks: 1}}).Run(context.Background(), pl)
+	for _, r := range rec.results {
+		if r.Status != OK {
+			t.Errorf("%s: %s %s", r.Task, r.Status, r.Msg)
+		}
+	}
+	want := map[string][]string{"/etc/app.conf": {"content"}, "/etc/plain.conf": nil, "/etc/token": {"content"}}
+	if len(calls) != len(want) {
+		t.Fatalf("%d calls, want %d", len(calls), len(want))
+	}
+	for _, c := range calls {
+		dest := c.Args.GetAttr("dest").AsString()
+		if !slices.Equal(c.Sensitive, want[dest]) {
+			t.Errorf("%s: sensitive %q, want %q", dest, c.Sensitive, want[dest])
+		}
 	}
 }
