@@ -69,15 +69,18 @@ bench: ## benchmarks
 
 # bench-compare measures this build beside the build of BASE (a commit), run for run on the same
 # 50-host lab: the same-run comparison a change that may cost speed must show.
+# BASE's tree is built outside this one (BASE_DIR), so that nothing walking this tree (tests,
+# duplicates) reads an older copy of it.
 BASE ?= HEAD~1
 COMPARE_HOSTS ?= 50
+BASE_DIR ?= /tmp/runbook-bench-base
 bench-compare: ## this build beside the build of BASE (default HEAD~1), run for run, COMPARE_HOSTS hosts
 	$(MAKE) build
 	$(GO) build -o $(BIN)/runbench ./bench/cmd/runbench
-	rm -rf $(BIN)/base && mkdir -p $(BIN)/base/src
-	git archive $$(git rev-parse --verify '$(BASE)^{commit}') | tar -x -C $(BIN)/base/src
-	$(MAKE) -C $(BIN)/base/src build VERSION=base-$$(git rev-parse --short '$(BASE)')
-	$(BIN)/runbench -repo $(CURDIR) -hosts $(COMPARE_HOSTS) -runbook-only -baseline $(BIN)/base/src/bin/runbook $(BENCHFLAGS)
+	rm -rf $(BASE_DIR) && mkdir -p $(BASE_DIR)/src
+	git archive $$(git rev-parse --verify '$(BASE)^{commit}') | tar -x -C $(BASE_DIR)/src
+	$(MAKE) -C $(BASE_DIR)/src build VERSION=base-$$(git rev-parse --short '$(BASE)')
+	$(BIN)/runbench -repo $(CURDIR) -hosts $(COMPARE_HOSTS) -runbook-only -baseline $(BASE_DIR)/src/bin/runbook $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN) engine/helperbin/bin/runbook-helper-*

@@ -18,6 +18,12 @@ var codeSpan = regexp.MustCompile("`([^`\n]+)`")
 // file in one.
 var repoPath = regexp.MustCompile(`^(cmd|engine|modules|inventory|internal|testenv|bench|docs|runbooks)(/[\w.-]+)*$`)
 
+// goFile is a Go file named alone, such as `persist.go`; testName a test function.
+var (
+	goFile   = regexp.MustCompile(`^[\w-]+\.go$`)
+	testName = regexp.MustCompile(`^Test[A-Z]\w*$`)
+)
+
 // qualified is a Go name qualified by its package's name, such as `host.Exec` or
 // `Task.Args`.
 var qualified = regexp.MustCompile(`^([A-Za-z]\w*)\.([A-Z]\w*)$`)
@@ -26,7 +32,9 @@ var qualified = regexp.MustCompile(`^([A-Za-z]\w*)\.([A-Z]\w*)$`)
 var external = map[string]bool{"hcl": true, "cty": true}
 
 // TestArchitectureDoc keeps docs/architecture.md true: every repository path it names
-// exists, and every name written as pkg.Name is declared in a package of that name.
+// exists, every Go file named alone (`persist.go`) is a file of the repository, every test
+// named is a test function, and every name written as pkg.Name (or Type.Method) is declared
+// in a package of that name (or on a type of that name).
 func TestArchitectureDoc(t *testing.T) {
 	src, err := os.ReadFile(filepath.Join(repoRoot(), "docs", "architecture.md"))
 	if err != nil {
@@ -54,6 +62,10 @@ func checkDoc(src string, decls map[string]map[string]bool, exists func(string) 
 		case repoPath.MatchString(span):
 			if !exists(span) {
 				badPaths = append(badPaths, "docs/architecture.md names "+span+", which does not exist")
+			}
+		case goFile.MatchString(span) || testName.MatchString(span):
+			if !decls[""][span] {
+				badNames = append(badNames, "docs/architecture.md names "+span+", which no file of the repository is or declares")
 			}
 		case qualified.MatchString(span):
 			q := qualified.FindStringSubmatch(span)
@@ -93,10 +105,34 @@ func packageDecls(t *testing.T) map[string]map[string]bool {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") && p != root {
-			return filepath.SkipDir
+		if d.IsDir() && p != root {
+			// Not the repository's code: hidden directories, test data, build output (bin/
+			// holds bench-compare's copy of an older tree) and any nested Go module.
+			if strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "bin" {
+				return filepath.SkipDir
+			}
+			if _, err := os.Stat(filepath.Join(p, "go.mod")); err == nil {
+				return filepath.SkipDir
+			}
 		}
-		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+		if d.IsDir() || !strings.HasSuffix(p, ".go") {
+			return nil
+		}
+		// The "" package holds every Go file's name and every test function's name.
+		if decls[""] == nil {
+			decls[""] = map[string]bool{}
+		}
+		decls[""][d.Name()] = true
+		if strings.HasSuffix(p, "_test.go") {
+			f, err := parser.ParseFile(fset, p, nil, parser.SkipObjectResolution)
+			if err != nil {
+				return err
+			}
+			for _, decl := range f.Decls {
+				if fn, ok := decl.(*ast.FuncDecl); ok && fn.Recv == nil && testName.MatchString(fn.Name.Name) {
+					decls[""][fn.Name.Name] = true
+				}
+			}
 			return nil
 		}
 		f, err := parser.ParseFile(fset, p, nil, parser.SkipObjectResolution)
@@ -155,6 +191,7 @@ func TestCheckDoc(t *testing.T) {
 	decls := map[string]map[string]bool{
 		"host":   {"Exec": true},
 		"config": {"Task": true, "Task.Args": true},
+		"":       {"persist.go": true, "TestThere": true},
 	}
 	exists := func(p string) bool { return p == "engine/run" || p == "modules/host" }
 	tests := []struct {
@@ -168,6 +205,9 @@ func TestCheckDoc(t *testing.T) {
 		{"`Task.Gone`", 0, 1},
 		{"`nopkg.Name`", 0, 1},
 		{"`a plain span` and `ok` and `--flag`", 0, 0},
+		{"`persist.go` and `TestThere`", 0, 0},
+		{"`gone.go`", 0, 1},
+		{"`TestGone`", 0, 1},
 	}
 	for _, tt := range tests {
 		p, n := checkDoc(tt.doc, decls, exists)
