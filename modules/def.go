@@ -251,11 +251,34 @@ func (d *Def) Value(data any, red *Redactor) (cty.Value, error) {
 		}
 	} else {
 		var err error
-		if v, err = gocty.ToCtyValue(rv.Interface(), d.dataType); err != nil {
+		if v, err = gocty.ToCtyValue(nullFilled(rv, d.dataType).Interface(), d.dataType); err != nil {
 			return cty.NilVal, fmt.Errorf("%s: data: %w", d.info.Name, err)
 		}
 	}
 	return redactValue(red, v)
+}
+
+// nullFilled returns rv, a result struct, with each cty.Value field left unset (the zero
+// cty.NilVal, which is no value at all) set to null of the attribute's declared type, as a
+// pointer field left nil is.
+func nullFilled(rv reflect.Value, ty cty.Type) reflect.Value {
+	var cp reflect.Value
+	for i := 0; i < rv.NumField(); i++ {
+		f := rv.Type().Field(i)
+		tag, ok := f.Tag.Lookup("cty")
+		if !ok || f.Type != ctyValueType || !rv.Field(i).Interface().(cty.Value).RawEquals(cty.NilVal) {
+			continue
+		}
+		if !cp.IsValid() {
+			cp = reflect.New(rv.Type()).Elem()
+			cp.Set(rv)
+		}
+		cp.Field(i).Set(reflect.ValueOf(cty.NullVal(ty.AttributeType(tag))))
+	}
+	if cp.IsValid() {
+		return cp
+	}
+	return rv
 }
 
 // Data renders a Result's Data for the wire: Value as a JSON object.

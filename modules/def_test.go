@@ -199,3 +199,21 @@ func TestRegisterChecksStructs(t *testing.T) {
 	}
 	NewDef[good, rc](testModule{info: info}) // agrees: no panic
 }
+
+// TestValueOfUnsetAnyField: a cty.Value result field left unset is null of its declared
+// type, like a nil pointer field, never the invalid zero cty.Value.
+func TestValueOfUnsetAnyField(t *testing.T) {
+	var got typedArgs
+	d := NewDef[typedArgs, typedData](typedModule{info: Info{Name: "typed", Schema: typedSchema, Returns: typedReturns}, got: &got})
+	v, err := d.Value(typedData{Files: []string{"a"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := v.GetAttr("extra")
+	if extra.RawEquals(cty.NilVal) || !extra.IsNull() {
+		t.Errorf("extra = %#v, want a null", extra)
+	}
+	if !v.GetAttr("rc").IsNull() || v.GetAttr("files").LengthInt() != 1 {
+		t.Errorf("value = %#v", v)
+	}
+}

@@ -315,8 +315,10 @@ func (c *Capture) String() string {
 }
 
 // Redact replaces every occurrence of each secret in the result's text (message, warnings,
-// diff, data held as a map or as the cty object an executor returns) with Redacted; a result struct's strings are redacted as
-// Def.Value converts them. Modules already keep sensitive arguments out of their
+// diff, data held as a map or as the cty object an executor returns) with Redacted. A
+// result struct is not looked into here: the helper redacts its strings as Def.Value
+// converts them, and the controller converts a controller half's data to a cty object
+// before it redacts (engine/run). Modules already keep sensitive arguments out of their
 // output; this is the net under them, e.g. for a command that echoes its stdin. Secrets
 // shorter than 4 bytes are skipped, as NewRedactor says.
 func (r *Result) Redact(secrets []string) {

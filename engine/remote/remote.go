@@ -863,6 +863,11 @@ func (x *Executor) Run(ctx context.Context, c run.Call, apply bool) (*modules.Re
 		}
 		data, err := resp.DataValue(fields)
 		if err != nil {
+			if resp.Error != nil {
+				// The module's own failure is the news; data that does not convert is lost
+				// beside it rather than hiding it.
+				return res, resp.Error
+			}
 			return nil, fmt.Errorf("%s: %w", module, err)
 		}
 		res.Data = data

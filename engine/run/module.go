@@ -30,7 +30,17 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 	}
 	cenv := &controller.Env{Dir: hr.e.Runbook.Dir, EvalContext: ectx}
 	if runOnController, ok := controller.RunnerFor(t.Module); ok {
-		return runOnController(ctx, cenv, plain)
+		res, err := runOnController(ctx, cenv, plain)
+		if res != nil && res.Data != nil {
+			// Data as an executor returns it (a cty object of Returns), so that the
+			// redaction that follows sees into it as it does into a host's.
+			data, derr := dataValue(t.Module, res.Data)
+			if derr != nil {
+				return nil, derr
+			}
+			res.Data = data
+		}
+		return res, err
 	}
 	if prepare, ok := controller.PreparerFor(t.Module); ok {
 		prepared, err := prepare(ctx, cenv, args)

@@ -119,9 +119,10 @@ func run(t testing.TB, d *modules.Def, args map[string]cty.Value, apply bool, o 
 	return res, err
 }
 
-// Validate returns what the helper would refuse args for: a value its schema's OneOf or
-// Pattern refuses (Schema.ValueErrors), else what the module's Validator says. Arguments
-// that do not fit the schema at all fail the test.
+// Validate returns what the helper would refuse args for: values its schema's OneOf or
+// Pattern refuses (Schema.ValueErrors) or that do not decode into the argument struct, else
+// what the module's Validator says. Arguments that do not fit the schema at all (an
+// unknown name, a missing required one) fail the test.
 func Validate(t testing.TB, m modules.Module, args map[string]cty.Value) []modules.ArgError {
 	t.Helper()
 	d := Def(t, m)
@@ -129,9 +130,14 @@ func Validate(t testing.TB, m modules.Module, args map[string]cty.Value) []modul
 	if err != nil {
 		var ae modules.ArgError
 		if errors.As(err, &ae) {
+			// A value the schema's rules refuse (all of them), or one that does not decode
+			// into the struct (a null element): the helper refuses either.
 			if norm, nerr := d.Info().Schema.Normalize(objectOf(args)); nerr == nil {
-				return d.Info().Schema.ValueErrors(norm)
+				if errs := d.Info().Schema.ValueErrors(norm); len(errs) > 0 {
+					return errs
+				}
 			}
+			return []modules.ArgError{ae}
 		}
 		t.Fatalf("%s: arguments: %v", d.Info().Name, err)
 	}
