@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -504,11 +505,17 @@ func nullable(t reflect.Type) bool {
 }
 
 // argPathError turns a gocty error into an ArgError naming the top-level argument.
+// machineRange is the range of a Go number type that gocty's messages quote ("value must be
+// a whole number, between -9223372036854775808 and 9223372036854775807"): the limits of
+// int64 or float64, up to hundreds of digits long, which say nothing to someone writing a
+// task.
+var machineRange = regexp.MustCompile(`,? between -?[0-9]{15,}(\.[0-9]+)? and [0-9]{15,}(\.[0-9]+)?( inclusive)?`)
+
 func argPathError(err error) error {
 	var pe cty.PathError
 	if errors.As(err, &pe) && len(pe.Path) > 0 {
 		if s, ok := pe.Path[0].(cty.GetAttrStep); ok {
-			msg := pe.Error()
+			msg := machineRange.ReplaceAllString(pe.Error(), " within the range this argument takes")
 			if len(pe.Path) > 1 {
 				msg = fmt.Sprintf("%s: %s", formatPath(pe.Path[1:]), msg)
 			}

@@ -83,7 +83,9 @@ func TestTypedArgs(t *testing.T) {
 				t.Errorf("%+v", a)
 			}
 		}},
-		{"a fraction for a whole number", map[string]cty.Value{"name": cty.StringVal("b"), "count": cty.NumberFloatVal(1.5)}, `count`, nil},
+		{"a fraction for a whole number", map[string]cty.Value{"name": cty.StringVal("b"), "count": cty.NumberFloatVal(1.5)}, `count: value must be a whole number within the range this argument takes`, nil},
+		// gocty quotes the Go type's limits, hundreds of digits: the message keeps the sense.
+		{"a number out of range", map[string]cty.Value{"name": cty.StringVal("b"), "count": cty.MustParseNumberVal("1e400")}, `count: value must be a whole number within the range this argument takes`, nil},
 		{"unknown argument", map[string]cty.Value{"name": cty.StringVal("b"), "nmae": cty.StringVal("x")}, `unsupported argument "nmae"`, nil},
 		{"missing required", map[string]cty.Value{}, `"name" is required`, nil},
 		// The helper holds values to the schema's own rules as the controller does: a caller
