@@ -283,9 +283,11 @@ func PlanUnit(u Unit, w Want) (Plan, error) {
 		}
 	}
 
-	// A mask is for good: one that lasts only until reboot is made permanent.
+	// A mask is for good: one that lasts only until reboot is made permanent. A unit that is
+	// masked by any other sign (LoadState, where UnitFileState says nothing) is left alone,
+	// or every run would mask it again.
 	var mask []Step
-	if masking && u.FileState != "masked" {
+	if masking && (!u.Masked() || u.FileState == "masked-runtime") {
 		mask = append(mask, step("masked", "would mask", "mask", unit))
 	}
 	if w.Hold {

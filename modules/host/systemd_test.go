@@ -112,6 +112,9 @@ func TestPlanUnit(t *testing.T) {
 		{"runtime mask to disabled", u("masked", "inactive", "masked-runtime"), wantDisabled, "unmask --runtime x.service; disable x.service", "x.service: inactive, disabled", ""},
 		{"runtime enablement to disabled", u("loaded", "inactive", "enabled-runtime"), wantDisabled, "disable --runtime x.service", "x.service: inactive, disabled", ""},
 		{"runtime mask to masked", u("masked", "inactive", "masked-runtime"), wantMasked, "mask x.service", "x.service: inactive, masked", ""},
+		// Masked by its load state, with no unit file state to say so: masking again would
+		// change nothing, and report a change on every run.
+		{"masked by load state only", u("masked", "inactive", ""), wantMasked, "", "x.service: inactive, unknown", ""},
 		{"failed counts as stopped", u("loaded", "failed", "disabled"), wantDisabled, "", "x.service: failed, disabled", ""},
 		{"activating is running", u("loaded", "activating", "static"), wantDisabled, "stop x.service", "x.service: inactive, static", ""},
 		{"deactivating is not stopped yet", u("loaded", "deactivating", "disabled"), wantStopped, "stop x.service", "x.service: inactive, disabled", ""},
