@@ -91,7 +91,7 @@ func (r *Report) Text(w io.Writer, o TextOptions) error {
 			fmt.Fprintf(tw, "%s\t%d/%d\t%s\n", hh.Host, hh.Drifted, hh.Runs, strings.Join(marks, " "))
 		}
 		tw.Flush()
-		b.WriteString("(. in sync  c changed  D drift  F failed  U unreachable  - not in the run)\n")
+		b.WriteString("(. in sync  c changed  D drift  ? unknown  F failed  U unreachable  - not in the run)\n")
 	}
 
 	if len(r.Top) > 0 {
