@@ -597,10 +597,14 @@ func (c *Conn) closeAll() error {
 	s := c.sftp
 	c.sftp = nil
 	c.mu.Unlock()
-	if s != nil {
-		s.Close()
-	}
+	// The transport first: closing it closes the socket and never waits on the peer. On a
+	// dead connection a write can be stuck in the socket (the host's link went down with the
+	// send buffer full), holding the transport's write lock; anything that sends first, as
+	// the SFTP client's close does, would wait on that write for ever.
 	err := c.client.Close()
+	if s != nil {
+		s.Close() // its channel is gone with the transport: this returns at once
+	}
 	c.release()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil

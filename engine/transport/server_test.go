@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -45,6 +46,8 @@ type testServer struct {
 	// UserCA, set before dialling, makes the server accept only user certificates it
 	// signed (for user "tester"), no plain key.
 	UserCA ssh.PublicKey
+	// SFTP, when set, serves the sftp subsystem (on the machine's own files).
+	SFTP atomic.Bool
 }
 
 func newKey(t testing.TB) (ssh.Signer, []byte) {
@@ -196,6 +199,18 @@ func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	done := make(chan struct{})
 	for r := range reqs {
 		switch r.Type {
+		case "subsystem":
+			var p struct{ Name string }
+			if err := ssh.Unmarshal(r.Payload, &p); err != nil || p.Name != "sftp" || !s.SFTP.Load() || cmd != nil {
+				_ = r.Reply(false, nil)
+				continue
+			}
+			_ = r.Reply(true, nil)
+			srv, err := sftp.NewServer(ch)
+			if err != nil {
+				return
+			}
+			go func() { _ = srv.Serve(); ch.Close() }()
 		case "exec":
 			if cmd != nil {
 				_ = r.Reply(false, nil)
