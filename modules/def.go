@@ -124,11 +124,16 @@ func NewDef[A, R any](m Module) *Def {
 	}
 	if v, ok := m.(Validator[A]); ok {
 		d.validate = func(a any) []ArgError { return v.Validate(a.(A)) }
+	} else if _, has := reflect.TypeOf(m).MethodByName("Validate"); has {
+		// A Validate of another signature would be skipped without a word.
+		panic(fmt.Sprintf("modules: %s: Validate is not Validate(%s) []ArgError", info.Name, d.args))
 	}
 	if r, ok := m.(Runner[A]); ok {
 		d.run = func(ctx context.Context, env *Env, a any, apply bool) (*Result, error) {
 			return r.Run(ctx, env, a.(A), apply)
 		}
+	} else if _, has := reflect.TypeOf(m).MethodByName("Run"); has {
+		panic(fmt.Sprintf("modules: %s: Run is not Run(context.Context, *Env, %s, bool) (*Result, error)", info.Name, d.args))
 	}
 	d.bind = func(m Module) *Def { return NewDef[A, R](m) }
 	return d

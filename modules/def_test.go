@@ -148,6 +148,11 @@ func TestTypedArgs(t *testing.T) {
 	}
 }
 
+// infoOnly is a module with nothing but its Info.
+type infoOnly struct{ info Info }
+
+func (m infoOnly) Info() Info { return m.info }
+
 func TestRegisterChecksStructs(t *testing.T) {
 	type noTag struct {
 		Name string
@@ -182,11 +187,13 @@ func TestRegisterChecksStructs(t *testing.T) {
 		f    func()
 		want string
 	}{
-		{"a field missing", func() { NewDef[noTag, rc](testModule{info: info}) }, `no field tagged cty:"name"`},
-		{"a field of another type", func() { NewDef[wrongType, rc](testModule{info: info}) }, "holds string, declared number"},
-		{"an optional argument without a pointer", func() { NewDef[notNullable, rc](testModule{info: info}) }, "cannot hold null"},
-		{"a field the schema lacks", func() { NewDef[extra, rc](testModule{info: info}) }, "more match no declared argument"},
-		{"a result of another type", func() { NewDef[good, badResult](testModule{info: info}) }, `field RC (result "rc")`},
+		{"a field missing", func() { NewDef[noTag, rc](infoOnly{info: info}) }, `no field tagged cty:"name"`},
+		{"a field of another type", func() { NewDef[wrongType, rc](infoOnly{info: info}) }, "holds string, declared number"},
+		{"an optional argument without a pointer", func() { NewDef[notNullable, rc](infoOnly{info: info}) }, "cannot hold null"},
+		{"a field the schema lacks", func() { NewDef[extra, rc](infoOnly{info: info}) }, "more match no declared argument"},
+		{"a result of another type", func() { NewDef[good, badResult](infoOnly{info: info}) }, `field RC (result "rc")`},
+		// testModule's Validate takes a cty.Value: it would never run for good's module.
+		{"a Validate of another argument type", func() { NewDef[good, rc](testModule{info: info}) }, "Validate is not Validate(modules.good)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -199,7 +206,7 @@ func TestRegisterChecksStructs(t *testing.T) {
 			tt.f()
 		})
 	}
-	NewDef[good, rc](testModule{info: info}) // agrees: no panic
+	NewDef[good, rc](infoOnly{info: info}) // agrees: no panic
 }
 
 // TestValueOfUnsetAnyField: a cty.Value result field left unset is null of its declared

@@ -23,7 +23,7 @@ type aArgs struct {
 
 type noData struct{}
 
-type openModule struct{ testModule }
+type openModule struct{ infoOnly }
 
 func (openModule) OpenData() {}
 
@@ -50,7 +50,7 @@ func TestRegisterPanics(t *testing.T) {
 					t.Fatalf("panic = %v, want one containing %q", r, tt.want)
 				}
 			}()
-			Register[aArgs, noData](testModule{info: tt.info})
+			Register[aArgs, noData](infoOnly{info: tt.info})
 		})
 	}
 	// What ships holds to the typed contract; NewDef (tests' own registries) does not.
@@ -59,8 +59,8 @@ func TestRegisterPanics(t *testing.T) {
 		register func()
 		want     string
 	}{
-		{"arguments read as one value", func() { Register[cty.Value, noData](testModule{info: Info{Name: "untyped_args", Schema: ok}}) }, "arguments must decode into a struct"},
-		{"results as a map", func() { Register[aArgs, map[string]any](testModule{info: Info{Name: "map_results", Schema: ok}}) }, "results must be a struct"},
+		{"arguments read as one value", func() { Register[cty.Value, noData](infoOnly{info: Info{Name: "untyped_args", Schema: ok}}) }, "arguments must decode into a struct"},
+		{"results as a map", func() { Register[aArgs, map[string]any](infoOnly{info: Info{Name: "map_results", Schema: ok}}) }, "results must be a struct"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			defer func() {
@@ -73,16 +73,16 @@ func TestRegisterPanics(t *testing.T) {
 		})
 	}
 	t.Run("open data may be a map", func(t *testing.T) {
-		Register[aArgs, map[string]any](openModule{testModule{info: Info{Name: "open_data_test", Schema: ok}}})
+		Register[aArgs, map[string]any](openModule{infoOnly{info: Info{Name: "open_data_test", Schema: ok}}})
 	})
 	t.Run("duplicate", func(t *testing.T) {
-		Register[aArgs, noData](testModule{info: Info{Name: "dup_test", Schema: ok}})
+		Register[aArgs, noData](infoOnly{info: Info{Name: "dup_test", Schema: ok}})
 		defer func() {
 			if r := recover(); r == nil || !strings.Contains(r.(string), "registered twice") {
 				t.Fatalf("panic = %v", r)
 			}
 		}()
-		Register[aArgs, noData](testModule{info: Info{Name: "dup_test", Schema: ok}})
+		Register[aArgs, noData](infoOnly{info: Info{Name: "dup_test", Schema: ok}})
 	})
 }
 
