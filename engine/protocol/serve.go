@@ -385,11 +385,16 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 		resp.Warnings = res.Warnings
 		resp.RebootRequired = res.RebootRequired
 		resp.Diff = res.Diff
-		b, err := m.Data(res.Data, modules.NewRedactor(secrets))
-		if err != nil {
+		b, err := m.Data(res.Data, env.Redactor())
+		switch {
+		case err == nil:
+			resp.Data = b
+		case runErr == nil:
 			return failed(fmt.Errorf("encode data: %w", err))
+		default:
+			// The module's own failure is what the response reports; its data is lost.
+			runErr = fmt.Errorf("%w (and its data did not encode: %v)", runErr, err)
 		}
-		resp.Data = b
 	}
 	if runErr != nil {
 		if ctx.Err() == context.DeadlineExceeded {
