@@ -397,6 +397,9 @@ func checkArgsStruct(t reflect.Type, s Schema) error {
 		if err := holds(f.Type, a.Type); err != nil {
 			return fmt.Errorf("field %s (argument %q): %v", f.Name, a.Name, err)
 		}
+		if err := optionalNullable(f.Type, a.Type, f.Name); err != nil {
+			return fmt.Errorf("argument %q: %v", a.Name, err)
+		}
 		if !a.Required && a.Default == cty.NilVal && !nullable(f.Type) {
 			return fmt.Errorf("field %s (argument %q) cannot hold null, but the argument may be absent and has no default: make it a pointer", f.Name, a.Name)
 		}
@@ -499,6 +502,51 @@ func nestedHolds(got, want cty.Type) bool {
 		return true
 	}
 	return got.Equals(want)
+}
+
+// optionalNullable checks, at any depth of the type ct (lists, sets, maps and objects), that
+// each optional attribute of an object (one a task may leave out) decodes into a field that
+// can hold null: else a task that leaves it out would fail on the host, not at start-up.
+func optionalNullable(ft reflect.Type, ct cty.Type, where string) error {
+	for ft.Kind() == reflect.Pointer {
+		ft = ft.Elem()
+	}
+	if ft == ctyValueType {
+		return nil
+	}
+	switch {
+	case ct.IsListType() || ct.IsSetType():
+		if ft.Kind() == reflect.Slice {
+			return optionalNullable(ft.Elem(), ct.ElementType(), where+"[]")
+		}
+	case ct.IsMapType():
+		if ft.Kind() == reflect.Map {
+			return optionalNullable(ft.Elem(), ct.ElementType(), where+"[]")
+		}
+	case ct.IsObjectType():
+		fields, err := structFields(ft)
+		if err != nil {
+			return nil // holds has said what is wrong with it
+		}
+		names := make([]string, 0, len(ct.AttributeTypes()))
+		for n := range ct.AttributeTypes() {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			f, ok := fields[n]
+			if !ok {
+				continue
+			}
+			if ct.AttributeOptional(n) && !nullable(f.Type) {
+				return fmt.Errorf("field %s.%s (attribute %q) cannot hold null, but the attribute may be left out: make it a pointer", where, f.Name, n)
+			}
+			if err := optionalNullable(f.Type, ct.AttributeType(n), where+"."+f.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func nullable(t reflect.Type) bool {

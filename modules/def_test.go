@@ -194,6 +194,7 @@ func TestRegisterChecksStructs(t *testing.T) {
 		{"a result of another type", func() { NewDef[good, badResult](infoOnly{info: info}) }, `field RC (result "rc")`},
 		// testModule's Validate takes a cty.Value: it would never run for good's module.
 		{"a Validate of another argument type", func() { NewDef[good, rc](testModule{info: info}) }, "Validate is not Validate(modules.good)"},
+		{"an optional attribute of a nested object without a pointer", func() { NewDef[nestedPlain, rc](infoOnly{info: nestedInfo}) }, `field VFs[].MAC (attribute "mac") cannot hold null`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,7 +207,27 @@ func TestRegisterChecksStructs(t *testing.T) {
 			tt.f()
 		})
 	}
-	NewDef[good, rc](infoOnly{info: info}) // agrees: no panic
+	NewDef[good, rc](infoOnly{info: info})                // agrees: no panic
+	NewDef[nestedPointer, rc](infoOnly{info: nestedInfo}) // agrees: no panic
+}
+
+// A list of objects whose "mac" a task may leave out.
+var nestedInfo = Info{Name: "n", Returns: []Field{{Name: "rc", Type: cty.Number}}, Schema: Schema{Args: []Arg{
+	{Name: "vfs", Type: cty.List(cty.ObjectWithOptionalAttrs(map[string]cty.Type{"index": cty.Number, "mac": cty.String}, []string{"mac"})), Required: true},
+}}}
+
+type nestedPlain struct {
+	VFs []struct {
+		Index int    `cty:"index"`
+		MAC   string `cty:"mac"`
+	} `cty:"vfs"`
+}
+
+type nestedPointer struct {
+	VFs []struct {
+		Index int     `cty:"index"`
+		MAC   *string `cty:"mac"`
+	} `cty:"vfs"`
 }
 
 // TestValueOfUnsetAnyField: a cty.Value result field left unset is null of its declared
