@@ -111,8 +111,12 @@ func run(t testing.TB, d *modules.Def, args map[string]cty.Value, apply bool, o 
 	defer cancel()
 	res, err := d.Run(ctx, env, a, apply)
 	if res != nil && res.Data != nil {
-		// What the helper would send must convert to the declared Returns.
-		if _, derr := d.Value(res.Data, nil); derr != nil {
+		// What the helper would send must encode, and read back as the declared Returns.
+		raw, derr := d.Data(res.Data, nil)
+		if derr == nil {
+			_, derr = modules.DataFromJSON(raw, d.Info().Returns)
+		}
+		if derr != nil {
 			t.Fatalf("%s: %v", d.Info().Name, derr)
 		}
 	}
@@ -144,14 +148,23 @@ func Validate(t testing.TB, m modules.Module, args map[string]cty.Value) []modul
 	return d.Validate(a)
 }
 
-// Data returns a result's data as the controller sees it: an object of the declared
-// Returns types.
+// Data returns a result's data as the controller sees it: what the helper would send (JSON
+// of the declared Returns types), read back as the controller reads it, an object of those
+// types. A field of any type comes back as JSON makes it (a number, an object).
 func Data(t testing.TB, m modules.Module, res *modules.Result) cty.Value {
 	t.Helper()
 	if res == nil {
 		t.Fatal("no result")
 	}
-	v, err := Def(t, m).Value(res.Data, nil)
+	d := Def(t, m)
+	raw, err := d.Data(res.Data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw == nil {
+		t.Fatal("the result has no data")
+	}
+	v, err := modules.DataFromJSON(raw, d.Info().Returns)
 	if err != nil {
 		t.Fatal(err)
 	}
