@@ -3,6 +3,7 @@ package modules
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -359,8 +360,38 @@ func redactValue(rep *Redactor, v cty.Value) (cty.Value, error) {
 		if x.Type() == cty.String && x.IsKnown() && !x.IsNull() {
 			return cty.StringVal(rep.Redact(x.AsString())).WithMarks(x.Marks()), nil
 		}
+		if x.Type().IsMapType() && x.IsKnown() && !x.IsNull() && x.LengthInt() > 0 {
+			// A key is data too (a unit's name, a parameter's): it is redacted like a value.
+			m, marks := map[string]cty.Value{}, x.Marks()
+			x, _ = x.Unmark()
+			elems := x.AsValueMap()
+			keys := make([]string, 0, len(elems))
+			for k := range elems {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys) // which of two colliding keys gets a suffix does not depend on map order
+			for _, k := range keys {
+				m[redactKey(rep, k, m)] = elems[k]
+			}
+			return cty.MapVal(m).WithMarks(marks), nil
+		}
 		return x, nil
 	})
+}
+
+// redactKey is key redacted, made unique among the keys of m already taken: two keys that
+// held secrets must not become one, losing a value.
+func redactKey(rep *Redactor, key string, taken map[string]cty.Value) string {
+	k := rep.Redact(key)
+	if k == key {
+		return k
+	}
+	for i, base := 2, k; ; i++ {
+		if _, dup := taken[k]; !dup {
+			return k
+		}
+		k = fmt.Sprintf("%s (%d)", base, i)
+	}
 }
 
 func redactAny(rep *Redactor, v any) any {
@@ -378,10 +409,23 @@ func redactAny(rep *Redactor, v any) any {
 		}
 		return x
 	case map[string]any:
+		out := make(map[string]any, len(x))
+		keys := make([]string, 0, len(x))
 		for k := range x {
-			x[k] = redactAny(rep, x[k])
+			keys = append(keys, k)
 		}
-		return x
+		sort.Strings(keys) // which of two colliding keys gets the suffix does not depend on map order
+		for _, k := range keys {
+			rk := rep.Redact(k)
+			for i, base := 2, rk; rk != k; i++ {
+				if _, dup := out[rk]; !dup {
+					break
+				}
+				rk = fmt.Sprintf("%s (%d)", base, i)
+			}
+			out[rk] = redactAny(rep, x[k])
+		}
+		return out
 	}
 	return v
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/zclconf/go-cty/cty"
 )
 
 const secret = "hunter2-very-secret"
@@ -274,4 +276,34 @@ func FuzzClip(f *testing.F) {
 			t.Fatalf("cut at %d of %q split a character: %q", n, in, got)
 		}
 	})
+}
+
+// TestRedactMapKeys: a secret in a map's key is hidden like one in a value, in data held as
+// a map or as a cty object; two keys that held secrets stay two entries.
+func TestRedactMapKeys(t *testing.T) {
+	secret, other := "hunter2-Key", "hunter2-Other"
+	r := &Result{Data: map[string]any{"units": map[string]any{secret: "on", other: "off", "plain": "ok"}}}
+	r.Redact([]string{secret, other})
+	units := r.Data.(map[string]any)["units"].(map[string]any)
+	if len(units) != 3 || units["plain"] != "ok" {
+		t.Errorf("map data: %v", units)
+	}
+	for k := range units {
+		if strings.Contains(k, "hunter2") {
+			t.Errorf("map data key %q shows the secret", k)
+		}
+	}
+	v := cty.ObjectVal(map[string]cty.Value{"params": cty.MapVal(map[string]cty.Value{
+		secret: cty.StringVal("1"), other: cty.StringVal("2"), "plain": cty.StringVal("3")})})
+	r = &Result{Data: v}
+	r.Redact([]string{secret, other})
+	params := r.Data.(cty.Value).GetAttr("params").AsValueMap()
+	if len(params) != 3 || params["plain"].AsString() != "3" {
+		t.Errorf("cty data: %#v", params)
+	}
+	for k := range params {
+		if strings.Contains(k, "hunter2") {
+			t.Errorf("cty data key %q shows the secret", k)
+		}
+	}
 }
