@@ -131,9 +131,13 @@ func (x *hostScan) dest() []any {
 		&c.Unreachable, &x.h.RebootRequired, &x.ms}
 }
 
+// result is the scanned row. Its status is read from its counts, the rule every row is
+// written with (Counts.HostStatus): a row written before that rule ranked unknown (as ok or
+// changed) reads as the rule says now, as the drift streak's query does.
 func (x *hostScan) result() HostResult {
 	h := x.h
 	h.Duration = time.Duration(x.ms) * time.Millisecond
+	h.Status = h.Counts.HostStatus()
 	return h
 }
 

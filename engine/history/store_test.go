@@ -571,3 +571,25 @@ func TestRecorderRetriesAtFinish(t *testing.T) {
 		}
 	}
 }
+
+// TestHostStatusReadFromCounts: a host row's status is what its counts say, also for a row
+// written when unknown ranked as in sync.
+func TestHostStatusReadFromCounts(t *testing.T) {
+	tests := []struct {
+		stored string
+		counts Counts
+		want   string
+	}{
+		{HostOK, Counts{OK: 2, Unknown: 1}, HostUnknown},
+		{HostChanged, Counts{Changed: 1, Unknown: 1}, HostUnknown},
+		{HostDrift, Counts{Drift: 1, Unknown: 1}, HostDrift},
+		{HostOK, Counts{OK: 3}, HostOK},
+		{HostOK, Counts{}, HostOK},
+	}
+	for _, tt := range tests {
+		x := hostScan{h: HostResult{Status: tt.stored, Counts: tt.counts}}
+		if got := x.result().Status; got != tt.want {
+			t.Errorf("stored %s, counts %+v: got %s, want %s", tt.stored, tt.counts, got, tt.want)
+		}
+	}
+}
