@@ -14,8 +14,9 @@ import (
 
 // Interface manages one interface's MTU, state and addresses, and 802.1Q VLAN links.
 type Interface struct {
-	root host.Root
-	open opener
+	root    host.Root
+	open    opener
+	session sessionFinder // nil: the real session (guard.go)
 }
 
 var (
@@ -34,6 +35,8 @@ type ifaceArgs struct {
 	Backend   string    `cty:"backend"`
 	Persist   bool      `cty:"persist"`
 	Runtime   bool      `cty:"runtime"`
+	// OnManagementPath is "refuse" or "allow" (guard.go).
+	OnManagementPath string `cty:"on_management_path"`
 }
 
 // vlanArgs is the vlan argument. Its members are pointers so that a null one gets the
@@ -88,7 +91,7 @@ configuration. ifupdown names VLANs PARENT.ID or vlanID; other names are refused
 				{Name: "addresses", Type: cty.List(cty.String), Doc: `Addresses with prefix length, e.g. ["192.0.2.10/24", "2001:db8::10/64"]. Unset: not managed.`},
 				{Name: "exclusive", Type: cty.Bool, Default: cty.False, Doc: "Remove the interface's other addresses (never IPv6 link-local ones). Needs addresses; an empty list removes them all."},
 				{Name: "vlan", Type: vlanObject, Doc: `Make NAME an 802.1Q VLAN link: { parent = "bond0", id = 100 } (id 1-4094).`},
-			}, persistArgs()...),
+			}, append(persistArgs(), guardArg())...),
 			RequiredWith: map[string][]string{"exclusive": {"addresses"}},
 		},
 		Returns: []modules.Field{
@@ -258,6 +261,32 @@ func ifaceRuntimeDrift(s *ifaceSpec, l *kernelLink, parentOK bool) ([]string, []
 	return out, warns, nil
 }
 
+// ifaceTouches lists what the runtime changes do to interfaces, for the guard: the same
+// conditions as ifaceRuntimeDrift, with the kind of each change.
+func ifaceTouches(s *ifaceSpec, l *kernelLink) []pathChange {
+	if l == nil {
+		return nil
+	}
+	var out []pathChange
+	if s.vlan != nil && l.VLAN != nil && *l.VLAN != *s.vlan {
+		out = append(out, pathChange{s.name, changeRemove, fmt.Sprintf("%s: VLAN %d on %s → VLAN %d on %s (made again)", s.name, l.VLAN.ID, l.VLAN.Parent, s.vlan.ID, s.vlan.Parent)})
+	}
+	if s.state == "down" && l.Up {
+		out = append(out, pathChange{s.name, changeDown, fmt.Sprintf("%s: up → down", s.name)})
+	}
+	if !s.mtu.matchesRuntime(l.MTU) {
+		out = append(out, pathChange{s.name, changeMTU, fmt.Sprintf("%s: mtu %d → %d", s.name, l.MTU, s.mtu.n)})
+	}
+	if s.exclusive {
+		for _, a := range l.Addrs {
+			if !contains(s.addrs, a) {
+				out = append(out, pathChange{s.name, changeAddress, fmt.Sprintf("%s: remove address %s", s.name, a)})
+			}
+		}
+	}
+	return out
+}
+
 // applyIface changes the running link: the VLAN first, down before anything else when
 // going down, addresses added before others are removed (so the host is never left with
 // none), up last.
@@ -355,6 +384,10 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args ifaceArgs, ap
 		}
 		var warns []string
 		if runtimeDrift, warns, err = ifaceRuntimeDrift(s, cur, parentOK); err != nil {
+			return nil, err
+		}
+		res.Warnings = append(res.Warnings, warns...)
+		if warns, err = guardChanges(ops, f, i.session, args.OnManagementPath, ifaceTouches(s, cur)); err != nil {
 			return nil, err
 		}
 		res.Warnings = append(res.Warnings, warns...)
