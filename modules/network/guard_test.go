@@ -230,7 +230,9 @@ func TestGuardRefuses(t *testing.T) {
 			if err != nil || res.Status != modules.StatusChanged {
 				t.Fatalf("allow: %v %+v", err, res)
 			}
-			if !slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, c.want) && strings.HasPrefix(w, `on_management_path = "allow": `) }) {
+			if !slices.ContainsFunc(res.Warnings, func(w string) bool {
+				return strings.Contains(w, c.want) && strings.HasPrefix(w, `on_management_path = "allow": `)
+			}) {
 				t.Errorf("allow: no warning %q in %q", c.want, res.Warnings)
 			}
 			for _, call := range c.allows {
