@@ -93,8 +93,6 @@ type mgmtPath struct {
 	// lost says why the session could not be located ("" when it was); then every
 	// interface with an address or a default route counts, and those under them.
 	lost string
-	// elsewhere: the session is in another network namespace; nothing here carries it.
-	elsewhere bool
 }
 
 func (p *mgmtPath) add(name, how string) bool {
@@ -140,7 +138,7 @@ func managementPath(snap *pathSnap, sess *host.SSHSession, why error) *mgmtPath 
 			tops = append(tops, l.Name)
 		}
 	case sess.OtherNetns:
-		p.elsewhere = true
+		// The session is in another network namespace: nothing here carries it.
 		return p
 	default:
 		for i, c := range sess.Conns {

@@ -121,6 +121,13 @@ configuration. ifupdown names VLANs PARENT.ID or vlanID; other names are refused
     exclusive = true
   }
 }`},
+			{Title: "Jumbo frames on the NIC this SSH session runs over, knowingly (the guard refuses it otherwise)", HCL: `task "jumbo eth0" {
+  interface {
+    name               = "eth0"
+    mtu                = 9000
+    on_management_path = "allow"
+  }
+}`},
 		},
 	}
 }
