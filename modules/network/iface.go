@@ -212,14 +212,20 @@ func (s *ifaceSpec) want() ifWant {
 	return w
 }
 
-// ifaceRuntimeDrift lists what differs in the running link. parentOK says whether a
-// wanted VLAN's parent exists.
-func ifaceRuntimeDrift(s *ifaceSpec, l *kernelLink, parentOK bool) ([]string, []string, error) {
+// ifaceRuntimeDrift lists what differs in the running link, and the changes among those
+// that the management-path guard knows (guard.go). parentOK says whether a wanted VLAN's
+// parent exists.
+func ifaceRuntimeDrift(s *ifaceSpec, l *kernelLink, parentOK bool) ([]string, []pathChange, []string, error) {
 	var out, warns []string
+	var touches []pathChange
 	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
+	touch := func(kind, format string, a ...any) {
+		add(format, a...)
+		touches = append(touches, pathChange{s.name, kind, out[len(out)-1]})
+	}
 	if l == nil {
 		if s.vlan == nil {
-			return nil, nil, fmt.Errorf("no interface %s (give vlan to create a VLAN link)", s.name)
+			return nil, nil, nil, fmt.Errorf("no interface %s (give vlan to create a VLAN link)", s.name)
 		}
 		if !parentOK {
 			warns = append(warns, fmt.Sprintf("the VLAN's parent %s does not exist (yet)", s.vlan.Parent))
@@ -234,21 +240,21 @@ func ifaceRuntimeDrift(s *ifaceSpec, l *kernelLink, parentOK bool) ([]string, []
 		if s.state == "up" {
 			add("%s: down → up", s.name)
 		}
-		return out, warns, nil
+		return out, nil, warns, nil
 	}
 	if s.vlan != nil {
 		if l.VLAN == nil {
-			return nil, nil, fmt.Errorf("%s exists and is a %s link, not a VLAN", s.name, l.Type)
+			return nil, nil, nil, fmt.Errorf("%s exists and is a %s link, not a VLAN", s.name, l.Type)
 		}
 		if *l.VLAN != *s.vlan {
-			add("%s: VLAN %d on %s → VLAN %d on %s (made again)", s.name, l.VLAN.ID, l.VLAN.Parent, s.vlan.ID, s.vlan.Parent)
+			touch(changeRemove, "%s: VLAN %d on %s → VLAN %d on %s (made again)", s.name, l.VLAN.ID, l.VLAN.Parent, s.vlan.ID, s.vlan.Parent)
 		}
 	}
 	if s.state == "down" && l.Up {
-		add("%s: up → down", s.name)
+		touch(changeDown, "%s: up → down", s.name)
 	}
 	if !s.mtu.matchesRuntime(l.MTU) {
-		add("%s: mtu %d → %d", s.name, l.MTU, s.mtu.n)
+		touch(changeMTU, "%s: mtu %d → %d", s.name, l.MTU, s.mtu.n)
 	}
 	for _, a := range s.addrs {
 		if !contains(l.Addrs, a) {
@@ -258,40 +264,14 @@ func ifaceRuntimeDrift(s *ifaceSpec, l *kernelLink, parentOK bool) ([]string, []
 	if s.exclusive {
 		for _, a := range l.Addrs {
 			if !contains(s.addrs, a) {
-				add("%s: remove address %s", s.name, a)
+				touch(changeAddress, "%s: remove address %s", s.name, a)
 			}
 		}
 	}
 	if s.state == "up" && !l.Up {
 		add("%s: down → up", s.name)
 	}
-	return out, warns, nil
-}
-
-// ifaceTouches lists what the runtime changes do to interfaces, for the guard: the same
-// conditions as ifaceRuntimeDrift, with the kind of each change.
-func ifaceTouches(s *ifaceSpec, l *kernelLink) []pathChange {
-	if l == nil {
-		return nil
-	}
-	var out []pathChange
-	if s.vlan != nil && l.VLAN != nil && *l.VLAN != *s.vlan {
-		out = append(out, pathChange{s.name, changeRemove, fmt.Sprintf("%s: VLAN %d on %s → VLAN %d on %s (made again)", s.name, l.VLAN.ID, l.VLAN.Parent, s.vlan.ID, s.vlan.Parent)})
-	}
-	if s.state == "down" && l.Up {
-		out = append(out, pathChange{s.name, changeDown, fmt.Sprintf("%s: up → down", s.name)})
-	}
-	if !s.mtu.matchesRuntime(l.MTU) {
-		out = append(out, pathChange{s.name, changeMTU, fmt.Sprintf("%s: mtu %d → %d", s.name, l.MTU, s.mtu.n)})
-	}
-	if s.exclusive {
-		for _, a := range l.Addrs {
-			if !contains(s.addrs, a) {
-				out = append(out, pathChange{s.name, changeAddress, fmt.Sprintf("%s: remove address %s", s.name, a)})
-			}
-		}
-	}
-	return out
+	return out, touches, warns, nil
 }
 
 // applyIface changes the running link: the VLAN first, down before anything else when
@@ -390,11 +370,12 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args ifaceArgs, ap
 			}
 		}
 		var warns []string
-		if runtimeDrift, warns, err = ifaceRuntimeDrift(s, cur, parentOK); err != nil {
+		var touches []pathChange
+		if runtimeDrift, touches, warns, err = ifaceRuntimeDrift(s, cur, parentOK); err != nil {
 			return nil, err
 		}
 		res.Warnings = append(res.Warnings, warns...)
-		if warns, err = guardChanges(ops, f, i.session, args.OnManagementPath, ifaceTouches(s, cur)); err != nil {
+		if warns, err = guardChanges(ops, f, i.session, args.OnManagementPath, touches); err != nil {
 			return nil, err
 		}
 		res.Warnings = append(res.Warnings, warns...)
