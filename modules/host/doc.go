@@ -9,7 +9,10 @@
 //     test tree ("" is the real "/");
 //   - systemd units (systemd.go): Unit, read by one `systemctl show` parser; PlanUnit, the
 //     one set of rules that brings a unit to a wanted state (unmask, enable or disable,
-//     start or stop, mask); Systemctl, which reads units and runs those steps.
+//     start or stop, mask); Systemctl, which reads units and runs those steps;
+//   - the SSH session a process runs under (session.go): SessionFinder walks up its
+//     ancestors in /proc to sshd's socket (SSH_CONNECTION as the fallback), for the
+//     network modules' management-path guard.
 //
 // Root only says where a host path is; how a file there is read or written safely (links
 // followed only when trusted, atomic replacement, kept owners) is modules/hostfs's work.

@@ -18,6 +18,8 @@ type Bond struct {
 	root host.Root
 	// open makes the netlink handle; nil means the real one.
 	open opener
+	// session locates the SSH session for the management-path guard; nil: the real one.
+	session sessionFinder
 }
 
 var (
@@ -42,6 +44,8 @@ type bondArgs struct {
 	Backend        string   `cty:"backend"`
 	Persist        bool     `cty:"persist"`
 	Runtime        bool     `cty:"runtime"`
+	// OnManagementPath is "refuse" or "allow" (guard.go).
+	OnManagementPath string `cty:"on_management_path"`
 }
 
 // bondResult is what a bond run registers.
@@ -103,7 +107,7 @@ warning, since only the switch side can fix it.`,
 				{Name: "primary", Type: cty.String, Doc: optDoc("primary", "the slave preferred as the active one; it must be listed in slaves.")},
 				mtuArg(`MTU of the bond and its slaves, e.g. 9000; "auto" leaves the running MTU alone and keeps it out of the persistent configuration. Unset: not managed.`),
 				{Name: "addresses", Type: cty.List(cty.String), Doc: `Addresses with prefix length for the bond, e.g. ["192.0.2.10/24"]. Added at runtime; the persistent configuration gets exactly these (static). Unset: not managed.`},
-			}, persistArgs()...),
+			}, append(persistArgs(), guardArg())...),
 		},
 		Returns: []modules.Field{
 			{Name: "backend", Type: cty.String, Doc: `The backend whose files were compared ("none" when not persisted).`},

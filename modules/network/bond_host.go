@@ -73,7 +73,11 @@ func (s *bondSnap) currentSlaves() []string {
 // down comes back up; slaves a mode change released join again). Apply reads the live
 // state where an earlier step may have changed it.
 type bondChange struct {
-	line    string
+	line string
+	// touches are the interfaces the change acts on in ways the management-path guard
+	// knows (guard.go).
+	touches []pathChange
+
 	phase   bondPhase
 	apply   func(*bondApplier) error
 	predict func(*bondSnap)
@@ -140,6 +144,14 @@ func bondChanges(s *bondSpec, snap *bondSnap) ([]bondChange, error) {
 			}
 			c := bondChange{line: fmt.Sprintf("%s: %s %s → %s", s.name, k, orUnset(b.Bond[k]), orUnset(s.opts[k])), phase: phaseOptions,
 				predict: func(p *bondSnap) { p.bond.Bond[k] = s.opts[k] }}
+			if o, _ := bondOpt(k); o.needsNoSlaves {
+				for _, n := range b.Slaves {
+					c.touches = append(c.touches, pathChange{n, changeRemove, c.line})
+				}
+			}
+			if o, _ := bondOpt(k); o.needsDown && b.Up {
+				c.touches = append(c.touches, pathChange{s.name, changeDown, c.line})
+			}
 			if k == "primary" {
 				v := s.opts[k]
 				c.phase, c.apply = phasePrimary, func(a *bondApplier) error { return a.setPrimary(v) }
@@ -156,7 +168,8 @@ func bondChanges(s *bondSpec, snap *bondSnap) ([]bondChange, error) {
 
 	for _, n := range snap.currentSlaves() {
 		if !contains(s.slaves, n) {
-			add(bondChange{line: fmt.Sprintf("%s: release from %s", n, s.name), phase: phaseRelease,
+			line := fmt.Sprintf("%s: release from %s", n, s.name)
+			add(bondChange{line: line, phase: phaseRelease, touches: []pathChange{{n, changeRemove, line}},
 				apply: func(a *bondApplier) error { return a.release(n, "") },
 				predict: func(p *bondSnap) {
 					p.links[n].Master = ""
@@ -171,7 +184,11 @@ func bondChanges(s *bondSpec, snap *bondSnap) ([]bondChange, error) {
 		if b != nil {
 			line = lineIf(b.MTU != mtu, "%s: mtu %d → %d", s.name, b.MTU, mtu)
 		}
-		add(bondChange{line: line, phase: phaseMTU,
+		var touches []pathChange
+		if b != nil && line != "" {
+			touches = []pathChange{{s.name, changeMTU, line}}
+		}
+		add(bondChange{line: line, phase: phaseMTU, touches: touches,
 			apply:   func(a *bondApplier) error { return a.setMTU(s.name, mtu) },
 			predict: func(p *bondSnap) { p.bond.MTU = mtu }})
 	}
@@ -186,7 +203,11 @@ func bondChanges(s *bondSpec, snap *bondSnap) ([]bondChange, error) {
 		default:
 			line = fmt.Sprintf("%s: master %s → %s", n, l.Master, s.name)
 		}
-		add(bondChange{line: line, phase: phaseEnslave,
+		var touches []pathChange
+		if line != "" {
+			touches = []pathChange{{n, changeEnslave, line}}
+		}
+		add(bondChange{line: line, phase: phaseEnslave, touches: touches,
 			apply: func(a *bondApplier) error { return a.enslave(n) },
 			predict: func(p *bondSnap) {
 				p.links[n].Master = s.name
@@ -207,7 +228,12 @@ func bondChanges(s *bondSpec, snap *bondSnap) ([]bondChange, error) {
 			apply:   func(a *bondApplier) error { return a.setUp(n) },
 			predict: func(p *bondSnap) { p.links[n].Up = true }})
 		if fixed {
-			add(bondChange{line: lineIf(l.MTU != mtu, "%s: mtu %d → %d", n, l.MTU, mtu), phase: phaseSlaves,
+			line := lineIf(l.MTU != mtu, "%s: mtu %d → %d", n, l.MTU, mtu)
+			var touches []pathChange
+			if line != "" {
+				touches = []pathChange{{n, changeMTU, line}}
+			}
+			add(bondChange{line: line, phase: phaseSlaves, touches: touches,
 				apply:   func(a *bondApplier) error { return a.setMTU(n, mtu) },
 				predict: func(p *bondSnap) { p.links[n].MTU = mtu }})
 		}
@@ -233,6 +259,15 @@ func driftLines(changes []bondChange) []string {
 		if c.line != "" {
 			out = append(out, c.line)
 		}
+	}
+	return out
+}
+
+// bondTouches lists what the changes do to interfaces, for the guard.
+func bondTouches(changes []bondChange) []pathChange {
+	var out []pathChange
+	for _, c := range changes {
+		out = append(out, c.touches...)
 	}
 	return out
 }
@@ -527,6 +562,11 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args bondArgs, apply bo
 			return nil, err
 		}
 		runtimeDrift = driftLines(changes)
+		warns, err := guardChanges(ops, f, b.session, args.OnManagementPath, bondTouches(changes))
+		if err != nil {
+			return nil, err
+		}
+		res.Warnings = append(res.Warnings, warns...)
 		runtimeBefore = describeBond(s, snap)
 		runtimeAfter = runtimeBefore
 		if len(runtimeDrift) > 0 && apply {

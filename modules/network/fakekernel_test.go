@@ -25,6 +25,10 @@ type fakeKernel struct {
 	noBonding  bool
 	noVLAN     bool
 	failOnCall string // a call prefix that fails with EIO
+	// defaultVia is the link that carries the default route (0: none); routeVia the link
+	// a route to an address leaves by.
+	defaultVia int
+	routeVia   map[string]int
 }
 
 type fakeLink struct {
@@ -436,6 +440,23 @@ func (k *fakeKernel) LinkSetVfTrust(link netlink.Link, i int, on bool) error {
 		v.Trust = 1
 	}
 	return k.log("vf %s %d trust %v", l.name, i, on)
+}
+
+func (k *fakeKernel) RouteList(link netlink.Link, family int) ([]netlink.Route, error) {
+	if k.defaultVia == 0 {
+		return nil, nil
+	}
+	return []netlink.Route{{LinkIndex: k.defaultVia}}, nil
+}
+
+func (k *fakeKernel) RouteGetWithOptions(dst net.IP, o *netlink.RouteGetOptions) ([]netlink.Route, error) {
+	if i, ok := k.routeVia[dst.String()]; ok {
+		return []netlink.Route{{LinkIndex: i}}, nil
+	}
+	if k.defaultVia != 0 {
+		return []netlink.Route{{LinkIndex: k.defaultVia}}, nil
+	}
+	return nil, unix.ENETUNREACH
 }
 
 // setNumVFs is what writing sriov_numvfs does: only from or to zero; new VFs have spoof

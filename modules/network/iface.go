@@ -14,8 +14,9 @@ import (
 
 // Interface manages one interface's MTU, state and addresses, and 802.1Q VLAN links.
 type Interface struct {
-	root host.Root
-	open opener
+	root    host.Root
+	open    opener
+	session sessionFinder // nil: the real session (guard.go)
 }
 
 var (
@@ -34,6 +35,8 @@ type ifaceArgs struct {
 	Backend   string    `cty:"backend"`
 	Persist   bool      `cty:"persist"`
 	Runtime   bool      `cty:"runtime"`
+	// OnManagementPath is "refuse" or "allow" (guard.go).
+	OnManagementPath string `cty:"on_management_path"`
 }
 
 // vlanArgs is the vlan argument. Its members are pointers so that a null one gets the
@@ -88,7 +91,7 @@ configuration. ifupdown names VLANs PARENT.ID or vlanID; other names are refused
 				{Name: "addresses", Type: cty.List(cty.String), Doc: `Addresses with prefix length, e.g. ["192.0.2.10/24", "2001:db8::10/64"]. Unset: not managed.`},
 				{Name: "exclusive", Type: cty.Bool, Default: cty.False, Doc: "Remove the interface's other addresses (never IPv6 link-local ones). Needs addresses; an empty list removes them all."},
 				{Name: "vlan", Type: vlanObject, Doc: `Make NAME an 802.1Q VLAN link: { parent = "bond0", id = 100 } (id 1-4094).`},
-			}, persistArgs()...),
+			}, append(persistArgs(), guardArg())...),
 			RequiredWith: map[string][]string{"exclusive": {"addresses"}},
 		},
 		Returns: []modules.Field{
@@ -116,6 +119,13 @@ configuration. ifupdown names VLANs PARENT.ID or vlanID; other names are refused
     state     = "up"
     addresses = ["198.51.100.10/24"]
     exclusive = true
+  }
+}`},
+			{Title: "Jumbo frames on the NIC this SSH session runs over, knowingly (the guard refuses it otherwise)", HCL: `task "jumbo eth0" {
+  interface {
+    name               = "eth0"
+    mtu                = 9000
+    on_management_path = "allow"
   }
 }`},
 		},
@@ -202,14 +212,20 @@ func (s *ifaceSpec) want() ifWant {
 	return w
 }
 
-// ifaceRuntimeDrift lists what differs in the running link. parentOK says whether a
-// wanted VLAN's parent exists.
-func ifaceRuntimeDrift(s *ifaceSpec, l *kernelLink, parentOK bool) ([]string, []string, error) {
+// ifaceRuntimeDrift lists what differs in the running link, and the changes among those
+// that the management-path guard knows (guard.go). parentOK says whether a wanted VLAN's
+// parent exists.
+func ifaceRuntimeDrift(s *ifaceSpec, l *kernelLink, parentOK bool) ([]string, []pathChange, []string, error) {
 	var out, warns []string
+	var touches []pathChange
 	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
+	touch := func(kind, format string, a ...any) {
+		add(format, a...)
+		touches = append(touches, pathChange{s.name, kind, out[len(out)-1]})
+	}
 	if l == nil {
 		if s.vlan == nil {
-			return nil, nil, fmt.Errorf("no interface %s (give vlan to create a VLAN link)", s.name)
+			return nil, nil, nil, fmt.Errorf("no interface %s (give vlan to create a VLAN link)", s.name)
 		}
 		if !parentOK {
 			warns = append(warns, fmt.Sprintf("the VLAN's parent %s does not exist (yet)", s.vlan.Parent))
@@ -224,21 +240,21 @@ func ifaceRuntimeDrift(s *ifaceSpec, l *kernelLink, parentOK bool) ([]string, []
 		if s.state == "up" {
 			add("%s: down → up", s.name)
 		}
-		return out, warns, nil
+		return out, nil, warns, nil
 	}
 	if s.vlan != nil {
 		if l.VLAN == nil {
-			return nil, nil, fmt.Errorf("%s exists and is a %s link, not a VLAN", s.name, l.Type)
+			return nil, nil, nil, fmt.Errorf("%s exists and is a %s link, not a VLAN", s.name, l.Type)
 		}
 		if *l.VLAN != *s.vlan {
-			add("%s: VLAN %d on %s → VLAN %d on %s (made again)", s.name, l.VLAN.ID, l.VLAN.Parent, s.vlan.ID, s.vlan.Parent)
+			touch(changeRemove, "%s: VLAN %d on %s → VLAN %d on %s (made again)", s.name, l.VLAN.ID, l.VLAN.Parent, s.vlan.ID, s.vlan.Parent)
 		}
 	}
 	if s.state == "down" && l.Up {
-		add("%s: up → down", s.name)
+		touch(changeDown, "%s: up → down", s.name)
 	}
 	if !s.mtu.matchesRuntime(l.MTU) {
-		add("%s: mtu %d → %d", s.name, l.MTU, s.mtu.n)
+		touch(changeMTU, "%s: mtu %d → %d", s.name, l.MTU, s.mtu.n)
 	}
 	for _, a := range s.addrs {
 		if !contains(l.Addrs, a) {
@@ -248,14 +264,14 @@ func ifaceRuntimeDrift(s *ifaceSpec, l *kernelLink, parentOK bool) ([]string, []
 	if s.exclusive {
 		for _, a := range l.Addrs {
 			if !contains(s.addrs, a) {
-				add("%s: remove address %s", s.name, a)
+				touch(changeAddress, "%s: remove address %s", s.name, a)
 			}
 		}
 	}
 	if s.state == "up" && !l.Up {
 		add("%s: down → up", s.name)
 	}
-	return out, warns, nil
+	return out, touches, warns, nil
 }
 
 // applyIface changes the running link: the VLAN first, down before anything else when
@@ -354,7 +370,12 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args ifaceArgs, ap
 			}
 		}
 		var warns []string
-		if runtimeDrift, warns, err = ifaceRuntimeDrift(s, cur, parentOK); err != nil {
+		var touches []pathChange
+		if runtimeDrift, touches, warns, err = ifaceRuntimeDrift(s, cur, parentOK); err != nil {
+			return nil, err
+		}
+		res.Warnings = append(res.Warnings, warns...)
+		if warns, err = guardChanges(ops, f, i.session, args.OnManagementPath, touches); err != nil {
 			return nil, err
 		}
 		res.Warnings = append(res.Warnings, warns...)

@@ -45,6 +45,32 @@ func TestNetworkOnVM(t *testing.T) {
 		return h.sh("ip -o link show | sed 's/ qlen.*//'; ip -o addr show scope global | sed 's/ tentative//'; cat /proc/net/bonding/bond0 2>/dev/null | grep -v -e Churn -e 'port state' -e 'Link Failure'; true")
 	}
 
+	// The controller's session comes in on eth0: enslaving it, or taking it down, is
+	// refused in check and in apply, and nothing changes.
+	t.Run("the management NIC is guarded", func(t *testing.T) {
+		h.t, h.r = t, labRunner(t, lab)
+		for _, c := range []struct {
+			module string
+			args   []string
+			want   string
+		}{
+			{"bond", []string{"name=bond0", "mode=802.3ad", `slaves=["eth0","ens1f0"]`, "persist=false"}, `"eth0: enslave to bond0" enslaves eth0: eth0 holds `},
+			{"interface", []string{"name=eth0", "state=down", "backend=none"}, `"eth0: up → down" takes down eth0: eth0 holds `},
+		} {
+			for _, mode := range [][]string{{"--check"}, nil} {
+				before := snap()
+				res := h.r.Module("lab01", c.module, append(c.args, mode...)...)
+				out := strings.Join(strings.Fields(res.Out), " ")
+				if res.Code != 2 || !strings.Contains(out, c.want) || !strings.Contains(out, "this SSH session's address") {
+					t.Errorf("%s %v: exit %d, want 2 with %q\n%s", c.module, mode, res.Code, c.want, res.Out)
+				}
+				if after := snap(); after != before {
+					t.Fatalf("a refused task changed the host:\n%s\n->\n%s", before, after)
+				}
+			}
+		}
+	})
+
 	t.Run("bond 802.3ad", func(t *testing.T) {
 		h.t, h.r = t, labRunner(t, lab)
 		h.rejected(snap, "bond", "name=bond0", "mode=802.3ad", `slaves=["ens1f0","ens1f1"]`, "lacp_rate=sometimes", "persist=false")

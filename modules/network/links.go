@@ -33,6 +33,8 @@ type linkOps interface {
 	LinkSetVfVlan(link netlink.Link, vf, vlan int) error
 	LinkSetVfSpoofchk(link netlink.Link, vf int, check bool) error
 	LinkSetVfTrust(link netlink.Link, vf int, state bool) error
+	RouteList(link netlink.Link, family int) ([]netlink.Route, error)
+	RouteGetWithOptions(destination net.IP, options *netlink.RouteGetOptions) ([]netlink.Route, error)
 }
 
 // opener makes the netlink handle a run uses; tests replace it.

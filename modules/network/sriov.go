@@ -32,6 +32,8 @@ type SRIOV struct {
 	settle time.Duration
 	// sysfsWrite writes a sysfs attribute (host path); nil writes the file.
 	sysfsWrite func(p, value string) error
+	// session locates the SSH session for the management-path guard; nil: the real one.
+	session sessionFinder
 }
 
 var (
@@ -47,6 +49,8 @@ type sriovArgs struct {
 	VFs     []vfArgs `cty:"vfs"`
 	Persist bool     `cty:"persist"`
 	Runtime bool     `cty:"runtime"`
+	// OnManagementPath is "refuse" or "allow" (guard.go).
+	OnManagementPath string `cty:"on_management_path"`
 }
 
 // vfArgs is one element of vfs; a null member is not managed.
@@ -127,6 +131,7 @@ and the journal, and does both steps. The unit is compared by what it sets, not 
 					Doc: `Settings of single VFs, each an object: index (required, below num_vfs), trust (bool), spoofchk (bool), mac ("02:00:00:00:01:01"), vlan (0-4095; 0 untagged).`},
 				{Name: "persist", Type: cty.Bool, Default: cty.True, Doc: "Keep the VFs and their settings across reboots with a systemd unit (see above)."},
 				{Name: "runtime", Type: cty.Bool, Default: cty.True, Doc: "Change the device now. false writes only the boot-time unit (for a device whose driver is not loaded yet, or a change left to the next boot)."},
+				guardArg(),
 			},
 		},
 		Returns: []modules.Field{
@@ -163,6 +168,7 @@ type vfSpec struct {
 }
 
 type sriovSpec struct {
+	policy  string // on_management_path
 	device  string
 	numVFs  int
 	vfs     []vfSpec // by index
@@ -181,7 +187,7 @@ func numText(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
 func parseSRIOV(args sriovArgs) (*sriovSpec, []modules.ArgError) {
 	var errs []modules.ArgError
-	s := &sriovSpec{device: args.Device, persist: args.Persist, runtime: args.Runtime}
+	s := &sriovSpec{device: args.Device, persist: args.Persist, runtime: args.Runtime, policy: args.OnManagementPath}
 	if !validIfName(s.device) {
 		errs = append(errs, modules.ArgError{Arg: "device", Msg: fmt.Sprintf("%q is not %s", s.device, ifNameHelp)})
 	}
@@ -439,6 +445,13 @@ func (r SRIOV) runtime(ctx context.Context, f *fileTree, s *sriovSpec, res *modu
 			have = findVF(pf.Attrs().Vfs, vf.Index)
 		}
 		runtimeDrift = append(runtimeDrift, vfDrift(vf, have)...)
+	}
+	if remake {
+		warns, err := guardChanges(ops, f, r.session, s.policy, []pathChange{{s.device, changeVFCount, runtimeDrift[0]}})
+		if err != nil {
+			return nil, err
+		}
+		res.Warnings = append(res.Warnings, warns...)
 	}
 	if apply && len(runtimeDrift) > 0 {
 		if pf, err = r.applyVFs(ctx, f, ops, s, cur, devDir); err != nil {

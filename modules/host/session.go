@@ -1,0 +1,313 @@
+package host
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// SSHSession is where the SSH connection that started this process enters the host: the
+// TCP connection(s) of the sshd process found above it, or what SSH_CONNECTION says.
+type SSHSession struct {
+	Conns []SessionConn
+	// Source says how the session was found, for messages: "the socket of process 812
+	// (sshd)" or "SSH_CONNECTION".
+	Source string
+	// OtherNetns: the process that holds the socket is in another network namespace than
+	// this one, so no interface this process sees carries the session.
+	OtherNetns bool
+}
+
+// SessionConn is one TCP connection: the host's end and the client's (or the jump host's).
+type SessionConn struct {
+	Local, Peer netip.AddrPort
+}
+
+// Bounds on what FindSSHSession reads: /proc is the kernel's, but it is large on a busy
+// host and its process names are anyone's.
+const (
+	sessionMaxDepth   = 64      // ancestors walked
+	sessionMaxFDs     = 4096    // descriptors looked at per process
+	sessionMaxConns   = 16      // connections kept from one process
+	sessionMaxLines   = 1 << 20 // lines of /proc/PID/net/tcp{,6}
+	sessionMaxLineLen = 512     // bytes of one such line
+	sessionMaxStat    = 4096    // bytes of /proc/PID/stat
+)
+
+// SessionFinder finds the SSH session a process runs under. The zero value looks at the
+// running system for the calling process.
+type SessionFinder struct {
+	Root Root                // where /proc is ("" is the real one)
+	PID  int                 // the process to start from (0: this one)
+	Env  func(string) string // the environment (nil: os.Getenv)
+}
+
+// FindSSHSession works out the session of the process: it walks up its ancestors
+// (/proc/PID/stat) to the first one that holds an ESTABLISHED TCP socket (its
+// /proc/PID/fd links matched against /proc/PID/net/tcp and tcp6): that is sshd's session
+// process, whose sockets are the connection. sudo resets the environment, so this works
+// under become where SSH_CONNECTION is gone; SSH_CONNECTION is the fallback when /proc
+// tells nothing. The error says why neither worked.
+func (f SessionFinder) FindSSHSession() (*SSHSession, error) {
+	s, procErr := f.fromProc()
+	if procErr == nil {
+		return s, nil
+	}
+	env := f.Env
+	if env == nil {
+		env = os.Getenv
+	}
+	if v := env("SSH_CONNECTION"); v != "" {
+		c, err := ParseSSHConnection(v)
+		if err != nil {
+			return nil, fmt.Errorf("%v; and SSH_CONNECTION: %v", procErr, err)
+		}
+		return &SSHSession{Conns: []SessionConn{c}, Source: "SSH_CONNECTION"}, nil
+	}
+	return nil, fmt.Errorf("%v, and SSH_CONNECTION is not set", procErr)
+}
+
+func (f SessionFinder) fromProc() (*SSHSession, error) {
+	pid := f.PID
+	if pid == 0 {
+		pid = os.Getpid()
+	}
+	selfNS, _ := os.Readlink(f.Root.Path(fmt.Sprintf("/proc/%d/ns/net", pid)))
+	var denied []string
+	seen := map[int]bool{}
+	for depth := 0; depth < sessionMaxDepth; depth++ {
+		comm, ppid, err := f.stat(pid)
+		if err != nil {
+			if depth == 0 {
+				return nil, fmt.Errorf("no process tree to look at (%v)", err)
+			}
+			return nil, fmt.Errorf("no ancestor holds a TCP connection (%v)", err)
+		}
+		if depth > 0 {
+			conns, err := f.established(pid)
+			switch {
+			case errors.Is(err, os.ErrPermission):
+				denied = append(denied, fmt.Sprintf("%d (%s)", pid, comm))
+			case err != nil:
+				return nil, fmt.Errorf("process %d (%s): %v", pid, comm, err)
+			case len(conns) > 0:
+				ns, _ := os.Readlink(f.Root.Path(fmt.Sprintf("/proc/%d/ns/net", pid)))
+				return &SSHSession{Conns: conns, Source: fmt.Sprintf("the socket of process %d (%s)", pid, comm),
+					OtherNetns: selfNS != "" && ns != "" && ns != selfNS}, nil
+			}
+		}
+		seen[pid] = true
+		if ppid <= 0 || seen[ppid] {
+			break
+		}
+		pid = ppid
+	}
+	why := "no ancestor process holds an established TCP connection"
+	if len(denied) > 0 {
+		why += "; the sockets of " + strings.Join(denied, ", ") + " could not be read"
+	}
+	return nil, errors.New(why)
+}
+
+// stat reads a process's name and parent from /proc/PID/stat. The name is between the
+// first "(" and the last ")", since it may hold both; it is shown only with other
+// characters than letters, digits and "-_.@:" replaced.
+func (f SessionFinder) stat(pid int) (string, int, error) {
+	fh, err := os.Open(f.Root.Path(fmt.Sprintf("/proc/%d/stat", pid)))
+	if err != nil {
+		return "", 0, err
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, sessionMaxStat+1))
+	if err != nil {
+		return "", 0, err
+	}
+	if len(b) > sessionMaxStat {
+		return "", 0, fmt.Errorf("/proc/%d/stat is longer than %d bytes", pid, sessionMaxStat)
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return "", 0, fmt.Errorf("/proc/%d/stat: no process name", pid)
+	}
+	fields := strings.Fields(s[end+1:])
+	if len(fields) < 2 {
+		return "", 0, fmt.Errorf("/proc/%d/stat: no parent", pid)
+	}
+	ppid, err := strconv.Atoi(fields[1])
+	if err != nil || ppid < 0 {
+		return "", 0, fmt.Errorf("/proc/%d/stat: parent %q is not a process id", pid, fields[1])
+	}
+	return safeName(s[open+1 : end]), ppid, nil
+}
+
+func safeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.@:", r)) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('?')
+		}
+		if b.Len() >= 32 {
+			break
+		}
+	}
+	return b.String()
+}
+
+// established returns the ESTABLISHED TCP connections whose sockets process pid holds.
+func (f SessionFinder) established(pid int) ([]SessionConn, error) {
+	dir := f.Root.Path(fmt.Sprintf("/proc/%d/fd", pid))
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := d.ReadDir(sessionMaxFDs)
+	d.Close()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	inodes := map[uint64]bool{}
+	for _, e := range entries {
+		target, err := os.Readlink(path.Join(dir, e.Name()))
+		if err != nil {
+			continue // closed meanwhile
+		}
+		if n, ok := socketInode(target); ok {
+			inodes[n] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return nil, nil
+	}
+	var out []SessionConn
+	for _, file := range []string{"tcp", "tcp6"} {
+		conns, err := readTCPTable(f.Root.Path(fmt.Sprintf("/proc/%d/net/%s", pid, file)), inodes)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		out = append(out, conns...)
+		if len(out) > sessionMaxConns {
+			out = out[:sessionMaxConns]
+		}
+	}
+	return out, nil
+}
+
+// socketInode reads a descriptor's link, "socket:[12345]".
+func socketInode(link string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(link, "socket:[")
+	if !ok {
+		return 0, false
+	}
+	num, ok := strings.CutSuffix(rest, "]")
+	if !ok || num == "" || len(num) > 20 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	return n, err == nil
+}
+
+// tcpEstablished is TCP_ESTABLISHED as /proc/net/tcp shows a socket's state.
+const tcpEstablished = "01"
+
+// readTCPTable reads /proc/net/tcp or tcp6 and returns the established connections whose
+// inode is in inodes. Every field used is checked; a line that does not parse is an error.
+func readTCPTable(p string, inodes map[uint64]bool) ([]SessionConn, error) {
+	fh, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, sessionMaxLineLen), sessionMaxLineLen)
+	var out []SessionConn
+	for line := 0; sc.Scan(); line++ {
+		if line == 0 {
+			continue // the header
+		}
+		if line > sessionMaxLines {
+			return nil, fmt.Errorf("%s: more than %d lines", p, sessionMaxLines)
+		}
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 10 {
+			return nil, fmt.Errorf("%s line %d: %d fields", p, line+1, len(fields))
+		}
+		inode, err := strconv.ParseUint(fields[9], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: inode %q", p, line+1, fields[9])
+		}
+		if !inodes[inode] || fields[3] != tcpEstablished {
+			continue
+		}
+		local, err1 := parseProcAddr(fields[1])
+		peer, err2 := parseProcAddr(fields[2])
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("%s line %d: %v", p, line+1, err)
+		}
+		if len(out) < sessionMaxConns {
+			out = append(out, SessionConn{Local: local, Peer: peer})
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %v", p, err)
+	}
+	return out, nil
+}
+
+// parseProcAddr reads "0100007F:0016" (IPv4) or 32 hex digits and a port (IPv6): the
+// address as the kernel prints it, 32-bit words in the machine's byte order.
+func parseProcAddr(s string) (netip.AddrPort, error) {
+	a, p, ok := strings.Cut(s, ":")
+	if !ok || len(p) != 4 || (len(a) != 8 && len(a) != 32) {
+		return netip.AddrPort{}, fmt.Errorf("address %q", s)
+	}
+	raw, err := hex.DecodeString(a)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("address %q", s)
+	}
+	port, err := strconv.ParseUint(p, 16, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("port %q", s)
+	}
+	buf := make([]byte, len(raw))
+	for i := 0; i < len(raw); i += 4 {
+		binary.NativeEndian.PutUint32(buf[i:], binary.BigEndian.Uint32(raw[i:]))
+	}
+	addr, _ := netip.AddrFromSlice(buf)
+	return netip.AddrPortFrom(addr.Unmap(), uint16(port)), nil
+}
+
+// ParseSSHConnection reads SSH_CONNECTION: "CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT".
+func ParseSSHConnection(v string) (SessionConn, error) {
+	f := strings.Fields(v)
+	if len(f) != 4 || len(v) > 200 {
+		return SessionConn{}, fmt.Errorf("%q is not CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT", clip(v))
+	}
+	var ap [2]netip.AddrPort
+	for i, pair := range [][2]string{{f[2], f[3]}, {f[0], f[1]}} {
+		a, err := netip.ParseAddr(pair[0])
+		port, perr := strconv.ParseUint(pair[1], 10, 16)
+		if err != nil || perr != nil || port == 0 {
+			return SessionConn{}, fmt.Errorf("%q is not CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT", clip(v))
+		}
+		ap[i] = netip.AddrPortFrom(a.WithZone("").Unmap(), uint16(port))
+	}
+	return SessionConn{Local: ap[0], Peer: ap[1]}, nil
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,202 @@
+package host
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// procTree builds a fake /proc: processes with a parent, descriptors and TCP tables.
+type procTree struct {
+	t    *testing.T
+	root string
+}
+
+func newProcTree(t *testing.T) *procTree { return &procTree{t: t, root: t.TempDir()} }
+
+func (p *procTree) write(rel, data string) {
+	p.t.Helper()
+	full := filepath.Join(p.root, rel)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *procTree) link(rel, target string) {
+	p.t.Helper()
+	full := filepath.Join(p.root, rel)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.Symlink(target, full); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// proc adds a process with its parent, network namespace and socket inodes.
+func (p *procTree) proc(pid int, comm string, ppid int, netns string, sockets ...int) {
+	p.write(fmt.Sprintf("proc/%d/stat", pid), fmt.Sprintf("%d (%s) S %d 1 1 0 -1 4194560 0 0 0\n", pid, comm, ppid))
+	p.link(fmt.Sprintf("proc/%d/ns/net", pid), "net:["+netns+"]")
+	p.link(fmt.Sprintf("proc/%d/fd/0", pid), "/dev/null")
+	p.link(fmt.Sprintf("proc/%d/fd/1", pid), "pipe:[77]")
+	for i, s := range sockets {
+		p.link(fmt.Sprintf("proc/%d/fd/%d", pid, i+3), fmt.Sprintf("socket:[%d]", s))
+	}
+	p.write(fmt.Sprintf("proc/%d/net/tcp", pid), tcpHeader)
+	p.write(fmt.Sprintf("proc/%d/net/tcp6", pid), tcp6Header)
+}
+
+const (
+	tcpHeader  = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+	tcp6Header = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+)
+
+// procHex prints an address as /proc/net/tcp does: 32-bit words in the machine's order.
+func procHex(ap string) string {
+	a := netip.MustParseAddrPort(ap)
+	raw := a.Addr().AsSlice()
+	var b strings.Builder
+	for i := 0; i < len(raw); i += 4 {
+		fmt.Fprintf(&b, "%08X", binary.NativeEndian.Uint32(raw[i:]))
+	}
+	return fmt.Sprintf("%s:%04X", b.String(), a.Port())
+}
+
+func tcpLine(local, peer, state string, inode int) string {
+	return fmt.Sprintf("   0: %s %s %s 00000000:00000000 00:00000000 00000000     0        0 %d 1 0000000000000000 20 4 1 10 -1\n",
+		procHex(local), procHex(peer), state, inode)
+}
+
+func TestFindSSHSession(t *testing.T) {
+	// helper (100) ← sudo (90) ← sh (80) ← sshd session (70, the socket) ← sshd (1)
+	chain := func(t *testing.T) *procTree {
+		p := newProcTree(t)
+		p.proc(1, "sshd", 0, "1", 5)
+		p.proc(70, "sshd: root@notty", 1, "1", 700, 701)
+		p.proc(80, "sh", 70, "1")
+		p.proc(90, "sudo", 80, "1")
+		p.proc(100, "runbook-helper", 90, "1")
+		return p
+	}
+	t.Run("sshd's socket, IPv4", func(t *testing.T) {
+		p := chain(t)
+		p.write("proc/70/net/tcp", tcpHeader+
+			tcpLine("0.0.0.0:22", "0.0.0.0:0", "0A", 5)+ // the listener: not established
+			tcpLine("192.0.2.10:22", "192.0.2.1:51234", "01", 700)+
+			tcpLine("192.0.2.10:22", "198.51.100.7:40000", "01", 999)) // another process's
+		s, err := SessionFinder{Root: Root(p.root), PID: 100, Env: func(string) string { return "" }}.FindSSHSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []SessionConn{{netip.MustParseAddrPort("192.0.2.10:22"), netip.MustParseAddrPort("192.0.2.1:51234")}}
+		if fmt.Sprint(s.Conns) != fmt.Sprint(want) || s.Source != "the socket of process 70 (sshd:?root@notty)" || s.OtherNetns {
+			t.Errorf("got %+v", s)
+		}
+	})
+	t.Run("IPv6 and a v4-mapped address", func(t *testing.T) {
+		p := chain(t)
+		p.write("proc/70/net/tcp6", tcp6Header+
+			tcpLine("[2001:db8::10]:22", "[2001:db8::1]:40000", "01", 700)+
+			tcpLine("[::ffff:192.0.2.10]:22", "[::ffff:192.0.2.1]:40001", "01", 701))
+		s, err := SessionFinder{Root: Root(p.root), PID: 100}.FindSSHSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(s.Conns); got != "[{[2001:db8::10]:22 [2001:db8::1]:40000} {192.0.2.10:22 192.0.2.1:40001}]" {
+			t.Errorf("got %s", got)
+		}
+	})
+	t.Run("in another network namespace", func(t *testing.T) {
+		p := chain(t)
+		os.Remove(filepath.Join(p.root, "proc/100/ns/net"))
+		p.link("proc/100/ns/net", "net:[2]")
+		p.write("proc/70/net/tcp", tcpHeader+tcpLine("192.0.2.10:22", "192.0.2.1:51234", "01", 700))
+		s, err := SessionFinder{Root: Root(p.root), PID: 100}.FindSSHSession()
+		if err != nil || !s.OtherNetns {
+			t.Errorf("got %+v %v", s, err)
+		}
+	})
+	t.Run("nothing in /proc: SSH_CONNECTION", func(t *testing.T) {
+		p := chain(t)
+		env := func(k string) string {
+			if k == "SSH_CONNECTION" {
+				return "192.0.2.1 51234 192.0.2.10 22"
+			}
+			return ""
+		}
+		s, err := SessionFinder{Root: Root(p.root), PID: 100, Env: env}.FindSSHSession()
+		if err != nil || s.Source != "SSH_CONNECTION" || s.Conns[0].Local.String() != "192.0.2.10:22" || s.Conns[0].Peer.String() != "192.0.2.1:51234" {
+			t.Errorf("got %+v %v", s, err)
+		}
+	})
+	t.Run("neither", func(t *testing.T) {
+		p := chain(t)
+		_, err := SessionFinder{Root: Root(p.root), PID: 100, Env: func(string) string { return "" }}.FindSSHSession()
+		if err == nil || err.Error() != "no ancestor process holds an established TCP connection, and SSH_CONNECTION is not set" {
+			t.Errorf("got %v", err)
+		}
+	})
+	t.Run("a malformed table is an error, not a guess", func(t *testing.T) {
+		p := chain(t)
+		p.write("proc/70/net/tcp", tcpHeader+"   0: 0A00A8C0:0016 zz:0016 01 0 0 0 0 0 700 1\n")
+		_, err := SessionFinder{Root: Root(p.root), PID: 100, Env: func(string) string { return "" }}.FindSSHSession()
+		if err == nil || !strings.Contains(err.Error(), `process 70 (sshd:?root@notty): `) || !strings.Contains(err.Error(), `address "zz:0016"`) {
+			t.Errorf("got %v", err)
+		}
+	})
+	t.Run("an overlong line is an error", func(t *testing.T) {
+		p := chain(t)
+		p.write("proc/70/net/tcp", tcpHeader+strings.Repeat("x", 4000)+"\n")
+		_, err := SessionFinder{Root: Root(p.root), PID: 100, Env: func(string) string { return "" }}.FindSSHSession()
+		if err == nil || !strings.Contains(err.Error(), "token too long") {
+			t.Errorf("got %v", err)
+		}
+	})
+	t.Run("a name with parentheses and a loop of parents", func(t *testing.T) {
+		p := newProcTree(t)
+		p.proc(5, "a) S 7 (x", 6, "1")
+		p.proc(6, "b", 5, "1")
+		_, err := SessionFinder{Root: Root(p.root), PID: 5, Env: func(string) string { return "" }}.FindSSHSession()
+		if err == nil || !strings.Contains(err.Error(), "no ancestor process holds") {
+			t.Errorf("got %v", err)
+		}
+	})
+}
+
+func TestParseSSHConnection(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"192.0.2.1 51234 192.0.2.10 22", "192.0.2.10:22 192.0.2.1:51234"},
+		{"2001:db8::1 40000 2001:db8::10 2222", "[2001:db8::10]:2222 [2001:db8::1]:40000"},
+		{"fe80::1%eth0 40000 fe80::2%eth0 22", "[fe80::2]:22 [fe80::1]:40000"},
+		{"192.0.2.1 51234 192.0.2.10", "error"},
+		{"192.0.2.1 0 192.0.2.10 22", "error"},
+		{"192.0.2.1 x 192.0.2.10 22", "error"},
+		{"host 1 192.0.2.10 22", "error"},
+	} {
+		c2, err := ParseSSHConnection(c.in)
+		got := fmt.Sprintf("%s %s", c2.Local, c2.Peer)
+		if err != nil {
+			got = "error"
+		}
+		if got != c.want {
+			t.Errorf("%q: got %s (%v), want %s", c.in, got, err, c.want)
+		}
+	}
+}
+
+// TestFindSSHSessionHere looks at the real /proc: whatever it finds, it must not fail
+// reading it.
+func TestFindSSHSessionHere(t *testing.T) {
+	s, err := SessionFinder{}.FindSSHSession()
+	t.Logf("session: %+v, %v", s, err)
+	if err != nil && !strings.Contains(err.Error(), "SSH_CONNECTION") {
+		t.Errorf("reading /proc failed: %v", err)
+	}
+}
