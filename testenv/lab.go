@@ -533,7 +533,8 @@ const (
 )
 
 // Break injects a fault into host: BreakStop stops its sshd, BreakSlow adds
-// latency and loss to its management link, BreakDrop cuts that link.
+// latency and loss to its management link, BreakDrop cuts that link, BreakFreeze
+// freezes a vm-tier host.
 func (l *Lab) Break(host string, mode BreakMode) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -550,8 +551,14 @@ func (l *Lab) Break(host string, mode BreakMode) error {
 		err = l.slow(ctx, h)
 	case BreakDrop:
 		_, err = runCmd(ctx, "", "ip", "-n", l.st.HubNS, "link", "set", h.HubIf, "down")
+	case BreakFreeze:
+		f, ok := l.tier.(freezer)
+		if !ok {
+			return fmt.Errorf("break %s freeze: the %s tier cannot freeze a host (the vm tier can)", host, l.st.Tier)
+		}
+		err = f.Freeze(ctx, l.st, h)
 	default:
-		return fmt.Errorf("unknown break mode %q (want stop, slow or drop)", mode)
+		return fmt.Errorf("unknown break mode %q (want stop, slow, drop or freeze)", mode)
 	}
 	if err != nil {
 		return fmt.Errorf("break %s %s: %w", host, mode, err)
@@ -587,7 +594,8 @@ func (l *Lab) slow(ctx context.Context, h *HostState) error {
 	return nil
 }
 
-// Heal undoes every fault Break can inject on host.
+// Heal undoes every fault Break can inject on host. On the vm tier it also brings the
+// host's management NIC back (up, address, default route) after a task took it down.
 func (l *Lab) Heal(host string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -598,8 +606,19 @@ func (l *Lab) Heal(host string) error {
 		return err
 	}
 	var errs []error
+	// A frozen guest first: everything below goes through it.
+	if f, ok := l.tier.(freezer); ok && (h.Broken == BreakFreeze || exists(vmQMPSocket(l.st, h))) {
+		if err := f.Thaw(ctx, l.st, h); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if _, err := runCmd(ctx, "", "ip", "-n", l.st.HubNS, "link", "set", h.HubIf, "up"); err != nil {
 		errs = append(errs, err)
+	}
+	if r, ok := l.tier.(mgmtRestorer); ok {
+		if err := r.RestoreMgmt(ctx, l.st, h); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if h.SlowVia == "netem" {
 		_, _ = runCmd(ctx, "", "tc", "-n", l.st.HubNS, "qdisc", "del", "dev", h.HubIf, "root")

@@ -248,6 +248,13 @@ func TestBreakHeal(t *testing.T) {
 			}
 		})
 	}
+	// Only a VM can be frozen; the others say so and stay as they are.
+	if err := lab.Break(h.Name, BreakFreeze); err == nil || !strings.Contains(err.Error(), "the ns tier cannot freeze a host (the vm tier can)") {
+		t.Errorf("break freeze on the ns tier: %v", err)
+	}
+	if _, err := timed(10 * time.Second); err != nil {
+		t.Errorf("after a refused freeze: %v", err)
+	}
 }
 
 // TestParallelLabs starts labs at once, as parallel test packages do, and

@@ -31,9 +31,26 @@ const (
 	BreakStop BreakMode = "stop"
 	// BreakSlow adds latency (and, with netem, loss) to the host's management link.
 	BreakSlow BreakMode = "slow"
-	// BreakDrop cuts the host's management link.
+	// BreakDrop cuts the host's management link: the hub side of its management veth is
+	// set down, so packets to and from the host are lost (nothing is reset).
 	BreakDrop BreakMode = "drop"
+	// BreakFreeze freezes the host as a hung machine: its VM is stopped (QEMU's monitor
+	// command "stop") and answers nothing, not even TCP, until Heal ("cont"). vm tier only;
+	// the lab's control channel is frozen with it.
+	BreakFreeze BreakMode = "freeze"
 )
+
+// freezer is a tier whose hosts can be frozen and thawed (the vm tier).
+type freezer interface {
+	Freeze(ctx context.Context, st *State, h *HostState) error
+	Thaw(ctx context.Context, st *State, h *HostState) error
+}
+
+// mgmtRestorer is a tier that can bring the management NIC inside a host back as the lab
+// set it up (up, its address, the default route), after a task took it down: Heal does.
+type mgmtRestorer interface {
+	RestoreMgmt(ctx context.Context, st *State, h *HostState) error
+}
 
 // Tier is one way of making lab hosts. The lab builds the network (one netns
 // per host with its NICs) and the forwarders; a tier turns each prepared

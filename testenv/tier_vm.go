@@ -298,6 +298,7 @@ func (t vmTier) Start(ctx context.Context, st *State, clientKey string, logf fun
 		}
 		// nsenter execs QEMU, so the PID is QEMU's.
 		args := append([]string{"--net=" + netnsPath(h.NetNS), "--", "qemu-system-x86_64"}, vmSystemdQemuArgs(st, vmQemuArgs(a, dir, vmNICs(st, h)))...)
+		args = append(args, vmQMPArgs(st, h)...)
 		cmd := exec.Command("nsenter", args...)
 		cmd.Env = vmQemuEnv(st, dir)
 		if err := startHostProcess(h, cmd, logFile); err != nil {
@@ -445,6 +446,22 @@ func (t vmTier) StopSSH(ctx context.Context, st *State, h *HostState) error {
 func (t vmTier) StartSSH(ctx context.Context, st *State, h *HostState) error {
 	_, start := vmSSHScripts(st)
 	return t.run(ctx, st, h, start)
+}
+
+// vmRestoreMgmt brings the guest's management NIC back as the boot script set it up,
+// after a task took it down or re-addressed it (the busybox userland: from host.env);
+// the systemd userland has ifupdown bring it up again when the default route is gone.
+const (
+	vmRestoreMgmt        = `. /etc/runbook-lab/host.env || exit 1; ip link set "$MGMT_NIC" up && ip addr replace "$MGMT_ADDR" dev "$MGMT_NIC" && ip route replace default via "$GATEWAY" dev "$MGMT_NIC"`
+	vmSystemdRestoreMgmt = `ip link set eth0 up || exit 1; ip route show default | grep -q . && exit 0; ifdown --force eth0; ifup eth0`
+)
+
+// RestoreMgmt brings the guest's management NIC back (see vmRestoreMgmt).
+func (t vmTier) RestoreMgmt(ctx context.Context, st *State, h *HostState) error {
+	if st.vmSystemd() {
+		return t.run(ctx, st, h, vmSystemdRestoreMgmt)
+	}
+	return t.run(ctx, st, h, vmRestoreMgmt)
 }
 
 func (t vmTier) run(ctx context.Context, st *State, h *HostState, script string) error {

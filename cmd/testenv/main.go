@@ -29,7 +29,7 @@ const usage = `usage:
   testenv down   --dir DIR
   testenv status --dir DIR
   testenv exec   --dir DIR HOST -- CMD [ARG...]
-  testenv break  --dir DIR HOST stop|slow|drop
+  testenv break  --dir DIR HOST stop|slow|drop|freeze
   testenv heal   --dir DIR HOST
 `
 
