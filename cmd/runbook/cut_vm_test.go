@@ -132,14 +132,17 @@ func TestVMManagementLinkCut(t *testing.T) {
 		}
 		return p
 	}
-	// lab01 takes its management NIC down; lab02 a data NIC, then goes on.
+	// lab01 takes its management NIC down; lab02 a data NIC, then goes on. The
+	// management-path guard would refuse lab01's change: this test is about what follows
+	// when it is made anyway.
 	linkDown := write("link_down.hcl", `play "p" {
   hosts = "all"
   task "link down" {
     interface {
-      name    = host.name == "lab01" ? "eth0" : "ens1f0"
-      state   = "down"
-      backend = "none"
+      name               = host.name == "lab01" ? "eth0" : "ens1f0"
+      state              = "down"
+      backend            = "none"
+      on_management_path = "allow"
     }
   }
   task "after" {
