@@ -69,9 +69,11 @@ func (s *stallConn) Close() error {
 	return s.Conn.Close()
 }
 
-// TestKeepaliveClosesStalledConnection: a connection whose writes no longer drain (the
-// host's link is down) is given up within the keepalive window, with a write stuck on it
-// and the SFTP client open: closing it must not wait on the peer.
+// TestKeepaliveClosesStalledConnection: a connection whose writes no longer drain and whose
+// peer says nothing (the host's link is down) is given up within the keepalive window, with
+// a write stuck on it and the SFTP client open, whose close waits for an answer that never
+// comes: closing the connection must not wait on the peer. cmd/runbook's
+// TestVMManagementLinkCut shows the same on a real guest.
 func TestKeepaliveClosesStalledConnection(t *testing.T) {
 	srv := startTestServer(t)
 	srv.SFTP.Store(true)

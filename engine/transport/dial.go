@@ -597,10 +597,12 @@ func (c *Conn) closeAll() error {
 	s := c.sftp
 	c.sftp = nil
 	c.mu.Unlock()
-	// The transport first: closing it closes the socket and never waits on the peer. On a
-	// dead connection a write can be stuck in the socket (the host's link went down with the
-	// send buffer full), holding the transport's write lock; anything that sends first, as
-	// the SFTP client's close does, would wait on that write for ever.
+	// The transport first: closing it closes the socket and never waits on the peer. The
+	// SFTP client's close waits for its reader, which ends only when the peer answers the
+	// channel's close or the socket closes; and on a dead connection a write can be stuck in
+	// the socket (the link went down with the send buffer full), holding the transport's
+	// write lock that the close's own message needs. Either way, closing SFTP first waited on
+	// a dead peer for ever (the lab's vm-tier cut test saw the first).
 	err := c.client.Close()
 	if s != nil {
 		s.Close() // its channel is gone with the transport: this returns at once
