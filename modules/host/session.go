@@ -24,6 +24,11 @@ type SSHSession struct {
 	// OtherNetns: the process that holds the socket is in another network namespace than
 	// this one, so no interface this process sees carries the session.
 	OtherNetns bool
+	// Lost says why the connections found do not show the interfaces the session runs
+	// over ("" when they do): a session over loopback whose other end could not be
+	// followed, more connections than are read. The guard then counts every interface
+	// that holds an address or a default route.
+	Lost string
 }
 
 // SessionConn is one TCP connection: the host's end and the client's (or the jump host's).
