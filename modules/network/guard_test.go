@@ -404,6 +404,26 @@ func TestGuardRefuses(t *testing.T) {
 		}
 	})
 
+	// min_links above the ports the bond has up takes its carrier away.
+	t.Run("min_links on a bond that carries the session", func(t *testing.T) {
+		k := newFakeKernel()
+		b := k.add(&fakeLink{name: "bond0", kind: "bond", up: true, bond: bondDefaults, addrs: []string{"192.0.2.10/24"}})
+		k.add(&fakeLink{name: "eth1", master: b.index, up: true})
+		k.add(&fakeLink{name: "eth2", master: b.index, up: true})
+		before := k.state()
+		args := map[string]cty.Value{"name": s("bond0"), "mode": s("balance-rr"), "slaves": strs("eth1", "eth2"), "min_links": n(3)}
+		_, err := moduletest.Run(t, bondGuarded(k), runtimeOnly(args), true)
+		if want := `"bond0: min_links 0 → 3" takes down bond0: bond0 holds 192.0.2.10`; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("min_links 3 over 2 ports: %v, want %s", err, want)
+		}
+		if k.state() != before {
+			t.Error("changed")
+		}
+		if res, err := moduletest.Run(t, bondGuarded(k), runtimeOnly(with(args, "min_links", n(2))), true); err != nil || res.Status != modules.StatusChanged {
+			t.Errorf("min_links 2 over 2 ports: %v %+v", err, res)
+		}
+	})
+
 	t.Run("sriov on the session's NIC", func(t *testing.T) {
 		k, _, m, _ := sriovHost(t, 0)
 		k.byName("ens1f0").addrs = []string{"192.0.2.10/24"}
