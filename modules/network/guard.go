@@ -21,7 +21,7 @@ import (
 // The management-path guard: before a network module changes the running kernel, it works
 // out which interfaces carry the SSH session the controller reaches this host over, and
 // refuses a change that would take one of them down, change its MTU, remove its addresses,
-// enslave it, remove it or change its VF count, unless the task says
+// enslave it, remove it, change its VF count or a VF's VLAN or MAC, unless the task says
 // on_management_path = "allow". docs/network-safety.md explains it.
 
 // The kinds of change the guard knows.
@@ -32,6 +32,8 @@ const (
 	changeAddress = "address"
 	changeMTU     = "mtu"
 	changeVFCount = "vf_count"
+	changeVFVLAN  = "vf_vlan"
+	changeVFMAC   = "vf_mac"
 )
 
 // changeVerb says what a kind of change does to an interface.
@@ -42,6 +44,8 @@ var changeVerb = map[string]string{
 	changeAddress: "removes an address of",
 	changeMTU:     "changes the MTU of",
 	changeVFCount: "changes the number of VFs of",
+	changeVFVLAN:  "changes the VLAN of the VF",
+	changeVFMAC:   "changes the MAC address of the VF",
 }
 
 // pathChange is one change a module is about to make, as the guard sees it: the
@@ -60,7 +64,7 @@ const (
 // guardArg is the on_management_path argument bond, interface and sriov share.
 func guardArg() modules.Arg {
 	return modules.Arg{Name: "on_management_path", Type: cty.String, Default: cty.StringVal(policyRefuse), OneOf: []string{policyRefuse, policyAllow},
-		Doc: `What to do with a runtime change that would take down, re-address (remove an address), change the MTU or VF count of, enslave or remove an interface this SSH session runs over (the interface that holds the session's address, the one its route leaves by, and every bond slave, bridge port, VLAN parent or PF under them): "refuse" fails the task, in check mode too, before anything changes, naming the interface and how it carries the session; "allow" makes the change (the session may be cut). See docs/network-safety.md.`}
+		Doc: `What to do with a runtime change that would take down (min_links above a bond's active ports included), re-address (remove an address), change the MTU or VF count of, enslave or remove an interface this SSH session runs over, or change the VLAN or MAC of a VF whose netdev is on it (the interface that holds the session's address, the one its route leaves by, and every bond slave, bridge port, VLAN parent or PF under them): "refuse" fails the task, in check mode too, before anything changes, naming the interface and how it carries the session; "allow" makes the change (the session may be cut). See docs/network-safety.md.`}
 }
 
 // pathLink is a link as the guard needs it.
@@ -536,6 +540,25 @@ func physFn(f *fileTree, name string) string {
 		return ""
 	}
 	d, err := os.Open(f.Path(path.Join(sysClassNet, name, "device", "physfn", "net")))
+	if err != nil {
+		return ""
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(4)
+	if len(names) == 1 && validIfName(names[0]) {
+		return names[0]
+	}
+	return ""
+}
+
+// vfNetdev names the netdev of a PF's VF in this namespace:
+// /sys/class/net/PF/device/virtfnN/net/*; "" when it has none here (bound to vfio, in a
+// guest or another namespace).
+func vfNetdev(f *fileTree, pf string, vf int) string {
+	if !validIfName(pf) || vf < 0 {
+		return ""
+	}
+	d, err := os.Open(f.Path(path.Join(sysClassNet, pf, "device", fmt.Sprintf("virtfn%d", vf), "net")))
 	if err != nil {
 		return ""
 	}

@@ -444,6 +444,40 @@ func TestGuardRefuses(t *testing.T) {
 		}
 	})
 
+	// The VLAN or MAC of a VF whose netdev carries the session, set on the PF.
+	t.Run("sriov: a VF's vlan and mac on the path", func(t *testing.T) {
+		k, root, m, _ := sriovHost(t, 2)
+		k.nic("ens1f0v1", true).addrs = []string{"192.0.2.10/24"}
+		if err := os.MkdirAll(filepath.Join(root, "sys/class/net/ens1f0/device/virtfn1/net/ens1f0v1"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		k.calls = nil
+		m.session = eth0Session
+		args := map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(2), "persist": cty.False,
+			"vfs": vfList(vfVal("index", n(1), "vlan", n(101), "mac", s("02:00:00:00:00:07")), vfVal("index", n(0), "vlan", n(102)))}
+		for _, apply := range []bool{false, true} {
+			_, err := moduletest.Run(t, *m, args, apply)
+			for _, want := range []string{
+				`"ens1f0 vf 1: vlan 0 → 101" changes the VLAN of the VF ens1f0v1: ens1f0v1 holds 192.0.2.10`,
+				`"ens1f0 vf 1: mac 00:00:00:00:00:00 → 02:00:00:00:00:07" changes the MAC address of the VF ens1f0v1: ens1f0v1 holds 192.0.2.10`,
+			} {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("apply=%v: %v\nwant %s", apply, err, want)
+				}
+			}
+			if err != nil && strings.Contains(err.Error(), "vf 0") {
+				t.Errorf("VF 0 has no netdev on the path: %v", err)
+			}
+			if len(k.calls) != 0 {
+				t.Fatalf("changed: %v", k.calls)
+			}
+		}
+		// VF 0 alone goes through.
+		if res, err := moduletest.Run(t, *m, with(args, "vfs", vfList(vfVal("index", n(0), "vlan", n(102)))), true); err != nil || res.Status != modules.StatusChanged {
+			t.Errorf("vf 0: %v %+v", err, res)
+		}
+	})
+
 	t.Run("a session that cannot be located", func(t *testing.T) {
 		k := guardKernel()
 		m := Interface{root: host.Root(t.TempDir()), open: k.opener(), session: func() (*host.SSHSession, error) {
