@@ -203,20 +203,46 @@ func isLocalPeer(c SessionConn) bool {
 
 // followLocalPeers: a connection whose peer is this host (a session over a tunnel, SSM,
 // cloudflared, autossh -R or a port forwarder on 127.0.0.1) does not show the interface the
-// session reaches the host by. The process that holds the other end is found (its socket
-// in this namespace's TCP table, then which process holds that socket, in a bounded scan
-// of /proc), and its own connections are added. When it cannot be found, or holds no
-// connection that leaves the host, s.Lost says so.
+// session reaches the host by. A connection's other end is looked for in this namespace's
+// TCP table (local and peer swapped); when it is there, the process holding it is found (a
+// bounded scan of /proc) and its own connections that leave the host are added. When a
+// loopback peer's end is not there, its process is not found, or holds no connection that
+// leaves the host, s.Lost says so.
 func (f SessionFinder) followLocalPeers(s *SSHSession, selfNS string) {
-	var table string
-	for _, c := range s.Conns {
-		if !isLocalPeer(c) {
+	conns := slices.Clone(s.Conns)
+	swapped := map[SessionConn]int{}
+	for i, c := range conns {
+		swapped[swappedConn(c)] = i
+	}
+	ends := map[int]uint64{}
+	dir := fmt.Sprintf("/proc/%d/net/", f.pidOrSelf())
+	for _, file := range []string{"tcp", "tcp6"} {
+		err := scanTCPTable(f.Root.Path(dir+file), func(local, peer netip.AddrPort, inode uint64) bool {
+			if i, ok := swapped[SessionConn{Local: local, Peer: peer}]; ok {
+				ends[i] = inode
+			}
+			return true
+		})
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			for _, c := range conns {
+				if isLocalPeer(c) {
+					s.Lost = fmt.Sprintf("its peer %s is this host, and this namespace's TCP table could not be read (%v)", c.Peer, err)
+					return
+				}
+			}
+			return
+		}
+	}
+	for i, c := range conns {
+		inode, ok := ends[i]
+		if !ok {
+			if isLocalPeer(c) {
+				s.Lost = fmt.Sprintf("its peer %s is this host, and no socket of this namespace holds that end", c.Peer)
+				return
+			}
 			continue
 		}
-		if table == "" {
-			table = fmt.Sprintf("/proc/%d", f.pidOrSelf())
-		}
-		owner, desc, err := f.peerOwner(table, c)
+		owner, desc, err := f.socketOwner(inode)
 		if err != nil {
 			s.Lost = fmt.Sprintf("its peer %s is this host, and the process holding that end was not found (%v)", c.Peer, err)
 			return
@@ -225,14 +251,14 @@ func (f SessionFinder) followLocalPeers(s *SSHSession, selfNS string) {
 			s.Lost = fmt.Sprintf("its peer %s is process %s, in another network namespace", c.Peer, desc)
 			return
 		}
-		conns, err := f.established(owner)
+		theirs, err := f.established(owner)
 		if err != nil {
 			s.Lost = fmt.Sprintf("its peer %s is process %s, whose connections could not be read (%v)", c.Peer, desc, err)
 			return
 		}
 		added := 0
-		for _, oc := range conns {
-			if isLocalPeer(oc) || slices.Contains(s.Conns, oc) {
+		for _, oc := range theirs {
+			if oc == swappedConn(c) || isLocalPeer(oc) || slices.Contains(s.Conns, oc) {
 				continue
 			}
 			s.Conns = append(s.Conns, oc)
@@ -250,6 +276,8 @@ func (f SessionFinder) followLocalPeers(s *SSHSession, selfNS string) {
 	}
 }
 
+func swappedConn(c SessionConn) SessionConn { return SessionConn{Local: c.Peer, Peer: c.Local} }
+
 func (f SessionFinder) pidOrSelf() int {
 	if f.PID != 0 {
 		return f.PID
@@ -257,29 +285,9 @@ func (f SessionFinder) pidOrSelf() int {
 	return os.Getpid()
 }
 
-// peerOwner finds the process that holds the other end of a connection whose peer is this
-// host: the socket whose local end is c.Peer and whose peer is c.Local, in the TCP table
-// of dir (a /proc/PID of this namespace), and the process with a descriptor on it.
-func (f SessionFinder) peerOwner(dir string, c SessionConn) (int, string, error) {
-	var inode uint64
-	for _, file := range []string{"tcp", "tcp6"} {
-		err := scanTCPTable(f.Root.Path(dir+"/net/"+file), func(local, peer netip.AddrPort, ino uint64) bool {
-			if local == c.Peer && peer == c.Local {
-				inode = ino
-				return false
-			}
-			return true
-		})
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return 0, "", err
-		}
-		if inode != 0 {
-			break
-		}
-	}
-	if inode == 0 {
-		return 0, "", fmt.Errorf("no established socket %s → %s", c.Peer, c.Local)
-	}
+// socketOwner finds the process with a descriptor on the socket: a scan of
+// /proc/*/fd, bounded in processes and descriptors.
+func (f SessionFinder) socketOwner(inode uint64) (int, string, error) {
 	d, err := os.Open(f.Root.Path("/proc"))
 	if err != nil {
 		return 0, "", err
