@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -152,6 +153,11 @@ func bondChanges(s *bondSpec, snap *bondSnap) ([]bondChange, error) {
 			if o, _ := bondOpt(k); o.needsDown && b.Up {
 				c.touches = append(c.touches, pathChange{s.name, changeDown, c.line})
 			}
+			// A bond with fewer active ports than min_links loses its carrier: raised
+			// above the slaves that are in it now with a carrier, it goes down.
+			if want, err := strconv.Atoi(s.opts[k]); k == "min_links" && err == nil && b.Up && want > activeSlaves(snap, s) {
+				c.touches = append(c.touches, pathChange{s.name, changeDown, c.line})
+			}
 			if k == "primary" {
 				v := s.opts[k]
 				c.phase, c.apply = phasePrimary, func(a *bondApplier) error { return a.setPrimary(v) }
@@ -250,6 +256,18 @@ func bondChanges(s *bondSpec, snap *bondSnap) ([]bondChange, error) {
 		}
 	}
 	return out, nil
+}
+
+// activeSlaves counts the wanted slaves that are in the bond now with a carrier: those a
+// raised min_links can count on (a slave that joins has yet to come up and negotiate).
+func activeSlaves(snap *bondSnap, s *bondSpec) int {
+	n := 0
+	for _, name := range s.slaves {
+		if l := snap.links[name]; l != nil && l.Master == s.name && l.Up && l.Carrier {
+			n++
+		}
+	}
+	return n
 }
 
 // driftLines are the lines of the changes that have one.

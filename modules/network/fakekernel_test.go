@@ -33,6 +33,7 @@ type fakeKernel struct {
 
 type fakeLink struct {
 	name   string
+	alt    []string // alternative names (ip link property add altname)
 	index  int
 	kind   string // "device", "bond", "vlan"
 	mtu    int
@@ -67,7 +68,7 @@ func (k *fakeKernel) nic(name string, up bool) *fakeLink {
 
 func (k *fakeKernel) byName(name string) *fakeLink {
 	for _, l := range k.links {
-		if l.name == name {
+		if l.name == name || slices.Contains(l.alt, name) {
 			return l
 		}
 	}
@@ -100,6 +101,7 @@ func (k *fakeKernel) slaves(b *fakeLink) []*fakeLink {
 func (k *fakeKernel) view(l *fakeLink) netlink.Link {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.Index, attrs.MTU, attrs.MasterIndex, attrs.ParentIndex = l.name, l.index, l.mtu, l.master, l.parent
+	attrs.AltNames = slices.Clone(l.alt)
 	if l.up {
 		attrs.Flags |= net.FlagUp
 		attrs.OperState = netlink.OperUp

@@ -21,7 +21,7 @@ import (
 // The management-path guard: before a network module changes the running kernel, it works
 // out which interfaces carry the SSH session the controller reaches this host over, and
 // refuses a change that would take one of them down, change its MTU, remove its addresses,
-// enslave it, remove it or change its VF count, unless the task says
+// enslave it, remove it, change its VF count or a VF's VLAN or MAC, unless the task says
 // on_management_path = "allow". docs/network-safety.md explains it.
 
 // The kinds of change the guard knows.
@@ -32,6 +32,8 @@ const (
 	changeAddress = "address"
 	changeMTU     = "mtu"
 	changeVFCount = "vf_count"
+	changeVFVLAN  = "vf_vlan"
+	changeVFMAC   = "vf_mac"
 )
 
 // changeVerb says what a kind of change does to an interface.
@@ -42,6 +44,8 @@ var changeVerb = map[string]string{
 	changeAddress: "removes an address of",
 	changeMTU:     "changes the MTU of",
 	changeVFCount: "changes the number of VFs of",
+	changeVFVLAN:  "changes the VLAN of the VF",
+	changeVFMAC:   "changes the MAC address of the VF",
 }
 
 // pathChange is one change a module is about to make, as the guard sees it: the
@@ -60,67 +64,101 @@ const (
 // guardArg is the on_management_path argument bond, interface and sriov share.
 func guardArg() modules.Arg {
 	return modules.Arg{Name: "on_management_path", Type: cty.String, Default: cty.StringVal(policyRefuse), OneOf: []string{policyRefuse, policyAllow},
-		Doc: `What to do with a runtime change that would take down, re-address (remove an address), change the MTU or VF count of, enslave or remove an interface this SSH session runs over (the interface that holds the session's address, the one its route leaves by, and every bond slave, bridge port, VLAN parent or PF under them): "refuse" fails the task, in check mode too, before anything changes, naming the interface and how it carries the session; "allow" makes the change (the session may be cut). See docs/network-safety.md.`}
+		Doc: `What to do with a runtime change that would take down (min_links above a bond's active ports included), re-address (remove an address), change the MTU or VF count of, enslave or remove an interface this SSH session runs over, or change the VLAN or MAC of a VF whose netdev is on it (the interface that holds the session's address, the one its route leaves by, and every bond slave, bridge port, VLAN parent or PF under them): "refuse" fails the task, in check mode too, before anything changes, naming the interface and how it carries the session; "allow" makes the change (the session may be cut). See docs/network-safety.md.`}
 }
 
 // pathLink is a link as the guard needs it.
 type pathLink struct {
-	Name   string
-	Index  int
-	Kind   string
-	Master int    // index of its bond or bridge, 0 for none
-	Parent int    // index of its VLAN/macvlan/ipvlan parent, 0 for none
-	PF     string // the physical function of a VF, "" otherwise
-	Addrs  []netip.Prefix
+	Name     string
+	AltNames []string // the kernel finds the link by these as by its name
+	Index    int
+	Kind     string
+	Master   int    // index of its bond, bridge, VRF or Open vSwitch datapath, 0 for none
+	Parent   int    // index of its VLAN/macvlan/ipvlan parent, 0 for none
+	PF       string // the physical function of a VF, "" otherwise
+	Addrs    []netip.Prefix
+	// Underlay: for a tunnel, the links its packets leave by (its lower device, or the
+	// route to its remote end); nil when that could not be worked out.
+	Underlay []int
 }
 
 // pathSnap is what the guard reads of the host: links, which carry a default route, and
-// the interface each session connection's route leaves by.
+// the interfaces each session connection's route may leave by.
 type pathSnap struct {
 	Links   []pathLink
 	Default map[int]bool
-	Egress  []int // per connection of the session: the route's output link, 0 unknown
+	Egress  [][]int // per connection of the session: every output link of its route
 }
 
 // parentKinds are the link kinds whose parent index is a device under them in this
 // namespace (a veth's names its peer, which is not under it).
 var parentKinds = []string{"vlan", "macvlan", "macvtap", "ipvlan", "ipvtap"}
 
-// mgmtPath is the result: the interfaces that carry the session and how each does.
+// tunnelKinds are the link kinds whose packets leave by another interface (the underlay),
+// which the link graph does not show.
+var tunnelKinds = []string{"wireguard", "tuntap", "tun", "gre", "gretap", "ip6gre", "ip6gretap", "erspan", "ip6erspan",
+	"vxlan", "geneve", "ipip", "sit", "ip6tnl", "vti", "vti6", "xfrm", "bareudp", "gtp"}
+
+// kindOVS is the kind of an Open vSwitch datapath (ovs-system) and of its internal ports.
+const kindOVS = "openvswitch"
+
+// mgmtPath is the result: the interfaces that carry the session and how each does, by
+// interface index.
 type mgmtPath struct {
-	how   map[string]string
-	order []string
-	// lost says why the session could not be located ("" when it was); then every
-	// interface with an address or a default route counts, and those under them.
+	how   map[int]string
+	order []int
+	links map[int]*pathLink
+	// lost says why the session could not be followed to its interfaces ("" when it
+	// was); then every interface with an address or a default route counts, and those
+	// under them.
 	lost string
 }
 
-func (p *mgmtPath) add(name, how string) bool {
-	if _, ok := p.how[name]; ok {
+func (p *mgmtPath) add(l *pathLink, how string) bool {
+	if _, ok := p.how[l.Index]; ok {
 		return false
 	}
-	p.how[name] = how
-	p.order = append(p.order, name)
+	p.how[l.Index] = how
+	p.order = append(p.order, l.Index)
 	return true
+}
+
+// names lists the path's interfaces by name, in the order found.
+func (p *mgmtPath) names() []string {
+	var out []string
+	for _, i := range p.order {
+		out = append(out, p.links[i].Name)
+	}
+	return out
+}
+
+// reason says how the interface of that name carries the session ("" when it does not).
+func (p *mgmtPath) reason(name string) string {
+	for _, i := range p.order {
+		if p.links[i].Name == name {
+			return p.how[i]
+		}
+	}
+	return ""
 }
 
 // managementPath works out the interfaces that carry the session, from a snapshot; sess
 // is nil when it could not be located, and why says why.
 func managementPath(snap *pathSnap, sess *host.SSHSession, why error) *mgmtPath {
-	p := &mgmtPath{how: map[string]string{}}
-	byIndex := map[int]*pathLink{}
+	p := &mgmtPath{how: map[int]string{}, links: map[int]*pathLink{}}
 	for i := range snap.Links {
-		byIndex[snap.Links[i].Index] = &snap.Links[i]
+		p.links[snap.Links[i].Index] = &snap.Links[i]
 	}
-	var tops []string
-	switch {
-	case sess == nil:
-		p.lost = "this SSH session could not be located"
-		if why != nil {
-			p.lost += " (" + why.Error() + ")"
+	var queue []*pathLink
+	// unlocated counts every interface that holds an address (link-local ones aside) or
+	// carries a default route: the session cannot be followed, so any of them may carry it.
+	unlocated := func(reason string) {
+		if p.lost != "" {
+			return
 		}
-		p.lost += ", so every interface that holds an address or a default route counts"
-		for _, l := range snap.Links {
+		p.lost = reason + ", so every interface that holds an address or a default route counts"
+		for i := range snap.Links {
+			l := &snap.Links[i]
 			var held []string
 			for _, a := range l.Addrs {
 				if !a.Addr().IsLinkLocalUnicast() {
@@ -129,50 +167,66 @@ func managementPath(snap *pathSnap, sess *host.SSHSession, why error) *mgmtPath 
 			}
 			switch {
 			case len(held) > 0:
-				p.add(l.Name, fmt.Sprintf("%s holds %s", l.Name, strings.Join(held, ", ")))
+				if !p.add(l, fmt.Sprintf("%s holds %s", l.Name, strings.Join(held, ", "))) {
+					continue
+				}
 			case snap.Default[l.Index]:
-				p.add(l.Name, fmt.Sprintf("%s carries a default route", l.Name))
+				if !p.add(l, fmt.Sprintf("%s carries a default route", l.Name)) {
+					continue
+				}
 			default:
 				continue
 			}
-			tops = append(tops, l.Name)
+			queue = append(queue, l)
 		}
+	}
+	switch {
+	case sess == nil:
+		reason := "this SSH session could not be located"
+		if why != nil {
+			reason += " (" + why.Error() + ")"
+		}
+		unlocated(reason)
 	case sess.OtherNetns:
 		// The session is in another network namespace: nothing here carries it.
 		return p
+	case sess.Lost != "":
+		unlocated(fmt.Sprintf("this SSH session (%s) cannot be followed to an interface: %s", sess.Source, sess.Lost))
 	default:
 		for i, c := range sess.Conns {
 			local := c.Local.Addr()
-			for _, l := range snap.Links {
+			for j := range snap.Links {
+				l := &snap.Links[j]
 				for _, a := range l.Addrs {
 					if a.Addr().WithZone("") == local {
-						if p.add(l.Name, fmt.Sprintf("%s holds %s, this SSH session's address (peer %s)", l.Name, local, c.Peer.Addr())) {
-							tops = append(tops, l.Name)
+						if p.add(l, fmt.Sprintf("%s holds %s, this SSH session's address (peer %s)", l.Name, local, c.Peer.Addr())) {
+							queue = append(queue, l)
 						}
 					}
 				}
 			}
 			if i < len(snap.Egress) {
-				if l := byIndex[snap.Egress[i]]; l != nil {
-					if p.add(l.Name, fmt.Sprintf("%s is the way out to %s, this SSH session's peer (route from %s)", l.Name, c.Peer.Addr(), local)) {
-						tops = append(tops, l.Name)
+				for _, idx := range snap.Egress[i] {
+					if l := p.links[idx]; l != nil {
+						if p.add(l, fmt.Sprintf("%s is the way out to %s, this SSH session's peer (route from %s)", l.Name, c.Peer.Addr(), local)) {
+							queue = append(queue, l)
+						}
 					}
 				}
 			}
 		}
+		if len(queue) == 0 {
+			var locals []string
+			for _, c := range sess.Conns {
+				locals = append(locals, c.Local.Addr().String())
+			}
+			unlocated(fmt.Sprintf("no interface here holds this SSH session's address %s (%s)", strings.Join(locals, ", "), sess.Source))
+		}
 	}
 	// Every device under those, as deep as it goes.
-	byName := map[string]*pathLink{}
-	for i := range snap.Links {
-		byName[snap.Links[i].Name] = &snap.Links[i]
-	}
-	queue := slices.Clone(tops)
 	for len(queue) > 0 {
-		up := byName[queue[0]]
+		up := queue[0]
 		queue = queue[1:]
-		if up == nil {
-			continue
-		}
 		carries := "which carries the session"
 		if p.lost != "" {
 			carries = "which may carry the session"
@@ -189,41 +243,89 @@ func managementPath(snap *pathSnap, sess *host.SSHSession, why error) *mgmtPath 
 			switch up.Kind {
 			case "bond":
 				role = "a slave of"
-			case "bridge":
+			case "bridge", "team":
 				role = "a port of"
-			case "team":
-				role = "a port of"
+			case "vrf":
+				role = "in the VRF"
+			case kindOVS:
+				role = "a port of the Open vSwitch datapath"
 			}
-			if p.add(l.Name, fmt.Sprintf("%s is %s %s, %s", l.Name, role, up.Name, carries)) {
-				queue = append(queue, l.Name)
+			if p.add(l, fmt.Sprintf("%s is %s %s, %s", l.Name, role, up.Name, carries)) {
+				queue = append(queue, l)
 			}
 		}
 		if slices.Contains(parentKinds, up.Kind) {
-			if l := byIndex[up.Parent]; l != nil && l.Index != up.Index {
-				if p.add(l.Name, fmt.Sprintf("%s is the parent of %s (%s), %s", l.Name, up.Name, up.Kind, carries)) {
-					queue = append(queue, l.Name)
+			if l := p.links[up.Parent]; l != nil && l.Index != up.Index {
+				if p.add(l, fmt.Sprintf("%s is the parent of %s (%s), %s", l.Name, up.Name, up.Kind, carries)) {
+					queue = append(queue, l)
 				}
 			}
 		}
-		if up.PF != "" && byName[up.PF] != nil {
-			if p.add(up.PF, fmt.Sprintf("%s is the physical function of %s, a VF %s", up.PF, up.Name, carries)) {
-				queue = append(queue, up.PF)
+		if up.PF != "" {
+			for i := range snap.Links {
+				if l := &snap.Links[i]; l.Name == up.PF && p.add(l, fmt.Sprintf("%s is the physical function of %s, a VF %s", up.PF, up.Name, carries)) {
+					queue = append(queue, l)
+				}
+			}
+		}
+		// An Open vSwitch internal port: its packets leave by the datapath's other
+		// ports, and which bridge of the datapath does not show here; all of them count.
+		if m := p.links[up.Master]; m != nil && m.Kind == kindOVS && m.Index != up.Index {
+			if p.add(m, fmt.Sprintf("%s is the Open vSwitch datapath of %s, %s", m.Name, up.Name, carries)) {
+				queue = append(queue, m)
+			}
+		}
+		if slices.Contains(tunnelKinds, up.Kind) {
+			if up.Underlay == nil {
+				unlocated(fmt.Sprintf("%s, on the path, is a %s tunnel whose underlay cannot be worked out", up.Name, up.Kind))
+				continue
+			}
+			for _, idx := range up.Underlay {
+				if l := p.links[idx]; l != nil && l.Index != up.Index {
+					if p.add(l, fmt.Sprintf("%s carries the packets of %s (%s tunnel), %s", l.Name, up.Name, up.Kind, carries)) {
+						queue = append(queue, l)
+					}
+				}
 			}
 		}
 	}
 	return p
 }
 
-// refusal names the changes that touch the path, or is nil when none does.
-func (p *mgmtPath) refusal(changes []pathChange) []string {
+// refusal names the changes that touch the path, or is nil when none does. A change's
+// interface is found by name or alternative name in the snapshot, else by resolve (the
+// kernel's lookup), and compared by index.
+func (p *mgmtPath) refusal(changes []pathChange, resolve func(string) int) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, c := range changes {
-		how, ok := p.how[c.Iface]
+		idx := 0
+		for _, l := range p.links {
+			if l.Name == c.Iface {
+				idx = l.Index
+				break
+			}
+		}
+		if idx == 0 {
+			for _, l := range p.links {
+				if slices.Contains(l.AltNames, c.Iface) {
+					idx = l.Index
+					break
+				}
+			}
+		}
+		if idx == 0 && resolve != nil {
+			idx = resolve(c.Iface)
+		}
+		how, ok := p.how[idx]
 		if !ok {
 			continue
 		}
-		line := fmt.Sprintf("%q %s %s: %s", c.Line, changeVerb[c.Kind], c.Iface, how)
+		name := p.links[idx].Name
+		if name != c.Iface {
+			name += " (" + c.Iface + ")"
+		}
+		line := fmt.Sprintf("%q %s %s: %s", c.Line, changeVerb[c.Kind], name, how)
 		if !seen[line] {
 			seen[line] = true
 			out = append(out, line)
@@ -257,7 +359,12 @@ func guardChanges(ops linkOps, f *fileTree, find sessionFinder, policy string, c
 		return nil, fmt.Errorf("management-path guard: %w", err)
 	}
 	p := managementPath(snap, sess, why)
-	hits := p.refusal(changes)
+	hits := p.refusal(changes, func(name string) int {
+		if l, err := ops.LinkByName(name); err == nil {
+			return l.Attrs().Index
+		}
+		return 0
+	})
 	if len(hits) == 0 {
 		return nil, nil
 	}
@@ -277,8 +384,12 @@ func guardChanges(ops linkOps, f *fileTree, find sessionFinder, policy string, c
 }
 
 // Bounds on the snapshot: a host with more links than this is refused rather than read
-// in part.
-const maxPathLinks = 8192
+// in part; at most maxTunnelRoutes tunnels have their underlay looked up (the others count
+// as not worked out).
+const (
+	maxPathLinks    = 8192
+	maxTunnelRoutes = 64
+)
 
 // readPathSnap reads the links, addresses and routes the guard needs.
 func readPathSnap(ops linkOps, f *fileTree, sess *host.SSHSession) (*pathSnap, error) {
@@ -290,9 +401,14 @@ func readPathSnap(ops linkOps, f *fileTree, sess *host.SSHSession) (*pathSnap, e
 		return nil, fmt.Errorf("%d links, more than the %d the guard reads", len(links), maxPathLinks)
 	}
 	snap := &pathSnap{Default: map[int]bool{}}
+	kinds := map[int]string{}
+	for _, l := range links {
+		kinds[l.Attrs().Index] = l.Type()
+	}
+	lookups := 0
 	for _, l := range links {
 		a := l.Attrs()
-		pl := pathLink{Name: a.Name, Index: a.Index, Kind: l.Type(), Master: a.MasterIndex, Parent: a.ParentIndex}
+		pl := pathLink{Name: a.Name, AltNames: slices.Clone(a.AltNames), Index: a.Index, Kind: l.Type(), Master: a.MasterIndex, Parent: a.ParentIndex}
 		addrs, err := ops.AddrList(l, familyAll)
 		if err != nil {
 			return nil, fmt.Errorf("read addresses of %s: %w", a.Name, err)
@@ -309,6 +425,19 @@ func readPathSnap(ops linkOps, f *fileTree, sess *host.SSHSession) (*pathSnap, e
 			pl.Addrs = append(pl.Addrs, netip.PrefixFrom(ip.Unmap(), ones))
 		}
 		pl.PF = physFn(f, a.Name)
+		if slices.Contains(tunnelKinds, pl.Kind) {
+			lower, remote, local := tunnelEnds(l)
+			switch {
+			case lower > 0:
+				pl.Underlay = []int{lower}
+			case remote.IsValid() && !remote.IsMulticast() && !remote.IsUnspecified() && lookups < maxTunnelRoutes:
+				lookups++
+				pl.Underlay = routeOut(ops, remote, local, 0)
+				if len(pl.Underlay) == 0 {
+					pl.Underlay = nil
+				}
+			}
+		}
 		snap.Links = append(snap.Links, pl)
 	}
 	routes, err := ops.RouteList(nil, familyAll)
@@ -332,15 +461,77 @@ func readPathSnap(ops linkOps, f *fileTree, sess *host.SSHSession) (*pathSnap, e
 	}
 	if sess != nil && !sess.OtherNetns {
 		for _, c := range sess.Conns {
-			idx := 0
-			rs, err := ops.RouteGetWithOptions(net.IP(c.Peer.Addr().AsSlice()), &netlink.RouteGetOptions{SrcAddr: net.IP(c.Local.Addr().AsSlice())})
-			if err == nil && len(rs) > 0 {
-				idx = rs[0].LinkIndex
+			// The route is looked up in the VRF of the interface that holds the local
+			// address, as the kernel routes the session's packets.
+			vrf := 0
+			for _, l := range snap.Links {
+				if l.Master > 0 && kinds[l.Master] == "vrf" && slices.ContainsFunc(l.Addrs, func(p netip.Prefix) bool { return p.Addr() == c.Local.Addr() }) {
+					vrf = l.Master
+				}
 			}
-			snap.Egress = append(snap.Egress, idx)
+			snap.Egress = append(snap.Egress, routeOut(ops, c.Peer.Addr(), c.Local.Addr(), vrf))
 		}
 	}
 	return snap, nil
+}
+
+// routeOut lists every interface the route from src to dst may leave by: the one the
+// kernel picks now, and, from the whole matching route (FIB match), every next hop of a
+// multipath route, since a flow may move to another. vrf (an index) is the VRF to look in.
+func routeOut(ops linkOps, dst, src netip.Addr, vrf int) []int {
+	var out []int
+	addIdx := func(i int) {
+		if i > 0 && !slices.Contains(out, i) {
+			out = append(out, i)
+		}
+	}
+	for _, fib := range []bool{false, true} {
+		o := &netlink.RouteGetOptions{FIBMatch: fib, OifIndex: vrf}
+		if src.IsValid() && !src.IsUnspecified() {
+			o.SrcAddr = net.IP(src.AsSlice())
+		}
+		rs, err := ops.RouteGetWithOptions(net.IP(dst.AsSlice()), o)
+		if err != nil {
+			continue
+		}
+		for _, r := range rs {
+			addIdx(r.LinkIndex)
+			for _, nh := range r.MultiPath {
+				if nh != nil {
+					addIdx(nh.LinkIndex)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// tunnelEnds reads what netlink says of a tunnel: its lower device (0: none given), its
+// remote end and its local address (invalid when not given).
+func tunnelEnds(l netlink.Link) (int, netip.Addr, netip.Addr) {
+	conv := func(ip net.IP) netip.Addr {
+		a, _ := netip.AddrFromSlice(ip)
+		return a.Unmap()
+	}
+	switch t := l.(type) {
+	case *netlink.Vxlan:
+		return t.VtepDevIndex, conv(t.Group), conv(t.SrcAddr)
+	case *netlink.Geneve:
+		return int(t.Link), conv(t.Remote), netip.Addr{}
+	case *netlink.Gretun:
+		return int(t.Link), conv(t.Remote), conv(t.Local)
+	case *netlink.Gretap:
+		return 0, conv(t.Remote), conv(t.Local)
+	case *netlink.Iptun:
+		return int(t.Link), conv(t.Remote), conv(t.Local)
+	case *netlink.Ip6tnl:
+		return int(t.Link), conv(t.Remote), conv(t.Local)
+	case *netlink.Sittun:
+		return int(t.Link), conv(t.Remote), conv(t.Local)
+	case *netlink.Vti:
+		return int(t.Link), conv(t.Remote), conv(t.Local)
+	}
+	return 0, netip.Addr{}, netip.Addr{}
 }
 
 // physFn names the physical function of a VF: /sys/class/net/NAME/device/physfn/net/*.
@@ -349,6 +540,25 @@ func physFn(f *fileTree, name string) string {
 		return ""
 	}
 	d, err := os.Open(f.Path(path.Join(sysClassNet, name, "device", "physfn", "net")))
+	if err != nil {
+		return ""
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(4)
+	if len(names) == 1 && validIfName(names[0]) {
+		return names[0]
+	}
+	return ""
+}
+
+// vfNetdev names the netdev of a PF's VF in this namespace:
+// /sys/class/net/PF/device/virtfnN/net/*; "" when it has none here (bound to vfio, in a
+// guest or another namespace).
+func vfNetdev(f *fileTree, pf string, vf int) string {
+	if !validIfName(pf) || vf < 0 {
+		return ""
+	}
+	d, err := os.Open(f.Path(path.Join(sysClassNet, pf, "device", fmt.Sprintf("virtfn%d", vf), "net")))
 	if err != nil {
 		return ""
 	}

@@ -15,11 +15,15 @@ import (
 	"github.com/runbook/runbook/modules/moduletest"
 )
 
-// TestMain gives the package's tests a session of their own: an address (TEST-NET-3) that
-// no fixture link and no test namespace holds, so the guard finds no interface on the path
-// unless a test gives a session itself. Without it, a test would depend on whoever runs it.
+// TestMain gives the package's tests a session of their own, in another network namespace
+// (TEST-NET-3 addresses), so the guard finds no interface on the path unless a test gives
+// a session itself. Without it, a test would depend on whoever runs it. (A session whose
+// address no interface holds would count as not located: every addressed interface counts.)
 func TestMain(m *testing.M) {
-	findSession = fixedSession("203.0.113.250:22", "203.0.113.251:40000")
+	findSession = func() (*host.SSHSession, error) {
+		return &host.SSHSession{Source: "test", OtherNetns: true, Conns: []host.SessionConn{{
+			Local: netip.MustParseAddrPort("203.0.113.250:22"), Peer: netip.MustParseAddrPort("203.0.113.251:40000")}}}, nil
+	}
 	os.Exit(m.Run())
 }
 
@@ -52,6 +56,7 @@ func TestManagementPath(t *testing.T) {
 		want   []string          // the path, in the order found
 		how    map[string]string // some of the reasons
 		absent []string
+		lost   string // a part of why the session counts as not located ("" located)
 	}{
 		{
 			name: "bond over two NICs with a VLAN on top carrying the session",
@@ -62,7 +67,7 @@ func TestManagementPath(t *testing.T) {
 				{Name: "bond0", Index: 4, Kind: "bond"},
 				{Name: "bond0.100", Index: 5, Kind: "vlan", Parent: 4, Addrs: pfx("192.0.2.10/24", "fe80::1/64")},
 				{Name: "ens1f0", Index: 6, Kind: "device"},
-			}, Egress: []int{5}},
+			}, Egress: [][]int{{5}}},
 			sess: sess("192.0.2.10:22", "192.0.2.1:50000"),
 			want: []string{"bond0.100", "bond0", "eth0", "eth1"},
 			how: map[string]string{
@@ -81,7 +86,7 @@ func TestManagementPath(t *testing.T) {
 				{Name: "br0", Index: 5, Kind: "bridge", Addrs: pfx("192.0.2.10/24")},
 				{Name: "vnet0", Index: 7, Kind: "tun", Master: 8},
 				{Name: "br1", Index: 8, Kind: "bridge"},
-			}, Egress: []int{5}},
+			}, Egress: [][]int{{5}}},
 			sess: sess("192.0.2.10:22", "192.0.2.1:50000"),
 			want: []string{"br0", "bond0", "eth0", "eth1"},
 			how:  map[string]string{"bond0": "bond0 is a port of br0, which carries the session"},
@@ -92,7 +97,7 @@ func TestManagementPath(t *testing.T) {
 				{Name: "ens1f0", Index: 2, Kind: "device"},
 				{Name: "ens1f0v0", Index: 3, Kind: "device", PF: "ens1f0", Addrs: pfx("198.51.100.5/24")},
 				{Name: "ens1f0v1", Index: 4, Kind: "device", PF: "ens1f0"},
-			}, Egress: []int{3}},
+			}, Egress: [][]int{{3}}},
 			sess:   sess("198.51.100.5:22", "198.51.100.1:50000"),
 			want:   []string{"ens1f0v0", "ens1f0"},
 			how:    map[string]string{"ens1f0": "ens1f0 is the physical function of ens1f0v0, a VF which carries the session"},
@@ -103,7 +108,7 @@ func TestManagementPath(t *testing.T) {
 			snap: pathSnap{Links: []pathLink{
 				{Name: "eth0", Index: 2, Kind: "device", Addrs: pfx("10.0.0.2/24")},
 				{Name: "dummy0", Index: 3, Kind: "dummy", Addrs: pfx("192.0.2.10/32")},
-			}, Egress: []int{2}},
+			}, Egress: [][]int{{2}}},
 			sess: sess("192.0.2.10:22", "198.51.100.1:50000"),
 			want: []string{"dummy0", "eth0"},
 			how:  map[string]string{"eth0": "eth0 is the way out to 198.51.100.1, this SSH session's peer (route from 192.0.2.10)"},
@@ -113,7 +118,7 @@ func TestManagementPath(t *testing.T) {
 			snap: pathSnap{Links: []pathLink{
 				{Name: "eth0", Index: 2, Kind: "device", Addrs: pfx("2001:db8::10/64", "fe80::10/64")},
 				{Name: "eth1", Index: 3, Kind: "device", Addrs: pfx("2001:db8:1::10/64")},
-			}, Egress: []int{2}},
+			}, Egress: [][]int{{2}}},
 			sess:   sess("[2001:db8::10]:22", "[2001:db8::1]:50000"),
 			want:   []string{"eth0"},
 			absent: []string{"eth1"},
@@ -123,7 +128,7 @@ func TestManagementPath(t *testing.T) {
 			snap: pathSnap{Links: []pathLink{
 				{Name: "lo", Index: 1, Kind: "device", Addrs: pfx("127.0.0.1/8", "::1/128")},
 				{Name: "eth0", Index: 2, Kind: "device", Addrs: pfx("192.0.2.10/24")},
-			}, Egress: []int{1}, Default: map[int]bool{2: true}},
+			}, Egress: [][]int{{1}}, Default: map[int]bool{2: true}},
 			sess:   sess("127.0.0.1:22", "127.0.0.1:50000"),
 			want:   []string{"lo"},
 			absent: []string{"eth0"},
@@ -133,7 +138,7 @@ func TestManagementPath(t *testing.T) {
 			snap: pathSnap{Links: []pathLink{
 				{Name: "eth0", Index: 2, Kind: "veth", Parent: 3, Addrs: pfx("192.0.2.10/24")},
 				{Name: "other", Index: 3, Kind: "device"},
-			}, Egress: []int{2}},
+			}, Egress: [][]int{{2}}},
 			sess:   sess("192.0.2.10:22", "192.0.2.1:50000"),
 			want:   []string{"eth0"},
 			absent: []string{"other"},
@@ -151,6 +156,79 @@ func TestManagementPath(t *testing.T) {
 			want:   []string{"lo", "eth0", "eth1", "bond0", "eth3"},
 			how:    map[string]string{"eth1": "eth1 carries a default route", "eth3": "eth3 is a slave of bond0, which may carry the session"},
 			absent: []string{"eth2"},
+			lost:   "this SSH session could not be located",
+		},
+		{
+			name: "a session whose address no interface holds: not located",
+			snap: pathSnap{Links: []pathLink{
+				{Name: "eth0", Index: 2, Kind: "device", Addrs: pfx("192.0.2.10/24")},
+				{Name: "eth1", Index: 3, Kind: "device"},
+			}},
+			sess:   sess("198.51.100.77:22", "198.51.100.1:50000"),
+			want:   []string{"eth0"},
+			absent: []string{"eth1"},
+			lost:   "no interface here holds this SSH session's address 198.51.100.77 (test)",
+		},
+		{
+			name: "a session the finder could not follow (loopback peer, too many connections)",
+			snap: pathSnap{Links: []pathLink{
+				{Name: "lo", Index: 1, Kind: "device", Addrs: pfx("127.0.0.1/8")},
+				{Name: "eth0", Index: 2, Kind: "device", Addrs: pfx("192.0.2.10/24")},
+			}, Egress: [][]int{{1}}},
+			sess: &host.SSHSession{Source: "the socket of process 70 (sshd)", Lost: "its peer 127.0.0.1:40000 is a local process whose other connections were not found",
+				Conns: sess("127.0.0.1:22", "127.0.0.1:40000").Conns},
+			want: []string{"lo", "eth0"},
+			lost: "this SSH session (the socket of process 70 (sshd)) cannot be followed to an interface: its peer 127.0.0.1:40000",
+		},
+		{
+			name: "every next hop of a multipath route",
+			snap: pathSnap{Links: []pathLink{
+				{Name: "dummy0", Index: 1, Kind: "dummy", Addrs: pfx("192.0.2.10/32")},
+				{Name: "eth0", Index: 2, Kind: "device", Addrs: pfx("10.0.0.2/31")},
+				{Name: "eth1", Index: 3, Kind: "device", Addrs: pfx("10.0.1.2/31")},
+				{Name: "eth2", Index: 4, Kind: "device"},
+			}, Egress: [][]int{{2, 3}}},
+			sess:   sess("192.0.2.10:22", "198.51.100.1:50000"),
+			want:   []string{"dummy0", "eth0", "eth1"},
+			how:    map[string]string{"eth1": "eth1 is the way out to 198.51.100.1, this SSH session's peer (route from 192.0.2.10)"},
+			absent: []string{"eth2"},
+		},
+		{
+			name: "a tunnel: the interfaces its remote end is reached by",
+			snap: pathSnap{Links: []pathLink{
+				{Name: "eth0", Index: 2, Kind: "device", Addrs: pfx("10.0.0.2/24")},
+				{Name: "eth1", Index: 3, Kind: "device", Addrs: pfx("10.0.1.2/24")},
+				{Name: "gre1", Index: 4, Kind: "gre", Addrs: pfx("192.0.2.10/30"), Underlay: []int{3}},
+			}, Egress: [][]int{{4}}},
+			sess:   sess("192.0.2.10:22", "192.0.2.9:50000"),
+			want:   []string{"gre1", "eth1"},
+			how:    map[string]string{"eth1": "eth1 carries the packets of gre1 (gre tunnel), which carries the session"},
+			absent: []string{"eth0"},
+		},
+		{
+			name: "a tunnel whose underlay is not known (wireguard): not located",
+			snap: pathSnap{Links: []pathLink{
+				{Name: "eth0", Index: 2, Kind: "device", Addrs: pfx("10.0.0.2/24")},
+				{Name: "eth1", Index: 3, Kind: "device"},
+				{Name: "wg0", Index: 4, Kind: "wireguard", Addrs: pfx("192.0.2.10/24")},
+			}, Egress: [][]int{{4}}, Default: map[int]bool{2: true}},
+			sess:   sess("192.0.2.10:22", "192.0.2.1:50000"),
+			want:   []string{"wg0", "eth0"},
+			absent: []string{"eth1"},
+			lost:   "wg0, on the path, is a wireguard tunnel whose underlay cannot be worked out",
+		},
+		{
+			name: "an Open vSwitch internal port: the datapath and its ports",
+			snap: pathSnap{Links: []pathLink{
+				{Name: "ovs-system", Index: 2, Kind: kindOVS},
+				{Name: "br-ex", Index: 3, Kind: kindOVS, Master: 2, Addrs: pfx("192.0.2.10/24")},
+				{Name: "eth0", Index: 4, Kind: "device", Master: 2},
+				{Name: "eth1", Index: 5, Kind: "device"},
+			}, Egress: [][]int{{3}}},
+			sess:   sess("192.0.2.10:22", "192.0.2.1:50000"),
+			want:   []string{"br-ex", "ovs-system", "eth0"},
+			how:    map[string]string{"eth0": "eth0 is a port of the Open vSwitch datapath ovs-system, which carries the session"},
+			absent: []string{"eth1"},
 		},
 		{
 			name: "the session is in another network namespace",
@@ -161,18 +239,21 @@ func TestManagementPath(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p := managementPath(&c.snap, c.sess, nil)
-			if !slices.Equal(p.order, c.want) {
-				t.Errorf("path %q, want %q\n%v", p.order, c.want, p.how)
+			if !slices.Equal(p.names(), c.want) {
+				t.Errorf("path %q, want %q\n%v", p.names(), c.want, p.how)
 			}
 			for k, v := range c.how {
-				if p.how[k] != v {
-					t.Errorf("%s: %q, want %q", k, p.how[k], v)
+				if p.reason(k) != v {
+					t.Errorf("%s: %q, want %q", k, p.reason(k), v)
 				}
 			}
 			for _, a := range c.absent {
-				if _, ok := p.how[a]; ok {
-					t.Errorf("%s is on the path: %s", a, p.how[a])
+				if r := p.reason(a); r != "" {
+					t.Errorf("%s is on the path: %s", a, r)
 				}
+			}
+			if (p.lost != "") != (c.lost != "") || !strings.Contains(p.lost, c.lost) {
+				t.Errorf("lost %q, want %q", p.lost, c.lost)
 			}
 		})
 	}
@@ -243,6 +324,39 @@ func TestGuardRefuses(t *testing.T) {
 		})
 	}
 
+	// The kernel finds a link by an alternative name as by its name (ip link property add
+	// dev eth0 altname mgmt0): a task naming the altname changes eth0, and is refused.
+	t.Run("a change addressed to an altname", func(t *testing.T) {
+		for _, c := range []struct {
+			name   string
+			module func(k *fakeKernel) modules.Module
+			args   map[string]cty.Value
+			want   string
+		}{
+			{"interface mtu", ifaceGuarded, map[string]cty.Value{"name": s("mgmt0"), "mtu": n(1400)},
+				`"mgmt0: mtu 1500 → 1400" changes the MTU of eth0 (mgmt0): ` + how},
+			{"interface down", ifaceGuarded, map[string]cty.Value{"name": s("mgmt0"), "state": s("down")},
+				`"mgmt0: up → down" takes down eth0 (mgmt0): ` + how},
+			{"bond slave", bondGuarded, map[string]cty.Value{"name": s("bond0"), "mode": s("active-backup"), "slaves": strs("mgmt0", "ens1f0")},
+				`enslaves eth0 (mgmt0): ` + how},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				k := guardKernel()
+				k.byName("eth0").alt = []string{"mgmt0"}
+				before := k.state()
+				for _, apply := range []bool{false, true} {
+					_, err := moduletest.Run(t, c.module(k), runtimeOnly(c.args), apply)
+					if err == nil || !strings.Contains(err.Error(), c.want) {
+						t.Fatalf("apply=%v: %v\nwant %s", apply, err, c.want)
+					}
+					if k.state() != before || len(k.calls) != 0 {
+						t.Fatalf("a refused task changed the kernel: %v", k.calls)
+					}
+				}
+			})
+		}
+	})
+
 	t.Run("another interface goes through", func(t *testing.T) {
 		k := guardKernel()
 		m := ifaceGuarded(k)
@@ -290,6 +404,26 @@ func TestGuardRefuses(t *testing.T) {
 		}
 	})
 
+	// min_links above the ports the bond has up takes its carrier away.
+	t.Run("min_links on a bond that carries the session", func(t *testing.T) {
+		k := newFakeKernel()
+		b := k.add(&fakeLink{name: "bond0", kind: "bond", up: true, bond: bondDefaults, addrs: []string{"192.0.2.10/24"}})
+		k.add(&fakeLink{name: "eth1", master: b.index, up: true})
+		k.add(&fakeLink{name: "eth2", master: b.index, up: true})
+		before := k.state()
+		args := map[string]cty.Value{"name": s("bond0"), "mode": s("balance-rr"), "slaves": strs("eth1", "eth2"), "min_links": n(3)}
+		_, err := moduletest.Run(t, bondGuarded(k), runtimeOnly(args), true)
+		if want := `"bond0: min_links 0 → 3" takes down bond0: bond0 holds 192.0.2.10`; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("min_links 3 over 2 ports: %v, want %s", err, want)
+		}
+		if k.state() != before {
+			t.Error("changed")
+		}
+		if res, err := moduletest.Run(t, bondGuarded(k), runtimeOnly(with(args, "min_links", n(2))), true); err != nil || res.Status != modules.StatusChanged {
+			t.Errorf("min_links 2 over 2 ports: %v %+v", err, res)
+		}
+	})
+
 	t.Run("sriov on the session's NIC", func(t *testing.T) {
 		k, _, m, _ := sriovHost(t, 0)
 		k.byName("ens1f0").addrs = []string{"192.0.2.10/24"}
@@ -307,6 +441,40 @@ func TestGuardRefuses(t *testing.T) {
 		res, err := moduletest.Run(t, *m, with(args, "on_management_path", s("allow")), true)
 		if err != nil || res.Status != modules.StatusChanged || len(res.Warnings) == 0 {
 			t.Fatalf("allow: %v %+v", err, res)
+		}
+	})
+
+	// The VLAN or MAC of a VF whose netdev carries the session, set on the PF.
+	t.Run("sriov: a VF's vlan and mac on the path", func(t *testing.T) {
+		k, root, m, _ := sriovHost(t, 2)
+		k.nic("ens1f0v1", true).addrs = []string{"192.0.2.10/24"}
+		if err := os.MkdirAll(filepath.Join(root, "sys/class/net/ens1f0/device/virtfn1/net/ens1f0v1"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		k.calls = nil
+		m.session = eth0Session
+		args := map[string]cty.Value{"device": s("ens1f0"), "num_vfs": n(2), "persist": cty.False,
+			"vfs": vfList(vfVal("index", n(1), "vlan", n(101), "mac", s("02:00:00:00:00:07")), vfVal("index", n(0), "vlan", n(102)))}
+		for _, apply := range []bool{false, true} {
+			_, err := moduletest.Run(t, *m, args, apply)
+			for _, want := range []string{
+				`"ens1f0 vf 1: vlan 0 → 101" changes the VLAN of the VF ens1f0v1: ens1f0v1 holds 192.0.2.10`,
+				`"ens1f0 vf 1: mac 00:00:00:00:00:00 → 02:00:00:00:00:07" changes the MAC address of the VF ens1f0v1: ens1f0v1 holds 192.0.2.10`,
+			} {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("apply=%v: %v\nwant %s", apply, err, want)
+				}
+			}
+			if err != nil && strings.Contains(err.Error(), "vf 0") {
+				t.Errorf("VF 0 has no netdev on the path: %v", err)
+			}
+			if len(k.calls) != 0 {
+				t.Fatalf("changed: %v", k.calls)
+			}
+		}
+		// VF 0 alone goes through.
+		if res, err := moduletest.Run(t, *m, with(args, "vfs", vfList(vfVal("index", n(0), "vlan", n(102)))), true); err != nil || res.Status != modules.StatusChanged {
+			t.Errorf("vf 0: %v %+v", err, res)
 		}
 	})
 

@@ -159,3 +159,123 @@ func TestInterfaceNetns(t *testing.T) {
 		t.Errorf("vlan check: %v %+v", err, res)
 	}
 }
+
+// TestGuardAltnameNetns: on the real kernel, a task that names the session's interface by
+// an alternative name (lo, altname rbmgmt0, in a namespace of the test's own, the session
+// on 127.0.0.1) is refused like one that names it, and the link is left as it was; a
+// veth beside it changes.
+func TestGuardAltnameNetns(t *testing.T) {
+	h := inTestNetns(t)
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkAddAltName(lo, "rbmgmt0"); err != nil {
+		t.Skipf("this kernel has no alternative names: %v", err)
+	}
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = "rbdata0"
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: "rbdata1"}); err != nil {
+		t.Fatal(err)
+	}
+	m := Interface{root: host.Root(t.TempDir()), session: fixedSession("127.0.0.1:22", "127.0.0.1:50000")}
+	before := linkState(t, h, "lo")
+	for _, name := range []string{"rbmgmt0", "lo"} {
+		for _, apply := range []bool{false, true} {
+			_, err := moduletest.Run(t, m, runtimeOnly(map[string]cty.Value{"name": s(name), "mtu": n(1400)}), apply)
+			want := `changes the MTU of lo (rbmgmt0): lo holds 127.0.0.1, this SSH session's address`
+			if name == "lo" {
+				want = `changes the MTU of lo: lo holds 127.0.0.1`
+			}
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s apply=%v: %v, want %s", name, apply, err, want)
+			}
+			if got := linkState(t, h, "lo"); got != before {
+				t.Fatalf("%s apply=%v: a refused task changed lo: %s -> %s", name, apply, before, got)
+			}
+		}
+	}
+	if res, err := moduletest.Run(t, m, runtimeOnly(map[string]cty.Value{"name": s("rbdata0"), "mtu": n(1400)}), true); err != nil || res.Status != modules.StatusChanged {
+		t.Errorf("rbdata0: %v %+v", err, res)
+	}
+}
+
+// TestGuardPathNetns reads the management path off the real kernel, in a namespace of the
+// test's own: the session's address on lo, its peer behind a multipath route over two
+// veths (both are on the path, whichever the kernel picks now), and a VXLAN tunnel whose
+// remote end is reached over one of them (that one is its underlay); a third veth is off
+// the path.
+func TestGuardPathNetns(t *testing.T) {
+	h := inTestNetns(t)
+	up := func(name string) netlink.Link {
+		t.Helper()
+		l, err := h.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	addr := func(l netlink.Link, cidr string) {
+		t.Helper()
+		a, _ := netlink.ParseAddr(cidr)
+		if err := h.AddrAdd(l, a); err != nil {
+			t.Fatalf("%s %s: %v", l.Attrs().Name, cidr, err)
+		}
+	}
+	for _, v := range []string{"rbu0", "rbu1", "rbx0"} {
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = v
+		if err := h.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: v + "p"}); err != nil {
+			t.Fatalf("veth: %v", err)
+		}
+		up(v + "p")
+	}
+	addr(up("lo"), "192.0.2.10/32")
+	u0, u1 := up("rbu0"), up("rbu1")
+	addr(u0, "10.0.0.2/24")
+	addr(u1, "10.0.1.2/24")
+	addr(up("rbx0"), "10.0.2.2/24")
+	_, dst, _ := net.ParseCIDR("198.51.100.0/24")
+	if err := h.RouteAdd(&netlink.Route{Dst: dst, MultiPath: []*netlink.NexthopInfo{
+		{LinkIndex: u0.Attrs().Index, Gw: net.ParseIP("10.0.0.1")},
+		{LinkIndex: u1.Attrs().Index, Gw: net.ParseIP("10.0.1.1")},
+	}}); err != nil {
+		t.Fatalf("multipath route: %v", err)
+	}
+	vattrs := netlink.NewLinkAttrs()
+	vattrs.Name = "rbvx0"
+	if err := h.LinkAdd(&netlink.Vxlan{LinkAttrs: vattrs, VxlanId: 5, Group: net.ParseIP("10.0.1.1"), Port: 4789}); err != nil {
+		t.Skipf("no vxlan here: %v", err)
+	}
+	addr(up("rbvx0"), "203.0.113.1/24")
+
+	f := &fileTree{host.Root(t.TempDir())}
+	for _, c := range []struct {
+		name        string
+		local, peer string
+		want        []string
+	}{
+		{"multipath", "192.0.2.10:22", "198.51.100.1:50000", []string{"lo", "rbu0", "rbu1"}},
+		{"vxlan", "203.0.113.1:22", "203.0.113.2:50000", []string{"rbu1", "rbvx0"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			se := sess(c.local, c.peer)
+			snap, err := readPathSnap(h, f, se)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := managementPath(snap, se, nil)
+			got := slices.Clone(p.names())
+			slices.Sort(got)
+			if !slices.Equal(got, c.want) || p.lost != "" {
+				t.Errorf("path %q (lost %q), want %q\n%v", got, p.lost, c.want, p.how)
+			}
+		})
+	}
+}

@@ -439,15 +439,32 @@ func (r SRIOV) runtime(ctx context.Context, f *fileTree, s *sriovSpec, res *modu
 		}
 		runtimeDrift = append(runtimeDrift, line)
 	}
+	var touches []pathChange
+	if remake {
+		touches = append(touches, pathChange{s.device, changeVFCount, runtimeDrift[0]})
+	}
 	for _, vf := range s.vfs {
 		var have *netlink.VfInfo
 		if !remake || cur == 0 {
 			have = findVF(pf.Attrs().Vfs, vf.Index)
 		}
-		runtimeDrift = append(runtimeDrift, vfDrift(vf, have)...)
+		lines := vfDrift(vf, have)
+		runtimeDrift = append(runtimeDrift, lines...)
+		// A VF's VLAN or MAC changed under the host's own use of it (its netdev here)
+		// cuts what runs over it.
+		if dev := vfNetdev(f, s.device, vf.Index); dev != "" && !remake {
+			for _, l := range lines {
+				switch {
+				case strings.HasPrefix(l, fmt.Sprintf("vf %d: vlan ", vf.Index)):
+					touches = append(touches, pathChange{dev, changeVFVLAN, s.device + " " + l})
+				case strings.HasPrefix(l, fmt.Sprintf("vf %d: mac ", vf.Index)):
+					touches = append(touches, pathChange{dev, changeVFMAC, s.device + " " + l})
+				}
+			}
+		}
 	}
-	if remake {
-		warns, err := guardChanges(ops, f, r.session, s.policy, []pathChange{{s.device, changeVFCount, runtimeDrift[0]}})
+	if len(touches) > 0 {
+		warns, err := guardChanges(ops, f, r.session, s.policy, touches)
 		if err != nil {
 			return nil, err
 		}
