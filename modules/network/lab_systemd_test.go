@@ -18,6 +18,10 @@ import (
 func TestNetworkOnSystemdHost(t *testing.T) {
 	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1})
 	h := &labHost{t: t, lab: lab, r: labRunner(t, lab)}
+	// NetworkManager brings every device it manages up while it starts (ens1f1 goes from
+	// DOWN to UP, "disconnected"); on a busy machine that can fall between the two
+	// snapshots of a refused task. Start once it has finished starting.
+	h.sh("nm-online -s -q -t 60")
 
 	t.Run("interface", func(t *testing.T) {
 		h.t, h.r = t, labRunner(t, lab)
