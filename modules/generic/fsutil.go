@@ -127,16 +127,22 @@ func lookupID(ctx context.Context, name, db string) (int, error) {
 		}
 	}
 	if err != nil {
-		out, gerr := host.Output(ctx, host.Exec{}, nil, host.Cmd{Argv: []string{"getent", db, name}, Timeout: 10 * time.Second, Data: true})
-		if fields := strings.Split(strings.TrimSpace(out), ":"); gerr == nil && len(fields) >= 3 {
-			id = fields[2]
-		} else {
-			what := "user"
-			if db == "group" {
-				what = "group"
-			}
+		what := "user"
+		if db == "group" {
+			what = "group"
+		}
+		// No user or group name starts with "-" (useradd and groupadd refuse it), and getent
+		// would take it for an option: it is not asked.
+		var out string
+		gerr := fmt.Errorf("%q is not a %s name", name, what)
+		if !strings.HasPrefix(name, "-") {
+			out, gerr = host.Output(ctx, host.Exec{}, nil, host.Cmd{Argv: []string{"getent", db, name}, Timeout: 10 * time.Second, Data: true})
+		}
+		fields := strings.Split(strings.TrimSpace(out), ":")
+		if gerr != nil || len(fields) < 3 {
 			return 0, fmt.Errorf("no %s named %q on this host", what, name)
 		}
+		id = fields[2]
 	}
 	n, err := strconv.Atoi(id)
 	if err != nil {

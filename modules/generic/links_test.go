@@ -3,6 +3,7 @@
 package generic
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,4 +144,20 @@ func TestUntrustedLinks(t *testing.T) {
 			t.Errorf("secret is %d %v", uid, fi.Mode())
 		}
 	})
+}
+
+// TestLookupIDRefusesOptionLikeNames: a name that getent would read as an option is no
+// user or group, and getent is not run with it.
+func TestLookupIDRefusesOptionLikeNames(t *testing.T) {
+	for _, tt := range []struct{ name, db, want string }{
+		{"-s", "passwd", `no user named "-s" on this host`},
+		{"--help", "group", `no group named "--help" on this host`},
+		{"root", "passwd", ""},
+		{"0", "group", ""},
+	} {
+		_, err := lookupID(context.Background(), tt.name, tt.db)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || err.Error() != tt.want) {
+			t.Errorf("%s %q: %v, want %q", tt.db, tt.name, err, tt.want)
+		}
+	}
 }
