@@ -45,6 +45,12 @@ type Env struct {
 	StateDir string
 	// Now returns the current time; nil means time.Now. Tests set it for stable backup names.
 	Now func() time.Time
+	// TxnDir is where a change that runs as a transaction keeps its journal (modules/txn);
+	// "" when the helper has none (it does not run as root).
+	TxnDir string
+	// ConfirmTimeout is the run's time for a transaction's confirmation (--confirm-timeout):
+	// 0 means the default, negative means none (changes run without a transaction).
+	ConfirmTimeout time.Duration
 	// sensitive names the top-level arguments whose values must never be shown.
 	sensitive map[string]bool
 	// redactor hides the values of those arguments; nil when there are none.
@@ -146,6 +152,9 @@ type Result struct {
 	Warnings []string
 	// RebootRequired says the change takes full effect only after a reboot.
 	RebootRequired bool
+	// Transaction is the transaction the change ran in (network modules): pending when the
+	// helper answers, confirmed or rolled back once the controller has asked again.
+	Transaction *Transaction
 }
 
 // Diff is a before/after pair that the controller renders as a unified diff. Headers name

@@ -340,6 +340,7 @@ func (r *Result) Redact(secrets []string) {
 		r.Diff.BeforeHeader = rep.Redact(r.Diff.BeforeHeader)
 		r.Diff.AfterHeader = rep.Redact(r.Diff.AfterHeader)
 	}
+	r.Transaction.Redact(rep)
 	switch d := r.Data.(type) {
 	case map[string]any:
 		r.Data = redactAny(rep, d)

@@ -19,7 +19,9 @@ import (
 	"syscall"
 
 	"github.com/runbook/runbook/engine/protocol"
+	"github.com/runbook/runbook/modules"
 	_ "github.com/runbook/runbook/modules/standard"
+	"github.com/runbook/runbook/modules/txn"
 )
 
 func main() {
@@ -32,6 +34,9 @@ func main() {
 // run is the whole program, callable from tests. Its output on stdout belongs to the
 // protocol; everything for people goes to stderr.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "txn" {
+		return runTxn(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("runbook-helper", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	version := fs.Bool("version", false, "print the protocol version and build, then exit")
@@ -62,12 +67,25 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		level = slog.LevelDebug
 	}
 	build := verifiedBuild()
+	txnDir := ""
+	var recovered []modules.Transaction
+	if os.Geteuid() == 0 {
+		// Transactions need a directory only root can write (modules/txn); a transaction a
+		// crash or a reboot left pending is rolled back now, and said in the hello.
+		txnDir = txn.DefaultDir
+		var err error
+		if recovered, err = (&txn.Manager{Dir: txnDir}).Recover(); err != nil {
+			fmt.Fprintf(stderr, "runbook-helper: roll back pending transactions: %v\n", err)
+		}
+	}
 	srv := &protocol.Server{
-		Registry: protocol.Modules,
-		Build:    build,
-		Verified: verifiedHow(build),
-		StateDir: *stateDir,
-		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Registry:  protocol.Modules,
+		Build:     build,
+		Verified:  verifiedHow(build),
+		StateDir:  *stateDir,
+		TxnDir:    txnDir,
+		Recovered: recovered,
+		Logger:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	}
 	if err := srv.Serve(ctx, stdin, stdout); err != nil {
 		fmt.Fprintf(stderr, "runbook-helper: %v\n", err)

@@ -33,6 +33,10 @@ const (
 	OpCheck  = "check"
 	OpApply  = "apply"
 	OpCancel = "cancel" // id names the request to cancel; the helper sends no response to it
+	// OpConfirm confirms the transaction Txn names (modules/txn): sent over a new connection
+	// after an apply that answered with a pending transaction. The response's Transaction
+	// says how it ended: confirmed, or rolled back when the host gave up on it first.
+	OpConfirm = "confirm"
 )
 
 // StatusFailed is the response status of a request that did not complete; the other
@@ -53,6 +57,9 @@ type Hello struct {
 	// device, inode, size, mode, owner, mtime and ctime) just before hashing, and "stamp"
 	// when that identity matched the one the controller recorded at an earlier hash.
 	Verified string `json:"verified,omitempty"`
+	// Recovered lists transactions the helper rolled back when it started: left pending by
+	// an earlier run that crashed, or by a reboot (modules/txn).
+	Recovered []modules.Transaction `json:"recovered,omitempty"`
 }
 
 // Request asks the helper to do one thing.
@@ -72,6 +79,11 @@ type Request struct {
 	Redact []string
 	// TimeoutMS bounds the request on the helper; 0 means the helper's default.
 	TimeoutMS int64
+	// ConfirmTimeoutMS is the run's time for a transaction's confirmation
+	// (modules.Env.ConfirmTimeout): 0 the default, negative none.
+	ConfirmTimeoutMS int64
+	// Txn names the transaction an OpConfirm confirms.
+	Txn string
 }
 
 type wireRequest struct {
@@ -82,6 +94,8 @@ type wireRequest struct {
 	Sensitive []string        `json:"sensitive,omitempty"`
 	Redact    []string        `json:"redact,omitempty"`
 	TimeoutMS int64           `json:"timeout_ms,omitempty"`
+	Confirm   int64           `json:"confirm_timeout_ms,omitempty"`
+	Txn       string          `json:"txn,omitempty"`
 }
 
 // Response answers the request with the same ID.
@@ -95,7 +109,10 @@ type Response struct {
 	Warnings       []string         `json:"warnings,omitempty"`
 	RebootRequired bool             `json:"reboot_required,omitempty"`
 	Error          *modules.Failure `json:"error,omitempty"`
-	DurationMS     int64            `json:"duration_ms"`
+	// Transaction is the transaction an apply's change runs in, or how the one an
+	// OpConfirm names ended.
+	Transaction *modules.Transaction `json:"transaction,omitempty"`
+	DurationMS  int64                `json:"duration_ms"`
 }
 
 // Err returns the response's error, or nil when the request succeeded.
@@ -110,7 +127,7 @@ func (r *Response) Err() error {
 // StatusFailed. The engine's own statuses (skipped, unreachable) never come from a helper.
 func validStatus(s modules.Status) bool { return s.FromModule() || s == StatusFailed }
 
-var validOp = map[string]bool{OpPing: true, OpFacts: true, OpCheck: true, OpApply: true, OpCancel: true}
+var validOp = map[string]bool{OpPing: true, OpFacts: true, OpCheck: true, OpApply: true, OpCancel: true, OpConfirm: true}
 
 // EncodeArgs turns module arguments into their wire form: cty's JSON with the type beside
 // the value, so the helper recovers exactly the value's type. The arguments carry no marks:
@@ -150,7 +167,8 @@ func DecodeArgs(raw json.RawMessage) (cty.Value, error) {
 
 // EncodeRequest renders a request as one line, newline included.
 func EncodeRequest(req *Request) ([]byte, error) {
-	w := wireRequest{ID: req.ID, Op: req.Op, Module: req.Module, Redact: req.Redact, TimeoutMS: req.TimeoutMS}
+	w := wireRequest{ID: req.ID, Op: req.Op, Module: req.Module, Redact: req.Redact, TimeoutMS: req.TimeoutMS,
+		Confirm: req.ConfirmTimeoutMS, Txn: req.Txn}
 	args, err := EncodeArgs(req.Args)
 	if err != nil {
 		return nil, err
@@ -191,6 +209,9 @@ func DecodeRequest(line []byte) (*Request, error) {
 	if (w.Op == OpCheck || w.Op == OpApply) && w.Module == "" {
 		return nil, fmt.Errorf("malformed request %d: op %q needs a module", w.ID, w.Op)
 	}
+	if w.Op == OpConfirm && w.Txn == "" {
+		return nil, fmt.Errorf("malformed request %d: op %q needs a txn", w.ID, w.Op)
+	}
 	if w.TimeoutMS < 0 {
 		return nil, fmt.Errorf("malformed request %d: negative timeout_ms", w.ID)
 	}
@@ -198,7 +219,8 @@ func DecodeRequest(line []byte) (*Request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("malformed request %d: %w", w.ID, err)
 	}
-	return &Request{ID: w.ID, Op: w.Op, Module: w.Module, Args: args, Sensitive: w.Sensitive, Redact: w.Redact, TimeoutMS: w.TimeoutMS}, nil
+	return &Request{ID: w.ID, Op: w.Op, Module: w.Module, Args: args, Sensitive: w.Sensitive, Redact: w.Redact,
+		TimeoutMS: w.TimeoutMS, ConfirmTimeoutMS: w.Confirm, Txn: w.Txn}, nil
 }
 
 // EncodeResponse renders a response as one line, newline included.

@@ -20,6 +20,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/txn"
 )
 
 // Registry is where the server finds modules.
@@ -54,7 +55,12 @@ type Server struct {
 	OutputLimit int
 	// StateDir is passed to modules (modules.Env.StateDir).
 	StateDir string
-	Logger   *slog.Logger
+	// TxnDir is where transactions are kept (modules.Env.TxnDir, modules/txn); "" when
+	// the helper has none.
+	TxnDir string
+	// Recovered is sent in the hello (Hello.Recovered).
+	Recovered []modules.Transaction
+	Logger    *slog.Logger
 	// DrainTimeout bounds the wait for cancelled requests when the input ends; 0 means 10s.
 	DrainTimeout time.Duration
 }
@@ -142,7 +148,7 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 		}
 	}
 	hello := Hello{Type: "hello", Protocol: Version, Build: build, Modules: names,
-		OS: runtime.GOOS, Arch: runtime.GOARCH, UID: os.Geteuid(), Verified: srv.Verified}
+		OS: runtime.GOOS, Arch: runtime.GOARCH, UID: os.Geteuid(), Verified: srv.Verified, Recovered: srv.Recovered}
 	b, err := json.Marshal(hello)
 	if err != nil {
 		return fmt.Errorf("encode hello: %w", err)
@@ -332,6 +338,13 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 	switch req.Op {
 	case OpPing:
 		return &Response{Status: modules.StatusOK, Msg: "pong"}
+	case OpConfirm:
+		m := &txn.Manager{Dir: srv.TxnDir}
+		o, err := m.Confirm(req.Txn)
+		if err != nil {
+			return failed(fmt.Errorf("confirm transaction: %w", err))
+		}
+		return &Response{Status: modules.StatusOK, Transaction: o}
 	case OpFacts:
 		if req.Module == "" {
 			f, err := srv.facts(ctx)
@@ -370,6 +383,8 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 	env := modules.NewEnv(info, req.Sensitive)
 	env.OutputLimit = srv.OutputLimit
 	env.StateDir = srv.StateDir
+	env.TxnDir = srv.TxnDir
+	env.ConfirmTimeout = time.Duration(req.ConfirmTimeoutMS) * time.Millisecond
 	env.Logger = srv.Logger
 	// The module gets the secrets too: what it shortens (a command line, captured output)
 	// it must redact first, or a cut through a secret would leave a part of it that the
@@ -385,6 +400,7 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 		resp.Warnings = res.Warnings
 		resp.RebootRequired = res.RebootRequired
 		resp.Diff = res.Diff
+		resp.Transaction = res.Transaction
 		b, err := m.Data(res.Data, env.Redactor())
 		switch {
 		case err == nil:

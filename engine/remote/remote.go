@@ -851,11 +851,19 @@ func (x *Executor) Run(ctx context.Context, c run.Call, apply bool) (*modules.Re
 	if apply {
 		op = "apply"
 	}
-	resp, err := x.call(ctx, &protocol.Request{Op: op, Module: module, Args: c.Args, Sensitive: c.Sensitive, Redact: run.Secrets(ctx)})
+	req := &protocol.Request{Op: op, Module: module, Args: c.Args, Sensitive: c.Sensitive, Redact: run.Secrets(ctx)}
+	if c.ConfirmTimeout != 0 {
+		req.ConfirmTimeoutMS = c.ConfirmTimeout.Milliseconds()
+		if c.ConfirmTimeout < 0 {
+			req.ConfirmTimeoutMS = -1
+		}
+	}
+	resp, err := x.call(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	res := &modules.Result{Status: resp.Status, Diff: resp.Diff, Msg: resp.Msg, Warnings: resp.Warnings, RebootRequired: resp.RebootRequired}
+	res := &modules.Result{Status: resp.Status, Diff: resp.Diff, Msg: resp.Msg, Warnings: resp.Warnings, RebootRequired: resp.RebootRequired,
+		Transaction: resp.Transaction}
 	if len(resp.Data) > 0 {
 		var fields []modules.Field
 		if info, ok := modules.InfoOf(module); ok && len(info.Returns) > 0 {
@@ -877,6 +885,28 @@ func (x *Executor) Run(ctx context.Context, c run.Call, apply bool) (*modules.Re
 	}
 	return res, nil
 }
+
+// Confirm confirms a transaction an apply left pending (modules/txn). It implements
+// run.Confirmer; the engine calls it on a new connection.
+func (x *Executor) Confirm(ctx context.Context, id string) (*modules.Transaction, error) {
+	resp, err := x.call(ctx, &protocol.Request{Op: protocol.OpConfirm, Txn: id})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Error != nil {
+		return nil, resp.Error
+	}
+	if resp.Transaction == nil || resp.Transaction.ID != id {
+		return nil, fmt.Errorf("the helper on %s answered the confirmation of transaction %s without it", x.host, id)
+	}
+	return resp.Transaction, nil
+}
+
+var _ run.Confirmer = (*Executor)(nil)
+
+// Recovered lists the transactions the helper rolled back when it started (left pending by
+// an earlier run that crashed, or by a reboot).
+func (x *Executor) Recovered() []modules.Transaction { return x.client.Hello().Recovered }
 
 // Facts asks the helper for the host's facts. It implements run.FactGatherer.
 func (x *Executor) Facts(ctx context.Context) (map[string]any, error) {

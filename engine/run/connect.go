@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -67,6 +68,15 @@ type Call struct {
 	Args cty.Value
 	// Sensitive names the arguments whose values must never be shown.
 	Sensitive []string
+	// ConfirmTimeout is Options.ConfirmTimeout, for the modules whose changes run in a
+	// transaction (modules/txn).
+	ConfirmTimeout time.Duration
+}
+
+// Confirmer is an executor that can confirm a transaction (modules/txn): the engine asks
+// one on a new connection after an apply that answered with a pending transaction.
+type Confirmer interface {
+	Confirm(ctx context.Context, id string) (*modules.Transaction, error)
 }
 
 // ErrUnreachable marks executor errors that mean the host itself is gone (a dropped
@@ -119,7 +129,42 @@ func (hr *hostRun) executor(ctx context.Context, id Identity) (Executor, error) 
 		hr.e.helpers[hr.h.Name] = append(hr.e.helpers[hr.h.Name], id)
 	}
 	hr.e.mu.Unlock()
+	hr.reportRecovered(x)
 	return x, nil
+}
+
+// Recoverer is an executor whose helper may have rolled back transactions when it started
+// (modules/txn: left pending by a run that crashed, or by a reboot).
+type Recoverer interface {
+	Recovered() []modules.Transaction
+}
+
+// reportRecovered reports, once each, the transactions x's helper rolled back when it
+// started: the host was changed back, and the run says so rather than keep it silent.
+func (hr *hostRun) reportRecovered(x Executor) {
+	rc, ok := x.(Recoverer)
+	if !ok {
+		return
+	}
+	for _, t := range rc.Recovered() {
+		hr.e.mu.Lock()
+		seen := hr.e.recovered[hr.h.Name+" "+t.ID]
+		if hr.e.recovered == nil {
+			hr.e.recovered = map[string]bool{}
+		}
+		hr.e.recovered[hr.h.Name+" "+t.ID] = true
+		hr.e.mu.Unlock()
+		if seen {
+			continue
+		}
+		t := t
+		r := Result{Task: "roll back transaction " + t.ID, Module: t.Module, Status: Changed, Transaction: &t}
+		r.Msg = rolledBackError(&t, "").Error()
+		if t.State == modules.TxnRollbackFailed {
+			r.Status = Failed
+		}
+		hr.report(r)
+	}
 }
 
 // startStatus is the status of a step whose helper could not start with err: failed when

@@ -51,7 +51,10 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 		sensitive = preparedSensitive(union(sensitive, more), plain, preparedPlain)
 		plain = preparedPlain
 	}
-	res, err := x.Run(ctx, Call{Module: t.Module, Args: plain, Sensitive: sensitive}, apply)
+	res, err := x.Run(ctx, Call{Module: t.Module, Args: plain, Sensitive: sensitive, ConfirmTimeout: hr.e.Options.ConfirmTimeout}, apply)
+	if apply && err == nil && res != nil && res.Transaction != nil && res.Transaction.State == modules.TxnPending {
+		res, err = hr.confirm(ctx, hr.identity(t), res)
+	}
 	if err != nil && ctx.Err() != nil && t.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return res, fmt.Errorf("timed out after %s", t.Timeout)
 	}
@@ -87,6 +90,7 @@ func preparedSensitive(names []string, orig, prepared cty.Value) []string {
 func fromModule(r Result, res *modules.Result, err error) Result {
 	if res != nil {
 		r.Diff, r.Msg, r.Warnings, r.RebootRequired = res.Diff, res.Msg, res.Warnings, res.RebootRequired
+		r.Transaction = res.Transaction
 		data, derr := dataValue(r.Module, res.Data)
 		if derr != nil && err == nil {
 			err = derr

@@ -40,7 +40,10 @@ type Result struct {
 	Warnings []string
 	// RebootRequired says the change takes full effect only after a reboot.
 	RebootRequired bool
-	Duration       time.Duration
+	// Transaction is the transaction a network change ran in (modules/txn): confirmed,
+	// rolled back, or unknown when the host was not reached again; nil for other changes.
+	Transaction *modules.Transaction
+	Duration    time.Duration
 }
 
 // Stats counts one host's results.

@@ -38,6 +38,10 @@ type Options struct {
 	// Strategy is the default for plays that set none: config.StrategyFree ("" too) or
 	// config.StrategyLinear.
 	Strategy string
+	// ConfirmTimeout is the time a network change's transaction waits for its confirmation
+	// when the task names none (--confirm-timeout): 0 means the module's default (60s),
+	// negative means changes run without a transaction.
+	ConfirmTimeout time.Duration
 }
 
 // Engine runs plans.
@@ -58,7 +62,10 @@ type Engine struct {
 	// helpers lists, by host, the identities whose helper runs on its open connection, in
 	// the order they started.
 	helpers map[string][]Identity
-	recap   *Recap
+	// recovered holds "HOST ID" of the transactions already reported as rolled back at a
+	// helper's start.
+	recovered map[string]bool
+	recap     *Recap
 }
 
 // Run executes the plan and returns its recap. Cancelling ctx stops every host at its next

@@ -104,6 +104,9 @@ func run(t testing.TB, d *modules.Def, args map[string]cty.Value, apply bool, o 
 	}
 	env := modules.NewEnv(d.Info(), o.sensitive)
 	env.SetSecrets(modules.SecretStrings(norm, env.SensitiveArgs()))
+	// No transactions (modules/txn) unless the task asks for one (confirm_timeout) or the
+	// test's WithEnv does: a real one would arm a rollback that runs this test binary.
+	env.ConfirmTimeout = -1
 	if o.env != nil {
 		o.env(env)
 	}

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"time"
+
 	"bufio"
 	"fmt"
 	"os"
@@ -77,7 +79,8 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 	defer stop()
 	obs, comp := a.startCompliance(cmd, rb, f, v)
 	eng := &run.Engine{Runbook: rb, Connector: conn, Observer: obs,
-		Options: run.Options{Forks: f.forks, Check: f.check, HostTimeout: f.hostTimeout, Strategy: f.strategy, ForceHandlers: f.forceHandlers}}
+		Options: run.Options{Forks: f.forks, Check: f.check, HostTimeout: f.hostTimeout, Strategy: f.strategy, ForceHandlers: f.forceHandlers,
+			ConfirmTimeout: confirmTimeout(f.confirmTimeout)}}
 	recap := eng.Run(ctx, pl)
 	if err := conn.Stamps.Save(); err != nil {
 		fmt.Fprintf(a.stderr, "warning: %s (the next run hashes each helper again)\n", termsafe.Text(err.Error()))
@@ -124,4 +127,13 @@ func (a *app) readPassword(prompt string) (string, error) {
 // line, so that it cannot repaint the terminal or put words of its own before the prompt.
 func passphrasePrompt(path string) string {
 	return fmt.Sprintf("Enter passphrase for key '%s': ", termsafe.Line(path))
+}
+
+// confirmTimeout is the --confirm-timeout flag as run.Options has it: 0 there means the
+// default, so the flag's 0 (no transaction) becomes negative.
+func confirmTimeout(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
