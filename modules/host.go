@@ -51,6 +51,10 @@ type Env struct {
 	// ConfirmTimeout is the run's time for a transaction's confirmation (--confirm-timeout):
 	// 0 means the default, negative means none (changes run without a transaction).
 	ConfirmTimeout time.Duration
+	// TxnID is the id the controller chose for a transaction this apply begins (modules/txn):
+	// it asks by that id how the transaction ended when the apply's answer is lost. "" lets
+	// the helper choose.
+	TxnID string
 	// sensitive names the top-level arguments whose values must never be shown.
 	sensitive map[string]bool
 	// redactor hides the values of those arguments; nil when there are none.

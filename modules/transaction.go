@@ -9,6 +9,9 @@ const (
 	TxnConfirmed      = "confirmed"
 	TxnRolledBack     = "rolled_back"
 	TxnRollbackFailed = "rollback_failed"
+	// TxnNone says no transaction of that id was begun (the answer to a rollback request
+	// for an apply that changed nothing).
+	TxnNone = "none"
 	// TxnUnknown is the controller's: the host could not be reached again to learn the end.
 	TxnUnknown = "unknown"
 )

@@ -16,7 +16,7 @@ import (
 func TestConfirmOp(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "txn")
 	mgr := &txn.Manager{Dir: dir, Arm: func(*txn.Manager, *txn.Journal) (txn.Arm, error) { return txn.Arm{How: "none"}, nil }}
-	j, _, err := mgr.Begin("interface", time.Minute, nil, nil)
+	j, _, err := mgr.Begin("", "interface", time.Minute, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestConfirmOp(t *testing.T) {
 		{txn: j.ID, state: modules.TxnConfirmed},
 		{txn: j.ID, state: modules.TxnConfirmed}, // again: the outcome
 		{txn: "../../etc/shadow", err: "not a transaction id"},
-		{txn: "ffffffffffffffffffffffff", err: "no transaction ffffffffffffffffffffffff on this host"},
+		{txn: "ffffffffffffffffffffffff", err: "no such transaction on this host: ffffffffffffffffffffffff"},
 	}
 	for _, tc := range tests {
 		resp, err := c.Call(ctx, &Request{Op: OpConfirm, Txn: tc.txn})

@@ -37,6 +37,10 @@ const (
 	// after an apply that answered with a pending transaction. The response's Transaction
 	// says how it ended: confirmed, or rolled back when the host gave up on it first.
 	OpConfirm = "confirm"
+	// OpRollback rolls the transaction Txn names back now when it is still pending, and says
+	// how it ended: the controller sends it over a new connection when it lost the answer to
+	// the apply that may have begun it (it never keeps a change it did not see).
+	OpRollback = "rollback"
 )
 
 // StatusFailed is the response status of a request that did not complete; the other
@@ -82,7 +86,8 @@ type Request struct {
 	// ConfirmTimeoutMS is the run's time for a transaction's confirmation
 	// (modules.Env.ConfirmTimeout): 0 the default, negative none.
 	ConfirmTimeoutMS int64
-	// Txn names the transaction an OpConfirm confirms.
+	// Txn names the transaction an OpConfirm or OpRollback is about; on an OpApply, the id
+	// a transaction the module begins takes.
 	Txn string
 }
 
@@ -127,7 +132,7 @@ func (r *Response) Err() error {
 // StatusFailed. The engine's own statuses (skipped, unreachable) never come from a helper.
 func validStatus(s modules.Status) bool { return s.FromModule() || s == StatusFailed }
 
-var validOp = map[string]bool{OpPing: true, OpFacts: true, OpCheck: true, OpApply: true, OpCancel: true, OpConfirm: true}
+var validOp = map[string]bool{OpPing: true, OpFacts: true, OpCheck: true, OpApply: true, OpCancel: true, OpConfirm: true, OpRollback: true}
 
 // EncodeArgs turns module arguments into their wire form: cty's JSON with the type beside
 // the value, so the helper recovers exactly the value's type. The arguments carry no marks:
@@ -209,7 +214,7 @@ func DecodeRequest(line []byte) (*Request, error) {
 	if (w.Op == OpCheck || w.Op == OpApply) && w.Module == "" {
 		return nil, fmt.Errorf("malformed request %d: op %q needs a module", w.ID, w.Op)
 	}
-	if w.Op == OpConfirm && w.Txn == "" {
+	if (w.Op == OpConfirm || w.Op == OpRollback) && w.Txn == "" {
 		return nil, fmt.Errorf("malformed request %d: op %q needs a txn", w.ID, w.Op)
 	}
 	if w.TimeoutMS < 0 {

@@ -345,6 +345,17 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 			return failed(fmt.Errorf("confirm transaction: %w", err))
 		}
 		return &Response{Status: modules.StatusOK, Transaction: o}
+	case OpRollback:
+		m := &txn.Manager{Dir: srv.TxnDir}
+		o, err := m.Rollback(req.Txn, "the controller lost the connection during the change and never saw it")
+		if errors.Is(err, txn.ErrNoTransaction) {
+			// The apply began none: it changed nothing, or failed first, or never ran.
+			return &Response{Status: modules.StatusOK, Transaction: &modules.Transaction{ID: req.Txn, State: modules.TxnNone}}
+		}
+		if err != nil {
+			return failed(fmt.Errorf("roll back transaction: %w", err))
+		}
+		return &Response{Status: modules.StatusOK, Transaction: o}
 	case OpFacts:
 		if req.Module == "" {
 			f, err := srv.facts(ctx)
@@ -385,6 +396,9 @@ func (srv *server) handle(ctx context.Context, req *Request, timeout time.Durati
 	env.StateDir = srv.StateDir
 	env.TxnDir = srv.TxnDir
 	env.ConfirmTimeout = time.Duration(req.ConfirmTimeoutMS) * time.Millisecond
+	if req.Op == OpApply {
+		env.TxnID = req.Txn
+	}
 	env.Logger = srv.Logger
 	// The module gets the secrets too: what it shortens (a command line, captured output)
 	// it must redact first, or a cut through a secret would leave a part of it that the

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/txn"
 )
 
 // ConfirmGrace is how long past a transaction's deadline the engine keeps trying to reach
@@ -75,8 +78,91 @@ func (hr *hostRun) confirm(ctx context.Context, id Identity, res *modules.Result
 	return hr.unconfirmed(res, last, deadline)
 }
 
+// lost learns how the transaction txid of an apply whose answer was lost with its
+// connection ended: it reaches the host again (until the transaction's deadline and
+// ConfirmGrace have passed) and has it roll the transaction back if it is still pending.
+// A host that rolled back makes the task failed (rolled back); one that began no
+// transaction, or is not reached again, leaves it unreachable as it was.
+func (hr *hostRun) lost(ctx context.Context, id Identity, txid string, deadline time.Time, res *modules.Result, lostErr error) (*modules.Result, error) {
+	giveUp := deadline.Add(ConfirmGrace)
+	var last error
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if time.Now().After(giveUp) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return res, lostErr
+			case <-time.After(confirmRetry):
+			}
+		}
+		actx, cancel := context.WithDeadline(ctx, minTime(giveUp, time.Now().Add(20*time.Second)))
+		out, conn, err := hr.onNewConnection(actx, id, func(c Confirmer) (*modules.Transaction, error) { return c.Rollback(actx, txid) })
+		cancel()
+		if err != nil {
+			last = err
+			continue
+		}
+		hr.swapConnection(conn)
+		if res == nil {
+			res = &modules.Result{}
+		}
+		switch out.State {
+		case modules.TxnRolledBack, modules.TxnRollbackFailed:
+			res.Transaction = out
+			res.Status = modules.StatusFailed
+			return res, rolledBackError(out, "")
+		default:
+			return res, fmt.Errorf("%w (reached again: the change had begun no transaction)", lostErr)
+		}
+	}
+	tx := &modules.Transaction{ID: txid, State: modules.TxnUnknown}
+	if res == nil {
+		res = &modules.Result{}
+	}
+	res.Transaction = tx
+	msg := fmt.Sprintf("%v; rollback pending or unknown: the host was not reached again to learn how transaction %s ended", lostErr, txid)
+	if last != nil {
+		msg += fmt.Sprintf(" (%v)", last)
+	}
+	return res, fmt.Errorf("%w: %s", ErrUnreachable, strings.TrimPrefix(msg, ErrUnreachable.Error()+": "))
+}
+
+// transactionWindow is how long a transaction an apply of module with args may begin
+// waits for its confirmation: 0 when the module runs none (it takes no confirm_timeout) or
+// the task or the run turned it off.
+func transactionWindow(module string, args cty.Value, run time.Duration) time.Duration {
+	info, ok := modules.InfoOf(module)
+	if _, has := info.Schema.Arg("confirm_timeout"); !ok || !has {
+		return 0
+	}
+	if args.Type().IsObjectType() && args.Type().HasAttribute("confirm_timeout") {
+		if v := args.GetAttr("confirm_timeout"); !v.IsNull() && v.IsKnown() && v.Type() == cty.String {
+			if v.AsString() == "0" {
+				return 0
+			}
+			if d, err := time.ParseDuration(v.AsString()); err == nil && d > 0 {
+				return d
+			}
+		}
+	}
+	switch {
+	case run < 0:
+		return 0
+	case run > 0:
+		return run
+	}
+	return txn.DefaultTimeout
+}
+
 // confirmOnce connects anew, starts the helper as id and confirms transaction txid.
 func (hr *hostRun) confirmOnce(ctx context.Context, id Identity, txid string) (*modules.Transaction, Connection, error) {
+	return hr.onNewConnection(ctx, id, func(c Confirmer) (*modules.Transaction, error) { return c.Confirm(ctx, txid) })
+}
+
+// onNewConnection connects anew, starts the helper as id and asks it do.
+func (hr *hostRun) onNewConnection(ctx context.Context, id Identity, do func(Confirmer) (*modules.Transaction, error)) (*modules.Transaction, Connection, error) {
 	conn, err := hr.e.Connector.Connect(ctx, Endpoint{Host: hr.h, Become: hr.become})
 	if err != nil {
 		return nil, nil, err
@@ -91,7 +177,7 @@ func (hr *hostRun) confirmOnce(ctx context.Context, id Identity, txid string) (*
 		_ = conn.Close()
 		return nil, nil, errors.New("the executor cannot confirm transactions")
 	}
-	out, err := c.Confirm(ctx, txid)
+	out, err := do(c)
 	if err != nil {
 		_ = conn.Close()
 		return nil, nil, err

@@ -71,12 +71,19 @@ type Call struct {
 	// ConfirmTimeout is Options.ConfirmTimeout, for the modules whose changes run in a
 	// transaction (modules/txn).
 	ConfirmTimeout time.Duration
+	// Txn is the id a transaction the apply begins takes (txn.NewID): the engine asks by it
+	// how the transaction ended when the answer to the apply is lost. "" for modules that
+	// run none.
+	Txn string
 }
 
 // Confirmer is an executor that can confirm a transaction (modules/txn): the engine asks
 // one on a new connection after an apply that answered with a pending transaction.
 type Confirmer interface {
 	Confirm(ctx context.Context, id string) (*modules.Transaction, error)
+	// Rollback rolls transaction id back when it is still pending and says how it ended
+	// (state "none": the apply began no transaction).
+	Rollback(ctx context.Context, id string) (*modules.Transaction, error)
 }
 
 // ErrUnreachable marks executor errors that mean the host itself is gone (a dropped

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -14,6 +15,7 @@ import (
 	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/engine/controller"
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/txn"
 )
 
 // runModule runs one attempt. The marks on args say which arguments are secret; they are
@@ -51,9 +53,22 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 		sensitive = preparedSensitive(union(sensitive, more), plain, preparedPlain)
 		plain = preparedPlain
 	}
-	res, err := x.Run(ctx, Call{Module: t.Module, Args: plain, Sensitive: sensitive, ConfirmTimeout: hr.e.Options.ConfirmTimeout}, apply)
-	if apply && err == nil && res != nil && res.Transaction != nil && res.Transaction.State == modules.TxnPending {
+	call := Call{Module: t.Module, Args: plain, Sensitive: sensitive, ConfirmTimeout: hr.e.Options.ConfirmTimeout}
+	window := time.Duration(0)
+	if apply {
+		if window = transactionWindow(t.Module, plain, hr.e.Options.ConfirmTimeout); window > 0 {
+			call.Txn = txn.NewID()
+		}
+	}
+	sent := time.Now()
+	res, err := x.Run(ctx, call, apply)
+	switch {
+	case apply && err == nil && res != nil && res.Transaction != nil && res.Transaction.State == modules.TxnPending:
 		res, err = hr.confirm(ctx, hr.identity(t), res)
+	case call.Txn != "" && errors.Is(err, ErrUnreachable) && ctx.Err() == nil:
+		// The answer was lost with the connection: the change may have cut it. Reach the
+		// host again and have it roll back what the apply began; it never stays unseen.
+		res, err = hr.lost(ctx, hr.identity(t), call.Txn, sent.Add(window), res, err)
 	}
 	if err != nil && ctx.Err() != nil && t.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return res, fmt.Errorf("timed out after %s", t.Timeout)

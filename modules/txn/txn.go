@@ -148,22 +148,29 @@ func (m *Manager) now() time.Time {
 	return time.Now()
 }
 
+// ErrNoTransaction is returned for an id no journal or outcome on this host has.
+var ErrNoTransaction = errors.New("no such transaction on this host")
+
 // ErrPending is returned by Begin when another transaction is pending on the host.
 var ErrPending = errors.New("another transaction is pending on this host")
 
 func (m *Manager) journalPath(id string) string { return filepath.Join(m.Dir, id+".journal") }
 func (m *Manager) outcomePath(id string) string { return filepath.Join(m.Dir, id+".outcome") }
 
-// validID says whether id is a transaction id this package makes (hex), so that no id from
-// a request names a path of its choosing.
-func validID(id string) bool {
+// ValidID says whether id is a transaction id as NewID makes them (24 hex digits), so that
+// no id from a request names a path of its choosing.
+func ValidID(id string) bool {
 	return len(id) == 24 && strings.Trim(id, "0123456789abcdef") == ""
 }
 
-func newID(now time.Time) string {
+// NewID makes a transaction id: the time in hex (ids sort by age) and 8 random bytes. The
+// controller makes one per apply of a module that may run a transaction and sends it with
+// the request, so that it can ask how that transaction ended even when the answer to the
+// apply never reached it.
+func NewID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	return fmt.Sprintf("%08x", uint32(now.Unix())) + hex.EncodeToString(b)
+	return fmt.Sprintf("%08x", uint32(time.Now().Unix())) + hex.EncodeToString(b)
 }
 
 // ensureDir makes Dir (0700) and refuses one that another user could change: a journal is
@@ -245,7 +252,13 @@ func Snapshot(paths []string) ([]File, error) {
 // restorer's runtime snapshot, and arms its rollback for timeout from now. A stale
 // transaction left by a crash is rolled back first (its outcome is returned); one still
 // armed makes Begin fail with ErrPending.
-func (m *Manager) Begin(module string, timeout time.Duration, files []File, runtime map[string]json.RawMessage) (*Journal, []Outcome, error) {
+func (m *Manager) Begin(id, module string, timeout time.Duration, files []File, runtime map[string]json.RawMessage) (*Journal, []Outcome, error) {
+	if id == "" {
+		id = NewID()
+	}
+	if !ValidID(id) {
+		return nil, nil, fmt.Errorf("%q is not a transaction id", id)
+	}
 	if err := m.ensureDir(); err != nil {
 		return nil, nil, err
 	}
@@ -267,8 +280,11 @@ func (m *Manager) Begin(module string, timeout time.Duration, files []File, runt
 		return nil, recovered, fmt.Errorf("%w: transaction %s (%s) is armed until %s; it is confirmed by the run that made it, or rolled back then",
 			ErrPending, p.ID, p.Module, p.Deadline.UTC().Format(time.RFC3339))
 	}
+	if o, err := m.outcome(id); err != nil || o != nil {
+		return nil, recovered, fmt.Errorf("transaction %s was used before", id)
+	}
 	now := m.now()
-	j := &Journal{Version: journalVersion, ID: newID(now), Module: module, Created: now.UTC(),
+	j := &Journal{Version: journalVersion, ID: id, Module: module, Created: now.UTC(),
 		Deadline: now.Add(timeout).UTC(), BootID: bootID(), NetNS: netNS(), Files: files, Runtime: runtime}
 	// The journal is on disk before the armer can look for it, and before any change.
 	if err := m.write(j); err != nil {
@@ -384,7 +400,7 @@ func (m *Manager) ids() ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if id, ok := strings.CutSuffix(e.Name(), ".journal"); ok && validID(id) {
+		if id, ok := strings.CutSuffix(e.Name(), ".journal"); ok && ValidID(id) {
 			out = append(out, id)
 		}
 	}
@@ -421,7 +437,7 @@ type Outcome = modules.Transaction
 // rollback would) returns that outcome instead: a confirmation never keeps a change the host
 // has given up on.
 func (m *Manager) Confirm(id string) (*Outcome, error) {
-	if !validID(id) {
+	if !ValidID(id) {
 		return nil, fmt.Errorf("%q is not a transaction id", id)
 	}
 	if err := m.ensureDir(); err != nil {
@@ -442,7 +458,7 @@ func (m *Manager) Confirm(id string) (*Outcome, error) {
 			return nil, err
 		}
 		if o == nil {
-			return nil, fmt.Errorf("no transaction %s on this host", id)
+			return nil, fmt.Errorf("%w: %s", ErrNoTransaction, id)
 		}
 		return o, nil
 	}
@@ -471,7 +487,7 @@ func (m *Manager) disarm(j *Journal) {
 // Rollback restores transaction id now, for why; a transaction already ended returns its
 // outcome. It is what the armed timer, the watchdog and the boot unit run.
 func (m *Manager) Rollback(id, why string) (*Outcome, error) {
-	if !validID(id) {
+	if !ValidID(id) {
 		return nil, fmt.Errorf("%q is not a transaction id", id)
 	}
 	unlock, err := m.lock()
@@ -486,7 +502,7 @@ func (m *Manager) Rollback(id, why string) (*Outcome, error) {
 	if j == nil {
 		o, err := m.outcome(id)
 		if err == nil && o == nil {
-			err = fmt.Errorf("no transaction %s on this host", id)
+			err = fmt.Errorf("%w: %s", ErrNoTransaction, id)
 		}
 		return o, err
 	}

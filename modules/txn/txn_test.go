@@ -112,7 +112,7 @@ func (f *fixture) begin(timeout time.Duration, paths ...string) *Journal {
 		f.t.Fatal(err)
 	}
 	raw, _ := json.Marshal(f.state)
-	j, _, err := f.m.Begin("interface", timeout, files, map[string]json.RawMessage{"fake": raw})
+	j, _, err := f.m.Begin("", "interface", timeout, files, map[string]json.RawMessage{"fake": raw})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestConfirmAfterDeadlineRollsBack(t *testing.T) {
 func TestOneTransactionAtATime(t *testing.T) {
 	f := newFixture(t)
 	j := f.begin(time.Minute)
-	_, _, err := f.m.Begin("bond", time.Minute, nil, nil)
+	_, _, err := f.m.Begin("", "bond", time.Minute, nil, nil)
 	if !errors.Is(err, ErrPending) || !strings.Contains(err.Error(), j.ID) {
 		t.Fatalf("second begin: %v", err)
 	}
@@ -303,10 +303,10 @@ func TestBadIDsAndDirectories(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.Chmod(open.Dir, 0o777)
-	if _, _, err := open.Begin("bond", time.Minute, nil, nil); err == nil || !strings.Contains(err.Error(), "refusing") {
+	if _, _, err := open.Begin("", "bond", time.Minute, nil, nil); err == nil || !strings.Contains(err.Error(), "refusing") {
 		t.Errorf("a directory others can write was used: %v", err)
 	}
-	if _, _, err := (&Manager{}).Begin("bond", time.Minute, nil, nil); err == nil || !strings.Contains(err.Error(), "use become") {
+	if _, _, err := (&Manager{}).Begin("", "bond", time.Minute, nil, nil); err == nil || !strings.Contains(err.Error(), "use become") {
 		t.Errorf("no directory: %v", err)
 	}
 	if _, err := Snapshot(make([]string, maxFiles+1)); err == nil {
@@ -338,7 +338,7 @@ func TestWatchdogRollsBackAlone(t *testing.T) {
 			if systemdHere() {
 				t.Skip("systemd is PID 1 here; the watchdog is armed only without it (TestSystemdTimer covers the other)")
 			}
-			j, _, err := m.Begin("interface", 2*time.Second, files, nil)
+			j, _, err := m.Begin("", "interface", 2*time.Second, files, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
