@@ -157,6 +157,8 @@ func (k *fakeKernel) LinkList() ([]netlink.Link, error) {
 	for _, l := range k.links {
 		out = append(out, k.view(l))
 	}
+	// By index, as the kernel dumps them.
+	sort.Slice(out, func(i, j int) bool { return out[i].Attrs().Index < out[j].Attrs().Index })
 	return out, nil
 }
 

@@ -743,30 +743,39 @@ func (r *restorer) release(sl *snapLink) {
 	}
 }
 
-// mtus sets the MTUs that differ: lowered ones from the top (VLANs before their
-// parents), raised ones from the bottom, as the kernel wants a VLAN's MTU within its
-// parent's.
+// mtus sets the MTUs that differ. A bond sets its slaves' MTU, so bonds and bridges go
+// first both ways; a VLAN's MTU stays within its parent's, so lowered ones go before
+// their parents and raised ones after.
 func (r *restorer) mtus(present []*snapLink) {
-	set := func(sl *snapLink, lower bool) {
-		l := r.link(sl.Name)
-		if l == nil || sl.MTU == 0 {
-			return
+	rank := func(sl *snapLink, lower bool) int {
+		switch {
+		case sl.VLAN != nil && lower:
+			return 0
+		case sl.VLAN != nil:
+			return 3
+		case sl.Kind == "bond" || sl.Kind == "bridge" || len(sl.Slaves) > 0:
+			return 1
 		}
-		cur := l.Attrs().MTU
-		if cur == sl.MTU || (sl.MTU < cur) != lower {
-			return
-		}
-		if err := r.ops.LinkSetMTU(l, sl.MTU); err != nil {
-			r.fail(sl.Name, fmt.Sprintf("set mtu %d", sl.MTU), err)
-			return
-		}
-		r.did("%s: mtu %d → %d", sl.Name, cur, sl.MTU)
+		return 2
 	}
-	for i := len(present) - 1; i >= 0; i-- {
-		set(present[i], true)
-	}
-	for _, sl := range present {
-		set(sl, false)
+	for _, lower := range []bool{true, false} {
+		order := slices.Clone(present)
+		slices.SortStableFunc(order, func(a, b *snapLink) int { return rank(a, lower) - rank(b, lower) })
+		for _, sl := range order {
+			l := r.link(sl.Name)
+			if l == nil || sl.MTU == 0 {
+				continue
+			}
+			cur := l.Attrs().MTU
+			if cur == sl.MTU || (sl.MTU < cur) != lower {
+				continue
+			}
+			if err := r.ops.LinkSetMTU(l, sl.MTU); err != nil {
+				r.fail(sl.Name, fmt.Sprintf("set mtu %d", sl.MTU), err)
+				continue
+			}
+			r.did("%s: mtu %d → %d", sl.Name, cur, sl.MTU)
+		}
 	}
 }
 
