@@ -316,3 +316,122 @@ func roundTrip(t *testing.T, snap *runtimeSnap, k *fakeKernel, root string) *run
 	out.sysfsWrite, out.settle = sysfsNumVFs(t, k, root), 1
 	return &out
 }
+
+// TestRestoreFails: a step the kernel refuses is reported, naming the interface and what
+// failed; restore goes on with the rest; verify names what is still different, and once
+// the kernel takes it, a second restore finishes the job.
+func TestRestoreFails(t *testing.T) {
+	k := newFakeKernel()
+	root := t.TempDir()
+	f := &fileTree{host.Root(root)}
+	k.add(&fakeLink{name: "eth0", up: true, addrs: []string{"10.0.0.5/24"}})
+	k.add(&fakeLink{name: "eth1", up: true})
+	snap, err := snapshotRuntime(k, f, []string{"eth0", "eth1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"mtu eth0 9000", "down eth0", "mtu eth1 9000"} {
+		var l netlink.Link
+		l, _ = k.LinkByName(strings.Fields(c)[1])
+		if strings.HasPrefix(c, "mtu") {
+			err = k.LinkSetMTU(l, 9000)
+		} else {
+			err = k.LinkSetDown(l)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	k.failOnCall = "mtu eth0"
+	lines, err := snap.restore(k, f)
+	if err == nil || !strings.Contains(err.Error(), "eth0: set mtu 1500: input/output error") {
+		t.Errorf("restore: %v, want eth0's MTU named", err)
+	}
+	// The other steps were taken.
+	if want := []string{"eth1: mtu 9000 → 1500", "eth0: down → up"}; !slices.Equal(lines, want) {
+		t.Errorf("restore said %q, want %q", lines, want)
+	}
+	d, err := snap.verify(k, f)
+	if err != nil || !slices.Equal(d, []string{"eth0: mtu is 9000, was 1500"}) {
+		t.Errorf("verify: %q %v", d, err)
+	}
+	k.failOnCall = ""
+	if lines, err = snap.restore(k, f); err != nil || !slices.Equal(lines, []string{"eth0: mtu 9000 → 1500"}) {
+		t.Errorf("restore again: %q %v", lines, err)
+	}
+	if d, err := snap.verify(k, f); err != nil || len(d) != 0 {
+		t.Errorf("verify: %q %v", d, err)
+	}
+
+	// A link that cannot be made again from a snapshot (a physical NIC gone) is a failure,
+	// and verify says so.
+	k.remove(k.byName("eth1"))
+	if _, err := snap.restore(k, f); err == nil || !strings.Contains(err.Error(), "eth1: gone: a link of kind device cannot be made again") {
+		t.Errorf("restore without eth1: %v", err)
+	}
+	if d, _ := snap.verify(k, f); !slices.Equal(d, []string{"eth1: is not there, was (device)"}) {
+		t.Errorf("verify without eth1: %q", d)
+	}
+}
+
+// TestRuntimeSnapBounds: a snapshot refuses what it could not restore in reason, and
+// names that are not interface names, with clear errors; what hangs together with a name
+// is followed (master, slaves, VLAN parent and VLANs on it) and a name that is not there
+// is recorded as absent.
+func TestRuntimeSnapBounds(t *testing.T) {
+	f := &fileTree{host.Root(t.TempDir())}
+	k := newFakeKernel()
+	b := k.add(&fakeLink{name: "bond0", kind: "bond", up: true, bond: bondDefaults})
+	e0 := k.add(&fakeLink{name: "eth0", master: b.index})
+	k.add(&fakeLink{name: "eth1", master: b.index})
+	k.add(&fakeLink{name: "eth0.7", kind: "vlan", parent: e0.index, vlanID: 7})
+	v := k.add(&fakeLink{name: "bond0.9", kind: "vlan", parent: b.index, vlanID: 9})
+	k.add(&fakeLink{name: "other", up: true})
+	for _, c := range []struct {
+		names []string
+		want  []string
+	}{
+		{[]string{"bond0"}, []string{"bond0", "eth0", "eth1", "bond0.9"}},
+		{[]string{"eth0"}, []string{"eth0", "bond0", "eth0.7"}},
+		{[]string{"bond0.9", "new0"}, []string{"bond0.9", "new0", "bond0"}},
+	} {
+		snap, err := snapshotRuntime(k, f, c.names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, l := range snap.Links {
+			got = append(got, l.Name)
+			if l.Name == "new0" && !l.Absent {
+				t.Errorf("new0 not recorded as absent")
+			}
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%v: snapshot of %q, want %q", c.names, got, c.want)
+		}
+	}
+
+	if _, err := snapshotRuntime(k, f, []string{"eth0", "../x"}); err == nil || !strings.Contains(err.Error(), `"../x" is not an interface name`) {
+		t.Errorf("bad name: %v", err)
+	}
+	var many []string
+	for i := 0; i <= maxSnapLinks; i++ {
+		many = append(many, fmt.Sprintf("n%d", i))
+	}
+	if _, err := snapshotRuntime(k, f, many); err == nil || !strings.Contains(err.Error(), "more than 256 links") {
+		t.Errorf("257 links: %v", err)
+	}
+	for i := 0; i <= maxSnapEntries; i++ {
+		k.routes = append(k.routes, netlink.Route{LinkIndex: v.index, Table: 254, Protocol: 4, Type: 1, Family: 2,
+			Dst: &net.IPNet{IP: net.IPv4(10, byte(i>>8), byte(i), 0).To4(), Mask: net.CIDRMask(24, 32)}})
+	}
+	if _, err := snapshotRuntime(k, f, []string{"bond0"}); err == nil || !strings.Contains(err.Error(), "bond0.9 has more than 4096 routes") {
+		t.Errorf("4097 routes: %v", err)
+	}
+	// A journal that was tampered with is refused before anything is done.
+	bad := &runtimeSnap{Links: []snapLink{{Name: "eth0"}, {Name: "a b"}}}
+	k.calls = nil
+	if _, err := bad.restore(k, f); err == nil || !strings.Contains(err.Error(), `"a b" in the snapshot is not an interface name`) || len(k.calls) != 0 {
+		t.Errorf("bad snapshot: %v, calls %q", err, k.calls)
+	}
+}
