@@ -743,39 +743,26 @@ func (r *restorer) release(sl *snapLink) {
 	}
 }
 
-// mtus sets the MTUs that differ. A bond sets its slaves' MTU, so bonds and bridges go
-// first both ways; a VLAN's MTU stays within its parent's, so lowered ones go before
-// their parents and raised ones after.
+// mtus sets the MTUs that differ, in present's order: a VLAN after its parent, as the
+// kernel keeps a VLAN's MTU within its parent's (raised, the parent must go first;
+// lowered, the parent takes its VLANs down with it, vlan_device_event). A bond sets its
+// slaves' MTU, and enslaving sets a slave's to the bond's: restore runs this before and
+// after enslaving.
 func (r *restorer) mtus(present []*snapLink) {
-	rank := func(sl *snapLink, lower bool) int {
-		switch {
-		case sl.VLAN != nil && lower:
-			return 0
-		case sl.VLAN != nil:
-			return 3
-		case sl.Kind == "bond" || sl.Kind == "bridge" || len(sl.Slaves) > 0:
-			return 1
+	for _, sl := range present {
+		l := r.link(sl.Name)
+		if l == nil || sl.MTU == 0 {
+			continue
 		}
-		return 2
-	}
-	for _, lower := range []bool{true, false} {
-		order := slices.Clone(present)
-		slices.SortStableFunc(order, func(a, b *snapLink) int { return rank(a, lower) - rank(b, lower) })
-		for _, sl := range order {
-			l := r.link(sl.Name)
-			if l == nil || sl.MTU == 0 {
-				continue
-			}
-			cur := l.Attrs().MTU
-			if cur == sl.MTU || (sl.MTU < cur) != lower {
-				continue
-			}
-			if err := r.ops.LinkSetMTU(l, sl.MTU); err != nil {
-				r.fail(sl.Name, fmt.Sprintf("set mtu %d", sl.MTU), err)
-				continue
-			}
-			r.did("%s: mtu %d → %d", sl.Name, cur, sl.MTU)
+		cur := l.Attrs().MTU
+		if cur == sl.MTU {
+			continue
 		}
+		if err := r.ops.LinkSetMTU(l, sl.MTU); err != nil {
+			r.fail(sl.Name, fmt.Sprintf("set mtu %d", sl.MTU), err)
+			continue
+		}
+		r.did("%s: mtu %d → %d", sl.Name, cur, sl.MTU)
 	}
 }
 

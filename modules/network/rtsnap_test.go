@@ -145,6 +145,10 @@ func TestRuntimeSnapRestore(t *testing.T) {
 			e.k.add(&fakeLink{name: "ens1f2", up: true, master: b.index, mtu: 9100})
 		}, []string{"bond0"}, func(t *testing.T, e *env) {
 			mustApply(t, Bond{root: e.f.Root, open: e.k.opener()}, allow(lacpBond))
+			// Up on its own now: bonding enslaves only a device that is down.
+			if err := e.k.LinkSetUp(e.k.view(e.k.byName("ens1f2"))); err != nil {
+				t.Fatal(err)
+			}
 		}, []string{"ens1f2: master none → bond0"}},
 
 		{"bond mode and lacp_rate changed", func(t *testing.T, e *env) {
