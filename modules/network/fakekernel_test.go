@@ -303,11 +303,29 @@ func (k *fakeKernel) setDown(l *fakeLink) {
 	k.dropRoutes(l.index, false)
 }
 
-// dropRoutes deletes the routes whose device is index (only the kernel's, when onlyKernel).
+// dropRoutes deletes the routes whose device is index (only the kernel's, when
+// onlyKernel), and the multipath routes left with no next hop on a link that is up.
 func (k *fakeKernel) dropRoutes(index int, onlyKernel bool) {
 	k.routes = slices.DeleteFunc(k.routes, func(r netlink.Route) bool {
+		if len(r.MultiPath) > 0 {
+			for _, h := range r.MultiPath {
+				if l := k.links[h.LinkIndex]; l != nil && l.up && h.LinkIndex != index {
+					return false
+				}
+			}
+			return true
+		}
 		return r.LinkIndex == index && (!onlyKernel || r.Protocol == unix.RTPROT_KERNEL)
 	})
+}
+
+// names maps indexes to names, for rendering routes.
+func (k *fakeKernel) names() map[int]string {
+	out := map[int]string{}
+	for i, l := range k.links {
+		out[i] = l.name
+	}
+	return out
 }
 
 // prefixRoute is the route the kernel adds for an address: its subnet, on the link.
@@ -361,57 +379,73 @@ func normRoute(r netlink.Route) netlink.Route {
 }
 
 func (k *fakeKernel) findRoute(r *netlink.Route) int {
-	want := toSnapRoute(normRoute(*r))
+	names := k.names()
+	want := toSnapRoute(normRoute(*r), names).String()
 	for i, x := range k.routes {
-		if x.LinkIndex == r.LinkIndex && toSnapRoute(x) == want {
+		if x.LinkIndex == r.LinkIndex && toSnapRoute(x, names).String() == want {
 			return i
 		}
 	}
 	return -1
 }
 
-func (k *fakeKernel) RouteListFiltered(family int, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {
-	var out []netlink.Route
-	for _, r := range k.routes {
+func (k *fakeKernel) RouteListFilteredIter(family int, filter *netlink.Route, mask uint64, f func(netlink.Route) bool) error {
+	for _, r := range slices.Clone(k.routes) {
 		switch {
 		case family != 0 && r.Family != family:
 		case mask&netlink.RT_FILTER_OIF != 0 && r.LinkIndex != filter.LinkIndex:
 		case mask&netlink.RT_FILTER_TABLE == 0 && r.Table != unix.RT_TABLE_MAIN:
 		case mask&netlink.RT_FILTER_TABLE != 0 && filter.Table != 0 && r.Table != filter.Table:
 		default:
-			out = append(out, r)
+			if !f(r) {
+				return nil
+			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func (k *fakeKernel) RouteAdd(r *netlink.Route) error {
-	l := k.links[r.LinkIndex]
-	name := "?"
-	if l != nil {
-		name = l.name
+	name := "multipath"
+	if len(r.MultiPath) == 0 {
+		name = "?"
+		if l := k.links[r.LinkIndex]; l != nil {
+			name = l.name
+		}
 	}
 	nr := normRoute(*r)
-	if err := k.log("route add %s %s", name, toSnapRoute(nr)); err != nil {
+	if err := k.log("route add %s %s", name, toSnapRoute(nr, k.names())); err != nil {
 		return err
 	}
-	switch {
-	case l == nil:
-		return unix.ENODEV
-	case !l.up:
-		return unix.ENETDOWN
-	case k.findRoute(&nr) >= 0:
+	if k.findRoute(&nr) >= 0 {
 		return unix.EEXIST
 	}
-	if nr.Gw != nil && nr.Flags&int(netlink.FLAG_ONLINK) == 0 {
-		reach := false
+	// Each next hop (or the one) needs its device up and its gateway on one of its subnets.
+	check := func(index int, gw net.IP, flags int) error {
+		l := k.links[index]
+		switch {
+		case l == nil:
+			return unix.ENODEV
+		case !l.up:
+			return unix.ENETDOWN
+		case gw == nil || flags&int(netlink.FLAG_ONLINK) != 0:
+			return nil
+		}
 		for _, a := range l.addrs {
-			if _, p, err := net.ParseCIDR(a); err == nil && p.Contains(nr.Gw) {
-				reach = true
+			if _, p, err := net.ParseCIDR(a); err == nil && p.Contains(gw) {
+				return nil
 			}
 		}
-		if !reach {
-			return unix.ENETUNREACH // "Nexthop has invalid gateway"
+		return unix.ENETUNREACH // "Nexthop has invalid gateway"
+	}
+	if len(nr.MultiPath) == 0 {
+		if err := check(nr.LinkIndex, nr.Gw, nr.Flags); err != nil {
+			return err
+		}
+	}
+	for _, h := range nr.MultiPath {
+		if err := check(h.LinkIndex, h.Gw, h.Flags); err != nil {
+			return err
 		}
 	}
 	k.routes = append(k.routes, nr)
@@ -423,7 +457,7 @@ func (k *fakeKernel) RouteDel(r *netlink.Route) error {
 	if l := k.links[r.LinkIndex]; l != nil {
 		name = l.name
 	}
-	if err := k.log("route del %s %s", name, toSnapRoute(normRoute(*r))); err != nil {
+	if err := k.log("route del %s %s", name, toSnapRoute(normRoute(*r), k.names())); err != nil {
 		return err
 	}
 	i := k.findRoute(r)
@@ -669,7 +703,7 @@ func (k *fakeKernel) state() string {
 			l.bond.Mode, l.bond.Miimon, l.bond.LacpRate, l.bond.XmitHashPolicy, l.bond.AdSelect, l.bond.MinLinks, l.bond.Primary, l.addrs, l.vfs))
 	}
 	for _, r := range k.routes {
-		lines = append(lines, fmt.Sprintf("route dev %d %s", r.LinkIndex, toSnapRoute(r)))
+		lines = append(lines, fmt.Sprintf("route dev %d %s", r.LinkIndex, toSnapRoute(r, k.names())))
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")

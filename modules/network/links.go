@@ -37,7 +37,7 @@ type linkOps interface {
 	RouteGetWithOptions(destination net.IP, options *netlink.RouteGetOptions) ([]netlink.Route, error)
 	// The runtime snapshot of a transaction (rtsnap.go) reads routes in every table and
 	// puts them back.
-	RouteListFiltered(family int, filter *netlink.Route, filterMask uint64) ([]netlink.Route, error)
+	RouteListFilteredIter(family int, filter *netlink.Route, filterMask uint64, f func(netlink.Route) (cont bool)) error
 	RouteAdd(route *netlink.Route) error
 	RouteDel(route *netlink.Route) error
 }

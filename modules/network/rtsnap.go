@@ -84,6 +84,16 @@ type snapRoute struct {
 	Type     int    `json:"type"`
 	Tos      int    `json:"tos,omitempty"`
 	OnLink   bool   `json:"onlink,omitempty"`
+	// Hops are a multipath route's next hops (the route is listed on each link of the
+	// snapshot it leaves by).
+	Hops []snapHop `json:"nexthops,omitempty"`
+}
+
+type snapHop struct {
+	Dev    string `json:"dev"`
+	Gw     string `json:"gateway,omitempty"`
+	Weight int    `json:"weight"`
+	OnLink bool   `json:"onlink,omitempty"`
 }
 
 type snapVF struct {
@@ -136,8 +146,15 @@ func snapshotRuntime(ops linkOps, f *fileTree, names []string) (*runtimeSnap, er
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: %w", err)
 		}
+		if sl.Name != it.name {
+			// Asked by an alternative name: one entry per link.
+			if seen[sl.Name] {
+				continue
+			}
+			seen[sl.Name] = true
+		}
 		s.Links = append(s.Links, *sl)
-		if entries += len(sl.Addrs) + len(sl.Routes) + len(sl.VFs); entries > maxSnapEntries {
+		if entries += len(sl.Addrs) + len(sl.VFs); entries > maxSnapEntries {
 			return nil, fmt.Errorf("snapshot: more than %d addresses, routes and VFs on %s and the links with them; a transaction cannot restore that many", maxSnapEntries, strings.Join(names, ", "))
 		}
 		if sl.Absent {
@@ -162,6 +179,15 @@ func snapshotRuntime(ops linkOps, f *fileTree, names []string) (*runtimeSnap, er
 			}
 		}
 	}
+	if err := fillRoutes(ops, s.Links, all); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	for _, l := range s.Links {
+		entries += len(l.Routes)
+	}
+	if entries > maxSnapEntries {
+		return nil, fmt.Errorf("snapshot: more than %d addresses, routes and VFs on %s and the links with them; a transaction cannot restore that many", maxSnapEntries, strings.Join(names, ", "))
+	}
 	return s, nil
 }
 
@@ -175,9 +201,9 @@ func readSnapLink(ops linkOps, f *fileTree, name string, all []netlink.Link) (*s
 		return nil, fmt.Errorf("read link %s: %w", name, err)
 	}
 	a := l.Attrs()
-	// Asked by an alternative name, the link is recorded by that name still: restore and
-	// verify look it up the same way.
-	sl := &snapLink{Name: name, Kind: l.Type(), Index: a.Index, MTU: a.MTU, Up: a.Flags&net.FlagUp != 0}
+	// Asked by an alternative name, the link is recorded by its name: a link made again
+	// gets that name.
+	sl := &snapLink{Name: a.Name, Kind: l.Type(), Index: a.Index, MTU: a.MTU, Up: a.Flags&net.FlagUp != 0}
 	if a.MasterIndex != 0 {
 		m, err := ops.LinkByIndex(a.MasterIndex)
 		if err != nil {
@@ -189,11 +215,13 @@ func readSnapLink(ops linkOps, f *fileTree, name string, all []netlink.Link) (*s
 	case *netlink.Bond:
 		sl.Bond = runningBondOptions(ops, x)
 	case *netlink.Vlan:
-		p, err := ops.LinkByIndex(a.ParentIndex)
-		if err != nil {
-			return nil, fmt.Errorf("read the parent of VLAN %s: %w", name, err)
+		// A parent in another namespace has no name here: the VLAN cannot be made again
+		// (restore says so), the rest of it is restored.
+		parent := ""
+		if p, err := ops.LinkByIndex(a.ParentIndex); err == nil {
+			parent = p.Attrs().Name
 		}
-		sl.VLAN = &snapVLAN{Parent: p.Attrs().Name, ID: x.VlanId, Protocol: int(x.VlanProtocol)}
+		sl.VLAN = &snapVLAN{Parent: parent, ID: x.VlanId, Protocol: int(x.VlanProtocol)}
 	}
 	sl.Slaves = slavesOf(f, sl, all)
 	addrs, err := ops.AddrList(l, familyAll)
@@ -207,9 +235,6 @@ func readSnapLink(ops linkOps, f *fileTree, name string, all []netlink.Link) (*s
 		if len(sl.Addrs) > maxSnapEntries {
 			return nil, fmt.Errorf("%s has more than %d addresses", name, maxSnapEntries)
 		}
-	}
-	if sl.Routes, err = linkRoutes(ops, name, a.Index); err != nil {
-		return nil, err
 	}
 	if sl.NumVFs, err = readNumVFs(f, a.Name); err != nil {
 		return nil, err
@@ -251,26 +276,73 @@ func slavesOf(f *fileTree, sl *snapLink, all []netlink.Link) []string {
 	return ordered
 }
 
-// linkRoutes lists the routes whose output device is index, in every table.
-func linkRoutes(ops linkOps, name string, index int) ([]snapRoute, error) {
-	rs, err := ops.RouteListFiltered(familyAll, &netlink.Route{LinkIndex: index, Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
-	if err != nil {
-		return nil, fmt.Errorf("read the routes of %s: %w", name, err)
-	}
-	if len(rs) > maxSnapEntries {
-		return nil, fmt.Errorf("%s has more than %d routes", name, maxSnapEntries)
-	}
-	var out []snapRoute
-	for _, r := range rs {
-		if r.LinkIndex != index || len(r.MultiPath) > 0 {
-			continue
+// routesOn reads every table once and returns, by link index, the routes that leave by
+// one of the links in on: its device, or one of its next hops. names names every link (for
+// next hops). At most maxSnapEntries routes are kept; more is an error.
+func routesOn(ops linkOps, on map[int]bool, names map[int]string) (map[int][]snapRoute, error) {
+	out := map[int][]snapRoute{}
+	n := 0
+	var over bool
+	err := ops.RouteListFilteredIter(familyAll, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
+		var at []int
+		if on[r.LinkIndex] {
+			at = append(at, r.LinkIndex)
 		}
-		out = append(out, toSnapRoute(r))
+		for _, h := range r.MultiPath {
+			if on[h.LinkIndex] && !slices.Contains(at, h.LinkIndex) {
+				at = append(at, h.LinkIndex)
+			}
+		}
+		if len(at) == 0 {
+			return true
+		}
+		if n++; n > maxSnapEntries {
+			over = true
+			return false
+		}
+		sr := toSnapRoute(r, names)
+		for _, i := range at {
+			out[i] = append(out[i], sr)
+		}
+		return true
+	})
+	if over {
+		return nil, fmt.Errorf("more than %d routes leave by these links", maxSnapEntries)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read routes: %w", err)
 	}
 	return out, nil
 }
 
-func toSnapRoute(r netlink.Route) snapRoute {
+// fillRoutes reads the routes of the links (present ones) in one pass over the tables.
+func fillRoutes(ops linkOps, links []snapLink, all []netlink.Link) error {
+	names := map[int]string{}
+	for _, l := range all {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
+	on := map[int]bool{}
+	for _, l := range links {
+		if !l.Absent {
+			on[l.Index] = true
+		}
+	}
+	if len(on) == 0 {
+		return nil
+	}
+	rs, err := routesOn(ops, on, names)
+	if err != nil {
+		return err
+	}
+	for i := range links {
+		if !links[i].Absent {
+			links[i].Routes = rs[links[i].Index]
+		}
+	}
+	return nil
+}
+
+func toSnapRoute(r netlink.Route, names map[int]string) snapRoute {
 	fam := r.Family
 	ipStr := func(ip net.IP) string {
 		if ip == nil {
@@ -287,6 +359,13 @@ func toSnapRoute(r netlink.Route) snapRoute {
 	}
 	sr := snapRoute{Table: r.Table, Gw: ipStr(r.Gw), Src: ipStr(r.Src), Scope: int(r.Scope), Protocol: int(r.Protocol),
 		Priority: r.Priority, Type: r.Type, Tos: r.Tos, OnLink: r.Flags&unix.RTNH_F_ONLINK != 0}
+	for _, h := range r.MultiPath {
+		dev := names[h.LinkIndex]
+		if dev == "" {
+			dev = fmt.Sprintf("#%d", h.LinkIndex)
+		}
+		sr.Hops = append(sr.Hops, snapHop{Dev: dev, Gw: ipStr(h.Gw), Weight: h.Hops + 1, OnLink: h.Flags&unix.RTNH_F_ONLINK != 0})
+	}
 	if r.Dst != nil {
 		if a, ok := netip.AddrFromSlice(r.Dst.IP); ok {
 			ones, _ := r.Dst.Mask.Size()
@@ -336,14 +415,28 @@ func (r snapRoute) String() string {
 		fmt.Fprintf(&b, " table %d", r.Table)
 	}
 	fmt.Fprintf(&b, " proto %d scope %d metric %d", r.Protocol, r.Scope, r.Priority)
+	if r.Tos != 0 {
+		fmt.Fprintf(&b, " tos %d", r.Tos)
+	}
 	if r.OnLink {
 		b.WriteString(" onlink")
+	}
+	for _, h := range r.Hops {
+		b.WriteString(" nexthop")
+		if h.Gw != "" {
+			b.WriteString(" via " + h.Gw)
+		}
+		fmt.Fprintf(&b, " dev %s weight %d", h.Dev, h.Weight)
+		if h.OnLink {
+			b.WriteString(" onlink")
+		}
 	}
 	return b.String()
 }
 
-// netlinkRoute is the route to add on the link with that index.
-func (r snapRoute) netlinkRoute(index int) (*netlink.Route, error) {
+// netlinkRoute is the route to add on the link with that index; a multipath route's next
+// hops find their devices by name.
+func (r snapRoute) netlinkRoute(index int, byName func(string) netlink.Link) (*netlink.Route, error) {
 	dst, err := netip.ParsePrefix(r.Dst)
 	if err != nil {
 		return nil, fmt.Errorf("route %q: %w", r.Dst, err)
@@ -366,6 +459,27 @@ func (r snapRoute) netlinkRoute(index int) (*netlink.Route, error) {
 	}
 	if r.OnLink {
 		nr.Flags |= int(netlink.FLAG_ONLINK)
+	}
+	if len(r.Hops) > 0 {
+		nr.LinkIndex = 0
+		for _, h := range r.Hops {
+			l := byName(h.Dev)
+			if l == nil || !validIfName(h.Dev) {
+				return nil, fmt.Errorf("route %s: no link %.20q for a next hop", r.Dst, h.Dev)
+			}
+			nh := &netlink.NexthopInfo{LinkIndex: l.Attrs().Index, Hops: h.Weight - 1}
+			if h.Gw != "" {
+				a, err := netip.ParseAddr(h.Gw)
+				if err != nil {
+					return nil, fmt.Errorf("route %s: %w", r.Dst, err)
+				}
+				nh.Gw = net.IP(a.AsSlice())
+			}
+			if h.OnLink {
+				nh.Flags |= int(netlink.FLAG_ONLINK)
+			}
+			nr.MultiPath = append(nr.MultiPath, nh)
+		}
 	}
 	return nr, nil
 }
@@ -495,9 +609,7 @@ func (s *runtimeSnap) restore(ops linkOps, f *fileTree) ([]string, error) {
 	for _, sl := range present {
 		r.addresses(sl)
 	}
-	for _, sl := range present {
-		r.routes(sl)
-	}
+	r.routes(present)
 	for _, sl := range present {
 		if sl.NumVFs != nil {
 			r.vfs(sl)
@@ -930,53 +1042,99 @@ func (r *restorer) addresses(sl *snapLink) {
 	}
 }
 
-// routes deletes the routes on the link the snapshot has not (but the kernel's own, which
-// follow the addresses) and adds back the ones it lacks.
-func (r *restorer) routes(sl *snapLink) {
-	l := r.link(sl.Name)
-	if l == nil {
-		return
-	}
-	idx := l.Attrs().Index
-	rs, err := r.ops.RouteListFiltered(familyAll, &netlink.Route{LinkIndex: idx, Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+// routes deletes the routes that leave by the links and that the snapshot has not (but
+// the kernel's own, which follow the addresses), and adds back the ones missing: one pass
+// over the tables for all links; a multipath route once, whichever of its links sees it.
+func (r *restorer) routes(present []*snapLink) {
+	all, err := r.ops.LinkList()
 	if err != nil {
-		r.fail(sl.Name, "read routes", err)
+		r.errs = append(r.errs, fmt.Errorf("routes: list links: %w", err))
 		return
 	}
-	if len(rs) > maxSnapEntries {
-		r.fail(sl.Name, "read routes", fmt.Errorf("more than %d", maxSnapEntries))
+	names, index := map[int]string{}, map[string]int{}
+	for _, l := range all {
+		names[l.Attrs().Index] = l.Attrs().Name
+		index[l.Attrs().Name] = l.Attrs().Index
+	}
+	on := map[int]bool{}
+	for _, sl := range present {
+		if i, ok := index[sl.Name]; ok {
+			on[i] = true
+		}
+	}
+	cur := map[int][]netlink.Route{}
+	var over bool
+	n := 0
+	err = r.ops.RouteListFilteredIter(familyAll, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE, func(nr netlink.Route) bool {
+		var at []int
+		if on[nr.LinkIndex] {
+			at = append(at, nr.LinkIndex)
+		}
+		for _, h := range nr.MultiPath {
+			if on[h.LinkIndex] && !slices.Contains(at, h.LinkIndex) {
+				at = append(at, h.LinkIndex)
+			}
+		}
+		if len(at) > 0 {
+			if n++; n > maxSnapEntries {
+				over = true
+				return false
+			}
+		}
+		for _, i := range at {
+			cur[i] = append(cur[i], nr)
+		}
+		return true
+	})
+	if over {
+		err = fmt.Errorf("more than %d routes leave by these links", maxSnapEntries)
+	}
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("routes: %w", err))
 		return
 	}
-	var cur []snapRoute
-	for _, nr := range rs {
-		if nr.LinkIndex != idx || len(nr.MultiPath) > 0 {
+	done := map[string]bool{}
+	for _, sl := range present {
+		idx, ok := index[sl.Name]
+		if !ok {
 			continue
 		}
-		x := toSnapRoute(nr)
-		cur = append(cur, x)
-		if x.kernelRoute() || slices.Contains(sl.Routes, x) {
-			continue
+		want := map[string]bool{}
+		for _, w := range sl.Routes {
+			want[w.String()] = true
 		}
-		del := nr
-		if err := r.ops.RouteDel(&del); err != nil && !errors.Is(err, unix.ESRCH) {
-			r.fail(sl.Name, "remove route "+x.String(), err)
-			continue
+		have := map[string]bool{}
+		for _, nr := range cur[idx] {
+			x := toSnapRoute(nr, names)
+			key := x.String()
+			have[key] = true
+			if x.kernelRoute() || want[key] || done[key] {
+				continue
+			}
+			done[key] = true
+			del := nr
+			if err := r.ops.RouteDel(&del); err != nil && !errors.Is(err, unix.ESRCH) {
+				r.fail(sl.Name, "remove route "+key, err)
+				continue
+			}
+			r.did("%s: route %s removed", sl.Name, key)
 		}
-		r.did("%s: route %s removed", sl.Name, x)
-	}
-	for _, want := range sl.Routes {
-		if want.kernelRoute() || slices.Contains(cur, want) {
-			continue
+		for _, w := range sl.Routes {
+			key := w.String()
+			if w.kernelRoute() || have[key] || done[key] {
+				continue
+			}
+			done[key] = true
+			nr, err := w.netlinkRoute(idx, r.link)
+			if err == nil {
+				err = r.ops.RouteAdd(nr)
+			}
+			if err != nil && !errors.Is(err, unix.EEXIST) {
+				r.fail(sl.Name, "add route "+key+" back", err)
+				continue
+			}
+			r.did("%s: route %s added back", sl.Name, key)
 		}
-		nr, err := want.netlinkRoute(idx)
-		if err == nil {
-			err = r.ops.RouteAdd(nr)
-		}
-		if err != nil && !errors.Is(err, unix.EEXIST) {
-			r.fail(sl.Name, "add route "+want.String()+" back", err)
-			continue
-		}
-		r.did("%s: route %s added back", sl.Name, want)
 	}
 }
 
@@ -1086,17 +1244,23 @@ func (s *runtimeSnap) verify(ops linkOps, f *fileTree) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify: list links: %w", err)
 	}
-	var out []string
+	var now []snapLink
 	for i := range s.Links {
-		want := &s.Links[i]
-		if !validIfName(want.Name) {
-			return nil, fmt.Errorf("verify: %q in the snapshot is not an interface name", want.Name)
+		if !validIfName(s.Links[i].Name) {
+			return nil, fmt.Errorf("verify: %q in the snapshot is not an interface name", s.Links[i].Name)
 		}
-		got, err := readSnapLink(ops, f, want.Name, all)
+		got, err := readSnapLink(ops, f, s.Links[i].Name, all)
 		if err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
-		out = append(out, diffSnapLink(want, got)...)
+		now = append(now, *got)
+	}
+	if err := fillRoutes(ops, now, all); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	var out []string
+	for i := range s.Links {
+		out = append(out, diffSnapLink(&s.Links[i], &now[i])...)
 	}
 	return out, nil
 }

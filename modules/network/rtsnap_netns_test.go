@@ -164,6 +164,14 @@ func TestRuntimeSnapNetns(t *testing.T) {
 	must("route", h.RouteAdd(staticRoute("rbs0", "198.51.100.0/24", "10.1.0.254", 0)))
 	must("route", h.RouteAdd(staticRoute("rbs0", "0.0.0.0/0", "10.1.0.254", 100)))
 	must("route", h.RouteAdd(staticRoute("rbs0", "2001:db8:99::/64", "2001:db8:1::fe", 0)))
+	// Multipath routes over rbs0 and rbbr0: one stays (its hop on rbs0 is dead while rbs0
+	// is down), one is deleted by the change.
+	for _, dst := range []string{"192.0.2.128/25", "203.0.113.128/25"} {
+		_, d, _ := net.ParseCIDR(dst)
+		must("multipath "+dst, h.RouteAdd(&netlink.Route{Dst: d, MultiPath: []*netlink.NexthopInfo{
+			{LinkIndex: link("rbs0").Attrs().Index, Gw: net.ParseIP("10.1.0.253")},
+			{LinkIndex: link("rbbr0").Attrs().Index, Gw: net.ParseIP("10.2.0.253"), Hops: 1}}}))
+	}
 	// A second bridge, deleted by the change and made again by restore, address and all.
 	battrs = netlink.NewLinkAttrs()
 	battrs.Name = "rbbr1"
@@ -219,6 +227,8 @@ func TestRuntimeSnapNetns(t *testing.T) {
 	// The change.
 	must("mtu", h.LinkSetMTU(link("rbs0"), 1400))
 	must("route del", h.RouteDel(staticRoute("rbs0", "198.51.100.0/24", "10.1.0.254", 0)))
+	_, mp, _ := net.ParseCIDR("203.0.113.128/25")
+	must("multipath del", h.RouteDel(&netlink.Route{Dst: mp}))
 	for _, a := range []string{"10.1.0.1/24", "10.1.0.2/24", "2001:db8:1::1/64"} {
 		ad, _ := netlink.ParseAddr(a)
 		if err := h.AddrDel(link("rbs0"), ad); err != nil && err != unix.EADDRNOTAVAIL {
@@ -267,7 +277,8 @@ func TestRuntimeSnapNetns(t *testing.T) {
 		"rbbr1: address 10.3.0.1/24 added back", "rbbr1: route 198.51.100.128/25 via 10.3.0.254 proto 3 scope 0 metric 0 added back", "rbs1: master rbbr0 → none",
 		"rbs0: mtu 1400 → 1500", "rbs0: down → up", "rbs0: address 10.1.0.9/24 removed", "rbs0: address 10.1.0.1/24 added back",
 		"rbs0: address 2001:db8:1::1/64 added back", "rbs0: route 198.51.100.0/24 via 10.1.0.254 proto 3 scope 0 metric 0 added back",
-		"rbs0: route default via 10.1.0.254 table 100 proto 3 scope 0 metric 0 added back"}
+		"rbs0: route default via 10.1.0.254 table 100 proto 3 scope 0 metric 0 added back",
+		"rbs0: route 203.0.113.128/25 proto 3 scope 0 metric 0 nexthop via 10.1.0.253 dev rbs0 weight 1 nexthop via 10.2.0.253 dev rbbr0 weight 2 added back"}
 	if hasVLAN {
 		wantLines = append(wantLines, "rbs0.7: made again (vlan; gone)", "rbs0.7: address 10.7.0.1/24 added back")
 	}

@@ -37,7 +37,7 @@ func fakeState(k *fakeKernel) string {
 			b.Mode, b.Miimon, b.LacpRate, b.XmitHashPolicy, b.AdSelect, b.MinLinks, name(b.Primary), l.addrs, l.vfs))
 	}
 	for _, r := range k.routes {
-		lines = append(lines, fmt.Sprintf("route dev %s %s", name(r.LinkIndex), toSnapRoute(r)))
+		lines = append(lines, fmt.Sprintf("route dev %s %s", name(r.LinkIndex), toSnapRoute(r, k.names())))
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
@@ -102,6 +102,24 @@ func TestRuntimeSnapRestore(t *testing.T) {
 		}, []string{"eth0: down → up",
 			"eth0: route default via 10.0.0.1 proto 3 scope 0 metric 0 added back",
 			"eth0: route 198.51.100.0/24 via 10.0.0.254 proto 3 scope 0 metric 0 added back"}},
+
+		{"down, with a multipath route over it and another link", func(t *testing.T, e *env) {
+			for i, n := range []string{"eth0", "eth1"} {
+				e.k.add(&fakeLink{name: n, up: true, addrs: []string{fmt.Sprintf("10.0.%d.5/24", i)}})
+				e.k.addPrefixRoutes(e.k.byName(n))
+			}
+			_, dst, _ := net.ParseCIDR("198.51.100.0/24")
+			if err := e.k.RouteAdd(&netlink.Route{Dst: dst, MultiPath: []*netlink.NexthopInfo{
+				{LinkIndex: e.k.byName("eth0").index, Gw: net.ParseIP("10.0.0.1")},
+				{LinkIndex: e.k.byName("eth1").index, Gw: net.ParseIP("10.0.1.1"), Hops: 2}}}); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"eth0", "eth1"}, func(t *testing.T, e *env) {
+			for _, n := range []string{"eth0", "eth1"} {
+				mustApply(t, Interface{root: e.f.Root, open: e.k.opener()}, allow(map[string]cty.Value{"name": s(n), "state": s("down")}))
+			}
+		}, []string{"eth0: down → up", "eth1: down → up",
+			"eth0: route 198.51.100.0/24 proto 3 scope 0 metric 0 nexthop via 10.0.0.1 dev eth0 weight 1 nexthop via 10.0.1.1 dev eth1 weight 3 added back"}},
 
 		{"mtu lowered, which clamps a VLAN on it", func(t *testing.T, e *env) {
 			p := e.k.add(&fakeLink{name: "eth0", up: true, mtu: 9000})
@@ -429,7 +447,7 @@ func TestRuntimeSnapBounds(t *testing.T) {
 		k.routes = append(k.routes, netlink.Route{LinkIndex: v.index, Table: 254, Protocol: 4, Type: 1, Family: 2,
 			Dst: &net.IPNet{IP: net.IPv4(10, byte(i>>8), byte(i), 0).To4(), Mask: net.CIDRMask(24, 32)}})
 	}
-	if _, err := snapshotRuntime(k, f, []string{"bond0"}); err == nil || !strings.Contains(err.Error(), "bond0.9 has more than 4096 routes") {
+	if _, err := snapshotRuntime(k, f, []string{"bond0"}); err == nil || !strings.Contains(err.Error(), "snapshot: more than 4096 routes leave by these links") {
 		t.Errorf("4097 routes: %v", err)
 	}
 	// A journal that was tampered with is refused before anything is done.
