@@ -504,6 +504,28 @@ func readNumVFs(f *fileTree, name string) (*int, error) {
 	return &n, nil
 }
 
+// check refuses a snapshot this runbook did not write, or one altered on disk, before
+// anything is done with it.
+func (s *runtimeSnap) check() error {
+	if s.Version > rtsnapVersion {
+		return fmt.Errorf("the snapshot is of version %d, written by a newer runbook (this one reads %d)", s.Version, rtsnapVersion)
+	}
+	if len(s.Links) > maxSnapLinks {
+		return fmt.Errorf("the snapshot has %d links, more than %d", len(s.Links), maxSnapLinks)
+	}
+	n := 0
+	for _, sl := range s.Links {
+		if !validIfName(sl.Name) {
+			return fmt.Errorf("%.40q in the snapshot is not an interface name", sl.Name)
+		}
+		n += len(sl.Addrs) + len(sl.Routes) + len(sl.VFs)
+	}
+	if n > maxSnapEntries {
+		return fmt.Errorf("the snapshot has %d addresses, routes and VFs, more than %d", n, maxSnapEntries)
+	}
+	return nil
+}
+
 // restorer carries one restore: what it did and what failed.
 type restorer struct {
 	s     *runtimeSnap
@@ -577,10 +599,8 @@ func (s *runtimeSnap) find(name string) *snapLink {
 // last the VFs.
 func (s *runtimeSnap) restore(ops linkOps, f *fileTree) ([]string, error) {
 	r := &restorer{s: s, ops: ops, f: f}
-	for _, sl := range s.Links {
-		if !validIfName(sl.Name) {
-			return nil, fmt.Errorf("restore: %q in the snapshot is not an interface name", sl.Name)
-		}
+	if err := s.check(); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
 	}
 	r.deleteCreated()
 	present := s.present()
@@ -1244,11 +1264,11 @@ func (s *runtimeSnap) verify(ops linkOps, f *fileTree) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify: list links: %w", err)
 	}
+	if err := s.check(); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
 	var now []snapLink
 	for i := range s.Links {
-		if !validIfName(s.Links[i].Name) {
-			return nil, fmt.Errorf("verify: %q in the snapshot is not an interface name", s.Links[i].Name)
-		}
 		got, err := readSnapLink(ops, f, s.Links[i].Name, all)
 		if err != nil {
 			return nil, fmt.Errorf("verify: %w", err)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -401,7 +403,27 @@ func TestRestoreFails(t *testing.T) {
 // is followed (master, slaves, VLAN parent and VLANs on it) and a name that is not there
 // is recorded as absent.
 func TestRuntimeSnapBounds(t *testing.T) {
-	f := &fileTree{host.Root(t.TempDir())}
+	root := t.TempDir()
+	f := &fileTree{host.Root(root)}
+	// sysfs: the bond's slaves in the order they were enslaved; a VF's PF.
+	for p, content := range map[string]string{
+		"sys/class/net/bond0/bonding/slaves":               "eth1 eth0\n",
+		"sys/class/net/ens1f0v0/device/physfn/net/ens1f0/": "",
+	} {
+		full := filepath.Join(root, p)
+		if strings.HasSuffix(p, "/") {
+			if err := os.MkdirAll(full, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	k := newFakeKernel()
 	b := k.add(&fakeLink{name: "bond0", kind: "bond", up: true, bond: bondDefaults})
 	e0 := k.add(&fakeLink{name: "eth0", master: b.index})
@@ -409,11 +431,14 @@ func TestRuntimeSnapBounds(t *testing.T) {
 	k.add(&fakeLink{name: "eth0.7", kind: "vlan", parent: e0.index, vlanID: 7})
 	v := k.add(&fakeLink{name: "bond0.9", kind: "vlan", parent: b.index, vlanID: 9})
 	k.add(&fakeLink{name: "other", up: true})
+	k.nic("ens1f0", true)
+	k.nic("ens1f0v0", true)
 	for _, c := range []struct {
 		names []string
 		want  []string
 	}{
-		{[]string{"bond0"}, []string{"bond0", "eth0", "eth1", "bond0.9"}},
+		{[]string{"bond0"}, []string{"bond0", "eth1", "eth0", "bond0.9"}},
+		{[]string{"ens1f0v0"}, []string{"ens1f0v0", "ens1f0"}},
 		{[]string{"eth0"}, []string{"eth0", "bond0", "eth0.7"}},
 		{[]string{"bond0.9", "new0"}, []string{"bond0.9", "new0", "bond0"}},
 	} {
@@ -455,5 +480,9 @@ func TestRuntimeSnapBounds(t *testing.T) {
 	k.calls = nil
 	if _, err := bad.restore(k, f); err == nil || !strings.Contains(err.Error(), `"a b" in the snapshot is not an interface name`) || len(k.calls) != 0 {
 		t.Errorf("bad snapshot: %v, calls %q", err, k.calls)
+	}
+	newer := &runtimeSnap{Version: rtsnapVersion + 1}
+	if _, err := newer.verify(k, f); err == nil || !strings.Contains(err.Error(), "written by a newer runbook") {
+		t.Errorf("newer snapshot: %v", err)
 	}
 }
