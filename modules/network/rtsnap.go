@@ -110,7 +110,7 @@ type snapVF struct {
 // A name that does not exist is recorded as absent (a link the change will create:
 // restore deletes it).
 func snapshotRuntime(ops linkOps, f *fileTree, names []string) (*runtimeSnap, error) {
-	all, err := ops.LinkList()
+	all, err := listLinks(ops)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: list links: %w", err)
 	}
@@ -191,6 +191,50 @@ func snapshotRuntime(ops linkOps, f *fileTree, names []string) (*runtimeSnap, er
 	return s, nil
 }
 
+// dumpTries is how many times a dump the kernel interrupted (its tables changed while it
+// was read: NLM_F_DUMP_INTR, netlink.ErrDumpInterrupted) is read.
+const dumpTries = 4
+
+func listLinks(ops linkOps) ([]netlink.Link, error) {
+	for i := 1; ; i++ {
+		all, err := ops.LinkList()
+		if errors.Is(err, netlink.ErrDumpInterrupted) && i < dumpTries {
+			continue
+		}
+		return all, err
+	}
+}
+
+func listAddrs(ops linkOps, l netlink.Link) ([]netlink.Addr, error) {
+	for i := 1; ; i++ {
+		addrs, err := ops.AddrList(l, familyAll)
+		if errors.Is(err, netlink.ErrDumpInterrupted) && i < dumpTries {
+			continue
+		}
+		return addrs, err
+	}
+}
+
+// listRoutes reads every table, keeping what keep says (false: not wanted; an error:
+// stop). A dump the kernel interrupted is read again from the start (reset).
+func listRoutes(ops linkOps, reset func(), keep func(netlink.Route) error) error {
+	for i := 1; ; i++ {
+		reset()
+		var stop error
+		err := ops.RouteListFilteredIter(familyAll, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
+			stop = keep(r)
+			return stop == nil
+		})
+		if stop != nil {
+			return stop
+		}
+		if errors.Is(err, netlink.ErrDumpInterrupted) && i < dumpTries {
+			continue
+		}
+		return err
+	}
+}
+
 // readSnapLink reads one link by name; all is the host's link list (for a master's slaves).
 func readSnapLink(ops linkOps, f *fileTree, name string, all []netlink.Link) (*snapLink, error) {
 	l, err := ops.LinkByName(name)
@@ -224,7 +268,7 @@ func readSnapLink(ops linkOps, f *fileTree, name string, all []netlink.Link) (*s
 		sl.VLAN = &snapVLAN{Parent: parent, ID: x.VlanId, Protocol: int(x.VlanProtocol)}
 	}
 	sl.Slaves = slavesOf(f, sl, all)
-	addrs, err := ops.AddrList(l, familyAll)
+	addrs, err := listAddrs(ops, l)
 	if err != nil {
 		return nil, fmt.Errorf("read the addresses of %s: %w", name, err)
 	}
@@ -280,39 +324,40 @@ func slavesOf(f *fileTree, sl *snapLink, all []netlink.Link) []string {
 // one of the links in on: its device, or one of its next hops. names names every link (for
 // next hops). At most maxSnapEntries routes are kept; more is an error.
 func routesOn(ops linkOps, on map[int]bool, names map[int]string) (map[int][]snapRoute, error) {
-	out := map[int][]snapRoute{}
+	var out map[int][]snapRoute
 	n := 0
-	var over bool
-	err := ops.RouteListFilteredIter(familyAll, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
-		var at []int
-		if on[r.LinkIndex] {
-			at = append(at, r.LinkIndex)
-		}
-		for _, h := range r.MultiPath {
-			if on[h.LinkIndex] && !slices.Contains(at, h.LinkIndex) {
-				at = append(at, h.LinkIndex)
-			}
-		}
+	err := listRoutes(ops, func() { out, n = map[int][]snapRoute{}, 0 }, func(r netlink.Route) error {
+		at := routeLinks(r, on)
 		if len(at) == 0 {
-			return true
+			return nil
 		}
 		if n++; n > maxSnapEntries {
-			over = true
-			return false
+			return fmt.Errorf("more than %d routes leave by these links", maxSnapEntries)
 		}
 		sr := toSnapRoute(r, names)
 		for _, i := range at {
 			out[i] = append(out[i], sr)
 		}
-		return true
+		return nil
 	})
-	if over {
-		return nil, fmt.Errorf("more than %d routes leave by these links", maxSnapEntries)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("read routes: %w", err)
 	}
 	return out, nil
+}
+
+// routeLinks are the links of on a route leaves by: its device, or its next hops'.
+func routeLinks(r netlink.Route, on map[int]bool) []int {
+	var at []int
+	if on[r.LinkIndex] {
+		at = append(at, r.LinkIndex)
+	}
+	for _, h := range r.MultiPath {
+		if on[h.LinkIndex] && !slices.Contains(at, h.LinkIndex) {
+			at = append(at, h.LinkIndex)
+		}
+	}
+	return at
 }
 
 // fillRoutes reads the routes of the links (present ones) in one pass over the tables.
@@ -635,31 +680,49 @@ func (s *runtimeSnap) restore(ops linkOps, f *fileTree) ([]string, error) {
 			r.vfs(sl)
 		}
 	}
+	r.leftCreated()
 	return r.lines, errors.Join(r.errs...)
 }
 
-// deleteCreated deletes the links that were absent, releasing their slaves first.
+// deleteCreated deletes the links that were absent, releasing their slaves first: VLANs
+// before the rest (deleting a parent takes its VLANs along, unreported). A device (a VF's
+// netdev, a NIC that appeared) is not deleted: a VF goes with the VF count, and
+// leftCreated reports what is still there at the end.
 func (r *restorer) deleteCreated() {
+	for _, vlans := range []bool{true, false} {
+		for _, sl := range r.s.Links {
+			if !sl.Absent {
+				continue
+			}
+			l := r.link(sl.Name)
+			if l == nil || (l.Type() == "vlan") != vlans || l.Type() == "device" {
+				continue
+			}
+			r.releaseSlavesOf(l, sl.Name)
+			if err := r.ops.LinkDel(l); err != nil && !isNotFound(err) {
+				r.fail(sl.Name, "delete (created by the transaction)", err)
+				continue
+			}
+			r.did("%s: deleted (created by the transaction)", sl.Name)
+		}
+	}
+}
+
+// leftCreated fails for each link that was absent and is still there.
+func (r *restorer) leftCreated() {
 	for _, sl := range r.s.Links {
 		if !sl.Absent {
 			continue
 		}
-		l := r.link(sl.Name)
-		if l == nil {
-			continue
+		if l := r.link(sl.Name); l != nil {
+			r.fail(sl.Name, "created by the transaction", fmt.Errorf("still there (a %s link, which restore does not delete)", l.Type()))
 		}
-		r.releaseSlavesOf(l, sl.Name)
-		if err := r.ops.LinkDel(l); err != nil && !isNotFound(err) {
-			r.fail(sl.Name, "delete (created by the transaction)", err)
-			continue
-		}
-		r.did("%s: deleted (created by the transaction)", sl.Name)
 	}
 }
 
 // releaseSlavesOf releases every slave of a master.
 func (r *restorer) releaseSlavesOf(master netlink.Link, name string) {
-	all, err := r.ops.LinkList()
+	all, err := listLinks(r.ops)
 	if err != nil {
 		r.fail(name, "list links", err)
 		return
@@ -857,7 +920,7 @@ func (r *restorer) release(sl *snapLink) {
 	if sl.Slaves == nil && sl.Bond == nil && sl.Kind != "bridge" {
 		return
 	}
-	all, err := r.ops.LinkList()
+	all, err := listLinks(r.ops)
 	if err != nil {
 		r.fail(sl.Name, "list links", err)
 		return
@@ -1004,7 +1067,7 @@ func upDown(up bool) string {
 
 // currentAddrs lists a link's global addresses now.
 func (r *restorer) currentAddrs(l netlink.Link) ([]string, error) {
-	have, err := r.ops.AddrList(l, familyAll)
+	have, err := listAddrs(r.ops, l)
 	if err != nil {
 		return nil, err
 	}
@@ -1066,7 +1129,7 @@ func (r *restorer) addresses(sl *snapLink) {
 // the kernel's own, which follow the addresses), and adds back the ones missing: one pass
 // over the tables for all links; a multipath route once, whichever of its links sees it.
 func (r *restorer) routes(present []*snapLink) {
-	all, err := r.ops.LinkList()
+	all, err := listLinks(r.ops)
 	if err != nil {
 		r.errs = append(r.errs, fmt.Errorf("routes: list links: %w", err))
 		return
@@ -1082,33 +1145,21 @@ func (r *restorer) routes(present []*snapLink) {
 			on[i] = true
 		}
 	}
-	cur := map[int][]netlink.Route{}
-	var over bool
+	var cur map[int][]netlink.Route
 	n := 0
-	err = r.ops.RouteListFilteredIter(familyAll, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE, func(nr netlink.Route) bool {
-		var at []int
-		if on[nr.LinkIndex] {
-			at = append(at, nr.LinkIndex)
+	err = listRoutes(r.ops, func() { cur, n = map[int][]netlink.Route{}, 0 }, func(nr netlink.Route) error {
+		at := routeLinks(nr, on)
+		if len(at) == 0 {
+			return nil
 		}
-		for _, h := range nr.MultiPath {
-			if on[h.LinkIndex] && !slices.Contains(at, h.LinkIndex) {
-				at = append(at, h.LinkIndex)
-			}
-		}
-		if len(at) > 0 {
-			if n++; n > maxSnapEntries {
-				over = true
-				return false
-			}
+		if n++; n > maxSnapEntries {
+			return fmt.Errorf("more than %d routes leave by these links", maxSnapEntries)
 		}
 		for _, i := range at {
 			cur[i] = append(cur[i], nr)
 		}
-		return true
+		return nil
 	})
-	if over {
-		err = fmt.Errorf("more than %d routes leave by these links", maxSnapEntries)
-	}
 	if err != nil {
 		r.errs = append(r.errs, fmt.Errorf("routes: %w", err))
 		return
@@ -1260,7 +1311,7 @@ func onOff(b bool) string {
 // from s (empty: restored exactly). Interface indexes of links restore makes again may
 // differ; a device's index that changed is a difference (it was made again by a driver).
 func (s *runtimeSnap) verify(ops linkOps, f *fileTree) ([]string, error) {
-	all, err := ops.LinkList()
+	all, err := listLinks(ops)
 	if err != nil {
 		return nil, fmt.Errorf("verify: list links: %w", err)
 	}

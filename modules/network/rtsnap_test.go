@@ -396,6 +396,21 @@ func TestRestoreFails(t *testing.T) {
 	if d, _ := snap.verify(k, f); !slices.Equal(d, []string{"eth1: is not there, was (device)"}) {
 		t.Errorf("verify without eth1: %q", d)
 	}
+
+	// A device that appeared under a name the snapshot has as absent (a VF's netdev, a NIC)
+	// is not deleted: restore says it is still there, and so does verify.
+	snap, err = snapshotRuntime(k, f, []string{"eth0", "ens9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.nic("ens9", true)
+	k.calls = nil
+	if _, err := snap.restore(k, f); err == nil || !strings.Contains(err.Error(), "ens9: created by the transaction: still there (a device link, which restore does not delete)") || len(k.calls) != 0 {
+		t.Errorf("restore with ens9 there: %v, calls %q", err, k.calls)
+	}
+	if d, _ := snap.verify(k, f); !slices.Equal(d, []string{"ens9: is there (device), was not"}) {
+		t.Errorf("verify with ens9 there: %q", d)
+	}
 }
 
 // TestRuntimeSnapBounds: a snapshot refuses what it could not restore in reason, and
@@ -472,7 +487,7 @@ func TestRuntimeSnapBounds(t *testing.T) {
 		k.routes = append(k.routes, netlink.Route{LinkIndex: v.index, Table: 254, Protocol: 4, Type: 1, Family: 2,
 			Dst: &net.IPNet{IP: net.IPv4(10, byte(i>>8), byte(i), 0).To4(), Mask: net.CIDRMask(24, 32)}})
 	}
-	if _, err := snapshotRuntime(k, f, []string{"bond0"}); err == nil || !strings.Contains(err.Error(), "snapshot: more than 4096 routes leave by these links") {
+	if _, err := snapshotRuntime(k, f, []string{"bond0"}); err == nil || !strings.Contains(err.Error(), "more than 4096 routes leave by these links") {
 		t.Errorf("4097 routes: %v", err)
 	}
 	// A journal that was tampered with is refused before anything is done.
