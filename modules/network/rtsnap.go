@@ -26,7 +26,7 @@ import (
 // whole routing table.
 const (
 	maxSnapLinks   = 256
-	maxSnapEntries = 4096 // addresses and routes, over all links
+	maxSnapEntries = 4096 // addresses, routes and VFs, over all links
 	rtsnapVersion  = 1
 )
 
@@ -967,7 +967,13 @@ func (r *restorer) enslave(present []*snapLink) {
 	var order []*snapLink
 	for _, m := range present {
 		for _, n := range m.Slaves {
-			if sl := r.s.find(n); sl != nil && !sl.Absent && sl.Master == m.Name {
+			sl := r.s.find(n)
+			if sl == nil && validIfName(n) {
+				// A slave the snapshot did not read (its master was read for another
+				// link's sake), released to change the master's options: back in.
+				sl = &snapLink{Name: n, Master: m.Name}
+			}
+			if sl != nil && !sl.Absent && sl.Master == m.Name {
 				order = append(order, sl)
 			}
 		}

@@ -185,6 +185,20 @@ func TestRuntimeSnapRestore(t *testing.T) {
 			"bond0: mtu 9100 → 1500", "ens1f0: mtu 9100 → 1500", "ens1f1: mtu 9100 → 1500", // released, they kept the bond's
 			"ens1f0: master none → bond0", "ens1f1: master none → bond0", "bond0: down → up"}},
 
+		{"bond options changed, the bond read for a slave's sake", func(t *testing.T, e *env) {
+			b := e.k.add(&fakeLink{name: "bond0", kind: "bond", up: true, bond: bondDefaults})
+			e.k.add(&fakeLink{name: "ens1f0", up: true, master: b.index})
+			e.k.add(&fakeLink{name: "ens1f1", up: true, master: b.index})
+		}, []string{"ens1f0"}, func(t *testing.T, e *env) {
+			mustApply(t, Bond{root: e.f.Root, open: e.k.opener()}, allow(lacpBond))
+		}, []string{
+			"bond0: up → down (to change lacp_rate)", "bond0: lacp_rate fast → slow",
+			"ens1f0: master bond0 → none", "ens1f1: master bond0 → none",
+			"bond0: mode 802.3ad → balance-rr", "bond0: miimon 100 → 0", "bond0: xmit_hash_policy layer3+4 → layer2",
+			"ens1f0: mtu 9100 → 1500", "bond0: mtu 9100 → 1500",
+			// ens1f1, not in the snapshot itself, is back in its bond (with the bond's MTU).
+			"ens1f0: master none → bond0", "ens1f1: master none → bond0", "bond0: down → up"}},
+
 		{"VLAN made again with another id", func(t *testing.T, e *env) {
 			b := e.k.add(&fakeLink{name: "bond0", kind: "bond", up: true, bond: bondDefaults})
 			e.k.add(&fakeLink{name: "vlan100", kind: "vlan", parent: b.index, vlanID: 100, up: true, addrs: []string{"198.51.100.10/24"}})
