@@ -32,7 +32,7 @@ type fakeKernel struct {
 	// a route to an address leaves by.
 	defaultVia int
 	routeVia   map[string]int
-	// routes is the routing table RouteListFiltered, RouteAdd and RouteDel work on (the
+	// routes is the routing table RouteListFilteredIter, RouteAdd and RouteDel work on (the
 	// guard's RouteList and RouteGetWithOptions answer from defaultVia and routeVia).
 	routes []netlink.Route
 }
@@ -293,19 +293,19 @@ func (k *fakeKernel) remove(l *fakeLink) {
 			k.remove(v)
 		}
 	}
-	k.dropRoutes(l.index, false)
+	k.dropRoutes(l.index)
 	delete(k.links, l.index)
 }
 
 // setDown takes a link down: its routes go (the kernel's fib_disable_ip).
 func (k *fakeKernel) setDown(l *fakeLink) {
 	l.up = false
-	k.dropRoutes(l.index, false)
+	k.dropRoutes(l.index)
 }
 
-// dropRoutes deletes the routes whose device is index (only the kernel's, when
-// onlyKernel), and the multipath routes left with no next hop on a link that is up.
-func (k *fakeKernel) dropRoutes(index int, onlyKernel bool) {
+// dropRoutes deletes the routes whose device is index, and the multipath routes left with
+// no next hop on a link that is up.
+func (k *fakeKernel) dropRoutes(index int) {
 	k.routes = slices.DeleteFunc(k.routes, func(r netlink.Route) bool {
 		if len(r.MultiPath) > 0 {
 			for _, h := range r.MultiPath {
@@ -315,7 +315,7 @@ func (k *fakeKernel) dropRoutes(index int, onlyKernel bool) {
 			}
 			return true
 		}
-		return r.LinkIndex == index && (!onlyKernel || r.Protocol == unix.RTPROT_KERNEL)
+		return r.LinkIndex == index
 	})
 }
 
