@@ -15,7 +15,10 @@ import (
 // (drivers/net/bonding: mode only without slaves and down; lacp_rate and ad_select only
 // down; lacp_rate only in 802.3ad, primary only in active-backup/tlb/alb; no enslaving an
 // up device; a released slave goes down; the bond's MTU goes to its slaves), VLANs and
-// SR-IOV VFs. Every change is logged in calls.
+// SR-IOV VFs, and routes (a route needs its device up and a gateway on one of its
+// subnets unless onlink; a device that goes down or away loses its routes; an address
+// brings its proto kernel prefix route, up or when the device comes up; a deleted master
+// releases its slaves, a deleted parent takes its VLANs). Every change is logged in calls.
 type fakeKernel struct {
 	links map[int]*fakeLink
 	next  int
@@ -29,6 +32,9 @@ type fakeKernel struct {
 	// a route to an address leaves by.
 	defaultVia int
 	routeVia   map[string]int
+	// routes is the routing table RouteListFilteredIter, RouteAdd and RouteDel work on (the
+	// guard's RouteList and RouteGetWithOptions answer from defaultVia and routeVia).
+	routes []netlink.Route
 }
 
 type fakeLink struct {
@@ -151,6 +157,8 @@ func (k *fakeKernel) LinkList() ([]netlink.Link, error) {
 	for _, l := range k.links {
 		out = append(out, k.view(l))
 	}
+	// By index, as the kernel dumps them.
+	sort.Slice(out, func(i, j int) bool { return out[i].Attrs().Index < out[j].Attrs().Index })
 	return out, nil
 }
 
@@ -269,7 +277,194 @@ func (k *fakeKernel) LinkDel(link netlink.Link) error {
 	if err := k.log("del %s", l.name); err != nil {
 		return err
 	}
+	k.remove(l)
+	return nil
+}
+
+// remove deletes a link as the kernel does: its slaves released (and down), its VLANs
+// deleted, its routes gone.
+func (k *fakeKernel) remove(l *fakeLink) {
+	for _, s := range k.slaves(l) {
+		s.master = 0
+		k.setDown(s)
+	}
+	for _, v := range k.links {
+		if v.kind == "vlan" && v.parent == l.index {
+			k.remove(v)
+		}
+	}
+	k.dropRoutes(l.index)
 	delete(k.links, l.index)
+}
+
+// setDown takes a link down: its routes go (the kernel's fib_disable_ip).
+func (k *fakeKernel) setDown(l *fakeLink) {
+	l.up = false
+	k.dropRoutes(l.index)
+}
+
+// dropRoutes deletes the routes whose device is index, and the multipath routes left with
+// no next hop on a link that is up.
+func (k *fakeKernel) dropRoutes(index int) {
+	k.routes = slices.DeleteFunc(k.routes, func(r netlink.Route) bool {
+		if len(r.MultiPath) > 0 {
+			for _, h := range r.MultiPath {
+				if l := k.links[h.LinkIndex]; l != nil && l.up && h.LinkIndex != index {
+					return false
+				}
+			}
+			return true
+		}
+		return r.LinkIndex == index
+	})
+}
+
+// names maps indexes to names, for rendering routes.
+func (k *fakeKernel) names() map[int]string {
+	out := map[int]string{}
+	for i, l := range k.links {
+		out[i] = l.name
+	}
+	return out
+}
+
+// prefixRoute is the route the kernel adds for an address: its subnet, on the link.
+func prefixRoute(index int, cidr string) netlink.Route {
+	a, _ := parseAddr(cidr)
+	r := netlink.Route{LinkIndex: index, Dst: &net.IPNet{IP: a.IP.Mask(a.Mask), Mask: a.Mask}, Table: unix.RT_TABLE_MAIN,
+		Protocol: unix.RTPROT_KERNEL, Type: unix.RTN_UNICAST, Scope: netlink.SCOPE_LINK, Family: unix.AF_INET}
+	if a.IP.To4() == nil {
+		r.Family, r.Scope, r.Priority = unix.AF_INET6, netlink.SCOPE_UNIVERSE, 256
+	} else {
+		r.Src = a.IP
+	}
+	return r
+}
+
+// addPrefixRoutes adds the kernel's routes for a link's addresses (it is up).
+func (k *fakeKernel) addPrefixRoutes(l *fakeLink) {
+	for _, a := range l.addrs {
+		r := prefixRoute(l.index, a)
+		if k.findRoute(&r) < 0 {
+			k.routes = append(k.routes, r)
+		}
+	}
+}
+
+// normRoute fills what the kernel fills in a route it is given (netlink's defaults).
+func normRoute(r netlink.Route) netlink.Route {
+	if r.Table == 0 {
+		r.Table = unix.RT_TABLE_MAIN
+	}
+	if r.Protocol == 0 {
+		r.Protocol = unix.RTPROT_BOOT
+	}
+	if r.Type == 0 {
+		r.Type = unix.RTN_UNICAST
+	}
+	if r.Family == 0 {
+		r.Family = unix.AF_INET
+		if (r.Dst != nil && r.Dst.IP.To4() == nil) || (r.Gw != nil && r.Gw.To4() == nil) {
+			r.Family = unix.AF_INET6
+		}
+	}
+	if r.Dst == nil {
+		bits := 32
+		if r.Family == unix.AF_INET6 {
+			bits = 128
+		}
+		r.Dst = &net.IPNet{IP: make(net.IP, bits/8), Mask: net.CIDRMask(0, bits)}
+	}
+	return r
+}
+
+func (k *fakeKernel) findRoute(r *netlink.Route) int {
+	names := k.names()
+	want := toSnapRoute(normRoute(*r), names).String()
+	for i, x := range k.routes {
+		if x.LinkIndex == r.LinkIndex && toSnapRoute(x, names).String() == want {
+			return i
+		}
+	}
+	return -1
+}
+
+func (k *fakeKernel) RouteListFilteredIter(family int, filter *netlink.Route, mask uint64, f func(netlink.Route) bool) error {
+	for _, r := range slices.Clone(k.routes) {
+		switch {
+		case family != 0 && r.Family != family:
+		case mask&netlink.RT_FILTER_OIF != 0 && r.LinkIndex != filter.LinkIndex:
+		case mask&netlink.RT_FILTER_TABLE == 0 && r.Table != unix.RT_TABLE_MAIN:
+		case mask&netlink.RT_FILTER_TABLE != 0 && filter.Table != 0 && r.Table != filter.Table:
+		default:
+			if !f(r) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+func (k *fakeKernel) RouteAdd(r *netlink.Route) error {
+	name := "multipath"
+	if len(r.MultiPath) == 0 {
+		name = "?"
+		if l := k.links[r.LinkIndex]; l != nil {
+			name = l.name
+		}
+	}
+	nr := normRoute(*r)
+	if err := k.log("route add %s %s", name, toSnapRoute(nr, k.names())); err != nil {
+		return err
+	}
+	if k.findRoute(&nr) >= 0 {
+		return unix.EEXIST
+	}
+	// Each next hop (or the one) needs its device up and its gateway on one of its subnets.
+	check := func(index int, gw net.IP, flags int) error {
+		l := k.links[index]
+		switch {
+		case l == nil:
+			return unix.ENODEV
+		case !l.up:
+			return unix.ENETDOWN
+		case gw == nil || flags&int(netlink.FLAG_ONLINK) != 0:
+			return nil
+		}
+		for _, a := range l.addrs {
+			if _, p, err := net.ParseCIDR(a); err == nil && p.Contains(gw) {
+				return nil
+			}
+		}
+		return unix.ENETUNREACH // "Nexthop has invalid gateway"
+	}
+	if len(nr.MultiPath) == 0 {
+		if err := check(nr.LinkIndex, nr.Gw, nr.Flags); err != nil {
+			return err
+		}
+	}
+	for _, h := range nr.MultiPath {
+		if err := check(h.LinkIndex, h.Gw, h.Flags); err != nil {
+			return err
+		}
+	}
+	k.routes = append(k.routes, nr)
+	return nil
+}
+
+func (k *fakeKernel) RouteDel(r *netlink.Route) error {
+	name := "?"
+	if l := k.links[r.LinkIndex]; l != nil {
+		name = l.name
+	}
+	if err := k.log("route del %s %s", name, toSnapRoute(normRoute(*r), k.names())); err != nil {
+		return err
+	}
+	i := k.findRoute(r)
+	if i < 0 {
+		return unix.ESRCH
+	}
+	k.routes = slices.Delete(k.routes, i, i+1)
 	return nil
 }
 
@@ -281,7 +476,10 @@ func (k *fakeKernel) LinkSetUp(link netlink.Link) error {
 	if err := k.log("up %s", l.name); err != nil {
 		return err
 	}
-	l.up = true
+	if !l.up {
+		l.up = true
+		k.addPrefixRoutes(l)
+	}
 	return nil
 }
 
@@ -293,7 +491,7 @@ func (k *fakeKernel) LinkSetDown(link netlink.Link) error {
 	if err := k.log("down %s", l.name); err != nil {
 		return err
 	}
-	l.up = false
+	k.setDown(l)
 	return nil
 }
 
@@ -305,7 +503,15 @@ func (k *fakeKernel) LinkSetMTU(link netlink.Link, mtu int) error {
 	if err := k.log("mtu %s %d", l.name, mtu); err != nil {
 		return err
 	}
+	if p := k.links[l.parent]; l.kind == "vlan" && p != nil && mtu > p.mtu {
+		return unix.ERANGE // a VLAN's MTU stays within its parent's
+	}
 	l.mtu = mtu
+	for _, v := range k.links {
+		if v.kind == "vlan" && v.parent == l.index && v.mtu > mtu {
+			v.mtu = mtu
+		}
+	}
 	if l.kind == "bond" {
 		for _, s := range k.slaves(l) {
 			s.mtu = mtu
@@ -343,7 +549,8 @@ func (k *fakeKernel) LinkSetNoMaster(link netlink.Link) error {
 	if err := k.log("release %s", l.name); err != nil {
 		return err
 	}
-	l.master, l.up = 0, false
+	l.master = 0
+	k.setDown(l)
 	return nil
 }
 
@@ -373,6 +580,9 @@ func (k *fakeKernel) AddrAdd(link netlink.Link, addr *netlink.Addr) error {
 		return unix.EEXIST
 	}
 	l.addrs = append(l.addrs, c)
+	if l.up {
+		k.addPrefixRoutes(l)
+	}
 	return nil
 }
 
@@ -389,6 +599,10 @@ func (k *fakeKernel) AddrDel(link netlink.Link, addr *netlink.Addr) error {
 		return unix.EADDRNOTAVAIL
 	}
 	l.addrs = remove(l.addrs, c)
+	pr := prefixRoute(l.index, c)
+	if i := k.findRoute(&pr); i >= 0 {
+		k.routes = slices.Delete(k.routes, i, i+1)
+	}
 	return nil
 }
 
@@ -487,6 +701,9 @@ func (k *fakeKernel) state() string {
 	for _, l := range k.links {
 		lines = append(lines, fmt.Sprintf("%s %s mtu=%d up=%v master=%d bond=%d/%d/%d/%d/%d/%d/%d addrs=%v vfs=%v", l.name, l.kind, l.mtu, l.up, l.master,
 			l.bond.Mode, l.bond.Miimon, l.bond.LacpRate, l.bond.XmitHashPolicy, l.bond.AdSelect, l.bond.MinLinks, l.bond.Primary, l.addrs, l.vfs))
+	}
+	for _, r := range k.routes {
+		lines = append(lines, fmt.Sprintf("route dev %d %s", r.LinkIndex, toSnapRoute(r, k.names())))
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")

@@ -35,6 +35,11 @@ type linkOps interface {
 	LinkSetVfTrust(link netlink.Link, vf int, state bool) error
 	RouteList(link netlink.Link, family int) ([]netlink.Route, error)
 	RouteGetWithOptions(destination net.IP, options *netlink.RouteGetOptions) ([]netlink.Route, error)
+	// The runtime snapshot of a transaction (rtsnap.go) reads routes in every table and
+	// puts them back.
+	RouteListFilteredIter(family int, filter *netlink.Route, filterMask uint64, f func(netlink.Route) (cont bool)) error
+	RouteAdd(route *netlink.Route) error
+	RouteDel(route *netlink.Route) error
 }
 
 // opener makes the netlink handle a run uses; tests replace it.
