@@ -851,7 +851,7 @@ func (x *Executor) Run(ctx context.Context, c run.Call, apply bool) (*modules.Re
 	if apply {
 		op = "apply"
 	}
-	req := &protocol.Request{Op: op, Module: module, Args: c.Args, Sensitive: c.Sensitive, Redact: run.Secrets(ctx)}
+	req := &protocol.Request{Op: op, Module: module, Args: c.Args, Sensitive: c.Sensitive, Redact: run.Secrets(ctx), Txn: c.Txn}
 	if c.ConfirmTimeout != 0 {
 		req.ConfirmTimeoutMS = c.ConfirmTimeout.Milliseconds()
 		if c.ConfirmTimeout < 0 {
@@ -889,7 +889,17 @@ func (x *Executor) Run(ctx context.Context, c run.Call, apply bool) (*modules.Re
 // Confirm confirms a transaction an apply left pending (modules/txn). It implements
 // run.Confirmer; the engine calls it on a new connection.
 func (x *Executor) Confirm(ctx context.Context, id string) (*modules.Transaction, error) {
-	resp, err := x.call(ctx, &protocol.Request{Op: protocol.OpConfirm, Txn: id})
+	return x.txn(ctx, protocol.OpConfirm, id)
+}
+
+// Rollback has the helper roll back transaction id if it is still pending (the answer to
+// the apply that began it was lost). It implements run.Confirmer.
+func (x *Executor) Rollback(ctx context.Context, id string) (*modules.Transaction, error) {
+	return x.txn(ctx, protocol.OpRollback, id)
+}
+
+func (x *Executor) txn(ctx context.Context, op, id string) (*modules.Transaction, error) {
+	resp, err := x.call(ctx, &protocol.Request{Op: op, Txn: id})
 	if err != nil {
 		return nil, err
 	}
@@ -897,7 +907,7 @@ func (x *Executor) Confirm(ctx context.Context, id string) (*modules.Transaction
 		return nil, resp.Error
 	}
 	if resp.Transaction == nil || resp.Transaction.ID != id {
-		return nil, fmt.Errorf("the helper on %s answered the confirmation of transaction %s without it", x.host, id)
+		return nil, fmt.Errorf("the helper on %s answered %s of transaction %s without it", x.host, op, id)
 	}
 	return resp.Transaction, nil
 }

@@ -24,11 +24,17 @@ type txnHost struct {
 	// outcome is what a confirmation finds: confirmed, or rolled back by the host first.
 	outcome   string
 	connects  int
-	failed    int // connects that failed
+	failed    int      // connects that failed
 	closed    []int    // the numbers of the connections closed
 	ran       []string // "task on connection N"
 	confirmed []string // "ID on connection N"
 	recovered []modules.Transaction
+	// dropApply loses the answer of the first apply with its connection; rollback is what
+	// the host then says of the transaction.
+	dropApply  bool
+	rollback   string
+	rolledBack []string // "ID on connection N"
+	txid       string   // the id the lost apply carried
 }
 
 type txnConnector struct{ h *txnHost }
@@ -68,6 +74,14 @@ func (x txnExec) Run(_ context.Context, call Call, apply bool) (*modules.Result,
 	if !apply {
 		return &modules.Result{Status: modules.StatusDrift, Msg: "would change interface"}, nil
 	}
+	if h.dropApply {
+		h.dropApply = false
+		if call.Txn == "" {
+			return nil, errors.New("the apply of a module that runs transactions carried no id")
+		}
+		h.txid = call.Txn
+		return nil, fmt.Errorf("%w: connection to kvm01 lost: keepalive unanswered", ErrUnreachable)
+	}
 	return &modules.Result{Status: modules.StatusChanged, Msg: "changed interface eth0: runtime: eth0: mtu 1500 → 9000",
 		Transaction: &modules.Transaction{ID: "tx1", State: modules.TxnPending, Module: "interface", WithinMS: 300, Armed: "watchdog"}}, nil
 }
@@ -84,9 +98,24 @@ func (x txnExec) Confirm(_ context.Context, id string) (*modules.Transaction, er
 		Restored: []string{"eth0: mtu 9000 → 1500"}, Verified: true}, nil
 }
 
+func (x txnExec) Rollback(_ context.Context, id string) (*modules.Transaction, error) {
+	h := x.c.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if id != h.txid {
+		return nil, fmt.Errorf("rollback of %s, but the lost apply carried %s", id, h.txid)
+	}
+	h.rolledBack = append(h.rolledBack, fmt.Sprintf("tx on %d", x.c.n))
+	if h.rollback == modules.TxnNone {
+		return &modules.Transaction{ID: id, State: modules.TxnNone}, nil
+	}
+	return &modules.Transaction{ID: id, State: modules.TxnRolledBack, Module: "interface", Why: "the controller lost the connection during the change and never saw it",
+		Restored: []string{"eth0: down → up"}, Verified: true}, nil
+}
+
 func (x txnExec) Recovered() []modules.Transaction { return x.c.h.recovered }
 
-func runTxnHost(t *testing.T, h *txnHost, check bool) *recorder {
+func runTxnHost(t *testing.T, h *txnHost, check bool, extra ...string) *recorder {
 	t.Helper()
 	oldGrace, oldRetry := ConfirmGrace, confirmRetry
 	ConfirmGrace, confirmRetry = 200*time.Millisecond, 20*time.Millisecond
@@ -97,6 +126,7 @@ func runTxnHost(t *testing.T, h *txnHost, check bool) *recorder {
     interface {
       name = "eth0"
       mtu  = 9000
+      EXTRA
     }
   }
   task "then" {
@@ -107,6 +137,7 @@ func runTxnHost(t *testing.T, h *txnHost, check bool) *recorder {
   }
 }
 `
+	src = strings.Replace(src, "EXTRA", strings.Join(extra, "\n"), 1)
 	rb, diags := config.Parse([]config.Source{{Name: "t.hcl", Src: []byte(src)}}, config.Inputs{})
 	if diags.HasErrors() {
 		t.Fatal(diags)
@@ -128,7 +159,7 @@ func runTxnHost(t *testing.T, h *txnHost, check bool) *recorder {
 func TestConfirmOverANewConnection(t *testing.T) {
 	tests := []struct {
 		name         string
-		host         txnHost
+		host         *txnHost
 		check        bool
 		wantStatus   []Status // of jumbo, then (when it runs)
 		wantMsg      string
@@ -136,24 +167,24 @@ func TestConfirmOverANewConnection(t *testing.T) {
 		wantRan      string
 		wantConfirms string
 	}{
-		{name: "confirmed: the new connection carries on", host: txnHost{outcome: modules.TxnConfirmed},
+		{name: "confirmed: the new connection carries on", host: &txnHost{outcome: modules.TxnConfirmed},
 			wantStatus: []Status{Changed, Changed}, wantMsg: "confirmed over a new connection", wantState: modules.TxnConfirmed,
 			// the second task runs on connection 2 and is confirmed over connection 3
 			wantRan: "eth0 on 1,eth1 on 2", wantConfirms: "tx1 on 2,tx1 on 3"},
-		{name: "rolled back by the host: failed, and said so", host: txnHost{outcome: modules.TxnRolledBack},
+		{name: "rolled back by the host: failed, and said so", host: &txnHost{outcome: modules.TxnRolledBack},
 			wantStatus: []Status{Failed}, wantMsg: "rolled back (no confirmation came before the deadline): the change was interface eth0: runtime: eth0: mtu 1500 → 9000: restored eth0: mtu 9000 → 1500; verified equal",
 			wantState: modules.TxnRolledBack, wantRan: "eth0 on 1", wantConfirms: "tx1 on 2"},
-		{name: "the host comes back after two tries", host: txnHost{outcome: modules.TxnRolledBack, failConnects: 2},
+		{name: "the host comes back after two tries", host: &txnHost{outcome: modules.TxnRolledBack, failConnects: 2},
 			wantStatus: []Status{Failed}, wantMsg: "rolled back", wantState: modules.TxnRolledBack, wantRan: "eth0 on 1", wantConfirms: "tx1 on 4"},
-		{name: "never reached again: unreachable, outcome unknown", host: txnHost{outcome: modules.TxnConfirmed, failConnects: 1 << 20},
+		{name: "never reached again: unreachable, outcome unknown", host: &txnHost{outcome: modules.TxnConfirmed, failConnects: 1 << 20},
 			wantStatus: []Status{Unreachable}, wantMsg: "rollback pending or unknown: transaction tx1 could not be confirmed (the host was not reached again: dial tcp",
 			wantState: modules.TxnUnknown, wantRan: "eth0 on 1"},
-		{name: "check mode: nothing to confirm", host: txnHost{outcome: modules.TxnConfirmed}, check: true,
+		{name: "check mode: nothing to confirm", host: &txnHost{outcome: modules.TxnConfirmed}, check: true,
 			wantStatus: []Status{Drift, Drift}, wantMsg: "would change", wantRan: "eth0 on 1,eth1 on 1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &tc.host
+			h := tc.host
 			rec := runTxnHost(t, h, tc.check)
 			if len(rec.results) != len(tc.wantStatus) {
 				t.Fatalf("results %v, want statuses %v", rec.lines(), tc.wantStatus)
@@ -183,6 +214,50 @@ func TestConfirmOverANewConnection(t *testing.T) {
 			// Every connection opened is closed by the end.
 			if len(h.closed) != h.connects-h.failed {
 				t.Errorf("%d connections opened (%d failed), %d closed: %v", h.connects, h.failed, len(h.closed), h.closed)
+			}
+		})
+	}
+}
+
+// TestLostAnswer: the answer to an apply is lost with its connection (the change cut it).
+// The engine reaches the host again and has it roll back what the apply began, by the id the
+// request carried: failed (rolled back) when it did, unreachable when it began nothing or
+// cannot be reached.
+func TestLostAnswer(t *testing.T) {
+	tests := []struct {
+		name       string
+		host       *txnHost
+		wantStatus Status
+		wantMsg    string
+		wantState  string
+		rolledBack string
+	}{
+		{"rolled back", &txnHost{dropApply: true, rollback: modules.TxnRolledBack}, Failed,
+			"rolled back (the controller lost the connection during the change and never saw it): restored eth0: down → up; verified", modules.TxnRolledBack, "tx on 2"},
+		{"no transaction was begun", &txnHost{dropApply: true, rollback: modules.TxnNone}, Unreachable,
+			"reached again: the change had begun no transaction", "", "tx on 2"},
+		{"never reached again", &txnHost{dropApply: true, failConnects: 1 << 20}, Unreachable,
+			"rollback pending or unknown: the host was not reached again", modules.TxnUnknown, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := runTxnHost(t, tc.host, false, `confirm_timeout = "1s"`)
+			if len(rec.results) != 1 {
+				t.Fatalf("results %v", rec.lines())
+			}
+			r := rec.results[0]
+			if r.Status != tc.wantStatus || !strings.Contains(r.Msg, tc.wantMsg) {
+				t.Errorf("%s %q, want %s with %q", r.Status, r.Msg, tc.wantStatus, tc.wantMsg)
+			}
+			if tc.wantState == "" {
+				if r.Transaction != nil {
+					t.Errorf("transaction %+v", r.Transaction)
+				}
+			} else if r.Transaction == nil || r.Transaction.State != tc.wantState || r.Transaction.ID != tc.host.txid {
+				t.Errorf("transaction %+v, want %s of %s", r.Transaction, tc.wantState, tc.host.txid)
+			}
+			if got := strings.Join(tc.host.rolledBack, ","); got != tc.rolledBack {
+				t.Errorf("rolled back %q, want %q", got, tc.rolledBack)
 			}
 		})
 	}

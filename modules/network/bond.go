@@ -10,6 +10,7 @@ import (
 
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/txn"
 )
 
 // Bond manages a Linux bonding interface, its slaves and its persistent configuration.
@@ -20,6 +21,8 @@ type Bond struct {
 	open opener
 	// session locates the SSH session for the management-path guard; nil: the real one.
 	session sessionFinder
+	// txn keeps the transactions; nil: the helper's (txn.go).
+	txn *txn.Manager
 }
 
 var (
@@ -46,6 +49,8 @@ type bondArgs struct {
 	Runtime        bool     `cty:"runtime"`
 	// OnManagementPath is "refuse" or "allow" (guard.go).
 	OnManagementPath string `cty:"on_management_path"`
+	// ConfirmTimeout is the transaction's time to be confirmed (txn.go); nil: the run's.
+	ConfirmTimeout *string `cty:"confirm_timeout"`
 }
 
 // bondResult is what a bond run registers.
@@ -107,7 +112,7 @@ warning, since only the switch side can fix it.`,
 				{Name: "primary", Type: cty.String, Doc: optDoc("primary", "the slave preferred as the active one; it must be listed in slaves.")},
 				mtuArg(`MTU of the bond and its slaves, e.g. 9000; "auto" leaves the running MTU alone and keeps it out of the persistent configuration. Unset: not managed.`),
 				{Name: "addresses", Type: cty.List(cty.String), Doc: `Addresses with prefix length for the bond, e.g. ["192.0.2.10/24"]. Added at runtime; the persistent configuration gets exactly these (static). Unset: not managed.`},
-			}, append(persistArgs(), guardArg())...),
+			}, append(persistArgs(), guardArg(), confirmArg())...),
 		},
 		Returns: []modules.Field{
 			{Name: "backend", Type: cty.String, Doc: `The backend whose files were compared ("none" when not persisted).`},
@@ -249,6 +254,7 @@ func parseBond(args bondArgs) (*bondSpec, []modules.ArgError) {
 	if !s.runtime && s.backend == backendNone {
 		errs = append(errs, modules.ArgError{Msg: "runtime = false with nothing persisted leaves nothing to manage"})
 	}
+	errs = append(errs, confirmErrs(args.ConfirmTimeout)...)
 	return s, errs
 }
 

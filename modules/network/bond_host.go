@@ -555,6 +555,17 @@ func (b Bond) opener() opener {
 // Run compares the running bond and the persistent configuration with the arguments and,
 // when applying, changes what differs: the kernel first, then the files.
 func (b Bond) Run(ctx context.Context, env *modules.Env, args bondArgs, apply bool) (*modules.Result, error) {
+	tx, err := newTxn(env, b.txn, "bond", args.ConfirmTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if !apply {
+		tx = nil // check mode never arms anything
+	}
+	return tx.end(b.run(ctx, args, apply, tx))
+}
+
+func (b Bond) run(ctx context.Context, args bondArgs, apply bool, tx *netTxn) (*modules.Result, error) {
 	s, errs := parseBond(args)
 	if len(errs) > 0 {
 		return nil, errs[0]
@@ -588,6 +599,11 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args bondArgs, apply bo
 		runtimeBefore = describeBond(s, snap)
 		runtimeAfter = runtimeBefore
 		if len(runtimeDrift) > 0 && apply {
+			links := append([]string{s.name}, s.slaves...)
+			links = append(links, snap.currentSlaves()...)
+			if err := tx.begin(ops, f, links); err != nil {
+				return nil, err
+			}
 			if err := applyBondChanges(ops, s, snap, changes); err != nil {
 				return nil, err
 			}
@@ -613,7 +629,7 @@ func (b Bond) Run(ctx context.Context, env *modules.Env, args bondArgs, apply bo
 		}
 	}
 
-	p, err := runPersist(ctx, f, s.backend, s.wants(), apply)
+	p, err := runPersist(ctx, f, s.backend, s.wants(), apply, tx)
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ func (p *persistOutcome) files() []string {
 
 // runPersist compares the backend's files with wants and, when applying, writes them and
 // tells the backend's daemon.
-func runPersist(ctx context.Context, f *fileTree, backend string, wants []ifWant, apply bool) (*persistOutcome, error) {
+func runPersist(ctx context.Context, f *fileTree, backend string, wants []ifWant, apply bool, tx *netTxn) (*persistOutcome, error) {
 	out := &persistOutcome{backend: backendNone}
 	if backend == backendNone {
 		return out, nil
@@ -52,6 +52,9 @@ func runPersist(ctx context.Context, f *fileTree, backend string, wants []ifWant
 	}
 	if !apply || len(out.changes) == 0 {
 		return out, nil
+	}
+	if err := tx.files(f, out.changes); err != nil {
+		return nil, err
 	}
 	if err := plan.ws.apply(); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/txn"
 )
 
 // Interface manages one interface's MTU, state and addresses, and 802.1Q VLAN links.
@@ -17,6 +18,7 @@ type Interface struct {
 	root    host.Root
 	open    opener
 	session sessionFinder // nil: the real session (guard.go)
+	txn     *txn.Manager  // nil: the helper's transactions (txn.go)
 }
 
 var (
@@ -37,6 +39,8 @@ type ifaceArgs struct {
 	Runtime   bool      `cty:"runtime"`
 	// OnManagementPath is "refuse" or "allow" (guard.go).
 	OnManagementPath string `cty:"on_management_path"`
+	// ConfirmTimeout is the transaction's time to be confirmed (txn.go); nil: the run's.
+	ConfirmTimeout *string `cty:"confirm_timeout"`
 }
 
 // vlanArgs is the vlan argument. Its members are pointers so that a null one gets the
@@ -91,7 +95,7 @@ configuration. ifupdown names VLANs PARENT.ID or vlanID; other names are refused
 				{Name: "addresses", Type: cty.List(cty.String), Doc: `Addresses with prefix length, e.g. ["192.0.2.10/24", "2001:db8::10/64"]. Unset: not managed.`},
 				{Name: "exclusive", Type: cty.Bool, Default: cty.False, Doc: "Remove the interface's other addresses (never IPv6 link-local ones). Needs addresses; an empty list removes them all."},
 				{Name: "vlan", Type: vlanObject, Doc: `Make NAME an 802.1Q VLAN link: { parent = "bond0", id = 100 } (id 1-4094).`},
-			}, append(persistArgs(), guardArg())...),
+			}, append(persistArgs(), guardArg(), confirmArg())...),
 			RequiredWith: map[string][]string{"exclusive": {"addresses"}},
 		},
 		Returns: []modules.Field{
@@ -191,6 +195,7 @@ func parseIface(args ifaceArgs) (*ifaceSpec, []modules.ArgError) {
 	if !s.runtime && s.backend == backendNone {
 		errs = append(errs, modules.ArgError{Msg: "runtime = false with nothing persisted leaves nothing to manage"})
 	}
+	errs = append(errs, confirmErrs(args.ConfirmTimeout)...)
 	return s, errs
 }
 
@@ -343,6 +348,17 @@ func (i Interface) opener() opener {
 // Run compares the running interface and its persistent configuration with the arguments
 // and, when applying, changes what differs.
 func (i Interface) Run(ctx context.Context, env *modules.Env, args ifaceArgs, apply bool) (*modules.Result, error) {
+	tx, err := newTxn(env, i.txn, "interface", args.ConfirmTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if !apply {
+		tx = nil // check mode never arms anything
+	}
+	return tx.end(i.run(ctx, args, apply, tx))
+}
+
+func (i Interface) run(ctx context.Context, args ifaceArgs, apply bool, tx *netTxn) (*modules.Result, error) {
 	s, errs := parseIface(args)
 	if len(errs) > 0 {
 		return nil, errs[0]
@@ -384,6 +400,13 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args ifaceArgs, ap
 		if len(runtimeDrift) > 0 {
 			runtimeAfter = describeIface(s.name, predictIface(s, cur))
 			if apply {
+				links := []string{s.name}
+				if s.vlan != nil {
+					links = append(links, s.vlan.Parent)
+				}
+				if err := tx.begin(ops, f, links); err != nil {
+					return nil, err
+				}
 				if err := applyIface(ops, s, cur); err != nil {
 					return nil, err
 				}
@@ -411,7 +434,7 @@ func (i Interface) Run(ctx context.Context, env *modules.Env, args ifaceArgs, ap
 			w.Kind = k
 		}
 	}
-	p, err := runPersist(ctx, f, s.backend, []ifWant{w}, apply)
+	p, err := runPersist(ctx, f, s.backend, []ifWant{w}, apply, tx)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/txn"
 )
 
 // SRIOV manages the virtual functions of an SR-IOV physical function.
@@ -34,6 +35,8 @@ type SRIOV struct {
 	sysfsWrite func(p, value string) error
 	// session locates the SSH session for the management-path guard; nil: the real one.
 	session sessionFinder
+	// txn keeps the transactions; nil: the helper's (txn.go).
+	txn *txn.Manager
 }
 
 var (
@@ -51,6 +54,8 @@ type sriovArgs struct {
 	Runtime bool     `cty:"runtime"`
 	// OnManagementPath is "refuse" or "allow" (guard.go).
 	OnManagementPath string `cty:"on_management_path"`
+	// ConfirmTimeout is the transaction's time to be confirmed (txn.go); nil: the run's.
+	ConfirmTimeout *string `cty:"confirm_timeout"`
 }
 
 // vfArgs is one element of vfs; a null member is not managed.
@@ -132,6 +137,7 @@ and the journal, and does both steps. The unit is compared by what it sets, not 
 				{Name: "persist", Type: cty.Bool, Default: cty.True, Doc: "Keep the VFs and their settings across reboots with a systemd unit (see above)."},
 				{Name: "runtime", Type: cty.Bool, Default: cty.True, Doc: "Change the device now. false writes only the boot-time unit (for a device whose driver is not loaded yet, or a change left to the next boot)."},
 				guardArg(),
+				confirmArg(),
 			},
 		},
 		Returns: []modules.Field{
@@ -245,6 +251,7 @@ func parseSRIOV(args sriovArgs) (*sriovSpec, []modules.ArgError) {
 	if !s.runtime && !s.persist {
 		errs = append(errs, modules.ArgError{Msg: "runtime = false with persist = false leaves nothing to manage"})
 	}
+	errs = append(errs, confirmErrs(args.ConfirmTimeout)...)
 	return s, errs
 }
 
@@ -326,6 +333,17 @@ func (r SRIOV) opener() opener {
 // Run compares the device's VFs and the boot-time unit with the arguments and, when
 // applying, changes what differs.
 func (r SRIOV) Run(ctx context.Context, env *modules.Env, args sriovArgs, apply bool) (*modules.Result, error) {
+	tx, err := newTxn(env, r.txn, "sriov", args.ConfirmTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if !apply {
+		tx = nil // check mode never arms anything
+	}
+	return tx.end(r.runAll(ctx, args, apply, tx))
+}
+
+func (r SRIOV) runAll(ctx context.Context, args sriovArgs, apply bool, tx *netTxn) (*modules.Result, error) {
 	s, errs := parseSRIOV(args)
 	if len(errs) > 0 {
 		return nil, errs[0]
@@ -336,7 +354,7 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args sriovArgs, apply 
 	var runtimeDrift []string
 	if s.runtime {
 		var err error
-		if runtimeDrift, err = r.runtime(ctx, f, s, res, &data, apply); err != nil {
+		if runtimeDrift, err = r.runtime(ctx, f, s, res, &data, apply, tx); err != nil {
 			return nil, err
 		}
 	}
@@ -353,6 +371,9 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args sriovArgs, apply 
 		}
 		changes = ws.changes()
 		if apply && len(bootDrift) > 0 {
+			if err := tx.files(f, changes); err != nil {
+				return nil, err
+			}
 			if err := ws.apply(); err != nil {
 				return nil, err
 			}
@@ -391,7 +412,7 @@ func (r SRIOV) Run(ctx context.Context, env *modules.Env, args sriovArgs, apply 
 
 // runtime compares the device's VFs with the spec and, when applying, changes them. It
 // fills the result's data about the device.
-func (r SRIOV) runtime(ctx context.Context, f *fileTree, s *sriovSpec, res *modules.Result, data *sriovResult, apply bool) ([]string, error) {
+func (r SRIOV) runtime(ctx context.Context, f *fileTree, s *sriovSpec, res *modules.Result, data *sriovResult, apply bool, tx *netTxn) ([]string, error) {
 	devDir := path.Join(sysClassNet, s.device, "device")
 	if !f.exists(path.Join(sysClassNet, s.device)) {
 		return nil, fmt.Errorf("no interface %s", s.device)
@@ -471,6 +492,9 @@ func (r SRIOV) runtime(ctx context.Context, f *fileTree, s *sriovSpec, res *modu
 		res.Warnings = append(res.Warnings, warns...)
 	}
 	if apply && len(runtimeDrift) > 0 {
+		if err := tx.begin(ops, f, []string{s.device}); err != nil {
+			return nil, err
+		}
 		if pf, err = r.applyVFs(ctx, f, ops, s, cur, devDir); err != nil {
 			return nil, err
 		}
