@@ -470,7 +470,7 @@ func (m *Manager) Confirm(id string) (*Outcome, error) {
 		return nil, err
 	}
 	m.bootUnitUpdate()
-	o := &Outcome{ID: id, State: modules.TxnConfirmed, Module: j.Module}
+	o := &Outcome{ID: id, State: modules.TxnConfirmed, Module: j.Module, Armed: j.Armed.How}
 	return o, m.record(o)
 }
 
@@ -515,7 +515,7 @@ func (m *Manager) Rollback(id, why string) (*Outcome, error) {
 // restored and what differs still.
 func (m *Manager) rollbackLocked(j *Journal, why string) (*Outcome, error) {
 	m.disarm(j)
-	o := &Outcome{ID: j.ID, State: modules.TxnRolledBack, Module: j.Module, Why: why}
+	o := &Outcome{ID: j.ID, State: modules.TxnRolledBack, Module: j.Module, Why: why, Armed: j.Armed.How}
 	var problems []string
 	for _, f := range j.Files {
 		did, err := restoreFile(f)
