@@ -133,8 +133,9 @@ func TestVMManagementLinkCut(t *testing.T) {
 		return p
 	}
 	// lab01 takes its management NIC down; lab02 a data NIC, then goes on. The
-	// management-path guard would refuse lab01's change: this test is about what follows
-	// when it is made anyway.
+	// management-path guard would refuse lab01's change, and a transaction would bring the
+	// link back by itself (TestVMTransactions): this test is about what follows when the
+	// change is made anyway, without one.
 	linkDown := write("link_down.hcl", `play "p" {
   hosts = "all"
   task "link down" {
@@ -143,6 +144,7 @@ func TestVMManagementLinkCut(t *testing.T) {
       state              = "down"
       backend            = "none"
       on_management_path = "allow"
+      confirm_timeout    = "0"
     }
   }
   task "after" {
