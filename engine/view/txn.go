@@ -51,6 +51,7 @@ var stateWords = map[string]string{
 	modules.TxnRolledBack:     WordRolledBack,
 	modules.TxnRollbackFailed: WordRollbackFailed,
 	modules.TxnUnknown:        "rollback pending or unknown",
+	modules.TxnNone:           "never begun",
 }
 
 // TransactionLines are what people read of a transaction under its result: which one it
