@@ -318,7 +318,7 @@ func (s *sqlStore) runsByID(ctx context.Context, ids []int64) (map[int64]Run, er
 	return out, rows.Err()
 }
 
-// taskCols are the columns taskScan reads.
+// taskCols are the columns of a task result, as tasks reads them.
 const taskCols = `t.run_id, t.host, t.seq, t.play, t.task, t.module, t.item, t.handler, t.status, t.msg,
 	t.diff_before_header, t.diff_before, t.diff_after_header, t.diff_after, t.reboot_required, t.changed, t.duration_ms, t.txn`
 

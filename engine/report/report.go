@@ -110,7 +110,7 @@ type Host struct {
 	RolledBack []Task `json:"rolled_back,omitempty"`
 }
 
-// Task is one drifting or failed task of a host.
+// Task is one drifting or failed task of a host, or a change the host rolled back.
 type Task struct {
 	Play           string `json:"play"`
 	Task           string `json:"task"`
