@@ -1,6 +1,7 @@
 package view
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/runbook/runbook/engine/run"
@@ -72,17 +73,29 @@ func TransactionLines(t *modules.Transaction) []string {
 		head += " (rollback armed by " + termsafe.Line(t.Armed) + ")"
 	}
 	lines := []string{head}
-	for _, r := range t.Restored {
-		lines = append(lines, "restored: "+termsafe.Line(r))
-	}
+	lines = appendBounded(lines, "restored: ", t.Restored)
 	if t.Verified {
 		lines = append(lines, "verified: equal to the state before the change")
 	}
-	for _, v := range t.Verification {
-		lines = append(lines, "still different: "+termsafe.Line(v))
-	}
+	lines = appendBounded(lines, "still different: ", t.Verification)
 	if t.Error != "" {
 		lines = append(lines, "error: "+termsafe.Line(t.Error))
+	}
+	return lines
+}
+
+// MaxTransactionLines bounds the restored and the still-different lines people are shown
+// of one transaction, each; the JSON output and the history keep them all.
+const MaxTransactionLines = 32
+
+// appendBounded appends each of items with label, safe for a terminal, at most
+// MaxTransactionLines of them and then how many more there are.
+func appendBounded(lines []string, label string, items []string) []string {
+	for i, it := range items {
+		if i == MaxTransactionLines {
+			return append(lines, fmt.Sprintf("%s... (%d more)", label, len(items)-i))
+		}
+		lines = append(lines, label+termsafe.Line(it))
 	}
 	return lines
 }

@@ -291,3 +291,31 @@ func TestTransactionLinesEscapeHostText(t *testing.T) {
 		t.Errorf("JUnit keeps a control character:\n%s", b.String())
 	}
 }
+
+// TestTransactionLinesBounded: a host that reports thousands of restored or different
+// things gets MaxTransactionLines of each shown, and how many more there are.
+func TestTransactionLinesBounded(t *testing.T) {
+	many := make([]string, 5000)
+	for i := range many {
+		many[i] = "eth" + strings.Repeat("x", i%7)
+	}
+	tests := []struct {
+		name  string
+		t     *modules.Transaction
+		lines int
+		last  string
+	}{
+		{"restored", &modules.Transaction{ID: "a", State: modules.TxnRolledBack, Restored: many}, 1 + MaxTransactionLines + 1,
+			"restored: ... (4968 more)"},
+		{"still different", &modules.Transaction{ID: "a", State: modules.TxnRollbackFailed, Verification: many, Error: "e"},
+			1 + MaxTransactionLines + 2, "error: e"},
+		{"exactly the bound", &modules.Transaction{ID: "a", State: modules.TxnRolledBack, Restored: many[:MaxTransactionLines]},
+			1 + MaxTransactionLines, "restored: " + many[MaxTransactionLines-1]},
+	}
+	for _, tt := range tests {
+		got := TransactionLines(tt.t)
+		if len(got) != tt.lines || got[len(got)-1] != tt.last {
+			t.Errorf("%s: %d lines ending %q, want %d ending %q", tt.name, len(got), got[len(got)-1], tt.lines, tt.last)
+		}
+	}
+}
