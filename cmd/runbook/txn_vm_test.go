@@ -106,9 +106,13 @@ func vmTransactions(t *testing.T, userland string) {
 		start := time.Now()
 		res := r.Run("exec", cut, "-i", lab.Inventory)
 		took := time.Since(start)
-		if res.Code != 2 || !regexp.MustCompile(`(?m)^lab01 +failed +eth0 down .*rolled back \(no confirmation came before the deadline\)`).MatchString(res.Out) ||
-			!strings.Contains(res.Out, "verified equal to the state before the change") ||
-			!strings.Contains(res.Out, "eth0: down → up") || !strings.Contains(res.Out, conf+": written back") {
+		// The text view says "rolled back" (the recap counts it as failed) with what was
+		// restored under it, one line each.
+		if res.Code != 2 || !regexp.MustCompile(`(?m)^lab01 rolled back eth0 down .*: rolled back \(no confirmation came before the deadline\)`).MatchString(res.Out) ||
+			!regexp.MustCompile(`(?m)^    verified: equal to the state before the change$`).MatchString(res.Out) ||
+			!regexp.MustCompile(`(?m)^    restored: .*eth0: down → up`).MatchString(res.Out) ||
+			!regexp.MustCompile(`(?m)^    restored: .*`+regexp.QuoteMeta(conf)+`: written back`).MatchString(res.Out) ||
+			!regexp.MustCompile(`(?m)^  lab01 .* failed=1 `).MatchString(res.Out) {
 			t.Fatalf("exit %d after %s\n%s", res.Code, took, res.Out)
 		}
 		if o := outcomes(); !strings.Contains(o, `"state":"rolled_back"`) || !strings.Contains(o, `"armed":"`+wantArmed+`"`) {

@@ -25,6 +25,9 @@ func TestDocsQueries(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			s := be.open(t).(*sqlStore)
 			at := time.Date(2026, 5, 1, 2, 30, 0, 0, time.UTC)
+			// An exec whose change web1 rolled back (and web2 confirmed), before the
+			// checks: the last runs stay the checks'.
+			record(t, s, runSpec{mode: ModeExec, plays: []string{"web1 motd=rolled_back; web2 motd=confirmed"}}, at.Add(-24*time.Hour))
 			record(t, s, runSpec{plays: []string{"web1 motd=ok; web2 motd=ok"}}, at)
 			record(t, s, runSpec{plays: []string{"web1 motd=drift sysctl=ok; web2 motd=ok"}}, at.Add(24*time.Hour))
 			ctx := context.Background()

@@ -129,7 +129,10 @@ type TaskResult struct {
 	Diff           *modules.Diff `json:"-"`
 	RebootRequired bool          `json:"reboot_required,omitempty"`
 	Changed        bool          `json:"changed"`
-	Duration       time.Duration `json:"-"`
+	// Transaction is the transaction the task's network change ran in (modules/txn): how
+	// it ended, what a rollback restored; nil for other tasks.
+	Transaction *modules.Transaction `json:"transaction,omitempty"`
+	Duration    time.Duration        `json:"-"`
 }
 
 // HostRun is a host's result together with the run it belongs to.
@@ -185,6 +188,10 @@ type Store interface {
 	// Tasks returns the task results of one host in one run, in order; with statuses, only
 	// those.
 	Tasks(ctx context.Context, runID int64, host string, statuses ...string) ([]TaskResult, error)
+	// TransactionTasks returns the task results of the given runs that ran in a
+	// transaction (a network change, modules/txn), of the given hosts (none: all), by run,
+	// host and order.
+	TransactionTasks(ctx context.Context, runIDs []int64, hosts []string) ([]TaskResult, error)
 	// TopDrift counts drifting tasks over the given runs, most drifting first.
 	TopDrift(ctx context.Context, runIDs []int64, hosts []string, limit int) ([]TaskCount, error)
 	// LastFailedHosts returns the hosts that failed or were unreachable in the last run of

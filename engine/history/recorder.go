@@ -2,10 +2,12 @@ package history
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/runbook/runbook/engine/run"
+	"github.com/runbook/runbook/modules"
 )
 
 // writeTimeout bounds one write: a stuck database must not hold up the run's end forever.
@@ -85,7 +87,18 @@ func (rec *Recorder) TaskDone(r run.Result) {
 	b.seq++
 	b.tasks = append(b.tasks, TaskResult{RunID: rec.run.ID, Host: r.Host, Seq: b.seq, Play: r.Play, Task: r.Task,
 		Module: r.Module, Item: r.Item, Handler: r.Handler, Status: string(r.Status), Msg: r.Msg, Diff: r.Diff,
-		RebootRequired: r.RebootRequired, Changed: r.Status == run.Changed, Duration: r.Duration})
+		RebootRequired: r.RebootRequired, Changed: r.Status == run.Changed, Transaction: copyTxn(r.Transaction), Duration: r.Duration})
+}
+
+// copyTxn is a copy of t the Recorder keeps until the host finishes, whatever becomes of
+// the result's.
+func copyTxn(t *modules.Transaction) *modules.Transaction {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	c.Restored, c.Verification = slices.Clone(t.Restored), slices.Clone(t.Verification)
+	return &c
 }
 
 // HostDone writes the host's result (its counts so far over all plays) and the tasks it ran

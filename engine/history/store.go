@@ -57,8 +57,8 @@ func (s *sqlStore) RecordHost(ctx context.Context, h HostResult, tasks []TaskRes
 	if len(tasks) > 0 {
 		stmt, err := tx.PrepareContext(ctx, s.d.rebind(`INSERT INTO task_results
 			(run_id, host, seq, play, task, module, item, handler, status, msg, diff_before_header, diff_before,
-			diff_after_header, diff_after, reboot_required, changed, duration_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+			diff_after_header, diff_after, reboot_required, changed, duration_ms, txn)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
 		if err != nil {
 			return fmt.Errorf("record tasks of %s: %w", h.Host, err)
 		}
@@ -68,8 +68,16 @@ func (s *sqlStore) RecordHost(ctx context.Context, h HostResult, tasks []TaskRes
 			if t.Diff != nil {
 				bh, b, ah, a = t.Diff.BeforeHeader, t.Diff.Before, t.Diff.AfterHeader, t.Diff.After
 			}
+			var txn any
+			if t.Transaction != nil {
+				j, err := json.Marshal(t.Transaction)
+				if err != nil {
+					return fmt.Errorf("record task %q of %s: transaction: %w", t.Task, h.Host, err)
+				}
+				txn = string(j)
+			}
 			if _, err := stmt.ExecContext(ctx, h.RunID, h.Host, t.Seq, t.Play, t.Task, t.Module, t.Item, t.Handler, t.Status, t.Msg,
-				bh, b, ah, a, t.RebootRequired, t.Changed, t.Duration.Milliseconds()); err != nil {
+				bh, b, ah, a, t.RebootRequired, t.Changed, t.Duration.Milliseconds(), txn); err != nil {
 				return fmt.Errorf("record task %q of %s: %w", t.Task, h.Host, err)
 			}
 		}
@@ -310,12 +318,30 @@ func (s *sqlStore) runsByID(ctx context.Context, ids []int64) (map[int64]Run, er
 	return out, rows.Err()
 }
 
+// taskCols are the columns of a task result, as tasks reads them.
+const taskCols = `t.run_id, t.host, t.seq, t.play, t.task, t.module, t.item, t.handler, t.status, t.msg,
+	t.diff_before_header, t.diff_before, t.diff_after_header, t.diff_after, t.reboot_required, t.changed, t.duration_ms, t.txn`
+
 func (s *sqlStore) Tasks(ctx context.Context, runID int64, host string, statuses ...string) ([]TaskResult, error) {
 	cond, sa := in("t.status", statuses)
 	a := append([]any{runID, host}, sa...)
-	rows, err := s.query(ctx, `SELECT t.run_id, t.host, t.seq, t.play, t.task, t.module, t.item, t.handler, t.status, t.msg,
-		t.diff_before_header, t.diff_before, t.diff_after_header, t.diff_after, t.reboot_required, t.changed, t.duration_ms
-		FROM task_results t WHERE t.run_id = ? AND t.host = ? AND `+cond+` ORDER BY t.seq`, a...)
+	return s.tasks(ctx, `SELECT `+taskCols+` FROM task_results t WHERE t.run_id = ? AND t.host = ? AND `+cond+` ORDER BY t.seq`, a...)
+}
+
+func (s *sqlStore) TransactionTasks(ctx context.Context, runIDs []int64, hosts []string) ([]TaskResult, error) {
+	if len(runIDs) == 0 {
+		return nil, nil
+	}
+	runCond, a := in("t.run_id", runIDs)
+	hostCond, ha := in("t.host", hosts)
+	a = append(a, ha...)
+	return s.tasks(ctx, `SELECT `+taskCols+` FROM task_results t WHERE `+runCond+` AND `+hostCond+` AND t.txn IS NOT NULL
+		ORDER BY t.run_id, t.host, t.seq`, a...)
+}
+
+// tasks runs q, which selects taskCols, and reads its rows.
+func (s *sqlStore) tasks(ctx context.Context, q string, a ...any) ([]TaskResult, error) {
+	rows, err := s.query(ctx, q, a...)
 	if err != nil {
 		return nil, err
 	}
@@ -323,14 +349,20 @@ func (s *sqlStore) Tasks(ctx context.Context, runID int64, host string, statuses
 	var out []TaskResult
 	for rows.Next() {
 		var t TaskResult
-		var bh, b, ah, af sql.NullString
+		var bh, b, ah, af, txn sql.NullString
 		var ms int64
 		if err := rows.Scan(&t.RunID, &t.Host, &t.Seq, &t.Play, &t.Task, &t.Module, &t.Item, &t.Handler, &t.Status, &t.Msg,
-			&bh, &b, &ah, &af, &t.RebootRequired, &t.Changed, &ms); err != nil {
+			&bh, &b, &ah, &af, &t.RebootRequired, &t.Changed, &ms, &txn); err != nil {
 			return nil, err
 		}
 		if b.Valid || af.Valid {
 			t.Diff = &modules.Diff{BeforeHeader: bh.String, Before: b.String, AfterHeader: ah.String, After: af.String}
+		}
+		if txn.Valid {
+			t.Transaction = new(modules.Transaction)
+			if err := json.Unmarshal([]byte(txn.String), t.Transaction); err != nil {
+				return nil, fmt.Errorf("run %d, host %s, task %q: its transaction is not readable: %w", t.RunID, t.Host, t.Task, err)
+			}
 		}
 		t.Duration = time.Duration(ms) * time.Millisecond
 		out = append(out, t)

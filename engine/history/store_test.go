@@ -44,7 +44,8 @@ func openStore(t *testing.T, loc string) Store {
 	return s
 }
 
-// runSpec is one recorded run: "host task=status task=status; host ..." per play.
+// runSpec is one recorded run: "host task=status task=status; host ..." per play. A status
+// of rolled_back or confirmed is a network change in a transaction that ended so (testTxn).
 type runSpec struct {
 	runbook string
 	mode    string
@@ -83,6 +84,15 @@ func record(t *testing.T, s Store, rs runSpec, at time.Time) int64 {
 				task, status, _ := strings.Cut(ts, "=")
 				r := run.Result{Host: host, Play: "play" + string(rune('1'+pi)), Task: task, Module: "file",
 					Status: run.Status(status), Duration: 15 * time.Millisecond}
+				// A network change: rolled back by the host (failed), or confirmed.
+				switch status {
+				case modules.TxnRolledBack:
+					r.Status, r.Module, r.Msg = run.Failed, "interface", "rolled back (no confirmation came before the deadline)"
+					r.Transaction = testTxn(task, modules.TxnRolledBack)
+				case modules.TxnConfirmed:
+					r.Status, r.Module, r.Msg = run.Changed, "interface", "changed (confirmed over a new connection)"
+					r.Transaction = testTxn(task, modules.TxnConfirmed)
+				}
 				if r.Status == run.Drift || r.Status == run.Changed {
 					r.Diff = &modules.Diff{BeforeHeader: "/etc/" + task + " (before)", Before: "old\n",
 						AfterHeader: "/etc/" + task + " (after)", After: "new <b>\n"}
@@ -294,6 +304,17 @@ func TestStoreQueries(t *testing.T) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
+// testTxn is a transaction of task that ended in state.
+func testTxn(task, state string) *modules.Transaction {
+	t := &modules.Transaction{ID: "tx-" + task, State: state, Module: "interface", Armed: "systemd", WithinMS: 20000,
+		Deadline: time.Date(2026, 3, 1, 2, 0, 20, 0, time.UTC)}
+	if state == modules.TxnRolledBack {
+		t.Why, t.Verified = "no confirmation came before the deadline", true
+		t.Restored = []string{"eth0: state down → up", "/etc/network/interfaces: restored <b> \"quoted\""}
+	}
+	return t
+}
+
 // TestStoreRecordsEverything reads back one run in full: the run row, the host rows and the
 // tasks with their diffs, flags and order; and the runs list honours its limit.
 func TestStoreRecordsEverything(t *testing.T) {
@@ -362,8 +383,8 @@ func TestStoreRecordsEverything(t *testing.T) {
 // TestMigrations: opening again applies nothing twice; a schema newer than this build is
 // refused; a report never creates a missing file.
 func TestMigrations(t *testing.T) {
-	if v := SchemaVersion(); v != 1 {
-		t.Errorf("SchemaVersion() = %d, want 1", v)
+	if v := SchemaVersion(); v != 2 {
+		t.Errorf("SchemaVersion() = %d, want 2", v)
 	}
 	for _, be := range backends() {
 		t.Run(be.name, func(t *testing.T) {
@@ -377,7 +398,7 @@ func TestMigrations(t *testing.T) {
 			loc := s.Location() // the test server has no password to hide
 			again := openStore(t, loc)
 			var n int
-			if err := again.(*sqlStore).db.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != 1 {
+			if err := again.(*sqlStore).db.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != SchemaVersion() {
 				t.Errorf("schema_migrations rows = %d, %v", n, err)
 			}
 			if _, err := ss.exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", 99, "future", ss.d.time(time.Now())); err != nil {

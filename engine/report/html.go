@@ -15,7 +15,9 @@ var htmlSource string
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"when": func(t time.Time) string { return t.Local().Format(timeFormat) },
 	"join": strings.Join,
-	"sub":  func(a float64, b int) float64 { return a - float64(b) },
+	// wordClass is a status word as a class name: "rolled back" is s-rolled-back.
+	"wordClass": func(w string) string { return strings.ReplaceAll(w, " ", "-") },
+	"sub":       func(a float64, b int) float64 { return a - float64(b) },
 	"diffLines": func(s string) []diffLine {
 		var out []diffLine
 		for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
@@ -127,7 +129,7 @@ func (r *Report) HTML(w io.Writer) error {
 	r = r.forPeople()
 	d := htmlData{Report: r, Trend: buildTrend(r.Runs)}
 	for _, h := range r.Hosts {
-		if len(h.Drift) > 0 || len(h.Failed) > 0 {
+		if len(h.Drift) > 0 || len(h.Failed) > 0 || len(h.RolledBack) > 0 {
 			d.Problems = append(d.Problems, h)
 		}
 	}

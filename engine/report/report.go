@@ -6,12 +6,14 @@ package report
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/runbook/runbook/engine/history"
 	"github.com/runbook/runbook/engine/view"
 	"github.com/runbook/runbook/internal/termsafe"
+	"github.com/runbook/runbook/modules"
 )
 
 // DefaultRuns is how many runs the drift history and the trend cover without --runs.
@@ -98,12 +100,17 @@ type Host struct {
 	// FirstDrifted is the first run of the host's current drift streak.
 	FirstDrifted *RunRef `json:"first_drifted,omitempty"`
 	// Drift are the tasks that drifted in the last run; Failed those that failed or found
-	// the host unreachable.
+	// the host unreachable, a change the host rolled back among them (its Transaction says
+	// so).
 	Drift  []Task `json:"drift"`
 	Failed []Task `json:"failed"`
+	// RolledBack are the other tasks of the last run whose change the host rolled back: a
+	// transaction an earlier run left pending (it crashed, the host rebooted), rolled back
+	// when a helper started and reported as a change.
+	RolledBack []Task `json:"rolled_back,omitempty"`
 }
 
-// Task is one drifting or failed task of a host.
+// Task is one drifting or failed task of a host, or a change the host rolled back.
 type Task struct {
 	Play           string `json:"play"`
 	Task           string `json:"task"`
@@ -113,6 +120,24 @@ type Task struct {
 	Msg            string `json:"msg,omitempty"`
 	Diff           string `json:"diff,omitempty"`
 	RebootRequired bool   `json:"reboot_required"`
+	// Transaction is the transaction the task's network change ran in: how it ended, what
+	// a rollback restored and what its verification found.
+	Transaction *view.Txn `json:"transaction,omitempty"`
+
+	txn *modules.Transaction
+	// Word and Lines are for people (forPeople): the status word ("rolled back" for a
+	// change the host rolled back) and the transaction's lines (view.TransactionLines).
+	Word  string   `json:"-"`
+	Lines []string `json:"-"`
+}
+
+func taskOf(t history.TaskResult) Task {
+	x := Task{Play: t.Play, Task: t.Task, Module: t.Module, Item: t.Item, Status: t.Status, Msg: t.Msg,
+		RebootRequired: t.RebootRequired, Transaction: view.TxnOf(t.Transaction), txn: t.Transaction}
+	if t.Diff != nil {
+		x.Diff = view.Unified(t.Diff)
+	}
+	return x
 }
 
 // Name is the task's name with its for_each key.
@@ -179,11 +204,7 @@ func Build(ctx context.Context, s history.Store, o Options) (*Report, error) {
 				return nil, err
 			}
 			for _, t := range tasks {
-				x := Task{Play: t.Play, Task: t.Task, Module: t.Module, Item: t.Item, Status: t.Status, Msg: t.Msg,
-					RebootRequired: t.RebootRequired}
-				if t.Diff != nil {
-					x.Diff = view.Unified(t.Diff)
-				}
+				x := taskOf(t)
 				if t.Status == "drift" {
 					h.Drift = append(h.Drift, x)
 				} else {
@@ -193,6 +214,9 @@ func Build(ctx context.Context, s history.Store, o Options) (*Report, error) {
 		}
 		rep.Summary.add(h.Status)
 		rep.Hosts = append(rep.Hosts, h)
+	}
+	if err := addRolledBack(ctx, s, rep.Hosts, f.Hosts); err != nil {
+		return nil, err
 	}
 
 	runs, err := s.Runs(ctx, f, o.Runs)
@@ -241,6 +265,38 @@ func Build(ctx context.Context, s history.Store, o Options) (*Report, error) {
 	return rep, nil
 }
 
+// addRolledBack adds to each host the tasks of its last run whose change the host rolled
+// back and that are not among its failed ones, in one query for all hosts.
+func addRolledBack(ctx context.Context, s history.Store, hosts []Host, only []string) error {
+	last := map[string]int64{}
+	var ids []int64
+	for _, h := range hosts {
+		if !slices.Contains(ids, h.Run) {
+			ids = append(ids, h.Run)
+		}
+		last[h.Host] = h.Run
+	}
+	tasks, err := s.TransactionTasks(ctx, ids, only)
+	if err != nil {
+		return err
+	}
+	byHost := map[string][]Task{}
+	for _, t := range tasks {
+		if last[t.Host] != t.RunID || !view.RolledBack(t.Transaction) {
+			continue
+		}
+		switch t.Status {
+		case history.HostFailed, history.HostUnreachable, history.HostDrift:
+			continue // listed already
+		}
+		byHost[t.Host] = append(byHost[t.Host], taskOf(t))
+	}
+	for i := range hosts {
+		hosts[i].RolledBack = byHost[hosts[i].Host]
+	}
+	return nil
+}
+
 // forPeople returns a copy of the report for the text and HTML forms: every text in it that
 // a host, a file or an inventory could have written is made safe to show (termsafe), names
 // to stay on one line. JSON shows the report as it is.
@@ -252,7 +308,7 @@ func (r *Report) forPeople() *Report {
 	c.Hosts = make([]Host, len(r.Hosts))
 	for i, h := range r.Hosts {
 		h.Host, h.Runbook, h.Mode, h.Status = line(h.Host), line(h.Runbook), line(h.Mode), line(h.Status)
-		h.Drift, h.Failed = tasksForPeople(h.Drift), tasksForPeople(h.Failed)
+		h.Drift, h.Failed, h.RolledBack = tasksForPeople(h.Drift), tasksForPeople(h.Failed), tasksForPeople(h.RolledBack)
 		c.Hosts[i] = h
 	}
 	c.Runs = make([]RunPoint, len(r.Runs))
@@ -275,9 +331,18 @@ func (r *Report) forPeople() *Report {
 	return &c
 }
 
+// tasksForPeople makes each task safe to show, and gives it its status word and its
+// transaction's lines; the message of a change the host rolled back loses what the lines
+// show (view.TransactionMessage).
 func tasksForPeople(ts []Task) []Task {
+	if ts == nil {
+		return nil
+	}
 	out := make([]Task, len(ts))
 	for i, t := range ts {
+		t.Word = termsafe.Line(view.StatusWordOf(t.Status, t.txn))
+		t.Lines = view.TransactionLines(t.txn)
+		t.Msg = view.TransactionMessage(t.Msg, t.txn)
 		t.Play, t.Task, t.Module, t.Item, t.Status = termsafe.Line(t.Play), termsafe.Line(t.Task), termsafe.Line(t.Module),
 			termsafe.Line(t.Item), termsafe.Line(t.Status)
 		t.Msg, t.Diff = termsafe.Text(t.Msg), termsafe.Text(t.Diff)

@@ -49,7 +49,7 @@ func (r *Report) Text(w io.Writer, o TextOptions) error {
 	tw.Flush()
 	// What drifts and fails, under the table, host by host.
 	for _, h := range r.Hosts {
-		if len(h.Drift) == 0 && len(h.Failed) == 0 {
+		if len(h.Drift) == 0 && len(h.Failed) == 0 && len(h.RolledBack) == 0 {
 			continue
 		}
 		fmt.Fprintf(&b, "\n%s (run %d):\n", h.Host, h.Run)
@@ -63,9 +63,14 @@ func (r *Report) Text(w io.Writer, o TextOptions) error {
 				b.WriteString(indentText(t.Diff, "      "))
 			}
 		}
-		for _, t := range h.Failed {
+		// A change the host rolled back reads "rolled back", with what the rollback
+		// restored and found under it.
+		for _, t := range append(h.Failed, h.RolledBack...) {
 			msg := firstLine(t.Msg)
-			fmt.Fprintf(&b, "  %-7s %s: %s\n", t.Status, t.label(), msg)
+			fmt.Fprintf(&b, "  %-7s %s: %s\n", t.Word, t.label(), msg)
+			for _, l := range t.Lines {
+				b.WriteString("      " + l + "\n")
+			}
 		}
 	}
 	s := r.Summary

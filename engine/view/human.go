@@ -91,6 +91,23 @@ func (h *Human) hostTag(host string) string {
 	return h.paint(host, hostColors[int(f.Sum32())%len(hostColors)])
 }
 
+// rolledBackColor is the colour of "rolled back": no other status has it. A rollback that
+// failed has the failed colour.
+var rolledBackColor = []color.Attribute{color.FgCyan, color.Bold}
+
+// resultColor is the colour of r's status word (StatusWord).
+func resultColor(r run.Result) []color.Attribute {
+	if r.Transaction != nil {
+		switch r.Transaction.State {
+		case modules.TxnRolledBack:
+			return rolledBackColor
+		case modules.TxnRollbackFailed:
+			return statusColor(run.Failed)
+		}
+	}
+	return statusColor(r.Status)
+}
+
 func statusColor(s run.Status) []color.Attribute {
 	switch s {
 	case run.Changed:
@@ -220,6 +237,9 @@ func (h *Human) TaskDone(r run.Result) {
 	if !h.shows(r) {
 		return
 	}
+	// The lines under the result say what the rollback restored: the message keeps why
+	// and what was tried.
+	r.Msg = TransactionMessage(r.Msg, r.Transaction)
 	r = forPeople(r)
 	name := r.Task
 	if r.Handler {
@@ -229,7 +249,8 @@ func (h *Human) TaskDone(r run.Result) {
 		name += " [" + r.Item + "]"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %-11s %s", h.hostTag(r.Host), h.paint(string(r.Status), statusColor(r.Status)...), name)
+	word := StatusWord(r)
+	fmt.Fprintf(&b, "%s %s%s %s", h.hostTag(r.Host), h.paint(word, resultColor(r)...), strings.Repeat(" ", max(0, 11-len(word))), name)
 	if r.Duration >= 100*time.Millisecond {
 		fmt.Fprintf(&b, " (%s)", r.Duration.Round(10*time.Millisecond))
 	}
@@ -243,6 +264,9 @@ func (h *Human) TaskDone(r run.Result) {
 	if h.Diff && r.Diff != nil {
 		b.WriteString(indent(Unified(r.Diff), "    "))
 	}
+	if t := r.Transaction; t != nil && (t.State != modules.TxnConfirmed || h.Verbose) {
+		b.WriteString(h.transactionLines(t))
+	}
 	for _, w := range r.Warnings {
 		b.WriteString("    " + h.paint("warning: ", color.FgYellow) + strings.ReplaceAll(strings.TrimRight(w, "\n"), "\n", "\n      ") + "\n")
 	}
@@ -250,6 +274,24 @@ func (h *Human) TaskDone(r run.Result) {
 	defer h.mu.Unlock()
 	h.clearLine()
 	io.WriteString(h.W, b.String())
+}
+
+// transactionLines are a transaction's lines under its result, like a diff's: which
+// transaction and how it ended, each thing restored, and what still differs in the
+// failed colour.
+func (h *Human) transactionLines(t *modules.Transaction) string {
+	var b strings.Builder
+	for _, l := range TransactionLines(t) {
+		switch {
+		case strings.HasPrefix(l, "restored: "):
+			l = h.paint("restored: ", rolledBackColor...) + strings.TrimPrefix(l, "restored: ")
+		case strings.HasPrefix(l, "still different: "), strings.HasPrefix(l, "error: "):
+			label, rest, _ := strings.Cut(l, ": ")
+			l = h.paint(label+": ", statusColor(run.Failed)...) + rest
+		}
+		b.WriteString("    " + l + "\n")
+	}
+	return b.String()
 }
 
 // Finish prints the recap table.

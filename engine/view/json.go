@@ -10,6 +10,7 @@ import (
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/runbook/runbook/engine/run"
+	"github.com/runbook/runbook/modules"
 )
 
 // JSON writes one object per line: a "result" per host per task as it arrives, then a
@@ -35,7 +36,33 @@ type jsonResult struct {
 	Data           json.RawMessage `json:"data,omitempty"`
 	RebootRequired bool            `json:"reboot_required,omitempty"`
 	Warnings       []string        `json:"warnings,omitempty"`
+	Transaction    *Txn            `json:"transaction,omitempty"`
 	DurationMS     int64           `json:"duration_ms"`
+}
+
+// Txn is what a JSON result line (and `runbook report -o json`) says of the transaction
+// its change ran in (modules/txn): how it ended, what a rollback restored and what its
+// verification found. It is the output's own shape, not the helper's wire struct, so the
+// output stays as documented (docs/compliance.md) when the protocol changes.
+type Txn struct {
+	ID           string   `json:"id"`
+	State        string   `json:"state"`
+	Module       string   `json:"module,omitempty"`
+	Why          string   `json:"why,omitempty"`
+	Restored     []string `json:"restored,omitempty"`
+	Verification []string `json:"verification,omitempty"`
+	Verified     bool     `json:"verified"`
+	Error        string   `json:"error,omitempty"`
+	Armed        string   `json:"armed,omitempty"`
+}
+
+// TxnOf is t as the JSON outputs show it; nil for nil.
+func TxnOf(t *modules.Transaction) *Txn {
+	if t == nil {
+		return nil
+	}
+	return &Txn{ID: t.ID, State: t.State, Module: t.Module, Why: t.Why, Restored: t.Restored, Verification: t.Verification,
+		Verified: t.Verified, Error: t.Error, Armed: t.Armed}
 }
 
 func (j *JSON) HostStarted(string)         {}
@@ -48,7 +75,7 @@ func (j *JSON) Hold(fn func()) { fn() }
 func (j *JSON) TaskDone(r run.Result) {
 	out := jsonResult{Type: "result", Host: r.Host, Play: r.Play, Task: r.Task, Module: r.Module, Item: r.Item, Handler: r.Handler,
 		Status: string(r.Status), Changed: r.Status == run.Changed, Msg: r.Msg, RebootRequired: r.RebootRequired,
-		Warnings: r.Warnings, DurationMS: r.Duration.Milliseconds()}
+		Warnings: r.Warnings, Transaction: TxnOf(r.Transaction), DurationMS: r.Duration.Milliseconds()}
 	out.Data, out.RC = dataOf(r)
 	if r.Diff != nil {
 		out.Diff = Unified(r.Diff)

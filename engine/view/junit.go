@@ -14,7 +14,9 @@ import (
 
 // JUnit collects results and writes JUnit XML at the end: one test suite per host, one test
 // case per task (and for_each element); failed and unreachable are failures, drift is a
-// failure in check mode (it is what a compliance job looks for), skipped is skipped.
+// failure in check mode (it is what a compliance job looks for), skipped is skipped. A
+// change the host rolled back is a failure whose message names its transaction and whose
+// text ends with what the rollback restored (TransactionLines).
 //
 // A CI page shows the report to people, so host text is escaped as on a terminal
 // (termsafe): controls, C1 controls and bidirectional overrides, which XML would keep or
@@ -101,7 +103,14 @@ func (u *JUnit) Finish(_ *run.Recap) error {
 			if r.Diff != nil {
 				body += "\n" + Unified(r.Diff)
 			}
-			c.Failure = &junitMessage{Message: string(r.Status) + ": " + junitFirstLine(r.Msg), Type: string(r.Status),
+			status := string(r.Status)
+			if t := r.Transaction; t != nil {
+				// The transaction's id names the journal on the host; its lines say
+				// what the rollback restored and what it found.
+				status += " (transaction " + t.ID + ")"
+				body += "\n" + strings.Join(TransactionLines(t), "\n")
+			}
+			c.Failure = &junitMessage{Message: termsafe.Line(status) + ": " + junitFirstLine(r.Msg), Type: string(r.Status),
 				Body: termsafe.Text(body)}
 			s.Failures++
 		case run.Skipped:
@@ -109,6 +118,11 @@ func (u *JUnit) Finish(_ *run.Recap) error {
 			s.Skipped++
 		default:
 			c.SystemOut = string(r.Status)
+			if t := r.Transaction; RolledBack(t) {
+				// A transaction an earlier run left pending, rolled back when a helper
+				// started: the host changed back, which a CI page should show.
+				c.SystemOut += ": " + termsafe.Text(r.Msg+"\n"+strings.Join(TransactionLines(t), "\n"))
+			}
 		}
 		s.Tests++
 		s.Cases = append(s.Cases, c)
