@@ -116,6 +116,10 @@ func (x txnExec) Rollback(_ context.Context, id string) (*modules.Transaction, e
 func (x txnExec) Recovered() []modules.Transaction { return x.c.h.recovered }
 
 func runTxnHost(t *testing.T, h *txnHost, check bool, extra ...string) *recorder {
+	taskExtra := ""
+	if len(extra) > 1 {
+		taskExtra = extra[1]
+	}
 	t.Helper()
 	oldGrace, oldRetry := ConfirmGrace, confirmRetry
 	ConfirmGrace, confirmRetry = 200*time.Millisecond, 20*time.Millisecond
@@ -128,6 +132,7 @@ func runTxnHost(t *testing.T, h *txnHost, check bool, extra ...string) *recorder
       mtu  = 9000
       EXTRA
     }
+TASKEXTRA
   }
   task "then" {
     interface {
@@ -137,7 +142,12 @@ func runTxnHost(t *testing.T, h *txnHost, check bool, extra ...string) *recorder
   }
 }
 `
-	src = strings.Replace(src, "EXTRA", strings.Join(extra, "\n"), 1)
+	first := ""
+	if len(extra) > 0 {
+		first = extra[0]
+	}
+	src = strings.Replace(src, "TASKEXTRA", taskExtra, 1)
+	src = strings.Replace(src, "EXTRA", first, 1)
 	rb, diags := config.Parse([]config.Source{{Name: "t.hcl", Src: []byte(src)}}, config.Inputs{})
 	if diags.HasErrors() {
 		t.Fatal(diags)
@@ -280,5 +290,19 @@ func TestRecoveredTransactionsAreReported(t *testing.T) {
 	if r.Status != Changed || r.Module != "bond" || r.Transaction == nil || r.Transaction.ID != "old1" ||
 		!strings.Contains(r.Msg, "made before the host rebooted") || !strings.Contains(r.Msg, "ifcfg-bond0: written back") {
 		t.Errorf("reported %+v", r)
+	}
+}
+
+// TestSensitiveTaskTransaction: a sensitive task's result keeps its transaction's id and
+// state, not the lines of what was restored.
+func TestSensitiveTaskTransaction(t *testing.T) {
+	h := &txnHost{outcome: modules.TxnRolledBack}
+	rec := runTxnHost(t, h, false, "", "  sensitive = true")
+	if len(rec.results) != 1 {
+		t.Fatalf("results %v", rec.lines())
+	}
+	tx := rec.results[0].Transaction
+	if tx == nil || tx.State != modules.TxnRolledBack || tx.ID != "tx1" || len(tx.Restored) != 0 || tx.Why != "" {
+		t.Errorf("transaction of a sensitive task: %+v", tx)
 	}
 }

@@ -72,6 +72,11 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope, tas
 	if t.Sensitive {
 		r.Diff, r.Msg = nil, modules.Redacted
 		r.Data = cty.NilVal
+		if r.Transaction != nil {
+			// Its id and how it ended stay; what it restored is the task's business.
+			r.Transaction = &modules.Transaction{ID: r.Transaction.ID, State: r.Transaction.State, Module: r.Transaction.Module,
+				Armed: r.Transaction.Armed, Verified: r.Transaction.Verified}
+		}
 	} else if len(secrets) > 0 {
 		redactResult(&r, secrets)
 	}

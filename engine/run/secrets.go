@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"slices"
 
 	"github.com/runbook/runbook/modules"
 )
@@ -26,5 +27,12 @@ func Secrets(ctx context.Context) []string {
 }
 
 func redactResult(r *Result, secrets []string) {
-	r.Msg = modules.NewRedactor(secrets).Redact(r.Msg)
+	rep := modules.NewRedactor(secrets)
+	r.Msg = rep.Redact(r.Msg)
+	if r.Transaction != nil {
+		t := *r.Transaction
+		t.Restored, t.Verification = slices.Clone(t.Restored), slices.Clone(t.Verification)
+		t.Redact(rep)
+		r.Transaction = &t
+	}
 }
