@@ -459,7 +459,18 @@ func (r snapRoute) String() string {
 	if r.Table != 0 && r.Table != unix.RT_TABLE_MAIN {
 		fmt.Fprintf(&b, " table %d", r.Table)
 	}
-	fmt.Fprintf(&b, " proto %d scope %d metric %d", r.Protocol, r.Scope, r.Priority)
+	// As ip-route(8) names them, numbers for the rest.
+	if p, ok := map[int]string{unix.RTPROT_BOOT: "boot", unix.RTPROT_STATIC: "static", unix.RTPROT_DHCP: "dhcp", unix.RTPROT_RA: "ra"}[int(r.Protocol)]; ok {
+		b.WriteString(" proto " + p)
+	} else {
+		fmt.Fprintf(&b, " proto %d", r.Protocol)
+	}
+	if sc, ok := map[int]string{unix.RT_SCOPE_UNIVERSE: "global", unix.RT_SCOPE_LINK: "link", unix.RT_SCOPE_HOST: "host"}[int(r.Scope)]; ok {
+		b.WriteString(" scope " + sc)
+	} else {
+		fmt.Fprintf(&b, " scope %d", r.Scope)
+	}
+	fmt.Fprintf(&b, " metric %d", r.Priority)
 	if r.Tos != 0 {
 		fmt.Fprintf(&b, " tos %d", r.Tos)
 	}

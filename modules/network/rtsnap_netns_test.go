@@ -264,7 +264,7 @@ func TestRuntimeSnapNetns(t *testing.T) {
 	t.Logf("verify after the change:\n%s", strings.Join(diff, "\n"))
 	for _, want := range []string{"rbs0: mtu is 1400, was 1500", "rbs0: state is down, was up", "rbs1: master is rbbr0, was (none)", "rbbr0: slave rbs1 is extra",
 		"rbd0: is there (" + created + "), was not", "rbbr1: is not there, was (bridge)", "rbs0: address 10.1.0.1/24 is missing", "rbs0: address 10.1.0.9/24 is extra",
-		"rbs0: route 198.51.100.0/24 via 10.1.0.254 proto 3 scope 0 metric 0 is missing"} {
+		"rbs0: route 198.51.100.0/24 via 10.1.0.254 proto boot scope global metric 0 is missing"} {
 		if !slices.Contains(diff, want) {
 			t.Errorf("verify does not say %q", want)
 		}
@@ -274,11 +274,11 @@ func TestRuntimeSnapNetns(t *testing.T) {
 	t.Logf("restore:\n%s", strings.Join(lines, "\n"))
 	must("restore", err)
 	wantLines := []string{"rbd0: deleted (created by the transaction)", "rbbr1: made again (bridge; gone)", "rbbr1: down → up",
-		"rbbr1: address 10.3.0.1/24 added back", "rbbr1: route 198.51.100.128/25 via 10.3.0.254 proto 3 scope 0 metric 0 added back", "rbs1: master rbbr0 → none",
+		"rbbr1: address 10.3.0.1/24 added back", "rbbr1: route 198.51.100.128/25 via 10.3.0.254 proto boot scope global metric 0 added back", "rbs1: master rbbr0 → none",
 		"rbs0: mtu 1400 → 1500", "rbs0: down → up", "rbs0: address 10.1.0.9/24 removed", "rbs0: address 10.1.0.1/24 added back",
-		"rbs0: address 2001:db8:1::1/64 added back", "rbs0: route 198.51.100.0/24 via 10.1.0.254 proto 3 scope 0 metric 0 added back",
-		"rbs0: route default via 10.1.0.254 table 100 proto 3 scope 0 metric 0 added back",
-		"rbs0: route 203.0.113.128/25 proto 3 scope 0 metric 0 nexthop via 10.1.0.253 dev rbs0 weight 1 nexthop via 10.2.0.253 dev rbbr0 weight 2 added back"}
+		"rbs0: address 2001:db8:1::1/64 added back", "rbs0: route 198.51.100.0/24 via 10.1.0.254 proto boot scope global metric 0 added back",
+		"rbs0: route default via 10.1.0.254 table 100 proto boot scope global metric 0 added back",
+		"rbs0: route 203.0.113.128/25 proto boot scope global metric 0 nexthop via 10.1.0.253 dev rbs0 weight 1 nexthop via 10.2.0.253 dev rbbr0 weight 2 added back"}
 	if hasVLAN {
 		wantLines = append(wantLines, "rbs0.7: made again (vlan; gone)", "rbs0.7: address 10.7.0.1/24 added back")
 	}

@@ -102,8 +102,8 @@ func TestRuntimeSnapRestore(t *testing.T) {
 		}, []string{"eth0"}, func(t *testing.T, e *env) {
 			mustApply(t, Interface{root: e.f.Root, open: e.k.opener()}, allow(map[string]cty.Value{"name": s("eth0"), "state": s("down")}))
 		}, []string{"eth0: down → up",
-			"eth0: route default via 10.0.0.1 proto 3 scope 0 metric 0 added back",
-			"eth0: route 198.51.100.0/24 via 10.0.0.254 proto 3 scope 0 metric 0 added back"}},
+			"eth0: route default via 10.0.0.1 proto boot scope global metric 0 added back",
+			"eth0: route 198.51.100.0/24 via 10.0.0.254 proto boot scope global metric 0 added back"}},
 
 		{"down, with a multipath route over it and another link", func(t *testing.T, e *env) {
 			for i, n := range []string{"eth0", "eth1"} {
@@ -121,7 +121,7 @@ func TestRuntimeSnapRestore(t *testing.T) {
 				mustApply(t, Interface{root: e.f.Root, open: e.k.opener()}, allow(map[string]cty.Value{"name": s(n), "state": s("down")}))
 			}
 		}, []string{"eth0: down → up", "eth1: down → up",
-			"eth0: route 198.51.100.0/24 proto 3 scope 0 metric 0 nexthop via 10.0.0.1 dev eth0 weight 1 nexthop via 10.0.1.1 dev eth1 weight 3 added back"}},
+			"eth0: route 198.51.100.0/24 proto boot scope global metric 0 nexthop via 10.0.0.1 dev eth0 weight 1 nexthop via 10.0.1.1 dev eth1 weight 3 added back"}},
 
 		{"mtu lowered, which clamps a VLAN on it", func(t *testing.T, e *env) {
 			p := e.k.add(&fakeLink{name: "eth0", up: true, mtu: 9000})
@@ -145,8 +145,8 @@ func TestRuntimeSnapRestore(t *testing.T) {
 			route(e.k, "eth0", "203.0.113.0/24", "192.0.2.1")
 		}, []string{"eth0: address 192.0.2.9/24 removed",
 			"eth0: address 10.0.0.5/24 added back", "eth0: address 10.0.0.6/24 added back", "eth0: address 2001:db8::5/64 added back",
-			"eth0: route 203.0.113.0/24 via 192.0.2.1 proto 3 scope 0 metric 0 removed",
-			"eth0: route 198.51.100.0/24 via 10.0.0.254 proto 3 scope 0 metric 0 added back"}},
+			"eth0: route 203.0.113.0/24 via 192.0.2.1 proto boot scope global metric 0 removed",
+			"eth0: route 198.51.100.0/24 via 10.0.0.254 proto boot scope global metric 0 added back"}},
 
 		{"enslaved into a bond", func(t *testing.T, e *env) {
 			b := e.k.add(&fakeLink{name: "bond0", kind: "bond", up: true, bond: bondDefaults})
@@ -209,7 +209,7 @@ func TestRuntimeSnapRestore(t *testing.T) {
 				"vlan": vlanVal("bond0", 200), "state": s("up"), "addresses": strs("198.51.100.10/24")}))
 		}, []string{"vlan100: made again (vlan; vlan id 200 → 100)", "vlan100: down → up",
 			"vlan100: address 198.51.100.10/24 added back",
-			"vlan100: route default via 198.51.100.1 proto 3 scope 0 metric 0 added back"}},
+			"vlan100: route default via 198.51.100.1 proto boot scope global metric 0 added back"}},
 
 		{"a bond created", func(t *testing.T, e *env) {
 			e.k.add(&fakeLink{name: "ens1f0", up: true, addrs: []string{"10.0.0.5/24"}})
