@@ -638,6 +638,54 @@ func (l *Lab) Heal(host string) error {
 	return l.st.save()
 }
 
+// Reboot resets a vm-tier host as a power cycle would and waits (at most 5 minutes) until
+// its control channel answers again. A test reading the host's state after a reboot waits
+// for what it needs itself (systemctl is-system-running --wait).
+func (l *Lab) Reboot(host string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bootID := func(ctx context.Context) (string, error) {
+		out, err := l.Exec(ctx, host, "cat", "/proc/sys/kernel/random/boot_id")
+		return strings.TrimSpace(string(out)), err
+	}
+	before, err := bootID(ctx)
+	if err != nil {
+		return fmt.Errorf("reboot %s: %w", host, err)
+	}
+	l.mu.Lock()
+	h, err := l.host(host)
+	if err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	r, ok := l.tier.(rebooter)
+	if !ok {
+		l.mu.Unlock()
+		return fmt.Errorf("reboot %s: the %s tier cannot reboot a host (the vm tier can)", host, l.st.Tier)
+	}
+	err = r.Reboot(ctx, l.st, h)
+	l.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("reboot %s: %w", host, err)
+	}
+	// Until the host answers with another boot id (a control connection made before the
+	// reset might still answer for the old boot).
+	var last error
+	for ctx.Err() == nil {
+		actx, acancel := context.WithTimeout(ctx, 20*time.Second)
+		id, err := bootID(actx)
+		acancel()
+		if err == nil && id != before && id != "" {
+			return nil
+		}
+		if last = err; err == nil {
+			last = errors.New("the boot id has not changed")
+		}
+		time.Sleep(time.Second)
+	}
+	return fmt.Errorf("reboot %s: the host did not come back: %v", host, last)
+}
+
 // HostStatus is one line of Status.
 type HostStatus struct {
 	Host

@@ -46,6 +46,11 @@ type freezer interface {
 	Thaw(ctx context.Context, st *State, h *HostState) error
 }
 
+// rebooter is a tier that can reset a host as a power cycle would (the vm tier).
+type rebooter interface {
+	Reboot(ctx context.Context, st *State, h *HostState) error
+}
+
 // mgmtRestorer is a tier that can bring the management NIC inside a host back as the lab
 // set it up (up, its address, the default route), after a task took it down: Heal does.
 type mgmtRestorer interface {

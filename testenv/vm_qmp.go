@@ -98,6 +98,9 @@ func vmQMP(ctx context.Context, sock string, commands ...string) error {
 	}
 	for _, cmd := range append([]string{"qmp_capabilities"}, commands...) {
 		b, _ := json.Marshal(map[string]string{"execute": cmd})
+		if strings.HasPrefix(cmd, "{") {
+			b = []byte(cmd) // a command with arguments, as QMP's JSON
+		}
 		if _, err := c.Write(append(b, '\n')); err != nil {
 			return fmt.Errorf("QMP %s: %w", cmd, err)
 		}
@@ -142,4 +145,16 @@ func (vmTier) Thaw(ctx context.Context, st *State, h *HostState) error {
 		return fmt.Errorf("host %s is not running", h.Name)
 	}
 	return vmQMP(ctx, vmQMPSocket(st, h), "cont")
+}
+
+// Reboot resets host h's guest as a power cycle would (QMP "system_reset": no clean
+// shutdown), after telling QEMU to reset rather than exit on a reboot (the guests run with
+// -no-reboot, so a crash ends them; "set-action" turns that off for this guest). The
+// systemd userland's root disk lives in QEMU's snapshot, which a reset keeps; the busybox
+// userland starts again from its initramfs.
+func (vmTier) Reboot(ctx context.Context, st *State, h *HostState) error {
+	if !h.Main.Alive() {
+		return fmt.Errorf("host %s is not running", h.Name)
+	}
+	return vmQMP(ctx, vmQMPSocket(st, h), `{"execute":"set-action","arguments":{"reboot":"reset"}}`, "system_reset")
 }

@@ -87,7 +87,8 @@ func vmTransactions(t *testing.T, userland string) {
 	// confirms it, so the host restores eth0, its routes and the file by itself within 20 s;
 	// the controller reaches the host again and reports the task failed, rolled back.
 	t.Run("allowed, it cuts the session and rolls back by itself", func(t *testing.T) {
-		sh("mkdir -p /etc/network && printf 'auto lo\\niface lo inet loopback\\n' > " + conf)
+		// The systemd guest's file configures eth0 (the lab's); the busybox guest has none.
+		sh("mkdir -p /etc/network && [ -e " + conf + " ] || printf 'auto lo\\niface lo inet loopback\\n' > " + conf)
 		before := state()
 		cut := write("cut.hcl", `play "p" {
   hosts = "all"
@@ -180,7 +181,6 @@ func vmTransactions(t *testing.T, userland string) {
 	// The controller is killed (SIGKILL) once the journal is on the host, before it can
 	// confirm: the host rolls the change back by itself.
 	t.Run("the controller is killed after the apply", func(t *testing.T) {
-		bin := runbookBinary(t)
 		before := sh("cat /sys/class/net/ens1f1/mtu")
 		change := write("kill.hcl", `play "p" {
   hosts = "all"
@@ -194,38 +194,9 @@ func vmTransactions(t *testing.T, userland string) {
   }
 }
 `)
-		// The guest watches for the journal and says so at once over the control channel.
-		watch, err := lab.Command(ctx, "lab01", "sh", "-c",
-			`i=0; while [ $i -lt 1200 ]; do for j in /var/lib/runbook/transactions/*.journal; do [ -e "$j" ] && { echo "$j"; exit 0; }; done; i=$((i+1)); sleep 0.05; done; exit 1`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wout, err := watch.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := watch.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = watch.Process.Kill(); _ = watch.Wait() }()
-		time.Sleep(500 * time.Millisecond) // the watcher runs
-		ctl := exec.Command(bin, "exec", change, "-i", lab.Inventory)
-		ctl.Env = append(os.Environ(), "NO_COLOR=1")
-		var cout strings.Builder
-		ctl.Stdout, ctl.Stderr = &cout, &cout
-		if err := ctl.Start(); err != nil {
-			t.Fatal(err)
-		}
-		line := make([]byte, 200)
-		n, _ := wout.Read(line)
-		_ = ctl.Process.Signal(syscall.SIGKILL)
-		_ = ctl.Wait()
-		journal := strings.TrimSpace(string(line[:n]))
-		if !strings.HasSuffix(journal, ".journal") {
-			t.Fatalf("no journal seen (%q); controller output:\n%s", journal, cout.String())
-		}
-		if strings.Contains(cout.String(), "confirmed") {
-			t.Fatalf("the controller confirmed before it was killed:\n%s", cout.String())
+		journal := killAfterJournal(t, ctx, lab, change)
+		for i := 0; i < 10 && sh("cat /sys/class/net/ens1f1/mtu") != "4000\n"; i++ {
+			time.Sleep(500 * time.Millisecond) // the helper finishes the apply on its own
 		}
 		if got := sh("cat /sys/class/net/ens1f1/mtu"); got != "4000\n" {
 			t.Fatalf("the change was not made (mtu %q)", got)
@@ -242,6 +213,100 @@ func vmTransactions(t *testing.T, userland string) {
 			t.Fatalf("outcome %s", o)
 		}
 	})
+
+	if userland != testenv.VMUserlandSystemd {
+		return // the busybox guest's root is its initramfs: nothing survives a reboot
+	}
+	// A transaction is pending (its controller killed, its deadline far) when the host is
+	// reset: the boot unit restores the file before the network comes up, so the host
+	// comes back with the state from before the change.
+	t.Run("rebooted with a transaction pending, it comes back as before", func(t *testing.T) {
+		look := func() string {
+			return sh("sha256sum " + conf + "; ls /etc/network/interfaces.d/ 2>/dev/null; cat /sys/class/net/ens1f0/mtu")
+		}
+		before := look()
+		change := write("reboot.hcl", `play "p" {
+  hosts = "all"
+  task "ens1f0 jumbo" {
+    interface {
+      name            = "ens1f0"
+      mtu             = 9000
+      state           = "up"
+      backend         = "ifupdown"
+      confirm_timeout = "10m"
+    }
+  }
+}
+`)
+		journal := killAfterJournal(t, ctx, lab, change)
+		id := strings.TrimSuffix(filepath.Base(journal), ".journal")
+		// ifupdown's backend writes the stanza in interfaces.d and sources it.
+		files := "cat " + conf + " /etc/network/interfaces.d/* 2>/dev/null; true"
+		for i := 0; i < 20 && !strings.Contains(sh(files), "mtu 9000"); i++ {
+			time.Sleep(500 * time.Millisecond)
+		}
+		if !strings.Contains(sh(files), "mtu 9000") {
+			t.Fatalf("the change did not reach the files:\n%s", sh(files))
+		}
+		sh("test -L /etc/systemd/system/sysinit.target.wants/runbook-txn-boot.service")
+		if err := lab.Reboot("lab01"); err != nil {
+			t.Fatal(err)
+		}
+		if s := strings.TrimSpace(sh("timeout 180 systemctl is-system-running --wait || true")); s != "running" && s != "degraded" {
+			t.Fatalf("host not booted: %s", s)
+		}
+		if after := look(); after != before {
+			t.Fatalf("after the reboot:\n%s\nbefore the change:\n%s\n%s", after, before, sh(files+"; journalctl -b -u runbook-txn-boot.service --no-pager | tail -20"))
+		}
+		if o := outcome(id); !strings.Contains(o, `"state":"rolled_back"`) || !strings.Contains(o, "rolled back at boot") ||
+			!strings.Contains(o, "/etc/network/interfaces.d/ens1f0: removed (made by the transaction)") || !strings.Contains(o, `"verified":true`) {
+			t.Fatalf("outcome %s", o)
+		}
+		if out := sh("ls /etc/systemd/system/sysinit.target.wants/ /var/lib/runbook/transactions/"); strings.Contains(out, "runbook-txn-boot") || strings.Contains(out, ".journal") {
+			t.Errorf("left after the boot's rollback:\n%s", out)
+		}
+	})
+}
+
+// killAfterJournal runs the CLI (a process of its own) on runbook and kills it (SIGKILL) as
+// soon as a transaction's journal is on lab01, before it can confirm; it returns the
+// journal's path. A watcher on the guest says when over the control channel.
+func killAfterJournal(t *testing.T, ctx context.Context, lab *testenv.Lab, runbook string) string {
+	t.Helper()
+	bin := runbookBinary(t)
+	watch, err := lab.Command(ctx, "lab01", "sh", "-c",
+		`i=0; while [ $i -lt 1200 ]; do for j in /var/lib/runbook/transactions/*.journal; do [ -e "$j" ] && { echo "$j"; exit 0; }; done; i=$((i+1)); sleep 0.05; done; exit 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wout, err := watch.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = watch.Process.Kill(); _ = watch.Wait() }()
+	time.Sleep(500 * time.Millisecond) // the watcher runs
+	ctl := exec.Command(bin, "exec", runbook, "-i", lab.Inventory)
+	ctl.Env = append(os.Environ(), "NO_COLOR=1")
+	var cout strings.Builder
+	ctl.Stdout, ctl.Stderr = &cout, &cout
+	if err := ctl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, 200)
+	n, _ := wout.Read(line)
+	_ = ctl.Process.Signal(syscall.SIGKILL)
+	_ = ctl.Wait()
+	journal := strings.TrimSpace(string(line[:n]))
+	if !strings.HasSuffix(journal, ".journal") {
+		t.Fatalf("no journal seen (%q); controller output:\n%s", journal, cout.String())
+	}
+	if strings.Contains(cout.String(), "confirmed") {
+		t.Fatalf("the controller confirmed before it was killed:\n%s", cout.String())
+	}
+	return journal
 }
 
 // runbookBinary is the CLI as a program of its own, for tests that must kill it: this test

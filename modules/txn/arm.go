@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 // The helper's subcommands the armed rollback runs (cmd/runbook-helper).
@@ -160,14 +161,27 @@ func (m *Manager) enableBootUnit(helper string) error {
 	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(unit, []byte(bootUnitText(helper, m.Dir)), 0o644); err != nil {
+	// Both synced: a host that loses power right after the change must find them at boot.
+	if err := hostfs.WriteAtomic(unit, []byte(bootUnitText(helper, m.Dir)), hostfs.Options{Mode: 0o644, UID: -1, GID: -1}); err != nil {
 		return err
 	}
 	if t, err := os.Readlink(link); err == nil && t == unit {
 		return nil
 	}
 	_ = os.Remove(link)
-	return os.Symlink(unit, link)
+	if err := os.Symlink(unit, link); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(link))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // bootUnitUpdate disables the boot unit once no journal is left.
@@ -180,14 +194,6 @@ func (m *Manager) bootUnitUpdate() {
 	}
 	_, link := m.unitPaths()
 	_ = os.Remove(link)
-}
-
-func writeFileAtomic(p string, b []byte, mode os.FileMode) error {
-	tmp := p + ".runbook-tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
 }
 
 // procStart returns a process's start time (field 22 of /proc/PID/stat, clock ticks since
