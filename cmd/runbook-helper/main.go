@@ -25,6 +25,11 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "txn" {
+		// Before any signal handling: the watchdog ends on the SIGTERM a confirmation
+		// sends it.
+		os.Exit(runTxn(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

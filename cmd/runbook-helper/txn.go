@@ -32,7 +32,7 @@ func runTxn(args []string, stdout, stderr io.Writer) int {
 	switch sub {
 	case txn.CmdRollback:
 		var o *txn.Outcome
-		if o, err = m.Rollback(*id, "no confirmation came before the deadline"); o != nil {
+		if o, err = m.RollbackPatiently(*id, "no confirmation came before the deadline"); o != nil {
 			outs = append(outs, *o)
 		}
 	case txn.CmdWatch:

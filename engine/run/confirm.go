@@ -56,6 +56,9 @@ func (hr *hostRun) confirm(ctx context.Context, id Identity, res *modules.Result
 			if ctx.Err() != nil {
 				return hr.unconfirmed(res, ctx.Err(), deadline)
 			}
+			if helperAnswered(err) {
+				break // the host was reached, and its helper refused the confirmation
+			}
 			continue
 		}
 		hr.swapConnection(conn)
@@ -84,7 +87,9 @@ func (hr *hostRun) confirm(ctx context.Context, id Identity, res *modules.Result
 // A host that rolled back makes the task failed (rolled back); one that began no
 // transaction, or is not reached again, leaves it unreachable as it was.
 func (hr *hostRun) lost(ctx context.Context, id Identity, txid string, deadline time.Time, res *modules.Result, lostErr error) (*modules.Result, error) {
-	giveUp := deadline.Add(ConfirmGrace)
+	// The loss shows when the keepalives fail, which may be after the deadline: the grace
+	// counts from whichever is later.
+	giveUp := maxTime(deadline, time.Now()).Add(ConfirmGrace)
 	var last error
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
@@ -102,6 +107,9 @@ func (hr *hostRun) lost(ctx context.Context, id Identity, txid string, deadline 
 		cancel()
 		if err != nil {
 			last = err
+			if helperAnswered(err) {
+				break // the host was reached, and its helper refused: trying again repeats it
+			}
 			continue
 		}
 		hr.swapConnection(conn)
@@ -113,8 +121,10 @@ func (hr *hostRun) lost(ctx context.Context, id Identity, txid string, deadline 
 			res.Transaction = out
 			res.Status = modules.StatusFailed
 			return res, rolledBackError(out, "")
-		default:
+		case modules.TxnNone:
 			return res, fmt.Errorf("%w (reached again: the change had begun no transaction)", lostErr)
+		default:
+			return res, fmt.Errorf("%w (reached again: the host says transaction %s is %s)", lostErr, txid, out.State)
 		}
 	}
 	tx := &modules.Transaction{ID: txid, State: modules.TxnUnknown}
@@ -190,7 +200,7 @@ func (hr *hostRun) swapConnection(conn Connection) {
 	hr.e.mu.Lock()
 	old := hr.e.conns[hr.h.Name]
 	hr.e.conns[hr.h.Name] = conn
-	hr.e.helpers[hr.h.Name] = nil
+	hr.e.helpers[hr.h.Name] = nil // the identity that confirmed is added by the next executor call
 	hr.e.mu.Unlock()
 	hr.conn = conn
 	if old != nil && old != conn {
@@ -210,7 +220,12 @@ func (hr *hostRun) unconfirmed(res *modules.Result, why error, deadline time.Tim
 	tx.State = modules.TxnUnknown
 	res.Transaction = &tx
 	msg := fmt.Sprintf("rollback pending or unknown: transaction %s could not be confirmed", tx.ID)
-	if why != nil {
+	switch {
+	case errors.Is(why, context.Canceled) || errors.Is(why, context.DeadlineExceeded):
+		msg += fmt.Sprintf(" (interrupted: %v)", why)
+	case helperAnswered(why):
+		msg += fmt.Sprintf(" (the host's helper answered: %v)", why)
+	case why != nil:
 		msg += fmt.Sprintf(" (the host was not reached again: %v)", why)
 	}
 	msg += fmt.Sprintf("; the host rolls the change back by itself at %s", deadline.Format("15:04:05"))
@@ -243,6 +258,20 @@ func rolledBackError(t *modules.Transaction, tried string) error {
 		b.WriteString("; verified equal to the state before the change")
 	}
 	return errors.New(b.String())
+}
+
+// helperAnswered says err is a helper's own answer (a *modules.Failure): the host was
+// reached.
+func helperAnswered(err error) bool {
+	var f *modules.Failure
+	return errors.As(err, &f)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -35,6 +35,7 @@ type txnHost struct {
 	rollback   string
 	rolledBack []string // "ID on connection N"
 	txid       string   // the id the lost apply carried
+	dropAfter  time.Duration
 }
 
 type txnConnector struct{ h *txnHost }
@@ -52,13 +53,15 @@ func (c txnConnector) Connect(context.Context, Endpoint) (Connection, error) {
 }
 
 type txnConn struct {
-	h *txnHost
-	n int
+	h      *txnHost
+	n      int
+	closed bool
 }
 
 func (c *txnConn) Executor(context.Context, Identity) (Executor, error) { return txnExec{c}, nil }
 func (c *txnConn) Close() error {
 	c.h.mu.Lock()
+	c.closed = true
 	c.h.closed = append(c.h.closed, c.n)
 	c.h.mu.Unlock()
 	return nil
@@ -70,12 +73,21 @@ func (x txnExec) Run(_ context.Context, call Call, apply bool) (*modules.Result,
 	h := x.c.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if x.c.closed {
+		return nil, fmt.Errorf("%w: connection %d is closed", ErrUnreachable, x.c.n)
+	}
 	h.ran = append(h.ran, fmt.Sprintf("%s on %d", call.Args.GetAttr("name").AsString(), x.c.n))
 	if !apply {
 		return &modules.Result{Status: modules.StatusDrift, Msg: "would change interface"}, nil
 	}
 	if h.dropApply {
 		h.dropApply = false
+		if h.dropAfter > 0 {
+			// the loss shows late, as keepalives make it: after the deadline
+			h.mu.Unlock()
+			time.Sleep(h.dropAfter)
+			h.mu.Lock()
+		}
 		if call.Txn == "" {
 			return nil, errors.New("the apply of a module that runs transactions carried no id")
 		}
@@ -246,6 +258,8 @@ func TestLostAnswer(t *testing.T) {
 			"rolled back (the controller lost the connection during the change and never saw it): restored eth0: down → up; verified", modules.TxnRolledBack, "tx on 2"},
 		{"no transaction was begun", &txnHost{dropApply: true, rollback: modules.TxnNone}, Unreachable,
 			"reached again: the change had begun no transaction", "", "tx on 2"},
+		{"the loss shows after the deadline", &txnHost{dropApply: true, rollback: modules.TxnRolledBack, dropAfter: 1200 * time.Millisecond}, Failed,
+			"rolled back (the controller lost the connection", modules.TxnRolledBack, "tx on 2"},
 		{"never reached again", &txnHost{dropApply: true, failConnects: 1 << 20}, Unreachable,
 			"rollback pending or unknown: the host was not reached again", modules.TxnUnknown, ""},
 	}
@@ -270,6 +284,22 @@ func TestLostAnswer(t *testing.T) {
 				t.Errorf("rolled back %q, want %q", got, tc.rolledBack)
 			}
 		})
+	}
+}
+
+// TestRetryAfterRollback: a task whose change was rolled back is tried again (retries), on
+// the connection the confirmation moved the host to, not the closed one.
+func TestRetryAfterRollback(t *testing.T) {
+	h := &txnHost{outcome: modules.TxnRolledBack}
+	rec := runTxnHost(t, h, false, "", "  retries = 1")
+	if len(rec.results) != 1 || rec.results[0].Status != Failed || !strings.Contains(rec.results[0].Msg, "rolled back") {
+		t.Fatalf("results %v", rec.lines())
+	}
+	if got := strings.Join(h.ran, ","); got != "eth0 on 1,eth0 on 2" {
+		t.Errorf("ran %s, want the retry on the new connection", got)
+	}
+	if got := strings.Join(h.confirmed, ","); got != "tx1 on 2,tx1 on 3" {
+		t.Errorf("confirmed %s", got)
 	}
 }
 

@@ -25,6 +25,9 @@ import (
 // content) comes back marked, so the split after it sees every secret.
 func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m modules.Module, args cty.Value, apply bool, ectx *hcl.EvalContext) (*modules.Result, error) {
 	plain, sensitive := config.SplitSensitive(args)
+	// A transaction's confirmation is the host's time, not the task's: its own deadline
+	// bounds it (confirm.go), and the run's end stops it.
+	outer := ctx
 	if t.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
@@ -64,11 +67,11 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 	res, err := x.Run(ctx, call, apply)
 	switch {
 	case apply && err == nil && res != nil && res.Transaction != nil && res.Transaction.State == modules.TxnPending:
-		res, err = hr.confirm(ctx, hr.identity(t), res)
-	case call.Txn != "" && errors.Is(err, ErrUnreachable) && ctx.Err() == nil:
+		res, err = hr.confirm(outer, hr.identity(t), res)
+	case call.Txn != "" && errors.Is(err, ErrUnreachable) && outer.Err() == nil:
 		// The answer was lost with the connection: the change may have cut it. Reach the
 		// host again and have it roll back what the apply began; it never stays unseen.
-		res, err = hr.lost(ctx, hr.identity(t), call.Txn, sent.Add(window), res, err)
+		res, err = hr.lost(outer, hr.identity(t), call.Txn, sent.Add(window), res, err)
 	}
 	if err != nil && ctx.Err() != nil && t.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return res, fmt.Errorf("timed out after %s", t.Timeout)

@@ -20,7 +20,16 @@ import (
 func (hr *hostRun) attempts(ctx context.Context, x Executor, t *config.Task, m modules.Module, args cty.Value, apply bool, ectx *hcl.EvalContext,
 	s config.Scope, r Result) (res *modules.Result, err error, udiags hcl.Diagnostics) {
 	attempts := t.Retries + 1
+	conn := hr.conn
 	for attempt := 1; attempt <= attempts; attempt++ {
+		if x != nil && hr.conn != conn {
+			// A transaction's confirmation moved the host to a new connection (confirm.go):
+			// the next attempt runs there, on the helper the confirmation started.
+			conn = hr.conn
+			if x, err = hr.executor(ctx, hr.identity(t)); err != nil {
+				return res, err, nil
+			}
+		}
 		res, err = hr.runModule(ctx, x, t, m, args, apply, ectx)
 		if ctx.Err() != nil {
 			break

@@ -37,8 +37,12 @@ func armReal(m *Manager, j *Journal) (Arm, error) {
 		return Arm{}, err
 	}
 	if systemdHere() {
+		if !plainPath(m.Dir) {
+			return Arm{}, fmt.Errorf("the transactions directory %q has characters a unit file would need quoted", m.Dir)
+		}
 		unit := "runbook-txn-" + j.ID
-		secs := int(time.Until(j.Deadline).Round(time.Second) / time.Second)
+		// Rounded up: the timer never fires before the deadline the controller was given.
+		secs := int((time.Until(j.Deadline) + time.Second - 1) / time.Second)
 		if secs < 1 {
 			secs = 1
 		}
@@ -100,10 +104,16 @@ func (m *Manager) helper() (string, error) {
 		}
 	}
 	// The path is written into a unit file and run by root later: only plain characters.
-	if !filepath.IsAbs(h) || strings.Trim(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-") != "" {
+	if !plainPath(h) {
 		return "", fmt.Errorf("the helper's path %q has characters a unit file would need quoted", h)
 	}
 	return h, nil
+}
+
+// plainPath says p is an absolute path of letters, digits and /._- only: safe in a unit's
+// ExecStart= and in argv without quoting.
+func plainPath(p string) bool {
+	return filepath.IsAbs(p) && strings.Trim(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-") == ""
 }
 
 // systemdHere says whether systemd is PID 1 of the namespaces the helper runs in.
@@ -135,7 +145,10 @@ func systemdTimerActive(m *Manager, unit string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res, err := host.Exec{}.Run(ctx, host.Cmd{Argv: []string{"systemctl", "is-active", unit}})
-	return err == nil && strings.TrimSpace(res.Stdout) == "active"
+	// Gone only when systemd says so; a systemctl that fails or times out (a busy D-Bus)
+	// proves nothing, and rolling back an armed transaction would undo a change in time.
+	state := strings.TrimSpace(res.Stdout)
+	return err != nil || (state != "inactive" && state != "failed")
 }
 
 // bootUnitText is the boot unit: before the network is configured, it restores the files
@@ -189,7 +202,7 @@ func (m *Manager) bootUnitUpdate() {
 	if m.Arm != nil && m.Root == "" {
 		return // tests that arm by hand touch no system paths
 	}
-	if ids, err := m.ids(); err != nil || len(ids) > 0 {
+	if js, err := m.pending(); err != nil || len(js) > 0 {
 		return
 	}
 	_, link := m.unitPaths()
@@ -232,7 +245,7 @@ func (m *Manager) Watch(id string) (*Outcome, error) {
 		}
 		left := time.Until(j.Deadline)
 		if left <= 0 {
-			return m.Rollback(id, "no confirmation came before the deadline")
+			return m.RollbackPatiently(id, "no confirmation came before the deadline")
 		}
 		time.Sleep(min(left, time.Second))
 	}

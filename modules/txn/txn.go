@@ -148,6 +148,9 @@ func (m *Manager) now() time.Time {
 	return time.Now()
 }
 
+// errLocked is a lock not had within its time.
+var errLocked = errors.New("lock transactions: held by another helper for 30 s")
+
 // ErrNoTransaction is returned for an id no journal or outcome on this host has.
 var ErrNoTransaction = errors.New("no such transaction on this host")
 
@@ -182,6 +185,24 @@ func (m *Manager) ensureDir() error {
 	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
 		return fmt.Errorf("make %s: %w", m.Dir, err)
 	}
+	return m.checkDir()
+}
+
+// haveDir says whether Dir exists, after checking it as ensureDir does: false (and no
+// error) when there is none, so there is no transaction either.
+func (m *Manager) haveDir() (bool, error) {
+	if m.Dir == "" {
+		return false, nil
+	}
+	if _, err := os.Lstat(m.Dir); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return true, m.checkDir()
+}
+
+// checkDir refuses a Dir that is a link, not a directory, not this user's, or open to
+// others: what is in it is written back to system files by root.
+func (m *Manager) checkDir() error {
 	fi, err := os.Lstat(m.Dir)
 	if err != nil {
 		return err
@@ -206,9 +227,13 @@ func (m *Manager) lock() (func(), error) {
 		if err == nil {
 			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
 		}
-		if err != unix.EWOULDBLOCK || time.Now().After(deadline) {
+		if err != unix.EWOULDBLOCK {
 			f.Close()
 			return nil, fmt.Errorf("lock transactions: %w", err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, errLocked
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -277,7 +302,7 @@ func (m *Manager) Begin(id, module string, timeout time.Duration, files []File, 
 	}
 	if len(pending) > 0 {
 		p := pending[0]
-		return nil, recovered, fmt.Errorf("%w: transaction %s (%s) is armed until %s; it is confirmed by the run that made it, or rolled back then",
+		return nil, recovered, fmt.Errorf("%w: transaction %s (%s) rolls back by itself at %s unless the run that made it confirms it first; try again after that",
 			ErrPending, p.ID, p.Module, p.Deadline.UTC().Format(time.RFC3339))
 	}
 	if o, err := m.outcome(id); err != nil || o != nil {
@@ -419,7 +444,7 @@ func (m *Manager) pending() ([]*Journal, error) {
 	for _, id := range ids {
 		j, err := m.read(id)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w; no transaction can begin or be recovered on this host until %s is removed by hand (check what it held first)", err, m.journalPath(id))
 		}
 		if j != nil && j.NetNS == here {
 			out = append(out, j)
@@ -465,10 +490,12 @@ func (m *Manager) Confirm(id string) (*Outcome, error) {
 	if !m.now().Before(j.Deadline) {
 		return m.rollbackLocked(j, "the confirmation came after the deadline")
 	}
-	m.disarm(j)
+	// The journal goes first: once it is gone nothing rolls back (a timer that fires
+	// meanwhile finds the outcome), and the disarm after it only tidies up.
 	if err := os.Remove(m.journalPath(id)); err != nil {
 		return nil, err
 	}
+	m.disarm(j)
 	m.bootUnitUpdate()
 	o := &Outcome{ID: id, State: modules.TxnConfirmed, Module: j.Module, Armed: j.Armed.How}
 	return o, m.record(o)
@@ -490,6 +517,12 @@ func (m *Manager) Rollback(id, why string) (*Outcome, error) {
 	if !ValidID(id) {
 		return nil, fmt.Errorf("%q is not a transaction id", id)
 	}
+	if ok, err := m.haveDir(); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("%w: %s", ErrNoTransaction, id)
+		}
+		return nil, err
+	}
 	unlock, err := m.lock()
 	if err != nil {
 		return nil, err
@@ -502,11 +535,27 @@ func (m *Manager) Rollback(id, why string) (*Outcome, error) {
 	if j == nil {
 		o, err := m.outcome(id)
 		if err == nil && o == nil {
+			// Recorded, so that an apply still on its way with this id cannot begin it
+			// after the controller was told there is none (Begin refuses a used id).
+			_ = m.record(&Outcome{ID: id, State: modules.TxnNone, Why: why})
 			err = fmt.Errorf("%w: %s", ErrNoTransaction, id)
 		}
 		return o, err
 	}
 	return m.rollbackLocked(j, why)
+}
+
+// RollbackPatiently is Rollback for the armed rollback (the timer's service and the
+// watchdog): a lock held by a slow confirmation or another rollback is waited for again,
+// for at most ten minutes, rather than given up on, since nothing else would roll back.
+func (m *Manager) RollbackPatiently(id, why string) (*Outcome, error) {
+	end := time.Now().Add(10 * time.Minute)
+	for {
+		o, err := m.Rollback(id, why)
+		if err == nil || errors.Is(err, ErrNoTransaction) || time.Now().After(end) || !errors.Is(err, errLocked) {
+			return o, err
+		}
+	}
 }
 
 // rollbackLocked restores j: the files first (they decide the state after a reboot), then
@@ -692,8 +741,8 @@ func (m *Manager) outcome(id string) (*Outcome, error) {
 // armed rollback to run), or whose armer is gone (the watchdog killed). The helper calls it
 // when it starts; a transaction still armed and within its time is left to its run.
 func (m *Manager) Recover() ([]Outcome, error) {
-	if m.Dir == "" {
-		return nil, nil
+	if ok, err := m.haveDir(); err != nil || !ok {
+		return nil, err
 	}
 	if ids, err := m.ids(); err != nil || len(ids) == 0 {
 		return nil, err

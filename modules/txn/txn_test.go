@@ -288,6 +288,40 @@ func TestRollbackThatFailsSaysSo(t *testing.T) {
 	}
 }
 
+// TestRollbackOfNone: a rollback of an id no apply began (the controller lost an answer
+// that began nothing) says so and records it, so that an apply still on its way with that
+// id cannot begin it afterwards; on a host without a transactions directory it says so
+// without making one.
+func TestRollbackOfNone(t *testing.T) {
+	f := newFixture(t)
+	j := f.begin(time.Minute) // makes the directory
+	if _, err := f.m.Confirm(j.ID); err != nil {
+		t.Fatal(err)
+	}
+	id := NewID()
+	if _, err := f.m.Rollback(id, "lost"); !errors.Is(err, ErrNoTransaction) {
+		t.Fatalf("rollback of none: %v", err)
+	}
+	if o, err := f.m.Confirm(id); err != nil || o.State != modules.TxnNone {
+		t.Errorf("after: %+v %v", o, err)
+	}
+	if _, err := f.m.Confirm(f.m.Dir); err == nil {
+		t.Error("a path was taken for an id")
+	}
+	late := newFixture(t)
+	late.m.Dir = f.m.Dir
+	if _, _, err := late.m.Begin(id, "interface", time.Minute, nil, nil); err == nil || !strings.Contains(err.Error(), "was used before") {
+		t.Errorf("a late apply began the id the controller had rolled back: %v", err)
+	}
+	none := &Manager{Dir: filepath.Join(t.TempDir(), "none")}
+	if _, err := none.Rollback(id, "lost"); !errors.Is(err, ErrNoTransaction) {
+		t.Errorf("no directory: %v", err)
+	}
+	if _, err := os.Stat(none.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the rollback made %s", none.Dir)
+	}
+}
+
 func TestBadIDsAndDirectories(t *testing.T) {
 	f := newFixture(t)
 	for _, id := range []string{"", "../../etc/passwd", "0123456789abcdef0123456X", strings.Repeat("a", 25)} {
