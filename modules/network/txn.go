@@ -157,6 +157,14 @@ func (t *netTxn) end(res *modules.Result, err error) (*modules.Result, error) {
 		res = &modules.Result{}
 	}
 	res.Warnings = append(res.Warnings, t.warns...)
+	// Rolled back while this apply still ran: what it changed since is undone too.
+	if o, again, aerr := t.mgr.Again(t.j); again {
+		res.Transaction = o
+		if aerr != nil {
+			return res, fmt.Errorf("the transaction was rolled back while the change was being made, and rolling back what it changed after that failed: %v", aerr)
+		}
+		return res, fmt.Errorf("the transaction was rolled back while the change was being made (%s); what it changed after that was rolled back too%s", o.Why, restoredText(o))
+	}
 	if err != nil {
 		o, rerr := t.mgr.Rollback(t.j.ID, "the change failed: "+err.Error())
 		if rerr != nil {
@@ -166,7 +174,7 @@ func (t *netTxn) end(res *modules.Result, err error) (*modules.Result, error) {
 		return res, fmt.Errorf("%w; rolled back what it had changed%s", err, restoredText(o))
 	}
 	res.Transaction = &modules.Transaction{ID: t.j.ID, State: modules.TxnPending, Module: t.module,
-		Deadline: t.j.Deadline, WithinMS: time.Until(t.j.Deadline).Milliseconds(), Armed: t.j.Armed.How}
+		Deadline: t.j.Deadline, WithinMS: t.mgr.Left(t.j).Milliseconds(), Armed: t.j.Armed.How}
 	return res, nil
 }
 

@@ -42,7 +42,7 @@ func armReal(m *Manager, j *Journal) (Arm, error) {
 		}
 		unit := "runbook-txn-" + j.ID
 		// Rounded up: the timer never fires before the deadline the controller was given.
-		secs := int((time.Until(j.Deadline) + time.Second - 1) / time.Second)
+		secs := int((m.Left(j) + time.Second - 1) / time.Second)
 		if secs < 1 {
 			secs = 1
 		}
@@ -243,7 +243,7 @@ func (m *Manager) Watch(id string) (*Outcome, error) {
 		if err != nil || j == nil {
 			return nil, err
 		}
-		left := time.Until(j.Deadline)
+		left := m.Left(j)
 		if left <= 0 {
 			return m.RollbackPatiently(id, "no confirmation came before the deadline")
 		}

@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -56,6 +57,9 @@ type Journal struct {
 	Module   string    `json:"module"`
 	Created  time.Time `json:"created"`
 	Deadline time.Time `json:"deadline"`
+	// BootDeadline is the deadline on the boot clock (CLOCK_BOOTTIME, nanoseconds), which
+	// NTP does not step: within the boot that made it, it is the one that counts (Left).
+	BootDeadline int64 `json:"boot_deadline,omitempty"`
 	// BootID and NetNS say where the journal was made: a journal from another boot is
 	// restored at boot (its runtime state is gone with the boot, its files are not), and one
 	// from another network namespace (a lab host sharing the machine's /proc) is never
@@ -311,6 +315,9 @@ func (m *Manager) Begin(id, module string, timeout time.Duration, files []File, 
 	now := m.now()
 	j := &Journal{Version: journalVersion, ID: id, Module: module, Created: now.UTC(),
 		Deadline: now.Add(timeout).UTC(), BootID: bootID(), NetNS: netNS(), Files: files, Runtime: runtime}
+	if b, ok := bootClock(); ok && m.Now == nil {
+		j.BootDeadline = b + int64(timeout)
+	}
 	// The journal is on disk before the armer can look for it, and before any change.
 	if err := m.write(j); err != nil {
 		return nil, recovered, err
@@ -346,7 +353,7 @@ func (m *Manager) AddFiles(j *Journal, files []File) error {
 	if err != nil {
 		return err
 	}
-	if cur == nil || !m.now().Before(cur.Deadline) {
+	if cur == nil || m.Left(cur) <= 0 {
 		return fmt.Errorf("transaction %s is no longer pending", j.ID)
 	}
 	have := map[string]bool{}
@@ -487,7 +494,7 @@ func (m *Manager) Confirm(id string) (*Outcome, error) {
 		}
 		return o, nil
 	}
-	if !m.now().Before(j.Deadline) {
+	if m.Left(j) <= 0 {
 		return m.rollbackLocked(j, "the confirmation came after the deadline")
 	}
 	// The journal goes first: once it is gone nothing rolls back (a timer that fires
@@ -543,6 +550,36 @@ func (m *Manager) Rollback(id, why string) (*Outcome, error) {
 		return o, err
 	}
 	return m.rollbackLocked(j, why)
+}
+
+// Again restores j once more, from the copy the apply that made it kept in memory, when j
+// was rolled back while that apply still ran (its deadline came, or the controller, having
+// lost the answer, asked for it): what the apply changed after the rollback would
+// otherwise stay. again is false when j is still pending or was not rolled back.
+func (m *Manager) Again(j *Journal) (o *Outcome, again bool, err error) {
+	if ok, err := m.haveDir(); err != nil || !ok {
+		return nil, false, err
+	}
+	unlock, err := m.lock()
+	if err != nil {
+		return nil, false, err
+	}
+	defer unlock()
+	if cur, err := m.read(j.ID); err != nil || cur != nil {
+		return nil, false, err
+	}
+	first, err := m.outcome(j.ID)
+	if err != nil || first == nil || (first.State != modules.TxnRolledBack && first.State != modules.TxnRollbackFailed) {
+		return first, false, err
+	}
+	o, err = m.rollbackLocked(j, first.Why+"; and again once the change, still running then, had finished")
+	if o != nil {
+		o.Restored = append(slices.Clone(first.Restored), o.Restored...)
+		if rerr := m.record(o); err == nil {
+			err = rerr
+		}
+	}
+	return o, true, err
 }
 
 // RollbackPatiently is Rollback for the armed rollback (the timer's service and the
@@ -770,7 +807,7 @@ func (m *Manager) recoverLocked(why string) ([]Outcome, error) {
 		switch {
 		case j.BootID != boot:
 			reason = "made before the host rebooted"
-		case m.now().After(j.Deadline.Add(staleGrace)):
+		case m.Left(j) < -staleGrace:
 			reason = "its deadline passed and its rollback did not run"
 		case !m.armed(j):
 			reason = "its armed rollback is gone"
@@ -805,6 +842,27 @@ func (m *Manager) armed(j *Journal) bool {
 // ReadJournals returns the pending journals of this network namespace (for tests and the
 // helper's report).
 func (m *Manager) ReadJournals() ([]*Journal, error) { return m.pending() }
+
+// Left is how long j has until its deadline: on the boot clock in the boot that made it (a
+// wall clock stepped by NTP during the window does not move it), else on the wall clock.
+func (m *Manager) Left(j *Journal) time.Duration {
+	if m.Now == nil && j.BootDeadline > 0 && j.BootID == bootID() {
+		if now, ok := bootClock(); ok {
+			return time.Duration(j.BootDeadline - now)
+		}
+	}
+	return j.Deadline.Sub(m.now())
+}
+
+// bootClock is CLOCK_BOOTTIME in nanoseconds: time since boot, suspend included, never
+// stepped.
+func bootClock() (int64, bool) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0, false
+	}
+	return ts.Nano(), true
+}
 
 // bootID is this boot's id; "" where the kernel does not say.
 func bootID() string {

@@ -420,3 +420,70 @@ func TestWatchdogRollsBackAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestDeadlineOnTheBootClock: a wall clock stepped past the deadline (NTP, right after a
+// network change) does not roll back a confirmation in time; the boot clock counts.
+func TestDeadlineOnTheBootClock(t *testing.T) {
+	m := &Manager{Dir: filepath.Join(t.TempDir(), "txn"),
+		Arm:    func(*Manager, *Journal) (Arm, error) { return Arm{How: "none"}, nil },
+		Disarm: func(*Manager, *Journal) error { return nil }}
+	j, _, err := m.Begin("", "interface", time.Minute, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.BootDeadline == 0 {
+		t.Fatal("no deadline on the boot clock")
+	}
+	// As if the wall clock had jumped two minutes ahead since.
+	j.Deadline = time.Now().Add(-time.Minute)
+	if err := m.write(j); err != nil {
+		t.Fatal(err)
+	}
+	if left := m.Left(j); left < 50*time.Second || left > time.Minute {
+		t.Errorf("left %s", left)
+	}
+	if o, err := m.Confirm(j.ID); err != nil || o.State != modules.TxnConfirmed {
+		t.Fatalf("confirm in time by the boot clock: %+v %v", o, err)
+	}
+	// From another boot the wall clock is all there is.
+	j.BootID = "another"
+	if left := m.Left(j); left > 0 {
+		t.Errorf("another boot's journal has %s left", left)
+	}
+}
+
+// TestAgain: a transaction rolled back while its apply still ran is restored once more
+// when the apply finishes, from the journal the apply kept; a pending or confirmed one is
+// left alone.
+func TestAgain(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.write("cfg", "old\n", 0o644)
+	j := f.begin(time.Minute, cfg)
+	if o, again, err := f.m.Again(j); again || err != nil {
+		t.Fatalf("pending: %+v %v %v", o, again, err)
+	}
+	f.write("cfg", "half\n", 0o644)
+	if _, err := f.m.Rollback(j.ID, "the controller lost the connection"); err != nil {
+		t.Fatal(err)
+	}
+	f.write("cfg", "the rest\n", 0o644) // the apply went on
+	f.state = "after"
+	o, again, err := f.m.Again(j)
+	if err != nil || !again || o.State != modules.TxnRolledBack || !strings.Contains(o.Why, "and again once the change") {
+		t.Fatalf("again: %+v %v %v", o, again, err)
+	}
+	if read(t, cfg) != "old\n" || f.state != "before" {
+		t.Errorf("after again: %q %q", read(t, cfg), f.state)
+	}
+	if len(o.Restored) != 3 {
+		t.Errorf("restored %q: want the first rollback's line and both of the second's", o.Restored)
+	}
+	c := newFixture(t)
+	cj := c.begin(time.Minute)
+	if _, err := c.m.Confirm(cj.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, again, err := c.m.Again(cj); again || err != nil {
+		t.Errorf("a confirmed transaction was restored again: %v %v", again, err)
+	}
+}
