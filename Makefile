@@ -40,9 +40,17 @@ FUZZTIME ?= 10s
 FUZZ := engine/transport:FuzzProxyCommand engine/transport:FuzzKnownHosts engine/transport:FuzzSSHConfig inventory:FuzzSSHArgs \
 	engine/config:FuzzEvalMarked engine/protocol:FuzzDecodeRequest engine/protocol:FuzzDecodeResponse \
 	internal/termsafe:FuzzText modules:FuzzClip modules:FuzzRedactor
+# Go 1.26's fuzzing coordinator may report a bare "context deadline exceeded" as the
+# fuzztime ends, with no input found (go.dev/issue/75804, fixed in Go 1.27): such a run,
+# which wrote no failing input, is said and not counted as a finding.
 fuzz: ## search the security fuzz targets for new failing inputs (FUZZTIME each)
-	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t#*:}; echo "fuzz $$pkg $$fn"; \
-	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -parallel 2 ./$$pkg || exit 1; done
+	@out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t#*:}; echo "fuzz $$pkg $$fn"; \
+	  if ! $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -parallel 2 ./$$pkg >"$$out" 2>&1; then cat "$$out"; \
+	    if grep -q 'context deadline exceeded' "$$out" && ! grep -q 'Failing input written' "$$out" && ! grep -qE '^\s+(--- FAIL: .*/|panic:|[a-z_]+_test\.go:[0-9]+:)' "$$out"; then \
+	      echo "fuzz $$pkg $$fn: the fuzzing engine's end-of-fuzztime race (go.dev/issue/75804), no failing input: not a finding"; \
+	    else exit 1; fi; \
+	  else cat "$$out"; fi; done
 
 lint: ## gofmt check + go vet + runbook fmt --check on the repo's runbooks
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
