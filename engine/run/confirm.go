@@ -242,21 +242,7 @@ func rolledBackError(t *modules.Transaction, tried string) error {
 	if tried != "" {
 		b.WriteString(": the change was " + tried)
 	}
-	if len(t.Restored) > 0 {
-		b.WriteString(": restored " + strings.Join(t.Restored, "; "))
-	}
-	switch {
-	case t.State == modules.TxnRollbackFailed:
-		b.WriteString("; the rollback did not restore everything")
-		if len(t.Verification) > 0 {
-			b.WriteString(": still different: " + strings.Join(t.Verification, "; "))
-		}
-		if t.Error != "" {
-			b.WriteString(": " + t.Error)
-		}
-	case t.Verified:
-		b.WriteString("; verified equal to the state before the change")
-	}
+	b.WriteString(RollbackTail(t))
 	return errors.New(b.String())
 }
 
@@ -272,6 +258,29 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// RollbackTail is how a rolled-back transaction's message ends: what was restored, then
+// the verification's outcome. The human view shows those as lines of their own and cuts
+// this tail from the message (engine/view).
+func RollbackTail(t *modules.Transaction) string {
+	var b strings.Builder
+	if len(t.Restored) > 0 {
+		b.WriteString(": restored " + strings.Join(t.Restored, "; "))
+	}
+	switch {
+	case t.State == modules.TxnRollbackFailed:
+		b.WriteString("; the rollback did not restore everything")
+		if len(t.Verification) > 0 {
+			b.WriteString(": still different: " + strings.Join(t.Verification, "; "))
+		}
+		if t.Error != "" {
+			b.WriteString(": " + t.Error)
+		}
+	case t.Verified:
+		b.WriteString("; verified equal to the state before the change")
+	}
+	return b.String()
 }
 
 func minTime(a, b time.Time) time.Time {

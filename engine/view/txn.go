@@ -108,31 +108,9 @@ func TransactionMessage(msg string, t *modules.Transaction) string {
 	if !RolledBack(t) {
 		return msg
 	}
-	tail := rollbackTail(t)
+	tail := run.RollbackTail(t)
 	if tail == "" || !strings.HasSuffix(msg, tail) || len(msg) == len(tail) {
 		return msg
 	}
 	return strings.TrimSuffix(msg, tail)
-}
-
-// rollbackTail is how the engine's message of a rolled-back transaction ends
-// (engine/run's rolledBackError): what was restored, then the verification's outcome.
-func rollbackTail(t *modules.Transaction) string {
-	var b strings.Builder
-	if len(t.Restored) > 0 {
-		b.WriteString(": restored " + strings.Join(t.Restored, "; "))
-	}
-	switch {
-	case t.State == modules.TxnRollbackFailed:
-		b.WriteString("; the rollback did not restore everything")
-		if len(t.Verification) > 0 {
-			b.WriteString(": still different: " + strings.Join(t.Verification, "; "))
-		}
-		if t.Error != "" {
-			b.WriteString(": " + t.Error)
-		}
-	case t.Verified:
-		b.WriteString("; verified equal to the state before the change")
-	}
-	return b.String()
 }

@@ -22,16 +22,17 @@ import (
 
 // inTestNetns moves the test's goroutine, locked to its thread, into a new named network
 // namespace; the namespace is deleted when the test ends and the thread, never unlocked,
-// ends with the goroutine. It returns a netlink handle in that namespace.
+// ends with the goroutine. It returns a netlink handle in that namespace. A missing
+// prerequisite skips the test, and fails it under CI=true (needOrSkip).
 func inTestNetns(t *testing.T) *netlink.Handle {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root")
+		needOrSkip(t, "network namespaces need root")
 	}
 	runtime.LockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
-		t.Skipf("cannot read this thread's network namespace: %v", err)
+		needOrSkip(t, "cannot read this thread's network namespace: %v", err)
 	}
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
@@ -39,7 +40,7 @@ func inTestNetns(t *testing.T) *netlink.Handle {
 	ns, err := netns.NewNamed(name)
 	if err != nil {
 		orig.Close()
-		t.Skipf("cannot make a network namespace here: %v", err)
+		needOrSkip(t, "cannot make a network namespace here: %v", err)
 	}
 	h, err := netlink.NewHandle()
 	if err != nil {

@@ -1,19 +1,15 @@
 package network
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/runbook/runbook/modules/host"
@@ -27,43 +23,6 @@ func needOrSkip(t *testing.T, format string, args ...any) {
 		t.Fatalf("CI=true and "+format, args...)
 	}
 	t.Skipf(format, args...)
-}
-
-// snapNetns is inTestNetns (netns_test.go) with needOrSkip: the test's goroutine, locked
-// to its thread, moves into a new named network namespace, deleted when the test ends (the
-// thread, never unlocked, ends with the goroutine).
-func snapNetns(t *testing.T) *netlink.Handle {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		needOrSkip(t, "network namespaces need root")
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		needOrSkip(t, "cannot read this thread's network namespace: %v", err)
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := fmt.Sprintf("rbsnap-%d-%s", os.Getpid(), hex.EncodeToString(b))
-	ns, err := netns.NewNamed(name)
-	if err != nil {
-		orig.Close()
-		needOrSkip(t, "cannot make a network namespace here: %v", err)
-	}
-	h, err := netlink.NewHandle()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		h.Close()
-		_ = netns.Set(orig)
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("delete netns %s: %v", name, err)
-		}
-		ns.Close()
-		orig.Close()
-	})
-	return h
 }
 
 // nsState renders links as the kernel has them, read here without the snapshot's code:
@@ -122,7 +81,7 @@ func nsState(t *testing.T, h *netlink.Handle, names []string) string {
 // and a second restore changes nothing. (This kernel may lack bonding: a bridge is the
 // master here; the fake kernel's tests cover bonds.)
 func TestRuntimeSnapNetns(t *testing.T) {
-	h := snapNetns(t)
+	h := inTestNetns(t)
 	must := func(what string, err error) {
 		t.Helper()
 		if err != nil {
