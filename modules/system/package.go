@@ -323,6 +323,8 @@ func (p Package) Run(ctx context.Context, env *modules.Env, a packageArgs, apply
 	res := &modules.Result{Status: modules.StatusOK}
 	data := packageResult{Manager: mgr.name(), Installed: []pkgChange{}, Upgraded: []pkgChange{}, Removed: []pkgChange{}}
 	var notes []string
+	// refreshFirst: check mode answers from lists apply would refresh first.
+	refreshFirst := false
 
 	if a.UpdateCache {
 		age, known := mgr.cacheAge()
@@ -337,6 +339,7 @@ func (p Package) Run(ctx context.Context, env *modules.Env, a packageArgs, apply
 			data.CacheUpdated = true
 			notes = append(notes, "package lists refreshed")
 		default:
+			refreshFirst = true
 			notes = append(notes, "check mode answers from the package lists the host has; apply refreshes them first")
 		}
 	}
@@ -346,6 +349,18 @@ func (p Package) Run(ctx context.Context, env *modules.Env, a packageArgs, apply
 		return nil, err
 	}
 	plan, err := mgr.plan(ctx, a.State, specs, have, a.InstallRecommends, lw)
+	var fail *modules.Failure
+	if err != nil && refreshFirst && errors.As(err, &fail) && notInLists.MatchString(fail.Stderr) {
+		// The lists apply would fetch may have it: what apply does cannot be known here.
+		data.Packages = map[string]string{}
+		for _, n := range names {
+			data.Packages[n] = have[n]
+		}
+		res.Status, res.Data = modules.StatusUnknown, data
+		res.Msg = fmt.Sprintf("%s does not know every package in the lists the host has now (%s); apply refreshes them first, so what it would do cannot be told in check mode",
+			mgr.name(), strings.TrimSpace(notInLists.FindString(fail.Stderr)))
+		return res, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -532,6 +547,13 @@ func (lw *lockWait) seconds() int {
 	return int(math.Ceil(lw.remaining().Seconds()))
 }
 
+// notInLists recognises the managers' messages for a package their lists do not have.
+var notInLists = regexp.MustCompile(`(?m)(Unable to locate package \S+|Version '[^']*' for '[^']*' was not found|Unable to find a match: .*$|No match for argument: .*$|No package \S+ available)`)
+
+// notLockHolder recognises a lock the helper may not take at all (it is not root): no
+// wait makes that work.
+var notLockHolder = regexp.MustCompile(`(?i)are you root|permission denied`)
+
 // lockHeld recognises the managers' messages for a lock another process holds.
 var lockHeld = regexp.MustCompile(`(?i)could not get lock|unable to acquire the dpkg frontend lock|unable to lock (the )?(administration )?director|existing lock /|another app is currently holding the yum lock|is locked by|already locked|failed to obtain (the )?(rpm )?transaction lock|waiting for process with pid`)
 
@@ -554,7 +576,7 @@ func (lw *lockWait) run(ctx context.Context, m *machine, env []string, args func
 			return res, nil
 		}
 		out := strings.TrimSpace(strings.TrimSpace(res.Stdout) + "\n" + strings.TrimSpace(res.Stderr))
-		held := lockHeld.MatchString(out)
+		held := lockHeld.MatchString(out) && !notLockHolder.MatchString(out)
 		if !held || lw.remaining() == 0 {
 			msg := fmt.Sprintf("%s exited with %d", line, res.RC)
 			if held {

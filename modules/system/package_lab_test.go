@@ -129,6 +129,7 @@ func TestPackageLab(t *testing.T) {
 
 	t.Run("present", func(t *testing.T) {
 		res := h.r.Timeline("lab01", "package", []string{`name=["rb-app"]`}, snap)
+		t.Logf("check:\n%s", res[0].Out)
 		for _, want := range []string{"would install rb-app 1.0-1, rb-lib 1.0-1", "+rb-app 1.0-1", "+rb-lib 1.0-1"} {
 			if !strings.Contains(res[0].Out, want) {
 				t.Errorf("check: no %q in\n%s", want, res[0].Out)
@@ -254,6 +255,7 @@ func TestPackageLab(t *testing.T) {
 		res := h.r.Module("lab01", "package", `name="rb-lib"`, "state=absent", "lock_timeout=3s")
 		took := time.Since(start)
 		wait()
+		t.Logf("%s", res.Out)
 		if res.Code != 2 || !strings.Contains(res.Out, "longer than lock_timeout (3s)") || !strings.Contains(res.Out, "Could not get lock") {
 			t.Fatalf("exit %d\n%s", res.Code, res.Out)
 		}

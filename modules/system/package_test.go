@@ -30,8 +30,10 @@ type fakeApt struct {
 	repo      map[string]fakeDeb // the candidate version of each package
 	calls     [][]string
 	all       []string // every command line, never reset
-	// locked makes that many apt-get runs fail as if another process held the lock.
-	locked int
+	// locked makes that many apt-get runs fail as if another process held the lock, with
+	// lockMsg (else apt's message for a lock another process holds).
+	locked  int
+	lockMsg string
 }
 
 func (f *fakeApt) LookPath(name string) string {
@@ -64,6 +66,9 @@ func (f *fakeApt) Run(_ context.Context, c host.Cmd) (host.Result, error) {
 	}
 	if f.locked > 0 {
 		f.locked--
+		if f.lockMsg != "" {
+			return host.Result{RC: 100, Stderr: f.lockMsg}, nil
+		}
 		return host.Result{RC: 100, Stderr: "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (apt-get)\nE: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?\n"}, nil
 	}
 	if !slices.Contains(c.Env, "DEBIAN_FRONTEND=noninteractive") {
@@ -292,6 +297,15 @@ func TestPackageLockWait(t *testing.T) {
 		t.Errorf("%d calls: %q", n, f.calls)
 	}
 
+	// Not root: the lock can never be had, so there is no waiting.
+	f = newFakeApt()
+	f.locked = 1000
+	f.lockMsg = "E: Could not open lock file /var/lib/dpkg/lock-frontend - open (13: Permission denied)\nE: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), are you root?\n"
+	_, err = moduletest.Run(t, mk(f), map[string]cty.Value{"name": cty.StringVal("rb-lib")}, true)
+	if !errors.As(err, &fail) || strings.Contains(fail.Msg, "lock_timeout") || !strings.Contains(fail.Stderr, "are you root?") || len(f.calls) != 2 {
+		t.Fatalf("not root: %v %+v %q", err, fail, f.calls)
+	}
+
 	f = newFakeApt()
 	f.locked = 1
 	_, err = moduletest.Run(t, mk(f), map[string]cty.Value{"name": cty.StringVal("rb-lib"), "lock_timeout": cty.StringVal("0")}, false)
@@ -325,6 +339,17 @@ func TestPackageUpdateCache(t *testing.T) {
 	if err != nil || res.Status != modules.StatusOK || !ran() || !moduletest.Data(t, m, res).GetAttr("cache_updated").True() {
 		t.Fatalf("apply: %v %+v %q", err, res, f.calls)
 	}
+	// A package the lists do not have yet: check mode cannot tell what apply would do.
+	unknown := map[string]cty.Value{"name": cty.StringVal("rb-new"), "update_cache": cty.True}
+	res, err = moduletest.Run(t, m, unknown, false)
+	if err != nil || res.Status != modules.StatusUnknown || !strings.Contains(res.Msg, "Unable to locate package rb-new") {
+		t.Fatalf("check, a package not in the lists: %v %+v", err, res)
+	}
+	delete(unknown, "update_cache")
+	if _, err := moduletest.Run(t, m, unknown, false); err == nil {
+		t.Fatal("check without update_cache, a package not in the lists: no error")
+	}
+
 	f.calls = nil
 	args["cache_valid_time"] = cty.StringVal("1h")
 	res, err = moduletest.Run(t, m, args, true)
