@@ -107,7 +107,9 @@ older than cache_valid_time (always when it is not set). apt's age is the newer 
 metadata_expire set to cache_valid_time. A refresh alone is not a change: the task reports changed
 only when packages change (cache_updated says whether the lists were refreshed). Check mode never
 refreshes the lists: it answers from the lists the host has, and says so when update_cache would
-refresh them first.
+refresh them first; a package those lists lack is then "unknown" (apply may find it in the new
+lists), where without update_cache it is an error. dnf and yum refresh metadata older than their
+metadata_expire by themselves on any command, check mode's included: that changes no package.
 
 Locks: another apt, dpkg, dnf or yum holding the manager's lock is waited on for lock_timeout.
 apt-get waits itself (-o DPkg::Lock::Timeout); dnf and yum are told to exit at once on a lock
@@ -116,7 +118,10 @@ the task fails with the manager's own message. A failing command's output (bound
 redacted) is in the failure.
 
 The manager is the host's: apt when it has dpkg-query and apt-get, else dnf, else yum; manager
-forces one.`,
+forces one. The module needs root for changes (become); checking works without it, and a lock
+that cannot be taken for want of permission fails at once, without waiting.
+
+Ad hoc, name is an HCL value: runbook run ... package 'name="curl"' or 'name=["curl","jq"]'.`,
 		Schema: modules.Schema{
 			Args: []modules.Arg{
 				{Name: "name", Type: cty.DynamicPseudoType, Required: true,
