@@ -111,7 +111,8 @@ refresh them first; a package those lists lack is then "unknown" (apply may find
 lists), where without update_cache it is an error. dnf and yum refresh metadata older than their
 metadata_expire by themselves on any command, check mode's included: that changes no package.
 
-Locks: another apt, dpkg, dnf or yum holding the manager's lock is waited on for lock_timeout.
+Locks: another apt, dpkg, dnf or yum holding the manager's lock is waited on for lock_timeout,
+by each command the module runs.
 apt-get waits itself (-o DPkg::Lock::Timeout); dnf and yum are told to exit at once on a lock
 (exit_on_lock) and the module tries again each second; when the lock is still held at the deadline
 the task fails with the manager's own message. A failing command's output (bounded, secrets
@@ -137,7 +138,7 @@ Ad hoc, name is an HCL value: runbook run ... package 'name="curl"' or 'name=["c
 				{Name: "install_recommends", Type: cty.Bool, Default: cty.False,
 					Doc: "Install apt's recommended packages (dnf: weak dependencies) too."},
 				{Name: "lock_timeout", Type: cty.String, Default: cty.StringVal("2m"), Pattern: durationPattern, PatternHelp: `a duration such as "2m" or "30s"`,
-					Doc: `How long to wait for another package manager run to release its lock (at most 1h); "0" fails at once.`},
+					Doc: `How long each command waits for another package manager run to release its lock (at most 1h); "0" fails at once.`},
 			},
 		},
 		Returns: []modules.Field{
@@ -524,7 +525,9 @@ func pkgMsg(apply bool, p pkgPlan, names []string, notes []string) string {
 	return strings.Join(append(parts, notes...), "; ")
 }
 
-// lockWait waits out another package manager's lock, up to timeout from its first wait.
+// lockWait waits out another package manager's lock: each command the module runs waits up
+// to timeout for it (a budget shared by the commands would count the time a long apt-get
+// update spends working as time waited).
 type lockWait struct {
 	timeout  time.Duration
 	sleep    func(ctx context.Context, d time.Duration) error
@@ -539,11 +542,8 @@ func (lw *lockWait) clock() time.Time {
 	return time.Now()
 }
 
-// remaining is the time left to wait, starting the clock at its first call.
+// remaining is the time the current command has left to wait.
 func (lw *lockWait) remaining() time.Duration {
-	if lw.deadline.IsZero() {
-		lw.deadline = lw.clock().Add(lw.timeout)
-	}
 	return max(lw.deadline.Sub(lw.clock()), 0)
 }
 
@@ -570,6 +570,7 @@ func (lw *lockWait) run(ctx context.Context, m *machine, env []string, args func
 	if accept == nil {
 		accept = func(r host.Result) bool { return r.RC == 0 }
 	}
+	lw.deadline = lw.clock().Add(lw.timeout)
 	for {
 		argv := args(lw.seconds())
 		res, err := m.run.Run(ctx, host.Cmd{Argv: argv, Env: env, Data: true})

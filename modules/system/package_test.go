@@ -260,7 +260,7 @@ func TestPackageAptFailures(t *testing.T) {
 }
 
 // TestPackageLockWait: a lock held for a while is waited out (apt-get asked to wait the
-// time left); a lock held past lock_timeout fails with the manager's own message.
+// time left, each command with its own lock_timeout); a lock held past lock_timeout fails with the manager's own message.
 func TestPackageLockWait(t *testing.T) {
 	var clock time.Time
 	mk := func(f *fakeApt) Package {
@@ -282,7 +282,7 @@ func TestPackageLockWait(t *testing.T) {
 			}
 		}
 	}
-	if want := []string{"10", "9", "8", "7", "7"}; !slices.Equal(timeouts, want) {
+	if want := []string{"10", "9", "8", "7", "10"}; !slices.Equal(timeouts, want) {
 		t.Errorf("lock timeouts given to apt-get: %q, want %q", timeouts, want)
 	}
 
