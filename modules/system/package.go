@@ -87,7 +87,8 @@ func (Package) Info() modules.Info {
 would be installed, upgraded or removed, dependencies included, with their versions. Apply runs the
 same command for real and reports the same lists, then reads the installed versions again: a
 package that is still not as asked is an error. A host already as asked is ok, and nothing runs
-but reads.
+but reads. A name the manager resolves to another package (a virtual package, a "provides")
+is an error when the manager would do nothing for it: name the real package.
 
 state = "present" installs what is missing (a named version: what is not at that version, which may
 downgrade); "latest" also upgrades what is installed to the newest version the repositories have;
@@ -377,7 +378,14 @@ func (p Package) Run(ctx context.Context, env *modules.Env, a packageArgs, apply
 	for _, n := range names {
 		data.Packages[n] = have[n]
 	}
-	if !plan.empty() {
+	if plan.empty() {
+		// The manager would do nothing: the packages must be as asked already (a virtual
+		// package's name, which dpkg-query does not know, is not).
+		if miss := unmet(a.State, specs, have, mgr.name() != "apt"); len(miss) > 0 {
+			res.Data = data
+			return res, fmt.Errorf("%s would change nothing, but %s (a virtual package or a group? name the real package)", mgr.name(), strings.Join(miss, "; "))
+		}
+	} else {
 		res.Status = modules.DiffStatus(apply)
 		res.Diff = pkgDiff(plan)
 	}

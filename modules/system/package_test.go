@@ -34,6 +34,8 @@ type fakeApt struct {
 	// lockMsg (else apt's message for a lock another process holds).
 	locked  int
 	lockMsg string
+	// virtual packages are provided by an installed one: apt does nothing for them.
+	virtual map[string]bool
 }
 
 func (f *fakeApt) LookPath(name string) string {
@@ -89,6 +91,10 @@ func (f *fakeApt) Run(_ context.Context, c host.Cmd) (host.Result, error) {
 	var out strings.Builder
 	var add func(name, version string) error
 	add = func(name, version string) error {
+		if f.virtual[name] {
+			fmt.Fprintf(&out, "Note, selecting 'base-files' instead of '%s'\n", name)
+			return nil
+		}
 		d, ok := f.repo[name]
 		if !ok {
 			return fmt.Errorf("E: Unable to locate package %s", name)
@@ -249,6 +255,10 @@ func TestPackageAptFailures(t *testing.T) {
 	}
 	if c := f.calls[len(f.calls)-1]; !slices.Contains(c, "--no-install-recommends") {
 		t.Errorf("recommends not turned off: %q", c)
+	}
+	f.virtual = map[string]bool{"debian-base": true}
+	if _, err := moduletest.Run(t, aptModule(f), map[string]cty.Value{"name": cty.StringVal("debian-base")}, false); err == nil || !strings.Contains(err.Error(), "apt would change nothing, but debian-base is not installed") {
+		t.Errorf("a virtual package: %v", err)
 	}
 	f.calls = nil
 	if _, err := moduletest.Run(t, aptModule(f), map[string]cty.Value{"name": cty.StringVal("rb-lib"), "install_recommends": cty.True}, false); err != nil {
