@@ -636,3 +636,27 @@ func TestVersionMatches(t *testing.T) {
 		}
 	}
 }
+
+// TestLockMessages: the managers' messages for a lock another process holds are waited
+// on; a lock the helper may not take, or any other failure, is not.
+func TestLockMessages(t *testing.T) {
+	for _, tc := range []struct {
+		out  string
+		wait bool
+	}{
+		{"E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 907 (apt-get)", true},
+		{"E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?", true},
+		{"E: Could not get lock /var/lib/apt/lists/lock. It is held by process 12 (apt-get)\nE: Unable to lock directory /var/lib/apt/lists/", true},
+		{"E: Could not get lock /var/lib/dpkg/lock - open (11: Resource temporarily unavailable)\nE: Unable to lock the administration directory (/var/lib/dpkg/), is another process using it?", true},
+		{"Existing lock /var/run/yum.pid: another copy is running as pid 1234.\nAnother app is currently holding the yum lock; exiting as configured by exit_on_lock", true},
+		{"Error: RPMDB already locked by 1234", true},
+		{"Failed to obtain rpm transaction lock. Another transaction is in progress.", true},
+		{"E: Could not open lock file /var/lib/dpkg/lock-frontend - open (13: Permission denied)\nE: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), are you root?", false},
+		{"E: Unable to locate package rb-nosuch", false},
+		{"Error: Unable to find a match: rb-nosuch", false},
+	} {
+		if got := lockHeld.MatchString(tc.out) && !notLockHolder.MatchString(tc.out); got != tc.wait {
+			t.Errorf("%q: wait %t, want %t", tc.out, got, tc.wait)
+		}
+	}
+}
