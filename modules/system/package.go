@@ -72,6 +72,9 @@ var pkgNamePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]*(:[a-z0-9_
 // durationPattern is what cache_valid_time and lock_timeout may say.
 var durationPattern = regexp.MustCompile(`^(0|([0-9]+(ms|s|m|h))+)$`)
 
+// maxPackages bounds the names of one task: they all go on one command line.
+const maxPackages = 1000
+
 // maxLockTimeout bounds lock_timeout: a wait longer than this is a mistake.
 const maxLockTimeout = time.Hour
 
@@ -213,6 +216,9 @@ func pkgSpecs(v cty.Value) ([]pkgSpec, error) {
 	}
 	if len(raw) == 0 {
 		return nil, errors.New("name lists no package")
+	}
+	if len(raw) > maxPackages {
+		return nil, fmt.Errorf("name lists %d packages, more than the %d one task may name", len(raw), maxPackages)
 	}
 	var out []pkgSpec
 	seen := map[string]bool{}

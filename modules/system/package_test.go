@@ -384,6 +384,7 @@ func TestPackageValidate(t *testing.T) {
 		{map[string]cty.Value{"name": cty.StringVal("")}, "not a package name"},
 		{map[string]cty.Value{"name": cty.EmptyTupleVal}, "lists no package"},
 		{map[string]cty.Value{"name": names("jq", "jq=1.6")}, "jq is named twice"},
+		{map[string]cty.Value{"name": names(slices.Repeat([]string{"x"}, 1001)...)}, "more than the 1000 one task may name"},
 		{map[string]cty.Value{"name": cty.NumberIntVal(3)}, "a string or a list of strings"},
 		{map[string]cty.Value{"name": cty.TupleVal([]cty.Value{cty.StringVal("a"), cty.True})}, "name[1] must be a string"},
 		{map[string]cty.Value{"name": cty.StringVal("jq=1.6"), "state": cty.StringVal("latest")}, `cannot keep`},
