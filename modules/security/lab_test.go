@@ -300,7 +300,7 @@ func TestIptablesOnLabHost(t *testing.T) {
 		t.Errorf("check:\n%s", res[0].Out)
 	}
 	after := h.rules("iptables-save")
-	if strings.Contains(after, "-A ") || strings.Contains(after, "RBTEST") || !strings.Contains(before, "RBTEST") {
+	if filter := h.rules("iptables-save -t filter"); strings.Contains(filter, "-A ") || strings.Contains(after, "RBTEST") || !strings.Contains(before, "RBTEST") {
 		t.Errorf("rules before:\n%s\nafter:\n%s", before, after)
 	}
 	if !strings.Contains(h.rules("ip6tables-save"), "fd00:99::/32") {
