@@ -24,12 +24,18 @@ import (
 
 var _ modules.Runner[waitForArgs] = WaitFor{}
 
-// errFatal marks a finding that waiting cannot change (an untrusted link, a directory
+// fatalError is a finding that waiting cannot change (an untrusted link, a directory
 // where a file is searched): the task fails at once.
-var errFatal = errors.New("fatal")
+type fatalError struct{ err error }
+
+func (e fatalError) Error() string { return e.err.Error() }
+func (e fatalError) Unwrap() error { return e.err }
+
+// fatal marks err as a fatalError.
+func fatal(err error) error { return fatalError{err} }
 
 // probe checks the condition once; it reports what it found, and an error that ends the
-// wait (wrapping errFatal) or that is only what was seen (a race while resolving a path).
+// wait (a fatalError) or that is only what was seen (a race while resolving a path).
 type probe func(ctx context.Context, deadline time.Time) (found, error)
 
 // found is one check's finding.
@@ -71,7 +77,7 @@ func (m WaitFor) Run(ctx context.Context, env *modules.Env, a waitForArgs, apply
 	var seen string
 	for {
 		f, err := check(ctx, deadline)
-		if errors.Is(err, errFatal) {
+		if errors.As(err, new(fatalError)) {
 			return nil, fmt.Errorf("waiting for %s: %w", what, err)
 		}
 		seen = f.seen
@@ -210,7 +216,7 @@ func dial(ctx context.Context, addr string, connectTimeout float64, deadline tim
 
 // statTrusted describes what path leads to, following a link only when trusted (hostfs):
 // nil when nothing is there (a missing parent, a link to nothing). An untrusted link, or a
-// file nobody may look at, ends the wait (errFatal); a path that changed while it was
+// file nobody may look at, ends the wait (a fatalError); a path that changed while it was
 // resolved is only what was seen this time.
 func statTrusted(path string) (fs.FileInfo, error) {
 	ref, err := hostfs.Resolve(path, hostfs.FollowLast)
@@ -225,8 +231,8 @@ func statTrusted(path string) (fs.FileInfo, error) {
 	return nil, pathError(err)
 }
 
-// pathError sorts an error about a path: nil for nothing there, errFatal for what waiting
-// cannot change, else the error itself.
+// pathError sorts an error about a path: nil for nothing there, a fatalError for what
+// waiting cannot change, else the error itself.
 func pathError(err error) error {
 	var untrusted *hostfs.UntrustedLinkError
 	var hard *hostfs.HardLinkError
@@ -234,7 +240,7 @@ func pathError(err error) error {
 	case err == nil, errors.Is(err, fs.ErrNotExist):
 		return nil
 	case errors.As(err, &untrusted), errors.As(err, &hard), errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("%w: %w", errFatal, err)
+		return fatal(err)
 	}
 	return err
 }
@@ -258,7 +264,7 @@ func searchFile(path string, re *regexp.Regexp, red *modules.Redactor) (found, e
 	case fi == nil:
 		return absent, nil
 	case !fi.Mode().IsRegular():
-		return found{}, fmt.Errorf("%w: %s is %s, not a file that search_regex can read", errFatal, path, fileKind(fi))
+		return found{}, fatal(fmt.Errorf("%s is %s, not a file that search_regex can read", path, fileKind(fi)))
 	}
 	b, more, err := ref.ReadHead(maxSearch)
 	if err != nil {
@@ -336,11 +342,11 @@ func establishedOn(ctx context.Context, dir string, host netip.Addr, port int) (
 	n := 0
 	for _, name := range []string{"tcp", "tcp6"} {
 		f, err := os.Open(filepath.Join(dir, name))
-		if errors.Is(err, fs.ErrNotExist) {
+		if name == "tcp6" && errors.Is(err, fs.ErrNotExist) {
 			continue // no IPv6 in this kernel
 		}
 		if err != nil {
-			return 0, fmt.Errorf("%w: %w", errFatal, err)
+			return 0, fatal(err)
 		}
 		c, err := countEstablished(ctx, f, host, port)
 		f.Close()

@@ -4,6 +4,7 @@ package generic
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -416,7 +417,7 @@ func TestWaitForUntrustedLink(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "is a link owned by nobody") || time.Since(start) > time.Second {
 				t.Fatalf("err = %v after %s", err, time.Since(start))
 			}
-			if res != nil || strings.Contains(err.Error(), "root-only") {
+			if res != nil || strings.Contains(err.Error(), "root-only") || strings.Contains(err.Error(), "fatal") {
 				t.Errorf("the planted link's target leaked: %v %v", res, err)
 			}
 		}
@@ -514,6 +515,14 @@ func TestCountEstablished(t *testing.T) {
 		if err != nil || n != tt.want {
 			t.Errorf("%s:%d: %d %v, want %d", tt.host, tt.port, n, err, tt.want)
 		}
+	}
+	// Without IPv6 there is no tcp6; without tcp there is nothing to say the port is drained.
+	os.Remove(dir + "/tcp6")
+	if n, err := establishedOn(context.Background(), dir, netip.MustParseAddr("0.0.0.0"), 8080); err != nil || n != 2 {
+		t.Errorf("without tcp6: %d %v", n, err)
+	}
+	if _, err := establishedOn(context.Background(), t.TempDir(), netip.MustParseAddr("0.0.0.0"), 8080); !errors.As(err, new(fatalError)) {
+		t.Errorf("without tcp: %v", err)
 	}
 	os.WriteFile(dir+"/tcp6", []byte(tcp6+"   2: zz:1F90 00:0 01\n"), 0o444)
 	if _, err := establishedOn(context.Background(), dir, netip.MustParseAddr("0.0.0.0"), 8080); err == nil || !strings.Contains(err.Error(), `tcp6: line 4: bad address "zz:1F90"`) {
