@@ -87,7 +87,7 @@ func (m WaitFor) Run(ctx context.Context, env *modules.Env, a waitForArgs, apply
 		elapsed := now().Sub(start)
 		if f.held {
 			data.Elapsed = roundSeconds(elapsed)
-			res.Msg = fmt.Sprintf("%s: held after %s", what, fmtSeconds(elapsed))
+			res.Msg = fmt.Sprintf("waited %s for %s", fmtSeconds(elapsed), what)
 			if len(f.match) > 0 {
 				data.Match, data.MatchGroups = &f.match[0], f.match[1:]
 			}
