@@ -73,7 +73,9 @@ iptables services, the flush and policies, and the save.
 The rules are read with iptables-save of the backend the host's iptables command uses (nf_tables or
 legacy, as "iptables -V" says; reported in backend). A flush replaces every selected table in one
 iptables-restore transaction: rules and user chains are removed, counters zeroed and the filter
-policies set, with no moment in between where a half-flushed table is live.
+policies set, with no moment in between where a half-flushed table is live. Afterwards the rules are
+read again, and any left is an error. Check mode changes nothing: it shows the ruleset before and
+after as a diff and counts what would be removed.
 
 Only the filter table is flushed unless tables names others, as the guide's "iptables -F" and
 Ansible's iptables module (table: filter) do. On a libvirt host the nat and mangle tables hold
@@ -81,9 +83,7 @@ libvirt's rules for its guest networks (masquerading in LIBVIRT_PRT, checksum fi
 libvirt puts back whenever it restarts a network: flushing them would cut the guests' NAT and
 leave a drift that every later check reports again. Name them in tables to flush them anyway.
 libvirt's chains in the filter table (LIBVIRT_INP, LIBVIRT_FWO, ...) go with the flush, as they
-do with "iptables -F". Afterwards the rules are
-read again, and any left is an error. Check mode changes nothing: it shows the ruleset before and
-after as a diff and counts what would be removed.
+do with "iptables -F".
 
 Flushing the filter table while INPUT or OUTPUT has the policy DROP would cut the host off,
 runbook's own connection included. The task fails instead, unless policies names that chain: set it
