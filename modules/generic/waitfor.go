@@ -102,9 +102,10 @@ holds in time, failed when not. Its status is ok, never changed. In check mode, 
 task would have started has not been started, so a wait for it runs until its timeout: keep such
 a task out of check runs (tags) if that wait is not wanted.
 
-The task's timeout meta-argument, when shorter than timeout, ends the wait first: wait_for stops
-a moment before it and fails naming both. Without one, a request to the helper is cut after an
-hour, so timeout is at most 3000 seconds (50 minutes).`,
+The task's timeout meta-argument (or what is left of --host-timeout), when shorter than timeout,
+ends the wait first: wait_for stops a moment before it and fails saying so, with its own timeout.
+Without either, a request to the helper is cut after an hour, so timeout is at most 3000 seconds
+(50 minutes).`,
 		Schema: modules.Schema{
 			Args: []modules.Arg{
 				{Name: "port", Type: cty.Number, Doc: "A TCP port (1–65535) on host."},

@@ -104,7 +104,7 @@ func (m WaitFor) Run(ctx context.Context, env *modules.Env, a waitForArgs, apply
 	elapsed := now().Sub(start)
 	why := fmt.Sprintf("timed out after %s waiting for %s", fmtSeconds(elapsed), what)
 	if cut {
-		why = fmt.Sprintf("stopped after %s, at the task's timeout (before wait_for's timeout of %s), waiting for %s",
+		why = fmt.Sprintf("stopped after %s, at the task's timeout (or the host's; before wait_for's timeout of %s), waiting for %s",
 			fmtSeconds(elapsed), fmtSeconds(seconds(a.Timeout)), what)
 	}
 	why += " (last seen: " + seen + ")"

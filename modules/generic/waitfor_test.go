@@ -279,7 +279,7 @@ func TestWaitFor(t *testing.T) {
 			args: func(e env) map[string]cty.Value {
 				return map[string]cty.Value{"path": s(e.dir + "/never"), "timeout": num(300), "sleep": num(0.1)}
 			},
-			wantErr: "at the task's timeout (before wait_for's timeout of 300s), waiting for", minElapsed: 0.5, maxElapsed: 0.7},
+			wantErr: "at the task's timeout (or the host's; before wait_for's timeout of 300s), waiting for", minElapsed: 0.5, maxElapsed: 0.7},
 	}
 	for _, tt := range tests {
 		for _, apply := range []bool{false, true} {
