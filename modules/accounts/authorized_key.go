@@ -86,7 +86,7 @@ path). Check mode reads and changes nothing; the diff is the file before and aft
 			{Title: "The operator's key, from the management network only", HCL: `task "ops key" {
   authorized_key {
     user        = "ops"
-    key         = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJsYWJsYWJsYWJsYWJsYWJsYWJsYWJsYWJsYWJsYWI= ops@laptop"
+    key         = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDzFxYcgSY7yJ5LM7bmm4SQAf9I5p2XLBM59XiYeY7Vt ops@laptop"
     key_options = "from=\"192.0.2.0/24\""
   }
 }`},
@@ -95,8 +95,8 @@ path). Check mode reads and changes nothing; the diff is the file before and aft
     user      = "deploy"
     exclusive = true
     key       = <<-EOT
-      ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJsYWJsYWJsYWJsYWJsYWJsYWJsYWJsYWJsYWJsYWI= alice
-      ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZvb2Zvb2Zvb2Zvb2Zvb2Zvb2Zvb2Zvb2Zvb2Zvb2Y= bob
+      ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDzFxYcgSY7yJ5LM7bmm4SQAf9I5p2XLBM59XiYeY7Vt alice
+      ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILBAPP1aTieqIWXRIgwvSPcx1IsPzNjLC4LUAybzGH3e bob
     EOT
   }
 }`},

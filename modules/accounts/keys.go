@@ -93,7 +93,7 @@ func parseKey(line string) (authKey, error) {
 	}
 	f := strings.Fields(rest)
 	if len(f) < 2 {
-		return authKey{}, fmt.Errorf("expected [options] TYPE BASE64 [comment]")
+		return authKey{}, fmt.Errorf("expected [options] TYPE BASE64 [comment]; no key type sshd knows (ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256, ...) was found")
 	}
 	if !keyTypes[f[0]] {
 		return authKey{}, fmt.Errorf("%q is not a key type sshd knows (ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256, ...)", clip(f[0]))

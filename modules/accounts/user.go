@@ -22,20 +22,20 @@ var (
 type User struct{ test *machine }
 
 type userArgs struct {
-	Name         string    `cty:"name"`
-	State        string    `cty:"state"`
-	UID          *float64  `cty:"uid"`
-	Group        *string   `cty:"group"`
-	Groups       *[]string `cty:"groups"`
-	Append       bool      `cty:"append"`
-	Home         *string   `cty:"home"`
-	CreateHome   bool      `cty:"create_home"`
-	Shell        *string   `cty:"shell"`
-	Comment      *string   `cty:"comment"`
-	System       bool      `cty:"system"`
-	Password     *string   `cty:"password"`
-	PasswordLock *bool     `cty:"password_lock"`
-	Remove       bool      `cty:"remove"`
+	Name         string   `cty:"name"`
+	State        string   `cty:"state"`
+	UID          *float64 `cty:"uid"`
+	Group        *string  `cty:"group"`
+	Groups       []string `cty:"groups"`
+	Append       bool     `cty:"append"`
+	Home         *string  `cty:"home"`
+	CreateHome   bool     `cty:"create_home"`
+	Shell        *string  `cty:"shell"`
+	Comment      *string  `cty:"comment"`
+	System       bool     `cty:"system"`
+	Password     *string  `cty:"password"`
+	PasswordLock *bool    `cty:"password_lock"`
+	Remove       bool     `cty:"remove"`
 }
 
 type userResult struct {
@@ -63,7 +63,7 @@ func validPassword(p string) string {
 	if p == "!" || p == "*" || cryptPattern.MatchString(p) {
 		return ""
 	}
-	return `must be a crypt hash such as "$6$salt$hash" or "$y$j9T$salt$hash" (make one with mkpasswd or openssl passwd -6), or "!" or "*" for no password; a plain password is never taken (the value is not shown here)`
+	return `must be a crypt hash: "$6$…" (SHA-512) or "$y$…" (yescrypt), for instance (make one with mkpasswd or openssl passwd -6), or "!" or "*" for no password; a plain password is never taken (the value is not shown here)`
 }
 
 // pathArg checks home and shell: absolute, one line, no ":" (the passwd file's separator).
@@ -176,7 +176,7 @@ func (User) Validate(a userArgs) []modules.ArgError {
 		errs = append(errs, modules.ArgError{Arg: "comment", Msg: `The comment must be one line without ":" (the passwd file's separator).`})
 	}
 	if a.Groups != nil {
-		for _, g := range *a.Groups {
+		for _, g := range a.Groups {
 			if err := validName(g); err != nil {
 				errs = append(errs, modules.ArgError{Arg: "groups", Msg: err.Error() + "."})
 			}
@@ -282,7 +282,7 @@ func runUser(ctx context.Context, m *machine, a userArgs, apply bool) (*modules.
 		}
 	}
 	if a.Groups != nil {
-		for _, n := range *a.Groups {
+		for _, n := range a.Groups {
 			if err := validName(n); err != nil {
 				return nil, err
 			}
@@ -355,7 +355,7 @@ func planUser(acc account, a userArgs) *userPlan {
 		return p
 	}
 	// Groups that must exist (warned about in check mode; apply fails in useradd).
-	for _, g := range append(ptrList(a.Group), derefList(a.Groups)...) {
+	for _, g := range append(ptrList(a.Group), a.Groups...) {
 		if findGroup(acc.groups, g) == nil {
 			p.warnings = append(p.warnings, fmt.Sprintf("group %s does not exist (yet): applying fails unless an earlier task creates it", g))
 		}
@@ -378,7 +378,7 @@ func planUser(acc account, a userArgs) *userPlan {
 		p.change("group", orNone(cur.Group), *a.Group)
 	}
 	if a.Groups != nil {
-		want := slices.Clone(*a.Groups)
+		want := slices.Clone(a.Groups)
 		if a.Append {
 			want = union(cur.Groups, want)
 		}
@@ -387,7 +387,7 @@ func planUser(acc account, a userArgs) *userPlan {
 			if a.Append {
 				opts = append(opts, "-a")
 			}
-			opts = append(opts, "-G", strings.Join(derefList(a.Groups), ","))
+			opts = append(opts, "-G", strings.Join(a.Groups, ","))
 		}
 	}
 	if a.Home != nil && (acc.pw == nil || cur.Home != *a.Home) {
@@ -472,13 +472,6 @@ func idOrNone(exists bool, id float64) string {
 		return "(none)"
 	}
 	return strconv.FormatInt(int64(id), 10)
-}
-
-func derefList(l *[]string) []string {
-	if l == nil {
-		return nil
-	}
-	return *l
 }
 
 func union(a, b []string) []string {
