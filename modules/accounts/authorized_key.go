@@ -298,7 +298,7 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 	if len(lines) == 0 {
 		content = nil
 	}
-	data.Added, data.Removed = added, removed
+	data.Added, data.Removed = append(data.Added, added...), append(data.Removed, removed...)
 	for _, l := range lines {
 		if l.Key != nil {
 			data.Keys++

@@ -134,18 +134,14 @@ removes the account, and with remove = true its home directory and mail spool (u
 			{Name: "password_locked", Type: cty.Bool, Doc: `Whether the password field starts with "!".`},
 		},
 		Examples: []modules.Example{
-			{Title: "An operator with sudo rights and a password hash from a sensitive variable", HCL: `variable "ops_password_hash" {
-  sensitive = true
-}
-
-task "operator" {
+			{Title: "An operator with sudo rights and a password hash kept in the inventory (mkpasswd -m sha-512)", HCL: `task "operator" {
   user {
     name     = "ops"
     comment  = "Operations"
     shell    = "/bin/bash"
     groups   = ["sudo"]
     append   = true
-    password = var.ops_password_hash
+    password = host.vars.ops_password_hash # sensitive: shown as "(changed)" only
   }
 }`},
 			{Title: "A service account without a login, and a former colleague removed with their home", HCL: `task "service account" {
