@@ -220,6 +220,13 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 	if defaultPath {
 		top = pw.Home
 	}
+	// A link there is followed only when root owns it (a home or key directory moved
+	// elsewhere by the administrator): one of the user's own could lead anywhere.
+	if fi, err := hostfs.Lstat(m.path(top)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		if owner, _ := ownerOf(fi); owner != 0 {
+			return nil, &LinkRefusedError{Path: top, Why: fmt.Sprintf("is a symbolic link owned by uid %d, not root", owner)}
+		}
+	}
 	topRef, err := hostfs.Resolve(m.path(top), hostfs.FollowLast)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", top, err)

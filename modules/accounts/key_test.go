@@ -111,6 +111,12 @@ func TestAuthorizedKeyTimeline(t *testing.T) {
 			path: "/home/alice/.ssh/authorized_keys", want: keyA + "\n", removed: []string{fpC}},
 		{name: "a path of its own", args: map[string]cty.Value{"user": s("alice"), "key": s(keyB), "path": s("/etc/ssh/keys/alice")},
 			path: "/etc/ssh/keys/alice", want: keyB + "\n"},
+		{name: "a path through root's link", setup: func(t *testing.T, d string) {
+			if err := os.Symlink("ssh/keys", d+"/etc/keys"); err != nil {
+				t.Fatal(err)
+			}
+		}, args: map[string]cty.Value{"user": s("alice"), "key": s(keyB), "path": s("/etc/keys/alice")},
+			path: "/etc/ssh/keys/alice", want: keyB + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, m := keyRoot(t)
@@ -132,7 +138,11 @@ func TestAuthorizedKeyTimeline(t *testing.T) {
 				owned(t, filepath.Dir(d+tc.path), aliceID, 0o700)
 			}
 			data := moduletest.Data(t, AuthorizedKey{test: m}, res[1])
-			if got := data.GetAttr("path").AsString(); got != tc.path {
+			wantPath := tc.path
+			if p, ok := tc.args["path"]; ok {
+				wantPath = p.AsString()
+			}
+			if got := data.GetAttr("path").AsString(); got != wantPath {
 				t.Errorf("path %s", got)
 			}
 			var removed []string
@@ -226,6 +236,11 @@ func TestAuthorizedKeyPlantedLinks(t *testing.T) {
 		{name: "the home belongs to another user", setup: func(t *testing.T, d string) {
 			os.Chown(d+"/home/alice", bobID, bobID)
 		}, want: fmt.Sprintf("/home/alice belongs to uid %d", bobID)},
+		{name: "a path's directory is a link of the user's to their own directory", args: map[string]cty.Value{"user": s("alice"), "key": s(keyA), "path": s("/home/alice/keys/authorized_keys")},
+			setup: func(t *testing.T, d string) {
+				plant(t, d+"/home/alice/real", "")
+				symlink("real", "/home/alice/keys", aliceID)(t, d)
+			}, want: "/home/alice/keys is a symbolic link owned by uid 65534"},
 		{name: "a path's file is a link", args: map[string]cty.Value{"user": s("alice"), "key": s(keyA), "path": s("/etc/ssh/keys/alice")},
 			setup: symlink("ROOT/etc/shadow", "/etc/ssh/keys/alice", aliceID), want: "/etc/ssh/keys/alice is a symbolic link"},
 	} {
