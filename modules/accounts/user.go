@@ -93,11 +93,12 @@ diff, messages, results, the JSON view and the history show only "(changed)". Ma
 "mkpasswd -m sha-512" or "openssl passwd -6" and keep it in a sensitive variable.
 
 password_lock = true locks the password (usermod -L: a "!" before the hash), false unlocks it;
-keys still log in. groups lists supplementary groups: exactly these, unless append = true adds them
+SSH keys still log in where sshd uses PAM (Debian's and Red Hat's default). groups lists supplementary groups: exactly these, unless append = true adds them
 to the ones the user has. group (the primary group) and every name in groups must exist (the group
 module makes them); in check mode a missing one is a warning, since an earlier task may create it.
 home sets the home directory's path in /etc/passwd; an existing home is not moved. state = "absent"
-removes the account, and with remove = true its home directory and mail spool (userdel -r).`,
+removes the account, and with remove = true its home directory and mail spool (userdel -r); userdel
+refuses a user who still has processes (a login, a systemd --user manager), and the task fails saying so.`,
 		Schema: modules.Schema{
 			Args: []modules.Arg{
 				{Name: "name", Type: cty.String, Required: true, Pattern: namePattern, PatternHelp: namePatternHelp,
