@@ -99,6 +99,13 @@ func TestAccountsLab(t *testing.T) {
 	if out := h.shOK("for p in useradd usermod userdel groupadd groupmod groupdel chpasswd; do command -v $p; done"); strings.Count(out, "/") < 7 {
 		t.Fatalf("the lab host lacks shadow-utils:\n%s", out)
 	}
+	// Every shadow-utils program the modules run goes through a wrapper that logs its
+	// command line (what /proc/PID/cmdline shows every user) before running the real one:
+	// the hash must never be in that log.
+	for _, p := range []string{"useradd", "usermod", "userdel", "groupadd", "groupmod", "groupdel", "chpasswd"} {
+		real := strings.TrimSpace(h.sh("command -v " + p))
+		h.sh(fmt.Sprintf("printf '%%s\\n' '#!/bin/sh' 'echo \"$0 $*\" >> /run/rb-argv.log' 'exec %s \"$@\"' > /usr/local/sbin/%s && chmod 755 /usr/local/sbin/%s", real, p, p))
+	}
 	var outputs []string
 	keep := func(res [4]labtest.Result) {
 		for _, r := range res {
@@ -265,6 +272,12 @@ play "accounts" {
 			t.Errorf("rbops is not gone: %s", out)
 		}
 	})
+
+	argv := h.sh("cat /run/rb-argv.log")
+	if !strings.Contains(argv, "/usr/local/sbin/chpasswd -e") || !strings.Contains(argv, "/usr/local/sbin/useradd") {
+		t.Errorf("the wrappers did not see the modules' programs:\n%s", argv)
+	}
+	noHash(t, "the command lines run on the host", argv)
 
 	// The hash is in no output, and nowhere in the history (or anything else the runs
 	// kept under the state directory).
