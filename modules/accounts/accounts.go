@@ -97,7 +97,7 @@ func (m *machine) readDB(p string) ([]byte, error) {
 	return b, nil
 }
 
-// diffLines renders the fields that differ as "field: value" lines.
+// fieldDiff renders the fields that differ as "field: value" lines, before and after.
 type fieldDiff struct{ before, after strings.Builder }
 
 func (d *fieldDiff) add(field, before, after string) {

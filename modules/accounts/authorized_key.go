@@ -249,6 +249,14 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 	if err := checkComponent(top, topFi, uid, true); err != nil {
 		return nil, err
 	}
+	strict := func(p string, fi fs.FileInfo) {
+		if fi.Mode().Perm()&0o022 != 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s may be written by its group or others (mode %04o): sshd (StrictModes, its default) then ignores the keys", p, fi.Mode().Perm()))
+		}
+	}
+	if defaultPath {
+		strict(top, topFi)
+	}
 	topReal := topRef.Path()
 
 	dirReal := topReal
@@ -272,6 +280,8 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 			makeDir = true
 		} else if err := checkComponent(filepath.Join(top, ".ssh"), fi, uid, true); err != nil {
 			return nil, err
+		} else {
+			strict(filepath.Join(top, ".ssh"), fi)
 		}
 	}
 

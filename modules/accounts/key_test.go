@@ -157,6 +157,22 @@ func TestAuthorizedKeyTimeline(t *testing.T) {
 	}
 }
 
+// TestAuthorizedKeyStrictModes: a .ssh that others may write is used, with a warning that
+// sshd will ignore it.
+func TestAuthorizedKeyStrictModes(t *testing.T) {
+	d, m := keyRoot(t)
+	plant(t, d+"/home/alice/.ssh", "")
+	os.Chmod(d+"/home/alice/.ssh", 0o775)
+	res, err := moduletest.Run(t, AuthorizedKey{test: m}, map[string]cty.Value{"user": s("alice"), "key": s(keyA)}, false)
+	if err != nil || !strings.Contains(strings.Join(res.Warnings, " "), "/home/alice/.ssh may be written by its group or others (mode 0775)") {
+		t.Fatalf("%v %+v", err, res)
+	}
+	os.Chmod(d+"/home/alice/.ssh", 0o700)
+	if res, err = moduletest.Run(t, AuthorizedKey{test: m}, map[string]cty.Value{"user": s("alice"), "key": s(keyA)}, false); err != nil || len(res.Warnings) > 0 {
+		t.Fatalf("%v %+v", err, res)
+	}
+}
+
 // plant makes dir (alice's, 0700) with an authorized_keys of alice's.
 func plant(t *testing.T, dir, content string) {
 	t.Helper()
