@@ -293,7 +293,7 @@ func TestAuthorizedKeyRace(t *testing.T) {
 		}
 	}
 	id := fmt.Sprint(aliceID)
-	script := `my $d = shift; chdir "$d/home/alice" or die; mkdir "real"; while (1) { rename ".ssh", "held" if -d ".ssh" && ! -l ".ssh"; symlink "$d/root/.ssh", ".ssh"; select undef, undef, undef, 0.0002; unlink ".ssh"; rename "held", ".ssh" or mkdir ".ssh"; }`
+	script := `my $d = shift; chdir "$d/home/alice" or die; mkdir "real"; while (1) { rename ".ssh", "held" if -d ".ssh" && ! -l ".ssh"; symlink "$d/root/.ssh", ".ssh"; select undef, undef, undef, 0.0002; unlink ".ssh"; rename "held", ".ssh" or mkdir ".ssh"; select undef, undef, undef, 0.0005; }`
 	cmd := exec.Command("setpriv", "--reuid="+id, "--regid="+id, "--clear-groups", "perl", "-e", script, d)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
