@@ -158,6 +158,11 @@ func runAssert(_ context.Context, _ *Env, args cty.Value) (*modules.Result, erro
 			if a.FailMsg != nil {
 				msg = *a.FailMsg + " (" + msg + ")"
 			}
+			if a.WarnOnly {
+				// Advice: the host is not failed; the warning is what the recap, the
+				// history and the report show.
+				return &modules.Result{Status: modules.StatusOK, Msg: msg, Warnings: []string{msg}}, nil
+			}
 			return nil, errors.New(msg)
 		}
 	}
