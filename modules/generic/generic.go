@@ -401,7 +401,7 @@ than a rule, e.g. a card whose ports can carry more than its PCIe slot).`,
 				{Name: "fail_msg", Type: cty.String, Doc: "Message when a condition is false."},
 				{Name: "success_msg", Type: cty.String, Doc: "Message when all are true."},
 				{Name: "warn_only", Type: cty.Bool, Default: cty.False,
-					Doc: "A false condition gives a warning (fail_msg, or which condition is false) on an ok task instead of failing the host."},
+					Doc: "A false condition gives a warning (fail_msg, else which condition is false) on an ok task instead of failing the host."},
 			},
 		},
 		Examples: []modules.Example{
