@@ -265,6 +265,15 @@ func TestBigIPRunbookOnFixtureFacts(t *testing.T) {
 		})
 	}
 
+	t.Run("SR-IOV without a bond", func(t *testing.T) {
+		f := &fakeBigIP{facts: el8Facts(t, []string{"eno1"})}
+		code, out, calls := bigipRun(t, store, f, `    network_backend = "NetworkManager"
+    sriov_pf = "ens2f0"`, false, noRuntime, "sriov_numvfs=2")
+		if code != 0 || !slices.Contains(calls, "sriov") || slices.Contains(calls, "bond") {
+			t.Fatalf("exit %d, calls %v\n%s", code, calls, out)
+		}
+	})
+
 	t.Run("a data NIC already in the bond carries management: allowed", func(t *testing.T) {
 		f := &fakeBigIP{facts: el8Facts(t, []string{"bond0", "ens1f0", "ens1f1"})}
 		code, out, calls := bigipRun(t, store, f, base+"\n    hostname = \"hv1.example.net\"", false, noRuntime)

@@ -220,9 +220,8 @@ play "bigip-ve-hypervisors" {
   # SR-IOV: VFs on the PF, each trusted (and without spoof checking) so the BIG-IP VE guest
   # may change its MAC; kept across reboots by a systemd unit.
   task "sriov vfs" {
-    tags       = ["sriov"]
-    depends_on = ["SR-IOV PF not in the bond"]
-    when       = var.sriov_numvfs > 0 && host.vars.sriov_pf != ""
+    tags = ["sriov"]
+    when = var.sriov_numvfs > 0 && host.vars.sriov_pf != ""
     sriov {
       device  = host.vars.sriov_pf
       num_vfs = var.sriov_numvfs
@@ -248,7 +247,7 @@ play "bigip-ve-hypervisors" {
   # inventory is the guide's "lshw -class network -businfo" and "ethtool -i": each NIC's
   # driver, driver and firmware versions, bus address, PCIe link and SR-IOV capability, read
   # after the changes (the bond, VLANs and VFs are in it). It is this task's result, kept in
-  # the history, and the NIC table of each host in "runbook report --format html".
+  # the history, and the NIC table of each host in "runbook report --html FILE".
   task "NIC inventory" {
     tags = ["checks"]
     facts {
