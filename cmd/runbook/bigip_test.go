@@ -36,11 +36,15 @@ func TestBigIPRunbookOnSystemdHosts(t *testing.T) {
 		t.Fatalf("network-scripts on Debian: exit %d\n%s", code, out)
 	}
 
-	// So are a host's data NIC that is not there and a backend the runbook does not know
-	// (host vars are not checked like runbook variables).
+	// So are a host's data NIC that is not there, a backend the runbook does not know (host
+	// vars are not checked like runbook variables), an SR-IOV PF that is also a data NIC, and
+	// a data NIC that carries the SSH session (eth0, the lab's management NIC: the facts
+	// follow the session from the helper, under sudo, to its local address).
 	for _, tc := range []struct{ vars, want string }{
 		{`data_nics = ["ens1f0", "ens9f9"]`, "lab01: data NICs ens9f9 are not on the host; it has "},
 		{`network_backend = "netplan"`, `lab01: network_backend is "netplan"; it is network-scripts, NetworkManager, ifupdown, systemd-networkd or none`},
+		{`sriov_pf = "ens1f1"`, "lab01: sriov_pf ens1f1 is also a data NIC (data_nics: ens1f0, ens1f1): VFs of a bonded PF appear to function but do not pass traffic"},
+		{`data_nics = ["ens1f0", "eth0"]`, "lab01: data NICs eth0 carry the management path (eth0, from the SSH session's local address"},
 	} {
 		extra := filepath.Join(t.TempDir(), "extra.hcl")
 		if err := os.WriteFile(extra, []byte("host \"lab01\" {\n  vars = { "+tc.vars+" }\n}\n"), 0o644); err != nil {
@@ -52,16 +56,35 @@ func TestBigIPRunbookOnSystemdHosts(t *testing.T) {
 		}
 	}
 
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// A host name that is not the inventory's alias, which a host without a hostname
+	// variable keeps.
+	if out, err := lab.Exec(ctx, "lab01", "hostname", "kept-name"); err != nil {
+		t.Fatalf("name lab01: %v %s", err, out)
+	}
 	code, out = runbook(args...)
 	if code != 0 || !regexp.MustCompile(`lab01 +changed +firewalld off`).MatchString(out) {
 		t.Fatalf("first run: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "warning: lab01: no hostname in the inventory (host.vars.hostname): the hostname task is skipped and the host keeps its name kept-name") {
+		t.Errorf("first run: no note that lab01 keeps its name\n%s", out)
+	}
+	// libvirt's kind of NAT rule, added once firewalld is stopped (stopping firewalld
+	// flushes every table itself): the filter-only flush leaves it, so the second run finds
+	// nothing to change.
+	const natRule = "-A POSTROUTING -s 192.168.122.0/24 ! -d 192.168.122.0/24 -j MASQUERADE"
+	if out, err := lab.Exec(ctx, "lab01", "sh", "-c", "iptables -t nat "+natRule); err != nil {
+		t.Fatalf("add a NAT rule on lab01: %v %s", err, out)
 	}
 	code, out = runbook(args...)
 	if code != 0 || strings.Contains(out, " changed ") || strings.Count(out, " changed=0 ") != 3 {
 		t.Fatalf("second run should change nothing: exit %d\n%s", code, out)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	if got, err := lab.Exec(ctx, "lab01", "sh", "-c", "hostname; iptables -t nat -S POSTROUTING | grep -c -- '-s 192.168.122.0/24'"); err != nil ||
+		string(got) != "kept-name\n1\n" {
+		t.Errorf("lab01's name and NAT rule after the second run: %q %v", got, err)
+	}
 	for _, h := range []string{"lab01", "lab02"} {
 		got, err := lab.Exec(ctx, h, "systemctl", "is-enabled", "firewalld", "NetworkManager")
 		if strings.TrimSpace(string(got)) != "disabled\ndisabled" {

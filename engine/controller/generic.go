@@ -155,6 +155,14 @@ func runAssert(_ context.Context, _ *Env, args cty.Value) (*modules.Result, erro
 	for i, c := range a.That {
 		if c == nil || !*c {
 			msg := fmt.Sprintf("condition %d of %d is false", i+1, len(a.That))
+			if a.WarnOnly {
+				// Advice: the host is not failed; the warning is what the recap, the
+				// history and the report show, fail_msg alone when there is one.
+				if a.FailMsg != nil {
+					msg = *a.FailMsg
+				}
+				return &modules.Result{Status: modules.StatusOK, Msg: msg, Warnings: []string{msg}}, nil
+			}
 			if a.FailMsg != nil {
 				msg = *a.FailMsg + " (" + msg + ")"
 			}

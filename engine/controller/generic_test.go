@@ -108,18 +108,25 @@ func TestAssert(t *testing.T) {
 		args       map[string]cty.Value
 		wantStatus modules.Status
 		wantErr    string
+		wantWarn   string
 	}{
-		{"all true", map[string]cty.Value{"that": list(cty.True, cty.True), "success_msg": s("fine")}, modules.StatusOK, ""},
-		{"one false", map[string]cty.Value{"that": list(cty.True, cty.False)}, "", "condition 2 of 2 is false"},
-		{"fail_msg", map[string]cty.Value{"that": list(cty.False), "fail_msg": s("MTU is wrong")}, "", "MTU is wrong (condition 1 of 1 is false)"},
-		{"unknown in check", map[string]cty.Value{"that": list(cty.UnknownVal(cty.Bool))}, modules.StatusUnknown, ""},
-		{"marked", map[string]cty.Value{"that": list(cty.True.Mark("sensitive"))}, modules.StatusOK, ""},
-		{"false beats unknown", map[string]cty.Value{"that": list(cty.UnknownVal(cty.Bool), cty.False)}, "", "condition 2 of 2 is false"},
-		{"null is false", map[string]cty.Value{"that": list(cty.True, cty.NullVal(cty.Bool))}, "", "condition 2 of 2 is false"},
+		{"all true", map[string]cty.Value{"that": list(cty.True, cty.True), "success_msg": s("fine")}, modules.StatusOK, "", ""},
+		{"one false", map[string]cty.Value{"that": list(cty.True, cty.False)}, "", "condition 2 of 2 is false", ""},
+		{"fail_msg", map[string]cty.Value{"that": list(cty.False), "fail_msg": s("MTU is wrong")}, "", "MTU is wrong (condition 1 of 1 is false)", ""},
+		{"unknown in check", map[string]cty.Value{"that": list(cty.UnknownVal(cty.Bool))}, modules.StatusUnknown, "", ""},
+		{"marked", map[string]cty.Value{"that": list(cty.True.Mark("sensitive"))}, modules.StatusOK, "", ""},
+		{"false beats unknown", map[string]cty.Value{"that": list(cty.UnknownVal(cty.Bool), cty.False)}, "", "condition 2 of 2 is false", ""},
+		{"null is false", map[string]cty.Value{"that": list(cty.True, cty.NullVal(cty.Bool))}, "", "condition 2 of 2 is false", ""},
+		{"warn_only false", map[string]cty.Value{"that": list(cty.True, cty.False), "fail_msg": s("slot too narrow"), "warn_only": cty.True},
+			modules.StatusOK, "", "slot too narrow"},
+		{"warn_only true", map[string]cty.Value{"that": list(cty.True), "warn_only": cty.True}, modules.StatusOK, "", ""},
+		{"warn_only off", map[string]cty.Value{"that": list(cty.False), "warn_only": cty.False}, "", "condition 1 of 1 is false", ""},
+		{"warn_only, false beats unknown", map[string]cty.Value{"that": list(cty.UnknownVal(cty.Bool), cty.False), "warn_only": cty.True},
+			modules.StatusOK, "", "condition 2 of 2 is false"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := map[string]cty.Value{"fail_msg": cty.NullVal(cty.String), "success_msg": cty.NullVal(cty.String)}
+			args := map[string]cty.Value{"fail_msg": cty.NullVal(cty.String), "success_msg": cty.NullVal(cty.String), "warn_only": cty.False}
 			for k, v := range tt.args {
 				args[k] = v
 			}
@@ -132,6 +139,9 @@ func TestAssert(t *testing.T) {
 			}
 			if err != nil || res.Status != tt.wantStatus {
 				t.Fatalf("result = %+v, %v", res, err)
+			}
+			if got := strings.Join(res.Warnings, "; "); got != tt.wantWarn {
+				t.Errorf("warnings = %q, want %q", got, tt.wantWarn)
 			}
 		})
 	}

@@ -132,7 +132,10 @@ type TaskResult struct {
 	// Transaction is the transaction the task's network change ran in (modules/txn): how
 	// it ended, what a rollback restored; nil for other tasks.
 	Transaction *modules.Transaction `json:"transaction,omitempty"`
-	Duration    time.Duration        `json:"-"`
+	// Warnings are the result's warnings; NICs the hardware NICs of a facts task (NICsOf).
+	Warnings []string      `json:"warnings,omitempty"`
+	NICs     []NIC         `json:"nics,omitempty"`
+	Duration time.Duration `json:"-"`
 }
 
 // HostRun is a host's result together with the run it belongs to.
@@ -192,6 +195,9 @@ type Store interface {
 	// transaction (a network change, modules/txn), of the given hosts (none: all), by run,
 	// host and order.
 	TransactionTasks(ctx context.Context, runIDs []int64, hosts []string) ([]TaskResult, error)
+	// NoteTasks returns the task results of the given runs that carry warnings or a NIC
+	// inventory, of the given hosts (none: all), by run, host and order.
+	NoteTasks(ctx context.Context, runIDs []int64, hosts []string) ([]TaskResult, error)
 	// TopDrift counts drifting tasks over the given runs, most drifting first.
 	TopDrift(ctx context.Context, runIDs []int64, hosts []string, limit int) ([]TaskCount, error)
 	// LastFailedHosts returns the hosts that failed or were unreachable in the last run of

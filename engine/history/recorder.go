@@ -87,7 +87,16 @@ func (rec *Recorder) TaskDone(r run.Result) {
 	b.seq++
 	b.tasks = append(b.tasks, TaskResult{RunID: rec.run.ID, Host: r.Host, Seq: b.seq, Play: r.Play, Task: r.Task,
 		Module: r.Module, Item: r.Item, Handler: r.Handler, Status: string(r.Status), Msg: r.Msg, Diff: r.Diff,
-		RebootRequired: r.RebootRequired, Changed: r.Status == run.Changed, Transaction: copyTxn(r.Transaction), Duration: r.Duration})
+		RebootRequired: r.RebootRequired, Changed: r.Status == run.Changed, Transaction: copyTxn(r.Transaction),
+		Warnings: slices.Clone(r.Warnings), NICs: nicsOf(r), Duration: r.Duration})
+}
+
+// nicsOf is the NIC inventory of a facts task's result, nil for any other module's.
+func nicsOf(r run.Result) []NIC {
+	if r.Module != "facts" {
+		return nil
+	}
+	return NICsOf(r.Data)
 }
 
 // copyTxn is a copy of t the Recorder keeps until the host finishes, whatever becomes of

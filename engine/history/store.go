@@ -57,8 +57,8 @@ func (s *sqlStore) RecordHost(ctx context.Context, h HostResult, tasks []TaskRes
 	if len(tasks) > 0 {
 		stmt, err := tx.PrepareContext(ctx, s.d.rebind(`INSERT INTO task_results
 			(run_id, host, seq, play, task, module, item, handler, status, msg, diff_before_header, diff_before,
-			diff_after_header, diff_after, reboot_required, changed, duration_ms, txn)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+			diff_after_header, diff_after, reboot_required, changed, duration_ms, txn, warnings, nics)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
 		if err != nil {
 			return fmt.Errorf("record tasks of %s: %w", h.Host, err)
 		}
@@ -76,8 +76,23 @@ func (s *sqlStore) RecordHost(ctx context.Context, h HostResult, tasks []TaskRes
 				}
 				txn = string(j)
 			}
+			var warnings, nics any
+			if len(t.Warnings) > 0 {
+				j, err := json.Marshal(t.Warnings)
+				if err != nil {
+					return fmt.Errorf("record task %q of %s: warnings: %w", t.Task, h.Host, err)
+				}
+				warnings = string(j)
+			}
+			if len(t.NICs) > 0 {
+				j, err := json.Marshal(t.NICs)
+				if err != nil {
+					return fmt.Errorf("record task %q of %s: NICs: %w", t.Task, h.Host, err)
+				}
+				nics = string(j)
+			}
 			if _, err := stmt.ExecContext(ctx, h.RunID, h.Host, t.Seq, t.Play, t.Task, t.Module, t.Item, t.Handler, t.Status, t.Msg,
-				bh, b, ah, a, t.RebootRequired, t.Changed, t.Duration.Milliseconds(), txn); err != nil {
+				bh, b, ah, a, t.RebootRequired, t.Changed, t.Duration.Milliseconds(), txn, warnings, nics); err != nil {
 				return fmt.Errorf("record task %q of %s: %w", t.Task, h.Host, err)
 			}
 		}
@@ -320,7 +335,8 @@ func (s *sqlStore) runsByID(ctx context.Context, ids []int64) (map[int64]Run, er
 
 // taskCols are the columns of a task result, as tasks reads them.
 const taskCols = `t.run_id, t.host, t.seq, t.play, t.task, t.module, t.item, t.handler, t.status, t.msg,
-	t.diff_before_header, t.diff_before, t.diff_after_header, t.diff_after, t.reboot_required, t.changed, t.duration_ms, t.txn`
+	t.diff_before_header, t.diff_before, t.diff_after_header, t.diff_after, t.reboot_required, t.changed, t.duration_ms, t.txn,
+	t.warnings, t.nics`
 
 func (s *sqlStore) Tasks(ctx context.Context, runID int64, host string, statuses ...string) ([]TaskResult, error) {
 	cond, sa := in("t.status", statuses)
@@ -339,6 +355,17 @@ func (s *sqlStore) TransactionTasks(ctx context.Context, runIDs []int64, hosts [
 		ORDER BY t.run_id, t.host, t.seq`, a...)
 }
 
+func (s *sqlStore) NoteTasks(ctx context.Context, runIDs []int64, hosts []string) ([]TaskResult, error) {
+	if len(runIDs) == 0 {
+		return nil, nil
+	}
+	runCond, a := in("t.run_id", runIDs)
+	hostCond, ha := in("t.host", hosts)
+	a = append(a, ha...)
+	return s.tasks(ctx, `SELECT `+taskCols+` FROM task_results t WHERE `+runCond+` AND `+hostCond+`
+		AND (t.warnings IS NOT NULL OR t.nics IS NOT NULL) ORDER BY t.run_id, t.host, t.seq`, a...)
+}
+
 // tasks runs q, which selects taskCols, and reads its rows.
 func (s *sqlStore) tasks(ctx context.Context, q string, a ...any) ([]TaskResult, error) {
 	rows, err := s.query(ctx, q, a...)
@@ -349,10 +376,10 @@ func (s *sqlStore) tasks(ctx context.Context, q string, a ...any) ([]TaskResult,
 	var out []TaskResult
 	for rows.Next() {
 		var t TaskResult
-		var bh, b, ah, af, txn sql.NullString
+		var bh, b, ah, af, txn, warnings, nics sql.NullString
 		var ms int64
 		if err := rows.Scan(&t.RunID, &t.Host, &t.Seq, &t.Play, &t.Task, &t.Module, &t.Item, &t.Handler, &t.Status, &t.Msg,
-			&bh, &b, &ah, &af, &t.RebootRequired, &t.Changed, &ms, &txn); err != nil {
+			&bh, &b, &ah, &af, &t.RebootRequired, &t.Changed, &ms, &txn, &warnings, &nics); err != nil {
 			return nil, err
 		}
 		if b.Valid || af.Valid {
@@ -362,6 +389,16 @@ func (s *sqlStore) tasks(ctx context.Context, q string, a ...any) ([]TaskResult,
 			t.Transaction = new(modules.Transaction)
 			if err := json.Unmarshal([]byte(txn.String), t.Transaction); err != nil {
 				return nil, fmt.Errorf("run %d, host %s, task %q: its transaction is not readable: %w", t.RunID, t.Host, t.Task, err)
+			}
+		}
+		if warnings.Valid {
+			if err := json.Unmarshal([]byte(warnings.String), &t.Warnings); err != nil {
+				return nil, fmt.Errorf("run %d, host %s, task %q: its warnings are not readable: %w", t.RunID, t.Host, t.Task, err)
+			}
+		}
+		if nics.Valid {
+			if err := json.Unmarshal([]byte(nics.String), &t.NICs); err != nil {
+				return nil, fmt.Errorf("run %d, host %s, task %q: its NICs are not readable: %w", t.RunID, t.Host, t.Task, err)
 			}
 		}
 		t.Duration = time.Duration(ms) * time.Millisecond

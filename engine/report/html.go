@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/runbook/runbook/engine/history"
 )
 
 //go:embed report.html
@@ -34,6 +36,9 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return out
 	},
+	"pcie":  pcieText,
+	"sriov": sriovText,
+	"speed": speedText,
 	"history": func(hh []HostHistory, host string) string {
 		for _, h := range hh {
 			if h.Host == host {
@@ -50,12 +55,70 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 
 type diffLine struct{ Class, Text string }
 
+// pcieText is a NIC's PCIe link as the table shows it: "x16 Gen3 (8 GT/s), 126 Gbps", with
+// what the card could do when the link trained below it, and whether the card's ports can
+// carry more than the link.
+func pcieText(p *NICPCIe) string {
+	if p == nil {
+		return "–"
+	}
+	s := fmt.Sprintf("x%d", p.Width)
+	if p.Generation != nil {
+		s += fmt.Sprintf(" Gen%d", *p.Generation)
+	}
+	s += fmt.Sprintf(" (%g GT/s)", p.SpeedGTs)
+	if p.BandwidthGbps != nil {
+		s += fmt.Sprintf(", %g Gbps", *p.BandwidthGbps)
+	}
+	if p.Degraded {
+		if p.MaxWidth != nil {
+			s += fmt.Sprintf(", degraded (card x%d)", *p.MaxWidth)
+		} else {
+			s += ", degraded"
+		}
+	}
+	if p.Oversubscribed {
+		s += ", oversubscribed"
+	}
+	return s
+}
+
+// sriovText says what SR-IOV a NIC has: "4 of 8 VFs", "VF of 0000:5e:00.0", "no".
+func sriovText(n NIC) string {
+	switch {
+	case n.SRIOVPF != "":
+		return "VF of " + n.SRIOVPF
+	case n.SRIOVCapable && n.SRIOVTotal != nil:
+		num := 0
+		if n.SRIOVNum != nil {
+			num = *n.SRIOVNum
+		}
+		return fmt.Sprintf("%d of %d VFs", num, *n.SRIOVTotal)
+	case n.SRIOVCapable:
+		return "capable"
+	}
+	return "no"
+}
+
+// speedText is a link speed in Mbit/s as people say it: "100G", "2.5G", "100M".
+func speedText(mbps int) string {
+	if mbps >= 1000 {
+		return fmt.Sprintf("%gG", float64(mbps)/1000)
+	}
+	return fmt.Sprintf("%dM", mbps)
+}
+
+// NICPCIe is a NIC's PCIe link.
+type NICPCIe = history.NICPCIe
+
 // htmlData is the report with what the page needs besides: the trend chart's geometry and
 // the hosts to show in detail.
 type htmlData struct {
 	*Report
 	Trend    trend
 	Problems []Host
+	// Warned and WithNICs say whether any host has warnings, a NIC table.
+	Warned, WithNICs bool
 }
 
 // trend is an SVG bar chart: one stacked bar per run, hosts by state.
@@ -132,6 +195,8 @@ func (r *Report) HTML(w io.Writer) error {
 		if len(h.Drift) > 0 || len(h.Failed) > 0 || len(h.RolledBack) > 0 {
 			d.Problems = append(d.Problems, h)
 		}
+		d.Warned = d.Warned || len(h.Warnings) > 0
+		d.WithNICs = d.WithNICs || len(h.NICs) > 0
 	}
 	return htmlTemplate.Execute(w, d)
 }

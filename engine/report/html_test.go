@@ -17,7 +17,7 @@ import (
 // probe runs in a copy of the report, after the page's own script: it marks each diff with
 // whether the browser really shows it, so --dump-dom tells what a person would see.
 const probe = `<script>
-document.querySelectorAll('pre.diff').forEach(function (p) {
+document.querySelectorAll('pre.diff, ul.warnings, table.nics').forEach(function (p) {
   var r = p.getBoundingClientRect(), cs = getComputedStyle(p);
   // checkVisibility also sees what a closed <details> hides (content-visibility).
   var shown = r.width > 0 && r.height > 0 && cs.visibility !== 'hidden' &&
@@ -140,6 +140,15 @@ func TestHTMLInChromium(t *testing.T) {
 	}
 	if !strings.Contains(dom, `class="host-row" data-status="drift" data-host="web1"`) {
 		t.Error("web1's row is missing")
+	}
+	// web2's warning is shown; its NIC table is in the page (folded: its summary says how
+	// many NICs), the hostile driver name as text.
+	if !strings.Contains(dom, `<ul class="warnings" data-visible="yes"><li>`+pcieWarningText+`</li></ul>`) {
+		t.Error("web2's PCIe warning is not shown")
+	}
+	if !strings.Contains(dom, `<table class="nics" data-visible="no">`) || !strings.Contains(dom, `<tr data-nic="ens2f0"><td>ens2f0</td><td>mlx5_core</td>`) ||
+		!strings.Contains(dom, `<summary>web2: 2 NICs (run 4,`) || !strings.Contains(dom, `&lt;img src=x`) {
+		t.Error("web2's NIC table is not in the page as it should be")
 	}
 
 	shot := filepath.Join(artifacts(t), "report.png")

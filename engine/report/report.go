@@ -108,7 +108,16 @@ type Host struct {
 	// transaction an earlier run left pending (it crashed, the host rebooted), rolled back
 	// when a helper started and reported as a change.
 	RolledBack []Task `json:"rolled_back,omitempty"`
+	// Warnings are the tasks of the last run that carry warnings (advice such as a PCIe slot
+	// narrower than its card's ports), each with its Warnings.
+	Warnings []Task `json:"warnings,omitempty"`
+	// NICs are the hardware NICs the last facts task of the last run found: driver,
+	// versions, bus, PCIe link, SR-IOV (a runbook with a facts task that gathers "nics").
+	NICs []NIC `json:"nics,omitempty"`
 }
+
+// NIC is one row of a host's NIC table.
+type NIC = history.NIC
 
 // Task is one drifting or failed task of a host, or a change the host rolled back.
 type Task struct {
@@ -123,6 +132,7 @@ type Task struct {
 	// Transaction is the transaction the task's network change ran in: how it ended, what
 	// a rollback restored and what its verification found.
 	Transaction *view.Txn `json:"transaction,omitempty"`
+	Warnings    []string  `json:"warnings,omitempty"`
 
 	txn *modules.Transaction
 	// Word and Lines are for people (forPeople): the status word ("rolled back" for a
@@ -133,7 +143,7 @@ type Task struct {
 
 func taskOf(t history.TaskResult) Task {
 	x := Task{Play: t.Play, Task: t.Task, Module: t.Module, Item: t.Item, Status: t.Status, Msg: t.Msg,
-		RebootRequired: t.RebootRequired, Transaction: view.TxnOf(t.Transaction), txn: t.Transaction}
+		RebootRequired: t.RebootRequired, Transaction: view.TxnOf(t.Transaction), Warnings: t.Warnings, txn: t.Transaction}
 	if t.Diff != nil {
 		x.Diff = view.Unified(t.Diff)
 	}
@@ -218,6 +228,9 @@ func Build(ctx context.Context, s history.Store, o Options) (*Report, error) {
 	if err := addRolledBack(ctx, s, rep.Hosts, f.Hosts); err != nil {
 		return nil, err
 	}
+	if err := addNotes(ctx, s, rep.Hosts, f.Hosts); err != nil {
+		return nil, err
+	}
 
 	runs, err := s.Runs(ctx, f, o.Runs)
 	if err != nil {
@@ -297,6 +310,40 @@ func addRolledBack(ctx context.Context, s history.Store, hosts []Host, only []st
 	return nil
 }
 
+// addNotes adds to each host the tasks of its last run that carry warnings and the NICs its
+// last facts task found, in one query for all hosts.
+func addNotes(ctx context.Context, s history.Store, hosts []Host, only []string) error {
+	last := map[string]int64{}
+	var ids []int64
+	for _, h := range hosts {
+		if !slices.Contains(ids, h.Run) {
+			ids = append(ids, h.Run)
+		}
+		last[h.Host] = h.Run
+	}
+	tasks, err := s.NoteTasks(ctx, ids, only)
+	if err != nil {
+		return err
+	}
+	warned := map[string][]Task{}
+	nics := map[string][]NIC{}
+	for _, t := range tasks {
+		if last[t.Host] != t.RunID {
+			continue
+		}
+		if len(t.Warnings) > 0 {
+			warned[t.Host] = append(warned[t.Host], taskOf(t))
+		}
+		if t.NICs != nil {
+			nics[t.Host] = t.NICs // in order: the last one wins
+		}
+	}
+	for i := range hosts {
+		hosts[i].Warnings, hosts[i].NICs = warned[hosts[i].Host], nics[hosts[i].Host]
+	}
+	return nil
+}
+
 // forPeople returns a copy of the report for the text and HTML forms: every text in it that
 // a host, a file or an inventory could have written is made safe to show (termsafe), names
 // to stay on one line. JSON shows the report as it is.
@@ -309,6 +356,7 @@ func (r *Report) forPeople() *Report {
 	for i, h := range r.Hosts {
 		h.Host, h.Runbook, h.Mode, h.Status = line(h.Host), line(h.Runbook), line(h.Mode), line(h.Status)
 		h.Drift, h.Failed, h.RolledBack = tasksForPeople(h.Drift), tasksForPeople(h.Failed), tasksForPeople(h.RolledBack)
+		h.Warnings, h.NICs = tasksForPeople(h.Warnings), nicsForPeople(h.NICs)
 		c.Hosts[i] = h
 	}
 	c.Runs = make([]RunPoint, len(r.Runs))
@@ -346,7 +394,24 @@ func tasksForPeople(ts []Task) []Task {
 		t.Play, t.Task, t.Module, t.Item, t.Status = termsafe.Line(t.Play), termsafe.Line(t.Task), termsafe.Line(t.Module),
 			termsafe.Line(t.Item), termsafe.Line(t.Status)
 		t.Msg, t.Diff = termsafe.Text(t.Msg), termsafe.Text(t.Diff)
+		t.Warnings = mapStrings(t.Warnings, termsafe.Text)
 		out[i] = t
+	}
+	return out
+}
+
+// nicsForPeople makes every text of the NICs, which their host wrote, safe to show on one
+// line.
+func nicsForPeople(ns []NIC) []NIC {
+	if ns == nil {
+		return nil
+	}
+	out := make([]NIC, len(ns))
+	for i, n := range ns {
+		l := termsafe.Line
+		n.Name, n.Kind, n.Driver, n.DriverVersion, n.FirmwareVersion = l(n.Name), l(n.Kind), l(n.Driver), l(n.DriverVersion), l(n.FirmwareVersion)
+		n.BusInfo, n.Master, n.SRIOVPF = l(n.BusInfo), l(n.Master), l(n.SRIOVPF)
+		out[i] = n
 	}
 	return out
 }

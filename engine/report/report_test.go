@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/runbook/runbook/engine/history"
 	"github.com/runbook/runbook/engine/run"
 	"github.com/runbook/runbook/modules"
@@ -37,7 +39,7 @@ func fleet(t *testing.T) history.Store {
 		{"web1": {drift("motd", "old motd\n", "new motd\n"), ok("sysctl")}, "web2": {ok("motd")}, "db1": {ok("motd")}, "db2": {ok("motd")}},
 		{
 			"web1": {drift("motd", "old motd\n", "new motd\n"), drift("sysctl", "vm.swappiness = 60\n", evilDiff+"\n")},
-			"web2": {ok("motd")},
+			"web2": {ok("motd"), nicInventory(), pcieWarning()},
 			"db1":  {{Task: "motd", Module: "copy", Status: run.Failed, Msg: "write /etc/motd: read-only file system"}},
 			"db2":  {{Task: "connect", Status: run.Unreachable, Msg: "dial tcp 10.0.0.9:22: connection refused"}},
 		},
@@ -77,6 +79,39 @@ func fleet(t *testing.T) history.Store {
 	return s
 }
 
+// evilDriver is a driver name whose text would be markup, or would reorder the line, if the
+// report did not escape it: a host writes its own driver strings.
+const evilDriver = "<img src=x onerror=\"document.body.dataset.pwned='nic'\">mlx5\u202e"
+
+// nicInventory is a facts task's result with two hardware NICs of web2: a 100G port of a
+// card on an x16 Gen3 link that its two ports oversubscribe, and one with a hostile driver
+// name; the bond is no hardware and stays out of the table.
+func nicInventory() run.Result {
+	nic := func(m map[string]cty.Value) cty.Value { return cty.ObjectVal(m) }
+	data := cty.ObjectVal(map[string]cty.Value{"nics": cty.ObjectVal(map[string]cty.Value{
+		"ens2f0": nic(map[string]cty.Value{"kind": cty.StringVal("ether"), "virtual": cty.False, "driver": cty.StringVal("mlx5_core"),
+			"driver_version": cty.StringVal("5.8-1.0.1"), "firmware_version": cty.StringVal("16.35.2000 (MT_0000000012)"),
+			"bus_info": cty.StringVal("0000:5e:00.0"), "master": cty.StringVal("bond0"), "mtu": cty.NumberIntVal(9100),
+			"speed_mbps": cty.NumberIntVal(100000), "sriov_capable": cty.True, "sriov_total_vfs": cty.NumberIntVal(8),
+			"sriov_num_vfs": cty.NumberIntVal(2), "sriov_pf_address": cty.StringVal(""), "pcie_oversubscribed": cty.True,
+			"pcie": nic(map[string]cty.Value{"width": cty.NumberIntVal(16), "max_width": cty.NumberIntVal(16),
+				"speed_gts": cty.NumberFloatVal(8), "generation": cty.NumberIntVal(3), "bandwidth_gbps": cty.NumberFloatVal(126),
+				"degraded": cty.False})}),
+		"eth9": nic(map[string]cty.Value{"kind": cty.StringVal("ether"), "virtual": cty.False, "driver": cty.StringVal(evilDriver),
+			"bus_info": cty.StringVal("0000:00:03.0"), "sriov_capable": cty.False, "pcie": cty.NullVal(cty.DynamicPseudoType)}),
+		"bond0": nic(map[string]cty.Value{"kind": cty.StringVal("bond"), "virtual": cty.True, "driver": cty.StringVal("bonding")}),
+	})})
+	return run.Result{Task: "NIC inventory", Module: "facts", Status: run.OK, Data: data}
+}
+
+// pcieWarningText is the warning of an assert with warn_only.
+const pcieWarningText = "web2: card 0000:5e:00 (ens2f0, ens2f1): its ports add up to 200 Gbps, more than the 126 Gbps its PCIe link carries"
+
+func pcieWarning() run.Result {
+	return run.Result{Task: "PCIe slots not oversubscribed", Module: "assert", Status: run.OK, Msg: pcieWarningText,
+		Warnings: []string{pcieWarningText}}
+}
+
 func ok(task string) run.Result { return run.Result{Task: task, Module: "copy", Status: run.OK} }
 
 func drift(task, before, after string) run.Result {
@@ -100,7 +135,9 @@ func TestReportText(t *testing.T) {
 				`^db1 +4 +2026-05-04 02:00 +check +failed +0 +0 +0 +1 +0 +-$`,
 				`^db2 +4 +.* +unreachable +0 +0 +0 +0 +1 +-$`,
 				`^web1 +4 +.* +drift +0 +0 +2 +0 +0 +run 3 \(2026-05-03 02:00\)$`,
-				`^web2 +4 +.* +ok +1 +0 +0 +0 +0 +-$`,
+				`^web2 +4 +.* +ok +3 +0 +0 +0 +0 +-$`,
+				`^web2 \(run 4\):$`,
+				`^  warning PCIe slots not oversubscribed \(assert\): ` + regexp.QuoteMeta(pcieWarningText) + `$`,
 				`^web1 \(run 4\):$`,
 				`^  drift   motd \(copy\)$`,
 				`^  drift   sysctl \(copy\) \[reboot required\]$`,

@@ -47,9 +47,9 @@ func (r *Report) Text(w io.Writer, o TextOptions) error {
 			h.Status, c.OK, c.Changed, c.Drift, c.Failed, c.Unreachable, since)
 	}
 	tw.Flush()
-	// What drifts and fails, under the table, host by host.
+	// What drifts and fails, and the warnings, under the table, host by host.
 	for _, h := range r.Hosts {
-		if len(h.Drift) == 0 && len(h.Failed) == 0 && len(h.RolledBack) == 0 {
+		if len(h.Drift) == 0 && len(h.Failed) == 0 && len(h.RolledBack) == 0 && len(h.Warnings) == 0 {
 			continue
 		}
 		fmt.Fprintf(&b, "\n%s (run %d):\n", h.Host, h.Run)
@@ -70,6 +70,11 @@ func (r *Report) Text(w io.Writer, o TextOptions) error {
 			fmt.Fprintf(&b, "  %-7s %s: %s\n", t.Word, t.label(), msg)
 			for _, l := range t.Lines {
 				b.WriteString("      " + l + "\n")
+			}
+		}
+		for _, t := range h.Warnings {
+			for _, w := range t.Warnings {
+				fmt.Fprintf(&b, "  warning %s: %s\n", t.label(), strings.ReplaceAll(strings.TrimRight(w, "\n"), "\n", "\n      "))
 			}
 		}
 	}

@@ -113,6 +113,9 @@ func (hr *hostRun) count(r Result, n int) {
 	hr.e.mu.Lock()
 	defer hr.e.mu.Unlock()
 	hr.stats.add(r.Status, n)
+	if len(r.Warnings) > 0 {
+		hr.stats.Warnings += n
+	}
 	if r.RebootRequired && n > 0 {
 		hr.stats.RebootRequired = true
 	}

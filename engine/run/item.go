@@ -72,6 +72,10 @@ func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope, tas
 	if t.Sensitive {
 		r.Diff, r.Msg = nil, modules.Redacted
 		r.Data = cty.NilVal
+		if len(r.Warnings) > 0 {
+			// A warning says what the message would (an assert's warn_only repeats it).
+			r.Warnings = []string{modules.Redacted}
+		}
 		if r.Transaction != nil {
 			// Its id and how it ended stay; what it restored is the task's business.
 			r.Transaction = &modules.Transaction{ID: r.Transaction.ID, State: r.Transaction.State, Module: r.Transaction.Module,

@@ -200,3 +200,49 @@ play "p" {
 		}
 	}
 }
+
+// TestWarningsRedacted: an assert's warning (warn_only) never shows a sensitive value, and
+// a sensitive task's warnings are hidden like its message.
+func TestWarningsRedacted(t *testing.T) {
+	src := `
+variable "token" {
+  default   = "hunter2-secret"
+  sensitive = true
+}
+play "p" {
+  hosts = "kvm"
+  task "warn with a secret" {
+    assert {
+      that      = [false]
+      fail_msg  = "token ${var.token} is old"
+      warn_only = true
+    }
+  }
+  task "sensitive task" {
+    sensitive = true
+    assert {
+      that      = [false]
+      fail_msg  = "private detail of ${host.name}"
+      warn_only = true
+    }
+  }
+}
+`
+	l := newLab(t, src, "a")
+	pl, diags := plan.Build(l.rb, l.inv, plan.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	rec := &recorder{}
+	(&Engine{Runbook: l.rb, Connector: wordsConnector{}, Observer: rec, Options: Options{Forks: 1}}).Run(context.Background(), pl)
+	// A message built from a sensitive value is sensitive as a whole.
+	want := map[string]string{"warn with a secret": modules.Redacted, "sensitive task": modules.Redacted}
+	if len(rec.results) != 2 {
+		t.Fatalf("results: %+v", rec.results)
+	}
+	for _, r := range rec.results {
+		if r.Status != OK || len(r.Warnings) != 1 || r.Warnings[0] != want[r.Task] {
+			t.Errorf("%s: %s, warnings %q; want ok with %q", r.Task, r.Status, r.Warnings, want[r.Task])
+		}
+	}
+}

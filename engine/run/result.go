@@ -49,7 +49,9 @@ type Result struct {
 // Stats counts one host's results.
 type Stats struct {
 	OK, Changed, Drift, Unknown, Skipped, Failed, Unreachable int
-	RebootRequired                                            bool
+	// Warnings counts the results that carry warnings, whatever their status.
+	Warnings       int
+	RebootRequired bool
 }
 
 func (s *Stats) add(st Status, n int) {

@@ -317,7 +317,7 @@ func (h *Human) Finish(r *run.Recap) error {
 	summed, allOK := 0, map[run.Status]int{}
 	for _, n := range hosts {
 		s := r.Hosts[n]
-		if !h.Verbose && len(hosts) > RecapHostsAll && s.Changed+s.Drift+s.Failed+s.Unreachable+s.Unknown == 0 && !s.RebootRequired {
+		if !h.Verbose && len(hosts) > RecapHostsAll && s.Changed+s.Drift+s.Failed+s.Unreachable+s.Unknown+s.Warnings == 0 && !s.RebootRequired {
 			summed++
 			allOK[run.OK] += s.OK
 			allOK[run.Skipped] += s.Skipped
@@ -326,6 +326,9 @@ func (h *Human) Finish(r *run.Recap) error {
 		line := fmt.Sprintf("  %-*s  ok=%d changed=%d drift=%d failed=%d unreachable=%d skipped=%d", width, termsafe.Line(n), s.OK, s.Changed, s.Drift, s.Failed, s.Unreachable, s.Skipped)
 		if s.Unknown > 0 {
 			line += fmt.Sprintf(" unknown=%d", s.Unknown)
+		}
+		if s.Warnings > 0 {
+			line += fmt.Sprintf(" warnings=%d", s.Warnings)
 		}
 		if s.RebootRequired {
 			line += " reboot_required"

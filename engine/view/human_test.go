@@ -23,7 +23,7 @@ func TestHuman(t *testing.T) {
 	const recap = `
 RECAP
   kvm01  ok=1 changed=1 drift=0 failed=0 unreachable=0 skipped=1 reboot_required
-  kvm02  ok=0 changed=0 drift=0 failed=1 unreachable=0 skipped=0
+  kvm02  ok=0 changed=0 drift=0 failed=1 unreachable=0 skipped=0 warnings=1
   kvm03  ok=0 changed=0 drift=0 failed=0 unreachable=1 skipped=0
 
 finished: 3 hosts in 1.5s, exit code 2
@@ -65,6 +65,8 @@ func TestHumanAtScale(t *testing.T) {
 	}
 	recap.Hosts["kvm07"].Changed = 1
 	recap.Hosts["kvm09"].Failed = 1
+	// A host whose only news is a warning is listed too.
+	recap.Hosts["kvm11"].Warnings = 1
 	for _, verbose := range []bool{false, true} {
 		var b bytes.Buffer
 		(&Human{W: &b, Verbose: verbose}).Finish(recap)
@@ -75,7 +77,8 @@ func TestHumanAtScale(t *testing.T) {
 			}
 			continue
 		}
-		if lines != 2 || !strings.Contains(b.String(), "  23 more hosts with nothing to report (ok=184 skipped=23 in all; -v lists them)") {
+		if lines != 3 || !strings.Contains(b.String(), "kvm11  ok=8 changed=0 drift=0 failed=0 unreachable=0 skipped=1 warnings=1") ||
+			!strings.Contains(b.String(), "  22 more hosts with nothing to report (ok=176 skipped=22 in all; -v lists them)") {
 			t.Errorf("recap:\n%s", b.String())
 		}
 	}

@@ -21,7 +21,7 @@ func sample() ([]run.Result, *run.Recap) {
 	}
 	recap := &run.Recap{Hosts: map[string]*run.Stats{
 		"kvm01": {OK: 1, Changed: 1, Skipped: 1, RebootRequired: true},
-		"kvm02": {Failed: 1},
+		"kvm02": {Failed: 1, Warnings: 1},
 		"kvm03": {Unreachable: 1},
 	}, Duration: 1500 * time.Millisecond}
 	return rs, recap

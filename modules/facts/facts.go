@@ -22,6 +22,8 @@ var Subsets = []string{"os", "init", "selinux", "network", "nics"}
 type Options struct {
 	Root    host.Root
 	Subsets []string
+	// mgmt replaces what the management facts read from the running system (tests).
+	mgmt *mgmtInputs
 }
 
 // Gather reads the host's facts. The map is JSON-friendly (strings, bools, ints, float64,
@@ -33,7 +35,7 @@ type Options struct {
 //	init     init
 //	selinux  selinux
 //	network  network
-//	nics     nics, pcie_devices
+//	nics     nics, pcie_devices, management
 //
 // A fact that cannot be read is reported as unknown ("" or null), never as an error: a
 // container without /sys/fs/selinux or a NIC without a PCIe link is normal. Only an
@@ -73,6 +75,14 @@ func Gather(ctx context.Context, opts Options) (map[string]any, error) {
 				return nil, err
 			}
 			out["nics"], out["pcie_devices"] = nics, devices
+			in := mgmtInputs{}
+			switch {
+			case opts.mgmt != nil:
+				in = *opts.mgmt
+			case fs.real:
+				in = realMgmtInputs()
+			}
+			out["management"] = gatherManagement(fs, in)
 		}
 	}
 	return out, nil

@@ -278,9 +278,9 @@ func TestGatherSubsets(t *testing.T) {
 		{[]string{"init"}, []string{"init"}},
 		{[]string{"selinux"}, []string{"selinux"}},
 		{[]string{"network"}, []string{"network"}},
-		{[]string{"nics"}, []string{"nics", "pcie_devices"}},
+		{[]string{"nics"}, []string{"management", "nics", "pcie_devices"}},
 		{[]string{"init", "network"}, []string{"init", "network"}},
-		{nil, []string{"arch", "hostname", "init", "kernel", "network", "nics", "os", "pcie_devices", "selinux"}},
+		{nil, []string{"arch", "hostname", "init", "kernel", "management", "network", "nics", "os", "pcie_devices", "selinux"}},
 	}
 	for _, c := range cases {
 		m := gather(t, root, c.subsets...)

@@ -118,6 +118,9 @@ func TestFactsOnLabHost(t *testing.T) {
 		"nics.ens1f0.pcie":                  nil,
 		"nics.lo":                           nil,
 		"pcie_devices":                      []any{},
+		// The helper runs under the SSH session, which reaches the host on eth0.
+		"management.nics":           []any{"eth0"},
+		"nics.ens1f0.sriov_capable": false,
 	}
 	for path, want := range wants {
 		got := dig(f, path)
@@ -126,6 +129,9 @@ func TestFactsOnLabHost(t *testing.T) {
 		if string(gb) != string(wb) {
 			t.Errorf("%s = %s, want %s", path, gb, wb)
 		}
+	}
+	if how, _ := dig(f, "management.how").(string); !strings.HasPrefix(how, "the SSH session's local address (") {
+		t.Errorf("management.how = %q: the session was not followed", how)
 	}
 	if v := dig(f, "nics.eth0.driver_version"); v == "" || v == nil {
 		t.Errorf("nics.eth0.driver_version is empty: ethtool was not asked")

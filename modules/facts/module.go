@@ -64,7 +64,8 @@ firmware_version (ethtool's driver info; the module's sysfs version when that is
 ethtool -i and lshw -businfo show it, e.g. "0000:3b:00.0"; a virtio NIC reports its virtio-pci function;
 "" for software interfaces), pci_address, vendor_id and device_id ("8086", "158b"), numa_node, virtual,
 kind ("ether", "bond", "bridge", "vlan", "veth", "macvlan", ...), master (the bond or bridge it is enslaved to,
-or ""), sriov_total_vfs and sriov_num_vfs (null without SR-IOV), sriov_pf_address (the PF of a VF, else ""),
+or ""), sriov_capable (the PCI function offers VFs: sriov_totalvfs above 0), sriov_total_vfs and
+sriov_num_vfs (null without SR-IOV), sriov_pf_address (the PF of a VF, else ""),
 pcie (null without a PCIe link; else width, max_width, speed_gts, max_speed_gts, generation, bandwidth_gbps,
 max_bandwidth_gbps, degraded), pcie_oversubscribed, bond (for a bond: mode, slaves, active_slave, mii_status,
 miimon, lacp_rate, xmit_hash_policy, ad_aggregator, ad_num_ports, ad_partner_mac), bond_slave (for a bond
@@ -76,6 +77,13 @@ Gbit/s for 2.5 and 5 GT/s (8b/10b), 7.877, 15.754, 31.508 for 8, 16, 32 GT/s (12
 address ("0000:3b:00"), ports (interface names), port_speed_total_gbps (the ports' current link speeds
 added up), slot_bandwidth_gbps, and oversubscribed (the ports can carry more than the PCIe link: the
 tuning guides' advice to spread such ports over cards). Subset "nics".`},
+	{Name: "management", Type: cty.DynamicPseudoType, Doc: `The interfaces that carry the management path: nics (sorted names)
+is the interface holding the local address of the SSH session the facts are gathered under and every
+interface below it (a bond's slaves, a VLAN's parent, a bridge's ports, through the kernel's lower_* links);
+when the session is not found, runs over loopback or uses an address no interface holds, the interfaces of
+the default routes (IPv4 and IPv6) and those below them. how says which of the two it is, and why. The
+network modules' management-path guard stays the safety net (it also follows routes and tunnels); this
+lets a runbook refuse early and clearly. Subset "nics".`},
 }
 
 func (Facts) Info() modules.Info {

@@ -175,6 +175,7 @@ func readNIC(f rootFS, et *ethtool, name string) map[string]any {
 		"virtual":          virtual,
 		"kind":             nicKind(f, base, uevent, virtual, info.driver),
 		"master":           f.linkBase(base + "/master"),
+		"sriov_capable":    false,
 		"sriov_total_vfs":  nil,
 		"sriov_num_vfs":    nil,
 		"sriov_pf_address": "",
@@ -194,6 +195,7 @@ func readNIC(f rootFS, et *ethtool, name string) map[string]any {
 		total, okT := f.num(pci + "/sriov_totalvfs")
 		num, okN := f.num(pci + "/sriov_numvfs")
 		n["sriov_total_vfs"], n["sriov_num_vfs"] = nullable(total, okT), nullable(num, okN)
+		n["sriov_capable"] = okT && total > 0
 		n["sriov_pf_address"] = f.linkBase(pci + "/physfn")
 		if p := readPCIe(f, pci); p != nil {
 			n["pcie"] = p

@@ -392,12 +392,16 @@ func (Assert) Info() modules.Info {
 		Description: `Each element of that is an expression evaluated per host on the controller; the task is ok when
 all are true and failed otherwise, naming the first false condition (or fail_msg). It never changes the
 host and runs the same in check mode, so it suits compliance checks (e.g. "every bond slave is in one
-aggregator").`,
+aggregator"). With warn_only, a false condition does not fail the host: the task is ok and carries
+the message as a warning, which the recap, the JSON view, the history and the report show (advice rather
+than a rule, e.g. a card whose ports can carry more than its PCIe slot).`,
 		Schema: modules.Schema{
 			Args: []modules.Arg{
 				{Name: "that", Type: cty.List(cty.Bool), Required: true, Doc: "Conditions that must all be true."},
 				{Name: "fail_msg", Type: cty.String, Doc: "Message when a condition is false."},
 				{Name: "success_msg", Type: cty.String, Doc: "Message when all are true."},
+				{Name: "warn_only", Type: cty.Bool, Default: cty.False,
+					Doc: "A false condition gives a warning (fail_msg, else which condition is false) on an ok task instead of failing the host."},
 			},
 		},
 		Examples: []modules.Example{
@@ -405,6 +409,13 @@ aggregator").`,
   assert {
     that     = [for nic in host.vars.data_nics : facts.nics[nic].mtu == 9100]
     fail_msg = "a data NIC is not at MTU 9100"
+  }
+}`},
+			{Title: "Advice, not a rule: warn when a data NIC's PCIe link trained below what the card can do", HCL: `task "PCIe links at full width" {
+  assert {
+    that      = [for nic in host.vars.data_nics : !try(facts.nics[nic].pcie.degraded, false)]
+    fail_msg  = "a data NIC's PCIe link is narrower or slower than the card's"
+    warn_only = true
   }
 }`},
 		},
@@ -420,6 +431,7 @@ type AssertArgs struct {
 	That       []*bool `cty:"that"`
 	FailMsg    *string `cty:"fail_msg"`
 	SuccessMsg *string `cty:"success_msg"`
+	WarnOnly   bool    `cty:"warn_only"`
 }
 
 // Validate rejects an empty condition list.

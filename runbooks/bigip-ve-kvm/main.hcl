@@ -5,8 +5,10 @@
 # bus info and PCIe link width.
 #
 # Every step uses its module: firewall, selinux, service, hostname, bond, interface (VLANs),
-# sriov, vm_nic, and asserts over the host's facts for the checks. Per-host values come from
-# the inventory: data_nics, hostname, network_backend, sriov_pf, guest_domain, guest_nics.
+# sriov, vm_nic, facts for the NIC inventory, and asserts over the host's facts for the
+# checks. Per-host values come from the inventory: data_nics, hostname, network_backend,
+# sriov_pf, guest_domain, guest_nics. README.md in this folder says what each task does and
+# which step of the guide it implements.
 
 locals {
   # The service that brings the network up at boot once NetworkManager is off, per backend.
@@ -21,9 +23,11 @@ play "bigip-ve-hypervisors" {
   hosts  = "all"
   become = true
 
+  # No hostname in the inventory: the host keeps its name (never its inventory alias).
   vars = {
     data_nics       = try(host.vars.data_nics, [])
-    hostname        = try(host.vars.hostname, host.name)
+    hostname        = try(host.vars.hostname, "")
+    sriov_pf        = try(host.vars.sriov_pf, "")
     network_backend = try(host.vars.network_backend, var.network_backend)
   }
 
@@ -53,15 +57,43 @@ play "bigip-ve-hypervisors" {
     }
   }
 
+  # The guide: "bonded VFs appear to function, but do not pass traffic". The PF that carries
+  # the VFs is never one of the bond's slaves; refused before anything changes.
+  task "SR-IOV PF not in the bond" {
+    tags = ["network", "bond", "sriov", "always"]
+    when = host.vars.sriov_pf != "" && length(host.vars.data_nics) > 0
+    assert {
+      that     = [!contains(host.vars.data_nics, host.vars.sriov_pf)]
+      fail_msg = "${host.name}: sriov_pf ${host.vars.sriov_pf} is also a data NIC (data_nics: ${join(", ", host.vars.data_nics)}): VFs of a bonded PF appear to function but do not pass traffic (the guide); give the VFs a PF outside the bond"
+    }
+  }
+
+  # The bond takes its slaves' addresses and links away: a data NIC that carries the
+  # management path (the SSH session, or the default route when the session cannot be
+  # followed: facts.management) would cut the controller off. The network modules' guard
+  # would refuse the bond later; this refuses before anything changes, with the reason. A
+  # NIC already in this runbook's bond is not moved, so it passes.
+  task "data NICs off the management path" {
+    tags = ["network", "bond", "always"]
+    when = length(host.vars.data_nics) > 0
+    assert {
+      that     = [for n in host.vars.data_nics : !contains(try(facts.management.nics, []), n) || try(facts.nics[n].master, "") == var.bond.name]
+      fail_msg = "${host.name}: data NICs ${join(", ", [for n in host.vars.data_nics : n if contains(try(facts.management.nics, []), n) && try(facts.nics[n].master, "") != var.bond.name])} carry the management path (${join(", ", try(facts.management.nics, []))}, from ${try(facts.management.how, "unknown")}): bonding them would cut this host off; take them out of data_nics or move management to another NIC"
+    }
+  }
+
   # Guide step 1: iptables listed (the task registers the rules it found), flushed, and its
   # boot-time service stopped. EL hosts also get the empty ruleset saved in
   # /etc/sysconfig/iptables, which the iptables service would otherwise restore at boot;
   # elsewhere nothing restores rules unless a service does, and that one is stopped.
-  # Check mode only reports what would go.
+  # Only the tables in var.iptables_tables are flushed: the guide's "iptables -F" is the filter
+  # table; flushing nat as well would remove libvirt's NAT rules, which libvirt puts back, so
+  # every check would report drift. Check mode only reports what would go.
   task "iptables flushed" {
     tags = ["firewall"]
     firewall {
       iptables_flush   = true
+      tables           = var.iptables_tables
       policies         = { INPUT = "ACCEPT", FORWARD = "ACCEPT", OUTPUT = "ACCEPT" }
       save             = facts.os.family == "redhat"
       iptables_service = "disabled"
@@ -110,12 +142,25 @@ play "bigip-ve-hypervisors" {
     }
   }
 
-  # Guide step 5: the hostname (static and running), without needing hostnamectl.
+  # Guide step 5: the hostname (static and running), without needing hostnamectl. Only when
+  # the inventory gives one (host.vars.hostname); otherwise the host keeps its name and the
+  # next task says so.
   task "hostname" {
     tags = ["system"]
+    when = host.vars.hostname != ""
     hostname {
       name         = host.vars.hostname
       update_hosts = true
+    }
+  }
+
+  task "hostname not set" {
+    tags = ["system"]
+    when = host.vars.hostname == ""
+    assert {
+      that      = [false]
+      fail_msg  = "${host.name}: no hostname in the inventory (host.vars.hostname): the hostname task is skipped and the host keeps its name ${try(facts.hostname, "")}"
+      warn_only = true
     }
   }
 
@@ -176,7 +221,7 @@ play "bigip-ve-hypervisors" {
   # may change its MAC; kept across reboots by a systemd unit.
   task "sriov vfs" {
     tags = ["sriov"]
-    when = var.sriov_numvfs > 0 && try(host.vars.sriov_pf, "") != ""
+    when = var.sriov_numvfs > 0 && host.vars.sriov_pf != ""
     sriov {
       device  = host.vars.sriov_pf
       num_vfs = var.sriov_numvfs
@@ -198,35 +243,39 @@ play "bigip-ve-hypervisors" {
     }
   }
 
-  # Guide step 6 (checks), from the host's facts rather than lshw and ethtool text: each data
-  # NIC is there, its driver and bus info are reported, its PCIe link is at least
-  # min_pcie_width lanes wide, and no card carries more than its slot can (x8 ≈ 63 Gbps).
-  task "data NICs" {
+  # Guide step 6 (checks), from the host's facts rather than lshw and ethtool text. The NIC
+  # inventory is the guide's "lshw -class network -businfo" and "ethtool -i": each NIC's
+  # driver, driver and firmware versions, bus address, PCIe link and SR-IOV capability, read
+  # after the changes (the bond, VLANs and VFs are in it). It is this task's result, kept in
+  # the history, and the NIC table of each host in "runbook report --html FILE".
+  task "NIC inventory" {
     tags = ["checks"]
-    when = length(host.vars.data_nics) > 0
-    assert {
-      that        = [for n in host.vars.data_nics : contains(keys(facts.nics), n)]
-      fail_msg    = "a data NIC in host.vars.data_nics is not on the host: it has ${join(", ", sort(keys(facts.nics)))}"
-      success_msg = join("; ", [for n in host.vars.data_nics : "${n}: driver ${facts.nics[n].driver}, bus ${facts.nics[n].bus_info == "" ? "none" : facts.nics[n].bus_info}, mtu ${facts.nics[n].mtu}" if contains(keys(facts.nics), n)])
+    facts {
+      gather = ["nics"]
     }
   }
 
+  # Each data NIC's PCIe link is at least min_pcie_width lanes wide.
   task "data NIC PCIe width" {
-    tags       = ["checks"]
-    depends_on = ["data NICs"]
-    when       = length(host.vars.data_nics) > 0
+    tags = ["checks"]
+    when = length(host.vars.data_nics) > 0
     assert {
       that     = [for n in host.vars.data_nics : try(facts.nics[n].pcie.width, var.min_pcie_width) >= var.min_pcie_width]
       fail_msg = "a data NIC sits on a PCIe link narrower than x${var.min_pcie_width}: ${join(", ", [for n in host.vars.data_nics : "${n} x${try(facts.nics[n].pcie.width, "?")}"])}"
     }
   }
 
+  # The guide's arithmetic: PCIe Gen3 carries about 7.9 Gbps per lane, so an x8 slot about
+  # 63 Gbps and an x16 slot about 126 Gbps; a card whose ports' speeds add up to more (two
+  # 100G ports on x16: 200 > 126) cannot run them all at line rate. That is advice, not a
+  # fault: a warning, unless var.strict_pcie makes it fail the host.
   task "PCIe slots not oversubscribed" {
     tags = ["checks"]
     when = length(try(facts.pcie_devices, [])) > 0
     assert {
-      that     = [for d in try(facts.pcie_devices, []) : !d.oversubscribed]
-      fail_msg = "these cards' ports can carry more than their PCIe slot: ${join(", ", [for d in try(facts.pcie_devices, []) : "${d.address} (${d.port_speed_total_gbps} Gbps on a ${d.slot_bandwidth_gbps} Gbps link)" if d.oversubscribed])}"
+      that      = [for d in try(facts.pcie_devices, []) : !d.oversubscribed]
+      fail_msg  = "${host.name}: ${join("; ", [for d in try(facts.pcie_devices, []) : "card ${d.address} (${join(", ", d.ports)}): its ports add up to ${d.port_speed_total_gbps} Gbps, more than the ${d.slot_bandwidth_gbps} Gbps its PCIe link carries (x${try(facts.nics[d.ports[0]].pcie.width, "?")} Gen${try(facts.nics[d.ports[0]].pcie.generation, "?")})" if d.oversubscribed])}; the guide: x8 Gen3 carries about 63 Gbps and x16 about 126 Gbps, so spread the ports over cards or expect less than line rate"
+      warn_only = !var.strict_pcie
     }
   }
 }

@@ -51,6 +51,22 @@ variable "min_pcie_width" {
   default     = 8
 }
 
+variable "strict_pcie" {
+  description = "Fail a host whose card's ports can carry more than its PCIe slot (x8 Gen3 about 63 Gbps, x16 about 126 Gbps) instead of warning."
+  type        = bool
+  default     = false
+}
+
+variable "iptables_tables" {
+  description = "The iptables tables the flush empties: the guide's iptables -F is the filter table; nat would take libvirt's NAT rules, which libvirt restores (drift on every check)."
+  type        = list(string)
+  default     = ["filter"]
+  validation {
+    condition     = length(var.iptables_tables) > 0 && length([for t in var.iptables_tables : t if !contains(["filter", "nat", "mangle", "raw", "security"], t)]) == 0
+    error_message = "iptables_tables lists some of filter, nat, mangle, raw and security."
+  }
+}
+
 variable "network_backend" {
   description = "Where the bond and VLANs are made persistent, unless host.vars.network_backend says otherwise: the guide's network-scripts (legacy network service), NetworkManager, ifupdown, systemd-networkd, or none (running kernel only; the network services are left alone)."
   type        = string
