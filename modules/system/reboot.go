@@ -105,19 +105,18 @@ for before the next task anyway.`,
 			{Name: "how", Type: cty.String, Doc: `How the reboot was asked for: "systemd" or "shutdown" or "busybox".`},
 		},
 		Examples: []modules.Example{
-			{Title: "Reboot when SELinux's mode needs it", HCL: `task "selinux" {
-  selinux {
-    state  = "enforcing"
-    policy = "targeted"
-  }
-}
-
-task "reboot for SELinux" {
-  when = task["selinux"].reboot_required
+			{Title: "Reboot only the hosts whose inventory allows it (after a selinux task, guard it with when = task[\"selinux\"].reboot_required)", HCL: `task "reboot for SELinux" {
+  when = try(host.vars.reboot_allowed, false)
   reboot {
     reboot_timeout = "15m"
     msg            = "SELinux mode changed"
     test_command   = "systemctl is-system-running --wait | grep -qx running"
+  }
+}`},
+			{Title: "Reboot, wait a minute for services, then check one", HCL: `task "reboot" {
+  reboot {
+    post_reboot_delay = "60s"
+    test_command      = "systemctl is-active libvirtd"
   }
 }`},
 		},
