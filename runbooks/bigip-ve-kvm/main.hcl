@@ -164,11 +164,23 @@ play "bigip-ve-hypervisors" {
     }
   }
 
+  # ifupdown makes a bond from its bond-* options only through the ifenslave package's hook
+  # scripts: without it the bond written below is not there after a reboot, while every check
+  # before that reboot passes. The other backends bond by themselves.
+  task "ifenslave present" {
+    tags       = ["network", "bond"]
+    depends_on = ["network backend possible", "data NICs present"]
+    when       = host.vars.network_backend == "ifupdown" && length(host.vars.data_nics) > 0
+    package {
+      name = "ifenslave"
+    }
+  }
+
   # The LACP bond (802.3ad, mode 4) over the data NICs with MTU 9100 on the bond and its
   # slaves: set in the running kernel (netlink) and written for the host's network backend.
   task "bond" {
     tags       = ["network", "bond", "mtu"]
-    depends_on = ["network backend possible", "data NICs present"]
+    depends_on = ["network backend possible", "data NICs present", "ifenslave present"]
     when       = length(host.vars.data_nics) > 0
     bond {
       name             = var.bond.name
