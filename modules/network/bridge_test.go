@@ -1,0 +1,148 @@
+package network
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules/host"
+	"github.com/runbook/runbook/modules/moduletest"
+)
+
+var guestBridge = map[string]cty.Value{"name": s("br0"), "ports": strs("bond0"), "mtu": n(9100)}
+
+// TestBridgeRuntime drives the bridge module against the fake kernel from several starting
+// points: apply's calls respect the kernel's rules (the fake refuses what the kernel
+// refuses) and come in the order they need; check mode predicts what apply leaves.
+func TestBridgeRuntime(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(k *fakeKernel)
+		args  map[string]cty.Value
+		drift []string
+		calls []string
+	}{
+		{"create on a bond, jumbo frames", func(k *fakeKernel) {
+			k.add(&fakeLink{name: "bond0", kind: "bond", up: true, mtu: 1500, bond: bondDefaults})
+		}, guestBridge, []string{
+			"br0: create (stp off, vlan_filtering off)", "bond0: mtu 1500 → 9100", "bond0: enslave to br0", "br0: mtu 9100", "br0: down → up",
+			// The bridge took its port's MTU as it joined: nothing left to set.
+		}, []string{"add bridge br0 vlan_filtering=false", "mtu bond0 9100", "enslave bond0 br0", "up br0"}},
+
+		{"create with stp and vlan filtering, mtu unmanaged takes the ports'", func(k *fakeKernel) {
+			k.add(&fakeLink{name: "eth1", mtu: 9000})
+			k.add(&fakeLink{name: "eth2", mtu: 9000, up: true})
+		}, map[string]cty.Value{"name": s("br1"), "ports": strs("eth1", "eth2"), "stp": cty.True, "vlan_filtering": cty.True,
+			"addresses": strs("192.0.2.20/24")}, []string{
+			"br1: create (stp on, vlan_filtering on)", "eth1: enslave to br1", "eth2: enslave to br1", "br1: down → up", "eth1: down → up",
+			"br1: add address 192.0.2.20/24",
+		}, []string{"add bridge br1 vlan_filtering=true", "stp br1 true", "enslave eth1 br1", "enslave eth2 br1", "up br1", "up eth1",
+			"addr add br1 192.0.2.20/24"}},
+
+		{"options change in place, a tap stays", func(k *fakeKernel) {
+			br := k.add(&fakeLink{name: "br0", kind: "bridge", up: true, mtu: 9100, stp: true, vlanFiltering: true, mtuByUser: true})
+			k.add(&fakeLink{name: "bond0", kind: "bond", up: true, mtu: 9100, master: br.index, bond: bondDefaults})
+			k.add(&fakeLink{name: "vnet0", up: true, mtu: 9100, master: br.index})
+		}, guestBridge, []string{"br0: stp on → off", "br0: vlan_filtering on → off"},
+			[]string{"stp br0 false", "modify br0 vlan_filtering=false"}},
+
+		{"exclusive_ports releases the others, a port moves from another bridge", func(k *fakeKernel) {
+			br := k.add(&fakeLink{name: "br0", kind: "bridge", up: true, mtu: 1500})
+			other := k.add(&fakeLink{name: "br9", kind: "bridge", up: true, mtu: 1500})
+			k.add(&fakeLink{name: "eth1", up: true, master: br.index})
+			k.add(&fakeLink{name: "eth2", up: true, master: other.index})
+		}, map[string]cty.Value{"name": s("br0"), "ports": strs("eth2"), "exclusive_ports": cty.True}, []string{
+			"eth1: release from br0", "eth2: master br9 → br0",
+		}, []string{"release eth1", "release eth2", "enslave eth2 br0"}},
+
+		{"mtu changes on the bridge and its ports", func(k *fakeKernel) {
+			br := k.add(&fakeLink{name: "br0", kind: "bridge", up: true, mtu: 1500})
+			k.add(&fakeLink{name: "bond0", kind: "bond", up: true, mtu: 1500, master: br.index, bond: bondDefaults})
+		}, guestBridge, []string{"bond0: mtu 1500 → 9100", "br0: mtu 1500 → 9100"}, []string{"mtu bond0 9100", "mtu br0 9100"}},
+
+		{"absent deletes the bridge, its ports stay up", func(k *fakeKernel) {
+			br := k.add(&fakeLink{name: "br0", kind: "bridge", up: true, mtu: 1500})
+			k.add(&fakeLink{name: "eth1", up: true, master: br.index})
+		}, map[string]cty.Value{"name": s("br0"), "state": s("absent")}, []string{"eth1: released (br0 deleted)", "br0: delete"},
+			[]string{"del br0"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			k := newFakeKernel()
+			c.setup(k)
+			m := Bridge{root: host.Root(t.TempDir()), open: k.opener()}
+			calls, res := kernelTimeline(t, k, m, runtimeOnly(c.args), c.drift)
+			if !slices.Equal(calls, c.calls) {
+				t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(calls, "\n  "), strings.Join(c.calls, "\n  "))
+			}
+			if res[0].Diff.After != res[1].Diff.After {
+				t.Errorf("check predicted\n%s\napply left\n%s", res[0].Diff.After, res[1].Diff.After)
+			}
+		})
+	}
+}
+
+// TestBridgeRuntimeRefuses: what the module cannot do fails before anything changes.
+func TestBridgeRuntimeRefuses(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(k *fakeKernel)
+		args  map[string]cty.Value
+		want  string
+	}{
+		{"missing port", func(k *fakeKernel) {}, guestBridge, "port bond0: no such interface"},
+		{"name taken", func(k *fakeKernel) {
+			k.add(&fakeLink{name: "br0", kind: "bond", bond: bondDefaults})
+			k.nic("bond0", true)
+		}, guestBridge, "br0 exists and is a bond link, not a bridge"},
+		{"absent is not for another kind", func(k *fakeKernel) { k.nic("br0", true) },
+			map[string]cty.Value{"name": s("br0"), "state": s("absent")}, "br0 is a device link, not a bridge: not deleting it"},
+		{"a bridge in a bridge", func(k *fakeKernel) { k.add(&fakeLink{name: "bond0", kind: "bridge"}) }, guestBridge,
+			"port bond0 is a bridge itself"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			k := newFakeKernel()
+			c.setup(k)
+			before := k.state()
+			m := Bridge{root: host.Root(t.TempDir()), open: k.opener()}
+			for _, apply := range []bool{false, true} {
+				_, err := moduletest.Run(t, m, runtimeOnly(c.args), apply)
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("apply=%v: error %v, want %q", apply, err, c.want)
+				}
+			}
+			if k.state() != before {
+				t.Errorf("the kernel changed:\n%s", k.state())
+			}
+		})
+	}
+}
+
+func TestBridgeValidate(t *testing.T) {
+	cases := []struct {
+		args map[string]cty.Value
+		want string
+	}{
+		{map[string]cty.Value{"name": s("br0"), "ports": strs("br0")}, "a bridge cannot be its own port"},
+		{map[string]cty.Value{"name": s("br0"), "ports": strs("eth1", "eth1")}, "eth1 is listed twice"},
+		{map[string]cty.Value{"name": s("br0"), "ports": strs("a/b")}, "is not an interface name"},
+		{map[string]cty.Value{"name": s("br0"), "mtu": s("20")}, "mtu must be"},
+		{map[string]cty.Value{"name": s("br0"), "state": s("absent"), "ports": strs("eth1")}, `ports does not go with state = "absent"`},
+		{map[string]cty.Value{"name": s("br0"), "state": s("absent"), "stp": cty.True}, `stp does not go with state = "absent"`},
+		{map[string]cty.Value{"name": s("br0"), "addresses": strs("192.0.2.1")}, "not an address with a prefix length"},
+		{map[string]cty.Value{"name": s("br0"), "runtime": cty.False, "persist": cty.False}, "leaves nothing to manage"},
+	}
+	for _, c := range cases {
+		errs := moduletest.Validate(t, Bridge{}, c.args)
+		var msgs []string
+		for _, e := range errs {
+			msgs = append(msgs, e.Error())
+		}
+		if !strings.Contains(strings.Join(msgs, "\n"), c.want) {
+			t.Errorf("%v: errors %q, want %q", c.args, msgs, c.want)
+		}
+	}
+}
