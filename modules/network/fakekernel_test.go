@@ -54,8 +54,8 @@ type fakeLink struct {
 	// A bridge's STP and VLAN filtering, and whether its MTU was set (the kernel stops
 	// giving it its ports' smallest then).
 	stp, vlanFiltering, mtuByUser bool
-	addrs  []string
-	vfs    []netlink.VfInfo
+	addrs                         []string
+	vfs                           []netlink.VfInfo
 }
 
 func newFakeKernel() *fakeKernel { return &fakeKernel{links: map[int]*fakeLink{}, next: 1} }
