@@ -1,6 +1,7 @@
 package network
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -144,5 +145,115 @@ func TestBridgeValidate(t *testing.T) {
 		if !strings.Contains(strings.Join(msgs, "\n"), c.want) {
 			t.Errorf("%v: errors %q, want %q", c.args, msgs, c.want)
 		}
+	}
+}
+
+// bridgeWants builds the persistent wants of a bridge task from its arguments.
+func bridgeWants(t *testing.T, args map[string]cty.Value) []ifWant {
+	t.Helper()
+	a, _, err := moduletest.Def(t, Bridge{}).Args(cty.ObjectVal(args))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, errs := parseBridge(a.(bridgeArgs))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return spec.wants()
+}
+
+// TestBridgePersistGolden writes, for each backend, the bond of the guide (lacpBond) and
+// then a bridge on it, as a run of the bond task and the bridge task does: the bridge's
+// files are the golden "want/" files and its drift the lines given. Then both tasks find
+// the files in sync (the bond task leaves the bond's place in the bridge alone), the bridge
+// changed (a VLAN-aware one with STP and an address) is in sync once written, and
+// state = "absent" removes what the bridge task wrote ("absent/" files) and is in sync
+// after.
+func TestBridgePersistGolden(t *testing.T) {
+	changed := map[string]cty.Value{"name": s("br0"), "ports": strs("bond0"), "mtu": n(9100), "stp": cty.True,
+		"vlan_filtering": cty.True, "addresses": strs("192.0.2.20/24")}
+	absent := map[string]cty.Value{"name": s("br0"), "state": s("absent")}
+	cases := []struct {
+		fixture, backend   string
+		drift, absentDrift []string
+	}{
+		{"ifupdown-bridge-on-bond", backendIfupdown, []string{"br0: not configured"}, []string{"br0: configured → absent"}},
+		{"ifcfg-bridge-on-bond", backendIfcfg, []string{"br0: not configured", "bond0: bridge (none) → br0"},
+			[]string{"bond0: bridge br0 → (none)", "br0: configured → absent"}},
+		{"networkd-bridge-on-bond", backendNetworkd, []string{"br0: not configured", "bond0: bridge (none) → br0"},
+			[]string{"bond0: bridge br0 → (none)", "br0: configured → absent"}},
+		{"nm-bridge-on-bond", backendNM, []string{"br0: not configured", "bond0: bridge (none) → br0"},
+			[]string{"bond0: bridge br0 → (none)", "br0: configured → absent"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.fixture, func(t *testing.T) {
+			fx := loadFixture(t, tc.fixture)
+			root := fx.root(t)
+			ctx := context.Background()
+			f := &fileTree{host.Root(root)}
+			plan := func(wants []ifWant) *persistPlan {
+				t.Helper()
+				p, err := planPersist(ctx, f, tc.backend, wants)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+			write := func(p *persistPlan) map[string]string {
+				t.Helper()
+				got := map[string]string{}
+				for _, x := range p.ws.changes() {
+					if x.removed {
+						got[x.path] = "(removed)\n"
+					} else {
+						got[x.path] = x.cur
+					}
+				}
+				if err := p.ws.apply(); err != nil {
+					t.Fatal(err)
+				}
+				return got
+			}
+			inSync := func(what string, wants []ifWant) {
+				t.Helper()
+				if p := plan(wants); len(p.drift) > 0 || len(p.ws.changes()) > 0 {
+					t.Errorf("%s: the files still differ: %q (%d changes)", what, p.drift, len(p.ws.changes()))
+				}
+			}
+			write(plan(bondWants(t, lacpBond)))
+
+			p := plan(bridgeWants(t, guestBridge))
+			if !slices.Equal(p.drift, tc.drift) {
+				t.Errorf("drift:\n  %s\nwant:\n  %s", strings.Join(p.drift, "\n  "), strings.Join(tc.drift, "\n  "))
+			}
+			got := write(p)
+			inSync("the bond again", bondWants(t, lacpBond))
+			inSync("the bridge again", bridgeWants(t, guestBridge))
+
+			write(plan(bridgeWants(t, changed)))
+			inSync("the changed bridge again", bridgeWants(t, changed))
+			inSync("the bond after the changed bridge", bondWants(t, lacpBond))
+
+			p = plan(bridgeWants(t, absent))
+			if !slices.Equal(p.drift, tc.absentDrift) {
+				t.Errorf("absent drift:\n  %s\nwant:\n  %s", strings.Join(p.drift, "\n  "), strings.Join(tc.absentDrift, "\n  "))
+			}
+			gone := write(p)
+			inSync("absent again", bridgeWants(t, absent))
+			inSync("the bond after the bridge went", bondWants(t, lacpBond))
+			for path := range gone {
+				got["/absent"+path] = gone[path]
+			}
+			if *update {
+				fx.setWant(t, got)
+				return
+			}
+			want := fx.want()
+			for _, path := range sortedKeys(merge(got, want)) {
+				if got[path] != want[path] {
+					t.Errorf("%s:\n--- got\n%s--- want\n%s", path, got[path], want[path])
+				}
+			}
+		})
 	}
 }
