@@ -2,12 +2,15 @@ package network
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbook/runbook/modules"
 	"github.com/runbook/runbook/modules/host"
 	"github.com/runbook/runbook/modules/moduletest"
 )
@@ -252,6 +255,79 @@ func TestBridgePersistGolden(t *testing.T) {
 			for _, path := range sortedKeys(merge(got, want)) {
 				if got[path] != want[path] {
 					t.Errorf("%s:\n--- got\n%s--- want\n%s", path, got[path], want[path])
+				}
+			}
+		})
+	}
+}
+
+func bridgeGuarded(k *fakeKernel) Bridge {
+	return Bridge{root: host.Root(filepath.Join(os.TempDir(), "nonexistent-root")), open: k.opener(), session: eth0Session}
+}
+
+// TestBridgeGuard: the bridge module refuses, in check and in apply, to put the session's
+// NIC into a bridge (its address would stop working), and every change that touches a
+// bridge carrying the session, naming the interface and how it carries the session; with
+// on_management_path = "allow" the change is made, with a warning.
+func TestBridgeGuard(t *testing.T) {
+	// br0 holds the session's address; eth1 is its port.
+	onBridge := func() *fakeKernel {
+		k := newFakeKernel()
+		br := k.add(&fakeLink{name: "br0", kind: "bridge", up: true, addrs: []string{"192.0.2.10/24"}})
+		k.add(&fakeLink{name: "eth1", up: true, master: br.index})
+		k.nic("eth2", true)
+		k.defaultVia = br.index
+		return k
+	}
+	const onBr0 = `br0 holds 192.0.2.10, this SSH session's address (peer 192.0.2.1)`
+	br0 := map[string]cty.Value{"name": s("br0"), "ports": strs("eth1")}
+	cases := []struct {
+		name   string
+		kernel func() *fakeKernel
+		args   map[string]cty.Value
+		want   string
+		allows []string
+	}{
+		{"the session's NIC into a bridge", guardKernel, map[string]cty.Value{"name": s("br0"), "ports": strs("eth0", "ens1f0")},
+			`"eth0: enslave to br0" enslaves eth0: eth0 holds 192.0.2.10, this SSH session's address (peer 192.0.2.1)`,
+			[]string{"add bridge br0 vlan_filtering=false", "enslave eth0 br0"}},
+		{"stp on the session's bridge", onBridge, with(br0, "stp", cty.True),
+			`"br0: stp off → on" turns STP on or off on br0: ` + onBr0, []string{"stp br0 true"}},
+		{"vlan filtering on the session's bridge", onBridge, with(br0, "vlan_filtering", cty.True),
+			`"br0: vlan_filtering off → on" turns VLAN filtering on or off on br0: ` + onBr0, []string{"modify br0 vlan_filtering=true"}},
+		{"mtu of the session's bridge", onBridge, with(br0, "mtu", n(9000)),
+			`"br0: mtu 1500 → 9000" changes the MTU of br0: ` + onBr0, []string{"mtu eth1 9000", "mtu br0 9000"}},
+		{"the session's bridge deleted", onBridge, map[string]cty.Value{"name": s("br0"), "state": s("absent")},
+			`"br0: delete" removes br0: ` + onBr0, []string{"del br0"}},
+		{"the session's port released", onBridge, map[string]cty.Value{"name": s("br0"), "ports": strs("eth2"), "exclusive_ports": cty.True},
+			`"eth1: release from br0" removes eth1`, []string{"release eth1"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			k := c.kernel()
+			before := k.state()
+			m := bridgeGuarded(k)
+			for _, apply := range []bool{false, true} {
+				_, err := moduletest.Run(t, m, runtimeOnly(c.args), apply)
+				if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), `set on_management_path = "allow" on the task`) {
+					t.Fatalf("apply=%v: %v\nwant %s", apply, err, c.want)
+				}
+				if got := k.state(); got != before || len(k.calls) != 0 {
+					t.Fatalf("a refused task changed the kernel: %v\n%s\n->\n%s", k.calls, before, got)
+				}
+			}
+			res, err := moduletest.Run(t, m, with(runtimeOnly(c.args), "on_management_path", s("allow")), true)
+			if err != nil || res.Status != modules.StatusChanged {
+				t.Fatalf("allow: %v %+v", err, res)
+			}
+			if !slices.ContainsFunc(res.Warnings, func(w string) bool {
+				return strings.Contains(w, c.want) && strings.HasPrefix(w, `on_management_path = "allow": `)
+			}) {
+				t.Errorf("allow: no warning %q in %q", c.want, res.Warnings)
+			}
+			for _, call := range c.allows {
+				if !slices.Contains(k.calls, call) {
+					t.Errorf("allow: no %q in %q", call, k.calls)
 				}
 			}
 		})
