@@ -333,3 +333,54 @@ func TestBridgeGuard(t *testing.T) {
 		})
 	}
 }
+
+// TestBridgeTransaction: an apply that makes a bridge on a bond and writes its ifupdown
+// stanza runs as a transaction; rolled back, the bridge is gone, the bond is out of it with
+// its MTU back, and the files are as they were; a check finds the same drift again.
+func TestBridgeTransaction(t *testing.T) {
+	k := newFakeKernel()
+	k.add(&fakeLink{name: "bond0", kind: "bond", up: true, mtu: 1500, bond: bondDefaults})
+	root := host.Root(t.TempDir())
+	mgr, armed := testTxn(t, k, root)
+	m := Bridge{root: root, open: k.opener(), txn: mgr}
+	conf := "/etc/network/interfaces"
+	const orig = "auto lo\niface lo inet loopback\n"
+	if err := os.MkdirAll(filepath.Dir(root.Path(conf)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(root.Path(conf), []byte(orig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := with(guestBridge, "stp", cty.True, "backend", s("ifupdown"), "confirm_timeout", s("30s"))
+	before := k.state()
+	res, err := moduletest.Run(t, m, args, true)
+	if err != nil || res.Status != modules.StatusChanged {
+		t.Fatalf("apply: %v %+v", err, res)
+	}
+	tx := res.Transaction
+	if tx == nil || tx.State != modules.TxnPending || *armed != 1 {
+		t.Fatalf("transaction %+v, armed %d", tx, *armed)
+	}
+	if br := k.byName("br0"); br == nil || !br.stp || k.byName("bond0").master != br.index {
+		t.Fatalf("not applied:\n%s", k.state())
+	}
+	if b, _ := os.ReadFile(root.Path(conf)); string(b) == orig {
+		t.Fatal("the file was not written")
+	}
+	o, err := mgr.Rollback(tx.ID, "test")
+	if err != nil || o.State != modules.TxnRolledBack || !o.Verified {
+		t.Fatalf("rollback: %+v %v", o, err)
+	}
+	if got := k.state(); got != before {
+		t.Errorf("the kernel after the rollback:\n%s\nwas\n%s", got, before)
+	}
+	if b, _ := os.ReadFile(root.Path(conf)); string(b) != orig {
+		t.Errorf("file after the rollback: %q", b)
+	}
+	if _, err := os.Stat(root.Path("/etc/network/interfaces.d/br0")); !os.IsNotExist(err) {
+		t.Errorf("the bridge's stanza file is still there after the rollback: %v", err)
+	}
+	if res, err := moduletest.Run(t, m, args, false); err != nil || res.Status != modules.StatusDrift {
+		t.Errorf("check after the rollback: %v %+v", err, res)
+	}
+}
