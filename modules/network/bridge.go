@@ -74,8 +74,7 @@ func (Bridge) Info() modules.Info {
 		Name:    "bridge",
 		Family:  "network",
 		Summary: "A Linux bridge: its ports, STP, VLAN filtering and MTU, running and persistent.",
-		Description: `Makes NAME a Linux bridge with the listed ports, in the running kernel (over netlink and
-/sys/class/net/NAME/bridge) and in the persistent configuration of the host's network backend, and
+		Description: `Makes NAME a Linux bridge with the listed ports, in the running kernel (over netlink) and in the persistent configuration of the host's network backend, and
 reports the two apart: runtime_drift and persistent_drift list what differs in each. state = "absent"
 deletes the bridge (the kernel releases its ports) and removes its configuration.
 

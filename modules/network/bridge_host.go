@@ -3,10 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
-	"path"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/vishvananda/netlink"
 
@@ -14,54 +11,40 @@ import (
 )
 
 // bridgeSTPOps is what a netlink layer may offer for a bridge's STP state, which netlink's
-// Bridge type does not carry; the real one has none, and STP goes through
-// /sys/class/net/NAME/bridge/stp_state. The fake kernel of the tests implements it.
+// Bridge type does not carry. The real handle has none: STP goes through rtnetlink messages
+// of runbook's own (bridge_linux.go). The fake kernel of the tests implements it.
 type bridgeSTPOps interface {
 	BridgeSTP(name string) (bool, error)
 	SetBridgeSTP(name string, on bool) error
 }
 
-// stpStatePath is a bridge's STP attribute in sysfs: 0 off, 1 the kernel's STP, 2 a user
-// space daemon's (bridge-stp).
-func stpStatePath(name string) string { return path.Join(sysClassNet, name, "bridge", "stp_state") }
-
 // bridgeSTP reads whether STP is on for a bridge.
-func bridgeSTP(ops linkOps, f *fileTree, name string) (bool, error) {
+func bridgeSTP(ops linkOps, name string) (bool, error) {
 	if x, ok := ops.(bridgeSTPOps); ok {
 		return x.BridgeSTP(name)
 	}
-	if !validIfName(name) {
-		return false, fmt.Errorf("%.20q is not an interface name", name)
-	}
-	p := stpStatePath(name)
-	text, ok, err := f.read(p)
+	l, err := ops.LinkByName(name)
 	if err != nil {
-		return false, fmt.Errorf("read %s: %w", p, err)
+		return false, fmt.Errorf("read link %s: %w", name, err)
 	}
-	if !ok {
-		return false, fmt.Errorf("%s is missing (is %s a bridge in this network namespace?)", p, name)
+	on, err := nlBridgeSTP(l.Attrs().Index)
+	if err != nil {
+		return false, fmt.Errorf("read the STP state of %s: %w", name, err)
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(text))
-	if err != nil || n < 0 || n > 2 {
-		return false, fmt.Errorf("%s: %.20q is not an STP state", p, text)
-	}
-	return n != 0, nil
+	return on, nil
 }
 
 // setBridgeSTP turns a bridge's STP on (the kernel's, or the bridge-stp daemon's where the
 // host has one) or off.
-func setBridgeSTP(ops linkOps, f *fileTree, name string, on bool) error {
+func setBridgeSTP(ops linkOps, name string, on bool) error {
 	if x, ok := ops.(bridgeSTPOps); ok {
 		return x.SetBridgeSTP(name, on)
 	}
-	if !validIfName(name) {
-		return fmt.Errorf("%.20q is not an interface name", name)
+	l, err := ops.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("read link %s: %w", name, err)
 	}
-	v := "0"
-	if on {
-		v = "1"
-	}
-	if err := f.writeSysfs(stpStatePath(name), v); err != nil {
+	if err := nlSetBridgeSTP(l.Attrs().Index, on); err != nil {
 		return fmt.Errorf("set %s stp %s: %w", name, onOff(on), err)
 	}
 	return nil
@@ -81,7 +64,7 @@ func (s *bridgeSnap) currentPorts() []string {
 }
 
 // readBridgeSnap reads the bridge (with its STP state), its ports and the wanted ones.
-func readBridgeSnap(ops linkOps, f *fileTree, s *bridgeSpec) (*bridgeSnap, error) {
+func readBridgeSnap(ops linkOps, s *bridgeSpec) (*bridgeSnap, error) {
 	snap := &bridgeSnap{links: map[string]*kernelLink{}}
 	b, ok, err := readLink(ops, s.name)
 	if err != nil {
@@ -93,7 +76,7 @@ func readBridgeSnap(ops linkOps, f *fileTree, s *bridgeSpec) (*bridgeSnap, error
 			if b.BridgeOpts == nil {
 				b.BridgeOpts = &bridgeOpts{}
 			}
-			if b.BridgeOpts.STP, err = bridgeSTP(ops, f, s.name); err != nil {
+			if b.BridgeOpts.STP, err = bridgeSTP(ops, s.name); err != nil {
 				return nil, err
 			}
 			all, err := ops.LinkList()
@@ -358,8 +341,8 @@ func bridgeTouches(changes []bridgeChange) []pathChange {
 }
 
 // applyBridgeChanges runs the changes' apply steps in phase order.
-func applyBridgeChanges(ops linkOps, f *fileTree, s *bridgeSpec, changes []bridgeChange) error {
-	a := &bridgeApplier{ops: ops, f: f, s: s}
+func applyBridgeChanges(ops linkOps, s *bridgeSpec, changes []bridgeChange) error {
+	a := &bridgeApplier{ops: ops, s: s}
 	ordered := slices.Clone(changes)
 	slices.SortStableFunc(ordered, func(x, y bridgeChange) int { return int(x.phase) - int(y.phase) })
 	for _, c := range ordered {
@@ -403,7 +386,6 @@ func predictBridge(snap *bridgeSnap, changes []bridgeChange) *bridgeSnap {
 // bridgeApplier carries out changes on the kernel.
 type bridgeApplier struct {
 	ops linkOps
-	f   *fileTree
 	s   *bridgeSpec
 }
 
@@ -441,7 +423,7 @@ func (a *bridgeApplier) delete() error {
 	return nil
 }
 
-func (a *bridgeApplier) setSTP(on bool) error { return setBridgeSTP(a.ops, a.f, a.s.name, on) }
+func (a *bridgeApplier) setSTP(on bool) error { return setBridgeSTP(a.ops, a.s.name, on) }
 
 func (a *bridgeApplier) setVLANFiltering() error {
 	l, err := a.byName(a.s.name)
@@ -571,7 +553,7 @@ func (b Bridge) run(ctx context.Context, args bridgeArgs, apply bool, tx *netTxn
 			return nil, err
 		}
 		defer closeOps()
-		snap, err := readBridgeSnap(ops, f, s)
+		snap, err := readBridgeSnap(ops, s)
 		if err != nil {
 			return nil, err
 		}
@@ -593,12 +575,12 @@ func (b Bridge) run(ctx context.Context, args bridgeArgs, apply bool, tx *netTxn
 			if err := tx.begin(ops, f, links); err != nil {
 				return nil, err
 			}
-			if err := applyBridgeChanges(ops, f, s, changes); err != nil {
+			if err := applyBridgeChanges(ops, s, changes); err != nil {
 				return nil, err
 			}
 		}
 		if apply {
-			if snap, err = readBridgeSnap(ops, f, s); err != nil {
+			if snap, err = readBridgeSnap(ops, s); err != nil {
 				return nil, err
 			}
 			runtimeAfter = describeBridge(s, snap)

@@ -68,7 +68,7 @@ type snapLink struct {
 }
 
 // snapBridge is what a bridge is made with besides its ports: VLAN filtering, and STP
-// (nil when /sys/class/net/NAME/bridge could not be read: not restored then).
+// (nil when the kernel did not say: not restored then).
 type snapBridge struct {
 	VLANFiltering bool  `json:"vlan_filtering"`
 	STP           *bool `json:"stp,omitempty"`
@@ -269,7 +269,7 @@ func readSnapLink(ops linkOps, f *fileTree, name string, all []netlink.Link) (*s
 		sl.Bond = runningBondOptions(ops, x)
 	case *netlink.Bridge:
 		sl.Bridge = &snapBridge{VLANFiltering: x.VlanFiltering != nil && *x.VlanFiltering}
-		if on, err := bridgeSTP(ops, f, a.Name); err == nil {
+		if on, err := bridgeSTP(ops, a.Name); err == nil {
 			sl.Bridge.STP = &on
 		}
 	case *netlink.Vlan:
@@ -957,7 +957,7 @@ func (r *restorer) bridgeOptions(sl *snapLink) {
 		return
 	}
 	want := *sl.Bridge.STP
-	on, err := bridgeSTP(r.ops, r.f, sl.Name)
+	on, err := bridgeSTP(r.ops, sl.Name)
 	if err != nil {
 		r.fail(sl.Name, "read stp", err)
 		return
@@ -965,7 +965,7 @@ func (r *restorer) bridgeOptions(sl *snapLink) {
 	if on == want {
 		return
 	}
-	if err := setBridgeSTP(r.ops, r.f, sl.Name, want); err != nil {
+	if err := setBridgeSTP(r.ops, sl.Name, want); err != nil {
 		r.fail(sl.Name, "set stp "+onOff(want), err)
 		return
 	}
