@@ -74,9 +74,10 @@ func (Bridge) Info() modules.Info {
 		Name:    "bridge",
 		Family:  "network",
 		Summary: "A Linux bridge: its ports, STP, VLAN filtering and MTU, running and persistent.",
-		Description: `Makes NAME a Linux bridge with the listed ports, in the running kernel (over netlink) and in the persistent configuration of the host's network backend, and
-reports the two apart: runtime_drift and persistent_drift list what differs in each. state = "absent"
-deletes the bridge (the kernel releases its ports) and removes its configuration.
+		Description: `Makes NAME a Linux bridge with the listed ports, in the running kernel (over netlink) and in
+the persistent configuration of the host's network backend, and reports the two apart: runtime_drift
+and persistent_drift list what differs in each. state = "absent" deletes the bridge (the kernel
+releases its ports) and removes its configuration.
 
 Ports: the listed interfaces are made ports of the bridge (taken from another bond or bridge if they
 are in one) and brought up. A running port that is not listed is left in the bridge unless
