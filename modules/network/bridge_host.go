@@ -397,17 +397,28 @@ func (a *bridgeApplier) byName(n string) (netlink.Link, error) {
 	return l, nil
 }
 
-// message starts a netlink message for the bridge (index 0: a new one).
-func (a *bridgeApplier) message(idx int) *netlink.Bridge {
+// message starts a netlink message for the bridge (index 0: a new one), with VLAN
+// filtering when vf: a kernel built without it (CONFIG_BRIDGE_VLAN_FILTERING) refuses the
+// attribute even to turn it off, so a message carries it only to change it or to make a
+// bridge with it on.
+func (a *bridgeApplier) message(idx int, vf bool) *netlink.Bridge {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.Index = a.s.name, idx
-	vf := a.s.opts.VLANFiltering
-	return &netlink.Bridge{LinkAttrs: attrs, VlanFiltering: &vf}
+	br := &netlink.Bridge{LinkAttrs: attrs}
+	if vf {
+		on := a.s.opts.VLANFiltering
+		br.VlanFiltering = &on
+	}
+	return br
 }
 
 func (a *bridgeApplier) create() error {
-	if err := a.ops.LinkAdd(a.message(0)); err != nil {
-		return kernelErr("create bridge "+a.s.name, err)
+	what := "create bridge " + a.s.name
+	if a.s.opts.VLANFiltering {
+		what += " with vlan_filtering on"
+	}
+	if err := a.ops.LinkAdd(a.message(0, a.s.opts.VLANFiltering)); err != nil {
+		return kernelErr(what, err)
 	}
 	return nil
 }
@@ -430,7 +441,7 @@ func (a *bridgeApplier) setVLANFiltering() error {
 	if err != nil {
 		return err
 	}
-	if err := a.ops.LinkModify(a.message(l.Attrs().Index)); err != nil {
+	if err := a.ops.LinkModify(a.message(l.Attrs().Index, true)); err != nil {
 		return kernelErr(fmt.Sprintf("set %s vlan_filtering %s", a.s.name, onOff(a.s.opts.VLANFiltering)), err)
 	}
 	return nil

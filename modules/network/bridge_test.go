@@ -33,7 +33,7 @@ func TestBridgeRuntime(t *testing.T) {
 		}, guestBridge, []string{
 			"br0: create (stp off, vlan_filtering off)", "bond0: mtu 1500 → 9100", "bond0: enslave to br0", "br0: mtu 9100", "br0: down → up",
 			// The bridge took its port's MTU as it joined: nothing left to set.
-		}, []string{"add bridge br0 vlan_filtering=false", "mtu bond0 9100", "enslave bond0 br0", "up br0"}},
+		}, []string{"add bridge br0", "mtu bond0 9100", "enslave bond0 br0", "up br0"}},
 
 		{"create with stp and vlan filtering, mtu unmanaged takes the ports'", func(k *fakeKernel) {
 			k.add(&fakeLink{name: "eth1", mtu: 9000})
@@ -66,6 +66,12 @@ func TestBridgeRuntime(t *testing.T) {
 			k.add(&fakeLink{name: "bond0", kind: "bond", up: true, mtu: 1500, master: br.index, bond: bondDefaults})
 		}, guestBridge, []string{"bond0: mtu 1500 → 9100", "br0: mtu 1500 → 9100"}, []string{"mtu bond0 9100", "mtu br0 9100"}},
 
+		{"a kernel without VLAN filtering makes a bridge without it", func(k *fakeKernel) {
+			k.noBridgeVLAN = true
+			k.nic("eth1", true)
+		}, map[string]cty.Value{"name": s("br2"), "ports": strs("eth1")}, nil,
+			[]string{"add bridge br2", "enslave eth1 br2", "up br2"}},
+
 		{"absent deletes the bridge, its ports stay up", func(k *fakeKernel) {
 			br := k.add(&fakeLink{name: "br0", kind: "bridge", up: true, mtu: 1500})
 			k.add(&fakeLink{name: "eth1", up: true, master: br.index})
@@ -95,16 +101,27 @@ func TestBridgeRuntimeRefuses(t *testing.T) {
 		setup func(k *fakeKernel)
 		args  map[string]cty.Value
 		want  string
+		// applyOnly: only the kernel can say (check reports the drift).
+		applyOnly bool
 	}{
-		{"missing port", func(k *fakeKernel) {}, guestBridge, "port bond0: no such interface"},
+		{"missing port", func(k *fakeKernel) {}, guestBridge, "port bond0: no such interface", false},
 		{"name taken", func(k *fakeKernel) {
 			k.add(&fakeLink{name: "br0", kind: "bond", bond: bondDefaults})
 			k.nic("bond0", true)
-		}, guestBridge, "br0 exists and is a bond link, not a bridge"},
+		}, guestBridge, "br0 exists and is a bond link, not a bridge", false},
 		{"absent is not for another kind", func(k *fakeKernel) { k.nic("br0", true) },
-			map[string]cty.Value{"name": s("br0"), "state": s("absent")}, "br0 is a device link, not a bridge: not deleting it"},
+			map[string]cty.Value{"name": s("br0"), "state": s("absent")}, "br0 is a device link, not a bridge: not deleting it", false},
+		{"vlan_filtering on a kernel without it", func(k *fakeKernel) {
+			k.noBridgeVLAN = true
+			k.nic("bond0", true)
+		}, with(guestBridge, "vlan_filtering", cty.True),
+			"create bridge br0 with vlan_filtering on: operation not supported (the kernel has no VLAN filtering for bridges: it was built without CONFIG_BRIDGE_VLAN_FILTERING)", true},
+		{"no bridge driver", func(k *fakeKernel) {
+			k.noBridge = true
+			k.nic("bond0", true)
+		}, guestBridge, "create bridge br0: operation not supported (does the kernel have the bridge driver? modprobe bridge)", true},
 		{"a bridge in a bridge", func(k *fakeKernel) { k.add(&fakeLink{name: "bond0", kind: "bridge"}) }, guestBridge,
-			"port bond0 is a bridge itself"},
+			"port bond0 is a bridge itself", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -113,7 +130,13 @@ func TestBridgeRuntimeRefuses(t *testing.T) {
 			before := k.state()
 			m := Bridge{root: host.Root(t.TempDir()), open: k.opener()}
 			for _, apply := range []bool{false, true} {
-				_, err := moduletest.Run(t, m, runtimeOnly(c.args), apply)
+				res, err := moduletest.Run(t, m, runtimeOnly(c.args), apply)
+				if !apply && c.applyOnly {
+					if err != nil || res.Status != modules.StatusDrift {
+						t.Fatalf("check: %v %+v", err, res)
+					}
+					continue
+				}
 				if err == nil || !strings.Contains(err.Error(), c.want) {
 					t.Fatalf("apply=%v: error %v, want %q", apply, err, c.want)
 				}
@@ -290,7 +313,7 @@ func TestBridgeGuard(t *testing.T) {
 	}{
 		{"the session's NIC into a bridge", guardKernel, map[string]cty.Value{"name": s("br0"), "ports": strs("eth0", "ens1f0")},
 			`"eth0: enslave to br0" enslaves eth0: eth0 holds 192.0.2.10, this SSH session's address (peer 192.0.2.1)`,
-			[]string{"add bridge br0 vlan_filtering=false", "enslave eth0 br0"}},
+			[]string{"add bridge br0", "enslave eth0 br0"}},
 		{"stp on the session's bridge", onBridge, with(br0, "stp", cty.True),
 			`"br0: stp off → on" turns STP on or off on br0: ` + onBr0, []string{"stp br0 true"}},
 		{"vlan filtering on the session's bridge", onBridge, with(br0, "vlan_filtering", cty.True),
@@ -382,5 +405,22 @@ func TestBridgeTransaction(t *testing.T) {
 	}
 	if res, err := moduletest.Run(t, m, args, false); err != nil || res.Status != modules.StatusDrift {
 		t.Errorf("check after the rollback: %v %+v", err, res)
+	}
+}
+
+// TestBridgeAbsentNothingToDo: state = "absent" on a host with no configuration at all
+// changes and reports nothing on every backend (a missing file that was only read is no
+// change to write).
+func TestBridgeAbsentNothingToDo(t *testing.T) {
+	for _, b := range []string{backendIfupdown, backendIfcfg, backendNetworkd, backendNM} {
+		f := &fileTree{host.Root(t.TempDir())}
+		p, err := planPersist(context.Background(), f, b, bridgeWants(t, map[string]cty.Value{"name": s("br0"), "state": s("absent")}))
+		if err != nil || len(p.drift) > 0 || len(p.ws.changes()) > 0 {
+			var paths []string
+			for _, x := range p.ws.changes() {
+				paths = append(paths, x.path)
+			}
+			t.Errorf("%s: %v drift %q changes %q", b, err, p.drift, paths)
+		}
 	}
 }

@@ -26,11 +26,14 @@ type fakeKernel struct {
 	next  int
 	calls []string
 	// runs holds the calls again, one list per opened handle (per module run).
-	runs       [][]string
-	noBonding  bool
-	noVLAN     bool
-	noBridge   bool
-	failOnCall string // a call prefix that fails with EIO
+	runs      [][]string
+	noBonding bool
+	noVLAN    bool
+	noBridge  bool
+	// noBridgeVLAN: a kernel without CONFIG_BRIDGE_VLAN_FILTERING, which refuses the
+	// attribute whatever its value.
+	noBridgeVLAN bool
+	failOnCall   string // a call prefix that fails with EIO
 	// defaultVia is the link that carries the default route (0: none); routeVia the link
 	// a route to an address leaves by.
 	defaultVia int
@@ -205,10 +208,14 @@ func (k *fakeKernel) LinkAdd(link netlink.Link) error {
 		return nil
 	case *netlink.Bridge:
 		vf := x.VlanFiltering != nil && *x.VlanFiltering
-		if err := k.log("add bridge %s vlan_filtering=%v", a.Name, vf); err != nil {
+		c := "add bridge " + a.Name
+		if x.VlanFiltering != nil {
+			c += fmt.Sprintf(" vlan_filtering=%v", vf)
+		}
+		if err := k.log("%s", c); err != nil {
 			return err
 		}
-		if k.noBridge {
+		if k.noBridge || (k.noBridgeVLAN && x.VlanFiltering != nil) {
 			return unix.EOPNOTSUPP
 		}
 		k.add(&fakeLink{name: a.Name, kind: "bridge", vlanFiltering: vf})
@@ -282,6 +289,9 @@ func (k *fakeKernel) LinkModify(link netlink.Link) error {
 		}
 		if err := k.log("modify %s vlan_filtering=%v", l.name, *br.VlanFiltering); err != nil {
 			return err
+		}
+		if k.noBridgeVLAN {
+			return unix.EOPNOTSUPP
 		}
 		l.vlanFiltering = *br.VlanFiltering
 		return nil

@@ -218,6 +218,8 @@ func kernelErr(what string, err error) error {
 	switch {
 	case errors.Is(err, unix.EOPNOTSUPP) && strings.Contains(what, "create bond"):
 		return fmt.Errorf("%s: %w (does the kernel have the bonding driver? modprobe bonding)", what, err)
+	case errors.Is(err, unix.EOPNOTSUPP) && strings.Contains(what, "vlan_filtering"):
+		return fmt.Errorf("%s: %w (the kernel has no VLAN filtering for bridges: it was built without CONFIG_BRIDGE_VLAN_FILTERING)", what, err)
 	case errors.Is(err, unix.EOPNOTSUPP) && strings.Contains(what, "create bridge"):
 		return fmt.Errorf("%s: %w (does the kernel have the bridge driver? modprobe bridge)", what, err)
 	case errors.Is(err, unix.EOPNOTSUPP) && strings.Contains(what, "create VLAN"):

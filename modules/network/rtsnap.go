@@ -839,7 +839,8 @@ func (r *restorer) remake(sl *snapLink) {
 		nl = &netlink.Vlan{LinkAttrs: attrs, VlanId: sl.VLAN.ID, VlanProtocol: netlink.VlanProtocol(sl.VLAN.Protocol)}
 	case "bridge":
 		br := &netlink.Bridge{LinkAttrs: attrs}
-		if sl.Bridge != nil {
+		if sl.Bridge != nil && sl.Bridge.VLANFiltering {
+			// Only to turn it on: a kernel without VLAN filtering refuses the attribute.
 			vf := sl.Bridge.VLANFiltering
 			br.VlanFiltering = &vf
 		}

@@ -1,0 +1,168 @@
+package network_test
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/runbook/runbook/testenv"
+	"github.com/runbook/runbook/testenv/testlab"
+)
+
+// TestBridgeOnNSHost runs the bridge module through the CLI against an ns-tier host, with
+// the kernel's bridge driver and the host's own /etc: check changes nothing, apply makes
+// the bridge on the data NICs (read back from /sys/class/net, not from the module) and the
+// ifupdown stanza, a second check and apply find it in sync; then STP, MTU and ports
+// change, VLAN filtering goes on, a port the task does not list (a guest's tap, as libvirt
+// adds one) stays until exclusive_ports releases it; state = "absent" deletes the bridge
+// and its stanza. Putting eth0, which carries the session, into a bridge is refused.
+func TestBridgeOnNSHost(t *testing.T) {
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierNS, Hosts: 1})
+	h := &labHost{t: t, lab: lab, r: labRunner(t, lab)}
+	const stanza = "/etc/network/interfaces.d/br0"
+	// kernel describes br0 and its ports from sysfs.
+	kernel := func() string {
+		return h.sh(`cd /sys/class/net; if [ -d br0 ]; then echo "br0 mtu=$(cat br0/mtu) up=$(( $(cat br0/flags) & 1 )) stp=$(cat br0/bridge/stp_state) vlan_filtering=$(cat br0/bridge/vlan_filtering 2>/dev/null || echo none) ports=$(ls br0/brif | tr '\n' ,)"; else echo "no br0"; fi; for p in ens1f0 ens1f1 rbtap0; do [ -d $p ] && echo "$p mtu=$(cat $p/mtu) up=$(( $(cat $p/flags) & 1 ))"; done; true`)
+	}
+	file := func() string { return h.sh("cat " + stanza + " 2>/dev/null || echo '(absent)'") }
+	args := []string{"name=br0", `ports=["ens1f0"]`, "mtu=9000", "backend=ifupdown"}
+
+	t.Run("create", func(t *testing.T) {
+		h.t = t
+		before, beforeFile := kernel(), file()
+		code, v := h.result("bridge", append(args, "--check")...)
+		want := []string{"br0: create (stp off, vlan_filtering off)", "ens1f0: mtu 1500 → 9000", "ens1f0: enslave to br0", "br0: mtu 9000", "br0: down → up"}
+		if d := data(v); code != 4 || v["status"] != "drift" || !slices.Equal(list(d["runtime_drift"]), want) ||
+			// The host's own /etc has no interfaces file yet: the module adds one that
+			// sources interfaces.d.
+			strings.Join(list(d["persistent_drift"]), ";") != "br0: not configured;br0: /etc/network/interfaces does not read /etc/network/interfaces.d" {
+			t.Errorf("check: exit %d %v", code, v)
+		}
+		if kernel() != before || file() != beforeFile {
+			t.Fatalf("check changed the host:\n%s\n->\n%s", before, kernel())
+		}
+		if code, v := h.result("bridge", args...); code != 0 || v["status"] != "changed" {
+			t.Fatalf("apply: exit %d %v", code, v)
+		}
+		got := kernel()
+		if !regexp.MustCompile(`br0 mtu=9000 up=1 stp=0 vlan_filtering=(0|none) ports=ens1f0,`).MatchString(got) || !strings.Contains(got, "ens1f0 mtu=9000 up=1") {
+			t.Errorf("after apply:\n%s", got)
+		}
+		if f := file(); !strings.Contains(f, "auto br0\niface br0 inet manual\n    bridge_ports ens1f0\n    bridge_stp off\n    mtu 9000\n") {
+			t.Errorf("stanza:\n%s", f)
+		}
+		for _, mode := range [][]string{{"--check"}, nil} {
+			if code, v := h.result("bridge", append(args, mode...)...); code != 0 || v["status"] != "ok" {
+				t.Errorf("%v after apply: exit %d %v", mode, code, v)
+			}
+		}
+	})
+
+	t.Run("a guest's tap stays", func(t *testing.T) {
+		h.t = t
+		// libvirt gives a tap the bridge's MTU before it joins.
+		h.sh("ip link add rbtap0 mtu 9000 type veth peer name rbtap1 mtu 9000 && ip link set rbtap0 master br0 && ip link set rbtap0 up")
+		if code, v := h.result("bridge", args...); code != 0 || v["status"] != "ok" || !slices.Contains(list(data(v)["ports"]), "rbtap0") {
+			t.Errorf("with a tap: exit %d %v", code, v)
+		}
+	})
+
+	t.Run("stp, mtu and ports change", func(t *testing.T) {
+		h.t = t
+		changed := []string{"name=br0", `ports=["ens1f0","ens1f1"]`, "mtu=9100", "stp=true", "backend=ifupdown"}
+		code, v := h.result("bridge", changed...)
+		want := []string{"br0: stp off → on", "ens1f0: mtu 9000 → 9100", "ens1f1: mtu 1500 → 9100", "ens1f1: enslave to br0", "br0: mtu 9000 → 9100"}
+		if d := data(v); code != 0 || v["status"] != "changed" || !slices.Equal(list(d["runtime_drift"]), want) {
+			t.Errorf("apply: exit %d %v", code, v)
+		}
+		got := kernel()
+		for _, w := range []string{`br0 mtu=9100 up=1 stp=1 vlan_filtering=(0|none) ports=ens1f0,ens1f1,rbtap0,`, "ens1f1 mtu=9100"} {
+			if !regexp.MustCompile(w).MatchString(got) {
+				t.Errorf("after the change, no %q in\n%s", w, got)
+			}
+		}
+		if f := file(); !strings.Contains(f, "bridge_ports ens1f0 ens1f1\n    bridge_stp on\n    mtu 9100\n") {
+			t.Errorf("stanza:\n%s", f)
+		}
+		if code, v := h.result("bridge", append(changed, "--check")...); code != 0 || v["status"] != "ok" {
+			t.Errorf("check after the change: exit %d %v", code, v)
+		}
+
+		vlan := append(slices.Clone(changed), "vlan_filtering=true")
+		if _, err := h.try("test -e /sys/class/net/br0/bridge/vlan_filtering"); err != nil {
+			// This kernel was built without VLAN filtering for bridges (the ns tier runs
+			// on the machine's): the apply fails saying so, and is rolled back.
+			before, beforeFile := kernel(), file()
+			code, v := h.result("bridge", vlan...)
+			if code != 2 || !strings.Contains(fmt.Sprint(v["msg"]), "CONFIG_BRIDGE_VLAN_FILTERING") || !strings.Contains(fmt.Sprint(v["msg"]), "rolled back") {
+				t.Errorf("vlan_filtering on a kernel without it: exit %d %v", code, v)
+			}
+			if kernel() != before || file() != beforeFile {
+				t.Errorf("the failed apply left the host changed:\n%s\n->\n%s\n%s", before, kernel(), file())
+			}
+			t.Logf("this kernel has no VLAN filtering for bridges: %v", v["msg"])
+			vlan = changed
+		}
+		vlan = append(vlan, "exclusive_ports=true")
+		code, v = h.result("bridge", vlan...)
+		want = []string{"rbtap0: release from br0"}
+		if slices.Contains(vlan, "vlan_filtering=true") {
+			want = append([]string{"br0: vlan_filtering off → on"}, want...)
+		}
+		if d := data(v); code != 0 || v["status"] != "changed" || !slices.Equal(list(d["runtime_drift"]), want) {
+			t.Errorf("exclusive (and vlan_filtering): exit %d %v", code, v)
+		}
+		if got := kernel(); !regexp.MustCompile(`stp=1 vlan_filtering=(1|none) ports=ens1f0,ens1f1,\n`).MatchString(got) {
+			t.Errorf("after exclusive (and vlan_filtering):\n%s", got)
+		}
+		if f := file(); slices.Contains(vlan, "vlan_filtering=true") != strings.Contains(f, "bridge_vlan_aware yes") {
+			t.Errorf("stanza:\n%s", f)
+		}
+		if code, v := h.result("bridge", append(vlan, "--check")...); code != 0 || v["status"] != "ok" {
+			t.Errorf("check: exit %d %v", code, v)
+		}
+	})
+
+	t.Run("the session's NIC is refused", func(t *testing.T) {
+		h.t = t
+		ip := lab.Hosts[0].MgmtIP
+		how := regexp.MustCompile(`"eth0: enslave to br1" enslaves eth0: eth0 holds ` + regexp.QuoteMeta(ip) + `, this SSH session's address \(peer [0-9.]+\)`)
+		snap := func() string {
+			return h.sh("ip -o link show eth0 | sed 's/ qlen.*//'; ip -o link show br1 2>&1; ip -o addr show dev eth0 | sed 's/ tentative//'")
+		}
+		for _, mode := range [][]string{{"--check"}, nil} {
+			before := snap()
+			res := h.r.Module("lab01", "bridge", append([]string{"name=br1", `ports=["eth0"]`, "backend=none"}, mode...)...)
+			if out := strings.Join(strings.Fields(res.Out), " "); res.Code != 2 || !how.MatchString(out) {
+				t.Errorf("%v: exit %d, want 2 naming eth0\n%s", mode, res.Code, res.Out)
+			}
+			if after := snap(); after != before {
+				t.Fatalf("a refused task changed the host:\n%s\n->\n%s", before, after)
+			}
+		}
+	})
+
+	t.Run("absent", func(t *testing.T) {
+		h.t = t
+		absent := []string{"name=br0", "state=absent", "backend=ifupdown"}
+		code, v := h.result("bridge", absent...)
+		d := data(v)
+		if code != 0 || v["status"] != "changed" || strings.Join(list(d["persistent_drift"]), ";") != "br0: configured → absent" ||
+			list(d["runtime_drift"])[len(list(d["runtime_drift"]))-1] != "br0: delete" {
+			t.Errorf("absent: exit %d %v", code, v)
+		}
+		if got := kernel(); !strings.HasPrefix(got, "no br0\n") || !strings.Contains(got, "ens1f0 mtu=9100 up=1") {
+			t.Errorf("after absent:\n%s", got)
+		}
+		if f := file(); f != "(absent)\n" {
+			t.Errorf("stanza after absent:\n%s", f)
+		}
+		for _, mode := range [][]string{{"--check"}, nil} {
+			if code, v := h.result("bridge", append(absent, mode...)...); code != 0 || v["status"] != "ok" {
+				t.Errorf("%v absent again: exit %d %v", mode, code, v)
+			}
+		}
+	})
+}
