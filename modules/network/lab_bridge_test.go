@@ -166,3 +166,90 @@ func TestBridgeOnNSHost(t *testing.T) {
 		}
 	})
 }
+
+// TestBridgeOnSystemdHost has the daemons read what the bridge module writes for a bridge
+// on the guide's bond, on a systemd lab host (Debian with NetworkManager and ifupdown):
+// NetworkManager loads the bridge keyfile and sees the bond's profile as its port (nmcli),
+// and runs the bond task again without drift; ifupdown's ifquery reads the bridge stanza;
+// state = "absent" removes both.
+func TestBridgeOnSystemdHost(t *testing.T) {
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1})
+	h := &labHost{t: t, lab: lab, r: labRunner(t, lab)}
+	h.sh("nm-online -s -q -t 60")
+	bond := []string{"name=bond0", "mode=802.3ad", `slaves=["ens1f0","ens1f1"]`, "miimon=100", "lacp_rate=fast",
+		"xmit_hash_policy=layer3+4", "mtu=9100", "runtime=false"}
+	bridge := []string{"name=br0", `ports=["bond0"]`, "mtu=9100", "runtime=false"}
+
+	t.Run("NetworkManager", func(t *testing.T) {
+		h.t, h.r = t, labRunner(t, lab)
+		dir := "/etc/NetworkManager/system-connections"
+		snap := func() string {
+			return h.sh("ls -l --time-style=+ " + dir + " | tail -n +2; for f in " + dir + "/*; do [ -f \"$f\" ] && cat \"$f\"; done; true")
+		}
+		nm := func(args []string) []string { return append(append([]string{}, args...), "backend=NetworkManager") }
+		if code, v := h.result("bond", nm(bond)...); code != 0 || v["status"] != "changed" {
+			t.Fatalf("bond: exit %d %v", code, v)
+		}
+		res := h.r.Timeline("lab01", "bridge", nm(bridge), snap)
+		for _, want := range []string{"br0: not configured", "bond0: bridge (none) → br0", "+type=bridge", "+stp=false"} {
+			if !strings.Contains(res[0].Out, want) {
+				t.Errorf("check lacks %q:\n%s", want, res[0].Out)
+			}
+		}
+		shown := h.sh("nmcli -t -f NAME,TYPE connection show")
+		if !strings.Contains(shown, "br0:bridge") {
+			t.Errorf("nmcli connection show lacks br0:\n%s", shown)
+		}
+		if got := h.sh("nmcli -g bridge.stp,bridge.vlan-filtering,802-3-ethernet.mtu connection show br0"); got != "no\nno\n9100\n" {
+			t.Errorf("br0 as NetworkManager reads it: %q", got)
+		}
+		if got := h.sh("nmcli -g connection.master,connection.slave-type,bond.options connection show bond0"); !strings.HasPrefix(got, "br0\nbridge\n") ||
+			!strings.Contains(got, "mode=802.3ad") {
+			t.Errorf("bond0 as NetworkManager reads it: %q", got)
+		}
+		// The bond task again leaves the bond's place in the bridge alone.
+		if code, v := h.result("bond", append(nm(bond), "--check")...); code != 0 || v["status"] != "ok" {
+			t.Errorf("bond after the bridge: exit %d %v", code, v)
+		}
+		code, v := h.result("bridge", "name=br0", "state=absent", "runtime=false", "backend=NetworkManager")
+		if d := data(v); code != 0 || v["status"] != "changed" || strings.Join(list(d["persistent_drift"]), ";") != "bond0: bridge br0 → (none);br0: configured → absent" {
+			t.Errorf("absent: exit %d %v", code, v)
+		}
+		if shown := h.sh("nmcli -t -f NAME,TYPE connection show"); strings.Contains(shown, "br0:") {
+			t.Errorf("NetworkManager still has br0:\n%s", shown)
+		}
+		if got := h.sh("nmcli -g connection.master,ipv4.method,ipv6.method connection show bond0"); got != "\ndisabled\ndisabled\n" {
+			t.Errorf("bond0 out of the bridge: %q", got)
+		}
+	})
+
+	t.Run("ifupdown", func(t *testing.T) {
+		h.t, h.r = t, labRunner(t, lab)
+		snap := func() string {
+			return h.sh("cat /etc/network/interfaces; ls /etc/network/interfaces.d; cat /etc/network/interfaces.d/* 2>/dev/null; true")
+		}
+		ifu := func(args []string) []string { return append(append([]string{}, args...), "backend=ifupdown") }
+		if code, v := h.result("bond", ifu(bond)...); code != 0 || v["status"] != "changed" {
+			t.Fatalf("bond: exit %d %v", code, v)
+		}
+		h.r.Timeline("lab01", "bridge", ifu(append(bridge, "stp=true")), snap)
+		q := h.sh("ifquery br0")
+		for _, want := range []string{`bridge[-_]ports: bond0`, `bridge[-_]stp: on`, `mtu: 9100`} {
+			if !regexp.MustCompile(want).MatchString(q) {
+				t.Errorf("ifquery br0 lacks %s:\n%s", want, q)
+			}
+		}
+		if got := h.sh("ifquery --list --allow auto"); !regexp.MustCompile(`(?m)^br0$`).MatchString(got) || !regexp.MustCompile(`(?m)^bond0$`).MatchString(got) {
+			t.Errorf("br0 and bond0 do not both come up at boot:\n%s", got)
+		}
+		if code, v := h.result("bond", append(ifu(bond), "--check")...); code != 0 || v["status"] != "ok" {
+			t.Errorf("bond after the bridge: exit %d %v", code, v)
+		}
+		if code, v := h.result("bridge", "name=br0", "state=absent", "runtime=false", "backend=ifupdown"); code != 0 || v["status"] != "changed" {
+			t.Errorf("absent: exit %d %v", code, v)
+		}
+		if out, err := h.try("ifquery br0"); err == nil {
+			t.Errorf("ifquery still knows br0:\n%s", out)
+		}
+	})
+}
