@@ -99,7 +99,8 @@ and BRIDGE=NAME in each port's ifcfg; systemd-networkd a .netdev with Kind=bridg
 section, a .network for the bridge and Bridge=NAME in each port's .network; NetworkManager a keyfile
 of type bridge ([bridge] stp, vlan-filtering) and a port profile per port (slave-type bridge), or
 the port's existing profile made a port. A port that is a bond (the guide's bridge on bond0) keeps
-its bond configuration: only its bridge membership is written.
+its bond configuration: its bridge membership is written and its own addressing removed (a port
+has none); a bond task run again leaves its place in the bridge alone.
 
 The management-path guard refuses, unless on_management_path = "allow", to enslave an interface
 that carries this SSH session (its address would stop working: an address on a bridge port is not

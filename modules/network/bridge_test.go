@@ -424,3 +424,31 @@ func TestBridgeAbsentNothingToDo(t *testing.T) {
 		}
 	}
 }
+
+// TestBridgeAbsentOtherKind: an interface of that name configured as something else is
+// not removed by state = "absent", with a warning that says so.
+func TestBridgeAbsentOtherKind(t *testing.T) {
+	cases := []struct {
+		backend, path, text string
+	}{
+		{backendIfupdown, "/etc/network/interfaces", "auto br0\niface br0 inet dhcp\n"},
+		{backendIfcfg, "/etc/sysconfig/network-scripts/ifcfg-br0", "DEVICE=br0\nTYPE=Ethernet\nBOOTPROTO=dhcp\n"},
+		{backendNetworkd, "/etc/systemd/network/10-br0.network", "[Match]\nName=br0\n\n[Network]\nDHCP=yes\n"},
+	}
+	for _, c := range cases {
+		root := host.Root(t.TempDir())
+		if err := os.MkdirAll(filepath.Dir(root.Path(c.path)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(root.Path(c.path), []byte(c.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := planPersist(context.Background(), &fileTree{root}, c.backend, bridgeWants(t, map[string]cty.Value{"name": s("br0"), "state": s("absent")}))
+		if err != nil || len(p.drift) > 0 || len(p.ws.changes()) > 0 {
+			t.Errorf("%s: %v drift %q, %d changes", c.backend, err, p.drift, len(p.ws.changes()))
+		}
+		if want := "br0 is configured as ethernet in " + c.path + ", not as bridge: not removed"; !slices.Contains(p.warnings, want) {
+			t.Errorf("%s: warnings %q, want %q", c.backend, p.warnings, want)
+		}
+	}
+}

@@ -336,6 +336,12 @@ func withPrefix(addr, prefix string) (string, error) {
 	return netip.PrefixFrom(a, p.Bits()).String(), nil
 }
 
+// absentOtherKind is the warning for an interface that should have no configuration of
+// its kind and has one of another: that one is not the task's to remove.
+func absentOtherKind(w ifWant, have *ifConf) string {
+	return fmt.Sprintf("%s is configured as %s in %s, not as %s: not removed", w.Name, have.Kind, have.File, w.Kind)
+}
+
 // kindOr returns the kind a new configuration gets.
 func (w ifWant) kindOr() string {
 	if w.Kind == "" {

@@ -363,6 +363,9 @@ func planIfcfg(ws *workspace, wants []ifWant) (drift, warnings []string, err err
 			}
 		}
 		if w.Absent {
+			if have != nil && have.Kind != w.Kind {
+				warnings = append(warnings, absentOtherKind(w, have))
+			}
 			if have != nil && have.Kind == w.Kind {
 				drift = append(drift, w.Name+": configured → absent")
 				if err := ws.remove(file); err != nil {

@@ -543,7 +543,11 @@ func planIfupdown(ws *workspace, wants []ifWant) (drift, warnings []string, err 
 			return nil, nil, err
 		}
 		if w.Absent {
-			if have == nil || have.Kind != w.Kind {
+			if have == nil {
+				continue
+			}
+			if have.Kind != w.Kind {
+				warnings = append(warnings, absentOtherKind(w, have))
 				continue
 			}
 			drift = append(drift, w.Name+": configured → absent")

@@ -372,7 +372,11 @@ func planNetworkd(ws *workspace, wants []ifWant) (drift, warnings []string, err 
 		if w.Absent {
 			// runbook removes the files it would have written: the .netdev that makes the
 			// link and a .network that names only it, both in /etc.
-			if have == nil || have.Kind != w.Kind {
+			if have == nil {
+				continue
+			}
+			if have.Kind != w.Kind {
+				warnings = append(warnings, absentOtherKind(w, have))
 				continue
 			}
 			var gone []string
