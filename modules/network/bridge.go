@@ -249,7 +249,8 @@ func (s *bridgeSpec) wants() []ifWant {
 	out := []ifWant{{Name: s.name, Kind: kindBridge, ManageMaster: true, ManageBridge: true, MTU: s.mtu, Up: &up,
 		Addrs: s.addrs, ManageAddrs: s.manageAddrs, BridgeOpts: &opts, Slaves: s.ports}}
 	for _, p := range s.ports {
-		out = append(out, ifWant{Name: p, ManageBridge: true, Bridge: s.name, MTU: s.mtu, Up: &up})
+		// A port is no bond's slave (the kernel takes it out of one to make it a port).
+		out = append(out, ifWant{Name: p, ManageMaster: true, ManageBridge: true, Bridge: s.name, MTU: s.mtu, Up: &up})
 	}
 	return out
 }

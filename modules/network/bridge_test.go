@@ -452,3 +452,42 @@ func TestBridgeAbsentOtherKind(t *testing.T) {
 		}
 	}
 }
+
+// TestBridgePortLeavesItsBond: a NIC configured as a bond's slave that a bridge task makes
+// a port is no bond's slave in the files any more (its membership is on the port itself in
+// these backends: ifcfg MASTER=, networkd Bond=, NetworkManager's controller).
+func TestBridgePortLeavesItsBond(t *testing.T) {
+	bond := map[string]cty.Value{"name": s("bond1"), "mode": s("active-backup"), "slaves": strs("eth2", "eth3")}
+	for _, c := range []struct {
+		backend string
+		gone    string
+		want    string
+	}{
+		{backendIfcfg, "MASTER=bond1", "BRIDGE=br1"},
+		{backendNetworkd, "Bond=bond1", "Bridge=br1"},
+		{backendNM, "slave-type=bond", "slave-type=bridge"},
+	} {
+		f := &fileTree{host.Root(t.TempDir())}
+		for _, wants := range [][]ifWant{bondWants(t, bond), bridgeWants(t, map[string]cty.Value{"name": s("br1"), "ports": strs("eth2")})} {
+			p, err := planPersist(context.Background(), f, c.backend, wants)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.ws.apply(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var all strings.Builder
+		for _, dir := range []string{ifcfgDir, networkdDir, nmConnectionsDir} {
+			for _, p := range f.list(dir) {
+				text, _, _ := f.read(p)
+				if strings.Contains(text, "eth2") {
+					all.WriteString(text)
+				}
+			}
+		}
+		if got := all.String(); strings.Contains(got, c.gone) || !strings.Contains(got, c.want) {
+			t.Errorf("%s: eth2's files:\n%s", c.backend, got)
+		}
+	}
+}
