@@ -67,6 +67,13 @@ func Register[A, R any](m Module) {
 	if err := shipped(d.args, d.results, m); err != nil {
 		panic(fmt.Sprintf("modules: %s: %v", d.info.Name, err))
 	}
+	if d.info.Reboots {
+		for _, a := range []string{"reboot_timeout", "post_reboot_delay", "test_command"} {
+			if _, ok := d.info.Schema.Arg(a); !ok {
+				panic(fmt.Sprintf("modules: %s reboots the host but takes no %s argument", d.info.Name, a))
+			}
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if _, dup := registry[d.info.Name]; dup {

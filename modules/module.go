@@ -51,6 +51,12 @@ type Info struct {
 	// Examples are task bodies (the module block and its task) shown by `runbook modules NAME`;
 	// every example is validated by the test suite.
 	Examples []Example
+	// Reboots says the module's apply restarts the host: the connection's end is expected,
+	// and the engine waits for the host to come back with another boot id, runs the
+	// module's test_command there and goes on with the next task over the new connection
+	// (engine/run/reboot.go). Such a module takes reboot_timeout, post_reboot_delay and
+	// test_command.
+	Reboots bool
 }
 
 // Field documents one registered result value.

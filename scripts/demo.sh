@@ -98,6 +98,16 @@ virsh -q define /tmp/bigip1.xml && virsh -q domiflist bigip1"
   step "Compliance check: runbook check $runbook (changes nothing; exit 0 means in sync)"
   bin/runbook check "$runbook" -i "$inv" "${vars[@]}" --history "$hist" || echo "(exit code $?)"
 
+  if [ "$kind" = vmsys ]; then
+    step "Reboot: runbook run all reboot (the guest really reboots and boots from what the runbook wrote; the run waits until the host answers with another boot id and its bond is up)"
+    t0=$(now)
+    bin/runbook run -i "$inv" all reboot "msg=runbook demo: boot from the persistent configuration" \
+      "test_command=systemctl is-system-running --wait >/dev/null; ip link show bond0 >/dev/null" || echo "(exit code $?)"
+    printf 'rebooted and back in %.1fs\n' "$(since "$t0")"
+    step "Compliance check after the reboot: bond (LACP negotiated again), VLAN, MTU, trusted VFs, hostname, firewalld and SELinux all came back (exit 0)"
+    bin/runbook check "$runbook" -i "$inv" "${vars[@]}" --history "$hist" || echo "(exit code $?)"
+  fi
+
   local victim=${hosts}
   victim=$(printf 'lab%02d' "$victim")
   if [ "$kind" = vm ]; then
@@ -132,7 +142,7 @@ vm_sriov() {
   done >"$f"
   echo "$f"
 }
-vm_vars() { echo "--var network_backend=none --var mtu=9000 --var vlans={internal=100} --var sriov_numvfs=2 -i $(vm_sriov "$1")"; }
+vm_vars() { echo "--var network_backend=none --var mtu=9100 --var vlans={internal=100} --var sriov_numvfs=2 -i $(vm_sriov "$1")"; }
 # The one vm host with everything: its hostname set too (hv01.lab.test).
 vm_names() {
   local f="$histdir/names-$1.hcl"
@@ -142,7 +152,7 @@ vm_names() {
   echo "$f"
 }
 vmsys_vars() {
-  echo "--var network_backend=ifupdown --var mtu=9000 --var vlans={internal=100} --var sriov_numvfs=2 -i $(vm_sriov "$1") -i $(guest_inv "$1") -i $(vm_names "$1")"
+  echo "--var network_backend=ifupdown --var mtu=9100 --var vlans={internal=100} --var sriov_numvfs=2 -i $(vm_sriov "$1") -i $(guest_inv "$1") -i $(vm_names "$1")"
 }
 
 total=$(now)

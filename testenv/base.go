@@ -28,6 +28,9 @@ var basePackages = []string{
 	"systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server",
 	"network-manager", "firewalld", "selinux-utils", "policycoreutils",
 	"iproute2", "ethtool", "ifupdown", "netbase", "kmod", "udev", "procps",
+	// ifenslave: ifupdown's bond-* options are its hook scripts; a Debian host that bonds
+	// with ifupdown has it (without it a bond written for ifupdown does not come up at boot).
+	"ifenslave",
 	// iptables: a stock EL hypervisor has it, and the firewall module flushes and saves it.
 	"iptables",
 }

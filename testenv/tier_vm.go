@@ -40,7 +40,7 @@ type vmTier struct{}
 // host's side in the same subnets.
 const (
 	VMPartnerBond     = "bond0"
-	VMPartnerMTU      = 9000
+	VMPartnerMTU      = 9100
 	VMPartnerAddr     = "192.0.2.254"    // on the partner bond, /24
 	VMPartnerVLAN     = 100              // VLAN id on the partner bond
 	VMPartnerVLANAddr = "198.51.100.254" // on the partner VLAN, /24
@@ -347,6 +347,13 @@ func (vmTier) waitReady(ctx context.Context, st *State, h *HostState) error {
 	if err != nil {
 		b, _ := os.ReadFile(console)
 		return fmt.Errorf("host %s boot: %w\nconsole (end):\n%s", h.Name, err, tail(string(b), 1500))
+	}
+	if st.vmSystemd() {
+		// The systemd userland keeps its disk across a reset, so a reboot the guest asks for
+		// (the reboot module) resets it rather than ending QEMU (-no-reboot).
+		if err := vmQMP(bctx, vmQMPSocket(st, h), `{"execute":"set-action","arguments":{"reboot":"reset"}}`); err != nil {
+			return fmt.Errorf("host %s: let the guest reboot: %w", h.Name, err)
+		}
 	}
 	return nil
 }

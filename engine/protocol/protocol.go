@@ -64,6 +64,9 @@ type Hello struct {
 	// Recovered lists transactions the helper rolled back when it started: left pending by
 	// an earlier run that crashed, or by a reboot (modules/txn).
 	Recovered []modules.Transaction `json:"recovered,omitempty"`
+	// BootID is the host's boot id (/proc/sys/kernel/random/boot_id): the reboot module's
+	// controller half waits for a hello with another one. "" when the host has none.
+	BootID string `json:"boot_id,omitempty"`
 }
 
 // Request asks the helper to do one thing.

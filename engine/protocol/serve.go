@@ -148,7 +148,8 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 		}
 	}
 	hello := Hello{Type: "hello", Protocol: Version, Build: build, Modules: names,
-		OS: runtime.GOOS, Arch: runtime.GOARCH, UID: os.Geteuid(), Verified: srv.Verified, Recovered: srv.Recovered}
+		OS: runtime.GOOS, Arch: runtime.GOARCH, UID: os.Geteuid(), Verified: srv.Verified, Recovered: srv.Recovered,
+		BootID: modules.BootID()}
 	b, err := json.Marshal(hello)
 	if err != nil {
 		return fmt.Errorf("encode hello: %w", err)

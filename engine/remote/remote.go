@@ -918,6 +918,11 @@ var _ run.Confirmer = (*Executor)(nil)
 // an earlier run that crashed, or by a reboot).
 func (x *Executor) Recovered() []modules.Transaction { return x.client.Hello().Recovered }
 
+// BootID is the host's boot id, as the helper's hello gave it. It implements run.Booter.
+func (x *Executor) BootID() string { return x.client.Hello().BootID }
+
+var _ run.Booter = (*Executor)(nil)
+
 // Facts asks the helper for the host's facts. It implements run.FactGatherer.
 func (x *Executor) Facts(ctx context.Context) (map[string]any, error) {
 	resp, err := x.call(ctx, &protocol.Request{Op: protocol.OpFacts})

@@ -63,9 +63,21 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 			call.Txn = txn.NewID()
 		}
 	}
+	before := ""
+	if apply && reboots(t.Module) {
+		// The engine can tell the host came back only by another boot id.
+		if before = bootIDOf(x); before == "" {
+			return nil, fmt.Errorf("the helper on this host gives no boot id (/proc/sys/kernel/random/boot_id): runbook could not tell when it is back, so it does not reboot it")
+		}
+	}
 	sent := time.Now()
 	res, err := x.Run(ctx, call, apply)
 	switch {
+	case before != "" && outer.Err() == nil && (err == nil || errors.Is(err, ErrUnreachable)):
+		// The connection's end is expected: the host is rebooting. A lost answer is too (the
+		// reboot may beat it); a host that never left shows its old boot id and keeps the
+		// task waiting until reboot_timeout.
+		res, err = hr.rebooted(outer, hr.identity(t), plain, before, res, sent)
 	case apply && err == nil && res != nil && res.Transaction != nil && res.Transaction.State == modules.TxnPending:
 		res, err = hr.confirm(outer, hr.identity(t), res)
 	case call.Txn != "" && errors.Is(err, ErrUnreachable) && outer.Err() == nil:

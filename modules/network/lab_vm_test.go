@@ -37,7 +37,7 @@ func (h *labHost) waitLACP(args []string) map[string]any {
 
 // TestNetworkOnVM runs bond, interface (VLAN) and sriov through the CLI against a vm-tier
 // host: a QEMU guest with Debian's kernel, whose data NICs ens1f0 and ens1f1 are cabled to
-// an 802.3ad partner bond (192.0.2.254/24, MTU 9000, VLAN 100 with 198.51.100.254/24).
+// an 802.3ad partner bond (192.0.2.254/24, MTU 9100, VLAN 100 with 198.51.100.254/24).
 func TestNetworkOnVM(t *testing.T) {
 	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierVM, Hosts: 1})
 	h := &labHost{t: t, lab: lab, r: labRunner(t, lab)}

@@ -77,6 +77,14 @@ policies set, with no moment in between where a half-flushed table is live. Afte
 read again, and any left is an error. Check mode changes nothing: it shows the ruleset before and
 after as a diff and counts what would be removed.
 
+Only the filter table is flushed unless tables names others, as the guide's "iptables -F" and
+Ansible's iptables module (table: filter) do. On a libvirt host the nat and mangle tables hold
+libvirt's rules for its guest networks (masquerading in LIBVIRT_PRT, checksum fixes), which
+libvirt puts back whenever it restarts a network: flushing them would cut the guests' NAT and
+leave a drift that every later check reports again. Name them in tables to flush them anyway.
+libvirt's chains in the filter table (LIBVIRT_INP, LIBVIRT_FWO, ...) go with the flush, as they
+do with "iptables -F".
+
 Flushing the filter table while INPUT or OUTPUT has the policy DROP would cut the host off,
 runbook's own connection included. The task fails instead, unless policies names that chain: set it
 to "ACCEPT", or to "DROP" to say the lockout is meant.
@@ -95,9 +103,9 @@ could read, which fails). A unit that is not installed is ok in every wanted sta
 				{Name: "firewalld", Type: cty.String, OneOf: []string{unitStopped, unitDisabled, unitMasked},
 					Doc: `"stopped"; "disabled" (stopped and not started at boot; a mask is lifted); or "masked" (stopped, and nothing can start it). Unset leaves firewalld alone.`},
 				{Name: "iptables_flush", Type: cty.Bool, Default: cty.False,
-					Doc: "Remove every rule and user chain from the tables, zero the counters."},
+					Doc: "Remove every rule and user chain from the tables (tables; unset: the filter table), zero the counters."},
 				{Name: "tables", Type: cty.List(cty.String),
-					Doc: `The tables to flush: any of "filter", "nat", "mangle", "raw", "security". Unset: every table that exists. A table that does not exist is not created.`},
+					Doc: `The tables to flush: any of "filter", "nat", "mangle", "raw", "security". Unset: the filter table only (as "iptables -F" does), so the nat and mangle rules of libvirt, Docker and the like stay. A table that does not exist is not created.`},
 				{Name: "policies", Type: cty.Map(cty.String),
 					Doc: `Policies of the filter table's built-in chains, e.g. { INPUT = "ACCEPT", FORWARD = "DROP" }. Chains: INPUT, FORWARD, OUTPUT; policies: ACCEPT, DROP. With ipv6 they apply to ip6tables as well.`},
 				{Name: "save", Type: cty.Bool, Default: cty.False,
@@ -162,7 +170,7 @@ func (m Firewall) Validate(args fwArgs) []modules.ArgError {
 			errs = append(errs, modules.ArgError{Arg: "tables", Msg: "tables says what iptables_flush flushes; set iptables_flush = true."})
 		}
 		if len(args.Tables) == 0 {
-			errs = append(errs, modules.ArgError{Arg: "tables", Msg: "tables is empty; leave it unset to flush every table."})
+			errs = append(errs, modules.ArgError{Arg: "tables", Msg: "tables is empty; leave it unset to flush the filter table only, or name the tables to flush."})
 		}
 		for _, t := range args.Tables {
 			if !slices.Contains(knownTables, t) {

@@ -436,17 +436,28 @@ func tableOrder[V any](m map[string]V) []string {
 	return names
 }
 
-// planFlush decides, from the current ruleset, what the flush and the policies change. A
+// defaultFlushTables are the tables a flush empties when the task names none: the filter
+// table only, as the guide's "iptables -F" and Ansible's iptables module (table: filter) do.
+// The nat and mangle tables hold what libvirt, Docker and the like add for their networks
+// and add again when they restart: emptying them would remove the guests' NAT and make
+// every later check report drift that nothing can settle.
+var defaultFlushTables = []string{"filter"}
+
+// planFlush decides, from the current ruleset, what the flush and the policies change. The
+// flush empties the selected tables (defaultFlushTables when none are). A
 // flushed table holds no rules and no user chains; policies apply to the filter table,
 // with the flush when filter is flushed, else on their own. A table that does not exist
 // is not created for a flush; for a policy other than ACCEPT it is (iptables -P does
 // that), since an absent filter table accepts everything.
 func planFlush(cur ruleset, policies map[string]string, flush bool, selected []string) (flushPlan, error) {
 	p := flushPlan{removed: map[string]int{}, chains: map[string]int{}}
+	if len(selected) == 0 {
+		selected = defaultFlushTables
+	}
 	filterFlushed := false
 	var after []ipTable
 	for _, t := range cur.tables {
-		if !flush || (len(selected) > 0 && !slices.Contains(selected, t.name)) {
+		if !flush || !slices.Contains(selected, t.name) {
 			after = append(after, t)
 			continue
 		}

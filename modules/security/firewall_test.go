@@ -161,10 +161,21 @@ func TestPlanFlush(t *testing.T) {
 		wantErr    string
 		afterRules int // rules left after the plan
 	}{
-		{name: "flush everything", save: fixture(t, "nft.save"), flush: true,
+		{name: "tables unset: the filter table only", save: fixture(t, "nft.save"), flush: true,
+			removed: map[string]int{"filter": 6}, chains: map[string]int{"filter": 1}, restore: []string{"filter"},
+			msg: "would flush 6 rules (filter 6) and 1 user chain", afterRules: 5},
+		{name: "every table named", save: fixture(t, "nft.save"), flush: true, tables: knownTables,
 			removed: map[string]int{"filter": 6, "nat": 3, "mangle": 1, "raw": 1}, chains: map[string]int{"filter": 1, "nat": 0, "mangle": 0, "raw": 0},
 			restore: []string{"mangle", "raw", "filter", "nat"},
 			msg:     "would flush 11 rules (filter 6, nat 3, mangle 1, raw 1) and 1 user chain"},
+		// libvirt's NAT (nat) and checksum (mangle) rules stay; its filter chains go, as
+		// with "iptables -F".
+		{name: "libvirt host, tables unset", save: fixture(t, "libvirt.save"), flush: true,
+			removed: map[string]int{"filter": 18}, chains: map[string]int{"filter": 5}, restore: []string{"filter"},
+			msg: "would flush 18 rules (filter 18) and 5 user chains", afterRules: 8},
+		{name: "libvirt host, nat named", save: fixture(t, "libvirt.save"), flush: true, tables: []string{"filter", "nat"},
+			removed: map[string]int{"filter": 18, "nat": 6}, chains: map[string]int{"filter": 5, "nat": 1}, restore: []string{"nat", "filter"},
+			msg: "would flush 24 rules (filter 18, nat 6) and 6 user chains", afterRules: 2},
 		{name: "flush nat only", save: fixture(t, "legacy.save"), flush: true, tables: []string{"nat", "security"},
 			removed: map[string]int{"nat": 3}, chains: map[string]int{"nat": 0}, restore: []string{"nat"},
 			msg: "would flush 3 rules (nat 3)", afterRules: 8},

@@ -295,23 +295,26 @@ func TestIptablesOnLabHost(t *testing.T) {
 	before := h.rules("iptables-save")
 
 	res := h.r.Timeline("lab01", "firewall", []string{"iptables_flush=true"}, snap)
-	if !strings.Contains(res[0].Out, "would flush 4 rules (filter 3, nat 1) and 1 user chain") ||
+	if !strings.Contains(res[0].Out, "would flush 3 rules (filter 3) and 1 user chain") ||
 		!strings.Contains(res[0].Out, "-A INPUT -s 10.99.0.0/16 -j DROP") || !strings.Contains(res[0].Out, "iptables-nft-save (nf_tables)") {
 		t.Errorf("check:\n%s", res[0].Out)
 	}
 	after := h.rules("iptables-save")
-	if strings.Contains(after, "-A ") || strings.Contains(after, "RBTEST") || !strings.Contains(before, "RBTEST") {
+	if filter := h.rules("iptables-save -t filter"); strings.Contains(filter, "-A ") || strings.Contains(after, "RBTEST") || !strings.Contains(before, "RBTEST") {
 		t.Errorf("rules before:\n%s\nafter:\n%s", before, after)
 	}
 	if !strings.Contains(h.rules("ip6tables-save"), "fd00:99::/32") {
 		t.Error("IPv6 rules were flushed without ipv6 = true")
+	}
+	if !strings.Contains(after, "-A POSTROUTING -s 10.99.0.0/16 -j MASQUERADE") {
+		t.Errorf("the nat table was flushed without tables naming it:\n%s", after)
 	}
 
 	// An apply's registered counts, with IPv6 and a save where Debian's boot scripts look.
 	h.sh("iptables -F && iptables -X && iptables -t nat -F && ip6tables -F")
 	h.addRules()
 	h.sh("mkdir -p /etc/iptables")
-	args := []string{"iptables_flush=true", "ipv6=true", "save=true", `policies={INPUT="ACCEPT"}`}
+	args := []string{"iptables_flush=true", `tables=["filter","nat"]`, "ipv6=true", "save=true", `policies={INPUT="ACCEPT"}`}
 	code, v := h.result("firewall", args...)
 	data, _ := v["data"].(map[string]any)
 	if code != 0 || v["status"] != "changed" || data["backend"] != "nf_tables" {
@@ -353,5 +356,46 @@ func TestIptablesOnLabHost(t *testing.T) {
 	}
 	if code, v := h.result("firewall", args...); code != 0 || v["status"] != "ok" {
 		t.Errorf("legacy apply again: exit %d %v", code, v)
+	}
+}
+
+// TestIptablesFlushKeepsLibvirtRulesOnLabHost: a host with the rules libvirt makes for its
+// default NAT network (testdata/libvirt.save: masquerading for 192.168.122.0/24 in the nat
+// table's LIBVIRT_PRT, the DHCP checksum fix in mangle's, its chains in filter). The flush
+// with tables unset, as the BIG-IP runbook does it, goes check → apply → check → apply:
+// the filter table ends empty, libvirt's nat and mangle rules are exactly as before, and
+// the check after the apply is ok (exit 0), so nightly checks show no drift. An ns-tier
+// host: its own network namespace, this machine's iptables.
+func TestIptablesFlushKeepsLibvirtRulesOnLabHost(t *testing.T) {
+	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierNS, Hosts: 1})
+	h := &labHost{t: t, lab: lab, r: labtest.New(t, lab)}
+	if _, err := h.try("command -v iptables-restore"); err != nil {
+		t.Fatal("the lab host has no iptables-restore (this machine's iptables package)")
+	}
+	libvirt, err := os.ReadFile("testdata/libvirt.save")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sh("iptables-restore <<'EOF'\n" + string(libvirt) + "EOF")
+	table := func(name string) string { return h.rules("iptables-save -t " + name) }
+	natBefore, mangleBefore := table("nat"), table("mangle")
+	if !strings.Contains(natBefore, "-A LIBVIRT_PRT -s 192.168.122.0/24 ! -d 192.168.122.0/24 -j MASQUERADE") ||
+		!strings.Contains(mangleBefore, "--checksum-fill") || !strings.Contains(table("filter"), "-A INPUT -j LIBVIRT_INP") {
+		t.Fatalf("libvirt's rules did not load:\n%s%s%s", table("filter"), natBefore, mangleBefore)
+	}
+
+	res := h.r.Timeline("lab01", "firewall", []string{"iptables_flush=true"}, func() string { return h.rules("iptables-save") })
+	if !strings.Contains(res[0].Out, "would flush 18 rules (filter 18) and 5 user chains") {
+		t.Errorf("check:\n%s", res[0].Out)
+	}
+	if filter := table("filter"); strings.Contains(filter, "-A ") || strings.Contains(filter, "LIBVIRT") {
+		t.Errorf("the filter table after the flush:\n%s", filter)
+	}
+	if nat, mangle := table("nat"), table("mangle"); nat != natBefore || mangle != mangleBefore {
+		t.Errorf("libvirt's nat and mangle rules changed:\n%s%s\nwant:\n%s%s", nat, mangle, natBefore, mangleBefore)
+	}
+	code, v := h.result("firewall", "iptables_flush=true", "--check")
+	if data, _ := v["data"].(map[string]any); code != 0 || v["status"] != "ok" || !reflect.DeepEqual(data["removed"], map[string]any{"filter": 0.0}) {
+		t.Errorf("check after the flush: exit %d %v", code, v)
 	}
 }

@@ -233,3 +233,60 @@ func TestIptablesLockoutIPv6LeavesIPv4(t *testing.T) {
 		t.Errorf("the refused flush changed the rules:\n%s\n->\n%s", before, after)
 	}
 }
+
+// TestIptablesDefaultFlushKeepsLibvirtRulesReal: with tables unset, a flush of a ruleset
+// libvirt made (testdata/libvirt.save) empties the filter table and leaves the nat and
+// mangle tables exactly as they were, on both backends, in a network namespace of the
+// test's own; the check after it finds nothing to do.
+func TestIptablesDefaultFlushKeepsLibvirtRulesReal(t *testing.T) {
+	for _, b := range []struct{ suffix, backend string }{{"-nft", backendNFT}, {"-legacy", backendLegacy}} {
+		t.Run(b.backend, func(t *testing.T) {
+			dir := backendDir(t, b.suffix)
+			inNewNetns(t)
+			restore := exec.Command(filepath.Join(dir, "iptables-restore"))
+			restore.Stdin = strings.NewReader(fixture(t, "libvirt.save"))
+			if out, err := restore.CombinedOutput(); err != nil {
+				t.Fatalf("iptables-restore: %v\n%s", err, out)
+			}
+			table := func(name string) ipTable {
+				t.Helper()
+				out, err := exec.Command(filepath.Join(dir, "iptables-save"), "-t", name).Output()
+				if err != nil {
+					t.Fatal(err)
+				}
+				rs, err := parseSave(string(out))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tb, _ := rs.table(name)
+				return tb
+			}
+			nat, mangle := table("nat").text(), table("mangle").text()
+			if !strings.Contains(nat, "MASQUERADE") || !strings.Contains(mangle, "--checksum-fill") {
+				t.Fatalf("libvirt's rules did not load:\n%s%s", nat, mangle)
+			}
+			m := Firewall{dirs: []string{dir}}
+			args := map[string]cty.Value{"iptables_flush": cty.True}
+			res, err := moduletest.Run(t, m, args, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := res.Data.(*fwResult); res.Status != modules.StatusChanged || len(d.Removed) != 1 || d.Removed["filter"] != 18 || d.ChainsRemoved["filter"] != 5 {
+				t.Fatalf("apply: %s %s removed %v chains %v", res.Status, res.Msg, d.Removed, d.ChainsRemoved)
+			}
+			if f := table("filter"); len(f.rules) > 0 || len(f.userChains()) > 0 {
+				t.Errorf("filter after the flush:\n%s", f.text())
+			}
+			if got := table("nat").text(); got != nat {
+				t.Errorf("nat changed:\n%s\nwant:\n%s", got, nat)
+			}
+			if got := table("mangle").text(); got != mangle {
+				t.Errorf("mangle changed:\n%s\nwant:\n%s", got, mangle)
+			}
+			res, err = moduletest.Run(t, m, args, false)
+			if err != nil || res.Status != modules.StatusOK {
+				t.Fatalf("check after the flush: %v %v", err, res)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@
 package standard
 
 import (
+	_ "github.com/runbook/runbook/modules/accounts"
 	_ "github.com/runbook/runbook/modules/facts"
 	_ "github.com/runbook/runbook/modules/generic"
 	_ "github.com/runbook/runbook/modules/network"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -18,6 +19,7 @@ func init() {
 	modules.Register[hostnameArgs, hostnameResult](Hostname{})
 	modules.Register[sysctlArgs, sysctlResult](Sysctl{})
 	modules.Register[kmodArgs, kmodResult](KernelModule{})
+	modules.Register[rebootArgs, rebootResult](Reboot{})
 }
 
 // machine is the host a module works on: where its files are and how it runs programs.
@@ -35,6 +37,10 @@ type machine struct {
 	sethostname func(name string) error
 	// release returns the running kernel's release (uname -r).
 	release func() string
+	// pid1 says what PID 1 is (its comm) and whether the helper shares its network, mount
+	// and UTS namespaces: whether PID 1 is this host's init. bootID is the boot's id.
+	pid1   func() (comm string, ours bool)
+	bootID string
 }
 
 // realMachine is the host the helper runs on.
@@ -58,7 +64,37 @@ func realMachine(env *modules.Env) *machine {
 			}
 			return unix.ByteSliceToString(u.Release[:])
 		},
+		pid1:   realPID1,
+		bootID: modules.BootID(),
 	}
+}
+
+// realPID1 reads PID 1's name and compares its namespaces with the helper's. A process in
+// network or mount namespaces of its own that shares PID 1 with a whole machine (a lab host,
+// a chroot) must not take that machine's init for its host's.
+func realPID1() (comm string, ours bool) {
+	b, err := os.ReadFile("/proc/1/comm")
+	if err != nil {
+		return "", false
+	}
+	comm = strings.TrimSpace(string(b))
+	for _, ns := range []string{"net", "mnt", "uts"} {
+		a, err1 := os.Readlink("/proc/self/ns/" + ns)
+		b, err2 := os.Readlink("/proc/1/ns/" + ns)
+		if err1 != nil || err2 != nil || a != b {
+			return comm, false
+		}
+	}
+	return comm, true
+}
+
+// systemdPID1 says systemd is this host's init.
+func (m *machine) systemdPID1() bool {
+	if m.pid1 == nil {
+		return false
+	}
+	comm, ours := m.pid1()
+	return ours && comm == "systemd" && dirExists(m.path("/run/systemd/system"))
 }
 
 // on is the machine a module runs on: the one a test gave it, or the helper's host.
@@ -128,4 +164,10 @@ func joinKeep(lines []string) []byte {
 		return nil
 	}
 	return []byte(strings.Join(lines, "\n") + "\n")
+}
+
+// dirExists says p is a directory (links followed: /run/systemd/system is never a user's).
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }

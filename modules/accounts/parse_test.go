@@ -1,0 +1,161 @@
+package accounts
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const (
+	keyA   = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDzFxYcgSY7yJ5LM7bmm4SQAf9I5p2XLBM59XiYeY7Vt a@example"
+	fpA    = "SHA256:PrprFz3lKP3lmyuUrsdeJ+eMpVLPjLorHwnchXdqM0I"
+	keyB   = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILBAPP1aTieqIWXRIgwvSPcx1IsPzNjLC4LUAybzGH3e b@example"
+	fpB    = "SHA256:3Da8HfTSpXKonAyIUJT3BrekoGbSvBiUOptSfG7ojEc"
+	keyC   = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAZmCWbCtjvCKKpwHSZ7pzJKVWO3W58HVK7aj6+cXW6e c@example"
+	fpC    = "SHA256:YPVwwf3ncke7HcwasRdDfoXFcZRdK68bkmnqyAVeQR4"
+	keyRSA = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDCTyK+rKiD4HjEPjKUpc7pDq8tydyXvuSra3CStlUmSLK3sx96Pe7xdGcVGUvgOSTF8o902tJdNeaCSF/RTAMqOM8/TPsW9fvFjsyuh0eaCeFfysl2mspC8VdceGTC5ZItKpnpQy08FLZ4WYxc9XfFEQNzI3DtayJ58PX6yF3SDQ== r"
+	// hashA is openssl passwd -6 -salt abcdefgh secret.
+	hashA = "$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG."
+	hashB = "$y$j9T$F5Jx5fExrKuJdUQwoX1XJ.$xAFIkCsD6T8a6fHVUfu9l5ZbZ5rOQq4IB7vvJQM9KC5"
+)
+
+func TestParseAccountFiles(t *testing.T) {
+	passwd := "root:x:0:0:root:/root:/bin/bash\n# a comment\n\n+nisuser::::::\nalice:x:1000:1000:Alice A,,,:/home/alice:/bin/bash\r\nbad:x:one:1::/:/bin/sh\nshort:x:1\n"
+	got := parsePasswd([]byte(passwd))
+	want := []passwdEntry{{Name: "root", UID: 0, GID: 0, Comment: "root", Home: "/root", Shell: "/bin/bash"},
+		{Name: "alice", UID: 1000, GID: 1000, Comment: "Alice A,,,", Home: "/home/alice", Shell: "/bin/bash"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("passwd: got %+v", got)
+	}
+	shadow := "root:*:19000:0:99999:7:::\nalice:!" + hashA + ":19000:0:99999:7:::\nbob::19000::::::\n"
+	if got := parseShadow([]byte(shadow)); !reflect.DeepEqual(got, []shadowEntry{{"root", "*"}, {"alice", "!" + hashA}, {"bob", ""}}) {
+		t.Errorf("shadow: got %+v", got)
+	}
+	group := "root:x:0:\nsudo:x:27:alice,bob\nops:x:2001: alice \nbroken:x:-1:\n"
+	gs := parseGroup([]byte(group))
+	if !reflect.DeepEqual(gs, []groupEntry{{"root", 0, nil}, {"sudo", 27, []string{"alice", "bob"}}, {"ops", 2001, []string{"alice"}}}) {
+		t.Errorf("group: got %+v", gs)
+	}
+	if s := supplementary(gs, "alice"); !reflect.DeepEqual(s, []string{"sudo", "ops"}) {
+		t.Errorf("supplementary: %v", s)
+	}
+	if g := groupByID(gs, 27); g == nil || g.Name != "sudo" {
+		t.Errorf("groupByID: %v", g)
+	}
+}
+
+func TestNamesAndPasswords(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{{"deploy", true}, {"_svc", true}, {"a-b_c9", true}, {"host$", true}, {"-rf", false}, {"--help", false},
+		{"Alice", false}, {"9lives", false}, {"a b", false}, {"a:b", false}, {"a\nb", false}, {"", false},
+		{strings.Repeat("a", 32), true}, {strings.Repeat("a", 33), false}, {"a.b", false}, {"$x", false}} {
+		if err := validName(tc.name); (err == nil) != tc.ok {
+			t.Errorf("validName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+	for _, tc := range []struct {
+		pw string
+		ok bool
+	}{{hashA, true}, {hashB, true}, {"$5$rounds=5000$saltsalt$Ii3P6sd3fUXqM8wT9h5Yz7wTJp5Bd2FxfgU6LHDsoP7", true},
+		{"$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", true}, {"!", true}, {"*", true},
+		{"secret", false}, {"correct horse battery staple", false}, {"$6$salt", false}, {"$6$salt$short", false},
+		{hashA + "\nroot:$6$x$" + strings.Repeat("a", 20), false}, {hashA + ":0", false}, {"!" + hashA, false}, {"", false},
+		{"$ecret$password1234567890abcd", false}} {
+		if msg := validPassword(tc.pw); (msg == "") != tc.ok {
+			t.Errorf("validPassword(%q) = %q, want ok=%v", tc.pw, msg, tc.ok)
+		}
+		if msg := validPassword(tc.pw); tc.pw != "" && tc.pw != "!" && tc.pw != "*" && strings.Contains(msg, tc.pw) {
+			t.Errorf("the message quotes the password: %s", msg)
+		}
+	}
+}
+
+func TestParseKey(t *testing.T) {
+	for _, tc := range []struct {
+		line    string
+		want    authKey
+		wantErr string
+	}{
+		{line: keyA, want: authKey{Type: "ssh-ed25519", Blob: "AAAAC3NzaC1lZDI1NTE5AAAAIDzFxYcgSY7yJ5LM7bmm4SQAf9I5p2XLBM59XiYeY7Vt", Comment: "a@example"}},
+		{line: "  " + keyRSA + "  ", want: authKey{Type: "ssh-rsa", Blob: strings.Fields(keyRSA)[1], Comment: "r"}},
+		{line: `from="10.0.0.0/8,192.0.2.1",command="echo \"hi there\"",no-pty ` + keyB,
+			want: authKey{Options: `from="10.0.0.0/8,192.0.2.1",command="echo \"hi there\"",no-pty`, Type: "ssh-ed25519", Blob: strings.Fields(keyB)[1], Comment: "b@example"}},
+		{line: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDzFxYcgSY7yJ5LM7bmm4SQAf9I5p2XLBM59XiYeY7Vt a comment with spaces",
+			want: authKey{Type: "ssh-ed25519", Blob: "AAAAC3NzaC1lZDI1NTE5AAAAIDzFxYcgSY7yJ5LM7bmm4SQAf9I5p2XLBM59XiYeY7Vt", Comment: "a comment with spaces"}},
+		{line: strings.Fields(keyA)[0] + " " + strings.Fields(keyA)[1], want: authKey{Type: "ssh-ed25519", Blob: strings.Fields(keyA)[1]}},
+		{line: "ssh-rsa " + strings.Fields(keyA)[1], wantErr: "does not hold a ssh-rsa key"},
+		{line: "ssh-ed25519 not!base64", wantErr: "not valid base64"},
+		{line: "ssh-ed25519 AAAAC3Nz", wantErr: "does not hold a ssh-ed25519 key"},
+		{line: `from="10.0.0.1 ` + keyA, wantErr: "does not end"},
+		{line: "ssh-foo AAAA", wantErr: "no key type sshd knows"},
+		{line: "no-pty", wantErr: "expected [options] TYPE BASE64"},
+		{line: keyA + "\nssh-ed25519 x", wantErr: "one line"},
+	} {
+		got, err := parseKey(tc.line)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("parseKey(%q): err %v, want %q", tc.line, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("parseKey(%q) = %+v, %v; want %+v", tc.line, got, err, tc.want)
+		}
+	}
+	k, _ := parseKey(keyA)
+	if k.Fingerprint() != fpA {
+		t.Errorf("fingerprint %s, want %s (ssh-keygen -lf)", k.Fingerprint(), fpA)
+	}
+}
+
+func TestEditKeys(t *testing.T) {
+	file := "# managed by hand\n" + keyA + "\n\n" + `no-pty ` + keyB + "\nnot a key line\n"
+	k := func(lines ...string) []authKey {
+		ks, err := wantKeys(strings.Join(lines, "\n"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	withOpts := func(opts string, ks []authKey) []authKey {
+		for i := range ks {
+			ks[i].Options = opts
+		}
+		return ks
+	}
+	for _, tc := range []struct {
+		name               string
+		want               []authKey
+		present, exclusive bool
+		out                string
+		added, removed     []string
+	}{
+		{name: "already there", want: k(keyA), present: true, out: file},
+		{name: "added at the end", want: k(keyA, keyC), present: true, out: file + keyC + "\n", added: []string{fpC}},
+		{name: "options changed in place", want: withOpts(`from="192.0.2.0/24"`, k(keyA)), present: true,
+			out: strings.Replace(file, keyA, `from="192.0.2.0/24" `+keyA, 1)},
+		{name: "options removed, comment kept", want: k(strings.Join(strings.Fields(keyB)[:2], " ")), present: true,
+			out: strings.Replace(file, "no-pty "+keyB, keyB, 1)},
+		{name: "absent", want: k(keyB), present: false, out: strings.Replace(file, "no-pty "+keyB+"\n", "", 1), removed: []string{fpB}},
+		{name: "exclusive keeps comments and odd lines", want: k(keyC), present: true, exclusive: true,
+			out: "# managed by hand\n\nnot a key line\n" + keyC + "\n", added: []string{fpC}, removed: []string{fpA, fpB}},
+		{name: "a duplicate removed", want: k(keyA), present: true, out: file, removed: nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := file
+			if tc.name == "a duplicate removed" {
+				in = file + keyA + "\n"
+				tc.removed = []string{fpA}
+			}
+			lines, added, removed := editKeys(parseKeyFile([]byte(in)), tc.want, tc.present, tc.exclusive)
+			if got := string(renderKeyFile(lines)); got != tc.out {
+				t.Errorf("file:\n%s\nwant:\n%s", got, tc.out)
+			}
+			if !reflect.DeepEqual(added, tc.added) || !reflect.DeepEqual(removed, tc.removed) {
+				t.Errorf("added %v removed %v, want %v %v", added, removed, tc.added, tc.removed)
+			}
+		})
+	}
+}
