@@ -93,8 +93,8 @@ the listed ports and then on the bridge (the kernel otherwise gives a bridge the
 ports); "auto" leaves the running MTU alone and removes it from the persistent configuration.
 Listed addresses are added at runtime; the persistent configuration gets exactly these.
 
-Persistent: ifupdown gets a stanza with bridge_ports, bridge_stp (and bridge_vlan_aware yes)
-(bridge-utils); network-scripts ifcfg-NAME with TYPE=Bridge, STP and BRIDGING_OPTS=vlan_filtering=1,
+Persistent: ifupdown gets a stanza with bridge_ports, bridge_stp (and bridge_vlan_aware yes),
+which only Debian's bridge-utils acts on (without its hook the task warns); network-scripts ifcfg-NAME with TYPE=Bridge, STP and BRIDGING_OPTS=vlan_filtering=1,
 and BRIDGE=NAME in each port's ifcfg; systemd-networkd a .netdev with Kind=bridge and a [Bridge]
 section, a .network for the bridge and Bridge=NAME in each port's .network; NetworkManager a keyfile
 of type bridge ([bridge] stp, vlan-filtering) and a port profile per port (slave-type bridge), or

@@ -614,6 +614,9 @@ func (b Bridge) run(ctx context.Context, args bridgeArgs, apply bool, tx *netTxn
 	if err != nil {
 		return nil, err
 	}
+	if p.backend == backendIfupdown && !s.absent && !f.exists(ifupdownBridgeHook) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("ifupdown makes bridges with bridge-utils' hook, and %s is missing: at boot the stanza makes no bridge (install bridge-utils)", ifupdownBridgeHook))
+	}
 	finish(res, apply, "bridge "+s.name, runtimeDrift, runtimeBefore, runtimeAfter, p)
 	if res.Status == modules.StatusOK && s.absent {
 		res.Msg = "bridge " + s.name + " is absent"
@@ -622,6 +625,10 @@ func (b Bridge) run(ctx context.Context, args bridgeArgs, apply bool, tx *netTxn
 	res.Data = data
 	return res, nil
 }
+
+// ifupdownBridgeHook is the script of Debian's bridge-utils that makes the bridge of a
+// stanza with bridge_ports when ifup runs; without it ifupdown ignores the bridge_* options.
+const ifupdownBridgeHook = "/etc/network/if-pre-up.d/bridge"
 
 func describeBridge(s *bridgeSpec, snap *bridgeSnap) string {
 	names := append([]string{s.name}, s.ports...)

@@ -491,3 +491,29 @@ func TestBridgePortLeavesItsBond(t *testing.T) {
 		}
 	}
 }
+
+// TestBridgeIfupdownHook: with the ifupdown backend, a host without bridge-utils' hook is
+// warned that its stanza makes no bridge at boot; with the hook, no warning.
+func TestBridgeIfupdownHook(t *testing.T) {
+	args := with(guestBridge, "backend", s(backendIfupdown), "runtime", cty.False)
+	const warn = "ifupdown makes bridges with bridge-utils' hook, and /etc/network/if-pre-up.d/bridge is missing"
+	for _, hook := range []bool{false, true} {
+		root := host.Root(t.TempDir())
+		if hook {
+			p := root.Path(ifupdownBridgeHook)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := moduletest.Run(t, Bridge{root: root}, args, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.HasPrefix(w, warn) }); got == hook {
+			t.Errorf("hook %v: warnings %q", hook, res.Warnings)
+		}
+	}
+}
