@@ -88,14 +88,17 @@ files.
 
 stp and vlan_filtering are managed always (false when not given: a bridge without STP, as the guides
 for guests on a bond want, and not VLAN-aware). With vlan_filtering every port gets the kernel's
-default VLAN (1, untagged, pvid); per-port VLAN lists are not managed by this module. mtu is set on
-the listed ports and then on the bridge (the kernel otherwise gives a bridge the smallest MTU of its
-ports); "auto" leaves the running MTU alone and removes it from the persistent configuration.
+default VLAN (1, untagged, pvid); per-port VLAN lists are not managed by this module, and a kernel
+built without CONFIG_BRIDGE_VLAN_FILTERING fails the apply, saying so. mtu is set on the listed
+ports and then on the bridge: a bridge whose MTU was never set takes the smallest of its ports'
+(a tap that joins with a smaller one lowers it; libvirt gives taps the bridge's), one that was set
+keeps it; "auto" leaves the running MTU alone and removes it from the persistent configuration.
 Listed addresses are added at runtime; the persistent configuration gets exactly these.
 
 Persistent: ifupdown gets a stanza with bridge_ports, bridge_stp (and bridge_vlan_aware yes),
-which only Debian's bridge-utils acts on (without its hook the task warns); network-scripts ifcfg-NAME with TYPE=Bridge, STP and BRIDGING_OPTS=vlan_filtering=1,
-and BRIDGE=NAME in each port's ifcfg; systemd-networkd a .netdev with Kind=bridge and a [Bridge]
+which only Debian's bridge-utils acts on (without its hook the task warns); network-scripts
+ifcfg-NAME with TYPE=Bridge, STP and BRIDGING_OPTS=vlan_filtering=1, and BRIDGE=NAME in each
+port's ifcfg; systemd-networkd a .netdev with Kind=bridge and a [Bridge]
 section, a .network for the bridge and Bridge=NAME in each port's .network; NetworkManager a keyfile
 of type bridge ([bridge] stp, vlan-filtering) and a port profile per port (slave-type bridge), or
 the port's existing profile made a port. A port that is a bond (the guide's bridge on bond0) keeps
