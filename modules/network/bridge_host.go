@@ -596,8 +596,7 @@ func (b Bridge) run(ctx context.Context, args bridgeArgs, apply bool, tx *netTxn
 			}
 			runtimeAfter = describeBridge(s, snap)
 		} else if len(runtimeDrift) > 0 {
-			snap = predictBridge(snap, changes)
-			runtimeAfter = describeBridge(s, snap)
+			runtimeAfter = describeBridge(s, predictBridge(snap, changes))
 		}
 		if br := snap.br; br != nil && br.Type == kindBridge {
 			data.Exists = true

@@ -83,7 +83,20 @@ func TestBridgeRuntime(t *testing.T) {
 			k := newFakeKernel()
 			c.setup(k)
 			m := Bridge{root: host.Root(t.TempDir()), open: k.opener()}
+			name := c.args["name"].AsString()
+			existed := k.byName(name) != nil
 			calls, res := kernelTimeline(t, k, m, runtimeOnly(c.args), c.drift)
+			// Check mode registers the bridge as it is, apply as it leaves it.
+			absent := c.args["state"] == s("absent")
+			for i, want := range []bool{existed, !absent} {
+				d := moduletest.Data(t, m, res[i])
+				if got := d.GetAttr("exists").True(); got != want {
+					t.Errorf("result %d: exists %v, want %v", i, got, want)
+				}
+				if br := k.byName(name); i == 1 && br != nil && (d.GetAttr("mtu").IsNull() || stringsOf(t, d.GetAttr("ports")) == nil) {
+					t.Errorf("after apply: mtu %#v ports %#v", d.GetAttr("mtu"), d.GetAttr("ports"))
+				}
+			}
 			if !slices.Equal(calls, c.calls) {
 				t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(calls, "\n  "), strings.Join(c.calls, "\n  "))
 			}
