@@ -581,9 +581,8 @@ func (b Bridge) run(ctx context.Context, args bridgeArgs, apply bool, tx *netTxn
 		runtimeBefore = describeBridge(s, snap)
 		runtimeAfter = runtimeBefore
 		if len(runtimeDrift) > 0 && apply {
-			links := append([]string{s.name}, s.ports...)
-			links = append(links, snap.currentPorts()...)
-			if err := tx.begin(ops, f, links); err != nil {
+			// The snapshot takes the bridge's running ports with it.
+			if err := tx.begin(ops, f, append([]string{s.name}, s.ports...)); err != nil {
 				return nil, err
 			}
 			if err := applyBridgeChanges(ops, s, changes); err != nil {

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -528,5 +529,28 @@ func TestBridgeIfupdownHook(t *testing.T) {
 		if got := slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.HasPrefix(w, warn) }); got == hook {
 			t.Errorf("hook %v: warnings %q", hook, res.Warnings)
 		}
+	}
+}
+
+// TestBridgeTooManyPorts: a transaction holds at most 256 links; a change to a bridge with
+// more running ports (guests' taps) fails before anything changes, naming what the task
+// asked for, not every tap.
+func TestBridgeTooManyPorts(t *testing.T) {
+	k := newFakeKernel()
+	br := k.add(&fakeLink{name: "br0", kind: "bridge", up: true})
+	for i := 0; i < 300; i++ {
+		k.add(&fakeLink{name: fmt.Sprintf("vnet%d", i), up: true, master: br.index})
+	}
+	k.nic("eth1", true)
+	root := host.Root(t.TempDir())
+	mgr, _ := testTxn(t, k, root)
+	before := k.state()
+	m := Bridge{root: root, open: k.opener(), txn: mgr}
+	_, err := moduletest.Run(t, m, map[string]cty.Value{"name": s("br0"), "ports": strs("eth1"), "backend": s("none"), "confirm_timeout": s("30s")}, true)
+	if err == nil || !strings.Contains(err.Error(), "more than 256 links hang together with br0, eth1;") {
+		t.Errorf("error %v", err)
+	}
+	if k.state() != before {
+		t.Error("the kernel changed")
 	}
 }
