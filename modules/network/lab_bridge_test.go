@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runbook/runbook/testenv"
 	"github.com/runbook/runbook/testenv/testlab"
@@ -220,6 +221,40 @@ func TestBridgeOnSystemdHost(t *testing.T) {
 		}
 		if got := h.sh("nmcli -g connection.master,ipv4.method,ipv6.method connection show bond0"); got != "\ndisabled\ndisabled\n" {
 			t.Errorf("bond0 out of the bridge: %q", got)
+		}
+	})
+
+	// systemd-networkd makes the bridge from the files alone: NetworkManager stopped, the
+	// module writes them (runtime = false), networkd starts and builds br0 on ens1f0 with
+	// STP off and the MTU (read back from sysfs); then runbook finds the kernel in sync.
+	t.Run("systemd-networkd", func(t *testing.T) {
+		h.t, h.r = t, labRunner(t, lab)
+		// No bridge of that name left by NetworkManager: networkd makes it.
+		h.sh("systemctl stop NetworkManager; ip link del br0 2>/dev/null; true")
+		if _, err := h.try("test -e /sys/class/net/br0"); err == nil {
+			t.Fatal("br0 is still there")
+		}
+		defer h.sh("systemctl stop systemd-networkd.socket systemd-networkd; ip link del br0 2>/dev/null; true")
+		nd := []string{"name=br0", `ports=["ens1f0"]`, "mtu=9000", "backend=systemd-networkd"}
+		if code, v := h.result("bridge", append(nd, "runtime=false")...); code != 0 || v["status"] != "changed" {
+			t.Fatalf("files: exit %d %v", code, v)
+		}
+		h.sh("systemctl start systemd-networkd")
+		deadline := time.Now().Add(60 * time.Second)
+		want := "0\n9000\nens1f0\n9000\n"
+		got := ""
+		for time.Now().Before(deadline) {
+			got, _ = h.try("cat /sys/class/net/br0/bridge/stp_state /sys/class/net/br0/mtu; ls /sys/class/net/br0/brif; cat /sys/class/net/ens1f0/mtu")
+			if got == want {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		if got != want {
+			t.Fatalf("networkd made br0 as:\n%s\nwant\n%s\n%s", got, want, h.sh("networkctl list; journalctl -u systemd-networkd --no-pager | tail -20"))
+		}
+		if code, v := h.result("bridge", append(nd, "--check")...); code != 0 || v["status"] != "ok" {
+			t.Errorf("the bridge networkd made: exit %d %v", code, v)
 		}
 	})
 
