@@ -171,8 +171,8 @@ func TestBridgeOnNSHost(t *testing.T) {
 // TestBridgeOnSystemdHost has the daemons read what the bridge module writes for a bridge
 // on the guide's bond, on a systemd lab host (Debian with NetworkManager and ifupdown):
 // NetworkManager loads the bridge keyfile and sees the bond's profile as its port (nmcli),
-// and runs the bond task again without drift; ifupdown's ifquery reads the bridge stanza;
-// state = "absent" removes both.
+// and runs the bond task again without drift; systemd-networkd builds the bridge from its
+// files alone; ifupdown's ifquery reads the bridge stanza; state = "absent" removes them.
 func TestBridgeOnSystemdHost(t *testing.T) {
 	lab := testlab.Start(t, testenv.Options{Tier: testenv.TierSystemd, Hosts: 1})
 	h := &labHost{t: t, lab: lab, r: labRunner(t, lab)}
