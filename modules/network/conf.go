@@ -13,7 +13,14 @@ const (
 	kindEthernet = "ethernet"
 	kindBond     = "bond"
 	kindVLAN     = "vlan"
+	kindBridge   = "bridge"
 )
+
+// bridgeOpts are the options of a bridge runbook manages.
+type bridgeOpts struct {
+	STP           bool
+	VLANFiltering bool
+}
 
 // defaultMTU is what an Ethernet NIC or a bond runs with when nothing sets an MTU. A VLAN
 // has no such default: it takes its parent's MTU.
@@ -109,6 +116,15 @@ type ifWant struct {
 	Bond   map[string]string
 	Slaves []string
 	VLAN   *vlanSpec
+	// Bridge is the bridge this interface is a port of ("" none); compared only when
+	// ManageBridge is set. Bond membership (Master) and bridge membership are apart, so
+	// that a bond task leaves its bond's place in a bridge alone.
+	Bridge       string
+	ManageBridge bool
+	// BridgeOpts are a bridge's options (Kind bridge); Slaves are its ports.
+	BridgeOpts *bridgeOpts
+	// Absent: the interface should have no configuration (its Kind says what to remove).
+	Absent bool
 }
 
 // ifConf is what a backend's files say about one interface.
@@ -127,6 +143,9 @@ type ifConf struct {
 	Bond   map[string]string
 	Slaves []string
 	VLAN   *vlanSpec
+	// Bridge is the bridge the interface is a port of; BridgeOpts a bridge's options.
+	Bridge     string
+	BridgeOpts *bridgeOpts
 }
 
 // diffConf lists what differs between the wanted and the configured state, one line per
@@ -144,6 +163,9 @@ func diffConf(w ifWant, have *ifConf) []string {
 	}
 	if w.ManageMaster && have.Master != w.Master {
 		add("master", orNone(have.Master), orNone(w.Master))
+	}
+	if w.ManageBridge && have.Bridge != w.Bridge {
+		add("bridge", orNone(have.Bridge), orNone(w.Bridge))
 	}
 	if !w.MTU.matchesPersisted(w.Kind, have.MTU) {
 		add("mtu", fmtMTU(have.MTU), w.MTU.String())
@@ -167,6 +189,21 @@ func diffConf(w ifWant, have *ifConf) []string {
 		}
 		if !sameSet(have.Slaves, w.Slaves) {
 			add("slaves", listOrNone(slices.Sorted(slices.Values(have.Slaves))), listOrNone(slices.Sorted(slices.Values(w.Slaves))))
+		}
+	}
+	if w.Kind == kindBridge && w.BridgeOpts != nil {
+		h := bridgeOpts{}
+		if have.BridgeOpts != nil {
+			h = *have.BridgeOpts
+		}
+		if h.STP != w.BridgeOpts.STP {
+			add("stp", onOff(h.STP), onOff(w.BridgeOpts.STP))
+		}
+		if h.VLANFiltering != w.BridgeOpts.VLANFiltering {
+			add("vlan_filtering", onOff(h.VLANFiltering), onOff(w.BridgeOpts.VLANFiltering))
+		}
+		if !sameSet(have.Slaves, w.Slaves) {
+			add("ports", listOrNone(slices.Sorted(slices.Values(have.Slaves))), listOrNone(slices.Sorted(slices.Values(w.Slaves))))
 		}
 	}
 	if w.VLAN != nil {
@@ -297,6 +334,12 @@ func withPrefix(addr, prefix string) (string, error) {
 		return "", fmt.Errorf("%q is not a valid prefix length for %s", prefix, addr)
 	}
 	return netip.PrefixFrom(a, p.Bits()).String(), nil
+}
+
+// absentOtherKind is the warning for an interface that should have no configuration of
+// its kind and has one of another: that one is not the task's to remove.
+func absentOtherKind(w ifWant, have *ifConf) string {
+	return fmt.Sprintf("%s is configured as %s in %s, not as %s: not removed", w.Name, have.Kind, have.File, w.Kind)
 }
 
 // kindOr returns the kind a new configuration gets.

@@ -13,7 +13,7 @@ import (
 // TestExamples loads every example of the network modules as a task in a play, as
 // engine/config's test does for the modules the standard set links in.
 func TestExamples(t *testing.T) {
-	for _, name := range []string{"bond", "interface", "sriov"} {
+	for _, name := range []string{"bond", "bridge", "interface", "sriov"} {
 		m, ok := modules.Lookup(name)
 		if !ok {
 			t.Fatalf("module %s is not registered", name)

@@ -15,7 +15,9 @@ import (
 // (drivers/net/bonding: mode only without slaves and down; lacp_rate and ad_select only
 // down; lacp_rate only in 802.3ad, primary only in active-backup/tlb/alb; no enslaving an
 // up device; a released slave goes down; the bond's MTU goes to its slaves), VLANs and
-// SR-IOV VFs, and routes (a route needs its device up and a gateway on one of its
+// SR-IOV VFs, bridges (ports join while up and stay as they are; a bridge whose MTU was
+// never set takes the smallest of its ports'; no bridge in a bridge; STP and VLAN
+// filtering as attributes), and routes (a route needs its device up and a gateway on one of its
 // subnets unless onlink; a device that goes down or away loses its routes; an address
 // brings its proto kernel prefix route, up or when the device comes up; a deleted master
 // releases its slaves, a deleted parent takes its VLANs). Every change is logged in calls.
@@ -24,10 +26,14 @@ type fakeKernel struct {
 	next  int
 	calls []string
 	// runs holds the calls again, one list per opened handle (per module run).
-	runs       [][]string
-	noBonding  bool
-	noVLAN     bool
-	failOnCall string // a call prefix that fails with EIO
+	runs      [][]string
+	noBonding bool
+	noVLAN    bool
+	noBridge  bool
+	// noBridgeVLAN: a kernel without CONFIG_BRIDGE_VLAN_FILTERING, which refuses the
+	// attribute whatever its value.
+	noBridgeVLAN bool
+	failOnCall   string // a call prefix that fails with EIO
 	// defaultVia is the link that carries the default route (0: none); routeVia the link
 	// a route to an address leaves by.
 	defaultVia int
@@ -48,8 +54,11 @@ type fakeLink struct {
 	parent int
 	vlanID int
 	bond   netlink.Bond // options only
-	addrs  []string
-	vfs    []netlink.VfInfo
+	// A bridge's STP and VLAN filtering, and whether its MTU was set (the kernel stops
+	// giving it its ports' smallest then).
+	stp, vlanFiltering, mtuByUser bool
+	addrs                         []string
+	vfs                           []netlink.VfInfo
 }
 
 func newFakeKernel() *fakeKernel { return &fakeKernel{links: map[int]*fakeLink{}, next: 1} }
@@ -121,6 +130,11 @@ func (k *fakeKernel) view(l *fakeLink) netlink.Link {
 		return &b
 	case "vlan":
 		return &netlink.Vlan{LinkAttrs: attrs, VlanId: l.vlanID}
+	case "bridge":
+		vf := l.vlanFiltering
+		return &netlink.Bridge{LinkAttrs: attrs, VlanFiltering: &vf}
+	case "dummy":
+		return &netlink.Dummy{LinkAttrs: attrs}
 	}
 	return &netlink.Device{LinkAttrs: attrs}
 }
@@ -192,6 +206,26 @@ func (k *fakeKernel) LinkAdd(link netlink.Link) error {
 		}
 		k.add(&fakeLink{name: a.Name, kind: "vlan", parent: p.index, vlanID: x.VlanId, mtu: p.mtu})
 		return nil
+	case *netlink.Bridge:
+		vf := x.VlanFiltering != nil && *x.VlanFiltering
+		c := "add bridge " + a.Name
+		if x.VlanFiltering != nil {
+			c += fmt.Sprintf(" vlan_filtering=%v", vf)
+		}
+		if err := k.log("%s", c); err != nil {
+			return err
+		}
+		if k.noBridge || (k.noBridgeVLAN && x.VlanFiltering != nil) {
+			return unix.EOPNOTSUPP
+		}
+		k.add(&fakeLink{name: a.Name, kind: "bridge", vlanFiltering: vf})
+		return nil
+	case *netlink.Dummy:
+		if err := k.log("add dummy %s", a.Name); err != nil {
+			return err
+		}
+		k.add(&fakeLink{name: a.Name, kind: "dummy"})
+		return nil
 	}
 	return unix.EOPNOTSUPP
 }
@@ -249,6 +283,19 @@ func (k *fakeKernel) LinkModify(link netlink.Link) error {
 	if err != nil {
 		return err
 	}
+	if br, ok := link.(*netlink.Bridge); ok && l.kind == "bridge" {
+		if br.VlanFiltering == nil {
+			return k.log("modify %s", l.name)
+		}
+		if err := k.log("modify %s vlan_filtering=%v", l.name, *br.VlanFiltering); err != nil {
+			return err
+		}
+		if k.noBridgeVLAN {
+			return unix.EOPNOTSUPP
+		}
+		l.vlanFiltering = *br.VlanFiltering
+		return nil
+	}
 	x, ok := link.(*netlink.Bond)
 	if !ok || l.kind != "bond" {
 		return unix.EOPNOTSUPP
@@ -281,12 +328,14 @@ func (k *fakeKernel) LinkDel(link netlink.Link) error {
 	return nil
 }
 
-// remove deletes a link as the kernel does: its slaves released (and down), its VLANs
-// deleted, its routes gone.
+// remove deletes a link as the kernel does: its slaves released (and down, a bond's),
+// its VLANs deleted, its routes gone.
 func (k *fakeKernel) remove(l *fakeLink) {
 	for _, s := range k.slaves(l) {
 		s.master = 0
-		k.setDown(s)
+		if l.kind == "bond" {
+			k.setDown(s)
+		}
 	}
 	for _, v := range k.links {
 		if v.kind == "vlan" && v.parent == l.index {
@@ -507,6 +556,9 @@ func (k *fakeKernel) LinkSetMTU(link netlink.Link, mtu int) error {
 		return unix.ERANGE // a VLAN's MTU stays within its parent's
 	}
 	l.mtu = mtu
+	if l.kind == "bridge" {
+		l.mtuByUser = true
+	}
 	for _, v := range k.links {
 		if v.kind == "vlan" && v.parent == l.index && v.mtu > mtu {
 			v.mtu = mtu
@@ -529,6 +581,24 @@ func (k *fakeKernel) LinkSetMasterByIndex(link netlink.Link, master int) error {
 	if err := k.log("enslave %s %s", l.name, b.name); err != nil {
 		return err
 	}
+	if b != nil && b.kind == "bridge" {
+		switch {
+		case l.kind == "bridge":
+			return unix.ELOOP
+		case l.master != 0:
+			return unix.EBUSY
+		}
+		l.master = master
+		if !b.mtuByUser {
+			b.mtu = 0
+			for _, p := range k.slaves(b) {
+				if b.mtu == 0 || p.mtu < b.mtu {
+					b.mtu = p.mtu
+				}
+			}
+		}
+		return nil
+	}
 	switch {
 	case b == nil || b.kind != "bond":
 		return unix.EOPNOTSUPP
@@ -549,8 +619,31 @@ func (k *fakeKernel) LinkSetNoMaster(link netlink.Link) error {
 	if err := k.log("release %s", l.name); err != nil {
 		return err
 	}
+	// Bonding closes a slave it releases; a bridge leaves its port as it is.
+	if m := k.links[l.master]; m == nil || m.kind != "bridge" {
+		k.setDown(l)
+	}
 	l.master = 0
-	k.setDown(l)
+	return nil
+}
+
+func (k *fakeKernel) BridgeSTP(name string) (bool, error) {
+	l := k.byName(name)
+	if l == nil || l.kind != "bridge" {
+		return false, unix.ENOENT
+	}
+	return l.stp, nil
+}
+
+func (k *fakeKernel) SetBridgeSTP(name string, on bool) error {
+	l := k.byName(name)
+	if l == nil || l.kind != "bridge" {
+		return unix.ENOENT
+	}
+	if err := k.log("stp %s %v", name, on); err != nil {
+		return err
+	}
+	l.stp = on
 	return nil
 }
 
@@ -699,8 +792,8 @@ func (k *fakeKernel) setNumVFs(pf string, n int) error {
 func (k *fakeKernel) state() string {
 	var lines []string
 	for _, l := range k.links {
-		lines = append(lines, fmt.Sprintf("%s %s mtu=%d up=%v master=%d bond=%d/%d/%d/%d/%d/%d/%d addrs=%v vfs=%v", l.name, l.kind, l.mtu, l.up, l.master,
-			l.bond.Mode, l.bond.Miimon, l.bond.LacpRate, l.bond.XmitHashPolicy, l.bond.AdSelect, l.bond.MinLinks, l.bond.Primary, l.addrs, l.vfs))
+		lines = append(lines, fmt.Sprintf("%s %s mtu=%d up=%v master=%d bond=%d/%d/%d/%d/%d/%d/%d addrs=%v vfs=%v br=%v/%v", l.name, l.kind, l.mtu, l.up, l.master,
+			l.bond.Mode, l.bond.Miimon, l.bond.LacpRate, l.bond.XmitHashPolicy, l.bond.AdSelect, l.bond.MinLinks, l.bond.Primary, l.addrs, l.vfs, l.stp, l.vlanFiltering))
 	}
 	for _, r := range k.routes {
 		lines = append(lines, fmt.Sprintf("route dev %d %s", r.LinkIndex, toSnapRoute(r, k.names())))

@@ -34,6 +34,9 @@ const (
 	changeVFCount = "vf_count"
 	changeVFVLAN  = "vf_vlan"
 	changeVFMAC   = "vf_mac"
+	// A bridge's STP and VLAN filtering change what it forwards (bridge_host.go).
+	changeSTP           = "stp"
+	changeVLANFiltering = "vlan_filtering"
 )
 
 // changeVerb says what a kind of change does to an interface.
@@ -46,6 +49,10 @@ var changeVerb = map[string]string{
 	changeVFCount: "changes the number of VFs of",
 	changeVFVLAN:  "changes the VLAN of the VF",
 	changeVFMAC:   "changes the MAC address of the VF",
+	// STP on: the ports listen and learn before they forward (twice the forward delay).
+	changeSTP: "turns STP on or off on",
+	// VLAN filtering on: frames of VLANs a port is not a member of are dropped.
+	changeVLANFiltering: "turns VLAN filtering on or off on",
 }
 
 // pathChange is one change a module is about to make, as the guard sees it: the

@@ -109,6 +109,7 @@ func ifcfgConf(p string, d *shDoc, files map[string]*shDoc) (*ifConf, error) {
 	if ifcfgYes(d.value("SLAVE"), d.value("MASTER") != "") {
 		c.Master = d.value("MASTER")
 	}
+	c.Bridge = d.value("BRIDGE")
 	if v := d.value("MTU"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -145,6 +146,18 @@ func ifcfgConf(p string, d *shDoc, files map[string]*shDoc) (*ifConf, error) {
 			}
 		}
 	}
+	if c.Kind == kindBridge {
+		opts, err := parseBridgingOpts(d.value("BRIDGING_OPTS"))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", p, err)
+		}
+		c.BridgeOpts = &bridgeOpts{STP: ifcfgYes(d.value("STP"), false), VLANFiltering: ifcfgYes(opts["vlan_filtering"], false)}
+		for _, fp := range sortedKeys(files) {
+			if files[fp].value("BRIDGE") == c.Name {
+				c.Slaves = append(c.Slaves, ifcfgDevice(fp, files[fp]))
+			}
+		}
+	}
 	if c.Kind == kindVLAN {
 		v := &vlanSpec{Parent: d.value("PHYSDEV")}
 		v.ID, _ = strconv.Atoi(d.value("VLAN_ID"))
@@ -171,7 +184,21 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // ifcfgTypes are the TYPE= values the network service and ifcfg-rh know.
-var ifcfgTypes = map[string]string{kindEthernet: "Ethernet", kindBond: "Bond", kindVLAN: "Vlan"}
+var ifcfgTypes = map[string]string{kindEthernet: "Ethernet", kindBond: "Bond", kindVLAN: "Vlan", kindBridge: "Bridge"}
+
+// parseBridgingOpts reads BRIDGING_OPTS: space-separated NAME=VALUE bridge attributes
+// (those of /sys/class/net/BR/bridge, which the network service writes there).
+func parseBridgingOpts(v string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, f := range strings.Fields(v) {
+		k, val, ok := strings.Cut(f, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("BRIDGING_OPTS: %.40q is not NAME=VALUE", f)
+		}
+		out[k] = val
+	}
+	return out, nil
+}
 
 // ipKeys are the addressing variables of a file; a bond port carries none.
 var ipKeys = keyNumbered("IPADDR", "PREFIX", "NETMASK", "GATEWAY")
@@ -195,6 +222,17 @@ func ifcfgEdit(d *shDoc, w ifWant, have *ifConf) error {
 		d.set("ONBOOT", yesNo(*w.Up))
 	}
 	slave := w.ManageMaster && w.Master != ""
+	port := w.ManageBridge && w.Bridge != ""
+	if w.ManageBridge {
+		if port {
+			d.set("BRIDGE", w.Bridge)
+			d.set("BOOTPROTO", "none")
+			d.del(ipKeys)
+			d.del(keyIs("IPV6ADDR", "IPV6ADDR_SECONDARIES", "DHCPV6C"))
+		} else {
+			d.del(keyIs("BRIDGE"))
+		}
+	}
 	if w.ManageMaster {
 		if slave {
 			d.set("MASTER", w.Master)
@@ -229,12 +267,32 @@ func ifcfgEdit(d *shDoc, w ifWant, have *ifConf) error {
 		}
 		d.set("BONDING_OPTS", strings.Join(parts, " "))
 	}
+	if w.Kind == kindBridge && w.BridgeOpts != nil {
+		d.set("STP", yesNo(w.BridgeOpts.STP))
+		opts, err := parseBridgingOpts(d.value("BRIDGING_OPTS"))
+		if err != nil {
+			return err
+		}
+		delete(opts, "vlan_filtering")
+		if w.BridgeOpts.VLANFiltering {
+			opts["vlan_filtering"] = "1"
+		}
+		var parts []string
+		for _, k := range sortedKeys(opts) {
+			parts = append(parts, k+"="+opts[k])
+		}
+		if len(parts) > 0 {
+			d.set("BRIDGING_OPTS", strings.Join(parts, " "))
+		} else {
+			d.del(keyIs("BRIDGING_OPTS"))
+		}
+	}
 	if w.VLAN != nil {
 		d.set("PHYSDEV", w.VLAN.Parent)
 		d.set("VLAN_ID", strconv.Itoa(w.VLAN.ID))
 	}
 	switch {
-	case slave:
+	case slave, port:
 	case w.ManageAddrs:
 		v4, v6 := splitFamilies(w.Addrs)
 		d.del(keyNumbered("IPADDR", "PREFIX", "NETMASK"))
@@ -289,6 +347,32 @@ func planIfcfg(ws *workspace, wants []ifWant) (drift, warnings []string, err err
 			}
 		} else {
 			doc = parseSh("")
+		}
+		if w.Kind == kindBridge {
+			// Ports the bridge no longer has (all of them, when it goes) leave it.
+			for _, p := range sortedKeys(files) {
+				s := files[p]
+				if s.value("BRIDGE") != w.Name || (!w.Absent && contains(w.Slaves, ifcfgDevice(p, s))) {
+					continue
+				}
+				s.del(keyIs("BRIDGE"))
+				drift = append(drift, fmt.Sprintf("%s: bridge %s → (none)", ifcfgDevice(p, s), w.Name))
+				if err := ws.write(p, s.String(), 0); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+		if w.Absent {
+			if have != nil && have.Kind != w.Kind {
+				warnings = append(warnings, absentOtherKind(w, have))
+			}
+			if have != nil && have.Kind == w.Kind {
+				drift = append(drift, w.Name+": configured → absent")
+				if err := ws.remove(file); err != nil {
+					return nil, nil, err
+				}
+			}
+			continue
 		}
 		d := diffConf(w, have)
 		if w.Kind == kindBond {

@@ -299,6 +299,28 @@ func ifuConf(files []*ifuFile, name string) (*ifConf, error) {
 			}
 		}
 	}
+	if v, ok := first.option("bridge-ports"); ok {
+		c.Kind = kindBridge
+		if v != "none" {
+			c.Slaves = strings.Fields(v)
+		}
+		stp, _ := first.option("bridge-stp")
+		aware, _ := first.option("bridge-vlan-aware")
+		c.BridgeOpts = &bridgeOpts{STP: ifcfgYes(stp, false), VLANFiltering: ifcfgYes(aware, false)}
+	}
+	// A port is listed by its bridge's bridge_ports (bridge-utils).
+	for _, f := range files {
+		for _, l := range f.lines {
+			if l.kind != "iface" || len(l.fields) < 2 || l.fields[1] == name {
+				continue
+			}
+			for _, s := range f.stanzas(l.fields[1]) {
+				if v, ok := s.option("bridge-ports"); ok && contains(strings.Fields(v), name) {
+					c.Bridge = l.fields[1]
+				}
+			}
+		}
+	}
 	if raw, ok := first.option("vlan-raw-device"); ok {
 		c.Kind = kindVLAN
 		c.VLAN = &vlanSpec{Parent: raw}
@@ -329,6 +351,8 @@ func ifuManaged(w ifWant, name string) bool {
 		return w.ManageMaster
 	case "vlan-raw-device", "vlan-id":
 		return w.VLAN != nil
+	case "bridge-ports", "bridge-stp", "bridge-vlan-aware":
+		return w.Kind == kindBridge
 	}
 	if strings.HasPrefix(name, "bond-") {
 		return w.Kind == kindBond && (name == "bond-slaves" || w.Bond[normOptName(strings.TrimPrefix(name, "bond-"))] != "")
@@ -386,6 +410,17 @@ func ifuRender(w ifWant, have *ifConf, old []*ifuStanza, up bool, autoWord strin
 	}
 	if slave {
 		opt("bond-master", w.Master)
+	}
+	if w.Kind == kindBridge && w.BridgeOpts != nil {
+		ports := strings.Join(w.Slaves, " ")
+		if ports == "" {
+			ports = "none"
+		}
+		opt("bridge_ports", ports)
+		opt("bridge_stp", onOff(w.BridgeOpts.STP))
+		if w.BridgeOpts.VLANFiltering {
+			opt("bridge_vlan_aware", "yes")
+		}
 	}
 	if w.VLAN != nil {
 		opt("vlan-raw-device", w.VLAN.Parent)
@@ -465,6 +500,16 @@ func ifuDropBondMaster(ws *workspace, files []*ifuFile, w ifWant) ([]string, err
 	return freed, nil
 }
 
+// ifuOnlyComments says whether a file holds nothing but comments and blank lines.
+func ifuOnlyComments(f *ifuFile) bool {
+	for _, l := range f.lines {
+		if l.kind != "other" || (len(l.fields) > 0 && !strings.HasPrefix(l.fields[0], "#")) {
+			return false
+		}
+	}
+	return true
+}
+
 func linesOf(s *ifuStanza) []string {
 	var out []string
 	for _, l := range s.file.lines[s.start:s.end] {
@@ -497,9 +542,21 @@ func planIfupdown(ws *workspace, wants []ifWant) (drift, warnings []string, err 
 		if err != nil {
 			return nil, nil, err
 		}
-		// Slaves are listed by bond-slaves on the bond; a slave needs a stanza only to keep
-		// ifup from configuring it otherwise, so one is written only where one exists.
-		if w.ManageMaster && w.Master != "" && have == nil {
+		if w.Absent {
+			if have == nil {
+				continue
+			}
+			if have.Kind != w.Kind {
+				warnings = append(warnings, absentOtherKind(w, have))
+				continue
+			}
+			drift = append(drift, w.Name+": configured → absent")
+		}
+		// Slaves are listed by bond-slaves on the bond, a bridge's ports by its
+		// bridge_ports; a slave or port needs a stanza only to keep ifup from configuring
+		// it otherwise, so one is written only where one exists.
+		port := w.ManageBridge && w.Bridge != ""
+		if (w.ManageMaster && w.Master != "" || port) && have == nil {
 			continue
 		}
 		wc := w
@@ -508,16 +565,24 @@ func planIfupdown(ws *workspace, wants []ifWant) (drift, warnings []string, err 
 			wc.ManageMaster, wc.Master = false, ""
 			wc.ManageAddrs, wc.Addrs = true, nil
 		}
+		if port {
+			// bridge_ports says it; the port's own stanza carries no address.
+			wc.ManageBridge, wc.Bridge = false, ""
+			wc.ManageAddrs, wc.Addrs = true, nil
+		}
 		if w.VLAN != nil {
 			if parent, id, ok := ifuVLANID(w.Name); !ok || id != w.VLAN.ID || (parent != "" && parent != w.VLAN.Parent) {
 				return nil, nil, fmt.Errorf("ifupdown takes a VLAN's id from its name: call it %s.%d or vlan%d", w.VLAN.Parent, w.VLAN.ID, w.VLAN.ID)
 			}
 		}
-		d := diffConf(wc, have)
+		var d []string
+		if !w.Absent {
+			d = diffConf(wc, have)
+		}
 		if have == nil && !readsDir {
 			d = append(d, fmt.Sprintf("%s: %s does not read %s", w.Name, ifupdownMain, ifupdownDir))
 		}
-		if len(d) == 0 {
+		if len(d) == 0 && !w.Absent {
 			continue
 		}
 		drift = append(drift, d...)
@@ -541,7 +606,10 @@ func planIfupdown(ws *workspace, wants []ifWant) (drift, warnings []string, err 
 				target, at = f, st[0].start
 			}
 		}
-		rendered := ifuRender(wc, have, old, up, autoWord)
+		var rendered []string
+		if !w.Absent {
+			rendered = ifuRender(wc, have, old, up, autoWord)
+		}
 		for _, f := range files {
 			changed := false
 			var kept []ifuLine
@@ -576,12 +644,19 @@ func planIfupdown(ws *workspace, wants []ifWant) (drift, warnings []string, err 
 				continue
 			}
 			f.lines = kept
+			if w.Absent && path.Dir(f.path) == ifupdownDir && ifuOnlyComments(f) {
+				// runbook's own file, with nothing left in it.
+				if err := ws.remove(f.path); err != nil {
+					return nil, nil, err
+				}
+				continue
+			}
 			// Re-read so later wants see the file as written.
 			if err := ws.write(f.path, parseIfu(f.path, f.String()).String(), 0); err != nil {
 				return nil, nil, err
 			}
 		}
-		if target == nil {
+		if target == nil && !w.Absent {
 			p := path.Join(ifupdownDir, w.Name)
 			text := "# " + managedComment + ".\n" + strings.Join(rendered, "\n") + "\n"
 			if err := ws.write(p, text, 0o644); err != nil {

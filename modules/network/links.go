@@ -71,8 +71,10 @@ type kernelLink struct {
 	Bond   map[string]string
 	Slaves []string
 	VLAN   *vlanSpec
-	Addrs  []string // global-scope addresses, canonical CIDR
-	link   netlink.Link
+	// BridgeOpts are a bridge's options (bridges only; STP is read by bridgeSTP).
+	BridgeOpts *bridgeOpts
+	Addrs      []string // global-scope addresses, canonical CIDR
+	link       netlink.Link
 }
 
 // readLink reads a link; ok is false when there is none of that name.
@@ -97,6 +99,8 @@ func readLink(ops linkOps, name string) (*kernelLink, bool, error) {
 	switch x := l.(type) {
 	case *netlink.Bond:
 		r.Bond = runningBondOptions(ops, x)
+	case *netlink.Bridge:
+		r.BridgeOpts = &bridgeOpts{VLANFiltering: x.VlanFiltering != nil && *x.VlanFiltering}
 	case *netlink.Vlan:
 		p, err := ops.LinkByIndex(a.ParentIndex)
 		parent := ""
@@ -214,6 +218,10 @@ func kernelErr(what string, err error) error {
 	switch {
 	case errors.Is(err, unix.EOPNOTSUPP) && strings.Contains(what, "create bond"):
 		return fmt.Errorf("%s: %w (does the kernel have the bonding driver? modprobe bonding)", what, err)
+	case errors.Is(err, unix.EOPNOTSUPP) && strings.Contains(what, "vlan_filtering"):
+		return fmt.Errorf("%s: %w (the kernel has no VLAN filtering for bridges: it was built without CONFIG_BRIDGE_VLAN_FILTERING)", what, err)
+	case errors.Is(err, unix.EOPNOTSUPP) && strings.Contains(what, "create bridge"):
+		return fmt.Errorf("%s: %w (does the kernel have the bridge driver? modprobe bridge)", what, err)
 	case errors.Is(err, unix.EOPNOTSUPP) && strings.Contains(what, "create VLAN"):
 		return fmt.Errorf("%s: %w (does the kernel have 802.1Q support? modprobe 8021q)", what, err)
 	}

@@ -204,6 +204,7 @@ func ndConf(name string, networks, netdevs []*ndFile) (*ifConf, error) {
 			c.File = nw.path
 		}
 		c.Master, _ = nw.doc.get("Network", "Bond")
+		c.Bridge, _ = nw.doc.get("Network", "Bridge")
 		if v, ok := nw.doc.get("Link", "MTUBytes"); ok {
 			n, err := parseBytes(v)
 			if err != nil {
@@ -264,6 +265,23 @@ func ndConf(name string, networks, netdevs []*ndFile) (*ifConf, error) {
 					if on, _ := ndBool(v); on {
 						c.Bond["primary"] = n
 					}
+				}
+			}
+		}
+	}
+	if c.Kind == kindBridge {
+		c.BridgeOpts = &bridgeOpts{}
+		if nd != nil {
+			c.BridgeOpts.STP, _ = ndBool(firstOr(nd.doc.get("Bridge", "STP")))
+			c.BridgeOpts.VLANFiltering, _ = ndBool(firstOr(nd.doc.get("Bridge", "VLANFiltering")))
+		}
+		for _, f := range networks {
+			if b, _ := f.doc.get("Network", "Bridge"); b != name {
+				continue
+			}
+			for _, n := range f.matchNames() {
+				if !strings.ContainsAny(n, "*?[") {
+					c.Slaves = append(c.Slaves, n)
 				}
 			}
 		}
@@ -332,6 +350,56 @@ func planNetworkd(ws *workspace, wants []ifWant) (drift, warnings []string, err 
 		if err != nil {
 			return nil, nil, err
 		}
+		if w.Kind == kindBridge {
+			// Ports the bridge no longer has (all of them, when it goes) leave it.
+			for _, f := range networks {
+				if b, _ := f.doc.get("Network", "Bridge"); b != w.Name || path.Dir(f.path) != networkdDir {
+					continue
+				}
+				keep := false
+				for _, n := range f.matchNames() {
+					keep = keep || (!w.Absent && contains(w.Slaves, n))
+				}
+				if !keep {
+					f.doc.del("Network", "Bridge")
+					drift = append(drift, fmt.Sprintf("%s: bridge %s → (none)", strings.Join(f.matchNames(), " "), w.Name))
+					if err := ws.write(f.path, f.doc.String(), 0); err != nil {
+						return nil, nil, err
+					}
+				}
+			}
+		}
+		if w.Absent {
+			// runbook removes the files it would have written: the .netdev that makes the
+			// link and a .network that names only it, both in /etc.
+			if have == nil {
+				continue
+			}
+			if have.Kind != w.Kind {
+				warnings = append(warnings, absentOtherKind(w, have))
+				continue
+			}
+			var gone []string
+			if f := ndNetdevFor(netdevs, w.Name); f != nil && path.Dir(f.path) == networkdDir {
+				gone = append(gone, f.path)
+			}
+			if f := ndNetworkFor(networks, w.Name); f != nil && path.Dir(f.path) == networkdDir {
+				if _, only := f.matches(w.Name); only {
+					gone = append(gone, f.path)
+				}
+			}
+			if len(gone) == 0 {
+				warnings = append(warnings, fmt.Sprintf("%s is configured outside %s (%s): not removed", w.Name, networkdDir, have.File))
+				continue
+			}
+			drift = append(drift, w.Name+": configured → absent")
+			for _, p := range gone {
+				if err := ws.remove(p); err != nil {
+					return nil, nil, err
+				}
+			}
+			continue
+		}
 		d := diffConf(w, have)
 		if w.Kind == kindBond {
 			if p, ok := w.Bond["primary"]; ok {
@@ -389,7 +457,7 @@ func planNetworkd(ws *workspace, wants []ifWant) (drift, warnings []string, err 
 		}
 		drift = append(drift, d...)
 
-		if w.Kind == kindBond || w.Kind == kindVLAN {
+		if w.Kind == kindBond || w.Kind == kindVLAN || w.Kind == kindBridge {
 			ndFile := path.Join(networkdDir, networkdPrefix+w.Name+".netdev")
 			nd := parseINI("# " + managedComment + ".\n")
 			if f := ndNetdevFor(netdevs, w.Name); f != nil && path.Dir(f.path) == networkdDir {
@@ -411,6 +479,10 @@ func planNetworkd(ws *workspace, wants []ifWant) (drift, warnings []string, err 
 					v += "ms"
 				}
 				nd.set("Bond", key, v)
+			}
+			if w.Kind == kindBridge && w.BridgeOpts != nil {
+				nd.set("Bridge", "STP", yesNo(w.BridgeOpts.STP))
+				nd.set("Bridge", "VLANFiltering", yesNo(w.BridgeOpts.VLANFiltering))
 			}
 			if w.VLAN != nil {
 				nd.set("VLAN", "Id", strconv.Itoa(w.VLAN.ID))
@@ -468,10 +540,18 @@ func planNetworkd(ws *workspace, wants []ifWant) (drift, warnings []string, err 
 				nwDoc.del("Network", "PrimarySlave")
 			}
 		}
+		if w.ManageBridge {
+			if w.Bridge != "" {
+				nwDoc.set("Network", "Bridge", w.Bridge)
+				ndSetAddrs(nwDoc, nil)
+			} else {
+				nwDoc.del("Network", "Bridge")
+			}
+		}
 		if w.ManageAddrs {
 			ndSetAddrs(nwDoc, w.Addrs)
 		}
-		if fresh && !w.ManageAddrs && !(w.ManageMaster && w.Master != "") {
+		if fresh && !w.ManageAddrs && !(w.ManageMaster && w.Master != "") && !(w.ManageBridge && w.Bridge != "") {
 			// A new configuration without addresses carries none, not even link-local.
 			nwDoc.set("Network", "LinkLocalAddressing", "no")
 		}

@@ -35,7 +35,7 @@ func (p *nmProfile) kind() string {
 	switch t := p.get("connection", "type"); t {
 	case "802-3-ethernet", "ethernet":
 		return kindEthernet
-	case "bond", "vlan":
+	case "bond", "vlan", "bridge":
 		return t
 	default:
 		return t
@@ -111,6 +111,9 @@ func nmPath(w ifWant) (file, id string) {
 	id = w.Name
 	if w.ManageMaster && w.Master != "" {
 		id = w.Master + nmPortInfix + w.Name
+	}
+	if w.ManageBridge && w.Bridge != "" {
+		id = w.Bridge + nmPortInfix + w.Name
 	}
 	return path.Join(nmConnectionsDir, id+nmKeyfileSuffix), id
 }
@@ -191,8 +194,11 @@ func nmAddrs(p *nmProfile, section string) ([]string, error) {
 func nmConf(p *nmProfile, profiles []*nmProfile) (*ifConf, error) {
 	c := &ifConf{Name: p.ifname(), Kind: p.kind(), File: p.path, Up: nmBool(p.get("connection", "autoconnect"), true)}
 	if m, _, typeKey := p.master(); m != "" {
-		if st := p.get("connection", typeKey); st == "" || st == "bond" {
+		switch p.get("connection", typeKey) {
+		case "", "bond":
 			c.Master = nmResolve(m, profiles)
+		case "bridge":
+			c.Bridge = nmResolve(m, profiles)
 		}
 	}
 	if v := p.get(p.ethSection(), "mtu"); v != "" {
@@ -247,6 +253,11 @@ func nmConf(p *nmProfile, profiles []*nmProfile) (*ifConf, error) {
 			}
 		}
 	}
+	if c.Kind == kindBridge {
+		// NetworkManager's default is STP on.
+		c.BridgeOpts = &bridgeOpts{STP: nmBool(p.get("bridge", "stp"), true), VLANFiltering: nmBool(p.get("bridge", "vlan-filtering"), false)}
+		c.Slaves = nmPortsOf(p, profiles, "bridge")
+	}
 	if c.Kind == kindVLAN {
 		id, _ := strconv.Atoi(p.get("vlan", "id"))
 		c.VLAN = &vlanSpec{Parent: nmResolve(p.get("vlan", "parent"), profiles), ID: id}
@@ -264,7 +275,24 @@ func nmUUID(id string) string {
 }
 
 // nmTypes are the keyfile types runbook writes.
-var nmTypes = map[string]string{kindEthernet: "ethernet", kindBond: "bond", kindVLAN: "vlan"}
+var nmTypes = map[string]string{kindEthernet: "ethernet", kindBond: "bond", kindVLAN: "vlan", kindBridge: "bridge"}
+
+// nmPortsOf lists the interfaces whose profiles are ports (of that port type) of the
+// controller profile p, named by interface or by UUID.
+func nmPortsOf(p *nmProfile, profiles []*nmProfile, portType string) []string {
+	name, uuid := p.ifname(), p.get("connection", "uuid")
+	var out []string
+	for _, s := range profiles {
+		m, _, typeKey := s.master()
+		if m == "" || (m != name && (uuid == "" || m != uuid)) || s.get("connection", typeKey) != portType {
+			continue
+		}
+		if n := s.ifname(); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 // nmEdit changes a profile so it says what w says, keeping everything else it holds.
 func nmEdit(d *iniDoc, w ifWant, have *ifConf, id string) {
@@ -278,6 +306,19 @@ func nmEdit(d *iniDoc, w ifWant, have *ifConf, id string) {
 	}
 	p := &nmProfile{doc: d}
 	slave := w.ManageMaster && w.Master != ""
+	port := w.ManageBridge && w.Bridge != ""
+	// A profile has one controller: a bond's or a bridge's. Each kind of membership
+	// clears only its own.
+	unset := func(portType string) bool {
+		m, _, typeKey := p.master()
+		if st := p.get("connection", typeKey); m == "" || (st != portType && !(portType == "bond" && st == "")) {
+			return false
+		}
+		for _, k := range []string{"master", "slave-type", "controller", "port-type"} {
+			d.del("connection", k)
+		}
+		return true
+	}
 	if w.ManageMaster {
 		_, key, typeKey := p.master()
 		if slave {
@@ -287,8 +328,23 @@ func nmEdit(d *iniDoc, w ifWant, have *ifConf, id string) {
 			d.delSection("ipv4")
 			d.delSection("ipv6")
 		} else {
-			for _, k := range []string{"master", "slave-type", "controller", "port-type"} {
-				d.del("connection", k)
+			unset("bond")
+		}
+	}
+	if w.ManageBridge {
+		_, key, typeKey := p.master()
+		if port {
+			d.set("connection", key, w.Bridge)
+			d.set("connection", typeKey, "bridge")
+			d.delSection("ipv4")
+			d.delSection("ipv6")
+		} else if unset("bridge") && !slave {
+			// A port had no IP configuration; out of the bridge it gets none rather than
+			// NetworkManager's default (DHCP).
+			for _, sec := range []string{"ipv4", "ipv6"} {
+				if !d.has(sec) {
+					d.set(sec, "method", "disabled")
+				}
 			}
 		}
 	}
@@ -318,8 +374,12 @@ func nmEdit(d *iniDoc, w ifWant, have *ifConf, id string) {
 		d.set("vlan", "id", strconv.Itoa(w.VLAN.ID))
 		d.set("vlan", "parent", w.VLAN.Parent)
 	}
+	if w.Kind == kindBridge && w.BridgeOpts != nil {
+		d.set("bridge", "stp", strconv.FormatBool(w.BridgeOpts.STP))
+		d.set("bridge", "vlan-filtering", strconv.FormatBool(w.BridgeOpts.VLANFiltering))
+	}
 	switch {
-	case slave:
+	case slave, port:
 	case w.ManageAddrs:
 		v4, v6 := splitFamilies(w.Addrs)
 		nmSetAddrs(d, "ipv4", v4)
@@ -381,6 +441,40 @@ func planNM(ws *workspace, wants []ifWant) (drift, warnings []string, err error)
 				return nil, nil, err
 			}
 			file, doc = p.path, p.doc
+		}
+		if w.Kind == kindBridge {
+			// Ports the bridge no longer has (all of them, when it goes): runbook's own
+			// port profiles go, other profiles lose their controller.
+			for _, s := range profiles {
+				n := s.ifname()
+				m, _, typeKey := s.master()
+				if m == "" || s.get("connection", typeKey) != "bridge" || nmResolve(m, profiles) != w.Name || (!w.Absent && contains(w.Slaves, n)) {
+					continue
+				}
+				drift = append(drift, fmt.Sprintf("%s: bridge %s → (none)", n, w.Name))
+				if path.Base(s.path) == w.Name+nmPortInfix+n+nmKeyfileSuffix {
+					if err := ws.remove(s.path); err != nil {
+						return nil, nil, err
+					}
+					continue
+				}
+				nmEdit(s.doc, ifWant{Name: n, Kind: s.kind(), ManageBridge: true}, &ifConf{Kind: s.kind()}, "")
+				if err := ws.write(s.path, s.doc.String(), 0o600); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+		if w.Absent {
+			if p == nil {
+				continue
+			}
+			drift = append(drift, w.Name+": configured → absent")
+			for _, x := range append([]*nmProfile{p}, others...) {
+				if err := ws.remove(x.path); err != nil {
+					return nil, nil, err
+				}
+			}
+			continue
 		}
 		d := diffConf(w, have)
 		if p != nil {

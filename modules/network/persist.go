@@ -83,11 +83,13 @@ func (f *fileTree) remove(p string) error { return hostfs.Remove(f.Path(p)) }
 
 // stagedFile is one file a plan reads and maybe changes.
 type stagedFile struct {
-	path     string
-	orig     string
-	cur      string
-	existed  bool
-	removed  bool
+	path    string
+	orig    string
+	cur     string
+	existed bool
+	removed bool
+	// written: the plan wrote the file (a missing file that was only read is no change).
+	written  bool
 	origMode fs.FileMode
 	// mode is what the file is written with; 0 keeps an existing file's mode (0644 for a
 	// new one).
@@ -98,7 +100,10 @@ func (w *stagedFile) changed() bool {
 	if w.removed {
 		return w.existed
 	}
-	return !w.existed || w.cur != w.orig || (w.mode != 0 && w.mode != w.origMode)
+	if !w.existed {
+		return w.written
+	}
+	return w.cur != w.orig || (w.mode != 0 && w.mode != w.origMode)
 }
 
 // workspace collects a plan's edits in memory: backends read files through it (seeing their
@@ -149,7 +154,7 @@ func (w *workspace) write(p, content string, mode fs.FileMode) error {
 	if err != nil {
 		return err
 	}
-	x.cur, x.removed, x.mode = content, false, mode
+	x.cur, x.removed, x.mode, x.written = content, false, mode, true
 	return nil
 }
 

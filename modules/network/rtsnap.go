@@ -60,9 +60,18 @@ type snapLink struct {
 	Bond   map[string]string `json:"bond_options,omitempty"`
 	Slaves []string          `json:"slaves,omitempty"`
 	VLAN   *snapVLAN         `json:"vlan,omitempty"`
+	// Bridge is a bridge's options.
+	Bridge *snapBridge `json:"bridge,omitempty"`
 	// NumVFs is sriov_numvfs of a PF (nil: not a PF); VFs their settings.
 	NumVFs *int     `json:"num_vfs,omitempty"`
 	VFs    []snapVF `json:"vfs,omitempty"`
+}
+
+// snapBridge is what a bridge is made with besides its ports: VLAN filtering, and STP
+// (nil when the kernel did not say: not restored then).
+type snapBridge struct {
+	VLANFiltering bool  `json:"vlan_filtering"`
+	STP           *bool `json:"stp,omitempty"`
 }
 
 type snapVLAN struct {
@@ -258,6 +267,11 @@ func readSnapLink(ops linkOps, f *fileTree, name string, all []netlink.Link) (*s
 	switch x := l.(type) {
 	case *netlink.Bond:
 		sl.Bond = runningBondOptions(ops, x)
+	case *netlink.Bridge:
+		sl.Bridge = &snapBridge{VLANFiltering: x.VlanFiltering != nil && *x.VlanFiltering}
+		if on, err := bridgeSTP(ops, a.Name); err == nil {
+			sl.Bridge.STP = &on
+		}
 	case *netlink.Vlan:
 		// A parent in another namespace has no name here: the VLAN cannot be made again
 		// (restore says so), the rest of it is restored.
@@ -667,6 +681,9 @@ func (s *runtimeSnap) restore(ops linkOps, f *fileTree) ([]string, error) {
 		if sl.Bond != nil {
 			r.bondOptions(sl)
 		}
+		if sl.Bridge != nil {
+			r.bridgeOptions(sl)
+		}
 	}
 	for _, sl := range present {
 		r.release(sl)
@@ -821,7 +838,13 @@ func (r *restorer) remake(sl *snapLink) {
 		attrs.ParentIndex = p.Attrs().Index
 		nl = &netlink.Vlan{LinkAttrs: attrs, VlanId: sl.VLAN.ID, VlanProtocol: netlink.VlanProtocol(sl.VLAN.Protocol)}
 	case "bridge":
-		nl = &netlink.Bridge{LinkAttrs: attrs}
+		br := &netlink.Bridge{LinkAttrs: attrs}
+		if sl.Bridge != nil && sl.Bridge.VLANFiltering {
+			// Only to turn it on: a kernel without VLAN filtering refuses the attribute.
+			vf := sl.Bridge.VLANFiltering
+			br.VlanFiltering = &vf
+		}
+		nl = br
 	case "dummy":
 		nl = &netlink.Dummy{LinkAttrs: attrs}
 	default:
@@ -912,6 +935,42 @@ func (r *restorer) bondOptions(sl *snapLink) {
 			r.did("%s: %s %s → %s", sl.Name, k, orNone(cur[k]), orNone(want[k]))
 		}
 	}
+}
+
+// bridgeOptions puts a bridge's VLAN filtering and STP back.
+func (r *restorer) bridgeOptions(sl *snapLink) {
+	l := r.link(sl.Name)
+	b, ok := l.(*netlink.Bridge)
+	if !ok {
+		return
+	}
+	cur := b.VlanFiltering != nil && *b.VlanFiltering
+	if want := sl.Bridge.VLANFiltering; cur != want {
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name, attrs.Index = sl.Name, l.Attrs().Index
+		if err := r.ops.LinkModify(&netlink.Bridge{LinkAttrs: attrs, VlanFiltering: &want}); err != nil {
+			r.fail(sl.Name, "set vlan_filtering "+onOff(want), err)
+		} else {
+			r.did("%s: vlan_filtering %s → %s", sl.Name, onOff(cur), onOff(want))
+		}
+	}
+	if sl.Bridge.STP == nil {
+		return
+	}
+	want := *sl.Bridge.STP
+	on, err := bridgeSTP(r.ops, sl.Name)
+	if err != nil {
+		r.fail(sl.Name, "read stp", err)
+		return
+	}
+	if on == want {
+		return
+	}
+	if err := setBridgeSTP(r.ops, sl.Name, want); err != nil {
+		r.fail(sl.Name, "set stp "+onOff(want), err)
+		return
+	}
+	r.did("%s: stp %s → %s", sl.Name, onOff(on), onOff(want))
 }
 
 // release takes a link out of a master it should not be in (or not in that one), and out
@@ -1411,6 +1470,12 @@ func diffSnapLink(want, got *snapLink) []string {
 		}
 	}
 	setDiff("slave", got.Slaves, want.Slaves)
+	if want.Bridge != nil && got.Bridge != nil {
+		diff("vlan_filtering", onOff(got.Bridge.VLANFiltering), onOff(want.Bridge.VLANFiltering))
+		if want.Bridge.STP != nil && got.Bridge.STP != nil {
+			diff("stp", onOff(*got.Bridge.STP), onOff(*want.Bridge.STP))
+		}
+	}
 	num := func(p *int) string {
 		if p == nil {
 			return "(not a PF)"

@@ -137,6 +137,9 @@ func TestRuntimeSnapNetns(t *testing.T) {
 	must("bridge", h.LinkAdd(&netlink.Bridge{LinkAttrs: battrs}))
 	must("up", h.LinkSetUp(link("rbbr1")))
 	addr("rbbr1", "10.3.0.1/24")
+	// With STP on (IFLA_BR_STP_STATE, which netlink's Bridge type does not carry): made
+	// again, it gets STP back.
+	must("stp", nlSetBridgeSTP(link("rbbr1").Attrs().Index, true))
 	must("route", h.RouteAdd(staticRoute("rbbr1", "198.51.100.128/25", "10.3.0.254", 0)))
 	// A VLAN on rbs0, deleted by the change, where the kernel has 802.1Q (netlink loads
 	// 8021q by itself where it is a module).
@@ -196,6 +199,7 @@ func TestRuntimeSnapNetns(t *testing.T) {
 	addr("rbs0", "10.1.0.9/24") // primary now: deleting it later takes any secondary in 10.1.0.0/24 with it
 	must("down", h.LinkSetDown(link("rbs0")))
 	must("enslave", h.LinkSetMaster(link("rbs1"), link("rbbr0")))
+	must("stp", nlSetBridgeSTP(link("rbbr0").Attrs().Index, true))
 	if hasVLAN {
 		must("vlan del", h.LinkDel(link("rbs0.7")))
 	}
@@ -218,7 +222,7 @@ func TestRuntimeSnapNetns(t *testing.T) {
 	must("verify", err)
 	t.Logf("verify after the change:\n%s", strings.Join(diff, "\n"))
 	for _, want := range []string{"rbs0: mtu is 1400, was 1500", "rbs0: state is down, was up", "rbs1: master is rbbr0, was (none)", "rbbr0: slave rbs1 is extra",
-		"rbd0: is there (" + created + "), was not", "rbbr1: is not there, was (bridge)", "rbs0: address 10.1.0.1/24 is missing", "rbs0: address 10.1.0.9/24 is extra",
+		"rbd0: is there (" + created + "), was not", "rbbr1: is not there, was (bridge)", "rbs0: address 10.1.0.1/24 is missing", "rbs0: address 10.1.0.9/24 is extra", "rbbr0: stp is on, was off",
 		"rbs0: route 198.51.100.0/24 via 10.1.0.254 proto boot scope global metric 0 is missing"} {
 		if !slices.Contains(diff, want) {
 			t.Errorf("verify does not say %q", want)
@@ -228,7 +232,8 @@ func TestRuntimeSnapNetns(t *testing.T) {
 	lines, err := snap.restore(h, f)
 	t.Logf("restore:\n%s", strings.Join(lines, "\n"))
 	must("restore", err)
-	wantLines := []string{"rbd0: deleted (created by the transaction)", "rbbr1: made again (bridge; gone)", "rbbr1: down → up",
+	wantLines := []string{"rbd0: deleted (created by the transaction)", "rbbr1: made again (bridge; gone)", "rbbr1: stp off → on",
+		"rbbr0: stp on → off", "rbbr1: down → up",
 		"rbbr1: address 10.3.0.1/24 added back", "rbbr1: route 198.51.100.128/25 via 10.3.0.254 proto boot scope global metric 0 added back", "rbs1: master rbbr0 → none",
 		"rbs0: mtu 1400 → 1500", "rbs0: down → up", "rbs0: address 10.1.0.9/24 removed", "rbs0: address 10.1.0.1/24 added back",
 		"rbs0: address 2001:db8:1::1/64 added back", "rbs0: route 198.51.100.0/24 via 10.1.0.254 proto boot scope global metric 0 added back",

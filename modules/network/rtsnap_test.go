@@ -227,6 +227,32 @@ func TestRuntimeSnapRestore(t *testing.T) {
 				"vlan": vlanVal("eth0", 200), "state": s("up"), "addresses": strs("192.0.2.20/24")}))
 		}, []string{"eth0.200: deleted (created by the transaction)"}},
 
+		{"a bridge's STP, VLAN filtering, ports and MTU changed", func(t *testing.T, e *env) {
+			br := e.k.add(&fakeLink{name: "br0", kind: "bridge", up: true})
+			e.k.add(&fakeLink{name: "eth1", up: true, master: br.index})
+			e.k.nic("eth2", true)
+		}, []string{"br0", "eth2"}, func(t *testing.T, e *env) {
+			mustApply(t, Bridge{root: e.f.Root, open: e.k.opener()}, allow(map[string]cty.Value{"name": s("br0"), "ports": strs("eth2"),
+				"exclusive_ports": cty.True, "stp": cty.True, "vlan_filtering": cty.True, "mtu": n(9000)}))
+		}, []string{"br0: vlan_filtering on → off", "br0: stp on → off", "eth2: master br0 → none", "br0: mtu 9000 → 1500",
+			"eth2: mtu 9000 → 1500", "eth1: master none → br0"}},
+
+		{"a bridge created", func(t *testing.T, e *env) {
+			e.k.nic("eth1", false)
+		}, []string{"br0", "eth1"}, func(t *testing.T, e *env) {
+			mustApply(t, Bridge{root: e.f.Root, open: e.k.opener()}, allow(map[string]cty.Value{"name": s("br0"), "ports": strs("eth1"), "stp": cty.True}))
+		}, []string{"eth1: master br0 → none", "br0: deleted (created by the transaction)", "eth1: up → down"}},
+
+		{"a bridge deleted", func(t *testing.T, e *env) {
+			br := e.k.add(&fakeLink{name: "br0", kind: "bridge", up: true, mtu: 9000, stp: true, vlanFiltering: true, mtuByUser: true,
+				addrs: []string{"192.0.2.20/24"}})
+			e.k.addPrefixRoutes(br)
+			e.k.add(&fakeLink{name: "eth1", up: true, mtu: 9000, master: br.index})
+		}, []string{"br0"}, func(t *testing.T, e *env) {
+			mustApply(t, Bridge{root: e.f.Root, open: e.k.opener()}, allow(map[string]cty.Value{"name": s("br0"), "state": s("absent")}))
+		}, []string{"br0: made again (bridge; gone)", "br0: stp off → on", "br0: mtu 1500 → 9000", "eth1: master none → br0",
+			"br0: down → up", "br0: address 192.0.2.20/24 added back"}},
+
 		{"vf_count", func(t *testing.T, e *env) {
 			e.k.nic("ens1f0", true)
 			if err := e.k.setNumVFs("ens1f0", 4); err != nil {
