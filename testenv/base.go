@@ -31,6 +31,8 @@ var basePackages = []string{
 	// ifenslave: ifupdown's bond-* options are its hook scripts; a Debian host that bonds
 	// with ifupdown has it (without it a bond written for ifupdown does not come up at boot).
 	"ifenslave",
+	// bridge-utils: likewise for ifupdown's bridge_* options (the bridge module writes them).
+	"bridge-utils",
 	// iptables: a stock EL hypervisor has it, and the firewall module flushes and saves it.
 	"iptables",
 }
