@@ -77,7 +77,7 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 		// The connection's end is expected: the host is rebooting. A lost answer is too (the
 		// reboot may beat it); a host that never left shows its old boot id and keeps the
 		// task waiting until reboot_timeout.
-		res, err = hr.rebooted(outer, hr.identity(t), plain, before, res, sent)
+		res, err = hr.rebooted(outer, hr.identity(t), plain, call.Sensitive, before, res, sent)
 	case apply && err == nil && res != nil && res.Transaction != nil && res.Transaction.State == modules.TxnPending:
 		res, err = hr.confirm(outer, hr.identity(t), res)
 	case call.Txn != "" && errors.Is(err, ErrUnreachable) && outer.Err() == nil:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -51,11 +52,14 @@ func bootIDOf(x Executor) string {
 // test_command there until it succeeds, all within reboot_timeout from sent. The new
 // connection then carries the host's later tasks. A host that does not come back in time is
 // unreachable; one that comes back but whose test_command keeps failing is failed.
-func (hr *hostRun) rebooted(ctx context.Context, id Identity, args cty.Value, before string, res *modules.Result, sent time.Time) (*modules.Result, error) {
+func (hr *hostRun) rebooted(ctx context.Context, id Identity, args cty.Value, sensitive []string, before string, res *modules.Result, sent time.Time) (*modules.Result, error) {
 	timeout := argDuration(args, "reboot_timeout", 10*time.Minute)
 	pre := max(argDuration(args, "pre_reboot_delay", 0), rebootLeast)
 	post := argDuration(args, "post_reboot_delay", 0)
-	test := argString(args, "test_command", "true")
+	test := Call{Module: "shell", Args: cty.ObjectVal(map[string]cty.Value{"cmd": cty.StringVal(argString(args, "test_command", "true"))})}
+	if slices.Contains(sensitive, "test_command") {
+		test.Sensitive = []string{"cmd"} // a secret in it stays one in what the shell says
+	}
 	deadline := sent.Add(timeout)
 	if res == nil {
 		res = &modules.Result{}
@@ -106,15 +110,14 @@ func (hr *hostRun) reachAgain(ctx context.Context, id Identity) (Connection, Exe
 
 // backAgain finishes a reboot once the host answered with boot id now: post_reboot_delay,
 // then test_command until it succeeds.
-func (hr *hostRun) backAgain(ctx context.Context, x Executor, res *modules.Result, before, now string, post time.Duration, test string, sent time.Time, timeout time.Duration) (*modules.Result, error) {
+func (hr *hostRun) backAgain(ctx context.Context, x Executor, res *modules.Result, before, now string, post time.Duration, test Call, sent time.Time, timeout time.Duration) (*modules.Result, error) {
 	back := time.Since(sent)
 	if err := sleepCtx(ctx, post); err != nil {
 		return res, fmt.Errorf("the host came back after %s, then %s passed during post_reboot_delay: %w", back.Round(100*time.Millisecond), timeout, err)
 	}
-	call := Call{Module: "shell", Args: cty.ObjectVal(map[string]cty.Value{"cmd": cty.StringVal(test)})}
 	var last error
 	for {
-		_, err := x.Run(ctx, call, true)
+		_, err := x.Run(ctx, test, true)
 		if err == nil {
 			break
 		}

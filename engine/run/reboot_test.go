@@ -32,6 +32,8 @@ type bootHost struct {
 	connects  int
 	ran       []string // "task on connection N"
 	rebooting bool
+	// testSensitive is what the last test_command run said is secret.
+	testSensitive []string
 }
 
 func (h *bootHost) id() string {
@@ -100,6 +102,7 @@ func (x bootExec) Run(_ context.Context, call Call, apply bool) (*modules.Result
 		return &modules.Result{Status: modules.StatusChanged, Msg: "changed: the host reboots in 2s", Data: data}, nil
 	case "shell":
 		h.ran = append(h.ran, fmt.Sprintf("test %s on %d", call.Args.GetAttr("cmd").AsString(), x.c.n))
+		h.testSensitive = call.Sensitive
 		if h.failTests > 0 {
 			h.failTests--
 			return nil, &modules.Failure{Msg: "exit 1"}
@@ -113,7 +116,7 @@ func (x bootExec) Run(_ context.Context, call Call, apply bool) (*modules.Result
 
 func runBootHost(t *testing.T, h *bootHost, check bool, timeout string) *recorder {
 	t.Helper()
-	src := fmt.Sprintf(`play "p" {
+	return runBootSrc(t, h, check, fmt.Sprintf(`play "p" {
   hosts = "all"
   task "reboot" {
     reboot {
@@ -127,7 +130,11 @@ func runBootHost(t *testing.T, h *bootHost, check bool, timeout string) *recorde
     }
   }
 }
-`, timeout)
+`, timeout))
+}
+
+func runBootSrc(t *testing.T, h *bootHost, check bool, src string) *recorder {
+	t.Helper()
 	rb, diags := config.Parse([]config.Source{{Name: "t.hcl", Src: []byte(src)}}, config.Inputs{})
 	if diags.HasErrors() {
 		t.Fatal(diags)
@@ -227,4 +234,32 @@ func compactRuns(lines []string) []string {
 		}
 	}
 	return out
+}
+
+// A test_command that holds a secret is run as a sensitive shell command.
+func TestRebootSecretTestCommand(t *testing.T) {
+	oldPoll, oldLeast := rebootPoll, rebootLeast
+	rebootPoll, rebootLeast = 10*time.Millisecond, 0
+	t.Cleanup(func() { rebootPoll, rebootLeast = oldPoll, oldLeast })
+	h := &bootHost{}
+	rec := runBootSrc(t, h, false, `variable "token" {
+  type      = string
+  default   = "s3cr3t"
+  sensitive = true
+}
+play "p" {
+  hosts = "all"
+  task "reboot" {
+    reboot {
+      test_command = "curl -fsH 'Authorization: ${var.token}' http://127.0.0.1:8080/health"
+    }
+  }
+}
+`)
+	if len(rec.results) != 1 || rec.results[0].Status != Changed {
+		t.Fatalf("results %+v", rec.results)
+	}
+	if fmt.Sprint(h.testSensitive) != "[cmd]" {
+		t.Errorf("the test_command ran with sensitive %v, want [cmd]", h.testSensitive)
+	}
 }
