@@ -96,7 +96,9 @@ keeps it; "auto" leaves the running MTU alone and removes it from the persistent
 Listed addresses are added at runtime; the persistent configuration gets exactly these.
 
 Persistent: ifupdown gets a stanza with bridge_ports, bridge_stp (and bridge_vlan_aware yes),
-which only Debian's bridge-utils acts on (without its hook the task warns); network-scripts
+which only Debian's bridge-utils acts on (without its hook the task warns; it also warns when
+ifup would reach a bond port's auto line after the bridge's, as the hook skips a port not yet
+made); network-scripts
 ifcfg-NAME with TYPE=Bridge, STP and BRIDGING_OPTS=vlan_filtering=1, and BRIDGE=NAME in each
 port's ifcfg; systemd-networkd a .netdev with Kind=bridge and a [Bridge]
 section, a .network for the bridge and Bridge=NAME in each port's .network; NetworkManager a keyfile

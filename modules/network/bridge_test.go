@@ -554,3 +554,66 @@ func TestBridgeTooManyPorts(t *testing.T) {
 		t.Error("the kernel changed")
 	}
 }
+
+// TestBridgeIfupdownBootOrder: ifup -a brings interfaces up in the order of their auto
+// lines, sourced files read where their source line stands, and bridge-utils' hook skips a
+// port that does not exist yet: a bridge whose bond port comes up after it is warned of
+// (after a reboot it would run without the bond); one that comes up after its bond, or
+// whose ports are NICs, is not.
+func TestBridgeIfupdownBootOrder(t *testing.T) {
+	const sourceAll = "source /etc/network/interfaces.d/*\n"
+	cases := []struct {
+		name         string
+		main         string
+		bond, bridge string
+		ports        []string
+		warn         bool
+	}{
+		{"bond0 before br0 in interfaces.d", sourceAll, "bond0", "br0", []string{"bond0"}, false},
+		{"lag0 after br0 in interfaces.d", sourceAll, "lag0", "br0", []string{"lag0"}, true},
+		{"vmbr0 after bond0", sourceAll, "bond0", "vmbr0", []string{"bond0"}, false},
+		{"the bond in the main file before the source line", "auto lag0\niface lag0 inet manual\n    bond-slaves ens1f0 ens1f1\n    bond-mode 802.3ad\n\n" + sourceAll,
+			"lag0", "br0", []string{"lag0"}, false},
+		{"the bridge in the main file after the source line", sourceAll + "\nauto br0\niface br0 inet manual\n    bridge_ports none\n",
+			"lag0", "br0", []string{"lag0"}, false},
+		{"the bridge in the main file before the source line", "auto br0\niface br0 inet manual\n    bridge_ports none\n\n" + sourceAll,
+			"bond0", "br0", []string{"bond0"}, true},
+		{"NIC ports need no stanza", sourceAll, "lag0", "br0", []string{"ens2f0"}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := host.Root(t.TempDir())
+			if err := os.MkdirAll(root.Path(ifupdownDir), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(root.Path(ifupdownMain), []byte(c.main), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f := &fileTree{root}
+			ctx := context.Background()
+			p, err := planPersist(ctx, f, backendIfupdown, bondWants(t, with(lacpBond, "name", s(c.bond))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.ws.apply(); err != nil {
+				t.Fatal(err)
+			}
+			br := map[string]cty.Value{"name": s(c.bridge), "ports": strs(c.ports...)}
+			for _, round := range []string{"check", "again"} {
+				p, err = planPersist(ctx, f, backendIfupdown, bridgeWants(t, br))
+				if err != nil {
+					t.Fatal(err)
+				}
+				warned := slices.ContainsFunc(p.warnings, func(w string) bool {
+					return strings.HasPrefix(w, "at boot ifup brings "+c.bridge+" up before its port "+c.bond+" (")
+				})
+				if warned != c.warn {
+					t.Errorf("%s: warnings %q, want the boot order one: %v", round, p.warnings, c.warn)
+				}
+				if err := p.ws.apply(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
