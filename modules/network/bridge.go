@@ -86,8 +86,8 @@ and must not be thrown out by the next run. The persistent configuration lists e
 ports (taps are never in it): a port the files name and the task does not is taken out of the
 files.
 
-stp and vlan_filtering are managed always (false when not given: a bridge without STP, as the guides
-for guests on a bond want, and not VLAN-aware). With vlan_filtering every port gets the kernel's
+stp and vlan_filtering are managed always (false when not given: no STP, which a bridge with a
+single uplink such as a bond does not need, and not VLAN-aware). With vlan_filtering every port gets the kernel's
 default VLAN (1, untagged, pvid); per-port VLAN lists are not managed by this module, and a kernel
 built without CONFIG_BRIDGE_VLAN_FILTERING fails the apply, saying so. mtu is set on the listed
 ports and then on the bridge: a bridge whose MTU was never set takes the smallest of its ports'
@@ -103,7 +103,7 @@ ifcfg-NAME with TYPE=Bridge, STP and BRIDGING_OPTS=vlan_filtering=1, and BRIDGE=
 port's ifcfg; systemd-networkd a .netdev with Kind=bridge and a [Bridge]
 section, a .network for the bridge and Bridge=NAME in each port's .network; NetworkManager a keyfile
 of type bridge ([bridge] stp, vlan-filtering) and a port profile per port (slave-type bridge), or
-the port's existing profile made a port. A port that is a bond (the guide's bridge on bond0) keeps
+the port's existing profile made a port. A port that is a bond (a bridge on bond0, how a guest gets the bond) keeps
 its bond configuration: its bridge membership is written and its own addressing removed (a port
 has none); a bond task run again leaves its place in the bridge alone.
 
