@@ -617,3 +617,51 @@ func TestBridgeIfupdownBootOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestBridgeIfupdownOptionWords: an ifupdown bridge stanza is read as bridge-utils' hook
+// acts on it: brctl stp takes on, yes or 1 (and refuses true), the hook turns VLAN
+// filtering on for "yes" alone; a word the hook does not take as on is drift, rewritten.
+func TestBridgeIfupdownOptionWords(t *testing.T) {
+	cases := []struct {
+		stp, aware string
+		want       bool // stp and vlan_filtering the task wants
+		inSync     bool
+	}{
+		{"on", "yes", true, true},
+		{"yes", "yes", true, true},
+		{"1", "yes", true, true},
+		{"true", "yes", true, false},
+		{"on", "on", true, false},
+		{"on", "1", true, false},
+		{"off", "no", false, true},
+		{"off", "", false, true},
+	}
+	for _, c := range cases {
+		root := host.Root(t.TempDir())
+		text := "auto br0\niface br0 inet manual\n    bridge_ports eth1\n    bridge_stp " + c.stp + "\n"
+		if c.aware != "" {
+			text += "    bridge_vlan_aware " + c.aware + "\n"
+		}
+		if err := os.MkdirAll(root.Path(ifupdownDir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(root.Path(ifupdownMain), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f := &fileTree{root}
+		wants := bridgeWants(t, map[string]cty.Value{"name": s("br0"), "ports": strs("eth1"), "stp": cty.BoolVal(c.want), "vlan_filtering": cty.BoolVal(c.want)})
+		p, err := planPersist(context.Background(), f, backendIfupdown, wants)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(p.drift) == 0; got != c.inSync {
+			t.Errorf("bridge_stp %s, bridge_vlan_aware %q: drift %q, want in sync: %v", c.stp, c.aware, p.drift, c.inSync)
+		}
+		if err := p.ws.apply(); err != nil {
+			t.Fatal(err)
+		}
+		if p, err = planPersist(context.Background(), f, backendIfupdown, wants); err != nil || len(p.drift) > 0 {
+			t.Errorf("bridge_stp %s, bridge_vlan_aware %q: after the write: %v drift %q", c.stp, c.aware, err, p.drift)
+		}
+	}
+}

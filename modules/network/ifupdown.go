@@ -377,9 +377,12 @@ func ifuConf(files []*ifuFile, name string) (*ifConf, error) {
 		if v != "none" {
 			c.Slaves = strings.Fields(v)
 		}
+		// Read as bridge-utils' hook acts on them: brctl stp takes on, yes or 1 (it
+		// refuses what is not on or off), and the hook turns VLAN filtering on for "yes"
+		// alone.
 		stp, _ := first.option("bridge-stp")
 		aware, _ := first.option("bridge-vlan-aware")
-		c.BridgeOpts = &bridgeOpts{STP: ifcfgYes(stp, false), VLANFiltering: ifcfgYes(aware, false)}
+		c.BridgeOpts = &bridgeOpts{STP: slices.Contains([]string{"on", "yes", "1"}, stp), VLANFiltering: aware == "yes"}
 	}
 	// A port is listed by its bridge's bridge_ports (bridge-utils).
 	for _, f := range files {
