@@ -111,7 +111,9 @@ The management-path guard refuses, unless on_management_path = "allow", to ensla
 that carries this SSH session (its address would stop working: an address on a bridge port is not
 used), to release one, to delete a bridge that carries it, to change its MTU, and to turn STP or
 VLAN filtering on or off on a bridge that carries it (STP blocks forwarding while the ports
-listen and learn; VLAN filtering drops frames of VLANs the ports are not members of).`,
+listen and learn; VLAN filtering drops frames of VLANs the ports are not members of). A
+running port the task no longer lists counts as released when the NetworkManager backend
+removes its port profile: NetworkManager takes it out of the bridge at once.`,
 		Schema: modules.Schema{
 			Args: append([]modules.Arg{
 				{Name: "name", Type: cty.String, Required: true, Pattern: ifNamePattern, PatternHelp: ifNameHelp, Doc: `The bridge's interface name, e.g. "br0".`},

@@ -665,3 +665,72 @@ func TestBridgeIfupdownOptionWords(t *testing.T) {
 		}
 	}
 }
+
+// TestBridgeGuardNMPortProfile: a port the task no longer lists stays in the bridge at
+// runtime (no exclusive_ports), but with the NetworkManager backend its port profile of
+// runbook's own is removed, and NetworkManager then releases the port at once: when that
+// port carries the session the guard refuses, in check and apply, with nothing changed;
+// a profile that is only edited, or another backend's files, release nothing now.
+func TestBridgeGuardNMPortProfile(t *testing.T) {
+	const bridgeProfile = "[connection]\nid=br0\ntype=bridge\ninterface-name=br0\n\n[bridge]\nstp=false\nvlan-filtering=false\n\n[ipv4]\nmethod=disabled\n\n[ipv6]\nmethod=disabled\n"
+	port := func(id string) string {
+		return "[connection]\nid=" + id + "\ntype=ethernet\ninterface-name=eth1\nmaster=br0\nslave-type=bridge\n"
+	}
+	cases := []struct {
+		name    string
+		backend string
+		files   map[string]string
+		refused bool
+	}{
+		{"runbook's port profile removed", backendNM, map[string]string{"br0.nmconnection": bridgeProfile, "br0-port-eth1.nmconnection": port("br0-port-eth1")}, true},
+		{"another port profile edited", backendNM, map[string]string{"br0.nmconnection": bridgeProfile, "uplink.nmconnection": port("uplink")}, false},
+		{"ifupdown", backendIfupdown, nil, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			k := newFakeKernel()
+			br := k.add(&fakeLink{name: "br0", kind: "bridge", up: true, addrs: []string{"192.0.2.10/24"}})
+			k.add(&fakeLink{name: "eth1", up: true, master: br.index})
+			k.nic("eth2", true)
+			k.defaultVia = br.index
+			root := host.Root(t.TempDir())
+			dir := root.Path(nmConnectionsDir)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for name, text := range c.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := k.state()
+			m := Bridge{root: root, open: k.opener(), session: eth0Session}
+			args := map[string]cty.Value{"name": s("br0"), "ports": strs("eth2"), "backend": s(c.backend)}
+			const want = `"eth1: its profile /etc/NetworkManager/system-connections/br0-port-eth1.nmconnection removed (NetworkManager releases it from br0 at once)" removes eth1: eth1 is a port of br0`
+			for _, apply := range []bool{false, true} {
+				if !c.refused && apply {
+					break
+				}
+				_, err := moduletest.Run(t, m, args, apply)
+				if refused := err != nil && strings.Contains(err.Error(), want); refused != c.refused || (!c.refused && err != nil) {
+					t.Fatalf("apply=%v: %v; want refused: %v", apply, err, c.refused)
+				}
+				if got := k.state(); got != before || len(k.calls) != 0 {
+					t.Fatalf("the kernel changed: %v", k.calls)
+				}
+				for name, text := range c.files {
+					if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != text {
+						t.Fatalf("%s changed: %q %v", name, b, err)
+					}
+				}
+			}
+			if !c.refused {
+				return
+			}
+			res, err := moduletest.Run(t, m, with(args, "on_management_path", s("allow")), false)
+			if err != nil || !slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, want) }) {
+				t.Errorf("allow: %v, result %+v", err, res)
+			}
+		})
+	}
+}
