@@ -43,7 +43,7 @@ func TestBigIPRunbookOnSystemdHosts(t *testing.T) {
 	for _, tc := range []struct{ vars, want string }{
 		{`data_nics = ["ens1f0", "ens9f9"]`, "lab01: data NICs ens9f9 are not on the host; it has "},
 		{`network_backend = "netplan"`, `lab01: network_backend is "netplan"; it is network-scripts, NetworkManager, ifupdown, systemd-networkd or none`},
-		{`sriov_pf = "ens1f1"`, "lab01: sriov_pf ens1f1 is also a data NIC (data_nics: ens1f0, ens1f1): VFs of a bonded PF appear to function but do not pass traffic"},
+		{`sriov_pf = "ens1f1"`, "lab01: sriov_pf ens1f1 is also a data NIC (data_nics: ens1f0, ens1f1): the guide dedicates the bonded NIC to BIG-IP VE, which avoids SR-IOV VFs that appear to function but do not pass traffic"},
 		{`data_nics = ["ens1f0", "eth0"]`, "lab01: data NICs eth0 carry the management path (eth0, from the SSH session's local address"},
 	} {
 		extra := filepath.Join(t.TempDir(), "extra.hcl")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sort"
 	"strings"
 
@@ -126,30 +127,38 @@ func gatherManagement(f rootFS, in mgmtInputs) map[string]any {
 // destination and mask 00000000) and IPv6 (/proc/net/ipv6_route: ::/0), sorted.
 func defaultRouteNICs(f rootFS) []string {
 	set := map[string]bool{}
-	if text, ok := f.read("/proc/net/route"); ok {
-		sc := bufio.NewScanner(strings.NewReader(text))
-		for n := 0; sc.Scan() && n < mgmtMaxRouteLines; n++ {
-			fl := strings.Fields(sc.Text())
-			// Iface Destination Gateway Flags RefCnt Use Metric Mask ...
-			if len(fl) >= 8 && fl[1] == "00000000" && fl[7] == "00000000" && fl[0] != "lo" {
-				set[fl[0]] = true
-			}
+	f.scanLines("/proc/net/route", mgmtMaxRouteLines, func(line string) {
+		fl := strings.Fields(line)
+		// Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+		if len(fl) >= 8 && fl[1] == "00000000" && fl[7] == "00000000" && fl[0] != "lo" {
+			set[fl[0]] = true
 		}
-	}
-	if text, ok := f.read("/proc/net/ipv6_route"); ok {
-		sc := bufio.NewScanner(strings.NewReader(text))
-		for n := 0; sc.Scan() && n < mgmtMaxRouteLines; n++ {
-			fl := strings.Fields(sc.Text())
-			// dst dst_len src src_len next_hop metric refcnt use flags iface
-			if len(fl) >= 10 && fl[0] == strings.Repeat("0", 32) && fl[1] == "00" && fl[9] != "lo" {
-				set[fl[9]] = true
-			}
+	})
+	f.scanLines("/proc/net/ipv6_route", mgmtMaxRouteLines, func(line string) {
+		fl := strings.Fields(line)
+		// dst dst_len src src_len next_hop metric refcnt use flags iface
+		if len(fl) >= 10 && fl[0] == strings.Repeat("0", 32) && fl[1] == "00" && fl[9] != "lo" {
+			set[fl[9]] = true
 		}
-	}
+	})
 	out := make([]string, 0, len(set))
 	for n := range set {
 		out = append(out, n)
 	}
 	sort.Strings(out)
 	return out
+}
+
+// scanLines calls fn with each of the first max lines of the file at p and reads no
+// further: a routing table may be large, and it is read line by line, not whole.
+func (f rootFS) scanLines(p string, max int, fn func(string)) {
+	fh, err := os.Open(f.path(p))
+	if err != nil {
+		return
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	for n := 0; n < max && sc.Scan(); n++ {
+		fn(sc.Text())
+	}
 }

@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/runbook/runbook/modules/host"
 )
@@ -113,6 +116,66 @@ func TestGatherManagement(t *testing.T) {
 			}
 			if how := got["how"].(string); !strings.Contains(how, tt.wantHowHas) {
 				t.Errorf("how = %q, want it to contain %q", how, tt.wantHowHas)
+			}
+		})
+	}
+}
+
+// TestMgmtRouteTableBounded: /proc/net/route is read line by line up to
+// mgmtMaxRouteLines and no further: a default route within the bound counts, one past it
+// does not, and a table that is still being written past the bound (a pipe whose writer
+// never closes it) does not hold the facts up.
+func TestMgmtRouteTableBounded(t *testing.T) {
+	const header = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n"
+	filler := func(n int) string {
+		return strings.Repeat("eth9\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n", n)
+	}
+	const dflt = "eth0\t00000000\t0100A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+	cases := []struct {
+		name string
+		pipe bool
+		text string
+		want bool // eth0 is found
+	}{
+		{"default route within the bound", false, header + filler(100) + dflt, true},
+		{"default route past the bound", false, header + filler(mgmtMaxRouteLines) + dflt, false},
+		{"a table that never ends", true, header + filler(3*mgmtMaxRouteLines), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(root, "proc/net"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(root, "proc/net/route")
+			stop := make(chan struct{})
+			defer close(stop)
+			if c.pipe {
+				if err := syscall.Mkfifo(p, 0o600); err != nil {
+					t.Skipf("mkfifo: %v", err)
+				}
+				go func() {
+					w, err := os.OpenFile(p, os.O_WRONLY, 0)
+					if err != nil {
+						return
+					}
+					defer w.Close()
+					// Written, then held open: a reader that wants the end waits for ever.
+					_, _ = w.WriteString(c.text)
+					<-stop
+				}()
+			} else if err := os.WriteFile(p, []byte(c.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan []string, 1)
+			go func() { done <- defaultRouteNICs(rootFS{root: host.Root(root)}) }()
+			select {
+			case got := <-done:
+				if found := slices.Contains(got, "eth0"); found != c.want {
+					t.Errorf("default route NICs %q, want eth0: %v", got, c.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the route table is still being read after 10s")
 			}
 		})
 	}

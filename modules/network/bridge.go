@@ -86,8 +86,8 @@ and must not be thrown out by the next run. The persistent configuration lists e
 ports (taps are never in it): a port the files name and the task does not is taken out of the
 files.
 
-stp and vlan_filtering are managed always (false when not given: a bridge without STP, as the guides
-for guests on a bond want, and not VLAN-aware). With vlan_filtering every port gets the kernel's
+stp and vlan_filtering are managed always (false when not given: no STP, which a bridge with a
+single uplink such as a bond does not need, and not VLAN-aware). With vlan_filtering every port gets the kernel's
 default VLAN (1, untagged, pvid); per-port VLAN lists are not managed by this module, and a kernel
 built without CONFIG_BRIDGE_VLAN_FILTERING fails the apply, saying so. mtu is set on the listed
 ports and then on the bridge: a bridge whose MTU was never set takes the smallest of its ports'
@@ -96,12 +96,14 @@ keeps it; "auto" leaves the running MTU alone and removes it from the persistent
 Listed addresses are added at runtime; the persistent configuration gets exactly these.
 
 Persistent: ifupdown gets a stanza with bridge_ports, bridge_stp (and bridge_vlan_aware yes),
-which only Debian's bridge-utils acts on (without its hook the task warns); network-scripts
+which only Debian's bridge-utils acts on (without its hook the task warns; it also warns when
+ifup would reach a bond port's auto line after the bridge's, as the hook skips a port not yet
+made); network-scripts
 ifcfg-NAME with TYPE=Bridge, STP and BRIDGING_OPTS=vlan_filtering=1, and BRIDGE=NAME in each
 port's ifcfg; systemd-networkd a .netdev with Kind=bridge and a [Bridge]
 section, a .network for the bridge and Bridge=NAME in each port's .network; NetworkManager a keyfile
 of type bridge ([bridge] stp, vlan-filtering) and a port profile per port (slave-type bridge), or
-the port's existing profile made a port. A port that is a bond (the guide's bridge on bond0) keeps
+the port's existing profile made a port. A port that is a bond (a bridge on bond0, how a guest gets the bond) keeps
 its bond configuration: its bridge membership is written and its own addressing removed (a port
 has none); a bond task run again leaves its place in the bridge alone.
 
@@ -109,7 +111,9 @@ The management-path guard refuses, unless on_management_path = "allow", to ensla
 that carries this SSH session (its address would stop working: an address on a bridge port is not
 used), to release one, to delete a bridge that carries it, to change its MTU, and to turn STP or
 VLAN filtering on or off on a bridge that carries it (STP blocks forwarding while the ports
-listen and learn; VLAN filtering drops frames of VLANs the ports are not members of).`,
+listen and learn; VLAN filtering drops frames of VLANs the ports are not members of). A
+running port the task no longer lists counts as released when the NetworkManager backend
+removes its port profile: NetworkManager takes it out of the bridge at once.`,
 		Schema: modules.Schema{
 			Args: append([]modules.Arg{
 				{Name: "name", Type: cty.String, Required: true, Pattern: ifNamePattern, PatternHelp: ifNameHelp, Doc: `The bridge's interface name, e.g. "br0".`},

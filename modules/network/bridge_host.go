@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"path"
 	"slices"
 
 	"github.com/vishvananda/netlink"
@@ -573,7 +574,11 @@ func (b Bridge) run(ctx context.Context, args bridgeArgs, apply bool, tx *netTxn
 			return nil, err
 		}
 		runtimeDrift = bridgeDrift(changes)
-		warns, err := guardChanges(ops, f, b.session, args.OnManagementPath, bridgeTouches(changes))
+		released, err := nmReleasedPorts(ctx, f, s, snap)
+		if err != nil {
+			return nil, err
+		}
+		warns, err := guardChanges(ops, f, b.session, args.OnManagementPath, append(bridgeTouches(changes), released...))
 		if err != nil {
 			return nil, err
 		}
@@ -645,4 +650,42 @@ func describeBridge(s *bridgeSpec, snap *bridgeSnap) string {
 		}
 		return fmt.Sprintf("stp %s, vlan_filtering %s, ports %s", onOff(l.BridgeOpts.STP), onOff(l.BridgeOpts.VLANFiltering), listOrNone(l.Slaves))
 	})
+}
+
+// nmReleasedPorts are the running ports that writing the files releases at once: a port
+// the task no longer lists stays in the bridge at runtime (without exclusive_ports), but
+// its port profile of runbook's own is removed, and NetworkManager deactivates the
+// connection of a removed profile when told (nmcli connection reload), taking the port out
+// of the bridge. The guard sees them as released.
+func nmReleasedPorts(ctx context.Context, f *fileTree, s *bridgeSpec, snap *bridgeSnap) ([]pathChange, error) {
+	if s.backend == backendNone || s.absent || s.exclusive {
+		return nil, nil
+	}
+	var dropped []string
+	for _, n := range snap.currentPorts() {
+		if !contains(s.ports, n) {
+			dropped = append(dropped, n)
+		}
+	}
+	if len(dropped) == 0 {
+		return nil, nil
+	}
+	backend, _, err := chooseBackend(ctx, string(f.Root), s.backend)
+	if err != nil || backend != backendNM {
+		return nil, err
+	}
+	plan, err := planPersist(ctx, f, backend, s.wants())
+	if err != nil {
+		return nil, err
+	}
+	var out []pathChange
+	for _, x := range plan.ws.changes() {
+		for _, n := range dropped {
+			if x.removed && path.Base(x.path) == s.name+nmPortInfix+n+nmKeyfileSuffix {
+				out = append(out, pathChange{n, changeRemove,
+					fmt.Sprintf("%s: its profile %s removed (NetworkManager releases it from %s at once)", n, x.path, s.name)})
+			}
+		}
+	}
+	return out, nil
 }

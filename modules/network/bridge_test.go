@@ -554,3 +554,183 @@ func TestBridgeTooManyPorts(t *testing.T) {
 		t.Error("the kernel changed")
 	}
 }
+
+// TestBridgeIfupdownBootOrder: ifup -a brings interfaces up in the order of their auto
+// lines, sourced files read where their source line stands, and bridge-utils' hook skips a
+// port that does not exist yet: a bridge whose bond port comes up after it is warned of
+// (after a reboot it would run without the bond); one that comes up after its bond, or
+// whose ports are NICs, is not.
+func TestBridgeIfupdownBootOrder(t *testing.T) {
+	const sourceAll = "source /etc/network/interfaces.d/*\n"
+	cases := []struct {
+		name         string
+		main         string
+		bond, bridge string
+		ports        []string
+		warn         bool
+	}{
+		{"bond0 before br0 in interfaces.d", sourceAll, "bond0", "br0", []string{"bond0"}, false},
+		{"lag0 after br0 in interfaces.d", sourceAll, "lag0", "br0", []string{"lag0"}, true},
+		{"vmbr0 after bond0", sourceAll, "bond0", "vmbr0", []string{"bond0"}, false},
+		{"the bond in the main file before the source line", "auto lag0\niface lag0 inet manual\n    bond-slaves ens1f0 ens1f1\n    bond-mode 802.3ad\n\n" + sourceAll,
+			"lag0", "br0", []string{"lag0"}, false},
+		{"the bridge in the main file after the source line", sourceAll + "\nauto br0\niface br0 inet manual\n    bridge_ports none\n",
+			"lag0", "br0", []string{"lag0"}, false},
+		{"the bridge in the main file before the source line", "auto br0\niface br0 inet manual\n    bridge_ports none\n\n" + sourceAll,
+			"bond0", "br0", []string{"bond0"}, true},
+		{"NIC ports need no stanza", sourceAll, "lag0", "br0", []string{"ens2f0"}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := host.Root(t.TempDir())
+			if err := os.MkdirAll(root.Path(ifupdownDir), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(root.Path(ifupdownMain), []byte(c.main), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f := &fileTree{root}
+			ctx := context.Background()
+			p, err := planPersist(ctx, f, backendIfupdown, bondWants(t, with(lacpBond, "name", s(c.bond))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.ws.apply(); err != nil {
+				t.Fatal(err)
+			}
+			br := map[string]cty.Value{"name": s(c.bridge), "ports": strs(c.ports...)}
+			for _, round := range []string{"check", "again"} {
+				p, err = planPersist(ctx, f, backendIfupdown, bridgeWants(t, br))
+				if err != nil {
+					t.Fatal(err)
+				}
+				warned := slices.ContainsFunc(p.warnings, func(w string) bool {
+					return strings.HasPrefix(w, "at boot ifup brings "+c.bridge+" up before its port "+c.bond+" (")
+				})
+				if warned != c.warn {
+					t.Errorf("%s: warnings %q, want the boot order one: %v", round, p.warnings, c.warn)
+				}
+				if err := p.ws.apply(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestBridgeIfupdownOptionWords: an ifupdown bridge stanza is read as bridge-utils' hook
+// acts on it: brctl stp takes on, yes or 1 (and refuses true), the hook turns VLAN
+// filtering on for "yes" alone; a word the hook does not take as on is drift, rewritten.
+func TestBridgeIfupdownOptionWords(t *testing.T) {
+	cases := []struct {
+		stp, aware string
+		want       bool // stp and vlan_filtering the task wants
+		inSync     bool
+	}{
+		{"on", "yes", true, true},
+		{"yes", "yes", true, true},
+		{"1", "yes", true, true},
+		{"true", "yes", true, false},
+		{"on", "on", true, false},
+		{"on", "1", true, false},
+		{"off", "no", false, true},
+		{"off", "", false, true},
+	}
+	for _, c := range cases {
+		root := host.Root(t.TempDir())
+		text := "auto br0\niface br0 inet manual\n    bridge_ports eth1\n    bridge_stp " + c.stp + "\n"
+		if c.aware != "" {
+			text += "    bridge_vlan_aware " + c.aware + "\n"
+		}
+		if err := os.MkdirAll(root.Path(ifupdownDir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(root.Path(ifupdownMain), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f := &fileTree{root}
+		wants := bridgeWants(t, map[string]cty.Value{"name": s("br0"), "ports": strs("eth1"), "stp": cty.BoolVal(c.want), "vlan_filtering": cty.BoolVal(c.want)})
+		p, err := planPersist(context.Background(), f, backendIfupdown, wants)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(p.drift) == 0; got != c.inSync {
+			t.Errorf("bridge_stp %s, bridge_vlan_aware %q: drift %q, want in sync: %v", c.stp, c.aware, p.drift, c.inSync)
+		}
+		if err := p.ws.apply(); err != nil {
+			t.Fatal(err)
+		}
+		if p, err = planPersist(context.Background(), f, backendIfupdown, wants); err != nil || len(p.drift) > 0 {
+			t.Errorf("bridge_stp %s, bridge_vlan_aware %q: after the write: %v drift %q", c.stp, c.aware, err, p.drift)
+		}
+	}
+}
+
+// TestBridgeGuardNMPortProfile: a port the task no longer lists stays in the bridge at
+// runtime (no exclusive_ports), but with the NetworkManager backend its port profile of
+// runbook's own is removed, and NetworkManager then releases the port at once: when that
+// port carries the session the guard refuses, in check and apply, with nothing changed;
+// a profile that is only edited, or another backend's files, release nothing now.
+func TestBridgeGuardNMPortProfile(t *testing.T) {
+	const bridgeProfile = "[connection]\nid=br0\ntype=bridge\ninterface-name=br0\n\n[bridge]\nstp=false\nvlan-filtering=false\n\n[ipv4]\nmethod=disabled\n\n[ipv6]\nmethod=disabled\n"
+	port := func(id string) string {
+		return "[connection]\nid=" + id + "\ntype=ethernet\ninterface-name=eth1\nmaster=br0\nslave-type=bridge\n"
+	}
+	cases := []struct {
+		name    string
+		backend string
+		files   map[string]string
+		refused bool
+	}{
+		{"runbook's port profile removed", backendNM, map[string]string{"br0.nmconnection": bridgeProfile, "br0-port-eth1.nmconnection": port("br0-port-eth1")}, true},
+		{"another port profile edited", backendNM, map[string]string{"br0.nmconnection": bridgeProfile, "uplink.nmconnection": port("uplink")}, false},
+		{"ifupdown", backendIfupdown, nil, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			k := newFakeKernel()
+			br := k.add(&fakeLink{name: "br0", kind: "bridge", up: true, addrs: []string{"192.0.2.10/24"}})
+			k.add(&fakeLink{name: "eth1", up: true, master: br.index})
+			k.nic("eth2", true)
+			k.defaultVia = br.index
+			root := host.Root(t.TempDir())
+			dir := root.Path(nmConnectionsDir)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for name, text := range c.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := k.state()
+			m := Bridge{root: root, open: k.opener(), session: eth0Session}
+			args := map[string]cty.Value{"name": s("br0"), "ports": strs("eth2"), "backend": s(c.backend)}
+			const want = `"eth1: its profile /etc/NetworkManager/system-connections/br0-port-eth1.nmconnection removed (NetworkManager releases it from br0 at once)" removes eth1: eth1 is a port of br0`
+			for _, apply := range []bool{false, true} {
+				if !c.refused && apply {
+					break
+				}
+				_, err := moduletest.Run(t, m, args, apply)
+				if refused := err != nil && strings.Contains(err.Error(), want); refused != c.refused || (!c.refused && err != nil) {
+					t.Fatalf("apply=%v: %v; want refused: %v", apply, err, c.refused)
+				}
+				if got := k.state(); got != before || len(k.calls) != 0 {
+					t.Fatalf("the kernel changed: %v", k.calls)
+				}
+				for name, text := range c.files {
+					if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != text {
+						t.Fatalf("%s changed: %q %v", name, b, err)
+					}
+				}
+			}
+			if !c.refused {
+				return
+			}
+			res, err := moduletest.Run(t, m, with(args, "on_management_path", s("allow")), false)
+			if err != nil || !slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, want) }) {
+				t.Errorf("allow: %v, result %+v", err, res)
+			}
+		})
+	}
+}

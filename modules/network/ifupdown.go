@@ -3,6 +3,7 @@ package network
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -141,35 +142,107 @@ func ifuFiles(ws *workspace) ([]*ifuFile, bool, error) {
 		f := parseIfu(p, text)
 		out = append(out, f)
 		for _, l := range f.lines {
-			if l.kind != "source" || len(l.fields) < 2 {
-				continue
-			}
-			pat := l.fields[1]
-			if !path.IsAbs(pat) {
-				pat = path.Join(path.Dir(ifupdownMain), pat)
-			}
-			if l.fields[0] != "source" {
-				if path.Clean(pat) == ifupdownDir {
-					readsDir = true
-				}
-				for _, x := range ws.list(path.Clean(pat)) {
-					if ifuDirName(path.Base(x)) {
-						queue = append(queue, x)
-					}
-				}
-				continue
-			}
-			if path.Dir(pat) == ifupdownDir && strings.ContainsAny(path.Base(pat), "*?[") {
-				readsDir = true
-			}
-			for _, x := range ws.list(path.Dir(pat)) {
-				if ok, _ := path.Match(pat, x); ok {
-					queue = append(queue, x)
-				}
-			}
+			xs, dir := ifuSourced(ws, l)
+			queue = append(queue, xs...)
+			readsDir = readsDir || dir
 		}
 	}
 	return out, readsDir, nil
+}
+
+// ifuSourced lists the files a source or source-directory line reads, in order, and
+// whether it reads interfaces.d.
+func ifuSourced(ws *workspace, l ifuLine) (out []string, readsDir bool) {
+	if l.kind != "source" || len(l.fields) < 2 {
+		return nil, false
+	}
+	pat := l.fields[1]
+	if !path.IsAbs(pat) {
+		pat = path.Join(path.Dir(ifupdownMain), pat)
+	}
+	if l.fields[0] != "source" {
+		for _, x := range ws.list(path.Clean(pat)) {
+			if ifuDirName(path.Base(x)) {
+				out = append(out, x)
+			}
+		}
+		return out, path.Clean(pat) == ifupdownDir
+	}
+	for _, x := range ws.list(path.Dir(pat)) {
+		if ok, _ := path.Match(pat, x); ok {
+			out = append(out, x)
+		}
+	}
+	return out, path.Dir(pat) == ifupdownDir && strings.ContainsAny(path.Base(pat), "*?[")
+}
+
+// ifuAutoOrder lists the interfaces of auto lines in the order ifup -a brings them up:
+// each sourced file read where its source line stands.
+func ifuAutoOrder(ws *workspace) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	var read func(p string, depth int) error
+	read = func(p string, depth int) error {
+		if seen[p] || depth > 8 || len(seen) >= 256 {
+			return nil
+		}
+		seen[p] = true
+		text, ok, err := ws.read(p)
+		if err != nil || !ok {
+			return err
+		}
+		for _, l := range parseIfu(p, text).lines {
+			switch {
+			case l.kind == "auto" && (l.fields[0] == "auto" || l.fields[0] == "allow-auto"):
+				out = append(out, l.fields[1:]...)
+			case l.kind == "source":
+				xs, _ := ifuSourced(ws, l)
+				for _, x := range xs {
+					if err := read(x, depth+1); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	}
+	return out, read(ifupdownMain, 0)
+}
+
+// ifuBridgeOrder warns of a bridge that ifup -a brings up before a port that only its own
+// stanza makes (a bond): bridge-utils' hook skips a port that does not exist yet, so after
+// a reboot the bridge would run without it.
+func ifuBridgeOrder(ws *workspace, wants []ifWant) ([]string, error) {
+	var out []string
+	for _, w := range wants {
+		if w.Kind != kindBridge || w.Absent || len(w.Slaves) == 0 {
+			continue
+		}
+		order, err := ifuAutoOrder(ws)
+		if err != nil {
+			return nil, err
+		}
+		files, _, err := ifuFiles(ws)
+		if err != nil {
+			return nil, err
+		}
+		b := slices.Index(order, w.Name)
+		if b < 0 {
+			continue
+		}
+		for _, p := range w.Slaves {
+			c, err := ifuConf(files, p)
+			if err != nil {
+				return nil, err
+			}
+			if c == nil || c.Kind != kindBond || slices.Index(order, p) < b {
+				continue
+			}
+			out = append(out, fmt.Sprintf("at boot ifup brings %s up before its port %s (%s's auto line comes later in the files ifup reads, %s): bridge-utils' hook skips a port that does not exist yet, so after a reboot %s runs without %s; put %s's stanza after %s's",
+				w.Name, p, p, c.File, w.Name, p, w.Name, p))
+		}
+	}
+	return out, nil
 }
 
 // ifuDirName: run-parts rules for source-directory (letters, digits, _ and -).
@@ -304,9 +377,12 @@ func ifuConf(files []*ifuFile, name string) (*ifConf, error) {
 		if v != "none" {
 			c.Slaves = strings.Fields(v)
 		}
+		// Read as bridge-utils' hook acts on them: brctl stp takes on, yes or 1 (it
+		// refuses what is not on or off), and the hook turns VLAN filtering on for "yes"
+		// alone.
 		stp, _ := first.option("bridge-stp")
 		aware, _ := first.option("bridge-vlan-aware")
-		c.BridgeOpts = &bridgeOpts{STP: ifcfgYes(stp, false), VLANFiltering: ifcfgYes(aware, false)}
+		c.BridgeOpts = &bridgeOpts{STP: slices.Contains([]string{"on", "yes", "1"}, stp), VLANFiltering: aware == "yes"}
 	}
 	// A port is listed by its bridge's bridge_ports (bridge-utils).
 	for _, f := range files {
@@ -677,5 +753,9 @@ func planIfupdown(ws *workspace, wants []ifWant) (drift, warnings []string, err 
 			}
 		}
 	}
-	return drift, warnings, nil
+	order, err := ifuBridgeOrder(ws, wants)
+	if err != nil {
+		return nil, nil, err
+	}
+	return drift, append(warnings, order...), nil
 }

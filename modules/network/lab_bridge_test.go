@@ -289,7 +289,7 @@ func TestBridgeOnSystemdHost(t *testing.T) {
 	})
 }
 
-// TestBridgeOnVM makes the guide's bridge on its LACP bond on a vm-tier host (Debian's
+// TestBridgeOnVM makes a bridge on the guide's LACP bond on a vm-tier host (Debian's
 // kernel, which has VLAN filtering for bridges; the data NICs cabled to an 802.3ad partner
 // at 192.0.2.254, MTU 9000): a VLAN-aware bridge with jumbo frames and the address passes
 // 8000-byte pings to the partner over the bond, STP goes on, and the bridge goes away

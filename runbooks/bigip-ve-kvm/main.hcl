@@ -57,14 +57,15 @@ play "bigip-ve-hypervisors" {
     }
   }
 
-  # The guide: "bonded VFs appear to function, but do not pass traffic". The PF that carries
-  # the VFs is never one of the bond's slaves; refused before anything changes.
+  # The guide dedicates the bonded NIC to BIG-IP VE, which "avoids additional SR-IOV VFs
+  # that appear to function, but do not pass traffic". The PF that carries the VFs is never
+  # one of the bond's slaves; refused before anything changes.
   task "SR-IOV PF not in the bond" {
     tags = ["network", "bond", "sriov", "always"]
     when = host.vars.sriov_pf != "" && length(host.vars.data_nics) > 0
     assert {
       that     = [!contains(host.vars.data_nics, host.vars.sriov_pf)]
-      fail_msg = "${host.name}: sriov_pf ${host.vars.sriov_pf} is also a data NIC (data_nics: ${join(", ", host.vars.data_nics)}): VFs of a bonded PF appear to function but do not pass traffic (the guide); give the VFs a PF outside the bond"
+      fail_msg = "${host.name}: sriov_pf ${host.vars.sriov_pf} is also a data NIC (data_nics: ${join(", ", host.vars.data_nics)}): the guide dedicates the bonded NIC to BIG-IP VE, which avoids SR-IOV VFs that appear to function but do not pass traffic; give the VFs a PF outside the bond"
     }
   }
 
@@ -214,7 +215,8 @@ play "bigip-ve-hypervisors" {
     }
   }
 
-  # VLAN sub-interfaces on the bond, e.g. { internal = 100, external = 200 }.
+  # VLAN sub-interfaces on the bond, e.g. { internal = 100, external = 200 }. Not the
+  # guide's: it configures its internal and external VLANs on the trunk inside BIG-IP VE.
   task "vlans" {
     tags       = ["network", "vlan"]
     depends_on = ["bond"]
@@ -277,16 +279,17 @@ play "bigip-ve-hypervisors" {
     }
   }
 
-  # The guide's arithmetic: PCIe Gen3 carries about 7.9 Gbps per lane, so an x8 slot about
-  # 63 Gbps and an x16 slot about 126 Gbps; a card whose ports' speeds add up to more (two
-  # 100G ports on x16: 200 > 126) cannot run them all at line rate. That is advice, not a
+  # The guide's figures, x8 about 63 Gbps and x16 about 126 Gbps, are PCIe Gen3's (about
+  # 7.9 Gbps per lane; the guide names no generation, and the facts compute each link's
+  # own); a card whose ports' speeds add up to more (two 100G ports on x16 Gen3: 200 > 126)
+  # cannot run them all at line rate. That is advice, not a
   # fault: a warning, unless var.strict_pcie makes it fail the host.
   task "PCIe slots not oversubscribed" {
     tags = ["checks"]
     when = length(try(facts.pcie_devices, [])) > 0
     assert {
       that      = [for d in try(facts.pcie_devices, []) : !d.oversubscribed]
-      fail_msg  = "${host.name}: ${join("; ", [for d in try(facts.pcie_devices, []) : "card ${d.address} (${join(", ", d.ports)}): its ports add up to ${d.port_speed_total_gbps} Gbps, more than the ${d.slot_bandwidth_gbps} Gbps its PCIe link carries (x${try(facts.nics[d.ports[0]].pcie.width, "?")} Gen${try(facts.nics[d.ports[0]].pcie.generation, "?")})" if d.oversubscribed])}; the guide: x8 Gen3 carries about 63 Gbps and x16 about 126 Gbps, so spread the ports over cards or expect less than line rate"
+      fail_msg  = "${host.name}: ${join("; ", [for d in try(facts.pcie_devices, []) : "card ${d.address} (${join(", ", d.ports)}): its ports add up to ${d.port_speed_total_gbps} Gbps, more than the ${d.slot_bandwidth_gbps} Gbps its PCIe link carries (x${try(facts.nics[d.ports[0]].pcie.width, "?")} Gen${try(facts.nics[d.ports[0]].pcie.generation, "?")})" if d.oversubscribed])}; the guide: an x8 slot achieves about 63 Gbps and x16 about 126 Gbps (Gen3), so spread the ports over cards or expect less than line rate"
       warn_only = !var.strict_pcie
     }
   }
