@@ -93,6 +93,8 @@ diff, messages, results, the JSON view and the history show only "(changed)". Ma
 "mkpasswd -m sha-512" or "openssl passwd -6" and keep it in a sensitive variable.
 
 password_lock = true locks the password (usermod -L: a "!" before the hash), false unlocks it;
+unset, the lock stays as it is, also when password sets a new hash (chpasswd drops the "!", and
+usermod -L sets it again right after);
 SSH keys still log in where sshd uses PAM (Debian's and Red Hat's default). groups lists supplementary groups: exactly these, unless append = true adds them
 to the ones the user has. group (the primary group) and every name in groups must exist (the group
 module makes them); in check mode a missing one is a warning, since an earlier task may create it.
@@ -370,7 +372,9 @@ func planUser(acc account, a userArgs) *userPlan {
 		opts = append(opts, "-u", uid)
 		p.change("uid", idOrNone(acc.pw != nil, cur.UID), uid)
 	}
-	if a.Group != nil && (acc.pw == nil || cur.Group != *a.Group) {
+	// The primary group is compared by gid: two groups may share one, and the name
+	// /etc/group lists first is not the only right one.
+	if a.Group != nil && (acc.pw == nil || !hasGID(acc.groups, *a.Group, acc.pw.GID)) {
 		opts = append(opts, "-g", *a.Group)
 		p.change("group", orNone(cur.Group), *a.Group)
 	}
@@ -438,9 +442,15 @@ func planUser(acc account, a userArgs) *userPlan {
 				before = "(set)"
 			}
 			p.change("password", before, "(changed)")
-			// chpasswd writes the field whole: a locked password is unlocked by it.
+			// chpasswd writes the field whole: a locked password is unlocked by it. The lock
+			// is not the task's to drop unless password_lock says so: it is set again.
 			if strings.HasPrefix(w, "$") {
-				locked, hash = false, w
+				if locked && a.PasswordLock == nil {
+					p.steps = append(p.steps, userStep{argv: []string{"usermod", "-L", "--", a.Name}})
+				} else {
+					locked = false
+				}
+				hash = w
 			} else {
 				locked, hash = w == "!", ""
 			}
@@ -462,6 +472,12 @@ func planUser(acc account, a userArgs) *userPlan {
 		}
 	}
 	return p
+}
+
+// hasGID says whether the group called name has the id gid.
+func hasGID(db []groupEntry, name string, gid int64) bool {
+	g := findGroup(db, name)
+	return g != nil && g.GID == gid
 }
 
 func idOrNone(exists bool, id float64) string {

@@ -220,3 +220,54 @@ func TestUserCheckWarnsMissingGroup(t *testing.T) {
 		t.Fatalf("apply: %v", err)
 	}
 }
+
+// TestUserKeepsWhatIsNotAsked: what the task does not name stays as it is. A new hash for a
+// locked account keeps it locked (chpasswd writes the field whole, so the lock is set again);
+// a primary group named by a name that shares its gid with another group is the group
+// the account has, and not a change at every run.
+func TestUserKeepsWhatIsNotAsked(t *testing.T) {
+	const lockedShadow = "root:*:19000:0:99999:7:::\nalice:!" + hashA + ":19000:0:99999:7:::\n"
+	const twoNamesGroup = "root:x:0:\nalice:x:1000:\nstaff:x:1000:\nops:x:2001:\n"
+	for _, tc := range []struct {
+		name          string
+		shadow, group string
+		args          map[string]cty.Value
+		argv          [][]string // nil: the account is as asked from the start
+		field         string     // alice's password field afterwards
+	}{
+		{name: "new hash, locked account", shadow: lockedShadow, group: baseGroup,
+			args:  map[string]cty.Value{"name": s("alice"), "password": s(hashB)},
+			argv:  [][]string{{"chpasswd", "-e"}, {"usermod", "-L", "--", "alice"}},
+			field: "!" + hashB},
+		{name: "new hash, locked account, unlock asked", shadow: lockedShadow, group: baseGroup,
+			args:  map[string]cty.Value{"name": s("alice"), "password": s(hashB), "password_lock": cty.False},
+			argv:  [][]string{{"chpasswd", "-e"}},
+			field: hashB},
+		{name: "new hash, unlocked account", shadow: baseShadow, group: baseGroup,
+			args:  map[string]cty.Value{"name": s("alice"), "password": s(hashB)},
+			argv:  [][]string{{"chpasswd", "-e"}},
+			field: hashB},
+		{name: "primary group by its second name", shadow: baseShadow, group: twoNamesGroup,
+			args: map[string]cty.Value{"name": s("alice"), "group": s("staff")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim, m := newSim(t, basePasswd, tc.shadow, tc.group)
+			if tc.argv == nil {
+				for _, apply := range []bool{false, true} {
+					res, err := moduletest.Run(t, User{test: m}, tc.args, apply)
+					if err != nil || res.Status != modules.StatusOK || len(sim.argv) > 0 {
+						t.Fatalf("apply %v: %v %+v, ran %q", apply, err, res, sim.argv)
+					}
+				}
+				return
+			}
+			moduletest.Timeline(t, User{test: m}, tc.args, moduletest.Snapshot(sim.snapshot))
+			if !equalArgv(sim.argv, tc.argv) {
+				t.Errorf("ran %q, want %q", sim.argv, tc.argv)
+			}
+			if after := sim.snapshot(t); !strings.Contains(after, "\nalice:"+tc.field+":") {
+				t.Errorf("shadow wants alice:%s:\n%s", tc.field, after)
+			}
+		})
+	}
+}
