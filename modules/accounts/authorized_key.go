@@ -113,7 +113,7 @@ func (AuthorizedKey) Validate(a keyArgs) []modules.ArgError {
 			errs = append(errs, modules.ArgError{Arg: "key_options", Msg: "key_options must be one line, with blanks only inside double quotes."})
 		}
 	}
-	if _, err := wantKeys(a.Key, opts); err != nil {
+	if _, err := wantKeys(a.Key, a.KeyOptions); err != nil {
 		errs = append(errs, modules.ArgError{Arg: "key", Msg: err.Error() + "."})
 	}
 	if a.Path != nil && (!strings.HasPrefix(*a.Path, "/") || strings.ContainsAny(*a.Path, "\n\r\x00")) {
@@ -180,11 +180,7 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 	if err := validName(a.User); err != nil {
 		return nil, err
 	}
-	opts := ""
-	if a.KeyOptions != nil {
-		opts = *a.KeyOptions
-	}
-	want, err := wantKeys(a.Key, opts)
+	want, err := wantKeys(a.Key, a.KeyOptions)
 	if err != nil {
 		return nil, err
 	}

@@ -157,8 +157,11 @@ func renderKeyFile(lines []keyFileLine) []byte {
 }
 
 // wantKeys parses the key argument: one key per line, blank lines and comments skipped.
-// options, when not "", replaces the options of every key.
-func wantKeys(text, options string) ([]authKey, error) {
+// options (key_options), when not nil, replaces the options of every key; "" removes them.
+// Each line as it will be written must read back as the same key with the same options:
+// options with a quote left open, a blank outside quotes or a key type in them would make
+// a line that sshd takes otherwise, and that the next run would not find and add again.
+func wantKeys(text string, options *string) ([]authKey, error) {
 	var out []authKey
 	for i, l := range strings.Split(text, "\n") {
 		l = strings.TrimSpace(strings.TrimSuffix(l, "\r"))
@@ -169,8 +172,11 @@ func wantKeys(text, options string) ([]authKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d of key: %w", i+1, err)
 		}
-		if options != "" {
-			k.Options = options
+		if options != nil {
+			k.Options = *options
+			if back, err := parseKey(k.String()); err != nil || back != k {
+				return nil, fmt.Errorf("key_options %q do not make a key line that reads back as written (one line, comma-separated, blanks only inside double quotes, no key type)", clip(*options))
+			}
 		}
 		out = append(out, k)
 	}

@@ -113,7 +113,7 @@ func TestParseKey(t *testing.T) {
 func TestEditKeys(t *testing.T) {
 	file := "# managed by hand\n" + keyA + "\n\n" + `no-pty ` + keyB + "\nnot a key line\n"
 	k := func(lines ...string) []authKey {
-		ks, err := wantKeys(strings.Join(lines, "\n"), "")
+		ks, err := wantKeys(strings.Join(lines, "\n"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,6 +155,47 @@ func TestEditKeys(t *testing.T) {
 			}
 			if !reflect.DeepEqual(added, tc.added) || !reflect.DeepEqual(removed, tc.removed) {
 				t.Errorf("added %v removed %v, want %v %v", added, removed, tc.added, tc.removed)
+			}
+		})
+	}
+}
+
+// TestKeyOptionsArgument: key_options replaces the options of every key, "" included (it
+// removes them), and options that would not read back as the same key line (a quote left
+// open, a key type where the options go) are refused, in Validate as in Run: such a line
+// is not the key to sshd, and is appended again at every run.
+func TestKeyOptionsArgument(t *testing.T) {
+	str := func(s string) *string { return &s }
+	for _, tc := range []struct {
+		name    string
+		key     string
+		opts    *string
+		want    string // the options of the key
+		wantErr string
+	}{
+		{name: "unset keeps the line's", key: "no-pty " + keyA, want: "no-pty"},
+		{name: "replaces the line's", key: "no-pty " + keyA, opts: str(`from="192.0.2.0/24"`), want: `from="192.0.2.0/24"`},
+		{name: "empty removes them", key: "no-pty " + keyA, opts: str(""), want: ""},
+		{name: "quoted blanks", key: keyA, opts: str(`command="echo hi",no-pty`), want: `command="echo hi",no-pty`},
+		{name: "a quote left open", key: keyA, opts: str(`from="192.0.2.1`), wantErr: "key_options"},
+		{name: "a key type", key: keyA, opts: str("ssh-rsa"), wantErr: "key_options"},
+		{name: "a blank outside quotes", key: keyA, opts: str("no-pty no-X11-forwarding"), wantErr: "key_options"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ks, err := wantKeys(tc.key, tc.opts)
+			args := keyArgs{User: "alice", Key: tc.key, State: "present", KeyOptions: tc.opts}
+			verrs := AuthorizedKey{}.Validate(args)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("wantKeys: %v %+v, want an error about %s", err, ks, tc.wantErr)
+				}
+				if len(verrs) == 0 {
+					t.Errorf("Validate took it")
+				}
+				return
+			}
+			if err != nil || len(ks) != 1 || ks[0].Options != tc.want || len(verrs) > 0 {
+				t.Fatalf("%v %+v %v, want options %q", err, ks, verrs, tc.want)
 			}
 		})
 	}
