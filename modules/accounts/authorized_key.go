@@ -59,7 +59,9 @@ name (a hard link), and any of them when another non-root user owns it; the home
 belong to the user or root. Links above the home (a root-owned /home -> /srv/home) are followed only
 as modules/hostfs trusts them. The file is replaced atomically through the directory's descriptor, mode
 0600 and owned by the user; a missing .ssh is created 0700, owned by the user (only for the default
-path). Check mode reads and changes nothing; the diff is the file before and after.`,
+path). At a path of its own, a file that root owns stays root's, with its mode less group and
+other write: a directory of keys that root manages (AuthorizedKeysFile /etc/ssh/keys/%u; sshd reads
+it as the user, so it is usually 0644) is one the user must not be able to edit. Check mode reads and changes nothing; the diff is the file before and after.`,
 		Schema: modules.Schema{
 			Args: []modules.Arg{
 				{Name: "user", Type: cty.String, Required: true, Pattern: namePattern, PatternHelp: namePatternHelp,
@@ -283,6 +285,9 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 
 	var old []byte
 	var fileRef *hostfs.Ref
+	// The new file is the user's, 0600; at a path of its own, a file root owns stays
+	// root's with its mode: root manages the keys there, and the user must not edit them.
+	opts := hostfs.Options{Mode: 0o600, UID: uid, GID: gid}
 	if !makeDir {
 		fileRef, err = hostfs.Resolve(filepath.Join(dirReal, filepath.Base(path)), hostfs.NoFollow)
 		if err != nil {
@@ -299,6 +304,10 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 		if fi != nil {
 			if err := checkComponent(path, fi, uid, false); err != nil {
 				return nil, err
+			}
+			if owner, _ := ownerOf(fi); !defaultPath && owner == 0 {
+				opts.UID, opts.GID = hostfs.KeepOwner(fi)
+				opts.Mode = fi.Mode().Perm() &^ 0o022 // never writable by others
 			}
 			if old, err = fileRef.ReadFile(); err != nil {
 				return nil, err
@@ -357,7 +366,7 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 			return res, errors.Join(err, &LinkRefusedError{Path: path, Why: "appeared in the new directory while runbook made it"})
 		}
 	}
-	if err := fileRef.WriteAtomic(content, hostfs.Options{Mode: 0o600, UID: uid, GID: gid}); err != nil {
+	if err := fileRef.WriteAtomic(content, opts); err != nil {
 		return res, err
 	}
 	return res, nil

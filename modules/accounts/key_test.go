@@ -318,3 +318,45 @@ func TestAuthorizedKeyRace(t *testing.T) {
 	rootFilesSafe(t, d)
 	t.Logf("300 runs: %d refused, %d wrote", refused, wrote)
 }
+
+// TestAuthorizedKeyOwner: a file at a path of its own that root owns (a directory of keys
+// that root manages, AuthorizedKeysFile /etc/ssh/keys/%u) stays root's, with its mode, so
+// that the user cannot edit the keys root put there; every other file is the user's, 0600.
+func TestAuthorizedKeyOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		path      string // "" is the default path
+		existing  bool
+		owner     int
+		mode      os.FileMode
+		wantOwner int
+		wantMode  os.FileMode
+	}{
+		{name: "root's file at a path of its own", path: "/etc/ssh/keys/alice", existing: true, owner: 0, mode: 0o644, wantOwner: 0, wantMode: 0o644},
+		{name: "root's file that others may write", path: "/etc/ssh/keys/alice", existing: true, owner: 0, mode: 0o666, wantOwner: 0, wantMode: 0o644},
+		{name: "the user's file at a path of its own", path: "/etc/ssh/keys/alice", existing: true, owner: aliceID, mode: 0o644, wantOwner: aliceID, wantMode: 0o600},
+		{name: "a new file at a path of its own", path: "/etc/ssh/keys/alice", wantOwner: aliceID, wantMode: 0o600},
+		{name: "root's file in the user's .ssh", existing: true, owner: 0, mode: 0o644, wantOwner: aliceID, wantMode: 0o600},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, m := keyRoot(t)
+			args := map[string]cty.Value{"user": s("alice"), "key": s(keyA)}
+			p := "/home/alice/.ssh/authorized_keys"
+			if tc.path != "" {
+				p = tc.path
+				args["path"] = s(tc.path)
+			} else {
+				plant(t, d+"/home/alice/.ssh", "")
+			}
+			if tc.existing {
+				for _, step := range []error{os.WriteFile(d+p, []byte(keyB+"\n"), tc.mode), os.Chmod(d+p, tc.mode), os.Chown(d+p, tc.owner, tc.owner)} {
+					if step != nil {
+						t.Fatal(step)
+					}
+				}
+			}
+			moduletest.Timeline(t, AuthorizedKey{test: m}, args)
+			owned(t, d+p, tc.wantOwner, tc.wantMode)
+		})
+	}
+}
