@@ -443,11 +443,14 @@ func planUser(acc account, a userArgs) *userPlan {
 			}
 			p.change("password", before, "(changed)")
 			// chpasswd writes the field whole: a locked password is unlocked by it. The lock
-			// is not the task's to drop unless password_lock says so: it is set again.
+			// is not the task's to drop unless password_lock says so: it is set again (and
+			// is no change to show).
 			if strings.HasPrefix(w, "$") {
-				if locked && a.PasswordLock == nil {
+				switch {
+				case locked && (a.PasswordLock == nil || *a.PasswordLock):
 					p.steps = append(p.steps, userStep{argv: []string{"usermod", "-L", "--", a.Name}})
-				} else {
+				case locked:
+					p.change("password_locked", "true", "false")
 					locked = false
 				}
 				hash = w

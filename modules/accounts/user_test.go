@@ -243,6 +243,10 @@ func TestUserKeepsWhatIsNotAsked(t *testing.T) {
 			args:  map[string]cty.Value{"name": s("alice"), "password": s(hashB), "password_lock": cty.False},
 			argv:  [][]string{{"chpasswd", "-e"}},
 			field: hashB},
+		{name: "new hash, locked account, lock asked", shadow: lockedShadow, group: baseGroup,
+			args:  map[string]cty.Value{"name": s("alice"), "password": s(hashB), "password_lock": cty.True},
+			argv:  [][]string{{"chpasswd", "-e"}, {"usermod", "-L", "--", "alice"}},
+			field: "!" + hashB},
 		{name: "new hash, unlocked account", shadow: baseShadow, group: baseGroup,
 			args:  map[string]cty.Value{"name": s("alice"), "password": s(hashB)},
 			argv:  [][]string{{"chpasswd", "-e"}},
@@ -261,7 +265,12 @@ func TestUserKeepsWhatIsNotAsked(t *testing.T) {
 				}
 				return
 			}
-			moduletest.Timeline(t, User{test: m}, tc.args, moduletest.Snapshot(sim.snapshot))
+			res := moduletest.Timeline(t, User{test: m}, tc.args, moduletest.Snapshot(sim.snapshot))
+			// The lock is shown as a change only when it changes.
+			wasLocked := strings.Contains(tc.shadow, "alice:!")
+			if lockChanges := wasLocked != strings.HasPrefix(tc.field, "!"); strings.Contains(res[0].Diff.After, "password_locked") != lockChanges {
+				t.Errorf("diff (lock changes: %v):\n%s\n---\n%s", lockChanges, res[0].Diff.Before, res[0].Diff.After)
+			}
 			if !equalArgv(sim.argv, tc.argv) {
 				t.Errorf("ran %q, want %q", sim.argv, tc.argv)
 			}
