@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -342,7 +343,11 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 	if len(removed) > 0 {
 		what = append(what, fmt.Sprintf("%d key(s) removed", len(removed)))
 	}
-	if len(what) == 0 {
+	switch {
+	case len(what) > 0:
+	case len(old) > 0 && bytes.Equal(append(slices.Clip(old), '\n'), content):
+		what = append(what, "line end added at the end of the file")
+	default:
 		what = append(what, "key options or comments updated")
 	}
 	res.Msg = modules.Tense(apply, "", "would: ") + path + ": " + strings.Join(what, ", ")

@@ -360,3 +360,26 @@ func TestAuthorizedKeyOwner(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthorizedKeyMessage: the message says what changes; a file whose keys are as asked
+// but that lacks its last line end is not said to have options or comments updated.
+func TestAuthorizedKeyMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		args       map[string]cty.Value
+		msg        string
+	}{
+		{name: "no final line end", file: keyA, args: map[string]cty.Value{"user": s("alice"), "key": s(keyA)}, msg: "line end added at the end of the file"},
+		{name: "options", file: keyA + "\n", args: map[string]cty.Value{"user": s("alice"), "key": s("no-pty " + keyA)}, msg: "key options or comments updated"},
+		{name: "added", file: keyA + "\n", args: map[string]cty.Value{"user": s("alice"), "key": s(keyB)}, msg: "1 key(s) added"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, m := keyRoot(t)
+			plant(t, d+"/home/alice/.ssh", tc.file)
+			res, err := moduletest.Run(t, AuthorizedKey{test: m}, tc.args, false)
+			if err != nil || !strings.HasSuffix(res.Msg, ": "+tc.msg) {
+				t.Fatalf("%v %+v, want a message ending %q", err, res, tc.msg)
+			}
+		})
+	}
+}
