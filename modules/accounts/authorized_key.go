@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -62,7 +63,8 @@ as modules/hostfs trusts them. The file is replaced atomically through the direc
 0600 and owned by the user; a missing .ssh is created 0700, owned by the user (only for the default
 path). At a path of its own, a file that root owns stays root's, with its mode less group and
 other write: a directory of keys that root manages (AuthorizedKeysFile /etc/ssh/keys/%u; sshd reads
-it as the user, so it is usually 0644) is one the user must not be able to edit. Check mode reads and changes nothing; the diff is the file before and after.`,
+it as the user, so it is usually 0644) is one the user must not be able to edit. Check mode reads and changes nothing; the diff is the file before and after (its size alone when
+larger than 256 KiB or not text: the user may fill it with anything).`,
 		Schema: modules.Schema{
 			Args: []modules.Arg{
 				{Name: "user", Type: cty.String, Required: true, Pattern: namePattern, PatternHelp: namePatternHelp,
@@ -351,7 +353,7 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 		what = append(what, "key options or comments updated")
 	}
 	res.Msg = modules.Tense(apply, "", "would: ") + path + ": " + strings.Join(what, ", ")
-	res.Diff = &modules.Diff{Before: string(old), After: string(content), BeforeHeader: path + " (before)", AfterHeader: path + " (after)"}
+	res.Diff = &modules.Diff{Before: shownKeys(old), After: shownKeys(content), BeforeHeader: path + " (before)", AfterHeader: path + " (after)"}
 	if !apply {
 		return res, nil
 	}
@@ -375,4 +377,20 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// maxKeyDiff is the most of an authorized_keys file a diff shows; the user may fill the
+// file with anything, up to what hostfs reads (64 MiB).
+const maxKeyDiff = 256 << 10
+
+// shownKeys is one side of the diff: the file's text, or a summary when it is large or
+// not text.
+func shownKeys(b []byte) string {
+	switch {
+	case len(b) > maxKeyDiff:
+		return fmt.Sprintf("(%d bytes, too large to show)\n", len(b))
+	case bytes.IndexByte(b, 0) >= 0 || !utf8.Valid(b):
+		return fmt.Sprintf("(binary content, %d bytes)\n", len(b))
+	}
+	return string(b)
 }

@@ -383,3 +383,28 @@ func TestAuthorizedKeyMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthorizedKeyDiffBounded: the file is the user's to fill, so the diff shows its
+// content only while it is short text; a large or binary file is summarised.
+func TestAuthorizedKeyDiffBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		want       string // in the diff's before
+	}{
+		{name: "short", file: "# mine\n" + keyB + "\n", want: "# mine\n" + keyB + "\n"},
+		{name: "large", file: strings.Repeat("# padding padding padding padding\n", 10000) + keyB + "\n", want: "(%d bytes, too large to show)\n"},
+		{name: "binary", file: "# \x00\xff\n" + keyB + "\n", want: "(binary content, %d bytes)\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if strings.Contains(tc.want, "%d") {
+				tc.want = fmt.Sprintf(tc.want, len(tc.file))
+			}
+			d, m := keyRoot(t)
+			plant(t, d+"/home/alice/.ssh", tc.file)
+			res, err := moduletest.Run(t, AuthorizedKey{test: m}, map[string]cty.Value{"user": s("alice"), "key": s(keyA)}, false)
+			if err != nil || res.Diff == nil || res.Diff.Before != tc.want || len(res.Diff.After) > maxKeyDiff {
+				t.Fatalf("%v: before %.200q (%d bytes), after %d bytes; want before %q", err, res.Diff.Before, len(res.Diff.Before), len(res.Diff.After), tc.want)
+			}
+		})
+	}
+}
