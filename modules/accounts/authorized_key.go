@@ -63,8 +63,9 @@ as modules/hostfs trusts them. The file is replaced atomically through the direc
 0600 and owned by the user; a missing .ssh is created 0700, owned by the user (only for the default
 path). At a path of its own, a file that root owns stays root's, with its mode less group and
 other write: a directory of keys that root manages (AuthorizedKeysFile /etc/ssh/keys/%u; sshd reads
-it as the user, so it is usually 0644) is one the user must not be able to edit. Check mode reads and changes nothing; the diff is the file before and after (its size alone when
-larger than 256 KiB or not text: the user may fill it with anything).`,
+it as the user, so it is usually 0644) is one the user must not be able to edit. Check mode only
+reads; the diff is the file before and after (its size alone when larger than 256 KiB or not text:
+the user may fill it with anything).`,
 		Schema: modules.Schema{
 			Args: []modules.Arg{
 				{Name: "user", Type: cty.String, Required: true, Pattern: namePattern, PatternHelp: namePatternHelp,
