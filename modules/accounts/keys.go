@@ -20,8 +20,10 @@ var keyTypes = map[string]bool{
 	"sk-ecdsa-sha2-nistp256-cert-v01@openssh.com": true,
 }
 
-// maxKeyLine bounds one key line: sshd reads lines of up to 8 KiB for keys (an RSA key of
-// 16384 bits is about 2.8 KiB in base64); longer is not a key.
+// maxKeyLine bounds one line of the key argument (an RSA key of 16384 bits is about 2.8
+// KiB in base64). Lines of the file are not bounded but by the file's size: sshd takes a
+// key line of any length (a long from= or comment), so a longer one is still a key that
+// absent and exclusive must find.
 const maxKeyLine = 16 << 10
 
 // authKey is one key line of an authorized_keys file: options, key type, the key as
@@ -75,9 +77,6 @@ func splitOptions(line string) (string, string, error) {
 
 // parseKey reads one authorized_keys line (not blank, not a comment).
 func parseKey(line string) (authKey, error) {
-	if len(line) > maxKeyLine {
-		return authKey{}, fmt.Errorf("the line is longer than %d bytes", maxKeyLine)
-	}
 	if strings.ContainsAny(line, "\n\r\x00") {
 		return authKey{}, fmt.Errorf("a key line must be one line")
 	}
@@ -167,6 +166,9 @@ func wantKeys(text string, options *string) ([]authKey, error) {
 		l = strings.TrimSpace(strings.TrimSuffix(l, "\r"))
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
+		}
+		if len(l) > maxKeyLine {
+			return nil, fmt.Errorf("line %d of key is longer than %d bytes", i+1, maxKeyLine)
 		}
 		k, err := parseKey(l)
 		if err != nil {

@@ -200,3 +200,38 @@ func TestKeyOptionsArgument(t *testing.T) {
 		})
 	}
 }
+
+// TestLongKeyLineInFile: sshd reads a key line of any length (ssh-keygen -lf takes one with
+// a 20 KB comment or from= option, as sshd's own parser does), so a long line in the file
+// is a key like any other: state = "absent" and exclusive remove it. Only the key
+// argument is bounded.
+func TestLongKeyLineInFile(t *testing.T) {
+	long := []string{
+		keyA + " " + strings.Repeat("c", 20000),
+		`from="` + strings.Repeat("1", 20000) + `" ` + keyA,
+	}
+	for i, line := range long {
+		file := "# mine\n" + line + "\n" + keyB + "\n"
+		for _, tc := range []struct {
+			name               string
+			want               string
+			present, exclusive bool
+			out                string
+		}{
+			{name: "absent", want: keyA, out: "# mine\n" + keyB + "\n"},
+			{name: "exclusive", want: keyB, present: true, exclusive: true, out: "# mine\n" + keyB + "\n"},
+		} {
+			want, err := wantKeys(tc.want, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines, _, removed := editKeys(parseKeyFile([]byte(file)), want, tc.present, tc.exclusive)
+			if got := string(renderKeyFile(lines)); got != tc.out || len(removed) != 1 || removed[0] != fpA {
+				t.Errorf("line %d, %s: removed %v, file now %.80q", i, tc.name, removed, got)
+			}
+		}
+	}
+	if _, err := wantKeys(long[0], nil); err == nil {
+		t.Error("a key argument of 20 KB was taken")
+	}
+}
