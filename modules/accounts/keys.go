@@ -18,6 +18,17 @@ var keyTypes = map[string]bool{
 	"ecdsa-sha2-nistp256-cert-v01@openssh.com": true, "ecdsa-sha2-nistp384-cert-v01@openssh.com": true,
 	"ecdsa-sha2-nistp521-cert-v01@openssh.com": true, "sk-ssh-ed25519-cert-v01@openssh.com": true,
 	"sk-ecdsa-sha2-nistp256-cert-v01@openssh.com": true,
+	"rsa-sha2-256": true, "rsa-sha2-512": true,
+	"rsa-sha2-256-cert-v01@openssh.com": true, "rsa-sha2-512-cert-v01@openssh.com": true,
+}
+
+// blobTypes are the names sshd also takes for a key whose data names another type: an
+// RSA key or certificate under the name of its SHA-2 signature algorithms. A line with
+// one of them is that key, for absent and exclusive to find.
+var blobTypes = map[string]string{
+	"rsa-sha2-256": "ssh-rsa", "rsa-sha2-512": "ssh-rsa",
+	"rsa-sha2-256-cert-v01@openssh.com": "ssh-rsa-cert-v01@openssh.com",
+	"rsa-sha2-512-cert-v01@openssh.com": "ssh-rsa-cert-v01@openssh.com",
 }
 
 // maxKeyLine bounds one line of the key argument (an RSA key of 16384 bits is about 2.8
@@ -104,7 +115,11 @@ func parseKey(line string) (authKey, error) {
 	}
 	// The blob starts with its own type as an SSH string: a key pasted under the wrong
 	// type, or cut, does not.
-	if len(raw) < 4 || int(binary.BigEndian.Uint32(raw)) > len(raw)-4 || string(raw[4:4+binary.BigEndian.Uint32(raw)]) != k.Type {
+	inner := k.Type
+	if t, ok := blobTypes[k.Type]; ok {
+		inner = t
+	}
+	if len(raw) < 4 || int(binary.BigEndian.Uint32(raw)) > len(raw)-4 || string(raw[4:4+binary.BigEndian.Uint32(raw)]) != inner {
 		return authKey{}, fmt.Errorf("the %s key's data does not hold a %s key (cut or mislabelled?)", k.Type, k.Type)
 	}
 	if i := strings.Index(rest, k.Blob); i >= 0 {

@@ -235,3 +235,30 @@ func TestLongKeyLineInFile(t *testing.T) {
 		t.Error("a key argument of 20 KB was taken")
 	}
 }
+
+// TestKeyUnderAnotherName: sshd (and ssh-keygen -lf) take an RSA key or certificate
+// under the names of its signature algorithms, "rsa-sha2-512 AAAAB3...": that line is the
+// same key, which absent removes and present does not add twice.
+func TestKeyUnderAnotherName(t *testing.T) {
+	blob := strings.Fields(keyRSA)[1]
+	for _, name := range []string{"rsa-sha2-256", "rsa-sha2-512"} {
+		line := name + " " + blob + " planted"
+		k, err := parseKey(line)
+		if err != nil || k.Blob != blob {
+			t.Errorf("parseKey(%s ...): %+v %v", name, k, err)
+			continue
+		}
+		want, _ := wantKeys(keyRSA, nil)
+		lines, _, removed := editKeys(parseKeyFile([]byte(line+"\n")), want, false, false)
+		if len(lines) != 0 || len(removed) != 1 {
+			t.Errorf("%s: absent left %q, removed %v", name, renderKeyFile(lines), removed)
+		}
+		lines, added, _ := editKeys(parseKeyFile([]byte(line+"\n")), want, true, false)
+		if len(added) != 0 || len(lines) != 1 {
+			t.Errorf("%s: present added %v: %q", name, added, renderKeyFile(lines))
+		}
+	}
+	if _, err := parseKey("rsa-sha2-512 " + strings.Fields(keyA)[1]); err == nil {
+		t.Error("an ed25519 key under an RSA name was taken")
+	}
+}
