@@ -51,8 +51,9 @@ func (AuthorizedKey) Info() modules.Info {
 comment"), each optionally with sshd options before it (from="10.0.0.0/8",no-agent-forwarding). A key is
 the same key when its type and data are: an existing line for it whose options differ (or whose comment
 differs from one given) is replaced in place; others are left as they are. key_options, when given,
-replaces the options of every key in key. exclusive = true removes every key line not in key (comment
-lines stay). state = "absent" removes the keys in key.
+replaces the options of every key in key. exclusive = true removes every key line not in key, and
+every other line but comments and blank lines (a line runbook does not read as a key may be one to
+sshd). state = "absent" removes the keys in key.
 
 The file is path, by default ~USER/.ssh/authorized_keys. The user owns that directory, so a task that
 runs as root must not be led by it elsewhere: every component the user could have made (the home
@@ -75,7 +76,7 @@ the user may fill it with anything).`,
 				{Name: "state", Type: cty.String, Default: cty.StringVal("present"), OneOf: []string{"present", "absent"},
 					Doc: "present: the keys are in the file; absent: they are not."},
 				{Name: "exclusive", Type: cty.Bool, Default: cty.False,
-					Doc: `With state = "present": remove every key that is not in key.`},
+					Doc: `With state = "present": remove every key that is not in key, and every line that is not a key, a comment or blank.`},
 				{Name: "path", Type: cty.String,
 					Doc: "The authorized_keys file (absolute); its directory must exist. Default: ~USER/.ssh/authorized_keys."},
 				{Name: "key_options", Type: cty.String,
@@ -319,7 +320,7 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 		}
 	}
 
-	lines, added, removed := editKeys(parseKeyFile(old), want, a.State == "present", a.Exclusive)
+	lines, added, removed, dropped := editKeys(parseKeyFile(old), want, a.State == "present", a.Exclusive)
 	content := renderKeyFile(lines)
 	if len(lines) == 0 {
 		content = nil
@@ -345,6 +346,9 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 	}
 	if len(removed) > 0 {
 		what = append(what, fmt.Sprintf("%d key(s) removed", len(removed)))
+	}
+	if dropped > 0 {
+		what = append(what, fmt.Sprintf("%d other line(s) removed (not keys runbook reads, which sshd may)", dropped))
 	}
 	switch {
 	case len(what) > 0:

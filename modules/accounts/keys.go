@@ -204,10 +204,10 @@ func wantKeys(text string, options *string) ([]authKey, error) {
 }
 
 // editKeys makes the file hold want (present) or not hold it (absent); exclusive removes
-// every other key. A key is the same key when its type and data are; an existing one whose
+// every other key, and every other line but comments and blank ones (dropped counts them). A key is the same key when its type and data are; an existing one whose
 // options differ, or whose comment differs from a comment given, is replaced in place.
 // It returns the new lines and the fingerprints added and removed.
-func editKeys(lines []keyFileLine, want []authKey, present, exclusive bool) (out []keyFileLine, added, removed []string) {
+func editKeys(lines []keyFileLine, want []authKey, present, exclusive bool) (out []keyFileLine, added, removed []string, dropped int) {
 	wanted := map[string]int{}
 	for i, k := range want {
 		if _, ok := wanted[k.Blob]; !ok {
@@ -217,6 +217,12 @@ func editKeys(lines []keyFileLine, want []authKey, present, exclusive bool) (out
 	seen := map[string]bool{}
 	for _, l := range lines {
 		if l.Key == nil {
+			// exclusive keeps comments and blank lines only: a line not read as a key
+			// here may be one to sshd.
+			if t := strings.TrimSpace(l.Text); present && exclusive && t != "" && !strings.HasPrefix(t, "#") {
+				dropped++
+				continue
+			}
 			out = append(out, l)
 			continue
 		}
@@ -247,5 +253,5 @@ func editKeys(lines []keyFileLine, want []authKey, present, exclusive bool) (out
 			}
 		}
 	}
-	return out, added, removed
+	return out, added, removed, dropped
 }

@@ -139,8 +139,8 @@ func TestEditKeys(t *testing.T) {
 		{name: "options removed, comment kept", want: k(strings.Join(strings.Fields(keyB)[:2], " ")), present: true,
 			out: strings.Replace(file, "no-pty "+keyB, keyB, 1)},
 		{name: "absent", want: k(keyB), present: false, out: strings.Replace(file, "no-pty "+keyB+"\n", "", 1), removed: []string{fpB}},
-		{name: "exclusive keeps comments and odd lines", want: k(keyC), present: true, exclusive: true,
-			out: "# managed by hand\n\nnot a key line\n" + keyC + "\n", added: []string{fpC}, removed: []string{fpA, fpB}},
+		{name: "exclusive keeps comments, not odd lines", want: k(keyC), present: true, exclusive: true,
+			out: "# managed by hand\n\n" + keyC + "\n", added: []string{fpC}, removed: []string{fpA, fpB}},
 		{name: "a duplicate removed", want: k(keyA), present: true, out: file, removed: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,7 +149,7 @@ func TestEditKeys(t *testing.T) {
 				in = file + keyA + "\n"
 				tc.removed = []string{fpA}
 			}
-			lines, added, removed := editKeys(parseKeyFile([]byte(in)), tc.want, tc.present, tc.exclusive)
+			lines, added, removed, _ := editKeys(parseKeyFile([]byte(in)), tc.want, tc.present, tc.exclusive)
 			if got := string(renderKeyFile(lines)); got != tc.out {
 				t.Errorf("file:\n%s\nwant:\n%s", got, tc.out)
 			}
@@ -225,7 +225,7 @@ func TestLongKeyLineInFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lines, _, removed := editKeys(parseKeyFile([]byte(file)), want, tc.present, tc.exclusive)
+			lines, _, removed, _ := editKeys(parseKeyFile([]byte(file)), want, tc.present, tc.exclusive)
 			if got := string(renderKeyFile(lines)); got != tc.out || len(removed) != 1 || removed[0] != fpA {
 				t.Errorf("line %d, %s: removed %v, file now %.80q", i, tc.name, removed, got)
 			}
@@ -249,16 +249,41 @@ func TestKeyUnderAnotherName(t *testing.T) {
 			continue
 		}
 		want, _ := wantKeys(keyRSA, nil)
-		lines, _, removed := editKeys(parseKeyFile([]byte(line+"\n")), want, false, false)
+		lines, _, removed, _ := editKeys(parseKeyFile([]byte(line+"\n")), want, false, false)
 		if len(lines) != 0 || len(removed) != 1 {
 			t.Errorf("%s: absent left %q, removed %v", name, renderKeyFile(lines), removed)
 		}
-		lines, added, _ := editKeys(parseKeyFile([]byte(line+"\n")), want, true, false)
+		lines, added, _, _ := editKeys(parseKeyFile([]byte(line+"\n")), want, true, false)
 		if len(added) != 0 || len(lines) != 1 {
 			t.Errorf("%s: present added %v: %q", name, added, renderKeyFile(lines))
 		}
 	}
 	if _, err := parseKey("rsa-sha2-512 " + strings.Fields(keyA)[1]); err == nil {
 		t.Error("an ed25519 key under an RSA name was taken")
+	}
+}
+
+// TestExclusiveDropsUnreadLines: exclusive leaves comments and blank lines and the keys
+// asked for, and nothing else: a line runbook does not read as a key may still be one
+// to sshd (a key type it learnt later, a form it also takes), so it goes too.
+func TestExclusiveDropsUnreadLines(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, out string
+		dropped         int
+	}{
+		{name: "unknown type", file: "ssh-newalg@openssh.com AAAAC3Nz planted\n" + keyA + "\n", out: keyA + "\n", dropped: 1},
+		{name: "odd line", file: "# mine\n\nnot a key line\n" + keyA + "\n", out: "# mine\n\n" + keyA + "\n", dropped: 1},
+		{name: "indented comment stays", file: "   # mine\n" + keyA + "\n", out: "   # mine\n" + keyA + "\n"},
+	} {
+		want, _ := wantKeys(keyA, nil)
+		lines, _, _, dropped := editKeys(parseKeyFile([]byte(tc.file)), want, true, true)
+		if got := string(renderKeyFile(lines)); got != tc.out || dropped != tc.dropped {
+			t.Errorf("%s: %q, %d dropped; want %q, %d", tc.name, got, dropped, tc.out, tc.dropped)
+		}
+		// Without exclusive, such lines stay.
+		lines, _, _, dropped = editKeys(parseKeyFile([]byte(tc.file)), want, true, false)
+		if got := string(renderKeyFile(lines)); got != tc.file || dropped != 0 {
+			t.Errorf("%s, not exclusive: %q", tc.name, got)
+		}
 	}
 }
