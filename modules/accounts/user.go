@@ -385,7 +385,8 @@ func planUser(acc account, a userArgs) *userPlan {
 		}
 		if !sameSet(cur.Groups, want) {
 			p.change("groups", orNone(strings.Join(sorted(cur.Groups), ",")), orNone(strings.Join(sorted(want), ",")))
-			if a.Append {
+			// -a is usermod's alone: a new user has no groups to add to.
+			if a.Append && acc.pw != nil {
 				opts = append(opts, "-a")
 			}
 			opts = append(opts, "-G", strings.Join(a.Groups, ","))
@@ -413,8 +414,6 @@ func planUser(acc account, a userArgs) *userPlan {
 		if a.System {
 			argv = append(argv, "-r")
 		}
-		// -a is usermod's alone: a new user has no groups to add to.
-		opts = slices.DeleteFunc(opts, func(s string) bool { return s == "-a" })
 		p.steps = append(p.steps, userStep{argv: append(append(argv, opts...), "--", a.Name)})
 	} else if len(opts) > 0 {
 		p.steps = append(p.steps, userStep{argv: append(append([]string{"usermod"}, opts...), "--", a.Name)})

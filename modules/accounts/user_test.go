@@ -120,6 +120,10 @@ func TestUserTimeline(t *testing.T) {
 			argv: [][]string{{"usermod", "-G", "sudo", "--", "alice"}}, group: []string{"sudo:x:27:alice", "adm:x:4:\n"}, diff: "groups: adm"},
 		{name: "groups appended", args: map[string]cty.Value{"name": s("alice"), "groups": list("sudo"), "append": cty.True},
 			argv: [][]string{{"usermod", "-a", "-G", "sudo", "--", "alice"}}, group: []string{"sudo:x:27:alice", "adm:x:4:alice"}, diff: "groups: adm,sudo"},
+		{name: "new user whose comment looks like an option", args: map[string]cty.Value{"name": s("dave"), "comment": s("-a"),
+			"groups": list("sudo"), "append": cty.True, "create_home": cty.False},
+			argv:   [][]string{{"useradd", "-M", "-G", "sudo", "-c", "-a", "--", "dave"}},
+			passwd: "dave:x:1002:1002:-a:", diff: "comment: -a"},
 		{name: "removed with home", args: map[string]cty.Value{"name": s("alice"), "state": s("absent"), "remove": cty.True},
 			argv: [][]string{{"userdel", "-r", "--", "alice"}}, diff: "home: (removed)"},
 	} {
