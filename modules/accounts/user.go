@@ -3,6 +3,7 @@ package accounts
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 var (
@@ -100,7 +102,9 @@ to the ones the user has. group (the primary group) and every name in groups mus
 module makes them); in check mode a missing one is a warning, since an earlier task may create it.
 home sets the home directory's path in /etc/passwd; an existing home is not moved. state = "absent"
 removes the account, and with remove = true its home directory and mail spool (userdel -r); userdel
-refuses a user who still has processes (a login, a systemd --user manager), and the task fails saying so.`,
+refuses a user who still has processes (a login, a systemd --user manager), and the task fails saying so.
+remove = true is refused, in check mode too, when the home is "/", holds another user's home, or does
+not belong to the user (a system account whose home is /var/www or /bin): userdel -r would delete it.`,
 		Schema: modules.Schema{
 			Args: []modules.Arg{
 				{Name: "name", Type: cty.String, Required: true, Pattern: namePattern, PatternHelp: namePatternHelp,
@@ -294,6 +298,11 @@ func runUser(ctx context.Context, m *machine, a userArgs, apply bool) (*modules.
 	if err != nil {
 		return nil, err
 	}
+	if a.State == "absent" && a.Remove && acc.pw != nil {
+		if err := m.removableHome(acc.pw); err != nil {
+			return nil, err
+		}
+	}
 	res := &modules.Result{Status: modules.StatusOK, Data: acc.result(a.Name)}
 	p := planUser(acc, a)
 	res.Warnings = p.warnings
@@ -326,6 +335,41 @@ func runUser(ctx context.Context, m *machine, a userArgs, apply bool) (*modules.
 		res.Data = acc.result(a.Name)
 	}
 	return res, err
+}
+
+// removableHome refuses a home that userdel -r must not delete: userdel removes whatever
+// the home is, and checks for another user's home inside it only when shadow-utils is
+// built to (EXTRA_CHECK_HOME_DIR). "/", a directory that holds another user's home (a
+// system account's /srv or /var/www), or one that is not the user's own (root's /bin, as
+// the sync account has) is refused before anything runs.
+func (m *machine) removableHome(pw *passwdEntry) error {
+	home := filepath.Clean(pw.Home)
+	refuse := func(why string) error {
+		return fmt.Errorf("user %s: remove = true would have userdel -r delete %s, which %s; remove what must go yourself, or set remove = false", pw.Name, pw.Home, why)
+	}
+	if !strings.HasPrefix(home, "/") || home == "/" {
+		return refuse("is not a home directory of its own")
+	}
+	b, err := m.readDB("/etc/passwd")
+	if err != nil {
+		return err
+	}
+	for _, o := range parsePasswd(b) {
+		if oh := filepath.Clean(o.Home); o.Name != pw.Name && (oh == home || strings.HasPrefix(oh, home+"/")) {
+			return refuse("holds the home of user " + o.Name)
+		}
+	}
+	fi, err := hostfs.Stat(m.path(home))
+	if err != nil {
+		return fmt.Errorf("user %s: home %s: %w", pw.Name, pw.Home, err)
+	}
+	if fi == nil {
+		return nil // userdel says it is not there
+	}
+	if owner, _ := ownerOf(fi); owner != int(pw.UID) {
+		return refuse(fmt.Sprintf("belongs to uid %d, not to the user (uid %d)", owner, pw.UID))
+	}
+	return nil
 }
 
 func ptrList(s *string) []string {

@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -280,6 +281,55 @@ func TestUserKeepsWhatIsNotAsked(t *testing.T) {
 			}
 			if after := sim.snapshot(t); !strings.Contains(after, "\nalice:"+tc.field+":") {
 				t.Errorf("shadow wants alice:%s:\n%s", tc.field, after)
+			}
+		})
+	}
+}
+
+// TestUserRemoveHome: remove = true has userdel -r delete the home directory, whatever it
+// is; shadow-utils checks for another user's home inside it only when built to. A home
+// that is "/", holds another user's home, or is not the user's own is refused, in check
+// mode as in apply, before userdel runs.
+func TestUserRemoveHome(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a home to its user needs root")
+	}
+	for _, tc := range []struct {
+		name, home string
+		owner      int
+		others     string // more /etc/passwd lines
+		want       string // in the error; "" for none
+	}{
+		{name: "the user's own", home: "/home/alice", owner: 1000},
+		{name: "missing", home: "/home/gone"},
+		{name: "root's directory", home: "/var/www", owner: 0, want: "belongs to uid 0, not to the user (uid 1000)"},
+		{name: "the root directory", home: "/", owner: 0, want: "is not a home directory of its own"},
+		{name: "holds another's home", home: "/srv", owner: 1000, others: "bob:x:1001:1001::/srv/bob:/bin/sh\n", want: "holds the home of user bob"},
+		{name: "shared with another", home: "/home/alice", owner: 1000, others: "bob:x:1001:1001::/home/alice/:/bin/sh\n", want: "holds the home of user bob"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			passwd := "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:" + tc.home + ":/bin/bash\n" + tc.others
+			sim, m := newSim(t, passwd, baseShadow, baseGroup)
+			if tc.name != "missing" && tc.home != "/" {
+				if err := os.MkdirAll(sim.root+tc.home, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chown(sim.root+tc.home, tc.owner, tc.owner); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := map[string]cty.Value{"name": s("alice"), "state": s("absent"), "remove": cty.True}
+			for _, apply := range []bool{false, true} {
+				res, err := moduletest.Run(t, User{test: m}, args, apply)
+				if tc.want == "" {
+					if err != nil || res.Status != modules.DiffStatus(apply) {
+						t.Fatalf("apply %v: %v %+v", apply, err, res)
+					}
+					continue
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.want) || len(sim.argv) > 0 {
+					t.Fatalf("apply %v: %v, ran %q; want an error saying %q", apply, err, sim.argv, tc.want)
+				}
 			}
 		})
 	}
