@@ -204,9 +204,10 @@ func wantKeys(text string, options *string) ([]authKey, error) {
 }
 
 // editKeys makes the file hold want (present) or not hold it (absent); exclusive removes
-// every other key, and every other line but comments and blank ones (dropped counts them). A key is the same key when its type and data are; an existing one whose
-// options differ, or whose comment differs from a comment given, is replaced in place.
-// It returns the new lines and the fingerprints added and removed.
+// every other key, and every other line but comments and blank ones. A key is the same key
+// when its type and data are; an existing one whose options differ, or whose comment
+// differs from a comment given, is replaced in place. It returns the new lines, the
+// fingerprints added and removed, and how many other lines exclusive dropped.
 func editKeys(lines []keyFileLine, want []authKey, present, exclusive bool) (out []keyFileLine, added, removed []string, dropped int) {
 	wanted := map[string]int{}
 	for i, k := range want {

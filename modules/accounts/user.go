@@ -350,6 +350,13 @@ func (m *machine) removableHome(pw *passwdEntry) error {
 	if !strings.HasPrefix(home, "/") || home == "/" {
 		return refuse("is not a home directory of its own")
 	}
+	fi, err := hostfs.Stat(m.path(home))
+	if err != nil {
+		return fmt.Errorf("user %s: home %s: %w", pw.Name, pw.Home, err)
+	}
+	if fi == nil {
+		return nil // nothing to delete (system accounts share /nonexistent)
+	}
 	b, err := m.readDB("/etc/passwd")
 	if err != nil {
 		return err
@@ -358,13 +365,6 @@ func (m *machine) removableHome(pw *passwdEntry) error {
 		if oh := filepath.Clean(o.Home); o.Name != pw.Name && (oh == home || strings.HasPrefix(oh, home+"/")) {
 			return refuse("holds the home of user " + o.Name)
 		}
-	}
-	fi, err := hostfs.Stat(m.path(home))
-	if err != nil {
-		return fmt.Errorf("user %s: home %s: %w", pw.Name, pw.Home, err)
-	}
-	if fi == nil {
-		return nil // userdel says it is not there
 	}
 	if owner, _ := ownerOf(fi); owner != int(pw.UID) {
 		return refuse(fmt.Sprintf("belongs to uid %d, not to the user (uid %d)", owner, pw.UID))

@@ -302,6 +302,7 @@ func TestUserRemoveHome(t *testing.T) {
 	}{
 		{name: "the user's own", home: "/home/alice", owner: 1000},
 		{name: "missing", home: "/home/gone"},
+		{name: "missing, shared with another", home: "/nonexistent", others: "nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"},
 		{name: "root's directory", home: "/var/www", owner: 0, want: "belongs to uid 0, not to the user (uid 1000)"},
 		{name: "the root directory", home: "/", owner: 0, want: "is not a home directory of its own"},
 		{name: "holds another's home", home: "/srv", owner: 1000, others: "bob:x:1001:1001::/srv/bob:/bin/sh\n", want: "holds the home of user bob"},
@@ -310,7 +311,7 @@ func TestUserRemoveHome(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			passwd := "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:" + tc.home + ":/bin/bash\n" + tc.others
 			sim, m := newSim(t, passwd, baseShadow, baseGroup)
-			if tc.name != "missing" && tc.home != "/" {
+			if !strings.HasPrefix(tc.name, "missing") && tc.home != "/" {
 				if err := os.MkdirAll(sim.root+tc.home, 0o755); err != nil {
 					t.Fatal(err)
 				}
