@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -49,8 +51,9 @@ func (AuthorizedKey) Info() modules.Info {
 comment"), each optionally with sshd options before it (from="10.0.0.0/8",no-agent-forwarding). A key is
 the same key when its type and data are: an existing line for it whose options differ (or whose comment
 differs from one given) is replaced in place; others are left as they are. key_options, when given,
-replaces the options of every key in key. exclusive = true removes every key line not in key (comment
-lines stay). state = "absent" removes the keys in key.
+replaces the options of every key in key. exclusive = true removes every key line not in key, and
+every other line but comments and blank lines (a line runbook does not read as a key may be one to
+sshd). state = "absent" removes the keys in key.
 
 The file is path, by default ~USER/.ssh/authorized_keys. The user owns that directory, so a task that
 runs as root must not be led by it elsewhere: every component the user could have made (the home
@@ -59,7 +62,11 @@ name (a hard link), and any of them when another non-root user owns it; the home
 belong to the user or root. Links above the home (a root-owned /home -> /srv/home) are followed only
 as modules/hostfs trusts them. The file is replaced atomically through the directory's descriptor, mode
 0600 and owned by the user; a missing .ssh is created 0700, owned by the user (only for the default
-path). Check mode reads and changes nothing; the diff is the file before and after.`,
+path). At a path of its own, a file that root owns stays root's, with its mode less group and
+other write: a directory of keys that root manages (AuthorizedKeysFile /etc/ssh/keys/%u; sshd reads
+it as the user, so it is usually 0644) is one the user must not be able to edit. Check mode only
+reads; the diff is the file before and after (its size alone when larger than 256 KiB or not text:
+the user may fill it with anything).`,
 		Schema: modules.Schema{
 			Args: []modules.Arg{
 				{Name: "user", Type: cty.String, Required: true, Pattern: namePattern, PatternHelp: namePatternHelp,
@@ -69,7 +76,7 @@ path). Check mode reads and changes nothing; the diff is the file before and aft
 				{Name: "state", Type: cty.String, Default: cty.StringVal("present"), OneOf: []string{"present", "absent"},
 					Doc: "present: the keys are in the file; absent: they are not."},
 				{Name: "exclusive", Type: cty.Bool, Default: cty.False,
-					Doc: `With state = "present": remove every key that is not in key.`},
+					Doc: `With state = "present": remove every key that is not in key, and every line that is not a key, a comment or blank.`},
 				{Name: "path", Type: cty.String,
 					Doc: "The authorized_keys file (absolute); its directory must exist. Default: ~USER/.ssh/authorized_keys."},
 				{Name: "key_options", Type: cty.String,
@@ -113,7 +120,7 @@ func (AuthorizedKey) Validate(a keyArgs) []modules.ArgError {
 			errs = append(errs, modules.ArgError{Arg: "key_options", Msg: "key_options must be one line, with blanks only inside double quotes."})
 		}
 	}
-	if _, err := wantKeys(a.Key, opts); err != nil {
+	if _, err := wantKeys(a.Key, a.KeyOptions); err != nil {
 		errs = append(errs, modules.ArgError{Arg: "key", Msg: err.Error() + "."})
 	}
 	if a.Path != nil && (!strings.HasPrefix(*a.Path, "/") || strings.ContainsAny(*a.Path, "\n\r\x00")) {
@@ -180,11 +187,7 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 	if err := validName(a.User); err != nil {
 		return nil, err
 	}
-	opts := ""
-	if a.KeyOptions != nil {
-		opts = *a.KeyOptions
-	}
-	want, err := wantKeys(a.Key, opts)
+	want, err := wantKeys(a.Key, a.KeyOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -287,6 +290,9 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 
 	var old []byte
 	var fileRef *hostfs.Ref
+	// The new file is the user's, 0600; at a path of its own, a file root owns stays
+	// root's with its mode: root manages the keys there, and the user must not edit them.
+	opts := hostfs.Options{Mode: 0o600, UID: uid, GID: gid}
 	if !makeDir {
 		fileRef, err = hostfs.Resolve(filepath.Join(dirReal, filepath.Base(path)), hostfs.NoFollow)
 		if err != nil {
@@ -304,13 +310,17 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 			if err := checkComponent(path, fi, uid, false); err != nil {
 				return nil, err
 			}
+			if owner, _ := ownerOf(fi); !defaultPath && owner == 0 {
+				opts.UID, opts.GID = hostfs.KeepOwner(fi)
+				opts.Mode = fi.Mode().Perm() &^ 0o022 // never writable by others
+			}
 			if old, err = fileRef.ReadFile(); err != nil {
 				return nil, err
 			}
 		}
 	}
 
-	lines, added, removed := editKeys(parseKeyFile(old), want, a.State == "present", a.Exclusive)
+	lines, added, removed, dropped := editKeys(parseKeyFile(old), want, a.State == "present", a.Exclusive)
 	content := renderKeyFile(lines)
 	if len(lines) == 0 {
 		content = nil
@@ -337,11 +347,18 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 	if len(removed) > 0 {
 		what = append(what, fmt.Sprintf("%d key(s) removed", len(removed)))
 	}
-	if len(what) == 0 {
+	if dropped > 0 {
+		what = append(what, fmt.Sprintf("%d other line(s) removed (not keys runbook reads, which sshd may)", dropped))
+	}
+	switch {
+	case len(what) > 0:
+	case len(old) > 0 && bytes.Equal(append(slices.Clip(old), '\n'), content):
+		what = append(what, "line end added at the end of the file")
+	default:
 		what = append(what, "key options or comments updated")
 	}
 	res.Msg = modules.Tense(apply, "", "would: ") + path + ": " + strings.Join(what, ", ")
-	res.Diff = &modules.Diff{Before: string(old), After: string(content), BeforeHeader: path + " (before)", AfterHeader: path + " (after)"}
+	res.Diff = &modules.Diff{Before: shownKeys(old), After: shownKeys(content), BeforeHeader: path + " (before)", AfterHeader: path + " (after)"}
 	if !apply {
 		return res, nil
 	}
@@ -361,8 +378,24 @@ func runKey(m *machine, a keyArgs, apply bool) (*modules.Result, error) {
 			return res, errors.Join(err, &LinkRefusedError{Path: path, Why: "appeared in the new directory while runbook made it"})
 		}
 	}
-	if err := fileRef.WriteAtomic(content, hostfs.Options{Mode: 0o600, UID: uid, GID: gid}); err != nil {
+	if err := fileRef.WriteAtomic(content, opts); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// maxKeyDiff is the most of an authorized_keys file a diff shows; the user may fill the
+// file with anything, up to what hostfs reads (64 MiB).
+const maxKeyDiff = 256 << 10
+
+// shownKeys is one side of the diff: the file's text, or a summary when it is large or
+// not text.
+func shownKeys(b []byte) string {
+	switch {
+	case len(b) > maxKeyDiff:
+		return fmt.Sprintf("(%d bytes, too large to show)\n", len(b))
+	case bytes.IndexByte(b, 0) >= 0 || !utf8.Valid(b):
+		return fmt.Sprintf("(binary content, %d bytes)\n", len(b))
+	}
+	return string(b)
 }

@@ -318,3 +318,93 @@ func TestAuthorizedKeyRace(t *testing.T) {
 	rootFilesSafe(t, d)
 	t.Logf("300 runs: %d refused, %d wrote", refused, wrote)
 }
+
+// TestAuthorizedKeyOwner: a file at a path of its own that root owns (a directory of keys
+// that root manages, AuthorizedKeysFile /etc/ssh/keys/%u) stays root's, with its mode, so
+// that the user cannot edit the keys root put there; every other file is the user's, 0600.
+func TestAuthorizedKeyOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		path      string // "" is the default path
+		existing  bool
+		owner     int
+		mode      os.FileMode
+		wantOwner int
+		wantMode  os.FileMode
+	}{
+		{name: "root's file at a path of its own", path: "/etc/ssh/keys/alice", existing: true, owner: 0, mode: 0o644, wantOwner: 0, wantMode: 0o644},
+		{name: "root's file that others may write", path: "/etc/ssh/keys/alice", existing: true, owner: 0, mode: 0o666, wantOwner: 0, wantMode: 0o644},
+		{name: "the user's file at a path of its own", path: "/etc/ssh/keys/alice", existing: true, owner: aliceID, mode: 0o644, wantOwner: aliceID, wantMode: 0o600},
+		{name: "a new file at a path of its own", path: "/etc/ssh/keys/alice", wantOwner: aliceID, wantMode: 0o600},
+		{name: "root's file in the user's .ssh", existing: true, owner: 0, mode: 0o644, wantOwner: aliceID, wantMode: 0o600},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, m := keyRoot(t)
+			args := map[string]cty.Value{"user": s("alice"), "key": s(keyA)}
+			p := "/home/alice/.ssh/authorized_keys"
+			if tc.path != "" {
+				p = tc.path
+				args["path"] = s(tc.path)
+			} else {
+				plant(t, d+"/home/alice/.ssh", "")
+			}
+			if tc.existing {
+				for _, step := range []error{os.WriteFile(d+p, []byte(keyB+"\n"), tc.mode), os.Chmod(d+p, tc.mode), os.Chown(d+p, tc.owner, tc.owner)} {
+					if step != nil {
+						t.Fatal(step)
+					}
+				}
+			}
+			moduletest.Timeline(t, AuthorizedKey{test: m}, args)
+			owned(t, d+p, tc.wantOwner, tc.wantMode)
+		})
+	}
+}
+
+// TestAuthorizedKeyMessage: the message says what changes; a file whose keys are as asked
+// but that lacks its last line end is not said to have options or comments updated.
+func TestAuthorizedKeyMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		args       map[string]cty.Value
+		msg        string
+	}{
+		{name: "no final line end", file: keyA, args: map[string]cty.Value{"user": s("alice"), "key": s(keyA)}, msg: "line end added at the end of the file"},
+		{name: "options", file: keyA + "\n", args: map[string]cty.Value{"user": s("alice"), "key": s("no-pty " + keyA)}, msg: "key options or comments updated"},
+		{name: "added", file: keyA + "\n", args: map[string]cty.Value{"user": s("alice"), "key": s(keyB)}, msg: "1 key(s) added"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, m := keyRoot(t)
+			plant(t, d+"/home/alice/.ssh", tc.file)
+			res, err := moduletest.Run(t, AuthorizedKey{test: m}, tc.args, false)
+			if err != nil || !strings.HasSuffix(res.Msg, ": "+tc.msg) {
+				t.Fatalf("%v %+v, want a message ending %q", err, res, tc.msg)
+			}
+		})
+	}
+}
+
+// TestAuthorizedKeyDiffBounded: the file is the user's to fill, so the diff shows its
+// content only while it is short text; a large or binary file is summarised.
+func TestAuthorizedKeyDiffBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		want       string // in the diff's before
+	}{
+		{name: "short", file: "# mine\n" + keyB + "\n", want: "# mine\n" + keyB + "\n"},
+		{name: "large", file: strings.Repeat("# padding padding padding padding\n", 10000) + keyB + "\n", want: "(%d bytes, too large to show)\n"},
+		{name: "binary", file: "# \x00\xff\n" + keyB + "\n", want: "(binary content, %d bytes)\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if strings.Contains(tc.want, "%d") {
+				tc.want = fmt.Sprintf(tc.want, len(tc.file))
+			}
+			d, m := keyRoot(t)
+			plant(t, d+"/home/alice/.ssh", tc.file)
+			res, err := moduletest.Run(t, AuthorizedKey{test: m}, map[string]cty.Value{"user": s("alice"), "key": s(keyA)}, false)
+			if err != nil || res.Diff == nil || res.Diff.Before != tc.want || len(res.Diff.After) > maxKeyDiff {
+				t.Fatalf("%v: before %.200q (%d bytes), after %d bytes; want before %q", err, res.Diff.Before, len(res.Diff.Before), len(res.Diff.After), tc.want)
+			}
+		})
+	}
+}

@@ -18,10 +18,23 @@ var keyTypes = map[string]bool{
 	"ecdsa-sha2-nistp256-cert-v01@openssh.com": true, "ecdsa-sha2-nistp384-cert-v01@openssh.com": true,
 	"ecdsa-sha2-nistp521-cert-v01@openssh.com": true, "sk-ssh-ed25519-cert-v01@openssh.com": true,
 	"sk-ecdsa-sha2-nistp256-cert-v01@openssh.com": true,
+	"rsa-sha2-256": true, "rsa-sha2-512": true,
+	"rsa-sha2-256-cert-v01@openssh.com": true, "rsa-sha2-512-cert-v01@openssh.com": true,
 }
 
-// maxKeyLine bounds one key line: sshd reads lines of up to 8 KiB for keys (an RSA key of
-// 16384 bits is about 2.8 KiB in base64); longer is not a key.
+// blobTypes are the names sshd also takes for a key whose data names another type: an
+// RSA key or certificate under the name of its SHA-2 signature algorithms. A line with
+// one of them is that key, for absent and exclusive to find.
+var blobTypes = map[string]string{
+	"rsa-sha2-256": "ssh-rsa", "rsa-sha2-512": "ssh-rsa",
+	"rsa-sha2-256-cert-v01@openssh.com": "ssh-rsa-cert-v01@openssh.com",
+	"rsa-sha2-512-cert-v01@openssh.com": "ssh-rsa-cert-v01@openssh.com",
+}
+
+// maxKeyLine bounds one line of the key argument (an RSA key of 16384 bits is about 2.8
+// KiB in base64). Lines of the file are not bounded but by the file's size: sshd takes a
+// key line of any length (a long from= or comment), so a longer one is still a key that
+// absent and exclusive must find.
 const maxKeyLine = 16 << 10
 
 // authKey is one key line of an authorized_keys file: options, key type, the key as
@@ -75,9 +88,6 @@ func splitOptions(line string) (string, string, error) {
 
 // parseKey reads one authorized_keys line (not blank, not a comment).
 func parseKey(line string) (authKey, error) {
-	if len(line) > maxKeyLine {
-		return authKey{}, fmt.Errorf("the line is longer than %d bytes", maxKeyLine)
-	}
 	if strings.ContainsAny(line, "\n\r\x00") {
 		return authKey{}, fmt.Errorf("a key line must be one line")
 	}
@@ -105,7 +115,11 @@ func parseKey(line string) (authKey, error) {
 	}
 	// The blob starts with its own type as an SSH string: a key pasted under the wrong
 	// type, or cut, does not.
-	if len(raw) < 4 || int(binary.BigEndian.Uint32(raw)) > len(raw)-4 || string(raw[4:4+binary.BigEndian.Uint32(raw)]) != k.Type {
+	inner := k.Type
+	if t, ok := blobTypes[k.Type]; ok {
+		inner = t
+	}
+	if len(raw) < 4 || int(binary.BigEndian.Uint32(raw)) > len(raw)-4 || string(raw[4:4+binary.BigEndian.Uint32(raw)]) != inner {
 		return authKey{}, fmt.Errorf("the %s key's data does not hold a %s key (cut or mislabelled?)", k.Type, k.Type)
 	}
 	if i := strings.Index(rest, k.Blob); i >= 0 {
@@ -157,20 +171,29 @@ func renderKeyFile(lines []keyFileLine) []byte {
 }
 
 // wantKeys parses the key argument: one key per line, blank lines and comments skipped.
-// options, when not "", replaces the options of every key.
-func wantKeys(text, options string) ([]authKey, error) {
+// options (key_options), when not nil, replaces the options of every key; "" removes them.
+// Each line as it will be written must read back as the same key with the same options:
+// options with a quote left open, a blank outside quotes or a key type in them would make
+// a line that sshd takes otherwise, and that the next run would not find and add again.
+func wantKeys(text string, options *string) ([]authKey, error) {
 	var out []authKey
 	for i, l := range strings.Split(text, "\n") {
 		l = strings.TrimSpace(strings.TrimSuffix(l, "\r"))
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
+		if len(l) > maxKeyLine {
+			return nil, fmt.Errorf("line %d of key is longer than %d bytes", i+1, maxKeyLine)
+		}
 		k, err := parseKey(l)
 		if err != nil {
 			return nil, fmt.Errorf("line %d of key: %w", i+1, err)
 		}
-		if options != "" {
-			k.Options = options
+		if options != nil {
+			k.Options = *options
+			if back, err := parseKey(k.String()); err != nil || back != k {
+				return nil, fmt.Errorf("key_options %q do not make a key line that reads back as written (one line, comma-separated, blanks only inside double quotes, no key type)", clip(*options))
+			}
 		}
 		out = append(out, k)
 	}
@@ -181,10 +204,11 @@ func wantKeys(text, options string) ([]authKey, error) {
 }
 
 // editKeys makes the file hold want (present) or not hold it (absent); exclusive removes
-// every other key. A key is the same key when its type and data are; an existing one whose
-// options differ, or whose comment differs from a comment given, is replaced in place.
-// It returns the new lines and the fingerprints added and removed.
-func editKeys(lines []keyFileLine, want []authKey, present, exclusive bool) (out []keyFileLine, added, removed []string) {
+// every other key, and every other line but comments and blank ones. A key is the same key
+// when its type and data are; an existing one whose options differ, or whose comment
+// differs from a comment given, is replaced in place. It returns the new lines, the
+// fingerprints added and removed, and how many other lines exclusive dropped.
+func editKeys(lines []keyFileLine, want []authKey, present, exclusive bool) (out []keyFileLine, added, removed []string, dropped int) {
 	wanted := map[string]int{}
 	for i, k := range want {
 		if _, ok := wanted[k.Blob]; !ok {
@@ -194,6 +218,12 @@ func editKeys(lines []keyFileLine, want []authKey, present, exclusive bool) (out
 	seen := map[string]bool{}
 	for _, l := range lines {
 		if l.Key == nil {
+			// exclusive keeps comments and blank lines only: a line not read as a key
+			// here may be one to sshd.
+			if t := strings.TrimSpace(l.Text); present && exclusive && t != "" && !strings.HasPrefix(t, "#") {
+				dropped++
+				continue
+			}
 			out = append(out, l)
 			continue
 		}
@@ -224,5 +254,5 @@ func editKeys(lines []keyFileLine, want []authKey, present, exclusive bool) (out
 			}
 		}
 	}
-	return out, added, removed
+	return out, added, removed, dropped
 }

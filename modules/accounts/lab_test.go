@@ -207,6 +207,18 @@ play "accounts" {
 		if got := strings.Split(h.sh("getent shadow rbop"), ":"); len(got) < 2 || got[1] != labHash2 {
 			t.Errorf("the runbook did not set the new hash")
 		}
+
+		// A new hash for a locked account leaves it locked (chpasswd alone would unlock it),
+		// then it is unlocked again for what follows.
+		for i, step := range []struct {
+			arg, field string
+		}{{"password_lock=true", "!" + labHash2}, {"password=" + labHash, "!" + labHash}, {"password_lock=false", labHash}} {
+			r := h.r.Module("lab01", "user", "name=rbop", step.arg)
+			outputs = append(outputs, r.Out)
+			if got := strings.Split(h.sh("getent shadow rbop"), ":"); r.Code != 0 || len(got) < 2 || got[1] != step.field {
+				t.Errorf("lock step %d: exit %d, the shadow field is not as expected (%d chars):\n%s", i, r.Code, len(got[min(1, len(got)-1)]), r.Out)
+			}
+		}
 	})
 
 	priv, pub := keygen(t, "rbop-key")
@@ -227,8 +239,9 @@ play "accounts" {
 			t.Fatalf("ssh as rbop with the key: %v\n%s", err, out)
 		}
 
-		// A key the user planted logs in, until exclusive removes it.
-		h.sh("runuser -u rbop -- sh -c 'echo \"" + pub2 + "\" >> /home/rbop/.ssh/authorized_keys'")
+		// A key the user planted logs in, until exclusive removes it: on a line of 20 KB
+		// (a long comment), which sshd takes as it takes any other.
+		h.sh("runuser -u rbop -- sh -c 'echo \"" + strings.TrimSpace(pub2) + " " + strings.Repeat("c", 20000) + "\" >> /home/rbop/.ssh/authorized_keys'")
 		if out, err := h.ssh("rbop", priv2, "id -un"); err != nil {
 			t.Fatalf("the planted key should log in before exclusive: %v\n%s", err, out)
 		}

@@ -113,7 +113,7 @@ func TestParseKey(t *testing.T) {
 func TestEditKeys(t *testing.T) {
 	file := "# managed by hand\n" + keyA + "\n\n" + `no-pty ` + keyB + "\nnot a key line\n"
 	k := func(lines ...string) []authKey {
-		ks, err := wantKeys(strings.Join(lines, "\n"), "")
+		ks, err := wantKeys(strings.Join(lines, "\n"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,8 +139,8 @@ func TestEditKeys(t *testing.T) {
 		{name: "options removed, comment kept", want: k(strings.Join(strings.Fields(keyB)[:2], " ")), present: true,
 			out: strings.Replace(file, "no-pty "+keyB, keyB, 1)},
 		{name: "absent", want: k(keyB), present: false, out: strings.Replace(file, "no-pty "+keyB+"\n", "", 1), removed: []string{fpB}},
-		{name: "exclusive keeps comments and odd lines", want: k(keyC), present: true, exclusive: true,
-			out: "# managed by hand\n\nnot a key line\n" + keyC + "\n", added: []string{fpC}, removed: []string{fpA, fpB}},
+		{name: "exclusive keeps comments, not odd lines", want: k(keyC), present: true, exclusive: true,
+			out: "# managed by hand\n\n" + keyC + "\n", added: []string{fpC}, removed: []string{fpA, fpB}},
 		{name: "a duplicate removed", want: k(keyA), present: true, out: file, removed: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,7 +149,7 @@ func TestEditKeys(t *testing.T) {
 				in = file + keyA + "\n"
 				tc.removed = []string{fpA}
 			}
-			lines, added, removed := editKeys(parseKeyFile([]byte(in)), tc.want, tc.present, tc.exclusive)
+			lines, added, removed, _ := editKeys(parseKeyFile([]byte(in)), tc.want, tc.present, tc.exclusive)
 			if got := string(renderKeyFile(lines)); got != tc.out {
 				t.Errorf("file:\n%s\nwant:\n%s", got, tc.out)
 			}
@@ -157,5 +157,133 @@ func TestEditKeys(t *testing.T) {
 				t.Errorf("added %v removed %v, want %v %v", added, removed, tc.added, tc.removed)
 			}
 		})
+	}
+}
+
+// TestKeyOptionsArgument: key_options replaces the options of every key, "" included (it
+// removes them), and options that would not read back as the same key line (a quote left
+// open, a key type where the options go) are refused, in Validate as in Run: such a line
+// is not the key to sshd, and is appended again at every run.
+func TestKeyOptionsArgument(t *testing.T) {
+	str := func(s string) *string { return &s }
+	for _, tc := range []struct {
+		name    string
+		key     string
+		opts    *string
+		want    string // the options of the key
+		wantErr string
+	}{
+		{name: "unset keeps the line's", key: "no-pty " + keyA, want: "no-pty"},
+		{name: "replaces the line's", key: "no-pty " + keyA, opts: str(`from="192.0.2.0/24"`), want: `from="192.0.2.0/24"`},
+		{name: "empty removes them", key: "no-pty " + keyA, opts: str(""), want: ""},
+		{name: "quoted blanks", key: keyA, opts: str(`command="echo hi",no-pty`), want: `command="echo hi",no-pty`},
+		{name: "a quote left open", key: keyA, opts: str(`from="192.0.2.1`), wantErr: "key_options"},
+		{name: "a key type", key: keyA, opts: str("ssh-rsa"), wantErr: "key_options"},
+		{name: "a blank outside quotes", key: keyA, opts: str("no-pty no-X11-forwarding"), wantErr: "key_options"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ks, err := wantKeys(tc.key, tc.opts)
+			args := keyArgs{User: "alice", Key: tc.key, State: "present", KeyOptions: tc.opts}
+			verrs := AuthorizedKey{}.Validate(args)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("wantKeys: %v %+v, want an error about %s", err, ks, tc.wantErr)
+				}
+				if len(verrs) == 0 {
+					t.Errorf("Validate took it")
+				}
+				return
+			}
+			if err != nil || len(ks) != 1 || ks[0].Options != tc.want || len(verrs) > 0 {
+				t.Fatalf("%v %+v %v, want options %q", err, ks, verrs, tc.want)
+			}
+		})
+	}
+}
+
+// TestLongKeyLineInFile: sshd reads a key line of any length (ssh-keygen -lf takes one with
+// a 20 KB comment or from= option, as sshd's own parser does), so a long line in the file
+// is a key like any other: state = "absent" and exclusive remove it. Only the key
+// argument is bounded.
+func TestLongKeyLineInFile(t *testing.T) {
+	long := []string{
+		keyA + " " + strings.Repeat("c", 20000),
+		`from="` + strings.Repeat("1", 20000) + `" ` + keyA,
+	}
+	for i, line := range long {
+		file := "# mine\n" + line + "\n" + keyB + "\n"
+		for _, tc := range []struct {
+			name               string
+			want               string
+			present, exclusive bool
+			out                string
+		}{
+			{name: "absent", want: keyA, out: "# mine\n" + keyB + "\n"},
+			{name: "exclusive", want: keyB, present: true, exclusive: true, out: "# mine\n" + keyB + "\n"},
+		} {
+			want, err := wantKeys(tc.want, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines, _, removed, _ := editKeys(parseKeyFile([]byte(file)), want, tc.present, tc.exclusive)
+			if got := string(renderKeyFile(lines)); got != tc.out || len(removed) != 1 || removed[0] != fpA {
+				t.Errorf("line %d, %s: removed %v, file now %.80q", i, tc.name, removed, got)
+			}
+		}
+	}
+	if _, err := wantKeys(long[0], nil); err == nil {
+		t.Error("a key argument of 20 KB was taken")
+	}
+}
+
+// TestKeyUnderAnotherName: sshd (and ssh-keygen -lf) take an RSA key or certificate
+// under the names of its signature algorithms, "rsa-sha2-512 AAAAB3...": that line is the
+// same key, which absent removes and present does not add twice.
+func TestKeyUnderAnotherName(t *testing.T) {
+	blob := strings.Fields(keyRSA)[1]
+	for _, name := range []string{"rsa-sha2-256", "rsa-sha2-512"} {
+		line := name + " " + blob + " planted"
+		k, err := parseKey(line)
+		if err != nil || k.Blob != blob {
+			t.Errorf("parseKey(%s ...): %+v %v", name, k, err)
+			continue
+		}
+		want, _ := wantKeys(keyRSA, nil)
+		lines, _, removed, _ := editKeys(parseKeyFile([]byte(line+"\n")), want, false, false)
+		if len(lines) != 0 || len(removed) != 1 {
+			t.Errorf("%s: absent left %q, removed %v", name, renderKeyFile(lines), removed)
+		}
+		lines, added, _, _ := editKeys(parseKeyFile([]byte(line+"\n")), want, true, false)
+		if len(added) != 0 || len(lines) != 1 {
+			t.Errorf("%s: present added %v: %q", name, added, renderKeyFile(lines))
+		}
+	}
+	if _, err := parseKey("rsa-sha2-512 " + strings.Fields(keyA)[1]); err == nil {
+		t.Error("an ed25519 key under an RSA name was taken")
+	}
+}
+
+// TestExclusiveDropsUnreadLines: exclusive leaves comments and blank lines and the keys
+// asked for, and nothing else: a line runbook does not read as a key may still be one
+// to sshd (a key type it learnt later, a form it also takes), so it goes too.
+func TestExclusiveDropsUnreadLines(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, out string
+		dropped         int
+	}{
+		{name: "unknown type", file: "ssh-newalg@openssh.com AAAAC3Nz planted\n" + keyA + "\n", out: keyA + "\n", dropped: 1},
+		{name: "odd line", file: "# mine\n\nnot a key line\n" + keyA + "\n", out: "# mine\n\n" + keyA + "\n", dropped: 1},
+		{name: "indented comment stays", file: "   # mine\n" + keyA + "\n", out: "   # mine\n" + keyA + "\n"},
+	} {
+		want, _ := wantKeys(keyA, nil)
+		lines, _, _, dropped := editKeys(parseKeyFile([]byte(tc.file)), want, true, true)
+		if got := string(renderKeyFile(lines)); got != tc.out || dropped != tc.dropped {
+			t.Errorf("%s: %q, %d dropped; want %q, %d", tc.name, got, dropped, tc.out, tc.dropped)
+		}
+		// Without exclusive, such lines stay.
+		lines, _, _, dropped = editKeys(parseKeyFile([]byte(tc.file)), want, true, false)
+		if got := string(renderKeyFile(lines)); got != tc.file || dropped != 0 {
+			t.Errorf("%s, not exclusive: %q", tc.name, got)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package accounts
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
+	"github.com/runbook/runbook/modules/hostfs"
 )
 
 var (
@@ -93,12 +95,16 @@ diff, messages, results, the JSON view and the history show only "(changed)". Ma
 "mkpasswd -m sha-512" or "openssl passwd -6" and keep it in a sensitive variable.
 
 password_lock = true locks the password (usermod -L: a "!" before the hash), false unlocks it;
+unset, the lock stays as it is, also when password sets a new hash (chpasswd drops the "!", and
+usermod -L sets it again right after);
 SSH keys still log in where sshd uses PAM (Debian's and Red Hat's default). groups lists supplementary groups: exactly these, unless append = true adds them
 to the ones the user has. group (the primary group) and every name in groups must exist (the group
 module makes them); in check mode a missing one is a warning, since an earlier task may create it.
 home sets the home directory's path in /etc/passwd; an existing home is not moved. state = "absent"
 removes the account, and with remove = true its home directory and mail spool (userdel -r); userdel
-refuses a user who still has processes (a login, a systemd --user manager), and the task fails saying so.`,
+refuses a user who still has processes (a login, a systemd --user manager), and the task fails saying so.
+remove = true is refused, in check mode too, when the home is "/", holds another user's home, or does
+not belong to the user (a system account whose home is /var/www or /bin): userdel -r would delete it.`,
 		Schema: modules.Schema{
 			Args: []modules.Arg{
 				{Name: "name", Type: cty.String, Required: true, Pattern: namePattern, PatternHelp: namePatternHelp,
@@ -292,6 +298,11 @@ func runUser(ctx context.Context, m *machine, a userArgs, apply bool) (*modules.
 	if err != nil {
 		return nil, err
 	}
+	if a.State == "absent" && a.Remove && acc.pw != nil {
+		if err := m.removableHome(acc.pw); err != nil {
+			return nil, err
+		}
+	}
 	res := &modules.Result{Status: modules.StatusOK, Data: acc.result(a.Name)}
 	p := planUser(acc, a)
 	res.Warnings = p.warnings
@@ -324,6 +335,41 @@ func runUser(ctx context.Context, m *machine, a userArgs, apply bool) (*modules.
 		res.Data = acc.result(a.Name)
 	}
 	return res, err
+}
+
+// removableHome refuses a home that userdel -r must not delete: userdel removes whatever
+// the home is, and checks for another user's home inside it only when shadow-utils is
+// built to (EXTRA_CHECK_HOME_DIR). "/", a directory that holds another user's home (a
+// system account's /srv or /var/www), or one that is not the user's own (root's /bin, as
+// the sync account has) is refused before anything runs.
+func (m *machine) removableHome(pw *passwdEntry) error {
+	home := filepath.Clean(pw.Home)
+	refuse := func(why string) error {
+		return fmt.Errorf("user %s: remove = true would have userdel -r delete %s, which %s; remove what must go yourself, or set remove = false", pw.Name, pw.Home, why)
+	}
+	if !strings.HasPrefix(home, "/") || home == "/" {
+		return refuse("is not a home directory of its own")
+	}
+	fi, err := hostfs.Stat(m.path(home))
+	if err != nil {
+		return fmt.Errorf("user %s: home %s: %w", pw.Name, pw.Home, err)
+	}
+	if fi == nil {
+		return nil // nothing to delete (system accounts share /nonexistent)
+	}
+	b, err := m.readDB("/etc/passwd")
+	if err != nil {
+		return err
+	}
+	for _, o := range parsePasswd(b) {
+		if oh := filepath.Clean(o.Home); o.Name != pw.Name && (oh == home || strings.HasPrefix(oh, home+"/")) {
+			return refuse("holds the home of user " + o.Name)
+		}
+	}
+	if owner, _ := ownerOf(fi); owner != int(pw.UID) {
+		return refuse(fmt.Sprintf("belongs to uid %d, not to the user (uid %d)", owner, pw.UID))
+	}
+	return nil
 }
 
 func ptrList(s *string) []string {
@@ -370,7 +416,9 @@ func planUser(acc account, a userArgs) *userPlan {
 		opts = append(opts, "-u", uid)
 		p.change("uid", idOrNone(acc.pw != nil, cur.UID), uid)
 	}
-	if a.Group != nil && (acc.pw == nil || cur.Group != *a.Group) {
+	// The primary group is compared by gid: two groups may share one, and the name
+	// /etc/group lists first is not the only right one.
+	if a.Group != nil && (acc.pw == nil || !hasGID(acc.groups, *a.Group, acc.pw.GID)) {
 		opts = append(opts, "-g", *a.Group)
 		p.change("group", orNone(cur.Group), *a.Group)
 	}
@@ -381,7 +429,8 @@ func planUser(acc account, a userArgs) *userPlan {
 		}
 		if !sameSet(cur.Groups, want) {
 			p.change("groups", orNone(strings.Join(sorted(cur.Groups), ",")), orNone(strings.Join(sorted(want), ",")))
-			if a.Append {
+			// -a is usermod's alone: a new user has no groups to add to.
+			if a.Append && acc.pw != nil {
 				opts = append(opts, "-a")
 			}
 			opts = append(opts, "-G", strings.Join(a.Groups, ","))
@@ -409,8 +458,6 @@ func planUser(acc account, a userArgs) *userPlan {
 		if a.System {
 			argv = append(argv, "-r")
 		}
-		// -a is usermod's alone: a new user has no groups to add to.
-		opts = slices.DeleteFunc(opts, func(s string) bool { return s == "-a" })
 		p.steps = append(p.steps, userStep{argv: append(append(argv, opts...), "--", a.Name)})
 	} else if len(opts) > 0 {
 		p.steps = append(p.steps, userStep{argv: append(append([]string{"usermod"}, opts...), "--", a.Name)})
@@ -438,9 +485,18 @@ func planUser(acc account, a userArgs) *userPlan {
 				before = "(set)"
 			}
 			p.change("password", before, "(changed)")
-			// chpasswd writes the field whole: a locked password is unlocked by it.
+			// chpasswd writes the field whole: a locked password is unlocked by it. The lock
+			// is not the task's to drop unless password_lock says so: it is set again (and
+			// is no change to show).
 			if strings.HasPrefix(w, "$") {
-				locked, hash = false, w
+				switch {
+				case locked && (a.PasswordLock == nil || *a.PasswordLock):
+					p.steps = append(p.steps, userStep{argv: []string{"usermod", "-L", "--", a.Name}})
+				case locked:
+					p.change("password_locked", "true", "false")
+					locked = false
+				}
+				hash = w
 			} else {
 				locked, hash = w == "!", ""
 			}
@@ -462,6 +518,12 @@ func planUser(acc account, a userArgs) *userPlan {
 		}
 	}
 	return p
+}
+
+// hasGID says whether the group called name has the id gid.
+func hasGID(db []groupEntry, name string, gid int64) bool {
+	g := findGroup(db, name)
+	return g != nil && g.GID == gid
 }
 
 func idOrNone(exists bool, id float64) string {

@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -120,6 +121,10 @@ func TestUserTimeline(t *testing.T) {
 			argv: [][]string{{"usermod", "-G", "sudo", "--", "alice"}}, group: []string{"sudo:x:27:alice", "adm:x:4:\n"}, diff: "groups: adm"},
 		{name: "groups appended", args: map[string]cty.Value{"name": s("alice"), "groups": list("sudo"), "append": cty.True},
 			argv: [][]string{{"usermod", "-a", "-G", "sudo", "--", "alice"}}, group: []string{"sudo:x:27:alice", "adm:x:4:alice"}, diff: "groups: adm,sudo"},
+		{name: "new user whose comment looks like an option", args: map[string]cty.Value{"name": s("dave"), "comment": s("-a"),
+			"groups": list("sudo"), "append": cty.True, "create_home": cty.False},
+			argv:   [][]string{{"useradd", "-M", "-G", "sudo", "-c", "-a", "--", "dave"}},
+			passwd: "dave:x:1002:1002:-a:", diff: "comment: -a"},
 		{name: "removed with home", args: map[string]cty.Value{"name": s("alice"), "state": s("absent"), "remove": cty.True},
 			argv: [][]string{{"userdel", "-r", "--", "alice"}}, diff: "home: (removed)"},
 	} {
@@ -218,5 +223,115 @@ func TestUserCheckWarnsMissingGroup(t *testing.T) {
 	}
 	if _, err := moduletest.Run(t, User{test: m}, args, true); err == nil || !strings.Contains(told(nil, err), "useradd") {
 		t.Fatalf("apply: %v", err)
+	}
+}
+
+// TestUserKeepsWhatIsNotAsked: what the task does not name stays as it is. A new hash for a
+// locked account keeps it locked (chpasswd writes the field whole, so the lock is set again);
+// a primary group named by a name that shares its gid with another group is the group
+// the account has, and not a change at every run.
+func TestUserKeepsWhatIsNotAsked(t *testing.T) {
+	const lockedShadow = "root:*:19000:0:99999:7:::\nalice:!" + hashA + ":19000:0:99999:7:::\n"
+	const twoNamesGroup = "root:x:0:\nalice:x:1000:\nstaff:x:1000:\nops:x:2001:\n"
+	for _, tc := range []struct {
+		name          string
+		shadow, group string
+		args          map[string]cty.Value
+		argv          [][]string // nil: the account is as asked from the start
+		field         string     // alice's password field afterwards
+	}{
+		{name: "new hash, locked account", shadow: lockedShadow, group: baseGroup,
+			args:  map[string]cty.Value{"name": s("alice"), "password": s(hashB)},
+			argv:  [][]string{{"chpasswd", "-e"}, {"usermod", "-L", "--", "alice"}},
+			field: "!" + hashB},
+		{name: "new hash, locked account, unlock asked", shadow: lockedShadow, group: baseGroup,
+			args:  map[string]cty.Value{"name": s("alice"), "password": s(hashB), "password_lock": cty.False},
+			argv:  [][]string{{"chpasswd", "-e"}},
+			field: hashB},
+		{name: "new hash, locked account, lock asked", shadow: lockedShadow, group: baseGroup,
+			args:  map[string]cty.Value{"name": s("alice"), "password": s(hashB), "password_lock": cty.True},
+			argv:  [][]string{{"chpasswd", "-e"}, {"usermod", "-L", "--", "alice"}},
+			field: "!" + hashB},
+		{name: "new hash, unlocked account", shadow: baseShadow, group: baseGroup,
+			args:  map[string]cty.Value{"name": s("alice"), "password": s(hashB)},
+			argv:  [][]string{{"chpasswd", "-e"}},
+			field: hashB},
+		{name: "primary group by its second name", shadow: baseShadow, group: twoNamesGroup,
+			args: map[string]cty.Value{"name": s("alice"), "group": s("staff")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim, m := newSim(t, basePasswd, tc.shadow, tc.group)
+			if tc.argv == nil {
+				for _, apply := range []bool{false, true} {
+					res, err := moduletest.Run(t, User{test: m}, tc.args, apply)
+					if err != nil || res.Status != modules.StatusOK || len(sim.argv) > 0 {
+						t.Fatalf("apply %v: %v %+v, ran %q", apply, err, res, sim.argv)
+					}
+				}
+				return
+			}
+			res := moduletest.Timeline(t, User{test: m}, tc.args, moduletest.Snapshot(sim.snapshot))
+			// The lock is shown as a change only when it changes.
+			wasLocked := strings.Contains(tc.shadow, "alice:!")
+			if lockChanges := wasLocked != strings.HasPrefix(tc.field, "!"); strings.Contains(res[0].Diff.After, "password_locked") != lockChanges {
+				t.Errorf("diff (lock changes: %v):\n%s\n---\n%s", lockChanges, res[0].Diff.Before, res[0].Diff.After)
+			}
+			if !equalArgv(sim.argv, tc.argv) {
+				t.Errorf("ran %q, want %q", sim.argv, tc.argv)
+			}
+			if after := sim.snapshot(t); !strings.Contains(after, "\nalice:"+tc.field+":") {
+				t.Errorf("shadow wants alice:%s:\n%s", tc.field, after)
+			}
+		})
+	}
+}
+
+// TestUserRemoveHome: remove = true has userdel -r delete the home directory, whatever it
+// is; shadow-utils checks for another user's home inside it only when built to. A home
+// that is "/", holds another user's home, or is not the user's own is refused, in check
+// mode as in apply, before userdel runs.
+func TestUserRemoveHome(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a home to its user needs root")
+	}
+	for _, tc := range []struct {
+		name, home string
+		owner      int
+		others     string // more /etc/passwd lines
+		want       string // in the error; "" for none
+	}{
+		{name: "the user's own", home: "/home/alice", owner: 1000},
+		{name: "missing", home: "/home/gone"},
+		{name: "missing, shared with another", home: "/nonexistent", others: "nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"},
+		{name: "root's directory", home: "/var/www", owner: 0, want: "belongs to uid 0, not to the user (uid 1000)"},
+		{name: "the root directory", home: "/", owner: 0, want: "is not a home directory of its own"},
+		{name: "holds another's home", home: "/srv", owner: 1000, others: "bob:x:1001:1001::/srv/bob:/bin/sh\n", want: "holds the home of user bob"},
+		{name: "shared with another", home: "/home/alice", owner: 1000, others: "bob:x:1001:1001::/home/alice/:/bin/sh\n", want: "holds the home of user bob"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			passwd := "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:" + tc.home + ":/bin/bash\n" + tc.others
+			sim, m := newSim(t, passwd, baseShadow, baseGroup)
+			if !strings.HasPrefix(tc.name, "missing") && tc.home != "/" {
+				if err := os.MkdirAll(sim.root+tc.home, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chown(sim.root+tc.home, tc.owner, tc.owner); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := map[string]cty.Value{"name": s("alice"), "state": s("absent"), "remove": cty.True}
+			for _, apply := range []bool{false, true} {
+				res, err := moduletest.Run(t, User{test: m}, args, apply)
+				if tc.want == "" {
+					if err != nil || res.Status != modules.DiffStatus(apply) {
+						t.Fatalf("apply %v: %v %+v", apply, err, res)
+					}
+					continue
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.want) || len(sim.argv) > 0 {
+					t.Fatalf("apply %v: %v, ran %q; want an error saying %q", apply, err, sim.argv, tc.want)
+				}
+			}
+		})
 	}
 }

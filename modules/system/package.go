@@ -91,7 +91,10 @@ would be installed, upgraded or removed, dependencies included, with their versi
 same command for real and reports the same lists, then reads the installed versions again: a
 package that is still not as asked is an error. A host already as asked is ok, and nothing runs
 but reads. A name the manager resolves to another package (a virtual package, a "provides")
-is an error when the manager would do nothing for it: name the real package.
+is an error when the manager would do nothing for it: name the real package. With apt, so is a
+name that apt-get would install under no package of that name: it reads "NAME-" as NAME to
+remove and a name with "." or "+" that no package has as a regular expression over the lists;
+the task fails, in check mode too, before anything changes.
 
 state = "present" installs what is missing (a named version: what is not at that version, which may
 downgrade); "latest" also upgrades what is installed to the newest version the repositories have;

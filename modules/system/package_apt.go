@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,10 +138,65 @@ func (a *aptManager) plan(ctx context.Context, state string, specs []pkgSpec, ha
 		return pkgPlan{}, err
 	}
 	p := parseAptSimulation(res.Stdout)
+	if op == "install" && !p.empty() {
+		if err := aptReadAsNamed(p, specs, have); err != nil {
+			return pkgPlan{}, err
+		}
+	}
 	if !p.empty() {
 		p.cmds = [][]string{cmd}
 	}
 	return p, nil
+}
+
+// aptReadAsNamed makes sure apt-get would install each package named that is not as asked
+// under its own name. apt-get install takes a name no package has as something else: "NAME-"
+// as NAME to remove, "NAME+" as NAME, one with "." or "+" as a regular expression over
+// every package in the lists (all of whose matches it installs), a virtual package as the
+// one that provides it. Any of those would change other packages than the task names.
+func aptReadAsNamed(p pkgPlan, specs []pkgSpec, have map[string]string) error {
+	base := func(n string) string { b, _, _ := strings.Cut(n, ":"); return b }
+	inst := map[string]bool{}
+	for _, c := range append(slices.Clone(p.installed), p.upgraded...) {
+		inst[c.Name], inst[base(c.Name)] = true, true
+	}
+	var bad []string
+	for _, s := range specs {
+		v := have[s.Name]
+		if v != "" && (s.Version == "" || versionMatches(v, s.Version, false)) {
+			continue // as asked already ("latest" with nothing newer)
+		}
+		if !inst[s.Name] && !inst[base(s.Name)] {
+			bad = append(bad, s.Name)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("apt-get would install no package named %s, but %s: it reads a name that no package has otherwise (NAME- as a removal, a name with \".\" or \"+\" as a regular expression, a virtual package as its provider); name the real package",
+		strings.Join(bad, ", "), planWords(p))
+}
+
+// planWords says in a few words what a plan would do, for messages.
+func planWords(p pkgPlan) string {
+	var w []string
+	for _, part := range []struct {
+		verb string
+		cs   []pkgChange
+	}{{"install", p.installed}, {"upgrade", p.upgraded}, {"remove", p.removed}} {
+		if len(part.cs) == 0 {
+			continue
+		}
+		var names []string
+		for _, c := range part.cs {
+			names = append(names, c.Name)
+		}
+		if len(names) > 10 {
+			names = append(names[:10], fmt.Sprintf("and %d more", len(names)-10))
+		}
+		w = append(w, part.verb+" "+strings.Join(names, ", "))
+	}
+	return "would " + strings.Join(w, "; ")
 }
 
 func (a *aptManager) run(ctx context.Context, cmd []string, lw *lockWait) error {

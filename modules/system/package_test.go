@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -123,6 +124,26 @@ func (f *fakeApt) Run(_ context.Context, c host.Cmd) (host.Result, error) {
 		name, ver, _ := strings.Cut(a, "=")
 		switch op {
 		case "install":
+			// apt's readings of a name no package has: "NAME-" removes NAME, and
+			// a name with "." or "+" is a regular expression over every package.
+			if _, ok := f.repo[name]; !ok && strings.HasSuffix(name, "-") {
+				if v, ok := state[strings.TrimSuffix(name, "-")]; ok {
+					fmt.Fprintf(&out, "Remv %s [%s]\n", strings.TrimSuffix(name, "-"), v)
+					delete(state, strings.TrimSuffix(name, "-"))
+				}
+				continue
+			}
+			if _, ok := f.repo[name]; !ok && strings.ContainsAny(name, ".+") {
+				re := regexp.MustCompile(name)
+				for _, n := range slices.Sorted(maps.Keys(f.repo)) {
+					if re.MatchString(n) {
+						if err := add(n, ""); err != nil {
+							return host.Result{RC: 100, Stderr: err.Error() + "\n"}, nil
+						}
+					}
+				}
+				continue
+			}
 			if err := add(name, ver); err != nil {
 				return host.Result{RC: 100, Stderr: err.Error() + "\n"}, nil
 			}
@@ -266,6 +287,40 @@ func TestPackageAptFailures(t *testing.T) {
 	}
 	if c := f.calls[len(f.calls)-1]; slices.Contains(c, "--no-install-recommends") {
 		t.Errorf("recommends turned off though asked for: %q", c)
+	}
+}
+
+// TestPackageAptNameReadOtherwise: a name apt-get reads as something other than the
+// package of that name ("NAME-" as a removal, "lib.+" as a regular expression over the
+// lists) fails in check mode and in apply before anything is installed or removed.
+func TestPackageAptNameReadOtherwise(t *testing.T) {
+	for _, tc := range []struct {
+		name, state string
+		want        string
+	}{
+		{"rb-lib-", "present", "rb-lib-"},
+		{"rb-.+", "present", "rb-.+"},
+		{"rb-.+", "latest", "rb-.+"},
+		{"rb-app+", "present", "rb-app+"},
+	} {
+		for _, apply := range []bool{false, true} {
+			f := newFakeApt()
+			f.installed["rb-lib"] = "1.0-1"
+			before := maps.Clone(f.installed)
+			res, err := moduletest.Run(t, aptModule(f), map[string]cty.Value{"name": cty.StringVal(tc.name), "state": cty.StringVal(tc.state)}, apply)
+			if err == nil || !strings.Contains(err.Error(), "no package named "+tc.want) {
+				t.Errorf("%s %s (apply %v): %v %+v", tc.name, tc.state, apply, err, res)
+			}
+			if got := f.mutating(); len(got) > 0 || !maps.Equal(before, f.installed) {
+				t.Errorf("%s %s (apply %v): ran %q, installed now %v", tc.name, tc.state, apply, got, f.installed)
+			}
+		}
+	}
+	// The real names still work, "g++"-like names with a trailing "+" included.
+	f := newFakeApt()
+	f.repo["rb-c++"] = fakeDeb{version: "1"}
+	if _, err := moduletest.Run(t, aptModule(f), map[string]cty.Value{"name": names("rb-app", "rb-c++")}, true); err != nil || f.installed["rb-c++"] != "1" {
+		t.Fatalf("real names: %v %v", err, f.installed)
 	}
 }
 
