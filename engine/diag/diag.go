@@ -135,6 +135,9 @@ func (p *Printer) context(rng hcl.Range) string {
 	}
 	body, ok := f.Body.(*hclsyntax.Body)
 	if !ok {
+		if strings.HasSuffix(rng.Filename, ".json") {
+			return jsonContext(f.Bytes, rng.Start.Byte)
+		}
 		return ""
 	}
 	ctx := ""
@@ -158,6 +161,81 @@ func (p *Printer) context(rng hcl.Range) string {
 		return ""
 	}
 	return ", in " + ctx
+}
+
+// jsonContext is context for a runbook file in HCL's JSON syntax, where a property is a
+// block or an attribute only by the schema: it follows the runbook's labelled blocks
+// (variable and play at the top, task and handler in a play) along the keys that lead to
+// offset.
+func jsonContext(src []byte, offset int) string {
+	path := jsonPath(src, offset)
+	ctx := ""
+	if len(path) >= 2 && (path[0] == "variable" || path[0] == "play") {
+		ctx = fmt.Sprintf("%s %q", path[0], path[1])
+		if path[0] == "play" && len(path) >= 4 && (path[2] == "task" || path[2] == "handler") {
+			ctx = fmt.Sprintf("%s %q", path[2], path[3])
+		}
+	} else if len(path) >= 1 && path[0] == "locals" {
+		ctx = "locals"
+	}
+	if ctx == "" {
+		return ""
+	}
+	return ", in " + ctx
+}
+
+// jsonPath lists the object keys that lead to offset in a JSON document (arrays are passed
+// through), reading at most the document's bytes up to offset.
+func jsonPath(src []byte, offset int) []string {
+	type frame struct {
+		object, wantKey bool
+		key             string
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(src))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		past := dec.InputOffset() > int64(offset)
+		if len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].wantKey {
+			if k, ok := tok.(string); ok {
+				stack[len(stack)-1].key = k
+				stack[len(stack)-1].wantKey = false
+				if past {
+					break
+				}
+				continue
+			}
+		}
+		if past {
+			break
+		}
+		// A value ends here: the object around it wants its next key.
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{object: true, wantKey: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+		}
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].wantKey = true
+		}
+	}
+	var path []string
+	for _, f := range stack {
+		if f.object && f.key != "" {
+			path = append(path, f.key)
+		}
+	}
+	return path
 }
 
 // Sort orders diagnostics by file and position, keeping those without a position first, so

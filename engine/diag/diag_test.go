@@ -45,3 +45,49 @@ func TestHideSource(t *testing.T) {
 		})
 	}
 }
+
+// A diagnostic in a runbook file in JSON syntax names the variable, play, task or handler
+// it is in, as one in native syntax does, whichever way the blocks are written (an object
+// of labels or an array of them).
+func TestJSONContext(t *testing.T) {
+	src := `{
+  "variable": {"motd": {"type": "string", "default": "MARK1"}},
+  "locals": {"x": "MARK2"},
+  "play": {
+    "web": {
+      "hosts": "MARK3",
+      "task": [
+        {"first": {"command": {"cmd": "MARK4"}}},
+        {"second": {"when": true, "command": {"argv": ["a", "MARK5"], "MARK6": 1}}}
+      ],
+      "handler": {"reload": {"service": {"name": "MARK7"}}}
+    }
+  },
+  "MARK8": 1
+}`
+	f, diags := hclparse.NewParser().ParseJSON([]byte(src), "site.hcl.json")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	want := map[string]string{
+		"MARK1": `, in variable "motd"`,
+		"MARK2": `, in locals`,
+		"MARK3": `, in play "web"`,
+		"MARK4": `, in task "first"`,
+		"MARK5": `, in task "second"`,
+		"MARK6": `, in task "second"`,
+		"MARK7": `, in handler "reload"`,
+		"MARK8": ``,
+	}
+	p := &Printer{Files: map[string]*hcl.File{"site.hcl.json": f}}
+	for mark, w := range want {
+		off := strings.Index(src, `"`+mark+`"`)
+		if got := p.context(hcl.Range{Filename: "site.hcl.json", Start: hcl.Pos{Byte: off}}); got != w {
+			t.Errorf("%s: context %q, want %q", mark, got, w)
+		}
+	}
+	// Input that is not JSON (a truncated file) has no context and no panic.
+	if got := jsonContext([]byte(`{"play": {"web": `), 15); got != `, in play "web"` && got != "" {
+		t.Errorf("truncated: %q", got)
+	}
+}
