@@ -465,3 +465,98 @@ func firstDifference(want, got string) string {
 	}
 	return ""
 }
+
+// TestJSONErrors: mistakes in a runbook file in JSON syntax are reported like those in
+// native syntax, located in the JSON (line and column of the key or value at fault).
+func TestJSONErrors(t *testing.T) {
+	task := func(body string) string {
+		return `{"play": {"p": {"hosts": "all", "task": {"t": ` + body + `}}}}`
+	}
+	tests := []struct {
+		name, src, summary, detail string
+		at                         string // the text the subject starts at
+	}{
+		{"unknown module", task(`{"comand": {"cmd": "true"}}`), "Unknown module", `Did you mean "command"?`, `"comand"`},
+		{"unknown argument", task(`{"command": {"cmd": "true", "cmdd": 1}}`), "Extraneous JSON object property", `"cmdd"`, `"cmdd"`},
+		{"two modules", task(`{"command": {"cmd": "true"}, "shell": {"cmd": "x"}}`), "More than one module in a task", "", `"shell"`},
+		{"no module", task(`{"tags": ["x"]}`), "Missing module block", "", `{"tags"`},
+		{"module given as a string", task(`{"command": "uptime"}`), "Incorrect JSON value type", "", `"uptime"`},
+		{"undeclared task", task(`{"depends_on": ["nope"], "command": {"cmd": "true"}}`), "Reference to undeclared task", `"nope"`, `"nope"`},
+		{"unknown variable", task(`{"command": {"cmd": "${foo.bar}"}}`), "Unknown variable", `"foo"`, `foo.bar`},
+		{"bad expression", task(`{"command": {"cmd": "${1 +}"}}`), "Invalid expression", "", `}"}`},
+		{"bad value", task(`{"file": {"path": "/x", "state": "dir"}}`), `Invalid value for "state"`, `"directory"`, `"dir"`},
+		{"condition written as text", task(`{"when": "host.vars.x == 1", "command": {"cmd": "true"}}`), "Invalid when", `"${host.vars.x == 1}"`, `"host.vars`},
+		{"for_each written as text", task(`{"for_each": "var.list", "command": {"cmd": "true"}}`), "Invalid for_each", `"${var.list}"`, `"var.list"`},
+		{"handler with depends_on", `{"play": {"p": {"hosts": "all", "handler": {"h": {"depends_on": ["x"], "command": {"cmd": "true"}}}}}}`, "Unsupported argument", "depends_on is for tasks", `"depends_on"`},
+		{"default refers to a variable", `{"variable": {"v": {"default": "${var.w}"}}}`, "Variables not allowed", "must be a literal", `"${var.w}"`},
+		{"unclosed object", `{"play": {"p": {"hosts": "all"}}`, "Unclosed object", "", `{"play"`},
+		{"play without hosts", `{"play": {"p": {"task": {"t": {"command": {"cmd": "true"}}} } } }`, "Missing required argument", `"hosts"`, `} }`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, diags := Parse([]Source{{Name: "site.hcl.json", Src: []byte(tt.src)}}, Inputs{AllowMissing: true})
+			var d *hcl.Diagnostic
+			for _, x := range diags {
+				if x.Severity == hcl.DiagError && x.Summary == tt.summary {
+					d = x
+					break
+				}
+			}
+			if d == nil {
+				t.Fatalf("no %q in %v", tt.summary, diags)
+			}
+			if !strings.Contains(d.Detail, tt.detail) {
+				t.Errorf("detail %q, want it to hold %q", d.Detail, tt.detail)
+			}
+			if d.Subject == nil || d.Subject.Filename != "site.hcl.json" || d.Subject.Start.Line != 1 ||
+				d.Subject.Start.Column != d.Subject.Start.Byte+1 || !strings.HasPrefix(tt.src[d.Subject.Start.Byte:], tt.at) {
+				t.Errorf("subject %v, want it at %s (first at column %d)", d.Subject, tt.at, strings.Index(tt.src, tt.at)+1)
+			}
+		})
+	}
+}
+
+// A file that is neither .hcl nor .hcl.json is refused by name, and so is JSON in a .hcl
+// file (as a syntax error of the native syntax).
+func TestJSONFileNames(t *testing.T) {
+	src := []byte(`{"play": {"p": {"hosts": "all", "task": {"t": {"command": {"cmd": "true"}}}}}}`)
+	if rb, diags := Parse([]Source{{Name: "site.hcl.json", Src: src}}, Inputs{}); diags.HasErrors() || len(rb.Plays) != 1 || rb.Plays[0].Tasks[0].Module != "command" {
+		t.Fatalf("site.hcl.json: %v", diags)
+	}
+	if _, diags := Parse([]Source{{Name: "site.json", Src: src}}, Inputs{}); !diags.HasErrors() || diags[0].Summary != "Not a runbook file" || !strings.Contains(diags[0].Detail, ".hcl.json") {
+		t.Errorf("site.json: %v", diags)
+	}
+	if _, diags := Parse([]Source{{Name: "site.hcl", Src: src}}, Inputs{}); !diags.HasErrors() {
+		t.Error("JSON in a .hcl file loaded")
+	}
+}
+
+// An error about a module argument computed from a sensitive value hides its detail in a
+// JSON module body as in a native one: the late, per-host decode finds the argument's
+// expression in either syntax.
+func TestJSONSensitiveArgumentNotShown(t *testing.T) {
+	const token = "Zq7x-Kx9w-Pm3j"
+	src := `{
+  "variable": {"token": {"type": "string", "sensitive": true, "default": "` + token + `"}},
+  "play": {"p": {"hosts": "all", "task": {"t": {
+    "file": {"path": "/tmp/x", "state": "${lower(\"${var.token}${host.name}\")}"}
+  }}}}
+}`
+	rb, diags := Parse([]Source{{Name: "s.hcl.json", Src: []byte(src)}}, Inputs{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	_, _, diags = rb.Plays[0].Task("t").Args(rb.EvalContext(Scope{Host: "h1", Groups: []string{"all"}}))
+	if !diags.HasErrors() || diags[0].Summary != `Invalid value for "state"` {
+		t.Fatalf("diagnostics %v", diags)
+	}
+	if w := showsPart(diags.Error(), token); w != "" {
+		t.Errorf("the diagnostics show %q: %v", w, diags)
+	}
+	if diags[0].Detail != "(the value is sensitive and not shown)" {
+		t.Errorf("detail %q", diags[0].Detail)
+	}
+	if s := diags[0].Subject; s == nil || s.Filename != "s.hcl.json" || s.Start.Line != 4 {
+		t.Errorf("subject %v, want s.hcl.json line 4", s)
+	}
+}
