@@ -560,3 +560,59 @@ func TestJSONSensitiveArgumentNotShown(t *testing.T) {
 		t.Errorf("subject %v, want s.hcl.json line 4", s)
 	}
 }
+
+var fence = regexp.MustCompile("(?s)```(hcl|json)\n(.*?)```")
+
+// TestDocsJSONExamples loads every ```json example in docs/*.md that is a runbook (an
+// object with a "play" property) as a .hcl.json file; one that follows a ```hcl runbook must plan like
+// it, since the docs show it as the same runbook.
+func TestDocsJSONExamples(t *testing.T) {
+	docs, _ := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+	n := 0
+	for _, doc := range docs {
+		src, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var prev []byte // the previous fence, if it is an hcl runbook
+		for i, m := range fence.FindAllSubmatch(src, -1) {
+			isPlay := regexp.MustCompile(`(?m)^play "`).Match(m[2])
+			if string(m[1]) == "hcl" {
+				prev = nil
+				if isPlay {
+					prev = m[2]
+				}
+				continue
+			}
+			var top map[string]json.RawMessage
+			if json.Unmarshal(m[2], &top) != nil || top["play"] == nil {
+				prev = nil
+				continue
+			}
+			n++
+			name := fmt.Sprintf("%s#%d.hcl.json", filepath.Base(doc), i)
+			js, diags := Parse([]Source{{Name: name, Src: m[2]}}, Inputs{AllowMissing: true})
+			if len(diags) > 0 {
+				var b strings.Builder
+				(&diag.Printer{Files: js.Files}).Text(&b, diags)
+				t.Errorf("%s:\n%s", name, b.String())
+				continue
+			}
+			if prev != nil {
+				native, diags := Parse([]Source{{Name: name + ".hcl", Src: prev}}, Inputs{AllowMissing: true})
+				if len(diags) > 0 {
+					t.Fatalf("%s.hcl: %v", name, diags)
+				}
+				want, _ := planDump(t, native)
+				got, _ := planDump(t, js)
+				if got != want {
+					t.Errorf("%s plans unlike the hcl example before it:\n%s", name, firstDifference(want, got))
+				}
+			}
+			prev = nil
+		}
+	}
+	if n < 1 {
+		t.Errorf("found no JSON runbook example in docs/")
+	}
+}
