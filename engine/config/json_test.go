@@ -616,3 +616,37 @@ func TestDocsJSONExamples(t *testing.T) {
 		t.Errorf("found no JSON runbook example in docs/")
 	}
 }
+
+// FuzzParseJSON feeds arbitrary bytes to the loader as a runbook file in JSON syntax, and
+// prints the diagnostics as the CLI does (which walks the JSON for their context): neither
+// may panic.
+func FuzzParseJSON(f *testing.F) {
+	for _, path := range []string{
+		"../../runbooks/bigip-ve-kvm/main.hcl",
+		"../../runbooks/examples/for_each.hcl",
+		"../../runbooks/examples/handlers.hcl",
+		"../../runbooks/examples/variables.hcl",
+	} {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		js, err := nativeToJSON(src, path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(js)
+	}
+	f.Add([]byte(`{"play": {"p": {"hosts": "all", "task": {"t": {"command": {"cmd": "${1 +}"}}}}}}`))
+	f.Add([]byte(`{"play": {"p": {"hosts": "all", "task": [{"t": {"when": "x", "command": "y", "shell": {}}}]}}}`))
+	f.Add([]byte(`{"variable": {"v": {"type": "map(object({a=optional(string)}))", "default": "${var.v}"}}}`))
+	f.Add([]byte(`{"play": {"p": {"hosts": "all", "task": {"t": {"depends_on": "${[\"a\"]}", "command": {}}}}`))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		rb, diags := Parse([]Source{{Name: "fuzz.hcl.json", Src: src}}, Inputs{AllowMissing: true})
+		if rb == nil && !diags.HasErrors() {
+			t.Fatal("no runbook and no error")
+		}
+		var b strings.Builder
+		(&diag.Printer{Files: rb.Files}).Text(&b, diags)
+	})
+}
