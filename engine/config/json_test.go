@@ -650,3 +650,55 @@ func FuzzParseJSON(f *testing.F) {
 		(&diag.Printer{Files: rb.Files}).Text(&b, diags)
 	})
 }
+
+// A variables file in JSON syntax (its name ends in .json) gives values like an HCL one,
+// and a diagnostic about it names the place without quoting its lines, which hold the
+// values of sensitive variables.
+func TestJSONVarFile(t *testing.T) {
+	src := `
+variable "token" {
+  type      = string
+  sensitive = true
+}
+variable "port" {
+  type      = number
+  sensitive = true
+}
+` + sensitivePlay(`command { cmd = "true" }`)
+	path := filepath.Join(t.TempDir(), "secrets.json")
+	if err := os.WriteFile(path, []byte(`{"token": "`+secret+`", "port": 2222}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(src)}}, Inputs{VarFiles: []string{path}})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if v := rb.varValues["token"]; !v.HasMark(Sensitive) {
+		t.Errorf("token %#v is not sensitive", v)
+	} else if v, _ := v.Unmark(); v.AsString() != secret {
+		t.Errorf("token %#v", v)
+	}
+	tests := []struct {
+		name, vars, want string
+	}{
+		{"a syntax error", `{"token": "` + secret + `\q"}`, "line 1, column"},
+		{"a value of the wrong type", "{\"token\": \"x\",\n\"port\": \"" + secret + `"}`, "line 2, column 9"},
+		{"an undeclared variable", "{\"token\": \"x\",\n\"tokne\": \"" + secret + `"}`, "line 2, column 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(path, []byte(tt.vars), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(src)}}, Inputs{VarFiles: []string{path}})
+			if len(diags) == 0 {
+				t.Fatal("no diagnostics")
+			}
+			var b strings.Builder
+			(&diag.Printer{Files: rb.Files}).Text(&b, diags)
+			if out := b.String(); strings.Contains(out, "hunter2") || !strings.Contains(out, path+" "+tt.want) {
+				t.Errorf("printed:\n%s", out)
+			}
+		})
+	}
+}
