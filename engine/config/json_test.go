@@ -702,3 +702,25 @@ variable "port" {
 		})
 	}
 }
+
+// Tasks run in the order written, whether a play's tasks are properties of one object or
+// an array of objects.
+func TestJSONTaskOrder(t *testing.T) {
+	for _, tasks := range []string{
+		`{"zeta": {"command": {"cmd": "1"}}, "alpha": {"command": {"cmd": "2"}}, "mid": {"command": {"cmd": "3"}}}`,
+		`[{"zeta": {"command": {"cmd": "1"}}}, {"alpha": {"command": {"cmd": "2"}}}, {"mid": {"command": {"cmd": "3"}}}]`,
+	} {
+		src := `{"play": {"p": {"hosts": "all", "task": ` + tasks + `}}}`
+		rb, diags := Parse([]Source{{Name: "o.hcl.json", Src: []byte(src)}}, Inputs{})
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		var names []string
+		for _, tk := range rb.Plays[0].Order() {
+			names = append(names, tk.Name)
+		}
+		if strings.Join(names, " ") != "zeta alpha mid" {
+			t.Errorf("%s: order %v", tasks, names)
+		}
+	}
+}
