@@ -88,7 +88,6 @@ func (p *Printer) one(w io.Writer, d *hcl.Diagnostic) {
 		width := len(fmt.Sprint(last))
 		for ln := rng.Start.Line; ln <= last && ln <= len(lines); ln++ {
 			text := strings.ReplaceAll(lines[ln-1], "\t", " ")
-			fmt.Fprintf(w, "  %*d: %s\n", width, ln, termsafe.Line(text))
 			from, to := 1, len([]rune(text))+1
 			if ln == rng.Start.Line {
 				from = rng.Start.Column
@@ -99,6 +98,8 @@ func (p *Printer) one(w io.Writer, d *hcl.Diagnostic) {
 			if to <= from {
 				to = from + 1
 			}
+			text, from, to = excerpt(text, from, to)
+			fmt.Fprintf(w, "  %*d: %s\n", width, ln, termsafe.Line(text))
 			fmt.Fprintf(w, "  %s  %s%s\n", strings.Repeat(" ", width), strings.Repeat(" ", from-1), under.Sprint(strings.Repeat("^", to-from)))
 		}
 	} else if d.Subject != nil && d.Subject.Filename != "" {
@@ -108,6 +109,51 @@ func (p *Printer) one(w io.Writer, d *hcl.Diagnostic) {
 		fmt.Fprintf(w, "\n%s\n", termsafe.Text(d.Detail))
 	}
 	fmt.Fprintln(w)
+}
+
+// Lines longer than longLine runes (a JSON file written on one line, as programs often
+// write it) are shown as an excerpt of excerptLen runes around the range.
+const (
+	longLine   = 500
+	excerptLen = 200
+)
+
+// excerpt shortens a long line to the part around columns [from, to), marking what it cut
+// with "…", and returns the columns of the range in the excerpt.
+func excerpt(text string, from, to int) (string, int, int) {
+	r := []rune(text)
+	if len(r) <= longLine {
+		return text, from, to
+	}
+	start := from - 1 - excerptLen/4
+	if start < 0 {
+		start = 0
+	}
+	if start > len(r) {
+		start = len(r)
+	}
+	end := start + excerptLen
+	if end > len(r) {
+		end = len(r)
+	}
+	out := string(r[start:end])
+	shift := start
+	if start > 0 {
+		out = "…" + out
+		shift--
+	}
+	if end < len(r) {
+		out += "…"
+	}
+	from -= shift
+	if to > end+1 {
+		to = end + 1
+	}
+	to -= shift
+	if to <= from {
+		to = from + 1
+	}
+	return out, from, to
 }
 
 // secretSource marks a diagnostic about a file whose lines must not be shown, keeping what
