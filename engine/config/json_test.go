@@ -724,3 +724,18 @@ func TestJSONTaskOrder(t *testing.T) {
 		}
 	}
 }
+
+// A "//" property is a comment at every level: the file, a play, a task, a module body.
+func TestJSONComments(t *testing.T) {
+	src := `{"//": "file", "play": {"p": {"//": "play", "hosts": "all", "task": {"t": {"//": "task",
+	  "command": {"//": "module body", "cmd": "true"}}}}}}`
+	rb, diags := Parse([]Source{{Name: "c.hcl.json", Src: []byte(src)}}, Inputs{})
+	if len(diags) > 0 {
+		t.Fatal(diags)
+	}
+	tk := rb.Plays[0].Task("t")
+	_, args, diags := tk.Args(rb.EvalContext(Scope{Host: "h1", Groups: []string{"all"}}))
+	if diags.HasErrors() || tk.Module != "command" || args.GetAttr("cmd").AsString() != "true" {
+		t.Errorf("module %q, args %#v, diagnostics %v", tk.Module, args, diags)
+	}
+}
