@@ -158,7 +158,7 @@ func evalBool(expr hcl.Expression, ctx *hcl.EvalContext, name string) (bool, hcl
 		return false, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Invalid " + name,
-			Detail:   fmt.Sprintf("%s must be true or false for this host, not %s.", name, friendly(v.Type())),
+			Detail:   fmt.Sprintf("%s must be true or false for this host, not %s.", name, friendly(v.Type())) + jsonHint(expr, v),
 			Subject:  expr.Range().Ptr(),
 		}}
 	}
@@ -236,4 +236,14 @@ func (t *Task) Args(ctx *hcl.EvalContext) (modules.Module, cty.Value, hcl.Diagno
 		})
 	}
 	return m, v, diags
+}
+
+// jsonHint explains, for an expression of a file in JSON syntax that gave a string where
+// another type was wanted, that JSON writes an expression in a string as an interpolation:
+// "host.vars.x == 1" is that text, "${host.vars.x == 1}" is the comparison.
+func jsonHint(expr hcl.Expression, v cty.Value) string {
+	if !IsJSONFile(expr.Range().Filename) || v.Type() != cty.String || !v.IsKnown() || v.IsNull() || len(expr.Variables()) > 0 {
+		return ""
+	}
+	return fmt.Sprintf(" In JSON syntax a string is text; an expression is written in ${ }, e.g. %q.", "${"+v.AsString()+"}")
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/runbook/runbook/engine/diag"
 )
 
-// Load reads the runbook at path (a .hcl file or a directory of them), resolves its input
+// Load reads the runbook at path (a .hcl or .hcl.json file, or a directory of them), resolves its input
 // variables from in, and validates everything that can be checked without hosts. The
 // returned runbook is usable only when the diagnostics hold no errors.
 func Load(path string, in Inputs) (*Runbook, hcl.Diagnostics) {
@@ -36,7 +36,7 @@ func Load(path string, in Inputs) (*Runbook, hcl.Diagnostics) {
 			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read runbook directory", Detail: err.Error()}}
 		}
 		for _, e := range entries {
-			if !e.IsDir() && strings.HasSuffix(e.Name(), ".hcl") && !strings.HasPrefix(e.Name(), ".") {
+			if !e.IsDir() && IsRunbookFile(e.Name()) && !strings.HasPrefix(e.Name(), ".") {
 				names = append(names, filepath.Join(path, e.Name()))
 			}
 		}
@@ -45,7 +45,7 @@ func Load(path string, in Inputs) (*Runbook, hcl.Diagnostics) {
 			return nil, hcl.Diagnostics{{
 				Severity: hcl.DiagError,
 				Summary:  "No runbook files",
-				Detail:   fmt.Sprintf("The directory %s holds no .hcl files.", path),
+				Detail:   fmt.Sprintf("The directory %s holds no .hcl or .hcl.json files.", path),
 			}}
 		}
 	} else {
@@ -68,6 +68,17 @@ func Load(path string, in Inputs) (*Runbook, hcl.Diagnostics) {
 	return rb, diags
 }
 
+// IsRunbookFile reports whether name is a runbook file by its name: .hcl for HCL's native
+// syntax, .hcl.json for its JSON syntax.
+func IsRunbookFile(name string) bool {
+	return strings.HasSuffix(name, ".hcl") || IsJSONFile(name)
+}
+
+// IsJSONFile reports whether name is written in HCL's JSON syntax (it ends in .hcl.json).
+func IsJSONFile(name string) bool {
+	return strings.HasSuffix(name, ".hcl.json")
+}
+
 // Source is one runbook file's name and content.
 type Source struct {
 	Name string
@@ -82,15 +93,21 @@ func Parse(srcs []Source, in Inputs) (*Runbook, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	var bodies []hcl.Body
 	for _, s := range srcs {
-		if !strings.HasSuffix(s.Name, ".hcl") {
+		if !IsRunbookFile(s.Name) {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Not a runbook file",
-				Detail:   fmt.Sprintf("%s: runbook files are HCL and end in .hcl.", s.Name),
+				Detail:   fmt.Sprintf("%s: runbook files are HCL and end in .hcl (native syntax) or .hcl.json (JSON syntax).", s.Name),
 			})
 			continue
 		}
-		f, d := p.ParseHCL(s.Src, s.Name)
+		var f *hcl.File
+		var d hcl.Diagnostics
+		if IsJSONFile(s.Name) {
+			f, d = p.ParseJSON(s.Src, s.Name)
+		} else {
+			f, d = p.ParseHCL(s.Src, s.Name)
+		}
 		diags = append(diags, d...)
 		if f != nil {
 			rb.Files[s.Name] = f

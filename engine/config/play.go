@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -354,6 +355,10 @@ func (d *decoder) task(p *Play, b *hcl.Block, ctx *hcl.EvalContext) *Task {
 				schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: blk.Type, LabelNames: labels})
 			}
 		}
+	} else {
+		// JSON syntax: a property is an attribute or a block only by the schema, so every
+		// property that is not a task argument names the task's module block.
+		schema.Blocks = append(schema.Blocks, otherProperties(b.Body, schema)...)
 	}
 	content, diags := b.Body.Content(schema)
 	d.add(diags...)
@@ -486,6 +491,24 @@ func (d *decoder) task(p *Play, b *hcl.Block, ctx *hcl.EvalContext) *Task {
 	return t
 }
 
+// otherProperties lists, as unlabelled blocks, the properties of a body in a syntax other
+// than the native one (JSON) that schema does not name. JSON cannot tell a block from an
+// attribute; the names are found by reading what remains as attributes.
+func otherProperties(body hcl.Body, schema *hcl.BodySchema) []hcl.BlockHeaderSchema {
+	_, rest, _ := body.PartialContent(schema)
+	attrs, _ := rest.JustAttributes()
+	names := make([]string, 0, len(attrs))
+	for n := range attrs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]hcl.BlockHeaderSchema, 0, len(names))
+	for _, n := range names {
+		out = append(out, hcl.BlockHeaderSchema{Type: n})
+	}
+	return out
+}
+
 // refList reads a list of names (depends_on, notify, tags), keeping each element's range.
 func (d *decoder) refList(a *hcl.Attribute, ctx *hcl.EvalContext) []Ref {
 	exprs, diags := hcl.ExprList(a.Expr)
@@ -502,7 +525,10 @@ func (d *decoder) refList(a *hcl.Attribute, ctx *hcl.EvalContext) []Ref {
 	}
 	var out []Ref
 	for _, e := range exprs {
-		if tr, tdiags := hcl.AbsTraversalForExpr(e); !tdiags.HasErrors() && len(tr) == 1 {
+		// A bare name (native syntax only: in JSON every name is a string, and a string is
+		// also a traversal).
+		if te, ok := e.(*hclsyntax.ScopeTraversalExpr); ok && len(te.Traversal) == 1 {
+			tr := te.Traversal
 			d.errorf(e.Range().Ptr(), "Invalid reference", "%s lists names as strings: write %q.", a.Name, tr.RootName())
 			continue
 		}

@@ -256,7 +256,7 @@ func (d *decoder) checkPlay(p *Play) {
 				if ty.IsListType() || ty.IsSetType() || ty.IsTupleType() || ty.IsMapType() || ty.IsObjectType() {
 					return ""
 				}
-				return fmt.Sprintf("for_each needs a list, set or map, not %s.", friendly(ty))
+				return fmt.Sprintf("for_each needs a list, set or map, not %s.", friendly(ty)) + jsonHint(t.ForEach, v)
 			})
 			sc.each = true
 		}
@@ -264,7 +264,7 @@ func (d *decoder) checkPlay(p *Play) {
 			sc.where = "when"
 			d.checkPlaceholder(t.When, sc, "when", func(v cty.Value) string {
 				if v.Type() != cty.Bool {
-					return fmt.Sprintf("when must be true or false, not %s.", friendly(v.Type()))
+					return fmt.Sprintf("when must be true or false, not %s.", friendly(v.Type())) + jsonHint(t.When, v)
 				}
 				return ""
 			})

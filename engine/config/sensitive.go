@@ -302,8 +302,7 @@ func containsSensitive(v cty.Value) bool {
 // subject, evaluated in ctx, so that redactSecrets can tell whether it is about a
 // sensitive value.
 func withArgExprs(diags hcl.Diagnostics, body hcl.Body, ctx *hcl.EvalContext) hcl.Diagnostics {
-	sb, ok := body.(*hclsyntax.Body)
-	if !ok || !diags.HasErrors() {
+	if !diags.HasErrors() {
 		return diags
 	}
 	exprs := map[hcl.Range]hcl.Expression{}
@@ -316,7 +315,15 @@ func withArgExprs(diags hcl.Diagnostics, body hcl.Body, ctx *hcl.EvalContext) hc
 			collect(blk.Body)
 		}
 	}
-	collect(sb)
+	if sb, ok := body.(*hclsyntax.Body); ok {
+		collect(sb)
+	} else {
+		// JSON syntax: a module body holds only arguments, so every property is one.
+		attrs, _ := body.JustAttributes()
+		for _, a := range attrs {
+			exprs[a.Expr.Range()] = a.Expr
+		}
+	}
 	for _, d := range diags {
 		if d.Expression != nil || d.Subject == nil {
 			continue

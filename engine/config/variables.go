@@ -79,6 +79,15 @@ func (d *decoder) variable(b *hcl.Block) {
 	}
 	if a, ok := content.Attributes["default"]; ok {
 		val, vdiags := a.Expr.Value(nil)
+		if len(a.Expr.Variables()) > 0 && !vdiags.HasErrors() {
+			// JSON syntax: without a context a string is taken literally, so "${var.x}"
+			// would silently become the default's text.
+			vdiags = append(vdiags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Variables not allowed",
+				Subject:  a.Expr.Range().Ptr(),
+			})
+		}
 		if vdiags.HasErrors() {
 			for _, dg := range vdiags {
 				if dg.Summary == "Variables not allowed" {
@@ -206,7 +215,14 @@ func (d *decoder) resolveVariables() {
 			d.errorf(nil, "Cannot read variables file", "%s", err)
 			continue
 		}
-		f, diags := hclparse.NewParser().ParseHCL(src, path)
+		var f *hcl.File
+		var diags hcl.Diagnostics
+		if strings.HasSuffix(path, ".json") {
+			// HCL's JSON syntax: a JSON object of names and values.
+			f, diags = hclparse.NewParser().ParseJSON(src, path)
+		} else {
+			f, diags = hclparse.NewParser().ParseHCL(src, path)
+		}
 		d.add(diags...)
 		if diags.HasErrors() {
 			continue

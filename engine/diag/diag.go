@@ -88,7 +88,6 @@ func (p *Printer) one(w io.Writer, d *hcl.Diagnostic) {
 		width := len(fmt.Sprint(last))
 		for ln := rng.Start.Line; ln <= last && ln <= len(lines); ln++ {
 			text := strings.ReplaceAll(lines[ln-1], "\t", " ")
-			fmt.Fprintf(w, "  %*d: %s\n", width, ln, termsafe.Line(text))
 			from, to := 1, len([]rune(text))+1
 			if ln == rng.Start.Line {
 				from = rng.Start.Column
@@ -99,6 +98,8 @@ func (p *Printer) one(w io.Writer, d *hcl.Diagnostic) {
 			if to <= from {
 				to = from + 1
 			}
+			text, from, to = excerpt(text, from, to)
+			fmt.Fprintf(w, "  %*d: %s\n", width, ln, termsafe.Line(text))
 			fmt.Fprintf(w, "  %s  %s%s\n", strings.Repeat(" ", width), strings.Repeat(" ", from-1), under.Sprint(strings.Repeat("^", to-from)))
 		}
 	} else if d.Subject != nil && d.Subject.Filename != "" {
@@ -108,6 +109,51 @@ func (p *Printer) one(w io.Writer, d *hcl.Diagnostic) {
 		fmt.Fprintf(w, "\n%s\n", termsafe.Text(d.Detail))
 	}
 	fmt.Fprintln(w)
+}
+
+// Lines longer than longLine runes (a JSON file written on one line, as programs often
+// write it) are shown as an excerpt of excerptLen runes around the range.
+const (
+	longLine   = 500
+	excerptLen = 200
+)
+
+// excerpt shortens a long line to the part around columns [from, to), marking what it cut
+// with "…", and returns the columns of the range in the excerpt.
+func excerpt(text string, from, to int) (string, int, int) {
+	r := []rune(text)
+	if len(r) <= longLine {
+		return text, from, to
+	}
+	start := from - 1 - excerptLen/4
+	if start < 0 {
+		start = 0
+	}
+	if start > len(r) {
+		start = len(r)
+	}
+	end := start + excerptLen
+	if end > len(r) {
+		end = len(r)
+	}
+	out := string(r[start:end])
+	shift := start
+	if start > 0 {
+		out = "…" + out
+		shift--
+	}
+	if end < len(r) {
+		out += "…"
+	}
+	from -= shift
+	if to > end+1 {
+		to = end + 1
+	}
+	to -= shift
+	if to <= from {
+		to = from + 1
+	}
+	return out, from, to
 }
 
 // secretSource marks a diagnostic about a file whose lines must not be shown, keeping what
@@ -135,6 +181,9 @@ func (p *Printer) context(rng hcl.Range) string {
 	}
 	body, ok := f.Body.(*hclsyntax.Body)
 	if !ok {
+		if strings.HasSuffix(rng.Filename, ".json") {
+			return jsonContext(f.Bytes, rng.Start.Byte)
+		}
 		return ""
 	}
 	ctx := ""
@@ -158,6 +207,81 @@ func (p *Printer) context(rng hcl.Range) string {
 		return ""
 	}
 	return ", in " + ctx
+}
+
+// jsonContext is context for a runbook file in HCL's JSON syntax, where a property is a
+// block or an attribute only by the schema: it follows the runbook's labelled blocks
+// (variable and play at the top, task and handler in a play) along the keys that lead to
+// offset.
+func jsonContext(src []byte, offset int) string {
+	path := jsonPath(src, offset)
+	ctx := ""
+	if len(path) >= 2 && (path[0] == "variable" || path[0] == "play") {
+		ctx = fmt.Sprintf("%s %q", path[0], path[1])
+		if path[0] == "play" && len(path) >= 4 && (path[2] == "task" || path[2] == "handler") {
+			ctx = fmt.Sprintf("%s %q", path[2], path[3])
+		}
+	} else if len(path) >= 1 && path[0] == "locals" {
+		ctx = "locals"
+	}
+	if ctx == "" {
+		return ""
+	}
+	return ", in " + ctx
+}
+
+// jsonPath lists the object keys that lead to offset in a JSON document (arrays are passed
+// through), reading at most the document's bytes up to offset.
+func jsonPath(src []byte, offset int) []string {
+	type frame struct {
+		object, wantKey bool
+		key             string
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(src))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		past := dec.InputOffset() > int64(offset)
+		if len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].wantKey {
+			if k, ok := tok.(string); ok {
+				stack[len(stack)-1].key = k
+				stack[len(stack)-1].wantKey = false
+				if past {
+					break
+				}
+				continue
+			}
+		}
+		if past {
+			break
+		}
+		// A value ends here: the object around it wants its next key.
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{object: true, wantKey: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+		}
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].wantKey = true
+		}
+	}
+	var path []string
+	for _, f := range stack {
+		if f.object && f.key != "" {
+			path = append(path, f.key)
+		}
+	}
+	return path
 }
 
 // Sort orders diagnostics by file and position, keeping those without a position first, so

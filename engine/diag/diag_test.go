@@ -1,6 +1,7 @@
 package diag
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -43,5 +44,102 @@ func TestHideSource(t *testing.T) {
 				t.Error("the Extra that was there is lost")
 			}
 		})
+	}
+}
+
+// A diagnostic in a runbook file in JSON syntax names the variable, play, task or handler
+// it is in, as one in native syntax does, whichever way the blocks are written (an object
+// of labels or an array of them).
+func TestJSONContext(t *testing.T) {
+	src := `{
+  "variable": {"motd": {"type": "string", "default": "MARK1"}},
+  "locals": {"x": "MARK2"},
+  "play": {
+    "web": {
+      "hosts": "MARK3",
+      "task": [
+        {"first": {"command": {"cmd": "MARK4"}}},
+        {"second": {"when": true, "command": {"argv": ["a", "MARK5"], "MARK6": 1}}}
+      ],
+      "handler": {"reload": {"service": {"name": "MARK7"}}}
+    }
+  },
+  "MARK8": 1
+}`
+	f, diags := hclparse.NewParser().ParseJSON([]byte(src), "site.hcl.json")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	want := map[string]string{
+		"MARK1": `, in variable "motd"`,
+		"MARK2": `, in locals`,
+		"MARK3": `, in play "web"`,
+		"MARK4": `, in task "first"`,
+		"MARK5": `, in task "second"`,
+		"MARK6": `, in task "second"`,
+		"MARK7": `, in handler "reload"`,
+		"MARK8": ``,
+	}
+	p := &Printer{Files: map[string]*hcl.File{"site.hcl.json": f}}
+	for mark, w := range want {
+		off := strings.Index(src, `"`+mark+`"`)
+		if got := p.context(hcl.Range{Filename: "site.hcl.json", Start: hcl.Pos{Byte: off}}); got != w {
+			t.Errorf("%s: context %q, want %q", mark, got, w)
+		}
+	}
+	// Input that is not JSON (a truncated file) has no context and no panic.
+	if got := jsonContext([]byte(`{"play": {"web": `), 15); got != `, in play "web"` && got != "" {
+		t.Errorf("truncated: %q", got)
+	}
+}
+
+// A JSON runbook written on one line is quoted as an excerpt around the range, with the
+// range still underlined under its text; lines of ordinary length are quoted whole.
+func TestLongLineExcerpt(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"play": {"p": {"hosts": "all", "task": [`)
+	for i := 0; i < 200; i++ {
+		fmt.Fprintf(&b, `{"t%d": {"command": {"cmd": "true"}}},`, i)
+	}
+	b.WriteString(`{"bad": {"command": {"cmdd": "x"}}}]}}}`)
+	src := b.String()
+	f, diags := hclparse.NewParser().ParseJSON([]byte(src), "one.hcl.json")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	off := strings.Index(src, `"cmdd"`)
+	rng := hcl.Range{Filename: "one.hcl.json",
+		Start: hcl.Pos{Line: 1, Column: off + 1, Byte: off},
+		End:   hcl.Pos{Line: 1, Column: off + 7, Byte: off + 6}}
+	var out strings.Builder
+	(&Printer{Files: map[string]*hcl.File{"one.hcl.json": f}}).Text(&out, hcl.Diagnostics{{
+		Severity: hcl.DiagError, Summary: "Unsupported argument", Subject: &rng,
+	}})
+	lines := strings.Split(out.String(), "\n")
+	var quoted, under string
+	for i, l := range lines {
+		if strings.HasPrefix(l, "  1: ") {
+			quoted, under = l, lines[i+1]
+		}
+	}
+	if quoted == "" || len([]rune(quoted)) > excerptLen+10 || !strings.HasPrefix(quoted, "  1: …") {
+		t.Fatalf("quoted line %q\n%s", quoted, out.String())
+	}
+	col := strings.Index(under, "^")
+	if col < 0 || !strings.HasPrefix(string([]rune(quoted)[len([]rune(under[:col])):]), `"cmdd"`) || strings.Count(under, "^") != 6 {
+		t.Errorf("underline does not mark \"cmdd\":\n%s\n%s", quoted, under)
+	}
+
+	// Short lines are unchanged.
+	if got, from, to := excerpt("abc", 2, 3); got != "abc" || from != 2 || to != 3 {
+		t.Errorf("excerpt of a short line: %q %d %d", got, from, to)
+	}
+	// A range at the start and one running past the excerpt stay inside it.
+	long := strings.Repeat("x", 1000)
+	if got, from, to := excerpt(long, 1, 1001); !strings.HasSuffix(got, "…") || from != 1 || to != excerptLen+1 {
+		t.Errorf("excerpt at the start: %d runes, %d %d", len([]rune(got)), from, to)
+	}
+	if got, from, to := excerpt(long, 1000, 1001); !strings.HasPrefix(got, "…") || to-from != 1 || from < 1 || to > len([]rune(got))+1 {
+		t.Errorf("excerpt at the end: %q %d %d", got, from, to)
 	}
 }

@@ -25,7 +25,9 @@ func (a *app) fmtCmd() *cobra.Command {
 aligned equals signs, spacing. Directories are searched recursively (hidden ones skipped);
 the default path is the current directory. Files are replaced atomically. With --check,
 nothing is written: the files that would change are listed and the exit code is 1.
-Files with syntax errors are reported and left alone.`,
+Files with syntax errors are reported and left alone. Files in HCL's JSON syntax
+(.hcl.json) are left alone: fmt formats only the native syntax (a directory's JSON files
+are skipped, a JSON file named on the command line gets a warning).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				args = []string{"."}
@@ -42,6 +44,14 @@ Files with syntax errors are reported and left alone.`,
 			}
 			changed := 0
 			for _, name := range files {
+				if config.IsJSONFile(name) {
+					diags = append(diags, &hcl.Diagnostic{
+						Severity: hcl.DiagWarning,
+						Summary:  "Not formatted",
+						Detail:   fmt.Sprintf("%s is in HCL's JSON syntax; runbook fmt formats only the native syntax (.hcl) and leaves JSON files as they are.", name),
+					})
+					continue
+				}
 				src, err := os.ReadFile(name)
 				if err != nil {
 					diags = append(diags, diag.Errorf("Cannot read file", "%s", err))

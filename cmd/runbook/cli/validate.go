@@ -33,7 +33,7 @@ func (a *app) validateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate [flags] RUNBOOK...",
 		Short: "Check runbooks without touching any host",
-		Long: `Decodes every file of each runbook (a .hcl file or a directory of them) and checks everything
+		Long: `Decodes every file of each runbook (a .hcl or .hcl.json file, or a directory of them) and checks everything
 that can be checked without hosts: syntax, blocks and arguments, module arguments against each
 module's schema (with placeholder host values), references to variables, locals and tasks,
 depends_on and notify targets, dependency cycles and duplicate names. Every problem is reported,
