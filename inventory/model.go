@@ -1,6 +1,8 @@
 package inventory
 
 import (
+	"github.com/runbook/runbook/inventory/vault"
+
 	"fmt"
 	"sort"
 	"strings"
@@ -36,10 +38,13 @@ type hnode struct {
 }
 
 type model struct {
-	groups map[string]*gnode
-	gorder []*gnode
-	hosts  map[string]*hnode
-	horder []*hnode
+	vault *vault.Keyring
+	// decrypted is set while an encrypted inventory file is read
+	decrypted bool
+	groups    map[string]*gnode
+	gorder    []*gnode
+	hosts     map[string]*hnode
+	horder    []*hnode
 }
 
 func newModel() *model {
