@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/runbook/runbook/engine/diag"
 	"github.com/runbook/runbook/inventory"
+	"github.com/runbook/runbook/inventory/vault"
 )
 
 // secret is random text with separators: the leak checks look for any four bytes of it,
@@ -615,5 +617,47 @@ func TestSplitSensitive(t *testing.T) {
 				t.Errorf("names = %q, want %q", names, tt.want)
 			}
 		})
+	}
+}
+
+// TestInventoryVaultValues: values decrypted from Ansible Vault are marked sensitive in
+// host.vars whatever their names (motd, greeting), in a list too; plain values beside
+// them are not.
+func TestInventoryVaultValues(t *testing.T) {
+	keys := vault.NewKeyring(vault.Secret{ID: vault.DefaultID, Password: []byte("pw-one")}, vault.Secret{ID: "prod", Password: []byte("pw-prod")})
+	inv, idiags := inventory.LoadWith(context.Background(), inventory.LoadOptions{Vault: keys}, "../../inventory/testdata/vault/hosts.yml")
+	if idiags.HasErrors() {
+		t.Fatal(idiags)
+	}
+	h, _ := inv.Host("w1")
+	rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(`
+play "p" {
+  hosts = "all"
+  vars = {
+    banner = "welcome: ${host.vars.motd}"
+  }
+  task "t" {
+    command {
+      argv = ["true"]
+    }
+  }
+}`)}}, Inputs{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	vars, diags := rb.HostVars(rb.Plays[0], "w1", h.Groups, inventory.CtyValue(h.Vars))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	for path, want := range map[string]bool{"motd": true, "greeting": true, "db_conn": true, "host_note": true, "banner": true, "plain": false} {
+		if got := vars.GetAttr(path).HasMark(Sensitive); got != want {
+			t.Errorf("host.vars.%s marked %v, want %v", path, got, want)
+		}
+	}
+	if !vars.GetAttr("nested").Index(cty.NumberIntVal(0)).HasMark(Sensitive) {
+		t.Error("host.vars.nested[0] is not marked")
+	}
+	if got := SensitiveStrings(vars); !slices.Contains(got, "Motd-v12-secret") || slices.Contains(got, "hello") {
+		t.Errorf("sensitive strings %q", got)
 	}
 }
