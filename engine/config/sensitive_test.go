@@ -661,3 +661,62 @@ play "p" {
 		t.Errorf("sensitive strings %q", got)
 	}
 }
+
+// TestVarFileVault: a --var-file encrypted whole with ansible-vault (testdata/vault, made
+// with `ansible-vault encrypt --vault-password-file` and the password pw-one) is decrypted,
+// and its values are sensitive though the variables are not declared so. A wrong or
+// missing password, or an error in the decrypted text, is an error at the file that shows
+// none of its content.
+func TestVarFileVault(t *testing.T) {
+	src := []byte(`
+variable "conn" {}
+variable "port" {
+  type = number
+}
+play "p" {
+  hosts = "all"
+  task "t" {
+    command {
+      argv = ["true"]
+    }
+  }
+}`)
+	pw := vault.NewKeyring(vault.Secret{ID: vault.DefaultID, Password: []byte("pw-one")})
+	rb, diags := Parse([]Source{{Name: "s.hcl", Src: src}}, Inputs{VarFiles: []string{"testdata/vault/vars.hcl"}, Vault: pw})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	conn := rb.varValues["conn"]
+	if !conn.HasMark(Sensitive) || !rb.varValues["port"].HasMark(Sensitive) {
+		t.Fatalf("values not marked: %#v", rb.varValues)
+	}
+	if v, _ := conn.Unmark(); v.AsString() != "Varfile-vault-s3cret" {
+		t.Fatalf("conn = %#v", v)
+	}
+	if f := rb.Files["testdata/vault/vars.hcl"]; f == nil || strings.Contains(string(f.Bytes), "Varfile") {
+		t.Error("the runbook's files hold the decrypted text")
+	}
+	for _, tt := range []struct {
+		name, file string
+		keys       *vault.Keyring
+		want       string
+	}{
+		{"no password", "testdata/vault/vars.hcl", nil, "no vault password was given"},
+		{"wrong password", "testdata/vault/vars.hcl", vault.NewKeyring(vault.Secret{ID: vault.DefaultID, Password: []byte("pw-two")}), "a wrong password"},
+		{"syntax error inside", "testdata/vault/bad.hcl", pw, "(in an encrypted file)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, diags := Parse([]Source{{Name: "s.hcl", Src: src}}, Inputs{VarFiles: []string{tt.file}, Vault: tt.keys})
+			if !diags.HasErrors() {
+				t.Fatal("no error")
+			}
+			text := diags.Error()
+			if !strings.Contains(text, tt.want) || !strings.Contains(text, tt.file+":") {
+				t.Errorf("error %q: want %q at %s", text, tt.want, tt.file)
+			}
+			if strings.Contains(text, "Varfile") || strings.Contains(text, "pw-") {
+				t.Errorf("error shows a secret: %s", text)
+			}
+		})
+	}
+}

@@ -3,6 +3,8 @@
 package cli
 
 import (
+	"github.com/runbook/runbook/inventory/vault"
+
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +36,13 @@ type app struct {
 	noColor bool
 	output  string
 	code    int
+
+	// vault is the vault keyring, read once per invocation (vaultKeyring)
+	vault struct {
+		read bool
+		keys *vault.Keyring
+		diag *hcl.Diagnostic
+	}
 }
 
 // Run runs the runbook command line with args (without the program name) and returns the

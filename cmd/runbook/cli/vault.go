@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/hashicorp/hcl/v2"
@@ -24,7 +25,17 @@ func vaultFlags(cmd *cobra.Command) {
 // the keyring is empty and every vault value is an error naming the options; otherwise
 // (runbook inventory, validate) it is nil and inline values stay encrypted, as
 // ansible-inventory shows them.
+// The passwords are read once per invocation: the variables files and the inventories of a
+// command share them, and a prompt asks once.
 func (a *app) vaultKeyring(cmd *cobra.Command, required bool) (*vault.Keyring, *hcl.Diagnostic) {
+	if !a.vault.read {
+		a.vault.read = true
+		a.vault.keys, a.vault.diag = a.readVaultKeyring(cmd, required)
+	}
+	return a.vault.keys, a.vault.diag
+}
+
+func (a *app) readVaultKeyring(cmd *cobra.Command, required bool) (*vault.Keyring, *hcl.Diagnostic) {
 	fl := cmd.Flags()
 	if fl.Lookup("vault-id") == nil {
 		return nil, nil
@@ -51,7 +62,11 @@ func (a *app) vaultKeyring(cmd *cobra.Command, required bool) (*vault.Keyring, *
 		s, err := a.readPassword(p)
 		return []byte(s), err
 	}
-	k, err := opts.Keyring(cmd.Context(), prompt)
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	k, err := opts.Keyring(ctx, prompt)
 	if err != nil {
 		return nil, diag.Errorf("Cannot read the vault password", "%s.", err)
 	}
