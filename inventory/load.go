@@ -1,8 +1,6 @@
 package inventory
 
 import (
-	"github.com/runbook/runbook/inventory/vault"
-
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/runbook/runbook/inventory/vault"
 )
 
 // Load reads inventory sources and merges them in order, as Ansible merges several -i

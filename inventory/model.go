@@ -1,13 +1,13 @@
 package inventory
 
 import (
-	"github.com/runbook/runbook/inventory/vault"
-
 	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/runbook/runbook/inventory/vault"
 )
 
 // The model mirrors how Ansible holds an inventory while its plugins fill it: groups and

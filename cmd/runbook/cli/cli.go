@@ -3,8 +3,6 @@
 package cli
 
 import (
-	"github.com/runbook/runbook/inventory/vault"
-
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"github.com/runbook/runbook/engine/diag"
 	"github.com/runbook/runbook/engine/run"
 	"github.com/runbook/runbook/internal/termsafe"
+	"github.com/runbook/runbook/inventory/vault"
 	_ "github.com/runbook/runbook/modules/standard" // every module's schema
 )
 
