@@ -82,12 +82,14 @@ func (d *decoder) variable(b *hcl.Block) {
 		d.literal(a, cty.Bool, func(val cty.Value) { v.Sensitive = val.True() })
 	}
 	if a, ok := content.Attributes["default"]; ok {
-		val, vdiags := a.Expr.Value(nil)
+		val, vdiags := a.Expr.Value(defaultContext(b.DefRange.Filename))
 		if vdiags.HasErrors() {
 			for _, dg := range vdiags {
 				if dg.Summary == "Variables not allowed" {
-					dg.Detail = "A variable's default must be a literal value; it cannot refer to other variables or functions of them. Use a local value for derived values."
+					dg.Detail = "A variable's default must be a literal value, or file(\"PATH\") (with trimspace or chomp); it cannot refer to other variables or functions of them. Use a local value for derived values."
 				}
+				// an error about a value file() read could quote it
+				dg.Expression, dg.EvalContext = nil, nil
 			}
 			d.add(vdiags...)
 		} else {
