@@ -348,11 +348,11 @@ func secretByName(name string, v any) bool {
 // SecretValue reports whether v holds a private key, at any depth (a string, or a list or
 // mapping with such a string): PEM ("-----BEGIN ... PRIVATE KEY-----", OpenSSH's, PKCS#8's,
 // PGP's "PRIVATE KEY BLOCK") or PuTTY's key files. Such a value is a secret whatever its
-// variable is named.
+// variable is named. A string decrypted from Ansible Vault (VaultedString) is one too.
 func SecretValue(v any) bool {
 	switch x := v.(type) {
 	case string:
-		return privateKeyText(x)
+		return privateKeyText(x) || VaultedString(x)
 	case []any:
 		for _, e := range x {
 			if SecretValue(e) {

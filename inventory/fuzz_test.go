@@ -119,7 +119,7 @@ func FuzzParseYAML(f *testing.F) {
 		inv, diags := Parse("fuzz.yml", src)
 		checkParsed(t, inv, diags)
 		// the same text as a vars file
-		vars, vdiags := parseVarsFile("fuzz.yml", src)
+		vars, vdiags := parseVarsFile("fuzz.yml", src, nil, false)
 		checkDiags(t, vdiags)
 		_ = pyJSON(vars)
 	})

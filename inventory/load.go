@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/runbook/runbook/inventory/vault"
 )
 
 // Load reads inventory sources and merges them in order, as Ansible merges several -i
@@ -33,6 +35,14 @@ type LoadOptions struct {
 	// Environ is the environment that ScriptEnv filters for scripts, as "NAME=value"
 	// pairs; nil means the process environment.
 	Environ []string
+
+	// Vault holds the passwords for values encrypted with Ansible Vault: inline !vault
+	// values in YAML files, and whole encrypted inventory, group_vars and host_vars
+	// files. With a Keyring, possibly empty, every vault value is decrypted (and is a
+	// secret, see VaultedString) or is a located error. Without one, inline values are kept
+	// encrypted as ansible-inventory --list prints them ({"__ansible_vault": ...}) and an
+	// encrypted file is an error.
+	Vault *vault.Keyring
 
 	// outputLimit replaces MaxScriptOutput (in tests).
 	outputLimit int64
@@ -77,6 +87,7 @@ func LoadWith(ctx context.Context, opts LoadOptions, paths ...string) (*Inventor
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No inventory", Detail: "Name at least one inventory file or directory."}}
 	}
 	l := &loader{ctx: ctx, opts: opts, m: newModel(), visited: map[string]bool{}}
+	l.m.vault = opts.Vault
 	var dirs []string
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -101,6 +112,7 @@ func LoadWith(ctx context.Context, opts LoadOptions, paths ...string) (*Inventor
 	}
 	l.m.reconcile()
 	vf := newVarFiles(dirs)
+	vf.vault = opts.Vault
 	vf.preload(l.m)
 	l.diags = append(l.diags, vf.diags...)
 	sortDiags(l.diags)
@@ -234,6 +246,33 @@ func (l *loader) file(path string, st fs.FileInfo) {
 		l.diags = append(l.diags, errorf(fileRange(path), "Cannot read inventory file", "%s.", unwrapPathError(err)))
 		return
 	}
+	if vault.IsEncrypted(src) {
+		plain, diags := decryptFile(path, src, l.opts.Vault)
+		if diags.HasErrors() {
+			l.diags = append(l.diags, diags...)
+			return
+		}
+		before := len(l.m.horder)
+		l.m.decrypted = true
+		pdiags := parseData(path, plain, l.m)
+		l.m.decrypted = false
+		if pdiags.HasErrors() {
+			l.diags = append(l.diags, hideDecrypted(pdiags)...)
+			return
+		}
+		// every string of an encrypted inventory is a secret: its hosts' and groups'
+		// variables (names of hosts and groups are not values, and stay readable)
+		for _, h := range l.m.horder[before:] {
+			markVaulted(h.vars)
+		}
+		for _, g := range l.m.gorder {
+			if g.decl.Filename == path {
+				markVaulted(g.vars)
+			}
+		}
+		l.diags = append(l.diags, hideDecrypted(pdiags)...)
+		return
+	}
 	l.diags = append(l.diags, parseData(path, src, l.m)...)
 }
 
@@ -277,6 +316,8 @@ func parseData(filename string, src []byte, m *model) hcl.Diagnostics {
 func parseYAMLOrINI(filename string, src []byte, m *model, preferYAML bool) hcl.Diagnostics {
 	doc, ydiags := parseYAMLDoc(filename, src)
 	if !ydiags.HasErrors() {
+		doc.vault = m.vault
+		doc.allSecret = m.decrypted
 		diags, handled := parseYAMLInventory(doc, m)
 		if handled {
 			return diags
@@ -295,6 +336,7 @@ func parseYAMLOrINI(filename string, src []byte, m *model, preferYAML bool) hcl.
 
 // varFiles finds and caches group_vars/ and host_vars/ files beside each source.
 type varFiles struct {
+	vault *vault.Keyring
 	dirs  []string
 	found map[string][]string
 	data  map[string]map[string]any
@@ -419,18 +461,33 @@ func (vf *varFiles) load(path string) map[string]any {
 		vf.diags = append(vf.diags, errorf(fileRange(path), "Cannot read vars file", "%s.", unwrapPathError(err)))
 		return nil
 	}
-	vars, diags := parseVarsFile(path, src)
+	var vars map[string]any
+	var diags hcl.Diagnostics
+	if vault.IsEncrypted(src) {
+		// a whole encrypted vars file: every string in it is a secret
+		plain, ddiags := decryptFile(path, src, vf.vault)
+		if ddiags.HasErrors() {
+			vf.diags = append(vf.diags, ddiags...)
+			return nil
+		}
+		vars, diags = parseVarsFile(path, plain, vf.vault, true)
+		diags = hideDecrypted(diags)
+	} else {
+		vars, diags = parseVarsFile(path, src, vf.vault, false)
+	}
 	vf.diags = append(vf.diags, diags...)
 	vf.data[path] = vars
 	return vars
 }
 
 // parseVarsFile reads a group_vars or host_vars file: a YAML or JSON mapping, or nothing.
-func parseVarsFile(path string, src []byte) (map[string]any, hcl.Diagnostics) {
+func parseVarsFile(path string, src []byte, k *vault.Keyring, allSecret bool) (map[string]any, hcl.Diagnostics) {
 	doc, diags := parseYAMLDoc(path, src)
 	if diags.HasErrors() {
 		return nil, diags
 	}
+	doc.vault = k
+	doc.allSecret = allSecret
 	v, vdiags := doc.value(doc.root)
 	diags = append(diags, vdiags...)
 	if diags.HasErrors() {

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/runbook/runbook/inventory/vault"
 )
 
 // The model mirrors how Ansible holds an inventory while its plugins fill it: groups and
@@ -36,10 +38,13 @@ type hnode struct {
 }
 
 type model struct {
-	groups map[string]*gnode
-	gorder []*gnode
-	hosts  map[string]*hnode
-	horder []*hnode
+	vault *vault.Keyring
+	// decrypted is set while an encrypted inventory file is read
+	decrypted bool
+	groups    map[string]*gnode
+	gorder    []*gnode
+	hosts     map[string]*hnode
+	horder    []*hnode
 }
 
 func newModel() *model {

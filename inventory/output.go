@@ -33,7 +33,7 @@ func printable(vars map[string]any) map[string]any {
 }
 
 // Redact returns v with the value of every mapping key named like a secret (Secret), and
-// every string that holds a private key (SecretValue), at any depth, replaced by
+// every string that holds a private key or was decrypted from a vault (SecretValue), at any depth, replaced by
 // modules.Redacted: {"db": {"password": "x"}} becomes {"db": {"password": "(sensitive
 // value)"}}. A null stays null (it holds nothing), a boolean stays itself (true or false
 // is no secret). v is not changed; what holds no secret is shared, not copied.
@@ -84,7 +84,7 @@ func redact(v any) (any, bool) {
 		}
 		return out, true
 	case string:
-		if privateKeyText(x) {
+		if privateKeyText(x) || VaultedString(x) {
 			return modules.Redacted, true
 		}
 	}

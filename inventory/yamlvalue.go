@@ -16,6 +16,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/runbook/runbook/inventory/vault"
 )
 
 // Ansible reads YAML with PyYAML, which types plain scalars by YAML 1.1 rules: yes/no/on/off
@@ -41,6 +43,10 @@ type yamlDoc struct {
 	// budget bounds alias expansion, so "billion laughs" files fail instead of eating memory
 	budget    int
 	exhausted bool
+	// vault decrypts !vault values; nil keeps them encrypted (see LoadOptions.Vault)
+	vault *vault.Keyring
+	// allSecret marks every string scalar as a secret: the file was encrypted whole
+	allSecret bool
 }
 
 const yamlNodeBudget = 1 << 20
@@ -366,6 +372,14 @@ func (d *yamlDoc) key(kn *yaml.Node) (string, hcl.Diagnostics) {
 }
 
 func (d *yamlDoc) scalar(n *yaml.Node) (any, hcl.Diagnostics) {
+	v, diags := d.scalarValue(n)
+	if d.allSecret {
+		markVaulted(v)
+	}
+	return v, diags
+}
+
+func (d *yamlDoc) scalarValue(n *yaml.Node) (any, hcl.Diagnostics) {
 	tag := n.Tag
 	explicit := n.Style&yaml.TaggedStyle != 0
 	quoted := n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0
@@ -381,8 +395,17 @@ func (d *yamlDoc) scalar(n *yaml.Node) (any, hcl.Diagnostics) {
 		case "!unsafe", "!!str", "tag:yaml.org,2002:str":
 			return n.Value, nil
 		case "!vault", "!vault-encrypted":
-			// ansible-inventory prints vaulted values in this form without decrypting them
-			return map[string]any{"__ansible_vault": n.Value}, nil
+			if d.vault == nil {
+				// ansible-inventory prints vaulted values in this form without decrypting them
+				return map[string]any{"__ansible_vault": n.Value}, nil
+			}
+			plain, err := d.vault.Decrypt([]byte(n.Value))
+			if err != nil {
+				return nil, hcl.Diagnostics{decryptDiag(nodeRange(d.f, n), "this !vault value", err)}
+			}
+			s := strings.ToValidUTF8(string(plain), "\uFFFD")
+			markVaulted(s)
+			return s, nil
 		case "!!binary":
 			b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(n.Value), ""))
 			if err != nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/runbook/runbook/engine/diag"
 	"github.com/runbook/runbook/inventory"
+	"github.com/runbook/runbook/inventory/vault"
 )
 
 // secret is random text with separators: the leak checks look for any four bytes of it,
@@ -613,6 +615,107 @@ func TestSplitSensitive(t *testing.T) {
 			}
 			if !slices.Equal(names, tt.want) {
 				t.Errorf("names = %q, want %q", names, tt.want)
+			}
+		})
+	}
+}
+
+// TestInventoryVaultValues: values decrypted from Ansible Vault are marked sensitive in
+// host.vars whatever their names (motd, greeting), in a list too; plain values beside
+// them are not.
+func TestInventoryVaultValues(t *testing.T) {
+	keys := vault.NewKeyring(vault.Secret{ID: vault.DefaultID, Password: []byte("pw-one")}, vault.Secret{ID: "prod", Password: []byte("pw-prod")})
+	inv, idiags := inventory.LoadWith(context.Background(), inventory.LoadOptions{Vault: keys}, "../../inventory/testdata/vault/hosts.yml")
+	if idiags.HasErrors() {
+		t.Fatal(idiags)
+	}
+	h, _ := inv.Host("w1")
+	rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(`
+play "p" {
+  hosts = "all"
+  vars = {
+    banner = "welcome: ${host.vars.motd}"
+  }
+  task "t" {
+    command {
+      argv = ["true"]
+    }
+  }
+}`)}}, Inputs{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	vars, diags := rb.HostVars(rb.Plays[0], "w1", h.Groups, inventory.CtyValue(h.Vars))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	for path, want := range map[string]bool{"motd": true, "greeting": true, "db_conn": true, "host_note": true, "banner": true, "plain": false} {
+		if got := vars.GetAttr(path).HasMark(Sensitive); got != want {
+			t.Errorf("host.vars.%s marked %v, want %v", path, got, want)
+		}
+	}
+	if !vars.GetAttr("nested").Index(cty.NumberIntVal(0)).HasMark(Sensitive) {
+		t.Error("host.vars.nested[0] is not marked")
+	}
+	if got := SensitiveStrings(vars); !slices.Contains(got, "Motd-v12-secret") || slices.Contains(got, "hello") {
+		t.Errorf("sensitive strings %q", got)
+	}
+}
+
+// TestVarFileVault: a --var-file encrypted whole with ansible-vault (testdata/vault, made
+// with `ansible-vault encrypt --vault-password-file` and the password pw-one) is decrypted,
+// and its values are sensitive though the variables are not declared so. A wrong or
+// missing password, or an error in the decrypted text, is an error at the file that shows
+// none of its content.
+func TestVarFileVault(t *testing.T) {
+	src := []byte(`
+variable "conn" {}
+variable "port" {
+  type = number
+}
+play "p" {
+  hosts = "all"
+  task "t" {
+    command {
+      argv = ["true"]
+    }
+  }
+}`)
+	pw := vault.NewKeyring(vault.Secret{ID: vault.DefaultID, Password: []byte("pw-one")})
+	rb, diags := Parse([]Source{{Name: "s.hcl", Src: src}}, Inputs{VarFiles: []string{"testdata/vault/vars.hcl"}, Vault: pw})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	conn := rb.varValues["conn"]
+	if !conn.HasMark(Sensitive) || !rb.varValues["port"].HasMark(Sensitive) {
+		t.Fatalf("values not marked: %#v", rb.varValues)
+	}
+	if v, _ := conn.Unmark(); v.AsString() != "Varfile-vault-s3cret" {
+		t.Fatalf("conn = %#v", v)
+	}
+	if f := rb.Files["testdata/vault/vars.hcl"]; f == nil || strings.Contains(string(f.Bytes), "Varfile") {
+		t.Error("the runbook's files hold the decrypted text")
+	}
+	for _, tt := range []struct {
+		name, file string
+		keys       *vault.Keyring
+		want       string
+	}{
+		{"no password", "testdata/vault/vars.hcl", nil, "no vault password was given"},
+		{"wrong password", "testdata/vault/vars.hcl", vault.NewKeyring(vault.Secret{ID: vault.DefaultID, Password: []byte("pw-two")}), "a wrong password"},
+		{"syntax error inside", "testdata/vault/bad.hcl", pw, "(in an encrypted file)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, diags := Parse([]Source{{Name: "s.hcl", Src: src}}, Inputs{VarFiles: []string{tt.file}, Vault: tt.keys})
+			if !diags.HasErrors() {
+				t.Fatal("no error")
+			}
+			text := diags.Error()
+			if !strings.Contains(text, tt.want) || !strings.Contains(text, tt.file+":") {
+				t.Errorf("error %q: want %q at %s", text, tt.want, tt.file)
+			}
+			if strings.Contains(text, "Varfile") || strings.Contains(text, "pw-") {
+				t.Errorf("error shows a secret: %s", text)
 			}
 		})
 	}

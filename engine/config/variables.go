@@ -13,6 +13,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
+	"github.com/runbook/runbook/inventory/vault"
 	"github.com/runbook/runbook/modules"
 )
 
@@ -22,8 +23,11 @@ import (
 type Inputs struct {
 	// Vars are "name=value" pairs from --var.
 	Vars []string
-	// VarFiles are paths of HCL files of name = value lines.
+	// VarFiles are paths of HCL files of name = value lines. A file encrypted whole with
+	// ansible-vault is decrypted with Vault, and every value in it is sensitive.
 	VarFiles []string
+	// Vault holds the vault passwords; nil has none.
+	Vault *vault.Keyring
 	// Environ is the process environment (os.Environ()); nil means none.
 	Environ []string
 	// AllowMissing makes a required variable without a value unknown instead of an error,
@@ -78,21 +82,27 @@ func (d *decoder) variable(b *hcl.Block) {
 		d.literal(a, cty.Bool, func(val cty.Value) { v.Sensitive = val.True() })
 	}
 	if a, ok := content.Attributes["default"]; ok {
-		val, vdiags := a.Expr.Value(nil)
-		if len(a.Expr.Variables()) > 0 && !vdiags.HasErrors() {
-			// JSON syntax: without a context a string is taken literally, so "${var.x}"
-			// would silently become the default's text.
-			vdiags = append(vdiags, &hcl.Diagnostic{
+		var val cty.Value
+		var vdiags hcl.Diagnostics
+		if len(a.Expr.Variables()) > 0 {
+			// A default refers to nothing (file() is a function, not a variable). Said before
+			// evaluating: in JSON syntax a template's error would otherwise point inside it,
+			// and without a context "${var.x}" would silently become the default's text.
+			vdiags = hcl.Diagnostics{{
 				Severity: hcl.DiagError,
 				Summary:  "Variables not allowed",
 				Subject:  a.Expr.Range().Ptr(),
-			})
+			}}
+		} else {
+			val, vdiags = a.Expr.Value(defaultContext(b.DefRange.Filename))
 		}
 		if vdiags.HasErrors() {
 			for _, dg := range vdiags {
 				if dg.Summary == "Variables not allowed" {
-					dg.Detail = "A variable's default must be a literal value; it cannot refer to other variables or functions of them. Use a local value for derived values."
+					dg.Detail = "A variable's default must be a literal value, or file(\"PATH\") (with trimspace or chomp); it cannot refer to other variables or functions of them. Use a local value for derived values."
 				}
+				// an error about a value file() read could quote it
+				dg.Expression, dg.EvalContext = nil, nil
 			}
 			d.add(vdiags...)
 		} else {
@@ -215,6 +225,22 @@ func (d *decoder) resolveVariables() {
 			d.errorf(nil, "Cannot read variables file", "%s", err)
 			continue
 		}
+		encrypted := vault.IsEncrypted(src)
+		stored := src
+		if encrypted {
+			// a file encrypted whole with ansible-vault: its values are secrets
+			plain, err := d.in.Vault.Decrypt(src)
+			if err != nil {
+				detail := fmt.Sprintf("Cannot decrypt this variables file, encrypted with Ansible Vault: %s.", err)
+				if d.in.Vault.Len() == 0 || strings.Contains(err.Error(), "which no password was given for") {
+					detail += " Give the vault password with --vault-password-file FILE, --vault-id LABEL@SOURCE, --ask-vault-pass or " + vault.PasswordFileEnv + "."
+				}
+				d.add(&hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot decrypt vault", Detail: detail,
+					Subject: &hcl.Range{Filename: path, Start: hcl.Pos{Line: 1, Column: 1}, End: hcl.Pos{Line: 1, Column: 1}}})
+				continue
+			}
+			src = plain
+		}
 		var f *hcl.File
 		var diags hcl.Diagnostics
 		if strings.HasSuffix(path, ".json") {
@@ -223,11 +249,15 @@ func (d *decoder) resolveVariables() {
 		} else {
 			f, diags = hclparse.NewParser().ParseHCL(src, path)
 		}
+		if encrypted {
+			diags = hideDecrypted(diags)
+		}
 		d.add(diags...)
 		if diags.HasErrors() {
 			continue
 		}
-		d.rb.Files[path] = f
+		// the history's fingerprint of the runbook reads the files as they are on disk
+		d.rb.Files[path] = &hcl.File{Body: f.Body, Bytes: stored}
 		attrs, diags := f.Body.JustAttributes()
 		d.add(diags...)
 		for name, a := range attrs {
@@ -241,6 +271,10 @@ func (d *decoder) resolveVariables() {
 				continue
 			}
 			val, vdiags := a.Expr.Value(nil)
+			if encrypted {
+				vdiags = hideDecrypted(vdiags)
+				val = val.Mark(Sensitive)
+			}
 			d.add(vdiags...)
 			if !vdiags.HasErrors() {
 				given[name] = inputValue{val, a.Expr.Range()}
@@ -479,4 +513,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// hideDecrypted keeps what diagnostics about the decrypted content of an encrypted
+// variables file say out of them: their messages could quote its values. Their file, line
+// and column stay.
+func hideDecrypted(diags hcl.Diagnostics) hcl.Diagnostics {
+	for _, d := range diags {
+		d.Summary += " (in an encrypted file)"
+		d.Detail = "The message is not shown: this file is encrypted with Ansible Vault, and it could quote its content. Decrypt it with ansible-vault view to see the line named."
+		d.Expression, d.EvalContext = nil, nil
+	}
+	return diags
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/runbook/runbook/engine/diag"
 	"github.com/runbook/runbook/engine/run"
 	"github.com/runbook/runbook/internal/termsafe"
+	"github.com/runbook/runbook/inventory/vault"
 	_ "github.com/runbook/runbook/modules/standard" // every module's schema
 )
 
@@ -34,6 +35,13 @@ type app struct {
 	noColor bool
 	output  string
 	code    int
+
+	// vault is the vault keyring, read once per invocation (vaultKeyring)
+	vault struct {
+		read bool
+		keys *vault.Keyring
+		diag *hcl.Diagnostic
+	}
 }
 
 // Run runs the runbook command line with args (without the program name) and returns the

@@ -102,7 +102,14 @@ host is in sync or drifts, with a diff. Exit code 4 means drift was found.`
 			if err := a.checkFlags(&f); err != nil {
 				return err
 			}
-			rb, diags := config.Load(args[0], f.vars.inputs(a.env, false))
+			keys, kd := a.vaultKeyring(cmd, true)
+			if kd != nil {
+				a.report(nil, hcl.Diagnostics{kd})
+				return fail(ExitInvalid)
+			}
+			in := f.vars.inputs(a.env, false)
+			in.Vault = keys
+			rb, diags := config.Load(args[0], in)
 			files := map[string]*hcl.File{}
 			if rb != nil {
 				files = rb.Files

@@ -3,8 +3,9 @@ package cli
 import (
 	"time"
 
-	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -115,12 +116,31 @@ func (a *app) readPassword(prompt string) (string, error) {
 	if a.stdin == nil {
 		return "", fmt.Errorf("no terminal and no standard input to read it from")
 	}
-	line, err := bufio.NewReader(a.stdin).ReadString('\n')
-	if err != nil && line == "" {
-		return "", fmt.Errorf("read standard input: %w", err)
+	// byte by byte: a buffered read would take the lines of the prompts after this one
+	// (--ask-vault-pass, then the become password)
+	var line []byte
+	b := make([]byte, 1)
+	for len(line) <= maxPasswordLine {
+		n, err := a.stdin.Read(b)
+		if n == 1 {
+			if b[0] == '\n' {
+				return strings.TrimRight(string(line), "\r"), nil
+			}
+			line = append(line, b[0])
+			continue
+		}
+		if err != nil {
+			if len(line) > 0 && errors.Is(err, io.EOF) {
+				return strings.TrimRight(string(line), "\r"), nil
+			}
+			return "", fmt.Errorf("read standard input: %w", err)
+		}
 	}
-	return strings.TrimRight(line, "\r\n"), nil
+	return "", fmt.Errorf("read standard input: the line is longer than %d KiB", maxPasswordLine>>10)
 }
+
+// maxPasswordLine bounds a password read from standard input.
+const maxPasswordLine = 64 << 10
 
 // passphrasePrompt asks for the passphrase of the key at path. The path can come from a
 // dynamic inventory (ansible_ssh_private_key_file): it is shown escaped, on the prompt's

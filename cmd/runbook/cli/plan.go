@@ -18,10 +18,13 @@ import (
 	"github.com/runbook/runbook/engine/plan"
 	"github.com/runbook/runbook/internal/termsafe"
 	"github.com/runbook/runbook/inventory"
+	"github.com/runbook/runbook/inventory/vault"
 )
 
-// inventoryTimeoutFlag adds --inventory-timeout to a command that loads inventories.
+// inventoryTimeoutFlag adds --inventory-timeout, and the vault options, to a command that
+// loads inventories.
 func inventoryTimeoutFlag(cmd *cobra.Command) {
+	vaultFlags(cmd)
 	cmd.Flags().Duration("inventory-timeout", 0, fmt.Sprintf("bound on each executable inventory, its --list and --host runs together (default %gs, or %s)",
 		inventory.DefaultScriptTimeout.Seconds(), inventory.TimeoutEnvVar))
 }
@@ -91,7 +94,13 @@ func (a *app) loadInventory(cmd *cobra.Command, paths []string) (*inventory.Inve
 	if env == nil {
 		env = []string{}
 	}
-	inv, diags := inventory.LoadWith(ctx, inventory.LoadOptions{ScriptTimeout: timeout, Environ: env}, paths...)
+	// runbook inventory and validate show and check inventories without their secrets;
+	// exec, check and run need every vault value decrypted before any host is touched
+	keys, d := a.vaultKeyring(cmd, cmd.Name() != "inventory" && cmd.Name() != "validate")
+	if d != nil {
+		return nil, hcl.Diagnostics{d}
+	}
+	inv, diags := inventory.LoadWith(ctx, inventory.LoadOptions{ScriptTimeout: timeout, Environ: env, Vault: keys}, paths...)
 	hideSecretSources(diags)
 	return inv, diags
 }
@@ -111,7 +120,7 @@ func hideSecretSources(diags hcl.Diagnostics) {
 		if !ok {
 			b, err := os.ReadFile(name)
 			// a file that cannot be read now shows no lines anyway
-			hide = err == nil && inventory.MentionsSecret(b)
+			hide = err == nil && (inventory.MentionsSecret(b) || vault.IsEncrypted(b))
 			secret[name] = hide
 		}
 		if hide {

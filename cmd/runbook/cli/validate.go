@@ -20,7 +20,7 @@ type varFlags struct {
 
 func (v *varFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&v.vars, "var", nil, "set a variable: NAME=VALUE (repeatable; non-string values are HCL, e.g. 'nics=[\"a\",\"b\"]')")
-	cmd.Flags().StringArrayVar(&v.varFiles, "var-file", nil, "read variable values from an HCL file of NAME = VALUE lines (repeatable)")
+	cmd.Flags().StringArrayVar(&v.varFiles, "var-file", nil, "read variable values from an HCL file of NAME = VALUE lines, or such a file encrypted with ansible-vault (repeatable)")
 }
 
 func (v *varFlags) inputs(env []string, allowMissing bool) config.Inputs {
@@ -44,7 +44,14 @@ Variables without a value are treated as unknown, so validate needs no --var.`,
 			invalid := false
 			var summaries []map[string]any
 			for _, path := range args {
-				rb, diags := config.Load(path, vf.inputs(a.env, true))
+				keys, kd := a.vaultKeyring(cmd, false)
+				if kd != nil {
+					a.report(nil, hcl.Diagnostics{kd})
+					return fail(ExitInvalid)
+				}
+				in := vf.inputs(a.env, true)
+				in.Vault = keys
+				rb, diags := config.Load(path, in)
 				files := map[string]*hcl.File{}
 				if rb != nil {
 					files = rb.Files
