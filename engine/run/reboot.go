@@ -64,6 +64,8 @@ func (hr *hostRun) rebooted(ctx context.Context, id Identity, args cty.Value, se
 	if res == nil {
 		res = &modules.Result{}
 	}
+	// The module said it asked for the reboot; what this finds says how it ended.
+	res.Msg = ""
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	// The host keeps answering on its old boot until the delay has passed.
@@ -123,6 +125,7 @@ func (hr *hostRun) backAgain(ctx context.Context, x Executor, res *modules.Resul
 		}
 		last = err
 		if errors.Is(err, ErrUnreachable) || sleepCtx(ctx, rebootPoll) != nil {
+			res.Data = withRebootData(res.Data, before, now, time.Since(sent))
 			return res, fmt.Errorf("the host came back (another boot id) after %s, but its test_command did not succeed within %s of the reboot: %w",
 				back.Round(100*time.Millisecond), timeout, last)
 		}

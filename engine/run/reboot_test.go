@@ -204,6 +204,9 @@ func TestRebootWaitsForAnotherBoot(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(tt.wantStatus) {
 				t.Fatalf("statuses %v, want %v; results %+v", got, tt.wantStatus, rec.results)
 			}
+			if tt.wantStatus[0] != Drift && strings.Contains(rec.results[0].Msg, "reboots in") {
+				t.Errorf("message %q still says the reboot was only asked for", rec.results[0].Msg)
+			}
 			if !strings.Contains(rec.results[0].Msg, tt.wantMsg) {
 				t.Errorf("message %q, want it to hold %q", rec.results[0].Msg, tt.wantMsg)
 			}
