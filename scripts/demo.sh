@@ -143,7 +143,8 @@ vm_sriov() {
   echo "$f"
 }
 vm_vars() { echo "--var network_backend=none --var mtu=9100 --var vlans={internal=100} --var sriov_numvfs=2 -i $(vm_sriov "$1")"; }
-# The one vm host with everything: its hostname set too (hv01.lab.test).
+# Host names for the inventory (hvNN.lab.test): without one the runbook leaves a host's name
+# alone and says so.
 vm_names() {
   local f="$histdir/names-$1.hcl"
   for i in $(seq 1 "$1"); do
@@ -159,7 +160,7 @@ total=$(now)
 case "$tier" in
 systemd)
   # Debian hosts: ifupdown is their legacy network service; their kernel has no bonding.
-  demo systemd "$hosts" "$labdir" --var network_backend=ifupdown --var network_runtime=false -i "$(guest_inv "$hosts")"
+  demo systemd "$hosts" "$labdir" --var network_backend=ifupdown --var network_runtime=false -i "$(guest_inv "$hosts")" -i "$(vm_names "$hosts")"
   if [ "${DEMO_VM:-1}" = 1 ]; then
     # shellcheck disable=SC2046 # the words are flags
     demo vmsys 1 "$labdir-vm" $(vmsys_vars 1)
