@@ -64,28 +64,9 @@ func realMachine(env *modules.Env) *machine {
 			}
 			return unix.ByteSliceToString(u.Release[:])
 		},
-		pid1:   realPID1,
+		pid1:   func() (string, bool) { return host.PID1("net", "mnt", "uts") },
 		bootID: modules.BootID(),
 	}
-}
-
-// realPID1 reads PID 1's name and compares its namespaces with the helper's. A process in
-// network or mount namespaces of its own that shares PID 1 with a whole machine (a lab host,
-// a chroot) must not take that machine's init for its host's.
-func realPID1() (comm string, ours bool) {
-	b, err := os.ReadFile("/proc/1/comm")
-	if err != nil {
-		return "", false
-	}
-	comm = strings.TrimSpace(string(b))
-	for _, ns := range []string{"net", "mnt", "uts"} {
-		a, err1 := os.Readlink("/proc/self/ns/" + ns)
-		b, err2 := os.Readlink("/proc/1/ns/" + ns)
-		if err1 != nil || err2 != nil || a != b {
-			return comm, false
-		}
-	}
-	return comm, true
 }
 
 // systemdPID1 says systemd is this host's init.

@@ -118,19 +118,11 @@ func plainPath(p string) bool {
 
 // systemdHere says whether systemd is PID 1 of the namespaces the helper runs in.
 func systemdHere() bool {
-	comm, err := os.ReadFile("/proc/1/comm")
-	if err != nil || strings.TrimSpace(string(comm)) != "systemd" {
+	if comm, ours := host.PID1("net", "mnt"); !ours || comm != "systemd" {
 		return false
 	}
 	if fi, err := os.Stat("/run/systemd/system"); err != nil || !fi.IsDir() {
 		return false
-	}
-	for _, ns := range []string{"net", "mnt"} {
-		a, err1 := os.Readlink("/proc/self/ns/" + ns)
-		b, err2 := os.Readlink("/proc/1/ns/" + ns)
-		if err1 != nil || err2 != nil || a != b {
-			return false
-		}
 	}
 	return host.LookPath("systemd-run") != ""
 }
