@@ -28,6 +28,8 @@ type Runbook struct {
 	Variables []*Variable
 	Locals    []*Local
 	Plays     []*Play
+	// Outputs are a runbook module's output blocks (modules.go); a root has none.
+	Outputs []*Output
 
 	// Values computed while loading: every variable's value and every local's.
 	varValues   map[string]cty.Value
@@ -89,7 +91,11 @@ type Play struct {
 	VarsUseFacts bool
 	Tasks        []*Task
 	Handlers     []*Task
-	DeclRange    hcl.Range
+	// Blocks are the play's blocks and module call blocks, nested ones too; Instances
+	// the module instances it calls directly.
+	Blocks    []*Block
+	Instances []*Instance
+	DeclRange hcl.Range
 
 	order []*Task
 }
@@ -114,6 +120,18 @@ type Task struct {
 	Name      string
 	IsHandler bool
 	Play      *Play
+
+	// Instance is the runbook module instance the task belongs to (modules.go); nil for a
+	// task written in the root runbook. Its var.*, local.*, task[...] and module.* are the
+	// instance's.
+	Instance *Instance
+	// LocalName is the task's name inside its instance ("bond"); Name is qualified by the
+	// module calls that brought it in ("hypervisor.bond"). They are equal in the root.
+	LocalName string
+	// Block is the innermost block the task is in (blocks.go); nil at a play's top level.
+	// Section says which part of it: SectionMain, SectionRescue or SectionAlways.
+	Block   *Block
+	Section string
 
 	// Module is the module's name; Body its block's body, decoded per host at run time.
 	Module      string

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -25,6 +26,11 @@ type Scope struct {
 	Each *Item
 	// Self is the current attempt's result, for until.
 	Self cty.Value
+	// Instance is the runbook module instance whose task or block is evaluated (nil: the
+	// root): var, local, task and module are then the instance's. Play is the play, whose
+	// module calls the root's module.NAME reads.
+	Instance *Instance
+	Play     *Play
 }
 
 // Item is one element of a for_each collection. When the collection is sensitive, its
@@ -40,10 +46,14 @@ func (it Item) Hidden() bool { return it.Key.IsMarked() }
 
 // EvalContext builds the context for evaluating expressions in s.
 func (rb *Runbook) EvalContext(s Scope) *hcl.EvalContext {
+	vals := rb
+	if s.Instance != nil && s.Instance.rb != nil {
+		vals = s.Instance.rb
+	}
 	ctx := &hcl.EvalContext{
 		Variables: map[string]cty.Value{
-			"var":   objectOrEmpty(rb.varValues),
-			"local": objectOrEmpty(rb.localValues),
+			"var":   objectOrEmpty(vals.varValues),
+			"local": objectOrEmpty(vals.localValues),
 		},
 		Functions: Functions(),
 	}
@@ -69,7 +79,16 @@ func (rb *Runbook) EvalContext(s Scope) *hcl.EvalContext {
 	} else {
 		ctx.Variables["facts"] = cty.EmptyObjectVal
 	}
-	ctx.Variables["task"] = objectOrEmpty(s.Tasks)
+	ctx.Variables["task"] = objectOrEmpty(instanceTasks(s.Tasks, s.Instance))
+	children := []*Instance(nil)
+	if s.Instance != nil {
+		children = s.Instance.Children
+	} else if s.Play != nil {
+		children = s.Play.Instances
+	}
+	if len(children) > 0 {
+		ctx.Variables["module"] = rb.moduleValues(children, s)
+	}
 	if s.Each != nil {
 		ctx.Variables["each"] = cty.ObjectVal(map[string]cty.Value{"key": s.Each.Key, "value": s.Each.Value})
 	}
@@ -77,6 +96,22 @@ func (rb *Runbook) EvalContext(s Scope) *hcl.EvalContext {
 		ctx.Variables["self"] = s.Self
 	}
 	return ctx
+}
+
+// instanceTasks is what task[...] holds in an instance: the results of its tasks, under
+// their names in the module (the root sees every task under its qualified name).
+func instanceTasks(results map[string]cty.Value, inst *Instance) map[string]cty.Value {
+	if inst == nil {
+		return results
+	}
+	prefix := inst.Name + "."
+	out := map[string]cty.Value{}
+	for n, v := range results {
+		if local, ok := strings.CutPrefix(n, prefix); ok {
+			out[local] = v
+		}
+	}
+	return out
 }
 
 // HostVars merges the play's vars, evaluated for one host, over its inventory vars.
@@ -169,15 +204,19 @@ func evalBool(expr hcl.Expression, ctx *hcl.EvalContext, name string) (bool, hcl
 // order; map and set elements sorted by key). A task without for_each has no items. A
 // sensitive collection is iterated without its marks, which go onto every key and value.
 func (t *Task) Items(ctx *hcl.EvalContext) ([]Item, hcl.Diagnostics) {
-	if t.ForEach == nil {
+	return forEachItems(t.ForEach, ctx)
+}
+
+func forEachItems(expr hcl.Expression, ctx *hcl.EvalContext) ([]Item, hcl.Diagnostics) {
+	if expr == nil {
 		return nil, nil
 	}
-	v, diags := t.ForEach.Value(ctx)
+	v, diags := expr.Value(ctx)
 	if diags.HasErrors() {
 		return nil, redact(diags, ctx)
 	}
 	bad := func(msg string) hcl.Diagnostics {
-		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid for_each", Detail: msg, Subject: t.ForEach.Range().Ptr()}}
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid for_each", Detail: msg, Subject: expr.Range().Ptr()}}
 	}
 	if v.IsNull() || !v.IsWhollyKnown() {
 		return nil, bad("for_each must be a known list, set or map for this host.")

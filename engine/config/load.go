@@ -122,6 +122,7 @@ func Parse(srcs []Source, in Inputs) (*Runbook, hcl.Diagnostics) {
 		return rb, diags
 	}
 	d := newDecoder(rb, in)
+	d.parser = p
 	for _, body := range bodies {
 		d.file(body)
 	}
@@ -160,6 +161,17 @@ type decoder struct {
 	varsSeen   map[string]hcl.Range
 	playsSeen  map[string]hcl.Range
 	curPlay    *Play
+	// inst is the module instance being decoded (nil for the root), call what its call
+	// gives it, and stack the module directories being decoded, outermost first.
+	inst   *Instance
+	call   *callInput
+	stack  []string
+	parser *hclparse.Parser
+	parsed map[string]*hcl.File
+	// calls are the module instances of the play or module being checked; fromModules
+	// the diagnostics already passed on from module instances.
+	calls       []*Instance
+	fromModules map[string]bool
 	// factsUsed is set when a checked expression refers to facts; checkPlay resets and
 	// reads it around each task and the play's vars.
 	factsUsed bool
@@ -167,11 +179,14 @@ type decoder struct {
 
 func newDecoder(rb *Runbook, in Inputs) *decoder {
 	return &decoder{
-		rb:         rb,
-		in:         in,
-		localsSeen: map[string]hcl.Range{},
-		varsSeen:   map[string]hcl.Range{},
-		playsSeen:  map[string]hcl.Range{},
+		rb:          rb,
+		in:          in,
+		localsSeen:  map[string]hcl.Range{},
+		varsSeen:    map[string]hcl.Range{},
+		playsSeen:   map[string]hcl.Range{},
+		parser:      hclparse.NewParser(),
+		parsed:      map[string]*hcl.File{},
+		fromModules: map[string]bool{},
 	}
 }
 

@@ -33,6 +33,8 @@ var playSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "task", LabelNames: []string{"name"}},
 		{Type: "handler", LabelNames: []string{"name"}},
+		{Type: "block", LabelNames: []string{"name"}},
+		{Type: "module", LabelNames: []string{"name"}},
 	},
 }
 
@@ -148,28 +150,9 @@ func (d *decoder) play(b *hcl.Block) *Play {
 		d.playVars(p, a)
 	}
 
-	taskSeen := map[string]hcl.Range{}
-	handlerSeen := map[string]hcl.Range{}
-	for _, tb := range content.Blocks {
-		t := d.task(p, tb, ctx)
-		if t == nil {
-			continue
-		}
-		seen := taskSeen
-		if t.IsHandler {
-			seen = handlerSeen
-		}
-		if first, dup := seen[t.Name]; dup {
-			d.add(duplicate(t.Kind(), t.Name, first, t.NameRange))
-			continue
-		}
-		seen[t.Name] = t.NameRange
-		if t.IsHandler {
-			p.Handlers = append(p.Handlers, t)
-		} else {
-			p.Tasks = append(p.Tasks, t)
-		}
-	}
+	bd := newBody(p)
+	d.items(bd, content.Blocks, nil, SectionMain, ctx)
+	p.Tasks, p.Handlers, p.Blocks, p.Instances = bd.tasks, bd.handlers, bd.blocks, bd.instances
 	return p
 }
 

@@ -21,13 +21,14 @@ const Sensitive = mark("sensitive")
 
 // Roots every expression may use, and what each one is.
 var rootDocs = map[string]string{
-	"var":   "the input variables",
-	"local": "the local values",
-	"host":  "the current host (host.name, host.vars, host.groups)",
-	"facts": "the facts gathered from the current host",
-	"task":  "the results of earlier tasks (task[\"name\"])",
-	"each":  "the current for_each element (each.key, each.value)",
-	"self":  "the result of this task's current attempt (in until, changed_when and failed_when)",
+	"var":    "the input variables",
+	"local":  "the local values",
+	"host":   "the current host (host.name, host.vars, host.groups)",
+	"facts":  "the facts gathered from the current host",
+	"task":   "the results of earlier tasks (task[\"name\"])",
+	"each":   "the current for_each element (each.key, each.value)",
+	"module": "the outputs of the runbook modules called here (module.NAME.OUTPUT)",
+	"self":   "the result of this task's current attempt (in until, changed_when and failed_when)",
 }
 
 // scope says which roots an expression may use.
@@ -72,7 +73,7 @@ func (d *decoder) checkTraversal(tr hcl.Traversal, sc scope) bool {
 	root := tr.RootName()
 	rng := tr.SourceRange()
 	allowed := map[string]bool{"var": true, "local": true, "host": sc.host, "facts": sc.host,
-		"task": sc.tasks != nil, "each": sc.each, "self": sc.self}
+		"task": sc.tasks != nil, "each": sc.each, "self": sc.self, "module": sc.tasks != nil && len(d.calls) > 0}
 	if !allowed[root] {
 		if _, known := rootDocs[root]; known {
 			where := sc.where
@@ -98,6 +99,9 @@ func (d *decoder) checkTraversal(tr hcl.Traversal, sc scope) bool {
 	}
 	if root == "facts" {
 		d.factsUsed = true
+	}
+	if root == "module" {
+		return d.checkModuleRef(tr)
 	}
 	if len(tr) < 2 {
 		switch root {
@@ -191,13 +195,21 @@ func (d *decoder) taskRefError(rng hcl.Range, name string, sc scope) {
 // with placeholder host values.
 func (d *decoder) checkPlay(p *Play) {
 	d.curPlay = p
+	d.calls = p.Instances
 	defer func() { d.curPlay = nil }()
 
 	for _, t := range p.Tasks {
+		if t.Instance != d.inst {
+			continue // checked where its module was decoded
+		}
 		for _, r := range t.DependsOn {
+			dep := p.Task(r.Name)
 			switch {
 			case r.Name == t.Name:
 				d.errorf(r.Range.Ptr(), "Invalid dependency", "task %q cannot depend on itself.", t.Name)
+			case dep != nil && (dep.Block != t.Block || dep.Section != t.Section):
+				d.errorf(r.Range.Ptr(), "Invalid dependency",
+					"task %q is not in the same block as %q; depends_on orders tasks within one block (or at the play's top level), since a block runs as a whole.", r.Name, t.Name)
 			case p.Task(r.Name) == nil:
 				detail := fmt.Sprintf("depends_on names %q, but this play has no task of that name.", r.Name)
 				if p.Handler(r.Name) != nil {
@@ -210,6 +222,9 @@ func (d *decoder) checkPlay(p *Play) {
 		}
 	}
 	for _, t := range append(append([]*Task{}, p.Tasks...), p.Handlers...) {
+		if t.Instance != d.inst {
+			continue
+		}
 		for _, r := range t.Notify {
 			if p.Handler(r.Name) != nil {
 				continue
@@ -245,7 +260,7 @@ func (d *decoder) checkPlay(p *Play) {
 	check := func(t *Task, visible map[string]bool) {
 		d.factsUsed = false
 		defer func() { t.UsesFacts = d.factsUsed }()
-		sc := scope{host: true, tasks: visible}
+		sc := scope{host: true, tasks: visible, each: t.InEach()}
 		if t.ForEach != nil {
 			sc.where = "for_each"
 			d.checkPlaceholder(t.ForEach, sc, "for_each", func(v cty.Value) string {
@@ -288,23 +303,77 @@ func (d *decoder) checkPlay(p *Play) {
 		_, diags := decodeModule(m, t.Body, ctx, t.ModuleRange)
 		d.add(withArgExprs(diags, t.Body, ctx)...)
 	}
-	for _, t := range order {
+	visibleAt := func(at int, self string) map[string]bool {
 		visible := map[string]bool{}
 		for name, i := range pos {
-			if i < pos[t.Name] || !ok {
-				visible[name] = name != t.Name
+			if i < at || !ok {
+				visible[name] = name != self
 			}
 		}
-		check(t, visible)
+		return visible
+	}
+	blockChecked := map[*Block]bool{}
+	for i, t := range order {
+		// A block's when and for_each are checked where its first task comes, seeing the
+		// tasks before it.
+		var opened []*Block
+		for b := t.Block; b != nil && !blockChecked[b]; b = b.Parent {
+			blockChecked[b] = true
+			opened = append(opened, b)
+		}
+		for j := len(opened) - 1; j >= 0; j-- {
+			if b := opened[j]; b.Instance == d.inst {
+				d.checkBlock(b, visibleAt(i, ""))
+			}
+		}
+		if t.Instance != d.inst {
+			continue
+		}
+		check(t, visibleAt(pos[t.Name], t.Name))
 	}
 	all := map[string]bool{}
 	for _, t := range p.Tasks {
 		all[t.Name] = true
 	}
 	for _, h := range p.Handlers {
-		check(h, all)
+		if h.Instance == d.inst {
+			check(h, all)
+		}
 	}
 	p.order = order
+}
+
+// checkBlock checks a block's when and for_each, or a module call's when.
+func (d *decoder) checkBlock(b *Block, visible map[string]bool) {
+	outer := false
+	for p := b.Parent; p != nil && p.Module == nil; p = p.Parent {
+		outer = outer || p.ForEach != nil
+	}
+	sc := scope{host: true, tasks: visible, each: outer || b.Each != nil}
+	d.factsUsed = false
+	if b.ForEach != nil {
+		sc.where = "a block's for_each"
+		d.checkPlaceholder(b.ForEach, sc, "for_each", func(v cty.Value) string {
+			if v.IsNull() {
+				return "for_each cannot be null."
+			}
+			ty := v.Type()
+			if ty.IsListType() || ty.IsSetType() || ty.IsTupleType() || ty.IsMapType() || ty.IsObjectType() {
+				return ""
+			}
+			return fmt.Sprintf("for_each needs a list, set or map, not %s.", friendly(ty)) + jsonHint(b.ForEach, v)
+		})
+	}
+	if b.When != nil {
+		sc.where = "a " + b.Kind() + "'s when"
+		d.checkPlaceholder(b.When, sc, "when", func(v cty.Value) string {
+			if v.Type() != cty.Bool {
+				return fmt.Sprintf("when must be true or false, not %s.", friendly(v.Type())) + jsonHint(b.When, v)
+			}
+			return ""
+		})
+	}
+	b.UsesFacts = d.factsUsed
 }
 
 // checkPlaceholder evaluates expr with placeholder values and applies a type rule when the
@@ -347,6 +416,9 @@ func (d *decoder) placeholderCtx(sc scope) *hcl.EvalContext {
 			}
 		}
 		ctx.Variables["task"] = objectOrEmpty(tasks)
+		if len(d.calls) > 0 {
+			ctx.Variables["module"] = cty.DynamicVal
+		}
 	}
 	if sc.each {
 		ctx.Variables["each"] = cty.ObjectVal(map[string]cty.Value{"key": cty.DynamicVal, "value": cty.DynamicVal})

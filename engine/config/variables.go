@@ -200,6 +200,9 @@ func (d *decoder) resolveVariables() {
 	given := map[string]inputValue{}
 	declared := func(name string) *Variable { return d.rb.Variable(name) }
 
+	if d.call != nil {
+		d.callValues(given)
+	}
 	// The environment first, so files and flags override it.
 	for _, kv := range d.in.Environ {
 		if !strings.HasPrefix(kv, EnvPrefix) {
@@ -328,6 +331,15 @@ func (d *decoder) resolveVariables() {
 			val = v.Default
 		case d.in.AllowMissing:
 			val = cty.UnknownVal(v.Type)
+		case d.call != nil:
+			d.add(&hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Missing module variable",
+				Detail: fmt.Sprintf("The module called as %s needs a value for var.%s (declared at %s, without a default): add %s = VALUE to the call's vars.",
+					d.call.name, v.Name, v.DeclRange.String(), v.Name),
+				Subject: d.call.rng.Ptr(),
+			})
+			val = cty.UnknownVal(v.Type)
 		default:
 			d.add(&hcl.Diagnostic{
 				Severity: hcl.DiagError,
@@ -432,6 +444,25 @@ func suggestVar(rb *Runbook, name string) string {
 		return fmt.Sprintf(" Did you mean %q?", s)
 	}
 	return ""
+}
+
+// callValues takes a module instance's variable values from its call, reporting the
+// names the module does not declare at the call.
+func (d *decoder) callValues(given map[string]inputValue) {
+	names := make([]string, 0, len(d.call.vals))
+	for n := range d.call.vals {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if d.rb.Variable(n) == nil {
+			rng := d.call.keyRng[n]
+			d.errorf(rng.Ptr(), "Unknown module variable",
+				"The module called as %s declares no variable %q.%s", d.call.name, n, suggestVar(d.rb, n))
+			continue
+		}
+		given[n] = d.call.vals[n]
+	}
 }
 
 // evalLocals evaluates local values in dependency order, reporting cycles.

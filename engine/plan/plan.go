@@ -174,6 +174,8 @@ func Build(rb *config.Runbook, inv *inventory.Inventory, opts Options) (*Plan, h
 		if opts.Task != "" && opts.WithDeps && p.Task(opts.Task) != nil {
 			addDeps(p, opts.Task, wanted)
 		}
+		chosen := map[*config.Task]bool{}
+		opened := map[*config.Block]bool{}
 		for _, t := range p.Order() {
 			if t.Name == opts.StartAt {
 				started = true
@@ -182,6 +184,18 @@ func Build(rb *config.Runbook, inv *inventory.Inventory, opts Options) (*Plan, h
 				continue
 			}
 			if wanted[t.Name] || selected(t, opts) {
+				chosen[t] = true
+				for b := t.Block; b != nil; b = b.Parent {
+					opened[b] = true
+				}
+			}
+		}
+		for _, t := range p.Order() {
+			if !chosen[t] && rescues(t, opened) && !skipped(t, opts) {
+				// a block that runs keeps its rescue and always tasks
+				chosen[t] = true
+			}
+			if chosen[t] {
 				pp.Tasks = append(pp.Tasks, t)
 			}
 		}
@@ -241,6 +255,25 @@ func readLimitFile(path string, inv *inventory.Inventory) ([]string, error) {
 		return nil, fmt.Errorf("%s names no hosts", path)
 	}
 	return names, nil
+}
+
+// rescues reports whether t is in the rescue or always section of a block that runs.
+func rescues(t *config.Task, opened map[*config.Block]bool) bool {
+	for b := t.Block; b != nil; b = b.Parent {
+		if opened[b] && t.SectionIn(b) != config.SectionMain {
+			return true
+		}
+	}
+	return false
+}
+
+func skipped(t *config.Task, opts Options) bool {
+	for _, s := range opts.SkipTags {
+		if slices.Contains(t.Tags, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func selected(t *config.Task, opts Options) bool {

@@ -36,6 +36,13 @@ type hostRun struct {
 	statuses    map[string]Status // per task: its overall status
 	notified    map[string]bool
 	stats       *Stats
+	// each is the element of the innermost block with for_each being run, and eachLabel
+	// how results show it (the elements of nested blocks joined by "/").
+	each      *config.Item
+	eachLabel string
+	// failures are this host's failed results since the outermost block with a rescue
+	// began: a rescue that succeeds takes them out of the host's count.
+	failures []Result
 	// delivering is the result being handed to the observer, counted already: when the
 	// observer panics on it, the failure that reports the bug takes its place in the count.
 	delivering *Result
@@ -101,6 +108,9 @@ func (hr *hostRun) hostDone() {
 func (hr *hostRun) report(r Result) {
 	r.Host, r.Play = hr.h.Name, hr.p.Play.Name
 	hr.count(r, 1)
+	if r.Status == Failed {
+		hr.failures = append(hr.failures, r)
+	}
 	if hr.e.Observer != nil {
 		hr.delivering = &r
 		hr.e.Observer.TaskDone(r)
@@ -186,39 +196,19 @@ func (hr *hostRun) run(ctx context.Context) bool {
 	if hr.conn == nil && !connect() {
 		return false
 	}
-	ok := true
-	for i, t := range hr.p.Tasks {
-		if ctx.Err() != nil {
-			return false
+	f, soft := hr.seq(ctx, hr.p.Tasks, nil, true)
+	switch f {
+	case flowFailed:
+		// The host stops here; handlers do not run on a host that failed, as their
+		// trigger may be half done, unless --force-handlers says they must.
+		if hr.e.Options.ForceHandlers {
+			hr.handlers(ctx)
 		}
-		if hr.b.step != nil && i > 0 {
-			hr.b.step.wait()
-			if ctx.Err() != nil {
-				return false
-			}
-		}
-		hr.stage = t.Name
-		st := hr.taskInSlot(ctx, t)
-		hr.statuses[t.Name] = st
-		if st == Failed {
-			ok = false
-			if t.OnFailure != config.OnFailureContinue {
-				// The host stops here; handlers do not run on a host that failed, as
-				// their trigger may be half done, unless --force-handlers says they must.
-				if hr.e.Options.ForceHandlers {
-					hr.handlers(ctx)
-				}
-				return false
-			}
-		}
-		if st == Unreachable {
-			// The connection is gone: later plays skip this host rather than reuse it.
-			hr.e.mu.Lock()
-			hr.e.dead[hr.h.Name] = true
-			hr.e.mu.Unlock()
-			return false
-		}
+		return false
+	case flowStop:
+		return false
 	}
+	ok := !soft
 	if !hr.handlers(ctx) {
 		ok = false
 	}

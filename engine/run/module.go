@@ -33,7 +33,11 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
 		defer cancel()
 	}
-	cenv := &controller.Env{Dir: hr.e.Runbook.Dir, EvalContext: ectx}
+	dir := hr.e.Runbook.Dir
+	if t.Instance != nil {
+		dir = t.Instance.Dir // a module's copy and template sources are its own
+	}
+	cenv := &controller.Env{Dir: dir, EvalContext: ectx}
 	if runOnController, ok := controller.RunnerFor(t.Module); ok {
 		res, err := runOnController(ctx, cenv, plain)
 		if res != nil && res.Data != nil {

@@ -45,10 +45,12 @@ func (hr *hostRun) task(ctx context.Context, t *config.Task) Status {
 		return hr.runTask(ctx, t)
 	}
 	var o *onceRun
-	r := Result{Task: t.Name, Module: t.Module}
+	r := Result{Task: t.Name, Module: t.Module, Item: hr.eachLabel}
+	// in a block with for_each, once per element
+	key := t.Name + "\x00" + hr.eachLabel
 	for {
 		var mine bool
-		o, mine = hr.b.claim(t.Name, hr.h.Name)
+		o, mine = hr.b.claim(key, hr.h.Name)
 		if mine {
 			// the hosts waiting for the result are let go however this ends
 			defer close(o.done)
@@ -57,7 +59,7 @@ func (hr *hostRun) task(ctx context.Context, t *config.Task) Status {
 			if st == Unreachable {
 				// The host dropped off, so the task did not fail: another host of the
 				// batch takes it over.
-				hr.b.release(t.Name, o)
+				hr.b.release(key, o)
 			}
 			return st
 		}

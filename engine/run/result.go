@@ -50,7 +50,10 @@ type Result struct {
 type Stats struct {
 	OK, Changed, Drift, Unknown, Skipped, Failed, Unreachable int
 	// Warnings counts the results that carry warnings, whatever their status.
-	Warnings       int
+	Warnings int
+	// Rescued counts the blocks whose rescue took a failure back: the failed results
+	// of their tasks are not in Failed.
+	Rescued        int
 	RebootRequired bool
 }
 

@@ -16,7 +16,7 @@ import (
 // in evaluation, anywhere on the task's path, or in a view) becomes the task's failure on
 // this host, recorded like any other failure.
 func (hr *hostRun) runTask(ctx context.Context, t *config.Task) (status Status) {
-	base := Result{Task: t.Name, Module: t.Module, Handler: t.IsHandler}
+	base := Result{Task: t.Name, Module: t.Module, Handler: t.IsHandler, Item: hr.eachLabel}
 	out := &taskOutcome{single: t.ForEach == nil, overall: Skipped, perItem: map[string]cty.Value{}}
 	// secrets are the sensitive strings in scope for every element: computed once, as
 	// walking the facts for each element would cost as much as the element itself
@@ -57,7 +57,7 @@ func (hr *hostRun) runTask(ctx context.Context, t *config.Task) (status Status) 
 			return st
 		}
 	}
-	scope := config.Scope{Host: hr.h.Name, Groups: hr.h.Groups, Vars: hr.vars, Tasks: hr.results, Facts: hr.facts()}
+	scope := hr.scope(t.Instance)
 	ectx := hr.e.Runbook.EvalContext(scope)
 	secrets, scoped = config.ContextSecrets(ectx), true
 	items, diags := t.Items(ectx)
@@ -76,7 +76,7 @@ func (hr *hostRun) runTask(ctx context.Context, t *config.Task) (status Status) 
 			s.Each = &it
 			out.hidden = out.hidden || it.Hidden()
 		}
-		out.cur, out.curLabel = &it, itemLabel(it, i, out.single)
+		out.cur, out.curLabel = &it, joinLabel(hr.eachLabel, itemLabel(it, i, out.single))
 		r := hr.item(ctx, t, s, secrets)
 		r.Item = out.curLabel
 		if hr.startFailed {

@@ -317,7 +317,7 @@ func (h *Human) Finish(r *run.Recap) error {
 	summed, allOK := 0, map[run.Status]int{}
 	for _, n := range hosts {
 		s := r.Hosts[n]
-		if !h.Verbose && len(hosts) > RecapHostsAll && s.Changed+s.Drift+s.Failed+s.Unreachable+s.Unknown+s.Warnings == 0 && !s.RebootRequired {
+		if !h.Verbose && len(hosts) > RecapHostsAll && s.Changed+s.Drift+s.Failed+s.Unreachable+s.Unknown+s.Warnings+s.Rescued == 0 && !s.RebootRequired {
 			summed++
 			allOK[run.OK] += s.OK
 			allOK[run.Skipped] += s.Skipped
@@ -329,6 +329,9 @@ func (h *Human) Finish(r *run.Recap) error {
 		}
 		if s.Warnings > 0 {
 			line += fmt.Sprintf(" warnings=%d", s.Warnings)
+		}
+		if s.Rescued > 0 {
+			line += fmt.Sprintf(" rescued=%d", s.Rescued)
 		}
 		if s.RebootRequired {
 			line += " reboot_required"

@@ -126,7 +126,7 @@ func (j *JSON) Finish(r *run.Recap) error {
 	hosts := map[string]map[string]any{}
 	for n, s := range r.Hosts {
 		hosts[n] = map[string]any{"ok": s.OK, "changed": s.Changed, "drift": s.Drift, "unknown": s.Unknown, "failed": s.Failed,
-			"unreachable": s.Unreachable, "skipped": s.Skipped, "warnings": s.Warnings, "reboot_required": s.RebootRequired}
+			"unreachable": s.Unreachable, "skipped": s.Skipped, "warnings": s.Warnings, "rescued": s.Rescued, "reboot_required": s.RebootRequired}
 	}
 	return json.NewEncoder(j.W).Encode(map[string]any{"type": "recap", "hosts": hosts, "exit_code": r.ExitCode(),
 		"interrupted": r.Interrupted, "stopped": r.Stopped, "duration_ms": r.Duration.Milliseconds()})

@@ -1,0 +1,561 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/modules"
+)
+
+// A runbook module is a directory of runbook files holding variable, locals and output
+// blocks, tasks, handlers, blocks and calls of other modules (no plays). A play (or a
+// block, or another module) calls it with a module block:
+//
+//	module "hypervisor" {
+//	  source = "../modules/bigip-hypervisor" // relative to the calling file; nothing is fetched
+//	  vars   = { mtu = 9100 }
+//	  when   = host.vars.role == "hv"
+//	}
+//
+// Each call (and each element of a call's for_each) is an Instance, decoded with its own
+// variable values: its tasks are spliced into the play where the call is, as the tasks of
+// a Block, named "hypervisor.bond".
+
+// Instance is one instance of a runbook module.
+type Instance struct {
+	// Name is qualified like its tasks' prefix: "hypervisor", `site["east"]`,
+	// "hypervisor.nics".
+	Name string
+	// Call is the call's name; Key the for_each element's key (cty.NilVal without one).
+	Call string
+	Key  cty.Value
+	// Dir is the module's directory: copy and template sources are relative to it.
+	Dir    string
+	Parent *Instance
+	// Children are the instances this one calls, in order.
+	Children  []*Instance
+	Outputs   []*Output
+	CallRange hcl.Range
+
+	// rb holds the instance's variables and locals, with their values.
+	rb *Runbook
+}
+
+// Output is a value a runbook module gives its caller: module.NAME.OUTPUT, evaluated per
+// host where it is read.
+type Output struct {
+	Name      string
+	Expr      hcl.Expression
+	Sensitive bool
+	DeclRange hcl.Range
+}
+
+var moduleFileSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "locals"},
+		{Type: "output", LabelNames: []string{"name"}},
+		{Type: "task", LabelNames: []string{"name"}},
+		{Type: "handler", LabelNames: []string{"name"}},
+		{Type: "block", LabelNames: []string{"name"}},
+		{Type: "module", LabelNames: []string{"name"}},
+	},
+}
+
+var callSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "source", Required: true},
+		{Name: "vars"},
+		{Name: "when"},
+		{Name: "for_each"},
+		{Name: "tags"},
+		{Name: "become"},
+		{Name: "become_user"},
+		{Name: "become_method"},
+	},
+}
+
+var outputSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "value", Required: true},
+		{Name: "description"},
+		{Name: "sensitive"},
+	},
+}
+
+// callInput is what a call gives one instance: its variable values and the call's range.
+type callInput struct {
+	name   string // the instance's name, for messages
+	vals   map[string]inputValue
+	rng    hcl.Range
+	keyRng map[string]hcl.Range
+}
+
+// moduleCall decodes a module block: it loads the module once per instance, checks it
+// against its inputs, and splices its tasks, handlers and blocks into bd.
+func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section string, ctx *hcl.EvalContext) {
+	name := hb.Labels[0]
+	if !d.checkName("module", name, hb.LabelRanges[0]) {
+		return
+	}
+	if !d.unique(bd, "module call", name, hb.LabelRanges[0]) {
+		return
+	}
+	content, diags := hb.Body.Content(callSchema)
+	d.add(diags...)
+	if diags.HasErrors() {
+		return
+	}
+	attrs := content.Attributes
+	var dir string
+	if a := attrs["source"]; a != nil {
+		v, ok := d.static(a, ctx, cty.String)
+		if !ok {
+			return
+		}
+		src := v.AsString()
+		if !strings.HasPrefix(src, "./") && !strings.HasPrefix(src, "../") {
+			d.errorf(a.Expr.Range().Ptr(), "Invalid module source",
+				"source is a directory relative to this file, starting with ./ or ../ (e.g. \"../modules/hypervisor\"); runbook fetches nothing, so %q is not one.", src)
+			return
+		}
+		dir = filepath.Join(filepath.Dir(hb.DefRange.Filename), filepath.FromSlash(src))
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			abs = dir
+		}
+		for i, seen := range d.stack {
+			if seen == abs {
+				chain := append(append([]string{}, d.stack[i:]...), abs)
+				d.errorf(a.Expr.Range().Ptr(), "Module cycle", "These modules call each other in a circle: %s.", strings.Join(chain, " → "))
+				return
+			}
+		}
+		if len(d.stack) >= maxModuleDepth {
+			d.errorf(a.Expr.Range().Ptr(), "Modules nested too deeply", "Module calls nest at most %d deep.", maxModuleDepth)
+			return
+		}
+		dir = abs
+	}
+	var group Block
+	d.groupMeta(attrs, ctx, &group.Tags, &group.Become, &group.BecomeUser, &group.BecomeMethod)
+
+	// for_each on a call is the same for every host: it makes one instance per element.
+	items := []*Item{nil}
+	if a := attrs["for_each"]; a != nil {
+		items = d.staticItems(a, ctx)
+	}
+	var when hcl.Expression
+	if a := attrs["when"]; a != nil {
+		when = a.Expr
+	}
+	files, ok := d.moduleFiles(dir, attrs["source"].Expr.Range())
+	if !ok {
+		return
+	}
+	for _, it := range items {
+		inst := &Instance{Name: name, Call: name, Dir: dir, Parent: d.inst, CallRange: hb.DefRange}
+		ictx := ctx
+		if it != nil {
+			inst.Key = it.Key
+			inst.Name = name + "[" + keyAddr(it.Key) + "]"
+			ictx = withEach(ctx, it)
+		}
+		in := d.callInputs(inst.Name, attrs["vars"], ictx, hb.DefRange)
+		blk := &Block{Name: inst.Name, LocalName: inst.Name, Parent: parent, Section: section, Instance: d.inst,
+			When: when, Each: it, Module: inst, DeclRange: hb.DefRange, NameRange: hb.LabelRanges[0]}
+		cb := d.instance(inst, files, in, bd.play)
+		if cb == nil {
+			continue
+		}
+		// The instance's tasks, handlers, blocks and instances take its name as prefix.
+		for _, t := range append(append([]*Task{}, cb.tasks...), cb.handlers...) {
+			t.Name = inst.Name + "." + t.Name
+			for i := range t.DependsOn {
+				t.DependsOn[i].Name = inst.Name + "." + t.DependsOn[i].Name
+			}
+			for i := range t.Notify {
+				t.Notify[i].Name = inst.Name + "." + t.Notify[i].Name
+			}
+			if t.Block == nil {
+				t.Block = blk
+			}
+			t.Play = bd.play
+		}
+		for _, b := range cb.blocks {
+			b.Name = inst.Name + "." + b.Name
+			if b.Parent == nil {
+				b.Parent = blk
+			}
+		}
+		var qualify func(*Instance)
+		qualify = func(i *Instance) {
+			for _, c := range i.Children {
+				c.Name = inst.Name + "." + c.Name
+				qualify(c)
+			}
+		}
+		qualify(inst)
+		inherit(cb.tasks, &group)
+		inherit(cb.handlers, &group)
+		for _, t := range cb.tasks {
+			d.addTask(bd, t)
+		}
+		for _, h := range cb.handlers {
+			d.addTask(bd, h)
+		}
+		bd.blocks = append(append(bd.blocks, cb.blocks...), blk)
+		bd.instances = append(bd.instances, inst)
+	}
+}
+
+// maxModuleDepth bounds how deeply module calls nest.
+const maxModuleDepth = 16
+
+// keyAddr writes a for_each key as it appears in an instance's address: "east" quoted, 0 bare.
+func keyAddr(k cty.Value) string {
+	k, _ = k.Unmark()
+	if k.Type() == cty.String {
+		return fmt.Sprintf("%q", k.AsString())
+	}
+	return keyText(k)
+}
+
+func keyText(k cty.Value) string {
+	if k.Type() == cty.Number {
+		return k.AsBigFloat().Text('f', -1)
+	}
+	if k.Type() == cty.String {
+		return k.AsString()
+	}
+	return k.GoString()
+}
+
+func withEach(ctx *hcl.EvalContext, it *Item) *hcl.EvalContext {
+	c := &hcl.EvalContext{Variables: map[string]cty.Value{}, Functions: ctx.Functions}
+	for k, v := range ctx.Variables {
+		c.Variables[k] = v
+	}
+	c.Variables["each"] = cty.ObjectVal(map[string]cty.Value{"key": it.Key, "value": it.Value})
+	return c
+}
+
+// staticItems evaluates a call's for_each, which may use var.* and local.* only.
+func (d *decoder) staticItems(a *hcl.Attribute, ctx *hcl.EvalContext) []*Item {
+	if !d.staticRoots(a.Expr, "for_each of a module call", "var", "local") {
+		return nil
+	}
+	items, diags := forEachItems(a.Expr, ctx)
+	d.add(diags...)
+	out := make([]*Item, len(items))
+	for i := range items {
+		if items[i].Hidden() {
+			d.errorf(a.Expr.Range().Ptr(), "Invalid for_each", "The keys of a module call's for_each name its instances in output and history, so they cannot be sensitive.")
+			return nil
+		}
+		out[i] = &items[i]
+	}
+	return out
+}
+
+// staticRoots reports references to anything but roots in expr, which are evaluated once
+// for every host.
+func (d *decoder) staticRoots(expr hcl.Expression, what string, roots ...string) bool {
+	ok := true
+	for _, tr := range expr.Variables() {
+		if !containsString(roots, tr.RootName()) {
+			d.errorf(tr.SourceRange().Ptr(), "Invalid reference",
+				"The %s is the same for every host, so it may refer only to %s, not to %s. Values that differ per host reach a module through host.vars.",
+				what, strings.Join(roots, ".*, ")+".*", tr.RootName())
+			ok = false
+		}
+	}
+	return ok && d.checkRefs(expr, scope{each: containsString(roots, "each")})
+}
+
+// callInputs evaluates a call's vars: an object written out, name = value.
+func (d *decoder) callInputs(instName string, a *hcl.Attribute, ctx *hcl.EvalContext, callRange hcl.Range) *callInput {
+	in := &callInput{name: instName, vals: map[string]inputValue{}, rng: callRange, keyRng: map[string]hcl.Range{}}
+	if a == nil {
+		return in
+	}
+	pairs, diags := hcl.ExprMap(a.Expr)
+	if diags.HasErrors() {
+		d.errorf(a.Expr.Range().Ptr(), "Invalid module vars", "vars is an object written out, name = value, e.g. { mtu = 9100 }.")
+		return in
+	}
+	for _, kv := range pairs {
+		key := hcl.ExprAsKeyword(kv.Key)
+		if key == "" {
+			v, kd := kv.Key.Value(nil)
+			if kd.HasErrors() || v.Type() != cty.String || !v.IsKnown() {
+				d.errorf(kv.Key.Range().Ptr(), "Invalid module vars", "A variable's name must be a literal name.")
+				continue
+			}
+			key = v.AsString()
+		}
+		if _, dup := in.vals[key]; dup {
+			d.errorf(kv.Key.Range().Ptr(), "Duplicate module var", "vars sets %q twice.", key)
+			continue
+		}
+		if !d.staticRoots(kv.Value, "vars of a module call", "var", "local", "each") {
+			continue
+		}
+		v, vd := kv.Value.Value(ctx)
+		d.add(vd...)
+		if vd.HasErrors() {
+			continue
+		}
+		in.vals[key] = inputValue{v, kv.Value.Range()}
+		in.keyRng[key] = kv.Key.Range()
+	}
+	return in
+}
+
+// moduleFiles reads a module directory's runbook files.
+func (d *decoder) moduleFiles(dir string, srcRange hcl.Range) ([]*hcl.File, bool) {
+	if dir == "" {
+		return nil, false
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		d.errorf(srcRange.Ptr(), "Cannot read module", "%s", err)
+		return nil, false
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() && IsRunbookFile(e.Name()) && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, filepath.Join(dir, e.Name()))
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		d.errorf(srcRange.Ptr(), "Empty module", "The directory %s holds no .hcl or .hcl.json files.", dir)
+		return nil, false
+	}
+	var files []*hcl.File
+	ok := true
+	for _, n := range names {
+		if f := d.parsed[n]; f != nil {
+			files = append(files, f)
+			continue
+		}
+		src, err := os.ReadFile(n)
+		if err != nil {
+			d.errorf(srcRange.Ptr(), "Cannot read module", "%s", err)
+			return nil, false
+		}
+		var f *hcl.File
+		var diags hcl.Diagnostics
+		if IsJSONFile(n) {
+			f, diags = d.parser.ParseJSON(src, n)
+		} else {
+			f, diags = d.parser.ParseHCL(src, n)
+		}
+		d.add(diags...)
+		if f != nil {
+			d.rb.Files[n] = f
+		}
+		if diags.HasErrors() || f == nil {
+			ok = false
+			continue
+		}
+		d.parsed[n] = f
+		files = append(files, f)
+	}
+	return files, ok
+}
+
+// instance decodes one instance of a module with its own decoder and returns what it
+// holds, checked; its diagnostics are passed on with the call that brought them in.
+func (d *decoder) instance(inst *Instance, files []*hcl.File, in *callInput, play *Play) *body {
+	sub := &Runbook{Path: inst.Dir, Dir: inst.Dir, Files: d.rb.Files}
+	inst.rb = sub
+	c := newDecoder(sub, Inputs{AllowMissing: d.in.AllowMissing})
+	c.parser, c.parsed, c.inst, c.call = d.parser, d.parsed, inst, in
+	c.stack = append(append([]string{}, d.stack...), inst.Dir)
+	pseudo := &Play{Name: play.Name, Vars: map[string]hcl.Expression{}}
+	var blocks hcl.Blocks
+	for _, f := range files {
+		content, diags := f.Body.Content(moduleFileSchema)
+		c.add(diags...)
+		for _, b := range content.Blocks {
+			switch b.Type {
+			case "variable":
+				c.variable(b)
+			case "locals":
+				c.locals(b)
+			case "output":
+				c.output(b)
+			default:
+				blocks = append(blocks, b)
+			}
+		}
+	}
+	c.resolveVariables()
+	c.evalLocals()
+	bd := newBody(pseudo)
+	c.items(bd, blocks, nil, SectionMain, c.globalCtx(sub.localValues))
+	pseudo.Tasks, pseudo.Handlers, pseudo.Blocks, pseudo.Instances = bd.tasks, bd.handlers, bd.blocks, bd.instances
+	c.checkPlay(pseudo)
+	c.checkOutputs(pseudo)
+	inst.Children = bd.instances
+	bd.tasks = pseudo.Order()
+	for _, diag := range c.redacted() {
+		d.addFromModule(diag, inst)
+	}
+	return bd
+}
+
+// addFromModule passes on a diagnostic of a module instance, saying which call brought
+// the module in; a diagnostic already given for another instance of the same call is
+// given once.
+func (d *decoder) addFromModule(diag *hcl.Diagnostic, inst *Instance) {
+	if diag.Subject != nil && diag.Subject.Filename != inst.CallRange.Filename || diag.Subject == nil {
+		key := diag.Summary + "\x00" + diag.Detail
+		if diag.Subject != nil {
+			key += "\x00" + diag.Subject.String()
+		}
+		if d.fromModules[key] {
+			return
+		}
+		d.fromModules[key] = true
+		if !strings.Contains(diag.Detail, "(module ") {
+			diag.Detail = strings.TrimSpace(diag.Detail) + fmt.Sprintf(" (module %q, called at %s)", inst.Call, inst.CallRange.String())
+		}
+	}
+	d.add(diag)
+}
+
+func (d *decoder) output(b *hcl.Block) {
+	name := b.Labels[0]
+	if !d.checkName("output", name, b.LabelRanges[0]) {
+		return
+	}
+	for _, o := range d.rb.Outputs {
+		if o.Name == name {
+			d.add(duplicate("output", name, o.DeclRange, b.LabelRanges[0]))
+			return
+		}
+	}
+	content, diags := b.Body.Content(outputSchema)
+	d.add(diags...)
+	if diags.HasErrors() {
+		return
+	}
+	o := &Output{Name: name, Expr: content.Attributes["value"].Expr, DeclRange: b.LabelRanges[0]}
+	if a := content.Attributes["sensitive"]; a != nil {
+		if v, ok := d.static(a, d.globalCtx(nil), cty.Bool); ok {
+			o.Sensitive = v.True()
+		}
+	}
+	d.rb.Outputs = append(d.rb.Outputs, o)
+	if d.inst != nil {
+		d.inst.Outputs = append(d.inst.Outputs, o)
+	}
+}
+
+// checkOutputs checks every output's references: it may read every task of the module.
+func (d *decoder) checkOutputs(p *Play) {
+	all := map[string]bool{}
+	for _, t := range p.Tasks {
+		all[t.Name] = true
+	}
+	for _, o := range d.rb.Outputs {
+		d.checkRefs(o.Expr, scope{host: true, tasks: all, where: "an output"})
+	}
+}
+
+// checkModuleRef reports whether module.NAME.OUTPUT names a call of this module or play and
+// one of its outputs.
+func (d *decoder) checkModuleRef(tr hcl.Traversal) bool {
+	if len(tr) < 2 {
+		d.errorf(tr.SourceRange().Ptr(), "Invalid reference", "module must be followed by a call's name, e.g. module.hypervisor.OUTPUT.")
+		return false
+	}
+	name := attrName(tr[1])
+	var calls []*Instance
+	var names []string
+	for _, i := range d.calls {
+		names = append(names, i.Call)
+		if i.Call == name {
+			calls = append(calls, i)
+		}
+	}
+	if len(calls) == 0 {
+		detail := fmt.Sprintf("This runbook calls no module named %q here.", name)
+		if s := modules.Suggest(name, names); s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		}
+		d.errorf(tr[:2].SourceRange().Ptr(), "Reference to undeclared module call", "%s", detail)
+		return false
+	}
+	rest := tr[2:]
+	if calls[0].Key != cty.NilVal {
+		if len(rest) == 0 {
+			return true
+		}
+		rest = rest[1:] // the instance's key
+	}
+	if len(rest) == 0 {
+		return true
+	}
+	out := attrName(rest[0])
+	for _, o := range calls[0].Outputs {
+		if o.Name == out {
+			return true
+		}
+	}
+	var outs []string
+	for _, o := range calls[0].Outputs {
+		outs = append(outs, o.Name)
+	}
+	detail := fmt.Sprintf("The module called %q has no output named %q.", name, out)
+	if len(outs) > 0 {
+		detail += fmt.Sprintf(" Its outputs: %s.", strings.Join(outs, ", "))
+	}
+	d.errorf(tr.SourceRange().Ptr(), "Reference to undeclared output", "%s", detail)
+	return false
+}
+
+// moduleValues evaluates the outputs of the module instances a scope can see (module.NAME),
+// for one host: an output whose tasks have not run on the host is unknown.
+func (rb *Runbook) moduleValues(children []*Instance, s Scope) cty.Value {
+	calls := map[string]map[string]cty.Value{}
+	single := map[string]cty.Value{}
+	for _, c := range children {
+		cs := s
+		cs.Instance, cs.Each, cs.Self = c, nil, cty.NilVal
+		ctx := rb.EvalContext(cs)
+		outs := map[string]cty.Value{}
+		for _, o := range c.Outputs {
+			v, diags := o.Expr.Value(ctx)
+			if diags.HasErrors() {
+				v = cty.DynamicVal
+			}
+			if o.Sensitive {
+				v = v.Mark(Sensitive)
+			}
+			outs[o.Name] = v
+		}
+		if c.Key == cty.NilVal {
+			single[c.Call] = objectOrEmpty(outs)
+			continue
+		}
+		if calls[c.Call] == nil {
+			calls[c.Call] = map[string]cty.Value{}
+		}
+		k, _ := c.Key.Unmark()
+		calls[c.Call][keyText(k)] = objectOrEmpty(outs)
+	}
+	for n, m := range calls {
+		single[n] = objectOrEmpty(m)
+	}
+	return objectOrEmpty(single)
+}
