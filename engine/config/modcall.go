@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
@@ -558,4 +560,153 @@ func (rb *Runbook) moduleValues(children []*Instance, s Scope) cty.Value {
 		single[n] = objectOrEmpty(m)
 	}
 	return objectOrEmpty(single)
+}
+
+// IsModule reports whether path is a directory holding a runbook module rather than a
+// runbook: its files have tasks, handlers, blocks, module calls or outputs at the top,
+// and no play.
+func IsModule(path string) bool {
+	info, err := os.Stat(path)
+	if err != nil || !info.IsDir() {
+		return false
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return false
+	}
+	moduleish := false
+	p := hclparse.NewParser()
+	for _, e := range entries {
+		if e.IsDir() || !IsRunbookFile(e.Name()) || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		src, err := os.ReadFile(filepath.Join(path, e.Name()))
+		if err != nil {
+			return false
+		}
+		var f *hcl.File
+		if IsJSONFile(e.Name()) {
+			f, _ = p.ParseJSON(src, e.Name())
+		} else {
+			f, _ = p.ParseHCL(src, e.Name())
+		}
+		if f == nil {
+			continue
+		}
+		content, _, _ := f.Body.PartialContent(moduleFileSchema)
+		plays, _, _ := f.Body.PartialContent(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "play", LabelNames: []string{"name"}}}})
+		if len(plays.Blocks) > 0 {
+			return false
+		}
+		for _, b := range content.Blocks {
+			switch b.Type {
+			case "task", "handler", "block", "module", "output":
+				moduleish = true
+			}
+		}
+	}
+	return moduleish
+}
+
+// LoadModule checks a runbook module on its own, as runbook validate does: it is called
+// from a play of every host, with the values of its variables unknown unless in.AllowMissing
+// is false. The returned runbook holds that play.
+func LoadModule(dir string, in Inputs) (*Runbook, hcl.Diagnostics) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read module", Detail: err.Error()}}
+	}
+	name := filepath.Join(filepath.Dir(abs), ".runbook-module-check.hcl")
+	src := fmt.Sprintf("play \"module %s\" {\n  hosts = \"all\"\n  module \"%s\" {\n    source = %q\n  }\n}\n",
+		filepath.Base(abs), moduleCallName(filepath.Base(abs)), "./"+filepath.Base(abs))
+	rb, diags := Parse([]Source{{Name: name, Src: []byte(src)}}, Inputs{AllowMissing: in.AllowMissing, Vault: in.Vault})
+	if rb != nil {
+		rb.Path, rb.Dir = dir, abs
+		delete(rb.Files, name)
+	}
+	return rb, diags
+}
+
+// moduleCallName makes a valid call name from a directory's name.
+func moduleCallName(base string) string {
+	var b strings.Builder
+	for i, r := range base {
+		ok := r == '_' || r == '-' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9' && i > 0)
+		if !ok {
+			r = '_'
+		}
+		if i == 0 && !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') {
+			b.WriteString("m")
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// CalledModules lists the directories of the runbook modules that the runbook (or module)
+// at path calls, directly or through other modules, reading only the source of each module
+// block: runbook fmt formats them with the runbook, even when it does not decode.
+func CalledModules(path string) []string {
+	seen := map[string]bool{}
+	var out []string
+	var visit func(path string)
+	visit = func(path string) {
+		files := []string{path}
+		if info, err := os.Stat(path); err != nil {
+			return
+		} else if info.IsDir() {
+			files = nil
+			entries, _ := os.ReadDir(path)
+			for _, e := range entries {
+				if !e.IsDir() && strings.HasSuffix(e.Name(), ".hcl") && !strings.HasPrefix(e.Name(), ".") {
+					files = append(files, filepath.Join(path, e.Name()))
+				}
+			}
+		}
+		for _, name := range files {
+			src, err := os.ReadFile(name)
+			if err != nil {
+				continue
+			}
+			f, _ := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+			if f == nil {
+				continue
+			}
+			body, ok := f.Body.(*hclsyntax.Body)
+			if !ok {
+				continue
+			}
+			for _, src := range moduleSources(body) {
+				if !strings.HasPrefix(src, "./") && !strings.HasPrefix(src, "../") {
+					continue
+				}
+				dir, err := filepath.Abs(filepath.Join(filepath.Dir(name), filepath.FromSlash(src)))
+				if err != nil || seen[dir] || len(seen) > 1000 {
+					continue
+				}
+				seen[dir] = true
+				out = append(out, dir)
+				visit(dir)
+			}
+		}
+	}
+	visit(path)
+	return out
+}
+
+// moduleSources returns the literal sources of the module blocks anywhere in body.
+func moduleSources(body *hclsyntax.Body) []string {
+	var out []string
+	for _, b := range body.Blocks {
+		if b.Type == "module" {
+			if a, ok := b.Body.Attributes["source"]; ok {
+				if v, diags := a.Expr.Value(nil); !diags.HasErrors() && v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
+					out = append(out, v.AsString())
+				}
+			}
+			continue
+		}
+		out = append(out, moduleSources(b.Body)...)
+	}
+	return out
 }

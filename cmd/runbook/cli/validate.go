@@ -51,7 +51,11 @@ Variables without a value are treated as unknown, so validate needs no --var.`,
 				}
 				in := vf.inputs(a.env, true)
 				in.Vault = keys
-				rb, diags := config.Load(path, in)
+				load, what := config.Load, "valid"
+				if config.IsModule(path) {
+					load, what = config.LoadModule, "valid module"
+				}
+				rb, diags := load(path, in)
 				files := map[string]*hcl.File{}
 				if rb != nil {
 					files = rb.Files
@@ -74,12 +78,19 @@ Variables without a value are treated as unknown, so validate needs no --var.`,
 					continue
 				}
 				plays, tasks, handlers := counts(rb)
+				if what != "valid" {
+					plays = 0
+				}
 				if a.output == "json" {
-					summaries = append(summaries, map[string]any{"type": "summary", "runbook": path, "valid": true,
+					summaries = append(summaries, map[string]any{"type": "summary", "runbook": path, "valid": true, "module": what != "valid",
 						"plays": plays, "tasks": tasks, "handlers": handlers, "warnings": len(diags)})
 					continue
 				}
-				fmt.Fprintf(a.stdout, "%s: valid (%s, %s, %s)\n", path, plural(plays, "play"), plural(tasks, "task"), plural(handlers, "handler"))
+				if what != "valid" {
+					fmt.Fprintf(a.stdout, "%s: %s (%s, %s)\n", path, what, plural(tasks, "task"), plural(handlers, "handler"))
+					continue
+				}
+				fmt.Fprintf(a.stdout, "%s: %s (%s, %s, %s)\n", path, what, plural(plays, "play"), plural(tasks, "task"), plural(handlers, "handler"))
 			}
 			enc := json.NewEncoder(a.stdout)
 			for _, s := range summaries {
