@@ -34,7 +34,7 @@ func Load(path string, in Inputs) (*Runbook, hcl.Diagnostics) {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Not a runbook",
-			Detail: fmt.Sprintf("%s is a runbook module (tasks and no play): call it from a play with module \"NAME\" { source = \"./...\" }; runbook validate checks it on its own.", path),
+			Detail:   fmt.Sprintf("%s is a runbook module (tasks and no play): call it from a play with module \"NAME\" { source = \"./...\" }; runbook validate checks it on its own.", path),
 		}}
 	}
 	if info.IsDir() {
