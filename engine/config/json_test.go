@@ -229,6 +229,9 @@ func convertRunbook(t *testing.T, path, dir string) string {
 	for _, e := range entries {
 		if !e.IsDir() {
 			one(filepath.Join(path, e.Name()), filepath.Join(out, e.Name()))
+		} else {
+			// a runbook module the runbook calls
+			convertRunbook(t, filepath.Join(path, e.Name()), out)
 		}
 	}
 	return out
@@ -338,6 +341,15 @@ func planDump(t *testing.T, rb *Runbook) (dump string, evaluated int) {
 		}
 		p("  order %q", order)
 		for _, t := range append(append([]*Task{}, pl.Tasks...), pl.Handlers...) {
+			inst := ""
+			if t.Instance != nil {
+				inst = t.Instance.Name + " in " + filepath.Base(t.Instance.Dir)
+			}
+			var blocks []string
+			for b := t.Block; b != nil; b = b.Parent {
+				blocks = append(blocks, fmt.Sprintf("%s %q section=%q when=%v for_each=%v each=%v facts=%v", b.Kind(), b.Name, b.Section, b.When != nil, b.ForEach != nil, b.Each != nil, b.UsesFacts))
+			}
+			p("  %s %q local=%q instance=%q section=%q blocks=%q", t.Kind(), t.Name, t.LocalName, inst, t.Section, blocks)
 			p("  %s %q module=%s when=%v for_each=%v until=%v changed_when=%v failed_when=%v depends_on=%v notify=%v tags=%q become=%s user=%q method=%q timeout=%v retries=%d delay=%v on_failure=%s check_mode=%s sensitive=%v run_once=%v facts=%v",
 				t.Kind(), t.Name, t.Module, t.When != nil, t.ForEach != nil, t.Until != nil, t.ChangedWhen != nil, t.FailedWhen != nil,
 				refNames(t.DependsOn), refNames(t.Notify), t.Tags, boolp(t.Become), t.BecomeUser, t.BecomeMethod,
@@ -348,7 +360,27 @@ func planDump(t *testing.T, rb *Runbook) (dump string, evaluated int) {
 			p("  host %s vars=%s %s", h.name, vars.GoString(), diags(vd))
 			results := map[string]cty.Value{}
 			for _, t := range append(append([]*Task{}, pl.Order()...), pl.Handlers...) {
-				sc := Scope{Host: h.name, Groups: h.groups, Vars: vars, Facts: h.facts, Tasks: results}
+				sc := Scope{Host: h.name, Groups: h.groups, Vars: vars, Facts: h.facts, Tasks: results, Instance: t.Instance, Play: pl}
+				// the blocks around the task, outermost first: their when, and the first
+				// element of their for_each as each
+				var chain []*Block
+				for b := t.Block; b != nil; b = b.Parent {
+					chain = append([]*Block{b}, chain...)
+				}
+				for _, b := range chain {
+					bs := sc
+					bs.Instance = b.Instance
+					if b.Each != nil {
+						bs.Each = b.Each
+					}
+					bctx := rb.EvalContext(bs)
+					when, wd := b.WhenTrue(bctx)
+					items, id := b.Items(bctx)
+					p("    %s %s when=%v %s items=%d %s", b.Kind(), b.Name, when, diags(wd), len(items), diags(id))
+					if len(items) > 0 {
+						sc.Each = &items[0]
+					}
+				}
 				ctx := rb.EvalContext(sc)
 				when, wd := t.WhenTrue(ctx)
 				items, id := t.Items(ctx)
@@ -366,7 +398,11 @@ func planDump(t *testing.T, rb *Runbook) (dump string, evaluated int) {
 					p("      %s args=%s %s verdict=%v,%v,%v,%v %s until=%v %s", label, args.GoString(), diags(ad), ch, hch, fl, hfl, diags(verd), until, diags(ud))
 				}
 				if t.ForEach == nil {
-					eval("once", sc)
+					label := "once"
+					if sc.Each != nil {
+						label = "in element " + sc.Each.Key.GoString()
+					}
+					eval(label, sc)
 				}
 				for _, it := range items {
 					sc := sc
