@@ -3,6 +3,8 @@ package run
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -155,8 +157,11 @@ func (hr *hostRun) blockOnce(ctx context.Context, main, rescue, always []*config
 	if f == flowFailed && len(rescue) > 0 {
 		rf, rsoft := hr.seq(ctx, rescue, b, false)
 		if rf == flowOn {
-			// Rescued: the failures of the block's tasks no longer count against the host.
-			hr.rescued(mark)
+			// Rescued: the failures of the block's tasks no longer count against the host,
+			// and the block's result says so (in the output and the history).
+			failed := hr.rescued(mark)
+			hr.report(Result{Task: b.Name, Module: b.Kind(), Item: hr.eachLabel, Status: OK,
+				Msg: fmt.Sprintf("rescued: %s failed, and the rescue tasks succeeded", quoteList(failed))})
 			f, soft = flowOn, rsoft
 		} else {
 			f, soft = rf, soft || rsoft
@@ -173,15 +178,29 @@ func (hr *hostRun) blockOnce(ctx context.Context, main, rescue, always []*config
 }
 
 // rescued takes the failures reported since mark out of the host's count, and counts the
-// rescue.
-func (hr *hostRun) rescued(mark int) {
+// rescue; it returns the names of the tasks that failed.
+func (hr *hostRun) rescued(mark int) []string {
+	var names []string
 	for _, r := range hr.failures[mark:] {
 		hr.count(r, -1)
+		if !slices.Contains(names, r.Task) {
+			names = append(names, r.Task)
+		}
 	}
 	hr.failures = hr.failures[:mark]
 	hr.e.mu.Lock()
 	hr.stats.Rescued++
 	hr.e.mu.Unlock()
+	return names
+}
+
+// quoteList writes names as "a", "b".
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
 }
 
 // skipAll reports every task of a block that does not run on this host.
