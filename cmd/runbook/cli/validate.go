@@ -20,7 +20,7 @@ type varFlags struct {
 
 func (v *varFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&v.vars, "var", nil, "set a variable: NAME=VALUE (repeatable; non-string values are HCL, e.g. 'nics=[\"a\",\"b\"]')")
-	cmd.Flags().StringArrayVar(&v.varFiles, "var-file", nil, "read variable values from an HCL file of NAME = VALUE lines, or such a file encrypted with ansible-vault (repeatable)")
+	cmd.Flags().StringArrayVar(&v.varFiles, "var-file", nil, "read variable values from an HCL file of NAME = VALUE lines, a JSON object, or a YAML mapping with !vault values; a file may be encrypted whole with ansible-vault (repeatable)")
 }
 
 func (v *varFlags) inputs(env []string, allowMissing bool) config.Inputs {
