@@ -82,8 +82,12 @@ Variables without a value are treated as unknown, so validate needs no --var.`,
 					plays = 0
 				}
 				if a.output == "json" {
-					summaries = append(summaries, map[string]any{"type": "summary", "runbook": path, "valid": true, "module": what != "valid",
-						"plays": plays, "tasks": tasks, "handlers": handlers, "warnings": len(diags)})
+					sum := map[string]any{"type": "summary", "runbook": path, "valid": true,
+						"plays": plays, "tasks": tasks, "handlers": handlers, "warnings": len(diags)}
+					if what != "valid" {
+						sum["module"] = true
+					}
+					summaries = append(summaries, sum)
 					continue
 				}
 				if what != "valid" {
