@@ -301,7 +301,7 @@ func fixtureHosts() []fixtureHost {
 	return []fixtureHost{
 		{
 			name:   "hv1",
-			groups: []string{"all", "hypervisors", "web", "db"},
+			groups: []string{"all", "hypervisors", "web", "db", "east"}, // east: a site of bigip-ve-sites
 			vars: cty.ObjectVal(map[string]cty.Value{
 				"data_nics":       cty.ListVal([]cty.Value{cty.StringVal("ens1f0"), cty.StringVal("ens1f1")}),
 				"hostname":        cty.StringVal("hv1.example.net"),
@@ -316,7 +316,7 @@ func fixtureHosts() []fixtureHost {
 			}),
 			facts: facts,
 		},
-		{name: "bare", groups: []string{"all"}, vars: cty.EmptyObjectVal, facts: cty.NilVal},
+		{name: "bare", groups: []string{"all", "west"}, vars: cty.EmptyObjectVal, facts: cty.NilVal},
 	}
 }
 
