@@ -685,6 +685,8 @@ func TestDocsJSONExamples(t *testing.T) {
 func FuzzParseJSON(f *testing.F) {
 	for _, path := range []string{
 		"../../runbooks/bigip-ve-kvm/main.hcl",
+		"../../runbooks/bigip-ve-sites/main.hcl",
+		"../../runbooks/modules/bigip-hypervisor/main.hcl",
 		"../../runbooks/examples/for_each.hcl",
 		"../../runbooks/examples/handlers.hcl",
 		"../../runbooks/examples/variables.hcl",
