@@ -5,7 +5,7 @@
 # and the like set them for the whole run. Per-host values come from the inventory:
 # data_nics, hostname, network_backend, sriov_pf, guest_domain, guest_nics. The tasks are
 # named "hypervisor.TASK" (hypervisor.bond, hypervisor.firewalld off). README.md in this
-# folder says what each task does; ../bigip-ve-sites calls the same module for two sites.
+# folder says what each task does; ../bigip-ve-sites calls the same module once per site.
 
 play "bigip-ve-hypervisors" {
   hosts  = "all"
