@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/runbook/runbook/engine/diag"
 )
 
@@ -87,6 +91,79 @@ func TestRunbooks(t *testing.T) {
 	for dir, ok := range modDirs {
 		if !ok {
 			t.Errorf("no runbook in %s calls the module %s", root, dir)
+		}
+	}
+}
+
+// TestBigIPKVMPassesEveryInput: runbooks/bigip-ve-kvm is the bigip-hypervisor module's
+// thin root, whose variables are the module's: the same names, types, descriptions and
+// defaults, each passed to the call as var.NAME under its own name, so that every input of
+// the module can be set with --var and the root's defaults are the module's.
+func TestBigIPKVMPassesEveryInput(t *testing.T) {
+	root := filepath.Join("..", "..", "runbooks", "bigip-ve-kvm")
+	rb, diags := Load(root, Inputs{})
+	if len(diags) > 0 {
+		t.Fatal(diags)
+	}
+	if len(rb.Plays) != 1 || len(rb.Plays[0].Instances) != 1 {
+		t.Fatalf("want one play with one module call, got %d plays", len(rb.Plays))
+	}
+	inst := rb.Plays[0].Instances[0]
+	if filepath.Base(inst.Dir) != "bigip-hypervisor" {
+		t.Fatalf("the call is of %s", inst.Dir)
+	}
+	rootVars := map[string]*Variable{}
+	for _, v := range rb.Variables {
+		rootVars[v.Name] = v
+	}
+	for _, mv := range inst.rb.Variables {
+		v := rootVars[mv.Name]
+		if v == nil {
+			t.Errorf("the module's variable %q is not one of the root's", mv.Name)
+			continue
+		}
+		delete(rootVars, mv.Name)
+		if !v.Type.Equals(mv.Type) || v.Description != mv.Description || v.Default.Equals(mv.Default) != cty.True {
+			t.Errorf("variable %q: the root's type, description or default differ from the module's:\n%s %q %s\n%s %q %s",
+				mv.Name, v.Type.GoString(), v.Description, v.Default.GoString(), mv.Type.GoString(), mv.Description, mv.Default.GoString())
+		}
+	}
+	for n := range rootVars {
+		t.Errorf("the root's variable %q is not the module's", n)
+	}
+
+	// Each input given as var.NAME, read from the call's vars.
+	src, err := os.ReadFile(filepath.Join(root, "main.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, diags := hclsyntax.ParseConfig(src, "main.hcl", hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	passed := map[string]bool{}
+	for _, pb := range f.Body.(*hclsyntax.Body).Blocks {
+		for _, mb := range pb.Body.Blocks {
+			if mb.Type != "module" {
+				continue
+			}
+			pairs, diags := hcl.ExprMap(mb.Body.Attributes["vars"].Expr)
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			for _, kv := range pairs {
+				key := hcl.ExprAsKeyword(kv.Key)
+				tr, diags := hcl.AbsTraversalForExpr(kv.Value)
+				if diags.HasErrors() || len(tr) != 2 || tr.RootName() != "var" || tr[1].(hcl.TraverseAttr).Name != key {
+					t.Errorf("the call gives %s as %s, not as var.%s", key, src[kv.Value.Range().Start.Byte:kv.Value.Range().End.Byte], key)
+				}
+				passed[key] = true
+			}
+		}
+	}
+	for _, mv := range inst.rb.Variables {
+		if !passed[mv.Name] {
+			t.Errorf("the call does not pass %q: --var %s=... would not reach the module", mv.Name, mv.Name)
 		}
 	}
 }
