@@ -42,6 +42,12 @@ variable "sites" {
     condition     = length(var.sites) > 0
     error_message = "sites names at least one site."
   }
+  validation {
+    # The names make the play's host pattern ("east:west"): a character that means something
+    # in a pattern would select other hosts.
+    condition     = length([for k in keys(var.sites) : k if length(regexall("^[A-Za-z0-9_.-]+$", k)) == 0]) == 0
+    error_message = "A site's name is the name of its inventory group: letters, digits, _, . and -."
+  }
 }
 
 variable "network_runtime" {
