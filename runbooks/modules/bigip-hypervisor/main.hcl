@@ -29,7 +29,7 @@ locals {
   }
 }
 
-# Refuse what cannot work before changing anything on the host: a backend this runbook
+# Refuse what cannot work before changing anything on the host: a backend this module
 # does not know (an inventory's host.vars.network_backend is not checked like
 # var.network_backend), and the guide's path (legacy network service instead of
 # NetworkManager), which needs network-scripts, which EL9 and Debian do not ship.
@@ -71,7 +71,7 @@ task "SR-IOV PF not in the bond" {
 # management path (the SSH session, or the default route when the session cannot be
 # followed: facts.management) would cut the controller off. The network modules' guard
 # would refuse the bond later; this refuses before anything changes, with the reason. A
-# NIC already in this runbook's bond is not moved, so it passes.
+# NIC already in this module's bond is not moved, so it passes.
 task "data NICs off the management path" {
   tags = ["network", "bond", "always"]
   when = length(try(host.vars.data_nics, [])) > 0
