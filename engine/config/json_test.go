@@ -174,11 +174,21 @@ func literalJSON(v cty.Value) string {
 	panic("unexpected literal " + v.GoString())
 }
 
-// exampleRunbooks lists runbooks/examples/* and runbooks/bigip-ve-kvm.
+// exampleRunbooks lists runbooks/examples/* and the other runbook directories of
+// runbooks/ (bigip-ve-kvm, bigip-ve-sites), whose modules are under runbooks/modules.
 func exampleRunbooks(t *testing.T) []string {
 	t.Helper()
 	root := filepath.Join("..", "..", "runbooks")
-	paths := []string{filepath.Join(root, "bigip-ve-kvm")}
+	top, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, e := range top {
+		if e.IsDir() && e.Name() != "examples" && e.Name() != "modules" {
+			paths = append(paths, filepath.Join(root, e.Name()))
+		}
+	}
 	entries, err := os.ReadDir(filepath.Join(root, "examples"))
 	if err != nil {
 		t.Fatal(err)
@@ -189,6 +199,25 @@ func exampleRunbooks(t *testing.T) []string {
 		}
 	}
 	return paths
+}
+
+// convertModules writes a JSON copy of every runbook module under runbooks/modules into
+// dir/modules, so that a root copied into dir finds ../modules/NAME as the original does.
+func convertModules(t *testing.T, dir string) {
+	t.Helper()
+	src := filepath.Join("..", "..", "runbooks", "modules")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "modules"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			convertRunbook(t, filepath.Join(src, e.Name()), filepath.Join(dir, "modules"))
+		}
+	}
 }
 
 // convertRunbook writes a JSON copy of the runbook at path into dir: every .hcl file as
@@ -275,7 +304,7 @@ func fixtureHosts() []fixtureHost {
 	return []fixtureHost{
 		{
 			name:   "hv1",
-			groups: []string{"all", "hypervisors", "web", "db"},
+			groups: []string{"all", "hypervisors", "web", "db", "east"}, // east: a site of bigip-ve-sites
 			vars: cty.ObjectVal(map[string]cty.Value{
 				"data_nics":       cty.ListVal([]cty.Value{cty.StringVal("ens1f0"), cty.StringVal("ens1f1")}),
 				"hostname":        cty.StringVal("hv1.example.net"),
@@ -290,7 +319,7 @@ func fixtureHosts() []fixtureHost {
 			}),
 			facts: facts,
 		},
-		{name: "bare", groups: []string{"all"}, vars: cty.EmptyObjectVal, facts: cty.NilVal},
+		{name: "bare", groups: []string{"all", "west"}, vars: cty.EmptyObjectVal, facts: cty.NilVal},
 	}
 }
 
@@ -340,6 +369,7 @@ func planDump(t *testing.T, rb *Runbook) (dump string, evaluated int) {
 			order = append(order, t.Name)
 		}
 		p("  order %q", order)
+		dumpInstances(p, pl.Instances)
 		for _, t := range append(append([]*Task{}, pl.Tasks...), pl.Handlers...) {
 			inst := ""
 			if t.Instance != nil {
@@ -358,6 +388,13 @@ func planDump(t *testing.T, rb *Runbook) (dump string, evaluated int) {
 		for _, h := range fixtureHosts() {
 			vars, vd := rb.HostVarsFacts(pl, h.name, h.groups, h.vars, h.facts)
 			p("  host %s vars=%s %s", h.name, vars.GoString(), diags(vd))
+			// The when of each module call and block, where the host reaches it (the
+			// results of the tasks before it are not needed by the runbooks compared).
+			for _, b := range pl.Blocks {
+				sc := Scope{Host: h.name, Groups: h.groups, Vars: vars, Facts: h.facts, Instance: b.Instance, Play: pl, Each: b.Each}
+				when, wd := b.WhenTrue(rb.EvalContext(sc))
+				p("    %s %s when=%v %s for_each=%v", b.Kind(), b.Name, when, diags(wd), b.ForEach != nil)
+			}
 			results := map[string]cty.Value{}
 			for _, t := range append(append([]*Task{}, pl.Order()...), pl.Handlers...) {
 				sc := Scope{Host: h.name, Groups: h.groups, Vars: vars, Facts: h.facts, Tasks: results, Instance: t.Instance, Play: pl}
@@ -419,6 +456,29 @@ func planDump(t *testing.T, rb *Runbook) (dump string, evaluated int) {
 	return b.String(), evaluated
 }
 
+// dumpInstances renders the runbook module instances of a play, nested: each one's name,
+// module directory, blocks' meta-arguments, variable values, locals and outputs.
+func dumpInstances(p func(string, ...any), insts []*Instance) {
+	for _, in := range insts {
+		p("  instance %s call=%s key=%s dir=%s outputs=%d", in.Name, in.Call, in.Key.GoString(), filepath.Base(in.Dir), len(in.Outputs))
+		for _, v := range in.rb.Variables {
+			p("    variable %s type=%s sensitive=%v validations=%d = %s", v.Name, v.Type.GoString(), v.Sensitive, len(v.Validations), in.rb.varValues[v.Name].GoString())
+		}
+		names := make([]string, 0, len(in.rb.localValues))
+		for n := range in.rb.localValues {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			p("    local %s = %s", n, in.rb.localValues[n].GoString())
+		}
+		for _, o := range in.Outputs {
+			p("    output %s sensitive=%v", o.Name, o.Sensitive)
+		}
+		dumpInstances(p, in.Children)
+	}
+}
+
 var atRange = regexp.MustCompile(`\(at [^)]*\)`)
 
 func boolp(b *bool) string {
@@ -455,7 +515,9 @@ func TestJSONRoundTrip(t *testing.T) {
 			if len(diags) > 0 {
 				t.Fatalf("native: %s", diags)
 			}
-			jpath := convertRunbook(t, path, t.TempDir())
+			tmp := t.TempDir()
+			convertModules(t, tmp)
+			jpath := convertRunbook(t, path, tmp)
 			js, diags := Load(jpath, in)
 			if len(diags) > 0 {
 				var b strings.Builder
@@ -659,6 +721,8 @@ func TestDocsJSONExamples(t *testing.T) {
 func FuzzParseJSON(f *testing.F) {
 	for _, path := range []string{
 		"../../runbooks/bigip-ve-kvm/main.hcl",
+		"../../runbooks/bigip-ve-sites/main.hcl",
+		"../../runbooks/modules/bigip-hypervisor/main.hcl",
 		"../../runbooks/examples/for_each.hcl",
 		"../../runbooks/examples/handlers.hcl",
 		"../../runbooks/examples/variables.hcl",

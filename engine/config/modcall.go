@@ -45,8 +45,10 @@ type Instance struct {
 	Outputs   []*Output
 	CallRange hcl.Range
 
-	// rb holds the instance's variables and locals, with their values.
-	rb *Runbook
+	// rb holds the instance's variables and locals, with their values; abs is Dir's
+	// absolute path.
+	rb  *Runbook
+	abs string
 }
 
 // Output is a value a runbook module gives its caller: module.NAME.OUTPUT, evaluated per
@@ -115,7 +117,7 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 		return
 	}
 	attrs := content.Attributes
-	var dir string
+	var dir, absDir string
 	if a := attrs["source"]; a != nil {
 		v, ok := d.static(a, ctx, cty.String)
 		if !ok {
@@ -127,6 +129,8 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 				"source is a directory relative to this file, starting with ./ or ../ (e.g. \"../modules/hypervisor\"); runbook fetches nothing, so %q is not one.", src)
 			return
 		}
+		// relative when the calling file's name is, so messages name module files as
+		// the runbook's are named; cycles are found by absolute path
 		dir = filepath.Join(filepath.Dir(hb.DefRange.Filename), filepath.FromSlash(src))
 		abs, err := filepath.Abs(dir)
 		if err != nil {
@@ -143,7 +147,7 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 			d.errorf(a.Expr.Range().Ptr(), "Modules nested too deeply", "Module calls nest at most %d deep.", maxModuleDepth)
 			return
 		}
-		dir = abs
+		absDir = abs
 	}
 	var group Block
 	d.groupMeta(attrs, ctx, &group.Tags, &group.Become, &group.BecomeUser, &group.BecomeMethod)
@@ -162,7 +166,7 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 		return
 	}
 	for _, it := range items {
-		inst := &Instance{Name: name, Call: name, Dir: dir, Parent: d.inst, CallRange: hb.DefRange}
+		inst := &Instance{Name: name, Call: name, Dir: dir, abs: absDir, Parent: d.inst, CallRange: hb.DefRange}
 		ictx := ctx
 		if it != nil {
 			inst.Key = it.Key
@@ -381,7 +385,7 @@ func (d *decoder) instance(inst *Instance, files []*hcl.File, in *callInput, pla
 	inst.rb = sub
 	c := newDecoder(sub, Inputs{AllowMissing: d.in.AllowMissing})
 	c.parser, c.parsed, c.inst, c.call = d.parser, d.parsed, inst, in
-	c.stack = append(append([]string{}, d.stack...), inst.Dir)
+	c.stack = append(append([]string{}, d.stack...), inst.abs)
 	pseudo := &Play{Name: play.Name, Vars: map[string]hcl.Expression{}}
 	var blocks hcl.Blocks
 	for _, f := range files {
@@ -410,6 +414,11 @@ func (d *decoder) instance(inst *Instance, files []*hcl.File, in *callInput, pla
 	inst.Children = bd.instances
 	bd.tasks = pseudo.Order()
 	for _, diag := range c.redacted() {
+		if inst.Key != cty.NilVal && diag.Subject != nil && diag.Subject.Filename == inst.CallRange.Filename &&
+			!strings.Contains(diag.Detail, inst.Name) {
+			// at the call: say which of its instances
+			diag.Detail = strings.TrimSpace(diag.Detail) + " (for " + inst.Name + ")"
+		}
 		d.addFromModule(diag, inst)
 	}
 	return bd

@@ -102,7 +102,7 @@ func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.T
 		return fail(diagText(diags))
 	}
 	if !run {
-		hr.skipAll(tasks, fmt.Sprintf("skipped: the when of %s %q is false", b.Kind(), b.Name))
+		hr.skipAll(tasks, fmt.Sprintf("skipped: the when of %s is false", blockName(b)))
 		return flowOn, false
 	}
 	var items []*config.Item
@@ -117,7 +117,7 @@ func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.T
 			items = append(items, &its[i])
 		}
 		if len(items) == 0 {
-			hr.skipAll(tasks, fmt.Sprintf("skipped: the for_each of block %q has no elements", b.Name))
+			hr.skipAll(tasks, fmt.Sprintf("skipped: the for_each of %s has no elements", blockName(b)))
 			return flowOn, false
 		}
 	}
@@ -267,6 +267,15 @@ func (l *blockLoop) finish(hr *hostRun, tasks []*config.Task) {
 			"status":  cty.StringVal(string(st)),
 		})
 	}
+}
+
+// blockName names a block for messages: block "vlans", module call hypervisor, module
+// call site["east"] (an instance's name has its own quotes).
+func blockName(b *config.Block) string {
+	if b.Module != nil {
+		return "module call " + b.Name
+	}
+	return fmt.Sprintf("block %q", b.Name)
 }
 
 // joinLabel joins the labels of nested for_each elements.
