@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
@@ -285,4 +286,45 @@ func jsonHint(expr hcl.Expression, v cty.Value) string {
 		return ""
 	}
 	return fmt.Sprintf(" In JSON syntax a string is text; an expression is written in ${ }, e.g. %q.", "${"+v.AsString()+"}")
+}
+
+// TaskRefs lists the tasks whose results t's when, for_each and module arguments read
+// (task["name"]); dynamic is set when one is read by a name that is not written out, or
+// when they read module outputs (which may read any task), so that any task may be read.
+func (t *Task) TaskRefs() (names []string, dynamic bool) {
+	var trs []hcl.Traversal
+	for _, e := range []hcl.Expression{t.When, t.ForEach} {
+		if e != nil {
+			trs = append(trs, e.Variables()...)
+		}
+	}
+	if m, ok := modules.Lookup(t.Module); ok && t.Body != nil {
+		trs = append(trs, hcldec.Variables(t.Body, moduleSpec(m.Info().Schema))...)
+	}
+	for _, tr := range trs {
+		switch tr.RootName() {
+		case "module":
+			dynamic = true
+		case "task":
+			if len(tr) < 2 || attrName(tr[1]) == "" {
+				dynamic = true
+				continue
+			}
+			names = append(names, attrName(tr[1]))
+		}
+	}
+	return names, dynamic
+}
+
+// ConstantChangedWhen reports whether t's changed_when, if any, reads nothing (such as
+// changed_when = false): its value is the same for every result, and it cannot fail.
+func (t *Task) ConstantChangedWhen() bool {
+	if t.ChangedWhen == nil {
+		return true
+	}
+	if len(t.ChangedWhen.Variables()) > 0 {
+		return false
+	}
+	_, diags := evalBool(t.ChangedWhen, &hcl.EvalContext{Functions: Functions()}, "changed_when")
+	return !diags.HasErrors()
 }

@@ -139,6 +139,18 @@ func (c *Client) fail(err error) {
 // the helper to cancel the request and returns ctx's error. A module's failure is not an
 // error of Call: it is a response with status "failed" (see Response.Err).
 func (c *Client) Call(ctx context.Context, req *Request) (*Response, error) {
+	wait, err := c.Start(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return wait()
+}
+
+// Start sends req and returns a function that waits for its response, as Call does: the
+// request is written before Start returns, so requests started one after the other reach
+// the helper in that order (a chain's order, Request.Chain). wait must be called, with ctx
+// still the request's.
+func (c *Client) Start(ctx context.Context, req *Request) (wait func() (*Response, error), err error) {
 	r := *req
 	if r.Op == OpCancel {
 		return nil, errors.New("cancel a call by ending its context, not with a cancel request")
@@ -184,23 +196,25 @@ func (c *Client) Call(ctx context.Context, req *Request) (*Response, error) {
 		forget()
 		return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, err)
 	}
-	select {
-	case resp := <-ch:
-		return resp, nil
-	case <-c.done:
-		forget()
-		return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, c.Err())
-	case <-ctx.Done():
-		forget()
-		// Best effort, with its own short deadline: the helper stops the module, and its
-		// late answer goes to Orphans.
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if b, err := EncodeRequest(&Request{ID: r.ID, Op: OpCancel}); err == nil {
-			_ = c.send(cctx, b)
+	return func() (*Response, error) {
+		select {
+		case resp := <-ch:
+			return resp, nil
+		case <-c.done:
+			forget()
+			return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, c.Err())
+		case <-ctx.Done():
+			forget()
+			// Best effort, with its own short deadline: the helper stops the module, and its
+			// late answer goes to Orphans.
+			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if b, err := EncodeRequest(&Request{ID: r.ID, Op: OpCancel}); err == nil {
+				_ = c.send(cctx, b)
+			}
+			return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, ctx.Err())
 		}
-		return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, ctx.Err())
-	}
+	}, nil
 }
 
 // send writes one line. A write to a helper that stopped reading would block forever, so

@@ -92,7 +92,20 @@ type Request struct {
 	// Txn names the transaction an OpConfirm or OpRollback is about; on an OpApply, the id
 	// a transaction the module begins takes.
 	Txn string
+	// Chain puts check and apply requests in a pipeline (the controller sends a run of
+	// tasks without waiting for each answer): the helper runs the requests of one chain
+	// one after the other, in the order they arrived, each with its whole TimeoutMS from
+	// when it starts, and once one has failed it runs none of the chain's later ones (they
+	// answer StatusFailed, with NotRun set and ErrNotRun). "" is no chain.
+	Chain string
+	// Tolerated says a failure of this request does not stop its chain (the task's
+	// on_failure is "continue").
+	Tolerated bool
 }
+
+// ErrNotRun is the message of a chained request the helper did not run, because a request
+// before it in its chain failed.
+const ErrNotRun = "not run: a task before it in its pipeline failed"
 
 type wireRequest struct {
 	ID        uint64          `json:"id"`
@@ -104,6 +117,8 @@ type wireRequest struct {
 	TimeoutMS int64           `json:"timeout_ms,omitempty"`
 	Confirm   int64           `json:"confirm_timeout_ms,omitempty"`
 	Txn       string          `json:"txn,omitempty"`
+	Chain     string          `json:"chain,omitempty"`
+	Tolerated bool            `json:"tolerated,omitempty"`
 }
 
 // Response answers the request with the same ID.
@@ -121,6 +136,9 @@ type Response struct {
 	// OpConfirm names ended.
 	Transaction *modules.Transaction `json:"transaction,omitempty"`
 	DurationMS  int64                `json:"duration_ms"`
+	// NotRun marks the answer (StatusFailed, ErrNotRun) of a chained request the helper
+	// did not run, because one before it in its chain failed.
+	NotRun bool `json:"not_run,omitempty"`
 }
 
 // Err returns the response's error, or nil when the request succeeded.
@@ -176,7 +194,7 @@ func DecodeArgs(raw json.RawMessage) (cty.Value, error) {
 // EncodeRequest renders a request as one line, newline included.
 func EncodeRequest(req *Request) ([]byte, error) {
 	w := wireRequest{ID: req.ID, Op: req.Op, Module: req.Module, Redact: req.Redact, TimeoutMS: req.TimeoutMS,
-		Confirm: req.ConfirmTimeoutMS, Txn: req.Txn}
+		Confirm: req.ConfirmTimeoutMS, Txn: req.Txn, Chain: req.Chain, Tolerated: req.Tolerated}
 	args, err := EncodeArgs(req.Args)
 	if err != nil {
 		return nil, err
@@ -227,8 +245,14 @@ func DecodeRequest(line []byte) (*Request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("malformed request %d: %w", w.ID, err)
 	}
+	if w.Chain != "" && w.Op != OpCheck && w.Op != OpApply {
+		return nil, fmt.Errorf("malformed request %d: only check and apply requests form a chain", w.ID)
+	}
+	if len(w.Chain) > 64 {
+		return nil, fmt.Errorf("malformed request %d: a chain's name is at most 64 bytes", w.ID)
+	}
 	return &Request{ID: w.ID, Op: w.Op, Module: w.Module, Args: args, Sensitive: w.Sensitive, Redact: w.Redact,
-		TimeoutMS: w.TimeoutMS, ConfirmTimeoutMS: w.Confirm, Txn: w.Txn}, nil
+		TimeoutMS: w.TimeoutMS, ConfirmTimeoutMS: w.Confirm, Txn: w.Txn, Chain: w.Chain, Tolerated: w.Tolerated}, nil
 }
 
 // EncodeResponse renders a response as one line, newline included.

@@ -667,3 +667,76 @@ func TestFactsOp(t *testing.T) {
 		})
 	}
 }
+
+// TestChain: the requests of a chain run one after the other in the order they were sent,
+// though the helper runs other requests at once; after a failure the chain's later
+// requests are not run (ErrNotRun) unless the failed one was tolerated; each one's timeout
+// starts when it starts, not while it waits.
+func TestChain(t *testing.T) {
+	c, _, stop := pair(t, &Server{Registry: testRegistry(), Build: "b"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	type step struct {
+		module    string
+		ms        int64
+		tolerated bool
+		timeout   int64
+		want      modules.Status
+	}
+	run := func(name string, steps []step) []*Response {
+		var waits []func() (*Response, error)
+		for _, s := range steps {
+			w, err := c.Start(ctx, &Request{Op: OpApply, Module: s.module, Args: obj("ms", cty.NumberIntVal(s.ms), "text", cty.StringVal("x")),
+				Chain: name, Tolerated: s.tolerated, TimeoutMS: s.timeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waits = append(waits, w)
+		}
+		var out []*Response
+		for i, w := range waits {
+			r, err := w()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status != steps[i].want {
+				t.Errorf("%s step %d (%s): status %s, want %s (%v)", name, i, steps[i].module, r.Status, steps[i].want, r.Error)
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	// In order: three slow requests of 60 ms take 180 ms or more in a chain.
+	start := time.Now()
+	run("a", []step{{"slow", 60, false, 0, modules.StatusOK}, {"slow", 60, false, 0, modules.StatusOK}, {"slow", 60, false, 0, modules.StatusOK}})
+	if d := time.Since(start); d < 180*time.Millisecond {
+		t.Errorf("a chain of 3×60 ms took %s: its requests ran at once", d)
+	}
+	// A failure stops the chain; the later requests say why.
+	rs := run("b", []step{{"echo", 0, false, 0, modules.StatusChanged}, {"fail", 0, false, 0, StatusFailed},
+		{"echo", 0, false, 0, StatusFailed}, {"echo", 0, false, 0, StatusFailed}})
+	if !rs[2].NotRun || !rs[3].NotRun || rs[1].NotRun || rs[2].Error == nil || rs[2].Error.Msg != ErrNotRun {
+		t.Errorf("not run: %+v %+v", rs[2], rs[2].Error)
+	}
+	// A tolerated failure does not.
+	run("c", []step{{"fail", 0, true, 0, StatusFailed}, {"echo", 0, false, 0, modules.StatusChanged}})
+	// The second request's 100 ms timeout is not spent waiting 150 ms for the first.
+	run("d", []step{{"slow", 150, false, 0, modules.StatusOK}, {"slow", 50, false, 100, modules.StatusOK}})
+	// Another chain and unchained requests are not held up by a chain.
+	w, _ := c.Start(ctx, &Request{Op: OpApply, Module: "slow", Args: obj("ms", cty.NumberIntVal(300)), Chain: "e"})
+	start = time.Now()
+	if r, err := c.Call(ctx, &Request{Op: OpApply, Module: "slow", Args: obj("ms", cty.NumberIntVal(10)), Chain: "f"}); err != nil || r.Status != modules.StatusOK {
+		t.Fatal(r, err)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("chain f waited for chain e: %s", d)
+	}
+	w()
+	// Only check and apply requests chain.
+	if _, err := DecodeRequest([]byte(`{"id":1,"op":"ping","chain":"x"}`)); err == nil {
+		t.Error("a chained ping was accepted")
+	}
+	if err := stop(); err != nil {
+		t.Error(err)
+	}
+}

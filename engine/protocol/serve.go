@@ -116,6 +116,17 @@ type server struct {
 	mu       sync.Mutex
 	inFlight map[uint64]context.CancelFunc
 	wg       sync.WaitGroup
+	// chains are the pipelines with requests queued or running, by name (Request.Chain).
+	chains map[string]*chain
+}
+
+// chain is one pipeline of requests: last is closed when its newest request has answered,
+// failed is set once one failed (and was not tolerated), pending counts its requests not
+// yet answered; a chain with none left is forgotten.
+type chain struct {
+	last    chan struct{}
+	failed  bool
+	pending int
 }
 
 // errControllerGone is why running requests stop when the input ends.
@@ -133,7 +144,8 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	}
 	ctx, cancelCause := context.WithCancelCause(ctx)
 	defer cancelCause(nil)
-	srv := &server{Server: s, ctx: ctx, cancel: cancelCause, w: w, inFlight: map[uint64]context.CancelFunc{}}
+	srv := &server{Server: s, ctx: ctx, cancel: cancelCause, w: w, inFlight: map[uint64]context.CancelFunc{},
+		chains: map[string]*chain{}}
 
 	build := s.Build
 	if build == "" {
@@ -304,22 +316,67 @@ func (srv *server) dispatch(line []byte) {
 		srv.respond(&Response{ID: req.ID, Status: StatusFailed, Error: &modules.Failure{Msg: fmt.Sprintf("too many requests in flight (limit %d)", max)}})
 		return
 	}
-	ctx, cancel := context.WithTimeout(srv.ctx, timeout)
-	srv.inFlight[req.ID] = cancel
+	// A chained request waits for the one before it in its chain, and its timeout starts
+	// when it does; a cancel reaches it while it waits too.
+	base, cancelBase := context.WithCancel(srv.ctx)
+	srv.inFlight[req.ID] = cancelBase
+	var prev, done chan struct{}
+	var ch *chain
+	if req.Chain != "" {
+		ch = srv.chains[req.Chain]
+		if ch == nil {
+			ch = &chain{}
+			srv.chains[req.Chain] = ch
+		}
+		prev, done = ch.last, make(chan struct{})
+		ch.last = done
+		ch.pending++
+	}
 	srv.wg.Add(1)
 	srv.mu.Unlock()
 
 	go func() {
 		defer srv.wg.Done()
+		defer cancelBase()
+		var resp *Response
 		start := time.Now()
-		resp := srv.handle(ctx, req, timeout)
-		cancel()
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-base.Done():
+			}
+		}
+		srv.mu.Lock()
+		skip := ch != nil && ch.failed
+		srv.mu.Unlock()
+		switch {
+		case skip:
+			resp = &Response{Status: StatusFailed, NotRun: true, Error: &modules.Failure{Msg: ErrNotRun}}
+		case base.Err() != nil:
+			resp = failed(context.Cause(base))
+		default:
+			start = time.Now()
+			ctx, cancel := context.WithTimeout(base, timeout)
+			resp = srv.handle(ctx, req, timeout)
+			cancel()
+		}
 		srv.mu.Lock()
 		delete(srv.inFlight, req.ID)
+		if ch != nil {
+			if resp.Status == StatusFailed && !req.Tolerated && !resp.NotRun {
+				ch.failed = true
+			}
+			if ch.pending--; ch.pending == 0 {
+				delete(srv.chains, req.Chain)
+			}
+		}
 		srv.mu.Unlock()
 		resp.ID = req.ID
 		resp.DurationMS = time.Since(start).Milliseconds()
 		srv.respond(resp)
+		if done != nil {
+			close(done)
+		}
 	}()
 }
 

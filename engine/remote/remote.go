@@ -881,39 +881,83 @@ var _ run.Executor = (*Executor)(nil)
 // call sends one request, bounded by ctx's deadline, and waits for its response. A lost
 // connection is run.ErrUnreachable; a helper that died says what it wrote on stderr.
 func (x *Executor) call(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+	wait, err := x.start(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return wait()
+}
+
+// start is call's first half: it sends the request, and returns the wait for its response.
+func (x *Executor) start(ctx context.Context, req *protocol.Request) (func() (*protocol.Response, error), error) {
 	if dl, ok := ctx.Deadline(); ok {
 		req.TimeoutMS = time.Until(dl).Milliseconds()
 	}
-	resp, err := x.client.Call(ctx, req)
-	if err != nil {
+	explain := func(err error) error {
 		if x.conn.Err() != nil {
-			return nil, fmt.Errorf("%w: connection to %s lost: %v", run.ErrUnreachable, x.host, x.conn.Err())
+			return fmt.Errorf("%w: connection to %s lost: %v", run.ErrUnreachable, x.host, x.conn.Err())
 		}
 		if tail := strings.TrimSpace(x.stderr.String()); tail != "" && x.client.Err() != nil {
-			return nil, fmt.Errorf("%w (helper stderr: %s)", err, tail)
+			return fmt.Errorf("%w (helper stderr: %s)", err, tail)
 		}
-		return nil, err
+		return err
 	}
-	return resp, nil
+	wait, err := x.client.Start(ctx, req)
+	if err != nil {
+		return nil, explain(err)
+	}
+	return func() (*protocol.Response, error) {
+		resp, err := wait()
+		if err != nil {
+			return nil, explain(err)
+		}
+		return resp, nil
+	}, nil
 }
 
 // Run sends one check or apply request and waits for its response.
 func (x *Executor) Run(ctx context.Context, c run.Call, apply bool) (*modules.Result, error) {
+	wait, err := x.Start(ctx, c, apply)
+	if err != nil {
+		return nil, err
+	}
+	return wait()
+}
+
+// Start sends one check or apply request and returns a function that waits for its
+// response (run.Pipeliner): requests started one after the other reach the helper in that
+// order, which a chain (Call.Chain) relies on.
+func (x *Executor) Start(ctx context.Context, c run.Call, apply bool) (func() (*modules.Result, error), error) {
 	op, module := "check", c.Module
 	if apply {
 		op = "apply"
 	}
-	req := &protocol.Request{Op: op, Module: module, Args: c.Args, Sensitive: c.Sensitive, Redact: run.Secrets(ctx), Txn: c.Txn}
+	req := &protocol.Request{Op: op, Module: module, Args: c.Args, Sensitive: c.Sensitive, Redact: run.Secrets(ctx), Txn: c.Txn,
+		Chain: c.Chain, Tolerated: c.Tolerated}
 	if c.ConfirmTimeout != 0 {
 		req.ConfirmTimeoutMS = c.ConfirmTimeout.Milliseconds()
 		if c.ConfirmTimeout < 0 {
 			req.ConfirmTimeoutMS = -1
 		}
 	}
-	resp, err := x.call(ctx, req)
+	wait, err := x.start(ctx, req)
 	if err != nil {
 		return nil, err
 	}
+	return func() (*modules.Result, error) {
+		resp, err := wait()
+		if err != nil {
+			return nil, err
+		}
+		if resp.NotRun {
+			return nil, run.ErrNotRun
+		}
+		return x.result(module, resp)
+	}, nil
+}
+
+// result turns a check or apply response into the module's result.
+func (x *Executor) result(module string, resp *protocol.Response) (*modules.Result, error) {
 	res := &modules.Result{Status: resp.Status, Diff: resp.Diff, Msg: resp.Msg, Warnings: resp.Warnings, RebootRequired: resp.RebootRequired,
 		Transaction: resp.Transaction}
 	if len(resp.Data) > 0 {
@@ -938,8 +982,6 @@ func (x *Executor) Run(ctx context.Context, c run.Call, apply bool) (*modules.Re
 	return res, nil
 }
 
-// Confirm confirms a transaction an apply left pending (modules/txn). It implements
-// run.Confirmer; the engine calls it on a new connection.
 func (x *Executor) Confirm(ctx context.Context, id string) (*modules.Transaction, error) {
 	return x.txn(ctx, protocol.OpConfirm, id)
 }

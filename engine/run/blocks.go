@@ -55,6 +55,15 @@ func (hr *hostRun) seq(ctx context.Context, tasks []*config.Task, parent *config
 			}
 			continue
 		}
+		if run := hr.pipelineRun(tasks, i, parent); run != nil {
+			n, pf, psoft := hr.pipeline(ctx, run)
+			i += n
+			soft = soft || psoft
+			if pf != flowOn {
+				return pf, soft
+			}
+			continue
+		}
 		i++
 		hr.stage = t.Name
 		st := hr.taskInSlot(ctx, t)

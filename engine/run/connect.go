@@ -60,6 +60,17 @@ type Executor interface {
 	Run(ctx context.Context, c Call, apply bool) (*modules.Result, error)
 }
 
+// Pipeliner is an executor that can send a request without waiting for its answer, for
+// pipelining (pipeline.go): Start sends it and returns the wait for its result. Requests
+// started one after the other reach the host in that order.
+type Pipeliner interface {
+	Start(ctx context.Context, c Call, apply bool) (wait func() (*modules.Result, error), err error)
+}
+
+// ErrNotRun is a pipelined request's result when the host did not run it, because a task
+// before it in the pipeline failed.
+var ErrNotRun = errors.New("not run: a task before it in its pipeline failed")
+
 // Call is one module run as the executor sends it: the arguments as plain values and the
 // names of those that are sensitive, worked out once from the marks (config.SplitSensitive).
 type Call struct {
@@ -75,6 +86,9 @@ type Call struct {
 	// how the transaction ended when the answer to the apply is lost. "" for modules that
 	// run none.
 	Txn string
+	// Chain and Tolerated put the call in a pipeline (protocol.Request.Chain).
+	Chain     string
+	Tolerated bool
 }
 
 // Confirmer is an executor that can confirm a transaction (modules/txn): the engine asks

@@ -33,11 +33,7 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
 		defer cancel()
 	}
-	dir := hr.e.Runbook.Dir
-	if t.Instance != nil {
-		dir = t.Instance.Dir // a module's copy and template sources are its own
-	}
-	cenv := &controller.Env{Dir: dir, EvalContext: ectx}
+	cenv := hr.controllerEnv(t, ectx)
 	if runOnController, ok := controller.RunnerFor(t.Module); ok {
 		res, err := runOnController(ctx, cenv, plain)
 		if res != nil && res.Data != nil {
@@ -51,16 +47,11 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 		}
 		return res, err
 	}
-	if prepare, ok := controller.PreparerFor(t.Module); ok {
-		prepared, err := prepare(ctx, cenv, args)
-		if err != nil {
-			return nil, err
-		}
-		preparedPlain, more := config.SplitSensitive(prepared)
-		sensitive = preparedSensitive(union(sensitive, more), plain, preparedPlain)
-		plain = preparedPlain
+	call, err := hr.hostCall(ctx, t, cenv, args, plain, sensitive)
+	if err != nil {
+		return nil, err
 	}
-	call := Call{Module: t.Module, Args: plain, Sensitive: sensitive, ConfirmTimeout: hr.e.Options.ConfirmTimeout}
+	plain = call.Args
 	window := time.Duration(0)
 	if apply {
 		if window = transactionWindow(t.Module, plain, hr.e.Options.ConfirmTimeout); window > 0 {
@@ -96,6 +87,31 @@ func (hr *hostRun) runModule(ctx context.Context, x Executor, t *config.Task, m 
 }
 
 // union is the sorted names of a and b, each once.
+// hostCall is the call a module that runs on the host is sent: its arguments as plain
+// values beside the names of the sensitive ones, after its controller half (copy reads
+// src, template renders) prepared them.
+func (hr *hostRun) hostCall(ctx context.Context, t *config.Task, cenv *controller.Env, args, plain cty.Value, sensitive []string) (Call, error) {
+	if prepare, ok := controller.PreparerFor(t.Module); ok {
+		prepared, err := prepare(ctx, cenv, args)
+		if err != nil {
+			return Call{}, err
+		}
+		preparedPlain, more := config.SplitSensitive(prepared)
+		sensitive = preparedSensitive(union(sensitive, more), plain, preparedPlain)
+		plain = preparedPlain
+	}
+	return Call{Module: t.Module, Args: plain, Sensitive: sensitive, ConfirmTimeout: hr.e.Options.ConfirmTimeout}, nil
+}
+
+// controllerEnv is what a task's controller half works with.
+func (hr *hostRun) controllerEnv(t *config.Task, ectx *hcl.EvalContext) *controller.Env {
+	dir := hr.e.Runbook.Dir
+	if t.Instance != nil {
+		dir = t.Instance.Dir // a module's copy and template sources are its own
+	}
+	return &controller.Env{Dir: dir, EvalContext: ectx}
+}
+
 func union(a, b []string) []string {
 	if len(b) == 0 {
 		return a

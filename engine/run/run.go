@@ -42,6 +42,9 @@ type Options struct {
 	// when the task names none (--confirm-timeout): 0 means the module's default (60s),
 	// negative means changes run without a transaction.
 	ConfirmTimeout time.Duration
+	// NoPipelining sends a host each task only after the one before it answered
+	// (--no-pipelining; pipeline.go).
+	NoPipelining bool
 }
 
 // Engine runs plans.

@@ -44,6 +44,9 @@ type fakeHost struct {
 	open             bool // a connection is open
 	// hooks run (without the host's lock) before the command whose argv[0] names them.
 	hooks map[string]func()
+	// pipes, when set, makes its executors Pipeliners that run chains as the helper does
+	// (pipeline_test.go).
+	pipes *chains
 }
 
 // fakeConn is a connection to a fakeHost: it starts a "helper" per identity, and once
@@ -66,6 +69,9 @@ func (c *fakeConn) Executor(ctx context.Context, id Identity) (Executor, error) 
 		return nil, fmt.Errorf("%w: the connection is closed", ErrUnreachable)
 	}
 	if x, ok := c.helpers[id]; ok {
+		if c.h.pipes != nil {
+			return pipeExec{fakeExec: x, q: c.h.pipes}, nil
+		}
 		return x, nil
 	}
 	if c.h.startFails[id.String()] {
@@ -74,6 +80,9 @@ func (c *fakeConn) Executor(ctx context.Context, id Identity) (Executor, error) 
 	c.h.starts = append(c.h.starts, id)
 	x := fakeExec{h: c.h, id: id, conn: c}
 	c.helpers[id] = x
+	if c.h.pipes != nil {
+		return pipeExec{fakeExec: x, q: c.h.pipes}, nil
+	}
 	return x, nil
 }
 

@@ -45,6 +45,7 @@ type runFlags struct {
 	keepalive      time.Duration
 	hostTimeout    time.Duration
 	confirmTimeout time.Duration
+	noPipelining   bool
 	verifyHelper   string
 
 	comp complianceFlags // exec and check: history and metrics
@@ -67,6 +68,7 @@ func (f *runFlags) add(cmd *cobra.Command, withVars bool) {
 	fl.IntVar(&f.connectRetries, "connect-retries", 2, "how many times to try a host again whose connection is reset or closed before login (a busy sshd's MaxStartups), with a growing jittered wait, all within --connect-timeout; never after login")
 	fl.DurationVar(&f.keepalive, "keepalive", 15*time.Second, "interval of SSH keepalives; a host that misses 3 is unreachable")
 	fl.DurationVar(&f.hostTimeout, "host-timeout", 0, "bound on everything one host does in one play (0: none)")
+	fl.BoolVar(&f.noPipelining, "no-pipelining", false, "send each host its next task only after the one before answered (by default a run of tasks that do not read each other's results is sent at once, and the host runs them in order, stopping at a failure)")
 	fl.DurationVar(&f.confirmTimeout, "confirm-timeout", 60*time.Second, "how long a network change waits, armed to roll back by itself, for its confirmation over a new connection, in tasks that set no confirm_timeout (0: no transaction)")
 	fl.StringVar(&f.verifyHelper, "verify-helper", "stamp", "how each start verifies the helper's file on a host: stamp (hash it, and later skip the hash while the file is provably the one hashed: same inode, size and ctime, for a day, without become) or always (hash it every time)")
 	if withVars {

@@ -82,7 +82,7 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 	obs, comp := a.startCompliance(cmd, rb, f, v)
 	eng := &run.Engine{Runbook: rb, Connector: conn, Observer: obs,
 		Options: run.Options{Forks: f.forks, Check: f.check, HostTimeout: f.hostTimeout, Strategy: f.strategy, ForceHandlers: f.forceHandlers,
-			ConfirmTimeout: confirmTimeout(f.confirmTimeout)}}
+			ConfirmTimeout: confirmTimeout(f.confirmTimeout), NoPipelining: f.noPipelining}}
 	recap := eng.Run(ctx, pl)
 	if err := conn.Stamps.Save(); err != nil {
 		fmt.Fprintf(a.stderr, "warning: %s (the next run hashes each helper again)\n", termsafe.Text(err.Error()))
