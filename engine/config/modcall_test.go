@@ -1,0 +1,640 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbook/runbook/internal/diagtest"
+)
+
+// writeTree writes files (path → content, paths with slashes) under a new temporary
+// directory and returns it.
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, src := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// loadTree writes files and loads root (a file or directory among them).
+func loadTree(t *testing.T, files map[string]string, root string, in Inputs) (*Runbook, hcl.Diagnostics, string) {
+	t.Helper()
+	dir := writeTree(t, files)
+	rb, diags := Load(filepath.Join(dir, filepath.FromSlash(root)), in)
+	return rb, diags, dir
+}
+
+// mustLoad loads a tree that must have no errors.
+func mustLoad(t *testing.T, files map[string]string, root string) *Runbook {
+	t.Helper()
+	rb, diags, _ := loadTree(t, files, root, Inputs{})
+	if diags.HasErrors() {
+		t.Fatalf("load: %s", diags.Error())
+	}
+	return rb
+}
+
+// located is a diagnostic as "FILE:LINE Summary", its file relative to dir.
+func located(d *hcl.Diagnostic, dir string) string {
+	at := "-"
+	if d.Subject != nil {
+		rel, err := filepath.Rel(dir, d.Subject.Filename)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			rel = d.Subject.Filename
+		}
+		at = fmt.Sprintf("%s:%d", filepath.ToSlash(rel), d.Subject.Start.Line)
+	}
+	return at + " " + d.Summary
+}
+
+// treeErrors checks that loading a tree gives exactly the errors its files' markers name
+// ("# ERROR: Summary" on the line, as in testdata/errors) plus extra (for JSON files, which
+// have no comments), each at its file and line.
+func treeErrors(t *testing.T, diags hcl.Diagnostics, dir string, files map[string]string, extra []string) {
+	t.Helper()
+	var want []string
+	for name, src := range files {
+		ms, err := diagtest.Markers([]byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.Severity == hcl.DiagError {
+				want = append(want, fmt.Sprintf("%s:%d %s", name, m.Line, m.Summary))
+			}
+		}
+	}
+	want = append(want, extra...)
+	var got []string
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			got = append(got, located(d, dir))
+		}
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		var all []string
+		for _, d := range diags {
+			all = append(all, located(d, dir)+": "+d.Detail)
+		}
+		t.Errorf("errors:\n  %s\nwant:\n  %s\nall diagnostics:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "), strings.Join(all, "\n  "))
+	}
+}
+
+// detailOf returns the detail of the error located at "FILE:LINE Summary", with dir taken
+// out of the file names it mentions.
+func detailOf(diags hcl.Diagnostics, dir, at string) (string, bool) {
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError && located(d, dir) == at {
+			return strings.ReplaceAll(d.Detail, dir+string(filepath.Separator), ""), true
+		}
+	}
+	return "", false
+}
+
+const webModule = `variable "port" {
+  type = number
+}
+
+variable "name" {
+  type    = string
+  default = "web"
+}
+
+task "hello" {
+  notify = ["bye"]
+  command {
+    cmd = "echo ${var.name}:${var.port}"
+  }
+}
+
+task "again" {
+  depends_on = ["hello"]
+  command {
+    cmd = "echo ${task["hello"].stdout}"
+  }
+}
+
+block "grp" {
+  task "inside" {
+    command {
+      cmd = "true"
+    }
+  }
+}
+
+module "inner" {
+  source = "../inner"
+  vars   = { label = var.name }
+}
+
+handler "bye" {
+  command {
+    cmd = "echo bye"
+  }
+}
+
+output "said" {
+  value = task["hello"].stdout
+}
+
+output "port" {
+  value = var.port
+}
+`
+
+const innerModule = `variable "label" {
+  type = string
+}
+
+task "x" {
+  command {
+    cmd = "echo ${var.label}"
+  }
+}
+`
+
+// TestModuleQualifiedNames: a module's tasks, handlers, blocks and nested calls take the
+// call's name as prefix; depends_on and notify inside the module name its own tasks.
+func TestModuleQualifiedNames(t *testing.T) {
+	rb := mustLoad(t, map[string]string{
+		"mods/web/main.hcl":   webModule,
+		"mods/inner/main.hcl": innerModule,
+		"site.hcl": `play "p" {
+  hosts = "all"
+  task "first" {
+    command {
+      cmd = "true"
+    }
+  }
+  module "web" {
+    source = "./mods/web"
+    vars   = { port = 80 }
+    tags   = ["web"]
+    become = true
+  }
+  task "last" {
+    command {
+      cmd = "echo ${module.web.said} ${task["web.hello"].stdout}"
+    }
+  }
+}
+`}, "site.hcl")
+	p := rb.Plays[0]
+	var names, locals []string
+	for _, task := range p.Order() {
+		names = append(names, task.Name)
+		locals = append(locals, task.LocalName)
+	}
+	eq := func(what string, got, want []string) {
+		t.Helper()
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: got %q, want %q", what, got, want)
+		}
+	}
+	eq("tasks", names, []string{"first", "web.hello", "web.again", "web.inside", "web.inner.x", "last"})
+	eq("local names", locals, []string{"first", "hello", "again", "inside", "x", "last"})
+	eq("handlers", taskNames(p.Handlers), []string{"web.bye"})
+	again := p.Task("web.again")
+	if again.DependsOn[0].Name != "web.hello" {
+		t.Errorf("depends_on: %q", again.DependsOn[0].Name)
+	}
+	if n := p.Task("web.hello").Notify[0].Name; n != "web.bye" {
+		t.Errorf("notify: %q", n)
+	}
+	var blocks []string
+	for _, b := range p.Blocks {
+		blocks = append(blocks, b.Kind()+" "+b.Name)
+	}
+	sort.Strings(blocks)
+	eq("blocks", blocks, []string{"block web.grp", "module web", "module web.inner"})
+	// the call's tags and become reach every task of the module, nested ones too
+	for _, n := range []string{"web.hello", "web.inside", "web.inner.x"} {
+		task := p.Task(n)
+		if len(task.Tags) != 1 || task.Tags[0] != "web" || task.Become == nil || !*task.Become {
+			t.Errorf("%s: tags %q become %v", n, task.Tags, task.Become)
+		}
+	}
+	if len(p.Instances) != 1 || p.Instances[0].Name != "web" || len(p.Instances[0].Children) != 1 || p.Instances[0].Children[0].Name != "web.inner" {
+		t.Errorf("instances: %+v", p.Instances)
+	}
+	if p.Task("web.inner.x").Instance.Name != "web.inner" || p.Task("first").Instance != nil {
+		t.Error("tasks do not point at their instances")
+	}
+	// the block inside the module sits in the call's block
+	if b := p.Task("web.inside").Block; b.Name != "web.grp" || b.Parent == nil || b.Parent.Module == nil || b.Parent.Name != "web" {
+		t.Errorf("web.inside's block: %+v", b)
+	}
+}
+
+// TestModuleForEachInstances: for_each on a call makes one instance per element, named by
+// its key, with its own variable values.
+func TestModuleForEachInstances(t *testing.T) {
+	rb := mustLoad(t, map[string]string{
+		"mods/web/main.hcl":   webModule,
+		"mods/inner/main.hcl": innerModule,
+		"site.hcl": `variable "sites" {
+  default = { east = 81, west = 82 }
+}
+play "p" {
+  hosts = "all"
+  module "sites" {
+    source   = "./mods/web"
+    for_each = var.sites
+    vars     = { port = each.value, name = each.key }
+    when     = each.key != "none"
+  }
+  module "list" {
+    source   = "./mods/inner"
+    for_each = ["a", "b"]
+    vars     = { label = each.value }
+  }
+}
+`}, "site.hcl")
+	p := rb.Plays[0]
+	var names []string
+	for _, task := range p.Order() {
+		names = append(names, task.Name)
+	}
+	want := []string{`sites["east"].hello`, `sites["east"].again`, `sites["east"].inside`, `sites["east"].inner.x`,
+		`sites["west"].hello`, `sites["west"].again`, `sites["west"].inside`, `sites["west"].inner.x`,
+		`list[0].x`, `list[1].x`}
+	if strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Errorf("tasks:\n  %q\nwant\n  %q", names, want)
+	}
+	for _, inst := range p.Instances {
+		ctx := rb.EvalContext(Scope{Host: "h", Instance: inst, Play: p})
+		v := ctx.Variables["var"]
+		switch inst.Name {
+		case `sites["east"]`, `sites["west"]`:
+			key := inst.Key.AsString()
+			if got := v.GetAttr("name").AsString(); got != key {
+				t.Errorf("%s: var.name = %q", inst.Name, got)
+			}
+			port, _ := v.GetAttr("port").AsBigFloat().Int64()
+			if wantPort := map[string]int64{"east": 81, "west": 82}[key]; port != wantPort {
+				t.Errorf("%s: var.port = %d, want %d", inst.Name, port, wantPort)
+			}
+			if got := inst.Children[0].Name; got != inst.Name+".inner" {
+				t.Errorf("nested instance %q", got)
+			}
+		case "list[0]", "list[1]":
+			if got, want := v.GetAttr("label").AsString(), map[string]string{"list[0]": "a", "list[1]": "b"}[inst.Name]; got != want {
+				t.Errorf("%s: var.label = %q, want %q", inst.Name, got, want)
+			}
+		default:
+			t.Errorf("unexpected instance %q", inst.Name)
+		}
+	}
+	// the call's when sees the instance's each
+	for _, b := range p.Blocks {
+		if b.Module != nil && b.Module.Call == "sites" {
+			ok, diags := b.WhenTrue(rb.EvalContext(Scope{Host: "h", Each: b.Each, Play: p}))
+			if diags.HasErrors() || !ok {
+				t.Errorf("%s: when = %v %s", b.Name, ok, diags.Error())
+			}
+		}
+	}
+}
+
+// TestModuleVarTypes: the values a call gives are converted to the module's variable types
+// and its validation rules apply, the errors at the value in the call.
+func TestModuleVarTypes(t *testing.T) {
+	mod := `variable "mtu" {
+  type = number
+  validation {
+    condition     = var.mtu >= 1280
+    error_message = "mtu is at least 1280."
+  }
+}
+variable "nics" {
+  type    = list(string)
+  default = []
+}
+variable "bond" {
+  type = object({
+    name = string
+    mode = optional(string, "802.3ad")
+  })
+  default = { name = "bond0" }
+}
+task "t" {
+  command {
+    cmd = "echo ${var.mtu} ${join(",", var.nics)} ${var.bond.mode}"
+  }
+}
+`
+	rb := mustLoad(t, map[string]string{"m/main.hcl": mod, "site.hcl": `play "p" {
+  hosts = "all"
+  module "ok" {
+    source = "./m"
+    vars   = { mtu = "9100", nics = ["a", "b"], bond = { name = "b1" } }
+  }
+}
+`}, "site.hcl")
+	v := rb.EvalContext(Scope{Host: "h", Instance: rb.Plays[0].Instances[0]}).Variables["var"]
+	if !v.GetAttr("mtu").RawEquals(cty.NumberIntVal(9100)) || v.GetAttr("bond").GetAttr("mode").AsString() != "802.3ad" ||
+		v.GetAttr("nics").LengthInt() != 2 {
+		t.Errorf("var = %#v", v)
+	}
+
+	files := map[string]string{"m/main.hcl": mod, "site.hcl": `play "p" {
+  hosts = "all"
+  module "small" {
+    source = "./m"
+    vars   = {
+      mtu = 1000 # ERROR: Invalid value for variable
+    }
+  }
+  module "word" {
+    source = "./m"
+    vars = {
+      mtu  = "big" # ERROR: Invalid value for variable
+      nics = "eth0" # ERROR: Invalid value for variable
+    }
+  }
+}
+`}
+	_, diags, dir := loadTree(t, files, "site.hcl", Inputs{})
+	treeErrors(t, diags, dir, files, nil)
+	if d, _ := detailOf(diags, dir, "site.hcl:6 Invalid value for variable"); !strings.Contains(d, "mtu is at least 1280.") {
+		t.Errorf("validation message: %q", d)
+	}
+}
+
+// TestModuleCallErrors: every mistake in a call or a module is reported once, at its file and
+// line; those inside a module's files name the call that brought the module in.
+func TestModuleCallErrors(t *testing.T) {
+	okModule := `variable "port" {
+  type = number
+}
+task "t" {
+  command {
+    cmd = "echo ${var.port}"
+  }
+}
+output "port" {
+  value = var.port
+}
+`
+	tests := []struct {
+		name  string
+		files map[string]string
+		in    Inputs
+		extra []string // errors in files without comments (JSON)
+		// details: "FILE:LINE Summary" → what its detail says
+		details map[string]string
+	}{
+		{
+			name: "unknown and missing vars at the call",
+			files: map[string]string{"m/main.hcl": okModule, "site.hcl": `play "p" {
+  hosts = "all"
+  module "a" { # ERROR: Missing module variable
+    source = "./m"
+    vars   = {
+      prot = 80 # ERROR: Unknown module variable
+    }
+  }
+}
+`},
+			details: map[string]string{
+				"site.hcl:3 Missing module variable": `needs a value for var.port (declared at m/main.hcl:1`,
+				"site.hcl:6 Unknown module variable": `declares no variable "prot". Did you mean "port"?`,
+			},
+		},
+		{
+			name: "source",
+			files: map[string]string{"m/main.hcl": okModule, "empty/README": "no runbook here\n", "site.hcl": `play "p" {
+  hosts = "all"
+  module "abs" {
+    source = "/etc" # ERROR: Invalid module source
+  }
+  module "bare" {
+    source = "m" # ERROR: Invalid module source
+  }
+  module "url" {
+    source = "git::https://example.com/m" # ERROR: Invalid module source
+  }
+  module "missing" {
+    source = "./nope" # ERROR: Cannot read module
+  }
+  module "empty" {
+    source = "./empty" # ERROR: Empty module
+  }
+  module "file" {
+    source = "./site.hcl" # ERROR: Cannot read module
+  }
+  module "per_host" {
+    source = "./m${host.name}" # ERROR: Invalid reference
+  }
+  module "no_source" { # ERROR: Missing required argument
+  }
+}
+`},
+		},
+		{
+			name: "cycle",
+			files: map[string]string{
+				"a/main.hcl": `module "b" {
+  source = "../b"
+}
+`,
+				"b/main.hcl": `module "a" {
+  source = "../a" # ERROR: Module cycle
+}
+`,
+				"self/main.hcl": `module "me" {
+  source = "./" # ERROR: Module cycle
+}
+`,
+				"site.hcl": `play "p" {
+  hosts = "all"
+  module "a" {
+    source = "./a"
+  }
+  module "self" {
+    source = "./self"
+  }
+}
+`},
+			details: map[string]string{
+				"b/main.hcl:2 Module cycle":    `(module "b", called at a/main.hcl:1,1-11)`,
+				"self/main.hcl:2 Module cycle": `(module "self", called at site.hcl:6,3-16)`,
+			},
+		},
+		{
+			name: "duplicate names",
+			files: map[string]string{"m/main.hcl": okModule + `block "g" {
+  task "u" {
+    command {
+      cmd = "true"
+    }
+  }
+}
+block "g" { # ERROR: Duplicate block
+  task "v" {
+    command {
+      cmd = "true"
+    }
+  }
+}
+`, "site.hcl": `play "p" {
+  hosts = "all"
+  task "a.t" {
+    command {
+      cmd = "true"
+    }
+  }
+  module "a" {
+    source = "./m"
+    vars   = { port = 1 }
+  }
+  module "a" { # ERROR: Duplicate module call
+    source = "./m"
+    vars   = { port = 2 }
+  }
+  block "b" {
+    task "x" {
+      command {
+        cmd = "true"
+      }
+    }
+  }
+  block "b" { # ERROR: Duplicate block
+    task "y" {
+      command {
+        cmd = "true"
+      }
+    }
+  }
+  block "c" {
+    task "x" { # ERROR: Duplicate task
+      command {
+        cmd = "true"
+      }
+    }
+  }
+}
+`},
+			extra: []string{"m/main.hcl:4 Duplicate task"},
+			details: map[string]string{
+				"m/main.hcl:4 Duplicate task": `A task named "a.t" was already declared at site.hcl:3`,
+			},
+		},
+		{
+			name: "outputs",
+			files: map[string]string{"m/main.hcl": okModule + `output "bad" {
+  value = task["nope"].stdout # ERROR: Reference to undeclared task
+}
+output "port" { # ERROR: Duplicate output
+  value = 1
+}
+`, "site.hcl": `play "p" {
+  hosts = "all"
+  module "a" {
+    source = "./m"
+    vars   = { port = 1 }
+  }
+  module "each" {
+    source   = "./m"
+    for_each = { x = 1 }
+    vars     = { port = each.value }
+  }
+  task "use" {
+    command {
+      cmd = "echo ${module.a.port} ${module.each["x"].port} ${module.each.x.port}"
+    }
+  }
+  task "bad call" {
+    command {
+      cmd = "echo ${module.b.port}" # ERROR: Reference to undeclared module call
+    }
+  }
+  task "bad output" {
+    command {
+      cmd = "echo ${module.a.prot}" # ERROR: Reference to undeclared output
+    }
+  }
+}
+`},
+			details: map[string]string{
+				"m/main.hcl:13 Reference to undeclared task": `(module "a", called at site.hcl:3,`,
+				"site.hcl:24 Reference to undeclared output":  `Its outputs: port`,
+			},
+		},
+		{
+			name: "a module's own mistakes carry the call",
+			files: map[string]string{"m/main.hcl": `variable "x" {
+  type = string
+}
+task "t" {
+  servce { # ERROR: Unknown module
+  }
+}
+task "u" {
+  command {
+    cmd = "${var.y}" # ERROR: Reference to undeclared input variable
+  }
+}
+task "v" {
+  command {
+    cmd = "${host.name}${each.key}" # ERROR: Invalid reference
+  }
+}
+`, "site.hcl": `play "p" {
+  hosts = "all"
+  module "m" {
+    source = "./m"
+    vars   = { x = "1" }
+  }
+}
+`},
+			details: map[string]string{
+				"m/main.hcl:5 Unknown module": `(module "m", called at site.hcl:3,3-13)`,
+			},
+		},
+		{
+			name: "module files hold no plays",
+			files: map[string]string{"m/main.hcl": `play "p" { # ERROR: Unsupported block type
+  hosts = "all"
+}
+`, "site.hcl": `play "p" {
+  hosts = "all"
+  module "m" {
+    source = "./m"
+  }
+}
+`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, diags, dir := loadTree(t, tt.files, "site.hcl", tt.in)
+			treeErrors(t, diags, dir, tt.files, tt.extra)
+			for at, want := range tt.details {
+				got, ok := detailOf(diags, dir, at)
+				if !ok {
+					t.Errorf("no error %s", at)
+				} else if !strings.Contains(got, want) {
+					t.Errorf("%s: detail %q does not say %q", at, got, want)
+				}
+			}
+		})
+	}
+}
