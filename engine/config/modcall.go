@@ -95,6 +95,8 @@ type callInput struct {
 	vals   map[string]inputValue
 	rng    hcl.Range
 	keyRng map[string]hcl.Range
+	// broken says vars is not an object written out: which variables it gives is unknown.
+	broken bool
 }
 
 // moduleCall decodes a module block: it loads the module once per instance, checks it
@@ -288,6 +290,7 @@ func (d *decoder) callInputs(instName string, a *hcl.Attribute, ctx *hcl.EvalCon
 	pairs, diags := hcl.ExprMap(a.Expr)
 	if diags.HasErrors() {
 		d.errorf(a.Expr.Range().Ptr(), "Invalid module vars", "vars is an object written out, name = value, e.g. { mtu = 9100 }.")
+		in.broken = true
 		return in
 	}
 	for _, kv := range pairs {
@@ -377,7 +380,9 @@ func (d *decoder) moduleFiles(dir string, srcRange hcl.Range) ([]*hcl.File, bool
 func (d *decoder) instance(inst *Instance, files []*hcl.File, in *callInput, play *Play) *body {
 	sub := &Runbook{Path: inst.Dir, Dir: inst.Dir, Files: d.rb.Files}
 	inst.rb = sub
-	c := newDecoder(sub, Inputs{AllowMissing: d.in.AllowMissing})
+	// A call's vars are written in the runbook: one it does not give is missing even when
+	// the root's inputs may be (validate), unless the vars could not be read at all.
+	c := newDecoder(sub, Inputs{AllowMissing: in.broken})
 	c.parser, c.parsed, c.inst, c.call = d.parser, d.parsed, inst, in
 	c.stack = append(append([]string{}, d.stack...), inst.Dir)
 	pseudo := &Play{Name: play.Name, Vars: map[string]hcl.Expression{}}

@@ -419,6 +419,19 @@ output "port" {
 			},
 		},
 		{
+			// validate loads with AllowMissing: the root's variables may lack values, a
+			// call's vars are written in the runbook and may not
+			name: "missing var when values may be missing",
+			in:   Inputs{AllowMissing: true},
+			files: map[string]string{"m/main.hcl": okModule, "site.hcl": `play "p" {
+  hosts = "all"
+  module "a" { # ERROR: Missing module variable
+    source = "./m"
+  }
+}
+`},
+		},
+		{
 			name: "source",
 			files: map[string]string{"m/main.hcl": okModule, "empty/README": "no runbook here\n", "site.hcl": `play "p" {
   hosts = "all"
@@ -575,7 +588,7 @@ output "port" { # ERROR: Duplicate output
 `},
 			details: map[string]string{
 				"m/main.hcl:13 Reference to undeclared task": `(module "a", called at site.hcl:3,`,
-				"site.hcl:24 Reference to undeclared output":  `Its outputs: port`,
+				"site.hcl:24 Reference to undeclared output": `Its outputs: port`,
 			},
 		},
 		{
