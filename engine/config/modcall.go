@@ -91,7 +91,9 @@ var outputSchema = &hcl.BodySchema{
 
 // callInput is what a call gives one instance: its variable values and the call's range.
 type callInput struct {
-	name   string // the instance's name, for messages
+	// name is the call's name, for messages: the same for every instance, so that a
+	// mistake in the call is reported once, not once per for_each element.
+	name   string
 	vals   map[string]inputValue
 	rng    hcl.Range
 	keyRng map[string]hcl.Range
@@ -169,7 +171,7 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 			inst.Name = name + "[" + keyAddr(it.Key) + "]"
 			ictx = withEach(ctx, it)
 		}
-		in := d.callInputs(inst.Name, attrs["vars"], ictx, hb.DefRange)
+		in := d.callInputs(name, attrs["vars"], ictx, hb.DefRange)
 		blk := &Block{Name: inst.Name, LocalName: inst.Name, Parent: parent, Section: section, Instance: d.inst,
 			When: when, Each: it, Module: inst, DeclRange: hb.DefRange, NameRange: hb.LabelRanges[0]}
 		cb := d.instance(inst, files, in, bd.play)
@@ -250,7 +252,7 @@ func withEach(ctx *hcl.EvalContext, it *Item) *hcl.EvalContext {
 
 // staticItems evaluates a call's for_each, which may use var.* and local.* only.
 func (d *decoder) staticItems(a *hcl.Attribute, ctx *hcl.EvalContext) []*Item {
-	if !d.staticRoots(a.Expr, "for_each of a module call", "var", "local") {
+	if !d.staticRoots(a.Expr, "A module call's for_each", "var", "local") {
 		return nil
 	}
 	items, diags := forEachItems(a.Expr, ctx)
@@ -273,7 +275,7 @@ func (d *decoder) staticRoots(expr hcl.Expression, what string, roots ...string)
 	for _, tr := range expr.Variables() {
 		if !containsString(roots, tr.RootName()) {
 			d.errorf(tr.SourceRange().Ptr(), "Invalid reference",
-				"The %s is the same for every host, so it may refer only to %s, not to %s. Values that differ per host reach a module through host.vars.",
+				"%s is evaluated once, for every host alike, so it may refer only to %s, not to %s. Values that differ per host reach a module through host.vars.",
 				what, strings.Join(roots, ".*, ")+".*", tr.RootName())
 			ok = false
 		}
@@ -282,8 +284,8 @@ func (d *decoder) staticRoots(expr hcl.Expression, what string, roots ...string)
 }
 
 // callInputs evaluates a call's vars: an object written out, name = value.
-func (d *decoder) callInputs(instName string, a *hcl.Attribute, ctx *hcl.EvalContext, callRange hcl.Range) *callInput {
-	in := &callInput{name: instName, vals: map[string]inputValue{}, rng: callRange, keyRng: map[string]hcl.Range{}}
+func (d *decoder) callInputs(callName string, a *hcl.Attribute, ctx *hcl.EvalContext, callRange hcl.Range) *callInput {
+	in := &callInput{name: callName, vals: map[string]inputValue{}, rng: callRange, keyRng: map[string]hcl.Range{}}
 	if a == nil {
 		return in
 	}
@@ -307,7 +309,11 @@ func (d *decoder) callInputs(instName string, a *hcl.Attribute, ctx *hcl.EvalCon
 			d.errorf(kv.Key.Range().Ptr(), "Duplicate module var", "vars sets %q twice.", key)
 			continue
 		}
-		if !d.staticRoots(kv.Value, "vars of a module call", "var", "local", "each") {
+		in.keyRng[key] = kv.Key.Range()
+		// A value that cannot be had is given all the same, unknown: the error at it is
+		// the one to fix, not a missing variable.
+		in.vals[key] = inputValue{cty.DynamicVal, kv.Value.Range()}
+		if !d.staticRoots(kv.Value, "A value in a module call's vars", "var", "local", "each") {
 			continue
 		}
 		v, vd := kv.Value.Value(ctx)
@@ -316,7 +322,6 @@ func (d *decoder) callInputs(instName string, a *hcl.Attribute, ctx *hcl.EvalCon
 			continue
 		}
 		in.vals[key] = inputValue{v, kv.Value.Range()}
-		in.keyRng[key] = kv.Key.Range()
 	}
 	return in
 }
@@ -422,15 +427,15 @@ func (d *decoder) instance(inst *Instance, files []*hcl.File, in *callInput, pla
 // the module in; a diagnostic already given for another instance of the same call is
 // given once.
 func (d *decoder) addFromModule(diag *hcl.Diagnostic, inst *Instance) {
+	key := diag.Summary + "\x00" + diag.Detail
+	if diag.Subject != nil {
+		key += "\x00" + diag.Subject.String()
+	}
+	if d.fromModules[key] {
+		return
+	}
+	d.fromModules[key] = true
 	if diag.Subject != nil && diag.Subject.Filename != inst.CallRange.Filename || diag.Subject == nil {
-		key := diag.Summary + "\x00" + diag.Detail
-		if diag.Subject != nil {
-			key += "\x00" + diag.Subject.String()
-		}
-		if d.fromModules[key] {
-			return
-		}
-		d.fromModules[key] = true
 		if !strings.Contains(diag.Detail, "(module ") {
 			diag.Detail = strings.TrimSpace(diag.Detail) + fmt.Sprintf(" (module %q, called at %s)", inst.Call, inst.CallRange.String())
 		}

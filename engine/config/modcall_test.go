@@ -402,6 +402,46 @@ output "port" {
 		details map[string]string
 	}{
 		{
+			name: "call arguments",
+			files: map[string]string{"m/main.hcl": okModule, "site.hcl": `play "p" {
+  hosts = "all"
+  module "per_host_vars" {
+    source = "./m"
+    vars   = { port = host.vars.port } # ERROR: Invalid reference
+  }
+  module "per_host_each" {
+    source   = "./m"
+    for_each = facts.nics # ERROR: Invalid reference
+    vars     = { port = 1 }
+  }
+  module "vars_not_object" {
+    source = "./m"
+    vars   = var.all # ERROR: Invalid module vars
+  }
+  module "twice" {
+    source = "./m"
+    vars   = {
+      port = 1
+      port = 2 # ERROR: Duplicate module var
+    }
+  }
+  module "bad_when" {
+    source = "./m"
+    vars   = { port = 1 }
+    when   = "yes" # ERROR: Invalid when
+  }
+  module "unknown_arg" {
+    source = "./m"
+    vars   = { port = 1 }
+    retries = 3 # ERROR: Unsupported argument
+  }
+}
+variable "all" {
+  default = { port = 1 }
+}
+`},
+		},
+		{
 			name: "unknown and missing vars at the call",
 			files: map[string]string{"m/main.hcl": okModule, "site.hcl": `play "p" {
   hosts = "all"
@@ -427,6 +467,21 @@ output "port" {
   hosts = "all"
   module "a" { # ERROR: Missing module variable
     source = "./m"
+  }
+}
+`},
+		},
+		{
+			name: "unknown var in each instance is given once",
+			files: map[string]string{"m/main.hcl": okModule, "site.hcl": `play "p" {
+  hosts = "all"
+  module "a" {
+    source   = "./m"
+    for_each = ["x", "y", "z"]
+    vars     = {
+      port = 1
+      nope = 2 # ERROR: Unknown module variable
+    }
   }
 }
 `},
