@@ -511,7 +511,12 @@ func (d *decoder) checkModuleRef(tr hcl.Traversal) bool {
 		if len(rest) == 0 {
 			return true
 		}
-		rest = rest[1:] // the instance's key
+		// A call with for_each is an object of its instances by key.
+		inst, ok := d.instanceByKey(calls, tr, rest[0])
+		if !ok {
+			return false
+		}
+		calls, rest = []*Instance{inst}, rest[1:]
 	}
 	if len(rest) == 0 {
 		return true
@@ -532,6 +537,37 @@ func (d *decoder) checkModuleRef(tr hcl.Traversal) bool {
 	}
 	d.errorf(tr.SourceRange().Ptr(), "Reference to undeclared output", "%s", detail)
 	return false
+}
+
+// instanceByKey finds the instance of a call with for_each that step names:
+// module.NAME["key"], module.NAME[0] or module.NAME.key.
+func (d *decoder) instanceByKey(calls []*Instance, tr hcl.Traversal, step hcl.Traverser) (*Instance, bool) {
+	key, named := "", false
+	switch s := step.(type) {
+	case hcl.TraverseAttr:
+		key, named = s.Name, true
+	case hcl.TraverseIndex:
+		if k, _ := s.Key.Unmark(); k.IsKnown() && !k.IsNull() && (k.Type() == cty.String || k.Type() == cty.Number) {
+			key, named = keyText(k), true
+		}
+	}
+	var keys []string
+	for _, c := range calls {
+		k, _ := c.Key.Unmark()
+		if named && keyText(k) == key {
+			return c, true
+		}
+		keys = append(keys, "["+keyAddr(k)+"]")
+	}
+	call := calls[0].Call
+	detail := fmt.Sprintf("The module call %q has no instance [%q]; its instances: %s.", call, key, strings.Join(keys, ", "))
+	if _, attr := step.(hcl.TraverseAttr); attr {
+		// module.NAME.OUTPUT, forgetting that the call has for_each
+		detail = fmt.Sprintf("The module call %q has for_each, so module.%s is an object of its instances by key, e.g. module.%s%s.%s; its instances: %s.",
+			call, call, call, keys[0], key, strings.Join(keys, ", "))
+	}
+	d.errorf(tr.SourceRange().Ptr(), "Reference to undeclared module instance", "%s", detail)
+	return nil, false
 }
 
 // moduleValues evaluates the outputs of the module instances a scope can see (module.NAME),

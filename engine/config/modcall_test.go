@@ -639,11 +639,34 @@ output "port" { # ERROR: Duplicate output
       cmd = "echo ${module.a.prot}" # ERROR: Reference to undeclared output
     }
   }
+  task "bad key" {
+    command {
+      cmd = "echo ${module.each["y"].port}" # ERROR: Reference to undeclared module instance
+    }
+  }
+  task "no key" {
+    command {
+      cmd = "echo ${module.each.port}" # ERROR: Reference to undeclared module instance
+    }
+  }
+  task "list keys" {
+    command {
+      cmd = "echo ${module.list[1].port} ${module.list["0"].port} ${module.list[2].port}" # ERROR: Reference to undeclared module instance
+    }
+  }
+  module "list" {
+    source   = "./m"
+    for_each = [1, 2]
+    vars     = { port = each.value }
+  }
 }
 `},
 			details: map[string]string{
-				"m/main.hcl:13 Reference to undeclared task": `(module "a", called at site.hcl:3,`,
-				"site.hcl:24 Reference to undeclared output": `Its outputs: port`,
+				"site.hcl:29 Reference to undeclared module instance": `The module call "each" has no instance ["y"]; its instances: ["x"].`,
+				"site.hcl:34 Reference to undeclared module instance": `module.each["x"].port`,
+				"site.hcl:39 Reference to undeclared module instance": `its instances: [0], [1]`,
+				"m/main.hcl:13 Reference to undeclared task":          `(module "a", called at site.hcl:3,`,
+				"site.hcl:24 Reference to undeclared output":          `Its outputs: port`,
 			},
 		},
 		{
