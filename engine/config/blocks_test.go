@@ -179,6 +179,7 @@ func TestBlockErrors(t *testing.T) {
     module "m2" {
       source = "./m"
       when   = each.value == "a"
+      vars   = { x = each.value } # ERROR: Invalid reference
     }
   }
 }

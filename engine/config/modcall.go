@@ -171,7 +171,7 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 			inst.Name = name + "[" + keyAddr(it.Key) + "]"
 			ictx = withEach(ctx, it)
 		}
-		in := d.callInputs(name, attrs["vars"], ictx, hb.DefRange)
+		in := d.callInputs(name, attrs["vars"], ictx, hb.DefRange, it != nil)
 		blk := &Block{Name: inst.Name, LocalName: inst.Name, Parent: parent, Section: section, Instance: d.inst,
 			When: when, Each: it, Module: inst, DeclRange: hb.DefRange, NameRange: hb.LabelRanges[0]}
 		cb := d.instance(inst, files, in, bd.play)
@@ -283,8 +283,10 @@ func (d *decoder) staticRoots(expr hcl.Expression, what string, roots ...string)
 	return ok && d.checkRefs(expr, scope{each: containsString(roots, "each")})
 }
 
-// callInputs evaluates a call's vars: an object written out, name = value.
-func (d *decoder) callInputs(callName string, a *hcl.Attribute, ctx *hcl.EvalContext, callRange hcl.Range) *callInput {
+// callInputs evaluates a call's vars: an object written out, name = value. each is the
+// element of the call's own for_each (withEach says there is one); the each of an enclosing
+// block is per host, so vars cannot see it.
+func (d *decoder) callInputs(callName string, a *hcl.Attribute, ctx *hcl.EvalContext, callRange hcl.Range, withEach bool) *callInput {
 	in := &callInput{name: callName, vals: map[string]inputValue{}, rng: callRange, keyRng: map[string]hcl.Range{}}
 	if a == nil {
 		return in
@@ -313,7 +315,11 @@ func (d *decoder) callInputs(callName string, a *hcl.Attribute, ctx *hcl.EvalCon
 		// A value that cannot be had is given all the same, unknown: the error at it is
 		// the one to fix, not a missing variable.
 		in.vals[key] = inputValue{cty.DynamicVal, kv.Value.Range()}
-		if !d.staticRoots(kv.Value, "A value in a module call's vars", "var", "local", "each") {
+		roots := []string{"var", "local"}
+		if withEach {
+			roots = append(roots, "each")
+		}
+		if !d.staticRoots(kv.Value, "A value in a module call's vars", roots...) {
 			continue
 		}
 		v, vd := kv.Value.Value(ctx)

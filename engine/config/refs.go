@@ -161,7 +161,7 @@ func (d *decoder) checkTraversal(tr hcl.Traversal, sc scope) bool {
 func rootHint(root string) string {
 	switch root {
 	case "each":
-		return " each exists only in a task with for_each."
+		return " each exists only where there is a for_each: in a task with for_each, in a block with for_each (its tasks, and the when and for_each of blocks inside it), and in a module call with for_each (its vars and when)."
 	case "self":
 		return " self exists only in until."
 	case "host", "facts":
@@ -366,6 +366,9 @@ func (d *decoder) checkBlock(b *Block, visible map[string]bool) {
 	}
 	if b.When != nil {
 		sc.where = "a " + b.Kind() + "'s when"
+		if b.ForEach != nil && !sc.each {
+			sc.where += " (evaluated once, before the block's for_each)"
+		}
 		d.checkPlaceholder(b.When, sc, "when", func(v cty.Value) string {
 			if v.Type() != cty.Bool {
 				return fmt.Sprintf("when must be true or false, not %s.", friendly(v.Type())) + jsonHint(b.When, v)
