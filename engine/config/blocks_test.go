@@ -240,6 +240,16 @@ task "mt" {
       }
     }
   }
+  block "c" {
+    for_each = null # ERROR: Invalid for_each
+    when     = null # ERROR: Invalid when
+    task "u" {
+      when = null # ERROR: Invalid when
+      command {
+        cmd = "true"
+      }
+    }
+  }
 }
 `},
 		},

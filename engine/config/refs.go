@@ -390,10 +390,15 @@ func (d *decoder) checkPlaceholder(expr hcl.Expression, sc scope, name string, r
 		d.add(diags...)
 		return
 	}
+	v, _ = v.Unmark()
+	if v.IsKnown() && v.IsNull() {
+		// a literal null has no type, but is wrong for every host
+		d.errorf(expr.Range().Ptr(), "Invalid "+name, "%s cannot be null.", name)
+		return
+	}
 	if v.Type() == cty.DynamicPseudoType {
 		return
 	}
-	v, _ = v.Unmark()
 	if msg := rule(v); msg != "" {
 		d.errorf(expr.Range().Ptr(), "Invalid "+name, "%s", msg)
 	}
