@@ -729,3 +729,146 @@ task "v" {
 		})
 	}
 }
+
+const jsonModule = `{
+  "variable": {
+    "port": {"type": "number"}
+  },
+  "task": {
+    "hello": {
+      "notify": ["bye"],
+      "command": {"cmd": "echo ${var.port}"}
+    }
+  },
+  "block": {
+    "grp": {
+      "for_each": "${[var.port, 2]}",
+      "task": {"inside": {"command": {"cmd": "echo ${each.value}"}}},
+      "rescue": {"task": {"fix": {"command": {"cmd": "true"}}}}
+    }
+  },
+  "handler": {
+    "bye": {"command": {"cmd": "true"}}
+  },
+  "output": {
+    "said": {"value": "${task[\"hello\"].stdout}"}
+  }
+}
+`
+
+// TestModuleJSONSyntax: module files, blocks and calls in HCL's JSON syntax decode like
+// native ones, and their mistakes are located in the JSON.
+func TestModuleJSONSyntax(t *testing.T) {
+	rb := mustLoad(t, map[string]string{
+		"mods/jw/main.hcl.json": jsonModule,
+		"site.hcl.json": `{
+  "play": {
+    "p": {
+      "hosts": "all",
+      "block": {
+        "loop": {
+          "for_each": "${[\"a\", \"b\"]}",
+          "when": "${host.name != \"x\"}",
+          "tags": ["loop"],
+          "task": {"t1": {"command": {"cmd": "echo ${each.value}"}}},
+          "module": {
+            "inloop": {"source": "./mods/jw", "vars": {"port": 1}}
+          },
+          "rescue": {"task": {"r1": {"command": {"cmd": "true"}}}},
+          "always": {"task": {"a1": {"command": {"cmd": "true"}}}}
+        }
+      },
+      "module": {
+        "web": {
+          "source": "./mods/jw",
+          "for_each": {"east": 81, "west": 82},
+          "vars": {"port": "${each.value}"},
+          "when": "${each.key != \"none\"}"
+        }
+      },
+      "task": {
+        "last": {"command": {"cmd": "echo ${module.web[\"east\"].said} ${task[\"web[\\\"west\\\"].hello\"].stdout}"}}
+      }
+    }
+  }
+}
+`}, "site.hcl.json")
+	p := rb.Plays[0]
+	var got []string
+	for _, task := range p.Order() {
+		s := task.Name
+		if task.Block != nil {
+			s += " in " + task.Block.Name
+			if task.Section != "" {
+				s += " " + task.Section
+			}
+		}
+		got = append(got, s)
+	}
+	want := []string{
+		"t1 in loop", "inloop.hello in inloop", "inloop.inside in inloop.grp", "inloop.fix in inloop.grp rescue",
+		"r1 in loop rescue", "a1 in loop always",
+		`web["east"].hello in web["east"]`, `web["east"].inside in web["east"].grp`, `web["east"].fix in web["east"].grp rescue`,
+		`web["west"].hello in web["west"]`, `web["west"].inside in web["west"].grp`, `web["west"].fix in web["west"].grp rescue`,
+		"last",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("tasks:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	if h := taskNames(p.Handlers); strings.Join(h, ",") != `inloop.bye,web["east"].bye,web["west"].bye` {
+		t.Errorf("handlers %q", h)
+	}
+	if tags := p.Task("inloop.inside").Tags; len(tags) != 1 || tags[0] != "loop" {
+		t.Errorf("tags of a module task in a block: %q", tags)
+	}
+
+	// mistakes, in JSON files (which have no comments for markers)
+	files := map[string]string{
+		"mods/bad/main.hcl.json": `{
+  "variable": {"port": {"type": "number"}},
+  "task": {
+    "t": {
+      "command": {"cmd": "echo ${var.prot}"}
+    }
+  },
+  "output": {
+    "o": {"value": "${each.key}"}
+  }
+}
+`,
+		"site.hcl.json": `{
+  "play": {
+    "p": {
+      "hosts": "all",
+      "module": {
+        "m": {
+          "source": "./mods/bad",
+          "vars": {
+            "port": "${host.name}",
+            "nope": 1
+          }
+        }
+      },
+      "block": {
+        "b": {
+          "task": {
+            "t": {"command": {"cmd": "echo ${each.value}"}}
+          }
+        }
+      }
+    }
+  }
+}
+`}
+	_, diags, dir := loadTree(t, files, "site.hcl.json", Inputs{})
+	treeErrors(t, diags, dir, files, []string{
+		"mods/bad/main.hcl.json:5 Reference to undeclared input variable",
+		"mods/bad/main.hcl.json:9 Invalid reference",
+		"site.hcl.json:9 Invalid reference",
+		"site.hcl.json:10 Unknown module variable",
+		"site.hcl.json:17 Invalid reference",
+	})
+	if d, _ := detailOf(diags, dir, "mods/bad/main.hcl.json:5 Reference to undeclared input variable"); !strings.Contains(d, `(module "m", called at site.hcl.json:6,`) {
+		t.Errorf("no call in %q", d)
+	}
+}
