@@ -137,7 +137,10 @@ func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.T
 		if it != nil {
 			hr.each, hr.eachLabel = it, joinLabel(savedLabel, itemLabel(*it, i, false))
 		}
-		f, soft = hr.blockOnce(ctx, main, rescue, always, b)
+		// a soft failure of an element stays with the host whatever the next ones do
+		var esoft bool
+		f, esoft = hr.blockOnce(ctx, main, rescue, always, b)
+		soft = soft || esoft
 		loop.collect(hr, tasks, it)
 		hr.each, hr.eachLabel = savedEach, savedLabel
 		if f != flowOn {

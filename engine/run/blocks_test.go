@@ -564,3 +564,50 @@ func TestModuleSelection(t *testing.T) {
 	_, rec = l.run(false, plan.Options{Tags: []string{"c"}})
 	eq(t, rec.lines(), []string{"a in c changed", "a c always changed"})
 }
+
+// TestBlockSoftFailureCounts: a task that fails with on_failure = "continue" in one element
+// of a block with for_each leaves the host failed at the end of the play, as it does outside
+// a block, whatever the later elements do: the next play leaves the host alone.
+func TestBlockSoftFailureCounts(t *testing.T) {
+	for _, tt := range []struct{ name, forEach string }{
+		{"outside a block", ""},
+		{"first element", `for_each = ["bad", "good"]`},
+		{"last element", `for_each = ["good", "bad"]`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			each := `"bad"`
+			if tt.forEach != "" {
+				each = "each.value"
+			}
+			l := newLab(t, `play "one" {
+  hosts = "kvm"
+  block "b" {
+    `+tt.forEach+`
+    task "soft" {
+      on_failure = "continue"
+      command {
+        argv = [`+each+` == "bad" ? "false" : "fine"]
+      }
+    }
+  }
+}
+play "two" {
+  hosts = "kvm"
+  task "next" {
+    command {
+      argv = ["next"]
+    }
+  }
+}`, "h")
+			recap, rec := l.run(false, plan.Options{})
+			for _, line := range rec.lines() {
+				if strings.Contains(line, "next") {
+					t.Errorf("the next play ran on a host that failed: %v", rec.lines())
+				}
+			}
+			if recap.ExitCode() != ExitFailed {
+				t.Errorf("exit %d", recap.ExitCode())
+			}
+		})
+	}
+}
