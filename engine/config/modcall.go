@@ -145,7 +145,8 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 			d.errorf(a.Expr.Range().Ptr(), "Modules nested too deeply", "Module calls nest at most %d deep.", maxModuleDepth)
 			return
 		}
-		dir = abs
+		// dir stays as the user named the runbook (relative to where runbook runs, or
+		// absolute), so that messages name the module's files as the user would
 	}
 	var group Block
 	d.groupMeta(attrs, ctx, &group.Tags, &group.Become, &group.BecomeUser, &group.BecomeMethod)
@@ -395,7 +396,11 @@ func (d *decoder) instance(inst *Instance, files []*hcl.File, in *callInput, pla
 	// the root's inputs may be (validate), unless the vars could not be read at all.
 	c := newDecoder(sub, Inputs{AllowMissing: in.broken})
 	c.parser, c.parsed, c.inst, c.call = d.parser, d.parsed, inst, in
-	c.stack = append(append([]string{}, d.stack...), inst.Dir)
+	abs, err := filepath.Abs(inst.Dir)
+	if err != nil {
+		abs = inst.Dir
+	}
+	c.stack = append(append([]string{}, d.stack...), abs)
 	pseudo := &Play{Name: play.Name, Vars: map[string]hcl.Expression{}}
 	var blocks hcl.Blocks
 	for _, f := range files {

@@ -872,3 +872,33 @@ func TestModuleJSONSyntax(t *testing.T) {
 		t.Errorf("no call in %q", d)
 	}
 }
+
+// TestModulePathsAsGiven: a runbook named by a relative path names its modules' files
+// relative too, as the user would write them, in diagnostics and in Files.
+func TestModulePathsAsGiven(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"mods/web/main.hcl": `task "t" {
+  command {
+    cmd = "${var.nope}"
+  }
+}
+`,
+		"site.hcl": `play "p" {
+  hosts = "all"
+  module "web" {
+    source = "./mods/web"
+  }
+}
+`})
+	t.Chdir(dir)
+	rb, diags := Load("site.hcl", Inputs{})
+	if len(diags) != 1 || diags[0].Subject == nil || diags[0].Subject.Filename != filepath.Join("mods", "web", "main.hcl") {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	if !strings.Contains(diags[0].Detail, "called at site.hcl:3,") {
+		t.Errorf("detail %q", diags[0].Detail)
+	}
+	if _, ok := rb.Files[filepath.Join("mods", "web", "main.hcl")]; !ok {
+		t.Errorf("files: %v", rb.Files)
+	}
+}
