@@ -209,11 +209,14 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 		qualify(inst)
 		inherit(cb.tasks, &group)
 		inherit(cb.handlers, &group)
-		for _, t := range cb.tasks {
+		// A module's task whose qualified name is taken is reported in the module's file,
+		// with the call that gave it that name.
+		n := len(d.diags)
+		for _, t := range append(append([]*Task{}, cb.tasks...), cb.handlers...) {
 			d.addTask(bd, t)
 		}
-		for _, h := range cb.handlers {
-			d.addTask(bd, h)
+		for _, diag := range d.diags[n:] {
+			diag.Detail = strings.TrimSpace(diag.Detail) + fmt.Sprintf(" (module %q, called at %s)", inst.Call, inst.CallRange.String())
 		}
 		bd.blocks = append(append(bd.blocks, cb.blocks...), blk)
 		bd.instances = append(bd.instances, inst)

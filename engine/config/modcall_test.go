@@ -602,7 +602,7 @@ block "g" { # ERROR: Duplicate block
 `},
 			extra: []string{"m/main.hcl:4 Duplicate task"},
 			details: map[string]string{
-				"m/main.hcl:4 Duplicate task": `A task named "a.t" was already declared at site.hcl:3`,
+				"m/main.hcl:4 Duplicate task": `A task named "a.t" was already declared at site.hcl:3,8-13. Names must be unique. (module "a", called at site.hcl:8,3-13)`,
 			},
 		},
 		{
