@@ -137,6 +137,12 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 		for i, seen := range d.stack {
 			if seen == abs {
 				chain := append(append([]string{}, d.stack[i:]...), abs)
+				if !filepath.IsAbs(hb.DefRange.Filename) {
+					// named as the runbook was: relative to where runbook runs
+					for j, c := range chain {
+						chain[j] = relToWD(c)
+					}
+				}
 				d.errorf(a.Expr.Range().Ptr(), "Module cycle", "These modules call each other in a circle: %s.", strings.Join(chain, " → "))
 				return
 			}
@@ -221,6 +227,18 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 		bd.blocks = append(append(bd.blocks, cb.blocks...), blk)
 		bd.instances = append(bd.instances, inst)
 	}
+}
+
+// relToWD names an absolute path relative to the working directory when it is below it.
+func relToWD(abs string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return abs
+	}
+	if r, err := filepath.Rel(wd, abs); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return abs
 }
 
 // maxModuleDepth bounds how deeply module calls nest.
