@@ -247,13 +247,16 @@ const maxModuleDepth = 16
 // keyAddr writes a for_each key as it appears in an instance's address: "east" quoted, 0 bare.
 func keyAddr(k cty.Value) string {
 	k, _ = k.Unmark()
-	if k.Type() == cty.String {
+	if k.Type() == cty.String && k.IsKnown() {
 		return fmt.Sprintf("%q", k.AsString())
 	}
 	return keyText(k)
 }
 
 func keyText(k cty.Value) string {
+	if !k.IsKnown() {
+		return "*" // an instance of a for_each not known yet
+	}
 	if k.Type() == cty.Number {
 		return k.AsBigFloat().Text('f', -1)
 	}
@@ -276,6 +279,11 @@ func withEach(ctx *hcl.EvalContext, it *Item) *hcl.EvalContext {
 func (d *decoder) staticItems(a *hcl.Attribute, ctx *hcl.EvalContext) []*Item {
 	if !d.staticRoots(a.Expr, "A module call's for_each", "var", "local") {
 		return nil
+	}
+	if v, diags := a.Expr.Value(ctx); !diags.HasErrors() && !v.IsWhollyKnown() {
+		// Not known yet (validate, before the variables have values): the module is
+		// checked once, as an instance whose key is not known.
+		return []*Item{{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}}
 	}
 	items, diags := forEachItems(a.Expr, ctx)
 	d.add(diags...)
@@ -586,7 +594,7 @@ func (d *decoder) instanceByKey(calls []*Instance, tr hcl.Traversal, step hcl.Tr
 	var keys []string
 	for _, c := range calls {
 		k, _ := c.Key.Unmark()
-		if named && keyText(k) == key {
+		if !k.IsKnown() || named && keyText(k) == key {
 			return c, true
 		}
 		keys = append(keys, "["+keyAddr(k)+"]")

@@ -902,3 +902,45 @@ func TestModulePathsAsGiven(t *testing.T) {
 		t.Errorf("files: %v", rb.Files)
 	}
 }
+
+// TestModuleForEachNotKnown: validate checks a runbook before its variables have values;
+// a call whose for_each is such a variable is checked once, with each not known, and
+// references to its instances are accepted.
+func TestModuleForEachNotKnown(t *testing.T) {
+	files := map[string]string{
+		"m/main.hcl": `variable "x" {
+  type = number
+}
+task "t" {
+  command {
+    cmd = "echo ${var.x} ${var.y}" # ERROR: Reference to undeclared input variable
+  }
+}
+output "o" {
+  value = var.x
+}
+`,
+		"site.hcl": `variable "sites" {
+  type = map(number)
+}
+play "p" {
+  hosts = "all"
+  module "s" {
+    source   = "./m"
+    for_each = var.sites
+    vars     = { x = each.value }
+    when     = each.key != "a"
+  }
+  task "use" {
+    command {
+      cmd = "echo ${module.s["east"].o} ${module.s.west.o} ${module.s["a"].p}" # ERROR: Reference to undeclared output
+    }
+  }
+}
+`}
+	rb, diags, dir := loadTree(t, files, "site.hcl", Inputs{AllowMissing: true})
+	treeErrors(t, diags, dir, files, nil)
+	if rb.Plays[0].Task("s[*].t") == nil {
+		t.Errorf("tasks: %q", taskNames(rb.Plays[0].Tasks))
+	}
+}
