@@ -156,10 +156,12 @@ func (hr *hostRun) blockOnce(ctx context.Context, main, rescue, always []*config
 	mark := len(hr.failures)
 	f, soft := hr.seq(ctx, main, b, false)
 	if f == flowFailed && len(rescue) > 0 {
+		end := len(hr.failures)
 		rf, rsoft := hr.seq(ctx, rescue, b, false)
 		if rf == flowOn {
-			// Rescued: the failures of the block's tasks no longer count against the host.
-			hr.rescued(mark)
+			// Rescued: the failures of the block's tasks no longer count against the host;
+			// those of rescue tasks that failed with on_failure = "continue" still do.
+			hr.rescued(mark, end)
 			f, soft = flowOn, rsoft
 		} else {
 			f, soft = rf, soft || rsoft
@@ -175,13 +177,13 @@ func (hr *hostRun) blockOnce(ctx context.Context, main, rescue, always []*config
 	return f, soft
 }
 
-// rescued takes the failures reported since mark out of the host's count, and counts the
-// rescue.
-func (hr *hostRun) rescued(mark int) {
-	for _, r := range hr.failures[mark:] {
+// rescued takes the failures reported from mark to end out of the host's count, and counts
+// the rescue.
+func (hr *hostRun) rescued(mark, end int) {
+	for _, r := range hr.failures[mark:end] {
 		hr.count(r, -1)
 	}
-	hr.failures = hr.failures[:mark]
+	hr.failures = append(hr.failures[:mark], hr.failures[end:]...)
 	hr.e.mu.Lock()
 	hr.stats.Rescued++
 	hr.e.mu.Unlock()

@@ -611,3 +611,46 @@ play "two" {
 		})
 	}
 }
+
+// TestRescueSoftFailureStays: a rescue takes back the failures of the block's tasks, not
+// those of its own tasks that failed with on_failure = "continue": such a failure counts, and
+// the host is failed, as it would be anywhere else.
+func TestRescueSoftFailureStays(t *testing.T) {
+	l := newLab(t, `play "one" {
+  hosts = "kvm"
+  block "b" {
+    task "breaks" {
+      command {
+        argv = ["false"]
+      }
+    }
+    rescue {
+      task "soft" {
+        on_failure = "continue"
+        command {
+          argv = ["false"]
+        }
+      }
+      task "fix" {
+        command {
+          argv = ["fix"]
+        }
+      }
+    }
+  }
+}
+play "two" {
+  hosts = "kvm"
+  task "next" {
+    command {
+      argv = ["next"]
+    }
+  }
+}`, "h")
+	recap, rec := l.run(false, plan.Options{})
+	s := recap.Hosts["h"]
+	if s.Failed != 1 || s.Rescued != 1 || recap.ExitCode() != ExitFailed {
+		t.Errorf("stats %+v, exit %d; %v", *s, recap.ExitCode(), rec.lines())
+	}
+	same(t, "ran", ran(l.conn.hosts["h"]), []string{"false", "false", "fix"})
+}
