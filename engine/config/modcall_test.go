@@ -944,3 +944,56 @@ play "p" {
 		t.Errorf("tasks: %q", taskNames(rb.Plays[0].Tasks))
 	}
 }
+
+// TestModuleVarSensitive: a sensitive value passed to a module stays sensitive inside it,
+// whether or not the module's variable says so, through type conversion and defaults.
+func TestModuleVarSensitive(t *testing.T) {
+	rb := mustLoad(t, map[string]string{
+		"m/main.hcl": `variable "token" {
+  type = string
+}
+variable "cfg" {
+  type = object({
+    key  = string
+    port = optional(number, 1)
+  })
+}
+variable "n" {
+  type = number
+}
+task "t" {
+  command {
+    cmd = "echo ${var.token} ${var.cfg.key} ${var.n}"
+  }
+}
+output "o" {
+  value = var.token
+}
+`,
+		"site.hcl": `variable "secret" {
+  default   = "hunter2"
+  sensitive = true
+}
+variable "num" {
+  default   = "42"
+  sensitive = true
+}
+play "p" {
+  hosts = "all"
+  module "m" {
+    source = "./m"
+    vars   = { token = var.secret, cfg = { key = var.secret }, n = var.num }
+  }
+}
+`}, "site.hcl")
+	inst := rb.Plays[0].Instances[0]
+	v := rb.EvalContext(Scope{Host: "h", Instance: inst}).Variables["var"]
+	for _, p := range []cty.Value{v.GetAttr("token"), v.GetAttr("cfg").GetAttr("key"), v.GetAttr("n")} {
+		if !p.HasMark(Sensitive) {
+			t.Errorf("%#v lost its mark in the module", p)
+		}
+	}
+	if secrets := ContextSecrets(rb.EvalContext(Scope{Host: "h", Instance: inst})); len(secrets) == 0 {
+		t.Error("the module's context holds no secrets to redact")
+	}
+}
