@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -653,4 +654,44 @@ play "two" {
 		t.Errorf("stats %+v, exit %d; %v", *s, recap.ExitCode(), rec.lines())
 	}
 	same(t, "ran", ran(l.conn.hosts["h"]), []string{"false", "false", "fix"})
+}
+
+// TestBlockForEachSensitive: the elements of a sensitive collection are not shown as the
+// labels of a block's results, nor in their messages.
+func TestBlockForEachSensitive(t *testing.T) {
+	l := newLab(t, `variable "tokens" {
+  default   = { alpha-secret = "s3cr3t-one", beta-secret = "s3cr3t-two" }
+  sensitive = true
+}
+play "p" {
+  hosts = "kvm"
+  block "b" {
+    for_each = var.tokens
+    task "use" {
+      command {
+        argv = ["false", each.key, each.value]
+      }
+    }
+    rescue {
+      task "fix" {
+        command {
+          argv = ["fix", each.value]
+        }
+      }
+    }
+  }
+}`, "h")
+	recap, rec := l.run(false, plan.Options{})
+	all := strings.Join(rec.lines(), "\n")
+	for _, r := range rec.results {
+		all += fmt.Sprintf("\n%+v", r)
+	}
+	if strings.Contains(all, "secret") || strings.Contains(all, "s3cr3t") {
+		t.Errorf("a secret in the results:\n%s", all)
+	}
+	eq(t, rec.lines(), []string{"h use[(sensitive value #1)] failed", "h fix[(sensitive value #1)] changed",
+		"h use[(sensitive value #2)] failed", "h fix[(sensitive value #2)] changed"})
+	if s := recap.Hosts["h"]; s.Rescued != 2 || s.Failed != 0 {
+		t.Errorf("stats %+v", *s)
+	}
 }
