@@ -997,3 +997,35 @@ play "p" {
 		t.Error("the module's context holds no secrets to redact")
 	}
 }
+
+// TestModuleDepth: module calls nest at most maxModuleDepth deep; the call one level too
+// deep is refused at its source, in the file that makes it.
+func TestModuleDepth(t *testing.T) {
+	files := map[string]string{"site.hcl": `play "p" {
+  hosts = "all"
+  module "m" {
+    source = "./m0"
+  }
+}
+`}
+	for i := 0; i <= maxModuleDepth; i++ {
+		files[fmt.Sprintf("m%d/main.hcl", i)] = fmt.Sprintf(`task "t" {
+  command {
+    cmd = "true"
+  }
+}
+module "m" {
+  source = "../m%d"
+}
+`, i+1)
+	}
+	files[fmt.Sprintf("m%d/main.hcl", maxModuleDepth+1)] = `task "t" {
+  command {
+    cmd = "true"
+  }
+}
+`
+	_, diags, dir := loadTree(t, files, "site.hcl", Inputs{})
+	want := fmt.Sprintf("m%d/main.hcl:7 Modules nested too deeply", maxModuleDepth-1)
+	treeErrors(t, diags, dir, files, []string{want})
+}
