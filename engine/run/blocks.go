@@ -100,7 +100,7 @@ func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.T
 		return fail(diagText(diags))
 	}
 	if !run {
-		hr.skipAll(tasks, fmt.Sprintf("skipped: the when of %s %q is false", b.Kind(), b.Name))
+		hr.skipAll(tasks, fmt.Sprintf("skipped: the when of %s %q is false", b.Kind(), b.Name), b.ForEach != nil)
 		return flowOn, false
 	}
 	var items []*config.Item
@@ -115,7 +115,7 @@ func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.T
 			items = append(items, &its[i])
 		}
 		if len(items) == 0 {
-			hr.skipAll(tasks, fmt.Sprintf("skipped: the for_each of block %q has no elements", b.Name))
+			hr.skipAll(tasks, fmt.Sprintf("skipped: the for_each of block %q has no elements", b.Name), true)
 			return flowOn, false
 		}
 	}
@@ -189,11 +189,22 @@ func (hr *hostRun) rescued(mark, end int) {
 	hr.e.mu.Unlock()
 }
 
-// skipAll reports every task of a block that does not run on this host.
-func (hr *hostRun) skipAll(tasks []*config.Task, msg string) {
+// skipAll reports every task of a block that does not run on this host, and gives each the
+// result later tasks see for a skipped task: that of a task whose when is false, or for a
+// block with for_each (loop), that of a task whose for_each has no elements.
+func (hr *hostRun) skipAll(tasks []*config.Task, msg string, loop bool) {
 	for _, t := range tasks {
-		hr.report(Result{Task: t.Name, Module: t.Module, Item: hr.eachLabel, Status: Skipped, Msg: msg})
+		r := Result{Task: t.Name, Module: t.Module, Item: hr.eachLabel, Status: Skipped, Msg: msg}
+		hr.report(r)
 		hr.statuses[t.Name] = Skipped
+		hr.results[t.Name] = resultValue(r)
+		if loop {
+			hr.results[t.Name] = cty.ObjectVal(map[string]cty.Value{
+				"results": cty.EmptyObjectVal,
+				"changed": cty.False,
+				"status":  cty.StringVal(string(Skipped)),
+			})
+		}
 	}
 }
 

@@ -695,3 +695,46 @@ play "p" {
 		t.Errorf("stats %+v", *s)
 	}
 }
+
+// TestSkippedBlockResults: the tasks of a block or a module call whose when is false, or of
+// a block whose for_each is empty, are skipped as a task whose own when is false: later
+// tasks see task["x"] with status "skipped".
+func TestSkippedBlockResults(t *testing.T) {
+	l := newLabTree(t, map[string]string{
+		"m/main.hcl": callerModule,
+		"site.hcl": `play "p" {
+  hosts = "kvm"
+  block "b" {
+    when = host.name == "a"
+    task "t" {
+      command {
+        argv = ["t"]
+      }
+    }
+  }
+  block "empty" {
+    for_each = host.name == "a" ? ["x"] : []
+    task "e" {
+      command {
+        argv = ["e"]
+      }
+    }
+  }
+  module "one" {
+    source = "./m"
+    vars   = { who = "one" }
+    when   = host.name == "a"
+  }
+  task "after" {
+    command {
+      argv = ["after-${task["t"].status}-${task["e"].status}-${task["one.hello"].skipped}"]
+    }
+  }
+}`}, "a", "b")
+	recap, rec := l.run(false, plan.Options{})
+	same(t, "b ran", ran(l.conn.hosts["b"]), []string{"after-skipped-skipped-true"})
+	same(t, "a ran", ran(l.conn.hosts["a"]), []string{"t", "e", "hello-one", "again-hello", "after-changed-changed-false", "bye-one"})
+	if recap.ExitCode() != ExitOK {
+		t.Errorf("exit %d: %v", recap.ExitCode(), rec.lines())
+	}
+}
