@@ -665,7 +665,7 @@ output "port" { # ERROR: Duplicate output
 				"site.hcl:29 Reference to undeclared module instance": `The module call "each" has no instance ["y"]; its instances: ["x"].`,
 				"site.hcl:34 Reference to undeclared module instance": `module.each["x"].port`,
 				"site.hcl:39 Reference to undeclared module instance": `its instances: [0], [1]`,
-				"m/main.hcl:13 Reference to undeclared task":          `(module "a", called at site.hcl:3,`,
+				"m/main.hcl:13 Reference to undeclared task":          `This module has no task named "nope". A module sees the results of its own tasks only`,
 				"site.hcl:24 Reference to undeclared output":          `Its outputs: port`,
 			},
 		},

@@ -184,11 +184,22 @@ func (d *decoder) taskRefError(rng hcl.Range, name string, sc scope) {
 			names = append(names, t.Name)
 		}
 	}
-	detail := fmt.Sprintf("This play has no task named %q.", name)
+	detail := fmt.Sprintf("This %s has no task named %q.", d.unit(), name)
+	if d.inst != nil {
+		detail += " A module sees the results of its own tasks only (those of a module it calls as \"CALL.TASK\"); values from its caller come in through its variables."
+	}
 	if s := modules.Suggest(name, names); s != "" {
 		detail += fmt.Sprintf(" Did you mean %q?", s)
 	}
 	d.errorf(rng.Ptr(), "Reference to undeclared task", "%s", detail)
+}
+
+// unit says what the tasks being checked belong to, for messages: a play or a module.
+func (d *decoder) unit() string {
+	if d.inst != nil {
+		return "module"
+	}
+	return "play"
 }
 
 // checkPlay checks everything that relates tasks to each other and decodes every module body
@@ -211,7 +222,7 @@ func (d *decoder) checkPlay(p *Play) {
 				d.errorf(r.Range.Ptr(), "Invalid dependency",
 					"task %q is not in the same block as %q; depends_on orders tasks within one block (or at the play's top level), since a block runs as a whole.", r.Name, t.Name)
 			case p.Task(r.Name) == nil:
-				detail := fmt.Sprintf("depends_on names %q, but this play has no task of that name.", r.Name)
+				detail := fmt.Sprintf("depends_on names %q, but this %s has no task of that name.", r.Name, d.unit())
 				if p.Handler(r.Name) != nil {
 					detail = fmt.Sprintf("%q is a handler; handlers run when notified, so tasks cannot depend on them.", r.Name)
 				} else if s := modules.Suggest(r.Name, taskNames(p.Tasks)); s != "" {
@@ -229,7 +240,7 @@ func (d *decoder) checkPlay(p *Play) {
 			if p.Handler(r.Name) != nil {
 				continue
 			}
-			detail := fmt.Sprintf("notify names %q, but this play has no handler of that name.", r.Name)
+			detail := fmt.Sprintf("notify names %q, but this %s has no handler of that name.", r.Name, d.unit())
 			if p.Task(r.Name) != nil {
 				detail = fmt.Sprintf("%q is a task; notify names handlers (handler blocks).", r.Name)
 			} else if s := modules.Suggest(r.Name, taskNames(p.Handlers)); s != "" {
