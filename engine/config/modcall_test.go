@@ -1029,3 +1029,36 @@ module "m" {
 	want := fmt.Sprintf("m%d/main.hcl:7 Modules nested too deeply", maxModuleDepth-1)
 	treeErrors(t, diags, dir, files, []string{want})
 }
+
+// TestModuleFileDefault: file() in a module variable's default reads beside the module's
+// file, not beside the root.
+func TestModuleFileDefault(t *testing.T) {
+	rb := mustLoad(t, map[string]string{
+		"m/key.txt": "from the module\n",
+		"key.txt":   "from the root\n",
+		"m/main.hcl": `variable "key" {
+  type      = string
+  default   = trimspace(file("key.txt"))
+  sensitive = true
+}
+task "t" {
+  command {
+    cmd = "echo ${var.key}"
+  }
+}
+`,
+		"site.hcl": `play "p" {
+  hosts = "all"
+  module "m" {
+    source = "./m"
+  }
+}
+`}, "site.hcl")
+	v := rb.EvalContext(Scope{Host: "h", Instance: rb.Plays[0].Instances[0]}).Variables["var"].GetAttr("key")
+	if !v.HasMark(Sensitive) {
+		t.Error("not sensitive")
+	}
+	if v, _ := v.Unmark(); v.AsString() != "from the module" {
+		t.Errorf("var.key = %q", v.AsString())
+	}
+}

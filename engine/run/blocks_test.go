@@ -738,3 +738,38 @@ func TestSkippedBlockResults(t *testing.T) {
 		t.Errorf("exit %d: %v", recap.ExitCode(), rec.lines())
 	}
 }
+
+// TestBlockFacts: a block whose when or for_each reads facts gets them gathered first, once.
+func TestBlockFacts(t *testing.T) {
+	l := newLab(t, `play "p" {
+  hosts = "kvm"
+  block "debian only" {
+    when = facts.os.id == "debian"
+    task "apt" {
+      command {
+        argv = ["apt"]
+      }
+    }
+  }
+  block "per os" {
+    for_each = [facts.os.id, "x"]
+    task "os" {
+      command {
+        argv = ["os-${each.value}"]
+      }
+    }
+  }
+}`, "deb", "rh")
+	l.conn.hosts["rh"].osID = "rhel"
+	recap, rec := l.run(false, plan.Options{})
+	same(t, "deb ran", ran(l.conn.hosts["deb"]), []string{"apt", "os-debian", "os-x"})
+	same(t, "rh ran", ran(l.conn.hosts["rh"]), []string{"os-rhel", "os-x"})
+	for _, h := range []string{"deb", "rh"} {
+		if n := strings.Count(strings.Join(l.conn.hosts[h].calls, ","), "facts"); n != 1 {
+			t.Errorf("%s: facts gathered %d times", h, n)
+		}
+	}
+	if recap.ExitCode() != ExitOK {
+		t.Errorf("exit %d: %v", recap.ExitCode(), rec.lines())
+	}
+}
