@@ -76,7 +76,7 @@ func (hr *hostRun) seq(ctx context.Context, tasks []*config.Task, parent *config
 // once, then per for_each element its tasks, its rescue tasks when one of them failed,
 // and its always tasks.
 func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.Task) (flow, bool) {
-	hr.stage = b.Kind() + " " + b.Name
+	hr.stage = b.Label()
 	fail := func(msg string) (flow, bool) {
 		hr.report(Result{Task: b.Name, Module: b.Kind(), Item: hr.eachLabel, Status: Failed, Msg: msg})
 		return flowFailed, false
@@ -100,7 +100,7 @@ func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.T
 		return fail(diagText(diags))
 	}
 	if !run {
-		hr.skipAll(tasks, fmt.Sprintf("skipped: the when of %s %q is false", b.Kind(), b.Name), b.ForEach != nil)
+		hr.skipAll(tasks, fmt.Sprintf("skipped: the when of %s is false", b.Label()), b.ForEach != nil)
 		return flowOn, false
 	}
 	var items []*config.Item
@@ -115,7 +115,7 @@ func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.T
 			items = append(items, &its[i])
 		}
 		if len(items) == 0 {
-			hr.skipAll(tasks, fmt.Sprintf("skipped: the for_each of block %q has no elements", b.Name), true)
+			hr.skipAll(tasks, fmt.Sprintf("skipped: the for_each of %s has no elements", b.Label()), true)
 			return flowOn, false
 		}
 	}

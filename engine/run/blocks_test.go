@@ -508,7 +508,7 @@ func TestModuleRun(t *testing.T) {
 	})
 	same(t, "a ran", ran(l.conn.hosts["a"]), []string{"hello-one", "again-hello", "hello-e", "again-hello",
 		"after-one:hello-hello-e:hello", "bye-one", "bye-e"})
-	if m := msgOf(rec, "a", `sites["west"].hello`, ""); m != `skipped: the when of module "sites[\"west\"]" is false` {
+	if m := msgOf(rec, "a", `sites["west"].hello`, ""); m != `skipped: the when of module sites["west"] is false` {
 		t.Errorf("skip message %q", m)
 	}
 	if recap.ExitCode() != ExitOK {
