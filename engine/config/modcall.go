@@ -42,6 +42,9 @@ type Instance struct {
 	Children  []*Instance
 	Outputs   []*Output
 	CallRange hcl.Range
+	// None marks the stand-in of a call whose for_each has no elements: it has no tasks,
+	// and module.NAME is an empty object.
+	None bool
 
 	// rb holds the instance's variables and locals, with their values.
 	rb *Runbook
@@ -159,8 +162,15 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 
 	// for_each on a call is the same for every host: it makes one instance per element.
 	items := []*Item{nil}
+	none := false
 	if a := attrs["for_each"]; a != nil {
-		items = d.staticItems(a, ctx)
+		var ok bool
+		items, ok = d.staticItems(a, ctx)
+		if none = ok && len(items) == 0; none {
+			// No instance runs, but the module is checked all the same, as an instance
+			// whose key is not known, and module.NAME is the call's (empty) object.
+			items = []*Item{{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}}
+		}
 	}
 	var when hcl.Expression
 	if a := attrs["when"]; a != nil {
@@ -183,6 +193,11 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 			When: when, Each: it, Module: inst, DeclRange: hb.DefRange, NameRange: hb.LabelRanges[0]}
 		cb := d.instance(inst, files, in, bd.play)
 		if cb == nil {
+			continue
+		}
+		if none {
+			inst.None, inst.Children = true, nil
+			bd.instances = append(bd.instances, inst)
 			continue
 		}
 		// The instance's tasks, handlers, blocks and instances take its name as prefix.
@@ -275,27 +290,31 @@ func withEach(ctx *hcl.EvalContext, it *Item) *hcl.EvalContext {
 	return c
 }
 
-// staticItems evaluates a call's for_each, which may use var.* and local.* only.
-func (d *decoder) staticItems(a *hcl.Attribute, ctx *hcl.EvalContext) []*Item {
+// staticItems evaluates a call's for_each, which may use var.* and local.* only; it
+// reports whether it could.
+func (d *decoder) staticItems(a *hcl.Attribute, ctx *hcl.EvalContext) ([]*Item, bool) {
 	if !d.staticRoots(a.Expr, "A module call's for_each", "var", "local") {
-		return nil
+		return nil, false
 	}
 	if v, diags := a.Expr.Value(ctx); !diags.HasErrors() && !v.IsWhollyKnown() {
 		// Not known yet (validate, before the variables have values): the module is
 		// checked once, as an instance whose key is not known.
-		return []*Item{{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}}
+		return []*Item{{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}}, true
 	}
 	items, diags := forEachItems(a.Expr, ctx)
 	d.add(diags...)
+	if diags.HasErrors() {
+		return nil, false
+	}
 	out := make([]*Item, len(items))
 	for i := range items {
 		if items[i].Hidden() {
 			d.errorf(a.Expr.Range().Ptr(), "Invalid for_each", "The keys of a module call's for_each name its instances in output and history, so they cannot be sensitive.")
-			return nil
+			return nil, false
 		}
 		out[i] = &items[i]
 	}
-	return out
+	return out, true
 }
 
 // staticRoots reports references to anything but roots in expr, which are evaluated once
@@ -592,6 +611,10 @@ func (d *decoder) instanceByKey(calls []*Instance, tr hcl.Traversal, step hcl.Tr
 		}
 	}
 	var keys []string
+	if calls[0].None {
+		d.errorf(tr.SourceRange().Ptr(), "Reference to undeclared module instance", "The module call %q has no instances: its for_each is empty.", calls[0].Call)
+		return nil, false
+	}
 	for _, c := range calls {
 		k, _ := c.Key.Unmark()
 		if !k.IsKnown() || named && keyText(k) == key {
@@ -616,6 +639,12 @@ func (rb *Runbook) moduleValues(children []*Instance, s Scope) cty.Value {
 	calls := map[string]map[string]cty.Value{}
 	single := map[string]cty.Value{}
 	for _, c := range children {
+		if c.None {
+			if calls[c.Call] == nil {
+				calls[c.Call] = map[string]cty.Value{}
+			}
+			continue
+		}
 		cs := s
 		cs.Instance, cs.Each, cs.Self = c, nil, cty.NilVal
 		ctx := rb.EvalContext(cs)

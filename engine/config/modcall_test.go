@@ -1062,3 +1062,56 @@ task "t" {
 		t.Errorf("var.key = %q", v.AsString())
 	}
 }
+
+// TestModuleForEachEmpty: a call whose for_each has no elements runs nothing, but its
+// module is still checked, module.NAME is an empty object (for expressions over it are
+// valid), and a reference to one of its instances says there is none.
+func TestModuleForEachEmpty(t *testing.T) {
+	files := map[string]string{
+		"m/main.hcl": `variable "x" {
+  type = number
+}
+task "t" {
+  command {
+    cmd = "echo ${var.x} ${var.y}" # ERROR: Reference to undeclared input variable
+  }
+}
+output "o" {
+  value = var.x
+}
+`,
+		"site.hcl": `variable "sites" {
+  default = {}
+}
+play "p" {
+  hosts = "all"
+  module "s" {
+    source   = "./m"
+    for_each = var.sites
+    vars     = { x = each.value }
+  }
+  task "all" {
+    command {
+      cmd = "echo ${join(",", [for k, v in module.s : v.o])}"
+    }
+  }
+  task "one" {
+    command {
+      cmd = "echo ${module.s["east"].o}" # ERROR: Reference to undeclared module instance
+    }
+  }
+}
+`}
+	rb, diags, dir := loadTree(t, files, "site.hcl", Inputs{})
+	treeErrors(t, diags, dir, files, nil)
+	if d, _ := detailOf(diags, dir, "site.hcl:18 Reference to undeclared module instance"); !strings.Contains(d, `The module call "s" has no instances: its for_each is empty.`) {
+		t.Errorf("detail %q", d)
+	}
+	if names := taskNames(rb.Plays[0].Tasks); strings.Join(names, ",") != "all,one" {
+		t.Errorf("tasks %q", names)
+	}
+	v := rb.EvalContext(Scope{Host: "h", Play: rb.Plays[0]}).Variables["module"]
+	if !v.GetAttr("s").RawEquals(cty.EmptyObjectVal) {
+		t.Errorf("module = %#v", v)
+	}
+}
