@@ -83,6 +83,11 @@ func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.T
 	}
 	if b.UsesFacts {
 		if st, msg := hr.ensureFacts(ctx, tasks[0]); st != OK {
+			if !hr.startFailed && st == Unreachable {
+				// lost while gathering: said here, as a task's result would say it (a
+				// helper that could not start was reported as the host's connect step)
+				hr.report(Result{Task: b.Name, Module: b.Kind(), Item: hr.eachLabel, Status: Unreachable, Msg: msg})
+			}
 			if hr.startFailed || st == Unreachable {
 				hr.markDead()
 				return flowStop, false

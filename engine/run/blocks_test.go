@@ -773,3 +773,73 @@ func TestBlockFacts(t *testing.T) {
 		t.Errorf("exit %d: %v", recap.ExitCode(), rec.lines())
 	}
 }
+
+// lostFacts is a connector whose hosts drop the connection when asked for facts.
+type lostFacts struct{ *fakeConnector }
+
+func (c lostFacts) Connect(ctx context.Context, to Endpoint) (Connection, error) {
+	conn, err := c.fakeConnector.Connect(ctx, to)
+	if err != nil {
+		return nil, err
+	}
+	return lostFactsConn{conn}, nil
+}
+
+type lostFactsConn struct{ Connection }
+
+func (c lostFactsConn) Executor(ctx context.Context, id Identity) (Executor, error) {
+	x, err := c.Connection.Executor(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return lostFactsExec{x.(fakeExec)}, nil
+}
+
+type lostFactsExec struct{ fakeExec }
+
+func (lostFactsExec) Facts(context.Context) (map[string]any, error) {
+	return nil, fmt.Errorf("%w: connection to fake lost: EOF", ErrUnreachable)
+}
+
+// TestBlockFactsUnreachable: a host that drops off while its facts are gathered for a
+// block's when is reported unreachable, as for a task's.
+func TestBlockFactsUnreachable(t *testing.T) {
+	for _, tt := range []struct{ name, src string }{
+		{"task", `task "t" {
+    when = facts.os.id == "debian"
+    command {
+      argv = ["t"]
+    }
+  }`},
+		{"block", `block "b" {
+    when = facts.os.id == "debian"
+    task "t" {
+      command {
+        argv = ["t"]
+      }
+    }
+  }`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLab(t, `play "p" {
+  hosts = "kvm"
+  task "first" {
+    command {
+      argv = ["first"]
+    }
+  }
+  `+tt.src+`
+}`, "h")
+			pl, diags := plan.Build(l.rb, l.inv, plan.Options{})
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			rec := &recorder{}
+			e := &Engine{Runbook: l.rb, Connector: lostFacts{l.conn}, Observer: rec, Options: Options{Forks: 1}}
+			recap := e.Run(context.Background(), pl)
+			if s := recap.Hosts["h"]; s.Unreachable != 1 || recap.ExitCode() != ExitUnreachable {
+				t.Errorf("stats %+v, exit %d: %v", *s, recap.ExitCode(), rec.lines())
+			}
+		})
+	}
+}
