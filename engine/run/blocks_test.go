@@ -843,3 +843,32 @@ func TestBlockFactsUnreachable(t *testing.T) {
 		})
 	}
 }
+
+// TestModuleOutputNotKnown: an output that cannot be evaluated on a host (here, its task
+// was skipped there) fails the task that reads it, saying that a module output may be why.
+func TestModuleOutputNotKnown(t *testing.T) {
+	l := newLabTree(t, map[string]string{
+		"m/main.hcl": callerModule,
+		"site.hcl": `play "p" {
+  hosts = "kvm"
+  module "one" {
+    source = "./m"
+    vars   = { who = "one" }
+    when   = host.name == "a"
+  }
+  task "after" {
+    command {
+      argv = ["after-${module.one.said}"]
+    }
+  }
+}`}, "a", "b")
+	recap, rec := l.run(false, plan.Options{})
+	eq(t, rec.lines(), []string{"a one.hello changed", "a one.again changed", "a after changed", "a one.bye changed",
+		"b one.hello skipped", "b one.again skipped", "b after failed"})
+	if m := msgOf(rec, "b", "after", ""); !strings.Contains(m, "a module output that could not be evaluated here") {
+		t.Errorf("message %q", m)
+	}
+	if recap.ExitCode() != ExitFailed {
+		t.Errorf("exit %d", recap.ExitCode())
+	}
+}
