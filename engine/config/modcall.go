@@ -610,11 +610,11 @@ func (d *decoder) instanceByKey(calls []*Instance, tr hcl.Traversal, step hcl.Tr
 			key, named = keyText(k), true
 		}
 	}
-	var keys []string
 	if calls[0].None {
 		d.errorf(tr.SourceRange().Ptr(), "Reference to undeclared module instance", "The module call %q has no instances: its for_each is empty.", calls[0].Call)
 		return nil, false
 	}
+	var keys []string
 	for _, c := range calls {
 		k, _ := c.Key.Unmark()
 		if !k.IsKnown() || named && keyText(k) == key {
