@@ -88,7 +88,10 @@ func TestBlockSelection(t *testing.T) {
 		{name: "rescue as --task", opts: Options{Task: "fix"}, err: `Invalid --task: "fix" is in the rescue of block "b"`},
 		{name: "rescue as --start-at-task", opts: Options{StartAt: "fix"}, err: `Invalid --start-at-task: "fix" is in the rescue of block "b"`},
 		{name: "rescue by tag alone", opts: Options{Tags: []string{"repair"}}, tasks: "fix",
-			warn: `Rescue task will not run: --tags selects "fix", in the rescue of block "b"`},
+			warn: `Rescue task will not run: The selection (--tags, --skip-tags) takes "fix", in the rescue of block "b"`},
+		{name: "main skipped", opts: Options{SkipTags: []string{"blk"}}, tasks: "first last"},
+		{name: "rescue kept, main skipped", opts: Options{SkipTags: []string{"u"}, Tags: []string{"repair", "logging"}}, tasks: "fix log",
+			warn: `takes "fix", in the rescue of block "b", but no task of the block's main part`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

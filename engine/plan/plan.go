@@ -213,7 +213,7 @@ func Build(rb *config.Runbook, inv *inventory.Inventory, opts Options) (*Plan, h
 		for _, t := range p.Order() {
 			if b := rescueOf(t); chosen[t] && b != nil && !opened[b] {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Rescue task will not run",
-					Detail: fmt.Sprintf("--tags selects %q, in the rescue of %s %q, but no task of the %s's main part: the rescue runs only when one of them fails, so it will not run.",
+					Detail: fmt.Sprintf("The selection (--tags, --skip-tags) takes %q, in the rescue of %s %q, but no task of the %s's main part: the rescue runs only when one of them fails, so it will not run.",
 						t.Name, b.Kind(), b.Name, b.Kind())})
 			}
 		}
