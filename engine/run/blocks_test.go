@@ -204,8 +204,7 @@ func TestBlockRescue(t *testing.T) {
 			"h work[2] changed", "h more[2] changed", "h log[2] changed", "h after changed"})
 	})
 	t.Run("fails", func(t *testing.T) {
-		l := newLab(t, strings.Replace(rescueRunbook, "%s", `"false"`, 1), "h", "other")
-		l.conn.hosts["other"].name = "other"
+		l := newLab(t, strings.Replace(rescueRunbook, "%s", `"false"`, 1), "h")
 		recap, rec := l.run(false, plan.Options{})
 		same(t, "ran", ran(l.conn.hosts["h"]), []string{"work-a", "more-a", "log-a", "false", "false", "log-b"})
 		s := recap.Hosts["h"]
