@@ -19,7 +19,8 @@ helpers: ## build the static helpers that bin/runbook embeds
 	@if [ -d cmd/runbook-helper ]; then for a in $(HELPER_ARCHES); do \
 	  echo "helper linux/$$a"; \
 	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o engine/helperbin/bin/runbook-helper-linux-$$a ./cmd/runbook-helper || exit 1; \
-	  f=engine/helperbin/bin/runbook-helper-linux-$$a; echo "$$(sha256sum $$f | cut -d' ' -f1) $$(stat -c %s $$f)" > $$f.sha256; \
+	  f=engine/helperbin/bin/runbook-helper-linux-$$a; gzip -9 -n -c $$f > $$f.gz || exit 1; \
+	  echo "$$(sha256sum $$f | cut -d' ' -f1) $$(stat -c %s $$f) $$(sha256sum $$f.gz | cut -d' ' -f1)" > $$f.sha256; \
 	done; fi
 
 build: helpers ## build bin/runbook (with the helpers embedded) and bin/testenv

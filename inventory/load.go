@@ -506,3 +506,19 @@ func parseVarsFile(path string, src []byte, k *vault.Keyring, allSecret bool) (m
 	return nil, append(diags, errorf(nodeRange(doc.f, doc.root), "Invalid vars file",
 		"A vars file holds a mapping of variable names to values, e.g.\n\nntp_server: pool.ntp.org\nbond_mtu: 9100"))
 }
+
+// ReadVarsFile reads a YAML (or JSON) file of variable values the way group_vars files
+// are read: a mapping of names to values, with inline !vault values decrypted by k, or
+// the whole file encrypted with ansible-vault. Every string decrypted is a secret
+// (SecretValue). runbook reads --var-file FILE.yml with it.
+func ReadVarsFile(path string, src []byte, k *vault.Keyring) (map[string]any, hcl.Diagnostics) {
+	if vault.IsEncrypted(src) {
+		plain, diags := decryptFile(path, src, k)
+		if diags.HasErrors() {
+			return nil, diags
+		}
+		vars, diags := parseVarsFile(path, plain, k, true)
+		return vars, hideDecrypted(diags)
+	}
+	return parseVarsFile(path, src, k, false)
+}

@@ -193,7 +193,7 @@ func TestBigIPRunbookOnFixtureFacts(t *testing.T) {
 		code, out, calls := bigipRun(t, store, f, base, true, noRuntime)
 		warning := "kvm1: card 0000:5e:00 (ens2f0, ens2f1): its ports add up to 200 Gbps, more than the 126 Gbps its PCIe link carries (x16 Gen3); " +
 			"the guide: an x8 slot achieves about 63 Gbps and x16 about 126 Gbps (Gen3), so spread the ports over cards or expect less than line rate"
-		if code != 0 || !strings.Contains(out, "kvm1 ok          PCIe slots not oversubscribed\n    warning: "+warning) ||
+		if code != 0 || !strings.Contains(out, "kvm1 ok          hypervisor.PCIe slots not oversubscribed\n    warning: "+warning) ||
 			!regexp.MustCompile(`(?m)^  kvm1  ok=\d+ changed=0 drift=0 failed=0 unreachable=0 skipped=\d+ warnings=2$`).MatchString(out) {
 			t.Fatalf("exit %d\n%s", code, out)
 		}
@@ -233,7 +233,7 @@ func TestBigIPRunbookOnFixtureFacts(t *testing.T) {
 
 	t.Run("strict_pcie fails", func(t *testing.T) {
 		code, out, _ := bigipRun(t, store, f, base, true, noRuntime, "strict_pcie=true")
-		if code != 2 || !regexp.MustCompile(`(?m)^kvm1 failed +PCIe slots not oversubscribed: kvm1: card 0000:5e:00 .*\(condition 2 of 2 is false\)$`).MatchString(out) {
+		if code != 2 || !regexp.MustCompile(`(?m)^kvm1 failed +hypervisor\.PCIe slots not oversubscribed: kvm1: card 0000:5e:00 .*\(condition 2 of 2 is false\)$`).MatchString(out) {
 			t.Fatalf("exit %d\n%s", code, out)
 		}
 	})
@@ -242,11 +242,11 @@ func TestBigIPRunbookOnFixtureFacts(t *testing.T) {
 		name, vars, task, msg string
 		management            []string
 	}{
-		{"an SR-IOV PF in the bond", base + "\n    sriov_pf = \"ens1f0\"", "SR-IOV PF not in the bond",
+		{"an SR-IOV PF in the bond", base + "\n    sriov_pf = \"ens1f0\"", "hypervisor.SR-IOV PF not in the bond",
 			"kvm1: sriov_pf ens1f0 is also a data NIC (data_nics: ens1f0, ens1f1): the guide dedicates the bonded NIC to BIG-IP VE, which avoids SR-IOV VFs that appear to function but do not pass traffic; give the VFs a PF outside the bond",
 			[]string{"eno1"}},
 		{"a data NIC on the management path", `    data_nics = ["ens2f0", "ens2f1"]
-    network_backend = "NetworkManager"`, "data NICs off the management path",
+    network_backend = "NetworkManager"`, "hypervisor.data NICs off the management path",
 			"kvm1: data NICs ens2f1 carry the management path (ens2f1, from the SSH session's local address (test)): bonding them would cut this host off; take them out of data_nics or move management to another NIC",
 			[]string{"ens2f1"}},
 	} {

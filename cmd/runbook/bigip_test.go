@@ -64,7 +64,7 @@ func TestBigIPRunbookOnSystemdHosts(t *testing.T) {
 		t.Fatalf("name lab01: %v %s", err, out)
 	}
 	code, out = runbook(args...)
-	if code != 0 || !regexp.MustCompile(`lab01 +changed +firewalld off`).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`lab01 +changed +hypervisor\.firewalld off`).MatchString(out) {
 		t.Fatalf("first run: exit %d\n%s", code, out)
 	}
 	if !strings.Contains(out, "warning: lab01: no hostname in the inventory (host.vars.hostname): the hostname task is skipped and the host keeps its name kept-name") {
@@ -96,7 +96,7 @@ func TestBigIPRunbookOnSystemdHosts(t *testing.T) {
 	}
 	code, out = runbook(append([]string{"check"}, args[1:]...)...)
 	drifts := driftLine.FindAllStringSubmatch(out, -1)
-	if code != 4 || len(drifts) != 1 || drifts[0][1] != "lab02" || drifts[0][2] != "firewalld off" {
+	if code != 4 || len(drifts) != 1 || drifts[0][1] != "lab02" || drifts[0][2] != "hypervisor.firewalld off" {
 		t.Fatalf("check: exit %d, drift %v\n%s", code, drifts, out)
 	}
 	if got, _ := lab.Exec(ctx, "lab02", "systemctl", "is-active", "firewalld"); strings.TrimSpace(string(got)) != "active" {
@@ -139,7 +139,7 @@ func TestBigIPGuestNICs(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := []string{"exec", "../../runbooks/bigip-ve-kvm", "-i", lab.Inventory, "-i", guestInv, "--var", "network_backend=ifupdown", "--var", "network_runtime=false"}
-	if code, out := runbook(args...); code != 0 || !regexp.MustCompile(`(?m)^lab01 +changed +guest NICs`).MatchString(out) {
+	if code, out := runbook(args...); code != 0 || !regexp.MustCompile(`(?m)^lab01 +changed +hypervisor\.guest NICs`).MatchString(out) {
 		t.Fatalf("first run: exit %d\n%s", code, out)
 	}
 	xml, err := lab.Exec(ctx, "lab01", "virsh", "-q", "dumpxml", "--inactive", "bigip1")
@@ -176,7 +176,7 @@ func TestBigIPOnVM(t *testing.T) {
 	}
 	flags := []string{"-i", lab.Inventory, "-i", pfInv, "--var", "network_backend=none", "--var", "mtu=9000", "--var", `vlans={internal=100}`, "--var", "sriov_numvfs=2"}
 	code, out := runbook(append([]string{"exec", "../../runbooks/bigip-ve-kvm", "-v"}, flags...)...)
-	for _, want := range []string{`(?m)^lab01 +changed +bond`, `(?m)^lab01 +ok +lacp negotiated`, `(?m)^lab01 +changed +vlans \[internal\]`, `(?m)^lab01 +changed +sriov vfs`} {
+	for _, want := range []string{`(?m)^lab01 +changed +hypervisor\.bond`, `(?m)^lab01 +ok +hypervisor\.lacp negotiated`, `(?m)^lab01 +changed +hypervisor\.vlans \[internal\]`, `(?m)^lab01 +changed +hypervisor\.sriov vfs`} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("first run: no %s", want)
 		}
@@ -202,7 +202,7 @@ func TestBigIPOnVM(t *testing.T) {
 	}
 	code, out = runbook(append([]string{"check", "../../runbooks/bigip-ve-kvm"}, flags...)...)
 	drifts := driftLine.FindAllStringSubmatch(out, -1)
-	if code != 4 || len(drifts) != 1 || drifts[0][2] != "bond" || !strings.Contains(out, "ens1f1: enslave to bond0") {
+	if code != 4 || len(drifts) != 1 || drifts[0][2] != "hypervisor.bond" || !strings.Contains(out, "ens1f1: enslave to bond0") {
 		t.Fatalf("check after a slave left the bond: exit %d, drift %v\n%s", code, drifts, out)
 	}
 }
@@ -272,10 +272,10 @@ func TestBigIPOnVMSystemdLibvirt(t *testing.T) {
 	code, out := runbook(append([]string{"exec", "../../runbooks/bigip-ve-kvm", "-v"}, flags...)...)
 	t.Logf("first run: %s\n%s", time.Since(t0).Round(100*time.Millisecond), out)
 	for _, want := range []string{
-		`(?m)^lab01 +changed +firewalld off`, `(?m)^lab01 +changed +NetworkManager off`,
-		`(?m)^lab01 +changed +bond`, `(?m)^lab01 +ok +lacp negotiated`,
-		`(?m)^lab01 +changed +vlans \[internal\]`, `(?m)^lab01 +changed +sriov vfs`,
-		`(?m)^lab01 +changed +guest NICs`, `(?m)^lab01 +changed +selinux`, `(?m)^lab01 +changed +hostname`,
+		`(?m)^lab01 +changed +hypervisor\.firewalld off`, `(?m)^lab01 +changed +hypervisor\.NetworkManager off`,
+		`(?m)^lab01 +changed +hypervisor\.bond`, `(?m)^lab01 +ok +hypervisor\.lacp negotiated`,
+		`(?m)^lab01 +changed +hypervisor\.vlans \[internal\]`, `(?m)^lab01 +changed +hypervisor\.sriov vfs`,
+		`(?m)^lab01 +changed +hypervisor\.guest NICs`, `(?m)^lab01 +changed +hypervisor\.selinux`, `(?m)^lab01 +changed +hypervisor\.hostname`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("first run: no %s", want)

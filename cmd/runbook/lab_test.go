@@ -68,6 +68,8 @@ func TestLabScripts(t *testing.T) {
 			env.Values["lab"] = lab
 			env.Setenv("NO_COLOR", "1")
 			env.Setenv("INV", lab.Inventory)
+			// The repository, for scripts that run a shipped runbook ($REPO/runbooks/...).
+			env.Setenv("REPO", repoRoot())
 			env.Setenv("LABDIR", lab.Dir)
 			env.Setenv("KNOWN_HOSTS", lab.KnownHosts)
 			// The lab key's public half, for scripts that let another account log in.

@@ -67,7 +67,7 @@ func TestBigIPRebootPersists(t *testing.T) {
 		t.Fatalf("the runbook: exit %d\n%s", code, out)
 	}
 	for _, h := range hosts {
-		if !regexp.MustCompile(`(?m)^` + h.name + ` +changed +bond`).MatchString(out) {
+		if !regexp.MustCompile(`(?m)^` + h.name + ` +changed +hypervisor\.bond`).MatchString(out) {
 			t.Errorf("%s: the bond was not made\n%s", h.name, out)
 		}
 	}
@@ -119,7 +119,7 @@ ip link show `+testenv.VMSriovPF+` | grep -c 'trust on'; hostname; systemctl is-
 	}
 
 	// Every setting came back from what the runbook wrote: check finds no drift (exit 0);
-	// its "lacp negotiated" task reads the bond until the partner is in the aggregator.
+	// its "hypervisor.lacp negotiated" task reads the bond until the partner is in the aggregator.
 	t0 = time.Now()
 	code, out = runbook(append([]string{"check", "../../runbooks/bigip-ve-kvm"}, flags...)...)
 	t.Logf("check after the reboot: %s\n%s", time.Since(t0).Round(100*time.Millisecond), out)

@@ -13,9 +13,13 @@ func TestRepoRunbooksFormatted(t *testing.T) {
 	if code := cli.Run([]string{"fmt", "--check", "../../runbooks"}, nil, &out, &errb, nil); code != 0 {
 		t.Fatalf("runbook fmt --check runbooks exited %d; not formatted:\n%s%s", code, out.String(), errb.String())
 	}
-	out.Reset()
-	errb.Reset()
-	if code := cli.Run([]string{"validate", "../../runbooks/bigip-ve-kvm"}, nil, &out, &errb, nil); code != 0 {
-		t.Fatalf("validate exited %d:\n%s", code, errb.String())
+	// The two roots of the bigip-hypervisor module (runbooks/modules), which validate checks
+	// through their calls.
+	for _, root := range []string{"../../runbooks/bigip-ve-kvm", "../../runbooks/bigip-ve-sites"} {
+		out.Reset()
+		errb.Reset()
+		if code := cli.Run([]string{"validate", root}, nil, &out, &errb, nil); code != 0 {
+			t.Fatalf("validate %s exited %d:\n%s", root, code, errb.String())
+		}
 	}
 }

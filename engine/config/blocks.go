@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -62,15 +61,6 @@ func (b *Block) Kind() string {
 		return "module"
 	}
 	return "block"
-}
-
-// Label names the block in messages: block "vlans", or module sites["east"] (a call's
-// name is an identifier, its key already quoted).
-func (b *Block) Label() string {
-	if b.Module != nil {
-		return "module " + b.Name
-	}
-	return fmt.Sprintf("block %q", b.Name)
 }
 
 // Under returns the block directly inside parent that holds t (nil for the play's top

@@ -27,7 +27,9 @@ func TestDocsExamples(t *testing.T) {
 				continue
 			}
 			n++
-			name := filepath.Base(doc) + "#" + string(rune('a'+i)) + ".hcl"
+			// Named as a file of runbooks/examples, so that a module call's source reads
+			// as it would there ("./reuse/baseline").
+			name := filepath.Join("..", "..", "runbooks", "examples", filepath.Base(doc)+"#"+string(rune('a'+i))+".hcl")
 			rb, diags := Parse([]Source{{Name: name, Src: m[1]}}, Inputs{AllowMissing: true})
 			if len(diags) > 0 {
 				var b strings.Builder

@@ -174,11 +174,21 @@ func literalJSON(v cty.Value) string {
 	panic("unexpected literal " + v.GoString())
 }
 
-// exampleRunbooks lists runbooks/examples/* and runbooks/bigip-ve-kvm.
+// exampleRunbooks lists runbooks/examples/* and the other runbook directories of
+// runbooks/ (bigip-ve-kvm, bigip-ve-sites), whose modules are under runbooks/modules.
 func exampleRunbooks(t *testing.T) []string {
 	t.Helper()
 	root := filepath.Join("..", "..", "runbooks")
-	paths := []string{filepath.Join(root, "bigip-ve-kvm")}
+	top, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, e := range top {
+		if e.IsDir() && e.Name() != "examples" && e.Name() != "modules" {
+			paths = append(paths, filepath.Join(root, e.Name()))
+		}
+	}
 	entries, err := os.ReadDir(filepath.Join(root, "examples"))
 	if err != nil {
 		t.Fatal(err)
@@ -189,6 +199,25 @@ func exampleRunbooks(t *testing.T) []string {
 		}
 	}
 	return paths
+}
+
+// convertModules writes a JSON copy of every runbook module under runbooks/modules into
+// dir/modules, so that a root copied into dir finds ../modules/NAME as the original does.
+func convertModules(t *testing.T, dir string) {
+	t.Helper()
+	src := filepath.Join("..", "..", "runbooks", "modules")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "modules"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			convertRunbook(t, filepath.Join(src, e.Name()), filepath.Join(dir, "modules"))
+		}
+	}
 }
 
 // convertRunbook writes a JSON copy of the runbook at path into dir: every .hcl file as
@@ -229,6 +258,9 @@ func convertRunbook(t *testing.T, path, dir string) string {
 	for _, e := range entries {
 		if !e.IsDir() {
 			one(filepath.Join(path, e.Name()), filepath.Join(out, e.Name()))
+		} else {
+			// a runbook module the runbook calls
+			convertRunbook(t, filepath.Join(path, e.Name()), out)
 		}
 	}
 	return out
@@ -272,7 +304,7 @@ func fixtureHosts() []fixtureHost {
 	return []fixtureHost{
 		{
 			name:   "hv1",
-			groups: []string{"all", "hypervisors", "web", "db"},
+			groups: []string{"all", "hypervisors", "web", "db", "east"}, // east: a site of bigip-ve-sites
 			vars: cty.ObjectVal(map[string]cty.Value{
 				"data_nics":       cty.ListVal([]cty.Value{cty.StringVal("ens1f0"), cty.StringVal("ens1f1")}),
 				"hostname":        cty.StringVal("hv1.example.net"),
@@ -287,7 +319,7 @@ func fixtureHosts() []fixtureHost {
 			}),
 			facts: facts,
 		},
-		{name: "bare", groups: []string{"all"}, vars: cty.EmptyObjectVal, facts: cty.NilVal},
+		{name: "bare", groups: []string{"all", "west"}, vars: cty.EmptyObjectVal, facts: cty.NilVal},
 	}
 }
 
@@ -337,7 +369,17 @@ func planDump(t *testing.T, rb *Runbook) (dump string, evaluated int) {
 			order = append(order, t.Name)
 		}
 		p("  order %q", order)
+		dumpInstances(p, pl.Instances)
 		for _, t := range append(append([]*Task{}, pl.Tasks...), pl.Handlers...) {
+			inst := ""
+			if t.Instance != nil {
+				inst = t.Instance.Name + " in " + filepath.Base(t.Instance.Dir)
+			}
+			var blocks []string
+			for b := t.Block; b != nil; b = b.Parent {
+				blocks = append(blocks, fmt.Sprintf("%s %q section=%q when=%v for_each=%v each=%v facts=%v", b.Kind(), b.Name, b.Section, b.When != nil, b.ForEach != nil, b.Each != nil, b.UsesFacts))
+			}
+			p("  %s %q local=%q instance=%q section=%q blocks=%q", t.Kind(), t.Name, t.LocalName, inst, t.Section, blocks)
 			p("  %s %q module=%s when=%v for_each=%v until=%v changed_when=%v failed_when=%v depends_on=%v notify=%v tags=%q become=%s user=%q method=%q timeout=%v retries=%d delay=%v on_failure=%s check_mode=%s sensitive=%v run_once=%v facts=%v",
 				t.Kind(), t.Name, t.Module, t.When != nil, t.ForEach != nil, t.Until != nil, t.ChangedWhen != nil, t.FailedWhen != nil,
 				refNames(t.DependsOn), refNames(t.Notify), t.Tags, boolp(t.Become), t.BecomeUser, t.BecomeMethod,
@@ -346,9 +388,36 @@ func planDump(t *testing.T, rb *Runbook) (dump string, evaluated int) {
 		for _, h := range fixtureHosts() {
 			vars, vd := rb.HostVarsFacts(pl, h.name, h.groups, h.vars, h.facts)
 			p("  host %s vars=%s %s", h.name, vars.GoString(), diags(vd))
+			// The when of each module call and block, where the host reaches it (the
+			// results of the tasks before it are not needed by the runbooks compared).
+			for _, b := range pl.Blocks {
+				sc := Scope{Host: h.name, Groups: h.groups, Vars: vars, Facts: h.facts, Instance: b.Instance, Play: pl, Each: b.Each}
+				when, wd := b.WhenTrue(rb.EvalContext(sc))
+				p("    %s %s when=%v %s for_each=%v", b.Kind(), b.Name, when, diags(wd), b.ForEach != nil)
+			}
 			results := map[string]cty.Value{}
 			for _, t := range append(append([]*Task{}, pl.Order()...), pl.Handlers...) {
-				sc := Scope{Host: h.name, Groups: h.groups, Vars: vars, Facts: h.facts, Tasks: results}
+				sc := Scope{Host: h.name, Groups: h.groups, Vars: vars, Facts: h.facts, Tasks: results, Instance: t.Instance, Play: pl}
+				// the blocks around the task, outermost first: their when, and the first
+				// element of their for_each as each
+				var chain []*Block
+				for b := t.Block; b != nil; b = b.Parent {
+					chain = append([]*Block{b}, chain...)
+				}
+				for _, b := range chain {
+					bs := sc
+					bs.Instance = b.Instance
+					if b.Each != nil {
+						bs.Each = b.Each
+					}
+					bctx := rb.EvalContext(bs)
+					when, wd := b.WhenTrue(bctx)
+					items, id := b.Items(bctx)
+					p("    %s %s when=%v %s items=%d %s", b.Kind(), b.Name, when, diags(wd), len(items), diags(id))
+					if len(items) > 0 {
+						sc.Each = &items[0]
+					}
+				}
 				ctx := rb.EvalContext(sc)
 				when, wd := t.WhenTrue(ctx)
 				items, id := t.Items(ctx)
@@ -366,7 +435,11 @@ func planDump(t *testing.T, rb *Runbook) (dump string, evaluated int) {
 					p("      %s args=%s %s verdict=%v,%v,%v,%v %s until=%v %s", label, args.GoString(), diags(ad), ch, hch, fl, hfl, diags(verd), until, diags(ud))
 				}
 				if t.ForEach == nil {
-					eval("once", sc)
+					label := "once"
+					if sc.Each != nil {
+						label = "in element " + sc.Each.Key.GoString()
+					}
+					eval(label, sc)
 				}
 				for _, it := range items {
 					sc := sc
@@ -381,6 +454,29 @@ func planDump(t *testing.T, rb *Runbook) (dump string, evaluated int) {
 		}
 	}
 	return b.String(), evaluated
+}
+
+// dumpInstances renders the runbook module instances of a play, nested: each one's name,
+// module directory, blocks' meta-arguments, variable values, locals and outputs.
+func dumpInstances(p func(string, ...any), insts []*Instance) {
+	for _, in := range insts {
+		p("  instance %s call=%s key=%s dir=%s outputs=%d", in.Name, in.Call, in.Key.GoString(), filepath.Base(in.Dir), len(in.Outputs))
+		for _, v := range in.rb.Variables {
+			p("    variable %s type=%s sensitive=%v validations=%d = %s", v.Name, v.Type.GoString(), v.Sensitive, len(v.Validations), in.rb.varValues[v.Name].GoString())
+		}
+		names := make([]string, 0, len(in.rb.localValues))
+		for n := range in.rb.localValues {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			p("    local %s = %s", n, in.rb.localValues[n].GoString())
+		}
+		for _, o := range in.Outputs {
+			p("    output %s sensitive=%v", o.Name, o.Sensitive)
+		}
+		dumpInstances(p, in.Children)
+	}
 }
 
 var atRange = regexp.MustCompile(`\(at [^)]*\)`)
@@ -419,7 +515,9 @@ func TestJSONRoundTrip(t *testing.T) {
 			if len(diags) > 0 {
 				t.Fatalf("native: %s", diags)
 			}
-			jpath := convertRunbook(t, path, t.TempDir())
+			tmp := t.TempDir()
+			convertModules(t, tmp)
+			jpath := convertRunbook(t, path, tmp)
 			js, diags := Load(jpath, in)
 			if len(diags) > 0 {
 				var b strings.Builder
@@ -623,6 +721,8 @@ func TestDocsJSONExamples(t *testing.T) {
 func FuzzParseJSON(f *testing.F) {
 	for _, path := range []string{
 		"../../runbooks/bigip-ve-kvm/main.hcl",
+		"../../runbooks/bigip-ve-sites/main.hcl",
+		"../../runbooks/modules/bigip-hypervisor/main.hcl",
 		"../../runbooks/examples/for_each.hcl",
 		"../../runbooks/examples/handlers.hcl",
 		"../../runbooks/examples/variables.hcl",

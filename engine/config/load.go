@@ -30,6 +30,13 @@ func Load(path string, in Inputs) (*Runbook, hcl.Diagnostics) {
 	}
 	var names []string
 	dir := path
+	if info.IsDir() && IsModule(path) {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Not a runbook",
+			Detail:   fmt.Sprintf("%s is a runbook module (tasks and no play): call it from a play with module \"NAME\" { source = \"./...\" }; runbook validate checks it on its own.", path),
+		}}
+	}
 	if info.IsDir() {
 		entries, err := os.ReadDir(path)
 		if err != nil {

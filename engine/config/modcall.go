@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbook/runbook/modules"
@@ -46,8 +48,10 @@ type Instance struct {
 	// and module.NAME is an empty object.
 	None bool
 
-	// rb holds the instance's variables and locals, with their values.
-	rb *Runbook
+	// rb holds the instance's variables and locals, with their values; abs is Dir's
+	// absolute path.
+	rb  *Runbook
+	abs string
 }
 
 // Output is a value a runbook module gives its caller: module.NAME.OUTPUT, evaluated per
@@ -120,7 +124,7 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 		return
 	}
 	attrs := content.Attributes
-	var dir string
+	var dir, absDir string
 	if a := attrs["source"]; a != nil {
 		v, ok := d.static(a, ctx, cty.String)
 		if !ok {
@@ -132,6 +136,8 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 				"source is a directory relative to this file, starting with ./ or ../ (e.g. \"../modules/hypervisor\"); runbook fetches nothing, so %q is not one.", src)
 			return
 		}
+		// relative when the calling file's name is, so messages name module files as
+		// the runbook's are named; cycles are found by absolute path
 		dir = filepath.Join(filepath.Dir(hb.DefRange.Filename), filepath.FromSlash(src))
 		abs, err := filepath.Abs(dir)
 		if err != nil {
@@ -154,8 +160,7 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 			d.errorf(a.Expr.Range().Ptr(), "Modules nested too deeply", "Module calls nest at most %d deep.", maxModuleDepth)
 			return
 		}
-		// dir stays as the user named the runbook (relative to where runbook runs, or
-		// absolute), so that messages name the module's files as the user would
+		absDir = abs
 	}
 	var group Block
 	d.groupMeta(attrs, ctx, &group.Tags, &group.Become, &group.BecomeUser, &group.BecomeMethod)
@@ -180,8 +185,14 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 	if !ok {
 		return
 	}
+	start := len(d.diags)
+	defer func() {
+		if len(items) > 1 {
+			d.mergeInstanceDiags(start, len(items))
+		}
+	}()
 	for _, it := range items {
-		inst := &Instance{Name: name, Call: name, Dir: dir, Parent: d.inst, CallRange: hb.DefRange}
+		inst := &Instance{Name: name, Call: name, Dir: dir, abs: absDir, Parent: d.inst, CallRange: hb.DefRange}
 		ictx := ctx
 		if it != nil {
 			inst.Key = it.Key
@@ -242,6 +253,52 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 		bd.blocks = append(append(bd.blocks, cb.blocks...), blk)
 		bd.instances = append(bd.instances, inst)
 	}
+}
+
+// mergeInstanceDiags gives once the diagnostics at a call that several of its for_each
+// instances gave (from d.diags[start:]), naming the instances, or none when all n of them
+// gave it: a name the module does not declare is one mistake, not one per element.
+func (d *decoder) mergeInstanceDiags(start, n int) {
+	type group struct {
+		first *hcl.Diagnostic
+		base  string
+		names []string
+	}
+	groups := map[string]*group{}
+	kept := d.diags[:start]
+	for _, diag := range d.diags[start:] {
+		base, name, tagged := cutInstance(diag.Detail)
+		if !tagged || diag.Subject == nil {
+			kept = append(kept, diag)
+			continue
+		}
+		key := diag.Summary + "\x00" + base + "\x00" + diag.Subject.String()
+		if g := groups[key]; g != nil {
+			g.names = append(g.names, name)
+			continue
+		}
+		groups[key] = &group{first: diag, base: base, names: []string{name}}
+		kept = append(kept, diag)
+	}
+	for _, g := range groups {
+		switch {
+		case len(g.names) == n:
+			g.first.Detail = g.base
+		case len(g.names) > 1:
+			g.first.Detail = g.base + " (for " + strings.Join(g.names, ", ") + ")"
+		}
+	}
+	d.diags = kept
+}
+
+// cutInstance splits the " (for NAME)" that names the instance a diagnostic at a call is
+// about off its detail.
+func cutInstance(detail string) (base, name string, ok bool) {
+	i := strings.LastIndex(detail, " (for ")
+	if i < 0 || !strings.HasSuffix(detail, ")") {
+		return detail, "", false
+	}
+	return detail[:i], detail[i+len(" (for ") : len(detail)-1], true
 }
 
 // relToWD names an absolute path relative to the working directory when it is below it.
@@ -444,11 +501,7 @@ func (d *decoder) instance(inst *Instance, files []*hcl.File, in *callInput, pla
 	// the root's inputs may be (validate), unless the vars could not be read at all.
 	c := newDecoder(sub, Inputs{AllowMissing: in.broken})
 	c.parser, c.parsed, c.inst, c.call = d.parser, d.parsed, inst, in
-	abs, err := filepath.Abs(inst.Dir)
-	if err != nil {
-		abs = inst.Dir
-	}
-	c.stack = append(append([]string{}, d.stack...), abs)
+	c.stack = append(append([]string{}, d.stack...), inst.abs)
 	pseudo := &Play{Name: play.Name, Vars: map[string]hcl.Expression{}}
 	var blocks hcl.Blocks
 	for _, f := range files {
@@ -477,6 +530,11 @@ func (d *decoder) instance(inst *Instance, files []*hcl.File, in *callInput, pla
 	inst.Children = bd.instances
 	bd.tasks = pseudo.Order()
 	for _, diag := range c.redacted() {
+		if inst.Key != cty.NilVal && diag.Subject != nil && diag.Subject.Filename == inst.CallRange.Filename &&
+			!strings.Contains(diag.Detail, inst.Name) {
+			// at the call: say which of its instances
+			diag.Detail = strings.TrimSpace(diag.Detail) + " (for " + inst.Name + ")"
+		}
 		d.addFromModule(diag, inst)
 	}
 	return bd
@@ -673,4 +731,153 @@ func (rb *Runbook) moduleValues(children []*Instance, s Scope) cty.Value {
 		single[n] = objectOrEmpty(m)
 	}
 	return objectOrEmpty(single)
+}
+
+// IsModule reports whether path is a directory holding a runbook module rather than a
+// runbook: its files have tasks, handlers, blocks, module calls or outputs at the top,
+// and no play.
+func IsModule(path string) bool {
+	info, err := os.Stat(path)
+	if err != nil || !info.IsDir() {
+		return false
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return false
+	}
+	moduleish := false
+	p := hclparse.NewParser()
+	for _, e := range entries {
+		if e.IsDir() || !IsRunbookFile(e.Name()) || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		src, err := os.ReadFile(filepath.Join(path, e.Name()))
+		if err != nil {
+			return false
+		}
+		var f *hcl.File
+		if IsJSONFile(e.Name()) {
+			f, _ = p.ParseJSON(src, e.Name())
+		} else {
+			f, _ = p.ParseHCL(src, e.Name())
+		}
+		if f == nil {
+			continue
+		}
+		content, _, _ := f.Body.PartialContent(moduleFileSchema)
+		plays, _, _ := f.Body.PartialContent(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "play", LabelNames: []string{"name"}}}})
+		if len(plays.Blocks) > 0 {
+			return false
+		}
+		for _, b := range content.Blocks {
+			switch b.Type {
+			case "task", "handler", "block", "module", "output":
+				moduleish = true
+			}
+		}
+	}
+	return moduleish
+}
+
+// LoadModule checks a runbook module on its own, as runbook validate does: it is called
+// from a play of every host, with the values of its variables unknown unless in.AllowMissing
+// is false. The returned runbook holds that play.
+func LoadModule(dir string, in Inputs) (*Runbook, hcl.Diagnostics) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read module", Detail: err.Error()}}
+	}
+	name := filepath.Join(filepath.Dir(abs), ".runbook-module-check.hcl")
+	src := fmt.Sprintf("play \"module %s\" {\n  hosts = \"all\"\n  module \"%s\" {\n    source = %q\n  }\n}\n",
+		filepath.Base(abs), moduleCallName(filepath.Base(abs)), "./"+filepath.Base(abs))
+	rb, diags := Parse([]Source{{Name: name, Src: []byte(src)}}, Inputs{AllowMissing: in.AllowMissing, Vault: in.Vault})
+	if rb != nil {
+		rb.Path, rb.Dir = dir, abs
+		delete(rb.Files, name)
+	}
+	return rb, diags
+}
+
+// moduleCallName makes a valid call name from a directory's name.
+func moduleCallName(base string) string {
+	var b strings.Builder
+	for i, r := range base {
+		ok := r == '_' || r == '-' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9' && i > 0)
+		if !ok {
+			r = '_'
+		}
+		if i == 0 && !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') {
+			b.WriteString("m")
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// CalledModules lists the directories of the runbook modules that the runbook (or module)
+// at path calls, directly or through other modules, reading only the source of each module
+// block: runbook fmt formats them with the runbook, even when it does not decode.
+func CalledModules(path string) []string {
+	seen := map[string]bool{}
+	var out []string
+	var visit func(path string)
+	visit = func(path string) {
+		files := []string{path}
+		if info, err := os.Stat(path); err != nil {
+			return
+		} else if info.IsDir() {
+			files = nil
+			entries, _ := os.ReadDir(path)
+			for _, e := range entries {
+				if !e.IsDir() && strings.HasSuffix(e.Name(), ".hcl") && !strings.HasPrefix(e.Name(), ".") {
+					files = append(files, filepath.Join(path, e.Name()))
+				}
+			}
+		}
+		for _, name := range files {
+			src, err := os.ReadFile(name)
+			if err != nil {
+				continue
+			}
+			f, _ := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+			if f == nil {
+				continue
+			}
+			body, ok := f.Body.(*hclsyntax.Body)
+			if !ok {
+				continue
+			}
+			for _, src := range moduleSources(body) {
+				if !strings.HasPrefix(src, "./") && !strings.HasPrefix(src, "../") {
+					continue
+				}
+				dir, err := filepath.Abs(filepath.Join(filepath.Dir(name), filepath.FromSlash(src)))
+				if err != nil || seen[dir] || len(seen) > 1000 {
+					continue
+				}
+				seen[dir] = true
+				out = append(out, dir)
+				visit(dir)
+			}
+		}
+	}
+	visit(path)
+	return out
+}
+
+// moduleSources returns the literal sources of the module blocks anywhere in body.
+func moduleSources(body *hclsyntax.Body) []string {
+	var out []string
+	for _, b := range body.Blocks {
+		if b.Type == "module" {
+			if a, ok := b.Body.Attributes["source"]; ok {
+				if v, diags := a.Expr.Value(nil); !diags.HasErrors() && v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
+					out = append(out, v.AsString())
+				}
+			}
+			continue
+		}
+		out = append(out, moduleSources(b.Body)...)
+	}
+	return out
 }

@@ -487,6 +487,23 @@ variable "all" {
 `},
 		},
 		{
+			name: "a wrong value for some instances names them",
+			files: map[string]string{"m/main.hcl": okModule, "site.hcl": `play "p" {
+  hosts = "all"
+  module "s" {
+    source   = "./m"
+    for_each = { a = 1, b = "x", c = "y" }
+    vars     = {
+      port = each.value # ERROR: Invalid value for variable
+    }
+  }
+}
+`},
+			details: map[string]string{
+				"site.hcl:7 Invalid value for variable": `a number is required. (for s["b"], s["c"])`,
+			},
+		},
+		{
 			name: "source",
 			files: map[string]string{"m/main.hcl": okModule, "empty/README": "no runbook here\n", "site.hcl": `play "p" {
   hosts = "all"

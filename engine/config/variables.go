@@ -13,6 +13,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
+	"github.com/runbook/runbook/inventory"
 	"github.com/runbook/runbook/inventory/vault"
 	"github.com/runbook/runbook/modules"
 )
@@ -226,6 +227,10 @@ func (d *decoder) resolveVariables() {
 		src, err := os.ReadFile(path)
 		if err != nil {
 			d.errorf(nil, "Cannot read variables file", "%s", err)
+			continue
+		}
+		if IsYAMLFile(path) {
+			d.yamlVarFile(path, src, given)
 			continue
 		}
 		encrypted := vault.IsEncrypted(src)
@@ -444,6 +449,40 @@ func suggestVar(rb *Runbook, name string) string {
 		return fmt.Sprintf(" Did you mean %q?", s)
 	}
 	return ""
+}
+
+// IsYAMLFile reports whether a --var-file is YAML (.yml or .yaml), read like Ansible's
+// group_vars files: inline !vault values and whole encrypted files are decrypted.
+func IsYAMLFile(path string) bool {
+	return strings.HasSuffix(path, ".yml") || strings.HasSuffix(path, ".yaml")
+}
+
+// yamlVarFile takes variable values from a YAML --var-file. Decrypted values, and values
+// under names like a secret's, are sensitive, as in the inventory.
+func (d *decoder) yamlVarFile(path string, src []byte, given map[string]inputValue) {
+	vals, diags := inventory.ReadVarsFile(path, src, d.in.Vault)
+	d.add(diags...)
+	if diags.HasErrors() {
+		return
+	}
+	d.rb.Files[path] = &hcl.File{Bytes: src}
+	rng := hcl.Range{Filename: path, Start: hcl.Pos{Line: 1, Column: 1}, End: hcl.Pos{Line: 1, Column: 1}}
+	for _, name := range sortedKeys(vals) {
+		if d.rb.Variable(name) == nil {
+			d.add(&hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Value for undeclared variable",
+				Detail:   fmt.Sprintf("%s sets %q, but the runbook declares no variable of that name; this value is ignored.%s", path, name, suggestVar(d.rb, name)),
+			})
+			continue
+		}
+		v := inventoryValue(name, inventory.CtyValue(vals[name]))
+		if plain, marks := v.UnmarkDeep(); len(marks) > 0 {
+			// a secret anywhere in it makes the whole value one
+			v = plain.Mark(Sensitive)
+		}
+		given[name] = inputValue{v, rng}
+	}
 }
 
 // callValues takes a module instance's variable values from its call, reporting the

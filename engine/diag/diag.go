@@ -211,18 +211,30 @@ func (p *Printer) context(rng hcl.Range) string {
 
 // jsonContext is context for a runbook file in HCL's JSON syntax, where a property is a
 // block or an attribute only by the schema: it follows the runbook's labelled blocks
-// (variable and play at the top, task and handler in a play) along the keys that lead to
-// offset.
+// (variable, play, output, task, handler, block and module, nested as in a play or a
+// runbook module; rescue and always pass through) along the keys that lead to offset, and
+// names the innermost.
 func jsonContext(src []byte, offset int) string {
 	path := jsonPath(src, offset)
+	labelled := map[string]bool{"variable": true, "play": true, "output": true, "task": true, "handler": true, "block": true, "module": true}
 	ctx := ""
-	if len(path) >= 2 && (path[0] == "variable" || path[0] == "play") {
-		ctx = fmt.Sprintf("%s %q", path[0], path[1])
-		if path[0] == "play" && len(path) >= 4 && (path[2] == "task" || path[2] == "handler") {
-			ctx = fmt.Sprintf("%s %q", path[2], path[3])
-		}
-	} else if len(path) >= 1 && path[0] == "locals" {
+	if len(path) >= 1 && path[0] == "locals" {
 		ctx = "locals"
+	}
+	for i := 0; i+1 < len(path); {
+		switch {
+		case labelled[path[i]]:
+			ctx = fmt.Sprintf("%s %q", path[i], path[i+1])
+			if path[i] == "variable" || path[i] == "output" || path[i] == "task" || path[i] == "handler" {
+				i = len(path) // what is inside them is not a block of the runbook's
+				continue
+			}
+			i += 2
+		case path[i] == "rescue" || path[i] == "always":
+			i++
+		default:
+			i = len(path)
+		}
 	}
 	if ctx == "" {
 		return ""

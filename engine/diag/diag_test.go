@@ -47,8 +47,8 @@ func TestHideSource(t *testing.T) {
 	}
 }
 
-// A diagnostic in a runbook file in JSON syntax names the variable, play, task or handler
-// it is in, as one in native syntax does, whichever way the blocks are written (an object
+// A diagnostic in a runbook file in JSON syntax names the variable, play, task, handler,
+// block, module call or output it is in, as one in native syntax does, whichever way the blocks are written (an object
 // of labels or an array of them).
 func TestJSONContext(t *testing.T) {
 	src := `{
@@ -61,9 +61,16 @@ func TestJSONContext(t *testing.T) {
         {"first": {"command": {"cmd": "MARK4"}}},
         {"second": {"when": true, "command": {"argv": ["a", "MARK5"], "MARK6": 1}}}
       ],
-      "handler": {"reload": {"service": {"name": "MARK7"}}}
+      "handler": {"reload": {"service": {"name": "MARK7"}}},
+      "block": {"vlans": {
+        "for_each": "MARK9",
+        "task": {"one": {"command": {"cmd": "MARK10"}}},
+        "rescue": {"task": {"fix": {"command": {"cmd": "MARK11"}}}},
+        "module": {"nics": {"source": "MARK12"}}
+      }}
     }
   },
+  "output": {"said": {"value": "MARK13"}},
   "MARK8": 1
 }`
 	f, diags := hclparse.NewParser().ParseJSON([]byte(src), "site.hcl.json")
@@ -71,14 +78,19 @@ func TestJSONContext(t *testing.T) {
 		t.Fatal(diags)
 	}
 	want := map[string]string{
-		"MARK1": `, in variable "motd"`,
-		"MARK2": `, in locals`,
-		"MARK3": `, in play "web"`,
-		"MARK4": `, in task "first"`,
-		"MARK5": `, in task "second"`,
-		"MARK6": `, in task "second"`,
-		"MARK7": `, in handler "reload"`,
-		"MARK8": ``,
+		"MARK1":  `, in variable "motd"`,
+		"MARK2":  `, in locals`,
+		"MARK3":  `, in play "web"`,
+		"MARK4":  `, in task "first"`,
+		"MARK5":  `, in task "second"`,
+		"MARK6":  `, in task "second"`,
+		"MARK7":  `, in handler "reload"`,
+		"MARK8":  ``,
+		"MARK9":  `, in block "vlans"`,
+		"MARK10": `, in task "one"`,
+		"MARK11": `, in task "fix"`,
+		"MARK12": `, in module "nics"`,
+		"MARK13": `, in output "said"`,
 	}
 	p := &Printer{Files: map[string]*hcl.File{"site.hcl.json": f}}
 	for mark, w := range want {

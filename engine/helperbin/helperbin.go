@@ -5,6 +5,8 @@
 package helperbin
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -35,10 +37,56 @@ type Helper struct {
 	Size   int64
 
 	load func() ([]byte, error)
+	gz   func() ([]byte, error)
 }
 
 // Bytes returns the binary.
 func (h *Helper) Bytes() ([]byte, error) { return h.load() }
+
+// Gzip returns the binary compressed with gzip, for a host that can inflate it: the file
+// `make helpers` writes beside an embedded helper (NAME.gz, checked against the third field
+// of NAME.sha256), else the binary compressed once, now, at gzip's fastest level. The host
+// checks the sha256 of what it inflates, never of what it received.
+func (h *Helper) Gzip() ([]byte, error) {
+	if h.gz == nil {
+		return nil, errors.New("no compressed helper")
+	}
+	return h.gz()
+}
+
+// compressed returns a function that compresses load's bytes once.
+func compressed(load func() ([]byte, error)) func() ([]byte, error) {
+	return sync.OnceValues(func() ([]byte, error) {
+		data, err := load()
+		if err != nil {
+			return nil, err
+		}
+		var b bytes.Buffer
+		w, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+		if _, err := w.Write(data); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		return b.Bytes(), nil
+	})
+}
+
+// embeddedGzip returns the embedded NAME.gz when its sha256 is gzSum, else a function that
+// compresses the helper.
+func embeddedGzip(name, gzSum string, load func() ([]byte, error)) func() ([]byte, error) {
+	if gzSum == "" {
+		return compressed(load)
+	}
+	return sync.OnceValues(func() ([]byte, error) {
+		data, err := fs.ReadFile(embedded, name+".gz")
+		if sum := sha256.Sum256(data); err != nil || hex.EncodeToString(sum[:]) != gzSum {
+			return compressed(load)()
+		}
+		return data, nil
+	})
+}
 
 var (
 	mu    sync.Mutex
@@ -74,8 +122,9 @@ func Get(arch string) (*Helper, error) {
 		}
 		// Read once however many hosts need it (embed copies on every read).
 		load := sync.OnceValues(func() ([]byte, error) { return fs.ReadFile(embedded, name) })
-		if sum, ok := sidecar(name+".sha256", fi.Size()); ok {
+		if sum, gzSum, ok := sidecar(name+".sha256", fi.Size()); ok {
 			h = &Helper{Arch: arch, SHA256: sum, Size: fi.Size(), load: verified(load, sum, arch)}
+			h.gz = embeddedGzip(name, gzSum, h.load)
 		} else {
 			data, err := load()
 			if err != nil {
@@ -106,22 +155,29 @@ func verified(load func() ([]byte, error), sum, arch string) func() ([]byte, err
 
 func fromData(arch string, data []byte) *Helper {
 	sum := sha256.Sum256(data)
-	return &Helper{Arch: arch, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)),
+	h := &Helper{Arch: arch, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)),
 		load: func() ([]byte, error) { return data, nil }}
+	h.gz = compressed(h.load)
+	return h
 }
 
-// sidecar reads an embedded "SHA256 SIZE" file; ok is false when it is missing, malformed
-// or names another size (a helper rebuilt without it).
-func sidecar(name string, size int64) (string, bool) {
+// sidecar reads an embedded "SHA256 SIZE [GZSHA256]" file: the helper's hash and size, and
+// the hash of its NAME.gz when `make helpers` wrote one. ok is false when it is missing,
+// malformed or names another size (a helper rebuilt without it).
+func sidecar(name string, size int64) (sum, gzSum string, ok bool) {
 	b, err := fs.ReadFile(embedded, name)
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
+	hash := func(s string) bool { return len(s) == 64 && strings.Trim(s, "0123456789abcdef") == "" }
 	f := strings.Fields(string(b))
-	if len(f) != 2 || len(f[0]) != 64 || strings.Trim(f[0], "0123456789abcdef") != "" || f[1] != strconv.FormatInt(size, 10) {
-		return "", false
+	if (len(f) != 2 && len(f) != 3) || !hash(f[0]) || f[1] != strconv.FormatInt(size, 10) {
+		return "", "", false
 	}
-	return f[0], true
+	if len(f) == 3 && hash(f[2]) {
+		gzSum = f[2]
+	}
+	return f[0], gzSum, true
 }
 
 // Arch maps `uname -m` output to a GOARCH name.

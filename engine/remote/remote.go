@@ -46,6 +46,9 @@ type Connector struct {
 	// own: the probe of the host (default 30 s); the upload, hash and rename of the helper
 	// (5 min); and the start script up to the helper's hello, its hash included (30 s).
 	ProbeTimeout, PushTimeout, StartTimeout time.Duration
+	// NoCompress sends the helper as it is even to hosts that could inflate it (for
+	// comparisons; RUNBOOK_HELPER_COMPRESS=0).
+	NoCompress bool
 	// Stats counts helper pushes, for reports and tests.
 	Stats Stats
 }
@@ -57,7 +60,22 @@ type Stats struct {
 	Reused  int // helpers found in place
 	Hashed  int // starts that hashed the helper's file
 	Stamped int // starts that found the very file verified before (Stamps)
-	hosts   map[string]bool
+	// Sent is the bytes of helper uploads, compressed or not.
+	Sent  int64
+	hosts map[string]bool
+}
+
+// SentBytes returns the bytes of helper uploads.
+func (s *Stats) SentBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Sent
+}
+
+func (s *Stats) sent(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Sent += int64(n)
 }
 
 // startedOn notes a helper started on the host: a host may run several, one per identity.
@@ -297,6 +315,8 @@ type probe struct {
 	arch string
 	uid  int
 	home string
+	// gunzip says the host has gzip, so the helper can be sent compressed.
+	gunzip bool
 }
 
 // Default bounds of the steps of a start. A host's context may have no deadline at all
@@ -345,13 +365,17 @@ func firstLine(s string, n int) string {
 // probeLine prints what the controller needs to know to place the helper; the fast start
 // script prints the same line on stderr when the helper is missing, which saves the
 // separate probe session on first contact.
-const probeLine = `printf 'runbook-probe\t%s\t%s\t%s\n' "$(uname -m)" "$(id -u)" "$HOME"`
+const probeLine = `printf 'runbook-probe\t%s\t%s\t%s\t%s\n' "$(uname -m)" "$(id -u)" "$HOME" ` + probeGzip
+
+// probeGzip is the probe's last field: "gz" when the host can inflate a helper sent
+// compressed.
+const probeGzip = `"$(command -v gzip >/dev/null 2>&1 && echo gz)"`
 
 // parseProbe finds a probe line in text; ok is false when there is none.
 func parseProbe(text string) (pr probe, ok bool, err error) {
 	for _, line := range strings.Split(text, "\n") {
 		f := strings.Split(strings.TrimRight(line, "\r"), "\t")
-		if len(f) != 4 || f[0] != "runbook-probe" {
+		if (len(f) != 4 && len(f) != 5) || f[0] != "runbook-probe" {
 			continue
 		}
 		uid, uerr := strconv.Atoi(f[2])
@@ -359,7 +383,7 @@ func parseProbe(text string) (pr probe, ok bool, err error) {
 			continue
 		}
 		arch, aerr := helperbin.Arch(f[1])
-		return probe{arch: arch, uid: uid, home: f[3]}, true, aerr
+		return probe{arch: arch, uid: uid, home: f[3], gunzip: len(f) == 5 && f[4] == "gz"}, true, aerr
 	}
 	return probe{}, false, nil
 }
@@ -496,18 +520,30 @@ func tmpName(sha, tag string) string { return "." + sha[:16] + "." + tag + ".tmp
 // file planted at that name is written through), then keepScript. It reads exactly size
 // bytes rather than up to the end of stdin: under su and doas stdin is a terminal, which
 // has no end.
-func streamScript(dir, sha, tag string, size int) string {
+func streamScript(dir, sha, tag string, size int, gz bool) string {
+	inflate := ""
+	if gz {
+		inflate = ` | gzip -dc`
+	}
 	return placeScript(dir) + `t=$d/` + tmpName(sha, tag) + `; rm -f "$t"; ` +
-		`(set -C; head -c ` + strconv.Itoa(size) + ` > "$t") || { rm -f "$t"; printf 'runbook: cannot write %s\n' "$t" >&2; exit 1; }; ` + keepScript(sha)
+		`(set -C; head -c ` + strconv.Itoa(size) + inflate + ` > "$t") || { rm -f "$t"; printf 'runbook: cannot write %s\n' "$t" >&2; exit 1; }; ` + keepScript(sha)
 }
 
 // keepUploadScript is keepScript for a file uploaded over SFTP to the physical directory
 // dir that placeScript printed: the directory is checked again first (it must still be
 // that physical path, and safe), and the upload must be a regular file.
-func keepUploadScript(dir, sha, tag string) string {
+func keepUploadScript(dir, sha, tag string, gz bool) string {
+	up := tmpName(sha, tag)
+	inflate := ""
+	if gz {
+		// the upload is compressed: inflate it into the temporary file (created
+		// exclusively), then check what came out
+		up = tmpName(sha, tag+".gz")
+		inflate = `z=$t; t=$d/` + tmpName(sha, tag) + `; rm -f "$t"; (set -C; gzip -dc < "$z" > "$t") || { rm -f "$z" "$t"; printf 'runbook: cannot inflate %s\n' "$z" >&2; exit 1; }; rm -f "$z"; `
+	}
 	return uidVar + checkFunc + `; d=` + sh.Quote(dir) + `; o=$PWD; ` +
 		`cd -P "$d" && [ "$PWD" = "$d" ] || { printf 'runbook: %s moved during the upload\n' "$d" >&2; exit 1; }; cd "$o" 2>/dev/null || cd /; ck "$d"; ` +
-		`t=$d/` + tmpName(sha, tag) + `; if [ -L "$t" ] || [ ! -f "$t" ]; then rm -f "$t"; printf 'runbook: %s is not the uploaded file\n' "$t" >&2; exit 1; fi; ` + keepScript(sha)
+		`t=$d/` + up + `; if [ -L "$t" ] || [ ! -f "$t" ]; then rm -f "$t"; printf 'runbook: %s is not the uploaded file\n' "$t" >&2; exit 1; fi; ` + inflate + keepScript(sha)
 }
 
 // noteVerified counts how the start script verified the helper and, when it hashed the file
@@ -592,7 +628,7 @@ func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transpo
 		if code != exitHelperMissing {
 			return nil, err
 		}
-		if err := c.push(ctx, conn, t, h, dir); err != nil {
+		if err := c.push(ctx, conn, t, h, dir, pr.gunzip); err != nil {
 			var np *noPlaceError
 			if errors.As(err, &np) {
 				// It cannot be made there (a home the user cannot write): the next place.
@@ -625,11 +661,24 @@ func noexecError(host, dir, sha string, err error) error {
 // name created exclusively, then verified and renamed (keepUploadScript). With become the
 // bytes go over the stdin of one session under sudo, su or doas (streamScript); SFTP runs
 // as the login user only.
-func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.Target, h *helperbin.Helper, dir string) error {
-	data, err := h.Bytes()
+func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.Target, h *helperbin.Helper, dir string, gunzip bool) error {
+	// A host with gzip gets the helper compressed (about 40 % of its size): less to send
+	// and to encrypt. It checks the hash of what it inflates.
+	gz := gunzip && !c.NoCompress
+	var data []byte
+	var err error
+	if gz {
+		if data, err = h.Gzip(); err != nil {
+			gz = false
+		}
+	}
+	if !gz {
+		data, err = h.Bytes()
+	}
 	if err != nil {
 		return fmt.Errorf("read the helper for linux/%s: %w", h.Arch, err)
 	}
+	c.Stats.sent(len(data))
 	limit := cmp.Or(c.PushTimeout, defaultPushTimeout)
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
@@ -652,7 +701,7 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.
 		return nil
 	}
 	if t.BecomeMethod != "" {
-		return run(streamScript(dir, h.SHA256, tag, len(data)), bytes.NewReader(data), nil)
+		return run(streamScript(dir, h.SHA256, tag, len(data), gz), bytes.NewReader(data), nil)
 	}
 	out := &tail.Buffer{Max: 4 << 10}
 	if err := run(placeScript(dir)+`printf '%s\n' "$d"`, nil, out); err != nil {
@@ -663,6 +712,9 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.
 		return fmt.Errorf("push helper to %s: %s resolves to %q", t.Name, dir, phys)
 	}
 	tmp := phys + "/" + tmpName(h.SHA256, tag)
+	if gz {
+		tmp = phys + "/" + tmpName(h.SHA256, tag+".gz")
+	}
 	if err := conn.Upload(ctx, bytes.NewReader(data), tmp, 0o600); err != nil {
 		// Leave no half upload behind, when the connection still allows.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -670,7 +722,7 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.
 		cancel()
 		return pushError(t.Name, dir, limit, err)
 	}
-	return run(keepUploadScript(phys, h.SHA256, tag), nil, nil)
+	return run(keepUploadScript(phys, h.SHA256, tag, gz), nil, nil)
 }
 
 // noPlaceError says that the helper's directory could not be made or entered.
@@ -736,7 +788,7 @@ func fastStartScriptFor(builds []archBuild, stamp bool, build, expect string) (s
 	// HOSTTYPE that names no helper (a 32-bit bash on a 64-bit kernel) only sends the start
 	// down the probe path, which asks uname.
 	return fmt.Sprintf(`m=${HOSTTYPE:-$(uname -m)}; `+uidVar+
-		`miss() { printf 'runbook-probe\t%%s\t%%s\t%%s\n' "$m" "$u" "$HOME" >&2; exit %d; }; `, exitHelperMissing) +
+		`miss() { printf 'runbook-probe\t%%s\t%%s\t%%s\t%%s\n' "$m" "$u" "$HOME" `+probeGzip+` >&2; exit %d; }; `, exitHelperMissing) +
 		checkFunc + `; ` + fmt.Sprintf(
 		`case "$m" in %s*) miss;; esac; `+
 			`case "$HOME" in /?*) hm=$HOME;; *) hm=/tmp/runbook-$u;; esac; `+

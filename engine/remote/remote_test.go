@@ -1,6 +1,8 @@
 package remote
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"fmt"
 	"os"
@@ -254,7 +256,7 @@ func TestStreamScript(t *testing.T) {
 	for _, shell := range shells(t) {
 		home := t.TempDir()
 		dir := filepath.Join(home, ".cache", "runbook", "helper")
-		_, errs, code := runScript(t, shell, streamScript(dir, sha, "tag1", len(body)), 0, body)
+		_, errs, code := runScript(t, shell, streamScript(dir, sha, "tag1", len(body), false), 0, body)
 		if code != 0 {
 			t.Fatalf("%s: install: exit %d %q", shell.name, code, errs)
 		}
@@ -278,7 +280,7 @@ func TestStreamScript(t *testing.T) {
 		os.WriteFile(fresh, []byte("half"), 0o600)
 		old := time.Now().Add(-2 * time.Hour)
 		os.Chtimes(stale, old, old)
-		if _, errs, code := runScript(t, shell, streamScript(dir, sha, "tag0", len(body)), 0, body); code != 0 {
+		if _, errs, code := runScript(t, shell, streamScript(dir, sha, "tag0", len(body), false), 0, body); code != 0 {
 			t.Fatalf("%s: second install: exit %d %q", shell.name, code, errs)
 		}
 		if _, err := os.Lstat(stale); err == nil {
@@ -295,14 +297,14 @@ func TestStreamScript(t *testing.T) {
 		tmp := filepath.Join(dir, "."+sha[:16]+".tag2.tmp")
 		os.Remove(filepath.Join(dir, sha))
 		os.Symlink(victim, tmp)
-		runScript(t, shell, streamScript(dir, sha, "tag2", len(body)), 0, body)
+		runScript(t, shell, streamScript(dir, sha, "tag2", len(body), false), 0, body)
 		if b, _ := os.ReadFile(victim); string(b) != "keep" {
 			t.Errorf("%s: the upload wrote through a planted link: victim holds %q", shell.name, b)
 		}
 
 		// Another content than the build's is never stored.
 		os.Remove(filepath.Join(dir, sha))
-		_, errs, code = runScript(t, shell, streamScript(dir, sha, "tag3", len(body)), 0, "#!/bin/sh\necho evil\n")
+		_, errs, code = runScript(t, shell, streamScript(dir, sha, "tag3", len(body), false), 0, "#!/bin/sh\necho evil\n")
 		if code == 0 || !strings.Contains(errs, "is not the helper's") {
 			t.Errorf("%s: altered upload: exit %d %q", shell.name, code, errs)
 		}
@@ -315,7 +317,7 @@ func TestStreamScript(t *testing.T) {
 		os.Mkdir(sticky, 0o700)
 		syscall.Chmod(sticky, 0o1777)
 		mine := filepath.Join(sticky, "runbook-4242", ".cache/runbook/helper")
-		if _, errs, code := runScript(t, shell, streamScript(mine, sha, "tag4", len(body)), 4242, body); code != 0 {
+		if _, errs, code := runScript(t, shell, streamScript(mine, sha, "tag4", len(body), false), 4242, body); code != 0 {
 			t.Errorf("%s: new directory in a sticky one: exit %d %q", shell.name, code, errs)
 		}
 		// ...but one another user made there first is refused, and nothing is made in it.
@@ -323,7 +325,7 @@ func TestStreamScript(t *testing.T) {
 		os.Mkdir(other, 0o777)
 		os.Chmod(other, 0o777)
 		os.Chown(other, 1001, 1001)
-		_, errs, code = runScript(t, shell, streamScript(filepath.Join(other, ".cache/runbook/helper"), sha, "tag5", len(body)), 4243, body)
+		_, errs, code = runScript(t, shell, streamScript(filepath.Join(other, ".cache/runbook/helper"), sha, "tag5", len(body), false), 4243, body)
 		if code != exitUnsafe || !strings.Contains(errs, other+" belongs to uid 1001") {
 			t.Errorf("%s: planted directory: exit %d %q", shell.name, code, errs)
 		}
@@ -344,7 +346,7 @@ func TestStreamScriptReadsItsLength(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(shell.bin, "-c", streamScript(dir, sha, "tagL", len(body)))
+		cmd := exec.Command(shell.bin, "-c", streamScript(dir, sha, "tagL", len(body), false))
 		cmd.Env = []string{"PATH=" + shell.path}
 		cmd.Stdin = r
 		var errb strings.Builder
@@ -407,7 +409,7 @@ func TestUploadScripts(t *testing.T) {
 			} else {
 				os.WriteFile(tmp, []byte(tc.content), 0o600)
 			}
-			_, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "tag"), 0, "")
+			_, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "tag", false), 0, "")
 			_, serr := os.Lstat(filepath.Join(phys, sha))
 			if code != tc.want || (serr == nil) != (tc.want == 0) {
 				t.Errorf("%s: %s: exit %d %q, stored: %v", shell.name, tc.name, code, errs, serr == nil)
@@ -419,9 +421,86 @@ func TestUploadScripts(t *testing.T) {
 		// The directory made writable by others between the two steps: refused.
 		os.Chmod(phys, 0o777)
 		os.WriteFile(filepath.Join(phys, tmpName(sha, "tag")), []byte(body), 0o600)
-		if _, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "tag"), 0, ""); code != exitUnsafe {
+		if _, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "tag", false), 0, ""); code != exitUnsafe {
 			t.Errorf("%s: a directory opened up during the upload: exit %d %q", shell.name, code, errs)
 		}
+	}
+}
+
+// TestCompressedPush stores a helper sent compressed, both ways a push goes (stdin under
+// become, an upload over SFTP), and checks that what is kept is what was inflated and hashed:
+// a compressed upload of other content, or one that is not gzip at all, is refused and
+// leaves no file; a link planted at the name the upload inflates into is not written through.
+func TestCompressedPush(t *testing.T) {
+	body := "#!/bin/sh\necho started\n" + strings.Repeat("# padding\n", 200)
+	sha := fmt.Sprintf("%x", sha256.Sum256([]byte(body)))
+	gz := func(s string) string {
+		var b bytes.Buffer
+		w := gzip.NewWriter(&b)
+		w.Write([]byte(s))
+		w.Close()
+		return b.String()
+	}
+	tested := 0
+	for _, shell := range shells(t) {
+		if _, _, code := runScript(t, shell, probeLine+` | grep -q 'gz$'`, 0, ""); code != 0 {
+			// the probe says this shell's host cannot inflate: it is sent the helper as it is
+			continue
+		}
+		tested++
+		home := t.TempDir()
+		dir := filepath.Join(home, ".cache", "runbook", "helper")
+		z := gz(body)
+		if _, errs, code := runScript(t, shell, streamScript(dir, sha, "s1", len(z), true), 0, z); code != 0 {
+			t.Fatalf("%s: stream: exit %d %q", shell.name, code, errs)
+		}
+		if got := fileSHA(t, filepath.Join(dir, sha)); got != sha {
+			t.Fatalf("%s: stored %s, want %s", shell.name, got, sha)
+		}
+		os.Remove(filepath.Join(dir, sha))
+		evil := gz("#!/bin/sh\necho evil\n")
+		if _, _, code := runScript(t, shell, streamScript(dir, sha, "s2", len(evil), true), 0, evil); code == 0 {
+			t.Errorf("%s: stream: compressed other content was kept", shell.name)
+		}
+
+		phys := dir
+		for _, tc := range []struct {
+			name, upload string
+			plant        bool
+			want         int
+		}{
+			{name: "other content", upload: evil, want: 1},
+			{name: "not gzip", upload: body, want: 1},
+			{name: "a link at the inflated name", upload: z, plant: true, want: 1},
+			{name: "good", upload: z},
+		} {
+			up := filepath.Join(phys, tmpName(sha, "u.gz"))
+			out := filepath.Join(phys, tmpName(sha, "u"))
+			os.WriteFile(up, []byte(tc.upload), 0o600)
+			victim := filepath.Join(home, "victim")
+			if tc.plant {
+				os.WriteFile(victim, []byte("keep"), 0o600)
+				// the script removes a leftover at its own name first, so plant it in a
+				// race-free way it cannot remove: a directory
+				os.Mkdir(out, 0o700)
+			}
+			_, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "u", true), 0, "")
+			_, serr := os.Lstat(filepath.Join(phys, sha))
+			if code != tc.want || (serr == nil) != (tc.want == 0) {
+				t.Errorf("%s: %s: exit %d %q, stored: %v", shell.name, tc.name, code, errs, serr == nil)
+			}
+			if _, err := os.Lstat(up); err == nil {
+				t.Errorf("%s: %s: the compressed upload is left", shell.name, tc.name)
+			}
+			if b, _ := os.ReadFile(victim); tc.plant && string(b) != "keep" {
+				t.Errorf("%s: %s: wrote through", shell.name, tc.name)
+			}
+			os.Remove(out)
+			os.Remove(filepath.Join(phys, sha))
+		}
+	}
+	if tested == 0 {
+		t.Fatal("no shell with gzip to test with")
 	}
 }
 
@@ -550,6 +629,8 @@ func TestParseProbe(t *testing.T) {
 		ok, err bool
 	}{
 		{text: "runbook-probe\tx86_64\t0\t/root\n", want: probe{arch: "amd64", uid: 0, home: "/root"}, ok: true},
+		{text: "runbook-probe\tx86_64\t0\t/root\tgz\n", want: probe{arch: "amd64", uid: 0, home: "/root", gunzip: true}, ok: true},
+		{text: "runbook-probe\tx86_64\t0\t/root\t\n", want: probe{arch: "amd64", uid: 0, home: "/root"}, ok: true},
 		{text: "motd noise\nrunbook-probe\taarch64\t1000\t/home/op\r\n", want: probe{arch: "arm64", uid: 1000, home: "/home/op"}, ok: true},
 		{text: "runbook-probe\tppc64le\t0\t/root\n", ok: true, err: true},
 		{text: "runbook-probe\tx86_64\tnobody\t/\n"},
@@ -566,8 +647,8 @@ func TestParseProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := parseProbe(string(out)); !ok || err != nil {
-		t.Errorf("probe line %q: ok=%v err=%v", out, ok, err)
+	if pr, ok, err := parseProbe(string(out)); !ok || err != nil || !pr.gunzip {
+		t.Errorf("probe line %q: ok=%v err=%v gunzip=%v (this machine has gzip)", out, ok, err, pr.gunzip)
 	}
 }
 

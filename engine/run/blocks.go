@@ -3,6 +3,8 @@ package run
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -76,7 +78,7 @@ func (hr *hostRun) seq(ctx context.Context, tasks []*config.Task, parent *config
 // once, then per for_each element its tasks, its rescue tasks when one of them failed,
 // and its always tasks.
 func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.Task) (flow, bool) {
-	hr.stage = b.Label()
+	hr.stage = blockName(b)
 	fail := func(msg string) (flow, bool) {
 		hr.report(Result{Task: b.Name, Module: b.Kind(), Item: hr.eachLabel, Status: Failed, Msg: msg})
 		return flowFailed, false
@@ -105,7 +107,7 @@ func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.T
 		return fail(diagText(diags))
 	}
 	if !run {
-		hr.skipAll(tasks, fmt.Sprintf("skipped: the when of %s is false", b.Label()), b.ForEach != nil)
+		hr.skipAll(tasks, fmt.Sprintf("skipped: the when of %s is false", blockName(b)), b.ForEach != nil)
 		return flowOn, false
 	}
 	var items []*config.Item
@@ -120,7 +122,7 @@ func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.T
 			items = append(items, &its[i])
 		}
 		if len(items) == 0 {
-			hr.skipAll(tasks, fmt.Sprintf("skipped: the for_each of %s has no elements", b.Label()), true)
+			hr.skipAll(tasks, fmt.Sprintf("skipped: the for_each of %s has no elements", blockName(b)), true)
 			return flowOn, false
 		}
 	}
@@ -164,9 +166,12 @@ func (hr *hostRun) blockOnce(ctx context.Context, main, rescue, always []*config
 		end := len(hr.failures)
 		rf, rsoft := hr.seq(ctx, rescue, b, false)
 		if rf == flowOn {
-			// Rescued: the failures of the block's tasks no longer count against the host;
-			// those of rescue tasks that failed with on_failure = "continue" still do.
-			hr.rescued(mark, end)
+			// Rescued: the failures of the block's tasks no longer count against the host
+			// (those of rescue tasks that failed with on_failure = "continue" still do),
+			// and the block's result says so (in the output and the history).
+			failed := hr.rescued(mark, end)
+			hr.report(Result{Task: b.Name, Module: b.Kind(), Item: hr.eachLabel, Status: OK,
+				Msg: fmt.Sprintf("rescued: %s failed, and the rescue tasks succeeded", quoteList(failed))})
 			f, soft = flowOn, rsoft
 		} else {
 			f, soft = rf, soft || rsoft
@@ -183,15 +188,29 @@ func (hr *hostRun) blockOnce(ctx context.Context, main, rescue, always []*config
 }
 
 // rescued takes the failures reported from mark to end out of the host's count, and counts
-// the rescue.
-func (hr *hostRun) rescued(mark, end int) {
+// the rescue; it returns the names of the tasks that failed.
+func (hr *hostRun) rescued(mark, end int) []string {
+	var names []string
 	for _, r := range hr.failures[mark:end] {
 		hr.count(r, -1)
+		if !slices.Contains(names, r.Task) {
+			names = append(names, r.Task)
+		}
 	}
 	hr.failures = append(hr.failures[:mark], hr.failures[end:]...)
 	hr.e.mu.Lock()
 	hr.stats.Rescued++
 	hr.e.mu.Unlock()
+	return names
+}
+
+// quoteList writes names as "a", "b".
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
 }
 
 // skipAll reports every task of a block that does not run on this host, and gives each the
@@ -269,6 +288,15 @@ func (l *blockLoop) finish(hr *hostRun, tasks []*config.Task) {
 			"status":  cty.StringVal(string(st)),
 		})
 	}
+}
+
+// blockName names a block for messages: block "vlans", module call hypervisor, module
+// call site["east"] (an instance's name has its own quotes).
+func blockName(b *config.Block) string {
+	if b.Module != nil {
+		return "module call " + b.Name
+	}
+	return fmt.Sprintf("block %q", b.Name)
 }
 
 // joinLabel joins the labels of nested for_each elements.

@@ -103,7 +103,7 @@ func TestBlockWhenFalse(t *testing.T) {
 }`, "a", "b")
 	recap, rec := l.run(false, plan.Options{})
 	eq(t, rec.lines(), []string{
-		"a t failed", "a r changed", "a al changed", "a after changed",
+		"a t failed", "a r changed", "a b ok", "a al changed", "a after changed",
 		"b t skipped", "b r skipped", "b al skipped", "b after changed",
 	})
 	if m := msgOf(rec, "b", "r", ""); m != `skipped: the when of block "b" is false` {
@@ -200,7 +200,7 @@ func TestBlockRescue(t *testing.T) {
 		}
 		// the failure is still shown as it happened
 		eq(t, rec.lines(), []string{"h work[0] changed", "h more[0] changed", "h log[0] changed",
-			"h work[1] failed", "h fix[1] changed", "h log[1] changed",
+			"h work[1] failed", "h fix[1] changed", "h b[1] ok", "h log[1] changed",
 			"h work[2] changed", "h more[2] changed", "h log[2] changed", "h after changed"})
 	})
 	t.Run("fails", func(t *testing.T) {
@@ -336,7 +336,7 @@ func TestNestedBlocks(t *testing.T) {
 	})
 	eq(t, rec.lines(), []string{
 		"h in[a/0] changed", "h maybe[a/0] changed", "h in[a/1] changed", "h maybe[a/1] changed", "h out[a] changed",
-		"h in[b/0] changed", "h maybe[b/0] failed", "h inner fix[b/0] changed", "h in[b/1] changed", "h maybe[b/1] changed", "h out[b] changed",
+		"h in[b/0] changed", "h maybe[b/0] failed", "h inner fix[b/0] changed", "h inner[b/0] ok", "h in[b/1] changed", "h maybe[b/1] changed", "h out[b] changed",
 	})
 	if s := recap.Hosts["h"]; s.Failed != 0 || s.Rescued != 1 || recap.ExitCode() != ExitOK {
 		t.Errorf("stats %+v", *s)
@@ -507,7 +507,7 @@ func TestModuleRun(t *testing.T) {
 	})
 	same(t, "a ran", ran(l.conn.hosts["a"]), []string{"hello-one", "again-hello", "hello-e", "again-hello",
 		"after-one:hello-hello-e:hello", "bye-one", "bye-e"})
-	if m := msgOf(rec, "a", `sites["west"].hello`, ""); m != `skipped: the when of module sites["west"] is false` {
+	if m := msgOf(rec, "a", `sites["west"].hello`, ""); m != `skipped: the when of module call sites["west"] is false` {
 		t.Errorf("skip message %q", m)
 	}
 	if recap.ExitCode() != ExitOK {
@@ -560,7 +560,7 @@ func TestModuleSelection(t *testing.T) {
 	_, rec := l.run(false, plan.Options{Task: "one.hello"})
 	eq(t, rec.lines(), []string{"a one.hello changed", "a one.bye changed"})
 	_, rec = l.run(false, plan.Options{Tags: []string{"blk"}})
-	eq(t, rec.lines(), []string{"a t failed", "a r changed"})
+	eq(t, rec.lines(), []string{"a t failed", "a r changed", "a b ok"})
 	_, rec = l.run(false, plan.Options{Tags: []string{"c"}})
 	eq(t, rec.lines(), []string{"a in c changed", "a c always changed"})
 }
@@ -688,8 +688,8 @@ play "p" {
 	if strings.Contains(all, "secret") || strings.Contains(all, "s3cr3t") {
 		t.Errorf("a secret in the results:\n%s", all)
 	}
-	eq(t, rec.lines(), []string{"h use[(sensitive value #1)] failed", "h fix[(sensitive value #1)] changed",
-		"h use[(sensitive value #2)] failed", "h fix[(sensitive value #2)] changed"})
+	eq(t, rec.lines(), []string{"h use[(sensitive value #1)] failed", "h fix[(sensitive value #1)] changed", "h b[(sensitive value #1)] ok",
+		"h use[(sensitive value #2)] failed", "h fix[(sensitive value #2)] changed", "h b[(sensitive value #2)] ok"})
 	if s := recap.Hosts["h"]; s.Rescued != 2 || s.Failed != 0 {
 		t.Errorf("stats %+v", *s)
 	}

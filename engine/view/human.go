@@ -377,8 +377,12 @@ func helperLine(s HelperStats) string {
 	if s.Hosts != s.Pushed+s.Reused {
 		started = fmt.Sprintf("%d helpers; ", s.Pushed+s.Reused)
 	}
-	return fmt.Sprintf("helper: started on %d hosts (%spushed to %d); verified by hash on %d, unchanged since a hash on %d\n",
-		s.Hosts, started, s.Pushed, s.Hashed, s.Stamped)
+	sent := ""
+	if s.Pushed > 0 && s.Sent > 0 {
+		sent = fmt.Sprintf(", %.1f MB sent", float64(s.Sent)/1e6)
+	}
+	return fmt.Sprintf("helper: started on %d hosts (%spushed to %d%s); verified by hash on %d, unchanged since a hash on %d\n",
+		s.Hosts, started, s.Pushed, sent, s.Hashed, s.Stamped)
 }
 
 // forPeople is r as the human views print it: every text in it that a host, a file or an

@@ -85,6 +85,9 @@ type HelperStats struct {
 	// Hashed and Stamped count the verifications of a helper's file: by its hash, or by a
 	// stamp left by an earlier hash.
 	Hashed, Stamped int
+	// Sent is the bytes of the helpers pushed, as sent (compressed where the host can
+	// inflate them).
+	Sent int64
 }
 
 // New returns the view of kind k.

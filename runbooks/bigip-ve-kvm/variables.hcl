@@ -1,14 +1,13 @@
-# Inputs of the BIG-IP VE hypervisor runbook. Per-host values (which NICs to bond, which PF
-# carries the VFs, the guest's name) come from the inventory: see README.md.
+# Inputs of the BIG-IP VE hypervisor runbook, passed as they are to the bigip-hypervisor
+# module, whose variables.hcl validates them (an invalid --var is an error at the call in
+# main.hcl, before any host is touched). Names, types and defaults are the module's.
+# Per-host values (which NICs to bond, which PF carries the VFs, the guest's name) come from
+# the inventory: see README.md.
 
 variable "selinux_state" {
   description = "SELinux mode the guide asks for: the guide disables it; permissive keeps the logs."
   type        = string
   default     = "disabled"
-  validation {
-    condition     = contains(["enforcing", "permissive", "disabled"], var.selinux_state)
-    error_message = "selinux_state is enforcing, permissive or disabled."
-  }
 }
 
 variable "bond" {
@@ -33,10 +32,6 @@ variable "mtu" {
   description = "MTU for the bond and its slaves (jumbo frames end to end)."
   type        = number
   default     = 9100
-  validation {
-    condition     = var.mtu >= 1280 && var.mtu <= 9216
-    error_message = "mtu must be between 1280 and 9216."
-  }
 }
 
 variable "sriov_numvfs" {
@@ -61,20 +56,12 @@ variable "iptables_tables" {
   description = "The iptables tables the flush empties: the guide's iptables -F is the filter table; nat would take libvirt's NAT rules, which libvirt restores (drift on every check)."
   type        = list(string)
   default     = ["filter"]
-  validation {
-    condition     = length(var.iptables_tables) > 0 && length([for t in var.iptables_tables : t if !contains(["filter", "nat", "mangle", "raw", "security"], t)]) == 0
-    error_message = "iptables_tables lists some of filter, nat, mangle, raw and security."
-  }
 }
 
 variable "network_backend" {
   description = "Where the bond and VLANs are made persistent, unless host.vars.network_backend says otherwise: the guide's network-scripts (legacy network service), NetworkManager, ifupdown, systemd-networkd, or none (running kernel only; the network services are left alone)."
   type        = string
   default     = "network-scripts"
-  validation {
-    condition     = contains(["network-scripts", "NetworkManager", "ifupdown", "systemd-networkd", "none"], var.network_backend)
-    error_message = "network_backend is network-scripts, NetworkManager, ifupdown, systemd-networkd or none."
-  }
 }
 
 variable "network_runtime" {

@@ -30,6 +30,7 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 		SSHConfig: f.sshConfig,
 		Dialer: &transport.Dialer{Agent: true, Keepalive: f.keepalive, ConnectTimeout: f.connectTimeout,
 			ConnectTries: f.connectRetries + 1, SSHConfig: f.sshConfig},
+		NoCompress: a.getenv("RUNBOOK_HELPER_COMPRESS") == "0",
 	}
 	if f.verifyHelper == "stamp" { // checkFlags allowed only stamp and always
 		conn.Stamps = &remote.Stamps{Path: remote.DefaultStampsPath(a.getenv)}
@@ -101,7 +102,7 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 func helperStats(s *remote.Stats) view.HelperStats {
 	pushed, reused := s.Counts()
 	hashed, stamped := s.Verifications()
-	return view.HelperStats{Hosts: s.Hosts(), Pushed: pushed, Reused: reused, Hashed: hashed, Stamped: stamped}
+	return view.HelperStats{Hosts: s.Hosts(), Pushed: pushed, Reused: reused, Hashed: hashed, Stamped: stamped, Sent: s.SentBytes()}
 }
 
 // readPassword asks on the terminal without echo; without a terminal it reads one line from

@@ -27,7 +27,8 @@ the default path is the current directory. Files are replaced atomically. With -
 nothing is written: the files that would change are listed and the exit code is 1.
 Files with syntax errors are reported and left alone. Files in HCL's JSON syntax
 (.hcl.json) are left alone: fmt formats only the native syntax (a directory's JSON files
-are skipped, a JSON file named on the command line gets a warning).`,
+are skipped, a JSON file named on the command line gets a warning). The runbook modules a
+runbook calls (module blocks' source) are formatted with it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				args = []string{"."}
@@ -41,7 +42,14 @@ are skipped, a JSON file named on the command line gets a warning).`,
 					continue
 				}
 				files = append(files, found...)
+				// the runbook modules it calls are formatted with it
+				for _, dir := range config.CalledModules(root) {
+					if more, err := hclFiles(dir); err == nil {
+						files = append(files, more...)
+					}
+				}
 			}
+			files = uniqueFiles(files)
 			changed := 0
 			for _, name := range files {
 				if config.IsJSONFile(name) {
@@ -83,6 +91,23 @@ are skipped, a JSON file named on the command line gets a warning).`,
 	}
 	cmd.Flags().BoolVar(&check, "check", false, "write nothing; list files that are not formatted and exit 1 if any")
 	return cmd
+}
+
+// uniqueFiles drops the second mention of a file (by its absolute path).
+func uniqueFiles(files []string) []string {
+	seen := map[string]bool{}
+	out := files[:0:0]
+	for _, f := range files {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			abs = f
+		}
+		if !seen[abs] {
+			seen[abs] = true
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func hclFiles(root string) ([]string, error) {

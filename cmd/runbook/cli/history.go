@@ -175,7 +175,19 @@ func runbookSHA256(rb *config.Runbook) string {
 	for n := range rb.Files {
 		names = append(names, n)
 	}
-	sort.Slice(names, func(i, j int) bool { return filepath.Base(names[i]) < filepath.Base(names[j]) })
+	// by base name, then (for the files of runbook modules, which share names such as
+	// main.hcl) by the path from the runbook's directory, which does not depend on where
+	// the runbook is checked out
+	dir, _ := filepath.Abs(rb.Dir)
+	key := func(n string) string {
+		abs, _ := filepath.Abs(n)
+		rel, err := filepath.Rel(dir, abs)
+		if err != nil {
+			rel = n
+		}
+		return filepath.Base(n) + "\x00" + filepath.ToSlash(rel)
+	}
+	sort.Slice(names, func(i, j int) bool { return key(names[i]) < key(names[j]) })
 	h := sha256.New()
 	for _, n := range names {
 		io.WriteString(h, filepath.Base(n))

@@ -20,7 +20,7 @@ type varFlags struct {
 
 func (v *varFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&v.vars, "var", nil, "set a variable: NAME=VALUE (repeatable; non-string values are HCL, e.g. 'nics=[\"a\",\"b\"]')")
-	cmd.Flags().StringArrayVar(&v.varFiles, "var-file", nil, "read variable values from an HCL file of NAME = VALUE lines, or such a file encrypted with ansible-vault (repeatable)")
+	cmd.Flags().StringArrayVar(&v.varFiles, "var-file", nil, "read variable values from an HCL file of NAME = VALUE lines, a JSON object, or a YAML mapping with !vault values; a file may be encrypted whole with ansible-vault (repeatable)")
 }
 
 func (v *varFlags) inputs(env []string, allowMissing bool) config.Inputs {
@@ -51,7 +51,11 @@ Variables without a value are treated as unknown, so validate needs no --var.`,
 				}
 				in := vf.inputs(a.env, true)
 				in.Vault = keys
-				rb, diags := config.Load(path, in)
+				load, what := config.Load, "valid"
+				if config.IsModule(path) {
+					load, what = config.LoadModule, "valid module"
+				}
+				rb, diags := load(path, in)
 				files := map[string]*hcl.File{}
 				if rb != nil {
 					files = rb.Files
@@ -74,12 +78,23 @@ Variables without a value are treated as unknown, so validate needs no --var.`,
 					continue
 				}
 				plays, tasks, handlers := counts(rb)
+				if what != "valid" {
+					plays = 0
+				}
 				if a.output == "json" {
-					summaries = append(summaries, map[string]any{"type": "summary", "runbook": path, "valid": true,
-						"plays": plays, "tasks": tasks, "handlers": handlers, "warnings": len(diags)})
+					sum := map[string]any{"type": "summary", "runbook": path, "valid": true,
+						"plays": plays, "tasks": tasks, "handlers": handlers, "warnings": len(diags)}
+					if what != "valid" {
+						sum["module"] = true
+					}
+					summaries = append(summaries, sum)
 					continue
 				}
-				fmt.Fprintf(a.stdout, "%s: valid (%s, %s, %s)\n", path, plural(plays, "play"), plural(tasks, "task"), plural(handlers, "handler"))
+				if what != "valid" {
+					fmt.Fprintf(a.stdout, "%s: %s (%s, %s)\n", path, what, plural(tasks, "task"), plural(handlers, "handler"))
+					continue
+				}
+				fmt.Fprintf(a.stdout, "%s: %s (%s, %s, %s)\n", path, what, plural(plays, "play"), plural(tasks, "task"), plural(handlers, "handler"))
 			}
 			enc := json.NewEncoder(a.stdout)
 			for _, s := range summaries {
