@@ -261,6 +261,14 @@ func TestShardedFleetRun(t *testing.T) {
 			t.Errorf("%s is reported from run %d (shard %d), not from its shard %d's", h.Host, h.Run, i, plan.ShardOf(h.Host, 4))
 		}
 	}
+	// The text report says the same.
+	code, out, errOut = runbook(nil, "report", "--run-label", "fleet 2026-12-07")
+	if code != 0 || !strings.Contains(out, `FLEET RUN "fleet 2026-12-07": finished`+"\n") || !strings.Contains(out, "  4 runs, 8 hosts, exit code 3, from ") ||
+		strings.Contains(out, "missing") || !strings.Contains(out, "8 hosts: 1 in sync, 6 drifting, 0 failed, 1 unreachable") {
+		t.Errorf("report --run-label: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("runbook report --run-label 'fleet 2026-12-07':\n%s", out)
+
 	var hosts []string
 	for h := range fv {
 		hosts = append(hosts, h)

@@ -17,9 +17,9 @@ import (
 // run under the label.
 type Fleet struct {
 	Label string `json:"label"`
-	// Runs are the runs that count, oldest first: for each shard the last run recorded for
-	// it (a shard run again, as a Job does with a failed pod, counts once), and every run
-	// that was not sharded.
+	// Runs are the runs that count: for each shard the last run recorded for it (a shard
+	// run again, as a Job does with an evicted pod, counts once), by shard, then every run
+	// that was not sharded, oldest first.
 	Runs []FleetRun `json:"runs"`
 	// Superseded are the earlier runs of a shard that a later run of the same shard
 	// replaced, oldest first.
@@ -143,6 +143,16 @@ func fleetOf(label string, runs []history.Run) *Fleet {
 			f.FinishedAt = r.FinishedAt
 		}
 	}
+	sort.SliceStable(f.Runs, func(i, j int) bool {
+		a, b := f.Runs[i].Shard, f.Runs[j].Shard
+		switch {
+		case a == nil || b == nil:
+			return a != nil && b == nil // sharded runs first, each kind in run order
+		case a.Count != b.Count:
+			return a.Count < b.Count
+		}
+		return a.Index < b.Index
+	})
 	f.ExitCode = WorstExitCode(codes...)
 	if len(f.Runs) == 0 {
 		f.Finished = false

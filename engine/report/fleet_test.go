@@ -66,7 +66,7 @@ func TestFleetOf(t *testing.T) {
 			name: "a shard run again counts once, its last run",
 			runs: []history.Run{r(1, sh(0, 2), 0, 4, 2, 3, history.Counts{Failed: 1, OK: 2}), r(2, sh(1, 2), 0, 3, 0, 3, ok(3)),
 				r(3, sh(0, 2), 10, 12, 0, 3, ok(3))},
-			counted: []int64{2, 3}, superseded: []int64{1}, hosts: 6, counts: ok(6), exit: 0, span: 12000, complete: true,
+			counted: []int64{3, 2}, superseded: []int64{1}, hosts: 6, counts: ok(6), exit: 0, span: 12000, complete: true,
 		},
 		{
 			name:    "a shard missing",
