@@ -9,12 +9,13 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/runbook/runbook/cmd/runbook/cli"
+	"github.com/runbook/runbook/internal/pgtest"
 )
 
 // TestMain lets the test binary act as the runbook command inside scripts, so the scripts run
 // the real CLI as a separate process with the script's environment.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(stopPostgres{m}, map[string]func(){
 		"runbook": func() {
 			os.Exit(cli.Run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Environ()))
 		},
@@ -38,6 +39,16 @@ func TestMain(m *testing.M) {
 			os.Exit(0)
 		},
 	})
+}
+
+// stopPostgres stops the test PostgreSQL server (pgtest), if a test started one, after the
+// tests.
+type stopPostgres struct{ m *testing.M }
+
+func (s stopPostgres) Run() int {
+	code := s.m.Run()
+	pgtest.Stop()
+	return code
 }
 
 func TestScripts(t *testing.T) {

@@ -268,10 +268,18 @@ func (t *Task) Args(ctx *hcl.EvalContext) (modules.Module, cty.Value, hcl.Diagno
 	v, diags := decodeModule(m, t.Body, ctx, t.ModuleRange)
 	diags = redact(withArgExprs(diags, t.Body, ctx), ctx)
 	if !diags.HasErrors() && !v.IsWhollyKnown() {
+		detail := "An argument depends on a value that is not known for this host (for example a result of a task that only checked)."
+		for _, tr := range hcldec.Variables(t.Body, moduleSpec(m.Info().Schema)) {
+			if tr.RootName() == "module" {
+				// an output is unknown when it cannot be evaluated on the host
+				detail = "An argument depends on a value that is not known for this host: a result of a task that only checked, or a module output that could not be evaluated here (its tasks did not run on this host, were skipped, or its value fails on their results)."
+				break
+			}
+		}
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  "Unknown module argument",
-			Detail:   "An argument depends on a value that is not known for this host (for example a result of a task that only checked).",
+			Detail:   detail,
 			Subject:  t.ModuleRange.Ptr(),
 		})
 	}

@@ -44,6 +44,9 @@ type Instance struct {
 	Children  []*Instance
 	Outputs   []*Output
 	CallRange hcl.Range
+	// None marks the stand-in of a call whose for_each has no elements: it has no tasks,
+	// and module.NAME is an empty object.
+	None bool
 
 	// rb holds the instance's variables and locals, with their values; abs is Dir's
 	// absolute path.
@@ -95,10 +98,14 @@ var outputSchema = &hcl.BodySchema{
 
 // callInput is what a call gives one instance: its variable values and the call's range.
 type callInput struct {
-	name   string // the instance's name, for messages
+	// name is the call's name, for messages: the same for every instance, so that a
+	// mistake in the call is reported once, not once per for_each element.
+	name   string
 	vals   map[string]inputValue
 	rng    hcl.Range
 	keyRng map[string]hcl.Range
+	// broken says vars is not an object written out: which variables it gives is unknown.
+	broken bool
 }
 
 // moduleCall decodes a module block: it loads the module once per instance, checks it
@@ -139,6 +146,12 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 		for i, seen := range d.stack {
 			if seen == abs {
 				chain := append(append([]string{}, d.stack[i:]...), abs)
+				if !filepath.IsAbs(hb.DefRange.Filename) {
+					// named as the runbook was: relative to where runbook runs
+					for j, c := range chain {
+						chain[j] = relToWD(c)
+					}
+				}
 				d.errorf(a.Expr.Range().Ptr(), "Module cycle", "These modules call each other in a circle: %s.", strings.Join(chain, " → "))
 				return
 			}
@@ -154,8 +167,15 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 
 	// for_each on a call is the same for every host: it makes one instance per element.
 	items := []*Item{nil}
+	none := false
 	if a := attrs["for_each"]; a != nil {
-		items = d.staticItems(a, ctx)
+		var ok bool
+		items, ok = d.staticItems(a, ctx)
+		if none = ok && len(items) == 0; none {
+			// No instance runs, but the module is checked all the same, as an instance
+			// whose key is not known, and module.NAME is the call's (empty) object.
+			items = []*Item{{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}}
+		}
 	}
 	var when hcl.Expression
 	if a := attrs["when"]; a != nil {
@@ -165,6 +185,12 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 	if !ok {
 		return
 	}
+	start := len(d.diags)
+	defer func() {
+		if len(items) > 1 {
+			d.mergeInstanceDiags(start, len(items))
+		}
+	}()
 	for _, it := range items {
 		inst := &Instance{Name: name, Call: name, Dir: dir, abs: absDir, Parent: d.inst, CallRange: hb.DefRange}
 		ictx := ctx
@@ -173,11 +199,16 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 			inst.Name = name + "[" + keyAddr(it.Key) + "]"
 			ictx = withEach(ctx, it)
 		}
-		in := d.callInputs(inst.Name, attrs["vars"], ictx, hb.DefRange)
+		in := d.callInputs(name, attrs["vars"], ictx, hb.DefRange, it != nil)
 		blk := &Block{Name: inst.Name, LocalName: inst.Name, Parent: parent, Section: section, Instance: d.inst,
 			When: when, Each: it, Module: inst, DeclRange: hb.DefRange, NameRange: hb.LabelRanges[0]}
 		cb := d.instance(inst, files, in, bd.play)
 		if cb == nil {
+			continue
+		}
+		if none {
+			inst.None, inst.Children = true, nil
+			bd.instances = append(bd.instances, inst)
 			continue
 		}
 		// The instance's tasks, handlers, blocks and instances take its name as prefix.
@@ -210,15 +241,76 @@ func (d *decoder) moduleCall(bd *body, hb *hcl.Block, parent *Block, section str
 		qualify(inst)
 		inherit(cb.tasks, &group)
 		inherit(cb.handlers, &group)
-		for _, t := range cb.tasks {
+		// A module's task whose qualified name is taken is reported in the module's file,
+		// with the call that gave it that name.
+		n := len(d.diags)
+		for _, t := range append(append([]*Task{}, cb.tasks...), cb.handlers...) {
 			d.addTask(bd, t)
 		}
-		for _, h := range cb.handlers {
-			d.addTask(bd, h)
+		for _, diag := range d.diags[n:] {
+			diag.Detail = strings.TrimSpace(diag.Detail) + fmt.Sprintf(" (module %q, called at %s)", inst.Call, inst.CallRange.String())
 		}
 		bd.blocks = append(append(bd.blocks, cb.blocks...), blk)
 		bd.instances = append(bd.instances, inst)
 	}
+}
+
+// mergeInstanceDiags gives once the diagnostics at a call that several of its for_each
+// instances gave (from d.diags[start:]), naming the instances, or none when all n of them
+// gave it: a name the module does not declare is one mistake, not one per element.
+func (d *decoder) mergeInstanceDiags(start, n int) {
+	type group struct {
+		first *hcl.Diagnostic
+		base  string
+		names []string
+	}
+	groups := map[string]*group{}
+	kept := d.diags[:start]
+	for _, diag := range d.diags[start:] {
+		base, name, tagged := cutInstance(diag.Detail)
+		if !tagged || diag.Subject == nil {
+			kept = append(kept, diag)
+			continue
+		}
+		key := diag.Summary + "\x00" + base + "\x00" + diag.Subject.String()
+		if g := groups[key]; g != nil {
+			g.names = append(g.names, name)
+			continue
+		}
+		groups[key] = &group{first: diag, base: base, names: []string{name}}
+		kept = append(kept, diag)
+	}
+	for _, g := range groups {
+		switch {
+		case len(g.names) == n:
+			g.first.Detail = g.base
+		case len(g.names) > 1:
+			g.first.Detail = g.base + " (for " + strings.Join(g.names, ", ") + ")"
+		}
+	}
+	d.diags = kept
+}
+
+// cutInstance splits the " (for NAME)" that names the instance a diagnostic at a call is
+// about off its detail.
+func cutInstance(detail string) (base, name string, ok bool) {
+	i := strings.LastIndex(detail, " (for ")
+	if i < 0 || !strings.HasSuffix(detail, ")") {
+		return detail, "", false
+	}
+	return detail[:i], detail[i+len(" (for ") : len(detail)-1], true
+}
+
+// relToWD names an absolute path relative to the working directory when it is below it.
+func relToWD(abs string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return abs
+	}
+	if r, err := filepath.Rel(wd, abs); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return abs
 }
 
 // maxModuleDepth bounds how deeply module calls nest.
@@ -227,13 +319,16 @@ const maxModuleDepth = 16
 // keyAddr writes a for_each key as it appears in an instance's address: "east" quoted, 0 bare.
 func keyAddr(k cty.Value) string {
 	k, _ = k.Unmark()
-	if k.Type() == cty.String {
+	if k.Type() == cty.String && k.IsKnown() {
 		return fmt.Sprintf("%q", k.AsString())
 	}
 	return keyText(k)
 }
 
 func keyText(k cty.Value) string {
+	if !k.IsKnown() {
+		return "*" // an instance of a for_each not known yet
+	}
 	if k.Type() == cty.Number {
 		return k.AsBigFloat().Text('f', -1)
 	}
@@ -252,22 +347,31 @@ func withEach(ctx *hcl.EvalContext, it *Item) *hcl.EvalContext {
 	return c
 }
 
-// staticItems evaluates a call's for_each, which may use var.* and local.* only.
-func (d *decoder) staticItems(a *hcl.Attribute, ctx *hcl.EvalContext) []*Item {
-	if !d.staticRoots(a.Expr, "for_each of a module call", "var", "local") {
-		return nil
+// staticItems evaluates a call's for_each, which may use var.* and local.* only; it
+// reports whether it could.
+func (d *decoder) staticItems(a *hcl.Attribute, ctx *hcl.EvalContext) ([]*Item, bool) {
+	if !d.staticRoots(a.Expr, "A module call's for_each", "var", "local") {
+		return nil, false
+	}
+	if v, diags := a.Expr.Value(ctx); !diags.HasErrors() && !v.IsWhollyKnown() {
+		// Not known yet (validate, before the variables have values): the module is
+		// checked once, as an instance whose key is not known.
+		return []*Item{{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}}, true
 	}
 	items, diags := forEachItems(a.Expr, ctx)
 	d.add(diags...)
+	if diags.HasErrors() {
+		return nil, false
+	}
 	out := make([]*Item, len(items))
 	for i := range items {
 		if items[i].Hidden() {
 			d.errorf(a.Expr.Range().Ptr(), "Invalid for_each", "The keys of a module call's for_each name its instances in output and history, so they cannot be sensitive.")
-			return nil
+			return nil, false
 		}
 		out[i] = &items[i]
 	}
-	return out
+	return out, true
 }
 
 // staticRoots reports references to anything but roots in expr, which are evaluated once
@@ -277,7 +381,7 @@ func (d *decoder) staticRoots(expr hcl.Expression, what string, roots ...string)
 	for _, tr := range expr.Variables() {
 		if !containsString(roots, tr.RootName()) {
 			d.errorf(tr.SourceRange().Ptr(), "Invalid reference",
-				"The %s is the same for every host, so it may refer only to %s, not to %s. Values that differ per host reach a module through host.vars.",
+				"%s is evaluated once, for every host alike, so it may refer only to %s, not to %s. Values that differ per host reach a module through host.vars.",
 				what, strings.Join(roots, ".*, ")+".*", tr.RootName())
 			ok = false
 		}
@@ -285,15 +389,18 @@ func (d *decoder) staticRoots(expr hcl.Expression, what string, roots ...string)
 	return ok && d.checkRefs(expr, scope{each: containsString(roots, "each")})
 }
 
-// callInputs evaluates a call's vars: an object written out, name = value.
-func (d *decoder) callInputs(instName string, a *hcl.Attribute, ctx *hcl.EvalContext, callRange hcl.Range) *callInput {
-	in := &callInput{name: instName, vals: map[string]inputValue{}, rng: callRange, keyRng: map[string]hcl.Range{}}
+// callInputs evaluates a call's vars: an object written out, name = value. each is the
+// element of the call's own for_each (withEach says there is one); the each of an enclosing
+// block is per host, so vars cannot see it.
+func (d *decoder) callInputs(callName string, a *hcl.Attribute, ctx *hcl.EvalContext, callRange hcl.Range, withEach bool) *callInput {
+	in := &callInput{name: callName, vals: map[string]inputValue{}, rng: callRange, keyRng: map[string]hcl.Range{}}
 	if a == nil {
 		return in
 	}
 	pairs, diags := hcl.ExprMap(a.Expr)
 	if diags.HasErrors() {
 		d.errorf(a.Expr.Range().Ptr(), "Invalid module vars", "vars is an object written out, name = value, e.g. { mtu = 9100 }.")
+		in.broken = true
 		return in
 	}
 	for _, kv := range pairs {
@@ -310,7 +417,15 @@ func (d *decoder) callInputs(instName string, a *hcl.Attribute, ctx *hcl.EvalCon
 			d.errorf(kv.Key.Range().Ptr(), "Duplicate module var", "vars sets %q twice.", key)
 			continue
 		}
-		if !d.staticRoots(kv.Value, "vars of a module call", "var", "local", "each") {
+		in.keyRng[key] = kv.Key.Range()
+		// A value that cannot be had is given all the same, unknown: the error at it is
+		// the one to fix, not a missing variable.
+		in.vals[key] = inputValue{cty.DynamicVal, kv.Value.Range()}
+		roots := []string{"var", "local"}
+		if withEach {
+			roots = append(roots, "each")
+		}
+		if !d.staticRoots(kv.Value, "A value in a module call's vars", roots...) {
 			continue
 		}
 		v, vd := kv.Value.Value(ctx)
@@ -319,7 +434,6 @@ func (d *decoder) callInputs(instName string, a *hcl.Attribute, ctx *hcl.EvalCon
 			continue
 		}
 		in.vals[key] = inputValue{v, kv.Value.Range()}
-		in.keyRng[key] = kv.Key.Range()
 	}
 	return in
 }
@@ -383,7 +497,9 @@ func (d *decoder) moduleFiles(dir string, srcRange hcl.Range) ([]*hcl.File, bool
 func (d *decoder) instance(inst *Instance, files []*hcl.File, in *callInput, play *Play) *body {
 	sub := &Runbook{Path: inst.Dir, Dir: inst.Dir, Files: d.rb.Files}
 	inst.rb = sub
-	c := newDecoder(sub, Inputs{AllowMissing: d.in.AllowMissing})
+	// A call's vars are written in the runbook: one it does not give is missing even when
+	// the root's inputs may be (validate), unless the vars could not be read at all.
+	c := newDecoder(sub, Inputs{AllowMissing: in.broken})
 	c.parser, c.parsed, c.inst, c.call = d.parser, d.parsed, inst, in
 	c.stack = append(append([]string{}, d.stack...), inst.abs)
 	pseudo := &Play{Name: play.Name, Vars: map[string]hcl.Expression{}}
@@ -428,15 +544,15 @@ func (d *decoder) instance(inst *Instance, files []*hcl.File, in *callInput, pla
 // the module in; a diagnostic already given for another instance of the same call is
 // given once.
 func (d *decoder) addFromModule(diag *hcl.Diagnostic, inst *Instance) {
+	key := diag.Summary + "\x00" + diag.Detail
+	if diag.Subject != nil {
+		key += "\x00" + diag.Subject.String()
+	}
+	if d.fromModules[key] {
+		return
+	}
+	d.fromModules[key] = true
 	if diag.Subject != nil && diag.Subject.Filename != inst.CallRange.Filename || diag.Subject == nil {
-		key := diag.Summary + "\x00" + diag.Detail
-		if diag.Subject != nil {
-			key += "\x00" + diag.Subject.String()
-		}
-		if d.fromModules[key] {
-			return
-		}
-		d.fromModules[key] = true
 		if !strings.Contains(diag.Detail, "(module ") {
 			diag.Detail = strings.TrimSpace(diag.Detail) + fmt.Sprintf(" (module %q, called at %s)", inst.Call, inst.CallRange.String())
 		}
@@ -512,7 +628,12 @@ func (d *decoder) checkModuleRef(tr hcl.Traversal) bool {
 		if len(rest) == 0 {
 			return true
 		}
-		rest = rest[1:] // the instance's key
+		// A call with for_each is an object of its instances by key.
+		inst, ok := d.instanceByKey(calls, tr, rest[0])
+		if !ok {
+			return false
+		}
+		calls, rest = []*Instance{inst}, rest[1:]
 	}
 	if len(rest) == 0 {
 		return true
@@ -535,12 +656,53 @@ func (d *decoder) checkModuleRef(tr hcl.Traversal) bool {
 	return false
 }
 
+// instanceByKey finds the instance of a call with for_each that step names:
+// module.NAME["key"], module.NAME[0] or module.NAME.key.
+func (d *decoder) instanceByKey(calls []*Instance, tr hcl.Traversal, step hcl.Traverser) (*Instance, bool) {
+	key, named := "", false
+	switch s := step.(type) {
+	case hcl.TraverseAttr:
+		key, named = s.Name, true
+	case hcl.TraverseIndex:
+		if k, _ := s.Key.Unmark(); k.IsKnown() && !k.IsNull() && (k.Type() == cty.String || k.Type() == cty.Number) {
+			key, named = keyText(k), true
+		}
+	}
+	if calls[0].None {
+		d.errorf(tr.SourceRange().Ptr(), "Reference to undeclared module instance", "The module call %q has no instances: its for_each is empty.", calls[0].Call)
+		return nil, false
+	}
+	var keys []string
+	for _, c := range calls {
+		k, _ := c.Key.Unmark()
+		if !k.IsKnown() || named && keyText(k) == key {
+			return c, true
+		}
+		keys = append(keys, "["+keyAddr(k)+"]")
+	}
+	call := calls[0].Call
+	detail := fmt.Sprintf("The module call %q has no instance [%q]; its instances: %s.", call, key, strings.Join(keys, ", "))
+	if _, attr := step.(hcl.TraverseAttr); attr {
+		// module.NAME.OUTPUT, forgetting that the call has for_each
+		detail = fmt.Sprintf("The module call %q has for_each, so module.%s is an object of its instances by key, e.g. module.%s%s.%s; its instances: %s.",
+			call, call, call, keys[0], key, strings.Join(keys, ", "))
+	}
+	d.errorf(tr.SourceRange().Ptr(), "Reference to undeclared module instance", "%s", detail)
+	return nil, false
+}
+
 // moduleValues evaluates the outputs of the module instances a scope can see (module.NAME),
 // for one host: an output whose tasks have not run on the host is unknown.
 func (rb *Runbook) moduleValues(children []*Instance, s Scope) cty.Value {
 	calls := map[string]map[string]cty.Value{}
 	single := map[string]cty.Value{}
 	for _, c := range children {
+		if c.None {
+			if calls[c.Call] == nil {
+				calls[c.Call] = map[string]cty.Value{}
+			}
+			continue
+		}
 		cs := s
 		cs.Instance, cs.Each, cs.Self = c, nil, cty.NilVal
 		ctx := rb.EvalContext(cs)

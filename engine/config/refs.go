@@ -161,7 +161,7 @@ func (d *decoder) checkTraversal(tr hcl.Traversal, sc scope) bool {
 func rootHint(root string) string {
 	switch root {
 	case "each":
-		return " each exists only in a task with for_each."
+		return " each exists only where there is a for_each: in a task with for_each, in a block with for_each (its tasks, and the when and for_each of blocks inside it), and in a module call with for_each (its vars and when)."
 	case "self":
 		return " self exists only in until."
 	case "host", "facts":
@@ -184,11 +184,22 @@ func (d *decoder) taskRefError(rng hcl.Range, name string, sc scope) {
 			names = append(names, t.Name)
 		}
 	}
-	detail := fmt.Sprintf("This play has no task named %q.", name)
+	detail := fmt.Sprintf("This %s has no task named %q.", d.unit(), name)
+	if d.inst != nil {
+		detail += " A module sees the results of its own tasks only (those of a module it calls as \"CALL.TASK\"); values from its caller come in through its variables."
+	}
 	if s := modules.Suggest(name, names); s != "" {
 		detail += fmt.Sprintf(" Did you mean %q?", s)
 	}
 	d.errorf(rng.Ptr(), "Reference to undeclared task", "%s", detail)
+}
+
+// unit says what the tasks being checked belong to, for messages: a play or a module.
+func (d *decoder) unit() string {
+	if d.inst != nil {
+		return "module"
+	}
+	return "play"
 }
 
 // checkPlay checks everything that relates tasks to each other and decodes every module body
@@ -211,7 +222,7 @@ func (d *decoder) checkPlay(p *Play) {
 				d.errorf(r.Range.Ptr(), "Invalid dependency",
 					"task %q is not in the same block as %q; depends_on orders tasks within one block (or at the play's top level), since a block runs as a whole.", r.Name, t.Name)
 			case p.Task(r.Name) == nil:
-				detail := fmt.Sprintf("depends_on names %q, but this play has no task of that name.", r.Name)
+				detail := fmt.Sprintf("depends_on names %q, but this %s has no task of that name.", r.Name, d.unit())
 				if p.Handler(r.Name) != nil {
 					detail = fmt.Sprintf("%q is a handler; handlers run when notified, so tasks cannot depend on them.", r.Name)
 				} else if s := modules.Suggest(r.Name, taskNames(p.Tasks)); s != "" {
@@ -229,7 +240,7 @@ func (d *decoder) checkPlay(p *Play) {
 			if p.Handler(r.Name) != nil {
 				continue
 			}
-			detail := fmt.Sprintf("notify names %q, but this play has no handler of that name.", r.Name)
+			detail := fmt.Sprintf("notify names %q, but this %s has no handler of that name.", r.Name, d.unit())
 			if p.Task(r.Name) != nil {
 				detail = fmt.Sprintf("%q is a task; notify names handlers (handler blocks).", r.Name)
 			} else if s := modules.Suggest(r.Name, taskNames(p.Handlers)); s != "" {
@@ -366,6 +377,9 @@ func (d *decoder) checkBlock(b *Block, visible map[string]bool) {
 	}
 	if b.When != nil {
 		sc.where = "a " + b.Kind() + "'s when"
+		if b.ForEach != nil && !sc.each {
+			sc.where += " (evaluated once, before the block's for_each)"
+		}
 		d.checkPlaceholder(b.When, sc, "when", func(v cty.Value) string {
 			if v.Type() != cty.Bool {
 				return fmt.Sprintf("when must be true or false, not %s.", friendly(v.Type())) + jsonHint(b.When, v)
@@ -387,10 +401,15 @@ func (d *decoder) checkPlaceholder(expr hcl.Expression, sc scope, name string, r
 		d.add(diags...)
 		return
 	}
+	v, _ = v.Unmark()
+	if v.IsKnown() && v.IsNull() {
+		// a literal null has no type, but is wrong for every host
+		d.errorf(expr.Range().Ptr(), "Invalid "+name, "%s cannot be null.", name)
+		return
+	}
 	if v.Type() == cty.DynamicPseudoType {
 		return
 	}
-	v, _ = v.Unmark()
 	if msg := rule(v); msg != "" {
 		d.errorf(expr.Range().Ptr(), "Invalid "+name, "%s", msg)
 	}

@@ -99,6 +99,18 @@ type Run struct {
 	Hosts       int           `json:"hosts"`
 	Counts      Counts        `json:"counts"`
 	Duration    time.Duration `json:"-"`
+	// Label is the label the runs of one fleet run share (--run-label): the shards of a
+	// run split across controllers; "" for a run without one.
+	Label string `json:"label,omitempty"`
+	// Shard is the part of the fleet the run covered (--shard i/n); nil when it was not
+	// sharded.
+	Shard *Shard `json:"shard,omitempty"`
+}
+
+// Shard is a run's shard: the hosts whose name hashes to Index of Count (plan.ShardOf).
+type Shard struct {
+	Index int `json:"index"`
+	Count int `json:"count"`
 }
 
 // Finished reports whether the run ended (normally or interrupted) and was recorded as such.
@@ -152,6 +164,8 @@ type Filter struct {
 	Hosts []string
 	// Mode is ModeExec or ModeCheck.
 	Mode string
+	// Label is a run label (--run-label): only the runs of that fleet run.
+	Label string
 }
 
 // TaskCount is how often one task drifted.

@@ -20,9 +20,15 @@ func (s *sqlStore) BeginRun(ctx context.Context, r Run) (int64, error) {
 		r.StartedAt = time.Now()
 	}
 	var id int64
-	err = s.db.QueryRowContext(ctx, s.d.rebind(`INSERT INTO runs (started_at, runbook, runbook_sha256, user_name, controller, mode, argv)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		s.d.time(r.StartedAt), RunbookKey(r.Runbook), r.RunbookSHA256, r.User, r.Controller, r.Mode, string(argv)).Scan(&id)
+	var shardIndex, shardCount int
+	if r.Shard != nil {
+		shardIndex, shardCount = r.Shard.Index, r.Shard.Count
+	}
+	err = s.db.QueryRowContext(ctx, s.d.rebind(`INSERT INTO runs (started_at, runbook, runbook_sha256, user_name, controller, mode, argv,
+		label, shard_index, shard_count)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		s.d.time(r.StartedAt), RunbookKey(r.Runbook), r.RunbookSHA256, r.User, r.Controller, r.Mode, string(argv),
+		r.Label, shardIndex, shardCount).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record run: %w", err)
 	}
@@ -116,27 +122,32 @@ func (s *sqlStore) FinishRun(ctx context.Context, r Run) error {
 }
 
 const runCols = `r.id, r.started_at, r.finished_at, r.runbook, r.runbook_sha256, r.user_name, r.controller, r.mode, r.argv,
-	r.exit_code, r.interrupted, r.hosts, r.ok, r.changed, r.drift, r.unknown, r.skipped, r.failed, r.unreachable, r.duration_ms`
+	r.exit_code, r.interrupted, r.hosts, r.ok, r.changed, r.drift, r.unknown, r.skipped, r.failed, r.unreachable, r.duration_ms,
+	r.label, r.shard_index, r.shard_count`
 
 const hostCols = `h.run_id, h.host, h.status, h.ok, h.changed, h.drift, h.unknown, h.skipped, h.failed, h.unreachable,
 	h.reboot_required, h.duration_ms`
 
 type runScan struct {
-	r                 Run
-	started, finished dbTime
-	argv              string
-	ms                int64
+	r                      Run
+	started, finished      dbTime
+	argv                   string
+	ms                     int64
+	shardIndex, shardCount int
 }
 
 func (x *runScan) dest() []any {
 	c := &x.r.Counts
 	return []any{&x.r.ID, &x.started, &x.finished, &x.r.Runbook, &x.r.RunbookSHA256, &x.r.User, &x.r.Controller, &x.r.Mode,
 		&x.argv, &x.r.ExitCode, &x.r.Interrupted, &x.r.Hosts, &c.OK, &c.Changed, &c.Drift, &c.Unknown, &c.Skipped, &c.Failed,
-		&c.Unreachable, &x.ms}
+		&c.Unreachable, &x.ms, &x.r.Label, &x.shardIndex, &x.shardCount}
 }
 
 func (x *runScan) run() Run {
 	r := x.r
+	if x.shardCount > 0 {
+		r.Shard = &Shard{Index: x.shardIndex, Count: x.shardCount}
+	}
 	r.StartedAt, r.FinishedAt = x.started.t, x.finished.t
 	r.Duration = time.Duration(x.ms) * time.Millisecond
 	_ = json.Unmarshal([]byte(x.argv), &r.Argv)
@@ -189,6 +200,10 @@ func runWhere(f Filter) (string, []any) {
 	if f.Mode != "" {
 		conds = append(conds, "r.mode = ?")
 		a = append(a, f.Mode)
+	}
+	if f.Label != "" {
+		conds = append(conds, "r.label = ?")
+		a = append(a, f.Label)
 	}
 	return strings.Join(conds, " AND "), a
 }

@@ -383,8 +383,8 @@ func TestStoreRecordsEverything(t *testing.T) {
 // TestMigrations: opening again applies nothing twice; a schema newer than this build is
 // refused; a report never creates a missing file.
 func TestMigrations(t *testing.T) {
-	if v := SchemaVersion(); v != 3 {
-		t.Errorf("SchemaVersion() = %d, want 3", v)
+	if v := SchemaVersion(); v != 4 {
+		t.Errorf("SchemaVersion() = %d, want 4", v)
 	}
 	for _, be := range backends() {
 		t.Run(be.name, func(t *testing.T) {

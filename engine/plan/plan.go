@@ -138,6 +138,22 @@ func Build(rb *config.Runbook, inv *inventory.Inventory, opts Options) (*Plan, h
 	if opts.WithDeps && opts.Task == "" {
 		errorf("Invalid flags", "--with-deps adds the dependencies of --task; name the task with --task.")
 	}
+	// A rescue task runs only when a task of its block fails: it cannot be run alone, nor
+	// be where a run starts (the block's tasks before it would not run).
+	for _, p := range rb.Plays {
+		for _, t := range p.Tasks {
+			b := rescueOf(t)
+			if b == nil {
+				continue
+			}
+			for _, f := range []struct{ flag, name string }{{"--task", opts.Task}, {"--start-at-task", opts.StartAt}} {
+				if f.name == t.Name {
+					errorf("Invalid "+f.flag, "%q is in the rescue of %s %q: it runs only when a task of that %s fails on a host, so it cannot run without them. Name a task of the %s's main part, or select the %s by its tags.",
+						t.Name, b.Kind(), b.Name, b.Kind(), b.Kind(), b.Kind())
+				}
+			}
+		}
+	}
 	if opts.Task != "" && !taskFound {
 		detail := fmt.Sprintf("--task names %q, but the runbook has no task of that name.", opts.Task)
 		if s := modules.Suggest(opts.Task, taskNames); s != "" {
@@ -185,9 +201,20 @@ func Build(rb *config.Runbook, inv *inventory.Inventory, opts Options) (*Plan, h
 			}
 			if wanted[t.Name] || selected(t, opts) {
 				chosen[t] = true
+				// a block runs (with its rescue and always tasks) when a task of its
+				// main part does
 				for b := t.Block; b != nil; b = b.Parent {
-					opened[b] = true
+					if t.SectionIn(b) == config.SectionMain {
+						opened[b] = true
+					}
 				}
+			}
+		}
+		for _, t := range p.Order() {
+			if b := rescueOf(t); chosen[t] && b != nil && !opened[b] {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Rescue task will not run",
+					Detail: fmt.Sprintf("The selection (--tags, --skip-tags) takes %q, in the rescue of %s %q, but no task of the %s's main part: the rescue runs only when one of them fails, so it will not run.",
+						t.Name, b.Kind(), b.Name, b.Kind())})
 			}
 		}
 		for _, t := range p.Order() {
@@ -255,6 +282,16 @@ func readLimitFile(path string, inv *inventory.Inventory) ([]string, error) {
 		return nil, fmt.Errorf("%s names no hosts", path)
 	}
 	return names, nil
+}
+
+// rescueOf returns the innermost block whose rescue section holds t, or nil.
+func rescueOf(t *config.Task) *config.Block {
+	for b := t.Block; b != nil; b = b.Parent {
+		if t.SectionIn(b) == config.SectionRescue {
+			return b
+		}
+	}
+	return nil
 }
 
 // rescues reports whether t is in the rescue or always section of a block that runs.

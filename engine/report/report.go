@@ -44,12 +44,15 @@ type Report struct {
 	DriftHistory []HostHistory `json:"drift_history"`
 	// Top lists the tasks that drifted most over Runs.
 	Top []history.TaskCount `json:"top,omitempty"`
+	// Fleet is the fleet run the report was selected by (Filter.Label): its runs as one.
+	Fleet *Fleet `json:"fleet,omitempty"`
 }
 
 // Filter is the report's filter as given.
 type Filter struct {
 	Runbook string   `json:"runbook,omitempty"`
 	Hosts   []string `json:"hosts,omitempty"`
+	Label   string   `json:"label,omitempty"`
 	Runs    int      `json:"runs"`
 }
 
@@ -188,10 +191,18 @@ func Build(ctx context.Context, s history.Store, o Options) (*Report, error) {
 		o.Runs = DefaultRuns
 	}
 	f := o.Filter
-	rep := &Report{GeneratedAt: now(), History: s.Location(), Filter: Filter{Runbook: f.Runbook, Hosts: f.Hosts, Runs: o.Runs},
+	rep := &Report{GeneratedAt: now(), History: s.Location(), Filter: Filter{Runbook: f.Runbook, Hosts: f.Hosts, Label: f.Label, Runs: o.Runs},
 		Hosts: []Host{}, Runs: []RunPoint{}, DriftHistory: []HostHistory{}}
 	if f.Runbook != "" {
 		rep.Filter.Runbook = history.RunbookKey(f.Runbook)
+	}
+
+	if f.Label != "" {
+		fleet, err := buildFleet(ctx, s, f.Label, f.Runbook)
+		if err != nil {
+			return nil, err
+		}
+		rep.Fleet = fleet
 	}
 
 	latest, err := s.Latest(ctx, f)
@@ -352,6 +363,8 @@ func (r *Report) forPeople() *Report {
 	c := *r
 	c.History, c.Filter.Runbook = line(r.History), line(r.Filter.Runbook)
 	c.Filter.Hosts = mapStrings(r.Filter.Hosts, line)
+	c.Filter.Label = line(r.Filter.Label)
+	c.Fleet = r.Fleet.forPeople()
 	c.Hosts = make([]Host, len(r.Hosts))
 	for i, h := range r.Hosts {
 		h.Host, h.Runbook, h.Mode, h.Status = line(h.Host), line(h.Runbook), line(h.Mode), line(h.Status)

@@ -26,9 +26,12 @@ const timeFormat = "2006-01-02 15:04"
 func (r *Report) Text(w io.Writer, o TextOptions) error {
 	r = r.forPeople()
 	var b strings.Builder
+	if r.Fleet != nil {
+		r.Fleet.text(&b)
+	}
 	if len(r.Hosts) == 0 {
 		fmt.Fprintf(&b, "no runs recorded in %s", r.History)
-		if r.Filter.Runbook != "" || len(r.Filter.Hosts) > 0 {
+		if r.Filter.Runbook != "" || len(r.Filter.Hosts) > 0 || r.Filter.Label != "" {
 			b.WriteString(" that match the filter")
 		}
 		b.WriteString("\n")
@@ -116,6 +119,48 @@ func (r *Report) Text(w io.Writer, o TextOptions) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// text writes the fleet run's block: its totals, then a line per run.
+func (f *Fleet) text(b *strings.Builder) {
+	fmt.Fprintf(b, "FLEET RUN %q: %s\n", f.Label, f.Status())
+	if len(f.Runs) == 0 {
+		b.WriteString("\n")
+		return
+	}
+	end := "-"
+	if f.Finished {
+		end = f.FinishedAt.Local().Format(timeFormatSeconds)
+	}
+	c := f.Counts
+	fmt.Fprintf(b, "  %d runs, %d hosts, exit code %d, from %s to %s (%s)\n", len(f.Runs), f.Hosts, f.ExitCode,
+		f.StartedAt.Local().Format(timeFormatSeconds), end, f.Span())
+	fmt.Fprintf(b, "  ok=%d changed=%d drift=%d unknown=%d failed=%d unreachable=%d skipped=%d\n", c.OK, c.Changed, c.Drift,
+		c.Unknown, c.Failed, c.Unreachable, c.Skipped)
+	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SHARD\tRUN\tCONTROLLER\tMODE\tHOSTS\tEXIT\tSTARTED\tFINISHED")
+	for _, r := range f.Runs {
+		fin := "-"
+		if !r.FinishedAt.IsZero() {
+			fin = r.FinishedAt.Local().Format(timeFormatSeconds)
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", r.ShardName(), r.Run, r.Controller, r.Mode, r.Hosts, r.ExitCode,
+			r.StartedAt.Local().Format(timeFormatSeconds), fin)
+	}
+	tw.Flush()
+	if len(f.Missing) > 0 {
+		fmt.Fprintf(b, "  missing: shard %s (no run recorded under this label)\n", f.MissingNames())
+	}
+	if len(f.Superseded) > 0 {
+		ids := make([]string, len(f.Superseded))
+		for i, id := range f.Superseded {
+			ids[i] = fmt.Sprint(id)
+		}
+		fmt.Fprintf(b, "  superseded: run %s (a later run of the same shard counts)\n", strings.Join(ids, ", "))
+	}
+	b.WriteString("\n")
+}
+
+const timeFormatSeconds = "2006-01-02 15:04:05"
 
 // label is the task's name with its module, as text lines show it.
 func (t Task) label() string {

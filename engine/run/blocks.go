@@ -87,13 +87,18 @@ func (hr *hostRun) seq(ctx context.Context, tasks []*config.Task, parent *config
 // once, then per for_each element its tasks, its rescue tasks when one of them failed,
 // and its always tasks.
 func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.Task) (flow, bool) {
-	hr.stage = b.Kind() + " " + b.Name
+	hr.stage = blockName(b)
 	fail := func(msg string) (flow, bool) {
 		hr.report(Result{Task: b.Name, Module: b.Kind(), Item: hr.eachLabel, Status: Failed, Msg: msg})
 		return flowFailed, false
 	}
 	if b.UsesFacts {
 		if st, msg := hr.ensureFacts(ctx, tasks[0]); st != OK {
+			if !hr.startFailed && st == Unreachable {
+				// lost while gathering: said here, as a task's result would say it (a
+				// helper that could not start was reported as the host's connect step)
+				hr.report(Result{Task: b.Name, Module: b.Kind(), Item: hr.eachLabel, Status: Unreachable, Msg: msg})
+			}
 			if hr.startFailed || st == Unreachable {
 				hr.markDead()
 				return flowStop, false
@@ -111,7 +116,7 @@ func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.T
 		return fail(diagText(diags))
 	}
 	if !run {
-		hr.skipAll(tasks, fmt.Sprintf("skipped: the when of %s is false", blockName(b)))
+		hr.skipAll(tasks, fmt.Sprintf("skipped: the when of %s is false", blockName(b)), b.ForEach != nil)
 		return flowOn, false
 	}
 	var items []*config.Item
@@ -126,7 +131,7 @@ func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.T
 			items = append(items, &its[i])
 		}
 		if len(items) == 0 {
-			hr.skipAll(tasks, fmt.Sprintf("skipped: the for_each of %s has no elements", blockName(b)))
+			hr.skipAll(tasks, fmt.Sprintf("skipped: the for_each of %s has no elements", blockName(b)), true)
 			return flowOn, false
 		}
 	}
@@ -148,7 +153,10 @@ func (hr *hostRun) block(ctx context.Context, b *config.Block, tasks []*config.T
 		if it != nil {
 			hr.each, hr.eachLabel = it, joinLabel(savedLabel, itemLabel(*it, i, false))
 		}
-		f, soft = hr.blockOnce(ctx, main, rescue, always, b)
+		// a soft failure of an element stays with the host whatever the next ones do
+		var esoft bool
+		f, esoft = hr.blockOnce(ctx, main, rescue, always, b)
+		soft = soft || esoft
 		loop.collect(hr, tasks, it)
 		hr.each, hr.eachLabel = savedEach, savedLabel
 		if f != flowOn {
@@ -164,11 +172,13 @@ func (hr *hostRun) blockOnce(ctx context.Context, main, rescue, always []*config
 	mark := len(hr.failures)
 	f, soft := hr.seq(ctx, main, b, false)
 	if f == flowFailed && len(rescue) > 0 {
+		end := len(hr.failures)
 		rf, rsoft := hr.seq(ctx, rescue, b, false)
 		if rf == flowOn {
-			// Rescued: the failures of the block's tasks no longer count against the host,
+			// Rescued: the failures of the block's tasks no longer count against the host
+			// (those of rescue tasks that failed with on_failure = "continue" still do),
 			// and the block's result says so (in the output and the history).
-			failed := hr.rescued(mark)
+			failed := hr.rescued(mark, end)
 			hr.report(Result{Task: b.Name, Module: b.Kind(), Item: hr.eachLabel, Status: OK,
 				Msg: fmt.Sprintf("rescued: %s failed, and the rescue tasks succeeded", quoteList(failed))})
 			f, soft = flowOn, rsoft
@@ -186,17 +196,17 @@ func (hr *hostRun) blockOnce(ctx context.Context, main, rescue, always []*config
 	return f, soft
 }
 
-// rescued takes the failures reported since mark out of the host's count, and counts the
-// rescue; it returns the names of the tasks that failed.
-func (hr *hostRun) rescued(mark int) []string {
+// rescued takes the failures reported from mark to end out of the host's count, and counts
+// the rescue; it returns the names of the tasks that failed.
+func (hr *hostRun) rescued(mark, end int) []string {
 	var names []string
-	for _, r := range hr.failures[mark:] {
+	for _, r := range hr.failures[mark:end] {
 		hr.count(r, -1)
 		if !slices.Contains(names, r.Task) {
 			names = append(names, r.Task)
 		}
 	}
-	hr.failures = hr.failures[:mark]
+	hr.failures = append(hr.failures[:mark], hr.failures[end:]...)
 	hr.e.mu.Lock()
 	hr.stats.Rescued++
 	hr.e.mu.Unlock()
@@ -212,11 +222,22 @@ func quoteList(names []string) string {
 	return strings.Join(q, ", ")
 }
 
-// skipAll reports every task of a block that does not run on this host.
-func (hr *hostRun) skipAll(tasks []*config.Task, msg string) {
+// skipAll reports every task of a block that does not run on this host, and gives each the
+// result later tasks see for a skipped task: that of a task whose when is false, or for a
+// block with for_each (loop), that of a task whose for_each has no elements.
+func (hr *hostRun) skipAll(tasks []*config.Task, msg string, loop bool) {
 	for _, t := range tasks {
-		hr.report(Result{Task: t.Name, Module: t.Module, Item: hr.eachLabel, Status: Skipped, Msg: msg})
+		r := Result{Task: t.Name, Module: t.Module, Item: hr.eachLabel, Status: Skipped, Msg: msg}
+		hr.report(r)
 		hr.statuses[t.Name] = Skipped
+		hr.results[t.Name] = resultValue(r)
+		if loop {
+			hr.results[t.Name] = cty.ObjectVal(map[string]cty.Value{
+				"results": cty.EmptyObjectVal,
+				"changed": cty.False,
+				"status":  cty.StringVal(string(Skipped)),
+			})
+		}
 	}
 }
 

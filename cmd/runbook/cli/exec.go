@@ -14,6 +14,7 @@ import (
 
 	"github.com/runbook/runbook/engine/config"
 	"github.com/runbook/runbook/engine/diag"
+	"github.com/runbook/runbook/engine/plan"
 	"github.com/runbook/runbook/engine/view"
 	"github.com/runbook/runbook/modules"
 )
@@ -48,6 +49,10 @@ type runFlags struct {
 	noPipelining   bool
 	verifyHelper   string
 
+	shardFlag setString   // --shard as given
+	shard     *plan.Shard // the shard of this run (resolveShard), nil for all hosts
+	shardFrom string      // where the shard came from, for messages
+
 	comp complianceFlags // exec and check: history and metrics
 }
 
@@ -71,6 +76,7 @@ func (f *runFlags) add(cmd *cobra.Command, withVars bool) {
 	fl.BoolVar(&f.noPipelining, "no-pipelining", false, "send each host its next task only after the one before answered (by default a run of tasks that do not read each other's results is sent at once, and the host runs them in order, stopping at a failure)")
 	fl.DurationVar(&f.confirmTimeout, "confirm-timeout", 60*time.Second, "how long a network change waits, armed to roll back by itself, for its confirmation over a new connection, in tasks that set no confirm_timeout (0: no transaction)")
 	fl.StringVar(&f.verifyHelper, "verify-helper", "stamp", "how each start verifies the helper's file on a host: stamp (hash it, and later skip the hash while the file is provably the one hashed: same inode, size and ctime, for a day, without become) or always (hash it every time)")
+	addShardFlag(cmd, f)
 	if withVars {
 		f.vars.add(cmd)
 		fl.StringSliceVarP(&f.tags, "tags", "t", nil, "run only tasks with one of these tags")
@@ -136,8 +142,14 @@ host is in sync or drifts, with a diff. Exit code 4 means drift was found.`
 // checkFlags refuses flag values that no run can use, before anything is read or touched;
 // exec, check and run share it.
 func (a *app) checkFlags(f *runFlags) error {
-	var d *hcl.Diagnostic
+	d := a.resolveShard(f)
+	if d == nil && f.comp.label.set {
+		if err := checkRunLabel(f.comp.label.value); err != nil {
+			d = diag.Errorf("Invalid --run-label", "%s.", err)
+		}
+	}
 	switch {
+	case d != nil:
 	case f.forks < 1:
 		d = diag.Errorf("Invalid --forks", "--forks must be at least 1, not %d.", f.forks)
 	case f.connectRetries < 0:

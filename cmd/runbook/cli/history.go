@@ -39,6 +39,7 @@ type complianceFlags struct {
 	history   string
 	noHistory bool
 	metrics   string
+	label     setString // --run-label
 }
 
 func (c *complianceFlags) add(cmd *cobra.Command) {
@@ -47,6 +48,8 @@ func (c *complianceFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&c.history, "history", "", "record the run in this SQLite file or postgres:// URL, or 'off' (default $"+historyEnv+
 		", else $XDG_STATE_HOME/runbook/history.db or ~/.local/state/runbook/history.db)")
 	fl.BoolVar(&c.noHistory, "no-history", false, "keep no record of this run (same as --history=off)")
+	c.label.typ = "LABEL"
+	fl.Var(&c.label, "run-label", "record the run under this label, which the shards of one fleet run share (--shard); `runbook report --run-label` shows them as one run")
 	fl.StringVar(&c.metrics, "metrics", "", "write the run's outcome to this file as Prometheus text (atomically), for node_exporter's textfile collector")
 }
 
@@ -110,7 +113,7 @@ func (a *app) startCompliance(cmd *cobra.Command, rb *config.Runbook, f *runFlag
 		mode = history.ModeCheck
 	}
 	rec, err := history.Begin(ctx, store, history.Run{StartedAt: c.started, Runbook: rb.Path, RunbookSHA256: runbookSHA256(rb),
-		User: a.userName(), Controller: hostname(), Mode: mode, Argv: redactedArgv(cmd, rb)},
+		User: a.userName(), Controller: hostname(), Mode: mode, Argv: redactedArgv(cmd, rb), Label: f.comp.label.value, Shard: runShard(f)},
 		func(err error) {
 			a.warn("History incomplete", "Recording this run in %s failed; the record stops here: %s.", store.Location(), err)
 		})
@@ -233,6 +236,14 @@ func redactedArgv(cmd *cobra.Command, rb *config.Runbook) []string {
 		}
 	})
 	return append(out, rb.Path)
+}
+
+// runShard is the run's shard as the history records it.
+func runShard(f *runFlags) *history.Shard {
+	if f.shard == nil {
+		return nil
+	}
+	return &history.Shard{Index: f.shard.Index, Count: f.shard.Count}
 }
 
 func (a *app) userName() string {

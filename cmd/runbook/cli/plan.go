@@ -153,6 +153,14 @@ func (a *app) plan(cmd *cobra.Command, rb *config.Runbook, f *runFlags, warnings
 	}
 	pl, pdiags := plan.Build(rb, inv, opts)
 	diags = append(diags, pdiags...)
+	// A shard keeps its part of the hosts the run selects (after --limit and --rerun), the
+	// same part in every play: the shard is a function of the host name alone.
+	var shardMine, shardAll int
+	if f.shard != nil && pl != nil {
+		_, shardAll = shardCounts(nil, pl)
+		f.shard.Apply(pl)
+		shardMine, _ = shardCounts(pl, nil)
+	}
 	// Before any host is touched: a connection variable runbook cannot honour on any planned
 	// host stops the run (--list included: it shows what a run would do). The refusals are
 	// shown together with the plan's other errors, so that one attempt shows everything to
@@ -163,6 +171,7 @@ func (a *app) plan(cmd *cobra.Command, rb *config.Runbook, f *runFlags, warnings
 	hostsOf := pl
 	if hostsOf == nil {
 		hostsOf, _ = plan.Build(rb, inv, plan.Options{Limit: opts.Limit, Only: opts.Only})
+		f.shard.Apply(hostsOf)
 	}
 	if hostsOf != nil {
 		var hosts []*inventory.Host
@@ -175,13 +184,21 @@ func (a *app) plan(cmd *cobra.Command, rb *config.Runbook, f *runFlags, warnings
 		return fail(ExitInvalid)
 	}
 	if f.list {
-		return a.listPlan(pl)
+		return a.listPlan(pl, f, shardMine, shardAll)
 	}
 	total := 0
 	for _, p := range pl.Plays {
 		total += len(p.Hosts)
 	}
-	if total == 0 {
+	if f.shard != nil {
+		fmt.Fprintf(a.stderr, "runbook: shard %s (from %s): %s of the %d the run selects\n", f.shard, f.shardFrom, plural(shardMine, "host"), shardAll)
+	}
+	if total == 0 && f.shard != nil && shardAll > 0 {
+		// Its part of the fleet is empty (fewer hosts than shards, or an unlucky --limit):
+		// the shard has nothing to do, which is not the shard failing. It still runs, so that
+		// its history records the shard as done under its --run-label.
+		fmt.Fprintf(a.stderr, "runbook: shard %s holds none of the hosts: nothing to do here\n", f.shard)
+	} else if total == 0 {
 		// A run (or a nightly check) that touches nothing must not look like a success.
 		a.report(rb.Files, hcl.Diagnostics{diag.Errorf("No hosts selected",
 			"No play selects any host of the inventory, so nothing would run. Check the hosts patterns and --limit (`runbook inventory -i INV --graph` shows the groups).")})
@@ -191,7 +208,7 @@ func (a *app) plan(cmd *cobra.Command, rb *config.Runbook, f *runFlags, warnings
 }
 
 // listPlan prints what a run would do without connecting anywhere.
-func (a *app) listPlan(pl *plan.Plan) error {
+func (a *app) listPlan(pl *plan.Plan, f *runFlags, shardMine, shardAll int) error {
 	if a.output == "json" {
 		var plays []map[string]any
 		for _, p := range pl.Plays {
@@ -204,7 +221,15 @@ func (a *app) listPlan(pl *plan.Plan) error {
 			}
 			plays = append(plays, map[string]any{"play": p.Play.Name, "hosts": hosts, "tasks": tasks})
 		}
-		return json.NewEncoder(a.stdout).Encode(map[string]any{"type": "plan", "plays": plays})
+		out := map[string]any{"type": "plan", "plays": plays}
+		if f.shard != nil {
+			out["shard"] = map[string]any{"index": f.shard.Index, "count": f.shard.Count, "from": f.shardFrom,
+				"hosts": shardMine, "selected": shardAll}
+		}
+		return json.NewEncoder(a.stdout).Encode(out)
+	}
+	if f.shard != nil {
+		fmt.Fprintf(a.stdout, "shard %s (from %s): %s of the %d the run selects\n", f.shard, f.shardFrom, plural(shardMine, "host"), shardAll)
 	}
 	for _, p := range pl.Plays {
 		fmt.Fprintf(a.stdout, "play %q: %s, %s\n", p.Play.Name, plural(len(p.Hosts), "host"), plural(len(p.Tasks), "task"))

@@ -19,6 +19,7 @@ import (
 func (a *app) reportCmd() *cobra.Command {
 	var (
 		loc, runbook, htmlOut string
+		label                 setString
 		hosts                 []string
 		runs, top             int
 		diffs                 bool
@@ -30,8 +31,9 @@ func (a *app) reportCmd() *cobra.Command {
 mode, its status and counts, the tasks that drift (with --diff, their diffs) or fail, and since
 which run a drifting host has drifted without a break. --runs N shows each host's status over the
 last N runs; --top N the tasks that drifted most in them. --html FILE writes the same as one
-self-contained page, with a trend chart. The history is --history, else $RUNBOOK_HISTORY, else
-the default file that exec and check write.
+self-contained page, with a trend chart. --run-label LABEL shows the runs recorded under that
+label (the shards of one fleet run, see --shard) as one fleet run. The history is --history,
+else $RUNBOOK_HISTORY, else the default file that exec and check write.
 
   runbook report --runbook site.hcl --runs 14 --top 10
   runbook report --html /var/www/compliance/index.html`,
@@ -46,6 +48,11 @@ the default file that exec and check write.
 			}
 			if top < 0 {
 				return invalid("Invalid --top", "--top must not be negative.")
+			}
+			if label.set {
+				if err := checkRunLabel(label.value); err != nil {
+					return invalid("Invalid --run-label", "%s.", err)
+				}
 			}
 			where, err := a.historyLocation(loc, false)
 			if err != nil {
@@ -65,7 +72,7 @@ the default file that exec and check write.
 			}
 			defer store.Close()
 			rep, err := report.Build(ctx, store, report.Options{
-				Filter: history.Filter{Runbook: runbook, Hosts: hosts}, Runs: runs, Top: top})
+				Filter: history.Filter{Runbook: runbook, Hosts: hosts, Label: label.value}, Runs: runs, Top: top})
 			if err != nil {
 				return invalid("Cannot read the history", "%s", err)
 			}
@@ -90,6 +97,8 @@ the default file that exec and check write.
 	fl.StringVar(&loc, "history", "", "the history: a SQLite file or a postgres:// URL (default $"+historyEnv+", else the file exec and check write)")
 	fl.StringVar(&runbook, "runbook", "", "only runs of this runbook (its path)")
 	fl.StringArrayVar(&hosts, "host", nil, "only this host (repeatable)")
+	label.typ = "LABEL"
+	fl.Var(&label, "run-label", "only the runs recorded with this --run-label: the shards of one fleet run, shown as one (its runs, hosts merged, counts summed, the worst exit code, the span from first start to last finish)")
 	fl.IntVar(&runs, "runs", report.DefaultRuns, "show each host's status over the last N runs")
 	fl.IntVar(&top, "top", 0, "list the N tasks that drifted most over the runs")
 	fl.BoolVar(&diffs, "diff", false, "show the diffs of drifting tasks")
