@@ -159,6 +159,9 @@ func (hr *hostRun) pipeline(ctx context.Context, tasks []*config.Task) (n int, f
 			// an executor that cannot send ahead: this one runs now, before the next is sent
 			res, err, _ := hr.attempts(WithSecrets(ctx, p.vals), p.x, t, p.m, p.args, p.apply, p.ectx, pd.s, p.r)
 			pd.wait = func() (*modules.Result, error) { return res, err }
+			if err != nil && t.OnFailure != config.OnFailureContinue {
+				break // as a chain would stop here
+			}
 			continue
 		}
 		plain, sensitive := config.SplitSensitive(p.args)
