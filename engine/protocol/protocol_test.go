@@ -732,6 +732,15 @@ func TestChain(t *testing.T) {
 		t.Errorf("chain f waited for chain e: %s", d)
 	}
 	w()
+	// A chain's failure holds though its later requests arrive after everything before
+	// them answered (the controller's next line may come late).
+	if r, err := c.Call(ctx, &Request{Op: OpApply, Module: "fail", Chain: "g"}); err != nil || r.Status != StatusFailed {
+		t.Fatal(r, err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if r, err := c.Call(ctx, &Request{Op: OpApply, Module: "echo", Args: obj("text", cty.StringVal("x")), Chain: "g"}); err != nil || !r.NotRun {
+		t.Errorf("a late request of a failed chain ran: %+v %v", r, err)
+	}
 	// Only check and apply requests chain.
 	if _, err := DecodeRequest([]byte(`{"id":1,"op":"ping","chain":"x"}`)); err == nil {
 		t.Error("a chained ping was accepted")

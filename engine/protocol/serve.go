@@ -116,13 +116,34 @@ type server struct {
 	mu       sync.Mutex
 	inFlight map[uint64]context.CancelFunc
 	wg       sync.WaitGroup
-	// chains are the pipelines with requests queued or running, by name (Request.Chain).
-	chains map[string]*chain
+	// chains are the pipelines by name (Request.Chain), chainOrder their names, oldest
+	// first.
+	chains     map[string]*chain
+	chainOrder []string
+}
+
+// maxChains bounds how many pipelines the helper remembers.
+const maxChains = 64
+
+// forgetChains forgets the oldest chains with nothing pending while there are more than
+// maxChains; srv.mu is held.
+func (srv *server) forgetChains() {
+	for i := 0; len(srv.chainOrder) > maxChains && i < len(srv.chainOrder); {
+		name := srv.chainOrder[i]
+		if c := srv.chains[name]; c != nil && c.pending > 0 {
+			i++
+			continue
+		}
+		delete(srv.chains, name)
+		srv.chainOrder = append(srv.chainOrder[:i], srv.chainOrder[i+1:]...)
+	}
 }
 
 // chain is one pipeline of requests: last is closed when its newest request has answered,
 // failed is set once one failed (and was not tolerated), pending counts its requests not
-// yet answered; a chain with none left is forgotten.
+// yet answered. A chain is kept while more of its requests may come (the controller's
+// next line may arrive after the last one answered): the oldest of those with nothing
+// pending are forgotten past maxChains.
 type chain struct {
 	last    chan struct{}
 	failed  bool
@@ -327,6 +348,8 @@ func (srv *server) dispatch(line []byte) {
 		if ch == nil {
 			ch = &chain{}
 			srv.chains[req.Chain] = ch
+			srv.chainOrder = append(srv.chainOrder, req.Chain)
+			srv.forgetChains()
 		}
 		prev, done = ch.last, make(chan struct{})
 		ch.last = done
@@ -366,9 +389,7 @@ func (srv *server) dispatch(line []byte) {
 			if resp.Status == StatusFailed && !req.Tolerated && !resp.NotRun {
 				ch.failed = true
 			}
-			if ch.pending--; ch.pending == 0 {
-				delete(srv.chains, req.Chain)
-			}
+			ch.pending--
 		}
 		srv.mu.Unlock()
 		resp.ID = req.ID
