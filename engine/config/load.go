@@ -258,11 +258,19 @@ func (d *decoder) checkName(kind string, name string, rng hcl.Range) bool {
 	return true
 }
 
+// article is "a KIND" or "an KIND".
+func article(kind string) string {
+	if kind != "" && strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "An " + kind
+	}
+	return "A " + kind
+}
+
 func duplicate(kind, name string, first, second hcl.Range) *hcl.Diagnostic {
 	return &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  "Duplicate " + kind,
-		Detail:   fmt.Sprintf("A %s named %q was already declared at %s. Names must be unique.", kind, name, first.String()),
+		Detail:   fmt.Sprintf("%s named %q was already declared at %s. Names must be unique.", article(kind), name, first.String()),
 		Subject:  second.Ptr(),
 	}
 }
