@@ -91,5 +91,12 @@ bench-compare: ## this build beside the build of BASE (default HEAD~1), run for 
 	$(MAKE) -C $(BASE_DIR)/src build VERSION=base-$$(git rev-parse --short '$(BASE)')
 	$(BIN)/runbench -repo $(CURDIR) -hosts $(COMPARE_HOSTS) -runbook-only -baseline $(BASE_DIR)/src/bin/runbook $(BENCHFLAGS)
 
+# soak runs the fault soak (cmd/runbook TestSoak) at fleet size: SOAK_HOSTS ns-tier hosts, a
+# tenth of them faulty in every way the lab can make, plus a run interrupted once. The test
+# suite runs it with 30 hosts.
+SOAK_HOSTS ?= 1000
+soak: ## the fault soak at SOAK_HOSTS hosts (default 1000)
+	RUNBOOK_SOAK_HOSTS=$(SOAK_HOSTS) $(GO) test -count=1 -timeout 60m -run 'TestSoak$$' -v ./cmd/runbook
+
 clean:
 	rm -rf $(BIN) engine/helperbin/bin/runbook-helper-*
