@@ -8,7 +8,7 @@ HOSTS   ?= 3
 TIER    ?= systemd
 LAYERS  ?=
 
-.PHONY: help helpers build test test-short fuzz lint fmt fmt-hcl demo lab-up lab-down bench bench-compare clean
+.PHONY: help helpers build test test-short fuzz lint fmt fmt-hcl demo lab-up lab-down bench bench-compare soak clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
