@@ -375,7 +375,8 @@ func (srv *server) dispatch(line []byte) {
 		switch {
 		case skip:
 			resp = &Response{Status: StatusFailed, NotRun: true, Error: &modules.Failure{Msg: ErrNotRun}}
-		case base.Err() != nil:
+		case prev != nil && base.Err() != nil:
+			// cancelled, or the controller went, while it waited for its chain
 			resp = failed(context.Cause(base))
 		default:
 			start = time.Now()
