@@ -24,6 +24,9 @@ import (
 // no netem qdisc to do it on the link.
 const impairFile = "impair"
 
+// impairGenFile, in the lab directory, changes whenever an impair file does.
+const impairGenFile = "impair.gen"
+
 // fwdTarget is one host behind the forwarder.
 type fwdTarget struct {
 	name   string
@@ -35,10 +38,11 @@ type fwdTarget struct {
 
 // forwarder accepts on 127.0.0.1 and connects to hosts from the hub namespace.
 type forwarder struct {
-	hubFD   int
-	targets []*fwdTarget
-	log     *log.Logger
-	wg      sync.WaitGroup
+	hubFD     int
+	targets   []*fwdTarget
+	impairGen string // path of the lab's impairGenFile
+	log       *log.Logger
+	wg        sync.WaitGroup
 }
 
 func newForwarder(st *State, lns []net.Listener, logger *log.Logger) (*forwarder, error) {
@@ -49,7 +53,7 @@ func newForwarder(st *State, lns []net.Listener, logger *log.Logger) (*forwarder
 	if err != nil {
 		return nil, fmt.Errorf("forwarder: open hub namespace: %w", err)
 	}
-	f := &forwarder{hubFD: fd, log: logger}
+	f := &forwarder{hubFD: fd, log: logger, impairGen: filepath.Join(st.Dir, impairGenFile)}
 	for i, h := range st.Hosts {
 		f.targets = append(f.targets, &fwdTarget{
 			name:   h.Name,
@@ -152,19 +156,26 @@ func (f *forwarder) dial(ctx context.Context, addr string) (net.Conn, error) {
 }
 
 // pollImpair follows the hosts' impair files (written by Break, possibly from
-// another process such as `testenv break`).
+// another process such as `testenv break`). It reads only the lab's
+// impairGenFile every tick, and the hosts' files when that has changed, so a
+// lab of a thousand hosts costs one read a tick, not a thousand.
 func (f *forwarder) pollImpair(ctx context.Context) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	last, first := "", true
 	for {
-		for _, t := range f.targets {
-			var d time.Duration
-			if b, err := os.ReadFile(t.impair); err == nil {
-				if ms, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-					d = time.Duration(ms) * time.Millisecond
+		gen, _ := os.ReadFile(f.impairGen)
+		if first || string(gen) != last {
+			for _, t := range f.targets {
+				var d time.Duration
+				if b, err := os.ReadFile(t.impair); err == nil {
+					if ms, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+						d = time.Duration(ms) * time.Millisecond
+					}
 				}
+				t.delay.Store(int64(d))
 			}
-			t.delay.Store(int64(d))
+			last, first = string(gen), false
 		}
 		select {
 		case <-ctx.Done():
@@ -172,6 +183,11 @@ func (f *forwarder) pollImpair(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// bumpImpairGen tells the forwarder that an impair file changed.
+func bumpImpairGen(st *State) error {
+	return writeFile(filepath.Join(st.Dir, impairGenFile), []byte(strconv.FormatInt(time.Now().UnixNano(), 10)+"\n"), 0o644)
 }
 
 type chunk struct {

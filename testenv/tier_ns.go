@@ -103,17 +103,22 @@ func (t nsTier) Start(ctx context.Context, st *State, clientKey string, logf fun
 	}
 	// sshd daemonizes only after binding port 22, so its pid file appearing in
 	// the host's /run means it is listening.
+	// Hosts found ready are not read again, so each poll of a large lab costs
+	// only the hosts still starting.
+	pending := append([]*HostState(nil), st.Hosts...)
 	return pollUntil(ctx, 20*time.Millisecond, func() (bool, error) {
-		for _, h := range st.Hosts {
+		left := pending[:0]
+		for _, h := range pending {
 			if !h.Main.Alive() {
 				log, _ := os.ReadFile(filepath.Join(st.hostDir(h), "console.log"))
 				return false, fmt.Errorf("host %s exited during start: %s", h.Name, strings.TrimSpace(string(log)))
 			}
 			if _, err := sshdPID(h); err != nil {
-				return false, nil
+				left = append(left, h)
 			}
 		}
-		return true, nil
+		pending = left
+		return len(pending) == 0, nil
 	})
 }
 
