@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -84,12 +85,17 @@ func (b *neighBook) prune(live func(id string) bool) {
 // since count as the originals again.
 func (b *neighBook) add(id string, hosts int, cur map[string]int, live func(string) bool) map[string]int {
 	b.prune(live)
+	writes := map[string]int{}
+	eff := maps.Clone(cur) // the values as they stand once dead labs are undone
 	if len(b.Labs) == 0 {
 		orig := map[string]int{}
 		for p, v := range cur {
 			if set, ok := b.Set[p]; ok && set == v {
 				if o, ok := b.Orig[p]; ok {
-					v = o // still ours, left by labs that died: the original stands
+					// Still what dead labs wrote: the original stands, and
+					// is what this lab's raise adds to.
+					orig[p], eff[p], writes[p] = o, o, o
+					continue
 				}
 			}
 			orig[p] = v
@@ -104,14 +110,13 @@ func (b *neighBook) add(id string, hosts int, cur map[string]int, live func(stri
 	for _, n := range b.Labs {
 		total += n
 	}
-	writes := map[string]int{}
 	for _, p := range neighSysctls {
 		o, ok := b.Orig[p]
 		if !ok {
 			continue // not on this machine (no IPv6)
 		}
 		want := o + neighPerHost(p)*total
-		if c, ok := cur[p]; ok && c < want {
+		if c, ok := eff[p]; ok && c < want {
 			writes[p] = want
 			b.Set[p] = want
 		}
