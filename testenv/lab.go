@@ -179,6 +179,11 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 
 func (l *Lab) up(ctx context.Context, opts Options) error {
 	st := l.st
+	t0 := time.Now()
+	phase := func(what string) {
+		l.logf("%s: %.2fs", what, time.Since(t0).Seconds())
+		t0 = time.Now()
+	}
 	if err := planNetwork(st, opts.Hosts, opts.HostsPerSegment); err != nil {
 		return err
 	}
@@ -194,6 +199,7 @@ func (l *Lab) up(ctx context.Context, opts Options) error {
 	if err := setupNetwork(ctx, st); err != nil {
 		return err
 	}
+	phase(fmt.Sprintf("network of %d hosts in %d segment(s)", len(st.Hosts), len(st.segments())))
 	pub, err := writeKey(st.Dir)
 	if err != nil {
 		return err
@@ -201,6 +207,7 @@ func (l *Lab) up(ctx context.Context, opts Options) error {
 	if err := l.tier.Start(ctx, st, pub, l.logf); err != nil {
 		return err
 	}
+	phase("hosts started")
 	lns, err := listenLoopback(len(st.Hosts))
 	if err != nil {
 		return err
@@ -227,6 +234,7 @@ func (l *Lab) up(ctx context.Context, opts Options) error {
 	if err := l.waitSSH(ctx); err != nil {
 		return err
 	}
+	phase("every host answers ssh through its forwarder")
 	l.fill()
 	return st.save()
 }
