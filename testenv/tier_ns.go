@@ -39,23 +39,36 @@ func (nsTier) Check() error {
 
 func (nsTier) Prepare(context.Context, *State, func(string, ...any)) error { return nil }
 
-// nsHostScript runs inside the host's fresh mount and UTS namespaces. The
-// bind of /root comes first and the tmpfs on /tmp last, because the lab dir
-// (holding the upper dirs) may itself live under /var or /tmp.
+// nsHostScript runs inside the host's fresh mount and UTS namespaces. One
+// mount(8) mounts the host's private directories from its own fstab
+// (nsFstab), in order, and the hostname is written, not set by hostname(1):
+// starting a thousand hosts is mostly process starts, so each host pays for
+// as few as it can.
 const nsHostScript = `set -eu
 H=$1
-mount --bind "$H/root" /root
-mount -t overlay lab-etc -o "lowerdir=/etc,upperdir=$H/etc/upper,workdir=$H/etc/work" /etc
-mount -t overlay lab-var -o "lowerdir=/var,upperdir=$H/var/upper,workdir=$H/var/work" /var
-mount -t tmpfs -o mode=1777,size=512m lab-tmp /tmp
-mount -t tmpfs -o mode=755,size=64m lab-run /run
-# A sysfs mounted from inside the host's netns shows its own NICs.
-mount -t sysfs lab-sys /sys
+mount --fstab "$H/fstab" --all
 mkdir -p /run/sshd /var/log
-hostname "$2"
+echo "$2" > /proc/sys/kernel/hostname
 /usr/sbin/sshd -E /var/log/sshd.log
 exec sleep infinity
 `
+
+// nsFstab lists the mounts that make a host's private directories, mounted in
+// this order: the bind of /root first and the tmpfs on /tmp last, because the
+// lab dir (holding the upper dirs) may itself live under /var or /tmp. A
+// sysfs mounted from inside the host's netns shows its own NICs. The lab dir
+// has no spaces, commas, colons or '=' (Up refuses them), so the fields
+// need no escaping.
+func nsFstab(dir string) string {
+	return fmt.Sprintf(`# Mounts of this lab host, written by testenv: mount --fstab THIS --all
+%[1]s/root /root none bind 0 0
+lab-etc /etc overlay lowerdir=/etc,upperdir=%[1]s/etc/upper,workdir=%[1]s/etc/work 0 0
+lab-var /var overlay lowerdir=/var,upperdir=%[1]s/var/upper,workdir=%[1]s/var/work 0 0
+lab-tmp /tmp tmpfs mode=1777,size=512m 0 0
+lab-run /run tmpfs mode=755,size=64m 0 0
+lab-sys /sys sysfs defaults 0 0
+`, dir)
+}
 
 // sshdConfigNS replaces the machine's sshd_config inside the host.
 const sshdConfigNS = `# Lab host sshd configuration, written by testenv.
@@ -150,6 +163,9 @@ func (nsTier) prepareHost(st *State, h *HostState, clientKey string) error {
 		if err := unix.Mknod(filepath.Join(etc, "ssh", base), unix.S_IFCHR, 0); err != nil && !os.IsExist(err) {
 			return fmt.Errorf("hide %s: %w", k, err)
 		}
+	}
+	if err := writeFile(filepath.Join(dir, "fstab"), []byte(nsFstab(dir)), 0o644); err != nil {
+		return err
 	}
 	return writeRootHome(filepath.Join(dir, "root"), clientKey)
 }
