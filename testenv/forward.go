@@ -195,36 +195,70 @@ type chunk struct {
 	at time.Time
 }
 
-// pipe copies src to dst. Each chunk is held until it is `delay` old, which
-// adds latency without cutting throughput (chunks queue, not serialise).
+// pipeBufSize is the read buffer of one direction of a relayed connection.
+// A lab of a thousand hosts under a controller with --forks 1000 has 2,000
+// of them at once, so they are pooled and not larger than an SSH packet
+// needs (OpenSSH sends at most 32 KiB of payload a packet; a packet read in
+// two pieces costs nothing).
+const pipeBufSize = 16 << 10
+
+var pipeBufs = sync.Pool{New: func() any { b := make([]byte, pipeBufSize); return &b }}
+
+// pipe copies src to dst. While the host is not slowed, each read is written
+// at once from one pooled buffer: no copy, no goroutine, no queue. Once a
+// delay is set (Break slow), the connection switches, for the rest of its
+// life so that bytes stay in order, to a queue: each chunk is held until it is
+// `delay` old, which adds latency without cutting throughput (chunks queue,
+// not serialise).
 func (t *fwdTarget) pipe(dst, src net.Conn) {
-	ch := make(chan chunk, 64)
-	go func() {
-		defer close(ch)
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := src.Read(buf)
-			if n > 0 {
+	bp := pipeBufs.Get().(*[]byte)
+	defer pipeBufs.Put(bp)
+	buf := *bp
+	var ch chan chunk
+	var done chan struct{}
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if ch == nil && t.delay.Load() == 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					src.Close() // as delayed does: the peer is gone
+					break
+				}
+			} else {
+				if ch == nil {
+					ch, done = make(chan chunk, 64), make(chan struct{})
+					go t.delayed(dst, src, ch, done)
+				}
 				ch <- chunk{append([]byte(nil), buf[:n]...), time.Now()}
 			}
-			if err != nil {
-				return
-			}
 		}
-	}()
+		if err != nil {
+			break
+		}
+	}
+	if ch != nil {
+		close(ch)
+		<-done
+	}
+	if tc, ok := dst.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+}
+
+// delayed writes the queued chunks to dst, each once it is `delay` old. On a
+// write error it closes src, which stops pipe's reads, and drains the queue.
+func (t *fwdTarget) delayed(dst, src net.Conn, ch chan chunk, done chan struct{}) {
+	defer close(done)
 	for c := range ch {
 		if d := time.Duration(t.delay.Load()); d > 0 {
 			time.Sleep(time.Until(c.at.Add(d)))
 		}
 		if _, err := dst.Write(c.b); err != nil {
-			src.Close() // stop the reader; drain what it already queued
+			src.Close()
 			for range ch {
 			}
-			break
+			return
 		}
-	}
-	if tc, ok := dst.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
 	}
 }
 

@@ -35,6 +35,8 @@ type scaleRow struct {
 	procs                  int
 	rss, pss               int64 // bytes, summed over the lab's processes
 	fwdRSS                 int64 // the forwarder daemon's share of rss
+	fwdPeakRSS             int64 // the forwarder's largest RSS while runbook ran
+	fwdPeakFDs             int   // and its most open file descriptors
 	memAvail, slab         int64 // bytes: MemTotal-MemAvailable and Slab, change over up
 	arp, ndisc             int   // neighbour table entries with the lab up
 	first, installed       *Sample
@@ -220,6 +222,27 @@ func scaleSize(ctx context.Context, cfg config, testenvBin, site string, n, perS
 		"--history", filepath.Join(tmp, "history.db")}
 	rbEnv := append(os.Environ(), "XDG_STATE_HOME="+filepath.Join(tmp, "state"))
 	check := func(out string) error { return checkRecap(out, n) }
+	// The forwarder relays every connection: sample its RSS and open files while runbook runs.
+	sctx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			rss, _ := procMem(fwd)
+			if rss > row.fwdPeakRSS {
+				row.fwdPeakRSS = rss
+			}
+			if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", fwd)); err == nil && len(ents) > row.fwdPeakFDs {
+				row.fwdPeakFDs = len(ents)
+			}
+			select {
+			case <-sctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() { stopSampling(); <-sampled }()
 	fmt.Fprintf(os.Stderr, "   runbook, first contact: %s\n", strings.Join(rbArgs, " "))
 	s, _, err := measured(ctx, cfg, rbArgs, rbEnv, tmp, nil)
 	if err != nil {
@@ -239,6 +262,9 @@ func scaleSize(ctx context.Context, cfg config, testenvBin, site string, n, perS
 	med := Sample{Wall: time.Duration(r.med(wallOf) * float64(time.Second)), CPU: time.Duration(r.med(cpuOf) * float64(time.Second)),
 		PeakRSS: int64(r.med(rssOf) * (1 << 20))}
 	row.installed, row.installedRuns = &med, runs
+	stopSampling()
+	<-sampled
+	fmt.Fprintf(os.Stderr, "   forwarder while runbook ran: peak RSS %.1f MiB, at most %d open files\n", mib(row.fwdPeakRSS), row.fwdPeakFDs)
 	return row, nil
 }
 
@@ -384,11 +410,11 @@ func printScale(w io.Writer, rows []scaleRow) {
 			mib(r.memAvail)/h, mib(r.slab)/h, r.arp, r.ndisc)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| hosts | runbook exec bench/site.hcl | wall (s) | controller CPU (s) | CPU/host (ms) | peak RSS (MiB) | runs |")
-	fmt.Fprintln(w, "|------:|------|---------:|-------------------:|--------------:|---------------:|-----:|")
+	fmt.Fprintln(w, "| hosts | runbook exec bench/site.hcl | wall (s) | controller CPU (s) | CPU/host (ms) | peak RSS (MiB) | runs | forwarder peak RSS (MiB) / fds |")
+	fmt.Fprintln(w, "|------:|------|---------:|-------------------:|--------------:|---------------:|-----:|------:|")
 	for _, r := range rows {
 		if r.runbookSkipped != "" {
-			fmt.Fprintf(w, "| %d | (%s) | | | | | |\n", r.hosts, r.runbookSkipped)
+			fmt.Fprintf(w, "| %d | (%s) | | | | | | |\n", r.hosts, r.runbookSkipped)
 			continue
 		}
 		for _, c := range []struct {
@@ -399,8 +425,8 @@ func printScale(w io.Writer, rows []scaleRow) {
 			if c.s == nil {
 				continue
 			}
-			fmt.Fprintf(w, "| %d | %s | %.2f | %.2f | %.2f | %.1f | %d |\n", r.hosts, c.name, c.s.Wall.Seconds(), c.s.CPU.Seconds(),
-				c.s.CPU.Seconds()*1000/float64(r.hosts), rssOf(*c.s), c.runs)
+			fmt.Fprintf(w, "| %d | %s | %.2f | %.2f | %.2f | %.1f | %d | %.1f / %d |\n", r.hosts, c.name, c.s.Wall.Seconds(), c.s.CPU.Seconds(),
+				c.s.CPU.Seconds()*1000/float64(r.hosts), rssOf(*c.s), c.runs, mib(r.fwdPeakRSS), r.fwdPeakFDs)
 		}
 	}
 	if len(rows) > 0 {
