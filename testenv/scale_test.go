@@ -275,35 +275,35 @@ func TestNeighBook(t *testing.T) {
 		steps []step
 	}{
 		{"one lab", defaults, []step{
-			{op: "add", id: "a", hosts: 1000, v4: 1024 + 4000, v6: 1024 + 16000},
+			{op: "add", id: "a", hosts: 1000, v4: 1024 + 4000, v6: 1024 + 24000},
 			{op: "remove", id: "a", v4: 1024, v6: 1024, empty: true},
 		}},
 		{"two labs, either order", defaults, []step{
-			{op: "add", id: "a", hosts: 300, v4: 1024 + 1200, v6: 1024 + 4800},
-			{op: "add", id: "b", hosts: 700, v4: 1024 + 4000, v6: 1024 + 16000},
+			{op: "add", id: "a", hosts: 300, v4: 1024 + 1200, v6: 1024 + 7200},
+			{op: "add", id: "b", hosts: 700, v4: 1024 + 4000, v6: 1024 + 24000},
 			// a goes first: b still needs the raised values.
-			{op: "remove", id: "a", v4: 1024 + 4000, v6: 1024 + 16000},
+			{op: "remove", id: "a", v4: 1024 + 4000, v6: 1024 + 24000},
 			{op: "remove", id: "b", v4: 1024, v6: 1024, empty: true},
 		}},
 		// The lab's entries go into the same table, whatever it was sized for.
 		{"set high by the machine's owner", with(defaults, v4, 100000), []step{
-			{op: "add", id: "a", hosts: 10, v4: 100040, v6: 1024 + 160},
+			{op: "add", id: "a", hosts: 10, v4: 100040, v6: 1024 + 240},
 			{op: "remove", id: "a", v4: 100000, v6: 1024, empty: true},
 		}},
 		{"changed by someone else meanwhile", defaults, []step{
-			{op: "add", id: "a", hosts: 10, v4: 1024 + 40, v6: 1024 + 160},
+			{op: "add", id: "a", hosts: 10, v4: 1024 + 40, v6: 1024 + 240},
 			{op: "remove", id: "a", poke: map[string]int{v4: 50000}, v4: 50000, v6: 1024, skipped: 1, empty: true},
 		}},
 		{"a lab that died is not waited for", defaults, []step{
-			{op: "add", id: "dead", hosts: 100, v4: 1024 + 400, v6: 1024 + 1600},
+			{op: "add", id: "dead", hosts: 100, v4: 1024 + 400, v6: 1024 + 2400},
 			// Its raise is undone; a's own applies.
-			{op: "add", id: "a", hosts: 10, live: func(id string) bool { return id != "dead" }, v4: 1024 + 40, v6: 1024 + 160},
+			{op: "add", id: "a", hosts: 10, live: func(id string) bool { return id != "dead" }, v4: 1024 + 40, v6: 1024 + 240},
 			{op: "remove", id: "a", live: func(id string) bool { return id != "dead" }, v4: 1024, v6: 1024, empty: true},
 		}},
 		{"the original survives labs that all died", defaults, []step{
-			{op: "add", id: "dead", hosts: 100, v4: 1024 + 400, v6: 1024 + 1600},
+			{op: "add", id: "dead", hosts: 100, v4: 1024 + 400, v6: 1024 + 2400},
 			// The next lab finds raised values nobody restored: 1024 stays the original.
-			{op: "add", id: "a", hosts: 10, live: func(id string) bool { return id == "a" }, v4: 1024 + 40, v6: 1024 + 160},
+			{op: "add", id: "a", hosts: 10, live: func(id string) bool { return id == "a" }, v4: 1024 + 40, v6: 1024 + 240},
 			{op: "remove", id: "a", v4: 1024, v6: 1024, empty: true},
 		}},
 		{"no IPv6 on the machine", map[string]int{neighSysctls[0]: 128, neighSysctls[1]: 512, v4: 1024}, []step{
