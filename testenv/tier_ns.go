@@ -91,11 +91,21 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 `
 
 func (t nsTier) Start(ctx context.Context, st *State, clientKey string, logf func(string, ...any)) error {
-	for _, h := range st.Hosts {
-		if err := t.prepareHost(st, h, clientKey); err != nil {
-			return fmt.Errorf("prepare %s: %w", h.Name, err)
+	t0 := time.Now()
+	// Each host writes only its own directory: a few at a time, so that a
+	// large lab's files are not written one host after another.
+	errs := make([]error, len(st.Hosts))
+	forEachLimited(len(st.Hosts), 8, func(i int) {
+		if err := t.prepareHost(st, st.Hosts[i], clientKey); err != nil {
+			errs[i] = fmt.Errorf("prepare %s: %w", st.Hosts[i].Name, err)
 		}
+	})
+	if err := joinErrs(errs); err != nil {
+		return err
 	}
+	logf("host files written: %.2fs", time.Since(t0).Seconds())
+	t0 = time.Now()
+	defer func() { logf("hosts' sshd listening: %.2fs", time.Since(t0).Seconds()) }()
 	for _, h := range st.Hosts {
 		dir := st.hostDir(h)
 		logFile, err := os.OpenFile(filepath.Join(dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
