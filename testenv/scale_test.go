@@ -4,9 +4,13 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"os"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestBlockBits(t *testing.T) {
@@ -375,4 +379,67 @@ func TestFDNeeds(t *testing.T) {
 	if got := ControllerFDs(1000); got != 1064 {
 		t.Errorf("ControllerFDs(1000) = %d", got)
 	}
+}
+
+// TestEnsureNofile lowers this test process's own soft RLIMIT_NOFILE and
+// checks that the lab raises it to the hard one when that suffices; a child
+// process (the hard limit cannot be raised again without CAP_SYS_RESOURCE)
+// checks a hard limit below the need: raised to it where the process may,
+// else a clear error.
+func TestEnsureNofile(t *testing.T) {
+	if os.Getenv("RUNBOOK_NOFILE_CHILD") == "1" {
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: 256, Max: 512}); err != nil {
+			fmt.Println("setrlimit:", err)
+			os.Exit(3)
+		}
+		_, after, err := ensureNofile(700)
+		fmt.Printf("after=%d/%d err=%v\n", after.Soft, after.Hard, err)
+		os.Exit(0)
+	}
+	orig, err := CurrentNofile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if orig.Hard < 1024 {
+		t.Skipf("hard limit %d too low to test with", orig.Hard)
+	}
+	t.Cleanup(func() { _ = unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: orig.Soft, Max: orig.Hard}) })
+	for _, tc := range []struct {
+		name string
+		soft uint64
+		need int
+		want NofileLimit
+	}{
+		{"enough", 512, 300, NofileLimit{512, orig.Hard}},
+		{"soft raised to hard", 256, 300, NofileLimit{orig.Hard, orig.Hard}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: tc.soft, Max: orig.Hard}); err != nil {
+				t.Fatal(err)
+			}
+			before, after, err := ensureNofile(tc.need)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now, _ := CurrentNofile()
+			if before != (NofileLimit{tc.soft, orig.Hard}) || after != tc.want || now != tc.want {
+				t.Errorf("ensureNofile(%d) from %d: before %v after %v now %v, want %v", tc.need, tc.soft, before, after, now, tc.want)
+			}
+		})
+	}
+	t.Run("hard limit short", func(t *testing.T) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestEnsureNofile$")
+		cmd.Env = append(os.Environ(), "RUNBOOK_NOFILE_CHILD=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		got := string(out)
+		raised := strings.Contains(got, "after=700/700 err=<nil>")
+		refused := strings.Contains(got, "needs 700 file descriptors and RLIMIT_NOFILE is 256 (hard 512)") && strings.Contains(got, "ulimit -n 700")
+		if !raised && !refused {
+			t.Errorf("a hard limit of 512 for a need of 700: want it raised to 700 or a clear error, got:\n%s", got)
+		}
+		t.Logf("child: %s", strings.TrimSpace(got))
+	})
 }
