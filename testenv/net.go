@@ -156,8 +156,20 @@ func planNetwork(st *State, n, per int) error {
 
 func netnsPath(name string) string { return filepath.Join("/run/netns", name) }
 
+// fabricBridges are the switch's two bridges (one per data NIC) of segment s:
+// each segment has its own, like its own bridge in the hub, because a Linux
+// bridge takes at most 1,023 ports. Hosts reach each other over their data
+// NICs within a segment.
+func fabricBridges(prefix string, s int) []string {
+	if s == 0 {
+		return []string{prefix + "f0", prefix + "f1"}
+	}
+	return []string{fmt.Sprintf("%ss%df0", prefix, s), fmt.Sprintf("%ss%df1", prefix, s)}
+}
+
 // setupNetwork builds the lab network: the unreachable guard route first, then
-// hub (bridge), switch (two fabrics) and one namespace per host.
+// hub (a bridge per segment), switch (two fabrics per segment) and one
+// namespace per host.
 func setupNetwork(ctx context.Context, st *State) error {
 	// The guard goes in before any lab address exists anywhere, so no lab
 	// address can be routed out of the machine even for a moment.
@@ -185,9 +197,10 @@ func setupNetwork(ctx context.Context, st *State) error {
 			"link set "+seg.Bridge+" up")
 	}
 	sw := []string{"link set lo up"}
-	fabrics := []string{st.Prefix + "f0", st.Prefix + "f1"}
-	for _, f := range fabrics {
-		sw = append(sw, "link add name "+f+" type bridge", "link set "+f+" up")
+	for s := range st.segments() {
+		for _, f := range fabricBridges(st.Prefix, s) {
+			sw = append(sw, "link add name "+f+" type bridge", "link set "+f+" up")
+		}
 	}
 	for _, h := range st.Hosts {
 		hub = append(hub,
@@ -197,7 +210,7 @@ func setupNetwork(ctx context.Context, st *State) error {
 		for j, nic := range h.DataIfs {
 			sw = append(sw,
 				fmt.Sprintf("link add name %s type veth peer name %s netns %s", h.SwIfs[j], nic, h.NetNS),
-				fmt.Sprintf("link set %s master %s", h.SwIfs[j], fabrics[j]),
+				fmt.Sprintf("link set %s master %s", h.SwIfs[j], fabricBridges(st.Prefix, h.Segment)[j]),
 				"link set "+h.SwIfs[j]+" up")
 		}
 	}

@@ -62,6 +62,19 @@ func TestLabSegments(t *testing.T) {
 		}
 	}
 
+	// The switch has two fabrics per segment, each host's data veths on its segment's.
+	for _, h := range big.st.Hosts {
+		for j, f := range fabricBridges(big.st.Prefix, h.Segment) {
+			out, err := runCmd(context.Background(), "", "ip", "-n", big.st.SwitchNS, "-o", "link", "show", "master", f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(out), " "+h.SwIfs[j]+"@") {
+				t.Errorf("%s's %s is not a port of %s:\n%s", h.Name, h.SwIfs[j], f, out)
+			}
+		}
+	}
+
 	// Neighbour limits: both labs counted.
 	if big.st.Neigh == nil || small.st.Neigh == nil {
 		t.Fatal("a lab did not record its neighbour limits")

@@ -200,7 +200,7 @@ func TestPlanNetworkSegments(t *testing.T) {
 					}
 					seen[k] = true
 				}
-				for _, n := range []string{h.HubIf, h.SwIfs[0], h.SwIfs[1], st.Segments[h.Segment].Bridge} {
+				for _, n := range append([]string{h.HubIf, h.SwIfs[0], h.SwIfs[1], st.Segments[h.Segment].Bridge}, fabricBridges(st.Prefix, h.Segment)...) {
 					if len(n) > 15 {
 						t.Errorf("interface name %q is longer than 15 bytes", n)
 					}
@@ -218,7 +218,7 @@ func TestPlanNetworkSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := st.Hosts[len(st.Hosts)-1]
-	for _, n := range []string{h.HubIf, h.SwIfs[0], h.SwIfs[1], st.Segments[len(st.Segments)-1].Bridge} {
+	for _, n := range append([]string{h.HubIf, h.SwIfs[0], h.SwIfs[1], st.Segments[len(st.Segments)-1].Bridge}, fabricBridges(st.Prefix, len(st.Segments)-1)...) {
 		if len(n) > 15 {
 			t.Errorf("interface name %q is longer than 15 bytes", n)
 		}
