@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -59,6 +60,19 @@ func TestLabSegments(t *testing.T) {
 	for _, seg := range segs {
 		if !strings.Contains(string(out), seg.Bridge+"    inet "+seg.HubIP+"/24") {
 			t.Errorf("hub lacks %s on %s:\n%s", seg.HubIP, seg.Bridge, out)
+		}
+	}
+
+	// A host's mount namespace does not keep copies of the machine's
+	// /run/netns mounts (one per namespace of every lab: a million mounts
+	// for a thousand hosts otherwise).
+	for _, h := range big.st.Hosts {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", h.Main.PID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(b), " nsfs "); n > 0 {
+			t.Errorf("%s's mount namespace holds %d nsfs mounts", h.Name, n)
 		}
 	}
 

@@ -46,6 +46,12 @@ func (nsTier) Prepare(context.Context, *State, func(string, ...any)) error { ret
 // as few as it can.
 const nsHostScript = `set -eu
 H=$1
+# The new mount namespace is a copy of the machine's, with every namespace
+# file of /run/netns (a mount each, a thousand in a large lab, each holding its
+# namespace): drop them before /run is covered. ip made /run/netns a mount
+# point when it made this lab's namespaces; if it is not one, there is
+# nothing to drop.
+umount -l /run/netns 2>/dev/null || :
 mount --fstab "$H/fstab" --all
 mkdir -p /run/sshd /var/log
 echo "$2" > /proc/sys/kernel/hostname
