@@ -807,8 +807,8 @@ func (l *Lab) Processes() []Proc {
 
 // Leftovers lists what of the lab still exists on the machine: namespaces,
 // interfaces named with its prefix in the root namespace, the guard route,
-// mounts under its directory, cgroups, its registry record and any of procs
-// still running. After a successful Down it must be empty.
+// mounts under its directory, cgroups, its registry record, its count in the
+// neighbour limits' book and any of procs still running. After a successful Down it must be empty.
 func (l *Lab) Leftovers(procs []Proc) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -845,6 +845,11 @@ func (l *Lab) Leftovers(procs []Proc) []string {
 	}
 	if b, err := os.ReadFile(slotPath(st.Slot)); err == nil && strings.Contains(string(b), st.ID) {
 		out = append(out, "registry record "+slotPath(st.Slot))
+	}
+	if b, err := loadNeighBook(); err == nil {
+		if _, ok := b.Labs[st.ID]; ok {
+			out = append(out, "neighbour limits still counted for the lab in "+neighBookPath())
+		}
 	}
 	for _, p := range procs {
 		if p.Alive() {
