@@ -808,7 +808,8 @@ func (l *Lab) Processes() []Proc {
 // Leftovers lists what of the lab still exists on the machine: namespaces,
 // interfaces named with its prefix in the root namespace, the guard route,
 // mounts under its directory, cgroups, its registry record, its count in the
-// neighbour limits' book and any of procs still running. After a successful Down it must be empty.
+// neighbour limits' book and any of procs still running. After a successful
+// Down it must be empty.
 func (l *Lab) Leftovers(procs []Proc) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
