@@ -220,20 +220,20 @@ func setupNetwork(ctx context.Context, st *State) error {
 	if err := ipBatch(ctx, st.SwitchNS, false, sw); err != nil {
 		return fmt.Errorf("build switch: %w", err)
 	}
+	// Each host: lo, eth0 with its address, the data NICs up, and a default
+	// route like a real server has; it leads to the hub, which has no way
+	// out, so nothing leaves the lab.
 	for _, h := range st.Hosts {
 		gw, plen := st.hostNet(h)
-		lines := []string{
-			"link set lo up",
-			fmt.Sprintf("addr add %s/%d dev %s", h.MgmtIP, plen, mgmtNIC),
-			"link set " + mgmtNIC + " up",
-			// A default route like a real server has; it leads to the hub,
-			// which has no way out, so nothing leaves the lab.
-			"route add default via " + gw,
+		ip, err := netip.ParseAddr(h.MgmtIP)
+		if err != nil {
+			return fmt.Errorf("configure %s: %w", h.Name, err)
 		}
-		for _, nic := range h.DataIfs {
-			lines = append(lines, "link set "+nic+" up")
+		gwa, err := netip.ParseAddr(gw)
+		if err != nil {
+			return fmt.Errorf("configure %s: %w", h.Name, err)
 		}
-		if err := ipBatch(ctx, h.NetNS, false, lines); err != nil {
+		if err := configureHostNetns(netnsPath(h.NetNS), mgmtNIC, ip, plen, gwa, h.DataIfs); err != nil {
 			return fmt.Errorf("configure %s: %w", h.Name, err)
 		}
 	}
