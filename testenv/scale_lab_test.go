@@ -76,6 +76,17 @@ func TestLabSegments(t *testing.T) {
 		}
 	}
 
+	// rtnetlink errors name what failed: a link the host lacks, an address it has.
+	h := big.st.Hosts[0]
+	gw, plen := big.st.hostNet(h)
+	ip, gwa := netip.MustParseAddr(h.MgmtIP), netip.MustParseAddr(gw)
+	if err := configureHostNetns(netnsPath(h.NetNS), "nosuch0", ip, plen, gwa, nil); err == nil || !strings.Contains(err.Error(), "link nosuch0") {
+		t.Errorf("configuring a missing link: %v", err)
+	}
+	if err := configureHostNetns(netnsPath(h.NetNS), mgmtNIC, ip, plen, gwa, nil); err == nil || !strings.Contains(err.Error(), "address "+h.MgmtIP) || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("adding the address twice: %v", err)
+	}
+
 	// The switch has two fabrics per segment, each host's data veths on its segment's.
 	for _, h := range big.st.Hosts {
 		for j, f := range fabricBridges(big.st.Prefix, h.Segment) {

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -442,4 +443,25 @@ func TestEnsureNofile(t *testing.T) {
 		}
 		t.Logf("child: %s", strings.TrimSpace(got))
 	})
+}
+
+func TestRtattr(t *testing.T) {
+	for _, tc := range []struct {
+		typ  uint16
+		data []byte
+		want []byte
+	}{
+		// length (4 + data, little endian here), type, data, padding to 4
+		{1, []byte{10, 201, 2, 11}, []byte{8, 0, 1, 0, 10, 201, 2, 11}},
+		{5, []byte{1}, []byte{5, 0, 5, 0, 1, 0, 0, 0}},
+		{3, nil, []byte{4, 0, 3, 0}},
+	} {
+		got := rtattr(tc.typ, tc.data)
+		if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+			t.Skip("big-endian machine: the table is little-endian")
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("rtattr(%d, %v) = %v, want %v", tc.typ, tc.data, got, tc.want)
+		}
+	}
 }
