@@ -43,6 +43,7 @@ type scaleRow struct {
 	installedRuns          int
 	runbookSkipped         string
 	nofileSoft, nofileHard uint64
+	load                   [2]string // 1-minute load average before up and after down (other work on the machine)
 }
 
 func scaleMain(args []string) int {
@@ -128,6 +129,7 @@ func scaleSize(ctx context.Context, cfg config, testenvBin, site string, n, perS
 	lim, _ := testenv.CurrentNofile()
 	row.nofileSoft, row.nofileHard = lim.Soft, lim.Hard
 
+	row.load[0] = loadavg()
 	memBefore, slabBefore := meminfo()
 	upArgs := []string{"up", "--tier", "ns", "--hosts", strconv.Itoa(n), "--dir", dir}
 	if perSeg > 0 {
@@ -147,6 +149,7 @@ func scaleSize(ctx context.Context, cfg config, testenvBin, site string, n, perS
 		t0 := time.Now()
 		out, derr := runTool(dctx, testenvBin, "down", "--dir", dir)
 		row.down = time.Since(t0)
+		row.load[1] = loadavg()
 		fmt.Fprintf(os.Stderr, "== %d hosts: down in %.2fs\n%s", n, row.down.Seconds(), indent(out))
 		if derr != nil {
 			err = errors.Join(err, fmt.Errorf("testenv down: %w", derr))
@@ -391,6 +394,18 @@ func neighEntries(path string) int {
 	return int(v)
 }
 
+// loadavg is the 1-minute load average.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 func indent(s string) string {
@@ -401,13 +416,13 @@ func indent(s string) string {
 }
 
 func printScale(w io.Writer, rows []scaleRow) {
-	fmt.Fprintln(w, "| hosts | up (s) | status (s) | down (s) | lab processes | RSS/host (MiB) | PSS/host (MiB) | forwarder RSS (MiB) | kernel used/host (MiB) | slab/host (MiB) | ARP / NDISC entries |")
-	fmt.Fprintln(w, "|------:|-------:|-----------:|---------:|--------------:|---------------:|---------------:|--------------------:|-----------------------:|----------------:|--------------------:|")
+	fmt.Fprintln(w, "| hosts | up (s) | status (s) | down (s) | lab processes | RSS/host (MiB) | PSS/host (MiB) | forwarder RSS (MiB) | kernel used/host (MiB) | slab/host (MiB) | ARP / NDISC entries | load before / after |")
+	fmt.Fprintln(w, "|------:|-------:|-----------:|---------:|--------------:|---------------:|---------------:|--------------------:|-----------------------:|----------------:|--------------------:|------:|")
 	for _, r := range rows {
 		h := float64(r.hosts)
-		fmt.Fprintf(w, "| %d | %.2f | %.2f | %.2f | %d | %.2f | %.2f | %.1f | %.2f | %.2f | %d / %d |\n",
+		fmt.Fprintf(w, "| %d | %.2f | %.2f | %.2f | %d | %.2f | %.2f | %.1f | %.2f | %.2f | %d / %d | %s / %s |\n",
 			r.hosts, r.up.Seconds(), r.status.Seconds(), r.down.Seconds(), r.procs, mib(r.rss)/h, mib(r.pss)/h, mib(r.fwdRSS),
-			mib(r.memAvail)/h, mib(r.slab)/h, r.arp, r.ndisc)
+			mib(r.memAvail)/h, mib(r.slab)/h, r.arp, r.ndisc, r.load[0], r.load[1])
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| hosts | runbook exec bench/site.hcl | wall (s) | controller CPU (s) | CPU/host (ms) | peak RSS (MiB) | runs | forwarder peak RSS (MiB) / fds |")
