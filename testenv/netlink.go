@@ -19,6 +19,12 @@ import (
 // the namespace: `ip -n NS -batch` did the same with a process a host, which
 // for a thousand hosts was most of the network's setup time.
 func configureHostNetns(netnsFile, mgmt string, mgmtIP netip.Addr, plen int, gw netip.Addr, extra []string) error {
+	return inNetns(netnsFile, func() error { return configureHere(mgmt, mgmtIP, plen, gw, extra) })
+}
+
+// inNetns runs f on a thread switched into the network namespace netnsFile:
+// sockets f opens, and processes it starts, are in that namespace.
+func inNetns(netnsFile string, f func() error) error {
 	runtime.LockOSThread()
 	self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -36,14 +42,14 @@ func configureHostNetns(netnsFile, mgmt string, mgmtIP netip.Addr, plen int, gw 
 		runtime.UnlockOSThread()
 		return fmt.Errorf("enter %s: %w", netnsFile, err)
 	}
-	cerr := configureHere(mgmt, mgmtIP, plen, gw, extra)
+	ferr := f()
 	if err := unix.Setns(self, unix.CLONE_NEWNET); err != nil {
 		// The thread is stuck in the host's namespace: leave it locked so the
 		// Go runtime ends it with this goroutine instead of reusing it.
-		return errors.Join(cerr, fmt.Errorf("leave %s: %w", netnsFile, err))
+		return errors.Join(ferr, fmt.Errorf("leave %s: %w", netnsFile, err))
 	}
 	runtime.UnlockOSThread()
-	return cerr
+	return ferr
 }
 
 // configureHere does configureHostNetns's work in the calling thread's

@@ -118,12 +118,15 @@ func (t nsTier) Start(ctx context.Context, st *State, clientKey string, logf fun
 		if err != nil {
 			return fmt.Errorf("start %s: %w", h.Name, err)
 		}
-		// nsenter and unshare exec, so the PID we get is the anchor's.
-		cmd := exec.Command("nsenter", "--net="+netnsPath(h.NetNS), "--",
-			"unshare", "--mount", "--uts", "--propagation", "private", "--",
-			"/bin/sh", "-c", nsHostScript, "sh", dir, h.Name)
+		// Started from a thread in the host's netns, which the child inherits,
+		// into new mount (made private, as Go does for CLONE_NEWNS in
+		// Unshareflags) and UTS namespaces: what `nsenter --net` and `unshare
+		// --mount --uts --propagation private` did, two process starts a host
+		// fewer. The shell execs the anchor, so the PID is the anchor's.
+		cmd := exec.Command("/bin/sh", "-c", nsHostScript, "sh", dir, h.Name)
 		cmd.Env = cleanEnv()
-		if err := startHostProcess(h, cmd, logFile); err != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS}
+		if err := inNetns(netnsPath(h.NetNS), func() error { return startHostProcess(h, cmd, logFile) }); err != nil {
 			return err
 		}
 	}
