@@ -434,7 +434,9 @@ func (l *Lab) Down(ctx context.Context) error {
 	if err := release(ctx, l.st, l.logf); err != nil {
 		return err
 	}
+	t0 := time.Now()
 	removeLabFiles(l.st.Dir)
+	l.logf("lab files removed: %.2fs", time.Since(t0).Seconds())
 	l.down = true
 	return nil
 }
@@ -462,6 +464,7 @@ func Down(ctx context.Context, dir string, logw io.Writer) error {
 // one failed, so a second Down can finish what the first could not.
 func teardown(ctx context.Context, st *State, logf func(string, ...any)) error {
 	var errs []error
+	t0 := time.Now()
 	// Forwarder daemon first: no new connections into a dying lab.
 	if st.Forwarder.PID != 0 {
 		if err := stopProcs(ctx, []Proc{st.Forwarder}, syscall.SIGTERM, 5*time.Second); err != nil {
@@ -482,10 +485,12 @@ func teardown(ctx context.Context, st *State, logf func(string, ...any)) error {
 		mains = append(mains, h.Main, h.Leader)
 	}
 	procs := append(procsInNetns(labNetnsInodes(st)), procsInCgroups(cgs)...)
-	procs = append(procs, mains...)
+	procs = uniqueProcs(append(procs, mains...))
 	if err := stopProcs(ctx, procs, syscall.SIGKILL, 5*time.Second); err != nil {
 		errs = append(errs, err)
 	}
+	logf("%d processes stopped: %.2fs", len(procs), time.Since(t0).Seconds())
+	t0 = time.Now()
 	if tier, err := tierFor(st.Tier); err == nil {
 		if err := tier.Cleanup(ctx, st); err != nil {
 			errs = append(errs, err)
@@ -494,6 +499,7 @@ func teardown(ctx context.Context, st *State, logf func(string, ...any)) error {
 	if err := removeNetwork(ctx, st); err != nil {
 		errs = append(errs, err)
 	}
+	logf("%d namespaces and the guard route removed: %.2fs", len(st.Namespaces), time.Since(t0).Seconds())
 	if err := unmountUnder(st.Dir); err != nil {
 		errs = append(errs, err)
 	}
@@ -502,6 +508,20 @@ func teardown(ctx context.Context, st *State, logf func(string, ...any)) error {
 	}
 	logf("lab %s is down", st.Dir)
 	return nil
+}
+
+// uniqueProcs drops repeated entries (an anchor is both recorded and found in
+// its namespace) and never-started ones.
+func uniqueProcs(procs []Proc) []Proc {
+	seen := map[Proc]bool{}
+	out := procs[:0:0]
+	for _, p := range procs {
+		if p.PID > 0 && !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // unmountUnder detaches any mount point below dir that is visible here (the
@@ -536,6 +556,13 @@ func unescapeMount(s string) string {
 // removeLabFiles deletes what the lab wrote into dir, state last, and the dir
 // itself if that leaves it empty.
 func removeLabFiles(dir string) {
+	// The hosts' directories first, a few at a time: on this machine's ext4
+	// every unlink costs about half a millisecond of CPU, and a host has a
+	// few dozen files.
+	hosts := filepath.Join(dir, "hosts")
+	if ents, err := os.ReadDir(hosts); err == nil {
+		forEachLimited(len(ents), 4, func(i int) { _ = os.RemoveAll(filepath.Join(hosts, ents[i].Name())) })
+	}
 	for _, f := range labFiles {
 		_ = os.RemoveAll(filepath.Join(dir, f))
 	}
