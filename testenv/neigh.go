@@ -159,8 +159,7 @@ func (b *neighBook) empty() bool { return len(b.Labs) == 0 && len(b.Set) == 0 }
 // sysctlName turns "net/ipv4/neigh/default/gc_thresh3" into the dotted name.
 func sysctlName(p string) string { return strings.ReplaceAll(p, "/", ".") }
 
-// procSys is /proc/sys; a variable so tests can point it elsewhere.
-var procSys = "/proc/sys"
+const procSys = "/proc/sys"
 
 func readNeighLimits() map[string]int {
 	cur := map[string]int{}
@@ -202,7 +201,7 @@ func loadNeighBook() (*neighBook, error) {
 	}
 	var nb neighBook
 	if err := json.Unmarshal(b, &nb); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", neighBookPath(), err)
+		return nil, fmt.Errorf("decode %s: %w (it records the neighbour table limits labs raised; with no lab up, put back the values it names and remove it)", neighBookPath(), err)
 	}
 	return &nb, nil
 }
