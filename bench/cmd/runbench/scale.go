@@ -12,6 +12,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -302,22 +303,15 @@ func forwarderPID(dir string) int {
 	if err != nil {
 		return 0
 	}
-	// "forwarder": {"pid": N, ...}
-	s := string(b)
-	i := strings.Index(s, `"forwarder"`)
-	if i < 0 {
+	var st struct {
+		Forwarder struct {
+			PID int `json:"pid"`
+		} `json:"forwarder"`
+	}
+	if json.Unmarshal(b, &st) != nil {
 		return 0
 	}
-	j := strings.Index(s[i:], `"pid":`)
-	if j < 0 {
-		return 0
-	}
-	f := strings.FieldsFunc(s[i+j+6:], func(r rune) bool { return r == ',' || r == '}' || r == ' ' || r == '\n' })
-	if len(f) == 0 {
-		return 0
-	}
-	pid, _ := strconv.Atoi(f[0])
-	return pid
+	return st.Forwarder.PID
 }
 
 // procMem is a process's resident and proportional set size in bytes.
