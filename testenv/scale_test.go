@@ -465,3 +465,25 @@ func TestRtattr(t *testing.T) {
 		}
 	}
 }
+
+// The systemd and vm tiers give a host of a later segment its own segment's
+// gateway and prefix, as the ns tier does.
+func TestTierConfigsFollowSegments(t *testing.T) {
+	st := &State{Dir: "/var/lib/lab", Slot: 4, Prefix: "rbl4", Subnet: "10.201.4.0/22"}
+	if err := planNetwork(st, 7, 3); err != nil {
+		t.Fatal(err)
+	}
+	h := st.Hosts[6] // lab07, third segment
+	ifc := ifupdownConfig(st, h)
+	for _, want := range []string{"address 10.201.6.11/24\n", "gateway 10.201.6.1\n"} {
+		if !strings.Contains(ifc, want) {
+			t.Errorf("ifupdown config lacks %q:\n%s", want, ifc)
+		}
+	}
+	env := vmHostEnv(st, h, vmNICs(st, h))
+	for _, want := range []string{"MGMT_ADDR=10.201.6.11/24\n", "GATEWAY=10.201.6.1\n"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("vm host.env lacks %q:\n%s", want, env)
+		}
+	}
+}
