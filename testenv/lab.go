@@ -110,6 +110,16 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Subnet != "" {
+		// A subnet too small for the hosts is refused before anything is made.
+		p, err := checkSubnet(opts.Subnet)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := planSegments(p, "", opts.Hosts, per); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Dir == "" {
 		return nil, errors.New("lab directory not set")
 	}

@@ -83,7 +83,7 @@ func planSegments(subnet netip.Prefix, prefix string, n, per int) ([]Segment, er
 	}
 	m := segmentsNeeded(n, per)
 	if m > len(nets) {
-		return nil, fmt.Errorf("lab subnet %s holds at most %d hosts (%d segments of %d), %d asked", subnet, len(nets)*per, len(nets), per, n)
+		return nil, fmt.Errorf("lab subnet %s holds at most %d hosts (%d segment(s) of %d), %d asked", subnet, len(nets)*per, len(nets), per, n)
 	}
 	segs := make([]Segment, m)
 	for s := range segs {
