@@ -42,11 +42,11 @@ var neighSysctls = []string{
 }
 
 // neighPerHost is how many entries of a table one ns-tier host may add, with
-// room to spare over what was measured with the lab up (runbench scale, 250
-// hosts: 509 ARP entries on the machine, so 2 a host; 2,590 to 4,511 NDISC
-// entries from run to run, so 10 to 18 a host: multicast entries for router
-// solicitations, MLD reports and duplicate address detection on the six veth
-// ends of each host, which age out).
+// room to spare over what was measured with the lab up (runbench scale,
+// 240-250 hosts: about 500 ARP entries on the machine, so 2 a host; with the
+// limits raised, 4,300 to 4,700 NDISC entries, so up to 19 a host: multicast
+// entries for router solicitations, MLD reports and duplicate address
+// detection on the six veth ends of each host, which age out).
 func neighPerHost(sysctl string) int {
 	if strings.Contains(sysctl, "/ipv6/") {
 		return 24
