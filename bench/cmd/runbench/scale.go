@@ -45,6 +45,7 @@ type scaleRow struct {
 	runbookSkipped         string
 	nofileSoft, nofileHard uint64
 	load                   [2]string // 1-minute load average before up and after down (other work on the machine)
+	notOK                  []string  // runbook runs that left hosts failed or unreachable
 }
 
 func scaleMain(args []string) int {
@@ -248,17 +249,37 @@ func scaleSize(ctx context.Context, cfg config, testenvBin, site string, n, perS
 	}()
 	defer func() { stopSampling(); <-sampled }()
 	fmt.Fprintf(os.Stderr, "   runbook, first contact: %s\n", strings.Join(rbArgs, " "))
-	s, _, err := measured(ctx, cfg, rbArgs, rbEnv, tmp, nil)
-	if err != nil {
-		return row, fmt.Errorf("runbook, first contact: %w", err)
+	// A run that leaves hosts failed or unreachable (exit code 2 or 3) is kept
+	// and counted, with its whole output saved beside the table: at fleet size
+	// that is a finding, not a reason to lose the other figures.
+	keep := func(what string, i int, s Sample, out string, err error) error {
+		if err == nil {
+			return nil
+		}
+		if s.Exit != 2 && s.Exit != 3 {
+			return fmt.Errorf("runbook, %s: %w", what, err)
+		}
+		log := fmt.Sprintf("/tmp/runbench-scale-%d-%s-%d.log", n, strings.ReplaceAll(what, " ", "-"), i)
+		_ = os.WriteFile(log, []byte(out), 0o644)
+		bad := n - okHosts(out)
+		row.notOK = append(row.notOK, fmt.Sprintf("%s run %d: exit %d, %d of %d hosts not ok and unchanged (output: %s)", what, i+1, s.Exit, bad, n, log))
+		fmt.Fprintf(os.Stderr, "   runbook, %s: exit %d, %d hosts not ok and unchanged; output in %s\n", what, s.Exit, bad, log)
+		return nil
+	}
+	s, out, err := measured(ctx, cfg, rbArgs, rbEnv, tmp, nil)
+	if err := keep("first contact", 0, s, out, err); err != nil {
+		return row, err
 	}
 	row.first = &s
 	fmt.Fprintf(os.Stderr, "   runbook, first contact: wall %.2fs cpu %.2fs peak %.1f MiB\n", s.Wall.Seconds(), s.CPU.Seconds(), rssOf(s))
 	r := row0(n)
 	for i := 0; i < runs; i++ {
-		s, _, err := measured(ctx, cfg, rbArgs, rbEnv, tmp, check)
-		if err != nil {
-			return row, fmt.Errorf("runbook, helper installed: %w", err)
+		s, out, err := measured(ctx, cfg, rbArgs, rbEnv, tmp, check)
+		if s.Exit == 0 && err != nil {
+			s.Exit = 2 // ran, but not every host all ok and unchanged
+		}
+		if err := keep("helper installed", i, s, out, err); err != nil {
+			return row, err
 		}
 		fmt.Fprintf(os.Stderr, "   runbook, helper installed: wall %.2fs cpu %.2fs peak %.1f MiB\n", s.Wall.Seconds(), s.CPU.Seconds(), rssOf(s))
 		r.samples = append(r.samples, s)
@@ -274,8 +295,8 @@ func scaleSize(ctx context.Context, cfg config, testenvBin, site string, n, perS
 
 func row0(n int) row { return row{hosts: n, name: "runbook, helper installed"} }
 
-// checkRecap wants every host all ok and unchanged, as make bench does.
-func checkRecap(out string, n int) error {
+// okHosts counts the hosts the recap shows all ok and unchanged.
+func okHosts(out string) int {
 	c := len(rbRecap.FindAllString(out, -1))
 	if m := rbQuiet.FindStringSubmatch(out); m != nil {
 		q, _ := strconv.Atoi(m[1])
@@ -283,8 +304,13 @@ func checkRecap(out string, n int) error {
 			c += q
 		}
 	}
-	if c != n {
-		return fmt.Errorf("runbook: %d of %d hosts all ok and unchanged:\n%s", c, n, tail(out))
+	return c
+}
+
+// checkRecap wants every host all ok and unchanged, as make bench does.
+func checkRecap(out string, n int) error {
+	if c := okHosts(out); c != n {
+		return fmt.Errorf("runbook: %d of %d hosts all ok and unchanged:\n%s", okHosts(out), n, tail(out))
 	}
 	return nil
 }
@@ -436,6 +462,11 @@ func printScale(w io.Writer, rows []scaleRow) {
 			}
 			fmt.Fprintf(w, "| %d | %s | %.2f | %.2f | %.2f | %.1f | %d | %.1f / %d |\n", r.hosts, c.name, c.s.Wall.Seconds(), c.s.CPU.Seconds(),
 				c.s.CPU.Seconds()*1000/float64(r.hosts), rssOf(*c.s), c.runs, mib(r.fwdPeakRSS), r.fwdPeakFDs)
+		}
+	}
+	for _, r := range rows {
+		for _, b := range r.notOK {
+			fmt.Fprintf(w, "\n%d hosts: %s", r.hosts, b)
 		}
 	}
 	if len(rows) > 0 {
