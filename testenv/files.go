@@ -27,7 +27,7 @@ const (
 // so teardown removes exactly those and nothing else the user keeps there.
 var labFiles = []string{
 	fileInventory, fileInventoryINI, fileKnownHosts, fileKey, fileKey + ".pub",
-	fileSSHConfig, fileForwardLog, "hosts",
+	fileSSHConfig, fileForwardLog, impairGenFile, "hosts",
 }
 
 // newKey makes an ed25519 key pair and returns the private key in OpenSSH

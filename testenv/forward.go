@@ -24,6 +24,9 @@ import (
 // no netem qdisc to do it on the link.
 const impairFile = "impair"
 
+// impairGenFile, in the lab directory, changes whenever an impair file does.
+const impairGenFile = "impair.gen"
+
 // fwdTarget is one host behind the forwarder.
 type fwdTarget struct {
 	name   string
@@ -35,10 +38,11 @@ type fwdTarget struct {
 
 // forwarder accepts on 127.0.0.1 and connects to hosts from the hub namespace.
 type forwarder struct {
-	hubFD   int
-	targets []*fwdTarget
-	log     *log.Logger
-	wg      sync.WaitGroup
+	hubFD     int
+	targets   []*fwdTarget
+	impairGen string // path of the lab's impairGenFile
+	log       *log.Logger
+	wg        sync.WaitGroup
 }
 
 func newForwarder(st *State, lns []net.Listener, logger *log.Logger) (*forwarder, error) {
@@ -49,7 +53,7 @@ func newForwarder(st *State, lns []net.Listener, logger *log.Logger) (*forwarder
 	if err != nil {
 		return nil, fmt.Errorf("forwarder: open hub namespace: %w", err)
 	}
-	f := &forwarder{hubFD: fd, log: logger}
+	f := &forwarder{hubFD: fd, log: logger, impairGen: filepath.Join(st.Dir, impairGenFile)}
 	for i, h := range st.Hosts {
 		f.targets = append(f.targets, &fwdTarget{
 			name:   h.Name,
@@ -152,19 +156,26 @@ func (f *forwarder) dial(ctx context.Context, addr string) (net.Conn, error) {
 }
 
 // pollImpair follows the hosts' impair files (written by Break, possibly from
-// another process such as `testenv break`).
+// another process such as `testenv break`). It reads only the lab's
+// impairGenFile every tick, and the hosts' files when that has changed, so a
+// lab of a thousand hosts costs one read a tick, not a thousand.
 func (f *forwarder) pollImpair(ctx context.Context) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	last, first := "", true
 	for {
-		for _, t := range f.targets {
-			var d time.Duration
-			if b, err := os.ReadFile(t.impair); err == nil {
-				if ms, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-					d = time.Duration(ms) * time.Millisecond
+		gen, _ := os.ReadFile(f.impairGen)
+		if first || string(gen) != last {
+			for _, t := range f.targets {
+				var d time.Duration
+				if b, err := os.ReadFile(t.impair); err == nil {
+					if ms, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+						d = time.Duration(ms) * time.Millisecond
+					}
 				}
+				t.delay.Store(int64(d))
 			}
-			t.delay.Store(int64(d))
+			last, first = string(gen), false
 		}
 		select {
 		case <-ctx.Done():
@@ -174,41 +185,80 @@ func (f *forwarder) pollImpair(ctx context.Context) {
 	}
 }
 
+// bumpImpairGen tells the forwarder that an impair file changed.
+func bumpImpairGen(st *State) error {
+	return writeFile(filepath.Join(st.Dir, impairGenFile), []byte(strconv.FormatInt(time.Now().UnixNano(), 10)+"\n"), 0o644)
+}
+
 type chunk struct {
 	b  []byte
 	at time.Time
 }
 
-// pipe copies src to dst. Each chunk is held until it is `delay` old, which
-// adds latency without cutting throughput (chunks queue, not serialise).
+// pipeBufSize is the read buffer of one direction of a relayed connection.
+// A lab of a thousand hosts under a controller with --forks 1000 has 2,000
+// of them at once, so they are pooled and not larger than an SSH packet
+// needs (OpenSSH sends at most 32 KiB of payload a packet; a packet read in
+// two pieces costs nothing).
+const pipeBufSize = 16 << 10
+
+var pipeBufs = sync.Pool{New: func() any { b := make([]byte, pipeBufSize); return &b }}
+
+// pipe copies src to dst. While the host is not slowed, each read is written
+// at once from one pooled buffer: no copy, no goroutine, no queue. Once a
+// delay is set (Break slow), the connection switches, for the rest of its
+// life so that bytes stay in order, to a queue: each chunk is held until it is
+// `delay` old, which adds latency without cutting throughput (chunks queue,
+// not serialise).
 func (t *fwdTarget) pipe(dst, src net.Conn) {
-	ch := make(chan chunk, 64)
-	go func() {
-		defer close(ch)
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := src.Read(buf)
-			if n > 0 {
+	bp := pipeBufs.Get().(*[]byte)
+	defer pipeBufs.Put(bp)
+	buf := *bp
+	var ch chan chunk
+	var done chan struct{}
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if ch == nil && t.delay.Load() == 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					src.Close() // as delayed does: the peer is gone
+					break
+				}
+			} else {
+				if ch == nil {
+					ch, done = make(chan chunk, 64), make(chan struct{})
+					go t.delayed(dst, src, ch, done)
+				}
 				ch <- chunk{append([]byte(nil), buf[:n]...), time.Now()}
 			}
-			if err != nil {
-				return
-			}
 		}
-	}()
+		if err != nil {
+			break
+		}
+	}
+	if ch != nil {
+		close(ch)
+		<-done
+	}
+	if tc, ok := dst.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+}
+
+// delayed writes the queued chunks to dst, each once it is `delay` old. On a
+// write error it closes src, which stops pipe's reads, and drains the queue.
+func (t *fwdTarget) delayed(dst, src net.Conn, ch chan chunk, done chan struct{}) {
+	defer close(done)
 	for c := range ch {
 		if d := time.Duration(t.delay.Load()); d > 0 {
 			time.Sleep(time.Until(c.at.Add(d)))
 		}
 		if _, err := dst.Write(c.b); err != nil {
-			src.Close() // stop the reader; drain what it already queued
+			src.Close()
 			for range ch {
 			}
-			break
+			return
 		}
-	}
-	if tc, ok := dst.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
 	}
 }
 

@@ -31,6 +31,10 @@ type Options struct {
 	Subnet string
 	// Pool to take subnets from; empty: $RUNBOOK_LAB_POOL or DefaultPool.
 	Pool string
+	// HostsPerSegment is how many hosts share one /24 segment (its own bridge
+	// in the hub); 0 means MaxHostsPerSegment. A lab of more hosts spans
+	// several /24s. Tests set it low to span segments with few hosts.
+	HostsPerSegment int
 	// Daemon, if set, is the command line of a detached process that serves
 	// the forwarders (`testenv` re-executing itself), so they outlive Up's
 	// caller. It inherits the listeners as fds 3.. and must call
@@ -99,8 +103,22 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	if opts.Hosts == 0 {
 		opts.Hosts = 3
 	}
-	if opts.Hosts < 1 {
-		return nil, fmt.Errorf("lab needs at least one host, got %d", opts.Hosts)
+	if opts.Hosts < 1 || opts.Hosts > MaxHosts {
+		return nil, fmt.Errorf("lab needs 1 to %d hosts, got %d", MaxHosts, opts.Hosts)
+	}
+	per, err := hostsPerSegment(opts.HostsPerSegment)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Subnet != "" {
+		// A subnet too small for the hosts is refused before anything is made.
+		p, err := checkSubnet(opts.Subnet)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := planSegments(p, "", opts.Hosts, per); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Dir == "" {
 		return nil, errors.New("lab directory not set")
@@ -127,6 +145,16 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 		return nil, err
 	}
 	logf := logfFor(opts.Log)
+	if err := checkPids(opts.Hosts, logf); err != nil {
+		return nil, err
+	}
+	// The forwarders run in this process until a daemon takes them over;
+	// the daemon checks its own limit again.
+	if before, after, err := ensureNofile(ForwarderFDs(opts.Hosts)); err != nil {
+		return nil, err
+	} else if before != after {
+		logf("RLIMIT_NOFILE raised from %s to %s: the forwarder of %d hosts needs about %d", before, after, opts.Hosts, ForwarderFDs(opts.Hosts))
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("lab directory: %w", err)
 	}
@@ -143,7 +171,7 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	}
 	st := &State{Version: stateVersion, ID: newID(), Dir: dir, Tier: opts.Tier, Created: time.Now().UTC(), Owner: self,
 		Layers: opts.Layers, VMUserland: opts.VMUserland}
-	if err := allocate(ctx, st, opts.Subnet, opts.Pool, logf); err != nil {
+	if err := allocate(ctx, st, opts.Subnet, opts.Pool, blockBits(opts.Hosts, per), logf); err != nil {
 		return nil, err
 	}
 	lab := &Lab{st: st, tier: tier, logf: logf}
@@ -161,7 +189,12 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 
 func (l *Lab) up(ctx context.Context, opts Options) error {
 	st := l.st
-	if err := planNetwork(st, opts.Hosts); err != nil {
+	t0 := time.Now()
+	phase := func(what string) {
+		l.logf("%s: %.2fs", what, time.Since(t0).Seconds())
+		t0 = time.Now()
+	}
+	if err := planNetwork(st, opts.Hosts, opts.HostsPerSegment); err != nil {
 		return err
 	}
 	if err := st.save(); err != nil {
@@ -170,9 +203,13 @@ func (l *Lab) up(ctx context.Context, opts Options) error {
 	if err := l.tier.Prepare(ctx, st, l.logf); err != nil {
 		return err
 	}
+	if err := raiseNeighLimits(ctx, st, l.logf); err != nil {
+		return err
+	}
 	if err := setupNetwork(ctx, st); err != nil {
 		return err
 	}
+	phase(fmt.Sprintf("network of %d hosts in %d segment(s)", len(st.Hosts), len(st.segments())))
 	pub, err := writeKey(st.Dir)
 	if err != nil {
 		return err
@@ -180,6 +217,7 @@ func (l *Lab) up(ctx context.Context, opts Options) error {
 	if err := l.tier.Start(ctx, st, pub, l.logf); err != nil {
 		return err
 	}
+	phase("hosts started")
 	lns, err := listenLoopback(len(st.Hosts))
 	if err != nil {
 		return err
@@ -206,6 +244,7 @@ func (l *Lab) up(ctx context.Context, opts Options) error {
 	if err := l.waitSSH(ctx); err != nil {
 		return err
 	}
+	phase("every host answers ssh through its forwarder")
 	l.fill()
 	return st.save()
 }
@@ -291,6 +330,12 @@ func ServeForwarders(ctx context.Context, dir string) error {
 		lns = append(lns, ln)
 	}
 	logger := log.New(os.Stderr, "forwarder: ", log.LstdFlags)
+	before, after, err := ensureNofile(ForwarderFDs(len(st.Hosts)))
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
+	logger.Printf("RLIMIT_NOFILE %s (was %s); %d hosts need about %d", after, before, len(st.Hosts), ForwarderFDs(len(st.Hosts)))
 	fw, err := newForwarder(st, lns, logger)
 	if err != nil {
 		closeAll(lns)
@@ -302,28 +347,48 @@ func ServeForwarders(ctx context.Context, dir string) error {
 	return nil
 }
 
+// sshCheckParallel bounds the banner checks in flight at once: each makes
+// the host's sshd fork, and a thousand at once only thrash the machine.
+const sshCheckParallel = 64
+
+// waitSSHTimeout is how long up waits for every host to answer: a minute,
+// and more for large labs, whose checks queue behind each other.
+func waitSSHTimeout(hosts int) time.Duration {
+	return 60*time.Second + time.Duration(hosts)*60*time.Millisecond
+}
+
 func (l *Lab) waitSSH(ctx context.Context) error {
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, waitSSHTimeout(len(l.st.Hosts)))
 	defer cancel()
-	var wg sync.WaitGroup
 	errs := make([]error, len(l.st.Hosts))
-	for i, h := range l.st.Hosts {
+	forEachLimited(len(l.st.Hosts), sshCheckParallel, func(i int) {
+		h := l.st.Hosts[i]
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(h.Port))
+		var last error
+		err := pollUntil(wctx, 50*time.Millisecond, func() (bool, error) {
+			last = readBanner(wctx, dialLoopback, addr)
+			return last == nil, nil
+		})
+		if err != nil {
+			errs[i] = fmt.Errorf("host %s: sshd not reachable at %s: %v", h.Name, addr, last)
+		}
+	})
+	return joinErrs(errs)
+}
+
+// forEachLimited calls f(0..n-1) with at most par calls running at once.
+func forEachLimited(n, par int, f func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, par)
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(h.Port))
-			var last error
-			err := pollUntil(wctx, 50*time.Millisecond, func() (bool, error) {
-				last = readBanner(wctx, dialLoopback, addr)
-				return last == nil, nil
-			})
-			if err != nil {
-				errs[i] = fmt.Errorf("host %s: sshd not reachable at %s: %v", h.Name, addr, last)
-			}
+			defer func() { <-sem; wg.Done() }()
+			f(i)
 		}()
 	}
 	wg.Wait()
-	return joinErrs(errs)
 }
 
 // fill sets the exported fields from the state.
@@ -376,10 +441,12 @@ func (l *Lab) Down(ctx context.Context) error {
 		// the job, this lab's names and subnet must not be handed out again.
 		return err
 	}
-	if err := release(ctx, l.st); err != nil {
+	if err := release(ctx, l.st, l.logf); err != nil {
 		return err
 	}
+	t0 := time.Now()
 	removeLabFiles(l.st.Dir)
+	l.logf("lab files removed: %.2fs", time.Since(t0).Seconds())
 	l.down = true
 	return nil
 }
@@ -407,6 +474,7 @@ func Down(ctx context.Context, dir string, logw io.Writer) error {
 // one failed, so a second Down can finish what the first could not.
 func teardown(ctx context.Context, st *State, logf func(string, ...any)) error {
 	var errs []error
+	t0 := time.Now()
 	// Forwarder daemon first: no new connections into a dying lab.
 	if st.Forwarder.PID != 0 {
 		if err := stopProcs(ctx, []Proc{st.Forwarder}, syscall.SIGTERM, 5*time.Second); err != nil {
@@ -427,10 +495,12 @@ func teardown(ctx context.Context, st *State, logf func(string, ...any)) error {
 		mains = append(mains, h.Main, h.Leader)
 	}
 	procs := append(procsInNetns(labNetnsInodes(st)), procsInCgroups(cgs)...)
-	procs = append(procs, mains...)
+	procs = uniqueProcs(append(procs, mains...))
 	if err := stopProcs(ctx, procs, syscall.SIGKILL, 5*time.Second); err != nil {
 		errs = append(errs, err)
 	}
+	logf("%d processes stopped: %.2fs", len(procs), time.Since(t0).Seconds())
+	t0 = time.Now()
 	if tier, err := tierFor(st.Tier); err == nil {
 		if err := tier.Cleanup(ctx, st); err != nil {
 			errs = append(errs, err)
@@ -439,6 +509,7 @@ func teardown(ctx context.Context, st *State, logf func(string, ...any)) error {
 	if err := removeNetwork(ctx, st); err != nil {
 		errs = append(errs, err)
 	}
+	logf("%d namespaces and the guard route removed: %.2fs", len(st.Namespaces), time.Since(t0).Seconds())
 	if err := unmountUnder(st.Dir); err != nil {
 		errs = append(errs, err)
 	}
@@ -447,6 +518,20 @@ func teardown(ctx context.Context, st *State, logf func(string, ...any)) error {
 	}
 	logf("lab %s is down", st.Dir)
 	return nil
+}
+
+// uniqueProcs drops repeated entries (an anchor is both recorded and found in
+// its namespace) and never-started ones.
+func uniqueProcs(procs []Proc) []Proc {
+	seen := map[Proc]bool{}
+	out := procs[:0:0]
+	for _, p := range procs {
+		if p.PID > 0 && !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // unmountUnder detaches any mount point below dir that is visible here (the
@@ -481,6 +566,13 @@ func unescapeMount(s string) string {
 // removeLabFiles deletes what the lab wrote into dir, state last, and the dir
 // itself if that leaves it empty.
 func removeLabFiles(dir string) {
+	// The hosts' directories first, a few at a time: on this machine's ext4
+	// every unlink costs about half a millisecond of CPU, and a host has a
+	// few dozen files.
+	hosts := filepath.Join(dir, "hosts")
+	if ents, err := os.ReadDir(hosts); err == nil {
+		forEachLimited(len(ents), 4, func(i int) { _ = os.RemoveAll(filepath.Join(hosts, ents[i].Name())) })
+	}
 	for _, f := range labFiles {
 		_ = os.RemoveAll(filepath.Join(dir, f))
 	}
@@ -589,6 +681,9 @@ func (l *Lab) slow(ctx context.Context, h *HostState) error {
 	if err := writeFile(filepath.Join(l.st.hostDir(h), impairFile), []byte(ms+"\n"), 0o644); err != nil {
 		return err
 	}
+	if err := bumpImpairGen(l.st); err != nil {
+		return err
+	}
 	h.SlowVia = "forwarder"
 	time.Sleep(250 * time.Millisecond) // the forwarder polls the file every 100 ms
 	return nil
@@ -626,6 +721,9 @@ func (l *Lab) Heal(host string) error {
 	}
 	if exists(filepath.Join(l.st.hostDir(h), impairFile)) {
 		_ = os.Remove(filepath.Join(l.st.hostDir(h), impairFile))
+		if err := bumpImpairGen(l.st); err != nil {
+			errs = append(errs, err)
+		}
 		time.Sleep(250 * time.Millisecond)
 	}
 	if err := l.tier.StartSSH(ctx, l.st, h); err != nil {
@@ -694,20 +792,26 @@ type HostStatus struct {
 	Broken  BreakMode // active fault
 }
 
-// Status checks every host.
+// Status checks every host (sshCheckParallel at a time, so a large lab's
+// status takes seconds, not one banner round trip per host in turn).
 func (l *Lab) Status(ctx context.Context) []HostStatus {
-	var out []HostStatus
-	for _, h := range l.st.Hosts {
+	out := make([]HostStatus, len(l.st.Hosts))
+	forEachLimited(len(l.st.Hosts), sshCheckParallel, func(i int) {
+		h := l.st.Hosts[i]
 		s := HostStatus{Host: Host{Name: h.Name, Port: h.Port, MgmtIP: h.MgmtIP}, Broken: h.Broken}
 		s.Running = h.Main.Alive() && (l.st.Tier != TierSystemd || h.Leader.Alive())
 		s.SSH = readBanner(ctx, dialLoopback, net.JoinHostPort("127.0.0.1", strconv.Itoa(h.Port))) == nil
-		out = append(out, s)
-	}
+		out[i] = s
+	})
 	return out
 }
 
 // Subnet is the lab's management subnet.
 func (l *Lab) Subnet() string { return l.st.Subnet }
+
+// Segments are the lab's /24 segments (one for a lab of up to
+// MaxHostsPerSegment hosts).
+func (l *Lab) Segments() []Segment { return append([]Segment(nil), l.st.segments()...) }
 
 // Prefix is the lab-unique prefix of its namespace and interface names.
 func (l *Lab) Prefix() string { return l.st.Prefix }
@@ -740,8 +844,9 @@ func (l *Lab) Processes() []Proc {
 
 // Leftovers lists what of the lab still exists on the machine: namespaces,
 // interfaces named with its prefix in the root namespace, the guard route,
-// mounts under its directory, cgroups, its registry record and any of procs
-// still running. After a successful Down it must be empty.
+// mounts under its directory, cgroups, its registry record, its count in the
+// neighbour limits' book and any of procs still running. After a successful
+// Down it must be empty.
 func (l *Lab) Leftovers(procs []Proc) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -778,6 +883,11 @@ func (l *Lab) Leftovers(procs []Proc) []string {
 	}
 	if b, err := os.ReadFile(slotPath(st.Slot)); err == nil && strings.Contains(string(b), st.ID) {
 		out = append(out, "registry record "+slotPath(st.Slot))
+	}
+	if b, err := loadNeighBook(); err == nil {
+		if _, ok := b.Labs[st.ID]; ok {
+			out = append(out, "neighbour limits still counted for the lab in "+neighBookPath())
+		}
 	}
 	for _, p := range procs {
 		if p.Alive() {

@@ -127,8 +127,14 @@ func reclaimStale(ctx context.Context, slots map[int]slotRecord, logf func(strin
 }
 
 // allocate picks a slot and subnet for st, records them in the registry and
-// saves st, all under the registry lock.
-func allocate(ctx context.Context, st *State, subnet, pool string, logf func(string, ...any)) error {
+// saves st, all under the registry lock. Without a subnet given, the lab
+// takes the aligned block of the pool's /24s of prefix length bits (24: one
+// /24) at its slot: slot k is the k-th /24, and a lab of 2^j /24s starts at a
+// slot that is a multiple of 2^j. Its one registry record (with the whole
+// block as its subnet) keeps other labs off every /24 of the block, because
+// their subnets would overlap it; the names rbl<k+1>.. of the slots it covers
+// are never used.
+func allocate(ctx context.Context, st *State, subnet, pool string, bits int, logf func(string, ...any)) error {
 	unlock, err := lockRegistry(ctx)
 	if err != nil {
 		return err
@@ -175,17 +181,16 @@ func allocate(ctx context.Context, st *State, subnet, pool string, logf func(str
 	if err != nil {
 		return err
 	}
-	nslots := 1 << (24 - poolP.Bits())
-	if nslots > maxSlots {
-		nslots = maxSlots
+	if bits < poolP.Bits() {
+		return fmt.Errorf("a lab of %d /24s does not fit in the pool %s", 1<<(24-bits), poolP)
 	}
-	for k := 0; k < nslots; k++ {
+	for _, k := range candidateSlots(poolP, bits) {
 		if _, used := slots[k]; used {
 			continue
 		}
 		p := want
 		if subnet == "" {
-			p = nthSubnet(poolP, k)
+			p = slotBlock(poolP, k, bits)
 			if overlaps(p) {
 				continue
 			}
@@ -203,21 +208,24 @@ func allocate(ctx context.Context, st *State, subnet, pool string, logf func(str
 		}
 		return nil
 	}
+	if bits < 24 {
+		return fmt.Errorf("no free run of %d /24s (a /%d) in pool %s (%d labs up)", 1<<(24-bits), bits, poolP, len(slots))
+	}
 	return fmt.Errorf("no free lab slot in pool %s (%d labs up)", poolP, len(slots))
 }
 
 // release drops st's registry record and, if st was the last lab that raised
-// the inotify limit, restores it.
-func release(ctx context.Context, st *State) error {
+// the inotify limit or the neighbour table limits, restores them.
+func release(ctx context.Context, st *State, logf func(string, ...any)) error {
 	unlock, err := lockRegistry(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	return releaseLocked(st)
+	return releaseLocked(st, logf)
 }
 
-func releaseLocked(st *State) error {
+func releaseLocked(st *State, logf func(string, ...any)) error {
 	b, err := os.ReadFile(slotPath(st.Slot))
 	if err == nil {
 		var r slotRecord
@@ -231,7 +239,7 @@ func releaseLocked(st *State) error {
 	if err == nil && len(slots) == 0 {
 		restoreInotify()
 	}
-	return nil
+	return releaseNeighLimits(st, logf)
 }
 
 func checkSubnet(s string) (netip.Prefix, error) {
@@ -264,6 +272,27 @@ func checkPool(s string) (netip.Prefix, error) {
 		return p, fmt.Errorf("lab pool %s: want a private IPv4 prefix between /8 and /24", s)
 	}
 	return p, nil
+}
+
+// candidateSlots lists, in order, the slots where a block of prefix length
+// bits may start in pool: multiples of the block's size in /24s, bounded by
+// the pool and by maxSlots.
+func candidateSlots(pool netip.Prefix, bits int) []int {
+	nslots := 1 << (24 - pool.Bits())
+	if nslots > maxSlots {
+		nslots = maxSlots
+	}
+	step := 1 << (24 - bits)
+	var out []int
+	for k := 0; k+step <= nslots; k += step {
+		out = append(out, k)
+	}
+	return out
+}
+
+// slotBlock is the block of prefix length bits that starts at slot k's /24.
+func slotBlock(pool netip.Prefix, k, bits int) netip.Prefix {
+	return netip.PrefixFrom(nthSubnet(pool, k).Addr(), bits)
 }
 
 // nthSubnet returns the k-th /24 of pool.

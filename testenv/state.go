@@ -25,15 +25,18 @@ type State struct {
 
 	Slot   int    `json:"slot"`
 	Prefix string `json:"prefix"` // lab-unique name prefix, e.g. "rbl7"
-	Subnet string `json:"subnet"` // management subnet, e.g. "10.201.7.0/24"
-	HubIP  string `json:"hub_ip"` // the hub's address on the lab bridge
+	Subnet string `json:"subnet"` // management subnet, e.g. "10.201.7.0/24" (or "10.201.4.0/22" for a lab of several /24s)
+	HubIP  string `json:"hub_ip"` // the hub's address on the first segment's bridge
+	// Segments are the /24s of the management network, each with its bridge
+	// in the hub namespace (one for a lab of up to MaxHostsPerSegment hosts).
+	Segments []Segment `json:"segments,omitempty"`
 
 	// Namespaces lists every named netns the lab created (hub, switch, hosts),
 	// in creation order.
 	Namespaces []string `json:"namespaces"`
 	HubNS      string   `json:"hub_ns"`
 	SwitchNS   string   `json:"switch_ns"`
-	Bridge     string   `json:"bridge"`
+	Bridge     string   `json:"bridge"` // the first segment's bridge
 	// Route is the unreachable route added in the root namespace ("" until added).
 	Route string `json:"route,omitempty"`
 
@@ -57,21 +60,30 @@ type State struct {
 	LayerTrees []string `json:"layer_trees,omitempty"`
 	// InotifyRaised is set when this lab raised fs.inotify.max_user_instances.
 	InotifyRaised bool `json:"inotify_raised,omitempty"`
+	// Neigh is what the lab found and wrote when it raised the machine's
+	// neighbour table limits (see neigh.go); nil before it did.
+	Neigh *NeighRaise `json:"neigh,omitempty"`
 
 	Hosts []*HostState `json:"hosts"`
 }
 
 // HostState is one host's part of the record.
 type HostState struct {
-	Name    string   `json:"name"`
-	Index   int      `json:"index"`
-	NetNS   string   `json:"netns"`
-	MgmtIP  string   `json:"mgmt_ip"`
-	Port    int      `json:"port"`
-	HubIf   string   `json:"hub_if"`
-	SwIfs   []string `json:"switch_ifs"`
-	DataIfs []string `json:"data_ifs"`
-	HostKey string   `json:"host_key"` // public key, authorized_keys format
+	Name   string `json:"name"`
+	Index  int    `json:"index"`
+	NetNS  string `json:"netns"`
+	MgmtIP string `json:"mgmt_ip"`
+	// Segment is the index of the host's segment in State.Segments, Gateway
+	// that segment's hub address (the host's default route) and PrefixLen the
+	// length of its management address's prefix.
+	Segment   int      `json:"segment,omitempty"`
+	Gateway   string   `json:"gateway,omitempty"`
+	PrefixLen int      `json:"prefix_len,omitempty"`
+	Port      int      `json:"port"`
+	HubIf     string   `json:"hub_if"`
+	SwIfs     []string `json:"switch_ifs"`
+	DataIfs   []string `json:"data_ifs"`
+	HostKey   string   `json:"host_key"` // public key, authorized_keys format
 	// Main is the process that holds the host together: the ns tier's anchor
 	// (which owns the host's mount and UTS namespaces), or systemd-nspawn.
 	Main Proc `json:"main"`

@@ -39,23 +39,42 @@ func (nsTier) Check() error {
 
 func (nsTier) Prepare(context.Context, *State, func(string, ...any)) error { return nil }
 
-// nsHostScript runs inside the host's fresh mount and UTS namespaces. The
-// bind of /root comes first and the tmpfs on /tmp last, because the lab dir
-// (holding the upper dirs) may itself live under /var or /tmp.
+// nsHostScript runs inside the host's fresh mount and UTS namespaces. One
+// mount(8) mounts the host's private directories from its own fstab
+// (nsFstab), in order, and the hostname is written, not set by hostname(1):
+// starting a thousand hosts is mostly process starts, so each host pays for
+// as few as it can.
 const nsHostScript = `set -eu
 H=$1
-mount --bind "$H/root" /root
-mount -t overlay lab-etc -o "lowerdir=/etc,upperdir=$H/etc/upper,workdir=$H/etc/work" /etc
-mount -t overlay lab-var -o "lowerdir=/var,upperdir=$H/var/upper,workdir=$H/var/work" /var
-mount -t tmpfs -o mode=1777,size=512m lab-tmp /tmp
-mount -t tmpfs -o mode=755,size=64m lab-run /run
-# A sysfs mounted from inside the host's netns shows its own NICs.
-mount -t sysfs lab-sys /sys
+# The new mount namespace is a copy of the machine's, with every namespace
+# file of /run/netns (a mount each, a thousand in a large lab, each holding its
+# namespace): drop them before /run is covered. ip made /run/netns a mount
+# point when it made this lab's namespaces; if it is not one, there is
+# nothing to drop.
+umount -l /run/netns 2>/dev/null || :
+mount --fstab "$H/fstab" --all
 mkdir -p /run/sshd /var/log
-hostname "$2"
+echo "$2" > /proc/sys/kernel/hostname
 /usr/sbin/sshd -E /var/log/sshd.log
 exec sleep infinity
 `
+
+// nsFstab lists the mounts that make a host's private directories, mounted in
+// this order: the bind of /root first and the tmpfs on /tmp last, because the
+// lab dir (holding the upper dirs) may itself live under /var or /tmp. A
+// sysfs mounted from inside the host's netns shows its own NICs. The lab dir
+// has no spaces, commas, colons or '=' (Up refuses them), so the fields
+// need no escaping.
+func nsFstab(dir string) string {
+	return fmt.Sprintf(`# Mounts of this lab host, written by testenv: mount --fstab THIS --all
+%[1]s/root /root none bind 0 0
+lab-etc /etc overlay lowerdir=/etc,upperdir=%[1]s/etc/upper,workdir=%[1]s/etc/work 0 0
+lab-var /var overlay lowerdir=/var,upperdir=%[1]s/var/upper,workdir=%[1]s/var/work 0 0
+lab-tmp /tmp tmpfs mode=1777,size=512m 0 0
+lab-run /run tmpfs mode=755,size=64m 0 0
+lab-sys /sys sysfs defaults 0 0
+`, dir)
+}
 
 // sshdConfigNS replaces the machine's sshd_config inside the host.
 const sshdConfigNS = `# Lab host sshd configuration, written by testenv.
@@ -78,23 +97,36 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 `
 
 func (t nsTier) Start(ctx context.Context, st *State, clientKey string, logf func(string, ...any)) error {
-	for _, h := range st.Hosts {
-		if err := t.prepareHost(st, h, clientKey); err != nil {
-			return fmt.Errorf("prepare %s: %w", h.Name, err)
+	t0 := time.Now()
+	// Each host writes only its own directory: a few at a time, so that a
+	// large lab's files are not written one host after another.
+	errs := make([]error, len(st.Hosts))
+	forEachLimited(len(st.Hosts), 8, func(i int) {
+		if err := t.prepareHost(st, st.Hosts[i], clientKey); err != nil {
+			errs[i] = fmt.Errorf("prepare %s: %w", st.Hosts[i].Name, err)
 		}
+	})
+	if err := joinErrs(errs); err != nil {
+		return err
 	}
+	logf("host files written: %.2fs", time.Since(t0).Seconds())
+	t0 = time.Now()
+	defer func() { logf("hosts' sshd listening: %.2fs", time.Since(t0).Seconds()) }()
 	for _, h := range st.Hosts {
 		dir := st.hostDir(h)
 		logFile, err := os.OpenFile(filepath.Join(dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return fmt.Errorf("start %s: %w", h.Name, err)
 		}
-		// nsenter and unshare exec, so the PID we get is the anchor's.
-		cmd := exec.Command("nsenter", "--net="+netnsPath(h.NetNS), "--",
-			"unshare", "--mount", "--uts", "--propagation", "private", "--",
-			"/bin/sh", "-c", nsHostScript, "sh", dir, h.Name)
+		// Started from a thread in the host's netns, which the child inherits,
+		// into new mount (made private, as Go does for CLONE_NEWNS in
+		// Unshareflags) and UTS namespaces: what `nsenter --net` and `unshare
+		// --mount --uts --propagation private` did, two process starts a host
+		// fewer. The shell execs the anchor, so the PID is the anchor's.
+		cmd := exec.Command("/bin/sh", "-c", nsHostScript, "sh", dir, h.Name)
 		cmd.Env = cleanEnv()
-		if err := startHostProcess(h, cmd, logFile); err != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS}
+		if err := inNetns(netnsPath(h.NetNS), func() error { return startHostProcess(h, cmd, logFile) }); err != nil {
 			return err
 		}
 	}
@@ -103,17 +135,22 @@ func (t nsTier) Start(ctx context.Context, st *State, clientKey string, logf fun
 	}
 	// sshd daemonizes only after binding port 22, so its pid file appearing in
 	// the host's /run means it is listening.
+	// Hosts found ready are not read again, so each poll of a large lab costs
+	// only the hosts still starting.
+	pending := append([]*HostState(nil), st.Hosts...)
 	return pollUntil(ctx, 20*time.Millisecond, func() (bool, error) {
-		for _, h := range st.Hosts {
+		left := pending[:0]
+		for _, h := range pending {
 			if !h.Main.Alive() {
 				log, _ := os.ReadFile(filepath.Join(st.hostDir(h), "console.log"))
 				return false, fmt.Errorf("host %s exited during start: %s", h.Name, strings.TrimSpace(string(log)))
 			}
 			if _, err := sshdPID(h); err != nil {
-				return false, nil
+				left = append(left, h)
 			}
 		}
-		return true, nil
+		pending = left
+		return len(pending) == 0, nil
 	})
 }
 
@@ -145,6 +182,9 @@ func (nsTier) prepareHost(st *State, h *HostState, clientKey string) error {
 		if err := unix.Mknod(filepath.Join(etc, "ssh", base), unix.S_IFCHR, 0); err != nil && !os.IsExist(err) {
 			return fmt.Errorf("hide %s: %w", k, err)
 		}
+	}
+	if err := writeFile(filepath.Join(dir, "fstab"), []byte(nsFstab(dir)), 0o644); err != nil {
+		return err
 	}
 	return writeRootHome(filepath.Join(dir, "root"), clientKey)
 }

@@ -375,7 +375,7 @@ func removeCgroup(ctx context.Context, dir string) error {
 // ifupdownConfig is the host's /etc/network/interfaces: the management
 // address on eth0, as the classic Debian "networking" service sets it up.
 func ifupdownConfig(st *State, h *HostState) string {
-	plen := strings.SplitN(st.Subnet, "/", 2)[1]
+	gw, plen := st.hostNet(h)
 	return fmt.Sprintf(`# interfaces(5) file used by ifup(8) and ifdown(8)
 auto lo
 iface lo inet loopback
@@ -383,11 +383,11 @@ iface lo inet loopback
 # Lab management link (NetworkManager leaves it alone).
 auto %s
 iface %s inet static
-    address %s/%s
+    address %s/%d
     gateway %s
 
 source /etc/network/interfaces.d/*
-`, mgmtNIC, mgmtNIC, h.MgmtIP, plen, st.HubIP)
+`, mgmtNIC, mgmtNIC, h.MgmtIP, plen, gw)
 }
 
 // NetnsPath is the container's own network namespace.

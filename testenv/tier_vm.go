@@ -155,9 +155,9 @@ func vmQemuArgs(a *vmAssets, hostDir string, nics []vmNIC) []string {
 
 // vmHostEnv is /etc/runbook-lab/host.env, read by the guest's rcS.
 func vmHostEnv(st *State, h *HostState, nics []vmNIC) string {
-	plen := strings.SplitN(st.Subnet, "/", 2)[1]
+	gw, plen := st.hostNet(h)
 	return fmt.Sprintf(`MGMT_NIC=%s
-MGMT_ADDR=%s/%s
+MGMT_ADDR=%s/%d
 GATEWAY=%s
 DATA_NICS=%q
 PARTNER_NICS=%q
@@ -168,7 +168,7 @@ PARTNER_VLAN=%d
 PARTNER_VLAN_ADDR=%s/24
 CTL_NIC=%s
 CTL_ADDR=%s/%s
-`, nics[0].name, h.MgmtIP, plen, st.HubIP, nics[1].name+" "+nics[2].name, nics[3].name+" "+nics[4].name,
+`, nics[0].name, h.MgmtIP, plen, gw, nics[1].name+" "+nics[2].name, nics[3].name+" "+nics[4].name,
 		VMPartnerBond, VMPartnerMTU, VMPartnerAddr, VMPartnerVLAN, VMPartnerVLANAddr, nics[5].name, vmCtlGuestIP, vmCtlPrefix)
 }
 

@@ -90,7 +90,7 @@ func TestSubnets(t *testing.T) {
 
 func TestPlanAndClientFiles(t *testing.T) {
 	st := &State{ID: "x", Dir: "/abs/lab", Tier: TierNS, Prefix: "rbl12", Subnet: "10.201.12.0/24"}
-	if err := planNetwork(st, 3); err != nil {
+	if err := planNetwork(st, 3, 0); err != nil {
 		t.Fatal(err)
 	}
 	for i, h := range st.Hosts {

@@ -255,13 +255,17 @@ func lookPath(name string) (string, error) {
 	return "", fmt.Errorf("%s not found", name)
 }
 
-// startHostProcess starts a host's main process (in a session of its own, output to
-// logFile, which it closes), records it as h.Main, and reaps it whenever it ends (which
-// matters only while this process lives).
+// startHostProcess starts a host's main process (in a session of its own, with
+// whatever else cmd.SysProcAttr asks, output to logFile, which it closes),
+// records it as h.Main, and reaps it whenever it ends (which matters only while
+// this process lives).
 func startHostProcess(h *HostState, cmd *exec.Cmd, logFile *os.File) error {
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setsid = true
 	err := cmd.Start()
 	logFile.Close()
 	if err != nil {

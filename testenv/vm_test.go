@@ -478,7 +478,7 @@ func TestReadKernelDeb(t *testing.T) {
 
 func vmTestState(hosts int, subnet string) *State {
 	st := &State{Dir: "/var/lib/lab", Slot: 7, Subnet: subnet}
-	if err := planNetwork(st, hosts); err != nil {
+	if err := planNetwork(st, hosts, 0); err != nil {
 		panic(err)
 	}
 	return st

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -25,7 +26,7 @@ func main() {
 }
 
 const usage = `usage:
-  testenv up     --tier ns|systemd|vm --hosts N --dir DIR [--subnet CIDR] [--layer libvirt] [--userland busybox|systemd]
+  testenv up     --tier ns|systemd|vm --hosts N --dir DIR [--subnet CIDR] [--per-segment N] [--layer libvirt] [--userland busybox|systemd]
   testenv down   --dir DIR
   testenv status --dir DIR
   testenv exec   --dir DIR HOST -- CMD [ARG...]
@@ -50,7 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "up":
 		tier := fs.String("tier", string(testenv.TierNS), "lab tier: ns, systemd or vm")
 		hosts := fs.Int("hosts", 3, "number of hosts")
-		subnet := fs.String("subnet", "", "management subnet (default: a free /24 of "+testenv.DefaultPool+")")
+		subnet := fs.String("subnet", "", "management subnet (default: a free /24 of "+testenv.DefaultPool+", or a free aligned block of /24s for more than "+strconv.Itoa(testenv.MaxHostsPerSegment)+" hosts)")
+		perSegment := fs.Int("per-segment", 0, "hosts per /24 segment (default "+strconv.Itoa(testenv.MaxHostsPerSegment)+")")
 		layers := fs.String("layer", "", "package layers over the base tree, comma-separated (libvirt): systemd tier, or vm with --userland systemd")
 		userland := fs.String("userland", "", "vm tier: the guests' userland, busybox (default) or systemd (the systemd tier's base tree as root disk)")
 		if _, _, err := parseArgs(fs, args); err != nil {
@@ -62,7 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 				ls = append(ls, l)
 			}
 		}
-		return up(ctx, *dir, testenv.TierName(*tier), *hosts, *subnet, ls, *userland, stdout, stderr)
+		return up(ctx, *dir, testenv.Options{Tier: testenv.TierName(*tier), Hosts: *hosts, Subnet: *subnet,
+			HostsPerSegment: *perSegment, Layers: ls, VMUserland: *userland}, stdout, stderr)
 	case "down":
 		if _, _, err := parseArgs(fs, args); err != nil {
 			return 2
@@ -164,26 +167,36 @@ func parseArgs(fs *flag.FlagSet, args []string) (pos, rest []string, err error) 
 	}
 }
 
-func up(ctx context.Context, dir string, tier testenv.TierName, hosts int, subnet string, layers []string, userland string, stdout, stderr io.Writer) int {
+func up(ctx context.Context, dir string, opts testenv.Options, stdout, stderr io.Writer) int {
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(stderr, "testenv up:", err)
 		return 1
 	}
+	// The limit this command was started with (the Go runtime has raised the
+	// soft limit to the hard one by now): a controller started from the same
+	// shell gets the same hard limit.
+	nofile, _ := testenv.CurrentNofile()
 	start := time.Now()
 	uctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
-	lab, err := testenv.Up(uctx, testenv.Options{
-		Tier: tier, Hosts: hosts, Dir: dir, Subnet: subnet, Layers: layers, VMUserland: userland, Log: stderr,
-		Daemon: []string{self, "forward", "--dir", absDir(dir)},
-	})
+	opts.Dir, opts.Log = dir, stderr
+	opts.Daemon = []string{self, "forward", "--dir", absDir(dir)}
+	lab, err := testenv.Up(uctx, opts)
 	if err != nil {
 		fmt.Fprintln(stderr, "testenv up:", err)
 		return 1
 	}
+	n := len(lab.Hosts)
 	fmt.Fprintf(stdout, "inventory: %s\n", lab.Inventory)
-	fmt.Fprintf(stdout, "up: %d %s hosts in %.2fs (subnet %s, names %s-*)\n",
-		len(lab.Hosts), lab.Tier, time.Since(start).Seconds(), lab.Subnet(), lab.Prefix())
+	fmt.Fprintf(stdout, "up: %d %s hosts in %.2fs (subnet %s, %d segment(s), names %s-*)\n",
+		n, lab.Tier, time.Since(start).Seconds(), lab.Subnet(), len(lab.Segments()), lab.Prefix())
+	need := testenv.ControllerFDs(n)
+	fmt.Fprintf(stdout, "file descriptors: a controller reaching all %d hosts at once (runbook --forks %d) needs about %d; the hard limit here is %d (runbook raises its soft limit to it)\n",
+		n, n, need, nofile.Hard)
+	if nofile.Hard < uint64(need) {
+		fmt.Fprintf(stderr, "testenv up: warning: RLIMIT_NOFILE hard limit %d is below the %d a controller needs for all %d hosts at once: raise it (ulimit -Hn) or use fewer forks\n", nofile.Hard, need, n)
+	}
 	return 0
 }
 
@@ -206,10 +219,20 @@ func status(ctx context.Context, dir string, stdout, stderr io.Writer) int {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tPORT\tMGMT_IP\tRUNNING\tSSH\tBROKEN")
 	code := 0
-	for _, s := range lab.Status(sctx) {
+	hosts := lab.Status(sctx)
+	running, answering, faulty := 0, 0, 0
+	for _, s := range hosts {
 		broken := string(s.Broken)
 		if broken == "" {
 			broken = "-"
+		} else {
+			faulty++
+		}
+		if s.Running {
+			running++
+		}
+		if s.SSH {
+			answering++
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%v\t%v\t%s\n", s.Name, s.Port, s.MgmtIP, s.Running, s.SSH, broken)
 		if !s.Running {
@@ -217,6 +240,9 @@ func status(ctx context.Context, dir string, stdout, stderr io.Writer) int {
 		}
 	}
 	tw.Flush()
+	if len(hosts) > 20 {
+		fmt.Fprintf(stdout, "%d hosts: %d running, %d answering ssh, %d broken\n", len(hosts), running, answering, faulty)
+	}
 	return code
 }
 

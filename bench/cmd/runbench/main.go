@@ -38,6 +38,8 @@ func main() {
 			os.Exit(floorMain(os.Args[2:]))
 		case "profile":
 			os.Exit(profileMain(os.Args[2:]))
+		case "scale":
+			os.Exit(scaleMain(os.Args[2:]))
 		}
 	}
 	os.Exit(driverMain(os.Args[1:]))
