@@ -8,7 +8,7 @@ HOSTS   ?= 3
 TIER    ?= systemd
 LAYERS  ?=
 
-.PHONY: help helpers build test test-short fuzz lint fmt fmt-hcl demo lab-up lab-down bench bench-compare soak clean
+.PHONY: help helpers build test test-short fuzz lint fmt fmt-hcl demo lab-up lab-down bench bench-compare bench-scale soak clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -90,6 +90,15 @@ bench-compare: ## this build beside the build of BASE (default HEAD~1), run for 
 	git archive $$(git rev-parse --verify '$(BASE)^{commit}') | tar -x -C $(BASE_DIR)/src
 	$(MAKE) -C $(BASE_DIR)/src build VERSION=base-$$(git rev-parse --short '$(BASE)')
 	$(BIN)/runbench -repo $(CURDIR) -hosts $(COMPARE_HOSTS) -runbook-only -baseline $(BASE_DIR)/src/bin/runbook $(BENCHFLAGS)
+
+# bench-scale brings up ns-tier labs of SCALE_HOSTS hosts, one at a time, and measures the lab
+# (up, status, down, memory per host) and runbook on every host (first contact, installed):
+# docs/lab.md, "Measured at fleet size". Root; minutes per size.
+SCALE_HOSTS ?= 250,500,1000
+bench-scale: ## the lab and runbook at fleet size, one lab at a time (SCALE_HOSTS; root)
+	$(MAKE) build
+	$(GO) build -o $(BIN)/runbench ./bench/cmd/runbench
+	$(BIN)/runbench scale -repo $(CURDIR) -hosts $(SCALE_HOSTS) $(SCALEFLAGS)
 
 # soak runs the fault soak (cmd/runbook TestSoak) at fleet size: SOAK_HOSTS ns-tier hosts, a
 # tenth of them faulty in every way the lab can make, plus a run interrupted once. The test
