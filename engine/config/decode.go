@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
@@ -26,6 +27,24 @@ func moduleSpec(s modules.Schema) hcldec.Spec {
 	return obj
 }
 
+// moduleSpecs are a module's decoding spec and the body schema it implies, made once per
+// module: a run decodes every task's arguments once per host.
+type moduleSpecs struct {
+	spec    hcldec.Spec
+	implied *hcl.BodySchema
+}
+
+var specCache sync.Map // *modules.Def → *moduleSpecs
+
+func specsOf(m *modules.Def) *moduleSpecs {
+	if s, ok := specCache.Load(m); ok {
+		return s.(*moduleSpecs)
+	}
+	spec := moduleSpec(m.Info().Schema)
+	s, _ := specCache.LoadOrStore(m, &moduleSpecs{spec: spec, implied: hcldec.ImpliedSchema(spec)})
+	return s.(*moduleSpecs)
+}
+
 // decodeModule decodes a module body against the module's schema in ctx and checks every rule the
 // schema declares. blockRange is the module block's header, used for problems that belong to
 // no single argument. Rules are checked only on known values, so decoding with placeholder
@@ -33,15 +52,15 @@ func moduleSpec(s modules.Schema) hcldec.Spec {
 func decodeModule(m *modules.Def, body hcl.Body, ctx *hcl.EvalContext, blockRange hcl.Range) (cty.Value, hcl.Diagnostics) {
 	info := m.Info()
 	schema := info.Schema
-	spec := moduleSpec(schema)
-	val, diags := hcldec.Decode(body, spec, ctx)
+	specs := specsOf(m)
+	val, diags := hcldec.Decode(body, specs.spec, ctx)
 	if diags.HasErrors() {
 		return val, diags
 	}
 	// Rules look at values, not at their marks (a sensitive value is still checked); the
 	// marks stay on the returned value.
 	plain, _ := val.UnmarkDeep()
-	content, _, _ := body.PartialContent(hcldec.ImpliedSchema(spec))
+	content, _, _ := body.PartialContent(specs.implied)
 	attrs := content.Attributes
 	exprRange := func(name string) hcl.Range {
 		if a, ok := attrs[name]; ok {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -88,9 +89,9 @@ func prepareTemplate(_ context.Context, env *Env, args cty.Value) (cty.Value, er
 	default:
 		return cty.NilVal, errors.New("template: neither src nor content is set")
 	}
-	expr, diags := hclsyntax.ParseTemplate([]byte(text), name, hcl.InitialPos)
-	if diags.HasErrors() {
-		return cty.NilVal, fmt.Errorf("template: %s", diags.Error())
+	expr, err := parsedTemplates.parse(name, text)
+	if err != nil {
+		return cty.NilVal, err
 	}
 	var ectx *hcl.EvalContext
 	if env != nil && env.EvalContext != nil {
@@ -223,4 +224,43 @@ func setAttrs(obj cty.Value, set map[string]cty.Value) cty.Value {
 		attrs[k] = v
 	}
 	return cty.ObjectVal(attrs).WithMarks(marks)
+}
+
+// templateCache holds parsed templates by name and text, so that a task rendering one
+// template for a thousand hosts parses it once; a parsed template is only read when it is
+// evaluated, by any number of hosts at once. It holds at most maxTemplates, and a text
+// seen when it is full is parsed each time (content that differs per host never fills it
+// with more).
+type templateCache struct {
+	mu sync.Mutex
+	m  map[templateKey]hclsyntax.Expression
+}
+
+type templateKey struct{ name, text string }
+
+const maxTemplates = 256
+
+var parsedTemplates templateCache
+
+func (c *templateCache) parse(name, text string) (hclsyntax.Expression, error) {
+	k := templateKey{name, text}
+	c.mu.Lock()
+	expr, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		return expr, nil
+	}
+	expr, diags := hclsyntax.ParseTemplate([]byte(text), name, hcl.InitialPos)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("template: %s", diags.Error())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[templateKey]hclsyntax.Expression{}
+	}
+	if len(c.m) < maxTemplates {
+		c.m[k] = expr
+	}
+	return expr, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -75,6 +76,63 @@ func TestTemplatePrepare(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTemplateParsedOnce renders one template for many hosts: it is parsed once, each host
+// still gets its own rendering, a template file changed between hosts is parsed anew, and a
+// full cache still renders.
+func TestTemplateParsedOnce(t *testing.T) {
+	dir := t.TempDir()
+	tpl := filepath.Join(dir, "motd.tpl")
+	os.WriteFile(tpl, []byte("host ${host}\n"), 0o644)
+	parsedTemplates.mu.Lock()
+	parsedTemplates.m = nil
+	parsedTemplates.mu.Unlock()
+	render := func(host string) string {
+		t.Helper()
+		env := &Env{Dir: dir, EvalContext: &hcl.EvalContext{Variables: map[string]cty.Value{"host": s(host)}}}
+		args, err := generic.Template{}.Info().Schema.Normalize(cty.ObjectVal(map[string]cty.Value{"src": s("motd.tpl"), "dest": s("/etc/motd")}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := prepareTemplate(context.Background(), env, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.GetAttr("content").AsString()
+	}
+	cached := func() int {
+		parsedTemplates.mu.Lock()
+		defer parsedTemplates.mu.Unlock()
+		return len(parsedTemplates.m)
+	}
+	for _, h := range []string{"web1", "web2", "web3"} {
+		if got, want := render(h), "host "+h+"\n"; got != want {
+			t.Errorf("rendered %q for %s, want %q", got, h, want)
+		}
+	}
+	if n := cached(); n != 1 {
+		t.Errorf("%d parsed templates kept after three hosts, want 1", n)
+	}
+	os.WriteFile(tpl, []byte("changed ${host}\n"), 0o644)
+	if got := render("web4"); got != "changed web4\n" {
+		t.Errorf("after the file changed: %q", got)
+	}
+	parsedTemplates.mu.Lock()
+	for i := len(parsedTemplates.m); i < maxTemplates; i++ {
+		parsedTemplates.m[templateKey{"filler", strconv.Itoa(i)}] = nil
+	}
+	parsedTemplates.mu.Unlock()
+	os.WriteFile(tpl, []byte("full ${host}\n"), 0o644)
+	if got := render("web5"); got != "full web5\n" {
+		t.Errorf("with the cache full: %q", got)
+	}
+	if n := cached(); n != maxTemplates {
+		t.Errorf("the cache grew past its bound: %d", n)
+	}
+	parsedTemplates.mu.Lock()
+	parsedTemplates.m = nil
+	parsedTemplates.mu.Unlock()
 }
 
 func TestCopyPrepare(t *testing.T) {
