@@ -64,6 +64,11 @@ func profileMain(args []string) int {
 	}
 	rc := cli.Run(args[2:], nil, io.Discard, os.Stderr, os.Environ())
 	pprof.StopCPUProfile()
+	// Beside it, FILE.heap: every allocation of the run (go tool pprof -sample_index=alloc_space).
+	if h, err := os.Create(args[0] + ".heap"); err == nil {
+		_ = pprof.Lookup("allocs").WriteTo(h, 0)
+		_ = h.Close()
+	}
 	return rc
 }
 
