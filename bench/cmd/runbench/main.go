@@ -46,7 +46,7 @@ func main() {
 }
 
 // profileMain is `runbench profile FILE -- runbook ARGS...`: runbook's CLI in this process
-// under a CPU profile (engine code untouched).
+// under a CPU profile (engine code untouched), and FILE.heap beside it.
 func profileMain(args []string) int {
 	if len(args) < 2 || args[1] != "--" {
 		fmt.Fprintln(os.Stderr, "usage: runbench profile FILE -- ARGS...")
