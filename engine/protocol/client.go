@@ -25,6 +25,10 @@ type Client struct {
 	orphans chan *Response
 }
 
+// ErrNoHello is NewClient's error when the helper's output ended before its hello: it exited
+// (or is exiting) without starting; its exit status says why.
+var ErrNoHello = errors.New("the helper exited before saying hello")
+
 // NewClient reads the helper's hello from r and checks its protocol version; then it reads
 // responses in the background until r ends. ctx bounds only the wait for the hello. When
 // NewClient fails, or when the caller is done with the client, the caller closes the
@@ -45,7 +49,7 @@ func NewClient(ctx context.Context, r io.Reader, w io.Writer) (*Client, error) {
 		line, err := lr.next()
 		if err != nil {
 			if err == io.EOF {
-				err = errors.New("the helper exited before saying hello")
+				err = ErrNoHello
 			}
 			hc <- helloResult{nil, fmt.Errorf("read hello: %w", err)}
 			return

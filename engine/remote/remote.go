@@ -49,6 +49,11 @@ type Connector struct {
 	// NoCompress sends the helper as it is even to hosts that could inflate it (for
 	// comparisons; RUNBOOK_HELPER_COMPRESS=0).
 	NoCompress bool
+	// MaxPushes is how many helper pushes run at once across all hosts (0: 32; negative: no
+	// limit). A push waits for its turn before its PushTimeout starts. Hosts that already
+	// hold the helper never wait.
+	MaxPushes int
+	pushGate  gate
 	// Stats counts helper pushes, for reports and tests.
 	Stats Stats
 }
@@ -325,6 +330,11 @@ const (
 	defaultProbeTimeout = 30 * time.Second
 	defaultPushTimeout  = 5 * time.Minute
 	defaultStartTimeout = 30 * time.Second
+	// defaultMaxPushes bounds the helper pushes in flight. A thousand uploads at once take
+	// no less time in all than a few dozen in turn (the controller's link and CPU, and the
+	// hosts', are what they are), but each then lasts the whole first contact: every one
+	// holds its buffers, and under that load handshakes and starts run past their deadlines.
+	defaultMaxPushes = 32
 )
 
 func (c *Connector) probe(ctx context.Context, conn *transport.Conn, b transport.Become) (probe, error) {
@@ -678,6 +688,11 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.
 	if err != nil {
 		return fmt.Errorf("read the helper for linux/%s: %w", h.Arch, err)
 	}
+	release, err := c.pushGate.enter(ctx, cmp.Or(c.MaxPushes, defaultMaxPushes))
+	if err != nil {
+		return fmt.Errorf("push helper to %s: %w", t.Name, err)
+	}
+	defer release()
 	c.Stats.sent(len(data))
 	limit := cmp.Or(c.PushTimeout, defaultPushTimeout)
 	ctx, cancel := context.WithTimeout(ctx, limit)
@@ -823,7 +838,15 @@ func (c *Connector) launchOut(ctx context.Context, conn *transport.Conn, t trans
 	client, err := protocol.NewClient(hctx, sess.Stdout, sess.Stdin)
 	if err != nil {
 		sess.Stdin.Close()
-		code, _ := waitTimeout(sess, 5*time.Second)
+		// A script that ended says why by its exit status, which follows its output's end
+		// at once on a quiet host but seconds later when the host or the controller is
+		// loaded (at first contact with a thousand hosts): wait for it as long as a start
+		// may take. One that is still running is given 5 s to end.
+		wait := 5 * time.Second
+		if errors.Is(err, protocol.ErrNoHello) {
+			wait = cmp.Or(c.StartTimeout, defaultStartTimeout)
+		}
+		code, _ := waitTimeout(sess, wait)
 		msg := strings.TrimSpace(stderr.String())
 		if code == exitUnsafe {
 			return nil, code, msg, unsafeError(t.Name, msg)

@@ -36,6 +36,14 @@ type Dialer struct {
 	// completed (reset, closed, timed out by the network) is tried, all within the connect
 	// timeout, with a jittered backoff between tries. 0: 3.
 	ConnectTries int
+	// MaxStartups is how many connection setups (TCP connect, key exchange and
+	// authentication of one hop) run at once across the Dialer's dials; 0: no limit. A dial
+	// waits for its turn before its connect timeout starts, and a setup that lasts beyond
+	// startupHold gives its place to the next (a host that accepts and never answers holds
+	// no one back for long). Many setups at once all finish late when what does their work
+	// (the hosts' CPUs, a controller's, or a lab's shared by both) is saturated; the limit
+	// makes them finish in turn, each within its timeout.
+	MaxStartups int
 	// retryBase is the first backoff (doubled for each further try); 0: 250 ms. For tests.
 	retryBase time.Duration
 	// ResolveJump resolves a ProxyJump hop ("host" with user and port from
@@ -68,12 +76,14 @@ type Dialer struct {
 	st *dialerState
 }
 
-// dialerState is a Dialer's memory: decrypted key files, the warnings already given, and
-// the jump-host connections its targets share.
+// dialerState is a Dialer's memory: decrypted key files, the warnings already given, the
+// jump-host connections its targets share, and the connection setups in progress.
 type dialerState struct {
 	keys   keyStore
 	warned warnedSet
 	hops   hopPool // shared jump-host connections (jumps.go)
+	// startups counts the setups in progress under MaxStartups (startups.go).
+	startups startupGate
 }
 
 // dialerStateMu guards the creation of Dialer.st.
@@ -314,6 +324,11 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 	// against this host's (or, as every host waits for the one prompt, any host's) timeout.
 	cr := d.loadCredentials(t)
 	defer cr.close()
+	leave, err := d.state().startups.enter(ctx, d.MaxStartups)
+	if err != nil {
+		return nil, nil, "", unreachable(name, "dial", err)
+	}
+	defer leave()
 	ctx, cancel := context.WithTimeout(ctx, d.connectTimeout(t))
 	defer cancel()
 

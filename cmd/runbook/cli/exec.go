@@ -47,6 +47,8 @@ type runFlags struct {
 	hostTimeout    time.Duration
 	confirmTimeout time.Duration
 	noPipelining   bool
+	maxPushes      int
+	maxStartups    int
 	verifyHelper   string
 
 	shardFlag setString   // --shard as given
@@ -74,6 +76,8 @@ func (f *runFlags) add(cmd *cobra.Command, withVars bool) {
 	fl.DurationVar(&f.keepalive, "keepalive", 15*time.Second, "interval of SSH keepalives; a host that misses 3 is unreachable")
 	fl.DurationVar(&f.hostTimeout, "host-timeout", 0, "bound on everything one host does in one play (0: none)")
 	fl.BoolVar(&f.noPipelining, "no-pipelining", false, "send each host its next task only after the one before answered (by default a run of tasks that do not read each other's results is sent at once, and the host runs them in order, stopping at a failure)")
+	fl.IntVar(&f.maxStartups, "max-startups", 0, "how many connections are set up at once (TCP, key exchange, login; 0: no limit); a connection's --connect-timeout starts when its turn comes, and one taking over 5s lets the next start")
+	fl.IntVar(&f.maxPushes, "max-pushes", 32, "how many hosts are sent the helper at once, when it is missing there (0: no limit); a push's time starts when its turn comes")
 	fl.DurationVar(&f.confirmTimeout, "confirm-timeout", 60*time.Second, "how long a network change waits, armed to roll back by itself, for its confirmation over a new connection, in tasks that set no confirm_timeout (0: no transaction)")
 	fl.StringVar(&f.verifyHelper, "verify-helper", "stamp", "how each start verifies the helper's file on a host: stamp (hash it, and later skip the hash while the file is provably the one hashed: same inode, size and ctime, for a day, without become) or always (hash it every time)")
 	addShardFlag(cmd, f)
@@ -152,6 +156,10 @@ func (a *app) checkFlags(f *runFlags) error {
 	case d != nil:
 	case f.forks < 1:
 		d = diag.Errorf("Invalid --forks", "--forks must be at least 1, not %d.", f.forks)
+	case f.maxStartups < 0:
+		d = diag.Errorf("Invalid --max-startups", "--max-startups must be 0 (no limit) or more, not %d.", f.maxStartups)
+	case f.maxPushes < 0:
+		d = diag.Errorf("Invalid --max-pushes", "--max-pushes must be 0 (no limit) or more, not %d.", f.maxPushes)
 	case f.connectRetries < 0:
 		d = diag.Errorf("Invalid --connect-retries", "--connect-retries must be 0 (one try) or more, not %d.", f.connectRetries)
 	case f.strategy != config.StrategyFree && f.strategy != config.StrategyLinear:

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"time"
 
 	"errors"
@@ -29,8 +30,9 @@ func (a *app) execute(cmd *cobra.Command, rb *config.Runbook, pl *plan.Plan, f *
 	conn := &remote.Connector{
 		SSHConfig: f.sshConfig,
 		Dialer: &transport.Dialer{Agent: true, Keepalive: f.keepalive, ConnectTimeout: f.connectTimeout,
-			ConnectTries: f.connectRetries + 1, SSHConfig: f.sshConfig},
+			ConnectTries: f.connectRetries + 1, MaxStartups: f.maxStartups, SSHConfig: f.sshConfig},
 		NoCompress: a.getenv("RUNBOOK_HELPER_COMPRESS") == "0",
+		MaxPushes:  cmp.Or(f.maxPushes, -1),
 	}
 	if f.verifyHelper == "stamp" { // checkFlags allowed only stamp and always
 		conn.Stamps = &remote.Stamps{Path: remote.DefaultStampsPath(a.getenv)}
