@@ -34,6 +34,33 @@ type Runbook struct {
 	// Values computed while loading: every variable's value and every local's.
 	varValues   map[string]cty.Value
 	localValues map[string]cty.Value
+	// varObj and localObj are the two as the objects var and local, made once when they are
+	// set (setVarValues, setLocalValues): every evaluation on every host reads them.
+	varObj, localObj cty.Value
+}
+
+func (rb *Runbook) setVarValues(vals map[string]cty.Value) {
+	rb.varValues, rb.varObj = vals, objectOrEmpty(vals)
+}
+
+func (rb *Runbook) setLocalValues(vals map[string]cty.Value) {
+	rb.localValues, rb.localObj = vals, objectOrEmpty(vals)
+}
+
+// varObject is var as an object.
+func (rb *Runbook) varObject() cty.Value {
+	if rb.varObj == cty.NilVal {
+		return objectOrEmpty(rb.varValues)
+	}
+	return rb.varObj
+}
+
+// localObject is local as an object.
+func (rb *Runbook) localObject() cty.Value {
+	if rb.localObj == cty.NilVal {
+		return objectOrEmpty(rb.localValues)
+	}
+	return rb.localObj
 }
 
 // Variable is an input variable declared with a variable block.

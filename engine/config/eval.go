@@ -53,8 +53,8 @@ func (rb *Runbook) EvalContext(s Scope) *hcl.EvalContext {
 	}
 	ctx := &hcl.EvalContext{
 		Variables: map[string]cty.Value{
-			"var":   objectOrEmpty(vals.varValues),
-			"local": objectOrEmpty(vals.localValues),
+			"var":   vals.varObject(),
+			"local": vals.localObject(),
 		},
 		Functions: Functions(),
 	}

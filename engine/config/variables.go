@@ -361,7 +361,7 @@ func (d *decoder) resolveVariables() {
 		vals[v.Name] = val
 		d.validateVariable(v, val, in, ok)
 	}
-	d.rb.varValues = vals
+	d.rb.setVarValues(vals)
 }
 
 func (d *decoder) validateVariable(v *Variable, val cty.Value, in inputValue, given bool) {
@@ -556,13 +556,13 @@ func (d *decoder) evalLocals() {
 	for _, l := range d.rb.Locals {
 		visit(l, l.DeclRange)
 	}
-	d.rb.localValues = vals
+	d.rb.setLocalValues(vals)
 }
 
 func (d *decoder) globalCtx(locals map[string]cty.Value) *hcl.EvalContext {
 	return &hcl.EvalContext{
 		Variables: map[string]cty.Value{
-			"var":   objectOrEmpty(d.rb.varValues),
+			"var":   d.rb.varObject(),
 			"local": objectOrEmpty(locals),
 		},
 		Functions: Functions(),

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver for PostgreSQL
@@ -248,6 +249,28 @@ type sqlStore struct {
 	db       *sql.DB
 	d        *dialect
 	location string
+
+	// The two statements RecordHost runs for every host, prepared once (statements).
+	stmtMu             sync.Mutex
+	hostStmt, taskStmt *sql.Stmt
+}
+
+// statements returns RecordHost's statements, preparing them the first time: a run of a
+// thousand hosts then parses each once, not once per host.
+func (s *sqlStore) statements(ctx context.Context) (host, task *sql.Stmt, err error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if s.hostStmt == nil {
+		if s.hostStmt, err = s.db.PrepareContext(ctx, s.d.rebind(insertHostResult)); err != nil {
+			return nil, nil, err
+		}
+	}
+	if s.taskStmt == nil {
+		if s.taskStmt, err = s.db.PrepareContext(ctx, s.d.rebind(insertTaskResult)); err != nil {
+			return nil, nil, err
+		}
+	}
+	return s.hostStmt, s.taskStmt, nil
 }
 
 func openSQLite(ctx context.Context, path string, opts Options) (Store, error) {
@@ -314,7 +337,17 @@ func (s *sqlStore) init(ctx context.Context) error {
 }
 
 func (s *sqlStore) Location() string { return s.location }
-func (s *sqlStore) Close() error     { return s.db.Close() }
+func (s *sqlStore) Close() error {
+	s.stmtMu.Lock()
+	for _, st := range []*sql.Stmt{s.hostStmt, s.taskStmt} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	s.hostStmt, s.taskStmt = nil, nil
+	s.stmtMu.Unlock()
+	return s.db.Close()
+}
 
 func (s *sqlStore) SchemaVersion(ctx context.Context) (int, error) {
 	var v int

@@ -35,7 +35,23 @@ func (s *sqlStore) BeginRun(ctx context.Context, r Run) (int64, error) {
 	return id, nil
 }
 
+const insertHostResult = `INSERT INTO host_results
+	(run_id, host, status, ok, changed, drift, unknown, skipped, failed, unreachable, reboot_required, duration_ms)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (run_id, host) DO UPDATE SET status = excluded.status, ok = excluded.ok, changed = excluded.changed,
+	drift = excluded.drift, unknown = excluded.unknown, skipped = excluded.skipped, failed = excluded.failed,
+	unreachable = excluded.unreachable, reboot_required = excluded.reboot_required, duration_ms = excluded.duration_ms`
+
+const insertTaskResult = `INSERT INTO task_results
+	(run_id, host, seq, play, task, module, item, handler, status, msg, diff_before_header, diff_before,
+	diff_after_header, diff_after, reboot_required, changed, duration_ms, txn, warnings, nics)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
 func (s *sqlStore) RecordHost(ctx context.Context, h HostResult, tasks []TaskResult) (err error) {
+	hostStmt, taskStmt, err := s.statements(ctx)
+	if err != nil {
+		return fmt.Errorf("record host %s: %w", h.Host, err)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -49,25 +65,14 @@ func (s *sqlStore) RecordHost(ctx context.Context, h HostResult, tasks []TaskRes
 	if h.Status == "" {
 		h.Status = c.HostStatus()
 	}
-	_, err = tx.ExecContext(ctx, s.d.rebind(`INSERT INTO host_results
-		(run_id, host, status, ok, changed, drift, unknown, skipped, failed, unreachable, reboot_required, duration_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (run_id, host) DO UPDATE SET status = excluded.status, ok = excluded.ok, changed = excluded.changed,
-		drift = excluded.drift, unknown = excluded.unknown, skipped = excluded.skipped, failed = excluded.failed,
-		unreachable = excluded.unreachable, reboot_required = excluded.reboot_required, duration_ms = excluded.duration_ms`),
+	_, err = tx.StmtContext(ctx, hostStmt).ExecContext(ctx,
 		h.RunID, h.Host, h.Status, c.OK, c.Changed, c.Drift, c.Unknown, c.Skipped, c.Failed, c.Unreachable, h.RebootRequired,
 		h.Duration.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("record host %s: %w", h.Host, err)
 	}
 	if len(tasks) > 0 {
-		stmt, err := tx.PrepareContext(ctx, s.d.rebind(`INSERT INTO task_results
-			(run_id, host, seq, play, task, module, item, handler, status, msg, diff_before_header, diff_before,
-			diff_after_header, diff_after, reboot_required, changed, duration_ms, txn, warnings, nics)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-		if err != nil {
-			return fmt.Errorf("record tasks of %s: %w", h.Host, err)
-		}
+		stmt := tx.StmtContext(ctx, taskStmt)
 		defer stmt.Close()
 		for _, t := range tasks {
 			var bh, b, ah, a any
