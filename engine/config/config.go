@@ -195,6 +195,10 @@ type Task struct {
 
 	DeclRange hcl.Range
 	NameRange hcl.Range
+
+	// args remembers the last arguments decoded (Args), for the next host that gives the
+	// same values to the same expressions; nil: none.
+	args *argsMemo
 }
 
 // Ref is a reference to a task or handler by name, with where it was written.

@@ -265,7 +265,7 @@ func (t *Task) Args(ctx *hcl.EvalContext) (modules.Module, cty.Value, hcl.Diagno
 	if !ok {
 		return nil, cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown module", Detail: t.Module, Subject: t.ModuleRange.Ptr()}}
 	}
-	v, diags := decodeModule(m, t.Body, ctx, t.ModuleRange)
+	v, diags := t.args.decode(m, t.Body, ctx, t.ModuleRange)
 	diags = redact(withArgExprs(diags, t.Body, ctx), ctx)
 	if !diags.HasErrors() && !v.IsWhollyKnown() {
 		detail := "An argument depends on a value that is not known for this host (for example a result of a task that only checked)."

@@ -316,6 +316,7 @@ func (d *decoder) task(p *Play, b *hcl.Block, ctx *hcl.EvalContext) *Task {
 		DeclRange: b.DefRange,
 		NameRange: b.LabelRanges[0],
 		OnFailure: OnFailureStopHost,
+		args:      &argsMemo{},
 	}
 	if strings.TrimSpace(t.Name) == "" {
 		d.errorf(t.NameRange.Ptr(), "Invalid "+t.Kind()+" name", "A %s needs a non-empty name.", t.Kind())
