@@ -199,37 +199,75 @@ func TestSoak(t *testing.T) {
 			cut = append(cut, h)
 		}
 	}
+	cutNS := netnsOf(t, lab, cut) // read here: the goroutine below must not end the test
 	cutStart := make(chan time.Time, 1)
 	connsDuring := 0 // the controller's connections to the hosts while the cut hosts wait
+	runDone := make(chan struct{})
 	go func() {
 		defer close(cutDone)
 		start := <-cutStart
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			if sleeping(t, lab, cut) == len(cut) {
-				break
-			}
-		}
+		// Each cut host is cut once it is in its long task. At fleet size the cut hosts
+		// reach it at different times, some after minutes (the helper's pushes take turns,
+		// --max-pushes); one not there when the run ends is cut then, and its result says
+		// the test missed its moment.
+		pending := map[string]bool{}
 		for _, h := range cut {
+			pending[h] = true
+		}
+		cutOne := func(h string) {
 			if err := lab.Break(h, testenv.BreakDrop); err != nil {
 				t.Error(err)
 			}
+			delete(pending, h)
+			if len(pending) == 0 {
+				connsDuring = hostConns(t, hostPorts(lab, lns))
+			}
 		}
-		t.Logf("cut %v %s after the start", cut, time.Since(start).Round(time.Millisecond))
-		connsDuring = hostConns(t, hostPorts(lab, lns))
+	wait:
+		for deadline := time.Now().Add(60*time.Second + time.Duration(n)*300*time.Millisecond); len(pending) > 0 && time.Now().Before(deadline); {
+			select {
+			case <-runDone:
+				break wait
+			case <-time.After(200 * time.Millisecond):
+			}
+			for h := range sleeping(cutNS) {
+				if pending[h] {
+					cutOne(h)
+				}
+			}
+		}
+		late := len(pending)
+		for _, h := range cut {
+			if pending[h] {
+				cutOne(h)
+			}
+		}
+		t.Logf("cut %v by %s after the start (%d not in their long task by then)", cut, time.Since(start).Round(time.Millisecond), late)
 	}()
-	const connectTimeout, keepalive = 8 * time.Second, time.Second
+	// A short connect timeout, so that the silent hosts are given up on soon; at fleet size
+	// the default, as a first contact with a thousand hosts sharing two CPUs needs it.
+	connectTimeout, keepalive := 8*time.Second, time.Second
+	if n > 100 {
+		connectTimeout = 30 * time.Second
+	}
 	goBefore, fdsBefore := settledGoroutines(0), openFDs(t)
 	start := time.Now()
 	cutStart <- start
-	res := r.Run("exec", site, "-i", inv, "--var", "marker=soak-1", "-o", "json", "--forks", "200",
-		"--connect-timeout", connectTimeout.String(), "--keepalive", keepalive.String(), "--history", hist)
+	// Every host at once, so that no host waits for another's place (--forks) and each
+	// host's last result says when it was done. The lab's hosts share this machine's two
+	// CPUs with the controller: a thousand setups at once would all finish late, past the
+	// short connect timeout, so they take turns (--max-startups), as they would through
+	// one bastion.
+	last := &lastResults{start: start, at: map[string]time.Duration{}}
+	res := r.RunTee(last, "exec", site, "-i", inv, "--var", "marker=soak-1", "-o", "json", "--forks", strconv.Itoa(n+len(silent)),
+		"--max-startups", "100", "--connect-timeout", connectTimeout.String(), "--keepalive", keepalive.String(), "--history", hist)
 	took := time.Since(start)
+	close(runDone)
 	<-cutDone
 	t.Logf("soak: %d lab hosts + %d silent, %d faulty per kind: exit %d in %s", n, len(silent), per, res.Code, took.Round(time.Millisecond))
 
 	type result struct {
 		Type, Host, Task, Status, Msg string
-		DurationMS                    int64 `json:"duration_ms"`
 	}
 	byHost := map[string][]result{}
 	slowest := time.Duration(0)
@@ -256,11 +294,7 @@ func TestSoak(t *testing.T) {
 			want(h, "mark", "changed", "")
 			want(h, "long", "skipped", "")
 			want(h, "after", "ok", "")
-			var sum time.Duration
-			for _, e := range byHost[h] {
-				sum += time.Duration(e.DurationMS) * time.Millisecond
-			}
-			slowest = max(slowest, sum)
+			slowest = max(slowest, last.of(h))
 		case "stop":
 			want(h, "connect", "unreachable", "") // refused, or reset by the lab's forwarder
 		case "drop":
@@ -277,10 +311,13 @@ func TestSoak(t *testing.T) {
 	if res.Code != 2 {
 		t.Errorf("exit %d, want 2 (a helper was killed)", res.Code)
 	}
-	// The run ends within the slowest healthy host's tasks plus the deadlines: a connect
-	// timeout, keepalives, and the cut task's wait, with a margin for this loaded machine.
+	// The run ends within the slowest healthy host (its last result, counted from the
+	// start) plus the deadlines: a connect timeout, keepalives, and the cut task's wait,
+	// with a margin for this loaded machine.
 	if bound := slowest + connectTimeout + 4*keepalive + 30*time.Second; took > bound {
-		t.Errorf("the run took %s; the slowest healthy host's tasks took %s, the bound is %s", took, slowest, bound)
+		t.Errorf("the run took %s; the slowest healthy host was done after %s, the bound is %s", took, slowest, bound)
+	} else {
+		t.Logf("the run took %s; the slowest healthy host was done after %s, the bound is %s", took, slowest, bound)
 	}
 	for _, h := range names {
 		if !healthy(h) {
@@ -295,6 +332,8 @@ func TestSoak(t *testing.T) {
 	// processes (helpers, sessions).
 	if g := settledGoroutines(goBefore); g > goBefore+5 {
 		t.Errorf("goroutines: %d before the run, %d after\n%s", goBefore, g, goroutineDump())
+	} else {
+		t.Logf("goroutines of the process but the lab's: %d before the run, %d after", goBefore, g)
 	}
 	stopSilent() // the connections the silent hosts accepted are this test's, not the controller's
 	// The controller's connections to the hosts: sockets of this process whose peer is a
@@ -337,6 +376,7 @@ func TestSoak(t *testing.T) {
 	if err := os.WriteFile(long, []byte(soakLong), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	allNS := netnsOf(t, lab, names)
 	bin := runbookBinary(t)
 	cmd := exec.Command(bin, "exec", long, "-i", lab.Inventory, "--forks", "200", "--history", hist)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "XDG_STATE_HOME=" + t.TempDir(), "NO_COLOR=1",
@@ -350,7 +390,7 @@ func TestSoak(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	// Interrupt once every host has started its task (or after 20 s).
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if sleeping(t, lab, names) == len(names) {
+		if len(sleeping(allNS)) == len(names) {
 			break
 		}
 	}
@@ -442,9 +482,9 @@ func waitProcs(t *testing.T, lab *testenv.Lab, names []string, keep func(string)
 	}
 }
 
-// sleeping counts the hosts with a `sleep 30` (a task of the soak's) running in their
-// network namespace.
-func sleeping(t *testing.T, lab *testenv.Lab, names []string) int {
+// netnsOf maps the network namespaces of the hosts (as /proc/PID/ns/net reads) to their
+// names.
+func netnsOf(t *testing.T, lab *testenv.Lab, names []string) map[string]string {
 	t.Helper()
 	inodes := map[string]string{}
 	for _, h := range names {
@@ -454,6 +494,12 @@ func sleeping(t *testing.T, lab *testenv.Lab, names []string) int {
 		}
 		inodes[strings.TrimSpace(string(out))] = h
 	}
+	return inodes
+}
+
+// sleeping returns the hosts (by their namespaces, netnsOf) with a `sleep 30` (a task of
+// the soak's) running in their network namespace.
+func sleeping(inodes map[string]string) map[string]bool {
 	found := map[string]bool{}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -469,23 +515,39 @@ func sleeping(t *testing.T, lab *testenv.Lab, names []string) int {
 			found[inodes[ns]] = true
 		}
 	}
-	return len(found)
+	return found
 }
 
 // settledGoroutines returns the number of goroutines once it stops falling (connections
 // close in the background), waiting at most 10 s for it to reach floor.
 func settledGoroutines(floor int) int {
-	n := runtime.NumGoroutine()
+	n, _ := controllerGoroutines()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && n > floor+5; {
 		time.Sleep(100 * time.Millisecond)
-		n = runtime.NumGoroutine()
+		n, _ = controllerGoroutines()
 	}
 	return n
 }
 
+// controllerGoroutines counts this process's goroutines but the lab's, and returns their
+// stacks. The lab's forwarder runs in this process, and its relay for a host whose link
+// was cut waits for TCP to give up, minutes after the run: that is the lab's, not the
+// controller's.
+func controllerGoroutines() (int, string) {
+	buf := make([]byte, 64<<20)
+	all := string(buf[:runtime.Stack(buf, true)])
+	var kept []string
+	for _, g := range strings.Split(all, "\n\n") {
+		if !strings.Contains(g, "runbook/runbook/testenv.") {
+			kept = append(kept, g)
+		}
+	}
+	return len(kept), strings.Join(kept, "\n\n")
+}
+
 func goroutineDump() string {
-	buf := make([]byte, 1<<20)
-	return string(buf[:runtime.Stack(buf, true)])
+	_, s := controllerGoroutines()
+	return s
 }
 
 // hostPorts are the ports the controller reaches the hosts at: the lab's and the silent
@@ -541,4 +603,37 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// lastResults notes, from a run's JSON output as it comes, when each host's last result
+// arrived (since start).
+type lastResults struct {
+	start   time.Time
+	mu      sync.Mutex
+	at      map[string]time.Duration
+	partial []byte
+}
+
+func (l *lastResults) Write(p []byte) (int, error) {
+	now := time.Since(l.start)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		var e struct{ Type, Host string }
+		if json.Unmarshal(l.partial[:i], &e) == nil && e.Type == "result" {
+			l.at[e.Host] = now
+		}
+		l.partial = l.partial[i+1:]
+	}
+}
+
+func (l *lastResults) of(host string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.at[host]
 }

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,14 +110,24 @@ func New(t testing.TB, lab *testenv.Lab) *Runner {
 // Run runs `runbook ARGS...` in-process, without colour, and returns its exit code and output.
 func (r *Runner) Run(args ...string) Result {
 	r.t.Helper()
+	return r.RunTee(nil, args...)
+}
+
+// RunTee is Run that also writes the standard output to tee as it comes (nil: nowhere).
+func (r *Runner) RunTee(tee io.Writer, args ...string) Result {
+	r.t.Helper()
 	var out, errb bytes.Buffer
+	var stdout io.Writer = &out
+	if tee != nil {
+		stdout = io.MultiWriter(&out, tee)
+	}
 	env := []string{"NO_COLOR=1"}
 	for _, k := range []string{"HOME", "XDG_STATE_HOME", "RUNBOOK_HISTORY"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
 	}
-	code := cli.Run(args, nil, &out, &errb, env)
+	code := cli.Run(args, nil, stdout, &errb, env)
 	return Result{Code: code, Out: out.String() + errb.String()}
 }
 
