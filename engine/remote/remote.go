@@ -27,6 +27,7 @@ import (
 	"github.com/runbook/runbook/engine/transport"
 	"github.com/runbook/runbook/internal/sh"
 	"github.com/runbook/runbook/internal/tail"
+	"github.com/runbook/runbook/internal/turns"
 	"github.com/runbook/runbook/inventory"
 	"github.com/runbook/runbook/modules"
 )
@@ -53,7 +54,7 @@ type Connector struct {
 	// limit). A push waits for its turn before its PushTimeout starts. Hosts that already
 	// hold the helper never wait.
 	MaxPushes int
-	pushGate  gate
+	pushes    turns.Turns
 	// Stats counts helper pushes, for reports and tests.
 	Stats Stats
 }
@@ -688,7 +689,7 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.
 	if err != nil {
 		return fmt.Errorf("read the helper for linux/%s: %w", h.Arch, err)
 	}
-	release, err := c.pushGate.enter(ctx, cmp.Or(c.MaxPushes, defaultMaxPushes))
+	release, err := c.pushes.Enter(ctx, cmp.Or(c.MaxPushes, defaultMaxPushes))
 	if err != nil {
 		return fmt.Errorf("push helper to %s: %w", t.Name, err)
 	}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/runbook/runbook/internal/turns"
 )
 
 // Dialer opens connections. The zero value is usable: no agent, no
@@ -39,7 +41,7 @@ type Dialer struct {
 	// MaxStartups is how many connection setups (TCP connect, key exchange and
 	// authentication of one hop) run at once across the Dialer's dials; 0: no limit. A dial
 	// waits for its turn before its connect timeout starts, and a setup that lasts beyond
-	// startupHold gives its place to the next (a host that accepts and never answers holds
+	// startupHold (5 s) gives its turn to the next (a host that accepts and never answers holds
 	// no one back for long). Many setups at once all finish late when what does their work
 	// (the hosts' CPUs, a controller's, or a lab's shared by both) is saturated; the limit
 	// makes them finish in turn, each within its timeout.
@@ -82,9 +84,13 @@ type dialerState struct {
 	keys   keyStore
 	warned warnedSet
 	hops   hopPool // shared jump-host connections (jumps.go)
-	// startups counts the setups in progress under MaxStartups (startups.go).
-	startups startupGate
+	// startups are the setups in progress under MaxStartups; one that lasts startupHold
+	// goes on without its turn.
+	startups turns.Turns
 }
+
+// startupHold is how long a connection setup keeps its turn under Dialer.MaxStartups.
+const startupHold = 5 * time.Second
 
 // dialerStateMu guards the creation of Dialer.st.
 var dialerStateMu sync.Mutex
@@ -93,7 +99,8 @@ func (d *Dialer) state() *dialerState {
 	dialerStateMu.Lock()
 	defer dialerStateMu.Unlock()
 	if d.st == nil {
-		d.st = &dialerState{keys: keyStore{done: map[string]keyResult{}}, warned: warnedSet{given: map[string]bool{}}}
+		d.st = &dialerState{keys: keyStore{done: map[string]keyResult{}}, warned: warnedSet{given: map[string]bool{}},
+			startups: turns.Turns{Hold: startupHold}}
 	}
 	return d.st
 }
@@ -324,7 +331,7 @@ func (d *Dialer) dialOne(ctx context.Context, t Target, via *ssh.Client) (_ *ssh
 	// against this host's (or, as every host waits for the one prompt, any host's) timeout.
 	cr := d.loadCredentials(t)
 	defer cr.close()
-	leave, err := d.state().startups.enter(ctx, d.MaxStartups)
+	leave, err := d.state().startups.Enter(ctx, d.MaxStartups)
 	if err != nil {
 		return nil, nil, "", unreachable(name, "dial", err)
 	}
