@@ -14,10 +14,6 @@ import (
 // (decoded once) or something of the host's (decoded again), marks and errors included.
 func TestArgsMemo(t *testing.T) {
 	const src = `
-variable "token" {
-  default   = "s3cret"
-  sensitive = true
-}
 locals {
   dir = "/etc/app"
 }
