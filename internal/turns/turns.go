@@ -46,6 +46,3 @@ func (t *Turns) Enter(ctx context.Context, n int) (func(), error) {
 		leave()
 	}, nil
 }
-
-// Taken is how many turns are taken now.
-func (t *Turns) Taken() int { return len(t.ch) }

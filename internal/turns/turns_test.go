@@ -73,7 +73,7 @@ func TestTurns(t *testing.T) {
 				l()
 				l()
 			}
-			if n := tu.Taken(); n != 0 {
+			if n := len(tu.ch); n != 0 {
 				t.Errorf("%d turns still taken after every caller left", n)
 			}
 		})
