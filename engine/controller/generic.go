@@ -228,17 +228,21 @@ func setAttrs(obj cty.Value, set map[string]cty.Value) cty.Value {
 
 // templateCache holds parsed templates by name and text, so that a task rendering one
 // template for a thousand hosts parses it once; a parsed template is only read when it is
-// evaluated, by any number of hosts at once. It holds at most maxTemplates, and a text
-// seen when it is full is parsed each time (content that differs per host never fills it
-// with more).
+// evaluated, by any number of hosts at once. It holds at most maxTemplates, of at most
+// maxTemplateBytes of text in all, and a text that does not fit is parsed each time
+// (content that differs per host never fills it with more).
 type templateCache struct {
-	mu sync.Mutex
-	m  map[templateKey]hclsyntax.Expression
+	mu    sync.Mutex
+	m     map[templateKey]hclsyntax.Expression
+	bytes int
 }
 
 type templateKey struct{ name, text string }
 
-const maxTemplates = 256
+const (
+	maxTemplates     = 256
+	maxTemplateBytes = 4 << 20
+)
 
 var parsedTemplates templateCache
 
@@ -259,8 +263,9 @@ func (c *templateCache) parse(name, text string) (hclsyntax.Expression, error) {
 	if c.m == nil {
 		c.m = map[templateKey]hclsyntax.Expression{}
 	}
-	if len(c.m) < maxTemplates {
+	if _, ok := c.m[k]; !ok && len(c.m) < maxTemplates && c.bytes+len(text) <= maxTemplateBytes {
 		c.m[k] = expr
+		c.bytes += len(text)
 	}
 	return expr, nil
 }

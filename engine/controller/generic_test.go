@@ -86,7 +86,7 @@ func TestTemplateParsedOnce(t *testing.T) {
 	tpl := filepath.Join(dir, "motd.tpl")
 	os.WriteFile(tpl, []byte("host ${host}\n"), 0o644)
 	parsedTemplates.mu.Lock()
-	parsedTemplates.m = nil
+	parsedTemplates.m, parsedTemplates.bytes = nil, 0
 	parsedTemplates.mu.Unlock()
 	render := func(host string) string {
 		t.Helper()
@@ -118,6 +118,14 @@ func TestTemplateParsedOnce(t *testing.T) {
 	if got := render("web4"); got != "changed web4\n" {
 		t.Errorf("after the file changed: %q", got)
 	}
+	// A text larger than the cache's byte budget is rendered and not kept.
+	os.WriteFile(tpl, []byte("big ${host}\n"+strings.Repeat("#", maxTemplateBytes)), 0o644)
+	if got := render("web6"); !strings.HasPrefix(got, "big web6\n") {
+		t.Errorf("a large template: %.20q", got)
+	}
+	if n := cached(); n != 2 {
+		t.Errorf("%d parsed templates kept after a large one, want 2 (it is not kept)", n)
+	}
 	parsedTemplates.mu.Lock()
 	for i := len(parsedTemplates.m); i < maxTemplates; i++ {
 		parsedTemplates.m[templateKey{"filler", strconv.Itoa(i)}] = nil
@@ -131,7 +139,7 @@ func TestTemplateParsedOnce(t *testing.T) {
 		t.Errorf("the cache grew past its bound: %d", n)
 	}
 	parsedTemplates.mu.Lock()
-	parsedTemplates.m = nil
+	parsedTemplates.m, parsedTemplates.bytes = nil, 0
 	parsedTemplates.mu.Unlock()
 }
 
