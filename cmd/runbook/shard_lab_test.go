@@ -19,6 +19,7 @@ import (
 	"github.com/runbook/runbook/engine/helperbin"
 	"github.com/runbook/runbook/engine/history"
 	"github.com/runbook/runbook/engine/plan"
+	runreport "github.com/runbook/runbook/engine/report"
 	"github.com/runbook/runbook/internal/labtest"
 	"github.com/runbook/runbook/internal/pgtest"
 	"github.com/runbook/runbook/testenv"
@@ -268,6 +269,27 @@ func TestShardedFleetRun(t *testing.T) {
 		t.Errorf("report --run-label: exit %d\n%s%s", code, out, errOut)
 	}
 	t.Logf("runbook report --run-label 'fleet 2026-12-07':\n%s", out)
+
+	// Without a label, the trend shows each fleet run as one point: the single run, then the
+	// four shards' runs, with the same hosts in the same states.
+	code, out, errOut = runbook(nil, "report", "-o", "json")
+	if code != 0 {
+		t.Fatalf("report: exit %d\n%s%s", code, out, errOut)
+	}
+	var trend struct {
+		Runs []struct {
+			Label  string
+			RunIDs []int64 `json:"run_ids"`
+			runreport.Summary
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &trend); err != nil {
+		t.Fatalf("report: %v\n%s", err, out)
+	}
+	if p := trend.Runs; len(p) != 2 || p[0].Label != "single" || len(p[0].RunIDs) != 1 || p[1].Label != "fleet 2026-12-07" ||
+		len(p[1].RunIDs) != 4 || p[0].Summary != p[1].Summary || p[1].Hosts != 8 {
+		t.Errorf("the trend's points: %+v", p)
+	}
 
 	var hosts []string
 	for h := range fv {

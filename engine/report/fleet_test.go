@@ -2,8 +2,10 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -106,18 +108,18 @@ func TestFleetOf(t *testing.T) {
 	}
 }
 
-// TestReportByLabel: report --run-label selects the runs of one fleet run, merges their
-// hosts and shows the fleet run in text, JSON and HTML, the label escaped.
-func TestReportByLabel(t *testing.T) {
+// labelHistory opens a new history and returns it with a function that records a finished
+// run: its label and shard, start and end after 21:00, its hosts' counts, its exit code.
+func labelHistory(t *testing.T) (history.Store, func(label string, shard *history.Shard, start, end time.Duration, hosts map[string]history.Counts, code int) int64) {
+	t.Helper()
 	ctx := context.Background()
 	s, err := history.Open(ctx, filepath.Join(t.TempDir(), "history.db"), history.Options{Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	const label = `night <script>alert("x")</script> & more`
+	t.Cleanup(func() { s.Close() })
 	t0 := time.Date(2026, 12, 7, 21, 0, 0, 0, time.UTC)
-	record := func(label string, shard *history.Shard, start, end time.Duration, hosts map[string]history.Counts, code int) int64 {
+	return s, func(label string, shard *history.Shard, start, end time.Duration, hosts map[string]history.Counts, code int) int64 {
 		id, err := s.BeginRun(ctx, history.Run{StartedAt: t0.Add(start), Runbook: "/srv/site.hcl", Mode: history.ModeCheck,
 			Controller: "pod-<b>", Label: label, Shard: shard})
 		if err != nil {
@@ -135,6 +137,14 @@ func TestReportByLabel(t *testing.T) {
 		}
 		return id
 	}
+}
+
+// TestReportByLabel: report --run-label selects the runs of one fleet run, merges their
+// hosts and shows the fleet run in text, JSON and HTML, the label escaped.
+func TestReportByLabel(t *testing.T) {
+	ctx := context.Background()
+	s, record := labelHistory(t)
+	const label = `night <script>alert("x")</script> & more`
 	record("", nil, 0, time.Second, map[string]history.Counts{"a": {OK: 1}, "b": {OK: 1}, "z": {OK: 1}}, 0)
 	record(label, &history.Shard{Index: 0, Count: 2}, time.Minute, time.Minute+3*time.Second, map[string]history.Counts{"a": {OK: 1, Drift: 1}}, 4)
 	record(label, &history.Shard{Index: 1, Count: 2}, time.Minute+time.Second, time.Minute+5*time.Second, map[string]history.Counts{"b": {OK: 2}}, 0)
@@ -231,5 +241,114 @@ func TestReportByLabel(t *testing.T) {
 	if !strings.Contains(txt.String(), `FLEET RUN "nope": no runs recorded under this label`) ||
 		!strings.Contains(txt.String(), "that match the filter") {
 		t.Errorf("an unknown label:\n%s", txt.String())
+	}
+}
+
+// TestTrendFleetRun: the trend shows the runs of one label as one point, a shard run again
+// by its last run, and counts the point as one of --runs however many runs it has, reading
+// its runs older than the rows the other points needed.
+func TestTrendFleetRun(t *testing.T) {
+	ctx := context.Background()
+	s, record := labelHistory(t)
+	const label = "night <i>"
+	sh := func(i int) *history.Shard { return &history.Shard{Index: i, Count: 10} }
+	ok := history.Counts{OK: 1}
+	record("", nil, 0, time.Second, map[string]history.Counts{"a": ok, "b": ok, "c": ok}, 0)                  // 1
+	record(label, sh(0), time.Minute, time.Minute+time.Second, map[string]history.Counts{"a": {Drift: 1}}, 4) // 2, superseded by 13
+	record(label, sh(1), time.Minute, time.Minute+time.Second, map[string]history.Counts{"b": ok}, 0)         // 3
+	record("", nil, time.Minute, time.Minute+time.Second, map[string]history.Counts{"a": ok}, 0)              // 4
+	for i := 2; i < 10; i++ {                                                                                 // 5..12
+		hosts := map[string]history.Counts{}
+		if i == 2 {
+			hosts["c"] = history.Counts{OK: 1, Drift: 1}
+		}
+		code := 0
+		if i == 2 {
+			code = 4
+		}
+		record(label, sh(i), time.Minute, time.Minute+time.Second, hosts, code)
+	}
+	record(label, sh(0), 2*time.Minute, 2*time.Minute+time.Second, map[string]history.Counts{"a": ok}, 0)     // 13
+	record("", nil, 3*time.Minute, 3*time.Minute+time.Second, map[string]history.Counts{"a": {Failed: 1}}, 2) // 14
+
+	night := []int64{3, 5, 6, 7, 8, 9, 10, 11, 12, 13}
+	for _, c := range []struct {
+		runs    int
+		names   string
+		ids     [][]int64
+		summary []Summary
+		codes   []int
+		history map[string]string // host -> statuses
+	}{
+		{
+			runs: 2, names: `"night <i>" 14`, ids: [][]int64{night, {14}},
+			summary: []Summary{{Hosts: 3, InSync: 2, Drifting: 1}, {Hosts: 1, Failed: 1}}, codes: []int{4, 2},
+			history: map[string]string{"a": "ok failed", "b": "ok -", "c": "drift -"},
+		},
+		{
+			runs: 3, names: `"night <i>" 4 14`, ids: [][]int64{night, {4}, {14}},
+			summary: []Summary{{Hosts: 3, InSync: 2, Drifting: 1}, {Hosts: 1, InSync: 1}, {Hosts: 1, Failed: 1}}, codes: []int{4, 0, 2},
+			history: map[string]string{"a": "ok ok failed", "b": "ok - -", "c": "drift - -"},
+		},
+		{
+			runs: 10, names: `1 "night <i>" 4 14`, ids: [][]int64{{1}, night, {4}, {14}},
+			summary: []Summary{{Hosts: 3, InSync: 3}, {Hosts: 3, InSync: 2, Drifting: 1}, {Hosts: 1, InSync: 1}, {Hosts: 1, Failed: 1}},
+			codes:   []int{0, 4, 0, 2},
+			history: map[string]string{"a": "ok ok ok failed", "b": "ok ok - -", "c": "ok drift - -"},
+		},
+	} {
+		t.Run(fmt.Sprint(c.runs), func(t *testing.T) {
+			rep, err := Build(ctx, s, Options{Runs: c.runs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for i, p := range rep.Runs {
+				names = append(names, p.Name())
+				if i >= len(c.ids) || !reflect.DeepEqual(p.RunIDs, c.ids[i]) {
+					t.Errorf("point %d counts runs %v, want %v", i, p.RunIDs, c.ids)
+					continue
+				}
+				if i < len(c.summary) && p.Summary != c.summary[i] {
+					t.Errorf("point %d: %+v, want %+v", i, p.Summary, c.summary[i])
+				}
+				if i < len(c.codes) && p.ExitCode != c.codes[i] {
+					t.Errorf("point %d: exit code %d, want %d", i, p.ExitCode, c.codes[i])
+				}
+			}
+			if got := strings.Join(names, " "); got != c.names {
+				t.Fatalf("points %s, want %s", got, c.names)
+			}
+			for _, hh := range rep.DriftHistory {
+				st := make([]string, len(hh.Statuses))
+				for i, x := range hh.Statuses {
+					st[i] = cmp.Or(x, "-")
+				}
+				if got := strings.Join(st, " "); got != c.history[hh.Host] {
+					t.Errorf("host %s: %s, want %s", hh.Host, got, c.history[hh.Host])
+				}
+			}
+
+			var txt bytes.Buffer
+			if err := rep.Text(&txt, TextOptions{History: true}); err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("DRIFT OVER THE LAST %d RUNS (oldest first: %s)", len(c.ids), c.names); !strings.Contains(txt.String(), want) {
+				t.Errorf("text lacks %q:\n%s", want, txt.String())
+			}
+			var page bytes.Buffer
+			if err := rep.HTML(&page); err != nil {
+				t.Fatal(err)
+			}
+			h := page.String()
+			if strings.Contains(h, "<i>") {
+				t.Errorf("the chart shows the label unescaped")
+			}
+			for _, want := range []string{">night &lt;…</text>", "fleet run night &lt;i&gt; (runs 3, 5, 6, 7, 8, 9, 10, 11, 12, 13)"} {
+				if !strings.Contains(h, want) {
+					t.Errorf("HTML lacks %q", want)
+				}
+			}
+		})
 	}
 }

@@ -164,9 +164,9 @@ func buildTrend(runs []RunPoint) trend {
 	w := min(48, slot*0.7)
 	for i, p := range runs {
 		x := t.Left + 4 + slot*float64(i) + (slot-w)/2
-		b := trendBar{Label: fmt.Sprint(p.Run), LabelX: round1(x + w/2),
-			Title: fmt.Sprintf("run %d, %s (%s): %d hosts: %d in sync, %d drifting, %d unknown, %d failed, %d unreachable",
-				p.Run, p.When.Local().Format(timeFormat), p.Mode, p.Hosts, p.InSync, p.Drifting, p.Unknown, p.Failed, p.Unreachable)}
+		b := trendBar{Label: p.short(), LabelX: round1(x + w/2),
+			Title: fmt.Sprintf("%s, %s (%s): %d hosts: %d in sync, %d drifting, %d unknown, %d failed, %d unreachable",
+				p.title(), p.When.Local().Format(timeFormat), p.Mode, p.Hosts, p.InSync, p.Drifting, p.Unknown, p.Failed, p.Unreachable)}
 		y := bottom
 		for _, s := range []struct {
 			class string

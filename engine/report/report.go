@@ -6,8 +6,11 @@ package report
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/runbook/runbook/engine/history"
@@ -161,15 +164,146 @@ func (t Task) Name() string {
 	return t.Task
 }
 
-// RunPoint is one run in the trend.
+// RunPoint is one run in the trend, or one fleet run: the runs recorded under one
+// --run-label of one runbook, shown as one point (as Fleet combines them).
 type RunPoint struct {
-	Run      int64     `json:"run"`
+	// Run is the run's id; for a fleet run, its first counted run's.
+	Run int64 `json:"run"`
+	// Label is the fleet run's label, "" for a run without one; RunIDs are the runs the
+	// point counts, oldest first (a fleet run's superseded shard runs left out).
+	Label  string  `json:"label,omitempty"`
+	RunIDs []int64 `json:"run_ids"`
+	// When is the (first) start.
 	When     time.Time `json:"when"`
 	Mode     string    `json:"mode"`
 	Runbook  string    `json:"runbook"`
 	ExitCode int       `json:"exit_code"`
 	Finished bool      `json:"finished"`
+	// Summary counts each host once: a host in two runs of a fleet run by its newest.
 	Summary
+}
+
+// Name is how the text form lists the point: the run's id, or the fleet run's label
+// quoted.
+func (p RunPoint) Name() string {
+	if p.Label == "" {
+		return fmt.Sprint(p.Run)
+	}
+	return strconv.Quote(p.Label)
+}
+
+// short is the point's name under its bar in the chart: a label's first 8 characters.
+func (p RunPoint) short() string {
+	if p.Label == "" {
+		return fmt.Sprint(p.Run)
+	}
+	if r := []rune(p.Label); len(r) > 8 {
+		return string(r[:7]) + "…"
+	}
+	return p.Label
+}
+
+// title names the point in full, as the chart's tooltip does.
+func (p RunPoint) title() string {
+	if p.Label == "" {
+		return fmt.Sprintf("run %d", p.Run)
+	}
+	ids := make([]string, len(p.RunIDs))
+	for i, id := range p.RunIDs {
+		ids[i] = fmt.Sprint(id)
+	}
+	return fmt.Sprintf("fleet run %s (runs %s)", p.Label, strings.Join(ids, ", "))
+}
+
+// trendPoints reads the last n points of the trend, oldest first, each as its runs: a run
+// without a label alone, the runs of one label and runbook together (a fleet run's shards).
+// A fleet run counts as one of the n, however many runs it has.
+func trendPoints(ctx context.Context, s history.Store, f history.Filter, n int) ([][]history.Run, error) {
+	type key struct {
+		runbook, label string
+		id             int64 // a run without a label
+	}
+	keyOf := func(r history.Run) key {
+		if r.Label == "" {
+			return key{id: r.ID}
+		}
+		return key{runbook: r.Runbook, label: r.Label}
+	}
+	// The newest runs until n points are seen or the history ends, reading more at a time
+	// while fleet runs fill the rows.
+	var keys []key
+	alone := map[int64]history.Run{}
+	for limit := n * 4; ; limit *= 2 {
+		runs, err := s.Runs(ctx, f, limit)
+		if err != nil {
+			return nil, err
+		}
+		keys = keys[:0]
+		seen := map[key]bool{}
+		for _, r := range runs {
+			k := keyOf(r)
+			if seen[k] {
+				continue
+			}
+			if len(keys) == n {
+				break
+			}
+			seen[k] = true
+			keys = append(keys, k)
+			if k.id != 0 {
+				alone[k.id] = r
+			}
+		}
+		if len(keys) == n || len(runs) < limit {
+			break
+		}
+	}
+	points := make([][]history.Run, 0, len(keys))
+	for _, k := range keys {
+		if k.id != 0 {
+			points = append(points, []history.Run{alone[k.id]})
+			continue
+		}
+		// Every run of the fleet run, also those older than the rows read above.
+		fr := f
+		fr.Runbook, fr.Label = k.runbook, k.label
+		runs, err := s.Runs(ctx, fr, 0)
+		if err != nil {
+			return nil, err
+		}
+		points = append(points, runs)
+	}
+	// Oldest first, by each point's first run.
+	first := func(runs []history.Run) int64 {
+		m := runs[0].ID
+		for _, r := range runs {
+			m = min(m, r.ID)
+		}
+		return m
+	}
+	sort.Slice(points, func(i, j int) bool { return first(points[i]) < first(points[j]) })
+	return points, nil
+}
+
+// pointOf is the trend's point of runs (trendPoints), its Summary still empty.
+func pointOf(runs []history.Run) RunPoint {
+	r := runs[0]
+	if r.Label == "" {
+		return RunPoint{Run: r.ID, RunIDs: []int64{r.ID}, When: r.StartedAt, Mode: r.Mode, Runbook: r.Runbook,
+			ExitCode: r.ExitCode, Finished: r.Finished()}
+	}
+	fl := fleetOf(r.Label, runs)
+	p := RunPoint{Label: r.Label, When: fl.StartedAt, Mode: r.Mode, Runbook: r.Runbook, ExitCode: fl.ExitCode,
+		Finished: fl.Finished}
+	for _, fr := range fl.Runs {
+		p.RunIDs = append(p.RunIDs, fr.Run)
+		if fr.Mode != p.Mode {
+			p.Mode = "mixed"
+		}
+	}
+	slices.Sort(p.RunIDs)
+	p.Run = p.RunIDs[0]
+	return p
 }
 
 // HostHistory is a host's status in each run of the report's Runs ("" where the host was
@@ -243,19 +377,19 @@ func Build(ctx context.Context, s history.Store, o Options) (*Report, error) {
 		return nil, err
 	}
 
-	runs, err := s.Runs(ctx, f, o.Runs)
+	points, err := trendPoints(ctx, s, f, o.Runs)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, len(runs))
+	var ids []int64
 	index := map[int64]int{}
-	for i := range runs {
-		// Oldest first.
-		r := runs[len(runs)-1-i]
-		ids[i] = r.ID
-		index[r.ID] = i
-		rep.Runs = append(rep.Runs, RunPoint{Run: r.ID, When: r.StartedAt, Mode: r.Mode, Runbook: r.Runbook,
-			ExitCode: r.ExitCode, Finished: r.Finished()})
+	for i, runs := range points {
+		p := pointOf(runs)
+		for _, id := range p.RunIDs {
+			ids = append(ids, id)
+			index[id] = i
+		}
+		rep.Runs = append(rep.Runs, p)
 	}
 	hrs, err := s.HostRuns(ctx, ids, f.Hosts)
 	if err != nil {
@@ -263,13 +397,19 @@ func Build(ctx context.Context, s history.Store, o Options) (*Report, error) {
 	}
 	byHost := map[string]*HostHistory{}
 	for _, hr := range hrs {
-		rep.Runs[index[hr.Run.ID]].add(hr.Host.Status)
+		i := index[hr.Run.ID]
 		hh := byHost[hr.Host.Host]
 		if hh == nil {
-			hh = &HostHistory{Host: hr.Host.Host, Statuses: make([]string, len(ids))}
+			hh = &HostHistory{Host: hr.Host.Host, Statuses: make([]string, len(points))}
 			byHost[hr.Host.Host] = hh
 		}
-		hh.Statuses[index[hr.Run.ID]] = hr.Host.Status
+		if hh.Statuses[i] != "" {
+			// A host in two runs of one fleet run: its newest counts (HostRuns gives the
+			// newest run first).
+			continue
+		}
+		rep.Runs[i].add(hr.Host.Status)
+		hh.Statuses[i] = hr.Host.Status
 		hh.Runs++
 		if hr.Host.Counts.Drift > 0 {
 			hh.Drifted++
@@ -374,7 +514,7 @@ func (r *Report) forPeople() *Report {
 	}
 	c.Runs = make([]RunPoint, len(r.Runs))
 	for i, p := range r.Runs {
-		p.Mode, p.Runbook = line(p.Mode), line(p.Runbook)
+		p.Mode, p.Runbook, p.Label = line(p.Mode), line(p.Runbook), line(p.Label)
 		c.Runs[i] = p
 	}
 	c.DriftHistory = make([]HostHistory, len(r.DriftHistory))

@@ -91,7 +91,7 @@ func (r *Report) Text(w io.Writer, o TextOptions) error {
 	if o.History && len(r.Runs) > 0 {
 		ids := make([]string, len(r.Runs))
 		for i, p := range r.Runs {
-			ids[i] = fmt.Sprint(p.Run)
+			ids[i] = p.Name()
 		}
 		fmt.Fprintf(&b, "\nDRIFT OVER THE LAST %d RUNS (oldest first: %s)\n", len(r.Runs), strings.Join(ids, " "))
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)

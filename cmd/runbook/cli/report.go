@@ -32,7 +32,8 @@ mode, its status and counts, the tasks that drift (with --diff, their diffs) or 
 which run a drifting host has drifted without a break. --runs N shows each host's status over the
 last N runs; --top N the tasks that drifted most in them. --html FILE writes the same as one
 self-contained page, with a trend chart. --run-label LABEL shows the runs recorded under that
-label (the shards of one fleet run, see --shard) as one fleet run. The history is --history,
+label (the shards of one fleet run, see --shard) as one fleet run; --runs and the chart count
+each label's runs as one run too. The history is --history,
 else $RUNBOOK_HISTORY, else the default file that exec and check write.
 
   runbook report --runbook site.hcl --runs 14 --top 10
