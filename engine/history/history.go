@@ -150,6 +150,12 @@ type TaskResult struct {
 	Duration time.Duration `json:"-"`
 }
 
+// HostRecord is a host's result with the task results to add beside it (Store.RecordHosts).
+type HostRecord struct {
+	Result HostResult
+	Tasks  []TaskResult
+}
+
 // HostRun is a host's result together with the run it belongs to.
 type HostRun struct {
 	Run  Run
@@ -189,6 +195,9 @@ type Store interface {
 	// host seen again in the same run (a later play) has its result replaced and the new
 	// tasks added.
 	RecordHost(ctx context.Context, h HostResult, tasks []TaskResult) error
+	// RecordHosts writes several hosts' results, as RecordHost does each, in one
+	// transaction: all of them or, on an error, none.
+	RecordHosts(ctx context.Context, hosts []HostRecord) error
 	// FinishRun records the run's end: finished_at, exit code and counts.
 	FinishRun(ctx context.Context, r Run) error
 

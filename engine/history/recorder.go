@@ -14,28 +14,35 @@ import (
 const writeTimeout = 30 * time.Second
 
 // Recorder is a run.Observer that writes the run to a Store as it happens: the run when it
-// starts, each host's results in one transaction when the host finishes (a play), the
-// totals at the end. Writes go on after the run's context is cancelled, so an interrupted
-// run keeps every host that finished. After a failed write the Recorder reports the error
-// once through Warn and keeps later hosts' results in memory rather than wait on the store
-// again; Finish writes what is pending once more, so a passing failure loses nothing.
-// History never fails a run.
+// starts, each host's results when the host finishes (a play), the totals at the end.
+// Hosts that finish while a write is under way are written together by the next, in one
+// transaction (a group commit): at a thousand hosts, tens of transactions rather than a
+// thousand, and never a wait for a timer. Writes go on after the run's context is
+// cancelled, so an interrupted run keeps every host that finished. After a failed write the
+// Recorder reports the error once through Warn and keeps later hosts' results in memory
+// rather than wait on the store again; Finish writes what is pending once more, so a
+// passing failure loses nothing. History never fails a run.
 type Recorder struct {
 	store Store
 	warn  func(error)
 	run   Run
 
-	mu     sync.Mutex
-	hosts  map[string]*hostBuf
-	broken bool // a write failed: hosts wait for Finish
+	mu      sync.Mutex
+	hosts   map[string]*hostBuf
+	queue   []string   // hosts with a result waiting for the next write, in order
+	writing bool       // a write is under way; it writes the queue when it is done
+	written *sync.Cond // signalled when a write ends (on mu)
+	broken  bool       // a write failed: hosts wait for Finish
 }
 
 type hostBuf struct {
 	started time.Time
 	seq     int
 	tasks   []TaskResult // not yet written
-	// pending is the host's latest result when it is not yet written.
+	// pending is the host's latest result when it is not yet written; queued says the
+	// host is in the queue.
 	pending *HostResult
+	queued  bool
 }
 
 var _ run.Observer = (*Recorder)(nil)
@@ -54,7 +61,9 @@ func Begin(ctx context.Context, store Store, r Run, warn func(error)) (*Recorder
 		return nil, err
 	}
 	r.ID = id
-	return &Recorder{store: store, warn: warn, run: r, hosts: map[string]*hostBuf{}}, nil
+	rec := &Recorder{store: store, warn: warn, run: r, hosts: map[string]*hostBuf{}}
+	rec.written = sync.NewCond(&rec.mu)
+	return rec, nil
 }
 
 // RunID is the recorded run's id.
@@ -111,39 +120,78 @@ func copyTxn(t *modules.Transaction) *modules.Transaction {
 }
 
 // HostDone writes the host's result (its counts so far over all plays) and the tasks it ran
-// since its last write, in one transaction.
+// since its last write. When no write is under way it writes them, with any other host's
+// that come meanwhile; else the write under way writes them next, and HostDone returns.
 func (rec *Recorder) HostDone(host string, s run.Stats) {
 	rec.mu.Lock()
+	var failed error // the first failed write, to warn about once unlocked
+	defer func() {
+		rec.mu.Unlock()
+		if failed != nil && rec.warn != nil {
+			rec.warn(failed)
+		}
+	}()
 	b := rec.host(host)
 	hr := HostResult{RunID: rec.run.ID, Host: host, Counts: countsOf(s), RebootRequired: s.RebootRequired,
 		Duration: time.Since(b.started)}
 	hr.Status = hr.Counts.HostStatus()
+	b.pending = &hr
 	if rec.broken {
-		b.pending = &hr
-		rec.mu.Unlock()
+		return // Finish writes it
+	}
+	if !b.queued {
+		b.queued = true
+		rec.queue = append(rec.queue, host)
+	}
+	if rec.writing {
 		return
 	}
-	tasks := b.tasks
-	b.tasks = nil
-	rec.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	if err := rec.store.RecordHost(ctx, hr, tasks); err != nil {
-		// The transaction wrote nothing: keep it all for Finish.
-		rec.mu.Lock()
-		b.tasks = append(tasks, b.tasks...)
-		if b.pending == nil {
-			b.pending = &hr
+	rec.writing = true
+	for len(rec.queue) > 0 && !rec.broken {
+		batch := make([]HostRecord, 0, len(rec.queue))
+		for _, name := range rec.queue {
+			b := rec.hosts[name]
+			batch = append(batch, HostRecord{Result: *b.pending, Tasks: b.tasks})
+			b.pending, b.tasks, b.queued = nil, nil, false
 		}
+		rec.queue = rec.queue[:0]
 		rec.mu.Unlock()
-		rec.fail(err)
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		err := rec.store.RecordHosts(ctx, batch)
+		cancel()
+		rec.mu.Lock()
+		if err != nil {
+			// The transaction wrote nothing: keep it all for Finish, before what came since.
+			for _, r := range batch {
+				b := rec.hosts[r.Result.Host]
+				b.tasks = append(r.Tasks, b.tasks...)
+				if b.pending == nil {
+					hr := r.Result
+					b.pending = &hr
+				}
+			}
+			if !rec.broken {
+				failed = err
+			}
+			rec.broken = true
+		}
 	}
+	for _, name := range rec.queue { // broken meanwhile: Finish writes them
+		rec.hosts[name].queued = false
+	}
+	rec.queue = rec.queue[:0]
+	rec.writing = false
+	rec.written.Broadcast()
 }
 
-// flush writes every host result that is still pending, once; it returns the first error.
+// flush writes every host result that is still pending, each in its own transaction, once;
+// it returns the first error. It waits for a write under way to end.
 func (rec *Recorder) flush() error {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
+	for rec.writing {
+		rec.written.Wait()
+	}
 	var first error
 	for _, b := range rec.hosts {
 		if b.pending == nil {
@@ -177,6 +225,9 @@ func (rec *Recorder) fail(err error) {
 // recording, so the caller can tell whether the record is complete.
 func (rec *Recorder) Finish(recap *run.Recap) error {
 	rec.mu.Lock()
+	for rec.writing { // a host's write still under way
+		rec.written.Wait()
+	}
 	broken := rec.broken
 	rec.mu.Unlock()
 	if broken {

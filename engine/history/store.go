@@ -47,10 +47,17 @@ const insertTaskResult = `INSERT INTO task_results
 	diff_after_header, diff_after, reboot_required, changed, duration_ms, txn, warnings, nics)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-func (s *sqlStore) RecordHost(ctx context.Context, h HostResult, tasks []TaskResult) (err error) {
+func (s *sqlStore) RecordHost(ctx context.Context, h HostResult, tasks []TaskResult) error {
+	return s.RecordHosts(ctx, []HostRecord{{Result: h, Tasks: tasks}})
+}
+
+func (s *sqlStore) RecordHosts(ctx context.Context, hosts []HostRecord) (err error) {
+	if len(hosts) == 0 {
+		return nil
+	}
 	hostStmt, taskStmt, err := s.statements(ctx)
 	if err != nil {
-		return fmt.Errorf("record host %s: %w", h.Host, err)
+		return fmt.Errorf("record host %s: %w", hosts[0].Result.Host, err)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -61,54 +68,64 @@ func (s *sqlStore) RecordHost(ctx context.Context, h HostResult, tasks []TaskRes
 			_ = tx.Rollback()
 		}
 	}()
+	hs := tx.StmtContext(ctx, hostStmt)
+	defer hs.Close()
+	ts := tx.StmtContext(ctx, taskStmt)
+	defer ts.Close()
+	for _, r := range hosts {
+		if err := recordHost(ctx, hs, ts, r.Result, r.Tasks); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// recordHost writes one host's result and tasks with the transaction's statements.
+func recordHost(ctx context.Context, hostStmt, stmt *sql.Stmt, h HostResult, tasks []TaskResult) error {
 	c := h.Counts
 	if h.Status == "" {
 		h.Status = c.HostStatus()
 	}
-	_, err = tx.StmtContext(ctx, hostStmt).ExecContext(ctx,
+	_, err := hostStmt.ExecContext(ctx,
 		h.RunID, h.Host, h.Status, c.OK, c.Changed, c.Drift, c.Unknown, c.Skipped, c.Failed, c.Unreachable, h.RebootRequired,
 		h.Duration.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("record host %s: %w", h.Host, err)
 	}
-	if len(tasks) > 0 {
-		stmt := tx.StmtContext(ctx, taskStmt)
-		defer stmt.Close()
-		for _, t := range tasks {
-			var bh, b, ah, a any
-			if t.Diff != nil {
-				bh, b, ah, a = t.Diff.BeforeHeader, t.Diff.Before, t.Diff.AfterHeader, t.Diff.After
+	for _, t := range tasks {
+		var bh, b, ah, a any
+		if t.Diff != nil {
+			bh, b, ah, a = t.Diff.BeforeHeader, t.Diff.Before, t.Diff.AfterHeader, t.Diff.After
+		}
+		var txn any
+		if t.Transaction != nil {
+			j, err := json.Marshal(t.Transaction)
+			if err != nil {
+				return fmt.Errorf("record task %q of %s: transaction: %w", t.Task, h.Host, err)
 			}
-			var txn any
-			if t.Transaction != nil {
-				j, err := json.Marshal(t.Transaction)
-				if err != nil {
-					return fmt.Errorf("record task %q of %s: transaction: %w", t.Task, h.Host, err)
-				}
-				txn = string(j)
+			txn = string(j)
+		}
+		var warnings, nics any
+		if len(t.Warnings) > 0 {
+			j, err := json.Marshal(t.Warnings)
+			if err != nil {
+				return fmt.Errorf("record task %q of %s: warnings: %w", t.Task, h.Host, err)
 			}
-			var warnings, nics any
-			if len(t.Warnings) > 0 {
-				j, err := json.Marshal(t.Warnings)
-				if err != nil {
-					return fmt.Errorf("record task %q of %s: warnings: %w", t.Task, h.Host, err)
-				}
-				warnings = string(j)
+			warnings = string(j)
+		}
+		if len(t.NICs) > 0 {
+			j, err := json.Marshal(t.NICs)
+			if err != nil {
+				return fmt.Errorf("record task %q of %s: NICs: %w", t.Task, h.Host, err)
 			}
-			if len(t.NICs) > 0 {
-				j, err := json.Marshal(t.NICs)
-				if err != nil {
-					return fmt.Errorf("record task %q of %s: NICs: %w", t.Task, h.Host, err)
-				}
-				nics = string(j)
-			}
-			if _, err := stmt.ExecContext(ctx, h.RunID, h.Host, t.Seq, t.Play, t.Task, t.Module, t.Item, t.Handler, t.Status, t.Msg,
-				bh, b, ah, a, t.RebootRequired, t.Changed, t.Duration.Milliseconds(), txn, warnings, nics); err != nil {
-				return fmt.Errorf("record task %q of %s: %w", t.Task, h.Host, err)
-			}
+			nics = string(j)
+		}
+		if _, err := stmt.ExecContext(ctx, h.RunID, h.Host, t.Seq, t.Play, t.Task, t.Module, t.Item, t.Handler, t.Status, t.Msg,
+			bh, b, ah, a, t.RebootRequired, t.Changed, t.Duration.Milliseconds(), txn, warnings, nics); err != nil {
+			return fmt.Errorf("record task %q of %s: %w", t.Task, h.Host, err)
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 func (s *sqlStore) FinishRun(ctx context.Context, r Run) error {

@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -545,18 +547,22 @@ func TestRecorderInterruptedAndBroken(t *testing.T) {
 	}
 }
 
-// flakyStore fails the first n RecordHost calls, then passes them to the real store.
+// flakyStore fails the first n writes of host results, then passes them to the real store.
 type flakyStore struct {
 	Store
 	n int
 }
 
 func (f *flakyStore) RecordHost(ctx context.Context, h HostResult, tasks []TaskResult) error {
+	return f.RecordHosts(ctx, []HostRecord{{Result: h, Tasks: tasks}})
+}
+
+func (f *flakyStore) RecordHosts(ctx context.Context, hosts []HostRecord) error {
 	if f.n > 0 {
 		f.n--
 		return errors.New("database is locked")
 	}
-	return f.Store.RecordHost(ctx, h, tasks)
+	return f.Store.RecordHosts(ctx, hosts)
 }
 
 // TestRecorderRetriesAtFinish: a write that fails once loses nothing. The Recorder warns
@@ -612,5 +618,102 @@ func TestHostStatusReadFromCounts(t *testing.T) {
 		if got := x.result().Status; got != tt.want {
 			t.Errorf("stored %s, counts %+v: got %s, want %s", tt.stored, tt.counts, got, tt.want)
 		}
+	}
+}
+
+// gateStore holds its first write of host results until release is closed, and notes the
+// hosts of each write; fail makes the writes after the first fail.
+type gateStore struct {
+	Store
+	release chan struct{}
+	fail    bool
+	mu      sync.Mutex
+	writes  [][]string
+}
+
+func (g *gateStore) RecordHosts(ctx context.Context, hosts []HostRecord) error {
+	g.mu.Lock()
+	var names []string
+	for _, h := range hosts {
+		names = append(names, h.Result.Host)
+	}
+	g.writes = append(g.writes, names)
+	n := len(g.writes)
+	g.mu.Unlock()
+	if n == 1 {
+		<-g.release
+	} else if g.fail {
+		return errors.New("database is locked")
+	}
+	return g.Store.RecordHosts(ctx, hosts)
+}
+
+// TestRecorderGroupCommit: hosts that finish while a write is under way are written
+// together by the next write, in one transaction, and their HostDone does not wait for it;
+// when that write fails, Finish writes them all, every task included.
+func TestRecorderGroupCommit(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprint("fail=", fail), func(t *testing.T) {
+			s := openStore(t, filepath.Join(t.TempDir(), "history.db"))
+			g := &gateStore{Store: s, release: make(chan struct{}), fail: fail}
+			warned := 0
+			rec, err := Begin(context.Background(), g, Run{Runbook: "/srv/x.hcl", Mode: ModeExec}, func(error) { warned++ })
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := func(h string) {
+				rec.TaskDone(run.Result{Host: h, Task: "t1", Status: run.OK})
+				rec.TaskDone(run.Result{Host: h, Task: "t2", Status: run.Changed})
+				rec.HostDone(h, run.Stats{OK: 1, Changed: 1})
+			}
+			first := make(chan struct{})
+			go func() { done("a"); close(first) }()
+			for {
+				g.mu.Lock()
+				n := len(g.writes)
+				g.mu.Unlock()
+				if n == 1 {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			returned := make(chan struct{})
+			go func() {
+				for _, h := range []string{"b", "c", "d"} {
+					done(h)
+				}
+				done("b") // a second play of b: its result replaced, its tasks added
+				close(returned)
+			}()
+			select {
+			case <-returned:
+			case <-time.After(10 * time.Second):
+				t.Fatal("HostDone waited for the write under way")
+			}
+			close(g.release)
+			<-first
+			recap := &run.Recap{Hosts: map[string]*run.Stats{}}
+			for _, h := range []string{"a", "b", "c", "d"} {
+				recap.Hosts[h] = &run.Stats{OK: 1, Changed: 1}
+			}
+			if err := rec.Finish(recap); err != nil {
+				t.Fatalf("Finish: %v", err)
+			}
+			if want := [][]string{{"a"}, {"b", "c", "d"}}; !reflect.DeepEqual(g.writes, want) {
+				t.Errorf("writes %v, want %v", g.writes, want)
+			}
+			if want := map[bool]int{false: 0, true: 1}[fail]; warned != want {
+				t.Errorf("warned %d times, want %d", warned, want)
+			}
+			for h, n := range map[string]int{"a": 2, "b": 4, "c": 2, "d": 2} {
+				if tasks, err := s.Tasks(context.Background(), rec.RunID(), h); err != nil || len(tasks) != n {
+					t.Errorf("host %s: %d tasks %v, want %d", h, len(tasks), err, n)
+				}
+			}
+			runs, err := s.Runs(context.Background(), Filter{}, 0)
+			if err != nil || len(runs) != 1 || runs[0].Hosts != 4 {
+				t.Fatalf("runs %+v %v", runs, err)
+			}
+		})
 	}
 }
