@@ -13,8 +13,11 @@ import (
 // concurrent use; responses are matched to calls by id, so several calls can be in flight.
 type Client struct {
 	w     io.Writer
-	wmu   sync.Mutex
+	wmu   sync.Mutex // held while writing, and while taking the queue to write it
 	hello Hello
+
+	qmu    sync.Mutex
+	queued []queuedLine // requests Queue held back: written before the next line
 
 	mu      sync.Mutex
 	pending map[uint64]chan *Response
@@ -23,6 +26,12 @@ type Client struct {
 	done    chan struct{}
 
 	orphans chan *Response
+}
+
+// queuedLine is a request's line that Queue held back.
+type queuedLine struct {
+	id   uint64
+	line []byte
 }
 
 // ErrNoHello is NewClient's error when the helper's output ended before its hello: it exited
@@ -155,6 +164,24 @@ func (c *Client) Call(ctx context.Context, req *Request) (*Response, error) {
 // the helper in that order (a chain's order, Request.Chain). wait must be called, with ctx
 // still the request's.
 func (c *Client) Start(ctx context.Context, req *Request) (wait func() (*Response, error), err error) {
+	return c.start(ctx, req, false)
+}
+
+// Queue is Start that holds the request back: it is written, after any held before it, by
+// the next Flush or Start, or by a wait (of any of them) that finds it still held. A
+// pipeline's requests queued and then flushed leave in one write, one SSH packet, rather
+// than one each. A wait whose ctx ends while its request is still held takes it back: the
+// helper never sees it.
+func (c *Client) Queue(ctx context.Context, req *Request) (wait func() (*Response, error), err error) {
+	return c.start(ctx, req, true)
+}
+
+// Flush writes the requests Queue held back, in one write.
+func (c *Client) Flush(ctx context.Context) error {
+	return c.send(ctx, nil)
+}
+
+func (c *Client) start(ctx context.Context, req *Request, hold bool) (wait func() (*Response, error), err error) {
 	r := *req
 	if r.Op == OpCancel {
 		return nil, errors.New("cancel a call by ending its context, not with a cancel request")
@@ -196,11 +223,21 @@ func (c *Client) Start(ctx context.Context, req *Request) (wait func() (*Respons
 		forget()
 		return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, err)
 	}
-	if err := c.send(ctx, line); err != nil {
+	if hold {
+		c.qmu.Lock()
+		c.queued = append(c.queued, queuedLine{r.ID, line})
+		c.qmu.Unlock()
+	} else if err := c.send(ctx, line); err != nil {
 		forget()
 		return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, err)
 	}
 	return func() (*Response, error) {
+		if hold && ctx.Err() == nil {
+			if err := c.send(ctx, nil); err != nil && ctx.Err() == nil {
+				forget()
+				return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, err)
+			}
+		}
 		select {
 		case resp := <-ch:
 			return resp, nil
@@ -209,6 +246,9 @@ func (c *Client) Start(ctx context.Context, req *Request) (wait func() (*Respons
 			return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, c.Err())
 		case <-ctx.Done():
 			forget()
+			if hold && c.unqueue(r.ID) {
+				return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, ctx.Err()) // never sent
+			}
 			// Best effort, with its own short deadline: the helper stops the module, and its
 			// late answer goes to Orphans.
 			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -221,18 +261,61 @@ func (c *Client) Start(ctx context.Context, req *Request) (wait func() (*Respons
 	}, nil
 }
 
-// send writes one line. A write to a helper that stopped reading would block forever, so
-// it happens in a goroutine raced against ctx; after such a timeout the conversation is
-// over, as a half-written line cannot be taken back.
+// unqueue takes request id back if it is still held, and says whether it was.
+func (c *Client) unqueue(id uint64) bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	for i, q := range c.queued {
+		if q.id == id {
+			c.queued = append(c.queued[:i], c.queued[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// send writes the requests held back (Queue), then line (none: only those), in one write.
+// A write to a helper that stopped reading would block forever, so it happens in a
+// goroutine raced against ctx; after such a timeout the conversation is over, as a
+// half-written line cannot be taken back. The held lines are taken while the write lock is
+// held, so every line is written once, in the order queued.
 func (c *Client) send(ctx context.Context, line []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err // nothing written yet: the conversation is intact
+	}
+	if line == nil {
+		c.qmu.Lock()
+		none := len(c.queued) == 0
+		c.qmu.Unlock()
+		if none {
+			return nil // nothing held, or a send under way took it
+		}
 	}
 	errc := make(chan error, 1)
 	go func() {
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
-		_, err := c.w.Write(line)
+		c.qmu.Lock()
+		held := c.queued
+		c.queued = nil
+		c.qmu.Unlock()
+		buf := line
+		if len(held) > 0 {
+			n := len(line)
+			for _, q := range held {
+				n += len(q.line)
+			}
+			buf = make([]byte, 0, n)
+			for _, q := range held {
+				buf = append(buf, q.line...)
+			}
+			buf = append(buf, line...)
+		}
+		if len(buf) == 0 {
+			errc <- c.Err() // written by an earlier send, or never: the conversation ended
+			return
+		}
+		_, err := c.w.Write(buf)
 		errc <- err
 	}()
 	select {

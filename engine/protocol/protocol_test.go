@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -118,6 +119,12 @@ func notShown(secret string) func(*testing.T, *Response) {
 // Serve's result.
 func pair(t *testing.T, srv *Server) (*Client, io.Writer, func() error) {
 	t.Helper()
+	return pairWith(t, srv, nil)
+}
+
+// pairWith is pair with the client writing through wrap(the pipe to the server).
+func pairWith(t *testing.T, srv *Server, wrap func(io.Writer) io.Writer) (*Client, io.Writer, func() error) {
+	t.Helper()
 	reqR, reqW := io.Pipe()
 	respR, respW := io.Pipe()
 	errc := make(chan error, 1)
@@ -127,7 +134,11 @@ func pair(t *testing.T, srv *Server) (*Client, io.Writer, func() error) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := NewClient(ctx, respR, reqW)
+	var w io.Writer = reqW
+	if wrap != nil {
+		w = wrap(reqW)
+	}
+	c, err := NewClient(ctx, respR, w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -745,6 +756,118 @@ func TestChain(t *testing.T) {
 	if _, err := DecodeRequest([]byte(`{"id":1,"op":"ping","chain":"x"}`)); err == nil {
 		t.Error("a chained ping was accepted")
 	}
+	if err := stop(); err != nil {
+		t.Error(err)
+	}
+}
+
+// writeLog notes each write through it: the lines it held.
+type writeLog struct {
+	w      io.Writer
+	mu     sync.Mutex
+	writes [][]string
+}
+
+func (l *writeLog) Write(p []byte) (int, error) {
+	var ops []string
+	for _, line := range strings.Split(strings.TrimSuffix(string(p), "\n"), "\n") {
+		var r struct {
+			Op, Module string
+		}
+		_ = json.Unmarshal([]byte(line), &r)
+		ops = append(ops, r.Op+" "+r.Module)
+	}
+	l.mu.Lock()
+	l.writes = append(l.writes, ops)
+	l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *writeLog) take() [][]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.writes
+	l.writes = nil
+	return w
+}
+
+// TestQueue: requests queued leave in one write, in order, with the next Flush or Start or
+// the first wait; a queued request whose context ends before it leaves is never sent.
+func TestQueue(t *testing.T) {
+	log := &writeLog{}
+	c, _, stop := pairWith(t, &Server{Registry: testRegistry(), Build: "b"}, func(w io.Writer) io.Writer { log.w = w; return log })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	echo := func(text string) *Request {
+		return &Request{Op: OpApply, Module: "echo", Args: obj("text", cty.StringVal(text)), Chain: "q"}
+	}
+	queue := func(ctx context.Context, texts ...string) []func() (*Response, error) {
+		var waits []func() (*Response, error)
+		for _, x := range texts {
+			w, err := c.Queue(ctx, echo(x))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waits = append(waits, w)
+		}
+		return waits
+	}
+	answers := func(waits []func() (*Response, error), want ...string) {
+		t.Helper()
+		for i, w := range waits {
+			r, err := w()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status != modules.StatusChanged || !strings.Contains(r.Msg, want[i]) {
+				t.Errorf("answer %d: %s %q, want changed with %q", i, r.Status, r.Msg, want[i])
+			}
+		}
+	}
+	three := []string{"apply echo", "apply echo", "apply echo"}
+	for _, c1 := range []struct {
+		name  string
+		send  func(waits []func() (*Response, error)) []func() (*Response, error)
+		texts []string
+		write []string
+	}{
+		{"Flush", func(ws []func() (*Response, error)) []func() (*Response, error) {
+			if err := c.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return ws
+		}, []string{"a", "b", "c"}, three},
+		{"Start after", func(ws []func() (*Response, error)) []func() (*Response, error) {
+			w, err := c.Start(ctx, echo("c"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return append(ws, w)
+		}, []string{"a", "b"}, three},
+		{"a wait", func(ws []func() (*Response, error)) []func() (*Response, error) { return ws }, []string{"a", "b"},
+			[]string{"apply echo", "apply echo"}},
+	} {
+		waits := c1.send(queue(ctx, c1.texts...))
+		answers(waits, "a", "b", "c")
+		if got := log.take(); !reflect.DeepEqual(got, [][]string{c1.write}) {
+			t.Errorf("%s: writes %q, want one of %q", c1.name, got, c1.write)
+		}
+	}
+
+	// Taken back: a queued request whose context ends is not sent, nor a cancel for it.
+	qctx, qcancel := context.WithCancel(ctx)
+	waits := queue(qctx, "gone")
+	qcancel()
+	if _, err := waits[0](); !errors.Is(err, context.Canceled) {
+		t.Errorf("a queued request cancelled: %v", err)
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := log.take(); len(got) != 0 {
+		t.Errorf("a request taken back was written: %q", got)
+	}
+	answers(queue(ctx, "after"), "after")
 	if err := stop(); err != nil {
 		t.Error(err)
 	}

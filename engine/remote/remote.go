@@ -905,7 +905,7 @@ var _ run.Executor = (*Executor)(nil)
 // call sends one request, bounded by ctx's deadline, and waits for its response. A lost
 // connection is run.ErrUnreachable; a helper that died says what it wrote on stderr.
 func (x *Executor) call(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
-	wait, err := x.start(ctx, req)
+	wait, err := x.start(ctx, req, false)
 	if err != nil {
 		return nil, err
 	}
@@ -913,7 +913,7 @@ func (x *Executor) call(ctx context.Context, req *protocol.Request) (*protocol.R
 }
 
 // start is call's first half: it sends the request, and returns the wait for its response.
-func (x *Executor) start(ctx context.Context, req *protocol.Request) (func() (*protocol.Response, error), error) {
+func (x *Executor) start(ctx context.Context, req *protocol.Request, hold bool) (func() (*protocol.Response, error), error) {
 	if dl, ok := ctx.Deadline(); ok {
 		req.TimeoutMS = time.Until(dl).Milliseconds()
 	}
@@ -926,7 +926,11 @@ func (x *Executor) start(ctx context.Context, req *protocol.Request) (func() (*p
 		}
 		return err
 	}
-	wait, err := x.client.Start(ctx, req)
+	start := x.client.Start
+	if hold {
+		start = x.client.Queue
+	}
+	wait, err := start(ctx, req)
 	if err != nil {
 		return nil, explain(err)
 	}
@@ -952,6 +956,20 @@ func (x *Executor) Run(ctx context.Context, c run.Call, apply bool) (*modules.Re
 // response (run.Pipeliner): requests started one after the other reach the helper in that
 // order, which a chain (Call.Chain) relies on.
 func (x *Executor) Start(ctx context.Context, c run.Call, apply bool) (func() (*modules.Result, error), error) {
+	return x.startCall(ctx, c, apply, false)
+}
+
+// Queue is Start holding the request back until Flush (run.Queuer).
+func (x *Executor) Queue(ctx context.Context, c run.Call, apply bool) (func() (*modules.Result, error), error) {
+	return x.startCall(ctx, c, apply, true)
+}
+
+// Flush sends the requests Queue held back, in one write.
+func (x *Executor) Flush(ctx context.Context) error {
+	return x.client.Flush(ctx)
+}
+
+func (x *Executor) startCall(ctx context.Context, c run.Call, apply, hold bool) (func() (*modules.Result, error), error) {
 	op, module := "check", c.Module
 	if apply {
 		op = "apply"
@@ -964,7 +982,7 @@ func (x *Executor) Start(ctx context.Context, c run.Call, apply bool) (func() (*
 			req.ConfirmTimeoutMS = -1
 		}
 	}
-	wait, err := x.start(ctx, req)
+	wait, err := x.start(ctx, req, hold)
 	if err != nil {
 		return nil, err
 	}

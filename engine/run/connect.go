@@ -67,6 +67,15 @@ type Pipeliner interface {
 	Start(ctx context.Context, c Call, apply bool) (wait func() (*modules.Result, error), err error)
 }
 
+// Queuer is a Pipeliner that can hold requests back and send several in one write: Queue
+// is Start whose request leaves, after those queued before it, with the next Flush or
+// Start, or with the first wait for any of them. The pipeline queues a run of tasks and
+// flushes them once: one write, one SSH packet, rather than one per task.
+type Queuer interface {
+	Queue(ctx context.Context, c Call, apply bool) (wait func() (*modules.Result, error), err error)
+	Flush(ctx context.Context) error
+}
+
 // ErrNotRun is a pipelined request's result when the host did not run it, because a task
 // before it in the pipeline failed.
 var ErrNotRun = errors.New("not run: a task before it in its pipeline failed")

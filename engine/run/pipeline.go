@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"slices"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -130,6 +131,16 @@ func (hr *hostRun) pipeline(ctx context.Context, tasks []*config.Task) (n int, f
 	}()
 	chain := newChain()
 	var sent []*pipelined
+	// The executors holding queued requests (Queuer), sent when the run is prepared or
+	// before anything else talks to a host.
+	var held []Queuer
+	flush := func() {
+		for _, q := range held {
+			_ = q.Flush(ctx) // a failed write ends the conversation: the waits say so
+		}
+		held = held[:0]
+	}
+	defer flush()
 	for _, t := range tasks {
 		cur = t
 		if ctx.Err() != nil {
@@ -138,6 +149,7 @@ func (hr *hostRun) pipeline(ctx context.Context, tasks []*config.Task) (n int, f
 		pd := &pipelined{t: t, label: hr.eachLabel}
 		sent = append(sent, pd)
 		if t.UsesFacts {
+			flush()
 			if st, msg := hr.ensureFacts(ctx, t); st != OK {
 				pd.r = Result{Task: t.Name, Module: t.Module, Status: st, Msg: msg}
 				break
@@ -157,6 +169,7 @@ func (hr *hostRun) pipeline(ctx context.Context, tasks []*config.Task) (n int, f
 		px, ok := p.x.(Pipeliner)
 		if !ok {
 			// an executor that cannot send ahead: this one runs now, before the next is sent
+			flush()
 			res, err, _ := hr.attempts(WithSecrets(ctx, p.vals), p.x, t, p.m, p.args, p.apply, p.ectx, pd.s, p.r)
 			pd.wait = func() (*modules.Result, error) { return res, err }
 			if err != nil && t.OnFailure != config.OnFailureContinue {
@@ -171,10 +184,19 @@ func (hr *hostRun) pipeline(ctx context.Context, tasks []*config.Task) (n int, f
 			break
 		}
 		call.Chain, call.Tolerated = chain, t.OnFailure == config.OnFailureContinue
-		if pd.wait, pd.err = px.Start(WithSecrets(ctx, p.vals), call, p.apply); pd.err != nil {
+		if q, ok := px.(Queuer); ok {
+			if !slices.Contains(held, q) {
+				held = append(held, q)
+			}
+			pd.wait, pd.err = q.Queue(WithSecrets(ctx, p.vals), call, p.apply)
+		} else {
+			pd.wait, pd.err = px.Start(WithSecrets(ctx, p.vals), call, p.apply)
+		}
+		if pd.err != nil {
 			break
 		}
 	}
+	flush()
 	if len(sent) == 0 {
 		return 0, flowStop, soft // interrupted before the first
 	}

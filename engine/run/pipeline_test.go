@@ -16,8 +16,76 @@ import (
 type chains struct {
 	mu   sync.Mutex
 	m    map[string]*fakeChain
-	log  *globalLog // "send X" as a request is sent
+	log  *globalLog // "send X" as a request is sent, "flush N" as N queued ones are
 	sent int
+	// queue makes the executors Queuers; held are their queued calls by helper, flushes
+	// the flushes that sent any.
+	queue   bool
+	held    map[string][]*heldCall
+	flushes int
+}
+
+// executor is x as a host with these chains gives it: x itself without chains, else a
+// Pipeliner, or a Queuer with queue.
+func (q *chains) executor(x fakeExec) Executor {
+	switch {
+	case q == nil:
+		return x
+	case q.queue:
+		return queueExec{pipeExec{fakeExec: x, q: q}}
+	}
+	return pipeExec{fakeExec: x, q: q}
+}
+
+// queueExec is pipeExec with Queue and Flush (a Queuer): queued calls are started, in
+// order, by the next Flush or by a wait for any of them.
+type queueExec struct{ pipeExec }
+
+type heldCall struct {
+	ctx   context.Context
+	c     Call
+	apply bool
+	wait  func() (*modules.Result, error)
+	err   error
+	sent  chan struct{}
+}
+
+func (x queueExec) key() string { return x.h.name + "/" + x.id.String() }
+
+func (x queueExec) Queue(ctx context.Context, c Call, apply bool) (func() (*modules.Result, error), error) {
+	h := &heldCall{ctx: ctx, c: c, apply: apply, sent: make(chan struct{})}
+	x.q.mu.Lock()
+	if x.q.held == nil {
+		x.q.held = map[string][]*heldCall{}
+	}
+	x.q.held[x.key()] = append(x.q.held[x.key()], h)
+	x.q.mu.Unlock()
+	return func() (*modules.Result, error) {
+		_ = x.Flush(ctx)
+		<-h.sent
+		if h.err != nil {
+			return nil, h.err
+		}
+		return h.wait()
+	}, nil
+}
+
+func (x queueExec) Flush(context.Context) error {
+	x.q.mu.Lock()
+	held := x.q.held[x.key()]
+	delete(x.q.held, x.key())
+	if len(held) > 0 {
+		x.q.flushes++
+	}
+	x.q.mu.Unlock()
+	if len(held) > 0 && x.q.log != nil {
+		x.q.log.add(fmt.Sprintf("%s flush %d", x.h.name, len(held)))
+	}
+	for _, h := range held {
+		h.wait, h.err = x.pipeExec.Start(h.ctx, h.c, h.apply)
+		close(h.sent)
+	}
+	return nil
 }
 
 type fakeChain struct {
@@ -130,10 +198,11 @@ func TestPipeliningSameOutcome(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out [2]string
-			for i, piped := range []bool{false, true} {
+			var out [3]string
+			for i, mode := range []string{"unpiped", "piped", "queued"} {
+				piped := mode != "unpiped"
 				l := newLab(t, tt.runbook, "a", "b")
-				q := &chains{m: map[string]*fakeChain{}}
+				q := &chains{m: map[string]*fakeChain{}, queue: mode == "queued"}
 				for _, h := range l.conn.hosts {
 					h.pipes = q
 				}
@@ -159,12 +228,17 @@ func TestPipeliningSameOutcome(t *testing.T) {
 				if piped && q.sent == 0 && tt.name != "when reads an earlier result" {
 					t.Errorf("nothing was pipelined")
 				}
+				if mode == "queued" && q.flushes == 0 && tt.name != "when reads an earlier result" {
+					t.Errorf("nothing was queued")
+				}
 				if strings.Contains(out[i], "hunter2") {
 					t.Errorf("a secret shows:\n%s", out[i])
 				}
 			}
-			if out[0] != out[1] {
-				t.Errorf("without pipelining:\n%s\nwith:\n%s", out[0], out[1])
+			for i, mode := range []string{"piped", "queued"} {
+				if out[0] != out[i+1] {
+					t.Errorf("without pipelining:\n%s\n%s:\n%s", out[0], mode, out[i+1])
+				}
 			}
 		})
 	}
@@ -198,27 +272,35 @@ play "p" {
   }
 }
 `
-	l := newLab(t, rb, "a")
-	log := &globalLog{}
-	q := &chains{m: map[string]*fakeChain{}, log: log}
-	l.conn.hosts["a"].pipes = q
-	pl, _ := plan.Build(l.rb, l.inv, plan.Options{})
-	e := &Engine{Runbook: l.rb, Connector: l.conn, Observer: &logger{log: log}, Options: Options{Forks: 1}}
-	recap := e.Run(context.Background(), pl)
-	got := strings.Join(log.events, "\n")
-	want := strings.Join([]string{
-		"a send one", "a send two", "a send three",
-		"a done one changed", "a done two changed", "a done three changed",
-		"a send four", "a send false", "a send six",
-		"a done reads two changed", "a done five failed",
-	}, "\n")
-	if got != want {
-		t.Errorf("events:\n%s\nwant:\n%s", got, want)
-	}
-	if ran := strings.Join(l.conn.hosts["a"].ran, ","); strings.Contains(ran, "six") {
-		t.Errorf("six ran after five failed: %s", ran)
-	}
-	if recap.ExitCode() != ExitFailed {
-		t.Errorf("exit %d", recap.ExitCode())
+	for _, queue := range []bool{false, true} {
+		t.Run(fmt.Sprint("queue=", queue), func(t *testing.T) {
+			l := newLab(t, rb, "a")
+			log := &globalLog{}
+			q := &chains{m: map[string]*fakeChain{}, log: log, queue: queue}
+			l.conn.hosts["a"].pipes = q
+			pl, _ := plan.Build(l.rb, l.inv, plan.Options{})
+			e := &Engine{Runbook: l.rb, Connector: l.conn, Observer: &logger{log: log}, Options: Options{Forks: 1}}
+			recap := e.Run(context.Background(), pl)
+			got := strings.Join(log.events, "\n")
+			events := []string{
+				"a send one", "a send two", "a send three",
+				"a done one changed", "a done two changed", "a done three changed",
+				"a send four", "a send false", "a send six",
+				"a done reads two changed", "a done five failed",
+			}
+			if queue {
+				// Each run of tasks leaves in one flush, before its first answer.
+				events = append(append(append([]string{"a flush 3"}, events[:6]...), "a flush 3"), events[6:]...)
+			}
+			if want := strings.Join(events, "\n"); got != want {
+				t.Errorf("events:\n%s\nwant:\n%s", got, want)
+			}
+			if ran := strings.Join(l.conn.hosts["a"].ran, ","); strings.Contains(ran, "six") {
+				t.Errorf("six ran after five failed: %s", ran)
+			}
+			if recap.ExitCode() != ExitFailed {
+				t.Errorf("exit %d", recap.ExitCode())
+			}
+		})
 	}
 }

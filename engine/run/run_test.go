@@ -69,10 +69,7 @@ func (c *fakeConn) Executor(ctx context.Context, id Identity) (Executor, error) 
 		return nil, fmt.Errorf("%w: the connection is closed", ErrUnreachable)
 	}
 	if x, ok := c.helpers[id]; ok {
-		if c.h.pipes != nil {
-			return pipeExec{fakeExec: x, q: c.h.pipes}, nil
-		}
-		return x, nil
+		return c.h.pipes.executor(x), nil
 	}
 	if c.h.startFails[id.String()] {
 		return nil, fmt.Errorf("%s: become password rejected by sudo (for user %s)", c.h.name, id.User)
@@ -80,10 +77,7 @@ func (c *fakeConn) Executor(ctx context.Context, id Identity) (Executor, error) 
 	c.h.starts = append(c.h.starts, id)
 	x := fakeExec{h: c.h, id: id, conn: c}
 	c.helpers[id] = x
-	if c.h.pipes != nil {
-		return pipeExec{fakeExec: x, q: c.h.pipes}, nil
-	}
-	return x, nil
+	return c.h.pipes.executor(x), nil
 }
 
 func (c *fakeConn) Close() error {
