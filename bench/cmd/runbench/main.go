@@ -62,14 +62,58 @@ func profileMain(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	stop := peakHeap(args[0] + ".peak")
 	rc := cli.Run(args[2:], nil, io.Discard, os.Stderr, os.Environ())
 	pprof.StopCPUProfile()
+	peak := stop()
 	// Beside it, FILE.heap: every allocation of the run (go tool pprof -sample_index=alloc_space).
 	if h, err := os.Create(args[0] + ".heap"); err == nil {
 		_ = pprof.Lookup("allocs").WriteTo(h, 0)
 		_ = h.Close()
 	}
+	fmt.Fprintf(os.Stderr, "runbench: heap in use at most %.1f MiB (%s.peak: the heap's live objects then)\n",
+		float64(peak)/(1<<20), args[0])
 	return rc
+}
+
+// peakHeap samples the heap every 200 ms until stop is called; each time its in-use bytes
+// pass the highest seen, it writes a heap profile to file, whose inuse_space is then what
+// was live at (near) the peak: the objects to cut for a lower peak RSS. stop returns the
+// highest in-use bytes seen.
+func peakHeap(file string) (stop func() uint64) {
+	done, exited := make(chan struct{}), make(chan struct{})
+	var peak uint64
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			// Written only past the peak by a tenth, so a slow climb does not write a
+			// profile at every tick.
+			if m.HeapInuse <= peak+peak/10 {
+				peak = max(peak, m.HeapInuse)
+				continue
+			}
+			peak = m.HeapInuse
+			runtime.GC() // the profile's in-use figures are those of the last collection
+			if f, err := os.Create(file); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-exited
+		return peak
+	}
 }
 
 type config struct {
