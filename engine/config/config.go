@@ -9,6 +9,7 @@
 package config
 
 import (
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -199,6 +200,15 @@ type Task struct {
 	// args remembers the last arguments decoded (Args), for the next host that gives the
 	// same values to the same expressions; nil: none.
 	args *argsMemo
+	// refs holds TaskRefs' answer, the same for every host; nil: worked out each time.
+	refs *refsMemo
+}
+
+// refsMemo is a task's TaskRefs, worked out once.
+type refsMemo struct {
+	once    sync.Once
+	names   []string
+	dynamic bool
 }
 
 // Ref is a reference to a task or handler by name, with where it was written.

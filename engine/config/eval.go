@@ -299,7 +299,16 @@ func jsonHint(expr hcl.Expression, v cty.Value) string {
 // TaskRefs lists the tasks whose results t's when, for_each and module arguments read
 // (task["name"]); dynamic is set when one is read by a name that is not written out, or
 // when they read module outputs (which may read any task), so that any task may be read.
+// The names are the task's own: the caller does not change them.
 func (t *Task) TaskRefs() (names []string, dynamic bool) {
+	if t.refs == nil {
+		return t.taskRefs()
+	}
+	t.refs.once.Do(func() { t.refs.names, t.refs.dynamic = t.taskRefs() })
+	return t.refs.names, t.refs.dynamic
+}
+
+func (t *Task) taskRefs() (names []string, dynamic bool) {
 	var trs []hcl.Traversal
 	for _, e := range []hcl.Expression{t.When, t.ForEach} {
 		if e != nil {

@@ -317,6 +317,7 @@ func (d *decoder) task(p *Play, b *hcl.Block, ctx *hcl.EvalContext) *Task {
 		NameRange: b.LabelRanges[0],
 		OnFailure: OnFailureStopHost,
 		args:      &argsMemo{},
+		refs:      &refsMemo{},
 	}
 	if strings.TrimSpace(t.Name) == "" {
 		d.errorf(t.NameRange.Ptr(), "Invalid "+t.Kind()+" name", "A %s needs a non-empty name.", t.Kind())
