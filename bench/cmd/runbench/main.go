@@ -65,26 +65,28 @@ func profileMain(args []string) int {
 	stop := peakHeap(args[0] + ".peak")
 	rc := cli.Run(args[2:], nil, io.Discard, os.Stderr, os.Environ())
 	pprof.StopCPUProfile()
-	peak := stop()
+	peak, stacks, sys := stop()
 	// Beside it, FILE.heap: every allocation of the run (go tool pprof -sample_index=alloc_space).
 	if h, err := os.Create(args[0] + ".heap"); err == nil {
 		_ = pprof.Lookup("allocs").WriteTo(h, 0)
 		_ = h.Close()
 	}
-	fmt.Fprintf(os.Stderr, "runbench: heap in use at most %.1f MiB (%s.peak: the heap's live objects then)\n",
-		float64(peak)/(1<<20), args[0])
+	mib := func(n uint64) float64 { return float64(n) / (1 << 20) }
+	fmt.Fprintf(os.Stderr, "runbench: heap in use at most %.1f MiB, with %.1f MiB of stacks and %.1f MiB from the OS then (%s.peak: the heap's live objects then)\n",
+		mib(peak), mib(stacks), mib(sys), args[0])
 	return rc
 }
 
 // peakHeap samples the heap every 200 ms until stop is called; each time its in-use bytes
 // pass the highest seen, it writes a heap profile to file, whose inuse_space is then what
 // was live at (near) the peak: the objects to cut for a lower peak RSS. stop returns the
-// highest in-use bytes seen.
-func peakHeap(file string) (stop func() uint64) {
+// highest in-use bytes seen, and the stacks' bytes and those taken from the OS then.
+func peakHeap(file string) (stop func() (peak, stacks, sys uint64)) {
 	done, exited := make(chan struct{}), make(chan struct{})
-	var peak uint64
+	var peak, stacks, sys uint64
 	go func() {
 		defer close(exited)
+		var written uint64 // the in-use bytes when the profile was last written
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -95,13 +97,15 @@ func peakHeap(file string) (stop func() uint64) {
 			}
 			var m runtime.MemStats
 			runtime.ReadMemStats(&m)
-			// Written only past the peak by a tenth, so a slow climb does not write a
+			// Written only past the last one written by a tenth, so a slow climb does not write a
 			// profile at every tick.
-			if m.HeapInuse <= peak+peak/10 {
-				peak = max(peak, m.HeapInuse)
+			if m.HeapInuse > peak {
+				peak, stacks, sys = m.HeapInuse, m.StackInuse, m.Sys
+			}
+			if m.HeapInuse <= written+written/10 {
 				continue
 			}
-			peak = m.HeapInuse
+			written = m.HeapInuse
 			runtime.GC() // the profile's in-use figures are those of the last collection
 			if f, err := os.Create(file); err == nil {
 				_ = pprof.Lookup("heap").WriteTo(f, 0)
@@ -109,10 +113,10 @@ func peakHeap(file string) (stop func() uint64) {
 			}
 		}
 	}()
-	return func() uint64 {
+	return func() (uint64, uint64, uint64) {
 		close(done)
 		<-exited
-		return peak
+		return peak, stacks, sys
 	}
 }
 
