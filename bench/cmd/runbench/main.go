@@ -79,7 +79,8 @@ func profileMain(args []string) int {
 
 // peakHeap samples the heap every 200 ms until stop is called; each time its in-use bytes
 // pass the highest seen, it writes a heap profile to file, whose inuse_space is then what
-// was live at (near) the peak: the objects to cut for a lower peak RSS. stop returns the
+// was live at (near) the peak: the objects to cut for a lower peak RSS; and the goroutines
+// then to file.goroutines. stop returns the
 // highest in-use bytes seen, and the stacks' bytes and those taken from the OS then.
 func peakHeap(file string) (stop func() (peak, stacks, sys uint64)) {
 	done, exited := make(chan struct{}), make(chan struct{})
@@ -107,9 +108,11 @@ func peakHeap(file string) (stop func() (peak, stacks, sys uint64)) {
 			}
 			written = m.HeapInuse
 			runtime.GC() // the profile's in-use figures are those of the last collection
-			if f, err := os.Create(file); err == nil {
-				_ = pprof.Lookup("heap").WriteTo(f, 0)
-				_ = f.Close()
+			for name, prof := range map[string]string{file: "heap", file + ".goroutines": "goroutine"} {
+				if f, err := os.Create(name); err == nil {
+					_ = pprof.Lookup(prof).WriteTo(f, 0)
+					_ = f.Close()
+				}
 			}
 		}
 	}()
