@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -101,6 +102,40 @@ type Request struct {
 	// Tolerated says a failure of this request does not stop its chain (the task's
 	// on_failure is "continue").
 	Tolerated bool
+	// ArgsMemo, when set, encodes Args: the wire form of equal arguments is reused.
+	ArgsMemo *ArgsMemo
+}
+
+// ArgsMemo keeps the wire form of the last arguments it encoded, for the next request whose
+// arguments are equal: the same task's on the next host, which most often are. Encoding
+// arguments is a large part of a request's cost on the controller; comparing them is a
+// small one. It is safe for concurrent use, and its zero value is ready.
+type ArgsMemo struct {
+	mu   sync.Mutex
+	args cty.Value
+	wire json.RawMessage
+}
+
+// Encode is EncodeArgs(args), from memory when args equal the last arguments encoded
+// (cty's RawEquals: the same types, values and marks). A nil ArgsMemo encodes each time.
+func (m *ArgsMemo) Encode(args cty.Value) (json.RawMessage, error) {
+	if m == nil {
+		return EncodeArgs(args)
+	}
+	m.mu.Lock()
+	last, wire := m.args, m.wire
+	m.mu.Unlock()
+	if last != cty.NilVal && args != cty.NilVal && last.RawEquals(args) {
+		return wire, nil
+	}
+	wire, err := EncodeArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.args, m.wire = args, wire
+	m.mu.Unlock()
+	return wire, nil
 }
 
 // ErrNotRun is the message of a chained request the helper did not run, because a request
@@ -195,7 +230,7 @@ func DecodeArgs(raw json.RawMessage) (cty.Value, error) {
 func EncodeRequest(req *Request) ([]byte, error) {
 	w := wireRequest{ID: req.ID, Op: req.Op, Module: req.Module, Redact: req.Redact, TimeoutMS: req.TimeoutMS,
 		Confirm: req.ConfirmTimeoutMS, Txn: req.Txn, Chain: req.Chain, Tolerated: req.Tolerated}
-	args, err := EncodeArgs(req.Args)
+	args, err := req.ArgsMemo.Encode(req.Args)
 	if err != nil {
 		return nil, err
 	}

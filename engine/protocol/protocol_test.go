@@ -872,3 +872,69 @@ func TestQueue(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestArgsMemo: equal arguments are encoded once and their wire form reused; other
+// arguments are encoded anew, and arguments EncodeArgs refuses stay refused.
+func TestArgsMemo(t *testing.T) {
+	a := obj("path", cty.StringVal("/etc/motd"), "mode", cty.StringVal("0644"))
+	same := obj("mode", cty.StringVal("0644"), "path", cty.StringVal("/etc/motd"))
+	other := obj("path", cty.StringVal("/etc/issue"), "mode", cty.StringVal("0644"))
+	typed := obj("path", cty.StringVal("/etc/motd"), "mode", cty.NumberIntVal(644))
+	var m ArgsMemo
+	first, err := m.Encode(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		args   cty.Value
+		reused bool
+		fails  bool
+	}{
+		{"equal arguments", same, true, false},
+		{"another value", other, false, false},
+		{"back to the first", a, false, false},
+		{"equal again", same, true, false},
+		{"another type", typed, false, false},
+		{"marked", obj("path", cty.StringVal("x").Mark("sensitive")), false, true},
+		{"unknown", obj("path", cty.UnknownVal(cty.String)), false, true},
+		{"null", cty.NullVal(cty.DynamicPseudoType), false, false},
+		{"null again", cty.NullVal(cty.DynamicPseudoType), true, false},
+	} {
+		want, wantErr := EncodeArgs(c.args)
+		before := m.wire
+		got, err := m.Encode(c.args)
+		if (err != nil) != c.fails || (err != nil) != (wantErr != nil) {
+			t.Errorf("%s: error %v, want failure %v", c.name, err, c.fails)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: %s, want %s", c.name, got, want)
+		}
+		if reused := len(got) > 0 && len(before) > 0 && &got[0] == &before[0]; len(got) > 0 && reused != c.reused {
+			t.Errorf("%s: reused %v, want %v", c.name, reused, c.reused)
+		}
+		if c.fails && m.args.RawEquals(c.args) {
+			t.Errorf("%s: refused arguments were kept", c.name)
+		}
+	}
+	if b, err := (*ArgsMemo)(nil).Encode(a); err != nil || !bytes.Equal(b, first) {
+		t.Errorf("a nil memo: %s %v", b, err)
+	}
+	// Many hosts at once.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			args := a
+			if i%2 == 1 {
+				args = other
+			}
+			if _, err := m.Encode(args); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -57,6 +57,9 @@ type Connector struct {
 	pushes    turns.Turns
 	// Stats counts helper pushes, for reports and tests.
 	Stats Stats
+	// memos keep each task's last arguments in their wire form (protocol.ArgsMemo), for
+	// the next host's equal ones.
+	memos sync.Map
 }
 
 // Stats counts what the connector did.
@@ -861,7 +864,7 @@ func (c *Connector) launchOut(ctx context.Context, conn *transport.Conn, t trans
 		sess.Close()
 		return nil, -1, "", fmt.Errorf("start helper on %s: it reports build %s, which is not a helper this runbook started", t.Name, short(hb))
 	}
-	return &Executor{conn: conn, sess: sess, client: client, stderr: stderr, host: t.Name}, 0, "", nil
+	return &Executor{conn: conn, sess: sess, client: client, stderr: stderr, host: t.Name, memos: &c.memos}, 0, "", nil
 }
 
 func short(s string) string {
@@ -892,6 +895,8 @@ func waitTimeout(s *transport.Session, d time.Duration) (int, error) {
 
 // Executor drives one helper process. It implements run.Executor.
 type Executor struct {
+	// memos are the connector's: the wire form of each task's last arguments.
+	memos  *sync.Map // *config.Task → *protocol.ArgsMemo
 	host   string
 	conn   *transport.Conn
 	sess   *transport.Session
@@ -976,6 +981,10 @@ func (x *Executor) startCall(ctx context.Context, c run.Call, apply, hold bool) 
 	}
 	req := &protocol.Request{Op: op, Module: module, Args: c.Args, Sensitive: c.Sensitive, Redact: run.Secrets(ctx), Txn: c.Txn,
 		Chain: c.Chain, Tolerated: c.Tolerated}
+	if c.Task != nil && x.memos != nil {
+		m, _ := x.memos.LoadOrStore(c.Task, &protocol.ArgsMemo{})
+		req.ArgsMemo = m.(*protocol.ArgsMemo)
+	}
 	if c.ConfirmTimeout != 0 {
 		req.ConfirmTimeoutMS = c.ConfirmTimeout.Milliseconds()
 		if c.ConfirmTimeout < 0 {

@@ -98,6 +98,10 @@ type Call struct {
 	// Chain and Tolerated put the call in a pipeline (protocol.Request.Chain).
 	Chain     string
 	Tolerated bool
+	// Task is the task the call runs, nil for none: the same for every host, so an
+	// executor may keep what it works out for one host's call for the next (the wire form
+	// of equal arguments).
+	Task *config.Task
 }
 
 // Confirmer is an executor that can confirm a transaction (modules/txn): the engine asks

@@ -100,7 +100,7 @@ func (hr *hostRun) hostCall(ctx context.Context, t *config.Task, cenv *controlle
 		sensitive = preparedSensitive(union(sensitive, more), plain, preparedPlain)
 		plain = preparedPlain
 	}
-	return Call{Module: t.Module, Args: plain, Sensitive: sensitive, ConfirmTimeout: hr.e.Options.ConfirmTimeout}, nil
+	return Call{Module: t.Module, Args: plain, Sensitive: sensitive, ConfirmTimeout: hr.e.Options.ConfirmTimeout, Task: t}, nil
 }
 
 // controllerEnv is what a task's controller half works with.
