@@ -38,14 +38,18 @@ type Runbook struct {
 	// varObj and localObj are the two as the objects var and local, made once when they are
 	// set (setVarValues, setLocalValues): every evaluation on every host reads them.
 	varObj, localObj cty.Value
+	// varSecrets and localSecrets are their SensitiveStrings, worked out then too.
+	varSecrets, localSecrets []string
 }
 
 func (rb *Runbook) setVarValues(vals map[string]cty.Value) {
 	rb.varValues, rb.varObj = vals, objectOrEmpty(vals)
+	rb.varSecrets = SensitiveStrings(rb.varObj)
 }
 
 func (rb *Runbook) setLocalValues(vals map[string]cty.Value) {
 	rb.localValues, rb.localObj = vals, objectOrEmpty(vals)
+	rb.localSecrets = SensitiveStrings(rb.localObj)
 }
 
 // varObject is var as an object.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/hashicorp/hcl/v2"
@@ -187,6 +188,29 @@ func ContextSecrets(ctx *hcl.EvalContext) []string {
 			if name != "task" {
 				out = append(out, SensitiveStrings(v)...)
 			}
+		}
+	}
+	return out
+}
+
+// ScopeSecrets is ContextSecrets(ctx) for ctx = rb.EvalContext(s), worked out with less
+// walking, as every task on every host asks for it: var's and local's secrets were worked
+// out when their values were set, and the facts, the host's own answer (never marked, as
+// the engine keeps them), hold none.
+func (rb *Runbook) ScopeSecrets(s Scope, ctx *hcl.EvalContext) []string {
+	vals := rb
+	if s.Instance != nil && s.Instance.rb != nil {
+		vals = s.Instance.rb
+	}
+	if ctx.Parent() != nil || vals.varObj == cty.NilVal || vals.localObj == cty.NilVal || s.Facts.IsMarked() {
+		return ContextSecrets(ctx)
+	}
+	out := slices.Concat(vals.varSecrets, vals.localSecrets)
+	for name, v := range ctx.Variables {
+		switch name {
+		case "task", "var", "local", "facts":
+		default:
+			out = append(out, SensitiveStrings(v)...)
 		}
 	}
 	return out

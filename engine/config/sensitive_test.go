@@ -720,3 +720,53 @@ play "p" {
 		})
 	}
 }
+
+// TestScopeSecrets: ScopeSecrets finds what ContextSecrets finds in the same scope, with
+// var's and local's secrets worked out once: sensitive variables, a local made from one,
+// inventory secrets, a sensitive for_each element; not the facts, which are never marked.
+func TestScopeSecrets(t *testing.T) {
+	src := sensitiveRunbook(`command { argv = ["true"] }`) + `
+locals {
+  derived = "${var.token}-local"
+  plain   = "open"
+}
+`
+	rb, diags := Parse([]Source{{Name: "s.hcl", Src: []byte(src)}}, Inputs{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	inv := inventory.CtyValue(map[string]any{"db_password": "inv-" + secret, "port": int64(22)})
+	vars, diags := rb.HostVars(rb.Plays[0], "h1", []string{"all"}, inv)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	facts := inventory.CtyValue(map[string]any{"hostname": "h1", "nics": []any{map[string]any{"name": "eth0"}}})
+	each := &Item{Key: cty.StringVal("k").Mark(Sensitive), Value: cty.StringVal("each-" + secret).Mark(Sensitive)}
+	for _, c := range []struct {
+		name  string
+		scope Scope
+		want  []string // among the secrets
+	}{
+		{"no host values", Scope{Host: "h1"}, []string{secret, secret + "-local"}},
+		{"host vars and facts", Scope{Host: "h1", Vars: vars, Facts: facts}, []string{secret, "inv-" + secret}},
+		{"a sensitive element", Scope{Host: "h1", Vars: vars, Facts: facts, Each: each}, []string{"each-" + secret, "k"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := rb.EvalContext(c.scope)
+			got, want := rb.ScopeSecrets(c.scope, ctx), ContextSecrets(ctx)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("ScopeSecrets %q\nContextSecrets %q", got, want)
+			}
+			for _, w := range c.want {
+				if !slices.Contains(got, w) {
+					t.Errorf("%q is not among the secrets %q", w, got)
+				}
+			}
+			if slices.Contains(got, "open") || slices.Contains(got, "h1") {
+				t.Errorf("plain values among the secrets: %q", got)
+			}
+		})
+	}
+}

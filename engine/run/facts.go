@@ -51,6 +51,7 @@ func (hr *hostRun) ensureFacts(ctx context.Context, t *config.Task) (Status, str
 		}
 		return Failed, "gathering facts: " + err.Error()
 	}
+	// Plain values, never marked: config.ScopeSecrets does not look for secrets in them.
 	m := map[string]cty.Value{}
 	for k, v := range data {
 		m[k] = inventory.CtyValue(v)

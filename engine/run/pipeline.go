@@ -156,7 +156,7 @@ func (hr *hostRun) pipeline(ctx context.Context, tasks []*config.Task) (n int, f
 			}
 		}
 		pd.s = hr.scope(t.Instance)
-		secrets := config.ContextSecrets(hr.e.Runbook.EvalContext(pd.s))
+		secrets := hr.e.Runbook.ScopeSecrets(pd.s, hr.e.Runbook.EvalContext(pd.s))
 		p, r, ok := hr.prepareItem(ctx, t, pd.s, secrets)
 		if !ok {
 			pd.r = r

@@ -59,7 +59,7 @@ func (hr *hostRun) runTask(ctx context.Context, t *config.Task) (status Status) 
 	}
 	scope := hr.scope(t.Instance)
 	ectx := hr.e.Runbook.EvalContext(scope)
-	secrets, scoped = config.ContextSecrets(ectx), true
+	secrets, scoped = hr.e.Runbook.ScopeSecrets(scope, ectx), true
 	items, diags := t.Items(ectx)
 	if diags.HasErrors() {
 		r := base
