@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -202,7 +203,7 @@ func (d *Dialer) newConn(t Target, c *ssh.Client, nc net.Conn, hostKey string, r
 		close(conn.dead)
 	}()
 	if d.Keepalive > 0 {
-		go keepalive(c, d.Keepalive, d.KeepaliveCountMax, conn.done, conn.lost)
+		keepalive(c, d.Keepalive, d.KeepaliveCountMax, conn.done, conn.lost)
 	}
 	return conn
 }
@@ -550,40 +551,46 @@ func (d *Dialer) tryOne(ctx context.Context, t Target, via *ssh.Client, cfg *ssh
 // keepalive sends keepalive@openssh.com on c every interval and calls lost when a reply
 // is missing for countMax intervals (like OpenSSH's ServerAliveInterval and
 // ServerAliveCountMax), or when the request fails. One request is outstanding at a time.
-// It returns when done is closed.
+// It stops when done is closed. It runs on timers: between requests no goroutine waits,
+// which at a thousand connections is a thousand goroutines' stacks fewer.
 func keepalive(c *ssh.Client, interval time.Duration, countMax int, done <-chan struct{}, lost func(error)) {
 	if countMax <= 0 {
 		countMax = 3
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
+	closed := func() bool {
 		select {
 		case <-done:
-			return
-		case <-tick.C:
-		}
-		reply := make(chan error, 1)
-		go func() {
-			_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
-			reply <- err
-		}()
-		limit := time.NewTimer(time.Duration(countMax) * interval)
-		select {
-		case <-done:
-			limit.Stop()
-			return
-		case err := <-reply:
-			limit.Stop()
-			if err != nil {
-				lost(fmt.Errorf("connection lost: %w", err))
-				return
-			}
-		case <-limit.C:
-			lost(fmt.Errorf("no answer to keepalive for %s (%d × %s)", time.Duration(countMax)*interval, countMax, interval))
-			return
+			return true
+		default:
+			return false
 		}
 	}
+	var tick func()
+	tick = func() {
+		if closed() {
+			return
+		}
+		// The request's answer and its time limit race; the first settles it.
+		var settled atomic.Bool
+		limit := time.AfterFunc(time.Duration(countMax)*interval, func() {
+			if settled.CompareAndSwap(false, true) && !closed() {
+				lost(fmt.Errorf("no answer to keepalive for %s (%d × %s)", time.Duration(countMax)*interval, countMax, interval))
+			}
+		})
+		_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+		if !settled.CompareAndSwap(false, true) {
+			return // the limit passed first, and said so
+		}
+		limit.Stop()
+		switch {
+		case closed():
+		case err != nil:
+			lost(fmt.Errorf("connection lost: %w", err))
+		default:
+			time.AfterFunc(interval, tick)
+		}
+	}
+	time.AfterFunc(interval, tick)
 }
 
 func (c *Conn) lost(err error) {

@@ -270,7 +270,7 @@ func (d *Dialer) acquireHop(ctx context.Context, t Target, parent *sharedHop) (*
 		p.mu.Unlock()
 	}()
 	if d.Keepalive > 0 {
-		go keepalive(c, d.Keepalive, d.KeepaliveCountMax, h.done, func(error) { c.Close() })
+		keepalive(c, d.Keepalive, d.KeepaliveCountMax, h.done, func(error) { c.Close() })
 	}
 	return h, nil
 }

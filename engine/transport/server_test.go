@@ -38,11 +38,13 @@ type testServer struct {
 	conns  []net.Conn
 	freeze atomic.Bool // stop answering anything, as a dead peer would
 	Execs  atomic.Int32
-	// Forwards counts the direct-tcpip channels served (as a jump host).
-	Forwards atomic.Int32
-	cmdMu    sync.Mutex
-	cmds     []string // every exec'd command line
-	authKey  ssh.PublicKey
+	// Forwards counts the direct-tcpip channels served (as a jump host), Keepalives the
+	// keepalive requests answered.
+	Forwards   atomic.Int32
+	Keepalives atomic.Int32
+	cmdMu      sync.Mutex
+	cmds       []string // every exec'd command line
+	authKey    ssh.PublicKey
 	// UserCA, set before dialling, makes the server accept only user certificates it
 	// signed (for user "tester"), no plain key.
 	UserCA ssh.PublicKey
@@ -171,6 +173,9 @@ func (s *testServer) serve(c net.Conn, cfg *ssh.ServerConfig) {
 	defer sc.Close()
 	go func() {
 		for r := range reqs {
+			if r.Type == "keepalive@openssh.com" {
+				s.Keepalives.Add(1)
+			}
 			if r.WantReply {
 				_ = r.Reply(r.Type == "keepalive@openssh.com", nil)
 			}

@@ -493,6 +493,55 @@ func TestConnectTimeout(t *testing.T) {
 	}
 }
 
+// TestKeepaliveKeepsLiveConnection: a peer that answers keeps the connection, keepalive
+// after keepalive, one at a time; the connection's close ends them, and no goroutine
+// waits between two.
+func TestKeepaliveKeepsLiveConnection(t *testing.T) {
+	srv := startTestServer(t)
+	before := runtime.NumGoroutine()
+	c := dial(t, &Dialer{Keepalive: 20 * time.Millisecond, KeepaliveCountMax: 2}, srv.Target(t))
+	time.Sleep(400 * time.Millisecond)
+	if err := c.Err(); err != nil {
+		t.Fatalf("a live connection was lost: %v", err)
+	}
+	if code, err := c.Run(context.Background(), "true", nil, nil, nil); err != nil || code != 0 {
+		t.Fatalf("run: %d %v", code, err)
+	}
+	if n := srv.Keepalives.Load(); n < 5 || n > 21 {
+		t.Errorf("%d keepalives in 400 ms at 20 ms", n)
+	}
+	c.Close()
+	n := srv.Keepalives.Load()
+	time.Sleep(100 * time.Millisecond)
+	if m := srv.Keepalives.Load(); m != n {
+		t.Errorf("%d keepalives after the connection closed", m-n)
+	}
+	// The client's own goroutines are gone (the server's serve the closed connection a
+	// moment longer).
+	settle := func(want int) int {
+		deadline := time.Now().Add(2 * time.Second)
+		for runtime.NumGoroutine() > want && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return runtime.NumGoroutine()
+	}
+	if n := settle(before + 2); n > before+2 {
+		t.Errorf("%d goroutines after the close, %d before the dial", n, before)
+	}
+	// Between two keepalives no goroutine waits: a connection with keepalives has as many
+	// as one without.
+	count := func(d *Dialer) int {
+		base := settle(before)
+		c := dial(t, d, srv.Target(t))
+		defer c.Close()
+		time.Sleep(50 * time.Millisecond)
+		return runtime.NumGoroutine() - base
+	}
+	if with, without := count(&Dialer{Keepalive: time.Hour}), count(&Dialer{}); with > without {
+		t.Errorf("a connection with keepalives has %d goroutines, one without %d", with, without)
+	}
+}
+
 func TestKeepaliveClosesDeadConnection(t *testing.T) {
 	srv := startTestServer(t)
 	c := dial(t, &Dialer{Keepalive: 50 * time.Millisecond, KeepaliveCountMax: 2}, srv.Target(t))
