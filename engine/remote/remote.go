@@ -499,10 +499,26 @@ func runHelper(stamp bool, skip string) string {
 
 // startScript verifies the helper sha in dir and starts it; a helper that is missing or
 // altered exits exitHelperMissing. With stamp it also reports the file's identity, for the
-// controller to record (Stamps).
-func startScript(dir, sha string, stamp bool) string {
+// controller to record (Stamps), and when that identity is expect (a stamp the store step
+// just reported) it starts the file without hashing it again.
+func startScript(dir, sha string, stamp bool, expect string) string {
+	skip := ""
+	if stamp {
+		skip = stampSkip(sha, expect)
+	}
 	return uidVar + `miss() { exit ` + strconv.Itoa(exitHelperMissing) + `; }; ` + checkFunc + `; ` +
-		`p=` + sh.Quote(dir) + `; s=` + sha + `; [ -f "$p/$s" ] || miss; ` + runHelper(stamp, "")
+		`p=` + sh.Quote(dir) + `; s=` + sha + `; [ -f "$p/$s" ] || miss; ` + runHelper(stamp, skip)
+}
+
+// stampSkip is the part of a start script (runHelper's skip) that execs the checked file
+// without hashing it when its identity ($f) is expect, recorded when build was verified:
+// "" when expect is no usable stamp.
+func stampSkip(build, expect string) string {
+	if !validStamp(expect) {
+		return ""
+	}
+	return fmt.Sprintf(`if [ "$s$f" = %s ]; then export %s=$s %s=stamp; exec "$p"; fi; `,
+		sh.Quote(build+" "+expect), envVerified, envHow)
 }
 
 // placeScript prepares dir, as the identity that will run the helper, to receive it: it
@@ -521,9 +537,29 @@ func placeScript(dir string) string {
 
 // keepScript verifies the upload $t in the checked directory $d against sha and renames it
 // to its content address; a half-written or altered upload never sits at the final name.
-func keepScript(sha string) string {
-	return `h=$(` + hashOf("$t") + `); [ "${h%% *}" = ` + sha + ` ] || { rm -f "$t"; printf 'runbook: the sha256 of the upload %s is not the helper'"'"'s\n' "$t" >&2; exit 1; }; ` +
+func keepScript(sha string, stamp bool) string {
+	s := `h=$(` + hashOf("$t") + `); [ "${h%% *}" = ` + sha + ` ] || { rm -f "$t"; printf 'runbook: the sha256 of the upload %s is not the helper'"'"'s\n' "$t" >&2; exit 1; }; ` +
 		`chmod 0755 "$t" && mv -f "$t" "$d/` + sha + `" || { rm -f "$t"; exit 1; }`
+	if stamp {
+		// The identity of the file just verified and renamed into place, for the first
+		// start to find (Stamps): in $d, checked, only root and the user can have changed
+		// it since the hash, as in a start between its hash and its exec.
+		s += `; ck "$d" "$d/` + sha + `"; printf '` + stampLine + ` %s\n' "$L"`
+	}
+	return s
+}
+
+// stampLine begins the line on which keepScript reports the stored file's identity.
+const stampLine = "runbook-stamp"
+
+// storedStamp is the identity keepScript reported in out, "" when none is a usable stamp.
+func storedStamp(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if st, ok := strings.CutPrefix(line, stampLine+" "); ok && validStamp(st) {
+			return st
+		}
+	}
+	return ""
 }
 
 // tmpName is the name of one upload's temporary file in the helper's directory.
@@ -540,13 +576,13 @@ func streamScript(dir, sha, tag string, size int, gz bool) string {
 		inflate = ` | gzip -dc`
 	}
 	return placeScript(dir) + `t=$d/` + tmpName(sha, tag) + `; rm -f "$t"; ` +
-		`(set -C; head -c ` + strconv.Itoa(size) + inflate + ` > "$t") || { rm -f "$t"; printf 'runbook: cannot write %s\n' "$t" >&2; exit 1; }; ` + keepScript(sha)
+		`(set -C; head -c ` + strconv.Itoa(size) + inflate + ` > "$t") || { rm -f "$t"; printf 'runbook: cannot write %s\n' "$t" >&2; exit 1; }; ` + keepScript(sha, false)
 }
 
 // keepUploadScript is keepScript for a file uploaded over SFTP to the physical directory
 // dir that placeScript printed: the directory is checked again first (it must still be
 // that physical path, and safe), and the upload must be a regular file.
-func keepUploadScript(dir, sha, tag string, gz bool) string {
+func keepUploadScript(dir, sha, tag string, gz, stamp bool) string {
 	up := tmpName(sha, tag)
 	inflate := ""
 	if gz {
@@ -557,7 +593,7 @@ func keepUploadScript(dir, sha, tag string, gz bool) string {
 	}
 	return uidVar + checkFunc + `; d=` + sh.Quote(dir) + `; o=$PWD; ` +
 		`cd -P "$d" && [ "$PWD" = "$d" ] || { printf 'runbook: %s moved during the upload\n' "$d" >&2; exit 1; }; cd "$o" 2>/dev/null || cd /; ck "$d"; ` +
-		`t=$d/` + up + `; if [ -L "$t" ] || [ ! -f "$t" ]; then rm -f "$t"; printf 'runbook: %s is not the uploaded file\n' "$t" >&2; exit 1; fi; ` + inflate + keepScript(sha)
+		`t=$d/` + up + `; if [ -L "$t" ] || [ ! -f "$t" ]; then rm -f "$t"; printf 'runbook: %s is not the uploaded file\n' "$t" >&2; exit 1; fi; ` + inflate + keepScript(sha, stamp)
 }
 
 // noteVerified counts how the start script verified the helper and, when it hashed the file
@@ -628,7 +664,7 @@ func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transpo
 	only := map[string]bool{h.SHA256: true}
 	var lastErr error
 	for _, dir := range helperDirs(pr) {
-		x, code, err := c.launch(ctx, conn, t, startScript(dir, h.SHA256, stamp), only)
+		x, code, err := c.launch(ctx, conn, t, startScript(dir, h.SHA256, stamp, ""), only)
 		if err == nil {
 			c.Stats.add(false)
 			c.noteVerified(key, x.client.Hello(), direct)
@@ -642,7 +678,8 @@ func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transpo
 		if code != exitHelperMissing {
 			return nil, err
 		}
-		if err := c.push(ctx, conn, t, h, dir, pr.gunzip); err != nil {
+		stored, err := c.push(ctx, conn, t, h, dir, pr.gunzip, stamp)
+		if err != nil {
 			var np *noPlaceError
 			if errors.As(err, &np) {
 				// It cannot be made there (a home the user cannot write): the next place.
@@ -651,7 +688,12 @@ func (c *Connector) install(ctx context.Context, conn *transport.Conn, t transpo
 			}
 			return nil, err
 		}
-		x, code, err = c.launch(ctx, conn, t, startScript(dir, h.SHA256, stamp), only)
+		if stored != "" {
+			// The store step hashed the file and reported its identity: the start finds
+			// that identity and need not hash the file again.
+			c.Stamps.record(key, h.SHA256, stored)
+		}
+		x, code, err = c.launch(ctx, conn, t, startScript(dir, h.SHA256, stamp, stored), only)
 		if err == nil {
 			c.Stats.add(true)
 			c.noteVerified(key, x.client.Hello(), direct)
@@ -675,7 +717,10 @@ func noexecError(host, dir, sha string, err error) error {
 // name created exclusively, then verified and renamed (keepUploadScript). With become the
 // bytes go over the stdin of one session under sudo, su or doas (streamScript); SFTP runs
 // as the login user only.
-func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.Target, h *helperbin.Helper, dir string, gunzip bool) error {
+//
+// With stamp (no become, and a stamp store) it returns the stored file's identity, which
+// the store step read after verifying it, when that is a usable stamp.
+func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.Target, h *helperbin.Helper, dir string, gunzip, stamp bool) (string, error) {
 	// A host with gzip gets the helper compressed (about 40 % of its size): less to send
 	// and to encrypt. It checks the hash of what it inflates.
 	gz := gunzip && !c.NoCompress
@@ -690,11 +735,11 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.
 		data, err = h.Bytes()
 	}
 	if err != nil {
-		return fmt.Errorf("read the helper for linux/%s: %w", h.Arch, err)
+		return "", fmt.Errorf("read the helper for linux/%s: %w", h.Arch, err)
 	}
 	release, err := c.pushes.Enter(ctx, cmp.Or(c.MaxPushes, defaultMaxPushes))
 	if err != nil {
-		return fmt.Errorf("push helper to %s: %w", t.Name, err)
+		return "", fmt.Errorf("push helper to %s: %w", t.Name, err)
 	}
 	defer release()
 	c.Stats.sent(len(data))
@@ -720,15 +765,15 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.
 		return nil
 	}
 	if t.BecomeMethod != "" {
-		return run(streamScript(dir, h.SHA256, tag, len(data), gz), bytes.NewReader(data), nil)
+		return "", run(streamScript(dir, h.SHA256, tag, len(data), gz), bytes.NewReader(data), nil)
 	}
 	out := &tail.Buffer{Max: 4 << 10}
 	if err := run(placeScript(dir)+`printf '%s\n' "$d"`, nil, out); err != nil {
-		return err
+		return "", err
 	}
 	phys := strings.TrimSuffix(out.String(), "\n")
 	if !strings.HasPrefix(phys, "/") || strings.Contains(phys, "\n") {
-		return fmt.Errorf("push helper to %s: %s resolves to %q", t.Name, dir, phys)
+		return "", fmt.Errorf("push helper to %s: %s resolves to %q", t.Name, dir, phys)
 	}
 	tmp := phys + "/" + tmpName(h.SHA256, tag)
 	if gz {
@@ -739,9 +784,13 @@ func (c *Connector) push(ctx context.Context, conn *transport.Conn, t transport.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		_, _ = conn.Run(cctx, "rm -f "+sh.Quote(tmp), nil, nil, nil)
 		cancel()
-		return pushError(t.Name, dir, limit, err)
+		return "", pushError(t.Name, dir, limit, err)
 	}
-	return run(keepUploadScript(phys, h.SHA256, tag, gz), nil, nil)
+	kept := &tail.Buffer{Max: 4 << 10}
+	if err := run(keepUploadScript(phys, h.SHA256, tag, gz, stamp), nil, kept); err != nil {
+		return "", err
+	}
+	return storedStamp(kept.String()), nil
 }
 
 // noPlaceError says that the helper's directory could not be made or entered.
@@ -799,9 +848,8 @@ func fastStartScriptFor(builds []archBuild, stamp bool, build, expect string) (s
 		return "", nil
 	}
 	var skip string
-	if stamp && known[build] && validStamp(expect) {
-		skip = fmt.Sprintf(`if [ "$s$f" = %s ]; then export %s=$s %s=stamp; exec "$p"; fi; `,
-			sh.Quote(build+" "+expect), envVerified, envHow)
+	if stamp && known[build] {
+		skip = stampSkip(build, expect)
 	}
 	// bash knows the machine type without a fork (HOSTTYPE); other shells ask uname. A
 	// HOSTTYPE that names no helper (a 32-bit bash on a 64-bit kernel) only sends the start

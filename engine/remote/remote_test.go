@@ -142,7 +142,7 @@ func TestStartScript(t *testing.T) {
 				t.Fatal(err)
 			}
 			p = filepath.Join(dir, sha)
-			out, errs, code := runScript(t, shell, startScript(dir, sha, stamp), 0, "")
+			out, errs, code := runScript(t, shell, startScript(dir, sha, stamp, ""), 0, "")
 			how, st := parseVerified(strings.TrimPrefix(strings.TrimSpace(out), "started "))
 			// busybox's stat has no nanosecond times: its identity is no usable stamp.
 			if code != 0 || how != "hash" || (st != "") != stamp || (stamp && validStamp(st) == (shell.name == "busybox")) {
@@ -161,7 +161,7 @@ func TestStartScript(t *testing.T) {
 				{"missing", func() { os.Remove(p) }},
 			} {
 				tc.setup()
-				if out, errs, code := runScript(t, shell, startScript(dir, sha, stamp), 0, ""); code != exitHelperMissing {
+				if out, errs, code := runScript(t, shell, startScript(dir, sha, stamp, ""), 0, ""); code != exitHelperMissing {
 					t.Errorf("%s stamp=%v: %s helper: %q %q exit %d, want exit %d", shell.name, stamp, tc.name, out, errs, code, exitHelperMissing)
 				}
 			}
@@ -269,7 +269,7 @@ func TestStreamScript(t *testing.T) {
 				t.Errorf("%s: new directory %s: %v %v, want mode 0700", shell.name, d, fi, err)
 			}
 		}
-		if out, errs, code := runScript(t, shell, startScript(dir, sha, false), 0, ""); code != 0 || out != "started\n" {
+		if out, errs, code := runScript(t, shell, startScript(dir, sha, false, ""), 0, ""); code != 0 || out != "started\n" {
 			t.Errorf("%s: start after install: %q %q exit %d", shell.name, out, errs, code)
 		}
 
@@ -409,7 +409,7 @@ func TestUploadScripts(t *testing.T) {
 			} else {
 				os.WriteFile(tmp, []byte(tc.content), 0o600)
 			}
-			_, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "tag", false), 0, "")
+			_, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "tag", false, false), 0, "")
 			_, serr := os.Lstat(filepath.Join(phys, sha))
 			if code != tc.want || (serr == nil) != (tc.want == 0) {
 				t.Errorf("%s: %s: exit %d %q, stored: %v", shell.name, tc.name, code, errs, serr == nil)
@@ -421,7 +421,7 @@ func TestUploadScripts(t *testing.T) {
 		// The directory made writable by others between the two steps: refused.
 		os.Chmod(phys, 0o777)
 		os.WriteFile(filepath.Join(phys, tmpName(sha, "tag")), []byte(body), 0o600)
-		if _, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "tag", false), 0, ""); code != exitUnsafe {
+		if _, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "tag", false, false), 0, ""); code != exitUnsafe {
 			t.Errorf("%s: a directory opened up during the upload: exit %d %q", shell.name, code, errs)
 		}
 	}
@@ -484,7 +484,7 @@ func TestCompressedPush(t *testing.T) {
 				// race-free way it cannot remove: a directory
 				os.Mkdir(out, 0o700)
 			}
-			_, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "u", true), 0, "")
+			_, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "u", true, false), 0, "")
 			_, serr := os.Lstat(filepath.Join(phys, sha))
 			if code != tc.want || (serr == nil) != (tc.want == 0) {
 				t.Errorf("%s: %s: exit %d %q, stored: %v", shell.name, tc.name, code, errs, serr == nil)
@@ -731,6 +731,66 @@ func TestBecomeMethodsRun(t *testing.T) {
 		}
 		if m := h.Connection().BecomeMethod; transport.CheckBecomeMethod(m) != nil {
 			t.Errorf("ansible_become_method=%s reads as %q, which the transport refuses", v, m)
+		}
+	}
+}
+
+// TestStoredStamp: the store step reports the identity of the file it verified and kept,
+// and the first start, given that identity, starts the file without hashing it again; a
+// file altered since, or another identity, is hashed (and an altered one refused).
+func TestStoredStamp(t *testing.T) {
+	body := "#!/bin/sh\necho started $RUNBOOK_HELPER_HOW\n"
+	sha := fmt.Sprintf("%x", sha256.Sum256([]byte(body)))
+	for _, shell := range shells(t) {
+		home := t.TempDir()
+		dir := filepath.Join(home, ".cache", "runbook", "helper")
+		out, errs, code := runScript(t, shell, placeScript(dir)+`printf '%s\n' "$d"`, 0, "")
+		if code != 0 {
+			t.Fatalf("%s: place: %q %q exit %d", shell.name, out, errs, code)
+		}
+		phys := strings.TrimSuffix(out, "\n")
+		store := func(stamp bool) string {
+			os.WriteFile(filepath.Join(phys, tmpName(sha, "tag")), []byte(body), 0o600)
+			out, errs, code := runScript(t, shell, keepUploadScript(phys, sha, "tag", false, stamp), 0, "")
+			if code != 0 {
+				t.Fatalf("%s: keep: %q %q exit %d", shell.name, out, errs, code)
+			}
+			return out
+		}
+		if out := store(false); out != "" {
+			t.Errorf("%s: a store without stamps printed %q", shell.name, out)
+		}
+		stored := storedStamp(store(true))
+		if shell.name == "busybox" {
+			// its stat has no nanosecond times: no usable stamp, and every start hashes
+			if stored != "" {
+				t.Errorf("busybox: a stamp without nanoseconds: %q", stored)
+			}
+			continue
+		}
+		if stored == "" {
+			t.Fatalf("%s: no stamp from the store step", shell.name)
+		}
+		start := func(expect string) (string, int) {
+			out, _, code := runScript(t, shell, startScript(phys, sha, true, expect), 0, "")
+			return strings.TrimPrefix(strings.TrimSpace(out), "started "), code
+		}
+		// The start after the store: the same file, not hashed again.
+		if how, code := start(stored); code != 0 || how != "stamp" {
+			t.Errorf("%s: the start after the store: %q exit %d, want stamp", shell.name, how, code)
+		}
+		// What a start that hashes reads as the identity is what the store step reported.
+		if how, code := start(""); code != 0 || how != "hash "+stored {
+			t.Errorf("%s: a start without a stamp: %q exit %d, want hash %s", shell.name, how, code, stored)
+		}
+		if how, code := start(strings.Replace(stored, ":", "9:", 1)); code != 0 || how != "hash "+stored {
+			t.Errorf("%s: another identity: %q exit %d, want a hash", shell.name, how, code)
+		}
+		// Altered in place since: its identity changed, so it is hashed, and refused.
+		time.Sleep(10 * time.Millisecond)
+		os.WriteFile(filepath.Join(phys, sha), []byte("#!/bin/sh\necho evil\n"), 0o755)
+		if how, code := start(stored); code != exitHelperMissing {
+			t.Errorf("%s: an altered file with the stored stamp: %q exit %d, want exit %d", shell.name, how, code, exitHelperMissing)
 		}
 	}
 }
