@@ -16,8 +16,9 @@ type Client struct {
 	wmu   sync.Mutex // held while writing, and while taking the queue to write it
 	hello Hello
 
-	qmu    sync.Mutex
-	queued []queuedLine // requests Queue held back: written before the next line
+	qmu     sync.Mutex
+	queued  []queuedLine    // requests Queue held back: written before the next line
+	dropped map[uint64]bool // held requests dropped unsent, their context ended
 
 	mu      sync.Mutex
 	pending map[uint64]chan *Response
@@ -28,10 +29,12 @@ type Client struct {
 	orphans chan *Response
 }
 
-// queuedLine is a request's line that Queue held back.
+// queuedLine is a request's line that Queue held back, with the request's context: a line
+// whose context has ended by the time it would be written is dropped, never sent late.
 type queuedLine struct {
 	id   uint64
 	line []byte
+	ctx  context.Context
 }
 
 // ErrNoHello is NewClient's error when the helper's output ended before its hello: it exited
@@ -225,7 +228,7 @@ func (c *Client) start(ctx context.Context, req *Request, hold bool) (wait func(
 	}
 	if hold {
 		c.qmu.Lock()
-		c.queued = append(c.queued, queuedLine{r.ID, line})
+		c.queued = append(c.queued, queuedLine{r.ID, line, ctx})
 		c.qmu.Unlock()
 	} else if err := c.send(ctx, line); err != nil {
 		forget()
@@ -261,10 +264,15 @@ func (c *Client) start(ctx context.Context, req *Request, hold bool) (wait func(
 	}, nil
 }
 
-// unqueue takes request id back if it is still held, and says whether it was.
+// unqueue takes request id back if it is still held, and says whether it was never sent
+// (held, or dropped unsent).
 func (c *Client) unqueue(id uint64) bool {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
+	if c.dropped[id] {
+		delete(c.dropped, id)
+		return true
+	}
 	for i, q := range c.queued {
 		if q.id == id {
 			c.queued = append(c.queued[:i], c.queued[i+1:]...)
@@ -278,7 +286,8 @@ func (c *Client) unqueue(id uint64) bool {
 // A write to a helper that stopped reading would block forever, so it happens in a
 // goroutine raced against ctx; after such a timeout the conversation is over, as a
 // half-written line cannot be taken back. The held lines are taken while the write lock is
-// held, so every line is written once, in the order queued.
+// held, so every line is written once, in the order queued; those whose context has ended
+// are dropped.
 func (c *Client) send(ctx context.Context, line []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err // nothing written yet: the conversation is intact
@@ -307,7 +316,17 @@ func (c *Client) send(ctx context.Context, line []byte) error {
 			}
 			buf = make([]byte, 0, n)
 			for _, q := range held {
-				buf = append(buf, q.line...)
+				if q.ctx.Err() == nil {
+					buf = append(buf, q.line...)
+					continue
+				}
+				// Its wait returns the context's error, and sends no cancel.
+				c.qmu.Lock()
+				if c.dropped == nil {
+					c.dropped = map[uint64]bool{}
+				}
+				c.dropped[q.id] = true
+				c.qmu.Unlock()
 			}
 			buf = append(buf, line...)
 		}

@@ -868,6 +868,24 @@ func TestQueue(t *testing.T) {
 		t.Errorf("a request taken back was written: %q", got)
 	}
 	answers(queue(ctx, "after"), "after")
+	log.take()
+
+	// A queued request whose context ends before a later send writes the queue (its wait
+	// not yet called, as when a pipeline stops at an interrupted run) is dropped too.
+	qctx, qcancel = context.WithCancel(ctx)
+	late := queue(qctx, "late")
+	qcancel()
+	kept := queue(ctx, "kept")
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	answers(kept, "kept")
+	if _, err := late[0](); !errors.Is(err, context.Canceled) {
+		t.Errorf("a request whose context ended: %v", err)
+	}
+	if got := log.take(); !reflect.DeepEqual(got, [][]string{{"apply echo"}}) {
+		t.Errorf("writes %q, want only the request whose context goes on, and no cancel", got)
+	}
 	if err := stop(); err != nil {
 		t.Error(err)
 	}
