@@ -16,7 +16,7 @@ import (
 // item runs one element of a task: when, args, the helper of its identity, the module
 // (attempts: retries and until), then changed_when and failed_when (verdict).
 func (hr *hostRun) item(ctx context.Context, t *config.Task, s config.Scope, taskSecrets []string) Result {
-	p, r, ok := hr.prepareItem(ctx, t, s, taskSecrets)
+	p, r, ok := hr.prepareItem(ctx, t, s, nil, taskSecrets)
 	if !ok {
 		return r
 	}
@@ -39,16 +39,18 @@ type preparedItem struct {
 
 // prepareItem evaluates an element's when and arguments and starts the helper of its
 // identity. When the element is not to run (when is false, an error) it returns its
-// result and false.
-func (hr *hostRun) prepareItem(ctx context.Context, t *config.Task, s config.Scope, taskSecrets []string) (*preparedItem, Result, bool) {
+// result and false. ectx is s's evaluation context when the caller has made it, else nil.
+func (hr *hostRun) prepareItem(ctx context.Context, t *config.Task, s config.Scope, ectx *hcl.EvalContext, taskSecrets []string) (*preparedItem, Result, bool) {
 	p := &preparedItem{start: time.Now(), r: Result{Task: t.Name, Module: t.Module, Handler: t.IsHandler}}
 	done := func(st Status, msg string) (*preparedItem, Result, bool) {
 		r := p.r
 		r.Status, r.Msg, r.Duration = st, msg, time.Since(p.start)
 		return nil, r, false
 	}
-	rb := hr.e.Runbook
-	p.ectx = rb.EvalContext(s)
+	p.ectx = ectx
+	if p.ectx == nil {
+		p.ectx = hr.e.Runbook.EvalContext(s)
+	}
 	run, diags := t.WhenTrue(p.ectx)
 	if diags.HasErrors() {
 		return done(Failed, diagText(diags))

@@ -156,8 +156,9 @@ func (hr *hostRun) pipeline(ctx context.Context, tasks []*config.Task) (n int, f
 			}
 		}
 		pd.s = hr.scope(t.Instance)
-		secrets := hr.e.Runbook.ScopeSecrets(pd.s, hr.e.Runbook.EvalContext(pd.s))
-		p, r, ok := hr.prepareItem(ctx, t, pd.s, secrets)
+		ectx := hr.e.Runbook.EvalContext(pd.s)
+		secrets := hr.e.Runbook.ScopeSecrets(pd.s, ectx)
+		p, r, ok := hr.prepareItem(ctx, t, pd.s, ectx, secrets)
 		if !ok {
 			pd.r = r
 			if r.Status == Skipped {
