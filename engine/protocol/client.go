@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,9 +17,8 @@ type Client struct {
 	wmu   sync.Mutex // held while writing, and while taking the queue to write it
 	hello Hello
 
-	qmu     sync.Mutex
-	queued  []queuedLine    // requests Queue held back: written before the next line
-	dropped map[uint64]bool // held requests dropped unsent, their context ended
+	qmu    sync.Mutex
+	queued []queuedLine // requests Queue held back: written before the next line
 
 	mu      sync.Mutex
 	pending map[uint64]chan *Response
@@ -30,11 +30,13 @@ type Client struct {
 }
 
 // queuedLine is a request's line that Queue held back, with the request's context: a line
-// whose context has ended by the time it would be written is dropped, never sent late.
+// whose context has ended by the time it would be written is dropped, never sent late, and
+// dropped says so to its wait (set under qmu, in the step that takes the queue).
 type queuedLine struct {
-	id   uint64
-	line []byte
-	ctx  context.Context
+	id      uint64
+	line    []byte
+	ctx     context.Context
+	dropped *atomic.Bool
 }
 
 // ErrNoHello is NewClient's error when the helper's output ended before its hello: it exited
@@ -173,8 +175,9 @@ func (c *Client) Start(ctx context.Context, req *Request) (wait func() (*Respons
 // Queue is Start that holds the request back: it is written, after any held before it, by
 // the next Flush or Start, or by a wait (of any of them) that finds it still held. A
 // pipeline's requests queued and then flushed leave in one write, one SSH packet, rather
-// than one each. A wait whose ctx ends while its request is still held takes it back: the
-// helper never sees it.
+// than one each. A request whose ctx ends while it is still held is never sent: its wait
+// takes it back, or the write that would carry it drops it. Queue a chain's requests with
+// one ctx: with several, a middle one could be dropped while later ones are sent.
 func (c *Client) Queue(ctx context.Context, req *Request) (wait func() (*Response, error), err error) {
 	return c.start(ctx, req, true)
 }
@@ -226,9 +229,10 @@ func (c *Client) start(ctx context.Context, req *Request, hold bool) (wait func(
 		forget()
 		return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, err)
 	}
+	dropped := new(atomic.Bool)
 	if hold {
 		c.qmu.Lock()
-		c.queued = append(c.queued, queuedLine{r.ID, line, ctx})
+		c.queued = append(c.queued, queuedLine{r.ID, line, ctx, dropped})
 		c.qmu.Unlock()
 	} else if err := c.send(ctx, line); err != nil {
 		forget()
@@ -249,7 +253,7 @@ func (c *Client) start(ctx context.Context, req *Request, hold bool) (wait func(
 			return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, c.Err())
 		case <-ctx.Done():
 			forget()
-			if hold && c.unqueue(r.ID) {
+			if hold && c.unqueue(r.ID, dropped) {
 				return nil, fmt.Errorf("%s %s: %w", r.Op, r.Module, ctx.Err()) // never sent
 			}
 			// Best effort, with its own short deadline: the helper stops the module, and its
@@ -264,13 +268,13 @@ func (c *Client) start(ctx context.Context, req *Request, hold bool) (wait func(
 	}, nil
 }
 
-// unqueue takes request id back if it is still held, and says whether it was never sent
-// (held, or dropped unsent).
-func (c *Client) unqueue(id uint64) bool {
+// unqueue takes request id back if it is still held, and says whether it was never sent:
+// still held, or dropped unsent by a send (dropped, the request's own flag). Both are
+// decided under qmu, so a request is exactly one of held, dropped, or on its way.
+func (c *Client) unqueue(id uint64, dropped *atomic.Bool) bool {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
-	if c.dropped[id] {
-		delete(c.dropped, id)
+	if dropped.Load() {
 		return true
 	}
 	for i, q := range c.queued {
@@ -304,10 +308,28 @@ func (c *Client) send(ctx context.Context, line []byte) error {
 	go func() {
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
+		// Take the queue and decide, in one step, which lines go and which are dropped
+		// (their context ended: their waits return its error and send no cancel).
 		c.qmu.Lock()
-		held := c.queued
+		held := c.queued[:0:0]
+		var gone []uint64
+		for _, q := range c.queued {
+			if q.ctx.Err() != nil {
+				q.dropped.Store(true)
+				gone = append(gone, q.id)
+				continue
+			}
+			held = append(held, q)
+		}
 		c.queued = nil
 		c.qmu.Unlock()
+		if len(gone) > 0 {
+			c.mu.Lock()
+			for _, id := range gone {
+				delete(c.pending, id) // no answer will come; a wait may never be called
+			}
+			c.mu.Unlock()
+		}
 		buf := line
 		if len(held) > 0 {
 			n := len(line)
@@ -316,17 +338,7 @@ func (c *Client) send(ctx context.Context, line []byte) error {
 			}
 			buf = make([]byte, 0, n)
 			for _, q := range held {
-				if q.ctx.Err() == nil {
-					buf = append(buf, q.line...)
-					continue
-				}
-				// Its wait returns the context's error, and sends no cancel.
-				c.qmu.Lock()
-				if c.dropped == nil {
-					c.dropped = map[uint64]bool{}
-				}
-				c.dropped[q.id] = true
-				c.qmu.Unlock()
+				buf = append(buf, q.line...)
 			}
 			buf = append(buf, line...)
 		}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -955,4 +956,73 @@ func TestArgsMemo(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// slowErrCtx is an ended context whose first Err after arm is slow: it holds a send between
+// taking the queue and deciding what to drop, as a scheduler pausing that goroutine would.
+type slowErrCtx struct {
+	context.Context
+	arm, slept atomic.Bool
+}
+
+func (c *slowErrCtx) Err() error {
+	if c.arm.Load() && c.slept.CompareAndSwap(false, true) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	return c.Context.Err()
+}
+
+// TestQueueDropped: a queued request whose context ended is dropped by the write that takes
+// it, also when its wait runs while that write decides, and when its wait is never called:
+// no cancel is sent for it, and nothing is kept for it.
+func TestQueueDropped(t *testing.T) {
+	log := &writeLog{}
+	c, _, stop := pairWith(t, &Server{Registry: testRegistry(), Build: "b"}, func(w io.Writer) io.Writer { log.w = w; return log })
+	echo := &Request{Op: OpApply, Module: "echo", Args: obj("text", cty.StringVal("x"))}
+
+	base, cancel := context.WithCancel(context.Background())
+	sc := &slowErrCtx{Context: base}
+	wait, err := c.Queue(sc, echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	sc.arm.Store(true)
+	flushed := make(chan error, 1)
+	go func() { flushed <- c.Flush(context.Background()) }()
+	time.Sleep(50 * time.Millisecond) // the flush is inside its decision now
+	if _, err := wait(); !errors.Is(err, context.Canceled) {
+		t.Errorf("the wait of a request dropped: %v", err)
+	}
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+
+	// Never waited for: a pipeline that stopped at an interrupted run.
+	for range 100 {
+		ctx, cancel := context.WithCancel(context.Background())
+		if _, err := c.Queue(ctx, echo); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	if _, err := c.Call(context.Background(), &Request{Op: OpPing}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := log.take(); !reflect.DeepEqual(got, [][]string{{"ping "}}) {
+		t.Errorf("writes %q, want the ping alone", got)
+	}
+	c.mu.Lock()
+	pending := len(c.pending)
+	c.mu.Unlock()
+	c.qmu.Lock()
+	queued := len(c.queued)
+	c.qmu.Unlock()
+	if pending != 0 || queued != 0 {
+		t.Errorf("%d requests pending and %d queued after the drops", pending, queued)
+	}
+	if err := stop(); err != nil {
+		t.Error(err)
+	}
 }
