@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -156,9 +157,7 @@ func (rec *Recorder) HostDone(host string, s run.Stats) {
 		}
 		rec.queue = rec.queue[:0]
 		rec.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		err := rec.store.RecordHosts(ctx, batch)
-		cancel()
+		err := rec.write(batch)
 		rec.mu.Lock()
 		if err != nil {
 			// The transaction wrote nothing: keep it all for Finish, before what came since.
@@ -182,6 +181,20 @@ func (rec *Recorder) HostDone(host string, s run.Stats) {
 	rec.queue = rec.queue[:0]
 	rec.writing = false
 	rec.written.Broadcast()
+}
+
+// write writes a batch in one transaction. A store that panics (a driver's bug) fails the
+// write like an error, so the lock HostDone holds around it and the write under way are
+// settled as after any failed write, and the run goes on.
+func (rec *Recorder) write(batch []HostRecord) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("record %d hosts: the history store failed: %v", len(batch), p)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	return rec.store.RecordHosts(ctx, batch)
 }
 
 // flush writes every host result that is still pending, each in its own transaction, once;

@@ -717,3 +717,44 @@ func TestRecorderGroupCommit(t *testing.T) {
 		})
 	}
 }
+
+// panicStore's writes of several hosts panic, as a driver's bug would.
+type panicStore struct{ Store }
+
+func (panicStore) RecordHosts(context.Context, []HostRecord) error { panic("driver bug") }
+
+// TestRecorderStorePanics: a store that panics in a write fails that write like an error:
+// the run goes on, is warned once, and Finish neither hangs nor loses the hosts.
+func TestRecorderStorePanics(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "history.db"))
+	var warned []error
+	rec, err := Begin(context.Background(), panicStore{s}, Run{Runbook: "/srv/x.hcl", Mode: ModeExec}, func(err error) { warned = append(warned, err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.HostDone("a", run.Stats{OK: 1})
+	rec.HostDone("b", run.Stats{Changed: 1})
+	done := make(chan error, 1)
+	go func() {
+		done <- rec.Finish(&run.Recap{Hosts: map[string]*run.Stats{"a": {OK: 1}, "b": {Changed: 1}}})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Finish: %v (its host-by-host writes do not panic)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Finish hangs after a write panicked")
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0].Error(), "driver bug") {
+		t.Errorf("warned %v", warned)
+	}
+	runs, err := s.Runs(context.Background(), Filter{}, 0)
+	if err != nil || len(runs) != 1 || runs[0].Hosts != 2 {
+		t.Fatalf("runs %+v %v", runs, err)
+	}
+	hrs, err := s.HostRuns(context.Background(), []int64{rec.RunID()}, nil)
+	if err != nil || len(hrs) != 2 {
+		t.Errorf("hosts recorded: %d %v", len(hrs), err)
+	}
+}
