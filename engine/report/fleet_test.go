@@ -352,3 +352,50 @@ func TestTrendFleetRun(t *testing.T) {
 		})
 	}
 }
+
+// TestTrendFleetRunRerun: a fleet run whose shard ran again takes its place in the trend by
+// the run it counts, not the one superseded; and with --host, which of the shard's runs
+// counts is still the fleet run's, whatever hosts they ran.
+func TestTrendFleetRunRerun(t *testing.T) {
+	ctx := context.Background()
+	s, record := labelHistory(t)
+	sh := &history.Shard{Index: 0, Count: 1}
+	record("L", sh, 0, time.Second, map[string]history.Counts{"a": {Drift: 1}, "b": {OK: 1}}, 4)          // 1, superseded by 3
+	record("", nil, time.Minute, time.Minute+time.Second, map[string]history.Counts{"a": {OK: 1}}, 0)     // 2
+	record("L", sh, 2*time.Minute, 2*time.Minute+time.Second, map[string]history.Counts{"b": {OK: 1}}, 0) // 3
+	for _, c := range []struct {
+		hosts   []string
+		names   string
+		history map[string]string
+	}{
+		{nil, `2 "L"`, map[string]string{"a": "ok -", "b": "- ok"}},
+		{[]string{"a"}, `2 "L"`, map[string]string{"a": "ok -"}},
+	} {
+		rep, err := Build(ctx, s, Options{Runs: 5, Filter: history.Filter{Hosts: c.hosts}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, p := range rep.Runs {
+			names = append(names, p.Name())
+		}
+		if got := strings.Join(names, " "); got != c.names {
+			t.Errorf("hosts %v: points %s, want %s", c.hosts, got, c.names)
+		}
+		if len(rep.Runs) == 2 && !reflect.DeepEqual(rep.Runs[1].RunIDs, []int64{3}) {
+			t.Errorf("hosts %v: the fleet run counts %v, want run 3 alone", c.hosts, rep.Runs[1].RunIDs)
+		}
+		if len(rep.DriftHistory) != len(c.history) {
+			t.Errorf("hosts %v: %d hosts in the drift history, want %d", c.hosts, len(rep.DriftHistory), len(c.history))
+		}
+		for _, hh := range rep.DriftHistory {
+			st := make([]string, len(hh.Statuses))
+			for i, x := range hh.Statuses {
+				st[i] = cmp.Or(x, "-")
+			}
+			if got := strings.Join(st, " "); got != c.history[hh.Host] {
+				t.Errorf("hosts %v: host %s: %s, want %s", c.hosts, hh.Host, got, c.history[hh.Host])
+			}
+		}
+	}
+}

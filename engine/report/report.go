@@ -264,25 +264,33 @@ func trendPoints(ctx context.Context, s history.Store, f history.Filter, n int) 
 			points = append(points, []history.Run{alone[k.id]})
 			continue
 		}
-		// Every run of the fleet run, also those older than the rows read above.
+		// Every run of the fleet run, also those older than the rows read above, and those
+		// without the hosts asked for: which of a shard's runs counts is the fleet run's
+		// (its last), whatever hosts it ran; HostRuns narrows to the hosts.
 		fr := f
-		fr.Runbook, fr.Label = k.runbook, k.label
+		fr.Runbook, fr.Label, fr.Hosts = k.runbook, k.label, nil
 		runs, err := s.Runs(ctx, fr, 0)
 		if err != nil {
 			return nil, err
 		}
 		points = append(points, runs)
 	}
-	// Oldest first, by each point's first run.
-	first := func(runs []history.Run) int64 {
-		m := runs[0].ID
-		for _, r := range runs {
-			m = min(m, r.ID)
-		}
-		return m
+	// Oldest first, by each point's first counted run (a fleet run's superseded shard runs
+	// do not place it), the run the point shows.
+	firsts := make([]int64, len(points))
+	for i, runs := range points {
+		firsts[i] = pointOf(runs).Run
 	}
-	sort.Slice(points, func(i, j int) bool { return first(points[i]) < first(points[j]) })
-	return points, nil
+	order := make([]int, len(points))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return firsts[order[a]] < firsts[order[b]] })
+	sorted := make([][]history.Run, len(points))
+	for i, j := range order {
+		sorted[i] = points[j]
+	}
+	return sorted, nil
 }
 
 // pointOf is the trend's point of runs (trendPoints), its Summary still empty.
