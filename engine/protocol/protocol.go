@@ -132,11 +132,17 @@ func (m *ArgsMemo) Encode(args cty.Value) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(wire) > maxArgsMemo {
+		return wire, nil // large arguments (a file's content) are not kept for the run
+	}
 	m.mu.Lock()
 	m.args, m.wire = args, wire
 	m.mu.Unlock()
 	return wire, nil
 }
+
+// maxArgsMemo bounds the wire form an ArgsMemo keeps: one per task for the whole run.
+const maxArgsMemo = 64 << 10
 
 // ErrNotRun is the message of a chained request the helper did not run, because a request
 // before it in its chain failed.

@@ -937,6 +937,16 @@ func TestArgsMemo(t *testing.T) {
 			t.Errorf("%s: refused arguments were kept", c.name)
 		}
 	}
+	// Large arguments are encoded each time, not kept.
+	big := obj("content", cty.StringVal(strings.Repeat("x", maxArgsMemo)))
+	for range 2 {
+		if b, err := m.Encode(big); err != nil || len(b) <= maxArgsMemo {
+			t.Fatalf("large arguments: %d bytes, %v", len(b), err)
+		}
+		if m.args.RawEquals(big) {
+			t.Errorf("large arguments were kept")
+		}
+	}
 	if b, err := (*ArgsMemo)(nil).Encode(a); err != nil || !bytes.Equal(b, first) {
 		t.Errorf("a nil memo: %s %v", b, err)
 	}

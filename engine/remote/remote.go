@@ -552,14 +552,19 @@ func keepScript(sha string, stamp bool) string {
 // stampLine begins the line on which keepScript reports the stored file's identity.
 const stampLine = "runbook-stamp"
 
-// storedStamp is the identity keepScript reported in out, "" when none is a usable stamp.
+// storedStamp is the identity keepScript reported in out: its one stamp line, when that is
+// a usable stamp and the last line; "" otherwise (anything else printed one, as a login
+// shell's start-up files could).
 func storedStamp(out string) string {
-	for _, line := range strings.Split(out, "\n") {
-		if st, ok := strings.CutPrefix(line, stampLine+" "); ok && validStamp(st) {
-			return st
-		}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if strings.Count(out, stampLine) != 1 {
+		return ""
 	}
-	return ""
+	st, ok := strings.CutPrefix(lines[len(lines)-1], stampLine+" ")
+	if !ok || !validStamp(st) {
+		return ""
+	}
+	return st
 }
 
 // tmpName is the name of one upload's temporary file in the helper's directory.

@@ -145,3 +145,22 @@ func TestDefaultStampsPath(t *testing.T) {
 		}
 	}
 }
+
+// TestStoredStampLine: only the store step's own line, one and last, gives a stamp.
+func TestStoredStampLine(t *testing.T) {
+	const st = "2049:1234:8500000:81ed:0:1765150000.123456789:1765150000.123456789"
+	for _, c := range []struct {
+		out, want string
+	}{
+		{stampLine + " " + st + "\n", st},
+		{"motd\n" + stampLine + " " + st + "\n", st},
+		{stampLine + " " + st + "\nmore\n", ""},
+		{stampLine + " " + st + "\n" + stampLine + " " + st + "\n", ""},
+		{stampLine + " 1:2:3\n", ""},
+		{"", ""},
+	} {
+		if got := storedStamp(c.out); got != c.want {
+			t.Errorf("storedStamp(%q) = %q, want %q", c.out, got, c.want)
+		}
+	}
+}
