@@ -215,10 +215,11 @@ func (p RunPoint) title() string {
 	return fmt.Sprintf("fleet run %s (runs %s)", p.Label, strings.Join(ids, ", "))
 }
 
-// trendPoints reads the last n points of the trend, oldest first, each as its runs: a run
+// trendPoints reads the last n points of the trend, oldest first (pointOf, their Summary
+// still empty): a run
 // without a label alone, the runs of one label and runbook together (a fleet run's shards).
 // A fleet run counts as one of the n, however many runs it has.
-func trendPoints(ctx context.Context, s history.Store, f history.Filter, n int) ([][]history.Run, error) {
+func trendPoints(ctx context.Context, s history.Store, f history.Filter, n int) ([]RunPoint, error) {
 	type key struct {
 		runbook, label string
 		id             int64 // a run without a label
@@ -258,10 +259,10 @@ func trendPoints(ctx context.Context, s history.Store, f history.Filter, n int) 
 			break
 		}
 	}
-	points := make([][]history.Run, 0, len(keys))
+	points := make([]RunPoint, 0, len(keys))
 	for _, k := range keys {
 		if k.id != 0 {
-			points = append(points, []history.Run{alone[k.id]})
+			points = append(points, pointOf([]history.Run{alone[k.id]}))
 			continue
 		}
 		// Every run of the fleet run, also those older than the rows read above, and those
@@ -273,24 +274,12 @@ func trendPoints(ctx context.Context, s history.Store, f history.Filter, n int) 
 		if err != nil {
 			return nil, err
 		}
-		points = append(points, runs)
+		points = append(points, pointOf(runs))
 	}
 	// Oldest first, by each point's first counted run (a fleet run's superseded shard runs
 	// do not place it), the run the point shows.
-	firsts := make([]int64, len(points))
-	for i, runs := range points {
-		firsts[i] = pointOf(runs).Run
-	}
-	order := make([]int, len(points))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(a, b int) bool { return firsts[order[a]] < firsts[order[b]] })
-	sorted := make([][]history.Run, len(points))
-	for i, j := range order {
-		sorted[i] = points[j]
-	}
-	return sorted, nil
+	sort.Slice(points, func(i, j int) bool { return points[i].Run < points[j].Run })
+	return points, nil
 }
 
 // pointOf is the trend's point of runs (trendPoints), its Summary still empty.
@@ -391,14 +380,13 @@ func Build(ctx context.Context, s history.Store, o Options) (*Report, error) {
 	}
 	var ids []int64
 	index := map[int64]int{}
-	for i, runs := range points {
-		p := pointOf(runs)
+	for i, p := range points {
 		for _, id := range p.RunIDs {
 			ids = append(ids, id)
 			index[id] = i
 		}
-		rep.Runs = append(rep.Runs, p)
 	}
+	rep.Runs = append(rep.Runs, points...)
 	hrs, err := s.HostRuns(ctx, ids, f.Hosts)
 	if err != nil {
 		return nil, err
