@@ -17,8 +17,8 @@ const writeTimeout = 30 * time.Second
 // Recorder is a run.Observer that writes the run to a Store as it happens: the run when it
 // starts, each host's results when the host finishes (a play), the totals at the end.
 // Hosts that finish while a write is under way are written together by the next, in one
-// transaction (a group commit): at a thousand hosts, tens of transactions rather than a
-// thousand, and never a wait for a timer. Writes go on after the run's context is
+// transaction (a group commit): fewer transactions than hosts when many finish close
+// together, and never a wait for a timer. Writes go on after the run's context is
 // cancelled, so an interrupted run keeps every host that finished. After a failed write the
 // Recorder reports the error once through Warn and keeps later hosts' results in memory
 // rather than wait on the store again; Finish writes what is pending once more, so a
